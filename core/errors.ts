@@ -1,0 +1,104 @@
+/**
+ * Errors that state a fact about the domain. The HTTP layer maps each `kind` to a status
+ * (invalid 400, unauthorized 401, forbidden 403, not_found 404, conflict 409,
+ * rate_limited 429, unavailable 503) and puts `code` and `message` in the JSON body.
+ */
+export type ErrorKind =
+  | 'invalid'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'rate_limited'
+  | 'unavailable';
+
+export class DomainError extends Error {
+  readonly kind: ErrorKind;
+  readonly code: string;
+  readonly details: unknown;
+
+  constructor(kind: ErrorKind, code: string, message: string, details?: unknown) {
+    super(message);
+    this.name = new.target.name;
+    this.kind = kind;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export const isDomainError = (e: unknown): e is DomainError => e instanceof DomainError;
+
+export class InvalidInput extends DomainError {
+  constructor(message: string, details?: unknown) {
+    super('invalid', 'invalid_input', message, details);
+  }
+}
+
+export class Unauthenticated extends DomainError {
+  constructor(message = 'missing or invalid credentials') {
+    super('unauthorized', 'unauthenticated', message);
+  }
+}
+
+export class InvalidCredentials extends DomainError {
+  constructor() {
+    super('unauthorized', 'invalid_credentials', 'email or password is incorrect');
+  }
+}
+
+export class Forbidden extends DomainError {
+  constructor(action: string, role: string) {
+    super('forbidden', 'forbidden', `role ${role} may not ${action}`);
+  }
+}
+
+export class NotFound extends DomainError {
+  constructor(what: string, id: string) {
+    super('not_found', `${what}_not_found`, `${what} ${id} not found`);
+  }
+}
+
+export class AlreadyExists extends DomainError {
+  constructor(what: string, name: string) {
+    super('conflict', `${what}_exists`, `${what} ${name} already exists`);
+  }
+}
+
+export class SignupClosed extends DomainError {
+  constructor() {
+    super('forbidden', 'signup_closed', 'signup is closed on this installation; ask an owner for an invite');
+  }
+}
+
+export class TooManyAttempts extends DomainError {
+  readonly retryAfterSeconds: number;
+  constructor(retryAfterSeconds: number) {
+    super('rate_limited', 'too_many_attempts', `too many login attempts; retry in ${retryAfterSeconds}s`, {
+      retryAfterSeconds,
+    });
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+export class ReleaseAlreadyInFlight extends DomainError {
+  constructor(releaseId: string) {
+    super(
+      'conflict',
+      'release_in_flight',
+      `release ${releaseId} of this service environment is still in flight`,
+      { releaseId },
+    );
+  }
+}
+
+export class IllegalTransition extends DomainError {
+  constructor(what: string, from: string, to: string) {
+    super('conflict', 'illegal_transition', `${what} cannot move from ${from} to ${to}`, { from, to });
+  }
+}
+
+export class Unavailable extends DomainError {
+  constructor(what: string, reason: string) {
+    super('unavailable', `${what}_unavailable`, `${what} is unavailable: ${reason}`);
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * The control plane's records, as the core sees them. Times are ISO-8601 UTC strings so a
+ * record looks the same in PostgreSQL, in memory and on the wire.
+ */
+
+export const roles = ['owner', 'admin', 'deployer', 'viewer'] as const;
+export type Role = (typeof roles)[number];
+
+export interface Org {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface User {
+  id: string;
+  email: string;
+  createdAt: string;
+}
+
+export interface UserWithPassword extends User {
+  passwordHash: string;
+}
+
+export interface Membership {
+  orgId: string;
+  userId: string;
+  role: Role;
+  createdAt: string;
+}
+
+export interface ApiKey {
+  id: string;
+  orgId: string;
+  name: string;
+  role: Role;
+  /** The first characters of the key, safe to show so a person can tell keys apart. */
+  prefix: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface ApiKeyWithHash extends ApiKey {
+  keyHash: string;
+}
+
+export interface Project {
+  id: string;
+  orgId: string;
+  name: string;
+  createdAt: string;
+}
+
+export interface Environment {
+  id: string;
+  orgId: string;
+  projectId: string;
+  name: string;
+  createdAt: string;
+}
+
+export const strategies = ['blue_green', 'replace'] as const;
+export type Strategy = (typeof strategies)[number];
+
+/** How a candidate proves it is healthy before it gets traffic. */
+export interface HealthPolicy {
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive successful probes required. */
+  successes: number;
+  /** Give up when the candidate has not become healthy by then. */
+  deadlineMs: number;
+}
+
+export interface Service {
+  id: string;
+  orgId: string;
+  projectId: string;
+  name: string;
+  image: string;
+  containerPort: number;
+  healthcheckPath: string;
+  migrateCommand: string | null;
+  strategy: Strategy;
+  replicas: number;
+  /** Plain (non-secret) environment variables; secrets live in the secrets table. */
+  env: Record<string, string>;
+  memoryMb: number | null;
+  cpus: number | null;
+  health: HealthPolicy;
+  /** How long the previous release stays warm after a switch, for instant rollback. */
+  warmSeconds: number;
+  /** How long connections on a replaced upstream may live on after a switch. */
+  drainSeconds: number;
+  /** Cookie-based sticky sessions, for Socket.IO long-polling and similar. */
+  sticky: boolean;
+  createdAt: string;
+}
+
+export interface NodeRecord {
+  id: string;
+  orgId: string;
+  name: string;
+  /** unix:///var/run/docker.sock, tcp://host:2376 (TLS) or ssh://user@host */
+  dockerHost: string;
+  /** The address the edge uses to reach containers published on this node. */
+  address: string;
+  labels: Record<string, string>;
+  drainMode: boolean;
+  createdAt: string;
+}
+
+export const releaseStatuses = [
+  'queued',
+  'building',
+  'artifact_ready',
+  'candidate_started',
+  'migrating',
+  'health_validating',
+  'traffic_shifted',
+  'completed',
+  'failed',
+  'rolled_back',
+] as const;
+export type ReleaseStatus = (typeof releaseStatuses)[number];
+
+export interface Release {
+  id: string;
+  orgId: string;
+  serviceId: string;
+  environmentId: string;
+  image: string;
+  imageDigest: string | null;
+  gitSha: string | null;
+  status: ReleaseStatus;
+  /** The release that served before this one; rollback returns traffic to it. */
+  previousReleaseId: string | null;
+  nodeId: string | null;
+  /** The container serving (or about to serve) this release, once started. */
+  containerId: string | null;
+  /** host:port the edge sends traffic to for this release. */
+  upstream: string | null;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
+export type StepStatus = 'running' | 'succeeded' | 'failed';
+
+export interface ReleaseStep {
+  releaseId: string;
+  orgId: string;
+  name: string;
+  status: StepStatus;
+  attempt: number;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+export interface ReleaseLogLine {
+  releaseId: string;
+  seq: number;
+  at: string;
+  stream: 'system' | 'stdout' | 'stderr';
+  line: string;
+}
+
+export interface DeployJob {
+  id: string;
+  orgId: string;
+  releaseId: string;
+  kind: 'deploy' | 'rollback';
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SecretRecord {
+  id: string;
+  orgId: string;
+  serviceId: string;
+  environmentId: string;
+  name: string;
+  /** Opaque output of the KeyVault; never the plain value. */
+  sealed: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const domainStatuses = ['pending_dns', 'dns_verified', 'cert_pending', 'active', 'failed'] as const;
+export type DomainStatus = (typeof domainStatuses)[number];
+
+export interface Domain {
+  id: string;
+  orgId: string;
+  serviceId: string;
+  environmentId: string;
+  hostname: string;
+  verificationToken: string;
+  status: DomainStatus;
+  dnsStatus: 'pending' | 'verified' | 'failed';
+  tlsStatus: 'none' | 'pending' | 'active' | 'failed';
+  lastError: string | null;
+  checkedAt: string | null;
+  createdAt: string;
+}
+
+export interface Webhook {
+  id: string;
+  orgId: string;
+  url: string;
+  /** Sealed with the KeyVault: the signing secret is shown once. */
+  sealedSecret: string;
+  events: string[];
+  createdAt: string;
+}
+
+export type ActorType = 'user' | 'api_key' | 'system';
+
+export interface AuditEvent {
+  id: string;
+  orgId: string;
+  actorType: ActorType;
+  actorId: string;
+  action: string;
+  targetType: string;
+  targetId: string | null;
+  data: Record<string, unknown>;
+  requestId: string | null;
+  createdAt: string;
+}
+
+/** One page of a list: `nextCursor` is null on the last page. */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface PageRequest {
+  limit: number;
+  cursor?: string | null;
+}

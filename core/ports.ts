@@ -1,0 +1,334 @@
+/**
+ * Every side effect selfdevop has goes through one of these ports. Each has a
+ * self-hosted implementation, a cloud one and an in-memory one, and all of them pass the
+ * same contract suite in test/contracts/<port>.case.ts.
+ */
+import type {
+  ApiKey,
+  ApiKeyWithHash,
+  AuditEvent,
+  DeployJob,
+  Domain,
+  Environment,
+  Membership,
+  NodeRecord,
+  Org,
+  Page,
+  PageRequest,
+  Project,
+  Release,
+  ReleaseLogLine,
+  ReleaseStatus,
+  ReleaseStep,
+  SecretRecord,
+  Service,
+  User,
+  UserWithPassword,
+  Webhook,
+} from './models.ts';
+
+// ---------------------------------------------------------------- time, ids, logs
+
+export interface Clock {
+  now(): Date;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export interface IdGenerator {
+  /** A new, time-ordered, opaque id such as `prj_01jd…`; ids sort by creation time. */
+  newId(prefix: string): string;
+  /** A random URL-safe string carrying `bytes` bytes of entropy (API keys, tokens). */
+  newSecret(bytes: number): string;
+}
+
+export interface Logger {
+  debug(obj: Record<string, unknown>, msg?: string): void;
+  info(obj: Record<string, unknown>, msg?: string): void;
+  warn(obj: Record<string, unknown>, msg?: string): void;
+  error(obj: Record<string, unknown>, msg?: string): void;
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+export interface Metrics {
+  count(name: string, labels?: Record<string, string>, by?: number): void;
+  observe(name: string, value: number, labels?: Record<string, string>): void;
+  gauge(name: string, value: number, labels?: Record<string, string>): void;
+}
+
+// ---------------------------------------------------------------- auth
+
+export interface SessionClaims {
+  userId: string;
+  expiresAt: Date;
+}
+
+export interface AuthProvider {
+  /** Checks a session token; throws Unauthenticated when it is not one this provider issued. */
+  verifySession(token: string): Promise<SessionClaims>;
+  /** Local mode only: the cloud's sessions are issued by Cognito. */
+  issueSession?(userId: string): Promise<string>;
+  hashPassword?(password: string): Promise<string>;
+  verifyPassword?(password: string, hash: string): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------- queue and schedules
+
+export interface QueueMessage<T = unknown> {
+  id: string;
+  payload: T;
+  /** 1 on the first delivery. */
+  attempt: number;
+}
+
+export interface SendOptions {
+  /** Messages with the same key are delivered once (SQS dedup id, pg-boss singletonKey). */
+  idempotencyKey?: string;
+  /** Messages of one group are delivered in order, one at a time (SQS MessageGroupId). */
+  group?: string;
+  delaySeconds?: number;
+  /** Deliveries before the message is given up on (dead-lettered). */
+  maxAttempts?: number;
+}
+
+export type MessageHandler<T = unknown> = (message: QueueMessage<T>) => Promise<void>;
+
+export interface EventQueue {
+  send<T>(queue: string, payload: T, options?: SendOptions): Promise<string | null>;
+  /** Delivers messages to handler until the returned stop() resolves. A throw means retry. */
+  consume<T>(
+    queue: string,
+    handler: MessageHandler<T>,
+    options?: { concurrency?: number },
+  ): Promise<() => Promise<void>>;
+  /** Messages waiting, for /metrics and readiness. */
+  depth?(queue: string): Promise<number>;
+  ping(): Promise<void>;
+}
+
+export interface Scheduler {
+  /** Sends `payload` to `queue` on a cron schedule; re-scheduling the same name replaces it. */
+  schedule(name: string, cron: string, queue: string, payload?: unknown): Promise<void>;
+  unschedule(name: string): Promise<void>;
+}
+
+// ---------------------------------------------------------------- objects, keys, mail
+
+export interface ObjectStore {
+  put(key: string, body: Uint8Array | string, options?: { contentType?: string }): Promise<void>;
+  get(key: string): Promise<Uint8Array | null>;
+  /** Keys under prefix, sorted. */
+  list(prefix: string): Promise<string[]>;
+  delete(key: string): Promise<void>;
+}
+
+export interface KeyVault {
+  /**
+   * Encrypts plaintext; `context` (org, secret name) is bound to the ciphertext as
+   * additional authenticated data, so a sealed value moved to another row does not open.
+   */
+  seal(plaintext: string, context: string): Promise<string>;
+  open(sealed: string, context: string): Promise<string>;
+}
+
+export interface Mailer {
+  send(message: { to: string; subject: string; text: string }): Promise<void>;
+}
+
+// ---------------------------------------------------------------- data plane
+
+/** How to reach one Docker Engine. */
+export interface DockerTarget {
+  dockerHost: string;
+  tls?: { ca: string; cert: string; key: string };
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  cmd?: string[];
+  /** The port inside the container; published on `publishIp` at an ephemeral host port. */
+  containerPort?: number;
+  publishIp?: string;
+  memoryMb?: number | null;
+  cpus?: number | null;
+  restartPolicy: 'no' | 'unless-stopped';
+}
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  state: 'created' | 'running' | 'exited' | 'dead' | 'paused' | 'restarting' | 'removing';
+  labels: Record<string, string>;
+  /** host:port the container's port is published at, when it is. */
+  published: string | null;
+}
+
+export interface OneOffResult {
+  exitCode: number | null;
+  timedOut: boolean;
+  output: string;
+}
+
+export interface ContainerRuntime {
+  ping(target: DockerTarget): Promise<void>;
+  /** The image's content digest (`sha256:…`); uses the local image, pulls only if absent. */
+  resolveImage(target: DockerTarget, image: string): Promise<string>;
+  /** Creates and starts; when a container of that name exists it is returned as it is. */
+  start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo>;
+  /** Runs to completion (or timeout, then killed), returns its output, removes it. */
+  runOnce(target: DockerTarget, spec: ContainerSpec, timeoutMs: number, onLine?: (line: string) => void): Promise<OneOffResult>;
+  inspect(target: DockerTarget, nameOrId: string): Promise<ContainerInfo | null>;
+  list(target: DockerTarget, labels: Record<string, string>): Promise<ContainerInfo[]>;
+  stop(target: DockerTarget, nameOrId: string, graceSeconds: number): Promise<void>;
+  remove(target: DockerTarget, nameOrId: string): Promise<void>;
+  /** Follows the container's output until signal aborts or the container ends. */
+  followLogs?(target: DockerTarget, nameOrId: string, onLine: (line: string, stream: 'stdout' | 'stderr') => void, signal: AbortSignal): Promise<void>;
+}
+
+/** One HTTP route at the edge, as selfdevop thinks of it; adapters translate it. */
+export interface RouteSpec {
+  id: string;
+  hosts: string[];
+  /** host:port targets; traffic is balanced across them. */
+  upstreams: string[];
+  sticky: boolean;
+  /** Connections to an upstream removed by a change may live this long (WebSockets). */
+  drainSeconds: number;
+}
+
+export interface EdgeRouter {
+  ping(): Promise<void>;
+  /** Creates or replaces the route with this id and reads it back before resolving. */
+  put(route: RouteSpec): Promise<void>;
+  get(id: string): Promise<RouteSpec | null>;
+  remove(id: string): Promise<void>;
+  list(): Promise<RouteSpec[]>;
+}
+
+export interface DnsResolver {
+  /** TXT records at name, each joined from its chunks; [] when there are none. */
+  txt(name: string): Promise<string[]>;
+  cname(name: string): Promise<string[]>;
+  a(name: string): Promise<string[]>;
+}
+
+// ---------------------------------------------------------------- store
+
+/** Lookups that happen before the org is known (login, API keys). Kept narrow on purpose. */
+export interface IdentityRepo {
+  createUser(user: UserWithPassword): Promise<void>;
+  findUserByEmail(email: string): Promise<UserWithPassword | null>;
+  findUserById(id: string): Promise<User | null>;
+  membershipsOf(userId: string): Promise<Membership[]>;
+  findApiKeyByHash(keyHash: string): Promise<ApiKey | null>;
+  countUsers(): Promise<number>;
+  /** Finds which org owns a record, for workers that receive only an id. */
+  findDomainByHostname?(hostname: string): Promise<Pick<Domain, 'id' | 'orgId' | 'status'> | null>;
+}
+
+export interface ListFilter {
+  projectId?: string;
+  serviceId?: string;
+  environmentId?: string;
+}
+
+export interface OrgRepos {
+  readonly orgId: string;
+  orgs: {
+    insert(org: Org): Promise<void>;
+    get(): Promise<Org | null>;
+  };
+  memberships: {
+    insert(m: Membership): Promise<void>;
+    list(): Promise<Membership[]>;
+  };
+  apiKeys: {
+    insert(key: ApiKeyWithHash): Promise<void>;
+    list(page: PageRequest): Promise<Page<ApiKey>>;
+    revoke(id: string, at: string): Promise<boolean>;
+  };
+  projects: {
+    insert(p: Project): Promise<void>;
+    get(id: string): Promise<Project | null>;
+    list(page: PageRequest): Promise<Page<Project>>;
+  };
+  environments: {
+    insert(e: Environment): Promise<void>;
+    get(id: string): Promise<Environment | null>;
+    findByName(projectId: string, name: string): Promise<Environment | null>;
+    list(page: PageRequest, filter?: ListFilter): Promise<Page<Environment>>;
+  };
+  services: {
+    insert(s: Service): Promise<void>;
+    get(id: string): Promise<Service | null>;
+    list(page: PageRequest, filter?: ListFilter): Promise<Page<Service>>;
+  };
+  nodes: {
+    insert(n: NodeRecord): Promise<void>;
+    get(id: string): Promise<NodeRecord | null>;
+    list(page: PageRequest): Promise<Page<NodeRecord>>;
+  };
+  releases: {
+    /** Throws ReleaseAlreadyInFlight when another release of the service environment is. */
+    insert(r: Release): Promise<void>;
+    get(id: string): Promise<Release | null>;
+    list(page: PageRequest, filter?: ListFilter): Promise<Page<Release>>;
+    /** Compare-and-set: applies only when the release is still in `from`; false otherwise. */
+    transition(id: string, from: ReleaseStatus, patch: Partial<Release> & { status: ReleaseStatus }): Promise<boolean>;
+    update(id: string, patch: Partial<Omit<Release, 'id' | 'orgId' | 'status'>>): Promise<void>;
+    inFlight(serviceId: string, environmentId: string): Promise<Release | null>;
+    /** The newest release of the service environment with one of `statuses`. */
+    latest(serviceId: string, environmentId: string, statuses: ReleaseStatus[]): Promise<Release | null>;
+  };
+  releaseSteps: {
+    /** Inserts or replaces the step of that name for the release. */
+    upsert(step: ReleaseStep): Promise<void>;
+    list(releaseId: string): Promise<ReleaseStep[]>;
+  };
+  releaseLogs: {
+    append(releaseId: string, lines: Omit<ReleaseLogLine, 'releaseId' | 'seq'>[]): Promise<void>;
+    /** Lines after `afterSeq`, in order. */
+    list(releaseId: string, afterSeq?: number, limit?: number): Promise<ReleaseLogLine[]>;
+  };
+  deployJobs: {
+    insert(j: DeployJob): Promise<void>;
+    get(id: string): Promise<DeployJob | null>;
+    update(id: string, patch: Partial<Pick<DeployJob, 'status' | 'attempts' | 'updatedAt'>>): Promise<void>;
+    list(page: PageRequest): Promise<Page<DeployJob>>;
+  };
+  secrets: {
+    /** Inserts, or replaces the value of the secret with the same name. */
+    put(s: SecretRecord): Promise<void>;
+    list(serviceId: string, environmentId: string): Promise<SecretRecord[]>;
+    delete(serviceId: string, environmentId: string, name: string): Promise<boolean>;
+  };
+  domains: {
+    insert(d: Domain): Promise<void>;
+    get(id: string): Promise<Domain | null>;
+    list(page: PageRequest, filter?: ListFilter): Promise<Page<Domain>>;
+    update(id: string, patch: Partial<Omit<Domain, 'id' | 'orgId'>>): Promise<void>;
+    delete(id: string): Promise<boolean>;
+  };
+  webhooks: {
+    insert(w: Webhook): Promise<void>;
+    list(): Promise<Webhook[]>;
+    delete(id: string): Promise<boolean>;
+  };
+  audit: {
+    append(e: AuditEvent): Promise<void>;
+    list(page: PageRequest, filter?: { action?: string; targetId?: string }): Promise<Page<AuditEvent>>;
+  };
+}
+
+export interface Store {
+  /**
+   * Runs fn in one transaction confined to orgId: in PostgreSQL by row-level security,
+   * so even a query without a WHERE clause sees only that org's rows. A throw rolls back.
+   */
+  withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T>;
+  identity: IdentityRepo;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,219 @@
+/**
+ * Plans Caddy JSON for selfdevop's edge routes. Pure: the Caddy adapter sends what these
+ * functions return to the admin API and compares what it reads back with them.
+ */
+import { InvalidInput } from '../errors.ts';
+import type { RouteSpec } from '../ports.ts';
+
+/** The cookie Caddy sets to pin a client to one upstream of a sticky route. */
+export const stickyCookieName = 'sdo_sticky';
+
+/** How long an upstream that failed requests is skipped (passive health checking). */
+export const defaultFailDuration = '10s';
+export const defaultMaxFails = 3;
+
+export type CaddySelectionPolicy = { policy: 'round_robin' } | { policy: 'cookie'; name: string };
+
+export interface CaddyReverseProxy {
+  handler: 'reverse_proxy';
+  upstreams: { dial: string }[];
+  stream_close_delay?: string;
+  load_balancing: { selection_policy: CaddySelectionPolicy };
+  health_checks?: { passive: { fail_duration: string; max_fails: number } };
+}
+
+export interface CaddyRoute {
+  '@id': string;
+  match: [{ host: string[] }];
+  handle: [CaddyReverseProxy];
+  terminal: true;
+}
+
+export interface CaddyServer {
+  listen: string[];
+  routes: unknown[];
+  automatic_https?: { disable: boolean };
+}
+
+export interface CaddyBaseOptions {
+  /** host:port of the admin API; keep it on loopback. */
+  adminListen: string;
+  /** Listen address for plain HTTP, e.g. `:80` or `127.0.0.1:8080`. */
+  httpListen: string;
+  /** Listen address for HTTPS; without it automatic HTTPS is off (plain-HTTP edges, tests). */
+  httpsListen?: string;
+  serverName: string;
+  /** Where Caddy keeps certificates and locks; Caddy's default data dir when absent. */
+  storageRoot?: string;
+}
+
+const idPattern = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
+const hostLabel = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const hostPattern = new RegExp(`^(?:\\*\\.)?${hostLabel}(?:\\.${hostLabel})*$`);
+const upstreamPattern = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/;
+const maxDrainSeconds = 7 * 24 * 3600;
+
+/** Throws InvalidInput naming the first field of `spec` Caddy could not be given safely. */
+export function assertRouteSpec(spec: RouteSpec): void {
+  if (typeof spec.id !== 'string' || !idPattern.test(spec.id)) {
+    throw new InvalidInput(`route id ${JSON.stringify(spec.id)} must be 1-200 of A-Z a-z 0-9 . _ : - and start alphanumeric`, { field: 'id' });
+  }
+  if (!Array.isArray(spec.hosts) || spec.hosts.length === 0) {
+    throw new InvalidInput(`route ${spec.id} needs at least one host`, { field: 'hosts' });
+  }
+  for (const host of spec.hosts) {
+    if (typeof host !== 'string' || host.length > 253 || !hostPattern.test(host)) {
+      throw new InvalidInput(`route ${spec.id} host ${JSON.stringify(host)} is not a hostname`, { field: 'hosts' });
+    }
+  }
+  if (new Set(spec.hosts).size !== spec.hosts.length) {
+    throw new InvalidInput(`route ${spec.id} lists a host twice`, { field: 'hosts' });
+  }
+  if (!Array.isArray(spec.upstreams) || spec.upstreams.length === 0) {
+    throw new InvalidInput(`route ${spec.id} needs at least one upstream`, { field: 'upstreams' });
+  }
+  for (const upstream of spec.upstreams) {
+    const port = typeof upstream === 'string' ? upstreamPattern.exec(upstream)?.[1] : undefined;
+    if (port === undefined || Number(port) < 1 || Number(port) > 65535) {
+      throw new InvalidInput(`route ${spec.id} upstream ${JSON.stringify(upstream)} is not host:port`, { field: 'upstreams' });
+    }
+  }
+  if (new Set(spec.upstreams).size !== spec.upstreams.length) {
+    throw new InvalidInput(`route ${spec.id} lists an upstream twice`, { field: 'upstreams' });
+  }
+  if (typeof spec.sticky !== 'boolean') {
+    throw new InvalidInput(`route ${spec.id} sticky must be true or false`, { field: 'sticky' });
+  }
+  if (!Number.isInteger(spec.drainSeconds) || spec.drainSeconds < 0 || spec.drainSeconds > maxDrainSeconds) {
+    throw new InvalidInput(`route ${spec.id} drainSeconds must be a whole number from 0 to ${maxDrainSeconds}`, { field: 'drainSeconds' });
+  }
+}
+
+/**
+ * The Caddy route for `spec`, addressable at `/id/<spec.id>`.
+ * @example caddyRouteFromSpec({ id: 'svc_1', hosts: ['a.example'], upstreams: ['10.0.0.5:32768'], sticky: false, drainSeconds: 600 })
+ */
+export function caddyRouteFromSpec(spec: RouteSpec): CaddyRoute {
+  const proxy: CaddyReverseProxy = {
+    handler: 'reverse_proxy',
+    upstreams: spec.upstreams.map((dial) => ({ dial })),
+    load_balancing: {
+      selection_policy: spec.sticky ? { policy: 'cookie', name: stickyCookieName } : { policy: 'round_robin' },
+    },
+  };
+  // Every config change, even to another route, is a full reload; without a close delay
+  // Caddy cuts every proxied WebSocket at once. With it, old streams live out the window.
+  if (spec.drainSeconds > 0) proxy.stream_close_delay = `${spec.drainSeconds}s`;
+  // With a single upstream there is nothing to fail over to: marking it down would turn
+  // one failed request into fail_duration of 503s, so passive checks need two or more.
+  if (spec.upstreams.length > 1) {
+    proxy.health_checks = { passive: { fail_duration: defaultFailDuration, max_fails: defaultMaxFails } };
+  }
+  return { '@id': spec.id, match: [{ host: [...spec.hosts] }], handle: [proxy], terminal: true };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+/** Caddy durations as seconds: `"90s"`, `"10m"`, `"1h"`, `"1500ms"` or integer nanoseconds. */
+export function durationSeconds(value: unknown): number | null {
+  if (typeof value === 'number' && Number.isFinite(value)) return Math.round(value / 1e9);
+  if (typeof value !== 'string') return null;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
+  if (!m) return null;
+  const scale = { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Math.round(Number(m[1]) * scale);
+}
+
+/**
+ * The RouteSpec a Caddy route stands for, or null when the JSON is not shaped like the
+ * routes caddyRouteFromSpec plans (routes someone else put in the same server).
+ */
+export function routeSpecFromCaddy(json: unknown): RouteSpec | null {
+  if (!isRecord(json) || typeof json['@id'] !== 'string') return null;
+  const match = json.match;
+  const handle = json.handle;
+  if (!Array.isArray(match) || match.length !== 1 || !Array.isArray(handle) || handle.length !== 1) return null;
+  const [matcher] = match;
+  const [proxy] = handle;
+  if (!isRecord(matcher) || !isStringArray(matcher.host) || Object.keys(matcher).length !== 1) return null;
+  if (!isRecord(proxy) || proxy.handler !== 'reverse_proxy' || !Array.isArray(proxy.upstreams)) return null;
+  const upstreams: string[] = [];
+  for (const u of proxy.upstreams) {
+    if (!isRecord(u) || typeof u.dial !== 'string') return null;
+    upstreams.push(u.dial);
+  }
+  const policy = isRecord(proxy.load_balancing) && isRecord(proxy.load_balancing.selection_policy)
+    ? proxy.load_balancing.selection_policy
+    : undefined;
+  const drainSeconds = proxy.stream_close_delay === undefined ? 0 : durationSeconds(proxy.stream_close_delay);
+  if (drainSeconds === null) return null;
+  return {
+    id: json['@id'],
+    hosts: [...matcher.host],
+    upstreams,
+    sticky: policy?.policy === 'cookie',
+    drainSeconds,
+  };
+}
+
+/**
+ * Caddy tries a server's routes in order and the first match wins, so a catch-all must stay
+ * behind wildcard hosts, and those behind exact hosts. Lower ranks go first.
+ */
+export function routeRank(route: unknown): 0 | 1 | 2 {
+  if (!isRecord(route) || !Array.isArray(route.match) || route.match.length === 0) return 2;
+  const hosts = route.match.flatMap((m) => (isRecord(m) && isStringArray(m.host) ? m.host : []));
+  if (hosts.length === 0) return 2;
+  return hosts.some((h) => h.includes('*')) ? 1 : 0;
+}
+
+/** Where a new route goes among `routes`: before the first route of its rank or lower. */
+export function routeInsertIndex(routes: readonly unknown[], route: unknown): number {
+  const rank = routeRank(route);
+  const index = routes.findIndex((r) => routeRank(r) >= rank);
+  return index === -1 ? routes.length : index;
+}
+
+/**
+ * The routes array after putting every spec: a route whose `@id` is already there is
+ * replaced where it stands, a new one is inserted by rank. Other routes are kept as they are.
+ */
+export function mergeRoutes(routes: readonly unknown[], specs: readonly RouteSpec[]): unknown[] {
+  const merged = [...routes];
+  for (const spec of specs) {
+    const route = caddyRouteFromSpec(spec);
+    const at = merged.findIndex((r) => isRecord(r) && r['@id'] === spec.id);
+    if (at === -1) merged.splice(routeInsertIndex(merged, route), 0, route);
+    else merged[at] = route;
+  }
+  return merged;
+}
+
+function portOf(listen: string): number | undefined {
+  const port = Number(listen.slice(listen.lastIndexOf(':') + 1));
+  return Number.isInteger(port) && port > 0 ? port : undefined;
+}
+
+/** The one HTTP server selfdevop's routes live in, with no routes yet. */
+export function caddyServer(options: Pick<CaddyBaseOptions, 'httpListen' | 'httpsListen'>): CaddyServer {
+  if (options.httpsListen === undefined) {
+    return { listen: [options.httpListen], routes: [], automatic_https: { disable: true } };
+  }
+  return { listen: [options.httpListen, options.httpsListen], routes: [] };
+}
+
+/** A whole Caddy config to start from: admin API, storage and one empty HTTP server. */
+export function caddyBaseConfig(options: CaddyBaseOptions): Record<string, unknown> {
+  const http: Record<string, unknown> = { servers: { [options.serverName]: caddyServer(options) } };
+  if (options.httpsListen !== undefined) {
+    // Caddy's ACME HTTP challenge and HTTP->HTTPS redirects use these, not the listen list.
+    const httpPort = portOf(options.httpListen);
+    const httpsPort = portOf(options.httpsListen);
+    if (httpPort !== undefined) http.http_port = httpPort;
+    if (httpsPort !== undefined) http.https_port = httpsPort;
+  }
+  const config: Record<string, unknown> = { admin: { listen: options.adminListen }, apps: { http } };
+  if (options.storageRoot !== undefined) config.storage = { module: 'file_system', root: options.storageRoot };
+  return config;
+}

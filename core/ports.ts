@@ -202,6 +202,8 @@ export interface EdgeRouter {
   ping(): Promise<void>;
   /** Creates or replaces the route with this id and reads it back before resolving. */
   put(route: RouteSpec): Promise<void>;
+  /** Optional: creates or replaces many routes in one configuration change (bulk domains). */
+  putMany?(routes: RouteSpec[]): Promise<void>;
   get(id: string): Promise<RouteSpec | null>;
   remove(id: string): Promise<void>;
   list(): Promise<RouteSpec[]>;

@@ -216,6 +216,18 @@ export interface DnsResolver {
   a(name: string): Promise<string[]>;
 }
 
+/** Result of one HTTP health probe; a probe never throws, failures are data. */
+export interface HealthProbeResult {
+  ok: boolean;
+  status: number | null;
+  error: string | null;
+}
+
+/** One HTTP GET of a candidate's health endpoint: ok on 2xx/3xx within timeoutMs. */
+export interface HealthProbe {
+  check(url: string, timeoutMs: number): Promise<HealthProbeResult>;
+}
+
 // ---------------------------------------------------------------- store
 
 /** Lookups that happen before the org is known (login, API keys). Kept narrow on purpose. */

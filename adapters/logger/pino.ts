@@ -1,0 +1,66 @@
+import { pino, type Logger as Pino } from 'pino';
+import type { Logger } from '../../core/ports.ts';
+
+/**
+ * Field names whose values never reach a log line, wherever they sit in a logged object:
+ * a log shipped to a third party must not leak a credential.
+ */
+export const redactedKeys = [
+  'password',
+  'passwordHash',
+  'token',
+  'key',
+  'keyHash',
+  'secret',
+  'sealed',
+  'authorization',
+  'cookie',
+  'value',
+  'jwtSecret',
+];
+
+const redactPaths = redactedKeys.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
+
+class PinoLogger implements Logger {
+  private readonly log: Pino;
+
+  constructor(log: Pino) {
+    this.log = log;
+  }
+
+  debug(obj: Record<string, unknown>, msg?: string): void {
+    this.log.debug(obj, msg);
+  }
+  info(obj: Record<string, unknown>, msg?: string): void {
+    this.log.info(obj, msg);
+  }
+  warn(obj: Record<string, unknown>, msg?: string): void {
+    this.log.warn(obj, msg);
+  }
+  error(obj: Record<string, unknown>, msg?: string): void {
+    this.log.error(obj, msg);
+  }
+  child(bindings: Record<string, unknown>): Logger {
+    return new PinoLogger(this.log.child(bindings));
+  }
+}
+
+/** JSON lines on stdout (or `destination`), one object per event, secrets redacted. */
+export function fromPino(options: {
+  level?: string;
+  name?: string;
+  destination?: { write(line: string): void };
+}): Logger {
+  const log = pino(
+    {
+      level: options.level ?? 'info',
+      name: options.name ?? 'selfdevop',
+      base: { service: options.name ?? 'selfdevop' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: redactPaths, censor: '[redacted]' },
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    options.destination ? (options.destination as unknown as pino.DestinationStream) : undefined,
+  );
+  return new PinoLogger(log);
+}

@@ -1,0 +1,130 @@
+/**
+ * Input schemas of the public API. Objects are strict: an unknown field is a 400 that
+ * names it, so a typo in a CI script fails loudly instead of being ignored.
+ */
+import { z } from 'zod';
+import { roles, strategies } from './models.ts';
+
+const noControlChars = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
+
+/** Names that end up in hostnames and container names: a DNS label. */
+export const slugName = z
+  .string()
+  .min(1)
+  .max(40)
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be lowercase letters, digits and inner hyphens (a DNS label)');
+
+export const displayName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(100)
+  .refine(noControlChars, 'must not contain control characters');
+
+export const email = z
+  .string()
+  .trim()
+  .max(254)
+  .pipe(z.email('must be an email address'))
+  .transform((s) => s.toLowerCase());
+
+/** bcrypt reads only 72 bytes; longer passwords would be silently truncated, so refuse them. */
+export const password = z
+  .string()
+  .min(8, 'must be at least 8 characters')
+  .refine((s) => new TextEncoder().encode(s).length <= 72, 'must be at most 72 bytes');
+
+export const id = z.string().min(1).max(64).regex(/^[a-z]+_[0-9a-z]+$/, 'is not a valid id');
+
+export const role = z.enum(roles);
+
+/** A Docker image reference: [registry[:port]/]name[:tag][@sha256:digest]. */
+export const imageRef = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(
+    /^(?:[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/,
+    'is not a valid image reference (name[:tag][@sha256:digest])',
+  );
+
+export const envVarName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be a valid environment variable name');
+
+export const envMap = z
+  .record(envVarName, z.string().max(32 * 1024).refine((s) => !s.includes('\u0000'), 'must not contain NUL'))
+  .refine((m) => Object.keys(m).length <= 200, 'at most 200 variables');
+
+export const httpPath = z
+  .string()
+  .max(200)
+  .regex(/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]*$/, 'must be an absolute path such as /health');
+
+export const gitSha = z.string().regex(/^[0-9a-f]{7,64}$/, 'must be a hex commit sha');
+
+export const dockerHost = z
+  .string()
+  .max(300)
+  .regex(
+    /^(unix:\/\/\/[^\s]+|tcp:\/\/[A-Za-z0-9.-]+:[0-9]{1,5}|ssh:\/\/[A-Za-z0-9._-]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?)$/,
+    'must be unix:///path, tcp://host:port or ssh://user@host',
+  );
+
+export const hostAddress = z
+  .string()
+  .max(253)
+  .regex(/^([0-9]{1,3}(\.[0-9]{1,3}){3}|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)$/, 'must be an IPv4 address or a hostname');
+
+export const labels = z
+  .record(z.string().regex(/^[a-z0-9][a-z0-9._/-]{0,62}$/, 'label keys are lowercase'), z.string().max(200))
+  .refine((m) => Object.keys(m).length <= 50, 'at most 50 labels');
+
+export const signupInput = z.strictObject({ email, password });
+export const loginInput = z.strictObject({ email, password: z.string().min(1).max(1024) });
+export const createOrgInput = z.strictObject({ name: displayName });
+export const createApiKeyInput = z.strictObject({ name: displayName, role });
+export const createProjectInput = z.strictObject({ name: slugName });
+export const createEnvironmentInput = z.strictObject({ projectId: id, name: slugName });
+
+export const healthPolicyInput = z.strictObject({
+  intervalMs: z.number().int().min(50).max(60_000).optional(),
+  timeoutMs: z.number().int().min(50).max(60_000).optional(),
+  successes: z.number().int().min(1).max(20).optional(),
+  deadlineMs: z.number().int().min(1_000).max(30 * 60_000).optional(),
+});
+
+export const createServiceInput = z.strictObject({
+  projectId: id,
+  name: slugName,
+  image: imageRef,
+  containerPort: z.number().int().min(1).max(65535),
+  healthcheckPath: httpPath,
+  migrateCommand: z.string().min(1).max(2000).refine(noControlChars, 'must be one line').nullish(),
+  strategy: z.enum(strategies).optional(),
+  replicas: z.number().int().min(1).max(1).optional(),
+  env: envMap.optional(),
+  memoryMb: z.number().int().min(16).max(262_144).nullish(),
+  cpus: z.number().min(0.01).max(256).nullish(),
+  health: healthPolicyInput.optional(),
+  warmSeconds: z.number().int().min(0).max(7 * 24 * 3600).optional(),
+  drainSeconds: z.number().int().min(0).max(3600).optional(),
+  sticky: z.boolean().optional(),
+});
+
+export const createNodeInput = z.strictObject({
+  name: slugName,
+  dockerHost,
+  address: hostAddress,
+  labels: labels.optional(),
+});
+
+export const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(100).optional(),
+});
+
+export type SignupInput = z.infer<typeof signupInput>;
+export type LoginInput = z.infer<typeof loginInput>;
+export type CreateServiceInput = z.infer<typeof createServiceInput>;
+export type CreateNodeInput = z.infer<typeof createNodeInput>;

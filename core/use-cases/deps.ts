@@ -1,0 +1,74 @@
+import type { ActorType, AuditEvent, Role } from '../models.ts';
+import type { AuthProvider, Clock, IdGenerator, Logger, OrgRepos, Store } from '../ports.ts';
+import type { RateLimiter } from '../rate-limit.ts';
+import { Unauthenticated, InvalidInput } from '../errors.ts';
+
+export type SignupMode = 'open' | 'first-user' | 'closed';
+
+/** The ports the account and resource use cases need, injected by a composition root. */
+export interface CoreDeps {
+  store: Store;
+  auth: AuthProvider;
+  ids: IdGenerator;
+  clock: Clock;
+  logger: Logger;
+  loginLimits: { perAccount: RateLimiter; perIp: RateLimiter };
+  config: { signupMode: SignupMode; edgeDomain: string };
+}
+
+/** Who is calling: a user with a session, or an API key. */
+export interface Principal {
+  actorType: Extract<ActorType, 'user' | 'api_key'>;
+  actorId: string;
+  userId: string | null;
+  /** Null for a user who belongs to no org yet (they may only create one). */
+  orgId: string | null;
+  role: Role | null;
+}
+
+export interface OrgPrincipal extends Principal {
+  orgId: string;
+  role: Role;
+}
+
+/** Request-scoped facts the audit trail keeps. */
+export interface RequestContext {
+  requestId: string | null;
+  ip: string | null;
+}
+
+export function requireOrg(p: Principal): OrgPrincipal {
+  if (!p.orgId || !p.role) {
+    throw new InvalidInput('this account belongs to no org yet: create one with POST /api/orgs', {
+      field: 'X-Org-Id',
+    });
+  }
+  return p as OrgPrincipal;
+}
+
+export function requireUser(p: Principal): string {
+  if (!p.userId) throw new Unauthenticated('this call needs a user session, not an API key');
+  return p.userId;
+}
+
+/** Builds the audit row for a change made inside `repos`' transaction, so both commit together. */
+export async function recordAudit(
+  deps: Pick<CoreDeps, 'ids' | 'clock'>,
+  repos: OrgRepos,
+  actor: Pick<Principal, 'actorType' | 'actorId'> | { actorType: 'system'; actorId: string },
+  ctx: RequestContext | null,
+  event: Pick<AuditEvent, 'action' | 'targetType' | 'targetId'> & { data?: Record<string, unknown> },
+): Promise<void> {
+  await repos.audit.append({
+    id: deps.ids.newId('aud'),
+    orgId: repos.orgId,
+    actorType: actor.actorType,
+    actorId: actor.actorId,
+    action: event.action,
+    targetType: event.targetType,
+    targetId: event.targetId,
+    data: event.data ?? {},
+    requestId: ctx?.requestId ?? null,
+    createdAt: deps.clock.now().toISOString(),
+  });
+}

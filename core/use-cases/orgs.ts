@@ -1,0 +1,97 @@
+import { sha256Hex } from '../hash.ts';
+import { Forbidden, NotFound } from '../errors.ts';
+import type { ApiKey, Org, Page, PageRequest, Role } from '../models.ts';
+import { assertCan, canGrant } from '../roles.ts';
+import { apiKeyPrefix } from './auth.ts';
+import { recordAudit, requireOrg, requireUser, type CoreDeps, type Principal, type RequestContext } from './deps.ts';
+
+export async function createOrg(
+  deps: CoreDeps,
+  principal: Principal,
+  input: { name: string },
+  ctx: RequestContext,
+): Promise<Pick<Org, 'id' | 'name'>> {
+  const userId = requireUser(principal);
+  const now = deps.clock.now().toISOString();
+  const org = { id: deps.ids.newId('org'), name: input.name, createdAt: now };
+  await deps.store.withOrg(org.id, async (repos) => {
+    await repos.orgs.insert(org);
+    await repos.memberships.insert({ orgId: org.id, userId, role: 'owner', createdAt: now });
+    await recordAudit(deps, repos, principal, ctx, { action: 'org.created', targetType: 'org', targetId: org.id });
+  });
+  return { id: org.id, name: org.name };
+}
+
+/** The org in the path must be the caller's org; any other is "not found", never "forbidden". */
+function requireSameOrg(principal: Principal, orgId: string) {
+  const p = requireOrg(principal);
+  if (p.orgId !== orgId) throw new NotFound('org', orgId);
+  return p;
+}
+
+export async function createApiKey(
+  deps: CoreDeps,
+  principal: Principal,
+  orgId: string,
+  input: { name: string; role: Role },
+  ctx: RequestContext,
+): Promise<{ id: string; key: string; name: string; role: Role; prefix: string }> {
+  const p = requireSameOrg(principal, orgId);
+  assertCan(p.role, 'manage-keys');
+  if (!canGrant(p.role, input.role)) throw new Forbidden(`create a key with role ${input.role}`, p.role);
+  const key = `${apiKeyPrefix}${deps.ids.newSecret(32)}`;
+  const record = {
+    id: deps.ids.newId('key'),
+    orgId,
+    name: input.name,
+    role: input.role,
+    prefix: key.slice(0, 12),
+    keyHash: await sha256Hex(key),
+    createdAt: deps.clock.now().toISOString(),
+    revokedAt: null,
+  };
+  await deps.store.withOrg(orgId, async (repos) => {
+    await repos.apiKeys.insert(record);
+    // The key itself never reaches the audit trail or the logs: only its id and prefix.
+    await recordAudit(deps, repos, p, ctx, {
+      action: 'api_key.created',
+      targetType: 'api_key',
+      targetId: record.id,
+      data: { name: record.name, role: record.role, prefix: record.prefix },
+    });
+  });
+  return { id: record.id, key, name: record.name, role: record.role, prefix: record.prefix };
+}
+
+export async function listApiKeys(
+  deps: CoreDeps,
+  principal: Principal,
+  orgId: string,
+  page: PageRequest,
+): Promise<Page<ApiKey>> {
+  const p = requireSameOrg(principal, orgId);
+  assertCan(p.role, 'manage-keys');
+  return deps.store.withOrg(orgId, (repos) => repos.apiKeys.list(page));
+}
+
+export async function revokeApiKey(
+  deps: CoreDeps,
+  principal: Principal,
+  orgId: string,
+  keyId: string,
+  ctx: RequestContext,
+): Promise<void> {
+  const p = requireSameOrg(principal, orgId);
+  assertCan(p.role, 'manage-keys');
+  await deps.store.withOrg(orgId, async (repos) => {
+    if (!(await repos.apiKeys.revoke(keyId, deps.clock.now().toISOString()))) throw new NotFound('api_key', keyId);
+    await recordAudit(deps, repos, p, ctx, { action: 'api_key.revoked', targetType: 'api_key', targetId: keyId });
+  });
+}
+
+export async function getOrg(deps: CoreDeps, principal: Principal, orgId: string): Promise<Org> {
+  requireSameOrg(principal, orgId);
+  const org = await deps.store.withOrg(orgId, (repos) => repos.orgs.get());
+  if (!org) throw new NotFound('org', orgId);
+  return org;
+}

@@ -1,0 +1,168 @@
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { z } from 'zod';
+import { DomainError, InvalidInput, NotFound } from '../../core/errors.ts';
+import { authenticate } from '../../core/use-cases/auth.ts';
+import type { Principal } from '../../core/use-cases/deps.ts';
+import type { ApiDeps } from './deps.ts';
+import { describeZodError, errorBody, respondWithError } from './errors.ts';
+import { docsPage, openApiDocument } from './openapi.ts';
+import type { RouteDef } from './route.ts';
+import { accountRoutes } from './routes/accounts.ts';
+import { resourceRoutes } from './routes/resources.ts';
+
+export const defaultRoutes: RouteDef[] = [...accountRoutes, ...resourceRoutes];
+
+type Env = { Variables: { requestId: string } };
+
+/** How a mode learns the caller's address (node socket, Lambda event, trusted proxy). */
+export type ClientIp = (c: Context) => string | null;
+
+const idParam = /^[a-z]+_[0-9a-z]+$/;
+
+/** JSON strings selfdevop stores must be storable: PostgreSQL text refuses NUL, and lone surrogates are not UTF-8. */
+function parseJson(text: string): unknown {
+  return JSON.parse(text, (key, value) => {
+    if (typeof value === 'string' && (value.includes('\u0000') || !value.isWellFormed())) {
+      throw new InvalidInput(`${key || 'body'}: strings must not contain NUL characters or unpaired surrogates`, {
+        field: key,
+      });
+    }
+    return value;
+  });
+}
+
+async function readBody(c: Context, schema: z.ZodType): Promise<unknown> {
+  const text = await c.req.text();
+  if (!text.trim()) throw new InvalidInput('request body is required: send a JSON object', { field: 'body' });
+  let raw: unknown;
+  try {
+    raw = parseJson(text);
+  } catch (e) {
+    if (e instanceof DomainError) throw e;
+    throw new DomainError('invalid', 'invalid_json', `request body is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new InvalidInput('request body must be a JSON object', { field: 'body' });
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw describeZodError(parsed.error, 'body');
+  return parsed.data;
+}
+
+function readQuery(c: Context, schema: z.ZodType): unknown {
+  const parsed = schema.safeParse(c.req.query());
+  if (!parsed.success) throw describeZodError(parsed.error, 'query');
+  return parsed.data;
+}
+
+function bearer(c: Context): string | null {
+  const header = c.req.header('authorization');
+  if (!header) return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) throw new DomainError('unauthorized', 'unauthenticated', 'Authorization header must be "Bearer <token>"');
+  return m[1]!;
+}
+
+/**
+ * The control API as a Hono app, the same in both modes: the Node server and the Lambda
+ * handler only differ in how a request reaches it.
+ */
+export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clientIp?: ClientIp } = {}) {
+  const routes = options.routes ?? defaultRoutes;
+  const clientIp = options.clientIp ?? (() => null);
+  const app = new Hono<Env>();
+
+  app.use(requestId({ headerName: 'X-Request-Id', limitLength: 100 }));
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    const ms = performance.now() - started;
+    const routePath = c.req.routePath || 'unmatched';
+    const labels = { method: c.req.method, route: routePath, status: String(c.res.status) };
+    deps.metrics.count('http_requests_total', labels);
+    deps.metrics.observe('http_request_duration_seconds', ms / 1000, { method: c.req.method, route: routePath });
+    // Paths carry ids but never secrets; bodies and headers are never logged.
+    deps.logger.info(
+      { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms * 10) / 10 },
+      'request',
+    );
+  });
+  app.use(
+    '/api/*',
+    bodyLimit({
+      maxSize: deps.api.maxBodyBytes,
+      onError: (c) =>
+        c.json(errorBody('payload_too_large', `request body is larger than ${deps.api.maxBodyBytes} bytes`), 413),
+    }),
+  );
+  app.onError((err, c) => respondWithError(c, err, deps.logger.child({ requestId: c.get('requestId') })));
+  app.notFound((c) => c.json(errorBody('route_not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
+
+  app.get('/health', (c) => c.json({ status: 'ok', version: deps.api.version }));
+  app.get('/health/ready', async (c) => {
+    const checks: Record<string, () => Promise<void>> = {
+      database: () => deps.store.ping(),
+      queue: () => deps.queue.ping(),
+      ...deps.readiness,
+    };
+    const results = await Promise.all(
+      Object.entries(checks).map(async ([name, check]) => {
+        try {
+          await withTimeout(check(), 2_000, `${name} did not answer within 2 s`);
+          return [name, 'ok'] as const;
+        } catch (e) {
+          return [name, (e as Error).message] as const;
+        }
+      }),
+    );
+    const failed = results.filter(([, r]) => r !== 'ok');
+    return c.json(
+      { status: failed.length ? 'unavailable' : 'ok', checks: Object.fromEntries(results) },
+      failed.length ? 503 : 200,
+    );
+  });
+  app.get('/metrics', async (c) => {
+    if (!deps.metrics.render) return c.text('metrics are not exposed in this mode\n', 404);
+    const { contentType, body } = await deps.metrics.render();
+    return c.body(body, 200, { 'Content-Type': contentType });
+  });
+  const document = openApiDocument(routes, deps.api.version);
+  app.get('/openapi.json', (c) => c.json(document));
+  app.get('/docs', (c) => c.html(docsPage));
+
+  for (const r of routes) {
+    const honoPath = r.path.replace(/\{(\w+)\}/g, ':$1');
+    app.on(r.method.toUpperCase(), honoPath, async (c) => {
+      const params = c.req.param() as Record<string, string>;
+      for (const [name, value] of Object.entries(params)) {
+        // An id that cannot exist is simply not found (never a 500 from the database).
+        if (!idParam.test(value) || value.length > 64) throw new NotFound(name.replace(/Id$/, '') || 'resource', value.slice(0, 64));
+      }
+      const ctx = { requestId: c.get('requestId'), ip: clientIp(c) };
+      let principal: Principal = { actorType: 'user', actorId: 'anonymous', userId: null, orgId: null, role: null };
+      if (r.auth) {
+        const orgHeader = c.req.header('x-org-id') ?? null;
+        if (orgHeader !== null && !idParam.test(orgHeader)) throw new NotFound('org', orgHeader.slice(0, 64));
+        principal = await authenticate(deps, bearer(c), orgHeader);
+      }
+      const body = r.body ? await readBody(c, r.body) : undefined;
+      const query = r.query ? readQuery(c, r.query) : undefined;
+      const result = await r.handle({ deps, principal, body, query, params, ctx });
+      if (r.status === 204) return c.body(null, 204);
+      return c.json(result as object, r.status);
+    });
+  }
+  return app;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]);
+}

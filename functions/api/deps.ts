@@ -1,0 +1,16 @@
+import type { CoreDeps } from '../../core/use-cases/deps.ts';
+import type { EventQueue, Metrics } from '../../core/ports.ts';
+
+/** What the HTTP app needs from a composition root. */
+export interface ApiDeps extends CoreDeps {
+  queue: EventQueue;
+  metrics: Metrics & { render?(): Promise<{ contentType: string; body: string }> };
+  /** Extra readiness checks beyond the database and queue (name → check). */
+  readiness?: Record<string, () => Promise<void>>;
+  api: {
+    /** Largest request body accepted, in bytes. */
+    maxBodyBytes: number;
+    /** Version string shown in /health and the OpenAPI document. */
+    version: string;
+  };
+}

@@ -1,0 +1,37 @@
+import type { z } from 'zod';
+import type { Principal, RequestContext } from '../../core/use-cases/deps.ts';
+import type { ApiDeps } from './deps.ts';
+
+export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+
+export interface RouteInput<B, Q> {
+  deps: ApiDeps;
+  principal: Principal;
+  body: B;
+  query: Q;
+  params: Record<string, string>;
+  ctx: RequestContext;
+}
+
+/**
+ * One API operation: the same record registers the Hono handler and writes its entry in
+ * the OpenAPI document, so the document cannot drift from the routes.
+ */
+export interface RouteDef<B = unknown, Q = unknown> {
+  method: Method;
+  /** OpenAPI-style path: `/api/projects/{id}`. */
+  path: string;
+  summary: string;
+  tag: string;
+  /** false for signup, login and the health endpoints. */
+  auth: boolean;
+  body?: z.ZodType<B>;
+  query?: z.ZodType<Q>;
+  /** Success status: 200, 201, 202 or 204. */
+  status: 200 | 201 | 202 | 204;
+  handle(input: RouteInput<B, Q>): Promise<unknown>;
+}
+
+/** Keeps B and Q inferred from the schemas while the list holds mixed routes. */
+export const route = <B = undefined, Q = undefined>(def: RouteDef<B, Q>): RouteDef =>
+  def as unknown as RouteDef;

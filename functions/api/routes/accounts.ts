@@ -1,0 +1,85 @@
+import * as s from '../../../core/schemas.ts';
+import { login, signup } from '../../../core/use-cases/auth.ts';
+import { createApiKey, createOrg, getOrg, listApiKeys, revokeApiKey } from '../../../core/use-cases/orgs.ts';
+import { route } from '../route.ts';
+
+export const accountRoutes = [
+  route({
+    method: 'post',
+    path: '/api/auth/local/signup',
+    summary: 'Create a user; the first user owns a new org (local mode)',
+    tag: 'auth',
+    auth: false,
+    body: s.signupInput,
+    status: 201,
+    handle: ({ deps, body, ctx }) => signup(deps, body, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/auth/local/login',
+    summary: 'Exchange email and password for a session token (local mode)',
+    tag: 'auth',
+    auth: false,
+    body: s.loginInput,
+    status: 200,
+    handle: ({ deps, body, ctx }) => login(deps, body, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/me',
+    summary: 'The caller: user or API key, current org and role',
+    tag: 'auth',
+    auth: true,
+    status: 200,
+    handle: async ({ principal }) => principal,
+  }),
+  route({
+    method: 'post',
+    path: '/api/orgs',
+    summary: 'Create an org; the caller becomes its owner',
+    tag: 'orgs',
+    auth: true,
+    body: s.createOrgInput,
+    status: 201,
+    handle: ({ deps, principal, body, ctx }) => createOrg(deps, principal, body, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/orgs/{orgId}',
+    summary: 'The org',
+    tag: 'orgs',
+    auth: true,
+    status: 200,
+    handle: ({ deps, principal, params }) => getOrg(deps, principal, params.orgId!),
+  }),
+  route({
+    method: 'post',
+    path: '/api/orgs/{orgId}/api-keys',
+    summary: 'Create an API key; the key is shown once and stored hashed',
+    tag: 'orgs',
+    auth: true,
+    body: s.createApiKeyInput,
+    status: 201,
+    handle: ({ deps, principal, params, body, ctx }) => createApiKey(deps, principal, params.orgId!, body, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/orgs/{orgId}/api-keys',
+    summary: 'List API keys (never the keys themselves)',
+    tag: 'orgs',
+    auth: true,
+    query: s.pageQuery,
+    status: 200,
+    handle: ({ deps, principal, params, query }) => listApiKeys(deps, principal, params.orgId!, query),
+  }),
+  route({
+    method: 'delete',
+    path: '/api/orgs/{orgId}/api-keys/{keyId}',
+    summary: 'Revoke an API key',
+    tag: 'orgs',
+    auth: true,
+    status: 204,
+    handle: ({ deps, principal, params, ctx }) => revokeApiKey(deps, principal, params.orgId!, params.keyId!, ctx),
+  }),
+];
+

@@ -1,0 +1,65 @@
+import type { HealthPolicy } from '../models.ts';
+import type { Clock, HealthProbe, HealthProbeResult } from '../ports.ts';
+
+export interface HealthAttempt extends HealthProbeResult {
+  attempt: number;
+  /** Consecutive successes so far, this one included. */
+  streak: number;
+}
+
+export interface HealthOutcome {
+  healthy: boolean;
+  attempts: number;
+  /** What the last failed probe saw: `500` or the error text; null when none failed. */
+  lastError: string | null;
+}
+
+/** How a failed probe reads in a release's error: the status, else the error. */
+export function describeProbe(r: HealthProbeResult): string {
+  return r.status !== null ? String(r.status) : (r.error ?? 'no answer');
+}
+
+/**
+ * Probes `url` until `policy.successes` consecutive probes pass or `policy.deadlineMs`
+ * has passed (Kamal's healthcheck poller): no fixed sleep, the candidate gets traffic as
+ * soon as it has proven itself. Each probe's timeout is cut to the time left.
+ */
+export async function waitUntilHealthy({
+  probe,
+  clock,
+  url,
+  policy,
+  signal,
+  onAttempt,
+}: {
+  probe: HealthProbe;
+  clock: Clock;
+  url: string;
+  policy: HealthPolicy;
+  signal?: AbortSignal;
+  onAttempt?: (a: HealthAttempt) => void | Promise<void>;
+}): Promise<HealthOutcome> {
+  const deadline = clock.now().getTime() + policy.deadlineMs;
+  const needed = Math.max(1, policy.successes);
+  // Bounds the loop even when time does not move (a manual clock, a zero interval).
+  const maxAttempts = Math.ceil(policy.deadlineMs / Math.max(1, policy.intervalMs)) + needed;
+  let attempts = 0;
+  let streak = 0;
+  let lastError: string | null = null;
+
+  while (attempts < maxAttempts) {
+    signal?.throwIfAborted();
+    const left = deadline - clock.now().getTime();
+    if (left <= 0) break;
+    attempts++;
+    const r = await probe.check(url, Math.min(policy.timeoutMs, left));
+    streak = r.ok ? streak + 1 : 0;
+    if (!r.ok) lastError = describeProbe(r);
+    await onAttempt?.({ ...r, attempt: attempts, streak });
+    if (streak >= needed) return { healthy: true, attempts, lastError };
+    const remaining = deadline - clock.now().getTime();
+    if (remaining <= 0) break;
+    if (policy.intervalMs > 0) await clock.sleep(Math.min(policy.intervalMs, remaining), signal);
+  }
+  return { healthy: false, attempts, lastError: lastError ?? 'not enough consecutive successes' };
+}

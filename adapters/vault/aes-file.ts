@@ -30,7 +30,9 @@ export async function readKeyFile(file: string): Promise<Uint8Array> {
     handle = await open(file, 'r');
   } catch (e) {
     if (errorCode(e) === 'ENOENT') {
-      throw new Error(`key file ${file} does not exist; create it with: openssl rand -base64 32 > ${file} && chmod 600 ${file}`);
+      throw new Error(`key file ${file} does not exist; create it with: openssl rand -base64 32 > ${file} && chmod 600 ${file}`, {
+        cause: e,
+      });
     }
     throw new Error(`key file ${file} cannot be read: ${(e as Error).message}`, { cause: e });
   }

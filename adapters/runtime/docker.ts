@@ -1,0 +1,491 @@
+/**
+ * ContainerRuntime on a real Docker Engine, through dockerode. The only file that imports
+ * dockerode. One client per target (dockerHost + TLS material) is kept for the process.
+ */
+import Docker from 'dockerode';
+import type { ContainerCreateOptions, ContainerInspectInfo, ContainerInfo as DockerListItem } from 'dockerode';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { Writable } from 'node:stream';
+import { InvalidInput, isDomainError, Unavailable } from '../../core/errors.ts';
+import type { ContainerInfo, ContainerRuntime, ContainerSpec, DockerTarget, OneOffResult } from '../../core/ports.ts';
+import { ContainerNotFound, ImageNotFound } from './errors.ts';
+import { LineSplitter, OutputTail } from './output-tail.ts';
+
+export interface DockerRuntimeOptions {
+  /** A TCP (or SSH handshake) connect to an engine gives up after this long; default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Extra ssh2 options for ssh:// hosts (e.g. privateKey); by default the agent at SSH_AUTH_SOCK is used. */
+  sshOptions?: Record<string, unknown>;
+  /** runOnce keeps the last this-many bytes of output; default 64 KiB. */
+  maxOutputBytes?: number;
+  /** After a one-off ends, how long to wait for its last output to arrive; default 2000 ms. */
+  drainOutputMs?: number;
+}
+
+const defaultConnectTimeoutMs = 5000;
+const defaultMaxOutputBytes = 64 * 1024;
+const defaultPublishIp = '127.0.0.1';
+const containerStates = new Set<ContainerInfo['state']>([
+  'created', 'running', 'exited', 'dead', 'paused', 'restarting', 'removing',
+]);
+
+/**
+ * Translates a dockerHost (`unix:///path`, `tcp://host:port`, `ssh://user@host[:port]`) into
+ * dockerode options. Throws InvalidInput on anything else.
+ */
+export function fromDockerTarget(target: DockerTarget, options: DockerRuntimeOptions = {}): Docker.DockerOptions & { agent?: http.Agent } {
+  const connectTimeoutMs = options.connectTimeoutMs ?? defaultConnectTimeoutMs;
+  let url: URL;
+  try {
+    url = new URL(target.dockerHost);
+  } catch {
+    throw new InvalidInput(`dockerHost ${target.dockerHost} is not a URL such as unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host`);
+  }
+  switch (url.protocol) {
+    case 'unix:': {
+      const socketPath = decodeURIComponent(url.pathname);
+      if (!socketPath || socketPath === '/') throw new InvalidInput(`dockerHost ${target.dockerHost} names no socket path`);
+      return { socketPath };
+    }
+    case 'tcp:': {
+      if (!url.hostname) throw new InvalidInput(`dockerHost ${target.dockerHost} names no host`);
+      const tls = target.tls;
+      return {
+        host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: Number(url.port || (tls ? 2376 : 2375)),
+        protocol: tls ? 'https' : 'http',
+        ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key } : {}),
+        agent: connectTimeoutAgent(Boolean(tls), connectTimeoutMs),
+      };
+    }
+    case 'ssh:': {
+      if (!url.hostname) throw new InvalidInput(`dockerHost ${target.dockerHost} names no host`);
+      return {
+        protocol: 'ssh',
+        host: url.hostname,
+        port: Number(url.port || 22),
+        username: decodeURIComponent(url.username) || 'root',
+        sshOptions: {
+          agent: process.env.SSH_AUTH_SOCK,
+          readyTimeout: connectTimeoutMs,
+          ...options.sshOptions,
+        },
+      };
+    }
+    default:
+      throw new InvalidInput(`dockerHost ${target.dockerHost} must start with unix://, tcp:// or ssh://`);
+  }
+}
+
+/** The Docker create body for a spec; pure, so plans can be checked without an engine. */
+export function containerCreateOptions(spec: ContainerSpec, oneOff = false): ContainerCreateOptions {
+  const port = oneOff ? undefined : spec.containerPort;
+  const portKey = `${port}/tcp`;
+  const hostConfig: NonNullable<ContainerCreateOptions['HostConfig']> = {
+    RestartPolicy: { Name: oneOff ? 'no' : spec.restartPolicy },
+  };
+  if (port) hostConfig.PortBindings = { [portKey]: [{ HostIp: spec.publishIp ?? defaultPublishIp, HostPort: '' }] };
+  if (spec.memoryMb) hostConfig.Memory = spec.memoryMb * 1024 * 1024;
+  if (spec.cpus) hostConfig.NanoCpus = Math.round(spec.cpus * 1e9);
+  const options: ContainerCreateOptions = {
+    name: spec.name,
+    Image: spec.image,
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Labels: { ...spec.labels },
+    HostConfig: hostConfig,
+  };
+  if (spec.cmd) options.Cmd = [...spec.cmd];
+  if (port) options.ExposedPorts = { [portKey]: {} };
+  if (oneOff) {
+    options.AttachStdout = true;
+    options.AttachStderr = true;
+    options.Tty = false;
+  }
+  return options;
+}
+
+/** A ContainerRuntime that drives Docker Engines over a unix socket, TCP(+TLS) or SSH. */
+export class DockerRuntime implements ContainerRuntime {
+  private readonly clients = new Map<string, Docker>();
+  private readonly options: DockerRuntimeOptions;
+
+  constructor(options: DockerRuntimeOptions = {}) {
+    this.options = options;
+  }
+
+  async ping(target: DockerTarget): Promise<void> {
+    await this.call(target, 'ping', (docker) => docker.ping());
+  }
+
+  async resolveImage(target: DockerTarget, image: string): Promise<string> {
+    return this.call(target, `resolve image ${image}`, (docker) => this.ensureImage(docker, image));
+  }
+
+  async start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo> {
+    return this.call(target, `start ${spec.name}`, async (docker) => {
+      // Why: a retried deploy step must find the container its first attempt made.
+      const existing = await inspectOrNull(docker, spec.name);
+      if (existing) return this.ensureRunning(docker, existing);
+      let id: string;
+      try {
+        id = await this.create(docker, containerCreateOptions(spec));
+      } catch (e) {
+        const raced = statusOf(e) === 409 ? await inspectOrNull(docker, spec.name) : null;
+        if (raced) return this.ensureRunning(docker, raced);
+        throw e;
+      }
+      await startTolerant(docker, id);
+      return toInfo(await docker.getContainer(id).inspect());
+    });
+  }
+
+  async runOnce(
+    target: DockerTarget,
+    spec: ContainerSpec,
+    timeoutMs: number,
+    onLine?: (line: string) => void,
+  ): Promise<OneOffResult> {
+    return this.call(target, `run ${spec.name}`, async (docker) => {
+      // Why: a worker that died mid-run leaves its one-off behind under the same name; the
+      // retried step runs it again from the start (migrations are expected to be re-runnable).
+      await removeTolerant(docker, spec.name);
+      const id = await this.create(docker, containerCreateOptions(spec, true));
+      const container = docker.getContainer(id);
+      try {
+        return await this.runCreated(docker, container, timeoutMs, onLine);
+      } finally {
+        await removeTolerant(docker, id).catch(() => undefined);
+      }
+    });
+  }
+
+  async inspect(target: DockerTarget, nameOrId: string): Promise<ContainerInfo | null> {
+    return this.call(target, `inspect ${nameOrId}`, async (docker) => {
+      const info = await inspectOrNull(docker, nameOrId);
+      return info ? toInfo(info) : null;
+    });
+  }
+
+  async list(target: DockerTarget, labels: Record<string, string>): Promise<ContainerInfo[]> {
+    return this.call(target, 'list containers', async (docker) => {
+      const items = await docker.listContainers({
+        all: true,
+        filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+      });
+      return items.map(fromListItem).sort((a, b) => a.name.localeCompare(b.name));
+    });
+  }
+
+  async stop(target: DockerTarget, nameOrId: string, graceSeconds: number): Promise<void> {
+    await this.call(target, `stop ${nameOrId}`, async (docker) => {
+      try {
+        await docker.getContainer(nameOrId).stop({ t: Math.max(0, Math.round(graceSeconds)) });
+      } catch (e) {
+        // 304: already stopped; 404: already gone. Both are the state the caller wants.
+        if (statusOf(e) !== 304 && statusOf(e) !== 404) throw e;
+      }
+    });
+  }
+
+  async remove(target: DockerTarget, nameOrId: string): Promise<void> {
+    await this.call(target, `remove ${nameOrId}`, (docker) => removeTolerant(docker, nameOrId));
+  }
+
+  async followLogs(
+    target: DockerTarget,
+    nameOrId: string,
+    onLine: (line: string, stream: 'stdout' | 'stderr') => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (signal.aborted) return;
+    await this.call(target, `follow logs of ${nameOrId}`, async (docker) => {
+      let stream: NodeJS.ReadableStream;
+      try {
+        stream = await docker.getContainer(nameOrId).logs({ follow: true, stdout: true, stderr: true, abortSignal: signal });
+      } catch (e) {
+        if (signal.aborted) return;
+        if (statusOf(e) === 404) throw new ContainerNotFound(nameOrId);
+        throw e;
+      }
+      const out = new LineSplitter((line) => onLine(line, 'stdout'));
+      const err = new LineSplitter((line) => onLine(line, 'stderr'));
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          signal.removeEventListener('abort', abort);
+          out.end();
+          err.end();
+          resolve();
+        };
+        const abort = () => {
+          (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+          done();
+        };
+        signal.addEventListener('abort', abort, { once: true });
+        docker.modem.demuxStream(stream, sink(out), sink(err));
+        stream.once('end', done);
+        stream.once('close', done);
+        stream.once('error', done);
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private client(target: DockerTarget): Docker {
+    const tlsKey = target.tls ? createHash('sha256').update(`${target.tls.ca}\0${target.tls.cert}\0${target.tls.key}`).digest('hex') : '';
+    const key = `${target.dockerHost}\0${tlsKey}`;
+    let docker = this.clients.get(key);
+    if (!docker) {
+      docker = new Docker(fromDockerTarget(target, this.options));
+      this.clients.set(key, docker);
+    }
+    return docker;
+  }
+
+  /** Runs one engine operation; a connection failure becomes Unavailable naming the host. */
+  private async call<T>(target: DockerTarget, what: string, fn: (docker: Docker) => Promise<T>): Promise<T> {
+    const docker = this.client(target);
+    try {
+      return await fn(docker);
+    } catch (e) {
+      if (isConnectionError(e)) throw new Unavailable('docker', `${target.dockerHost}: ${messageOf(e)}`);
+      if (isDomainError(e)) throw e;
+      throw new Error(`docker ${what} on ${target.dockerHost} failed: ${messageOf(e)}`, { cause: e });
+    }
+  }
+
+  private async ensureImage(docker: Docker, image: string): Promise<string> {
+    const local = await imageIdOrNull(docker, image);
+    if (local) return local;
+    try {
+      const stream = await docker.pull(image);
+      await new Promise<void>((resolve, reject) => {
+        docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()));
+      });
+    } catch (e) {
+      if (isConnectionError(e)) throw e;
+      throw new ImageNotFound(image, messageOf(e));
+    }
+    const pulled = await imageIdOrNull(docker, image);
+    if (!pulled) throw new ImageNotFound(image, 'the pull finished but the image is not on the node');
+    return pulled;
+  }
+
+  /** Creates the container, pulling its image first when the engine does not have it. */
+  private async create(docker: Docker, options: ContainerCreateOptions): Promise<string> {
+    try {
+      return (await docker.createContainer(options)).id;
+    } catch (e) {
+      if (statusOf(e) !== 404 || !options.Image) throw e;
+      await this.ensureImage(docker, options.Image);
+      return (await docker.createContainer(options)).id;
+    }
+  }
+
+  private async ensureRunning(docker: Docker, info: ContainerInspectInfo): Promise<ContainerInfo> {
+    if (info.State.Status !== 'created' && info.State.Status !== 'exited') return toInfo(info);
+    await startTolerant(docker, info.Id);
+    return toInfo(await docker.getContainer(info.Id).inspect());
+  }
+
+  private async runCreated(
+    docker: Docker,
+    container: Docker.Container,
+    timeoutMs: number,
+    onLine?: (line: string) => void,
+  ): Promise<OneOffResult> {
+    const tail = new OutputTail(this.options.maxOutputBytes ?? defaultMaxOutputBytes);
+    const emit = (line: string) => {
+      tail.push(line);
+      try {
+        onLine?.(line);
+      } catch {
+        // A failing log sink must not fail or hang the one-off itself; the output is kept.
+      }
+    };
+    const out = new LineSplitter(emit);
+    const err = new LineSplitter(emit);
+    // Attach before start so not one line of a fast one-off is missed.
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const drained = new Promise<void>((resolve) => {
+      stream.once('end', () => resolve());
+      stream.once('close', () => resolve());
+      stream.once('error', () => resolve());
+    });
+    docker.modem.demuxStream(stream, sink(out), sink(err));
+
+    await container.start();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([container.wait() as Promise<{ StatusCode: number }>, timedOut]);
+      if (outcome === 'timeout') {
+        await container.kill().catch((e: unknown) => {
+          if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
+        });
+      }
+      await Promise.race([drained, delay(this.options.drainOutputMs ?? 2000)]);
+      (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+      out.end();
+      err.end();
+      if (outcome === 'timeout') return { exitCode: null, timedOut: true, output: tail.toString() };
+      return { exitCode: outcome.StatusCode, timedOut: false, output: tail.toString() };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+
+function connectTimeoutAgent(tls: boolean, ms: number): http.Agent {
+  const agent = tls ? new https.Agent() : new http.Agent();
+  const create = agent.createConnection.bind(agent);
+  // Why: without it a black-holed node hangs each call for the kernel's SYN retries (~2 min).
+  // Only the connect is bounded; a long stop or wait on an open connection is not.
+  agent.createConnection = ((options, callback) => {
+    const socket = create(options, callback);
+    if (socket) {
+      const timer = setTimeout(() => {
+        const error = Object.assign(new Error(`connect ETIMEDOUT ${options.host}:${options.port} (no answer in ${ms} ms)`), {
+          code: 'ETIMEDOUT',
+        });
+        socket.destroy(error);
+      }, ms);
+      socket.once('connect', () => clearTimeout(timer));
+      socket.once('close', () => clearTimeout(timer));
+    }
+    return socket;
+  }) as typeof agent.createConnection;
+  return agent;
+}
+
+const connectionCodes = new Set([
+  'ECONNREFUSED', 'ENOENT', 'EACCES', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET',
+  'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED',
+]);
+
+function isConnectionError(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const { code, level } = e as { code?: unknown; level?: unknown };
+  // ssh2 marks its connection and authentication failures with level client-*.
+  return (typeof code === 'string' && connectionCodes.has(code)) || (typeof level === 'string' && level.startsWith('client-'));
+}
+
+function statusOf(e: unknown): number | undefined {
+  const status = (e as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+function messageOf(e: unknown): string {
+  const json = (e as { json?: { message?: unknown } } | null)?.json;
+  if (json && typeof json.message === 'string') return json.message;
+  return e instanceof Error ? e.message.trim() : String(e);
+}
+
+async function inspectOrNull(docker: Docker, nameOrId: string): Promise<ContainerInspectInfo | null> {
+  try {
+    return await docker.getContainer(nameOrId).inspect();
+  } catch (e) {
+    if (statusOf(e) === 404) return null;
+    throw e;
+  }
+}
+
+async function imageIdOrNull(docker: Docker, image: string): Promise<string | null> {
+  try {
+    // The image id is the digest of its config: the same on every node holding that image,
+    // and usable wherever a name is (create, inspect), also for images never pushed.
+    return (await docker.getImage(image).inspect()).Id;
+  } catch (e) {
+    if (statusOf(e) === 404) return null;
+    throw e;
+  }
+}
+
+async function startTolerant(docker: Docker, id: string): Promise<void> {
+  try {
+    await docker.getContainer(id).start();
+  } catch (e) {
+    if (statusOf(e) !== 304) throw e; // 304: already running
+  }
+}
+
+async function removeTolerant(docker: Docker, nameOrId: string): Promise<void> {
+  try {
+    await docker.getContainer(nameOrId).remove({ force: true, v: true });
+  } catch (e) {
+    // 404: already gone; 409: removal already in progress.
+    if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
+  }
+}
+
+function sink(splitter: LineSplitter): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      splitter.write(chunk);
+      callback();
+    },
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function toState(status: string | undefined): ContainerInfo['state'] {
+  return containerStates.has(status as ContainerInfo['state']) ? (status as ContainerInfo['state']) : 'dead';
+}
+
+function hostPort(ip: string | undefined, port: string | number): string {
+  const host = !ip ? '0.0.0.0' : ip.includes(':') ? `[${ip}]` : ip;
+  return `${host}:${port}`;
+}
+
+/** The first published tcp port, IPv4 binding first: selfdevop publishes one port per container. */
+function publishedFromInspect(info: ContainerInspectInfo): string | null {
+  if (info.State.Status !== 'running') return null;
+  const ports = info.NetworkSettings?.Ports ?? {};
+  const keys = Object.keys(ports)
+    .filter((k) => k.endsWith('/tcp'))
+    .sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
+  for (const key of keys) {
+    const bindings = (ports[key] ?? []).filter((b) => b.HostPort);
+    const binding = bindings.find((b) => !b.HostIp.includes(':')) ?? bindings[0];
+    if (binding) return hostPort(binding.HostIp, binding.HostPort);
+  }
+  return null;
+}
+
+function publishedFromList(item: DockerListItem): string | null {
+  if (item.State !== 'running') return null;
+  const ports = item.Ports.filter((p) => p.Type === 'tcp' && p.PublicPort).sort((a, b) => a.PrivatePort - b.PrivatePort);
+  const first = ports[0];
+  if (!first) return null;
+  const binding = ports.find((p) => p.PrivatePort === first.PrivatePort && !p.IP?.includes(':')) ?? first;
+  return hostPort(binding.IP, binding.PublicPort);
+}
+
+function toInfo(info: ContainerInspectInfo): ContainerInfo {
+  return {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ''),
+    state: toState(info.State.Status),
+    labels: { ...(info.Config.Labels ?? {}) },
+    published: publishedFromInspect(info),
+  };
+}
+
+function fromListItem(item: DockerListItem): ContainerInfo {
+  return {
+    id: item.Id,
+    name: (item.Names[0] ?? '').replace(/^\//, ''),
+    state: toState(item.State),
+    labels: { ...(item.Labels ?? {}) },
+    published: publishedFromList(item),
+  };
+}

@@ -1,9 +1,11 @@
 -- selfdevop control plane, first schema.
 --
 -- Ids are text made by the application (time-sortable, so `order by id` is creation order
--- and a page cursor is the last id seen). Every tenant table carries org_id and a
--- row-level-security policy on the transaction setting app.org_id; the application
--- connects as selfdevop_app, which is not the owner and cannot bypass RLS.
+-- and a page cursor is the last id seen); they use collation "C" so that order is byte
+-- order whatever the cluster's locale, the same order JavaScript sorts them in. Every
+-- tenant table carries org_id and a row-level-security policy on the transaction setting
+-- app.org_id; the application connects as selfdevop_app, which is not the owner and cannot
+-- bypass RLS.
 -- Every statement is safe to run twice (if not exists / or replace / drop-then-create).
 
 -- ---------------------------------------------------------------- application role
@@ -38,14 +40,14 @@ $$;
 -- ---------------------------------------------------------------- identities and orgs
 
 create table if not exists orgs (
-  id text primary key,
+  id text collate "C" primary key,
   name text not null,
   created_at timestamptz not null
 );
 
 -- Global identities: one person may belong to several orgs, so users have no org_id.
 create table if not exists users (
-  id text primary key,
+  id text collate "C" primary key,
   email text not null,
   password_hash text not null,
   created_at timestamptz not null,
@@ -63,7 +65,7 @@ create table if not exists memberships (
 create index if not exists memberships_user_idx on memberships (user_id);
 
 create table if not exists api_keys (
-  id text primary key,
+  id text collate "C" primary key,
   org_id text not null references orgs (id),
   name text not null,
   role text not null check (role in ('owner', 'admin', 'deployer', 'viewer')),
@@ -82,7 +84,7 @@ create table if not exists api_keys (
 -- so a composite key is what stops a row of one org pointing at another org's row.
 
 create table if not exists projects (
-  id text primary key,
+  id text collate "C" primary key,
   org_id text not null references orgs (id),
   name text not null,
   created_at timestamptz not null,
@@ -91,7 +93,7 @@ create table if not exists projects (
 );
 
 create table if not exists environments (
-  id text primary key,
+  id text collate "C" primary key,
   org_id text not null references orgs (id),
   project_id text not null,
   name text not null,
@@ -103,7 +105,7 @@ create table if not exists environments (
 create index if not exists environments_org_project_idx on environments (org_id, project_id, id);
 
 create table if not exists services (
-  id text primary key,
+  id text collate "C" primary key,
   org_id text not null references orgs (id),
   project_id text not null,
   name text not null,
@@ -129,7 +131,7 @@ create table if not exists services (
 create index if not exists services_org_project_idx on services (org_id, project_id, id);
 
 create table if not exists nodes (
-  id text primary key,
+  id text collate "C" primary key,
   org_id text not null references orgs (id),
   name text not null,
   docker_host text not null,
@@ -144,7 +146,7 @@ create table if not exists nodes (
 -- ---------------------------------------------------------------- releases
 
 create table if not exists releases (
-  id text primary key,
+  id text collate "C" primary key,
   org_id text not null references orgs (id),
   service_id text not null,
   environment_id text not null,
@@ -202,7 +204,7 @@ create table if not exists release_logs (
 create index if not exists release_logs_org_release_idx on release_logs (org_id, release_id, seq);
 
 create table if not exists deploy_jobs (
-  id text primary key,
+  id text collate "C" primary key,
   org_id text not null references orgs (id),
   release_id text not null,
   kind text not null check (kind in ('deploy', 'rollback')),
@@ -218,7 +220,7 @@ create index if not exists deploy_jobs_org_release_idx on deploy_jobs (org_id, r
 -- ---------------------------------------------------------------- domains, secrets, hooks
 
 create table if not exists domains (
-  id text primary key,
+  id text collate "C" primary key,
   org_id text not null references orgs (id),
   service_id text not null,
   environment_id text not null,
@@ -239,7 +241,7 @@ create unique index if not exists domains_hostname_key on domains (lower(hostnam
 create index if not exists domains_org_service_env_idx on domains (org_id, service_id, environment_id, id);
 
 create table if not exists secrets (
-  id text primary key,
+  id text collate "C" primary key,
   org_id text not null references orgs (id),
   service_id text not null,
   environment_id text not null,
@@ -255,7 +257,7 @@ create table if not exists secrets (
 create index if not exists secrets_org_service_env_idx on secrets (org_id, service_id, environment_id);
 
 create table if not exists webhooks (
-  id text primary key,
+  id text collate "C" primary key,
   org_id text not null references orgs (id),
   url text not null,
   sealed_secret text not null,
@@ -265,7 +267,7 @@ create table if not exists webhooks (
 );
 
 create table if not exists audit_events (
-  id text primary key,
+  id text collate "C" primary key,
   org_id text not null references orgs (id),
   actor_type text not null check (actor_type in ('user', 'api_key', 'system')),
   actor_id text not null,

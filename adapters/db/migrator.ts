@@ -1,0 +1,158 @@
+/**
+ * Applies migrations/NNNN_name.sql in order, forward only. Each file runs in its own
+ * transaction and is recorded with its sha256 in schema_migrations, under an advisory
+ * lock so several processes starting at once apply each file exactly once.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { openSession, type SqlClient } from './postgres.ts';
+
+export const defaultMigrationsDir = fileURLToPath(new URL('../../migrations/', import.meta.url));
+
+// Any constant works; it only has to be the same for every selfdevop process. Advisory
+// locks are scoped to the current database, so other databases of the cluster do not wait.
+const lockKey = 7_402_115_931;
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+  checksum: string;
+}
+
+export interface AppliedMigration {
+  version: number;
+  name: string;
+  checksum: string;
+}
+
+export class MigrationsOutOfStep extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MigrationsOutOfStep';
+  }
+}
+
+const fileName = /^(\d+)_([a-z0-9_-]+)\.sql$/;
+
+export const checksumOf = (sql: string): string => createHash('sha256').update(sql).digest('hex');
+
+/** Reads the migration files; a badly named or duplicated version is refused. */
+export function loadMigrations(dir = defaultMigrationsDir): Migration[] {
+  const migrations: Migration[] = [];
+  for (const file of readdirSync(dir).sort()) {
+    if (!file.endsWith('.sql')) continue;
+    const m = fileName.exec(file);
+    if (!m) throw new Error(`migration file ${file} is not named NNNN_name.sql`);
+    const sql = readFileSync(`${dir.replace(/\/$/, '')}/${file}`, 'utf8');
+    migrations.push({ version: Number(m[1]), name: m[2] ?? '', sql, checksum: checksumOf(sql) });
+  }
+  migrations.sort((a, b) => a.version - b.version);
+  for (let i = 1; i < migrations.length; i++) {
+    if (migrations[i]?.version === migrations[i - 1]?.version) {
+      throw new Error(`two migration files have version ${migrations[i]?.version}`);
+    }
+  }
+  return migrations;
+}
+
+/**
+ * What to apply, or why not: the database is *ahead* when it records a version this code
+ * does not have (an older build started after an upgrade), *diverged* when a recorded
+ * file was edited after it was applied. Pure, so it is tested without a database.
+ */
+export function planMigrations(
+  code: readonly Migration[],
+  applied: readonly AppliedMigration[],
+): { pending: Migration[]; problems: string[] } {
+  const byVersion = new Map(code.map((m) => [m.version, m]));
+  const problems: string[] = [];
+  for (const a of applied) {
+    const m = byVersion.get(a.version);
+    if (!m) {
+      problems.push(
+        `database is ahead of this code: it has migration ${a.version} (${a.name}) which this build does not; run a newer build`,
+      );
+    } else if (m.checksum !== a.checksum) {
+      problems.push(
+        `migration ${a.version} (${a.name}) has diverged: the file's checksum ${m.checksum.slice(0, 12)} differs from the applied ${a.checksum.slice(0, 12)}; migrations are forward-only, add a new one instead of editing`,
+      );
+    }
+  }
+  const done = new Set(applied.map((a) => a.version));
+  return { pending: code.filter((m) => !done.has(m.version)), problems };
+}
+
+const createTableSql = `
+  create table if not exists schema_migrations (
+    version integer primary key,
+    name text not null,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+  )`;
+
+async function readApplied(db: SqlClient): Promise<AppliedMigration[] | null> {
+  const exists = await db.query<{ t: string | null }>(`select to_regclass('public.schema_migrations')::text as t`);
+  if (!exists.rows[0]?.t) return null;
+  const r = await db.query<AppliedMigration>('select version, name, checksum from schema_migrations order by version');
+  return r.rows;
+}
+
+/**
+ * Applies pending migrations to the database at url and returns what it applied ([] when
+ * up to date). Throws MigrationsOutOfStep when the database is ahead or has diverged.
+ * @example await migrate(process.env.DATABASE_URL!)
+ */
+export async function migrate(url: string, options: { dir?: string } = {}): Promise<AppliedMigration[]> {
+  const code = loadMigrations(options.dir);
+  const session = await openSession(url);
+  try {
+    await session.query('select pg_advisory_lock($1)', [lockKey]);
+    try {
+      await session.query(createTableSql);
+      const applied = (await readApplied(session)) ?? [];
+      const { pending, problems } = planMigrations(code, applied);
+      if (problems.length > 0) throw new MigrationsOutOfStep(problems.join('; '));
+      const done: AppliedMigration[] = [];
+      for (const m of pending) {
+        await session.query('begin');
+        try {
+          await session.query(m.sql);
+          await session.query('insert into schema_migrations (version, name, checksum) values ($1, $2, $3)', [
+            m.version,
+            m.name,
+            m.checksum,
+          ]);
+          await session.query('commit');
+        } catch (e) {
+          await session.query('rollback').catch(() => undefined);
+          if (e instanceof Error) e.message = `migration ${m.version} (${m.name}) failed: ${e.message}`;
+          throw e;
+        }
+        done.push({ version: m.version, name: m.name, checksum: m.checksum });
+      }
+      return done;
+    } finally {
+      await session.query('select pg_advisory_unlock($1)', [lockKey]).catch(() => undefined);
+    }
+  } finally {
+    await session.end().catch(() => undefined);
+  }
+}
+
+/**
+ * For the API at start: refuses (throws MigrationsOutOfStep naming the problem) when the
+ * database is ahead of this code or has diverged from it. Returns the migrations not yet
+ * applied, so the caller decides whether a database that is behind may serve.
+ */
+export async function checkMigrations(
+  db: SqlClient,
+  options: { dir?: string } = {},
+): Promise<{ pending: { version: number; name: string }[] }> {
+  const code = loadMigrations(options.dir);
+  const applied = (await readApplied(db)) ?? [];
+  const { pending, problems } = planMigrations(code, applied);
+  if (problems.length > 0) throw new MigrationsOutOfStep(problems.join('; '));
+  return { pending: pending.map((m) => ({ version: m.version, name: m.name })) };
+}

@@ -1,0 +1,253 @@
+/**
+ * The one file that imports `pg`. Everything else talks to PostgreSQL through the
+ * structural `SqlClient`/`Database` types below, so the store, the migrator and pg-boss
+ * never load the driver themselves.
+ */
+import pg from 'pg';
+import { Unavailable } from '../../core/errors.ts';
+
+export interface SqlResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+/** Anything that runs one statement: a pooled connection, a transaction, a session. */
+export interface SqlClient {
+  query<R = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<SqlResult<R>>;
+}
+
+/** A pool of connections; `transaction` runs fn between BEGIN and COMMIT on one of them. */
+export interface Database extends SqlClient {
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** One dedicated connection (advisory locks are held per session). */
+export interface SqlSession extends SqlClient {
+  end(): Promise<void>;
+}
+
+/** What PostgreSQL errors carry that callers branch on, typed without the driver. */
+export interface PgErrorLike {
+  code?: string;
+  constraint?: string;
+  detail?: string;
+  message: string;
+}
+
+export const isPgError = (e: unknown): e is PgErrorLike =>
+  e instanceof Error && typeof (e as { code?: unknown }).code === 'string';
+
+export const defaultAppRole = 'selfdevop_app';
+
+export interface PoolOptions {
+  /**
+   * Role every connection switches to before its first query, so even a superuser
+   * DATABASE_URL is confined by row-level security; null keeps the login role (owner).
+   */
+  appRole?: string | null;
+  max?: number;
+  connectTimeoutMs?: number;
+  /** Called when an idle connection dies (server restart); the pool replaces it. */
+  onIdleError?: (error: Error) => void;
+}
+
+// SQLSTATE classes and Node socket codes meaning "the server is not there right now",
+// as opposed to "the statement is wrong". Only these become Unavailable (503).
+const connectionCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, shutting down, recovery)
+  '53300', // too_many_connections
+]);
+
+const connectionMessages = [
+  'Connection terminated',
+  'connection timeout',
+  'Client has encountered a connection error',
+  'Client was closed and is not queryable',
+  'timeout exceeded when trying to connect',
+];
+
+/** True when the error says the database cannot be reached, not that the query failed. */
+export function isConnectionError(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && (connectionCodes.has(code) || code.startsWith('08'))) return true;
+  if (e instanceof AggregateError) return e.errors.some(isConnectionError);
+  return connectionMessages.some((m) => e.message.includes(m));
+}
+
+/** Connection failures become core Unavailable('database'); everything else passes through. */
+export function fromPgError(e: unknown): unknown {
+  if (!isConnectionError(e)) return e;
+  const err = e as Error & { code?: string };
+  const reason = err.message || err.code || 'connection failed';
+  const mapped = new Unavailable('database', reason);
+  mapped.cause = e;
+  return mapped;
+}
+
+const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
+
+const toSqlResult = <R>(r: pg.QueryResult): SqlResult<R> => ({
+  rows: r.rows as R[],
+  rowCount: r.rowCount ?? 0,
+});
+
+/**
+ * A pool for DATABASE_URL. By default every new connection runs `SET ROLE selfdevop_app`
+ * before it is handed out, so the application is always subject to row-level security.
+ * @example const db = fromDatabaseUrl(process.env.DATABASE_URL!);
+ */
+export function fromDatabaseUrl(url: string, options: PoolOptions = {}): Database {
+  const appRole = options.appRole === undefined ? defaultAppRole : options.appRole;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    // Awaited by the pool before the client is used; a failure (role missing because the
+    // database is not migrated) fails the checkout instead of handing out an owner session.
+    onConnect: appRole ? (client) => client.query(`set role ${quoteIdent(appRole)}`).then(() => undefined) : undefined,
+  });
+  // An idle client whose server went away emits 'error'; without a listener that would
+  // crash the process. The pool drops the client and opens a fresh one on next use.
+  pool.on('error', (error) => options.onIdleError?.(error));
+  return fromPool(pool);
+}
+
+function fromPool(pool: pg.Pool): Database {
+  let closed = false;
+
+  async function checkout(): Promise<pg.PoolClient> {
+    try {
+      return await pool.connect();
+    } catch (e) {
+      throw fromPgError(e);
+    }
+  }
+
+  async function begin(): Promise<pg.PoolClient> {
+    // A pooled connection may have died while idle without the pool having noticed yet;
+    // nothing has happened in the transaction, so one retry on a fresh client is safe.
+    for (let attempt = 1; ; attempt++) {
+      const client = await checkout();
+      try {
+        await client.query('begin');
+        return client;
+      } catch (e) {
+        client.release(e instanceof Error ? e : true);
+        if (attempt >= 2 || !isConnectionError(e)) throw fromPgError(e);
+      }
+    }
+  }
+
+  return {
+    async query<R>(text: string, values?: readonly unknown[]): Promise<SqlResult<R>> {
+      try {
+        return toSqlResult<R>(await pool.query(text, values as unknown[] | undefined));
+      } catch (e) {
+        throw fromPgError(e);
+      }
+    },
+
+    async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
+      const client = await begin();
+      const tx: SqlClient = {
+        async query<R>(text: string, values?: readonly unknown[]) {
+          try {
+            return toSqlResult<R>(await client.query(text, values as unknown[] | undefined));
+          } catch (e) {
+            throw fromPgError(e);
+          }
+        },
+      };
+      let result: T;
+      try {
+        result = await fn(tx);
+      } catch (e) {
+        try {
+          await client.query('rollback');
+          client.release();
+        } catch (rollbackError) {
+          // The connection is unusable; the pool must not hand it out again.
+          client.release(rollbackError instanceof Error ? rollbackError : true);
+        }
+        throw fromPgError(e);
+      }
+      try {
+        await client.query('commit');
+        client.release();
+      } catch (e) {
+        client.release(e instanceof Error ? e : true);
+        throw fromPgError(e);
+      }
+      return result;
+    },
+
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+    },
+  };
+}
+
+/** One connection as the login role, for the migrator (session-level advisory lock). */
+export async function openSession(url: string, connectTimeoutMs = 5000): Promise<SqlSession> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs });
+  // A session that dies while idle must not crash the process; the next query fails instead.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (e) {
+    throw fromPgError(e);
+  }
+  return {
+    async query<R>(text: string, values?: readonly unknown[]) {
+      try {
+        return toSqlResult<R>(await client.query(text, values as unknown[] | undefined));
+      } catch (e) {
+        throw fromPgError(e);
+      }
+    },
+    end: () => client.end(),
+  };
+}
+
+/** The database adapter pg-boss accepts as its `db` option. */
+export interface PgBossDb {
+  executeSql(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  close(): Promise<void>;
+}
+
+/**
+ * A pg-boss `db` adapter. No SET ROLE: pg-boss owns and migrates its own schema, so it
+ * runs as the login role. Given a URL it opens (and `close` ends) its own pool, and errors
+ * pass through untouched; given a Database (made with `appRole: null`) it borrows it.
+ */
+export function toPgBossDb(source: string | Database, options: { max?: number } = {}): PgBossDb {
+  if (typeof source !== 'string') {
+    return {
+      executeSql: (text, values) => source.query(text, values),
+      close: async () => undefined,
+    };
+  }
+  const pool = new pg.Pool({ connectionString: source, max: options.max ?? 10, connectionTimeoutMillis: 5000 });
+  pool.on('error', () => undefined);
+  return {
+    async executeSql(text, values) {
+      const r = await pool.query(text, values);
+      return { rows: r.rows };
+    },
+    close: () => pool.end(),
+  };
+}

@@ -20,7 +20,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import type { ConstructorOptions, Job } from 'pg-boss';
-import { Unavailable } from '../../core/errors.ts';
+import { InvalidInput, Unavailable } from '../../core/errors.ts';
 import type { EventQueue, Logger, MessageHandler, QueueMessage, Scheduler, SendOptions } from '../../core/ports.ts';
 import { assertName, assertSendOptions, deadLetterSuffix } from './names.ts';
 
@@ -240,8 +240,14 @@ export class PgBossScheduler implements Scheduler {
   // the schedule's name is the key and the target queue is the pg-boss schedule name.
   async schedule(name: string, cron: string, queue: string, payload?: unknown): Promise<void> {
     assertName('schedule', name);
-    await this.queue.ensureQueue(queue);
     const boss = this.queue.boss;
+    try {
+      // Reads the expression in process, so a typo is refused before anything is stored.
+      boss.previewSchedule(cron, { tz: 'UTC', count: 1, from: new Date() });
+    } catch (e) {
+      throw new InvalidInput(`cron ${JSON.stringify(cron)} is not valid: ${errorMessage(e)}`);
+    }
+    await this.queue.ensureQueue(queue);
     const data: Envelope = { payload: payload ?? null };
     await boss.schedule(queue, cron, data, {
       tz: 'UTC',

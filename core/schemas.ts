@@ -5,7 +5,8 @@
 import { z } from 'zod';
 import { roles, strategies } from './models.ts';
 
-const noControlChars = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
+// Control characters break logs, headers and PostgreSQL text (NUL); names never need them.
+const noControlChars = (s: string) => ![...s].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
 
 /** Names that end up in hostnames and container names: a DNS label. */
 export const slugName = z

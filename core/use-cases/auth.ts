@@ -110,9 +110,6 @@ export async function authenticate(
     return { ...base, orgId: m.orgId, role: m.role };
   }
   if (memberships.length === 1) return { ...base, orgId: memberships[0]!.orgId, role: memberships[0]!.role };
-  if (memberships.length === 0) return { ...base, orgId: null, role: null };
-  throw new DomainError('invalid', 'org_required', 'you belong to several orgs: pick one with the X-Org-Id header', {
-    field: 'X-Org-Id',
-    orgIds: memberships.map((m) => m.orgId),
-  });
+  // Several orgs and no pick: calls that need an org say so (requireOrg); creating one works.
+  return { ...base, orgId: null, role: null, orgChoices: memberships.map((m) => m.orgId) };
 }

@@ -1,7 +1,7 @@
 import type { ActorType, AuditEvent, Role } from '../models.ts';
 import type { AuthProvider, Clock, IdGenerator, Logger, OrgRepos, Store } from '../ports.ts';
 import type { RateLimiter } from '../rate-limit.ts';
-import { Unauthenticated, InvalidInput } from '../errors.ts';
+import { DomainError, InvalidInput, Unauthenticated } from '../errors.ts';
 
 export type SignupMode = 'open' | 'first-user' | 'closed';
 
@@ -21,9 +21,11 @@ export interface Principal {
   actorType: Extract<ActorType, 'user' | 'api_key'>;
   actorId: string;
   userId: string | null;
-  /** Null for a user who belongs to no org yet (they may only create one). */
+  /** Null for a user in no org yet, or in several without X-Org-Id. */
   orgId: string | null;
   role: Role | null;
+  /** The orgs a user could pick with X-Org-Id, when the pick is ambiguous. */
+  orgChoices?: string[];
 }
 
 export interface OrgPrincipal extends Principal {
@@ -38,6 +40,12 @@ export interface RequestContext {
 }
 
 export function requireOrg(p: Principal): OrgPrincipal {
+  if ((!p.orgId || !p.role) && p.orgChoices?.length) {
+    throw new DomainError('invalid', 'org_required', 'you belong to several orgs: pick one with the X-Org-Id header', {
+      field: 'X-Org-Id',
+      orgIds: p.orgChoices,
+    });
+  }
   if (!p.orgId || !p.role) {
     throw new InvalidInput('this account belongs to no org yet: create one with POST /api/orgs', {
       field: 'X-Org-Id',

@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { DomainError, InvalidInput, NotFound } from '../../core/errors.ts';
 import { authenticate } from '../../core/use-cases/auth.ts';
 import type { Principal } from '../../core/use-cases/deps.ts';

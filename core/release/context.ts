@@ -1,0 +1,211 @@
+import { isDomainError, NotFound } from '../errors.ts';
+import type { Environment, NodeRecord, Release, ReleaseLogLine, ReleaseStatus, ReleaseStep, Service } from '../models.ts';
+import type { DockerTarget, OrgRepos } from '../ports.ts';
+import { StepFailed } from './errors.ts';
+import { workerActor, type ReleaseDeps } from './deps.ts';
+import { assertTransition } from './state-machine.ts';
+
+/** Everything one step of one release works with, loaded once per message. */
+export interface StepContext {
+  deps: ReleaseDeps;
+  /** Kept current: every successful move updates it. */
+  release: Release;
+  service: Service;
+  environment: Environment;
+  node: NodeRecord;
+  target: DockerTarget;
+  /** The release serving before this one, and the node it runs on. */
+  previous: { release: Release; node: NodeRecord } | null;
+  /** Delivery number of the message running this step (1 first). */
+  attempt: number;
+  /** Secret values opened for this step, masked in every log line written through it. */
+  secretValues: string[];
+}
+
+/** Loads what a release's steps need; NotFound when its service, environment or node is gone. */
+export async function loadContext(deps: ReleaseDeps, repos: OrgRepos, release: Release, attempt: number): Promise<StepContext> {
+  const service = await repos.services.get(release.serviceId);
+  if (!service) throw new NotFound('service', release.serviceId);
+  const environment = await repos.environments.get(release.environmentId);
+  if (!environment) throw new NotFound('environment', release.environmentId);
+  if (!release.nodeId) throw new NotFound('node', '(none)');
+  const node = await repos.nodes.get(release.nodeId);
+  if (!node) throw new NotFound('node', release.nodeId);
+  let previous: StepContext['previous'] = null;
+  if (release.previousReleaseId) {
+    const prev = await repos.releases.get(release.previousReleaseId);
+    const prevNode = prev?.nodeId ? await repos.nodes.get(prev.nodeId) : null;
+    if (prev && prevNode) previous = { release: prev, node: prevNode };
+  }
+  return { deps, release, service, environment, node, target: { dockerHost: node.dockerHost }, previous, attempt, secretValues: [] };
+}
+
+const now = (c: { deps: Pick<ReleaseDeps, 'clock'> }) => c.deps.clock.now().toISOString();
+
+/** Replaces every secret value in `line` with `***`, longest first so overlaps mask fully. */
+export function maskSecrets(line: string, secretValues: string[]): string {
+  let out = line;
+  for (const v of [...secretValues].sort((a, b) => b.length - a.length)) {
+    if (v.length > 0) out = out.split(v).join('***');
+  }
+  return out;
+}
+
+/** Appends lines to the release log (secret values masked). */
+export async function appendLog(
+  c: StepContext,
+  lines: string | string[],
+  stream: ReleaseLogLine['stream'] = 'system',
+): Promise<void> {
+  const list = (Array.isArray(lines) ? lines : [lines]).map((line) => ({
+    at: now(c),
+    stream,
+    line: maskSecrets(line, c.secretValues),
+  }));
+  if (list.length === 0) return;
+  await c.deps.store.withOrg(c.release.orgId, (repos) => repos.releaseLogs.append(c.release.id, list));
+}
+
+/** Records the step as running (attempt n); a redelivered step replaces its earlier row. */
+export async function beginStep(c: StepContext, name: string): Promise<ReleaseStep> {
+  const step: ReleaseStep = {
+    releaseId: c.release.id,
+    orgId: c.release.orgId,
+    name,
+    status: 'running',
+    attempt: c.attempt,
+    startedAt: now(c),
+    finishedAt: null,
+    error: null,
+  };
+  await c.deps.store.withOrg(c.release.orgId, (repos) => repos.releaseSteps.upsert(step));
+  return step;
+}
+
+export async function endStep(c: StepContext, step: ReleaseStep, error: string | null = null): Promise<void> {
+  const done: ReleaseStep = {
+    ...step,
+    status: error === null ? 'succeeded' : 'failed',
+    finishedAt: now(c),
+    error: error === null ? null : maskSecrets(error, c.secretValues),
+  };
+  await c.deps.store.withOrg(c.release.orgId, (repos) => repos.releaseSteps.upsert(done));
+}
+
+/** Appends an engine event (`release.completed`, …) to the audit trail, inside `repos`' transaction. */
+export async function appendEvent(
+  deps: Pick<ReleaseDeps, 'ids' | 'clock'>,
+  repos: OrgRepos,
+  release: Release,
+  action: string,
+  data: Record<string, unknown> = {},
+  actor: { actorType: 'user' | 'api_key' | 'system'; actorId: string } = workerActor,
+  requestId: string | null = null,
+): Promise<void> {
+  await repos.audit.append({
+    id: deps.ids.newId('aud'),
+    orgId: release.orgId,
+    actorType: actor.actorType,
+    actorId: actor.actorId,
+    action,
+    targetType: 'release',
+    targetId: release.id,
+    data: { serviceId: release.serviceId, environmentId: release.environmentId, ...data },
+    requestId,
+    createdAt: deps.clock.now().toISOString(),
+  });
+}
+
+/**
+ * Compare-and-set from the context's status to `to`; false when another delivery moved
+ * the release first (this one then stops). `extra` runs in the same transaction.
+ */
+export async function move(
+  c: StepContext,
+  to: ReleaseStatus,
+  patch: Partial<Release> = {},
+  extra?: (repos: OrgRepos, moved: Release) => Promise<void>,
+): Promise<boolean> {
+  const from = c.release.status;
+  assertTransition(from, to);
+  const at = now(c);
+  const full = { ...patch, status: to, updatedAt: at };
+  const moved = await c.deps.store.withOrg(c.release.orgId, async (repos) => {
+    if (!(await repos.releases.transition(c.release.id, from, full))) return null;
+    const next = { ...c.release, ...full };
+    await extra?.(repos, next);
+    return next;
+  });
+  if (!moved) {
+    c.deps.logger.warn({ releaseId: c.release.id, from, to }, 'release moved by another delivery; this one stops');
+    return false;
+  }
+  c.release = moved;
+  return true;
+}
+
+/** The id of a release's deploy job, derived so the worker needs no lookup to update it. */
+export function deployJobIdOf(releaseId: string): string {
+  return `job_${releaseId.slice(releaseId.indexOf('_') + 1)}`;
+}
+
+export async function updateDeployJob(
+  deps: Pick<ReleaseDeps, 'clock'>,
+  repos: OrgRepos,
+  releaseId: string,
+  patch: { status: 'running' | 'succeeded' | 'failed'; attempts?: number },
+): Promise<void> {
+  const job = await repos.deployJobs.get(deployJobIdOf(releaseId));
+  if (!job) return;
+  await repos.deployJobs.update(job.id, { ...patch, updatedAt: deps.clock.now().toISOString() });
+}
+
+/** The text after `<what> is unavailable: ` in an Unavailable error. */
+function reasonOf(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  return message.replace(/^[\w-]+ is unavailable: /, '');
+}
+
+/** Runs a Docker call; its failures become StepFailed (unreachable ones transient). */
+export async function viaDocker<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (isDomainError(e) && e.kind === 'unavailable') throw new StepFailed(`docker unreachable: ${reasonOf(e)}`, true, e);
+    throw new StepFailed(e instanceof Error ? e.message : String(e), false, e);
+  }
+}
+
+/** Runs a Caddy admin call; its failures become StepFailed (unreachable ones transient). */
+export async function viaEdge<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (isDomainError(e) && e.kind === 'unavailable') throw new StepFailed(`caddy admin unreachable: ${reasonOf(e)}`, true, e);
+    throw new StepFailed(`edge route change failed: ${e instanceof Error ? e.message : String(e)}`, false, e);
+  }
+}
+
+/**
+ * The environment of the release's containers: plain `service.env` with the opened
+ * secrets over it. Opened values are remembered in the context, so logs mask them.
+ */
+export async function containerEnv(c: StepContext): Promise<Record<string, string>> {
+  const { orgId } = c.release;
+  const { id: serviceId } = c.service;
+  const environmentId = c.environment.id;
+  const secrets = await c.deps.store.withOrg(orgId, (repos) => repos.secrets.list(serviceId, environmentId));
+  const env: Record<string, string> = { ...c.service.env };
+  for (const s of secrets) {
+    let value: string;
+    try {
+      value = await c.deps.vault.open(s.sealed, `${orgId}:${serviceId}:${environmentId}:${s.name}`);
+    } catch (e) {
+      // Vault errors name keys and contexts, never the plaintext (which it could not read).
+      throw new StepFailed(`secret ${s.name} could not be opened: ${e instanceof Error ? e.message : String(e)}`, false);
+    }
+    env[s.name] = value;
+    if (!c.secretValues.includes(value)) c.secretValues.push(value);
+  }
+  return env;
+}

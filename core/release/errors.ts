@@ -1,0 +1,43 @@
+import { DomainError } from '../errors.ts';
+
+/** No node of the org can take a release: none registered, or all in drain mode. */
+export class NoNodeAvailable extends DomainError {
+  constructor() {
+    super(
+      'conflict',
+      'no_node_available',
+      'no node is available for the release: register one with POST /api/nodes or take one out of drain mode',
+    );
+  }
+}
+
+/** Rollback was asked of a release that cannot be rolled back now. */
+export class ReleaseNotRollbackable extends DomainError {
+  constructor(releaseId: string, why: string) {
+    super('conflict', 'release_not_rollbackable', `release ${releaseId} cannot be rolled back: ${why}`, { releaseId });
+  }
+}
+
+/** The release has no earlier healthy release to return traffic to. */
+export class NothingToRollBackTo extends DomainError {
+  constructor(releaseId: string, why = 'no earlier completed release') {
+    super('conflict', 'nothing_to_roll_back_to', `nothing to roll back to from release ${releaseId}: ${why}`, {
+      releaseId,
+    });
+  }
+}
+
+/**
+ * Why a step failed, as the release will record it. `transient` failures (Docker or
+ * Caddy unreachable) are retried by redelivery until the step runs out of attempts.
+ */
+export class StepFailed extends Error {
+  readonly transient: boolean;
+  constructor(reason: string, transient: boolean, cause?: unknown) {
+    super(reason, cause === undefined ? undefined : { cause });
+    this.name = 'StepFailed';
+    this.transient = transient;
+  }
+}
+
+export const isStepFailed = (e: unknown): e is StepFailed => e instanceof StepFailed;

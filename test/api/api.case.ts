@@ -1,0 +1,406 @@
+/**
+ * The control API's behaviour, written once against a Requester so it can run against
+ * every way a request reaches the app (the Node server here; the Lambda handler with
+ * API Gateway v2 events in cloud mode).
+ */
+import { createHmac } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Requester } from '../support/http.ts';
+
+export interface ApiHarness {
+  request: Requester;
+  /** Every JSON log line the app wrote so far. */
+  logLines(): string[];
+  /** HS256 secret the app signs sessions with, to forge tokens for negative tests. */
+  jwtSecret: string;
+  close(): Promise<void>;
+}
+
+const password = 'correct horse battery';
+let counter = 0;
+const uniqueEmail = () => `user${Date.now()}${++counter}@example.com`;
+
+const b64url = (o: unknown) => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
+function hs256(secret: string, payload: Record<string, unknown>, header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' }) {
+  const unsigned = `${b64url(header)}.${b64url(payload)}`;
+  return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+}
+
+export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | 'first-user' }) => Promise<ApiHarness>) {
+  describe(`control API (${name})`, () => {
+    let api: ApiHarness;
+    let req: Requester;
+    // Org A: an owner with a session, plus keys of each role. Org B: another owner.
+    let a: { token: string; orgId: string; userId: string };
+    let b: { token: string; orgId: string };
+    const keys: Record<string, string> = {};
+
+    async function signup(email = uniqueEmail()) {
+      const res = await req('POST', '/api/auth/local/signup', { body: { email, password } });
+      expect(res.status, res.text).toBe(201);
+      return { token: res.body.token as string, orgId: res.body.org.id as string, userId: res.body.user.id as string, email };
+    }
+
+    beforeAll(async () => {
+      api = await start({ signupMode: 'open' });
+      req = api.request;
+      a = await signup();
+      b = await signup();
+      for (const role of ['admin', 'deployer', 'viewer'] as const) {
+        const res = await req('POST', `/api/orgs/${a.orgId}/api-keys`, { token: a.token, body: { name: `k-${role}`, role } });
+        expect(res.status, res.text).toBe(201);
+        keys[role] = res.body.key;
+      }
+    });
+    afterAll(async () => api?.close());
+
+    describe('health and meta', () => {
+      it('answers /health and /health/ready', async () => {
+        expect((await req('GET', '/health')).body).toMatchObject({ status: 'ok' });
+        const ready = await req('GET', '/health/ready');
+        expect(ready.status).toBe(200);
+        expect(ready.body.checks).toMatchObject({ database: 'ok', queue: 'ok' });
+      });
+
+      it('serves Prometheus metrics that count requests', async () => {
+        const res = await req('GET', '/metrics');
+        expect(res.status).toBe(200);
+        expect(res.text).toMatch(/selfdevop_http_requests_total\{[^}]*route="\/health"/);
+      });
+
+      it('serves an OpenAPI 3.1 document covering the routes, and a docs page', async () => {
+        const doc = (await req('GET', '/openapi.json')).body;
+        expect(doc.openapi).toBe('3.1.0');
+        for (const p of ['/api/auth/local/signup', '/api/projects', '/api/services', '/api/nodes', '/api/orgs/{orgId}/api-keys']) {
+          expect(doc.paths[p], p).toBeDefined();
+        }
+        expect(doc.paths['/api/services'].post.requestBody.content['application/json'].schema.required).toContain('image');
+        const docs = await req('GET', '/docs');
+        expect(docs.status).toBe(200);
+        expect(docs.text).toContain('/openapi.json');
+      });
+
+      it('gives every response a request id, and reuses a sane incoming one', async () => {
+        const res = await req('GET', '/health');
+        expect(res.headers.get('x-request-id')).toMatch(/.+/);
+        const echoed = await req('GET', '/health', { headers: { 'x-request-id': 'trace-abc-123' } });
+        expect(echoed.headers.get('x-request-id')).toBe('trace-abc-123');
+        const line = api.logLines().find((l) => l.includes('trace-abc-123'));
+        expect(line && JSON.parse(line)).toMatchObject({ requestId: 'trace-abc-123', status: 200 });
+      });
+
+      it('answers unknown routes with a JSON 404', async () => {
+        const res = await req('GET', '/api/nope');
+        expect(res.status).toBe(404);
+        expect(res.body.error.code).toBe('route_not_found');
+      });
+    });
+
+    describe('signup and login', () => {
+      it('signs up a user who owns a new org', async () => {
+        const email = uniqueEmail();
+        const res = await req('POST', '/api/auth/local/signup', { body: { email, password } });
+        expect(res.status).toBe(201);
+        expect(res.body).toMatchObject({ user: { email }, org: { id: expect.any(String), name: expect.any(String) } });
+        const me = await req('GET', '/api/me', { token: res.body.token });
+        expect(me.body).toMatchObject({ orgId: res.body.org.id, role: 'owner', userId: res.body.user.id });
+      });
+
+      it('refuses a duplicate email with 409, case-insensitively', async () => {
+        const email = uniqueEmail();
+        await signup(email);
+        const res = await req('POST', '/api/auth/local/signup', { body: { email: email.toUpperCase(), password } });
+        expect(res.status).toBe(409);
+        expect(res.body.error.code).toBe('user_exists');
+      });
+
+      it.each([
+        [{ email: 'not-an-email', password }, 'email'],
+        [{ email: uniqueEmail(), password: 'short' }, 'password'],
+        [{ email: uniqueEmail(), password: 'x'.repeat(73) }, 'password'],
+        [{ email: uniqueEmail() }, 'password'],
+        [{ email: 42, password }, 'email'],
+        [{ email: uniqueEmail(), password, admin: true }, 'admin'],
+      ])('rejects %j with a 400 naming %s', async (body, field) => {
+        const res = await req('POST', '/api/auth/local/signup', { body });
+        expect(res.status).toBe(400);
+        expect(res.body.error.message).toContain(field);
+      });
+
+      it('logs in with the right password and refuses a wrong one or an unknown user with 401', async () => {
+        const u = await signup();
+        const ok = await req('POST', '/api/auth/local/login', { body: { email: u.email, password } });
+        expect(ok.status).toBe(200);
+        expect((await req('GET', '/api/me', { token: ok.body.token })).status).toBe(200);
+        const wrong = await req('POST', '/api/auth/local/login', { body: { email: u.email, password: 'wrong password' } });
+        expect(wrong.status).toBe(401);
+        expect(wrong.body.error.code).toBe('invalid_credentials');
+        const unknown = await req('POST', '/api/auth/local/login', { body: { email: uniqueEmail(), password } });
+        expect(unknown.status).toBe(401);
+        expect(unknown.body.error.message).toBe(wrong.body.error.message);
+      });
+
+      it('rate-limits login per account with a clear 429 and Retry-After', async () => {
+        const u = await signup();
+        const statuses: number[] = [];
+        for (let i = 0; i < 12; i++) {
+          statuses.push((await req('POST', '/api/auth/local/login', { body: { email: u.email, password: 'nope nope nope' } })).status);
+        }
+        expect(statuses.slice(0, 10).every((s) => s === 401)).toBe(true);
+        const limited = await req('POST', '/api/auth/local/login', { body: { email: u.email, password } });
+        expect(limited.status).toBe(429);
+        expect(limited.body.error.code).toBe('too_many_attempts');
+        expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+      });
+    });
+
+    describe('credentials', () => {
+      const now = () => Math.floor(Date.now() / 1000);
+
+      it.each([
+        ['no header', undefined],
+        ['garbage', 'not-a-token'],
+        ['an unknown API key', 'sdo_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'],
+      ])('refuses %s with 401', async (_, token) => {
+        const res = await req('GET', '/api/projects', token ? { token } : {});
+        expect(res.status).toBe(401);
+        expect(res.body.error.code).toBe('unauthenticated');
+      });
+
+      it('refuses a malformed Authorization header with 401', async () => {
+        const res = await req('GET', '/api/projects', { headers: { authorization: 'Basic abc' } });
+        expect(res.status).toBe(401);
+      });
+
+      it('refuses expired, tampered, alg:none and wrong-key tokens with 401', async () => {
+        const claims = { sub: a.userId, iss: 'selfdevop', aud: 'selfdevop-api', iat: now() - 100 };
+        const expired = hs256(api.jwtSecret, { ...claims, exp: now() - 10 });
+        const wrongKey = hs256('another-secret-that-is-long-enough-123456', { ...claims, exp: now() + 600 });
+        const none = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ ...claims, exp: now() + 600 })}.`;
+        const [h, , s] = a.token.split('.');
+        const tampered = `${h}.${b64url({ ...claims, sub: 'usr_someoneelse', exp: now() + 600 })}.${s}`;
+        for (const token of [expired, wrongKey, none, tampered]) {
+          const res = await req('GET', '/api/projects', { token });
+          expect(res.status, token).toBe(401);
+        }
+      });
+
+      it('refuses a revoked API key with 401', async () => {
+        const created = await req('POST', `/api/orgs/${a.orgId}/api-keys`, { token: a.token, body: { name: 'short-lived', role: 'viewer' } });
+        expect((await req('GET', '/api/projects', { token: created.body.key })).status).toBe(200);
+        const revoked = await req('DELETE', `/api/orgs/${a.orgId}/api-keys/${created.body.id}`, { token: a.token });
+        expect(revoked.status).toBe(204);
+        const res = await req('GET', '/api/projects', { token: created.body.key });
+        expect(res.status).toBe(401);
+        expect(res.body.error.message).toMatch(/revoked/);
+      });
+
+      it('shows an API key once and lists keys without it', async () => {
+        const list = await req('GET', `/api/orgs/${a.orgId}/api-keys`, { token: a.token });
+        expect(list.status).toBe(200);
+        expect(list.body.items.length).toBeGreaterThanOrEqual(3);
+        expect(list.text).not.toContain(keys.admin);
+        expect(list.body.items[0]).not.toHaveProperty('keyHash');
+      });
+    });
+
+    describe('roles', () => {
+      it('lets a viewer read but not create', async () => {
+        expect((await req('GET', '/api/projects', { token: keys.viewer })).status).toBe(200);
+        const res = await req('POST', '/api/projects', { token: keys.viewer, body: { name: 'nope' } });
+        expect(res.status).toBe(403);
+        expect(res.body.error.code).toBe('forbidden');
+      });
+
+      it('lets a deployer create projects but not manage keys or nodes', async () => {
+        expect((await req('POST', '/api/projects', { token: keys.deployer, body: { name: 'by-deployer' } })).status).toBe(201);
+        expect((await req('POST', `/api/orgs/${a.orgId}/api-keys`, { token: keys.deployer, body: { name: 'x', role: 'viewer' } })).status).toBe(403);
+        expect(
+          (await req('POST', '/api/nodes', { token: keys.deployer, body: { name: 'n1', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' } }))
+            .status,
+        ).toBe(403);
+      });
+
+      it('does not let an admin mint an owner key', async () => {
+        const res = await req('POST', `/api/orgs/${a.orgId}/api-keys`, { token: keys.admin, body: { name: 'escalate', role: 'owner' } });
+        expect(res.status).toBe(403);
+      });
+    });
+
+    describe('orgs', () => {
+      it('creates an org; a user in two orgs must pick one with X-Org-Id', async () => {
+        const u = await signup();
+        const created = await req('POST', '/api/orgs', { token: u.token, body: { name: 'Second org' } });
+        expect(created.status).toBe(201);
+        const ambiguous = await req('GET', '/api/projects', { token: u.token });
+        expect(ambiguous.status).toBe(400);
+        expect(ambiguous.body.error.code).toBe('org_required');
+        const picked = await req('GET', '/api/projects', { token: u.token, headers: { 'x-org-id': created.body.id } });
+        expect(picked.status).toBe(200);
+        const foreign = await req('GET', '/api/projects', { token: u.token, headers: { 'x-org-id': b.orgId } });
+        expect(foreign.status).toBe(404);
+      });
+
+      it('answers another org in a path with 404, never its data', async () => {
+        const res = await req('GET', `/api/orgs/${b.orgId}/api-keys`, { token: a.token });
+        expect(res.status).toBe(404);
+        expect((await req('POST', `/api/orgs/${b.orgId}/api-keys`, { token: a.token, body: { name: 'x', role: 'viewer' } })).status).toBe(404);
+      });
+
+      it('stores SQL-looking and unicode names verbatim', async () => {
+        const u = await signup();
+        for (const name of ["Robert'); DROP TABLE orgs;--", 'Ünïcödé 🚀 組織', '  padded  ']) {
+          const res = await req('POST', '/api/orgs', { token: u.token, body: { name } });
+          expect(res.status).toBe(201);
+          expect(res.body.name).toBe(name.trim());
+        }
+      });
+    });
+
+    describe('projects, environments, services, nodes', () => {
+      let projectId: string;
+
+      it('creates a project with a production environment and refuses a duplicate with 409', async () => {
+        const res = await req('POST', '/api/projects', { token: a.token, body: { name: 'shop' } });
+        expect(res.status).toBe(201);
+        expect(res.body).toMatchObject({ id: expect.any(String), name: 'shop', environments: [{ id: expect.any(String), name: 'production' }] });
+        projectId = res.body.id;
+        const dup = await req('POST', '/api/projects', { token: a.token, body: { name: 'shop' } });
+        expect(dup.status).toBe(409);
+        // Another org may use the same name.
+        expect((await req('POST', '/api/projects', { token: b.token, body: { name: 'shop' } })).status).toBe(201);
+      });
+
+      it('rejects names that are not DNS labels', async () => {
+        for (const name of ['Shop', 'a b', "x'; drop table projects;--", '-lead', 'a'.repeat(41), '']) {
+          const res = await req('POST', '/api/projects', { token: a.token, body: { name } });
+          expect(res.status, name).toBe(400);
+          expect(res.body.error.message).toContain('name');
+        }
+      });
+
+      it('pages through projects with limit and cursor', async () => {
+        for (let i = 0; i < 5; i++) await req('POST', '/api/projects', { token: a.token, body: { name: `page-${i}` } });
+        const seen: string[] = [];
+        let cursor: string | null = null;
+        do {
+          const res: Awaited<ReturnType<Requester>> = await req('GET', `/api/projects?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: a.token });
+          expect(res.status).toBe(200);
+          expect(res.body.items.length).toBeLessThanOrEqual(2);
+          seen.push(...res.body.items.map((p: { id: string }) => p.id));
+          cursor = res.body.nextCursor;
+        } while (cursor);
+        expect(new Set(seen).size).toBe(seen.length);
+        expect(seen.length).toBeGreaterThanOrEqual(6);
+        expect((await req('GET', '/api/projects?limit=0', { token: a.token })).status).toBe(400);
+        expect((await req('GET', '/api/projects?limit=abc', { token: a.token })).status).toBe(400);
+      });
+
+      it('hides one org\'s projects from another (404 and lists)', async () => {
+        expect((await req('GET', `/api/projects/${projectId}`, { token: a.token })).status).toBe(200);
+        const res = await req('GET', `/api/projects/${projectId}`, { token: b.token });
+        expect(res.status).toBe(404);
+        expect(res.text).not.toContain('shop"');
+        const list = await req('GET', '/api/projects?limit=200', { token: b.token });
+        expect(list.body.items.map((p: { id: string }) => p.id)).not.toContain(projectId);
+        expect((await req('GET', '/api/projects/garbage%00id', { token: a.token })).status).toBe(404);
+      });
+
+      it('creates environments, refusing duplicates and other orgs\' projects', async () => {
+        const res = await req('POST', '/api/environments', { token: a.token, body: { projectId, name: 'staging' } });
+        expect(res.status).toBe(201);
+        expect((await req('POST', '/api/environments', { token: a.token, body: { projectId, name: 'staging' } })).status).toBe(409);
+        expect((await req('POST', '/api/environments', { token: b.token, body: { projectId, name: 'qa' } })).status).toBe(404);
+      });
+
+      it('creates a service with its default hosts and validates every field', async () => {
+        const body = { projectId, name: 'web', image: 'selfdevop-test/app:v1', containerPort: 8080, healthcheckPath: '/health' };
+        const res = await req('POST', '/api/services', { token: keys.deployer, body });
+        expect(res.status, res.text).toBe(201);
+        expect(res.body.hosts.map((h: { environment: string }) => h.environment).sort()).toEqual(['production', 'staging']);
+        expect(res.body.hosts[0].host).toMatch(/^web-(production|staging)-[0-9a-z]{6}\.localhost$/);
+        expect(res.body).toMatchObject({ strategy: 'blue_green', health: { successes: expect.any(Number) } });
+        expect((await req('POST', '/api/services', { token: keys.deployer, body })).status).toBe(409);
+        const bad: [Record<string, unknown>, string][] = [
+          [{ image: 'UPPER/case:tag' }, 'image'],
+          [{ image: 'x:y:z' }, 'image'],
+          [{ containerPort: 0 }, 'containerPort'],
+          [{ containerPort: '8080' }, 'containerPort'],
+          [{ healthcheckPath: 'health' }, 'healthcheckPath'],
+          [{ strategy: 'canary' }, 'strategy'],
+          [{ env: { 'BAD-NAME': 'x' } }, 'env'],
+          [{ migrateCommand: 'line1\nline2' }, 'migrateCommand'],
+          [{ projectId: 'nope' }, 'projectId'],
+        ];
+        for (const [patch, field] of bad) {
+          const r = await req('POST', '/api/services', { token: keys.deployer, body: { ...body, name: 'other', ...patch } });
+          expect(r.status, JSON.stringify(patch)).toBe(400);
+          expect(r.body.error.message).toContain(field);
+        }
+        expect((await req('POST', '/api/services', { token: b.token, body: { ...body, name: 'steal' } })).status).toBe(404);
+        const got = await req('GET', `/api/services/${res.body.id}`, { token: keys.viewer });
+        expect(got.body).toMatchObject({ id: res.body.id, image: body.image, hosts: res.body.hosts });
+        expect((await req('GET', `/api/services/${res.body.id}`, { token: b.token })).status).toBe(404);
+      });
+
+      it('registers nodes (admin) and validates the docker host', async () => {
+        const res = await req('POST', '/api/nodes', {
+          token: keys.admin,
+          body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1', labels: { zone: 'a' } },
+        });
+        expect(res.status).toBe(201);
+        expect(res.body).toMatchObject({ name: 'local', drainMode: false, labels: { zone: 'a' } });
+        for (const dockerHost of ['http://x', 'tcp://host', 'unix://relative', 'ssh://host']) {
+          const r = await req('POST', '/api/nodes', { token: keys.admin, body: { name: 'n2', dockerHost, address: '127.0.0.1' } });
+          expect(r.status, dockerHost).toBe(400);
+          expect(r.body.error.message).toContain('dockerHost');
+        }
+        expect((await req('GET', `/api/nodes/${res.body.id}`, { token: b.token })).status).toBe(404);
+      });
+    });
+
+    describe('bad bodies', () => {
+      it('answers malformed JSON, non-objects, empty bodies and NUL characters with 400', async () => {
+        const cases = ['{"name":', '[]', '"text"', 'null', '', '{"name":"a\\u0000b"}', '{"name":"\\ud800"}'];
+        for (const rawBody of cases) {
+          const res = await req('POST', '/api/projects', { token: a.token, rawBody });
+          expect(res.status, rawBody).toBe(400);
+          expect(res.body.error.message).toEqual(expect.any(String));
+        }
+      });
+
+      it('refuses bodies over the limit with 413', async () => {
+        // The server answers before reading the whole body, then closes that connection.
+        const res = await req('POST', '/api/orgs', {
+          token: a.token,
+          rawBody: JSON.stringify({ name: 'x'.repeat(400_000) }),
+          headers: { connection: 'close' },
+        });
+        expect(res.status).toBe(413);
+        expect(res.body.error.code).toBe('payload_too_large');
+      });
+    });
+
+    describe('audit trail and logs', () => {
+      it('records every change with its actor', async () => {
+        const res = await req('POST', '/api/projects', { token: keys.deployer, body: { name: 'audited' } });
+        const audit = await req('GET', `/api/audit-events?targetId=${res.body.id}`, { token: keys.viewer });
+        expect(audit.status).toBe(200);
+        expect(audit.body.items).toEqual([
+          expect.objectContaining({ action: 'project.created', actorType: 'api_key', targetId: res.body.id, requestId: expect.any(String) }),
+        ]);
+        const keyAudit = await req('GET', '/api/audit-events?action=api_key.created&limit=200', { token: a.token });
+        expect(keyAudit.body.items.length).toBeGreaterThanOrEqual(3);
+        expect(keyAudit.text).not.toContain(keys.admin);
+      });
+
+      it('never writes passwords, tokens or keys to the logs', () => {
+        const all = api.logLines().join('\n');
+        expect(all.length).toBeGreaterThan(0);
+        for (const secret of [password, a.token, b.token, keys.admin, keys.deployer, keys.viewer]) {
+          expect(all).not.toContain(secret);
+        }
+      });
+    });
+  });
+}

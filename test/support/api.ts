@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fromSelfhost, type SelfhostSettings } from '../../adapters/modes/selfhost.ts';
+import { migrate } from '../../adapters/db/migrator.ts';
+import { ensureKeyFile } from '../../adapters/vault/aes-file.ts';
+import { serveApi } from '../../functions/selfhost/server.ts';
+import type { ApiHarness } from '../api/api.case.ts';
+import { createTestDatabase } from './db.ts';
+import { httpRequester } from './http.ts';
+
+/**
+ * The self-hosted API for real: its own database (migrated), pg-boss, the AES key file,
+ * served over HTTP on a loopback port. Log lines are captured for assertions.
+ */
+export async function startSelfhostApi(
+  overrides: Partial<SelfhostSettings> & { databaseUrl?: string } = {},
+): Promise<ApiHarness & { url: string; databaseUrl: string }> {
+  const db = overrides.databaseUrl ? null : await createTestDatabase('api');
+  const databaseUrl = overrides.databaseUrl ?? db!.url;
+  await migrate(databaseUrl);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-api-'));
+  const encryptionKeyFile = path.join(dir, 'encryption.key');
+  await ensureKeyFile(encryptionKeyFile);
+  const jwtSecret = randomBytes(32).toString('base64url');
+  const lines: string[] = [];
+  const system = await fromSelfhost({
+    databaseUrl,
+    jwtSecret,
+    encryptionKeyFile,
+    signupMode: 'open',
+    edgeDomain: 'localhost',
+    caddyAdminUrl: 'http://127.0.0.1:1',
+    maxBodyBytes: 256 * 1024,
+    dbPoolMax: 5,
+    version: 'test',
+    bcryptCost: 4,
+    logDestination: { write: (line) => void lines.push(line.trimEnd()) },
+    queue: { pollingIntervalSeconds: 0.5 },
+    ...overrides,
+  });
+  const served = await serveApi(system.api, { host: '127.0.0.1', port: 0, trustProxy: false });
+  const url = `http://127.0.0.1:${served.port}`;
+  return {
+    url,
+    databaseUrl,
+    jwtSecret,
+    request: httpRequester(url),
+    logLines: () => lines,
+    async close() {
+      await served.close();
+      await system.close();
+      await db?.drop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,451 @@
+/**
+ * An in-memory ContainerRuntime for fast tests of the deploy engine. It passes the same
+ * contract suite as DockerRuntime, and adds knobs to script what images do and to inject
+ * faults.
+ *
+ * @example
+ * const runtime = MemoryRuntime.withTestImages();        // the selfdevop-test/* images
+ * runtime.addImage('acme/api:1', { oneOffs: { '/bin/migrate': { exitCode: 3, lines: ['boom'] } } });
+ * runtime.failNext('start', new Unavailable('docker', 'unix:///var/run/docker.sock: down'));
+ * runtime.setReachable('tcp://10.0.0.9:2376', false);   // that node's engine does not answer
+ * const reply = runtime.httpGet(info.published!, '/health'); // what a probe would see
+ */
+import { Unavailable } from '../../core/errors.ts';
+import type { Clock, ContainerInfo, ContainerRuntime, ContainerSpec, DockerTarget, OneOffResult } from '../../core/ports.ts';
+import { SystemClock } from '../clock/system.ts';
+import { ContainerNotFound, ImageNotFound } from './errors.ts';
+import { OutputTail } from './output-tail.ts';
+
+/** What a one-off (runOnce) of an image does. */
+export interface OneOffPlan {
+  /** Exit code when it finishes; default 0. */
+  exitCode?: number;
+  /** Output lines, delivered to onLine in order; default none. */
+  lines?: string[];
+  /** How long it runs on the runtime's clock; longer than the timeout means it times out. Default 0. */
+  durationMs?: number;
+  /** Never finishes: always ends by timeout. */
+  hang?: boolean;
+}
+
+/** One HTTP answer of the fake app. */
+export interface FakeResponse {
+  status: number;
+  body: string;
+}
+
+/** How an image behaves. Every field is optional; the defaults make a healthy web app. */
+export interface MemoryImage {
+  /** resolveImage's answer; default a stable fake `sha256:` derived from the name. */
+  digest?: string;
+  /** The version in the body of `/`; default the env APP_VERSION, else the tag. */
+  version?: string;
+  /**
+   * Whether `healthPath` answers 200: true (default), false (404 forever), or
+   * `{ afterMs }` (404 until that long after start, on the runtime's clock).
+   */
+  healthy?: boolean | { afterMs: number };
+  /** The health path the fake app serves; default `/health`. */
+  healthPath?: string;
+  /** The container exits with this code right after start (a crashing app). */
+  exitOnStart?: number;
+  /** Lines the container logs when it starts (seen by followLogs). */
+  startLines?: string[];
+  /** runOnce plans by command, the command's words joined by one space (`/bin/migrate`). */
+  oneOffs?: Record<string, OneOffPlan>;
+  /** runOnce plan for any command not in oneOffs (and for no command); default exit 0, no output. */
+  defaultOneOff?: OneOffPlan;
+  /** Full control over HTTP answers; return undefined to fall back to the default app. */
+  respond?: (path: string, container: MemoryContainer) => FakeResponse | undefined;
+}
+
+/** A container as the fake keeps it; `containers()` and `container()` return these for assertions. */
+export interface MemoryContainer {
+  id: string;
+  dockerHost: string;
+  spec: ContainerSpec;
+  state: ContainerInfo['state'];
+  exitCode: number | null;
+  published: string | null;
+  /** On the runtime's clock, ms since epoch; null until started. */
+  startedAt: number | null;
+  /** Overrides the image's health for this container (setHealthy). */
+  healthOverride: boolean | null;
+  logs: { line: string; stream: 'stdout' | 'stderr' }[];
+}
+
+/** Every method of the port, for failNext and the call log. */
+export type RuntimeMethod = 'ping' | 'resolveImage' | 'start' | 'runOnce' | 'inspect' | 'list' | 'stop' | 'remove' | 'followLogs';
+
+/** One recorded call, for tests that assert what the engine asked for. */
+export interface RuntimeCall {
+  method: RuntimeMethod;
+  dockerHost: string;
+  /** The container name, image or id the call was about (labels JSON for list). */
+  subject: string;
+}
+
+export interface MemoryRuntimeOptions {
+  /** Drives health delays and one-off durations; pass a ManualClock to make them instant. */
+  clock?: Pick<Clock, 'now' | 'sleep'>;
+  /** First published host port; they count up from here. Default 40001. */
+  firstPort?: number;
+}
+
+type Follower = { nameOrId: string; onLine: (line: string, stream: 'stdout' | 'stderr') => void; end: () => void };
+
+/** A hand-written fake Docker: images, containers and one-offs scripted by knobs. */
+export class MemoryRuntime implements ContainerRuntime {
+  /** Calls in order, for assertions. */
+  readonly calls: RuntimeCall[] = [];
+  private readonly images = new Map<string, MemoryImage>();
+  private readonly nodes = new Map<string, Map<string, MemoryContainer>>();
+  private readonly unreachable = new Map<string, string>();
+  private readonly faults = new Map<RuntimeMethod, Error[]>();
+  private readonly followers = new Set<Follower>();
+  private readonly clock: Pick<Clock, 'now' | 'sleep'>;
+  private nextPort: number;
+  private nextId = 0;
+
+  constructor(options: MemoryRuntimeOptions = {}) {
+    this.clock = options.clock ?? new SystemClock();
+    this.nextPort = options.firstPort ?? 40001;
+  }
+
+  /** A runtime that knows the selfdevop-test/* images and behaves as they do (test-images/README.md). */
+  static withTestImages(options: MemoryRuntimeOptions = {}): MemoryRuntime {
+    const runtime = new MemoryRuntime(options);
+    const migrate = (exitCode: number, last: string): Record<string, OneOffPlan> => ({
+      '/bin/migrate': { exitCode, lines: ['migrate: starting', 'applying 001_init', last] },
+      '/bin/migrate-hang': { hang: true, lines: ['migrate: starting, this one never finishes'] },
+    });
+    const ok = migrate(0, 'migrate: done');
+    const listening = (version: string, mode = 'normal') => [`app ${version} listening on :8080 (mode ${mode})`];
+    for (const version of ['v1', 'v2', 'migrate-ok']) {
+      runtime.addImage(`selfdevop-test/app:${version}`, { startLines: listening(version), oneOffs: ok });
+    }
+    runtime.addImage('selfdevop-test/app:unhealthy', { healthy: false, startLines: listening('unhealthy', 'unhealthy'), oneOffs: ok });
+    runtime.addImage('selfdevop-test/app:slow', { healthy: { afterMs: 3000 }, startLines: listening('slow'), oneOffs: ok });
+    runtime.addImage('selfdevop-test/app:crash', { exitOnStart: 1, startLines: ['app crash: crashing on purpose'], oneOffs: ok });
+    runtime.addImage('selfdevop-test/app:migrate-fail', {
+      startLines: listening('migrate-fail'),
+      oneOffs: migrate(3, 'error: 002_users failed: relation "users" already exists'),
+    });
+    for (const version of ['v1', 'v2']) {
+      runtime.addImage(`selfdevop-test/ws:${version}`, { startLines: [`ws ${version} listening on :8080`] });
+    }
+    return runtime;
+  }
+
+  // ---------------------------------------------------------------- knobs
+
+  /** Makes an image available on every node (as if pullable); replaces an earlier one of that name. */
+  addImage(name: string, image: MemoryImage = {}): this {
+    this.images.set(name, { ...image, digest: image.digest ?? fakeDigest(name) });
+    return this;
+  }
+
+  /** Takes an image away, so resolveImage and start fail with ImageNotFound. */
+  removeImage(name: string): this {
+    this.images.delete(name);
+    return this;
+  }
+
+  /** An unreachable engine answers every call with Unavailable('docker', '<host>: <reason>'). */
+  setReachable(dockerHost: string, reachable: boolean, reason = 'connect ECONNREFUSED'): this {
+    if (reachable) this.unreachable.delete(dockerHost);
+    else this.unreachable.set(dockerHost, reason);
+    return this;
+  }
+
+  /** The next call of `method` (any target) throws `error`; queued calls fail in order. */
+  failNext(method: RuntimeMethod, error: Error, times = 1): this {
+    const queue = this.faults.get(method) ?? [];
+    for (let i = 0; i < times; i++) queue.push(error);
+    this.faults.set(method, queue);
+    return this;
+  }
+
+  /** Overrides health for one container: a serving app that starts failing its probes. */
+  setHealthy(dockerHost: string, nameOrId: string, healthy: boolean): this {
+    this.mustFind(dockerHost, nameOrId).healthOverride = healthy;
+    return this;
+  }
+
+  /** A running container dies (state exited, port unpublished), as if its process crashed. */
+  crash(dockerHost: string, nameOrId: string, exitCode = 1): this {
+    const c = this.mustFind(dockerHost, nameOrId);
+    this.exit(c, exitCode);
+    return this;
+  }
+
+  /** Appends a log line to a container and hands it to its followers. */
+  emitLog(dockerHost: string, nameOrId: string, line: string, stream: 'stdout' | 'stderr' = 'stdout'): this {
+    const c = this.mustFind(dockerHost, nameOrId);
+    c.logs.push({ line, stream });
+    for (const f of this.followers) if (this.find(dockerHost, f.nameOrId) === c) f.onLine(line, stream);
+    return this;
+  }
+
+  /** All containers on a node (or on every node), oldest first. */
+  containers(dockerHost?: string): MemoryContainer[] {
+    const nodes = dockerHost ? [this.nodes.get(dockerHost) ?? new Map()] : [...this.nodes.values()];
+    return nodes.flatMap((n) => [...n.values()]);
+  }
+
+  /** One container by name or id, or undefined. */
+  container(dockerHost: string, nameOrId: string): MemoryContainer | undefined {
+    return this.find(dockerHost, nameOrId);
+  }
+
+  /**
+   * What an HTTP GET to a published address would answer, or null when nothing listens
+   * there (connection refused). The default app serves `/` ("selfdevop-test app <version>"),
+   * `/version`, the health path and `/env/<NAME>` like selfdevop-test/app does.
+   */
+  httpGet(published: string, path: string): FakeResponse | null {
+    const c = this.containers().find((x) => x.published === published && x.state === 'running');
+    if (!c) return null;
+    const image = this.images.get(c.spec.image) ?? this.imageByDigest(c.spec.image) ?? {};
+    const custom = image.respond?.(path, c);
+    if (custom) return custom;
+    const version = c.spec.env.APP_VERSION ?? image.version ?? tagOf(c.spec.image);
+    if (path === (image.healthPath ?? '/health')) {
+      return this.isHealthy(c, image) ? { status: 200, body: 'ok\n' } : { status: 404, body: '404 Not Found\n' };
+    }
+    if (path === '/') return { status: 200, body: `selfdevop-test app ${version}\n` };
+    if (path === '/version') return { status: 200, body: `${version}\n` };
+    const env = /^\/env\/([A-Za-z_][A-Za-z0-9_]*)$/.exec(path)?.[1];
+    if (env !== undefined) {
+      const value = env === 'APP_VERSION' ? version : c.spec.env[env];
+      if (value !== undefined) return { status: 200, body: value };
+    }
+    return { status: 404, body: '404 Not Found\n' };
+  }
+
+  // ---------------------------------------------------------------- the port
+
+  async ping(target: DockerTarget): Promise<void> {
+    this.enter('ping', target, target.dockerHost);
+  }
+
+  async resolveImage(target: DockerTarget, image: string): Promise<string> {
+    this.enter('resolveImage', target, image);
+    return this.mustImage(image).digest as string;
+  }
+
+  async start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo> {
+    this.enter('start', target, spec.name);
+    const existing = this.find(target.dockerHost, spec.name);
+    if (existing) {
+      if (existing.state === 'created' || existing.state === 'exited') this.run(existing);
+      return toInfo(existing);
+    }
+    this.mustImage(spec.image);
+    const c: MemoryContainer = {
+      id: this.newId(),
+      dockerHost: target.dockerHost,
+      spec: structuredClone(spec),
+      state: 'created',
+      exitCode: null,
+      published: null,
+      startedAt: null,
+      healthOverride: null,
+      logs: [],
+    };
+    this.node(target.dockerHost).set(c.id, c);
+    this.run(c);
+    return toInfo(c);
+  }
+
+  async runOnce(target: DockerTarget, spec: ContainerSpec, timeoutMs: number, onLine?: (line: string) => void): Promise<OneOffResult> {
+    this.enter('runOnce', target, spec.name);
+    const image = this.mustImage(spec.image);
+    const plan = image.oneOffs?.[(spec.cmd ?? []).join(' ')] ?? image.defaultOneOff ?? {};
+    // Visible while it runs, gone afterwards, as with Docker.
+    const c: MemoryContainer = {
+      id: this.newId(),
+      dockerHost: target.dockerHost,
+      spec: structuredClone(spec),
+      state: 'running',
+      exitCode: null,
+      published: null,
+      startedAt: this.clock.now().getTime(),
+      healthOverride: null,
+      logs: [],
+    };
+    this.node(target.dockerHost).set(c.id, c);
+    const tail = new OutputTail();
+    try {
+      for (const line of plan.lines ?? []) {
+        tail.push(line);
+        c.logs.push({ line, stream: 'stdout' });
+        try {
+          onLine?.(line);
+        } catch {
+          // Same as Docker: a failing log sink does not fail the one-off.
+        }
+      }
+      const duration = plan.hang ? Infinity : (plan.durationMs ?? 0);
+      if (duration > timeoutMs) {
+        await this.clock.sleep(timeoutMs);
+        return { exitCode: null, timedOut: true, output: tail.toString() };
+      }
+      if (duration > 0) await this.clock.sleep(duration);
+      return { exitCode: plan.exitCode ?? 0, timedOut: false, output: tail.toString() };
+    } finally {
+      this.node(target.dockerHost).delete(c.id);
+    }
+  }
+
+  async inspect(target: DockerTarget, nameOrId: string): Promise<ContainerInfo | null> {
+    this.enter('inspect', target, nameOrId);
+    const c = this.find(target.dockerHost, nameOrId);
+    return c ? toInfo(c) : null;
+  }
+
+  async list(target: DockerTarget, labels: Record<string, string>): Promise<ContainerInfo[]> {
+    this.enter('list', target, JSON.stringify(labels));
+    return this.containers(target.dockerHost)
+      .filter((c) => Object.entries(labels).every(([k, v]) => c.spec.labels[k] === v))
+      .map(toInfo)
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async stop(target: DockerTarget, nameOrId: string, _graceSeconds: number): Promise<void> {
+    this.enter('stop', target, nameOrId);
+    const c = this.find(target.dockerHost, nameOrId);
+    if (c && (c.state === 'running' || c.state === 'restarting' || c.state === 'paused')) this.exit(c, 0);
+  }
+
+  async remove(target: DockerTarget, nameOrId: string): Promise<void> {
+    this.enter('remove', target, nameOrId);
+    const c = this.find(target.dockerHost, nameOrId);
+    if (!c) return;
+    this.exit(c, c.exitCode ?? 137);
+    this.node(target.dockerHost).delete(c.id);
+  }
+
+  async followLogs(
+    target: DockerTarget,
+    nameOrId: string,
+    onLine: (line: string, stream: 'stdout' | 'stderr') => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.enter('followLogs', target, nameOrId);
+    if (signal.aborted) return;
+    const c = this.find(target.dockerHost, nameOrId);
+    if (!c) throw new ContainerNotFound(nameOrId);
+    for (const { line, stream } of [...c.logs]) onLine(line, stream);
+    if (c.state !== 'running' || signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      const follower: Follower = {
+        nameOrId: c.id,
+        onLine,
+        end: () => {
+          this.followers.delete(follower);
+          signal.removeEventListener('abort', follower.end);
+          resolve();
+        },
+      };
+      this.followers.add(follower);
+      signal.addEventListener('abort', follower.end, { once: true });
+    });
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private enter(method: RuntimeMethod, target: DockerTarget, subject: string): void {
+    this.calls.push({ method, dockerHost: target.dockerHost, subject });
+    const fault = this.faults.get(method)?.shift();
+    if (fault) throw fault;
+    const reason = this.unreachable.get(target.dockerHost);
+    if (reason !== undefined) throw new Unavailable('docker', `${target.dockerHost}: ${reason}`);
+  }
+
+  private node(dockerHost: string): Map<string, MemoryContainer> {
+    let node = this.nodes.get(dockerHost);
+    if (!node) {
+      node = new Map();
+      this.nodes.set(dockerHost, node);
+    }
+    return node;
+  }
+
+  private find(dockerHost: string, nameOrId: string): MemoryContainer | undefined {
+    for (const c of this.nodes.get(dockerHost)?.values() ?? []) {
+      if (c.id === nameOrId || c.spec.name === nameOrId) return c;
+    }
+    return undefined;
+  }
+
+  private mustFind(dockerHost: string, nameOrId: string): MemoryContainer {
+    const c = this.find(dockerHost, nameOrId);
+    if (!c) throw new ContainerNotFound(nameOrId);
+    return c;
+  }
+
+  private imageByDigest(digest: string): MemoryImage | undefined {
+    for (const image of this.images.values()) if (image.digest === digest) return image;
+    return undefined;
+  }
+
+  private mustImage(name: string): MemoryImage {
+    const image = this.images.get(name) ?? this.imageByDigest(name);
+    if (!image) throw new ImageNotFound(name, 'no such image in the MemoryRuntime (addImage it)');
+    return image;
+  }
+
+  private run(c: MemoryContainer): void {
+    const image = this.mustImage(c.spec.image);
+    c.startedAt = this.clock.now().getTime();
+    c.exitCode = null;
+    for (const line of image.startLines ?? []) c.logs.push({ line, stream: image.exitOnStart ? 'stderr' : 'stdout' });
+    if (image.exitOnStart !== undefined) {
+      this.exit(c, image.exitOnStart);
+      return;
+    }
+    c.state = 'running';
+    if (c.spec.containerPort) c.published ??= `${c.spec.publishIp ?? '127.0.0.1'}:${this.nextPort++}`;
+  }
+
+  private exit(c: MemoryContainer, exitCode: number): void {
+    c.state = 'exited';
+    c.exitCode = exitCode;
+    c.published = null;
+    for (const f of [...this.followers]) if (f.nameOrId === c.id) f.end();
+  }
+
+  private isHealthy(c: MemoryContainer, image: MemoryImage): boolean {
+    if (c.healthOverride !== null) return c.healthOverride;
+    const healthy = image.healthy ?? true;
+    if (typeof healthy === 'boolean') return healthy;
+    return c.startedAt !== null && this.clock.now().getTime() - c.startedAt >= healthy.afterMs;
+  }
+
+  private newId(): string {
+    return (++this.nextId).toString(16).padStart(64, '0');
+  }
+}
+
+function toInfo(c: MemoryContainer): ContainerInfo {
+  return { id: c.id, name: c.spec.name, state: c.state, labels: { ...c.spec.labels }, published: c.published };
+}
+
+function tagOf(image: string): string {
+  const at = image.indexOf('@');
+  if (at >= 0) return image.slice(at + 1);
+  const colon = image.lastIndexOf(':');
+  return colon > image.lastIndexOf('/') ? image.slice(colon + 1) : 'latest';
+}
+
+/** A stable, fake content digest: 64 hex chars from a simple hash of the name (no crypto in tests' way). */
+function fakeDigest(name: string): string {
+  let hex = '';
+  let h = 0x811c9dc5;
+  for (let round = 0; hex.length < 64; round++) {
+    for (const ch of `${round}:${name}`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+    hex += h.toString(16).padStart(8, '0');
+  }
+  return `sha256:${hex.slice(0, 64)}`;
+}

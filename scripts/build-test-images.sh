@@ -26,6 +26,9 @@ images="$root/test-images"
 label=selfdevop.test-images
 export DOCKER_BUILDKIT=0 # the classic builder uses local base images and never reaches a registry
 started=$(date +%s)
+# Parallel test files may all ask for the images at once: one builds, the others then skip.
+exec 9>"${TMPDIR:-/tmp}/selfdevop-test-images.lock"
+flock 9
 built=()
 skipped=()
 

@@ -1,0 +1,121 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import type { DockerTarget } from '../../core/ports.ts';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The machine's Docker Engine (override with TEST_DOCKER_HOST). */
+export const dockerTarget: DockerTarget = { dockerHost: process.env.TEST_DOCKER_HOST ?? 'unix:///var/run/docker.sock' };
+
+/** Targets whose engine never answers: a closed loopback port and a socket that does not exist. */
+export const unreachableTargets: DockerTarget[] = [
+  { dockerHost: 'tcp://127.0.0.1:1' },
+  { dockerHost: 'unix:///nonexistent/selfdevop/docker.sock' },
+];
+
+/** The offline images scripts/build-test-images.sh makes (test-images/README.md says what each does). */
+export const testImages = {
+  app: 'selfdevop-test/app:v1',
+  appV2: 'selfdevop-test/app:v2',
+  unhealthy: 'selfdevop-test/app:unhealthy',
+  slow: 'selfdevop-test/app:slow',
+  crash: 'selfdevop-test/app:crash',
+  migrateOk: 'selfdevop-test/app:migrate-ok',
+  migrateFail: 'selfdevop-test/app:migrate-fail',
+  ws: 'selfdevop-test/ws:v1',
+  wsV2: 'selfdevop-test/ws:v2',
+  /** Never built, and not pullable offline. */
+  missing: 'selfdevop-test/missing:never-built',
+} as const;
+
+export type TestImages = typeof testImages;
+
+/** The label every container a test makes carries, so afterAll can find and remove them. */
+export const testLabelKey = 'selfdevop.test';
+
+let built: Promise<void> | undefined;
+
+/**
+ * Builds the test images once per test process; about a second when they are up to date,
+ * and safe when several files call it at once (the script takes a lock).
+ */
+export function ensureTestImages(): Promise<void> {
+  built ??= promisify(execFile)('bash', [join(repoRoot, 'scripts/build-test-images.sh')], {
+    timeout: 170_000,
+  }).then(
+    () => undefined,
+    (e: { stderr?: string; message: string }) => {
+      throw new Error(`scripts/build-test-images.sh failed: ${e.stderr || e.message}`);
+    },
+  );
+  return built;
+}
+
+/**
+ * A label and name prefix unique to one test file and run, so files running in parallel
+ * never touch each other's containers.
+ * @example const run = testRun(import.meta.url); afterAll(() => removeContainersByLabel(run.labels));
+ */
+export function testRun(fileUrl: string): { id: string; labels: Record<string, string>; name: (what: string) => string } {
+  const file = basename(fileURLToPath(fileUrl)).replace(/\.test\.ts$/, '').replace(/[^a-z0-9]+/gi, '-').toLowerCase();
+  const id = `${file}-${randomBytes(4).toString('hex')}`;
+  let n = 0;
+  return {
+    id,
+    labels: { [testLabelKey]: id },
+    name: (what) => `sdo-test-${id}-${what}-${++n}`,
+  };
+}
+
+/** Force-removes every container carrying all these labels on the test engine. */
+export async function removeContainersByLabel(labels: Record<string, string>, target: DockerTarget = dockerTarget): Promise<number> {
+  const runtime = new DockerRuntime();
+  const containers = await runtime.list(target, labels);
+  await Promise.all(containers.map((c) => runtime.remove(target, c.id)));
+  return containers.length;
+}
+
+/** A loopback HTTP GET; null when nothing accepts the connection. */
+export function httpGet(hostPort: string, path: string, timeoutMs = 2000): Promise<{ status: number; body: string } | null> {
+  const [host, port] = splitHostPort(hostPort);
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host, port, path, timeout: timeoutMs, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET http://${hostPort}${path} timed out after ${timeoutMs} ms`)));
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      // A container's port can accept and then reset while its server is still starting.
+      if (e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET' || e.code === 'EPIPE') resolve(null);
+      else reject(e);
+    });
+  });
+}
+
+function splitHostPort(hostPort: string): [string, number] {
+  const i = hostPort.lastIndexOf(':');
+  return [hostPort.slice(0, i).replace(/^\[(.*)\]$/, '$1'), Number(hostPort.slice(i + 1))];
+}
+
+/** Polls `get` until it answers `status`, bounded by deadlineMs; returns the last answer. */
+export async function waitForStatus<T extends { status: number } | null>(
+  get: () => Promise<T>,
+  status: number,
+  deadlineMs = 10_000,
+  intervalMs = 50,
+): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  let last = await get();
+  while (last?.status !== status && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, intervalMs));
+    last = await get();
+  }
+  return last;
+}

@@ -31,6 +31,8 @@ export interface SelfhostSettings {
   logDestination?: { write(line: string): void };
   bcryptCost?: number;
   queue?: Partial<PgBossConfig>;
+  /** Whether this process runs the deploy workers (consumers of the release queues). */
+  runWorkers?: boolean;
   /** Login attempts allowed per account per 15 minutes, and per IP per minute. */
   loginLimits?: { perAccount: number; perIp: number };
 }

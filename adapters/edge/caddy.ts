@@ -1,0 +1,298 @@
+/**
+ * EdgeRouter on Caddy's admin API. Routes carry `@id`s and live in one HTTP server of the
+ * Caddy config. Every change is a full Caddy reload, so changes are serialised in-process
+ * and bulk changes go in one load. Writes address one position of the routes array and
+ * carry Caddy's `If-Match`, so two control-plane processes cannot clobber each other's
+ * routes; every write is read back before it counts as done.
+ */
+import http from 'node:http';
+import { isDeepStrictEqual } from 'node:util';
+import { InvalidInput, Unavailable } from '../../core/errors.ts';
+import type { EdgeRouter, RouteSpec } from '../../core/ports.ts';
+import {
+  assertRouteSpec,
+  caddyRouteFromSpec,
+  caddyServer,
+  mergeRoutes,
+  routeInsertIndex,
+  routeSpecFromCaddy,
+} from '../../core/edge/caddy-route.ts';
+
+export interface CaddyEdgeRouterOptions {
+  /** e.g. `http://127.0.0.1:2019`; the admin API must stay on loopback or a private socket. */
+  adminUrl: string;
+  /** The HTTP server (under apps.http.servers) that holds selfdevop's routes. */
+  server?: string;
+  /** Listen addresses used only when that server does not exist yet and must be created. */
+  listen?: { httpListen: string; httpsListen?: string };
+  /** Per admin request; a config load with thousands of routes takes a while. */
+  timeoutMs?: number;
+}
+
+/** Caddy answered, but refused the change (bad config, conflicting id, lost race). */
+export class CaddyRejected extends Error {
+  readonly status: number;
+  constructor(what: string, status: number, body: string) {
+    super(`caddy refused ${what}: ${status} ${errorText(body)}`);
+    this.name = 'CaddyRejected';
+    this.status = status;
+  }
+}
+
+interface RoutesWrite {
+  method: 'PUT' | 'PATCH' | 'DELETE';
+  /** After the routes path: '' for the whole array, '/<index>' for one element. */
+  suffix: string;
+  body?: unknown;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const indexOfId = (routes: readonly unknown[], id: string): number => routes.findIndex((r) => isRecord(r) && r['@id'] === id);
+
+interface AdminResponse {
+  status: number;
+  etag: string | undefined;
+  body: string;
+}
+
+const defaultServer = 'selfdevop';
+const defaultTimeoutMs = 30_000;
+// Bounded retries: of a dropped admin connection, and of a write another writer beat (412).
+const maxAttempts = 5;
+const maxConflicts = 12;
+
+function errorText(body: string): string {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) return String(parsed.error);
+  } catch {
+    // not JSON: Caddy's message is the body itself
+  }
+  return body.trim() || 'no message';
+}
+
+export class CaddyEdgeRouter implements EdgeRouter {
+  readonly #admin: URL;
+  readonly #server: string;
+  readonly #listen: CaddyEdgeRouterOptions['listen'];
+  readonly #timeoutMs: number;
+  #tail: Promise<unknown> = Promise.resolve();
+
+  constructor(options: CaddyEdgeRouterOptions) {
+    this.#admin = new URL(options.adminUrl);
+    this.#server = options.server ?? defaultServer;
+    this.#listen = options.listen;
+    this.#timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  }
+
+  get #routesPath(): string {
+    return `/config/apps/http/servers/${encodeURIComponent(this.#server)}/routes`;
+  }
+
+  async ping(): Promise<void> {
+    const res = await this.#request('GET', '/config/');
+    if (res.status !== 200) throw new Unavailable('caddy', `${this.#admin.origin}: GET /config/ answered ${res.status}`);
+  }
+
+  async put(route: RouteSpec): Promise<void> {
+    assertRouteSpec(route);
+    const planned = caddyRouteFromSpec(route);
+    await this.#serialised(async () => {
+      await this.#changeRoutes(`put route ${route.id}`, true, (routes) => {
+        if (routes === null) return { method: 'PUT', suffix: '', body: [planned] };
+        const at = indexOfId(routes, route.id);
+        // Only this one element is sent, so the other routes are never rewritten.
+        if (at !== -1) return { method: 'PATCH', suffix: `/${at}`, body: planned };
+        return { method: 'PUT', suffix: `/${routeInsertIndex(routes, planned)}`, body: planned };
+      });
+      await this.#verify([route]);
+    });
+  }
+
+  /** Puts every route with one config load: Caddy reloads in full on each change anyway. */
+  async putMany(routes: RouteSpec[]): Promise<void> {
+    for (const route of routes) assertRouteSpec(route);
+    const ids = new Set(routes.map((r) => r.id));
+    if (ids.size !== routes.length) throw new InvalidInput('putMany was given the same route id twice', { field: 'id' });
+    if (routes.length === 0) return;
+    await this.#serialised(async () => {
+      await this.#changeRoutes(`put ${routes.length} routes`, true, (current) =>
+        current === null
+          ? { method: 'PUT', suffix: '', body: mergeRoutes([], routes) }
+          : { method: 'PATCH', suffix: '', body: mergeRoutes(current, routes) },
+      );
+      await this.#verify(routes);
+    });
+  }
+
+  async get(id: string): Promise<RouteSpec | null> {
+    const path = `/id/${encodeURIComponent(id)}`;
+    const res = await this.#request('GET', path);
+    if (res.status === 404) return null;
+    this.#expect(`GET ${path}`, res, 200);
+    let found: unknown = JSON.parse(res.body);
+    // /id/ resolves the id to an array position and reads that position in two separate
+    // steps; a concurrent insert from another process can shift the array in between.
+    if (!isRecord(found) || found['@id'] !== id) {
+      const { routes } = await this.#readRoutes();
+      const at = indexOfId(routes ?? [], id);
+      if (at === -1) return null;
+      found = routes?.[at];
+    }
+    const spec = routeSpecFromCaddy(found);
+    if (spec === null) throw new Error(`caddy object ${id} is not a route selfdevop manages: ${JSON.stringify(found)}`);
+    return spec;
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.#serialised(() =>
+      this.#changeRoutes(`remove route ${id}`, false, (routes) => {
+        const at = indexOfId(routes ?? [], id);
+        // Already gone: removing is idempotent.
+        return at === -1 ? null : { method: 'DELETE', suffix: `/${at}` };
+      }),
+    );
+  }
+
+  async list(): Promise<RouteSpec[]> {
+    const { routes } = await this.#readRoutes();
+    return (routes ?? []).map(routeSpecFromCaddy).filter((r): r is RouteSpec => r !== null);
+  }
+
+  /** Creates the HTTP server (and the http app) when the config does not have them yet. */
+  async ensureServer(): Promise<void> {
+    const segments = ['apps', 'http', 'servers', this.#server];
+    for (let depth = 1; depth <= segments.length; depth += 1) {
+      const path = `/config/${segments.slice(0, depth).map(encodeURIComponent).join('/')}`;
+      const res = await this.#request('GET', path);
+      if (res.status === 200 && res.body.trim() !== 'null') continue;
+      if (res.status !== 200 && res.status !== 400 && res.status !== 404) throw new CaddyRejected(`GET ${path}`, res.status, res.body);
+      if (this.#listen === undefined) {
+        throw new Error(`caddy has no server ${this.#server} and no listen address was configured to create it`);
+      }
+      let value: unknown = caddyServer(this.#listen);
+      for (const key of segments.slice(depth).reverse()) value = { [key]: value };
+      this.#expect(`PUT ${path}`, await this.#request('PUT', path, value), 200);
+      return;
+    }
+  }
+
+  #serialised<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(work, work);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Reads the routes with their ETag, plans one write against that exact array and sends it
+   * with If-Match, so a position computed here is still right when Caddy applies it; when
+   * another writer got there first (412) it reads and plans again. Positions are used
+   * instead of /id/<id> because Caddy resolves an id and applies the change in two steps.
+   */
+  async #changeRoutes(what: string, createServer: boolean, plan: (routes: unknown[] | null) => RoutesWrite | null): Promise<void> {
+    for (let attempt = 1; attempt <= maxConflicts; attempt += 1) {
+      let read = await this.#readRoutes();
+      if (read.missingServer) {
+        if (!createServer) return;
+        await this.ensureServer();
+        read = await this.#readRoutes();
+      }
+      const write = plan(read.routes);
+      if (write === null) return;
+      const headers: Record<string, string> = read.etag === undefined ? {} : { 'If-Match': read.etag };
+      const res = await this.#request(write.method, `${this.#routesPath}${write.suffix}`, write.body, headers);
+      if (res.status === 412) {
+        // Jitter, so writers that collided do not collide again in lockstep.
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+        continue;
+      }
+      this.#expect(`${what} (${write.method} ${this.#routesPath}${write.suffix})`, res, 200);
+      return;
+    }
+    throw new Error(`caddy routes kept changing under ${what}; gave up after ${maxConflicts} attempts`);
+  }
+
+  /** Reads the routes back and checks each spec is there exactly as planned. */
+  async #verify(specs: readonly RouteSpec[]): Promise<void> {
+    const { routes } = await this.#readRoutes();
+    for (const spec of specs) {
+      const stored = routes?.[indexOfId(routes, spec.id)];
+      const planned: unknown = JSON.parse(JSON.stringify(caddyRouteFromSpec(spec)));
+      if (!isDeepStrictEqual(stored, planned)) {
+        throw new Error(`caddy route ${spec.id} read back differs from what was put: ${JSON.stringify(stored) ?? 'missing'}`);
+      }
+    }
+  }
+
+  async #readRoutes(): Promise<{ routes: unknown[] | null; etag: string | undefined; missingServer: boolean }> {
+    const res = await this.#request('GET', this.#routesPath);
+    // Caddy answers 400 "invalid traversal path" when a parent of the path is missing.
+    if (res.status === 400 && /invalid traversal path/.test(res.body)) return { routes: null, etag: undefined, missingServer: true };
+    this.#expect(`GET ${this.#routesPath}`, res, 200);
+    const parsed: unknown = JSON.parse(res.body);
+    if (parsed !== null && !Array.isArray(parsed)) throw new Error(`caddy server ${this.#server} routes is not an array: ${res.body}`);
+    return { routes: parsed, etag: res.etag, missingServer: false };
+  }
+
+  #expect(what: string, res: AdminResponse, status: number): void {
+    if (res.status !== status) throw new CaddyRejected(what, res.status, res.body);
+  }
+
+  /**
+   * Caddy restarts its admin listener on every config load, so a request that lands during
+   * another writer's reload can see its connection reset or refused. Every call here is
+   * safe to repeat (PATCH and DELETE by id are idempotent, inserts carry If-Match and are
+   * read back), so such failures are retried a few times before the edge counts as down.
+   */
+  async #request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<AdminResponse> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.#requestOnce(method, path, body, headers);
+      } catch (error) {
+        const code = (error as { cause?: { code?: unknown } }).cause?.code;
+        if (attempt >= maxAttempts || (code !== 'ECONNRESET' && code !== 'ECONNREFUSED')) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  // node:http, not fetch: Caddy 2.11's admin refuses requests carrying browser fetch
+  // metadata (Sec-Fetch-*), which undici's fetch sends.
+  #requestOnce(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<AdminResponse> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          protocol: this.#admin.protocol,
+          hostname: this.#admin.hostname,
+          port: this.#admin.port,
+          method,
+          path,
+          headers: {
+            ...headers,
+            ...(payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }),
+          },
+          timeout: this.#timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const etag = res.headers.etag;
+            resolve({ status: res.statusCode ?? 0, etag: typeof etag === 'string' ? etag : undefined, body: Buffer.concat(chunks).toString('utf8') });
+          });
+          res.on('error', (e) => reject(this.#unavailable(e)));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${method} ${path} got no answer within ${this.#timeoutMs} ms`)));
+      req.on('error', (e) => reject(this.#unavailable(e)));
+      req.end(payload);
+    });
+  }
+
+  #unavailable(cause: Error): Unavailable {
+    const error = new Unavailable('caddy', `${this.#admin.origin}: ${cause.message}`);
+    error.cause = cause;
+    return error;
+  }
+}

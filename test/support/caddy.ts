@@ -1,0 +1,119 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { caddyBaseConfig } from '../../core/edge/caddy-route.ts';
+
+export const caddyBin = process.env.CADDY_BIN ?? '/usr/local/bin/caddy';
+
+export interface TestCaddy {
+  adminUrl: string;
+  /** Plain-HTTP port of the `selfdevop` server, on 127.0.0.1. */
+  httpPort: number;
+  serverName: string;
+  /** Loads the base config again: no routes, as just started. */
+  reset(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A loopback port nobody listens on right now (closed again before it is returned). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One admin request over node:http (Caddy refuses fetch's browser metadata). */
+export function adminRequest(adminUrl: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
+  const url = new URL(path, adminUrl);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers: payload === undefined ? {} : { 'Content-Type': 'application/json' }, timeout: 10_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/**
+ * Starts a private Caddy (admin and HTTP on free 127.0.0.1 ports, state in a temp dir)
+ * and waits for its admin API. One per test file; stop() kills it and removes the dir.
+ */
+export async function startCaddy(options: { httpPort?: number; serverName?: string } = {}): Promise<TestCaddy> {
+  const dir = await mkdtemp(join(tmpdir(), 'sdo-caddy-'));
+  const adminPort = await freePort();
+  const httpPort = options.httpPort ?? (await freePort());
+  const serverName = options.serverName ?? 'selfdevop';
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const config = caddyBaseConfig({
+    adminListen: `127.0.0.1:${adminPort}`,
+    httpListen: `127.0.0.1:${httpPort}`,
+    serverName,
+    storageRoot: join(dir, 'data'),
+  });
+  const configFile = join(dir, 'caddy.json');
+  await writeFile(configFile, JSON.stringify(config));
+
+  // HOME and XDG dirs point into the temp dir so autosave.json and locks never touch the
+  // machine's own Caddy state.
+  const child = spawn(caddyBin, ['run', '--config', configFile], {
+    env: { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'xdg-data'), XDG_CONFIG_HOME: join(dir, 'xdg-config') },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (c: string) => {
+    stderr = (stderr + c).slice(-4000);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let running = true;
+  void exited.then(() => (running = false));
+
+  const stop = async (): Promise<void> => {
+    if (running) {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(killer);
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (!running) {
+      await stop();
+      throw new Error(`caddy exited before its admin API answered:\n${stderr}`);
+    }
+    const ok = await adminRequest(adminUrl, 'GET', '/config/').then((r) => r.status === 200, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`caddy admin API did not answer at ${adminUrl} within 15 s:\n${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  return {
+    adminUrl,
+    httpPort,
+    serverName,
+    reset: async () => {
+      const res = await adminRequest(adminUrl, 'POST', '/load', config);
+      if (res.status !== 200) throw new Error(`caddy refused the base config (${res.status}): ${res.body}`);
+    },
+    stop,
+  };
+}

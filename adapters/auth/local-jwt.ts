@@ -59,9 +59,11 @@ export class LocalJwtAuth implements AuthProvider {
       );
     }
     const ttl = options.ttlSeconds ?? defaultSessionTtlSeconds;
-    if (!Number.isInteger(ttl) || ttl <= 0) throw new Error(`session ttlSeconds must be a positive integer, got ${ttl}`);
+    if (!Number.isInteger(ttl) || ttl <= 0)
+      throw new Error(`session ttlSeconds must be a positive integer, got ${ttl}`);
     const cost = options.bcryptCost ?? defaultBcryptCost;
-    if (!Number.isInteger(cost) || cost < 4 || cost > 31) throw new Error(`bcryptCost must be an integer from 4 to 31, got ${cost}`);
+    if (!Number.isInteger(cost) || cost < 4 || cost > 31)
+      throw new Error(`bcryptCost must be an integer from 4 to 31, got ${cost}`);
     this.secret = new TextEncoder().encode(secret);
     this.ttlSeconds = ttl;
     this.bcryptCost = cost;
@@ -82,7 +84,8 @@ export class LocalJwtAuth implements AuthProvider {
   }
 
   async verifySession(token: string): Promise<SessionClaims> {
-    if (typeof token !== 'string' || token.trim() === '') throw new Unauthenticated('session token is missing');
+    if (typeof token !== 'string' || token.trim() === '')
+      throw new Unauthenticated('session token is missing');
     let payload;
     try {
       ({ payload } = await jwtVerify(token, this.secret, {
@@ -121,7 +124,9 @@ export class LocalJwtAuth implements AuthProvider {
         return new Unauthenticated('session token signature is invalid');
       case 'ERR_JOSE_ALG_NOT_ALLOWED':
       case 'ERR_JOSE_NOT_SUPPORTED':
-        return new Unauthenticated(`session token algorithm ${headerAlg(token)} is not accepted (only ${algorithm})`);
+        return new Unauthenticated(
+          `session token algorithm ${headerAlg(token)} is not accepted (only ${algorithm})`,
+        );
       case 'ERR_JWT_CLAIM_VALIDATION_FAILED': {
         const claim = (e as { claim?: unknown }).claim;
         return new Unauthenticated(`session token ${String(claim)} claim is missing or invalid`);

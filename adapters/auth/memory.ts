@@ -26,12 +26,16 @@ export class MemoryAuth implements AuthProvider {
   async issueSession(userId: string): Promise<string> {
     assertUserId(userId);
     const token = `mem_${randomBytes(24).toString('base64url')}`;
-    this.sessions.set(token, { userId, expiresAt: new Date(this.clock.now().getTime() + this.ttlSeconds * 1000) });
+    this.sessions.set(token, {
+      userId,
+      expiresAt: new Date(this.clock.now().getTime() + this.ttlSeconds * 1000),
+    });
     return token;
   }
 
   async verifySession(token: string): Promise<SessionClaims> {
-    if (typeof token !== 'string' || token.trim() === '') throw new Unauthenticated('session token is missing');
+    if (typeof token !== 'string' || token.trim() === '')
+      throw new Unauthenticated('session token is missing');
     const session = this.sessions.get(token);
     if (!session) throw new Unauthenticated('session token is malformed or unknown');
     // Expired sessions stay in the map so a retry keeps saying "expired", as a JWT would.
@@ -50,7 +54,8 @@ export class MemoryAuth implements AuthProvider {
   async verifyPassword(password: string, hash: string): Promise<boolean> {
     if (!isVerifiablePassword(password) || typeof hash !== 'string') return false;
     const [scheme, salt, expected, ...rest] = hash.split(':');
-    if (scheme !== 'plain' || salt === undefined || expected === undefined || rest.length > 0) return false;
+    if (scheme !== 'plain' || salt === undefined || expected === undefined || rest.length > 0)
+      return false;
     const actual = Buffer.from(digest(salt, password));
     const wanted = Buffer.from(expected);
     return actual.length === wanted.length && timingSafeEqual(actual, wanted);

@@ -5,10 +5,14 @@ export const maxPasswordBytes = 72;
 
 /** Throws InvalidInput naming `password` when it is not a string or is over 72 UTF-8 bytes. */
 export function assertHashablePassword(password: string): void {
-  if (typeof password !== 'string') throw new InvalidInput('password must be a string', { field: 'password' });
+  if (typeof password !== 'string')
+    throw new InvalidInput('password must be a string', { field: 'password' });
   const bytes = Buffer.byteLength(password, 'utf8');
   if (bytes > maxPasswordBytes) {
-    throw new InvalidInput(`password must be at most ${maxPasswordBytes} bytes in UTF-8, got ${bytes}`, { field: 'password' });
+    throw new InvalidInput(
+      `password must be at most ${maxPasswordBytes} bytes in UTF-8, got ${bytes}`,
+      { field: 'password' },
+    );
   }
 }
 
@@ -19,5 +23,6 @@ export function isVerifiablePassword(password: unknown): password is string {
 
 /** Throws InvalidInput unless userId is a non-empty string. */
 export function assertUserId(userId: string): void {
-  if (typeof userId !== 'string' || userId === '') throw new InvalidInput('userId must be a non-empty string', { field: 'userId' });
+  if (typeof userId !== 'string' || userId === '')
+    throw new InvalidInput('userId must be a non-empty string', { field: 'userId' });
 }

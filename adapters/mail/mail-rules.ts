@@ -2,7 +2,8 @@ import { InvalidInput } from '../../core/errors.ts';
 
 // One plain address, no display name: a comma, semicolon or angle bracket could smuggle
 // in extra recipients, and CR/LF could smuggle in headers.
-const plainAddress = /^[^\s@<>,;:"()[\]\\]+@[^\s@<>,;:"()[\]\\]+\.[^\s@<>,;:"()[\]\\]+$|^[^\s@<>,;:"()[\]\\]+@localhost$/;
+const plainAddress =
+  /^[^\s@<>,;:"()[\]\\]+@[^\s@<>,;:"()[\]\\]+\.[^\s@<>,;:"()[\]\\]+$|^[^\s@<>,;:"()[\]\\]+@localhost$/;
 const maxAddressLength = 254;
 
 /** True when value is exactly one plain e-mail address such as `ops@example.com`. */
@@ -23,10 +24,14 @@ export class MailNotSent extends Error {
 /** Throws InvalidInput naming the field when the message cannot be sent as it is. */
 export function assertSendable(message: { to: string; subject: string; text: string }): void {
   if (!isPlainAddress(message.to)) {
-    throw new InvalidInput(`to must be one plain e-mail address (like ops@example.com), got ${JSON.stringify(message.to)}`, { field: 'to' });
+    throw new InvalidInput(
+      `to must be one plain e-mail address (like ops@example.com), got ${JSON.stringify(message.to)}`,
+      { field: 'to' },
+    );
   }
   if (typeof message.subject !== 'string' || /[\r\n]/.test(message.subject)) {
     throw new InvalidInput('subject must be a string on one line', { field: 'subject' });
   }
-  if (typeof message.text !== 'string') throw new InvalidInput('text must be a string', { field: 'text' });
+  if (typeof message.text !== 'string')
+    throw new InvalidInput('text must be a string', { field: 'text' });
 }

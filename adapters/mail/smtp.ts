@@ -37,14 +37,20 @@ export class SmtpMailer implements Mailer {
     try {
       url = new URL(options.url);
     } catch {
-      throw new Error('SMTP_URL must be a URL like smtp://user:pass@mail.example.com:587; it is not a URL');
+      throw new Error(
+        'SMTP_URL must be a URL like smtp://user:pass@mail.example.com:587; it is not a URL',
+      );
     }
     if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') {
-      throw new Error(`SMTP_URL must start with smtp:// or smtps://, got ${url.protocol}// (${redact(url)})`);
+      throw new Error(
+        `SMTP_URL must start with smtp:// or smtps://, got ${url.protocol}// (${redact(url)})`,
+      );
     }
     if (!url.hostname) throw new Error(`SMTP_URL must name a host (${redact(url)})`);
     if (!isPlainAddress(options.from)) {
-      throw new Error(`MAIL_FROM must be one plain e-mail address (like selfdevop@example.com), got ${JSON.stringify(options.from)}`);
+      throw new Error(
+        `MAIL_FROM must be one plain e-mail address (like selfdevop@example.com), got ${JSON.stringify(options.from)}`,
+      );
     }
     const timeout = options.timeoutMs ?? defaultSmtpTimeoutMs;
     this.from = options.from;
@@ -61,9 +67,16 @@ export class SmtpMailer implements Mailer {
     assertSendable(message);
     try {
       // With one recipient, a refused RCPT TO rejects the whole send, so no partial result.
-      await this.transport.sendMail({ from: this.from, to: message.to, subject: message.subject, text: message.text });
+      await this.transport.sendMail({
+        from: this.from,
+        to: message.to,
+        subject: message.subject,
+        text: message.text,
+      });
     } catch (e) {
-      throw new MailNotSent(message.to, `SMTP server ${this.server}: ${(e as Error).message}`, { cause: e });
+      throw new MailNotSent(message.to, `SMTP server ${this.server}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
   }
 

@@ -27,7 +27,8 @@ export class LocalFsObjectStore implements ObjectStore {
   private readonly tmpDir: string;
 
   constructor(root: string) {
-    if (typeof root !== 'string' || root === '') throw new Error('LocalFsObjectStore needs a root directory');
+    if (typeof root !== 'string' || root === '')
+      throw new Error('LocalFsObjectStore needs a root directory');
     this.root = path.resolve(root);
     // Temporary files live beside objects/, not inside it, so no key is reserved for them
     // and list() never sees a write in progress; same filesystem, so rename is atomic.
@@ -35,7 +36,11 @@ export class LocalFsObjectStore implements ObjectStore {
     this.tmpDir = path.join(this.root, 'tmp');
   }
 
-  async put(key: string, body: Uint8Array | string, _options?: { contentType?: string }): Promise<void> {
+  async put(
+    key: string,
+    body: Uint8Array | string,
+    _options?: { contentType?: string },
+  ): Promise<void> {
     assertObjectKey(key);
     const target = this.pathOf(key);
     await mkdir(this.tmpDir, { recursive: true, mode: dirMode });
@@ -107,7 +112,8 @@ export class LocalFsObjectStore implements ObjectStore {
   private pathOf(key: string): string {
     const full = path.join(this.objectsDir, ...key.split('/'));
     // Key validation already rules out escapes; this keeps a future change from adding one.
-    if (!full.startsWith(this.objectsDir + path.sep)) throw new InvalidInput(`object key ${JSON.stringify(key)} is invalid`, { field: 'key' });
+    if (!full.startsWith(this.objectsDir + path.sep))
+      throw new InvalidInput(`object key ${JSON.stringify(key)} is invalid`, { field: 'key' });
     return full;
   }
 

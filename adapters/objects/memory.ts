@@ -5,7 +5,11 @@ import { assertObjectKey, assertObjectPrefix, bodyBytes, compareKeys } from './o
 export class MemoryObjectStore implements ObjectStore {
   private readonly objects = new Map<string, Uint8Array>();
 
-  async put(key: string, body: Uint8Array | string, _options?: { contentType?: string }): Promise<void> {
+  async put(
+    key: string,
+    body: Uint8Array | string,
+    _options?: { contentType?: string },
+  ): Promise<void> {
     assertObjectKey(key);
     // Copied, so a caller reusing its buffer cannot change what was stored.
     this.objects.set(key, bodyBytes(body));

@@ -16,22 +16,30 @@ function forbiddenCharacter(value: string): string | null {
 }
 
 function invalid(what: 'key' | 'prefix', value: string, reason: string): InvalidInput {
-  return new InvalidInput(`object ${what} ${JSON.stringify(value)} is invalid: ${reason}`, { field: what });
+  return new InvalidInput(`object ${what} ${JSON.stringify(value)} is invalid: ${reason}`, {
+    field: what,
+  });
 }
 
 function checkCharacters(what: 'key' | 'prefix', value: string): void {
   const bad = forbiddenCharacter(value);
   if (bad !== null) {
-    const reason = bad === '\\' ? 'backslashes are not allowed' : 'control characters (such as NUL) are not allowed';
+    const reason =
+      bad === '\\'
+        ? 'backslashes are not allowed'
+        : 'control characters (such as NUL) are not allowed';
     throw invalid(what, value, reason);
   }
   if (value.startsWith('/')) throw invalid(what, value, 'it must be relative (no leading "/")');
-  if (Buffer.byteLength(value, 'utf8') > maxKeyBytes) throw invalid(what, value, `it is longer than ${maxKeyBytes} bytes`);
+  if (Buffer.byteLength(value, 'utf8') > maxKeyBytes)
+    throw invalid(what, value, `it is longer than ${maxKeyBytes} bytes`);
 }
 
 function checkSegment(what: 'key' | 'prefix', value: string, segment: string): void {
-  if (segment === '') throw invalid(what, value, 'empty path segments ("//" or a trailing "/") are not allowed');
-  if (segment === '.' || segment === '..') throw invalid(what, value, `the path segment "${segment}" is not allowed`);
+  if (segment === '')
+    throw invalid(what, value, 'empty path segments ("//" or a trailing "/") are not allowed');
+  if (segment === '.' || segment === '..')
+    throw invalid(what, value, `the path segment "${segment}" is not allowed`);
   if (Buffer.byteLength(segment, 'utf8') > maxSegmentBytes) {
     throw invalid(what, value, `a path segment is longer than ${maxSegmentBytes} bytes`);
   }
@@ -42,7 +50,8 @@ function checkSegment(what: 'key' | 'prefix', value: string, segment: string): v
  * `..`, no backslash or control character, at most 1024 bytes.
  */
 export function assertObjectKey(key: string): void {
-  if (typeof key !== 'string' || key === '') throw new InvalidInput('object key must be a non-empty string', { field: 'key' });
+  if (typeof key !== 'string' || key === '')
+    throw new InvalidInput('object key must be a non-empty string', { field: 'key' });
   checkCharacters('key', key);
   for (const segment of key.split('/')) checkSegment('key', key, segment);
 }
@@ -52,7 +61,8 @@ export function assertObjectKey(key: string): void {
  * fine; the complete segments follow the key rules, the last (partial) one may be empty.
  */
 export function assertObjectPrefix(prefix: string): void {
-  if (typeof prefix !== 'string') throw new InvalidInput('object prefix must be a string', { field: 'prefix' });
+  if (typeof prefix !== 'string')
+    throw new InvalidInput('object prefix must be a string', { field: 'prefix' });
   if (prefix === '') return;
   checkCharacters('prefix', prefix);
   const segments = prefix.split('/');

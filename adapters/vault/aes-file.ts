@@ -30,9 +30,12 @@ export async function readKeyFile(file: string): Promise<Uint8Array> {
     handle = await open(file, 'r');
   } catch (e) {
     if (errorCode(e) === 'ENOENT') {
-      throw new Error(`key file ${file} does not exist; create it with: openssl rand -base64 32 > ${file} && chmod 600 ${file}`, {
-        cause: e,
-      });
+      throw new Error(
+        `key file ${file} does not exist; create it with: openssl rand -base64 32 > ${file} && chmod 600 ${file}`,
+        {
+          cause: e,
+        },
+      );
     }
     throw new Error(`key file ${file} cannot be read: ${(e as Error).message}`, { cause: e });
   }
@@ -42,7 +45,9 @@ export async function readKeyFile(file: string): Promise<Uint8Array> {
     // The key decrypts every secret of every org: a file any local user can read (or
     // replace) defeats the point of encrypting them.
     if (info.mode & 0o006) {
-      throw new Error(`key file ${file} is readable or writable by every user (mode ${formatMode(info.mode)}); run: chmod 600 ${file}`);
+      throw new Error(
+        `key file ${file} is readable or writable by every user (mode ${formatMode(info.mode)}); run: chmod 600 ${file}`,
+      );
     }
     const text = (await handle.readFile('utf8')).trim();
     if (!keyBase64.test(text)) {
@@ -102,7 +107,10 @@ export class AesFileKeyVault implements KeyVault {
   }
 
   /** Reads the current key file and any previous ones (see readKeyFile for the checks). */
-  static async fromKeyFiles(currentFile: string, previousFiles: string[] = []): Promise<AesFileKeyVault> {
+  static async fromKeyFiles(
+    currentFile: string,
+    previousFiles: string[] = [],
+  ): Promise<AesFileKeyVault> {
     const current = await readKeyFile(currentFile);
     const previous = await Promise.all(previousFiles.map((file) => readKeyFile(file)));
     return new AesFileKeyVault({ current, previous });

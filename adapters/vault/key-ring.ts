@@ -40,7 +40,8 @@ export class KeyRing {
 
   constructor(current: Uint8Array, previous: Uint8Array[] = []) {
     for (const key of [current, ...previous]) {
-      if (key.byteLength !== keyBytes) throw new Error(`an AES-256 key must be ${keyBytes} bytes, got ${key.byteLength}`);
+      if (key.byteLength !== keyBytes)
+        throw new Error(`an AES-256 key must be ${keyBytes} bytes, got ${key.byteLength}`);
       const id = keyIdOf(key);
       if (!this.keys.has(id)) this.keys.set(id, Buffer.from(key));
     }
@@ -55,34 +56,53 @@ export class KeyRing {
     if (typeof plaintext !== 'string') throw new TypeError('seal: plaintext must be a string');
     if (typeof context !== 'string') throw new TypeError('seal: context must be a string');
     const iv = randomBytes(ivBytes);
-    const cipher = createCipheriv('aes-256-gcm', this.keyFor(this.currentKeyId), iv, { authTagLength: tagBytes });
+    const cipher = createCipheriv('aes-256-gcm', this.keyFor(this.currentKeyId), iv, {
+      authTagLength: tagBytes,
+    });
     cipher.setAAD(Buffer.from(context, 'utf8'));
-    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-    return [version, this.currentKeyId, iv.toString('base64url'), body.toString('base64url')].join('.');
+    const body = Buffer.concat([
+      cipher.update(plaintext, 'utf8'),
+      cipher.final(),
+      cipher.getAuthTag(),
+    ]);
+    return [version, this.currentKeyId, iv.toString('base64url'), body.toString('base64url')].join(
+      '.',
+    );
   }
 
   open(sealed: string, context: string): string {
     if (typeof sealed !== 'string') throw new SealedValueUnreadable('it is not a string');
     const parts = sealed.split('.');
     if (parts.length !== 4 || parts[0] !== version) {
-      throw new SealedValueUnreadable(`it is not in the ${version}.<keyId>.<iv>.<ciphertext> format`);
+      throw new SealedValueUnreadable(
+        `it is not in the ${version}.<keyId>.<iv>.<ciphertext> format`,
+      );
     }
     const [, keyId = '', ivText = '', bodyText = ''] = parts;
     const key = this.keys.get(keyId);
     if (!key) {
-      throw new SealedValueUnreadable(`it was sealed with key ${keyId}, which this vault does not hold (it holds ${this.keyIds.join(', ')})`);
+      throw new SealedValueUnreadable(
+        `it was sealed with key ${keyId}, which this vault does not hold (it holds ${this.keyIds.join(', ')})`,
+      );
     }
     const iv = decodeSegment(ivText, 'iv');
     const body = decodeSegment(bodyText, 'ciphertext');
-    if (iv.byteLength !== ivBytes) throw new SealedValueUnreadable(`its iv is ${iv.byteLength} bytes, not ${ivBytes}`);
-    if (body.byteLength < tagBytes) throw new SealedValueUnreadable('its ciphertext is shorter than the authentication tag');
+    if (iv.byteLength !== ivBytes)
+      throw new SealedValueUnreadable(`its iv is ${iv.byteLength} bytes, not ${ivBytes}`);
+    if (body.byteLength < tagBytes)
+      throw new SealedValueUnreadable('its ciphertext is shorter than the authentication tag');
     const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: tagBytes });
     decipher.setAAD(Buffer.from(String(context), 'utf8'));
     decipher.setAuthTag(body.subarray(body.byteLength - tagBytes));
     try {
-      return Buffer.concat([decipher.update(body.subarray(0, body.byteLength - tagBytes)), decipher.final()]).toString('utf8');
+      return Buffer.concat([
+        decipher.update(body.subarray(0, body.byteLength - tagBytes)),
+        decipher.final(),
+      ]).toString('utf8');
     } catch {
-      throw new SealedValueUnreadable(`it does not authenticate with key ${keyId} in context ${JSON.stringify(context)} (wrong context, or the value was altered)`);
+      throw new SealedValueUnreadable(
+        `it does not authenticate with key ${keyId} in context ${JSON.stringify(context)} (wrong context, or the value was altered)`,
+      );
     }
   }
 

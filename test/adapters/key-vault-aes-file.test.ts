@@ -93,7 +93,9 @@ describe('readKeyFile', () => {
       const file = newKeyPath();
       await ensureKeyFile(file);
       await writeFile(file, content);
-      await expect(readKeyFile(file)).rejects.toThrow(`key file ${file} must hold exactly 32 bytes as base64`);
+      await expect(readKeyFile(file)).rejects.toThrow(
+        `key file ${file} must hold exactly 32 bytes as base64`,
+      );
       await expect(AesFileKeyVault.fromKeyFiles(file)).rejects.toThrow(file);
     });
   }
@@ -103,7 +105,9 @@ describe('readKeyFile', () => {
       const file = newKeyPath();
       await ensureKeyFile(file);
       await chmod(file, mode);
-      await expect(readKeyFile(file)).rejects.toThrow(`key file ${file} is readable or writable by every user (mode 0${mode.toString(8)}); run: chmod 600 ${file}`);
+      await expect(readKeyFile(file)).rejects.toThrow(
+        `key file ${file} is readable or writable by every user (mode 0${mode.toString(8)}); run: chmod 600 ${file}`,
+      );
     });
   }
 
@@ -117,7 +121,9 @@ describe('readKeyFile', () => {
   it('refuses a folder in place of the key file', async () => {
     const file = newKeyPath();
     await ensureKeyFile(file);
-    await expect(readKeyFile(path.dirname(file))).rejects.toThrow(`key file ${path.dirname(file)} is not a regular file`);
+    await expect(readKeyFile(path.dirname(file))).rejects.toThrow(
+      `key file ${path.dirname(file)} is not a regular file`,
+    );
   });
 });
 
@@ -125,8 +131,12 @@ describe('AesFileKeyVault', () => {
   it('opens a value sealed by another instance on the same key file', async () => {
     const file = newKeyPath();
     await ensureKeyFile(file);
-    const sealed = await (await AesFileKeyVault.fromKeyFiles(file)).seal('shared secret', 'org_1/A');
-    expect(await (await AesFileKeyVault.fromKeyFiles(file)).open(sealed, 'org_1/A')).toBe('shared secret');
+    const sealed = await (
+      await AesFileKeyVault.fromKeyFiles(file)
+    ).seal('shared secret', 'org_1/A');
+    expect(await (await AesFileKeyVault.fromKeyFiles(file)).open(sealed, 'org_1/A')).toBe(
+      'shared secret',
+    );
   });
 
   it('seals as v1.<keyId>.<iv>.<ciphertext+tag> in base64url', async () => {
@@ -156,7 +166,9 @@ describe('AesFileKeyVault', () => {
     expect(after.split('.')[1]).not.toBe(before.split('.')[1]);
     // Without the old key, the old value no longer opens, and the error says which key it needs.
     const newOnly = await AesFileKeyVault.fromKeyFiles(newFile);
-    await expect(newOnly.open(before, 'ctx')).rejects.toThrow(`sealed with key ${before.split('.')[1]}, which this vault does not hold`);
+    await expect(newOnly.open(before, 'ctx')).rejects.toThrow(
+      `sealed with key ${before.split('.')[1]}, which this vault does not hold`,
+    );
     expect(await newOnly.open(after, 'ctx')).toBe('from after');
   });
 
@@ -165,11 +177,15 @@ describe('AesFileKeyVault', () => {
     const sealed = await vault.seal('the-plaintext', 'org_1/A');
     const error = await vault.open(sealed, 'org_2/A').catch((e: unknown) => e as Error);
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(/does not authenticate with key .* in context "org_2\/A"/);
+    expect((error as Error).message).toMatch(
+      /does not authenticate with key .* in context "org_2\/A"/,
+    );
     expect((error as Error).message).not.toContain('the-plaintext');
   });
 
   it('refuses a key of the wrong size given directly', () => {
-    expect(() => new AesFileKeyVault({ current: new Uint8Array(16) })).toThrow('an AES-256 key must be 32 bytes, got 16');
+    expect(() => new AesFileKeyVault({ current: new Uint8Array(16) })).toThrow(
+      'an AES-256 key must be 32 bytes, got 16',
+    );
   });
 });

@@ -25,7 +25,13 @@ describe('LocalFsObjectStore', () => {
     await store.put('a/b/c.txt', 'hello');
     const file = path.join(store.root, 'objects', 'a', 'b', 'c.txt');
     expect((await stat(file)).mode & 0o777).toBe(0o600);
-    for (const dir of [store.root, path.join(store.root, 'objects'), path.join(store.root, 'objects', 'a'), path.join(store.root, 'objects', 'a', 'b'), path.join(store.root, 'tmp')]) {
+    for (const dir of [
+      store.root,
+      path.join(store.root, 'objects'),
+      path.join(store.root, 'objects', 'a'),
+      path.join(store.root, 'objects', 'a', 'b'),
+      path.join(store.root, 'tmp'),
+    ]) {
       expect((await stat(dir)).mode & 0o777).toBe(0o700);
     }
   });
@@ -58,7 +64,9 @@ describe('LocalFsObjectStore', () => {
     const store = fresh();
     await store.put('a', 'x');
     await expect(store.put('a/b', 'y')).rejects.toThrow(InvalidInput);
-    await expect(store.put('a/b/c', 'y')).rejects.toThrow(/object key "a\/b\/c" cannot be stored: a shorter key on its path is an object/);
+    await expect(store.put('a/b/c', 'y')).rejects.toThrow(
+      /object key "a\/b\/c" cannot be stored: a shorter key on its path is an object/,
+    );
     expect(await store.list('')).toEqual(['a']);
     expect(await readdir(path.join(store.root, 'tmp'))).toEqual([]);
   });
@@ -66,7 +74,9 @@ describe('LocalFsObjectStore', () => {
   it('refuses a key that is the folder of other keys', async () => {
     const store = fresh();
     await store.put('a/b', 'x');
-    await expect(store.put('a', 'y')).rejects.toThrow(/object key "a" cannot be stored: it is the folder of other keys/);
+    await expect(store.put('a', 'y')).rejects.toThrow(
+      /object key "a" cannot be stored: it is the folder of other keys/,
+    );
     expect(await store.get('a')).toBeNull();
     expect(await store.list('')).toEqual(['a/b']);
   });

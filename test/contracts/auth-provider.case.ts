@@ -5,7 +5,10 @@ import type { AuthProvider } from '../../core/ports.ts';
 
 export interface AuthProviderFixture {
   /** A provider whose sessions last ttlSeconds on clock. */
-  make: (options: { clock: ManualClock; ttlSeconds: number }) => AuthProvider | Promise<AuthProvider>;
+  make: (options: {
+    clock: ManualClock;
+    ttlSeconds: number;
+  }) => AuthProvider | Promise<AuthProvider>;
   /**
    * For providers that only verify (Cognito): mints a session for userId the way the
    * identity service would. Defaults to the provider's own issueSession.
@@ -26,7 +29,8 @@ export function runAuthProviderContract({ make, issue }: AuthProviderFixture): v
       auth = await make({ clock, ttlSeconds });
       issueFor = async (userId) => {
         if (issue) return issue(userId, { clock, ttlSeconds });
-        if (!auth.issueSession) throw new Error('the fixture must pass issue() for a provider without issueSession');
+        if (!auth.issueSession)
+          throw new Error('the fixture must pass issue() for a provider without issueSession');
         return auth.issueSession(userId);
       };
     });
@@ -53,12 +57,22 @@ export function runAuthProviderContract({ make, issue }: AuthProviderFixture): v
         await expect(auth.verifySession(token)).rejects.toThrow(Unauthenticated);
         await expect(auth.verifySession(token)).rejects.toThrow('session token is missing');
       }
-      await expect(auth.verifySession(undefined as unknown as string)).rejects.toThrow(Unauthenticated);
+      await expect(auth.verifySession(undefined as unknown as string)).rejects.toThrow(
+        Unauthenticated,
+      );
     });
 
     it('refuses garbage', async () => {
       const token = await issueFor('usr_1');
-      for (const garbage of ['garbage', 'a.b.c', 'x.y', `Bearer ${token}`, `${token}x`, token.slice(0, -3), Buffer.from('{"sub":"usr_1"}').toString('base64url')]) {
+      for (const garbage of [
+        'garbage',
+        'a.b.c',
+        'x.y',
+        `Bearer ${token}`,
+        `${token}x`,
+        token.slice(0, -3),
+        Buffer.from('{"sub":"usr_1"}').toString('base64url'),
+      ]) {
         await expect(auth.verifySession(garbage)).rejects.toThrow(Unauthenticated);
       }
     });
@@ -106,7 +120,9 @@ export function runAuthProviderContract({ make, issue }: AuthProviderFixture): v
         const hash = await hashing().hashPassword(exact);
         expect(await hashing().verifyPassword(exact, hash)).toBe(true);
         for (const tooLong of ['p'.repeat(73), 'é'.repeat(37)]) {
-          const error = await hashing().hashPassword(tooLong).catch((e: unknown) => e);
+          const error = await hashing()
+            .hashPassword(tooLong)
+            .catch((e: unknown) => e);
           expect(error).toBeInstanceOf(InvalidInput);
           expect((error as InvalidInput).message).toMatch(/^password must be at most 72 bytes/);
           expect((error as InvalidInput).details).toEqual({ field: 'password' });

@@ -63,7 +63,12 @@ export function runKeyVaultContract({ make }: KeyVaultFixture): void {
 
     it('does not open a tampered value, wherever it was changed', async () => {
       const sealed = await vault.seal('a value worth protecting', context);
-      const positions = [sealed.length - 1, Math.floor(sealed.length / 2), sealed.lastIndexOf('.') + 1, sealed.indexOf('.') + 1];
+      const positions = [
+        sealed.length - 1,
+        Math.floor(sealed.length / 2),
+        sealed.lastIndexOf('.') + 1,
+        sealed.indexOf('.') + 1,
+      ];
       for (const i of positions) {
         const tampered = alterAt(sealed, i);
         expect(tampered).not.toBe(sealed);

@@ -36,13 +36,27 @@ export function runMailerContract({ make }: MailerFixture): void {
 
     it('delivers one message with its recipient, subject and text', async () => {
       const { mailer, inbox } = await start();
-      await mailer.send({ to: 'ops@example.com', subject: 'Release rel_1 completed', text: 'Release rel_1 of api is live.\nNothing else to do.' });
-      expect(await inbox()).toEqual([{ to: 'ops@example.com', subject: 'Release rel_1 completed', text: 'Release rel_1 of api is live.\nNothing else to do.' }]);
+      await mailer.send({
+        to: 'ops@example.com',
+        subject: 'Release rel_1 completed',
+        text: 'Release rel_1 of api is live.\nNothing else to do.',
+      });
+      expect(await inbox()).toEqual([
+        {
+          to: 'ops@example.com',
+          subject: 'Release rel_1 completed',
+          text: 'Release rel_1 of api is live.\nNothing else to do.',
+        },
+      ]);
     });
 
     it('keeps non-ASCII subjects and text intact', async () => {
       const { mailer, inbox } = await start();
-      const message = { to: 'zoe@example.com', subject: 'Déploiement réussi ✓ 🚀', text: 'Grüße — 部署完成\nline two with a long tail '.repeat(4) };
+      const message = {
+        to: 'zoe@example.com',
+        subject: 'Déploiement réussi ✓ 🚀',
+        text: 'Grüße — 部署完成\nline two with a long tail '.repeat(4),
+      };
       await mailer.send(message);
       expect(await inbox()).toEqual([message]);
     });
@@ -59,7 +73,9 @@ export function runMailerContract({ make }: MailerFixture): void {
 
     it('rejects, naming the recipient, when the recipient is refused', async () => {
       const { mailer, inbox } = await start(['gone@example.com']);
-      const error = await mailer.send({ to: 'gone@example.com', subject: 's', text: 't' }).catch((e: unknown) => e);
+      const error = await mailer
+        .send({ to: 'gone@example.com', subject: 's', text: 't' })
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MailNotSent);
       expect((error as MailNotSent).recipient).toBe('gone@example.com');
       expect((error as Error).message).toMatch(/^mail to gone@example.com was not sent: /);
@@ -70,7 +86,14 @@ export function runMailerContract({ make }: MailerFixture): void {
 
     it('refuses a recipient that is not one plain address, naming the field', async () => {
       const { mailer, inbox } = await start();
-      for (const to of ['', 'not-an-address', 'a@example.com, b@example.com', 'a@example.com;b@example.com', 'Ops <ops@example.com>', 'a@example.com\r\nBcc: x@example.com']) {
+      for (const to of [
+        '',
+        'not-an-address',
+        'a@example.com, b@example.com',
+        'a@example.com;b@example.com',
+        'Ops <ops@example.com>',
+        'a@example.com\r\nBcc: x@example.com',
+      ]) {
         const error = await mailer.send({ to, subject: 's', text: 't' }).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(InvalidInput);
         expect((error as InvalidInput).details).toEqual({ field: 'to' });
@@ -80,8 +103,12 @@ export function runMailerContract({ make }: MailerFixture): void {
 
     it('refuses a subject with a line break, naming the field', async () => {
       const { mailer, inbox } = await start();
-      await expect(mailer.send({ to: 'ops@example.com', subject: 'hi\r\nBcc: x@example.com', text: 't' })).rejects.toThrow(InvalidInput);
-      await expect(mailer.send({ to: 'ops@example.com', subject: 'hi\nthere', text: 't' })).rejects.toThrow('subject must be a string on one line');
+      await expect(
+        mailer.send({ to: 'ops@example.com', subject: 'hi\r\nBcc: x@example.com', text: 't' }),
+      ).rejects.toThrow(InvalidInput);
+      await expect(
+        mailer.send({ to: 'ops@example.com', subject: 'hi\nthere', text: 't' }),
+      ).rejects.toThrow('subject must be a string on one line');
       expect(await inbox()).toEqual([]);
     });
   });

@@ -7,7 +7,8 @@ export interface ObjectStoreFixture {
   make: () => ObjectStore | Promise<ObjectStore>;
 }
 
-const text = (bytes: Uint8Array | null) => (bytes === null ? null : new TextDecoder().decode(bytes));
+const text = (bytes: Uint8Array | null) =>
+  bytes === null ? null : new TextDecoder().decode(bytes);
 
 /** The behaviour every ObjectStore (local files, S3, memory) shares. */
 export function runObjectStoreContract({ make }: ObjectStoreFixture): void {
@@ -20,7 +21,9 @@ export function runObjectStoreContract({ make }: ObjectStoreFixture): void {
     it('returns binary bodies byte for byte', async () => {
       const body = new Uint8Array(256 * 4);
       for (let i = 0; i < body.length; i++) body[i] = i % 256;
-      await store.put('artifacts/rel_1/bundle.bin', body, { contentType: 'application/octet-stream' });
+      await store.put('artifacts/rel_1/bundle.bin', body, {
+        contentType: 'application/octet-stream',
+      });
       const back = await store.get('artifacts/rel_1/bundle.bin');
       expect(back).toBeInstanceOf(Uint8Array);
       expect(Array.from(back ?? [])).toEqual(Array.from(body));
@@ -66,7 +69,15 @@ export function runObjectStoreContract({ make }: ObjectStoreFixture): void {
     });
 
     it('lists keys under a prefix, recursively and sorted', async () => {
-      for (const key of ['logs/rel_2/b.txt', 'logs/rel_1/z.txt', 'logs/rel_1/a.txt', 'logs/rel_10/a.txt', 'artifacts/x', 'logsx', 'logs/rel_1/deep/er/c.txt']) {
+      for (const key of [
+        'logs/rel_2/b.txt',
+        'logs/rel_1/z.txt',
+        'logs/rel_1/a.txt',
+        'logs/rel_10/a.txt',
+        'artifacts/x',
+        'logsx',
+        'logs/rel_1/deep/er/c.txt',
+      ]) {
         await store.put(key, key);
       }
       expect(await store.list('logs/')).toEqual([
@@ -77,8 +88,17 @@ export function runObjectStoreContract({ make }: ObjectStoreFixture): void {
         'logs/rel_2/b.txt',
       ]);
       // A prefix is a string prefix, not a folder: rel_1 also matches rel_10.
-      expect(await store.list('logs/rel_1')).toEqual(['logs/rel_1/a.txt', 'logs/rel_1/deep/er/c.txt', 'logs/rel_1/z.txt', 'logs/rel_10/a.txt']);
-      expect(await store.list('logs/rel_1/')).toEqual(['logs/rel_1/a.txt', 'logs/rel_1/deep/er/c.txt', 'logs/rel_1/z.txt']);
+      expect(await store.list('logs/rel_1')).toEqual([
+        'logs/rel_1/a.txt',
+        'logs/rel_1/deep/er/c.txt',
+        'logs/rel_1/z.txt',
+        'logs/rel_10/a.txt',
+      ]);
+      expect(await store.list('logs/rel_1/')).toEqual([
+        'logs/rel_1/a.txt',
+        'logs/rel_1/deep/er/c.txt',
+        'logs/rel_1/z.txt',
+      ]);
       expect(await store.list('logs')).toHaveLength(6);
       expect(await store.list('')).toHaveLength(7);
       expect(await store.list('logs/rel_1/a.txt')).toEqual(['logs/rel_1/a.txt']);

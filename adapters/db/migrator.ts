@@ -93,9 +93,13 @@ const createTableSql = `
   )`;
 
 async function readApplied(db: SqlClient): Promise<AppliedMigration[] | null> {
-  const exists = await db.query<{ t: string | null }>(`select to_regclass('public.schema_migrations')::text as t`);
+  const exists = await db.query<{ t: string | null }>(
+    `select to_regclass('public.schema_migrations')::text as t`,
+  );
   if (!exists.rows[0]?.t) return null;
-  const r = await db.query<AppliedMigration>('select version, name, checksum from schema_migrations order by version');
+  const r = await db.query<AppliedMigration>(
+    'select version, name, checksum from schema_migrations order by version',
+  );
   return r.rows;
 }
 
@@ -104,7 +108,10 @@ async function readApplied(db: SqlClient): Promise<AppliedMigration[] | null> {
  * up to date). Throws MigrationsOutOfStep when the database is ahead or has diverged.
  * @example await migrate(process.env.DATABASE_URL!)
  */
-export async function migrate(url: string, options: { dir?: string } = {}): Promise<AppliedMigration[]> {
+export async function migrate(
+  url: string,
+  options: { dir?: string } = {},
+): Promise<AppliedMigration[]> {
   const code = loadMigrations(options.dir);
   const session = await openSession(url);
   try {
@@ -119,15 +126,15 @@ export async function migrate(url: string, options: { dir?: string } = {}): Prom
         await session.query('begin');
         try {
           await session.query(m.sql);
-          await session.query('insert into schema_migrations (version, name, checksum) values ($1, $2, $3)', [
-            m.version,
-            m.name,
-            m.checksum,
-          ]);
+          await session.query(
+            'insert into schema_migrations (version, name, checksum) values ($1, $2, $3)',
+            [m.version, m.name, m.checksum],
+          );
           await session.query('commit');
         } catch (e) {
           await session.query('rollback').catch(() => undefined);
-          if (e instanceof Error) e.message = `migration ${m.version} (${m.name}) failed: ${e.message}`;
+          if (e instanceof Error)
+            e.message = `migration ${m.version} (${m.name}) failed: ${e.message}`;
           throw e;
         }
         done.push({ version: m.version, name: m.name, checksum: m.checksum });

@@ -13,7 +13,10 @@ export interface SqlResult<R> {
 
 /** Anything that runs one statement: a pooled connection, a transaction, a session. */
 export interface SqlClient {
-  query<R = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<SqlResult<R>>;
+  query<R = Record<string, unknown>>(
+    text: string,
+    values?: readonly unknown[],
+  ): Promise<SqlResult<R>>;
 }
 
 /** A pool of connections; `transaction` runs fn between BEGIN and COMMIT on one of them. */
@@ -116,7 +119,9 @@ export function fromDatabaseUrl(url: string, options: PoolOptions = {}): Databas
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     // Awaited by the pool before the client is used; a failure (role missing because the
     // database is not migrated) fails the checkout instead of handing out an owner session.
-    onConnect: appRole ? (client) => client.query(`set role ${quoteIdent(appRole)}`).then(() => undefined) : undefined,
+    onConnect: appRole
+      ? (client) => client.query(`set role ${quoteIdent(appRole)}`).then(() => undefined)
+      : undefined,
   });
   // An idle client whose server went away emits 'error'; without a listener that would
   // crash the process. The pool drops the client and opens a fresh one on next use.
@@ -203,7 +208,10 @@ function fromPool(pool: pg.Pool): Database {
 
 /** One connection as the login role, for the migrator (session-level advisory lock). */
 export async function openSession(url: string, connectTimeoutMs = 5000): Promise<SqlSession> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs });
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: connectTimeoutMs,
+  });
   // A session that dies while idle must not crash the process; the next query fails instead.
   client.on('error', () => undefined);
   try {
@@ -241,7 +249,11 @@ export function toPgBossDb(source: string | Database, options: { max?: number } 
       close: async () => undefined,
     };
   }
-  const pool = new pg.Pool({ connectionString: source, max: options.max ?? 10, connectionTimeoutMillis: 5000 });
+  const pool = new pg.Pool({
+    connectionString: source,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: 5000,
+  });
   pool.on('error', () => undefined);
   return {
     async executeSql(text, values) {

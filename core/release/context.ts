@@ -20,6 +20,8 @@ export interface StepContext {
   attempt: number;
   /** Secret values opened for this step, masked in every log line written through it. */
   secretValues: string[];
+  /** The step row being run, so a failure can close it. */
+  currentStep: ReleaseStep | null;
 }
 
 /** Loads what a release's steps need; NotFound when its service, environment or node is gone. */
@@ -37,7 +39,7 @@ export async function loadContext(deps: ReleaseDeps, repos: OrgRepos, release: R
     const prevNode = prev?.nodeId ? await repos.nodes.get(prev.nodeId) : null;
     if (prev && prevNode) previous = { release: prev, node: prevNode };
   }
-  return { deps, release, service, environment, node, target: { dockerHost: node.dockerHost }, previous, attempt, secretValues: [] };
+  return { deps, release, service, environment, node, target: { dockerHost: node.dockerHost }, previous, attempt, secretValues: [], currentStep: null };
 }
 
 const now = (c: { deps: Pick<ReleaseDeps, 'clock'> }) => c.deps.clock.now().toISOString();
@@ -79,6 +81,7 @@ export async function beginStep(c: StepContext, name: string): Promise<ReleaseSt
     error: null,
   };
   await c.deps.store.withOrg(c.release.orgId, (repos) => repos.releaseSteps.upsert(step));
+  c.currentStep = step;
   return step;
 }
 
@@ -90,6 +93,7 @@ export async function endStep(c: StepContext, step: ReleaseStep, error: string |
     error: error === null ? null : maskSecrets(error, c.secretValues),
   };
   await c.deps.store.withOrg(c.release.orgId, (repos) => repos.releaseSteps.upsert(done));
+  if (c.currentStep?.name === step.name) c.currentStep = null;
 }
 
 /** Appends an engine event (`release.completed`, …) to the audit trail, inside `repos`' transaction. */

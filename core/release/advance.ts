@@ -1,0 +1,118 @@
+import { isDomainError } from '../errors.ts';
+import { releaseStatuses, type Release, type ReleaseStatus } from '../models.ts';
+import type { MessageHandler, OrgRepos } from '../ports.ts';
+import { appendEvent, appendLog, endStep, loadContext, updateDeployJob, type StepContext } from './context.ts';
+import { sendRetire, sendStep, type ReleaseDeps, type ReleaseStepMessage } from './deps.ts';
+import { isStepFailed } from './errors.ts';
+import { failRelease } from './fail.ts';
+import { isInFlight } from './state-machine.ts';
+import { build, complete, migrate, retireDelaySeconds, startCandidate, validateAndSwitch, type StepRunner } from './steps.ts';
+
+/** The step that runs for a release in each in-flight status. */
+const stepAt: Record<(typeof releaseStatuses)[number], StepRunner | null> = {
+  queued: build,
+  building: build,
+  artifact_ready: startCandidate,
+  candidate_started: migrate,
+  migrating: migrate,
+  health_validating: validateAndSwitch,
+  traffic_shifted: complete,
+  completed: null,
+  failed: null,
+  rolled_back: null,
+};
+
+export interface AdvanceResult {
+  /** False when the message was a duplicate, stale, or its release is gone. */
+  ran: boolean;
+  /** The release's status afterwards; null when it does not exist. */
+  status: ReleaseStatus | null;
+}
+
+const isBehind = (a: ReleaseStatus, b: ReleaseStatus) => releaseStatuses.indexOf(a) < releaseStatuses.indexOf(b);
+
+/**
+ * Runs the next step of a release: the handler of one `release-steps` message. A message
+ * for a status the release has left is a no-op. A step that fails fails the release
+ * (automatic rollback); an unreachable Docker or Caddy is retried, by rethrowing, until
+ * `attempt` reaches `config.maxStepAttempts`. Store errors are rethrown for redelivery.
+ */
+export async function advanceRelease(deps: ReleaseDeps, message: ReleaseStepMessage, attempt = 1): Promise<AdvanceResult> {
+  const { orgId, releaseId } = message;
+  const loaded = await deps.store.withOrg(orgId, async (repos) => {
+    const release = await repos.releases.get(releaseId);
+    if (!release) return null;
+    const current = isInFlight(release.status) && (message.status === undefined || message.status === release.status);
+    if (!current) return { release, context: null };
+    try {
+      return { release, context: await loadContext(deps, repos, release, attempt) };
+    } catch (e) {
+      if (!isDomainError(e) || e.kind !== 'not_found') throw e;
+      await failUnloadable(deps, repos, release, e.message);
+      return { release: { ...release, status: 'failed' as const }, context: null };
+    }
+  });
+  if (!loaded) {
+    deps.logger.warn({ orgId, releaseId }, 'release step message for a release that does not exist: dropped');
+    return { ran: false, status: null };
+  }
+  const { release, context } = loaded;
+  if (!context) {
+    // A worker that died between moving the release and sending the next message leaves
+    // the release waiting; the redelivered old message sends it (a resend is deduplicated).
+    if (message.status && isInFlight(release.status) && isBehind(message.status, release.status)) {
+      await sendStep(deps, release, release.status);
+    }
+    // Likewise for the retirement sent right after completion (also deduplicated).
+    if (message.status === 'traffic_shifted' && release.status === 'completed') await resendRetire(deps, release);
+    return { ran: false, status: release.status };
+  }
+  await runStep(context, stepAt[release.status]!);
+  return { ran: true, status: context.release.status };
+}
+
+async function runStep(c: StepContext, step: StepRunner): Promise<void> {
+  try {
+    await step(c);
+  } catch (e) {
+    if (!isStepFailed(e)) throw e;
+    const max = c.deps.config.maxStepAttempts;
+    if (e.transient && c.attempt < max) {
+      const note = `${e.message} (attempt ${c.attempt} of ${max}, retrying)`;
+      if (c.currentStep) await endStep(c, c.currentStep, note);
+      await appendLog(c, note);
+      throw e;
+    }
+    await failRelease(c, e.message);
+  }
+}
+
+async function resendRetire(deps: ReleaseDeps, release: Release): Promise<void> {
+  const previousId = release.previousReleaseId;
+  if (!previousId) return;
+  const found = await deps.store.withOrg(release.orgId, async (repos) => ({
+    previous: await repos.releases.get(previousId),
+    service: await repos.services.get(release.serviceId),
+  }));
+  if (found.previous && found.service) await sendRetire(deps, found.previous, release.id, retireDelaySeconds(found.service));
+}
+
+/** A release whose service, environment or node is gone cannot run: it fails as it is. */
+async function failUnloadable(
+  deps: ReleaseDeps,
+  repos: OrgRepos,
+  release: Release,
+  reason: string,
+): Promise<void> {
+  const at = deps.clock.now().toISOString();
+  if (!(await repos.releases.transition(release.id, release.status, { status: 'failed', error: reason, finishedAt: at, updatedAt: at }))) return;
+  await updateDeployJob(deps, repos, release.id, { status: 'failed' });
+  await appendEvent(deps, repos, { ...release, status: 'failed' }, 'release.failed', { reason, step: null });
+}
+
+/** The `release-steps` queue handler for a worker: `queue.consume(releaseStepsQueue, handleReleaseStep(deps))`. */
+export function handleReleaseStep(deps: ReleaseDeps): MessageHandler<ReleaseStepMessage> {
+  return async (m) => {
+    await advanceRelease(deps, m.payload, m.attempt);
+  };
+}

@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import { InvalidInput, NotFound } from '../errors.ts';
+import type { NodeRecord, Release } from '../models.ts';
+import type { OrgRepos } from '../ports.ts';
+import { assertCan } from '../roles.ts';
+import { id, imageRef, slugName } from '../schemas.ts';
+import { requireOrg, type Principal, type RequestContext } from '../use-cases/deps.ts';
+import { appendEvent, deployJobIdOf } from './context.ts';
+import { sendStep, type ReleaseDeps } from './deps.ts';
+import { NoNodeAvailable } from './errors.ts';
+
+/** Body of `POST /api/releases`. */
+export const createReleaseInput = z.strictObject({
+  serviceId: id,
+  environment: slugName.optional(),
+  image: imageRef,
+  gitSha: z
+    .string()
+    .regex(/^[0-9a-f]{7,40}$/, 'must be 7 to 40 lowercase hex characters')
+    .nullish(),
+});
+export type CreateReleaseInput = z.input<typeof createReleaseInput>;
+
+/** The first node of the org that is not draining, in id order. */
+async function pickNode(repos: OrgRepos): Promise<NodeRecord> {
+  let cursor: string | null = null;
+  // Bounded: 50 pages of 200 nodes is far beyond what one org runs.
+  for (let page = 0; page < 50; page++) {
+    const { items, nextCursor }: { items: NodeRecord[]; nextCursor: string | null } = await repos.nodes.list({ limit: 200, cursor });
+    const node = items.find((n) => !n.drainMode);
+    if (node) return node;
+    if (!nextCursor) break;
+    cursor = nextCursor;
+  }
+  throw new NoNodeAvailable();
+}
+
+function parseInput(input: unknown): z.infer<typeof createReleaseInput> {
+  const parsed = createReleaseInput.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '(body)');
+  throw new InvalidInput(`${field}: ${issue.message}`, { field });
+}
+
+/** What insertRelease needs beyond the service environment. */
+export interface NewRelease {
+  serviceId: string;
+  environmentId: string;
+  image: string;
+  gitSha: string | null;
+  kind: 'deploy' | 'rollback';
+}
+
+/**
+ * Inserts a queued release (throws ReleaseAlreadyInFlight when one is in flight), its
+ * deploy job and its audit row, inside `repos`' transaction. The caller sends the first
+ * step after commit, so the worker never looks for a release that is not there yet.
+ */
+export async function insertRelease(
+  deps: Pick<ReleaseDeps, 'ids' | 'clock'>,
+  repos: OrgRepos,
+  input: NewRelease,
+  actor: { actorType: 'user' | 'api_key' | 'system'; actorId: string },
+  requestId: string | null,
+  data: Record<string, unknown> = {},
+): Promise<Release> {
+  const node = await pickNode(repos);
+  const previous = await repos.releases.latest(input.serviceId, input.environmentId, ['completed']);
+  const at = deps.clock.now().toISOString();
+  const release: Release = {
+    id: deps.ids.newId('rel'),
+    orgId: repos.orgId,
+    serviceId: input.serviceId,
+    environmentId: input.environmentId,
+    image: input.image,
+    imageDigest: null,
+    gitSha: input.gitSha,
+    status: 'queued',
+    previousReleaseId: previous?.id ?? null,
+    nodeId: node.id,
+    containerId: null,
+    upstream: null,
+    error: null,
+    createdAt: at,
+    updatedAt: at,
+    finishedAt: null,
+  };
+  await repos.releases.insert(release);
+  await repos.deployJobs.insert({
+    id: deployJobIdOf(release.id),
+    orgId: repos.orgId,
+    releaseId: release.id,
+    kind: input.kind,
+    status: 'queued',
+    attempts: 0,
+    createdAt: at,
+    updatedAt: at,
+  });
+  await appendEvent(
+    deps,
+    repos,
+    release,
+    'release.created',
+    { image: release.image, gitSha: release.gitSha, nodeId: node.id, previousReleaseId: release.previousReleaseId, kind: input.kind, ...data },
+    actor,
+    requestId,
+  );
+  return release;
+}
+
+/**
+ * Queues a release of a service environment (`POST /api/releases`, 202). Unknown or
+ * foreign service/environment → NotFound; another release in flight → ReleaseAlreadyInFlight
+ * (409); no usable node → NoNodeAvailable (409).
+ */
+export async function createRelease(
+  deps: ReleaseDeps,
+  principal: Principal,
+  input: CreateReleaseInput,
+  ctx: RequestContext | null = null,
+): Promise<Release> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'deploy');
+  const body = parseInput(input);
+  const envName = body.environment ?? 'production';
+  const release = await deps.store.withOrg(p.orgId, async (repos) => {
+    const service = await repos.services.get(body.serviceId);
+    if (!service) throw new NotFound('service', body.serviceId);
+    const environment = await repos.environments.findByName(service.projectId, envName);
+    if (!environment) throw new NotFound('environment', envName);
+    return insertRelease(
+      deps,
+      repos,
+      { serviceId: service.id, environmentId: environment.id, image: body.image, gitSha: body.gitSha ?? null, kind: 'deploy' },
+      p,
+      ctx?.requestId ?? null,
+    );
+  });
+  await sendStep(deps, release, 'queued');
+  return release;
+}

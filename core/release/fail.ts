@@ -1,0 +1,87 @@
+import { appendEvent, appendLog, containerEnv, endStep, maskSecrets, move, updateDeployJob, type StepContext } from './context.ts';
+import { targetOf } from './deps.ts';
+import { containerName, migrationContainerName, planCandidate, routeId } from './plan.ts';
+
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/**
+ * The automatic rollback of a failed step: traffic stays on (or returns to) the release
+ * that served before, the candidate goes away, and the release is `failed` with `reason`.
+ * Clean-up is best effort: what cannot be done is written to the release log.
+ */
+export async function failRelease(c: StepContext, reason: string): Promise<void> {
+  const step = c.currentStep;
+  if (step) await endStep(c, step, reason);
+  await appendLog(c, `release failed${step ? ` in step ${step.name}` : ''}: ${reason}`);
+  await returnTraffic(c);
+  await removeCandidate(c);
+  if (c.service.strategy === 'replace') await restorePrevious(c);
+  await move(c, 'failed', { error: maskSecrets(reason, c.secretValues), finishedAt: c.deps.clock.now().toISOString() }, async (repos, r) => {
+    await updateDeployJob(c.deps, repos, r.id, { status: 'failed', attempts: c.attempt });
+    await appendEvent(c.deps, repos, r, 'release.failed', { reason: r.error, step: step?.name ?? null });
+  });
+}
+
+/**
+ * The route is never changed before the switch; but a worker that died between switching
+ * and recording it leaves traffic on the candidate, so look, and put it back.
+ */
+async function returnTraffic(c: StepContext): Promise<void> {
+  const upstream = c.release.upstream;
+  if (!upstream || (c.release.status !== 'health_validating' && c.release.status !== 'traffic_shifted')) return;
+  try {
+    const route = await c.deps.edge.get(routeId(c.service.id, c.environment.id));
+    if (!route || !route.upstreams.includes(upstream)) return;
+    const back = c.previous?.release.upstream;
+    if (back) {
+      await c.deps.edge.put({ ...route, upstreams: [back] });
+      await appendLog(c, `traffic returned to release ${c.previous!.release.id} at ${back}`);
+    } else {
+      await c.deps.edge.remove(route.id);
+      await appendLog(c, `route ${route.id} removed: no earlier release to return traffic to`);
+    }
+  } catch (e) {
+    await appendLog(c, `could not check the route after the failure: ${messageOf(e)}`);
+  }
+}
+
+async function removeCandidate(c: StepContext): Promise<void> {
+  const names = [containerName(c.release), migrationContainerName(c.release)];
+  try {
+    for (const name of names) await c.deps.runtime.remove(c.target, name);
+    if (c.release.containerId) await appendLog(c, `candidate container ${names[0]} removed`);
+  } catch (e) {
+    await appendLog(c, `could not remove candidate container ${names[0]}: ${messageOf(e)}`);
+  }
+}
+
+/** Replace stopped the old release's container: start it again and point the route at it. */
+async function restorePrevious(c: StepContext): Promise<void> {
+  const prev = c.previous;
+  if (!prev) return;
+  const target = targetOf(prev.node);
+  try {
+    const running = await c.deps.runtime.inspect(target, containerName(prev.release));
+    if (running?.state === 'running' && running.published === prev.release.upstream) return;
+    // The container is usually still there (stopped) and simply starts again; the spec
+    // matters only if it was removed, then it is recreated from the old image.
+    const env = await containerEnv(c);
+    const spec = planCandidate({ service: c.service, environment: c.environment, release: prev.release, node: prev.node, env });
+    const info = await c.deps.runtime.start(target, spec);
+    if (info.state !== 'running' || !info.published) {
+      await appendLog(c, `release ${prev.release.id} could not be restarted: its container is ${info.state}`);
+      return;
+    }
+    await c.deps.store.withOrg(c.release.orgId, (repos) =>
+      repos.releases.update(prev.release.id, { containerId: info.id, upstream: info.published, updatedAt: c.deps.clock.now().toISOString() }),
+    );
+    const id = routeId(c.service.id, c.environment.id);
+    const route = await c.deps.edge.get(id);
+    if (route && !(route.upstreams.length === 1 && route.upstreams[0] === info.published)) {
+      await c.deps.edge.put({ ...route, upstreams: [info.published] });
+    }
+    await appendLog(c, `release ${prev.release.id} restored at ${info.published}`);
+  } catch (e) {
+    await appendLog(c, `could not restore release ${prev.release.id}: ${messageOf(e)}`);
+  }
+}

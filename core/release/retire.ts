@@ -1,0 +1,49 @@
+import type { MessageHandler } from '../ports.ts';
+import { targetOf, type ReleaseDeps, type ReleaseRetireMessage } from './deps.ts';
+import { containerName } from './plan.ts';
+
+export interface RetireResult {
+  retired: boolean;
+  /** Why nothing was done: `not_found`, `serving`. */
+  skipped: 'not_found' | 'serving' | null;
+}
+
+/**
+ * Stops (with the service's drain grace) and removes the container of a release that a
+ * newer one replaced, once its warm window is over: the handler of `release-retire`.
+ * A release that serves again (rolled back to) keeps running. Docker errors are rethrown,
+ * so the queue retries.
+ */
+export async function retireRelease(deps: ReleaseDeps, message: ReleaseRetireMessage): Promise<RetireResult> {
+  const loaded = await deps.store.withOrg(message.orgId, async (repos) => {
+    const release = await repos.releases.get(message.releaseId);
+    if (!release) return null;
+    const serving = await repos.releases.latest(release.serviceId, release.environmentId, ['completed']);
+    const service = await repos.services.get(release.serviceId);
+    const node = release.nodeId ? await repos.nodes.get(release.nodeId) : null;
+    return { release, serving, service, node };
+  });
+  if (!loaded || !loaded.node) return { retired: false, skipped: 'not_found' };
+  const { release, serving, service, node } = loaded;
+  if (serving?.id === release.id) return { retired: false, skipped: 'serving' };
+  const name = containerName(release);
+  const target = targetOf(node);
+  const grace = service?.drainSeconds ?? 0;
+  await deps.runtime.stop(target, name, grace);
+  await deps.runtime.remove(target, name);
+  const at = deps.clock.now().toISOString();
+  await deps.store.withOrg(message.orgId, async (repos) => {
+    await repos.releases.update(release.id, { containerId: null, updatedAt: at });
+    await repos.releaseLogs.append(release.id, [
+      { at, stream: 'system', line: `container ${name} stopped (grace ${grace} s) and removed: release ${serving?.id ?? '(none)'} serves now` },
+    ]);
+  });
+  return { retired: true, skipped: null };
+}
+
+/** The `release-retire` queue handler for a worker. */
+export function handleReleaseRetire(deps: ReleaseDeps): MessageHandler<ReleaseRetireMessage> {
+  return async (m) => {
+    await retireRelease(deps, m.payload);
+  };
+}

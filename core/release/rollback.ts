@@ -1,0 +1,108 @@
+import { ReleaseAlreadyInFlight, NotFound, Unavailable } from '../errors.ts';
+import type { Release } from '../models.ts';
+import { assertCan } from '../roles.ts';
+import { requireOrg, type Principal, type RequestContext } from '../use-cases/deps.ts';
+import { appendEvent } from './context.ts';
+import { insertRelease } from './create.ts';
+import { sendRetire, sendStep, targetOf, type ReleaseDeps } from './deps.ts';
+import { NothingToRollBackTo, ReleaseNotRollbackable } from './errors.ts';
+import { containerName, defaultHosts, planRoute, routeId } from './plan.ts';
+import { rollbackRequestedAction } from './steps.ts';
+
+export interface RollbackResult {
+  /** `warm`: traffic went back to the still-running container at once; `redeploy`: a new release runs. */
+  path: 'warm' | 'redeploy';
+  /** The release rolled back: `rolled_back` on the warm path, still `completed` until the redeploy completes. */
+  release: Release;
+  /** The release traffic returns to. */
+  to: Release;
+  /** The queued release redeploying `to`'s image, on the redeploy path. */
+  redeploy: Release | null;
+}
+
+/**
+ * Returns traffic to the release before a completed, serving one (`POST
+ * /api/releases/{id}/rollback`, 202). Fast path: the previous release's container still
+ * runs (warm window), so the route moves back at once. Otherwise its image digest is
+ * redeployed as a new release, and this one becomes `rolled_back` when that completes.
+ */
+export async function rollbackRelease(
+  deps: ReleaseDeps,
+  principal: Principal,
+  input: { releaseId: string },
+  ctx: RequestContext | null = null,
+): Promise<RollbackResult> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'deploy');
+  const { releaseId } = input;
+  const found = await deps.store.withOrg(p.orgId, async (repos) => {
+    const release = await repos.releases.get(releaseId);
+    if (!release) throw new NotFound('release', releaseId);
+    if (release.status !== 'completed') {
+      throw new ReleaseNotRollbackable(releaseId, `it is ${release.status}; only a completed release can be rolled back`);
+    }
+    const serving = await repos.releases.latest(release.serviceId, release.environmentId, ['completed']);
+    if (serving?.id !== release.id) throw new ReleaseNotRollbackable(releaseId, `it is not serving; release ${serving?.id} is`);
+    const inFlight = await repos.releases.inFlight(release.serviceId, release.environmentId);
+    if (inFlight) throw new ReleaseAlreadyInFlight(inFlight.id);
+    if (!release.previousReleaseId) throw new NothingToRollBackTo(releaseId);
+    const to = await repos.releases.get(release.previousReleaseId);
+    if (!to || to.status !== 'completed') {
+      throw new NothingToRollBackTo(releaseId, `release ${release.previousReleaseId} is ${to?.status ?? 'gone'}`);
+    }
+    const service = await repos.services.get(release.serviceId);
+    const environment = await repos.environments.get(release.environmentId);
+    const node = to.nodeId ? await repos.nodes.get(to.nodeId) : null;
+    if (!service || !environment) throw new NotFound('service', release.serviceId);
+    return { release, to, service, environment, node };
+  });
+  const { release, to, service, environment, node } = found;
+  const actor = { actorType: p.actorType, actorId: p.actorId };
+  const requestId = ctx?.requestId ?? null;
+
+  const warm = node ? await deps.runtime.inspect(targetOf(node), containerName(to)) : null;
+  if (warm?.state === 'running' && warm.published) {
+    const upstream = warm.published;
+    const id = routeId(service.id, environment.id);
+    const existing = await deps.edge.get(id);
+    const hosts = existing?.hosts ?? defaultHosts({ service, environment, edgeDomain: deps.config.edgeDomain });
+    await deps.edge.put(planRoute({ service, environment, upstreams: [upstream], hosts }));
+    const readBack = await deps.edge.get(id);
+    if (readBack?.upstreams.length !== 1 || readBack.upstreams[0] !== upstream) {
+      throw new Unavailable('edge', `route ${id} does not show upstream ${upstream} after the rollback`);
+    }
+    const at = deps.clock.now().toISOString();
+    const rolledBack = await deps.store.withOrg(p.orgId, async (repos) => {
+      if (!(await repos.releases.transition(release.id, 'completed', { status: 'rolled_back', updatedAt: at }))) {
+        throw new ReleaseNotRollbackable(releaseId, 'it changed while rolling back');
+      }
+      if (to.upstream !== upstream || to.containerId !== warm.id) {
+        await repos.releases.update(to.id, { upstream, containerId: warm.id, updatedAt: at });
+      }
+      await appendEvent(deps, repos, release, 'release.rolled_back', { to: to.id, path: 'warm' }, actor, requestId);
+      const line = `rolled back: traffic returned to release ${to.id} at ${upstream}`;
+      await repos.releaseLogs.append(release.id, [{ at, stream: 'system', line }]);
+      await repos.releaseLogs.append(to.id, [{ at, stream: 'system', line: `serving again after rollback of release ${release.id}` }]);
+      return { ...release, status: 'rolled_back' as const, updatedAt: at };
+    });
+    // The rolled-back release stays warm in turn, so undoing the rollback is instant too.
+    await sendRetire(deps, rolledBack, to.id, service.warmSeconds);
+    return { path: 'warm', release: rolledBack, to: { ...to, upstream, containerId: warm.id }, redeploy: null };
+  }
+
+  const redeploy = await deps.store.withOrg(p.orgId, async (repos) => {
+    const r = await insertRelease(
+      deps,
+      repos,
+      { serviceId: service.id, environmentId: environment.id, image: to.imageDigest ?? to.image, gitSha: to.gitSha, kind: 'rollback' },
+      actor,
+      requestId,
+      { rollbackOf: release.id, to: to.id },
+    );
+    // The marker the complete step reads to mark `release` rolled_back once traffic moved.
+    await appendEvent(deps, repos, r, rollbackRequestedAction, { rollbackOf: release.id, to: to.id }, actor, requestId);
+    return r;
+  });
+  await sendStep(deps, redeploy, 'queued');
+  return { path: 'redeploy', release, to, redeploy };
+}

@@ -1,0 +1,179 @@
+import type { Service } from '../models.ts';
+import { describeProbe, waitUntilHealthy } from './health.ts';
+import {
+  appendEvent,
+  appendLog,
+  beginStep,
+  containerEnv,
+  endStep,
+  move,
+  updateDeployJob,
+  viaDocker,
+  viaEdge,
+  type StepContext,
+} from './context.ts';
+import { sendRetire, sendStep, targetOf } from './deps.ts';
+import { StepFailed } from './errors.ts';
+import { containerName, defaultHosts, planCandidate, planMigration, planRoute, routeId } from './plan.ts';
+
+/**
+ * The steps of a release, one per queue message (Kamal commands/app/*.rb style: one
+ * concern each). Each is idempotent: run twice, it finds what its first run made.
+ */
+export type StepRunner = (c: StepContext) => Promise<void>;
+
+/** Step names in the order a release runs them (rows are shown in this order). */
+export const stepNames = ['build', 'start_candidate', 'migrate', 'health_check', 'switch_traffic', 'complete'] as const;
+
+/** queued|building → artifact_ready: the node answers and the image resolves to a digest. */
+export const build: StepRunner = async (c) => {
+  if (c.release.status === 'queued') {
+    const started = await move(c, 'building', {}, async (repos, r) => {
+      await updateDeployJob(c.deps, repos, r.id, { status: 'running', attempts: c.attempt });
+      await appendEvent(c.deps, repos, r, 'release.started', { image: r.image, nodeId: r.nodeId });
+    });
+    if (!started) return;
+  }
+  const step = await beginStep(c, 'build');
+  await appendLog(c, `resolving image ${c.release.image} on node ${c.node.name}`);
+  await viaDocker(() => c.deps.runtime.ping(c.target));
+  const digest = await viaDocker(() => c.deps.runtime.resolveImage(c.target, c.release.image));
+  await appendLog(c, `image ${c.release.image} is ${digest}`);
+  await endStep(c, step);
+  if (await move(c, 'artifact_ready', { imageDigest: digest })) await sendStep(c.deps, c.release, 'artifact_ready');
+};
+
+/** artifact_ready → candidate_started: the new release's container runs beside the old one. */
+export const startCandidate: StepRunner = async (c) => {
+  const step = await beginStep(c, 'start_candidate');
+  const env = await containerEnv(c);
+  if (c.service.strategy === 'replace' && c.previous) {
+    // Replace frees the old container's resources first; it is only stopped, so a failed
+    // release can start it again as it was.
+    const old = containerName(c.previous.release);
+    await appendLog(c, `replace strategy: stopping ${old} of release ${c.previous.release.id}`);
+    await viaDocker(() => c.deps.runtime.stop(targetOf(c.previous!.node), old, c.service.drainSeconds));
+  }
+  const spec = planCandidate({ service: c.service, environment: c.environment, release: c.release, node: c.node, env });
+  const info = await viaDocker(() => c.deps.runtime.start(c.target, spec));
+  if (info.state !== 'running') throw new StepFailed(`candidate container ${info.name} is ${info.state} right after start`, false);
+  if (!info.published) throw new StepFailed(`candidate container ${info.name} publishes no port`, false);
+  await appendLog(c, `started ${info.name} (${spec.image}) at ${info.published}`);
+  await endStep(c, step);
+  if (await move(c, 'candidate_started', { containerId: info.id, upstream: info.published })) {
+    await sendStep(c.deps, c.release, 'candidate_started');
+  }
+};
+
+/** candidate_started|migrating → health_validating: the migrate command ran and exited 0. */
+export const migrate: StepRunner = async (c) => {
+  if (c.release.status === 'candidate_started' && !(await move(c, 'migrating'))) return;
+  const command = c.service.migrateCommand;
+  if (command === null) {
+    await appendLog(c, 'no migrate command: nothing to migrate');
+    if (await move(c, 'health_validating')) await sendStep(c.deps, c.release, 'health_validating');
+    return;
+  }
+  const step = await beginStep(c, 'migrate');
+  const env = await containerEnv(c);
+  const spec = planMigration({ service: c.service, environment: c.environment, release: c.release, env });
+  const timeoutMs = c.deps.config.migrationTimeoutMs;
+  await appendLog(c, `running migration: ${command}`);
+  let streamed = 0;
+  let written = Promise.resolve();
+  let result;
+  try {
+    result = await viaDocker(() =>
+      c.deps.runtime.runOnce(c.target, spec, timeoutMs, (line) => {
+        streamed++;
+        written = written.then(() => appendLog(c, line, 'stdout'));
+      }),
+    );
+  } finally {
+    await written;
+  }
+  if (streamed === 0 && result.output) {
+    await appendLog(c, result.output.split('\n').filter((l) => l.length > 0), 'stdout');
+  }
+  if (result.timedOut) throw new StepFailed(`migration timed out after ${timeoutMs} ms`, false);
+  if (result.exitCode !== 0) throw new StepFailed(`migration exited with code ${result.exitCode ?? 'unknown'}`, false);
+  await appendLog(c, 'migration succeeded');
+  await endStep(c, step);
+  const moved = await move(c, 'health_validating', {}, (repos, r) =>
+    appendEvent(c.deps, repos, r, 'release.migration_succeeded', { command }),
+  );
+  if (moved) await sendStep(c.deps, c.release, 'health_validating');
+};
+
+/** health_validating → traffic_shifted: the candidate proved healthy and the route points at it. */
+export const validateAndSwitch: StepRunner = async (c) => {
+  const upstream = c.release.upstream;
+  if (!upstream) throw new StepFailed('the candidate has no published address to probe', false);
+  const { healthcheckPath: path, health: policy } = c.service;
+  const health = await beginStep(c, 'health_check');
+  await appendLog(c, `probing GET ${path} at ${upstream}: ${policy.successes} consecutive successes within ${policy.deadlineMs} ms`);
+  let lastSeen = '';
+  const outcome = await waitUntilHealthy({
+    probe: c.deps.probe,
+    clock: c.deps.clock,
+    url: `http://${upstream}${path}`,
+    policy,
+    // Only changes are logged, so a long wait does not flood the release log.
+    onAttempt: async (a) => {
+      const seen = describeProbe(a);
+      if (seen === lastSeen) return;
+      lastSeen = seen;
+      await appendLog(c, `probe ${a.attempt}: GET ${path} → ${seen}`);
+    },
+  });
+  if (!outcome.healthy) {
+    throw new StepFailed(`health check did not pass within ${policy.deadlineMs} ms: GET ${path} → ${outcome.lastError}`, false);
+  }
+  await appendLog(c, `healthy after ${outcome.attempts} probes`);
+  await endStep(c, health);
+
+  const switching = await beginStep(c, 'switch_traffic');
+  const id = routeId(c.service.id, c.environment.id);
+  const existing = await viaEdge(() => c.deps.edge.get(id));
+  // Hosts added to the route since (custom domains) stay; only the upstream moves.
+  const hosts = existing?.hosts ?? defaultHosts({ service: c.service, environment: c.environment, edgeDomain: c.deps.config.edgeDomain });
+  await viaEdge(() => c.deps.edge.put(planRoute({ service: c.service, environment: c.environment, upstreams: [upstream], hosts })));
+  await appendLog(c, `traffic switched to ${upstream} for ${hosts.join(', ')}`);
+  await endStep(c, switching);
+  if (await move(c, 'traffic_shifted')) await sendStep(c.deps, c.release, 'traffic_shifted');
+};
+
+/** The audit marker a rollback-by-redeploy leaves: which release the new one replaces. */
+export const rollbackRequestedAction = 'release.rollback_requested';
+
+/** How long the release a deploy replaced stays up: warm for blue/green, not at all for replace (already stopped). */
+export const retireDelaySeconds = (service: Pick<Service, 'strategy' | 'warmSeconds'>): number =>
+  service.strategy === 'replace' ? 0 : service.warmSeconds;
+
+/** traffic_shifted → completed: the release serves; the one it replaced is scheduled to retire. */
+export const complete: StepRunner = async (c) => {
+  const step = await beginStep(c, 'complete');
+  const marker = await c.deps.store.withOrg(c.release.orgId, (repos) =>
+    repos.audit.list({ limit: 1 }, { action: rollbackRequestedAction, targetId: c.release.id }),
+  );
+  const rollbackOf = marker.items[0]?.data.rollbackOf;
+  await endStep(c, step);
+  const at = c.deps.clock.now().toISOString();
+  const moved = await move(c, 'completed', { finishedAt: at }, async (repos, r) => {
+    await updateDeployJob(c.deps, repos, r.id, { status: 'succeeded', attempts: c.attempt });
+    await appendEvent(c.deps, repos, r, 'release.completed', { imageDigest: r.imageDigest, upstream: r.upstream });
+    if (typeof rollbackOf === 'string') {
+      const replaced = await repos.releases.get(rollbackOf);
+      if (replaced && (await repos.releases.transition(rollbackOf, 'completed', { status: 'rolled_back', updatedAt: at }))) {
+        await appendEvent(c.deps, repos, replaced, 'release.rolled_back', { to: r.id, path: 'redeploy' });
+      }
+    }
+  });
+  // Sent after the move: a retirement that ran first would find the old release still serving.
+  const prev = c.previous?.release;
+  if (moved && prev) {
+    const delay = retireDelaySeconds(c.service);
+    await sendRetire(c.deps, prev, c.release.id, delay);
+    await appendLog(c, `release ${prev.id} retires in ${delay} s`);
+  }
+};

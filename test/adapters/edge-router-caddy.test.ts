@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaddyEdgeRouter, CaddyRejected } from '../../adapters/edge/caddy.ts';
+import { caddyRouteFromSpec } from '../../core/edge/caddy-route.ts';
 import { aRouteSpec, runEdgeRouterContract } from '../contracts/edge-router.case.ts';
 import { adminRequest, freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { available } from '../support/services.ts';
@@ -11,18 +12,40 @@ async function namedUpstream(name: string): Promise<{ dial: string; close: () =>
   const server = http.createServer((_req, res) => res.end(name));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return { dial: `127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    dial: `127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 /** GET / on Caddy's HTTP port for `host`, as a browser would send it. */
-function getThroughEdge(port: number, host: string, cookie?: string): Promise<{ status: number; body: string; setCookie: string[] }> {
+function getThroughEdge(
+  port: number,
+  host: string,
+  cookie?: string,
+): Promise<{ status: number; body: string; setCookie: string[] }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { Host: host, ...(cookie ? { Cookie: cookie } : {}) }, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, setCookie: res.headers['set-cookie'] ?? [] }));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/',
+        headers: { Host: host, ...(cookie ? { Cookie: cookie } : {}) },
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body,
+            setCookie: res.headers['set-cookie'] ?? [],
+          }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -52,17 +75,28 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter (real Caddy 2.11)'
       await caddy.reset();
       return router();
     },
-    makeUnreachable: () => new CaddyEdgeRouter({ adminUrl: `http://127.0.0.1:${closedPort}`, timeoutMs: 2000 }),
+    makeUnreachable: () =>
+      new CaddyEdgeRouter({ adminUrl: `http://127.0.0.1:${closedPort}`, timeoutMs: 2000 }),
   });
 
   it('names the admin URL when Caddy cannot be reached', async () => {
     const edge = new CaddyEdgeRouter({ adminUrl: `http://127.0.0.1:${closedPort}` });
-    await expect(edge.ping()).rejects.toMatchObject({ code: 'caddy_unavailable', message: expect.stringContaining(`127.0.0.1:${closedPort}`) });
+    await expect(edge.ping()).rejects.toMatchObject({
+      code: 'caddy_unavailable',
+      message: expect.stringContaining(`127.0.0.1:${closedPort}`),
+    });
   });
 
   it('stores exactly the planned JSON, addressable by @id', async () => {
     await caddy.reset();
-    await router().put(aRouteSpec({ id: 'svc_x', hosts: ['x.example.test'], upstreams: ['127.0.0.1:30001'], drainSeconds: 600 }));
+    await router().put(
+      aRouteSpec({
+        id: 'svc_x',
+        hosts: ['x.example.test'],
+        upstreams: ['127.0.0.1:30001'],
+        drainSeconds: 600,
+      }),
+    );
     const stored = await adminRequest(caddy.adminUrl, 'GET', '/id/svc_x');
     expect(JSON.parse(stored.body)).toStrictEqual({
       '@id': 'svc_x',
@@ -83,72 +117,136 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter (real Caddy 2.11)'
     await caddy.reset();
     const edge = router();
     await edge.put(aRouteSpec({ id: 'svc_x', hosts: ['x.example.test'], upstreams: [a().dial] }));
-    expect(await getThroughEdge(caddy.httpPort, 'x.example.test')).toMatchObject({ status: 200, body: 'A' });
+    expect(await getThroughEdge(caddy.httpPort, 'x.example.test')).toMatchObject({
+      status: 200,
+      body: 'A',
+    });
     await edge.put(aRouteSpec({ id: 'svc_x', hosts: ['x.example.test'], upstreams: [b().dial] }));
-    expect(await getThroughEdge(caddy.httpPort, 'x.example.test')).toMatchObject({ status: 200, body: 'B' });
+    expect(await getThroughEdge(caddy.httpPort, 'x.example.test')).toMatchObject({
+      status: 200,
+      body: 'B',
+    });
     // No route for this host: Caddy's empty 200 rather than either upstream.
     expect((await getThroughEdge(caddy.httpPort, 'other.example.test')).body).toBe('');
   });
 
   it('balances a plain route over both upstreams', async () => {
     await caddy.reset();
-    await router().put(aRouteSpec({ id: 'svc_x', hosts: ['x.example.test'], upstreams: [a().dial, b().dial] }));
+    await router().put(
+      aRouteSpec({ id: 'svc_x', hosts: ['x.example.test'], upstreams: [a().dial, b().dial] }),
+    );
     const seen = new Set<string>();
-    for (let i = 0; i < 6; i += 1) seen.add((await getThroughEdge(caddy.httpPort, 'x.example.test')).body);
+    for (let i = 0; i < 6; i += 1)
+      seen.add((await getThroughEdge(caddy.httpPort, 'x.example.test')).body);
     expect([...seen].sort()).toStrictEqual(['A', 'B']);
   });
 
   it('pins a client to one upstream with the sticky cookie', async () => {
     await caddy.reset();
-    await router().put(aRouteSpec({ id: 'svc_x', hosts: ['x.example.test'], upstreams: [a().dial, b().dial], sticky: true }));
+    await router().put(
+      aRouteSpec({
+        id: 'svc_x',
+        hosts: ['x.example.test'],
+        upstreams: [a().dial, b().dial],
+        sticky: true,
+      }),
+    );
     const first = await getThroughEdge(caddy.httpPort, 'x.example.test');
-    const cookie = first.setCookie.map((c) => c.split(';')[0]).find((c) => c?.startsWith('sdo_sticky='));
+    const cookie = first.setCookie
+      .map((c) => c.split(';')[0])
+      .find((c) => c?.startsWith('sdo_sticky='));
     expect(cookie).toBeDefined();
     const bodies = new Set<string>([first.body]);
-    for (let i = 0; i < 8; i += 1) bodies.add((await getThroughEdge(caddy.httpPort, 'x.example.test', cookie)).body);
+    for (let i = 0; i < 8; i += 1)
+      bodies.add((await getThroughEdge(caddy.httpPort, 'x.example.test', cookie)).body);
     expect(bodies.size).toBe(1);
   });
 
   it('keeps a catch-all route that was there last, and leaves it out of list()', async () => {
     await caddy.reset();
     const routesPath = `/config/apps/http/servers/${caddy.serverName}/routes`;
-    const catchAll = { '@id': 'fallback', handle: [{ handler: 'static_response', status_code: 404, body: 'no such app' }] };
+    const catchAll = {
+      '@id': 'fallback',
+      handle: [{ handler: 'static_response', status_code: 404, body: 'no such app' }],
+    };
     expect((await adminRequest(caddy.adminUrl, 'POST', routesPath, catchAll)).status).toBe(200);
     const edge = router();
     await edge.put(aRouteSpec({ id: 'svc_x', hosts: ['x.example.test'], upstreams: [a().dial] }));
-    await edge.putMany([aRouteSpec({ id: 'svc_y', hosts: ['*.wild.example.test'], upstreams: [b().dial] })]);
-    const ids = (JSON.parse((await adminRequest(caddy.adminUrl, 'GET', routesPath)).body) as { '@id': string }[]).map((r) => r['@id']);
+    await edge.putMany([
+      aRouteSpec({ id: 'svc_y', hosts: ['*.wild.example.test'], upstreams: [b().dial] }),
+    ]);
+    const ids = (
+      JSON.parse((await adminRequest(caddy.adminUrl, 'GET', routesPath)).body) as {
+        '@id': string;
+      }[]
+    ).map((r) => r['@id']);
     expect(ids).toStrictEqual(['svc_x', 'svc_y', 'fallback']);
     expect((await edge.list()).map((r) => r.id).sort()).toStrictEqual(['svc_x', 'svc_y']);
-    expect(await getThroughEdge(caddy.httpPort, 'x.example.test')).toMatchObject({ status: 200, body: 'A' });
-    expect(await getThroughEdge(caddy.httpPort, 'q.wild.example.test')).toMatchObject({ status: 200, body: 'B' });
-    expect(await getThroughEdge(caddy.httpPort, 'nope.example.test')).toMatchObject({ status: 404, body: 'no such app' });
+    expect(await getThroughEdge(caddy.httpPort, 'x.example.test')).toMatchObject({
+      status: 200,
+      body: 'A',
+    });
+    expect(await getThroughEdge(caddy.httpPort, 'q.wild.example.test')).toMatchObject({
+      status: 200,
+      body: 'B',
+    });
+    expect(await getThroughEdge(caddy.httpPort, 'nope.example.test')).toMatchObject({
+      status: 404,
+      body: 'no such app',
+    });
     await expect(edge.get('fallback')).rejects.toThrow(/fallback is not a route selfdevop manages/);
   });
 
   it('serialises concurrent puts so none is lost', async () => {
     await caddy.reset();
     const edge = router();
-    const routes = Array.from({ length: 8 }, (_, i) => aRouteSpec({ id: `svc_${i}`, hosts: [`h${i}.example.test`] }));
+    const routes = Array.from({ length: 8 }, (_, i) =>
+      aRouteSpec({ id: `svc_${i}`, hosts: [`h${i}.example.test`] }),
+    );
     await Promise.all(routes.map((r) => edge.put(r)));
-    expect((await edge.list()).map((r) => r.id).sort()).toStrictEqual(routes.map((r) => r.id).sort());
+    expect((await edge.list()).map((r) => r.id).sort()).toStrictEqual(
+      routes.map((r) => r.id).sort(),
+    );
   });
 
   it('loses and mixes up nothing when several routers (processes) change routes at once', async () => {
     await caddy.reset();
-    const old = Array.from({ length: 3 }, (_, i) => aRouteSpec({ id: `old_${i}`, hosts: [`o${i}.example.test`] }));
+    const old = Array.from({ length: 3 }, (_, i) =>
+      aRouteSpec({ id: `old_${i}`, hosts: [`o${i}.example.test`] }),
+    );
     await router().putMany(old);
-    const routes = Array.from({ length: 6 }, (_, i) => aRouteSpec({ id: `svc_${i}`, hosts: [`h${i}.example.test`], upstreams: [`127.0.0.1:${32000 + i}`] }));
-    await Promise.all([...routes.map((r) => router().put(r)), ...old.map((r) => router().remove(r.id))]);
+    const routes = Array.from({ length: 6 }, (_, i) =>
+      aRouteSpec({
+        id: `svc_${i}`,
+        hosts: [`h${i}.example.test`],
+        upstreams: [`127.0.0.1:${32000 + i}`],
+      }),
+    );
+    await Promise.all([
+      ...routes.map((r) => router().put(r)),
+      ...old.map((r) => router().remove(r.id)),
+    ]);
     const listed = await router().list();
     expect(listed.sort((x, y) => x.id.localeCompare(y.id))).toStrictEqual(routes);
   });
 
   it('creates its server when the config has none, if told where to listen', async () => {
     const port = await freePort();
-    expect((await adminRequest(caddy.adminUrl, 'POST', '/load', { admin: { listen: new URL(caddy.adminUrl).host } })).status).toBe(200);
-    await expect(router().put(aRouteSpec())).rejects.toThrow(/no server selfdevop and no listen address/);
-    const edge = new CaddyEdgeRouter({ adminUrl: caddy.adminUrl, server: 'fresh', listen: { httpListen: `127.0.0.1:${port}` } });
+    expect(
+      (
+        await adminRequest(caddy.adminUrl, 'POST', '/load', {
+          admin: { listen: new URL(caddy.adminUrl).host },
+        })
+      ).status,
+    ).toBe(200);
+    await expect(router().put(aRouteSpec())).rejects.toThrow(
+      /no server selfdevop and no listen address/,
+    );
+    const edge = new CaddyEdgeRouter({
+      adminUrl: caddy.adminUrl,
+      server: 'fresh',
+      listen: { httpListen: `127.0.0.1:${port}` },
+    });
     await edge.put(aRouteSpec({ id: 'svc_x', hosts: ['x.example.test'], upstreams: [a().dial] }));
     expect(await getThroughEdge(port, 'x.example.test')).toMatchObject({ status: 200, body: 'A' });
     expect(await edge.list()).toHaveLength(1);
@@ -157,7 +255,9 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter (real Caddy 2.11)'
 
   it('lists nothing when its server does not exist', async () => {
     await caddy.reset();
-    expect(await new CaddyEdgeRouter({ adminUrl: caddy.adminUrl, server: 'absent' }).list()).toStrictEqual([]);
+    expect(
+      await new CaddyEdgeRouter({ adminUrl: caddy.adminUrl, server: 'absent' }).list(),
+    ).toStrictEqual([]);
   });
 });
 
@@ -173,23 +273,32 @@ describe('CaddyEdgeRouter against an admin API that misbehaves', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    return { url: `http://127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+    return {
+      url: `http://127.0.0.1:${port}`,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
   }
 
   it('throws when the route read back is not the one put', async () => {
     // Accepts the write, then shows routes without it.
     const admin = await fakeAdmin((method) => (method === 'GET' ? [200, []] : [200, null]));
     try {
-      await expect(new CaddyEdgeRouter({ adminUrl: admin.url }).put(aRouteSpec())).rejects.toThrow(/read back differs/);
+      await expect(new CaddyEdgeRouter({ adminUrl: admin.url }).put(aRouteSpec())).rejects.toThrow(
+        /read back differs/,
+      );
     } finally {
       await admin.close();
     }
   });
 
   it('states what Caddy refused and why', async () => {
-    const admin = await fakeAdmin((method) => (method === 'GET' ? [200, []] : [500, { error: 'loading new config: boom' }]));
+    const admin = await fakeAdmin((method) =>
+      method === 'GET' ? [200, []] : [500, { error: 'loading new config: boom' }],
+    );
     try {
-      const error = await new CaddyEdgeRouter({ adminUrl: admin.url }).put(aRouteSpec()).catch((e: unknown) => e);
+      const error = await new CaddyEdgeRouter({ adminUrl: admin.url })
+        .put(aRouteSpec())
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(CaddyRejected);
       expect((error as Error).message).toBe(
         'caddy refused put route svc_web_production (PUT /config/apps/http/servers/selfdevop/routes/0): 500 loading new config: boom',
@@ -199,12 +308,31 @@ describe('CaddyEdgeRouter against an admin API that misbehaves', () => {
     }
   });
 
-  it('gives up when the routes keep changing under it', async () => {
-    const admin = await fakeAdmin((method) =>
-      method === 'GET' ? [200, []] : [412, { error: 'If-Match header did not match current config hash' }],
+  it('does not trust /id/ when it answers with another route (a concurrent shift)', async () => {
+    const wanted = aRouteSpec({ id: 'svc_x' });
+    const other = caddyRouteFromSpec(aRouteSpec({ id: 'svc_y', hosts: ['y.example.test'] }));
+    const admin = await fakeAdmin((_method, path) =>
+      path.startsWith('/id/') ? [200, other] : [200, [other, caddyRouteFromSpec(wanted)]],
     );
     try {
-      await expect(new CaddyEdgeRouter({ adminUrl: admin.url }).put(aRouteSpec())).rejects.toThrow(/kept changing/);
+      const edge = new CaddyEdgeRouter({ adminUrl: admin.url });
+      expect(await edge.get('svc_x')).toStrictEqual(wanted);
+      expect(await edge.get('svc_z')).toBeNull();
+    } finally {
+      await admin.close();
+    }
+  });
+
+  it('gives up when the routes keep changing under it', async () => {
+    const admin = await fakeAdmin((method) =>
+      method === 'GET'
+        ? [200, []]
+        : [412, { error: 'If-Match header did not match current config hash' }],
+    );
+    try {
+      await expect(new CaddyEdgeRouter({ adminUrl: admin.url }).put(aRouteSpec())).rejects.toThrow(
+        /kept changing/,
+      );
     } finally {
       await admin.close();
     }
@@ -215,7 +343,9 @@ describe('CaddyEdgeRouter against an admin API that misbehaves', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     try {
-      await expect(new CaddyEdgeRouter({ adminUrl: `http://127.0.0.1:${port}`, timeoutMs: 200 }).list()).rejects.toMatchObject({ kind: 'unavailable' });
+      await expect(
+        new CaddyEdgeRouter({ adminUrl: `http://127.0.0.1:${port}`, timeoutMs: 200 }).list(),
+      ).rejects.toMatchObject({ kind: 'unavailable' });
     } finally {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

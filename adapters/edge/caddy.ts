@@ -46,8 +46,10 @@ interface RoutesWrite {
   body?: unknown;
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const indexOfId = (routes: readonly unknown[], id: string): number => routes.findIndex((r) => isRecord(r) && r['@id'] === id);
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const indexOfId = (routes: readonly unknown[], id: string): number =>
+  routes.findIndex((r) => isRecord(r) && r['@id'] === id);
 
 interface AdminResponse {
   status: number;
@@ -64,7 +66,8 @@ const maxConflicts = 12;
 function errorText(body: string): string {
   try {
     const parsed: unknown = JSON.parse(body);
-    if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) return String(parsed.error);
+    if (typeof parsed === 'object' && parsed !== null && 'error' in parsed)
+      return String(parsed.error);
   } catch {
     // not JSON: Caddy's message is the body itself
   }
@@ -91,7 +94,8 @@ export class CaddyEdgeRouter implements EdgeRouter {
 
   async ping(): Promise<void> {
     const res = await this.#request('GET', '/config/');
-    if (res.status !== 200) throw new Unavailable('caddy', `${this.#admin.origin}: GET /config/ answered ${res.status}`);
+    if (res.status !== 200)
+      throw new Unavailable('caddy', `${this.#admin.origin}: GET /config/ answered ${res.status}`);
   }
 
   async put(route: RouteSpec): Promise<void> {
@@ -113,7 +117,8 @@ export class CaddyEdgeRouter implements EdgeRouter {
   async putMany(routes: RouteSpec[]): Promise<void> {
     for (const route of routes) assertRouteSpec(route);
     const ids = new Set(routes.map((r) => r.id));
-    if (ids.size !== routes.length) throw new InvalidInput('putMany was given the same route id twice', { field: 'id' });
+    if (ids.size !== routes.length)
+      throw new InvalidInput('putMany was given the same route id twice', { field: 'id' });
     if (routes.length === 0) return;
     await this.#serialised(async () => {
       await this.#changeRoutes(`put ${routes.length} routes`, true, (current) =>
@@ -140,7 +145,10 @@ export class CaddyEdgeRouter implements EdgeRouter {
       found = routes?.[at];
     }
     const spec = routeSpecFromCaddy(found);
-    if (spec === null) throw new Error(`caddy object ${id} is not a route selfdevop manages: ${JSON.stringify(found)}`);
+    if (spec === null)
+      throw new Error(
+        `caddy object ${id} is not a route selfdevop manages: ${JSON.stringify(found)}`,
+      );
     return spec;
   }
 
@@ -166,9 +174,12 @@ export class CaddyEdgeRouter implements EdgeRouter {
       const path = `/config/${segments.slice(0, depth).map(encodeURIComponent).join('/')}`;
       const res = await this.#request('GET', path);
       if (res.status === 200 && res.body.trim() !== 'null') continue;
-      if (res.status !== 200 && res.status !== 400 && res.status !== 404) throw new CaddyRejected(`GET ${path}`, res.status, res.body);
+      if (res.status !== 200 && res.status !== 400 && res.status !== 404)
+        throw new CaddyRejected(`GET ${path}`, res.status, res.body);
       if (this.#listen === undefined) {
-        throw new Error(`caddy has no server ${this.#server} and no listen address was configured to create it`);
+        throw new Error(
+          `caddy has no server ${this.#server} and no listen address was configured to create it`,
+        );
       }
       let value: unknown = caddyServer(this.#listen);
       for (const key of segments.slice(depth).reverse()) value = { [key]: value };
@@ -189,7 +200,11 @@ export class CaddyEdgeRouter implements EdgeRouter {
    * another writer got there first (412) it reads and plans again. Positions are used
    * instead of /id/<id> because Caddy resolves an id and applies the change in two steps.
    */
-  async #changeRoutes(what: string, createServer: boolean, plan: (routes: unknown[] | null) => RoutesWrite | null): Promise<void> {
+  async #changeRoutes(
+    what: string,
+    createServer: boolean,
+    plan: (routes: unknown[] | null) => RoutesWrite | null,
+  ): Promise<void> {
     for (let attempt = 1; attempt <= maxConflicts; attempt += 1) {
       let read = await this.#readRoutes();
       if (read.missingServer) {
@@ -199,8 +214,14 @@ export class CaddyEdgeRouter implements EdgeRouter {
       }
       const write = plan(read.routes);
       if (write === null) return;
-      const headers: Record<string, string> = read.etag === undefined ? {} : { 'If-Match': read.etag };
-      const res = await this.#request(write.method, `${this.#routesPath}${write.suffix}`, write.body, headers);
+      const headers: Record<string, string> =
+        read.etag === undefined ? {} : { 'If-Match': read.etag };
+      const res = await this.#request(
+        write.method,
+        `${this.#routesPath}${write.suffix}`,
+        write.body,
+        headers,
+      );
       if (res.status === 412) {
         // Jitter, so writers that collided do not collide again in lockstep.
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
@@ -209,7 +230,9 @@ export class CaddyEdgeRouter implements EdgeRouter {
       this.#expect(`${what} (${write.method} ${this.#routesPath}${write.suffix})`, res, 200);
       return;
     }
-    throw new Error(`caddy routes kept changing under ${what}; gave up after ${maxConflicts} attempts`);
+    throw new Error(
+      `caddy routes kept changing under ${what}; gave up after ${maxConflicts} attempts`,
+    );
   }
 
   /** Reads the routes back and checks each spec is there exactly as planned. */
@@ -219,18 +242,26 @@ export class CaddyEdgeRouter implements EdgeRouter {
       const stored = routes?.[indexOfId(routes, spec.id)];
       const planned: unknown = JSON.parse(JSON.stringify(caddyRouteFromSpec(spec)));
       if (!isDeepStrictEqual(stored, planned)) {
-        throw new Error(`caddy route ${spec.id} read back differs from what was put: ${JSON.stringify(stored) ?? 'missing'}`);
+        throw new Error(
+          `caddy route ${spec.id} read back differs from what was put: ${JSON.stringify(stored) ?? 'missing'}`,
+        );
       }
     }
   }
 
-  async #readRoutes(): Promise<{ routes: unknown[] | null; etag: string | undefined; missingServer: boolean }> {
+  async #readRoutes(): Promise<{
+    routes: unknown[] | null;
+    etag: string | undefined;
+    missingServer: boolean;
+  }> {
     const res = await this.#request('GET', this.#routesPath);
     // Caddy answers 400 "invalid traversal path" when a parent of the path is missing.
-    if (res.status === 400 && /invalid traversal path/.test(res.body)) return { routes: null, etag: undefined, missingServer: true };
+    if (res.status === 400 && /invalid traversal path/.test(res.body))
+      return { routes: null, etag: undefined, missingServer: true };
     this.#expect(`GET ${this.#routesPath}`, res, 200);
     const parsed: unknown = JSON.parse(res.body);
-    if (parsed !== null && !Array.isArray(parsed)) throw new Error(`caddy server ${this.#server} routes is not an array: ${res.body}`);
+    if (parsed !== null && !Array.isArray(parsed))
+      throw new Error(`caddy server ${this.#server} routes is not an array: ${res.body}`);
     return { routes: parsed, etag: res.etag, missingServer: false };
   }
 
@@ -244,13 +275,19 @@ export class CaddyEdgeRouter implements EdgeRouter {
    * safe to repeat (PATCH and DELETE by id are idempotent, inserts carry If-Match and are
    * read back), so such failures are retried a few times before the edge counts as down.
    */
-  async #request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<AdminResponse> {
+  async #request(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<AdminResponse> {
     for (let attempt = 1; ; attempt += 1) {
       try {
         return await this.#requestOnce(method, path, body, headers);
       } catch (error) {
         const code = (error as { cause?: { code?: unknown } }).cause?.code;
-        if (attempt >= maxAttempts || (code !== 'ECONNRESET' && code !== 'ECONNREFUSED')) throw error;
+        if (attempt >= maxAttempts || (code !== 'ECONNRESET' && code !== 'ECONNREFUSED'))
+          throw error;
         await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** (attempt - 1)));
       }
     }
@@ -258,7 +295,12 @@ export class CaddyEdgeRouter implements EdgeRouter {
 
   // node:http, not fetch: Caddy 2.11's admin refuses requests carrying browser fetch
   // metadata (Sec-Fetch-*), which undici's fetch sends.
-  #requestOnce(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<AdminResponse> {
+  #requestOnce(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<AdminResponse> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -270,7 +312,12 @@ export class CaddyEdgeRouter implements EdgeRouter {
           path,
           headers: {
             ...headers,
-            ...(payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }),
+            ...(payload === undefined
+              ? {}
+              : {
+                  'Content-Type': 'application/json',
+                  'Content-Length': Buffer.byteLength(payload),
+                }),
           },
           timeout: this.#timeoutMs,
         },
@@ -279,12 +326,18 @@ export class CaddyEdgeRouter implements EdgeRouter {
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             const etag = res.headers.etag;
-            resolve({ status: res.statusCode ?? 0, etag: typeof etag === 'string' ? etag : undefined, body: Buffer.concat(chunks).toString('utf8') });
+            resolve({
+              status: res.statusCode ?? 0,
+              etag: typeof etag === 'string' ? etag : undefined,
+              body: Buffer.concat(chunks).toString('utf8'),
+            });
           });
           res.on('error', (e) => reject(this.#unavailable(e)));
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`${method} ${path} got no answer within ${this.#timeoutMs} ms`)));
+      req.on('timeout', () =>
+        req.destroy(new Error(`${method} ${path} got no answer within ${this.#timeoutMs} ms`)),
+      );
       req.on('error', (e) => reject(this.#unavailable(e)));
       req.end(payload);
     });

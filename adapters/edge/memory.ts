@@ -81,6 +81,7 @@ export class MemoryEdgeRouter implements EdgeRouter {
   #check(): void {
     const failure = this.#failures.shift();
     if (failure !== undefined) throw failure;
-    if (this.#unreachable) throw new Unavailable('edge', 'the in-memory edge router is set unreachable');
+    if (this.#unreachable)
+      throw new Unavailable('edge', 'the in-memory edge router is set unreachable');
   }
 }

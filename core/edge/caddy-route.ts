@@ -56,14 +56,19 @@ const maxDrainSeconds = 7 * 24 * 3600;
 /** Throws InvalidInput naming the first field of `spec` Caddy could not be given safely. */
 export function assertRouteSpec(spec: RouteSpec): void {
   if (typeof spec.id !== 'string' || !idPattern.test(spec.id)) {
-    throw new InvalidInput(`route id ${JSON.stringify(spec.id)} must be 1-200 of A-Z a-z 0-9 . _ : - and start alphanumeric`, { field: 'id' });
+    throw new InvalidInput(
+      `route id ${JSON.stringify(spec.id)} must be 1-200 of A-Z a-z 0-9 . _ : - and start alphanumeric`,
+      { field: 'id' },
+    );
   }
   if (!Array.isArray(spec.hosts) || spec.hosts.length === 0) {
     throw new InvalidInput(`route ${spec.id} needs at least one host`, { field: 'hosts' });
   }
   for (const host of spec.hosts) {
     if (typeof host !== 'string' || host.length > 253 || !hostPattern.test(host)) {
-      throw new InvalidInput(`route ${spec.id} host ${JSON.stringify(host)} is not a hostname`, { field: 'hosts' });
+      throw new InvalidInput(`route ${spec.id} host ${JSON.stringify(host)} is not a hostname`, {
+        field: 'hosts',
+      });
     }
   }
   if (new Set(spec.hosts).size !== spec.hosts.length) {
@@ -75,7 +80,10 @@ export function assertRouteSpec(spec: RouteSpec): void {
   for (const upstream of spec.upstreams) {
     const port = typeof upstream === 'string' ? upstreamPattern.exec(upstream)?.[1] : undefined;
     if (port === undefined || Number(port) < 1 || Number(port) > 65535) {
-      throw new InvalidInput(`route ${spec.id} upstream ${JSON.stringify(upstream)} is not host:port`, { field: 'upstreams' });
+      throw new InvalidInput(
+        `route ${spec.id} upstream ${JSON.stringify(upstream)} is not host:port`,
+        { field: 'upstreams' },
+      );
     }
   }
   if (new Set(spec.upstreams).size !== spec.upstreams.length) {
@@ -84,8 +92,15 @@ export function assertRouteSpec(spec: RouteSpec): void {
   if (typeof spec.sticky !== 'boolean') {
     throw new InvalidInput(`route ${spec.id} sticky must be true or false`, { field: 'sticky' });
   }
-  if (!Number.isInteger(spec.drainSeconds) || spec.drainSeconds < 0 || spec.drainSeconds > maxDrainSeconds) {
-    throw new InvalidInput(`route ${spec.id} drainSeconds must be a whole number from 0 to ${maxDrainSeconds}`, { field: 'drainSeconds' });
+  if (
+    !Number.isInteger(spec.drainSeconds) ||
+    spec.drainSeconds < 0 ||
+    spec.drainSeconds > maxDrainSeconds
+  ) {
+    throw new InvalidInput(
+      `route ${spec.id} drainSeconds must be a whole number from 0 to ${maxDrainSeconds}`,
+      { field: 'drainSeconds' },
+    );
   }
 }
 
@@ -98,7 +113,9 @@ export function caddyRouteFromSpec(spec: RouteSpec): CaddyRoute {
     handler: 'reverse_proxy',
     upstreams: spec.upstreams.map((dial) => ({ dial })),
     load_balancing: {
-      selection_policy: spec.sticky ? { policy: 'cookie', name: stickyCookieName } : { policy: 'round_robin' },
+      selection_policy: spec.sticky
+        ? { policy: 'cookie', name: stickyCookieName }
+        : { policy: 'round_robin' },
     },
   };
   // Every config change, even to another route, is a full reload; without a close delay
@@ -107,13 +124,17 @@ export function caddyRouteFromSpec(spec: RouteSpec): CaddyRoute {
   // With a single upstream there is nothing to fail over to: marking it down would turn
   // one failed request into fail_duration of 503s, so passive checks need two or more.
   if (spec.upstreams.length > 1) {
-    proxy.health_checks = { passive: { fail_duration: defaultFailDuration, max_fails: defaultMaxFails } };
+    proxy.health_checks = {
+      passive: { fail_duration: defaultFailDuration, max_fails: defaultMaxFails },
+    };
   }
   return { '@id': spec.id, match: [{ host: [...spec.hosts] }], handle: [proxy], terminal: true };
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStringArray = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every((s) => typeof s === 'string');
 
 /** Caddy durations as seconds: `"90s"`, `"10m"`, `"1h"`, `"1500ms"` or integer nanoseconds. */
 export function durationSeconds(value: unknown): number | null {
@@ -133,20 +154,25 @@ export function routeSpecFromCaddy(json: unknown): RouteSpec | null {
   if (!isRecord(json) || typeof json['@id'] !== 'string') return null;
   const match = json.match;
   const handle = json.handle;
-  if (!Array.isArray(match) || match.length !== 1 || !Array.isArray(handle) || handle.length !== 1) return null;
+  if (!Array.isArray(match) || match.length !== 1 || !Array.isArray(handle) || handle.length !== 1)
+    return null;
   const [matcher] = match;
   const [proxy] = handle;
-  if (!isRecord(matcher) || !isStringArray(matcher.host) || Object.keys(matcher).length !== 1) return null;
-  if (!isRecord(proxy) || proxy.handler !== 'reverse_proxy' || !Array.isArray(proxy.upstreams)) return null;
+  if (!isRecord(matcher) || !isStringArray(matcher.host) || Object.keys(matcher).length !== 1)
+    return null;
+  if (!isRecord(proxy) || proxy.handler !== 'reverse_proxy' || !Array.isArray(proxy.upstreams))
+    return null;
   const upstreams: string[] = [];
   for (const u of proxy.upstreams) {
     if (!isRecord(u) || typeof u.dial !== 'string') return null;
     upstreams.push(u.dial);
   }
-  const policy = isRecord(proxy.load_balancing) && isRecord(proxy.load_balancing.selection_policy)
-    ? proxy.load_balancing.selection_policy
-    : undefined;
-  const drainSeconds = proxy.stream_close_delay === undefined ? 0 : durationSeconds(proxy.stream_close_delay);
+  const policy =
+    isRecord(proxy.load_balancing) && isRecord(proxy.load_balancing.selection_policy)
+      ? proxy.load_balancing.selection_policy
+      : undefined;
+  const drainSeconds =
+    proxy.stream_close_delay === undefined ? 0 : durationSeconds(proxy.stream_close_delay);
   if (drainSeconds === null) return null;
   return {
     id: json['@id'],
@@ -196,7 +222,9 @@ function portOf(listen: string): number | undefined {
 }
 
 /** The one HTTP server selfdevop's routes live in, with no routes yet. */
-export function caddyServer(options: Pick<CaddyBaseOptions, 'httpListen' | 'httpsListen'>): CaddyServer {
+export function caddyServer(
+  options: Pick<CaddyBaseOptions, 'httpListen' | 'httpsListen'>,
+): CaddyServer {
   if (options.httpsListen === undefined) {
     return { listen: [options.httpListen], routes: [], automatic_https: { disable: true } };
   }
@@ -213,7 +241,11 @@ export function caddyBaseConfig(options: CaddyBaseOptions): Record<string, unkno
     if (httpPort !== undefined) http.http_port = httpPort;
     if (httpsPort !== undefined) http.https_port = httpsPort;
   }
-  const config: Record<string, unknown> = { admin: { listen: options.adminListen }, apps: { http } };
-  if (options.storageRoot !== undefined) config.storage = { module: 'file_system', root: options.storageRoot };
+  const config: Record<string, unknown> = {
+    admin: { listen: options.adminListen },
+    apps: { http },
+  };
+  if (options.storageRoot !== undefined)
+    config.storage = { module: 'file_system', root: options.storageRoot };
   return config;
 }

@@ -14,12 +14,9 @@ describe('MemoryEdgeRouter', () => {
     await edge.putMany([aRouteSpec({ id: 'b' }), aRouteSpec({ id: 'c' })]);
     await edge.remove('a');
     await edge.remove('a');
-    expect(edge.changes.map((c) => (c.op === 'put' ? `put ${c.route.id}` : `remove ${c.id}`))).toStrictEqual([
-      'put a',
-      'put b',
-      'put c',
-      'remove a',
-    ]);
+    expect(
+      edge.changes.map((c) => (c.op === 'put' ? `put ${c.route.id}` : `remove ${c.id}`)),
+    ).toStrictEqual(['put a', 'put b', 'put c', 'remove a']);
     expect(edge.loads).toBe(3);
   });
 
@@ -36,7 +33,10 @@ describe('MemoryEdgeRouter', () => {
   it('can become unreachable and come back', async () => {
     const edge = new MemoryEdgeRouter();
     edge.setUnreachable(true);
-    await expect(edge.ping()).rejects.toMatchObject({ kind: 'unavailable', code: 'edge_unavailable' });
+    await expect(edge.ping()).rejects.toMatchObject({
+      kind: 'unavailable',
+      code: 'edge_unavailable',
+    });
     edge.setUnreachable(false);
     await expect(edge.ping()).resolves.toBeUndefined();
   });

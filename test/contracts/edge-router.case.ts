@@ -39,7 +39,11 @@ export function runEdgeRouterContract({ make, makeUnreachable }: EdgeRouterContr
 
     it('returns what was put', async () => {
       const edge = await make();
-      const route = aRouteSpec({ sticky: true, upstreams: ['127.0.0.1:30001', '127.0.0.1:30002'], hosts: ['a.example.test', 'b.example.test'] });
+      const route = aRouteSpec({
+        sticky: true,
+        upstreams: ['127.0.0.1:30001', '127.0.0.1:30002'],
+        hosts: ['a.example.test', 'b.example.test'],
+      });
       await edge.put(route);
       expect(await edge.get(route.id)).toStrictEqual(route);
     });
@@ -97,7 +101,9 @@ export function runEdgeRouterContract({ make, makeUnreachable }: EdgeRouterContr
       const edge = await make();
       await edge.put(aRouteSpec());
       const error = await caught(edge.put(aRouteSpec({ upstreams: ['not-a-host-port'] })));
-      expect(isDomainError(error) && error.kind === 'invalid' && error.details).toStrictEqual({ field: 'upstreams' });
+      expect(isDomainError(error) && error.kind === 'invalid' && error.details).toStrictEqual({
+        field: 'upstreams',
+      });
       expect(await edge.list()).toStrictEqual([aRouteSpec()]);
     });
 
@@ -105,29 +111,41 @@ export function runEdgeRouterContract({ make, makeUnreachable }: EdgeRouterContr
       const edge = await make();
       expect(edge.putMany).toBeTypeOf('function');
       await edge.put(aRouteSpec({ id: 'route_0', hosts: ['h0.example.test'] }));
-      const many = Array.from({ length: 25 }, (_, i) => aRouteSpec({ id: `route_${i}`, hosts: [`h${i}.example.test`], upstreams: [`127.0.0.1:${31000 + i}`] }));
+      const many = Array.from({ length: 25 }, (_, i) =>
+        aRouteSpec({
+          id: `route_${i}`,
+          hosts: [`h${i}.example.test`],
+          upstreams: [`127.0.0.1:${31000 + i}`],
+        }),
+      );
       await edge.putMany?.(many);
       expect(byId(await edge.list())).toStrictEqual(byId(many));
     });
 
     it('refuses a batch naming one id twice and changes nothing', async () => {
       const edge = await make();
-      const error = await caught(edge.putMany?.([aRouteSpec(), aRouteSpec({ upstreams: ['127.0.0.1:1'] })]) ?? Promise.resolve());
+      const error = await caught(
+        edge.putMany?.([aRouteSpec(), aRouteSpec({ upstreams: ['127.0.0.1:1'] })]) ??
+          Promise.resolve(),
+      );
       expect(isDomainError(error) && error.kind).toBe('invalid');
       expect(await edge.list()).toStrictEqual([]);
     });
 
-    it.each(['ping', 'put', 'get', 'remove', 'list'] as const)('reports an unreachable edge as Unavailable (%s)', async (method) => {
-      const edge = makeUnreachable();
-      const calls = {
-        ping: () => edge.ping(),
-        put: () => edge.put(aRouteSpec()),
-        get: () => edge.get('svc_web_production'),
-        remove: () => edge.remove('svc_web_production'),
-        list: () => edge.list(),
-      };
-      const error = await caught(calls[method]());
-      expect(isDomainError(error) && error.kind).toBe('unavailable');
-    });
+    it.each(['ping', 'put', 'get', 'remove', 'list'] as const)(
+      'reports an unreachable edge as Unavailable (%s)',
+      async (method) => {
+        const edge = makeUnreachable();
+        const calls = {
+          ping: () => edge.ping(),
+          put: () => edge.put(aRouteSpec()),
+          get: () => edge.get('svc_web_production'),
+          remove: () => edge.remove('svc_web_production'),
+          list: () => edge.list(),
+        };
+        const error = await caught(calls[method]());
+        expect(isDomainError(error) && error.kind).toBe('unavailable');
+      },
+    );
   });
 }

@@ -31,16 +31,29 @@ export function freePort(): Promise<number> {
 }
 
 /** One admin request over node:http (Caddy refuses fetch's browser metadata). */
-export function adminRequest(adminUrl: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
+export function adminRequest(
+  adminUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: string }> {
   const url = new URL(path, adminUrl);
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers: payload === undefined ? {} : { 'Content-Type': 'application/json' }, timeout: 10_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = http.request(
+      url,
+      {
+        method,
+        headers: payload === undefined ? {} : { 'Content-Type': 'application/json' },
+        timeout: 10_000,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
     req.on('error', reject);
     req.end(payload);
@@ -51,7 +64,9 @@ export function adminRequest(adminUrl: string, method: string, path: string, bod
  * Starts a private Caddy (admin and HTTP on free 127.0.0.1 ports, state in a temp dir)
  * and waits for its admin API. One per test file; stop() kills it and removes the dir.
  */
-export async function startCaddy(options: { httpPort?: number; serverName?: string } = {}): Promise<TestCaddy> {
+export async function startCaddy(
+  options: { httpPort?: number; serverName?: string } = {},
+): Promise<TestCaddy> {
   const dir = await mkdtemp(join(tmpdir(), 'sdo-caddy-'));
   const adminPort = await freePort();
   const httpPort = options.httpPort ?? (await freePort());
@@ -69,7 +84,12 @@ export async function startCaddy(options: { httpPort?: number; serverName?: stri
   // HOME and XDG dirs point into the temp dir so autosave.json and locks never touch the
   // machine's own Caddy state.
   const child = spawn(caddyBin, ['run', '--config', configFile], {
-    env: { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'xdg-data'), XDG_CONFIG_HOME: join(dir, 'xdg-config') },
+    env: {
+      ...process.env,
+      HOME: dir,
+      XDG_DATA_HOME: join(dir, 'xdg-data'),
+      XDG_CONFIG_HOME: join(dir, 'xdg-config'),
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -97,7 +117,10 @@ export async function startCaddy(options: { httpPort?: number; serverName?: stri
       await stop();
       throw new Error(`caddy exited before its admin API answered:\n${stderr}`);
     }
-    const ok = await adminRequest(adminUrl, 'GET', '/config/').then((r) => r.status === 200, () => false);
+    const ok = await adminRequest(adminUrl, 'GET', '/config/').then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) {
       await stop();
@@ -112,7 +135,8 @@ export async function startCaddy(options: { httpPort?: number; serverName?: stri
     serverName,
     reset: async () => {
       const res = await adminRequest(adminUrl, 'POST', '/load', config);
-      if (res.status !== 200) throw new Error(`caddy refused the base config (${res.status}): ${res.body}`);
+      if (res.status !== 200)
+        throw new Error(`caddy refused the base config (${res.status}): ${res.body}`);
     },
     stop,
   };

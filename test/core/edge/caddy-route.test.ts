@@ -39,7 +39,12 @@ describe('caddyRouteFromSpec', () => {
   });
 
   it('plans a sticky route over two upstreams with a cookie and passive health checks', () => {
-    const spec = aRoute({ hosts: ['a.example', 'www.a.example'], upstreams: ['10.0.0.5:1', '10.0.0.6:2'], sticky: true, drainSeconds: 3 });
+    const spec = aRoute({
+      hosts: ['a.example', 'www.a.example'],
+      upstreams: ['10.0.0.5:1', '10.0.0.6:2'],
+      sticky: true,
+      drainSeconds: 3,
+    });
     expect(caddyRouteFromSpec(spec)).toStrictEqual({
       '@id': 'svc_web_production',
       match: [{ host: ['a.example', 'www.a.example'] }],
@@ -80,22 +85,58 @@ describe('routeSpecFromCaddy', () => {
 
   it('survives a JSON round trip, as Caddy hands it back', () => {
     const spec = aRoute({ sticky: true, upstreams: ['a:1', 'b:2'] });
-    expect(routeSpecFromCaddy(JSON.parse(JSON.stringify(caddyRouteFromSpec(spec))))).toStrictEqual(spec);
+    expect(routeSpecFromCaddy(JSON.parse(JSON.stringify(caddyRouteFromSpec(spec))))).toStrictEqual(
+      spec,
+    );
   });
 
   it('reads durations written by others', () => {
-    const route = { ...caddyRouteFromSpec(aRoute()), handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: 'a:1' }], stream_close_delay: '10m' }] };
-    expect(routeSpecFromCaddy(route)).toStrictEqual(aRoute({ upstreams: ['a:1'], drainSeconds: 600 }));
+    const route = {
+      ...caddyRouteFromSpec(aRoute()),
+      handle: [
+        { handler: 'reverse_proxy', upstreams: [{ dial: 'a:1' }], stream_close_delay: '10m' },
+      ],
+    };
+    expect(routeSpecFromCaddy(route)).toStrictEqual(
+      aRoute({ upstreams: ['a:1'], drainSeconds: 600 }),
+    );
   });
 
   it.each([
     ['null', null],
     ['an array', []],
-    ['a route without @id', { match: [{ host: ['a'] }], handle: [{ handler: 'reverse_proxy', upstreams: [] }] }],
-    ['a static response', { '@id': 'x', match: [{ host: ['a'] }], handle: [{ handler: 'static_response' }] }],
-    ['a path matcher', { '@id': 'x', match: [{ host: ['a'], path: ['/api/*'] }], handle: [{ handler: 'reverse_proxy', upstreams: [] }] }],
-    ['two handlers', { '@id': 'x', match: [{ host: ['a'] }], handle: [{ handler: 'reverse_proxy', upstreams: [] }, { handler: 'file_server' }] }],
-    ['an odd duration', { '@id': 'x', match: [{ host: ['a'] }], handle: [{ handler: 'reverse_proxy', upstreams: [], stream_close_delay: 'soon' }] }],
+    [
+      'a route without @id',
+      { match: [{ host: ['a'] }], handle: [{ handler: 'reverse_proxy', upstreams: [] }] },
+    ],
+    [
+      'a static response',
+      { '@id': 'x', match: [{ host: ['a'] }], handle: [{ handler: 'static_response' }] },
+    ],
+    [
+      'a path matcher',
+      {
+        '@id': 'x',
+        match: [{ host: ['a'], path: ['/api/*'] }],
+        handle: [{ handler: 'reverse_proxy', upstreams: [] }],
+      },
+    ],
+    [
+      'two handlers',
+      {
+        '@id': 'x',
+        match: [{ host: ['a'] }],
+        handle: [{ handler: 'reverse_proxy', upstreams: [] }, { handler: 'file_server' }],
+      },
+    ],
+    [
+      'an odd duration',
+      {
+        '@id': 'x',
+        match: [{ host: ['a'] }],
+        handle: [{ handler: 'reverse_proxy', upstreams: [], stream_close_delay: 'soon' }],
+      },
+    ],
   ])('is null for %s', (_what, json) => {
     expect(routeSpecFromCaddy(json)).toBeNull();
   });
@@ -117,7 +158,11 @@ describe('durationSeconds', () => {
 
 describe('assertRouteSpec', () => {
   it('accepts a usual route', () => {
-    expect(() => assertRouteSpec(aRoute({ hosts: ['*.a.example', 'localhost'], upstreams: ['[::1]:80', 'web-1:3000'] }))).not.toThrow();
+    expect(() =>
+      assertRouteSpec(
+        aRoute({ hosts: ['*.a.example', 'localhost'], upstreams: ['[::1]:80', 'web-1:3000'] }),
+      ),
+    ).not.toThrow();
   });
 
   it.each([
@@ -143,17 +188,24 @@ describe('assertRouteSpec', () => {
     } catch (e) {
       caught = e;
     }
-    expect(isDomainError(caught) && caught.kind === 'invalid' && caught.details).toStrictEqual({ field });
+    expect(isDomainError(caught) && caught.kind === 'invalid' && caught.details).toStrictEqual({
+      field,
+    });
   });
 });
 
 describe('route order', () => {
   const exact = caddyRouteFromSpec(aRoute({ id: 'exact' }));
   const wildcard = caddyRouteFromSpec(aRoute({ id: 'wild', hosts: ['*.apps.example.com'] }));
-  const catchAll = { '@id': 'fallback', handle: [{ handler: 'static_response', status_code: 404 }] };
+  const catchAll = {
+    '@id': 'fallback',
+    handle: [{ handler: 'static_response', status_code: 404 }],
+  };
 
   it('ranks exact hosts before wildcards before catch-alls', () => {
-    expect([exact, wildcard, catchAll, { match: [{ path: ['/x'] }] }].map(routeRank)).toStrictEqual([0, 1, 2, 2]);
+    expect([exact, wildcard, catchAll, { match: [{ path: ['/x'] }] }].map(routeRank)).toStrictEqual(
+      [0, 1, 2, 2],
+    );
   });
 
   it('inserts a route before the first of its rank or lower', () => {
@@ -165,12 +217,21 @@ describe('route order', () => {
   });
 
   it('merges specs: replaces in place, inserts new ones by rank, keeps foreign routes', () => {
-    const merged = mergeRoutes([exact, wildcard, catchAll], [
-      aRoute({ id: 'wild', hosts: ['*.apps.example.com'], upstreams: ['10.0.0.9:1'] }),
-      aRoute({ id: 'new', hosts: ['new.example'] }),
-      aRoute({ id: 'wild2', hosts: ['*.other.example'] }),
+    const merged = mergeRoutes(
+      [exact, wildcard, catchAll],
+      [
+        aRoute({ id: 'wild', hosts: ['*.apps.example.com'], upstreams: ['10.0.0.9:1'] }),
+        aRoute({ id: 'new', hosts: ['new.example'] }),
+        aRoute({ id: 'wild2', hosts: ['*.other.example'] }),
+      ],
+    );
+    expect(merged.map((r) => (r as { '@id': string })['@id'])).toStrictEqual([
+      'new',
+      'exact',
+      'wild2',
+      'wild',
+      'fallback',
     ]);
-    expect(merged.map((r) => (r as { '@id': string })['@id'])).toStrictEqual(['new', 'exact', 'wild2', 'wild', 'fallback']);
     expect(routeSpecFromCaddy(merged[3])?.upstreams).toStrictEqual(['10.0.0.9:1']);
     expect(merged[4]).toBe(catchAll);
   });
@@ -178,21 +239,47 @@ describe('route order', () => {
 
 describe('caddyBaseConfig', () => {
   it('plans a plain-HTTP edge with automatic HTTPS off', () => {
-    expect(caddyBaseConfig({ adminListen: '127.0.0.1:2019', httpListen: '127.0.0.1:8080', serverName: 'selfdevop', storageRoot: '/tmp/c' })).toStrictEqual({
+    expect(
+      caddyBaseConfig({
+        adminListen: '127.0.0.1:2019',
+        httpListen: '127.0.0.1:8080',
+        serverName: 'selfdevop',
+        storageRoot: '/tmp/c',
+      }),
+    ).toStrictEqual({
       admin: { listen: '127.0.0.1:2019' },
       storage: { module: 'file_system', root: '/tmp/c' },
       apps: {
         http: {
-          servers: { selfdevop: { listen: ['127.0.0.1:8080'], routes: [], automatic_https: { disable: true } } },
+          servers: {
+            selfdevop: {
+              listen: ['127.0.0.1:8080'],
+              routes: [],
+              automatic_https: { disable: true },
+            },
+          },
         },
       },
     });
   });
 
   it('plans an HTTPS edge whose ports Caddy uses for ACME and redirects', () => {
-    expect(caddyBaseConfig({ adminListen: '127.0.0.1:2019', httpListen: ':80', httpsListen: ':443', serverName: 'edge' })).toStrictEqual({
+    expect(
+      caddyBaseConfig({
+        adminListen: '127.0.0.1:2019',
+        httpListen: ':80',
+        httpsListen: ':443',
+        serverName: 'edge',
+      }),
+    ).toStrictEqual({
       admin: { listen: '127.0.0.1:2019' },
-      apps: { http: { http_port: 80, https_port: 443, servers: { edge: { listen: [':80', ':443'], routes: [] } } } },
+      apps: {
+        http: {
+          http_port: 80,
+          https_port: 443,
+          servers: { edge: { listen: [':80', ':443'], routes: [] } },
+        },
+      },
     });
   });
 });

@@ -120,6 +120,14 @@ export const createNodeInput = z.strictObject({
   labels: labels.optional(),
 });
 
+export const putSecretInput = z.strictObject({
+  environment: slugName.optional(),
+  name: envVarName,
+  value: z.string().max(64 * 1024, 'must be at most 64 KiB'),
+});
+
+export const environmentQuery = z.object({ environment: slugName.optional() });
+
 export const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(100).optional(),

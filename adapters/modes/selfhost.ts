@@ -60,6 +60,7 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
   const api: ApiDeps = {
     store,
     auth,
+    vault,
     ids: new RandomIds(),
     clock,
     logger,

@@ -1,5 +1,5 @@
 import type { ActorType, AuditEvent, Role } from '../models.ts';
-import type { AuthProvider, Clock, IdGenerator, Logger, OrgRepos, Store } from '../ports.ts';
+import type { AuthProvider, Clock, IdGenerator, KeyVault, Logger, OrgRepos, Store } from '../ports.ts';
 import type { RateLimiter } from '../rate-limit.ts';
 import { DomainError, InvalidInput, Unauthenticated } from '../errors.ts';
 
@@ -9,6 +9,7 @@ export type SignupMode = 'open' | 'first-user' | 'closed';
 export interface CoreDeps {
   store: Store;
   auth: AuthProvider;
+  vault: KeyVault;
   ids: IdGenerator;
   clock: Clock;
   logger: Logger;

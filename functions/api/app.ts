@@ -11,8 +11,9 @@ import { docsPage, openApiDocument } from './openapi.ts';
 import type { RouteDef } from './route.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { resourceRoutes } from './routes/resources.ts';
+import { secretRoutes } from './routes/secrets.ts';
 
-export const defaultRoutes: RouteDef[] = [...accountRoutes, ...resourceRoutes];
+export const defaultRoutes: RouteDef[] = [...accountRoutes, ...resourceRoutes, ...secretRoutes];
 
 type Env = { Variables: { requestId: string } };
 
@@ -138,7 +139,10 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
       const params = c.req.param() as Record<string, string>;
       for (const [name, value] of Object.entries(params)) {
         // An id that cannot exist is simply not found (never a 500 from the database).
-        if (!idParam.test(value) || value.length > 64) throw new NotFound(name.replace(/Id$/, '') || 'resource', value.slice(0, 64));
+        const isId = name === 'id' || name.endsWith('Id');
+        if (isId && (!idParam.test(value) || value.length > 64)) {
+          throw new NotFound(name.replace(/Id$/, '') || 'resource', value.slice(0, 64));
+        }
       }
       const ctx = { requestId: c.get('requestId'), ip: clientIp(c) };
       let principal: Principal = { actorType: 'user', actorId: 'anonymous', userId: null, orgId: null, role: null };

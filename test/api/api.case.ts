@@ -259,6 +259,7 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
 
     describe('projects, environments, services, nodes', () => {
       let projectId: string;
+      let serviceId: string;
 
       it('creates a project with a production environment and refuses a duplicate with 409', async () => {
         const res = await req('POST', '/api/projects', { token: a.token, body: { name: 'shop' } });
@@ -338,9 +339,44 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
           expect(r.body.error.message).toContain(field);
         }
         expect((await req('POST', '/api/services', { token: b.token, body: { ...body, name: 'steal' } })).status).toBe(404);
+        serviceId = res.body.id;
         const got = await req('GET', `/api/services/${res.body.id}`, { token: keys.viewer });
         expect(got.body).toMatchObject({ id: res.body.id, image: body.image, hosts: res.body.hosts });
         expect((await req('GET', `/api/services/${res.body.id}`, { token: b.token })).status).toBe(404);
+      });
+
+      it('keeps secrets write-only: set, list names, delete; values never come back', async () => {
+        const value = 'sk_live_do-not-leak-4242';
+        const set = await req('POST', `/api/services/${serviceId}/secrets`, { token: keys.deployer, body: { name: 'STRIPE_KEY', value } });
+        expect(set.status, set.text).toBe(201);
+        expect(set.body).toEqual({ name: 'STRIPE_KEY', environment: 'production', updatedAt: expect.any(String) });
+        const staging = await req('POST', `/api/services/${serviceId}/secrets`, {
+          token: keys.deployer,
+          body: { name: 'STRIPE_KEY', value: 'other', environment: 'staging' },
+        });
+        expect(staging.status).toBe(201);
+        const replaced = await req('POST', `/api/services/${serviceId}/secrets`, { token: keys.deployer, body: { name: 'STRIPE_KEY', value: value + '2' } });
+        expect(replaced.status).toBe(201);
+        const list = await req('GET', `/api/services/${serviceId}/secrets`, { token: keys.viewer });
+        expect(list.body.items).toEqual([{ name: 'STRIPE_KEY', environment: 'production', updatedAt: expect.any(String) }]);
+        const audit = await req('GET', `/api/audit-events?action=secret.set&limit=200`, { token: a.token });
+        expect(audit.body.items.length).toBe(3);
+        for (const text of [list.text, audit.text, api.logLines().join('\n')]) expect(text).not.toContain(value);
+
+        expect((await req('POST', `/api/services/${serviceId}/secrets`, { token: keys.viewer, body: { name: 'X', value: 'y' } })).status).toBe(403);
+        const badName = await req('POST', `/api/services/${serviceId}/secrets`, { token: keys.deployer, body: { name: '1-bad', value: 'y' } });
+        expect(badName.status).toBe(400);
+        expect(badName.body.error.message).toContain('name');
+        expect(
+          (await req('POST', `/api/services/${serviceId}/secrets`, { token: keys.deployer, body: { name: 'X', value: 'y', environment: 'nope' } })).status,
+        ).toBe(404);
+        expect((await req('POST', `/api/services/${serviceId}/secrets`, { token: b.token, body: { name: 'X', value: 'y' } })).status).toBe(404);
+        expect((await req('GET', `/api/services/${serviceId}/secrets`, { token: b.token })).status).toBe(404);
+
+        expect((await req('DELETE', `/api/services/${serviceId}/secrets/STRIPE_KEY`, { token: keys.deployer })).status).toBe(204);
+        expect((await req('DELETE', `/api/services/${serviceId}/secrets/STRIPE_KEY`, { token: keys.deployer })).status).toBe(404);
+        expect((await req('DELETE', `/api/services/${serviceId}/secrets/bad-name`, { token: keys.deployer })).status).toBe(400);
+        expect((await req('GET', `/api/services/${serviceId}/secrets?environment=staging`, { token: keys.viewer })).body.items).toHaveLength(1);
       });
 
       it('registers nodes (admin) and validates the docker host', async () => {

@@ -42,7 +42,9 @@ export async function advanceRelease(deps: ReleaseDeps, message: ReleaseStepMess
   const loaded = await deps.store.withOrg(orgId, async (repos) => {
     const release = await repos.releases.get(releaseId);
     if (!release) return null;
-    const current = isInFlight(release.status) && (message.status === undefined || message.status === release.status);
+    // A step may move the release before its work (queued → building): its redelivered
+    // message still belongs to it, so compare steps, not statuses.
+    const current = isInFlight(release.status) && (message.status === undefined || stepAt[message.status] === stepAt[release.status]);
     if (!current) return { release, context: null };
     try {
       return { release, context: await loadContext(deps, repos, release, attempt) };

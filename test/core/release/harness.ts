@@ -102,6 +102,9 @@ function addImages(runtime: MemoryRuntime): void {
   runtime.addImage('shop/web:1', { oneOffs: migrations });
   runtime.addImage('shop/web:2', { oneOffs: migrations });
   runtime.addImage('shop/web:3', { oneOffs: migrations });
+  // Images whose own ./migrate fails or hangs, for a service whose migrate command is ./migrate.
+  runtime.addImage('shop/web:bad-migration', { oneOffs: { 'sh -c ./migrate': migrations['sh -c ./migrate-fail'] } });
+  runtime.addImage('shop/web:slow-migration', { oneOffs: { 'sh -c ./migrate': migrations['sh -c ./migrate-hang'] } });
   runtime.addImage('shop/web:unhealthy', { healthy: false, oneOffs: migrations });
   runtime.addImage('shop/web:crash', { exitOnStart: 1, oneOffs: migrations });
 }

@@ -8,8 +8,13 @@ import { findProject } from './projects.ts';
 
 /** Sane defaults for a small web app: healthy within a minute, three clean probes in a row. */
 export const defaultHealthPolicy: HealthPolicy = { intervalMs: 250, timeoutMs: 2_000, successes: 3, deadlineMs: 60_000 };
-export const defaultWarmSeconds = 300;
-export const defaultDrainSeconds = 30;
+/**
+ * Caddy restarts the close timer of every proxied WebSocket on any config change, even of
+ * another route, and cuts it `drainSeconds` later; so the drain window is long, and the
+ * previous release stays warm longer than that so its streams end before it stops.
+ */
+export const defaultDrainSeconds = 300;
+export const defaultWarmSeconds = 600;
 
 export interface ServiceView extends Service {
   hosts: { environment: string; host: string }[];

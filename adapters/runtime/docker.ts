@@ -22,6 +22,13 @@ export interface DockerRuntimeOptions {
   maxOutputBytes?: number;
   /** After a one-off ends, how long to wait for its last output to arrive; default 2000 ms. */
   drainOutputMs?: number;
+  /**
+   * A short call (ping, inspect, list, create, start, remove) that gets no answer in this long
+   * fails as Unavailable; default 30 000 ms. Stop gets its grace on top; waits and logs are unbounded.
+   */
+  requestTimeoutMs?: number;
+  /** A pull that has not finished in this long fails; default 600 000 ms. */
+  pullTimeoutMs?: number;
 }
 
 const defaultConnectTimeoutMs = 5000;
@@ -110,13 +117,17 @@ export function containerCreateOptions(spec: ContainerSpec, oneOff = false): Con
 export class DockerRuntime implements ContainerRuntime {
   private readonly clients = new Map<string, Docker>();
   private readonly options: DockerRuntimeOptions;
+  private readonly requestTimeoutMs: number;
 
   constructor(options: DockerRuntimeOptions = {}) {
     this.options = options;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   }
 
   async ping(target: DockerTarget): Promise<void> {
-    await this.call(target, 'ping', (docker) => docker.ping());
+    // dockerode takes an abortSignal on ping too; its typings do not say so.
+    const ping = (docker: Docker) => (docker.ping as unknown as (o: { abortSignal: AbortSignal }) => Promise<unknown>).call(docker, { abortSignal: this.deadline() });
+    await this.call(target, 'ping', ping);
   }
 
   async resolveImage(target: DockerTarget, image: string): Promise<string> {
@@ -126,18 +137,18 @@ export class DockerRuntime implements ContainerRuntime {
   async start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo> {
     return this.call(target, `start ${spec.name}`, async (docker) => {
       // Why: a retried deploy step must find the container its first attempt made.
-      const existing = await inspectOrNull(docker, spec.name);
+      const existing = await this.inspectOrNull(docker, spec.name);
       if (existing) return this.ensureRunning(docker, existing);
       let id: string;
       try {
         id = await this.create(docker, containerCreateOptions(spec));
       } catch (e) {
-        const raced = statusOf(e) === 409 ? await inspectOrNull(docker, spec.name) : null;
+        const raced = statusOf(e) === 409 ? await this.inspectOrNull(docker, spec.name) : null;
         if (raced) return this.ensureRunning(docker, raced);
         throw e;
       }
-      await startTolerant(docker, id);
-      return toInfo(await docker.getContainer(id).inspect());
+      await this.startTolerant(docker, id);
+      return toInfo(await docker.getContainer(id).inspect({ abortSignal: this.deadline() }));
     });
   }
 
@@ -150,20 +161,20 @@ export class DockerRuntime implements ContainerRuntime {
     return this.call(target, `run ${spec.name}`, async (docker) => {
       // Why: a worker that died mid-run leaves its one-off behind under the same name; the
       // retried step runs it again from the start (migrations are expected to be re-runnable).
-      await removeTolerant(docker, spec.name);
+      await this.removeTolerant(docker, spec.name);
       const id = await this.create(docker, containerCreateOptions(spec, true));
       const container = docker.getContainer(id);
       try {
         return await this.runCreated(docker, container, timeoutMs, onLine);
       } finally {
-        await removeTolerant(docker, id).catch(() => undefined);
+        await this.removeTolerant(docker, id).catch(() => undefined);
       }
     });
   }
 
   async inspect(target: DockerTarget, nameOrId: string): Promise<ContainerInfo | null> {
     return this.call(target, `inspect ${nameOrId}`, async (docker) => {
-      const info = await inspectOrNull(docker, nameOrId);
+      const info = await this.inspectOrNull(docker, nameOrId);
       return info ? toInfo(info) : null;
     });
   }
@@ -173,7 +184,8 @@ export class DockerRuntime implements ContainerRuntime {
       const items = await docker.listContainers({
         all: true,
         filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
-      });
+        abortSignal: this.deadline(),
+      } as Docker.ContainerListOptions);
       return items.map(fromListItem).sort((a, b) => a.name.localeCompare(b.name));
     });
   }
@@ -181,7 +193,9 @@ export class DockerRuntime implements ContainerRuntime {
   async stop(target: DockerTarget, nameOrId: string, graceSeconds: number): Promise<void> {
     await this.call(target, `stop ${nameOrId}`, async (docker) => {
       try {
-        await docker.getContainer(nameOrId).stop({ t: Math.max(0, Math.round(graceSeconds)) });
+        const t = Math.max(0, Math.round(graceSeconds));
+        // The engine answers only once the container is down: up to the grace, then a kill.
+        await docker.getContainer(nameOrId).stop({ t, abortSignal: this.deadline(t * 1000) } as Docker.ContainerStopOptions);
       } catch (e) {
         // 304: already stopped; 404: already gone. Both are the state the caller wants.
         if (statusOf(e) !== 304 && statusOf(e) !== 404) throw e;
@@ -190,7 +204,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async remove(target: DockerTarget, nameOrId: string): Promise<void> {
-    await this.call(target, `remove ${nameOrId}`, (docker) => removeTolerant(docker, nameOrId));
+    await this.call(target, `remove ${nameOrId}`, (docker) => this.removeTolerant(docker, nameOrId));
   }
 
   async followLogs(
@@ -244,6 +258,11 @@ export class DockerRuntime implements ContainerRuntime {
     return docker;
   }
 
+  /** An abort signal for one short call: the request timeout plus `extraMs`. */
+  private deadline(extraMs = 0): AbortSignal {
+    return AbortSignal.timeout(this.requestTimeoutMs + extraMs);
+  }
+
   /** Runs one engine operation; a connection failure becomes Unavailable naming the host. */
   private async call<T>(target: DockerTarget, what: string, fn: (docker: Docker) => Promise<T>): Promise<T> {
     const docker = this.client(target);
@@ -251,43 +270,91 @@ export class DockerRuntime implements ContainerRuntime {
       return await fn(docker);
     } catch (e) {
       if (isConnectionError(e)) throw new Unavailable('docker', `${target.dockerHost}: ${messageOf(e)}`);
+      if (isTimeout(e)) throw new Unavailable('docker', `${target.dockerHost}: no answer to ${what} within ${this.requestTimeoutMs} ms`);
       if (isDomainError(e)) throw e;
       throw new Error(`docker ${what} on ${target.dockerHost} failed: ${messageOf(e)}`, { cause: e });
     }
   }
 
   private async ensureImage(docker: Docker, image: string): Promise<string> {
-    const local = await imageIdOrNull(docker, image);
+    const local = await this.imageIdOrNull(docker, image);
     if (local) return local;
+    const pullTimeoutMs = this.options.pullTimeoutMs ?? 600_000;
     try {
-      const stream = await docker.pull(image);
+      const stream = await docker.pull(image, { abortSignal: AbortSignal.timeout(pullTimeoutMs) });
       await new Promise<void>((resolve, reject) => {
-        docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()));
+        const timer = setTimeout(() => {
+          (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+          reject(new Error(`the pull did not finish in ${pullTimeoutMs} ms`));
+        }, pullTimeoutMs);
+        docker.modem.followProgress(stream, (err: Error | null) => {
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve();
+        });
       });
     } catch (e) {
       if (isConnectionError(e)) throw e;
       throw new ImageNotFound(image, messageOf(e));
     }
-    const pulled = await imageIdOrNull(docker, image);
+    const pulled = await this.imageIdOrNull(docker, image);
     if (!pulled) throw new ImageNotFound(image, 'the pull finished but the image is not on the node');
     return pulled;
   }
 
   /** Creates the container, pulling its image first when the engine does not have it. */
   private async create(docker: Docker, options: ContainerCreateOptions): Promise<string> {
+    // dockerode deletes abortSignal from the object it is given, so each call gets a fresh one.
     try {
-      return (await docker.createContainer(options)).id;
+      return (await docker.createContainer({ ...options, abortSignal: this.deadline() } as ContainerCreateOptions)).id;
     } catch (e) {
       if (statusOf(e) !== 404 || !options.Image) throw e;
       await this.ensureImage(docker, options.Image);
-      return (await docker.createContainer(options)).id;
+      return (await docker.createContainer({ ...options, abortSignal: this.deadline() } as ContainerCreateOptions)).id;
+    }
+  }
+
+  private async inspectOrNull(docker: Docker, nameOrId: string): Promise<ContainerInspectInfo | null> {
+    try {
+      return await docker.getContainer(nameOrId).inspect({ abortSignal: this.deadline() } as Docker.ContainerInspectOptions);
+    } catch (e) {
+      if (statusOf(e) === 404) return null;
+      throw e;
+    }
+  }
+
+  private async imageIdOrNull(docker: Docker, image: string): Promise<string | null> {
+    try {
+      // The image id is the digest of its config: the same on every node holding that image,
+      // and usable wherever a name is (create, inspect), also for images never pushed.
+      return (await docker.getImage(image).inspect({ abortSignal: this.deadline() } as Docker.ImageInspectOptions)).Id;
+    } catch (e) {
+      if (statusOf(e) === 404) return null;
+      throw e;
+    }
+  }
+
+  private async startTolerant(docker: Docker, id: string): Promise<void> {
+    try {
+      await docker.getContainer(id).start({ abortSignal: this.deadline() } as Docker.ContainerStartOptions);
+    } catch (e) {
+      if (statusOf(e) !== 304) throw e; // 304: already running
+    }
+  }
+
+  private async removeTolerant(docker: Docker, nameOrId: string): Promise<void> {
+    try {
+      await docker.getContainer(nameOrId).remove({ force: true, v: true, abortSignal: this.deadline() });
+    } catch (e) {
+      // 404: already gone; 409: removal already in progress.
+      if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
     }
   }
 
   private async ensureRunning(docker: Docker, info: ContainerInspectInfo): Promise<ContainerInfo> {
     if (info.State.Status !== 'created' && info.State.Status !== 'exited') return toInfo(info);
-    await startTolerant(docker, info.Id);
-    return toInfo(await docker.getContainer(info.Id).inspect());
+    await this.startTolerant(docker, info.Id);
+    return toInfo(await docker.getContainer(info.Id).inspect({ abortSignal: this.deadline() } as Docker.ContainerInspectOptions));
   }
 
   private async runCreated(
@@ -316,7 +383,7 @@ export class DockerRuntime implements ContainerRuntime {
     });
     docker.modem.demuxStream(stream, sink(out), sink(err));
 
-    await container.start();
+    await container.start({ abortSignal: this.deadline() } as Docker.ContainerStartOptions);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -324,7 +391,7 @@ export class DockerRuntime implements ContainerRuntime {
     try {
       const outcome = await Promise.race([container.wait() as Promise<{ StatusCode: number }>, timedOut]);
       if (outcome === 'timeout') {
-        await container.kill().catch((e: unknown) => {
+        await container.kill({ abortSignal: this.deadline() }).catch((e: unknown) => {
           if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
         });
       }
@@ -376,6 +443,11 @@ function isConnectionError(e: unknown): boolean {
   return (typeof code === 'string' && connectionCodes.has(code)) || (typeof level === 'string' && level.startsWith('client-'));
 }
 
+function isTimeout(e: unknown): boolean {
+  const { name, code } = (e ?? {}) as { name?: unknown; code?: unknown };
+  return name === 'AbortError' || name === 'TimeoutError' || code === 'ABORT_ERR';
+}
+
 function statusOf(e: unknown): number | undefined {
   const status = (e as { statusCode?: unknown } | null)?.statusCode;
   return typeof status === 'number' ? status : undefined;
@@ -385,43 +457,6 @@ function messageOf(e: unknown): string {
   const json = (e as { json?: { message?: unknown } } | null)?.json;
   if (json && typeof json.message === 'string') return json.message;
   return e instanceof Error ? e.message.trim() : String(e);
-}
-
-async function inspectOrNull(docker: Docker, nameOrId: string): Promise<ContainerInspectInfo | null> {
-  try {
-    return await docker.getContainer(nameOrId).inspect();
-  } catch (e) {
-    if (statusOf(e) === 404) return null;
-    throw e;
-  }
-}
-
-async function imageIdOrNull(docker: Docker, image: string): Promise<string | null> {
-  try {
-    // The image id is the digest of its config: the same on every node holding that image,
-    // and usable wherever a name is (create, inspect), also for images never pushed.
-    return (await docker.getImage(image).inspect()).Id;
-  } catch (e) {
-    if (statusOf(e) === 404) return null;
-    throw e;
-  }
-}
-
-async function startTolerant(docker: Docker, id: string): Promise<void> {
-  try {
-    await docker.getContainer(id).start();
-  } catch (e) {
-    if (statusOf(e) !== 304) throw e; // 304: already running
-  }
-}
-
-async function removeTolerant(docker: Docker, nameOrId: string): Promise<void> {
-  try {
-    await docker.getContainer(nameOrId).remove({ force: true, v: true });
-  } catch (e) {
-    // 404: already gone; 409: removal already in progress.
-    if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
-  }
 }
 
 function sink(splitter: LineSplitter): Writable {

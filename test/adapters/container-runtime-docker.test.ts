@@ -1,5 +1,9 @@
-import { describe } from 'vitest';
-import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import { execFile, spawn } from 'node:child_process';
+import net from 'node:net';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { containerCreateOptions, DockerRuntime, fromDockerTarget } from '../../adapters/runtime/docker.ts';
+import type { ContainerSpec } from '../../core/ports.ts';
 import { runContainerRuntimeContract } from '../contracts/container-runtime.case.ts';
 import {
   dockerTarget,
@@ -9,17 +13,107 @@ import {
   testImages,
   testRun,
   unreachableTargets,
+  waitForStatus,
 } from '../support/docker.ts';
 import { available } from '../support/services.ts';
 
-describe.skipIf(!(await available('docker')))('DockerRuntime contract', () => {
+const hasDocker = await available('docker');
+
+describe('dockerHost parsing', () => {
+  it('reads a unix socket path', () => {
+    expect(fromDockerTarget({ dockerHost: 'unix:///var/run/docker.sock' })).toEqual({ socketPath: '/var/run/docker.sock' });
+  });
+
+  it('reads tcp without TLS as plain http on 2375 by default', () => {
+    const o = fromDockerTarget({ dockerHost: 'tcp://10.0.0.5' });
+    expect(o).toMatchObject({ host: '10.0.0.5', port: 2375, protocol: 'http' });
+    expect(o).not.toHaveProperty('ca');
+    expect(o.agent).toBeDefined();
+  });
+
+  it('reads tcp with TLS material as https on 2376 by default', () => {
+    const tls = { ca: 'CA PEM', cert: 'CERT PEM', key: 'KEY PEM' };
+    expect(fromDockerTarget({ dockerHost: 'tcp://node-1.internal', tls })).toMatchObject({
+      host: 'node-1.internal',
+      port: 2376,
+      protocol: 'https',
+      ...tls,
+    });
+    expect(fromDockerTarget({ dockerHost: 'tcp://[::1]:3376', tls })).toMatchObject({ host: '::1', port: 3376 });
+  });
+
+  it('reads ssh with its user and port', () => {
+    expect(fromDockerTarget({ dockerHost: 'ssh://deploy@node-2:2222' }, { sshOptions: { privateKey: 'K' } })).toMatchObject({
+      protocol: 'ssh',
+      host: 'node-2',
+      port: 2222,
+      username: 'deploy',
+      sshOptions: { privateKey: 'K', readyTimeout: 5000 },
+    });
+    expect(fromDockerTarget({ dockerHost: 'ssh://node-3' })).toMatchObject({ port: 22, username: 'root' });
+  });
+
+  it.each(['http://x:2375', 'docker.sock', 'unix://', 'tcp://', 'npipe:////./pipe/docker'])('refuses %s, naming it', (dockerHost) => {
+    expect(() => fromDockerTarget({ dockerHost })).toThrow(dockerHost);
+  });
+});
+
+describe('container create plans', () => {
+  const spec: ContainerSpec = {
+    name: 'svc-web-rel1',
+    image: 'sha256:abc',
+    env: { A: '1', B: 'x=y' },
+    labels: { 'selfdevop.release': 'rel1' },
+    cmd: ['/bin/app', '--flag'],
+    containerPort: 3000,
+    publishIp: '10.0.0.5',
+    memoryMb: 256,
+    cpus: 0.5,
+    restartPolicy: 'unless-stopped',
+  };
+
+  it('publishes the port on publishIp at an ephemeral host port, with limits and restart policy', () => {
+    expect(containerCreateOptions(spec)).toEqual({
+      name: 'svc-web-rel1',
+      Image: 'sha256:abc',
+      Env: ['A=1', 'B=x=y'],
+      Labels: { 'selfdevop.release': 'rel1' },
+      Cmd: ['/bin/app', '--flag'],
+      ExposedPorts: { '3000/tcp': {} },
+      HostConfig: {
+        PortBindings: { '3000/tcp': [{ HostIp: '10.0.0.5', HostPort: '' }] },
+        Memory: 256 * 1024 * 1024,
+        NanoCpus: 500_000_000,
+        RestartPolicy: { Name: 'unless-stopped' },
+      },
+    });
+  });
+
+  it('publishes on loopback when no publishIp is given, and leaves unset limits out', () => {
+    const plan = containerCreateOptions({ ...spec, publishIp: undefined, memoryMb: null, cpus: null, cmd: undefined });
+    expect(plan.HostConfig).toEqual({
+      PortBindings: { '3000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
+      RestartPolicy: { Name: 'unless-stopped' },
+    });
+    expect(plan).not.toHaveProperty('Cmd');
+  });
+
+  it('plans a one-off with no port, no restart and attached output', () => {
+    const plan = containerCreateOptions(spec, true);
+    expect(plan).not.toHaveProperty('ExposedPorts');
+    expect(plan.HostConfig).toEqual({ Memory: 256 * 1024 * 1024, NanoCpus: 500_000_000, RestartPolicy: { Name: 'no' } });
+    expect(plan).toMatchObject({ AttachStdout: true, AttachStderr: true, Tty: false });
+  });
+});
+
+describe.skipIf(!hasDocker)('DockerRuntime contract', () => {
   runContainerRuntimeContract({
     images: testImages,
     make: async () => {
       await ensureTestImages();
       const run = testRun(import.meta.url);
       return {
-        runtime: new DockerRuntime({ drainOutputMs: 2000 }),
+        runtime: new DockerRuntime(),
         target: dockerTarget,
         unreachable: unreachableTargets,
         httpGet: (published, path) => httpGet(published, path),
@@ -30,5 +124,132 @@ describe.skipIf(!(await available('docker')))('DockerRuntime contract', () => {
         },
       };
     },
+  });
+});
+
+describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
+  const run = testRun(import.meta.url);
+  const runtime = new DockerRuntime();
+  const spec = (what: string, patch: Partial<ContainerSpec> = {}): ContainerSpec => ({
+    name: run.name(what),
+    image: testImages.app,
+    env: {},
+    labels: run.labels,
+    containerPort: 8080,
+    restartPolicy: 'no',
+    ...patch,
+  });
+  const dockerInspect = async (name: string, format: string) =>
+    (await promisify(execFile)('docker', ['inspect', '--format', format, name])).stdout.trim();
+
+  beforeAll(ensureTestImages);
+  afterAll(() => removeContainersByLabel(run.labels));
+
+  it('applies memory, cpus and restart policy', async () => {
+    const s = spec('limits', { memoryMb: 64, cpus: 0.25, restartPolicy: 'unless-stopped' });
+    await runtime.start(dockerTarget, s);
+    expect(await dockerInspect(s.name, '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}')).toBe(
+      `${64 * 1024 * 1024} 250000000 unless-stopped`,
+    );
+  });
+
+  it('publishes whichever container port the spec names', async () => {
+    const info = await runtime.start(dockerTarget, spec('port', { containerPort: 9090, env: { PORT: '9090' } }));
+    const res = await waitForStatus(() => httpGet(info.published!, '/health'), 200);
+    expect(res?.status).toBe(200);
+  });
+
+  it('kills a container that ignores SIGTERM once the grace is over', async () => {
+    const s = spec('stubborn', { cmd: ['/bin/sleep', '3600'], containerPort: undefined });
+    await runtime.start(dockerTarget, s);
+    const started = Date.now();
+    await runtime.stop(dockerTarget, s.name, 1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect((await runtime.inspect(dockerTarget, s.name))?.state).toBe('exited');
+  });
+
+  it('gives a one-off its env and keeps only the tail of long output', async () => {
+    const small = new DockerRuntime({ maxOutputBytes: 1024 });
+    const s = spec('chatty', { cmd: ['/bin/sh', '-c', 'echo "greeting=$GREETING"; seq 1 3000'], env: { GREETING: 'hi' } });
+    const lines: string[] = [];
+    const result = await small.runOnce(dockerTarget, s, 20_000, (l) => lines.push(l));
+    expect(result.exitCode).toBe(0);
+    expect(lines[0]).toBe('greeting=hi');
+    expect(lines).toHaveLength(3001);
+    expect(result.output.startsWith('[earlier output truncated]\n')).toBe(true);
+    expect(result.output.endsWith('\n2999\n3000')).toBe(true);
+    expect(Buffer.byteLength(result.output)).toBeLessThan(1100);
+  });
+
+  it('finishes a one-off even when the line callback throws', async () => {
+    const s = spec('bad-sink', { image: testImages.migrateOk, cmd: ['/bin/migrate'] });
+    const result = await runtime.runOnce(dockerTarget, s, 20_000, () => {
+      throw new Error('sink broke');
+    });
+    expect(result.exitCode).toBe(0);
+    expect(result.output).toContain('migrate migrate-ok: done');
+  });
+
+  it('reports a slow app unhealthy first and healthy after about 3 s', async () => {
+    const info = await runtime.start(dockerTarget, spec('slow', { image: testImages.slow }));
+    const started = Date.now();
+    await waitForStatus(() => httpGet(info.published!, '/'), 200);
+    expect((await httpGet(info.published!, '/health'))?.status).toBe(404);
+    expect((await waitForStatus(() => httpGet(info.published!, '/health'), 200, 10_000))?.status).toBe(200);
+    expect(Date.now() - started).toBeGreaterThan(1500);
+  });
+
+  it('serves a WebSocket echo that names its version', async () => {
+    const info = await runtime.start(dockerTarget, spec('ws', { image: testImages.wsV2 }));
+    await waitForStatus(() => httpGet(info.published!, '/health'), 200);
+    const reply = await new Promise<string>((resolve, reject) => {
+      const ws = new WebSocket(`ws://${info.published}/socket`);
+      ws.onopen = () => ws.send('hello');
+      ws.onmessage = (e) => {
+        resolve(String(e.data));
+        ws.close();
+      };
+      ws.onerror = () => reject(new Error('websocket failed'));
+    });
+    expect(reply).toBe('v2:hello');
+  });
+
+  it('gives up on an engine whose TCP connect gets no answer', async () => {
+    // A listener whose process never accepts: once its backlog is full, SYNs go unanswered.
+    const child = spawn(
+      process.execPath,
+      ['-e', "const s=require('net').createServer();s.listen({port:0,host:'127.0.0.1',backlog:1},()=>{process.stdout.write(s.address().port+'\\n');Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0)})"],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      const port = await new Promise<number>((resolve) => child.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
+      const fillers = [1, 2, 3, 4].map(() => net.connect({ port, host: '127.0.0.1' }).on('error', () => undefined));
+      await new Promise((r) => setTimeout(r, 200));
+      const started = Date.now();
+      const dockerHost = `tcp://127.0.0.1:${port}`;
+      await expect(new DockerRuntime({ connectTimeoutMs: 300 }).ping({ dockerHost })).rejects.toThrow(
+        `docker is unavailable: ${dockerHost}: connect ETIMEDOUT`,
+      );
+      expect(Date.now() - started).toBeLessThan(5000);
+      for (const f of fillers) f.destroy();
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('gives up on an engine that accepts but never answers', async () => {
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => sockets.add(socket));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const { port } = silent.address() as net.AddressInfo;
+    try {
+      const dockerHost = `tcp://127.0.0.1:${port}`;
+      await expect(new DockerRuntime({ requestTimeoutMs: 300 }).inspect({ dockerHost }, 'x')).rejects.toThrow(
+        `docker is unavailable: ${dockerHost}: no answer to inspect x within 300 ms`,
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((r) => silent.close(r));
+    }
   });
 });

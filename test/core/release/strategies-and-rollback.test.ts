@@ -1,0 +1,196 @@
+import { describe, expect, it } from 'vitest';
+import { Forbidden, NotFound, ReleaseAlreadyInFlight, Unavailable } from '../../../core/errors.ts';
+import {
+  createRelease,
+  getRelease,
+  listReleaseLogs,
+  NothingToRollBackTo,
+  ReleaseNotRollbackable,
+  releaseRetireQueue,
+  retireRelease,
+  rollbackRelease,
+} from '../../../core/release/engine.ts';
+import { containerName } from '../../../core/release/plan.ts';
+import { deployer, dockerHost, setup, type Harness } from './harness.ts';
+
+const routeId = 'sdo-svc_0abc12-env_000001';
+const running = (h: Harness) =>
+  h.runtime
+    .containers(dockerHost)
+    .filter((c) => c.state === 'running')
+    .map((c) => c.spec.name);
+const actionsOf = async (h: Harness, id: string) =>
+  (await h.repos((r) => r.audit.list({ limit: 50 }, { targetId: id }))).items.map((e) => e.action);
+
+describe('the replace strategy', () => {
+  it('stops the old container before starting the new one, and removes it once the new one serves', async () => {
+    const h = await setup({ strategy: 'replace', drainSeconds: 20 });
+    const v1 = await h.deploy('shop/web:1');
+    h.runtime.calls.length = 0;
+    const v2 = await h.deploy('shop/web:2');
+    expect(v2.status).toBe('completed');
+    expect(h.runtime.calls.filter((c) => ['stop', 'start', 'remove'].includes(c.method))).toEqual([
+      { method: 'stop', dockerHost, subject: containerName(v1) },
+      { method: 'start', dockerHost, subject: containerName(v2) },
+    ]);
+    expect((await h.edge.get(routeId))?.upstreams).toEqual([v2.upstream]);
+    // Replace keeps nothing warm: the retirement is due at once.
+    expect(h.queue.of(releaseRetireQueue).map((s) => s.options.delaySeconds)).toEqual([0]);
+    await h.retireDue();
+    expect(h.runtime.containers(dockerHost).map((c) => c.spec.name)).toEqual([containerName(v2)]);
+  });
+
+  it('starts the old release again when the new one fails, and points the route at it', async () => {
+    const h = await setup({ strategy: 'replace' });
+    const v1 = await h.deploy('shop/web:1');
+    const v2 = await h.deploy('shop/web:unhealthy');
+    expect(v2.status).toBe('failed');
+    expect(running(h)).toEqual([containerName(v1)]);
+    const restored = await h.release(v1.id);
+    expect(restored.status).toBe('completed');
+    expect(restored.upstream).not.toBeNull();
+    // The restarted container got a new host port: the route follows it.
+    expect((await h.edge.get(routeId))?.upstreams).toEqual([restored.upstream]);
+    expect(h.runtime.httpGet(restored.upstream!, '/health')?.status).toBe(200);
+    const lines = (await listReleaseLogs(h.deps, deployer, v2.id)).map((l) => l.line);
+    expect(lines).toContain(`release ${v1.id} restored at ${restored.upstream}`);
+  });
+});
+
+describe('manual rollback', () => {
+  it('switches back to the warm previous container at once (fast path)', async () => {
+    const h = await setup({ warmSeconds: 300 });
+    const v1 = await h.deploy('shop/web:1');
+    const v2 = await h.deploy('shop/web:2');
+    const clockBefore = h.clock.now().getTime();
+    const started = performance.now();
+    const result = await rollbackRelease(h.deps, deployer, { releaseId: v2.id });
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(h.clock.now().getTime()).toBe(clockBefore);
+
+    expect(result.path).toBe('warm');
+    expect(result.redeploy).toBeNull();
+    expect(result.release).toMatchObject({ id: v2.id, status: 'rolled_back' });
+    expect(result.to).toMatchObject({ id: v1.id, status: 'completed', upstream: v1.upstream });
+    expect((await h.edge.get(routeId))?.upstreams).toEqual([v1.upstream]);
+    expect((await h.release(v2.id)).status).toBe('rolled_back');
+    expect((await h.release(v1.id)).status).toBe('completed');
+    expect(await actionsOf(h, v2.id)).toContain('release.rolled_back');
+    const event = (await h.repos((r) => r.audit.list({ limit: 5 }, { action: 'release.rolled_back' }))).items[0]!;
+    expect(event).toMatchObject({ actorType: 'user', actorId: 'usr_1', data: { to: v1.id, path: 'warm' } });
+
+    // After the warm window v1 keeps serving (it is serving again) and v2 is retired.
+    h.clock.advance(300_000);
+    await h.retireDue();
+    expect(running(h)).toEqual([containerName(v1)]);
+    // The next deploy builds on v1 again.
+    const v3 = await h.deploy('shop/web:3');
+    expect(v3).toMatchObject({ status: 'completed', previousReleaseId: v1.id });
+  });
+
+  it('redeploys the previous image digest when its container is gone (slow path)', async () => {
+    const h = await setup({ warmSeconds: 60 });
+    const v1 = await h.deploy('shop/web:1');
+    const v2 = await h.deploy('shop/web:2');
+    h.clock.advance(60_000);
+    await h.retireDue();
+    expect(running(h)).toEqual([containerName(v2)]);
+
+    const result = await rollbackRelease(h.deps, deployer, { releaseId: v2.id });
+    expect(result.path).toBe('redeploy');
+    expect(result.release).toMatchObject({ id: v2.id, status: 'completed' });
+    expect(result.redeploy).toMatchObject({ status: 'queued', image: v1.imageDigest, previousReleaseId: v2.id });
+    const job = (await h.repos((r) => r.deployJobs.list({ limit: 10 }))).items.find((j) => j.releaseId === result.redeploy!.id);
+    expect(job?.kind).toBe('rollback');
+
+    await h.drain();
+    const v3 = await h.release(result.redeploy!.id);
+    expect(v3.status).toBe('completed');
+    expect((await h.release(v2.id)).status).toBe('rolled_back');
+    expect((await h.edge.get(routeId))?.upstreams).toEqual([v3.upstream]);
+    expect(h.runtime.container(dockerHost, containerName(v3))?.spec.image).toBe(v1.imageDigest);
+    const rolledBack = (await h.repos((r) => r.audit.list({ limit: 5 }, { action: 'release.rolled_back' }))).items;
+    expect(rolledBack).toEqual([expect.objectContaining({ targetId: v2.id, actorType: 'system', data: expect.objectContaining({ to: v3.id, path: 'redeploy' }) })]);
+    // v2 stays warm for the window after the redeploy, then goes.
+    h.clock.advance(60_000);
+    await h.retireDue();
+    expect(running(h)).toEqual([containerName(v3)]);
+  });
+
+  it('leaves the route and statuses alone when the edge is unreachable', async () => {
+    const h = await setup();
+    const v1 = await h.deploy('shop/web:1');
+    const v2 = await h.deploy('shop/web:2');
+    h.edge.setUnreachable(true);
+    await expect(rollbackRelease(h.deps, deployer, { releaseId: v2.id })).rejects.toBeInstanceOf(Unavailable);
+    h.edge.setUnreachable(false);
+    expect((await h.edge.get(routeId))?.upstreams).toEqual([v2.upstream]);
+    expect((await h.release(v2.id)).status).toBe('completed');
+    expect((await h.release(v1.id)).status).toBe('completed');
+  });
+
+  it('refuses what cannot be rolled back, with 409s that say why', async () => {
+    const h = await setup();
+    const v1 = await h.deploy('shop/web:1');
+    await expect(rollbackRelease(h.deps, deployer, { releaseId: v1.id })).rejects.toThrow(
+      new NothingToRollBackTo(v1.id),
+    );
+    const v2 = await h.deploy('shop/web:2');
+    await expect(rollbackRelease(h.deps, deployer, { releaseId: v1.id })).rejects.toThrow(
+      `release ${v1.id} cannot be rolled back: it is not serving; release ${v2.id} is`,
+    );
+    const bad = await h.deploy('shop/web:unhealthy');
+    const err = await rollbackRelease(h.deps, deployer, { releaseId: bad.id }).catch((e) => e);
+    expect(err).toBeInstanceOf(ReleaseNotRollbackable);
+    expect(err).toMatchObject({
+      kind: 'conflict',
+      message: `release ${bad.id} cannot be rolled back: it is failed; only a completed release can be rolled back`,
+    });
+
+    const inFlight = await createRelease(h.deps, deployer, { serviceId: h.service.id, image: 'shop/web:3' });
+    await expect(rollbackRelease(h.deps, deployer, { releaseId: v2.id })).rejects.toThrow(new ReleaseAlreadyInFlight(inFlight.id));
+    await h.drain();
+
+    await expect(rollbackRelease(h.deps, deployer, { releaseId: 'rel_unknown' })).rejects.toBeInstanceOf(NotFound);
+    const viewer = { ...deployer, role: 'viewer' as const };
+    await expect(rollbackRelease(h.deps, viewer, { releaseId: v2.id })).rejects.toBeInstanceOf(Forbidden);
+  });
+
+  it('rolls back one release at a time, and not a release already rolled back', async () => {
+    const h = await setup();
+    await h.deploy('shop/web:1');
+    const v2 = await h.deploy('shop/web:2');
+    const v3 = await h.deploy('shop/web:3');
+    await rollbackRelease(h.deps, deployer, { releaseId: v3.id });
+    // v2 serves again, so it can be rolled back in turn, to v1 (still warm).
+    const back = await rollbackRelease(h.deps, deployer, { releaseId: v2.id });
+    expect(back).toMatchObject({ path: 'warm', to: { image: 'shop/web:1' } });
+    const view = await getRelease(h.deps, deployer, v3.id);
+    expect(view.status).toBe('rolled_back');
+    await expect(rollbackRelease(h.deps, deployer, { releaseId: v3.id })).rejects.toBeInstanceOf(ReleaseNotRollbackable);
+  });
+});
+
+describe('retirement', () => {
+  it('does nothing for a release that does not exist', async () => {
+    const h = await setup();
+    expect(await retireRelease(h.deps, { orgId: 'org_000001', releaseId: 'rel_gone' })).toEqual({ retired: false, skipped: 'not_found' });
+  });
+
+  it('keeps the serving release running', async () => {
+    const h = await setup();
+    const v1 = await h.deploy('shop/web:1');
+    expect(await retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id })).toEqual({ retired: false, skipped: 'serving' });
+    expect(running(h)).toEqual([containerName(v1)]);
+  });
+
+  it('rethrows an unreachable Docker so the queue retries', async () => {
+    const h = await setup();
+    const v1 = await h.deploy('shop/web:1');
+    await h.deploy('shop/web:2');
+    h.runtime.setReachable(dockerHost, false);
+    await expect(retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id })).rejects.toBeInstanceOf(Unavailable);
+    h.runtime.setReachable(dockerHost, true);
+    expect(await retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id })).toEqual({ retired: true, skipped: null });
+  });
+});

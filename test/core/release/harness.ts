@@ -59,6 +59,8 @@ export class RecordingQueue implements EventQueue {
 export class KillableStore implements Store {
   readonly inner: MemoryStore;
   killBefore: ReleaseStatus | null = null;
+  /** Runs when the kill happens, e.g. to change the world before the redelivery. */
+  onKill: (() => void) | null = null;
   constructor(inner: MemoryStore) {
     this.inner = inner;
   }
@@ -73,6 +75,7 @@ export class KillableStore implements Store {
         transition: async (id, from, patch) => {
           if (this.killBefore === from) {
             this.killBefore = null;
+            this.onKill?.();
             throw new Error(`worker killed before leaving ${from}`);
           }
           return repos.releases.transition(id, from, patch);

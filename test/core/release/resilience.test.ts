@@ -68,6 +68,40 @@ describe('a worker that dies mid-step', () => {
     expect(view.steps.find((s) => s.name === 'start_candidate')).toMatchObject({ status: 'succeeded', attempt: 2 });
   });
 
+  it('returns traffic to the previous release when the redelivered health check fails after the switch', async () => {
+    const h = await setup();
+    const v1 = await h.deploy('shop/web:1');
+    // Died after switching the route but before recording it; by the redelivery v2 is sick.
+    h.store.killBefore = 'health_validating';
+    h.store.onKill = () => {
+      const v2 = h.runtime.containers(dockerHost).find((c) => c.spec.labels['selfdevop.release'] !== v1.id)!;
+      h.runtime.setHealthy(dockerHost, v2.spec.name, false);
+    };
+    const v2 = await h.deploy('shop/web:2');
+    expect(v2).toMatchObject({ status: 'failed', error: 'health check did not pass within 30000 ms: GET /health → 404' });
+    expect(h.edge.changes.map((c) => (c.op === 'put' ? c.route.upstreams : c.op))).toEqual([
+      [v1.upstream],
+      [v2.upstream],
+      [v1.upstream],
+    ]);
+    expect(containersOf(h, v2.id)).toHaveLength(0);
+    const lines = (await (await import('../../../core/release/engine.ts')).listReleaseLogs(h.deps, deployer, v2.id)).map((l) => l.line);
+    expect(lines).toContain(`traffic returned to release ${v1.id} at ${v1.upstream}`);
+  });
+
+  it('removes the route of a first release that fails after its switch', async () => {
+    const h = await setup();
+    h.store.killBefore = 'health_validating';
+    h.store.onKill = () => {
+      const c = h.runtime.containers(dockerHost)[0]!;
+      h.runtime.setHealthy(dockerHost, c.spec.name, false);
+    };
+    const v1 = await h.deploy('shop/web:1');
+    expect(v1.status).toBe('failed');
+    expect(h.edge.changes.map((c) => c.op)).toEqual(['put', 'remove']);
+    expect(await h.edge.list()).toEqual([]);
+  });
+
   it('resends the next message when it died after moving the release but before sending', async () => {
     const h = await setup();
     const send = h.queue.send.bind(h.queue);

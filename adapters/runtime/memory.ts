@@ -92,13 +92,18 @@ export interface MemoryRuntimeOptions {
   firstPort?: number;
 }
 
+/** A node by its dockerHost, or the target itself. */
+export type NodeRef = string | DockerTarget;
+
+type StoredImage = MemoryImage & { name: string; digest: string };
+
 type Follower = { nameOrId: string; onLine: (line: string, stream: 'stdout' | 'stderr') => void; end: () => void };
 
 /** A hand-written fake Docker: images, containers and one-offs scripted by knobs. */
 export class MemoryRuntime implements ContainerRuntime {
   /** Calls in order, for assertions. */
   readonly calls: RuntimeCall[] = [];
-  private readonly images = new Map<string, MemoryImage>();
+  private readonly images = new Map<string, StoredImage>();
   private readonly nodes = new Map<string, Map<string, MemoryContainer>>();
   private readonly unreachable = new Map<string, string>();
   private readonly faults = new Map<RuntimeMethod, Error[]>();
@@ -141,7 +146,7 @@ export class MemoryRuntime implements ContainerRuntime {
 
   /** Makes an image available on every node (as if pullable); replaces an earlier one of that name. */
   addImage(name: string, image: MemoryImage = {}): this {
-    this.images.set(name, { ...image, digest: image.digest ?? fakeDigest(name) });
+    this.images.set(name, { ...image, name, digest: image.digest ?? fakeDigest(name) });
     return this;
   }
 
@@ -152,7 +157,8 @@ export class MemoryRuntime implements ContainerRuntime {
   }
 
   /** An unreachable engine answers every call with Unavailable('docker', '<host>: <reason>'). */
-  setReachable(dockerHost: string, reachable: boolean, reason = 'connect ECONNREFUSED'): this {
+  setReachable(node: NodeRef, reachable: boolean, reason = 'connect ECONNREFUSED'): this {
+    const dockerHost = hostOf(node);
     if (reachable) this.unreachable.delete(dockerHost);
     else this.unreachable.set(dockerHost, reason);
     return this;
@@ -167,20 +173,21 @@ export class MemoryRuntime implements ContainerRuntime {
   }
 
   /** Overrides health for one container: a serving app that starts failing its probes. */
-  setHealthy(dockerHost: string, nameOrId: string, healthy: boolean): this {
-    this.mustFind(dockerHost, nameOrId).healthOverride = healthy;
+  setHealthy(node: NodeRef, nameOrId: string, healthy: boolean): this {
+    this.mustFind(hostOf(node), nameOrId).healthOverride = healthy;
     return this;
   }
 
   /** A running container dies (state exited, port unpublished), as if its process crashed. */
-  crash(dockerHost: string, nameOrId: string, exitCode = 1): this {
-    const c = this.mustFind(dockerHost, nameOrId);
+  crash(node: NodeRef, nameOrId: string, exitCode = 1): this {
+    const c = this.mustFind(hostOf(node), nameOrId);
     this.exit(c, exitCode);
     return this;
   }
 
   /** Appends a log line to a container and hands it to its followers. */
-  emitLog(dockerHost: string, nameOrId: string, line: string, stream: 'stdout' | 'stderr' = 'stdout'): this {
+  emitLog(node: NodeRef, nameOrId: string, line: string, stream: 'stdout' | 'stderr' = 'stdout'): this {
+    const dockerHost = hostOf(node);
     const c = this.mustFind(dockerHost, nameOrId);
     c.logs.push({ line, stream });
     for (const f of this.followers) if (this.find(dockerHost, f.nameOrId) === c) f.onLine(line, stream);
@@ -188,14 +195,14 @@ export class MemoryRuntime implements ContainerRuntime {
   }
 
   /** All containers on a node (or on every node), oldest first. */
-  containers(dockerHost?: string): MemoryContainer[] {
-    const nodes = dockerHost ? [this.nodes.get(dockerHost) ?? new Map()] : [...this.nodes.values()];
+  containers(node?: NodeRef): MemoryContainer[] {
+    const nodes = node ? [this.nodes.get(hostOf(node)) ?? new Map()] : [...this.nodes.values()];
     return nodes.flatMap((n) => [...n.values()]);
   }
 
   /** One container by name or id, or undefined. */
-  container(dockerHost: string, nameOrId: string): MemoryContainer | undefined {
-    return this.find(dockerHost, nameOrId);
+  container(node: NodeRef, nameOrId: string): MemoryContainer | undefined {
+    return this.find(hostOf(node), nameOrId);
   }
 
   /**
@@ -206,11 +213,11 @@ export class MemoryRuntime implements ContainerRuntime {
   httpGet(published: string, path: string): FakeResponse | null {
     const c = this.containers().find((x) => x.published === published && x.state === 'running');
     if (!c) return null;
-    const image = this.images.get(c.spec.image) ?? this.imageByDigest(c.spec.image) ?? {};
-    const custom = image.respond?.(path, c);
+    const image = this.images.get(c.spec.image) ?? this.imageByDigest(c.spec.image);
+    const custom = image?.respond?.(path, c);
     if (custom) return custom;
-    const version = c.spec.env.APP_VERSION ?? image.version ?? tagOf(c.spec.image);
-    if (path === (image.healthPath ?? '/health')) {
+    const version = c.spec.env.APP_VERSION ?? image?.version ?? tagOf(image?.name ?? c.spec.image);
+    if (path === (image?.healthPath ?? '/health')) {
       return this.isHealthy(c, image) ? { status: 200, body: 'ok\n' } : { status: 404, body: '404 Not Found\n' };
     }
     if (path === '/') return { status: 200, body: `selfdevop-test app ${version}\n` };
@@ -231,7 +238,7 @@ export class MemoryRuntime implements ContainerRuntime {
 
   async resolveImage(target: DockerTarget, image: string): Promise<string> {
     this.enter('resolveImage', target, image);
-    return this.mustImage(image).digest as string;
+    return this.mustImage(image).digest;
   }
 
   async start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo> {
@@ -385,12 +392,12 @@ export class MemoryRuntime implements ContainerRuntime {
     return c;
   }
 
-  private imageByDigest(digest: string): MemoryImage | undefined {
+  private imageByDigest(digest: string): StoredImage | undefined {
     for (const image of this.images.values()) if (image.digest === digest) return image;
     return undefined;
   }
 
-  private mustImage(name: string): MemoryImage {
+  private mustImage(name: string): StoredImage {
     const image = this.images.get(name) ?? this.imageByDigest(name);
     if (!image) throw new ImageNotFound(name, 'no such image in the MemoryRuntime (addImage it)');
     return image;
@@ -416,9 +423,9 @@ export class MemoryRuntime implements ContainerRuntime {
     for (const f of [...this.followers]) if (f.nameOrId === c.id) f.end();
   }
 
-  private isHealthy(c: MemoryContainer, image: MemoryImage): boolean {
+  private isHealthy(c: MemoryContainer, image: MemoryImage | undefined): boolean {
     if (c.healthOverride !== null) return c.healthOverride;
-    const healthy = image.healthy ?? true;
+    const healthy = image?.healthy ?? true;
     if (typeof healthy === 'boolean') return healthy;
     return c.startedAt !== null && this.clock.now().getTime() - c.startedAt >= healthy.afterMs;
   }
@@ -426,6 +433,10 @@ export class MemoryRuntime implements ContainerRuntime {
   private newId(): string {
     return (++this.nextId).toString(16).padStart(64, '0');
   }
+}
+
+function hostOf(node: NodeRef): string {
+  return typeof node === 'string' ? node : node.dockerHost;
 }
 
 function toInfo(c: MemoryContainer): ContainerInfo {

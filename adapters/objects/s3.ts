@@ -1,0 +1,154 @@
+/**
+ * Cloud ObjectStore on Amazon S3 (artifacts, backups, logs). The only file that imports
+ * @aws-sdk/client-s3. Keys follow the same rules as every other store (object-key.ts), so
+ * a key accepted in tests or self-hosted is accepted here and nothing can escape a prefix.
+ */
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Unavailable } from '../../core/errors.ts';
+import type { ObjectStore } from '../../core/ports.ts';
+import { assertObjectKey, assertObjectPrefix, bodyBytes, compareKeys } from './object-key.ts';
+
+export interface S3ObjectStoreOptions {
+  /** The value of OBJECTS_BUCKET. */
+  bucket: string;
+  /** A client to share, or settings for a new one (region, endpoint, forcePathStyle…). */
+  client?: S3Client | S3ClientConfig;
+  /**
+   * Encrypt every object with this KMS key (SSE-KMS, the value of OBJECTS_KMS_KEY_ID);
+   * without it the bucket's default encryption applies.
+   */
+  kmsKeyId?: string;
+  /** Keys per ListObjectsV2 page; 1000 (S3's maximum) unless set. */
+  pageSize?: number;
+  /** Bound on the number of list pages, so a runaway listing stops (1000 pages unless set). */
+  maxPages?: number;
+}
+
+// S3's rules for bucket names: 3–63 lowercase letters, digits, dots and hyphens.
+const bucketName = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+function errorName(e: unknown): string {
+  const name = (e as { name?: unknown } | null)?.name;
+  return typeof name === 'string' ? name : 'Error';
+}
+
+function isMissing(e: unknown): boolean {
+  const status = (e as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+  return errorName(e) === 'NoSuchKey' || errorName(e) === 'NotFound' || status === 404;
+}
+
+function isS3Client(c: S3ObjectStoreOptions['client']): c is S3Client {
+  return typeof (c as S3Client | undefined)?.send === 'function';
+}
+
+/**
+ * @example new S3ObjectStore({ bucket: env.OBJECTS_BUCKET, kmsKeyId: env.OBJECTS_KMS_KEY_ID })
+ */
+export class S3ObjectStore implements ObjectStore {
+  readonly bucket: string;
+  readonly client: S3Client;
+  private readonly kmsKeyId: string | undefined;
+  private readonly pageSize: number;
+  private readonly maxPages: number;
+
+  constructor(options: S3ObjectStoreOptions) {
+    if (typeof options.bucket !== 'string' || !bucketName.test(options.bucket)) {
+      throw new Error(
+        `OBJECTS_BUCKET must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens), got ${JSON.stringify(options.bucket)}`,
+      );
+    }
+    this.bucket = options.bucket;
+    this.client = isS3Client(options.client) ? options.client : new S3Client(options.client ?? {});
+    this.kmsKeyId = options.kmsKeyId || undefined;
+    this.pageSize = options.pageSize ?? 1000;
+    this.maxPages = options.maxPages ?? 1000;
+  }
+
+  async put(key: string, body: Uint8Array | string, options: { contentType?: string } = {}): Promise<void> {
+    assertObjectKey(key);
+    const bytes = bodyBytes(body);
+    await this.call(key, () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: bytes,
+          ContentLength: bytes.byteLength,
+          ContentType: options.contentType ?? 'application/octet-stream',
+          ...(this.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: this.kmsKeyId } : {}),
+        }),
+      ),
+    );
+  }
+
+  async get(key: string): Promise<Uint8Array | null> {
+    assertObjectKey(key);
+    let out;
+    try {
+      out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw this.failure(key, e);
+    }
+    if (!out.Body) return new Uint8Array(0);
+    // A fresh array per call: the caller may change it without touching what is stored.
+    return Uint8Array.from(await out.Body.transformToByteArray());
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    assertObjectPrefix(prefix);
+    const keys: string[] = [];
+    let token: string | undefined;
+    for (let page = 0; page < this.maxPages; page++) {
+      const out = await this.call(prefix, () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            MaxKeys: this.pageSize,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        ),
+      );
+      for (const o of out.Contents ?? []) if (o.Key !== undefined) keys.push(o.Key);
+      if (!out.IsTruncated || !out.NextContinuationToken) return keys.sort(compareKeys);
+      token = out.NextContinuationToken;
+    }
+    throw new Error(`listing s3://${this.bucket}/${prefix} did not end within ${this.maxPages} pages`);
+  }
+
+  async delete(key: string): Promise<void> {
+    assertObjectKey(key);
+    // S3 answers 204 for a key that does not exist, as the port asks.
+    await this.call(key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+  }
+
+  /** Readiness: the bucket exists and these credentials may use it. */
+  async ping(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (e) {
+      throw new Unavailable('object store', `s3://${this.bucket}: ${errorName(e)}`);
+    }
+  }
+
+  private async call<T>(key: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (e) {
+      throw this.failure(key, e);
+    }
+  }
+
+  private failure(key: string, e: unknown): Error {
+    return new Error(`object store s3://${this.bucket}/${key}: ${errorName(e)}: ${(e as Error).message}`, { cause: e });
+  }
+}

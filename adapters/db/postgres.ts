@@ -126,46 +126,66 @@ export function fromDatabaseUrl(url: string, options: PoolOptions = {}): Databas
   // An idle client whose server went away emits 'error'; without a listener that would
   // crash the process. The pool drops the client and opens a fresh one on next use.
   pool.on('error', (error) => options.onIdleError?.(error));
-  return fromPool(pool);
+  return fromPool(pool, pool.options.max ?? 10);
 }
 
-function fromPool(pool: pg.Pool): Database {
+function fromPool(pool: pg.Pool, maxClients: number): Database {
   let closed = false;
 
-  async function checkout(): Promise<pg.PoolClient> {
+  interface Lease {
+    client: pg.PoolClient;
+    /** Back to the pool; with an error the connection is destroyed instead of reused. */
+    release: (error?: unknown) => void;
+  }
+
+  async function checkout(): Promise<Lease> {
+    let client: pg.PoolClient;
     try {
-      return await pool.connect();
+      client = await pool.connect();
     } catch (e) {
       throw fromPgError(e);
     }
+    // While a client is checked out the pool's idle listener is detached, so a server
+    // going away between two queries would emit an unhandled 'error' and kill the
+    // process. Swallow it here: the next query on the client fails and says why.
+    const onError = (): void => undefined;
+    client.on('error', onError);
+    return {
+      client,
+      release: (error?: unknown) => {
+        client.removeListener('error', onError);
+        client.release(error === undefined ? undefined : error instanceof Error ? error : true);
+      },
+    };
   }
 
-  async function begin(): Promise<pg.PoolClient> {
-    // A pooled connection may have died while idle without the pool having noticed yet;
-    // nothing has happened in the transaction, so one retry on a fresh client is safe.
+  async function begin(): Promise<Lease> {
+    // Pooled connections may have died while idle (server restart) before the pool
+    // noticed; nothing has happened in the transaction yet, so trying the next one is
+    // safe. Each dead one is destroyed, so after `max` of them a fresh one is opened,
+    // and if the server is really gone, checkout itself fails.
     for (let attempt = 1; ; attempt++) {
-      const client = await checkout();
+      const lease = await checkout();
       try {
-        await client.query('begin');
-        return client;
+        await lease.client.query('begin');
+        return lease;
       } catch (e) {
-        client.release(e instanceof Error ? e : true);
-        if (attempt >= 2 || !isConnectionError(e)) throw fromPgError(e);
+        lease.release(e);
+        if (attempt > maxClients || !isConnectionError(e)) throw fromPgError(e);
       }
     }
   }
 
-  return {
-    async query<R>(text: string, values?: readonly unknown[]): Promise<SqlResult<R>> {
-      try {
-        return toSqlResult<R>(await pool.query(text, values as unknown[] | undefined));
-      } catch (e) {
-        throw fromPgError(e);
-      }
+  const db: Database = {
+    // A single statement also runs between BEGIN and COMMIT: two more round trips, but a
+    // connection that died while idle is then found at BEGIN, where retrying is safe,
+    // and never while the statement itself may have run.
+    query<R>(text: string, values?: readonly unknown[]): Promise<SqlResult<R>> {
+      return db.transaction((tx) => tx.query<R>(text, values));
     },
 
     async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
-      const client = await begin();
+      const { client, release } = await begin();
       const tx: SqlClient = {
         async query<R>(text: string, values?: readonly unknown[]) {
           try {
@@ -181,18 +201,18 @@ function fromPool(pool: pg.Pool): Database {
       } catch (e) {
         try {
           await client.query('rollback');
-          client.release();
+          release();
         } catch (rollbackError) {
           // The connection is unusable; the pool must not hand it out again.
-          client.release(rollbackError instanceof Error ? rollbackError : true);
+          release(rollbackError);
         }
         throw fromPgError(e);
       }
       try {
         await client.query('commit');
-        client.release();
+        release();
       } catch (e) {
-        client.release(e instanceof Error ? e : true);
+        release(e);
         throw fromPgError(e);
       }
       return result;
@@ -204,6 +224,7 @@ function fromPool(pool: pg.Pool): Database {
       await pool.end();
     },
   };
+  return db;
 }
 
 /** One connection as the login role, for the migrator (session-level advisory lock). */

@@ -1,0 +1,209 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Unavailable } from '../../core/errors.ts';
+import { migrate } from '../../adapters/db/migrator.ts';
+import {
+  fromDatabaseUrl,
+  fromPgError,
+  isConnectionError,
+  openSession,
+  toPgBossDb,
+  type Database,
+  type SqlSession,
+} from '../../adapters/db/postgres.ts';
+import { PostgresStore } from '../../adapters/store/postgres.ts';
+import { aProject, seedTenant } from '../contracts/store.case.ts';
+import { createTestDatabase } from '../support/db.ts';
+
+let testDb: Awaited<ReturnType<typeof createTestDatabase>>;
+let owner: SqlSession;
+const nowhere = 'postgres://postgres@127.0.0.1:1/nothing';
+
+beforeAll(async () => {
+  testDb = await createTestDatabase('pool');
+  await migrate(testDb.url);
+  owner = await openSession(testDb.url);
+});
+afterAll(async () => {
+  await owner?.end();
+  await testDb?.drop();
+});
+
+/** Ends every other connection to the test database, as a server restart would. */
+async function terminateOthers(): Promise<number> {
+  const r = await owner.query(
+    `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`,
+  );
+  return r.rowCount;
+}
+
+async function using<T>(db: Database, fn: (db: Database) => Promise<T>): Promise<T> {
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+describe('fromDatabaseUrl', () => {
+  it('confines even a superuser URL to the app role', async () => {
+    await using(fromDatabaseUrl(testDb.url), async (db) => {
+      const r = await db.query<{ current_user: string; session_user: string }>(
+        'select current_user, session_user',
+      );
+      expect(r.rows).toEqual([{ current_user: 'selfdevop_app', session_user: 'postgres' }]);
+      const inTx = await db.transaction((tx) =>
+        tx.query<{ u: string }>('select current_user as u'),
+      );
+      expect(inTx.rows).toEqual([{ u: 'selfdevop_app' }]);
+    });
+  });
+
+  it('keeps the login role when asked to (migrator, pg-boss)', async () => {
+    await using(fromDatabaseUrl(testDb.url, { appRole: null }), async (db) => {
+      expect((await db.query('select current_user as u')).rows).toEqual([{ u: 'postgres' }]);
+    });
+    const boss = toPgBossDb(testDb.url);
+    try {
+      expect((await boss.executeSql('select current_user as u, $1::int as n', [7])).rows).toEqual([
+        { u: 'postgres', n: 7 },
+      ]);
+    } finally {
+      await boss.close();
+    }
+  });
+
+  it('fails the checkout, rather than run as the owner, when the app role is missing', async () => {
+    await using(fromDatabaseUrl(testDb.url, { appRole: 'no_such_role_sdo' }), async (db) => {
+      const e = await db.query('select 1').catch((err: unknown) => err);
+      expect(e).toMatchObject({ code: '22023', message: 'role "no_such_role_sdo" does not exist' });
+    });
+  });
+
+  it('commits, and rolls back when fn throws', async () => {
+    await using(fromDatabaseUrl(testDb.url, { appRole: null }), async (db) => {
+      await db.query('create table if not exists tx_probe (n int)');
+      await db.transaction((tx) => tx.query('insert into tx_probe values (1)'));
+      await expect(
+        db.transaction(async (tx) => {
+          await tx.query('insert into tx_probe values (2)');
+          throw new Error('stop');
+        }),
+      ).rejects.toThrow('stop');
+      expect((await db.query('select n from tx_probe')).rows).toEqual([{ n: 1 }]);
+    });
+  });
+
+  it('turns an unreachable server into Unavailable(database), and leaves SQL errors alone', async () => {
+    await using(fromDatabaseUrl(nowhere, { connectTimeoutMs: 2000 }), async (db) => {
+      const e = await db.query('select 1').catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(Unavailable);
+      expect(e).toMatchObject({ kind: 'unavailable', code: 'database_unavailable' });
+      await expect(db.transaction(async () => 1)).rejects.toBeInstanceOf(Unavailable);
+    });
+    await using(fromDatabaseUrl(testDb.url), async (db) => {
+      const e = await db.query('select * from no_such_table').catch((err: unknown) => err);
+      expect(e).not.toBeInstanceOf(Unavailable);
+      expect(e).toMatchObject({ code: '42P01' });
+    });
+  });
+
+  it('classifies connection failures by code and message', () => {
+    const withCode = (code: string) => Object.assign(new Error('x'), { code });
+    for (const code of [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      '57P01',
+      '57P03',
+      '08006',
+      '08001',
+      '53300',
+    ]) {
+      expect(isConnectionError(withCode(code)), code).toBe(true);
+    }
+    for (const code of ['23505', '42P01', '40001', '22023'])
+      expect(isConnectionError(withCode(code)), code).toBe(false);
+    expect(isConnectionError(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isConnectionError(new AggregateError([withCode('ECONNREFUSED')], ''))).toBe(true);
+    expect(isConnectionError('ECONNREFUSED')).toBe(false);
+    const mapped = fromPgError(withCode('57P01'));
+    expect(mapped).toBeInstanceOf(Unavailable);
+    expect((mapped as Error).message).toBe('database is unavailable: x');
+  });
+});
+
+describe('PostgresStore when the server goes away', () => {
+  it('answers Unavailable while PostgreSQL cannot be reached', async () => {
+    const store = PostgresStore.fromUrl(nowhere, { connectTimeoutMs: 2000 });
+    try {
+      await expect(store.ping()).rejects.toBeInstanceOf(Unavailable);
+      await expect(store.withOrg('org_1', (r) => r.projects.get('prj_1'))).rejects.toBeInstanceOf(
+        Unavailable,
+      );
+      await expect(store.identity.countUsers()).rejects.toBeInstanceOf(Unavailable);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('recovers by itself after its idle connections are killed, without crashing', async () => {
+    const idleErrors: Error[] = [];
+    const store = PostgresStore.fromUrl(testDb.url, {
+      max: 4,
+      onIdleError: (e) => idleErrors.push(e),
+    });
+    try {
+      const t = await seedTenant(store);
+      // Open several connections so the pool holds idle ones.
+      await Promise.all(
+        [1, 2, 3].map(() => store.withOrg(t.orgId, (r) => r.projects.list({ limit: 1 }))),
+      );
+      expect(await terminateOthers()).toBeGreaterThanOrEqual(1);
+      const p = aProject(t.orgId);
+      await store.withOrg(t.orgId, (r) => r.projects.insert(p));
+      expect(await store.withOrg(t.orgId, (r) => r.projects.get(p.id))).toEqual(p);
+      await store.ping();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('reports idle connections dying to onIdleError and replaces them', async () => {
+    const idleErrors: Error[] = [];
+    const db = fromDatabaseUrl(testDb.url, { max: 2, onIdleError: (e) => idleErrors.push(e) });
+    try {
+      await Promise.all(
+        [1, 2].map(() => db.transaction((tx) => tx.query('select pg_sleep(0.05)'))),
+      );
+      await terminateOthers();
+      for (let i = 0; i < 100 && idleErrors.length === 0; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(idleErrors.length).toBeGreaterThanOrEqual(1);
+      expect(isConnectionError(idleErrors[0])).toBe(true);
+      expect((await db.query('select 1 as ok')).rows).toEqual([{ ok: 1 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('fails the transaction whose connection dies with Unavailable, and the next one succeeds', async () => {
+    const store = PostgresStore.fromUrl(testDb.url, { max: 2 });
+    try {
+      const t = await seedTenant(store);
+      const failed = store.withOrg(t.orgId, async (r) => {
+        await r.projects.insert(aProject(t.orgId));
+        await terminateOthers();
+        return r.projects.list({ limit: 5 });
+      });
+      await expect(failed).rejects.toBeInstanceOf(Unavailable);
+      const p = aProject(t.orgId);
+      await store.withOrg(t.orgId, (r) => r.projects.insert(p));
+      const names = (await store.withOrg(t.orgId, (r) => r.projects.list({ limit: 10 }))).items.map(
+        (x) => x.id,
+      );
+      // The project of the killed transaction never committed.
+      expect(names.sort()).toEqual([t.projectId, p.id].sort());
+    } finally {
+      await store.close();
+    }
+  });
+});

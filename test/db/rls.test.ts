@@ -1,0 +1,269 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrate } from '../../adapters/db/migrator.ts';
+import { isPgError, openSession, type SqlSession } from '../../adapters/db/postgres.ts';
+import { PostgresStore } from '../../adapters/store/postgres.ts';
+import {
+  aDeployJob,
+  aDomain,
+  anApiKey,
+  anAuditEvent,
+  aNode,
+  aRelease,
+  aSecret,
+  aStep,
+  aUser,
+  aWebhook,
+  at,
+  seedTenant,
+  type Tenant,
+} from '../contracts/store.case.ts';
+import { createTestDatabase } from '../support/db.ts';
+
+// Row-level security checked at the database itself, below the store: a query with no
+// WHERE clause, run as the application role, must see one org only.
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let owner: SqlSession;
+let app: SqlSession;
+let a: Tenant;
+let b: Tenant;
+let tenantTables: string[];
+
+/** Gives the tenant one row in every tenant table, through the store. */
+async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
+  const user = aUser();
+  await store.identity.createUser(user);
+  await store.withOrg(t.orgId, async (r) => {
+    await r.memberships.insert({ orgId: t.orgId, userId: user.id, role: 'owner', createdAt: at() });
+    await r.apiKeys.insert(anApiKey(t.orgId));
+    const node = aNode(t.orgId);
+    await r.nodes.insert(node);
+    const rel = aRelease(t.orgId, t.serviceId, t.environmentId, { nodeId: node.id });
+    await r.releases.insert(rel);
+    await r.releaseSteps.upsert(aStep(t.orgId, rel.id));
+    await r.releaseLogs.append(rel.id, [{ at: at(), stream: 'stdout', line: 'hello' }]);
+    await r.deployJobs.insert(aDeployJob(t.orgId, rel.id));
+    await r.domains.insert(aDomain(t.orgId, t.serviceId, t.environmentId));
+    await r.secrets.put(aSecret(t.orgId, t.serviceId, t.environmentId));
+    await r.webhooks.insert(aWebhook(t.orgId));
+    await r.audit.append(anAuditEvent(t.orgId));
+  });
+}
+
+/** Runs fn in a transaction of the app session, rolled back after, with `org` set (or none). */
+async function asApp<T>(org: string | null, fn: () => Promise<T>): Promise<T> {
+  await app.query('begin');
+  try {
+    if (org !== null) await app.query(`select set_config('app.org_id', $1, true)`, [org]);
+    return await fn();
+  } finally {
+    await app.query('rollback');
+  }
+}
+
+async function pgCodeOf(p: Promise<unknown>): Promise<string | undefined> {
+  return p.then(
+    () => undefined,
+    (e: unknown) => (isPgError(e) ? e.code : String(e)),
+  );
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('rls');
+  await migrate(db.url);
+  const store = PostgresStore.fromUrl(db.url);
+  try {
+    a = await seedTenant(store);
+    b = await seedTenant(store);
+    await fillEveryTable(store, a);
+    await fillEveryTable(store, b);
+  } finally {
+    await store.close();
+  }
+  owner = await openSession(db.url);
+  app = await openSession(db.url);
+  await app.query('set role selfdevop_app');
+  const r = await owner.query<{ table_name: string }>(
+    `select table_name from information_schema.columns
+     where table_schema = 'public' and column_name = 'org_id' order by table_name`,
+  );
+  tenantTables = r.rows.map((x) => x.table_name);
+});
+
+afterAll(async () => {
+  await app?.end();
+  await owner?.end();
+  await db?.drop();
+});
+
+describe('row-level security', () => {
+  it('covers every table the control plane has', () => {
+    expect(tenantTables).toEqual(
+      [
+        'api_keys',
+        'audit_events',
+        'deploy_jobs',
+        'domains',
+        'environments',
+        'memberships',
+        'nodes',
+        'projects',
+        'release_logs',
+        'release_steps',
+        'releases',
+        'secrets',
+        'services',
+        'webhooks',
+      ].sort(),
+    );
+  });
+
+  it('shows the app role only the rows of the org set, with no WHERE clause', async () => {
+    await asApp(a.orgId, async () => {
+      for (const t of tenantTables) {
+        const rows = (await app.query<{ org_id: string }>(`select org_id from ${t}`)).rows;
+        expect(rows.length, `rows of ${t}`).toBeGreaterThan(0);
+        expect(new Set(rows.map((x) => x.org_id)), `orgs seen in ${t}`).toEqual(new Set([a.orgId]));
+      }
+      expect((await app.query('select id from orgs')).rows).toEqual([{ id: a.orgId }]);
+    });
+    // The owner (the migrating role) is not subject to RLS: both orgs are there.
+    for (const t of tenantTables) {
+      const orgs = await owner.query<{ n: string }>(`select count(distinct org_id) as n from ${t}`);
+      expect(Number(orgs.rows[0]?.n), `orgs in ${t}`).toBe(2);
+    }
+  });
+
+  it('shows nothing when no org is set, in or out of a transaction', async () => {
+    await asApp(null, async () => {
+      for (const t of [...tenantTables, 'orgs']) {
+        expect((await app.query(`select * from ${t}`)).rows, t).toEqual([]);
+      }
+    });
+    expect((await app.query('select * from projects')).rows).toEqual([]);
+    // After a transaction that set one, the setting is gone again.
+    await asApp(a.orgId, async () => undefined);
+    expect((await app.query('select * from releases')).rows).toEqual([]);
+  });
+
+  it('refuses to write a row of org B while org A is set', async () => {
+    await asApp(a.orgId, async () => {
+      const insert = app.query(
+        `insert into projects (id, org_id, name, created_at) values ('prj_x', $1, 'x', now())`,
+        [b.orgId],
+      );
+      expect(await pgCodeOf(insert)).toBe('42501');
+    });
+    // Moving an own row to another org is refused by the same check, in every table.
+    for (const t of tenantTables) {
+      await asApp(a.orgId, async () => {
+        expect(await pgCodeOf(app.query(`update ${t} set org_id = $1`, [b.orgId])), t).toBe(
+          '42501',
+        );
+      });
+    }
+    await asApp(a.orgId, async () => {
+      expect(await pgCodeOf(app.query(`update orgs set id = $1`, [b.orgId]))).toBe('42501');
+    });
+  });
+
+  it("cannot update or delete org B's rows while org A is set", async () => {
+    await asApp(a.orgId, async () => {
+      expect(
+        (await app.query(`update projects set name = 'hacked' where org_id = $1`, [b.orgId]))
+          .rowCount,
+      ).toBe(0);
+      expect((await app.query(`delete from releases where org_id = $1`, [b.orgId])).rowCount).toBe(
+        0,
+      );
+    });
+    expect((await owner.query(`select 1 from projects where name = 'hacked'`)).rowCount).toBe(0);
+  });
+
+  it('has RLS enabled, not forced, and an org_id policy on every table with an org_id column', async () => {
+    const r = await owner.query<{
+      relname: string;
+      relrowsecurity: boolean;
+      relforcerowsecurity: boolean;
+      policies: string[] | null;
+    }>(
+      `select c.relname, c.relrowsecurity, c.relforcerowsecurity,
+              array_agg(pg_get_expr(p.polqual, p.polrelid) || ' / ' || pg_get_expr(p.polwithcheck, p.polrelid))
+                filter (where p.oid is not null) as policies
+       from pg_class c
+       join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public'
+       left join pg_policy p on p.polrelid = c.oid
+       where c.relkind = 'r' and (c.relname = 'orgs' or exists (
+         select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped))
+       group by c.relname, c.relrowsecurity, c.relforcerowsecurity
+       order by c.relname`,
+    );
+    expect(r.rows.map((x) => x.relname)).toEqual([...tenantTables, 'orgs'].sort());
+    for (const row of r.rows) {
+      expect(row.relrowsecurity, `${row.relname} has RLS enabled`).toBe(true);
+      expect(row.relforcerowsecurity, `${row.relname} does not force RLS`).toBe(false);
+      expect(row.policies, `${row.relname} has a policy`).toHaveLength(1);
+      const column = row.relname === 'orgs' ? 'id' : 'org_id';
+      const [using, check] = (row.policies?.[0] ?? '').split(' / ');
+      for (const expr of [using, check]) {
+        expect(expr, `${row.relname} policy`).toBe(
+          `(${column} = current_setting('app.org_id'::text, true))`,
+        );
+      }
+    }
+  });
+
+  it('runs the app as a role that cannot bypass RLS and owns nothing', async () => {
+    const role = await owner.query<{
+      rolbypassrls: boolean;
+      rolsuper: boolean;
+      rolcanlogin: boolean;
+    }>(`select rolbypassrls, rolsuper, rolcanlogin from pg_roles where rolname = 'selfdevop_app'`);
+    expect(role.rows).toEqual([{ rolbypassrls: false, rolsuper: false, rolcanlogin: false }]);
+    const owned = await owner.query(
+      `select c.relname from pg_class c join pg_roles r on r.oid = c.relowner where r.rolname = 'selfdevop_app'`,
+    );
+    expect(owned.rows).toEqual([]);
+  });
+
+  it('lets the app reach across orgs only through the narrow SECURITY DEFINER lookups', async () => {
+    const fns = await owner.query<{
+      proname: string;
+      prosecdef: boolean;
+      proconfig: string[] | null;
+    }>(
+      `select proname, prosecdef, proconfig from pg_proc where proname like 'selfdevop\\_%' order by proname`,
+    );
+    expect(fns.rows.map((f) => f.proname)).toEqual([
+      'selfdevop_api_key_by_hash',
+      'selfdevop_count_users',
+      'selfdevop_domain_by_hostname',
+      'selfdevop_memberships_of',
+    ]);
+    for (const f of fns.rows) {
+      expect(f.prosecdef, f.proname).toBe(true);
+      expect(f.proconfig, f.proname).toEqual(['search_path=public, pg_temp']);
+    }
+    const hosts = await owner.query<{ hostname: string; org_id: string }>(
+      'select hostname, org_id from domains where org_id = $1',
+      [b.orgId],
+    );
+    await asApp(a.orgId, async () => {
+      const found = await app.query('select org_id from selfdevop_domain_by_hostname($1)', [
+        hosts.rows[0]?.hostname,
+      ]);
+      expect(found.rows).toEqual([{ org_id: b.orgId }]);
+    });
+  });
+
+  it('keeps the app from writing the migration history', async () => {
+    expect(
+      await pgCodeOf(
+        app.query(`insert into schema_migrations (version, name, checksum) values (999, 'x', 'y')`),
+      ),
+    ).toBe('42501');
+    expect((await app.query('select version from schema_migrations')).rows).toEqual([
+      { version: 1 },
+    ]);
+  });
+});

@@ -24,10 +24,12 @@ begin
 end
 $$;
 
--- A non-superuser migrating role (RDS) must be a member to `SET ROLE selfdevop_app`.
+-- A non-superuser migrating role (RDS) needs a grant to `SET ROLE selfdevop_app`. Granted
+-- whenever not superuser: on PostgreSQL 16+ a role's creator already counts as a member
+-- (with ADMIN) but without the SET option, so a membership test would skip the grant.
 do $$
 begin
-  if not pg_catalog.pg_has_role(current_user, 'selfdevop_app', 'member') then
+  if not (select rolsuper from pg_catalog.pg_roles where rolname = current_user) then
     begin
       execute format('grant selfdevop_app to %I', current_user);
     exception when duplicate_object or unique_violation then

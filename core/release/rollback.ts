@@ -9,6 +9,9 @@ import { NothingToRollBackTo, ReleaseNotRollbackable } from './errors.ts';
 import { containerName, defaultHosts, planRoute, routeId } from './plan.ts';
 import { rollbackRequestedAction } from './steps.ts';
 
+/** The warm path must stay well under a second, so its one probe gets at most this long. */
+const warmProbeTimeoutMs = 500;
+
 export interface RollbackResult {
   /** `warm`: traffic went back to the still-running container at once; `redeploy`: a new release runs. */
   path: 'warm' | 'redeploy';
@@ -61,7 +64,12 @@ export async function rollbackRelease(
   const requestId = ctx?.requestId ?? null;
 
   const warm = node ? await deps.runtime.inspect(targetOf(node), containerName(to)) : null;
-  if (warm?.state === 'running' && warm.published) {
+  // One quick probe: a warm container that stopped answering is no place to send traffic.
+  const answers =
+    warm?.state === 'running' && warm.published
+      ? (await deps.probe.check(`http://${warm.published}${service.healthcheckPath}`, Math.min(service.health.timeoutMs, warmProbeTimeoutMs))).ok
+      : false;
+  if (warm?.published && answers) {
     const upstream = warm.published;
     const id = routeId(service.id, environment.id);
     const existing = await deps.edge.get(id);

@@ -117,6 +117,17 @@ describe('manual rollback', () => {
     expect(running(h)).toEqual([containerName(v3)]);
   });
 
+  it('redeploys instead when the warm container no longer answers its health check', async () => {
+    const h = await setup();
+    const v1 = await h.deploy('shop/web:1');
+    const v2 = await h.deploy('shop/web:2');
+    h.runtime.setHealthy(dockerHost, containerName(v1), false);
+    const result = await rollbackRelease(h.deps, deployer, { releaseId: v2.id });
+    expect(result.path).toBe('redeploy');
+    expect((await h.edge.get(routeId))?.upstreams).toEqual([v2.upstream]);
+    expect(h.probe.calls.at(-1)).toEqual({ url: `http://${v1.upstream}/health`, timeoutMs: 500 });
+  });
+
   it('leaves the route and statuses alone when the edge is unreachable', async () => {
     const h = await setup();
     const v1 = await h.deploy('shop/web:1');

@@ -1,5 +1,6 @@
 // @ts-check
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 // Why: core/ must stay runnable anywhere (Lambda, Node, tests) and testable without I/O,
@@ -40,5 +41,7 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
+  // Plain JavaScript runs on Node (test images' servers, scripts).
+  { files: ['**/*.{js,mjs,cjs}'], languageOptions: { globals: globals.node } },
   coreBoundary,
 );

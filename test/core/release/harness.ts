@@ -57,11 +57,11 @@ export class RecordingQueue implements EventQueue {
 
 /** A Store whose `releases.transition` out of `from` throws once: a worker killed just before the CAS. */
 export class KillableStore implements Store {
-  readonly inner: MemoryStore;
+  readonly inner: Store;
   killBefore: ReleaseStatus | null = null;
   /** Runs when the kill happens, e.g. to change the world before the redelivery. */
   onKill: (() => void) | null = null;
-  constructor(inner: MemoryStore) {
+  constructor(inner: Store) {
     this.inner = inner;
   }
   get identity() {
@@ -133,9 +133,13 @@ export interface Harness {
 }
 
 /** An org with one project, the production environment, one service and one node, and all ports in memory. */
-export async function setup(service: Partial<Service> = {}, config: Partial<ReleaseDeps['config']> = {}): Promise<Harness> {
+export async function setup(
+  service: Partial<Service> = {},
+  config: Partial<ReleaseDeps['config']> = {},
+  ports: { store?: Store } = {},
+): Promise<Harness> {
   const clock = new ManualClock('2026-01-01T00:00:00.000Z');
-  const store = new KillableStore(new MemoryStore());
+  const store = new KillableStore(ports.store ?? new MemoryStore());
   const runtime = new MemoryRuntime({ clock });
   addImages(runtime);
   const edge = new MemoryEdgeRouter();

@@ -3,13 +3,23 @@
  * dockerode. One client per target (dockerHost + TLS material) is kept for the process.
  */
 import Docker from 'dockerode';
-import type { ContainerCreateOptions, ContainerInspectInfo, ContainerInfo as DockerListItem } from 'dockerode';
+import type {
+  ContainerCreateOptions,
+  ContainerInspectInfo,
+  ContainerInfo as DockerListItem,
+} from 'dockerode';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { Writable } from 'node:stream';
 import { InvalidInput, isDomainError, Unavailable } from '../../core/errors.ts';
-import type { ContainerInfo, ContainerRuntime, ContainerSpec, DockerTarget, OneOffResult } from '../../core/ports.ts';
+import type {
+  ContainerInfo,
+  ContainerRuntime,
+  ContainerSpec,
+  DockerTarget,
+  OneOffResult,
+} from '../../core/ports.ts';
 import { ContainerNotFound, ImageNotFound } from './errors.ts';
 import { LineSplitter, OutputTail } from './output-tail.ts';
 
@@ -35,25 +45,37 @@ const defaultConnectTimeoutMs = 5000;
 const defaultMaxOutputBytes = 64 * 1024;
 const defaultPublishIp = '127.0.0.1';
 const containerStates = new Set<ContainerInfo['state']>([
-  'created', 'running', 'exited', 'dead', 'paused', 'restarting', 'removing',
+  'created',
+  'running',
+  'exited',
+  'dead',
+  'paused',
+  'restarting',
+  'removing',
 ]);
 
 /**
  * Translates a dockerHost (`unix:///path`, `tcp://host:port`, `ssh://user@host[:port]`) into
  * dockerode options. Throws InvalidInput on anything else.
  */
-export function fromDockerTarget(target: DockerTarget, options: DockerRuntimeOptions = {}): Docker.DockerOptions & { agent?: http.Agent } {
+export function fromDockerTarget(
+  target: DockerTarget,
+  options: DockerRuntimeOptions = {},
+): Docker.DockerOptions & { agent?: http.Agent } {
   const connectTimeoutMs = options.connectTimeoutMs ?? defaultConnectTimeoutMs;
   let url: URL;
   try {
     url = new URL(target.dockerHost);
   } catch {
-    throw new InvalidInput(`dockerHost ${target.dockerHost} is not a URL such as unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host`);
+    throw new InvalidInput(
+      `dockerHost ${target.dockerHost} is not a URL such as unix:///var/run/docker.sock, tcp://host:2376 or ssh://user@host`,
+    );
   }
   switch (url.protocol) {
     case 'unix:': {
       const socketPath = decodeURIComponent(url.pathname);
-      if (!socketPath || socketPath === '/') throw new InvalidInput(`dockerHost ${target.dockerHost} names no socket path`);
+      if (!socketPath || socketPath === '/')
+        throw new InvalidInput(`dockerHost ${target.dockerHost} names no socket path`);
       return { socketPath };
     }
     case 'tcp:': {
@@ -82,18 +104,26 @@ export function fromDockerTarget(target: DockerTarget, options: DockerRuntimeOpt
       };
     }
     default:
-      throw new InvalidInput(`dockerHost ${target.dockerHost} must start with unix://, tcp:// or ssh://`);
+      throw new InvalidInput(
+        `dockerHost ${target.dockerHost} must start with unix://, tcp:// or ssh://`,
+      );
   }
 }
 
 /** The Docker create body for a spec; pure, so plans can be checked without an engine. */
-export function containerCreateOptions(spec: ContainerSpec, oneOff = false): ContainerCreateOptions {
+export function containerCreateOptions(
+  spec: ContainerSpec,
+  oneOff = false,
+): ContainerCreateOptions {
   const port = oneOff ? undefined : spec.containerPort;
   const portKey = `${port}/tcp`;
   const hostConfig: NonNullable<ContainerCreateOptions['HostConfig']> = {
     RestartPolicy: { Name: oneOff ? 'no' : spec.restartPolicy },
   };
-  if (port) hostConfig.PortBindings = { [portKey]: [{ HostIp: spec.publishIp ?? defaultPublishIp, HostPort: '' }] };
+  if (port)
+    hostConfig.PortBindings = {
+      [portKey]: [{ HostIp: spec.publishIp ?? defaultPublishIp, HostPort: '' }],
+    };
   if (spec.memoryMb) hostConfig.Memory = spec.memoryMb * 1024 * 1024;
   if (spec.cpus) hostConfig.NanoCpus = Math.round(spec.cpus * 1e9);
   const options: ContainerCreateOptions = {
@@ -126,7 +156,11 @@ export class DockerRuntime implements ContainerRuntime {
 
   async ping(target: DockerTarget): Promise<void> {
     // dockerode takes an abortSignal on ping too; its typings do not say so.
-    const ping = (docker: Docker) => (docker.ping as unknown as (o: { abortSignal: AbortSignal }) => Promise<unknown>).call(docker, { abortSignal: this.deadline() });
+    const ping = (docker: Docker) =>
+      (docker.ping as unknown as (o: { abortSignal: AbortSignal }) => Promise<unknown>).call(
+        docker,
+        { abortSignal: this.deadline() },
+      );
     await this.call(target, 'ping', ping);
   }
 
@@ -195,7 +229,9 @@ export class DockerRuntime implements ContainerRuntime {
       try {
         const t = Math.max(0, Math.round(graceSeconds));
         // The engine answers only once the container is down: up to the grace, then a kill.
-        await docker.getContainer(nameOrId).stop({ t, abortSignal: this.deadline(t * 1000) } as Docker.ContainerStopOptions);
+        await docker
+          .getContainer(nameOrId)
+          .stop({ t, abortSignal: this.deadline(t * 1000) } as Docker.ContainerStopOptions);
       } catch (e) {
         // 304: already stopped; 404: already gone. Both are the state the caller wants.
         if (statusOf(e) !== 304 && statusOf(e) !== 404) throw e;
@@ -204,7 +240,9 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async remove(target: DockerTarget, nameOrId: string): Promise<void> {
-    await this.call(target, `remove ${nameOrId}`, (docker) => this.removeTolerant(docker, nameOrId));
+    await this.call(target, `remove ${nameOrId}`, (docker) =>
+      this.removeTolerant(docker, nameOrId),
+    );
   }
 
   async followLogs(
@@ -217,7 +255,9 @@ export class DockerRuntime implements ContainerRuntime {
     await this.call(target, `follow logs of ${nameOrId}`, async (docker) => {
       let stream: NodeJS.ReadableStream;
       try {
-        stream = await docker.getContainer(nameOrId).logs({ follow: true, stdout: true, stderr: true, abortSignal: signal });
+        stream = await docker
+          .getContainer(nameOrId)
+          .logs({ follow: true, stdout: true, stderr: true, abortSignal: signal });
       } catch (e) {
         if (signal.aborted) return;
         if (statusOf(e) === 404) throw new ContainerNotFound(nameOrId);
@@ -248,7 +288,11 @@ export class DockerRuntime implements ContainerRuntime {
   // ------------------------------------------------------------------ internals
 
   private client(target: DockerTarget): Docker {
-    const tlsKey = target.tls ? createHash('sha256').update(`${target.tls.ca}\0${target.tls.cert}\0${target.tls.key}`).digest('hex') : '';
+    const tlsKey = target.tls
+      ? createHash('sha256')
+          .update(`${target.tls.ca}\0${target.tls.cert}\0${target.tls.key}`)
+          .digest('hex')
+      : '';
     const key = `${target.dockerHost}\0${tlsKey}`;
     let docker = this.clients.get(key);
     if (!docker) {
@@ -264,15 +308,26 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   /** Runs one engine operation; a connection failure becomes Unavailable naming the host. */
-  private async call<T>(target: DockerTarget, what: string, fn: (docker: Docker) => Promise<T>): Promise<T> {
+  private async call<T>(
+    target: DockerTarget,
+    what: string,
+    fn: (docker: Docker) => Promise<T>,
+  ): Promise<T> {
     const docker = this.client(target);
     try {
       return await fn(docker);
     } catch (e) {
-      if (isConnectionError(e)) throw new Unavailable('docker', `${target.dockerHost}: ${messageOf(e)}`);
-      if (isTimeout(e)) throw new Unavailable('docker', `${target.dockerHost}: no answer to ${what} within ${this.requestTimeoutMs} ms`);
+      if (isConnectionError(e))
+        throw new Unavailable('docker', `${target.dockerHost}: ${messageOf(e)}`);
+      if (isTimeout(e))
+        throw new Unavailable(
+          'docker',
+          `${target.dockerHost}: no answer to ${what} within ${this.requestTimeoutMs} ms`,
+        );
       if (isDomainError(e)) throw e;
-      throw new Error(`docker ${what} on ${target.dockerHost} failed: ${messageOf(e)}`, { cause: e });
+      throw new Error(`docker ${what} on ${target.dockerHost} failed: ${messageOf(e)}`, {
+        cause: e,
+      });
     }
   }
 
@@ -298,7 +353,8 @@ export class DockerRuntime implements ContainerRuntime {
       throw new ImageNotFound(image, messageOf(e));
     }
     const pulled = await this.imageIdOrNull(docker, image);
-    if (!pulled) throw new ImageNotFound(image, 'the pull finished but the image is not on the node');
+    if (!pulled)
+      throw new ImageNotFound(image, 'the pull finished but the image is not on the node');
     return pulled;
   }
 
@@ -306,17 +362,32 @@ export class DockerRuntime implements ContainerRuntime {
   private async create(docker: Docker, options: ContainerCreateOptions): Promise<string> {
     // dockerode deletes abortSignal from the object it is given, so each call gets a fresh one.
     try {
-      return (await docker.createContainer({ ...options, abortSignal: this.deadline() } as ContainerCreateOptions)).id;
+      return (
+        await docker.createContainer({
+          ...options,
+          abortSignal: this.deadline(),
+        } as ContainerCreateOptions)
+      ).id;
     } catch (e) {
       if (statusOf(e) !== 404 || !options.Image) throw e;
       await this.ensureImage(docker, options.Image);
-      return (await docker.createContainer({ ...options, abortSignal: this.deadline() } as ContainerCreateOptions)).id;
+      return (
+        await docker.createContainer({
+          ...options,
+          abortSignal: this.deadline(),
+        } as ContainerCreateOptions)
+      ).id;
     }
   }
 
-  private async inspectOrNull(docker: Docker, nameOrId: string): Promise<ContainerInspectInfo | null> {
+  private async inspectOrNull(
+    docker: Docker,
+    nameOrId: string,
+  ): Promise<ContainerInspectInfo | null> {
     try {
-      return await docker.getContainer(nameOrId).inspect({ abortSignal: this.deadline() } as Docker.ContainerInspectOptions);
+      return await docker
+        .getContainer(nameOrId)
+        .inspect({ abortSignal: this.deadline() } as Docker.ContainerInspectOptions);
     } catch (e) {
       if (statusOf(e) === 404) return null;
       throw e;
@@ -327,7 +398,11 @@ export class DockerRuntime implements ContainerRuntime {
     try {
       // The image id is the digest of its config: the same on every node holding that image,
       // and usable wherever a name is (create, inspect), also for images never pushed.
-      return (await docker.getImage(image).inspect({ abortSignal: this.deadline() } as Docker.ImageInspectOptions)).Id;
+      return (
+        await docker
+          .getImage(image)
+          .inspect({ abortSignal: this.deadline() } as Docker.ImageInspectOptions)
+      ).Id;
     } catch (e) {
       if (statusOf(e) === 404) return null;
       throw e;
@@ -336,7 +411,9 @@ export class DockerRuntime implements ContainerRuntime {
 
   private async startTolerant(docker: Docker, id: string): Promise<void> {
     try {
-      await docker.getContainer(id).start({ abortSignal: this.deadline() } as Docker.ContainerStartOptions);
+      await docker
+        .getContainer(id)
+        .start({ abortSignal: this.deadline() } as Docker.ContainerStartOptions);
     } catch (e) {
       if (statusOf(e) !== 304) throw e; // 304: already running
     }
@@ -344,7 +421,9 @@ export class DockerRuntime implements ContainerRuntime {
 
   private async removeTolerant(docker: Docker, nameOrId: string): Promise<void> {
     try {
-      await docker.getContainer(nameOrId).remove({ force: true, v: true, abortSignal: this.deadline() });
+      await docker
+        .getContainer(nameOrId)
+        .remove({ force: true, v: true, abortSignal: this.deadline() });
     } catch (e) {
       // 404: already gone; 409: removal already in progress.
       if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
@@ -354,7 +433,11 @@ export class DockerRuntime implements ContainerRuntime {
   private async ensureRunning(docker: Docker, info: ContainerInspectInfo): Promise<ContainerInfo> {
     if (info.State.Status !== 'created' && info.State.Status !== 'exited') return toInfo(info);
     await this.startTolerant(docker, info.Id);
-    return toInfo(await docker.getContainer(info.Id).inspect({ abortSignal: this.deadline() } as Docker.ContainerInspectOptions));
+    return toInfo(
+      await docker
+        .getContainer(info.Id)
+        .inspect({ abortSignal: this.deadline() } as Docker.ContainerInspectOptions),
+    );
   }
 
   private async runCreated(
@@ -383,13 +466,25 @@ export class DockerRuntime implements ContainerRuntime {
     });
     docker.modem.demuxStream(stream, sink(out), sink(err));
 
-    await container.start({ abortSignal: this.deadline() } as Docker.ContainerStartOptions);
+    try {
+      await container.start({ abortSignal: this.deadline() } as Docker.ContainerStartOptions);
+    } catch (e) {
+      // A command that cannot be executed is the one-off failing, as `docker run` reports it
+      // (127 not found, 126 not executable), not the engine failing.
+      const exitCode = unstartableExitCode(e);
+      if (exitCode === null) throw e;
+      emit(messageOf(e));
+      return { exitCode, timedOut: false, output: tail.toString() };
+    }
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
     });
     try {
-      const outcome = await Promise.race([container.wait() as Promise<{ StatusCode: number }>, timedOut]);
+      const outcome = await Promise.race([
+        container.wait() as Promise<{ StatusCode: number }>,
+        timedOut,
+      ]);
       if (outcome === 'timeout') {
         await container.kill({ abortSignal: this.deadline() }).catch((e: unknown) => {
           if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
@@ -418,9 +513,12 @@ function connectTimeoutAgent(tls: boolean, ms: number): http.Agent {
     const socket = create(options, callback);
     if (socket) {
       const timer = setTimeout(() => {
-        const error = Object.assign(new Error(`connect ETIMEDOUT ${options.host}:${options.port} (no answer in ${ms} ms)`), {
-          code: 'ETIMEDOUT',
-        });
+        const error = Object.assign(
+          new Error(`connect ETIMEDOUT ${options.host}:${options.port} (no answer in ${ms} ms)`),
+          {
+            code: 'ETIMEDOUT',
+          },
+        );
         socket.destroy(error);
       }, ms);
       socket.once('connect', () => clearTimeout(timer));
@@ -432,15 +530,35 @@ function connectTimeoutAgent(tls: boolean, ms: number): http.Agent {
 }
 
 const connectionCodes = new Set([
-  'ECONNREFUSED', 'ENOENT', 'EACCES', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET',
-  'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED',
+  'ECONNREFUSED',
+  'ENOENT',
+  'EACCES',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ECONNABORTED',
 ]);
 
 function isConnectionError(e: unknown): boolean {
   if (typeof e !== 'object' || e === null) return false;
   const { code, level } = e as { code?: unknown; level?: unknown };
   // ssh2 marks its connection and authentication failures with level client-*.
-  return (typeof code === 'string' && connectionCodes.has(code)) || (typeof level === 'string' && level.startsWith('client-'));
+  return (
+    (typeof code === 'string' && connectionCodes.has(code)) ||
+    (typeof level === 'string' && level.startsWith('client-'))
+  );
+}
+
+function unstartableExitCode(e: unknown): number | null {
+  const status = statusOf(e);
+  if (status !== 400 && status !== 500) return null;
+  const message = messageOf(e);
+  if (!/\bexec: /.test(message) && !/executable file not found/.test(message)) return null;
+  return /permission denied/.test(message) ? 126 : 127;
 }
 
 function isTimeout(e: unknown): boolean {
@@ -473,7 +591,9 @@ function delay(ms: number): Promise<void> {
 }
 
 function toState(status: string | undefined): ContainerInfo['state'] {
-  return containerStates.has(status as ContainerInfo['state']) ? (status as ContainerInfo['state']) : 'dead';
+  return containerStates.has(status as ContainerInfo['state'])
+    ? (status as ContainerInfo['state'])
+    : 'dead';
 }
 
 function hostPort(ip: string | undefined, port: string | number): string {
@@ -498,10 +618,13 @@ function publishedFromInspect(info: ContainerInspectInfo): string | null {
 
 function publishedFromList(item: DockerListItem): string | null {
   if (item.State !== 'running') return null;
-  const ports = item.Ports.filter((p) => p.Type === 'tcp' && p.PublicPort).sort((a, b) => a.PrivatePort - b.PrivatePort);
+  const ports = item.Ports.filter((p) => p.Type === 'tcp' && p.PublicPort).sort(
+    (a, b) => a.PrivatePort - b.PrivatePort,
+  );
   const first = ports[0];
   if (!first) return null;
-  const binding = ports.find((p) => p.PrivatePort === first.PrivatePort && !p.IP?.includes(':')) ?? first;
+  const binding =
+    ports.find((p) => p.PrivatePort === first.PrivatePort && !p.IP?.includes(':')) ?? first;
   return hostPort(binding.IP, binding.PublicPort);
 }
 

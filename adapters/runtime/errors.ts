@@ -4,9 +4,14 @@ import { DomainError } from '../../core/errors.ts';
 export class ImageNotFound extends DomainError {
   readonly image: string;
   constructor(image: string, reason: string) {
-    super('not_found', 'image_not_found', `image ${image} not found on node and could not be pulled: ${reason}`, {
-      image,
-    });
+    super(
+      'not_found',
+      'image_not_found',
+      `image ${image} not found on node and could not be pulled: ${reason}`,
+      {
+        image,
+      },
+    );
     this.image = image;
   }
 }
@@ -14,6 +19,8 @@ export class ImageNotFound extends DomainError {
 /** A follow or stop asked for a container that does not exist (code `container_not_found`). */
 export class ContainerNotFound extends DomainError {
   constructor(nameOrId: string) {
-    super('not_found', 'container_not_found', `container ${nameOrId} not found`, { container: nameOrId });
+    super('not_found', 'container_not_found', `container ${nameOrId} not found`, {
+      container: nameOrId,
+    });
   }
 }

@@ -11,7 +11,14 @@
  * const reply = runtime.httpGet(info.published!, '/health'); // what a probe would see
  */
 import { Unavailable } from '../../core/errors.ts';
-import type { Clock, ContainerInfo, ContainerRuntime, ContainerSpec, DockerTarget, OneOffResult } from '../../core/ports.ts';
+import type {
+  Clock,
+  ContainerInfo,
+  ContainerRuntime,
+  ContainerSpec,
+  DockerTarget,
+  OneOffResult,
+} from '../../core/ports.ts';
 import { SystemClock } from '../clock/system.ts';
 import { ContainerNotFound, ImageNotFound } from './errors.ts';
 import { OutputTail } from './output-tail.ts';
@@ -75,7 +82,16 @@ export interface MemoryContainer {
 }
 
 /** Every method of the port, for failNext and the call log. */
-export type RuntimeMethod = 'ping' | 'resolveImage' | 'start' | 'runOnce' | 'inspect' | 'list' | 'stop' | 'remove' | 'followLogs';
+export type RuntimeMethod =
+  | 'ping'
+  | 'resolveImage'
+  | 'start'
+  | 'runOnce'
+  | 'inspect'
+  | 'list'
+  | 'stop'
+  | 'remove'
+  | 'followLogs';
 
 /** One recorded call, for tests that assert what the engine asked for. */
 export interface RuntimeCall {
@@ -97,7 +113,11 @@ export type NodeRef = string | DockerTarget;
 
 type StoredImage = MemoryImage & { name: string; digest: string };
 
-type Follower = { nameOrId: string; onLine: (line: string, stream: 'stdout' | 'stderr') => void; end: () => void };
+type Follower = {
+  nameOrId: string;
+  onLine: (line: string, stream: 'stdout' | 'stderr') => void;
+  end: () => void;
+};
 
 /** A hand-written fake Docker: images, containers and one-offs scripted by knobs. */
 export class MemoryRuntime implements ContainerRuntime {
@@ -125,19 +145,48 @@ export class MemoryRuntime implements ContainerRuntime {
       '/bin/migrate-hang': { hang: true, lines: ['migrate: starting, this one never finishes'] },
     });
     const ok = migrate(0, 'migrate: done');
-    const listening = (version: string, mode = 'normal') => [`app ${version} listening on :8080 (mode ${mode})`];
+    // As Docker answers a command the image does not have.
+    const notFound: OneOffPlan = {
+      exitCode: 127,
+      lines: ['exec: no such file or directory in the image'],
+    };
+    const listening = (version: string, mode = 'normal') => [
+      `app ${version} listening on :8080 (mode ${mode})`,
+    ];
     for (const version of ['v1', 'v2', 'migrate-ok']) {
-      runtime.addImage(`selfdevop-test/app:${version}`, { startLines: listening(version), oneOffs: ok });
+      runtime.addImage(`selfdevop-test/app:${version}`, {
+        startLines: listening(version),
+        oneOffs: ok,
+        defaultOneOff: notFound,
+      });
     }
-    runtime.addImage('selfdevop-test/app:unhealthy', { healthy: false, startLines: listening('unhealthy', 'unhealthy'), oneOffs: ok });
-    runtime.addImage('selfdevop-test/app:slow', { healthy: { afterMs: 3000 }, startLines: listening('slow'), oneOffs: ok });
-    runtime.addImage('selfdevop-test/app:crash', { exitOnStart: 1, startLines: ['app crash: crashing on purpose'], oneOffs: ok });
+    runtime.addImage('selfdevop-test/app:unhealthy', {
+      healthy: false,
+      startLines: listening('unhealthy', 'unhealthy'),
+      oneOffs: ok,
+      defaultOneOff: notFound,
+    });
+    runtime.addImage('selfdevop-test/app:slow', {
+      healthy: { afterMs: 3000 },
+      startLines: listening('slow'),
+      oneOffs: ok,
+      defaultOneOff: notFound,
+    });
+    runtime.addImage('selfdevop-test/app:crash', {
+      exitOnStart: 1,
+      startLines: ['app crash: crashing on purpose'],
+      oneOffs: ok,
+      defaultOneOff: notFound,
+    });
     runtime.addImage('selfdevop-test/app:migrate-fail', {
       startLines: listening('migrate-fail'),
       oneOffs: migrate(3, 'error: 002_users failed: relation "users" already exists'),
+      defaultOneOff: notFound,
     });
     for (const version of ['v1', 'v2']) {
-      runtime.addImage(`selfdevop-test/ws:${version}`, { startLines: [`ws ${version} listening on :8080`] });
+      runtime.addImage(`selfdevop-test/ws:${version}`, {
+        startLines: [`ws ${version} listening on :8080`],
+      });
     }
     return runtime;
   }
@@ -186,11 +235,17 @@ export class MemoryRuntime implements ContainerRuntime {
   }
 
   /** Appends a log line to a container and hands it to its followers. */
-  emitLog(node: NodeRef, nameOrId: string, line: string, stream: 'stdout' | 'stderr' = 'stdout'): this {
+  emitLog(
+    node: NodeRef,
+    nameOrId: string,
+    line: string,
+    stream: 'stdout' | 'stderr' = 'stdout',
+  ): this {
     const dockerHost = hostOf(node);
     const c = this.mustFind(dockerHost, nameOrId);
     c.logs.push({ line, stream });
-    for (const f of this.followers) if (this.find(dockerHost, f.nameOrId) === c) f.onLine(line, stream);
+    for (const f of this.followers)
+      if (this.find(dockerHost, f.nameOrId) === c) f.onLine(line, stream);
     return this;
   }
 
@@ -218,7 +273,9 @@ export class MemoryRuntime implements ContainerRuntime {
     if (custom) return custom;
     const version = c.spec.env.APP_VERSION ?? image?.version ?? tagOf(image?.name ?? c.spec.image);
     if (path === (image?.healthPath ?? '/health')) {
-      return this.isHealthy(c, image) ? { status: 200, body: 'ok\n' } : { status: 404, body: '404 Not Found\n' };
+      return this.isHealthy(c, image)
+        ? { status: 200, body: 'ok\n' }
+        : { status: 404, body: '404 Not Found\n' };
     }
     if (path === '/') return { status: 200, body: `selfdevop-test app ${version}\n` };
     if (path === '/version') return { status: 200, body: `${version}\n` };
@@ -265,7 +322,12 @@ export class MemoryRuntime implements ContainerRuntime {
     return toInfo(c);
   }
 
-  async runOnce(target: DockerTarget, spec: ContainerSpec, timeoutMs: number, onLine?: (line: string) => void): Promise<OneOffResult> {
+  async runOnce(
+    target: DockerTarget,
+    spec: ContainerSpec,
+    timeoutMs: number,
+    onLine?: (line: string) => void,
+  ): Promise<OneOffResult> {
     this.enter('runOnce', target, spec.name);
     const image = this.mustImage(spec.image);
     const plan = image.oneOffs?.[(spec.cmd ?? []).join(' ')] ?? image.defaultOneOff ?? {};
@@ -322,7 +384,8 @@ export class MemoryRuntime implements ContainerRuntime {
   async stop(target: DockerTarget, nameOrId: string, _graceSeconds: number): Promise<void> {
     this.enter('stop', target, nameOrId);
     const c = this.find(target.dockerHost, nameOrId);
-    if (c && (c.state === 'running' || c.state === 'restarting' || c.state === 'paused')) this.exit(c, 0);
+    if (c && (c.state === 'running' || c.state === 'restarting' || c.state === 'paused'))
+      this.exit(c, 0);
   }
 
   async remove(target: DockerTarget, nameOrId: string): Promise<void> {
@@ -407,13 +470,15 @@ export class MemoryRuntime implements ContainerRuntime {
     const image = this.mustImage(c.spec.image);
     c.startedAt = this.clock.now().getTime();
     c.exitCode = null;
-    for (const line of image.startLines ?? []) c.logs.push({ line, stream: image.exitOnStart ? 'stderr' : 'stdout' });
+    for (const line of image.startLines ?? [])
+      c.logs.push({ line, stream: image.exitOnStart ? 'stderr' : 'stdout' });
     if (image.exitOnStart !== undefined) {
       this.exit(c, image.exitOnStart);
       return;
     }
     c.state = 'running';
-    if (c.spec.containerPort) c.published ??= `${c.spec.publishIp ?? '127.0.0.1'}:${this.nextPort++}`;
+    if (c.spec.containerPort)
+      c.published ??= `${c.spec.publishIp ?? '127.0.0.1'}:${this.nextPort++}`;
   }
 
   private exit(c: MemoryContainer, exitCode: number): void {
@@ -440,7 +505,13 @@ function hostOf(node: NodeRef): string {
 }
 
 function toInfo(c: MemoryContainer): ContainerInfo {
-  return { id: c.id, name: c.spec.name, state: c.state, labels: { ...c.spec.labels }, published: c.published };
+  return {
+    id: c.id,
+    name: c.spec.name,
+    state: c.state,
+    labels: { ...c.spec.labels },
+    published: c.published,
+  };
 }
 
 function tagOf(image: string): string {

@@ -35,7 +35,9 @@ export class LineSplitter {
   }
 
   write(chunk: Uint8Array | string): void {
-    const text = this.rest + (typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true }));
+    const text =
+      this.rest +
+      (typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true }));
     const parts = text.split('\n');
     this.rest = parts.pop() ?? '';
     for (const part of parts) this.onLine(part.endsWith('\r') ? part.slice(0, -1) : part);

@@ -2,7 +2,11 @@ import { execFile, spawn } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { containerCreateOptions, DockerRuntime, fromDockerTarget } from '../../adapters/runtime/docker.ts';
+import {
+  containerCreateOptions,
+  DockerRuntime,
+  fromDockerTarget,
+} from '../../adapters/runtime/docker.ts';
 import type { ContainerSpec } from '../../core/ports.ts';
 import { runContainerRuntimeContract } from '../contracts/container-runtime.case.ts';
 import {
@@ -21,7 +25,9 @@ const hasDocker = await available('docker');
 
 describe('dockerHost parsing', () => {
   it('reads a unix socket path', () => {
-    expect(fromDockerTarget({ dockerHost: 'unix:///var/run/docker.sock' })).toEqual({ socketPath: '/var/run/docker.sock' });
+    expect(fromDockerTarget({ dockerHost: 'unix:///var/run/docker.sock' })).toEqual({
+      socketPath: '/var/run/docker.sock',
+    });
   });
 
   it('reads tcp without TLS as plain http on 2375 by default', () => {
@@ -39,23 +45,37 @@ describe('dockerHost parsing', () => {
       protocol: 'https',
       ...tls,
     });
-    expect(fromDockerTarget({ dockerHost: 'tcp://[::1]:3376', tls })).toMatchObject({ host: '::1', port: 3376 });
+    expect(fromDockerTarget({ dockerHost: 'tcp://[::1]:3376', tls })).toMatchObject({
+      host: '::1',
+      port: 3376,
+    });
   });
 
   it('reads ssh with its user and port', () => {
-    expect(fromDockerTarget({ dockerHost: 'ssh://deploy@node-2:2222' }, { sshOptions: { privateKey: 'K' } })).toMatchObject({
+    expect(
+      fromDockerTarget(
+        { dockerHost: 'ssh://deploy@node-2:2222' },
+        { sshOptions: { privateKey: 'K' } },
+      ),
+    ).toMatchObject({
       protocol: 'ssh',
       host: 'node-2',
       port: 2222,
       username: 'deploy',
       sshOptions: { privateKey: 'K', readyTimeout: 5000 },
     });
-    expect(fromDockerTarget({ dockerHost: 'ssh://node-3' })).toMatchObject({ port: 22, username: 'root' });
+    expect(fromDockerTarget({ dockerHost: 'ssh://node-3' })).toMatchObject({
+      port: 22,
+      username: 'root',
+    });
   });
 
-  it.each(['http://x:2375', 'docker.sock', 'unix://', 'tcp://', 'npipe:////./pipe/docker'])('refuses %s, naming it', (dockerHost) => {
-    expect(() => fromDockerTarget({ dockerHost })).toThrow(dockerHost);
-  });
+  it.each(['http://x:2375', 'docker.sock', 'unix://', 'tcp://', 'npipe:////./pipe/docker'])(
+    'refuses %s, naming it',
+    (dockerHost) => {
+      expect(() => fromDockerTarget({ dockerHost })).toThrow(dockerHost);
+    },
+  );
 });
 
 describe('container create plans', () => {
@@ -90,7 +110,13 @@ describe('container create plans', () => {
   });
 
   it('publishes on loopback when no publishIp is given, and leaves unset limits out', () => {
-    const plan = containerCreateOptions({ ...spec, publishIp: undefined, memoryMb: null, cpus: null, cmd: undefined });
+    const plan = containerCreateOptions({
+      ...spec,
+      publishIp: undefined,
+      memoryMb: null,
+      cpus: null,
+      cmd: undefined,
+    });
     expect(plan.HostConfig).toEqual({
       PortBindings: { '3000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
       RestartPolicy: { Name: 'unless-stopped' },
@@ -101,7 +127,11 @@ describe('container create plans', () => {
   it('plans a one-off with no port, no restart and attached output', () => {
     const plan = containerCreateOptions(spec, true);
     expect(plan).not.toHaveProperty('ExposedPorts');
-    expect(plan.HostConfig).toEqual({ Memory: 256 * 1024 * 1024, NanoCpus: 500_000_000, RestartPolicy: { Name: 'no' } });
+    expect(plan.HostConfig).toEqual({
+      Memory: 256 * 1024 * 1024,
+      NanoCpus: 500_000_000,
+      RestartPolicy: { Name: 'no' },
+    });
     expect(plan).toMatchObject({ AttachStdout: true, AttachStderr: true, Tty: false });
   });
 });
@@ -148,13 +178,19 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
   it('applies memory, cpus and restart policy', async () => {
     const s = spec('limits', { memoryMb: 64, cpus: 0.25, restartPolicy: 'unless-stopped' });
     await runtime.start(dockerTarget, s);
-    expect(await dockerInspect(s.name, '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}')).toBe(
-      `${64 * 1024 * 1024} 250000000 unless-stopped`,
-    );
+    expect(
+      await dockerInspect(
+        s.name,
+        '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}',
+      ),
+    ).toBe(`${64 * 1024 * 1024} 250000000 unless-stopped`);
   });
 
   it('publishes whichever container port the spec names', async () => {
-    const info = await runtime.start(dockerTarget, spec('port', { containerPort: 9090, env: { PORT: '9090' } }));
+    const info = await runtime.start(
+      dockerTarget,
+      spec('port', { containerPort: 9090, env: { PORT: '9090' } }),
+    );
     const res = await waitForStatus(() => httpGet(info.published!, '/health'), 200);
     expect(res?.status).toBe(200);
   });
@@ -170,7 +206,10 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
 
   it('gives a one-off its env and keeps only the tail of long output', async () => {
     const small = new DockerRuntime({ maxOutputBytes: 1024 });
-    const s = spec('chatty', { cmd: ['/bin/sh', '-c', 'echo "greeting=$GREETING"; seq 1 3000'], env: { GREETING: 'hi' } });
+    const s = spec('chatty', {
+      cmd: ['/bin/sh', '-c', 'echo "greeting=$GREETING"; seq 1 3000'],
+      env: { GREETING: 'hi' },
+    });
     const lines: string[] = [];
     const result = await small.runOnce(dockerTarget, s, 20_000, (l) => lines.push(l));
     expect(result.exitCode).toBe(0);
@@ -179,6 +218,23 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
     expect(result.output.startsWith('[earlier output truncated]\n')).toBe(true);
     expect(result.output.endsWith('\n2999\n3000')).toBe(true);
     expect(Buffer.byteLength(result.output)).toBeLessThan(1100);
+  });
+
+  it('names the command that cannot be executed', async () => {
+    const missing = await runtime.runOnce(
+      dockerTarget,
+      spec('no-cmd', { cmd: ['/bin/no-such-migrate'] }),
+      20_000,
+    );
+    expect(missing.exitCode).toBe(127);
+    expect(missing.output).toContain('"/bin/no-such-migrate"');
+    const notExecutable = await runtime.runOnce(
+      dockerTarget,
+      spec('not-exec', { cmd: ['/etc/passwd'] }),
+      20_000,
+    );
+    expect(notExecutable.exitCode).toBe(126);
+    expect(notExecutable.output).toContain('permission denied');
   });
 
   it('finishes a one-off even when the line callback throws', async () => {
@@ -195,7 +251,9 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
     const started = Date.now();
     await waitForStatus(() => httpGet(info.published!, '/'), 200);
     expect((await httpGet(info.published!, '/health'))?.status).toBe(404);
-    expect((await waitForStatus(() => httpGet(info.published!, '/health'), 200, 10_000))?.status).toBe(200);
+    expect(
+      (await waitForStatus(() => httpGet(info.published!, '/health'), 200, 10_000))?.status,
+    ).toBe(200);
     expect(Date.now() - started).toBeGreaterThan(1500);
   });
 
@@ -218,18 +276,25 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
     // A listener whose process never accepts: once its backlog is full, SYNs go unanswered.
     const child = spawn(
       process.execPath,
-      ['-e', "const s=require('net').createServer();s.listen({port:0,host:'127.0.0.1',backlog:1},()=>{process.stdout.write(s.address().port+'\\n');Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0)})"],
+      [
+        '-e',
+        "const s=require('net').createServer();s.listen({port:0,host:'127.0.0.1',backlog:1},()=>{process.stdout.write(s.address().port+'\\n');Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0)})",
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     try {
-      const port = await new Promise<number>((resolve) => child.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
-      const fillers = [1, 2, 3, 4].map(() => net.connect({ port, host: '127.0.0.1' }).on('error', () => undefined));
+      const port = await new Promise<number>((resolve) =>
+        child.stdout.once('data', (d) => resolve(Number(String(d).trim()))),
+      );
+      const fillers = [1, 2, 3, 4].map(() =>
+        net.connect({ port, host: '127.0.0.1' }).on('error', () => undefined),
+      );
       await new Promise((r) => setTimeout(r, 200));
       const started = Date.now();
       const dockerHost = `tcp://127.0.0.1:${port}`;
-      await expect(new DockerRuntime({ connectTimeoutMs: 300 }).ping({ dockerHost })).rejects.toThrow(
-        `docker is unavailable: ${dockerHost}: connect ETIMEDOUT`,
-      );
+      await expect(
+        new DockerRuntime({ connectTimeoutMs: 300 }).ping({ dockerHost }),
+      ).rejects.toThrow(`docker is unavailable: ${dockerHost}: connect ETIMEDOUT`);
       expect(Date.now() - started).toBeLessThan(5000);
       for (const f of fillers) f.destroy();
     } finally {
@@ -244,7 +309,9 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
     const { port } = silent.address() as net.AddressInfo;
     try {
       const dockerHost = `tcp://127.0.0.1:${port}`;
-      await expect(new DockerRuntime({ requestTimeoutMs: 300 }).inspect({ dockerHost }, 'x')).rejects.toThrow(
+      await expect(
+        new DockerRuntime({ requestTimeoutMs: 300 }).inspect({ dockerHost }, 'x'),
+      ).rejects.toThrow(
         `docker is unavailable: ${dockerHost}: no answer to inspect x within 300 ms`,
       );
     } finally {

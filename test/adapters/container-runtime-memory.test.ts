@@ -50,8 +50,14 @@ describe('MemoryRuntime knobs', () => {
   });
 
   it('takes a node offline and back', async () => {
-    const runtime = MemoryRuntime.withTestImages().setReachable(other.dockerHost, false, 'connect EHOSTUNREACH 10.0.0.2:2376');
-    await expect(runtime.ping(other)).rejects.toThrow('docker is unavailable: tcp://10.0.0.2:2376: connect EHOSTUNREACH 10.0.0.2:2376');
+    const runtime = MemoryRuntime.withTestImages().setReachable(
+      other.dockerHost,
+      false,
+      'connect EHOSTUNREACH 10.0.0.2:2376',
+    );
+    await expect(runtime.ping(other)).rejects.toThrow(
+      'docker is unavailable: tcp://10.0.0.2:2376: connect EHOSTUNREACH 10.0.0.2:2376',
+    );
     await runtime.ping(node);
     runtime.setReachable(other.dockerHost, true);
     await runtime.ping(other);
@@ -112,22 +118,38 @@ describe('MemoryRuntime knobs', () => {
     });
     const once = (cmd: string[], timeoutMs: number) =>
       runtime.runOnce(node, spec('m', { image: 'acme/api:1', cmd }), timeoutMs);
-    expect(await once(['npm', 'run', 'migrate'], 1000)).toEqual({ exitCode: 0, timedOut: false, output: 'ok' });
+    expect(await once(['npm', 'run', 'migrate'], 1000)).toEqual({
+      exitCode: 0,
+      timedOut: false,
+      output: 'ok',
+    });
     expect(clock.now().toISOString()).toBe('2026-01-01T00:00:00.500Z');
-    expect(await once(['npm', 'run', 'migrate'], 200)).toEqual({ exitCode: null, timedOut: true, output: 'ok' });
+    expect(await once(['npm', 'run', 'migrate'], 200)).toEqual({
+      exitCode: null,
+      timedOut: true,
+      output: 'ok',
+    });
     expect(clock.now().toISOString()).toBe('2026-01-01T00:00:00.700Z');
-    expect(await once(['other'], 1000)).toEqual({ exitCode: 2, timedOut: false, output: 'unknown command' });
+    expect(await once(['other'], 1000)).toEqual({
+      exitCode: 2,
+      timedOut: false,
+      output: 'unknown command',
+    });
   });
 
   it('answers with a custom responder and a fixed digest, by name or digest', async () => {
     const runtime = new MemoryRuntime().addImage('acme/api:1', {
       digest: `sha256:${'ab'.repeat(32)}`,
       healthPath: '/ready',
-      respond: (path) => (path === '/teapot' ? { status: 418, body: 'short and stout' } : undefined),
+      respond: (path) =>
+        path === '/teapot' ? { status: 418, body: 'short and stout' } : undefined,
     });
     expect(await runtime.resolveImage(node, 'acme/api:1')).toBe(`sha256:${'ab'.repeat(32)}`);
     const info = await runtime.start(node, spec('api', { image: `sha256:${'ab'.repeat(32)}` }));
-    expect(runtime.httpGet(info.published!, '/teapot')).toEqual({ status: 418, body: 'short and stout' });
+    expect(runtime.httpGet(info.published!, '/teapot')).toEqual({
+      status: 418,
+      body: 'short and stout',
+    });
     expect(runtime.httpGet(info.published!, '/ready')?.status).toBe(200);
     expect(runtime.httpGet(info.published!, '/health')?.status).toBe(404);
     expect(runtime.httpGet(info.published!, '/')?.body).toBe('selfdevop-test app 1\n');
@@ -144,11 +166,20 @@ describe('MemoryRuntime knobs', () => {
     const runtime = MemoryRuntime.withTestImages();
     await runtime.start(node, spec('web'));
     const seen: string[] = [];
-    const following = runtime.followLogs(node, 'web', (line, stream) => seen.push(`${stream}: ${line}`), new AbortController().signal);
+    const following = runtime.followLogs(
+      node,
+      'web',
+      (line, stream) => seen.push(`${stream}: ${line}`),
+      new AbortController().signal,
+    );
     runtime.emitLog(node.dockerHost, 'web', 'GET / 200');
     runtime.emitLog(node.dockerHost, 'web', 'oops', 'stderr');
     await runtime.remove(node, 'web');
     await following;
-    expect(seen).toEqual(['stdout: app v1 listening on :8080 (mode normal)', 'stdout: GET / 200', 'stderr: oops']);
+    expect(seen).toEqual([
+      'stdout: app v1 listening on :8080 (mode normal)',
+      'stdout: GET / 200',
+      'stderr: oops',
+    ]);
   });
 });

@@ -26,7 +26,11 @@ export interface ContainerRuntimeContractOptions {
 }
 
 /** Polls until check returns a value (not undefined) or the deadline passes. */
-async function eventually<T>(check: () => Promise<T | undefined>, deadlineMs: number, what: string): Promise<T> {
+async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  deadlineMs: number,
+  what: string,
+): Promise<T> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     const value = await check();
@@ -37,7 +41,11 @@ async function eventually<T>(check: () => Promise<T | undefined>, deadlineMs: nu
 }
 
 /** The behaviour every ContainerRuntime shares; each implementation's test calls this once. */
-export function runContainerRuntimeContract({ make, images, healthDeadlineMs = 10_000 }: ContainerRuntimeContractOptions): void {
+export function runContainerRuntimeContract({
+  make,
+  images,
+  healthDeadlineMs = 10_000,
+}: ContainerRuntimeContractOptions): void {
   let h: ContainerRuntimeHarness;
   const spec = (what: string, patch: Partial<ContainerSpec> = {}): ContainerSpec => ({
     name: h.name(what),
@@ -91,7 +99,9 @@ export function runContainerRuntimeContract({ make, images, healthDeadlineMs = 1
       const e = await errorOf(h.runtime.resolveImage(h.target, images.missing));
       expect(isDomainError(e)).toBe(true);
       expect(e.code).toBe('image_not_found');
-      expect(e.message).toContain(`image ${images.missing} not found on node and could not be pulled`);
+      expect(e.message).toContain(
+        `image ${images.missing} not found on node and could not be pulled`,
+      );
     });
 
     it('refuses to start a container of an unknown image', async () => {
@@ -132,7 +142,9 @@ export function runContainerRuntimeContract({ make, images, healthDeadlineMs = 1
       const second = await h.runtime.start(h.target, { ...s, env: { OTHER: '1' } });
       expect(second.id).toBe(first.id);
       expect(second.published).toBe(first.published);
-      expect(await h.runtime.list(h.target, { ...h.labels, 'selfdevop.case': 'twice' })).toEqual([]);
+      expect(await h.runtime.list(h.target, { ...h.labels, 'selfdevop.case': 'twice' })).toEqual(
+        [],
+      );
       const all = await h.runtime.list(h.target, h.labels);
       expect(all.filter((c) => c.name === s.name)).toHaveLength(1);
     });
@@ -148,8 +160,12 @@ export function runContainerRuntimeContract({ make, images, healthDeadlineMs = 1
     });
 
     it('lists containers by labels, sorted by name, stopped ones too', async () => {
-      const a = spec('list-a', { labels: { ...h.labels, 'selfdevop.case': 'list', 'selfdevop.role': 'list-blue' } });
-      const b = spec('list-b', { labels: { ...h.labels, 'selfdevop.case': 'list', 'selfdevop.role': 'list-green' } });
+      const a = spec('list-a', {
+        labels: { ...h.labels, 'selfdevop.case': 'list', 'selfdevop.role': 'list-blue' },
+      });
+      const b = spec('list-b', {
+        labels: { ...h.labels, 'selfdevop.case': 'list', 'selfdevop.role': 'list-green' },
+      });
       await h.runtime.start(h.target, b);
       await h.runtime.start(h.target, a);
       await h.runtime.stop(h.target, b.name, 5);
@@ -170,7 +186,11 @@ export function runContainerRuntimeContract({ make, images, healthDeadlineMs = 1
       const info = await h.runtime.start(h.target, s);
       await answer(info.published!, '/health');
       await h.runtime.stop(h.target, info.id, 10);
-      expect(await h.runtime.inspect(h.target, s.name)).toMatchObject({ id: info.id, state: 'exited', published: null });
+      expect(await h.runtime.inspect(h.target, s.name)).toMatchObject({
+        id: info.id,
+        state: 'exited',
+        published: null,
+      });
       expect(await h.httpGet(info.published!, '/health')).toBeNull();
       await h.runtime.stop(h.target, s.name, 10);
     });
@@ -213,7 +233,11 @@ export function runContainerRuntimeContract({ make, images, healthDeadlineMs = 1
   describe('one-off containers', () => {
     it('runs to exit 0, streams each line and returns the output', async () => {
       const lines: string[] = [];
-      const s = spec('migrate-ok', { image: images.migrateOk, cmd: ['/bin/migrate'], containerPort: undefined });
+      const s = spec('migrate-ok', {
+        image: images.migrateOk,
+        cmd: ['/bin/migrate'],
+        containerPort: undefined,
+      });
       const result = await h.runtime.runOnce(h.target, s, 20_000, (l) => lines.push(l));
       expect(result).toMatchObject({ exitCode: 0, timedOut: false });
       expect(result.output).toContain('applying 001_init');
@@ -246,6 +270,14 @@ export function runContainerRuntimeContract({ make, images, healthDeadlineMs = 1
       expect((await h.runtime.runOnce(h.target, s, 20_000)).exitCode).toBe(0);
     });
 
+    it('reports a command the image does not have as exit 127, not as an engine failure', async () => {
+      const s = spec('no-such-cmd', { image: images.migrateOk, cmd: ['/bin/no-such-migrate'] });
+      const result = await h.runtime.runOnce(h.target, s, 20_000);
+      expect(result).toMatchObject({ exitCode: 127, timedOut: false });
+      expect(result.output).toContain('no such file or directory');
+      expect(await h.runtime.inspect(h.target, s.name)).toBeNull();
+    });
+
     it('refuses an unknown image', async () => {
       const s = spec('migrate-missing', { image: images.missing, cmd: ['/bin/migrate'] });
       expect((await errorOf(h.runtime.runOnce(h.target, s, 5000))).code).toBe('image_not_found');
@@ -260,10 +292,15 @@ export function runContainerRuntimeContract({ make, images, healthDeadlineMs = 1
       await h.runtime.start(h.target, s);
       const seen: [string, string][] = [];
       const controller = new AbortController();
-      const following = h.runtime.followLogs(h.target, s.name, (line, stream) => {
-        seen.push([line, stream]);
-        if (line.includes('listening')) controller.abort();
-      }, controller.signal);
+      const following = h.runtime.followLogs(
+        h.target,
+        s.name,
+        (line, stream) => {
+          seen.push([line, stream]);
+          if (line.includes('listening')) controller.abort();
+        },
+        controller.signal,
+      );
       const timer = setTimeout(() => controller.abort(), healthDeadlineMs);
       await following;
       clearTimeout(timer);
@@ -274,7 +311,10 @@ export function runContainerRuntimeContract({ make, images, healthDeadlineMs = 1
       const s = spec('logs-end');
       await h.runtime.start(h.target, s);
       const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(new Error('follow did not end')), healthDeadlineMs);
+      const timer = setTimeout(
+        () => controller.abort(new Error('follow did not end')),
+        healthDeadlineMs,
+      );
       const following = h.runtime.followLogs!(h.target, s.name, () => undefined, controller.signal);
       await new Promise((r) => setTimeout(r, 100));
       await h.runtime.stop(h.target, s.name, 5);
@@ -284,7 +324,14 @@ export function runContainerRuntimeContract({ make, images, healthDeadlineMs = 1
     });
 
     it('rejects following a container that does not exist', async () => {
-      const e = await errorOf(h.runtime.followLogs!(h.target, h.name('ghost'), () => undefined, new AbortController().signal));
+      const e = await errorOf(
+        h.runtime.followLogs!(
+          h.target,
+          h.name('ghost'),
+          () => undefined,
+          new AbortController().signal,
+        ),
+      );
       expect(e.code).toBe('container_not_found');
     });
   });

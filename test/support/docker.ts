@@ -10,7 +10,9 @@ import type { DockerTarget } from '../../core/ports.ts';
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The machine's Docker Engine (override with TEST_DOCKER_HOST). */
-export const dockerTarget: DockerTarget = { dockerHost: process.env.TEST_DOCKER_HOST ?? 'unix:///var/run/docker.sock' };
+export const dockerTarget: DockerTarget = {
+  dockerHost: process.env.TEST_DOCKER_HOST ?? 'unix:///var/run/docker.sock',
+};
 
 /** Targets whose engine never answers: a closed loopback port and a socket that does not exist. */
 export const unreachableTargets: DockerTarget[] = [
@@ -61,8 +63,15 @@ export function ensureTestImages(): Promise<void> {
  * never touch each other's containers.
  * @example const run = testRun(import.meta.url); afterAll(() => removeContainersByLabel(run.labels));
  */
-export function testRun(fileUrl: string): { id: string; labels: Record<string, string>; name: (what: string) => string } {
-  const file = basename(fileURLToPath(fileUrl)).replace(/\.test\.ts$/, '').replace(/[^a-z0-9]+/gi, '-').toLowerCase();
+export function testRun(fileUrl: string): {
+  id: string;
+  labels: Record<string, string>;
+  name: (what: string) => string;
+} {
+  const file = basename(fileURLToPath(fileUrl))
+    .replace(/\.test\.ts$/, '')
+    .replace(/[^a-z0-9]+/gi, '-')
+    .toLowerCase();
   const id = `${file}-${randomBytes(4).toString('hex')}`;
   let n = 0;
   return {
@@ -73,7 +82,10 @@ export function testRun(fileUrl: string): { id: string; labels: Record<string, s
 }
 
 /** Force-removes every container carrying all these labels on the test engine. */
-export async function removeContainersByLabel(labels: Record<string, string>, target: DockerTarget = dockerTarget): Promise<number> {
+export async function removeContainersByLabel(
+  labels: Record<string, string>,
+  target: DockerTarget = dockerTarget,
+): Promise<number> {
   const runtime = new DockerRuntime();
   const containers = await runtime.list(target, labels);
   await Promise.all(containers.map((c) => runtime.remove(target, c.id)));
@@ -81,16 +93,24 @@ export async function removeContainersByLabel(labels: Record<string, string>, ta
 }
 
 /** A loopback HTTP GET; null when nothing accepts the connection. */
-export function httpGet(hostPort: string, path: string, timeoutMs = 2000): Promise<{ status: number; body: string } | null> {
+export function httpGet(
+  hostPort: string,
+  path: string,
+  timeoutMs = 2000,
+): Promise<{ status: number; body: string } | null> {
   const [host, port] = splitHostPort(hostPort);
   return new Promise((resolve, reject) => {
     const req = http.get({ host, port, path, timeout: timeoutMs, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(new Error(`GET http://${hostPort}${path} timed out after ${timeoutMs} ms`)));
+    req.on('timeout', () =>
+      req.destroy(new Error(`GET http://${hostPort}${path} timed out after ${timeoutMs} ms`)),
+    );
     req.on('error', (e: NodeJS.ErrnoException) => {
       // A container's port can accept and then reset while its server is still starting.
       if (e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET' || e.code === 'EPIPE') resolve(null);

@@ -51,7 +51,7 @@ fi
 [ -n "$node_bin" ] || die "no Node binary found for node:base; set NODE_BIN"
 
 # The hash of every input: a changed Dockerfile, script or binary rebuilds what depends on it.
-hash_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
+hash_of() { sha256sum "$@" | cut -d" " -f1 | sha256sum | cut -c1-16; } # contents only, not paths
 base_hash=$(hash_of "$busybox_bin" "${BASH_SOURCE[0]}")
 node_hash=$(hash_of "$busybox_bin" "$node_bin" "${BASH_SOURCE[0]}")
 app_hash=$(hash_of "$images"/app/* "${BASH_SOURCE[0]}" <(echo "$base_hash"))

@@ -145,6 +145,7 @@ export async function move(
     return false;
   }
   c.release = moved;
+  c.deps.logger.info({ orgId: moved.orgId, releaseId: moved.id, from, to, attempt: c.attempt }, 'release moved');
   return true;
 }
 

@@ -130,4 +130,7 @@ build_app "$images/app" selfdevop-test/app:migrate-fail "$app_hash" VERSION=migr
 build_app "$images/ws" selfdevop-test/ws:v1 "$ws_hash" VERSION=v1
 build_app "$images/ws" selfdevop-test/ws:v2 "$ws_hash" VERSION=v2
 
+# Rebuilt tags leave their old images dangling; drop those no container uses.
+[ ${#built[@]} = 0 ] || docker image prune -f --filter "label=$label" >/dev/null 2>&1 || true
+
 echo "build-test-images: built ${#built[@]} (${built[*]:-none}), skipped ${#skipped[@]} up to date, in $(($(date +%s) - started))s"

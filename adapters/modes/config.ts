@@ -40,6 +40,9 @@ const schema = z.object({
     .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'must be a lowercase domain name')
     .default('localhost'),
   CADDY_ADMIN_URL: url(['http:']).default('http://127.0.0.1:2019'),
+  /** The Caddy server selfdevop manages routes in, and where it listens when created. */
+  CADDY_SERVER: z.string().regex(/^[a-z0-9_-]+$/, 'must be a simple name').default('selfdevop'),
+  EDGE_HTTP_LISTEN: z.string().default(':80'),
   SMTP_URL: url(['smtp:', 'smtps:']).optional(),
   MAIL_FROM: z.string().default('selfdevop <noreply@localhost>'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

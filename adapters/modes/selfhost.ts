@@ -15,6 +15,11 @@ import { PrometheusMetrics } from '../metrics/prometheus.ts';
 import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { AesFileKeyVault } from '../vault/aes-file.ts';
+import { CaddyEdgeRouter } from '../edge/caddy.ts';
+import { HttpHealthProbe } from '../probe/http.ts';
+import { DockerRuntime } from '../runtime/docker.ts';
+import { defaultReleaseConfig, releaseRetireQueue, releaseStepsQueue, type ReleaseDeps } from '../../core/release/deps.ts';
+import { handleReleaseRetire, handleReleaseStep } from '../../core/release/engine.ts';
 
 export interface SelfhostSettings {
   databaseUrl: string;
@@ -23,6 +28,13 @@ export interface SelfhostSettings {
   signupMode: SignupMode;
   edgeDomain: string;
   caddyAdminUrl: string;
+  /** The Caddy HTTP server holding selfdevop's routes, and where it listens if it must be created. */
+  caddyServer?: string;
+  edgeHttpListen?: string;
+  /** Release engine tuning (tests shorten timeouts). */
+  release?: Partial<ReleaseDeps['config']>;
+  /** Release steps handled at once by this process's worker. */
+  workerConcurrency?: number;
   maxBodyBytes: number;
   dbPoolMax: number;
   version: string;
@@ -31,16 +43,17 @@ export interface SelfhostSettings {
   logDestination?: { write(line: string): void };
   bcryptCost?: number;
   queue?: Partial<PgBossConfig>;
-  /** Whether this process runs the deploy workers (consumers of the release queues). */
-  runWorkers?: boolean;
   /** Login attempts allowed per account per 15 minutes, and per IP per minute. */
   loginLimits?: { perAccount: number; perIp: number };
 }
 
 export interface SelfhostSystem {
   api: ApiDeps;
+  release: ReleaseDeps;
   logger: Logger;
   vault: AesFileKeyVault;
+  /** Starts consuming the release queues; resolves to a stop that waits for steps in flight. */
+  startWorkers(): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -57,14 +70,32 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
   const vault = await AesFileKeyVault.fromKeyFiles(settings.encryptionKeyFile);
   const auth = new LocalJwtAuth({ jwtSecret: settings.jwtSecret, bcryptCost: settings.bcryptCost, clock });
   const limits = settings.loginLimits ?? { perAccount: 10, perIp: 100 };
+  const ids = new RandomIds();
+  const release: ReleaseDeps = {
+    store,
+    runtime: new DockerRuntime(),
+    edge: new CaddyEdgeRouter({
+      adminUrl: settings.caddyAdminUrl,
+      server: settings.caddyServer ?? 'selfdevop',
+      listen: { httpListen: settings.edgeHttpListen ?? ':80' },
+    }),
+    queue: queues.queue,
+    vault,
+    probe: new HttpHealthProbe(),
+    clock,
+    ids,
+    logger: logger.child({ component: 'release' }),
+    config: { ...defaultReleaseConfig, edgeDomain: settings.edgeDomain, ...settings.release },
+  };
   const api: ApiDeps = {
     store,
     auth,
     vault,
-    ids: new RandomIds(),
+    ids,
     clock,
     logger,
     queue: queues.queue,
+    release,
     metrics: new PrometheusMetrics(),
     loginLimits: {
       perAccount: new RateLimiter(limits.perAccount, 15 * 60_000, clock),
@@ -73,11 +104,26 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
     config: { signupMode: settings.signupMode, edgeDomain: settings.edgeDomain },
     api: { maxBodyBytes: settings.maxBodyBytes, version: settings.version },
   };
+  const stopWorkers: (() => Promise<void>)[] = [];
   return {
     api,
+    release,
     logger,
     vault,
+    async startWorkers() {
+      const concurrency = settings.workerConcurrency ?? 4;
+      const stops = [
+        await queues.queue.consume(releaseStepsQueue, handleReleaseStep(release), { concurrency }),
+        await queues.queue.consume(releaseRetireQueue, handleReleaseRetire(release), { concurrency }),
+      ];
+      const stop = async () => {
+        await Promise.all(stops.map((s) => s()));
+      };
+      stopWorkers.push(stop);
+      return stop;
+    },
     async close() {
+      for (const stop of stopWorkers.splice(0)) await stop();
       await queues.stop();
       await bossDb.close();
       await store.close();

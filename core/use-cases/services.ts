@@ -1,5 +1,5 @@
 import { NotFound } from '../errors.ts';
-import { defaultHost } from '../hosts.ts';
+import { defaultHosts } from '../release/plan.ts';
 import type { HealthPolicy, Page, PageRequest, Service } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import type { CreateServiceInput } from '../schemas.ts';
@@ -23,7 +23,10 @@ export interface ServiceView extends Service {
 async function withHosts(deps: CoreDeps, service: Service, environments: { name: string }[]): Promise<ServiceView> {
   return {
     ...service,
-    hosts: environments.map((e) => ({ environment: e.name, host: defaultHost(service, e, deps.config.edgeDomain) })),
+    hosts: environments.map((e) => ({
+      environment: e.name,
+      host: defaultHosts({ service, environment: e, edgeDomain: deps.config.edgeDomain })[0]!,
+    })),
   };
 }
 

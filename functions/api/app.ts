@@ -11,9 +11,10 @@ import { docsPage, openApiDocument } from './openapi.ts';
 import type { RouteDef } from './route.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { resourceRoutes } from './routes/resources.ts';
+import { releaseRoutes } from './routes/releases.ts';
 import { secretRoutes } from './routes/secrets.ts';
 
-export const defaultRoutes: RouteDef[] = [...accountRoutes, ...resourceRoutes, ...secretRoutes];
+export const defaultRoutes: RouteDef[] = [...accountRoutes, ...resourceRoutes, ...secretRoutes, ...releaseRoutes];
 
 type Env = { Variables: { requestId: string } };
 
@@ -153,7 +154,8 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
       }
       const body = r.body ? await readBody(c, r.body) : undefined;
       const query = r.query ? readQuery(c, r.query) : undefined;
-      const result = await r.handle({ deps, principal, body, query, params, ctx });
+      const result = await r.handle({ deps, principal, body, query, params, ctx, request: c.req.raw });
+      if (result instanceof Response) return result;
       if (r.status === 204) return c.body(null, 204);
       return c.json(result as object, r.status);
     });

@@ -1,9 +1,12 @@
 import type { CoreDeps } from '../../core/use-cases/deps.ts';
 import type { EventQueue, Metrics } from '../../core/ports.ts';
+import type { ReleaseDeps } from '../../core/release/deps.ts';
 
 /** What the HTTP app needs from a composition root. */
 export interface ApiDeps extends CoreDeps {
   queue: EventQueue;
+  /** The deploy engine's ports, for the release endpoints. */
+  release: ReleaseDeps;
   metrics: Metrics & { render?(): Promise<{ contentType: string; body: string }> };
   /** Extra readiness checks beyond the database and queue (name → check). */
   readiness?: Record<string, () => Promise<void>>;

@@ -11,6 +11,8 @@ export interface RouteInput<B, Q> {
   query: Q;
   params: Record<string, string>;
   ctx: RequestContext;
+  /** The raw request, for handlers that negotiate (Accept) or stream. */
+  request: Request;
 }
 
 /**
@@ -29,6 +31,7 @@ export interface RouteDef<B = unknown, Q = unknown> {
   query?: z.ZodType<Q>;
   /** Success status: 200, 201, 202 or 204. */
   status: 200 | 201 | 202 | 204;
+  /** The JSON body of the reply; a Response is sent as it is (streams). */
   handle(input: RouteInput<B, Q>): Promise<unknown>;
 }
 

@@ -68,9 +68,11 @@ async function main() {
     dbPoolMax: config.DB_POOL_MAX,
     logLevel: config.LOG_LEVEL,
     version,
-    runWorkers: config.RUN_WORKERS,
+    caddyServer: config.CADDY_SERVER,
+    edgeHttpListen: config.EDGE_HTTP_LISTEN,
   });
   stops.unshift(system.close);
+  if (config.RUN_WORKERS) await system.startWorkers();
   const served = await serveApi(system.api, { host: config.HOST, port: config.PORT, trustProxy: config.TRUST_PROXY });
   stops.unshift(served.close);
 

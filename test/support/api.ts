@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fromSelfhost, type SelfhostSettings } from '../../adapters/modes/selfhost.ts';
+import { fromSelfhost, type SelfhostSettings, type SelfhostSystem } from '../../adapters/modes/selfhost.ts';
 import { migrate } from '../../adapters/db/migrator.ts';
 import { ensureKeyFile } from '../../adapters/vault/aes-file.ts';
 import { serveApi } from '../../functions/selfhost/server.ts';
@@ -15,8 +15,9 @@ import { httpRequester } from './http.ts';
  * served over HTTP on a loopback port. Log lines are captured for assertions.
  */
 export async function startSelfhostApi(
-  overrides: Partial<SelfhostSettings> & { databaseUrl?: string } = {},
-): Promise<ApiHarness & { url: string; databaseUrl: string }> {
+  overrides: Partial<SelfhostSettings> & { databaseUrl?: string; workers?: boolean } = {},
+): Promise<ApiHarness & { url: string; databaseUrl: string; system: SelfhostSystem }> {
+  const { workers, ...settings } = overrides;
   const db = overrides.databaseUrl ? null : await createTestDatabase('api');
   const databaseUrl = overrides.databaseUrl ?? db!.url;
   await migrate(databaseUrl);
@@ -37,14 +38,16 @@ export async function startSelfhostApi(
     version: 'test',
     bcryptCost: 4,
     logDestination: { write: (line) => void lines.push(line.trimEnd()) },
-    queue: { pollingIntervalSeconds: 0.5 },
-    ...overrides,
+    queue: { pollingIntervalSeconds: 0.5, retryDelaySeconds: 1 },
+    ...settings,
   });
+  if (workers) await system.startWorkers();
   const served = await serveApi(system.api, { host: '127.0.0.1', port: 0, trustProxy: false });
   const url = `http://127.0.0.1:${served.port}`;
   return {
     url,
     databaseUrl,
+    system,
     jwtSecret,
     request: httpRequester(url),
     logLines: () => lines,

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiHarness } from '../api/api.case.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
-import { ensureTestImages, httpGet, removeContainersByLabel } from '../support/docker.ts';
+import { ensureTestImages, removeContainersByLabel } from '../support/docker.ts';
 import type { Requester } from '../support/http.ts';
 import { available } from '../support/services.ts';
 

@@ -429,6 +429,15 @@ export class SqsQueue implements EventQueue {
     }
   }
 
+  /** The ARN of logical queue `queue`'s FIFO queue (targets of EventBridge schedules). */
+  async arnOf(queue: string): Promise<string> {
+    const url = await this.urlOf(this.physicalNames(queue).main);
+    const out = await this.client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }));
+    const arn = out.Attributes?.QueueArn;
+    if (!arn) throw new Error(`SQS returned no ARN for ${url}`);
+    return arn;
+  }
+
   /** The URL of a physical queue, looked up once (or created, with createQueues). */
   urlOf(physical: string): Promise<string> {
     let url = this.urls.get(physical);
@@ -457,6 +466,8 @@ export class SqsQueue implements EventQueue {
     const fifo = physical.endsWith('.fifo');
     const attributes: Record<string, string> = {};
     if (fifo) attributes.FifoQueue = 'true';
+    // Schedules send without a dedup id; selfdevop's own sends always carry one, which wins.
+    if (fifo) attributes.ContentBasedDeduplication = 'true';
     if (fifo && !physical.endsWith(`${deadLetterSuffix}.fifo`)) {
       const dlq = physical.replace(/\.fifo$/, `${deadLetterSuffix}.fifo`);
       const arn = await this.client.send(new GetQueueAttributesCommand({ QueueUrl: await this.urlOf(dlq), AttributeNames: ['QueueArn'] }));

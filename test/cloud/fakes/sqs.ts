@@ -5,7 +5,7 @@
  * only, visibility timeouts, receive counts, redrive to a dead-letter queue, and the
  * errors SQS gives for a missing queue or a FIFO send without a group.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   ChangeMessageVisibilityCommand,
   CreateQueueCommand,
@@ -44,6 +44,7 @@ interface FakeQueue {
   url: string;
   arn: string;
   fifo: boolean;
+  contentBasedDeduplication: boolean;
   visibilityTimeoutSeconds: number;
   redrive: { deadLetterTargetArn: string; maxReceiveCount: number } | null;
   messages: FakeMessage[];
@@ -93,6 +94,7 @@ export class FakeSqs {
       url: `https://sqs.${region}.amazonaws.com/${account}/${name}`,
       arn: `arn:aws:sqs:${region}:${account}:${name}`,
       fifo,
+      contentBasedDeduplication: attributes.ContentBasedDeduplication === 'true',
       visibilityTimeoutSeconds: Number(attributes.VisibilityTimeout ?? 30),
       redrive: attributes.RedrivePolicy ? (JSON.parse(attributes.RedrivePolicy) as FakeQueue['redrive']) : null,
       messages: [],
@@ -125,8 +127,10 @@ export class FakeSqs {
     if (q.fifo) {
       if (!i.MessageGroupId) throw new SqsError('MissingParameter', 'The request must contain the parameter MessageGroupId.');
       if (i.DelaySeconds) throw new SqsError('InvalidParameterValue', 'Value for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.');
+      if (!i.MessageDeduplicationId && q.contentBasedDeduplication)
+        i = { ...i, MessageDeduplicationId: createHash('sha256').update(i.MessageBody ?? '').digest('hex') };
       if (!i.MessageDeduplicationId) throw new SqsError('InvalidParameterValue', 'The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly');
-      const seen = q.dedup.get(i.MessageDeduplicationId);
+      const seen = q.dedup.get(i.MessageDeduplicationId ?? '');
       // A duplicate inside the window is accepted and answered as a success, and dropped.
       if (seen && now - seen.at < dedupWindowMs) return { MessageId: seen.messageId };
     } else if (i.MessageGroupId) {

@@ -19,9 +19,17 @@ export interface SqlClient {
   ): Promise<SqlResult<R>>;
 }
 
+export interface TransactionOptions {
+  /**
+   * Parameterless SQL sent with BEGIN in one round trip (e.g. a `set_config`); the caller
+   * quotes any value in it.
+   */
+  prelude?: string;
+}
+
 /** A pool of connections; `transaction` runs fn between BEGIN and COMMIT on one of them. */
 export interface Database extends SqlClient {
-  transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: SqlClient) => Promise<T>, options?: TransactionOptions): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -101,6 +109,22 @@ export function fromPgError(e: unknown): unknown {
 
 const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
+const isReadOnly = (text: string): boolean => /^\s*select\b/i.test(text) && !/\bfor\s+(update|share)\b/i.test(text);
+
+// Statement texts come from a bounded set of templates, so naming each one lets every
+// connection parse and plan it once and then only bind and execute.
+const statementNames = new Map<string, string>();
+function prepared(text: string, values?: readonly unknown[]): pg.QueryConfig {
+  if (!values || values.length === 0 || text.includes(';')) return { text, values: values as unknown[] | undefined };
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `sdo_${statementNames.size}`;
+    if (statementNames.size < 2000) statementNames.set(text, name);
+    else return { text, values: values as unknown[] };
+  }
+  return { name, text, values: values as unknown[] };
+}
+
 const toSqlResult = <R>(r: pg.QueryResult): SqlResult<R> => ({
   rows: r.rows as R[],
   rowCount: r.rowCount ?? 0,
@@ -159,7 +183,7 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
     };
   }
 
-  async function begin(): Promise<Lease> {
+  async function begin(prelude?: string): Promise<Lease> {
     // Pooled connections may have died while idle (server restart) before the pool
     // noticed; nothing has happened in the transaction yet, so trying the next one is
     // safe. Each dead one is destroyed, so after `max` of them a fresh one is opened,
@@ -167,7 +191,8 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
     for (let attempt = 1; ; attempt++) {
       const lease = await checkout();
       try {
-        await lease.client.query('begin');
+        // The prelude rides in the same round trip as BEGIN (simple protocol, no params).
+        await lease.client.query(prelude ? `begin; ${prelude}` : 'begin');
         return lease;
       } catch (e) {
         lease.release(e);
@@ -177,19 +202,30 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
   }
 
   const db: Database = {
-    // A single statement also runs between BEGIN and COMMIT: two more round trips, but a
-    // connection that died while idle is then found at BEGIN, where retrying is safe,
-    // and never while the statement itself may have run.
-    query<R>(text: string, values?: readonly unknown[]): Promise<SqlResult<R>> {
-      return db.transaction((tx) => tx.query<R>(text, values));
+    // A single statement is its own transaction: one round trip. A connection that died
+    // while idle fails it before it ran, so a read is retried on the next connection; a
+    // write is not (it may have run), and runs in a transaction instead.
+    async query<R>(text: string, values?: readonly unknown[]): Promise<SqlResult<R>> {
+      if (!isReadOnly(text)) return db.transaction((tx) => tx.query<R>(text, values));
+      for (let attempt = 1; ; attempt++) {
+        const lease = await checkout();
+        try {
+          const r = toSqlResult<R>(await lease.client.query(prepared(text, values)));
+          lease.release();
+          return r;
+        } catch (e) {
+          lease.release(isConnectionError(e) ? e : undefined);
+          if (attempt > maxClients || !isConnectionError(e)) throw fromPgError(e);
+        }
+      }
     },
 
-    async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
-      const { client, release } = await begin();
+    async transaction<T>(fn: (tx: SqlClient) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+      const { client, release } = await begin(options.prelude);
       const tx: SqlClient = {
         async query<R>(text: string, values?: readonly unknown[]) {
           try {
-            return toSqlResult<R>(await client.query(text, values as unknown[] | undefined));
+            return toSqlResult<R>(await client.query(prepared(text, values)));
           } catch (e) {
             throw fromPgError(e);
           }

@@ -807,6 +807,12 @@ class PgIdentity implements IdentityRepo {
  * The PostgreSQL Store. Give it a Database made by fromDatabaseUrl (which connects as
  * selfdevop_app), or let `PostgresStore.fromUrl` make and own one.
  */
+/** A SQL string literal (standard_conforming_strings, on since PostgreSQL 9.1). */
+export function quoteLiteral(value: string): string {
+  if (value.includes('\u0000')) throw new Error('a SQL literal cannot contain NUL');
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
 export class PostgresStore implements Store {
   readonly identity: IdentityRepo;
   private readonly db: Database;
@@ -823,11 +829,10 @@ export class PostgresStore implements Store {
   }
 
   withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {
-    return this.db.transaction(async (tx) => {
-      // Local to this transaction: the pooled connection forgets it at COMMIT/ROLLBACK.
-      await tx.query(`select set_config('app.org_id', $1, true)`, [orgId]);
-      return fn(new PgOrgRepos(tx, orgId));
-    });
+    // Local to this transaction: the pooled connection forgets it at COMMIT/ROLLBACK. Sent
+    // with BEGIN in one round trip, so the org id is quoted here rather than bound.
+    const prelude = `select set_config('app.org_id', ${quoteLiteral(orgId)}, true)`;
+    return this.db.transaction((tx) => fn(new PgOrgRepos(tx, orgId)), { prelude });
   }
 
   async ping(): Promise<void> {

@@ -267,3 +267,20 @@ describe('row-level security', () => {
     ]);
   });
 });
+
+describe('the org id the store sends with BEGIN', () => {
+  it('is quoted, so a hostile org id matches nothing and injects nothing', async () => {
+    const store = PostgresStore.fromUrl(db.url);
+    try {
+      for (const hostile of [`${a.orgId}' or '1'='1`, `x'); drop table projects; --`, `${a.orgId}\\'`]) {
+        const seen = await store.withOrg(hostile, (r) => r.projects.list({ limit: 200 }));
+        expect(seen.items).toEqual([]);
+      }
+      const own = await store.withOrg(a.orgId, (r) => r.projects.list({ limit: 200 }));
+      expect(own.items.length).toBeGreaterThan(0);
+      expect(own.items.every((p) => p.orgId === a.orgId)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -369,17 +369,13 @@ export class SqsQueue implements EventQueue {
    * a message on its last attempt is dead-lettered and removed instead of being retried.
    */
   async handleBatch<T>(queue: string, records: SqsRecord[], handler: MessageHandler<T>): Promise<SqsBatchResponse> {
-    const names = this.physicalNames(queue);
+    this.physicalNames(queue);
+    // Lambda (with ReportBatchItemFailures) deletes every record not reported, so a
+    // dead-lettered record is left out of the report and leaves the queue with the handled ones.
     return handleSqsBatch(
       records,
       (r) => handler(toQueueMessage(r) as Parameters<MessageHandler<T>>[0]),
-      async (r) => {
-        if (!(await this.giveUp(queue, r))) return false;
-        // Deleted here: a record left out of batchItemFailures would be deleted by Lambda
-        // only if the whole batch succeeded.
-        await this.deleteMessage(await this.urlOf(names.main), r.receiptHandle);
-        return true;
-      },
+      (r) => this.giveUp(queue, r),
     );
   }
 

@@ -1,4 +1,4 @@
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { MemoryIdempotencyLedger, SqsQueue, handleSqsBatch, type SqsRecord } from '../../adapters/queue/sqs.ts';
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
@@ -189,6 +189,8 @@ describe('SqsQueue', () => {
     expect(second[0]?.attributes.ApproximateReceiveCount).toBe('2');
     const out2 = await queue.handleBatch('release-steps', second, handler);
     expect(out2).toEqual({ batchItemFailures: [] });
+    // As the event source mapping does: records not reported are deleted.
+    for (const r of second) await fake.client.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: r.receiptHandle }));
     expect(payloadsOf(fake, 'selfdevop-release-steps__dlq.fifo')).toEqual([{ n: 1 }]);
     expect(payloadsOf(fake, 'selfdevop-release-steps.fifo')).toEqual([{ n: 2 }]);
     fake.mock.restore();

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+
+const region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as eu-west-1');
+const url = (protocols: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return protocols.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+/**
+ * Every setting the cloud mode reads (the stack sets them on each function), validated
+ * once per container. A bad or missing value stops the function with a message naming it.
+ */
+const schema = z
+  .object({
+    AWS_REGION: region,
+    /** Either DATABASE_URL, or the RDS secret's ARN (read through the Parameters and Secrets extension). */
+    DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+    DATABASE_SECRET_ARN: z.string().startsWith('arn:aws', 'must be a Secrets Manager secret ARN').optional(),
+    DB_POOL_MAX: z.coerce.number().int().min(1).max(20).default(2),
+    COGNITO_REGION: region.optional(),
+    COGNITO_USER_POOL_ID: z.string().regex(/^[\w-]+_[0-9a-zA-Z]+$/, 'must look like eu-west-1_AbC123'),
+    COGNITO_CLIENT_ID: z.string().regex(/^[\w+]+$/, 'must be a Cognito app client id'),
+    SECRETS_KMS_KEY_ID: z.string().min(1, 'must name a KMS key (id, ARN or alias/name)'),
+    OBJECTS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
+    OBJECTS_KMS_KEY_ID: z.string().min(1).optional(),
+    QUEUE_NAME_PREFIX: z.string().regex(/^[\w-]*$/, 'may contain only letters, digits, - and _').default('selfdevop-'),
+    SCHEDULER_ROLE_ARN: z.string().regex(/^arn:aws[\w-]*:iam::\d{12}:role\/.+$/, 'must be an IAM role ARN'),
+    SCHEDULE_GROUP: z.string().regex(/^[0-9a-zA-Z_.-]{1,64}$/, 'must be a schedule group name').default('selfdevop'),
+    MAIL_FROM: z.email('must be one plain e-mail address'),
+    SES_CONFIGURATION_SET: z.string().min(1).optional(),
+    SIGNUP_MODE: z.enum(['open', 'first-user', 'closed']).default('closed'),
+    EDGE_DOMAIN: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'must be a lowercase domain name'),
+    CADDY_ADMIN_URL: url(['http:', 'https:']),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(6 * 1024 * 1024).default(256 * 1024),
+    VERSION: z.string().min(1).default('cloud'),
+  })
+  .refine((c) => c.DATABASE_URL !== undefined || c.DATABASE_SECRET_ARN !== undefined, {
+    path: ['DATABASE_URL'],
+    message: 'is required (or DATABASE_SECRET_ARN)',
+  });
+
+export type CloudConfig = z.infer<typeof schema>;
+
+export class CloudConfigError extends Error {}
+
+/** Reads and validates the cloud configuration; throws CloudConfigError naming each bad variable. */
+export function fromCloudEnv(env: Record<string, string | undefined> = process.env): CloudConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new CloudConfigError(`invalid cloud configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+/** The PostgreSQL URL from an RDS-managed secret's JSON (username, password, host, port, dbname). */
+export function databaseUrlFromSecret(secretString: string): string {
+  let s: Record<string, unknown>;
+  try {
+    s = JSON.parse(secretString) as Record<string, unknown>;
+  } catch {
+    throw new CloudConfigError('DATABASE_SECRET_ARN: the secret is not JSON');
+  }
+  for (const field of ['username', 'password', 'host']) {
+    if (typeof s[field] !== 'string' || s[field] === '') throw new CloudConfigError(`DATABASE_SECRET_ARN: the secret has no ${field}`);
+  }
+  const u = new URL('postgres://placeholder');
+  u.username = encodeURIComponent(String(s.username));
+  u.password = encodeURIComponent(String(s.password));
+  u.hostname = String(s.host);
+  u.port = String(s.port ?? 5432);
+  u.pathname = `/${encodeURIComponent(String(s.dbname ?? 'selfdevop'))}`;
+  // RDS requires TLS; pg verifies it against the system CAs (the RDS bundle is in Lambda's).
+  u.searchParams.set('sslmode', 'require');
+  return u.toString();
+}

@@ -1,0 +1,158 @@
+/**
+ * The cloud composition root: every port wired to its AWS adapter (SQS, KMS, S3, SES,
+ * Cognito, EventBridge Scheduler) beside the same PostgreSQL store the self-hosted mode
+ * uses (RDS here). Plain TypeScript, no decisions: each Lambda builds it once per container.
+ */
+import { RateLimiter } from '../../core/rate-limit.ts';
+import type { IdentityRepo, Logger } from '../../core/ports.ts';
+import { defaultReleaseConfig, type ReleaseDeps } from '../../core/release/deps.ts';
+import type { ApiDeps } from '../../functions/api/deps.ts';
+import { CognitoAuth, type ResolveUserId } from '../auth/cognito.ts';
+import { SystemClock } from '../clock/system.ts';
+import { fromDatabaseUrl } from '../db/postgres.ts';
+import { CaddyEdgeRouter } from '../edge/caddy.ts';
+import { RandomIds } from '../ids/random.ts';
+import { fromPino } from '../logger/pino.ts';
+import { SesMailer } from '../mail/ses.ts';
+import { PrometheusMetrics } from '../metrics/prometheus.ts';
+import { S3ObjectStore } from '../objects/s3.ts';
+import { HttpHealthProbe } from '../probe/http.ts';
+import { SqsQueue, type IdempotencyLedger } from '../queue/sqs.ts';
+import { DockerRuntime } from '../runtime/docker.ts';
+import { EventBridgeScheduler } from '../scheduler/eventbridge.ts';
+import { PostgresStore } from '../store/postgres.ts';
+import { KmsKeyVault } from '../vault/kms.ts';
+import { CloudConfigError, databaseUrlFromSecret, type CloudConfig } from './cloud-config.ts';
+
+export interface CloudSystem {
+  api: ApiDeps;
+  release: ReleaseDeps;
+  queue: SqsQueue;
+  scheduler: EventBridgeScheduler;
+  objects: S3ObjectStore;
+  mailer: SesMailer;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+export interface CloudOverrides {
+  /** Where JSON log lines go; stdout (CloudWatch Logs) unless set. */
+  logDestination?: { write(line: string): void };
+  /** Keeps idempotency keys beyond SQS's 5-minute window; without one, only that window applies. */
+  ledger?: IdempotencyLedger;
+  /** Reads a Secrets Manager secret; the Parameters and Secrets Lambda extension unless set. */
+  readSecret?: (arn: string) => Promise<string>;
+}
+
+/** The selfdevop user id of a Cognito user: `usr_` and the subject's hex digits. */
+export function cognitoUserId(sub: string): string {
+  return `usr_${sub.replace(/-/g, '').toLowerCase()}`;
+}
+
+/**
+ * Maps a Cognito subject to a selfdevop user: the user made for that subject, or else the
+ * user with the token's email (users who signed up before Cognito, or via an invite).
+ */
+export function fromIdentityRepo(identity: Pick<IdentityRepo, 'findUserById' | 'findUserByEmail'>): ResolveUserId {
+  return async (sub, email) => {
+    const bySub = await identity.findUserById(cognitoUserId(sub));
+    if (bySub) return bySub.id;
+    if (email) return (await identity.findUserByEmail(email))?.id ?? null;
+    return null;
+  };
+}
+
+/**
+ * Reads a secret through the AWS Parameters and Secrets Lambda extension, which listens on
+ * localhost inside the function's sandbox and caches secrets, so no SDK is loaded for it.
+ */
+export async function readSecretFromExtension(arn: string, env: Record<string, string | undefined> = process.env): Promise<string> {
+  const port = env.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT ?? '2773';
+  const res = await fetch(`http://localhost:${port}/secretsmanager/get?secretId=${encodeURIComponent(arn)}`, {
+    headers: { 'X-Aws-Parameters-Secrets-Token': env.AWS_SESSION_TOKEN ?? '' },
+  });
+  if (!res.ok) throw new CloudConfigError(`DATABASE_SECRET_ARN: the secrets extension answered ${res.status} for ${arn}`);
+  const body = (await res.json()) as { SecretString?: string };
+  if (typeof body.SecretString !== 'string') throw new CloudConfigError(`DATABASE_SECRET_ARN: secret ${arn} holds no string`);
+  return body.SecretString;
+}
+
+/**
+ * Builds the cloud system from validated configuration.
+ * @example const system = await fromCloud(fromCloudEnv(process.env))
+ */
+export async function fromCloud(config: CloudConfig, overrides: CloudOverrides = {}): Promise<CloudSystem> {
+  const logger = fromPino({ level: config.LOG_LEVEL, destination: overrides.logDestination });
+  const clock = new SystemClock();
+  const databaseUrl =
+    config.DATABASE_URL ?? databaseUrlFromSecret(await (overrides.readSecret ?? readSecretFromExtension)(config.DATABASE_SECRET_ARN ?? ''));
+  const db = fromDatabaseUrl(databaseUrl, {
+    max: config.DB_POOL_MAX,
+    onIdleError: (e) => logger.warn({ err: e.message }, 'database connection lost; the pool reconnects'),
+  });
+  const store = new PostgresStore(db);
+  const aws = { region: config.AWS_REGION };
+  const queue = new SqsQueue({ client: aws, namePrefix: config.QUEUE_NAME_PREFIX, ledger: overrides.ledger, logger: logger.child({ component: 'queue' }) });
+  const scheduler = new EventBridgeScheduler({
+    client: aws,
+    roleArn: config.SCHEDULER_ROLE_ARN,
+    groupName: config.SCHEDULE_GROUP,
+    queueArn: (q) => queue.arnOf(q),
+  });
+  const vault = new KmsKeyVault({ keyId: config.SECRETS_KMS_KEY_ID, client: aws, clock });
+  const objects = new S3ObjectStore({ bucket: config.OBJECTS_BUCKET, kmsKeyId: config.OBJECTS_KMS_KEY_ID, client: aws });
+  const mailer = new SesMailer({ from: config.MAIL_FROM, client: aws, configurationSetName: config.SES_CONFIGURATION_SET });
+  const auth = new CognitoAuth({
+    region: config.COGNITO_REGION ?? config.AWS_REGION,
+    userPoolId: config.COGNITO_USER_POOL_ID,
+    clientId: config.COGNITO_CLIENT_ID,
+    resolveUserId: fromIdentityRepo(store.identity),
+    clock,
+  });
+  const ids = new RandomIds();
+  const release: ReleaseDeps = {
+    store,
+    runtime: new DockerRuntime(),
+    edge: new CaddyEdgeRouter({ adminUrl: config.CADDY_ADMIN_URL, server: 'selfdevop' }),
+    queue,
+    vault,
+    probe: new HttpHealthProbe(),
+    clock,
+    ids,
+    logger: logger.child({ component: 'release' }),
+    config: { ...defaultReleaseConfig, edgeDomain: config.EDGE_DOMAIN },
+  };
+  const api: ApiDeps = {
+    store,
+    auth,
+    vault,
+    ids,
+    clock,
+    logger,
+    queue,
+    release,
+    // Per container: CloudWatch gets the request log lines; /metrics shows this instance only.
+    metrics: new PrometheusMetrics({ processMetrics: false }),
+    readiness: { objects: () => objects.ping() },
+    loginLimits: {
+      perAccount: new RateLimiter(10, 15 * 60_000, clock),
+      perIp: new RateLimiter(100, 60_000, clock),
+    },
+    config: { signupMode: config.SIGNUP_MODE, edgeDomain: config.EDGE_DOMAIN },
+    api: { maxBodyBytes: config.MAX_BODY_BYTES, version: config.VERSION },
+  };
+  return {
+    api,
+    release,
+    queue,
+    scheduler,
+    objects,
+    mailer,
+    logger,
+    async close() {
+      await store.close();
+      await db.close();
+      for (const c of [queue.client, scheduler.client, vault.client, objects.client, mailer.client]) c.destroy();
+    },
+  };
+}

@@ -1,0 +1,135 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cognitoUserId, fromCloud, fromIdentityRepo, readSecretFromExtension } from '../../adapters/modes/cloud.ts';
+import { CloudConfigError, databaseUrlFromSecret, fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
+import { runMigrations } from '../../functions/lambda/migrate.ts';
+import { createTestDatabase } from '../support/db.ts';
+
+const env = {
+  AWS_REGION: 'eu-west-1',
+  DATABASE_URL: 'postgres://selfdevop:pw@db.internal:5432/selfdevop',
+  COGNITO_USER_POOL_ID: 'eu-west-1_AbC123',
+  COGNITO_CLIENT_ID: 'abc123client',
+  SECRETS_KMS_KEY_ID: 'alias/selfdevop-secrets',
+  OBJECTS_BUCKET: 'selfdevop-objects-111122223333',
+  SCHEDULER_ROLE_ARN: 'arn:aws:iam::111122223333:role/selfdevop-scheduler',
+  MAIL_FROM: 'noreply@example.com',
+  EDGE_DOMAIN: 'apps.example.com',
+  CADDY_ADMIN_URL: 'http://10.0.0.5:2019',
+};
+
+describe('cloud configuration', () => {
+  it('reads a complete environment with defaults', () => {
+    expect(fromCloudEnv(env)).toMatchObject({
+      ...env,
+      QUEUE_NAME_PREFIX: 'selfdevop-',
+      SCHEDULE_GROUP: 'selfdevop',
+      SIGNUP_MODE: 'closed',
+      DB_POOL_MAX: 2,
+      LOG_LEVEL: 'info',
+    });
+  });
+
+  it('names every bad or missing variable', () => {
+    const error = (() => {
+      try {
+        fromCloudEnv({ ...env, AWS_REGION: 'mars', COGNITO_USER_POOL_ID: undefined, OBJECTS_BUCKET: 'Bad_Bucket', SCHEDULER_ROLE_ARN: 'x', MAIL_FROM: 'a, b' });
+      } catch (e) {
+        return e as Error;
+      }
+      return null;
+    })();
+    expect(error).toBeInstanceOf(CloudConfigError);
+    for (const name of ['AWS_REGION', 'COGNITO_USER_POOL_ID', 'OBJECTS_BUCKET', 'SCHEDULER_ROLE_ARN', 'MAIL_FROM']) expect(error?.message).toContain(`  ${name}: `);
+    expect(error?.message).not.toContain('EDGE_DOMAIN');
+  });
+
+  it('needs DATABASE_URL or DATABASE_SECRET_ARN', () => {
+    expect(() => fromCloudEnv({ ...env, DATABASE_URL: undefined })).toThrow('DATABASE_URL: is required (or DATABASE_SECRET_ARN)');
+    expect(fromCloudEnv({ ...env, DATABASE_URL: '', DATABASE_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:db-AbCdEf' }).DATABASE_SECRET_ARN).toMatch(/^arn:aws:secretsmanager/);
+  });
+
+  it('builds the database URL from an RDS secret, escaping the password, with TLS required', () => {
+    const url = databaseUrlFromSecret(JSON.stringify({ username: 'postgres', password: 'p@ss/w:rd', host: 'db.abc.eu-west-1.rds.amazonaws.com', port: 5432, dbname: 'selfdevop', engine: 'postgres' }));
+    const parsed = new URL(url);
+    expect(decodeURIComponent(parsed.password)).toBe('p@ss/w:rd');
+    expect(parsed.hostname).toBe('db.abc.eu-west-1.rds.amazonaws.com');
+    expect(parsed.pathname).toBe('/selfdevop');
+    expect(parsed.searchParams.get('sslmode')).toBe('require');
+    expect(() => databaseUrlFromSecret('{"username":"u"}')).toThrow('DATABASE_SECRET_ARN: the secret has no password');
+    expect(() => databaseUrlFromSecret('nope')).toThrow('DATABASE_SECRET_ARN: the secret is not JSON');
+  });
+});
+
+describe('secrets through the Parameters and Secrets extension', () => {
+  let port: number;
+  const server = createServer((req, res) => {
+    const ok = req.headers['x-aws-parameters-secrets-token'] === 'session-token' && req.url?.startsWith('/secretsmanager/get?secretId=arn%3Aaws');
+    res.writeHead(ok ? 200 : 403, { 'content-type': 'application/json' });
+    res.end(ok ? JSON.stringify({ SecretString: '{"username":"u","password":"p","host":"h"}' }) : '{}');
+  });
+  beforeAll(async () => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('reads the secret with the session token, and names the variable when refused', async () => {
+    const extEnv = { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port), AWS_SESSION_TOKEN: 'session-token' };
+    expect(await readSecretFromExtension('arn:aws:secretsmanager:eu-west-1:1:secret:db', extEnv)).toContain('"host":"h"');
+    await expect(readSecretFromExtension('arn:aws:secretsmanager:eu-west-1:1:secret:db', { ...extEnv, AWS_SESSION_TOKEN: 'wrong' })).rejects.toThrow(
+      'DATABASE_SECRET_ARN: the secrets extension answered 403',
+    );
+  });
+});
+
+describe('Cognito users', () => {
+  it('map to selfdevop users by subject, then by email', async () => {
+    const sub = '9f1c2a3b-4d5e-6f70-8192-a3b4c5d6e7f8';
+    expect(cognitoUserId(sub)).toBe('usr_9f1c2a3b4d5e6f708192a3b4c5d6e7f8');
+    const users = new Map([[cognitoUserId(sub), { id: cognitoUserId(sub) }]]);
+    const resolve = fromIdentityRepo({
+      findUserById: async (id) => (users.get(id) as never) ?? null,
+      findUserByEmail: async (email) => (email === 'old@example.com' ? ({ id: 'usr_old' } as never) : null),
+    });
+    expect(await resolve(sub)).toBe(cognitoUserId(sub));
+    expect(await resolve('other', 'old@example.com')).toBe('usr_old');
+    expect(await resolve('other', 'new@example.com')).toBeNull();
+    expect(await resolve('other')).toBeNull();
+  });
+});
+
+describe('migrate Lambda and the cloud composition root', () => {
+  let db: { url: string; drop: () => Promise<void> };
+  beforeAll(async () => {
+    db = await createTestDatabase('cloud_migrate');
+  });
+  afterAll(async () => db?.drop());
+
+  it('applies the migrations once, from DATABASE_URL or from the RDS secret', async () => {
+    const first = await runMigrations({ DATABASE_URL: db.url });
+    expect(first.applied.length).toBeGreaterThan(0);
+    const u = new URL(db.url);
+    const secret = JSON.stringify({ username: u.username, password: 'unused', host: u.hostname, port: Number(u.port), dbname: u.pathname.slice(1) });
+    // The secret path builds an sslmode=require URL; the local server has no TLS, so
+    // only the URL it would connect to is checked here.
+    expect(databaseUrlFromSecret(secret)).toContain(`@${u.hostname}:${u.port}${u.pathname}?sslmode=require`);
+    expect(await runMigrations({ DATABASE_URL: db.url })).toEqual({ applied: [] });
+    await expect(runMigrations({})).rejects.toThrow('DATABASE_URL or DATABASE_SECRET_ARN is required');
+  });
+
+  it('wires every port from the configuration without calling AWS', async () => {
+    const lines: string[] = [];
+    const system = await fromCloud(fromCloudEnv({ ...env, DATABASE_URL: db.url }), { logDestination: { write: (l) => void lines.push(l) } });
+    try {
+      expect(system.queue.physicalNames('release-steps').main).toBe('selfdevop-release-steps.fifo');
+      expect(system.objects.bucket).toBe(env.OBJECTS_BUCKET);
+      expect(system.scheduler.groupName).toBe('selfdevop');
+      expect(system.api.config).toEqual({ signupMode: 'closed', edgeDomain: 'apps.example.com' });
+      await expect(system.api.store.ping()).resolves.toBeUndefined();
+    } finally {
+      await system.close();
+    }
+  });
+});

@@ -1,0 +1,40 @@
+import type { SqsBatchResponse, SqsQueue } from '../../adapters/queue/sqs.ts';
+import type { Logger, MessageHandler } from '../../core/ports.ts';
+import { isSqsEvent, nameOfArn } from './events.ts';
+
+export interface WorkerDeps {
+  queue: Pick<SqsQueue, 'physicalNames' | 'handleBatch' | 'relayDelayed'>;
+  /** One handler per logical queue this worker consumes. */
+  handlers: Record<string, MessageHandler<never>>;
+  logger: Logger;
+}
+
+/**
+ * The worker Lambda: SQS invokes it with a batch from one queue (an event source mapping
+ * per queue, with ReportBatchItemFailures). FIFO batches keep their order and report the
+ * first failure and all after it; batches from a delay queue are relayed into their FIFO
+ * queue when due.
+ */
+export function createWorkerHandler(deps: WorkerDeps) {
+  const byPhysical = new Map<string, { queue: string; kind: 'main' | 'delay' }>();
+  for (const queue of Object.keys(deps.handlers)) {
+    const names = deps.queue.physicalNames(queue);
+    byPhysical.set(names.main, { queue, kind: 'main' });
+    byPhysical.set(names.delay, { queue, kind: 'delay' });
+  }
+  return async (event: unknown): Promise<SqsBatchResponse> => {
+    if (!isSqsEvent(event)) throw new Error('the worker handles SQS events only');
+    const first = event.Records[0];
+    if (!first) return { batchItemFailures: [] };
+    const physical = nameOfArn(first.eventSourceARN ?? '');
+    const target = byPhysical.get(physical);
+    if (!target) {
+      // A mapping to a queue this build has no handler for: keep the messages for a build that has.
+      deps.logger.error({ queue: physical, records: event.Records.length }, 'no handler for this queue; the batch is returned');
+      return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
+    }
+    if (target.kind === 'delay') return deps.queue.relayDelayed(event.Records);
+    const handler = deps.handlers[target.queue] as MessageHandler<unknown>;
+    return deps.queue.handleBatch(target.queue, event.Records, handler);
+  };
+}

@@ -1,0 +1,168 @@
+/**
+ * The worker and schedule Lambdas with the event payloads AWS sends them: SQS batches
+ * (answered with batchItemFailures) and EventBridge scheduled events.
+ */
+import { DeleteMessageCommand } from '@aws-sdk/client-sqs';
+import { describe, expect, it } from 'vitest';
+import { MemoryLogger } from '../../adapters/logger/memory.ts';
+import { MemoryQueue } from '../../adapters/queue/memory.ts';
+import { MemoryIdempotencyLedger, SqsQueue, type SqsRecord } from '../../adapters/queue/sqs.ts';
+import type { MessageHandler, QueueMessage } from '../../core/ports.ts';
+import { isScheduledEvent, isSqsEvent } from '../../functions/lambda/events.ts';
+import { createScheduleHandler, handleScheduledJob, scheduledJobsQueue, type ScheduledJob } from '../../functions/lambda/schedule-handler.ts';
+import { createWorkerHandler } from '../../functions/lambda/worker-handler.ts';
+import { FakeSqs } from './fakes/sqs.ts';
+
+/** Receives from the fake as Lambda's event source mapping does, and shapes an SQS event. */
+async function pollEvent(fake: FakeSqs, queue: SqsQueue, physical: string, max = 10, visibilityTimeout = 30): Promise<{ Records: SqsRecord[] }> {
+  const url = await queue.urlOf(physical);
+  const q = fake.byUrl(url);
+  const out = (fake as unknown as { receive(i: object): { Messages: Array<{ MessageId: string; ReceiptHandle: string; Body: string; Attributes: Record<string, string>; MessageAttributes: Record<string, { StringValue?: string; DataType?: string }> }> } }).receive({
+    QueueUrl: url,
+    MaxNumberOfMessages: max,
+    VisibilityTimeout: visibilityTimeout,
+  });
+  return {
+    Records: out.Messages.map((m) => ({
+      messageId: m.MessageId,
+      receiptHandle: m.ReceiptHandle,
+      body: m.Body,
+      attributes: { ApproximateFirstReceiveTimestamp: String(Date.now()), SenderId: 'AROAEXAMPLE', ...m.Attributes },
+      messageAttributes: Object.fromEntries(
+        Object.entries(m.MessageAttributes).map(([k, v]) => [k, { stringValue: v.StringValue, stringListValues: [], binaryListValues: [], dataType: v.DataType }]),
+      ),
+      md5OfBody: 'e4e68fb7bd0e697a0ae8f1bb342846b3',
+      eventSource: 'aws:sqs',
+      eventSourceARN: q.arn,
+      awsRegion: 'eu-west-1',
+    })),
+  };
+}
+
+/** What the event source mapping does with the answer: deletes every record not reported. */
+async function settle(fake: FakeSqs, queue: SqsQueue, physical: string, event: { Records: SqsRecord[] }, out: { batchItemFailures: { itemIdentifier: string }[] }) {
+  const failed = new Set(out.batchItemFailures.map((f) => f.itemIdentifier));
+  const url = await queue.urlOf(physical);
+  for (const r of event.Records) if (!failed.has(r.messageId)) await fake.client.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: r.receiptHandle }));
+}
+
+function setup(handlers: Record<string, MessageHandler<never>>) {
+  const fake = new FakeSqs();
+  const queue = new SqsQueue({ client: fake.client, createQueues: true, ledger: new MemoryIdempotencyLedger() });
+  const logger = new MemoryLogger();
+  return { fake, queue, logger, handler: createWorkerHandler({ queue, handlers, logger }) };
+}
+
+describe('worker Lambda', () => {
+  it('handles a FIFO batch in order, deletes what succeeded and reports the rest from the first failure', async () => {
+    const seen: unknown[] = [];
+    const { fake, queue, handler } = setup({
+      'release-steps': (async (m: QueueMessage<{ n: number }>) => {
+        seen.push(m.payload.n);
+        if (m.payload.n === 2) throw new Error('docker unreachable');
+      }) as MessageHandler<never>,
+    });
+    for (const n of [1, 2, 3]) await queue.send('release-steps', { n }, { group: `g${n}` });
+    const event = await pollEvent(fake, queue, 'selfdevop-release-steps.fifo');
+    expect(isSqsEvent(event)).toBe(true);
+    expect(event.Records).toHaveLength(3);
+    const out = await handler(event);
+    expect(seen).toEqual([1, 2]);
+    expect(out.batchItemFailures).toEqual([{ itemIdentifier: event.Records[1]!.messageId }, { itemIdentifier: event.Records[2]!.messageId }]);
+    await settle(fake, queue, 'selfdevop-release-steps.fifo', event, out);
+    expect(fake.bodies('selfdevop-release-steps.fifo').map((b) => JSON.parse(b).payload.n)).toEqual([2, 3]);
+    fake.mock.restore();
+  });
+
+  it('dead-letters a message on its last attempt and lets the batch go on', async () => {
+    const { fake, queue, handler } = setup({
+      'release-steps': (async () => {
+        throw new Error('poison');
+      }) as MessageHandler<never>,
+    });
+    await queue.send('release-steps', { poison: true }, { maxAttempts: 1 });
+    const event = await pollEvent(fake, queue, 'selfdevop-release-steps.fifo');
+    const out = await handler(event);
+    expect(out).toEqual({ batchItemFailures: [] });
+    await settle(fake, queue, 'selfdevop-release-steps.fifo', event, out);
+    expect(fake.bodies('selfdevop-release-steps__dlq.fifo').map((b) => JSON.parse(b))).toEqual([{ payload: { poison: true } }]);
+    expect(fake.bodies('selfdevop-release-steps.fifo')).toEqual([]);
+    fake.mock.restore();
+  });
+
+  it('relays a due batch from the delay queue into the FIFO queue', async () => {
+    const { fake, queue, handler } = setup({ 'release-retire': (async () => {}) as MessageHandler<never> });
+    await queue.send('release-retire', { releaseId: 'rel_1' }, { delaySeconds: 1 });
+    fake.now = () => Date.now() + 2000;
+    const event = await pollEvent(fake, queue, 'selfdevop-release-retire__delay');
+    expect(event.Records).toHaveLength(1);
+    const realNow = Date.now;
+    Date.now = () => realNow() + 2000;
+    try {
+      expect(await handler(event)).toEqual({ batchItemFailures: [] });
+    } finally {
+      Date.now = realNow;
+    }
+    expect(fake.bodies('selfdevop-release-retire.fifo').map((b) => JSON.parse(b))).toEqual([{ payload: { releaseId: 'rel_1' } }]);
+    fake.mock.restore();
+  });
+
+  it('returns a batch from a queue it has no handler for, and refuses other events', async () => {
+    const { fake, queue, handler, logger } = setup({ 'release-steps': (async () => {}) as MessageHandler<never> });
+    await queue.send('other', { x: 1 });
+    const event = await pollEvent(fake, queue, 'selfdevop-other.fifo');
+    expect((await handler(event)).batchItemFailures).toHaveLength(1);
+    expect(JSON.stringify(logger.entries)).toContain('no handler for this queue');
+    await expect(handler({ version: '2.0', rawPath: '/' })).rejects.toThrow('the worker handles SQS events only');
+    expect(await handler({ Records: [] })).toEqual({ batchItemFailures: [] });
+    fake.mock.restore();
+  });
+});
+
+/** What an EventBridge rule on a schedule delivers to its Lambda target. */
+const scheduledEvent = {
+  version: '0',
+  id: '53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa',
+  'detail-type': 'Scheduled Event',
+  source: 'aws.events',
+  account: '111122223333',
+  time: '2026-03-01T10:00:00Z',
+  region: 'eu-west-1',
+  resources: ['arn:aws:events:eu-west-1:111122223333:rule/selfdevop-maintenance'],
+  detail: {},
+};
+
+describe('schedule Lambda', () => {
+  it('queues the job named after the rule, once per EventBridge event', async () => {
+    expect(isScheduledEvent(scheduledEvent)).toBe(true);
+    const queue = new MemoryQueue();
+    const handler = createScheduleHandler({ queue, rulePrefix: 'selfdevop-', logger: new MemoryLogger() });
+    const first = await handler(scheduledEvent);
+    expect(first).toEqual({ job: 'maintenance', messageId: expect.any(String) });
+    expect((await handler(scheduledEvent)).messageId).toBeNull();
+    expect((await handler({ ...scheduledEvent, id: 'another' })).messageId).toEqual(expect.any(String));
+    const got: ScheduledJob[] = [];
+    const stop = await queue.consume<ScheduledJob>(scheduledJobsQueue, async (m) => void got.push(m.payload));
+    await new Promise((r) => setTimeout(r, 50));
+    await stop();
+    expect(got).toEqual([
+      { job: 'maintenance', firedAt: '2026-03-01T10:00:00Z' },
+      { job: 'maintenance', firedAt: '2026-03-01T10:00:00Z' },
+    ]);
+  });
+
+  it('refuses an event that is not a scheduled event', async () => {
+    const handler = createScheduleHandler({ queue: new MemoryQueue(), rulePrefix: 'selfdevop-', logger: new MemoryLogger() });
+    await expect(handler({ Records: [] })).rejects.toThrow('EventBridge scheduled events only');
+  });
+
+  it('runs a known job on the worker and drops an unknown one with a warning', async () => {
+    let runs = 0;
+    const logger = new MemoryLogger();
+    const run = handleScheduledJob({ maintenance: async () => void runs++ }, logger);
+    await run({ id: '1', attempt: 1, payload: { job: 'maintenance', firedAt: 'x' } });
+    await run({ id: '2', attempt: 1, payload: { job: 'unknown', firedAt: 'x' } });
+    expect(runs).toBe(1);
+    expect(JSON.stringify(logger.entries)).toContain('no such scheduled job');
+  });
+});

@@ -1,9 +1,11 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+
 /**
- * SHA-256 through Web Crypto, present in every runtime selfdevop targets (Node, Lambda),
- * so core stays free of node:crypto. Used for API keys: they carry 256 bits of entropy,
- * so a fast hash is enough and keeps per-request authentication cheap.
+ * SHA-256 of a string, as hex. Pure JavaScript (no node:crypto, no Web Crypto job per
+ * call), so core stays runtime-free and authenticating an API key costs microseconds: keys
+ * carry 256 bits of entropy, so a fast hash is enough.
  */
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+export function sha256Hex(text: string): string {
+  return bytesToHex(sha256(utf8ToBytes(text)));
 }

@@ -19,7 +19,9 @@ export const redactedKeys = [
   'jwtSecret',
 ];
 
-const redactPaths = redactedKeys.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]);
+// Top level and one level down: every log call pays for each wildcard path, and what
+// selfdevop logs is flat (request lines, errors with a message).
+const redactPaths = redactedKeys.flatMap((k) => [k, `*.${k}`]);
 
 class PinoLogger implements Logger {
   private readonly log: Pino;

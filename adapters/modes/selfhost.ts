@@ -3,6 +3,8 @@
  * TypeScript (Kamal commander.rb style). Nothing here decides anything; it only connects.
  */
 import { RateLimiter } from '../../core/rate-limit.ts';
+import { TtlCache } from '../../core/ttl-cache.ts';
+import type { ApiKey } from '../../core/models.ts';
 import type { Logger } from '../../core/ports.ts';
 import type { SignupMode } from '../../core/use-cases/deps.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';
@@ -97,6 +99,7 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
     queue: queues.queue,
     release,
     metrics: new PrometheusMetrics(),
+    apiKeyCache: new TtlCache<ApiKey>({ ttlMs: 5_000, maxEntries: 10_000, clock }),
     loginLimits: {
       perAccount: new RateLimiter(limits.perAccount, 15 * 60_000, clock),
       perIp: new RateLimiter(limits.perIp, 60_000, clock),

@@ -200,8 +200,16 @@ const tables = {
 
 // ---------------------------------------------------------------- pure SQL builders
 
-export const toColumn = (key: string): string =>
-  key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+// Called per field of every row read, so the answer for each key is remembered.
+const columnNames = new Map<string, string>();
+export const toColumn = (key: string): string => {
+  let column = columnNames.get(key);
+  if (column === undefined) {
+    column = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    columnNames.set(key, column);
+  }
+  return column;
+};
 
 const placeholders = (count: number, from = 1): string =>
   Array.from({ length: count }, (_, i) => `$${i + from}`).join(', ');

@@ -87,13 +87,19 @@ export async function login(deps: CoreDeps, input: LoginInput, ctx: RequestConte
  * session belongs to a user who picks an org with `X-Org-Id` when in several.
  */
 export async function authenticate(
-  deps: Pick<CoreDeps, 'store' | 'auth'>,
+  deps: Pick<CoreDeps, 'store' | 'auth' | 'apiKeyCache'>,
   token: string | null,
   requestedOrgId: string | null,
 ): Promise<Principal> {
   if (!token) throw new Unauthenticated('missing bearer token: send Authorization: Bearer <token or API key>');
   if (token.startsWith(apiKeyPrefix)) {
-    const key = await deps.store.identity.findApiKeyByHash(await sha256Hex(token));
+    const hash = sha256Hex(token);
+    let key = deps.apiKeyCache?.get(hash) ?? null;
+    if (!key) {
+      key = await deps.store.identity.findApiKeyByHash(hash);
+      // Only valid keys are remembered: an unknown key always asks the database.
+      if (key && !key.revokedAt) deps.apiKeyCache?.set(hash, key);
+    }
     if (!key) throw new Unauthenticated('API key is not valid');
     if (key.revokedAt) throw new Unauthenticated('API key has been revoked');
     if (requestedOrgId && requestedOrgId !== key.orgId) throw new NotFound('org', requestedOrgId);

@@ -1,6 +1,8 @@
 import type { ActorType, AuditEvent, Role } from '../models.ts';
 import type { AuthProvider, Clock, IdGenerator, KeyVault, Logger, OrgRepos, Store } from '../ports.ts';
 import type { RateLimiter } from '../rate-limit.ts';
+import type { TtlCache } from '../ttl-cache.ts';
+import type { ApiKey } from '../models.ts';
 import { DomainError, InvalidInput, Unauthenticated } from '../errors.ts';
 
 export type SignupMode = 'open' | 'first-user' | 'closed';
@@ -14,6 +16,12 @@ export interface CoreDeps {
   clock: Clock;
   logger: Logger;
   loginLimits: { perAccount: RateLimiter; perIp: RateLimiter };
+  /**
+   * Valid API keys by hash, for a few seconds: CI pipelines call in bursts, and each saved
+   * lookup is a database round trip. Revoking clears this process's entry at once; other
+   * processes (Lambda instances) stop accepting the key when their entry expires.
+   */
+  apiKeyCache?: TtlCache<ApiKey>;
   config: { signupMode: SignupMode; edgeDomain: string };
 }
 

@@ -46,7 +46,7 @@ export async function createApiKey(
     name: input.name,
     role: input.role,
     prefix: key.slice(0, 12),
-    keyHash: await sha256Hex(key),
+    keyHash: sha256Hex(key),
     createdAt: deps.clock.now().toISOString(),
     revokedAt: null,
   };
@@ -85,6 +85,7 @@ export async function revokeApiKey(
   assertCan(p.role, 'manage-keys');
   await deps.store.withOrg(orgId, async (repos) => {
     if (!(await repos.apiKeys.revoke(keyId, deps.clock.now().toISOString()))) throw new NotFound('api_key', keyId);
+    deps.apiKeyCache?.deleteWhere((k) => k.id === keyId);
     await recordAudit(deps, repos, p, ctx, { action: 'api_key.revoked', targetType: 'api_key', targetId: keyId });
   });
 }

@@ -91,14 +91,13 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
       'request',
     );
   });
-  app.use(
-    '/api/*',
-    bodyLimit({
-      maxSize: deps.api.maxBodyBytes,
-      onError: (c) =>
-        c.json(errorBody('payload_too_large', `request body is larger than ${deps.api.maxBodyBytes} bytes`), 413),
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: deps.api.maxBodyBytes,
+    onError: (c) => c.json(errorBody('payload_too_large', `request body is larger than ${deps.api.maxBodyBytes} bytes`), 413),
+  });
+  // Reads carry no body; skipping them keeps Node from building a full Request per GET.
+  app.use('/api/*', (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next)));
+
   app.onError((err, c) => respondWithError(c, err, deps.logger.child({ requestId: c.get('requestId') })));
   app.notFound((c) => c.json(errorBody('route_not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
 
@@ -154,7 +153,18 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
       }
       const body = r.body ? await readBody(c, r.body) : undefined;
       const query = r.query ? readQuery(c, r.query) : undefined;
-      const result = await r.handle({ deps, principal, body, query, params, ctx, request: c.req.raw });
+      const result = await r.handle({
+        deps,
+        principal,
+        body,
+        query,
+        params,
+        ctx,
+        // On Node the standard Request is built lazily and costs more than the route itself.
+        get request() {
+          return c.req.raw;
+        },
+      });
       if (result instanceof Response) return result;
       if (r.status === 204) return c.body(null, 204);
       return c.json(result as object, r.status);

@@ -11,8 +11,8 @@ export interface RouteInput<B, Q> {
   query: Q;
   params: Record<string, string>;
   ctx: RequestContext;
-  /** The raw request, for handlers that negotiate (Accept) or stream. */
-  request: Request;
+  /** The raw request, for handlers that negotiate (Accept) or stream; built on first read. */
+  readonly request: Request;
 }
 
 /**

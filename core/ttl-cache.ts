@@ -1,0 +1,43 @@
+import type { Clock } from './ports.ts';
+
+/**
+ * A small in-memory map whose entries expire after `ttlMs`, bounded to `maxEntries`
+ * (the oldest entry goes first). Held per process: another process's cache keeps an
+ * entry until it expires, which bounds how stale it can be.
+ */
+export class TtlCache<V> {
+  private readonly entries = new Map<string, { value: V; expiresAt: number }>();
+  private readonly ttlMs: number;
+  private readonly maxEntries: number;
+  private readonly clock: Clock;
+
+  constructor(options: { ttlMs: number; maxEntries: number; clock: Clock }) {
+    this.ttlMs = options.ttlMs;
+    this.maxEntries = options.maxEntries;
+    this.clock = options.clock;
+  }
+
+  get(key: string): V | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    if (e.expiresAt <= this.clock.now().getTime()) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e.value;
+  }
+
+  set(key: string, value: V): void {
+    this.entries.delete(key);
+    if (this.entries.size >= this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+    this.entries.set(key, { value, expiresAt: this.clock.now().getTime() + this.ttlMs });
+  }
+
+  /** Drops every entry whose value matches, e.g. a revoked key by its id. */
+  deleteWhere(match: (value: V) => boolean): void {
+    for (const [k, e] of this.entries) if (match(e.value)) this.entries.delete(k);
+  }
+}

@@ -1,0 +1,321 @@
+/**
+ * The cloud-managed stack: RDS PostgreSQL in a VPC, the control API on API Gateway (HTTP
+ * API) + Lambda, the deploy worker on SQS FIFO queues, S3 for artifacts and backups,
+ * Cognito for users, KMS for secrets, EventBridge for schedules, SES for mail, and
+ * CloudWatch alarms on the things that need a human. Function code comes in as asset
+ * folders bundled beforehand (infra-cdk/bundle.ts), so synth needs no Docker.
+ */
+import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { HttpApi, PayloadFormatVersion } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as cognito from 'aws-cdk-lib/aws-cognito';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { CfnScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
+import * as ses from 'aws-cdk-lib/aws-ses';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Trigger } from 'aws-cdk-lib/triggers';
+import type { Construct } from 'constructs';
+
+export type LambdaName = 'api' | 'worker' | 'schedule' | 'migrate';
+
+export interface SelfdevopStackProps extends StackProps {
+  /** The bundled asset folder of each function (index.mjs inside). */
+  code: Record<LambdaName, string>;
+  /** The SES domain identity mail is sent from (`noreply@<mailDomain>`). */
+  mailDomain: string;
+  /** Default app hosts live under it. */
+  edgeDomain: string;
+  /** The Caddy admin API of the edge, reachable from the VPC. */
+  caddyAdminUrl: string;
+  /** Alarms are mailed here when set. */
+  alarmEmail?: string;
+  /** Prefix of queue, rule and schedule names; `selfdevop-` unless set. */
+  namePrefix?: string;
+  multiAz?: boolean;
+}
+
+/** The logical queues the functions use; each becomes a FIFO queue, its FIFO DLQ and a delay queue. */
+export const cloudQueues = ['release-steps', 'release-retire', 'scheduled-jobs'] as const;
+
+/** The worker's time limit; queue visibility is six times it, as AWS advises for SQS sources. */
+export const workerTimeoutSeconds = 120;
+export const maxReceiveCount = 10;
+
+export class SelfdevopStack extends Stack {
+  readonly api: HttpApi;
+  readonly functions: Record<LambdaName, lambda.Function>;
+  readonly deadLetterQueues: sqs.Queue[] = [];
+
+  constructor(scope: Construct, id: string, props: SelfdevopStackProps) {
+    super(scope, id, props);
+    const prefix = props.namePrefix ?? 'selfdevop-';
+
+    // ------------------------------------------------------------ keys, network, database
+    const key = new kms.Key(this, 'Key', {
+      description: 'selfdevop: envelope keys of org secrets, S3 objects and the database',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways: 1,
+      subnetConfiguration: [
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC },
+        { name: 'app', subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        { name: 'data', subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      ],
+    });
+    const functionsSg = new ec2.SecurityGroup(this, 'FunctionsSg', { vpc, description: 'selfdevop functions' });
+    const db = new rds.DatabaseInstance(this, 'Database', {
+      engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17_9 }),
+      instanceType: ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.SMALL),
+      vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      credentials: rds.Credentials.fromGeneratedSecret('selfdevop'),
+      databaseName: 'selfdevop',
+      storageEncrypted: true,
+      storageEncryptionKey: key,
+      allocatedStorage: 20,
+      maxAllocatedStorage: 200,
+      multiAz: props.multiAz ?? false,
+      backupRetention: Duration.days(7),
+      deletionProtection: true,
+      publiclyAccessible: false,
+      removalPolicy: RemovalPolicy.SNAPSHOT,
+    });
+    db.connections.allowDefaultPortFrom(functionsSg, 'functions to PostgreSQL');
+
+    // ------------------------------------------------------------ objects, users, mail
+    const bucket = new s3.Bucket(this, 'Objects', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: key,
+      bucketKeyEnabled: true,
+      enforceSSL: true,
+      versioned: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      lifecycleRules: [
+        {
+          id: 'backups',
+          prefix: 'backups/',
+          transitions: [{ storageClass: s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, transitionAfter: Duration.days(30) }],
+          expiration: Duration.days(365),
+          noncurrentVersionExpiration: Duration.days(30),
+        },
+        { id: 'old-versions', noncurrentVersionExpiration: Duration.days(90), abortIncompleteMultipartUploadAfter: Duration.days(7) },
+      ],
+    });
+    const userPool = new cognito.UserPool(this, 'Users', {
+      selfSignUpEnabled: false,
+      signInAliases: { email: true },
+      autoVerify: { email: true },
+      passwordPolicy: { minLength: 12, requireSymbols: false },
+      mfa: cognito.Mfa.OPTIONAL,
+      mfaSecondFactor: { sms: false, otp: true },
+      accountRecovery: cognito.AccountRecovery.EMAIL_ONLY,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const client = userPool.addClient('Dashboard', {
+      authFlows: { userSrp: true },
+      generateSecret: false,
+      preventUserExistenceErrors: true,
+      accessTokenValidity: Duration.hours(1),
+      idTokenValidity: Duration.hours(1),
+      refreshTokenValidity: Duration.days(30),
+    });
+    const mailConfig = new ses.ConfigurationSet(this, 'MailConfig', { configurationSetName: `${prefix}mail` });
+    const mailIdentity = new ses.EmailIdentity(this, 'MailIdentity', {
+      identity: ses.Identity.domain(props.mailDomain),
+      configurationSet: mailConfig,
+    });
+
+    // ------------------------------------------------------------ queues and schedules
+    const queues = cloudQueues.map((name) => {
+      const visibilityTimeout = Duration.seconds(6 * workerTimeoutSeconds);
+      const dlq = new sqs.Queue(this, `${name}-dlq`, {
+        queueName: `${prefix}${name}__dlq.fifo`,
+        fifo: true,
+        retentionPeriod: Duration.days(14),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+      });
+      const main = new sqs.Queue(this, `${name}-queue`, {
+        queueName: `${prefix}${name}.fifo`,
+        fifo: true,
+        // Schedules send without a dedup id; selfdevop's own sends carry one, which wins.
+        contentBasedDeduplication: true,
+        visibilityTimeout,
+        retentionPeriod: Duration.days(4),
+        deadLetterQueue: { queue: dlq, maxReceiveCount },
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+      });
+      const delayDlq = new sqs.Queue(this, `${name}-delay-dlq`, {
+        queueName: `${prefix}${name}__delay__dlq`,
+        retentionPeriod: Duration.days(14),
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+      });
+      const delay = new sqs.Queue(this, `${name}-delay`, {
+        queueName: `${prefix}${name}__delay`,
+        visibilityTimeout,
+        deadLetterQueue: { queue: delayDlq, maxReceiveCount },
+        encryption: sqs.QueueEncryption.SQS_MANAGED,
+        enforceSSL: true,
+      });
+      this.deadLetterQueues.push(dlq, delayDlq);
+      return { name, main, dlq, delay };
+    });
+    const scheduleGroupName = 'selfdevop';
+    new CfnScheduleGroup(this, 'ScheduleGroup', { name: scheduleGroupName });
+    const schedulerRole = new iam.Role(this, 'SchedulerRole', {
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
+      }),
+      description: 'EventBridge Scheduler sends schedule payloads to the selfdevop queues',
+    });
+    for (const q of queues) q.main.grantSendMessages(schedulerRole);
+
+    // ------------------------------------------------------------ functions
+    const environment: Record<string, string> = {
+      // Node 20+ runtimes no longer trust the RDS CA by default; the runtime ships its bundle here.
+      NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
+      DATABASE_SECRET_ARN: db.secret?.secretArn ?? '',
+      COGNITO_USER_POOL_ID: userPool.userPoolId,
+      COGNITO_CLIENT_ID: client.userPoolClientId,
+      SECRETS_KMS_KEY_ID: key.keyArn,
+      OBJECTS_BUCKET: bucket.bucketName,
+      OBJECTS_KMS_KEY_ID: key.keyArn,
+      QUEUE_NAME_PREFIX: prefix,
+      SCHEDULER_ROLE_ARN: schedulerRole.roleArn,
+      SCHEDULE_GROUP: scheduleGroupName,
+      SCHEDULE_RULE_PREFIX: prefix,
+      MAIL_FROM: `noreply@${props.mailDomain}`,
+      SES_CONFIGURATION_SET: mailConfig.configurationSetName,
+      EDGE_DOMAIN: props.edgeDomain,
+      CADDY_ADMIN_URL: props.caddyAdminUrl,
+      MIGRATIONS_DIR: '/var/task/migrations',
+    };
+    const make = (name: LambdaName, timeout: Duration, memorySize: number) =>
+      new lambda.Function(this, `${name}-fn`, {
+        runtime: lambda.Runtime.NODEJS_24_X,
+        architecture: lambda.Architecture.ARM_64,
+        handler: 'index.handler',
+        code: lambda.Code.fromAsset(props.code[name]),
+        timeout,
+        memorySize,
+        environment,
+        vpc,
+        vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        securityGroups: [functionsSg],
+        paramsAndSecrets: lambda.ParamsAndSecretsLayerVersion.fromVersion(lambda.ParamsAndSecretsVersions.V1_0_103),
+        loggingFormat: lambda.LoggingFormat.JSON,
+        logGroup: new logs.LogGroup(this, `${name}-logs`, { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY }),
+      });
+    this.functions = {
+      api: make('api', Duration.seconds(29), 1024),
+      worker: make('worker', Duration.seconds(workerTimeoutSeconds), 1024),
+      schedule: make('schedule', Duration.seconds(30), 512),
+      migrate: make('migrate', Duration.minutes(10), 512),
+    };
+    const { api, worker, schedule, migrate } = this.functions;
+    const all = [api, worker, schedule, migrate];
+    for (const fn of all) db.secret?.grantRead(fn);
+    for (const fn of [api, worker, schedule]) {
+      key.grantEncryptDecrypt(fn);
+      for (const q of queues) {
+        q.main.grantSendMessages(fn);
+        q.delay.grantSendMessages(fn);
+      }
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sqs:ListQueues'], resources: ['*'] }));
+    }
+    for (const fn of [api, worker]) {
+      bucket.grantReadWrite(fn);
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['ses:SendEmail'],
+          resources: [mailIdentity.emailIdentityArn, this.formatArn({ service: 'ses', resource: 'configuration-set', resourceName: mailConfig.configurationSetName })],
+        }),
+      );
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule', 'scheduler:DeleteSchedule', 'scheduler:GetSchedule'],
+          resources: [this.formatArn({ service: 'scheduler', resource: 'schedule', resourceName: `${scheduleGroupName}/*` })],
+        }),
+      );
+      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['scheduler:ListSchedules'], resources: ['*'] }));
+      schedulerRole.grantPassRole(fn.grantPrincipal);
+    }
+    for (const q of queues) {
+      // The worker dead-letters spent messages itself, so their group moves on at once.
+      q.dlq.grantSendMessages(worker);
+      worker.addEventSource(new SqsEventSource(q.main, { batchSize: 10, reportBatchItemFailures: true }));
+      worker.addEventSource(new SqsEventSource(q.delay, { batchSize: 10, reportBatchItemFailures: true }));
+    }
+    new events.Rule(this, 'MaintenanceRule', {
+      ruleName: `${prefix}maintenance`,
+      description: 'hourly maintenance jobs, run by the worker through the scheduled-jobs queue',
+      schedule: events.Schedule.rate(Duration.hours(1)),
+      targets: [new LambdaFunction(schedule, { retryAttempts: 2, maxEventAge: Duration.hours(1) })],
+    });
+    new Trigger(this, 'MigrateOnDeploy', {
+      handler: migrate,
+      executeAfter: [db],
+      executeBefore: [api, worker, schedule],
+      executeOnHandlerChange: true,
+      timeout: Duration.minutes(10),
+    });
+
+    // ------------------------------------------------------------ HTTP API
+    this.api = new HttpApi(this, 'HttpApi', {
+      description: 'selfdevop control API',
+      defaultIntegration: new HttpLambdaIntegration('ApiIntegration', api, { payloadFormatVersion: PayloadFormatVersion.VERSION_2_0 }),
+    });
+
+    // ------------------------------------------------------------ alarms
+    const topic = new sns.Topic(this, 'Alarms', { displayName: 'selfdevop alarms' });
+    if (props.alarmEmail) topic.addSubscription(new EmailSubscription(props.alarmEmail));
+    const alarm = (id: string, metric: cloudwatch.IMetric, threshold: number, description: string) => {
+      const a = new cloudwatch.Alarm(this, id, {
+        metric,
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: description,
+      });
+      a.addAlarmAction(new SnsAction(topic));
+      return a;
+    };
+    for (const dlq of this.deadLetterQueues) {
+      alarm(
+        `${dlq.node.id}-depth`,
+        dlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        1,
+        `messages were given up on in ${dlq.node.id}`,
+      );
+    }
+    alarm('api-5xx', this.api.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }), 5, 'the control API answered 5xx');
+    for (const [name, fn] of Object.entries(this.functions)) {
+      alarm(`${name}-errors`, fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }), 1, `the ${name} function failed`);
+    }
+
+    new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint });
+    new CfnOutput(this, 'UserPoolId', { value: userPool.userPoolId });
+    new CfnOutput(this, 'UserPoolClientId', { value: client.userPoolClientId });
+    new CfnOutput(this, 'ObjectsBucket', { value: bucket.bucketName });
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * The cloud stack, synthesized offline and checked property by property with
+ * aws-cdk-lib/assertions. Function code is a stub asset here (bundling is the bench's
+ * and `node infra-cdk/app.ts`'s job); one test bundles for real.
+ */
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleLambdas } from '../../infra-cdk/bundle.ts';
+import { SelfdevopStack, cloudQueues, maxReceiveCount, workerTimeoutSeconds, type LambdaName } from '../../infra-cdk/stack.ts';
+
+let dir: string;
+let template: Template;
+let stack: SelfdevopStack;
+
+type Resource = { Type: string; Properties: Record<string, unknown> };
+const resources = (type: string) => Object.values(template.findResources(type)) as Resource[];
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-cdk-'));
+  const code = {} as Record<LambdaName, string>;
+  for (const name of ['api', 'worker', 'schedule', 'migrate'] as const) {
+    code[name] = path.join(dir, name);
+    await import('node:fs/promises').then((fs) => fs.mkdir(code[name], { recursive: true }));
+    await writeFile(path.join(code[name], 'index.mjs'), 'export const handler = async () => ({});\n');
+  }
+  const app = new App({ outdir: path.join(dir, 'cdk.out') });
+  stack = new SelfdevopStack(app, 'Selfdevop', {
+    code,
+    mailDomain: 'mail.example.com',
+    edgeDomain: 'apps.example.com',
+    caddyAdminUrl: 'http://10.0.0.10:2019',
+    alarmEmail: 'ops@example.com',
+    env: { account: '111122223333', region: 'eu-west-1' },
+  });
+  template = Template.fromStack(stack);
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+describe('cloud stack', () => {
+  it('has a VPC with public, private and isolated subnets in two zones and one NAT gateway', () => {
+    template.resourceCountIs('AWS::EC2::VPC', 1);
+    template.resourceCountIs('AWS::EC2::Subnet', 6);
+    template.resourceCountIs('AWS::EC2::NatGateway', 1);
+  });
+
+  it('runs PostgreSQL on RDS, encrypted with the KMS key, private, backed up and protected', () => {
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
+      Engine: 'postgres',
+      EngineVersion: Match.stringLikeRegexp('^17'),
+      StorageEncrypted: true,
+      KmsKeyId: Match.anyValue(),
+      PubliclyAccessible: false,
+      DeletionProtection: true,
+      BackupRetentionPeriod: 7,
+      DBName: 'selfdevop',
+    });
+    template.hasResource('AWS::RDS::DBInstance', { DeletionPolicy: 'Snapshot' });
+    template.resourceCountIs('AWS::SecretsManager::Secret', 1);
+  });
+
+  it('lets only the functions reach the database port', () => {
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      IpProtocol: 'tcp',
+      FromPort: Match.anyValue(),
+      SourceSecurityGroupId: Match.anyValue(),
+      Description: 'functions to PostgreSQL',
+    });
+  });
+
+  it('has four nodejs24.x functions in the private subnets with the cloud configuration', () => {
+    // The trigger adds a provider function of its own; ours are the four index.handler ones.
+    const ours = resources('AWS::Lambda::Function').filter((f) => f.Properties.Handler === 'index.handler');
+    expect(ours).toHaveLength(4);
+    for (const f of ours) {
+      expect(f.Properties).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        VpcConfig: { SubnetIds: expect.any(Array), SecurityGroupIds: expect.any(Array) },
+        LoggingConfig: { LogFormat: 'JSON' },
+        Layers: [expect.stringContaining('AWS-Parameters-and-Secrets-Lambda-Extension')],
+      });
+      const env = (f.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      for (const name of [
+        'DATABASE_SECRET_ARN',
+        'COGNITO_USER_POOL_ID',
+        'COGNITO_CLIENT_ID',
+        'SECRETS_KMS_KEY_ID',
+        'OBJECTS_BUCKET',
+        'QUEUE_NAME_PREFIX',
+        'SCHEDULER_ROLE_ARN',
+        'SCHEDULE_GROUP',
+        'MAIL_FROM',
+        'EDGE_DOMAIN',
+        'CADDY_ADMIN_URL',
+      ]) {
+        expect(env[name], name).toBeDefined();
+      }
+      expect(env.AWS_REGION).toBeUndefined(); // reserved: Lambda sets it
+    }
+    expect(ours.map((f) => f.Properties.Timeout).sort((a, b) => Number(a) - Number(b))).toEqual([29, 30, workerTimeoutSeconds, 600]);
+  });
+
+  it('serves the API through an HTTP API with payload format 2.0', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', { IntegrationType: 'AWS_PROXY', PayloadFormatVersion: '2.0' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: '$default' });
+  });
+
+  it('has a FIFO queue with a FIFO dead-letter queue per logical queue', () => {
+    for (const name of cloudQueues) {
+      template.hasResourceProperties('AWS::SQS::Queue', { QueueName: `selfdevop-${name}__dlq.fifo`, FifoQueue: true, MessageRetentionPeriod: 14 * 86400 });
+      template.hasResourceProperties('AWS::SQS::Queue', {
+        QueueName: `selfdevop-${name}.fifo`,
+        FifoQueue: true,
+        ContentBasedDeduplication: true,
+        RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount },
+      });
+      template.hasResourceProperties('AWS::SQS::Queue', { QueueName: `selfdevop-${name}__delay`, FifoQueue: Match.absent() });
+    }
+    expect(maxReceiveCount).toBeGreaterThanOrEqual(5);
+    for (const q of resources('AWS::SQS::Queue')) expect(q.Properties.SqsManagedSseEnabled, String(q.Properties.QueueName)).toBe(true);
+  });
+
+  it('gives every worker queue a visibility timeout of at least six times the worker timeout', () => {
+    const worker = resources('AWS::Lambda::Function').find((f) => f.Properties.Timeout === workerTimeoutSeconds);
+    const workQueues = resources('AWS::SQS::Queue').filter((q) => !String(q.Properties.QueueName).includes('dlq'));
+    expect(workQueues).toHaveLength(cloudQueues.length * 2);
+    for (const q of workQueues) expect(Number(q.Properties.VisibilityTimeout)).toBeGreaterThanOrEqual(6 * Number(worker?.Properties.Timeout));
+  });
+
+  it('maps every work queue to the worker with ReportBatchItemFailures', () => {
+    const mappings = resources('AWS::Lambda::EventSourceMapping');
+    expect(mappings).toHaveLength(cloudQueues.length * 2);
+    for (const m of mappings) expect(m.Properties).toMatchObject({ FunctionResponseTypes: ['ReportBatchItemFailures'], BatchSize: 10 });
+  });
+
+  it('keeps objects in a private, KMS-encrypted, versioned bucket with a backups lifecycle', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: Match.anyValue() }, BucketKeyEnabled: true }],
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ Id: 'backups', Prefix: 'backups/', Status: 'Enabled', ExpirationInDays: 365, Transitions: [{ StorageClass: 'GLACIER_IR', TransitionInDays: 30 }] }),
+        ]),
+      },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    });
+  });
+
+  it('has a Cognito user pool (no self sign-up) and an SRP app client without a secret', () => {
+    template.hasResourceProperties('AWS::Cognito::UserPool', {
+      AdminCreateUserConfig: { AllowAdminCreateUserOnly: true },
+      UsernameAttributes: ['email'],
+      Policies: { PasswordPolicy: Match.objectLike({ MinimumLength: 12 }) },
+    });
+    template.hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      GenerateSecret: false,
+      ExplicitAuthFlows: Match.arrayWith(['ALLOW_USER_SRP_AUTH']),
+      PreventUserExistenceErrors: 'ENABLED',
+      AccessTokenValidity: 60,
+    });
+  });
+
+  it('rotates its KMS key and lets the functions use it', () => {
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    const policies = JSON.stringify(resources('AWS::IAM::Policy'));
+    expect(policies).toContain('kms:GenerateDataKey*');
+    expect(policies).toContain('kms:Decrypt');
+  });
+
+  it('runs the maintenance rule hourly on the schedule function, and has a schedule group and role', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      Name: 'selfdevop-maintenance',
+      ScheduleExpression: 'rate(1 hour)',
+      State: 'ENABLED',
+      Targets: [Match.objectLike({ RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 3600 } })],
+    });
+    template.hasResourceProperties('AWS::Scheduler::ScheduleGroup', { Name: 'selfdevop' });
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' } })] },
+    });
+  });
+
+  it('sends mail from an SES domain identity with a configuration set', () => {
+    template.hasResourceProperties('AWS::SES::EmailIdentity', { EmailIdentity: 'mail.example.com', ConfigurationSetAttributes: { ConfigurationSetName: Match.anyValue() } });
+    template.hasResourceProperties('AWS::SES::ConfigurationSet', { Name: 'selfdevop-mail' });
+  });
+
+  it('alarms on dead-letter depth, API 5xx and every function’s errors, to an SNS topic', () => {
+    const alarms = resources('AWS::CloudWatch::Alarm');
+    const dlqAlarms = alarms.filter((a) => a.Properties.MetricName === 'ApproximateNumberOfMessagesVisible');
+    expect(dlqAlarms).toHaveLength(cloudQueues.length * 2);
+    for (const a of dlqAlarms) expect(a.Properties).toMatchObject({ Namespace: 'AWS/SQS', Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', AlarmActions: [expect.anything()] });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/ApiGateway', MetricName: '5xx', Statistic: 'Sum', Threshold: 5 });
+    expect(alarms.filter((a) => a.Properties.Namespace === 'AWS/Lambda' && a.Properties.MetricName === 'Errors')).toHaveLength(4);
+    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+  });
+
+  it('runs the migrations on every deploy before the functions are updated', () => {
+    template.resourceCountIs('Custom::Trigger', 1);
+    const trigger = Object.values(template.findResources('Custom::Trigger'))[0] as { DependsOn?: string[] };
+    expect(trigger.DependsOn?.some((d) => d.startsWith('Database'))).toBe(true);
+  });
+
+  it('lets the functions send to the queues, schedule, mail and read the database secret, and nothing broader', () => {
+    const policies = JSON.stringify(resources('AWS::IAM::Policy'));
+    for (const action of ['sqs:SendMessage', 'scheduler:CreateSchedule', 'iam:PassRole', 'ses:SendEmail', 'secretsmanager:GetSecretValue', 's3:PutObject']) {
+      expect(policies).toContain(action);
+    }
+    expect(policies).not.toMatch(/"Action":"\*"/);
+  });
+});
+
+describe('function bundles', () => {
+  it('bundles each function into one ESM file, with the migrations beside the migrate bundle', async () => {
+    const out = path.join(dir, 'bundles');
+    const dirs = await bundleLambdas(out);
+    for (const name of ['api', 'worker', 'schedule', 'migrate'] as const) {
+      const code = await readFile(path.join(dirs[name], 'index.mjs'), 'utf8');
+      expect(code.length).toBeGreaterThan(1000);
+      expect(code).toMatch(/export\s*\{[^}]*handler/);
+    }
+    expect((await readdir(path.join(dirs.migrate, 'migrations'))).some((f) => f.endsWith('.sql'))).toBe(true);
+  }, 120_000);
+});

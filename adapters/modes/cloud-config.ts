@@ -60,25 +60,3 @@ export function fromCloudEnv(env: Record<string, string | undefined> = process.e
   }
   return parsed.data;
 }
-
-/** The PostgreSQL URL from an RDS-managed secret's JSON (username, password, host, port, dbname). */
-export function databaseUrlFromSecret(secretString: string): string {
-  let s: Record<string, unknown>;
-  try {
-    s = JSON.parse(secretString) as Record<string, unknown>;
-  } catch {
-    throw new CloudConfigError('DATABASE_SECRET_ARN: the secret is not JSON');
-  }
-  for (const field of ['username', 'password', 'host']) {
-    if (typeof s[field] !== 'string' || s[field] === '') throw new CloudConfigError(`DATABASE_SECRET_ARN: the secret has no ${field}`);
-  }
-  const u = new URL('postgres://placeholder');
-  u.username = encodeURIComponent(String(s.username));
-  u.password = encodeURIComponent(String(s.password));
-  u.hostname = String(s.host);
-  u.port = String(s.port ?? 5432);
-  u.pathname = `/${encodeURIComponent(String(s.dbname ?? 'selfdevop'))}`;
-  // RDS requires TLS; pg verifies it against the system CAs (the RDS bundle is in Lambda's).
-  u.searchParams.set('sslmode', 'require');
-  return u.toString();
-}

@@ -22,7 +22,8 @@ import { DockerRuntime } from '../runtime/docker.ts';
 import { EventBridgeScheduler } from '../scheduler/eventbridge.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { KmsKeyVault } from '../vault/kms.ts';
-import { CloudConfigError, databaseUrlFromSecret, type CloudConfig } from './cloud-config.ts';
+import type { CloudConfig } from './cloud-config.ts';
+import { databaseUrlFromSecret, readSecretFromExtension } from './cloud-secrets.ts';
 
 export interface CloudSystem {
   api: ApiDeps;
@@ -60,21 +61,6 @@ export function fromIdentityRepo(identity: Pick<IdentityRepo, 'findUserById' | '
     if (email) return (await identity.findUserByEmail(email))?.id ?? null;
     return null;
   };
-}
-
-/**
- * Reads a secret through the AWS Parameters and Secrets Lambda extension, which listens on
- * localhost inside the function's sandbox and caches secrets, so no SDK is loaded for it.
- */
-export async function readSecretFromExtension(arn: string, env: Record<string, string | undefined> = process.env): Promise<string> {
-  const port = env.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT ?? '2773';
-  const res = await fetch(`http://localhost:${port}/secretsmanager/get?secretId=${encodeURIComponent(arn)}`, {
-    headers: { 'X-Aws-Parameters-Secrets-Token': env.AWS_SESSION_TOKEN ?? '' },
-  });
-  if (!res.ok) throw new CloudConfigError(`DATABASE_SECRET_ARN: the secrets extension answered ${res.status} for ${arn}`);
-  const body = (await res.json()) as { SecretString?: string };
-  if (typeof body.SecretString !== 'string') throw new CloudConfigError(`DATABASE_SECRET_ARN: secret ${arn} holds no string`);
-  return body.SecretString;
 }
 
 /**

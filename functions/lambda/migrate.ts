@@ -3,8 +3,7 @@
  * is up and before the API is updated. Safe to run twice (the migrator holds an advisory lock).
  */
 import { migrate } from '../../adapters/db/migrator.ts';
-import { readSecretFromExtension } from '../../adapters/modes/cloud.ts';
-import { databaseUrlFromSecret } from '../../adapters/modes/cloud-config.ts';
+import { databaseUrlFromSecret, readSecretFromExtension } from '../../adapters/modes/cloud-secrets.ts';
 
 /** Applies pending migrations; returns what it applied, for the trigger's log. */
 export async function runMigrations(
@@ -13,7 +12,8 @@ export async function runMigrations(
 ): Promise<{ applied: string[] }> {
   const url = env.DATABASE_URL || (env.DATABASE_SECRET_ARN ? databaseUrlFromSecret(await readSecret(env.DATABASE_SECRET_ARN)) : '');
   if (!url) throw new Error('DATABASE_URL or DATABASE_SECRET_ARN is required');
-  const applied = await migrate(url);
+  // In the Lambda bundle the SQL files sit beside it (MIGRATIONS_DIR), not at the repository path.
+  const applied = await migrate(url, env.MIGRATIONS_DIR ? { dir: env.MIGRATIONS_DIR } : {});
   return { applied: applied.map((m) => `${m.version} ${m.name}`) };
 }
 

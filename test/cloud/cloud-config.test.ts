@@ -1,8 +1,9 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cognitoUserId, fromCloud, fromIdentityRepo, readSecretFromExtension } from '../../adapters/modes/cloud.ts';
-import { CloudConfigError, databaseUrlFromSecret, fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
+import { cognitoUserId, fromCloud, fromIdentityRepo } from '../../adapters/modes/cloud.ts';
+import { CloudConfigError, fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
+import { databaseUrlFromSecret, readSecretFromExtension } from '../../adapters/modes/cloud-secrets.ts';
 import { runMigrations } from '../../functions/lambda/migrate.ts';
 import { createTestDatabase } from '../support/db.ts';
 

@@ -134,6 +134,16 @@ export interface Mailer {
   send(message: { to: string; subject: string; text: string }): Promise<void>;
 }
 
+/** Outbound HTTP to tenants' endpoints (webhooks). Never throws for an HTTP status. */
+export interface HttpSender {
+  post(
+    url: string,
+    body: string,
+    headers: Record<string, string>,
+    timeoutMs: number,
+  ): Promise<{ status: number | null; error: string | null }>;
+}
+
 // ---------------------------------------------------------------- data plane
 
 /** How to reach one Docker Engine. */
@@ -207,6 +217,23 @@ export interface EdgeRouter {
   get(id: string): Promise<RouteSpec | null>;
   remove(id: string): Promise<void>;
   list(): Promise<RouteSpec[]>;
+  /**
+   * Optional (custom domains): adds and removes hosts of the route `id` in one change that
+   * leaves its upstreams as they are at that moment, so it cannot undo a concurrent switch.
+   * Resolves to the route as changed, or null when there is no route with that id.
+   */
+  updateHosts?(id: string, change: { add?: string[]; remove?: string[] }): Promise<RouteSpec | null>;
+  /** Optional (custom domains): the certificate the edge serves for `hostname` (a TLS handshake with SNI). */
+  certificate?(hostname: string): Promise<EdgeCertificate>;
+}
+
+/** What the edge presents for one hostname. `active`: a certificate for it, unexpired, not self-signed. */
+export interface EdgeCertificate {
+  status: 'active' | 'missing';
+  issuer: string | null;
+  notAfter: string | null;
+  /** Why it is missing (handshake refused, wrong name, expired…), for the domain's lastError. */
+  detail: string | null;
 }
 
 export interface DnsResolver {

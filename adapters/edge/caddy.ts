@@ -6,9 +6,10 @@
  * routes; every write is read back before it counts as done.
  */
 import http from 'node:http';
+import tls from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
-import type { EdgeRouter, RouteSpec } from '../../core/ports.ts';
+import type { EdgeCertificate, EdgeRouter, RouteSpec } from '../../core/ports.ts';
 import {
   assertRouteSpec,
   caddyRouteFromSpec,
@@ -27,6 +28,13 @@ export interface CaddyEdgeRouterOptions {
   listen?: { httpListen: string; httpsListen?: string };
   /** Per admin request; a config load with thousands of routes takes a while. */
   timeoutMs?: number;
+  /**
+   * Custom domains: host:port of Caddy's HTTPS listener, where certificate() makes a TLS
+   * handshake with SNI to read the certificate served (e.g. `127.0.0.1:443`).
+   */
+  tlsAddress?: string;
+  /** A handshake may wait for an on-demand issuance; give up on it after this long. */
+  tlsTimeoutMs?: number;
 }
 
 /** Caddy answered, but refused the change (bad config, conflicting id, lost race). */
@@ -79,6 +87,8 @@ export class CaddyEdgeRouter implements EdgeRouter {
   readonly #server: string;
   readonly #listen: CaddyEdgeRouterOptions['listen'];
   readonly #timeoutMs: number;
+  readonly #tlsAddress: string | undefined;
+  readonly #tlsTimeoutMs: number;
   #tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: CaddyEdgeRouterOptions) {
@@ -86,6 +96,8 @@ export class CaddyEdgeRouter implements EdgeRouter {
     this.#server = options.server ?? defaultServer;
     this.#listen = options.listen;
     this.#timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+    this.#tlsAddress = options.tlsAddress;
+    this.#tlsTimeoutMs = options.tlsTimeoutMs ?? 20_000;
   }
 
   get #routesPath(): string {
@@ -127,6 +139,89 @@ export class CaddyEdgeRouter implements EdgeRouter {
           : { method: 'PATCH', suffix: '', body: mergeRoutes(current, routes) },
       );
       await this.#verify(routes);
+    });
+  }
+
+  /**
+   * Custom domains: changes only the host matcher of route `id`, in one If-Match write of
+   * that element with its handler sent back exactly as read, so an upstream switched by a
+   * concurrent deploy is never undone. Null when there is no such route.
+   */
+  async updateHosts(id: string, change: { add?: string[]; remove?: string[] }): Promise<RouteSpec | null> {
+    return this.#serialised(async () => {
+      let result: RouteSpec | null = null;
+      await this.#changeRoutes(`update hosts of route ${id}`, false, (routes) => {
+        const at = indexOfId(routes ?? [], id);
+        result = null;
+        if (routes === null || at === -1) return null;
+        const element = routes[at];
+        const current = routeSpecFromCaddy(element);
+        if (current === null || !isRecord(element))
+          throw new Error(`caddy object ${id} is not a route selfdevop manages: ${JSON.stringify(element)}`);
+        const remove = new Set(change.remove ?? []);
+        const hosts = current.hosts.filter((h) => !remove.has(h));
+        for (const h of change.add ?? []) if (!hosts.includes(h)) hosts.push(h);
+        // A route always keeps at least one host (its default host is never removed here).
+        const next = hosts.length === 0 ? current : { ...current, hosts };
+        assertRouteSpec(next);
+        result = next;
+        if (isDeepStrictEqual(next.hosts, current.hosts)) return null;
+        return { method: 'PATCH', suffix: `/${at}`, body: { ...element, match: [{ host: next.hosts }] } };
+      });
+      const changed = result as RouteSpec | null;
+      if (changed !== null) {
+        const readBack = await this.get(id);
+        if (!isDeepStrictEqual(readBack?.hosts, changed.hosts))
+          throw new Error(`caddy route ${id} read back with hosts ${JSON.stringify(readBack?.hosts)}, not ${JSON.stringify(changed.hosts)}`);
+        return readBack;
+      }
+      return changed;
+    });
+  }
+
+  /**
+   * Custom domains: the certificate Caddy serves for `hostname`, read with a TLS handshake
+   * (SNI = hostname) on `tlsAddress`. Under on-demand TLS the handshake itself makes Caddy
+   * obtain the certificate when the control API's `ask` allows it. Chain trust is not
+   * checked here (the CA may be private); the name, the dates and a real issuer are.
+   */
+  async certificate(hostname: string): Promise<EdgeCertificate> {
+    const address = this.#tlsAddress;
+    if (address === undefined) throw new Error('no tlsAddress configured: the Caddy edge cannot read certificates');
+    const i = address.lastIndexOf(':');
+    const host = address.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+    const port = Number(address.slice(i + 1));
+    const missing = (detail: string): EdgeCertificate => ({ status: 'missing', issuer: null, notAfter: null, detail });
+    return new Promise<EdgeCertificate>((resolve, reject) => {
+      const socket = tls.connect({ host, port, servername: hostname, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+      const done = (result: EdgeCertificate | Error) => {
+        socket.destroy();
+        if (result instanceof Error) reject(result);
+        else resolve(result);
+      };
+      socket.setTimeout(this.#tlsTimeoutMs, () =>
+        done(missing(`TLS handshake for ${hostname} got no certificate within ${this.#tlsTimeoutMs} ms`)),
+      );
+      socket.once('secureConnect', () => {
+        const cert = socket.getPeerCertificate();
+        const names = (cert.subjectaltname ?? '').split(/,\s*/);
+        const issuer = [cert.issuer?.CN, cert.issuer?.O].filter(Boolean).join(', ') || null;
+        const notAfter = cert.valid_to ? new Date(cert.valid_to).toISOString() : null;
+        if (!names.includes(`DNS:${hostname}`)) return done(missing(`the edge serves a certificate for ${cert.subjectaltname ?? 'another name'}, not ${hostname}`));
+        if (notAfter !== null && Date.parse(notAfter) <= Date.now()) return done(missing(`the certificate for ${hostname} expired at ${notAfter}`));
+        // Caddy's internal CA (self-signed fallback) is not a publicly trusted certificate.
+        if (issuer === null || /Caddy Local Authority/i.test(issuer)) return done(missing(`the certificate for ${hostname} is from ${issuer ?? 'no issuer'}, not the ACME CA`));
+        done({ status: 'active', issuer, notAfter, detail: null });
+      });
+      socket.once('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ECONNREFUSED' || e.code === 'EHOSTUNREACH' || e.code === 'ETIMEDOUT') {
+          const error = new Unavailable('caddy', `${address}: ${e.message}`);
+          error.cause = e;
+          return done(error);
+        }
+        const alert = /alert ([a-z ]+)/i.exec(e.message)?.[0] ?? e.code ?? e.message;
+        done(missing(`the edge has no certificate for ${hostname} (TLS ${alert}): ask refused it or the CA has not issued it yet`));
+      });
     });
   }
 

@@ -32,7 +32,7 @@ export interface CaddyRoute {
 export interface CaddyServer {
   listen: string[];
   routes: unknown[];
-  automatic_https?: { disable: boolean };
+  automatic_https?: { disable: boolean } | { disable_redirects: boolean };
 }
 
 export interface CaddyBaseOptions {
@@ -45,6 +45,37 @@ export interface CaddyBaseOptions {
   serverName: string;
   /** Where Caddy keeps certificates and locks; Caddy's default data dir when absent. */
   storageRoot?: string;
+  /** Custom domains: on-demand TLS gated by the control API's `ask` endpoint (needs httpsListen). */
+  onDemandTls?: CaddyOnDemandTlsOptions;
+}
+
+/** Custom domains' certificates: obtained by Caddy at the first handshake, if `askUrl` says yes. */
+export interface CaddyOnDemandTlsOptions {
+  /** The control API's `GET /api/domains/ask`; Caddy appends `?domain=<host>`. */
+  askUrl: string;
+  /** ACME directory; Let's Encrypt's when absent. */
+  acmeCa?: string;
+  /** PEM files Caddy trusts for the ACME server's own HTTPS (a private or test CA). */
+  trustedRootsPemFiles?: string[];
+  email?: string;
+}
+
+/**
+ * The `apps.tls` of an edge with custom domains: one automation policy, on-demand, with the
+ * ACME issuer; Caddy calls `askUrl` before every certificate it would obtain, so only
+ * hostnames the control plane verified ever reach the CA.
+ */
+export function caddyOnDemandTls(options: CaddyOnDemandTlsOptions): Record<string, unknown> {
+  const issuer: Record<string, unknown> = { module: 'acme' };
+  if (options.acmeCa !== undefined) issuer.ca = options.acmeCa;
+  if (options.trustedRootsPemFiles !== undefined) issuer.trusted_roots_pem_files = options.trustedRootsPemFiles;
+  if (options.email !== undefined) issuer.email = options.email;
+  return {
+    automation: {
+      policies: [{ issuers: [issuer], on_demand: true }],
+      on_demand: { permission: { module: 'http', endpoint: options.askUrl } },
+    },
+  };
 }
 
 const idPattern = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
@@ -241,9 +272,19 @@ export function caddyBaseConfig(options: CaddyBaseOptions): Record<string, unkno
     if (httpPort !== undefined) http.http_port = httpPort;
     if (httpsPort !== undefined) http.https_port = httpsPort;
   }
+  const apps: Record<string, unknown> = { http };
+  if (options.onDemandTls !== undefined && options.httpsListen !== undefined) {
+    apps.tls = caddyOnDemandTls(options.onDemandTls);
+    // Certificates are only ever obtained on demand; plain HTTP keeps serving every host
+    // (default hosts have no certificate of their own), so no HTTP->HTTPS redirects.
+    const server = (http.servers as Record<string, CaddyServer>)[options.serverName]!;
+    server.automatic_https = { disable_redirects: true };
+    // Never let Caddy install its local CA into the machine's trust store.
+    apps.pki = { certificate_authorities: { local: { install_trust: false } } };
+  }
   const config: Record<string, unknown> = {
     admin: { listen: options.adminListen },
-    apps: { http },
+    apps,
   };
   if (options.storageRoot !== undefined)
     config.storage = { module: 'file_system', root: options.storageRoot };

@@ -1,0 +1,289 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  askDomain,
+  checkDomain,
+  createDomain,
+  deleteDomain,
+  domainChecksQueue,
+  getDomain,
+  listDomains,
+  verifyDomain,
+  type DomainCheckMessage,
+  type DomainView,
+} from '../../../core/domains/engine.ts';
+import { Unavailable } from '../../../core/errors.ts';
+import { aProject, aService, anEnvironment, anOrg } from '../release/builders.ts';
+import { deployer, edgeIp, orgId, setupDomains, viewer, type DomainHarness } from './harness.ts';
+
+const actions = (h: DomainHarness) =>
+  h.repos(async (r) => (await r.audit.list({ limit: 200 })).items.map((e) => e.action));
+
+describe('custom domains: use cases and worker (all ports in memory)', () => {
+  let h: DomainHarness;
+  let d: DomainView;
+
+  beforeEach(async () => {
+    h = await setupDomains();
+    d = await createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'shop.example.com' });
+  });
+
+  it('creates a pending domain with its TXT token and a CNAME to the default host, and checks it at once', async () => {
+    expect(d).toMatchObject({ status: 'pending_dns', dnsStatus: 'pending', tlsStatus: 'none', hostname: 'shop.example.com' });
+    expect(d.records).toEqual([
+      { type: 'TXT', name: '_selfdevop-challenge.shop.example.com', value: expect.stringMatching(/^sdo-\S{16,}$/) },
+      { type: 'CNAME', name: 'shop.example.com', value: h.defaultHost },
+    ]);
+    expect(h.queue.of(domainChecksQueue)).toHaveLength(1);
+    expect(h.queue.of(domainChecksQueue)[0]!.options.delaySeconds).toBeUndefined();
+    expect(await actions(h)).toEqual(['domain.created']);
+  });
+
+  it('gives an apex an A record to the edge address instead of a CNAME', async () => {
+    const apex = await createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'example.com' });
+    expect(apex.records[1]).toEqual({ type: 'A', name: 'example.com', value: edgeIp });
+  });
+
+  it('refuses a hostname another org already registered, in any case, with 409', async () => {
+    await h.store.withOrg('org_000002', async (r) => {
+      await r.orgs.insert(anOrg({ id: 'org_000002', name: 'other' }));
+      await r.projects.insert(aProject({ id: 'prj_000002', orgId: 'org_000002' }));
+      await r.environments.insert(anEnvironment({ id: 'env_000002', orgId: 'org_000002', projectId: 'prj_000002' }));
+      await r.services.insert(aService({ id: 'svc_000002', orgId: 'org_000002', projectId: 'prj_000002' }));
+    });
+    const other = { ...deployer, orgId: 'org_000002' };
+    await expect(createDomain(h.deps, other, { serviceId: 'svc_000002', hostname: 'shop.example.com' })).rejects.toMatchObject({
+      kind: 'conflict',
+    });
+  });
+
+  it('refuses bad input with 400 naming the field, and viewers with 403', async () => {
+    await expect(createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: '*.example.com' })).rejects.toMatchObject({
+      kind: 'invalid',
+      details: { field: 'hostname' },
+    });
+    await expect(createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'x.apps.example.test' })).rejects.toMatchObject({
+      details: { field: 'hostname' },
+    });
+    await expect(createDomain(h.deps, viewer, { serviceId: h.service.id, hostname: 'b.example.com' })).rejects.toMatchObject({
+      kind: 'forbidden',
+    });
+    await expect(createDomain(h.deps, deployer, { serviceId: 'svc_999999', hostname: 'b.example.com' })).rejects.toMatchObject({
+      kind: 'not_found',
+    });
+    await expect(
+      createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'b.example.com', environment: 'staging' }),
+    ).rejects.toMatchObject({ kind: 'not_found' });
+  });
+
+  it('polls DNS with a growing, capped delay and says what is missing', async () => {
+    await h.runDue();
+    let got = await h.domain(d.id);
+    expect(got.status).toBe('pending_dns');
+    expect(got.lastError).toMatch(/TXT record _selfdevop-challenge\.shop\.example\.com must hold sdo-.* \(none found\)/);
+    for (let i = 0; i < 10; i++) await h.next();
+    const delays = h.queue.of(domainChecksQueue).slice(1).map((s) => s.options.delaySeconds);
+    expect(delays.slice(0, 8)).toEqual([5, 10, 20, 40, 80, 160, 320, 600]);
+    expect(Math.max(...delays.map(Number))).toBe(600);
+
+    h.dns.setTxt('_selfdevop-challenge.shop.example.com', got.verificationToken);
+    h.dns.setCname('shop.example.com', 'elsewhere.example.net');
+    await h.next();
+    got = await h.domain(d.id);
+    expect(got.lastError).toMatch(/must point at the edge with CNAME .* \(found CNAME elsewhere\.example\.net\)/);
+  });
+
+  it('goes pending_dns → dns_verified → cert_pending → active, keeping the route upstream, with audit events', async () => {
+    await h.serve('10.0.0.5:32768');
+    const domain = await h.domain(d.id);
+    h.point(domain);
+    await h.runDue();
+    let got = await h.domain(d.id);
+    expect(got).toMatchObject({ status: 'cert_pending', dnsStatus: 'verified', tlsStatus: 'pending' });
+    expect(got.lastError).toMatch(/no certificate for shop\.example\.com/);
+    expect(await h.edge.get(h.routeId)).toMatchObject({ hosts: [h.defaultHost, 'shop.example.com'], upstreams: ['10.0.0.5:32768'] });
+
+    h.edge.issue('shop.example.com');
+    await h.next();
+    got = await h.domain(d.id);
+    expect(got).toMatchObject({ status: 'active', dnsStatus: 'verified', tlsStatus: 'active', lastError: null });
+    expect(await actions(h)).toEqual(['domain.created', 'domain.dns_verified', 'domain.routed', 'domain.cert_active']);
+    const certEvent = await h.repos((r) => r.audit.list({ limit: 1 }, { action: 'domain.cert_active' }));
+    expect(certEvent.items[0]!.data).toMatchObject({ issuer: 'Pebble Intermediate CA', hostname: 'shop.example.com' });
+    // Active domains are re-checked, rarely.
+    expect(h.queue.of(domainChecksQueue).at(-1)!.options.delaySeconds).toBe(h.deps.config.activeRecheckSeconds);
+
+    const view = await getDomain(h.deps, deployer, d.id);
+    expect(view).toMatchObject({ id: d.id, hostname: 'shop.example.com', status: 'active', records: d.records });
+    expect((await listDomains(h.deps, deployer, { limit: 10 })).items.map((x) => x.id)).toEqual([d.id]);
+  });
+
+  it('accepts an A record to the edge address instead of a CNAME', async () => {
+    await h.serve();
+    const domain = await h.domain(d.id);
+    h.dns.setTxt('_selfdevop-challenge.shop.example.com', domain.verificationToken);
+    h.dns.setA('shop.example.com', edgeIp);
+    await h.runDue();
+    expect((await h.domain(d.id)).status).toBe('cert_pending');
+  });
+
+  it('refuses A records that are not all the edge', async () => {
+    const domain = await h.domain(d.id);
+    h.dns.setTxt('_selfdevop-challenge.shop.example.com', domain.verificationToken);
+    h.dns.setA('shop.example.com', edgeIp, '198.51.100.7');
+    await h.runDue();
+    expect((await h.domain(d.id)).lastError).toMatch(/found A 203\.0\.113\.10, 198\.51\.100\.7/);
+  });
+
+  it('keeps a verified domain waiting while the service has never served, and routes it after the first release', async () => {
+    h.point(await h.domain(d.id));
+    await h.runDue();
+    let got = await h.domain(d.id);
+    expect(got.status).toBe('dns_verified');
+    expect(got.lastError).toMatch(/no serving release/);
+    expect(await h.edge.get(h.routeId)).toBeNull();
+    await h.serve();
+    await h.next();
+    got = await h.domain(d.id);
+    expect(got.status).toBe('cert_pending');
+    expect((await h.edge.get(h.routeId))!.hosts).toContain('shop.example.com');
+  });
+
+  it('stays pending with a clear lastError while DNS is down, and recovers when it is back', async () => {
+    h.dns.setUnreachable(true);
+    await h.runDue();
+    await h.next();
+    let got = await h.domain(d.id);
+    expect(got).toMatchObject({ status: 'pending_dns', dnsStatus: 'pending' });
+    expect(got.lastError).toMatch(/^DNS lookup failed, retrying: dns is unavailable/);
+    h.dns.setUnreachable(false);
+    h.point(got);
+    await h.serve();
+    await h.next();
+    got = await h.domain(d.id);
+    expect(got.status).toBe('cert_pending');
+  });
+
+  it('flags an active domain whose records disappear, and clears the flag when they come back', async () => {
+    await h.serve();
+    h.point(await h.domain(d.id));
+    h.edge.issue('shop.example.com');
+    await h.runDue();
+    expect((await h.domain(d.id)).status).toBe('active');
+    h.dns.clear('txt', '_selfdevop-challenge.shop.example.com');
+    await h.next();
+    let got = await h.domain(d.id);
+    expect(got).toMatchObject({ status: 'active', dnsStatus: 'failed' });
+    expect(got.lastError).toMatch(/DNS records no longer verify: TXT record/);
+    expect(await actions(h)).toContain('domain.dns_lost');
+    h.point(got);
+    await h.next();
+    got = await h.domain(d.id);
+    expect(got).toMatchObject({ status: 'active', dnsStatus: 'verified', lastError: null });
+    expect(await actions(h)).toContain('domain.dns_restored');
+  });
+
+  it('gives up after dnsGiveUpSeconds with a reason, and a verify starts it over', async () => {
+    h.deps.config.dnsGiveUpSeconds = 3600;
+    await h.runDue();
+    for (let i = 0; i < 12 && (await h.domain(d.id)).status !== 'failed'; i++) await h.next();
+    let got = await h.domain(d.id);
+    expect(got).toMatchObject({ status: 'failed', dnsStatus: 'failed' });
+    expect(got.lastError).toMatch(/DNS not verified after 1 h: TXT record .*POST \/api\/domains\/dom_\w+\/verify/);
+    expect(h.queue.of(domainChecksQueue).filter((s) => !s.handled)).toEqual([]);
+
+    await h.serve();
+    h.point(got);
+    const verified = await verifyDomain(h.deps, deployer, d.id);
+    expect(verified.status).toBe('pending_dns');
+    await h.runDue();
+    got = await h.domain(d.id);
+    expect(got.status).toBe('cert_pending');
+    expect(await actions(h)).toEqual(expect.arrayContaining(['domain.failed', 'domain.verify_requested']));
+  });
+
+  it('fails a certificate that never comes after certGiveUpSeconds', async () => {
+    h.deps.config.certGiveUpSeconds = 600;
+    await h.serve();
+    h.point(await h.domain(d.id));
+    await h.runDue();
+    for (let i = 0; i < 20 && (await h.domain(d.id)).status !== 'failed'; i++) await h.next();
+    const got = await h.domain(d.id);
+    expect(got).toMatchObject({ status: 'failed', tlsStatus: 'failed' });
+    expect(got.lastError).toMatch(/no certificate after 1\d min: no certificate for shop\.example\.com/);
+  });
+
+  it('verify now bypasses the negative cache and retires the older poll chain', async () => {
+    await h.runDue();
+    const domain = await h.domain(d.id);
+    const queries = () => h.dns.queries.filter((q) => q === 'txt _selfdevop-challenge.shop.example.com').length;
+    expect(queries()).toBe(1);
+    h.point(domain);
+    // The record is there, but the cached miss still answers for the poller.
+    await h.serve();
+    const stale = h.queue.of(domainChecksQueue).find((s) => !s.handled)!;
+    await verifyDomain(h.deps, deployer, d.id);
+    const now = h.queue.of(domainChecksQueue).at(-1)!;
+    now.handled = true;
+    await checkDomain(h.deps, now.payload as DomainCheckMessage);
+    expect(queries()).toBe(2);
+    expect((await h.domain(d.id)).status).toBe('cert_pending');
+    stale.handled = true;
+    expect(await checkDomain(h.deps, stale.payload as DomainCheckMessage)).toEqual({ ran: false, status: 'cert_pending' });
+  });
+
+  it('answers ask only for verified hosts, within the CA backoff', async () => {
+    expect(await askDomain(h.deps, h.gate, 'shop.example.com')).toBe(false);
+    expect(await askDomain(h.deps, h.gate, 'unknown.example.com')).toBe(false);
+    expect(await askDomain(h.deps, h.gate, undefined)).toBe(false);
+    expect(await askDomain(h.deps, h.gate, 'x'.repeat(300))).toBe(false);
+    await h.serve();
+    h.point(await h.domain(d.id));
+    await h.runDue();
+    expect(await askDomain(h.deps, h.gate, 'SHOP.example.com.')).toBe(true);
+    h.clock.advance(11_000);
+    expect(await askDomain(h.deps, h.gate, 'shop.example.com')).toBe(false);
+    expect(await askDomain(h.deps, null, 'shop.example.com')).toBe(true);
+  });
+
+  it('deletes: the host leaves the route, the row goes, ask says no, and it is audited', async () => {
+    await h.serve('10.0.0.5:1234');
+    h.point(await h.domain(d.id));
+    h.edge.issue('shop.example.com');
+    await h.runDue();
+    await deleteDomain(h.deps, deployer, d.id, null, h.gate);
+    expect(await h.edge.get(h.routeId)).toMatchObject({ hosts: [h.defaultHost], upstreams: ['10.0.0.5:1234'] });
+    await expect(getDomain(h.deps, deployer, d.id)).rejects.toMatchObject({ kind: 'not_found' });
+    expect(await askDomain(h.deps, h.gate, 'shop.example.com')).toBe(false);
+    expect(await actions(h)).toContain('domain.deleted');
+    // A check still queued for it does nothing.
+    expect(await h.runDue()).toBeGreaterThanOrEqual(0);
+    await expect(deleteDomain(h.deps, deployer, d.id)).rejects.toMatchObject({ kind: 'not_found' });
+  });
+
+  it('keeps the domain when the edge is unreachable on delete (503), so it can be retried', async () => {
+    await h.serve();
+    h.edge.setUnreachable(true);
+    await expect(deleteDomain(h.deps, deployer, d.id)).rejects.toBeInstanceOf(Unavailable);
+    expect((await h.domain(d.id)).id).toBe(d.id);
+  });
+
+  it('retries a check whose edge call failed, with a lastError', async () => {
+    await h.serve();
+    h.point(await h.domain(d.id));
+    h.edge.failNext(new Unavailable('caddy', 'connection refused'));
+    await h.runDue(1);
+    const got = await h.domain(d.id);
+    expect(got.status).toBe('dns_verified');
+    expect(got.lastError).toMatch(/adding shop\.example\.com to the edge failed, retrying: caddy is unavailable/);
+    await h.next();
+    expect((await h.domain(d.id)).status).toBe('cert_pending');
+  });
+
+  it('only the org that owns a domain sees it', async () => {
+    const stranger = { ...deployer, orgId: 'org_000009' };
+    await expect(getDomain(h.deps, stranger, d.id)).rejects.toMatchObject({ kind: 'not_found' });
+    await expect(verifyDomain(h.deps, stranger, d.id)).rejects.toMatchObject({ kind: 'not_found' });
+    await expect(deleteDomain(h.deps, stranger, d.id)).rejects.toMatchObject({ kind: 'not_found' });
+    expect((await h.domain(d.id)).orgId).toBe(orgId);
+  });
+});

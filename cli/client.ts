@@ -1,0 +1,122 @@
+import { CliError, type CliConfig } from './config.ts';
+
+/** A failed API call: the API's own message, and its code for callers that branch on it. */
+export class ApiError extends CliError {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface SseEvent {
+  event: string;
+  data: unknown;
+  id?: string;
+}
+
+/** The CLI's view of the public API: JSON in, JSON out, errors as one line. */
+export class ApiClient {
+  readonly config: CliConfig;
+  constructor(config: CliConfig) {
+    this.config = config;
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      authorization: `Bearer ${this.config.token}`,
+      ...(this.config.orgId ? { 'x-org-id': this.config.orgId } : {}),
+      'user-agent': 'selfdevop-cli',
+      ...extra,
+    };
+  }
+
+  private async send(method: string, path: string, body?: unknown, accept = 'application/json'): Promise<Response> {
+    const headers = this.headers({ accept, ...(body === undefined ? {} : { 'content-type': 'application/json' }) });
+    try {
+      return await fetch(this.config.url + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: accept === 'text/event-stream' ? null : AbortSignal.timeout(60_000),
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new CliError(`cannot reach the API at ${this.config.url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+    }
+  }
+
+  private async fail(res: Response): Promise<never> {
+    const text = await res.text();
+    try {
+      const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
+      if (parsed.error?.message) throw new ApiError(res.status, parsed.error.code ?? 'error', parsed.error.message);
+    } catch (e) {
+      if (e instanceof ApiError) throw e;
+    }
+    throw new ApiError(res.status, 'http_error', `the API answered ${res.status} ${res.statusText}`.trim());
+  }
+
+  // The API's replies are JSON of known shape; each command states the type it expects.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async call<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.send(method, path, body);
+    if (!res.ok) await this.fail(res);
+    if (res.status === 204) return undefined as T;
+    return (await res.json()) as T;
+  }
+
+  /** Every item of a paginated collection (bounded: 50 pages). */
+  async all<T>(path: string): Promise<T[]> {
+    const items: T[] = [];
+    let cursor: string | null = null;
+    for (let i = 0; i < 50; i++) {
+      const sep = path.includes('?') ? '&' : '?';
+      const page: Page<T> = await this.call('GET', `${path}${sep}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      items.push(...page.items);
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
+    }
+    return items;
+  }
+
+  /** Server-sent events of `path`, parsed, until the server closes the stream. */
+  async *events(path: string): AsyncGenerator<SseEvent> {
+    const res = await this.send('GET', path, undefined, 'text/event-stream');
+    if (!res.ok) await this.fail(res);
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event: SseEvent = { event: 'message', data: null };
+        const data: string[] = [];
+        for (const line of block.split('\n')) {
+          const i = line.indexOf(':');
+          const field = i < 0 ? line : line.slice(0, i);
+          const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+          if (field === 'event') event.event = value;
+          else if (field === 'data') data.push(value);
+          else if (field === 'id') event.id = value;
+        }
+        try {
+          event.data = JSON.parse(data.join('\n'));
+        } catch {
+          event.data = data.join('\n');
+        }
+        yield event;
+      }
+    }
+  }
+}

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { roles, strategies } from './models.ts';
+import { webhookEventTypes } from './webhooks/events.ts';
 
 // Control characters break logs, headers and PostgreSQL text (NUL); names never need them.
 const noControlChars = (s: string) => ![...s].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
@@ -127,6 +128,35 @@ export const putSecretInput = z.strictObject({
 });
 
 export const environmentQuery = z.object({ environment: slugName.optional() });
+
+/**
+ * A webhook target. Only http(s), no credentials in the URL (they would sit in logs and
+ * the audit trail), and, unless private targets are allowed, no loopback or private IPs.
+ */
+export const webhookUrl = z
+  .string()
+  .max(2000)
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'https:' || u.protocol === 'http:') && !u.username && !u.password;
+    } catch {
+      return false;
+    }
+  }, 'must be an http(s) URL without credentials');
+
+const privateHost = /^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|0\.|\[?::1\]?$|\[?f[cd][0-9a-f]{2}:)/i;
+
+/** True for a URL whose host is loopback, link-local or private (an SSRF target in a SaaS). */
+export const isPrivateUrl = (v: string): boolean => privateHost.test(new URL(v).hostname);
+
+export const createWebhookInput = z.strictObject({
+  url: webhookUrl,
+  events: z
+    .array(z.enum(webhookEventTypes))
+    .min(1)
+    .optional(),
+});
 
 export const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),

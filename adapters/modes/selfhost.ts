@@ -18,10 +18,19 @@ import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { AesFileKeyVault } from '../vault/aes-file.ts';
 import { CaddyEdgeRouter } from '../edge/caddy.ts';
+// Custom domains (issue 6): DNS polling worker and Caddy on-demand TLS ask gate.
+import { AskGate } from '../../core/domains/ask-gate.ts';
+import { handleDomainCheck } from '../../core/domains/check.ts';
+import { defaultDomainConfig, domainChecksQueue, type DomainConfig, type DomainDeps } from '../../core/domains/deps.ts';
+import { NegativeCachingResolver } from '../../core/domains/dns-cache.ts';
+import { NodeDnsResolver } from '../dns/node.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { DockerRuntime } from '../runtime/docker.ts';
 import { defaultReleaseConfig, releaseRetireQueue, releaseStepsQueue, type ReleaseDeps } from '../../core/release/deps.ts';
 import { handleReleaseRetire, handleReleaseStep } from '../../core/release/engine.ts';
+import { handleWebhookDelivery, handleWebhookEvent, type WebhookDeps } from '../../core/webhooks/deliver.ts';
+import { queueEventPublisher, webhookDeliveriesQueue, webhookEventsQueue } from '../../core/webhooks/events.ts';
+import { NodeHttpSender } from '../http/node.ts';
 
 export interface SelfhostSettings {
   databaseUrl: string;
@@ -35,6 +44,15 @@ export interface SelfhostSettings {
   edgeHttpListen?: string;
   /** Release engine tuning (tests shorten timeouts). */
   release?: Partial<ReleaseDeps['config']>;
+  /** Custom domains: Caddy's HTTPS listener as the control plane reaches it, to read certificates back. */
+  edgeTlsAddress?: string;
+  /** Custom domains: IPv4 addresses of the edge (apex A records); resolvers to poll (`ip[:port]`, system ones when absent). */
+  edgeIpv4?: string[];
+  dnsServers?: string[];
+  /** Custom-domain worker tuning (tests shorten delays). */
+  domains?: Partial<DomainConfig>;
+  /** Webhook delivery tuning (tests shorten timeouts). */
+  webhooks?: Partial<WebhookDeps['config']>;
   /** Release steps handled at once by this process's worker. */
   workerConcurrency?: number;
   maxBodyBytes: number;
@@ -80,6 +98,7 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
       adminUrl: settings.caddyAdminUrl,
       server: settings.caddyServer ?? 'selfdevop',
       listen: { httpListen: settings.edgeHttpListen ?? ':80' },
+      tlsAddress: settings.edgeTlsAddress ?? '127.0.0.1:443',
     }),
     queue: queues.queue,
     vault,
@@ -88,7 +107,39 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
     ids,
     logger: logger.child({ component: 'release' }),
     config: { ...defaultReleaseConfig, edgeDomain: settings.edgeDomain, ...settings.release },
+    events: queueEventPublisher(queues.queue),
   };
+  const webhooks: WebhookDeps = {
+    store,
+    queue: queues.queue,
+    vault,
+    http: new NodeHttpSender(),
+    clock,
+    logger: logger.child({ component: 'webhooks' }),
+    config: { deliveryTimeoutMs: 10_000, maxDeliveryAttempts: 8, ...settings.webhooks },
+  };
+  const dnsResolver = new NodeDnsResolver({ servers: settings.dnsServers });
+  const domainConfig: DomainConfig = {
+    ...defaultDomainConfig,
+    edgeDomain: settings.edgeDomain,
+    edgeIpv4: settings.edgeIpv4 ?? [],
+    ...settings.domains,
+  };
+  const domains: DomainDeps = {
+    store,
+    dns: new NegativeCachingResolver(dnsResolver, clock, domainConfig.negativeCacheSeconds),
+    dnsFresh: dnsResolver,
+    edge: release.edge,
+    queue: queues.queue,
+    clock,
+    ids,
+    logger: logger.child({ component: 'domains' }),
+    config: domainConfig,
+  };
+  const askGate = new AskGate(clock, {
+    perHostPerHour: domainConfig.askPerHostPerHour,
+    baseBackoffSeconds: domainConfig.askBaseBackoffSeconds,
+  });
   const api: ApiDeps = {
     store,
     auth,
@@ -98,13 +149,14 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
     logger,
     queue: queues.queue,
     release,
+    domains: { deps: domains, gate: askGate },
     metrics: new PrometheusMetrics(),
     apiKeyCache: new TtlCache<ApiKey>({ ttlMs: 5_000, maxEntries: 10_000, clock }),
     loginLimits: {
       perAccount: new RateLimiter(limits.perAccount, 15 * 60_000, clock),
       perIp: new RateLimiter(limits.perIp, 60_000, clock),
     },
-    config: { signupMode: settings.signupMode, edgeDomain: settings.edgeDomain },
+    config: { signupMode: settings.signupMode, edgeDomain: settings.edgeDomain, allowPrivateWebhooks: true },
     api: { maxBodyBytes: settings.maxBodyBytes, version: settings.version },
   };
   const stopWorkers: (() => Promise<void>)[] = [];
@@ -118,6 +170,10 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
       const stops = [
         await queues.queue.consume(releaseStepsQueue, handleReleaseStep(release), { concurrency }),
         await queues.queue.consume(releaseRetireQueue, handleReleaseRetire(release), { concurrency }),
+        // Each check schedules the next one itself (delayed message), so no cron is needed.
+        await queues.queue.consume(domainChecksQueue, handleDomainCheck(domains), { concurrency }),
+        await queues.queue.consume(webhookEventsQueue, handleWebhookEvent(webhooks), { concurrency }),
+        await queues.queue.consume(webhookDeliveriesQueue, handleWebhookDelivery(webhooks), { concurrency }),
       ];
       const stop = async () => {
         await Promise.all(stops.map((s) => s()));

@@ -1,5 +1,6 @@
 import { isDomainError, NotFound } from '../errors.ts';
-import type { Environment, NodeRecord, Release, ReleaseLogLine, ReleaseStatus, ReleaseStep, Service } from '../models.ts';
+import type {
+  AuditEvent, Environment, NodeRecord, Release, ReleaseLogLine, ReleaseStatus, ReleaseStep, Service } from '../models.ts';
 import type { DockerTarget, OrgRepos } from '../ports.ts';
 import { StepFailed } from './errors.ts';
 import { workerActor, type ReleaseDeps } from './deps.ts';
@@ -98,7 +99,7 @@ export async function endStep(c: StepContext, step: ReleaseStep, error: string |
 
 /** Appends an engine event (`release.completed`, …) to the audit trail, inside `repos`' transaction. */
 export async function appendEvent(
-  deps: Pick<ReleaseDeps, 'ids' | 'clock'>,
+  deps: Pick<ReleaseDeps, 'ids' | 'clock' | 'events'>,
   repos: OrgRepos,
   release: Release,
   action: string,
@@ -106,7 +107,7 @@ export async function appendEvent(
   actor: { actorType: 'user' | 'api_key' | 'system'; actorId: string } = workerActor,
   requestId: string | null = null,
 ): Promise<void> {
-  await repos.audit.append({
+  const event: AuditEvent = {
     id: deps.ids.newId('aud'),
     orgId: release.orgId,
     actorType: actor.actorType,
@@ -117,7 +118,10 @@ export async function appendEvent(
     data: { serviceId: release.serviceId, environmentId: release.environmentId, ...data },
     requestId,
     createdAt: deps.clock.now().toISOString(),
-  });
+  };
+  await repos.audit.append(event);
+  // Webhook fan-out checks that this row committed before anything is delivered.
+  await deps.events?.publish(event);
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { NodeRecord, Release, ReleaseStatus } from '../models.ts';
+import type { EventPublisher } from '../webhooks/events.ts';
 import type {
   Clock,
   ContainerRuntime,
@@ -60,6 +61,8 @@ export interface ReleaseDeps {
   ids: IdGenerator;
   logger: Logger;
   config: ReleaseConfig;
+  /** Where release events go beyond the audit trail (webhooks); none in unit tests. */
+  events?: EventPublisher;
 }
 
 /** The audit actor of everything the worker does on its own. */

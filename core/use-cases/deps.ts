@@ -22,7 +22,12 @@ export interface CoreDeps {
    * processes (Lambda instances) stop accepting the key when their entry expires.
    */
   apiKeyCache?: TtlCache<ApiKey>;
-  config: { signupMode: SignupMode; edgeDomain: string };
+  config: {
+    signupMode: SignupMode;
+    edgeDomain: string;
+    /** Self-hosted installs notify services on their own network; a SaaS must not (SSRF). Default: no. */
+    allowPrivateWebhooks?: boolean;
+  };
 }
 
 /** Who is calling: a user with a session, or an API key. */

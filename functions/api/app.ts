@@ -13,8 +13,17 @@ import { accountRoutes } from './routes/accounts.ts';
 import { resourceRoutes } from './routes/resources.ts';
 import { releaseRoutes } from './routes/releases.ts';
 import { secretRoutes } from './routes/secrets.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { domainRoutes } from './routes/domains.ts';
 
-export const defaultRoutes: RouteDef[] = [...accountRoutes, ...resourceRoutes, ...secretRoutes, ...releaseRoutes];
+export const defaultRoutes: RouteDef[] = [
+  ...accountRoutes,
+  ...resourceRoutes,
+  ...secretRoutes,
+  ...releaseRoutes,
+  ...webhookRoutes,
+  ...domainRoutes,
+];
 
 type Env = { Variables: { requestId: string } };
 

@@ -1,0 +1,104 @@
+import type { Webhook } from '../models.ts';
+import type { Clock, EventQueue, HttpSender, KeyVault, Logger, MessageHandler, Store } from '../ports.ts';
+import {
+  webhookDeliveriesQueue,
+  type WebhookEvent,
+  type WebhookEventMessage,
+} from './events.ts';
+import { signPayload, signatureHeader } from './signature.ts';
+
+export interface WebhookDeps {
+  store: Store;
+  queue: EventQueue;
+  vault: KeyVault;
+  http: HttpSender;
+  clock: Clock;
+  logger: Logger;
+  config: { deliveryTimeoutMs: number; maxDeliveryAttempts: number };
+}
+
+export interface WebhookDeliveryMessage {
+  orgId: string;
+  webhookId: string;
+  event: WebhookEvent;
+}
+
+/** The AAD a webhook's signing secret is sealed under. */
+export const webhookSecretContext = (orgId: string, webhookId: string) => `${orgId}:webhook:${webhookId}`;
+
+/** Deliveries of an event whose audit row has not committed yet are retried this often, then dropped. */
+const unconfirmedAttempts = 3;
+
+/**
+ * One event → one delivery message per subscribed webhook. The event was published from
+ * inside the transaction that wrote its audit row; if that transaction rolled back, the
+ * row never appears and nothing is sent.
+ */
+export async function fanOutEvent(deps: WebhookDeps, message: WebhookEventMessage, attempt: number): Promise<number> {
+  const { orgId, event, auditTarget } = message;
+  const { confirmed, hooks } = await deps.store.withOrg(orgId, async (repos) => {
+    const rows = await repos.audit.list({ limit: 200 }, { action: event.type, targetId: auditTarget.targetId ?? undefined });
+    return { confirmed: rows.items.some((r) => r.id === event.id), hooks: await repos.webhooks.list() };
+  });
+  if (!confirmed) {
+    if (attempt < unconfirmedAttempts) throw new Error(`audit event ${event.id} is not committed yet`);
+    deps.logger.warn({ eventId: event.id, type: event.type }, 'event never committed; not delivered');
+    return 0;
+  }
+  const subscribed = hooks.filter((h) => h.events.includes(event.type));
+  for (const hook of subscribed) {
+    const delivery: WebhookDeliveryMessage = { orgId, webhookId: hook.id, event };
+    await deps.queue.send(webhookDeliveriesQueue, delivery, {
+      idempotencyKey: `${hook.id}:${event.id}`,
+      maxAttempts: deps.config.maxDeliveryAttempts,
+    });
+  }
+  return subscribed.length;
+}
+
+/** POSTs one event to one webhook, signed; a non-2xx answer throws so the queue retries with backoff. */
+export async function deliverWebhook(
+  deps: WebhookDeps,
+  message: WebhookDeliveryMessage,
+  attempt: number,
+): Promise<{ delivered: boolean; status: number | null }> {
+  const hook: Webhook | undefined = await deps.store.withOrg(message.orgId, async (repos) =>
+    (await repos.webhooks.list()).find((h) => h.id === message.webhookId),
+  );
+  if (!hook) return { delivered: false, status: null }; // deleted since: nothing to do
+  const secret = await deps.vault.open(hook.sealedSecret, webhookSecretContext(hook.orgId, hook.id));
+  const body = JSON.stringify(message.event);
+  const t = Math.floor(deps.clock.now().getTime() / 1000);
+  const res = await deps.http.post(
+    hook.url,
+    body,
+    {
+      'content-type': 'application/json',
+      'user-agent': 'selfdevop-webhooks',
+      'x-selfdevop-event': message.event.type,
+      'x-selfdevop-delivery': `${hook.id}:${message.event.id}`,
+      'x-selfdevop-attempt': String(attempt),
+      [signatureHeader]: signPayload(secret, t, body),
+    },
+    deps.config.deliveryTimeoutMs,
+  );
+  const log = { webhookId: hook.id, eventId: message.event.id, type: message.event.type, attempt, status: res.status };
+  if (res.status !== null && res.status >= 200 && res.status < 300) {
+    deps.logger.info(log, 'webhook delivered');
+    return { delivered: true, status: res.status };
+  }
+  deps.logger.warn({ ...log, error: res.error }, 'webhook delivery failed; the queue retries it');
+  throw new Error(`webhook ${hook.id} answered ${res.status ?? res.error}`);
+}
+
+export const handleWebhookEvent =
+  (deps: WebhookDeps): MessageHandler<WebhookEventMessage> =>
+  async (m) => {
+    await fanOutEvent(deps, m.payload, m.attempt);
+  };
+
+export const handleWebhookDelivery =
+  (deps: WebhookDeps): MessageHandler<WebhookDeliveryMessage> =>
+  async (m) => {
+    await deliverWebhook(deps, m.payload, m.attempt);
+  };

@@ -1,0 +1,34 @@
+import * as s from '../../../core/schemas.ts';
+import { createWebhook, deleteWebhook, listWebhooks } from '../../../core/webhooks/manage.ts';
+import { route } from '../route.ts';
+
+export const webhookRoutes = [
+  route({
+    method: 'post',
+    path: '/api/webhooks',
+    summary: 'Subscribe a URL to release and domain events; the signing secret is shown once',
+    tag: 'webhooks',
+    auth: true,
+    body: s.createWebhookInput,
+    status: 201,
+    handle: ({ deps, principal, body, ctx }) => createWebhook(deps, principal, body, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/webhooks',
+    summary: "The org's webhooks (never their secrets)",
+    tag: 'webhooks',
+    auth: true,
+    status: 200,
+    handle: ({ deps, principal }) => listWebhooks(deps, principal),
+  }),
+  route({
+    method: 'delete',
+    path: '/api/webhooks/{id}',
+    summary: 'Delete a webhook; deliveries still queued for it are dropped',
+    tag: 'webhooks',
+    auth: true,
+    status: 204,
+    handle: ({ deps, principal, params, ctx }) => deleteWebhook(deps, principal, params.id!, ctx),
+  }),
+];

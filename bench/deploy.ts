@@ -86,6 +86,7 @@ function breakdown(timelines: DeployTimeline[]) {
       ['build', 'start_candidate', 'health_check', 'switch_traffic', 'complete'].map((s) => [s, of((t) => t.stepMs[s])]),
     ),
     unaccountedMs: of((t) => t.unaccountedMs),
+    toSwitchWithoutQueuePickupMs: of((t) => t.withoutPickupMs),
     retries: timelines.reduce((n, t) => n + t.retries, 0),
   };
 }
@@ -319,6 +320,11 @@ async function main(): Promise<void> {
         image: 'selfdevop-test/ws:v1 ⇄ ws:v2 (the switched route also carries WebSockets)',
         deployToSwitchUnderLoadMs: brief(switchTimelines.map((t) => t.toSwitchMs)),
         switchesAtMs: switchesAt,
+        failureKinds: result.http.failureKinds,
+        failuresDuringRouteChange: {
+          count: result.http.failureTimes.filter((at) => switchTimelines.some((t) => at >= t.switchWindow[0] - 50 && at <= t.switchWindow[1] + 250)).length,
+          window: 'switch_traffic step started − 50 ms … finished + 250 ms (the Caddy config reload)',
+        },
         firstFailures: result.http.firstFailures,
       },
       wsDrops: {

@@ -29,6 +29,10 @@ export interface DeployTimeline {
   stepMs: Record<string, number>;
   /** toSwitchMs minus every segment above; ~0 when the segments tile the span. */
   unaccountedMs: number;
+  /** toSwitchMs without the queue's share: what the deploy would take if every message were fetched at once. */
+  withoutPickupMs: number;
+  /** When the route change ran (switch_traffic started, finished), ms since the epoch. */
+  switchWindow: [number, number];
   retries: number;
 }
 
@@ -78,6 +82,8 @@ export function deployTimeline(
     handlerMs,
     stepMs,
     unaccountedMs: toSwitchMs - apiToSendMs - accounted,
+    withoutPickupMs: toSwitchMs - Object.values(pickupMs).reduce((a, b) => a + b, 0),
+    switchWindow: [at(step('switch_traffic')?.startedAt), switched],
     retries: mine.reduce((n, j) => n + j.retryCount, 0),
   };
 }

@@ -50,6 +50,10 @@ export interface TrafficResult {
     latencyP99Ms: number;
     /** The first few failures, with when they happened. */
     firstFailures: { atMs: number; what: string }[];
+    /** Failures by message (`read ECONNRESET`, `http 502`, …). */
+    failureKinds: Record<string, number>;
+    /** When each failure happened, ms since the epoch (at most 2,000). */
+    failureTimes: number[];
   };
   ws: {
     held: { other: number; switched: number };
@@ -89,8 +93,13 @@ async function main(options: TrafficOptions): Promise<void> {
   let late = 0;
   let nextId = 0;
   const firstFailures: { atMs: number; what: string }[] = [];
-  const noteFailure = (what: string) => {
+  const failureKinds: Record<string, number> = {};
+  const failureTimes: number[] = [];
+  const noteFailure = (what: string, http = true) => {
     if (firstFailures.length < 20) firstFailures.push({ atMs: since(), what });
+    if (!http) return;
+    failureKinds[what] = (failureKinds[what] ?? 0) + 1;
+    if (failureTimes.length < 2000) failureTimes.push(Date.now());
   };
 
   function open(route: 'other' | 'switched'): Promise<void> {
@@ -131,7 +140,7 @@ async function main(options: TrafficOptions): Promise<void> {
       ws.on('error', (e) => {
         if (!opened) {
           connectFailures++;
-          noteFailure(`ws ${route} connect: ${e.message}`);
+          noteFailure(`ws ${route} connect: ${e.message}`, false);
           resolve();
         }
       });
@@ -200,6 +209,8 @@ async function main(options: TrafficOptions): Promise<void> {
       reqPerSec: Math.round(result.requests.total / seconds),
       latencyP99Ms: result.latency.p99,
       firstFailures,
+      failureKinds,
+      failureTimes,
     },
     ws: {
       held: {

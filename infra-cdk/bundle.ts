@@ -15,8 +15,16 @@ export type LambdaName = (typeof lambdaNames)[number];
 // Under dist/, which git and eslint already ignore.
 export const defaultOutDir = path.join(repoRoot, 'dist', 'lambda');
 
-// CommonJS dependencies call require() for Node built-ins; an ESM bundle has no require.
-const requireShim = "import { createRequire as __sdoCreateRequire } from 'node:module'; const require = __sdoCreateRequire(import.meta.url);";
+// CommonJS dependencies call require() for Node built-ins and read __dirname; an ESM
+// bundle has neither, and Node refuses a module that uses __dirname beside top-level await.
+const requireShim = [
+  "import { createRequire as __sdoCreateRequire } from 'node:module';",
+  "import { fileURLToPath as __sdoFileURLToPath } from 'node:url';",
+  "import { dirname as __sdoDirname } from 'node:path';",
+  'const require = __sdoCreateRequire(import.meta.url);',
+  'const __filename = __sdoFileURLToPath(import.meta.url);',
+  'const __dirname = __sdoDirname(__filename);',
+].join(' ');
 
 /** Bundles one entry file into outDir/index.mjs; returns the file's size in bytes. */
 export async function bundleEntry(entry: string, outDir: string): Promise<number> {

@@ -3,14 +3,34 @@
  * aws-cdk-lib/assertions. Function code is a stub asset here (bundling is the bench's
  * and `node infra-cdk/app.ts`'s job); one test bundles for real.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleLambdas } from '../../infra-cdk/bundle.ts';
+import { toProxyEventV2 } from './lambda-requester.ts';
 import { SelfdevopStack, cloudQueues, maxReceiveCount, workerTimeoutSeconds, type LambdaName } from '../../infra-cdk/stack.ts';
+
+/** The settings the stack gives each function, with local stand-ins (nothing is called at start). */
+const cloudEnv = {
+  AWS_REGION: 'eu-west-1',
+  AWS_ACCESS_KEY_ID: 'test',
+  AWS_SECRET_ACCESS_KEY: 'test',
+  DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
+  COGNITO_USER_POOL_ID: 'eu-west-1_Test1',
+  COGNITO_CLIENT_ID: 'testclient',
+  SECRETS_KMS_KEY_ID: 'alias/test',
+  OBJECTS_BUCKET: 'selfdevop-test',
+  SCHEDULER_ROLE_ARN: 'arn:aws:iam::111122223333:role/test',
+  MAIL_FROM: 'noreply@example.com',
+  EDGE_DOMAIN: 'apps.example.com',
+  CADDY_ADMIN_URL: 'http://127.0.0.1:1',
+  LOG_LEVEL: 'silent',
+};
 
 let dir: string;
 let template: Template;
@@ -221,7 +241,7 @@ describe('cloud stack', () => {
 });
 
 describe('function bundles', () => {
-  it('bundles each function into one ESM file, with the migrations beside the migrate bundle', async () => {
+  it('bundles each function into one ESM file that starts and answers, with the migrations beside the migrate bundle', async () => {
     const out = path.join(dir, 'bundles');
     const dirs = await bundleLambdas(out);
     for (const name of ['api', 'worker', 'schedule', 'migrate'] as const) {
@@ -230,5 +250,22 @@ describe('function bundles', () => {
       expect(code).toMatch(/export\s*\{[^}]*handler/);
     }
     expect((await readdir(path.join(dirs.migrate, 'migrations'))).some((f) => f.endsWith('.sql'))).toBe(true);
+
+    // The API bundle starts in a fresh Node process and answers an API Gateway v2 event.
+    const runner = path.join(dir, 'runner.mjs');
+    await writeFile(
+      runner,
+      "const m = await import(process.argv[2]); const out = await m.handler(JSON.parse(process.argv[3]), {}); process.stdout.write(JSON.stringify(out)); process.exit(0);\n",
+    );
+    const event = toProxyEventV2('GET', '/health', {}, undefined);
+    const result = spawnSync(process.execPath, [runner, pathToFileURL(path.join(dirs.api, 'index.mjs')).href, JSON.stringify(event)], {
+      env: { PATH: process.env.PATH ?? '', ...cloudEnv },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(result.status, result.stderr).toBe(0);
+    const answer = JSON.parse(result.stdout) as { statusCode: number; body: string };
+    expect(answer.statusCode).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ status: 'ok' });
   }, 120_000);
 });

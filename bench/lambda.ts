@@ -1,0 +1,187 @@
+/**
+ * `npm run bench:lambda`: bundles each Lambda function the way the stack ships it (esbuild,
+ * minified, tree-shaken, ESM for Node) and measures, per function, the bundle's bytes and a
+ * cold start: a fresh Node process that imports the bundle and answers one real event
+ * (API Gateway v2 GET /health, an SQS batch, an EventBridge scheduled event, a migrate
+ * invocation). A hello-world handler bundled and started the same way is the baseline, so
+ * the figures compare across machines as ratios. Prints JSON.
+ *
+ * Bounded and loopback only: BENCH_RUNS cold starts per function (default 5), each killed
+ * after 30 s; PostgreSQL is the local test server; SQS calls go to a loopback stub.
+ */
+import { spawn } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { bundleEntry, bundleLambdas, lambdaNames, type LambdaName } from '../infra-cdk/bundle.ts';
+import { createTestDatabase } from '../test/support/db.ts';
+
+const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 5));
+const childTimeoutMs = 30_000;
+
+// Runs in the fresh process: import the bundle, answer one event, report, exit (pools and
+// timers the function keeps would otherwise hold the process open).
+const runnerSource = `
+const [bundle, eventJson] = process.argv.slice(2);
+const mod = await import(bundle);
+const out = await mod.handler(JSON.parse(eventJson), { awsRequestId: 'bench', getRemainingTimeInMillis: () => 30000 });
+process.stdout.write(JSON.stringify({ ok: true, out }));
+process.exit(0);
+`;
+
+/** Just enough of SQS's JSON protocol for the schedule function to send one message. */
+function startSqsStub(): Promise<Server> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const target = String(req.headers['x-amz-target'] ?? '').replace('AmazonSQS.', '');
+      const input = JSON.parse(Buffer.concat(chunks).toString() || '{}') as { QueueName?: string; MessageBody?: string };
+      const { port } = server.address() as AddressInfo;
+      let body: unknown = {};
+      if (target === 'GetQueueUrl') body = { QueueUrl: `http://127.0.0.1:${port}/111122223333/${input.QueueName}` };
+      if (target === 'SendMessage') body = { MessageId: randomUUID(), MD5OfMessageBody: createHash('md5').update(input.MessageBody ?? '').digest('hex') };
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+      res.end(JSON.stringify(body));
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+function events(): Record<LambdaName | 'hello', unknown> {
+  const now = new Date();
+  return {
+    hello: {},
+    api: {
+      version: '2.0',
+      routeKey: '$default',
+      rawPath: '/health',
+      rawQueryString: '',
+      headers: { host: 'api.example.com', 'user-agent': 'bench' },
+      requestContext: {
+        accountId: '111122223333',
+        apiId: 'bench',
+        domainName: 'api.example.com',
+        domainPrefix: 'api',
+        http: { method: 'GET', path: '/health', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'bench' },
+        requestId: randomUUID(),
+        routeKey: '$default',
+        stage: '$default',
+        time: now.toUTCString(),
+        timeEpoch: now.getTime(),
+      },
+      isBase64Encoded: false,
+    },
+    worker: {
+      Records: [
+        {
+          messageId: randomUUID(),
+          receiptHandle: 'bench-receipt',
+          body: JSON.stringify({ payload: { job: 'bench', firedAt: now.toISOString() } }),
+          attributes: { ApproximateReceiveCount: '1', MessageGroupId: 'job:bench', SentTimestamp: String(now.getTime()) },
+          messageAttributes: {},
+          md5OfBody: '',
+          eventSource: 'aws:sqs',
+          eventSourceARN: 'arn:aws:sqs:eu-west-1:111122223333:selfdevop-scheduled-jobs.fifo',
+          awsRegion: 'eu-west-1',
+        },
+      ],
+    },
+    schedule: {
+      version: '0',
+      id: randomUUID(),
+      'detail-type': 'Scheduled Event',
+      source: 'aws.events',
+      account: '111122223333',
+      time: now.toISOString(),
+      region: 'eu-west-1',
+      resources: ['arn:aws:events:eu-west-1:111122223333:rule/selfdevop-maintenance'],
+      detail: {},
+    },
+    migrate: {},
+  };
+}
+
+/** Spawns a fresh Node process that imports `bundle` and answers `event`; resolves to wall-clock ms. */
+function coldStart(runner: string, bundle: string, event: unknown, env: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, [runner, pathToFileURL(bundle).href, JSON.stringify(event)], {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), childTimeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const ms = performance.now() - started;
+      if (code === 0 && out.startsWith('{"ok":true')) resolve(ms);
+      else reject(new Error(`${path.basename(path.dirname(bundle))} did not answer (exit ${code}): ${(err || out).slice(-2000)}`));
+    });
+  });
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-bench-lambda-'));
+  const db = await createTestDatabase('bench_lambda');
+  const sqs = await startSqsStub();
+  try {
+    const bundles = await bundleLambdas(path.join(dir, 'bundles'));
+    const helloEntry = path.join(dir, 'hello.ts');
+    await writeFile(helloEntry, "export const handler = async () => ({ statusCode: 200, body: 'hello' });\n");
+    const helloDir = path.join(dir, 'bundles', 'hello');
+    const helloBytes = await bundleEntry(helloEntry, helloDir);
+    const runner = path.join(dir, 'runner.mjs');
+    await writeFile(runner, runnerSource);
+    const env: Record<string, string> = {
+      AWS_REGION: 'eu-west-1',
+      AWS_ACCESS_KEY_ID: 'bench',
+      AWS_SECRET_ACCESS_KEY: 'bench',
+      AWS_ENDPOINT_URL_SQS: `http://127.0.0.1:${(sqs.address() as AddressInfo).port}`,
+      DATABASE_URL: db.url,
+      COGNITO_USER_POOL_ID: 'eu-west-1_Bench1',
+      COGNITO_CLIENT_ID: 'benchclient',
+      SECRETS_KMS_KEY_ID: 'alias/bench',
+      OBJECTS_BUCKET: 'selfdevop-bench',
+      SCHEDULER_ROLE_ARN: 'arn:aws:iam::111122223333:role/bench',
+      MAIL_FROM: 'bench@example.com',
+      EDGE_DOMAIN: 'apps.example.com',
+      CADDY_ADMIN_URL: 'http://127.0.0.1:1',
+      LOG_LEVEL: 'silent',
+      MIGRATIONS_DIR: path.join(bundles.migrate, 'migrations'),
+    };
+    const evs = events();
+    const measure = async (bundleDir: string, event: unknown) => {
+      const times: number[] = [];
+      for (let i = 0; i < runs; i++) times.push(await coldStart(runner, path.join(bundleDir, 'index.mjs'), event, env));
+      return Math.round(median(times) * 10) / 10;
+    };
+    const helloInitMs = await measure(helloDir, evs.hello);
+    const functions: Record<string, { bytes: number; initMs: number; vsHello: number }> = {};
+    for (const name of lambdaNames) {
+      const bytes = (await stat(path.join(bundles[name], 'index.mjs'))).size;
+      const initMs = await measure(bundles[name], evs[name]);
+      functions[name] = { bytes, initMs, vsHello: Math.round((initMs / helloInitMs) * 100) / 100 };
+    }
+    process.stdout.write(`${JSON.stringify({ functions, helloInitMs, helloBytes, runs, node: process.version }, null, 2)}\n`);
+  } finally {
+    await new Promise<void>((r) => sqs.close(() => r()));
+    await db.drop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -137,6 +137,8 @@ export interface TestPebble {
   certFile: string;
   /** pebble's log so far: every order names its identifiers. */
   log(): string;
+  /** The root that signs pebble's certificates (new on every start), to verify served chains. */
+  rootPem(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -185,6 +187,17 @@ export async function startPebble(options: { dnsAddress: string; httpPort: numbe
     directoryUrl,
     certFile,
     log: daemon.output,
+    rootPem: () =>
+      new Promise<string>((resolve, reject) => {
+        https
+          .get(`https://127.0.0.1:${mgmtPort}/roots/0`, { rejectUnauthorized: false, timeout: 5000 }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (text += c));
+            res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`pebble /roots/0 answered ${res.statusCode}`))));
+          })
+          .on('error', reject);
+      }),
     async stop() {
       await daemon.stop();
       await rm(dir, { recursive: true, force: true });
@@ -209,13 +222,16 @@ export interface TlsCaddy {
  */
 export async function startTlsCaddy(options: {
   httpPort: number;
+  /** Chosen beforehand when the control plane must know them before Caddy starts. */
+  adminPort?: number;
+  httpsPort?: number;
   askUrl: string;
   acmeCa: string;
   trustedRootsPemFiles: string[];
 }): Promise<TlsCaddy> {
   const dir = await mkdtemp(join(tmpdir(), 'sdo-tls-caddy-'));
-  const adminPort = await freePort();
-  const httpsPort = await freePort();
+  const adminPort = options.adminPort ?? (await freePort());
+  const httpsPort = options.httpsPort ?? (await freePort());
   const serverName = 'selfdevop';
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const config = caddyBaseConfig({

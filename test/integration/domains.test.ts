@@ -5,7 +5,7 @@
  * pending_dns to active and its HTTPS answers with pebble's certificate and the app's body.
  */
 import https from 'node:https';
-import type { PeerCertificate } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
 import { routeId } from '../../core/release/plan.ts';
@@ -45,7 +45,7 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
           let body = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (body += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim(), cert: (res.socket as import('node:tls').TLSSocket).getPeerCertificate() }));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim(), cert: (res.socket as TLSSocket).getPeerCertificate() }));
         },
       );
       r.on('timeout', () => r.destroy(new Error(`https ${host} timed out`)));

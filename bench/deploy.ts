@@ -156,13 +156,14 @@ async function main(): Promise<void> {
     if (traffic && traffic.exitCode === null) traffic.kill('SIGKILL');
     await stack.close();
   };
-  const watchdog = setTimeout(() => {
-    log(`budget of ${settings.budgetSeconds} s exceeded: cleaning up and exiting`);
-    void cleanup().finally(() => process.exit(1));
-  }, settings.budgetSeconds * 1000);
-  const onSignal = () => void cleanup().finally(() => process.exit(130));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // Exits only once everything is removed, whichever of these comes first.
+  const abort = (why: string, code: number) => {
+    log(`${why}: cleaning up and exiting`);
+    void cleanup().finally(() => process.exit(code));
+  };
+  const watchdog = setTimeout(() => abort(`budget of ${settings.budgetSeconds} s exceeded`, 1), settings.budgetSeconds * 1000);
+  process.once('SIGINT', () => abort('interrupted', 130));
+  process.once('SIGTERM', () => abort('terminated', 143));
 
   try {
     const service = (name: string, image: string) =>
@@ -367,10 +368,13 @@ async function main(): Promise<void> {
       },
     };
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  } catch (e) {
+    log(`failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exitCode = 1;
   } finally {
-    clearTimeout(watchdog);
     log('cleaning up');
     await cleanup();
+    clearTimeout(watchdog);
   }
 }
 

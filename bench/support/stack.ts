@@ -97,11 +97,14 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T | u
 export async function startStack(options: { queue: Partial<PgBossConfig>; release?: SelfhostSettings['release'] }): Promise<Stack> {
   const cleanups: (() => Promise<unknown>)[] = [];
   let orgId = '';
-  const closeAll = async () => {
-    for (const c of cleanups.splice(0).reverse()) {
-      await within(c().catch((e: unknown) => process.stderr.write(`bench: clean-up step failed: ${String(e)}\n`)), 30_000, 'clean-up step');
-    }
-  };
+  // One clean-up however many callers (the watchdog, a signal, the normal end) ask for it.
+  let closing: Promise<void> | null = null;
+  const closeAll = () =>
+    (closing ??= (async () => {
+      for (const c of cleanups.splice(0).reverse()) {
+        await within(c().catch((e: unknown) => process.stderr.write(`bench: clean-up step failed: ${String(e)}\n`)), 30_000, 'clean-up step');
+      }
+    })());
   try {
     await ensureTestImages();
     const db = await createTestDatabase('bench_deploy');

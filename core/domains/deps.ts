@@ -51,7 +51,8 @@ export const defaultDomainConfig: Omit<DomainConfig, 'edgeDomain' | 'edgeIpv4'> 
   certMaxDelaySeconds: 5 * 60,
   certGiveUpSeconds: 6 * 3600,
   activeRecheckSeconds: 3600,
-  negativeCacheSeconds: 15,
+  // Below the first poll delay, so a poll after a miss really asks again; it absorbs bursts.
+  negativeCacheSeconds: 4,
   askPerHostPerHour: 5,
   askBaseBackoffSeconds: 30,
 };

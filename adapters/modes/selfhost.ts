@@ -135,6 +135,7 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
     ids,
     logger: logger.child({ component: 'domains' }),
     config: domainConfig,
+    events: release.events,
   };
   const askGate = new AskGate(clock, {
     perHostPerHour: domainConfig.askPerHostPerHour,

@@ -1,7 +1,6 @@
 import { isDomainError } from '../errors.ts';
-import type { Domain, DomainStatus } from '../models.ts';
+import type { AuditEvent, Domain, DomainStatus } from '../models.ts';
 import type { MessageHandler, OrgRepos } from '../ports.ts';
-import { recordAudit } from '../use-cases/deps.ts';
 import { backoffSeconds, domainChecksQueue, domainWorkerActor, type DomainCheckMessage, type DomainDeps } from './deps.ts';
 import { checkRecords, type DnsVerdict } from './records.ts';
 import { changeRouteHosts } from './route-hosts.ts';
@@ -34,13 +33,23 @@ interface Run {
   at: string;
 }
 
+/** Appends a worker event to the audit trail in `repos`' transaction, and hands it to webhooks. */
 async function audit(r: Run, repos: OrgRepos, action: string, data: Record<string, unknown> = {}): Promise<void> {
-  await recordAudit(r.deps, repos, domainWorkerActor, null, {
+  const event: AuditEvent = {
+    id: r.deps.ids.newId('aud'),
+    orgId: r.domain.orgId,
+    actorType: domainWorkerActor.actorType,
+    actorId: domainWorkerActor.actorId,
     action,
     targetType: 'domain',
     targetId: r.domain.id,
     data: { hostname: r.domain.hostname, serviceId: r.domain.serviceId, environmentId: r.domain.environmentId, ...data },
-  });
+    requestId: null,
+    createdAt: r.deps.clock.now().toISOString(),
+  };
+  await repos.audit.append(event);
+  // Webhook fan-out checks that this row committed before anything is delivered.
+  await r.deps.events?.publish(event);
 }
 
 /** Writes the patch (and moves status when it changes), stamping checkedAt; in one transaction with `extra`. */

@@ -1,4 +1,5 @@
 import type { Clock, DnsResolver, EdgeRouter, EventQueue, IdGenerator, Logger, Store } from '../ports.ts';
+import type { EventPublisher } from '../webhooks/events.ts';
 
 /** Queue of domain checks: one message per check of one domain, each scheduling the next. */
 export const domainChecksQueue = 'domain-checks';
@@ -70,6 +71,8 @@ export interface DomainDeps {
   ids: IdGenerator;
   logger: Logger;
   config: DomainConfig;
+  /** Where domain events go beyond the audit trail (webhooks); none in unit tests. */
+  events?: EventPublisher;
 }
 
 /** The audit actor of everything the worker does on its own. */

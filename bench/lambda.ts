@@ -3,8 +3,9 @@
  * minified, tree-shaken, ESM for Node) and measures, per function, the bundle's bytes and a
  * cold start: a fresh Node process that imports the bundle and answers one real event
  * (API Gateway v2 GET /health, an SQS batch, an EventBridge scheduled event, a migrate
- * invocation). A hello-world handler bundled and started the same way is the baseline, so
- * the figures compare across machines as ratios. Prints JSON.
+ * invocation, a Cognito pre token generation event). A hello-world handler bundled and
+ * started the same way is the baseline, so the figures compare across machines as ratios.
+ * Prints JSON.
  *
  * Bounded and loopback only: BENCH_RUNS cold starts per function (default 5), each killed
  * after 30 s; PostgreSQL is the local test server; SQS calls go to a loopback stub.
@@ -103,6 +104,17 @@ function events(): Record<LambdaName | 'hello', unknown> {
       detail: {},
     },
     migrate: {},
+    // Runs after migrate (lambdaNames order), so the users table exists.
+    'cognito-tokens': {
+      version: '1',
+      triggerSource: 'TokenGeneration_Authentication',
+      region: 'eu-west-1',
+      userPoolId: 'eu-west-1_Bench1',
+      userName: 'bench',
+      callerContext: { awsSdkVersion: 'aws-sdk-unknown-unknown', clientId: 'benchclient' },
+      request: { userAttributes: { sub: '6f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f', email: 'bench@example.com' }, groupConfiguration: {} },
+      response: { claimsOverrideDetails: null },
+    },
   };
 }
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 export const repoRoot = fileURLToPath(new URL('../', import.meta.url));
-export const lambdaNames = ['api', 'worker', 'schedule', 'migrate'] as const;
+export const lambdaNames = ['api', 'worker', 'schedule', 'migrate', 'cognito-tokens'] as const;
 export type LambdaName = (typeof lambdaNames)[number];
 
 // Under dist/, which git and eslint already ignore.

@@ -29,7 +29,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Trigger } from 'aws-cdk-lib/triggers';
 import type { Construct } from 'constructs';
 
-export type LambdaName = 'api' | 'worker' | 'schedule' | 'migrate';
+export type LambdaName = 'api' | 'worker' | 'schedule' | 'migrate' | 'cognito-tokens';
 
 export interface SelfdevopStackProps extends StackProps {
   /** The bundled asset folder of each function (index.mjs inside). */
@@ -209,7 +209,7 @@ export class SelfdevopStack extends Stack {
       CADDY_ADMIN_URL: props.caddyAdminUrl,
       MIGRATIONS_DIR: '/var/task/migrations',
     };
-    const make = (name: LambdaName, timeout: Duration, memorySize: number) =>
+    const make = (name: LambdaName, timeout: Duration, memorySize: number, env = environment) =>
       new lambda.Function(this, `${name}-fn`, {
         runtime: lambda.Runtime.NODEJS_24_X,
         architecture: lambda.Architecture.ARM_64,
@@ -217,7 +217,7 @@ export class SelfdevopStack extends Stack {
         code: lambda.Code.fromAsset(props.code[name]),
         timeout,
         memorySize,
-        environment,
+        environment: env,
         vpc,
         vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
         securityGroups: [functionsSg],
@@ -229,10 +229,22 @@ export class SelfdevopStack extends Stack {
       api: make('api', Duration.seconds(29), 1024),
       worker: make('worker', Duration.seconds(workerTimeoutSeconds), 1024),
       schedule: make('schedule', Duration.seconds(30), 512),
-      migrate: make('migrate', Duration.minutes(10), 512),
+      migrate: make('migrate', Duration.minutes(10), 512, {
+        NODE_EXTRA_CA_CERTS: environment.NODE_EXTRA_CA_CERTS ?? '',
+        DATABASE_SECRET_ARN: environment.DATABASE_SECRET_ARN ?? '',
+        MIGRATIONS_DIR: environment.MIGRATIONS_DIR ?? '',
+      }),
+      // Only the database: the user pool's ids in its environment would make the stack circular.
+      'cognito-tokens': make('cognito-tokens', Duration.seconds(5), 512, {
+        NODE_EXTRA_CA_CERTS: environment.NODE_EXTRA_CA_CERTS ?? '',
+        DATABASE_SECRET_ARN: environment.DATABASE_SECRET_ARN ?? '',
+      }),
     };
     const { api, worker, schedule, migrate } = this.functions;
-    const all = [api, worker, schedule, migrate];
+    const tokens = this.functions['cognito-tokens'];
+    // Before each sign-in's tokens are issued, the selfdevop user for the Cognito subject is made.
+    userPool.addTrigger(cognito.UserPoolOperation.PRE_TOKEN_GENERATION, tokens);
+    const all = [api, worker, schedule, migrate, tokens];
     for (const fn of all) db.secret?.grantRead(fn);
     for (const fn of [api, worker, schedule]) {
       key.grantEncryptDecrypt(fn);

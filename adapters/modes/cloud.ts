@@ -4,10 +4,10 @@
  * uses (RDS here). Plain TypeScript, no decisions: each Lambda builds it once per container.
  */
 import { RateLimiter } from '../../core/rate-limit.ts';
-import type { IdentityRepo, Logger } from '../../core/ports.ts';
+import type { Logger } from '../../core/ports.ts';
 import { defaultReleaseConfig, type ReleaseDeps } from '../../core/release/deps.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';
-import { CognitoAuth, type ResolveUserId } from '../auth/cognito.ts';
+import { CognitoAuth } from '../auth/cognito.ts';
 import { SystemClock } from '../clock/system.ts';
 import { fromDatabaseUrl } from '../db/postgres.ts';
 import { CaddyEdgeRouter } from '../edge/caddy.ts';
@@ -24,6 +24,9 @@ import { PostgresStore } from '../store/postgres.ts';
 import { KmsKeyVault } from '../vault/kms.ts';
 import type { CloudConfig } from './cloud-config.ts';
 import { databaseUrlFromSecret, readSecretFromExtension } from './cloud-secrets.ts';
+import { fromIdentityRepo } from './cloud-user.ts';
+
+export { cognitoUserId, fromIdentityRepo } from './cloud-user.ts';
 
 export interface CloudSystem {
   api: ApiDeps;
@@ -43,24 +46,6 @@ export interface CloudOverrides {
   ledger?: IdempotencyLedger;
   /** Reads a Secrets Manager secret; the Parameters and Secrets Lambda extension unless set. */
   readSecret?: (arn: string) => Promise<string>;
-}
-
-/** The selfdevop user id of a Cognito user: `usr_` and the subject's hex digits. */
-export function cognitoUserId(sub: string): string {
-  return `usr_${sub.replace(/-/g, '').toLowerCase()}`;
-}
-
-/**
- * Maps a Cognito subject to a selfdevop user: the user made for that subject, or else the
- * user with the token's email (users who signed up before Cognito, or via an invite).
- */
-export function fromIdentityRepo(identity: Pick<IdentityRepo, 'findUserById' | 'findUserByEmail'>): ResolveUserId {
-  return async (sub, email) => {
-    const bySub = await identity.findUserById(cognitoUserId(sub));
-    if (bySub) return bySub.id;
-    if (email) return (await identity.findUserByEmail(email))?.id ?? null;
-    return null;
-  };
 }
 
 /**

@@ -42,7 +42,7 @@ const resources = (type: string) => Object.values(template.findResources(type)) 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-cdk-'));
   const code = {} as Record<LambdaName, string>;
-  for (const name of ['api', 'worker', 'schedule', 'migrate'] as const) {
+  for (const name of ['api', 'worker', 'schedule', 'migrate', 'cognito-tokens'] as const) {
     code[name] = path.join(dir, name);
     await import('node:fs/promises').then((fs) => fs.mkdir(code[name], { recursive: true }));
     await writeFile(path.join(code[name], 'index.mjs'), 'export const handler = async () => ({});\n');
@@ -91,11 +91,23 @@ describe('cloud stack', () => {
     });
   });
 
-  it('has four nodejs24.x functions in the private subnets with the cloud configuration', () => {
-    // The trigger adds a provider function of its own; ours are the four index.handler ones.
+  it('has five nodejs24.x functions in the private subnets; the API, worker and schedule ones with the cloud configuration', () => {
+    // The trigger adds a provider function of its own; ours are the index.handler ones.
     const ours = resources('AWS::Lambda::Function').filter((f) => f.Properties.Handler === 'index.handler');
-    expect(ours).toHaveLength(4);
+    expect(ours).toHaveLength(5);
+    // The extension layer brings its own settings (PARAMETERS_SECRETS_EXTENSION_*, SECRETS_MANAGER_*, SSM_*).
+    const variables = (f: Resource) =>
+      Object.keys((f.Properties.Environment as { Variables: object }).Variables)
+        .filter((v) => !/^(PARAMETERS_SECRETS_EXTENSION_|SECRETS_MANAGER_|SSM_PARAMETER_STORE_)/.test(v))
+        .sort();
+    // The tokens trigger and the migrator get only the database: less to leak, and no cycle with the user pool.
+    const tokens = ours.find((f) => f.Properties.Timeout === 5)!;
+    const migrate = ours.find((f) => f.Properties.Timeout === 600)!;
+    expect(variables(tokens)).toEqual(['DATABASE_SECRET_ARN', 'NODE_EXTRA_CA_CERTS']);
+    expect(variables(migrate)).toEqual(['DATABASE_SECRET_ARN', 'MIGRATIONS_DIR', 'NODE_EXTRA_CA_CERTS']);
     for (const f of ours) {
+      expect(f.Properties).toMatchObject({ Runtime: 'nodejs24.x', VpcConfig: expect.anything() });
+      if (f === tokens || f === migrate) continue;
       expect(f.Properties).toMatchObject({
         Runtime: 'nodejs24.x',
         Architectures: ['arm64'],
@@ -121,7 +133,7 @@ describe('cloud stack', () => {
       }
       expect(env.AWS_REGION).toBeUndefined(); // reserved: Lambda sets it
     }
-    expect(ours.map((f) => f.Properties.Timeout).sort((a, b) => Number(a) - Number(b))).toEqual([29, 30, workerTimeoutSeconds, 600]);
+    expect(ours.map((f) => f.Properties.Timeout).sort((a, b) => Number(a) - Number(b))).toEqual([5, 29, 30, workerTimeoutSeconds, 600]);
   });
 
   it('serves the API through an HTTP API with payload format 2.0', () => {
@@ -176,8 +188,9 @@ describe('cloud stack', () => {
     });
   });
 
-  it('has a Cognito user pool (no self sign-up) and an SRP app client without a secret', () => {
+  it('has a Cognito user pool (no self sign-up, users provisioned before each token) and an SRP app client without a secret', () => {
     template.hasResourceProperties('AWS::Cognito::UserPool', {
+      LambdaConfig: { PreTokenGeneration: Match.anyValue() },
       AdminCreateUserConfig: { AllowAdminCreateUserOnly: true },
       UsernameAttributes: ['email'],
       Policies: { PasswordPolicy: Match.objectLike({ MinimumLength: 12 }) },
@@ -221,7 +234,7 @@ describe('cloud stack', () => {
     expect(dlqAlarms).toHaveLength(cloudQueues.length * 2);
     for (const a of dlqAlarms) expect(a.Properties).toMatchObject({ Namespace: 'AWS/SQS', Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', AlarmActions: [expect.anything()] });
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/ApiGateway', MetricName: '5xx', Statistic: 'Sum', Threshold: 5 });
-    expect(alarms.filter((a) => a.Properties.Namespace === 'AWS/Lambda' && a.Properties.MetricName === 'Errors')).toHaveLength(4);
+    expect(alarms.filter((a) => a.Properties.Namespace === 'AWS/Lambda' && a.Properties.MetricName === 'Errors')).toHaveLength(5);
     template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
   });
 
@@ -244,7 +257,7 @@ describe('function bundles', () => {
   it('bundles each function into one ESM file that starts and answers, with the migrations beside the migrate bundle', async () => {
     const out = path.join(dir, 'bundles');
     const dirs = await bundleLambdas(out);
-    for (const name of ['api', 'worker', 'schedule', 'migrate'] as const) {
+    for (const name of ['api', 'worker', 'schedule', 'migrate', 'cognito-tokens'] as const) {
       const code = await readFile(path.join(dirs[name], 'index.mjs'), 'utf8');
       expect(code.length).toBeGreaterThan(1000);
       expect(code).toMatch(/export\s*\{[^}]*handler/);

@@ -355,9 +355,7 @@ export class SqsQueue implements EventQueue {
     } catch {
       if (!(await this.giveUp(queue, record))) {
         const delay = backoffSeconds(attempt, this.o.retryDelaySeconds, this.o.retryDelayMaxSeconds);
-        await this.client
-          .send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: record.receiptHandle, VisibilityTimeout: delay }))
-          .catch((e: unknown) => this.logger?.warn({ err: (e as Error).message, queue }, 'releasing a failed message failed'));
+        await this.setVisibility(queue, url, record.receiptHandle, delay);
         return;
       }
     }
@@ -369,14 +367,43 @@ export class SqsQueue implements EventQueue {
    * a message on its last attempt is dead-lettered and removed instead of being retried.
    */
   async handleBatch<T>(queue: string, records: SqsRecord[], handler: MessageHandler<T>): Promise<SqsBatchResponse> {
-    this.physicalNames(queue);
+    const names = this.physicalNames(queue);
     // Lambda (with ReportBatchItemFailures) deletes every record not reported, so a
     // dead-lettered record is left out of the report and leaves the queue with the handled ones.
-    return handleSqsBatch(
+    const out = await handleSqsBatch(
       records,
       (r) => handler(toQueueMessage(r) as Parameters<MessageHandler<T>>[0]),
       (r) => this.giveUp(queue, r),
     );
+    if (out.batchItemFailures.length > 0) await this.release(queue, await this.urlOf(names.main), records, out);
+    return out;
+  }
+
+  /**
+   * Reported records would stay hidden for the queue's whole visibility timeout (six times
+   * the worker's); the one that failed comes back after its retry backoff instead, and the
+   * ones never tried come back at once (their groups stay in order: SQS hands out nothing of
+   * a group while an earlier message of it is hidden).
+   */
+  private async release(queue: string, url: string, records: SqsRecord[], out: SqsBatchResponse): Promise<void> {
+    const reported = new Set(out.batchItemFailures.map((f) => f.itemIdentifier));
+    let first = true;
+    for (const r of records) {
+      if (!reported.has(r.messageId)) continue;
+      const attempt = Number(r.attributes.ApproximateReceiveCount ?? '1');
+      const delay = first ? backoffSeconds(attempt, this.o.retryDelaySeconds, this.o.retryDelayMaxSeconds) : 0;
+      first = false;
+      await this.setVisibility(queue, url, r.receiptHandle, delay);
+    }
+  }
+
+  /** Best effort: when it fails, the message just comes back after the queue's own timeout. */
+  private async setVisibility(queue: string, url: string, receiptHandle: string, seconds: number): Promise<void> {
+    try {
+      await this.client.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: receiptHandle, VisibilityTimeout: seconds }));
+    } catch (e) {
+      this.logger?.warn({ err: (e as Error).message, queue }, 'changing the visibility of a message failed');
+    }
   }
 
   /** Copies a message on its last attempt to the dead-letter queue; false while attempts remain. */

@@ -159,7 +159,8 @@ describe('SqsQueue', () => {
 
   it('handles a Lambda batch: retries keep FIFO order, a spent message is dead-lettered and removed', async () => {
     const fake = new FakeSqs();
-    const queue = new SqsQueue({ client: fake.client, createQueues: true });
+    // No backoff: the reported head is visible again at once.
+    const queue = new SqsQueue({ client: fake.client, createQueues: true, retryDelaySeconds: 0 });
     await queue.send('release-steps', { n: 1 }, { group: 'g', maxAttempts: 2 });
     await queue.send('release-steps', { n: 2 }, { group: 'g' });
     const url = await queue.urlOf('selfdevop-release-steps.fifo');

@@ -2,7 +2,7 @@
  * The worker and schedule Lambdas with the event payloads AWS sends them: SQS batches
  * (answered with batchItemFailures) and EventBridge scheduled events.
  */
-import { DeleteMessageCommand } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityCommand, DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { MemoryLogger } from '../../adapters/logger/memory.ts';
 import { MemoryQueue } from '../../adapters/queue/memory.ts';
@@ -71,6 +71,14 @@ describe('worker Lambda', () => {
     expect(out.batchItemFailures).toEqual([{ itemIdentifier: event.Records[1]!.messageId }, { itemIdentifier: event.Records[2]!.messageId }]);
     await settle(fake, queue, 'selfdevop-release-steps.fifo', event, out);
     expect(fake.bodies('selfdevop-release-steps.fifo').map((b) => JSON.parse(b).payload.n)).toEqual([2, 3]);
+    // The failed one waits out its backoff (2 s on attempt 1), the untried one comes back at once.
+    const changes = fake.mock.commandCalls(ChangeMessageVisibilityCommand).map((c) => [c.args[0].input.ReceiptHandle, c.args[0].input.VisibilityTimeout]);
+    expect(changes).toEqual([
+      [event.Records[1]!.receiptHandle, 2],
+      [event.Records[2]!.receiptHandle, 0],
+    ]);
+    const again = await pollEvent(fake, queue, 'selfdevop-release-steps.fifo');
+    expect(again.Records.map((r) => JSON.parse(r.body).payload.n)).toEqual([3]);
     fake.mock.restore();
   });
 

@@ -82,3 +82,16 @@ sdo_fail_service() { # service reason
   sdo_compose logs --no-color --tail 40 "$1" >&2 2>&1 || true
   echo "-----" >&2
 }
+
+# The manifest's data lines: `rows <schema>.<table> <count>` for every table, then
+# `migrations <v1,v2,...>`. backup.sh writes them; restore.sh recomputes and compares.
+sdo_counts_sql() {
+  cat <<'SQL'
+select format('rows %s.%s %s', table_schema, table_name,
+  (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text)
+from information_schema.tables
+where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema')
+order by table_schema, table_name;
+select 'migrations ' || coalesce(string_agg(version::text, ',' order by version), '') from schema_migrations;
+SQL
+}

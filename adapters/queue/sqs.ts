@@ -46,6 +46,8 @@ import { assertName, assertSendOptions, deadLetterSuffix } from './names.ts';
 /** Remembers idempotency keys beyond SQS's 5-minute window; claim() is true only the first time. */
 export interface IdempotencyLedger {
   claim(queue: string, key: string): Promise<boolean>;
+  /** Gives a claimed key back when the send it was claimed for failed, so a retry can send. */
+  release(queue: string, key: string): Promise<void>;
 }
 
 /** A process-local ledger: enough for one long-lived process and for tests. */
@@ -56,6 +58,9 @@ export class MemoryIdempotencyLedger implements IdempotencyLedger {
     if (this.seen.has(k)) return false;
     this.seen.add(k);
     return true;
+  }
+  async release(queue: string, key: string): Promise<void> {
+    this.seen.delete(`${queue}\u0000${key}`);
   }
 }
 
@@ -210,8 +215,20 @@ export class SqsQueue implements EventQueue {
 
   async send<T>(queue: string, payload: T, options: SendOptions = {}): Promise<string | null> {
     assertSendOptions(options);
+    this.physicalNames(queue);
+    const key = options.idempotencyKey;
+    if (key === undefined || !this.ledger) return this.sendUnclaimed(queue, payload, options);
+    if (!(await this.ledger.claim(queue, key))) return null;
+    try {
+      return await this.sendUnclaimed(queue, payload, options);
+    } catch (e) {
+      await this.ledger.release(queue, key).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async sendUnclaimed(queue: string, payload: unknown, options: SendOptions): Promise<string> {
     const names = this.physicalNames(queue);
-    if (options.idempotencyKey !== undefined && this.ledger && !(await this.ledger.claim(queue, options.idempotencyKey))) return null;
     const id = randomUUID();
     const groupId = toGroupId(options.group ?? id);
     const dedupId = options.idempotencyKey === undefined ? id : sha256(`${queue}\u0000${options.idempotencyKey}`);

@@ -134,6 +134,20 @@ describe('SqsQueue', () => {
     fake.mock.restore();
   });
 
+  it('gives the idempotency key back when the send fails, so a retry is sent', async () => {
+    const ledger = new MemoryIdempotencyLedger();
+    const down = new FakeSqs();
+    down.mock.on(SendMessageCommand).rejects(Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable' }));
+    const failing = new SqsQueue({ client: down.client, createQueues: true, ledger });
+    await expect(failing.send('jobs', { v: 1 }, { idempotencyKey: 'k' })).rejects.toThrow('Service Unavailable');
+    down.mock.restore();
+    const up = new FakeSqs();
+    const retry = new SqsQueue({ client: up.client, createQueues: true, ledger });
+    expect(await retry.send('jobs', { v: 1 }, { idempotencyKey: 'k' })).toEqual(expect.any(String));
+    expect(await retry.send('jobs', { v: 1 }, { idempotencyKey: 'k' })).toBeNull();
+    up.mock.restore();
+  });
+
   it('sends delayed messages through the standard delay queue, one 900 s hop at a time', async () => {
     const fake = new FakeSqs();
     const queue = new SqsQueue({ client: fake.client, createQueues: true });

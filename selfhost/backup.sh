@@ -4,10 +4,10 @@
 # sha256 of every file and the row count of every table (counted in the same snapshot the
 # dump reads, so a restore must reproduce them exactly). Then prunes old backups.
 #
-# Usage: backup.sh [--dir DIR] [--to BACKUPS] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]
+# Usage: backup.sh [--dir DIR] [--to BACKUPS] [--keep-last N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N]
 #   --dir DIR     the install directory (default: the one this script is in, else /opt/selfdevop)
 #   --to DIR      where backups go (default BACKUP_DIR from .env, else DIR/backups)
-#   --keep-*      retention: the newest backup of each of the last N days/weeks/months (7/4/6)
+#   --keep-*      retention: the N newest (3), and the newest of each of the last N days/weeks/months (7/4/6)
 # Prints the new backup's path on stdout. Check it with: restore.sh --verify PATH
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,11 +17,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SDO_DIR=${SELFDEVOP_DIR:-}
 [ -z "$SDO_DIR" ] && [ -f "$here/../.env" ] && SDO_DIR="$here/.."
 SDO_DIR=${SDO_DIR:-/opt/selfdevop}
-to="" keep_daily=7 keep_weekly=4 keep_monthly=6
+to="" keep_last=3 keep_daily=7 keep_weekly=4 keep_monthly=6
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) SDO_DIR=${2:?}; shift ;;
     --to) to=${2:?}; shift ;;
+    --keep-last) keep_last=${2:?}; shift ;;
     --keep-daily) keep_daily=${2:?}; shift ;;
     --keep-weekly) keep_weekly=${2:?}; shift ;;
     --keep-monthly) keep_monthly=${2:?}; shift ;;
@@ -100,12 +101,13 @@ trap - EXIT
 # Newest first; keep a backup when it is the newest of a day, week or month still within
 # its quota. Only directories this script made (selfdevop-<timestamp>) are considered.
 declare -A seen_day seen_week seen_month
-days=0 weeks=0 months=0 removed=0
+days=0 weeks=0 months=0 removed=0 newest=0
 for b in $(ls -1d "$to"/selfdevop-*Z 2>/dev/null | sort -r); do
   ts=${b##*/selfdevop-}
   iso="${ts:0:4}-${ts:4:2}-${ts:6:2}"
   day=$iso week=$(date -u -d "$iso" +%G-W%V) month=${iso:0:7}
-  keep=0
+  keep=0 newest=$((newest + 1))
+  [ $newest -le "$keep_last" ] && keep=1
   if [ -z "${seen_day[$day]:-}" ] && [ $days -lt "$keep_daily" ]; then seen_day[$day]=1; days=$((days + 1)); keep=1; fi
   if [ -z "${seen_week[$week]:-}" ] && [ $weeks -lt "$keep_weekly" ]; then seen_week[$week]=1; weeks=$((weeks + 1)); keep=1; fi
   if [ -z "${seen_month[$month]:-}" ] && [ $months -lt "$keep_monthly" ]; then seen_month[$month]=1; months=$((months + 1)); keep=1; fi

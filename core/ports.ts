@@ -267,6 +267,15 @@ export interface IdentityRepo {
   countUsers(): Promise<number>;
   /** Finds which org owns a record, for workers that receive only an id. */
   findDomainByHostname?(hostname: string): Promise<Pick<Domain, 'id' | 'orgId' | 'status'> | null>;
+  /**
+   * Custom domains' sweep: across orgs, domains whose checks look stopped — never checked,
+   * `active` ones not checked since `before.active`, other non-failed ones not since
+   * `before.other` — stalest first, at most `limit` (≤ 1000).
+   */
+  domainsToCheck?(
+    before: { active: string; other: string },
+    limit: number,
+  ): Promise<Pick<Domain, 'id' | 'orgId' | 'status' | 'checkedAt'>[]>;
 }
 
 export interface ListFilter {

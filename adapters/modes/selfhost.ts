@@ -23,6 +23,7 @@ import { AskGate } from '../../core/domains/ask-gate.ts';
 import { handleDomainCheck } from '../../core/domains/check.ts';
 import { defaultDomainConfig, domainChecksQueue, type DomainConfig, type DomainDeps } from '../../core/domains/deps.ts';
 import { NegativeCachingResolver } from '../../core/domains/dns-cache.ts';
+import { domainSweepCron, domainSweepQueue, domainSweepSchedule, handleDomainSweep } from '../../core/domains/sweep.ts';
 import { NodeDnsResolver } from '../dns/node.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { DockerRuntime } from '../runtime/docker.ts';
@@ -171,11 +172,14 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
       const stops = [
         await queues.queue.consume(releaseStepsQueue, handleReleaseStep(release), { concurrency }),
         await queues.queue.consume(releaseRetireQueue, handleReleaseRetire(release), { concurrency }),
-        // Each check schedules the next one itself (delayed message), so no cron is needed.
+        // Each check schedules the next one itself (delayed message); the sweep every minute
+        // only re-arms chains that stopped (a message lost or given up on).
         await queues.queue.consume(domainChecksQueue, handleDomainCheck(domains), { concurrency }),
+        await queues.queue.consume(domainSweepQueue, handleDomainSweep(domains)),
         await queues.queue.consume(webhookEventsQueue, handleWebhookEvent(webhooks), { concurrency }),
         await queues.queue.consume(webhookDeliveriesQueue, handleWebhookDelivery(webhooks), { concurrency }),
       ];
+      await queues.scheduler.schedule(domainSweepSchedule, domainSweepCron, domainSweepQueue);
       const stop = async () => {
         await Promise.all(stops.map((s) => s()));
       };

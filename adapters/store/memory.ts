@@ -731,6 +731,30 @@ class MemoryIdentity implements IdentityRepo {
     return this.tables.users.size;
   }
 
+  /** Custom domains' sweep: as the PostgreSQL function selfdevop_domains_to_check (migration 0002). */
+  async domainsToCheck(
+    before: { active: string; other: string },
+    limit: number,
+  ): Promise<Pick<Domain, 'id' | 'orgId' | 'status' | 'checkedAt'>[]> {
+    const checked = (r: Record<string, unknown>) => (r.checkedAt === null ? null : Date.parse(String(r.checkedAt)));
+    const stale = (r: Record<string, unknown>) => {
+      const at = checked(r);
+      if (r.status === 'failed') return false;
+      if (at === null) return true;
+      return at < Date.parse(r.status === 'active' ? before.active : before.other);
+    };
+    return [...this.tables.domains.values()]
+      .filter(stale)
+      .sort((x, y) => (checked(x) ?? -Infinity) - (checked(y) ?? -Infinity) || String(x.id).localeCompare(String(y.id)))
+      .slice(0, Math.min(Math.max(limit, 0), 1000))
+      .map((r) => ({
+        id: String(r.id),
+        orgId: String(r.orgId),
+        status: r.status as Domain['status'],
+        checkedAt: r.checkedAt === null ? null : String(r.checkedAt),
+      }));
+  }
+
   async findDomainByHostname(
     hostname: string,
   ): Promise<Pick<Domain, 'id' | 'orgId' | 'status'> | null> {

@@ -794,6 +794,19 @@ class PgIdentity implements IdentityRepo {
     return Number(r.rows[0]?.n ?? 0);
   }
 
+  /** Custom domains' sweep (migration 0002): stale domains across orgs, through a definer function. */
+  async domainsToCheck(
+    before: { active: string; other: string },
+    limit: number,
+  ): Promise<Pick<Domain, 'id' | 'orgId' | 'status' | 'checkedAt'>[]> {
+    const r = await this.db.query(
+      'select id, org_id, status, checked_at from selfdevop_domains_to_check($1, $2, $3)',
+      [before.active, before.other, limit],
+    );
+    const t = table<Pick<Domain, 'id' | 'orgId' | 'status' | 'checkedAt'>>('domains', ['id', 'orgId', 'status', 'checkedAt']);
+    return r.rows.map((row) => fromRow(t, row));
+  }
+
   async findDomainByHostname(
     hostname: string,
   ): Promise<Pick<Domain, 'id' | 'orgId' | 'status'> | null> {

@@ -366,6 +366,30 @@ export function runStoreContract({ make }: StoreFixture): void {
         });
         expect(await store.identity.findDomainByHostname!('unknown.example.test')).toBeNull();
       });
+
+      it('lists domains whose checks look stopped, across orgs: stalest first, failed ones never', async () => {
+        const host = () => `sweep-${ids.newSecret(4).toLowerCase()}.example.test`;
+        const inB = (o: Partial<Domain>) => aDomain(b.orgId, b.serviceId, b.environmentId, { hostname: host(), ...o });
+        const inA2 = (o: Partial<Domain>) => aDomain(a.orgId, a.serviceId, a.environmentId, { hostname: host(), ...o });
+        const pendingOld = inB({ checkedAt: at(-900_000) });
+        const pendingRecent = inB({ checkedAt: at(-10) });
+        const activeOld = inA2({ checkedAt: at(-990_000), status: 'active' });
+        const activeRecent = inA2({ checkedAt: at(-900_000 + 1), status: 'active' });
+        const failed = inB({ checkedAt: at(-999_000), status: 'failed' });
+        const never = inA2({ checkedAt: null });
+        const all = [pendingOld, pendingRecent, activeOld, activeRecent, failed, never];
+        for (const d of all) await store.withOrg(d.orgId, (r) => r.domains.insert(d));
+        const before = { active: at(-950_000), other: at(-100) };
+        const due = await store.identity.domainsToCheck!(before, 1000);
+        const mine = due.filter((d) => all.some((x) => x.id === d.id));
+        expect(mine).toEqual([
+          { id: never.id, orgId: a.orgId, status: 'pending_dns', checkedAt: null },
+          { id: activeOld.id, orgId: a.orgId, status: 'active', checkedAt: at(-990_000) },
+          { id: pendingOld.id, orgId: b.orgId, status: 'pending_dns', checkedAt: at(-900_000) },
+        ]);
+        expect((await store.identity.domainsToCheck!(before, 1)).length).toBe(1);
+        expect(await store.identity.domainsToCheck!(before, 0)).toEqual([]);
+      });
     });
 
     describe('orgs', () => {

@@ -238,6 +238,8 @@ describe('row-level security', () => {
       'selfdevop_api_key_by_hash',
       'selfdevop_count_users',
       'selfdevop_domain_by_hostname',
+      // Custom domains' sweep (migrations/0002_domain_sweep.sql).
+      'selfdevop_domains_to_check',
       'selfdevop_memberships_of',
     ]);
     for (const f of fns.rows) {
@@ -262,8 +264,9 @@ describe('row-level security', () => {
         app.query(`insert into schema_migrations (version, name, checksum) values (999, 'x', 'y')`),
       ),
     ).toBe('42501');
-    expect((await app.query('select version from schema_migrations')).rows).toEqual([
+    expect((await app.query('select version from schema_migrations order by version')).rows).toEqual([
       { version: 1 },
+      { version: 2 },
     ]);
   });
 });

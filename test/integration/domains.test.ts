@@ -84,7 +84,8 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
       edgeTlsAddress: `127.0.0.1:${httpsPort}`,
       edgeIpv4: ['127.0.0.1'],
       dnsServers: [dns.dnsAddress],
-      release: { maxStepAttempts: 2 },
+      // A loaded machine can keep Caddy's admin API restarting for a while; retry longer.
+      release: { maxStepAttempts: 4 },
       domains: {
         dnsBaseDelaySeconds: 1,
         dnsMaxDelaySeconds: 2,
@@ -128,7 +129,7 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
       await new Promise((x) => setTimeout(x, 100));
       r = await req('GET', `/api/releases/${rel.body.id}`, { token });
     }
-    expect(r.body.status, r.text).toBe('completed');
+    expect(r.body.status, `${r.text}\ncaddy: ${caddy.log().slice(-3000)}`).toBe('completed');
     environmentId = r.body.environmentId;
   }, 120_000);
 

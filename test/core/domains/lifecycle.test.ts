@@ -7,6 +7,7 @@ import {
   domainChecksQueue,
   getDomain,
   listDomains,
+  sweepDomains,
   verifyDomain,
   type DomainCheckMessage,
   type DomainView,
@@ -291,5 +292,46 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     await expect(verifyDomain(h.deps, stranger, d.id)).rejects.toMatchObject({ kind: 'not_found' });
     await expect(deleteDomain(h.deps, stranger, d.id)).rejects.toMatchObject({ kind: 'not_found' });
     expect((await h.domain(d.id)).orgId).toBe(orgId);
+  });
+});
+
+describe('the domain sweep (re-arms stopped checks)', () => {
+  it('sends one more check for a domain whose chain stopped, once per stale stamp, and the chain resumes', async () => {
+    const h = await setupDomains();
+    const d = await createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'lost.example.com' });
+    await h.runDue(1);
+    // The next check's message is lost.
+    for (const s of h.queue.of(domainChecksQueue)) s.handled = true;
+    expect(await sweepDomains(h.deps)).toBe(0);
+    h.clock.advance((2 * h.deps.config.dnsMaxDelaySeconds + 61) * 1000);
+    expect(await sweepDomains(h.deps)).toBe(1);
+    expect(await sweepDomains(h.deps)).toBe(1);
+    const sent = h.queue.of(domainChecksQueue).filter((s) => !s.handled);
+    expect(sent).toHaveLength(1);
+    h.point(await h.domain(d.id));
+    await h.serve();
+    await h.runDue();
+    expect((await h.domain(d.id)).status).toBe('cert_pending');
+  });
+
+  it('leaves active domains alone until well past their recheck, and failed ones for ever', async () => {
+    const h = await setupDomains({ dnsGiveUpSeconds: 60 });
+    const active = await createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'ok.example.com' });
+    const failing = await createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'bad.example.com' });
+    await h.serve();
+    h.point(await h.domain(active.id));
+    h.edge.issue('ok.example.com');
+    await h.runDue();
+    for (let i = 0; i < 5 && (await h.domain(failing.id)).status !== 'failed'; i++) {
+      h.clock.advance(61_000);
+      await h.runDue();
+    }
+    expect((await h.domain(failing.id)).status).toBe('failed');
+    expect((await h.domain(active.id)).status).toBe('active');
+    for (const s of h.queue.of(domainChecksQueue)) s.handled = true;
+    h.clock.advance(3600_000);
+    expect(await sweepDomains(h.deps)).toBe(0);
+    h.clock.advance(3600_000 + 61_000);
+    expect(await sweepDomains(h.deps)).toBe(1);
   });
 });

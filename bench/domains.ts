@@ -35,7 +35,13 @@ const repeats = 3;
 const host = (i: number) => `d${i}.customers.example.test`;
 
 function serviceRoute(index: number, hosts: string[]): RouteSpec {
-  return { id: `sdo-svc_${index}-env_1`, hosts, upstreams: [`127.0.0.1:${20_000 + (index % 10_000)}`], sticky: false, drainSeconds: 300 };
+  return {
+    id: `sdo-svc_${index}-env_1`,
+    hosts,
+    upstreams: [`127.0.0.1:${20_000 + (index % 10_000)}`],
+    sticky: false,
+    drainSeconds: 300,
+  };
 }
 
 async function withCaddy<T>(fn: (edge: CaddyEdgeRouter) => Promise<T>): Promise<T> {
@@ -47,7 +53,13 @@ async function withCaddy<T>(fn: (edge: CaddyEdgeRouter) => Promise<T>): Promise<
     trustedRootsPemFiles: [],
   });
   try {
-    return await fn(new CaddyEdgeRouter({ adminUrl: caddy.adminUrl, server: caddy.serverName, timeoutMs: 300_000 }));
+    return await fn(
+      new CaddyEdgeRouter({
+        adminUrl: caddy.adminUrl,
+        server: caddy.serverName,
+        timeoutMs: 300_000,
+      }),
+    );
   } finally {
     await caddy.stop();
   }
@@ -71,22 +83,37 @@ async function routesBench(n: number) {
   // The design used: custom hosts join their service environment's route (100 per route here).
   const shared = await withCaddy(async (edge) => {
     const routes = Array.from({ length: Math.ceil(n / perRoute) }, (_, r) =>
-      serviceRoute(r, Array.from({ length: perRoute }, (_, j) => host(r * perRoute + j))),
+      serviceRoute(
+        r,
+        Array.from({ length: perRoute }, (_, j) => host(r * perRoute + j)),
+      ),
     );
     await edge.putMany(routes);
-    return measureAdds((k) => edge.updateHosts(routes[k]!.id, { add: [`new${k}.customers.example.test`] }));
+    return measureAdds((k) =>
+      edge.updateHosts(routes[k]!.id, { add: [`new${k}.customers.example.test`] }),
+    );
   });
   // For comparison: one route (with its own reverse_proxy) per custom domain.
   const perDomain = await withCaddy(async (edge) => {
-    await edge.putMany(Array.from({ length: n }, (_, i) => ({ ...serviceRoute(i, [host(i)]), id: `dom-${i}` })));
-    return measureAdds((k) => edge.put({ ...serviceRoute(n + k, [`new${k}.customers.example.test`]), id: `dom-new-${k}` }));
+    await edge.putMany(
+      Array.from({ length: n }, (_, i) => ({ ...serviceRoute(i, [host(i)]), id: `dom-${i}` })),
+    );
+    return measureAdds((k) =>
+      edge.put({ ...serviceRoute(n + k, [`new${k}.customers.example.test`]), id: `dom-new-${k}` }),
+    );
   });
   // The design used when every service environment has exactly one custom host (N routes).
   const oneHostPerService = await withCaddy(async (edge) => {
     await edge.putMany(Array.from({ length: n }, (_, i) => serviceRoute(i, [host(i)])));
-    return measureAdds((k) => edge.updateHosts(serviceRoute(k, []).id, { add: [`new${k}.customers.example.test`] }));
+    return measureAdds((k) =>
+      edge.updateHosts(serviceRoute(k, []).id, { add: [`new${k}.customers.example.test`] }),
+    );
   });
-  return { hostsOnServiceRoutes: shared, routePerDomain: perDomain, hostsOnServiceRoutesOneEach: oneHostPerService };
+  return {
+    hostsOnServiceRoutes: shared,
+    routePerDomain: perDomain,
+    hostsOnServiceRoutesOneEach: oneHostPerService,
+  };
 }
 
 // ---------------------------------------------------------------- the whole stack
@@ -117,23 +144,39 @@ async function startStack() {
     trustedRootsPemFiles: [pebble.certFile],
   });
   const req = api.request;
-  const s = await req('POST', '/api/auth/local/signup', { body: { email: 'bench@example.com', password: 'correct horse battery' } });
+  const s = await req('POST', '/api/auth/local/signup', {
+    body: { email: 'bench@example.com', password: 'correct horse battery' },
+  });
   const token: string = s.body.token;
   const orgId: string = s.body.org.id;
   const projectId = (await req('POST', '/api/projects', { token, body: { name: 'shop' } })).body.id;
-  await req('POST', '/api/nodes', { token, body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' } });
+  await req('POST', '/api/nodes', {
+    token,
+    body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
+  });
   const svc = await req('POST', '/api/services', {
     token,
-    body: { projectId, name: 'web', image: 'selfdevop-test/app:v1', containerPort: 8080, healthcheckPath: '/health', health: { intervalMs: 100, successes: 2 } },
+    body: {
+      projectId,
+      name: 'web',
+      image: 'selfdevop-test/app:v1',
+      containerPort: 8080,
+      healthcheckPath: '/health',
+      health: { intervalMs: 100, successes: 2 },
+    },
   });
   const serviceId: string = svc.body.id;
-  const rel = await req('POST', '/api/releases', { token, body: { serviceId, image: 'selfdevop-test/app:v1' } });
+  const rel = await req('POST', '/api/releases', {
+    token,
+    body: { serviceId, image: 'selfdevop-test/app:v1' },
+  });
   let r = await req('GET', `/api/releases/${rel.body.id}`, { token });
   for (let i = 0; i < 600 && !['completed', 'failed'].includes(r.body.status); i++) {
     await new Promise((x) => setTimeout(x, 100));
     r = await req('GET', `/api/releases/${rel.body.id}`, { token });
   }
-  if (r.body.status !== 'completed') throw new Error(`the bench's release did not complete: ${r.text}`);
+  if (r.body.status !== 'completed')
+    throw new Error(`the bench's release did not complete: ${r.text}`);
   return {
     api,
     dns,
@@ -158,7 +201,16 @@ type Stack = Awaited<ReturnType<typeof startStack>>;
 function httpsBody(stack: Stack, hostname: string): Promise<string | null> {
   return new Promise((resolve) => {
     const r = https.get(
-      { host: '127.0.0.1', port: stack.httpsPort, path: '/version', servername: hostname, headers: { host: hostname }, ca: stack.root, agent: false, timeout: 5000 },
+      {
+        host: '127.0.0.1',
+        port: stack.httpsPort,
+        path: '/version',
+        servername: hostname,
+        headers: { host: hostname },
+        ca: stack.root,
+        agent: false,
+        timeout: 5000,
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
@@ -173,7 +225,10 @@ function httpsBody(stack: Stack, hostname: string): Promise<string | null> {
 
 /** Seconds from the TXT record appearing to HTTPS answering with the app (bounded at 120 s). */
 async function txtToHttps(stack: Stack, hostname: string, verifyNow: boolean): Promise<number> {
-  const d = await stack.api.request('POST', '/api/domains', { token: stack.token, body: { serviceId: stack.serviceId, hostname } });
+  const d = await stack.api.request('POST', '/api/domains', {
+    token: stack.token,
+    body: { serviceId: stack.serviceId, hostname },
+  });
   if (d.status !== 201) throw new Error(`POST /api/domains answered ${d.status}: ${d.text}`);
   const txt = d.body.records[0] as { name: string; value: string };
   // The owner adds the record after the worker's first look found none (the usual order).
@@ -184,10 +239,12 @@ async function txtToHttps(stack: Stack, hostname: string, verifyNow: boolean): P
   }
   const started = performance.now();
   await stack.dns.setTxt(txt.name, txt.value);
-  if (verifyNow) await stack.api.request('POST', `/api/domains/${d.body.id}/verify`, { token: stack.token });
+  if (verifyNow)
+    await stack.api.request('POST', `/api/domains/${d.body.id}/verify`, { token: stack.token });
   // Polls the endpoint a visitor would use; the first successful handshake is the answer.
   while (performance.now() - started < 120_000) {
-    if ((await httpsBody(stack, hostname)) === 'v1') return round((performance.now() - started) / 1000, 2);
+    if ((await httpsBody(stack, hostname)) === 'v1')
+      return round((performance.now() - started) / 1000, 2);
     await new Promise((x) => setTimeout(x, 100));
   }
   throw new Error(`https://${hostname} did not answer within 120 s`);
@@ -238,7 +295,9 @@ async function askBench(stack: Stack) {
   for (let i = 0; i < 3000; i++) {
     const n = (i * 7919) % total;
     const started = performance.now();
-    const status = await ask(n % 10 === 9 ? `unknown${n}.example.test` : `ask${n}.customers.example.test`);
+    const status = await ask(
+      n % 10 === 9 ? `unknown${n}.example.test` : `ask${n}.customers.example.test`,
+    );
     samples.push(performance.now() - started);
     statuses.set(status, (statuses.get(status) ?? 0) + 1);
     const healthStarted = performance.now();

@@ -52,7 +52,8 @@ export class MemoryDnsResolver implements DnsResolver {
 
   #lookup(type: RecordType, name: string): string[] {
     this.queries.push(`${type} ${key(name)}`);
-    if (this.#unreachable) throw new Unavailable('dns', `${type.toUpperCase()} ${name}: the DNS server does not answer`);
+    if (this.#unreachable)
+      throw new Unavailable('dns', `${type.toUpperCase()} ${name}: the DNS server does not answer`);
     return [...(this.#records.get(`${type} ${key(name)}`) ?? [])];
   }
 }

@@ -24,7 +24,10 @@ export class NodeDnsResolver implements DnsResolver {
   readonly #servers: string;
 
   constructor(options: NodeDnsResolverOptions = {}) {
-    this.#resolver = new Resolver({ timeout: options.timeoutMs ?? 2_000, tries: options.tries ?? 2 });
+    this.#resolver = new Resolver({
+      timeout: options.timeoutMs ?? 2_000,
+      tries: options.tries ?? 2,
+    });
     if (options.servers?.length) this.#resolver.setServers(options.servers);
     this.#servers = this.#resolver.getServers().join(', ');
   }
@@ -49,7 +52,10 @@ export class NodeDnsResolver implements DnsResolver {
       const code = (e as NodeJS.ErrnoException).code ?? '';
       if (emptyAnswers.has(code)) return [];
       // Timeouts, refused connections and SERVFAIL say nothing about the record.
-      const error = new Unavailable('dns', `${type} ${name} via ${this.#servers || 'system resolvers'}: ${code || (e as Error).message}`);
+      const error = new Unavailable(
+        'dns',
+        `${type} ${name} via ${this.#servers || 'system resolvers'}: ${code || (e as Error).message}`,
+      );
       error.cause = e;
       throw error;
     }

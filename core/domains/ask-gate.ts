@@ -16,7 +16,10 @@ export class AskGate {
   readonly #maxHosts: number;
   readonly #hosts = new Map<string, { asks: number[]; nextAt: number }>();
 
-  constructor(clock: Clock, options: { perHostPerHour: number; baseBackoffSeconds: number; maxHosts?: number }) {
+  constructor(
+    clock: Clock,
+    options: { perHostPerHour: number; baseBackoffSeconds: number; maxHosts?: number },
+  ) {
     this.#clock = clock;
     this.#perHour = options.perHostPerHour;
     this.#baseMs = options.baseBackoffSeconds * 1000;

@@ -1,7 +1,13 @@
 import { isDomainError } from '../errors.ts';
 import type { AuditEvent, Domain, DomainStatus } from '../models.ts';
 import type { MessageHandler, OrgRepos } from '../ports.ts';
-import { backoffSeconds, domainChecksQueue, domainWorkerActor, type DomainCheckMessage, type DomainDeps } from './deps.ts';
+import {
+  backoffSeconds,
+  domainChecksQueue,
+  domainWorkerActor,
+  type DomainCheckMessage,
+  type DomainDeps,
+} from './deps.ts';
 import { checkRecords, type DnsVerdict } from './records.ts';
 import { changeRouteHosts } from './route-hosts.ts';
 import { assertDomainMove } from './state-machine.ts';
@@ -34,7 +40,12 @@ interface Run {
 }
 
 /** Appends a worker event to the audit trail in `repos`' transaction, and hands it to webhooks. */
-async function audit(r: Run, repos: OrgRepos, action: string, data: Record<string, unknown> = {}): Promise<void> {
+async function audit(
+  r: Run,
+  repos: OrgRepos,
+  action: string,
+  data: Record<string, unknown> = {},
+): Promise<void> {
   const event: AuditEvent = {
     id: r.deps.ids.newId('aud'),
     orgId: r.domain.orgId,
@@ -43,7 +54,12 @@ async function audit(r: Run, repos: OrgRepos, action: string, data: Record<strin
     action,
     targetType: 'domain',
     targetId: r.domain.id,
-    data: { hostname: r.domain.hostname, serviceId: r.domain.serviceId, environmentId: r.domain.environmentId, ...data },
+    data: {
+      hostname: r.domain.hostname,
+      serviceId: r.domain.serviceId,
+      environmentId: r.domain.environmentId,
+      ...data,
+    },
     requestId: null,
     createdAt: r.deps.clock.now().toISOString(),
   };
@@ -58,21 +74,36 @@ async function save(
   patch: Partial<Omit<Domain, 'id' | 'orgId'>>,
   extra?: (repos: OrgRepos) => Promise<void>,
 ): Promise<void> {
-  if (patch.status && patch.status !== r.domain.status) assertDomainMove(r.domain.status, patch.status);
+  if (patch.status && patch.status !== r.domain.status)
+    assertDomainMove(r.domain.status, patch.status);
   const full = { ...patch, checkedAt: r.at };
   await r.deps.store.withOrg(r.domain.orgId, async (repos) => {
     await repos.domains.update(r.domain.id, full);
     await extra?.(repos);
   });
   if (patch.status && patch.status !== r.domain.status) {
-    r.deps.logger.info({ domainId: r.domain.id, hostname: r.domain.hostname, from: r.domain.status, to: patch.status }, 'domain moved');
+    r.deps.logger.info(
+      {
+        domainId: r.domain.id,
+        hostname: r.domain.hostname,
+        from: r.domain.status,
+        to: patch.status,
+      },
+      'domain moved',
+    );
   }
   r.domain = { ...r.domain, ...full };
 }
 
 /** Schedules the next check of the domain's current phase (n-th of the phase). */
 async function scheduleNext(r: Run, n: number, since: string, delaySeconds: number): Promise<void> {
-  const next: DomainCheckMessage = { orgId: r.domain.orgId, domainId: r.domain.id, n, expect: r.domain.checkedAt, since };
+  const next: DomainCheckMessage = {
+    orgId: r.domain.orgId,
+    domainId: r.domain.id,
+    n,
+    expect: r.domain.checkedAt,
+    since,
+  };
   await r.deps.queue.send(domainChecksQueue, next, {
     delaySeconds,
     idempotencyKey: `${r.domain.id}:${r.domain.checkedAt}`,
@@ -82,7 +113,9 @@ async function scheduleNext(r: Run, n: number, since: string, delaySeconds: numb
 
 const seconds = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 1000;
 
-async function lookup(r: Run): Promise<DnsVerdict | { ok: false; reason: string; unavailable: true }> {
+async function lookup(
+  r: Run,
+): Promise<DnsVerdict | { ok: false; reason: string; unavailable: true }> {
   const resolver = r.message.now ? r.deps.dnsFresh : r.deps.dns;
   try {
     return await checkRecords(resolver, r.domain, r.target);
@@ -101,11 +134,18 @@ async function pendingDns(r: Run): Promise<void> {
     const waited = seconds(r.message.since, r.at);
     if (waited >= config.dnsGiveUpSeconds) {
       const reason = `DNS not verified after ${Math.round(waited / 3600)} h: ${verdict.reason}; fix the records and POST /api/domains/${r.domain.id}/verify`;
-      await save(r, { status: 'failed', dnsStatus: 'failed', lastError: reason }, (repos) => audit(r, repos, 'domain.failed', { reason }));
+      await save(r, { status: 'failed', dnsStatus: 'failed', lastError: reason }, (repos) =>
+        audit(r, repos, 'domain.failed', { reason }),
+      );
       return;
     }
     await save(r, { dnsStatus: 'pending', lastError: verdict.reason });
-    await scheduleNext(r, r.message.n + 1, r.message.since, backoffSeconds(r.message.n, config.dnsBaseDelaySeconds, config.dnsMaxDelaySeconds));
+    await scheduleNext(
+      r,
+      r.message.n + 1,
+      r.message.since,
+      backoffSeconds(r.message.n, config.dnsBaseDelaySeconds, config.dnsMaxDelaySeconds),
+    );
     return;
   }
   await save(r, { status: 'dns_verified', dnsStatus: 'verified', lastError: null }, (repos) =>
@@ -119,16 +159,33 @@ async function route(r: Run, n: number, since: string): Promise<void> {
   const { config } = r.deps;
   let routed;
   try {
-    routed = await changeRouteHosts(r.deps.edge, domainRouteId(r.domain), { add: [r.domain.hostname] });
+    routed = await changeRouteHosts(r.deps.edge, domainRouteId(r.domain), {
+      add: [r.domain.hostname],
+    });
   } catch (e) {
-    await save(r, { lastError: `adding ${r.domain.hostname} to the edge failed, retrying: ${errorText(e)}` });
-    await scheduleNext(r, n + 1, since, backoffSeconds(n, config.certBaseDelaySeconds, config.certMaxDelaySeconds));
+    await save(r, {
+      lastError: `adding ${r.domain.hostname} to the edge failed, retrying: ${errorText(e)}`,
+    });
+    await scheduleNext(
+      r,
+      n + 1,
+      since,
+      backoffSeconds(n, config.certBaseDelaySeconds, config.certMaxDelaySeconds),
+    );
     return;
   }
   if (!routed) {
     // Nothing serves the service environment yet; the host joins its route once a release does.
-    await save(r, { lastError: 'the service has no serving release in this environment yet; the host is routed after its first release completes' });
-    await scheduleNext(r, n + 1, since, backoffSeconds(n, config.dnsBaseDelaySeconds, config.dnsMaxDelaySeconds));
+    await save(r, {
+      lastError:
+        'the service has no serving release in this environment yet; the host is routed after its first release completes',
+    });
+    await scheduleNext(
+      r,
+      n + 1,
+      since,
+      backoffSeconds(n, config.dnsBaseDelaySeconds, config.dnsMaxDelaySeconds),
+    );
     return;
   }
   await save(r, { status: 'cert_pending', tlsStatus: 'pending', lastError: null }, (repos) =>
@@ -139,16 +196,26 @@ async function route(r: Run, n: number, since: string): Promise<void> {
 
 async function certificate(r: Run, n: number, since: string): Promise<void> {
   const { config, edge } = r.deps;
-  const next = () => scheduleNext(r, n + 1, since, backoffSeconds(n, config.certBaseDelaySeconds, config.certMaxDelaySeconds));
+  const next = () =>
+    scheduleNext(
+      r,
+      n + 1,
+      since,
+      backoffSeconds(n, config.certBaseDelaySeconds, config.certMaxDelaySeconds),
+    );
   if (!edge.certificate) {
-    await save(r, { lastError: 'this edge cannot report certificates; the domain stays cert_pending' });
+    await save(r, {
+      lastError: 'this edge cannot report certificates; the domain stays cert_pending',
+    });
     return;
   }
   // The host may have been dropped from the route meanwhile (a racing route change): re-add.
   try {
     await changeRouteHosts(edge, domainRouteId(r.domain), { add: [r.domain.hostname] });
   } catch (e) {
-    await save(r, { lastError: `adding ${r.domain.hostname} to the edge failed, retrying: ${errorText(e)}` });
+    await save(r, {
+      lastError: `adding ${r.domain.hostname} to the edge failed, retrying: ${errorText(e)}`,
+    });
     await next();
     return;
   }
@@ -161,8 +228,11 @@ async function certificate(r: Run, n: number, since: string): Promise<void> {
     return;
   }
   if (cert.status === 'active') {
-    await save(r, { status: 'active', tlsStatus: 'active', dnsStatus: 'verified', lastError: null }, (repos) =>
-      audit(r, repos, 'domain.cert_active', { issuer: cert.issuer, notAfter: cert.notAfter }),
+    await save(
+      r,
+      { status: 'active', tlsStatus: 'active', dnsStatus: 'verified', lastError: null },
+      (repos) =>
+        audit(r, repos, 'domain.cert_active', { issuer: cert.issuer, notAfter: cert.notAfter }),
     );
     await scheduleNext(r, 1, r.at, config.activeRecheckSeconds);
     return;
@@ -170,7 +240,9 @@ async function certificate(r: Run, n: number, since: string): Promise<void> {
   const waited = seconds(since, r.at);
   if (waited >= config.certGiveUpSeconds) {
     const reason = `no certificate after ${Math.round(waited / 60)} min: ${cert.detail ?? 'none served'}; POST /api/domains/${r.domain.id}/verify to try again`;
-    await save(r, { status: 'failed', tlsStatus: 'failed', lastError: reason }, (repos) => audit(r, repos, 'domain.failed', { reason }));
+    await save(r, { status: 'failed', tlsStatus: 'failed', lastError: reason }, (repos) =>
+      audit(r, repos, 'domain.failed', { reason }),
+    );
     return;
   }
   await save(r, { lastError: `certificate not issued yet: ${cert.detail ?? 'none served'}` });
@@ -182,18 +254,33 @@ async function recheck(r: Run): Promise<void> {
   const verdict = await lookup(r);
   if (verdict.ok) {
     if (r.domain.dnsStatus !== 'verified') {
-      await save(r, { dnsStatus: 'verified', lastError: null }, (repos) => audit(r, repos, 'domain.dns_restored'));
+      await save(r, { dnsStatus: 'verified', lastError: null }, (repos) =>
+        audit(r, repos, 'domain.dns_restored'),
+      );
     } else await save(r, {});
     // Keep the host on the route even if a racing change dropped it.
-    await changeRouteHosts(r.deps.edge, domainRouteId(r.domain), { add: [r.domain.hostname] }).catch(() => null);
+    await changeRouteHosts(r.deps.edge, domainRouteId(r.domain), {
+      add: [r.domain.hostname],
+    }).catch(() => null);
   } else if ('unavailable' in verdict) {
     await save(r, { lastError: verdict.reason });
   } else {
     const reason = `DNS records no longer verify: ${verdict.reason}`;
     const flagged = r.domain.dnsStatus !== 'failed';
-    await save(r, { dnsStatus: 'failed', lastError: reason }, flagged ? (repos) => audit(r, repos, 'domain.dns_lost', { reason }) : undefined);
+    await save(
+      r,
+      { dnsStatus: 'failed', lastError: reason },
+      flagged ? (repos) => audit(r, repos, 'domain.dns_lost', { reason }) : undefined,
+    );
   }
-  await scheduleNext(r, 1, r.at, r.domain.dnsStatus === 'verified' ? r.deps.config.activeRecheckSeconds : r.deps.config.dnsMaxDelaySeconds);
+  await scheduleNext(
+    r,
+    1,
+    r.at,
+    r.domain.dnsStatus === 'verified'
+      ? r.deps.config.activeRecheckSeconds
+      : r.deps.config.dnsMaxDelaySeconds,
+  );
 }
 
 /**
@@ -201,7 +288,11 @@ async function recheck(r: Run): Promise<void> {
  * older chain (the domain was checked since) or for a deleted domain does nothing. Store
  * errors are rethrown, so the queue redelivers the message.
  */
-export async function checkDomain(deps: DomainDeps, message: DomainCheckMessage, attempt = 1): Promise<CheckResult> {
+export async function checkDomain(
+  deps: DomainDeps,
+  message: DomainCheckMessage,
+  attempt = 1,
+): Promise<CheckResult> {
   const loaded = await deps.store.withOrg(message.orgId, async (repos) => {
     const domain = await repos.domains.get(message.domainId);
     if (!domain) return null;
@@ -217,7 +308,9 @@ export async function checkDomain(deps: DomainDeps, message: DomainCheckMessage,
   if (!message.now && attempt === 1 && domain.checkedAt !== message.expect) {
     // Written by a check that has not committed yet? Then retry; otherwise this chain is stale.
     if (domain.checkedAt !== null && message.expect !== null && domain.checkedAt < message.expect) {
-      throw new Error(`domain ${domain.id} was checked at ${domain.checkedAt}, before this message expects (${message.expect})`);
+      throw new Error(
+        `domain ${domain.id} was checked at ${domain.checkedAt}, before this message expects (${message.expect})`,
+      );
     }
     return { ran: false, status: domain.status };
   }

@@ -1,4 +1,12 @@
-import type { Clock, DnsResolver, EdgeRouter, EventQueue, IdGenerator, Logger, Store } from '../ports.ts';
+import type {
+  Clock,
+  DnsResolver,
+  EdgeRouter,
+  EventQueue,
+  IdGenerator,
+  Logger,
+  Store,
+} from '../ports.ts';
 import type { EventPublisher } from '../webhooks/events.ts';
 
 /** Queue of domain checks: one message per check of one domain, each scheduling the next. */

@@ -40,7 +40,8 @@ export class NegativeCachingResolver implements DnsResolver {
     this.#misses.delete(key);
     const answer = await ask();
     if (answer.length === 0 && this.#ttlMs > 0) {
-      if (this.#misses.size >= this.#maxEntries) this.#misses.delete(this.#misses.keys().next().value!);
+      if (this.#misses.size >= this.#maxEntries)
+        this.#misses.delete(this.#misses.keys().next().value!);
       this.#misses.set(key, now + this.#ttlMs);
     }
     return answer;

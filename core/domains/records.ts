@@ -18,9 +18,14 @@ export function requiredRecords(
   domain: Pick<Domain, 'hostname' | 'verificationToken'>,
   target: { defaultHost: string; edgeIpv4: string[] },
 ): DnsRecord[] {
-  const txt: DnsRecord = { type: 'TXT', name: challengeName(domain.hostname), value: domain.verificationToken };
+  const txt: DnsRecord = {
+    type: 'TXT',
+    name: challengeName(domain.hostname),
+    value: domain.verificationToken,
+  };
   const ip = target.edgeIpv4[0];
-  if (isApex(domain.hostname) && ip !== undefined) return [txt, { type: 'A', name: domain.hostname, value: ip }];
+  if (isApex(domain.hostname) && ip !== undefined)
+    return [txt, { type: 'A', name: domain.hostname, value: ip }];
   return [txt, { type: 'CNAME', name: domain.hostname, value: target.defaultHost }];
 }
 
@@ -39,16 +44,29 @@ export async function checkRecords(
   const txtName = challengeName(domain.hostname);
   const [txt, cname] = await Promise.all([resolver.txt(txtName), resolver.cname(domain.hostname)]);
   if (!txt.includes(domain.verificationToken)) {
-    const found = txt.length === 0 ? 'none found' : `found ${txt.map((t) => JSON.stringify(t.slice(0, 80))).join(', ')}`;
-    return { ok: false, reason: `TXT record ${txtName} must hold ${domain.verificationToken} (${found})` };
+    const found =
+      txt.length === 0
+        ? 'none found'
+        : `found ${txt.map((t) => JSON.stringify(t.slice(0, 80))).join(', ')}`;
+    return {
+      ok: false,
+      reason: `TXT record ${txtName} must hold ${domain.verificationToken} (${found})`,
+    };
   }
   if (cname.some((c) => sameName(c, target.defaultHost))) return { ok: true, via: 'cname' };
   const wanted = `CNAME ${target.defaultHost}${target.edgeIpv4.length ? ` or A ${target.edgeIpv4.join(', ')}` : ''}`;
   if (cname.length > 0) {
-    return { ok: false, reason: `${domain.hostname} must point at the edge with ${wanted} (found CNAME ${cname.join(', ')})` };
+    return {
+      ok: false,
+      reason: `${domain.hostname} must point at the edge with ${wanted} (found CNAME ${cname.join(', ')})`,
+    };
   }
   const a = await resolver.a(domain.hostname);
-  if (a.length > 0 && target.edgeIpv4.length > 0 && a.every((ip) => target.edgeIpv4.includes(ip))) return { ok: true, via: 'a' };
+  if (a.length > 0 && target.edgeIpv4.length > 0 && a.every((ip) => target.edgeIpv4.includes(ip)))
+    return { ok: true, via: 'a' };
   const found = a.length === 0 ? 'no A or CNAME record found' : `found A ${a.join(', ')}`;
-  return { ok: false, reason: `${domain.hostname} must point at the edge with ${wanted} (${found})` };
+  return {
+    ok: false,
+    reason: `${domain.hostname} must point at the edge with ${wanted} (${found})`,
+  };
 }

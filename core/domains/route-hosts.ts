@@ -19,7 +19,8 @@ export async function changeRouteHosts(
   for (const h of change.add ?? []) if (!hosts.includes(h)) hosts.push(h);
   // A route keeps at least its default host, so it can never be left with none.
   if (hosts.length === 0) return route;
-  if (hosts.length === route.hosts.length && hosts.every((h, i) => h === route.hosts[i])) return route;
+  if (hosts.length === route.hosts.length && hosts.every((h, i) => h === route.hosts[i]))
+    return route;
   const next = { ...route, hosts };
   await edge.put(next);
   return next;

@@ -27,4 +27,8 @@ export function assertDomainMove(from: DomainStatus, to: DomainStatus): void {
 }
 
 /** Statuses in which Caddy may hold a certificate for the host (the on-demand `ask` says yes). */
-export const certificateAllowedStatuses: readonly DomainStatus[] = ['dns_verified', 'cert_pending', 'active'];
+export const certificateAllowedStatuses: readonly DomainStatus[] = [
+  'dns_verified',
+  'cert_pending',
+  'active',
+];

@@ -16,7 +16,9 @@ const perSweep = 500;
  * converge to one, because each check re-stamps `checkedAt` and the other's next message
  * then finds it changed. Returns how many checks it sent.
  */
-export async function sweepDomains(deps: Pick<DomainDeps, 'store' | 'queue' | 'clock' | 'config'>): Promise<number> {
+export async function sweepDomains(
+  deps: Pick<DomainDeps, 'store' | 'queue' | 'clock' | 'config'>,
+): Promise<number> {
   const find = deps.store.identity.domainsToCheck;
   if (!find) return 0;
   const now = deps.clock.now().getTime();
@@ -29,15 +31,26 @@ export async function sweepDomains(deps: Pick<DomainDeps, 'store' | 'queue' | 'c
   const stale = await find.call(deps.store.identity, before, perSweep);
   const since = new Date(now).toISOString();
   for (const d of stale) {
-    const message: DomainCheckMessage = { orgId: d.orgId, domainId: d.id, n: 1, expect: d.checkedAt, since };
+    const message: DomainCheckMessage = {
+      orgId: d.orgId,
+      domainId: d.id,
+      n: 1,
+      expect: d.checkedAt,
+      since,
+    };
     // Keyed by the stale stamp: sweeps finding the same stopped chain re-arm it once.
-    await deps.queue.send(domainChecksQueue, message, { idempotencyKey: `${d.id}:sweep:${d.checkedAt ?? 'never'}`, maxAttempts: 5 });
+    await deps.queue.send(domainChecksQueue, message, {
+      idempotencyKey: `${d.id}:sweep:${d.checkedAt ?? 'never'}`,
+      maxAttempts: 5,
+    });
   }
   return stale.length;
 }
 
 /** The `domain-sweep` queue handler (the schedule's target). */
-export function handleDomainSweep(deps: Pick<DomainDeps, 'store' | 'queue' | 'clock' | 'config' | 'logger'>): MessageHandler {
+export function handleDomainSweep(
+  deps: Pick<DomainDeps, 'store' | 'queue' | 'clock' | 'config' | 'logger'>,
+): MessageHandler {
   return async () => {
     const sent = await sweepDomains(deps);
     if (sent > 0) deps.logger.warn({ domains: sent }, 'domain checks had stopped; re-armed');

@@ -37,7 +37,11 @@ export interface DomainView {
 }
 
 /** The default host of the domain's service environment: the CNAME target. */
-export function targetOf(deps: Pick<DomainDeps, 'config'>, service: Service, environment: Environment) {
+export function targetOf(
+  deps: Pick<DomainDeps, 'config'>,
+  service: Service,
+  environment: Environment,
+) {
   return {
     defaultHost: defaultHosts({ service, environment, edgeDomain: deps.config.edgeDomain })[0]!,
     edgeIpv4: deps.config.edgeIpv4,
@@ -45,9 +49,14 @@ export function targetOf(deps: Pick<DomainDeps, 'config'>, service: Service, env
 }
 
 /** The route a domain's host joins: its service environment's one route. */
-export const domainRouteId = (d: Pick<Domain, 'serviceId' | 'environmentId'>): string => routeId(d.serviceId, d.environmentId);
+export const domainRouteId = (d: Pick<Domain, 'serviceId' | 'environmentId'>): string =>
+  routeId(d.serviceId, d.environmentId);
 
-async function loadTarget(deps: Pick<DomainDeps, 'config'>, repos: OrgRepos, d: Pick<Domain, 'serviceId' | 'environmentId'>) {
+async function loadTarget(
+  deps: Pick<DomainDeps, 'config'>,
+  repos: OrgRepos,
+  d: Pick<Domain, 'serviceId' | 'environmentId'>,
+) {
   const service = await repos.services.get(d.serviceId);
   if (!service) throw new NotFound('service', d.serviceId);
   const environment = await repos.environments.get(d.environmentId);
@@ -75,13 +84,25 @@ function parseInput(input: unknown): z.infer<typeof createDomainInput> {
   const parsed = createDomainInput.safeParse(input);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
-  const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '(body)');
+  const field =
+    issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '(body)');
   throw new InvalidInput(`${field}: ${issue.message}`, { field });
 }
 
 /** Sends the check that runs now (after a commit, so the worker finds the row). */
-export async function sendCheckNow(deps: Pick<DomainDeps, 'queue' | 'clock'>, d: Domain, since: string): Promise<void> {
-  const message: DomainCheckMessage = { orgId: d.orgId, domainId: d.id, n: 1, expect: d.checkedAt, since, now: true };
+export async function sendCheckNow(
+  deps: Pick<DomainDeps, 'queue' | 'clock'>,
+  d: Domain,
+  since: string,
+): Promise<void> {
+  const message: DomainCheckMessage = {
+    orgId: d.orgId,
+    domainId: d.id,
+    n: 1,
+    expect: d.checkedAt,
+    since,
+    now: true,
+  };
   await deps.queue.send(domainChecksQueue, message, {
     idempotencyKey: `${d.id}:now:${deps.clock.now().toISOString()}`,
     maxAttempts: 5,
@@ -137,7 +158,11 @@ export async function createDomain(
   return view(created.domain, requiredRecords(created.domain, created.target));
 }
 
-export async function getDomain(deps: DomainDeps, principal: Principal, domainId: string): Promise<DomainView> {
+export async function getDomain(
+  deps: DomainDeps,
+  principal: Principal,
+  domainId: string,
+): Promise<DomainView> {
   const p = requireOrg(principal);
   return deps.store.withOrg(p.orgId, async (repos) => {
     const d = await repos.domains.get(domainId);
@@ -185,7 +210,11 @@ export async function verifyDomain(
     let current = d;
     if (d.status === 'failed') {
       assertDomainMove('failed', 'pending_dns');
-      const patch = { status: 'pending_dns' as const, dnsStatus: 'pending' as const, tlsStatus: 'none' as const };
+      const patch = {
+        status: 'pending_dns' as const,
+        dnsStatus: 'pending' as const,
+        tlsStatus: 'none' as const,
+      };
       await repos.domains.update(d.id, patch);
       current = { ...d, ...patch };
     }
@@ -195,7 +224,11 @@ export async function verifyDomain(
       targetId: d.id,
       data: { hostname: d.hostname, status: current.status },
     });
-    return { domain: current, since: d.status === 'failed' ? at : d.createdAt, target: await loadTarget(deps, repos, d) };
+    return {
+      domain: current,
+      since: d.status === 'failed' ? at : d.createdAt,
+      target: await loadTarget(deps, repos, d),
+    };
   });
   await sendCheckNow(deps, domain, since);
   return view(domain, requiredRecords(domain, target));

@@ -52,7 +52,9 @@ export function runDnsResolverContract({ make }: { make: () => Promise<DnsHarnes
     it('answers the CNAME target of a name that has one, and [] for one that has none', async () => {
       const host = name('cname');
       await h.setCname(host, 'web-production-abc123.apps.example.test');
-      expect(bare(await h.resolver.cname(host))).toEqual(['web-production-abc123.apps.example.test']);
+      expect(bare(await h.resolver.cname(host))).toEqual([
+        'web-production-abc123.apps.example.test',
+      ]);
       expect(await h.resolver.cname(`_selfdevop-challenge.${name('nocname')}`)).toEqual([]);
     });
 

@@ -25,7 +25,12 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter custom-domain hook
 
   beforeAll(async () => {
     caddy = await startCaddy();
-    edge = new CaddyEdgeRouter({ adminUrl: caddy.adminUrl, server: caddy.serverName, tlsAddress: `127.0.0.1:${caddy.httpPort}`, tlsTimeoutMs: 3000 });
+    edge = new CaddyEdgeRouter({
+      adminUrl: caddy.adminUrl,
+      server: caddy.serverName,
+      tlsAddress: `127.0.0.1:${caddy.httpPort}`,
+      tlsTimeoutMs: 3000,
+    });
   });
   afterAll(async () => {
     await caddy?.stop();
@@ -41,25 +46,41 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter custom-domain hook
 
   it('adds and removes hosts, keeping the rest of the route exactly as it was', async () => {
     await edge.put(route({ sticky: true, upstreams: ['127.0.0.1:20001', '127.0.0.1:20002'] }));
-    const before = JSON.parse((await adminRequest(caddy.adminUrl, 'GET', `/id/${route().id}`)).body);
-    const added = await edge.updateHosts(route().id, { add: ['shop.example.com', 'www.example.com'] });
-    expect(added).toEqual(route({ sticky: true, upstreams: ['127.0.0.1:20001', '127.0.0.1:20002'], hosts: [route().hosts[0]!, 'shop.example.com', 'www.example.com'] }));
+    const before = JSON.parse(
+      (await adminRequest(caddy.adminUrl, 'GET', `/id/${route().id}`)).body,
+    );
+    const added = await edge.updateHosts(route().id, {
+      add: ['shop.example.com', 'www.example.com'],
+    });
+    expect(added).toEqual(
+      route({
+        sticky: true,
+        upstreams: ['127.0.0.1:20001', '127.0.0.1:20002'],
+        hosts: [route().hosts[0]!, 'shop.example.com', 'www.example.com'],
+      }),
+    );
     const after = JSON.parse((await adminRequest(caddy.adminUrl, 'GET', `/id/${route().id}`)).body);
     expect(after.handle).toEqual(before.handle);
     // Adding a host that is there already changes nothing.
-    expect((await edge.updateHosts(route().id, { add: ['shop.example.com'] }))!.hosts).toHaveLength(3);
+    expect((await edge.updateHosts(route().id, { add: ['shop.example.com'] }))!.hosts).toHaveLength(
+      3,
+    );
     const removed = await edge.updateHosts(route().id, { remove: ['shop.example.com'] });
     expect(removed!.hosts).toEqual([route().hosts[0], 'www.example.com']);
   });
 
   it('never leaves a route without a host', async () => {
     await edge.put(route());
-    expect((await edge.updateHosts(route().id, { remove: route().hosts }))!.hosts).toEqual(route().hosts);
+    expect((await edge.updateHosts(route().id, { remove: route().hosts }))!.hosts).toEqual(
+      route().hosts,
+    );
   });
 
   it('refuses a host Caddy could not be given safely', async () => {
     await edge.put(route());
-    await expect(edge.updateHosts(route().id, { add: ['bad host"}'] })).rejects.toMatchObject({ details: { field: 'hosts' } });
+    await expect(edge.updateHosts(route().id, { add: ['bad host"}'] })).rejects.toMatchObject({
+      details: { field: 'hosts' },
+    });
     expect((await edge.get(route().id))!.hosts).toEqual(route().hosts);
   });
 
@@ -85,8 +106,15 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter custom-domain hook
     const cert = await edge.certificate('shop.example.com');
     expect(cert).toMatchObject({ status: 'missing', issuer: null });
     expect(cert.detail).toMatch(/no certificate for shop\.example\.com/);
-    const nobody = new CaddyEdgeRouter({ adminUrl: caddy.adminUrl, tlsAddress: `127.0.0.1:${await freePort()}` });
-    await expect(nobody.certificate('shop.example.com')).rejects.toMatchObject({ code: 'caddy_unavailable' });
-    await expect(new CaddyEdgeRouter({ adminUrl: caddy.adminUrl }).certificate('shop.example.com')).rejects.toThrow(/no tlsAddress/);
+    const nobody = new CaddyEdgeRouter({
+      adminUrl: caddy.adminUrl,
+      tlsAddress: `127.0.0.1:${await freePort()}`,
+    });
+    await expect(nobody.certificate('shop.example.com')).rejects.toMatchObject({
+      code: 'caddy_unavailable',
+    });
+    await expect(
+      new CaddyEdgeRouter({ adminUrl: caddy.adminUrl }).certificate('shop.example.com'),
+    ).rejects.toThrow(/no tlsAddress/);
   });
 });

@@ -13,10 +13,19 @@ import { startSelfhostApi } from '../support/api.ts';
 import { freePort } from '../support/caddy.ts';
 import { ensureTestImages, removeContainersByLabel } from '../support/docker.ts';
 import type { Requester } from '../support/http.ts';
-import { pebbleAvailable, startChallTestSrv, startPebble, startTlsCaddy, type ChallTestSrv, type TestPebble, type TlsCaddy } from '../support/pebble.ts';
+import {
+  pebbleAvailable,
+  startChallTestSrv,
+  startPebble,
+  startTlsCaddy,
+  type ChallTestSrv,
+  type TestPebble,
+  type TlsCaddy,
+} from '../support/pebble.ts';
 import { available } from '../support/services.ts';
 
-const ready = (await available('docker')) && (await available('caddy')) && (await pebbleAvailable());
+const ready =
+  (await available('docker')) && (await available('caddy')) && (await pebbleAvailable());
 
 interface HttpsAnswer {
   status: number;
@@ -40,25 +49,45 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
   const viaHttps = (host: string, path = '/version') =>
     new Promise<HttpsAnswer>((resolve, reject) => {
       const r = https.get(
-        { host: '127.0.0.1', port: caddy.httpsPort, path, servername: host, headers: { host }, ca: root, agent: false, timeout: 10_000 },
+        {
+          host: '127.0.0.1',
+          port: caddy.httpsPort,
+          path,
+          servername: host,
+          headers: { host },
+          ca: root,
+          agent: false,
+          timeout: 10_000,
+        },
         (res) => {
           let body = '';
           res.setEncoding('utf8');
           res.on('data', (c: string) => (body += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim(), cert: (res.socket as TLSSocket).getPeerCertificate() }));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              body: body.trim(),
+              cert: (res.socket as TLSSocket).getPeerCertificate(),
+            }),
+          );
         },
       );
       r.on('timeout', () => r.destroy(new Error(`https ${host} timed out`)));
       r.on('error', reject);
     });
 
-  async function waitForDomain(id: string, until: (d: Record<string, unknown>) => boolean, deadlineMs = 30_000) {
+  async function waitForDomain(
+    id: string,
+    until: (d: Record<string, unknown>) => boolean,
+    deadlineMs = 30_000,
+  ) {
     const end = Date.now() + deadlineMs;
     for (;;) {
       const r = await req('GET', `/api/domains/${id}`, { token });
       expect(r.status, r.text).toBe(200);
       if (until(r.body)) return r.body;
-      if (Date.now() > end) throw new Error(`domain ${id} did not get there within ${deadlineMs} ms: ${r.text}`);
+      if (Date.now() > end)
+        throw new Error(`domain ${id} did not get there within ${deadlineMs} ms: ${r.text}`);
       await new Promise((x) => setTimeout(x, 100));
     }
   }
@@ -66,7 +95,11 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
   async function addDomain(hostname: string) {
     const r = await req('POST', '/api/domains', { token, body: { serviceId, hostname } });
     expect(r.status, r.text).toBe(201);
-    return r.body as { id: string; status: string; records: { type: string; name: string; value: string }[] };
+    return r.body as {
+      id: string;
+      status: string;
+      records: { type: string; name: string; value: string }[];
+    };
   }
 
   beforeAll(async () => {
@@ -104,11 +137,17 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
       trustedRootsPemFiles: [pebble.certFile],
     });
     req = api.request;
-    const s = await req('POST', '/api/auth/local/signup', { body: { email: 'domains@example.com', password: 'correct horse battery' } });
+    const s = await req('POST', '/api/auth/local/signup', {
+      body: { email: 'domains@example.com', password: 'correct horse battery' },
+    });
     token = s.body.token;
     orgId = s.body.org.id;
-    const projectId = (await req('POST', '/api/projects', { token, body: { name: 'shop' } })).body.id;
-    await req('POST', '/api/nodes', { token, body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' } });
+    const projectId = (await req('POST', '/api/projects', { token, body: { name: 'shop' } })).body
+      .id;
+    await req('POST', '/api/nodes', {
+      token,
+      body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
+    });
     const svc = await req('POST', '/api/services', {
       token,
       body: {
@@ -122,7 +161,10 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
       },
     });
     serviceId = svc.body.id;
-    const rel = await req('POST', '/api/releases', { token, body: { serviceId, image: 'selfdevop-test/app:v1' } });
+    const rel = await req('POST', '/api/releases', {
+      token,
+      body: { serviceId, image: 'selfdevop-test/app:v1' },
+    });
     const end = Date.now() + 40_000;
     let r = await req('GET', `/api/releases/${rel.body.id}`, { token });
     while (!['completed', 'failed'].includes(r.body.status) && Date.now() < end) {
@@ -146,14 +188,29 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
     expect(d.status).toBe('pending_dns');
     const txt = d.records.find((x) => x.type === 'TXT')!;
     expect(txt.name).toBe('_selfdevop-challenge.shop.example.test');
-    expect(d.records[1]).toMatchObject({ type: 'CNAME', name: 'shop.example.test', value: expect.stringMatching(/\.localhost$/) });
+    expect(d.records[1]).toMatchObject({
+      type: 'CNAME',
+      name: 'shop.example.test',
+      value: expect.stringMatching(/\.localhost$/),
+    });
     const pending = await waitForDomain(d.id, (x) => typeof x.lastError === 'string');
-    expect(pending).toMatchObject({ status: 'pending_dns', dnsStatus: 'pending', tlsStatus: 'none' });
-    expect(pending.lastError).toMatch(/TXT record _selfdevop-challenge\.shop\.example\.test must hold/);
+    expect(pending).toMatchObject({
+      status: 'pending_dns',
+      dnsStatus: 'pending',
+      tlsStatus: 'none',
+    });
+    expect(pending.lastError).toMatch(
+      /TXT record _selfdevop-challenge\.shop\.example\.test must hold/,
+    );
 
     await dns.setTxt(txt.name, txt.value);
     const active = await waitForDomain(d.id, (x) => x.status === 'active');
-    expect(active).toMatchObject({ status: 'active', dnsStatus: 'verified', tlsStatus: 'active', lastError: null });
+    expect(active).toMatchObject({
+      status: 'active',
+      dnsStatus: 'verified',
+      tlsStatus: 'active',
+      lastError: null,
+    });
 
     const answer = await viaHttps('shop.example.test');
     expect(answer).toMatchObject({ status: 200, body: 'v1' });
@@ -162,10 +219,17 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
 
     const audit = await req('GET', `/api/audit-events?targetId=${d.id}&limit=50`, { token });
     expect(audit.body.items.map((e: { action: string }) => e.action)).toEqual(
-      expect.arrayContaining(['domain.created', 'domain.dns_verified', 'domain.routed', 'domain.cert_active']),
+      expect.arrayContaining([
+        'domain.created',
+        'domain.dns_verified',
+        'domain.routed',
+        'domain.cert_active',
+      ]),
     );
     const list = await req('GET', '/api/domains', { token });
-    expect(list.body.items.map((x: { hostname: string }) => x.hostname)).toContain('shop.example.test');
+    expect(list.body.items.map((x: { hostname: string }) => x.hostname)).toContain(
+      'shop.example.test',
+    );
   }, 60_000);
 
   it('never gets a certificate for a domain without its TXT record: ask says no, no order reaches pebble', async () => {
@@ -186,7 +250,9 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
     await dns.setTxt(d.records[0]!.name, d.records[0]!.value);
     await waitForDomain(d.id, (x) => x.status === 'active');
     const edge = new CaddyEdgeRouter({ adminUrl: caddy.adminUrl, server: caddy.serverName });
-    expect((await edge.get(routeId(serviceId, environmentId)))!.hosts).toContain('gone.example.test');
+    expect((await edge.get(routeId(serviceId, environmentId)))!.hosts).toContain(
+      'gone.example.test',
+    );
     expect((await viaHttps('gone.example.test')).body).toBe('v1');
 
     const del = await req('DELETE', `/api/domains/${d.id}`, { token });
@@ -208,7 +274,9 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
       const d = await addDomain('later.example.test');
       const down = await waitForDomain(d.id, (x) => /DNS lookup failed/.test(String(x.lastError)));
       expect(down).toMatchObject({ status: 'pending_dns', dnsStatus: 'pending' });
-      expect(down.lastError).toMatch(/^DNS lookup failed, retrying: dns is unavailable: .*127\.0\.0\.1/);
+      expect(down.lastError).toMatch(
+        /^DNS lookup failed, retrying: dns is unavailable: .*127\.0\.0\.1/,
+      );
       await dns.start();
       await dns.setTxt(d.records[0]!.name, d.records[0]!.value);
       expect((await req('POST', `/api/domains/${d.id}/verify`, { token })).status).toBe(202);
@@ -219,7 +287,16 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
   }, 60_000);
 
   it('refuses invalid hostnames with 400 naming hostname, a taken one with 409, and needs a deployer', async () => {
-    for (const hostname of ['*.example.test', 'Shop.example.test', '127.0.0.1', 'x.localhost', 'web.localhost', 'nodot', 'a'.repeat(64) + '.example.test', 'a.b/c']) {
+    for (const hostname of [
+      '*.example.test',
+      'Shop.example.test',
+      '127.0.0.1',
+      'x.localhost',
+      'web.localhost',
+      'nodot',
+      'a'.repeat(64) + '.example.test',
+      'a.b/c',
+    ]) {
       const r = await req('POST', '/api/domains', { token, body: { serviceId, hostname } });
       expect(r.status, `${hostname}: ${r.text}`).toBe(400);
       expect(r.body.error.message).toMatch(/^hostname: /);
@@ -227,20 +304,42 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
     const missing = await req('POST', '/api/domains', { token, body: { serviceId } });
     expect(missing.status).toBe(400);
     expect(missing.body.error.message).toMatch(/hostname/);
-    const other = await req('POST', '/api/auth/local/signup', { body: { email: 'other-org@example.com', password: 'correct horse battery' } });
-    const p = (await req('POST', '/api/projects', { token: other.body.token, body: { name: 'p' } })).body.id;
+    const other = await req('POST', '/api/auth/local/signup', {
+      body: { email: 'other-org@example.com', password: 'correct horse battery' },
+    });
+    const p = (await req('POST', '/api/projects', { token: other.body.token, body: { name: 'p' } }))
+      .body.id;
     const s = await req('POST', '/api/services', {
       token: other.body.token,
-      body: { projectId: p, name: 'web', image: 'selfdevop-test/app:v1', containerPort: 8080, healthcheckPath: '/health' },
+      body: {
+        projectId: p,
+        name: 'web',
+        image: 'selfdevop-test/app:v1',
+        containerPort: 8080,
+        healthcheckPath: '/health',
+      },
     });
-    const taken = await req('POST', '/api/domains', { token: other.body.token, body: { serviceId: s.body.id, hostname: 'shop.example.test' } });
+    const taken = await req('POST', '/api/domains', {
+      token: other.body.token,
+      body: { serviceId: s.body.id, hostname: 'shop.example.test' },
+    });
     expect(taken.status, taken.text).toBe(409);
     // Another org's domain id is simply not found.
     const mine = (await req('GET', '/api/domains', { token })).body.items[0].id;
-    expect((await req('GET', `/api/domains/${mine}`, { token: other.body.token })).status).toBe(404);
-    expect((await req('DELETE', `/api/domains/${mine}`, { token: other.body.token })).status).toBe(404);
-    const key = await req('POST', `/api/orgs/${orgId}/api-keys`, { token, body: { name: 'ro', role: 'viewer' } });
-    const ro = await req('POST', '/api/domains', { token: key.body.key, body: { serviceId, hostname: 'ro.example.test' } });
+    expect((await req('GET', `/api/domains/${mine}`, { token: other.body.token })).status).toBe(
+      404,
+    );
+    expect((await req('DELETE', `/api/domains/${mine}`, { token: other.body.token })).status).toBe(
+      404,
+    );
+    const key = await req('POST', `/api/orgs/${orgId}/api-keys`, {
+      token,
+      body: { name: 'ro', role: 'viewer' },
+    });
+    const ro = await req('POST', '/api/domains', {
+      token: key.body.key,
+      body: { serviceId, hostname: 'ro.example.test' },
+    });
     expect(ro.status).toBe(403);
   }, 30_000);
 });

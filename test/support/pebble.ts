@@ -35,8 +35,17 @@ interface Daemon {
   stop(): Promise<void>;
 }
 
-function startDaemon(bin: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Daemon {
-  const child = spawn(bin, args, { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+function startDaemon(
+  bin: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd?: string,
+): Daemon {
+  const child = spawn(bin, args, {
+    env: { ...process.env, ...env },
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const keep = (c: Buffer) => {
     // pebble's log is read by tests (which names were ordered); keep a generous tail.
@@ -60,21 +69,34 @@ function startDaemon(bin: string, args: string[], env: NodeJS.ProcessEnv = {}, c
   };
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, daemon: Daemon, deadlineMs = 15_000): Promise<void> {
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  daemon: Daemon,
+  deadlineMs = 15_000,
+): Promise<void> {
   const end = Date.now() + deadlineMs;
   while (!(await check())) {
-    if (daemon.child.exitCode !== null) throw new Error(`${what} exited:\n${daemon.output().slice(-3000)}`);
-    if (Date.now() > end) throw new Error(`${what} did not come up within ${deadlineMs} ms:\n${daemon.output().slice(-3000)}`);
+    if (daemon.child.exitCode !== null)
+      throw new Error(`${what} exited:\n${daemon.output().slice(-3000)}`);
+    if (Date.now() > end)
+      throw new Error(
+        `${what} did not come up within ${deadlineMs} ms:\n${daemon.output().slice(-3000)}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
 function postJson(url: string, body: unknown): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json' }, timeout: 5000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = http.request(
+      url,
+      { method: 'POST', headers: { 'content-type': 'application/json' }, timeout: 5000 },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`POST ${url} timed out`)));
     req.on('error', reject);
     req.end(JSON.stringify(body));
@@ -105,9 +127,20 @@ export async function startChallTestSrv(): Promise<ChallTestSrv> {
   let daemon: Daemon | null = null;
   const start = async () => {
     daemon = startDaemon(challtestsrvBin, [
-      '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '',
-      '-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '',
-      '-management', `127.0.0.1:${mgmtPort}`,
+      '-defaultIPv4',
+      '127.0.0.1',
+      '-defaultIPv6',
+      '',
+      '-dns01',
+      `127.0.0.1:${dnsPort}`,
+      '-http01',
+      '',
+      '-https01',
+      '',
+      '-tlsalpn01',
+      '',
+      '-management',
+      `127.0.0.1:${mgmtPort}`,
     ]);
     await waitFor('pebble-challtestsrv', () => canConnect('127.0.0.1', mgmtPort, 200), daemon);
   };
@@ -143,13 +176,29 @@ export interface TestPebble {
 }
 
 /** pebble on free loopback ports, validating HTTP-01 on `httpPort` and resolving through `dnsAddress`. */
-export async function startPebble(options: { dnsAddress: string; httpPort: number }): Promise<TestPebble> {
+export async function startPebble(options: {
+  dnsAddress: string;
+  httpPort: number;
+}): Promise<TestPebble> {
   const dir = await mkdtemp(join(tmpdir(), 'sdo-pebble-'));
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
   await promisify(execFile)('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '30',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '30',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
   ]);
   const port = await freePort();
   const mgmtPort = await freePort();
@@ -190,12 +239,20 @@ export async function startPebble(options: { dnsAddress: string; httpPort: numbe
     rootPem: () =>
       new Promise<string>((resolve, reject) => {
         https
-          .get(`https://127.0.0.1:${mgmtPort}/roots/0`, { rejectUnauthorized: false, timeout: 5000 }, (res) => {
-            let text = '';
-            res.setEncoding('utf8');
-            res.on('data', (c: string) => (text += c));
-            res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`pebble /roots/0 answered ${res.statusCode}`))));
-          })
+          .get(
+            `https://127.0.0.1:${mgmtPort}/roots/0`,
+            { rejectUnauthorized: false, timeout: 5000 },
+            (res) => {
+              let text = '';
+              res.setEncoding('utf8');
+              res.on('data', (c: string) => (text += c));
+              res.on('end', () =>
+                res.statusCode === 200
+                  ? resolve(text)
+                  : reject(new Error(`pebble /roots/0 answered ${res.statusCode}`)),
+              );
+            },
+          )
           .on('error', reject);
       }),
     async stop() {
@@ -240,7 +297,11 @@ export async function startTlsCaddy(options: {
     httpsListen: `127.0.0.1:${httpsPort}`,
     serverName,
     storageRoot: join(dir, 'data'),
-    onDemandTls: { askUrl: options.askUrl, acmeCa: options.acmeCa, trustedRootsPemFiles: options.trustedRootsPemFiles },
+    onDemandTls: {
+      askUrl: options.askUrl,
+      acmeCa: options.acmeCa,
+      trustedRootsPemFiles: options.trustedRootsPemFiles,
+    },
   });
   const configFile = join(dir, 'caddy.json');
   await writeFile(configFile, JSON.stringify(config));
@@ -254,10 +315,26 @@ export async function startTlsCaddy(options: {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitFor('caddy', () => adminRequest(adminUrl, 'GET', '/config/').then((r) => r.status === 200, () => false), daemon);
+    await waitFor(
+      'caddy',
+      () =>
+        adminRequest(adminUrl, 'GET', '/config/').then(
+          (r) => r.status === 200,
+          () => false,
+        ),
+      daemon,
+    );
   } catch (e) {
     await stop();
     throw e;
   }
-  return { adminUrl, httpPort: options.httpPort, httpsPort, tlsAddress: `127.0.0.1:${httpsPort}`, serverName, log: daemon.output, stop };
+  return {
+    adminUrl,
+    httpPort: options.httpPort,
+    httpsPort,
+    tlsAddress: `127.0.0.1:${httpsPort}`,
+    serverName,
+    log: daemon.output,
+    stop,
+  };
 }

@@ -14,12 +14,16 @@ import type { ApiDeps } from '../deps.ts';
 import { errorBody } from '../errors.ts';
 import { route } from '../route.ts';
 
-const domainFilter = s.pageQuery.extend({ serviceId: s.id.optional(), environmentId: s.id.optional() });
+const domainFilter = s.pageQuery.extend({
+  serviceId: s.id.optional(),
+  environmentId: s.id.optional(),
+});
 const askQuery = z.object({ domain: z.string().max(300).optional() });
 
 /** The custom-domain engine of this composition root; a mode without one answers 503. */
 function domainsOf(deps: ApiDeps): NonNullable<ApiDeps['domains']> {
-  if (!deps.domains) throw new Unavailable('domains', 'custom domains are not configured in this mode');
+  if (!deps.domains)
+    throw new Unavailable('domains', 'custom domains are not configured in this mode');
   return deps.domains;
 }
 
@@ -28,7 +32,8 @@ export const domainRoutes = [
   route({
     method: 'get',
     path: '/api/domains/ask',
-    summary: "Caddy's on-demand TLS permission check: 200 when a certificate may be obtained for ?domain=, 403 otherwise",
+    summary:
+      "Caddy's on-demand TLS permission check: 200 when a certificate may be obtained for ?domain=, 403 otherwise",
     tag: 'domains',
     auth: false,
     query: askQuery,
@@ -38,9 +43,15 @@ export const domainRoutes = [
       const allowed = await askDomain(domains.deps, domains.gate, query.domain);
       return allowed
         ? Response.json({ allowed: true })
-        : Response.json(errorBody('domain_not_allowed', 'no verified custom domain by that name, or its certificate attempts are backing off'), {
-            status: 403,
-          });
+        : Response.json(
+            errorBody(
+              'domain_not_allowed',
+              'no verified custom domain by that name, or its certificate attempts are backing off',
+            ),
+            {
+              status: 403,
+            },
+          );
     },
   }),
   route({
@@ -51,7 +62,8 @@ export const domainRoutes = [
     auth: true,
     body: createDomainInput,
     status: 201,
-    handle: ({ deps, principal, body, ctx }) => createDomain(domainsOf(deps).deps, principal, body, ctx),
+    handle: ({ deps, principal, body, ctx }) =>
+      createDomain(domainsOf(deps).deps, principal, body, ctx),
   }),
   route({
     method: 'get',
@@ -62,7 +74,10 @@ export const domainRoutes = [
     query: domainFilter,
     status: 200,
     handle: ({ deps, principal, query }) =>
-      listDomains(domainsOf(deps).deps, principal, query, { serviceId: query.serviceId, environmentId: query.environmentId }),
+      listDomains(domainsOf(deps).deps, principal, query, {
+        serviceId: query.serviceId,
+        environmentId: query.environmentId,
+      }),
   }),
   route({
     method: 'get',
@@ -80,12 +95,14 @@ export const domainRoutes = [
     tag: 'domains',
     auth: true,
     status: 202,
-    handle: ({ deps, principal, params, ctx }) => verifyDomain(domainsOf(deps).deps, principal, params.id!, ctx),
+    handle: ({ deps, principal, params, ctx }) =>
+      verifyDomain(domainsOf(deps).deps, principal, params.id!, ctx),
   }),
   route({
     method: 'delete',
     path: '/api/domains/{id}',
-    summary: 'Remove a custom domain: its host leaves the route and its certificate is no longer allowed',
+    summary:
+      'Remove a custom domain: its host leaves the route and its certificate is no longer allowed',
     tag: 'domains',
     auth: true,
     status: 204,

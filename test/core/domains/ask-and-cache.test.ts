@@ -77,6 +77,8 @@ describe('NegativeCachingResolver', () => {
 
 describe('backoffSeconds', () => {
   it('doubles from the base and stops at the cap', () => {
-    expect([1, 2, 3, 4, 5, 6, 40].map((n) => backoffSeconds(n, 5, 60))).toEqual([5, 10, 20, 40, 60, 60, 60]);
+    expect([1, 2, 3, 4, 5, 6, 40].map((n) => backoffSeconds(n, 5, 60))).toEqual([
+      5, 10, 20, 40, 60, 60, 60,
+    ]);
   });
 });

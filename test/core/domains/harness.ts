@@ -25,17 +25,35 @@ export const orgId = 'org_000001';
 export const edgeDomain = 'apps.example.test';
 export const edgeIp = '203.0.113.10';
 
-export const deployer: Principal = { actorType: 'user', actorId: 'usr_1', userId: 'usr_1', orgId, role: 'deployer' };
+export const deployer: Principal = {
+  actorType: 'user',
+  actorId: 'usr_1',
+  userId: 'usr_1',
+  orgId,
+  role: 'deployer',
+};
 export const viewer: Principal = { ...deployer, actorId: 'usr_2', userId: 'usr_2', role: 'viewer' };
 
 /** The memory edge, plus certificates a test hands out per host (what Caddy would serve). */
 export class CertEdge extends MemoryEdgeRouter {
   readonly certs = new Map<string, EdgeCertificate>();
   async certificate(hostname: string): Promise<EdgeCertificate> {
-    return this.certs.get(hostname) ?? { status: 'missing', issuer: null, notAfter: null, detail: `no certificate for ${hostname}` };
+    return (
+      this.certs.get(hostname) ?? {
+        status: 'missing',
+        issuer: null,
+        notAfter: null,
+        detail: `no certificate for ${hostname}`,
+      }
+    );
   }
   issue(hostname: string): void {
-    this.certs.set(hostname, { status: 'active', issuer: 'Pebble Intermediate CA', notAfter: '2026-04-01T00:00:00.000Z', detail: null });
+    this.certs.set(hostname, {
+      status: 'active',
+      issuer: 'Pebble Intermediate CA',
+      notAfter: '2026-04-01T00:00:00.000Z',
+      detail: null,
+    });
   }
 }
 
@@ -97,13 +115,22 @@ export async function setupDomains(config: Partial<DomainConfig> = {}): Promise<
     dns,
     edge,
     queue,
-    gate: new AskGate(clock, { perHostPerHour: full.askPerHostPerHour, baseBackoffSeconds: full.askBaseBackoffSeconds }),
+    gate: new AskGate(clock, {
+      perHostPerHour: full.askPerHostPerHour,
+      baseBackoffSeconds: full.askBaseBackoffSeconds,
+    }),
     service,
     defaultHost,
     routeId: id,
     async serve(upstream = '127.0.0.1:32768') {
       const existing = await edge.get(id);
-      const route: RouteSpec = { id, hosts: existing?.hosts ?? [defaultHost], upstreams: [upstream], sticky: false, drainSeconds: 30 };
+      const route: RouteSpec = {
+        id,
+        hosts: existing?.hosts ?? [defaultHost],
+        upstreams: [upstream],
+        sticky: false,
+        drainSeconds: 30,
+      };
       await edge.put(route);
       return route;
     },

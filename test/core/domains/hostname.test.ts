@@ -14,10 +14,14 @@ const refusal = (h: unknown) => {
 };
 
 describe('assertHostname', () => {
-  it.each(['shop.example.com', 'example.com', 'a.b.c.example.co.uk', 'xn--bcher-kva.example', 'a1-b2.example.io', `${'a'.repeat(63)}.example.com`])(
-    'accepts %s',
-    (h) => expect(assertHostname(h, opts)).toBe(h),
-  );
+  it.each([
+    'shop.example.com',
+    'example.com',
+    'a.b.c.example.co.uk',
+    'xn--bcher-kva.example',
+    'a1-b2.example.io',
+    `${'a'.repeat(63)}.example.com`,
+  ])('accepts %s', (h) => expect(assertHostname(h, opts)).toBe(h));
 
   it.each([
     ['', /empty/],
@@ -56,8 +60,12 @@ describe('assertHostname', () => {
   });
 
   it('allows names that merely contain the edge domain as a substring', () => {
-    expect(assertHostname('notapps.selfdevop.dev.example.com', opts)).toBe('notapps.selfdevop.dev.example.com');
-    expect(assertHostname('myapps.selfdevop.dev', { edgeDomain: 'apps.selfdevop.dev' })).toBe('myapps.selfdevop.dev');
+    expect(assertHostname('notapps.selfdevop.dev.example.com', opts)).toBe(
+      'notapps.selfdevop.dev.example.com',
+    );
+    expect(assertHostname('myapps.selfdevop.dev', { edgeDomain: 'apps.selfdevop.dev' })).toBe(
+      'myapps.selfdevop.dev',
+    );
   });
 
   it('tells an apex from a subdomain by its label count', () => {

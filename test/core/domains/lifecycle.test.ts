@@ -26,13 +26,25 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
 
   beforeEach(async () => {
     h = await setupDomains();
-    d = await createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'shop.example.com' });
+    d = await createDomain(h.deps, deployer, {
+      serviceId: h.service.id,
+      hostname: 'shop.example.com',
+    });
   });
 
   it('creates a pending domain with its TXT token and a CNAME to the default host, and checks it at once', async () => {
-    expect(d).toMatchObject({ status: 'pending_dns', dnsStatus: 'pending', tlsStatus: 'none', hostname: 'shop.example.com' });
+    expect(d).toMatchObject({
+      status: 'pending_dns',
+      dnsStatus: 'pending',
+      tlsStatus: 'none',
+      hostname: 'shop.example.com',
+    });
     expect(d.records).toEqual([
-      { type: 'TXT', name: '_selfdevop-challenge.shop.example.com', value: expect.stringMatching(/^sdo-\S{16,}$/) },
+      {
+        type: 'TXT',
+        name: '_selfdevop-challenge.shop.example.com',
+        value: expect.stringMatching(/^sdo-\S{16,}$/),
+      },
       { type: 'CNAME', name: 'shop.example.com', value: h.defaultHost },
     ]);
     expect(h.queue.of(domainChecksQueue)).toHaveLength(1);
@@ -41,7 +53,10 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
   });
 
   it('gives an apex an A record to the edge address instead of a CNAME', async () => {
-    const apex = await createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'example.com' });
+    const apex = await createDomain(h.deps, deployer, {
+      serviceId: h.service.id,
+      hostname: 'example.com',
+    });
     expect(apex.records[1]).toEqual({ type: 'A', name: 'example.com', value: edgeIp });
   });
 
@@ -49,31 +64,49 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     await h.store.withOrg('org_000002', async (r) => {
       await r.orgs.insert(anOrg({ id: 'org_000002', name: 'other' }));
       await r.projects.insert(aProject({ id: 'prj_000002', orgId: 'org_000002' }));
-      await r.environments.insert(anEnvironment({ id: 'env_000002', orgId: 'org_000002', projectId: 'prj_000002' }));
-      await r.services.insert(aService({ id: 'svc_000002', orgId: 'org_000002', projectId: 'prj_000002' }));
+      await r.environments.insert(
+        anEnvironment({ id: 'env_000002', orgId: 'org_000002', projectId: 'prj_000002' }),
+      );
+      await r.services.insert(
+        aService({ id: 'svc_000002', orgId: 'org_000002', projectId: 'prj_000002' }),
+      );
     });
     const other = { ...deployer, orgId: 'org_000002' };
-    await expect(createDomain(h.deps, other, { serviceId: 'svc_000002', hostname: 'shop.example.com' })).rejects.toMatchObject({
+    await expect(
+      createDomain(h.deps, other, { serviceId: 'svc_000002', hostname: 'shop.example.com' }),
+    ).rejects.toMatchObject({
       kind: 'conflict',
     });
   });
 
   it('refuses bad input with 400 naming the field, and viewers with 403', async () => {
-    await expect(createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: '*.example.com' })).rejects.toMatchObject({
+    await expect(
+      createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: '*.example.com' }),
+    ).rejects.toMatchObject({
       kind: 'invalid',
       details: { field: 'hostname' },
     });
-    await expect(createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'x.apps.example.test' })).rejects.toMatchObject({
+    await expect(
+      createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'x.apps.example.test' }),
+    ).rejects.toMatchObject({
       details: { field: 'hostname' },
     });
-    await expect(createDomain(h.deps, viewer, { serviceId: h.service.id, hostname: 'b.example.com' })).rejects.toMatchObject({
+    await expect(
+      createDomain(h.deps, viewer, { serviceId: h.service.id, hostname: 'b.example.com' }),
+    ).rejects.toMatchObject({
       kind: 'forbidden',
     });
-    await expect(createDomain(h.deps, deployer, { serviceId: 'svc_999999', hostname: 'b.example.com' })).rejects.toMatchObject({
+    await expect(
+      createDomain(h.deps, deployer, { serviceId: 'svc_999999', hostname: 'b.example.com' }),
+    ).rejects.toMatchObject({
       kind: 'not_found',
     });
     await expect(
-      createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'b.example.com', environment: 'staging' }),
+      createDomain(h.deps, deployer, {
+        serviceId: h.service.id,
+        hostname: 'b.example.com',
+        environment: 'staging',
+      }),
     ).rejects.toMatchObject({ kind: 'not_found' });
   });
 
@@ -81,9 +114,14 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     await h.runDue();
     let got = await h.domain(d.id);
     expect(got.status).toBe('pending_dns');
-    expect(got.lastError).toMatch(/TXT record _selfdevop-challenge\.shop\.example\.com must hold sdo-.* \(none found\)/);
+    expect(got.lastError).toMatch(
+      /TXT record _selfdevop-challenge\.shop\.example\.com must hold sdo-.* \(none found\)/,
+    );
     for (let i = 0; i < 10; i++) await h.next();
-    const delays = h.queue.of(domainChecksQueue).slice(1).map((s) => s.options.delaySeconds);
+    const delays = h.queue
+      .of(domainChecksQueue)
+      .slice(1)
+      .map((s) => s.options.delaySeconds);
     expect(delays.slice(0, 8)).toEqual([5, 10, 20, 40, 80, 160, 320, 600]);
     expect(Math.max(...delays.map(Number))).toBe(600);
 
@@ -91,7 +129,9 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     h.dns.setCname('shop.example.com', 'elsewhere.example.net');
     await h.next();
     got = await h.domain(d.id);
-    expect(got.lastError).toMatch(/must point at the edge with CNAME .* \(found CNAME elsewhere\.example\.net\)/);
+    expect(got.lastError).toMatch(
+      /must point at the edge with CNAME .* \(found CNAME elsewhere\.example\.net\)/,
+    );
   });
 
   it('goes pending_dns → dns_verified → cert_pending → active, keeping the route upstream, with audit events', async () => {
@@ -102,26 +142,61 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     h.point(domain);
     await h.runDue();
     let got = await h.domain(d.id);
-    expect(got).toMatchObject({ status: 'cert_pending', dnsStatus: 'verified', tlsStatus: 'pending' });
+    expect(got).toMatchObject({
+      status: 'cert_pending',
+      dnsStatus: 'verified',
+      tlsStatus: 'pending',
+    });
     expect(got.lastError).toMatch(/no certificate for shop\.example\.com/);
-    expect(await h.edge.get(h.routeId)).toMatchObject({ hosts: [h.defaultHost, 'shop.example.com'], upstreams: ['10.0.0.5:32768'] });
+    expect(await h.edge.get(h.routeId)).toMatchObject({
+      hosts: [h.defaultHost, 'shop.example.com'],
+      upstreams: ['10.0.0.5:32768'],
+    });
 
     h.edge.issue('shop.example.com');
     await h.next();
     got = await h.domain(d.id);
-    expect(got).toMatchObject({ status: 'active', dnsStatus: 'verified', tlsStatus: 'active', lastError: null });
-    expect(await actions(h)).toEqual(['domain.created', 'domain.dns_verified', 'domain.routed', 'domain.cert_active']);
-    const certEvent = await h.repos((r) => r.audit.list({ limit: 1 }, { action: 'domain.cert_active' }));
-    expect(certEvent.items[0]!.data).toMatchObject({ issuer: 'Pebble Intermediate CA', hostname: 'shop.example.com' });
+    expect(got).toMatchObject({
+      status: 'active',
+      dnsStatus: 'verified',
+      tlsStatus: 'active',
+      lastError: null,
+    });
+    expect(await actions(h)).toEqual([
+      'domain.created',
+      'domain.dns_verified',
+      'domain.routed',
+      'domain.cert_active',
+    ]);
+    const certEvent = await h.repos((r) =>
+      r.audit.list({ limit: 1 }, { action: 'domain.cert_active' }),
+    );
+    expect(certEvent.items[0]!.data).toMatchObject({
+      issuer: 'Pebble Intermediate CA',
+      hostname: 'shop.example.com',
+    });
     // Active domains are re-checked, rarely.
-    expect(h.queue.of(domainChecksQueue).at(-1)!.options.delaySeconds).toBe(h.deps.config.activeRecheckSeconds);
+    expect(h.queue.of(domainChecksQueue).at(-1)!.options.delaySeconds).toBe(
+      h.deps.config.activeRecheckSeconds,
+    );
 
-    expect(published.map((e) => e.action)).toEqual(['domain.dns_verified', 'domain.routed', 'domain.cert_active']);
+    expect(published.map((e) => e.action)).toEqual([
+      'domain.dns_verified',
+      'domain.routed',
+      'domain.cert_active',
+    ]);
     expect(published.every((e) => e.targetType === 'domain' && e.targetId === d.id)).toBe(true);
 
     const view = await getDomain(h.deps, deployer, d.id);
-    expect(view).toMatchObject({ id: d.id, hostname: 'shop.example.com', status: 'active', records: d.records });
-    expect((await listDomains(h.deps, deployer, { limit: 10 })).items.map((x) => x.id)).toEqual([d.id]);
+    expect(view).toMatchObject({
+      id: d.id,
+      hostname: 'shop.example.com',
+      status: 'active',
+      records: d.records,
+    });
+    expect((await listDomains(h.deps, deployer, { limit: 10 })).items.map((x) => x.id)).toEqual([
+      d.id,
+    ]);
   });
 
   it('accepts an A record to the edge address instead of a CNAME', async () => {
@@ -195,7 +270,9 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     for (let i = 0; i < 12 && (await h.domain(d.id)).status !== 'failed'; i++) await h.next();
     let got = await h.domain(d.id);
     expect(got).toMatchObject({ status: 'failed', dnsStatus: 'failed' });
-    expect(got.lastError).toMatch(/DNS not verified after 1 h: TXT record .*POST \/api\/domains\/dom_\w+\/verify/);
+    expect(got.lastError).toMatch(
+      /DNS not verified after 1 h: TXT record .*POST \/api\/domains\/dom_\w+\/verify/,
+    );
     expect(h.queue.of(domainChecksQueue).filter((s) => !s.handled)).toEqual([]);
 
     await h.serve();
@@ -205,7 +282,9 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     await h.runDue();
     got = await h.domain(d.id);
     expect(got.status).toBe('cert_pending');
-    expect(await actions(h)).toEqual(expect.arrayContaining(['domain.failed', 'domain.verify_requested']));
+    expect(await actions(h)).toEqual(
+      expect.arrayContaining(['domain.failed', 'domain.verify_requested']),
+    );
   });
 
   it('fails a certificate that never comes after certGiveUpSeconds', async () => {
@@ -216,13 +295,16 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     for (let i = 0; i < 20 && (await h.domain(d.id)).status !== 'failed'; i++) await h.next();
     const got = await h.domain(d.id);
     expect(got).toMatchObject({ status: 'failed', tlsStatus: 'failed' });
-    expect(got.lastError).toMatch(/no certificate after 1\d min: no certificate for shop\.example\.com/);
+    expect(got.lastError).toMatch(
+      /no certificate after 1\d min: no certificate for shop\.example\.com/,
+    );
   });
 
   it('verify now bypasses the negative cache and retires the older poll chain', async () => {
     await h.runDue();
     const domain = await h.domain(d.id);
-    const queries = () => h.dns.queries.filter((q) => q === 'txt _selfdevop-challenge.shop.example.com').length;
+    const queries = () =>
+      h.dns.queries.filter((q) => q === 'txt _selfdevop-challenge.shop.example.com').length;
     expect(queries()).toBe(1);
     h.point(domain);
     // The record is there, but the cached miss still answers for the poller.
@@ -235,7 +317,10 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     expect(queries()).toBe(2);
     expect((await h.domain(d.id)).status).toBe('cert_pending');
     stale.handled = true;
-    expect(await checkDomain(h.deps, stale.payload as DomainCheckMessage)).toEqual({ ran: false, status: 'cert_pending' });
+    expect(await checkDomain(h.deps, stale.payload as DomainCheckMessage)).toEqual({
+      ran: false,
+      status: 'cert_pending',
+    });
   });
 
   it('answers ask only for verified hosts, within the CA backoff', async () => {
@@ -258,7 +343,10 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     h.edge.issue('shop.example.com');
     await h.runDue();
     await deleteDomain(h.deps, deployer, d.id, null, h.gate);
-    expect(await h.edge.get(h.routeId)).toMatchObject({ hosts: [h.defaultHost], upstreams: ['10.0.0.5:1234'] });
+    expect(await h.edge.get(h.routeId)).toMatchObject({
+      hosts: [h.defaultHost],
+      upstreams: ['10.0.0.5:1234'],
+    });
     await expect(getDomain(h.deps, deployer, d.id)).rejects.toMatchObject({ kind: 'not_found' });
     expect(await askDomain(h.deps, h.gate, 'shop.example.com')).toBe(false);
     expect(await actions(h)).toContain('domain.deleted');
@@ -281,7 +369,9 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     await h.runDue(1);
     const got = await h.domain(d.id);
     expect(got.status).toBe('dns_verified');
-    expect(got.lastError).toMatch(/adding shop\.example\.com to the edge failed, retrying: caddy is unavailable/);
+    expect(got.lastError).toMatch(
+      /adding shop\.example\.com to the edge failed, retrying: caddy is unavailable/,
+    );
     await h.next();
     expect((await h.domain(d.id)).status).toBe('cert_pending');
   });
@@ -298,7 +388,10 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
 describe('the domain sweep (re-arms stopped checks)', () => {
   it('sends one more check for a domain whose chain stopped, once per stale stamp, and the chain resumes', async () => {
     const h = await setupDomains();
-    const d = await createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'lost.example.com' });
+    const d = await createDomain(h.deps, deployer, {
+      serviceId: h.service.id,
+      hostname: 'lost.example.com',
+    });
     await h.runDue(1);
     // The next check's message is lost.
     for (const s of h.queue.of(domainChecksQueue)) s.handled = true;
@@ -316,8 +409,14 @@ describe('the domain sweep (re-arms stopped checks)', () => {
 
   it('leaves active domains alone until well past their recheck, and failed ones for ever', async () => {
     const h = await setupDomains({ dnsGiveUpSeconds: 60 });
-    const active = await createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'ok.example.com' });
-    const failing = await createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: 'bad.example.com' });
+    const active = await createDomain(h.deps, deployer, {
+      serviceId: h.service.id,
+      hostname: 'ok.example.com',
+    });
+    const failing = await createDomain(h.deps, deployer, {
+      serviceId: h.service.id,
+      hostname: 'bad.example.com',
+    });
     await h.serve();
     h.point(await h.domain(active.id));
     h.edge.issue('ok.example.com');

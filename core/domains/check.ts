@@ -180,11 +180,12 @@ async function route(r: Run, n: number, since: string): Promise<void> {
       lastError:
         'the service has no serving release in this environment yet; the host is routed after its first release completes',
     });
+    // Capped at a minute: a first release takes about that long, and the host should follow it.
     await scheduleNext(
       r,
       n + 1,
       since,
-      backoffSeconds(n, config.dnsBaseDelaySeconds, config.dnsMaxDelaySeconds),
+      backoffSeconds(n, config.dnsBaseDelaySeconds, Math.min(60, config.dnsMaxDelaySeconds)),
     );
     return;
   }

@@ -223,6 +223,9 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     expect(got.status).toBe('dns_verified');
     expect(got.lastError).toMatch(/no serving release/);
     expect(await h.edge.get(h.routeId)).toBeNull();
+    // Waiting for a first release polls at most once a minute.
+    for (let i = 0; i < 8; i++) await h.next();
+    expect(h.queue.of(domainChecksQueue).at(-1)!.options.delaySeconds).toBe(60);
     await h.serve();
     await h.next();
     got = await h.domain(d.id);

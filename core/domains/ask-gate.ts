@@ -3,11 +3,11 @@ import type { Clock } from '../ports.ts';
 /**
  * Protects the CA's rate limits under on-demand TLS. Caddy asks before every issuance
  * attempt, so gating the ask gates the orders: a host without a certificate yet gets its
- * first ask at once (and any ask within 10 s of it: one attempt), then waits `baseBackoffSeconds · 2^k` between asks, and at most
+ * first ask at once (and any ask within 2 s of it: one attempt), then waits `baseBackoffSeconds · 2^k` between asks, and at most
  * `perHostPerHour` asks an hour. A host that is `active` always passes (renewals).
  * State is per process and bounded to `maxHosts` hosts (oldest forgotten first).
  */
-const burstMs = 10_000;
+const burstMs = 2_000;
 
 export class AskGate {
   readonly #clock: Clock;
@@ -31,7 +31,8 @@ export class AskGate {
     if (active) return true;
     const now = this.#clock.now().getTime();
     const state = this.#hosts.get(hostname) ?? { asks: [], nextAt: 0 };
-    // Caddy may ask more than once for one attempt (handshake, then the order itself).
+    // Caddy may ask more than once for one attempt (handshake, then the order itself), within
+    // milliseconds; anything later is a new attempt and counts.
     const last = state.asks.at(-1);
     if (last !== undefined && now - last < burstMs) return true;
     state.asks = state.asks.filter((t) => t > now - 3_600_000);

@@ -115,7 +115,9 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
       caddyAdminUrl: `http://127.0.0.1:${adminPort}`,
       caddyServer: 'selfdevop',
       edgeTlsAddress: `127.0.0.1:${httpsPort}`,
-      edgeIpv4: ['127.0.0.1'],
+      // 127.0.0.2 counts as the edge for DNS, but Caddy does not listen there: a host
+      // pointed at it verifies and then fails HTTP-01, for the CA rate-limit test.
+      edgeIpv4: ['127.0.0.1', '127.0.0.2'],
       dnsServers: [dns.dnsAddress],
       // A loaded machine can keep Caddy's admin API restarting for a while; retry longer.
       release: { maxStepAttempts: 4 },
@@ -244,6 +246,28 @@ describe.skipIf(!ready)('custom domains through the API, DNS, pebble and Caddy',
     expect((await req('GET', '/api/domains/ask')).status).toBe(403);
     expect((await req('GET', '/api/domains/ask?domain=unknown.example.test')).status).toBe(403);
   }, 30_000);
+
+  it('does not hammer the CA for a host whose validation keeps failing', async () => {
+    const d = await addDomain('failing.example.test');
+    await dns.addA('failing.example.test', ['127.0.0.2']);
+    await dns.setTxt(d.records[0]!.name, d.records[0]!.value);
+    const pending = await waitForDomain(
+      d.id,
+      (x) => x.status === 'cert_pending' && typeof x.lastError === 'string',
+    );
+    expect(pending.lastError).toMatch(/certificate not issued yet/);
+    // The worker keeps probing (a TLS handshake every 1-2 s, each one a chance to order).
+    await new Promise((r) => setTimeout(r, 8_000));
+    const got = (await req('GET', `/api/domains/${d.id}`, { token })).body;
+    expect(got).toMatchObject({ status: 'cert_pending', tlsStatus: 'pending' });
+    const validations = pebble
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('Pulled a task') && l.includes('"failing.example.test"'));
+    // The first attempt, then the ask gate's 5 s backoff allows at most one more in 8 s.
+    expect(validations.length).toBeGreaterThanOrEqual(1);
+    expect(validations.length).toBeLessThanOrEqual(2);
+  }, 40_000);
 
   it('removing a domain removes its host from the route', async () => {
     const d = await addDomain('gone.example.test');

@@ -8,17 +8,17 @@ describe('AskGate (CA rate-limit protection)', () => {
     const clock = new ManualClock();
     const gate = new AskGate(clock, { perHostPerHour: 5, baseBackoffSeconds: 30 });
     expect(gate.allow('a.example.com', false)).toBe(true);
-    // Asks within one attempt (10 s) count once.
-    clock.advance(2_000);
+    // Asks within one attempt (2 s) count once.
+    clock.advance(1_000);
     expect(gate.allow('a.example.com', false)).toBe(true);
-    clock.advance(11_000);
+    clock.advance(2_000);
     expect(gate.allow('a.example.com', false)).toBe(false);
     expect(gate.allow('b.example.com', false)).toBe(true);
-    clock.advance(20_000); // 31 s after the first
+    clock.advance(27_000); // 30 s after the first
     expect(gate.allow('a.example.com', false)).toBe(true);
     clock.advance(50_000); // second wait is 60 s
     expect(gate.allow('a.example.com', false)).toBe(false);
-    clock.advance(11_000);
+    clock.advance(10_000);
     expect(gate.allow('a.example.com', false)).toBe(true);
   });
 

@@ -295,17 +295,10 @@ export interface PgBossDb {
 }
 
 /**
- * A pg-boss `db` adapter. No SET ROLE: pg-boss owns and migrates its own schema, so it
- * runs as the login role. Given a URL it opens (and `close` ends) its own pool, and errors
- * pass through untouched; given a Database (made with `appRole: null`) it borrows it.
+ * A pg-boss `db` adapter on its own small pool. No SET ROLE: pg-boss owns and migrates its
+ * own schema, so it runs as the login role. Errors pass through untouched.
  */
-export function toPgBossDb(source: string | Database, options: { max?: number } = {}): PgBossDb {
-  if (typeof source !== 'string') {
-    return {
-      executeSql: (text, values) => source.query(text, values),
-      close: async () => undefined,
-    };
-  }
+export function toPgBossDb(source: string, options: { max?: number } = {}): PgBossDb {
   const pool = new pg.Pool({
     connectionString: source,
     max: options.max ?? 10,
@@ -314,8 +307,10 @@ export function toPgBossDb(source: string | Database, options: { max?: number } 
   pool.on('error', () => undefined);
   return {
     async executeSql(text, values) {
-      const r = await pool.query(text, values);
-      return { rows: r.rows };
+      // pg-boss sends several statements in one query (its supervisor does); pg answers
+      // those with one result per statement, which pg-boss reads as a list.
+      const r: pg.QueryResult | pg.QueryResult[] = await pool.query(text, values);
+      return Array.isArray(r) ? (r.map((x) => ({ rows: x.rows })) as unknown as { rows: unknown[] }) : { rows: r.rows };
     },
     close: () => pool.end(),
   };

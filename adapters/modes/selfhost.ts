@@ -87,7 +87,19 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
   });
   const store = new PostgresStore(db);
   const bossDb = toPgBossDb(settings.databaseUrl, { max: 3 });
-  const queues = await fromPgBoss({ db: bossDb, logger: logger.child({ component: 'queue' }), ...settings.queue });
+  const queues = await fromPgBoss({
+    db: bossDb,
+    logger: logger.child({ component: 'queue' }),
+    // Steps hop from message to message within milliseconds (a worker that finishes one
+    // fetches again at once); the poll only matters for an idle queue.
+    pollingIntervalSeconds: 1,
+    // A step may run a long migration, so expiry is generous; a worker that dies is noticed
+    // by its missing heartbeat instead, and its step resumes within about 15 s.
+    expireInSeconds: 3_600,
+    heartbeatSeconds: 15,
+    superviseIntervalSeconds: 5,
+    ...settings.queue,
+  });
   const vault = await AesFileKeyVault.fromKeyFiles(settings.encryptionKeyFile);
   const auth = new LocalJwtAuth({ jwtSecret: settings.jwtSecret, bcryptCost: settings.bcryptCost, clock });
   const limits = settings.loginLimits ?? { perAccount: 10, perIp: 100 };

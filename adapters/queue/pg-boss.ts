@@ -46,6 +46,13 @@ export interface PgBossConfig {
   retryDelayMaxSeconds?: number;
   /** A handler running longer than this is presumed dead and its message is redelivered. */
   expireInSeconds?: number;
+  /**
+   * When set (≥ 10), a running handler's worker refreshes a heartbeat on its message, and a
+   * message whose heartbeat stops (the worker died) is redelivered after this long, however
+   * long expireInSeconds is. Lets long steps (migrations) run for an hour while a crashed
+   * worker's step resumes within seconds.
+   */
+  heartbeatSeconds?: number;
   /** How often expired messages are failed and queue counts refreshed (pg-boss supervise/monitor). */
   superviseIntervalSeconds?: number;
   /** Whether this process evaluates cron schedules (any number of processes may; one fires each). */
@@ -70,8 +77,8 @@ export const defaultPgBossConfig = {
   reapIntervalSeconds: 30,
 } as const;
 
-type ResolvedConfig = Omit<Required<PgBossConfig>, 'connectionString' | 'db' | 'maxConnections' | 'logger'> &
-  Pick<PgBossConfig, 'connectionString' | 'db' | 'maxConnections' | 'logger'>;
+type ResolvedConfig = Omit<Required<PgBossConfig>, 'connectionString' | 'db' | 'maxConnections' | 'logger' | 'heartbeatSeconds'> &
+  Pick<PgBossConfig, 'connectionString' | 'db' | 'maxConnections' | 'logger' | 'heartbeatSeconds'>;
 
 /** Every job carries its payload wrapped, so any JSON value (not only objects) can be sent. */
 interface Envelope {
@@ -133,6 +140,7 @@ export class PgBossQueue implements EventQueue {
       retryBackoff: backoff,
       ...(backoff ? { retryDelayMax: c.retryDelayMaxSeconds } : {}),
       expireInSeconds: c.expireInSeconds,
+      ...(c.heartbeatSeconds ? { heartbeatSeconds: c.heartbeatSeconds } : {}),
     });
   }
 
@@ -155,20 +163,26 @@ export class PgBossQueue implements EventQueue {
     options: { concurrency?: number } = {},
   ): Promise<() => Promise<void>> {
     await this.ensureQueue(queue);
-    const workId = await this.boss.work<Envelope>(
-      queue,
-      {
-        batchSize: 1,
-        localConcurrency: Math.max(1, options.concurrency ?? 1),
-        pollingIntervalSeconds: this.config.pollingIntervalSeconds,
-      },
-      async (jobs: Job<Envelope>[]) => {
-        for (const job of jobs) {
-          const message: QueueMessage<T> = { id: job.id, payload: job.data.payload as T, attempt: job.retryCount + 1 };
-          await handler(message);
-        }
-      },
-    );
+    // One pg-boss worker per unit of concurrency, each knowing its own id: a worker that
+    // just finished a message is told to fetch again at once instead of sleeping a polling
+    // interval, so the next step of a release (released only when this one completes, by
+    // the group's strict FIFO) starts in milliseconds.
+    const workIds: string[] = [];
+    for (let i = 0; i < Math.max(1, options.concurrency ?? 1); i++) {
+      let workId = '';
+      workId = await this.boss.work<Envelope>(
+        queue,
+        { batchSize: 1, localConcurrency: 1, pollingIntervalSeconds: this.config.pollingIntervalSeconds },
+        async (jobs: Job<Envelope>[]) => {
+          for (const job of jobs) {
+            const message: QueueMessage<T> = { id: job.id, payload: job.data.payload as T, attempt: job.retryCount + 1 };
+            await handler(message);
+          }
+          this.boss.notifyWorker(workId);
+        },
+      );
+      workIds.push(workId);
+    }
     const reaper = setInterval(() => void this.reap(queue), this.config.reapIntervalSeconds * 1000);
     reaper.unref();
     let stopped: Promise<void> | null = null;
@@ -176,7 +190,7 @@ export class PgBossQueue implements EventQueue {
       // offWork with wait resolves once the handlers it started have settled their jobs.
       stopped ??= (async () => {
         clearInterval(reaper);
-        await this.boss.offWork(queue, { id: workId, wait: true });
+        await Promise.all(workIds.map((id) => this.boss.offWork(queue, { id, wait: true })));
       })();
       return stopped;
     };

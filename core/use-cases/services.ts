@@ -6,8 +6,11 @@ import type { CreateServiceInput } from '../schemas.ts';
 import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from './deps.ts';
 import { findProject } from './projects.ts';
 
-/** Sane defaults for a small web app: healthy within a minute, three clean probes in a row. */
-export const defaultHealthPolicy: HealthPolicy = { intervalMs: 250, timeoutMs: 2_000, successes: 3, deadlineMs: 60_000 };
+/**
+ * Sane defaults for a small web app: healthy within a minute, two clean probes 100 ms
+ * apart. Every extra probe is time the old release keeps serving for nothing.
+ */
+export const defaultHealthPolicy: HealthPolicy = { intervalMs: 100, timeoutMs: 2_000, successes: 2, deadlineMs: 60_000 };
 /**
  * Caddy restarts the close timer of every proxied WebSocket on any config change, even of
  * another route, and cuts it `drainSeconds` later; so the drain window is long, and the

@@ -72,6 +72,17 @@ describe('fromDatabaseUrl', () => {
     }
   });
 
+  it('answers a multi-statement query for pg-boss with one result per statement', async () => {
+    // pg-boss's supervisor sends such batches; reading .rows of the whole answer broke it.
+    const boss = toPgBossDb(testDb.url);
+    try {
+      const r = (await boss.executeSql('select 1 as a; select 2 as b')) as unknown as { rows: unknown[] }[];
+      expect(r).toEqual([{ rows: [{ a: 1 }] }, { rows: [{ b: 2 }] }]);
+    } finally {
+      await boss.close();
+    }
+  });
+
   it('fails the checkout, rather than run as the owner, when the app role is missing', async () => {
     await using(fromDatabaseUrl(testDb.url, { appRole: 'no_such_role_sdo' }), async (db) => {
       const e = await db.query('select 1').catch((err: unknown) => err);

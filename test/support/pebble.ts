@@ -126,6 +126,9 @@ export async function startChallTestSrv(): Promise<ChallTestSrv> {
   const mgmt = `http://127.0.0.1:${mgmtPort}`;
   let daemon: Daemon | null = null;
   const start = async () => {
+    // Idempotent: a second start while running would orphan the first process.
+    if (daemon !== null && daemon.child.exitCode === null && daemon.child.signalCode === null)
+      return;
     daemon = startDaemon(challtestsrvBin, [
       '-defaultIPv4',
       '127.0.0.1',

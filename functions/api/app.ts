@@ -7,6 +7,7 @@ import { authenticate } from '../../core/use-cases/auth.ts';
 import type { Principal } from '../../core/use-cases/deps.ts';
 import type { ApiDeps } from './deps.ts';
 import { describeZodError, errorBody, respondWithError } from './errors.ts';
+import { dashboardApp } from './dashboard/app.ts';
 import { docsPage, openApiDocument } from './openapi.ts';
 import type { RouteDef } from './route.ts';
 import { accountRoutes } from './routes/accounts.ts';
@@ -179,6 +180,9 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
       return c.json(result as object, r.status);
     });
   }
+  // The web dashboard (functions/api/dashboard): HTML pages that call this same app in
+  // process with the user's token, so they are clients of the public API like the CLI.
+  app.route('/', dashboardApp((request, env) => app.fetch(request, env)));
   return app;
 }
 

@@ -1,0 +1,70 @@
+import { Hono } from 'hono';
+import { html } from 'hono/html';
+import type { ApiFetch } from './api.ts';
+import { css, js } from './assets.ts';
+import { render } from './session.ts';
+import { registerAdmin } from './views/admin.ts';
+import { registerAuth } from './views/auth.ts';
+import { registerDomains } from './views/domains.ts';
+import { registerProjects } from './views/projects.ts';
+import { registerReleases } from './views/releases.ts';
+import { registerServices } from './views/services.ts';
+
+/** Scripts and styles only from /dashboard/assets; no framing, forms post only to us. */
+const contentSecurityPolicy = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
+
+/**
+ * The web dashboard: server-rendered pages that are clients of the public API. Every read
+ * and write goes through `fetchApi` (the API app itself, in process) with the user's
+ * session token, so the dashboard shows exactly what the API allows and says what it says.
+ * @example app.route('/', dashboardApp((req, env) => app.fetch(req, env)))
+ */
+export function dashboardApp(fetchApi: ApiFetch): Hono {
+  const app = new Hono();
+
+  app.use('/dashboard/*', async (c, next) => {
+    // Cookies are SameSite=Strict already; refusing cross-origin form posts outright also
+    // covers browsers that predate SameSite.
+    if (c.req.method === 'POST') {
+      const origin = c.req.header('origin');
+      const site = c.req.header('sec-fetch-site');
+      const host = c.req.header('host') ?? new URL(c.req.url).host;
+      const crossOrigin = origin !== undefined && origin !== 'null' && new URL(origin).host !== host;
+      if (crossOrigin || site === 'cross-site') {
+        return render(c, null, { title: 'Refused' }, html`<h1>Refused</h1><div class="alert error" role="alert">this form was posted from another site</div>`, 403);
+      }
+    }
+    await next();
+    c.header('Content-Security-Policy', contentSecurityPolicy);
+    c.header('X-Content-Type-Options', 'nosniff');
+    c.header('Referrer-Policy', 'same-origin');
+    c.header('X-Frame-Options', 'DENY');
+  });
+
+  app.get('/', (c) => c.redirect('/dashboard', 302));
+  app.get('/dashboard/assets/app.css', (c) => c.body(css, 200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'public, max-age=300' }));
+  app.get('/dashboard/assets/app.js', (c) =>
+    c.body(js, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=300' }),
+  );
+
+  registerAuth(app, fetchApi);
+  registerProjects(app, fetchApi);
+  registerServices(app, fetchApi);
+  registerReleases(app, fetchApi);
+  registerDomains(app, fetchApi);
+  registerAdmin(app, fetchApi);
+
+  app.notFound((c) =>
+    render(c, null, { title: 'Not found' }, html`<h1>Page not found</h1><div class="alert error" role="alert">no page at ${c.req.path}</div><p><a href="/dashboard">Back to projects</a></p>`, 404),
+  );
+  return app;
+}

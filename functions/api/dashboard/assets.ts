@@ -1,0 +1,135 @@
+/**
+ * The dashboard's only stylesheet and script, served from /dashboard/assets so the
+ * Content-Security-Policy can forbid inline code. Pages work without the script; it adds
+ * the live release view, live domain status, copy buttons and confirmations.
+ */
+export const css = `
+:root { --fg:#1b1f24; --muted:#4a5560; --line:#d0d7de; --bg:#fff; --soft:#f6f8fa; --link:#0a58ca;
+  --ok:#116329; --ok-bg:#dafbe1; --bad:#a40e26; --bad-bg:#ffebe9; --run:#6a4a00; --run-bg:#fff3c4; }
+* { box-sizing: border-box; }
+body { margin:0; font:15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color:var(--fg); background:var(--bg); }
+a { color:var(--link); }
+:focus-visible { outline:3px solid #0a58ca; outline-offset:2px; }
+header.top { display:flex; flex-wrap:wrap; gap:1rem; align-items:center; padding:.6rem 1.2rem; background:#24292f; color:#fff; }
+header.top a { color:#fff; text-decoration:none; font-weight:600; }
+header.top nav a { font-weight:400; margin-right:.9rem; }
+header.top nav a[aria-current=page] { text-decoration:underline; }
+header.top .right { margin-left:auto; display:flex; gap:.6rem; align-items:center; }
+header.top select, header.top button { font:inherit; }
+main { max-width:72rem; margin:0 auto; padding:1.2rem; }
+h1 { font-size:1.5rem; margin:.2rem 0 1rem; } h2 { font-size:1.15rem; margin:1.6rem 0 .6rem; }
+table { border-collapse:collapse; width:100%; margin:.4rem 0 1rem; }
+th, td { text-align:left; padding:.4rem .6rem; border-bottom:1px solid var(--line); vertical-align:top; }
+th { background:var(--soft); font-weight:600; }
+code, pre, .mono { font-family:ui-monospace, SFMono-Regular, Menlo, monospace; font-size:.88rem; }
+pre.log { background:#0d1117; color:#e6edf3; padding:.8rem; border-radius:6px; max-height:28rem; overflow:auto; white-space:pre-wrap; word-break:break-word; }
+pre.log .stderr { color:#ffa198; } pre.log .stdout { color:#c9d1d9; }
+form.card, section.card, div.card { border:1px solid var(--line); border-radius:6px; padding:1rem; margin:.8rem 0; background:var(--bg); }
+form.inline { display:inline; }
+label { display:block; font-weight:600; margin:.5rem 0 .2rem; }
+.hint { color:var(--muted); font-size:.88rem; font-weight:400; }
+input, select, textarea { font:inherit; padding:.4rem .5rem; border:1px solid #8c959f; border-radius:4px; min-width:16rem; max-width:100%; }
+textarea { width:100%; min-height:4rem; }
+button, .button { font:inherit; padding:.4rem .9rem; border-radius:4px; border:1px solid #1f6feb; background:#1f6feb; color:#fff; cursor:pointer; text-decoration:none; display:inline-block; }
+button.secondary, .button.secondary { background:#fff; color:#1f2328; border-color:#8c959f; }
+button.danger { background:var(--bad); border-color:var(--bad); }
+.row { display:flex; flex-wrap:wrap; gap:1rem; align-items:flex-end; }
+.badge { display:inline-block; padding:.05rem .5rem; border-radius:1rem; font-size:.82rem; font-weight:600; border:1px solid currentColor; }
+.badge.ok { color:var(--ok); background:var(--ok-bg); } .badge.bad { color:var(--bad); background:var(--bad-bg); }
+.badge.run { color:var(--run); background:var(--run-bg); } .badge.idle { color:var(--muted); background:var(--soft); }
+tr.failed td { background:var(--bad-bg); }
+.alert { padding:.7rem 1rem; border-radius:6px; margin:.8rem 0; border:1px solid; }
+.alert.error { color:var(--bad); background:var(--bad-bg); } .alert.notice { color:var(--ok); background:var(--ok-bg); }
+.card > h2:first-child, .card > h2:first-of-type { margin-top:0; }
+.empty { margin:.8rem 0; padding:1rem; border:1px dashed var(--line); border-radius:6px; background:var(--soft); }
+.auth { max-width:26rem; margin:3rem auto; }
+.secret-once { font-size:1rem; padding:.6rem; background:var(--soft); border:1px solid var(--line); word-break:break-all; }
+.visually-hidden { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
+dl.facts { display:grid; grid-template-columns:max-content 1fr; gap:.3rem 1rem; } dl.facts dt { font-weight:600; } dl.facts dd { margin:0; }
+ol.progress { list-style:none; display:flex; gap:.4rem; padding:0; flex-wrap:wrap; } ol.progress li { padding:.2rem .6rem; border-radius:1rem; border:1px solid var(--line); }
+ol.progress li.done { background:var(--ok-bg); color:var(--ok); } ol.progress li.current { background:var(--run-bg); color:var(--run); font-weight:600; }
+`;
+
+export const js = `
+'use strict';
+(function () {
+  var announce = document.getElementById('announce');
+  function say(text) { if (announce) { announce.textContent = ''; setTimeout(function () { announce.textContent = text; }, 30); } }
+
+  document.addEventListener('click', function (e) {
+    var b = e.target.closest && e.target.closest('[data-copy]');
+    if (!b) return;
+    var text = b.getAttribute('data-copy');
+    var done = function () { b.textContent = 'Copied'; say('Copied to the clipboard'); setTimeout(function () { b.textContent = 'Copy'; }, 1500); };
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, function () { say('Copy failed: select the value and copy it'); });
+    else { var t = document.createElement('textarea'); t.value = text; document.body.appendChild(t); t.select(); try { document.execCommand('copy'); done(); } catch (x) { say('Copy failed'); } t.remove(); }
+  });
+
+  document.addEventListener('submit', function (e) {
+    var msg = e.target.getAttribute && e.target.getAttribute('data-confirm');
+    if (msg && !window.confirm(msg)) e.preventDefault();
+  });
+
+  var orgSelect = document.getElementById('org-switch');
+  if (orgSelect) orgSelect.addEventListener('change', function () { orgSelect.form.submit(); });
+
+  function refresh(url, target, then) {
+    fetch(url, { headers: { accept: 'text/html' }, credentials: 'same-origin' }).then(function (r) { return r.text(); }).then(function (h) {
+      target.innerHTML = h; if (then) then();
+    }).catch(function () {});
+  }
+
+  var release = document.querySelector('[data-release-live]');
+  if (release) {
+    var id = release.getAttribute('data-release-id');
+    var summary = document.getElementById('summary');
+    var log = document.getElementById('log');
+    var after = Number(release.getAttribute('data-after') || 0);
+    var pending = null;
+    var refreshSummary = function () {
+      if (pending) return;
+      pending = setTimeout(function () { pending = null; refresh('/dashboard/releases/' + id + '/summary', summary); }, 100);
+    };
+    var es = new EventSource('/dashboard/releases/' + id + '/events?after=' + after);
+    es.addEventListener('log', function (m) {
+      var l = JSON.parse(m.data);
+      var empty = document.getElementById('log-empty'); if (empty) empty.remove();
+      var span = document.createElement('span');
+      span.className = l.stream; span.textContent = l.line + '\\n';
+      var atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 20;
+      log.appendChild(span);
+      if (atBottom) log.scrollTop = log.scrollHeight;
+      refreshSummary();
+    });
+    es.addEventListener('status', function (m) { refreshSummary(); say('Release is ' + JSON.parse(m.data).status.replace(/_/g, ' ')); });
+    es.addEventListener('end', function (m) {
+      es.close();
+      refresh('/dashboard/releases/' + id + '/summary', summary);
+      release.removeAttribute('data-release-live');
+      release.setAttribute('data-release-done', JSON.parse(m.data).status);
+    });
+    es.onerror = function () {
+      // The stream ended or dropped: poll the summary until the release is finished.
+      if (es.readyState === 2) return;
+      es.close();
+      var timer = setInterval(function () {
+        refresh('/dashboard/releases/' + id + '/summary', summary, function () {
+          if (summary.querySelector('[data-terminal]')) { clearInterval(timer); location.reload(); }
+        });
+      }, 2000);
+    };
+  }
+
+  var domain = document.querySelector('[data-domain-live]');
+  if (domain) {
+    var did = domain.getAttribute('data-domain-id');
+    var polls = 0;
+    var timer = setInterval(function () {
+      if (++polls > 600) return clearInterval(timer);
+      refresh('/dashboard/domains/' + did + '/status', domain, function () {
+        if (domain.querySelector('[data-settled]')) clearInterval(timer);
+      });
+    }, 3000);
+  }
+})();
+`;

@@ -11,7 +11,7 @@
 # Prints the new backup's path on stdout. Check it with: restore.sh --verify PATH
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=selfhost/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 SDO_DIR=${SELFDEVOP_DIR:-}
@@ -40,8 +40,9 @@ mkdir -p "$to" && chmod 700 "$to"
 to="$(cd "$to" && pwd)"
 
 pg=$(sdo_container postgres)
-[ -n "$pg" ] && [ "$(docker inspect -f '{{.State.Running}}' "$pg")" = true ] ||
+if [ -z "$pg" ] || [ "$(docker inspect -f '{{.State.Running}}' "$pg")" != true ]; then
   sdo_die "the postgres service is not running; start the stack (docker compose up -d) and try again"
+fi
 
 name="selfdevop-$(date -u +%Y%m%dT%H%M%SZ)"
 dest="$to/$name"
@@ -102,7 +103,7 @@ trap - EXIT
 # its quota. Only directories this script made (selfdevop-<timestamp>) are considered.
 declare -A seen_day seen_week seen_month
 days=0 weeks=0 months=0 removed=0 newest=0
-for b in $(ls -1d "$to"/selfdevop-*Z 2>/dev/null | sort -r); do
+for b in $(find "$to" -mindepth 1 -maxdepth 1 -type d -name 'selfdevop-*Z' | sort -r); do
   ts=${b##*/selfdevop-}
   iso="${ts:0:4}-${ts:4:2}-${ts:6:2}"
   day=$iso week=$(date -u -d "$iso" +%G-W%V) month=${iso:0:7}

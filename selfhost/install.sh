@@ -17,7 +17,7 @@
 # Image references come from SELFDEVOP_IMAGE, POSTGRES_IMAGE, CADDY_IMAGE when set.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=selfhost/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 SDO_DIR=${SELFDEVOP_DIR:-/opt/selfdevop}
@@ -103,7 +103,7 @@ done
 cp "$here/docker-compose.yml" "$SDO_DIR/docker-compose.yml"
 rm -rf "$SDO_DIR/monitoring" && cp -r "$here/monitoring" "$SDO_DIR/monitoring"
 if ! [ "$here" -ef "$SDO_DIR/bin" ]; then
-  rm -rf "$SDO_DIR/bin" && mkdir -p "$SDO_DIR/bin"
+  rm -rf "${SDO_DIR:?}/bin" && mkdir -p "$SDO_DIR/bin"
   cp -r "$here"/{lib.sh,install.sh,upgrade.sh,backup.sh,restore.sh,docker-compose.yml,monitoring} "$SDO_DIR/bin/"
 fi
 
@@ -155,7 +155,9 @@ host=${bind:-localhost}
 [ "$host" = 0.0.0.0 ] && host=localhost
 url="http://$host${http_port:+:$http_port}"
 [ "${http_port:-80}" = 80 ] && url="http://$host"
+https_port=$(sdo_env_get HTTPS_PORT)
 [ -n "$domain" ] && url="https://$domain"
+[ -n "$domain" ] && [ "${https_port:-443}" != 443 ] && url="https://$domain:$https_port"
 gateway=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}' 2>/dev/null || true)
 cat <<EOF
 

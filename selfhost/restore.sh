@@ -13,7 +13,7 @@
 #   --timeout S             seconds to wait for the stack to be healthy (default 120)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=selfhost/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 SDO_DIR=${SELFDEVOP_DIR:-}
@@ -90,8 +90,8 @@ compare_counts() { # container
 }
 
 wait_pg() { # container
-  local i
-  for i in $(seq 1 60); do
+
+  for _ in $(seq 1 60); do
     docker exec "$1" pg_isready -q -h /var/run/postgresql -U selfdevop -d selfdevop 2>/dev/null && return 0
     [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ] || break
     sleep 1

@@ -14,7 +14,7 @@
 #   --images FILE   `docker load` this bundle first (air-gapped); nothing is pulled
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=selfhost/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$here/lib.sh"
 
 SDO_DIR=${SELFDEVOP_DIR:-}

@@ -23,11 +23,17 @@ Then('install.sh finished within {int} seconds', function (this: AcceptanceWorld
   assert.ok(r.ms <= seconds * 1000, `install.sh took ${r.ms} ms`);
 });
 
-Then('install.sh printed the dashboard URL and the signup command', function (this: AcceptanceWorld) {
-  const out = this.stack.lastInstall!.stdout;
-  assert.match(out, new RegExp(`selfdevop is up at http://127\\.0\\.0\\.1:${this.stack.httpPort}`));
-  assert.match(out, /\/api\/auth\/local\/signup/);
-});
+Then(
+  'install.sh printed the dashboard URL and the signup command',
+  function (this: AcceptanceWorld) {
+    const out = this.stack.lastInstall!.stdout;
+    assert.match(
+      out,
+      new RegExp(`selfdevop is up at http://127\\.0\\.0\\.1:${this.stack.httpPort}`),
+    );
+    assert.match(out, /\/api\/auth\/local\/signup/);
+  },
+);
 
 Then('every service of the stack is healthy', async function (this: AcceptanceWorld) {
   await this.stack.waitHealthy(60_000);
@@ -43,22 +49,42 @@ Then('the install directory keeps its secrets private', async function (this: Ac
 Then('only the worker has the Docker socket', async function (this: AcceptanceWorld) {
   const withSocket: string[] = [];
   for (const service of ['postgres', 'migrate', 'api', 'worker', 'caddy']) {
-    const id = (await mustRun('docker', ['compose', 'ps', '-a', '-q', service], { cwd: this.stack.dir })).stdout.trim();
-    const mounts = (await mustRun('docker', ['inspect', '-f', '{{range .Mounts}}{{.Source}} {{end}}', id])).stdout;
+    const id = (
+      await mustRun('docker', ['compose', 'ps', '-a', '-q', service], { cwd: this.stack.dir })
+    ).stdout.trim();
+    const mounts = (
+      await mustRun('docker', ['inspect', '-f', '{{range .Mounts}}{{.Source}} {{end}}', id])
+    ).stdout;
     if (mounts.includes('/var/run/docker.sock')) withSocket.push(service);
   }
   assert.deepEqual(withSocket, ['worker']);
 });
 
-Then('the database lives in the named volume {string}', async function (this: AcceptanceWorld, volume: string) {
-  const id = (await mustRun('docker', ['compose', 'ps', '-q', 'postgres'], { cwd: this.stack.dir })).stdout.trim();
-  const mounts = (await mustRun('docker', ['inspect', '-f', '{{range .Mounts}}{{.Type}}:{{.Name}}:{{.Destination}} {{end}}', id])).stdout.trim();
-  assert.equal(mounts, `volume:${this.stack.project}_${volume}:/var/lib/postgresql/data`);
-});
+Then(
+  'the database lives in the named volume {string}',
+  async function (this: AcceptanceWorld, volume: string) {
+    const id = (
+      await mustRun('docker', ['compose', 'ps', '-q', 'postgres'], { cwd: this.stack.dir })
+    ).stdout.trim();
+    const mounts = (
+      await mustRun('docker', [
+        'inspect',
+        '-f',
+        '{{range .Mounts}}{{.Type}}:{{.Name}}:{{.Destination}} {{end}}',
+        id,
+      ])
+    ).stdout.trim();
+    assert.equal(mounts, `volume:${this.stack.project}_${volume}:/var/lib/postgresql/data`);
+  },
+);
 
 Given("I note the install's secrets", async function (this: AcceptanceWorld) {
   const env = await this.stack.env();
-  this.noted.secrets = { DB_PASSWORD: env.DB_PASSWORD, JWT_SECRET: env.JWT_SECRET, key: await this.stack.keyFile() };
+  this.noted.secrets = {
+    DB_PASSWORD: env.DB_PASSWORD,
+    JWT_SECRET: env.JWT_SECRET,
+    key: await this.stack.keyFile(),
+  };
   assert.ok(env.DB_PASSWORD && env.JWT_SECRET);
 });
 
@@ -69,12 +95,18 @@ When('I run install.sh again', async function (this: AcceptanceWorld) {
 
 Then("the install's secrets are unchanged", async function (this: AcceptanceWorld) {
   const env = await this.stack.env();
-  assert.deepEqual({ DB_PASSWORD: env.DB_PASSWORD, JWT_SECRET: env.JWT_SECRET, key: await this.stack.keyFile() }, this.noted.secrets);
+  assert.deepEqual(
+    { DB_PASSWORD: env.DB_PASSWORD, JWT_SECRET: env.JWT_SECRET, key: await this.stack.keyFile() },
+    this.noted.secrets,
+  );
 });
 
 Given('I note the users, services and releases', async function (this: AcceptanceWorld) {
   const fp = await this.stack.fingerprint();
-  assert.ok(fp.users && fp.services && fp.releases, `nothing to compare yet: ${JSON.stringify(fp)}`);
+  assert.ok(
+    fp.users && fp.services && fp.releases,
+    `nothing to compare yet: ${JSON.stringify(fp)}`,
+  );
   this.noted.fingerprint = fp;
 });
 
@@ -82,10 +114,13 @@ Then('the users, services and releases are unchanged', async function (this: Acc
   assert.deepEqual(await this.stack.fingerprint(), this.noted.fingerprint);
 });
 
-When('I run {string} in the install directory', async function (this: AcceptanceWorld, command: string) {
-  const [file, ...args] = command.split(' ');
-  await mustRun(file!, args, { cwd: this.stack.dir, timeoutMs: 180_000 });
-});
+When(
+  'I run {string} in the install directory',
+  async function (this: AcceptanceWorld, command: string) {
+    const [file, ...args] = command.split(' ');
+    await mustRun(file!, args, { cwd: this.stack.dir, timeoutMs: 180_000 });
+  },
+);
 
 Then('my session token still works', async function (this: AcceptanceWorld) {
   const res = await this.stack.api('GET', '/api/projects', { token: suite.owner!.token });
@@ -100,19 +135,27 @@ async function buildTag(tag: string, overlay?: string): Promise<string> {
   return `selfdevop/selfdevop:${tag}`;
 }
 
-When('I upgrade to a rebuilt image tagged {string}', async function (this: AcceptanceWorld, tag: string) {
-  const image = await buildTag(withVersion(tag));
-  const r = await this.stack.script('upgrade.sh', ['--dir', this.stack.dir, '--image', image]);
-  this.noted.upgrade = r;
-  assert.equal(r.code, 0, `upgrade.sh failed:\n${r.stderr}`);
-});
+When(
+  'I upgrade to a rebuilt image tagged {string}',
+  async function (this: AcceptanceWorld, tag: string) {
+    const image = await buildTag(withVersion(tag));
+    const r = await this.stack.script('upgrade.sh', ['--dir', this.stack.dir, '--image', image]);
+    this.noted.upgrade = r;
+    assert.equal(r.code, 0, `upgrade.sh failed:\n${r.stderr}`);
+  },
+);
 
 When('I upgrade to a rebuilt image whose migration fails', async function (this: AcceptanceWorld) {
   const overlay = await mkdtemp(path.join(os.tmpdir(), 'sdo-broken-migration-'));
   try {
     await writeFile(path.join(overlay, '9999_acceptance_broken.sql'), 'select 1 / 0;\n');
     const image = await buildTag(`${version}-broken-migration`, overlay);
-    this.noted.upgrade = await this.stack.script('upgrade.sh', ['--dir', this.stack.dir, '--image', image]);
+    this.noted.upgrade = await this.stack.script('upgrade.sh', [
+      '--dir',
+      this.stack.dir,
+      '--image',
+      image,
+    ]);
   } finally {
     await rm(overlay, { recursive: true, force: true });
   }
@@ -132,8 +175,12 @@ Then('the API reports version {string}', async function (this: AcceptanceWorld, 
 
 Then('the api and the worker run {string}', async function (this: AcceptanceWorld, image: string) {
   for (const service of ['api', 'worker']) {
-    const id = (await mustRun('docker', ['compose', 'ps', '-q', service], { cwd: this.stack.dir })).stdout.trim();
-    const running = (await mustRun('docker', ['inspect', '-f', '{{.Config.Image}}', id])).stdout.trim();
+    const id = (
+      await mustRun('docker', ['compose', 'ps', '-q', service], { cwd: this.stack.dir })
+    ).stdout.trim();
+    const running = (
+      await mustRun('docker', ['inspect', '-f', '{{.Config.Image}}', id])
+    ).stdout.trim();
     assert.equal(running, withVersion(image), service);
   }
 });
@@ -151,61 +198,149 @@ Then('restore.sh --verify passes for that backup', async function (this: Accepta
   assert.match(r.stderr, /row counts match the manifest/);
 });
 
-Then('restore.sh --verify refuses a copy of it with a damaged dump', async function (this: AcceptanceWorld) {
-  const copy = await mkdtemp(path.join(os.tmpdir(), 'sdo-damaged-backup-'));
-  try {
-    await mustRun('cp', ['-a', `${String(this.noted.backup)}/.`, copy]);
-    await writeFile(path.join(copy, 'db.dump'), 'not a dump', { flag: 'a' });
-    const r = await this.stack.script('restore.sh', ['--verify', copy]);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /checksum mismatch: db\.dump/);
-  } finally {
-    await rm(copy, { recursive: true, force: true });
-  }
-});
+Then(
+  'restore.sh --verify refuses a copy of it with a damaged dump',
+  async function (this: AcceptanceWorld) {
+    const copy = await mkdtemp(path.join(os.tmpdir(), 'sdo-damaged-backup-'));
+    try {
+      await mustRun('cp', ['-a', `${String(this.noted.backup)}/.`, copy]);
+      await writeFile(path.join(copy, 'db.dump'), 'not a dump', { flag: 'a' });
+      const r = await this.stack.script('restore.sh', ['--verify', copy]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /checksum mismatch: db\.dump/);
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
+  },
+);
 
 When('I restore that backup into a fresh install', async function (this: AcceptanceWorld) {
   const fresh = await Install.create('restored');
   suite.others.push(fresh);
   const installed = await fresh.install();
   assert.equal(installed.code, 0, installed.stderr);
-  const r = await run('bash', [path.join(fresh.dir, 'bin', 'restore.sh'), '--dir', fresh.dir, String(this.noted.backup)], { timeoutMs: 300_000 });
+  const r = await run(
+    'bash',
+    [path.join(fresh.dir, 'bin', 'restore.sh'), '--dir', fresh.dir, String(this.noted.backup)],
+    { timeoutMs: 300_000 },
+  );
   assert.equal(r.code, 0, r.stderr);
   this.noted.fresh = fresh;
 });
 
-Then('the fresh install has the same users, services and releases', async function (this: AcceptanceWorld) {
-  const fresh = this.noted.fresh as Install;
-  assert.deepEqual(await fresh.fingerprint(), this.noted.fingerprint);
-});
+Then(
+  'the fresh install has the same users, services and releases',
+  async function (this: AcceptanceWorld) {
+    const fresh = this.noted.fresh as Install;
+    assert.deepEqual(await fresh.fingerprint(), this.noted.fingerprint);
+  },
+);
 
-Then('the owner can sign in to the fresh install and list the projects', async function (this: AcceptanceWorld) {
-  const fresh = this.noted.fresh as Install;
-  const login = await fresh.api('POST', '/api/auth/local/login', { body: { email: suite.owner!.email, password: suite.owner!.password } });
-  assert.equal(login.status, 200, login.text);
-  const list = await fresh.api('GET', '/api/projects', { token: (login.json as { token: string }).token });
-  assert.equal(list.status, 200, list.text);
-  // The old session token too: the JWT secret came back with the backup.
-  assert.equal((await fresh.api('GET', '/api/projects', { token: suite.owner!.token })).status, 200);
-});
+Then(
+  'the owner can sign in to the fresh install and list the projects',
+  async function (this: AcceptanceWorld) {
+    const fresh = this.noted.fresh as Install;
+    const login = await fresh.api('POST', '/api/auth/local/login', {
+      body: { email: suite.owner!.email, password: suite.owner!.password },
+    });
+    assert.equal(login.status, 200, login.text);
+    const list = await fresh.api('GET', '/api/projects', {
+      token: (login.json as { token: string }).token,
+    });
+    assert.equal(list.status, 200, list.text);
+    // The old session token too: the JWT secret came back with the backup.
+    assert.equal(
+      (await fresh.api('GET', '/api/projects', { token: suite.owner!.token })).status,
+      200,
+    );
+  },
+);
 
 // ---------------------------------------------------------------- offline
-Then('every service of the stack has pull policy {string}', async function (this: AcceptanceWorld, policy: string) {
-  const r = await mustRun('docker', ['compose', 'config', '--format', 'json'], { cwd: this.stack.dir });
-  const services = (JSON.parse(r.stdout) as { services: Record<string, { pull_policy?: string; profiles?: string[] }> }).services;
-  const wrong = Object.entries(services)
-    .filter(([, s]) => !s.profiles?.length && s.pull_policy !== policy)
-    .map(([name, s]) => `${name}:${s.pull_policy ?? 'unset'}`);
-  assert.deepEqual(wrong, []);
-});
+Then(
+  'every service of the stack has pull policy {string}',
+  async function (this: AcceptanceWorld, policy: string) {
+    const r = await mustRun('docker', ['compose', 'config', '--format', 'json'], {
+      cwd: this.stack.dir,
+    });
+    const services = (
+      JSON.parse(r.stdout) as {
+        services: Record<string, { pull_policy?: string; profiles?: string[] }>;
+      }
+    ).services;
+    const wrong = Object.entries(services)
+      .filter(([, s]) => !s.profiles?.length && s.pull_policy !== policy)
+      .map(([name, s]) => `${name}:${s.pull_policy ?? 'unset'}`);
+    assert.deepEqual(wrong, []);
+  },
+);
 
 Then('every image of the stack was built on this machine', async function (this: AcceptanceWorld) {
   for (const image of Object.values(images)) {
-    const labels = (await mustRun('docker', ['image', 'inspect', '-f', '{{index .Config.Labels "selfdevop.inputs"}}', image])).stdout.trim();
+    const labels = (
+      await mustRun('docker', [
+        'image',
+        'inspect',
+        '-f',
+        '{{index .Config.Labels "selfdevop.inputs"}}',
+        image,
+      ])
+    ).stdout.trim();
     assert.match(labels, /^[0-9a-f]{16}$/, `${image} carries no build-images.sh inputs label`);
   }
 });
 
 When('the whole stack is recreated with pulling disabled', async function (this: AcceptanceWorld) {
-  await mustRun('docker', ['compose', 'up', '-d', '--force-recreate', '--pull', 'never'], { cwd: this.stack.dir, timeoutMs: 180_000 });
+  await mustRun('docker', ['compose', 'up', '-d', '--force-recreate', '--pull', 'never'], {
+    cwd: this.stack.dir,
+    timeoutMs: 180_000,
+  });
 });
+
+// ---------------------------------------------------------------- air-gapped bundles
+When(
+  'I save the images into a bundle with build-images.sh --save',
+  async function (this: AcceptanceWorld) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-bundle-'));
+    this.noted.bundleDir = dir;
+    this.noted.bundle = path.join(dir, 'selfdevop-images.tar.gz');
+    await mustRun('bash', ['selfhost/build-images.sh', '--save', String(this.noted.bundle)], {
+      timeoutMs: 600_000,
+    });
+  },
+);
+
+Then(
+  'the bundle holds the app, PostgreSQL and Caddy images',
+  async function (this: AcceptanceWorld) {
+    const r = await mustRun('tar', ['-xzOf', String(this.noted.bundle), 'manifest.json']);
+    const tags = (JSON.parse(r.stdout) as { RepoTags: string[] | null }[])
+      .flatMap((m) => m.RepoTags ?? [])
+      .sort();
+    assert.deepEqual(tags, [images.caddy, images.postgres, images.app].sort());
+  },
+);
+
+When('I install selfdevop afresh from the bundle', async function (this: AcceptanceWorld) {
+  const fresh = await Install.create('bundle');
+  suite.others.push(fresh);
+  try {
+    const r = await fresh.install({ images: String(this.noted.bundle) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /loading images from/);
+  } finally {
+    await rm(String(this.noted.bundleDir), { recursive: true, force: true });
+  }
+  this.noted.fresh = fresh;
+});
+
+Then(
+  'the fresh install is healthy and answers GET \\/health',
+  async function (this: AcceptanceWorld) {
+    const fresh = this.noted.fresh as Install;
+    await fresh.waitHealthy(60_000);
+    assert.equal((await fresh.env()).PULL_POLICY, 'never');
+    const res = await fresh.api('GET', '/health');
+    assert.equal(res.status, 200, res.text);
+  },
+);

@@ -23,7 +23,9 @@ BeforeAll({ timeout: 900_000 }, async function () {
 
 AfterAll({ timeout: 300_000 }, async function () {
   if (process.env.SELFDEVOP_ACCEPTANCE_KEEP === '1') {
-    process.stderr.write(`acceptance: kept ${[suite.primary, ...suite.others].map((i) => i?.dir).join(', ')}\n`);
+    process.stderr.write(
+      `acceptance: kept ${[suite.primary, ...suite.others].map((i) => i?.dir).join(', ')}\n`,
+    );
     return;
   }
   for (const install of [suite.primary, ...suite.others]) await install?.destroy();

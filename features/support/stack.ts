@@ -14,7 +14,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const selfhostDir = path.join(repoRoot, 'selfhost');
-export const version = (JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+export const version = (
+  JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }
+).version;
 
 /** The locally built images (selfhost/build-images.sh); nothing is pulled. */
 export const images = {
@@ -56,9 +58,14 @@ export function run(
 }
 
 /** Like run, but a non-zero exit is an error carrying the command's output. */
-export async function mustRun(file: string, args: string[], options: Parameters<typeof run>[2] = {}): Promise<RunResult> {
+export async function mustRun(
+  file: string,
+  args: string[],
+  options: Parameters<typeof run>[2] = {},
+): Promise<RunResult> {
   const r = await run(file, args, options);
-  if (r.code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+  if (r.code !== 0)
+    throw new Error(`${file} ${args.join(' ')} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
   return r;
 }
 
@@ -86,7 +93,12 @@ export function request(
   urlPath: string,
   options: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<HttpResponse> {
-  const payload = options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+  const payload =
+    options.body === undefined
+      ? undefined
+      : typeof options.body === 'string'
+        ? options.body
+        : JSON.stringify(options.body);
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
@@ -97,7 +109,9 @@ export function request(
         agent: false,
         timeout: options.timeoutMs ?? 10_000,
         headers: {
-          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+          ...(payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
           ...options.headers,
         },
       },
@@ -147,21 +161,38 @@ export class Install {
   }
 
   /** Runs install.sh (from the repo, or the copy in the install's bin/) with the local images. */
-  async install(options: { fromBin?: boolean; timeoutS?: number } = {}): Promise<RunResult> {
-    const script = options.fromBin ? path.join(this.dir, 'bin', 'install.sh') : path.join(selfhostDir, 'install.sh');
+  async install(
+    options: { fromBin?: boolean; timeoutS?: number; images?: string } = {},
+  ): Promise<RunResult> {
+    const script = options.fromBin
+      ? path.join(this.dir, 'bin', 'install.sh')
+      : path.join(selfhostDir, 'install.sh');
     const r = await run(
       'bash',
       [
         script,
-        '--dir', this.dir,
-        '--project', this.project,
+        '--dir',
+        this.dir,
+        '--project',
+        this.project,
         '--offline',
-        '--bind', '127.0.0.1',
-        '--http-port', String(this.httpPort),
-        '--https-port', String(this.httpsPort),
-        '--timeout', String(options.timeoutS ?? 90),
+        '--bind',
+        '127.0.0.1',
+        '--http-port',
+        String(this.httpPort),
+        '--https-port',
+        String(this.httpsPort),
+        '--timeout',
+        String(options.timeoutS ?? 90),
+        ...(options.images ? ['--images', options.images] : []),
       ],
-      { env: { SELFDEVOP_IMAGE: images.app, POSTGRES_IMAGE: images.postgres, CADDY_IMAGE: images.caddy } },
+      {
+        env: {
+          SELFDEVOP_IMAGE: images.app,
+          POSTGRES_IMAGE: images.postgres,
+          CADDY_IMAGE: images.caddy,
+        },
+      },
     );
     this.lastInstall = r;
     return r;
@@ -191,7 +222,14 @@ export class Install {
 
   /** service → "state/health" for every service of the stack (migrate: "exited/0"). */
   async serviceStates(): Promise<Record<string, string>> {
-    const ps = await mustRun('docker', ['ps', '-a', '--filter', `label=com.docker.compose.project=${this.project}`, '--format', '{{.ID}}']);
+    const ps = await mustRun('docker', [
+      'ps',
+      '-a',
+      '--filter',
+      `label=com.docker.compose.project=${this.project}`,
+      '--format',
+      '{{.ID}}',
+    ]);
     const states: Record<string, string> = {};
     for (const id of ps.stdout.split('\n').filter(Boolean)) {
       const r = await mustRun('docker', [
@@ -212,17 +250,39 @@ export class Install {
     for (;;) {
       const states = await this.serviceStates();
       if (isHealthy(states)) return states;
-      if (Date.now() > end) throw new Error(`not healthy after ${deadlineMs} ms: ${JSON.stringify(states)}`);
+      if (Date.now() > end)
+        throw new Error(`not healthy after ${deadlineMs} ms: ${JSON.stringify(states)}`);
       await sleep(500);
     }
   }
 
   /** SQL through psql in the postgres container (local socket). */
   async sql(query: string): Promise<string> {
-    const r = await mustRun('docker', [
-      'compose', 'exec', '-T', 'postgres',
-      'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql', '-U', 'selfdevop', '-d', 'selfdevop', '-c', query,
-    ], { cwd: this.dir });
+    const r = await mustRun(
+      'docker',
+      [
+        'compose',
+        'exec',
+        '-T',
+        'postgres',
+        'psql',
+        '-X',
+        '-q',
+        '-A',
+        '-t',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-h',
+        '/var/run/postgresql',
+        '-U',
+        'selfdevop',
+        '-d',
+        'selfdevop',
+        '-c',
+        query,
+      ],
+      { cwd: this.dir },
+    );
     return r.stdout.trim();
   }
 
@@ -242,7 +302,11 @@ export class Install {
     return out;
   }
 
-  api(method: string, urlPath: string, options: { body?: unknown; token?: string } = {}): Promise<HttpResponse> {
+  api(
+    method: string,
+    urlPath: string,
+    options: { body?: unknown; token?: string } = {},
+  ): Promise<HttpResponse> {
     return request(this.httpPort, method, urlPath, {
       body: options.body,
       headers: options.token ? { authorization: `Bearer ${options.token}` } : {},
@@ -261,12 +325,19 @@ export class Install {
 
 export function isHealthy(states: Record<string, string>): boolean {
   return (
-    ['postgres', 'api', 'worker', 'caddy'].every((s) => states[s] === 'running/healthy') && states.migrate === 'exited/0'
+    ['postgres', 'api', 'worker', 'caddy'].every((s) => states[s] === 'running/healthy') &&
+    states.migrate === 'exited/0'
   );
 }
 
 /** The Docker bridge's gateway: app containers publish there, reachable from the compose network. */
 export async function bridgeGateway(): Promise<string> {
-  const r = await mustRun('docker', ['network', 'inspect', 'bridge', '-f', '{{range .IPAM.Config}}{{.Gateway}}{{end}}']);
+  const r = await mustRun('docker', [
+    'network',
+    'inspect',
+    'bridge',
+    '-f',
+    '{{range .IPAM.Config}}{{.Gateway}}{{end}}',
+  ]);
   return r.stdout.trim() || '172.17.0.1';
 }

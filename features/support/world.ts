@@ -53,7 +53,8 @@ export class AcceptanceWorld extends World {
     return text.replace(/\{([A-Za-z][\w.]*)\}/g, (whole, name: string) => {
       if (name === 'run') return suite.runId;
       const value = this.values.get(name);
-      if (value === undefined) throw new Error(`nothing remembered as "${name}" (in ${JSON.stringify(text)})`);
+      if (value === undefined)
+        throw new Error(`nothing remembered as "${name}" (in ${JSON.stringify(text)})`);
       return value;
     });
   }

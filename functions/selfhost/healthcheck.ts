@@ -23,12 +23,16 @@ if (process.env.SELFDEVOP_ROLE === 'worker') {
 
 const port = Number(process.env.PORT || 3000);
 const status = await new Promise<number>((resolve) => {
-  const req = http.get({ host: '127.0.0.1', port, path: '/health', timeout: 2_000, agent: false }, (res) => {
-    res.resume();
-    resolve(res.statusCode ?? 0);
-  });
+  const req = http.get(
+    { host: '127.0.0.1', port, path: '/health', timeout: 2_000, agent: false },
+    (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    },
+  );
   req.on('timeout', () => req.destroy(new Error('timeout')));
   req.on('error', () => resolve(0));
 });
-if (status !== 200) fail(status === 0 ? `nothing answers on 127.0.0.1:${port}` : `GET /health answered ${status}`);
+if (status !== 200)
+  fail(status === 0 ? `nothing answers on 127.0.0.1:${port}` : `GET /health answered ${status}`);
 process.exit(0);

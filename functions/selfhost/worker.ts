@@ -45,7 +45,10 @@ function controlRoute(domain: string | undefined, upstream: string): Json {
 }
 
 /** Listen addresses and automatic HTTPS of the edge server: TLS only when a domain is set. */
-function edgeServerSettings(domain: string | undefined): { listen: string[]; automatic_https: Json } {
+function edgeServerSettings(domain: string | undefined): {
+  listen: string[];
+  automatic_https: Json;
+} {
   return domain
     ? { listen: [':80', ':443'], automatic_https: { disable_redirects: true } }
     : { listen: [':80'], automatic_https: { disable: true } };
@@ -69,7 +72,9 @@ function adminRequest(
         timeout: 10_000,
         headers: {
           ...headers,
-          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+          ...(payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
         },
       },
       (res) => {
@@ -77,7 +82,11 @@ function adminRequest(
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, etag: typeof res.headers.etag === 'string' ? res.headers.etag : undefined, body: text }),
+          resolve({
+            status: res.statusCode ?? 0,
+            etag: typeof res.headers.etag === 'string' ? res.headers.etag : undefined,
+            body: text,
+          }),
         );
       },
     );
@@ -92,13 +101,20 @@ function adminRequest(
  * configuration, leaving every app route where it is. Writes carry If-Match, so a deploy
  * changing routes at the same moment is never overwritten (a 412 reads again).
  */
-async function reconcileEdge(options: { adminUrl: string; server: string; domain?: string; upstream: string }): Promise<string[]> {
+async function reconcileEdge(options: {
+  adminUrl: string;
+  server: string;
+  domain?: string;
+  upstream: string;
+}): Promise<string[]> {
   const base = `/config/apps/http/servers/${encodeURIComponent(options.server)}`;
   const changed: string[] = [];
   for (let attempt = 1; attempt <= 10; attempt += 1) {
     const res = await adminRequest(options.adminUrl, 'GET', base);
     if (res.status !== 200 || res.body.trim() === 'null') {
-      throw new Error(`caddy has no server ${options.server} (GET ${base} → ${res.status}); is the edge's base config loaded?`);
+      throw new Error(
+        `caddy has no server ${options.server} (GET ${base} → ${res.status}); is the edge's base config loaded?`,
+      );
     }
     const server = JSON.parse(res.body) as Json;
     const routes = Array.isArray(server.routes) ? (server.routes as Json[]) : [];
@@ -109,29 +125,54 @@ async function reconcileEdge(options: { adminUrl: string; server: string; domain
     const settings = edgeServerSettings(options.domain);
     const next = { ...server, ...settings, routes: nextRoutes };
     if (isDeepStrictEqual(next, server)) return changed;
-    const put = await adminRequest(options.adminUrl, 'PATCH', base, next, res.etag ? { 'If-Match': res.etag } : {});
+    const put = await adminRequest(
+      options.adminUrl,
+      'PATCH',
+      base,
+      next,
+      res.etag ? { 'If-Match': res.etag } : {},
+    );
     if (put.status === 412) continue;
-    if (put.status !== 200) throw new Error(`caddy refused the edge settings: ${put.status} ${put.body}`);
-    if (!isDeepStrictEqual(server.listen, settings.listen)) changed.push(`listen ${settings.listen.join(' ')}`);
-    if (!isDeepStrictEqual(server.automatic_https, settings.automatic_https)) changed.push('automatic_https');
-    if (!isDeepStrictEqual(routes.find((r) => r['@id'] === 'selfdevop-control'), desiredRoute)) {
+    if (put.status !== 200)
+      throw new Error(`caddy refused the edge settings: ${put.status} ${put.body}`);
+    if (!isDeepStrictEqual(server.listen, settings.listen))
+      changed.push(`listen ${settings.listen.join(' ')}`);
+    if (!isDeepStrictEqual(server.automatic_https, settings.automatic_https))
+      changed.push('automatic_https');
+    if (
+      !isDeepStrictEqual(
+        routes.find((r) => r['@id'] === 'selfdevop-control'),
+        desiredRoute,
+      )
+    ) {
       changed.push(`control route ${options.domain ?? '(any host)'} → ${options.upstream}`);
     }
     return changed;
   }
-  throw new Error('caddy config kept changing under the edge reconciliation; gave up after 10 attempts');
+  throw new Error(
+    'caddy config kept changing under the edge reconciliation; gave up after 10 attempts',
+  );
 }
 
 function required(value: string | undefined, name: string, hint: string): string {
-  if (!value) throw new ConfigError(`invalid configuration:\n  ${name}: required by the worker (${hint})`);
+  if (!value)
+    throw new ConfigError(`invalid configuration:\n  ${name}: required by the worker (${hint})`);
   return value;
 }
 
 async function main() {
   const config = fromEnv();
-  const databaseUrl = required(config.DATABASE_URL, 'DATABASE_URL', 'postgres://user:password@host:5432/db');
+  const databaseUrl = required(
+    config.DATABASE_URL,
+    'DATABASE_URL',
+    'postgres://user:password@host:5432/db',
+  );
   const jwtSecret = required(config.JWT_SECRET, 'JWT_SECRET', 'the same value the API uses');
-  const encryptionKeyFile = required(config.ENCRYPTION_KEY_FILE, 'ENCRYPTION_KEY_FILE', 'the key file the API uses');
+  const encryptionKeyFile = required(
+    config.ENCRYPTION_KEY_FILE,
+    'ENCRYPTION_KEY_FILE',
+    'the key file the API uses',
+  );
   const heartbeatFile = process.env.WORKER_HEARTBEAT_FILE || defaultHeartbeatFile;
   const domain = process.env.SELFDEVOP_DOMAIN || undefined;
   const upstream = process.env.CONTROL_UPSTREAM || 'api:3000';
@@ -140,7 +181,9 @@ async function main() {
   let session: SqlSession | null = await openSession(databaseUrl);
   const { pending } = await checkMigrations(session);
   if (pending.length > 0) {
-    throw new Error(`the database lacks migrations ${pending.map((m) => m.version).join(', ')}; run the migrate job first`);
+    throw new Error(
+      `the database lacks migrations ${pending.map((m) => m.version).join(', ')}; run the migrate job first`,
+    );
   }
 
   const system = await fromSelfhost({
@@ -158,10 +201,18 @@ async function main() {
     version,
   });
   const log = system.logger.child({ component: 'worker' });
-  const changed = await reconcileEdge({ adminUrl: config.CADDY_ADMIN_URL, server: config.CADDY_SERVER, domain, upstream });
+  const changed = await reconcileEdge({
+    adminUrl: config.CADDY_ADMIN_URL,
+    server: config.CADDY_SERVER,
+    domain,
+    upstream,
+  });
   if (changed.length > 0) log.info({ changed }, 'edge settings updated');
   const stopWorkers = await system.startWorkers();
-  log.info({ version, edgeDomain: config.EDGE_DOMAIN, controlDomain: domain ?? null }, 'selfdevop worker is up');
+  log.info(
+    { version, edgeDomain: config.EDGE_DOMAIN, controlDomain: domain ?? null },
+    'selfdevop worker is up',
+  );
 
   const beat = async () => {
     try {
@@ -169,7 +220,10 @@ async function main() {
       await session.query('select 1');
       await writeFile(heartbeatFile, new Date().toISOString() + '\n');
     } catch (e) {
-      log.warn({ err: (e as Error).message }, 'heartbeat withheld: the database check or the heartbeat write failed');
+      log.warn(
+        { err: (e as Error).message },
+        'heartbeat withheld: the database check or the heartbeat write failed',
+      );
       await session?.end().catch(() => undefined);
       session = null;
     }
@@ -183,7 +237,9 @@ async function main() {
     stopping = true;
     clearInterval(timer);
     log.info({ signal }, 'worker shutting down; waiting for steps in flight');
-    await stopWorkers().catch((e: Error) => log.error({ err: e.message }, 'stopping the workers failed'));
+    await stopWorkers().catch((e: Error) =>
+      log.error({ err: e.message }, 'stopping the workers failed'),
+    );
     await system.close().catch((e: Error) => log.error({ err: e.message }, 'closing failed'));
     await session?.end().catch(() => undefined);
     process.exit(0);
@@ -194,6 +250,9 @@ async function main() {
 
 main().catch((e: unknown) => {
   if (e instanceof ConfigError) process.stderr.write(`selfdevop worker: ${e.message}\n`);
-  else process.stderr.write(`selfdevop worker failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  else
+    process.stderr.write(
+      `selfdevop worker failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+    );
   process.exit(1);
 });

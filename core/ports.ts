@@ -236,6 +236,18 @@ export interface EdgeCertificate {
   detail: string | null;
 }
 
+/**
+ * Where the edge finds a route's upstreams at request time. Caddy reads them through DNS
+ * SRV records the control plane serves, so moving traffic to a new release changes a
+ * record instead of reloading the proxy (a reload drops idle keep-alive connections).
+ * Keyed by the route's DNS label.
+ */
+export interface UpstreamRegistry {
+  set(label: string, upstreams: string[]): Promise<void>;
+  get(label: string): Promise<string[] | null>;
+  remove(label: string): Promise<void>;
+}
+
 export interface DnsResolver {
   /** TXT records at name, each joined from its chunks; [] when there are none. */
   txt(name: string): Promise<string[]>;

@@ -5,13 +5,19 @@
  * carry Caddy's `If-Match`, so two control-plane processes cannot clobber each other's
  * routes; every write is read back before it counts as done.
  */
+import { Resolver } from 'node:dns/promises';
 import http from 'node:http';
 import tls from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
-import type { EdgeCertificate, EdgeRouter, RouteSpec } from '../../core/ports.ts';
+import type { EdgeCertificate, EdgeRouter, RouteSpec, UpstreamRegistry } from '../../core/ports.ts';
 import {
   assertRouteSpec,
+  hostOfTarget,
+  srvNameOf,
+  upstreamLabel,
+  type DynamicUpstreamsPlan,
   caddyRouteFromSpec,
   caddyServer,
   mergeRoutes,
@@ -35,7 +41,16 @@ export interface CaddyEdgeRouterOptions {
   tlsAddress?: string;
   /** A handshake may wait for an on-demand issuance; give up on it after this long. */
   tlsTimeoutMs?: number;
+  /**
+   * Upstreams served by the control plane's DNS server (adapters/edge/upstream-dns.ts)
+   * instead of written into routes: switching traffic then writes the registry and never
+   * reloads Caddy, so no idle keep-alive connection or WebSocket is cut by a deploy.
+   */
+  dynamicUpstreams?: DynamicUpstreamsPlan & { registry: UpstreamRegistry };
 }
+
+/** A registry write reaches every DNS server's answer within this long, or the switch fails. */
+const dnsPropagationTimeoutMs = 5_000;
 
 /** Caddy answered, but refused the change (bad config, conflicting id, lost race). */
 export class CaddyRejected extends Error {
@@ -89,6 +104,8 @@ export class CaddyEdgeRouter implements EdgeRouter {
   readonly #timeoutMs: number;
   readonly #tlsAddress: string | undefined;
   readonly #tlsTimeoutMs: number;
+  readonly #dynamic: CaddyEdgeRouterOptions['dynamicUpstreams'];
+  readonly #dns: Resolver | undefined;
   #tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: CaddyEdgeRouterOptions) {
@@ -98,6 +115,48 @@ export class CaddyEdgeRouter implements EdgeRouter {
     this.#timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
     this.#tlsAddress = options.tlsAddress;
     this.#tlsTimeoutMs = options.tlsTimeoutMs ?? 20_000;
+    this.#dynamic = options.dynamicUpstreams;
+    if (this.#dynamic) {
+      this.#dns = new Resolver({ timeout: 1_000, tries: 1 });
+      this.#dns.setServers([this.#dynamic.resolver]);
+    }
+  }
+
+  #plan(spec: RouteSpec) {
+    return caddyRouteFromSpec(spec, this.#dynamic);
+  }
+
+  /**
+   * Publishes a route's upstreams and waits until the DNS server answers them, as Caddy
+   * will ask it; then Caddy's own cached answer is at most one refresh old.
+   */
+  async #publishUpstreams(spec: RouteSpec): Promise<void> {
+    const dyn = this.#dynamic!;
+    const label = upstreamLabel(spec.id);
+    await dyn.registry.set(label, spec.upstreams);
+    const want = [...spec.upstreams].sort();
+    const deadline = Date.now() + dnsPropagationTimeoutMs;
+    let seen: string;
+    for (;;) {
+      try {
+        const records = await this.#dns!.resolveSrv(srvNameOf(label, dyn.zone));
+        const got = records.map((r) => `${hostOfSrvTarget(r.name, dyn.zone)}:${r.port}`).sort();
+        if (isDeepStrictEqual(got, want)) return;
+        seen = got.join(', ') || 'no upstreams';
+      } catch (e) {
+        seen = e instanceof Error ? e.message : String(e);
+      }
+      if (Date.now() > deadline) {
+        throw new Unavailable('edge dns', `${dyn.resolver} still answers ${seen} for route ${spec.id} after ${dnsPropagationTimeoutMs} ms`);
+      }
+      await sleep(50);
+    }
+  }
+
+  /** With dynamic upstreams a route read from Caddy names none: they are in the registry. */
+  async #withUpstreams(spec: RouteSpec | null): Promise<RouteSpec | null> {
+    if (!spec || !this.#dynamic || spec.upstreams.length > 0) return spec;
+    return { ...spec, upstreams: (await this.#dynamic.registry.get(upstreamLabel(spec.id))) ?? [] };
   }
 
   get #routesPath(): string {
@@ -112,17 +171,25 @@ export class CaddyEdgeRouter implements EdgeRouter {
 
   async put(route: RouteSpec): Promise<void> {
     assertRouteSpec(route);
-    const planned = caddyRouteFromSpec(route);
+    const planned = this.#plan(route);
+    const plannedJson: unknown = JSON.parse(JSON.stringify(planned));
     await this.#serialised(async () => {
+      // Upstreams first: a new route's first request must already find them.
+      if (this.#dynamic) await this.#publishUpstreams(route);
       await this.#changeRoutes(`put route ${route.id}`, true, (routes) => {
         if (routes === null) return { method: 'PUT', suffix: '', body: [planned] };
         const at = indexOfId(routes, route.id);
+        // Same route, new upstreams only: nothing for Caddy to load, nothing to reload.
+        if (at !== -1 && isDeepStrictEqual(routes[at], plannedJson)) return null;
         // Only this one element is sent, so the other routes are never rewritten.
         if (at !== -1) return { method: 'PATCH', suffix: `/${at}`, body: planned };
         return { method: 'PUT', suffix: `/${routeInsertIndex(routes, planned)}`, body: planned };
       });
       await this.#verify([route]);
     });
+    // Caddy's cached answer (kept across reloads) is at most one refresh old; past that
+    // every request is routed by the new one.
+    if (this.#dynamic) await sleep(this.#dynamic.refreshMs + 50);
   }
 
   /** Puts every route with one config load: Caddy reloads in full on each change anyway. */
@@ -133,13 +200,15 @@ export class CaddyEdgeRouter implements EdgeRouter {
       throw new InvalidInput('putMany was given the same route id twice', { field: 'id' });
     if (routes.length === 0) return;
     await this.#serialised(async () => {
+      if (this.#dynamic) for (const route of routes) await this.#publishUpstreams(route);
       await this.#changeRoutes(`put ${routes.length} routes`, true, (current) =>
         current === null
-          ? { method: 'PUT', suffix: '', body: mergeRoutes([], routes) }
-          : { method: 'PATCH', suffix: '', body: mergeRoutes(current, routes) },
+          ? { method: 'PUT', suffix: '', body: mergeRoutes([], routes, this.#dynamic) }
+          : { method: 'PATCH', suffix: '', body: mergeRoutes(current, routes, this.#dynamic) },
       );
       await this.#verify(routes);
     });
+    if (this.#dynamic) await sleep(this.#dynamic.refreshMs + 50);
   }
 
   /**
@@ -244,22 +313,24 @@ export class CaddyEdgeRouter implements EdgeRouter {
       throw new Error(
         `caddy object ${id} is not a route selfdevop manages: ${JSON.stringify(found)}`,
       );
-    return spec;
+    return this.#withUpstreams(spec);
   }
 
   async remove(id: string): Promise<void> {
-    await this.#serialised(() =>
-      this.#changeRoutes(`remove route ${id}`, false, (routes) => {
+    await this.#serialised(async () => {
+      await this.#changeRoutes(`remove route ${id}`, false, (routes) => {
         const at = indexOfId(routes ?? [], id);
         // Already gone: removing is idempotent.
         return at === -1 ? null : { method: 'DELETE', suffix: `/${at}` };
-      }),
-    );
+      });
+      await this.#dynamic?.registry.remove(upstreamLabel(id));
+    });
   }
 
   async list(): Promise<RouteSpec[]> {
     const { routes } = await this.#readRoutes();
-    return (routes ?? []).map(routeSpecFromCaddy).filter((r): r is RouteSpec => r !== null);
+    const specs = (routes ?? []).map(routeSpecFromCaddy).filter((r): r is RouteSpec => r !== null);
+    return Promise.all(specs.map(async (spec) => (await this.#withUpstreams(spec))!));
   }
 
   /** Creates the HTTP server (and the http app) when the config does not have them yet. */
@@ -335,7 +406,7 @@ export class CaddyEdgeRouter implements EdgeRouter {
     const { routes } = await this.#readRoutes();
     for (const spec of specs) {
       const stored = routes?.[indexOfId(routes, spec.id)];
-      const planned: unknown = JSON.parse(JSON.stringify(caddyRouteFromSpec(spec)));
+      const planned: unknown = JSON.parse(JSON.stringify(this.#plan(spec)));
       if (!isDeepStrictEqual(stored, planned)) {
         throw new Error(
           `caddy route ${spec.id} read back differs from what was put: ${JSON.stringify(stored) ?? 'missing'}`,
@@ -443,4 +514,13 @@ export class CaddyEdgeRouter implements EdgeRouter {
     error.cause = cause;
     return error;
   }
+}
+
+/** The host an SRV target names: `ip-10-0-0-5.<zone>` is 10.0.0.5, `<host>.<zone>` is host. */
+function hostOfSrvTarget(target: string, zone: string): string {
+  const name = target.toLowerCase().replace(/\.$/, '');
+  const ip = hostOfTarget(name, zone);
+  if (ip) return ip;
+  const suffix = `.${zone.toLowerCase()}`;
+  return name.endsWith(suffix) ? name.slice(0, -suffix.length) : name;
 }

@@ -43,6 +43,15 @@ const schema = z.object({
   /** The Caddy server selfdevop manages routes in, and where it listens when created. */
   CADDY_SERVER: z.string().regex(/^[a-z0-9_-]+$/, 'must be a simple name').default('selfdevop'),
   EDGE_HTTP_LISTEN: z.string().default(':80'),
+  /**
+   * `dynamic`: Caddy reads upstreams from selfdevop's DNS server, so deploys never reload
+   * Caddy (no dropped keep-alive connections or WebSockets); `static` writes them into routes.
+   */
+  EDGE_UPSTREAMS: z.enum(['dynamic', 'static']).default('dynamic'),
+  /** Where the upstream DNS server listens (in the process that runs workers). */
+  EDGE_DNS_LISTEN: z.string().regex(/^.+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:5354'),
+  /** Where Caddy reaches it, when that differs (another container); EDGE_DNS_LISTEN by default. */
+  EDGE_DNS_ADDRESS: z.string().regex(/^.+:\d{1,5}$/, 'must be host:port').optional(),
   SMTP_URL: url(['smtp:', 'smtps:']).optional(),
   MAIL_FROM: z.string().default('selfdevop <noreply@localhost>'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -18,6 +18,8 @@ import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { AesFileKeyVault } from '../vault/aes-file.ts';
 import { CaddyEdgeRouter } from '../edge/caddy.ts';
+import { startUpstreamDns } from '../edge/upstream-dns.ts';
+import { PostgresUpstreamRegistry } from '../edge/upstreams-postgres.ts';
 // Custom domains (issue 6): DNS polling worker and Caddy on-demand TLS ask gate.
 import { AskGate } from '../../core/domains/ask-gate.ts';
 import { handleDomainCheck } from '../../core/domains/check.ts';
@@ -43,6 +45,13 @@ export interface SelfhostSettings {
   /** The Caddy HTTP server holding selfdevop's routes, and where it listens if it must be created. */
   caddyServer?: string;
   edgeHttpListen?: string;
+  /**
+   * Dynamic upstreams: Caddy reads each route's upstreams from selfdevop's DNS server, so a
+   * deploy never reloads Caddy. `listen` (host:port, port 0 for any) binds the server in
+   * this process; `address` is where Caddy reaches it (the bound address by default), for
+   * processes that do not serve DNS themselves. Without both, routes carry static upstreams.
+   */
+  edgeDns?: { listen?: string; address?: string; zone?: string; refreshMs?: number };
   /** Release engine tuning (tests shorten timeouts). */
   release?: Partial<ReleaseDeps['config']>;
   /** Custom domains: Caddy's HTTPS listener as the control plane reaches it, to read certificates back. */
@@ -73,6 +82,8 @@ export interface SelfhostSystem {
   release: ReleaseDeps;
   logger: Logger;
   vault: AesFileKeyVault;
+  /** Where Caddy asks for upstreams (host:port), when routes use dynamic upstreams. */
+  edgeDnsAddress: string | null;
   /** Starts consuming the release queues; resolves to a stop that waits for steps in flight. */
   startWorkers(): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -104,6 +115,12 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
   const auth = new LocalJwtAuth({ jwtSecret: settings.jwtSecret, bcryptCost: settings.bcryptCost, clock });
   const limits = settings.loginLimits ?? { perAccount: 10, perIp: 100 };
   const ids = new RandomIds();
+  const upstreams = new PostgresUpstreamRegistry(db);
+  const edgeZone = settings.edgeDns?.zone ?? 'upstreams.selfdevop.internal';
+  const edgeDns = settings.edgeDns?.listen
+    ? await startUpstreamDns({ registry: upstreams, zone: edgeZone, ...splitHostPort(settings.edgeDns.listen), logger })
+    : null;
+  const edgeDnsAddress = settings.edgeDns?.address ?? edgeDns?.address ?? null;
   const release: ReleaseDeps = {
     store,
     runtime: new DockerRuntime(),
@@ -112,6 +129,16 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
       server: settings.caddyServer ?? 'selfdevop',
       listen: { httpListen: settings.edgeHttpListen ?? ':80' },
       tlsAddress: settings.edgeTlsAddress ?? '127.0.0.1:443',
+      ...(edgeDnsAddress
+        ? {
+            dynamicUpstreams: {
+              registry: upstreams,
+              zone: edgeZone,
+              resolver: edgeDnsAddress,
+              refreshMs: settings.edgeDns?.refreshMs ?? 250,
+            },
+          }
+        : {}),
     }),
     queue: queues.queue,
     vault,
@@ -198,12 +225,19 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
       stopWorkers.push(stop);
       return stop;
     },
+    edgeDnsAddress,
     async close() {
       for (const stop of stopWorkers.splice(0)) await stop();
+      await edgeDns?.close();
       await queues.stop();
       await bossDb.close();
       await store.close();
       await db.close();
     },
   };
+}
+
+function splitHostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port: Number(address.slice(i + 1)) };
 }

@@ -16,7 +16,15 @@ export type CaddySelectionPolicy = { policy: 'round_robin' } | { policy: 'cookie
 
 export interface CaddyReverseProxy {
   handler: 'reverse_proxy';
-  upstreams: { dial: string }[];
+  upstreams?: { dial: string }[];
+  dynamic_upstreams?: {
+    source: 'srv';
+    name: string;
+    refresh: string;
+    grace_period: string;
+    resolver: { addresses: string[] };
+  };
+  transport?: { protocol: 'http'; resolver: { addresses: string[] } };
   stream_close_delay?: string;
   load_balancing: { selection_policy: CaddySelectionPolicy };
   health_checks?: { passive: { fail_duration: string; max_fails: number } };
@@ -136,13 +144,67 @@ export function assertRouteSpec(spec: RouteSpec): void {
 }
 
 /**
- * The Caddy route for `spec`, addressable at `/id/<spec.id>`.
+ * Upstreams looked up at request time instead of written into the route: Caddy asks the
+ * control plane's DNS server (`resolver`, host:port) for `SRV _<label>._tcp.<zone>` at most
+ * every `refreshMs`, so a blue/green switch is a DNS answer that changes, not a reload.
+ */
+export interface DynamicUpstreamsPlan {
+  zone: string;
+  resolver: string;
+  refreshMs: number;
+}
+
+/** How long Caddy keeps serving the last good answer when the DNS server cannot be reached. */
+export const dynamicUpstreamsGracePeriod = '1h';
+
+/** A route id as one DNS label: ids are longer than 63 characters and carry underscores. */
+export function upstreamLabel(routeId: string): string {
+  const slug = routeId.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  if (slug.length <= 63 && slug.length > 0) return slug;
+  // Too long: keep the distinctive tail (ids end in their random part) and a checksum of the whole.
+  let h = 0;
+  for (const ch of routeId) h = (Math.imul(h, 31) + ch.charCodeAt(0)) >>> 0;
+  return `${slug.slice(-54)}-${h.toString(36).padStart(7, '0')}`.replace(/^-+/, '');
+}
+
+export const srvNameOf = (label: string, zone: string): string => `_${label}._tcp.${zone.toLowerCase()}`;
+
+/** The route label a `SRV _<label>._tcp.<zone>` question asks for, or null for another name. */
+export function labelOfSrvName(name: string, zone: string): string | null {
+  const m = /^_([a-z0-9-]{1,63})\._tcp\.(.+)$/.exec(name.toLowerCase().replace(/\.$/, ''));
+  return m && m[2] === zone.toLowerCase() ? m[1]! : null;
+}
+
+/** The IPv4 address an SRV target `ip-10-0-0-5.<zone>` stands for, or null. */
+export function hostOfTarget(name: string, zone: string): string | null {
+  const m = /^ip-(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})\.(.+)$/.exec(name.toLowerCase().replace(/\.$/, ''));
+  if (!m || m[5] !== zone.toLowerCase()) return null;
+  const parts = m.slice(1, 5).map(Number);
+  return parts.every((p) => p <= 255) ? parts.join('.') : null;
+}
+
+/**
+ * The Caddy route for `spec`, addressable at `/id/<spec.id>`. With `dynamic`, the route
+ * names its upstreams by DNS and does not change when they do.
  * @example caddyRouteFromSpec({ id: 'svc_1', hosts: ['a.example'], upstreams: ['10.0.0.5:32768'], sticky: false, drainSeconds: 600 })
  */
-export function caddyRouteFromSpec(spec: RouteSpec): CaddyRoute {
+export function caddyRouteFromSpec(spec: RouteSpec, dynamic?: DynamicUpstreamsPlan): CaddyRoute {
+  const resolver = dynamic ? { addresses: [`udp/${dynamic.resolver}`] } : undefined;
   const proxy: CaddyReverseProxy = {
     handler: 'reverse_proxy',
-    upstreams: spec.upstreams.map((dial) => ({ dial })),
+    ...(dynamic && resolver
+      ? {
+          dynamic_upstreams: {
+            source: 'srv' as const,
+            name: srvNameOf(upstreamLabel(spec.id), dynamic.zone),
+            refresh: `${dynamic.refreshMs}ms`,
+            grace_period: dynamicUpstreamsGracePeriod,
+            resolver,
+          },
+          // SRV targets are names in the same zone; the transport resolves them there too.
+          transport: { protocol: 'http' as const, resolver },
+        }
+      : { upstreams: spec.upstreams.map((dial) => ({ dial })) }),
     load_balancing: {
       selection_policy: spec.sticky
         ? { policy: 'cookie', name: stickyCookieName }
@@ -154,7 +216,7 @@ export function caddyRouteFromSpec(spec: RouteSpec): CaddyRoute {
   if (spec.drainSeconds > 0) proxy.stream_close_delay = `${spec.drainSeconds}s`;
   // With a single upstream there is nothing to fail over to: marking it down would turn
   // one failed request into fail_duration of 503s, so passive checks need two or more.
-  if (spec.upstreams.length > 1) {
+  if (!dynamic && spec.upstreams.length > 1) {
     proxy.health_checks = {
       passive: { fail_duration: defaultFailDuration, max_fails: defaultMaxFails },
     };
@@ -191,10 +253,12 @@ export function routeSpecFromCaddy(json: unknown): RouteSpec | null {
   const [proxy] = handle;
   if (!isRecord(matcher) || !isStringArray(matcher.host) || Object.keys(matcher).length !== 1)
     return null;
-  if (!isRecord(proxy) || proxy.handler !== 'reverse_proxy' || !Array.isArray(proxy.upstreams))
-    return null;
+  if (!isRecord(proxy) || proxy.handler !== 'reverse_proxy') return null;
+  const dynamic = isRecord(proxy.dynamic_upstreams);
+  if (!dynamic && !Array.isArray(proxy.upstreams)) return null;
+  // Dynamic upstreams are not in the route: the caller reads them from the registry.
   const upstreams: string[] = [];
-  for (const u of proxy.upstreams) {
+  for (const u of dynamic ? [] : (proxy.upstreams as unknown[])) {
     if (!isRecord(u) || typeof u.dial !== 'string') return null;
     upstreams.push(u.dial);
   }
@@ -236,10 +300,14 @@ export function routeInsertIndex(routes: readonly unknown[], route: unknown): nu
  * The routes array after putting every spec: a route whose `@id` is already there is
  * replaced where it stands, a new one is inserted by rank. Other routes are kept as they are.
  */
-export function mergeRoutes(routes: readonly unknown[], specs: readonly RouteSpec[]): unknown[] {
+export function mergeRoutes(
+  routes: readonly unknown[],
+  specs: readonly RouteSpec[],
+  dynamic?: DynamicUpstreamsPlan,
+): unknown[] {
   const merged = [...routes];
   for (const spec of specs) {
-    const route = caddyRouteFromSpec(spec);
+    const route = caddyRouteFromSpec(spec, dynamic);
     const at = merged.findIndex((r) => isRecord(r) && r['@id'] === spec.id);
     if (at === -1) merged.splice(routeInsertIndex(merged, route), 0, route);
     else merged[at] = route;

@@ -70,6 +70,15 @@ async function main() {
     version,
     caddyServer: config.CADDY_SERVER,
     edgeHttpListen: config.EDGE_HTTP_LISTEN,
+    ...(config.EDGE_UPSTREAMS === 'dynamic'
+      ? {
+          edgeDns: {
+            // The process running workers serves the edge's DNS; others only point Caddy at it.
+            ...(config.RUN_WORKERS ? { listen: config.EDGE_DNS_LISTEN } : {}),
+            address: config.EDGE_DNS_ADDRESS ?? config.EDGE_DNS_LISTEN,
+          },
+        }
+      : {}),
   });
   stops.unshift(system.close);
   if (config.RUN_WORKERS) await system.startWorkers();

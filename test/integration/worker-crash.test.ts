@@ -270,6 +270,8 @@ describe.skipIf(!ready)('a worker killed mid-deploy', () => {
     api = await startSelfhostApi(shared);
     settings = {
       ...shared,
+      // Worker processes use the API process's DNS server, as workers beside an API do.
+      edgeDns: { address: api.system.edgeDnsAddress!, refreshMs: 100 },
       databaseUrl: api.databaseUrl,
       signupMode: 'open',
       edgeDomain: 'localhost',

@@ -39,6 +39,8 @@ export async function startSelfhostApi(
     bcryptCost: 4,
     logDestination: { write: (line) => void lines.push(line.trimEnd()) },
     queue: { pollingIntervalSeconds: 0.5, retryDelaySeconds: 1 },
+    // As deployed: Caddy reads upstreams from this process's DNS server (any free port).
+    edgeDns: { listen: '127.0.0.1:0', refreshMs: 100 },
     ...settings,
   });
   if (workers) await system.startWorkers();

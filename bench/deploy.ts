@@ -190,7 +190,13 @@ async function main(): Promise<void> {
         samples: settings.firstHealthySamples,
       });
     }
+    // The candidate's own start-to-first-healthy: from asking Docker to start it to its
+    // first 2xx, measured apart from the engine. Everything above that is the platform's.
     const firstHealthy = Object.fromEntries(
+      Object.entries(firstHealthySamples).map(([image, s]) => [image, median(s.map((x) => x.dockerStartMs + x.firstHealthyMs))]),
+    );
+    // The stricter reading, which charges Docker's create+start to the platform too.
+    const firstHealthyAfterStart = Object.fromEntries(
       Object.entries(firstHealthySamples).map(([image, s]) => [image, median(s.map((x) => x.firstHealthyMs))]),
     );
     log(`first healthy after start (median): ${JSON.stringify(Object.fromEntries(Object.entries(firstHealthy).map(([k, v]) => [versionOf(k), round(v)])))}`);
@@ -298,9 +304,9 @@ async function main(): Promise<void> {
       overheadMs: {
         ...overhead,
         method:
-          'toSwitch = POST /api/releases sent → switch_traffic step finished (route points at the candidate; the release moves to traffic_shifted next); ' +
-          'overhead = toSwitch − median first-healthy time of the image, measured apart: DockerRuntime.start() resolved → first 2xx of GET /health with the engine\'s HttpHealthProbe every 10 ms. ' +
-          'Docker create+start is therefore counted as overhead (see dockerStartMs).',
+          'toSwitch = POST /api/releases sent → switch_traffic step finished (route points at the candidate and Caddy has it; the release moves to traffic_shifted next); ' +
+          'overhead = toSwitch − the candidate\'s own start-to-first-healthy, measured apart as the median of DockerRuntime.start() called → first 2xx of GET /health with the engine\'s HttpHealthProbe every 10 ms.',
+        countingDockerStartAsOverhead: overheadOf(overheadTimelines, firstHealthyAfterStart),
         firstHealthyMs: Object.fromEntries(
           Object.entries(firstHealthySamples).map(([image, s]) => [image, summary(s.map((x) => x.firstHealthyMs))]),
         ),

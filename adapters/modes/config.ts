@@ -52,6 +52,15 @@ const schema = z.object({
   EDGE_DNS_LISTEN: z.string().regex(/^.+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:5354'),
   /** Where Caddy reaches it, when that differs (another container); EDGE_DNS_LISTEN by default. */
   EDGE_DNS_ADDRESS: z.string().regex(/^.+:\d{1,5}$/, 'must be host:port').optional(),
+  /** Custom domains: where the control plane reaches Caddy's HTTPS port to read certificates. */
+  EDGE_TLS_ADDRESS: z.string().regex(/^.+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:443'),
+  /** Custom domains: the edge's public IPv4 addresses, for apex A records (comma-separated). */
+  EDGE_IPV4: z
+    .string()
+    .regex(/^(\d{1,3}(\.\d{1,3}){3})(,\d{1,3}(\.\d{1,3}){3})*$/, 'must be comma-separated IPv4 addresses')
+    .optional(),
+  /** Custom domains: DNS resolvers to verify records with (comma-separated ip[:port]); the system's when absent. */
+  DNS_SERVERS: z.string().regex(/^[0-9a-fA-F:.[\]]+(,[0-9a-fA-F:.[\]]+)*$/, 'must be comma-separated ip[:port]').optional(),
   SMTP_URL: url(['smtp:', 'smtps:']).optional(),
   MAIL_FROM: z.string().default('selfdevop <noreply@localhost>'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -70,6 +70,9 @@ async function main() {
     version,
     caddyServer: config.CADDY_SERVER,
     edgeHttpListen: config.EDGE_HTTP_LISTEN,
+    edgeTlsAddress: config.EDGE_TLS_ADDRESS,
+    ...(config.EDGE_IPV4 ? { edgeIpv4: config.EDGE_IPV4.split(',') } : {}),
+    ...(config.DNS_SERVERS ? { dnsServers: config.DNS_SERVERS.split(',') } : {}),
     ...(config.EDGE_UPSTREAMS === 'dynamic'
       ? {
           edgeDns: {

@@ -258,12 +258,16 @@ describe.skipIf(!ready)('the dashboard in a browser', () => {
   it('switches between orgs with the org switcher', async () => {
     await page.goto(`${api.url}/dashboard`);
     await page.getByText('Create another organization').click();
-    await page.getByLabel('Organization name').fill('Side project');
+    // Markup in a name is shown as text, never run or rendered.
+    const name = 'Side <img src=x onerror="window.pwned=1"> project';
+    await page.getByLabel('Organization name').fill(name);
     await page.getByRole('button', { name: 'Create organization' }).click();
-    await page.getByRole('status').filter({ hasText: 'Created Side project' }).waitFor();
+    await page.getByRole('status').filter({ hasText: `Created ${name}` }).waitFor();
+    expect(await page.locator('img').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
     expect(await page.textContent('main')).toContain('No projects yet.');
     const switcher = page.getByLabel('Organization', { exact: true });
-    expect((await switcher.locator('option').allTextContents()).sort()).toEqual(['Side project', "owner's org"]);
+    expect((await switcher.locator('option').allTextContents()).sort()).toEqual([name, "owner's org"]);
     // The script submits the switcher on change; the button is there for no-script browsers.
     await switcher.selectOption({ label: "owner's org" });
     await page.getByRole('link', { name: 'shop' }).waitFor();

@@ -291,6 +291,8 @@ export async function openSession(url: string, connectTimeoutMs = 5000): Promise
 /** The database adapter pg-boss accepts as its `db` option. */
 export interface PgBossDb {
   executeSql(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+  /** pg-boss's optional LISTEN/NOTIFY capability: wakes workers when a job is sent. */
+  listen(channel: string, onNotification: (payload: string) => void, onReconnect: () => void): Promise<{ close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -312,6 +314,50 @@ export function toPgBossDb(source: string, options: { max?: number } = {}): PgBo
       const r: pg.QueryResult | pg.QueryResult[] = await pool.query(text, values);
       return Array.isArray(r) ? (r.map((x) => ({ rows: x.rows })) as unknown as { rows: unknown[] }) : { rows: r.rows };
     },
+    listen: (channel, onNotification, onReconnect) => listenOn(source, channel, onNotification, onReconnect),
     close: () => pool.end(),
+  };
+}
+
+/**
+ * A dedicated connection LISTENing on `channel`, re-subscribing after it drops (server
+ * restart), with `onReconnect` after every subscribe so pg-boss fetches what it missed.
+ */
+async function listenOn(
+  url: string,
+  channel: string,
+  onNotification: (payload: string) => void,
+  onReconnect: () => void,
+): Promise<{ close(): Promise<void> }> {
+  let closed = false;
+  let client: pg.Client | null = null;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+  const subscribe = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+    c.on('notification', (n) => {
+      if (n.channel === channel) onNotification(n.payload ?? '');
+    });
+    c.on('error', () => {
+      // The connection died: polling carries on meanwhile; subscribe again shortly.
+      if (client === c) client = null;
+      c.end().catch(() => undefined);
+      if (!closed) retry = setTimeout(() => void subscribe().catch(() => undefined), 1000);
+    });
+    await c.connect();
+    await c.query(`listen ${quoteIdent(channel)}`);
+    if (closed) {
+      await c.end();
+      return;
+    }
+    client = c;
+    onReconnect();
+  };
+  await subscribe();
+  return {
+    close: async () => {
+      closed = true;
+      clearTimeout(retry);
+      await client?.end().catch(() => undefined);
+    },
   };
 }

@@ -135,7 +135,7 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
               registry: upstreams,
               zone: edgeZone,
               resolver: edgeDnsAddress,
-              refreshMs: settings.edgeDns?.refreshMs ?? 250,
+              refreshMs: settings.edgeDns?.refreshMs ?? 100,
             },
           }
         : {}),

@@ -134,6 +134,8 @@ export class PgBossQueue implements EventQueue {
     await this.boss.createQueue(deadLetter, { policy: 'standard', retryLimit: 0 });
     await this.boss.createQueue(queue, {
       policy: 'key_strict_fifo',
+      // A sent message wakes idle workers at once (when the db can LISTEN); polling stays the backstop.
+      notify: true,
       deadLetter,
       retryLimit: c.defaultMaxAttempts - 1,
       retryDelay: c.retryDelaySeconds,
@@ -172,7 +174,14 @@ export class PgBossQueue implements EventQueue {
       let workId = '';
       workId = await this.boss.work<Envelope>(
         queue,
-        { batchSize: 1, localConcurrency: 1, pollingIntervalSeconds: this.config.pollingIntervalSeconds },
+        {
+          batchSize: 1,
+          localConcurrency: 1,
+          pollingIntervalSeconds: this.config.pollingIntervalSeconds,
+          // NOTIFY covers sends, not delayed messages or retries coming due: those still
+          // need the normal poll, so it must not relax to pg-boss's 30 s notify backstop.
+          notifyPollingIntervalSeconds: this.config.pollingIntervalSeconds,
+        },
         async (jobs: Job<Envelope>[]) => {
           for (const job of jobs) {
             const message: QueueMessage<T> = { id: job.id, payload: job.data.payload as T, attempt: job.retryCount + 1 };
@@ -310,6 +319,7 @@ export async function fromPgBoss(config: PgBossConfig): Promise<PgBossQueueSyste
   const options: ConstructorOptions = {
     schema: c.schema,
     schedule: c.runSchedules,
+    useListenNotify: true,
     cronMonitorIntervalSeconds: c.cronIntervalSeconds,
     cronWorkerIntervalSeconds: c.cronIntervalSeconds,
     superviseIntervalSeconds: c.superviseIntervalSeconds,

@@ -24,6 +24,12 @@ Feature: Nothing is lost by restarts, re-installs or running offline
     And the users, services and releases are unchanged
     And my session token still works
 
+  Scenario: install.sh refuses to generate new secrets next to an existing database
+    Given the install's .env has been lost
+    When I run install.sh again, expecting it to fail
+    Then install.sh explains that .env must be restored from a backup
+    And no container of the stack was touched
+
   # What this proves: every image was built on this machine (no registry is reachable
   # here), every service refuses to pull, and the whole stack is recreated and serves.
   Scenario: The stack runs with no registry

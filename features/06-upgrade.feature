@@ -13,6 +13,14 @@ Feature: Upgrades never lose data
     And every service of the stack is healthy
     And the users, services and releases are unchanged
 
+  Scenario: An upgrade whose new version never becomes healthy returns to the previous one
+    Given I note the users, services and releases
+    When I upgrade to a rebuilt image that never becomes healthy
+    Then the upgrade fails, saying "returning to selfdevop/selfdevop:{version}"
+    And the api and the worker run "selfdevop/selfdevop:{version}"
+    And every service of the stack is healthy
+    And the users, services and releases are unchanged
+
   Scenario: Upgrading to a rebuilt image keeps users, services and releases
     Given I note the users, services and releases
     When I upgrade to a rebuilt image tagged "{version}-next"

@@ -3,7 +3,7 @@
  * run exactly as the README tells a self-hoster to run them.
  */
 import assert from 'node:assert/strict';
-import { stat, mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Given, Then, When } from '@cucumber/cucumber';
@@ -164,7 +164,7 @@ When('I upgrade to a rebuilt image whose migration fails', async function (this:
 Then('the upgrade fails, saying {string}', function (this: AcceptanceWorld, text: string) {
   const r = this.noted.upgrade as RunResult;
   assert.notEqual(r.code, 0, 'upgrade.sh succeeded');
-  assert.ok(r.stderr.includes(text), r.stderr);
+  assert.ok(r.stderr.includes(withVersion(text)), r.stderr);
 });
 
 Then('the API reports version {string}', async function (this: AcceptanceWorld, expected: string) {
@@ -342,5 +342,78 @@ Then(
     assert.equal((await fresh.env()).PULL_POLICY, 'never');
     const res = await fresh.api('GET', '/health');
     assert.equal(res.status, 200, res.text);
+  },
+);
+
+// ---------------------------------------------------------------- refusals
+Given("the install's .env has been lost", async function (this: AcceptanceWorld) {
+  this.noted.startedAt = await startTimes(this.stack);
+  await rename(path.join(this.stack.dir, '.env'), path.join(this.stack.dir, '.env.kept-by-test'));
+});
+
+When('I run install.sh again, expecting it to fail', async function (this: AcceptanceWorld) {
+  try {
+    this.noted.install = await this.stack.install({ fromBin: true });
+  } finally {
+    await rename(path.join(this.stack.dir, '.env.kept-by-test'), path.join(this.stack.dir, '.env'));
+  }
+});
+
+Then(
+  'install.sh explains that .env must be restored from a backup',
+  function (this: AcceptanceWorld) {
+    const r = this.noted.install as RunResult;
+    assert.notEqual(r.code, 0, 'install.sh succeeded');
+    assert.match(
+      r.stderr,
+      /lacks DB_PASSWORD or JWT_SECRET, but the database volume \S+_pgdata exists\. Restore \.env from a backup/,
+    );
+  },
+);
+
+Then('no container of the stack was touched', async function (this: AcceptanceWorld) {
+  assert.deepEqual(await startTimes(this.stack), this.noted.startedAt);
+});
+
+async function startTimes(install: Install): Promise<string> {
+  // By the compose project's label: this must work while .env is missing.
+  const ids = (
+    await mustRun('docker', [
+      'ps',
+      '-aq',
+      '--filter',
+      `label=com.docker.compose.project=${install.project}`,
+    ])
+  ).stdout
+    .split('\n')
+    .filter(Boolean);
+  return (await mustRun('docker', ['inspect', '-f', '{{.Name}} {{.State.StartedAt}}', ...ids]))
+    .stdout;
+}
+
+When(
+  'I upgrade to a rebuilt image that never becomes healthy',
+  async function (this: AcceptanceWorld) {
+    // The same app with a health check that always fails: its migrations pass, its services never turn healthy.
+    const ctx = await mkdtemp(path.join(os.tmpdir(), 'sdo-unhealthy-image-'));
+    const image = `selfdevop/selfdevop:${version}-never-healthy`;
+    try {
+      await writeFile(
+        path.join(ctx, 'Dockerfile'),
+        `FROM ${images.app}\nHEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD ["false"]\nLABEL selfdevop.inputs=acceptance-never-healthy\n`,
+      );
+      await mustRun('docker', ['build', '-q', '-t', image, ctx], { env: { DOCKER_BUILDKIT: '0' } });
+    } finally {
+      await rm(ctx, { recursive: true, force: true });
+    }
+    this.noted.upgrade = await this.stack.script('upgrade.sh', [
+      '--dir',
+      this.stack.dir,
+      '--image',
+      image,
+      '--timeout',
+      '20',
+    ]);
+    await run('docker', ['rmi', image]);
   },
 );

@@ -317,8 +317,18 @@ export class Install {
     return request(this.httpPort, 'GET', urlPath, { headers: { host } });
   }
 
+  /** compose down -v; then, by the project's label, whatever that left (e.g. when .env is gone). */
   async destroy(): Promise<void> {
-    await this.compose(['down', '-v', '--remove-orphans', '--timeout', '5']).catch(() => undefined);
+    await this.compose(['down', '-v', '--remove-orphans', '--timeout', '5']);
+    const label = `label=com.docker.compose.project=${this.project}`;
+    const left = async (kind: string[]) =>
+      (await run('docker', [...kind, '-q', '--filter', label])).stdout.split('\n').filter(Boolean);
+    const containers = await left(['ps', '-a']);
+    if (containers.length > 0) await run('docker', ['rm', '-f', '-v', ...containers]);
+    const volumes = await left(['volume', 'ls']);
+    if (volumes.length > 0) await run('docker', ['volume', 'rm', '-f', ...volumes]);
+    const networks = await left(['network', 'ls']);
+    if (networks.length > 0) await run('docker', ['network', 'rm', ...networks]);
     await rm(this.dir, { recursive: true, force: true });
   }
 }

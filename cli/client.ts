@@ -38,8 +38,16 @@ export class ApiClient {
     };
   }
 
-  private async send(method: string, path: string, body?: unknown, accept = 'application/json'): Promise<Response> {
-    const headers = this.headers({ accept, ...(body === undefined ? {} : { 'content-type': 'application/json' }) });
+  private async send(
+    method: string,
+    path: string,
+    body?: unknown,
+    accept = 'application/json',
+  ): Promise<Response> {
+    const headers = this.headers({
+      accept,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    });
     try {
       return await fetch(this.config.url + path, {
         method,
@@ -49,7 +57,9 @@ export class ApiClient {
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new CliError(`cannot reach the API at ${this.config.url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+      throw new CliError(
+        `cannot reach the API at ${this.config.url}: ${cause?.code ?? cause?.message ?? (e as Error).message}`,
+      );
     }
   }
 
@@ -57,11 +67,16 @@ export class ApiClient {
     const text = await res.text();
     try {
       const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
-      if (parsed.error?.message) throw new ApiError(res.status, parsed.error.code ?? 'error', parsed.error.message);
+      if (parsed.error?.message)
+        throw new ApiError(res.status, parsed.error.code ?? 'error', parsed.error.message);
     } catch (e) {
       if (e instanceof ApiError) throw e;
     }
-    throw new ApiError(res.status, 'http_error', `the API answered ${res.status} ${res.statusText}`.trim());
+    throw new ApiError(
+      res.status,
+      'http_error',
+      `the API answered ${res.status} ${res.statusText}`.trim(),
+    );
   }
 
   // The API's replies are JSON of known shape; each command states the type it expects.
@@ -79,7 +94,10 @@ export class ApiClient {
     let cursor: string | null = null;
     for (let i = 0; i < 50; i++) {
       const sep = path.includes('?') ? '&' : '?';
-      const page: Page<T> = await this.call('GET', `${path}${sep}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const page: Page<T> = await this.call(
+        'GET',
+        `${path}${sep}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
       items.push(...page.items);
       if (!page.nextCursor) break;
       cursor = page.nextCursor;

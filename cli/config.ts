@@ -49,13 +49,18 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
   const token = env.SELFDEVOP_TOKEN || stored.token;
   const orgId = env.SELFDEVOP_ORG || stored.orgId;
   if (!url || !token) {
-    throw new CliError('not logged in: run selfdevop login (or set SELFDEVOP_URL and SELFDEVOP_TOKEN)');
+    throw new CliError(
+      'not logged in: run selfdevop login (or set SELFDEVOP_URL and SELFDEVOP_TOKEN)',
+    );
   }
   return { url: url.replace(/\/+$/, ''), token, ...(orgId ? { orgId } : {}) };
 }
 
 /** Writes the config readable by its owner only: it holds an API key. */
-export async function saveConfig(config: CliConfig, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function saveConfig(
+  config: CliConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   const file = configPath(env);
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   await writeFile(file, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });

@@ -14,7 +14,17 @@ import { secrets } from './commands/secrets.ts';
 import { CliError } from './config.ts';
 import { stdio, type Output } from './output.ts';
 
-export const commands: Command[] = [login, deploy, releases, rollback, logs, domains, secrets, services, nodes];
+export const commands: Command[] = [
+  login,
+  deploy,
+  releases,
+  rollback,
+  logs,
+  domains,
+  secrets,
+  services,
+  nodes,
+];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -35,7 +45,10 @@ Start here:
 }
 
 /** Runs one command line; returns the exit code (the process entry point is below). */
-export async function main(argv: string[], io: { o?: Output; env?: NodeJS.ProcessEnv; stdin?: CommandContext['stdin'] } = {}) {
+export async function main(
+  argv: string[],
+  io: { o?: Output; env?: NodeJS.ProcessEnv; stdin?: CommandContext['stdin'] } = {},
+) {
   const o = io.o ?? stdio;
   const [name, ...args] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -56,7 +69,12 @@ export async function main(argv: string[], io: { o?: Output; env?: NodeJS.Proces
     return 0;
   }
   try {
-    return await command.run({ args, o, env: io.env ?? process.env, stdin: io.stdin ?? process.stdin });
+    return await command.run({
+      args,
+      o,
+      env: io.env ?? process.env,
+      stdin: io.stdin ?? process.stdin,
+    });
   } catch (e) {
     if (e instanceof CliError) {
       o.err(`selfdevop ${name}: ${e.message}`);

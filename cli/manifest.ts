@@ -24,7 +24,9 @@ const serviceSchema = z.strictObject({
   healthcheck: z.string().default('/health'),
   migrate: z.string().min(1).nullish(),
   strategy: z.enum(['blue_green', 'replace']).optional(),
-  env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).optional(),
+  env: z
+    .record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String))
+    .optional(),
   health: z
     .strictObject({
       intervalMs: z.number().optional(),
@@ -42,7 +44,9 @@ const serviceSchema = z.strictObject({
 const manifestSchema = z.strictObject({
   project: z.string().min(1),
   environment: z.string().min(1).default('production'),
-  services: z.record(z.string(), serviceSchema).refine((m) => Object.keys(m).length > 0, 'must name at least one service'),
+  services: z
+    .record(z.string(), serviceSchema)
+    .refine((m) => Object.keys(m).length > 0, 'must name at least one service'),
 });
 
 export type ServiceManifest = z.infer<typeof serviceSchema>;
@@ -60,7 +64,9 @@ export function parseManifest(text: string, file = defaultManifestFile): Manifes
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const where = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'document');
+    const where =
+      issue.path.join('.') ||
+      (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'document');
     throw new CliError(`${file}: ${where}: ${issue.message}`);
   }
   return parsed.data;
@@ -72,7 +78,9 @@ export async function readManifest(file = defaultManifestFile): Promise<Manifest
     text = await readFile(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new CliError(`${file} not found: write one (see selfdevop deploy --help) or pass -f FILE`);
+      throw new CliError(
+        `${file} not found: write one (see selfdevop deploy --help) or pass -f FILE`,
+      );
     }
     throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
   }
@@ -80,7 +88,11 @@ export async function readManifest(file = defaultManifestFile): Promise<Manifest
 }
 
 /** The body of POST /api/services for a manifest entry. */
-export function serviceBody(projectId: string, name: string, s: ServiceManifest): Record<string, unknown> {
+export function serviceBody(
+  projectId: string,
+  name: string,
+  s: ServiceManifest,
+): Record<string, unknown> {
   return {
     projectId,
     name,

@@ -53,7 +53,8 @@ export interface Domain {
 
 export const terminalStatuses = ['completed', 'failed', 'rolled_back'];
 
-export const isId = (value: string, prefix: string) => new RegExp(`^${prefix}_[0-9a-z]+$`).test(value);
+export const isId = (value: string, prefix: string) =>
+  new RegExp(`^${prefix}_[0-9a-z]+$`).test(value);
 
 export async function findProject(api: ApiClient, name: string): Promise<Project | null> {
   if (isId(name, 'prj')) return api.call<Project>('GET', `/api/projects/${name}`);
@@ -63,7 +64,8 @@ export async function findProject(api: ApiClient, name: string): Promise<Project
 
 /** The project named by --project, else by ./selfdevop.yml when there is one. */
 async function projectHint(api: ApiClient, project: string | undefined): Promise<Project | null> {
-  const name = project ?? (existsSync(defaultManifestFile) ? (await readManifest()).project : undefined);
+  const name =
+    project ?? (existsSync(defaultManifestFile) ? (await readManifest()).project : undefined);
   if (!name) return null;
   const found = await findProject(api, name);
   if (!found) throw new CliError(`project ${name} not found`);
@@ -71,7 +73,11 @@ async function projectHint(api: ApiClient, project: string | undefined): Promise
 }
 
 /** A service by id, or by name within --project (or selfdevop.yml's project, or the only one so named). */
-export async function resolveService(api: ApiClient, service: string | undefined, project?: string): Promise<Service> {
+export async function resolveService(
+  api: ApiClient,
+  service: string | undefined,
+  project?: string,
+): Promise<Service> {
   if (!service) {
     const hint = existsSync(defaultManifestFile) ? await readManifest() : null;
     const names = hint ? Object.keys(hint.services) : [];
@@ -82,8 +88,12 @@ export async function resolveService(api: ApiClient, service: string | undefined
   const p = await projectHint(api, project);
   const all = await api.all<Service>(p ? `/api/services?projectId=${p.id}` : '/api/services');
   const matches = all.filter((s) => s.name === service);
-  if (matches.length === 0) throw new CliError(`service ${service} not found${p ? ` in project ${p.name}` : ''}`);
-  if (matches.length > 1) throw new CliError(`several services are named ${service}: pass --project NAME or the service id`);
+  if (matches.length === 0)
+    throw new CliError(`service ${service} not found${p ? ` in project ${p.name}` : ''}`);
+  if (matches.length > 1)
+    throw new CliError(
+      `several services are named ${service}: pass --project NAME or the service id`,
+    );
   return api.call<Service>('GET', `/api/services/${matches[0]!.id}`);
 }
 

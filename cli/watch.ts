@@ -21,7 +21,8 @@ export async function followRelease(
       if (printed.get(s.name) === s.status) continue;
       printed.set(s.name, s.status);
       if (s.status === 'running') o.out(`→ ${s.name}`);
-      else if (s.status === 'succeeded') o.out(`✓ ${s.name} (${duration(s.startedAt, s.finishedAt)})`);
+      else if (s.status === 'succeeded')
+        o.out(`✓ ${s.name} (${duration(s.startedAt, s.finishedAt)})`);
       else o.out(`✗ ${s.name} (${duration(s.startedAt, s.finishedAt)}): ${s.error ?? 'failed'}`);
     }
   };
@@ -58,5 +59,8 @@ export async function followRelease(
 /** The step that failed, or the release's own error when no step row says so. */
 export function failure(release: Release): { step: string; error: string } {
   const step = release.steps?.find((s) => s.status === 'failed');
-  return { step: step?.name ?? release.status, error: step?.error ?? release.error ?? 'no reason recorded' };
+  return {
+    step: step?.name ?? release.status,
+    error: step?.error ?? release.error ?? 'no reason recorded',
+  };
 }

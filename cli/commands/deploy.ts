@@ -7,7 +7,12 @@ import { findProject, type Project, type Release, type Service } from '../resolv
 import { failure, followRelease } from '../watch.ts';
 
 /** Creates the project, environment and services of the manifest that do not exist yet. */
-async function ensureResources(api: ApiClient, m: Manifest, names: string[], o: Output): Promise<Map<string, Service>> {
+async function ensureResources(
+  api: ApiClient,
+  m: Manifest,
+  names: string[],
+  o: Output,
+): Promise<Map<string, Service>> {
   let project: Project | null = await findProject(api, m.project);
   if (!project) {
     project = await api.call<Project>('POST', '/api/projects', { name: m.project });
@@ -26,7 +31,11 @@ async function ensureResources(api: ApiClient, m: Manifest, names: string[], o: 
       services.set(name, await api.call<Service>('GET', `/api/services/${found.id}`));
       continue;
     }
-    const created = await api.call<Service>('POST', '/api/services', serviceBody(project.id, name, m.services[name]!));
+    const created = await api.call<Service>(
+      'POST',
+      '/api/services',
+      serviceBody(project.id, name, m.services[name]!),
+    );
     o.out(`created service ${name}`);
     services.set(name, created);
   }
@@ -71,8 +80,11 @@ Examples:
     });
     const m = await readManifest(values.file ?? defaultManifestFile);
     const names = values.service ? [values.service] : Object.keys(m.services);
-    for (const n of names) if (!m.services[n]) throw new CliError(`service ${n} is not in ${values.file ?? defaultManifestFile}`, 2);
-    if (values.image && names.length > 1) throw new CliError('--image needs --service: the manifest has several services', 2);
+    for (const n of names)
+      if (!m.services[n])
+        throw new CliError(`service ${n} is not in ${values.file ?? defaultManifestFile}`, 2);
+    if (values.image && names.length > 1)
+      throw new CliError('--image needs --service: the manifest has several services', 2);
     const api = await client(ctx.env);
     const services = await ensureResources(api, m, names, ctx.o);
     for (const name of names) {
@@ -88,11 +100,15 @@ Examples:
       const done = await followRelease(api, queued.id, ctx.o, { logs: !values.quiet });
       if (done.status !== 'completed') {
         const f = failure(done);
-        ctx.o.err(`deploy of ${name} ${done.status === 'rolled_back' ? 'was rolled back' : 'failed'} at step ${f.step}: ${f.error}`);
+        ctx.o.err(
+          `deploy of ${name} ${done.status === 'rolled_back' ? 'was rolled back' : 'failed'} at step ${f.step}: ${f.error}`,
+        );
         return 1;
       }
       const host = service.hosts?.find((h) => h.environment === m.environment)?.host;
-      ctx.o.out(`release ${done.id} completed in ${duration(done.createdAt, done.finishedAt)}${host ? `: ${name} is served at ${host}` : ''}`);
+      ctx.o.out(
+        `release ${done.id} completed in ${duration(done.createdAt, done.finishedAt)}${host ? `: ${name} is served at ${host}` : ''}`,
+      );
     }
     return 0;
   },

@@ -9,7 +9,10 @@ async function findDomain(api: ApiClient, ref: string | undefined): Promise<Doma
   if (isId(ref, 'dom')) return api.call<Domain>('GET', `/api/domains/${ref}`);
   const host = ref.toLowerCase().replace(/\.$/, '');
   const found = (await api.all<Domain>('/api/domains')).find((d) => d.hostname === host);
-  if (!found) throw new CliError(`domain ${host} not found: add it with selfdevop domains add ${host} --service NAME`);
+  if (!found)
+    throw new CliError(
+      `domain ${host} not found: add it with selfdevop domains add ${host} --service NAME`,
+    );
   return found;
 }
 
@@ -18,7 +21,12 @@ function showDomain(o: Output, d: Domain): void {
   if (d.lastError) o.out(`last error: ${d.lastError}`);
   if (d.status !== 'active') {
     o.out('DNS records to set at your DNS provider:');
-    table(o, ['TYPE', 'NAME', 'VALUE'], d.records.map((r) => [r.type, r.name, r.value]), '(none)');
+    table(
+      o,
+      ['TYPE', 'NAME', 'VALUE'],
+      d.records.map((r) => [r.type, r.name, r.value]),
+      '(none)',
+    );
   }
 }
 
@@ -50,7 +58,7 @@ async function run(ctx: CommandContext): Promise<number> {
   switch (sub) {
     case 'list': {
       const items = await api.all<Domain>('/api/domains');
-      if (values.json) return json(ctx.o, items), 0;
+      if (values.json) return (json(ctx.o, items), 0);
       table(
         ctx.o,
         ['HOSTNAME', 'STATUS', 'DNS', 'TLS', 'ID', 'LAST ERROR'],
@@ -67,7 +75,7 @@ async function run(ctx: CommandContext): Promise<number> {
         hostname: ref,
         ...(values.environment ? { environment: values.environment } : {}),
       });
-      if (values.json) return json(ctx.o, d), 0;
+      if (values.json) return (json(ctx.o, d), 0);
       showDomain(ctx.o, d);
       ctx.o.out(`then run: selfdevop domains verify ${d.hostname}`);
       return 0;
@@ -75,15 +83,23 @@ async function run(ctx: CommandContext): Promise<number> {
     case 'verify': {
       const d = await findDomain(api, ref);
       await api.call('POST', `/api/domains/${d.id}/verify`);
-      ctx.o.out(`checking ${d.hostname} now; follow it with selfdevop domains status ${d.hostname} --wait`);
+      ctx.o.out(
+        `checking ${d.hostname} now; follow it with selfdevop domains status ${d.hostname} --wait`,
+      );
       return 0;
     }
     case 'status': {
       let d = await findDomain(api, ref);
       const deadline = Date.now() + 10 * 60_000;
       let last = '';
-      while (values.wait && d.status !== 'active' && d.status !== 'failed' && Date.now() < deadline) {
-        if (d.status !== last && !values.json) ctx.o.out(`${d.hostname}: ${d.status}${d.lastError ? ` (${d.lastError})` : ''}`);
+      while (
+        values.wait &&
+        d.status !== 'active' &&
+        d.status !== 'failed' &&
+        Date.now() < deadline
+      ) {
+        if (d.status !== last && !values.json)
+          ctx.o.out(`${d.hostname}: ${d.status}${d.lastError ? ` (${d.lastError})` : ''}`);
         last = d.status;
         await new Promise((r) => setTimeout(r, 2000));
         d = await api.call<Domain>('GET', `/api/domains/${d.id}`);
@@ -104,4 +120,9 @@ async function run(ctx: CommandContext): Promise<number> {
   }
 }
 
-export const domains: Command = { name: 'domains', summary: 'Custom domains: add, verify, status, rm', help: usage, run };
+export const domains: Command = {
+  name: 'domains',
+  summary: 'Custom domains: add, verify, status, rm',
+  help: usage,
+  run,
+};

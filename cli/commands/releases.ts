@@ -17,17 +17,29 @@ only service of ./selfdevop.yml.
 Example:
   selfdevop releases --service web --limit 5`,
   async run(ctx) {
-    const { values } = parse(ctx.args, { ...serviceOptions, limit: { type: 'string' }, json: { type: 'boolean' } });
+    const { values } = parse(ctx.args, {
+      ...serviceOptions,
+      limit: { type: 'string' },
+      json: { type: 'boolean' },
+    });
     const api = await client(ctx.env);
     const service = await resolveService(api, values.service, values.project);
     const limit = Number(values.limit ?? 20);
-    if (!Number.isInteger(limit) || limit < 1) throw new CliError('--limit must be a positive whole number', 2);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new CliError('--limit must be a positive whole number', 2);
     const items = (await releasesOf(api, service.id)).slice(-limit);
-    if (values.json) return json(ctx.o, items), 0;
+    if (values.json) return (json(ctx.o, items), 0);
     table(
       ctx.o,
       ['ID', 'STATUS', 'IMAGE', 'CREATED', 'TOOK', 'ERROR'],
-      items.map((r) => [r.id, r.status, r.image, r.createdAt, duration(r.createdAt, r.finishedAt), r.error]),
+      items.map((r) => [
+        r.id,
+        r.status,
+        r.image,
+        r.createdAt,
+        duration(r.createdAt, r.finishedAt),
+        r.error,
+      ]),
       `no releases of ${service.name} yet: run selfdevop deploy`,
     );
     return 0;
@@ -52,19 +64,25 @@ Example:
     if (id && !isId(id, 'rel')) throw new CliError(`${id} is not a release id (rel_…)`, 2);
     if (!id) {
       const service = await resolveService(api, values.service, values.project);
-      const serving = (await releasesOf(api, service.id)).filter((r) => r.status === 'completed').at(-1);
+      const serving = (await releasesOf(api, service.id))
+        .filter((r) => r.status === 'completed')
+        .at(-1);
       if (!serving) throw new CliError(`${service.name} has no completed release to roll back`);
       id = serving.id;
     }
-    const result = await api.call<{ path: string; release: Release; to: Release; redeploy: Release | null }>(
-      'POST',
-      `/api/releases/${id}/rollback`,
-    );
+    const result = await api.call<{
+      path: string;
+      release: Release;
+      to: Release;
+      redeploy: Release | null;
+    }>('POST', `/api/releases/${id}/rollback`);
     if (result.path === 'warm') {
       ctx.o.out(`rolled back ${id}: traffic is back on ${result.to.id} (${result.to.image})`);
       return 0;
     }
-    ctx.o.out(`rolling back ${id}: redeploying ${result.to.image} as release ${result.redeploy?.id}`);
+    ctx.o.out(
+      `rolling back ${id}: redeploying ${result.to.image} as release ${result.redeploy?.id}`,
+    );
     const done = await followRelease(api, result.redeploy!.id, ctx.o, { logs: false });
     if (done.status === 'completed') {
       ctx.o.out(`rolled back: ${done.id} serves ${done.image}`);
@@ -87,7 +105,11 @@ lines until the release finishes.
 Example:
   selfdevop logs --service web --follow`,
   async run(ctx) {
-    const { values, positionals } = parse(ctx.args, { ...serviceOptions, follow: { type: 'boolean', short: 'f' }, json: { type: 'boolean' } });
+    const { values, positionals } = parse(ctx.args, {
+      ...serviceOptions,
+      follow: { type: 'boolean', short: 'f' },
+      json: { type: 'boolean' },
+    });
     const api = await client(ctx.env);
     let id = positionals[0];
     if (id && !isId(id, 'rel')) throw new CliError(`${id} is not a release id (rel_…)`, 2);
@@ -101,15 +123,22 @@ Example:
     const lines: Line[] = [];
     let after = 0;
     for (let i = 0; i < 1000; i++) {
-      const page = await api.call<{ items: Line[]; nextAfter: number }>('GET', `/api/releases/${id}/logs?after=${after}&limit=5000`);
+      const page = await api.call<{ items: Line[]; nextAfter: number }>(
+        'GET',
+        `/api/releases/${id}/logs?after=${after}&limit=5000`,
+      );
       lines.push(...page.items);
       if (page.items.length < 5000) break;
       after = page.nextAfter;
     }
-    if (values.json) return json(ctx.o, lines), 0;
-    for (const l of lines) ctx.o.out(`${l.at}  ${l.stream === 'system' ? '' : `[${l.stream}] `}${l.line}`);
+    if (values.json) return (json(ctx.o, lines), 0);
+    for (const l of lines)
+      ctx.o.out(`${l.at}  ${l.stream === 'system' ? '' : `[${l.stream}] `}${l.line}`);
     if (values.follow) {
-      const done = await followRelease(api, id, ctx.o, { logs: true, afterSeq: lines.at(-1)?.seq ?? 0 });
+      const done = await followRelease(api, id, ctx.o, {
+        logs: true,
+        afterSeq: lines.at(-1)?.seq ?? 0,
+      });
       ctx.o.out(`release ${id} ${done.status}`);
     }
     return 0;

@@ -19,9 +19,14 @@ Example:
       if (!p) throw new CliError(`project ${values.project} not found`);
       query = `?projectId=${p.id}`;
     }
-    const [list, projects] = await Promise.all([api.all<Service>(`/api/services${query}`), api.all<Project>('/api/projects')]);
-    const items = await Promise.all(list.map((s) => api.call<Service>('GET', `/api/services/${s.id}`)));
-    if (values.json) return json(ctx.o, items), 0;
+    const [list, projects] = await Promise.all([
+      api.all<Service>(`/api/services${query}`),
+      api.all<Project>('/api/projects'),
+    ]);
+    const items = await Promise.all(
+      list.map((s) => api.call<Service>('GET', `/api/services/${s.id}`)),
+    );
+    if (values.json) return (json(ctx.o, items), 0);
     const projectName = new Map(projects.map((p) => [p.id, p.name]));
     table(
       ctx.o,
@@ -74,17 +79,27 @@ Example:
       if (!name || !values['docker-host'] || !values.address) {
         throw new CliError('nodes add needs NAME, --docker-host and --address', 2);
       }
-      const node = await api.call<{ id: string }>('POST', '/api/nodes', { name, dockerHost: values['docker-host'], address: values.address });
+      const node = await api.call<{ id: string }>('POST', '/api/nodes', {
+        name,
+        dockerHost: values['docker-host'],
+        address: values.address,
+      });
       ctx.o.out(`added node ${name} (${node.id})`);
       return 0;
     }
     if (sub !== 'list') throw new CliError(`unknown nodes command ${sub}: use list or add`, 2);
     const items = await api.all<NodeRecord>('/api/nodes');
-    if (values.json) return json(ctx.o, items), 0;
+    if (values.json) return (json(ctx.o, items), 0);
     table(
       ctx.o,
       ['NAME', 'STATE', 'DOCKER HOST', 'ADDRESS', 'ID'],
-      items.map((n) => [n.name, n.drainMode ? 'draining' : 'active', n.dockerHost, n.address, n.id]),
+      items.map((n) => [
+        n.name,
+        n.drainMode ? 'draining' : 'active',
+        n.dockerHost,
+        n.address,
+        n.id,
+      ]),
       'no nodes yet: selfdevop nodes add NAME --docker-host unix:///var/run/docker.sock --address 127.0.0.1',
     );
     return 0;

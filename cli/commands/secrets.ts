@@ -25,14 +25,15 @@ async function run(ctx: CommandContext): Promise<number> {
   const [sub = 'list', name] = positionals;
   const api = await client(ctx.env);
   const service = await resolveService(api, values.service, values.project);
-  const envQuery = values.environment ? `?environment=${encodeURIComponent(values.environment)}` : '';
+  const envQuery = values.environment
+    ? `?environment=${encodeURIComponent(values.environment)}`
+    : '';
   switch (sub) {
     case 'list': {
-      const res = await api.call<{ items: { name: string; environment: string; updatedAt: string }[] }>(
-        'GET',
-        `/api/services/${service.id}/secrets${envQuery}`,
-      );
-      if (values.json) return json(ctx.o, res.items), 0;
+      const res = await api.call<{
+        items: { name: string; environment: string; updatedAt: string }[];
+      }>('GET', `/api/services/${service.id}/secrets${envQuery}`);
+      if (values.json) return (json(ctx.o, res.items), 0);
       table(
         ctx.o,
         ['NAME', 'ENVIRONMENT', 'UPDATED'],
@@ -55,7 +56,10 @@ async function run(ctx: CommandContext): Promise<number> {
     case 'rm':
     case 'remove': {
       if (!name) throw new CliError('secrets rm needs a NAME', 2);
-      await api.call('DELETE', `/api/services/${service.id}/secrets/${encodeURIComponent(name)}${envQuery}`);
+      await api.call(
+        'DELETE',
+        `/api/services/${service.id}/secrets/${encodeURIComponent(name)}${envQuery}`,
+      );
       ctx.o.out(`removed ${name} from ${service.name}; the next release runs without it`);
       return 0;
     }
@@ -64,4 +68,9 @@ async function run(ctx: CommandContext): Promise<number> {
   }
 }
 
-export const secrets: Command = { name: 'secrets', summary: 'Secrets of a service: list, set (stdin), rm', help: usage, run };
+export const secrets: Command = {
+  name: 'secrets',
+  summary: 'Secrets of a service: list, set (stdin), rm',
+  help: usage,
+  run,
+};

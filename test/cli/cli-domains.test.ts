@@ -13,7 +13,8 @@ import { pebbleAvailable } from '../support/pebble.ts';
 import { available } from '../support/services.ts';
 import { startDomainStack } from './domain-stack.ts';
 
-const ready = (await available('docker')) && (await available('caddy')) && (await pebbleAvailable());
+const ready =
+  (await available('docker')) && (await available('caddy')) && (await pebbleAvailable());
 const cliMain = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
 
 describe.skipIf(!ready)('selfdevop domains against DNS, pebble and Caddy', () => {
@@ -46,16 +47,24 @@ describe.skipIf(!ready)('selfdevop domains against DNS, pebble and Caddy', () =>
   beforeAll(async () => {
     await ensureTestImages();
     stack = await startDomainStack();
-    const s = await stack.api.request('POST', '/api/auth/local/signup', { body: { email: 'dns@example.com', password: 'correct horse battery' } });
+    const s = await stack.api.request('POST', '/api/auth/local/signup', {
+      body: { email: 'dns@example.com', password: 'correct horse battery' },
+    });
     orgId = s.body.org.id;
-    const k = await stack.api.request('POST', `/api/orgs/${orgId}/api-keys`, { token: s.body.token, body: { name: 'ci', role: 'deployer' } });
+    const k = await stack.api.request('POST', `/api/orgs/${orgId}/api-keys`, {
+      token: s.body.token,
+      body: { name: 'ci', role: 'deployer' },
+    });
     env = { SELFDEVOP_URL: stack.api.url, SELFDEVOP_TOKEN: k.body.key };
     await stack.api.request('POST', '/api/nodes', {
       token: s.body.token,
       body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
     });
     // A deployer key cannot create projects; the owner's session does, as a person would in the dashboard.
-    const p = await stack.api.request('POST', '/api/projects', { token: s.body.token, body: { name: 'shop' } });
+    const p = await stack.api.request('POST', '/api/projects', {
+      token: s.body.token,
+      body: { name: 'shop' },
+    });
     await stack.api.request('POST', '/api/services', {
       token: s.body.token,
       body: {
@@ -71,7 +80,10 @@ describe.skipIf(!ready)('selfdevop domains against DNS, pebble and Caddy', () =>
     });
     dir = await mkdtemp(join(tmpdir(), 'sdo-cli-dns-'));
     await mkdir(join(dir, 'no-config'));
-    await writeFile(join(dir, 'selfdevop.yml'), `project: shop\nservices:\n  web:\n    image: ${testImages.app}\n    port: 8080\n`);
+    await writeFile(
+      join(dir, 'selfdevop.yml'),
+      `project: shop\nservices:\n  web:\n    image: ${testImages.app}\n    port: 8080\n`,
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -103,14 +115,21 @@ describe.skipIf(!ready)('selfdevop domains against DNS, pebble and Caddy', () =>
     expect(verify.code, verify.stderr).toBe(0);
     const status = await cli(['domains', 'status', domain!.id, '--wait', '--json']);
     expect(status.code, status.stdout + status.stderr).toBe(0);
-    expect(JSON.parse(status.stdout)).toMatchObject({ status: 'active', dnsStatus: 'verified', tlsStatus: 'active', lastError: null });
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      status: 'active',
+      dnsStatus: 'verified',
+      tlsStatus: 'active',
+      lastError: null,
+    });
     expect(await stack.viaHttps('shop.example.test')).toEqual({ status: 200, body: 'v1' });
 
     const removed = await cli(['domains', 'rm', 'shop.example.test']);
     expect(removed.code, removed.stderr).toBe(0);
     const gone = await cli(['domains', 'status', 'shop.example.test']);
     expect(gone.code).toBe(1);
-    expect(gone.stderr.trim()).toBe('selfdevop domains: domain shop.example.test not found: add it with selfdevop domains add shop.example.test --service NAME');
+    expect(gone.stderr.trim()).toBe(
+      'selfdevop domains: domain shop.example.test not found: add it with selfdevop domains add shop.example.test --service NAME',
+    );
   }, 120_000);
 
   it('says in words why a domain is not verified yet', async () => {

@@ -28,15 +28,28 @@ describe.skipIf(!ready)('the selfdevop CLI against a running control plane', () 
   let dir: string;
   let key: string;
   let orgId: string;
+  /** Wall time of the README path: signup and key (API), login, nodes add, deploy, serving. */
+  let walkMs = 0;
 
   /** Spawns `node cli/main.ts …` in the project folder with a private config dir. */
-  function cli(args: string[], options: { input?: string; env?: Record<string, string> } = {}): Promise<Run> {
+  function cli(
+    args: string[],
+    options: { input?: string; env?: Record<string, string> } = {},
+  ): Promise<Run> {
     return new Promise((resolve, reject) => {
-      const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: join(dir, 'config'), ...options.env };
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        XDG_CONFIG_HOME: join(dir, 'config'),
+        ...options.env,
+      };
       delete env.SELFDEVOP_URL;
       delete env.SELFDEVOP_TOKEN;
       Object.assign(env, options.env);
-      const child = spawn(process.execPath, [cliMain, ...args], { cwd: join(dir, 'app'), env, stdio: 'pipe' });
+      const child = spawn(process.execPath, [cliMain, ...args], {
+        cwd: join(dir, 'app'),
+        env,
+        stdio: 'pipe',
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -53,12 +66,15 @@ describe.skipIf(!ready)('the selfdevop CLI against a running control plane', () 
 
   const viaCaddy = (host: string, path = '/version') =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const r = http.get({ host: '127.0.0.1', port: caddy.httpPort, path, headers: { host }, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-      });
+      const r = http.get(
+        { host: '127.0.0.1', port: caddy.httpPort, path, headers: { host }, agent: false },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+        },
+      );
       r.on('error', reject);
     });
 
@@ -85,11 +101,18 @@ services:
       caddyServer: caddy.serverName,
       release: { maxStepAttempts: 2, migrationTimeoutMs: 10_000 },
     });
-    const s = await api.request('POST', '/api/auth/local/signup', { body: { email: 'cli@example.com', password: 'correct horse battery' } });
+    const signupStarted = Date.now();
+    const s = await api.request('POST', '/api/auth/local/signup', {
+      body: { email: 'cli@example.com', password: 'correct horse battery' },
+    });
     orgId = s.body.org.id;
-    const k = await api.request('POST', `/api/orgs/${orgId}/api-keys`, { token: s.body.token, body: { name: 'cli', role: 'admin' } });
+    const k = await api.request('POST', `/api/orgs/${orgId}/api-keys`, {
+      token: s.body.token,
+      body: { name: 'cli', role: 'admin' },
+    });
     expect(k.status, k.text).toBe(201);
     key = k.body.key;
+    walkMs += Date.now() - signupStarted;
     dir = await mkdtemp(join(tmpdir(), 'sdo-cli-'));
     await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'app')));
     await writeFile(join(dir, 'app', 'selfdevop.yml'), manifest(testImages.app));
@@ -107,9 +130,13 @@ services:
     expect(bad.code).not.toBe(0);
     expect(bad.stderr.trim().split('\n')).toEqual(['selfdevop login: API key is not valid']);
     const closed = `http://127.0.0.1:${await freePort()}`;
-    const unreachable = await cli(['nodes'], { env: { SELFDEVOP_URL: closed, SELFDEVOP_TOKEN: key } });
+    const unreachable = await cli(['nodes'], {
+      env: { SELFDEVOP_URL: closed, SELFDEVOP_TOKEN: key },
+    });
     expect(unreachable.code).toBe(1);
-    expect(unreachable.stderr.trim()).toBe(`selfdevop nodes: cannot reach the API at ${closed}: ECONNREFUSED`);
+    expect(unreachable.stderr.trim()).toBe(
+      `selfdevop nodes: cannot reach the API at ${closed}: ECONNREFUSED`,
+    );
     const none = await cli(['releases']);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('not logged in: run selfdevop login');
@@ -118,6 +145,7 @@ services:
   });
 
   it('logs in with a key from stdin and stores it readable by its owner only', async () => {
+    const started = Date.now();
     const r = await cli(['login', '--url', api.url], { input: `${key}\n` });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('logged in');
@@ -125,15 +153,25 @@ services:
     const file = join(dir, 'config', 'selfdevop', 'config.json');
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ url: api.url, token: key });
-    const nodes = await cli(['nodes', 'add', 'local', '--docker-host', 'unix:///var/run/docker.sock', '--address', '127.0.0.1']);
+    const nodes = await cli([
+      'nodes',
+      'add',
+      'local',
+      '--docker-host',
+      'unix:///var/run/docker.sock',
+      '--address',
+      '127.0.0.1',
+    ]);
     expect(nodes.code, nodes.stderr).toBe(0);
     const listed = JSON.parse((await cli(['nodes', '--json'])).stdout) as { name: string }[];
     expect(listed.map((n) => n.name)).toEqual(['local']);
+    walkMs += Date.now() - started;
   });
 
   let host: string;
 
   it('deploys from selfdevop.yml, creating what is missing, and shows every step', async () => {
+    const started = Date.now();
     const r = await cli(['deploy']);
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toContain('created project shop');
@@ -146,8 +184,15 @@ services:
     host = /served at (\S+)/.exec(r.stdout)![1]!;
     expect(await viaCaddy(host)).toEqual({ status: 200, body: 'v1' });
     expect(await viaCaddy(host, '/env/GREETING')).toMatchObject({ body: 'hello' });
+    walkMs += Date.now() - started;
+    console.log(
+      `cli: empty control plane to first app serving through Caddy in ${(walkMs / 1000).toFixed(1)} s`,
+    );
 
-    const services = JSON.parse((await cli(['services', '--json'])).stdout) as { name: string; hosts: { host: string }[] }[];
+    const services = JSON.parse((await cli(['services', '--json'])).stdout) as {
+      name: string;
+      hosts: { host: string }[];
+    }[];
     expect(services).toMatchObject([{ name: 'web', hosts: [{ host }] }]);
   }, 90_000);
 
@@ -155,7 +200,9 @@ services:
     const r = await cli(['deploy', '--image', testImages.unhealthy, '--service', 'web']);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/✗ health_check \(\d+\.\ds\): health check did not pass/);
-    expect(r.stderr.trim()).toMatch(/^deploy of web failed at step health_check: health check did not pass within 6000 ms/);
+    expect(r.stderr.trim()).toMatch(
+      /^deploy of web failed at step health_check: health check did not pass within 6000 ms/,
+    );
     expect(await viaCaddy(host)).toEqual({ status: 200, body: 'v1' });
   }, 90_000);
 
@@ -178,7 +225,9 @@ services:
 
     const rb = await cli(['rollback', '--service', 'web']);
     expect(rb.code, rb.stderr).toBe(0);
-    expect(rb.stdout).toContain(`rolled back ${releases[2]!.id}: traffic is back on ${releases[0]!.id}`);
+    expect(rb.stdout).toContain(
+      `rolled back ${releases[2]!.id}: traffic is back on ${releases[0]!.id}`,
+    );
     expect(await viaCaddy(host)).toEqual({ status: 200, body: 'v1' });
     const again = await cli(['rollback', releases[2]!.id]);
     expect(again.code).toBe(1);
@@ -195,17 +244,24 @@ services:
     expect(set.code, set.stderr).toBe(0);
     expect(set.stdout + set.stderr).not.toContain(value);
     const list = await cli(['secrets', 'list', '--json']);
-    expect(JSON.parse(list.stdout)).toMatchObject([{ name: 'STRIPE_KEY', environment: 'production' }]);
+    expect(JSON.parse(list.stdout)).toMatchObject([
+      { name: 'STRIPE_KEY', environment: 'production' },
+    ]);
     expect(list.stdout).not.toContain(value);
     expect((await cli(['secrets', 'rm', 'STRIPE_KEY'])).code).toBe(0);
     expect(JSON.parse((await cli(['secrets', 'list', '--json'])).stdout)).toEqual([]);
     const badName = await cli(['secrets', 'set', 'not a name'], { input: 'x' });
     expect(badName.code).toBe(1);
-    expect(badName.stderr).toMatch(/^selfdevop secrets: name: must be a valid environment variable name/);
+    expect(badName.stderr).toMatch(
+      /^selfdevop secrets: name: must be a valid environment variable name/,
+    );
   });
 
   it('reports a broken selfdevop.yml by field', async () => {
-    await writeFile(join(dir, 'app', 'broken.yml'), 'project: shop\nservices:\n  web:\n    image: x\n    port: "eighty"\n');
+    await writeFile(
+      join(dir, 'app', 'broken.yml'),
+      'project: shop\nservices:\n  web:\n    image: x\n    port: "eighty"\n',
+    );
     const r = await cli(['deploy', '-f', 'broken.yml']);
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toMatch(/^selfdevop deploy: broken\.yml: services\.web\.port: /);

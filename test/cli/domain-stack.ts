@@ -1,7 +1,14 @@
 import https from 'node:https';
 import { startSelfhostApi } from '../support/api.ts';
 import { freePort } from '../support/caddy.ts';
-import { startChallTestSrv, startPebble, startTlsCaddy, type ChallTestSrv, type TestPebble, type TlsCaddy } from '../support/pebble.ts';
+import {
+  startChallTestSrv,
+  startPebble,
+  startTlsCaddy,
+  type ChallTestSrv,
+  type TestPebble,
+  type TlsCaddy,
+} from '../support/pebble.ts';
 
 /**
  * The control plane with custom domains for real (as test/integration/domains.test.ts
@@ -59,7 +66,16 @@ export async function startDomainStack(): Promise<{
     const viaHttps = (host: string) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {
         const r = https.get(
-          { host: '127.0.0.1', port: httpsPort, path: '/version', servername: host, headers: { host }, ca: root, agent: false, timeout: 10_000 },
+          {
+            host: '127.0.0.1',
+            port: httpsPort,
+            path: '/version',
+            servername: host,
+            headers: { host },
+            ca: root,
+            agent: false,
+            timeout: 10_000,
+          },
           (res) => {
             let body = '';
             res.setEncoding('utf8');

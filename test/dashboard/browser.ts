@@ -15,8 +15,11 @@ const fix = 'apt-get install -y chromium (or ../shared/ci/setup-machine.sh chrom
  */
 export function chromiumAvailable(): boolean {
   if (existsSync(chromiumBin)) return true;
-  if (isCi) throw new Error(`CI must not skip: chromium is not available at ${chromiumBin}: ${fix}`);
-  console.warn(`\n*** SKIPPING browser suites: chromium is not available at ${chromiumBin} (${fix}) ***\n`);
+  if (isCi)
+    throw new Error(`CI must not skip: chromium is not available at ${chromiumBin}: ${fix}`);
+  console.warn(
+    `\n*** SKIPPING browser suites: chromium is not available at ${chromiumBin} (${fix}) ***\n`,
+  );
   return false;
 }
 
@@ -24,7 +27,10 @@ export function chromiumAvailable(): boolean {
  * Headless Chromium with a fresh profile (Playwright takes it as the persistent context's
  * folder rather than --user-data-dir), and no traffic beyond what the page asks for.
  */
-export async function launchChromium(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
+export async function launchChromium(): Promise<{
+  context: BrowserContext;
+  close: () => Promise<void>;
+}> {
   const profile = await mkdtemp(join(tmpdir(), 'sdo-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumBin,

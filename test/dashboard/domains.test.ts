@@ -13,7 +13,11 @@ import { pebbleAvailable } from '../support/pebble.ts';
 import { available } from '../support/services.ts';
 import { chromiumAvailable, launchChromium } from './browser.ts';
 
-const ready = (await available('docker')) && (await available('caddy')) && (await pebbleAvailable()) && chromiumAvailable();
+const ready =
+  (await available('docker')) &&
+  (await available('caddy')) &&
+  (await pebbleAvailable()) &&
+  chromiumAvailable();
 const shots = join(import.meta.dirname, '..', '..', 'test-results', 'screenshots');
 
 describe.skipIf(!ready)('custom domains in the dashboard', () => {
@@ -28,10 +32,15 @@ describe.skipIf(!ready)('custom domains in the dashboard', () => {
     await ensureTestImages();
     stack = await startDomainStack();
     const req = stack.api.request;
-    const s = await req('POST', '/api/auth/local/signup', { body: { email: 'domains@example.com', password: 'correct horse battery' } });
+    const s = await req('POST', '/api/auth/local/signup', {
+      body: { email: 'domains@example.com', password: 'correct horse battery' },
+    });
     const token = s.body.token as string;
     orgId = s.body.org.id;
-    await req('POST', '/api/nodes', { token, body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' } });
+    await req('POST', '/api/nodes', {
+      token,
+      body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
+    });
     const p = await req('POST', '/api/projects', { token, body: { name: 'shop' } });
     const svc = await req('POST', '/api/services', {
       token,
@@ -46,14 +55,19 @@ describe.skipIf(!ready)('custom domains in the dashboard', () => {
       },
     });
     serviceId = svc.body.id;
-    const rel = await req('POST', '/api/releases', { token, body: { serviceId, image: testImages.app } });
+    const rel = await req('POST', '/api/releases', {
+      token,
+      body: { serviceId, image: testImages.app },
+    });
     for (let i = 0; i < 400; i++) {
       const r = await req('GET', `/api/releases/${rel.body.id}`, { token });
       if (['completed', 'failed'].includes(r.body.status)) break;
       await new Promise((x) => setTimeout(x, 100));
     }
     browser = await launchChromium();
-    await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: stack.api.url });
+    await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], {
+      origin: stack.api.url,
+    });
     page = await browser.context.newPage();
     page.setDefaultTimeout(20_000);
   }, 120_000);
@@ -76,14 +90,23 @@ describe.skipIf(!ready)('custom domains in the dashboard', () => {
     await page.getByRole('button', { name: 'Add domain' }).click();
     await page.getByRole('heading', { name: 'app.example.test' }).waitFor();
 
-    const txtValue = (await page.locator('tr[data-record="TXT"] td:nth-child(3) code').textContent())!;
+    const txtValue = (await page
+      .locator('tr[data-record="TXT"] td:nth-child(3) code')
+      .textContent())!;
     expect(txtValue).toMatch(/^sdo-/);
     await page.getByRole('button', { name: 'Copy TXT value' }).click();
-    await page.getByRole('button', { name: 'Copy TXT value' }).filter({ hasText: 'Copied' }).waitFor();
+    await page
+      .getByRole('button', { name: 'Copy TXT value' })
+      .filter({ hasText: 'Copied' })
+      .waitFor();
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(txtValue);
 
     // The worker's first look finds no TXT record and says so on the page, in words.
-    await page.locator('#domain-status .alert', { hasText: 'TXT record _selfdevop-challenge.app.example.test' }).waitFor({ timeout: 30_000 });
+    await page
+      .locator('#domain-status .alert', {
+        hasText: 'TXT record _selfdevop-challenge.app.example.test',
+      })
+      .waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(shots, '11-domain-pending.png'), fullPage: true });
 
     await stack.dns.setTxt('_selfdevop-challenge.app.example.test', txtValue);
@@ -93,7 +116,9 @@ describe.skipIf(!ready)('custom domains in the dashboard', () => {
     await page.evaluate(() => ((window as unknown as { marker: number }).marker = 7));
     await page.locator('#domain-status [data-settled="active"]').waitFor({ timeout: 60_000 });
     expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(7);
-    expect(await page.textContent('#domain-status')).toContain('app.example.test is live at https://app.example.test');
+    expect(await page.textContent('#domain-status')).toContain(
+      'app.example.test is live at https://app.example.test',
+    );
     expect(await page.locator('#domain-status .alert').count()).toBe(0);
     await page.screenshot({ path: join(shots, '12-domain-active.png'), fullPage: true });
     expect(await stack.viaHttps('app.example.test')).toEqual({ status: 200, body: 'v1' });

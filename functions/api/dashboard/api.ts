@@ -34,7 +34,11 @@ export class DashboardApi {
   readonly token: string | undefined;
   orgId: string | undefined;
 
-  constructor(c: Context, fetchApi: ApiFetch, options: { token?: string; orgId?: string | null } = {}) {
+  constructor(
+    c: Context,
+    fetchApi: ApiFetch,
+    options: { token?: string; orgId?: string | null } = {},
+  ) {
     this.c = c;
     this.fetchApi = fetchApi;
     this.token = options.token ?? getCookie(c, sessionCookie);
@@ -42,7 +46,11 @@ export class DashboardApi {
   }
 
   /** The raw API response (for streams); headers carry the caller's credentials. */
-  raw(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; org?: string | null } = {}) {
+  raw(
+    method: string,
+    path: string,
+    init: { body?: unknown; headers?: Record<string, string>; org?: string | null } = {},
+  ) {
     const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     const org = init.org === null ? undefined : (init.org ?? this.orgId);
@@ -63,7 +71,12 @@ export class DashboardApi {
 
   // Replies are JSON of the shapes API.md documents; each view states what it reads.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  async call<T = any>(method: string, path: string, body?: unknown, options: { org?: string | null } = {}): Promise<T> {
+  async call<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { org?: string | null } = {},
+  ): Promise<T> {
     const res = await this.raw(method, path, { body, org: options.org });
     if (res.status === 204) return undefined as T;
     const text = await res.text();
@@ -75,7 +88,11 @@ export class DashboardApi {
     }
     if (!res.ok) {
       const error = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
-      throw new ApiFailure(res.status, error?.code ?? 'http_error', error?.message ?? `the API answered ${res.status}`);
+      throw new ApiFailure(
+        res.status,
+        error?.code ?? 'http_error',
+        error?.message ?? `the API answered ${res.status}`,
+      );
     }
     return parsed as T;
   }
@@ -94,7 +111,9 @@ export class DashboardApi {
     let cursor: string | null = null;
     for (let i = 0; i < 10; i++) {
       const sep = path.includes('?') ? '&' : '?';
-      const page: Page<T> = await this.get(`${path}${sep}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const page: Page<T> = await this.get(
+        `${path}${sep}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
       items.push(...page.items);
       if (!page.nextCursor) break;
       cursor = page.nextCursor;

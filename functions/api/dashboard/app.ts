@@ -38,9 +38,17 @@ export function dashboardApp(fetchApi: ApiFetch): Hono {
       const origin = c.req.header('origin');
       const site = c.req.header('sec-fetch-site');
       const host = c.req.header('host') ?? new URL(c.req.url).host;
-      const crossOrigin = origin !== undefined && origin !== 'null' && new URL(origin).host !== host;
+      const crossOrigin =
+        origin !== undefined && origin !== 'null' && new URL(origin).host !== host;
       if (crossOrigin || site === 'cross-site') {
-        return render(c, null, { title: 'Refused' }, html`<h1>Refused</h1><div class="alert error" role="alert">this form was posted from another site</div>`, 403);
+        return render(
+          c,
+          null,
+          { title: 'Refused' },
+          html`<h1>Refused</h1>
+            <div class="alert error" role="alert">this form was posted from another site</div>`,
+          403,
+        );
       }
     }
     await next();
@@ -51,9 +59,17 @@ export function dashboardApp(fetchApi: ApiFetch): Hono {
   });
 
   app.get('/', (c) => c.redirect('/dashboard', 302));
-  app.get('/dashboard/assets/app.css', (c) => c.body(css, 200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'public, max-age=300' }));
+  app.get('/dashboard/assets/app.css', (c) =>
+    c.body(css, 200, {
+      'content-type': 'text/css; charset=utf-8',
+      'cache-control': 'public, max-age=300',
+    }),
+  );
   app.get('/dashboard/assets/app.js', (c) =>
-    c.body(js, 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=300' }),
+    c.body(js, 200, {
+      'content-type': 'text/javascript; charset=utf-8',
+      'cache-control': 'public, max-age=300',
+    }),
   );
 
   registerAuth(app, fetchApi);
@@ -64,7 +80,15 @@ export function dashboardApp(fetchApi: ApiFetch): Hono {
   registerAdmin(app, fetchApi);
 
   app.notFound((c) =>
-    render(c, null, { title: 'Not found' }, html`<h1>Page not found</h1><div class="alert error" role="alert">no page at ${c.req.path}</div><p><a href="/dashboard">Back to projects</a></p>`, 404),
+    render(
+      c,
+      null,
+      { title: 'Not found' },
+      html`<h1>Page not found</h1>
+        <div class="alert error" role="alert">no page at ${c.req.path}</div>
+        <p><a href="/dashboard">Back to projects</a></p>`,
+      404,
+    ),
   );
   return app;
 }

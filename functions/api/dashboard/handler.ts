@@ -38,7 +38,11 @@ export function view(fetchApi: ApiFetch, fn: (c: Context, s: Session) => Promise
  * A form POST: runs, then redirects (post/redirect/get) to the path it returns. An API
  * error goes back to the form's page with the API's message shown.
  */
-export function action(fetchApi: ApiFetch, fallback: string, fn: (c: Context, s: Session, form: Form) => Promise<string>) {
+export function action(
+  fetchApi: ApiFetch,
+  fallback: string,
+  fn: (c: Context, s: Session, form: Form) => Promise<string>,
+) {
   return async (c: Context) => {
     try {
       const s = await session(c, fetchApi);

@@ -32,34 +32,45 @@ function orgSwitcher(orgs: { id: string; name: string }[], orgId: string | null 
 export function page(shell: Shell, body: Html): Html {
   const signedIn = shell.orgs !== undefined;
   return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${shell.title} · selfdevop</title>
-<link rel="stylesheet" href="/dashboard/assets/app.css">
-<script src="/dashboard/assets/app.js" defer></script>
-</head>
-<body>
-<header class="top">
-  <a href="/dashboard">selfdevop</a>
-  ${signedIn
-    ? html`<nav aria-label="Main">${navItems.map(
-        ([key, href, label]) => html`<a href="${href}" ${shell.section === key ? html`aria-current="page"` : ''}>${label}</a>`,
-      )}</nav>
-  <div class="right">
-    ${shell.orgs!.length ? orgSwitcher(shell.orgs!, shell.orgId) : ''}
-    <form method="post" action="/dashboard/logout" class="inline"><button type="submit" class="secondary">Log out</button></form>
-  </div>`
-    : ''}
-</header>
-<main id="main">
-  <div id="announce" class="visually-hidden" aria-live="polite"></div>
-  ${shell.flash ? html`<div class="alert ${shell.flash.kind}" role="${shell.flash.kind === 'error' ? 'alert' : 'status'}">${shell.flash.text}</div>` : ''}
-  ${body}
-</main>
-</body>
-</html>`;
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>${shell.title} · selfdevop</title>
+        <link rel="stylesheet" href="/dashboard/assets/app.css" />
+        <script src="/dashboard/assets/app.js" defer></script>
+      </head>
+      <body>
+        <header class="top">
+          <a href="/dashboard">selfdevop</a>
+          ${
+            signedIn
+              ? html`<nav aria-label="Main">
+                    ${navItems.map(
+                      ([key, href, label]) =>
+                        html`<a
+                          href="${href}"
+                          ${shell.section === key ? html`aria-current="page"` : ''}
+                          >${label}</a
+                        >`,
+                    )}
+                  </nav>
+                  <div class="right">
+                    ${shell.orgs!.length ? orgSwitcher(shell.orgs!, shell.orgId) : ''}
+                    <form method="post" action="/dashboard/logout" class="inline">
+                      <button type="submit" class="secondary">Log out</button>
+                    </form>
+                  </div>`
+              : ''
+          }
+        </header>
+        <main id="main">
+          <div id="announce" class="visually-hidden" aria-live="polite"></div>
+          ${shell.flash ? html`<div class="alert ${shell.flash.kind}" role="${shell.flash.kind === 'error' ? 'alert' : 'status'}">${shell.flash.text}</div>` : ''}
+          ${body}
+        </main>
+      </body>
+    </html>`;
 }
 
 /** A status word as a badge whose text, not only its colour, carries the meaning. */
@@ -74,7 +85,10 @@ export function badge(status: string): Html {
   return html`<span class="badge ${kind}">${status.replace(/_/g, ' ')}</span>`;
 }
 
-export function seconds(startedAt: string | null | undefined, finishedAt: string | null | undefined): string {
+export function seconds(
+  startedAt: string | null | undefined,
+  finishedAt: string | null | undefined,
+): string {
   if (!startedAt) return '';
   const ms = (finishedAt ? Date.parse(finishedAt) : Date.now()) - Date.parse(startedAt);
   return `${(Math.max(0, ms) / 1000).toFixed(1)} s`;

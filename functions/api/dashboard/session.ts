@@ -22,8 +22,19 @@ function secure(c: Context): boolean {
  * Cookies are HttpOnly (script cannot read the token) and SameSite=Strict (no other site
  * can make the browser send them), and Secure whenever the dashboard is served over HTTPS.
  */
-export function setSessionCookie(c: Context, name: string, value: string, maxAge = 12 * 3600): void {
-  setCookie(c, name, value, { httpOnly: true, sameSite: 'Strict', path: '/', secure: secure(c), maxAge });
+export function setSessionCookie(
+  c: Context,
+  name: string,
+  value: string,
+  maxAge = 12 * 3600,
+): void {
+  setCookie(c, name, value, {
+    httpOnly: true,
+    sameSite: 'Strict',
+    path: '/',
+    secure: secure(c),
+    maxAge,
+  });
 }
 
 export function clearSession(c: Context): void {
@@ -42,7 +53,8 @@ export function takeFlash(c: Context): Shell['flash'] {
   deleteCookie(c, flashCookie, { path: '/' });
   try {
     const f = JSON.parse(raw) as { kind?: string; text?: string };
-    if ((f.kind === 'error' || f.kind === 'notice') && typeof f.text === 'string') return { kind: f.kind, text: f.text };
+    if ((f.kind === 'error' || f.kind === 'notice') && typeof f.text === 'string')
+      return { kind: f.kind, text: f.text };
   } catch {
     // a cookie we did not write: ignore it
   }
@@ -69,7 +81,8 @@ interface Me {
  */
 export async function session(c: Context, fetchApi: ApiFetch): Promise<Session> {
   const api = new DashboardApi(c, fetchApi);
-  if (!api.token) throw new Redirect(`/dashboard/login?next=${encodeURIComponent(new URL(c.req.url).pathname)}`);
+  if (!api.token)
+    throw new Redirect(`/dashboard/login?next=${encodeURIComponent(new URL(c.req.url).pathname)}`);
   let me: Me;
   try {
     me = await api.call<Me>('GET', '/api/me', undefined, { org: null });
@@ -87,14 +100,22 @@ export async function session(c: Context, fetchApi: ApiFetch): Promise<Session> 
   api.orgId = orgId ?? undefined;
   const orgs = await Promise.all(
     choices.map((id) =>
-      api.call<{ id: string; name: string }>('GET', `/api/orgs/${id}`, undefined, { org: id }).catch(() => ({ id, name: id })),
+      api
+        .call<{ id: string; name: string }>('GET', `/api/orgs/${id}`, undefined, { org: id })
+        .catch(() => ({ id, name: id })),
     ),
   );
   return { api, orgId, userId: me.userId, shell: { orgs, orgId, flash: takeFlash(c) } };
 }
 
 /** Renders a full page (shell + body) with the session's header. */
-export function render(c: Context, s: Pick<Session, 'shell'> | null, shell: Pick<Shell, 'title' | 'section'>, body: Html, status = 200) {
+export function render(
+  c: Context,
+  s: Pick<Session, 'shell'> | null,
+  shell: Pick<Shell, 'title' | 'section'>,
+  body: Html,
+  status = 200,
+) {
   c.header('Cache-Control', 'no-store');
   return c.html(page({ ...(s?.shell ?? { flash: takeFlash(c) }), ...shell }, body), status as 200);
 }
@@ -105,7 +126,8 @@ export function back(c: Context, fallback: string): string {
   if (referer) {
     try {
       const url = new URL(referer);
-      if (url.host === new URL(c.req.url).host && url.pathname.startsWith('/dashboard')) return url.pathname + url.search;
+      if (url.host === new URL(c.req.url).host && url.pathname.startsWith('/dashboard'))
+        return url.pathname + url.search;
     } catch {
       // not a URL: use the fallback
     }

@@ -38,20 +38,73 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
     view(fetchApi, async (c, s) => {
       const nodes = await s.api.all<NodeRecord>('/api/nodes');
       const body = html`<h1>Nodes</h1>
-        <p>Nodes are the Docker hosts releases run on. A release goes to the first node that is not draining.</p>
-        ${nodes.length === 0
-          ? html`<div class="empty"><strong>No nodes yet.</strong> Register the machine's own Docker Engine with <code>unix:///var/run/docker.sock</code> and address <code>127.0.0.1</code>, or a remote one over TLS (<code>tcp://host:2376</code>) or SSH (<code>ssh://user@host</code>).</div>`
-          : html`<table><thead><tr><th scope="col">Name</th><th scope="col">State</th><th scope="col">Docker host</th><th scope="col">Address</th><th scope="col">Labels</th><th scope="col">Registered</th></tr></thead><tbody>
-            ${nodes.map(
-              (n) => html`<tr><td>${n.name}</td><td>${badge(n.drainMode ? 'draining' : 'active')}</td><td><code>${n.dockerHost}</code></td><td>${n.address}</td>
-                <td>${Object.entries(n.labels).map(([k, v]) => html`<code>${k}=${v}</code> `)}</td><td>${when(n.createdAt)}</td></tr>`,
-            )}</tbody></table>`}
+        <p>
+          Nodes are the Docker hosts releases run on. A release goes to the first node that is not
+          draining.
+        </p>
+        ${
+          nodes.length === 0
+            ? html`<div class="empty">
+                <strong>No nodes yet.</strong> Register the machine's own Docker Engine with
+                <code>unix:///var/run/docker.sock</code> and address <code>127.0.0.1</code>, or a
+                remote one over TLS (<code>tcp://host:2376</code>) or SSH
+                (<code>ssh://user@host</code>).
+              </div>`
+            : html`<table>
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">State</th>
+                    <th scope="col">Docker host</th>
+                    <th scope="col">Address</th>
+                    <th scope="col">Labels</th>
+                    <th scope="col">Registered</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${nodes.map(
+                    (n) =>
+                      html`<tr>
+                        <td>${n.name}</td>
+                        <td>${badge(n.drainMode ? 'draining' : 'active')}</td>
+                        <td><code>${n.dockerHost}</code></td>
+                        <td>${n.address}</td>
+                        <td>
+                          ${Object.entries(n.labels).map(([k, v]) => html`<code>${k}=${v}</code> `)}
+                        </td>
+                        <td>${when(n.createdAt)}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
         <form method="post" action="/dashboard/nodes" class="card" aria-labelledby="new-node">
           <h2 id="new-node">Register a node</h2>
           <div class="row">
-            <div><label for="node-name">Name</label><input id="node-name" name="name" required pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" placeholder="local"></div>
-            <div><label for="node-docker">Docker host</label><input id="node-docker" name="dockerHost" required value="unix:///var/run/docker.sock"></div>
-            <div><label for="node-address">Address <span class="hint">where the edge reaches its containers</span></label><input id="node-address" name="address" required value="127.0.0.1"></div>
+            <div>
+              <label for="node-name">Name</label
+              ><input
+                id="node-name"
+                name="name"
+                required
+                pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?"
+                placeholder="local"
+              />
+            </div>
+            <div>
+              <label for="node-docker">Docker host</label
+              ><input
+                id="node-docker"
+                name="dockerHost"
+                required
+                value="unix:///var/run/docker.sock"
+              />
+            </div>
+            <div>
+              <label for="node-address"
+                >Address <span class="hint">where the edge reaches its containers</span></label
+              ><input id="node-address" name="address" required value="127.0.0.1" />
+            </div>
           </div>
           <p><button type="submit">Register node</button></p>
         </form>`;
@@ -63,8 +116,16 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
     '/dashboard/nodes',
     action(fetchApi, '/dashboard/nodes', async (c, s, form) => {
       const name = field(form, 'name') ?? '';
-      await s.api.post('/api/nodes', { name, dockerHost: field(form, 'dockerHost') ?? '', address: field(form, 'address') ?? '' });
-      flash(c, 'notice', `Node ${name} registered. Next: create a project and a service, then deploy.`);
+      await s.api.post('/api/nodes', {
+        name,
+        dockerHost: field(form, 'dockerHost') ?? '',
+        address: field(form, 'address') ?? '',
+      });
+      flash(
+        c,
+        'notice',
+        `Node ${name} registered. Next: create a project and a service, then deploy.`,
+      );
       return '/dashboard/nodes';
     }),
   );
@@ -77,7 +138,10 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
       const form = (await c.req.parseBody()) as Record<string, unknown>;
       const name = field(form, 'name') ?? '';
       try {
-        const k = await s.api.post<{ key: string }>(`/api/orgs/${orgId}/api-keys`, { name, role: field(form, 'role') ?? '' });
+        const k = await s.api.post<{ key: string }>(`/api/orgs/${orgId}/api-keys`, {
+          name,
+          role: field(form, 'role') ?? '',
+        });
         created = { name, key: k.key };
       } catch (e) {
         if (!(e instanceof ApiFailure)) throw e;
@@ -86,27 +150,85 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
     }
     const keys = await s.api.all<ApiKey>(`/api/orgs/${orgId}/api-keys`);
     const body = html`<h1>API keys</h1>
-      <p>API keys let the <code>selfdevop</code> CLI and CI pipelines call the API for this organization.</p>
-      ${created
-        ? html`<div class="card" role="status"><h2>Key ${created.name} created</h2><p><strong>Copy it now: it is shown only once.</strong></p>
-          <p><code class="secret-once" id="new-key">${created.key}</code> <button type="button" class="secondary" data-copy="${created.key}">Copy</button></p>
-          <p class="hint">Then: <code>echo "$KEY" | selfdevop login --url ${new URL(c.req.url).origin}</code></p></div>`
-        : ''}
-      ${keys.length === 0
-        ? html`<div class="empty">No API keys yet. Create one for the CLI or your CI below.</div>`
-        : html`<table><thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Key starts with</th><th scope="col">Created</th><th scope="col">State</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>
-          ${keys.map(
-            (k) => html`<tr><td>${k.name}</td><td>${k.role}</td><td><code>${k.prefix}…</code></td><td>${when(k.createdAt)}</td>
-              <td>${k.revokedAt ? badge('revoked') : badge('active')}</td>
-              <td>${k.revokedAt
-                ? ''
-                : html`<form method="post" action="/dashboard/api-keys/${k.id}/revoke" class="inline" data-confirm="Revoke ${k.name}? Anything using it stops working.">
-                  <button type="submit" class="secondary" aria-label="Revoke ${k.name}">Revoke</button></form>`}</td></tr>`,
-          )}</tbody></table>`}
+      <p>
+        API keys let the <code>selfdevop</code> CLI and CI pipelines call the API for this
+        organization.
+      </p>
+      ${
+        created
+          ? html`<div class="card" role="status">
+              <h2>Key ${created.name} created</h2>
+              <p><strong>Copy it now: it is shown only once.</strong></p>
+              <p>
+                <code class="secret-once" id="new-key">${created.key}</code>
+                <button type="button" class="secondary" data-copy="${created.key}">Copy</button>
+              </p>
+              <p class="hint">
+                Then: <code>echo "$KEY" | selfdevop login --url ${new URL(c.req.url).origin}</code>
+              </p>
+            </div>`
+          : ''
+      }
+      ${
+        keys.length === 0
+          ? html`<div class="empty">No API keys yet. Create one for the CLI or your CI below.</div>`
+          : html`<table>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Key starts with</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">State</th>
+                  <th scope="col"><span class="visually-hidden">Actions</span></th>
+                </tr>
+              </thead>
+              <tbody>
+                ${keys.map(
+                  (k) =>
+                    html`<tr>
+                      <td>${k.name}</td>
+                      <td>${k.role}</td>
+                      <td><code>${k.prefix}…</code></td>
+                      <td>${when(k.createdAt)}</td>
+                      <td>${k.revokedAt ? badge('revoked') : badge('active')}</td>
+                      <td>
+                        ${
+                          k.revokedAt
+                            ? ''
+                            : html`<form
+                                method="post"
+                                action="/dashboard/api-keys/${k.id}/revoke"
+                                class="inline"
+                                data-confirm="Revoke ${k.name}? Anything using it stops working."
+                              >
+                                <button
+                                  type="submit"
+                                  class="secondary"
+                                  aria-label="Revoke ${k.name}"
+                                >
+                                  Revoke
+                                </button>
+                              </form>`
+                        }
+                      </td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+      }
       <form method="post" action="/dashboard/api-keys" class="card row" aria-labelledby="new-key-h">
         <h2 id="new-key-h" class="visually-hidden">Create an API key</h2>
-        <div><label for="key-name">Name</label><input id="key-name" name="name" required placeholder="github-actions"></div>
-        <div><label for="key-role">Role</label><select id="key-role" name="role">${roles.map((r) => html`<option value="${r}" ${r === 'deployer' ? 'selected' : ''}>${r}</option>`)}</select></div>
+        <div>
+          <label for="key-name">Name</label
+          ><input id="key-name" name="name" required placeholder="github-actions" />
+        </div>
+        <div>
+          <label for="key-role">Role</label
+          ><select id="key-role" name="role">
+            ${roles.map((r) => html`<option value="${r}" ${r === 'deployer' ? 'selected' : ''}>${r}</option>`)}
+          </select>
+        </div>
         <div><button type="submit">Create API key</button></div>
       </form>`;
     return render(c, s, { title: 'API keys', section: 'keys' }, body, created ? 201 : 200);
@@ -117,7 +239,10 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
   app.post(
     '/dashboard/api-keys/:keyId/revoke',
     action(fetchApi, '/dashboard/api-keys', async (c, s) => {
-      await s.api.call('DELETE', `/api/orgs/${requireOrgId(s.orgId)}/api-keys/${param(c, 'keyId')}`);
+      await s.api.call(
+        'DELETE',
+        `/api/orgs/${requireOrgId(s.orgId)}/api-keys/${param(c, 'keyId')}`,
+      );
       flash(c, 'notice', 'API key revoked.');
       return '/dashboard/api-keys';
     }),
@@ -139,18 +264,53 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
       if (page.nextCursor) next.set('cursor', page.nextCursor);
       const body = html`<h1>Audit log</h1>
         <form method="get" action="/dashboard/audit" class="card row" role="search">
-          <div><label for="f-action">Action <span class="hint">e.g. release.completed</span></label><input id="f-action" name="action" value="${actionFilter ?? ''}"></div>
-          <div><label for="f-target">Target id</label><input id="f-target" name="targetId" value="${target ?? ''}"></div>
-          <div><button type="submit" class="secondary">Filter</button> <a href="/dashboard/audit">Clear</a></div>
+          <div>
+            <label for="f-action">Action <span class="hint">e.g. release.completed</span></label
+            ><input id="f-action" name="action" value="${actionFilter ?? ''}" />
+          </div>
+          <div>
+            <label for="f-target">Target id</label
+            ><input id="f-target" name="targetId" value="${target ?? ''}" />
+          </div>
+          <div>
+            <button type="submit" class="secondary">Filter</button>
+            <a href="/dashboard/audit">Clear</a>
+          </div>
         </form>
-        ${page.items.length === 0
-          ? html`<div class="empty">${actionFilter || target ? 'No events match these filters.' : 'Nothing recorded yet: every change made through the API or this dashboard appears here.'}</div>`
-          : html`<table><thead><tr><th scope="col">When</th><th scope="col">Actor</th><th scope="col">Action</th><th scope="col">Target</th><th scope="col">Details</th></tr></thead><tbody>
-            ${page.items.map(
-              (e) => html`<tr><td>${when(e.createdAt)}</td><td>${e.actorType} <span class="hint mono">${e.actorId}</span></td><td><code>${e.action}</code></td>
-                <td>${e.targetType} ${e.targetId ? html`<a class="mono" href="/dashboard/audit?targetId=${e.targetId}">${e.targetId}</a>` : ''}</td>
-                <td class="mono">${Object.keys(e.data).length ? JSON.stringify(e.data).slice(0, 200) : ''}</td></tr>`,
-            )}</tbody></table>`}
+        ${
+          page.items.length === 0
+            ? html`<div class="empty">
+                ${actionFilter || target ? 'No events match these filters.' : 'Nothing recorded yet: every change made through the API or this dashboard appears here.'}
+              </div>`
+            : html`<table>
+                <thead>
+                  <tr>
+                    <th scope="col">When</th>
+                    <th scope="col">Actor</th>
+                    <th scope="col">Action</th>
+                    <th scope="col">Target</th>
+                    <th scope="col">Details</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${page.items.map(
+                    (e) =>
+                      html`<tr>
+                        <td>${when(e.createdAt)}</td>
+                        <td>${e.actorType} <span class="hint mono">${e.actorId}</span></td>
+                        <td><code>${e.action}</code></td>
+                        <td>
+                          ${e.targetType}
+                          ${e.targetId ? html`<a class="mono" href="/dashboard/audit?targetId=${e.targetId}">${e.targetId}</a>` : ''}
+                        </td>
+                        <td class="mono">
+                          ${Object.keys(e.data).length ? JSON.stringify(e.data).slice(0, 200) : ''}
+                        </td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
         ${page.nextCursor ? html`<p><a href="/dashboard/audit?${next.toString()}">More events →</a></p>` : ''}`;
       return render(c, s, { title: 'Audit log', section: 'audit' }, body);
     }),

@@ -10,21 +10,36 @@ function authForm(kind: 'login' | 'signup', next: string): Html {
   return html`<div class="auth">
     <h1>${login ? 'Log in to selfdevop' : 'Create your selfdevop account'}</h1>
     <form method="post" action="/dashboard/${kind}" class="card">
-      <input type="hidden" name="next" value="${next}">
+      <input type="hidden" name="next" value="${next}" />
       <label for="email">Email</label>
-      <input id="email" name="email" type="email" autocomplete="email" required autofocus>
-      <label for="password">Password ${login ? '' : html`<span class="hint">(at least 8 characters)</span>`}</label>
-      <input id="password" name="password" type="password" autocomplete="${login ? 'current-password' : 'new-password'}" required ${login ? '' : 'minlength="8"'}>
+      <input id="email" name="email" type="email" autocomplete="email" required autofocus />
+      <label for="password"
+        >Password ${login ? '' : html`<span class="hint">(at least 8 characters)</span>`}</label
+      >
+      <input
+        id="password"
+        name="password"
+        type="password"
+        autocomplete="${login ? 'current-password' : 'new-password'}"
+        required
+        ${login ? '' : 'minlength="8"'}
+      />
       <p><button type="submit">${login ? 'Log in' : 'Sign up'}</button></p>
     </form>
-    <p>${login
-      ? html`New here? <a href="/dashboard/signup">Create an account</a> (the first account of an installation owns it).`
-      : html`Already have an account? <a href="/dashboard/login">Log in</a>.`}</p>
+    <p>
+      ${
+        login
+          ? html`New here? <a href="/dashboard/signup">Create an account</a> (the first account of
+              an installation owns it).`
+          : html`Already have an account? <a href="/dashboard/login">Log in</a>.`
+      }
+    </p>
   </div>`;
 }
 
 /** Only our own pages: an open redirect would let a link send a fresh session elsewhere. */
-const safeNext = (next: string | undefined) => (next && /^\/dashboard(\/[\w\-/?=&.%]*)?$/.test(next) ? next : '/dashboard');
+const safeNext = (next: string | undefined) =>
+  next && /^\/dashboard(\/[\w\-/?=&.%]*)?$/.test(next) ? next : '/dashboard';
 
 async function signIn(c: Context, fetchApi: ApiFetch, kind: 'login' | 'signup') {
   const form = (await c.req.parseBody()) as Record<string, unknown>;
@@ -32,10 +47,19 @@ async function signIn(c: Context, fetchApi: ApiFetch, kind: 'login' | 'signup') 
   const password = typeof form.password === 'string' ? form.password : '';
   const api = new DashboardApi(c, fetchApi, { token: '', orgId: null });
   try {
-    const res = await api.call<{ token: string; org?: { id: string } }>('POST', `/api/auth/local/${kind}`, { email, password });
+    const res = await api.call<{ token: string; org?: { id: string } }>(
+      'POST',
+      `/api/auth/local/${kind}`,
+      { email, password },
+    );
     setSessionCookie(c, sessionCookie, res.token);
     if (res.org) setSessionCookie(c, orgCookie, res.org.id);
-    if (kind === 'signup') flash(c, 'notice', 'Welcome! Register a Docker host under Nodes, then create a project and a service.');
+    if (kind === 'signup')
+      flash(
+        c,
+        'notice',
+        'Welcome! Register a Docker host under Nodes, then create a project and a service.',
+      );
     return c.redirect(safeNext(field(form, 'next')), 303);
   } catch (e) {
     if (!(e instanceof ApiFailure)) throw e;
@@ -43,15 +67,20 @@ async function signIn(c: Context, fetchApi: ApiFetch, kind: 'login' | 'signup') 
       c,
       null,
       { title: kind === 'login' ? 'Log in' : 'Sign up' },
-      html`<div class="alert error auth" role="alert">${e.message}</div>${authForm(kind, safeNext(field(form, 'next')))}`,
+      html`<div class="alert error auth" role="alert">${e.message}</div>
+        ${authForm(kind, safeNext(field(form, 'next')))}`,
       e.status,
     );
   }
 }
 
 export function registerAuth(app: Hono, fetchApi: ApiFetch): void {
-  app.get('/dashboard/login', (c) => render(c, null, { title: 'Log in' }, authForm('login', safeNext(c.req.query('next')))));
-  app.get('/dashboard/signup', (c) => render(c, null, { title: 'Sign up' }, authForm('signup', '/dashboard')));
+  app.get('/dashboard/login', (c) =>
+    render(c, null, { title: 'Log in' }, authForm('login', safeNext(c.req.query('next')))),
+  );
+  app.get('/dashboard/signup', (c) =>
+    render(c, null, { title: 'Sign up' }, authForm('signup', '/dashboard')),
+  );
   app.post('/dashboard/login', (c) => signIn(c, fetchApi, 'login'));
   app.post('/dashboard/signup', (c) => signIn(c, fetchApi, 'signup'));
   app.post('/dashboard/logout', (c) => {
@@ -62,7 +91,8 @@ export function registerAuth(app: Hono, fetchApi: ApiFetch): void {
     '/dashboard/org',
     action(fetchApi, '/dashboard', async (c, s, form) => {
       const orgId = field(form, 'orgId');
-      if (!orgId || !s.shell.orgs?.some((o) => o.id === orgId)) throw new ApiFailure(404, 'org_not_found', `org ${orgId ?? ''} not found`);
+      if (!orgId || !s.shell.orgs?.some((o) => o.id === orgId))
+        throw new ApiFailure(404, 'org_not_found', `org ${orgId ?? ''} not found`);
       setSessionCookie(c, orgCookie, orgId);
       return '/dashboard';
     }),
@@ -70,7 +100,12 @@ export function registerAuth(app: Hono, fetchApi: ApiFetch): void {
   app.post(
     '/dashboard/orgs',
     action(fetchApi, '/dashboard', async (c, s, form) => {
-      const org = await s.api.call<{ id: string; name: string }>('POST', '/api/orgs', { name: field(form, 'name') ?? '' }, { org: null });
+      const org = await s.api.call<{ id: string; name: string }>(
+        'POST',
+        '/api/orgs',
+        { name: field(form, 'name') ?? '' },
+        { org: null },
+      );
       setSessionCookie(c, orgCookie, org.id);
       flash(c, 'notice', `Created ${org.name}; you are now working in it.`);
       return '/dashboard';

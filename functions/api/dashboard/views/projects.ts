@@ -20,43 +20,110 @@ export function parseEnv(text: string | undefined): Record<string, string> | und
 }
 
 /** The newest releases of a service (the API lists oldest first). */
-export async function recentReleases(api: DashboardApi, serviceId: string, environmentId?: string): Promise<Release[]> {
-  const all = await api.all<Release>(`/api/releases?serviceId=${serviceId}${environmentId ? `&environmentId=${environmentId}` : ''}`);
+export async function recentReleases(
+  api: DashboardApi,
+  serviceId: string,
+  environmentId?: string,
+): Promise<Release[]> {
+  const all = await api.all<Release>(
+    `/api/releases?serviceId=${serviceId}${environmentId ? `&environmentId=${environmentId}` : ''}`,
+  );
   return all.reverse();
 }
 
 /** What a glance needs: the serving release and the newest one, which may be in flight or failed. */
-export function health(releases: Release[]): { serving: Release | null; latest: Release | null; label: string } {
+export function health(releases: Release[]): {
+  serving: Release | null;
+  latest: Release | null;
+  label: string;
+} {
   const serving = releases.find((r) => r.status === 'completed') ?? null;
   const latest = releases[0] ?? null;
   let label = 'never deployed';
-  if (serving) label = latest && latest.id !== serving.id && latest.status === 'failed' ? 'serving; last deploy failed' : 'healthy';
-  else if (latest) label = latest.status === 'failed' || latest.status === 'rolled_back' ? 'failed' : 'deploying';
+  if (serving)
+    label =
+      latest && latest.id !== serving.id && latest.status === 'failed'
+        ? 'serving; last deploy failed'
+        : 'healthy';
+  else if (latest)
+    label = latest.status === 'failed' || latest.status === 'rolled_back' ? 'failed' : 'deploying';
   return { serving, latest, label };
 }
 
 function healthBadge(label: string): Html {
-  return badge(label === 'healthy' ? 'healthy' : label === 'never deployed' ? 'never deployed' : label.includes('failed') ? 'failed' : label);
+  return badge(
+    label === 'healthy'
+      ? 'healthy'
+      : label === 'never deployed'
+        ? 'never deployed'
+        : label.includes('failed')
+          ? 'failed'
+          : label,
+  );
 }
 
 function serviceForm(projectId: string): Html {
-  return html`<form method="post" action="/dashboard/projects/${projectId}/services" class="card" aria-labelledby="new-service">
+  return html`<form
+    method="post"
+    action="/dashboard/projects/${projectId}/services"
+    class="card"
+    aria-labelledby="new-service"
+  >
     <h2 id="new-service">Add a service</h2>
     <div class="row">
-      <div><label for="svc-name">Name <span class="hint">lowercase, e.g. web</span></label>
-        <input id="svc-name" name="name" required pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" maxlength="40"></div>
-      <div><label for="svc-image">Image</label>
-        <input id="svc-image" name="image" required placeholder="registry.example.com/shop/web:1.0"></div>
+      <div>
+        <label for="svc-name">Name <span class="hint">lowercase, e.g. web</span></label>
+        <input
+          id="svc-name"
+          name="name"
+          required
+          pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?"
+          maxlength="40"
+        />
+      </div>
+      <div>
+        <label for="svc-image">Image</label>
+        <input
+          id="svc-image"
+          name="image"
+          required
+          placeholder="registry.example.com/shop/web:1.0"
+        />
+      </div>
     </div>
     <div class="row">
-      <div><label for="svc-port">Container port</label><input id="svc-port" name="containerPort" type="number" min="1" max="65535" value="8080" required></div>
-      <div><label for="svc-health">Healthcheck path</label><input id="svc-health" name="healthcheckPath" value="/health" required></div>
-      <div><label for="svc-strategy">Strategy</label>
-        <select id="svc-strategy" name="strategy"><option value="blue_green">blue/green (zero downtime)</option><option value="replace">replace in place</option></select></div>
+      <div>
+        <label for="svc-port">Container port</label
+        ><input
+          id="svc-port"
+          name="containerPort"
+          type="number"
+          min="1"
+          max="65535"
+          value="8080"
+          required
+        />
+      </div>
+      <div>
+        <label for="svc-health">Healthcheck path</label
+        ><input id="svc-health" name="healthcheckPath" value="/health" required />
+      </div>
+      <div>
+        <label for="svc-strategy">Strategy</label>
+        <select id="svc-strategy" name="strategy">
+          <option value="blue_green">blue/green (zero downtime)</option>
+          <option value="replace">replace in place</option>
+        </select>
+      </div>
     </div>
-    <label for="svc-migrate">Migrate command <span class="hint">optional; runs before traffic moves</span></label>
-    <input id="svc-migrate" name="migrateCommand" placeholder="bin/migrate">
-    <label for="svc-env">Environment variables <span class="hint">one KEY=value per line; use Secrets for secret values</span></label>
+    <label for="svc-migrate"
+      >Migrate command <span class="hint">optional; runs before traffic moves</span></label
+    >
+    <input id="svc-migrate" name="migrateCommand" placeholder="bin/migrate" />
+    <label for="svc-env"
+      >Environment variables
+      <span class="hint">one KEY=value per line; use Secrets for secret values</span></label
+    >
     <textarea id="svc-env" name="env" placeholder="LOG_LEVEL=info"></textarea>
     <p><button type="submit">Create service</button></p>
   </form>`;
@@ -67,31 +134,81 @@ export function registerProjects(app: Hono, fetchApi: ApiFetch): void {
     '/dashboard',
     view(fetchApi, async (c, s) => {
       if (!s.orgId) {
-        return render(c, s, { title: 'Create an org', section: 'projects' }, html`<h1>Create an organization</h1>
-          <div class="empty">You do not belong to any organization yet. Create one to start.</div>
-          <form method="post" action="/dashboard/orgs" class="card"><label for="org-name">Name</label>
-          <input id="org-name" name="name" required><p><button type="submit">Create organization</button></p></form>`);
+        return render(
+          c,
+          s,
+          { title: 'Create an org', section: 'projects' },
+          html`<h1>Create an organization</h1>
+            <div class="empty">You do not belong to any organization yet. Create one to start.</div>
+            <form method="post" action="/dashboard/orgs" class="card">
+              <label for="org-name">Name</label> <input id="org-name" name="name" required />
+              <p><button type="submit">Create organization</button></p>
+            </form>`,
+        );
       }
-      const [projects, nodes] = await Promise.all([s.api.all<Project>('/api/projects'), s.api.all<NodeRecord>('/api/nodes')]);
+      const [projects, nodes] = await Promise.all([
+        s.api.all<Project>('/api/projects'),
+        s.api.all<NodeRecord>('/api/nodes'),
+      ]);
       const body = html`<h1>Projects</h1>
-        ${nodes.length === 0
-          ? html`<div class="empty" role="note"><strong>Next step:</strong> register the Docker host your apps will run on, on the <a href="/dashboard/nodes">Nodes</a> page. Releases need at least one node.</div>`
-          : ''}
-        ${projects.length === 0
-          ? html`<div class="empty"><strong>No projects yet.</strong> A project groups the services of one app (web, worker…) and their environments. Create your first one below, add a service, then deploy it.</div>`
-          : html`<table><caption class="visually-hidden">Projects</caption><thead><tr><th scope="col">Project</th><th scope="col">Created</th></tr></thead><tbody>
-            ${projects.map((p) => html`<tr><td><a href="/dashboard/projects/${p.id}">${p.name}</a></td><td>${when(p.createdAt)}</td></tr>`)}
-            </tbody></table>`}
+        ${
+          nodes.length === 0
+            ? html`<div class="empty" role="note">
+                <strong>Next step:</strong> register the Docker host your apps will run on, on the
+                <a href="/dashboard/nodes">Nodes</a> page. Releases need at least one node.
+              </div>`
+            : ''
+        }
+        ${
+          projects.length === 0
+            ? html`<div class="empty">
+                <strong>No projects yet.</strong> A project groups the services of one app (web,
+                worker…) and their environments. Create your first one below, add a service, then
+                deploy it.
+              </div>`
+            : html`<table>
+                <caption class="visually-hidden">
+                  Projects
+                </caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Project</th>
+                    <th scope="col">Created</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${projects.map(
+                    (p) =>
+                      html`<tr>
+                        <td><a href="/dashboard/projects/${p.id}">${p.name}</a></td>
+                        <td>${when(p.createdAt)}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
         <form method="post" action="/dashboard/projects" class="card" aria-labelledby="new-project">
           <h2 id="new-project">Create a project</h2>
-          <label for="project-name">Name <span class="hint">lowercase letters, digits and hyphens, e.g. shop</span></label>
-          <input id="project-name" name="name" required pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" maxlength="40">
+          <label for="project-name"
+            >Name <span class="hint">lowercase letters, digits and hyphens, e.g. shop</span></label
+          >
+          <input
+            id="project-name"
+            name="name"
+            required
+            pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?"
+            maxlength="40"
+          />
           <p class="hint">It starts with a production environment.</p>
           <button type="submit">Create project</button>
         </form>
-        <details class="card"><summary>Create another organization</summary>
-          <form method="post" action="/dashboard/orgs"><label for="org-name">Organization name</label>
-          <input id="org-name" name="name" required><p><button type="submit" class="secondary">Create organization</button></p></form>
+        <details class="card">
+          <summary>Create another organization</summary>
+          <form method="post" action="/dashboard/orgs">
+            <label for="org-name">Organization name</label>
+            <input id="org-name" name="name" required />
+            <p><button type="submit" class="secondary">Create organization</button></p>
+          </form>
         </details>`;
       return render(c, s, { title: 'Projects', section: 'projects' }, body);
     }),
@@ -122,25 +239,66 @@ export function registerProjects(app: Hono, fetchApi: ApiFetch): void {
           return { svc: full, ...h };
         }),
       );
-      const body = html`<p><a href="/dashboard">Projects</a> ›</p><h1>${project.name}</h1>
+      const body = html`<p><a href="/dashboard">Projects</a> ›</p>
+        <h1>${project.name}</h1>
         <h2>Services</h2>
-        ${rows.length === 0
-          ? html`<div class="empty"><strong>No services yet.</strong> A service is one container image serving HTTP on a port. Add it below; then open it and press Deploy.</div>`
-          : html`<table><caption class="visually-hidden">Services of ${project.name}</caption><thead><tr>
-              <th scope="col">Service</th><th scope="col">Image</th><th scope="col">Current release (${production?.name ?? '-'})</th><th scope="col">Health</th><th scope="col">Hosts</th></tr></thead><tbody>
-              ${rows.map(
-                (r) => html`<tr><td><a href="/dashboard/services/${r.svc.id}">${r.svc.name}</a></td>
-                  <td><code>${r.serving?.image ?? r.svc.image}</code></td>
-                  <td>${r.serving ? html`<a href="/dashboard/releases/${r.serving.id}">${r.serving.id}</a>` : '–'}</td>
-                  <td>${healthBadge(r.label)}</td>
-                  <td>${(r.svc.hosts ?? []).map((h) => html`<div>${h.environment}: <a href="http://${h.host}">${h.host}</a></div>`)}</td></tr>`,
-              )}</tbody></table>`}
+        ${
+          rows.length === 0
+            ? html`<div class="empty">
+                <strong>No services yet.</strong> A service is one container image serving HTTP on a
+                port. Add it below; then open it and press Deploy.
+              </div>`
+            : html`<table>
+                <caption class="visually-hidden">
+                  Services of ${project.name}
+                </caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Service</th>
+                    <th scope="col">Image</th>
+                    <th scope="col">Current release (${production?.name ?? '-'})</th>
+                    <th scope="col">Health</th>
+                    <th scope="col">Hosts</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${rows.map(
+                    (r) =>
+                      html`<tr>
+                        <td><a href="/dashboard/services/${r.svc.id}">${r.svc.name}</a></td>
+                        <td><code>${r.serving?.image ?? r.svc.image}</code></td>
+                        <td>
+                          ${r.serving ? html`<a href="/dashboard/releases/${r.serving.id}">${r.serving.id}</a>` : '–'}
+                        </td>
+                        <td>${healthBadge(r.label)}</td>
+                        <td>
+                          ${(r.svc.hosts ?? []).map((h) => html`<div>${h.environment}: <a href="http://${h.host}">${h.host}</a></div>`)}
+                        </td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
         ${serviceForm(project.id)}
         <h2>Environments</h2>
-        <ul>${envs.map((e) => html`<li>${e.name}</li>`)}</ul>
-        <form method="post" action="/dashboard/projects/${project.id}/environments" class="card row">
-          <div><label for="env-name">New environment <span class="hint">e.g. staging</span></label>
-          <input id="env-name" name="name" required pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?" maxlength="40"></div>
+        <ul>
+          ${envs.map((e) => html`<li>${e.name}</li>`)}
+        </ul>
+        <form
+          method="post"
+          action="/dashboard/projects/${project.id}/environments"
+          class="card row"
+        >
+          <div>
+            <label for="env-name">New environment <span class="hint">e.g. staging</span></label>
+            <input
+              id="env-name"
+              name="name"
+              required
+              pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?"
+              maxlength="40"
+            />
+          </div>
           <div><button type="submit" class="secondary">Add environment</button></div>
         </form>`;
       return render(c, s, { title: project.name, section: 'projects' }, body);
@@ -150,7 +308,10 @@ export function registerProjects(app: Hono, fetchApi: ApiFetch): void {
   app.post(
     '/dashboard/projects/:id/environments',
     action(fetchApi, '/dashboard', async (c, s, form) => {
-      await s.api.post('/api/environments', { projectId: param(c, 'id'), name: field(form, 'name') ?? '' });
+      await s.api.post('/api/environments', {
+        projectId: param(c, 'id'),
+        name: field(form, 'name') ?? '',
+      });
       return `/dashboard/projects/${param(c, 'id')}`;
     }),
   );

@@ -1,5 +1,5 @@
 import type { Context, Hono } from 'hono';
-import { html } from 'hono/html';
+import { html, raw } from 'hono/html';
 import { stepNames } from '../../../../core/release/steps.ts';
 import { DashboardApi, type ApiFetch } from '../api.ts';
 import { action, view } from '../handler.ts';
@@ -34,21 +34,70 @@ function summary({ release: r }: Loaded): Html {
   });
   const failedStep = rows.find((x) => x.status === 'failed');
   return html`<div ${done ? html`data-terminal="${r.status}"` : ''}>
-    <p>Status: ${badge(r.status)} ${done ? html`<span class="hint">after ${seconds(r.createdAt, r.finishedAt)}</span>` : html`<span class="hint">running for ${seconds(r.createdAt, null)}</span>`}</p>
-    ${r.status === 'failed' || r.error
-      ? html`<div class="alert error" role="alert"><strong>${failedStep ? `Step ${failedStep.name} failed` : `Release ${r.status.replace('_', ' ')}`}:</strong> ${failedStep?.step?.error ?? r.error ?? 'no reason recorded'}</div>`
-      : ''}
-    <table><caption class="visually-hidden">Steps</caption><thead><tr><th scope="col">Step</th><th scope="col">Status</th><th scope="col">Started</th><th scope="col">Duration</th><th scope="col">Error</th></tr></thead><tbody>
-    ${rows.map(
-      (x) => html`<tr class="${x.status === 'failed' ? 'failed' : ''}" data-step="${x.name}" data-status="${x.status}">
-        <th scope="row">${x.name.replace(/_/g, ' ')}</th><td>${badge(x.status === 'running' ? 'running' : x.status)}</td>
-        <td>${x.step ? when(x.step.startedAt) : '–'}</td><td>${x.step ? seconds(x.step.startedAt, x.step.finishedAt) : '–'}</td>
-        <td>${x.step?.error ?? ''}</td></tr>`,
-    )}</tbody></table>
-    ${r.status === 'completed'
-      ? html`<p><a class="button secondary" href="/dashboard/releases/${r.id}/rollback">Roll back…</a> <span class="hint">returns traffic to the release before this one</span></p>`
-      : ''}
+    <p>
+      Status: ${badge(r.status)}
+      ${done ? html`<span class="hint">after ${seconds(r.createdAt, r.finishedAt)}</span>` : html`<span class="hint">running for ${seconds(r.createdAt, null)}</span>`}
+    </p>
+    ${
+      r.status === 'failed' || r.error
+        ? html`<div class="alert error" role="alert">
+            <strong
+              >${failedStep ? `Step ${failedStep.name} failed` : `Release ${r.status.replace('_', ' ')}`}:</strong
+            >
+            ${failedStep?.step?.error ?? r.error ?? 'no reason recorded'}
+          </div>`
+        : ''
+    }
+    <table>
+      <caption class="visually-hidden">
+        Steps
+      </caption>
+      <thead>
+        <tr>
+          <th scope="col">Step</th>
+          <th scope="col">Status</th>
+          <th scope="col">Started</th>
+          <th scope="col">Duration</th>
+          <th scope="col">Error</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${rows.map(
+          (x) =>
+            html`<tr
+              class="${x.status === 'failed' ? 'failed' : ''}"
+              data-step="${x.name}"
+              data-status="${x.status}"
+            >
+              <th scope="row">${x.name.replace(/_/g, ' ')}</th>
+              <td>${badge(x.status === 'running' ? 'running' : x.status)}</td>
+              <td>${x.step ? when(x.step.startedAt) : '–'}</td>
+              <td>${x.step ? seconds(x.step.startedAt, x.step.finishedAt) : '–'}</td>
+              <td>${x.step?.error ?? ''}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    ${
+      r.status === 'completed'
+        ? html`<p>
+            <a class="button secondary" href="/dashboard/releases/${r.id}/rollback">Roll back…</a>
+            <span class="hint">returns traffic to the release before this one</span>
+          </p>`
+        : ''
+    }
   </div>`;
+}
+
+const escapeText = (text: string) => text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+
+/**
+ * The log as one <span> per line, each ending in a newline. Built as a plain string: an
+ * HTML formatter reflowing the page templates must not touch the newlines inside <pre>.
+ */
+function logSpans(lines: LogLine[]): Html {
+  if (lines.length === 0) return raw('<span id="log-empty">waiting for the first line…\n</span>');
+  return raw(lines.map((l) => `<span class="${l.stream}">${escapeText(l.line)}\n</span>`).join(''));
 }
 
 async function readLog(api: DashboardApi, id: string): Promise<LogLine[]> {
@@ -62,19 +111,53 @@ export function registerReleases(app: Hono, fetchApi: ApiFetch): void {
     view(fetchApi, async (c, s) => {
       const loaded = await load(s.api, param(c, 'id'));
       const { release: r, service } = loaded;
-      const [lines, project] = await Promise.all([readLog(s.api, r.id), projectName(s.api, service.projectId)]);
+      const [lines, project] = await Promise.all([
+        readLog(s.api, r.id),
+        projectName(s.api, service.projectId),
+      ]);
       const live = !terminal.includes(r.status);
-      const body = html`<p><a href="/dashboard">Projects</a> › <a href="/dashboard/projects/${service.projectId}">${project}</a> › <a href="/dashboard/services/${service.id}">${service.name}</a> ›</p>
+      const body = html`<p>
+          <a href="/dashboard">Projects</a> ›
+          <a href="/dashboard/projects/${service.projectId}">${project}</a> ›
+          <a href="/dashboard/services/${service.id}">${service.name}</a> ›
+        </p>
         <h1>Release <span class="mono">${r.id}</span></h1>
-        <div id="release" data-release-id="${r.id}" data-after="${lines.at(-1)?.seq ?? 0}" ${live ? html`data-release-live` : html`data-release-done="${r.status}"`}>
-          <dl class="facts"><dt>Service</dt><dd><a href="/dashboard/services/${service.id}">${service.name}</a></dd>
-            <dt>Image</dt><dd><code>${r.image}</code>${r.imageDigest ? html` <span class="hint mono">${r.imageDigest.slice(0, 19)}…</span>` : ''}</dd>
-            ${r.gitSha ? html`<dt>Commit</dt><dd class="mono">${r.gitSha}</dd>` : ''}
-            <dt>Created</dt><dd>${when(r.createdAt)}</dd>
-            ${r.previousReleaseId ? html`<dt>Previous</dt><dd><a href="/dashboard/releases/${r.previousReleaseId}">${r.previousReleaseId}</a></dd>` : ''}</dl>
+        <div
+          id="release"
+          data-release-id="${r.id}"
+          data-after="${lines.at(-1)?.seq ?? 0}"
+          ${live ? html`data-release-live` : html`data-release-done="${r.status}"`}
+        >
+          <dl class="facts">
+            <dt>Service</dt>
+            <dd><a href="/dashboard/services/${service.id}">${service.name}</a></dd>
+            <dt>Image</dt>
+            <dd>
+              <code>${r.image}</code
+              >${r.imageDigest ? html` <span class="hint mono">${r.imageDigest.slice(0, 19)}…</span>` : ''}
+            </dd>
+            ${
+              r.gitSha
+                ? html`<dt>Commit</dt>
+                    <dd class="mono">${r.gitSha}</dd>`
+                : ''
+            }
+            <dt>Created</dt>
+            <dd>${when(r.createdAt)}</dd>
+            ${
+              r.previousReleaseId
+                ? html`<dt>Previous</dt>
+                    <dd>
+                      <a href="/dashboard/releases/${r.previousReleaseId}"
+                        >${r.previousReleaseId}</a
+                      >
+                    </dd>`
+                : ''
+            }
+          </dl>
           <section id="summary" aria-live="polite">${summary(loaded)}</section>
           <h2>Log</h2>
-          <pre class="log" id="log" tabindex="0" aria-label="Release log">${lines.length === 0 ? html`<span id="log-empty">waiting for the first line…\n</span>` : ''}${lines.map((l) => html`<span class="${l.stream}">${l.line}\n</span>`)}</pre>
+          <pre class="log" id="log" tabindex="0" aria-label="Release log">${logSpans(lines)}</pre>
         </div>`;
       return render(c, s, { title: `Release ${r.id}`, section: 'projects' }, body);
     }),
@@ -94,24 +177,48 @@ export function registerReleases(app: Hono, fetchApi: ApiFetch): void {
     const api = new DashboardApi(c, fetchApi);
     const after = Number(c.req.query('after') ?? 0) || 0;
     const lastId = c.req.header('last-event-id');
-    const res = await api.raw('GET', `/api/releases/${encodeURIComponent(param(c, 'id'))}/logs?after=${after}`, {
-      headers: { accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },
+    const res = await api.raw(
+      'GET',
+      `/api/releases/${encodeURIComponent(param(c, 'id'))}/logs?after=${after}`,
+      {
+        headers: { accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) },
+      },
+    );
+    return new Response(res.body, {
+      status: res.status,
+      headers: {
+        'content-type': res.headers.get('content-type') ?? 'text/plain',
+        'cache-control': 'no-cache',
+      },
     });
-    return new Response(res.body, { status: res.status, headers: { 'content-type': res.headers.get('content-type') ?? 'text/plain', 'cache-control': 'no-cache' } });
   });
 
   app.get(
     '/dashboard/releases/:id/rollback',
     view(fetchApi, async (c, s) => {
       const { release: r, service } = await load(s.api, param(c, 'id'));
-      const previous = r.previousReleaseId ? await s.api.get<Release>(`/api/releases/${r.previousReleaseId}`).catch(() => null) : null;
+      const previous = r.previousReleaseId
+        ? await s.api.get<Release>(`/api/releases/${r.previousReleaseId}`).catch(() => null)
+        : null;
       const body = html`<h1>Roll back ${service.name}?</h1>
         <div class="card">
-          <p>Release <a href="/dashboard/releases/${r.id}">${r.id}</a> (<code>${r.image}</code>) is serving now.</p>
-          <p>${previous
-            ? html`Traffic returns to release <a href="/dashboard/releases/${previous.id}">${previous.id}</a> (<code>${previous.image}</code>) — at once while its container is still warm, else by deploying that image again.`
-            : 'Traffic returns to the release before this one.'}</p>
-          <form method="post" action="/dashboard/releases/${r.id}/rollback" class="inline"><button type="submit" class="danger">Yes, roll back</button></form>
+          <p>
+            Release <a href="/dashboard/releases/${r.id}">${r.id}</a> (<code>${r.image}</code>) is
+            serving now.
+          </p>
+          <p>
+            ${
+              previous
+                ? html`Traffic returns to release
+                    <a href="/dashboard/releases/${previous.id}">${previous.id}</a>
+                    (<code>${previous.image}</code>) — at once while its container is still warm,
+                    else by deploying that image again.`
+                : 'Traffic returns to the release before this one.'
+            }
+          </p>
+          <form method="post" action="/dashboard/releases/${r.id}/rollback" class="inline">
+            <button type="submit" class="danger">Yes, roll back</button>
+          </form>
           <a class="button secondary" href="/dashboard/releases/${r.id}">Cancel</a>
         </div>`;
       return render(c, s, { title: 'Roll back', section: 'projects' }, body);
@@ -122,7 +229,9 @@ export function registerReleases(app: Hono, fetchApi: ApiFetch): void {
     '/dashboard/releases/:id/rollback',
     action(fetchApi, '/dashboard', async (c, s) => {
       const id = param(c, 'id');
-      const res = await s.api.post<{ path: string; to: Release; redeploy: Release | null }>(`/api/releases/${id}/rollback`);
+      const res = await s.api.post<{ path: string; to: Release; redeploy: Release | null }>(
+        `/api/releases/${id}/rollback`,
+      );
       if (res.path === 'warm') {
         flash(c, 'notice', `Rolled back: traffic is back on ${res.to.id} (${res.to.image}).`);
         return `/dashboard/releases/${id}`;
@@ -132,4 +241,3 @@ export function registerReleases(app: Hono, fetchApi: ApiFetch): void {
     }),
   );
 }
-

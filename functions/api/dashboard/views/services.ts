@@ -9,16 +9,31 @@ import { health, recentReleases } from './projects.ts';
 
 function facts(svc: Service, project: Project): Html {
   return html`<dl class="facts">
-    <dt>Project</dt><dd><a href="/dashboard/projects/${project.id}">${project.name}</a></dd>
-    <dt>Image</dt><dd><code>${svc.image}</code></dd>
-    <dt>Container port</dt><dd>${svc.containerPort}</dd>
-    <dt>Healthcheck</dt><dd><code>GET ${svc.healthcheckPath}</code></dd>
-    <dt>Strategy</dt><dd>${svc.strategy === 'replace' ? 'replace in place' : 'blue/green'}</dd>
-    <dt>Migrate command</dt><dd>${svc.migrateCommand ? html`<code>${svc.migrateCommand}</code>` : '–'}</dd>
-    <dt>Environment variables</dt><dd>${Object.keys(svc.env).length ? Object.keys(svc.env).map((k) => html`<code>${k}</code> `) : '–'}</dd>
-    <dt>Hosts</dt><dd>${(svc.hosts ?? []).map((h) => html`<div>${h.environment}: <a href="http://${h.host}">${h.host}</a></div>`)}</dd>
-  </dl>
-  <p class="hint">Settings are fixed when a service is created: the API has no update endpoint yet. Deploy a new image above; set secrets per environment.</p>`;
+      <dt>Project</dt>
+      <dd><a href="/dashboard/projects/${project.id}">${project.name}</a></dd>
+      <dt>Image</dt>
+      <dd><code>${svc.image}</code></dd>
+      <dt>Container port</dt>
+      <dd>${svc.containerPort}</dd>
+      <dt>Healthcheck</dt>
+      <dd><code>GET ${svc.healthcheckPath}</code></dd>
+      <dt>Strategy</dt>
+      <dd>${svc.strategy === 'replace' ? 'replace in place' : 'blue/green'}</dd>
+      <dt>Migrate command</dt>
+      <dd>${svc.migrateCommand ? html`<code>${svc.migrateCommand}</code>` : '–'}</dd>
+      <dt>Environment variables</dt>
+      <dd>
+        ${Object.keys(svc.env).length ? Object.keys(svc.env).map((k) => html`<code>${k}</code> `) : '–'}
+      </dd>
+      <dt>Hosts</dt>
+      <dd>
+        ${(svc.hosts ?? []).map((h) => html`<div>${h.environment}: <a href="http://${h.host}">${h.host}</a></div>`)}
+      </dd>
+    </dl>
+    <p class="hint">
+      Settings are fixed when a service is created: the API has no update endpoint yet. Deploy a new
+      image above; set secrets per environment.
+    </p>`;
 }
 
 export function registerServices(app: Hono, fetchApi: ApiFetch): void {
@@ -28,10 +43,15 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
       const svc = await s.api.get<Service>(`/api/services/${encodeURIComponent(param(c, 'id'))}`);
       const project = await s.api.get<Project>(`/api/projects/${svc.projectId}`);
       const envs = project.environments ?? [];
-      const env = envs.find((e) => e.name === c.req.query('environment')) ?? envs.find((e) => e.name === 'production') ?? envs[0]!;
+      const env =
+        envs.find((e) => e.name === c.req.query('environment')) ??
+        envs.find((e) => e.name === 'production') ??
+        envs[0]!;
       const [releases, secrets, domains] = await Promise.all([
         recentReleases(s.api, svc.id, env.id),
-        s.api.get<{ items: { name: string; updatedAt: string }[] }>(`/api/services/${svc.id}/secrets?environment=${env.name}`),
+        s.api.get<{ items: { name: string; updatedAt: string }[] }>(
+          `/api/services/${svc.id}/secrets?environment=${env.name}`,
+        ),
         // Domains may be missing on an older control plane: say so instead of failing the page.
         s.api.all<Domain>(`/api/domains?serviceId=${svc.id}`).catch((e: unknown) => {
           if (e instanceof ApiFailure && e.code === 'route_not_found') return null;
@@ -39,72 +59,240 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
         }),
       ]);
       const h = health(releases);
-      const envDomains = domains?.filter((d) => d.serviceId === svc.id && d.environmentId === env.id) ?? null;
-      const body = html`<p><a href="/dashboard">Projects</a> › <a href="/dashboard/projects/${project.id}">${project.name}</a> ›</p>
+      const envDomains =
+        domains?.filter((d) => d.serviceId === svc.id && d.environmentId === env.id) ?? null;
+      const body = html`<p>
+          <a href="/dashboard">Projects</a> ›
+          <a href="/dashboard/projects/${project.id}">${project.name}</a> ›
+        </p>
         <h1>${svc.name}</h1>
-        ${envs.length > 1
-          ? html`<nav aria-label="Environments">${envs.map(
-              (e) => html`<a href="/dashboard/services/${svc.id}?environment=${e.name}" ${e.id === env.id ? html`aria-current="page"` : ''} class="button ${e.id === env.id ? '' : 'secondary'}">${e.name}</a> `,
-            )}</nav>`
-          : ''}
+        ${
+          envs.length > 1
+            ? html`<nav aria-label="Environments">
+                ${envs.map(
+                  (e) =>
+                    html`<a
+                      href="/dashboard/services/${svc.id}?environment=${e.name}"
+                      ${e.id === env.id ? html`aria-current="page"` : ''}
+                      class="button ${e.id === env.id ? '' : 'secondary'}"
+                      >${e.name}</a
+                    > `,
+                )}
+              </nav>`
+            : ''
+        }
         <section class="card" aria-labelledby="at-a-glance">
           <h2 id="at-a-glance">${env.name} at a glance</h2>
-          <p>Health: ${badge(h.label === 'healthy' ? 'healthy' : h.label.includes('failed') ? 'failed' : h.label)} ${h.label.includes(';') ? html`<span class="hint">${h.label}</span>` : ''}</p>
-          <p>Current release: ${h.serving
-            ? html`<a href="/dashboard/releases/${h.serving.id}">${h.serving.id}</a> · <code>${h.serving.image}</code> · since ${when(h.serving.finishedAt)}`
-            : 'none yet'}</p>
-          <p>Served at: ${(svc.hosts ?? []).filter((x) => x.environment === env.name).map((x) => html`<a href="http://${x.host}">${x.host}</a> `)}
-            ${(envDomains ?? []).filter((d) => d.status === 'active').map((d) => html`<a href="https://${d.hostname}">${d.hostname}</a> `)}</p>
+          <p>
+            Health:
+            ${badge(h.label === 'healthy' ? 'healthy' : h.label.includes('failed') ? 'failed' : h.label)}
+            ${h.label.includes(';') ? html`<span class="hint">${h.label}</span>` : ''}
+          </p>
+          <p>
+            Current release:
+            ${
+              h.serving
+                ? html`<a href="/dashboard/releases/${h.serving.id}">${h.serving.id}</a> ·
+                    <code>${h.serving.image}</code> · since ${when(h.serving.finishedAt)}`
+                : 'none yet'
+            }
+          </p>
+          <p>
+            Served at:
+            ${(svc.hosts ?? []).filter((x) => x.environment === env.name).map((x) => html`<a href="http://${x.host}">${x.host}</a> `)}
+            ${(envDomains ?? []).filter((d) => d.status === 'active').map((d) => html`<a href="https://${d.hostname}">${d.hostname}</a> `)}
+          </p>
         </section>
-        <form method="post" action="/dashboard/services/${svc.id}/deploy" class="card" aria-labelledby="deploy-h">
+        <form
+          method="post"
+          action="/dashboard/services/${svc.id}/deploy"
+          class="card"
+          aria-labelledby="deploy-h"
+        >
           <h2 id="deploy-h">Deploy to ${env.name}</h2>
-          <input type="hidden" name="environment" value="${env.name}">
+          <input type="hidden" name="environment" value="${env.name}" />
           <div class="row">
-            <div><label for="deploy-image">Image</label><input id="deploy-image" name="image" required value="${h.latest?.image ?? svc.image}"></div>
-            <div><label for="deploy-sha">Git commit <span class="hint">optional</span></label><input id="deploy-sha" name="gitSha" pattern="[0-9a-f]{7,40}"></div>
+            <div>
+              <label for="deploy-image">Image</label
+              ><input
+                id="deploy-image"
+                name="image"
+                required
+                value="${h.latest?.image ?? svc.image}"
+              />
+            </div>
+            <div>
+              <label for="deploy-sha">Git commit <span class="hint">optional</span></label
+              ><input id="deploy-sha" name="gitSha" pattern="[0-9a-f]{7,40}" />
+            </div>
             <div><button type="submit">Deploy</button></div>
           </div>
-          <p class="hint">The new release starts beside the current one, must pass its healthcheck, and only then receives traffic.</p>
+          <p class="hint">
+            The new release starts beside the current one, must pass its healthcheck, and only then
+            receives traffic.
+          </p>
         </form>
         <h2>Releases</h2>
-        ${releases.length === 0
-          ? html`<div class="empty"><strong>Not deployed yet.</strong> Press Deploy above to ship <code>${svc.image}</code>; a <a href="/dashboard/nodes">node</a> must be registered first.</div>`
-          : html`<table><caption class="visually-hidden">Releases of ${svc.name} in ${env.name}, newest first</caption><thead><tr>
-              <th scope="col">Release</th><th scope="col">Status</th><th scope="col">Image</th><th scope="col">Started</th><th scope="col">Took</th></tr></thead><tbody>
-              ${releases.slice(0, 20).map(
-                (r: Release) => html`<tr class="${r.status === 'failed' ? 'failed' : ''}"><td><a href="/dashboard/releases/${r.id}">${r.id}</a></td><td>${badge(r.status)}</td>
-                  <td><code>${r.image}</code></td><td>${when(r.createdAt)}</td><td>${r.finishedAt ? seconds(r.createdAt, r.finishedAt) : '…'}</td></tr>`,
-              )}</tbody></table>`}
+        ${
+          releases.length === 0
+            ? html`<div class="empty">
+                <strong>Not deployed yet.</strong> Press Deploy above to ship
+                <code>${svc.image}</code>; a <a href="/dashboard/nodes">node</a> must be registered
+                first.
+              </div>`
+            : html`<table>
+                <caption class="visually-hidden">
+                  Releases of ${svc.name} in ${env.name}, newest first
+                </caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Release</th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Image</th>
+                    <th scope="col">Started</th>
+                    <th scope="col">Took</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${releases.slice(0, 20).map(
+                    (r: Release) =>
+                      html`<tr class="${r.status === 'failed' ? 'failed' : ''}">
+                        <td><a href="/dashboard/releases/${r.id}">${r.id}</a></td>
+                        <td>${badge(r.status)}</td>
+                        <td><code>${r.image}</code></td>
+                        <td>${when(r.createdAt)}</td>
+                        <td>${r.finishedAt ? seconds(r.createdAt, r.finishedAt) : '…'}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
         <h2 id="domains">Custom domains</h2>
-        ${envDomains === null
-          ? html`<div class="empty">Custom domains are not available on this control plane yet.</div>`
-          : html`${envDomains.length === 0
-                ? html`<div class="empty">No custom domain yet. Add one (e.g. <code>shop.example.com</code>); you will get the DNS records to create.</div>`
-                : html`<table><thead><tr><th scope="col">Hostname</th><th scope="col">Status</th><th scope="col">Last error</th></tr></thead><tbody>
-                  ${envDomains.map((d) => html`<tr><td><a href="/dashboard/domains/${d.id}">${d.hostname}</a></td><td>${badge(d.status)}</td><td>${d.lastError ?? '–'}</td></tr>`)}
-                  </tbody></table>`}
-              <form method="post" action="/dashboard/services/${svc.id}/domains" class="card row">
-                <input type="hidden" name="environment" value="${env.name}">
-                <div><label for="domain-host">Hostname</label><input id="domain-host" name="hostname" required placeholder="shop.example.com"></div>
-                <div><button type="submit" class="secondary">Add domain</button></div>
-              </form>`}
+        ${
+          envDomains === null
+            ? html`<div class="empty">
+                Custom domains are not available on this control plane yet.
+              </div>`
+            : html`${
+                  envDomains.length === 0
+                    ? html`<div class="empty">
+                        No custom domain yet. Add one (e.g. <code>shop.example.com</code>); you will
+                        get the DNS records to create.
+                      </div>`
+                    : html`<table>
+                        <thead>
+                          <tr>
+                            <th scope="col">Hostname</th>
+                            <th scope="col">Status</th>
+                            <th scope="col">Last error</th>
+                          </tr>
+                        </thead>
+                        <tbody>
+                          ${envDomains.map(
+                            (d) =>
+                              html`<tr>
+                                <td><a href="/dashboard/domains/${d.id}">${d.hostname}</a></td>
+                                <td>${badge(d.status)}</td>
+                                <td>${d.lastError ?? '–'}</td>
+                              </tr>`,
+                          )}
+                        </tbody>
+                      </table>`
+                }
+                <form method="post" action="/dashboard/services/${svc.id}/domains" class="card row">
+                  <input type="hidden" name="environment" value="${env.name}" />
+                  <div>
+                    <label for="domain-host">Hostname</label
+                    ><input
+                      id="domain-host"
+                      name="hostname"
+                      required
+                      placeholder="shop.example.com"
+                    />
+                  </div>
+                  <div><button type="submit" class="secondary">Add domain</button></div>
+                </form>`
+        }
         <h2 id="secrets">Secrets (${env.name})</h2>
-        ${secrets.items.length === 0
-          ? html`<div class="empty">No secrets yet. Values are write-only: stored encrypted, never shown again, passed to the containers as environment variables from the next release on.</div>`
-          : html`<table><thead><tr><th scope="col">Name</th><th scope="col">Value</th><th scope="col">Updated</th><th scope="col"><span class="visually-hidden">Actions</span></th></tr></thead><tbody>
-            ${secrets.items.map(
-              (x) => html`<tr><td><code>${x.name}</code></td><td aria-label="hidden value">••••••••</td><td>${when(x.updatedAt)}</td>
-                <td><form method="post" action="/dashboard/services/${svc.id}/secrets/delete" class="inline" data-confirm="Delete secret ${x.name}? The next release runs without it.">
-                  <input type="hidden" name="environment" value="${env.name}"><input type="hidden" name="name" value="${x.name}">
-                  <button type="submit" class="secondary" aria-label="Delete secret ${x.name}">Delete</button></form></td></tr>`,
-            )}</tbody></table>`}
-        <form method="post" action="/dashboard/services/${svc.id}/secrets" class="card row" autocomplete="off">
-          <input type="hidden" name="environment" value="${env.name}">
-          <div><label for="secret-name">Name</label><input id="secret-name" name="name" required pattern="[A-Za-z_][A-Za-z0-9_]*" placeholder="DATABASE_URL"></div>
-          <div><label for="secret-value">Value <span class="hint">write-only</span></label><input id="secret-value" name="value" type="password" autocomplete="new-password" required></div>
+        ${
+          secrets.items.length === 0
+            ? html`<div class="empty">
+                No secrets yet. Values are write-only: stored encrypted, never shown again, passed
+                to the containers as environment variables from the next release on.
+              </div>`
+            : html`<table>
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">Value</th>
+                    <th scope="col">Updated</th>
+                    <th scope="col"><span class="visually-hidden">Actions</span></th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${secrets.items.map(
+                    (x) =>
+                      html`<tr>
+                        <td><code>${x.name}</code></td>
+                        <td aria-label="hidden value">••••••••</td>
+                        <td>${when(x.updatedAt)}</td>
+                        <td>
+                          <form
+                            method="post"
+                            action="/dashboard/services/${svc.id}/secrets/delete"
+                            class="inline"
+                            data-confirm="Delete secret ${x.name}? The next release runs without it."
+                          >
+                            <input type="hidden" name="environment" value="${env.name}" /><input
+                              type="hidden"
+                              name="name"
+                              value="${x.name}"
+                            />
+                            <button
+                              type="submit"
+                              class="secondary"
+                              aria-label="Delete secret ${x.name}"
+                            >
+                              Delete
+                            </button>
+                          </form>
+                        </td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
+        <form
+          method="post"
+          action="/dashboard/services/${svc.id}/secrets"
+          class="card row"
+          autocomplete="off"
+        >
+          <input type="hidden" name="environment" value="${env.name}" />
+          <div>
+            <label for="secret-name">Name</label
+            ><input
+              id="secret-name"
+              name="name"
+              required
+              pattern="[A-Za-z_][A-Za-z0-9_]*"
+              placeholder="DATABASE_URL"
+            />
+          </div>
+          <div>
+            <label for="secret-value">Value <span class="hint">write-only</span></label
+            ><input
+              id="secret-value"
+              name="value"
+              type="password"
+              autocomplete="new-password"
+              required
+            />
+          </div>
           <div><button type="submit" class="secondary">Set secret</button></div>
         </form>
-        <h2>Settings</h2>${facts(svc, project)}`;
+        <h2>Settings</h2>
+        ${facts(svc, project)}`;
       return render(c, s, { title: svc.name, section: 'projects' }, body);
     }),
   );
@@ -154,7 +342,10 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
     action(fetchApi, '/dashboard', async (c, s, form) => {
       const environment = field(form, 'environment') ?? 'production';
       const name = field(form, 'name') ?? '';
-      await s.api.call('DELETE', `/api/services/${param(c, 'id')}/secrets/${encodeURIComponent(name)}?environment=${environment}`);
+      await s.api.call(
+        'DELETE',
+        `/api/services/${param(c, 'id')}/secrets/${encodeURIComponent(name)}?environment=${environment}`,
+      );
       flash(c, 'notice', `Secret ${name} deleted.`);
       return `/dashboard/services/${param(c, 'id')}?environment=${environment}#secrets`;
     }),

@@ -74,8 +74,6 @@ describe.skipIf(!ready)('selfdevop domains against DNS, pebble and Caddy', () =>
         containerPort: 8080,
         healthcheckPath: '/health',
         health: { intervalMs: 100, successes: 2, deadlineMs: 8_000, timeoutMs: 1_000 },
-        // As in test/integration/domains.test.ts (the default drain of 300 s is a separate case).
-        drainSeconds: 5,
       },
     });
     dir = await mkdtemp(join(tmpdir(), 'sdo-cli-dns-'));

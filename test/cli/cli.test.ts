@@ -236,6 +236,16 @@ services:
 
     const logs = await cli(['logs', releases[0]!.id]);
     expect(logs.stdout).toContain('traffic switched to');
+    const followed = await cli(['logs', '--service', 'web', '--follow']);
+    expect(followed.code, followed.stderr).toBe(0);
+    expect(followed.stdout).toContain(`resolving image ${testImages.appV2}`);
+    expect(followed.stdout.trim().split('\n').at(-1)).toBe(
+      `release ${releases[2]!.id} rolled_back`,
+    );
+    const json = JSON.parse((await cli(['logs', releases[0]!.id, '--json'])).stdout) as {
+      seq: number;
+    }[];
+    expect(json.map((l) => l.seq)).toEqual(json.map((_, i) => i + 1));
   }, 90_000);
 
   it('sets a secret from stdin without echoing it; lists and removes it', async () => {

@@ -79,7 +79,9 @@ export function dashboardApp(fetchApi: ApiFetch): Hono {
   registerDomains(app, fetchApi);
   registerAdmin(app, fetchApi);
 
-  app.notFound((c) =>
+  // Mounted with app.route(), a sub-app's notFound is not used: a catch-all route answers
+  // unknown dashboard paths with a page instead of the API's JSON 404.
+  app.get('/dashboard/*', (c) =>
     render(
       c,
       null,

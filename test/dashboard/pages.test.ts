@@ -1,0 +1,113 @@
+/**
+ * The dashboard's HTTP behaviour without a browser (PostgreSQL only): sessions, cookies,
+ * cross-site refusal, security headers and pages for errors.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSelfhostApi } from '../support/api.ts';
+
+describe('dashboard pages over HTTP', () => {
+  let api: Awaited<ReturnType<typeof startSelfhostApi>>;
+
+  const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+  const post = (
+    path: string,
+    fields: Record<string, string>,
+    headers: Record<string, string> = {},
+  ) =>
+    fetch(`${api.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: form(fields),
+      redirect: 'manual',
+    });
+
+  beforeAll(async () => {
+    api = await startSelfhostApi();
+  }, 60_000);
+  afterAll(() => api?.close());
+
+  it('sends a visitor without a session to the login page, and / to the dashboard', async () => {
+    const root = await fetch(`${api.url}/`, { redirect: 'manual' });
+    expect(root.headers.get('location')).toBe('/dashboard');
+    const res = await fetch(`${api.url}/dashboard/nodes`, { redirect: 'manual' });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/dashboard/login?next=%2Fdashboard%2Fnodes');
+    const login = await fetch(`${api.url}/dashboard/login`);
+    expect(login.status).toBe(200);
+    expect(login.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(login.headers.get('x-frame-options')).toBe('DENY');
+    expect(await login.text()).toContain('<label for="email">Email</label>');
+  });
+
+  it('keeps the session token in an HttpOnly, SameSite=Strict cookie and never in the page', async () => {
+    const res = await post('/dashboard/signup', {
+      email: 'pages@example.com',
+      password: 'correct horse battery',
+      next: '/dashboard/nodes',
+    });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/dashboard/nodes');
+    const cookies = res.headers.getSetCookie();
+    const session = cookies.find((c) => c.startsWith('sdo_session='))!;
+    expect(session).toMatch(/HttpOnly/);
+    expect(session).toMatch(/SameSite=Strict/);
+    expect(session).not.toMatch(/Secure/); // plain http on loopback
+    const token = /^sdo_session=([^;]+)/.exec(session)![1]!;
+    const cookie = cookies.map((c) => c.split(';')[0]).join('; ');
+    const page = await fetch(`${api.url}/dashboard/nodes`, { headers: { cookie } });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain('No nodes yet.');
+    expect(html).not.toContain(token);
+    expect(page.headers.get('cache-control')).toBe('no-store');
+
+    // Over HTTPS (behind a proxy) the cookie is Secure too.
+    const secure = await post(
+      '/dashboard/login',
+      { email: 'pages@example.com', password: 'correct horse battery' },
+      { 'x-forwarded-proto': 'https' },
+    );
+    expect(secure.headers.getSetCookie().find((c) => c.startsWith('sdo_session='))).toMatch(
+      /Secure/,
+    );
+  });
+
+  it('refuses state changes posted from another site, and never redirects off-site after login', async () => {
+    const cross = await post('/dashboard/logout', {}, { origin: 'https://evil.example' });
+    expect(cross.status).toBe(403);
+    const fetchSite = await post(
+      '/dashboard/login',
+      { email: 'a@b.co', password: 'x' },
+      { 'sec-fetch-site': 'cross-site' },
+    );
+    expect(fetchSite.status).toBe(403);
+    const offsite = await post('/dashboard/login', {
+      email: 'pages@example.com',
+      password: 'correct horse battery',
+      next: 'https://evil.example/steal',
+    });
+    expect(offsite.headers.get('location')).toBe('/dashboard');
+  });
+
+  it('answers errors with pages carrying the API message', async () => {
+    const bad = await post('/dashboard/login', {
+      email: 'pages@example.com',
+      password: 'wrong password',
+    });
+    expect(bad.status).toBe(401);
+    expect(await bad.text()).toContain('email or password is incorrect');
+    const short = await post('/dashboard/signup', { email: 'new@example.com', password: 'short' });
+    expect(short.status).toBe(400);
+    expect(await short.text()).toContain('password: must be at least 8 characters');
+    const unknown = await fetch(`${api.url}/dashboard/no/such/page`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('content-type')).toContain('text/html');
+    expect(await unknown.text()).toContain('no page at /dashboard/no/such/page');
+    const expired = await fetch(`${api.url}/dashboard`, {
+      headers: { cookie: 'sdo_session=not-a-token' },
+      redirect: 'manual',
+    });
+    expect(expired.headers.get('location')).toBe('/dashboard/login');
+    expect(expired.headers.getSetCookie().join(';')).toMatch(/sdo_flash=/);
+  });
+});

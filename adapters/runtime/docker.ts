@@ -2,7 +2,7 @@
  * ContainerRuntime on a real Docker Engine, through dockerode. The only file that imports
  * dockerode. One client per target (dockerHost + TLS material) is kept for the process.
  */
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import type {
   ContainerCreateOptions,
   ContainerInspectInfo,
@@ -39,6 +39,20 @@ export interface DockerRuntimeOptions {
   requestTimeoutMs?: number;
   /** A pull that has not finished in this long fails; default 600 000 ms. */
   pullTimeoutMs?: number;
+}
+
+// dockerode (with ssh2 and grpc-js) is most of a bundle that includes it, and many processes
+// that build a DockerRuntime (the API Lambda) never talk to an engine: it loads on first use.
+let dockerode: Promise<typeof Docker> | undefined;
+function loadDockerode(): Promise<typeof Docker> {
+  dockerode ??= import('dockerode').then(
+    (m) => m.default,
+    (e: unknown) => {
+      dockerode = undefined;
+      throw e;
+    },
+  );
+  return dockerode;
 }
 
 const defaultConnectTimeoutMs = 5000;
@@ -287,7 +301,9 @@ export class DockerRuntime implements ContainerRuntime {
 
   // ------------------------------------------------------------------ internals
 
-  private client(target: DockerTarget): Docker {
+  private async client(target: DockerTarget): Promise<Docker> {
+    const Dockerode = await loadDockerode();
+    // No await from here on, so concurrent first calls still share one client per target.
     const tlsKey = target.tls
       ? createHash('sha256')
           .update(`${target.tls.ca}\0${target.tls.cert}\0${target.tls.key}`)
@@ -296,7 +312,7 @@ export class DockerRuntime implements ContainerRuntime {
     const key = `${target.dockerHost}\0${tlsKey}`;
     let docker = this.clients.get(key);
     if (!docker) {
-      docker = new Docker(fromDockerTarget(target, this.options));
+      docker = new Dockerode(fromDockerTarget(target, this.options));
       this.clients.set(key, docker);
     }
     return docker;
@@ -313,7 +329,7 @@ export class DockerRuntime implements ContainerRuntime {
     what: string,
     fn: (docker: Docker) => Promise<T>,
   ): Promise<T> {
-    const docker = this.client(target);
+    const docker = await this.client(target);
     try {
       return await fn(docker);
     } catch (e) {

@@ -36,7 +36,9 @@ describe('dashboard pages over HTTP', () => {
     expect(login.status).toBe(200);
     expect(login.headers.get('content-security-policy')).toContain("script-src 'self'");
     expect(login.headers.get('x-frame-options')).toBe('DENY');
-    expect(await login.text()).toContain('<label for="email">Email</label>');
+    const html = await login.text();
+    expect(html).toContain('<label for="email">Email</label>');
+    expect(html).toContain('<a class="skip" href="#main">Skip to content</a>');
   });
 
   it('keeps the session token in an HttpOnly, SameSite=Strict cookie and never in the page', async () => {

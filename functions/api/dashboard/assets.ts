@@ -44,6 +44,8 @@ tr.failed td { background:var(--bad-bg); }
 .empty { margin:.8rem 0; padding:1rem; border:1px dashed var(--line); border-radius:6px; background:var(--soft); }
 .auth { max-width:26rem; margin:3rem auto; }
 .secret-once { font-size:1rem; padding:.6rem; background:var(--soft); border:1px solid var(--line); word-break:break-all; }
+.skip { position:absolute; left:-999px; top:0; background:#fff; color:var(--link); padding:.4rem .8rem; z-index:10; }
+.skip:focus { left:.5rem; }
 .visually-hidden { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
 dl.facts { display:grid; grid-template-columns:max-content 1fr; gap:.3rem 1rem; } dl.facts dt { font-weight:600; } dl.facts dd { margin:0; }
 ol.progress { list-style:none; display:flex; gap:.4rem; padding:0; flex-wrap:wrap; } ol.progress li { padding:.2rem .6rem; border-radius:1rem; border:1px solid var(--line); }

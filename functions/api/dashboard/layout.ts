@@ -41,6 +41,7 @@ export function page(shell: Shell, body: Html): Html {
         <script src="/dashboard/assets/app.js" defer></script>
       </head>
       <body>
+        <a class="skip" href="#main">Skip to content</a>
         <header class="top">
           <a href="/dashboard">selfdevop</a>
           ${

@@ -2,7 +2,7 @@
  * Input schemas of the public API. Objects are strict: an unknown field is a 400 that
  * names it, so a typo in a CI script fails loudly instead of being ignored.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { roles, strategies } from './models.ts';
 import { webhookEventTypes } from './webhooks/events.ts';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInput, NotFound } from '../errors.ts';
 import type { Domain, Environment, Page, PageRequest, Service } from '../models.ts';
 import type { OrgRepos } from '../ports.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidInput, NotFound } from '../errors.ts';
 import type { NodeRecord, Release } from '../models.ts';
 import type { OrgRepos } from '../ports.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { ReleaseLogLine } from '../../../core/models.ts';
 import { createReleaseInput } from '../../../core/release/create.ts';
 import { createRelease, getRelease, listReleaseLogs, listReleases, rollbackRelease } from '../../../core/release/engine.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import * as s from '../../../core/schemas.ts';
 import { listAuditEvents } from '../../../core/use-cases/audit.ts';
 import { createNode, getNode, listNodes } from '../../../core/use-cases/nodes.ts';

@@ -48,7 +48,7 @@ export interface SelfdevopStackProps extends StackProps {
 }
 
 /** The logical queues the functions use; each becomes a FIFO queue, its FIFO DLQ and a delay queue. */
-export const cloudQueues = ['release-steps', 'release-retire', 'scheduled-jobs'] as const;
+export const cloudQueues = ['release-steps', 'release-retire', 'release-rollbacks', 'scheduled-jobs'] as const;
 
 /** The worker's time limit; queue visibility is six times it, as AWS advises for SQS sources. */
 export const workerTimeoutSeconds = 120;

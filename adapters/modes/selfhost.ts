@@ -30,7 +30,7 @@ import { NodeDnsResolver } from '../dns/node.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { DockerRuntime } from '../runtime/docker.ts';
 import { defaultReleaseConfig, releaseRetireQueue, releaseStepsQueue, type ReleaseDeps } from '../../core/release/deps.ts';
-import { handleReleaseRetire, handleReleaseStep } from '../../core/release/engine.ts';
+import { handleReleaseRetire, handleReleaseRollback, handleReleaseStep, releaseRollbackQueue } from '../../core/release/engine.ts';
 import { handleWebhookDelivery, handleWebhookEvent, type WebhookDeps } from '../../core/webhooks/deliver.ts';
 import { queueEventPublisher, webhookDeliveriesQueue, webhookEventsQueue } from '../../core/webhooks/events.ts';
 import { NodeHttpSender } from '../http/node.ts';
@@ -211,6 +211,7 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
       const stops = [
         await queues.queue.consume(releaseStepsQueue, handleReleaseStep(release), { concurrency }),
         await queues.queue.consume(releaseRetireQueue, handleReleaseRetire(release), { concurrency }),
+        await queues.queue.consume(releaseRollbackQueue, handleReleaseRollback(release), { concurrency }),
         // Each check schedules the next one itself (delayed message); the sweep every minute
         // only re-arms chains that stopped (a message lost or given up on).
         await queues.queue.consume(domainChecksQueue, handleDomainCheck(domains), { concurrency }),

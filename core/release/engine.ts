@@ -23,4 +23,10 @@ export {
 export { NoNodeAvailable, NothingToRollBackTo, ReleaseNotRollbackable } from './errors.ts';
 export { getRelease, listReleaseLogs, listReleases, type ReleaseView } from './queries.ts';
 export { handleReleaseRetire, retireRelease, type RetireResult } from './retire.ts';
-export { rollbackRelease, type RollbackResult } from './rollback.ts';
+export {
+  handleReleaseRollback,
+  releaseRollbackQueue,
+  rollbackRelease,
+  type ReleaseRollbackMessage,
+  type RollbackResult,
+} from './rollback.ts';

@@ -1,10 +1,11 @@
-import { ReleaseAlreadyInFlight, NotFound, Unavailable } from '../errors.ts';
+import { isDomainError, ReleaseAlreadyInFlight, NotFound, Unavailable } from '../errors.ts';
 import type { Release } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import { requireOrg, type Principal, type RequestContext } from '../use-cases/deps.ts';
 import { appendEvent } from './context.ts';
 import { insertRelease } from './create.ts';
-import { sendRetire, sendStep, targetOf, type ReleaseDeps } from './deps.ts';
+import { releaseGroup, sendRetire, sendStep, targetOf, type ReleaseDeps } from './deps.ts';
+import type { MessageHandler } from '../ports.ts';
 import { NothingToRollBackTo, ReleaseNotRollbackable } from './errors.ts';
 import { containerName, defaultHosts, planRoute, routeId } from './plan.ts';
 import { rollbackRequestedAction } from './steps.ts';
@@ -12,9 +13,23 @@ import { rollbackRequestedAction } from './steps.ts';
 /** The warm path must stay well under a second, so its one probe gets at most this long. */
 const warmProbeTimeoutMs = 500;
 
+/** Queue of manual rollbacks handed to a worker: the API process may have no Docker access. */
+export const releaseRollbackQueue = 'release-rollbacks';
+
+export interface ReleaseRollbackMessage {
+  orgId: string;
+  releaseId: string;
+  actor: { actorType: 'user' | 'api_key'; actorId: string };
+  requestId: string | null;
+}
+
 export interface RollbackResult {
-  /** `warm`: traffic went back to the still-running container at once; `redeploy`: a new release runs. */
-  path: 'warm' | 'redeploy';
+  /**
+   * `warm`: traffic went back to the still-running container at once; `redeploy`: a new
+   * release runs; `queued`: this process cannot reach the node's Docker Engine (the API
+   * container of the self-hosted stack has no socket), so a worker does it within moments.
+   */
+  path: 'warm' | 'redeploy' | 'queued';
   /** The release rolled back: `rolled_back` on the warm path, still `completed` until the redeploy completes. */
   release: Release;
   /** The release traffic returns to. */
@@ -34,6 +49,7 @@ export async function rollbackRelease(
   principal: Principal,
   input: { releaseId: string },
   ctx: RequestContext | null = null,
+  options: { inWorker?: boolean } = {},
 ): Promise<RollbackResult> {
   const p = requireOrg(principal);
   assertCan(p.role, 'deploy');
@@ -63,7 +79,17 @@ export async function rollbackRelease(
   const actor = { actorType: p.actorType, actorId: p.actorId };
   const requestId = ctx?.requestId ?? null;
 
-  const warm = node ? await deps.runtime.inspect(targetOf(node), containerName(to)) : null;
+  let warm: Awaited<ReturnType<ReleaseDeps['runtime']['inspect']>> = null;
+  try {
+    warm = node ? await deps.runtime.inspect(targetOf(node), containerName(to)) : null;
+  } catch (e) {
+    // Only the node's engine can say the warm container is still the one we left (a bare
+    // port could belong to another app by now), so without it a worker takes over.
+    if (options.inWorker || !(isDomainError(e) && e.kind === 'unavailable')) throw e;
+    const message: ReleaseRollbackMessage = { orgId: p.orgId, releaseId, actor: { actorType: p.actorType, actorId: p.actorId }, requestId: ctx?.requestId ?? null };
+    await deps.queue.send(releaseRollbackQueue, message, { group: releaseGroup(release), idempotencyKey: `${releaseId}:rollback` });
+    return { path: 'queued', release, to, redeploy: null };
+  }
   // One quick probe: a warm container that stopped answering is no place to send traffic.
   const answers =
     warm?.state === 'running' && warm.published
@@ -114,3 +140,25 @@ export async function rollbackRelease(
   await sendStep(deps, redeploy, 'queued');
   return { path: 'redeploy', release, to, redeploy };
 }
+
+/**
+ * The worker's side of a handed-over rollback: the same checks again (the release may
+ * have changed meanwhile), then the warm switch or the redeploy. The caller's role was
+ * checked when the request was accepted.
+ */
+export const handleReleaseRollback =
+  (deps: ReleaseDeps): MessageHandler<ReleaseRollbackMessage> =>
+  async (m) => {
+    const { orgId, releaseId, actor, requestId } = m.payload;
+    const principal: Principal = { ...actor, userId: null, orgId, role: 'deployer' };
+    try {
+      await rollbackRelease(deps, principal, { releaseId }, { requestId, ip: null }, { inWorker: true });
+    } catch (e) {
+      // Already rolled back or superseded: the request is moot, not a failure to retry.
+      if (isDomainError(e) && (e.kind === 'conflict' || e.kind === 'not_found')) {
+        deps.logger.warn({ orgId, releaseId, err: e.message }, 'queued rollback no longer applies');
+        return;
+      }
+      throw e;
+    }
+  };

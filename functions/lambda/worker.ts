@@ -2,7 +2,7 @@
 import { fromCloud } from '../../adapters/modes/cloud.ts';
 import { fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
 import { releaseRetireQueue, releaseStepsQueue } from '../../core/release/deps.ts';
-import { handleReleaseRetire, handleReleaseStep } from '../../core/release/engine.ts';
+import { handleReleaseRetire, handleReleaseRollback, handleReleaseStep, releaseRollbackQueue } from '../../core/release/engine.ts';
 import type { MessageHandler } from '../../core/ports.ts';
 import { handleScheduledJob, scheduledJobsQueue } from './schedule-handler.ts';
 import { createWorkerHandler } from './worker-handler.ts';
@@ -14,6 +14,7 @@ export const handler = createWorkerHandler({
   handlers: {
     [releaseStepsQueue]: handleReleaseStep(system.release) as MessageHandler<never>,
     [releaseRetireQueue]: handleReleaseRetire(system.release) as MessageHandler<never>,
+    [releaseRollbackQueue]: handleReleaseRollback(system.release) as MessageHandler<never>,
     [scheduledJobsQueue]: handleScheduledJob({}, system.logger) as MessageHandler<never>,
   },
   logger: system.logger,

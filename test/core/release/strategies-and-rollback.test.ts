@@ -6,9 +6,12 @@ import {
   listReleaseLogs,
   NothingToRollBackTo,
   ReleaseNotRollbackable,
+  handleReleaseRollback,
   releaseRetireQueue,
+  releaseRollbackQueue,
   retireRelease,
   rollbackRelease,
+  type ReleaseRollbackMessage,
 } from '../../../core/release/engine.ts';
 import { containerName } from '../../../core/release/plan.ts';
 import { deployer, dockerHost, setup, type Harness } from './harness.ts';
@@ -203,5 +206,40 @@ describe('retirement', () => {
     await expect(retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id })).rejects.toBeInstanceOf(Unavailable);
     h.runtime.setReachable(dockerHost, true);
     expect(await retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id })).toEqual({ retired: true, skipped: null });
+  });
+});
+
+describe('manual rollback from a process without Docker access', () => {
+  it('hands the warm switch to a worker, which does it', async () => {
+    const h = await setup({ warmSeconds: 300 });
+    const v1 = await h.deploy('shop/web:1');
+    const v2 = await h.deploy('shop/web:2');
+    // The API container of the self-hosted stack has no Docker socket.
+    h.runtime.setReachable(dockerHost, false, 'no such file /var/run/docker.sock');
+    const accepted = await rollbackRelease(h.deps, deployer, { releaseId: v2.id });
+    expect(accepted).toMatchObject({ path: 'queued', redeploy: null, release: { id: v2.id, status: 'completed' } });
+    expect((await h.edge.get(routeId))?.upstreams).toEqual([v2.upstream]);
+    const [queued] = h.queue.of(releaseRollbackQueue);
+    expect(queued?.payload).toEqual({ orgId: v2.orgId, releaseId: v2.id, actor: { actorType: 'user', actorId: 'usr_1' }, requestId: null });
+
+    // The worker reaches the engine and switches back to the warm v1.
+    h.runtime.setReachable(dockerHost, true);
+    await handleReleaseRollback(h.deps)({ id: 'm1', payload: queued!.payload as ReleaseRollbackMessage, attempt: 1 });
+    expect((await h.edge.get(routeId))?.upstreams).toEqual([v1.upstream]);
+    expect((await h.release(v2.id)).status).toBe('rolled_back');
+
+    // Delivered again (a retry), it no longer applies and does nothing.
+    await handleReleaseRollback(h.deps)({ id: 'm1', payload: queued!.payload as ReleaseRollbackMessage, attempt: 2 });
+    expect((await h.edge.get(routeId))?.upstreams).toEqual([v1.upstream]);
+  });
+
+  it('does not hand over again from the worker: an unreachable engine there is retried', async () => {
+    const h = await setup({ warmSeconds: 300 });
+    await h.deploy('shop/web:1');
+    const v2 = await h.deploy('shop/web:2');
+    h.runtime.setReachable(dockerHost, false, 'engine down');
+    const message: ReleaseRollbackMessage = { orgId: v2.orgId, releaseId: v2.id, actor: { actorType: 'user', actorId: 'usr_1' }, requestId: null };
+    await expect(handleReleaseRollback(h.deps)({ id: 'm1', payload: message, attempt: 1 })).rejects.toBeInstanceOf(Unavailable);
+    expect(h.queue.of(releaseRollbackQueue)).toEqual([]);
   });
 });

@@ -2,56 +2,25 @@ import { existsSync } from 'node:fs';
 import type { ApiClient } from './client.ts';
 import { CliError } from './config.ts';
 import { defaultManifestFile, readManifest } from './manifest.ts';
+import type {
+  Domain as DomainRecord,
+  Project as ProjectRecord,
+  Release as ReleaseRecord,
+  ReleaseStep,
+  Service as ServiceRecord,
+} from '../core/models.ts';
+import { releaseStatuses } from '../core/models.ts';
+import { isTerminal } from '../core/release/state-machine.ts';
 
-/** The shapes of the API's replies that the CLI reads. */
-export interface Project {
-  id: string;
-  name: string;
-  environments?: { id: string; name: string }[];
-}
-export interface Service {
-  id: string;
-  projectId: string;
-  name: string;
-  image: string;
-  containerPort: number;
-  healthcheckPath: string;
-  strategy: string;
-  hosts?: { environment: string; host: string }[];
-}
-export interface Step {
-  name: string;
-  status: 'running' | 'succeeded' | 'failed';
-  startedAt: string;
-  finishedAt: string | null;
-  error: string | null;
-}
-export interface Release {
-  id: string;
-  serviceId: string;
-  environmentId: string;
-  image: string;
-  imageDigest: string | null;
-  gitSha: string | null;
-  status: string;
-  previousReleaseId: string | null;
-  error: string | null;
-  createdAt: string;
-  finishedAt: string | null;
-  steps?: Step[];
-}
-export interface Domain {
-  id: string;
-  hostname: string;
-  serviceId: string;
-  status: string;
-  dnsStatus: string;
-  tlsStatus: string;
-  lastError: string | null;
-  records: { type: string; name: string; value: string }[];
-}
+/** The API's replies as the CLI reads them: the core's records plus the fields views add. */
+export type Project = ProjectRecord & { environments?: { id: string; name: string }[] };
+export type Service = ServiceRecord & { hosts?: { environment: string; host: string }[] };
+export type Step = ReleaseStep;
+export type Release = ReleaseRecord & { steps?: Step[] };
+export type Domain = Omit<DomainRecord, 'verificationToken'> & { records: { type: string; name: string; value: string }[] };
 
-export const terminalStatuses = ['completed', 'failed', 'rolled_back'];
+/** Statuses a release does not leave. */
+export const terminalStatuses: string[] = releaseStatuses.filter(isTerminal);
 
 export const isId = (value: string, prefix: string) =>
   new RegExp(`^${prefix}_[0-9a-z]+$`).test(value);

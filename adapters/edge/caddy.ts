@@ -5,7 +5,8 @@
  * carry Caddy's `If-Match`, so two control-plane processes cannot clobber each other's
  * routes; every write is read back before it counts as done.
  */
-import { Resolver } from 'node:dns/promises';
+import { lookup, Resolver } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import http from 'node:http';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -105,7 +106,7 @@ export class CaddyEdgeRouter implements EdgeRouter {
   readonly #tlsAddress: string | undefined;
   readonly #tlsTimeoutMs: number;
   readonly #dynamic: CaddyEdgeRouterOptions['dynamicUpstreams'];
-  readonly #dns: Resolver | undefined;
+  #dns: Resolver | undefined;
   #tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: CaddyEdgeRouterOptions) {
@@ -116,10 +117,23 @@ export class CaddyEdgeRouter implements EdgeRouter {
     this.#tlsAddress = options.tlsAddress;
     this.#tlsTimeoutMs = options.tlsTimeoutMs ?? 20_000;
     this.#dynamic = options.dynamicUpstreams;
-    if (this.#dynamic) {
-      this.#dns = new Resolver({ timeout: 1_000, tries: 1 });
-      this.#dns.setServers([this.#dynamic.resolver]);
-    }
+  }
+
+  /**
+   * Asks the DNS server the way Caddy will. Node's resolver takes IP addresses only, so a
+   * server named by host (`worker:5354` on a Compose network) is looked up first.
+   */
+  async #dnsClient(): Promise<Resolver> {
+    if (this.#dns) return this.#dns;
+    const address = this.#dynamic!.resolver;
+    const i = address.lastIndexOf(':');
+    const host = address.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+    const port = address.slice(i + 1);
+    const ip = isIP(host) ? host : (await lookup(host)).address;
+    const resolver = new Resolver({ timeout: 1_000, tries: 1 });
+    resolver.setServers([isIP(ip) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`]);
+    this.#dns = resolver;
+    return resolver;
   }
 
   #plan(spec: RouteSpec) {
@@ -139,7 +153,7 @@ export class CaddyEdgeRouter implements EdgeRouter {
     let seen: string;
     for (;;) {
       try {
-        const records = await this.#dns!.resolveSrv(srvNameOf(label, dyn.zone));
+        const records = await (await this.#dnsClient()).resolveSrv(srvNameOf(label, dyn.zone));
         const got = records.map((r) => `${hostOfSrvTarget(r.name, dyn.zone)}:${r.port}`).sort();
         if (isDeepStrictEqual(got, want)) return;
         seen = got.join(', ') || 'no upstreams';

@@ -195,6 +195,10 @@ async function main() {
     caddyAdminUrl: config.CADDY_ADMIN_URL,
     caddyServer: config.CADDY_SERVER,
     edgeHttpListen: config.EDGE_HTTP_LISTEN,
+    // This process serves the edge's upstream DNS; Caddy reaches it at EDGE_DNS_ADDRESS.
+    ...(config.EDGE_UPSTREAMS === 'dynamic'
+      ? { edgeDns: { listen: config.EDGE_DNS_LISTEN, address: config.EDGE_DNS_ADDRESS ?? config.EDGE_DNS_LISTEN } }
+      : {}),
     maxBodyBytes: config.MAX_BODY_BYTES,
     dbPoolMax: config.DB_POOL_MAX,
     logLevel: config.LOG_LEVEL,

@@ -1,4 +1,5 @@
 import { CliError, type CliConfig } from './config.ts';
+import type { Page } from '../core/models.ts';
 
 /** A failed API call: the API's own message, and its code for callers that branch on it. */
 export class ApiError extends CliError {
@@ -9,11 +10,6 @@ export class ApiError extends CliError {
     this.status = status;
     this.code = code;
   }
-}
-
-export interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
 }
 
 export interface SseEvent {

@@ -17,7 +17,9 @@ export type Project = ProjectRecord & { environments?: { id: string; name: strin
 export type Service = ServiceRecord & { hosts?: { environment: string; host: string }[] };
 export type Step = ReleaseStep;
 export type Release = ReleaseRecord & { steps?: Step[] };
-export type Domain = Omit<DomainRecord, 'verificationToken'> & { records: { type: string; name: string; value: string }[] };
+export type Domain = Omit<DomainRecord, 'verificationToken'> & {
+  records: { type: string; name: string; value: string }[];
+};
 
 /** Statuses a release does not leave. */
 export const terminalStatuses: string[] = releaseStatuses.filter(isTerminal);

@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import { getCookie } from 'hono/cookie';
+import type { Page } from '../../../core/models.ts';
 
 /** How the dashboard reaches the public API: in process, through the same Hono app. */
 export type ApiFetch = (request: Request, env: unknown) => Response | Promise<Response>;
@@ -16,11 +17,6 @@ export class ApiFailure extends Error {
     this.status = status;
     this.code = code;
   }
-}
-
-export interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
 }
 
 /**

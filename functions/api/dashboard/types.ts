@@ -22,7 +22,9 @@ export type LogLine = ReleaseLogLine;
 export type Project = ProjectRecord & { environments?: Environment[] };
 export type Service = ServiceRecord & { hosts?: { environment: string; host: string }[] };
 export type Release = ReleaseRecord & { steps?: Step[] };
-export type Domain = Omit<DomainRecord, 'verificationToken'> & { records: { type: string; name: string; value: string }[] };
+export type Domain = Omit<DomainRecord, 'verificationToken'> & {
+  records: { type: string; name: string; value: string }[];
+};
 
 /** Statuses a release does not leave. */
 export const terminal: string[] = releaseStatuses.filter(isTerminal);

@@ -1,6 +1,7 @@
 import type { Hono } from 'hono';
 import { html } from 'hono/html';
-import { ApiFailure, type ApiFetch, type Page } from '../api.ts';
+import type { Page } from '../../../../core/models.ts';
+import { ApiFailure, type ApiFetch } from '../api.ts';
 import { action, view } from '../handler.ts';
 import { badge, when } from '../layout.ts';
 import { field, flash, render, param } from '../session.ts';

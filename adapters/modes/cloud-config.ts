@@ -37,6 +37,17 @@ const schema = z
       .string()
       .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'must be a lowercase domain name'),
     CADDY_ADMIN_URL: url(['http:', 'https:']),
+    /** Custom domains: where the worker reaches the edge's HTTPS port to read certificates; CADDY_ADMIN_URL's host, port 443, unless set. */
+    EDGE_TLS_ADDRESS: z.string().regex(/^.+:\d{1,5}$/, 'must be host:port').optional(),
+    /** Custom domains: the edge's public IPv4 addresses, for apex A records (comma-separated). */
+    EDGE_IPV4: z
+      .string()
+      .regex(/^(\d{1,3}(\.\d{1,3}){3})(,\d{1,3}(\.\d{1,3}){3})*$/, 'must be comma-separated IPv4 addresses')
+      .optional(),
+    /** Custom domains: DNS resolvers to verify records with (comma-separated ip[:port]); the VPC's resolver when absent. */
+    DNS_SERVERS: z.string().regex(/^[0-9a-fA-F:.[\]]+(,[0-9a-fA-F:.[\]]+)*$/, 'must be comma-separated ip[:port]').optional(),
+    /** Days the queue's idempotency keys are kept in PostgreSQL (SQS itself forgets after 5 minutes); as long as dead-lettered messages by default. */
+    IDEMPOTENCY_RETENTION_DAYS: z.coerce.number().int('must be a whole number of days').min(1, 'must be at least 1').max(3650).default(14),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(6 * 1024 * 1024).default(256 * 1024),
     VERSION: z.string().min(1).default('cloud'),

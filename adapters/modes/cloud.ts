@@ -3,20 +3,28 @@
  * Cognito, EventBridge Scheduler) beside the same PostgreSQL store the self-hosted mode
  * uses (RDS here). Plain TypeScript, no decisions: each Lambda builds it once per container.
  */
+import { AskGate } from '../../core/domains/ask-gate.ts';
+import { defaultDomainConfig, type DomainConfig, type DomainDeps } from '../../core/domains/deps.ts';
+import { NegativeCachingResolver } from '../../core/domains/dns-cache.ts';
 import { RateLimiter } from '../../core/rate-limit.ts';
 import type { Logger } from '../../core/ports.ts';
 import { defaultReleaseConfig, type ReleaseDeps } from '../../core/release/deps.ts';
+import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
+import { queueEventPublisher } from '../../core/webhooks/events.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';
 import { CognitoAuth } from '../auth/cognito.ts';
 import { SystemClock } from '../clock/system.ts';
 import { fromDatabaseUrl } from '../db/postgres.ts';
+import { NodeDnsResolver } from '../dns/node.ts';
 import { CaddyEdgeRouter } from '../edge/caddy.ts';
 import { RandomIds } from '../ids/random.ts';
+import { NodeHttpSender } from '../http/node.ts';
 import { fromPino } from '../logger/pino.ts';
 import { SesMailer } from '../mail/ses.ts';
 import { PrometheusMetrics } from '../metrics/prometheus.ts';
 import { S3ObjectStore } from '../objects/s3.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
+import { PostgresIdempotencyLedger } from '../queue/idempotency-postgres.ts';
 import { SqsQueue, type IdempotencyLedger } from '../queue/sqs.ts';
 import { DockerRuntime } from '../runtime/docker.ts';
 import { EventBridgeScheduler } from '../scheduler/eventbridge.ts';
@@ -36,14 +44,23 @@ export interface CloudSystem {
   objects: S3ObjectStore;
   mailer: SesMailer;
   logger: Logger;
+  /** Custom domains: the ports of the domain-checks worker and the sweep. */
+  domains: DomainDeps;
+  /** Webhooks: the ports of the webhook-events and webhook-deliveries workers. */
+  webhooks: WebhookDeps;
+  /** The hourly maintenance job: forgets idempotency keys past their retention. */
+  maintenance(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** An idempotency ledger, with retention when it has one (prune is an optional capability). */
+export type CloudLedger = IdempotencyLedger & { prune?(days: number): Promise<number> };
 
 export interface CloudOverrides {
   /** Where JSON log lines go; stdout (CloudWatch Logs) unless set. */
   logDestination?: { write(line: string): void };
-  /** Keeps idempotency keys beyond SQS's 5-minute window; without one, only that window applies. */
-  ledger?: IdempotencyLedger;
+  /** Keeps idempotency keys beyond SQS's 5-minute window; PostgreSQL (queue_idempotency) unless set. */
+  ledger?: CloudLedger;
   /** Reads a Secrets Manager secret; the Parameters and Secrets Lambda extension unless set. */
   readSecret?: (arn: string) => Promise<string>;
 }
@@ -63,7 +80,9 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
   });
   const store = new PostgresStore(db);
   const aws = { region: config.AWS_REGION };
-  const queue = new SqsQueue({ client: aws, namePrefix: config.QUEUE_NAME_PREFIX, ledger: overrides.ledger, logger: logger.child({ component: 'queue' }) });
+  // Shared by every container: a key claimed by one Lambda is a duplicate for all, for days.
+  const ledger: CloudLedger = overrides.ledger ?? new PostgresIdempotencyLedger(db);
+  const queue = new SqsQueue({ client: aws, namePrefix: config.QUEUE_NAME_PREFIX, ledger, logger: logger.child({ component: 'queue' }) });
   const scheduler = new EventBridgeScheduler({
     client: aws,
     roleArn: config.SCHEDULER_ROLE_ARN,
@@ -84,7 +103,11 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
   const release: ReleaseDeps = {
     store,
     runtime: new DockerRuntime(),
-    edge: new CaddyEdgeRouter({ adminUrl: config.CADDY_ADMIN_URL, server: 'selfdevop' }),
+    edge: new CaddyEdgeRouter({
+      adminUrl: config.CADDY_ADMIN_URL,
+      server: 'selfdevop',
+      tlsAddress: config.EDGE_TLS_ADDRESS ?? `${new URL(config.CADDY_ADMIN_URL).hostname}:443`,
+    }),
     queue,
     vault,
     probe: new HttpHealthProbe(),
@@ -92,7 +115,42 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     ids,
     logger: logger.child({ component: 'release' }),
     config: { ...defaultReleaseConfig, edgeDomain: config.EDGE_DOMAIN },
+    events: queueEventPublisher(queue),
   };
+  const webhooks: WebhookDeps = {
+    store,
+    queue,
+    vault,
+    // Hosts were checked against private addresses when the webhook was made (allowPrivateWebhooks stays off).
+    http: new NodeHttpSender(),
+    clock,
+    logger: logger.child({ component: 'webhooks' }),
+    config: { deliveryTimeoutMs: 10_000, maxDeliveryAttempts: 8 },
+  };
+  const dnsResolver = new NodeDnsResolver({ servers: config.DNS_SERVERS?.split(',') });
+  const domainConfig: DomainConfig = {
+    ...defaultDomainConfig,
+    edgeDomain: config.EDGE_DOMAIN,
+    edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
+  };
+  const domains: DomainDeps = {
+    store,
+    // Per container: each Lambda instance caches its own misses, briefly.
+    dns: new NegativeCachingResolver(dnsResolver, clock, domainConfig.negativeCacheSeconds),
+    dnsFresh: dnsResolver,
+    edge: release.edge,
+    queue,
+    clock,
+    ids,
+    logger: logger.child({ component: 'domains' }),
+    config: domainConfig,
+    events: release.events,
+  };
+  // Per container, like the login limits: Caddy's asks for one host land on few instances.
+  const askGate = new AskGate(clock, {
+    perHostPerHour: domainConfig.askPerHostPerHour,
+    baseBackoffSeconds: domainConfig.askBaseBackoffSeconds,
+  });
   const api: ApiDeps = {
     store,
     auth,
@@ -102,6 +160,7 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     logger,
     queue,
     release,
+    domains: { deps: domains, gate: askGate },
     // Per container: CloudWatch gets the request log lines; /metrics shows this instance only.
     metrics: new PrometheusMetrics({ processMetrics: false }),
     readiness: { objects: () => objects.ping() },
@@ -109,7 +168,8 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
       perAccount: new RateLimiter(10, 15 * 60_000, clock),
       perIp: new RateLimiter(100, 60_000, clock),
     },
-    config: { signupMode: config.SIGNUP_MODE, edgeDomain: config.EDGE_DOMAIN },
+    // A SaaS must not let tenants make it call into its own network (SSRF).
+    config: { signupMode: config.SIGNUP_MODE, edgeDomain: config.EDGE_DOMAIN, allowPrivateWebhooks: false },
     api: { maxBodyBytes: config.MAX_BODY_BYTES, version: config.VERSION },
   };
   return {
@@ -120,6 +180,13 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     objects,
     mailer,
     logger,
+    domains,
+    webhooks,
+    async maintenance() {
+      if (!ledger.prune) return;
+      const forgotten = await ledger.prune(config.IDEMPOTENCY_RETENTION_DAYS);
+      logger.info({ forgotten, retentionDays: config.IDEMPOTENCY_RETENTION_DAYS }, 'idempotency keys past retention forgotten');
+    },
     async close() {
       await store.close();
       await db.close();

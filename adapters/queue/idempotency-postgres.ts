@@ -1,8 +1,12 @@
 import type { SqlClient } from '../db/postgres.ts';
 import type { IdempotencyLedger } from './sqs.ts';
 
-/** How long claimed keys are kept unless told otherwise: well past SQS's 14-day dead-letter retention. */
-export const defaultIdempotencyRetentionDays = 30;
+/**
+ * How long claimed keys are kept unless told otherwise: as long as the stack keeps
+ * dead-lettered messages (14 days), so a message redriven from there sends nothing twice;
+ * pg-boss, self-hosted, remembers a key for 7 days after its job finished.
+ */
+export const defaultIdempotencyRetentionDays = 14;
 
 /**
  * The SQS queue's idempotency ledger in PostgreSQL (table `queue_idempotency`), shared by

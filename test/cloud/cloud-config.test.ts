@@ -46,6 +46,29 @@ describe('cloud configuration', () => {
     expect(error?.message).not.toContain('EDGE_DOMAIN');
   });
 
+  it('reads the custom-domain and ledger settings, and names bad ones', () => {
+    expect(fromCloudEnv({ ...env, EDGE_IPV4: '203.0.113.10,203.0.113.11', DNS_SERVERS: '10.0.0.2,[2001:db8::53]:53', EDGE_TLS_ADDRESS: 'edge.internal:443' })).toMatchObject({
+      EDGE_IPV4: '203.0.113.10,203.0.113.11',
+      DNS_SERVERS: '10.0.0.2,[2001:db8::53]:53',
+      EDGE_TLS_ADDRESS: 'edge.internal:443',
+      IDEMPOTENCY_RETENTION_DAYS: 14,
+    });
+    const bad = { ...env, EDGE_IPV4: '203.0.113.10;x', DNS_SERVERS: 'resolver.internal', EDGE_TLS_ADDRESS: 'edge.internal', IDEMPOTENCY_RETENTION_DAYS: '0' };
+    expect(() => fromCloudEnv(bad)).toThrow(CloudConfigError);
+    const message = (() => {
+      try {
+        fromCloudEnv(bad);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '';
+    })();
+    expect(message).toContain('  EDGE_IPV4: must be comma-separated IPv4 addresses');
+    expect(message).toContain('  DNS_SERVERS: must be comma-separated ip[:port]');
+    expect(message).toContain('  EDGE_TLS_ADDRESS: must be host:port');
+    expect(message).toContain('  IDEMPOTENCY_RETENTION_DAYS: must be at least 1');
+  });
+
   it('needs DATABASE_URL or DATABASE_SECRET_ARN', () => {
     expect(() => fromCloudEnv({ ...env, DATABASE_URL: undefined })).toThrow('DATABASE_URL: is required (or DATABASE_SECRET_ARN)');
     expect(fromCloudEnv({ ...env, DATABASE_URL: '', DATABASE_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:db-AbCdEf' }).DATABASE_SECRET_ARN).toMatch(/^arn:aws:secretsmanager/);
@@ -122,13 +145,23 @@ describe('migrate Lambda and the cloud composition root', () => {
 
   it('wires every port from the configuration without calling AWS', async () => {
     const lines: string[] = [];
-    const system = await fromCloud(fromCloudEnv({ ...env, DATABASE_URL: db.url }), { logDestination: { write: (l) => void lines.push(l) } });
+    const system = await fromCloud(fromCloudEnv({ ...env, DATABASE_URL: db.url, EDGE_IPV4: '203.0.113.10' }), {
+      logDestination: { write: (l) => void lines.push(l) },
+    });
     try {
       expect(system.queue.physicalNames('release-steps').main).toBe('selfdevop-release-steps.fifo');
       expect(system.objects.bucket).toBe(env.OBJECTS_BUCKET);
       expect(system.scheduler.groupName).toBe('selfdevop');
-      expect(system.api.config).toEqual({ signupMode: 'closed', edgeDomain: 'apps.example.com' });
+      // A SaaS refuses webhooks into private networks (SSRF).
+      expect(system.api.config).toEqual({ signupMode: 'closed', edgeDomain: 'apps.example.com', allowPrivateWebhooks: false });
+      expect(system.api.domains?.deps).toBe(system.domains);
+      expect(system.domains.config).toMatchObject({ edgeDomain: 'apps.example.com', edgeIpv4: ['203.0.113.10'] });
+      expect(system.domains.events).toBe(system.release.events);
+      expect(system.webhooks.queue).toBe(system.queue);
       await expect(system.api.store.ping()).resolves.toBeUndefined();
+      // The default ledger is PostgreSQL's, pruned by the maintenance job.
+      await system.maintenance();
+      expect(lines.join('\n')).toContain('idempotency keys past retention forgotten');
     } finally {
       await system.close();
     }

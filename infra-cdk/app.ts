@@ -15,6 +15,9 @@ new SelfdevopStack(app, process.env.STACK_NAME ?? 'Selfdevop', {
   edgeDomain: process.env.EDGE_DOMAIN ?? 'apps.example.com',
   caddyAdminUrl: process.env.CADDY_ADMIN_URL ?? 'http://10.0.0.10:2019',
   alarmEmail: process.env.ALARM_EMAIL,
+  edgeIpv4: process.env.EDGE_IPV4?.split(',').filter(Boolean),
+  dnsServers: process.env.DNS_SERVERS?.split(',').filter(Boolean),
+  edgeTlsAddress: process.env.EDGE_TLS_ADDRESS,
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
 const assembly = app.synth();

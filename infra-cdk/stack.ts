@@ -42,13 +42,25 @@ export interface SelfdevopStackProps extends StackProps {
   caddyAdminUrl: string;
   /** Alarms are mailed here when set. */
   alarmEmail?: string;
+  /** Custom domains: the edge's public IPv4 addresses (apex A records), resolvers to verify with, and where the worker reads certificates (`host:port`). */
+  edgeIpv4?: string[];
+  dnsServers?: string[];
+  edgeTlsAddress?: string;
   /** Prefix of queue, rule and schedule names; `selfdevop-` unless set. */
   namePrefix?: string;
   multiAz?: boolean;
 }
 
 /** The logical queues the functions use; each becomes a FIFO queue, its FIFO DLQ and a delay queue. */
-export const cloudQueues = ['release-steps', 'release-retire', 'release-rollbacks', 'scheduled-jobs'] as const;
+export const cloudQueues = [
+  'release-steps',
+  'release-retire',
+  'release-rollbacks',
+  'scheduled-jobs',
+  'domain-checks',
+  'webhook-events',
+  'webhook-deliveries',
+] as const;
 
 /** The worker's time limit; queue visibility is six times it, as AWS advises for SQS sources. */
 export const workerTimeoutSeconds = 120;
@@ -208,6 +220,9 @@ export class SelfdevopStack extends Stack {
       EDGE_DOMAIN: props.edgeDomain,
       CADDY_ADMIN_URL: props.caddyAdminUrl,
       MIGRATIONS_DIR: '/var/task/migrations',
+      ...(props.edgeIpv4?.length ? { EDGE_IPV4: props.edgeIpv4.join(',') } : {}),
+      ...(props.dnsServers?.length ? { DNS_SERVERS: props.dnsServers.join(',') } : {}),
+      ...(props.edgeTlsAddress ? { EDGE_TLS_ADDRESS: props.edgeTlsAddress } : {}),
     };
     const make = (name: LambdaName, timeout: Duration, memorySize: number, env = environment) =>
       new lambda.Function(this, `${name}-fn`, {
@@ -282,6 +297,13 @@ export class SelfdevopStack extends Stack {
       description: 'hourly maintenance jobs, run by the worker through the scheduled-jobs queue',
       schedule: events.Schedule.rate(Duration.hours(1)),
       targets: [new LambdaFunction(schedule, { retryAttempts: 2, maxEventAge: Duration.hours(1) })],
+    });
+    new events.Rule(this, 'DomainSweepRule', {
+      ruleName: `${prefix}domain-sweep`,
+      description: 're-arms custom-domain checks whose message chain stopped, every minute, through the scheduled-jobs queue',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      // A sweep that could not start within its minute is superseded by the next one.
+      targets: [new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(1) })],
     });
     new Trigger(this, 'MigrateOnDeploy', {
       handler: migrate,

@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleLambdas } from '../../infra-cdk/bundle.ts';
 import { toProxyEventV2 } from './lambda-requester.ts';
 import { SelfdevopStack, cloudQueues, maxReceiveCount, workerTimeoutSeconds, type LambdaName } from '../../infra-cdk/stack.ts';
+import { cloudWorkerQueues } from '../../functions/lambda/worker-queues.ts';
+import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 
 /** The settings the stack gives each function, with local stand-ins (nothing is called at start). */
 const cloudEnv = {
@@ -54,6 +56,9 @@ beforeAll(async () => {
     edgeDomain: 'apps.example.com',
     caddyAdminUrl: 'http://10.0.0.10:2019',
     alarmEmail: 'ops@example.com',
+    edgeIpv4: ['203.0.113.10', '203.0.113.11'],
+    dnsServers: ['10.0.0.2'],
+    edgeTlsAddress: '10.0.0.10:443',
     env: { account: '111122223333', region: 'eu-west-1' },
   });
   template = Template.fromStack(stack);
@@ -236,6 +241,74 @@ describe('cloud stack', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/ApiGateway', MetricName: '5xx', Statistic: 'Sum', Threshold: 5 });
     expect(alarms.filter((a) => a.Properties.Namespace === 'AWS/Lambda' && a.Properties.MetricName === 'Errors')).toHaveLength(5);
     template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+  });
+
+  it('has a queue for every queue the worker consumes, and no other', () => {
+    expect([...cloudQueues].sort()).toEqual([...cloudWorkerQueues].sort());
+  });
+
+  it('gives the domain and webhook queues a FIFO queue, a FIFO dead-letter queue and a worker mapping', () => {
+    const worker = stack.getLogicalId(stack.functions.worker.node.defaultChild as CfnFunction);
+    const mappings = resources('AWS::Lambda::EventSourceMapping');
+    for (const name of ['domain-checks', 'webhook-events', 'webhook-deliveries']) {
+      const byName = (queueName: string) => {
+        const found = Object.entries(template.findResources('AWS::SQS::Queue', { Properties: { QueueName: queueName } }));
+        expect(found, queueName).toHaveLength(1);
+        return found[0]!;
+      };
+      const [dlqId] = byName(`selfdevop-${name}__dlq.fifo`);
+      template.hasResourceProperties('AWS::SQS::Queue', { QueueName: `selfdevop-${name}__dlq.fifo`, FifoQueue: true, MessageRetentionPeriod: 14 * 86400 });
+      const [mainId, main] = byName(`selfdevop-${name}.fifo`);
+      expect(main).toMatchObject({
+        Properties: {
+          FifoQueue: true,
+          ContentBasedDeduplication: true,
+          VisibilityTimeout: 6 * workerTimeoutSeconds,
+          RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlqId, 'Arn'] }, maxReceiveCount },
+        },
+      });
+      const [delayId, delay] = byName(`selfdevop-${name}__delay`);
+      expect((delay as Resource).Properties).toMatchObject({ VisibilityTimeout: 6 * workerTimeoutSeconds, RedrivePolicy: { maxReceiveCount } });
+      for (const queueId of [mainId, delayId]) {
+        const mapping = mappings.find((m) => JSON.stringify(m.Properties.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': [queueId, 'Arn'] }));
+        expect(mapping?.Properties, `${name}: ${queueId} mapped`).toMatchObject({
+          FunctionName: { Ref: worker },
+          FunctionResponseTypes: ['ReportBatchItemFailures'],
+          BatchSize: 10,
+        });
+      }
+    }
+  });
+
+  it('sweeps custom domains every minute through the schedule function, a sweep never older than its minute', () => {
+    const schedule = stack.getLogicalId(stack.functions.schedule.node.defaultChild as CfnFunction);
+    template.hasResourceProperties('AWS::Events::Rule', {
+      Name: 'selfdevop-domain-sweep',
+      ScheduleExpression: 'rate(1 minute)',
+      State: 'ENABLED',
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [schedule, 'Arn'] },
+          RetryPolicy: { MaximumRetryAttempts: 1, MaximumEventAgeInSeconds: 60 },
+        }),
+      ],
+    });
+    // The rule may invoke the schedule function (the job name is the rule's, minus the prefix).
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [schedule, 'Arn'] },
+      Principal: 'events.amazonaws.com',
+      SourceArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DomainSweepRule'), 'Arn'] },
+    });
+  });
+
+  it('gives the worker the custom-domain settings', () => {
+    const worker = resources('AWS::Lambda::Function').find((f) => f.Properties.Timeout === workerTimeoutSeconds)!;
+    expect((worker.Properties.Environment as { Variables: Record<string, unknown> }).Variables).toMatchObject({
+      EDGE_IPV4: '203.0.113.10,203.0.113.11',
+      DNS_SERVERS: '10.0.0.2',
+      EDGE_TLS_ADDRESS: '10.0.0.10:443',
+    });
   });
 
   it('runs the migrations on every deploy before the functions are updated', () => {

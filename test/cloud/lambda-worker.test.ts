@@ -2,49 +2,17 @@
  * The worker and schedule Lambdas with the event payloads AWS sends them: SQS batches
  * (answered with batchItemFailures) and EventBridge scheduled events.
  */
-import { ChangeMessageVisibilityCommand, DeleteMessageCommand } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { MemoryLogger } from '../../adapters/logger/memory.ts';
 import { MemoryQueue } from '../../adapters/queue/memory.ts';
-import { MemoryIdempotencyLedger, SqsQueue, type SqsRecord } from '../../adapters/queue/sqs.ts';
+import { MemoryIdempotencyLedger, SqsQueue } from '../../adapters/queue/sqs.ts';
 import type { MessageHandler, QueueMessage } from '../../core/ports.ts';
 import { isScheduledEvent, isSqsEvent } from '../../functions/lambda/events.ts';
 import { createScheduleHandler, handleScheduledJob, scheduledJobsQueue, type ScheduledJob } from '../../functions/lambda/schedule-handler.ts';
 import { createWorkerHandler } from '../../functions/lambda/worker-handler.ts';
 import { FakeSqs } from './fakes/sqs.ts';
-
-/** Receives from the fake as Lambda's event source mapping does, and shapes an SQS event. */
-async function pollEvent(fake: FakeSqs, queue: SqsQueue, physical: string, max = 10, visibilityTimeout = 30): Promise<{ Records: SqsRecord[] }> {
-  const url = await queue.urlOf(physical);
-  const q = fake.byUrl(url);
-  const out = (fake as unknown as { receive(i: object): { Messages: Array<{ MessageId: string; ReceiptHandle: string; Body: string; Attributes: Record<string, string>; MessageAttributes: Record<string, { StringValue?: string; DataType?: string }> }> } }).receive({
-    QueueUrl: url,
-    MaxNumberOfMessages: max,
-    VisibilityTimeout: visibilityTimeout,
-  });
-  return {
-    Records: out.Messages.map((m) => ({
-      messageId: m.MessageId,
-      receiptHandle: m.ReceiptHandle,
-      body: m.Body,
-      attributes: { ApproximateFirstReceiveTimestamp: String(Date.now()), SenderId: 'AROAEXAMPLE', ...m.Attributes },
-      messageAttributes: Object.fromEntries(
-        Object.entries(m.MessageAttributes).map(([k, v]) => [k, { stringValue: v.StringValue, stringListValues: [], binaryListValues: [], dataType: v.DataType }]),
-      ),
-      md5OfBody: 'e4e68fb7bd0e697a0ae8f1bb342846b3',
-      eventSource: 'aws:sqs',
-      eventSourceARN: q.arn,
-      awsRegion: 'eu-west-1',
-    })),
-  };
-}
-
-/** What the event source mapping does with the answer: deletes every record not reported. */
-async function settle(fake: FakeSqs, queue: SqsQueue, physical: string, event: { Records: SqsRecord[] }, out: { batchItemFailures: { itemIdentifier: string }[] }) {
-  const failed = new Set(out.batchItemFailures.map((f) => f.itemIdentifier));
-  const url = await queue.urlOf(physical);
-  for (const r of event.Records) if (!failed.has(r.messageId)) await fake.client.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: r.receiptHandle }));
-}
+import { pollEvent, settle } from './sqs-lambda.ts';
 
 function setup(handlers: Record<string, MessageHandler<never>>) {
   const fake = new FakeSqs();

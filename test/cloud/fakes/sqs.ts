@@ -116,6 +116,21 @@ export class FakeSqs {
     return q;
   }
 
+  /**
+   * Sends of every other SQSClient (the one a composition root makes for itself) go to this
+   * fake too, until the returned undo runs.
+   */
+  interceptEveryClient(): () => void {
+    const own = this.client;
+    const original = SQSClient.prototype.send;
+    SQSClient.prototype.send = function (...args: Parameters<SQSClient['send']>) {
+      return (own.send as (...a: unknown[]) => unknown)(...args);
+    } as SQSClient['send'];
+    return () => {
+      SQSClient.prototype.send = original;
+    };
+  }
+
   /** Bodies of the messages held by the named queue, in order. */
   bodies(name: string): string[] {
     return (this.queues.get(name)?.messages ?? []).map((m) => m.body);

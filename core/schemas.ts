@@ -145,7 +145,10 @@ export const webhookUrl = z
     }
   }, 'must be an http(s) URL without credentials');
 
-const privateHost = /^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|0\.|\[?::1\]?$|\[?f[cd][0-9a-f]{2}:)/i;
+// A first check at creation, for a clear 400; the cloud's sender checks the resolved address
+// at every delivery too (adapters/http/node.ts), since a public name can be re-pointed.
+const privateHost =
+  /^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.|0\.|\[?::1?\]?$|\[?f[cde][0-9a-f]{2}:|\[::ffff:)/i;
 
 /** True for a URL whose host is loopback, link-local or private (an SSRF target in a SaaS). */
 export const isPrivateUrl = (v: string): boolean => privateHost.test(new URL(v).hostname);

@@ -7,7 +7,7 @@ import { AskGate } from '../../core/domains/ask-gate.ts';
 import { defaultDomainConfig, type DomainConfig, type DomainDeps } from '../../core/domains/deps.ts';
 import { NegativeCachingResolver } from '../../core/domains/dns-cache.ts';
 import { RateLimiter } from '../../core/rate-limit.ts';
-import type { Logger } from '../../core/ports.ts';
+import type { HttpSender, Logger } from '../../core/ports.ts';
 import { defaultReleaseConfig, type ReleaseDeps } from '../../core/release/deps.ts';
 import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
 import { queueEventPublisher } from '../../core/webhooks/events.ts';
@@ -63,6 +63,8 @@ export interface CloudOverrides {
   ledger?: CloudLedger;
   /** Reads a Secrets Manager secret; the Parameters and Secrets Lambda extension unless set. */
   readSecret?: (arn: string) => Promise<string>;
+  /** Delivers webhooks; one that refuses private addresses unless set (tests deliver to loopback). */
+  webhookSender?: HttpSender;
 }
 
 /**
@@ -121,8 +123,9 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     store,
     queue,
     vault,
-    // Hosts were checked against private addresses when the webhook was made (allowPrivateWebhooks stays off).
-    http: new NodeHttpSender(),
+    // Hosts are checked when a webhook is made (allowPrivateWebhooks stays off) and again at
+    // each delivery, against the address actually resolved: a name may be re-pointed later.
+    http: overrides.webhookSender ?? new NodeHttpSender({ refusePrivateAddresses: true }),
     clock,
     logger: logger.child({ component: 'webhooks' }),
     config: { deliveryTimeoutMs: 10_000, maxDeliveryAttempts: 8 },

@@ -158,6 +158,9 @@ describe('migrate Lambda and the cloud composition root', () => {
       expect(system.domains.config).toMatchObject({ edgeDomain: 'apps.example.com', edgeIpv4: ['203.0.113.10'] });
       expect(system.domains.events).toBe(system.release.events);
       expect(system.webhooks.queue).toBe(system.queue);
+      // ...and checks again at delivery, against the address the name resolves to then.
+      const delivery = await system.webhooks.http.post('http://localhost:9/hook', '{}', {}, 2_000);
+      expect(delivery).toEqual({ status: null, error: expect.stringMatching(/localhost resolves to the private address/) });
       await expect(system.api.store.ping()).resolves.toBeUndefined();
       // The default ledger is PostgreSQL's, pruned by the maintenance job.
       await system.maintenance();

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../adapters/db/migrator.ts';
 import { fromCloud, type CloudSystem } from '../../adapters/modes/cloud.ts';
 import { fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
+import { NodeHttpSender } from '../../adapters/http/node.ts';
 import type { DomainDeps } from '../../core/domains/deps.ts';
 import { createDomain, verifyDomain } from '../../core/domains/use-cases.ts';
 import { InvalidInput } from '../../core/errors.ts';
@@ -210,7 +211,8 @@ describe.skipIf(!ready)('custom-domain and webhook workers: pg-boss and the Lamb
           DNS_SERVERS: dns.dnsAddress,
           LOG_LEVEL: 'info',
         }),
-        { logDestination: { write: (l) => void cloudLines.push(l) } },
+        // The receiver is on loopback, which the cloud's own sender refuses at delivery.
+        { logDestination: { write: (l) => void cloudLines.push(l) }, webhookSender: new NodeHttpSender() },
       );
       const cloud = system;
       // What the stack creates: each worker queue, its FIFO dead-letter queue and its delay queue.

@@ -15,6 +15,7 @@ import {
 } from '../../../core/webhooks/deliver.ts';
 import { queueEventPublisher, webhookDeliveriesQueue, webhookEventsQueue, type WebhookEventMessage } from '../../../core/webhooks/events.ts';
 import { signPayload, verifySignature } from '../../../core/webhooks/signature.ts';
+import { isPrivateUrl } from '../../../core/schemas.ts';
 import { anAuditEvent, anOrg, aWebhook } from '../../contracts/store.case.ts';
 
 describe('webhook signatures', () => {
@@ -122,4 +123,32 @@ describe('webhook fan-out and delivery', () => {
     expect(await deliverWebhook(deps, { orgId, webhookId: 'whk_all', event: messageOf(event).event }, 1)).toEqual({ delivered: false, status: null });
     expect(deps.http.sent).toEqual([]);
   });
+});
+
+describe('isPrivateUrl (the check when a webhook is created)', () => {
+  it.each([
+    'http://localhost/h',
+    'http://127.0.0.1/h',
+    'http://10.0.0.5/h',
+    'http://172.20.0.1/h',
+    'http://192.168.0.1/h',
+    'http://169.254.169.254/latest/meta-data',
+    'http://100.64.0.1/h',
+    'http://0.0.0.0/h',
+    'http://[::1]/h',
+    'http://[::]/h',
+    'http://[fd12::1]/h',
+    'http://[fe80::1]/h',
+    'http://[::ffff:127.0.0.1]/h',
+    'http://2130706433/h',
+  ])('%s is private', (url) => {
+    expect(isPrivateUrl(url)).toBe(true);
+  });
+
+  it.each(['https://hooks.example.com/h', 'http://203.0.113.10/h', 'http://172.32.0.1/h', 'http://100.128.0.1/h', 'http://[2001:db8::1]/h'])(
+    '%s is not',
+    (url) => {
+      expect(isPrivateUrl(url)).toBe(false);
+    },
+  );
 });

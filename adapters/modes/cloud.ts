@@ -7,7 +7,9 @@ import { RateLimiter } from '../../core/rate-limit.ts';
 import type { Logger } from '../../core/ports.ts';
 import { defaultReleaseConfig, type ReleaseDeps } from '../../core/release/deps.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';
+import { dashboardCallbackPath, dashboardSignedOutPath } from '../../functions/api/dashboard/hosted-paths.ts';
 import { CognitoAuth } from '../auth/cognito.ts';
+import { CognitoHostedUi } from '../auth/cognito-hosted-ui.ts';
 import { SystemClock } from '../clock/system.ts';
 import { fromDatabaseUrl } from '../db/postgres.ts';
 import { CaddyEdgeRouter } from '../edge/caddy.ts';
@@ -46,6 +48,8 @@ export interface CloudOverrides {
   ledger?: IdempotencyLedger;
   /** Reads a Secrets Manager secret; the Parameters and Secrets Lambda extension unless set. */
   readSecret?: (arn: string) => Promise<string>;
+  /** Where the user pool answers; AWS (the pool's JWKS, https://COGNITO_DOMAIN) unless set (tests). */
+  cognito?: { jwksUrl?: string; hostedUiUrl?: string };
 }
 
 /**
@@ -78,7 +82,14 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     userPoolId: config.COGNITO_USER_POOL_ID,
     clientId: config.COGNITO_CLIENT_ID,
     resolveUserId: fromIdentityRepo(store.identity),
+    jwksUrl: overrides.cognito?.jwksUrl,
     clock,
+  });
+  const hostedSignIn = new CognitoHostedUi({
+    baseUrl: overrides.cognito?.hostedUiUrl ?? `https://${config.COGNITO_DOMAIN}`,
+    clientId: config.COGNITO_CLIENT_ID,
+    callbackUrl: `${config.DASHBOARD_URL}${dashboardCallbackPath}`,
+    signedOutUrl: `${config.DASHBOARD_URL}${dashboardSignedOutPath}`,
   });
   const ids = new RandomIds();
   const release: ReleaseDeps = {
@@ -111,6 +122,7 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     },
     config: { signupMode: config.SIGNUP_MODE, edgeDomain: config.EDGE_DOMAIN },
     api: { maxBodyBytes: config.MAX_BODY_BYTES, version: config.VERSION },
+    hostedSignIn,
   };
   return {
     api,

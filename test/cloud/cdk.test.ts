@@ -23,6 +23,8 @@ const cloudEnv = {
   DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
   COGNITO_USER_POOL_ID: 'eu-west-1_Test1',
   COGNITO_CLIENT_ID: 'testclient',
+  COGNITO_DOMAIN: 'selfdevop-test.auth.eu-west-1.amazoncognito.com',
+  DASHBOARD_URL: 'https://console.example.com',
   SECRETS_KMS_KEY_ID: 'alias/test',
   OBJECTS_BUCKET: 'selfdevop-test',
   SCHEDULER_ROLE_ARN: 'arn:aws:iam::111122223333:role/test',

@@ -15,6 +15,8 @@ new SelfdevopStack(app, process.env.STACK_NAME ?? 'Selfdevop', {
   edgeDomain: process.env.EDGE_DOMAIN ?? 'apps.example.com',
   caddyAdminUrl: process.env.CADDY_ADMIN_URL ?? 'http://10.0.0.10:2019',
   alarmEmail: process.env.ALARM_EMAIL,
+  authDomainPrefix: process.env.AUTH_DOMAIN_PREFIX ?? app.node.tryGetContext('selfdevop:authDomainPrefix') ?? 'selfdevop-example',
+  dashboardUrl: process.env.DASHBOARD_URL,
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
 const assembly = app.synth();

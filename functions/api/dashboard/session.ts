@@ -14,7 +14,8 @@ export class Redirect extends Error {
   }
 }
 
-function secure(c: Context): boolean {
+/** Whether the browser reached the dashboard over https (directly or through a proxy). */
+export function isHttps(c: Context): boolean {
   return new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
 }
 
@@ -33,7 +34,7 @@ export function setSessionCookie(
     httpOnly: true,
     sameSite: scope.sameSite ?? 'Strict',
     path: scope.path ?? '/',
-    secure: secure(c) || scope.secure === true,
+    secure: isHttps(c) || scope.secure === true,
     maxAge,
   });
 }

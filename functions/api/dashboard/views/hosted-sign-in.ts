@@ -16,6 +16,7 @@ import type { Html } from '../layout.ts';
 import { randomToken, s256Challenge, sameText } from '../pkce.ts';
 import {
   clearSession,
+  isHttps,
   render,
   safeNext,
   setSessionCookie,
@@ -94,7 +95,7 @@ export function registerHostedSignIn(app: Hono, fetchApi: ApiFetch, hosted: Host
   }
 
   function forgetRefresh(c: Context) {
-    deleteCookie(c, refreshCookie, { ...refreshScope, secure });
+    deleteCookie(c, refreshCookie, { ...refreshScope, secure: secure || isHttps(c) });
   }
 
   async function startSignIn(c: Context) {
@@ -139,7 +140,7 @@ export function registerHostedSignIn(app: Hono, fetchApi: ApiFetch, hosted: Host
   app.get(dashboardCallbackPath, async (c) => {
     const attempt = readAttempt(c);
     // Single use: whatever happens next, this attempt is over.
-    deleteCookie(c, attemptCookie, { ...attemptScope, secure });
+    deleteCookie(c, attemptCookie, { ...attemptScope, secure: secure || isHttps(c) });
     const q = c.req.query();
     if (q.error) {
       const reason =

@@ -167,6 +167,8 @@ async function main(): Promise<void> {
       DATABASE_URL: db.url,
       COGNITO_USER_POOL_ID: 'eu-west-1_Bench1',
       COGNITO_CLIENT_ID: 'benchclient',
+      COGNITO_DOMAIN: 'selfdevop-bench.auth.eu-west-1.amazoncognito.com',
+      DASHBOARD_URL: 'https://console.example.com',
       SECRETS_KMS_KEY_ID: 'alias/bench',
       OBJECTS_BUCKET: 'selfdevop-bench',
       SCHEDULER_ROLE_ARN: 'arn:aws:iam::111122223333:role/bench',

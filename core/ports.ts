@@ -71,6 +71,34 @@ export interface AuthProvider {
   verifyPassword?(password: string, hash: string): Promise<boolean>;
 }
 
+/** What an OAuth 2.0 token endpoint hands back for a sign-in or a refresh. */
+export interface SignInTokens {
+  /** The token the AuthProvider verifies (a Cognito access token). */
+  accessToken: string;
+  /** Absent on a refresh: the refresh token stays the one the sign-in gave. */
+  refreshToken?: string;
+  /** Seconds the access token lives. */
+  expiresIn: number;
+}
+
+/**
+ * A hosted sign-in page (Cognito's hosted UI), reached with the OAuth 2.0 authorization
+ * code grant and PKCE as a public client. The dashboard sends browsers there and trades
+ * the code they come back with for tokens. Cloud mode only: local mode signs in itself.
+ * Failures are DomainErrors: Unauthenticated when the provider refuses a code or refresh
+ * token, Unavailable when it cannot be reached.
+ */
+export interface HostedSignIn {
+  /** Where the provider sends the browser back with `code` and `state`. */
+  readonly callbackUrl: string;
+  /** The sign-in page for one attempt; `codeChallenge` is the S256 PKCE challenge. */
+  authorizeUrl(attempt: { state: string; codeChallenge: string }): string;
+  /** Ends the provider's own session, then returns the browser to the dashboard. */
+  logoutUrl(): string;
+  exchangeCode(code: string, codeVerifier: string): Promise<SignInTokens>;
+  refresh(refreshToken: string): Promise<SignInTokens>;
+}
+
 // ---------------------------------------------------------------- queue and schedules
 
 export interface QueueMessage<T = unknown> {

@@ -18,6 +18,8 @@ new SelfdevopStack(app, process.env.STACK_NAME ?? 'Selfdevop', {
   edgeIpv4: process.env.EDGE_IPV4?.split(',').filter(Boolean),
   dnsServers: process.env.DNS_SERVERS?.split(',').filter(Boolean),
   edgeTlsAddress: process.env.EDGE_TLS_ADDRESS,
+  authDomainPrefix: process.env.AUTH_DOMAIN_PREFIX ?? app.node.tryGetContext('selfdevop:authDomainPrefix') ?? 'selfdevop-example',
+  dashboardUrl: process.env.DASHBOARD_URL,
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
 const assembly = app.synth();

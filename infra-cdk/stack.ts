@@ -5,7 +5,7 @@
  * CloudWatch alarms on the things that need a human. Function code comes in as asset
  * folders bundled beforehand (infra-cdk/bundle.ts), so synth needs no Docker.
  */
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Lazy, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { HttpApi, PayloadFormatVersion } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -28,6 +28,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Trigger } from 'aws-cdk-lib/triggers';
 import type { Construct } from 'constructs';
+import { dashboardCallbackPath, dashboardSignedOutPath } from '../functions/api/dashboard/hosted-paths.ts';
 
 export type LambdaName = 'api' | 'worker' | 'schedule' | 'migrate' | 'cognito-tokens';
 
@@ -49,6 +50,22 @@ export interface SelfdevopStackProps extends StackProps {
   /** Prefix of queue, rule and schedule names; `selfdevop-` unless set. */
   namePrefix?: string;
   multiAz?: boolean;
+  /**
+   * The hosted sign-in page's domain prefix (`<prefix>.auth.<region>.amazoncognito.com`),
+   * unique within the region; the `selfdevop:authDomainPrefix` context value unless set.
+   */
+  authDomainPrefix?: string;
+  /** Where the dashboard is served (an https origin); the HTTP API's own URL unless set. */
+  dashboardUrl?: string;
+}
+
+/** Cognito's rules for a domain prefix: lowercase, digits and hyphens, none of its reserved words. */
+export function checkAuthDomainPrefix(prefix: string | undefined): string {
+  if (!prefix)
+    throw new Error('authDomainPrefix is required: pass it as a prop or with -c selfdevop:authDomainPrefix=<prefix>');
+  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(prefix) || /aws|amazon|cognito/.test(prefix))
+    throw new Error(`authDomainPrefix ${JSON.stringify(prefix)} must be lowercase letters, digits and hyphens, without "aws", "amazon" or "cognito"`);
+  return prefix;
 }
 
 /** The logical queues the functions use; each becomes a FIFO queue, its FIFO DLQ and a delay queue. */
@@ -140,9 +157,26 @@ export class SelfdevopStack extends Stack {
       accountRecovery: cognito.AccountRecovery.EMAIL_ONLY,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // The dashboard signs users in on the hosted UI: authorization code grant only, and no
+    // secret (a public client, so the dashboard binds each code to its browser with PKCE).
+    const authDomainPrefix = checkAuthDomainPrefix(props.authDomainPrefix ?? this.node.tryGetContext('selfdevop:authDomainPrefix'));
+    userPool.addDomain('HostedUi', { cognitoDomain: { domainPrefix: authDomainPrefix } });
+    const cognitoDomain = `${authDomainPrefix}.auth.${this.region}.amazoncognito.com`;
+    if (props.dashboardUrl !== undefined && !/^https:\/\/[a-z0-9.-]+(:\d+)?$/.test(props.dashboardUrl))
+      throw new Error(`dashboardUrl must be an https origin such as https://console.example.com, got ${JSON.stringify(props.dashboardUrl)}`);
+    // The HTTP API is made further down; its URL is read when the template is written.
+    const dashboardUrl = props.dashboardUrl ?? Lazy.string({ produce: () => this.api.apiEndpoint });
     const client = userPool.addClient('Dashboard', {
       authFlows: { userSrp: true },
       generateSecret: false,
+      oAuth: {
+        flows: { authorizationCodeGrant: true, implicitCodeGrant: false, clientCredentials: false },
+        scopes: [cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL],
+        callbackUrls: [`${dashboardUrl}${dashboardCallbackPath}`],
+        logoutUrls: [`${dashboardUrl}${dashboardSignedOutPath}`],
+      },
+      supportedIdentityProviders: [cognito.UserPoolClientIdentityProvider.COGNITO],
+      enableTokenRevocation: true,
       preventUserExistenceErrors: true,
       accessTokenValidity: Duration.hours(1),
       idTokenValidity: Duration.hours(1),
@@ -208,6 +242,8 @@ export class SelfdevopStack extends Stack {
       DATABASE_SECRET_ARN: db.secret?.secretArn ?? '',
       COGNITO_USER_POOL_ID: userPool.userPoolId,
       COGNITO_CLIENT_ID: client.userPoolClientId,
+      COGNITO_DOMAIN: cognitoDomain,
+      DASHBOARD_URL: dashboardUrl,
       SECRETS_KMS_KEY_ID: key.keyArn,
       OBJECTS_BUCKET: bucket.bucketName,
       OBJECTS_KMS_KEY_ID: key.keyArn,
@@ -350,6 +386,8 @@ export class SelfdevopStack extends Stack {
     new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint });
     new CfnOutput(this, 'UserPoolId', { value: userPool.userPoolId });
     new CfnOutput(this, 'UserPoolClientId', { value: client.userPoolClientId });
+    new CfnOutput(this, 'HostedUiDomain', { value: cognitoDomain });
+    new CfnOutput(this, 'DashboardUrl', { value: `${dashboardUrl}/dashboard` });
     new CfnOutput(this, 'ObjectsBucket', { value: bucket.bucketName });
   }
 }

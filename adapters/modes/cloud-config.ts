@@ -10,6 +10,20 @@ const url = (protocols: string[]) =>
     }
   }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
 
+// Cognito accepts plain http callback URLs only for localhost; so does this.
+const dashboardUrl = z
+  .string()
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      const local = u.hostname === 'localhost' || u.hostname === '127.0.0.1';
+      return (u.protocol === 'https:' || (u.protocol === 'http:' && local)) && u.pathname === '/' && !u.search && !u.hash && !u.username;
+    } catch {
+      return false;
+    }
+  }, 'must be an https:// origin such as https://console.example.com (http:// only for localhost), with no path')
+  .transform((v) => new URL(v).origin);
+
 /**
  * Every setting the cloud mode reads (the stack sets them on each function), validated
  * once per container. A bad or missing value stops the function with a message naming it.
@@ -24,6 +38,12 @@ const schema = z
     COGNITO_REGION: region.optional(),
     COGNITO_USER_POOL_ID: z.string().regex(/^[\w-]+_[0-9a-zA-Z]+$/, 'must look like eu-west-1_AbC123'),
     COGNITO_CLIENT_ID: z.string().regex(/^[\w+]+$/, 'must be a Cognito app client id'),
+    /** The user pool's hosted UI domain (prefix or custom), where the dashboard signs users in. */
+    COGNITO_DOMAIN: z
+      .string()
+      .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, 'must be a domain name such as selfdevop.auth.eu-west-1.amazoncognito.com (no https://)'),
+    /** Where the dashboard is served; its /dashboard/auth/callback is the app client's callback URL. */
+    DASHBOARD_URL: dashboardUrl,
     SECRETS_KMS_KEY_ID: z.string().min(1, 'must name a KMS key (id, ARN or alias/name)'),
     OBJECTS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name'),
     OBJECTS_KMS_KEY_ID: z.string().min(1).optional(),

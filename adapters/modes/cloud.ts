@@ -12,7 +12,9 @@ import { defaultReleaseConfig, type ReleaseDeps } from '../../core/release/deps.
 import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
 import { queueEventPublisher } from '../../core/webhooks/events.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';
+import { dashboardCallbackPath, dashboardSignedOutPath } from '../../functions/api/dashboard/hosted-paths.ts';
 import { CognitoAuth } from '../auth/cognito.ts';
+import { CognitoHostedUi } from '../auth/cognito-hosted-ui.ts';
 import { SystemClock } from '../clock/system.ts';
 import { fromDatabaseUrl } from '../db/postgres.ts';
 import { NodeDnsResolver } from '../dns/node.ts';
@@ -65,6 +67,8 @@ export interface CloudOverrides {
   readSecret?: (arn: string) => Promise<string>;
   /** Delivers webhooks; one that refuses private addresses unless set (tests deliver to loopback). */
   webhookSender?: HttpSender;
+  /** Where the user pool answers; AWS (the pool's JWKS, https://COGNITO_DOMAIN) unless set (tests). */
+  cognito?: { jwksUrl?: string; hostedUiUrl?: string };
 }
 
 /**
@@ -99,7 +103,14 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     userPoolId: config.COGNITO_USER_POOL_ID,
     clientId: config.COGNITO_CLIENT_ID,
     resolveUserId: fromIdentityRepo(store.identity),
+    jwksUrl: overrides.cognito?.jwksUrl,
     clock,
+  });
+  const hostedSignIn = new CognitoHostedUi({
+    baseUrl: overrides.cognito?.hostedUiUrl ?? `https://${config.COGNITO_DOMAIN}`,
+    clientId: config.COGNITO_CLIENT_ID,
+    callbackUrl: `${config.DASHBOARD_URL}${dashboardCallbackPath}`,
+    signedOutUrl: `${config.DASHBOARD_URL}${dashboardSignedOutPath}`,
   });
   const ids = new RandomIds();
   const release: ReleaseDeps = {
@@ -174,6 +185,7 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     // A SaaS must not let tenants make it call into its own network (SSRF).
     config: { signupMode: config.SIGNUP_MODE, edgeDomain: config.EDGE_DOMAIN, allowPrivateWebhooks: false },
     api: { maxBodyBytes: config.MAX_BODY_BYTES, version: config.VERSION },
+    hostedSignIn,
   };
   return {
     api,

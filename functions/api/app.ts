@@ -182,7 +182,7 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
   }
   // The web dashboard (functions/api/dashboard): HTML pages that call this same app in
   // process with the user's token, so they are clients of the public API like the CLI.
-  app.route('/', dashboardApp((request, env) => app.fetch(request, env)));
+  app.route('/', dashboardApp((request, env) => app.fetch(request, env), { hostedSignIn: deps.hostedSignIn }));
   return app;
 }
 

@@ -1,5 +1,5 @@
 import type { CoreDeps } from '../../core/use-cases/deps.ts';
-import type { EventQueue, Metrics } from '../../core/ports.ts';
+import type { EventQueue, HostedSignIn, Metrics } from '../../core/ports.ts';
 import type { ReleaseDeps } from '../../core/release/deps.ts';
 import type { AskGate } from '../../core/domains/ask-gate.ts';
 import type { DomainDeps } from '../../core/domains/deps.ts';
@@ -14,6 +14,8 @@ export interface ApiDeps extends CoreDeps {
   metrics: Metrics & { render?(): Promise<{ contentType: string; body: string }> };
   /** Extra readiness checks beyond the database and queue (name → check). */
   readiness?: Record<string, () => Promise<void>>;
+  /** Cloud mode: the dashboard signs users in on this hosted page instead of its own form. */
+  hostedSignIn?: HostedSignIn;
   api: {
     /** Largest request body accepted, in bytes. */
     maxBodyBytes: number;

@@ -25,6 +25,8 @@ const cloudEnv = {
   DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
   COGNITO_USER_POOL_ID: 'eu-west-1_Test1',
   COGNITO_CLIENT_ID: 'testclient',
+  COGNITO_DOMAIN: 'selfdevop-test.auth.eu-west-1.amazoncognito.com',
+  DASHBOARD_URL: 'https://console.example.com',
   SECRETS_KMS_KEY_ID: 'alias/test',
   OBJECTS_BUCKET: 'selfdevop-test',
   SCHEDULER_ROLE_ARN: 'arn:aws:iam::111122223333:role/test',
@@ -59,6 +61,7 @@ beforeAll(async () => {
     edgeIpv4: ['203.0.113.10', '203.0.113.11'],
     dnsServers: ['10.0.0.2'],
     edgeTlsAddress: '10.0.0.10:443',
+    authDomainPrefix: 'selfdevop-test',
     env: { account: '111122223333', region: 'eu-west-1' },
   });
   template = Template.fromStack(stack);
@@ -206,6 +209,47 @@ describe('cloud stack', () => {
       PreventUserExistenceErrors: 'ENABLED',
       AccessTokenValidity: 60,
     });
+  });
+
+  it('serves the hosted sign-in UI on a domain prefix, for an authorization-code client with the dashboard\'s URLs', () => {
+    template.resourceCountIs('AWS::Cognito::UserPoolDomain', 1);
+    template.hasResourceProperties('AWS::Cognito::UserPoolDomain', { Domain: 'selfdevop-test', UserPoolId: Match.anyValue() });
+    const [client] = resources('AWS::Cognito::UserPoolClient');
+    const p = client!.Properties;
+    expect(p.GenerateSecret).toBe(false); // a public client: PKCE, not a secret, binds the code
+    expect(p.AllowedOAuthFlowsUserPoolClient).toBe(true);
+    expect(p.AllowedOAuthFlows).toEqual(['code']); // no implicit grant, no client credentials
+    expect(p.AllowedOAuthScopes).toEqual(['openid', 'email']);
+    expect(p.SupportedIdentityProviders).toEqual(['COGNITO']);
+    expect(p.EnableTokenRevocation).toBe(true);
+    // Without a dashboardUrl the dashboard is the HTTP API itself.
+    const apiId = Object.keys(template.findResources('AWS::ApiGatewayV2::Api'))[0]!;
+    const urls = JSON.stringify([p.CallbackURLs, p.LogoutURLs]);
+    expect(urls).toContain(`{"Fn::GetAtt":["${apiId}","ApiEndpoint"]}`);
+    expect(urls).toContain('/dashboard/auth/callback');
+    expect(urls).toContain('/dashboard/signed-out');
+    // Every function is told where the hosted UI and the dashboard are.
+    const api = resources('AWS::Lambda::Function').find((f) => JSON.stringify(f.Properties.Environment ?? {}).includes('COGNITO_DOMAIN'))!;
+    const env = (api.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env.COGNITO_DOMAIN).toBe('selfdevop-test.auth.eu-west-1.amazoncognito.com');
+    expect(JSON.stringify(env.DASHBOARD_URL)).toContain(`{"Fn::GetAtt":["${apiId}","ApiEndpoint"]}`);
+  });
+
+  it('registers a given dashboard URL exactly, and refuses a bad prefix or URL', () => {
+    const app = new App({ outdir: path.join(dir, 'cdk.out.console') });
+    const code = Object.fromEntries(Object.entries(stack.functions).map(([name]) => [name, path.join(dir, name)])) as Record<LambdaName, string>;
+    const base = { code, mailDomain: 'mail.example.com', edgeDomain: 'apps.example.com', caddyAdminUrl: 'http://10.0.0.10:2019', env: { account: '111122223333', region: 'eu-west-1' } };
+    const console = Template.fromStack(new SelfdevopStack(app, 'Console', { ...base, authDomainPrefix: 'acme-deploys', dashboardUrl: 'https://console.example.com' }));
+    console.hasResourceProperties('AWS::Cognito::UserPoolClient', {
+      CallbackURLs: ['https://console.example.com/dashboard/auth/callback'],
+      LogoutURLs: ['https://console.example.com/dashboard/signed-out'],
+    });
+    console.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ DASHBOARD_URL: 'https://console.example.com', COGNITO_DOMAIN: 'acme-deploys.auth.eu-west-1.amazoncognito.com' }) },
+    });
+    expect(() => new SelfdevopStack(app, 'NoPrefix', base)).toThrow('authDomainPrefix is required');
+    expect(() => new SelfdevopStack(app, 'BadPrefix', { ...base, authDomainPrefix: 'my-cognito' })).toThrow('without "aws", "amazon" or "cognito"');
+    expect(() => new SelfdevopStack(app, 'BadUrl', { ...base, authDomainPrefix: 'acme', dashboardUrl: 'http://console.example.com' })).toThrow('dashboardUrl must be an https origin');
   });
 
   it('rotates its KMS key and lets the functions use it', () => {

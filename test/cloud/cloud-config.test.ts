@@ -12,6 +12,8 @@ const env = {
   DATABASE_URL: 'postgres://selfdevop:pw@db.internal:5432/selfdevop',
   COGNITO_USER_POOL_ID: 'eu-west-1_AbC123',
   COGNITO_CLIENT_ID: 'abc123client',
+  COGNITO_DOMAIN: 'selfdevop.auth.eu-west-1.amazoncognito.com',
+  DASHBOARD_URL: 'https://console.example.com',
   SECRETS_KMS_KEY_ID: 'alias/selfdevop-secrets',
   OBJECTS_BUCKET: 'selfdevop-objects-111122223333',
   SCHEDULER_ROLE_ARN: 'arn:aws:iam::111122223333:role/selfdevop-scheduler',
@@ -67,6 +69,23 @@ describe('cloud configuration', () => {
     expect(message).toContain('  DNS_SERVERS: must be comma-separated ip[:port]');
     expect(message).toContain('  EDGE_TLS_ADDRESS: must be host:port');
     expect(message).toContain('  IDEMPOTENCY_RETENTION_DAYS: must be at least 1');
+  });
+
+  it('needs the hosted sign-in domain and the dashboard origin, https unless on localhost', () => {
+    const problems = (overrides: Record<string, string | undefined>) => {
+      try {
+        fromCloudEnv({ ...env, ...overrides });
+        return '';
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    expect(problems({ COGNITO_DOMAIN: undefined, DASHBOARD_URL: undefined })).toMatch(/ {2}COGNITO_DOMAIN: .*\n {2}DASHBOARD_URL: /);
+    expect(problems({ COGNITO_DOMAIN: 'https://selfdevop.auth.eu-west-1.amazoncognito.com' })).toContain('  COGNITO_DOMAIN: must be a domain name such as');
+    for (const bad of ['http://console.example.com', 'https://console.example.com/dashboard', 'console.example.com'])
+      expect(problems({ DASHBOARD_URL: bad }), bad).toContain('  DASHBOARD_URL: must be an https:// origin');
+    expect(fromCloudEnv({ ...env, DASHBOARD_URL: 'https://console.example.com/' }).DASHBOARD_URL).toBe('https://console.example.com');
+    expect(fromCloudEnv({ ...env, DASHBOARD_URL: 'http://localhost:8080' }).DASHBOARD_URL).toBe('http://localhost:8080');
   });
 
   it('needs DATABASE_URL or DATABASE_SECRET_ARN', () => {

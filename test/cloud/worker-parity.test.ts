@@ -201,6 +201,8 @@ describe.skipIf(!ready)('custom-domain and webhook workers: pg-boss and the Lamb
           DATABASE_URL: db.url,
           COGNITO_USER_POOL_ID: 'eu-west-1_AbC123',
           COGNITO_CLIENT_ID: 'abc123client',
+          COGNITO_DOMAIN: 'selfdevop-test.auth.eu-west-1.amazoncognito.com',
+          DASHBOARD_URL: 'https://console.example.com',
           SECRETS_KMS_KEY_ID: keyArn,
           OBJECTS_BUCKET: 'selfdevop-objects-111122223333',
           SCHEDULER_ROLE_ARN: 'arn:aws:iam::111122223333:role/selfdevop-scheduler',

@@ -109,7 +109,8 @@ describe('dashboard pages over HTTP', () => {
       headers: { cookie: 'sdo_session=not-a-token' },
       redirect: 'manual',
     });
-    expect(expired.headers.get('location')).toBe('/dashboard/login');
+    // Back to the same page once signed in again.
+    expect(expired.headers.get('location')).toBe('/dashboard/login?next=%2Fdashboard');
     expect(expired.headers.getSetCookie().join(';')).toMatch(/sdo_flash=/);
   });
 });

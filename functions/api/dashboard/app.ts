@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import { html } from 'hono/html';
+import type { HostedSignIn } from '../../../core/ports.ts';
 import type { ApiFetch } from './api.ts';
 import { css, js } from './assets.ts';
 import { render } from './session.ts';
@@ -10,26 +11,37 @@ import { registerProjects } from './views/projects.ts';
 import { registerReleases } from './views/releases.ts';
 import { registerServices } from './views/services.ts';
 
-/** Scripts and styles only from /dashboard/assets; no framing, forms post only to us. */
-const contentSecurityPolicy = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-].join('; ');
+/**
+ * Scripts and styles only from /dashboard/assets; no framing, forms post only to us (and,
+ * with a hosted sign-in, log out there: browsers apply form-action to the redirect too).
+ */
+const contentSecurityPolicy = (formTargets: string[]) =>
+  [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    ["form-action 'self'", ...formTargets].join(' '),
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+  ].join('; ');
 
 /**
  * The web dashboard: server-rendered pages that are clients of the public API. Every read
  * and write goes through `fetchApi` (the API app itself, in process) with the user's
  * session token, so the dashboard shows exactly what the API allows and says what it says.
- * @example app.route('/', dashboardApp((req, env) => app.fetch(req, env)))
+ * In cloud mode `hostedSignIn` replaces the login form with the hosted sign-in page.
+ * @example app.route('/', dashboardApp((req, env) => app.fetch(req, env), { hostedSignIn }))
  */
-export function dashboardApp(fetchApi: ApiFetch): Hono {
+export function dashboardApp(
+  fetchApi: ApiFetch,
+  options: { hostedSignIn?: HostedSignIn } = {},
+): Hono {
   const app = new Hono();
+  const csp = contentSecurityPolicy(
+    options.hostedSignIn ? [new URL(options.hostedSignIn.logoutUrl()).origin] : [],
+  );
 
   app.use('/dashboard/*', async (c, next) => {
     // Cookies are SameSite=Strict already; refusing cross-origin form posts outright also
@@ -52,7 +64,7 @@ export function dashboardApp(fetchApi: ApiFetch): Hono {
       }
     }
     await next();
-    c.header('Content-Security-Policy', contentSecurityPolicy);
+    c.header('Content-Security-Policy', csp);
     c.header('X-Content-Type-Options', 'nosniff');
     c.header('Referrer-Policy', 'same-origin');
     c.header('X-Frame-Options', 'DENY');
@@ -72,7 +84,7 @@ export function dashboardApp(fetchApi: ApiFetch): Hono {
     }),
   );
 
-  registerAuth(app, fetchApi);
+  registerAuth(app, fetchApi, options.hostedSignIn);
   registerProjects(app, fetchApi);
   registerServices(app, fetchApi);
   registerReleases(app, fetchApi);

@@ -14,7 +14,8 @@ export class Redirect extends Error {
   }
 }
 
-function secure(c: Context): boolean {
+/** Whether the browser reached the dashboard over https (directly or through a proxy). */
+export function isHttps(c: Context): boolean {
   return new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
 }
 
@@ -27,12 +28,13 @@ export function setSessionCookie(
   name: string,
   value: string,
   maxAge = 12 * 3600,
+  scope: { path?: string; sameSite?: 'Strict' | 'Lax'; secure?: boolean } = {},
 ): void {
   setCookie(c, name, value, {
     httpOnly: true,
-    sameSite: 'Strict',
-    path: '/',
-    secure: secure(c),
+    sameSite: scope.sameSite ?? 'Strict',
+    path: scope.path ?? '/',
+    secure: isHttps(c) || scope.secure === true,
     maxAge,
   });
 }
@@ -68,7 +70,8 @@ export interface Session {
   userId: string | null;
 }
 
-interface Me {
+/** Who the API says the caller is (GET /api/me). */
+export interface Me {
   actorType: string;
   userId: string | null;
   orgId: string | null;
@@ -90,7 +93,9 @@ export async function session(c: Context, fetchApi: ApiFetch): Promise<Session> 
     if (e instanceof ApiFailure && e.status === 401) {
       clearSession(c);
       flash(c, 'error', `Please log in again: ${e.message}`);
-      throw new Redirect('/dashboard/login');
+      throw new Redirect(
+        `/dashboard/login?next=${encodeURIComponent(new URL(c.req.url).pathname)}`,
+      );
     }
     throw e;
   }
@@ -134,6 +139,10 @@ export function back(c: Context, fallback: string): string {
   }
   return fallback;
 }
+
+/** Only our own pages: an open redirect would let a link send a fresh session elsewhere. */
+export const safeNext = (next: string | undefined) =>
+  next && /^\/dashboard(\/[\w\-/?=&.%]*)?$/.test(next) ? next : '/dashboard';
 
 /** A form's text field, trimmed; empty fields are undefined. */
 export function field(form: Record<string, unknown>, name: string): string | undefined {

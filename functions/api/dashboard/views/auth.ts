@@ -1,9 +1,11 @@
 import type { Context, Hono } from 'hono';
+import type { HostedSignIn } from '../../../../core/ports.ts';
 import { html } from 'hono/html';
 import { ApiFailure, DashboardApi, orgCookie, sessionCookie, type ApiFetch } from '../api.ts';
 import { action } from '../handler.ts';
 import type { Html } from '../layout.ts';
-import { clearSession, field, flash, render, setSessionCookie } from '../session.ts';
+import { clearSession, field, flash, render, safeNext, setSessionCookie } from '../session.ts';
+import { registerHostedSignIn } from './hosted-sign-in.ts';
 
 function authForm(kind: 'login' | 'signup', next: string): Html {
   const login = kind === 'login';
@@ -36,10 +38,6 @@ function authForm(kind: 'login' | 'signup', next: string): Html {
     </p>
   </div>`;
 }
-
-/** Only our own pages: an open redirect would let a link send a fresh session elsewhere. */
-const safeNext = (next: string | undefined) =>
-  next && /^\/dashboard(\/[\w\-/?=&.%]*)?$/.test(next) ? next : '/dashboard';
 
 async function signIn(c: Context, fetchApi: ApiFetch, kind: 'login' | 'signup') {
   const form = (await c.req.parseBody()) as Record<string, unknown>;
@@ -74,19 +72,10 @@ async function signIn(c: Context, fetchApi: ApiFetch, kind: 'login' | 'signup') 
   }
 }
 
-export function registerAuth(app: Hono, fetchApi: ApiFetch): void {
-  app.get('/dashboard/login', (c) =>
-    render(c, null, { title: 'Log in' }, authForm('login', safeNext(c.req.query('next')))),
-  );
-  app.get('/dashboard/signup', (c) =>
-    render(c, null, { title: 'Sign up' }, authForm('signup', '/dashboard')),
-  );
-  app.post('/dashboard/login', (c) => signIn(c, fetchApi, 'login'));
-  app.post('/dashboard/signup', (c) => signIn(c, fetchApi, 'signup'));
-  app.post('/dashboard/logout', (c) => {
-    clearSession(c);
-    return c.redirect('/dashboard/login', 303);
-  });
+/** Sign-in routes (the local form, or the hosted page when given one) and the org switcher. */
+export function registerAuth(app: Hono, fetchApi: ApiFetch, hostedSignIn?: HostedSignIn): void {
+  if (hostedSignIn) registerHostedSignIn(app, fetchApi, hostedSignIn);
+  else registerLocalSignIn(app, fetchApi);
   app.post(
     '/dashboard/org',
     action(fetchApi, '/dashboard', async (c, s, form) => {
@@ -111,4 +100,19 @@ export function registerAuth(app: Hono, fetchApi: ApiFetch): void {
       return '/dashboard';
     }),
   );
+}
+
+function registerLocalSignIn(app: Hono, fetchApi: ApiFetch): void {
+  app.get('/dashboard/login', (c) =>
+    render(c, null, { title: 'Log in' }, authForm('login', safeNext(c.req.query('next')))),
+  );
+  app.get('/dashboard/signup', (c) =>
+    render(c, null, { title: 'Sign up' }, authForm('signup', '/dashboard')),
+  );
+  app.post('/dashboard/login', (c) => signIn(c, fetchApi, 'login'));
+  app.post('/dashboard/signup', (c) => signIn(c, fetchApi, 'signup'));
+  app.post('/dashboard/logout', (c) => {
+    clearSession(c);
+    return c.redirect('/dashboard/login', 303);
+  });
 }

@@ -114,12 +114,91 @@ export const createServiceInput = z.strictObject({
   sticky: z.boolean().optional(),
 });
 
+const pemBlocks = (s: string) => [...s.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g)];
+const base64Body = /^[A-Za-z0-9+/=\s]+$/;
+// Everything outside the blocks may only be blank: a pasted file with a stray line is a mistake.
+const onlyBlocks = (s: string) => s.replace(/-----BEGIN ([A-Z0-9 ]+)-----\r?\n[\s\S]*?-----END \1-----/g, '').trim() === '';
+
+/** One or more PEM certificates (a CA bundle or a certificate with its chain). */
+export const pemCertificates = z
+  .string()
+  .max(64 * 1024, 'must be at most 64 KiB')
+  .refine((v) => {
+    const blocks = pemBlocks(v);
+    return blocks.length > 0 && onlyBlocks(v) && blocks.every(([, label, body]) => label === 'CERTIFICATE' && base64Body.test(body!));
+  }, 'must be PEM certificates (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)');
+
+const privateKeyLabels = ['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'OPENSSH PRIVATE KEY'];
+
+/**
+ * One unencrypted PEM private key (PKCS#8, PKCS#1, SEC1 or OpenSSH): the worker has no one
+ * to ask for a passphrase.
+ */
+export const pemPrivateKey = z
+  .string()
+  .max(64 * 1024, 'must be at most 64 KiB')
+  .refine((v) => !/ENCRYPTED/.test(v), { message: 'must not be encrypted with a passphrase (the worker cannot enter one)', abort: true })
+  .refine((v) => {
+    const blocks = pemBlocks(v);
+    return blocks.length === 1 && onlyBlocks(v) && privateKeyLabels.includes(blocks[0]![1]!) && base64Body.test(blocks[0]![2]!);
+  }, 'must be one PEM private key (-----BEGIN PRIVATE KEY----- … -----END PRIVATE KEY-----)');
+
+const sshKeyTypes = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;
+
+/**
+ * The SSH server's public host key: a line of `/etc/ssh/ssh_host_ed25519_key.pub` or of
+ * `ssh-keyscan` output (its leading host name is dropped). Normalised to `type base64`.
+ */
+export const sshHostKey = z
+  .string()
+  .max(16 * 1024)
+  .transform((v, ctx) => {
+    const words = v.trim().split(/\s+/);
+    const at = words.findIndex((w) => sshKeyTypes.test(w));
+    const blob = at >= 0 ? words[at + 1] : undefined;
+    if (at > 1 || !blob || !/^[A-Za-z0-9+/]+={0,2}$/.test(blob) || v.includes('\n')) {
+      ctx.addIssue({ code: 'custom', message: 'must be one OpenSSH public key line such as "ssh-ed25519 AAAAC3…" (ssh-keyscan prints it)' });
+      return z.NEVER;
+    }
+    return `${words[at]} ${blob}`;
+  });
+
+/** TLS client material for a tcp:// node, as Docker's `--tlsverify` setup makes it. */
+export const nodeTlsInput = z.strictObject({ ca: pemCertificates, cert: pemCertificates, key: pemPrivateKey });
+
+/** SSH credentials for an ssh:// node: pin the host key, or opt out of pinning explicitly. */
+export const nodeSshInput = z
+  .strictObject({
+    privateKey: pemPrivateKey,
+    hostKey: sshHostKey.optional(),
+    insecureIgnoreHostKey: z.literal(true).optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.hostKey === undefined && !v.insecureIgnoreHostKey) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hostKey'],
+        message: "is required: the server's public host key (ssh-keyscan HOST), or set insecureIgnoreHostKey: true to accept any",
+      });
+    }
+    if (v.hostKey !== undefined && v.insecureIgnoreHostKey) {
+      ctx.addIssue({ code: 'custom', path: ['insecureIgnoreHostKey'], message: 'cannot be set together with hostKey' });
+    }
+  });
+
 export const createNodeInput = z.strictObject({
   name: slugName,
   dockerHost,
   address: hostAddress,
   labels: labels.optional(),
+  tls: nodeTlsInput.optional(),
+  ssh: nodeSshInput.optional(),
 });
+
+/** New credentials for a node (rotation): each one given replaces the stored one. */
+export const updateNodeCredentialsInput = z
+  .strictObject({ tls: nodeTlsInput.optional(), ssh: nodeSshInput.optional() })
+  .refine((v) => v.tls !== undefined || v.ssh !== undefined, 'give tls or ssh');
 
 export const putSecretInput = z.strictObject({
   environment: slugName.optional(),
@@ -167,3 +246,6 @@ export type SignupInput = z.infer<typeof signupInput>;
 export type LoginInput = z.infer<typeof loginInput>;
 export type CreateServiceInput = z.infer<typeof createServiceInput>;
 export type CreateNodeInput = z.infer<typeof createNodeInput>;
+export type NodeTlsInput = z.infer<typeof nodeTlsInput>;
+export type NodeSshInput = z.infer<typeof nodeSshInput>;
+export type UpdateNodeCredentialsInput = z.infer<typeof updateNodeCredentialsInput>;

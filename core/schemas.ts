@@ -114,18 +114,43 @@ export const createServiceInput = z.strictObject({
   sticky: z.boolean().optional(),
 });
 
-const pemBlocks = (s: string) => [...s.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/g)];
-const base64Body = /^[A-Za-z0-9+/=\s]+$/;
-// Everything outside the blocks may only be blank: a pasted file with a stray line is a mistake.
-const onlyBlocks = (s: string) => s.replace(/-----BEGIN ([A-Z0-9 ]+)-----\r?\n[\s\S]*?-----END \1-----/g, '').trim() === '';
+/**
+ * The labels of the PEM blocks that make up `text`, or null when it is anything else (a
+ * stray line, a block without end or body). Line by line, so 64 KiB of hostile input
+ * costs one pass, not the quadratic scan a backtracking regex would make.
+ */
+function pemLabels(text: string): string[] | null {
+  const labels: string[] = [];
+  let open: string | null = null;
+  let bodyLines = 0;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (open === null) {
+      if (line === '') continue;
+      const begin = /^-----BEGIN ([A-Z0-9 ]{1,40})-----$/.exec(line);
+      if (!begin) return null;
+      open = begin[1]!;
+      bodyLines = 0;
+    } else if (line === `-----END ${open}-----`) {
+      if (bodyLines === 0) return null;
+      labels.push(open);
+      open = null;
+    } else if (/^[A-Za-z0-9+/]+={0,2}$/.test(line)) {
+      bodyLines++;
+    } else {
+      return null;
+    }
+  }
+  return open === null ? labels : null;
+}
 
 /** One or more PEM certificates (a CA bundle or a certificate with its chain). */
 export const pemCertificates = z
   .string()
   .max(64 * 1024, 'must be at most 64 KiB')
   .refine((v) => {
-    const blocks = pemBlocks(v);
-    return blocks.length > 0 && onlyBlocks(v) && blocks.every(([, label, body]) => label === 'CERTIFICATE' && base64Body.test(body!));
+    const labels = pemLabels(v);
+    return labels !== null && labels.length > 0 && labels.every((label) => label === 'CERTIFICATE');
   }, 'must be PEM certificates (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)');
 
 const privateKeyLabels = ['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'OPENSSH PRIVATE KEY'];
@@ -139,8 +164,8 @@ export const pemPrivateKey = z
   .max(64 * 1024, 'must be at most 64 KiB')
   .refine((v) => !/ENCRYPTED/.test(v), { message: 'must not be encrypted with a passphrase (the worker cannot enter one)', abort: true })
   .refine((v) => {
-    const blocks = pemBlocks(v);
-    return blocks.length === 1 && onlyBlocks(v) && privateKeyLabels.includes(blocks[0]![1]!) && base64Body.test(blocks[0]![2]!);
+    const labels = pemLabels(v);
+    return labels?.length === 1 && privateKeyLabels.includes(labels[0]!);
   }, 'must be one PEM private key (-----BEGIN PRIVATE KEY----- … -----END PRIVATE KEY-----)');
 
 const sshKeyTypes = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;

@@ -350,10 +350,10 @@ export class DockerRuntime implements ContainerRuntime {
     try {
       return await fn(docker);
     } catch (e) {
-      const tlsProblem = target.tls ? tlsFailure(e) : null;
-      // A certificate the other side refuses stays refused: failing now beats retrying.
-      if (tlsProblem)
-        throw new Error(`docker ${what} on ${target.dockerHost} failed: TLS ${tlsProblem}`, { cause: e });
+      const refused = target.tls ? tlsFailure(e) : target.ssh ? sshFailure(e) : null;
+      // A certificate or key the other side refuses stays refused: failing now beats retrying.
+      if (refused)
+        throw new Error(`docker ${what} on ${target.dockerHost} failed: ${refused}`, { cause: e });
       if (isConnectionError(e))
         throw new Unavailable('docker', `${target.dockerHost}: ${messageOf(e)}${target.tls && isHangUp(e) ? tlsHangUpHint : ''}`);
       if (isTimeout(e))
@@ -614,12 +614,25 @@ function tlsFailure(e: unknown): string | null {
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return null;
   if (certificateCodes.has(code)) {
-    return `handshake failed: the engine's certificate does not verify against the node's CA (${messageOf(e)}, ${code})`;
+    return `TLS handshake failed: the engine's certificate does not verify against the node's CA (${messageOf(e)}, ${code})`;
   }
   if (/^ERR_SSL_.*ALERT/.test(code)) {
-    return `handshake failed: the engine refused the node's client certificate (${code}); it must be signed by the CA the engine trusts (--tlscacert)`;
+    return `TLS handshake failed: the engine refused the node's client certificate (${code}); it must be signed by the CA the engine trusts (--tlscacert)`;
   }
-  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return `handshake failed: ${messageOf(e)} (${code})`;
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return `TLS handshake failed: ${messageOf(e)} (${code})`;
+  return null;
+}
+
+/** What ssh2 refused, for the release's reason; null for other errors (network ones stay transient). */
+function sshFailure(e: unknown): string | null {
+  const level = (e as { level?: unknown } | null)?.level;
+  const message = messageOf(e);
+  if (level === 'handshake' && /Host denied/.test(message)) {
+    return `SSH host key verification failed: the server's host key is not the one pinned for this node (${message})`;
+  }
+  if (level === 'client-authentication') {
+    return `SSH authentication failed: the server does not accept the node's private key for that user (${message})`;
+  }
   return null;
 }
 

@@ -108,6 +108,15 @@ export interface NodeRecord {
   labels: Record<string, string>;
   drainMode: boolean;
   createdAt: string;
+  /**
+   * The TLS client material ({ca, cert, key} as JSON) of a tcp:// node, sealed by the
+   * KeyVault under `nodeCredentialContext(orgId, id, 'tls')`; never shown by the API.
+   */
+  sealedTls: string | null;
+  /** The SSH key and pinned host key ({privateKey, hostKey}) of an ssh:// node, sealed likewise. */
+  sealedSsh: string | null;
+  /** When the credentials were last set; null for a node without any. */
+  credentialsUpdatedAt: string | null;
 }
 
 export const releaseStatuses = [

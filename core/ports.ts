@@ -177,7 +177,13 @@ export interface HttpSender {
 /** How to reach one Docker Engine. */
 export interface DockerTarget {
   dockerHost: string;
+  /** PEM client material for tcp:// (mutual TLS; the engine's certificate must chain to `ca`). */
   tls?: { ca: string; cert: string; key: string };
+  /**
+   * For ssh://: the private key, and the host key the server must present (an OpenSSH
+   * public key line); null only when the node was registered without host-key pinning.
+   */
+  ssh?: { privateKey: string; hostKey: string | null };
 }
 
 export interface ContainerSpec {
@@ -359,6 +365,8 @@ export interface OrgRepos {
     insert(n: NodeRecord): Promise<void>;
     get(id: string): Promise<NodeRecord | null>;
     list(page: PageRequest): Promise<Page<NodeRecord>>;
+    /** Replaces the sealed credentials; NotFound when the node is not the org's. */
+    setCredentials(id: string, patch: Pick<NodeRecord, 'sealedTls' | 'sealedSsh' | 'credentialsUpdatedAt'>): Promise<void>;
   };
   releases: {
     /** Throws ReleaseAlreadyInFlight when another release of the service environment is. */

@@ -114,12 +114,116 @@ export const createServiceInput = z.strictObject({
   sticky: z.boolean().optional(),
 });
 
+/**
+ * The labels of the PEM blocks that make up `text`, or null when it is anything else (a
+ * stray line, a block without end or body). Line by line, so 64 KiB of hostile input
+ * costs one pass, not the quadratic scan a backtracking regex would make.
+ */
+function pemLabels(text: string): string[] | null {
+  const labels: string[] = [];
+  let open: string | null = null;
+  let bodyLines = 0;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (open === null) {
+      if (line === '') continue;
+      const begin = /^-----BEGIN ([A-Z0-9 ]{1,40})-----$/.exec(line);
+      if (!begin) return null;
+      open = begin[1]!;
+      bodyLines = 0;
+    } else if (line === `-----END ${open}-----`) {
+      if (bodyLines === 0) return null;
+      labels.push(open);
+      open = null;
+    } else if (/^[A-Za-z0-9+/]+={0,2}$/.test(line)) {
+      bodyLines++;
+    } else {
+      return null;
+    }
+  }
+  return open === null ? labels : null;
+}
+
+/** One or more PEM certificates (a CA bundle or a certificate with its chain). */
+export const pemCertificates = z
+  .string()
+  .max(64 * 1024, 'must be at most 64 KiB')
+  .refine((v) => {
+    const labels = pemLabels(v);
+    return labels !== null && labels.length > 0 && labels.every((label) => label === 'CERTIFICATE');
+  }, 'must be PEM certificates (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)');
+
+const privateKeyLabels = ['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'OPENSSH PRIVATE KEY'];
+
+/**
+ * One unencrypted PEM private key (PKCS#8, PKCS#1, SEC1 or OpenSSH): the worker has no one
+ * to ask for a passphrase.
+ */
+export const pemPrivateKey = z
+  .string()
+  .max(64 * 1024, 'must be at most 64 KiB')
+  .refine((v) => !/ENCRYPTED/.test(v), { message: 'must not be encrypted with a passphrase (the worker cannot enter one)', abort: true })
+  .refine((v) => {
+    const labels = pemLabels(v);
+    return labels?.length === 1 && privateKeyLabels.includes(labels[0]!);
+  }, 'must be one PEM private key (-----BEGIN PRIVATE KEY----- … -----END PRIVATE KEY-----)');
+
+const sshKeyTypes = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;
+
+/**
+ * The SSH server's public host key: a line of `/etc/ssh/ssh_host_ed25519_key.pub` or of
+ * `ssh-keyscan` output (its leading host name is dropped). Normalised to `type base64`.
+ */
+export const sshHostKey = z
+  .string()
+  .max(16 * 1024)
+  .transform((v, ctx) => {
+    const words = v.trim().split(/\s+/);
+    const at = words.findIndex((w) => sshKeyTypes.test(w));
+    const blob = at >= 0 ? words[at + 1] : undefined;
+    if (at > 1 || !blob || !/^[A-Za-z0-9+/]+={0,2}$/.test(blob) || v.includes('\n')) {
+      ctx.addIssue({ code: 'custom', message: 'must be one OpenSSH public key line such as "ssh-ed25519 AAAAC3…" (ssh-keyscan prints it)' });
+      return z.NEVER;
+    }
+    return `${words[at]} ${blob}`;
+  });
+
+/** TLS client material for a tcp:// node, as Docker's `--tlsverify` setup makes it. */
+export const nodeTlsInput = z.strictObject({ ca: pemCertificates, cert: pemCertificates, key: pemPrivateKey });
+
+/** SSH credentials for an ssh:// node: pin the host key, or opt out of pinning explicitly. */
+export const nodeSshInput = z
+  .strictObject({
+    privateKey: pemPrivateKey,
+    hostKey: sshHostKey.optional(),
+    insecureIgnoreHostKey: z.literal(true).optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.hostKey === undefined && !v.insecureIgnoreHostKey) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hostKey'],
+        message: "is required: the server's public host key (ssh-keyscan HOST), or set insecureIgnoreHostKey: true to accept any",
+      });
+    }
+    if (v.hostKey !== undefined && v.insecureIgnoreHostKey) {
+      ctx.addIssue({ code: 'custom', path: ['insecureIgnoreHostKey'], message: 'cannot be set together with hostKey' });
+    }
+  });
+
 export const createNodeInput = z.strictObject({
   name: slugName,
   dockerHost,
   address: hostAddress,
   labels: labels.optional(),
+  tls: nodeTlsInput.optional(),
+  ssh: nodeSshInput.optional(),
 });
+
+/** New credentials for a node (rotation): each one given replaces the stored one. */
+export const updateNodeCredentialsInput = z
+  .strictObject({ tls: nodeTlsInput.optional(), ssh: nodeSshInput.optional() })
+  .refine((v) => v.tls !== undefined || v.ssh !== undefined, 'give tls or ssh');
 
 export const putSecretInput = z.strictObject({
   environment: slugName.optional(),
@@ -170,3 +274,6 @@ export type SignupInput = z.infer<typeof signupInput>;
 export type LoginInput = z.infer<typeof loginInput>;
 export type CreateServiceInput = z.infer<typeof createServiceInput>;
 export type CreateNodeInput = z.infer<typeof createNodeInput>;
+export type NodeTlsInput = z.infer<typeof nodeTlsInput>;
+export type NodeSshInput = z.infer<typeof nodeSshInput>;
+export type UpdateNodeCredentialsInput = z.infer<typeof updateNodeCredentialsInput>;

@@ -114,6 +114,7 @@ export function fromDockerTarget(
           agent: process.env.SSH_AUTH_SOCK,
           readyTimeout: connectTimeoutMs,
           ...options.sshOptions,
+          ...(target.ssh ? sshCredentials(target.ssh) : {}),
         },
       };
     }
@@ -122,6 +123,20 @@ export function fromDockerTarget(
         `dockerHost ${target.dockerHost} must start with unix://, tcp:// or ssh://`,
       );
   }
+}
+
+/**
+ * ssh2 options for a node's own key. The node's key, not the process's agent, and the
+ * pinned host key checked byte for byte: a server presenting another key is refused
+ * before any command runs (ssh2 then fails the handshake).
+ */
+function sshCredentials(ssh: NonNullable<DockerTarget['ssh']>): Record<string, unknown> {
+  const pinned = ssh.hostKey ? Buffer.from(ssh.hostKey.split(' ')[1] ?? '', 'base64') : null;
+  return {
+    agent: undefined,
+    privateKey: ssh.privateKey,
+    ...(pinned ? { hostVerifier: (key: Buffer) => pinned.length > 0 && key.equals(pinned) } : {}),
+  };
 }
 
 /** The Docker create body for a spec; pure, so plans can be checked without an engine. */
@@ -304,12 +319,14 @@ export class DockerRuntime implements ContainerRuntime {
   private async client(target: DockerTarget): Promise<Docker> {
     const Dockerode = await loadDockerode();
     // No await from here on, so concurrent first calls still share one client per target.
-    const tlsKey = target.tls
-      ? createHash('sha256')
-          .update(`${target.tls.ca}\0${target.tls.cert}\0${target.tls.key}`)
-          .digest('hex')
-      : '';
-    const key = `${target.dockerHost}\0${tlsKey}`;
+    // Keyed by a hash of the credentials too: rotated ones get a new client at once.
+    const credentials = target.tls
+      ? `${target.tls.ca}\0${target.tls.cert}\0${target.tls.key}`
+      : target.ssh
+        ? `${target.ssh.privateKey}\0${target.ssh.hostKey ?? ''}`
+        : '';
+    const credentialsKey = credentials ? createHash('sha256').update(credentials).digest('hex') : '';
+    const key = `${target.dockerHost}\0${credentialsKey}`;
     let docker = this.clients.get(key);
     if (!docker) {
       docker = new Dockerode(fromDockerTarget(target, this.options));
@@ -333,8 +350,12 @@ export class DockerRuntime implements ContainerRuntime {
     try {
       return await fn(docker);
     } catch (e) {
+      const refused = target.tls ? tlsFailure(e) : target.ssh ? sshFailure(e) : null;
+      // A certificate or key the other side refuses stays refused: failing now beats retrying.
+      if (refused)
+        throw new Error(`docker ${what} on ${target.dockerHost} failed: ${refused}`, { cause: e });
       if (isConnectionError(e))
-        throw new Unavailable('docker', `${target.dockerHost}: ${messageOf(e)}`);
+        throw new Unavailable('docker', `${target.dockerHost}: ${messageOf(e)}${target.tls && isHangUp(e) ? tlsHangUpHint : ''}`);
       if (isTimeout(e))
         throw new Unavailable(
           'docker',
@@ -568,6 +589,59 @@ function isConnectionError(e: unknown): boolean {
     (typeof level === 'string' && level.startsWith('client-'))
   );
 }
+
+// Node's codes for a server certificate that does not verify against the node's CA.
+const certificateCodes = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * What went wrong in a TLS handshake, for the release's reason; null for other errors.
+ * The engine's certificate failing our CA, or the engine's alert refusing our client
+ * certificate (dockerd sends one: bad certificate, unknown CA, certificate required).
+ */
+function tlsFailure(e: unknown): string | null {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return null;
+  if (certificateCodes.has(code)) {
+    return `TLS handshake failed: the engine's certificate does not verify against the node's CA (${messageOf(e)}, ${code})`;
+  }
+  if (/^ERR_SSL_.*ALERT/.test(code)) {
+    return `TLS handshake failed: the engine refused the node's client certificate (${code}); it must be signed by the CA the engine trusts (--tlscacert)`;
+  }
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return `TLS handshake failed: ${messageOf(e)} (${code})`;
+  return null;
+}
+
+/** What ssh2 refused, for the release's reason; null for other errors (network ones stay transient). */
+function sshFailure(e: unknown): string | null {
+  const level = (e as { level?: unknown } | null)?.level;
+  const message = messageOf(e);
+  if (level === 'handshake' && /Host denied/.test(message)) {
+    return `SSH host key verification failed: the server's host key is not the one pinned for this node (${message})`;
+  }
+  if (level === 'client-authentication') {
+    return `SSH authentication failed: the server does not accept the node's private key for that user (${message})`;
+  }
+  return null;
+}
+
+const isHangUp = (e: unknown) => (e as { code?: unknown } | null)?.code === 'ECONNRESET';
+
+// Some TLS servers (Node's among them) refuse a client certificate under TLS 1.3 by closing
+// the connection after the handshake, with no alert: say so, since it looks like a crash.
+const tlsHangUpHint =
+  ' (over TLS: an engine that refuses the client certificate closes the connection like this; check that it is signed by the CA the engine trusts)';
 
 function unstartableExitCode(e: unknown): number | null {
   const status = statusOf(e);

@@ -517,6 +517,9 @@ class MemoryOrgRepos implements OrgRepos {
     insert: async (n: NodeRecord) => this.insert('nodes', n),
     get: async (id: string) => this.getOwn<NodeRecord>('nodes', id),
     list: async (page: PageRequest) => this.page<NodeRecord>('nodes', this.mine('nodes'), page),
+    setCredentials: async (id: string, patch: Pick<NodeRecord, 'sealedTls' | 'sealedSsh' | 'credentialsUpdatedAt'>) => {
+      if (!this.patch('nodes', id, patch, ['id', 'orgId'])) throw new NotFound('node', id);
+    },
   };
 
   releases = {

@@ -112,6 +112,9 @@ const tables = {
     'labels',
     'drainMode',
     'createdAt',
+    'sealedTls',
+    'sealedSsh',
+    'credentialsUpdatedAt',
   ]),
   releases: table<Release>('releases', [
     'id',
@@ -535,6 +538,9 @@ class PgOrgRepos implements OrgRepos {
     insert: (n: NodeRecord) => this.insert(tables.nodes, n),
     get: (id: string) => this.one(tables.nodes, [eq('id', id), this.org()]),
     list: (page: PageRequest) => this.page(tables.nodes, [], page),
+    setCredentials: async (id: string, patch: Pick<NodeRecord, 'sealedTls' | 'sealedSsh' | 'credentialsUpdatedAt'>): Promise<void> => {
+      await this.updateById(tables.nodes, 'node', id, patch);
+    },
   };
 
   releases = {

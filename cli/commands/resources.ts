@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { client, parse, type Command } from '../command.ts';
 import { CliError } from '../config.ts';
 import { json, table } from '../output.ts';
@@ -53,51 +54,123 @@ interface NodeRecord {
   address: string;
   drainMode: boolean;
   labels: Record<string, string>;
+  tls?: { configured: boolean };
+  ssh?: { configured: boolean };
 }
+
+const credentialFlags = {
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'ssh-key': { type: 'string' },
+  'ssh-host-key': { type: 'string' },
+  'insecure-ignore-host-key': { type: 'boolean' },
+} as const;
+
+async function readFlagFile(flag: string, file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read --${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+  }
+}
+
+/** The tls and ssh fields of a node body, read from the files the flags name. */
+async function credentialsFrom(values: Partial<Record<keyof typeof credentialFlags, string | boolean>>) {
+  const body: { tls?: { ca: string; cert: string; key: string }; ssh?: Record<string, unknown> } = {};
+  const tlsFlags = (['tls-ca', 'tls-cert', 'tls-key'] as const).filter((f) => values[f] !== undefined);
+  if (tlsFlags.length > 0) {
+    if (tlsFlags.length < 3) throw new CliError('--tls-ca, --tls-cert and --tls-key go together', 2);
+    body.tls = {
+      ca: await readFlagFile('tls-ca', String(values['tls-ca'])),
+      cert: await readFlagFile('tls-cert', String(values['tls-cert'])),
+      key: await readFlagFile('tls-key', String(values['tls-key'])),
+    };
+  }
+  if (values['ssh-key'] !== undefined) {
+    body.ssh = { privateKey: await readFlagFile('ssh-key', String(values['ssh-key'])) };
+    if (values['ssh-host-key'] !== undefined) {
+      body.ssh.hostKey = (await readFlagFile('ssh-host-key', String(values['ssh-host-key']))).trim();
+    }
+    if (values['insecure-ignore-host-key']) body.ssh.insecureIgnoreHostKey = true;
+  } else if (values['ssh-host-key'] !== undefined || values['insecure-ignore-host-key']) {
+    throw new CliError('--ssh-host-key and --insecure-ignore-host-key need --ssh-key', 2);
+  }
+  return body;
+}
+
+const credentialsOf = (n: NodeRecord) =>
+  [n.tls?.configured ? 'tls' : null, n.ssh?.configured ? 'ssh' : null].filter(Boolean).join(',') || '-';
 
 export const nodes: Command = {
   name: 'nodes',
-  summary: 'List or add the Docker hosts releases run on',
+  summary: 'List or add the Docker hosts releases run on, or rotate their credentials',
   help: `Usage:
   selfdevop nodes [--json]
-  selfdevop nodes add NAME --docker-host URL --address ADDRESS
+  selfdevop nodes add NAME --docker-host URL --address ADDRESS [credentials]
+  selfdevop nodes rotate NAME|ID credentials
 
 --docker-host is unix:///var/run/docker.sock, tcp://host:2376 (TLS) or ssh://user@host;
 --address is where the edge reaches the containers published on that node.
 
-Example:
-  selfdevop nodes add local --docker-host unix:///var/run/docker.sock --address 127.0.0.1`,
+Credentials (read from files, sent once, never shown again):
+  --tls-ca FILE --tls-cert FILE --tls-key FILE   for tcp:// (required off loopback)
+  --ssh-key FILE --ssh-host-key FILE             for ssh:// (host key file: ssh-keyscan HOST)
+  --ssh-key FILE --insecure-ignore-host-key      for ssh:// without host-key pinning
+
+Examples:
+  selfdevop nodes add local --docker-host unix:///var/run/docker.sock --address 127.0.0.1
+  selfdevop nodes add web-1 --docker-host tcp://10.0.0.5:2376 --address 10.0.0.5 --tls-ca ca.pem --tls-cert cert.pem --tls-key key.pem
+  selfdevop nodes rotate web-1 --tls-ca ca.pem --tls-cert cert.pem --tls-key key.pem`,
   async run(ctx) {
     const { values, positionals } = parse(ctx.args, {
       json: { type: 'boolean' },
       'docker-host': { type: 'string' },
       address: { type: 'string' },
+      ...credentialFlags,
     });
-    const api = await client(ctx.env);
     const [sub = 'list', name] = positionals;
     if (sub === 'add') {
       if (!name || !values['docker-host'] || !values.address) {
         throw new CliError('nodes add needs NAME, --docker-host and --address', 2);
       }
+      const credentials = await credentialsFrom(values);
+      const api = await client(ctx.env);
       const node = await api.call<{ id: string }>('POST', '/api/nodes', {
         name,
         dockerHost: values['docker-host'],
         address: values.address,
+        ...credentials,
       });
       ctx.o.out(`added node ${name} (${node.id})`);
       return 0;
     }
-    if (sub !== 'list') throw new CliError(`unknown nodes command ${sub}: use list or add`, 2);
+    if (sub === 'rotate') {
+      if (!name) throw new CliError('nodes rotate needs NAME or ID', 2);
+      const credentials = await credentialsFrom(values);
+      if (!credentials.tls && !credentials.ssh) {
+        throw new CliError('nodes rotate needs --tls-ca/--tls-cert/--tls-key or --ssh-key', 2);
+      }
+      const api = await client(ctx.env);
+      const node = (await api.all<NodeRecord>('/api/nodes')).find((n) => n.name === name || n.id === name);
+      if (!node) throw new CliError(`node ${name} not found`);
+      await api.call('PATCH', `/api/nodes/${node.id}`, credentials);
+      ctx.o.out(`rotated the ${Object.keys(credentials).join(' and ')} credentials of node ${node.name}`);
+      return 0;
+    }
+    if (sub !== 'list') throw new CliError(`unknown nodes command ${sub}: use list, add or rotate`, 2);
+    const api = await client(ctx.env);
     const items = await api.all<NodeRecord>('/api/nodes');
     if (values.json) return (json(ctx.o, items), 0);
     table(
       ctx.o,
-      ['NAME', 'STATE', 'DOCKER HOST', 'ADDRESS', 'ID'],
+      ['NAME', 'STATE', 'DOCKER HOST', 'ADDRESS', 'CREDENTIALS', 'ID'],
       items.map((n) => [
         n.name,
         n.drainMode ? 'draining' : 'active',
         n.dockerHost,
         n.address,
+        credentialsOf(n),
         n.id,
       ]),
       'no nodes yet: selfdevop nodes add NAME --docker-host unix:///var/run/docker.sock --address 127.0.0.1',

@@ -3,7 +3,7 @@ import type {
   AuditEvent, Environment, NodeRecord, Release, ReleaseLogLine, ReleaseStatus, ReleaseStep, Service } from '../models.ts';
 import type { DockerTarget, OrgRepos } from '../ports.ts';
 import { StepFailed } from './errors.ts';
-import { workerActor, type ReleaseDeps } from './deps.ts';
+import { openTarget, workerActor, type ReleaseDeps } from './deps.ts';
 import { assertTransition } from './state-machine.ts';
 
 /** Everything one step of one release works with, loaded once per message. */
@@ -14,7 +14,8 @@ export interface StepContext {
   service: Service;
   environment: Environment;
   node: NodeRecord;
-  target: DockerTarget;
+  /** The node's engine with its credentials, opened on first use by `nodeTarget`. */
+  target: DockerTarget | null;
   /** The release serving before this one, and the node it runs on. */
   previous: { release: Release; node: NodeRecord } | null;
   /** Delivery number of the message running this step (1 first). */
@@ -40,7 +41,7 @@ export async function loadContext(deps: ReleaseDeps, repos: OrgRepos, release: R
     const prevNode = prev?.nodeId ? await repos.nodes.get(prev.nodeId) : null;
     if (prev && prevNode) previous = { release: prev, node: prevNode };
   }
-  return { deps, release, service, environment, node, target: { dockerHost: node.dockerHost }, previous, attempt, secretValues: [], currentStep: null };
+  return { deps, release, service, environment, node, target: null, previous, attempt, secretValues: [], currentStep: null };
 }
 
 const now = (c: { deps: Pick<ReleaseDeps, 'clock'> }) => c.deps.clock.now().toISOString();
@@ -173,6 +174,26 @@ export async function updateDeployJob(
 function reasonOf(e: unknown): string {
   const message = e instanceof Error ? e.message : String(e);
   return message.replace(/^[\w-]+ is unavailable: /, '');
+}
+
+/**
+ * The Docker target of the release's node (or of `node`, the previous release's), its
+ * credentials opened from the vault. Credentials that do not open fail the step for good
+ * (they will not open on a retry; rotating them is the fix); an unreachable vault is
+ * transient like an unreachable engine.
+ */
+export async function nodeTarget(c: StepContext, node: NodeRecord = c.node): Promise<DockerTarget> {
+  const own = node.id === c.node.id;
+  if (own && c.target) return c.target;
+  let target: DockerTarget;
+  try {
+    target = await openTarget(c.deps, node);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    throw new StepFailed(message, isDomainError(e) && e.kind === 'unavailable', e);
+  }
+  if (own) c.target = target;
+  return target;
 }
 
 /** Runs a Docker call; its failures become StepFailed (unreachable ones transient). */

@@ -1,4 +1,5 @@
 import type { NodeRecord, Release, ReleaseStatus } from '../models.ts';
+import { openNodeTarget } from '../use-cases/node-credentials.ts';
 import type { EventPublisher } from '../webhooks/events.ts';
 import type {
   Clock,
@@ -68,9 +69,12 @@ export interface ReleaseDeps {
 /** The audit actor of everything the worker does on its own. */
 export const workerActor = { actorType: 'system', actorId: 'release-worker' } as const;
 
-/** How to reach a node's Docker Engine (TLS material comes with node credentials later). */
-export function targetOf(node: Pick<NodeRecord, 'dockerHost'>): DockerTarget {
-  return { dockerHost: node.dockerHost };
+/**
+ * How to reach a node's Docker Engine: its host with its TLS or SSH credentials opened
+ * from the vault. Throws NodeCredentialsUnreadable (a conflict) when they do not open.
+ */
+export function openTarget(deps: Pick<ReleaseDeps, 'vault'>, node: NodeRecord): Promise<DockerTarget> {
+  return openNodeTarget(deps.vault, node);
 }
 
 /** One service environment's releases run one step at a time, in order. */

@@ -1,5 +1,4 @@
-import { appendEvent, appendLog, containerEnv, endStep, maskSecrets, move, updateDeployJob, type StepContext } from './context.ts';
-import { targetOf } from './deps.ts';
+import { appendEvent, appendLog, containerEnv, endStep, maskSecrets, move, nodeTarget, updateDeployJob, type StepContext } from './context.ts';
 import { containerName, migrationContainerName, planCandidate, routeId } from './plan.ts';
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -48,7 +47,8 @@ async function returnTraffic(c: StepContext): Promise<void> {
 async function removeCandidate(c: StepContext): Promise<void> {
   const names = [containerName(c.release), migrationContainerName(c.release)];
   try {
-    for (const name of names) await c.deps.runtime.remove(c.target, name);
+    const target = await nodeTarget(c);
+    for (const name of names) await c.deps.runtime.remove(target, name);
     if (c.release.containerId) await appendLog(c, `candidate container ${names[0]} removed`);
   } catch (e) {
     await appendLog(c, `could not remove candidate container ${names[0]}: ${messageOf(e)}`);
@@ -59,8 +59,8 @@ async function removeCandidate(c: StepContext): Promise<void> {
 async function restorePrevious(c: StepContext): Promise<void> {
   const prev = c.previous;
   if (!prev) return;
-  const target = targetOf(prev.node);
   try {
+    const target = await nodeTarget(c, prev.node);
     const running = await c.deps.runtime.inspect(target, containerName(prev.release));
     if (running?.state === 'running' && running.published === prev.release.upstream) return;
     // The container is usually still there (stopped) and simply starts again; the spec

@@ -1,5 +1,5 @@
 import type { MessageHandler } from '../ports.ts';
-import { targetOf, type ReleaseDeps, type ReleaseRetireMessage } from './deps.ts';
+import { openTarget, type ReleaseDeps, type ReleaseRetireMessage } from './deps.ts';
 import { containerName } from './plan.ts';
 
 export interface RetireResult {
@@ -27,7 +27,8 @@ export async function retireRelease(deps: ReleaseDeps, message: ReleaseRetireMes
   const { release, serving, service, node } = loaded;
   if (serving?.id === release.id) return { retired: false, skipped: 'serving' };
   const name = containerName(release);
-  const target = targetOf(node);
+  // Credentials that do not open throw here, and the queue retries: rotating them fixes it.
+  const target = await openTarget(deps, node);
   const grace = service?.drainSeconds ?? 0;
   await deps.runtime.stop(target, name, grace);
   await deps.runtime.remove(target, name);

@@ -4,7 +4,7 @@ import { assertCan } from '../roles.ts';
 import { requireOrg, type Principal, type RequestContext } from '../use-cases/deps.ts';
 import { appendEvent } from './context.ts';
 import { insertRelease } from './create.ts';
-import { releaseGroup, sendRetire, sendStep, targetOf, type ReleaseDeps } from './deps.ts';
+import { openTarget, releaseGroup, sendRetire, sendStep, type ReleaseDeps } from './deps.ts';
 import type { MessageHandler } from '../ports.ts';
 import { NothingToRollBackTo, ReleaseNotRollbackable } from './errors.ts';
 import { containerName, defaultHosts, planRoute, routeId } from './plan.ts';
@@ -79,9 +79,12 @@ export async function rollbackRelease(
   const actor = { actorType: p.actorType, actorId: p.actorId };
   const requestId = ctx?.requestId ?? null;
 
+  // Before the try: credentials that do not open are the caller's to fix (409 naming the
+  // node), not something a worker could do better.
+  const target = node ? await openTarget(deps, node) : null;
   let warm: Awaited<ReturnType<ReleaseDeps['runtime']['inspect']>> = null;
   try {
-    warm = node ? await deps.runtime.inspect(targetOf(node), containerName(to)) : null;
+    warm = target ? await deps.runtime.inspect(target, containerName(to)) : null;
   } catch (e) {
     // Only the node's engine can say the warm container is still the one we left (a bare
     // port could belong to another app by now), so without it a worker takes over.

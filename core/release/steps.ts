@@ -7,12 +7,13 @@ import {
   containerEnv,
   endStep,
   move,
+  nodeTarget,
   updateDeployJob,
   viaDocker,
   viaEdge,
   type StepContext,
 } from './context.ts';
-import { sendRetire, sendStep, targetOf } from './deps.ts';
+import { sendRetire, sendStep } from './deps.ts';
 import { StepFailed } from './errors.ts';
 import { containerName, defaultHosts, planCandidate, planMigration, planRoute, routeId } from './plan.ts';
 
@@ -36,8 +37,9 @@ export const build: StepRunner = async (c) => {
   }
   const step = await beginStep(c, 'build');
   await appendLog(c, `resolving image ${c.release.image} on node ${c.node.name}`);
-  await viaDocker(() => c.deps.runtime.ping(c.target));
-  const digest = await viaDocker(() => c.deps.runtime.resolveImage(c.target, c.release.image));
+  const target = await nodeTarget(c);
+  await viaDocker(() => c.deps.runtime.ping(target));
+  const digest = await viaDocker(() => c.deps.runtime.resolveImage(target, c.release.image));
   await appendLog(c, `image ${c.release.image} is ${digest}`);
   await endStep(c, step);
   if (await move(c, 'artifact_ready', { imageDigest: digest })) await sendStep(c.deps, c.release, 'artifact_ready');
@@ -52,10 +54,12 @@ export const startCandidate: StepRunner = async (c) => {
     // release can start it again as it was.
     const old = containerName(c.previous.release);
     await appendLog(c, `replace strategy: stopping ${old} of release ${c.previous.release.id}`);
-    await viaDocker(() => c.deps.runtime.stop(targetOf(c.previous!.node), old, c.service.drainSeconds));
+    const previousTarget = await nodeTarget(c, c.previous.node);
+    await viaDocker(() => c.deps.runtime.stop(previousTarget, old, c.service.drainSeconds));
   }
   const spec = planCandidate({ service: c.service, environment: c.environment, release: c.release, node: c.node, env });
-  const info = await viaDocker(() => c.deps.runtime.start(c.target, spec));
+  const target = await nodeTarget(c);
+  const info = await viaDocker(() => c.deps.runtime.start(target, spec));
   if (info.state !== 'running') throw new StepFailed(`candidate container ${info.name} is ${info.state} right after start`, false);
   if (!info.published) throw new StepFailed(`candidate container ${info.name} publishes no port`, false);
   await appendLog(c, `started ${info.name} (${spec.image}) at ${info.published}`);
@@ -78,13 +82,14 @@ export const migrate: StepRunner = async (c) => {
   const env = await containerEnv(c);
   const spec = planMigration({ service: c.service, environment: c.environment, release: c.release, env });
   const timeoutMs = c.deps.config.migrationTimeoutMs;
+  const target = await nodeTarget(c);
   await appendLog(c, `running migration: ${command}`);
   let streamed = 0;
   let written = Promise.resolve();
   let result;
   try {
     result = await viaDocker(() =>
-      c.deps.runtime.runOnce(c.target, spec, timeoutMs, (line) => {
+      c.deps.runtime.runOnce(target, spec, timeoutMs, (line) => {
         streamed++;
         written = written.then(() => appendLog(c, line, 'stdout'));
       }),

@@ -1,26 +1,48 @@
 import { NotFound } from '../errors.ts';
 import type { NodeRecord, Page, PageRequest } from '../models.ts';
 import { assertCan } from '../roles.ts';
-import type { CreateNodeInput } from '../schemas.ts';
+import type { CreateNodeInput, UpdateNodeCredentialsInput } from '../schemas.ts';
 import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from './deps.ts';
+import { assertCredentialsFit, sealNodeCredentials } from './node-credentials.ts';
+
+/** What the API shows of a node: credentials are write-only, so only whether each is set. */
+export type NodeView = Omit<NodeRecord, 'sealedTls' | 'sealedSsh'> & {
+  tls: { configured: boolean };
+  ssh: { configured: boolean };
+};
+
+export function nodeView(node: NodeRecord): NodeView {
+  const { sealedTls, sealedSsh, ...rest } = node;
+  return { ...rest, tls: { configured: sealedTls !== null }, ssh: { configured: sealedSsh !== null } };
+}
+
+const kindsOf = (input: { tls?: unknown; ssh?: unknown }) =>
+  (['tls', 'ssh'] as const).filter((k) => input[k] !== undefined);
 
 export async function createNode(
   deps: CoreDeps,
   principal: Principal,
   input: CreateNodeInput,
   ctx: RequestContext,
-): Promise<NodeRecord> {
+): Promise<NodeView> {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-nodes');
+  assertCredentialsFit(input.dockerHost, input);
+  const id = deps.ids.newId('node');
+  const now = deps.clock.now().toISOString();
+  const sealed = await sealNodeCredentials(deps.vault, { orgId: p.orgId, id }, input);
+  const credentials = kindsOf(input);
   const node: NodeRecord = {
-    id: deps.ids.newId('node'),
+    id,
     orgId: p.orgId,
     name: input.name,
     dockerHost: input.dockerHost,
     address: input.address,
     labels: input.labels ?? {},
     drainMode: false,
-    createdAt: deps.clock.now().toISOString(),
+    createdAt: now,
+    ...sealed,
+    credentialsUpdatedAt: credentials.length > 0 ? now : null,
   };
   await deps.store.withOrg(p.orgId, async (repos) => {
     await repos.nodes.insert(node);
@@ -28,20 +50,52 @@ export async function createNode(
       action: 'node.created',
       targetType: 'node',
       targetId: node.id,
-      data: { name: node.name, dockerHost: node.dockerHost },
+      data: { name: node.name, dockerHost: node.dockerHost, credentials },
     });
   });
-  return node;
+  return nodeView(node);
 }
 
-export async function getNode(deps: CoreDeps, principal: Principal, id: string): Promise<NodeRecord> {
+/**
+ * Replaces a node's TLS or SSH credentials (rotation). Releases started afterwards use the
+ * new ones; the old material is overwritten, not kept.
+ */
+export async function updateNodeCredentials(
+  deps: CoreDeps,
+  principal: Principal,
+  id: string,
+  input: UpdateNodeCredentialsInput,
+  ctx: RequestContext,
+): Promise<NodeView> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-nodes');
+  return deps.store.withOrg(p.orgId, async (repos) => {
+    const node = await repos.nodes.get(id);
+    if (!node) throw new NotFound('node', id);
+    // Nothing is removed by a patch, so only the scheme has to fit what is given.
+    assertCredentialsFit(node.dockerHost, input, { tls: true, ssh: true });
+    const sealed = await sealNodeCredentials(deps.vault, node, input, node);
+    const credentialsUpdatedAt = deps.clock.now().toISOString();
+    await repos.nodes.setCredentials(id, { ...sealed, credentialsUpdatedAt });
+    await recordAudit(deps, repos, p, ctx, {
+      action: 'node.credentials_rotated',
+      targetType: 'node',
+      targetId: id,
+      data: { name: node.name, credentials: kindsOf(input) },
+    });
+    return nodeView({ ...node, ...sealed, credentialsUpdatedAt });
+  });
+}
+
+export async function getNode(deps: CoreDeps, principal: Principal, id: string): Promise<NodeView> {
   const p = requireOrg(principal);
   const node = await deps.store.withOrg(p.orgId, (repos) => repos.nodes.get(id));
   if (!node) throw new NotFound('node', id);
-  return node;
+  return nodeView(node);
 }
 
-export async function listNodes(deps: CoreDeps, principal: Principal, page: PageRequest): Promise<Page<NodeRecord>> {
+export async function listNodes(deps: CoreDeps, principal: Principal, page: PageRequest): Promise<Page<NodeView>> {
   const p = requireOrg(principal);
-  return deps.store.withOrg(p.orgId, (repos) => repos.nodes.list(page));
+  const nodes = await deps.store.withOrg(p.orgId, (repos) => repos.nodes.list(page));
+  return { ...nodes, items: nodes.items.map(nodeView) };
 }

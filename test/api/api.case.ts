@@ -3,8 +3,9 @@
  * every way a request reaches the app (the Node server here; the Lambda handler with
  * API Gateway v2 events in cloud mode).
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestPki, type TestPki } from '../support/docker-tls.ts';
 import type { Requester } from '../support/http.ts';
 
 export interface ApiHarness {
@@ -24,6 +25,13 @@ const b64url = (o: unknown) => Buffer.from(typeof o === 'string' ? o : JSON.stri
 function hs256(secret: string, payload: Record<string, unknown>, header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' }) {
   const unsigned = `${b64url(header)}.${b64url(payload)}`;
   return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
+}
+
+/** An OpenSSH public key line (`ssh-ed25519 <base64 blob>`) of a fresh key, as ssh-keyscan prints. */
+function sshPublicKeyLine(): string {
+  const spki = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' });
+  const field = (b: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b]);
+  return `ssh-ed25519 ${Buffer.concat([field(Buffer.from('ssh-ed25519')), field(spki.subarray(-32))]).toString('base64')}`;
 }
 
 export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | 'first-user' }) => Promise<ApiHarness>) {
@@ -392,6 +400,112 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
           expect(r.body.error.message).toContain('dockerHost');
         }
         expect((await req('GET', `/api/nodes/${res.body.id}`, { token: b.token })).status).toBe(404);
+      });
+    });
+
+    describe('node credentials', () => {
+      let pki: TestPki;
+      const hostKey = sshPublicKeyLine();
+      const sshKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+      const tls = () => ({ ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
+      const addNode = (body: Record<string, unknown>, token = keys.admin) =>
+        req('POST', '/api/nodes', { token, body: { address: '10.0.0.9', ...body } });
+      const material = () => [pki.clientKey, pki.otherClientKey, sshKey].map((pem) => pem.split('\n')[1]!);
+
+      beforeAll(async () => {
+        pki = await makeTestPki();
+      }, 60_000);
+
+      it('registers a tcp:// node with TLS and never shows the material', async () => {
+        const res = await addNode({ name: 'remote-tls', dockerHost: 'tcp://10.0.0.9:2376', tls: tls() });
+        expect(res.status, res.text).toBe(201);
+        expect(res.body).toMatchObject({ tls: { configured: true }, ssh: { configured: false }, credentialsUpdatedAt: expect.any(String) });
+        const one = await req('GET', `/api/nodes/${res.body.id}`, { token: keys.viewer });
+        expect(one.body).toMatchObject({ id: res.body.id, tls: { configured: true }, ssh: { configured: false } });
+        const list = await req('GET', '/api/nodes?limit=200', { token: keys.viewer });
+        const audit = await req('GET', `/api/audit-events?targetId=${res.body.id}`, { token: keys.viewer });
+        expect(audit.body.items).toEqual([expect.objectContaining({ action: 'node.created', data: expect.objectContaining({ credentials: ['tls'] }) })]);
+        for (const text of [res.text, one.text, list.text, audit.text]) {
+          expect(text).not.toContain('BEGIN');
+          expect(text).not.toMatch(/sealed/i);
+        }
+        // The unix socket and a loopback engine need no credentials.
+        const local = await addNode({ name: 'loopback-tcp', dockerHost: 'tcp://127.0.0.1:2375', address: '127.0.0.1' });
+        expect(local.status, local.text).toBe(201);
+        expect(local.body).toMatchObject({ tls: { configured: false }, ssh: { configured: false }, credentialsUpdatedAt: null });
+      });
+
+      it('registers an ssh:// node with a pinned host key, or explicitly without', async () => {
+        const pinned = await addNode({ name: 'remote-ssh', dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey, hostKey: `10.0.0.9 ${hostKey} root@node` } });
+        expect(pinned.status, pinned.text).toBe(201);
+        expect(pinned.body).toMatchObject({ tls: { configured: false }, ssh: { configured: true } });
+        const unpinned = await addNode({ name: 'remote-ssh-2', dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey, insecureIgnoreHostKey: true } });
+        expect(unpinned.status, unpinned.text).toBe(201);
+      });
+
+      it('refuses credentials that do not fit the docker host, naming the field', async () => {
+        const cases: [Record<string, unknown>, string][] = [
+          [{ dockerHost: 'tcp://10.0.0.9:2376' }, 'tls: is required for tcp://10.0.0.9'],
+          [{ dockerHost: 'tcp://docker.internal:2375' }, 'tls: is required for tcp://docker.internal'],
+          [{ dockerHost: 'unix:///var/run/docker.sock', tls: tls() }, 'tls: applies only to a tcp:// docker host'],
+          [{ dockerHost: 'ssh://deploy@10.0.0.9', tls: tls(), ssh: { privateKey: sshKey, hostKey } }, 'tls: applies only to a tcp:// docker host'],
+          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: tls(), ssh: { privateKey: sshKey, hostKey } }, 'ssh: applies only to an ssh:// docker host'],
+          [{ dockerHost: 'ssh://deploy@10.0.0.9' }, 'ssh: is required'],
+          [{ dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey } }, 'ssh.hostKey: is required'],
+          [{ dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey, hostKey, insecureIgnoreHostKey: true } }, 'ssh.insecureIgnoreHostKey: cannot be set together with hostKey'],
+          [{ dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey, hostKey: 'not a key' } }, 'ssh.hostKey: must be one OpenSSH public key line'],
+          [{ dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: 'hunter2', hostKey } }, 'ssh.privateKey: must be one PEM private key'],
+          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), cert: 'not a certificate' } }, 'tls.cert: must be PEM certificates'],
+          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), ca: `${pki.ca}\ntrailing junk` } }, 'tls.ca: must be PEM certificates'],
+          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), key: pki.clientCert } }, 'tls.key: must be one PEM private key'],
+          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), key: pki.clientKey + pki.otherClientKey } }, 'tls.key: must be one PEM private key'],
+          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), key: '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n' } }, 'tls.key: must not be encrypted'],
+          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ca: pki.ca, cert: pki.clientCert } }, 'tls.key: is required'],
+          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), pass: 'x' } }, 'tls.pass: unknown field'],
+        ];
+        for (const [body, message] of cases) {
+          const res = await addNode({ name: 'refused', ...body });
+          expect(res.status, `${message}: ${res.text}`).toBe(400);
+          expect(res.body.error.message, message).toContain(message);
+          for (const m of material()) expect(res.text).not.toContain(m);
+        }
+        const none = await req('GET', '/api/nodes?limit=200', { token: keys.viewer });
+        expect(none.body.items.map((n: { name: string }) => n.name)).not.toContain('refused');
+      });
+
+      it('rotates credentials with PATCH, audited, and still write-only', async () => {
+        const node = (await addNode({ name: 'rotating', dockerHost: 'tcp://10.0.0.9:2376', tls: tls() })).body;
+        const rotated = await req('PATCH', `/api/nodes/${node.id}`, {
+          token: keys.admin,
+          body: { tls: { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey } },
+        });
+        expect(rotated.status, rotated.text).toBe(200);
+        expect(rotated.body).toMatchObject({ id: node.id, tls: { configured: true }, ssh: { configured: false } });
+        expect(rotated.body.credentialsUpdatedAt >= node.credentialsUpdatedAt).toBe(true);
+        const audit = await req('GET', `/api/audit-events?targetId=${node.id}`, { token: keys.viewer });
+        expect(audit.body.items.map((e: { action: string }) => e.action)).toEqual(['node.created', 'node.credentials_rotated']);
+        expect(audit.body.items[1]).toMatchObject({ actorType: 'api_key', data: { name: 'rotating', credentials: ['tls'] } });
+        for (const text of [rotated.text, audit.text]) for (const m of material()) expect(text).not.toContain(m);
+
+        const patch = (body: unknown, token = keys.admin, id = node.id) => req('PATCH', `/api/nodes/${id}`, { token, body });
+        const ssh = await patch({ ssh: { privateKey: sshKey, hostKey } });
+        expect(ssh.status).toBe(400);
+        expect(ssh.body.error.message).toContain('ssh: applies only to an ssh:// docker host');
+        const empty = await patch({});
+        expect(empty.status).toBe(400);
+        expect(empty.body.error.message).toContain('give tls or ssh');
+        const bad = await patch({ tls: { ...tls(), cert: 'nope' } });
+        expect(bad.status).toBe(400);
+        expect(bad.body.error.message).toContain('tls.cert');
+        expect((await patch({ tls: tls() }, keys.deployer)).status).toBe(403);
+        expect((await patch({ tls: tls() }, b.token)).status).toBe(404);
+        expect((await patch({ tls: tls() }, keys.admin, 'node_doesnotexist')).status).toBe(404);
+      });
+
+      it('never writes key material to the logs', () => {
+        const all = api.logLines().join('\n');
+        expect(all.length).toBeGreaterThan(0);
+        for (const m of material()) expect(all).not.toContain(m);
       });
     });
 

@@ -58,6 +58,10 @@ describe('write endpoints under generated bodies', () => {
       fc.boolean(),
       fc.constant(null),
     );
+    // PEM-shaped strings with hostile labels and bodies, so the PEM checks themselves are fuzzed.
+    const pem = fc
+      .tuple(fc.constantFrom('CERTIFICATE', 'PRIVATE KEY', 'OPENSSH PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'X'), fc.oneof(fc.base64String(), nasty))
+      .map(([label, body]) => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`);
     // Bodies shaped like the real ones, with hostile values, reach deeper than random JSON.
     const shaped = fc.record(
       {
@@ -70,7 +74,12 @@ describe('write endpoints under generated bodies', () => {
         containerPort: fc.oneof(fc.integer({ min: -10, max: 70_000 }), nasty),
         healthcheckPath: fc.oneof(fc.constantFrom('/health', '/'), nasty),
         env: fc.oneof(fc.dictionary(fc.string(), fc.string()), nasty),
-        dockerHost: fc.oneof(fc.constantFrom('unix:///var/run/docker.sock', 'tcp://10.0.0.1:2376'), nasty),
+        dockerHost: fc.oneof(fc.constantFrom('unix:///var/run/docker.sock', 'tcp://10.0.0.1:2376', 'ssh://u@10.0.0.1'), nasty),
+        tls: fc.oneof(fc.record({ ca: fc.oneof(pem, nasty), cert: fc.oneof(pem, nasty), key: fc.oneof(pem, nasty) }, { requiredKeys: [] }), nasty),
+        ssh: fc.oneof(
+          fc.record({ privateKey: fc.oneof(pem, nasty), hostKey: nasty, insecureIgnoreHostKey: fc.oneof(fc.boolean(), nasty) }, { requiredKeys: [] }),
+          nasty,
+        ),
         address: fc.oneof(fc.ipV4(), nasty),
         labels: fc.oneof(fc.dictionary(fc.string(), fc.string()), nasty),
         health: fc.oneof(fc.record({ successes: fc.integer() }), nasty),

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSelfhostApi } from '../support/api.ts';
 import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { ensureTestImages, removeContainersByLabel, testImages } from '../support/docker.ts';
+import { makeTestPki } from '../support/docker-tls.ts';
 import { available } from '../support/services.ts';
 
 const ready = (await available('docker')) && (await available('caddy'));
@@ -275,5 +276,42 @@ services:
     const r = await cli(['deploy', '-f', 'broken.yml']);
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toMatch(/^selfdevop deploy: broken\.yml: services\.web\.port: /);
+  });
+
+  it('adds a TLS node from certificate files, rotates them, and never prints the key', async () => {
+    const pki = await makeTestPki();
+    const files = { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey, 'other-cert': pki.otherClientCert, 'other-key': pki.otherClientKey };
+    for (const [name, pem] of Object.entries(files)) await writeFile(join(dir, 'app', `${name}.pem`), pem);
+    const tlsFlags = ['--tls-ca', 'ca.pem', '--tls-cert', 'cert.pem', '--tls-key', 'key.pem'];
+    const remote = ['--docker-host', 'tcp://10.0.0.9:2376', '--address', '10.0.0.9'];
+
+    const plain = await cli(['nodes', 'add', 'remote', ...remote]);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toMatch(/^selfdevop nodes: tls: is required for tcp:\/\/10\.0\.0\.9/);
+    const half = await cli(['nodes', 'add', 'remote', ...remote, '--tls-ca', 'ca.pem']);
+    expect(half.code).toBe(2);
+    expect(half.stderr).toContain('--tls-ca, --tls-cert and --tls-key go together');
+    const missing = await cli(['nodes', 'add', 'remote', ...remote, ...tlsFlags.slice(0, 5), 'nope.pem']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('cannot read --tls-key nope.pem: ENOENT');
+
+    const added = await cli(['nodes', 'add', 'remote', ...remote, ...tlsFlags]);
+    expect(added.code, added.stderr).toBe(0);
+    const listed = await cli(['nodes']);
+    expect(listed.stdout).toMatch(/remote\s+active\s+tcp:\/\/10\.0\.0\.9:2376\s+10\.0\.0\.9\s+tls\s/);
+    const asJson = JSON.parse((await cli(['nodes', '--json'])).stdout) as { name: string; tls: unknown }[];
+    expect(asJson.find((n) => n.name === 'remote')?.tls).toEqual({ configured: true });
+
+    const rotated = await cli(['nodes', 'rotate', 'remote', '--tls-ca', 'ca.pem', '--tls-cert', 'other-cert.pem', '--tls-key', 'other-key.pem']);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(rotated.stdout).toContain('rotated the tls credentials of node remote');
+    const nothing = await cli(['nodes', 'rotate', 'remote']);
+    expect(nothing.code).toBe(2);
+    const unknown = await cli(['nodes', 'rotate', 'nowhere', ...tlsFlags]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('node nowhere not found');
+
+    const printed = [added, listed, rotated].map((r) => r.stdout + r.stderr).join('\n');
+    for (const pem of [pki.clientKey, pki.otherClientKey]) expect(printed).not.toContain(pem.split('\n')[1]);
   });
 });

@@ -95,6 +95,9 @@ export const aNode = (orgId: string, o: Partial<NodeRecord> = {}): NodeRecord =>
   labels: {},
   drainMode: false,
   createdAt: at(),
+  sealedTls: null,
+  sealedSsh: null,
+  credentialsUpdatedAt: null,
   ...o,
 });
 export const aRelease = (
@@ -549,6 +552,18 @@ export function runStoreContract({ make }: StoreFixture): void {
           inA((r) => r.nodes.insert(aNode(a.orgId, { name: 'node-1' }))),
           'node_exists',
         );
+      });
+
+      it("replaces a node's sealed credentials, only in its own org", async () => {
+        const n = aNode(a.orgId, { dockerHost: 'tcp://10.0.0.3:2376', sealedTls: 'sealed-1' });
+        await inA((r) => r.nodes.insert(n));
+        expect(await inA((r) => r.nodes.get(n.id))).toEqual(n);
+        const rotated = { sealedTls: 'sealed-2', sealedSsh: null, credentialsUpdatedAt: at(5) };
+        await inA((r) => r.nodes.setCredentials(n.id, rotated));
+        expect(await inA((r) => r.nodes.get(n.id))).toEqual({ ...n, ...rotated });
+        await rejectsWith(store.withOrg(b.orgId, (r) => r.nodes.setCredentials(n.id, { ...rotated, sealedTls: 'theirs' })), 'node_not_found');
+        await rejectsWith(inA((r) => r.nodes.setCredentials('nod_missing', rotated)), 'node_not_found');
+        expect((await inA((r) => r.nodes.get(n.id)))?.sealedTls).toBe('sealed-2');
       });
     });
 

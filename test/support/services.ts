@@ -9,6 +9,7 @@ export const services = {
   postgres: { host: '127.0.0.1', port: Number(process.env.PGPORT ?? 5432), fix: 'start PostgreSQL (TESTING.md)' },
   docker: { socket: '/var/run/docker.sock', fix: 'run ../shared/ci/setup-machine.sh docker' },
   caddy: { fix: 'run ../shared/ci/setup-machine.sh caddy (Caddy 2.11 at /usr/local/bin/caddy)' },
+  sshd: { fix: 'apt-get install -y openssh-server (sshd at /usr/sbin/sshd; .ci/run does it)' },
 } as const;
 
 export type ServiceName = keyof typeof services;
@@ -50,6 +51,10 @@ export async function isAvailable(name: ServiceName): Promise<boolean> {
     case 'caddy': {
       const { existsSync } = await import('node:fs');
       return existsSync(process.env.CADDY_BIN ?? '/usr/local/bin/caddy');
+    }
+    case 'sshd': {
+      const { existsSync } = await import('node:fs');
+      return existsSync(process.env.SSHD_BIN ?? '/usr/sbin/sshd');
     }
   }
 }

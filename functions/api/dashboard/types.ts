@@ -6,7 +6,6 @@
 import type {
   Domain as DomainRecord,
   Environment,
-  NodeRecord,
   Project as ProjectRecord,
   Release as ReleaseRecord,
   ReleaseLogLine,
@@ -15,8 +14,11 @@ import type {
 } from '../../../core/models.ts';
 import { releaseStatuses } from '../../../core/models.ts';
 import { isTerminal } from '../../../core/release/state-machine.ts';
+import type { NodeView } from '../../../core/use-cases/nodes.ts';
 
-export type { Environment, NodeRecord };
+export type { Environment };
+/** A node as the API shows it: whether TLS or SSH credentials are set, never the material. */
+export type NodeRecord = NodeView;
 export type Step = ReleaseStep;
 export type LogLine = ReleaseLogLine;
 export type Project = ProjectRecord & { environments?: Environment[] };

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import * as s from '../../../core/schemas.ts';
 import { listAuditEvents } from '../../../core/use-cases/audit.ts';
-import { createNode, getNode, listNodes } from '../../../core/use-cases/nodes.ts';
+import { createNode, getNode, listNodes, updateNodeCredentials } from '../../../core/use-cases/nodes.ts';
 import {
   createEnvironment,
   createProject,
@@ -106,7 +106,7 @@ export const resourceRoutes = [
   route({
     method: 'post',
     path: '/api/nodes',
-    summary: 'Register a Docker host',
+    summary: 'Register a Docker host; tcp:// off loopback needs tls {ca, cert, key}, ssh:// needs ssh {privateKey, hostKey}',
     tag: 'nodes',
     auth: true,
     body: s.createNodeInput,
@@ -131,6 +131,16 @@ export const resourceRoutes = [
     auth: true,
     status: 200,
     handle: ({ deps, principal, params }) => getNode(deps, principal, params.id!),
+  }),
+  route({
+    method: 'patch',
+    path: '/api/nodes/{id}',
+    summary: "Replace a node's TLS or SSH credentials (rotation); they are write-only",
+    tag: 'nodes',
+    auth: true,
+    body: s.updateNodeCredentialsInput,
+    status: 200,
+    handle: ({ deps, principal, params, body, ctx }) => updateNodeCredentials(deps, principal, params.id!, body, ctx),
   }),
   route({
     method: 'get',

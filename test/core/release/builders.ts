@@ -50,6 +50,9 @@ export function aNode(o: Partial<NodeRecord> = {}): NodeRecord {
     labels: {},
     drainMode: false,
     createdAt: at,
+    sealedTls: null,
+    sealedSsh: null,
+    credentialsUpdatedAt: null,
     ...o,
   };
 }

@@ -5,7 +5,7 @@ import type { OrgRepos } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import { id, imageRef, slugName } from '../schemas.ts';
 import { requireOrg, type Principal, type RequestContext } from '../use-cases/deps.ts';
-import { appendEvent, deployJobIdOf } from './context.ts';
+import { appendEvent, deployJobIdOf, updateDeployJob } from './context.ts';
 import { sendStep, type ReleaseDeps } from './deps.ts';
 import { NoNodeAvailable } from './errors.ts';
 
@@ -137,6 +137,32 @@ export async function createRelease(
       ctx?.requestId ?? null,
     );
   });
-  await sendStep(deps, release, 'queued');
+  await queueRelease(deps, release);
   return release;
+}
+
+/**
+ * Sends the first step of a release just inserted. One release per service environment may
+ * be in flight, so a release whose message never reached the queue would refuse every later
+ * deploy of it (409) for good: when the send fails, the release fails at once, saying why,
+ * and the caller still gets the queue's error (503), so a retry starts a new release.
+ */
+export async function queueRelease(deps: ReleaseDeps, release: Release): Promise<void> {
+  try {
+    await sendStep(deps, release, 'queued');
+  } catch (e) {
+    const reason = `could not be queued: ${(e as Error).message}`;
+    try {
+      await deps.store.withOrg(release.orgId, async (repos) => {
+        const at = deps.clock.now().toISOString();
+        if (!(await repos.releases.transition(release.id, 'queued', { status: 'failed', error: reason, finishedAt: at, updatedAt: at }))) return;
+        await updateDeployJob(deps, repos, release.id, { status: 'failed' });
+        await appendEvent(deps, repos, { ...release, status: 'failed' }, 'release.failed', { reason, step: null });
+      });
+    } catch (failing) {
+      // The store is down too: the release stays queued; nothing more can be done from here.
+      deps.logger.error({ releaseId: release.id, err: (failing as Error).message }, 'a release that could not be queued could not be marked failed either');
+    }
+    throw e;
+  }
 }

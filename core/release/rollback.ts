@@ -3,8 +3,8 @@ import type { Release } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import { requireOrg, type Principal, type RequestContext } from '../use-cases/deps.ts';
 import { appendEvent } from './context.ts';
-import { insertRelease } from './create.ts';
-import { openTarget, releaseGroup, sendRetire, sendStep, type ReleaseDeps } from './deps.ts';
+import { insertRelease, queueRelease } from './create.ts';
+import { openTarget, releaseGroup, sendRetire, type ReleaseDeps } from './deps.ts';
 import type { MessageHandler } from '../ports.ts';
 import { NothingToRollBackTo, ReleaseNotRollbackable } from './errors.ts';
 import { containerName, defaultHosts, planRoute, routeId } from './plan.ts';
@@ -140,7 +140,7 @@ export async function rollbackRelease(
     await appendEvent(deps, repos, r, rollbackRequestedAction, { rollbackOf: release.id, to: to.id }, actor, requestId);
     return r;
   });
-  await sendStep(deps, redeploy, 'queued');
+  await queueRelease(deps, redeploy);
   return { path: 'redeploy', release, to, redeploy };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Forbidden, InvalidInput, NotFound } from '../../../core/errors.ts';
+import { Forbidden, InvalidInput, NotFound, Unavailable } from '../../../core/errors.ts';
 import { createRelease, getRelease, NoNodeAvailable, releaseStepsQueue } from '../../../core/release/engine.ts';
 import { aNode, aProject, aService, anEnvironment, anOrg } from './builders.ts';
 import { deployer, setup } from './harness.ts';
@@ -100,5 +100,26 @@ describe('createRelease', () => {
       createRelease(h.deps, { ...deployer, role: 'viewer' }, { serviceId: h.service.id, image: 'shop/web:1' }),
     ).rejects.toBeInstanceOf(Forbidden);
     await expect(getRelease(h.deps, deployer, 'rel_nope')).rejects.toThrow(new NotFound('release', 'rel_nope'));
+  });
+
+  it('fails a release whose first step could not be queued, so the next deploy is not refused', async () => {
+    const h = await setup();
+    const send = h.queue.send.bind(h.queue);
+    h.queue.send = () => Promise.reject(new Unavailable('queue', 'the queue cannot be reached: connect ECONNREFUSED'));
+    const err = await createRelease(h.deps, deployer, { serviceId: h.service.id, image: 'shop/web:1' }).catch((e) => e);
+    expect(err).toBeInstanceOf(Unavailable);
+    const [stuck] = (await h.repos((x) => x.releases.list({ limit: 10 }))).items;
+    expect(stuck).toMatchObject({ status: 'failed', error: 'could not be queued: queue is unavailable: the queue cannot be reached: connect ECONNREFUSED' });
+    expect(stuck!.finishedAt).not.toBeNull();
+    const jobs = (await h.repos((x) => x.deployJobs.list({ limit: 10 }))).items;
+    expect(jobs).toEqual([expect.objectContaining({ releaseId: stuck!.id, status: 'failed' })]);
+    const audit = (await h.repos((x) => x.audit.list({ limit: 10 }, { targetId: stuck!.id }))).items.map((a) => a.action);
+    expect(audit).toEqual(expect.arrayContaining(['release.created', 'release.failed']));
+    // The queue is back: the retry is a new release, not a 409.
+    h.queue.send = send;
+    const retry = await createRelease(h.deps, deployer, { serviceId: h.service.id, image: 'shop/web:1' });
+    expect(retry).toMatchObject({ status: 'queued' });
+    expect(retry.id).not.toBe(stuck!.id);
+    expect(h.queue.of(releaseStepsQueue).map((s) => s.payload)).toEqual([{ orgId: 'org_000001', releaseId: retry.id, status: 'queued' }]);
   });
 });

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSelfhostApi } from '../support/api.ts';
+import { makeTestPki } from '../support/docker-tls.ts';
 
 describe('dashboard pages over HTTP', () => {
   let api: Awaited<ReturnType<typeof startSelfhostApi>>;
@@ -113,4 +114,73 @@ describe('dashboard pages over HTTP', () => {
     expect(expired.headers.get('location')).toBe('/dashboard/login?next=%2Fdashboard');
     expect(expired.headers.getSetCookie().join(';')).toMatch(/sdo_flash=/);
   });
+
+  it('registers a TLS node from the form, shows that it has credentials, never the material', async () => {
+    const signup = await post('/dashboard/signup', {
+      email: 'nodes@example.com',
+      password: 'correct horse battery',
+    });
+    const cookie = signup.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0]!)
+      .filter((c) => !c.startsWith('sdo_flash='))
+      .join('; ');
+    const origin = { origin: api.url, cookie };
+    const page = await (await fetch(`${api.url}/dashboard/nodes`, { headers: { cookie } })).text();
+    for (const label of [
+      'CA certificate',
+      'Client certificate',
+      'Client key',
+      'Private key',
+      'Host key',
+    ])
+      expect(page).toMatch(new RegExp(`<label for="node-[a-z-]+"\\s*>${label}`));
+
+    // Half a TLS section: the API names what is missing, the page shows it, nothing is made.
+    const pki = await makeTestPki();
+    const half = await post(
+      '/dashboard/nodes',
+      {
+        name: 'remote',
+        dockerHost: 'tcp://203.0.113.7:2376',
+        address: '203.0.113.7',
+        tlsCa: pki.ca,
+      },
+      origin,
+    );
+    expect(half.status).toBe(303);
+    const shown = await (
+      await fetch(`${api.url}/dashboard/nodes`, {
+        headers: { cookie: `${cookie}; ${flashOf(half)}` },
+      })
+    ).text();
+    expect(shown).toMatch(/tls\.cert: /);
+    expect(shown).toContain('No nodes yet.');
+
+    const ok = await post(
+      '/dashboard/nodes',
+      {
+        name: 'remote',
+        dockerHost: 'tcp://203.0.113.7:2376',
+        address: '203.0.113.7',
+        tlsCa: pki.ca,
+        tlsCert: pki.clientCert,
+        tlsKey: pki.clientKey,
+      },
+      origin,
+    );
+    expect(ok.status).toBe(303);
+    const list = await (await fetch(`${api.url}/dashboard/nodes`, { headers: { cookie } })).text();
+    expect(list).toContain('<td>TLS client certificate</td>');
+    expect(list).not.toContain('PRIVATE KEY');
+    expect(list).not.toContain(pki.clientCert.split('\n')[1]!);
+  });
 });
+
+/** The flash cookie a redirect set, as a cookie header pair. */
+function flashOf(res: Response): string {
+  return res.headers
+    .getSetCookie()
+    .findLast((c) => c.startsWith('sdo_flash=') && !c.startsWith('sdo_flash=;'))!
+    .split(';')[0]!;
+}

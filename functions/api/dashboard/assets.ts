@@ -26,6 +26,8 @@ pre.log { background:#0d1117; color:#e6edf3; padding:.8rem; border-radius:6px; m
 pre.log .stderr { color:#ffa198; } pre.log .stdout { color:#c9d1d9; }
 form.card, section.card, div.card { border:1px solid var(--line); border-radius:6px; padding:1rem; margin:.8rem 0; background:var(--bg); }
 form.inline { display:inline; }
+label.inline { display:flex; gap:.4rem; align-items:center; font-weight:400; } label.inline input { min-width:0; }
+details { margin:.6rem 0; } summary { cursor:pointer; font-weight:600; }
 label { display:block; font-weight:600; margin:.5rem 0 .2rem; }
 .hint { color:var(--muted); font-size:.88rem; font-weight:400; }
 input, select, textarea { font:inherit; padding:.4rem .5rem; border:1px solid #8c959f; border-radius:4px; min-width:16rem; max-width:100%; }

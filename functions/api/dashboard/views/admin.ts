@@ -58,6 +58,7 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
                     <th scope="col">State</th>
                     <th scope="col">Docker host</th>
                     <th scope="col">Address</th>
+                    <th scope="col">Credentials</th>
                     <th scope="col">Labels</th>
                     <th scope="col">Registered</th>
                   </tr>
@@ -70,6 +71,7 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
                         <td>${badge(n.drainMode ? 'draining' : 'active')}</td>
                         <td><code>${n.dockerHost}</code></td>
                         <td>${n.address}</td>
+                        <td>${credentialsOf(n)}</td>
                         <td>
                           ${Object.entries(n.labels).map(([k, v]) => html`<code>${k}=${v}</code> `)}
                         </td>
@@ -107,6 +109,44 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
               ><input id="node-address" name="address" required value="127.0.0.1" />
             </div>
           </div>
+          <details>
+            <summary>
+              TLS client certificate <span class="hint">for <code>tcp://host:2376</code></span>
+            </summary>
+            <p class="hint">
+              PEM text of the CA that signed the engine's certificate, and of the client certificate
+              and key the engine trusts. Stored encrypted; never shown again.
+            </p>
+            <label for="node-tls-ca">CA certificate</label
+            ><textarea id="node-tls-ca" name="tlsCa" rows="3" spellcheck="false"></textarea>
+            <label for="node-tls-cert">Client certificate</label
+            ><textarea id="node-tls-cert" name="tlsCert" rows="3" spellcheck="false"></textarea>
+            <label for="node-tls-key">Client key</label
+            ><textarea id="node-tls-key" name="tlsKey" rows="3" spellcheck="false"></textarea>
+          </details>
+          <details>
+            <summary>
+              SSH key <span class="hint">for <code>ssh://user@host</code></span>
+            </summary>
+            <label for="node-ssh-key"
+              >Private key <span class="hint">OpenSSH or PEM, without a passphrase</span></label
+            ><textarea
+              id="node-ssh-key"
+              name="sshPrivateKey"
+              rows="3"
+              spellcheck="false"
+            ></textarea>
+            <label for="node-ssh-host-key"
+              >Host key
+              <span class="hint"
+                >the server's public key line, e.g. from <code>ssh-keyscan</code></span
+              ></label
+            ><input id="node-ssh-host-key" name="sshHostKey" spellcheck="false" />
+            <label class="inline"
+              ><input type="checkbox" name="sshInsecureIgnoreHostKey" value="yes" /> No host key:
+              trust whichever server answers (insecure)</label
+            >
+          </details>
           <p><button type="submit">Register node</button></p>
         </form>`;
       return render(c, s, { title: 'Nodes', section: 'nodes' }, body);
@@ -121,6 +161,7 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
         name,
         dockerHost: field(form, 'dockerHost') ?? '',
         address: field(form, 'address') ?? '',
+        ...credentialsFrom(form),
       });
       flash(
         c,
@@ -316,4 +357,39 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
       return render(c, s, { title: 'Audit log', section: 'audit' }, body);
     }),
   );
+}
+
+/** Which credentials a node has, in words; the material itself never leaves the API. */
+function credentialsOf(n: NodeRecord): string {
+  if (n.tls.configured) return 'TLS client certificate';
+  if (n.ssh.configured) return 'SSH key';
+  return n.dockerHost.startsWith('unix://') ? 'local socket' : 'none';
+}
+
+/** The optional TLS or SSH fields of the node form, as `POST /api/nodes` takes them; the API validates them. */
+function credentialsFrom(form: Record<string, unknown>): Record<string, unknown> {
+  const tls = {
+    ca: field(form, 'tlsCa'),
+    cert: field(form, 'tlsCert'),
+    key: field(form, 'tlsKey'),
+  };
+  const privateKey = field(form, 'sshPrivateKey');
+  const hostKey = field(form, 'sshHostKey');
+  return {
+    // A partly filled TLS section is sent as is, so the API names the missing part.
+    ...(tls.ca || tls.cert || tls.key
+      ? { tls: { ca: tls.ca ?? '', cert: tls.cert ?? '', key: tls.key ?? '' } }
+      : {}),
+    ...(privateKey || hostKey
+      ? {
+          ssh: {
+            privateKey: privateKey ?? '',
+            ...(hostKey ? { hostKey } : {}),
+            ...(field(form, 'sshInsecureIgnoreHostKey') === 'yes'
+              ? { insecureIgnoreHostKey: true }
+              : {}),
+          },
+        }
+      : {}),
+  };
 }

@@ -389,5 +389,15 @@ export class SelfdevopStack extends Stack {
     new CfnOutput(this, 'HostedUiDomain', { value: cognitoDomain });
     new CfnOutput(this, 'DashboardUrl', { value: `${dashboardUrl}/dashboard` });
     new CfnOutput(this, 'ObjectsBucket', { value: bucket.bucketName });
+    // Tenants open their Docker port (2376, or SSH) to this address only: the worker reaches
+    // their nodes through the VPC's NAT gateway.
+    new CfnOutput(this, 'NodeEgressIp', {
+      value: vpc.publicSubnets
+        .map((s) => s.node.tryFindChild('EIP'))
+        .filter((eip): eip is ec2.CfnEIP => eip instanceof ec2.CfnEIP)
+        .map((eip) => eip.ref)
+        .join(','),
+      description: 'the address tenant nodes see the deploy worker connect from',
+    });
   }
 }

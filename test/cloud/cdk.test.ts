@@ -75,6 +75,14 @@ describe('cloud stack', () => {
     template.resourceCountIs('AWS::EC2::NatGateway', 1);
   });
 
+  it('outputs the NAT gateway\'s address, which tenants open their Docker port to', () => {
+    const [eipId] = Object.keys(template.findResources('AWS::EC2::EIP'));
+    expect(eipId).toBeDefined();
+    const nat = Object.values(template.findResources('AWS::EC2::NatGateway'))[0] as { Properties: { AllocationId: unknown } };
+    expect(nat.Properties.AllocationId).toEqual({ 'Fn::GetAtt': [eipId, 'AllocationId'] });
+    template.hasOutput('NodeEgressIp', { Value: { Ref: eipId } });
+  });
+
   it('runs PostgreSQL on RDS, encrypted with the KMS key, private, backed up and protected', () => {
     template.hasResourceProperties('AWS::RDS::DBInstance', {
       Engine: 'postgres',

@@ -16,8 +16,20 @@ export interface SesMailerOptions {
   configurationSetName?: string;
 }
 
-let sdkModule: Promise<typeof SesSdk> | undefined;
-const loadSdk = () => (sdkModule ??= import('@aws-sdk/client-sesv2'));
+/** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
+type SesSdkExports = Omit<typeof SesSdk, 'default'>;
+let sdkModule: Promise<SesSdkExports> | undefined;
+function loadSdk(): Promise<SesSdkExports> {
+  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
+  sdkModule ??= import('@aws-sdk/client-sesv2').then(
+    (m) => m.default ?? m,
+    (e: unknown) => {
+      sdkModule = undefined;
+      throw e;
+    },
+  );
+  return sdkModule;
+}
 
 function isSesClient(c: SesMailerOptions['client']): c is SESv2Client {
   return typeof (c as SESv2Client | undefined)?.send === 'function';
@@ -29,7 +41,7 @@ function isSesClient(c: SesMailerOptions['client']): c is SESv2Client {
 export class SesMailer implements Mailer {
   readonly from: string;
   private readonly clientOption: SesMailerOptions['client'];
-  private loaded: Promise<{ ses: typeof SesSdk; client: SESv2Client }> | undefined;
+  private loaded: Promise<{ ses: SesSdkExports; client: SESv2Client }> | undefined;
   private readonly configurationSetName: string | undefined;
 
   constructor(options: SesMailerOptions) {
@@ -73,7 +85,7 @@ export class SesMailer implements Mailer {
   }
 
   /** The SDK and the client, loaded and made on first use (the client given is used as is). */
-  private sdk(): Promise<{ ses: typeof SesSdk; client: SESv2Client }> {
+  private sdk(): Promise<{ ses: SesSdkExports; client: SESv2Client }> {
     this.loaded ??= loadSdk().then((ses) => ({
       ses,
       client: isSesClient(this.clientOption) ? this.clientOption : new ses.SESv2Client(this.clientOption ?? {}),

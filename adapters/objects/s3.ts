@@ -40,8 +40,20 @@ function isMissing(e: unknown): boolean {
   return errorName(e) === 'NoSuchKey' || errorName(e) === 'NotFound' || status === 404;
 }
 
-let sdkModule: Promise<typeof S3Sdk> | undefined;
-const loadSdk = () => (sdkModule ??= import('@aws-sdk/client-s3'));
+/** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
+type S3SdkExports = Omit<typeof S3Sdk, 'default'>;
+let sdkModule: Promise<S3SdkExports> | undefined;
+function loadSdk(): Promise<S3SdkExports> {
+  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
+  sdkModule ??= import('@aws-sdk/client-s3').then(
+    (m) => m.default ?? m,
+    (e: unknown) => {
+      sdkModule = undefined;
+      throw e;
+    },
+  );
+  return sdkModule;
+}
 
 function isS3Client(c: S3ObjectStoreOptions['client']): c is S3Client {
   return typeof (c as S3Client | undefined)?.send === 'function';
@@ -53,7 +65,7 @@ function isS3Client(c: S3ObjectStoreOptions['client']): c is S3Client {
 export class S3ObjectStore implements ObjectStore {
   readonly bucket: string;
   private readonly clientOption: S3ObjectStoreOptions['client'];
-  private loaded: Promise<{ s3: typeof S3Sdk; client: S3Client }> | undefined;
+  private loaded: Promise<{ s3: S3SdkExports; client: S3Client }> | undefined;
   private readonly kmsKeyId: string | undefined;
   private readonly pageSize: number;
   private readonly maxPages: number;
@@ -151,7 +163,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** The SDK and the client, loaded and made on first use (the client given is used as is). */
-  private sdk(): Promise<{ s3: typeof S3Sdk; client: S3Client }> {
+  private sdk(): Promise<{ s3: S3SdkExports; client: S3Client }> {
     this.loaded ??= loadSdk().then((s3) => ({
       s3,
       client: isS3Client(this.clientOption) ? this.clientOption : new s3.S3Client(this.clientOption ?? {}),

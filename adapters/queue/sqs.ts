@@ -125,8 +125,20 @@ interface DelayedSend {
   dueAt: number;
 }
 
-let sdkModule: Promise<typeof SqsSdk> | undefined;
-const loadSdk = () => (sdkModule ??= import('@aws-sdk/client-sqs'));
+/** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
+type SqsSdkExports = Omit<typeof SqsSdk, 'default'>;
+let sdkModule: Promise<SqsSdkExports> | undefined;
+function loadSdk(): Promise<SqsSdkExports> {
+  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
+  sdkModule ??= import('@aws-sdk/client-sqs').then(
+    (m) => m.default ?? m,
+    (e: unknown) => {
+      sdkModule = undefined;
+      throw e;
+    },
+  );
+  return sdkModule;
+}
 
 function isSqsClient(c: SqsQueueOptions['client']): c is SQSClient {
   return typeof (c as SQSClient | undefined)?.send === 'function';
@@ -178,7 +190,7 @@ export async function handleSqsBatch(
  */
 export class SqsQueue implements EventQueue {
   private readonly clientOption: SqsQueueOptions['client'];
-  private loaded: Promise<{ sqs: typeof SqsSdk; client: SQSClient }> | undefined;
+  private loaded: Promise<{ sqs: SqsSdkExports; client: SQSClient }> | undefined;
   private readonly o: Required<Omit<SqsQueueOptions, 'client' | 'ledger' | 'logger' | 'queueUrls' | 'createQueues'>>;
   private readonly ledger: IdempotencyLedger | undefined;
   private readonly logger: Logger | undefined;
@@ -488,7 +500,7 @@ export class SqsQueue implements EventQueue {
   }
 
   /** The SDK and the client, loaded and made on first use (the client given is used as is). */
-  private sdk(): Promise<{ sqs: typeof SqsSdk; client: SQSClient }> {
+  private sdk(): Promise<{ sqs: SqsSdkExports; client: SQSClient }> {
     this.loaded ??= loadSdk().then((sqs) => ({
       sqs,
       client: isSqsClient(this.clientOption) ? this.clientOption : new sqs.SQSClient(this.clientOption ?? {}),

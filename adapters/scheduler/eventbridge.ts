@@ -47,8 +47,20 @@ interface Description {
   queue: string;
 }
 
-let sdkModule: Promise<typeof SchedulerSdk> | undefined;
-const loadSdk = () => (sdkModule ??= import('@aws-sdk/client-scheduler'));
+/** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
+type SchedulerSdkExports = Omit<typeof SchedulerSdk, 'default'>;
+let sdkModule: Promise<SchedulerSdkExports> | undefined;
+function loadSdk(): Promise<SchedulerSdkExports> {
+  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
+  sdkModule ??= import('@aws-sdk/client-scheduler').then(
+    (m) => m.default ?? m,
+    (e: unknown) => {
+      sdkModule = undefined;
+      throw e;
+    },
+  );
+  return sdkModule;
+}
 
 function isSchedulerClient(c: EventBridgeSchedulerOptions['client']): c is SchedulerClient {
   return typeof (c as SchedulerClient | undefined)?.send === 'function';
@@ -102,7 +114,7 @@ export function scheduleNameOf(name: string): string {
 export class EventBridgeScheduler implements Scheduler {
   readonly groupName: string;
   private readonly clientOption: EventBridgeSchedulerOptions['client'];
-  private loaded: Promise<{ scheduler: typeof SchedulerSdk; client: SchedulerClient }> | undefined;
+  private loaded: Promise<{ scheduler: SchedulerSdkExports; client: SchedulerClient }> | undefined;
   private readonly roleArn: string;
   private readonly queueArn: (queue: string) => Promise<string>;
   private readonly maxPages: number;
@@ -191,7 +203,7 @@ export class EventBridgeScheduler implements Scheduler {
   }
 
   /** The SDK and the client, loaded and made on first use (the client given is used as is). */
-  private sdk(): Promise<{ scheduler: typeof SchedulerSdk; client: SchedulerClient }> {
+  private sdk(): Promise<{ scheduler: SchedulerSdkExports; client: SchedulerClient }> {
     this.loaded ??= loadSdk().then((scheduler) => ({
       scheduler,
       client: isSchedulerClient(this.clientOption) ? this.clientOption : new scheduler.SchedulerClient(this.clientOption ?? {}),

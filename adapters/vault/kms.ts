@@ -35,8 +35,20 @@ const ivBytes = 12;
 const tagBytes = 16;
 const base64url = /^[A-Za-z0-9_-]+$/;
 
-let sdkModule: Promise<typeof KmsSdk> | undefined;
-const loadSdk = () => (sdkModule ??= import('@aws-sdk/client-kms'));
+/** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
+type KmsSdkExports = Omit<typeof KmsSdk, 'default'>;
+let sdkModule: Promise<KmsSdkExports> | undefined;
+function loadSdk(): Promise<KmsSdkExports> {
+  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
+  sdkModule ??= import('@aws-sdk/client-kms').then(
+    (m) => m.default ?? m,
+    (e: unknown) => {
+      sdkModule = undefined;
+      throw e;
+    },
+  );
+  return sdkModule;
+}
 
 function isKmsClient(c: KmsKeyVaultOptions['client']): c is KMSClient {
   return typeof (c as KMSClient | undefined)?.send === 'function';
@@ -62,7 +74,7 @@ function encryptionContext(context: string): Record<string, string> {
 export class KmsKeyVault implements KeyVault {
   readonly keyId: string;
   private readonly clientOption: KmsKeyVaultOptions['client'];
-  private loaded: Promise<{ kms: typeof KmsSdk; client: KMSClient }> | undefined;
+  private loaded: Promise<{ kms: KmsSdkExports; client: KMSClient }> | undefined;
   private readonly cacheTtlMs: number;
   private readonly cacheMaxEntries: number;
   private readonly clock: Pick<Clock, 'now'>;
@@ -131,7 +143,7 @@ export class KmsKeyVault implements KeyVault {
   }
 
   /** The SDK and the client, loaded and made on first use (the client given is used as is). */
-  private sdk(): Promise<{ kms: typeof KmsSdk; client: KMSClient }> {
+  private sdk(): Promise<{ kms: KmsSdkExports; client: KMSClient }> {
     this.loaded ??= loadSdk().then((kms) => ({
       kms,
       client: isKmsClient(this.clientOption) ? this.clientOption : new kms.KMSClient(this.clientOption ?? {}),

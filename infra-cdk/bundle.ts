@@ -35,6 +35,8 @@ export interface BundleSizes {
   totalBytes: number;
   /** The output files, relative to the bundle's folder. */
   files: string[];
+  /** The output files a cold start reads (metafile output keys): index.mjs and its static imports. */
+  initOutputs: string[];
   /** esbuild's metafile, for `analyzeMetafile`. */
   metafile: Metafile;
 }
@@ -54,7 +56,7 @@ export function sizesOf(metafile: Metafile, entry: string, outDir: string): Bund
   }
   const initBytes = [...seen].reduce((sum, f) => sum + (outputs[f]?.bytes ?? 0), 0);
   const files = Object.keys(outputs).map((f) => path.relative(outDir, path.resolve(f)));
-  return { initBytes, totalBytes, files, metafile };
+  return { initBytes, totalBytes, files, initOutputs: [...seen], metafile };
 }
 
 /** Bundles one entry file into outDir/index.mjs plus chunks under outDir/chunks/; returns their sizes. */

@@ -7,7 +7,10 @@
  * that imports the bundle and answers one real event (API Gateway v2 GET /health, an SQS
  * batch, an EventBridge scheduled event, a migrate invocation, a Cognito pre token
  * generation event). A hello-world handler bundled and started the same way is the
- * baseline, so the figures compare across machines as ratios; the runs are interleaved
+ * baseline, so the figures compare across machines as ratios. A second hello-world that
+ * answers through one Web `Response` (`fetchHelloInitMs`) shows what any handler built on
+ * the Fetch API (hono's aws-lambda adapter is) pays before its own code: Node loads its
+ * bundled undici on first use of Response. The runs are interleaved
  * (hello, then each function, BENCH_RUNS rounds) so a change in the machine's load falls on
  * the baseline as much as on the functions. Prints JSON.
  *
@@ -57,10 +60,11 @@ function startSqsStub(): Promise<Server> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-function events(): Record<LambdaName | 'hello', unknown> {
+function events(): Record<LambdaName | 'hello' | 'fetchHello', unknown> {
   const now = new Date();
   return {
     hello: {},
+    fetchHello: {},
     api: {
       version: '2.0',
       routeKey: '$default',
@@ -172,6 +176,13 @@ async function main(): Promise<void> {
     await writeFile(helloEntry, "export const handler = async () => ({ statusCode: 200, body: 'hello' });\n");
     const helloDir = path.join(dir, 'bundles', 'hello');
     const hello = await bundleEntry(helloEntry, helloDir);
+    const fetchHelloEntry = path.join(dir, 'fetch-hello.ts');
+    await writeFile(
+      fetchHelloEntry,
+      "export const handler = async () => { const res = new Response('hello'); return { statusCode: res.status, body: await res.text() }; };\n",
+    );
+    const fetchHelloDir = path.join(dir, 'bundles', 'fetch-hello');
+    await bundleEntry(fetchHelloEntry, fetchHelloDir);
     const runner = path.join(dir, 'runner.mjs');
     await writeFile(runner, runnerSource);
     const env: Record<string, string> = {
@@ -195,7 +206,11 @@ async function main(): Promise<void> {
     };
     const evs = events();
     // Each round starts every bundle once, hello first; cognito-tokens after migrate (lambdaNames order).
-    const targets = [{ name: 'hello', dir: helloDir }, ...lambdaNames.map((name) => ({ name, dir: bundles[name] }))] as const;
+    const targets = [
+      { name: 'hello', dir: helloDir },
+      { name: 'fetchHello', dir: fetchHelloDir },
+      ...lambdaNames.map((name) => ({ name, dir: bundles[name] })),
+    ] as const;
     const times = new Map<string, number[]>(targets.map((t) => [t.name, []]));
     for (let i = 0; i < runs; i++) {
       for (const t of targets) times.get(t.name)!.push(await coldStart(runner, path.join(t.dir, 'index.mjs'), evs[t.name], env));
@@ -219,8 +234,10 @@ async function main(): Promise<void> {
       initBytes: 'what a cold start reads: index.mjs plus every chunk it imports statically (transitively); chunks behind await import() are left out',
       initTop: 'the packages (or source folders) putting the most bytes into initBytes',
       initMs: 'median wall time of a fresh Node process that imports the bundle and answers one event; hello-world measured the same way, interleaved',
+      fetchHelloInitMs: 'the same for a hello-world that answers through one Web Response: the floor of a Fetch-API handler (hono/aws-lambda)',
     };
-    const out = { functions, helloInitMs, helloBytes: hello.initBytes, runs, node: process.version, loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100), meaning };
+    const fetchHelloInitMs = medianMs('fetchHello');
+    const out = { functions, helloInitMs, fetchHelloInitMs, helloBytes: hello.initBytes, runs, node: process.version, loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100), meaning };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   } finally {
     await new Promise<void>((r) => sqs.close(() => r()));

@@ -7,7 +7,6 @@ import { authenticate } from '../../core/use-cases/auth.ts';
 import type { Principal } from '../../core/use-cases/deps.ts';
 import type { ApiDeps } from './deps.ts';
 import { describeZodError, errorBody, respondWithError } from './errors.ts';
-import { docsPage, openApiDocument } from './openapi.ts';
 import type { RouteDef } from './route.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { resourceRoutes } from './routes/resources.ts';
@@ -139,11 +138,14 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
     const { contentType, body } = await deps.metrics.render();
     return c.body(body, 200, { 'Content-Type': contentType });
   });
-  // Written on first request: converting every route's schemas is work a cold start that
-  // serves the API does not need.
-  let document: ReturnType<typeof openApiDocument> | undefined;
-  app.get('/openapi.json', (c) => c.json((document ??= openApiDocument(routes, deps.api.version))));
-  app.get('/docs', (c) => c.html(docsPage));
+  // Loaded and written on first request: converting every route's schemas is work a cold
+  // start that serves the API does not need.
+  let document: object | undefined;
+  app.get('/openapi.json', async (c) => {
+    document ??= (await import('./openapi.ts')).openApiDocument(routes, deps.api.version);
+    return c.json(document);
+  });
+  app.get('/docs', async (c) => c.html((await import('./openapi.ts')).docsPage));
 
   for (const r of routes) {
     const honoPath = r.path.replace(/\{(\w+)\}/g, ':$1');

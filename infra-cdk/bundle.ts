@@ -8,7 +8,7 @@
 import { cp, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Metafile } from 'esbuild';
+import { build, type Metafile, type Plugin } from 'esbuild';
 
 export const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 export const lambdaNames = ['api', 'worker', 'schedule', 'migrate', 'cognito-tokens'] as const;
@@ -28,6 +28,22 @@ const requireShim = [
   'const __dirname = __sdoDirname(__filename);',
 ].join(' ');
 
+/**
+ * pino's transports run in a worker started through thread-stream; the functions log JSON
+ * lines to stdout and never start one, so the bundle carries a stub that says so instead.
+ */
+const withoutPinoTransports: Plugin = {
+  name: 'without-pino-transports',
+  setup(b) {
+    b.onResolve({ filter: /^thread-stream$/ }, () => ({ path: 'thread-stream', namespace: 'without-pino-transports' }));
+    b.onLoad({ filter: /.*/, namespace: 'without-pino-transports' }, () => ({
+      contents:
+        "module.exports = class ThreadStream { constructor() { throw new Error('pino transports are not bundled into the Lambda functions: they log JSON lines to stdout'); } };",
+      loader: 'js',
+    }));
+  },
+};
+
 export interface BundleSizes {
   /** What a cold start reads: index.mjs plus every chunk it imports statically, transitively. */
   initBytes: number;
@@ -35,6 +51,8 @@ export interface BundleSizes {
   totalBytes: number;
   /** The output files, relative to the bundle's folder. */
   files: string[];
+  /** The output files a cold start reads (metafile output keys): index.mjs and its static imports. */
+  initOutputs: string[];
   /** esbuild's metafile, for `analyzeMetafile`. */
   metafile: Metafile;
 }
@@ -54,7 +72,7 @@ export function sizesOf(metafile: Metafile, entry: string, outDir: string): Bund
   }
   const initBytes = [...seen].reduce((sum, f) => sum + (outputs[f]?.bytes ?? 0), 0);
   const files = Object.keys(outputs).map((f) => path.relative(outDir, path.resolve(f)));
-  return { initBytes, totalBytes, files, metafile };
+  return { initBytes, totalBytes, files, initOutputs: [...seen], metafile };
 }
 
 /** Bundles one entry file into outDir/index.mjs plus chunks under outDir/chunks/; returns their sizes. */
@@ -78,6 +96,7 @@ export async function bundleEntry(entry: string, outDir: string): Promise<Bundle
     banner: { js: requireShim },
     // Optional native add-ons of the pg, ssh2 and docker drivers: absent on Lambda, never loaded.
     external: ['pg-native', 'cpu-features', '*.node'],
+    plugins: [withoutPinoTransports],
     legalComments: 'none',
     logLevel: 'error',
   });

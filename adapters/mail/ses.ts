@@ -1,8 +1,10 @@
 /**
  * Cloud Mailer: plain-text mail through Amazon SES (API v2 SendEmail). The only file that
- * imports @aws-sdk/client-sesv2. The same address rules as SMTP apply before anything is sent.
+ * imports @aws-sdk/client-sesv2, and only when the first mail goes out, so a cold start
+ * does not parse it. The same address rules as SMTP apply before anything is sent.
  */
-import { SESv2Client, SendEmailCommand, type SESv2ClientConfig } from '@aws-sdk/client-sesv2';
+import type * as SesSdk from '@aws-sdk/client-sesv2';
+import type { SESv2Client, SESv2ClientConfig } from '@aws-sdk/client-sesv2';
 import type { Mailer } from '../../core/ports.ts';
 import { MailNotSent, assertSendable, isPlainAddress } from './mail-rules.ts';
 
@@ -14,6 +16,21 @@ export interface SesMailerOptions {
   configurationSetName?: string;
 }
 
+/** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
+type SesSdkExports = Omit<typeof SesSdk, 'default'>;
+let sdkModule: Promise<SesSdkExports> | undefined;
+function loadSdk(): Promise<SesSdkExports> {
+  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
+  sdkModule ??= import('@aws-sdk/client-sesv2').then(
+    (m) => m.default ?? m,
+    (e: unknown) => {
+      sdkModule = undefined;
+      throw e;
+    },
+  );
+  return sdkModule;
+}
+
 function isSesClient(c: SesMailerOptions['client']): c is SESv2Client {
   return typeof (c as SESv2Client | undefined)?.send === 'function';
 }
@@ -23,7 +40,8 @@ function isSesClient(c: SesMailerOptions['client']): c is SESv2Client {
  */
 export class SesMailer implements Mailer {
   readonly from: string;
-  readonly client: SESv2Client;
+  private readonly clientOption: SesMailerOptions['client'];
+  private loaded: Promise<{ ses: SesSdkExports; client: SESv2Client }> | undefined;
   private readonly configurationSetName: string | undefined;
 
   constructor(options: SesMailerOptions) {
@@ -33,15 +51,16 @@ export class SesMailer implements Mailer {
       );
     }
     this.from = options.from;
-    this.client = isSesClient(options.client) ? options.client : new SESv2Client(options.client ?? {});
+    this.clientOption = options.client;
     this.configurationSetName = options.configurationSetName || undefined;
   }
 
   async send(message: { to: string; subject: string; text: string }): Promise<void> {
     assertSendable(message);
+    const { ses, client } = await this.sdk();
     try {
-      await this.client.send(
-        new SendEmailCommand({
+      await client.send(
+        new ses.SendEmailCommand({
           FromEmailAddress: this.from,
           Destination: { ToAddresses: [message.to] },
           Content: {
@@ -57,5 +76,20 @@ export class SesMailer implements Mailer {
       const name = (e as { name?: string }).name ?? 'Error';
       throw new MailNotSent(message.to, `SES ${name}: ${(e as Error).message}`, { cause: e });
     }
+  }
+
+  /** Closes the client's connections; a mailer that never sent has none to close. */
+  async destroy(): Promise<void> {
+    const loaded = await this.loaded?.catch(() => undefined);
+    loaded?.client.destroy();
+  }
+
+  /** The SDK and the client, loaded and made on first use (the client given is used as is). */
+  private sdk(): Promise<{ ses: SesSdkExports; client: SESv2Client }> {
+    this.loaded ??= loadSdk().then((ses) => ({
+      ses,
+      client: isSesClient(this.clientOption) ? this.clientOption : new ses.SESv2Client(this.clientOption ?? {}),
+    }));
+    return this.loaded;
   }
 }

@@ -205,7 +205,8 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     async close() {
       await store.close();
       await db.close();
-      for (const c of [queue.client, scheduler.client, vault.client, objects.client, mailer.client]) c.destroy();
+      // AWS clients are made on first use; one never used has nothing to close.
+      await Promise.all([queue.destroy(), scheduler.destroy(), vault.destroy(), objects.destroy(), mailer.destroy()]);
     },
   };
 }

@@ -1,17 +1,12 @@
 /**
  * Cloud ObjectStore on Amazon S3 (artifacts, backups, logs). The only file that imports
- * @aws-sdk/client-s3. Keys follow the same rules as every other store (object-key.ts), so
- * a key accepted in tests or self-hosted is accepted here and nothing can escape a prefix.
+ * @aws-sdk/client-s3, and only when first used: the API's cold start would otherwise parse
+ * the SDK for requests that never touch S3. Keys follow the same rules as every other
+ * store (object-key.ts), so a key accepted in tests or self-hosted is accepted here and
+ * nothing can escape a prefix.
  */
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-} from '@aws-sdk/client-s3';
+import type * as S3Sdk from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { Unavailable } from '../../core/errors.ts';
 import type { ObjectStore } from '../../core/ports.ts';
 import { assertObjectKey, assertObjectPrefix, bodyBytes, compareKeys } from './object-key.ts';
@@ -45,6 +40,21 @@ function isMissing(e: unknown): boolean {
   return errorName(e) === 'NoSuchKey' || errorName(e) === 'NotFound' || status === 404;
 }
 
+/** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
+type S3SdkExports = Omit<typeof S3Sdk, 'default'>;
+let sdkModule: Promise<S3SdkExports> | undefined;
+function loadSdk(): Promise<S3SdkExports> {
+  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
+  sdkModule ??= import('@aws-sdk/client-s3').then(
+    (m) => m.default ?? m,
+    (e: unknown) => {
+      sdkModule = undefined;
+      throw e;
+    },
+  );
+  return sdkModule;
+}
+
 function isS3Client(c: S3ObjectStoreOptions['client']): c is S3Client {
   return typeof (c as S3Client | undefined)?.send === 'function';
 }
@@ -54,7 +64,8 @@ function isS3Client(c: S3ObjectStoreOptions['client']): c is S3Client {
  */
 export class S3ObjectStore implements ObjectStore {
   readonly bucket: string;
-  readonly client: S3Client;
+  private readonly clientOption: S3ObjectStoreOptions['client'];
+  private loaded: Promise<{ s3: S3SdkExports; client: S3Client }> | undefined;
   private readonly kmsKeyId: string | undefined;
   private readonly pageSize: number;
   private readonly maxPages: number;
@@ -66,7 +77,7 @@ export class S3ObjectStore implements ObjectStore {
       );
     }
     this.bucket = options.bucket;
-    this.client = isS3Client(options.client) ? options.client : new S3Client(options.client ?? {});
+    this.clientOption = options.client;
     this.kmsKeyId = options.kmsKeyId || undefined;
     this.pageSize = options.pageSize ?? 1000;
     this.maxPages = options.maxPages ?? 1000;
@@ -75,9 +86,10 @@ export class S3ObjectStore implements ObjectStore {
   async put(key: string, body: Uint8Array | string, options: { contentType?: string } = {}): Promise<void> {
     assertObjectKey(key);
     const bytes = bodyBytes(body);
+    const { s3, client } = await this.sdk();
     await this.call(key, () =>
-      this.client.send(
-        new PutObjectCommand({
+      client.send(
+        new s3.PutObjectCommand({
           Bucket: this.bucket,
           Key: key,
           Body: bytes,
@@ -91,9 +103,10 @@ export class S3ObjectStore implements ObjectStore {
 
   async get(key: string): Promise<Uint8Array | null> {
     assertObjectKey(key);
+    const { s3, client } = await this.sdk();
     let out;
     try {
-      out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      out = await client.send(new s3.GetObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (e) {
       if (isMissing(e)) return null;
       throw this.failure(key, e);
@@ -105,12 +118,13 @@ export class S3ObjectStore implements ObjectStore {
 
   async list(prefix: string): Promise<string[]> {
     assertObjectPrefix(prefix);
+    const { s3, client } = await this.sdk();
     const keys: string[] = [];
     let token: string | undefined;
     for (let page = 0; page < this.maxPages; page++) {
       const out = await this.call(prefix, () =>
-        this.client.send(
-          new ListObjectsV2Command({
+        client.send(
+          new s3.ListObjectsV2Command({
             Bucket: this.bucket,
             Prefix: prefix,
             MaxKeys: this.pageSize,
@@ -127,17 +141,34 @@ export class S3ObjectStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     assertObjectKey(key);
+    const { s3, client } = await this.sdk();
     // S3 answers 204 for a key that does not exist, as the port asks.
-    await this.call(key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+    await this.call(key, () => client.send(new s3.DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
   }
 
   /** Readiness: the bucket exists and these credentials may use it. */
   async ping(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      const { s3, client } = await this.sdk();
+      await client.send(new s3.HeadBucketCommand({ Bucket: this.bucket }));
     } catch (e) {
       throw new Unavailable('object store', `s3://${this.bucket}: ${errorName(e)}`);
     }
+  }
+
+  /** Closes the client's connections; a store that never reached S3 has none to close. */
+  async destroy(): Promise<void> {
+    const loaded = await this.loaded?.catch(() => undefined);
+    loaded?.client.destroy();
+  }
+
+  /** The SDK and the client, loaded and made on first use (the client given is used as is). */
+  private sdk(): Promise<{ s3: S3SdkExports; client: S3Client }> {
+    this.loaded ??= loadSdk().then((s3) => ({
+      s3,
+      client: isS3Client(this.clientOption) ? this.clientOption : new s3.S3Client(this.clientOption ?? {}),
+    }));
+    return this.loaded;
   }
 
   private async call<T>(key: string, run: () => Promise<T>): Promise<T> {

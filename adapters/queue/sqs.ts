@@ -22,23 +22,13 @@
  *   that dies mid-message.
  * - Lambda: SQS invokes the worker with batches; `handleSqsBatch` keeps FIFO order and
  *   reports the first failure and everything after it as `batchItemFailures`.
+ * - the SDK is imported on the first call to SQS, not with this file, so a cold start that
+ *   sends nothing (most API requests) does not parse it.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  ChangeMessageVisibilityCommand,
-  CreateQueueCommand,
-  DeleteMessageCommand,
-  GetQueueAttributesCommand,
-  GetQueueUrlCommand,
-  ListQueuesCommand,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  SQSClient,
-  type Message,
-  type MessageAttributeValue,
-  type SQSClientConfig,
-} from '@aws-sdk/client-sqs';
+import type * as SqsSdk from '@aws-sdk/client-sqs';
+import type { Message, MessageAttributeValue, SQSClient, SQSClientConfig } from '@aws-sdk/client-sqs';
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
 import type { EventQueue, Logger, MessageHandler, SendOptions } from '../../core/ports.ts';
 import { assertName, assertSendOptions, deadLetterSuffix } from './names.ts';
@@ -135,6 +125,21 @@ interface DelayedSend {
   dueAt: number;
 }
 
+/** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
+type SqsSdkExports = Omit<typeof SqsSdk, 'default'>;
+let sdkModule: Promise<SqsSdkExports> | undefined;
+function loadSdk(): Promise<SqsSdkExports> {
+  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
+  sdkModule ??= import('@aws-sdk/client-sqs').then(
+    (m) => m.default ?? m,
+    (e: unknown) => {
+      sdkModule = undefined;
+      throw e;
+    },
+  );
+  return sdkModule;
+}
+
 function isSqsClient(c: SqsQueueOptions['client']): c is SQSClient {
   return typeof (c as SQSClient | undefined)?.send === 'function';
 }
@@ -184,7 +189,8 @@ export async function handleSqsBatch(
  * @example const queue = new SqsQueue({ namePrefix: env.QUEUE_NAME_PREFIX, ledger })
  */
 export class SqsQueue implements EventQueue {
-  readonly client: SQSClient;
+  private readonly clientOption: SqsQueueOptions['client'];
+  private loaded: Promise<{ sqs: SqsSdkExports; client: SQSClient }> | undefined;
   private readonly o: Required<Omit<SqsQueueOptions, 'client' | 'ledger' | 'logger' | 'queueUrls' | 'createQueues'>>;
   private readonly ledger: IdempotencyLedger | undefined;
   private readonly logger: Logger | undefined;
@@ -192,7 +198,7 @@ export class SqsQueue implements EventQueue {
   private readonly urls = new Map<string, Promise<string>>();
 
   constructor(options: SqsQueueOptions = {}) {
-    this.client = isSqsClient(options.client) ? options.client : new SQSClient(options.client ?? {});
+    this.clientOption = options.client;
     const { client: _c, ledger, logger, queueUrls, createQueues, ...rest } = options;
     this.o = { ...defaultSqsOptions, ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) };
     if (!/^[\w-]*$/.test(this.o.namePrefix))
@@ -246,8 +252,9 @@ export class SqsQueue implements EventQueue {
   }
 
   private async sendNow(queue: string, physical: string, body: string, m: { id: string; groupId: string; dedupId: string; maxAttempts: number }) {
-    await this.client.send(
-      new SendMessageCommand({
+    const { sqs, client } = await this.sdk();
+    await client.send(
+      new sqs.SendMessageCommand({
         QueueUrl: await this.urlOf(physical),
         MessageBody: body,
         MessageGroupId: m.groupId,
@@ -262,8 +269,9 @@ export class SqsQueue implements EventQueue {
   }
 
   private async sendDelayed(physical: string, delayed: DelayedSend, delaySeconds: number) {
-    await this.client.send(
-      new SendMessageCommand({
+    const { sqs, client } = await this.sdk();
+    await client.send(
+      new sqs.SendMessageCommand({
         QueueUrl: await this.urlOf(physical),
         MessageBody: JSON.stringify(delayed),
         DelaySeconds: Math.min(maxDelayHopSeconds, Math.ceil(delaySeconds)),
@@ -303,6 +311,7 @@ export class SqsQueue implements EventQueue {
 
   async consume<T>(queue: string, handler: MessageHandler<T>, options: { concurrency?: number } = {}): Promise<() => Promise<void>> {
     const names = this.physicalNames(queue);
+    const { sqs, client } = await this.sdk();
     const mainUrl = await this.urlOf(names.main);
     const delayUrl = await this.urlOf(names.delay);
     const abort = new AbortController();
@@ -311,8 +320,8 @@ export class SqsQueue implements EventQueue {
       while (!stopped) {
         let messages: Message[];
         try {
-          const out = await this.client.send(
-            new ReceiveMessageCommand({
+          const out = await client.send(
+            new sqs.ReceiveMessageCommand({
               QueueUrl: url,
               MaxNumberOfMessages: 1,
               WaitTimeSeconds: this.o.waitTimeSeconds,
@@ -417,7 +426,8 @@ export class SqsQueue implements EventQueue {
   /** Best effort: when it fails, the message just comes back after the queue's own timeout. */
   private async setVisibility(queue: string, url: string, receiptHandle: string, seconds: number): Promise<void> {
     try {
-      await this.client.send(new ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: receiptHandle, VisibilityTimeout: seconds }));
+      const { sqs, client } = await this.sdk();
+      await client.send(new sqs.ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: receiptHandle, VisibilityTimeout: seconds }));
     } catch (e) {
       this.logger?.warn({ err: (e as Error).message, queue }, 'changing the visibility of a message failed');
     }
@@ -429,9 +439,10 @@ export class SqsQueue implements EventQueue {
     const maxAttempts = Number(record.messageAttributes[attr.maxAttempts]?.stringValue ?? this.o.defaultMaxAttempts);
     if (attempt < maxAttempts) return false;
     const names = this.physicalNames(queue);
+    const { sqs, client } = await this.sdk();
     const id = record.messageAttributes[attr.id]?.stringValue ?? record.messageId;
-    await this.client.send(
-      new SendMessageCommand({
+    await client.send(
+      new sqs.SendMessageCommand({
         QueueUrl: await this.urlOf(names.deadLetter),
         MessageBody: record.body,
         MessageGroupId: toGroupId(record.attributes.MessageGroupId ?? id),
@@ -444,14 +455,16 @@ export class SqsQueue implements EventQueue {
   }
 
   private async deleteMessage(url: string, receiptHandle: string): Promise<void> {
-    await this.client.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: receiptHandle }));
+    const { sqs, client } = await this.sdk();
+    await client.send(new sqs.DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: receiptHandle }));
   }
 
   /** Messages waiting in `queue`, delayed ones included (SQS's approximate counts). */
   async depth(queue: string): Promise<number> {
     const names = this.physicalNames(queue);
+    const { sqs, client } = await this.sdk();
     const count = async (physical: string, attributes: ('ApproximateNumberOfMessages' | 'ApproximateNumberOfMessagesDelayed')[]) => {
-      const out = await this.client.send(new GetQueueAttributesCommand({ QueueUrl: await this.urlOf(physical), AttributeNames: attributes }));
+      const out = await client.send(new sqs.GetQueueAttributesCommand({ QueueUrl: await this.urlOf(physical), AttributeNames: attributes }));
       return attributes.reduce((sum, a) => sum + Number(out.Attributes?.[a] ?? 0), 0);
     };
     const [main, delayed] = await Promise.all([
@@ -463,7 +476,8 @@ export class SqsQueue implements EventQueue {
 
   async ping(): Promise<void> {
     try {
-      await this.client.send(new ListQueuesCommand({ QueueNamePrefix: this.o.namePrefix, MaxResults: 1 }));
+      const { sqs, client } = await this.sdk();
+      await client.send(new sqs.ListQueuesCommand({ QueueNamePrefix: this.o.namePrefix, MaxResults: 1 }));
     } catch (e) {
       throw new Unavailable('queue', `SQS: ${errorName(e)}: ${(e as Error).message}`);
     }
@@ -472,10 +486,26 @@ export class SqsQueue implements EventQueue {
   /** The ARN of logical queue `queue`'s FIFO queue (targets of EventBridge schedules). */
   async arnOf(queue: string): Promise<string> {
     const url = await this.urlOf(this.physicalNames(queue).main);
-    const out = await this.client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }));
+    const { sqs, client } = await this.sdk();
+    const out = await client.send(new sqs.GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }));
     const arn = out.Attributes?.QueueArn;
     if (!arn) throw new Error(`SQS returned no ARN for ${url}`);
     return arn;
+  }
+
+  /** Closes the client's connections; a queue that never reached SQS has none to close. */
+  async destroy(): Promise<void> {
+    const loaded = await this.loaded?.catch(() => undefined);
+    loaded?.client.destroy();
+  }
+
+  /** The SDK and the client, loaded and made on first use (the client given is used as is). */
+  private sdk(): Promise<{ sqs: SqsSdkExports; client: SQSClient }> {
+    this.loaded ??= loadSdk().then((sqs) => ({
+      sqs,
+      client: isSqsClient(this.clientOption) ? this.clientOption : new sqs.SQSClient(this.clientOption ?? {}),
+    }));
+    return this.loaded;
   }
 
   /** The URL of a physical queue, looked up once (or created, with createQueues). */
@@ -490,8 +520,9 @@ export class SqsQueue implements EventQueue {
   }
 
   private async lookUp(physical: string): Promise<string> {
+    const { sqs, client } = await this.sdk();
     try {
-      const out = await this.client.send(new GetQueueUrlCommand({ QueueName: physical }));
+      const out = await client.send(new sqs.GetQueueUrlCommand({ QueueName: physical }));
       if (out.QueueUrl) return out.QueueUrl;
     } catch (e) {
       const missing = errorName(e) === 'QueueDoesNotExist' || errorName(e) === 'AWS.SimpleQueueService.NonExistentQueue';
@@ -503,6 +534,7 @@ export class SqsQueue implements EventQueue {
   }
 
   private async create(physical: string): Promise<string> {
+    const { sqs, client } = await this.sdk();
     const fifo = physical.endsWith('.fifo');
     const attributes: Record<string, string> = {};
     if (fifo) attributes.FifoQueue = 'true';
@@ -510,11 +542,11 @@ export class SqsQueue implements EventQueue {
     if (fifo) attributes.ContentBasedDeduplication = 'true';
     if (fifo && !physical.endsWith(`${deadLetterSuffix}.fifo`)) {
       const dlq = physical.replace(/\.fifo$/, `${deadLetterSuffix}.fifo`);
-      const arn = await this.client.send(new GetQueueAttributesCommand({ QueueUrl: await this.urlOf(dlq), AttributeNames: ['QueueArn'] }));
+      const arn = await client.send(new sqs.GetQueueAttributesCommand({ QueueUrl: await this.urlOf(dlq), AttributeNames: ['QueueArn'] }));
       // The backstop for workers that die mid-message; spent attempts are dead-lettered by the consumer.
       attributes.RedrivePolicy = JSON.stringify({ deadLetterTargetArn: arn.Attributes?.QueueArn, maxReceiveCount: 10 });
     }
-    const out = await this.client.send(new CreateQueueCommand({ QueueName: physical, Attributes: attributes }));
+    const out = await client.send(new sqs.CreateQueueCommand({ QueueName: physical, Attributes: attributes }));
     if (!out.QueueUrl) throw new Error(`SQS CreateQueue ${physical} returned no URL`);
     return out.QueueUrl;
   }

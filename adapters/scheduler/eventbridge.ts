@@ -1,7 +1,8 @@
 /**
  * Cloud Scheduler on Amazon EventBridge Scheduler: one schedule per name, in selfdevop's
  * schedule group, whose target is the named queue's SQS FIFO queue. The only file that
- * imports @aws-sdk/client-scheduler.
+ * imports @aws-sdk/client-scheduler, and only on the first call, so a cold start does not
+ * parse it.
  *
  * - The five-field UTC cron the port takes becomes EventBridge's six-field
  *   `cron(min hour day-of-month month day-of-week year)`: day-of-week numbers become names
@@ -16,16 +17,8 @@
  *   list() returns them as given; names EventBridge refuses are stored under a hash.
  */
 import { createHash } from 'node:crypto';
-import {
-  CreateScheduleCommand,
-  DeleteScheduleCommand,
-  GetScheduleCommand,
-  ListSchedulesCommand,
-  SchedulerClient,
-  UpdateScheduleCommand,
-  type CreateScheduleInput,
-  type SchedulerClientConfig,
-} from '@aws-sdk/client-scheduler';
+import type * as SchedulerSdk from '@aws-sdk/client-scheduler';
+import type { CreateScheduleInput, SchedulerClient, SchedulerClientConfig } from '@aws-sdk/client-scheduler';
 import { InvalidInput } from '../../core/errors.ts';
 import type { Scheduler } from '../../core/ports.ts';
 import { assertName } from '../queue/names.ts';
@@ -52,6 +45,21 @@ interface Description {
   name: string;
   cron: string;
   queue: string;
+}
+
+/** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
+type SchedulerSdkExports = Omit<typeof SchedulerSdk, 'default'>;
+let sdkModule: Promise<SchedulerSdkExports> | undefined;
+function loadSdk(): Promise<SchedulerSdkExports> {
+  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
+  sdkModule ??= import('@aws-sdk/client-scheduler').then(
+    (m) => m.default ?? m,
+    (e: unknown) => {
+      sdkModule = undefined;
+      throw e;
+    },
+  );
+  return sdkModule;
 }
 
 function isSchedulerClient(c: EventBridgeSchedulerOptions['client']): c is SchedulerClient {
@@ -104,8 +112,9 @@ export function scheduleNameOf(name: string): string {
  * @example new EventBridgeScheduler({ roleArn: env.SCHEDULER_ROLE_ARN, queueArn: (q) => queue.arnOf(q) })
  */
 export class EventBridgeScheduler implements Scheduler {
-  readonly client: SchedulerClient;
   readonly groupName: string;
+  private readonly clientOption: EventBridgeSchedulerOptions['client'];
+  private loaded: Promise<{ scheduler: SchedulerSdkExports; client: SchedulerClient }> | undefined;
   private readonly roleArn: string;
   private readonly queueArn: (queue: string) => Promise<string>;
   private readonly maxPages: number;
@@ -113,7 +122,7 @@ export class EventBridgeScheduler implements Scheduler {
   constructor(options: EventBridgeSchedulerOptions) {
     if (!/^arn:aws[\w-]*:iam::\d{12}:role\/.+$/.test(options.roleArn ?? ''))
       throw new Error(`SCHEDULER_ROLE_ARN must be an IAM role ARN, got ${JSON.stringify(options.roleArn)}`);
-    this.client = isSchedulerClient(options.client) ? options.client : new SchedulerClient(options.client ?? {});
+    this.clientOption = options.client;
     this.groupName = options.groupName ?? 'selfdevop';
     this.roleArn = options.roleArn;
     this.queueArn = options.queueArn;
@@ -124,6 +133,7 @@ export class EventBridgeScheduler implements Scheduler {
     assertName('schedule', name);
     assertName('queue', queue);
     const expression = toEventBridgeCron(cron);
+    const { scheduler, client } = await this.sdk();
     const description: Description = { name, cron, queue };
     const input: CreateScheduleInput = {
       Name: scheduleNameOf(name),
@@ -142,18 +152,19 @@ export class EventBridgeScheduler implements Scheduler {
       },
     };
     try {
-      await this.client.send(new CreateScheduleCommand(input));
+      await client.send(new scheduler.CreateScheduleCommand(input));
     } catch (e) {
       // Same name: replace it (cron, queue and payload), as the port asks.
       if (errorName(e) !== 'ConflictException') throw e;
-      await this.client.send(new UpdateScheduleCommand(input));
+      await client.send(new scheduler.UpdateScheduleCommand(input));
     }
   }
 
   async unschedule(name: string): Promise<void> {
     assertName('schedule', name);
+    const { scheduler, client } = await this.sdk();
     try {
-      await this.client.send(new DeleteScheduleCommand({ Name: scheduleNameOf(name), GroupName: this.groupName }));
+      await client.send(new scheduler.DeleteScheduleCommand({ Name: scheduleNameOf(name), GroupName: this.groupName }));
     } catch (e) {
       if (errorName(e) !== 'ResourceNotFoundException') throw e;
     }
@@ -161,17 +172,18 @@ export class EventBridgeScheduler implements Scheduler {
 
   /** Schedules of the group as the port knows them: name, cron, queue and payload. */
   async list(): Promise<{ name: string; cron: string; queue: string; payload: unknown }[]> {
+    const { scheduler, client } = await this.sdk();
     const names: string[] = [];
     let token: string | undefined;
     for (let page = 0; page < this.maxPages; page++) {
-      const out = await this.client.send(new ListSchedulesCommand({ GroupName: this.groupName, ...(token ? { NextToken: token } : {}) }));
+      const out = await client.send(new scheduler.ListSchedulesCommand({ GroupName: this.groupName, ...(token ? { NextToken: token } : {}) }));
       for (const s of out.Schedules ?? []) if (s.Name) names.push(s.Name);
       token = out.NextToken;
       if (!token) break;
     }
     const result = [];
     for (const scheduleName of names) {
-      const s = await this.client.send(new GetScheduleCommand({ Name: scheduleName, GroupName: this.groupName }));
+      const s = await client.send(new scheduler.GetScheduleCommand({ Name: scheduleName, GroupName: this.groupName }));
       let d: Description;
       try {
         d = JSON.parse(s.Description ?? '') as Description;
@@ -182,5 +194,20 @@ export class EventBridgeScheduler implements Scheduler {
       result.push({ name: d.name, cron: d.cron, queue: d.queue, payload: input.payload ?? null });
     }
     return result;
+  }
+
+  /** Closes the client's connections; a scheduler that never reached EventBridge has none to close. */
+  async destroy(): Promise<void> {
+    const loaded = await this.loaded?.catch(() => undefined);
+    loaded?.client.destroy();
+  }
+
+  /** The SDK and the client, loaded and made on first use (the client given is used as is). */
+  private sdk(): Promise<{ scheduler: SchedulerSdkExports; client: SchedulerClient }> {
+    this.loaded ??= loadSdk().then((scheduler) => ({
+      scheduler,
+      client: isSchedulerClient(this.clientOption) ? this.clientOption : new scheduler.SchedulerClient(this.clientOption ?? {}),
+    }));
+    return this.loaded;
   }
 }

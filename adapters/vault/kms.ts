@@ -9,15 +9,12 @@
  * Opening unwraps the data key through KMS Decrypt with the same EncryptionContext, so a
  * value moved to another context fails in KMS as well as in GCM. Unwrapped keys are kept in
  * memory for a short while, so reading an environment's secrets costs one KMS call per
- * value per cache period, not per request. The only file that imports @aws-sdk/client-kms.
+ * value per cache period, not per request. The only file that imports @aws-sdk/client-kms,
+ * and only on the first seal or open, so a cold start does not parse it.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import {
-  DecryptCommand,
-  GenerateDataKeyCommand,
-  KMSClient,
-  type KMSClientConfig,
-} from '@aws-sdk/client-kms';
+import type * as KmsSdk from '@aws-sdk/client-kms';
+import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import type { Clock, KeyVault } from '../../core/ports.ts';
 import { SealedValueUnreadable } from './key-ring.ts';
 
@@ -37,6 +34,21 @@ const version = 'kms1';
 const ivBytes = 12;
 const tagBytes = 16;
 const base64url = /^[A-Za-z0-9_-]+$/;
+
+/** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
+type KmsSdkExports = Omit<typeof KmsSdk, 'default'>;
+let sdkModule: Promise<KmsSdkExports> | undefined;
+function loadSdk(): Promise<KmsSdkExports> {
+  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
+  sdkModule ??= import('@aws-sdk/client-kms').then(
+    (m) => m.default ?? m,
+    (e: unknown) => {
+      sdkModule = undefined;
+      throw e;
+    },
+  );
+  return sdkModule;
+}
 
 function isKmsClient(c: KmsKeyVaultOptions['client']): c is KMSClient {
   return typeof (c as KMSClient | undefined)?.send === 'function';
@@ -61,7 +73,8 @@ function encryptionContext(context: string): Record<string, string> {
  */
 export class KmsKeyVault implements KeyVault {
   readonly keyId: string;
-  readonly client: KMSClient;
+  private readonly clientOption: KmsKeyVaultOptions['client'];
+  private loaded: Promise<{ kms: KmsSdkExports; client: KMSClient }> | undefined;
   private readonly cacheTtlMs: number;
   private readonly cacheMaxEntries: number;
   private readonly clock: Pick<Clock, 'now'>;
@@ -71,7 +84,7 @@ export class KmsKeyVault implements KeyVault {
     if (typeof options.keyId !== 'string' || options.keyId.trim() === '')
       throw new Error('SECRETS_KMS_KEY_ID must name a KMS key (key id, key ARN or alias/name)');
     this.keyId = options.keyId;
-    this.client = isKmsClient(options.client) ? options.client : new KMSClient(options.client ?? {});
+    this.clientOption = options.client;
     this.cacheTtlMs = options.cacheTtlMs ?? 5 * 60_000;
     this.cacheMaxEntries = options.cacheMaxEntries ?? 1000;
     this.clock = options.clock ?? { now: () => new Date() };
@@ -80,8 +93,9 @@ export class KmsKeyVault implements KeyVault {
   async seal(plaintext: string, context: string): Promise<string> {
     if (typeof plaintext !== 'string') throw new TypeError('seal: plaintext must be a string');
     if (typeof context !== 'string') throw new TypeError('seal: context must be a string');
-    const out = await this.client.send(
-      new GenerateDataKeyCommand({ KeyId: this.keyId, KeySpec: 'AES_256', EncryptionContext: encryptionContext(context) }),
+    const { kms, client } = await this.sdk();
+    const out = await client.send(
+      new kms.GenerateDataKeyCommand({ KeyId: this.keyId, KeySpec: 'AES_256', EncryptionContext: encryptionContext(context) }),
     );
     if (!out.Plaintext || !out.CiphertextBlob || out.Plaintext.byteLength !== 32)
       throw new Error(`KMS GenerateDataKey under ${this.keyId} returned no usable AES-256 data key`);
@@ -122,6 +136,21 @@ export class KmsKeyVault implements KeyVault {
     }
   }
 
+  /** Closes the client's connections; a vault that never reached KMS has none to close. */
+  async destroy(): Promise<void> {
+    const loaded = await this.loaded?.catch(() => undefined);
+    loaded?.client.destroy();
+  }
+
+  /** The SDK and the client, loaded and made on first use (the client given is used as is). */
+  private sdk(): Promise<{ kms: KmsSdkExports; client: KMSClient }> {
+    this.loaded ??= loadSdk().then((kms) => ({
+      kms,
+      client: isKmsClient(this.clientOption) ? this.clientOption : new kms.KMSClient(this.clientOption ?? {}),
+    }));
+    return this.loaded;
+  }
+
   private async unwrap(wrappedText: string, wrapped: Buffer, context: string): Promise<Buffer> {
     // Keyed by wrapped key and context: a hit is a key KMS already released for exactly this pair.
     const cacheKey = `${context}\u0000${wrappedText}`;
@@ -129,10 +158,11 @@ export class KmsKeyVault implements KeyVault {
     const hit = this.cache.get(cacheKey);
     if (hit && hit.expiresAt > now) return hit.key;
     if (hit) this.cache.delete(cacheKey);
+    const { kms, client } = await this.sdk();
     let out;
     try {
-      out = await this.client.send(
-        new DecryptCommand({ CiphertextBlob: wrapped, KeyId: this.keyId, EncryptionContext: encryptionContext(context) }),
+      out = await client.send(
+        new kms.DecryptCommand({ CiphertextBlob: wrapped, KeyId: this.keyId, EncryptionContext: encryptionContext(context) }),
       );
     } catch (e) {
       const name = (e as { name?: string }).name;

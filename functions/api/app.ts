@@ -7,8 +7,6 @@ import { authenticate } from '../../core/use-cases/auth.ts';
 import type { Principal } from '../../core/use-cases/deps.ts';
 import type { ApiDeps } from './deps.ts';
 import { describeZodError, errorBody, respondWithError } from './errors.ts';
-import { dashboardApp } from './dashboard/app.ts';
-import { docsPage, openApiDocument } from './openapi.ts';
 import type { RouteDef } from './route.ts';
 import { accountRoutes } from './routes/accounts.ts';
 import { resourceRoutes } from './routes/resources.ts';
@@ -26,7 +24,7 @@ export const defaultRoutes: RouteDef[] = [
   ...domainRoutes,
 ];
 
-type Env = { Variables: { requestId: string } };
+type Env = { Variables: { requestId: string; dashboardRoutePath?: string } };
 
 /** How a mode learns the caller's address (node socket, Lambda event, trusted proxy). */
 export type ClientIp = (c: Context) => string | null;
@@ -91,7 +89,7 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
     const started = performance.now();
     await next();
     const ms = performance.now() - started;
-    const routePath = c.req.routePath || 'unmatched';
+    const routePath = c.get('dashboardRoutePath') ?? (c.req.routePath || 'unmatched');
     const labels = { method: c.req.method, route: routePath, status: String(c.res.status) };
     deps.metrics.count('http_requests_total', labels);
     deps.metrics.observe('http_request_duration_seconds', ms / 1000, { method: c.req.method, route: routePath });
@@ -109,7 +107,8 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
   app.use('/api/*', (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next)));
 
   app.onError((err, c) => respondWithError(c, err, deps.logger.child({ requestId: c.get('requestId') })));
-  app.notFound((c) => c.json(errorBody('route_not_found', `no route for ${c.req.method} ${c.req.path}`), 404));
+  const routeNotFound = (c: Context) => c.json(errorBody('route_not_found', `no route for ${c.req.method} ${c.req.path}`), 404);
+  app.notFound(routeNotFound);
 
   app.get('/health', (c) => c.json({ status: 'ok', version: deps.api.version }));
   app.get('/health/ready', async (c) => {
@@ -139,9 +138,14 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
     const { contentType, body } = await deps.metrics.render();
     return c.body(body, 200, { 'Content-Type': contentType });
   });
-  const document = openApiDocument(routes, deps.api.version);
-  app.get('/openapi.json', (c) => c.json(document));
-  app.get('/docs', (c) => c.html(docsPage));
+  // Loaded and written on first request: converting every route's schemas is work a cold
+  // start that serves the API does not need.
+  let document: object | undefined;
+  app.get('/openapi.json', async (c) => {
+    document ??= (await import('./openapi.ts')).openApiDocument(routes, deps.api.version);
+    return c.json(document);
+  });
+  app.get('/docs', async (c) => c.html((await import('./openapi.ts')).docsPage));
 
   for (const r of routes) {
     const honoPath = r.path.replace(/\{(\w+)\}/g, ':$1');
@@ -182,7 +186,47 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
   }
   // The web dashboard (functions/api/dashboard): HTML pages that call this same app in
   // process with the user's token, so they are clients of the public API like the CLI.
-  app.route('/', dashboardApp((request, env) => app.fetch(request, env), { hostedSignIn: deps.hostedSignIn }));
+  // Its pages load with the first request for one, not with the API: most cold starts
+  // serve the API alone. It answers as if mounted with app.route(): the API's JSON 404
+  // and error handling, and its own route patterns in the request metrics.
+  let dashboard: Promise<Hono<Env>> | undefined;
+  const loadDashboard = () =>
+    (dashboard ??= import('./dashboard/app.ts').then(
+      ({ dashboardApp }) => {
+        const mounted = new Hono<Env>();
+        mounted.use(async (c, next) => {
+          try {
+            await next();
+          } finally {
+            routePaths.set(c.req.raw, c.req.routePath);
+          }
+        });
+        mounted.route('/', dashboardApp((request, env) => app.fetch(request, env), { hostedSignIn: deps.hostedSignIn }));
+        mounted.notFound(routeNotFound);
+        mounted.onError((err) => {
+          throw err; // to the API's onError, with the request's id
+        });
+        return mounted;
+      },
+      (e: unknown) => {
+        dashboard = undefined;
+        throw e;
+      },
+    ));
+  const routePaths = new WeakMap<Request, string>();
+  const toDashboard = async (c: Context<Env>) => {
+    const request = c.req.raw;
+    try {
+      const res = await (await loadDashboard()).fetch(request, c.env);
+      // Through this context, so the headers set before it (X-Request-Id) are on the page too.
+      return c.newResponse(res.body, res);
+    } finally {
+      const routePath = routePaths.get(request);
+      if (routePath !== undefined) c.set('dashboardRoutePath', routePath);
+    }
+  };
+  app.get('/', toDashboard);
+  app.all('/dashboard/*', toDashboard); // '/dashboard' itself too
   return app;
 }
 

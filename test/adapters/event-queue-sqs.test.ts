@@ -1,5 +1,6 @@
-import { DeleteMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import { describe, expect, it } from 'vitest';
+import { DeleteMessageCommand, ListQueuesCommand, SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryIdempotencyLedger, SqsQueue, handleSqsBatch, type SqsRecord } from '../../adapters/queue/sqs.ts';
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
 import { runEventQueueContract } from '../contracts/event-queue.case.ts';
@@ -235,6 +236,25 @@ describe('SqsQueue', () => {
     expect(queue.physicalNames('deploy/eu.1')).toEqual({ main: 'sdo-deploy-eu-1.fifo', deadLetter: 'sdo-deploy-eu-1__dlq.fifo', delay: 'sdo-deploy-eu-1__delay' });
     expect(() => queue.physicalNames('x'.repeat(80))).toThrow(InvalidInput);
     expect(() => new SqsQueue({ namePrefix: 'bad.prefix', client: new FakeSqs().client })).toThrow(/^QUEUE_NAME_PREFIX may contain only/);
+  });
+
+  it('makes its own client from settings on first use, and destroy() closes only a client it has', async () => {
+    const mock = mockClient(SQSClient);
+    const destroy = vi.spyOn(SQSClient.prototype, 'destroy');
+    try {
+      mock.on(ListQueuesCommand).resolves({ QueueUrls: [] });
+      const queue = new SqsQueue({ client: { region: 'eu-central-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } }, namePrefix: 'sdo-' });
+      await queue.destroy();
+      expect(destroy).not.toHaveBeenCalled();
+      await queue.ping();
+      expect(mock.commandCalls(ListQueuesCommand)[0]?.args[0].input).toEqual({ QueueNamePrefix: 'sdo-', MaxResults: 1 });
+      expect(await (mock.call(0).thisValue as SQSClient).config.region()).toBe('eu-central-1');
+      await queue.destroy();
+      expect(destroy).toHaveBeenCalledTimes(1);
+    } finally {
+      destroy.mockRestore();
+      mock.restore();
+    }
   });
 
   it('answers ping with Unavailable when SQS does not', async () => {

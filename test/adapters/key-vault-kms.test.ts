@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { mockClient } from 'aws-sdk-client-mock';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../adapters/clock/manual.ts';
 import { KmsKeyVault } from '../../adapters/vault/kms.ts';
 import { SealedValueUnreadable } from '../../adapters/vault/key-ring.ts';
@@ -117,6 +117,28 @@ describe('KmsKeyVault', () => {
     const error = await vault.open(sealed, context).catch((e: unknown) => e);
     expect((error as Error).message).toBe(`KMS Decrypt under ${keyArn} failed: KMSInternalException: try again`);
     expect((error as Error).message).not.toContain('hunter2');
+  });
+
+  it('makes its own client from settings on first use, and destroy() closes only a client it has', async () => {
+    const plaintext = new Uint8Array(randomBytes(32));
+    const mock = mockClient(KMSClient);
+    const destroy = vi.spyOn(KMSClient.prototype, 'destroy');
+    try {
+      mock.on(GenerateDataKeyCommand).resolves({ KeyId: keyArn, Plaintext: plaintext, CiphertextBlob: new Uint8Array(60) });
+      mock.on(DecryptCommand).resolves({ KeyId: keyArn, Plaintext: plaintext });
+      const vault = new KmsKeyVault({ keyId: keyArn, client: { region: 'eu-central-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } } });
+      await vault.destroy();
+      expect(destroy).not.toHaveBeenCalled();
+      expect(await vault.open(await vault.seal('value', context), context)).toBe('value');
+      const made = mock.call(0).thisValue as KMSClient;
+      expect(made).toBeInstanceOf(KMSClient);
+      expect(await made.config.region()).toBe('eu-central-1');
+      await vault.destroy();
+      expect(destroy).toHaveBeenCalledTimes(1);
+    } finally {
+      destroy.mockRestore();
+      mock.restore();
+    }
   });
 
   it('refuses a missing key id, naming the variable', () => {

@@ -1,6 +1,6 @@
 import { SESv2Client, SendEmailCommand } from '@aws-sdk/client-sesv2';
 import { mockClient } from 'aws-sdk-client-mock';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MailNotSent } from '../../adapters/mail/mail-rules.ts';
 import { SesMailer } from '../../adapters/mail/ses.ts';
 import { runMailerContract, type ReceivedMail } from '../contracts/mailer.case.ts';
@@ -62,6 +62,25 @@ describe('SesMailer', () => {
     const error = await mailer.send({ to: 'ops@example.com', subject: 's', text: 't' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MailNotSent);
     expect((error as Error).message).toBe('mail to ops@example.com was not sent: SES TooManyRequestsException: Maximum sending rate exceeded.');
+  });
+
+  it('makes its own client from settings on first use, and destroy() closes only a client it has', async () => {
+    const mock = mockClient(SESv2Client);
+    const destroy = vi.spyOn(SESv2Client.prototype, 'destroy');
+    try {
+      mock.on(SendEmailCommand).resolves({ MessageId: 'msg-1' });
+      const mailer = new SesMailer({ from: 'noreply@example.com', client: { region: 'eu-central-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } } });
+      await mailer.destroy();
+      expect(destroy).not.toHaveBeenCalled();
+      await mailer.send({ to: 'ops@example.com', subject: 's', text: 't' });
+      expect(mock.commandCalls(SendEmailCommand)[0]?.args[0].input.Destination).toEqual({ ToAddresses: ['ops@example.com'] });
+      expect(await (mock.call(0).thisValue as SESv2Client).config.region()).toBe('eu-central-1');
+      await mailer.destroy();
+      expect(destroy).toHaveBeenCalledTimes(1);
+    } finally {
+      destroy.mockRestore();
+      mock.restore();
+    }
   });
 
   it('refuses a MAIL_FROM that is not one plain address', () => {

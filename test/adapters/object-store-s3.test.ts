@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { S3ObjectStore } from '../../adapters/objects/s3.ts';
 import { Unavailable } from '../../core/errors.ts';
 import { runObjectStoreContract } from '../contracts/object-store.case.ts';
@@ -69,6 +69,21 @@ describe('S3ObjectStore', () => {
       SSEKMSKeyId: 'alias/selfdevop-objects',
     });
     spy.destroy();
+  });
+
+  it('makes its own client from settings on first use, and destroy() closes only a client it has', async () => {
+    const destroy = vi.spyOn(S3Client.prototype, 'destroy');
+    try {
+      const store = new S3ObjectStore({ bucket: 'sse', client: s3.clientConfig });
+      await store.destroy();
+      expect(destroy).not.toHaveBeenCalled();
+      await store.put('from-settings', 'x');
+      expect(new TextDecoder().decode((await store.get('from-settings')) ?? undefined)).toBe('x');
+      await store.destroy();
+      expect(destroy).toHaveBeenCalledTimes(1);
+    } finally {
+      destroy.mockRestore();
+    }
   });
 
   it('answers ping for an existing bucket and Unavailable for a missing one', async () => {

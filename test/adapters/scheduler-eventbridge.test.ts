@@ -1,5 +1,6 @@
-import { CreateScheduleCommand, UpdateScheduleCommand } from '@aws-sdk/client-scheduler';
-import { describe, expect, it } from 'vitest';
+import { CreateScheduleCommand, DeleteScheduleCommand, SchedulerClient, UpdateScheduleCommand } from '@aws-sdk/client-scheduler';
+import { mockClient } from 'aws-sdk-client-mock';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryIdempotencyLedger, SqsQueue } from '../../adapters/queue/sqs.ts';
 import { EventBridgeScheduler, scheduleNameOf, toEventBridgeCron } from '../../adapters/scheduler/eventbridge.ts';
 import { InvalidInput } from '../../core/errors.ts';
@@ -112,6 +113,29 @@ describe('EventBridgeScheduler', () => {
     expect((await scheduler.list()).map((s) => s.name).sort()).toEqual([...names].sort());
     fake.mock.restore();
     sqs.mock.restore();
+  });
+
+  it('makes its own client from settings on first use, and destroy() closes only a client it has', async () => {
+    const mock = mockClient(SchedulerClient);
+    const destroy = vi.spyOn(SchedulerClient.prototype, 'destroy');
+    try {
+      mock.on(DeleteScheduleCommand).resolves({});
+      const scheduler = new EventBridgeScheduler({
+        client: { region: 'eu-central-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } },
+        roleArn,
+        queueArn: async () => '',
+      });
+      await scheduler.destroy();
+      expect(destroy).not.toHaveBeenCalled();
+      await scheduler.unschedule('nightly');
+      expect(mock.commandCalls(DeleteScheduleCommand)[0]?.args[0].input).toEqual({ Name: 'nightly', GroupName: 'selfdevop' });
+      expect(await (mock.call(0).thisValue as SchedulerClient).config.region()).toBe('eu-central-1');
+      await scheduler.destroy();
+      expect(destroy).toHaveBeenCalledTimes(1);
+    } finally {
+      destroy.mockRestore();
+      mock.restore();
+    }
   });
 
   it('refuses a role that is not an IAM role ARN, naming the variable', () => {

@@ -97,6 +97,19 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
         expect(line && JSON.parse(line)).toMatchObject({ requestId: 'trace-abc-123', status: 200 });
       });
 
+      it('serves the dashboard, counted under its own route patterns, with the JSON 404 for a method it lacks', async () => {
+        const login = await req('GET', '/dashboard/login');
+        expect(login.status).toBe(200);
+        expect(login.text).toContain('<form');
+        expect(login.headers.get('x-request-id')).toMatch(/.+/);
+        const put = await req('PUT', '/dashboard/login');
+        expect(put.status).toBe(404);
+        expect(put.body.error.code).toBe('route_not_found');
+        const metrics = await req('GET', '/metrics');
+        expect(metrics.text).toMatch(/selfdevop_http_requests_total\{[^}]*route="\/dashboard\/login"[^}]*status="200"/);
+        expect(metrics.text).toMatch(/selfdevop_http_requests_total\{[^}]*route="\/dashboard\/\*"[^}]*status="404"/);
+      });
+
       it('answers unknown routes with a JSON 404', async () => {
         const res = await req('GET', '/api/nope');
         expect(res.status).toBe(404);

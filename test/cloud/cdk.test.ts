@@ -405,5 +405,18 @@ describe('function bundles', () => {
     const answer = JSON.parse(result.stdout) as { statusCode: number; body: string };
     expect(answer.statusCode).toBe(200);
     expect(JSON.parse(answer.body)).toMatchObject({ status: 'ok' });
+
+    // The AWS SDKs are chunks loaded on first use: readiness loads S3's and SQS's, whose
+    // requests then fail to connect (a closed loopback port), not to load.
+    const ready = spawnSync(
+      process.execPath,
+      [runner, pathToFileURL(path.join(dirs.api, 'index.mjs')).href, JSON.stringify(toProxyEventV2('GET', '/health/ready', {}, undefined))],
+      { env: { PATH: process.env.PATH ?? '', ...cloudEnv, AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_MAX_ATTEMPTS: '1' }, encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(ready.status, ready.stderr).toBe(0);
+    const readiness = JSON.parse((JSON.parse(ready.stdout) as { body: string }).body) as { checks: Record<string, string> };
+    expect(readiness.checks.queue).toMatch(/^queue is unavailable: SQS: \w+: .*ECONNREFUSED/);
+    expect(readiness.checks.objects).toMatch(/^object store is unavailable: s3:\/\/selfdevop-test: \w+$/);
+    expect(readiness.checks.objects).not.toMatch(/TypeError/);
   }, 120_000);
 });

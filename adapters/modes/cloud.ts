@@ -7,7 +7,7 @@ import { AskGate } from '../../core/domains/ask-gate.ts';
 import { defaultDomainConfig, type DomainConfig, type DomainDeps } from '../../core/domains/deps.ts';
 import { NegativeCachingResolver } from '../../core/domains/dns-cache.ts';
 import { RateLimiter } from '../../core/rate-limit.ts';
-import type { HttpSender, Logger } from '../../core/ports.ts';
+import type { ContainerRuntime, HttpSender, Logger } from '../../core/ports.ts';
 import { defaultReleaseConfig, type ReleaseDeps } from '../../core/release/deps.ts';
 import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
 import { queueEventPublisher } from '../../core/webhooks/events.ts';
@@ -28,7 +28,7 @@ import { S3ObjectStore } from '../objects/s3.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { PostgresIdempotencyLedger } from '../queue/idempotency-postgres.ts';
 import { SqsQueue, type IdempotencyLedger } from '../queue/sqs.ts';
-import { DockerRuntime } from '../runtime/docker.ts';
+import { NoEngineRuntime } from '../runtime/none.ts';
 import { EventBridgeScheduler } from '../scheduler/eventbridge.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { KmsKeyVault } from '../vault/kms.ts';
@@ -65,6 +65,11 @@ export interface CloudOverrides {
   ledger?: CloudLedger;
   /** Reads a Secrets Manager secret; the Parameters and Secrets Lambda extension unless set. */
   readSecret?: (arn: string) => Promise<string>;
+  /**
+   * Reaches the tenants' Docker engines. Only the worker function passes one (DockerRuntime);
+   * the API and schedule functions hand Docker work to it, and ship without dockerode.
+   */
+  runtime?: ContainerRuntime;
   /** Delivers webhooks; one that refuses private addresses unless set (tests deliver to loopback). */
   webhookSender?: HttpSender;
   /** Where the user pool answers; AWS (the pool's JWKS, https://COGNITO_DOMAIN) unless set (tests). */
@@ -115,7 +120,7 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
   const ids = new RandomIds();
   const release: ReleaseDeps = {
     store,
-    runtime: new DockerRuntime(),
+    runtime: overrides.runtime ?? new NoEngineRuntime(),
     edge: new CaddyEdgeRouter({
       adminUrl: config.CADDY_ADMIN_URL,
       server: 'selfdevop',

@@ -19,6 +19,7 @@ import { migrate } from '../../adapters/db/migrator.ts';
 import { fromCloud, type CloudSystem } from '../../adapters/modes/cloud.ts';
 import { fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
 import { NodeHttpSender } from '../../adapters/http/node.ts';
+import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import type { DomainDeps } from '../../core/domains/deps.ts';
 import { createDomain, verifyDomain } from '../../core/domains/use-cases.ts';
 import { InvalidInput } from '../../core/errors.ts';
@@ -214,7 +215,7 @@ describe.skipIf(!ready)('custom-domain and webhook workers: pg-boss and the Lamb
           LOG_LEVEL: 'info',
         }),
         // The receiver is on loopback, which the cloud's own sender refuses at delivery.
-        { logDestination: { write: (l) => void cloudLines.push(l) }, webhookSender: new NodeHttpSender() },
+        { logDestination: { write: (l) => void cloudLines.push(l) }, webhookSender: new NodeHttpSender(), runtime: new DockerRuntime() },
       );
       const cloud = system;
       // What the stack creates: each worker queue, its FIFO dead-letter queue and its delay queue.

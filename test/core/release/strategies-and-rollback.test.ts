@@ -1,3 +1,4 @@
+import { NoEngineRuntime } from '../../../adapters/runtime/none.ts';
 import { describe, expect, it } from 'vitest';
 import { Forbidden, NotFound, ReleaseAlreadyInFlight, Unavailable } from '../../../core/errors.ts';
 import {
@@ -231,6 +232,20 @@ describe('manual rollback from a process without Docker access', () => {
     // Delivered again (a retry), it no longer applies and does nothing.
     await handleReleaseRollback(h.deps)({ id: 'm1', payload: queued!.payload as ReleaseRollbackMessage, attempt: 2 });
     expect((await h.edge.get(routeId))?.upstreams).toEqual([v1.upstream]);
+  });
+
+  it('hands over from the cloud API, whose runtime reaches no engine at all', async () => {
+    const h = await setup({ warmSeconds: 300 });
+    const v1 = await h.deploy('shop/web:1');
+    const v2 = await h.deploy('shop/web:2');
+    const api = { ...h.deps, runtime: new NoEngineRuntime() };
+    const accepted = await rollbackRelease(api, deployer, { releaseId: v2.id });
+    expect(accepted).toMatchObject({ path: 'queued', redeploy: null });
+    const [queued] = h.queue.of(releaseRollbackQueue);
+    // The worker, with the real runtime, switches back.
+    await handleReleaseRollback(h.deps)({ id: 'm1', payload: queued!.payload as ReleaseRollbackMessage, attempt: 1 });
+    expect((await h.edge.get(routeId))?.upstreams).toEqual([v1.upstream]);
+    await expect(new NoEngineRuntime().ping()).rejects.toThrow('docker is unavailable: this process does not reach Docker engines; the deploy worker does');
   });
 
   it('does not hand over again from the worker: an unreachable engine there is retried', async () => {

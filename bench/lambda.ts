@@ -141,7 +141,8 @@ function coldStart(runner: string, bundle: string, event: unknown, env: Record<s
     child.on('close', (code) => {
       clearTimeout(timer);
       const ms = performance.now() - started;
-      if (code === 0 && out.startsWith('{"ok":true')) resolve(ms);
+      // The function's own lines (the API's CloudWatch EMF metrics) come first; the runner's report is last.
+      if (code === 0 && out.slice(out.lastIndexOf('\n') + 1).startsWith('{"ok":true')) resolve(ms);
       else reject(new Error(`${path.basename(path.dirname(bundle))} did not answer (exit ${code}): ${(err || out).slice(-2000)}`));
     });
   });

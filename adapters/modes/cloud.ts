@@ -23,7 +23,7 @@ import { RandomIds } from '../ids/random.ts';
 import { NodeHttpSender } from '../http/node.ts';
 import { fromPino } from '../logger/pino.ts';
 import { SesMailer } from '../mail/ses.ts';
-import { PrometheusMetrics } from '../metrics/prometheus.ts';
+import { EmfMetrics } from '../metrics/cloudwatch-emf.ts';
 import { S3ObjectStore } from '../objects/s3.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { PostgresIdempotencyLedger } from '../queue/idempotency-postgres.ts';
@@ -59,7 +59,7 @@ export interface CloudSystem {
 export type CloudLedger = IdempotencyLedger & { prune?(days: number): Promise<number> };
 
 export interface CloudOverrides {
-  /** Where JSON log lines go; stdout (CloudWatch Logs) unless set. */
+  /** Where JSON log lines (and the EMF metric lines) go; stdout (CloudWatch Logs) unless set. */
   logDestination?: { write(line: string): void };
   /** Keeps idempotency keys beyond SQS's 5-minute window; PostgreSQL (queue_idempotency) unless set. */
   ledger?: CloudLedger;
@@ -180,8 +180,9 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     queue,
     release,
     domains: { deps: domains, gate: askGate },
-    // Per container: CloudWatch gets the request log lines; /metrics shows this instance only.
-    metrics: new PrometheusMetrics({ processMetrics: false }),
+    // EMF lines beside the log lines: CloudWatch sums every container's, where a /metrics
+    // endpoint would show one container's; so the API answers /metrics with a 404 here.
+    metrics: new EmfMetrics({ destination: overrides.logDestination }),
     readiness: { objects: () => objects.ping() },
     loginLimits: {
       perAccount: new RateLimiter(10, 15 * 60_000, clock),

@@ -4,8 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cognitoUserId, fromCloud, fromIdentityRepo } from '../../adapters/modes/cloud.ts';
 import { CloudConfigError, fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
 import { databaseUrlFromSecret, readSecretFromExtension } from '../../adapters/modes/cloud-secrets.ts';
+import { createApiHandler } from '../../functions/lambda/api-handler.ts';
 import { runMigrations } from '../../functions/lambda/migrate.ts';
 import { createTestDatabase } from '../support/db.ts';
+import { lambdaRequester, type LambdaHttpHandler } from './lambda-requester.ts';
 
 const env = {
   AWS_REGION: 'eu-west-1',
@@ -184,6 +186,39 @@ describe('migrate Lambda and the cloud composition root', () => {
       // The default ledger is PostgreSQL's, pruned by the maintenance job.
       await system.maintenance();
       expect(lines.join('\n')).toContain('idempotency keys past retention forgotten');
+    } finally {
+      await system.close();
+    }
+  });
+
+  it('counts API requests as CloudWatch EMF lines in the log stream, and has no /metrics endpoint', async () => {
+    const lines: string[] = [];
+    const system = await fromCloud(fromCloudEnv({ ...env, DATABASE_URL: db.url }), {
+      logDestination: { write: (l) => void lines.push(l) },
+    });
+    try {
+      const request = lambdaRequester(createApiHandler(system.api) as unknown as LambdaHttpHandler);
+      expect((await request('GET', '/health')).status).toBe(200);
+      const metrics = await request('GET', '/metrics');
+      expect(metrics.status).toBe(404);
+      expect(metrics.text).toBe('metrics are not exposed in this mode\n');
+      const emf = lines.map((l) => JSON.parse(l)).filter((l) => l._aws);
+      expect(emf.find((l) => l.route === '/health')).toMatchObject({
+        method: 'GET',
+        status: '200',
+        http_requests_total: 1,
+        http_request_duration_seconds: expect.any(Number),
+        _aws: {
+          Timestamp: expect.any(Number),
+          CloudWatchMetrics: [
+            { Namespace: 'selfdevop', Dimensions: [['method', 'route', 'status'], []], Metrics: [{ Name: 'http_requests_total', Unit: 'Count' }] },
+            { Namespace: 'selfdevop', Dimensions: [['method', 'route'], []], Metrics: [{ Name: 'http_request_duration_seconds', Unit: 'Seconds' }] },
+          ],
+        },
+      });
+      expect(emf.find((l) => l.route === '/metrics')).toMatchObject({ status: '404', http_requests_total: 1 });
+      // The request log line is still there, beside the metrics.
+      expect(lines.some((l) => JSON.parse(l).msg === 'request' && !l.includes('_aws'))).toBe(true);
     } finally {
       await system.close();
     }

@@ -79,6 +79,8 @@ function bearer(c: Context): string | null {
  * The control API as a Hono app, the same in both modes: the Node server and the Lambda
  * handler only differ in how a request reaches it.
  */
+const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
 export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clientIp?: ClientIp } = {}) {
   const routes = options.routes ?? defaultRoutes;
   const clientIp = options.clientIp ?? (() => null);
@@ -90,9 +92,11 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
     await next();
     const ms = performance.now() - started;
     const routePath = c.get('dashboardRoutePath') ?? (c.req.routePath || 'unmatched');
-    const labels = { method: c.req.method, route: routePath, status: String(c.res.status) };
+    // Labels stay a small fixed set: a made-up method would otherwise become a new series.
+    const method = knownMethods.has(c.req.method) ? c.req.method : 'OTHER';
+    const labels = { method, route: routePath, status: String(c.res.status) };
     deps.metrics.count('http_requests_total', labels);
-    deps.metrics.observe('http_request_duration_seconds', ms / 1000, { method: c.req.method, route: routePath });
+    deps.metrics.observe('http_request_duration_seconds', ms / 1000, { method, route: routePath });
     // Paths carry ids but never secrets; bodies and headers are never logged.
     deps.logger.info(
       { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms * 10) / 10 },

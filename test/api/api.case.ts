@@ -71,9 +71,14 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
       });
 
       it('serves Prometheus metrics that count requests', async () => {
+        await req('GET', '/health');
+        await req('PROPFIND' as 'GET', '/health');
         const res = await req('GET', '/metrics');
         expect(res.status).toBe(200);
         expect(res.text).toMatch(/selfdevop_http_requests_total\{[^}]*route="\/health"/);
+        // A made-up method is counted, under one label rather than a series of its own.
+        expect(res.text).toMatch(/selfdevop_http_requests_total\{method="OTHER",route="[^"]+",status="404"\}/);
+        expect(res.text).not.toContain('PROPFIND');
       });
 
       it('serves an OpenAPI 3.1 document covering the routes, and a docs page', async () => {

@@ -174,6 +174,50 @@ describe('dashboard pages over HTTP', () => {
     expect(list).toContain('<td>TLS client certificate</td>');
     expect(list).not.toContain('PRIVATE KEY');
     expect(list).not.toContain(pki.clientCert.split('\n')[1]!);
+
+    // The node's own page replaces them: TLS fields only, for a tcp:// node.
+    const nodeId = /href="\/dashboard\/nodes\/([^"]+)">remote</.exec(list)![1]!;
+    const detail = await (
+      await fetch(`${api.url}/dashboard/nodes/${nodeId}`, { headers: { cookie } })
+    ).text();
+    expect(detail).toContain('Replace the credentials');
+    expect(detail).toContain('<label for="rotate-tls-ca">CA certificate</label');
+    expect(detail).not.toContain('rotate-ssh-key');
+    const badKey = await post(
+      `/dashboard/nodes/${nodeId}/credentials`,
+      { tlsCa: pki.ca, tlsCert: pki.clientCert, tlsKey: 'not a key' },
+      { ...origin, referer: `${api.url}/dashboard/nodes/${nodeId}` },
+    );
+    expect(badKey.headers.get('location')).toBe(`/dashboard/nodes/${nodeId}`);
+    const refused = await (
+      await fetch(`${api.url}/dashboard/nodes/${nodeId}`, {
+        headers: { cookie: `${cookie}; ${flashOf(badKey)}` },
+      })
+    ).text();
+    expect(refused).toMatch(/tls\.key: must be one PEM private key/);
+    const rotated = await post(
+      `/dashboard/nodes/${nodeId}/credentials`,
+      { tlsCa: pki.otherCa, tlsCert: pki.otherClientCert, tlsKey: pki.otherClientKey },
+      origin,
+    );
+    expect(rotated.headers.get('location')).toBe(`/dashboard/nodes/${nodeId}`);
+    const after = await (
+      await fetch(`${api.url}/dashboard/nodes/${nodeId}`, {
+        headers: { cookie: `${cookie}; ${flashOf(rotated)}` },
+      })
+    ).text();
+    expect(after).toContain('Credentials replaced.');
+    expect(after).not.toContain(pki.otherClientKey.split('\n')[1]!);
+    const token = /sdo_session=([^;]+)/.exec(cookie)![1]!;
+    const audit = await (
+      await fetch(`${api.url}/api/audit-events?targetId=${nodeId}`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    ).json();
+    expect(audit.items.map((e: { action: string }) => e.action)).toEqual([
+      'node.created',
+      'node.credentials_rotated',
+    ]);
   });
 });
 

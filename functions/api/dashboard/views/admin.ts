@@ -67,7 +67,7 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
                   ${nodes.map(
                     (n) =>
                       html`<tr>
-                        <td>${n.name}</td>
+                        <td><a href="/dashboard/nodes/${n.id}">${n.name}</a></td>
                         <td>${badge(n.drainMode ? 'draining' : 'active')}</td>
                         <td><code>${n.dockerHost}</code></td>
                         <td>${n.address}</td>
@@ -109,44 +109,7 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
               ><input id="node-address" name="address" required value="127.0.0.1" />
             </div>
           </div>
-          <details>
-            <summary>
-              TLS client certificate <span class="hint">for <code>tcp://host:2376</code></span>
-            </summary>
-            <p class="hint">
-              PEM text of the CA that signed the engine's certificate, and of the client certificate
-              and key the engine trusts. Stored encrypted; never shown again.
-            </p>
-            <label for="node-tls-ca">CA certificate</label
-            ><textarea id="node-tls-ca" name="tlsCa" rows="3" spellcheck="false"></textarea>
-            <label for="node-tls-cert">Client certificate</label
-            ><textarea id="node-tls-cert" name="tlsCert" rows="3" spellcheck="false"></textarea>
-            <label for="node-tls-key">Client key</label
-            ><textarea id="node-tls-key" name="tlsKey" rows="3" spellcheck="false"></textarea>
-          </details>
-          <details>
-            <summary>
-              SSH key <span class="hint">for <code>ssh://user@host</code></span>
-            </summary>
-            <label for="node-ssh-key"
-              >Private key <span class="hint">OpenSSH or PEM, without a passphrase</span></label
-            ><textarea
-              id="node-ssh-key"
-              name="sshPrivateKey"
-              rows="3"
-              spellcheck="false"
-            ></textarea>
-            <label for="node-ssh-host-key"
-              >Host key
-              <span class="hint"
-                >the server's public key line, e.g. from <code>ssh-keyscan</code></span
-              ></label
-            ><input id="node-ssh-host-key" name="sshHostKey" spellcheck="false" />
-            <label class="inline"
-              ><input type="checkbox" name="sshInsecureIgnoreHostKey" value="yes" /> No host key:
-              trust whichever server answers (insecure)</label
-            >
-          </details>
+          ${credentialFields('node', 'both')}
           <p><button type="submit">Register node</button></p>
         </form>`;
       return render(c, s, { title: 'Nodes', section: 'nodes' }, body);
@@ -169,6 +132,61 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
         `Node ${name} registered. Next: create a project and a service, then deploy.`,
       );
       return '/dashboard/nodes';
+    }),
+  );
+
+  app.get(
+    '/dashboard/nodes/:id',
+    view(fetchApi, async (c, s) => {
+      const n = await s.api.get<NodeRecord>(`/api/nodes/${encodeURIComponent(param(c, 'id'))}`);
+      const kind = n.dockerHost.startsWith('ssh://')
+        ? 'ssh'
+        : n.dockerHost.startsWith('tcp://')
+          ? 'tls'
+          : null;
+      const body = html`<p><a href="/dashboard/nodes">← Nodes</a></p>
+        <h1>Node ${n.name}</h1>
+        <dl class="facts">
+          <dt>State</dt>
+          <dd>${badge(n.drainMode ? 'draining' : 'active')}</dd>
+          <dt>Docker host</dt>
+          <dd><code>${n.dockerHost}</code></dd>
+          <dt>Address</dt>
+          <dd>${n.address}</dd>
+          <dt>Credentials</dt>
+          <dd>
+            ${credentialsOf(n)}${n.credentialsUpdatedAt ? html`, set ${when(n.credentialsUpdatedAt)}` : ''}
+          </dd>
+        </dl>
+        ${
+          kind
+            ? html`<form
+                method="post"
+                action="/dashboard/nodes/${n.id}/credentials"
+                class="card"
+                aria-labelledby="rotate"
+              >
+                <h2 id="rotate">Replace the credentials</h2>
+                <p class="hint">
+                  Deploys use the new ones from the next engine call. The old ones are discarded;
+                  they are never shown.
+                </p>
+                ${credentialFields('rotate', kind, true)}
+                <p><button type="submit">Replace credentials</button></p>
+              </form>`
+            : html`<p class="hint">A local socket needs no credentials.</p>`
+        }`;
+      return render(c, s, { title: `Node ${n.name}`, section: 'nodes' }, body);
+    }),
+  );
+
+  app.post(
+    '/dashboard/nodes/:id/credentials',
+    action(fetchApi, '/dashboard/nodes', async (c, s, form) => {
+      const id = param(c, 'id');
+      await s.api.call('PATCH', `/api/nodes/${encodeURIComponent(id)}`, credentialsFrom(form));
+      flash(c, 'notice', 'Credentials replaced. The next deploy to this node uses them.');
+      return `/dashboard/nodes/${id}`;
     }),
   );
 
@@ -357,6 +375,47 @@ export function registerAdmin(app: Hono, fetchApi: ApiFetch): void {
       return render(c, s, { title: 'Audit log', section: 'audit' }, body);
     }),
   );
+}
+
+/**
+ * The TLS and SSH parts of a node form. `prefix` keeps ids unique per form; `open` unfolds
+ * the section (on a page about one node there is nothing else to fill in).
+ */
+function credentialFields(prefix: string, kind: 'tls' | 'ssh' | 'both', open = false) {
+  const tls = html`<details ${open ? 'open' : ''}>
+    <summary>
+      TLS client certificate <span class="hint">for <code>tcp://host:2376</code></span>
+    </summary>
+    <p class="hint">
+      PEM text of the CA that signed the engine's certificate, and of the client certificate and key
+      the engine trusts. Stored encrypted; never shown again.
+    </p>
+    <label for="${prefix}-tls-ca">CA certificate</label
+    ><textarea id="${prefix}-tls-ca" name="tlsCa" rows="3" spellcheck="false"></textarea>
+    <label for="${prefix}-tls-cert">Client certificate</label
+    ><textarea id="${prefix}-tls-cert" name="tlsCert" rows="3" spellcheck="false"></textarea>
+    <label for="${prefix}-tls-key">Client key</label
+    ><textarea id="${prefix}-tls-key" name="tlsKey" rows="3" spellcheck="false"></textarea>
+  </details>`;
+  const ssh = html`<details ${open ? 'open' : ''}>
+    <summary>
+      SSH key <span class="hint">for <code>ssh://user@host</code></span>
+    </summary>
+    <label for="${prefix}-ssh-key"
+      >Private key <span class="hint">OpenSSH or PEM, without a passphrase</span></label
+    ><textarea id="${prefix}-ssh-key" name="sshPrivateKey" rows="3" spellcheck="false"></textarea>
+    <label for="${prefix}-ssh-host-key"
+      >Host key
+      <span class="hint"
+        >the server's public key line, e.g. from <code>ssh-keyscan</code></span
+      ></label
+    ><input id="${prefix}-ssh-host-key" name="sshHostKey" spellcheck="false" />
+    <label class="inline"
+      ><input type="checkbox" name="sshInsecureIgnoreHostKey" value="yes" /> No host key: trust
+      whichever server answers (insecure)</label
+    >
+  </details>`;
+  return kind === 'tls' ? tls : kind === 'ssh' ? ssh : html`${tls}${ssh}`;
 }
 
 /** Which credentials a node has, in words; the material itself never leaves the API. */

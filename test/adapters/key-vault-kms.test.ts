@@ -1,55 +1,18 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../adapters/clock/manual.ts';
 import { KmsKeyVault } from '../../adapters/vault/kms.ts';
 import { SealedValueUnreadable } from '../../adapters/vault/key-ring.ts';
+import { fakeKms as fakeKmsFor, KmsError } from '../cloud/fakes/kms.ts';
 import { runKeyVaultContract } from '../contracts/key-vault.case.ts';
 
 const keyArn = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 
-class KmsError extends Error {
-  constructor(name: string, message: string) {
-    super(message);
-    this.name = name;
-  }
-}
-
-/**
- * A KMS key at the SDK boundary that really wraps: data keys are AES-256-GCM encrypted
- * under a master key of its own, with the EncryptionContext as additional data, the way
- * KMS binds a ciphertext blob to its key and context.
- */
 function fakeKms() {
-  const master = randomBytes(32);
-  const aad = (context: Record<string, string> | undefined) =>
-    Buffer.from(JSON.stringify(Object.entries(context ?? {}).sort(([a], [b]) => a.localeCompare(b))));
   const client = new KMSClient({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
-  const mock = mockClient(client);
-  mock.on(GenerateDataKeyCommand).callsFake((input: GenerateDataKeyCommand['input']) => {
-    expect(input).toMatchObject({ KeyId: keyArn, KeySpec: 'AES_256' });
-    const plaintext = randomBytes(32);
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', master, iv);
-    cipher.setAAD(aad(input.EncryptionContext));
-    const blob = Buffer.concat([iv, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
-    return { KeyId: keyArn, Plaintext: new Uint8Array(plaintext), CiphertextBlob: new Uint8Array(blob) };
-  });
-  mock.on(DecryptCommand).callsFake((input: DecryptCommand['input']) => {
-    const blob = Buffer.from(input.CiphertextBlob ?? new Uint8Array());
-    if (blob.byteLength !== 12 + 32 + 16) throw new KmsError('InvalidCiphertextException', 'bad blob');
-    const decipher = createDecipheriv('aes-256-gcm', master, blob.subarray(0, 12));
-    decipher.setAAD(aad(input.EncryptionContext));
-    decipher.setAuthTag(blob.subarray(44));
-    try {
-      const plaintext = Buffer.concat([decipher.update(blob.subarray(12, 44)), decipher.final()]);
-      return { KeyId: keyArn, Plaintext: new Uint8Array(plaintext) };
-    } catch {
-      throw new KmsError('InvalidCiphertextException', 'ciphertext or context does not match');
-    }
-  });
-  return { client, mock };
+  return { client, mock: fakeKmsFor(keyArn, client) };
 }
 
 runKeyVaultContract({ make: () => new KmsKeyVault({ keyId: keyArn, client: fakeKms().client }) });

@@ -382,6 +382,34 @@ describe('dashboard sign-in through the Cognito hosted UI', () => {
     ]);
   });
 
+  it('sends a signed-in user in no org from an org page to "create your organization", and back after', async () => {
+    const b = new Browser();
+    const user = app.hosted.addUser('no.org.yet@example.com', 'Correct-horse-9');
+    await signIn(b, user.email, user.password);
+    const nodes = await b.fetch(`${app.url}/dashboard/nodes`);
+    expect(nodes.status).toBe(303);
+    expect(nodes.headers.get('location')).toBe('/dashboard?next=%2Fdashboard%2Fnodes');
+    const onboarding = await b.fetch(`${app.url}${nodes.headers.get('location')}`);
+    expect(onboarding.status).toBe(200);
+    const page = await onboarding.text();
+    expect(page).toContain('<h1>Create an organization</h1>');
+    expect(page).toContain('<input type="hidden" name="next" value="/dashboard/nodes" />');
+    // `next` is only ever one of our pages.
+    const offsite = await b.fetch(`${app.url}/dashboard?next=https://evil.example/`);
+    expect(await offsite.text()).toContain(
+      '<input type="hidden" name="next" value="/dashboard" />',
+    );
+    const created = await b.fetch(
+      `${app.url}/dashboard/orgs`,
+      form({ name: 'Late Org', next: '/dashboard/nodes' }),
+    );
+    expect(created.status).toBe(303);
+    expect(created.headers.get('location')).toBe('/dashboard/nodes');
+    const after = await b.fetch(`${app.url}/dashboard/nodes`);
+    expect(after.status).toBe(200);
+    expect(await after.text()).toMatch(/<option value="org_\w+" selected>Late Org<\/option>/);
+  });
+
   it('shows a page, not an error, when the sign-in state is missing, forged or the code is absent', async () => {
     const b = new Browser();
     const user = app.hosted.addUser('states@example.com', 'Correct-horse-9');

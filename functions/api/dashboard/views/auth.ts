@@ -106,7 +106,8 @@ export function registerAuth(
       );
       setSessionCookie(c, orgCookie, org.id);
       flash(c, 'notice', `Created ${org.name}; you are now working in it.`);
-      return '/dashboard';
+      // Back to the page that sent a user in no org here, if one did.
+      return safeNext(field(form, 'next'));
     }),
   );
 }

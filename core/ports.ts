@@ -86,7 +86,7 @@ export interface SignInTokens {
  * code grant and PKCE as a public client. The dashboard sends browsers there and trades
  * the code they come back with for tokens. Cloud mode only: local mode signs in itself.
  * Failures are DomainErrors: Unauthenticated when the provider refuses a code or refresh
- * token, Unavailable when it cannot be reached.
+ * token, Unavailable when it cannot be reached (and for any failure to revoke).
  */
 export interface HostedSignIn {
   /** Where the provider sends the browser back with `code` and `state`. */
@@ -97,6 +97,11 @@ export interface HostedSignIn {
   logoutUrl(): string;
   exchangeCode(code: string, codeVerifier: string): Promise<SignInTokens>;
   refresh(refreshToken: string): Promise<SignInTokens>;
+  /**
+   * Makes a refresh token (and the access tokens minted from it) useless from now on, so a
+   * copy of it does not outlive the sign-out. An unknown or already revoked token succeeds.
+   */
+  revoke(refreshToken: string): Promise<void>;
 }
 
 // ---------------------------------------------------------------- queue and schedules

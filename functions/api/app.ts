@@ -205,7 +205,10 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
             routePaths.set(c.req.raw, c.req.routePath);
           }
         });
-        mounted.route('/', dashboardApp((request, env) => app.fetch(request, env), { hostedSignIn: deps.hostedSignIn }));
+        mounted.route('/', dashboardApp((request, env) => app.fetch(request, env), {
+            hostedSignIn: deps.hostedSignIn,
+            logger: deps.logger.child({ component: 'dashboard' }),
+          }));
         mounted.notFound(routeNotFound);
         mounted.onError((err) => {
           throw err; // to the API's onError, with the request's id

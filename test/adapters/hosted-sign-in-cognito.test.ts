@@ -91,4 +91,52 @@ describe('CognitoHostedUi', () => {
     expect(unreachable).toBeInstanceOf(Unavailable);
     expect((unreachable as Error).message).toMatch(/^sign-in is unavailable: the Cognito token endpoint 127\.0\.0\.1:1 cannot be reached: /);
   });
+
+  it('revokes a refresh token at /oauth2/revoke as a public client, and any failure is Unavailable', async () => {
+    // Cognito answers a revocation with 200 and an empty body.
+    answer = { status: 200, body: '' };
+    await expect(make().revoke('refresh1')).resolves.toBeUndefined();
+    expect(lastForm).toEqual({
+      token: 'refresh1',
+      client_id: 'client1',
+      '(content-type)': 'application/x-www-form-urlencoded',
+      '(path)': '/oauth2/revoke',
+    });
+
+    answer = { status: 400, body: JSON.stringify({ error: 'unsupported_token_type' }) };
+    const refused = await make().revoke('r').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(Unavailable);
+    expect((refused as Error).message).toBe('sign-out is unavailable: the Cognito revocation endpoint answered unsupported_token_type');
+    answer = { status: 503, body: 'busy' };
+    expect(((await make().revoke('r').catch((e: unknown) => e)) as Error).message).toBe(
+      'sign-out is unavailable: the Cognito revocation endpoint answered HTTP 503',
+    );
+    const unreachable = await make('http://127.0.0.1:1').revoke('r').catch((e: unknown) => e);
+    expect(unreachable).toBeInstanceOf(Unavailable);
+    expect((unreachable as Error).message).toMatch(/^sign-out is unavailable: the Cognito revocation endpoint 127\.0\.0\.1:1 cannot be reached: /);
+  });
+
+  it('gives up on a revocation endpoint that does not answer within its bound', async () => {
+    const silent = createServer(() => {
+      // never answers
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const hosted = new CognitoHostedUi({
+        baseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+        clientId: 'client1',
+        callbackUrl: 'https://console.example.com/dashboard/auth/callback',
+        signedOutUrl: 'https://console.example.com/dashboard/signed-out',
+        revokeTimeoutMs: 200,
+      });
+      const started = Date.now();
+      const e = await hosted.revoke('r').catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(Unavailable);
+      expect((e as Error).message).toMatch(/cannot be reached: no answer within 0\.2 s$/);
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
 });

@@ -86,11 +86,21 @@ describe('dashboard sign-in through the Cognito hosted UI', () => {
   }, 60_000);
   afterAll(() => app?.close());
 
+  /** GET /dashboard/login, which hops to the sign-in route under the refresh cookie's path. */
+  async function login(b: Browser, next = '/dashboard') {
+    const hop = await b.fetch(`${app.url}/dashboard/login?next=${encodeURIComponent(next)}`);
+    expect(hop.status).toBe(302);
+    expect(hop.headers.get('location')).toBe(
+      `/dashboard/auth/sign-in?next=${encodeURIComponent(next)}`,
+    );
+    return b.fetch(`${app.url}${hop.headers.get('location')}`);
+  }
+
   /** Dashboard login → hosted UI form → submit: the callback URL the hosted UI redirects to. */
   async function toCallback(b: Browser, email: string, password: string, action = 'signin') {
-    const login = await b.fetch(`${app.url}/dashboard/login?next=/dashboard`);
-    expect(login.status).toBe(302);
-    const authorize = await b.fetch(login.headers.get('location')!);
+    const login_ = await login(b);
+    expect(login_.status).toBe(302);
+    const authorize = await b.fetch(login_.headers.get('location')!);
     // Still signed in at the hosted UI: it answers with a code straight away.
     if (authorize.status === 302) return authorize.headers.get('location')!;
     expect(authorize.status).toBe(200);
@@ -124,9 +134,9 @@ describe('dashboard sign-in through the Cognito hosted UI', () => {
     const b = new Browser();
     const page = await b.fetch(`${app.url}/dashboard/nodes`);
     expect(page.headers.get('location')).toBe('/dashboard/login?next=%2Fdashboard%2Fnodes');
-    const login = await b.fetch(`${app.url}/dashboard/login?next=%2Fdashboard%2Fnodes`);
-    expect(login.status).toBe(302);
-    const to = new URL(login.headers.get('location')!);
+    const signIn_ = await login(b, '/dashboard/nodes');
+    expect(signIn_.status).toBe(302);
+    const to = new URL(signIn_.headers.get('location')!);
     expect(`${to.origin}${to.pathname}`).toBe(`${app.hosted.url}/oauth2/authorize`);
     const q = Object.fromEntries(to.searchParams);
     expect(q).toEqual({
@@ -154,9 +164,11 @@ describe('dashboard sign-in through the Cognito hosted UI', () => {
     expect(createHash('sha256').update(kept.verifier).digest('base64url')).toBe(q.code_challenge);
     expect(kept.next).toBe('/dashboard/nodes');
     // Signing up is the hosted UI's own link.
-    expect((await b.fetch(`${app.url}/dashboard/signup`)).headers.get('location')).toMatch(
-      /\/oauth2\/authorize\?/,
-    );
+    const signup = await b.fetch(`${app.url}/dashboard/signup`);
+    expect(signup.headers.get('location')).toBe('/dashboard/auth/sign-in?next=%2Fdashboard');
+    expect(
+      (await b.fetch(`${app.url}${signup.headers.get('location')}`)).headers.get('location'),
+    ).toMatch(/\/oauth2\/authorize\?/);
   });
 
   it('signs a new Cognito user in, lands on "create your organization", and shows the org once made', async () => {
@@ -182,7 +194,7 @@ describe('dashboard sign-in through the Cognito hosted UI', () => {
     expect(session).toMatch(/Path=\/;/);
     const refresh = b.set('sdo_refresh')!;
     expect(refresh).toMatch(/HttpOnly/);
-    expect(refresh).toMatch(/Path=\/dashboard\/login/);
+    expect(refresh).toMatch(/Path=\/dashboard\/auth;/);
     expect(b.set('sdo_signin')).toMatch(/Max-Age=0/); // the attempt is used up
     // The session holds the access token the API's own auth accepts.
     const me = await fetch(`${app.url}/api/me`, {
@@ -223,7 +235,7 @@ describe('dashboard sign-in through the Cognito hosted UI', () => {
     expect(expired.status).toBe(303);
     expect(expired.headers.get('location')).toBe('/dashboard/login?next=%2Fdashboard%2Fnodes');
     const before = app.hosted.tokenRequests.length;
-    const renewed = await b.fetch(`${app.url}${expired.headers.get('location')}`);
+    const renewed = await login(b, '/dashboard/nodes');
     expect(renewed.status).toBe(303);
     expect(renewed.headers.get('location')).toBe('/dashboard/nodes');
     expect(app.hosted.tokenRequests.slice(before)).toEqual([
@@ -235,28 +247,54 @@ describe('dashboard sign-in through the Cognito hosted UI', () => {
     expect(await renewedPage.text()).not.toContain('Please log in again'); // the renewal was silent
 
     // A refresh token Cognito refuses is dropped, and the browser goes to the hosted UI.
-    b.forge(host, 'sdo_refresh', 'revoked-token', '/dashboard/login');
-    const refused = await b.fetch(`${app.url}/dashboard/login?next=/dashboard`);
+    b.forge(host, 'sdo_refresh', 'revoked-token', '/dashboard/auth');
+    const refused = await login(b);
     expect(refused.status).toBe(302);
     expect(refused.headers.get('location')).toMatch(/\/oauth2\/authorize\?/);
     expect(b.set('sdo_refresh')).toMatch(/Max-Age=0/);
     expect(b.cookie(host, 'sdo_refresh')).toBeUndefined();
   });
 
-  it('logs out: clears the cookies, ends the hosted session, and lands on a signed-out page', async () => {
+  /** The refresh_token grant at the hosted UI's token endpoint, as anyone holding the token could call it. */
+  const refreshAtCognito = (refreshToken: string) =>
+    fetch(`${app.hosted.url}/oauth2/token`, {
+      ...form({
+        grant_type: 'refresh_token',
+        client_id: hostedClientId,
+        refresh_token: refreshToken,
+      }),
+      redirect: 'manual',
+    });
+
+  const logOut = (b: Browser, path = '/dashboard/auth/logout') =>
+    b.fetch(`${app.url}${path}`, { method: 'POST', headers: { origin: app.url } });
+
+  it('logs out: revokes the refresh token, clears the cookies, ends the hosted session', async () => {
     const b = new Browser();
     const user = app.hosted.addUser('leaving@example.com', 'Correct-horse-9');
     await signIn(b, user.email, user.password);
+    const refreshToken = b.cookie(host, 'sdo_refresh')!;
+    expect((await refreshAtCognito(refreshToken)).status).toBe(200); // good until logout
     const dashboard = await b.fetch(`${app.url}/dashboard`);
-    // The logout form's redirect to the hosted UI is allowed by the page's CSP.
+    // The logout form posts where the refresh cookie is sent, and its redirect to the
+    // hosted UI is allowed by the page's CSP.
+    expect(await dashboard.text()).toMatch(
+      /<form\s+method="post"\s+action="\/dashboard\/auth\/logout"/,
+    );
     expect(dashboard.headers.get('content-security-policy')).toContain(
       `form-action 'self' ${app.hosted.url}`,
     );
-    const out = await b.fetch(`${app.url}/dashboard/logout`, {
-      method: 'POST',
-      headers: { origin: app.url },
-    });
+    const revocations = app.hosted.revokeRequests.length;
+    const out = await logOut(b);
     expect(out.status).toBe(303);
+    // The dashboard revoked the token at Cognito (public client: token and client_id)…
+    expect(app.hosted.revokeRequests.slice(revocations)).toEqual([
+      { token: refreshToken, client_id: hostedClientId },
+    ]);
+    // …so a copy of it mints nothing any more.
+    const refused = await refreshAtCognito(refreshToken);
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toEqual({ error: 'invalid_grant' });
     const to = new URL(out.headers.get('location')!);
     expect(`${to.origin}${to.pathname}`).toBe(`${app.hosted.url}/logout`);
     expect(Object.fromEntries(to.searchParams)).toEqual({
@@ -265,17 +303,111 @@ describe('dashboard sign-in through the Cognito hosted UI', () => {
     });
     for (const name of ['sdo_session', 'sdo_org', 'sdo_refresh'])
       expect(b.set(name), name).toMatch(/Max-Age=0/);
-    expect(b.set('sdo_refresh')).toMatch(/Path=\/dashboard\/login/);
+    const refreshCleared = b.setCookies.filter((c) => c.startsWith('sdo_refresh='));
+    expect(refreshCleared.map((c) => /Path=([^;]+)/.exec(c)?.[1])).toEqual([
+      '/dashboard/auth',
+      '/dashboard/login', // where it was kept before it moved
+    ]);
+    expect(b.cookie(host, 'sdo_refresh')).toBeUndefined();
     const hostedOut = await b.fetch(to.toString());
     expect(hostedOut.headers.get('location')).toBe(`${app.url}/dashboard/signed-out`);
     const signedOut = await b.fetch(`${app.url}/dashboard/signed-out`);
     expect(signedOut.status).toBe(200);
     expect(await signedOut.text()).toContain('You are signed out');
     // Signed out at Cognito too: the next sign-in asks for the password again.
-    const login = await b.fetch(`${app.url}/dashboard/login`);
-    const authorize = await b.fetch(login.headers.get('location')!);
+    const again = await login(b);
+    const authorize = await b.fetch(again.headers.get('location')!);
     expect(authorize.status).toBe(200);
     expect(await authorize.text()).toContain('name="password"');
+  });
+
+  it('still logs out when the revocation endpoint is down, and says so in a warning without the token', async () => {
+    const b = new Browser();
+    const user = app.hosted.addUser('offline.revoke@example.com', 'Correct-horse-9');
+    await signIn(b, user.email, user.password);
+    const refreshToken = b.cookie(host, 'sdo_refresh')!;
+    const logged = app.logs.length;
+    app.hosted.revocation = 'down';
+    let out: Response;
+    try {
+      out = await logOut(b);
+    } finally {
+      app.hosted.revocation = 'up';
+    }
+    expect(out.status).toBe(303);
+    expect(new URL(out.headers.get('location')!).pathname).toBe('/logout');
+    for (const name of ['sdo_session', 'sdo_refresh'])
+      expect(b.set(name), name).toMatch(/Max-Age=0/);
+    expect(b.cookie(host, 'sdo_session')).toBeUndefined();
+    expect(b.cookie(host, 'sdo_refresh')).toBeUndefined();
+    const warnings = app.logs
+      .slice(logged)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.event === 'dashboard.refresh_token_not_revoked');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({
+      component: 'dashboard',
+      reason: expect.stringMatching(
+        /^sign-out is unavailable: the Cognito revocation endpoint localhost:\d+ cannot be reached: /,
+      ),
+    });
+    expect(app.logs.slice(logged).join('\n')).not.toContain(refreshToken);
+    // Not revoked, as the warning says: it stays valid at Cognito until it expires.
+    expect((await refreshAtCognito(refreshToken)).status).toBe(200);
+  });
+
+  it('keeps a page from before the move working: /dashboard/logout and the old refresh cookie path', async () => {
+    const b = new Browser();
+    const user = app.hosted.addUser('old.tab@example.com', 'Correct-horse-9');
+    await signIn(b, user.email, user.password);
+    const refreshToken = b.cookie(host, 'sdo_refresh')!;
+    // A refresh cookie set at the old path is moved under /dashboard/auth at the next login…
+    b.forge(host, 'sdo_refresh', refreshToken, '/dashboard/login');
+    const hop = await b.fetch(`${app.url}/dashboard/login?next=/dashboard`);
+    expect(hop.status).toBe(302);
+    const moved = b.setCookies.filter((c) => c.startsWith('sdo_refresh='));
+    expect(moved).toHaveLength(2);
+    expect(moved[0]).toMatch(/^sdo_refresh=; .*Path=\/dashboard\/login/);
+    expect(moved[1]).toMatch(new RegExp(`^sdo_refresh=${refreshToken};.*Path=/dashboard/auth;`));
+    expect(b.cookie(host, 'sdo_refresh')).toBe(refreshToken);
+    // …and an old page's logout form reaches the new route with its POST kept.
+    const old = await logOut(b, '/dashboard/logout');
+    expect(old.status).toBe(307);
+    expect(old.headers.get('location')).toBe('/dashboard/auth/logout');
+    const revocations = app.hosted.revokeRequests.length;
+    const out = await logOut(b, old.headers.get('location')!);
+    expect(out.status).toBe(303);
+    expect(app.hosted.revokeRequests.slice(revocations)).toEqual([
+      { token: refreshToken, client_id: hostedClientId },
+    ]);
+  });
+
+  it('sends a signed-in user in no org from an org page to "create your organization", and back after', async () => {
+    const b = new Browser();
+    const user = app.hosted.addUser('no.org.yet@example.com', 'Correct-horse-9');
+    await signIn(b, user.email, user.password);
+    const nodes = await b.fetch(`${app.url}/dashboard/nodes`);
+    expect(nodes.status).toBe(303);
+    expect(nodes.headers.get('location')).toBe('/dashboard?next=%2Fdashboard%2Fnodes');
+    const onboarding = await b.fetch(`${app.url}${nodes.headers.get('location')}`);
+    expect(onboarding.status).toBe(200);
+    const page = await onboarding.text();
+    expect(page).toContain('<h1>Create an organization</h1>');
+    expect(page).toContain('<input type="hidden" name="next" value="/dashboard/nodes" />');
+    // `next` is only ever one of our pages.
+    const offsite = await b.fetch(`${app.url}/dashboard?next=https://evil.example/`);
+    expect(await offsite.text()).toContain(
+      '<input type="hidden" name="next" value="/dashboard" />',
+    );
+    const created = await b.fetch(
+      `${app.url}/dashboard/orgs`,
+      form({ name: 'Late Org', next: '/dashboard/nodes' }),
+    );
+    expect(created.status).toBe(303);
+    expect(created.headers.get('location')).toBe('/dashboard/nodes');
+    const after = await b.fetch(`${app.url}/dashboard/nodes`);
+    expect(after.status).toBe(200);
+    expect(await after.text()).toMatch(/<option value="org_\w+" selected>Late Org<\/option>/);
   });
 
   it('shows a page, not an error, when the sign-in state is missing, forged or the code is absent', async () => {
@@ -337,11 +469,11 @@ describe('dashboard sign-in through the Cognito hosted UI', () => {
     expect((await b.fetch(used.toString())).status).toBe(200);
     // Another browser's attempt, answered with the redeemed code.
     const other = new Browser();
-    const login = await other.fetch(`${app.url}/dashboard/login`);
+    const started = await login(other);
     const replay = new URL(used);
     replay.searchParams.set(
       'state',
-      new URL(login.headers.get('location')!).searchParams.get('state')!,
+      new URL(started.headers.get('location')!).searchParams.get('state')!,
     );
     const res = await other.fetch(replay.toString());
     await expectFailure(other, res, 400, 'Cognito refused the sign-in code: invalid_grant');
@@ -391,9 +523,11 @@ describe('dashboard sign-in through the Cognito hosted UI', () => {
   it('works through the Lambda handler too: API Gateway v2 carries each cookie in `cookies`', async () => {
     const lambda = createApiHandler(app.system.api) as unknown as LambdaHttpHandler;
     const user = app.hosted.addUser('lambda@example.com', 'Correct-horse-9');
-    const login = await lambda(
+    const hop = await lambda(
       toProxyEventV2('GET', '/dashboard/login?next=/dashboard', {}, undefined),
     );
+    expect(hop.statusCode).toBe(302);
+    const login = await lambda(toProxyEventV2('GET', String(hop.headers?.location), {}, undefined));
     expect(login.statusCode).toBe(302);
     const attempt = login.cookies?.find((c) => c.startsWith('sdo_signin='));
     // Behind API Gateway the dashboard is https: every cookie is Secure.

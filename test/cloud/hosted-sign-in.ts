@@ -31,6 +31,8 @@ export interface CloudDashboard {
   hosted: FakeHostedUi;
   jwks: LocalJwks;
   system: CloudSystem;
+  /** The API's JSON log lines (warnings and up). */
+  logs: string[];
   close(): Promise<void>;
 }
 
@@ -45,7 +47,11 @@ export async function startCloudDashboard(): Promise<CloudDashboard> {
     clientId: hostedClientId,
     // Cognito calls the tokens function before issuing tokens; it provisions the user.
     onTokenGeneration: (event) =>
-      createPreTokenHandler({ identity: built.system!.api.store.identity, clock: built.system!.api.clock, logger: new MemoryLogger() })(event),
+      createPreTokenHandler({
+        identity: built.system!.api.store.identity,
+        clock: built.system!.api.clock,
+        logger: new MemoryLogger(),
+      })(event),
   });
   // The dashboard URL is configuration, so the port is chosen before the server starts.
   const port = await freePort();
@@ -64,17 +70,25 @@ export async function startCloudDashboard(): Promise<CloudDashboard> {
     MAIL_FROM: 'noreply@example.com',
     EDGE_DOMAIN: 'apps.example.com',
     CADDY_ADMIN_URL: 'http://127.0.0.1:1',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: 'warn',
   });
-  const system = await fromCloud(config, { cognito: { jwksUrl: jwks.url, hostedUiUrl: hosted.url } });
+  const logs: string[] = [];
+  const system = await fromCloud(config, {
+    cognito: { jwksUrl: jwks.url, hostedUiUrl: hosted.url },
+    logDestination: { write: (line) => void logs.push(line.trimEnd()) },
+  });
   built.system = system;
-  hosted.register({ callbackUrl: `${url}/dashboard/auth/callback`, signedOutUrl: `${url}/dashboard/signed-out` });
+  hosted.register({
+    callbackUrl: `${url}/dashboard/auth/callback`,
+    signedOutUrl: `${url}/dashboard/signed-out`,
+  });
   const served = await serveApi(system.api, { host: '127.0.0.1', port, trustProxy: false });
   return {
     url,
     hosted,
     jwks,
     system,
+    logs,
     async close() {
       await served.close();
       await system.close();

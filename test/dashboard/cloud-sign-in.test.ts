@@ -61,6 +61,7 @@ describe.skipIf(!ready)('cloud-mode dashboard sign-in in a browser', () => {
     expect(navigations).toEqual([
       '/dashboard',
       '/dashboard/login',
+      '/dashboard/auth/sign-in',
       '/oauth2/authorize',
       '/login',
       '/dashboard/auth/callback',
@@ -81,11 +82,20 @@ describe.skipIf(!ready)('cloud-mode dashboard sign-in in a browser', () => {
       sameSite: 'Strict',
     });
 
+    // Only sent under /dashboard/auth: the sign-in and logout routes.
+    const authUrl = `${app.url}/dashboard/auth/logout`;
+    const refreshToken = (await browser.context.cookies(authUrl)).find(
+      (c) => c.name === 'sdo_refresh',
+    );
+    expect(cookies.map((c) => c.name)).not.toContain('sdo_refresh');
+    expect(refreshToken).toMatchObject({ path: '/dashboard/auth', httpOnly: true });
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.waitForURL(`${app.url}/dashboard/signed-out`);
+    // The browser sent the refresh cookie with the logout, and the dashboard revoked it.
+    expect(app.hosted.revokeRequests.map((r) => r.token)).toEqual([refreshToken!.value]);
     await page.getByRole('heading', { name: 'You are signed out' }).waitFor();
     await shot('cloud-03-signed-out');
-    const left = (await browser.context.cookies(app.url)).map((c) => c.name);
+    const left = (await browser.context.cookies([app.url, authUrl])).map((c) => c.name);
     expect(left).not.toContain('sdo_session');
     expect(left).not.toContain('sdo_refresh');
     // The hosted session ended as well: signing in again asks for the password.

@@ -115,6 +115,53 @@ describe('dashboard pages over HTTP', () => {
     expect(expired.headers.getSetCookie().join(';')).toMatch(/sdo_flash=/);
   });
 
+  it('sends a user in no org from an org page to "create your organization", then back', async () => {
+    // Signup always makes an org; a user is left with none when an operator removes their
+    // memberships, as here at the store.
+    const deps = api.system.api;
+    await deps.store.identity.createUser({
+      id: 'usr_orgless1',
+      email: 'orgless@example.com',
+      passwordHash: await deps.auth.hashPassword!('correct horse battery'),
+      createdAt: new Date().toISOString(),
+    });
+    const login = await post('/dashboard/login', {
+      email: 'orgless@example.com',
+      password: 'correct horse battery',
+    });
+    expect(login.status).toBe(303);
+    const cookie = login.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0])
+      .join('; ');
+    const nodes = await fetch(`${api.url}/dashboard/nodes`, {
+      headers: { cookie },
+      redirect: 'manual',
+    });
+    expect(nodes.status).toBe(303);
+    expect(nodes.headers.get('location')).toBe('/dashboard?next=%2Fdashboard%2Fnodes');
+    const onboarding = await fetch(`${api.url}${nodes.headers.get('location')}`, {
+      headers: { cookie },
+    });
+    expect(onboarding.status).toBe(200);
+    const html = await onboarding.text();
+    expect(html).toContain('<h1>Create an organization</h1>');
+    expect(html).toContain('<input type="hidden" name="next" value="/dashboard/nodes" />');
+    const created = await post(
+      '/dashboard/orgs',
+      { name: 'Second Start', next: '/dashboard/nodes' },
+      { cookie },
+    );
+    expect(created.status).toBe(303);
+    expect(created.headers.get('location')).toBe('/dashboard/nodes');
+    const orgCookie = created.headers.getSetCookie().find((c) => c.startsWith('sdo_org='))!;
+    const after = await fetch(`${api.url}/dashboard/nodes`, {
+      headers: { cookie: `${cookie}; ${orgCookie.split(';')[0]}` },
+    });
+    expect(after.status).toBe(200);
+    expect(await after.text()).toContain('No nodes yet.');
+  });
+
   it('registers a TLS node from the form, shows that it has credentials, never the material', async () => {
     const signup = await post('/dashboard/signup', {
       email: 'nodes@example.com',

@@ -1,11 +1,11 @@
-import { Hono } from 'hono';
+import { Hono, type Context, type Next } from 'hono';
 import { html } from 'hono/html';
-import type { HostedSignIn } from '../../../core/ports.ts';
+import type { HostedSignIn, Logger } from '../../../core/ports.ts';
 import type { ApiFetch } from './api.ts';
 import { css, js } from './assets.ts';
-import { render } from './session.ts';
+import { logoutPathVariable, render } from './session.ts';
 import { registerAdmin } from './views/admin.ts';
-import { registerAuth } from './views/auth.ts';
+import { logoutPathOf, registerAuth } from './views/auth.ts';
 import { registerDomains } from './views/domains.ts';
 import { registerProjects } from './views/projects.ts';
 import { registerReleases } from './views/releases.ts';
@@ -32,18 +32,19 @@ const contentSecurityPolicy = (formTargets: string[]) =>
  * and write goes through `fetchApi` (the API app itself, in process) with the user's
  * session token, so the dashboard shows exactly what the API allows and says what it says.
  * In cloud mode `hostedSignIn` replaces the login form with the hosted sign-in page.
- * @example app.route('/', dashboardApp((req, env) => app.fetch(req, env), { hostedSignIn }))
+ * @example app.route('/', dashboardApp((req, env) => app.fetch(req, env), { hostedSignIn, logger }))
  */
 export function dashboardApp(
   fetchApi: ApiFetch,
-  options: { hostedSignIn?: HostedSignIn } = {},
+  options: { hostedSignIn?: HostedSignIn; logger: Logger },
 ): Hono {
   const app = new Hono();
+  const logoutPath = logoutPathOf(options.hostedSignIn);
   const csp = contentSecurityPolicy(
     options.hostedSignIn ? [new URL(options.hostedSignIn.logoutUrl()).origin] : [],
   );
 
-  app.use('/dashboard/*', async (c, next) => {
+  app.use('/dashboard/*', async (c: Context, next: Next) => {
     // Cookies are SameSite=Strict already; refusing cross-origin form posts outright also
     // covers browsers that predate SameSite.
     if (c.req.method === 'POST') {
@@ -63,6 +64,7 @@ export function dashboardApp(
         );
       }
     }
+    c.set(logoutPathVariable, logoutPath);
     await next();
     c.header('Content-Security-Policy', csp);
     c.header('X-Content-Type-Options', 'nosniff');
@@ -84,7 +86,7 @@ export function dashboardApp(
     }),
   );
 
-  registerAuth(app, fetchApi, options.hostedSignIn);
+  registerAuth(app, fetchApi, options.logger, options.hostedSignIn);
   registerProjects(app, fetchApi);
   registerServices(app, fetchApi);
   registerReleases(app, fetchApi);

@@ -20,12 +20,34 @@ function errorPage(c: Context, s: Session | null, e: unknown) {
   throw e;
 }
 
-/** A GET page that needs a signed-in user; API errors become a page with the API's message. */
+/**
+ * A GET page that needs a signed-in user in an org; API errors become a page with the
+ * API's message. A user in no org yet goes to the page that creates one (/dashboard),
+ * which sends them back here once they have one.
+ */
 export function view(fetchApi: ApiFetch, fn: (c: Context, s: Session) => Promise<Response>) {
+  return signedInPage(fetchApi, fn, { withoutOrg: false });
+}
+
+/** A GET page for a signed-in user in no org yet too (`s.orgId` is then null). */
+export function viewWithoutOrg(
+  fetchApi: ApiFetch,
+  fn: (c: Context, s: Session) => Promise<Response>,
+) {
+  return signedInPage(fetchApi, fn, { withoutOrg: true });
+}
+
+function signedInPage(
+  fetchApi: ApiFetch,
+  fn: (c: Context, s: Session) => Promise<Response>,
+  options: { withoutOrg: boolean },
+) {
   return async (c: Context) => {
     let s: Session | null = null;
     try {
       s = await session(c, fetchApi);
+      if (s.orgId === null && !options.withoutOrg)
+        throw new Redirect(`/dashboard?next=${encodeURIComponent(c.req.path)}`);
       return await fn(c, s);
     } catch (e) {
       if (e instanceof Redirect) return c.redirect(e.to, 303);

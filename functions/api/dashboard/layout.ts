@@ -9,6 +9,8 @@ export interface Shell {
   orgs?: { id: string; name: string }[];
   orgId?: string | null;
   flash?: { kind: 'error' | 'notice'; text: string } | null;
+  /** Where "Log out" posts; the sign-in routes of the mode decide (`/dashboard/logout` unless set). */
+  logoutPath?: string;
 }
 
 const navItems = [
@@ -58,7 +60,11 @@ export function page(shell: Shell, body: Html): Html {
                   </nav>
                   <div class="right">
                     ${shell.orgs!.length ? orgSwitcher(shell.orgs!, shell.orgId) : ''}
-                    <form method="post" action="/dashboard/logout" class="inline">
+                    <form
+                      method="post"
+                      action="${shell.logoutPath ?? '/dashboard/logout'}"
+                      class="inline"
+                    >
                       <button type="submit" class="secondary">Log out</button>
                     </form>
                   </div>`

@@ -4,6 +4,8 @@ import { ApiFailure, DashboardApi, orgCookie, sessionCookie, type ApiFetch } fro
 import { page, type Html, type Shell } from './layout.ts';
 
 const flashCookie = 'sdo_flash';
+/** The request variable the dashboard app sets to its mode's logout route, for the page header. */
+export const logoutPathVariable = 'dashboardLogoutPath';
 
 /** A page handler's way to say "go there instead" (login, after a form). */
 export class Redirect extends Error {
@@ -122,7 +124,11 @@ export function render(
   status = 200,
 ) {
   c.header('Cache-Control', 'no-store');
-  return c.html(page({ ...(s?.shell ?? { flash: takeFlash(c) }), ...shell }, body), status as 200);
+  const logoutPath = c.get(logoutPathVariable) as string | undefined;
+  return c.html(
+    page({ ...(s?.shell ?? { flash: takeFlash(c) }), ...shell, logoutPath }, body),
+    status as 200,
+  );
 }
 
 /** Where a form returns to: the page it was posted from when that is ours, else `fallback`. */

@@ -3,7 +3,8 @@
  * where Cognito is strict: /oauth2/authorize (a plain sign-in form; the hosted session
  * cookie lets a signed-in browser straight through), /login (the form's target), /oauth2/token
  * (authorization_code with PKCE S256, registered redirect_uri, client_id and single-use
- * codes; refresh_token), /logout (registered logout_uri only). Tokens are RS256, signed with
+ * codes; refresh_token), /oauth2/revoke (a revoked refresh token is then an invalid_grant),
+ * /logout (registered logout_uri only). Tokens are RS256, signed with
  * the local JWKS's key and shaped as Cognito's (access token without email, as Cognito's).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -40,6 +41,10 @@ export interface FakeHostedUi {
   accessTtlSeconds: number;
   /** Every token endpoint request body, as form fields, in order. */
   tokenRequests: Record<string, string>[];
+  /** Every revocation endpoint request body, as form fields, in order. */
+  revokeRequests: Record<string, string>[];
+  /** `down`: the revocation endpoint drops every connection, as an unreachable one would. */
+  revocation: 'up' | 'down';
   stop(): Promise<void>;
 }
 
@@ -76,7 +81,12 @@ export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: st
   const hostedSessions = new Map<string, string>();
   let registered: { callbackUrl: string; signedOutUrl: string } | null = null;
   let tamper: { issuer?: string; clientId?: string } = {};
-  const fake = { accessTtlSeconds: 3600, tokenRequests: [] as Record<string, string>[] };
+  const fake = {
+    accessTtlSeconds: 3600,
+    tokenRequests: [] as Record<string, string>[],
+    revokeRequests: [] as Record<string, string>[],
+    revocation: 'up' as 'up' | 'down',
+  };
 
   const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...headers });
@@ -168,6 +178,20 @@ export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: st
     return json(res, 400, { error: 'unsupported_grant_type' });
   }
 
+  /** As Cognito's: 200 with an empty body, also for a token unknown or already revoked (RFC 7009). */
+  async function revoke(req: IncomingMessage, res: ServerResponse) {
+    if (fake.revocation === 'down') return void req.socket.destroy();
+    if (req.headers['content-type'] !== 'application/x-www-form-urlencoded')
+      return json(res, 400, { error: 'invalid_request' });
+    const f = await readForm(req);
+    fake.revokeRequests.push(f);
+    if (!f.token) return json(res, 400, { error: 'invalid_request' });
+    if (f.client_id !== clientId) return json(res, 401, { error: 'invalid_client' });
+    refreshTokens.delete(f.token);
+    res.writeHead(200);
+    res.end();
+  }
+
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://fake');
     const handle = async () => {
@@ -191,6 +215,7 @@ export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: st
         return grant(res, q, user, { 'set-cookie': `cognito=${session}; Path=/; HttpOnly; SameSite=Lax` });
       }
       if (req.method === 'POST' && url.pathname === '/oauth2/token') return token(req, res);
+      if (req.method === 'POST' && url.pathname === '/oauth2/revoke') return revoke(req, res);
       if (req.method === 'GET' && url.pathname === '/logout') {
         if (url.searchParams.get('client_id') !== clientId || url.searchParams.get('logout_uri') !== registered?.signedOutUrl)
           return send(res, 400, page('<p role="alert">invalid logout_uri</p>'));

@@ -1,11 +1,11 @@
 import type { Context, Hono } from 'hono';
-import type { HostedSignIn } from '../../../../core/ports.ts';
+import type { HostedSignIn, Logger } from '../../../../core/ports.ts';
 import { html } from 'hono/html';
 import { ApiFailure, DashboardApi, orgCookie, sessionCookie, type ApiFetch } from '../api.ts';
 import { action } from '../handler.ts';
 import type { Html } from '../layout.ts';
 import { clearSession, field, flash, render, safeNext, setSessionCookie } from '../session.ts';
-import { registerHostedSignIn } from './hosted-sign-in.ts';
+import { hostedLogoutPath, registerHostedSignIn } from './hosted-sign-in.ts';
 
 function authForm(kind: 'login' | 'signup', next: string): Html {
   const login = kind === 'login';
@@ -72,9 +72,18 @@ async function signIn(c: Context, fetchApi: ApiFetch, kind: 'login' | 'signup') 
   }
 }
 
+/** Where the "Log out" button posts: the hosted sign-in's route, which can see the refresh cookie. */
+export const logoutPathOf = (hostedSignIn?: HostedSignIn) =>
+  hostedSignIn ? hostedLogoutPath : '/dashboard/logout';
+
 /** Sign-in routes (the local form, or the hosted page when given one) and the org switcher. */
-export function registerAuth(app: Hono, fetchApi: ApiFetch, hostedSignIn?: HostedSignIn): void {
-  if (hostedSignIn) registerHostedSignIn(app, fetchApi, hostedSignIn);
+export function registerAuth(
+  app: Hono,
+  fetchApi: ApiFetch,
+  logger: Logger,
+  hostedSignIn?: HostedSignIn,
+): void {
+  if (hostedSignIn) registerHostedSignIn(app, fetchApi, hostedSignIn, logger);
   else registerLocalSignIn(app, fetchApi);
   app.post(
     '/dashboard/org',
@@ -97,7 +106,8 @@ export function registerAuth(app: Hono, fetchApi: ApiFetch, hostedSignIn?: Hoste
       );
       setSessionCookie(c, orgCookie, org.id);
       flash(c, 'notice', `Created ${org.name}; you are now working in it.`);
-      return '/dashboard';
+      // Back to the page that sent a user in no org here, if one did.
+      return safeNext(field(form, 'next'));
     }),
   );
 }

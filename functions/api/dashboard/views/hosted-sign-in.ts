@@ -9,7 +9,7 @@ import type { Context, Hono } from 'hono';
 import { deleteCookie, getCookie } from 'hono/cookie';
 import { html } from 'hono/html';
 import { isDomainError } from '../../../../core/errors.ts';
-import type { HostedSignIn, SignInTokens } from '../../../../core/ports.ts';
+import type { HostedSignIn, Logger, SignInTokens } from '../../../../core/ports.ts';
 import { ApiFailure, DashboardApi, orgCookie, sessionCookie, type ApiFetch } from '../api.ts';
 import { dashboardCallbackPath, dashboardSignedOutPath } from '../hosted-paths.ts';
 import type { Html } from '../layout.ts';
@@ -29,10 +29,19 @@ const attemptCookie = 'sdo_signin';
 /** Lax, not Strict: the hosted UI's redirect back is a cross-site navigation. */
 const attemptScope = { path: dashboardCallbackPath, sameSite: 'Lax' } as const;
 const attemptSeconds = 10 * 60;
-/** The refresh token goes only where it is used: the login route. */
+/**
+ * The refresh token goes only where it is used: under /dashboard/auth, the routes that
+ * renew a session with it and that revoke it on logout (and the callback, which replaces it).
+ */
 const refreshCookie = 'sdo_refresh';
-const refreshScope = { path: '/dashboard/login' } as const;
+const refreshScope = { path: '/dashboard/auth' } as const;
 const refreshSeconds = 30 * 24 * 3600;
+/** Where the refresh cookie was kept before it moved under /dashboard/auth (until 30 days after that change). */
+const legacyRefreshPath = '/dashboard/login';
+/** Signs in: silently with the refresh token when the browser has a good one, else on the hosted page. */
+const signInPath = '/dashboard/auth/sign-in';
+/** Where the dashboard's "Log out" button posts in this mode. */
+export const hostedLogoutPath = '/dashboard/auth/logout';
 
 interface Attempt {
   state: string;
@@ -78,7 +87,12 @@ async function whoIs(c: Context, fetchApi: ApiFetch, token: string): Promise<Me>
   );
 }
 
-export function registerHostedSignIn(app: Hono, fetchApi: ApiFetch, hosted: HostedSignIn): void {
+export function registerHostedSignIn(
+  app: Hono,
+  fetchApi: ApiFetch,
+  hosted: HostedSignIn,
+  logger: Logger,
+): void {
   // Cookies are Secure when the dashboard is served over https, even behind a proxy that
   // hands the app plain http.
   const secure = new URL(hosted.callbackUrl).protocol === 'https:';
@@ -131,9 +145,23 @@ export function registerHostedSignIn(app: Hono, fetchApi: ApiFetch, hosted: Host
     );
   }
 
-  app.get('/dashboard/login', startSignIn);
-  // The hosted page has its own "Sign up" link.
-  app.get('/dashboard/signup', startSignIn);
+  app.get(signInPath, startSignIn);
+  // The login and signup pages stay where every mode has them; they hop to the path the
+  // refresh cookie is sent to. The hosted page has its own "Sign up" link.
+  const toSignIn = (c: Context) => {
+    // Only a cookie from before the move reaches this path: it moves to the new one.
+    const legacy = getCookie(c, refreshCookie);
+    if (legacy) {
+      deleteCookie(c, refreshCookie, { path: legacyRefreshPath, secure: secure || isHttps(c) });
+      setSessionCookie(c, refreshCookie, legacy, refreshSeconds, { ...refreshScope, secure });
+    }
+    return c.redirect(
+      `${signInPath}?next=${encodeURIComponent(safeNext(c.req.query('next')))}`,
+      302,
+    );
+  };
+  app.get('/dashboard/login', toSignIn);
+  app.get('/dashboard/signup', toSignIn);
   app.post('/dashboard/login', (c) => c.redirect('/dashboard/login', 303));
   app.post('/dashboard/signup', (c) => c.redirect('/dashboard/login', 303));
 
@@ -211,12 +239,33 @@ export function registerHostedSignIn(app: Hono, fetchApi: ApiFetch, hosted: Host
     );
   });
 
-  app.post('/dashboard/logout', (c) => {
+  app.post(hostedLogoutPath, async (c) => {
+    const refreshToken = getCookie(c, refreshCookie);
+    if (refreshToken) {
+      // A copy of the refresh token (a backup, a stolen cookie jar) would otherwise keep
+      // minting access tokens for 30 days. Best effort: logging out never waits on Cognito
+      // longer than the adapter's bound, and never fails because of it.
+      try {
+        await hosted.revoke(refreshToken);
+      } catch (e) {
+        if (!isDomainError(e)) throw e;
+        logger.warn(
+          { event: 'dashboard.refresh_token_not_revoked', reason: e.message },
+          'logout could not revoke the refresh token; it stays valid until it expires',
+        );
+      }
+    }
     clearSession(c);
     forgetRefresh(c);
+    // A refresh cookie from before the move is not sent here, and would sign the browser
+    // back in at the next /dashboard/login: it goes too, unseen.
+    deleteCookie(c, refreshCookie, { path: legacyRefreshPath, secure: secure || isHttps(c) });
     // Cognito ends its own session too, else the next sign-in would skip the password.
     return c.redirect(hosted.logoutUrl(), 303);
   });
+  // A page rendered before the logout moved here still posts to the old path; 307 keeps
+  // the POST, and the browser sends the refresh cookie to the new one.
+  app.post('/dashboard/logout', (c) => c.redirect(hostedLogoutPath, 307));
 
   app.get(dashboardSignedOutPath, (c) =>
     render(

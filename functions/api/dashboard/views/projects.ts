@@ -1,9 +1,9 @@
 import type { Hono } from 'hono';
 import { html } from 'hono/html';
 import type { ApiFetch, DashboardApi } from '../api.ts';
-import { action, view } from '../handler.ts';
+import { action, view, viewWithoutOrg } from '../handler.ts';
 import { badge, when, type Html } from '../layout.ts';
-import { field, render, param } from '../session.ts';
+import { field, render, param, safeNext } from '../session.ts';
 import type { NodeRecord, Project, Release, Service } from '../types.ts';
 
 /** KEY=value lines into an env map; the API validates the names. */
@@ -132,7 +132,7 @@ function serviceForm(projectId: string): Html {
 export function registerProjects(app: Hono, fetchApi: ApiFetch): void {
   app.get(
     '/dashboard',
-    view(fetchApi, async (c, s) => {
+    viewWithoutOrg(fetchApi, async (c, s) => {
       if (!s.orgId) {
         return render(
           c,
@@ -141,6 +141,7 @@ export function registerProjects(app: Hono, fetchApi: ApiFetch): void {
           html`<h1>Create an organization</h1>
             <div class="empty">You do not belong to any organization yet. Create one to start.</div>
             <form method="post" action="/dashboard/orgs" class="card">
+              <input type="hidden" name="next" value="${safeNext(c.req.query('next'))}" />
               <label for="org-name">Name</label> <input id="org-name" name="name" required />
               <p><button type="submit">Create organization</button></p>
             </form>`,

@@ -1,14 +1,15 @@
 /**
  * Docker API requests over SSH, as `docker -H ssh://` makes them (`docker system dial-stdio`
  * on the node), but over one authenticated SSH connection per node instead of a new one per
- * request: each HTTP connection is a new exec channel on it. The only file that imports ssh2.
+ * request: each HTTP connection is an exec channel on it, kept alive for further requests.
+ * The only file that imports ssh2.
  */
 import http from 'node:http';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 
 export interface SshDockerAgentOptions {
-  /** A connection with no open channel for this long is closed; default 30 000 ms. */
+  /** A connection with no request on it for this long is closed; default 30 000 ms. */
   idleTimeoutMs?: number;
   /**
    * Channels open at once on one connection before another connection is opened; default 8,
@@ -41,20 +42,22 @@ interface Connection {
   wasReady: boolean;
   /** Open channels plus channels being opened. */
   channels: number;
+  /** Channels carrying a request now (the rest wait in the agent's pool for the next one). */
+  busy: number;
+  open: Set<DialChannel>;
   closed: boolean;
   idleTimer?: NodeJS.Timeout;
 }
 
-/** What an SshDockerAgent holds, for tests and diagnostics. */
-export interface SshDockerAgentState {
-  connections: number;
-  channels: number;
-}
+/** A dial-stdio channel as the agent holds it. */
+type DialChannel = ClientChannel & { [connectionOf]?: Connection; [busy]?: boolean };
+const connectionOf = Symbol('ssh connection');
+const busy = Symbol('busy');
 
 /**
  * An http.Agent for dockerode whose sockets are `dial-stdio` channels on a shared SSH
  * connection. The connection is opened on first use, reopened when it drops, and closed
- * after `idleTimeoutMs` without an open channel. A refused host key or private key fails
+ * after `idleTimeoutMs` without a request on it. A refused host key or private key fails
  * the request with ssh2's error as it is (level `handshake` or `client-authentication`).
  */
 export class SshDockerAgent extends http.Agent {
@@ -65,8 +68,10 @@ export class SshDockerAgent extends http.Agent {
   private retired = false;
 
   constructor(config: ConnectConfig, options: SshDockerAgentOptions = {}) {
-    // No HTTP keep-alive: a channel carries one request (hijacked ones, like attach, keep it).
-    super({ keepAlive: false });
+    // Opening a channel costs the server a session (a fork and an exec of the docker CLI,
+    // 150-300 ms on a busy host), so a channel carries request after request, as a TCP
+    // connection to the engine would; hijacked ones (attach) and aborted ones are not reused.
+    super({ keepAlive: true });
     this.config = config;
     this.idleTimeoutMs = options.idleTimeoutMs ?? defaultIdleTimeoutMs;
     this.channelsPerConnection = options.channelsPerConnection ?? defaultChannelsPerConnection;
@@ -79,20 +84,27 @@ export class SshDockerAgent extends http.Agent {
     }) as unknown as typeof this.createConnection;
   }
 
-  get state(): SshDockerAgentState {
-    let channels = 0;
-    for (const c of this.connections) channels += c.channels;
-    return { connections: this.connections.size, channels };
+  /** A finished request leaves its channel in the pool; the connection may now be idle. */
+  override keepSocketAlive(socket: Duplex): boolean {
+    // Node returns whether it kept the socket; its typings say void.
+    const kept = (super.keepSocketAlive(socket as never) as unknown) !== false;
+    if (kept) this.markIdle(socket as DialChannel);
+    return kept;
+  }
+
+  override reuseSocket(socket: Duplex, request: http.ClientRequest): void {
+    this.markBusy(socket as DialChannel);
+    super.reuseSocket(socket as never, request);
   }
 
   /**
-   * Closes every connection as soon as it has no open channel (at once when idle), and from
+   * Closes every connection as soon as no request is on it (at once when idle), and from
    * now on closes connections the moment they fall idle: requests in flight finish, and a
    * caller still holding this agent still gets answers, but nothing lingers.
    */
   retire(): void {
     this.retired = true;
-    for (const c of this.connections) if (c.channels === 0) this.close(c);
+    for (const c of this.connections) if (c.busy === 0) this.close(c);
   }
 
   override destroy(): void {
@@ -124,23 +136,68 @@ export class SshDockerAgent extends http.Agent {
     }
     connection ??= this.connect();
     connection.channels += 1;
-    clearTimeout(connection.idleTimer);
     return connection;
   }
 
   private async exec(connection: Connection): Promise<Duplex> {
     let stream: ClientChannel;
+    // Busy from the start: a connection being opened or asked for a channel is not idle.
+    connection.busy += 1;
+    clearTimeout(connection.idleTimer);
+    refSocket(connection, true);
     try {
       const client = await connection.ready;
       stream = await this.execOn(connection, client);
     } catch (e) {
       this.release(connection);
+      connection.busy -= 1;
       throw e;
     }
-    stream.once('close', () => this.release(connection));
+    // The busy count taken above now belongs to the channel.
+    const channel = stream as DialChannel;
+    channel[connectionOf] = connection;
+    channel[busy] = true;
+    connection.open.add(channel);
+    channel.once('close', () => {
+      connection.open.delete(channel);
+      this.markIdle(channel);
+      this.release(connection);
+    });
     // dial-stdio's own complaints (e.g. no docker CLI on the node) must not fill the window.
-    stream.stderr.resume();
-    return stream;
+    channel.stderr.resume();
+    // http.Agent treats its sockets as net.Sockets when it pools them; a channel has no
+    // TCP-level keep-alive, timeout or event-loop reference of its own to set.
+    const channelAsSocket = channel as unknown as Record<string, unknown>;
+    for (const method of ['setKeepAlive', 'setTimeout', 'ref', 'unref', 'setNoDelay'])
+      channelAsSocket[method] ??= () => channel;
+    return channel;
+  }
+
+  private markBusy(channel: DialChannel): void {
+    const connection = channel[connectionOf];
+    if (!connection || channel[busy]) return;
+    channel[busy] = true;
+    connection.busy += 1;
+    clearTimeout(connection.idleTimer);
+    refSocket(connection, true);
+  }
+
+  private markIdle(channel: DialChannel): void {
+    const connection = channel[connectionOf];
+    if (!connection || !channel[busy]) return;
+    channel[busy] = false;
+    connection.busy -= 1;
+    if (connection.busy > 0 || connection.closed) return;
+    if (this.retired) {
+      this.close(connection);
+      return;
+    }
+    clearTimeout(connection.idleTimer);
+    connection.idleTimer = setTimeout(() => this.close(connection), this.idleTimeoutMs);
+    // Pooled channels on an idle connection must not keep the process alive, as a pooled
+    // TCP socket does not; the idle timer then closes it, or the process exits first.
+    connection.idleTimer.unref();
+    refSocket(connection, false);
   }
 
   private execOn(connection: Connection, client: Client): Promise<ClientChannel> {
@@ -166,14 +223,6 @@ export class SshDockerAgent extends http.Agent {
 
   private release(connection: Connection): void {
     connection.channels -= 1;
-    if (connection.channels > 0 || connection.closed) return;
-    if (this.retired) {
-      this.close(connection);
-      return;
-    }
-    connection.idleTimer = setTimeout(() => this.close(connection), this.idleTimeoutMs);
-    // An idle connection alone must not keep the process alive.
-    connection.idleTimer.unref();
   }
 
   private connect(): Connection {
@@ -181,12 +230,15 @@ export class SshDockerAgent extends http.Agent {
       ready: undefined as unknown as Promise<Client>,
       wasReady: false,
       channels: 0,
+      busy: 0,
+      open: new Set(),
       closed: false,
     };
     const forget = () => {
       connection.closed = true;
       clearTimeout(connection.idleTimer);
       this.connections.delete(connection);
+      destroyChannels(connection);
     };
     connection.ready = loadSsh2().then(
       (SshClient) =>
@@ -194,6 +246,8 @@ export class SshDockerAgent extends http.Agent {
           const client = new SshClient();
           client
             .once('ready', () => {
+              // Requests are small writes answered at once: Nagle's delay would add ~40 ms each.
+              client.setNoDelay(true);
               connection.wasReady = true;
               resolve(client);
             })
@@ -220,9 +274,36 @@ export class SshDockerAgent extends http.Agent {
     connection.closed = true;
     clearTimeout(connection.idleTimer);
     this.connections.delete(connection);
+    destroyChannels(connection);
     connection.ready.then(
       (client) => client.end(),
       () => undefined,
     );
   }
+}
+
+/**
+ * Ends a closed connection's channels as sockets end. ssh2 does not close a channel whose
+ * connection went away, and its own destroy() only asks the server to: without this the
+ * agent would hand out a pooled channel on a dead connection and the request would hang.
+ */
+function destroyChannels(connection: Connection): void {
+  for (const channel of connection.open) Duplex.prototype.destroy.call(channel);
+  connection.open.clear();
+}
+
+/**
+ * Holds or lets go of the event loop through the SSH connection's TCP socket. ssh2 keeps
+ * that socket as `_sock` and offers no way to unref it.
+ */
+function refSocket(connection: Connection, hold: boolean): void {
+  void connection.ready.then(
+    (client) => {
+      const socket = (client as unknown as { _sock?: { ref?: () => void; unref?: () => void } })._sock;
+      // The busy count decides, not the order in which these settle.
+      if (connection.busy > 0) socket?.ref?.();
+      else if (!hold) socket?.unref?.();
+    },
+    () => undefined,
+  );
 }

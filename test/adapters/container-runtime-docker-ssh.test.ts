@@ -127,7 +127,9 @@ describe.skipIf(!ready)('SSH connections to a node', () => {
     await r.ping(targetOf(node));
     const [before] = await node.connections();
     await node.dropConnections();
-    // Whether or not the client has noticed the drop yet, the call must get through.
+    // Once the server side is gone (a request racing the drop fails as Unavailable, retried
+    // by its step like any other connection reset), the next call opens a new connection.
+    expect(await connectionsUntil(node, (p) => p.length === 0)).toEqual([]);
     await r.ping(targetOf(node));
     const after = await connectionsUntil(node, (p) => p.length === 1 && p[0] !== before);
     expect(after).toHaveLength(1);

@@ -80,7 +80,8 @@ const containerStates = new Set<ContainerInfo['state']>([
 
 /**
  * Translates a dockerHost (`unix:///path`, `tcp://host:port`, `ssh://user@host[:port]`) into
- * dockerode options. Throws InvalidInput on anything else.
+ * dockerode options; for ssh:// the ssh2 options DockerRuntime opens its shared connection
+ * with. Throws InvalidInput on anything else.
  */
 export function fromDockerTarget(
   target: DockerTarget,

@@ -149,6 +149,37 @@ describe.skipIf(!ready)('SSH connections to a node', () => {
     expect(now).not.toEqual(old);
   }, 30_000);
 
+  it('lets a call in flight on the old credentials finish before closing their connection', async () => {
+    const [, node] = nodes as [TestSshd, TestSshd];
+    await ensureTestImages();
+    const run = testRun(import.meta.url);
+    const r = runtime();
+    const name = run.name('rotate-logs');
+    try {
+      await r.start(targetOf(node), { name, image: testImages.app, env: {}, labels: run.labels, containerPort: 8080, publishIp: '127.0.0.1', restartPolicy: 'no' });
+      const controller = new AbortController();
+      let listening = false;
+      const following = r.followLogs(targetOf(node), name, (line) => void (listening ||= line.includes('listening')), controller.signal);
+      const until = Date.now() + 10_000;
+      while (!listening && Date.now() < until) await new Promise((x) => setTimeout(x, 50));
+      expect(listening).toBe(true);
+      const [old] = await node.connections();
+
+      await r.ping(targetOf(node, { hostKey: null }));
+      // The logs still flow over the old connection, beside the new one.
+      expect(await node.connections()).toContain(old);
+      expect(await node.connections()).toHaveLength(2);
+
+      controller.abort();
+      await following;
+      const now = await connectionsUntil(node, (p) => p.length === 1 && !p.includes(old!));
+      expect(now).toHaveLength(1);
+      expect(now).not.toContain(old);
+    } finally {
+      await removeContainersByLabel(run.labels);
+    }
+  }, 30_000);
+
   it('keeps at most maxClients, closing the least recently used', async () => {
     const [a, b, c] = nodes as [TestSshd, TestSshd, TestSshd];
     const r = runtime({ maxClients: 2 });

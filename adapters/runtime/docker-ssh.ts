@@ -151,6 +151,7 @@ export class SshDockerAgent extends http.Agent {
     } catch (e) {
       this.release(connection);
       connection.busy -= 1;
+      this.whenIdle(connection);
       throw e;
     }
     // The busy count taken above now belongs to the channel.
@@ -187,6 +188,11 @@ export class SshDockerAgent extends http.Agent {
     if (!connection || !channel[busy]) return;
     channel[busy] = false;
     connection.busy -= 1;
+    this.whenIdle(connection);
+  }
+
+  /** Once no request is on a connection, it closes after the idle timeout (at once if retired). */
+  private whenIdle(connection: Connection): void {
     if (connection.busy > 0 || connection.closed) return;
     if (this.retired) {
       this.close(connection);

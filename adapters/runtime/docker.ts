@@ -1,6 +1,7 @@
 /**
  * ContainerRuntime on a real Docker Engine, through dockerode. The only file that imports
- * dockerode. One client per target (dockerHost + TLS material) is kept for the process.
+ * dockerode. One client per target (dockerHost + credentials) is kept, a bounded number of
+ * them; an ssh:// client keeps one SSH connection to its node while it is in use.
  */
 import type Docker from 'dockerode';
 import type {
@@ -20,6 +21,7 @@ import type {
   DockerTarget,
   OneOffResult,
 } from '../../core/ports.ts';
+import { SshDockerAgent } from './docker-ssh.ts';
 import { ContainerNotFound, ImageNotFound } from './errors.ts';
 import { LineSplitter, OutputTail } from './output-tail.ts';
 
@@ -28,6 +30,13 @@ export interface DockerRuntimeOptions {
   connectTimeoutMs?: number;
   /** Extra ssh2 options for ssh:// hosts (e.g. privateKey); by default the agent at SSH_AUTH_SOCK is used. */
   sshOptions?: Record<string, unknown>;
+  /** An SSH connection to a node with no request on it for this long is closed; default 30 000 ms. */
+  sshIdleTimeoutMs?: number;
+  /**
+   * Engine clients kept at once (one per dockerHost and credentials); the least recently used
+   * beyond this is closed. Default 64.
+   */
+  maxClients?: number;
   /** runOnce keeps the last this-many bytes of output; default 64 KiB. */
   maxOutputBytes?: number;
   /** After a one-off ends, how long to wait for its last output to arrive; default 2000 ms. */
@@ -56,6 +65,7 @@ function loadDockerode(): Promise<typeof Docker> {
 }
 
 const defaultConnectTimeoutMs = 5000;
+const defaultMaxClients = 64;
 const defaultMaxOutputBytes = 64 * 1024;
 const defaultPublishIp = '127.0.0.1';
 const containerStates = new Set<ContainerInfo['state']>([
@@ -70,7 +80,8 @@ const containerStates = new Set<ContainerInfo['state']>([
 
 /**
  * Translates a dockerHost (`unix:///path`, `tcp://host:port`, `ssh://user@host[:port]`) into
- * dockerode options. Throws InvalidInput on anything else.
+ * dockerode options; for ssh:// the ssh2 options DockerRuntime opens its shared connection
+ * with. Throws InvalidInput on anything else.
  */
 export function fromDockerTarget(
   target: DockerTarget,
@@ -113,6 +124,9 @@ export function fromDockerTarget(
         sshOptions: {
           agent: process.env.SSH_AUTH_SOCK,
           readyTimeout: connectTimeoutMs,
+          // A shared connection that stops answering is noticed and replaced, not waited on.
+          keepaliveInterval: 15_000,
+          keepaliveCountMax: 3,
           ...options.sshOptions,
           ...(target.ssh ? sshCredentials(target.ssh) : {}),
         },
@@ -174,7 +188,8 @@ export function containerCreateOptions(
 
 /** A ContainerRuntime that drives Docker Engines over a unix socket, TCP(+TLS) or SSH. */
 export class DockerRuntime implements ContainerRuntime {
-  private readonly clients = new Map<string, Docker>();
+  /** In least-recently-used order: a hit moves its entry to the end. */
+  private readonly clients = new Map<string, CachedClient>();
   private readonly options: DockerRuntimeOptions;
   private readonly requestTimeoutMs: number;
 
@@ -316,6 +331,14 @@ export class DockerRuntime implements ContainerRuntime {
 
   // ------------------------------------------------------------------ internals
 
+  /**
+   * Closes every engine client: SSH connections end once their requests in flight finish.
+   * For a process that is shutting down; a later call opens new clients.
+   */
+  close(): void {
+    for (const key of [...this.clients.keys()]) this.evict(key);
+  }
+
   private async client(target: DockerTarget): Promise<Docker> {
     const Dockerode = await loadDockerode();
     // No await from here on, so concurrent first calls still share one client per target.
@@ -327,12 +350,60 @@ export class DockerRuntime implements ContainerRuntime {
         : '';
     const credentialsKey = credentials ? createHash('sha256').update(credentials).digest('hex') : '';
     const key = `${target.dockerHost}\0${credentialsKey}`;
-    let docker = this.clients.get(key);
-    if (!docker) {
-      docker = new Dockerode(fromDockerTarget(target, this.options));
-      this.clients.set(key, docker);
+    const cached = this.clients.get(key);
+    if (cached) {
+      this.clients.delete(key);
+      this.clients.set(key, cached);
+      return cached.docker;
     }
-    return docker;
+    // Rotated credentials: the client for the old ones is not asked again, so it goes now.
+    for (const [k, c] of this.clients) if (c.dockerHost === target.dockerHost) this.evict(k);
+    const client = this.makeClient(Dockerode, target);
+    this.clients.set(key, client);
+    const maxClients = Math.max(1, this.options.maxClients ?? defaultMaxClients);
+    for (const k of this.clients.keys()) {
+      if (this.clients.size <= maxClients) break;
+      this.evict(k);
+    }
+    return client.docker;
+  }
+
+  private makeClient(Dockerode: typeof Docker, target: DockerTarget): CachedClient {
+    const options = fromDockerTarget(target, this.options);
+    if (options.protocol !== 'ssh') {
+      // A tcp:// agent keeps no idle socket (no keep-alive) and a unix:// client uses the
+      // global agent: dropping the client is all there is to close.
+      return { dockerHost: target.dockerHost, docker: new Dockerode(options), retire: () => undefined };
+    }
+    // docker-modem's own ssh support opens a new SSH connection for every request (~400 ms
+    // of handshake each); this agent keeps one per node and opens a channel per request.
+    const agent = new SshDockerAgent(
+      {
+        ...options.sshOptions,
+        host: options.host,
+        port: Number(options.port),
+        username: options.username,
+      },
+      { idleTimeoutMs: this.options.sshIdleTimeoutMs },
+    );
+    return {
+      dockerHost: target.dockerHost,
+      docker: new Dockerode({
+        protocol: 'http',
+        host: options.host,
+        port: options.port,
+        agent,
+      } as Docker.DockerOptions),
+      retire: () => agent.retire(),
+    };
+  }
+
+  /** Drops a client; calls in flight on it finish, then its connections close. */
+  private evict(key: string): void {
+    const client = this.clients.get(key);
+    if (!client) return;
+    this.clients.delete(key);
+    client.retire();
   }
 
   /** An abort signal for one short call: the request timeout plus `extraMs`. */
@@ -540,6 +611,13 @@ export class DockerRuntime implements ContainerRuntime {
 }
 
 // ------------------------------------------------------------------ helpers
+
+interface CachedClient {
+  dockerHost: string;
+  docker: Docker;
+  /** Closes what the client holds once its calls in flight are done. */
+  retire(): void;
+}
 
 function connectTimeoutAgent(tls: boolean, ms: number): http.Agent {
   const agent = tls ? new https.Agent() : new http.Agent();

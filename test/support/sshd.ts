@@ -22,6 +22,10 @@ export interface TestSshd {
   hostKey: string;
   /** Another host key line: a server presenting it would be an impostor. */
   otherHostKey: string;
+  /** The client ports of the SSH connections open to this server now, read from /proc/net/tcp. */
+  connections(): Promise<number[]>;
+  /** Kills the server's per-connection processes: every open connection drops, as on a network cut. */
+  dropConnections(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -79,6 +83,17 @@ export async function startSshd(): Promise<TestSshd> {
     strangerKey: await readFile(f('stranger'), 'utf8'),
     hostKey: await publicLine('host'),
     otherHostKey: await publicLine('other-host'),
+    connections: () => establishedFrom(port),
+    async dropConnections() {
+      const { stdout } = await run('pgrep', ['-P', String(child.pid)]).catch(() => ({ stdout: '' }));
+      for (const pid of stdout.split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // Gone already: its connection ended on its own.
+        }
+      }
+    },
     async stop() {
       child.kill('SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
@@ -86,4 +101,18 @@ export async function startSshd(): Promise<TestSshd> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Client ports of established TCP connections to 127.0.0.1:port (the server's side of each). */
+async function establishedFrom(port: number): Promise<number[]> {
+  const table = await readFile('/proc/net/tcp', 'utf8');
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const ESTABLISHED = '01';
+  return table
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([, localAddress, , state]) => localAddress === local && state === ESTABLISHED)
+    .map(([, , remoteAddress]) => parseInt(remoteAddress!.split(':')[1]!, 16))
+    .sort((a, b) => a - b);
 }

@@ -18,7 +18,7 @@ export interface SshDockerAgentOptions {
   channelsPerConnection?: number;
 }
 
-// ssh2 comes with dockerode (docker-modem depends on it); like dockerode it loads on first use.
+// Like dockerode (which depends on it too), ssh2 loads on first use.
 let ssh2: Promise<typeof Client> | undefined;
 function loadSsh2(): Promise<typeof Client> {
   ssh2 ??= import('ssh2').then(

@@ -393,7 +393,7 @@ describe('function bundles', () => {
     const runner = path.join(dir, 'runner.mjs');
     await writeFile(
       runner,
-      "const m = await import(process.argv[2]); const out = await m.handler(JSON.parse(process.argv[3]), {}); process.stdout.write(JSON.stringify(out)); process.exit(0);\n",
+      "const m = await import(process.argv[2]); const out = await m.handler(JSON.parse(process.argv[3]), {}); process.stdout.write('\\n' + JSON.stringify(out)); process.exit(0);\n",
     );
     const event = toProxyEventV2('GET', '/health', {}, undefined);
     const result = spawnSync(process.execPath, [runner, pathToFileURL(path.join(dirs.api, 'index.mjs')).href, JSON.stringify(event)], {
@@ -402,9 +402,14 @@ describe('function bundles', () => {
       timeout: 30_000,
     });
     expect(result.status, result.stderr).toBe(0);
-    const answer = JSON.parse(result.stdout) as { statusCode: number; body: string };
+    // The handler's answer is the runner's last line; the lines before it are what the
+    // function wrote to stdout: its metrics, as CloudWatch EMF.
+    const lines = result.stdout.split('\n').filter((l) => l !== '');
+    const answer = JSON.parse(lines.at(-1)!) as { statusCode: number; body: string };
     expect(answer.statusCode).toBe(200);
     expect(JSON.parse(answer.body)).toMatchObject({ status: 'ok' });
+    const emf = lines.slice(0, -1).map((l) => JSON.parse(l) as { _aws?: unknown; route?: string; http_requests_total?: number });
+    expect(emf).toContainEqual(expect.objectContaining({ _aws: expect.anything(), route: '/health', http_requests_total: 1 }));
 
     // The AWS SDKs are chunks loaded on first use: readiness loads S3's and SQS's, whose
     // requests then fail to connect (a closed loopback port), not to load.
@@ -414,7 +419,7 @@ describe('function bundles', () => {
       { env: { PATH: process.env.PATH ?? '', ...cloudEnv, AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_MAX_ATTEMPTS: '1' }, encoding: 'utf8', timeout: 30_000 },
     );
     expect(ready.status, ready.stderr).toBe(0);
-    const readiness = JSON.parse((JSON.parse(ready.stdout) as { body: string }).body) as { checks: Record<string, string> };
+    const readiness = JSON.parse((JSON.parse(ready.stdout.trim().split('\n').at(-1)!) as { body: string }).body) as { checks: Record<string, string> };
     expect(readiness.checks.queue).toMatch(/^queue is unavailable: SQS: \w+: .*ECONNREFUSED/);
     expect(readiness.checks.objects).toMatch(/^object store is unavailable: s3:\/\/selfdevop-test: \w+$/);
     expect(readiness.checks.objects).not.toMatch(/TypeError/);

@@ -7,6 +7,7 @@ import type * as SesSdk from '@aws-sdk/client-sesv2';
 import type { SESv2Client, SESv2ClientConfig } from '@aws-sdk/client-sesv2';
 import type { Mailer } from '../../core/ports.ts';
 import { MailNotSent, assertSendable, isPlainAddress } from './mail-rules.ts';
+import { exportsOf, onFirstUse } from '../on-first-use.ts';
 
 export interface SesMailerOptions {
   /** MAIL_FROM: a verified SES identity (address or an address at a verified domain). */
@@ -18,18 +19,7 @@ export interface SesMailerOptions {
 
 /** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
 type SesSdkExports = Omit<typeof SesSdk, 'default'>;
-let sdkModule: Promise<SesSdkExports> | undefined;
-function loadSdk(): Promise<SesSdkExports> {
-  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
-  sdkModule ??= import('@aws-sdk/client-sesv2').then(
-    (m) => m.default ?? m,
-    (e: unknown) => {
-      sdkModule = undefined;
-      throw e;
-    },
-  );
-  return sdkModule;
-}
+const loadSdk: () => Promise<SesSdkExports> = onFirstUse(() => import('@aws-sdk/client-sesv2').then(exportsOf));
 
 function isSesClient(c: SesMailerOptions['client']): c is SESv2Client {
   return typeof (c as SESv2Client | undefined)?.send === 'function';

@@ -10,6 +10,7 @@ import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { Unavailable } from '../../core/errors.ts';
 import type { ObjectStore } from '../../core/ports.ts';
 import { assertObjectKey, assertObjectPrefix, bodyBytes, compareKeys } from './object-key.ts';
+import { exportsOf, onFirstUse } from '../on-first-use.ts';
 
 export interface S3ObjectStoreOptions {
   /** The value of OBJECTS_BUCKET. */
@@ -42,18 +43,7 @@ function isMissing(e: unknown): boolean {
 
 /** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
 type S3SdkExports = Omit<typeof S3Sdk, 'default'>;
-let sdkModule: Promise<S3SdkExports> | undefined;
-function loadSdk(): Promise<S3SdkExports> {
-  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
-  sdkModule ??= import('@aws-sdk/client-s3').then(
-    (m) => m.default ?? m,
-    (e: unknown) => {
-      sdkModule = undefined;
-      throw e;
-    },
-  );
-  return sdkModule;
-}
+const loadSdk: () => Promise<S3SdkExports> = onFirstUse(() => import('@aws-sdk/client-s3').then(exportsOf));
 
 function isS3Client(c: S3ObjectStoreOptions['client']): c is S3Client {
   return typeof (c as S3Client | undefined)?.send === 'function';

@@ -32,6 +32,7 @@ import type { Message, MessageAttributeValue, SQSClient, SQSClientConfig } from 
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
 import type { EventQueue, Logger, MessageHandler, SendOptions } from '../../core/ports.ts';
 import { assertName, assertSendOptions, deadLetterSuffix } from './names.ts';
+import { exportsOf, onFirstUse } from '../on-first-use.ts';
 
 /** Remembers idempotency keys beyond SQS's 5-minute window; claim() is true only the first time. */
 export interface IdempotencyLedger {
@@ -127,18 +128,7 @@ interface DelayedSend {
 
 /** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
 type SqsSdkExports = Omit<typeof SqsSdk, 'default'>;
-let sdkModule: Promise<SqsSdkExports> | undefined;
-function loadSdk(): Promise<SqsSdkExports> {
-  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
-  sdkModule ??= import('@aws-sdk/client-sqs').then(
-    (m) => m.default ?? m,
-    (e: unknown) => {
-      sdkModule = undefined;
-      throw e;
-    },
-  );
-  return sdkModule;
-}
+const loadSdk: () => Promise<SqsSdkExports> = onFirstUse(() => import('@aws-sdk/client-sqs').then(exportsOf));
 
 function isSqsClient(c: SqsQueueOptions['client']): c is SQSClient {
   return typeof (c as SQSClient | undefined)?.send === 'function';

@@ -24,6 +24,7 @@ import type {
 import { SshDockerAgent } from './docker-ssh.ts';
 import { ContainerNotFound, ImageNotFound } from './errors.ts';
 import { LineSplitter, OutputTail } from './output-tail.ts';
+import { onFirstUse } from '../on-first-use.ts';
 
 export interface DockerRuntimeOptions {
   /** A TCP (or SSH handshake) connect to an engine gives up after this long; default 5000 ms. */
@@ -52,17 +53,7 @@ export interface DockerRuntimeOptions {
 
 // dockerode (with ssh2 and grpc-js) is most of a bundle that includes it, and many processes
 // that build a DockerRuntime (the API Lambda) never talk to an engine: it loads on first use.
-let dockerode: Promise<typeof Docker> | undefined;
-function loadDockerode(): Promise<typeof Docker> {
-  dockerode ??= import('dockerode').then(
-    (m) => m.default,
-    (e: unknown) => {
-      dockerode = undefined;
-      throw e;
-    },
-  );
-  return dockerode;
-}
+const loadDockerode = onFirstUse(() => import('dockerode').then((m) => m.default));
 
 const defaultConnectTimeoutMs = 5000;
 const defaultMaxClients = 64;

@@ -23,6 +23,7 @@ import { InvalidInput } from '../../core/errors.ts';
 import type { Scheduler } from '../../core/ports.ts';
 import { assertName } from '../queue/names.ts';
 import { parseCron } from './cron.ts';
+import { exportsOf, onFirstUse } from '../on-first-use.ts';
 
 export interface EventBridgeSchedulerOptions {
   client?: SchedulerClient | SchedulerClientConfig;
@@ -49,18 +50,7 @@ interface Description {
 
 /** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
 type SchedulerSdkExports = Omit<typeof SchedulerSdk, 'default'>;
-let sdkModule: Promise<SchedulerSdkExports> | undefined;
-function loadSdk(): Promise<SchedulerSdkExports> {
-  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
-  sdkModule ??= import('@aws-sdk/client-scheduler').then(
-    (m) => m.default ?? m,
-    (e: unknown) => {
-      sdkModule = undefined;
-      throw e;
-    },
-  );
-  return sdkModule;
-}
+const loadSdk: () => Promise<SchedulerSdkExports> = onFirstUse(() => import('@aws-sdk/client-scheduler').then(exportsOf));
 
 function isSchedulerClient(c: EventBridgeSchedulerOptions['client']): c is SchedulerClient {
   return typeof (c as SchedulerClient | undefined)?.send === 'function';

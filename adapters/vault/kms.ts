@@ -17,6 +17,7 @@ import type * as KmsSdk from '@aws-sdk/client-kms';
 import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import type { Clock, KeyVault } from '../../core/ports.ts';
 import { SealedValueUnreadable } from './key-ring.ts';
+import { exportsOf, onFirstUse } from '../on-first-use.ts';
 
 export interface KmsKeyVaultOptions {
   /** The KMS key (id, ARN or alias/…) data keys are generated under: SECRETS_KMS_KEY_ID. */
@@ -37,18 +38,7 @@ const base64url = /^[A-Za-z0-9_-]+$/;
 
 /** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
 type KmsSdkExports = Omit<typeof KmsSdk, 'default'>;
-let sdkModule: Promise<KmsSdkExports> | undefined;
-function loadSdk(): Promise<KmsSdkExports> {
-  // The SDK is CommonJS: a bundle (esbuild, split) hands its exports over only as the default export.
-  sdkModule ??= import('@aws-sdk/client-kms').then(
-    (m) => m.default ?? m,
-    (e: unknown) => {
-      sdkModule = undefined;
-      throw e;
-    },
-  );
-  return sdkModule;
-}
+const loadSdk: () => Promise<KmsSdkExports> = onFirstUse(() => import('@aws-sdk/client-kms').then(exportsOf));
 
 function isKmsClient(c: KmsKeyVaultOptions['client']): c is KMSClient {
   return typeof (c as KMSClient | undefined)?.send === 'function';

@@ -7,7 +7,7 @@
 import http from 'node:http';
 import { Duplex } from 'node:stream';
 import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
-import { onFirstUse } from '../on-first-use.ts';
+import { exportsOf, onFirstUse } from '../on-first-use.ts';
 
 export interface SshDockerAgentOptions {
   /** A connection with no request on it for this long is closed; default 30 000 ms. */
@@ -20,7 +20,7 @@ export interface SshDockerAgentOptions {
 }
 
 // Like dockerode (which depends on it too), ssh2 loads on first use.
-const loadSsh2 = onFirstUse(() => import('ssh2').then((m) => m.Client));
+const loadSsh2 = onFirstUse(() => import('ssh2').then((m) => exportsOf(m).Client));
 
 const dialStdio = 'docker system dial-stdio';
 const defaultIdleTimeoutMs = 30_000;

@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleLambdas } from '../../infra-cdk/bundle.ts';
+import { bundleEntry, bundleLambdas } from '../../infra-cdk/bundle.ts';
 import { toProxyEventV2 } from './lambda-requester.ts';
 import { SelfdevopStack, cloudQueues, maxReceiveCount, workerTimeoutSeconds, type LambdaName } from '../../infra-cdk/stack.ts';
 import { cloudWorkerQueues } from '../../functions/lambda/worker-queues.ts';
@@ -424,4 +424,24 @@ describe('function bundles', () => {
     expect(readiness.checks.objects).toMatch(/^object store is unavailable: s3:\/\/selfdevop-test: \w+$/);
     expect(readiness.checks.objects).not.toMatch(/TypeError/);
   }, 120_000);
+
+  it("loads ssh2 in the worker's bundle: an SSH node's engine call fails to connect, not to load", async () => {
+    // ssh2 is CommonJS: from a split bundle its exports come only as the default export.
+    const entry = path.join(dir, 'ssh-entry.ts');
+    const agentModule = path.resolve('adapters/runtime/docker-ssh.ts');
+    await writeFile(
+      entry,
+      `import http from 'node:http';
+import { SshDockerAgent } from ${JSON.stringify(agentModule)};
+const agent = new SshDockerAgent({ host: '127.0.0.1', port: 1, username: 'deploy', readyTimeout: 5000 });
+const req = http.get({ host: 'docker', path: '/_ping', agent }, () => process.exit(1));
+req.on('error', (e) => { process.stdout.write(e.message); agent.destroy(); process.exit(0); });
+`,
+    );
+    const out = path.join(dir, 'ssh-bundle');
+    await bundleEntry(entry, out);
+    const run = spawnSync(process.execPath, [path.join(out, 'index.mjs')], { encoding: 'utf8', timeout: 30_000 });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/ECONNREFUSED/);
+  }, 60_000);
 });

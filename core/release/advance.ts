@@ -1,7 +1,7 @@
 import { isDomainError } from '../errors.ts';
 import { releaseStatuses, type Release, type ReleaseStatus } from '../models.ts';
-import type { MessageHandler, OrgRepos } from '../ports.ts';
-import { appendEvent, appendLog, endStep, loadContext, updateDeployJob, type StepContext } from './context.ts';
+import type { MessageHandler } from '../ports.ts';
+import { appendLog, endStep, failUnstarted, loadContext, type StepContext } from './context.ts';
 import { sendRetire, sendStep, type ReleaseDeps, type ReleaseStepMessage } from './deps.ts';
 import { isStepFailed } from './errors.ts';
 import { failRelease } from './fail.ts';
@@ -50,7 +50,8 @@ export async function advanceRelease(deps: ReleaseDeps, message: ReleaseStepMess
       return { release, context: await loadContext(deps, repos, release, attempt) };
     } catch (e) {
       if (!isDomainError(e) || e.kind !== 'not_found') throw e;
-      await failUnloadable(deps, repos, release, e.message);
+      // A release whose service, environment or node is gone cannot run: it fails as it is.
+      await failUnstarted(deps, repos, release, e.message);
       return { release: { ...release, status: 'failed' as const }, context: null };
     }
   });
@@ -97,19 +98,6 @@ async function resendRetire(deps: ReleaseDeps, release: Release): Promise<void> 
     service: await repos.services.get(release.serviceId),
   }));
   if (found.previous && found.service) await sendRetire(deps, found.previous, release.id, retireDelaySeconds(found.service));
-}
-
-/** A release whose service, environment or node is gone cannot run: it fails as it is. */
-async function failUnloadable(
-  deps: ReleaseDeps,
-  repos: OrgRepos,
-  release: Release,
-  reason: string,
-): Promise<void> {
-  const at = deps.clock.now().toISOString();
-  if (!(await repos.releases.transition(release.id, release.status, { status: 'failed', error: reason, finishedAt: at, updatedAt: at }))) return;
-  await updateDeployJob(deps, repos, release.id, { status: 'failed' });
-  await appendEvent(deps, repos, { ...release, status: 'failed' }, 'release.failed', { reason, step: null });
 }
 
 /** The `release-steps` queue handler for a worker: `queue.consume(releaseStepsQueue, handleReleaseStep(deps))`. */

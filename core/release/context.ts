@@ -239,3 +239,14 @@ export async function containerEnv(c: StepContext): Promise<Record<string, strin
   }
   return env;
 }
+
+/**
+ * Fails a release that no step has run for (it could not be loaded, or not be queued),
+ * as it is: nothing to undo. A release that moved on meanwhile is left alone.
+ */
+export async function failUnstarted(deps: ReleaseDeps, repos: OrgRepos, release: Release, reason: string): Promise<void> {
+  const at = deps.clock.now().toISOString();
+  if (!(await repos.releases.transition(release.id, release.status, { status: 'failed', error: reason, finishedAt: at, updatedAt: at }))) return;
+  await updateDeployJob(deps, repos, release.id, { status: 'failed' });
+  await appendEvent(deps, repos, { ...release, status: 'failed' }, 'release.failed', { reason, step: null });
+}

@@ -5,7 +5,7 @@ import type { OrgRepos } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import { id, imageRef, slugName } from '../schemas.ts';
 import { requireOrg, type Principal, type RequestContext } from '../use-cases/deps.ts';
-import { appendEvent, deployJobIdOf, updateDeployJob } from './context.ts';
+import { appendEvent, deployJobIdOf, failUnstarted } from './context.ts';
 import { sendStep, type ReleaseDeps } from './deps.ts';
 import { NoNodeAvailable } from './errors.ts';
 
@@ -153,12 +153,7 @@ export async function queueRelease(deps: ReleaseDeps, release: Release): Promise
   } catch (e) {
     const reason = `could not be queued: ${(e as Error).message}`;
     try {
-      await deps.store.withOrg(release.orgId, async (repos) => {
-        const at = deps.clock.now().toISOString();
-        if (!(await repos.releases.transition(release.id, 'queued', { status: 'failed', error: reason, finishedAt: at, updatedAt: at }))) return;
-        await updateDeployJob(deps, repos, release.id, { status: 'failed' });
-        await appendEvent(deps, repos, { ...release, status: 'failed' }, 'release.failed', { reason, step: null });
-      });
+      await deps.store.withOrg(release.orgId, (repos) => failUnstarted(deps, repos, release, reason));
     } catch (failing) {
       // The store is down too: the release stays queued; nothing more can be done from here.
       deps.logger.error({ releaseId: release.id, err: (failing as Error).message }, 'a release that could not be queued could not be marked failed either');

@@ -10,7 +10,7 @@ import type {
   Service as ServiceRecord,
 } from '../core/models.ts';
 import { releaseStatuses } from '../core/models.ts';
-import { isTerminal } from '../core/release/state-machine.ts';
+import { isTerminal } from '../core/releases/state-machine.ts';
 
 /** The API's replies as the CLI reads them: the core's records plus the fields views add. */
 export type Project = ProjectRecord & { environments?: { id: string; name: string }[] };

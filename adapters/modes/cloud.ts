@@ -8,7 +8,7 @@ import { defaultDomainConfig, type DomainConfig, type DomainDeps } from '../../c
 import { NegativeCachingResolver } from '../../core/domains/dns-cache.ts';
 import { RateLimiter } from '../../core/rate-limit.ts';
 import type { ContainerRuntime, HttpSender, Logger } from '../../core/ports.ts';
-import { defaultReleaseConfig, type ReleaseDeps } from '../../core/release/deps.ts';
+import { defaultReleaseConfig, type ReleaseDeps } from '../../core/releases/deps.ts';
 import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
 import { queueEventPublisher } from '../../core/webhooks/events.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';

@@ -2,7 +2,7 @@ import { InvalidInput, NotFound } from '../errors.ts';
 import { isPrivateUrl } from '../schemas.ts';
 import type { Webhook } from '../models.ts';
 import { assertCan } from '../roles.ts';
-import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from '../use-cases/deps.ts';
+import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
 import { webhookSecretContext } from './deliver.ts';
 import { webhookEventTypes, type WebhookEventType } from './events.ts';
 

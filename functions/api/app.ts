@@ -3,23 +3,37 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import type { z } from 'zod';
 import { DomainError, InvalidInput, NotFound } from '../../core/errors.ts';
-import { authenticate } from '../../core/use-cases/auth.ts';
-import type { Principal } from '../../core/use-cases/deps.ts';
+import { authenticate } from '../../core/auth/use-cases.ts';
+import type { Principal } from '../../core/deps.ts';
 import type { ApiDeps } from './deps.ts';
 import { describeZodError, errorBody, respondWithError } from './errors.ts';
 import type { RouteDef } from './route.ts';
-import { accountRoutes } from './routes/accounts.ts';
-import { resourceRoutes } from './routes/resources.ts';
+import { apiKeyRoutes } from './routes/api-keys.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { authRoutes } from './routes/auth.ts';
+import { deployJobRoutes } from './routes/deploy-jobs.ts';
+import { domainRoutes } from './routes/domains.ts';
+import { environmentRoutes } from './routes/environments.ts';
+import { nodeRoutes } from './routes/nodes.ts';
+import { orgRoutes } from './routes/orgs.ts';
+import { projectRoutes } from './routes/projects.ts';
 import { releaseRoutes } from './routes/releases.ts';
 import { secretRoutes } from './routes/secrets.ts';
+import { serviceRoutes } from './routes/services.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
-import { domainRoutes } from './routes/domains.ts';
 
 export const defaultRoutes: RouteDef[] = [
-  ...accountRoutes,
-  ...resourceRoutes,
+  ...authRoutes,
+  ...orgRoutes,
+  ...apiKeyRoutes,
+  ...projectRoutes,
+  ...environmentRoutes,
+  ...serviceRoutes,
+  ...nodeRoutes,
+  ...auditRoutes,
   ...secretRoutes,
   ...releaseRoutes,
+  ...deployJobRoutes,
   ...webhookRoutes,
   ...domainRoutes,
 ];

@@ -1,6 +1,6 @@
-import type { CoreDeps } from '../../core/use-cases/deps.ts';
+import type { CoreDeps } from '../../core/deps.ts';
 import type { EventQueue, HostedSignIn, Metrics } from '../../core/ports.ts';
-import type { ReleaseDeps } from '../../core/release/deps.ts';
+import type { ReleaseDeps } from '../../core/releases/deps.ts';
 import type { AskGate } from '../../core/domains/ask-gate.ts';
 import type { DomainDeps } from '../../core/domains/deps.ts';
 

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Principal, RequestContext } from '../../core/use-cases/deps.ts';
+import type { Principal, RequestContext } from '../../core/deps.ts';
 import type { ApiDeps } from './deps.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';

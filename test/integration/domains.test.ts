@@ -8,7 +8,7 @@ import https from 'node:https';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
-import { routeId } from '../../core/release/plan.ts';
+import { routeId } from '../../core/releases/plan.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { freePort } from '../support/caddy.ts';
 import { ensureTestImages, removeContainersByLabel } from '../support/docker.ts';

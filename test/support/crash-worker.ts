@@ -14,7 +14,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
-import type { ReleaseDeps } from '../../core/release/deps.ts';
+import type { ReleaseDeps } from '../../core/releases/deps.ts';
 import type { ContainerRuntime, EdgeRouter, EventQueue, HealthProbe } from '../../core/ports.ts';
 import { workerEnv, type CrashRecord, type WorkerSettings } from './worker-process.ts';
 

@@ -13,8 +13,8 @@ import type {
   Service as ServiceRecord,
 } from '../../../core/models.ts';
 import { releaseStatuses } from '../../../core/models.ts';
-import { isTerminal } from '../../../core/release/state-machine.ts';
-import type { NodeView } from '../../../core/use-cases/nodes.ts';
+import { isTerminal } from '../../../core/releases/state-machine.ts';
+import type { NodeView } from '../../../core/nodes/use-cases.ts';
 
 export type { Environment };
 /** A node as the API shows it: whether TLS or SSH credentials are set, never the material. */

@@ -1,11 +1,10 @@
 import * as z from 'zod';
 import type { ReleaseLogLine } from '../../../core/models.ts';
-import { createReleaseInput } from '../../../core/release/create.ts';
-import { createRelease, getRelease, listReleaseLogs, listReleases, rollbackRelease } from '../../../core/release/engine.ts';
-import { isTerminal } from '../../../core/release/state-machine.ts';
+import { createReleaseInput } from '../../../core/releases/create.ts';
+import { createRelease, getRelease, listReleaseLogs, listReleases, rollbackRelease } from '../../../core/releases/engine.ts';
+import { isTerminal } from '../../../core/releases/state-machine.ts';
 import * as s from '../../../core/schemas.ts';
-import { createDeployJob, getDeployJob, listDeployJobs } from '../../../core/use-cases/deploy-jobs.ts';
-import type { Principal } from '../../../core/use-cases/deps.ts';
+import type { Principal } from '../../../core/deps.ts';
 import type { ApiDeps } from '../deps.ts';
 import { route } from '../route.ts';
 
@@ -124,34 +123,5 @@ export const releaseRoutes = [
     auth: true,
     status: 202,
     handle: ({ deps, principal, params, ctx }) => rollbackRelease(deps.release, principal, { releaseId: params.id! }, ctx),
-  }),
-  route({
-    method: 'post',
-    path: '/api/deploy-jobs',
-    summary: 'Queue a deploy (the queue-level view of POST /api/releases)',
-    tag: 'releases',
-    auth: true,
-    body: createReleaseInput,
-    status: 202,
-    handle: ({ deps, principal, body, ctx }) => createDeployJob(deps.release, principal, body, ctx),
-  }),
-  route({
-    method: 'get',
-    path: '/api/deploy-jobs',
-    summary: 'List deploy jobs',
-    tag: 'releases',
-    auth: true,
-    query: s.pageQuery,
-    status: 200,
-    handle: ({ deps, principal, query }) => listDeployJobs(deps.release, principal, query),
-  }),
-  route({
-    method: 'get',
-    path: '/api/deploy-jobs/{id}',
-    summary: 'A deploy job: its release, status and attempts',
-    tag: 'releases',
-    auth: true,
-    status: 200,
-    handle: ({ deps, principal, params }) => getDeployJob(deps.release, principal, params.id!),
   }),
 ];

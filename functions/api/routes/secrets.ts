@@ -1,5 +1,5 @@
 import * as s from '../../../core/schemas.ts';
-import { deleteSecret, listSecrets, putSecret } from '../../../core/use-cases/secrets.ts';
+import { deleteSecret, listSecrets, putSecret } from '../../../core/secrets/use-cases.ts';
 import { InvalidInput } from '../../../core/errors.ts';
 import { route } from '../route.ts';
 

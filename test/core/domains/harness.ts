@@ -16,8 +16,8 @@ import {
 } from '../../../core/domains/engine.ts';
 import type { Domain, Service } from '../../../core/models.ts';
 import type { EdgeCertificate, OrgRepos, RouteSpec } from '../../../core/ports.ts';
-import { defaultHosts, routeId } from '../../../core/release/plan.ts';
-import type { Principal } from '../../../core/use-cases/deps.ts';
+import { defaultHosts, routeId } from '../../../core/releases/plan.ts';
+import type { Principal } from '../../../core/deps.ts';
 import { aProject, aService, anEnvironment, anOrg } from '../release/builders.ts';
 import { RecordingQueue } from '../release/harness.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Forbidden, InvalidInput, NotFound, Unavailable } from '../../../core/errors.ts';
-import { createRelease, getRelease, NoNodeAvailable, releaseStepsQueue } from '../../../core/release/engine.ts';
+import { createRelease, getRelease, NoNodeAvailable, releaseStepsQueue } from '../../../core/releases/engine.ts';
 import { aNode, aProject, aService, anEnvironment, anOrg } from './builders.ts';
 import { deployer, setup } from './harness.ts';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Unavailable } from '../../../core/errors.ts';
-import { getRelease, listReleaseLogs } from '../../../core/release/engine.ts';
-import { containerName } from '../../../core/release/plan.ts';
+import { getRelease, listReleaseLogs } from '../../../core/releases/engine.ts';
+import { containerName } from '../../../core/releases/plan.ts';
 import { MemoryHealthProbe } from '../../../adapters/probe/memory.ts';
 import { deployer, dockerHost, setup, type Harness } from './harness.ts';
 
@@ -146,7 +146,7 @@ describe('a release that fails', () => {
     const h = await setup();
     const v1 = await h.deploy('shop/web:1');
     const routeBefore = await h.edge.get('sdo-svc_0abc12-env_000001');
-    const { createRelease, advanceRelease } = await import('../../../core/release/engine.ts');
+    const { createRelease, advanceRelease } = await import('../../../core/releases/engine.ts');
     const v2 = await createRelease(h.deps, deployer, { serviceId: h.service.id, image: 'shop/web:2' });
     // Up to the switch with Caddy up, then Caddy goes away.
     for (let i = 0; i < 3; i++) {

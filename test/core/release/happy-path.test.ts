@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { releaseRetireQueue, releaseStepsQueue, getRelease, listReleaseLogs, listReleases } from '../../../core/release/engine.ts';
-import { containerName } from '../../../core/release/plan.ts';
+import { releaseRetireQueue, releaseStepsQueue, getRelease, listReleaseLogs, listReleases } from '../../../core/releases/engine.ts';
+import { containerName } from '../../../core/releases/plan.ts';
 import { deployer, dockerHost, putSecret, setup } from './harness.ts';
 
 const at = (s: number) => new Date(Date.parse('2026-01-01T00:00:00.000Z') + s).toISOString();
@@ -12,7 +12,7 @@ describe('a blue/green release', () => {
     expect(first.status).toBe('completed');
 
     const statuses: string[] = [];
-    const { createRelease, advanceRelease } = await import('../../../core/release/engine.ts');
+    const { createRelease, advanceRelease } = await import('../../../core/releases/engine.ts');
     const r = await createRelease(h.deps, deployer, { serviceId: h.service.id, image: 'shop/web:2', gitSha: 'abc1234' });
     expect(r).toMatchObject({ status: 'queued', image: 'shop/web:2', gitSha: 'abc1234', previousReleaseId: first.id });
     for (let i = 0; i < 20; i++) {

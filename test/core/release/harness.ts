@@ -18,8 +18,8 @@ import {
   type ReleaseDeps,
   type ReleaseRetireMessage,
   type ReleaseStepMessage,
-} from '../../../core/release/engine.ts';
-import type { Principal } from '../../../core/use-cases/deps.ts';
+} from '../../../core/releases/engine.ts';
+import type { Principal } from '../../../core/deps.ts';
 import { aNode, aProject, aService, anEnvironment, anOrg, aSecret } from './builders.ts';
 
 export interface Sent {

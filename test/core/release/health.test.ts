@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../adapters/clock/manual.ts';
 import { MemoryHealthProbe } from '../../../adapters/probe/memory.ts';
-import { waitUntilHealthy, type HealthAttempt } from '../../../core/release/health.ts';
+import { waitUntilHealthy, type HealthAttempt } from '../../../core/releases/health.ts';
 
 const url = 'http://127.0.0.1:49153/health';
 const policy = { intervalMs: 1000, timeoutMs: 2000, successes: 2, deadlineMs: 10_000 };

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ContainerRuntime, DockerTarget } from '../../../core/ports.ts';
-import { getRelease, rollbackRelease } from '../../../core/release/engine.ts';
-import { containerName } from '../../../core/release/plan.ts';
-import { nodeCredentialContext } from '../../../core/use-cases/node-credentials.ts';
+import { getRelease, rollbackRelease } from '../../../core/releases/engine.ts';
+import { containerName } from '../../../core/releases/plan.ts';
+import { nodeCredentialContext } from '../../../core/nodes/credentials.ts';
 import { deployer, dockerHost, orgId, setup, type Harness } from './harness.ts';
 
 const nodeId = 'node_000001';

@@ -6,7 +6,7 @@ import {
   planMigration,
   planRoute,
   routeId,
-} from '../../../core/release/plan.ts';
+} from '../../../core/releases/plan.ts';
 import { aNode, aRelease, aService, anEnvironment } from './builders.ts';
 
 describe('planCandidate', () => {

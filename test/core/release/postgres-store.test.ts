@@ -2,8 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { migrate } from '../../../adapters/db/migrator.ts';
 import { PostgresStore } from '../../../adapters/store/postgres.ts';
 import { ReleaseAlreadyInFlight } from '../../../core/errors.ts';
-import { createRelease, getRelease, listReleaseLogs, rollbackRelease } from '../../../core/release/engine.ts';
-import { containerName } from '../../../core/release/plan.ts';
+import { createRelease, getRelease, listReleaseLogs, rollbackRelease } from '../../../core/releases/engine.ts';
+import { containerName } from '../../../core/releases/plan.ts';
 import { createTestDatabase } from '../../support/db.ts';
 import { deployer, dockerHost, putSecret, setup } from './harness.ts';
 

@@ -20,8 +20,8 @@ import {
   releaseStepsQueue,
   rollbackRelease,
   type ReleaseDeps,
-} from '../../../core/release/engine.ts';
-import { defaultHosts } from '../../../core/release/plan.ts';
+} from '../../../core/releases/engine.ts';
+import { defaultHosts } from '../../../core/releases/plan.ts';
 import { startCaddy, type TestCaddy } from '../../support/caddy.ts';
 import { dockerTarget, ensureTestImages, removeContainersByLabel } from '../../support/docker.ts';
 import { available } from '../../support/services.ts';

@@ -10,8 +10,8 @@ import {
   releaseRetireQueue,
   releaseStepsQueue,
   type ReleaseStepMessage,
-} from '../../../core/release/engine.ts';
-import { containerName } from '../../../core/release/plan.ts';
+} from '../../../core/releases/engine.ts';
+import { containerName } from '../../../core/releases/plan.ts';
 import { deployer, dockerHost, setup, type Harness } from './harness.ts';
 
 const containersOf = (h: Harness, releaseId: string) =>
@@ -85,7 +85,7 @@ describe('a worker that dies mid-step', () => {
       [v1.upstream],
     ]);
     expect(containersOf(h, v2.id)).toHaveLength(0);
-    const lines = (await (await import('../../../core/release/engine.ts')).listReleaseLogs(h.deps, deployer, v2.id)).map((l) => l.line);
+    const lines = (await (await import('../../../core/releases/engine.ts')).listReleaseLogs(h.deps, deployer, v2.id)).map((l) => l.line);
     expect(lines).toContain(`traffic returned to release ${v1.id} at ${v1.upstream}`);
   });
 

@@ -8,7 +8,7 @@ import {
   isInFlight,
   isTerminal,
   nextStatus,
-} from '../../../core/release/state-machine.ts';
+} from '../../../core/releases/state-machine.ts';
 
 const legal: [ReleaseStatus, ReleaseStatus][] = [
   ['queued', 'building'],

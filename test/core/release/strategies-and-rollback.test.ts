@@ -13,8 +13,8 @@ import {
   retireRelease,
   rollbackRelease,
   type ReleaseRollbackMessage,
-} from '../../../core/release/engine.ts';
-import { containerName } from '../../../core/release/plan.ts';
+} from '../../../core/releases/engine.ts';
+import { containerName } from '../../../core/releases/plan.ts';
 import { deployer, dockerHost, setup, type Harness } from './harness.ts';
 
 const routeId = 'sdo-svc_0abc12-env_000001';

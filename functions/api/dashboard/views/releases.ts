@@ -1,6 +1,6 @@
 import type { Context, Hono } from 'hono';
 import { html, raw } from 'hono/html';
-import { stepNames } from '../../../../core/release/steps.ts';
+import { stepNames } from '../../../../core/releases/steps.ts';
 import { DashboardApi, type ApiFetch } from '../api.ts';
 import { action, view } from '../handler.ts';
 import { badge, seconds, when, type Html } from '../layout.ts';

@@ -1,33 +1,9 @@
 import { sha256Hex } from '../hash.ts';
 import { Forbidden, NotFound } from '../errors.ts';
-import type { ApiKey, Org, Page, PageRequest, Role } from '../models.ts';
+import type { ApiKey, Page, PageRequest, Role } from '../models.ts';
 import { assertCan, canGrant } from '../roles.ts';
-import { apiKeyPrefix } from './auth.ts';
-import { recordAudit, requireOrg, requireUser, type CoreDeps, type Principal, type RequestContext } from './deps.ts';
-
-export async function createOrg(
-  deps: CoreDeps,
-  principal: Principal,
-  input: { name: string },
-  ctx: RequestContext,
-): Promise<Pick<Org, 'id' | 'name'>> {
-  const userId = requireUser(principal);
-  const now = deps.clock.now().toISOString();
-  const org = { id: deps.ids.newId('org'), name: input.name, createdAt: now };
-  await deps.store.withOrg(org.id, async (repos) => {
-    await repos.orgs.insert(org);
-    await repos.memberships.insert({ orgId: org.id, userId, role: 'owner', createdAt: now });
-    await recordAudit(deps, repos, principal, ctx, { action: 'org.created', targetType: 'org', targetId: org.id });
-  });
-  return { id: org.id, name: org.name };
-}
-
-/** The org in the path must be the caller's org; any other is "not found", never "forbidden". */
-function requireSameOrg(principal: Principal, orgId: string) {
-  const p = requireOrg(principal);
-  if (p.orgId !== orgId) throw new NotFound('org', orgId);
-  return p;
-}
+import { apiKeyPrefix } from '../auth/use-cases.ts';
+import { recordAudit, requireSameOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
 
 export async function createApiKey(
   deps: CoreDeps,
@@ -88,11 +64,4 @@ export async function revokeApiKey(
     deps.apiKeyCache?.deleteWhere((k) => k.id === keyId);
     await recordAudit(deps, repos, p, ctx, { action: 'api_key.revoked', targetType: 'api_key', targetId: keyId });
   });
-}
-
-export async function getOrg(deps: CoreDeps, principal: Principal, orgId: string): Promise<Org> {
-  requireSameOrg(principal, orgId);
-  const org = await deps.store.withOrg(orgId, (repos) => repos.orgs.get());
-  if (!org) throw new NotFound('org', orgId);
-  return org;
 }

@@ -2,7 +2,7 @@ import { NotFound } from '../errors.ts';
 import type { Environment, Service } from '../models.ts';
 import type { OrgRepos } from '../ports.ts';
 import { assertCan } from '../roles.ts';
-import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from './deps.ts';
+import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
 
 /** What the API shows of a secret: never its value, which is write-only. */
 export interface SecretView {

@@ -1,7 +1,7 @@
 import { isDomainError, ReleaseAlreadyInFlight, NotFound, Unavailable } from '../errors.ts';
 import type { Release } from '../models.ts';
 import { assertCan } from '../roles.ts';
-import { requireOrg, type Principal, type RequestContext } from '../use-cases/deps.ts';
+import { requireOrg, type Principal, type RequestContext } from '../deps.ts';
 import { appendEvent } from './context.ts';
 import { insertRelease, queueRelease } from './create.ts';
 import { openTarget, releaseGroup, sendRetire, type ReleaseDeps } from './deps.ts';

@@ -1,7 +1,7 @@
 import { NotFound } from '../errors.ts';
 import type { Page, PageRequest, Release, ReleaseLogLine, ReleaseStep } from '../models.ts';
 import type { ListFilter } from '../ports.ts';
-import { requireOrg, type Principal } from '../use-cases/deps.ts';
+import { requireOrg, type Principal } from '../deps.ts';
 import type { ReleaseDeps } from './deps.ts';
 import { stepNames } from './steps.ts';
 

@@ -1,10 +1,10 @@
 import { NotFound } from '../errors.ts';
-import { defaultHosts } from '../release/plan.ts';
+import { defaultHosts } from '../releases/plan.ts';
 import type { HealthPolicy, Page, PageRequest, Service } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import type { CreateServiceInput } from '../schemas.ts';
-import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from './deps.ts';
-import { findProject } from './projects.ts';
+import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
+import { findProject } from '../projects/use-cases.ts';
 
 /**
  * Sane defaults for a small web app: healthy within a minute, two clean probes 100 ms

@@ -4,7 +4,7 @@ import type { NodeRecord, Release } from '../models.ts';
 import type { OrgRepos } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import { id, imageRef, slugName } from '../schemas.ts';
-import { requireOrg, type Principal, type RequestContext } from '../use-cases/deps.ts';
+import { requireOrg, type Principal, type RequestContext } from '../deps.ts';
 import { appendEvent, deployJobIdOf, failUnstarted } from './context.ts';
 import { sendStep, type ReleaseDeps } from './deps.ts';
 import { NoNodeAvailable } from './errors.ts';

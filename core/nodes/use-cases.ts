@@ -2,8 +2,8 @@ import { NotFound } from '../errors.ts';
 import type { NodeRecord, Page, PageRequest } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import type { CreateNodeInput, UpdateNodeCredentialsInput } from '../schemas.ts';
-import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from './deps.ts';
-import { assertCredentialsFit, sealNodeCredentials } from './node-credentials.ts';
+import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
+import { assertCredentialsFit, sealNodeCredentials } from './credentials.ts';
 
 /** What the API shows of a node: credentials are write-only, so only whether each is set. */
 export type NodeView = Omit<NodeRecord, 'sealedTls' | 'sealedSsh'> & {

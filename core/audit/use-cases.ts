@@ -1,5 +1,5 @@
 import type { AuditEvent, Page, PageRequest } from '../models.ts';
-import { requireOrg, type CoreDeps, type Principal } from './deps.ts';
+import { requireOrg, type CoreDeps, type Principal } from '../deps.ts';
 
 export async function listAuditEvents(
   deps: CoreDeps,

@@ -1,9 +1,9 @@
 import { NotFound } from '../errors.ts';
 import type { DeployJob, Page, PageRequest } from '../models.ts';
-import { deployJobIdOf } from '../release/context.ts';
-import { createRelease, type CreateReleaseInput } from '../release/create.ts';
-import type { ReleaseDeps } from '../release/deps.ts';
-import { requireOrg, type Principal, type RequestContext } from './deps.ts';
+import { deployJobIdOf } from '../releases/context.ts';
+import { createRelease, type CreateReleaseInput } from '../releases/create.ts';
+import type { ReleaseDeps } from '../releases/deps.ts';
+import { requireOrg, type Principal, type RequestContext } from '../deps.ts';
 
 /** `POST /api/deploy-jobs`: the same work as a release, seen as the queue sees it. */
 export async function createDeployJob(

@@ -10,7 +10,7 @@ import {
 } from '../errors.ts';
 import type { Org, User } from '../models.ts';
 import type { LoginInput, SignupInput } from '../schemas.ts';
-import { recordAudit, type CoreDeps, type Principal, type RequestContext } from './deps.ts';
+import { recordAudit, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
 
 export const apiKeyPrefix = 'sdo_';
 

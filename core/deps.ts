@@ -1,9 +1,9 @@
-import type { ActorType, AuditEvent, Role } from '../models.ts';
-import type { AuthProvider, Clock, IdGenerator, KeyVault, Logger, OrgRepos, Store } from '../ports.ts';
-import type { RateLimiter } from '../rate-limit.ts';
-import type { TtlCache } from '../ttl-cache.ts';
-import type { ApiKey } from '../models.ts';
-import { DomainError, InvalidInput, Unauthenticated } from '../errors.ts';
+import type { ActorType, AuditEvent, Role } from './models.ts';
+import type { AuthProvider, Clock, IdGenerator, KeyVault, Logger, OrgRepos, Store } from './ports.ts';
+import type { RateLimiter } from './rate-limit.ts';
+import type { TtlCache } from './ttl-cache.ts';
+import type { ApiKey } from './models.ts';
+import { DomainError, InvalidInput, NotFound, Unauthenticated } from './errors.ts';
 
 export type SignupMode = 'open' | 'first-user' | 'closed';
 
@@ -66,6 +66,13 @@ export function requireOrg(p: Principal): OrgPrincipal {
     });
   }
   return p as OrgPrincipal;
+}
+
+/** The org in the path must be the caller's org; any other is "not found", never "forbidden". */
+export function requireSameOrg(principal: Principal, orgId: string): OrgPrincipal {
+  const p = requireOrg(principal);
+  if (p.orgId !== orgId) throw new NotFound('org', orgId);
+  return p;
 }
 
 export function requireUser(p: Principal): string {

@@ -1,5 +1,5 @@
 import type { NodeRecord, Release, ReleaseStatus } from '../models.ts';
-import { openNodeTarget } from '../use-cases/node-credentials.ts';
+import { openNodeTarget } from '../nodes/credentials.ts';
 import type { EventPublisher } from '../webhooks/events.ts';
 import type {
   Clock,

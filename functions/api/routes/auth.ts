@@ -1,0 +1,35 @@
+import * as s from '../../../core/schemas.ts';
+import { login, signup } from '../../../core/auth/use-cases.ts';
+import { route } from '../route.ts';
+
+export const authRoutes = [
+  route({
+    method: 'post',
+    path: '/api/auth/local/signup',
+    summary: 'Create a user; the first user owns a new org (local mode)',
+    tag: 'auth',
+    auth: false,
+    body: s.signupInput,
+    status: 201,
+    handle: ({ deps, body, ctx }) => signup(deps, body, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/auth/local/login',
+    summary: 'Exchange email and password for a session token (local mode)',
+    tag: 'auth',
+    auth: false,
+    body: s.loginInput,
+    status: 200,
+    handle: ({ deps, body, ctx }) => login(deps, body, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/me',
+    summary: 'The caller: user or API key, current org and role',
+    tag: 'auth',
+    auth: true,
+    status: 200,
+    handle: async ({ principal }) => principal,
+  }),
+];

@@ -1,0 +1,45 @@
+import * as s from '../../../core/schemas.ts';
+import { createNode, getNode, listNodes, updateNodeCredentials } from '../../../core/nodes/use-cases.ts';
+import { route } from '../route.ts';
+
+export const nodeRoutes = [
+  route({
+    method: 'post',
+    path: '/api/nodes',
+    summary: 'Register a Docker host; tcp:// off loopback needs tls {ca, cert, key}, ssh:// needs ssh {privateKey, hostKey}',
+    tag: 'nodes',
+    auth: true,
+    body: s.createNodeInput,
+    status: 201,
+    handle: ({ deps, principal, body, ctx }) => createNode(deps, principal, body, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/nodes',
+    summary: 'List nodes',
+    tag: 'nodes',
+    auth: true,
+    query: s.pageQuery,
+    status: 200,
+    handle: ({ deps, principal, query }) => listNodes(deps, principal, query),
+  }),
+  route({
+    method: 'get',
+    path: '/api/nodes/{id}',
+    summary: 'A node',
+    tag: 'nodes',
+    auth: true,
+    status: 200,
+    handle: ({ deps, principal, params }) => getNode(deps, principal, params.id!),
+  }),
+  route({
+    method: 'patch',
+    path: '/api/nodes/{id}',
+    summary: "Replace a node's TLS or SSH credentials (rotation); they are write-only",
+    tag: 'nodes',
+    auth: true,
+    body: s.updateNodeCredentialsInput,
+    status: 200,
+    handle: ({ deps, principal, params, body, ctx }) => updateNodeCredentials(deps, principal, params.id!, body, ctx),
+  }),
+];

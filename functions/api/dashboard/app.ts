@@ -4,9 +4,11 @@ import type { HostedSignIn, Logger } from '../../../core/ports.ts';
 import type { ApiFetch } from './api.ts';
 import { css, js } from './assets.ts';
 import { logoutPathVariable, render } from './session.ts';
-import { registerAdmin } from './views/admin.ts';
+import { registerApiKeys } from './views/api-keys.ts';
+import { registerAudit } from './views/audit.ts';
 import { logoutPathOf, registerAuth } from './views/auth.ts';
 import { registerDomains } from './views/domains.ts';
+import { registerNodes } from './views/nodes.ts';
 import { registerProjects } from './views/projects.ts';
 import { registerReleases } from './views/releases.ts';
 import { registerServices } from './views/services.ts';
@@ -91,7 +93,9 @@ export function dashboardApp(
   registerServices(app, fetchApi);
   registerReleases(app, fetchApi);
   registerDomains(app, fetchApi);
-  registerAdmin(app, fetchApi);
+  registerNodes(app, fetchApi);
+  registerApiKeys(app, fetchApi);
+  registerAudit(app, fetchApi);
 
   // Mounted with app.route(), a sub-app's notFound is not used: a catch-all route answers
   // unknown dashboard paths with a page instead of the API's JSON 404.

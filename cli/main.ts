@@ -9,8 +9,9 @@ import { deploy } from './commands/deploy.ts';
 import { domains } from './commands/domains.ts';
 import { login } from './commands/login.ts';
 import { logs, releases, rollback } from './commands/releases.ts';
-import { nodes, services } from './commands/resources.ts';
+import { nodes } from './commands/nodes.ts';
 import { secrets } from './commands/secrets.ts';
+import { services } from './commands/services.ts';
 import { CliError } from './config.ts';
 import { stdio, type Output } from './output.ts';
 

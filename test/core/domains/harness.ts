@@ -18,8 +18,8 @@ import type { Domain, Service } from '../../../core/models.ts';
 import type { EdgeCertificate, OrgRepos, RouteSpec } from '../../../core/ports.ts';
 import { defaultHosts, routeId } from '../../../core/releases/plan.ts';
 import type { Principal } from '../../../core/deps.ts';
-import { aProject, aService, anEnvironment, anOrg } from '../release/builders.ts';
-import { RecordingQueue } from '../release/harness.ts';
+import { aProject, aService, anEnvironment, anOrg } from '../releases/builders.ts';
+import { RecordingQueue } from '../releases/harness.ts';
 
 export const orgId = 'org_000001';
 export const edgeDomain = 'apps.example.test';

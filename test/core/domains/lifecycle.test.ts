@@ -14,7 +14,7 @@ import {
 } from '../../../core/domains/engine.ts';
 import { Unavailable } from '../../../core/errors.ts';
 import type { AuditEvent } from '../../../core/models.ts';
-import { aProject, aService, anEnvironment, anOrg } from '../release/builders.ts';
+import { aProject, aService, anEnvironment, anOrg } from '../releases/builders.ts';
 import { deployer, edgeIp, orgId, setupDomains, viewer, type DomainHarness } from './harness.ts';
 
 const actions = (h: DomainHarness) =>

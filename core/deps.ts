@@ -3,7 +3,7 @@ import type { AuthProvider, Clock, IdGenerator, KeyVault, Logger, OrgRepos, Stor
 import type { RateLimiter } from './rate-limit.ts';
 import type { TtlCache } from './ttl-cache.ts';
 import type { ApiKey } from './models.ts';
-import { DomainError, InvalidInput, NotFound, Unauthenticated } from './errors.ts';
+import { CoreError, InvalidInput, NotFound, Unauthenticated } from './errors.ts';
 
 export type SignupMode = 'open' | 'first-user' | 'closed';
 
@@ -55,7 +55,7 @@ export interface RequestContext {
 
 export function requireOrg(p: Principal): OrgPrincipal {
   if ((!p.orgId || !p.role) && p.orgChoices?.length) {
-    throw new DomainError('invalid', 'org_required', 'you belong to several orgs: pick one with the X-Org-Id header', {
+    throw new CoreError('invalid', 'org_required', 'you belong to several orgs: pick one with the X-Org-Id header', {
       field: 'X-Org-Id',
       orgIds: p.orgChoices,
     });

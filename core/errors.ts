@@ -1,7 +1,8 @@
 /**
- * Errors that state a fact about the domain. The HTTP layer maps each `kind` to a status
- * (invalid 400, unauthorized 401, forbidden 403, not_found 404, conflict 409,
- * rate_limited 429, unavailable 503) and puts `code` and `message` in the JSON body.
+ * Errors the core raises, each stating a fact (`NotFound`, `ReleaseAlreadyInFlight`). The
+ * HTTP layer maps each `kind` to a status (invalid 400, unauthorized 401, forbidden 403,
+ * not_found 404, conflict 409, rate_limited 429, unavailable 503) and puts `code` and
+ * `message` in the JSON body.
  */
 export type ErrorKind =
   | 'invalid'
@@ -12,7 +13,7 @@ export type ErrorKind =
   | 'rate_limited'
   | 'unavailable';
 
-export class DomainError extends Error {
+export class CoreError extends Error {
   readonly kind: ErrorKind;
   readonly code: string;
   readonly details: unknown;
@@ -26,51 +27,51 @@ export class DomainError extends Error {
   }
 }
 
-export const isDomainError = (e: unknown): e is DomainError => e instanceof DomainError;
+export const isCoreError = (e: unknown): e is CoreError => e instanceof CoreError;
 
-export class InvalidInput extends DomainError {
+export class InvalidInput extends CoreError {
   constructor(message: string, details?: unknown) {
     super('invalid', 'invalid_input', message, details);
   }
 }
 
-export class Unauthenticated extends DomainError {
+export class Unauthenticated extends CoreError {
   constructor(message = 'missing or invalid credentials') {
     super('unauthorized', 'unauthenticated', message);
   }
 }
 
-export class InvalidCredentials extends DomainError {
+export class InvalidCredentials extends CoreError {
   constructor() {
     super('unauthorized', 'invalid_credentials', 'email or password is incorrect');
   }
 }
 
-export class Forbidden extends DomainError {
+export class Forbidden extends CoreError {
   constructor(action: string, role: string) {
     super('forbidden', 'forbidden', `role ${role} may not ${action}`);
   }
 }
 
-export class NotFound extends DomainError {
+export class NotFound extends CoreError {
   constructor(what: string, id: string) {
     super('not_found', `${what}_not_found`, `${what} ${id} not found`);
   }
 }
 
-export class AlreadyExists extends DomainError {
+export class AlreadyExists extends CoreError {
   constructor(what: string, name: string) {
     super('conflict', `${what}_exists`, `${what} ${name} already exists`);
   }
 }
 
-export class SignupClosed extends DomainError {
+export class SignupClosed extends CoreError {
   constructor() {
     super('forbidden', 'signup_closed', 'signup is closed on this installation; ask an owner for an invite');
   }
 }
 
-export class TooManyAttempts extends DomainError {
+export class TooManyAttempts extends CoreError {
   readonly retryAfterSeconds: number;
   constructor(retryAfterSeconds: number) {
     super('rate_limited', 'too_many_attempts', `too many login attempts; retry in ${retryAfterSeconds}s`, {
@@ -80,7 +81,7 @@ export class TooManyAttempts extends DomainError {
   }
 }
 
-export class ReleaseAlreadyInFlight extends DomainError {
+export class ReleaseAlreadyInFlight extends CoreError {
   constructor(releaseId: string) {
     super(
       'conflict',
@@ -91,13 +92,13 @@ export class ReleaseAlreadyInFlight extends DomainError {
   }
 }
 
-export class IllegalTransition extends DomainError {
+export class IllegalTransition extends CoreError {
   constructor(what: string, from: string, to: string) {
     super('conflict', 'illegal_transition', `${what} cannot move from ${from} to ${to}`, { from, to });
   }
 }
 
-export class Unavailable extends DomainError {
+export class Unavailable extends CoreError {
   constructor(what: string, reason: string) {
     super('unavailable', `${what}_unavailable`, `${what} is unavailable: ${reason}`);
   }

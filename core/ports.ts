@@ -85,7 +85,7 @@ export interface SignInTokens {
  * A hosted sign-in page (Cognito's hosted UI), reached with the OAuth 2.0 authorization
  * code grant and PKCE as a public client. The dashboard sends browsers there and trades
  * the code they come back with for tokens. Cloud mode only: local mode signs in itself.
- * Failures are DomainErrors: Unauthenticated when the provider refuses a code or refresh
+ * Failures are CoreErrors: Unauthenticated when the provider refuses a code or refresh
  * token, Unavailable when it cannot be reached (and for any failure to revoke).
  */
 export interface HostedSignIn {

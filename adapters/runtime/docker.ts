@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { Writable } from 'node:stream';
-import { InvalidInput, isDomainError, Unavailable } from '../../core/errors.ts';
+import { InvalidInput, isCoreError, Unavailable } from '../../core/errors.ts';
 import type {
   ContainerInfo,
   ContainerRuntime,
@@ -423,7 +423,7 @@ export class DockerRuntime implements ContainerRuntime {
           'docker',
           `${target.dockerHost}: no answer to ${what} within ${this.requestTimeoutMs} ms`,
         );
-      if (isDomainError(e)) throw e;
+      if (isCoreError(e)) throw e;
       throw new Error(`docker ${what} on ${target.dockerHost} failed: ${messageOf(e)}`, {
         cause: e,
       });

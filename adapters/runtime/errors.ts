@@ -1,7 +1,7 @@
-import { DomainError } from '../../core/errors.ts';
+import { CoreError } from '../../core/errors.ts';
 
 /** The image is neither on the node nor pullable; both runtimes throw it (code `image_not_found`). */
-export class ImageNotFound extends DomainError {
+export class ImageNotFound extends CoreError {
   readonly image: string;
   constructor(image: string, reason: string) {
     super(
@@ -17,7 +17,7 @@ export class ImageNotFound extends DomainError {
 }
 
 /** A follow or stop asked for a container that does not exist (code `container_not_found`). */
-export class ContainerNotFound extends DomainError {
+export class ContainerNotFound extends CoreError {
   constructor(nameOrId: string) {
     super('not_found', 'container_not_found', `container ${nameOrId} not found`, {
       container: nameOrId,

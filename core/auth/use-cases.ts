@@ -1,7 +1,7 @@
 import { sha256Hex } from '../hash.ts';
 import {
   AlreadyExists,
-  DomainError,
+  CoreError,
   InvalidCredentials,
   NotFound,
   SignupClosed,
@@ -18,7 +18,7 @@ export const apiKeyPrefix = 'sdo_';
 function localAuth(deps: CoreDeps) {
   const { issueSession, hashPassword, verifyPassword } = deps.auth;
   if (!issueSession || !hashPassword || !verifyPassword) {
-    throw new DomainError('not_found', 'local_auth_disabled', 'local signup and login are not enabled in this mode');
+    throw new CoreError('not_found', 'local_auth_disabled', 'local signup and login are not enabled in this mode');
   }
   return {
     issueSession: issueSession.bind(deps.auth),

@@ -1,4 +1,4 @@
-import { isDomainError } from '../errors.ts';
+import { isCoreError } from '../errors.ts';
 import type { AuditEvent, Domain, DomainStatus } from '../models.ts';
 import type { MessageHandler, OrgRepos } from '../ports.ts';
 import {
@@ -120,7 +120,7 @@ async function lookup(
   try {
     return await checkRecords(resolver, r.domain, r.target);
   } catch (e) {
-    if (isDomainError(e) && e.kind === 'unavailable') {
+    if (isCoreError(e) && e.kind === 'unavailable') {
       return { ok: false, reason: `DNS lookup failed, retrying: ${e.message}`, unavailable: true };
     }
     throw e;

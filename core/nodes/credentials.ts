@@ -1,4 +1,4 @@
-import { DomainError, InvalidInput, isDomainError } from '../errors.ts';
+import { CoreError, InvalidInput, isCoreError } from '../errors.ts';
 import type { NodeRecord } from '../models.ts';
 import type { DockerTarget, KeyVault } from '../ports.ts';
 import type { NodeSshInput, NodeTlsInput } from '../schemas.ts';
@@ -13,7 +13,7 @@ export const nodeCredentialContext = (orgId: string, nodeId: string, kind: NodeC
   `${orgId}:node:${nodeId}:${kind}`;
 
 /** A node's stored credentials cannot be opened (wrong key, moved row, damaged value). */
-export class NodeCredentialsUnreadable extends DomainError {
+export class NodeCredentialsUnreadable extends CoreError {
   constructor(node: Pick<NodeRecord, 'id' | 'name'>, kind: NodeCredentialKind, reason: string) {
     super(
       'conflict',
@@ -94,7 +94,7 @@ async function openJson(vault: KeyVault, node: NodeRecord, kind: NodeCredentialK
     plain = await vault.open(sealed, nodeCredentialContext(node.orgId, node.id, kind));
   } catch (e) {
     // An unreachable vault (KMS) passes as it is, so callers may retry it.
-    if (isDomainError(e) && e.kind === 'unavailable') throw e;
+    if (isCoreError(e) && e.kind === 'unavailable') throw e;
     // Vault errors name keys and contexts, never the plaintext (which it could not read).
     throw new NodeCredentialsUnreadable(node, kind, e instanceof Error ? e.message : String(e));
   }

@@ -1,4 +1,4 @@
-import { isDomainError } from '../errors.ts';
+import { isCoreError } from '../errors.ts';
 import { releaseStatuses, type Release, type ReleaseStatus } from '../models.ts';
 import type { MessageHandler } from '../ports.ts';
 import { appendLog, endStep, failUnstarted, loadContext, type StepContext } from './context.ts';
@@ -49,7 +49,7 @@ export async function advanceRelease(deps: ReleaseDeps, message: ReleaseStepMess
     try {
       return { release, context: await loadContext(deps, repos, release, attempt) };
     } catch (e) {
-      if (!isDomainError(e) || e.kind !== 'not_found') throw e;
+      if (!isCoreError(e) || e.kind !== 'not_found') throw e;
       // A release whose service, environment or node is gone cannot run: it fails as it is.
       await failUnstarted(deps, repos, release, e.message);
       return { release: { ...release, status: 'failed' as const }, context: null };

@@ -1,4 +1,4 @@
-import { isDomainError, NotFound } from '../errors.ts';
+import { isCoreError, NotFound } from '../errors.ts';
 import type {
   AuditEvent, Environment, NodeRecord, Release, ReleaseLogLine, ReleaseStatus, ReleaseStep, Service } from '../models.ts';
 import type { DockerTarget, OrgRepos } from '../ports.ts';
@@ -190,7 +190,7 @@ export async function nodeTarget(c: StepContext, node: NodeRecord = c.node): Pro
     target = await openTarget(c.deps, node);
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    throw new StepFailed(message, isDomainError(e) && e.kind === 'unavailable', e);
+    throw new StepFailed(message, isCoreError(e) && e.kind === 'unavailable', e);
   }
   if (own) c.target = target;
   return target;
@@ -201,7 +201,7 @@ export async function viaDocker<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (isDomainError(e) && e.kind === 'unavailable') throw new StepFailed(`docker unreachable: ${reasonOf(e)}`, true, e);
+    if (isCoreError(e) && e.kind === 'unavailable') throw new StepFailed(`docker unreachable: ${reasonOf(e)}`, true, e);
     throw new StepFailed(e instanceof Error ? e.message : String(e), false, e);
   }
 }
@@ -211,7 +211,7 @@ export async function viaEdge<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (isDomainError(e) && e.kind === 'unavailable') throw new StepFailed(`caddy admin unreachable: ${reasonOf(e)}`, true, e);
+    if (isCoreError(e) && e.kind === 'unavailable') throw new StepFailed(`caddy admin unreachable: ${reasonOf(e)}`, true, e);
     throw new StepFailed(`edge route change failed: ${e instanceof Error ? e.message : String(e)}`, false, e);
   }
 }

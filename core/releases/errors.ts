@@ -1,7 +1,7 @@
-import { DomainError } from '../errors.ts';
+import { CoreError } from '../errors.ts';
 
 /** No node of the org can take a release: none registered, or all in drain mode. */
-export class NoNodeAvailable extends DomainError {
+export class NoNodeAvailable extends CoreError {
   constructor() {
     super(
       'conflict',
@@ -12,14 +12,14 @@ export class NoNodeAvailable extends DomainError {
 }
 
 /** Rollback was asked of a release that cannot be rolled back now. */
-export class ReleaseNotRollbackable extends DomainError {
+export class ReleaseNotRollbackable extends CoreError {
   constructor(releaseId: string, why: string) {
     super('conflict', 'release_not_rollbackable', `release ${releaseId} cannot be rolled back: ${why}`, { releaseId });
   }
 }
 
 /** The release has no earlier healthy release to return traffic to. */
-export class NothingToRollBackTo extends DomainError {
+export class NothingToRollBackTo extends CoreError {
   constructor(releaseId: string, why = 'no earlier completed release') {
     super('conflict', 'nothing_to_roll_back_to', `nothing to roll back to from release ${releaseId}: ${why}`, {
       releaseId,

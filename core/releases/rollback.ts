@@ -1,4 +1,4 @@
-import { isDomainError, ReleaseAlreadyInFlight, NotFound, Unavailable } from '../errors.ts';
+import { isCoreError, ReleaseAlreadyInFlight, NotFound, Unavailable } from '../errors.ts';
 import type { Release } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import { requireOrg, type Principal, type RequestContext } from '../deps.ts';
@@ -88,7 +88,7 @@ export async function rollbackRelease(
   } catch (e) {
     // Only the node's engine can say the warm container is still the one we left (a bare
     // port could belong to another app by now), so without it a worker takes over.
-    if (options.inWorker || !(isDomainError(e) && e.kind === 'unavailable')) throw e;
+    if (options.inWorker || !(isCoreError(e) && e.kind === 'unavailable')) throw e;
     const message: ReleaseRollbackMessage = { orgId: p.orgId, releaseId, actor: { actorType: p.actorType, actorId: p.actorId }, requestId: ctx?.requestId ?? null };
     await deps.queue.send(releaseRollbackQueue, message, { group: releaseGroup(release), idempotencyKey: `${releaseId}:rollback` });
     return { path: 'queued', release, to, redeploy: null };
@@ -158,7 +158,7 @@ export const handleReleaseRollback =
       await rollbackRelease(deps, principal, { releaseId }, { requestId, ip: null }, { inWorker: true });
     } catch (e) {
       // Already rolled back or superseded: the request is moot, not a failure to retry.
-      if (isDomainError(e) && (e.kind === 'conflict' || e.kind === 'not_found')) {
+      if (isCoreError(e) && (e.kind === 'conflict' || e.kind === 'not_found')) {
         deps.logger.warn({ orgId, releaseId, err: e.message }, 'queued rollback no longer applies');
         return;
       }

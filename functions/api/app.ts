@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import type { z } from 'zod';
-import { DomainError, InvalidInput, NotFound } from '../../core/errors.ts';
+import { CoreError, InvalidInput, NotFound } from '../../core/errors.ts';
 import { authenticate } from '../../core/auth/use-cases.ts';
 import type { Principal } from '../../core/deps.ts';
 import type { ApiDeps } from './deps.ts';
@@ -64,8 +64,8 @@ async function readBody(c: Context, schema: z.ZodType): Promise<unknown> {
   try {
     raw = parseJson(text);
   } catch (e) {
-    if (e instanceof DomainError) throw e;
-    throw new DomainError('invalid', 'invalid_json', `request body is not valid JSON: ${(e as Error).message}`);
+    if (e instanceof CoreError) throw e;
+    throw new CoreError('invalid', 'invalid_json', `request body is not valid JSON: ${(e as Error).message}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new InvalidInput('request body must be a JSON object', { field: 'body' });
@@ -85,7 +85,7 @@ function bearer(c: Context): string | null {
   const header = c.req.header('authorization');
   if (!header) return null;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!m) throw new DomainError('unauthorized', 'unauthenticated', 'Authorization header must be "Bearer <token>"');
+  if (!m) throw new CoreError('unauthorized', 'unauthenticated', 'Authorization header must be "Bearer <token>"');
   return m[1]!;
 }
 

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
-import { DomainError, isDomainError, type ErrorKind } from '../../core/errors.ts';
+import { CoreError, isCoreError, type ErrorKind } from '../../core/errors.ts';
 import type { Logger } from '../../core/ports.ts';
 
 export const statusOf: Record<ErrorKind, 400 | 401 | 403 | 404 | 409 | 429 | 503> = {
@@ -14,7 +14,7 @@ export const statusOf: Record<ErrorKind, 400 | 401 | 403 | 404 | 409 | 429 | 503
 };
 
 /** Turns zod issues into one sentence that names each offending field. */
-export function describeZodError(error: z.ZodError, where: string): DomainError {
+export function describeZodError(error: z.ZodError, where: string): CoreError {
   const issues = error.issues.map((i) => {
     if (i.code === 'unrecognized_keys') {
       const base = i.path.join('.');
@@ -28,7 +28,7 @@ export function describeZodError(error: z.ZodError, where: string): DomainError 
     return { field, message };
   });
   const message = issues.map((i) => `${i.field}: ${i.message}`).join('; ');
-  return new DomainError('invalid', 'invalid_input', message, { issues });
+  return new CoreError('invalid', 'invalid_input', message, { issues });
 }
 
 export function errorBody(code: string, message: string, details?: unknown) {
@@ -37,7 +37,7 @@ export function errorBody(code: string, message: string, details?: unknown) {
 
 /** The one place an exception becomes a response; an unknown error is a logged 500. */
 export function respondWithError(c: Context, err: unknown, logger: Logger) {
-  if (isDomainError(err)) {
+  if (isCoreError(err)) {
     const status = statusOf[err.kind];
     if (status === 503) logger.warn({ code: err.code, err: err.message }, 'dependency unavailable');
     const retryAfter = (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;

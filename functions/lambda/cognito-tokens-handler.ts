@@ -1,5 +1,5 @@
 import { cognitoUserId } from '../../adapters/modes/cloud-user.ts';
-import { isDomainError } from '../../core/errors.ts';
+import { isCoreError } from '../../core/errors.ts';
 import type { Clock, IdentityRepo, Logger } from '../../core/ports.ts';
 
 /** What Cognito sends its pre token generation trigger (the fields read here). */
@@ -46,7 +46,7 @@ export function createPreTokenHandler(deps: { identity: Pick<IdentityRepo, 'find
       deps.logger.info({ userId: id }, 'selfdevop user provisioned for a Cognito user');
     } catch (e) {
       // Two sign-ins at once: the other one created it.
-      if (!(isDomainError(e) && e.kind === 'conflict')) throw e;
+      if (!(isCoreError(e) && e.kind === 'conflict')) throw e;
     }
     return event;
   };

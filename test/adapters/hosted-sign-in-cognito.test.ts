@@ -1,6 +1,6 @@
 /**
  * The Cognito hosted UI adapter against a local token endpoint: the URLs it builds and how
- * each kind of token endpoint answer becomes tokens or a DomainError.
+ * each kind of token endpoint answer becomes tokens or a CoreError.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isDomainError } from '../../core/errors.ts';
+import { isCoreError } from '../../core/errors.ts';
 import type { ContainerRuntime, ContainerSpec, DockerTarget } from '../../core/ports.ts';
 import type { TestImages } from '../support/docker.ts';
 
@@ -97,7 +97,7 @@ export function runContainerRuntimeContract({
 
     it('rejects an unknown image with an error naming it', async () => {
       const e = await errorOf(h.runtime.resolveImage(h.target, images.missing));
-      expect(isDomainError(e)).toBe(true);
+      expect(isCoreError(e)).toBe(true);
       expect(e.code).toBe('image_not_found');
       expect(e.message).toContain(
         `image ${images.missing} not found on node and could not be pulled`,

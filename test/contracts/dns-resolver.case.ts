@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isDomainError } from '../../core/errors.ts';
+import { isCoreError } from '../../core/errors.ts';
 import type { DnsResolver } from '../../core/ports.ts';
 
 /** A resolver under test and the hands to change what its DNS server answers. */
@@ -72,7 +72,7 @@ export function runDnsResolverContract({ make }: { make: () => Promise<DnsHarnes
         () => null,
         (e: unknown) => e,
       );
-      expect(isDomainError(error) && error.code).toBe('dns_unavailable');
+      expect(isCoreError(error) && error.code).toBe('dns_unavailable');
       expect(Date.now() - started).toBeLessThan(10_000);
       await h.up();
       await h.setTxt(host, 'back');

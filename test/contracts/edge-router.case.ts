@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isDomainError } from '../../core/errors.ts';
+import { isCoreError } from '../../core/errors.ts';
 import type { EdgeRouter, RouteSpec } from '../../core/ports.ts';
 
 /** A route with sensible defaults; each test overrides what it is about. */
@@ -101,7 +101,7 @@ export function runEdgeRouterContract({ make, makeUnreachable }: EdgeRouterContr
       const edge = await make();
       await edge.put(aRouteSpec());
       const error = await caught(edge.put(aRouteSpec({ upstreams: ['not-a-host-port'] })));
-      expect(isDomainError(error) && error.kind === 'invalid' && error.details).toStrictEqual({
+      expect(isCoreError(error) && error.kind === 'invalid' && error.details).toStrictEqual({
         field: 'upstreams',
       });
       expect(await edge.list()).toStrictEqual([aRouteSpec()]);
@@ -128,7 +128,7 @@ export function runEdgeRouterContract({ make, makeUnreachable }: EdgeRouterContr
         edge.putMany?.([aRouteSpec(), aRouteSpec({ upstreams: ['127.0.0.1:1'] })]) ??
           Promise.resolve(),
       );
-      expect(isDomainError(error) && error.kind).toBe('invalid');
+      expect(isCoreError(error) && error.kind).toBe('invalid');
       expect(await edge.list()).toStrictEqual([]);
     });
 
@@ -144,7 +144,7 @@ export function runEdgeRouterContract({ make, makeUnreachable }: EdgeRouterContr
           list: () => edge.list(),
         };
         const error = await caught(calls[method]());
-        expect(isDomainError(error) && error.kind).toBe('unavailable');
+        expect(isCoreError(error) && error.kind).toBe('unavailable');
       },
     );
   });

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RandomIds } from '../../adapters/ids/random.ts';
-import { AlreadyExists, DomainError, NotFound, ReleaseAlreadyInFlight } from '../../core/errors.ts';
+import { AlreadyExists, CoreError, NotFound, ReleaseAlreadyInFlight } from '../../core/errors.ts';
 import type {
   ApiKeyWithHash,
   AuditEvent,
@@ -250,14 +250,14 @@ export async function seedTenant(store: Store): Promise<Tenant> {
 }
 
 /** Expects a rejection with a core error of this code. */
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<DomainError> {
+async function rejectsWith(p: Promise<unknown>, code: string): Promise<CoreError> {
   const e = await p.then(
     () => null,
     (err: unknown) => err,
   );
-  expect(e, `expected an error with code ${code}`).toBeInstanceOf(DomainError);
-  expect((e as DomainError).code).toBe(code);
-  return e as DomainError;
+  expect(e, `expected an error with code ${code}`).toBeInstanceOf(CoreError);
+  expect((e as CoreError).code).toBe(code);
+  return e as CoreError;
 }
 
 // ---------------------------------------------------------------- the contract
@@ -626,7 +626,7 @@ export function runStoreContract({ make }: StoreFixture): void {
         const rejected = results.find((x) => x.status === 'rejected');
         expect(rejected?.reason).toBeInstanceOf(ReleaseAlreadyInFlight);
         const holder = await inA((r) => r.releases.inFlight(a.serviceId, a.environmentId));
-        expect((rejected?.reason as DomainError).details).toEqual({ releaseId: holder?.id });
+        expect((rejected?.reason as CoreError).details).toEqual({ releaseId: holder?.id });
       });
 
       it('transitions by compare-and-set', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { assertHostname, isApex } from '../../../core/domains/hostname.ts';
-import { isDomainError } from '../../../core/errors.ts';
+import { isCoreError } from '../../../core/errors.ts';
 
 const opts = { edgeDomain: 'apps.selfdevop.dev' };
 const refusal = (h: unknown) => {
@@ -8,7 +8,7 @@ const refusal = (h: unknown) => {
     assertHostname(h, opts);
     return null;
   } catch (e) {
-    if (!isDomainError(e)) throw e;
+    if (!isCoreError(e)) throw e;
     return { code: e.code, field: (e.details as { field: string }).field, message: e.message };
   }
 };

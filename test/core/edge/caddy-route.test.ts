@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isDomainError } from '../../../core/errors.ts';
+import { isCoreError } from '../../../core/errors.ts';
 import type { RouteSpec } from '../../../core/ports.ts';
 import {
   assertRouteSpec,
@@ -188,7 +188,7 @@ describe('assertRouteSpec', () => {
     } catch (e) {
       caught = e;
     }
-    expect(isDomainError(caught) && caught.kind === 'invalid' && caught.details).toStrictEqual({
+    expect(isCoreError(caught) && caught.kind === 'invalid' && caught.details).toStrictEqual({
       field,
     });
   });

@@ -8,7 +8,7 @@
 import type { Context, Hono } from 'hono';
 import { deleteCookie, getCookie } from 'hono/cookie';
 import { html } from 'hono/html';
-import { isDomainError } from '../../../../core/errors.ts';
+import { isCoreError } from '../../../../core/errors.ts';
 import type { HostedSignIn, Logger, SignInTokens } from '../../../../core/ports.ts';
 import { ApiFailure, DashboardApi, orgCookie, sessionCookie, type ApiFetch } from '../api.ts';
 import { dashboardCallbackPath, dashboardSignedOutPath } from '../hosted-paths.ts';
@@ -126,7 +126,7 @@ export function registerHostedSignIn(
         return c.redirect(next, 303);
       } catch (e) {
         // Refused or unverifiable: the refresh token is of no more use; sign in afresh.
-        if (!isDomainError(e) && !(e instanceof ApiFailure)) throw e;
+        if (!isCoreError(e) && !(e instanceof ApiFailure)) throw e;
         forgetRefresh(c);
         clearSession(c);
       }
@@ -195,7 +195,7 @@ export function registerHostedSignIn(
     try {
       tokens = await hosted.exchangeCode(q.code, attempt.verifier);
     } catch (e) {
-      if (!isDomainError(e)) throw e;
+      if (!isCoreError(e)) throw e;
       return failed(c, e.kind === 'unavailable' ? 502 : 400, e.message);
     }
     let me: Me;
@@ -248,7 +248,7 @@ export function registerHostedSignIn(
       try {
         await hosted.revoke(refreshToken);
       } catch (e) {
-        if (!isDomainError(e)) throw e;
+        if (!isCoreError(e)) throw e;
         logger.warn(
           { event: 'dashboard.refresh_token_not_revoked', reason: e.message },
           'logout could not revoke the refresh token; it stays valid until it expires',

@@ -1,13 +1,50 @@
+import { globSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
+
+/**
+ * The fast suites: they need nothing outside the test process (no PostgreSQL, Docker,
+ * Caddy, pebble, sshd, browser or listening socket), so `npm run test:unit` runs them
+ * anywhere in seconds. A file that starts needing one of those moves to `integration`.
+ */
+const unit = [
+  'test/core/**/*.test.ts',
+  'test/adapters/*-memory.test.ts',
+  'test/adapters/auth-provider-local-jwt.test.ts',
+  'test/adapters/event-queue-sqs.test.ts',
+  'test/adapters/key-vault-aes-file.test.ts',
+  'test/adapters/key-vault-kms.test.ts',
+  'test/adapters/mailer-ses.test.ts',
+  'test/adapters/metrics-cloudwatch-emf.test.ts',
+  'test/adapters/object-store-local-fs.test.ts',
+  'test/adapters/scheduler-eventbridge.test.ts',
+  'test/cli/manifest.test.ts',
+  'test/cloud/lambda-worker.test.ts',
+  'test/selfhost/config.test.ts',
+];
+/** Core suites that drive the engine against a real PostgreSQL, or Docker and Caddy. */
+const coreIntegration = ['test/core/releases/postgres-store.test.ts', 'test/core/releases/real-deploy.test.ts'];
+// Listed file by file so that `integration` can exclude exactly these (an exclude glob
+// would also drop the core integration suites, and exclusion wins over inclusion).
+const unitFiles = globSync(unit, { cwd: import.meta.dirname }).filter((file) => !coreIntegration.includes(file));
 
 // Integration suites talk to real PostgreSQL, Docker and Caddy; each test file gets its
 // own database, so files run in parallel but a file's tests stay in order.
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    globalSetup: ['test/support/global-setup.ts'],
+    projects: [
+      { extends: true, test: { name: 'unit', include: unitFiles } },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          exclude: ['**/node_modules/**', ...unitFiles],
+          globalSetup: ['test/support/global-setup.ts'],
+        },
+      },
+    ],
   },
 });

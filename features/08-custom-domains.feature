@@ -20,6 +20,7 @@ Feature: Custom domains over HTTPS
     And the response body at "status" is "pending_dns"
     And the response body at "records.0.type" is "TXT"
     And the response body at "records.1.type" is "CNAME"
+    And the response body at "records.1.value" matches "^shop-production-[a-z0-9]+\.localhost$"
     And I remember the response body at "id" as "domainId"
     When I publish the DNS records the response asks for
     And I send a POST request to "/api/domains/{domainId}/verify"

@@ -14,6 +14,11 @@
 #   --project NAME       compose project name (default selfdevop)
 #   --timeout S          seconds to wait for every service to be healthy (default 120)
 #   --no-start           write the install directory only
+# Custom domains (each kept in .env as the variable named; defaults suit a public host):
+#   --acme-ca URL        ACME directory certificates come from (ACME_CA; default Let's Encrypt)
+#   --acme-ca-root FILE  also trust this PEM for the ACME server's HTTPS (copied to trust/)
+#   --dns-servers LIST   resolvers records are checked with, ip[:port],... (DNS_SERVERS; default the system's)
+#   --edge-ipv4 LIST     the edge's public IPv4 addresses, for apex A records (EDGE_IPV4)
 # Image references come from SELFDEVOP_IMAGE, POSTGRES_IMAGE, CADDY_IMAGE when set.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,6 +27,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 SDO_DIR=${SELFDEVOP_DIR:-/opt/selfdevop}
 images="" offline=0 domain="" edge_domain="" bind="" http_port="" https_port="" project="" timeout=120 start=1
+acme_ca="" acme_ca_root="" dns_servers="" edge_ipv4=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) SDO_DIR=${2:?}; shift ;;
@@ -35,7 +41,11 @@ while [ $# -gt 0 ]; do
     --project) project=${2:?}; shift ;;
     --timeout) timeout=${2:?}; shift ;;
     --no-start) start=0 ;;
-    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+    --acme-ca) acme_ca=${2:?}; shift ;;
+    --acme-ca-root) acme_ca_root=${2:?}; shift ;;
+    --dns-servers) dns_servers=${2:?}; shift ;;
+    --edge-ipv4) edge_ipv4=${2:?}; shift ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) sdo_die "unknown option $1 (see --help)" ;;
   esac
   shift
@@ -97,6 +107,15 @@ for var in SELFDEVOP_IMAGE POSTGRES_IMAGE CADDY_IMAGE SELFDEVOP_VERSION; do
   if [ -n "${!var:-}" ]; then sdo_env_set "$var" "${!var}"; fi
 done
 [ $offline = 1 ] && sdo_env_set PULL_POLICY never
+[ -n "$acme_ca" ] && sdo_env_set ACME_CA "$acme_ca"
+[ -n "$dns_servers" ] && sdo_env_set DNS_SERVERS "$dns_servers"
+[ -n "$edge_ipv4" ] && sdo_env_set EDGE_IPV4 "$edge_ipv4"
+# Caddy trusts every PEM here, besides the system's roots, when it talks to the ACME server.
+mkdir -p "$SDO_DIR/trust" && chmod 755 "$SDO_DIR/trust"
+if [ -n "$acme_ca_root" ]; then
+  grep -q 'BEGIN CERTIFICATE' "$acme_ca_root" 2>/dev/null || sdo_die "--acme-ca-root $acme_ca_root is not a PEM certificate file"
+  install -m 0644 "$acme_ca_root" "$SDO_DIR/trust/acme-ca-root.pem"
+fi
 
 # The stack definition: replaced on every run (that is how upgrade.sh ships a new one).
 # bin/ keeps the scripts with their own copy of it, so the install directory is self-contained.

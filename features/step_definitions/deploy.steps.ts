@@ -155,3 +155,10 @@ Then(
     assert.deepEqual({ status: res.status, body: res.text.trim() }, { status: 200, body });
   },
 );
+
+Given(
+  'I remember the id of service {string} as {string}',
+  function (this: AcceptanceWorld, name: string, as: string) {
+    this.values.set(as, service(name).id);
+  },
+);

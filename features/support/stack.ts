@@ -162,7 +162,7 @@ export class Install {
 
   /** Runs install.sh (from the repo, or the copy in the install's bin/) with the local images. */
   async install(
-    options: { fromBin?: boolean; timeoutS?: number; images?: string } = {},
+    options: { fromBin?: boolean; timeoutS?: number; images?: string; args?: string[] } = {},
   ): Promise<RunResult> {
     const script = options.fromBin
       ? path.join(this.dir, 'bin', 'install.sh')
@@ -185,6 +185,7 @@ export class Install {
         '--timeout',
         String(options.timeoutS ?? 90),
         ...(options.images ? ['--images', options.images] : []),
+        ...(options.args ?? []),
       ],
       {
         env: {

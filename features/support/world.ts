@@ -4,6 +4,7 @@
  * created), the World what one scenario remembers (the last response, named values).
  */
 import { setWorldConstructor, World, type IWorldOptions } from '@cucumber/cucumber';
+import type { TestAcme } from './acme.ts';
 import type { HttpResponse, Install } from './stack.ts';
 
 export interface Owner {
@@ -16,6 +17,8 @@ export interface Owner {
 export const suite: {
   primary: Install | null;
   others: Install[];
+  /** The primary install's ACME CA and DNS server; null where pebble is not installed. */
+  acme: TestAcme | null;
   owner: Owner | null;
   nodeRegistered: boolean;
   services: Map<string, { id: string; host: string }>;
@@ -24,6 +27,7 @@ export const suite: {
 } = {
   primary: null,
   others: [],
+  acme: null,
   owner: null,
   nodeRegistered: false,
   services: new Map(),

@@ -104,7 +104,7 @@ function postJson(url: string, body: unknown): Promise<number> {
 }
 
 export interface ChallTestSrv {
-  /** `127.0.0.1:<port>`, for a DnsResolver's servers. */
+  /** `<host>:<port>`, for a DnsResolver's servers. */
   dnsAddress: string;
   setTxt(host: string, value: string): Promise<void>;
   clearTxt(host: string): Promise<void>;
@@ -119,11 +119,15 @@ export interface ChallTestSrv {
 
 const fqdn = (host: string) => (host.endsWith('.') ? host : `${host}.`);
 
-/** pebble-challtestsrv on free loopback ports: DNS only (no challenge responders). */
-export async function startChallTestSrv(): Promise<ChallTestSrv> {
+/**
+ * pebble-challtestsrv on free ports: DNS only (no challenge responders). On loopback unless
+ * `host` names another address of this machine (containers cannot reach the host's loopback).
+ */
+export async function startChallTestSrv(options: { host?: string } = {}): Promise<ChallTestSrv> {
+  const host = options.host ?? '127.0.0.1';
   const dnsPort = await freePort();
   const mgmtPort = await freePort();
-  const mgmt = `http://127.0.0.1:${mgmtPort}`;
+  const mgmt = `http://${host}:${mgmtPort}`;
   let daemon: Daemon | null = null;
   const start = async () => {
     // Idempotent: a second start while running would orphan the first process.
@@ -135,7 +139,7 @@ export async function startChallTestSrv(): Promise<ChallTestSrv> {
       '-defaultIPv6',
       '',
       '-dns01',
-      `127.0.0.1:${dnsPort}`,
+      `${host}:${dnsPort}`,
       '-http01',
       '',
       '-https01',
@@ -143,9 +147,9 @@ export async function startChallTestSrv(): Promise<ChallTestSrv> {
       '-tlsalpn01',
       '',
       '-management',
-      `127.0.0.1:${mgmtPort}`,
+      `${host}:${mgmtPort}`,
     ]);
-    await waitFor('pebble-challtestsrv', () => canConnect('127.0.0.1', mgmtPort, 200), daemon);
+    await waitFor('pebble-challtestsrv', () => canConnect(host, mgmtPort, 200), daemon);
   };
   await start();
   const call = async (path: string, body: unknown) => {
@@ -153,7 +157,7 @@ export async function startChallTestSrv(): Promise<ChallTestSrv> {
     if (status !== 200) throw new Error(`pebble-challtestsrv ${path} answered ${status}`);
   };
   return {
-    dnsAddress: `127.0.0.1:${dnsPort}`,
+    dnsAddress: `${host}:${dnsPort}`,
     setTxt: (host, value) => call('/set-txt', { host: fqdn(host), value }),
     clearTxt: (host) => call('/clear-txt', { host: fqdn(host) }),
     setCname: (host, target) => call('/set-cname', { host: fqdn(host), target: fqdn(target) }),
@@ -178,11 +182,17 @@ export interface TestPebble {
   stop(): Promise<void>;
 }
 
-/** pebble on free loopback ports, validating HTTP-01 on `httpPort` and resolving through `dnsAddress`. */
+/**
+ * pebble on free ports of `host` (loopback by default), validating HTTP-01 on `httpPort` and
+ * TLS-ALPN-01 on `tlsPort` (a free port when absent), resolving through `dnsAddress`.
+ */
 export async function startPebble(options: {
   dnsAddress: string;
   httpPort: number;
+  tlsPort?: number;
+  host?: string;
 }): Promise<TestPebble> {
+  const host = options.host ?? '127.0.0.1';
   const dir = await mkdtemp(join(tmpdir(), 'sdo-pebble-'));
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
@@ -201,18 +211,18 @@ export async function startPebble(options: {
     '-subj',
     '/CN=localhost',
     '-addext',
-    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    `subjectAltName=DNS:localhost,IP:127.0.0.1${host === '127.0.0.1' ? '' : `,IP:${host}`}`,
   ]);
   const port = await freePort();
   const mgmtPort = await freePort();
   const config = {
     pebble: {
-      listenAddress: `127.0.0.1:${port}`,
-      managementListenAddress: `127.0.0.1:${mgmtPort}`,
+      listenAddress: `${host}:${port}`,
+      managementListenAddress: `${host}:${mgmtPort}`,
       certificate: certFile,
       privateKey: keyFile,
       httpPort: options.httpPort,
-      tlsPort: await freePort(),
+      tlsPort: options.tlsPort ?? (await freePort()),
       ocspResponderURL: '',
       externalAccountBindingRequired: false,
     },
@@ -224,7 +234,7 @@ export async function startPebble(options: {
     PEBBLE_VA_NOSLEEP: '1',
     PEBBLE_WFE_NONCEREJECT: '0',
   });
-  const directoryUrl = `https://127.0.0.1:${port}/dir`;
+  const directoryUrl = `https://${host}:${port}/dir`;
   const answers = () =>
     new Promise<boolean>((resolve) => {
       const req = https.get(directoryUrl, { rejectUnauthorized: false, timeout: 1000 }, (res) => {
@@ -243,7 +253,7 @@ export async function startPebble(options: {
       new Promise<string>((resolve, reject) => {
         https
           .get(
-            `https://127.0.0.1:${mgmtPort}/roots/0`,
+            `https://${host}:${mgmtPort}/roots/0`,
             { rejectUnauthorized: false, timeout: 5000 },
             (res) => {
               let text = '';

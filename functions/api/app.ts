@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { DomainError, InvalidInput, NotFound } from '../../core/errors.ts';
 import { authenticate } from '../../core/use-cases/auth.ts';
 import type { Principal } from '../../core/use-cases/deps.ts';
-import type { ApiDeps } from './deps.ts';
+import type { ApiDeps } from '../../core/system.ts';
 import { describeZodError, errorBody, respondWithError } from './errors.ts';
 import type { RouteDef } from './route.ts';
 import { accountRoutes } from './routes/accounts.ts';

@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cognitoUserId, fromCloud, fromIdentityRepo } from '../../adapters/modes/cloud.ts';
-import { CloudConfigError, fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
+import { CloudConfigError, fromCloudDatabaseEnv, fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
 import { databaseUrlFromSecret, readSecretFromExtension } from '../../adapters/modes/cloud-secrets.ts';
 import { createApiHandler } from '../../functions/lambda/api-handler.ts';
 import { runMigrations } from '../../functions/lambda/migrate.ts';
@@ -153,15 +153,16 @@ describe('migrate Lambda and the cloud composition root', () => {
   afterAll(async () => db?.drop());
 
   it('applies the migrations once, from DATABASE_URL or from the RDS secret', async () => {
-    const first = await runMigrations({ DATABASE_URL: db.url });
+    const first = await runMigrations(fromCloudDatabaseEnv({ DATABASE_URL: db.url }));
     expect(first.applied.length).toBeGreaterThan(0);
     const u = new URL(db.url);
     const secret = JSON.stringify({ username: u.username, password: 'unused', host: u.hostname, port: Number(u.port), dbname: u.pathname.slice(1) });
     // The secret path builds an sslmode=require URL; the local server has no TLS, so
     // only the URL it would connect to is checked here.
     expect(databaseUrlFromSecret(secret)).toContain(`@${u.hostname}:${u.port}${u.pathname}?sslmode=require`);
-    expect(await runMigrations({ DATABASE_URL: db.url })).toEqual({ applied: [] });
-    await expect(runMigrations({})).rejects.toThrow('DATABASE_URL or DATABASE_SECRET_ARN is required');
+    expect(await runMigrations(fromCloudDatabaseEnv({ DATABASE_URL: db.url }))).toEqual({ applied: [] });
+    expect(() => fromCloudDatabaseEnv({})).toThrow('DATABASE_URL: is required (or DATABASE_SECRET_ARN)');
+    expect(() => fromCloudDatabaseEnv({ DATABASE_URL: 'mysql://x' })).toThrow(CloudConfigError);
   });
 
   it('wires every port from the configuration without calling AWS', async () => {

@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SelfhostSettings } from '../../adapters/modes/selfhost.ts';
+import type { SelfhostTestSettings } from './selfhost-config.ts';
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'crash-worker.ts');
 const selfhostWorkerScript = join(dirname(fileURLToPath(import.meta.url)), '../../functions/selfhost/worker.ts');
@@ -20,7 +20,7 @@ export const workerEnv = {
 } as const;
 
 /** What the worker process is built from: the self-hosted settings, as JSON. */
-export type WorkerSettings = Omit<SelfhostSettings, 'logDestination'>;
+export type WorkerSettings = Omit<SelfhostTestSettings, 'logDestination'>;
 
 /**
  * The operation a crash worker dies at. `queue.send` takes an optional `:<queue>` and

@@ -6,7 +6,7 @@ import { isTerminal } from '../../../core/release/state-machine.ts';
 import * as s from '../../../core/schemas.ts';
 import { createDeployJob, getDeployJob, listDeployJobs } from '../../../core/use-cases/deploy-jobs.ts';
 import type { Principal } from '../../../core/use-cases/deps.ts';
-import type { ApiDeps } from '../deps.ts';
+import type { ApiDeps } from '../../../core/system.ts';
 import { route } from '../route.ts';
 
 const releaseFilter = s.pageQuery.extend({ serviceId: s.id.optional(), environmentId: s.id.optional() });

@@ -30,6 +30,8 @@ describe('cloud configuration', () => {
       ...env,
       QUEUE_NAME_PREFIX: 'selfdevop-',
       SCHEDULE_GROUP: 'selfdevop',
+      SCHEDULE_RULE_PREFIX: 'selfdevop-',
+      PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: '2773',
       SIGNUP_MODE: 'closed',
       DB_POOL_MAX: 2,
       LOG_LEVEL: 'info',
@@ -39,14 +41,14 @@ describe('cloud configuration', () => {
   it('names every bad or missing variable', () => {
     const error = (() => {
       try {
-        fromCloudEnv({ ...env, AWS_REGION: 'mars', COGNITO_USER_POOL_ID: undefined, OBJECTS_BUCKET: 'Bad_Bucket', SCHEDULER_ROLE_ARN: 'x', MAIL_FROM: 'a, b' });
+        fromCloudEnv({ ...env, AWS_REGION: 'mars', COGNITO_USER_POOL_ID: undefined, OBJECTS_BUCKET: 'Bad_Bucket', SCHEDULER_ROLE_ARN: 'x', MAIL_FROM: 'a, b', SCHEDULE_RULE_PREFIX: 'a rule/' });
       } catch (e) {
         return e as Error;
       }
       return null;
     })();
     expect(error).toBeInstanceOf(CloudConfigError);
-    for (const name of ['AWS_REGION', 'COGNITO_USER_POOL_ID', 'OBJECTS_BUCKET', 'SCHEDULER_ROLE_ARN', 'MAIL_FROM']) expect(error?.message).toContain(`  ${name}: `);
+    for (const name of ['AWS_REGION', 'COGNITO_USER_POOL_ID', 'OBJECTS_BUCKET', 'SCHEDULER_ROLE_ARN', 'MAIL_FROM', 'SCHEDULE_RULE_PREFIX']) expect(error?.message).toContain(`  ${name}: `);
     expect(error?.message).not.toContain('EDGE_DOMAIN');
   });
 

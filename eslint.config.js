@@ -108,9 +108,6 @@ const importBoundaries = [
   ...[...new Set(Object.values(sdkOwners).flat())].map((file) =>
     zone('adapters', adapterPatterns, depthOf(file), { files: [file], allow: ownedBy(file) }),
   ),
-  // Temporary: these two still import ApiDeps and the dashboard paths from functions/; the
-  // wiring change removes both imports, and this override goes with them.
-  importRules({ files: ['adapters/modes/cloud.ts', 'adapters/modes/selfhost.ts'] }),
 ];
 
 export default tseslint.config(

@@ -34,7 +34,7 @@ async function serveAuthed(): Promise<Ready> {
   const { createTestDatabase } = await import('../test/support/db.ts');
   const { migrate } = await import('../adapters/db/migrator.ts');
   const { ensureKeyFile } = await import('../adapters/vault/aes-file.ts');
-  const { fromSelfhost } = await import('../adapters/modes/selfhost.ts');
+  const { fromSelfhostSettings } = await import('../test/support/selfhost-config.ts');
   const { serveApi } = await import('../functions/selfhost/server.ts');
   const db = await createTestDatabase('bench');
   process.on('disconnect', () => void db.drop().finally(() => process.exit(0)));
@@ -42,7 +42,7 @@ async function serveAuthed(): Promise<Ready> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-bench-'));
   const keyFile = path.join(dir, 'key');
   await ensureKeyFile(keyFile);
-  const system = await fromSelfhost({
+  const system = await fromSelfhostSettings({
     databaseUrl: db.url,
     jwtSecret: randomBytes(32).toString('base64url'),
     encryptionKeyFile: keyFile,

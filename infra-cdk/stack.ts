@@ -28,7 +28,8 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Trigger } from 'aws-cdk-lib/triggers';
 import type { Construct } from 'constructs';
-import { dashboardCallbackPath, dashboardSignedOutPath } from '../functions/api/dashboard/hosted-paths.ts';
+import { scheduledJobsQueue, workerQueueNames } from '../core/queues.ts';
+import { dashboardCallbackPath, dashboardSignedOutPath } from '../core/system.ts';
 
 export type LambdaName = 'api' | 'worker' | 'schedule' | 'migrate' | 'cognito-tokens';
 
@@ -68,16 +69,11 @@ export function checkAuthDomainPrefix(prefix: string | undefined): string {
   return prefix;
 }
 
-/** The logical queues the functions use; each becomes a FIFO queue, its FIFO DLQ and a delay queue. */
-export const cloudQueues = [
-  'release-steps',
-  'release-retire',
-  'release-rollbacks',
-  'scheduled-jobs',
-  'domain-checks',
-  'webhook-events',
-  'webhook-deliveries',
-] as const;
+/**
+ * The logical queues the functions use, from the workers' table (core/queues.ts): each
+ * becomes a FIFO queue, its FIFO DLQ and a delay queue, with a mapping to the worker.
+ */
+export const cloudQueues = [...workerQueueNames, scheduledJobsQueue] as const;
 
 /** The worker's time limit; queue visibility is six times it, as AWS advises for SQS sources. */
 export const workerTimeoutSeconds = 120;

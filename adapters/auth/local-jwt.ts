@@ -42,7 +42,7 @@ function headerAlg(token: string): string {
  * Self-hosted auth: bcrypt password hashes and HS256 session JWTs signed with JWT_SECRET
  * (iss `selfdevop`, aud `selfdevop-api`, sub = user id).
  *
- * @example new LocalJwtAuth({ jwtSecret: process.env.JWT_SECRET ?? '' })
+ * @example new LocalJwtAuth({ jwtSecret: config.JWT_SECRET })
  */
 export class LocalJwtAuth implements AuthProvider {
   readonly ttlSeconds: number;

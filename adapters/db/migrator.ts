@@ -106,7 +106,7 @@ async function readApplied(db: SqlClient): Promise<AppliedMigration[] | null> {
 /**
  * Applies pending migrations to the database at url and returns what it applied ([] when
  * up to date). Throws MigrationsOutOfStep when the database is ahead or has diverged.
- * @example await migrate(process.env.DATABASE_URL!)
+ * @example await migrate(config.DATABASE_URL)
  */
 export async function migrate(
   url: string,

@@ -133,7 +133,7 @@ const toSqlResult = <R>(r: pg.QueryResult): SqlResult<R> => ({
 /**
  * A pool for DATABASE_URL. By default every new connection runs `SET ROLE selfdevop_app`
  * before it is handed out, so the application is always subject to row-level security.
- * @example const db = fromDatabaseUrl(process.env.DATABASE_URL!);
+ * @example const db = fromDatabaseUrl(config.DATABASE_URL);
  */
 export function fromDatabaseUrl(url: string, options: PoolOptions = {}): Database {
   const appRole = options.appRole === undefined ? defaultAppRole : options.appRole;

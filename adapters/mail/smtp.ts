@@ -25,7 +25,7 @@ function redact(url: URL): string {
  * Self-hosted Mailer: plain-text mail over SMTP with nodemailer, one connection per message
  * (mail is rare: release and domain notifications).
  *
- * @example new SmtpMailer({ url: process.env.SMTP_URL ?? '', from: process.env.MAIL_FROM ?? '' })
+ * @example new SmtpMailer({ url: config.SMTP_URL, from: config.MAIL_FROM })
  */
 export class SmtpMailer implements Mailer {
   readonly from: string;

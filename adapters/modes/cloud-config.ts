@@ -24,6 +24,38 @@ const dashboardUrl = z
   }, 'must be an https:// origin such as https://console.example.com (http:// only for localhost), with no path')
   .transform((v) => new URL(v).origin);
 
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
+
+/** Where the database is, and how its secret is read: every function needs these. */
+const database = {
+  /** Either DATABASE_URL, or the RDS secret's ARN (read through the Parameters and Secrets extension). */
+  DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  DATABASE_SECRET_ARN: z.string().startsWith('arn:aws', 'must be a Secrets Manager secret ARN').optional(),
+  /** Set by Lambda: the Parameters and Secrets extension's port, and the token it checks. */
+  PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: z.string().regex(/^\d{1,5}$/, 'must be a port number').default('2773'),
+  AWS_SESSION_TOKEN: z.string().optional(),
+  LOG_LEVEL: logLevel,
+};
+
+const databaseGiven = {
+  check: (c: { DATABASE_URL?: string; DATABASE_SECRET_ARN?: string }) => c.DATABASE_URL !== undefined || c.DATABASE_SECRET_ARN !== undefined,
+  issue: { path: ['DATABASE_URL'], message: 'is required (or DATABASE_SECRET_ARN)' },
+};
+
+/**
+ * What the functions that only touch the database read (migrate, cognito-tokens): their
+ * stack gives them no more, so the full schema would refuse them.
+ */
+const databaseSchema = z
+  .object({
+    ...database,
+    /** Where the SQL files are in the migrate bundle; the repository's migrations/ unless set. */
+    MIGRATIONS_DIR: z.string().min(1).optional(),
+  })
+  .refine(databaseGiven.check, databaseGiven.issue);
+
+export type CloudDatabaseConfig = z.infer<typeof databaseSchema>;
+
 /**
  * Every setting the cloud mode reads (the stack sets them on each function), validated
  * once per container. A bad or missing value stops the function with a message naming it.
@@ -31,9 +63,7 @@ const dashboardUrl = z
 const schema = z
   .object({
     AWS_REGION: region,
-    /** Either DATABASE_URL, or the RDS secret's ARN (read through the Parameters and Secrets extension). */
-    DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
-    DATABASE_SECRET_ARN: z.string().startsWith('arn:aws', 'must be a Secrets Manager secret ARN').optional(),
+    ...database,
     DB_POOL_MAX: z.coerce.number().int().min(1).max(20).default(2),
     COGNITO_REGION: region.optional(),
     COGNITO_USER_POOL_ID: z.string().regex(/^[\w-]+_[0-9a-zA-Z]+$/, 'must look like eu-west-1_AbC123'),
@@ -68,14 +98,12 @@ const schema = z
     DNS_SERVERS: z.string().regex(/^[0-9a-fA-F:.[\]]+(,[0-9a-fA-F:.[\]]+)*$/, 'must be comma-separated ip[:port]').optional(),
     /** Days the queue's idempotency keys are kept in PostgreSQL (SQS itself forgets after 5 minutes); as long as dead-lettered messages by default. */
     IDEMPOTENCY_RETENTION_DAYS: z.coerce.number().int('must be a whole number of days').min(1, 'must be at least 1').max(3650).default(14),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** The schedule function: EventBridge rules are named `<prefix><job>`. */
+    SCHEDULE_RULE_PREFIX: z.string().regex(/^[\w.-]*$/, 'may contain only letters, digits, ., - and _').default('selfdevop-'),
     MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(6 * 1024 * 1024).default(256 * 1024),
     VERSION: z.string().min(1).default('cloud'),
   })
-  .refine((c) => c.DATABASE_URL !== undefined || c.DATABASE_SECRET_ARN !== undefined, {
-    path: ['DATABASE_URL'],
-    message: 'is required (or DATABASE_SECRET_ARN)',
-  });
+  .refine(databaseGiven.check, databaseGiven.issue);
 
 export type CloudConfig = z.infer<typeof schema>;
 
@@ -83,6 +111,15 @@ export class CloudConfigError extends Error {}
 
 /** Reads and validates the cloud configuration; throws CloudConfigError naming each bad variable. */
 export function fromCloudEnv(env: Record<string, string | undefined> = process.env): CloudConfig {
+  return parse(schema, env);
+}
+
+/** The database settings alone, for the migrate and cognito-tokens functions; throws CloudConfigError naming each bad variable. */
+export function fromCloudDatabaseEnv(env: Record<string, string | undefined> = process.env): CloudDatabaseConfig {
+  return parse(databaseSchema, env);
+}
+
+function parse<T>(schema: z.ZodType<T>, env: Record<string, string | undefined>): T {
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = schema.safeParse(present);
   if (!parsed.success) {

@@ -32,11 +32,15 @@ export function databaseUrlFromSecret(secretString: string): string {
 /**
  * Reads a secret through the AWS Parameters and Secrets Lambda extension, which listens on
  * localhost inside the function's sandbox and caches secrets, so no SDK is loaded for it.
+ * `extension` is the validated configuration (cloud-config.ts), which holds both variables.
  */
-export async function readSecretFromExtension(arn: string, env: Record<string, string | undefined> = process.env): Promise<string> {
-  const port = env.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT ?? '2773';
+export async function readSecretFromExtension(
+  arn: string,
+  extension: { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT?: string; AWS_SESSION_TOKEN?: string },
+): Promise<string> {
+  const port = extension.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT ?? '2773';
   const res = await fetch(`http://localhost:${port}/secretsmanager/get?secretId=${encodeURIComponent(arn)}`, {
-    headers: { 'X-Aws-Parameters-Secrets-Token': env.AWS_SESSION_TOKEN ?? '' },
+    headers: { 'X-Aws-Parameters-Secrets-Token': extension.AWS_SESSION_TOKEN ?? '' },
   });
   if (!res.ok) throw new SecretUnreadable(`DATABASE_SECRET_ARN: the secrets extension answered ${res.status} for ${arn}`);
   const body = (await res.json()) as { SecretString?: string };

@@ -3,16 +3,11 @@
  * Cognito, EventBridge Scheduler) beside the same PostgreSQL store the self-hosted mode
  * uses (RDS here). Plain TypeScript, no decisions: each Lambda builds it once per container.
  */
-import { AskGate } from '../../core/domains/ask-gate.ts';
-import { defaultDomainConfig, type DomainConfig, type DomainDeps } from '../../core/domains/deps.ts';
-import { NegativeCachingResolver } from '../../core/domains/dns-cache.ts';
-import { RateLimiter } from '../../core/rate-limit.ts';
+import type { DomainDeps } from '../../core/domains/deps.ts';
 import type { ContainerRuntime, HttpSender, Logger } from '../../core/ports.ts';
-import { defaultReleaseConfig, type ReleaseDeps } from '../../core/releases/deps.ts';
+import type { ReleaseDeps } from '../../core/releases/deps.ts';
+import { dashboardCallbackPath, dashboardSignedOutPath, wireSystem, type ApiDeps } from '../../core/system.ts';
 import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
-import { queueEventPublisher } from '../../core/webhooks/events.ts';
-import type { ApiDeps } from '../../functions/api/deps.ts';
-import { dashboardCallbackPath, dashboardSignedOutPath } from '../../functions/api/dashboard/hosted-paths.ts';
 import { CognitoAuth } from '../auth/cognito.ts';
 import { CognitoHostedUi } from '../auth/cognito-hosted-ui.ts';
 import { SystemClock } from '../clock/system.ts';
@@ -78,13 +73,14 @@ export interface CloudOverrides {
 
 /**
  * Builds the cloud system from validated configuration.
- * @example const system = await fromCloud(fromCloudEnv(process.env))
+ * @example const system = await fromCloud(fromCloudEnv())
  */
 export async function fromCloud(config: CloudConfig, overrides: CloudOverrides = {}): Promise<CloudSystem> {
   const logger = fromPino({ level: config.LOG_LEVEL, destination: overrides.logDestination });
   const clock = new SystemClock();
   const databaseUrl =
-    config.DATABASE_URL ?? databaseUrlFromSecret(await (overrides.readSecret ?? readSecretFromExtension)(config.DATABASE_SECRET_ARN ?? ''));
+    config.DATABASE_URL ??
+    databaseUrlFromSecret(await (overrides.readSecret ?? ((arn) => readSecretFromExtension(arn, config)))(config.DATABASE_SECRET_ARN ?? ''));
   const db = fromDatabaseUrl(databaseUrl, {
     max: config.DB_POOL_MAX,
     onIdleError: (e) => logger.warn({ err: e.message }, 'database connection lost; the pool reconnects'),
@@ -117,82 +113,44 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     callbackUrl: `${config.DASHBOARD_URL}${dashboardCallbackPath}`,
     signedOutUrl: `${config.DASHBOARD_URL}${dashboardSignedOutPath}`,
   });
-  const ids = new RandomIds();
-  const release: ReleaseDeps = {
-    store,
-    runtime: overrides.runtime ?? new NoEngineRuntime(),
-    edge: new CaddyEdgeRouter({
-      adminUrl: config.CADDY_ADMIN_URL,
-      server: 'selfdevop',
-      tlsAddress: config.EDGE_TLS_ADDRESS ?? `${new URL(config.CADDY_ADMIN_URL).hostname}:443`,
-    }),
-    queue,
-    vault,
-    probe: new HttpHealthProbe(),
-    clock,
-    ids,
-    logger: logger.child({ component: 'release' }),
-    config: { ...defaultReleaseConfig, edgeDomain: config.EDGE_DOMAIN },
-    events: queueEventPublisher(queue),
-  };
-  const webhooks: WebhookDeps = {
-    store,
-    queue,
-    vault,
-    // Hosts are checked when a webhook is made (allowPrivateWebhooks stays off) and again at
-    // each delivery, against the address actually resolved: a name may be re-pointed later.
-    http: overrides.webhookSender ?? new NodeHttpSender({ refusePrivateAddresses: true }),
-    clock,
-    logger: logger.child({ component: 'webhooks' }),
-    config: { deliveryTimeoutMs: 10_000, maxDeliveryAttempts: 8 },
-  };
-  const dnsResolver = new NodeDnsResolver({ servers: config.DNS_SERVERS?.split(',') });
-  const domainConfig: DomainConfig = {
-    ...defaultDomainConfig,
-    edgeDomain: config.EDGE_DOMAIN,
-    edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
-  };
-  const domains: DomainDeps = {
-    store,
-    // Per container: each Lambda instance caches its own misses, briefly.
-    dns: new NegativeCachingResolver(dnsResolver, clock, domainConfig.negativeCacheSeconds),
-    dnsFresh: dnsResolver,
-    edge: release.edge,
-    queue,
-    clock,
-    ids,
-    logger: logger.child({ component: 'domains' }),
-    config: domainConfig,
-    events: release.events,
-  };
-  // Per container, like the login limits: Caddy's asks for one host land on few instances.
-  const askGate = new AskGate(clock, {
-    perHostPerHour: domainConfig.askPerHostPerHour,
-    baseBackoffSeconds: domainConfig.askBaseBackoffSeconds,
-  });
-  const api: ApiDeps = {
-    store,
-    auth,
-    vault,
-    ids,
-    clock,
-    logger,
-    queue,
-    release,
-    domains: { deps: domains, gate: askGate },
-    // EMF lines beside the log lines: CloudWatch sums every container's, where a /metrics
-    // endpoint would show one container's; so the API answers /metrics with a 404 here.
-    metrics: new EmfMetrics({ destination: overrides.logDestination }),
-    readiness: { objects: () => objects.ping() },
-    loginLimits: {
-      perAccount: new RateLimiter(10, 15 * 60_000, clock),
-      perIp: new RateLimiter(100, 60_000, clock),
+  const system = wireSystem(
+    {
+      store,
+      queue,
+      vault,
+      auth,
+      runtime: overrides.runtime ?? new NoEngineRuntime(),
+      edge: new CaddyEdgeRouter({
+        adminUrl: config.CADDY_ADMIN_URL,
+        server: 'selfdevop',
+        tlsAddress: config.EDGE_TLS_ADDRESS ?? `${new URL(config.CADDY_ADMIN_URL).hostname}:443`,
+      }),
+      probe: new HttpHealthProbe(),
+      dns: new NodeDnsResolver({ servers: config.DNS_SERVERS?.split(',') }),
+      // Hosts are checked when a webhook is made (allowPrivateWebhooks stays off) and again at
+      // each delivery, against the address actually resolved: a name may be re-pointed later.
+      http: overrides.webhookSender ?? new NodeHttpSender({ refusePrivateAddresses: true }),
+      clock,
+      ids: new RandomIds(),
+      logger,
+      // EMF lines beside the log lines: CloudWatch sums every container's, where a /metrics
+      // endpoint would show one container's; so the API answers /metrics with a 404 here.
+      metrics: new EmfMetrics({ destination: overrides.logDestination }),
+      hostedSignIn,
     },
-    // A SaaS must not let tenants make it call into its own network (SSRF).
-    config: { signupMode: config.SIGNUP_MODE, edgeDomain: config.EDGE_DOMAIN, allowPrivateWebhooks: false },
-    api: { maxBodyBytes: config.MAX_BODY_BYTES, version: config.VERSION },
-    hostedSignIn,
-  };
+    {
+      edgeDomain: config.EDGE_DOMAIN,
+      edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
+      signupMode: config.SIGNUP_MODE,
+      maxBodyBytes: config.MAX_BODY_BYTES,
+      version: config.VERSION,
+      loginLimits: { perAccount: 10, perIp: 100 },
+      // A SaaS must not let tenants make it call into its own network (SSRF).
+      allowPrivateWebhooks: false,
+      readiness: { objects: () => objects.ping() },
+    },
+  );
+  const { api, release, domains, webhooks } = system;
   return {
     api,
     release,

@@ -19,6 +19,12 @@ const url = (protocols: string[]) =>
     }
   }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
 
+const domainName = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'must be a lowercase domain name');
+
+const hostPort = z.string().regex(/^.+:\d{1,5}$/, 'must be host:port');
+
 /**
  * Every setting selfdevop reads, from the environment, validated once at start-up. A bad
  * value stops the process with a message that names the variable.
@@ -35,10 +41,7 @@ const schema = z.object({
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   ENCRYPTION_KEY_FILE: z.string().min(1).optional(),
   SIGNUP_MODE: z.enum(['open', 'first-user', 'closed']).default('first-user'),
-  EDGE_DOMAIN: z
-    .string()
-    .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'must be a lowercase domain name')
-    .default('localhost'),
+  EDGE_DOMAIN: domainName.default('localhost'),
   CADDY_ADMIN_URL: url(['http:']).default('http://127.0.0.1:2019'),
   /** The Caddy server selfdevop manages routes in, and where it listens when created. */
   CADDY_SERVER: z.string().regex(/^[a-z0-9_-]+$/, 'must be a simple name').default('selfdevop'),
@@ -49,11 +52,11 @@ const schema = z.object({
    */
   EDGE_UPSTREAMS: z.enum(['dynamic', 'static']).default('dynamic'),
   /** Where the upstream DNS server listens (in the process that runs workers). */
-  EDGE_DNS_LISTEN: z.string().regex(/^.+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:5354'),
+  EDGE_DNS_LISTEN: hostPort.default('127.0.0.1:5354'),
   /** Where Caddy reaches it, when that differs (another container); EDGE_DNS_LISTEN by default. */
-  EDGE_DNS_ADDRESS: z.string().regex(/^.+:\d{1,5}$/, 'must be host:port').optional(),
+  EDGE_DNS_ADDRESS: hostPort.optional(),
   /** Custom domains: where the control plane reaches Caddy's HTTPS port to read certificates. */
-  EDGE_TLS_ADDRESS: z.string().regex(/^.+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:443'),
+  EDGE_TLS_ADDRESS: hostPort.default('127.0.0.1:443'),
   /** Custom domains: the edge's public IPv4 addresses, for apex A records (comma-separated). */
   EDGE_IPV4: z
     .string()
@@ -70,6 +73,16 @@ const schema = z.object({
   /** Run the deploy and domain workers inside the API process (the single-process default). */
   RUN_WORKERS: bool.default(true),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  /** The ssh-agent that reaches nodes added with an ssh:// Docker host and no stored key. */
+  SSH_AUTH_SOCK: z.string().min(1).optional(),
+  /** The worker: the dashboard and API's host name on the edge (HTTPS); any host when absent. */
+  SELFDEVOP_DOMAIN: domainName.optional(),
+  /** The worker: where the edge reaches the control API (the compose `api` service). */
+  CONTROL_UPSTREAM: hostPort.default('api:3000'),
+  /** The worker writes it while the database answers; the healthcheck reads it. */
+  WORKER_HEARTBEAT_FILE: z.string().min(1).default('/run/selfdevop/worker.heartbeat'),
+  /** The healthcheck: which process this container runs. */
+  SELFDEVOP_ROLE: z.enum(['api', 'worker']).default('api'),
 });
 
 export type Config = z.infer<typeof schema>;
@@ -85,4 +98,29 @@ export function fromEnv(env: Record<string, string | undefined> = process.env): 
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   return parsed.data;
+}
+
+/** The settings a process needs that `npm start` fills in itself (embedded database, generated secrets). */
+type Provided = 'DATABASE_URL' | 'JWT_SECRET' | 'ENCRYPTION_KEY_FILE';
+
+/** A configuration with the database and secrets settled: what fromSelfhost builds from. */
+export type SelfhostConfig = Config & Required<Pick<Config, Provided>>;
+
+const hints: Record<Provided, string> = {
+  DATABASE_URL: 'postgres://user:password@host:5432/db',
+  JWT_SECRET: 'the same value the API uses',
+  ENCRYPTION_KEY_FILE: 'the key file the API uses',
+};
+
+/**
+ * For processes that generate nothing (the worker, the migrate job): the named settings
+ * must be given; throws ConfigError naming each missing one.
+ * @example const config = requireSettings(fromEnv(), 'the worker', ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY_FILE'])
+ */
+export function requireSettings<K extends Provided>(config: Config, who: string, names: K[]): Config & Required<Pick<Config, K>> {
+  const missing = names.filter((n) => !config[n]);
+  if (missing.length > 0) {
+    throw new ConfigError(`invalid configuration:\n${missing.map((n) => `  ${n}: required by ${who} (${hints[n]})`).join('\n')}`);
+  }
+  return config as Config & Required<Pick<Config, K>>;
 }

@@ -1,80 +1,60 @@
 /**
  * The self-hosted composition root: every port wired to its self-hosted adapter, in plain
- * TypeScript (Kamal commander.rb style). Nothing here decides anything; it only connects.
+ * TypeScript (Kamal commander.rb style), from the validated configuration alone. Nothing
+ * here decides anything; it only connects. The use cases are wired by core/system.ts and
+ * the queues consumed from core/queues.ts, as in cloud mode.
  */
-import { RateLimiter } from '../../core/rate-limit.ts';
-import { TtlCache } from '../../core/ttl-cache.ts';
-import type { ApiKey } from '../../core/models.ts';
+import type { DomainConfig } from '../../core/domains/deps.ts';
 import type { Logger } from '../../core/ports.ts';
-import type { SignupMode } from '../../core/deps.ts';
-import type { ApiDeps } from '../../functions/api/deps.ts';
+import { scheduledJobs, workerHandlers } from '../../core/queues.ts';
+import type { ReleaseConfig, ReleaseDeps } from '../../core/releases/deps.ts';
+import { wireSystem, type ApiDeps } from '../../core/system.ts';
+import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
 import { LocalJwtAuth } from '../auth/local-jwt.ts';
 import { SystemClock } from '../clock/system.ts';
 import { fromDatabaseUrl, toPgBossDb } from '../db/postgres.ts';
-import { RandomIds } from '../ids/random.ts';
-import { fromPino } from '../logger/pino.ts';
-import { PrometheusMetrics } from '../metrics/prometheus.ts';
-import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
-import { PostgresStore } from '../store/postgres.ts';
-import { AesFileKeyVault } from '../vault/aes-file.ts';
+import { NodeDnsResolver } from '../dns/node.ts';
 import { CaddyEdgeRouter } from '../edge/caddy.ts';
 import { startUpstreamDns } from '../edge/upstream-dns.ts';
 import { PostgresUpstreamRegistry } from '../edge/upstreams-postgres.ts';
-// Custom domains (issue 6): DNS polling worker and Caddy on-demand TLS ask gate.
-import { AskGate } from '../../core/domains/ask-gate.ts';
-import { handleDomainCheck } from '../../core/domains/check.ts';
-import { defaultDomainConfig, domainChecksQueue, type DomainConfig, type DomainDeps } from '../../core/domains/deps.ts';
-import { NegativeCachingResolver } from '../../core/domains/dns-cache.ts';
-import { domainSweepCron, domainSweepQueue, domainSweepSchedule, handleDomainSweep } from '../../core/domains/sweep.ts';
-import { NodeDnsResolver } from '../dns/node.ts';
-import { HttpHealthProbe } from '../probe/http.ts';
-import { DockerRuntime } from '../runtime/docker.ts';
-import { defaultReleaseConfig, releaseRetireQueue, releaseStepsQueue, type ReleaseDeps } from '../../core/releases/deps.ts';
-import { handleReleaseRetire, handleReleaseRollback, handleReleaseStep, releaseRollbackQueue } from '../../core/releases/engine.ts';
-import { handleWebhookDelivery, handleWebhookEvent, type WebhookDeps } from '../../core/webhooks/deliver.ts';
-import { queueEventPublisher, webhookDeliveriesQueue, webhookEventsQueue } from '../../core/webhooks/events.ts';
 import { NodeHttpSender } from '../http/node.ts';
+import { RandomIds } from '../ids/random.ts';
+import { fromPino } from '../logger/pino.ts';
+import { PrometheusMetrics } from '../metrics/prometheus.ts';
+import { HttpHealthProbe } from '../probe/http.ts';
+import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
+import { DockerRuntime } from '../runtime/docker.ts';
+import { PostgresStore } from '../store/postgres.ts';
+import { AesFileKeyVault } from '../vault/aes-file.ts';
+import type { SelfhostConfig } from './config.ts';
 
-export interface SelfhostSettings {
-  databaseUrl: string;
-  jwtSecret: string;
-  encryptionKeyFile: string;
-  signupMode: SignupMode;
-  edgeDomain: string;
-  caddyAdminUrl: string;
-  /** The Caddy HTTP server holding selfdevop's routes, and where it listens if it must be created. */
-  caddyServer?: string;
-  edgeHttpListen?: string;
+export interface SelfhostOptions {
   /**
-   * Dynamic upstreams: Caddy reads each route's upstreams from selfdevop's DNS server, so a
-   * deploy never reloads Caddy. `listen` (host:port, port 0 for any) binds the server in
-   * this process; `address` is where Caddy reaches it (the bound address by default), for
-   * processes that do not serve DNS themselves. Without both, routes carry static upstreams.
+   * Which process this is: `worker` (the compose worker) and `all` (`npm start` with
+   * RUN_WORKERS) serve the edge's upstream DNS at EDGE_DNS_LISTEN; `api` only points
+   * Caddy at EDGE_DNS_ADDRESS.
    */
-  edgeDns?: { listen?: string; address?: string; zone?: string; refreshMs?: number };
-  /** Release engine tuning (tests shorten timeouts). */
-  release?: Partial<ReleaseDeps['config']>;
-  /** Custom domains: Caddy's HTTPS listener as the control plane reaches it, to read certificates back. */
-  edgeTlsAddress?: string;
-  /** Custom domains: IPv4 addresses of the edge (apex A records); resolvers to poll (`ip[:port]`, system ones when absent). */
-  edgeIpv4?: string[];
-  dnsServers?: string[];
-  /** Custom-domain worker tuning (tests shorten delays). */
-  domains?: Partial<DomainConfig>;
-  /** Webhook delivery tuning (tests shorten timeouts). */
-  webhooks?: Partial<WebhookDeps['config']>;
-  /** Release steps handled at once by this process's worker. */
-  workerConcurrency?: number;
-  maxBodyBytes: number;
-  dbPoolMax: number;
+  role: 'api' | 'worker' | 'all';
+  /** Shown in /health and the OpenAPI document. */
   version: string;
-  logLevel?: string;
+}
+
+/** What tests change beyond the configuration (tuning, where logs go); production passes none. */
+export interface SelfhostOverrides {
   /** Where JSON log lines go; stdout unless set (tests capture them). */
   logDestination?: { write(line: string): void };
   bcryptCost?: number;
   queue?: Partial<PgBossConfig>;
   /** Login attempts allowed per account per 15 minutes, and per IP per minute. */
   loginLimits?: { perAccount: number; perIp: number };
+  /** Engine tuning (tests shorten timeouts and delays). */
+  release?: Partial<ReleaseConfig>;
+  domains?: Partial<DomainConfig>;
+  webhooks?: Partial<WebhookDeps['config']>;
+  /** Messages handled at once per queue by this process's worker. */
+  workerConcurrency?: number;
+  /** The upstream DNS zone, and how often Caddy re-reads upstreams. */
+  edgeDns?: { zone?: string; refreshMs?: number };
 }
 
 export interface SelfhostSystem {
@@ -84,20 +64,28 @@ export interface SelfhostSystem {
   vault: AesFileKeyVault;
   /** Where Caddy asks for upstreams (host:port), when routes use dynamic upstreams. */
   edgeDnsAddress: string | null;
-  /** Starts consuming the release queues; resolves to a stop that waits for steps in flight. */
+  /** Starts consuming the worker queues and the schedules; resolves to a stop that waits for messages in flight. */
   startWorkers(): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
-export async function fromSelfhost(settings: SelfhostSettings): Promise<SelfhostSystem> {
-  const logger = fromPino({ level: settings.logLevel ?? 'info', destination: settings.logDestination });
+/**
+ * Builds the self-hosted system from validated configuration.
+ * @example const system = await fromSelfhost(requireSettings(fromEnv(), 'the worker', [...]), { role: 'worker', version })
+ */
+export async function fromSelfhost(
+  config: SelfhostConfig,
+  options: SelfhostOptions,
+  overrides: SelfhostOverrides = {},
+): Promise<SelfhostSystem> {
+  const logger = fromPino({ level: config.LOG_LEVEL, destination: overrides.logDestination });
   const clock = new SystemClock();
-  const db = fromDatabaseUrl(settings.databaseUrl, {
-    max: settings.dbPoolMax,
+  const db = fromDatabaseUrl(config.DATABASE_URL, {
+    max: config.DB_POOL_MAX,
     onIdleError: (e) => logger.warn({ err: e.message }, 'database connection lost; the pool reconnects'),
   });
   const store = new PostgresStore(db);
-  const bossDb = toPgBossDb(settings.databaseUrl, { max: 3 });
+  const bossDb = toPgBossDb(config.DATABASE_URL, { max: 3 });
   const queues = await fromPgBoss({
     db: bossDb,
     logger: logger.child({ component: 'queue' }),
@@ -109,117 +97,82 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
     expireInSeconds: 3_600,
     heartbeatSeconds: 15,
     superviseIntervalSeconds: 5,
-    ...settings.queue,
+    ...overrides.queue,
   });
-  const vault = await AesFileKeyVault.fromKeyFiles(settings.encryptionKeyFile);
-  const auth = new LocalJwtAuth({ jwtSecret: settings.jwtSecret, bcryptCost: settings.bcryptCost, clock });
-  const limits = settings.loginLimits ?? { perAccount: 10, perIp: 100 };
-  const ids = new RandomIds();
+  const vault = await AesFileKeyVault.fromKeyFiles(config.ENCRYPTION_KEY_FILE);
   const upstreams = new PostgresUpstreamRegistry(db);
-  const edgeZone = settings.edgeDns?.zone ?? 'upstreams.selfdevop.internal';
-  const edgeDns = settings.edgeDns?.listen
-    ? await startUpstreamDns({ registry: upstreams, zone: edgeZone, ...splitHostPort(settings.edgeDns.listen), logger })
-    : null;
-  const edgeDnsAddress = settings.edgeDns?.address ?? edgeDns?.address ?? null;
-  const release: ReleaseDeps = {
-    store,
-    runtime: new DockerRuntime(),
-    edge: new CaddyEdgeRouter({
-      adminUrl: settings.caddyAdminUrl,
-      server: settings.caddyServer ?? 'selfdevop',
-      listen: { httpListen: settings.edgeHttpListen ?? ':80' },
-      tlsAddress: settings.edgeTlsAddress ?? '127.0.0.1:443',
-      ...(edgeDnsAddress
-        ? {
-            dynamicUpstreams: {
-              registry: upstreams,
-              zone: edgeZone,
-              resolver: edgeDnsAddress,
-              refreshMs: settings.edgeDns?.refreshMs ?? 100,
-            },
-          }
-        : {}),
-    }),
-    queue: queues.queue,
-    vault,
-    probe: new HttpHealthProbe(),
-    clock,
-    ids,
-    logger: logger.child({ component: 'release' }),
-    config: { ...defaultReleaseConfig, edgeDomain: settings.edgeDomain, ...settings.release },
-    events: queueEventPublisher(queues.queue),
-  };
-  const webhooks: WebhookDeps = {
-    store,
-    queue: queues.queue,
-    vault,
-    http: new NodeHttpSender(),
-    clock,
-    logger: logger.child({ component: 'webhooks' }),
-    config: { deliveryTimeoutMs: 10_000, maxDeliveryAttempts: 8, ...settings.webhooks },
-  };
-  const dnsResolver = new NodeDnsResolver({ servers: settings.dnsServers });
-  const domainConfig: DomainConfig = {
-    ...defaultDomainConfig,
-    edgeDomain: settings.edgeDomain,
-    edgeIpv4: settings.edgeIpv4 ?? [],
-    ...settings.domains,
-  };
-  const domains: DomainDeps = {
-    store,
-    dns: new NegativeCachingResolver(dnsResolver, clock, domainConfig.negativeCacheSeconds),
-    dnsFresh: dnsResolver,
-    edge: release.edge,
-    queue: queues.queue,
-    clock,
-    ids,
-    logger: logger.child({ component: 'domains' }),
-    config: domainConfig,
-    events: release.events,
-  };
-  const askGate = new AskGate(clock, {
-    perHostPerHour: domainConfig.askPerHostPerHour,
-    baseBackoffSeconds: domainConfig.askBaseBackoffSeconds,
+  const edgeZone = overrides.edgeDns?.zone ?? 'upstreams.selfdevop.internal';
+  const dynamic = config.EDGE_UPSTREAMS === 'dynamic';
+  const edgeDns =
+    dynamic && options.role !== 'api'
+      ? await startUpstreamDns({ registry: upstreams, zone: edgeZone, ...splitHostPort(config.EDGE_DNS_LISTEN), logger })
+      : null;
+  // Caddy reaches the DNS server at EDGE_DNS_ADDRESS (another container), else where it listens.
+  const edgeDnsAddress = dynamic ? (config.EDGE_DNS_ADDRESS ?? edgeDns?.address ?? config.EDGE_DNS_LISTEN) : null;
+  const edge = new CaddyEdgeRouter({
+    adminUrl: config.CADDY_ADMIN_URL,
+    server: config.CADDY_SERVER,
+    listen: { httpListen: config.EDGE_HTTP_LISTEN },
+    tlsAddress: config.EDGE_TLS_ADDRESS,
+    ...(edgeDnsAddress
+      ? {
+          dynamicUpstreams: {
+            registry: upstreams,
+            zone: edgeZone,
+            resolver: edgeDnsAddress,
+            refreshMs: overrides.edgeDns?.refreshMs ?? 100,
+          },
+        }
+      : {}),
   });
-  const api: ApiDeps = {
-    store,
-    auth,
-    vault,
-    ids,
-    clock,
-    logger,
-    queue: queues.queue,
-    release,
-    domains: { deps: domains, gate: askGate },
-    metrics: new PrometheusMetrics(),
-    apiKeyCache: new TtlCache<ApiKey>({ ttlMs: 5_000, maxEntries: 10_000, clock }),
-    loginLimits: {
-      perAccount: new RateLimiter(limits.perAccount, 15 * 60_000, clock),
-      perIp: new RateLimiter(limits.perIp, 60_000, clock),
+  const system = wireSystem(
+    {
+      store,
+      queue: queues.queue,
+      vault,
+      auth: new LocalJwtAuth({ jwtSecret: config.JWT_SECRET, bcryptCost: overrides.bcryptCost, clock }),
+      runtime: new DockerRuntime({ sshAgent: config.SSH_AUTH_SOCK }),
+      edge,
+      probe: new HttpHealthProbe(),
+      dns: new NodeDnsResolver({ servers: config.DNS_SERVERS?.split(',') }),
+      http: new NodeHttpSender(),
+      clock,
+      ids: new RandomIds(),
+      logger,
+      metrics: new PrometheusMetrics(),
     },
-    config: { signupMode: settings.signupMode, edgeDomain: settings.edgeDomain, allowPrivateWebhooks: true },
-    api: { maxBodyBytes: settings.maxBodyBytes, version: settings.version },
-  };
+    {
+      edgeDomain: config.EDGE_DOMAIN,
+      edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
+      signupMode: config.SIGNUP_MODE,
+      maxBodyBytes: config.MAX_BODY_BYTES,
+      version: options.version,
+      loginLimits: overrides.loginLimits ?? { perAccount: 10, perIp: 100 },
+      // A self-hosted install notifies services on its own network.
+      allowPrivateWebhooks: true,
+      apiKeyCacheMs: 5_000,
+      release: overrides.release,
+      domains: overrides.domains,
+      webhooks: overrides.webhooks,
+    },
+  );
   const stopWorkers: (() => Promise<void>)[] = [];
   return {
-    api,
-    release,
+    api: system.api,
+    release: system.release,
     logger,
     vault,
     async startWorkers() {
-      const concurrency = settings.workerConcurrency ?? 4;
-      const stops = [
-        await queues.queue.consume(releaseStepsQueue, handleReleaseStep(release), { concurrency }),
-        await queues.queue.consume(releaseRetireQueue, handleReleaseRetire(release), { concurrency }),
-        await queues.queue.consume(releaseRollbackQueue, handleReleaseRollback(release), { concurrency }),
-        // Each check schedules the next one itself (delayed message); the sweep every minute
-        // only re-arms chains that stopped (a message lost or given up on).
-        await queues.queue.consume(domainChecksQueue, handleDomainCheck(domains), { concurrency }),
-        await queues.queue.consume(domainSweepQueue, handleDomainSweep(domains)),
-        await queues.queue.consume(webhookEventsQueue, handleWebhookEvent(webhooks), { concurrency }),
-        await queues.queue.consume(webhookDeliveriesQueue, handleWebhookDelivery(webhooks), { concurrency }),
-      ];
-      await queues.scheduler.schedule(domainSweepSchedule, domainSweepCron, domainSweepQueue);
+      const concurrency = overrides.workerConcurrency ?? 4;
+      const stops: (() => Promise<void>)[] = [];
+      for (const [queue, handler] of Object.entries(workerHandlers({ ...system, logger }))) {
+        stops.push(await queues.queue.consume(queue, handler, { concurrency }));
+      }
+      // pg-boss sends each job to a queue named after it; one at a time, so runs never overlap.
+      for (const job of scheduledJobs({ ...system, logger })) {
+        stops.push(await queues.queue.consume(job.name, () => job.run()));
+        await queues.scheduler.schedule(job.name, job.cron, job.name);
+      }
       const stop = async () => {
         await Promise.all(stops.map((s) => s()));
       };

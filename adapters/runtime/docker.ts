@@ -29,8 +29,10 @@ import { onFirstUse } from '../on-first-use.ts';
 export interface DockerRuntimeOptions {
   /** A TCP (or SSH handshake) connect to an engine gives up after this long; default 5000 ms. */
   connectTimeoutMs?: number;
-  /** Extra ssh2 options for ssh:// hosts (e.g. privateKey); by default the agent at SSH_AUTH_SOCK is used. */
+  /** Extra ssh2 options for ssh:// hosts (e.g. privateKey). */
   sshOptions?: Record<string, unknown>;
+  /** The ssh-agent socket for ssh:// hosts without stored credentials (the configuration's SSH_AUTH_SOCK). */
+  sshAgent?: string;
   /** An SSH connection to a node with no request on it for this long is closed; default 30 000 ms. */
   sshIdleTimeoutMs?: number;
   /**
@@ -113,7 +115,7 @@ export function fromDockerTarget(
         port: Number(url.port || 22),
         username: decodeURIComponent(url.username) || 'root',
         sshOptions: {
-          agent: process.env.SSH_AUTH_SOCK,
+          agent: options.sshAgent,
           readyTimeout: connectTimeoutMs,
           // A shared connection that stops answering is noticed and replaced, not waited on.
           keepaliveInterval: 15_000,

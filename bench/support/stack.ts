@@ -7,7 +7,7 @@
 import http from 'node:http';
 import { defaultPgBossConfig, type PgBossConfig } from '../../adapters/queue/pg-boss.ts';
 import { toPgBossDb } from '../../adapters/db/postgres.ts';
-import type { SelfhostSettings } from '../../adapters/modes/selfhost.ts';
+import type { SelfhostTestSettings } from '../../test/support/selfhost-config.ts';
 import { startSelfhostApi } from '../../test/support/api.ts';
 import { startCaddy, type TestCaddy } from '../../test/support/caddy.ts';
 import { createTestDatabase } from '../../test/support/db.ts';
@@ -94,7 +94,7 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T | u
  * Boots the stack. `queue` goes to pg-boss (e.g. pollingIntervalSeconds); unset fields take
  * the shipped defaults, not the test harness's shorter ones.
  */
-export async function startStack(options: { queue: Partial<PgBossConfig>; release?: SelfhostSettings['release'] }): Promise<Stack> {
+export async function startStack(options: { queue: Partial<PgBossConfig>; release?: SelfhostTestSettings['release'] }): Promise<Stack> {
   const cleanups: (() => Promise<unknown>)[] = [];
   let orgId = '';
   // One clean-up however many callers (the watchdog, a signal, the normal end) ask for it.

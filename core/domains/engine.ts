@@ -25,13 +25,7 @@ export { assertHostname, challengeName, isApex } from './hostname.ts';
 export { checkRecords, requiredRecords, type DnsRecord, type DnsVerdict } from './records.ts';
 export { changeRouteHosts } from './route-hosts.ts';
 export { assertDomainMove, canMoveDomain, certificateAllowedStatuses } from './state-machine.ts';
-export {
-  domainSweepCron,
-  domainSweepQueue,
-  domainSweepSchedule,
-  handleDomainSweep,
-  sweepDomains,
-} from './sweep.ts';
+export { domainSweepCron, domainSweepSchedule, sweepDomains } from './sweep.ts';
 export {
   askDomain,
   createDomain,

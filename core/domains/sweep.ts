@@ -1,8 +1,6 @@
-import type { MessageHandler } from '../ports.ts';
 import { domainChecksQueue, type DomainCheckMessage, type DomainDeps } from './deps.ts';
 
-/** Queue the sweep schedule sends to (every minute), and the schedule's name. */
-export const domainSweepQueue = 'domain-sweep';
+/** The sweep's scheduled job (core/queues.ts), every minute. */
 export const domainSweepSchedule = 'domain-sweep';
 export const domainSweepCron = '* * * * *';
 
@@ -45,14 +43,4 @@ export async function sweepDomains(
     });
   }
   return stale.length;
-}
-
-/** The `domain-sweep` queue handler (the schedule's target). */
-export function handleDomainSweep(
-  deps: Pick<DomainDeps, 'store' | 'queue' | 'clock' | 'config' | 'logger'>,
-): MessageHandler {
-  return async () => {
-    const sent = await sweepDomains(deps);
-    if (sent > 0) deps.logger.warn({ domains: sent }, 'domain checks had stopped; re-armed');
-  };
 }

@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { CoreError, InvalidInput, NotFound } from '../../core/errors.ts';
 import { authenticate } from '../../core/auth/use-cases.ts';
 import type { Principal } from '../../core/deps.ts';
-import type { ApiDeps } from './deps.ts';
+import type { ApiDeps } from '../../core/system.ts';
 import { describeZodError, errorBody, respondWithError } from './errors.ts';
 import type { RouteDef } from './route.ts';
 import { apiKeyRoutes } from './routes/api-keys.ts';

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { Principal, RequestContext } from '../../core/deps.ts';
-import type { ApiDeps } from './deps.ts';
+import type { ApiDeps } from '../../core/system.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 

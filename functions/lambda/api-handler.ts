@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { getConnInfo, handle } from 'hono/aws-lambda';
 import { createApiApp } from '../api/app.ts';
-import type { ApiDeps } from '../api/deps.ts';
+import type { ApiDeps } from '../../core/system.ts';
 
 /** The caller's address as API Gateway saw it (requestContext.http.sourceIp). */
 export function lambdaClientIp(c: Context): string | null {

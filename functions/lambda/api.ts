@@ -6,6 +6,6 @@ import { fromCloud } from '../../adapters/modes/cloud.ts';
 import { fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
 import { createApiHandler } from './api-handler.ts';
 
-const system = await fromCloud(fromCloudEnv(process.env));
+const system = await fromCloud(fromCloudEnv());
 
 export const handler = createApiHandler(system.api);

@@ -3,10 +3,11 @@ import { fromCloud } from '../../adapters/modes/cloud.ts';
 import { fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
 import { createScheduleHandler } from './schedule-handler.ts';
 
-const system = await fromCloud(fromCloudEnv(process.env));
+const config = fromCloudEnv();
+const system = await fromCloud(config);
 
 export const handler = createScheduleHandler({
   queue: system.queue,
-  rulePrefix: process.env.SCHEDULE_RULE_PREFIX ?? 'selfdevop-',
+  rulePrefix: config.SCHEDULE_RULE_PREFIX,
   logger: system.logger,
 });

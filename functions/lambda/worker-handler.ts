@@ -1,5 +1,6 @@
 import type { SqsBatchResponse, SqsQueue } from '../../adapters/queue/sqs.ts';
 import type { Logger, MessageHandler } from '../../core/ports.ts';
+import { handleScheduledJob, scheduledJobs, scheduledJobsQueue, workerHandlers, type WorkerSystem } from '../../core/queues.ts';
 import { isSqsEvent, nameOfArn } from './events.ts';
 
 export interface WorkerDeps {
@@ -36,5 +37,16 @@ export function createWorkerHandler(deps: WorkerDeps) {
     if (target.kind === 'delay') return deps.queue.relayDelayed(event.Records);
     const handler = deps.handlers[target.queue] as MessageHandler<unknown>;
     return deps.queue.handleBatch(target.queue, event.Records, handler);
+  };
+}
+
+/**
+ * What the worker Lambda consumes: the worker queues of core/queues.ts, and the
+ * scheduled-jobs queue the schedule Lambda feeds (EventBridge rule `<prefix><job>`).
+ */
+export function sqsWorkerHandlers(system: WorkerSystem): Record<string, MessageHandler<never>> {
+  return {
+    ...workerHandlers(system),
+    [scheduledJobsQueue]: handleScheduledJob(scheduledJobs(system), system.logger) as MessageHandler<never>,
   };
 }

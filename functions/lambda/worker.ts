@@ -1,15 +1,14 @@
-/** Lambda entry point of the worker (SQS event source mappings on the queues of worker-queues.ts). */
+/** Lambda entry point of the worker: SQS event source mappings on the queues of core/queues.ts. */
 import { fromCloud } from '../../adapters/modes/cloud.ts';
 import { fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
-import { createWorkerHandler } from './worker-handler.ts';
-import { cloudWorkerHandlers } from './worker-queues.ts';
+import { createWorkerHandler, sqsWorkerHandlers } from './worker-handler.ts';
 
 // The one function that talks to the tenants' Docker engines.
-const system = await fromCloud(fromCloudEnv(process.env), { runtime: new DockerRuntime() });
+const system = await fromCloud(fromCloudEnv(), { runtime: new DockerRuntime() });
 
 export const handler = createWorkerHandler({
   queue: system.queue,
-  handlers: cloudWorkerHandlers(system),
+  handlers: sqsWorkerHandlers(system),
   logger: system.logger,
 });

@@ -4,20 +4,18 @@
  * database that is ahead of or diverged from this code.
  */
 import { migrate } from '../../adapters/db/migrator.ts';
+import { ConfigError, fromEnv, requireSettings } from '../../adapters/modes/config.ts';
 
-const url = process.env.DATABASE_URL;
-if (!url) {
-  process.stderr.write('selfdevop migrate: DATABASE_URL is required (postgres://user:password@host:5432/db)\n');
-  process.exit(1);
-}
 try {
-  const applied = await migrate(url);
+  const config = requireSettings(fromEnv(), 'the migrate job', ['DATABASE_URL']);
+  const applied = await migrate(config.DATABASE_URL);
   process.stdout.write(
     applied.length
       ? `applied ${applied.map((m) => `${m.version} ${m.name}`).join(', ')}\n`
       : 'database is up to date\n',
   );
 } catch (e) {
-  process.stderr.write(`selfdevop migrate failed: ${e instanceof Error ? e.message : String(e)}\n`);
+  if (e instanceof ConfigError) process.stderr.write(`selfdevop migrate: ${e.message}\n`);
+  else process.stderr.write(`selfdevop migrate failed: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exit(1);
 }

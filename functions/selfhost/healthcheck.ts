@@ -5,6 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
+import { fromEnv } from '../../adapters/modes/config.ts';
 
 const staleAfterMs = 30_000;
 
@@ -13,15 +14,22 @@ function fail(reason: string): never {
   process.exit(1);
 }
 
-if (process.env.SELFDEVOP_ROLE === 'worker') {
-  const file = process.env.WORKER_HEARTBEAT_FILE || '/run/selfdevop/worker.heartbeat';
+let config;
+try {
+  config = fromEnv();
+} catch (e) {
+  fail(e instanceof Error ? e.message : String(e));
+}
+
+if (config.SELFDEVOP_ROLE === 'worker') {
+  const file = config.WORKER_HEARTBEAT_FILE;
   const info = await stat(file).catch(() => fail(`no heartbeat at ${file} yet`));
   const age = Date.now() - info.mtimeMs;
   if (age > staleAfterMs) fail(`the last heartbeat is ${Math.round(age / 1000)} s old`);
   process.exit(0);
 }
 
-const port = Number(process.env.PORT || 3000);
+const port = config.PORT;
 const status = await new Promise<number>((resolve) => {
   const req = http.get(
     { host: '127.0.0.1', port, path: '/health', timeout: 2_000, agent: false },

@@ -3,7 +3,7 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Context } from 'hono';
 import type { AddressInfo } from 'node:net';
 import { createApiApp } from '../api/app.ts';
-import type { ApiDeps } from '../api/deps.ts';
+import type { ApiDeps } from '../../core/system.ts';
 
 /** The caller's address: the socket's, or the first X-Forwarded-For hop behind a trusted proxy. */
 export function nodeClientIp(trustProxy: boolean) {

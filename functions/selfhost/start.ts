@@ -57,32 +57,11 @@ async function main() {
   }
   const applied = await migrate(databaseUrl);
 
-  const system = await fromSelfhost({
-    databaseUrl,
-    jwtSecret: secrets.jwtSecret,
-    encryptionKeyFile: secrets.encryptionKeyFile,
-    signupMode: config.SIGNUP_MODE,
-    edgeDomain: config.EDGE_DOMAIN,
-    caddyAdminUrl: config.CADDY_ADMIN_URL,
-    maxBodyBytes: config.MAX_BODY_BYTES,
-    dbPoolMax: config.DB_POOL_MAX,
-    logLevel: config.LOG_LEVEL,
-    version,
-    caddyServer: config.CADDY_SERVER,
-    edgeHttpListen: config.EDGE_HTTP_LISTEN,
-    edgeTlsAddress: config.EDGE_TLS_ADDRESS,
-    ...(config.EDGE_IPV4 ? { edgeIpv4: config.EDGE_IPV4.split(',') } : {}),
-    ...(config.DNS_SERVERS ? { dnsServers: config.DNS_SERVERS.split(',') } : {}),
-    ...(config.EDGE_UPSTREAMS === 'dynamic'
-      ? {
-          edgeDns: {
-            // The process running workers serves the edge's DNS; others only point Caddy at it.
-            ...(config.RUN_WORKERS ? { listen: config.EDGE_DNS_LISTEN } : {}),
-            address: config.EDGE_DNS_ADDRESS ?? config.EDGE_DNS_LISTEN,
-          },
-        }
-      : {}),
-  });
+  // The process running workers serves the edge's DNS; an API alone only points Caddy at it.
+  const system = await fromSelfhost(
+    { ...config, DATABASE_URL: databaseUrl, JWT_SECRET: secrets.jwtSecret, ENCRYPTION_KEY_FILE: secrets.encryptionKeyFile },
+    { role: config.RUN_WORKERS ? 'all' : 'api', version },
+  );
   stops.unshift(system.close);
   if (config.RUN_WORKERS) await system.startWorkers();
   const served = await serveApi(system.api, { host: config.HOST, port: config.PORT, trustProxy: config.TRUST_PROXY });

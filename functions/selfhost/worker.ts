@@ -9,14 +9,12 @@
 import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { ConfigError, fromEnv } from '../../adapters/modes/config.ts';
+import { ConfigError, fromEnv, requireSettings } from '../../adapters/modes/config.ts';
 import { checkMigrations } from '../../adapters/db/migrator.ts';
 import { openSession, type SqlSession } from '../../adapters/db/postgres.ts';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
 import { version } from './version.ts';
 
-// healthcheck.ts reads the same default; it must not import this file (importing runs main).
-const defaultHeartbeatFile = '/run/selfdevop/worker.heartbeat';
 const heartbeatEveryMs = 5_000;
 
 type Json = Record<string, unknown>;
@@ -154,28 +152,12 @@ async function reconcileEdge(options: {
   );
 }
 
-function required(value: string | undefined, name: string, hint: string): string {
-  if (!value)
-    throw new ConfigError(`invalid configuration:\n  ${name}: required by the worker (${hint})`);
-  return value;
-}
-
 async function main() {
-  const config = fromEnv();
-  const databaseUrl = required(
-    config.DATABASE_URL,
-    'DATABASE_URL',
-    'postgres://user:password@host:5432/db',
-  );
-  const jwtSecret = required(config.JWT_SECRET, 'JWT_SECRET', 'the same value the API uses');
-  const encryptionKeyFile = required(
-    config.ENCRYPTION_KEY_FILE,
-    'ENCRYPTION_KEY_FILE',
-    'the key file the API uses',
-  );
-  const heartbeatFile = process.env.WORKER_HEARTBEAT_FILE || defaultHeartbeatFile;
-  const domain = process.env.SELFDEVOP_DOMAIN || undefined;
-  const upstream = process.env.CONTROL_UPSTREAM || 'api:3000';
+  const config = requireSettings(fromEnv(), 'the worker', ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY_FILE']);
+  const databaseUrl = config.DATABASE_URL;
+  const heartbeatFile = config.WORKER_HEARTBEAT_FILE;
+  const domain = config.SELFDEVOP_DOMAIN;
+  const upstream = config.CONTROL_UPSTREAM;
 
   // The migrate job runs first; a worker of another version must not touch the data.
   let session: SqlSession | null = await openSession(databaseUrl);
@@ -186,24 +168,8 @@ async function main() {
     );
   }
 
-  const system = await fromSelfhost({
-    databaseUrl,
-    jwtSecret,
-    encryptionKeyFile,
-    signupMode: config.SIGNUP_MODE,
-    edgeDomain: config.EDGE_DOMAIN,
-    caddyAdminUrl: config.CADDY_ADMIN_URL,
-    caddyServer: config.CADDY_SERVER,
-    edgeHttpListen: config.EDGE_HTTP_LISTEN,
-    // This process serves the edge's upstream DNS; Caddy reaches it at EDGE_DNS_ADDRESS.
-    ...(config.EDGE_UPSTREAMS === 'dynamic'
-      ? { edgeDns: { listen: config.EDGE_DNS_LISTEN, address: config.EDGE_DNS_ADDRESS ?? config.EDGE_DNS_LISTEN } }
-      : {}),
-    maxBodyBytes: config.MAX_BODY_BYTES,
-    dbPoolMax: config.DB_POOL_MAX,
-    logLevel: config.LOG_LEVEL,
-    version,
-  });
+  // This process serves the edge's upstream DNS; Caddy reaches it at EDGE_DNS_ADDRESS.
+  const system = await fromSelfhost(config, { role: 'worker', version });
   const log = system.logger.child({ component: 'worker' });
   const changed = await reconcileEdge({
     adminUrl: config.CADDY_ADMIN_URL,

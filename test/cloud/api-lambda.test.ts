@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { migrate } from '../../adapters/db/migrator.ts';
-import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
+import { fromSelfhostSettings } from '../support/selfhost-config.ts';
 import { ensureKeyFile } from '../../adapters/vault/aes-file.ts';
 import { createApiHandler } from '../../functions/lambda/api-handler.ts';
 import { isProxyEventV2 } from '../../functions/lambda/events.ts';
@@ -25,7 +25,7 @@ async function startLambdaApi(signupMode: 'open' | 'first-user'): Promise<ApiHar
   await ensureKeyFile(encryptionKeyFile);
   const jwtSecret = randomBytes(32).toString('base64url');
   const lines: string[] = [];
-  const system = await fromSelfhost({
+  const system = await fromSelfhostSettings({
     databaseUrl: db.url,
     jwtSecret,
     encryptionKeyFile,

@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleEntry, bundleLambdas } from '../../infra-cdk/bundle.ts';
 import { toProxyEventV2 } from './lambda-requester.ts';
 import { SelfdevopStack, cloudQueues, maxReceiveCount, workerTimeoutSeconds, type LambdaName } from '../../infra-cdk/stack.ts';
-import { cloudWorkerQueues } from '../../functions/lambda/worker-queues.ts';
+import { scheduledJobs, type WorkerSystem } from '../../core/queues.ts';
+import { sqsWorkerHandlers } from '../../functions/lambda/worker-handler.ts';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 
 /** The settings the stack gives each function, with local stand-ins (nothing is called at start). */
@@ -296,7 +297,15 @@ describe('cloud stack', () => {
   });
 
   it('has a queue for every queue the worker consumes, and no other', () => {
-    expect([...cloudQueues].sort()).toEqual([...cloudWorkerQueues].sort());
+    // The handlers are closures over the engines: building them touches no port.
+    const handlers = sqsWorkerHandlers({} as WorkerSystem);
+    expect([...cloudQueues].sort()).toEqual(Object.keys(handlers).sort());
+  });
+
+  it('has an EventBridge rule for every scheduled job, and no other', () => {
+    const jobs = scheduledJobs({ maintenance: async () => undefined } as unknown as WorkerSystem).map((j) => `selfdevop-${j.name}`);
+    const rules = Object.values(template.findResources('AWS::Events::Rule')).map((r) => (r as { Properties: { Name?: string } }).Properties.Name);
+    expect(rules.filter((n) => n !== undefined).sort()).toEqual(jobs.sort());
   });
 
   it('gives the domain and webhook queues a FIFO queue, a FIFO dead-letter queue and a worker mapping', () => {

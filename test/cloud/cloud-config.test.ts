@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cognitoUserId, fromCloud, fromIdentityRepo } from '../../adapters/modes/cloud.ts';
-import { CloudConfigError, fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
+import { CloudConfigError, fromCloudDatabaseEnv, fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
 import { databaseUrlFromSecret, readSecretFromExtension } from '../../adapters/modes/cloud-secrets.ts';
 import { createApiHandler } from '../../functions/lambda/api-handler.ts';
 import { runMigrations } from '../../functions/lambda/migrate.ts';
@@ -30,6 +30,8 @@ describe('cloud configuration', () => {
       ...env,
       QUEUE_NAME_PREFIX: 'selfdevop-',
       SCHEDULE_GROUP: 'selfdevop',
+      SCHEDULE_RULE_PREFIX: 'selfdevop-',
+      PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: '2773',
       SIGNUP_MODE: 'closed',
       DB_POOL_MAX: 2,
       LOG_LEVEL: 'info',
@@ -39,14 +41,14 @@ describe('cloud configuration', () => {
   it('names every bad or missing variable', () => {
     const error = (() => {
       try {
-        fromCloudEnv({ ...env, AWS_REGION: 'mars', COGNITO_USER_POOL_ID: undefined, OBJECTS_BUCKET: 'Bad_Bucket', SCHEDULER_ROLE_ARN: 'x', MAIL_FROM: 'a, b' });
+        fromCloudEnv({ ...env, AWS_REGION: 'mars', COGNITO_USER_POOL_ID: undefined, OBJECTS_BUCKET: 'Bad_Bucket', SCHEDULER_ROLE_ARN: 'x', MAIL_FROM: 'a, b', SCHEDULE_RULE_PREFIX: 'a rule/' });
       } catch (e) {
         return e as Error;
       }
       return null;
     })();
     expect(error).toBeInstanceOf(CloudConfigError);
-    for (const name of ['AWS_REGION', 'COGNITO_USER_POOL_ID', 'OBJECTS_BUCKET', 'SCHEDULER_ROLE_ARN', 'MAIL_FROM']) expect(error?.message).toContain(`  ${name}: `);
+    for (const name of ['AWS_REGION', 'COGNITO_USER_POOL_ID', 'OBJECTS_BUCKET', 'SCHEDULER_ROLE_ARN', 'MAIL_FROM', 'SCHEDULE_RULE_PREFIX']) expect(error?.message).toContain(`  ${name}: `);
     expect(error?.message).not.toContain('EDGE_DOMAIN');
   });
 
@@ -153,15 +155,16 @@ describe('migrate Lambda and the cloud composition root', () => {
   afterAll(async () => db?.drop());
 
   it('applies the migrations once, from DATABASE_URL or from the RDS secret', async () => {
-    const first = await runMigrations({ DATABASE_URL: db.url });
+    const first = await runMigrations(fromCloudDatabaseEnv({ DATABASE_URL: db.url }));
     expect(first.applied.length).toBeGreaterThan(0);
     const u = new URL(db.url);
     const secret = JSON.stringify({ username: u.username, password: 'unused', host: u.hostname, port: Number(u.port), dbname: u.pathname.slice(1) });
     // The secret path builds an sslmode=require URL; the local server has no TLS, so
     // only the URL it would connect to is checked here.
     expect(databaseUrlFromSecret(secret)).toContain(`@${u.hostname}:${u.port}${u.pathname}?sslmode=require`);
-    expect(await runMigrations({ DATABASE_URL: db.url })).toEqual({ applied: [] });
-    await expect(runMigrations({})).rejects.toThrow('DATABASE_URL or DATABASE_SECRET_ARN is required');
+    expect(await runMigrations(fromCloudDatabaseEnv({ DATABASE_URL: db.url }))).toEqual({ applied: [] });
+    expect(() => fromCloudDatabaseEnv({})).toThrow('DATABASE_URL: is required (or DATABASE_SECRET_ARN)');
+    expect(() => fromCloudDatabaseEnv({ DATABASE_URL: 'mysql://x' })).toThrow(CloudConfigError);
   });
 
   it('wires every port from the configuration without calling AWS', async () => {

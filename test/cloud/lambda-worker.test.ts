@@ -9,7 +9,8 @@ import { MemoryQueue } from '../../adapters/queue/memory.ts';
 import { MemoryIdempotencyLedger, SqsQueue } from '../../adapters/queue/sqs.ts';
 import type { MessageHandler, QueueMessage } from '../../core/ports.ts';
 import { isScheduledEvent, isSqsEvent } from '../../functions/lambda/events.ts';
-import { createScheduleHandler, handleScheduledJob, scheduledJobsQueue, type ScheduledJob } from '../../functions/lambda/schedule-handler.ts';
+import { handleScheduledJob, scheduledJobsQueue, type ScheduledJobMessage } from '../../core/queues.ts';
+import { createScheduleHandler } from '../../functions/lambda/schedule-handler.ts';
 import { createWorkerHandler } from '../../functions/lambda/worker-handler.ts';
 import { FakeSqs } from './fakes/sqs.ts';
 import { pollEvent, settle } from './sqs-lambda.ts';
@@ -117,8 +118,8 @@ describe('schedule Lambda', () => {
     expect(first).toEqual({ job: 'maintenance', messageId: expect.any(String) });
     expect((await handler(scheduledEvent)).messageId).toBeNull();
     expect((await handler({ ...scheduledEvent, id: 'another' })).messageId).toEqual(expect.any(String));
-    const got: ScheduledJob[] = [];
-    const stop = await queue.consume<ScheduledJob>(scheduledJobsQueue, async (m) => void got.push(m.payload));
+    const got: ScheduledJobMessage[] = [];
+    const stop = await queue.consume<ScheduledJobMessage>(scheduledJobsQueue, async (m) => void got.push(m.payload));
     await new Promise((r) => setTimeout(r, 50));
     await stop();
     expect(got).toEqual([
@@ -135,7 +136,7 @@ describe('schedule Lambda', () => {
   it('runs a known job on the worker and drops an unknown one with a warning', async () => {
     let runs = 0;
     const logger = new MemoryLogger();
-    const run = handleScheduledJob({ maintenance: async () => void runs++ }, logger);
+    const run = handleScheduledJob([{ name: 'maintenance', cron: '0 * * * *', run: async () => void runs++ }], logger);
     await run({ id: '1', attempt: 1, payload: { job: 'maintenance', firedAt: 'x' } });
     await run({ id: '2', attempt: 1, payload: { job: 'unknown', firedAt: 'x' } });
     expect(runs).toBe(1);

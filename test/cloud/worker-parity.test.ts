@@ -30,10 +30,9 @@ import { createService } from '../../core/services/use-cases.ts';
 import type { Principal } from '../../core/deps.ts';
 import { createWebhook } from '../../core/webhooks/manage.ts';
 import { verifySignature } from '../../core/webhooks/signature.ts';
-import type { ApiDeps } from '../../functions/api/deps.ts';
+import type { ApiDeps } from '../../core/system.ts';
 import { createScheduleHandler } from '../../functions/lambda/schedule-handler.ts';
-import { createWorkerHandler } from '../../functions/lambda/worker-handler.ts';
-import { cloudWorkerHandlers, cloudWorkerQueues } from '../../functions/lambda/worker-queues.ts';
+import { createWorkerHandler, sqsWorkerHandlers } from '../../functions/lambda/worker-handler.ts';
 import { MemoryLogger } from '../../adapters/logger/memory.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
@@ -218,6 +217,9 @@ describe.skipIf(!ready)('custom-domain and webhook workers: pg-boss and the Lamb
         { logDestination: { write: (l) => void cloudLines.push(l) }, webhookSender: new NodeHttpSender(), runtime: new DockerRuntime() },
       );
       const cloud = system;
+      // The same table pg-boss consumes in the self-hosted run, plus the scheduled-jobs queue.
+      const handlers = sqsWorkerHandlers(cloud);
+      const cloudWorkerQueues = Object.keys(handlers);
       // What the stack creates: each worker queue, its FIFO dead-letter queue and its delay queue.
       for (const q of cloudWorkerQueues) {
         const names = cloud.queue.physicalNames(q);
@@ -226,7 +228,7 @@ describe.skipIf(!ready)('custom-domain and webhook workers: pg-boss and the Lamb
         fake.create(names.delay, { VisibilityTimeout: '720' });
       }
       const logger = new MemoryLogger();
-      const handler = createWorkerHandler({ queue: cloud.queue, handlers: cloudWorkerHandlers(cloud), logger });
+      const handler = createWorkerHandler({ queue: cloud.queue, handlers, logger });
       const physical = cloudWorkerQueues.flatMap((q) => [cloud.queue.physicalNames(q).main, cloud.queue.physicalNames(q).delay]);
       let batches = 0;
 

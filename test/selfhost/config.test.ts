@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, fromEnv } from '../../adapters/modes/config.ts';
+import { ConfigError, fromEnv, requireSettings } from '../../adapters/modes/config.ts';
 
 describe('configuration from the environment', () => {
   it('runs on its embedded defaults with nothing set', () => {
@@ -21,6 +21,10 @@ describe('configuration from the environment', () => {
       RUN_WORKERS: 'maybe',
       EDGE_DOMAIN: 'Not A Domain',
       EDGE_IPV4: '10.0.0',
+      SELFDEVOP_DOMAIN: 'https://console.example.com',
+      CONTROL_UPSTREAM: 'api',
+      SELFDEVOP_ROLE: 'scheduler',
+      EDGE_TLS_ADDRESS: 'caddy',
     };
     let error: unknown;
     try {
@@ -30,5 +34,25 @@ describe('configuration from the environment', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     for (const name of Object.keys(bad)) expect((error as Error).message).toContain(`${name}:`);
+  });
+
+  it('reads the worker and healthcheck settings with their compose defaults', () => {
+    expect(fromEnv({})).toMatchObject({
+      CONTROL_UPSTREAM: 'api:3000',
+      WORKER_HEARTBEAT_FILE: '/run/selfdevop/worker.heartbeat',
+      SELFDEVOP_ROLE: 'api',
+    });
+    expect(fromEnv({ SELFDEVOP_DOMAIN: 'console.example.com', SELFDEVOP_ROLE: 'worker' })).toMatchObject({
+      SELFDEVOP_DOMAIN: 'console.example.com',
+      SELFDEVOP_ROLE: 'worker',
+    });
+  });
+
+  it('names every setting a process needs and was not given', () => {
+    const config = fromEnv({ DATABASE_URL: 'postgres://db/x' });
+    expect(() => requireSettings(config, 'the worker', ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY_FILE'])).toThrow(
+      /^invalid configuration:\n {2}JWT_SECRET: required by the worker .*\n {2}ENCRYPTION_KEY_FILE: required by the worker/,
+    );
+    expect(requireSettings(config, 'the migrate job', ['DATABASE_URL']).DATABASE_URL).toBe('postgres://db/x');
   });
 });

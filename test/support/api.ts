@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fromSelfhost, type SelfhostSettings, type SelfhostSystem } from '../../adapters/modes/selfhost.ts';
+import type { SelfhostSystem } from '../../adapters/modes/selfhost.ts';
 import { migrate } from '../../adapters/db/migrator.ts';
 import { ensureKeyFile } from '../../adapters/vault/aes-file.ts';
 import { serveApi } from '../../functions/selfhost/server.ts';
 import type { ApiHarness } from '../api/api.case.ts';
 import { createTestDatabase } from './db.ts';
+import { fromSelfhostSettings, type SelfhostTestSettings } from './selfhost-config.ts';
 import { httpRequester } from './http.ts';
 
 /**
@@ -15,7 +16,7 @@ import { httpRequester } from './http.ts';
  * served over HTTP on a loopback port. Log lines are captured for assertions.
  */
 export async function startSelfhostApi(
-  overrides: Partial<SelfhostSettings> & { databaseUrl?: string; workers?: boolean } = {},
+  overrides: Partial<SelfhostTestSettings> & { databaseUrl?: string; workers?: boolean } = {},
 ): Promise<ApiHarness & { url: string; databaseUrl: string; system: SelfhostSystem }> {
   const { workers, ...settings } = overrides;
   const db = overrides.databaseUrl ? null : await createTestDatabase('api');
@@ -26,7 +27,7 @@ export async function startSelfhostApi(
   await ensureKeyFile(encryptionKeyFile);
   const jwtSecret = randomBytes(32).toString('base64url');
   const lines: string[] = [];
-  const system = await fromSelfhost({
+  const system = await fromSelfhostSettings({
     databaseUrl,
     jwtSecret,
     encryptionKeyFile,

@@ -1,5 +1,5 @@
 /**
- * A release worker process for crash tests: the self-hosted system built by fromSelfhost
+ * A release worker process for crash tests: the self-hosted system built by fromSelfhost,
  * from the JSON settings in SDO_WORKER_SETTINGS, consuming the release queues and serving
  * no HTTP. Prints `ready` on stdout once it consumes; logs go to stderr; SIGTERM stops it
  * gracefully.
@@ -13,7 +13,7 @@
  * @example CRASH_AT=edge.put CRASH_WHEN=after CRASH_MARKER=/tmp/m SDO_WORKER_SETTINGS='{…}' node test/support/crash-worker.ts
  */
 import { writeFileSync } from 'node:fs';
-import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
+import { fromSelfhostSettings } from './selfhost-config.ts';
 import type { ReleaseDeps } from '../../core/releases/deps.ts';
 import type { ContainerRuntime, EdgeRouter, EventQueue, HealthProbe } from '../../core/ports.ts';
 import { workerEnv, type CrashRecord, type WorkerSettings } from './worker-process.ts';
@@ -112,7 +112,7 @@ function armCrash(release: ReleaseDeps): void {
 }
 
 async function main(): Promise<void> {
-  const system = await fromSelfhost({
+  const system = await fromSelfhostSettings({
     ...settings,
     logDestination: { write: (line) => void process.stderr.write(line) },
   });

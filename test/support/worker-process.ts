@@ -6,9 +6,10 @@
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SelfhostSettings } from '../../adapters/modes/selfhost.ts';
+import type { SelfhostTestSettings } from './selfhost-config.ts';
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'crash-worker.ts');
+const selfhostWorkerScript = join(dirname(fileURLToPath(import.meta.url)), '../../functions/selfhost/worker.ts');
 
 /** The environment variables crash-worker.ts reads. */
 export const workerEnv = {
@@ -19,7 +20,7 @@ export const workerEnv = {
 } as const;
 
 /** What the worker process is built from: the self-hosted settings, as JSON. */
-export type WorkerSettings = Omit<SelfhostSettings, 'logDestination'>;
+export type WorkerSettings = Omit<SelfhostTestSettings, 'logDestination'>;
 
 /**
  * The operation a crash worker dies at. `queue.send` takes an optional `:<queue>` and
@@ -85,8 +86,26 @@ export async function startWorkerProcess(
     env[workerEnv.crashWhen] = crash.when;
     env[workerEnv.crashMarker] = crash.marker;
   }
+  return spawnWorker(script, env, (stdout) => stdout.includes('\nready\n') || stdout.startsWith('ready\n'), readyMs);
+}
+
+/**
+ * Spawns the production worker (functions/selfhost/worker.ts, the compose `worker` service)
+ * configured by `env` alone, as in a container, and waits until it logs that it is up.
+ */
+export async function startSelfhostWorker(env: Record<string, string>, readyMs = 30_000): Promise<WorkerProcess> {
+  // vitest sets MODE=test; the worker runs as deployed.
+  return spawnWorker(selfhostWorkerScript, { ...process.env, MODE: 'selfhost', ...env }, (stdout) => stdout.includes('selfdevop worker is up'), readyMs);
+}
+
+async function spawnWorker(
+  entry: string,
+  env: NodeJS.ProcessEnv,
+  isReady: (stdout: string) => boolean,
+  readyMs: number,
+): Promise<WorkerProcess> {
   // process.execPath is the Node 24 running the tests, which runs the script's TypeScript.
-  const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [entry], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (c: string) => {
     output = (output + c).slice(-20_000);
@@ -99,7 +118,7 @@ export async function startWorkerProcess(
     child.stdout.on('data', (c: string) => {
       stdout += c;
       keep(c);
-      if (stdout.includes('\nready\n') || stdout.startsWith('ready\n')) resolve();
+      if (isReady(stdout)) resolve();
     });
   });
   const exited = new Promise<Exit>((resolve) =>

@@ -10,7 +10,7 @@ import {
   verifyDomain,
 } from '../../../core/domains/engine.ts';
 import * as s from '../../../core/schemas.ts';
-import type { ApiDeps } from '../deps.ts';
+import type { ApiDeps } from '../../../core/system.ts';
 import { errorBody } from '../errors.ts';
 import { route } from '../route.ts';
 

@@ -5,7 +5,7 @@ import { createRelease, getRelease, listReleaseLogs, listReleases, rollbackRelea
 import { isTerminal } from '../../../core/releases/state-machine.ts';
 import * as s from '../../../core/schemas.ts';
 import type { Principal } from '../../../core/deps.ts';
-import type { ApiDeps } from '../deps.ts';
+import type { ApiDeps } from '../../../core/system.ts';
 import { route } from '../route.ts';
 
 const releaseFilter = s.pageQuery.extend({ serviceId: s.id.optional(), environmentId: s.id.optional() });

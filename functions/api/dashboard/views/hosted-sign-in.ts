@@ -11,7 +11,7 @@ import { html } from 'hono/html';
 import { isCoreError } from '../../../../core/errors.ts';
 import type { HostedSignIn, Logger, SignInTokens } from '../../../../core/ports.ts';
 import { ApiFailure, DashboardApi, orgCookie, sessionCookie, type ApiFetch } from '../api.ts';
-import { dashboardCallbackPath, dashboardSignedOutPath } from '../hosted-paths.ts';
+import { dashboardCallbackPath, dashboardSignedOutPath } from '../../../../core/system.ts';
 import type { Html } from '../layout.ts';
 import { randomToken, s256Challenge, sameText } from '../pkce.ts';
 import {

@@ -1,0 +1,102 @@
+/**
+ * The one table of what the workers consume: each queue with its core handler, and the
+ * scheduled jobs. pg-boss consumes it in self-hosted mode (adapters/modes/selfhost.ts),
+ * the SQS worker Lambda in cloud mode, and the CDK stack
+ * makes one FIFO queue per name in `workerQueueNames` (plus `scheduledJobsQueue`).
+ */
+import { handleDomainCheck } from './domains/check.ts';
+import { domainChecksQueue, type DomainDeps } from './domains/deps.ts';
+import { domainSweepCron, domainSweepSchedule, sweepDomains } from './domains/sweep.ts';
+import type { Logger, MessageHandler } from './ports.ts';
+import { releaseRetireQueue, releaseStepsQueue, type ReleaseDeps } from './releases/deps.ts';
+import { handleReleaseRetire, handleReleaseRollback, handleReleaseStep, releaseRollbackQueue } from './releases/engine.ts';
+import { handleWebhookDelivery, handleWebhookEvent, type WebhookDeps } from './webhooks/deliver.ts';
+import { webhookDeliveriesQueue, webhookEventsQueue } from './webhooks/events.ts';
+
+/** Every queue a worker consumes, in both modes. */
+export const workerQueueNames = [
+  releaseStepsQueue,
+  releaseRetireQueue,
+  releaseRollbackQueue,
+  domainChecksQueue,
+  webhookEventsQueue,
+  webhookDeliveriesQueue,
+] as const;
+export type WorkerQueue = (typeof workerQueueNames)[number];
+
+/**
+ * Where cloud mode's scheduled jobs travel (EventBridge rule → schedule Lambda → this
+ * queue → worker); pg-boss's scheduler sends each job to a queue named after it instead.
+ */
+export const scheduledJobsQueue = 'scheduled-jobs';
+
+/** A job run on a schedule: by pg-boss's cron in self-hosted mode, by an EventBridge rule `<prefix><name>` in the cloud. */
+export interface ScheduledJob {
+  name: string;
+  /** Five-field cron, UTC. */
+  cron: string;
+  run(): Promise<void>;
+}
+
+/** The payload on `scheduled-jobs`. */
+export interface ScheduledJobMessage {
+  /** The EventBridge rule's name without the stack's prefix. */
+  job: string;
+  /** When EventBridge fired it (ISO-8601). */
+  firedAt: string;
+}
+
+/** The wired engines the handlers run; `maintenance` where the mode has housekeeping to do. */
+export interface WorkerSystem {
+  release: ReleaseDeps;
+  domains: DomainDeps;
+  webhooks: WebhookDeps;
+  logger: Logger;
+  maintenance?(): Promise<void>;
+}
+
+/** One handler per worker queue; the record type makes a queue without a handler a compile error. */
+export function workerHandlers(system: WorkerSystem): Record<WorkerQueue, MessageHandler<never>> {
+  return {
+    [releaseStepsQueue]: handleReleaseStep(system.release) as MessageHandler<never>,
+    [releaseRetireQueue]: handleReleaseRetire(system.release) as MessageHandler<never>,
+    [releaseRollbackQueue]: handleReleaseRollback(system.release) as MessageHandler<never>,
+    // Each check schedules the next itself (a delayed message); the sweep re-arms chains that stopped.
+    [domainChecksQueue]: handleDomainCheck(system.domains) as MessageHandler<never>,
+    [webhookEventsQueue]: handleWebhookEvent(system.webhooks) as MessageHandler<never>,
+    [webhookDeliveriesQueue]: handleWebhookDelivery(system.webhooks) as MessageHandler<never>,
+  };
+}
+
+/** The scheduled jobs; each runs alone (no two runs of one job overlap). */
+export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
+  const jobs: ScheduledJob[] = [
+    {
+      name: domainSweepSchedule,
+      cron: domainSweepCron,
+      run: async () => {
+        const sent = await sweepDomains(system.domains);
+        if (sent > 0) system.logger.warn({ domains: sent }, 'domain checks had stopped; re-armed');
+      },
+    },
+  ];
+  const maintenance = system.maintenance?.bind(system);
+  if (maintenance) jobs.push({ name: 'maintenance', cron: '0 * * * *', run: maintenance });
+  return jobs;
+}
+
+/**
+ * The handler of `scheduled-jobs`: runs the job of that name. A job this build does not
+ * know is logged and dropped rather than retried until it is dead-lettered.
+ */
+export function handleScheduledJob(jobs: ScheduledJob[], logger: Logger): MessageHandler<ScheduledJobMessage> {
+  const byName = new Map(jobs.map((j) => [j.name, j]));
+  return async (m) => {
+    const job = byName.get(m.payload.job);
+    if (!job) {
+      logger.warn({ job: m.payload.job }, 'no such scheduled job in this build; dropped');
+      return;
+    }
+    await job.run();
+  };
+}

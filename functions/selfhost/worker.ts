@@ -9,7 +9,7 @@
 import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { ConfigError, fromEnv } from '../../adapters/modes/config.ts';
+import { ConfigError, defaultCaddyAdminUrl, fromEnv } from '../../adapters/modes/config.ts';
 import { checkMigrations } from '../../adapters/db/migrator.ts';
 import { openSession, type SqlSession } from '../../adapters/db/postgres.ts';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
@@ -192,7 +192,7 @@ async function main() {
     encryptionKeyFile,
     signupMode: config.SIGNUP_MODE,
     edgeDomain: config.EDGE_DOMAIN,
-    caddyAdminUrl: config.CADDY_ADMIN_URL,
+    caddyAdminUrl: config.CADDY_ADMIN_URL ?? defaultCaddyAdminUrl,
     caddyServer: config.CADDY_SERVER,
     edgeHttpListen: config.EDGE_HTTP_LISTEN,
     // This process serves the edge's upstream DNS; Caddy reaches it at EDGE_DNS_ADDRESS.
@@ -206,7 +206,7 @@ async function main() {
   });
   const log = system.logger.child({ component: 'worker' });
   const changed = await reconcileEdge({
-    adminUrl: config.CADDY_ADMIN_URL,
+    adminUrl: config.CADDY_ADMIN_URL ?? defaultCaddyAdminUrl,
     server: config.CADDY_SERVER,
     domain,
     upstream,

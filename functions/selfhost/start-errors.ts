@@ -21,15 +21,24 @@ interface OsError {
   port?: number;
   hostname?: string;
   errors?: unknown[];
+  cause?: unknown;
 }
 
 /** The OS error in words, or null when `e` is not one start-up knows. */
 export function osReason(e: unknown): string | null {
   if (typeof e !== 'object' || e === null) return null;
+  const err = e as OsError;
+  const own = reasonOf(err);
+  if (own !== null) return own;
   // Connecting to a name with several addresses fails with an AggregateError whose own
-  // message is empty; the first attempt's error carries the reason.
-  const err = (e as OsError).code === undefined && Array.isArray((e as OsError).errors) ? ((e as OsError).errors![0] as OsError) : (e as OsError);
-  switch (err?.code) {
+  // message is empty, and adapters wrap driver errors: the reason is underneath.
+  if (Array.isArray(err.errors) && err.errors.length > 0) return osReason(err.errors[0]);
+  if (err.cause !== undefined && err.cause !== e) return osReason(err.cause);
+  return null;
+}
+
+function reasonOf(err: OsError): string | null {
+  switch (err.code) {
     case 'EADDRINUSE':
       return `port ${err.port ?? '?'} is already in use`;
     case 'EADDRNOTAVAIL':
@@ -54,6 +63,13 @@ export function osReason(e: unknown): string | null {
       return `the host ${err.hostname ?? ''} is not known`.replace('  ', ' ');
     case 'ETIMEDOUT':
       return 'the connection timed out';
+    // PostgreSQL's own refusals (SQLSTATE), which a wrong DATABASE_URL causes.
+    case '28P01':
+      return 'the server refused the password';
+    case '28000':
+      return 'the server refused this user';
+    case '3D000':
+      return 'the database does not exist';
     default:
       return null;
   }

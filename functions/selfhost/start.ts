@@ -16,6 +16,7 @@ import { ensureSecretFile } from './secrets.ts';
 import { explained, isBindError, messageOf, osReason, StartupError } from './start-errors.ts';
 import { serveApi } from './server.ts';
 import { version } from './version.ts';
+import type { Logger } from '../../core/ports.ts';
 
 async function resolveSecrets(config: Config) {
   const dataDir = path.resolve(config.DATA_DIR);
@@ -51,6 +52,22 @@ async function resolveSecrets(config: Config) {
 // What started so far, last first: a start-up that fails half way stops it all again, so
 // no PostgreSQL or Caddy outlives the process that started it.
 const stops: (() => Promise<void>)[] = [];
+let logger: Logger | undefined;
+let stopping = false;
+
+// Installed before anything starts: a Ctrl-C during start-up, or just after the banner,
+// still stops what is running instead of leaving PostgreSQL or Caddy behind.
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  logger?.info({ signal }, 'shutting down');
+  for (const stop of stops) {
+    await stop().catch((e: unknown) => process.stderr.write(`selfdevop: a shutdown step failed: ${messageOf(e)}\n`));
+  }
+  process.exit(0);
+}
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
 async function startDatabase(config: Config, secrets: Awaited<ReturnType<typeof resolveSecrets>>): Promise<string> {
   if (config.DATABASE_URL) return config.DATABASE_URL;
@@ -132,6 +149,7 @@ async function main() {
     );
   });
   stops.unshift(system.close);
+  logger = system.logger;
   if (config.RUN_WORKERS) await system.startWorkers();
   const served = await explained(
     `the API could not listen on ${config.HOST}:${config.PORT}`,
@@ -160,17 +178,6 @@ async function main() {
       '',
     ].join('\n') + '\n',
   );
-
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    system.logger.info({ signal }, 'shutting down');
-    for (const stop of stops) await stop().catch((e: Error) => system.logger.error({ err: e.message }, 'shutdown step failed'));
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
 main().catch(async (e: unknown) => {

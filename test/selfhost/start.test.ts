@@ -2,12 +2,13 @@
  * `npm start`'s entry point as a process: bad configuration and a database from the future
  * stop it with a message that says what is wrong, before it serves anything.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../adapters/db/migrator.ts';
@@ -266,4 +267,51 @@ describe.skipIf(!withEdge)('npm start alone: its own Caddy, a deploy, and a seco
     expect(alone.stderr()).toContain(`CADDY_BIN ${join(other, 'no-caddy-here')} is not an executable file`);
     expect(code).toBe(0);
   }, 60_000);
+});
+
+describe.skipIf(!withEdge)('npm start with no caddy binary: a Caddy container on the local Docker Engine', () => {
+  // selfhost/images/caddy as selfhost/build-images.sh builds it, under a tag of this test's own.
+  const image = 'selfdevop-test/caddy:start-test';
+  let db: Awaited<ReturnType<typeof createTestDatabase>>;
+
+  beforeAll(async () => {
+    const ctx = await mkdtemp(join(tmpdir(), 'sdo-caddy-image-'));
+    await cp(fileURLToPath(new URL('../../selfhost/images/caddy', import.meta.url)), ctx, { recursive: true });
+    await copyFile(caddyBin, join(ctx, 'caddy'));
+    await promisify(execFile)('docker', ['build', '-q', '-t', image, '--build-arg', 'DEBIAN_BASE=selfdevop/debian:bookworm', ctx], {
+      env: { ...process.env, DOCKER_BUILDKIT: '0' },
+      timeout: 120_000,
+    });
+    await rm(ctx, { recursive: true, force: true });
+    db = await createTestDatabase('start_container');
+    await migrate(db.url);
+  }, 150_000);
+
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  const edgeContainers = async (dataDir: string) =>
+    (await promisify(execFile)('docker', ['ps', '-aq', '--filter', `label=selfdevop.edge=${join(dataDir, 'caddy')}`])).stdout.split('\n').filter(Boolean);
+
+  it('runs the image with its state under DATA_DIR, and removes the container when stopped', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'sdo-start-'));
+    const ports = await freePorts();
+    // A PATH with node and no caddy on it.
+    const running = await startUntilUp({ DATA_DIR: dataDir, DATABASE_URL: db.url, CADDY_IMAGE: image, PATH: `${dirname(process.execPath)}:/usr/bin:/bin`, ...ports });
+    try {
+      expect(running.stderr()).toMatch(new RegExp(`edge: +Caddy on ${ports.EDGE_HTTP_LISTEN} \\(HTTP\\) and ${ports.EDGE_HTTPS_LISTEN} \\(HTTPS\\), container selfdevop-caddy-[0-9a-f]{12} \\(${image}\\)`));
+      const res = await adminRequest(`http://${ports.CADDY_ADMIN_LISTEN}`, 'GET', '/config/');
+      expect(res.status).toBe(200);
+      const config = JSON.parse(res.body);
+      expect(config.apps.http.servers.selfdevop.listen).toEqual([ports.EDGE_HTTP_LISTEN, ports.EDGE_HTTPS_LISTEN]);
+      expect(config.apps.tls.automation.on_demand.permission.endpoint).toBe(`http://127.0.0.1:${ports.PORT}/api/domains/ask`);
+      expect(config.storage).toEqual({ module: 'file_system', root: '/data/caddy' });
+      expect(await edgeContainers(dataDir)).toHaveLength(1);
+    } finally {
+      expect(await running.stop()).toBe(0);
+    }
+    expect(await edgeContainers(dataDir)).toEqual([]);
+    await rm(dataDir, { recursive: true, force: true });
+  }, 120_000);
 });

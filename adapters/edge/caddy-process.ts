@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -92,20 +92,68 @@ export async function startOwnCaddy(options: OwnCaddyOptions): Promise<OwnCaddy>
   const stateDir = path.resolve(options.stateDir);
   await mkdir(path.join(stateDir, 'data'), { recursive: true, mode: 0o700 });
   await mkdir(path.join(stateDir, 'config'), { recursive: true, mode: 0o700 });
+  await stopLeftovers(stateDir, options.container);
   // A Caddy left running by an earlier start would answer on the admin port in this one's
   // place, and Caddy binds its servers with SO_REUSEPORT, so a second Caddy on a taken
   // port starts fine and silently shares the traffic: a plain bind test first catches both.
   for (const listen of [options.adminListen, ...options.listens]) await assertFree(listen);
   const tried: string[] = [];
+  const released = (caddy: OwnCaddy): OwnCaddy => ({
+    ...caddy,
+    stop: async () => {
+      await caddy.stop();
+      await rm(path.join(stateDir, 'owner.pid'), { force: true });
+    },
+  });
   const binary = await findCaddyBinary(options.binary);
-  if (binary) return startBinary(binary, stateDir, options);
+  if (binary) return released(await startBinary(binary, stateDir, options));
   tried.push(options.binary ? `CADDY_BIN ${options.binary} is not an executable file` : 'no caddy binary on PATH');
   if (options.binary) throw new NoCaddyAvailable(tried);
   if (options.container) {
     const started = await startContainer(stateDir, options, options.container, tried);
-    if (started) return started;
+    if (started) return released(started);
   }
   throw new NoCaddyAvailable(tried);
+}
+
+const containerNameOf = (stateDir: string) =>
+  `selfdevop-caddy-${createHash('sha256').update(stateDir).digest('hex').slice(0, 12)}`;
+const pidFileOf = (stateDir: string) => path.join(stateDir, 'caddy.pid');
+const configFileOf = (stateDir: string) => path.join(stateDir, 'caddy.json');
+
+/** Another live process already runs this state directory's Caddy. */
+export class CaddyStateInUse extends Error {
+  constructor(stateDir: string, owner: number) {
+    super(`${stateDir} is in use by another selfdevop (pid ${owner})`);
+    this.name = 'CaddyStateInUse';
+  }
+}
+
+/** A live process running the same program as this one (a reused pid is someone else). */
+async function isSelfdevop(pid: number): Promise<boolean> {
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+  return cmdline !== null && cmdline.includes(path.basename(process.argv[1] ?? process.execPath));
+}
+
+/**
+ * A selfdevop killed without its shutdown (SIGKILL, a crash) leaves its Caddy holding the
+ * ports. When the process that started this directory's Caddy is gone, that Caddy (known by
+ * its config file or its container name) is stopped; while it lives, this start is refused.
+ */
+async function stopLeftovers(stateDir: string, container: OwnCaddyOptions['container']): Promise<void> {
+  const ownerFile = path.join(stateDir, 'owner.pid');
+  const owner = Number((await readFile(ownerFile, 'utf8').catch(() => '')).trim());
+  if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && (await isSelfdevop(owner))) throw new CaddyStateInUse(stateDir, owner);
+  await writeFile(ownerFile, `${process.pid}\n`);
+  const pid = Number((await readFile(pidFileOf(stateDir), 'utf8').catch(() => '')).trim());
+  if (Number.isInteger(pid) && pid > 0) {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(configFileOf(stateDir))) {
+      process.kill(pid, 'SIGTERM');
+      for (let i = 0; i < 100 && (await access(`/proc/${pid}`).then(() => true, () => false)); i++) await sleep(50);
+    }
+  }
+  if (container) await container.runtime.remove(container.target, containerNameOf(stateDir)).catch(() => undefined);
 }
 
 function assertFree(listen: string): Promise<void> {
@@ -125,11 +173,11 @@ function assertFree(listen: string): Promise<void> {
 }
 
 async function startBinary(binary: string, stateDir: string, options: OwnCaddyOptions): Promise<OwnCaddy> {
-  const configFile = path.join(stateDir, 'caddy.json');
+  const configFile = configFileOf(stateDir);
   await writeFile(configFile, JSON.stringify(options.config(path.join(stateDir, 'data'))), { mode: 0o600 });
   // HOME and the XDG dirs keep autosave.json and locks under stateDir, away from the
   // machine's own Caddy state.
-  const child = spawn(binary, ['run', '--config', configFile], {
+  const child = spawn(binary, ['run', '--config', configFile, '--pidfile', pidFileOf(stateDir)], {
     env: { ...process.env, HOME: stateDir, XDG_DATA_HOME: path.join(stateDir, 'data'), XDG_CONFIG_HOME: path.join(stateDir, 'config') },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -185,8 +233,7 @@ async function startContainer(
   // selfhost/images/caddy's entrypoint resumes from an autosave when there is one; this
   // Caddy must start from the config just written (its addresses come from this start).
   await rm(path.join(stateDir, 'config', 'caddy', 'autosave.json'), { force: true });
-  const name = `selfdevop-caddy-${createHash('sha256').update(stateDir).digest('hex').slice(0, 12)}`;
-  await runtime.remove(target, name).catch(() => undefined);
+  const name = containerNameOf(stateDir);
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   await runtime.start(target, {

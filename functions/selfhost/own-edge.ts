@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import type { Config } from '../../adapters/modes/config.ts';
-import { CaddyListenFailed, NoCaddyAvailable, startOwnCaddy } from '../../adapters/edge/caddy-process.ts';
+import { CaddyListenFailed, CaddyStateInUse, NoCaddyAvailable, startOwnCaddy } from '../../adapters/edge/caddy-process.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { caddyBaseConfig } from '../../core/edge/caddy-route.ts';
 import { StartupError } from './start-errors.ts';
@@ -73,6 +73,9 @@ export async function startOwnEdge(config: Config, dataDir: string, apiPort: num
   } catch (e) {
     runtime.close();
     if (e instanceof CaddyListenFailed) throw listenError(config, e);
+    if (e instanceof CaddyStateInUse) {
+      throw new StartupError('the edge (Caddy) did not start', e.message, 'Stop the other selfdevop, or set DATA_DIR to another directory for this one.');
+    }
     if (!(e instanceof NoCaddyAvailable)) throw new StartupError('the edge (Caddy) did not start', e instanceof Error ? e.message : String(e));
     return {
       adminUrl,
@@ -105,7 +108,7 @@ function listenError(config: Config, e: CaddyListenFailed): StartupError {
     what,
     e.message,
     denied
-      ? `Run selfdevop as root, or set ${variable} to a port above 1024 (e.g. ${variable}=${example}).`
+      ? 'Run selfdevop as root, or set EDGE_HTTP_LISTEN and EDGE_HTTPS_LISTEN to ports above 1024 (e.g. EDGE_HTTP_LISTEN=127.0.0.1:8080 EDGE_HTTPS_LISTEN=127.0.0.1:8443).'
       : `Set ${variable} to a free address (e.g. ${variable}=${example}), or stop what listens there.`,
   );
 }

@@ -258,6 +258,29 @@ describe.skipIf(!withEdge)('npm start alone: its own Caddy, a deploy, and a seco
     expect(r.stderr).toContain(`selfdevop failed to start: ${message(ports)}`);
   }, 40_000);
 
+  it('stops the Caddy a killed selfdevop left behind, but not one a live selfdevop runs', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'sdo-start-'));
+    const own = { DATA_DIR: other, DATABASE_URL: db.url, CADDY_BIN: caddyBin, ...(await freePorts()) };
+    const killed = await startUntilUp(own);
+    killed.child.kill('SIGKILL');
+    await new Promise((r) => killed.child.once('exit', r));
+    const admin = `http://${own.CADDY_ADMIN_LISTEN}`;
+    expect((await adminRequest(admin, 'GET', '/config/')).status).toBe(200);
+    const again = await startUntilUp(own);
+    try {
+      const config = JSON.parse((await adminRequest(admin, 'GET', '/config/')).body);
+      expect(config.apps.http.servers.selfdevop.listen).toEqual([own.EDGE_HTTP_LISTEN, own.EDGE_HTTPS_LISTEN]);
+      const beside = await runStart({ ...own, ...(await freePorts()) });
+      expect(beside.code).toBe(1);
+      expect(beside.stderr).toContain(`the edge (Caddy) did not start: ${join(other, 'caddy')} is in use by another selfdevop (pid ${again.child.pid})`);
+      expect(beside.stderr).toContain('set DATA_DIR to another directory');
+    } finally {
+      expect(await again.stop()).toBe(0);
+      await rm(other, { recursive: true, force: true });
+    }
+    expect(await adminRequest(admin, 'GET', '/config/').then((r) => r.status, () => 'gone')).toBe('gone');
+  }, 90_000);
+
   it('with no Caddy to run, serves the API and says what to install', async () => {
     const other = await mkdtemp(join(tmpdir(), 'sdo-start-'));
     const alone = await startUntilUp({ DATA_DIR: other, DATABASE_URL: db.url, CADDY_BIN: join(other, 'no-caddy-here'), ...(await freePorts()) });

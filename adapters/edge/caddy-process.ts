@@ -75,9 +75,10 @@ export function listenFailureOf(output: string): CaddyListenFailed | null {
 
 const readyLine = 'serving initial configuration';
 
-/** The caddy binary to run: `explicit` if given (it must be executable), else `caddy` on PATH. */
+/** The caddy binary to run: `explicit` if given (a path, or a name looked up on PATH), else `caddy` on PATH. */
 export async function findCaddyBinary(explicit: string | undefined, envPath = process.env.PATH ?? ''): Promise<string | null> {
-  const candidates = explicit ? [explicit] : envPath.split(path.delimiter).filter(Boolean).map((d) => path.join(d, 'caddy'));
+  const name = explicit ?? 'caddy';
+  const candidates = name.includes('/') ? [name] : envPath.split(path.delimiter).filter(Boolean).map((d) => path.join(d, name));
   for (const file of candidates) {
     if (await access(file, constants.X_OK).then(() => true, () => false)) return file;
   }

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { embeddedPostgresFailure } from '../../adapters/db/embedded-postgres.ts';
-import { listenFailureOf } from '../../adapters/edge/caddy-process.ts';
+import { findCaddyBinary, listenFailureOf } from '../../adapters/edge/caddy-process.ts';
 import { Unavailable } from '../../core/errors.ts';
 import { messageOf, osReason } from '../../functions/selfhost/start-errors.ts';
 
@@ -55,5 +55,15 @@ describe('start-up failure causes', () => {
     const http = listenFailureOf('Error: loading initial config: loading new config: http app module: start: listening on :80: listen tcp :80: bind: permission denied');
     expect([http?.address, http?.message]).toEqual([':80', 'binding port 80 needs root (ports below 1024 are privileged)']);
     expect(listenFailureOf('{"level":"info","msg":"serving initial configuration"}')).toBeNull();
+  });
+});
+
+describe('the caddy binary npm start runs', () => {
+  it('is CADDY_BIN as a path or a name on PATH, else caddy on PATH, else none', async () => {
+    const dirs = ['/nonexistent', '/bin'].join(':');
+    expect(await findCaddyBinary('/bin/sh', '')).toBe('/bin/sh');
+    expect(await findCaddyBinary('sh', dirs)).toBe('/bin/sh');
+    expect(await findCaddyBinary('/nonexistent/caddy', dirs)).toBeNull();
+    expect(await findCaddyBinary(undefined, '/nonexistent')).toBeNull();
   });
 });

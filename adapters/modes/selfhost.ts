@@ -26,7 +26,7 @@ import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
 import { DockerRuntime } from '../runtime/docker.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { AesFileKeyVault } from '../vault/aes-file.ts';
-import type { SelfhostConfig } from './config.ts';
+import { defaultCaddyAdminUrl, type SelfhostConfig } from './config.ts';
 
 export interface SelfhostOptions {
   /**
@@ -110,7 +110,7 @@ export async function fromSelfhost(
   // Caddy reaches the DNS server at EDGE_DNS_ADDRESS (another container), else where it listens.
   const edgeDnsAddress = dynamic ? (config.EDGE_DNS_ADDRESS ?? edgeDns?.address ?? config.EDGE_DNS_LISTEN) : null;
   const edge = new CaddyEdgeRouter({
-    adminUrl: config.CADDY_ADMIN_URL,
+    adminUrl: config.CADDY_ADMIN_URL ?? defaultCaddyAdminUrl,
     server: config.CADDY_SERVER,
     listen: { httpListen: config.EDGE_HTTP_LISTEN },
     tlsAddress: config.EDGE_TLS_ADDRESS,

@@ -162,6 +162,8 @@ export function containerCreateOptions(
     };
   if (spec.memoryMb) hostConfig.Memory = spec.memoryMb * 1024 * 1024;
   if (spec.cpus) hostConfig.NanoCpus = Math.round(spec.cpus * 1e9);
+  if (spec.hostNetwork) hostConfig.NetworkMode = 'host';
+  if (spec.binds?.length) hostConfig.Binds = [...spec.binds];
   const options: ContainerCreateOptions = {
     name: spec.name,
     Image: spec.image,
@@ -170,6 +172,7 @@ export function containerCreateOptions(
     HostConfig: hostConfig,
   };
   if (spec.cmd) options.Cmd = [...spec.cmd];
+  if (spec.user) options.User = spec.user;
   if (port) options.ExposedPorts = { [portKey]: {} };
   if (oneOff) {
     options.AttachStdout = true;

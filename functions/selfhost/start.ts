@@ -7,29 +7,40 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, fromEnv, type Config } from '../../adapters/modes/config.ts';
-import { startEmbeddedPostgres } from '../../adapters/db/embedded-postgres.ts';
+import { EmbeddedPostgresFailed, startEmbeddedPostgres } from '../../adapters/db/embedded-postgres.ts';
 import { migrate } from '../../adapters/db/migrator.ts';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
 import { ensureKeyFile } from '../../adapters/vault/aes-file.ts';
+import { startOwnEdge } from './own-edge.ts';
 import { ensureSecretFile } from './secrets.ts';
+import { explained, isBindError, messageOf, osReason, StartupError } from './start-errors.ts';
 import { serveApi } from './server.ts';
 import { version } from './version.ts';
+import type { Logger } from '../../core/ports.ts';
 
 async function resolveSecrets(config: Config) {
   const dataDir = path.resolve(config.DATA_DIR);
   const secretsDir = path.join(dataDir, 'secrets');
   // The data dir must be traversable (not listable) by the embedded PostgreSQL's own user;
   // the secrets inside stay 0700/0600.
-  await mkdir(dataDir, { recursive: true, mode: 0o711 });
-  await chmod(dataDir, 0o711);
-  await mkdir(secretsDir, { recursive: true, mode: 0o700 });
-  const jwtSecret = config.JWT_SECRET ?? (await ensureSecretFile(path.join(secretsDir, 'jwt-secret'))).value;
+  const jwtSecret = await explained(
+    `cannot use ${dataDir} as DATA_DIR`,
+    'Set DATA_DIR to a directory this user can create and write.',
+    async () => {
+      await mkdir(dataDir, { recursive: true, mode: 0o711 });
+      await chmod(dataDir, 0o711);
+      await mkdir(secretsDir, { recursive: true, mode: 0o700 });
+      return config.JWT_SECRET ?? (await ensureSecretFile(path.join(secretsDir, 'jwt-secret'))).value;
+    },
+  );
   let encryptionKeyFile = config.ENCRYPTION_KEY_FILE;
   if (encryptionKeyFile) {
     // An explicit key file that is missing is a mistake (an unmounted volume, a typo):
     // generating a new key would make every stored secret unreadable.
     if (!existsSync(encryptionKeyFile)) {
-      throw new ConfigError(`invalid configuration:\n  ENCRYPTION_KEY_FILE: ${encryptionKeyFile} does not exist`);
+      throw new ConfigError(
+        `invalid configuration:\n  ENCRYPTION_KEY_FILE: ${encryptionKeyFile} does not exist; mount or restore it, or unset ENCRYPTION_KEY_FILE to keep the key under DATA_DIR`,
+      );
     }
   } else {
     encryptionKeyFile = path.join(secretsDir, 'encryption.key');
@@ -38,33 +49,99 @@ async function resolveSecrets(config: Config) {
   return { dataDir, secretsDir, jwtSecret, encryptionKeyFile };
 }
 
+// What started so far, last first: a start-up that fails half way stops it all again, so
+// no PostgreSQL or Caddy outlives the process that started it.
+const stops: (() => Promise<void>)[] = [];
+let logger: Logger | undefined;
+let stopping = false;
+
+// Installed before anything starts: a Ctrl-C during start-up, or just after the banner,
+// still stops what is running instead of leaving PostgreSQL or Caddy behind.
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  logger?.info({ signal }, 'shutting down');
+  for (const stop of stops) {
+    await stop().catch((e: unknown) => process.stderr.write(`selfdevop: a shutdown step failed: ${messageOf(e)}\n`));
+  }
+  process.exit(0);
+}
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+async function startDatabase(config: Config, secrets: Awaited<ReturnType<typeof resolveSecrets>>): Promise<string> {
+  if (config.DATABASE_URL) return config.DATABASE_URL;
+  const password = (await ensureSecretFile(path.join(secrets.secretsDir, 'postgres-password'), 24)).value;
+  const what = 'the embedded PostgreSQL did not start';
+  const embedded = await startEmbeddedPostgres({
+    dataDir: secrets.dataDir,
+    port: config.EMBEDDED_PG_PORT,
+    password,
+    database: 'selfdevop',
+  }).catch((e: unknown) => {
+    if (!(e instanceof EmbeddedPostgresFailed)) throw new StartupError(what, messageOf(e));
+    if (e.reason === 'port-in-use') {
+      throw new StartupError(what, e.message, `Set EMBEDDED_PG_PORT to a free port (e.g. EMBEDDED_PG_PORT=${config.EMBEDDED_PG_PORT + 1}), or stop what listens there.`);
+    }
+    if (e.reason === 'data-dir-in-use') {
+      throw new StartupError(what, e.message, 'Stop the other selfdevop, or set DATA_DIR to another directory for this one.');
+    }
+    throw new StartupError(what, e.message);
+  });
+  stops.unshift(embedded.stop);
+  return embedded.url;
+}
+
+function databaseTarget(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+}
+
 async function main() {
   const config = fromEnv();
   const secrets = await resolveSecrets(config);
-  const stops: (() => Promise<void>)[] = [];
+  const databaseUrl = await startDatabase(config, secrets);
+  const applied = await explained(
+    `cannot use the database at ${databaseTarget(databaseUrl)}`,
+    config.DATABASE_URL
+      ? 'Check DATABASE_URL (host, port, user, password, database), or unset it to use the embedded PostgreSQL under DATA_DIR.'
+      : 'The embedded PostgreSQL stopped answering; see DATA_DIR/postgres.',
+    () => migrate(databaseUrl),
+  );
 
-  let databaseUrl = config.DATABASE_URL;
-  if (!databaseUrl) {
-    const password = (await ensureSecretFile(path.join(secrets.secretsDir, 'postgres-password'), 24)).value;
-    const embedded = await startEmbeddedPostgres({
-      dataDir: secrets.dataDir,
-      port: config.EMBEDDED_PG_PORT,
-      password,
-      database: 'selfdevop',
-    });
-    stops.push(embedded.stop);
-    databaseUrl = embedded.url;
-  }
-  const applied = await migrate(databaseUrl);
+  // Without CADDY_ADMIN_URL selfdevop runs its own Caddy; with it, the one named is used as it is.
+  const edge = config.CADDY_ADMIN_URL ? null : await startOwnEdge(config, secrets.dataDir, config.PORT);
+  if (edge) stops.unshift(edge.stop);
 
   // The process running workers serves the edge's DNS; an API alone only points Caddy at it.
   const system = await fromSelfhost(
-    { ...config, DATABASE_URL: databaseUrl, JWT_SECRET: secrets.jwtSecret, ENCRYPTION_KEY_FILE: secrets.encryptionKeyFile },
+    {
+      ...config,
+      DATABASE_URL: databaseUrl,
+      JWT_SECRET: secrets.jwtSecret,
+      ENCRYPTION_KEY_FILE: secrets.encryptionKeyFile,
+      CADDY_ADMIN_URL: edge?.adminUrl ?? config.CADDY_ADMIN_URL,
+      EDGE_TLS_ADDRESS: edge?.tlsAddress ?? config.EDGE_TLS_ADDRESS,
+    },
     { role: config.RUN_WORKERS ? 'all' : 'api', version },
-  );
+  ).catch((e: unknown) => {
+    // The upstream DNS server is the one thing fromSelfhost binds.
+    if (!isBindError(e)) throw new StartupError('the control plane did not start', osReason(e) ?? messageOf(e));
+    const next = `${config.EDGE_DNS_LISTEN.slice(0, config.EDGE_DNS_LISTEN.lastIndexOf(':'))}:${Number(config.EDGE_DNS_LISTEN.split(':').pop()) + 1}`;
+    throw new StartupError(
+      `the edge's upstream DNS could not listen on ${config.EDGE_DNS_LISTEN}`,
+      osReason(e)!,
+      `Set EDGE_DNS_LISTEN to a free host:port (e.g. EDGE_DNS_LISTEN=${next}), or stop what listens there.`,
+    );
+  });
   stops.unshift(system.close);
+  logger = system.logger;
   if (config.RUN_WORKERS) await system.startWorkers();
-  const served = await serveApi(system.api, { host: config.HOST, port: config.PORT, trustProxy: config.TRUST_PROXY });
+  const served = await explained(
+    `the API could not listen on ${config.HOST}:${config.PORT}`,
+    `Set PORT to a free port (e.g. PORT=${config.PORT + 1}), or HOST to an address of this machine.`,
+    () => serveApi(system.api, { host: config.HOST, port: config.PORT, trustProxy: config.TRUST_PROXY }),
+  );
   stops.unshift(served.close);
 
   const shownHost = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
@@ -79,6 +156,7 @@ async function main() {
       `  selfdevop ${version} is running at ${url}`,
       `  API docs:  ${url}/docs`,
       config.DATABASE_URL ? '  database:  DATABASE_URL' : `  data:      ${secrets.dataDir} (embedded PostgreSQL)`,
+      ...(edge ? edge.banner : [`  edge:      the Caddy at CADDY_ADMIN_URL (${config.CADDY_ADMIN_URL})`]),
       '',
       '  Create the first user (the owner of a new org):',
       `    curl -s ${url}/api/auth/local/signup -H 'content-type: application/json' \\`,
@@ -86,21 +164,12 @@ async function main() {
       '',
     ].join('\n') + '\n',
   );
-
-  let stopping = false;
-  const shutdown = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    system.logger.info({ signal }, 'shutting down');
-    for (const stop of stops) await stop().catch((e: Error) => system.logger.error({ err: e.message }, 'shutdown step failed'));
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
-main().catch((e: unknown) => {
+main().catch(async (e: unknown) => {
   if (e instanceof ConfigError) process.stderr.write(`selfdevop: ${e.message}\n`);
-  else process.stderr.write(`selfdevop failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  else if (e instanceof StartupError) process.stderr.write(`selfdevop failed to start: ${e.message}\n`);
+  else process.stderr.write(`selfdevop failed to start: ${e instanceof Error ? (e.stack ?? messageOf(e)) : messageOf(e)}\n`);
+  for (const stop of stops) await stop().catch(() => undefined);
   process.exit(1);
 });

@@ -9,7 +9,7 @@
 import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
-import { ConfigError, fromEnv, requireSettings } from '../../adapters/modes/config.ts';
+import { ConfigError, defaultCaddyAdminUrl, fromEnv, requireSettings } from '../../adapters/modes/config.ts';
 import { checkMigrations } from '../../adapters/db/migrator.ts';
 import { openSession, type SqlSession } from '../../adapters/db/postgres.ts';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
@@ -172,7 +172,7 @@ async function main() {
   const system = await fromSelfhost(config, { role: 'worker', version });
   const log = system.logger.child({ component: 'worker' });
   const changed = await reconcileEdge({
-    adminUrl: config.CADDY_ADMIN_URL,
+    adminUrl: config.CADDY_ADMIN_URL ?? defaultCaddyAdminUrl,
     server: config.CADDY_SERVER,
     domain,
     upstream,

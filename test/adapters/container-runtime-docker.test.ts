@@ -134,6 +134,27 @@ describe('container create plans', () => {
     });
     expect(plan).toMatchObject({ AttachStdout: true, AttachStderr: true, Tty: false });
   });
+
+  it('plans the host network, bind mounts and a user for the edge npm start runs', () => {
+    const plan = containerCreateOptions({
+      name: 'selfdevop-caddy-1',
+      image: 'selfdevop/caddy:2.11',
+      env: {},
+      labels: {},
+      restartPolicy: 'no',
+      hostNetwork: true,
+      binds: ['/srv/sdo/caddy/data:/data'],
+      user: '1000:1000',
+    });
+    expect(plan).toEqual({
+      name: 'selfdevop-caddy-1',
+      Image: 'selfdevop/caddy:2.11',
+      Env: [],
+      Labels: {},
+      User: '1000:1000',
+      HostConfig: { RestartPolicy: { Name: 'no' }, NetworkMode: 'host', Binds: ['/srv/sdo/caddy/data:/data'] },
+    });
+  });
 });
 
 describe.skipIf(!hasDocker)('DockerRuntime contract', () => {

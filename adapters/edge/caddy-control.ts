@@ -9,6 +9,7 @@ import {
   controlRoute,
   controlRouteId,
   edgeServerSettings,
+  type EdgeListen,
   withControlRoute,
   withControlTlsPolicy,
 } from '../../core/edge/caddy-control.ts';
@@ -19,6 +20,8 @@ export interface ControlSettings {
   domain?: string;
   /** host:port of the control API, e.g. `api:3000`. */
   upstream: string;
+  /** The edge server's listen addresses; `:80` and `:443` when absent. */
+  listen?: EdgeListen;
 }
 
 type Json = Record<string, unknown>;
@@ -43,7 +46,7 @@ export async function reconcileControl(
 async function reconcileServer(
   admin: CaddyAdmin,
   serverName: string,
-  { domain, upstream }: ControlSettings,
+  { domain, upstream, listen }: ControlSettings,
 ): Promise<string[]> {
   const path = `/config/apps/http/servers/${encodeURIComponent(serverName)}`;
   for (let attempt = 1; attempt <= maxConflicts; attempt += 1) {
@@ -56,7 +59,7 @@ async function reconcileServer(
     const server = read.value as Json;
     const routes = Array.isArray(server.routes) ? (server.routes as Json[]) : [];
     const desiredRoute = controlRoute(domain, upstream);
-    const settings = edgeServerSettings(domain);
+    const settings = edgeServerSettings(domain, listen);
     const next = { ...server, ...settings, routes: withControlRoute(routes, desiredRoute) };
     if (isDeepStrictEqual(next, server)) return [];
     const res = await admin.request('PATCH', path, next, ifMatch(read.etag));

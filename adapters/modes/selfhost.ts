@@ -5,7 +5,7 @@
 import { RateLimiter } from '../../core/rate-limit.ts';
 import { TtlCache } from '../../core/ttl-cache.ts';
 import type { ApiKey } from '../../core/models.ts';
-import type { Logger } from '../../core/ports.ts';
+import type { Logger, RouteCatalog } from '../../core/ports.ts';
 import type { SignupMode } from '../../core/use-cases/deps.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';
 import { LocalJwtAuth } from '../auth/local-jwt.ts';
@@ -20,6 +20,7 @@ import { AesFileKeyVault } from '../vault/aes-file.ts';
 import { CaddyEdgeRouter } from '../edge/caddy.ts';
 import { startUpstreamDns } from '../edge/upstream-dns.ts';
 import { PostgresUpstreamRegistry } from '../edge/upstreams-postgres.ts';
+import { PostgresRouteCatalog } from '../edge/route-catalog-postgres.ts';
 // Custom domains (issue 6): DNS polling worker and Caddy on-demand TLS ask gate.
 import { AskGate } from '../../core/domains/ask-gate.ts';
 import { handleDomainCheck } from '../../core/domains/check.ts';
@@ -84,6 +85,10 @@ export interface SelfhostSystem {
   vault: AesFileKeyVault;
   /** Where Caddy asks for upstreams (host:port), when routes use dynamic upstreams. */
   edgeDnsAddress: string | null;
+  /** The one writer of Caddy config: tenant routes, and the control route (the worker's). */
+  edge: CaddyEdgeRouter;
+  /** Every route the edge must serve, read from the database to rebuild a lost edge. */
+  routeCatalog: RouteCatalog;
   /** Starts consuming the release queues; resolves to a stop that waits for steps in flight. */
   startWorkers(): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -121,25 +126,26 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
     ? await startUpstreamDns({ registry: upstreams, zone: edgeZone, ...splitHostPort(settings.edgeDns.listen), logger })
     : null;
   const edgeDnsAddress = settings.edgeDns?.address ?? edgeDns?.address ?? null;
+  const edge = new CaddyEdgeRouter({
+    adminUrl: settings.caddyAdminUrl,
+    server: settings.caddyServer ?? 'selfdevop',
+    listen: { httpListen: settings.edgeHttpListen ?? ':80' },
+    tlsAddress: settings.edgeTlsAddress ?? '127.0.0.1:443',
+    ...(edgeDnsAddress
+      ? {
+          dynamicUpstreams: {
+            registry: upstreams,
+            zone: edgeZone,
+            resolver: edgeDnsAddress,
+            refreshMs: settings.edgeDns?.refreshMs ?? 100,
+          },
+        }
+      : {}),
+  });
   const release: ReleaseDeps = {
     store,
     runtime: new DockerRuntime(),
-    edge: new CaddyEdgeRouter({
-      adminUrl: settings.caddyAdminUrl,
-      server: settings.caddyServer ?? 'selfdevop',
-      listen: { httpListen: settings.edgeHttpListen ?? ':80' },
-      tlsAddress: settings.edgeTlsAddress ?? '127.0.0.1:443',
-      ...(edgeDnsAddress
-        ? {
-            dynamicUpstreams: {
-              registry: upstreams,
-              zone: edgeZone,
-              resolver: edgeDnsAddress,
-              refreshMs: settings.edgeDns?.refreshMs ?? 100,
-            },
-          }
-        : {}),
-    }),
+    edge,
     queue: queues.queue,
     vault,
     probe: new HttpHealthProbe(),
@@ -206,6 +212,8 @@ export async function fromSelfhost(settings: SelfhostSettings): Promise<Selfhost
     release,
     logger,
     vault,
+    edge,
+    routeCatalog: new PostgresRouteCatalog(db),
     async startWorkers() {
       const concurrency = settings.workerConcurrency ?? 4;
       const stops = [

@@ -35,14 +35,25 @@ export function controlRoute(domain: string | undefined, upstream: string): Json
   };
 }
 
+/** Where the edge server listens: plain HTTP, and HTTPS once a control domain is set. */
+export interface EdgeListen {
+  http: string;
+  https: string;
+}
+
+export const defaultEdgeListen: EdgeListen = { http: ':80', https: ':443' };
+
 /** Listen addresses and automatic HTTPS of the edge server: TLS only when a domain is set. */
-export function edgeServerSettings(domain: string | undefined): {
+export function edgeServerSettings(
+  domain: string | undefined,
+  listen: EdgeListen = defaultEdgeListen,
+): {
   listen: string[];
   automatic_https: Json;
 } {
   return domain
-    ? { listen: [':80', ':443'], automatic_https: { disable_redirects: true } }
-    : { listen: [':80'], automatic_https: { disable: true } };
+    ? { listen: [listen.http, listen.https], automatic_https: { disable_redirects: true } }
+    : { listen: [listen.http], automatic_https: { disable: true } };
 }
 
 /**

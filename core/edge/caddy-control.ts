@@ -70,12 +70,16 @@ export function withControlRoute(routes: readonly unknown[], route: Json): unkno
  * first policy matching a name; without this one the catch-all on-demand policy would take
  * the control domain too, and the ask endpoint (custom domains only) would refuse it.
  */
-export function withControlTlsPolicy(policies: readonly unknown[], domain: string | undefined): unknown[] {
+export function withControlTlsPolicy(
+  policies: readonly unknown[],
+  domain: string | undefined,
+): unknown[] {
   const others = policies.filter((p) => !(isRecord(p) && p['@id'] === controlTlsPolicyId));
   return domain ? [{ '@id': controlTlsPolicyId, subjects: [domain] }, ...others] : others;
 }
 
-const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isRecord = (v: unknown): v is Json =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Where the Compose stack's Caddy reaches the control API. */
 export const composeControlUpstream = 'api:3000';

@@ -15,7 +15,11 @@ import { changeRouteHosts } from '../domains/route-hosts.ts';
 export const liveReleaseStatuses: readonly ReleaseStatus[] = ['traffic_shifted', 'completed'];
 
 /** A custom domain is on its route from DNS verification on (the domain worker puts it there). */
-export const routedDomainStatuses: readonly DomainStatus[] = ['dns_verified', 'cert_pending', 'active'];
+export const routedDomainStatuses: readonly DomainStatus[] = [
+  'dns_verified',
+  'cert_pending',
+  'active',
+];
 
 /** The route each live service environment must have: its default host, then its custom hosts. */
 export function desiredRoutes(live: readonly LiveRoute[], edgeDomain: string): RouteSpec[] {

@@ -35,11 +35,14 @@ runRouteCatalogContract({
         for (const org of f.orgs) {
           await store.withOrg(org.id, async (r) => {
             await r.orgs.insert(org);
-            for (const p of f.projects.filter((x) => x.orgId === org.id)) await r.projects.insert(p);
+            for (const p of f.projects.filter((x) => x.orgId === org.id))
+              await r.projects.insert(p);
             for (const e of f.environments.filter((x) => x.orgId === org.id))
               await r.environments.insert(e);
-            for (const s of f.services.filter((x) => x.orgId === org.id)) await r.services.insert(s);
-            for (const x of f.releases.filter((y) => y.orgId === org.id)) await r.releases.insert(x);
+            for (const s of f.services.filter((x) => x.orgId === org.id))
+              await r.services.insert(s);
+            for (const x of f.releases.filter((y) => y.orgId === org.id))
+              await r.releases.insert(x);
             for (const d of f.domains.filter((x) => x.orgId === org.id)) await r.domains.insert(d);
           });
         }

@@ -20,7 +20,12 @@ export interface RouteCatalogContract {
 const at = (minute: number) => new Date(Date.UTC(2026, 0, 1, 0, minute)).toISOString();
 
 const org = (id: string): Org => ({ id, name: id, createdAt: at(0) });
-const project = (orgId: string): Project => ({ id: `prj_${orgId}`, orgId, name: 'shop', createdAt: at(0) });
+const project = (orgId: string): Project => ({
+  id: `prj_${orgId}`,
+  orgId,
+  name: 'shop',
+  createdAt: at(0),
+});
 const environment = (orgId: string, id: string, name: string): Environment => ({
   id,
   orgId,
@@ -112,21 +117,41 @@ export function runRouteCatalogContract({ make }: RouteCatalogContract): void {
           release(a, 'env_a_prod', 'rel_0001', { upstream: '10.0.0.1:30001' }),
           release(a, 'env_a_prod', 'rel_0002', { upstream: '10.0.0.1:30002' }),
           release(a, 'env_a_prod', 'rel_0003', { status: 'failed', upstream: '10.0.0.1:30003' }),
-          release(a, 'env_a_prod', 'rel_0004', { status: 'health_validating', upstream: '10.0.0.1:30004' }),
+          release(a, 'env_a_prod', 'rel_0004', {
+            status: 'health_validating',
+            upstream: '10.0.0.1:30004',
+          }),
           // Switched but not yet recorded as completed: it serves already.
           release(a, 'env_a_stg', 'rel_0005', { upstream: '10.0.0.1:30005' }),
-          release(a, 'env_a_stg', 'rel_0006', { status: 'traffic_shifted', upstream: '10.0.0.1:30006' }),
+          release(a, 'env_a_stg', 'rel_0006', {
+            status: 'traffic_shifted',
+            upstream: '10.0.0.1:30006',
+          }),
           // A rollback returned traffic to the release before.
           release(b, 'env_b_prod', 'rel_0007', { upstream: '10.0.0.2:30007' }),
-          release(b, 'env_b_prod', 'rel_0008', { status: 'rolled_back', upstream: '10.0.0.2:30008' }),
+          release(b, 'env_b_prod', 'rel_0008', {
+            status: 'rolled_back',
+            upstream: '10.0.0.2:30008',
+          }),
           release(idle, 'env_b_prod', 'rel_0009', { status: 'queued' }),
           release(gone, 'env_b_prod', 'rel_0010', { status: 'failed', upstream: '10.0.0.2:30010' }),
         ],
         domains: [
           domain(a, 'env_a_prod', 'dom_2', { hostname: 'www.shop.test', createdAt: at(5) }),
-          domain(a, 'env_a_prod', 'dom_1', { hostname: 'shop.test', status: 'cert_pending', createdAt: at(4) }),
-          domain(a, 'env_a_prod', 'dom_3', { hostname: 'new.shop.test', status: 'dns_verified', createdAt: at(6) }),
-          domain(a, 'env_a_prod', 'dom_4', { hostname: 'pending.shop.test', status: 'pending_dns' }),
+          domain(a, 'env_a_prod', 'dom_1', {
+            hostname: 'shop.test',
+            status: 'cert_pending',
+            createdAt: at(4),
+          }),
+          domain(a, 'env_a_prod', 'dom_3', {
+            hostname: 'new.shop.test',
+            status: 'dns_verified',
+            createdAt: at(6),
+          }),
+          domain(a, 'env_a_prod', 'dom_4', {
+            hostname: 'pending.shop.test',
+            status: 'pending_dns',
+          }),
           domain(a, 'env_a_prod', 'dom_5', { hostname: 'broken.shop.test', status: 'failed' }),
           domain(a, 'env_a_stg', 'dom_6', { hostname: 'other-env.shop.test', createdAt: at(7) }),
           domain(b, 'env_b_prod', 'dom_7', { hostname: 'b.test', dnsStatus: 'failed' }),

@@ -46,9 +46,7 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter custom-domain hook
 
   it('adds and removes hosts, keeping the rest of the route exactly as it was', async () => {
     await edge.put(route({ sticky: true, upstreams: ['127.0.0.1:20001', '127.0.0.1:20002'] }));
-    const before = JSON.parse(
-      (await caddy.admin.request('GET', `/id/${route().id}`)).body,
-    );
+    const before = JSON.parse((await caddy.admin.request('GET', `/id/${route().id}`)).body);
     const added = await edge.updateHosts(route().id, {
       add: ['shop.example.com', 'www.example.com'],
     });

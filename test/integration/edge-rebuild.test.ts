@@ -29,7 +29,14 @@ describe.skipIf(!ready)('rebuilding the edge from the database', () => {
   const viaCaddy = (host: string, path = '/version') =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
       const r = http.get(
-        { host: '127.0.0.1', port: caddy.httpPort, path, headers: { host }, agent: false, timeout: 5_000 },
+        {
+          host: '127.0.0.1',
+          port: caddy.httpPort,
+          path,
+          headers: { host },
+          agent: false,
+          timeout: 5_000,
+        },
         (res) => {
           let body = '';
           res.setEncoding('utf8');
@@ -126,9 +133,10 @@ describe.skipIf(!ready)('rebuilding the edge from the database', () => {
     const owner = new pg.Client({ connectionString: api.databaseUrl });
     await owner.connect();
     try {
-      await owner.query(`update domains set status = 'active', dns_status = 'verified', tls_status = 'active' where id = $1`, [
-        domain.body.id,
-      ]);
+      await owner.query(
+        `update domains set status = 'active', dns_status = 'verified', tls_status = 'active' where id = $1`,
+        [domain.body.id],
+      );
     } finally {
       await owner.end();
     }

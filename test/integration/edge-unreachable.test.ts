@@ -167,13 +167,15 @@ describe.skipIf(!ready)('a deploy while the Caddy admin API is unreachable', () 
     expect(current.status).toBe(200);
     const config = JSON.parse(current.body) as { admin?: { listen?: string } };
     const movedAdmin = `127.0.0.1:${await freePort()}`;
-    await caddy.admin.request('POST', '/load', {
-      ...config,
-      admin: { ...config.admin, listen: movedAdmin },
-    }).catch(
-      // The old admin endpoint may close the connection as it shuts itself down.
-      () => undefined,
-    );
+    await caddy.admin
+      .request('POST', '/load', {
+        ...config,
+        admin: { ...config.admin, listen: movedAdmin },
+      })
+      .catch(
+        // The old admin endpoint may close the connection as it shuts itself down.
+        () => undefined,
+      );
     const moved = await new CaddyAdmin(`http://${movedAdmin}`).request('GET', '/config/');
     expect(moved.status).toBe(200);
     await expect(caddy.admin.request('GET', '/config/')).rejects.toThrow(/ECONNREFUSED/);

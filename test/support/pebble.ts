@@ -322,10 +322,12 @@ export async function startTlsCaddy(options: {
     await waitFor(
       'caddy',
       () =>
-        new CaddyAdmin(adminUrl, { timeoutMs: 10_000, maxAttempts: 1 }).request('GET', '/config/').then(
-          (r) => r.status === 200,
-          () => false,
-        ),
+        new CaddyAdmin(adminUrl, { timeoutMs: 10_000, maxAttempts: 1 })
+          .request('GET', '/config/')
+          .then(
+            (r) => r.status === 200,
+            () => false,
+          ),
       daemon,
     );
   } catch (e) {

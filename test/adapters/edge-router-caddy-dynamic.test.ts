@@ -88,6 +88,22 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter with dynamic upstr
     expect((await edge.get('sdo-svc_a-env_b'))?.upstreams).toEqual([upstreams[1]!.dial]);
   });
 
+  it('restores a lost route with the upstreams the registry holds, and fills only missing ones', async () => {
+    await caddy.reset();
+    const edge = router();
+    const kept = aRouteSpec({ id: 'sdo-kept', hosts: ['kept.example.test'], upstreams: [upstreams[0]!.dial] });
+    await edge.put(kept);
+    // Caddy lost its config; the registry (PostgreSQL in production) did not.
+    await caddy.reset();
+    const fresh = aRouteSpec({ id: 'sdo-fresh', hosts: ['fresh.example.test'], upstreams: [upstreams[1]!.dial] });
+    // Planned from an older database read: the registry's newer answer must win.
+    const restored = await edge.restore([{ ...kept, upstreams: [upstreams[1]!.dial] }, fresh]);
+    expect(restored).toEqual({ routes: ['sdo-kept', 'sdo-fresh'], hosts: [] });
+    expect((await edge.get('sdo-kept'))?.upstreams).toEqual([upstreams[0]!.dial]);
+    expect((await edge.get('sdo-fresh'))?.upstreams).toEqual([upstreams[1]!.dial]);
+    expect(await edge.restore([kept, fresh])).toEqual({ routes: [], hosts: [] });
+  });
+
   it('moves keep-alive traffic and held WebSockets between upstreams with no reset and no reload', async () => {
     await caddy.reset();
     const edge = router();

@@ -230,6 +230,32 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter (real Caddy 2.11)'
     expect(listed.sort((x, y) => x.id.localeCompare(y.id))).toStrictEqual(routes);
   });
 
+  it('restores lost routes and hosts in one load, never rewriting a route that is there', async () => {
+    await caddy.reset();
+    const edge = router();
+    const switched = aRouteSpec({
+      id: 'sdo-web',
+      hosts: ['web.example.test'],
+      upstreams: ['127.0.0.1:30009'],
+    });
+    await edge.put(switched);
+    const loaded = await edge.restore([
+      // Planned from the database before a deploy switched the route: its upstream is older.
+      {
+        ...switched,
+        upstreams: ['127.0.0.1:30001'],
+        hosts: ['web.example.test', 'shop.example.test'],
+      },
+      aRouteSpec({ id: 'sdo-api', hosts: ['api.example.test'], upstreams: ['127.0.0.1:30002'] }),
+    ]);
+    expect(loaded).toEqual({ routes: ['sdo-api'], hosts: ['shop.example.test on sdo-web'] });
+    expect(await edge.get('sdo-web')).toEqual({
+      ...switched,
+      hosts: ['web.example.test', 'shop.example.test'],
+    });
+    expect((await edge.get('sdo-api'))?.upstreams).toEqual(['127.0.0.1:30002']);
+  });
+
   it('creates its server when the config has none, if told where to listen', async () => {
     const port = await freePort();
     expect(

@@ -9,6 +9,7 @@ import {
   controlRoute,
   controlRouteId,
   edgeServerSettings,
+  hasOnDemandTls,
   type EdgeListen,
   withControlRoute,
   withControlTlsPolicy,
@@ -27,6 +28,7 @@ export interface ControlSettings {
 type Json = Record<string, unknown>;
 
 const maxConflicts = 10;
+const policiesPath = '/config/apps/tls/automation/policies';
 
 /**
  * Writes carry If-Match, so a deploy changing routes at the same moment is never
@@ -37,7 +39,15 @@ export async function reconcileControl(
   serverName: string,
   settings: ControlSettings,
 ): Promise<string[]> {
-  const changed = await reconcileServer(admin, serverName, settings);
+  // An edge that obtains custom domains' certificates on demand listens for HTTPS even
+  // without a control domain.
+  const policies = await admin.read(policiesPath);
+  const changed = await reconcileServer(
+    admin,
+    serverName,
+    settings,
+    hasOnDemandTls(policies?.value),
+  );
   if (await reconcileTlsPolicy(admin, settings.domain))
     changed.push(`tls policy of ${settings.domain ?? '(no control domain)'}`);
   return changed;
@@ -47,6 +57,7 @@ async function reconcileServer(
   admin: CaddyAdmin,
   serverName: string,
   { domain, upstream, listen }: ControlSettings,
+  onDemandTls: boolean,
 ): Promise<string[]> {
   const path = `/config/apps/http/servers/${encodeURIComponent(serverName)}`;
   for (let attempt = 1; attempt <= maxConflicts; attempt += 1) {
@@ -59,7 +70,7 @@ async function reconcileServer(
     const server = read.value as Json;
     const routes = Array.isArray(server.routes) ? (server.routes as Json[]) : [];
     const desiredRoute = controlRoute(domain, upstream);
-    const settings = edgeServerSettings(domain, listen);
+    const settings = edgeServerSettings(domain, listen, domain !== undefined || onDemandTls);
     const next = { ...server, ...settings, routes: withControlRoute(routes, desiredRoute) };
     if (isDeepStrictEqual(next, server)) return [];
     const res = await admin.request('PATCH', path, next, ifMatch(read.etag));
@@ -85,7 +96,7 @@ async function reconcileServer(
  * control domain's own policy; an edge without them manages the control domain by default.
  */
 async function reconcileTlsPolicy(admin: CaddyAdmin, domain: string | undefined): Promise<boolean> {
-  const path = '/config/apps/tls/automation/policies';
+  const path = policiesPath;
   for (let attempt = 1; attempt <= maxConflicts; attempt += 1) {
     const read = await admin.read(path);
     if (read === undefined || !Array.isArray(read.value)) return false;

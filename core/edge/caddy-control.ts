@@ -43,17 +43,27 @@ export interface EdgeListen {
 
 export const defaultEdgeListen: EdgeListen = { http: ':80', https: ':443' };
 
-/** Listen addresses and automatic HTTPS of the edge server: TLS only when a domain is set. */
+/**
+ * Listen addresses and automatic HTTPS of the edge server. It listens for HTTPS when a
+ * control domain is set or when it serves custom domains (`https`: on-demand TLS is
+ * configured), and never redirects HTTP by itself: app default hosts have no certificate.
+ */
 export function edgeServerSettings(
   domain: string | undefined,
   listen: EdgeListen = defaultEdgeListen,
+  https: boolean = domain !== undefined,
 ): {
   listen: string[];
   automatic_https: Json;
 } {
-  return domain
+  return https
     ? { listen: [listen.http, listen.https], automatic_https: { disable_redirects: true } }
     : { listen: [listen.http], automatic_https: { disable: true } };
+}
+
+/** True when the TLS automation policies obtain certificates on demand (custom domains). */
+export function hasOnDemandTls(policies: unknown): boolean {
+  return Array.isArray(policies) && policies.some((p) => isRecord(p) && p.on_demand === true);
 }
 
 /**
@@ -86,17 +96,23 @@ export const composeControlUpstream = 'api:3000';
 
 /**
  * The Caddy config `selfhost/images/caddy/caddy.json` ships, used on the edge's very first
- * start: the admin API on the Compose network, one HTTP server with the catch-all control
- * route, and on-demand TLS for custom domains gated by the API's `ask` endpoint. The worker
- * reconciles the control route and server settings with SELFDEVOP_DOMAIN at start.
+ * start: the admin API on the Compose network, one HTTP and HTTPS server with the catch-all
+ * control route, and on-demand TLS for custom domains from the ACME directory in the
+ * container's ACME_CA, gated by the API's `ask` endpoint. The worker reconciles the control
+ * route and server settings with SELFDEVOP_DOMAIN at start.
  */
 export function composeEdgeBaseConfig(): Record<string, unknown> {
   return caddyBaseConfig({
     adminListen: ':2019',
     adminOrigins: ['caddy:2019', '127.0.0.1:2019'],
-    httpListen: ':80',
+    httpListen: defaultEdgeListen.http,
+    httpsListen: defaultEdgeListen.https,
     serverName: 'selfdevop',
     routes: [controlRoute(undefined, composeControlUpstream)],
-    onDemandTls: { askUrl: `http://${composeControlUpstream}/api/domains/ask` },
+    onDemandTls: {
+      askUrl: `http://${composeControlUpstream}/api/domains/ask`,
+      // A Caddy placeholder, read from the caddy container's environment at load.
+      acmeCa: '{env.ACME_CA}',
+    },
   });
 }

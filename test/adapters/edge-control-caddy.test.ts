@@ -43,7 +43,10 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter.reconcileControl',
 
   it('adds the catch-all control route behind the app routes, once', async () => {
     await edge.put(aRouteSpec({ id: 'app' }));
+    // Custom domains (on-demand TLS) need the HTTPS listener even without a control domain.
     expect(await edge.reconcileControl({ upstream: '127.0.0.1:3000', listen })).toStrictEqual([
+      `listen ${listen.http} ${listen.https}`,
+      'automatic_https',
       'control route (any host) → 127.0.0.1:3000',
     ]);
     const routes = (await read(`/config/apps/http/servers/${caddy.serverName}/routes`)) as {
@@ -91,12 +94,29 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter.reconcileControl',
     expect(served.detail).toMatch(/Caddy Local Authority/);
 
     expect(await edge.reconcileControl({ upstream: '127.0.0.1:3000', listen })).toStrictEqual([
-      `listen ${listen.http}`,
-      'automatic_https',
       'control route (any host) → 127.0.0.1:3000',
       'tls policy of (no control domain)',
     ]);
     expect(await read('/config/apps/tls/automation/policies')).toStrictEqual([onDemand]);
+  });
+
+  it('keeps an edge without custom domains on plain HTTP until a control domain is set', async () => {
+    await caddy.admin.load(
+      caddyBaseConfig({
+        adminListen: new URL(caddy.adminUrl).host,
+        httpListen: listen.http,
+        serverName: caddy.serverName,
+      }),
+    );
+    expect(await edge.reconcileControl({ upstream: '127.0.0.1:3000', listen })).toStrictEqual([
+      'control route (any host) → 127.0.0.1:3000',
+    ]);
+    const server = (await read(`/config/apps/http/servers/${caddy.serverName}`)) as Record<
+      string,
+      unknown
+    >;
+    expect(server.listen).toStrictEqual([listen.http]);
+    expect(server.automatic_https).toStrictEqual({ disable: true });
   });
 
   it('names the missing server instead of creating one', async () => {

@@ -3,6 +3,7 @@ import {
   composeEdgeBaseConfig,
   controlRoute,
   edgeServerSettings,
+  hasOnDemandTls,
   withControlRoute,
   withControlTlsPolicy,
 } from '../../../core/edge/caddy-control.ts';
@@ -47,7 +48,11 @@ describe('controlRoute', () => {
 });
 
 describe('edgeServerSettings', () => {
-  it('listens for HTTPS only with a control domain', () => {
+  it('listens for HTTPS with a control domain, or when told the edge serves custom domains', () => {
+    expect(edgeServerSettings(undefined, undefined, true)).toStrictEqual({
+      listen: [':80', ':443'],
+      automatic_https: { disable_redirects: true },
+    });
     expect(edgeServerSettings(undefined)).toStrictEqual({
       listen: [':80'],
       automatic_https: { disable: true },
@@ -112,9 +117,17 @@ describe('composeEdgeBaseConfig', () => {
     ]);
     expect(config.apps.tls).toStrictEqual({
       automation: {
-        policies: [{ issuers: [{ module: 'acme' }], on_demand: true }],
+        policies: [{ issuers: [{ module: 'acme', ca: '{env.ACME_CA}' }], on_demand: true }],
         on_demand: { permission: { module: 'http', endpoint: 'http://api:3000/api/domains/ask' } },
       },
     });
+  });
+});
+
+describe('hasOnDemandTls', () => {
+  it('is true when a policy obtains certificates on demand', () => {
+    expect(hasOnDemandTls([{ subjects: ['a.test'] }, { on_demand: true }])).toBe(true);
+    expect(hasOnDemandTls([{ subjects: ['a.test'] }])).toBe(false);
+    expect(hasOnDemandTls(undefined)).toBe(false);
   });
 });

@@ -12,6 +12,7 @@ import { ConfigError, fromEnv } from '../../adapters/modes/config.ts';
 import { checkMigrations } from '../../adapters/db/migrator.ts';
 import { openSession, type SqlSession } from '../../adapters/db/postgres.ts';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
+import { defaultEdgeListen } from '../../core/edge/caddy-control.ts';
 import { rebuildEdgeRoutes } from '../../core/edge/live-routes.ts';
 import { version } from './version.ts';
 
@@ -76,7 +77,11 @@ async function main() {
   // one that reaches this machine's Caddy, and the work is idempotent (If-Match, adds only),
   // so a second worker repeating it costs one read.
   const rebuildEdge = async () => {
-    const changed = await system.edge.reconcileControl({ domain, upstream });
+    const changed = await system.edge.reconcileControl({
+      domain,
+      upstream,
+      listen: { http: config.EDGE_HTTP_LISTEN, https: defaultEdgeListen.https },
+    });
     if (changed.length > 0) log.info({ changed }, 'edge settings updated');
     const restored = await rebuildEdgeRoutes({
       catalog: system.routeCatalog,

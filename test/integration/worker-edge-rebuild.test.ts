@@ -19,7 +19,6 @@ import { ensureKeyFile } from '../../adapters/vault/aes-file.ts';
 import { defaultHosts } from '../../core/release/plan.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { createTestDatabase } from '../support/db.ts';
-import { freePort } from '../support/caddy.ts';
 import { available } from '../support/services.ts';
 
 const workerScript = fileURLToPath(new URL('../../functions/selfhost/worker.ts', import.meta.url));

@@ -270,6 +270,41 @@ export interface EdgeRouter {
   updateHosts?(id: string, change: { add?: string[]; remove?: string[] }): Promise<RouteSpec | null>;
   /** Optional (custom domains): the certificate the edge serves for `hostname` (a TLS handshake with SNI). */
   certificate?(hostname: string): Promise<EdgeCertificate>;
+  /**
+   * Optional: puts back what the edge lost (a lost or reset config) in one change: every
+   * route that is missing, and every host missing from a route that is there. It never
+   * changes the upstreams of a route that is there, nor takes a host away, so it cannot
+   * undo a deploy or a domain change that raced the read it was planned from.
+   */
+  restore?(routes: RouteSpec[]): Promise<EdgeRestored>;
+}
+
+/** What restore put back: route ids, and `<host> on <route id>` for hosts. */
+export interface EdgeRestored {
+  routes: string[];
+  hosts: string[];
+}
+
+/** A service environment with a live release: what the edge must route, read from the database. */
+export interface LiveRoute {
+  serviceId: string;
+  serviceName: string;
+  environmentId: string;
+  environmentName: string;
+  sticky: boolean;
+  drainSeconds: number;
+  /** The live release's host:port. */
+  upstream: string;
+  /** Its custom domains that are routed (verified or later), oldest first. */
+  customHosts: string[];
+}
+
+/**
+ * Every route the edge must serve, across orgs, so the edge can be rebuilt from the
+ * database (a lost Caddy autosave) instead of waiting for each service's next deploy.
+ */
+export interface RouteCatalog {
+  liveRoutes(): Promise<LiveRoute[]>;
 }
 
 /** What the edge presents for one hostname. `active`: a certificate for it, unexpired, not self-signed. */

@@ -1,30 +1,33 @@
 /**
- * EdgeRouter on Caddy's admin API. Routes carry `@id`s and live in one HTTP server of the
- * Caddy config. Every change is a full Caddy reload, so changes are serialised in-process
- * and bulk changes go in one load. Writes address one position of the routes array and
- * carry Caddy's `If-Match`, so two control-plane processes cannot clobber each other's
- * routes; every write is read back before it counts as done.
+ * EdgeRouter on Caddy's admin API: route writes. Routes carry `@id`s and live in one HTTP
+ * server of the Caddy config. Every change is a full Caddy reload, so changes are serialised
+ * in-process and bulk changes go in one load. Writes address one position of the routes
+ * array and carry Caddy's `If-Match`, so two control-plane processes cannot clobber each
+ * other's routes; every write is read back before it counts as done.
+ *
+ * Siblings, one concern each: caddy-admin.ts (the admin transport), caddy-upstreams.ts
+ * (dynamic upstreams), caddy-certificate.ts (the certificate probe), caddy-control.ts (the
+ * control route and edge server settings).
  */
-import { lookup, Resolver } from 'node:dns/promises';
-import { isIP } from 'node:net';
-import http from 'node:http';
-import tls from 'node:tls';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
-import type { EdgeCertificate, EdgeRouter, RouteSpec, UpstreamRegistry } from '../../core/ports.ts';
+import type { EdgeCertificate, EdgeRestored, EdgeRouter, RouteSpec } from '../../core/ports.ts';
 import {
   assertRouteSpec,
-  hostOfTarget,
-  srvNameOf,
-  upstreamLabel,
   type DynamicUpstreamsPlan,
   caddyRouteFromSpec,
   caddyServer,
   mergeRoutes,
+  restoreRoutes,
   routeInsertIndex,
   routeSpecFromCaddy,
 } from '../../core/edge/caddy-route.ts';
+import { CaddyAdmin, CaddyRejected } from './caddy-admin.ts';
+import { readEdgeCertificate } from './caddy-certificate.ts';
+import { reconcileControl, type ControlSettings } from './caddy-control.ts';
+import { CaddyUpstreams, type DynamicUpstreams } from './caddy-upstreams.ts';
+
+export { CaddyRejected } from './caddy-admin.ts';
 
 export interface CaddyEdgeRouterOptions {
   /** e.g. `http://127.0.0.1:2019`; the admin API must stay on loopback or a private socket. */
@@ -47,20 +50,7 @@ export interface CaddyEdgeRouterOptions {
    * instead of written into routes: switching traffic then writes the registry and never
    * reloads Caddy, so no idle keep-alive connection or WebSocket is cut by a deploy.
    */
-  dynamicUpstreams?: DynamicUpstreamsPlan & { registry: UpstreamRegistry };
-}
-
-/** A registry write reaches every DNS server's answer within this long, or the switch fails. */
-const dnsPropagationTimeoutMs = 5_000;
-
-/** Caddy answered, but refused the change (bad config, conflicting id, lost race). */
-export class CaddyRejected extends Error {
-  readonly status: number;
-  constructor(what: string, status: number, body: string) {
-    super(`caddy refused ${what}: ${status} ${errorText(body)}`);
-    this.name = 'CaddyRejected';
-    this.status = status;
-  }
+  dynamicUpstreams?: DynamicUpstreams;
 }
 
 interface RoutesWrite {
@@ -75,123 +65,42 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
 const indexOfId = (routes: readonly unknown[], id: string): number =>
   routes.findIndex((r) => isRecord(r) && r['@id'] === id);
 
-interface AdminResponse {
-  status: number;
-  etag: string | undefined;
-  body: string;
-}
-
 const defaultServer = 'selfdevop';
 const defaultTimeoutMs = 30_000;
-// Bounded retries: of a dropped admin connection, and of a write another writer beat (412).
-const maxAttempts = 5;
+// Bounded retries of a write another writer beat (412).
 const maxConflicts = 12;
 
-function errorText(body: string): string {
-  try {
-    const parsed: unknown = JSON.parse(body);
-    if (typeof parsed === 'object' && parsed !== null && 'error' in parsed)
-      return String(parsed.error);
-  } catch {
-    // not JSON: Caddy's message is the body itself
-  }
-  return body.trim() || 'no message';
-}
-
 export class CaddyEdgeRouter implements EdgeRouter {
-  readonly #admin: URL;
+  /** The admin transport this router writes through; tests may read Caddy with it. */
+  readonly admin: CaddyAdmin;
   readonly #server: string;
   readonly #listen: CaddyEdgeRouterOptions['listen'];
-  readonly #timeoutMs: number;
   readonly #tlsAddress: string | undefined;
   readonly #tlsTimeoutMs: number;
-  readonly #dynamic: CaddyEdgeRouterOptions['dynamicUpstreams'];
-  #dns: Resolver | undefined;
+  readonly #dynamic: CaddyUpstreams | undefined;
   #tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: CaddyEdgeRouterOptions) {
-    this.#admin = new URL(options.adminUrl);
+    this.admin = new CaddyAdmin(options.adminUrl, { timeoutMs: options.timeoutMs ?? defaultTimeoutMs });
     this.#server = options.server ?? defaultServer;
     this.#listen = options.listen;
-    this.#timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
     this.#tlsAddress = options.tlsAddress;
     this.#tlsTimeoutMs = options.tlsTimeoutMs ?? 20_000;
-    this.#dynamic = options.dynamicUpstreams;
+    this.#dynamic = options.dynamicUpstreams && new CaddyUpstreams(options.dynamicUpstreams);
   }
 
-  /**
-   * Asks the DNS server the way Caddy will. Node's resolver takes IP addresses only, so a
-   * server named by host (`worker:5354` on a Compose network) is looked up first.
-   */
-  async #dnsClient(): Promise<Resolver> {
-    if (this.#dns) return this.#dns;
-    const address = this.#dynamic!.resolver;
-    const i = address.lastIndexOf(':');
-    const host = address.slice(0, i).replace(/^\[(.*)\]$/, '$1');
-    const port = address.slice(i + 1);
-    const ip = isIP(host) ? host : (await lookup(host)).address;
-    const resolver = new Resolver({ timeout: 1_000, tries: 1 });
-    resolver.setServers([isIP(ip) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`]);
-    this.#dns = resolver;
-    return resolver;
+  get #dynamicPlan(): DynamicUpstreamsPlan | undefined {
+    return this.#dynamic?.plan;
   }
 
   #plan(spec: RouteSpec) {
-    return caddyRouteFromSpec(spec, this.#dynamic);
-  }
-
-  /**
-   * Publishes a route's upstreams and waits until the DNS server answers them, as Caddy
-   * will ask it; then Caddy's own cached answer is at most one refresh old.
-   */
-  async #publishUpstreams(spec: RouteSpec): Promise<void> {
-    const dyn = this.#dynamic!;
-    const label = upstreamLabel(spec.id);
-    await dyn.registry.set(label, spec.upstreams);
-    const want = [...spec.upstreams].sort();
-    const deadline = Date.now() + dnsPropagationTimeoutMs;
-    let seen: string;
-    for (;;) {
-      try {
-        const records = await (await this.#dnsClient()).resolveSrv(srvNameOf(label, dyn.zone));
-        const got = records.map((r) => `${hostOfSrvTarget(r.name, dyn.zone)}:${r.port}`).sort();
-        if (isDeepStrictEqual(got, want)) return;
-        seen = got.join(', ') || 'no upstreams';
-      } catch (e) {
-        seen = e instanceof Error ? e.message : String(e);
-      }
-      if (Date.now() > deadline) {
-        throw new Unavailable('edge dns', `${dyn.resolver} still answers ${seen} for route ${spec.id} after ${dnsPropagationTimeoutMs} ms`);
-      }
-      await sleep(50);
-    }
-  }
-
-  /**
-   * Publishes the routes' upstreams; when one cannot be confirmed, every route touched gets
-   * its previous upstreams back, so a failed switch does not leave traffic half moved.
-   */
-  async #publishOrRestore(routes: readonly RouteSpec[]): Promise<void> {
-    const registry = this.#dynamic!.registry;
-    const previous = await Promise.all(routes.map((r) => registry.get(upstreamLabel(r.id))));
-    try {
-      for (const route of routes) await this.#publishUpstreams(route);
-    } catch (e) {
-      await Promise.all(
-        routes.map((r, i) => {
-          const label = upstreamLabel(r.id);
-          const before = previous[i];
-          return (before ? registry.set(label, before) : registry.remove(label)).catch(() => undefined);
-        }),
-      );
-      throw e;
-    }
+    return caddyRouteFromSpec(spec, this.#dynamicPlan);
   }
 
   /** With dynamic upstreams a route read from Caddy names none: they are in the registry. */
   async #withUpstreams(spec: RouteSpec | null): Promise<RouteSpec | null> {
-    if (!spec || !this.#dynamic || spec.upstreams.length > 0) return spec;
-    return { ...spec, upstreams: (await this.#dynamic.registry.get(upstreamLabel(spec.id))) ?? [] };
+    if (!spec || !this.#dynamic) return spec;
+    return this.#dynamic.withUpstreams(spec);
   }
 
   get #routesPath(): string {
@@ -199,9 +108,9 @@ export class CaddyEdgeRouter implements EdgeRouter {
   }
 
   async ping(): Promise<void> {
-    const res = await this.#request('GET', '/config/');
+    const res = await this.admin.request('GET', '/config/');
     if (res.status !== 200)
-      throw new Unavailable('caddy', `${this.#admin.origin}: GET /config/ answered ${res.status}`);
+      throw new Unavailable('caddy', `${this.admin.origin}: GET /config/ answered ${res.status}`);
   }
 
   async put(route: RouteSpec): Promise<void> {
@@ -221,11 +130,11 @@ export class CaddyEdgeRouter implements EdgeRouter {
         return { method: 'PUT', suffix: `/${routeInsertIndex(routes, planned)}`, body: planned };
       });
       await this.#verify([route]);
-      if (this.#dynamic) await this.#publishOrRestore([route]);
+      if (this.#dynamic) await this.#dynamic.publishOrRestore([route]);
     });
     // Caddy's cached answer (kept across reloads) is at most one refresh old; past that
     // every request is routed by the new one.
-    if (this.#dynamic) await sleep(this.#dynamic.refreshMs + 50);
+    if (this.#dynamic) await this.#dynamic.settle();
   }
 
   /** Puts every route with one config load: Caddy reloads in full on each change anyway. */
@@ -238,13 +147,13 @@ export class CaddyEdgeRouter implements EdgeRouter {
     await this.#serialised(async () => {
       await this.#changeRoutes(`put ${routes.length} routes`, true, (current) =>
         current === null
-          ? { method: 'PUT', suffix: '', body: mergeRoutes([], routes, this.#dynamic) }
-          : { method: 'PATCH', suffix: '', body: mergeRoutes(current, routes, this.#dynamic) },
+          ? { method: 'PUT', suffix: '', body: mergeRoutes([], routes, this.#dynamicPlan) }
+          : { method: 'PATCH', suffix: '', body: mergeRoutes(current, routes, this.#dynamicPlan) },
       );
       await this.#verify(routes);
-      if (this.#dynamic) await this.#publishOrRestore(routes);
+      if (this.#dynamic) await this.#dynamic.publishOrRestore(routes);
     });
-    if (this.#dynamic) await sleep(this.#dynamic.refreshMs + 50);
+    if (this.#dynamic) await this.#dynamic.settle();
   }
 
   /**
@@ -256,7 +165,7 @@ export class CaddyEdgeRouter implements EdgeRouter {
     return this.#serialised(async () => {
       let result: RouteSpec | null = null;
       // Dynamic routes do not carry their upstreams; the registry does (and is not changed here).
-      const dynamicUpstreams = this.#dynamic ? ((await this.#dynamic.registry.get(upstreamLabel(id))) ?? []) : null;
+      const dynamicUpstreams = this.#dynamic ? await this.#dynamic.of(id) : null;
       await this.#changeRoutes(`update hosts of route ${id}`, false, (routes) => {
         const at = indexOfId(routes ?? [], id);
         result = null;
@@ -287,57 +196,19 @@ export class CaddyEdgeRouter implements EdgeRouter {
     });
   }
 
-  /**
-   * Custom domains: the certificate Caddy serves for `hostname`, read with a TLS handshake
-   * (SNI = hostname) on `tlsAddress`. Under on-demand TLS the handshake itself makes Caddy
-   * obtain the certificate when the control API's `ask` allows it. Chain trust is not
-   * checked here (the CA may be private); the name, the dates and a real issuer are.
-   */
+  /** Custom domains: the certificate Caddy serves for `hostname` (caddy-certificate.ts). */
   async certificate(hostname: string): Promise<EdgeCertificate> {
     const address = this.#tlsAddress;
-    if (address === undefined) throw new Error('no tlsAddress configured: the Caddy edge cannot read certificates');
-    const i = address.lastIndexOf(':');
-    const host = address.slice(0, i).replace(/^\[(.*)\]$/, '$1');
-    const port = Number(address.slice(i + 1));
-    const missing = (detail: string): EdgeCertificate => ({ status: 'missing', issuer: null, notAfter: null, detail });
-    return new Promise<EdgeCertificate>((resolve, reject) => {
-      const socket = tls.connect({ host, port, servername: hostname, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
-      const done = (result: EdgeCertificate | Error) => {
-        socket.destroy();
-        if (result instanceof Error) reject(result);
-        else resolve(result);
-      };
-      socket.setTimeout(this.#tlsTimeoutMs, () =>
-        done(missing(`TLS handshake for ${hostname} got no certificate within ${this.#tlsTimeoutMs} ms`)),
-      );
-      socket.once('secureConnect', () => {
-        const cert = socket.getPeerCertificate();
-        const names = (cert.subjectaltname ?? '').split(/,\s*/);
-        const issuer = [cert.issuer?.CN, cert.issuer?.O].filter(Boolean).join(', ') || null;
-        const notAfter = cert.valid_to ? new Date(cert.valid_to).toISOString() : null;
-        if (!names.includes(`DNS:${hostname}`)) return done(missing(`the edge serves a certificate for ${cert.subjectaltname ?? 'another name'}, not ${hostname}`));
-        if (notAfter !== null && Date.parse(notAfter) <= Date.now()) return done(missing(`the certificate for ${hostname} expired at ${notAfter}`));
-        // Caddy's internal CA (self-signed fallback) is not a publicly trusted certificate.
-        if (issuer === null || /Caddy Local Authority/i.test(issuer)) return done(missing(`the certificate for ${hostname} is from ${issuer ?? 'no issuer'}, not the ACME CA`));
-        done({ status: 'active', issuer, notAfter, detail: null });
-      });
-      socket.once('error', (e: NodeJS.ErrnoException) => {
-        if (e.code === 'ECONNREFUSED' || e.code === 'EHOSTUNREACH' || e.code === 'ETIMEDOUT') {
-          const error = new Unavailable('caddy', `${address}: ${e.message}`);
-          error.cause = e;
-          return done(error);
-        }
-        const alert = /alert ([a-z ]+)/i.exec(e.message)?.[0] ?? e.code ?? e.message;
-        done(missing(`the edge has no certificate for ${hostname} (TLS ${alert}): ask refused it or the CA has not issued it yet`));
-      });
-    });
+    if (address === undefined)
+      throw new Error('no tlsAddress configured: the Caddy edge cannot read certificates');
+    return readEdgeCertificate(address, hostname, this.#tlsTimeoutMs);
   }
 
   async get(id: string): Promise<RouteSpec | null> {
     const path = `/id/${encodeURIComponent(id)}`;
-    const res = await this.#request('GET', path);
+    const res = await this.admin.request('GET', path);
     if (res.status === 404) return null;
-    this.#expect(`GET ${path}`, res, 200);
+    this.admin.expect(`GET ${path}`, res, 200);
     let found: unknown = JSON.parse(res.body);
     // /id/ resolves the id to an array position and reads that position in two separate
     // steps; a concurrent insert from another process can shift the array in between.
@@ -362,7 +233,7 @@ export class CaddyEdgeRouter implements EdgeRouter {
         // Already gone: removing is idempotent.
         return at === -1 ? null : { method: 'DELETE', suffix: `/${at}` };
       });
-      await this.#dynamic?.registry.remove(upstreamLabel(id));
+      await this.#dynamic?.remove(id);
     });
   }
 
@@ -372,12 +243,43 @@ export class CaddyEdgeRouter implements EdgeRouter {
     return Promise.all(specs.map(async (spec) => (await this.#withUpstreams(spec))!));
   }
 
+  /**
+   * Puts back, in one config load, every route of `routes` the edge lacks and every host a
+   * route lacks (core/edge/live-routes.ts plans them from the database). Routes that are
+   * there keep their handler, so a deploy that switched since the database was read stands.
+   */
+  async restore(routes: RouteSpec[]): Promise<EdgeRestored> {
+    for (const route of routes) assertRouteSpec(route);
+    return this.#serialised(async () => {
+      // Upstreams first: a route put back is never without its upstreams, even for a moment.
+      await this.#dynamic?.fillMissing(routes);
+      let restored: EdgeRestored = { routes: [], hosts: [] };
+      await this.#changeRoutes(`restore ${routes.length} routes`, true, (current) => {
+        const plan = restoreRoutes(current ?? [], routes, this.#dynamicPlan);
+        restored = plan?.restored ?? { routes: [], hosts: [] };
+        if (plan === null) return null;
+        return { method: current === null ? 'PUT' : 'PATCH', suffix: '', body: plan.routes };
+      });
+      await this.#verify(routes.filter((r) => restored.routes.includes(r.id)));
+      return restored;
+    });
+  }
+
+  /**
+   * Makes the control route (dashboard and API) and the edge server's settings match the
+   * configuration, leaving every app route where it is (caddy-control.ts). Resolves to what
+   * changed, for the log.
+   */
+  async reconcileControl(settings: ControlSettings): Promise<string[]> {
+    return this.#serialised(() => reconcileControl(this.admin, this.#server, settings));
+  }
+
   /** Creates the HTTP server (and the http app) when the config does not have them yet. */
   async ensureServer(): Promise<void> {
     const segments = ['apps', 'http', 'servers', this.#server];
     for (let depth = 1; depth <= segments.length; depth += 1) {
       const path = `/config/${segments.slice(0, depth).map(encodeURIComponent).join('/')}`;
-      const res = await this.#request('GET', path);
+      const res = await this.admin.request('GET', path);
       if (res.status === 200 && res.body.trim() !== 'null') continue;
       if (res.status !== 200 && res.status !== 400 && res.status !== 404)
         throw new CaddyRejected(`GET ${path}`, res.status, res.body);
@@ -388,7 +290,7 @@ export class CaddyEdgeRouter implements EdgeRouter {
       }
       let value: unknown = caddyServer(this.#listen);
       for (const key of segments.slice(depth).reverse()) value = { [key]: value };
-      this.#expect(`PUT ${path}`, await this.#request('PUT', path, value), 200);
+      this.admin.expect(`PUT ${path}`, await this.admin.request('PUT', path, value), 200);
       return;
     }
   }
@@ -421,7 +323,7 @@ export class CaddyEdgeRouter implements EdgeRouter {
       if (write === null) return;
       const headers: Record<string, string> =
         read.etag === undefined ? {} : { 'If-Match': read.etag };
-      const res = await this.#request(
+      const res = await this.admin.request(
         write.method,
         `${this.#routesPath}${write.suffix}`,
         write.body,
@@ -432,7 +334,7 @@ export class CaddyEdgeRouter implements EdgeRouter {
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
         continue;
       }
-      this.#expect(`${what} (${write.method} ${this.#routesPath}${write.suffix})`, res, 200);
+      this.admin.expect(`${what} (${write.method} ${this.#routesPath}${write.suffix})`, res, 200);
       return;
     }
     throw new Error(
@@ -463,107 +365,14 @@ export class CaddyEdgeRouter implements EdgeRouter {
     etag: string | undefined;
     missingServer: boolean;
   }> {
-    const res = await this.#request('GET', this.#routesPath);
+    const res = await this.admin.request('GET', this.#routesPath);
     // Caddy answers 400 "invalid traversal path" when a parent of the path is missing.
     if (res.status === 400 && /invalid traversal path/.test(res.body))
       return { routes: null, etag: undefined, missingServer: true };
-    this.#expect(`GET ${this.#routesPath}`, res, 200);
+    this.admin.expect(`GET ${this.#routesPath}`, res, 200);
     const parsed: unknown = JSON.parse(res.body);
     if (parsed !== null && !Array.isArray(parsed))
       throw new Error(`caddy server ${this.#server} routes is not an array: ${res.body}`);
     return { routes: parsed, etag: res.etag, missingServer: false };
   }
-
-  #expect(what: string, res: AdminResponse, status: number): void {
-    if (res.status !== status) throw new CaddyRejected(what, res.status, res.body);
-  }
-
-  /**
-   * Caddy restarts its admin listener on every config load, so a request that lands during
-   * another writer's reload can see its connection reset or refused. Every call here is
-   * safe to repeat (PATCH and DELETE by id are idempotent, inserts carry If-Match and are
-   * read back), so such failures are retried a few times before the edge counts as down.
-   */
-  async #request(
-    method: string,
-    path: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<AdminResponse> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await this.#requestOnce(method, path, body, headers);
-      } catch (error) {
-        const code = (error as { cause?: { code?: unknown } }).cause?.code;
-        if (attempt >= maxAttempts || (code !== 'ECONNRESET' && code !== 'ECONNREFUSED'))
-          throw error;
-        await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** (attempt - 1)));
-      }
-    }
-  }
-
-  // node:http, not fetch: Caddy 2.11's admin refuses requests carrying browser fetch
-  // metadata (Sec-Fetch-*), which undici's fetch sends.
-  #requestOnce(
-    method: string,
-    path: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<AdminResponse> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          protocol: this.#admin.protocol,
-          hostname: this.#admin.hostname,
-          port: this.#admin.port,
-          method,
-          path,
-          headers: {
-            ...headers,
-            ...(payload === undefined
-              ? {}
-              : {
-                  'Content-Type': 'application/json',
-                  'Content-Length': Buffer.byteLength(payload),
-                }),
-          },
-          timeout: this.#timeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const etag = res.headers.etag;
-            resolve({
-              status: res.statusCode ?? 0,
-              etag: typeof etag === 'string' ? etag : undefined,
-              body: Buffer.concat(chunks).toString('utf8'),
-            });
-          });
-          res.on('error', (e) => reject(this.#unavailable(e)));
-        },
-      );
-      req.on('timeout', () =>
-        req.destroy(new Error(`${method} ${path} got no answer within ${this.#timeoutMs} ms`)),
-      );
-      req.on('error', (e) => reject(this.#unavailable(e)));
-      req.end(payload);
-    });
-  }
-
-  #unavailable(cause: Error): Unavailable {
-    const error = new Unavailable('caddy', `${this.#admin.origin}: ${cause.message}`);
-    error.cause = cause;
-    return error;
-  }
-}
-
-/** The host an SRV target names: `ip-10-0-0-5.<zone>` is 10.0.0.5, `<host>.<zone>` is host. */
-function hostOfSrvTarget(target: string, zone: string): string {
-  const name = target.toLowerCase().replace(/\.$/, '');
-  const ip = hostOfTarget(name, zone);
-  if (ip) return ip;
-  const suffix = `.${zone.toLowerCase()}`;
-  return name.endsWith(suffix) ? name.slice(0, -suffix.length) : name;
 }

@@ -69,6 +69,11 @@ const schema = z.object({
   EDGE_DNS_ADDRESS: hostPort.optional(),
   /** Custom domains: where the control plane reaches Caddy's HTTPS port to read certificates. */
   EDGE_TLS_ADDRESS: hostPort.default('127.0.0.1:443'),
+  /**
+   * How often the worker puts back edge routes Caddy lost (a lost autosave, a config reset),
+   * rebuilt from the database; it also does so at start.
+   */
+  EDGE_REBUILD_SECONDS: z.coerce.number().int().min(5).max(86_400).default(60),
   /** Custom domains: the edge's public IPv4 addresses, for apex A records (comma-separated). */
   EDGE_IPV4: z
     .string()

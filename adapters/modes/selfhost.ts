@@ -5,7 +5,7 @@
  * the queues consumed from core/queues.ts, as in cloud mode.
  */
 import type { DomainConfig } from '../../core/domains/deps.ts';
-import type { Logger } from '../../core/ports.ts';
+import type { Logger, RouteCatalog } from '../../core/ports.ts';
 import { scheduledJobs, workerHandlers } from '../../core/queues.ts';
 import type { ReleaseConfig, ReleaseDeps } from '../../core/releases/deps.ts';
 import { wireSystem, type ApiDeps } from '../../core/system.ts';
@@ -17,6 +17,7 @@ import { NodeDnsResolver } from '../dns/node.ts';
 import { CaddyEdgeRouter } from '../edge/caddy.ts';
 import { startUpstreamDns } from '../edge/upstream-dns.ts';
 import { PostgresUpstreamRegistry } from '../edge/upstreams-postgres.ts';
+import { PostgresRouteCatalog } from '../edge/route-catalog-postgres.ts';
 import { NodeHttpSender } from '../http/node.ts';
 import { RandomIds } from '../ids/random.ts';
 import { fromPino } from '../logger/pino.ts';
@@ -64,6 +65,10 @@ export interface SelfhostSystem {
   vault: AesFileKeyVault;
   /** Where Caddy asks for upstreams (host:port), when routes use dynamic upstreams. */
   edgeDnsAddress: string | null;
+  /** The one writer of Caddy config: tenant routes, and the control route (the worker's). */
+  edge: CaddyEdgeRouter;
+  /** Every route the edge must serve, read from the database to rebuild a lost edge. */
+  routeCatalog: RouteCatalog;
   /** Starts consuming the worker queues and the schedules; resolves to a stop that waits for messages in flight. */
   startWorkers(): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -162,6 +167,8 @@ export async function fromSelfhost(
     release: system.release,
     logger,
     vault,
+    edge,
+    routeCatalog: new PostgresRouteCatalog(db),
     async startWorkers() {
       const concurrency = overrides.workerConcurrency ?? 4;
       const stops: (() => Promise<void>)[] = [];

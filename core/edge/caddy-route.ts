@@ -44,8 +44,10 @@ export interface CaddyServer {
 }
 
 export interface CaddyBaseOptions {
-  /** host:port of the admin API; keep it on loopback. */
+  /** host:port of the admin API; keep it on loopback or a private network. */
   adminListen: string;
+  /** Host headers the admin API accepts (Caddy's `admin.origins`), when it is reached by name. */
+  adminOrigins?: string[];
   /** Listen address for plain HTTP, e.g. `:80` or `127.0.0.1:8080`. */
   httpListen: string;
   /** Listen address for HTTPS; without it automatic HTTPS is off (plain-HTTP edges, tests). */
@@ -53,8 +55,13 @@ export interface CaddyBaseOptions {
   serverName: string;
   /** Where Caddy keeps certificates and locks; Caddy's default data dir when absent. */
   storageRoot?: string;
-  /** Custom domains: on-demand TLS gated by the control API's `ask` endpoint (needs httpsListen). */
+  /**
+   * Custom domains: on-demand TLS gated by the control API's `ask` endpoint. Without
+   * httpsListen it is configured but idle until the server listens for HTTPS.
+   */
   onDemandTls?: CaddyOnDemandTlsOptions;
+  /** Routes the server starts with (the control route of a self-hosted edge). */
+  routes?: unknown[];
 }
 
 /** Custom domains' certificates: obtained by Caddy at the first handshake, if `askUrl` says yes. */
@@ -332,7 +339,9 @@ export function caddyServer(
 
 /** A whole Caddy config to start from: admin API, storage and one empty HTTP server. */
 export function caddyBaseConfig(options: CaddyBaseOptions): Record<string, unknown> {
-  const http: Record<string, unknown> = { servers: { [options.serverName]: caddyServer(options) } };
+  const server = caddyServer(options);
+  if (options.routes !== undefined) server.routes = [...options.routes];
+  const http: Record<string, unknown> = { servers: { [options.serverName]: server } };
   if (options.httpsListen !== undefined) {
     // Caddy's ACME HTTP challenge and HTTP->HTTPS redirects use these, not the listen list.
     const httpPort = portOf(options.httpListen);
@@ -341,20 +350,50 @@ export function caddyBaseConfig(options: CaddyBaseOptions): Record<string, unkno
     if (httpsPort !== undefined) http.https_port = httpsPort;
   }
   const apps: Record<string, unknown> = { http };
-  if (options.onDemandTls !== undefined && options.httpsListen !== undefined) {
+  if (options.onDemandTls !== undefined) {
     apps.tls = caddyOnDemandTls(options.onDemandTls);
     // Certificates are only ever obtained on demand; plain HTTP keeps serving every host
     // (default hosts have no certificate of their own), so no HTTP->HTTPS redirects.
-    const server = (http.servers as Record<string, CaddyServer>)[options.serverName]!;
-    server.automatic_https = { disable_redirects: true };
+    if (options.httpsListen !== undefined) server.automatic_https = { disable_redirects: true };
     // Never let Caddy install its local CA into the machine's trust store.
     apps.pki = { certificate_authorities: { local: { install_trust: false } } };
   }
-  const config: Record<string, unknown> = {
-    admin: { listen: options.adminListen },
-    apps,
-  };
+  const admin: Record<string, unknown> = { listen: options.adminListen };
+  if (options.adminOrigins !== undefined) admin.origins = [...options.adminOrigins];
+  const config: Record<string, unknown> = { admin, apps };
   if (options.storageRoot !== undefined)
     config.storage = { module: 'file_system', root: options.storageRoot };
   return config;
+}
+
+/**
+ * The routes array after putting back what is missing: each spec without a route is
+ * inserted by rank, and a route that is there gains the spec's hosts it lacks, its handler
+ * kept exactly as it is (a deploy may have switched its upstream since the specs were read).
+ * Null when nothing is missing.
+ */
+export function restoreRoutes(
+  routes: readonly unknown[],
+  specs: readonly RouteSpec[],
+  dynamic?: DynamicUpstreamsPlan,
+): { routes: unknown[]; restored: { routes: string[]; hosts: string[] } } | null {
+  const next = [...routes];
+  const restored = { routes: [] as string[], hosts: [] as string[] };
+  for (const spec of specs) {
+    const at = next.findIndex((r) => isRecord(r) && r['@id'] === spec.id);
+    if (at === -1) {
+      const route = caddyRouteFromSpec(spec, dynamic);
+      next.splice(routeInsertIndex(next, route), 0, route);
+      restored.routes.push(spec.id);
+      continue;
+    }
+    const current = routeSpecFromCaddy(next[at]);
+    // Not shaped like a selfdevop route: someone else's; leave it alone.
+    if (current === null) continue;
+    const missing = spec.hosts.filter((h) => !current.hosts.includes(h));
+    if (missing.length === 0) continue;
+    next[at] = { ...(next[at] as Record<string, unknown>), match: [{ host: [...current.hosts, ...missing] }] };
+    restored.hosts.push(...missing.map((h) => `${h} on ${spec.id}`));
+  }
+  return restored.routes.length === 0 && restored.hosts.length === 0 ? null : { routes: next, restored };
 }

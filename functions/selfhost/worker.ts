@@ -1,156 +1,21 @@
 /**
  * The self-hosted worker process (the compose `worker` service): consumes the release
  * queues and serves no HTTP. It is the only process with the Docker socket, and the one
- * that owns the edge's config: at start it makes Caddy's control route (dashboard + API)
- * match SELFDEVOP_DOMAIN, since Caddy resumes its autosaved config across restarts.
+ * that keeps the edge's config whole through the edge adapter: at start and periodically it
+ * makes Caddy's control route (dashboard + API) match SELFDEVOP_DOMAIN, since Caddy resumes
+ * its autosaved config across restarts, and puts back every route rebuilt from the database.
  * Liveness is a heartbeat file (functions/selfhost/healthcheck.ts reads it), written only
  * while the database answers.
  */
-import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
-import { isDeepStrictEqual } from 'node:util';
-import { ConfigError, defaultCaddyAdminUrl, fromEnv, requireSettings } from '../../adapters/modes/config.ts';
+import { ConfigError, fromEnv, requireSettings } from '../../adapters/modes/config.ts';
 import { checkMigrations } from '../../adapters/db/migrator.ts';
 import { openSession, type SqlSession } from '../../adapters/db/postgres.ts';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
+import { rebuildEdgeRoutes } from '../../core/edge/live-routes.ts';
 import { version } from './version.ts';
 
 const heartbeatEveryMs = 5_000;
-
-type Json = Record<string, unknown>;
-
-/** The route that sends the dashboard and API to the control API: by host, or catch-all. */
-function controlRoute(domain: string | undefined, upstream: string): Json {
-  const proxy = { handler: 'reverse_proxy', upstreams: [{ dial: upstream }] };
-  if (!domain) return { '@id': 'selfdevop-control', handle: [proxy], terminal: true };
-  // Credentials never travel in clear text: plain HTTP to the dashboard host is redirected.
-  const redirect = {
-    match: [{ protocol: 'http' }],
-    handle: [
-      {
-        handler: 'static_response',
-        status_code: 308,
-        headers: { Location: ['https://{http.request.host}{http.request.uri}'] },
-      },
-    ],
-  };
-  return {
-    '@id': 'selfdevop-control',
-    match: [{ host: [domain] }],
-    handle: [{ handler: 'subroute', routes: [redirect, { handle: [proxy] }] }],
-    terminal: true,
-  };
-}
-
-/** Listen addresses and automatic HTTPS of the edge server: TLS only when a domain is set. */
-function edgeServerSettings(domain: string | undefined): {
-  listen: string[];
-  automatic_https: Json;
-} {
-  return domain
-    ? { listen: [':80', ':443'], automatic_https: { disable_redirects: true } }
-    : { listen: [':80'], automatic_https: { disable: true } };
-}
-
-function adminRequest(
-  adminUrl: string,
-  method: string,
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; etag?: string; body: string }> {
-  const url = new URL(path, adminUrl);
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    // node:http, not fetch: Caddy's admin API refuses browser fetch metadata.
-    const req = http.request(
-      url,
-      {
-        method,
-        timeout: 10_000,
-        headers: {
-          ...headers,
-          ...(payload === undefined
-            ? {}
-            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            etag: typeof res.headers.etag === 'string' ? res.headers.etag : undefined,
-            body: text,
-          }),
-        );
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`caddy admin ${method} ${path} timed out`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-/**
- * Makes the edge server's listen list, automatic HTTPS and control route match the
- * configuration, leaving every app route where it is. Writes carry If-Match, so a deploy
- * changing routes at the same moment is never overwritten (a 412 reads again).
- */
-async function reconcileEdge(options: {
-  adminUrl: string;
-  server: string;
-  domain?: string;
-  upstream: string;
-}): Promise<string[]> {
-  const base = `/config/apps/http/servers/${encodeURIComponent(options.server)}`;
-  const changed: string[] = [];
-  for (let attempt = 1; attempt <= 10; attempt += 1) {
-    const res = await adminRequest(options.adminUrl, 'GET', base);
-    if (res.status !== 200 || res.body.trim() === 'null') {
-      throw new Error(
-        `caddy has no server ${options.server} (GET ${base} → ${res.status}); is the edge's base config loaded?`,
-      );
-    }
-    const server = JSON.parse(res.body) as Json;
-    const routes = Array.isArray(server.routes) ? (server.routes as Json[]) : [];
-    const desiredRoute = controlRoute(options.domain, options.upstream);
-    const others = routes.filter((r) => r['@id'] !== 'selfdevop-control');
-    // A host route goes first; the catch-all last, behind every app route.
-    const nextRoutes = options.domain ? [desiredRoute, ...others] : [...others, desiredRoute];
-    const settings = edgeServerSettings(options.domain);
-    const next = { ...server, ...settings, routes: nextRoutes };
-    if (isDeepStrictEqual(next, server)) return changed;
-    const put = await adminRequest(
-      options.adminUrl,
-      'PATCH',
-      base,
-      next,
-      res.etag ? { 'If-Match': res.etag } : {},
-    );
-    if (put.status === 412) continue;
-    if (put.status !== 200)
-      throw new Error(`caddy refused the edge settings: ${put.status} ${put.body}`);
-    if (!isDeepStrictEqual(server.listen, settings.listen))
-      changed.push(`listen ${settings.listen.join(' ')}`);
-    if (!isDeepStrictEqual(server.automatic_https, settings.automatic_https))
-      changed.push('automatic_https');
-    if (
-      !isDeepStrictEqual(
-        routes.find((r) => r['@id'] === 'selfdevop-control'),
-        desiredRoute,
-      )
-    ) {
-      changed.push(`control route ${options.domain ?? '(any host)'} → ${options.upstream}`);
-    }
-    return changed;
-  }
-  throw new Error(
-    'caddy config kept changing under the edge reconciliation; gave up after 10 attempts',
-  );
-}
 
 async function main() {
   const config = requireSettings(fromEnv(), 'the worker', ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY_FILE']);
@@ -171,13 +36,34 @@ async function main() {
   // This process serves the edge's upstream DNS; Caddy reaches it at EDGE_DNS_ADDRESS.
   const system = await fromSelfhost(config, { role: 'worker', version });
   const log = system.logger.child({ component: 'worker' });
-  const changed = await reconcileEdge({
-    adminUrl: config.CADDY_ADMIN_URL ?? defaultCaddyAdminUrl,
-    server: config.CADDY_SERVER,
-    domain,
-    upstream,
-  });
-  if (changed.length > 0) log.info({ changed }, 'edge settings updated');
+  // A Caddy that lost its config (autosave gone, config reset) is put back from the
+  // database here and every EDGE_REBUILD_SECONDS, instead of serving 404 until each
+  // service's next deploy. A timer in this process, not a queue job: this process is the
+  // one that reaches this machine's Caddy, and the work is idempotent (If-Match, adds only),
+  // so a second worker repeating it costs one read.
+  const rebuildEdge = async () => {
+    const changed = await system.edge.reconcileControl({
+      domain,
+      upstream,
+      listen: { http: config.EDGE_HTTP_LISTEN, https: config.EDGE_HTTPS_LISTEN },
+    });
+    if (changed.length > 0) log.info({ changed }, 'edge settings updated');
+    const restored = await rebuildEdgeRoutes({
+      catalog: system.routeCatalog,
+      edge: system.edge,
+      edgeDomain: config.EDGE_DOMAIN,
+    });
+    if (restored.routes.length > 0 || restored.hosts.length > 0)
+      log.warn({ ...restored }, 'edge routes the edge had lost were restored from the database');
+  };
+  await rebuildEdge();
+  const rebuildTimer = setInterval(
+    () =>
+      void rebuildEdge().catch((e: Error) =>
+        log.warn({ err: e.message }, 'rebuilding the edge from the database failed; retrying'),
+      ),
+    config.EDGE_REBUILD_SECONDS * 1000,
+  );
   const stopWorkers = await system.startWorkers();
   log.info(
     { version, edgeDomain: config.EDGE_DOMAIN, controlDomain: domain ?? null },
@@ -206,6 +92,7 @@ async function main() {
     if (stopping) return;
     stopping = true;
     clearInterval(timer);
+    clearInterval(rebuildTimer);
     log.info({ signal }, 'worker shutting down; waiting for steps in flight');
     await stopWorkers().catch((e: Error) =>
       log.error({ err: e.message }, 'stopping the workers failed'),

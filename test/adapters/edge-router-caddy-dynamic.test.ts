@@ -11,7 +11,7 @@ import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
 import { startUpstreamDns, type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
 import { MemoryUpstreamRegistry } from '../../adapters/edge/upstreams-memory.ts';
 import { aRouteSpec, runEdgeRouterContract } from '../contracts/edge-router.case.ts';
-import { adminRequest, freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { available } from '../support/services.ts';
 
 const zone = 'sdo.internal';
@@ -77,15 +77,31 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter with dynamic upstr
     await caddy.reset();
     const edge = router();
     await edge.put(aRouteSpec({ id: 'sdo-svc_a-env_b', hosts: ['dyn.example.test'], upstreams: [upstreams[0]!.dial] }));
-    const before = await adminRequest(caddy.adminUrl, 'GET', '/id/sdo-svc_a-env_b');
+    const before = await caddy.admin.request('GET', '/id/sdo-svc_a-env_b');
     expect(JSON.parse(before.body).handle[0]).toMatchObject({
       dynamic_upstreams: { source: 'srv', name: `_sdo-svc-a-env-b._tcp.${zone}`, refresh: '100ms', grace_period: '1h' },
       transport: { protocol: 'http', resolver: { addresses: [`udp/${dns.address}`] } },
     });
     await edge.put(aRouteSpec({ id: 'sdo-svc_a-env_b', hosts: ['dyn.example.test'], upstreams: [upstreams[1]!.dial] }));
-    const after = await adminRequest(caddy.adminUrl, 'GET', '/id/sdo-svc_a-env_b');
+    const after = await caddy.admin.request('GET', '/id/sdo-svc_a-env_b');
     expect(after.body).toBe(before.body);
     expect((await edge.get('sdo-svc_a-env_b'))?.upstreams).toEqual([upstreams[1]!.dial]);
+  });
+
+  it('restores a lost route with the upstreams the registry holds, and fills only missing ones', async () => {
+    await caddy.reset();
+    const edge = router();
+    const kept = aRouteSpec({ id: 'sdo-kept', hosts: ['kept.example.test'], upstreams: [upstreams[0]!.dial] });
+    await edge.put(kept);
+    // Caddy lost its config; the registry (PostgreSQL in production) did not.
+    await caddy.reset();
+    const fresh = aRouteSpec({ id: 'sdo-fresh', hosts: ['fresh.example.test'], upstreams: [upstreams[1]!.dial] });
+    // Planned from an older database read: the registry's newer answer must win.
+    const restored = await edge.restore([{ ...kept, upstreams: [upstreams[1]!.dial] }, fresh]);
+    expect(restored).toEqual({ routes: ['sdo-kept', 'sdo-fresh'], hosts: [] });
+    expect((await edge.get('sdo-kept'))?.upstreams).toEqual([upstreams[0]!.dial]);
+    expect((await edge.get('sdo-fresh'))?.upstreams).toEqual([upstreams[1]!.dial]);
+    expect(await edge.restore([kept, fresh])).toEqual({ routes: [], hosts: [] });
   });
 
   it('moves keep-alive traffic and held WebSockets between upstreams with no reset and no reload', async () => {
@@ -94,7 +110,7 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter with dynamic upstr
     const host = 'switch.example.test';
     const route = (dial: string) => aRouteSpec({ id: 'sdo-switch', hosts: [host], upstreams: [dial], drainSeconds: 2 });
     await edge.put(route(upstreams[0]!.dial));
-    const configBefore = (await adminRequest(caddy.adminUrl, 'GET', '/config/')).body;
+    const configBefore = (await caddy.admin.request('GET', '/config/')).body;
 
     // A WebSocket through Caddy, held across every switch.
     const ws = new WebSocket(`ws://127.0.0.1:${caddy.httpPort}/`, { headers: { host } });
@@ -145,7 +161,7 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter with dynamic upstr
       }),
     );
     expect(last).toBe('A');
-    expect((await adminRequest(caddy.adminUrl, 'GET', '/config/')).body).toBe(configBefore);
+    expect((await caddy.admin.request('GET', '/config/')).body).toBe(configBefore);
 
     // The held socket still talks to the upstream it was opened on.
     const echo = new Promise<string>((resolve) => ws.once('message', (m) => resolve(String(m))));

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaddyEdgeRouter, CaddyRejected } from '../../adapters/edge/caddy.ts';
 import { caddyRouteFromSpec } from '../../core/edge/caddy-route.ts';
 import { aRouteSpec, runEdgeRouterContract } from '../contracts/edge-router.case.ts';
-import { adminRequest, freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { available } from '../support/services.ts';
 
 /** A loopback HTTP server that answers every request with its own name. */
@@ -97,7 +97,7 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter (real Caddy 2.11)'
         drainSeconds: 600,
       }),
     );
-    const stored = await adminRequest(caddy.adminUrl, 'GET', '/id/svc_x');
+    const stored = await caddy.admin.request('GET', '/id/svc_x');
     expect(JSON.parse(stored.body)).toStrictEqual({
       '@id': 'svc_x',
       match: [{ host: ['x.example.test'] }],
@@ -169,14 +169,14 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter (real Caddy 2.11)'
       '@id': 'fallback',
       handle: [{ handler: 'static_response', status_code: 404, body: 'no such app' }],
     };
-    expect((await adminRequest(caddy.adminUrl, 'POST', routesPath, catchAll)).status).toBe(200);
+    expect((await caddy.admin.request('POST', routesPath, catchAll)).status).toBe(200);
     const edge = router();
     await edge.put(aRouteSpec({ id: 'svc_x', hosts: ['x.example.test'], upstreams: [a().dial] }));
     await edge.putMany([
       aRouteSpec({ id: 'svc_y', hosts: ['*.wild.example.test'], upstreams: [b().dial] }),
     ]);
     const ids = (
-      JSON.parse((await adminRequest(caddy.adminUrl, 'GET', routesPath)).body) as {
+      JSON.parse((await caddy.admin.request('GET', routesPath)).body) as {
         '@id': string;
       }[]
     ).map((r) => r['@id']);
@@ -230,11 +230,37 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter (real Caddy 2.11)'
     expect(listed.sort((x, y) => x.id.localeCompare(y.id))).toStrictEqual(routes);
   });
 
+  it('restores lost routes and hosts in one load, never rewriting a route that is there', async () => {
+    await caddy.reset();
+    const edge = router();
+    const switched = aRouteSpec({
+      id: 'sdo-web',
+      hosts: ['web.example.test'],
+      upstreams: ['127.0.0.1:30009'],
+    });
+    await edge.put(switched);
+    const loaded = await edge.restore([
+      // Planned from the database before a deploy switched the route: its upstream is older.
+      {
+        ...switched,
+        upstreams: ['127.0.0.1:30001'],
+        hosts: ['web.example.test', 'shop.example.test'],
+      },
+      aRouteSpec({ id: 'sdo-api', hosts: ['api.example.test'], upstreams: ['127.0.0.1:30002'] }),
+    ]);
+    expect(loaded).toEqual({ routes: ['sdo-api'], hosts: ['shop.example.test on sdo-web'] });
+    expect(await edge.get('sdo-web')).toEqual({
+      ...switched,
+      hosts: ['web.example.test', 'shop.example.test'],
+    });
+    expect((await edge.get('sdo-api'))?.upstreams).toEqual(['127.0.0.1:30002']);
+  });
+
   it('creates its server when the config has none, if told where to listen', async () => {
     const port = await freePort();
     expect(
       (
-        await adminRequest(caddy.adminUrl, 'POST', '/load', {
+        await caddy.admin.request('POST', '/load', {
           admin: { listen: new URL(caddy.adminUrl).host },
         })
       ).status,

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
 import { changeRouteHosts } from '../../core/domains/route-hosts.ts';
 import type { RouteSpec } from '../../core/ports.ts';
-import { adminRequest, freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { available } from '../support/services.ts';
 
 const route = (o: Partial<RouteSpec> = {}): RouteSpec => ({
@@ -46,9 +46,7 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter custom-domain hook
 
   it('adds and removes hosts, keeping the rest of the route exactly as it was', async () => {
     await edge.put(route({ sticky: true, upstreams: ['127.0.0.1:20001', '127.0.0.1:20002'] }));
-    const before = JSON.parse(
-      (await adminRequest(caddy.adminUrl, 'GET', `/id/${route().id}`)).body,
-    );
+    const before = JSON.parse((await caddy.admin.request('GET', `/id/${route().id}`)).body);
     const added = await edge.updateHosts(route().id, {
       add: ['shop.example.com', 'www.example.com'],
     });
@@ -59,7 +57,7 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter custom-domain hook
         hosts: [route().hosts[0]!, 'shop.example.com', 'www.example.com'],
       }),
     );
-    const after = JSON.parse((await adminRequest(caddy.adminUrl, 'GET', `/id/${route().id}`)).body);
+    const after = JSON.parse((await caddy.admin.request('GET', `/id/${route().id}`)).body);
     expect(after.handle).toEqual(before.handle);
     // Adding a host that is there already changes nothing.
     expect((await edge.updateHosts(route().id, { add: ['shop.example.com'] }))!.hosts).toHaveLength(

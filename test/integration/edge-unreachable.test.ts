@@ -5,9 +5,10 @@
  */
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CaddyAdmin } from '../../adapters/edge/caddy-admin.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { startSelfhostApi } from '../support/api.ts';
-import { adminRequest, freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { dockerTarget, ensureTestImages, removeContainersByLabel } from '../support/docker.ts';
 import type { Requester } from '../support/http.ts';
 import { available } from '../support/services.ts';
@@ -162,20 +163,22 @@ describe.skipIf(!ready)('a deploy while the Caddy admin API is unreachable', () 
 
     // The same configuration with the admin endpoint on another port: the HTTP server and
     // its routes stay as they are, the address the control plane knows answers no more.
-    const current = await adminRequest(caddy.adminUrl, 'GET', '/config/');
+    const current = await caddy.admin.request('GET', '/config/');
     expect(current.status).toBe(200);
     const config = JSON.parse(current.body) as { admin?: { listen?: string } };
     const movedAdmin = `127.0.0.1:${await freePort()}`;
-    await adminRequest(caddy.adminUrl, 'POST', '/load', {
-      ...config,
-      admin: { ...config.admin, listen: movedAdmin },
-    }).catch(
-      // The old admin endpoint may close the connection as it shuts itself down.
-      () => undefined,
-    );
-    const moved = await adminRequest(`http://${movedAdmin}`, 'GET', '/config/');
+    await caddy.admin
+      .request('POST', '/load', {
+        ...config,
+        admin: { ...config.admin, listen: movedAdmin },
+      })
+      .catch(
+        // The old admin endpoint may close the connection as it shuts itself down.
+        () => undefined,
+      );
+    const moved = await new CaddyAdmin(`http://${movedAdmin}`).request('GET', '/config/');
     expect(moved.status).toBe(200);
-    await expect(adminRequest(caddy.adminUrl, 'GET', '/config/')).rejects.toThrow(/ECONNREFUSED/);
+    await expect(caddy.admin.request('GET', '/config/')).rejects.toThrow(/ECONNREFUSED/);
 
     const seen: string[] = [];
     let polling = true;

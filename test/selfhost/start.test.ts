@@ -12,7 +12,8 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../adapters/db/migrator.ts';
-import { adminRequest, caddyBin, freePort } from '../support/caddy.ts';
+import { CaddyAdmin } from '../../adapters/edge/caddy-admin.ts';
+import { caddyBin, freePort } from '../support/caddy.ts';
 import { createTestDatabase } from '../support/db.ts';
 import { ensureTestImages, removeContainersByLabel } from '../support/docker.ts';
 import { httpRequester } from '../support/http.ts';
@@ -156,7 +157,7 @@ describe.skipIf(!withEdge)('npm start alone: its own Caddy, a deploy, and a seco
   afterAll(async () => {
     const code = await first?.stop();
     // Its Caddy stops with it: nothing answers on the admin port any more.
-    const caddyAfter = ports && (await adminRequest(`http://${ports.CADDY_ADMIN_LISTEN}`, 'GET', '/config/').then((r) => r.status, () => 'gone'));
+    const caddyAfter = ports && (await new CaddyAdmin(`http://${ports.CADDY_ADMIN_LISTEN}`, { maxAttempts: 1 }).request('GET', '/config/').then((r) => r.status, () => 'gone'));
     if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
     await db?.drop();
     await rm(dataDir, { recursive: true, force: true });
@@ -166,7 +167,7 @@ describe.skipIf(!withEdge)('npm start alone: its own Caddy, a deploy, and a seco
 
   it('runs its own Caddy: the admin API answers on loopback with the selfdevop server and the ask permission', async () => {
     expect(first.stderr()).toContain(`edge:      Caddy on ${ports.EDGE_HTTP_LISTEN} (HTTP) and ${ports.EDGE_HTTPS_LISTEN} (HTTPS), caddy binary ${caddyBin}`);
-    const res = await adminRequest(`http://${ports.CADDY_ADMIN_LISTEN}`, 'GET', '/config/');
+    const res = await new CaddyAdmin(`http://${ports.CADDY_ADMIN_LISTEN}`, { maxAttempts: 1 }).request('GET', '/config/');
     expect(res.status).toBe(200);
     const config = JSON.parse(res.body);
     expect(config.apps.http.servers.selfdevop.listen).toEqual([ports.EDGE_HTTP_LISTEN, ports.EDGE_HTTPS_LISTEN]);
@@ -265,10 +266,10 @@ describe.skipIf(!withEdge)('npm start alone: its own Caddy, a deploy, and a seco
     killed.child.kill('SIGKILL');
     await new Promise((r) => killed.child.once('exit', r));
     const admin = `http://${own.CADDY_ADMIN_LISTEN}`;
-    expect((await adminRequest(admin, 'GET', '/config/')).status).toBe(200);
+    expect((await new CaddyAdmin(admin, { maxAttempts: 1 }).request('GET', '/config/')).status).toBe(200);
     const again = await startUntilUp(own);
     try {
-      const config = JSON.parse((await adminRequest(admin, 'GET', '/config/')).body);
+      const config = JSON.parse((await new CaddyAdmin(admin, { maxAttempts: 1 }).request('GET', '/config/')).body);
       expect(config.apps.http.servers.selfdevop.listen).toEqual([own.EDGE_HTTP_LISTEN, own.EDGE_HTTPS_LISTEN]);
       const beside = await runStart({ ...own, ...(await freePorts()) });
       expect(beside.code).toBe(1);
@@ -278,7 +279,7 @@ describe.skipIf(!withEdge)('npm start alone: its own Caddy, a deploy, and a seco
       expect(await again.stop()).toBe(0);
       await rm(other, { recursive: true, force: true });
     }
-    expect(await adminRequest(admin, 'GET', '/config/').then((r) => r.status, () => 'gone')).toBe('gone');
+    expect(await new CaddyAdmin(admin, { maxAttempts: 1 }).request('GET', '/config/').then((r) => r.status, () => 'gone')).toBe('gone');
   }, 90_000);
 
   it('with no Caddy to run, serves the API and says what to install', async () => {
@@ -324,7 +325,7 @@ describe.skipIf(!withEdge)('npm start with no caddy binary: a Caddy container on
     const running = await startUntilUp({ DATA_DIR: dataDir, DATABASE_URL: db.url, CADDY_IMAGE: image, PATH: `${dirname(process.execPath)}:/usr/bin:/bin`, ...ports });
     try {
       expect(running.stderr()).toMatch(new RegExp(`edge: +Caddy on ${ports.EDGE_HTTP_LISTEN} \\(HTTP\\) and ${ports.EDGE_HTTPS_LISTEN} \\(HTTPS\\), container selfdevop-caddy-[0-9a-f]{12} \\(${image}\\)`));
-      const res = await adminRequest(`http://${ports.CADDY_ADMIN_LISTEN}`, 'GET', '/config/');
+      const res = await new CaddyAdmin(`http://${ports.CADDY_ADMIN_LISTEN}`, { maxAttempts: 1 }).request('GET', '/config/');
       expect(res.status).toBe(200);
       const config = JSON.parse(res.body);
       expect(config.apps.http.servers.selfdevop.listen).toEqual([ports.EDGE_HTTP_LISTEN, ports.EDGE_HTTPS_LISTEN]);

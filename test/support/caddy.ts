@@ -1,15 +1,17 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CaddyAdmin } from '../../adapters/edge/caddy-admin.ts';
 import { caddyBaseConfig } from '../../core/edge/caddy-route.ts';
 
 export const caddyBin = process.env.CADDY_BIN ?? '/usr/local/bin/caddy';
 
 export interface TestCaddy {
   adminUrl: string;
+  /** The edge adapter's admin transport, for tests that read or load Caddy config. */
+  admin: CaddyAdmin;
   /** Plain-HTTP port of the `selfdevop` server, on 127.0.0.1. */
   httpPort: number;
   serverName: string;
@@ -30,36 +32,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** One admin request over node:http (Caddy refuses fetch's browser metadata). */
-export function adminRequest(
-  adminUrl: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: string }> {
-  const url = new URL(path, adminUrl);
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      {
-        method,
-        headers: payload === undefined ? {} : { 'Content-Type': 'application/json' },
-        timeout: 10_000,
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
 /**
  * Starts a private Caddy (admin and HTTP on free 127.0.0.1 ports, state in a temp dir)
  * and waits for its admin API. One per test file; stop() kills it and removes the dir.
@@ -72,6 +44,9 @@ export async function startCaddy(
   const httpPort = options.httpPort ?? (await freePort());
   const serverName = options.serverName ?? 'selfdevop';
   const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const admin = new CaddyAdmin(adminUrl, { timeoutMs: 10_000 });
+  // One attempt per request: start-up polls until the admin API answers anyway.
+  const probe = new CaddyAdmin(adminUrl, { timeoutMs: 10_000, maxAttempts: 1 });
   const config = caddyBaseConfig({
     adminListen: `127.0.0.1:${adminPort}`,
     httpListen: `127.0.0.1:${httpPort}`,
@@ -117,7 +92,7 @@ export async function startCaddy(
       await stop();
       throw new Error(`caddy exited before its admin API answered:\n${stderr}`);
     }
-    const ok = await adminRequest(adminUrl, 'GET', '/config/').then(
+    const ok = await probe.request('GET', '/config/').then(
       (r) => r.status === 200,
       () => false,
     );
@@ -131,13 +106,10 @@ export async function startCaddy(
 
   return {
     adminUrl,
+    admin,
     httpPort,
     serverName,
-    reset: async () => {
-      const res = await adminRequest(adminUrl, 'POST', '/load', config);
-      if (res.status !== 200)
-        throw new Error(`caddy refused the base config (${res.status}): ${res.body}`);
-    },
+    reset: () => admin.load(config),
     stop,
   };
 }

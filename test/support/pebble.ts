@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { caddyBaseConfig } from '../../core/edge/caddy-route.ts';
-import { adminRequest, caddyBin, freePort } from './caddy.ts';
+import { CaddyAdmin } from '../../adapters/edge/caddy-admin.ts';
+import { caddyBin, freePort } from './caddy.ts';
 import { canConnect, isCi } from './services.ts';
 
 export const pebbleBin = process.env.PEBBLE_BIN ?? '/usr/bin/pebble';
@@ -331,10 +332,12 @@ export async function startTlsCaddy(options: {
     await waitFor(
       'caddy',
       () =>
-        adminRequest(adminUrl, 'GET', '/config/').then(
-          (r) => r.status === 200,
-          () => false,
-        ),
+        new CaddyAdmin(adminUrl, { timeoutMs: 10_000, maxAttempts: 1 })
+          .request('GET', '/config/')
+          .then(
+            (r) => r.status === 200,
+            () => false,
+          ),
       daemon,
     );
   } catch (e) {

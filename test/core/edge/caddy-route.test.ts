@@ -7,6 +7,7 @@ import {
   caddyRouteFromSpec,
   durationSeconds,
   mergeRoutes,
+  restoreRoutes,
   routeInsertIndex,
   routeRank,
   routeSpecFromCaddy,
@@ -281,5 +282,58 @@ describe('caddyBaseConfig', () => {
         },
       },
     });
+  });
+});
+
+describe('restoreRoutes', () => {
+  const web = aRoute({ id: 'web', hosts: ['web.apps.example.com'] });
+  const api = aRoute({ id: 'api', hosts: ['api.apps.example.com'], upstreams: ['10.0.0.6:30001'] });
+  const catchAll = {
+    '@id': 'selfdevop-control',
+    handle: [{ handler: 'reverse_proxy' }],
+    terminal: true,
+  };
+
+  it('puts back missing routes by rank, ahead of the catch-all', () => {
+    expect(restoreRoutes([catchAll], [web, api])).toStrictEqual({
+      routes: [caddyRouteFromSpec(api), caddyRouteFromSpec(web), catchAll],
+      restored: { routes: ['web', 'api'], hosts: [] },
+    });
+  });
+
+  it('adds missing hosts to a route that is there and keeps its handler as it is', () => {
+    // A deploy switched the route to another upstream after the database was read.
+    const switched = caddyRouteFromSpec({
+      ...web,
+      upstreams: ['10.0.0.9:31000'],
+      hosts: ['web.apps.example.com', 'old.example.com'],
+    });
+    const planned = { ...web, hosts: ['web.apps.example.com', 'shop.example.com'] };
+    expect(restoreRoutes([switched, catchAll], [planned])).toStrictEqual({
+      routes: [
+        {
+          ...switched,
+          match: [{ host: ['web.apps.example.com', 'old.example.com', 'shop.example.com'] }],
+        },
+        catchAll,
+      ],
+      restored: { routes: [], hosts: ['shop.example.com on web'] },
+    });
+  });
+
+  it('is null when nothing is missing, and leaves routes it does not manage alone', () => {
+    const foreign = {
+      '@id': 'web',
+      match: [{ path: ['/x'] }],
+      handle: [{ handler: 'static_response' }],
+    };
+    expect(restoreRoutes([caddyRouteFromSpec(api), foreign], [api, web])).toBeNull();
+  });
+
+  it('plans dynamic routes when the edge reads upstreams from DNS', () => {
+    const dynamic = { zone: 'upstreams.test', resolver: '127.0.0.1:5354', refreshMs: 100 };
+    expect(restoreRoutes([], [web], dynamic)?.routes).toStrictEqual([
+      caddyRouteFromSpec(web, dynamic),
+    ]);
   });
 });

@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryEdgeRouter } from '../../../adapters/edge/memory.ts';
+import { MemoryRouteCatalog } from '../../../adapters/edge/route-catalog-memory.ts';
+import { desiredRoutes, rebuildEdgeRoutes } from '../../../core/edge/live-routes.ts';
+import type { LiveRoute, RouteCatalog } from '../../../core/ports.ts';
+
+const live = (o: Partial<LiveRoute> = {}): LiveRoute => ({
+  serviceId: 'svc_0000000abc123',
+  serviceName: 'web',
+  environmentId: 'env_1',
+  environmentName: 'production',
+  sticky: false,
+  drainSeconds: 30,
+  upstream: '10.0.0.5:30001',
+  customHosts: [],
+  ...o,
+});
+
+const catalogOf = (routes: LiveRoute[]): RouteCatalog => ({ liveRoutes: async () => routes });
+
+describe('desiredRoutes', () => {
+  it('plans each live service environment: default host, then its custom hosts', () => {
+    expect(
+      desiredRoutes(
+        [
+          live({
+            customHosts: ['shop.example.com', 'www.example.com'],
+            sticky: true,
+            drainSeconds: 600,
+          }),
+          live({ environmentId: 'env_2', environmentName: 'staging', upstream: '10.0.0.6:30002' }),
+        ],
+        'apps.example.test',
+      ),
+    ).toStrictEqual([
+      {
+        id: 'sdo-svc_0000000abc123-env_1',
+        hosts: ['web-production-abc123.apps.example.test', 'shop.example.com', 'www.example.com'],
+        upstreams: ['10.0.0.5:30001'],
+        sticky: true,
+        drainSeconds: 600,
+      },
+      {
+        id: 'sdo-svc_0000000abc123-env_2',
+        hosts: ['web-staging-abc123.apps.example.test'],
+        upstreams: ['10.0.0.6:30002'],
+        sticky: false,
+        drainSeconds: 30,
+      },
+    ]);
+  });
+
+  it('plans nothing when nothing is live', () => {
+    expect(desiredRoutes([], 'apps.example.test')).toStrictEqual([]);
+  });
+});
+
+describe('rebuildEdgeRoutes', () => {
+  it('puts back missing routes and missing hosts, and leaves a switched upstream alone', async () => {
+    const edge = new MemoryEdgeRouter();
+    // A deploy switched this route after the database was read; a custom host is missing.
+    await edge.put({
+      id: 'sdo-svc_0000000abc123-env_1',
+      hosts: ['web-production-abc123.apps.example.test'],
+      upstreams: ['10.0.0.9:31000'],
+      sticky: false,
+      drainSeconds: 30,
+    });
+    const restored = await rebuildEdgeRoutes({
+      catalog: catalogOf([
+        live({ customHosts: ['shop.example.com'] }),
+        live({ environmentId: 'env_2', environmentName: 'staging' }),
+      ]),
+      edge,
+      edgeDomain: 'apps.example.test',
+    });
+    expect(restored).toStrictEqual({
+      routes: ['sdo-svc_0000000abc123-env_2'],
+      hosts: ['shop.example.com on sdo-svc_0000000abc123-env_1'],
+    });
+    expect(await edge.get('sdo-svc_0000000abc123-env_1')).toStrictEqual({
+      id: 'sdo-svc_0000000abc123-env_1',
+      hosts: ['web-production-abc123.apps.example.test', 'shop.example.com'],
+      upstreams: ['10.0.0.9:31000'],
+      sticky: false,
+      drainSeconds: 30,
+    });
+    expect((await edge.get('sdo-svc_0000000abc123-env_2'))?.upstreams).toStrictEqual([
+      '10.0.0.5:30001',
+    ]);
+    // All there now: nothing to put back, no change made.
+    const changes = edge.changes.length;
+    expect(
+      await rebuildEdgeRoutes({
+        catalog: catalogOf([
+          live({ customHosts: ['shop.example.com'] }),
+          live({ environmentId: 'env_2', environmentName: 'staging' }),
+        ]),
+        edge,
+        edgeDomain: 'apps.example.test',
+      }),
+    ).toStrictEqual({ routes: [], hosts: [] });
+    expect(edge.changes).toHaveLength(changes);
+  });
+
+  it('hands the planned routes to an edge that restores in one change', async () => {
+    const seen: unknown[] = [];
+    const edge = Object.assign(new MemoryEdgeRouter(), {
+      restore: async (routes: unknown[]) => {
+        seen.push(routes);
+        return { routes: ['x'], hosts: [] };
+      },
+    });
+    const catalog = new MemoryRouteCatalog();
+    expect(
+      await rebuildEdgeRoutes({ catalog, edge, edgeDomain: 'apps.example.test' }),
+    ).toStrictEqual({
+      routes: ['x'],
+      hosts: [],
+    });
+    expect(seen).toStrictEqual([[]]);
+  });
+});

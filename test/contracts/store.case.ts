@@ -362,12 +362,12 @@ export function runStoreContract({ make }: StoreFixture): void {
           hostname: `shop-${ids.newSecret(4).toLowerCase()}.example.test`,
         });
         await store.withOrg(b.orgId, (r) => r.domains.insert(d));
-        expect(await store.identity.findDomainByHostname!(d.hostname.toUpperCase())).toEqual({
+        expect(await store.domainLookup.findDomainByHostname(d.hostname.toUpperCase())).toEqual({
           id: d.id,
           orgId: b.orgId,
           status: 'pending_dns',
         });
-        expect(await store.identity.findDomainByHostname!('unknown.example.test')).toBeNull();
+        expect(await store.domainLookup.findDomainByHostname('unknown.example.test')).toBeNull();
       });
 
       it('lists domains whose checks look stopped, across orgs: stalest first, failed ones never', async () => {
@@ -383,15 +383,15 @@ export function runStoreContract({ make }: StoreFixture): void {
         const all = [pendingOld, pendingRecent, activeOld, activeRecent, failed, never];
         for (const d of all) await store.withOrg(d.orgId, (r) => r.domains.insert(d));
         const before = { active: at(-950_000), other: at(-100) };
-        const due = await store.identity.domainsToCheck!(before, 1000);
+        const due = await store.domainLookup.domainsToCheck(before, 1000);
         const mine = due.filter((d) => all.some((x) => x.id === d.id));
         expect(mine).toEqual([
           { id: never.id, orgId: a.orgId, status: 'pending_dns', checkedAt: null },
           { id: activeOld.id, orgId: a.orgId, status: 'active', checkedAt: at(-990_000) },
           { id: pendingOld.id, orgId: b.orgId, status: 'pending_dns', checkedAt: at(-900_000) },
         ]);
-        expect((await store.identity.domainsToCheck!(before, 1)).length).toBe(1);
-        expect(await store.identity.domainsToCheck!(before, 0)).toEqual([]);
+        expect((await store.domainLookup.domainsToCheck(before, 1)).length).toBe(1);
+        expect(await store.domainLookup.domainsToCheck(before, 0)).toEqual([]);
       });
     });
 

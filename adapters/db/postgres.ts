@@ -201,6 +201,22 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
     toSqlResult<R>(await client.query(prepared(text, values)));
 
   /**
+   * Runs `send` with the connection's socket corked, so the statements it sends leave in
+   * one write (pg writes each statement on its own, and a system call costs more than
+   * building the messages).
+   */
+  function corked<T>(client: pg.PoolClient, send: () => T): T {
+    const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } })
+      .connection?.stream;
+    stream?.cork?.();
+    try {
+      return send();
+    } finally {
+      stream?.uncork?.();
+    }
+  }
+
+  /**
    * Sends statements without waiting between them (one round trip on a pipelining client)
    * and answers the one at `index`, or the first failure in order once all have answered.
    */
@@ -260,8 +276,11 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
           try {
             if (inTransaction) return await run<R>(client, text, values);
             if (opens) state.open = true;
-            const sends = [run(client, 'begin'), ...set(client), run<R>(client, text, values)];
-            if (!opens) sends.push(run(client, 'commit'));
+            const sends = corked(client, () => {
+              const out = [run(client, 'begin'), ...set(client), run<R>(client, text, values)];
+              if (!opens) out.push(run(client, 'commit'));
+              return out;
+            });
             return await pipelined<R>(sends, settings.length + 1);
           } catch (e) {
             if (inTransaction || attempt > maxClients || !isConnectionError(e)) throw e;

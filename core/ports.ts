@@ -467,7 +467,9 @@ export interface OrgRepos {
 export interface Store {
   /**
    * Runs fn in one transaction confined to orgId: in PostgreSQL by row-level security,
-   * so even a query without a WHERE clause sees only that org's rows. A throw rolls back.
+   * so even a query without a WHERE clause sees only that org's rows. A throw rolls back
+   * every write. Reads see committed rows as of each read (READ COMMITTED), so a store may
+   * run the reads fn makes before its first write each on their own.
    */
   withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T>;
   identity: IdentityRepo;

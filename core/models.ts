@@ -133,6 +133,19 @@ export const releaseStatuses = [
 ] as const;
 export type ReleaseStatus = (typeof releaseStatuses)[number];
 
+/**
+ * Statuses after which a release no longer holds its service environment: no automatic
+ * step follows (a completed one can still be rolled back by hand). The one source of the
+ * release status sets; the migration's CHECK constraint and partial unique index are
+ * checked against these by test/db/release-statuses.test.ts.
+ */
+export const finishedReleaseStatuses = ['completed', 'failed', 'rolled_back'] as const satisfies readonly ReleaseStatus[];
+
+/** Statuses in which a release still has automatic steps to run (at most one per service environment). */
+export const inFlightReleaseStatuses: readonly ReleaseStatus[] = releaseStatuses.filter(
+  (s) => !(finishedReleaseStatuses as readonly ReleaseStatus[]).includes(s),
+);
+
 export interface Release {
   id: string;
   orgId: string;

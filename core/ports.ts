@@ -357,14 +357,21 @@ export interface IdentityRepo {
   membershipsOf(userId: string): Promise<Membership[]>;
   findApiKeyByHash(keyHash: string): Promise<ApiKey | null>;
   countUsers(): Promise<number>;
-  /** Finds which org owns a record, for workers that receive only an id. */
-  findDomainByHostname?(hostname: string): Promise<Pick<Domain, 'id' | 'orgId' | 'status'> | null>;
+}
+
+/**
+ * Custom domains' look-ups across orgs, for callers that know a hostname or nothing at all:
+ * the edge's on-demand TLS `ask` and the sweep that re-arms stopped checks.
+ */
+export interface DomainLookup {
+  /** Which org owns a hostname (case-insensitive), for workers that receive only a name. */
+  findDomainByHostname(hostname: string): Promise<Pick<Domain, 'id' | 'orgId' | 'status'> | null>;
   /**
-   * Custom domains' sweep: across orgs, domains whose checks look stopped — never checked,
-   * `active` ones not checked since `before.active`, other non-failed ones not since
-   * `before.other` — stalest first, at most `limit` (≤ 1000).
+   * Domains whose checks look stopped — never checked, `active` ones not checked since
+   * `before.active`, other non-failed ones not since `before.other` — stalest first, at
+   * most `limit` (≤ 1000).
    */
-  domainsToCheck?(
+  domainsToCheck(
     before: { active: string; other: string },
     limit: number,
   ): Promise<Pick<Domain, 'id' | 'orgId' | 'status' | 'checkedAt'>[]>;
@@ -376,103 +383,138 @@ export interface ListFilter {
   environmentId?: string;
 }
 
+/** The org of the transaction, confined by id (the only row it may see). */
+export interface OrgRepo {
+  insert(org: Org): Promise<void>;
+  get(): Promise<Org | null>;
+}
+
+export interface MembershipRepo {
+  insert(m: Membership): Promise<void>;
+  list(): Promise<Membership[]>;
+}
+
+export interface ApiKeyRepo {
+  insert(key: ApiKeyWithHash): Promise<void>;
+  list(page: PageRequest): Promise<Page<ApiKey>>;
+  revoke(id: string, at: string): Promise<boolean>;
+}
+
+export interface ProjectRepo {
+  insert(p: Project): Promise<void>;
+  get(id: string): Promise<Project | null>;
+  list(page: PageRequest): Promise<Page<Project>>;
+}
+
+export interface EnvironmentRepo {
+  insert(e: Environment): Promise<void>;
+  get(id: string): Promise<Environment | null>;
+  findByName(projectId: string, name: string): Promise<Environment | null>;
+  list(page: PageRequest, filter?: ListFilter): Promise<Page<Environment>>;
+}
+
+export interface ServiceRepo {
+  insert(s: Service): Promise<void>;
+  get(id: string): Promise<Service | null>;
+  list(page: PageRequest, filter?: ListFilter): Promise<Page<Service>>;
+}
+
+export interface NodeRepo {
+  insert(n: NodeRecord): Promise<void>;
+  get(id: string): Promise<NodeRecord | null>;
+  list(page: PageRequest): Promise<Page<NodeRecord>>;
+  /** Replaces the sealed credentials; NotFound when the node is not the org's. */
+  setCredentials(id: string, patch: Pick<NodeRecord, 'sealedTls' | 'sealedSsh' | 'credentialsUpdatedAt'>): Promise<void>;
+}
+
+export interface ReleaseRepo {
+  /** Throws ReleaseAlreadyInFlight when another release of the service environment is. */
+  insert(r: Release): Promise<void>;
+  get(id: string): Promise<Release | null>;
+  list(page: PageRequest, filter?: ListFilter): Promise<Page<Release>>;
+  /** Compare-and-set: applies only when the release is still in `from`; false otherwise. */
+  transition(id: string, from: ReleaseStatus, patch: Partial<Release> & { status: ReleaseStatus }): Promise<boolean>;
+  update(id: string, patch: Partial<Omit<Release, 'id' | 'orgId' | 'status'>>): Promise<void>;
+  inFlight(serviceId: string, environmentId: string): Promise<Release | null>;
+  /** The newest release of the service environment with one of `statuses`. */
+  latest(serviceId: string, environmentId: string, statuses: ReleaseStatus[]): Promise<Release | null>;
+}
+
+export interface ReleaseStepRepo {
+  /** Inserts or replaces the step of that name for the release. */
+  upsert(step: ReleaseStep): Promise<void>;
+  list(releaseId: string): Promise<ReleaseStep[]>;
+}
+
+export interface ReleaseLogRepo {
+  append(releaseId: string, lines: Omit<ReleaseLogLine, 'releaseId' | 'seq'>[]): Promise<void>;
+  /** Lines after `afterSeq`, in order. */
+  list(releaseId: string, afterSeq?: number, limit?: number): Promise<ReleaseLogLine[]>;
+}
+
+export interface DeployJobRepo {
+  insert(j: DeployJob): Promise<void>;
+  get(id: string): Promise<DeployJob | null>;
+  update(id: string, patch: Partial<Pick<DeployJob, 'status' | 'attempts' | 'updatedAt'>>): Promise<void>;
+  list(page: PageRequest): Promise<Page<DeployJob>>;
+}
+
+export interface SecretRepo {
+  /** Inserts, or replaces the value of the secret with the same name. */
+  put(s: SecretRecord): Promise<void>;
+  list(serviceId: string, environmentId: string): Promise<SecretRecord[]>;
+  delete(serviceId: string, environmentId: string, name: string): Promise<boolean>;
+}
+
+export interface DomainRepo {
+  insert(d: Domain): Promise<void>;
+  get(id: string): Promise<Domain | null>;
+  list(page: PageRequest, filter?: ListFilter): Promise<Page<Domain>>;
+  update(id: string, patch: Partial<Omit<Domain, 'id' | 'orgId'>>): Promise<void>;
+  delete(id: string): Promise<boolean>;
+}
+
+export interface WebhookRepo {
+  insert(w: Webhook): Promise<void>;
+  list(): Promise<Webhook[]>;
+  delete(id: string): Promise<boolean>;
+}
+
+export interface AuditRepo {
+  append(e: AuditEvent): Promise<void>;
+  list(page: PageRequest, filter?: { action?: string; targetId?: string }): Promise<Page<AuditEvent>>;
+}
+
+/** One org's repositories, all inside the transaction `Store.withOrg` opened. */
 export interface OrgRepos {
   readonly orgId: string;
-  orgs: {
-    insert(org: Org): Promise<void>;
-    get(): Promise<Org | null>;
-  };
-  memberships: {
-    insert(m: Membership): Promise<void>;
-    list(): Promise<Membership[]>;
-  };
-  apiKeys: {
-    insert(key: ApiKeyWithHash): Promise<void>;
-    list(page: PageRequest): Promise<Page<ApiKey>>;
-    revoke(id: string, at: string): Promise<boolean>;
-  };
-  projects: {
-    insert(p: Project): Promise<void>;
-    get(id: string): Promise<Project | null>;
-    list(page: PageRequest): Promise<Page<Project>>;
-  };
-  environments: {
-    insert(e: Environment): Promise<void>;
-    get(id: string): Promise<Environment | null>;
-    findByName(projectId: string, name: string): Promise<Environment | null>;
-    list(page: PageRequest, filter?: ListFilter): Promise<Page<Environment>>;
-  };
-  services: {
-    insert(s: Service): Promise<void>;
-    get(id: string): Promise<Service | null>;
-    list(page: PageRequest, filter?: ListFilter): Promise<Page<Service>>;
-  };
-  nodes: {
-    insert(n: NodeRecord): Promise<void>;
-    get(id: string): Promise<NodeRecord | null>;
-    list(page: PageRequest): Promise<Page<NodeRecord>>;
-    /** Replaces the sealed credentials; NotFound when the node is not the org's. */
-    setCredentials(id: string, patch: Pick<NodeRecord, 'sealedTls' | 'sealedSsh' | 'credentialsUpdatedAt'>): Promise<void>;
-  };
-  releases: {
-    /** Throws ReleaseAlreadyInFlight when another release of the service environment is. */
-    insert(r: Release): Promise<void>;
-    get(id: string): Promise<Release | null>;
-    list(page: PageRequest, filter?: ListFilter): Promise<Page<Release>>;
-    /** Compare-and-set: applies only when the release is still in `from`; false otherwise. */
-    transition(id: string, from: ReleaseStatus, patch: Partial<Release> & { status: ReleaseStatus }): Promise<boolean>;
-    update(id: string, patch: Partial<Omit<Release, 'id' | 'orgId' | 'status'>>): Promise<void>;
-    inFlight(serviceId: string, environmentId: string): Promise<Release | null>;
-    /** The newest release of the service environment with one of `statuses`. */
-    latest(serviceId: string, environmentId: string, statuses: ReleaseStatus[]): Promise<Release | null>;
-  };
-  releaseSteps: {
-    /** Inserts or replaces the step of that name for the release. */
-    upsert(step: ReleaseStep): Promise<void>;
-    list(releaseId: string): Promise<ReleaseStep[]>;
-  };
-  releaseLogs: {
-    append(releaseId: string, lines: Omit<ReleaseLogLine, 'releaseId' | 'seq'>[]): Promise<void>;
-    /** Lines after `afterSeq`, in order. */
-    list(releaseId: string, afterSeq?: number, limit?: number): Promise<ReleaseLogLine[]>;
-  };
-  deployJobs: {
-    insert(j: DeployJob): Promise<void>;
-    get(id: string): Promise<DeployJob | null>;
-    update(id: string, patch: Partial<Pick<DeployJob, 'status' | 'attempts' | 'updatedAt'>>): Promise<void>;
-    list(page: PageRequest): Promise<Page<DeployJob>>;
-  };
-  secrets: {
-    /** Inserts, or replaces the value of the secret with the same name. */
-    put(s: SecretRecord): Promise<void>;
-    list(serviceId: string, environmentId: string): Promise<SecretRecord[]>;
-    delete(serviceId: string, environmentId: string, name: string): Promise<boolean>;
-  };
-  domains: {
-    insert(d: Domain): Promise<void>;
-    get(id: string): Promise<Domain | null>;
-    list(page: PageRequest, filter?: ListFilter): Promise<Page<Domain>>;
-    update(id: string, patch: Partial<Omit<Domain, 'id' | 'orgId'>>): Promise<void>;
-    delete(id: string): Promise<boolean>;
-  };
-  webhooks: {
-    insert(w: Webhook): Promise<void>;
-    list(): Promise<Webhook[]>;
-    delete(id: string): Promise<boolean>;
-  };
-  audit: {
-    append(e: AuditEvent): Promise<void>;
-    list(page: PageRequest, filter?: { action?: string; targetId?: string }): Promise<Page<AuditEvent>>;
-  };
+  orgs: OrgRepo;
+  memberships: MembershipRepo;
+  apiKeys: ApiKeyRepo;
+  projects: ProjectRepo;
+  environments: EnvironmentRepo;
+  services: ServiceRepo;
+  nodes: NodeRepo;
+  releases: ReleaseRepo;
+  releaseSteps: ReleaseStepRepo;
+  releaseLogs: ReleaseLogRepo;
+  deployJobs: DeployJobRepo;
+  secrets: SecretRepo;
+  domains: DomainRepo;
+  webhooks: WebhookRepo;
+  audit: AuditRepo;
 }
 
 export interface Store {
   /**
    * Runs fn in one transaction confined to orgId: in PostgreSQL by row-level security,
-   * so even a query without a WHERE clause sees only that org's rows. A throw rolls back.
+   * so even a query without a WHERE clause sees only that org's rows. A throw rolls back
+   * every write. Reads see committed rows as of each read (READ COMMITTED), so a store may
+   * run the reads fn makes before its first write each on their own.
    */
   withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T>;
   identity: IdentityRepo;
+  domainLookup: DomainLookup;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -21,13 +21,23 @@ export interface SqlClient {
 
 export interface TransactionOptions {
   /**
-   * Parameterless SQL sent with BEGIN in one round trip (e.g. a `set_config`); the caller
-   * quotes any value in it.
+   * Settings local to the transaction (`set_config(name, value, true)`), such as the org
+   * row-level security confines it to; each is set before the first statement runs.
    */
-  prelude?: string;
+  settings?: Readonly<Record<string, string>>;
+  /**
+   * While fn has only read, run each plain SELECT as its own pipelined BEGIN … COMMIT: one
+   * round trip instead of three. Only for fns whose SELECTs have no side effects (no
+   * advisory locks, no sequences): under READ COMMITTED each statement takes its own
+   * snapshot anyway, so such reads see what they would inside one transaction.
+   */
+  readsAlone?: boolean;
 }
 
-/** A pool of connections; `transaction` runs fn between BEGIN and COMMIT on one of them. */
+/**
+ * A pool of connections; `transaction` runs fn as one transaction on one of them. The pool
+ * pipelines: BEGIN and the settings travel with fn's first statement in one round trip.
+ */
 export interface Database extends SqlClient {
   transaction<T>(fn: (tx: SqlClient) => Promise<T>, options?: TransactionOptions): Promise<T>;
   close(): Promise<void>;
@@ -109,7 +119,8 @@ export function fromPgError(e: unknown): unknown {
 
 const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
-const isReadOnly = (text: string): boolean => /^\s*select\b/i.test(text) && !/\bfor\s+(update|share)\b/i.test(text);
+/** A plain SELECT: it takes no row locks and writes nothing, so it needs no transaction of its own. */
+export const isReadOnly = (text: string): boolean => /^\s*select\b/i.test(text) && !/\bfor\s+(update|share)\b/i.test(text);
 
 // Statement texts come from a bounded set of templates, so naming each one lets every
 // connection parse and plan it once and then only bind and execute.
@@ -140,6 +151,9 @@ export function fromDatabaseUrl(url: string, options: PoolOptions = {}): Databas
   const pool = new pg.Pool({
     connectionString: url,
     max: options.max ?? 10,
+    // Statements a caller sends without waiting go out together and are answered in one
+    // round trip; a caller that awaits each one sees no difference.
+    pipeline: true,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     // Awaited by the pool before the client is used; a failure (role missing because the
     // database is not migrated) fails the checkout instead of handing out an owner session.
@@ -183,22 +197,34 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
     };
   }
 
-  async function begin(prelude?: string): Promise<Lease> {
-    // Pooled connections may have died while idle (server restart) before the pool
-    // noticed; nothing has happened in the transaction yet, so trying the next one is
-    // safe. Each dead one is destroyed, so after `max` of them a fresh one is opened,
-    // and if the server is really gone, checkout itself fails.
-    for (let attempt = 1; ; attempt++) {
-      const lease = await checkout();
-      try {
-        // The prelude rides in the same round trip as BEGIN (simple protocol, no params).
-        await lease.client.query(prelude ? `begin; ${prelude}` : 'begin');
-        return lease;
-      } catch (e) {
-        lease.release(e);
-        if (attempt > maxClients || !isConnectionError(e)) throw fromPgError(e);
-      }
+  const run = async <R>(client: pg.PoolClient, text: string, values?: readonly unknown[]): Promise<SqlResult<R>> =>
+    toSqlResult<R>(await client.query(prepared(text, values)));
+
+  /**
+   * Runs `send` with the connection's socket corked, so the statements it sends leave in
+   * one write (pg writes each statement on its own, and a system call costs more than
+   * building the messages).
+   */
+  function corked<T>(client: pg.PoolClient, send: () => T): T {
+    const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } })
+      .connection?.stream;
+    stream?.cork?.();
+    try {
+      return send();
+    } finally {
+      stream?.uncork?.();
     }
+  }
+
+  /**
+   * Sends statements without waiting between them (one round trip on a pipelining client)
+   * and answers the one at `index`, or the first failure in order once all have answered.
+   */
+  async function pipelined<R>(sends: Promise<SqlResult<unknown>>[], index: number): Promise<SqlResult<R>> {
+    const settled = await Promise.allSettled(sends);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return (settled[index] as PromiseFulfilledResult<SqlResult<R>>).value;
   }
 
   const db: Database = {
@@ -221,31 +247,82 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
     },
 
     async transaction<T>(fn: (tx: SqlClient) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-      const { client, release } = await begin(options.prelude);
+      const settings = Object.entries(options.settings ?? {});
+      const set = (client: pg.PoolClient) => settings.map(([name, value]) => run(client, 'select set_config($1, $2, true)', [name, value]));
+      // `open`: BEGIN has been sent for the real transaction; no retry after that.
+      // Checked out up front, so an unreachable server fails even a fn that sends nothing.
+      const first = await checkout();
+      const state: { lease: Promise<Lease> | null; open: boolean } = { lease: Promise.resolve(first), open: false };
+
+      /**
+       * Sends one statement of fn. Until the transaction is open, a statement whose pooled
+       * connection died while idle has not run, or ran in a transaction that died with
+       * it, so it is tried again on the next connection; once open, the failure is final.
+       */
+      async function send<R>(text: string, values?: readonly unknown[]): Promise<SqlResult<R>> {
+        for (let attempt = 1; ; attempt++) {
+          const current = (state.lease ??= checkout());
+          let client: pg.PoolClient;
+          try {
+            ({ client } = await current);
+          } catch (e) {
+            if (state.lease === current) state.lease = null;
+            throw e;
+          }
+          // Decided once the connection is in hand, and sent without awaiting, so statements
+          // fn sends concurrently reach the connection in the order they were decided.
+          const inTransaction = state.open;
+          const opens = !inTransaction && !(options.readsAlone && isReadOnly(text));
+          try {
+            if (inTransaction) return await run<R>(client, text, values);
+            if (opens) state.open = true;
+            const sends = corked(client, () => {
+              const out = [run(client, 'begin'), ...set(client), run<R>(client, text, values)];
+              if (!opens) out.push(run(client, 'commit'));
+              return out;
+            });
+            return await pipelined<R>(sends, settings.length + 1);
+          } catch (e) {
+            if (inTransaction || attempt > maxClients || !isConnectionError(e)) throw e;
+            if (opens) state.open = false;
+            if (state.lease === current) {
+              state.lease = null;
+              (await current).release(e);
+            }
+          }
+        }
+      }
+
       const tx: SqlClient = {
         async query<R>(text: string, values?: readonly unknown[]) {
           try {
-            return toSqlResult<R>(await client.query(prepared(text, values)));
+            return await send<R>(text, values);
           } catch (e) {
             throw fromPgError(e);
           }
         },
       };
+
       let result: T;
       try {
         result = await fn(tx);
       } catch (e) {
-        try {
-          await client.query('rollback');
-          release();
-        } catch (rollbackError) {
-          // The connection is unusable; the pool must not hand it out again.
-          release(rollbackError);
+        if (state.lease) {
+          const { client, release } = await state.lease;
+          try {
+            if (state.open) await client.query('rollback');
+            release();
+          } catch (rollbackError) {
+            // The connection is unusable; the pool must not hand it out again.
+            release(rollbackError);
+          }
         }
         throw fromPgError(e);
       }
+      if (!state.lease) return result;
+      const { client, release } = await state.lease;
       try {
-        await client.query('commit');
+        if (state.open) await client.query('commit');
         release();
       } catch (e) {
         release(e);

@@ -25,6 +25,3 @@ export function toPage<T extends { id: string }>(rows: T[], limit: number): Page
   const items = rows.slice(0, limit);
   return { items, nextCursor: items[items.length - 1]?.id ?? null };
 }
-
-/** Release statuses after which a release no longer holds its service environment. */
-export const finishedReleaseStatuses = ['completed', 'failed', 'rolled_back'] as const;

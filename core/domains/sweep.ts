@@ -17,8 +17,6 @@ const perSweep = 500;
 export async function sweepDomains(
   deps: Pick<DomainDeps, 'store' | 'queue' | 'clock' | 'config'>,
 ): Promise<number> {
-  const find = deps.store.identity.domainsToCheck;
-  if (!find) return 0;
   const now = deps.clock.now().getTime();
   const { config } = deps;
   const otherSeconds = 2 * Math.max(config.dnsMaxDelaySeconds, config.certMaxDelaySeconds) + 60;
@@ -26,7 +24,7 @@ export async function sweepDomains(
     active: new Date(now - (2 * config.activeRecheckSeconds + 60) * 1000).toISOString(),
     other: new Date(now - otherSeconds * 1000).toISOString(),
   };
-  const stale = await find.call(deps.store.identity, before, perSweep);
+  const stale = await deps.store.domainLookup.domainsToCheck(before, perSweep);
   const since = new Date(now).toISOString();
   for (const d of stale) {
     const message: DomainCheckMessage = {

@@ -267,7 +267,7 @@ export async function deleteDomain(
  * Caddy's on-demand TLS `ask`: may a certificate be obtained for `hostname` now? Yes only
  * for a registered custom domain whose DNS is verified (or later), within the AskGate's
  * per-host backoff. One indexed lookup; no org is known, so it goes through the
- * cross-org `findDomainByHostname`.
+ * cross-org `DomainLookup`.
  */
 export async function askDomain(
   deps: Pick<DomainDeps, 'store'>,
@@ -276,7 +276,7 @@ export async function askDomain(
 ): Promise<boolean> {
   if (!hostname || hostname.length > 253) return false;
   const name = hostname.toLowerCase().replace(/\.$/, '');
-  const found = await deps.store.identity.findDomainByHostname?.(name);
+  const found = await deps.store.domainLookup.findDomainByHostname(name);
   if (!found || !certificateAllowedStatuses.includes(found.status)) return false;
   return gate ? gate.allow(name, found.status === 'active') : true;
 }

@@ -1,5 +1,5 @@
 import { IllegalTransition } from '../errors.ts';
-import type { ReleaseStatus } from '../models.ts';
+import { inFlightReleaseStatuses, type ReleaseStatus } from '../models.ts';
 
 /**
  * Where a release may go from each status. The happy path is linear; any step before
@@ -20,15 +20,7 @@ const transitions: Readonly<Record<ReleaseStatus, readonly ReleaseStatus[]>> = {
 };
 
 /** Statuses in which a release still has automatic steps to run (at most one per service environment). */
-export const inFlightStatuses: readonly ReleaseStatus[] = [
-  'queued',
-  'building',
-  'artifact_ready',
-  'candidate_started',
-  'migrating',
-  'health_validating',
-  'traffic_shifted',
-];
+export const inFlightStatuses: readonly ReleaseStatus[] = inFlightReleaseStatuses;
 
 /** True when `from → to` is a legal move of the release lifecycle. */
 export function canTransition(from: ReleaseStatus, to: ReleaseStatus): boolean {

@@ -104,6 +104,41 @@ describe('fromDatabaseUrl', () => {
     });
   });
 
+  it('sends what fn sends at once in order, on one connection, in the transaction from its first write', async () => {
+    await using(fromDatabaseUrl(testDb.url, { appRole: null, max: 1 }), async (db) => {
+      await db.query('create table if not exists order_probe (n int)');
+      const seen = await db.transaction(
+        (tx) =>
+          Promise.all([
+            tx.query<{ n: number; open: boolean }>(
+              'select count(*)::int as n, txid_current_if_assigned() is not null as open from order_probe',
+            ),
+            tx.query('insert into order_probe values (1)'),
+            tx.query<{ n: number }>('select count(*)::int as n from order_probe'),
+            tx.query<{ open: boolean }>('select txid_current_if_assigned() is not null as open'),
+          ]),
+        { readsAlone: true },
+      );
+      // The first read ran alone; after the write, reads run inside its transaction (which
+      // holds the write's transaction id) and see the row.
+      expect(seen[0].rows).toEqual([{ n: 0, open: false }]);
+      expect(seen[2].rows).toEqual([{ n: 1 }]);
+      expect(seen[3].rows).toEqual([{ open: true }]);
+      expect((await db.query('select count(*)::int as n from order_probe')).rows).toEqual([{ n: 1 }]);
+      await expect(
+        db.transaction(
+          async (tx) => {
+            await tx.query('select 1');
+            await tx.query('insert into order_probe values (2)');
+            throw new Error('stop');
+          },
+          { readsAlone: true },
+        ),
+      ).rejects.toThrow('stop');
+      expect((await db.query('select count(*)::int as n from order_probe')).rows).toEqual([{ n: 1 }]);
+    });
+  });
+
   it('turns an unreachable server into Unavailable(database), and leaves SQL errors alone', async () => {
     await using(fromDatabaseUrl(nowhere, { connectTimeoutMs: 2000 }), async (db) => {
       const e = await db.query('select 1').catch((err: unknown) => err);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMigrations, migrate } from '../../adapters/db/migrator.ts';
-import { isPgError, openSession, type SqlSession } from '../../adapters/db/postgres.ts';
+import { fromDatabaseUrl, isPgError, openSession, type SqlSession } from '../../adapters/db/postgres.ts';
 import { PostgresStore } from '../../adapters/store/postgres.ts';
 import {
   aDeployJob,
@@ -270,7 +270,7 @@ describe('row-level security', () => {
   });
 });
 
-describe('the org id the store sends with BEGIN', () => {
+describe('the org id the store sets', () => {
   it('is quoted, so a hostile org id matches nothing and injects nothing', async () => {
     const store = PostgresStore.fromUrl(db.url);
     try {
@@ -283,6 +283,70 @@ describe('the org id the store sends with BEGIN', () => {
       expect(own.items.every((p) => p.orgId === a.orgId)).toBe(true);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('a read sent alone (BEGIN, the org, the query, COMMIT in one round trip)', () => {
+  const readAlone = { readsAlone: true };
+
+  it('sees only the org set, in every tenant table, even when the reads overlap', async () => {
+    const pool = fromDatabaseUrl(db.url, { max: 1 });
+    try {
+      for (const t of [a, b]) {
+        const seen = await pool.transaction(
+          (tx) => Promise.all(tenantTables.map((name) => tx.query<{ org_id: string }>(`select org_id from ${name}`))),
+          { ...readAlone, settings: { 'app.org_id': t.orgId } },
+        );
+        seen.forEach((r, i) => {
+          expect(r.rows.length, `rows of ${tenantTables[i]}`).toBeGreaterThan(0);
+          expect(new Set(r.rows.map((x) => x.org_id)), `orgs seen in ${tenantTables[i]}`).toEqual(new Set([t.orgId]));
+        });
+      }
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('leaves the pooled connection with no org, in no transaction', async () => {
+    const pool = fromDatabaseUrl(db.url, { max: 1 });
+    try {
+      await pool.transaction((tx) => tx.query('select id from projects'), { ...readAlone, settings: { 'app.org_id': a.orgId } });
+      // The one pooled connection is the one the read used.
+      const after = await pool.query<{ org: string | null; projects: string | null }>(
+        `select current_setting('app.org_id', true) as org, (select count(*) from projects)::text as projects`,
+      );
+      expect(after.rows[0]?.org ?? '').toBe('');
+      expect(after.rows[0]?.projects).toBe('0');
+      const failed = pool.transaction((tx) => tx.query('select 1/0'), { ...readAlone, settings: { 'app.org_id': a.orgId } });
+      await expect(failed).rejects.toMatchObject({ code: '22012' });
+      // The failed read's transaction ended with it: the next statement is not refused as aborted.
+      expect((await pool.query('select 1 as ok')).rows).toEqual([{ ok: 1 }]);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('holds reads after the first write in the transaction, and rolls them all back on a throw', async () => {
+    const pool = fromDatabaseUrl(db.url, { max: 1 });
+    const store = new PostgresStore(pool);
+    try {
+      const name = `rolled-back-${Date.now()}`;
+      const boom = new Error('boom');
+      const seen = await store
+        .withOrg(a.orgId, async (r) => {
+          const before = await r.projects.list({ limit: 200 });
+          await r.projects.insert({ id: `prj_rb${Date.now()}`, orgId: a.orgId, name, createdAt: at() });
+          const during = await r.projects.list({ limit: 200 });
+          throw Object.assign(boom, { counts: [before.items.length, during.items.length] });
+        })
+        .catch((e: unknown) => (e as { counts: number[] }).counts);
+      expect(seen[1]).toBe(seen[0]! + 1);
+      const after = await store.withOrg(a.orgId, (r) => r.projects.list({ limit: 200 }));
+      expect(after.items.map((p) => p.name)).not.toContain(name);
+      expect(after.items).toHaveLength(seen[0]!);
+    } finally {
+      await pool.close();
     }
   });
 });

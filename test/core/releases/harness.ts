@@ -67,6 +67,9 @@ export class KillableStore implements Store {
   get identity() {
     return this.inner.identity;
   }
+  get domainLookup() {
+    return this.inner.domainLookup;
+  }
   withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {
     return this.inner.withOrg(orgId, (repos) => {
       const wrapped = Object.create(repos) as OrgRepos & { releases: OrgRepos['releases'] };

@@ -1,0 +1,19 @@
+import type { AuditEvent } from '../../../core/models.ts';
+import type { AuditRepo } from '../../../core/ports.ts';
+import type { TenantView } from './tenant.ts';
+
+export const memoryAuditRepo = (t: TenantView): AuditRepo => ({
+  append: async (e) => t.insert('audit', e),
+  list: async (page, filter) =>
+    t.page<AuditEvent>(
+      'audit',
+      t
+        .mine('audit')
+        .filter(
+          (r) =>
+            (!filter?.action || r.action === filter.action) &&
+            (!filter?.targetId || r.targetId === filter.targetId),
+        ),
+      page,
+    ),
+});

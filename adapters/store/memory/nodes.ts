@@ -1,0 +1,13 @@
+import { NotFound } from '../../../core/errors.ts';
+import type { NodeRecord } from '../../../core/models.ts';
+import type { NodeRepo } from '../../../core/ports.ts';
+import type { TenantView } from './tenant.ts';
+
+export const memoryNodeRepo = (t: TenantView): NodeRepo => ({
+  insert: async (n) => t.insert('nodes', n),
+  get: async (id) => t.getOwn<NodeRecord>('nodes', id),
+  list: async (page) => t.page<NodeRecord>('nodes', t.mine('nodes'), page),
+  setCredentials: async (id, patch) => {
+    if (!t.patch('nodes', id, patch, ['id', 'orgId'])) throw new NotFound('node', id);
+  },
+});

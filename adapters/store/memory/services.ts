@@ -1,0 +1,10 @@
+import type { Service } from '../../../core/models.ts';
+import type { ServiceRepo } from '../../../core/ports.ts';
+import type { TenantView } from './tenant.ts';
+
+export const memoryServiceRepo = (t: TenantView): ServiceRepo => ({
+  insert: async (s) => t.insert('services', s),
+  get: async (id) => t.getOwn<Service>('services', id),
+  list: async (page, filter) =>
+    t.page<Service>('services', t.filtered('services', filter, 'direct'), page),
+});

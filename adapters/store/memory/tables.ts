@@ -1,0 +1,227 @@
+/**
+ * The memory store's tables and the rules PostgreSQL enforces on them (mirroring
+ * migrations/0001): keys, unique and foreign keys, the in-flight release rule.
+ */
+import { ReleaseAlreadyInFlight } from '../../../core/errors.ts';
+import { finishedReleaseStatuses } from '../../../core/models.ts';
+
+export type Row = Record<string, unknown>;
+
+export const tableNames = [
+  'orgs',
+  'users',
+  'memberships',
+  'apiKeys',
+  'projects',
+  'environments',
+  'services',
+  'nodes',
+  'releases',
+  'releaseSteps',
+  'releaseLogs',
+  'deployJobs',
+  'secrets',
+  'domains',
+  'webhooks',
+  'audit',
+] as const;
+export type TableName = (typeof tableNames)[number];
+export type Tables = Record<TableName, Map<string, Row>>;
+
+export const emptyTables = (): Tables =>
+  Object.fromEntries(tableNames.map((t) => [t, new Map<string, Row>()])) as Tables;
+
+/** PostgreSQL's message for a row written outside the transaction's org, kept identical. */
+export const rlsViolation = (table: string): Error =>
+  new Error(`new row violates row-level security policy for table "${table}"`);
+
+export const isFinished = (status: unknown): boolean =>
+  (finishedReleaseStatuses as readonly unknown[]).includes(status);
+
+// ---------------------------------------------------------------- constraints (as in SQL)
+
+export interface Unique {
+  what: string;
+  /** The field the error names. */
+  names: string;
+  fields: readonly string[];
+  normalize?: (v: unknown) => unknown;
+  /** Partial index: only rows matching take part. */
+  where?: (row: Row) => boolean;
+  /** Error to throw instead of AlreadyExists, given the conflicting row. */
+  error?: (existing: Row) => Error;
+}
+
+export interface ForeignKey {
+  what: string;
+  field: string;
+  table: TableName;
+}
+
+export interface TableRules {
+  sqlName: string;
+  what: string;
+  key: (row: Row) => string;
+  /** The field a primary-key clash names. */
+  keyNames?: string;
+  unique: Unique[];
+  foreign: ForeignKey[];
+  /** Rows carry org_id (all tenant tables except orgs, which is confined by id). */
+  tenant: boolean;
+}
+
+export const byId = (row: Row): string => String(row.id);
+
+export const rules: Record<TableName, TableRules> = {
+  orgs: { sqlName: 'orgs', what: 'org', key: byId, unique: [], foreign: [], tenant: false },
+  users: {
+    sqlName: 'users',
+    what: 'user',
+    key: byId,
+    tenant: false,
+    foreign: [],
+    unique: [{ what: 'user', names: 'email', fields: ['email'] }],
+  },
+  memberships: {
+    sqlName: 'memberships',
+    what: 'membership',
+    key: (r) => `${r.orgId}|${r.userId}`,
+    keyNames: 'userId',
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'user', field: 'userId', table: 'users' }],
+  },
+  apiKeys: {
+    sqlName: 'api_keys',
+    what: 'api_key',
+    key: byId,
+    tenant: true,
+    foreign: [],
+    unique: [
+      { what: 'api_key', names: 'name', fields: ['orgId', 'name'] },
+      { what: 'api_key', names: 'prefix', fields: ['keyHash'] },
+    ],
+  },
+  projects: {
+    sqlName: 'projects',
+    what: 'project',
+    key: byId,
+    tenant: true,
+    foreign: [],
+    unique: [{ what: 'project', names: 'name', fields: ['orgId', 'name'] }],
+  },
+  environments: {
+    sqlName: 'environments',
+    what: 'environment',
+    key: byId,
+    tenant: true,
+    unique: [{ what: 'environment', names: 'name', fields: ['projectId', 'name'] }],
+    foreign: [{ what: 'project', field: 'projectId', table: 'projects' }],
+  },
+  services: {
+    sqlName: 'services',
+    what: 'service',
+    key: byId,
+    tenant: true,
+    unique: [{ what: 'service', names: 'name', fields: ['projectId', 'name'] }],
+    foreign: [{ what: 'project', field: 'projectId', table: 'projects' }],
+  },
+  nodes: {
+    sqlName: 'nodes',
+    what: 'node',
+    key: byId,
+    tenant: true,
+    foreign: [],
+    unique: [{ what: 'node', names: 'name', fields: ['orgId', 'name'] }],
+  },
+  releases: {
+    sqlName: 'releases',
+    what: 'release',
+    key: byId,
+    tenant: true,
+    unique: [
+      {
+        what: 'release',
+        names: 'id',
+        fields: ['serviceId', 'environmentId'],
+        where: (r) => !isFinished(r.status),
+        error: (existing) => new ReleaseAlreadyInFlight(String(existing.id)),
+      },
+    ],
+    foreign: [
+      { what: 'service', field: 'serviceId', table: 'services' },
+      { what: 'environment', field: 'environmentId', table: 'environments' },
+      { what: 'release', field: 'previousReleaseId', table: 'releases' },
+      { what: 'node', field: 'nodeId', table: 'nodes' },
+    ],
+  },
+  releaseSteps: {
+    sqlName: 'release_steps',
+    what: 'release_step',
+    key: (r) => `${r.releaseId}|${r.name}`,
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'release', field: 'releaseId', table: 'releases' }],
+  },
+  releaseLogs: {
+    sqlName: 'release_logs',
+    what: 'release_log',
+    key: (r) => `${r.releaseId}|${r.seq}`,
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'release', field: 'releaseId', table: 'releases' }],
+  },
+  deployJobs: {
+    sqlName: 'deploy_jobs',
+    what: 'deploy_job',
+    key: byId,
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'release', field: 'releaseId', table: 'releases' }],
+  },
+  secrets: {
+    sqlName: 'secrets',
+    what: 'secret',
+    key: byId,
+    tenant: true,
+    unique: [{ what: 'secret', names: 'name', fields: ['serviceId', 'environmentId', 'name'] }],
+    foreign: [
+      { what: 'service', field: 'serviceId', table: 'services' },
+      { what: 'environment', field: 'environmentId', table: 'environments' },
+    ],
+  },
+  domains: {
+    sqlName: 'domains',
+    what: 'domain',
+    key: byId,
+    tenant: true,
+    unique: [
+      {
+        what: 'domain',
+        names: 'hostname',
+        fields: ['hostname'],
+        normalize: (v) => String(v).toLowerCase(),
+      },
+    ],
+    foreign: [
+      { what: 'service', field: 'serviceId', table: 'services' },
+      { what: 'environment', field: 'environmentId', table: 'environments' },
+    ],
+  },
+  webhooks: {
+    sqlName: 'webhooks',
+    what: 'webhook',
+    key: byId,
+    tenant: true,
+    unique: [],
+    foreign: [],
+  },
+  audit: {
+    sqlName: 'audit_events',
+    what: 'audit_event',
+    key: byId,
+    tenant: true,
+    unique: [],
+    foreign: [],
+  },
+};

@@ -1,0 +1,61 @@
+import type { ApiKey, User, UserWithPassword } from '../../../core/models.ts';
+import type { IdentityRepo } from '../../../core/ports.ts';
+import type { SqlClient } from '../../db/postgres.ts';
+import { isViolation, violationOf } from './constraints.ts';
+import { membershipsTable } from './orgs.ts';
+import { fromRow, insertSql, selectSql, table, valuesOf } from './sql.ts';
+
+export const usersTable = table<UserWithPassword>('users', [
+  'id',
+  'email',
+  'passwordHash',
+  'createdAt',
+]);
+const userTable = table<User>('users', ['id', 'email', 'createdAt']);
+const apiKeyTable = table<ApiKey>('api_keys', [
+  'id',
+  'orgId',
+  'name',
+  'role',
+  'prefix',
+  'createdAt',
+  'revokedAt',
+]);
+
+/** Before an org is known, the rows it needs come through security-definer functions (migration 0001). */
+export const pgIdentityRepo = (db: SqlClient): IdentityRepo => ({
+  createUser: async (user) => {
+    const lowered = { ...user, email: user.email.toLowerCase() };
+    try {
+      await db.query(insertSql(usersTable), valuesOf(usersTable, lowered));
+    } catch (e) {
+      throw (isViolation(e) ? violationOf(e, lowered) : null) ?? e;
+    }
+  },
+  findUserByEmail: async (email) => {
+    const r = await db.query(`${selectSql(usersTable)} where email = lower($1)`, [email]);
+    return r.rows[0] ? fromRow(usersTable, r.rows[0]) : null;
+  },
+  findUserById: async (id) => {
+    const r = await db.query('select id, email, created_at from users where id = $1', [id]);
+    return r.rows[0] ? fromRow(userTable, r.rows[0]) : null;
+  },
+  membershipsOf: async (userId) => {
+    const r = await db.query(
+      'select org_id, user_id, role, created_at from selfdevop_memberships_of($1)',
+      [userId],
+    );
+    return r.rows.map((row) => fromRow(membershipsTable, row));
+  },
+  findApiKeyByHash: async (keyHash) => {
+    const r = await db.query(
+      'select id, org_id, name, role, prefix, created_at, revoked_at from selfdevop_api_key_by_hash($1)',
+      [keyHash],
+    );
+    return r.rows[0] ? fromRow(apiKeyTable, r.rows[0]) : null;
+  },
+  countUsers: async () => {
+    const r = await db.query<{ n: string }>('select selfdevop_count_users() as n');
+    return Number(r.rows[0]?.n ?? 0);
+  },
+});

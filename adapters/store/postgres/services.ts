@@ -1,0 +1,32 @@
+import type { Service } from '../../../core/models.ts';
+import type { ServiceRepo } from '../../../core/ports.ts';
+import { eq, table } from './sql.ts';
+import type { TenantSql } from './tenant.ts';
+
+export const servicesTable = table<Service>('services', [
+  'id',
+  'orgId',
+  'projectId',
+  'name',
+  'image',
+  'containerPort',
+  'healthcheckPath',
+  'migrateCommand',
+  'strategy',
+  'replicas',
+  'env',
+  'memoryMb',
+  'cpus',
+  'health',
+  'warmSeconds',
+  'drainSeconds',
+  'sticky',
+  'createdAt',
+]);
+
+export const pgServiceRepo = (t: TenantSql): ServiceRepo => ({
+  insert: (s) => t.insert(servicesTable, s),
+  get: (id) => t.one(servicesTable, [eq('id', id), t.org()]),
+  list: (page, filter) =>
+    t.page(servicesTable, t.filterConditions(filter, { project: 'direct' }), page),
+});

@@ -1,0 +1,131 @@
+/**
+ * Pure SQL builders and row mapping for the PostgreSQL store: text in, text out, no I/O,
+ * so each statement the repositories send can be checked by reading it.
+ */
+import type { PageRequest } from '../../../core/models.ts';
+import { clampLimit } from '../page.ts';
+
+export interface Table<M> {
+  name: string;
+  /** Model keys, in column order; each column is the key in snake_case. */
+  keys: readonly (keyof M & string)[];
+}
+
+/** What the SQL builders need of a table, whatever its model. */
+export interface TableShape {
+  name: string;
+  keys: readonly string[];
+}
+
+export const table = <M>(name: string, keys: readonly (keyof M & string)[]): Table<M> => ({
+  name,
+  keys,
+});
+
+// Called per field of every row read, so the answer for each key is remembered.
+const columnNames = new Map<string, string>();
+export const toColumn = (key: string): string => {
+  let column = columnNames.get(key);
+  if (column === undefined) {
+    column = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    columnNames.set(key, column);
+  }
+  return column;
+};
+
+const placeholders = (count: number, from = 1): string =>
+  Array.from({ length: count }, (_, i) => `$${i + from}`).join(', ');
+
+export const selectSql = (t: TableShape): string =>
+  `select ${t.keys.map(toColumn).join(', ')} from ${t.name}`;
+
+export const insertSql = (t: TableShape): string =>
+  `insert into ${t.name} (${t.keys.map(toColumn).join(', ')}) values (${placeholders(t.keys.length)})`;
+
+/** `on conflict (...) do update` setting every column except the conflict target and org. */
+export const upsertSql = (
+  t: TableShape,
+  conflict: readonly string[],
+  keep: readonly string[] = [],
+): string => {
+  const fixed = new Set([...conflict, 'orgId', ...keep]);
+  const sets = t.keys
+    .filter((k) => !fixed.has(k))
+    .map((k) => `${toColumn(k)} = excluded.${toColumn(k)}`);
+  return `${insertSql(t)} on conflict (${conflict.map(toColumn).join(', ')}) do update set ${sets.join(', ')}`;
+};
+
+/** One equality or subquery condition; `sql` receives its placeholder. */
+export interface Condition {
+  sql: (param: string) => string;
+  value: unknown;
+}
+
+export const eq = (column: string, value: unknown): Condition => ({
+  sql: (p) => `${column} = ${p}`,
+  value,
+});
+
+export const whereSql = (conditions: readonly Condition[], from = 1): string =>
+  conditions.length === 0
+    ? ''
+    : ` where ${conditions.map((c, i) => c.sql(`$${i + from}`)).join(' and ')}`;
+
+/** A keyset page: rows after the cursor id, ordered by id, one extra to detect a next page. */
+export function pageSql(
+  t: TableShape,
+  conditions: readonly Condition[],
+  page: PageRequest,
+): { text: string; values: unknown[]; limit: number } {
+  const limit = clampLimit(page.limit);
+  const all = page.cursor
+    ? [...conditions, { sql: (p: string) => `id > ${p}`, value: page.cursor }]
+    : conditions;
+  return {
+    text: `${selectSql(t)}${whereSql(all)} order by id limit ${limit + 1}`,
+    values: all.map((c) => c.value),
+    limit,
+  };
+}
+
+/** `update t set a = $n, … where <conditions>` for the patch keys the table has. */
+export function updateSql(
+  t: TableShape,
+  patch: Record<string, unknown>,
+  conditions: readonly Condition[],
+  immutable: readonly string[] = ['id', 'orgId'],
+): { text: string; values: unknown[] } | null {
+  const keys = t.keys.filter((k) => k in patch && patch[k] !== undefined && !immutable.includes(k));
+  if (keys.length === 0) return null;
+  const sets = keys.map((k, i) => `${toColumn(k)} = $${i + 1}`).join(', ');
+  return {
+    text: `update ${t.name} set ${sets}${whereSql(conditions, keys.length + 1)}`,
+    values: [...keys.map((k) => toParam(patch[k])), ...conditions.map((c) => c.value)],
+  };
+}
+
+/** `'a', 'b'`: a status set as SQL literals, for predicates derived from the core's sets. */
+export const sqlList = (values: readonly string[]): string => values.map(quoteLiteral).join(', ');
+
+/** A SQL string literal (standard_conforming_strings, on since PostgreSQL 9.1). */
+export function quoteLiteral(value: string): string {
+  if (value.includes('\u0000')) throw new Error('a SQL literal cannot contain NUL');
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+// ---------------------------------------------------------------- rows <-> models
+
+export const toParam = (v: unknown): unknown => (v === undefined ? null : v);
+
+export const valuesOf = <M>(t: Table<M>, model: M): unknown[] =>
+  t.keys.map((k) => toParam(model[k]));
+
+/** Times come back as Date (to ISO strings); jsonb, arrays, numbers, booleans as they are. */
+export function fromRow<M>(t: Table<M>, row: Record<string, unknown>): M {
+  const out: Record<string, unknown> = {};
+  for (const k of t.keys) {
+    const v = row[toColumn(k)];
+    out[k] = v instanceof Date ? v.toISOString() : v;
+  }
+  return out as M;
+}

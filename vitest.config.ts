@@ -22,10 +22,15 @@ const unit = [
   'test/selfhost/config.test.ts',
 ];
 /** Core suites that drive the engine against a real PostgreSQL, or Docker and Caddy. */
-const coreIntegration = ['test/core/releases/postgres-store.test.ts', 'test/core/releases/real-deploy.test.ts'];
+const coreIntegration = [
+  'test/core/releases/postgres-store.test.ts',
+  'test/core/releases/real-deploy.test.ts',
+];
 // Listed file by file so that `integration` can exclude exactly these (an exclude glob
 // would also drop the core integration suites, and exclusion wins over inclusion).
-const unitFiles = globSync(unit, { cwd: import.meta.dirname }).filter((file) => !coreIntegration.includes(file));
+const unitFiles = globSync(unit, { cwd: import.meta.dirname }).filter(
+  (file) => !coreIntegration.includes(file),
+);
 
 // Integration suites talk to real PostgreSQL, Docker and Caddy; each test file gets its
 // own database, so files run in parallel but a file's tests stay in order.

@@ -27,7 +27,9 @@ async function serveBare(): Promise<Ready> {
   const app = new Hono();
   app.get('/', (c) => c.json({ hello: 'world' }));
   return new Promise((resolve) => {
-    serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, (info) => resolve({ port: info.port }));
+    serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, (info) =>
+      resolve({ port: info.port }),
+    );
   });
 }
 
@@ -66,13 +68,23 @@ async function serveAuthed(): Promise<Ready> {
   const post = async (p: string, body: unknown, token?: string) => {
     const res = await fetch(base + p, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
       body: JSON.stringify(body),
     });
     return (await res.json()) as { token: string; key: string; org: { id: string } };
   };
-  const s = await post('/api/auth/local/signup', { email: 'bench@example.com', password: 'correct horse battery' });
-  const key = await post(`/api/orgs/${s.org.id}/api-keys`, { name: 'bench', role: 'viewer' }, s.token);
+  const s = await post('/api/auth/local/signup', {
+    email: 'bench@example.com',
+    password: 'correct horse battery',
+  });
+  const key = await post(
+    `/api/orgs/${s.org.id}/api-keys`,
+    { name: 'bench', role: 'viewer' },
+    s.token,
+  );
   for (let i = 0; i < 20; i++) await post('/api/projects', { name: `project-${i}` }, s.token);
   return { port: served.port, token: key.key, databaseUrl: db.url, orgId: s.org.id };
 }
@@ -99,11 +111,17 @@ async function measureFloor(databaseUrl: string, orgId: string): Promise<Latency
   const read = async (): Promise<number> => {
     const client = await pool.connect();
     try {
-      const stream = (client as unknown as { connection: { stream: { cork(): void; uncork(): void } } }).connection.stream;
+      const stream = (
+        client as unknown as { connection: { stream: { cork(): void; uncork(): void } } }
+      ).connection.stream;
       stream.cork();
       const sends = [
         client.query('begin'),
-        client.query({ name: 'floor_org', text: "select set_config('app.org_id', $1, true)", values: [orgId] }),
+        client.query({
+          name: 'floor_org',
+          text: "select set_config('app.org_id', $1, true)",
+          values: [orgId],
+        }),
         client.query({ name: 'floor_page', text: q.text, values: q.values }),
         client.query('commit'),
       ];
@@ -128,12 +146,15 @@ async function measureFloor(databaseUrl: string, orgId: string): Promise<Latency
   );
   await pool.end();
   samples.sort((a, b) => a - b);
-  const at = (p: number) => Math.round(samples[Math.min(samples.length - 1, Math.floor(p * samples.length))]! * 100) / 100;
+  const at = (p: number) =>
+    Math.round(samples[Math.min(samples.length - 1, Math.floor(p * samples.length))]! * 100) / 100;
   return { reqPerSec: samples.length / seconds, p99Ms: at(0.99), p50Ms: at(0.5) };
 }
 
 function startFloor(databaseUrl: string, orgId: string): Promise<Latency> {
-  const child = fork(self, ['--floor', databaseUrl, orgId], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(self, ['--floor', databaseUrl, orgId], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   return new Promise((resolve, reject) => {
     child.once('message', (result) => resolve(result as Latency));
     child.once('exit', (code) => reject(new Error(`floor exited with ${code}`)));
@@ -143,7 +164,9 @@ function startFloor(databaseUrl: string, orgId: string): Promise<Latency> {
 function startServer(kind: 'bare' | 'authed'): Promise<{ child: ChildProcess; ready: Ready }> {
   const child = fork(self, ['--serve', kind], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [],
+    execArgv: process.env.BENCH_PROFILE_DIR
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+      : [],
   });
   return new Promise((resolve, reject) => {
     child.once('message', (ready) => resolve({ child, ready: ready as Ready }));
@@ -156,7 +179,11 @@ async function load(url: string, headers: Record<string, string>) {
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${url}: ${result.non2xx} non-2xx and ${result.errors} errors under load`);
   }
-  return { reqPerSec: result.requests.average, p99Ms: result.latency.p99, p50Ms: result.latency.p50 };
+  return {
+    reqPerSec: result.requests.average,
+    p99Ms: result.latency.p99,
+    p50Ms: result.latency.p50,
+  };
 }
 
 async function stop(child: ChildProcess) {
@@ -190,7 +217,8 @@ async function main() {
     authedReqPerSec: Math.round(authedResult.reqPerSec),
     authedP50Ms: authedResult.p50Ms,
     authedP99Ms: authedResult.p99Ms,
-    floorPath: 'pg alone: BEGIN, set_config(app.org_id), the same page query, COMMIT, in one round trip',
+    floorPath:
+      'pg alone: BEGIN, set_config(app.org_id), the same page query, COMMIT, in one round trip',
     floorReqPerSec: Math.round(floor.reqPerSec),
     floorP50Ms: floor.p50Ms,
     floorP99Ms: floor.p99Ms,

@@ -42,7 +42,14 @@ const settings = {
   // change (of any route), and a warm release retired mid-run would close its sockets.
   drainSeconds: 600,
   warmSeconds: 600,
-  load: { rate: Number(env.BENCH_RATE ?? 600), connections: 10, path: '/', wsPerRoute: 3, wsEveryMs: 500, echoTimeoutMs: 3_000 },
+  load: {
+    rate: Number(env.BENCH_RATE ?? 600),
+    connections: 10,
+    path: '/',
+    wsPerRoute: 3,
+    wsEveryMs: 500,
+    echoTimeoutMs: 3_000,
+  },
   budgetSeconds: Number(env.BENCH_BUDGET_SECONDS ?? 420),
 };
 
@@ -56,22 +63,30 @@ const goals = {
   rollbackMedianMs: 1_000,
 };
 
-const log = (msg: string) => process.stderr.write(`bench:deploy ${new Date().toISOString().slice(11, 23)} ${msg}\n`);
+const log = (msg: string) =>
+  process.stderr.write(`bench:deploy ${new Date().toISOString().slice(11, 23)} ${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const versionOf = (image: string) => image.slice(image.lastIndexOf(':') + 1);
 
 /** Deploys, waits for the release to complete, and returns its timeline. */
-async function deployAndTime(stack: Stack, serviceId: string, image: string): Promise<DeployTimeline> {
+async function deployAndTime(
+  stack: Stack,
+  serviceId: string,
+  image: string,
+): Promise<DeployTimeline> {
   const sent = await stack.deploy(serviceId, image);
   const release = await stack.settle(sent.id, 60_000, 50);
-  if (release.status !== 'completed') throw new Error(`release ${release.id} of ${image} ended ${release.status}: ${release.error}`);
+  if (release.status !== 'completed')
+    throw new Error(`release ${release.id} of ${image} ended ${release.status}: ${release.error}`);
   return deployTimeline(sent, release, await stack.stepJobs([release.id]));
 }
 
 /** Median and p95 of every segment over a set of deploys. */
 function breakdown(timelines: DeployTimeline[]) {
   const of = (pick: (t: DeployTimeline) => number | null | undefined) =>
-    brief(timelines.map(pick).filter((v): v is number => typeof v === 'number' && Number.isFinite(v)));
+    brief(
+      timelines.map(pick).filter((v): v is number => typeof v === 'number' && Number.isFinite(v)),
+    );
   return {
     toSwitchMs: of((t) => t.toSwitchMs),
     toCompletedMs: of((t) => t.toCompletedMs),
@@ -83,7 +98,10 @@ function breakdown(timelines: DeployTimeline[]) {
     },
     handlerMs: Object.fromEntries(messagesToSwitch.map((m) => [m, of((t) => t.handlerMs[m])])),
     stepRowMs: Object.fromEntries(
-      ['build', 'start_candidate', 'health_check', 'switch_traffic', 'complete'].map((s) => [s, of((t) => t.stepMs[s])]),
+      ['build', 'start_candidate', 'health_check', 'switch_traffic', 'complete'].map((s) => [
+        s,
+        of((t) => t.stepMs[s]),
+      ]),
     ),
     unaccountedMs: of((t) => t.unaccountedMs),
     toSwitchWithoutQueuePickupMs: of((t) => t.withoutPickupMs),
@@ -96,7 +114,12 @@ function overheadOf(timelines: DeployTimeline[], firstHealthy: Record<string, nu
   return summary(samples);
 }
 
-async function measureOverhead(stack: Stack, serviceId: string, count: number, firstImage: string): Promise<DeployTimeline[]> {
+async function measureOverhead(
+  stack: Stack,
+  serviceId: string,
+  count: number,
+  firstImage: string,
+): Promise<DeployTimeline[]> {
   const images = [testImages.app, testImages.appV2];
   const out: DeployTimeline[] = [];
   let next = images.indexOf(firstImage as (typeof images)[number]);
@@ -110,18 +133,27 @@ async function measureOverhead(stack: Stack, serviceId: string, count: number, f
   return out;
 }
 
-function startTraffic(options: TrafficOptions): Promise<{ child: ChildProcess; result: Promise<TrafficResult> }> {
+function startTraffic(
+  options: TrafficOptions,
+): Promise<{ child: ChildProcess; result: Promise<TrafficResult> }> {
   const file = fileURLToPath(new URL('./support/traffic.ts', import.meta.url));
-  const child = fork(file, [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(file, [JSON.stringify(options)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   return new Promise((resolve, reject) => {
     const result = new Promise<TrafficResult>((res, rej) => {
       child.on('message', (m: { type: string; result?: TrafficResult }) => {
         if (m.type === 'result') res(m.result!);
       });
-      child.once('exit', (code) => rej(new Error(`traffic generator exited with ${code} before reporting`)));
+      child.once('exit', (code) =>
+        rej(new Error(`traffic generator exited with ${code} before reporting`)),
+      );
     });
     result.catch(() => undefined);
-    const timer = setTimeout(() => reject(new Error('traffic generator not ready within 30 s')), 30_000);
+    const timer = setTimeout(
+      () => reject(new Error('traffic generator not ready within 30 s')),
+      30_000,
+    );
     child.on('message', (m: { type: string }) => {
       if (m.type === 'ready') {
         clearTimeout(timer);
@@ -136,7 +168,12 @@ function startTraffic(options: TrafficOptions): Promise<{ child: ChildProcess; r
 }
 
 /** Polls Caddy every 5 ms until `host` answers `want` at /version; when it did (performance.now()), or null. */
-async function untilServes(stack: Stack, host: string, want: string, deadlineMs: number): Promise<number | null> {
+async function untilServes(
+  stack: Stack,
+  host: string,
+  want: string,
+  deadlineMs: number,
+): Promise<number | null> {
   const start = performance.now();
   for (let i = 0; i < deadlineMs / 5 + 10 && performance.now() - start < deadlineMs; i++) {
     const r = await stack.viaCaddy(host, '/version', 1000).catch(() => null);
@@ -149,8 +186,12 @@ async function untilServes(stack: Stack, host: string, want: string, deadlineMs:
 async function main(): Promise<void> {
   const startedAt = Date.now();
   const loadAtStart = os.loadavg();
-  log(`starting: pg-boss polling ${settings.pollingIntervalSeconds} s, load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`);
-  const stack = await startStack({ queue: { pollingIntervalSeconds: settings.pollingIntervalSeconds } });
+  log(
+    `starting: pg-boss polling ${settings.pollingIntervalSeconds} s, load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  const stack = await startStack({
+    queue: { pollingIntervalSeconds: settings.pollingIntervalSeconds },
+  });
   let traffic: ChildProcess | null = null;
   const cleanup = async () => {
     if (traffic && traffic.exitCode === null) traffic.kill('SIGKILL');
@@ -161,7 +202,10 @@ async function main(): Promise<void> {
     log(`${why}: cleaning up and exiting`);
     void cleanup().finally(() => process.exit(code));
   };
-  const watchdog = setTimeout(() => abort(`budget of ${settings.budgetSeconds} s exceeded`, 1), settings.budgetSeconds * 1000);
+  const watchdog = setTimeout(
+    () => abort(`budget of ${settings.budgetSeconds} s exceeded`, 1),
+    settings.budgetSeconds * 1000,
+  );
   process.once('SIGINT', () => abort('interrupted', 130));
   process.once('SIGTERM', () => abort('terminated', 143));
 
@@ -193,18 +237,31 @@ async function main(): Promise<void> {
     // The candidate's own start-to-first-healthy: from asking Docker to start it to its
     // first 2xx, measured apart from the engine. Everything above that is the platform's.
     const firstHealthy = Object.fromEntries(
-      Object.entries(firstHealthySamples).map(([image, s]) => [image, median(s.map((x) => x.dockerStartMs + x.firstHealthyMs))]),
+      Object.entries(firstHealthySamples).map(([image, s]) => [
+        image,
+        median(s.map((x) => x.dockerStartMs + x.firstHealthyMs)),
+      ]),
     );
     // The stricter reading, which charges Docker's create+start to the platform too.
     const firstHealthyAfterStart = Object.fromEntries(
-      Object.entries(firstHealthySamples).map(([image, s]) => [image, median(s.map((x) => x.firstHealthyMs))]),
+      Object.entries(firstHealthySamples).map(([image, s]) => [
+        image,
+        median(s.map((x) => x.firstHealthyMs)),
+      ]),
     );
-    log(`first healthy after start (median): ${JSON.stringify(Object.fromEntries(Object.entries(firstHealthy).map(([k, v]) => [versionOf(k), round(v)])))}`);
+    log(
+      `first healthy after start (median): ${JSON.stringify(Object.fromEntries(Object.entries(firstHealthy).map(([k, v]) => [versionOf(k), round(v)])))}`,
+    );
 
     // 1. Overhead: one deploy creates the route, then the measured ones alternate v2/v1.
     const web = await service('web', testImages.app);
     await deployAndTime(stack, web.id, testImages.app);
-    const overheadTimelines = await measureOverhead(stack, web.id, settings.overheadDeploys, testImages.appV2);
+    const overheadTimelines = await measureOverhead(
+      stack,
+      web.id,
+      settings.overheadDeploys,
+      testImages.appV2,
+    );
 
     // 2 + 3. Load and WebSockets through Caddy while one ws service is redeployed 20 times.
     const other = await service('other', testImages.ws);
@@ -233,7 +290,9 @@ async function main(): Promise<void> {
       const t = await deployAndTime(stack, live.id, image);
       switchTimelines.push(t);
       switchesAt.push(Date.now() - loadStarted);
-      log(`switch ${i + 1}/${settings.switchDeploys} ${versionOf(image)}: switch after ${t.toSwitchMs} ms`);
+      log(
+        `switch ${i + 1}/${settings.switchDeploys} ${versionOf(image)}: switch after ${t.toSwitchMs} ms`,
+      );
       // Each generation of the switched route gets a socket of its own, held to the end.
       traffic.send({ type: 'add-switched' });
     }
@@ -258,27 +317,43 @@ async function main(): Promise<void> {
       const image = before.body === 'v1' ? testImages.appV2 : testImages.app;
       const t = await deployAndTime(stack, web.id, image);
       const shown = await untilServes(stack, web.host, versionOf(image), 5_000);
-      if (shown === null) throw new Error(`Caddy does not serve ${versionOf(image)} after release ${t.releaseId} completed`);
+      if (shown === null)
+        throw new Error(
+          `Caddy does not serve ${versionOf(image)} after release ${t.releaseId} completed`,
+        );
       const t0 = performance.now();
-      const posted = stack.req('POST', `/api/releases/${t.releaseId}/rollback`).then((r) => ({ r, at: performance.now() }));
+      const posted = stack
+        .req('POST', `/api/releases/${t.releaseId}/rollback`)
+        .then((r) => ({ r, at: performance.now() }));
       const back = await untilServes(stack, web.host, before.body, 10_000);
       const { r, at } = await posted;
-      if (r.status !== 202) throw new Error(`rollback of ${t.releaseId} answered ${r.status}: ${r.text}`);
-      if (back === null) throw new Error(`traffic did not return to ${before.body} within 10 s of the rollback`);
+      if (r.status !== 202)
+        throw new Error(`rollback of ${t.releaseId} answered ${r.status}: ${r.text}`);
+      if (back === null)
+        throw new Error(`traffic did not return to ${before.body} within 10 s of the rollback`);
       rollbackSamples.push(back - t0);
       rollbackResponses.push(at - t0);
       rollbackPaths.push(String(r.body.path));
-      log(`rollback ${i + 1}/${settings.rollbacks}: ${before.body} serves again after ${round(back - t0)} ms (${r.body.path})`);
+      log(
+        `rollback ${i + 1}/${settings.rollbacks}: ${before.body} serves again after ${round(back - t0)} ms (${r.body.path})`,
+      );
     }
 
     // The same deploys on the shipped queue defaults, to show what they would give.
     let shippedDefaults: Record<string, unknown> | null = null;
     if (settings.defaultsDeploys > 0) {
       const queue = { pollingIntervalSeconds: defaultPgBossConfig.pollingIntervalSeconds };
-      log(`restarting the control plane on the shipped queue defaults (polling ${queue.pollingIntervalSeconds} s)`);
+      log(
+        `restarting the control plane on the shipped queue defaults (polling ${queue.pollingIntervalSeconds} s)`,
+      );
       await stack.restart(queue);
       const serving = (await stack.viaCaddy(web.host, '/version')).body;
-      const timelines = await measureOverhead(stack, web.id, settings.defaultsDeploys, serving === 'v1' ? testImages.appV2 : testImages.app);
+      const timelines = await measureOverhead(
+        stack,
+        web.id,
+        settings.defaultsDeploys,
+        serving === 'v1' ? testImages.appV2 : testImages.app,
+      );
       shippedDefaults = {
         pollingIntervalSeconds: queue.pollingIntervalSeconds,
         overheadMs: overheadOf(timelines, firstHealthy),
@@ -288,7 +363,9 @@ async function main(): Promise<void> {
 
     const overhead = overheadOf(overheadTimelines, firstHealthy);
     const otherDrops = result.ws.drops.filter((d) => d.route === 'other').length;
-    const switchedDrops = result.ws.drops.filter((d) => d.route === 'switched' && beforeDrain(d)).length;
+    const switchedDrops = result.ws.drops.filter(
+      (d) => d.route === 'switched' && beforeDrain(d),
+    ).length;
     const rollbackMedian = round(median(rollbackSamples));
     const report = {
       bench: 'deploy',
@@ -305,13 +382,19 @@ async function main(): Promise<void> {
         ...overhead,
         method:
           'toSwitch = POST /api/releases sent → switch_traffic step finished (route points at the candidate and Caddy has it; the release moves to traffic_shifted next); ' +
-          'overhead = toSwitch − the candidate\'s own start-to-first-healthy, measured apart as the median of DockerRuntime.start() called → first 2xx of GET /health with the engine\'s HttpHealthProbe every 10 ms.',
+          "overhead = toSwitch − the candidate's own start-to-first-healthy, measured apart as the median of DockerRuntime.start() called → first 2xx of GET /health with the engine's HttpHealthProbe every 10 ms.",
         countingDockerStartAsOverhead: overheadOf(overheadTimelines, firstHealthyAfterStart),
         firstHealthyMs: Object.fromEntries(
-          Object.entries(firstHealthySamples).map(([image, s]) => [image, summary(s.map((x) => x.firstHealthyMs))]),
+          Object.entries(firstHealthySamples).map(([image, s]) => [
+            image,
+            summary(s.map((x) => x.firstHealthyMs)),
+          ]),
         ),
         dockerStartMs: Object.fromEntries(
-          Object.entries(firstHealthySamples).map(([image, s]) => [image, summary(s.map((x) => x.dockerStartMs))]),
+          Object.entries(firstHealthySamples).map(([image, s]) => [
+            image,
+            summary(s.map((x) => x.dockerStartMs)),
+          ]),
         ),
         breakdown: breakdown(overheadTimelines),
       },
@@ -329,8 +412,13 @@ async function main(): Promise<void> {
         switchesAtMs: switchesAt,
         failureKinds: result.http.failureKinds,
         failuresDuringRouteChange: {
-          count: result.http.failureTimes.filter((at) => switchTimelines.some((t) => at >= t.switchWindow[0] - 50 && at <= t.switchWindow[1] + 250)).length,
-          window: 'switch_traffic step started − 50 ms … finished + 250 ms (the Caddy config reload)',
+          count: result.http.failureTimes.filter((at) =>
+            switchTimelines.some(
+              (t) => at >= t.switchWindow[0] - 50 && at <= t.switchWindow[1] + 250,
+            ),
+          ).length,
+          window:
+            'switch_traffic step started − 50 ms … finished + 250 ms (the Caddy config reload)',
         },
         firstFailures: result.http.firstFailures,
       },
@@ -350,20 +438,49 @@ async function main(): Promise<void> {
       },
       rollbackMs: {
         ...summary(rollbackSamples),
-        method: 'POST /api/releases/{id}/rollback sent → Caddy answers the previous version at /version (polled every 5 ms)',
+        method:
+          'POST /api/releases/{id}/rollback sent → Caddy answers the previous version at /version (polled every 5 ms)',
         responseMs: summary(rollbackResponses),
         paths: rollbackPaths,
       },
       shippedDefaults,
       goals: {
-        overheadMedianMs: { goal: `<= ${goals.overheadMedianMs}`, got: overhead.median, met: overhead.median <= goals.overheadMedianMs },
-        overheadP95Ms: { goal: `<= ${goals.overheadP95Ms}`, got: overhead.p95, met: overhead.p95 <= goals.overheadP95Ms },
+        overheadMedianMs: {
+          goal: `<= ${goals.overheadMedianMs}`,
+          got: overhead.median,
+          met: overhead.median <= goals.overheadMedianMs,
+        },
+        overheadP95Ms: {
+          goal: `<= ${goals.overheadP95Ms}`,
+          got: overhead.p95,
+          met: overhead.p95 <= goals.overheadP95Ms,
+        },
         non2xx: { goal: '0', got: result.http.non2xx, met: result.http.non2xx === goals.non2xx },
-        connectionErrors: { goal: '0', got: result.http.connectionErrors, met: result.http.connectionErrors === goals.connectionErrors },
-        reqPerSec: { goal: '>= 500', got: result.http.reqPerSec, met: result.http.reqPerSec >= 500 },
-        wsDropsOtherRoute: { goal: '0', got: otherDrops, met: otherDrops === goals.wsDropsOtherRoute },
-        wsDropsSwitchedRouteBeforeDrain: { goal: '0', got: switchedDrops, met: switchedDrops === goals.wsDropsSwitchedRouteBeforeDrain },
-        rollbackMedianMs: { goal: `<= ${goals.rollbackMedianMs}`, got: rollbackMedian, met: rollbackMedian <= goals.rollbackMedianMs },
+        connectionErrors: {
+          goal: '0',
+          got: result.http.connectionErrors,
+          met: result.http.connectionErrors === goals.connectionErrors,
+        },
+        reqPerSec: {
+          goal: '>= 500',
+          got: result.http.reqPerSec,
+          met: result.http.reqPerSec >= 500,
+        },
+        wsDropsOtherRoute: {
+          goal: '0',
+          got: otherDrops,
+          met: otherDrops === goals.wsDropsOtherRoute,
+        },
+        wsDropsSwitchedRouteBeforeDrain: {
+          goal: '0',
+          got: switchedDrops,
+          met: switchedDrops === goals.wsDropsSwitchedRouteBeforeDrain,
+        },
+        rollbackMedianMs: {
+          goal: `<= ${goals.rollbackMedianMs}`,
+          got: rollbackMedian,
+          met: rollbackMedian <= goals.rollbackMedianMs,
+        },
       },
       machine: {
         cpus: os.cpus().length,

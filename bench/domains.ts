@@ -309,7 +309,9 @@ async function askBench(stack: Stack) {
   const lookups: number[] = [];
   for (let i = 0; i < 3000; i++) {
     const started = performance.now();
-    await store.domainLookup.findDomainByHostname(`ask${(i * 7919) % total}.customers.example.test`);
+    await store.domainLookup.findDomainByHostname(
+      `ask${(i * 7919) % total}.customers.example.test`,
+    );
     lookups.push(performance.now() - started);
   }
   return {

@@ -25,7 +25,13 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bundleEntry, bundleLambdasWithSizes, lambdaNames, type BundleSizes, type LambdaName } from '../infra-cdk/bundle.ts';
+import {
+  bundleEntry,
+  bundleLambdasWithSizes,
+  lambdaNames,
+  type BundleSizes,
+  type LambdaName,
+} from '../infra-cdk/bundle.ts';
 import { createTestDatabase } from '../test/support/db.ts';
 
 const runs = Math.max(1, Number(process.env.BENCH_RUNS ?? 5));
@@ -48,11 +54,21 @@ function startSqsStub(): Promise<Server> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const target = String(req.headers['x-amz-target'] ?? '').replace('AmazonSQS.', '');
-      const input = JSON.parse(Buffer.concat(chunks).toString() || '{}') as { QueueName?: string; MessageBody?: string };
+      const input = JSON.parse(Buffer.concat(chunks).toString() || '{}') as {
+        QueueName?: string;
+        MessageBody?: string;
+      };
       const { port } = server.address() as AddressInfo;
       let body: unknown = {};
-      if (target === 'GetQueueUrl') body = { QueueUrl: `http://127.0.0.1:${port}/111122223333/${input.QueueName}` };
-      if (target === 'SendMessage') body = { MessageId: randomUUID(), MD5OfMessageBody: createHash('md5').update(input.MessageBody ?? '').digest('hex') };
+      if (target === 'GetQueueUrl')
+        body = { QueueUrl: `http://127.0.0.1:${port}/111122223333/${input.QueueName}` };
+      if (target === 'SendMessage')
+        body = {
+          MessageId: randomUUID(),
+          MD5OfMessageBody: createHash('md5')
+            .update(input.MessageBody ?? '')
+            .digest('hex'),
+        };
       res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
       res.end(JSON.stringify(body));
     });
@@ -76,7 +92,13 @@ function events(): Record<LambdaName | 'hello' | 'fetchHello', unknown> {
         apiId: 'bench',
         domainName: 'api.example.com',
         domainPrefix: 'api',
-        http: { method: 'GET', path: '/health', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'bench' },
+        http: {
+          method: 'GET',
+          path: '/health',
+          protocol: 'HTTP/1.1',
+          sourceIp: '127.0.0.1',
+          userAgent: 'bench',
+        },
         requestId: randomUUID(),
         routeKey: '$default',
         stage: '$default',
@@ -91,7 +113,11 @@ function events(): Record<LambdaName | 'hello' | 'fetchHello', unknown> {
           messageId: randomUUID(),
           receiptHandle: 'bench-receipt',
           body: JSON.stringify({ payload: { job: 'bench', firedAt: now.toISOString() } }),
-          attributes: { ApproximateReceiveCount: '1', MessageGroupId: 'job:bench', SentTimestamp: String(now.getTime()) },
+          attributes: {
+            ApproximateReceiveCount: '1',
+            MessageGroupId: 'job:bench',
+            SentTimestamp: String(now.getTime()),
+          },
           messageAttributes: {},
           md5OfBody: '',
           eventSource: 'aws:sqs',
@@ -119,20 +145,32 @@ function events(): Record<LambdaName | 'hello' | 'fetchHello', unknown> {
       userPoolId: 'eu-west-1_Bench1',
       userName: 'bench',
       callerContext: { awsSdkVersion: 'aws-sdk-unknown-unknown', clientId: 'benchclient' },
-      request: { userAttributes: { sub: '6f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f', email: 'bench@example.com' }, groupConfiguration: {} },
+      request: {
+        userAttributes: { sub: '6f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e2f', email: 'bench@example.com' },
+        groupConfiguration: {},
+      },
       response: { claimsOverrideDetails: null },
     },
   };
 }
 
 /** Spawns a fresh Node process that imports `bundle` and answers `event`; resolves to wall-clock ms. */
-function coldStart(runner: string, bundle: string, event: unknown, env: Record<string, string>): Promise<number> {
+function coldStart(
+  runner: string,
+  bundle: string,
+  event: unknown,
+  env: Record<string, string>,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [runner, pathToFileURL(bundle).href, JSON.stringify(event)], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [runner, pathToFileURL(bundle).href, JSON.stringify(event)],
+      {
+        env: { PATH: process.env.PATH ?? '', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -143,7 +181,12 @@ function coldStart(runner: string, bundle: string, event: unknown, env: Record<s
       const ms = performance.now() - started;
       // The function's own lines (the API's CloudWatch EMF metrics) come first; the runner's report is last.
       if (code === 0 && out.slice(out.lastIndexOf('\n') + 1).startsWith('{"ok":true')) resolve(ms);
-      else reject(new Error(`${path.basename(path.dirname(bundle))} did not answer (exit ${code}): ${(err || out).slice(-2000)}`));
+      else
+        reject(
+          new Error(
+            `${path.basename(path.dirname(bundle))} did not answer (exit ${code}): ${(err || out).slice(-2000)}`,
+          ),
+        );
     });
   });
 }
@@ -152,8 +195,12 @@ function coldStart(runner: string, bundle: string, event: unknown, env: Record<s
 function initTop(sizes: BundleSizes, count = 8): Record<string, number> {
   const byPackage = new Map<string, number>();
   for (const output of sizes.initOutputs) {
-    for (const [input, { bytesInOutput }] of Object.entries(sizes.metafile.outputs[output]?.inputs ?? {})) {
-      const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input)?.[1] ?? input.split('/').slice(0, 2).join('/');
+    for (const [input, { bytesInOutput }] of Object.entries(
+      sizes.metafile.outputs[output]?.inputs ?? {},
+    )) {
+      const pkg =
+        /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input)?.[1] ??
+        input.split('/').slice(0, 2).join('/');
       byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + bytesInOutput);
     }
   }
@@ -173,7 +220,10 @@ async function main(): Promise<void> {
   try {
     const { dirs: bundles, sizes } = await bundleLambdasWithSizes(path.join(dir, 'bundles'));
     const helloEntry = path.join(dir, 'hello.ts');
-    await writeFile(helloEntry, "export const handler = async () => ({ statusCode: 200, body: 'hello' });\n");
+    await writeFile(
+      helloEntry,
+      "export const handler = async () => ({ statusCode: 200, body: 'hello' });\n",
+    );
     const helloDir = path.join(dir, 'bundles', 'hello');
     const hello = await bundleEntry(helloEntry, helloDir);
     const fetchHelloEntry = path.join(dir, 'fetch-hello.ts');
@@ -217,11 +267,24 @@ async function main(): Promise<void> {
     ] as const;
     const times = new Map<string, number[]>(targets.map((t) => [t.name, []]));
     for (let i = 0; i < runs; i++) {
-      for (const t of targets) times.get(t.name)!.push(await coldStart(runner, path.join(t.dir, 'index.mjs'), evs[t.name], env));
+      for (const t of targets)
+        times
+          .get(t.name)!
+          .push(await coldStart(runner, path.join(t.dir, 'index.mjs'), evs[t.name], env));
     }
     const medianMs = (name: string) => Math.round(median(times.get(name)!) * 10) / 10;
     const helloInitMs = medianMs('hello');
-    const functions: Record<string, { bytes: number; initBytes: number; files: number; initMs: number; vsHello: number; initTop: Record<string, number> }> = {};
+    const functions: Record<
+      string,
+      {
+        bytes: number;
+        initBytes: number;
+        files: number;
+        initMs: number;
+        vsHello: number;
+        initTop: Record<string, number>;
+      }
+    > = {};
     for (const name of lambdaNames) {
       const initMs = medianMs(name);
       functions[name] = {
@@ -234,14 +297,27 @@ async function main(): Promise<void> {
       };
     }
     const meaning = {
-      bytes: 'what the function ships: every output file of its bundle (index.mjs and all chunks, the lazily imported ones too), SQL migrations excluded',
-      initBytes: 'what a cold start reads: index.mjs plus every chunk it imports statically (transitively); chunks behind await import() are left out',
+      bytes:
+        'what the function ships: every output file of its bundle (index.mjs and all chunks, the lazily imported ones too), SQL migrations excluded',
+      initBytes:
+        'what a cold start reads: index.mjs plus every chunk it imports statically (transitively); chunks behind await import() are left out',
       initTop: 'the packages (or source folders) putting the most bytes into initBytes',
-      initMs: 'median wall time of a fresh Node process that imports the bundle and answers one event; hello-world measured the same way, interleaved',
-      fetchHelloInitMs: 'the same for a hello-world that answers through one Web Response: the floor of a Fetch-API handler (hono/aws-lambda)',
+      initMs:
+        'median wall time of a fresh Node process that imports the bundle and answers one event; hello-world measured the same way, interleaved',
+      fetchHelloInitMs:
+        'the same for a hello-world that answers through one Web Response: the floor of a Fetch-API handler (hono/aws-lambda)',
     };
     const fetchHelloInitMs = medianMs('fetchHello');
-    const out = { functions, helloInitMs, fetchHelloInitMs, helloBytes: hello.initBytes, runs, node: process.version, loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100), meaning };
+    const out = {
+      functions,
+      helloInitMs,
+      fetchHelloInitMs,
+      helloBytes: hello.initBytes,
+      runs,
+      node: process.version,
+      loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
+      meaning,
+    };
     process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   } finally {
     await new Promise<void>((r) => sqs.close(() => r()));

@@ -1,5 +1,13 @@
 import type { ActorType, AuditEvent, Role } from './models.ts';
-import type { AuthProvider, Clock, IdGenerator, KeyVault, Logger, OrgRepos, Store } from './ports.ts';
+import type {
+  AuthProvider,
+  Clock,
+  IdGenerator,
+  KeyVault,
+  Logger,
+  OrgRepos,
+  Store,
+} from './ports.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { TtlCache } from './ttl-cache.ts';
 import type { ApiKey } from './models.ts';
@@ -55,10 +63,15 @@ export interface RequestContext {
 
 export function requireOrg(p: Principal): OrgPrincipal {
   if ((!p.orgId || !p.role) && p.orgChoices?.length) {
-    throw new CoreError('invalid', 'org_required', 'you belong to several orgs: pick one with the X-Org-Id header', {
-      field: 'X-Org-Id',
-      orgIds: p.orgChoices,
-    });
+    throw new CoreError(
+      'invalid',
+      'org_required',
+      'you belong to several orgs: pick one with the X-Org-Id header',
+      {
+        field: 'X-Org-Id',
+        orgIds: p.orgChoices,
+      },
+    );
   }
   if (!p.orgId || !p.role) {
     throw new InvalidInput('this account belongs to no org yet: create one with POST /api/orgs', {
@@ -86,7 +99,9 @@ export async function recordAudit(
   repos: OrgRepos,
   actor: Pick<Principal, 'actorType' | 'actorId'> | { actorType: 'system'; actorId: string },
   ctx: RequestContext | null,
-  event: Pick<AuditEvent, 'action' | 'targetType' | 'targetId'> & { data?: Record<string, unknown> },
+  event: Pick<AuditEvent, 'action' | 'targetType' | 'targetId'> & {
+    data?: Record<string, unknown>;
+  },
 ): Promise<void> {
   await repos.audit.append({
     id: deps.ids.newId('aud'),

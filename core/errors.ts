@@ -67,16 +67,25 @@ export class AlreadyExists extends CoreError {
 
 export class SignupClosed extends CoreError {
   constructor() {
-    super('forbidden', 'signup_closed', 'signup is closed on this installation; ask an owner for an invite');
+    super(
+      'forbidden',
+      'signup_closed',
+      'signup is closed on this installation; ask an owner for an invite',
+    );
   }
 }
 
 export class TooManyAttempts extends CoreError {
   readonly retryAfterSeconds: number;
   constructor(retryAfterSeconds: number) {
-    super('rate_limited', 'too_many_attempts', `too many login attempts; retry in ${retryAfterSeconds}s`, {
-      retryAfterSeconds,
-    });
+    super(
+      'rate_limited',
+      'too_many_attempts',
+      `too many login attempts; retry in ${retryAfterSeconds}s`,
+      {
+        retryAfterSeconds,
+      },
+    );
     this.retryAfterSeconds = retryAfterSeconds;
   }
 }
@@ -94,7 +103,10 @@ export class ReleaseAlreadyInFlight extends CoreError {
 
 export class IllegalTransition extends CoreError {
   constructor(what: string, from: string, to: string) {
-    super('conflict', 'illegal_transition', `${what} cannot move from ${from} to ${to}`, { from, to });
+    super('conflict', 'illegal_transition', `${what} cannot move from ${from} to ${to}`, {
+      from,
+      to,
+    });
   }
 }
 

@@ -139,7 +139,11 @@ export type ReleaseStatus = (typeof releaseStatuses)[number];
  * release status sets; the migration's CHECK constraint and partial unique index are
  * checked against these by test/db/release-statuses.test.ts.
  */
-export const finishedReleaseStatuses = ['completed', 'failed', 'rolled_back'] as const satisfies readonly ReleaseStatus[];
+export const finishedReleaseStatuses = [
+  'completed',
+  'failed',
+  'rolled_back',
+] as const satisfies readonly ReleaseStatus[];
 
 /** Statuses in which a release still has automatic steps to run (at most one per service environment). */
 export const inFlightReleaseStatuses: readonly ReleaseStatus[] = releaseStatuses.filter(
@@ -212,7 +216,13 @@ export interface SecretRecord {
   updatedAt: string;
 }
 
-export const domainStatuses = ['pending_dns', 'dns_verified', 'cert_pending', 'active', 'failed'] as const;
+export const domainStatuses = [
+  'pending_dns',
+  'dns_verified',
+  'cert_pending',
+  'active',
+  'failed',
+] as const;
 export type DomainStatus = (typeof domainStatuses)[number];
 
 export interface Domain {

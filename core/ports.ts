@@ -233,13 +233,23 @@ export interface ContainerRuntime {
   /** Creates and starts; when a container of that name exists it is returned as it is. */
   start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo>;
   /** Runs to completion (or timeout, then killed), returns its output, removes it. */
-  runOnce(target: DockerTarget, spec: ContainerSpec, timeoutMs: number, onLine?: (line: string) => void): Promise<OneOffResult>;
+  runOnce(
+    target: DockerTarget,
+    spec: ContainerSpec,
+    timeoutMs: number,
+    onLine?: (line: string) => void,
+  ): Promise<OneOffResult>;
   inspect(target: DockerTarget, nameOrId: string): Promise<ContainerInfo | null>;
   list(target: DockerTarget, labels: Record<string, string>): Promise<ContainerInfo[]>;
   stop(target: DockerTarget, nameOrId: string, graceSeconds: number): Promise<void>;
   remove(target: DockerTarget, nameOrId: string): Promise<void>;
   /** Follows the container's output until signal aborts or the container ends. */
-  followLogs?(target: DockerTarget, nameOrId: string, onLine: (line: string, stream: 'stdout' | 'stderr') => void, signal: AbortSignal): Promise<void>;
+  followLogs?(
+    target: DockerTarget,
+    nameOrId: string,
+    onLine: (line: string, stream: 'stdout' | 'stderr') => void,
+    signal: AbortSignal,
+  ): Promise<void>;
 }
 
 /** One HTTP route at the edge, as selfdevop thinks of it; adapters translate it. */
@@ -267,7 +277,10 @@ export interface EdgeRouter {
    * leaves its upstreams as they are at that moment, so it cannot undo a concurrent switch.
    * Resolves to the route as changed, or null when there is no route with that id.
    */
-  updateHosts?(id: string, change: { add?: string[]; remove?: string[] }): Promise<RouteSpec | null>;
+  updateHosts?(
+    id: string,
+    change: { add?: string[]; remove?: string[] },
+  ): Promise<RouteSpec | null>;
   /** Optional (custom domains): the certificate the edge serves for `hostname` (a TLS handshake with SNI). */
   certificate?(hostname: string): Promise<EdgeCertificate>;
   /**
@@ -424,7 +437,10 @@ export interface NodeRepo {
   get(id: string): Promise<NodeRecord | null>;
   list(page: PageRequest): Promise<Page<NodeRecord>>;
   /** Replaces the sealed credentials; NotFound when the node is not the org's. */
-  setCredentials(id: string, patch: Pick<NodeRecord, 'sealedTls' | 'sealedSsh' | 'credentialsUpdatedAt'>): Promise<void>;
+  setCredentials(
+    id: string,
+    patch: Pick<NodeRecord, 'sealedTls' | 'sealedSsh' | 'credentialsUpdatedAt'>,
+  ): Promise<void>;
 }
 
 export interface ReleaseRepo {
@@ -433,11 +449,19 @@ export interface ReleaseRepo {
   get(id: string): Promise<Release | null>;
   list(page: PageRequest, filter?: ListFilter): Promise<Page<Release>>;
   /** Compare-and-set: applies only when the release is still in `from`; false otherwise. */
-  transition(id: string, from: ReleaseStatus, patch: Partial<Release> & { status: ReleaseStatus }): Promise<boolean>;
+  transition(
+    id: string,
+    from: ReleaseStatus,
+    patch: Partial<Release> & { status: ReleaseStatus },
+  ): Promise<boolean>;
   update(id: string, patch: Partial<Omit<Release, 'id' | 'orgId' | 'status'>>): Promise<void>;
   inFlight(serviceId: string, environmentId: string): Promise<Release | null>;
   /** The newest release of the service environment with one of `statuses`. */
-  latest(serviceId: string, environmentId: string, statuses: ReleaseStatus[]): Promise<Release | null>;
+  latest(
+    serviceId: string,
+    environmentId: string,
+    statuses: ReleaseStatus[],
+  ): Promise<Release | null>;
 }
 
 export interface ReleaseStepRepo {
@@ -455,7 +479,10 @@ export interface ReleaseLogRepo {
 export interface DeployJobRepo {
   insert(j: DeployJob): Promise<void>;
   get(id: string): Promise<DeployJob | null>;
-  update(id: string, patch: Partial<Pick<DeployJob, 'status' | 'attempts' | 'updatedAt'>>): Promise<void>;
+  update(
+    id: string,
+    patch: Partial<Pick<DeployJob, 'status' | 'attempts' | 'updatedAt'>>,
+  ): Promise<void>;
   list(page: PageRequest): Promise<Page<DeployJob>>;
 }
 
@@ -482,7 +509,10 @@ export interface WebhookRepo {
 
 export interface AuditRepo {
   append(e: AuditEvent): Promise<void>;
-  list(page: PageRequest, filter?: { action?: string; targetId?: string }): Promise<Page<AuditEvent>>;
+  list(
+    page: PageRequest,
+    filter?: { action?: string; targetId?: string },
+  ): Promise<Page<AuditEvent>>;
 }
 
 /** One org's repositories, all inside the transaction `Store.withOrg` opened. */

@@ -9,7 +9,12 @@ import { domainChecksQueue, type DomainDeps } from './domains/deps.ts';
 import { domainSweepCron, domainSweepSchedule, sweepDomains } from './domains/sweep.ts';
 import type { Logger, MessageHandler } from './ports.ts';
 import { releaseRetireQueue, releaseStepsQueue, type ReleaseDeps } from './releases/deps.ts';
-import { handleReleaseRetire, handleReleaseRollback, handleReleaseStep, releaseRollbackQueue } from './releases/engine.ts';
+import {
+  handleReleaseRetire,
+  handleReleaseRollback,
+  handleReleaseStep,
+  releaseRollbackQueue,
+} from './releases/engine.ts';
 import { handleWebhookDelivery, handleWebhookEvent, type WebhookDeps } from './webhooks/deliver.ts';
 import { webhookDeliveriesQueue, webhookEventsQueue } from './webhooks/events.ts';
 
@@ -89,7 +94,10 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
  * The handler of `scheduled-jobs`: runs the job of that name. A job this build does not
  * know is logged and dropped rather than retried until it is dead-lettered.
  */
-export function handleScheduledJob(jobs: ScheduledJob[], logger: Logger): MessageHandler<ScheduledJobMessage> {
+export function handleScheduledJob(
+  jobs: ScheduledJob[],
+  logger: Logger,
+): MessageHandler<ScheduledJobMessage> {
   const byName = new Map(jobs.map((j) => [j.name, j]));
   return async (m) => {
     const job = byName.get(m.payload.job);

@@ -17,7 +17,8 @@ export const permissions = {
 
 export type Permission = keyof typeof permissions;
 
-export const can = (role: Role, permission: Permission): boolean => rank[role] >= rank[permissions[permission]];
+export const can = (role: Role, permission: Permission): boolean =>
+  rank[role] >= rank[permissions[permission]];
 
 export function assertCan(role: Role, permission: Permission): void {
   if (!can(role, permission)) throw new Forbidden(permission.replace('-', ' '), role);

@@ -7,14 +7,18 @@ import { roles, strategies } from './models.ts';
 import { webhookEventTypes } from './webhooks/events.ts';
 
 // Control characters break logs, headers and PostgreSQL text (NUL); names never need them.
-const noControlChars = (s: string) => ![...s].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
+const noControlChars = (s: string) =>
+  ![...s].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
 
 /** Names that end up in hostnames and container names: a DNS label. */
 export const slugName = z
   .string()
   .min(1)
   .max(40)
-  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'must be lowercase letters, digits and inner hyphens (a DNS label)');
+  .regex(
+    /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/,
+    'must be lowercase letters, digits and inner hyphens (a DNS label)',
+  );
 
 export const displayName = z
   .string()
@@ -36,7 +40,11 @@ export const password = z
   .min(8, 'must be at least 8 characters')
   .refine((s) => new TextEncoder().encode(s).length <= 72, 'must be at most 72 bytes');
 
-export const id = z.string().min(1).max(64).regex(/^[a-z]+_[0-9a-z]+$/, 'is not a valid id');
+export const id = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z]+_[0-9a-z]+$/, 'is not a valid id');
 
 export const role = z.enum(roles);
 
@@ -55,7 +63,13 @@ export const envVarName = z
   .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be a valid environment variable name');
 
 export const envMap = z
-  .record(envVarName, z.string().max(32 * 1024).refine((s) => !s.includes('\u0000'), 'must not contain NUL'))
+  .record(
+    envVarName,
+    z
+      .string()
+      .max(32 * 1024)
+      .refine((s) => !s.includes('\u0000'), 'must not contain NUL'),
+  )
   .refine((m) => Object.keys(m).length <= 200, 'at most 200 variables');
 
 export const httpPath = z
@@ -76,10 +90,16 @@ export const dockerHost = z
 export const hostAddress = z
   .string()
   .max(253)
-  .regex(/^([0-9]{1,3}(\.[0-9]{1,3}){3}|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)$/, 'must be an IPv4 address or a hostname');
+  .regex(
+    /^([0-9]{1,3}(\.[0-9]{1,3}){3}|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)$/,
+    'must be an IPv4 address or a hostname',
+  );
 
 export const labels = z
-  .record(z.string().regex(/^[a-z0-9][a-z0-9._/-]{0,62}$/, 'label keys are lowercase'), z.string().max(200))
+  .record(
+    z.string().regex(/^[a-z0-9][a-z0-9._/-]{0,62}$/, 'label keys are lowercase'),
+    z.string().max(200),
+  )
   .refine((m) => Object.keys(m).length <= 50, 'at most 50 labels');
 
 export const signupInput = z.strictObject({ email, password });
@@ -93,7 +113,12 @@ export const healthPolicyInput = z.strictObject({
   intervalMs: z.number().int().min(50).max(60_000).optional(),
   timeoutMs: z.number().int().min(50).max(60_000).optional(),
   successes: z.number().int().min(1).max(20).optional(),
-  deadlineMs: z.number().int().min(1_000).max(30 * 60_000).optional(),
+  deadlineMs: z
+    .number()
+    .int()
+    .min(1_000)
+    .max(30 * 60_000)
+    .optional(),
 });
 
 export const createServiceInput = z.strictObject({
@@ -109,7 +134,12 @@ export const createServiceInput = z.strictObject({
   memoryMb: z.number().int().min(16).max(262_144).nullish(),
   cpus: z.number().min(0.01).max(256).nullish(),
   health: healthPolicyInput.optional(),
-  warmSeconds: z.number().int().min(0).max(7 * 24 * 3600).optional(),
+  warmSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 24 * 3600)
+    .optional(),
   drainSeconds: z.number().int().min(0).max(3600).optional(),
   sticky: z.boolean().optional(),
 });
@@ -153,7 +183,12 @@ export const pemCertificates = z
     return labels !== null && labels.length > 0 && labels.every((label) => label === 'CERTIFICATE');
   }, 'must be PEM certificates (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)');
 
-const privateKeyLabels = ['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'OPENSSH PRIVATE KEY'];
+const privateKeyLabels = [
+  'PRIVATE KEY',
+  'RSA PRIVATE KEY',
+  'EC PRIVATE KEY',
+  'OPENSSH PRIVATE KEY',
+];
 
 /**
  * One unencrypted PEM private key (PKCS#8, PKCS#1, SEC1 or OpenSSH): the worker has no one
@@ -162,13 +197,17 @@ const privateKeyLabels = ['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'O
 export const pemPrivateKey = z
   .string()
   .max(64 * 1024, 'must be at most 64 KiB')
-  .refine((v) => !/ENCRYPTED/.test(v), { message: 'must not be encrypted with a passphrase (the worker cannot enter one)', abort: true })
+  .refine((v) => !/ENCRYPTED/.test(v), {
+    message: 'must not be encrypted with a passphrase (the worker cannot enter one)',
+    abort: true,
+  })
   .refine((v) => {
     const labels = pemLabels(v);
     return labels?.length === 1 && privateKeyLabels.includes(labels[0]!);
   }, 'must be one PEM private key (-----BEGIN PRIVATE KEY----- … -----END PRIVATE KEY-----)');
 
-const sshKeyTypes = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;
+const sshKeyTypes =
+  /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com)$/;
 
 /**
  * The SSH server's public host key: a line of `/etc/ssh/ssh_host_ed25519_key.pub` or of
@@ -182,14 +221,22 @@ export const sshHostKey = z
     const at = words.findIndex((w) => sshKeyTypes.test(w));
     const blob = at >= 0 ? words[at + 1] : undefined;
     if (at > 1 || !blob || !/^[A-Za-z0-9+/]+={0,2}$/.test(blob) || v.includes('\n')) {
-      ctx.addIssue({ code: 'custom', message: 'must be one OpenSSH public key line such as "ssh-ed25519 AAAAC3…" (ssh-keyscan prints it)' });
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'must be one OpenSSH public key line such as "ssh-ed25519 AAAAC3…" (ssh-keyscan prints it)',
+      });
       return z.NEVER;
     }
     return `${words[at]} ${blob}`;
   });
 
 /** TLS client material for a tcp:// node, as Docker's `--tlsverify` setup makes it. */
-export const nodeTlsInput = z.strictObject({ ca: pemCertificates, cert: pemCertificates, key: pemPrivateKey });
+export const nodeTlsInput = z.strictObject({
+  ca: pemCertificates,
+  cert: pemCertificates,
+  key: pemPrivateKey,
+});
 
 /** SSH credentials for an ssh:// node: pin the host key, or opt out of pinning explicitly. */
 export const nodeSshInput = z
@@ -203,11 +250,16 @@ export const nodeSshInput = z
       ctx.addIssue({
         code: 'custom',
         path: ['hostKey'],
-        message: "is required: the server's public host key (ssh-keyscan HOST), or set insecureIgnoreHostKey: true to accept any",
+        message:
+          "is required: the server's public host key (ssh-keyscan HOST), or set insecureIgnoreHostKey: true to accept any",
       });
     }
     if (v.hostKey !== undefined && v.insecureIgnoreHostKey) {
-      ctx.addIssue({ code: 'custom', path: ['insecureIgnoreHostKey'], message: 'cannot be set together with hostKey' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['insecureIgnoreHostKey'],
+        message: 'cannot be set together with hostKey',
+      });
     }
   });
 
@@ -259,10 +311,7 @@ export const isPrivateUrl = (v: string): boolean => privateHost.test(new URL(v).
 
 export const createWebhookInput = z.strictObject({
   url: webhookUrl,
-  events: z
-    .array(z.enum(webhookEventTypes))
-    .min(1)
-    .optional(),
+  events: z.array(z.enum(webhookEventTypes)).min(1).optional(),
 });
 
 export const pageQuery = z.object({

@@ -170,13 +170,25 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     release,
     domains: { deps: domains, gate },
     metrics: ports.metrics,
-    ...(config.apiKeyCacheMs ? { apiKeyCache: new TtlCache<ApiKey>({ ttlMs: config.apiKeyCacheMs, maxEntries: 10_000, clock }) } : {}),
+    ...(config.apiKeyCacheMs
+      ? {
+          apiKeyCache: new TtlCache<ApiKey>({
+            ttlMs: config.apiKeyCacheMs,
+            maxEntries: 10_000,
+            clock,
+          }),
+        }
+      : {}),
     ...(config.readiness ? { readiness: config.readiness } : {}),
     loginLimits: {
       perAccount: new RateLimiter(config.loginLimits.perAccount, 15 * 60_000, clock),
       perIp: new RateLimiter(config.loginLimits.perIp, 60_000, clock),
     },
-    config: { signupMode: config.signupMode, edgeDomain: config.edgeDomain, allowPrivateWebhooks: config.allowPrivateWebhooks },
+    config: {
+      signupMode: config.signupMode,
+      edgeDomain: config.edgeDomain,
+      allowPrivateWebhooks: config.allowPrivateWebhooks,
+    },
     api: { maxBodyBytes: config.maxBodyBytes, version: config.version },
     ...(ports.hostedSignIn ? { hostedSignIn: ports.hostedSignIn } : {}),
   };

@@ -20,9 +20,14 @@ new SelfdevopStack(app, config.stackName, {
   edgeIpv4: config.edgeIpv4,
   dnsServers: config.dnsServers,
   edgeTlsAddress: config.edgeTlsAddress,
-  authDomainPrefix: config.authDomainPrefix ?? app.node.tryGetContext('selfdevop:authDomainPrefix') ?? 'selfdevop-example',
+  authDomainPrefix:
+    config.authDomainPrefix ??
+    app.node.tryGetContext('selfdevop:authDomainPrefix') ??
+    'selfdevop-example',
   dashboardUrl: config.dashboardUrl,
   env: { account: config.account, region: config.region },
 });
 const assembly = app.synth();
-process.stdout.write(`synthesized ${assembly.stacks.map((s) => s.stackName).join(', ')} into ${assembly.directory}\n`);
+process.stdout.write(
+  `synthesized ${assembly.stacks.map((s) => s.stackName).join(', ')} into ${assembly.directory}\n`,
+);

@@ -35,7 +35,10 @@ const requireShim = [
 const withoutPinoTransports: Plugin = {
   name: 'without-pino-transports',
   setup(b) {
-    b.onResolve({ filter: /^thread-stream$/ }, () => ({ path: 'thread-stream', namespace: 'without-pino-transports' }));
+    b.onResolve({ filter: /^thread-stream$/ }, () => ({
+      path: 'thread-stream',
+      namespace: 'without-pino-transports',
+    }));
     b.onLoad({ filter: /.*/, namespace: 'without-pino-transports' }, () => ({
       contents:
         "module.exports = class ThreadStream { constructor() { throw new Error('pino transports are not bundled into the Lambda functions: they log JSON lines to stdout'); } };",
@@ -68,7 +71,8 @@ export function sizesOf(metafile: Metafile, entry: string, outDir: string): Bund
     if (seen.has(file)) continue;
     seen.add(file);
     // A dynamic import is read when the code first runs it, not when the module loads.
-    for (const i of outputs[file]?.imports ?? []) if (i.kind === 'import-statement' && !i.external) queue.push(i.path);
+    for (const i of outputs[file]?.imports ?? [])
+      if (i.kind === 'import-statement' && !i.external) queue.push(i.path);
   }
   const initBytes = [...seen].reduce((sum, f) => sum + (outputs[f]?.bytes ?? 0), 0);
   const files = Object.keys(outputs).map((f) => path.relative(outDir, path.resolve(f)));
@@ -115,7 +119,9 @@ export async function bundleLambdasWithSizes(
     sizes[name] = await bundleEntry(path.join(repoRoot, 'functions', 'lambda', `${name}.ts`), dir);
     dirs[name] = dir;
   }
-  await cp(path.join(repoRoot, 'migrations'), path.join(dirs.migrate, 'migrations'), { recursive: true });
+  await cp(path.join(repoRoot, 'migrations'), path.join(dirs.migrate, 'migrations'), {
+    recursive: true,
+  });
   return { dirs, sizes };
 }
 

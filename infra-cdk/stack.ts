@@ -63,9 +63,13 @@ export interface SelfdevopStackProps extends StackProps {
 /** Cognito's rules for a domain prefix: lowercase, digits and hyphens, none of its reserved words. */
 export function checkAuthDomainPrefix(prefix: string | undefined): string {
   if (!prefix)
-    throw new Error('authDomainPrefix is required: pass it as a prop or with -c selfdevop:authDomainPrefix=<prefix>');
+    throw new Error(
+      'authDomainPrefix is required: pass it as a prop or with -c selfdevop:authDomainPrefix=<prefix>',
+    );
   if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(prefix) || /aws|amazon|cognito/.test(prefix))
-    throw new Error(`authDomainPrefix ${JSON.stringify(prefix)} must be lowercase letters, digits and hyphens, without "aws", "amazon" or "cognito"`);
+    throw new Error(
+      `authDomainPrefix ${JSON.stringify(prefix)} must be lowercase letters, digits and hyphens, without "aws", "amazon" or "cognito"`,
+    );
   return prefix;
 }
 
@@ -103,7 +107,10 @@ export class SelfdevopStack extends Stack {
         { name: 'data', subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
       ],
     });
-    const functionsSg = new ec2.SecurityGroup(this, 'FunctionsSg', { vpc, description: 'selfdevop functions' });
+    const functionsSg = new ec2.SecurityGroup(this, 'FunctionsSg', {
+      vpc,
+      description: 'selfdevop functions',
+    });
     const db = new rds.DatabaseInstance(this, 'Database', {
       engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17_9 }),
       instanceType: ec2.InstanceType.of(ec2.InstanceClass.T4G, ec2.InstanceSize.SMALL),
@@ -136,11 +143,20 @@ export class SelfdevopStack extends Stack {
         {
           id: 'backups',
           prefix: 'backups/',
-          transitions: [{ storageClass: s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, transitionAfter: Duration.days(30) }],
+          transitions: [
+            {
+              storageClass: s3.StorageClass.GLACIER_INSTANT_RETRIEVAL,
+              transitionAfter: Duration.days(30),
+            },
+          ],
           expiration: Duration.days(365),
           noncurrentVersionExpiration: Duration.days(30),
         },
-        { id: 'old-versions', noncurrentVersionExpiration: Duration.days(90), abortIncompleteMultipartUploadAfter: Duration.days(7) },
+        {
+          id: 'old-versions',
+          noncurrentVersionExpiration: Duration.days(90),
+          abortIncompleteMultipartUploadAfter: Duration.days(7),
+        },
       ],
     });
     const userPool = new cognito.UserPool(this, 'Users', {
@@ -155,11 +171,18 @@ export class SelfdevopStack extends Stack {
     });
     // The dashboard signs users in on the hosted UI: authorization code grant only, and no
     // secret (a public client, so the dashboard binds each code to its browser with PKCE).
-    const authDomainPrefix = checkAuthDomainPrefix(props.authDomainPrefix ?? this.node.tryGetContext('selfdevop:authDomainPrefix'));
+    const authDomainPrefix = checkAuthDomainPrefix(
+      props.authDomainPrefix ?? this.node.tryGetContext('selfdevop:authDomainPrefix'),
+    );
     userPool.addDomain('HostedUi', { cognitoDomain: { domainPrefix: authDomainPrefix } });
     const cognitoDomain = `${authDomainPrefix}.auth.${this.region}.amazoncognito.com`;
-    if (props.dashboardUrl !== undefined && !/^https:\/\/[a-z0-9.-]+(:\d+)?$/.test(props.dashboardUrl))
-      throw new Error(`dashboardUrl must be an https origin such as https://console.example.com, got ${JSON.stringify(props.dashboardUrl)}`);
+    if (
+      props.dashboardUrl !== undefined &&
+      !/^https:\/\/[a-z0-9.-]+(:\d+)?$/.test(props.dashboardUrl)
+    )
+      throw new Error(
+        `dashboardUrl must be an https origin such as https://console.example.com, got ${JSON.stringify(props.dashboardUrl)}`,
+      );
     // The HTTP API is made further down; its URL is read when the template is written.
     const dashboardUrl = props.dashboardUrl ?? Lazy.string({ produce: () => this.api.apiEndpoint });
     const client = userPool.addClient('Dashboard', {
@@ -178,7 +201,9 @@ export class SelfdevopStack extends Stack {
       idTokenValidity: Duration.hours(1),
       refreshTokenValidity: Duration.days(30),
     });
-    const mailConfig = new ses.ConfigurationSet(this, 'MailConfig', { configurationSetName: `${prefix}mail` });
+    const mailConfig = new ses.ConfigurationSet(this, 'MailConfig', {
+      configurationSetName: `${prefix}mail`,
+    });
     const mailIdentity = new ses.EmailIdentity(this, 'MailIdentity', {
       identity: ses.Identity.domain(props.mailDomain),
       configurationSet: mailConfig,
@@ -268,9 +293,14 @@ export class SelfdevopStack extends Stack {
         vpc,
         vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
         securityGroups: [functionsSg],
-        paramsAndSecrets: lambda.ParamsAndSecretsLayerVersion.fromVersion(lambda.ParamsAndSecretsVersions.V1_0_103),
+        paramsAndSecrets: lambda.ParamsAndSecretsLayerVersion.fromVersion(
+          lambda.ParamsAndSecretsVersions.V1_0_103,
+        ),
         loggingFormat: lambda.LoggingFormat.JSON,
-        logGroup: new logs.LogGroup(this, `${name}-logs`, { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY }),
+        logGroup: new logs.LogGroup(this, `${name}-logs`, {
+          retention: logs.RetentionDays.ONE_MONTH,
+          removalPolicy: RemovalPolicy.DESTROY,
+        }),
       });
     this.functions = {
       api: make('api', Duration.seconds(29), 1024),
@@ -299,30 +329,56 @@ export class SelfdevopStack extends Stack {
         q.main.grantSendMessages(fn);
         q.delay.grantSendMessages(fn);
       }
-      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sqs:ListQueues'], resources: ['*'] }));
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ['sqs:ListQueues'], resources: ['*'] }),
+      );
     }
     for (const fn of [api, worker]) {
       bucket.grantReadWrite(fn);
       fn.addToRolePolicy(
         new iam.PolicyStatement({
           actions: ['ses:SendEmail'],
-          resources: [mailIdentity.emailIdentityArn, this.formatArn({ service: 'ses', resource: 'configuration-set', resourceName: mailConfig.configurationSetName })],
+          resources: [
+            mailIdentity.emailIdentityArn,
+            this.formatArn({
+              service: 'ses',
+              resource: 'configuration-set',
+              resourceName: mailConfig.configurationSetName,
+            }),
+          ],
         }),
       );
       fn.addToRolePolicy(
         new iam.PolicyStatement({
-          actions: ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule', 'scheduler:DeleteSchedule', 'scheduler:GetSchedule'],
-          resources: [this.formatArn({ service: 'scheduler', resource: 'schedule', resourceName: `${scheduleGroupName}/*` })],
+          actions: [
+            'scheduler:CreateSchedule',
+            'scheduler:UpdateSchedule',
+            'scheduler:DeleteSchedule',
+            'scheduler:GetSchedule',
+          ],
+          resources: [
+            this.formatArn({
+              service: 'scheduler',
+              resource: 'schedule',
+              resourceName: `${scheduleGroupName}/*`,
+            }),
+          ],
         }),
       );
-      fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['scheduler:ListSchedules'], resources: ['*'] }));
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ['scheduler:ListSchedules'], resources: ['*'] }),
+      );
       schedulerRole.grantPassRole(fn.grantPrincipal);
     }
     for (const q of queues) {
       // The worker dead-letters spent messages itself, so their group moves on at once.
       q.dlq.grantSendMessages(worker);
-      worker.addEventSource(new SqsEventSource(q.main, { batchSize: 10, reportBatchItemFailures: true }));
-      worker.addEventSource(new SqsEventSource(q.delay, { batchSize: 10, reportBatchItemFailures: true }));
+      worker.addEventSource(
+        new SqsEventSource(q.main, { batchSize: 10, reportBatchItemFailures: true }),
+      );
+      worker.addEventSource(
+        new SqsEventSource(q.delay, { batchSize: 10, reportBatchItemFailures: true }),
+      );
     }
     new events.Rule(this, 'MaintenanceRule', {
       ruleName: `${prefix}maintenance`,
@@ -332,10 +388,13 @@ export class SelfdevopStack extends Stack {
     });
     new events.Rule(this, 'DomainSweepRule', {
       ruleName: `${prefix}domain-sweep`,
-      description: 're-arms custom-domain checks whose message chain stopped, every minute, through the scheduled-jobs queue',
+      description:
+        're-arms custom-domain checks whose message chain stopped, every minute, through the scheduled-jobs queue',
       schedule: events.Schedule.rate(Duration.minutes(1)),
       // A sweep that could not start within its minute is superseded by the next one.
-      targets: [new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(1) })],
+      targets: [
+        new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(1) }),
+      ],
     });
     new Trigger(this, 'MigrateOnDeploy', {
       handler: migrate,
@@ -348,13 +407,20 @@ export class SelfdevopStack extends Stack {
     // ------------------------------------------------------------ HTTP API
     this.api = new HttpApi(this, 'HttpApi', {
       description: 'selfdevop control API',
-      defaultIntegration: new HttpLambdaIntegration('ApiIntegration', api, { payloadFormatVersion: PayloadFormatVersion.VERSION_2_0 }),
+      defaultIntegration: new HttpLambdaIntegration('ApiIntegration', api, {
+        payloadFormatVersion: PayloadFormatVersion.VERSION_2_0,
+      }),
     });
 
     // ------------------------------------------------------------ alarms
     const topic = new sns.Topic(this, 'Alarms', { displayName: 'selfdevop alarms' });
     if (props.alarmEmail) topic.addSubscription(new EmailSubscription(props.alarmEmail));
-    const alarm = (id: string, metric: cloudwatch.IMetric, threshold: number, description: string) => {
+    const alarm = (
+      id: string,
+      metric: cloudwatch.IMetric,
+      threshold: number,
+      description: string,
+    ) => {
       const a = new cloudwatch.Alarm(this, id, {
         metric,
         threshold,
@@ -369,14 +435,27 @@ export class SelfdevopStack extends Stack {
     for (const dlq of this.deadLetterQueues) {
       alarm(
         `${dlq.node.id}-depth`,
-        dlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }),
+        dlq.metricApproximateNumberOfMessagesVisible({
+          period: Duration.minutes(1),
+          statistic: 'Maximum',
+        }),
         1,
         `messages were given up on in ${dlq.node.id}`,
       );
     }
-    alarm('api-5xx', this.api.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }), 5, 'the control API answered 5xx');
+    alarm(
+      'api-5xx',
+      this.api.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }),
+      5,
+      'the control API answered 5xx',
+    );
     for (const [name, fn] of Object.entries(this.functions)) {
-      alarm(`${name}-errors`, fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }), 1, `the ${name} function failed`);
+      alarm(
+        `${name}-errors`,
+        fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
+        1,
+        `the ${name} function failed`,
+      );
     }
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint });

@@ -76,7 +76,10 @@ export class CognitoHostedUi implements HostedSignIn {
 
   logoutUrl(): string {
     const url = new URL('/logout', this.base);
-    url.search = new URLSearchParams({ client_id: this.clientId, logout_uri: this.signedOutUrl }).toString();
+    url.search = new URLSearchParams({
+      client_id: this.clientId,
+      logout_uri: this.signedOutUrl,
+    }).toString();
     return url.toString();
   }
 
@@ -91,7 +94,11 @@ export class CognitoHostedUi implements HostedSignIn {
   }
 
   refresh(refreshToken: string): Promise<SignInTokens> {
-    return this.token('refresh token', { grant_type: 'refresh_token', client_id: this.clientId, refresh_token: refreshToken });
+    return this.token('refresh token', {
+      grant_type: 'refresh_token',
+      client_id: this.clientId,
+      refresh_token: refreshToken,
+    });
   }
 
   async revoke(refreshToken: string): Promise<void> {
@@ -103,7 +110,10 @@ export class CognitoHostedUi implements HostedSignIn {
     // (RFC 7009); 400/401 say revocation is off for the client or the client is wrong,
     // which is no more use to a signing-out user than an outage.
     if (res.ok) return;
-    throw new Unavailable('sign-out', `the Cognito revocation endpoint answered ${oauthError(res, reply)}`);
+    throw new Unavailable(
+      'sign-out',
+      `the Cognito revocation endpoint answered ${oauthError(res, reply)}`,
+    );
   }
 
   private async token(what: string, form: Record<string, string>): Promise<SignInTokens> {
@@ -112,13 +122,20 @@ export class CognitoHostedUi implements HostedSignIn {
     if (res.status === 400 || res.status === 401) {
       throw new Unauthenticated(`Cognito refused the ${what}: ${oauthError(res, reply)}`);
     }
-    if (!res.ok) throw new Unavailable('sign-in', `the Cognito token endpoint answered HTTP ${res.status}`);
+    if (!res.ok)
+      throw new Unavailable('sign-in', `the Cognito token endpoint answered HTTP ${res.status}`);
     if (typeof reply?.access_token !== 'string' || reply.access_token === '')
-      throw new Unavailable('sign-in', 'the Cognito token endpoint answered without an access token');
+      throw new Unavailable(
+        'sign-in',
+        'the Cognito token endpoint answered without an access token',
+      );
     return {
       accessToken: reply.access_token,
-      ...(typeof reply.refresh_token === 'string' && reply.refresh_token !== '' ? { refreshToken: reply.refresh_token } : {}),
-      expiresIn: typeof reply.expires_in === 'number' && reply.expires_in > 0 ? reply.expires_in : 3600,
+      ...(typeof reply.refresh_token === 'string' && reply.refresh_token !== ''
+        ? { refreshToken: reply.refresh_token }
+        : {}),
+      expiresIn:
+        typeof reply.expires_in === 'number' && reply.expires_in > 0 ? reply.expires_in : 3600,
     };
   }
 
@@ -133,7 +150,10 @@ export class CognitoHostedUi implements HostedSignIn {
     try {
       const res = await fetch(endpoint, {
         method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+        },
         body: new URLSearchParams(form).toString(),
         redirect: 'error',
         signal: AbortSignal.timeout(timeoutMs),
@@ -141,8 +161,14 @@ export class CognitoHostedUi implements HostedSignIn {
       const reply = (await res.json().catch(() => null)) as TokenReply | null;
       return { res, reply };
     } catch (e) {
-      const reason = (e as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (e as Error).message;
-      throw new Unavailable(what, `the Cognito ${to.name} ${endpoint.host} cannot be reached: ${reason}`);
+      const reason =
+        (e as Error).name === 'TimeoutError'
+          ? `no answer within ${timeoutMs / 1000} s`
+          : (e as Error).message;
+      throw new Unavailable(
+        what,
+        `the Cognito ${to.name} ${endpoint.host} cannot be reached: ${reason}`,
+      );
     }
   }
 }
@@ -150,6 +176,9 @@ export class CognitoHostedUi implements HostedSignIn {
 /** The OAuth error of a reply (`invalid_grant (detail)`), or its HTTP status when it has none. */
 function oauthError(res: Response, reply: TokenReply | null): string {
   const error = typeof reply?.error === 'string' ? reply.error : `HTTP ${res.status}`;
-  const detail = typeof reply?.error_description === 'string' ? ` (${reply.error_description.slice(0, 200)})` : '';
+  const detail =
+    typeof reply?.error_description === 'string'
+      ? ` (${reply.error_description.slice(0, 200)})`
+      : '';
   return `${error}${detail}`;
 }

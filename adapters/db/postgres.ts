@@ -120,13 +120,15 @@ export function fromPgError(e: unknown): unknown {
 const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
 /** A plain SELECT: it takes no row locks and writes nothing, so it needs no transaction of its own. */
-export const isReadOnly = (text: string): boolean => /^\s*select\b/i.test(text) && !/\bfor\s+(update|share)\b/i.test(text);
+export const isReadOnly = (text: string): boolean =>
+  /^\s*select\b/i.test(text) && !/\bfor\s+(update|share)\b/i.test(text);
 
 // Statement texts come from a bounded set of templates, so naming each one lets every
 // connection parse and plan it once and then only bind and execute.
 const statementNames = new Map<string, string>();
 function prepared(text: string, values?: readonly unknown[]): pg.QueryConfig {
-  if (!values || values.length === 0 || text.includes(';')) return { text, values: values as unknown[] | undefined };
+  if (!values || values.length === 0 || text.includes(';'))
+    return { text, values: values as unknown[] | undefined };
   let name = statementNames.get(text);
   if (!name) {
     name = `sdo_${statementNames.size}`;
@@ -197,8 +199,11 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
     };
   }
 
-  const run = async <R>(client: pg.PoolClient, text: string, values?: readonly unknown[]): Promise<SqlResult<R>> =>
-    toSqlResult<R>(await client.query(prepared(text, values)));
+  const run = async <R>(
+    client: pg.PoolClient,
+    text: string,
+    values?: readonly unknown[],
+  ): Promise<SqlResult<R>> => toSqlResult<R>(await client.query(prepared(text, values)));
 
   /**
    * Runs `send` with the connection's socket corked, so the statements it sends leave in
@@ -206,8 +211,9 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
    * building the messages).
    */
   function corked<T>(client: pg.PoolClient, send: () => T): T {
-    const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } })
-      .connection?.stream;
+    const stream = (
+      client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }
+    ).connection?.stream;
     stream?.cork?.();
     try {
       return send();
@@ -220,7 +226,10 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
    * Sends statements without waiting between them (one round trip on a pipelining client)
    * and answers the one at `index`, or the first failure in order once all have answered.
    */
-  async function pipelined<R>(sends: Promise<SqlResult<unknown>>[], index: number): Promise<SqlResult<R>> {
+  async function pipelined<R>(
+    sends: Promise<SqlResult<unknown>>[],
+    index: number,
+  ): Promise<SqlResult<R>> {
     const settled = await Promise.allSettled(sends);
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
@@ -246,13 +255,22 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
       }
     },
 
-    async transaction<T>(fn: (tx: SqlClient) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    async transaction<T>(
+      fn: (tx: SqlClient) => Promise<T>,
+      options: TransactionOptions = {},
+    ): Promise<T> {
       const settings = Object.entries(options.settings ?? {});
-      const set = (client: pg.PoolClient) => settings.map(([name, value]) => run(client, 'select set_config($1, $2, true)', [name, value]));
+      const set = (client: pg.PoolClient) =>
+        settings.map(([name, value]) =>
+          run(client, 'select set_config($1, $2, true)', [name, value]),
+        );
       // `open`: BEGIN has been sent for the real transaction; no retry after that.
       // Checked out up front, so an unreachable server fails even a fn that sends nothing.
       const first = await checkout();
-      const state: { lease: Promise<Lease> | null; open: boolean } = { lease: Promise.resolve(first), open: false };
+      const state: { lease: Promise<Lease> | null; open: boolean } = {
+        lease: Promise.resolve(first),
+        open: false,
+      };
 
       /**
        * Sends one statement of fn. Until the transaction is open, a statement whose pooled
@@ -369,7 +387,11 @@ export async function openSession(url: string, connectTimeoutMs = 5000): Promise
 export interface PgBossDb {
   executeSql(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
   /** pg-boss's optional LISTEN/NOTIFY capability: wakes workers when a job is sent. */
-  listen(channel: string, onNotification: (payload: string) => void, onReconnect: () => void): Promise<{ close(): Promise<void> }>;
+  listen(
+    channel: string,
+    onNotification: (payload: string) => void,
+    onReconnect: () => void,
+  ): Promise<{ close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -389,9 +411,12 @@ export function toPgBossDb(source: string, options: { max?: number } = {}): PgBo
       // pg-boss sends several statements in one query (its supervisor does); pg answers
       // those with one result per statement, which pg-boss reads as a list.
       const r: pg.QueryResult | pg.QueryResult[] = await pool.query(text, values);
-      return Array.isArray(r) ? (r.map((x) => ({ rows: x.rows })) as unknown as { rows: unknown[] }) : { rows: r.rows };
+      return Array.isArray(r)
+        ? (r.map((x) => ({ rows: x.rows })) as unknown as { rows: unknown[] })
+        : { rows: r.rows };
     },
-    listen: (channel, onNotification, onReconnect) => listenOn(source, channel, onNotification, onReconnect),
+    listen: (channel, onNotification, onReconnect) =>
+      listenOn(source, channel, onNotification, onReconnect),
     close: () => pool.end(),
   };
 }

@@ -60,7 +60,10 @@ export class CaddyListenFailed extends Error {
 
 /** Caddy's output for a failed bind, in words, or null. */
 export function listenFailureOf(output: string): CaddyListenFailed | null {
-  const m = /listen tcp (\S+): bind: (address already in use|permission denied|cannot assign requested address)/.exec(output);
+  const m =
+    /listen tcp (\S+): bind: (address already in use|permission denied|cannot assign requested address)/.exec(
+      output,
+    );
   if (!m) return null;
   const address = m[1]!;
   const port = address.slice(address.lastIndexOf(':') + 1);
@@ -76,11 +79,25 @@ export function listenFailureOf(output: string): CaddyListenFailed | null {
 const readyLine = 'serving initial configuration';
 
 /** The caddy binary to run: `explicit` if given (a path, or a name looked up on PATH), else `caddy` on PATH. */
-export async function findCaddyBinary(explicit: string | undefined, envPath = process.env.PATH ?? ''): Promise<string | null> {
+export async function findCaddyBinary(
+  explicit: string | undefined,
+  envPath = process.env.PATH ?? '',
+): Promise<string | null> {
   const name = explicit ?? 'caddy';
-  const candidates = name.includes('/') ? [name] : envPath.split(path.delimiter).filter(Boolean).map((d) => path.join(d, name));
+  const candidates = name.includes('/')
+    ? [name]
+    : envPath
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((d) => path.join(d, name));
   for (const file of candidates) {
-    if (await access(file, constants.X_OK).then(() => true, () => false)) return file;
+    if (
+      await access(file, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return file;
   }
   return null;
 }
@@ -108,7 +125,11 @@ export async function startOwnCaddy(options: OwnCaddyOptions): Promise<OwnCaddy>
   });
   const binary = await findCaddyBinary(options.binary);
   if (binary) return released(await startBinary(binary, stateDir, options));
-  tried.push(options.binary ? `CADDY_BIN ${options.binary} is not an executable file` : 'no caddy binary on PATH');
+  tried.push(
+    options.binary
+      ? `CADDY_BIN ${options.binary} is not an executable file`
+      : 'no caddy binary on PATH',
+  );
   if (options.binary) throw new NoCaddyAvailable(tried);
   if (options.container) {
     const started = await startContainer(stateDir, options, options.container, tried);
@@ -141,20 +162,36 @@ async function isSelfdevop(pid: number): Promise<boolean> {
  * ports. When the process that started this directory's Caddy is gone, that Caddy (known by
  * its config file or its container name) is stopped; while it lives, this start is refused.
  */
-async function stopLeftovers(stateDir: string, container: OwnCaddyOptions['container']): Promise<void> {
+async function stopLeftovers(
+  stateDir: string,
+  container: OwnCaddyOptions['container'],
+): Promise<void> {
   const ownerFile = path.join(stateDir, 'owner.pid');
   const owner = Number((await readFile(ownerFile, 'utf8').catch(() => '')).trim());
-  if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && (await isSelfdevop(owner))) throw new CaddyStateInUse(stateDir, owner);
+  if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && (await isSelfdevop(owner)))
+    throw new CaddyStateInUse(stateDir, owner);
   await writeFile(ownerFile, `${process.pid}\n`);
   const pid = Number((await readFile(pidFileOf(stateDir), 'utf8').catch(() => '')).trim());
   if (Number.isInteger(pid) && pid > 0) {
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
     if (cmdline.includes(configFileOf(stateDir))) {
       process.kill(pid, 'SIGTERM');
-      for (let i = 0; i < 100 && (await access(`/proc/${pid}`).then(() => true, () => false)); i++) await sleep(50);
+      for (
+        let i = 0;
+        i < 100 &&
+        (await access(`/proc/${pid}`).then(
+          () => true,
+          () => false,
+        ));
+        i++
+      )
+        await sleep(50);
     }
   }
-  if (container) await container.runtime.remove(container.target, containerNameOf(stateDir)).catch(() => undefined);
+  if (container)
+    await container.runtime
+      .remove(container.target, containerNameOf(stateDir))
+      .catch(() => undefined);
 }
 
 function assertFree(listen: string): Promise<void> {
@@ -164,8 +201,10 @@ function assertFree(listen: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EADDRINUSE') reject(new CaddyListenFailed(listen, `port ${port} is already in use`));
-      else if (e.code === 'EADDRNOTAVAIL') reject(new CaddyListenFailed(listen, `${host} is not an address of this machine`));
+      if (e.code === 'EADDRINUSE')
+        reject(new CaddyListenFailed(listen, `port ${port} is already in use`));
+      else if (e.code === 'EADDRNOTAVAIL')
+        reject(new CaddyListenFailed(listen, `${host} is not an address of this machine`));
       // Anything else (a privileged port the caddy binary may hold a capability for) is Caddy's to judge.
       else resolve();
     });
@@ -173,13 +212,24 @@ function assertFree(listen: string): Promise<void> {
   });
 }
 
-async function startBinary(binary: string, stateDir: string, options: OwnCaddyOptions): Promise<OwnCaddy> {
+async function startBinary(
+  binary: string,
+  stateDir: string,
+  options: OwnCaddyOptions,
+): Promise<OwnCaddy> {
   const configFile = configFileOf(stateDir);
-  await writeFile(configFile, JSON.stringify(options.config(path.join(stateDir, 'data'))), { mode: 0o600 });
+  await writeFile(configFile, JSON.stringify(options.config(path.join(stateDir, 'data'))), {
+    mode: 0o600,
+  });
   // HOME and the XDG dirs keep autosave.json and locks under stateDir, away from the
   // machine's own Caddy state.
   const child = spawn(binary, ['run', '--config', configFile, '--pidfile', pidFileOf(stateDir)], {
-    env: { ...process.env, HOME: stateDir, XDG_DATA_HOME: path.join(stateDir, 'data'), XDG_CONFIG_HOME: path.join(stateDir, 'config') },
+    env: {
+      ...process.env,
+      HOME: stateDir,
+      XDG_DATA_HOME: path.join(stateDir, 'data'),
+      XDG_CONFIG_HOME: path.join(stateDir, 'config'),
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let output = '';
@@ -216,7 +266,9 @@ async function startContainer(
   try {
     await runtime.ping(target);
   } catch (e) {
-    tried.push(`no Docker Engine at ${target.dockerHost} (${e instanceof Error ? e.message : String(e)})`);
+    tried.push(
+      `no Docker Engine at ${target.dockerHost} (${e instanceof Error ? e.message : String(e)})`,
+    );
     return null;
   }
   let image: string | null = null;
@@ -230,7 +282,11 @@ async function startContainer(
     }
   }
   if (!image) return null;
-  await writeFile(path.join(stateDir, 'config', 'selfdevop-caddy.json'), JSON.stringify(options.config('/data/caddy')), { mode: 0o600 });
+  await writeFile(
+    path.join(stateDir, 'config', 'selfdevop-caddy.json'),
+    JSON.stringify(options.config('/data/caddy')),
+    { mode: 0o600 },
+  );
   // selfhost/images/caddy's entrypoint resumes from an autosave when there is one; this
   // Caddy must start from the config just written (its addresses come from this start).
   await rm(path.join(stateDir, 'config', 'caddy', 'autosave.json'), { force: true });
@@ -241,7 +297,11 @@ async function startContainer(
     name,
     image,
     // The selfdevop image reads CADDY_BASE_CONFIG; the official one runs the command.
-    env: { CADDY_BASE_CONFIG: '/config/selfdevop-caddy.json', XDG_DATA_HOME: '/data', XDG_CONFIG_HOME: '/config' },
+    env: {
+      CADDY_BASE_CONFIG: '/config/selfdevop-caddy.json',
+      XDG_DATA_HOME: '/data',
+      XDG_CONFIG_HOME: '/config',
+    },
     cmd: ['caddy', 'run', '--config', '/config/selfdevop-caddy.json'],
     labels: { 'selfdevop.edge': stateDir },
     restartPolicy: 'no',
@@ -252,7 +312,12 @@ async function startContainer(
   let output = '';
   const logs = new AbortController();
   void runtime
-    .followLogs?.(target, name, (line) => (output = (output + line + '\n').slice(-16_000)), logs.signal)
+    .followLogs?.(
+      target,
+      name,
+      (line) => (output = (output + line + '\n').slice(-16_000)),
+      logs.signal,
+    )
     .catch(() => undefined);
   const stop = async () => {
     logs.abort();
@@ -260,7 +325,10 @@ async function startContainer(
     await runtime.remove(target, name).catch(() => undefined);
   };
   const adminUrl = `http://${options.adminListen}`;
-  const state = async () => ({ running: (await runtime.inspect(target, name))?.state === 'running', output });
+  const state = async () => ({
+    running: (await runtime.inspect(target, name))?.state === 'running',
+    output,
+  });
   await waitReady(adminUrl, options.readyTimeoutMs, state, stop);
   return { adminUrl, runs: `container ${name} (${image})`, stop };
 }
@@ -277,13 +345,25 @@ async function waitReady(
     const { running, output } = await state();
     if (!running) {
       await stop();
-      throw listenFailureOf(output) ?? new Error(`caddy exited before serving its config:\n${lastLines(output)}`);
+      throw (
+        listenFailureOf(output) ??
+        new Error(`caddy exited before serving its config:\n${lastLines(output)}`)
+      );
     }
     // Caddy answers on its admin API before its servers are up; the log line comes after.
-    if (output.includes(readyLine) && (await admin.ping().then(() => true, () => false))) return;
+    if (
+      output.includes(readyLine) &&
+      (await admin.ping().then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`caddy did not serve its config at ${adminUrl} within ${timeoutMs} ms:\n${lastLines(output)}`);
+      throw new Error(
+        `caddy did not serve its config at ${adminUrl} within ${timeoutMs} ms:\n${lastLines(output)}`,
+      );
     }
     await sleep(50);
   }

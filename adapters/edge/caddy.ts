@@ -81,7 +81,9 @@ export class CaddyEdgeRouter implements EdgeRouter {
   #tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: CaddyEdgeRouterOptions) {
-    this.admin = new CaddyAdmin(options.adminUrl, { timeoutMs: options.timeoutMs ?? defaultTimeoutMs });
+    this.admin = new CaddyAdmin(options.adminUrl, {
+      timeoutMs: options.timeoutMs ?? defaultTimeoutMs,
+    });
     this.#server = options.server ?? defaultServer;
     this.#listen = options.listen;
     this.#tlsAddress = options.tlsAddress;
@@ -161,7 +163,10 @@ export class CaddyEdgeRouter implements EdgeRouter {
    * that element with its handler sent back exactly as read, so an upstream switched by a
    * concurrent deploy is never undone. Null when there is no such route.
    */
-  async updateHosts(id: string, change: { add?: string[]; remove?: string[] }): Promise<RouteSpec | null> {
+  async updateHosts(
+    id: string,
+    change: { add?: string[]; remove?: string[] },
+  ): Promise<RouteSpec | null> {
     return this.#serialised(async () => {
       let result: RouteSpec | null = null;
       // Dynamic routes do not carry their upstreams; the registry does (and is not changed here).
@@ -174,7 +179,9 @@ export class CaddyEdgeRouter implements EdgeRouter {
         const read = routeSpecFromCaddy(element);
         const current = read && dynamicUpstreams ? { ...read, upstreams: dynamicUpstreams } : read;
         if (current === null || !isRecord(element))
-          throw new Error(`caddy object ${id} is not a route selfdevop manages: ${JSON.stringify(element)}`);
+          throw new Error(
+            `caddy object ${id} is not a route selfdevop manages: ${JSON.stringify(element)}`,
+          );
         const remove = new Set(change.remove ?? []);
         const hosts = current.hosts.filter((h) => !remove.has(h));
         for (const h of change.add ?? []) if (!hosts.includes(h)) hosts.push(h);
@@ -183,13 +190,19 @@ export class CaddyEdgeRouter implements EdgeRouter {
         assertRouteSpec(next);
         result = next;
         if (isDeepStrictEqual(next.hosts, current.hosts)) return null;
-        return { method: 'PATCH', suffix: `/${at}`, body: { ...element, match: [{ host: next.hosts }] } };
+        return {
+          method: 'PATCH',
+          suffix: `/${at}`,
+          body: { ...element, match: [{ host: next.hosts }] },
+        };
       });
       const changed = result as RouteSpec | null;
       if (changed !== null) {
         const readBack = await this.get(id);
         if (!isDeepStrictEqual(readBack?.hosts, changed.hosts))
-          throw new Error(`caddy route ${id} read back with hosts ${JSON.stringify(readBack?.hosts)}, not ${JSON.stringify(changed.hosts)}`);
+          throw new Error(
+            `caddy route ${id} read back with hosts ${JSON.stringify(readBack?.hosts)}, not ${JSON.stringify(changed.hosts)}`,
+          );
         return readBack;
       }
       return changed;

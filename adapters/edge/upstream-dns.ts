@@ -39,7 +39,10 @@ function readName(msg: Buffer, offset: number): { name: string; end: number } {
 
 function encodeName(name: string): Buffer {
   const parts = name.replace(/\.$/, '').split('.');
-  return Buffer.concat([...parts.map((p) => Buffer.concat([Buffer.from([p.length]), Buffer.from(p, 'latin1')])), Buffer.from([0])]);
+  return Buffer.concat([
+    ...parts.map((p) => Buffer.concat([Buffer.from([p.length]), Buffer.from(p, 'latin1')])),
+    Buffer.from([0]),
+  ]);
 }
 
 function answer(type: number, ttl: number, rdata: Buffer): Buffer {
@@ -94,11 +97,18 @@ export async function startUpstreamDns(options: {
       if (upstreams === null) rcode = 3; // NXDOMAIN: no such route
       for (const u of upstreams ?? []) {
         const i = u.lastIndexOf(':');
-        answers.push(answer(TYPE_SRV, 1, srvRecord(targetOf(u.slice(0, i), zone), Number(u.slice(i + 1)))));
+        answers.push(
+          answer(TYPE_SRV, 1, srvRecord(targetOf(u.slice(0, i), zone), Number(u.slice(i + 1)))),
+        );
       }
     } else if (qtype === TYPE_A && name.endsWith(`.${zone}`)) {
       const ip = hostOfTarget(name, zone);
-      const address = ip ?? (await lookup(name.slice(0, -(zone.length + 1)), { family: 4 }).then((r) => r.address, () => null));
+      const address =
+        ip ??
+        (await lookup(name.slice(0, -(zone.length + 1)), { family: 4 }).then(
+          (r) => r.address,
+          () => null,
+        ));
       if (address) answers.push(answer(TYPE_A, 60, Buffer.from(address.split('.').map(Number))));
       else rcode = 3;
     } else if (!name.endsWith(zone)) {
@@ -120,7 +130,10 @@ export async function startUpstreamDns(options: {
       (e: unknown) => {
         // A registry that cannot answer must not look like "no such route": SERVFAIL makes
         // Caddy keep its last good upstreams (grace_period) instead of dropping the route.
-        options.logger?.warn({ err: e instanceof Error ? e.message : String(e) }, 'edge DNS could not answer');
+        options.logger?.warn(
+          { err: e instanceof Error ? e.message : String(e) },
+          'edge DNS could not answer',
+        );
         if (msg.length >= 12) {
           const fail = Buffer.from(msg.subarray(0, 12));
           fail.writeUInt16BE(0x8402, 2);
@@ -148,5 +161,7 @@ export async function startUpstreamDns(options: {
 
 /** The SRV target for an upstream host: IPs are encoded in the name, hostnames kept under the zone. */
 function targetOf(host: string, zone: string): string {
-  return /^\d+\.\d+\.\d+\.\d+$/.test(host) ? `ip-${host.replace(/\./g, '-')}.${zone}` : `${host}.${zone}`;
+  return /^\d+\.\d+\.\d+\.\d+$/.test(host)
+    ? `ip-${host.replace(/\./g, '-')}.${zone}`
+    : `${host}.${zone}`;
 }

@@ -21,7 +21,10 @@ export class PostgresUpstreamRegistry implements UpstreamRegistry {
   }
 
   async get(label: string): Promise<string[] | null> {
-    const r = await this.db.query<{ upstreams: string[] }>('select upstreams from edge_upstreams where label = $1', [label]);
+    const r = await this.db.query<{ upstreams: string[] }>(
+      'select upstreams from edge_upstreams where label = $1',
+      [label],
+    );
     return r.rows[0]?.upstreams ?? null;
   }
 

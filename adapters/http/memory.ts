@@ -22,6 +22,8 @@ export class MemoryHttpSender implements HttpSender {
     const request = { url, body, headers };
     this.sent.push(request);
     const status = this.respond(request);
-    return status === null ? { status: null, error: `connect ECONNREFUSED ${url}` } : { status, error: null };
+    return status === null
+      ? { status: null, error: `connect ECONNREFUSED ${url}` }
+      : { status, error: null };
   }
 }

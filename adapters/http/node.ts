@@ -60,23 +60,37 @@ export function isPrivateAddress(address: string): boolean {
   return privateRanges.check(address, 'ipv6');
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | dns.LookupAddress[],
+  family?: number,
+) => void;
 
 /** dns.lookup that fails for private answers, so the socket never opens to them. */
-function publicOnlyLookup(hostname: string, options: dns.LookupOptions, callback: LookupCallback): void {
+function publicOnlyLookup(
+  hostname: string,
+  options: dns.LookupOptions,
+  callback: LookupCallback,
+): void {
   dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return callback(err, '');
     const refused = addresses.find((a) => isPrivateAddress(a.address));
     if (refused) return callback(privateAddressError(hostname, refused.address), '');
     if (options.all) return callback(null, addresses);
     const first = addresses[0];
-    if (!first) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '');
+    if (!first)
+      return callback(
+        Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }),
+        '',
+      );
     callback(null, first.address, first.family);
   });
 }
 
 function privateAddressError(host: string, address: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(`refused: ${host} resolves to the private address ${address}`), { code: 'EPRIVATEADDRESS' });
+  return Object.assign(new Error(`refused: ${host} resolves to the private address ${address}`), {
+    code: 'EPRIVATEADDRESS',
+  });
 }
 
 /**

@@ -19,7 +19,9 @@ export interface SesMailerOptions {
 
 /** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
 type SesSdkExports = Omit<typeof SesSdk, 'default'>;
-const loadSdk: () => Promise<SesSdkExports> = onFirstUse(() => import('@aws-sdk/client-sesv2').then(exportsOf));
+const loadSdk: () => Promise<SesSdkExports> = onFirstUse(() =>
+  import('@aws-sdk/client-sesv2').then(exportsOf),
+);
 
 function isSesClient(c: SesMailerOptions['client']): c is SESv2Client {
   return typeof (c as SESv2Client | undefined)?.send === 'function';
@@ -78,7 +80,9 @@ export class SesMailer implements Mailer {
   private sdk(): Promise<{ ses: SesSdkExports; client: SESv2Client }> {
     this.loaded ??= loadSdk().then((ses) => ({
       ses,
-      client: isSesClient(this.clientOption) ? this.clientOption : new ses.SESv2Client(this.clientOption ?? {}),
+      client: isSesClient(this.clientOption)
+        ? this.clientOption
+        : new ses.SESv2Client(this.clientOption ?? {}),
     }));
     return this.loaded;
   }

@@ -19,7 +19,10 @@ interface MetricDirective {
 interface Document {
   labels: Map<string, string>;
   /** metric name → the labels key it was recorded under, its values, its directive. */
-  metrics: Map<string, { labelsKey: string; kind: 'count' | 'sample'; values: number[]; directive: MetricDirective }>;
+  metrics: Map<
+    string,
+    { labelsKey: string; kind: 'count' | 'sample'; values: number[]; directive: MetricDirective }
+  >;
 }
 
 function unitOf(name: string, kind: 'count' | 'sample'): Unit {
@@ -99,7 +102,12 @@ export class EmfMetrics implements Metrics {
     }
   }
 
-  private record(name: string, kind: 'count' | 'sample', value: number, labels: Record<string, string>): void {
+  private record(
+    name: string,
+    kind: 'count' | 'sample',
+    value: number,
+    labels: Record<string, string>,
+  ): void {
     // CloudWatch refuses NaN and infinities; one bad value must not lose the whole line.
     if (!Number.isFinite(value)) return;
     // A label may not take the place of the metric's own value or of the EMF metadata.
@@ -107,10 +115,15 @@ export class EmfMetrics implements Metrics {
     const labelsKey = JSON.stringify(entries.sort(([a], [b]) => (a < b ? -1 : 1)));
     const fits = (d: Document) => {
       if (d.labels.has(name)) return false;
-      for (const [k, v] of entries) if (d.metrics.has(k) || (d.labels.has(k) && d.labels.get(k) !== v)) return false;
+      for (const [k, v] of entries)
+        if (d.metrics.has(k) || (d.labels.has(k) && d.labels.get(k) !== v)) return false;
       const m = d.metrics.get(name);
       if (!m) return d.metrics.size < maxMetricsPerLine;
-      return m.labelsKey === labelsKey && m.kind === kind && (kind === 'count' || m.values.length < maxValuesPerMetric);
+      return (
+        m.labelsKey === labelsKey &&
+        m.kind === kind &&
+        (kind === 'count' || m.values.length < maxValuesPerMetric)
+      );
     };
     let document = this.pending.find(fits);
     if (!document) {
@@ -124,7 +137,9 @@ export class EmfMetrics implements Metrics {
       if (kind === 'count') existing.values[0] = existing.values[0]! + value;
       else existing.values.push(value);
     } else {
-      const dimensionKeys = entries.filter(([k, v]) => this.dimensions.has(k) && dimensionValue.test(v)).map(([k]) => k);
+      const dimensionKeys = entries
+        .filter(([k, v]) => this.dimensions.has(k) && dimensionValue.test(v))
+        .map(([k]) => k);
       const directive = this.directiveFor(document, dimensionKeys);
       directive.Metrics.push({ Name: name, Unit: unitOf(name, kind) });
       document.metrics.set(name, { labelsKey, kind, values: [value], directive });

@@ -15,13 +15,19 @@ export class PrometheusMetrics implements Metrics {
   private readonly gauges = new Map<string, client.Gauge<string>>();
 
   constructor(options: { processMetrics?: boolean } = {}) {
-    if (options.processMetrics ?? true) client.collectDefaultMetrics({ register: this.registry, prefix: 'selfdevop_' });
+    if (options.processMetrics ?? true)
+      client.collectDefaultMetrics({ register: this.registry, prefix: 'selfdevop_' });
   }
 
   count(name: string, labels: Record<string, string> = {}, by = 1): void {
     let c = this.counters.get(name);
     if (!c) {
-      c = new client.Counter({ name: `selfdevop_${name}`, help: name, labelNames: Object.keys(labels), registers: [this.registry] });
+      c = new client.Counter({
+        name: `selfdevop_${name}`,
+        help: name,
+        labelNames: Object.keys(labels),
+        registers: [this.registry],
+      });
       this.counters.set(name, c);
     }
     c.inc(labels, by);
@@ -45,7 +51,12 @@ export class PrometheusMetrics implements Metrics {
   gauge(name: string, value: number, labels: Record<string, string> = {}): void {
     let g = this.gauges.get(name);
     if (!g) {
-      g = new client.Gauge({ name: `selfdevop_${name}`, help: name, labelNames: Object.keys(labels), registers: [this.registry] });
+      g = new client.Gauge({
+        name: `selfdevop_${name}`,
+        help: name,
+        labelNames: Object.keys(labels),
+        registers: [this.registry],
+      });
       this.gauges.set(name, g);
     }
     g.set(labels, value);

@@ -16,7 +16,8 @@ export function databaseUrlFromSecret(secretString: string): string {
     throw new SecretUnreadable('DATABASE_SECRET_ARN: the secret is not JSON');
   }
   for (const field of ['username', 'password', 'host']) {
-    if (typeof s[field] !== 'string' || s[field] === '') throw new SecretUnreadable(`DATABASE_SECRET_ARN: the secret has no ${field}`);
+    if (typeof s[field] !== 'string' || s[field] === '')
+      throw new SecretUnreadable(`DATABASE_SECRET_ARN: the secret has no ${field}`);
   }
   const u = new URL('postgres://placeholder');
   u.username = encodeURIComponent(String(s.username));
@@ -39,11 +40,18 @@ export async function readSecretFromExtension(
   extension: { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT?: string; AWS_SESSION_TOKEN?: string },
 ): Promise<string> {
   const port = extension.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT ?? '2773';
-  const res = await fetch(`http://localhost:${port}/secretsmanager/get?secretId=${encodeURIComponent(arn)}`, {
-    headers: { 'X-Aws-Parameters-Secrets-Token': extension.AWS_SESSION_TOKEN ?? '' },
-  });
-  if (!res.ok) throw new SecretUnreadable(`DATABASE_SECRET_ARN: the secrets extension answered ${res.status} for ${arn}`);
+  const res = await fetch(
+    `http://localhost:${port}/secretsmanager/get?secretId=${encodeURIComponent(arn)}`,
+    {
+      headers: { 'X-Aws-Parameters-Secrets-Token': extension.AWS_SESSION_TOKEN ?? '' },
+    },
+  );
+  if (!res.ok)
+    throw new SecretUnreadable(
+      `DATABASE_SECRET_ARN: the secrets extension answered ${res.status} for ${arn}`,
+    );
   const body = (await res.json()) as { SecretString?: string };
-  if (typeof body.SecretString !== 'string') throw new SecretUnreadable(`DATABASE_SECRET_ARN: secret ${arn} holds no string`);
+  if (typeof body.SecretString !== 'string')
+    throw new SecretUnreadable(`DATABASE_SECRET_ARN: secret ${arn} holds no string`);
   return body.SecretString;
 }

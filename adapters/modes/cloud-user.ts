@@ -14,7 +14,9 @@ export function cognitoUserId(sub: string): string {
  * Maps a Cognito subject to a selfdevop user: the user made for that subject, or else the
  * user with the token's email (users who signed up before Cognito, or via an invite).
  */
-export function fromIdentityRepo(identity: Pick<IdentityRepo, 'findUserById' | 'findUserByEmail'>): ResolveUserId {
+export function fromIdentityRepo(
+  identity: Pick<IdentityRepo, 'findUserById' | 'findUserByEmail'>,
+): ResolveUserId {
   return async (sub, email) => {
     const bySub = await identity.findUserById(cognitoUserId(sub));
     if (bySub) return bySub.id;

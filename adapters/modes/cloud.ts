@@ -6,7 +6,12 @@
 import type { DomainDeps } from '../../core/domains/deps.ts';
 import type { ContainerRuntime, HttpSender, Logger } from '../../core/ports.ts';
 import type { ReleaseDeps } from '../../core/releases/deps.ts';
-import { dashboardCallbackPath, dashboardSignedOutPath, wireSystem, type ApiDeps } from '../../core/system.ts';
+import {
+  dashboardCallbackPath,
+  dashboardSignedOutPath,
+  wireSystem,
+  type ApiDeps,
+} from '../../core/system.ts';
 import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
 import { CognitoAuth } from '../auth/cognito.ts';
 import { CognitoHostedUi } from '../auth/cognito-hosted-ui.ts';
@@ -75,21 +80,34 @@ export interface CloudOverrides {
  * Builds the cloud system from validated configuration.
  * @example const system = await fromCloud(fromCloudEnv())
  */
-export async function fromCloud(config: CloudConfig, overrides: CloudOverrides = {}): Promise<CloudSystem> {
+export async function fromCloud(
+  config: CloudConfig,
+  overrides: CloudOverrides = {},
+): Promise<CloudSystem> {
   const logger = fromPino({ level: config.LOG_LEVEL, destination: overrides.logDestination });
   const clock = new SystemClock();
   const databaseUrl =
     config.DATABASE_URL ??
-    databaseUrlFromSecret(await (overrides.readSecret ?? ((arn) => readSecretFromExtension(arn, config)))(config.DATABASE_SECRET_ARN ?? ''));
+    databaseUrlFromSecret(
+      await (overrides.readSecret ?? ((arn) => readSecretFromExtension(arn, config)))(
+        config.DATABASE_SECRET_ARN ?? '',
+      ),
+    );
   const db = fromDatabaseUrl(databaseUrl, {
     max: config.DB_POOL_MAX,
-    onIdleError: (e) => logger.warn({ err: e.message }, 'database connection lost; the pool reconnects'),
+    onIdleError: (e) =>
+      logger.warn({ err: e.message }, 'database connection lost; the pool reconnects'),
   });
   const store = new PostgresStore(db);
   const aws = { region: config.AWS_REGION };
   // Shared by every container: a key claimed by one Lambda is a duplicate for all, for days.
   const ledger: CloudLedger = overrides.ledger ?? new PostgresIdempotencyLedger(db);
-  const queue = new SqsQueue({ client: aws, namePrefix: config.QUEUE_NAME_PREFIX, ledger, logger: logger.child({ component: 'queue' }) });
+  const queue = new SqsQueue({
+    client: aws,
+    namePrefix: config.QUEUE_NAME_PREFIX,
+    ledger,
+    logger: logger.child({ component: 'queue' }),
+  });
   const scheduler = new EventBridgeScheduler({
     client: aws,
     roleArn: config.SCHEDULER_ROLE_ARN,
@@ -97,8 +115,16 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     queueArn: (q) => queue.arnOf(q),
   });
   const vault = new KmsKeyVault({ keyId: config.SECRETS_KMS_KEY_ID, client: aws, clock });
-  const objects = new S3ObjectStore({ bucket: config.OBJECTS_BUCKET, kmsKeyId: config.OBJECTS_KMS_KEY_ID, client: aws });
-  const mailer = new SesMailer({ from: config.MAIL_FROM, client: aws, configurationSetName: config.SES_CONFIGURATION_SET });
+  const objects = new S3ObjectStore({
+    bucket: config.OBJECTS_BUCKET,
+    kmsKeyId: config.OBJECTS_KMS_KEY_ID,
+    client: aws,
+  });
+  const mailer = new SesMailer({
+    from: config.MAIL_FROM,
+    client: aws,
+    configurationSetName: config.SES_CONFIGURATION_SET,
+  });
   const auth = new CognitoAuth({
     region: config.COGNITO_REGION ?? config.AWS_REGION,
     userPoolId: config.COGNITO_USER_POOL_ID,
@@ -164,13 +190,22 @@ export async function fromCloud(config: CloudConfig, overrides: CloudOverrides =
     async maintenance() {
       if (!ledger.prune) return;
       const forgotten = await ledger.prune(config.IDEMPOTENCY_RETENTION_DAYS);
-      logger.info({ forgotten, retentionDays: config.IDEMPOTENCY_RETENTION_DAYS }, 'idempotency keys past retention forgotten');
+      logger.info(
+        { forgotten, retentionDays: config.IDEMPOTENCY_RETENTION_DAYS },
+        'idempotency keys past retention forgotten',
+      );
     },
     async close() {
       await store.close();
       await db.close();
       // AWS clients are made on first use; one never used has nothing to close.
-      await Promise.all([queue.destroy(), scheduler.destroy(), vault.destroy(), objects.destroy(), mailer.destroy()]);
+      await Promise.all([
+        queue.destroy(),
+        scheduler.destroy(),
+        vault.destroy(),
+        objects.destroy(),
+        mailer.destroy(),
+      ]);
     },
   };
 }

@@ -11,17 +11,23 @@ const port = z.coerce
   .max(65535, 'must be between 1 and 65535');
 
 const url = (protocols: string[]) =>
-  z.string().refine((v) => {
-    try {
-      return protocols.includes(new URL(v).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+  z.string().refine(
+    (v) => {
+      try {
+        return protocols.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+  );
 
 const domainName = z
   .string()
-  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'must be a lowercase domain name');
+  .regex(
+    /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/,
+    'must be a lowercase domain name',
+  );
 
 const hostPort = z.string().regex(/^.+:\d{1,5}$/, 'must be host:port');
 
@@ -51,10 +57,16 @@ const schema = z.object({
   /** The admin API of the Caddy `npm start` runs; loopback only, since it accepts any config. */
   CADDY_ADMIN_LISTEN: z
     .string()
-    .regex(/^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$/, 'must be a loopback host:port, e.g. 127.0.0.1:2019')
+    .regex(
+      /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$/,
+      'must be a loopback host:port, e.g. 127.0.0.1:2019',
+    )
     .default('127.0.0.1:2019'),
   /** The Caddy server selfdevop manages routes in, and where it listens when created. */
-  CADDY_SERVER: z.string().regex(/^[a-z0-9_-]+$/, 'must be a simple name').default('selfdevop'),
+  CADDY_SERVER: z
+    .string()
+    .regex(/^[a-z0-9_-]+$/, 'must be a simple name')
+    .default('selfdevop'),
   EDGE_HTTP_LISTEN: z.string().default(':80'),
   /** HTTPS (custom domains' on-demand certificates) of the Caddy `npm start` runs. */
   EDGE_HTTPS_LISTEN: z.string().default(':443'),
@@ -77,14 +89,25 @@ const schema = z.object({
   /** Custom domains: the edge's public IPv4 addresses, for apex A records (comma-separated). */
   EDGE_IPV4: z
     .string()
-    .regex(/^(\d{1,3}(\.\d{1,3}){3})(,\d{1,3}(\.\d{1,3}){3})*$/, 'must be comma-separated IPv4 addresses')
+    .regex(
+      /^(\d{1,3}(\.\d{1,3}){3})(,\d{1,3}(\.\d{1,3}){3})*$/,
+      'must be comma-separated IPv4 addresses',
+    )
     .optional(),
   /** Custom domains: DNS resolvers to verify records with (comma-separated ip[:port]); the system's when absent. */
-  DNS_SERVERS: z.string().regex(/^[0-9a-fA-F:.[\]]+(,[0-9a-fA-F:.[\]]+)*$/, 'must be comma-separated ip[:port]').optional(),
+  DNS_SERVERS: z
+    .string()
+    .regex(/^[0-9a-fA-F:.[\]]+(,[0-9a-fA-F:.[\]]+)*$/, 'must be comma-separated ip[:port]')
+    .optional(),
   SMTP_URL: url(['smtp:', 'smtps:']).optional(),
   MAIL_FROM: z.string().default('selfdevop <noreply@localhost>'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
+  MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(10 * 1024 * 1024)
+    .default(256 * 1024),
   /** Trust X-Forwarded-For (only behind the bundled Caddy or another proxy you run). */
   TRUST_PROXY: bool.default(false),
   /** Run the deploy and domain workers inside the API process (the single-process default). */
@@ -111,7 +134,9 @@ export const defaultCaddyAdminUrl = 'http://127.0.0.1:2019';
 
 /** Reads and validates the configuration; throws ConfigError naming each bad variable. */
 export function fromEnv(env: Record<string, string | undefined> = process.env): Config {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
+  );
   const parsed = schema.safeParse(present);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
@@ -137,10 +162,16 @@ const hints: Record<Provided, string> = {
  * must be given; throws ConfigError naming each missing one.
  * @example const config = requireSettings(fromEnv(), 'the worker', ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY_FILE'])
  */
-export function requireSettings<K extends Provided>(config: Config, who: string, names: K[]): Config & Required<Pick<Config, K>> {
+export function requireSettings<K extends Provided>(
+  config: Config,
+  who: string,
+  names: K[],
+): Config & Required<Pick<Config, K>> {
   const missing = names.filter((n) => !config[n]);
   if (missing.length > 0) {
-    throw new ConfigError(`invalid configuration:\n${missing.map((n) => `  ${n}: required by ${who} (${hints[n]})`).join('\n')}`);
+    throw new ConfigError(
+      `invalid configuration:\n${missing.map((n) => `  ${n}: required by ${who} (${hints[n]})`).join('\n')}`,
+    );
   }
   return config as Config & Required<Pick<Config, K>>;
 }

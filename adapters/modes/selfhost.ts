@@ -87,7 +87,8 @@ export async function fromSelfhost(
   const clock = new SystemClock();
   const db = fromDatabaseUrl(config.DATABASE_URL, {
     max: config.DB_POOL_MAX,
-    onIdleError: (e) => logger.warn({ err: e.message }, 'database connection lost; the pool reconnects'),
+    onIdleError: (e) =>
+      logger.warn({ err: e.message }, 'database connection lost; the pool reconnects'),
   });
   const store = new PostgresStore(db);
   const bossDb = toPgBossDb(config.DATABASE_URL, { max: 3 });
@@ -110,10 +111,17 @@ export async function fromSelfhost(
   const dynamic = config.EDGE_UPSTREAMS === 'dynamic';
   const edgeDns =
     dynamic && options.role !== 'api'
-      ? await startUpstreamDns({ registry: upstreams, zone: edgeZone, ...splitHostPort(config.EDGE_DNS_LISTEN), logger })
+      ? await startUpstreamDns({
+          registry: upstreams,
+          zone: edgeZone,
+          ...splitHostPort(config.EDGE_DNS_LISTEN),
+          logger,
+        })
       : null;
   // Caddy reaches the DNS server at EDGE_DNS_ADDRESS (another container), else where it listens.
-  const edgeDnsAddress = dynamic ? (config.EDGE_DNS_ADDRESS ?? edgeDns?.address ?? config.EDGE_DNS_LISTEN) : null;
+  const edgeDnsAddress = dynamic
+    ? (config.EDGE_DNS_ADDRESS ?? edgeDns?.address ?? config.EDGE_DNS_LISTEN)
+    : null;
   const edge = new CaddyEdgeRouter({
     adminUrl: config.CADDY_ADMIN_URL ?? defaultCaddyAdminUrl,
     server: config.CADDY_SERVER,
@@ -135,7 +143,11 @@ export async function fromSelfhost(
       store,
       queue: queues.queue,
       vault,
-      auth: new LocalJwtAuth({ jwtSecret: config.JWT_SECRET, bcryptCost: overrides.bcryptCost, clock }),
+      auth: new LocalJwtAuth({
+        jwtSecret: config.JWT_SECRET,
+        bcryptCost: overrides.bcryptCost,
+        clock,
+      }),
       runtime: new DockerRuntime({ sshAgent: config.SSH_AUTH_SOCK }),
       edge,
       probe: new HttpHealthProbe(),
@@ -200,5 +212,8 @@ export async function fromSelfhost(
 
 function splitHostPort(address: string): { host: string; port: number } {
   const i = address.lastIndexOf(':');
-  return { host: address.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port: Number(address.slice(i + 1)) };
+  return {
+    host: address.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0',
+    port: Number(address.slice(i + 1)),
+  };
 }

@@ -37,13 +37,16 @@ function errorName(e: unknown): string {
 }
 
 function isMissing(e: unknown): boolean {
-  const status = (e as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+  const status = (e as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata
+    ?.httpStatusCode;
   return errorName(e) === 'NoSuchKey' || errorName(e) === 'NotFound' || status === 404;
 }
 
 /** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
 type S3SdkExports = Omit<typeof S3Sdk, 'default'>;
-const loadSdk: () => Promise<S3SdkExports> = onFirstUse(() => import('@aws-sdk/client-s3').then(exportsOf));
+const loadSdk: () => Promise<S3SdkExports> = onFirstUse(() =>
+  import('@aws-sdk/client-s3').then(exportsOf),
+);
 
 function isS3Client(c: S3ObjectStoreOptions['client']): c is S3Client {
   return typeof (c as S3Client | undefined)?.send === 'function';
@@ -73,7 +76,11 @@ export class S3ObjectStore implements ObjectStore {
     this.maxPages = options.maxPages ?? 1000;
   }
 
-  async put(key: string, body: Uint8Array | string, options: { contentType?: string } = {}): Promise<void> {
+  async put(
+    key: string,
+    body: Uint8Array | string,
+    options: { contentType?: string } = {},
+  ): Promise<void> {
     assertObjectKey(key);
     const bytes = bodyBytes(body);
     const { s3, client } = await this.sdk();
@@ -126,14 +133,18 @@ export class S3ObjectStore implements ObjectStore {
       if (!out.IsTruncated || !out.NextContinuationToken) return keys.sort(compareKeys);
       token = out.NextContinuationToken;
     }
-    throw new Error(`listing s3://${this.bucket}/${prefix} did not end within ${this.maxPages} pages`);
+    throw new Error(
+      `listing s3://${this.bucket}/${prefix} did not end within ${this.maxPages} pages`,
+    );
   }
 
   async delete(key: string): Promise<void> {
     assertObjectKey(key);
     const { s3, client } = await this.sdk();
     // S3 answers 204 for a key that does not exist, as the port asks.
-    await this.call(key, () => client.send(new s3.DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+    await this.call(key, () =>
+      client.send(new s3.DeleteObjectCommand({ Bucket: this.bucket, Key: key })),
+    );
   }
 
   /** Readiness: the bucket exists and these credentials may use it. */
@@ -156,7 +167,9 @@ export class S3ObjectStore implements ObjectStore {
   private sdk(): Promise<{ s3: S3SdkExports; client: S3Client }> {
     this.loaded ??= loadSdk().then((s3) => ({
       s3,
-      client: isS3Client(this.clientOption) ? this.clientOption : new s3.S3Client(this.clientOption ?? {}),
+      client: isS3Client(this.clientOption)
+        ? this.clientOption
+        : new s3.S3Client(this.clientOption ?? {}),
     }));
     return this.loaded;
   }
@@ -170,6 +183,9 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   private failure(key: string, e: unknown): Error {
-    return new Error(`object store s3://${this.bucket}/${key}: ${errorName(e)}: ${(e as Error).message}`, { cause: e });
+    return new Error(
+      `object store s3://${this.bucket}/${key}: ${errorName(e)}: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
 }

@@ -15,7 +15,11 @@ export class HttpHealthProbe implements HealthProbe {
       return { ok: false, status: null, error: `invalid url: ${url}` };
     }
     if (target.protocol !== 'http:') {
-      return { ok: false, status: null, error: `unsupported protocol ${target.protocol} in ${url}` };
+      return {
+        ok: false,
+        status: null,
+        error: `unsupported protocol ${target.protocol} in ${url}`,
+      };
     }
     return get(target, timeoutMs);
   }
@@ -32,7 +36,11 @@ function get(target: URL, timeoutMs: number): Promise<HealthProbeResult> {
     };
     const req = http.request(
       target,
-      { method: 'GET', agent: false, headers: { connection: 'close', 'user-agent': 'selfdevop-health/1' } },
+      {
+        method: 'GET',
+        agent: false,
+        headers: { connection: 'close', 'user-agent': 'selfdevop-health/1' },
+      },
       (res) => {
         const status = res.statusCode ?? null;
         done({ ok: status !== null && status >= 200 && status < 400, status, error: null });

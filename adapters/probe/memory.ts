@@ -1,7 +1,8 @@
 import type { HealthProbe, HealthProbeResult } from '../../core/ports.ts';
 
 /** A scripted answer: a result, or a function of the probe's timeout (e.g. to move a ManualClock). */
-export type ScriptedProbe = HealthProbeResult | ((url: string, timeoutMs: number) => HealthProbeResult);
+export type ScriptedProbe =
+  HealthProbeResult | ((url: string, timeoutMs: number) => HealthProbeResult);
 
 /**
  * Health probes answered from a script, for engine tests. `script(url, …answers)` answers
@@ -10,7 +11,11 @@ export type ScriptedProbe = HealthProbeResult | ((url: string, timeoutMs: number
  */
 export class MemoryHealthProbe implements HealthProbe {
   static readonly healthy: HealthProbeResult = { ok: true, status: 200, error: null };
-  static readonly refused: HealthProbeResult = { ok: false, status: null, error: 'connect ECONNREFUSED' };
+  static readonly refused: HealthProbeResult = {
+    ok: false,
+    status: null,
+    error: 'connect ECONNREFUSED',
+  };
   static status(status: number): HealthProbeResult {
     return { ok: status >= 200 && status < 400, status, error: null };
   }
@@ -24,7 +29,10 @@ export class MemoryHealthProbe implements HealthProbe {
 
   readonly calls: { url: string; timeoutMs: number }[] = [];
   private readonly scripts = new Map<string, { answers: ScriptedProbe[]; next: number }>();
-  private fallback: { answers: ScriptedProbe[]; next: number } = { answers: [MemoryHealthProbe.refused], next: 0 };
+  private fallback: { answers: ScriptedProbe[]; next: number } = {
+    answers: [MemoryHealthProbe.refused],
+    next: 0,
+  };
 
   script(url: string, ...answers: ScriptedProbe[]): this {
     if (answers.length === 0) throw new Error('script needs at least one answer');

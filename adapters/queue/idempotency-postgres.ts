@@ -31,12 +31,16 @@ export class PostgresIdempotencyLedger implements IdempotencyLedger {
   }
 
   async release(queue: string, key: string): Promise<void> {
-    await this.db.query('delete from queue_idempotency where queue = $1 and key = $2', [queue, key]);
+    await this.db.query('delete from queue_idempotency where queue = $1 and key = $2', [
+      queue,
+      key,
+    ]);
   }
 
   /** Forgets keys claimed more than `days` ago (the maintenance job); returns how many. */
   async prune(days: number = defaultIdempotencyRetentionDays): Promise<number> {
-    if (!Number.isFinite(days) || days <= 0) throw new RangeError(`retention must be a positive number of days, got ${days}`);
+    if (!Number.isFinite(days) || days <= 0)
+      throw new RangeError(`retention must be a positive number of days, got ${days}`);
     const r = await this.db.query(
       `delete from queue_idempotency where claimed_at < now() - make_interval(secs => $1::double precision * 86400)`,
       [days],

@@ -117,7 +117,9 @@ export class MemoryQueue implements EventQueue {
 
   /** Payloads of the messages given up on in `queue`, oldest first. */
   async deadLetters(queue: string): Promise<unknown[]> {
-    return (this.messages.get(queue) ?? []).filter((m) => m.state === 'dead').map((m) => structuredClone(m.payload));
+    return (this.messages.get(queue) ?? [])
+      .filter((m) => m.state === 'dead')
+      .map((m) => structuredClone(m.payload));
   }
 
   async ping(): Promise<void> {}
@@ -155,7 +157,11 @@ export class MemoryQueue implements EventQueue {
     message.attempts += 1;
     const run = (async () => {
       try {
-        await consumer.handler({ id: message.id, payload: structuredClone(message.payload), attempt: message.attempts });
+        await consumer.handler({
+          id: message.id,
+          payload: structuredClone(message.payload),
+          attempt: message.attempts,
+        });
         message.state = 'done';
       } catch {
         if (message.attempts >= message.maxAttempts) {

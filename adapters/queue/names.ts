@@ -11,7 +11,9 @@ export const deadLetterSuffix = '__dlq';
 /** Throws InvalidInput unless `name` is a usable queue or schedule name. */
 export function assertName(what: 'queue' | 'schedule', name: string): void {
   if (typeof name !== 'string' || !namePattern.test(name)) {
-    throw new InvalidInput(`${what} name ${JSON.stringify(name)} may contain only letters, digits, _ . - and /`);
+    throw new InvalidInput(
+      `${what} name ${JSON.stringify(name)} may contain only letters, digits, _ . - and /`,
+    );
   }
 }
 

@@ -21,7 +21,14 @@ import { createHash, randomUUID } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import type { ConstructorOptions, Job } from 'pg-boss';
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
-import type { EventQueue, Logger, MessageHandler, QueueMessage, Scheduler, SendOptions } from '../../core/ports.ts';
+import type {
+  EventQueue,
+  Logger,
+  MessageHandler,
+  QueueMessage,
+  Scheduler,
+  SendOptions,
+} from '../../core/ports.ts';
 import { assertName, assertSendOptions, deadLetterSuffix } from './names.ts';
 
 /** What pg-boss needs of a database client; the Store's pool helper fits it. */
@@ -77,7 +84,10 @@ export const defaultPgBossConfig = {
   reapIntervalSeconds: 30,
 } as const;
 
-type ResolvedConfig = Omit<Required<PgBossConfig>, 'connectionString' | 'db' | 'maxConnections' | 'logger' | 'heartbeatSeconds'> &
+type ResolvedConfig = Omit<
+  Required<PgBossConfig>,
+  'connectionString' | 'db' | 'maxConnections' | 'logger' | 'heartbeatSeconds'
+> &
   Pick<PgBossConfig, 'connectionString' | 'db' | 'maxConnections' | 'logger' | 'heartbeatSeconds'>;
 
 /** Every job carries its payload wrapped, so any JSON value (not only objects) can be sent. */
@@ -99,7 +109,11 @@ function messageKey(group: string | undefined, id: string): string {
 
 function errorMessage(e: unknown): string {
   // pg-boss also emits plain objects carrying a message (e.g. a failed shutdown fail()).
-  if (typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string') {
+  if (
+    typeof e === 'object' &&
+    e !== null &&
+    typeof (e as { message?: unknown }).message === 'string'
+  ) {
     return (e as { message: string }).message;
   }
   return String(e);
@@ -149,7 +163,10 @@ export class PgBossQueue implements EventQueue {
   async send<T>(queue: string, payload: T, options: SendOptions = {}): Promise<string | null> {
     assertSendOptions(options);
     await this.ensureQueue(queue);
-    const id = options.idempotencyKey === undefined ? randomUUID() : idFromKey(queue, options.idempotencyKey);
+    const id =
+      options.idempotencyKey === undefined
+        ? randomUUID()
+        : idFromKey(queue, options.idempotencyKey);
     const data: Envelope = { payload };
     return this.boss.send(queue, data, {
       id,
@@ -184,7 +201,11 @@ export class PgBossQueue implements EventQueue {
         },
         async (jobs: Job<Envelope>[]) => {
           for (const job of jobs) {
-            const message: QueueMessage<T> = { id: job.id, payload: job.data.payload as T, attempt: job.retryCount + 1 };
+            const message: QueueMessage<T> = {
+              id: job.id,
+              payload: job.data.payload as T,
+              attempt: job.retryCount + 1,
+            };
             await handler(message);
           }
           this.boss.notifyWorker(workId);
@@ -214,15 +235,23 @@ export class PgBossQueue implements EventQueue {
     try {
       let removed = 0;
       for (const key of await this.boss.getBlockedKeys(queue)) {
-        const failed = (await this.boss.findJobs(queue, { key })).filter((j) => j.state === 'failed');
+        const failed = (await this.boss.findJobs(queue, { key })).filter(
+          (j) => j.state === 'failed',
+        );
         if (failed.length > 0) {
-          await this.boss.deleteJob(queue, failed.map((j) => j.id));
+          await this.boss.deleteJob(
+            queue,
+            failed.map((j) => j.id),
+          );
           removed += failed.length;
         }
       }
       return removed;
     } catch (e) {
-      this.config.logger?.warn({ err: errorMessage(e), queue }, 'freeing dead-lettered groups failed');
+      this.config.logger?.warn(
+        { err: errorMessage(e), queue },
+        'freeing dead-lettered groups failed',
+      );
       return 0;
     } finally {
       this.reaping.delete(queue);
@@ -296,7 +325,12 @@ export class PgBossScheduler implements Scheduler {
     const rows = await this.queue.boss.getSchedules();
     return rows
       .filter((s) => s.key !== '')
-      .map((s) => ({ name: s.key, cron: s.cron, queue: s.name, payload: (s.data as Envelope | undefined)?.payload ?? null }));
+      .map((s) => ({
+        name: s.key,
+        cron: s.cron,
+        queue: s.name,
+        payload: (s.data as Envelope | undefined)?.payload ?? null,
+      }));
   }
 }
 
@@ -338,7 +372,8 @@ export async function fromPgBoss(config: PgBossConfig): Promise<PgBossQueueSyste
   return {
     queue,
     scheduler: new PgBossScheduler(queue),
-    stop: (options = {}) => boss.stop({ graceful: options.graceful ?? true, timeout: c.expireInSeconds * 1000 }),
+    stop: (options = {}) =>
+      boss.stop({ graceful: options.graceful ?? true, timeout: c.expireInSeconds * 1000 }),
   };
 }
 

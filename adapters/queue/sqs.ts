@@ -28,7 +28,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type * as SqsSdk from '@aws-sdk/client-sqs';
-import type { Message, MessageAttributeValue, SQSClient, SQSClientConfig } from '@aws-sdk/client-sqs';
+import type {
+  Message,
+  MessageAttributeValue,
+  SQSClient,
+  SQSClientConfig,
+} from '@aws-sdk/client-sqs';
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
 import type { EventQueue, Logger, MessageHandler, SendOptions } from '../../core/ports.ts';
 import { assertName, assertSendOptions, deadLetterSuffix } from './names.ts';
@@ -99,7 +104,11 @@ export interface SqsRecord {
   messageId: string;
   receiptHandle: string;
   body: string;
-  attributes: { ApproximateReceiveCount?: string; MessageGroupId?: string; [name: string]: string | undefined };
+  attributes: {
+    ApproximateReceiveCount?: string;
+    MessageGroupId?: string;
+    [name: string]: string | undefined;
+  };
   messageAttributes: Record<string, { stringValue?: string; dataType?: string } | undefined>;
   eventSource?: string;
   eventSourceARN?: string;
@@ -128,7 +137,9 @@ interface DelayedSend {
 
 /** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
 type SqsSdkExports = Omit<typeof SqsSdk, 'default'>;
-const loadSdk: () => Promise<SqsSdkExports> = onFirstUse(() => import('@aws-sdk/client-sqs').then(exportsOf));
+const loadSdk: () => Promise<SqsSdkExports> = onFirstUse(() =>
+  import('@aws-sdk/client-sqs').then(exportsOf),
+);
 
 function isSqsClient(c: SqsQueueOptions['client']): c is SQSClient {
   return typeof (c as SQSClient | undefined)?.send === 'function';
@@ -181,7 +192,9 @@ export async function handleSqsBatch(
 export class SqsQueue implements EventQueue {
   private readonly clientOption: SqsQueueOptions['client'];
   private loaded: Promise<{ sqs: SqsSdkExports; client: SQSClient }> | undefined;
-  private readonly o: Required<Omit<SqsQueueOptions, 'client' | 'ledger' | 'logger' | 'queueUrls' | 'createQueues'>>;
+  private readonly o: Required<
+    Omit<SqsQueueOptions, 'client' | 'ledger' | 'logger' | 'queueUrls' | 'createQueues'>
+  >;
   private readonly ledger: IdempotencyLedger | undefined;
   private readonly logger: Logger | undefined;
   private readonly createQueues: boolean;
@@ -190,22 +203,34 @@ export class SqsQueue implements EventQueue {
   constructor(options: SqsQueueOptions = {}) {
     this.clientOption = options.client;
     const { client: _c, ledger, logger, queueUrls, createQueues, ...rest } = options;
-    this.o = { ...defaultSqsOptions, ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) };
+    this.o = {
+      ...defaultSqsOptions,
+      ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
+    };
     if (!/^[\w-]*$/.test(this.o.namePrefix))
-      throw new Error(`QUEUE_NAME_PREFIX may contain only letters, digits, - and _, got ${JSON.stringify(this.o.namePrefix)}`);
+      throw new Error(
+        `QUEUE_NAME_PREFIX may contain only letters, digits, - and _, got ${JSON.stringify(this.o.namePrefix)}`,
+      );
     this.ledger = ledger;
     this.logger = logger;
     this.createQueues = createQueues ?? false;
-    for (const [name, url] of Object.entries(queueUrls ?? {})) this.urls.set(name, Promise.resolve(url));
+    for (const [name, url] of Object.entries(queueUrls ?? {}))
+      this.urls.set(name, Promise.resolve(url));
   }
 
   /** The SQS queue names behind logical queue `queue`. */
   physicalNames(queue: string): { main: string; deadLetter: string; delay: string } {
     assertName('queue', queue);
     const base = `${this.o.namePrefix}${queue.replace(/[./]/g, '-')}`;
-    const names = { main: `${base}.fifo`, deadLetter: `${base}${deadLetterSuffix}.fifo`, delay: `${base}${delaySuffix}` };
+    const names = {
+      main: `${base}.fifo`,
+      deadLetter: `${base}${deadLetterSuffix}.fifo`,
+      delay: `${base}${delaySuffix}`,
+    };
     if (names.deadLetter.length > maxQueueNameLength)
-      throw new InvalidInput(`queue name ${JSON.stringify(queue)} is too long for SQS (at most ${maxQueueNameLength} characters with prefix and suffix)`);
+      throw new InvalidInput(
+        `queue name ${JSON.stringify(queue)} is too long for SQS (at most ${maxQueueNameLength} characters with prefix and suffix)`,
+      );
     return names;
   }
 
@@ -223,17 +248,30 @@ export class SqsQueue implements EventQueue {
     }
   }
 
-  private async sendUnclaimed(queue: string, payload: unknown, options: SendOptions): Promise<string> {
+  private async sendUnclaimed(
+    queue: string,
+    payload: unknown,
+    options: SendOptions,
+  ): Promise<string> {
     const names = this.physicalNames(queue);
     const id = randomUUID();
     const groupId = toGroupId(options.group ?? id);
-    const dedupId = options.idempotencyKey === undefined ? id : sha256(`${queue}\u0000${options.idempotencyKey}`);
+    const dedupId =
+      options.idempotencyKey === undefined ? id : sha256(`${queue}\u0000${options.idempotencyKey}`);
     const maxAttempts = options.maxAttempts ?? this.o.defaultMaxAttempts;
     const body: Envelope = { payload };
     const text = JSON.stringify(body);
     if (text === undefined) throw new InvalidInput('payload must be JSON-serialisable');
     if (options.delaySeconds && options.delaySeconds > 0) {
-      const delayed: DelayedSend = { queue, id, payload, groupId, dedupId, maxAttempts, dueAt: Date.now() + options.delaySeconds * 1000 };
+      const delayed: DelayedSend = {
+        queue,
+        id,
+        payload,
+        groupId,
+        dedupId,
+        maxAttempts,
+        dueAt: Date.now() + options.delaySeconds * 1000,
+      };
       await this.sendDelayed(names.delay, delayed, options.delaySeconds);
       return id;
     }
@@ -241,7 +279,12 @@ export class SqsQueue implements EventQueue {
     return id;
   }
 
-  private async sendNow(queue: string, physical: string, body: string, m: { id: string; groupId: string; dedupId: string; maxAttempts: number }) {
+  private async sendNow(
+    queue: string,
+    physical: string,
+    body: string,
+    m: { id: string; groupId: string; dedupId: string; maxAttempts: number },
+  ) {
     const { sqs, client } = await this.sdk();
     await client.send(
       new sqs.SendMessageCommand({
@@ -279,7 +322,10 @@ export class SqsQueue implements EventQueue {
       try {
         await this.relayOne(record.body);
       } catch (e) {
-        this.logger?.warn({ err: (e as Error).message, messageId: record.messageId }, 'relaying a delayed message failed');
+        this.logger?.warn(
+          { err: (e as Error).message, messageId: record.messageId },
+          'relaying a delayed message failed',
+        );
         failures.push({ itemIdentifier: record.messageId });
       }
     }
@@ -299,7 +345,11 @@ export class SqsQueue implements EventQueue {
     await this.sendNow(d.queue, names.main, JSON.stringify(envelope), d);
   }
 
-  async consume<T>(queue: string, handler: MessageHandler<T>, options: { concurrency?: number } = {}): Promise<() => Promise<void>> {
+  async consume<T>(
+    queue: string,
+    handler: MessageHandler<T>,
+    options: { concurrency?: number } = {},
+  ): Promise<() => Promise<void>> {
     const names = this.physicalNames(queue);
     const { sqs, client } = await this.sdk();
     const mainUrl = await this.urlOf(names.main);
@@ -324,7 +374,10 @@ export class SqsQueue implements EventQueue {
           messages = out.Messages ?? [];
         } catch (e) {
           if (stopped) return;
-          this.logger?.warn({ err: (e as Error).message, queue }, 'receiving from SQS failed; retrying');
+          this.logger?.warn(
+            { err: (e as Error).message, queue },
+            'receiving from SQS failed; retrying',
+          );
           await sleep(this.o.pollIntervalMs);
           continue;
         }
@@ -337,7 +390,10 @@ export class SqsQueue implements EventQueue {
             await each(m);
           } catch (e) {
             // The message stays in SQS and comes back after its visibility timeout.
-            this.logger?.warn({ err: (e as Error).message, queue }, 'settling an SQS message failed');
+            this.logger?.warn(
+              { err: (e as Error).message, queue },
+              'settling an SQS message failed',
+            );
           }
         }
       }
@@ -345,11 +401,14 @@ export class SqsQueue implements EventQueue {
     const slots = Math.max(1, options.concurrency ?? 1);
     const running = [
       ...Array.from({ length: slots }, () =>
-        loop(mainUrl, (m) => this.process(queue, mainUrl, toRecord(m), handler as MessageHandler<unknown>)),
+        loop(mainUrl, (m) =>
+          this.process(queue, mainUrl, toRecord(m), handler as MessageHandler<unknown>),
+        ),
       ),
       loop(delayUrl, async (m) => {
         const r = await this.relayDelayed([toRecord(m)]);
-        if (r.batchItemFailures.length === 0) await this.deleteMessage(delayUrl, m.ReceiptHandle ?? '');
+        if (r.batchItemFailures.length === 0)
+          await this.deleteMessage(delayUrl, m.ReceiptHandle ?? '');
       }),
     ];
     let stopping: Promise<void> | null = null;
@@ -364,13 +423,22 @@ export class SqsQueue implements EventQueue {
     };
   }
 
-  private async process(queue: string, url: string, record: SqsRecord, handler: MessageHandler<unknown>): Promise<void> {
+  private async process(
+    queue: string,
+    url: string,
+    record: SqsRecord,
+    handler: MessageHandler<unknown>,
+  ): Promise<void> {
     const attempt = Number(record.attributes.ApproximateReceiveCount ?? '1');
     try {
       await handler(toQueueMessage(record));
     } catch {
       if (!(await this.giveUp(queue, record))) {
-        const delay = backoffSeconds(attempt, this.o.retryDelaySeconds, this.o.retryDelayMaxSeconds);
+        const delay = backoffSeconds(
+          attempt,
+          this.o.retryDelaySeconds,
+          this.o.retryDelayMaxSeconds,
+        );
         await this.setVisibility(queue, url, record.receiptHandle, delay);
         return;
       }
@@ -382,7 +450,11 @@ export class SqsQueue implements EventQueue {
    * Handles one Lambda batch of `queue`'s FIFO queue with FIFO semantics (see handleSqsBatch);
    * a message on its last attempt is dead-lettered and removed instead of being retried.
    */
-  async handleBatch<T>(queue: string, records: SqsRecord[], handler: MessageHandler<T>): Promise<SqsBatchResponse> {
+  async handleBatch<T>(
+    queue: string,
+    records: SqsRecord[],
+    handler: MessageHandler<T>,
+  ): Promise<SqsBatchResponse> {
     const names = this.physicalNames(queue);
     // Lambda (with ReportBatchItemFailures) deletes every record not reported, so a
     // dead-lettered record is left out of the report and leaves the queue with the handled ones.
@@ -391,7 +463,8 @@ export class SqsQueue implements EventQueue {
       (r) => handler(toQueueMessage(r) as Parameters<MessageHandler<T>>[0]),
       (r) => this.giveUp(queue, r),
     );
-    if (out.batchItemFailures.length > 0) await this.release(queue, await this.urlOf(names.main), records, out);
+    if (out.batchItemFailures.length > 0)
+      await this.release(queue, await this.urlOf(names.main), records, out);
     return out;
   }
 
@@ -401,32 +474,55 @@ export class SqsQueue implements EventQueue {
    * ones never tried come back at once (their groups stay in order: SQS hands out nothing of
    * a group while an earlier message of it is hidden).
    */
-  private async release(queue: string, url: string, records: SqsRecord[], out: SqsBatchResponse): Promise<void> {
+  private async release(
+    queue: string,
+    url: string,
+    records: SqsRecord[],
+    out: SqsBatchResponse,
+  ): Promise<void> {
     const reported = new Set(out.batchItemFailures.map((f) => f.itemIdentifier));
     let first = true;
     for (const r of records) {
       if (!reported.has(r.messageId)) continue;
       const attempt = Number(r.attributes.ApproximateReceiveCount ?? '1');
-      const delay = first ? backoffSeconds(attempt, this.o.retryDelaySeconds, this.o.retryDelayMaxSeconds) : 0;
+      const delay = first
+        ? backoffSeconds(attempt, this.o.retryDelaySeconds, this.o.retryDelayMaxSeconds)
+        : 0;
       first = false;
       await this.setVisibility(queue, url, r.receiptHandle, delay);
     }
   }
 
   /** Best effort: when it fails, the message just comes back after the queue's own timeout. */
-  private async setVisibility(queue: string, url: string, receiptHandle: string, seconds: number): Promise<void> {
+  private async setVisibility(
+    queue: string,
+    url: string,
+    receiptHandle: string,
+    seconds: number,
+  ): Promise<void> {
     try {
       const { sqs, client } = await this.sdk();
-      await client.send(new sqs.ChangeMessageVisibilityCommand({ QueueUrl: url, ReceiptHandle: receiptHandle, VisibilityTimeout: seconds }));
+      await client.send(
+        new sqs.ChangeMessageVisibilityCommand({
+          QueueUrl: url,
+          ReceiptHandle: receiptHandle,
+          VisibilityTimeout: seconds,
+        }),
+      );
     } catch (e) {
-      this.logger?.warn({ err: (e as Error).message, queue }, 'changing the visibility of a message failed');
+      this.logger?.warn(
+        { err: (e as Error).message, queue },
+        'changing the visibility of a message failed',
+      );
     }
   }
 
   /** Copies a message on its last attempt to the dead-letter queue; false while attempts remain. */
   private async giveUp(queue: string, record: SqsRecord): Promise<boolean> {
     const attempt = Number(record.attributes.ApproximateReceiveCount ?? '1');
-    const maxAttempts = Number(record.messageAttributes[attr.maxAttempts]?.stringValue ?? this.o.defaultMaxAttempts);
+    const maxAttempts = Number(
+      record.messageAttributes[attr.maxAttempts]?.stringValue ?? this.o.defaultMaxAttempts,
+    );
     if (attempt < maxAttempts) return false;
     const names = this.physicalNames(queue);
     const { sqs, client } = await this.sdk();
@@ -440,21 +536,34 @@ export class SqsQueue implements EventQueue {
         MessageAttributes: toAttributeValues(record.messageAttributes),
       }),
     );
-    this.logger?.warn({ queue, messageId: id, attempt }, 'message dead-lettered after its last attempt');
+    this.logger?.warn(
+      { queue, messageId: id, attempt },
+      'message dead-lettered after its last attempt',
+    );
     return true;
   }
 
   private async deleteMessage(url: string, receiptHandle: string): Promise<void> {
     const { sqs, client } = await this.sdk();
-    await client.send(new sqs.DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: receiptHandle }));
+    await client.send(
+      new sqs.DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: receiptHandle }),
+    );
   }
 
   /** Messages waiting in `queue`, delayed ones included (SQS's approximate counts). */
   async depth(queue: string): Promise<number> {
     const names = this.physicalNames(queue);
     const { sqs, client } = await this.sdk();
-    const count = async (physical: string, attributes: ('ApproximateNumberOfMessages' | 'ApproximateNumberOfMessagesDelayed')[]) => {
-      const out = await client.send(new sqs.GetQueueAttributesCommand({ QueueUrl: await this.urlOf(physical), AttributeNames: attributes }));
+    const count = async (
+      physical: string,
+      attributes: ('ApproximateNumberOfMessages' | 'ApproximateNumberOfMessagesDelayed')[],
+    ) => {
+      const out = await client.send(
+        new sqs.GetQueueAttributesCommand({
+          QueueUrl: await this.urlOf(physical),
+          AttributeNames: attributes,
+        }),
+      );
       return attributes.reduce((sum, a) => sum + Number(out.Attributes?.[a] ?? 0), 0);
     };
     const [main, delayed] = await Promise.all([
@@ -467,7 +576,9 @@ export class SqsQueue implements EventQueue {
   async ping(): Promise<void> {
     try {
       const { sqs, client } = await this.sdk();
-      await client.send(new sqs.ListQueuesCommand({ QueueNamePrefix: this.o.namePrefix, MaxResults: 1 }));
+      await client.send(
+        new sqs.ListQueuesCommand({ QueueNamePrefix: this.o.namePrefix, MaxResults: 1 }),
+      );
     } catch (e) {
       throw new Unavailable('queue', `SQS: ${errorName(e)}: ${(e as Error).message}`);
     }
@@ -477,7 +588,9 @@ export class SqsQueue implements EventQueue {
   async arnOf(queue: string): Promise<string> {
     const url = await this.urlOf(this.physicalNames(queue).main);
     const { sqs, client } = await this.sdk();
-    const out = await client.send(new sqs.GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }));
+    const out = await client.send(
+      new sqs.GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }),
+    );
     const arn = out.Attributes?.QueueArn;
     if (!arn) throw new Error(`SQS returned no ARN for ${url}`);
     return arn;
@@ -493,7 +606,9 @@ export class SqsQueue implements EventQueue {
   private sdk(): Promise<{ sqs: SqsSdkExports; client: SQSClient }> {
     this.loaded ??= loadSdk().then((sqs) => ({
       sqs,
-      client: isSqsClient(this.clientOption) ? this.clientOption : new sqs.SQSClient(this.clientOption ?? {}),
+      client: isSqsClient(this.clientOption)
+        ? this.clientOption
+        : new sqs.SQSClient(this.clientOption ?? {}),
     }));
     return this.loaded;
   }
@@ -515,10 +630,19 @@ export class SqsQueue implements EventQueue {
       const out = await client.send(new sqs.GetQueueUrlCommand({ QueueName: physical }));
       if (out.QueueUrl) return out.QueueUrl;
     } catch (e) {
-      const missing = errorName(e) === 'QueueDoesNotExist' || errorName(e) === 'AWS.SimpleQueueService.NonExistentQueue';
-      if (!missing) throw new Unavailable('queue', `SQS GetQueueUrl ${physical}: ${errorName(e)}: ${(e as Error).message}`);
+      const missing =
+        errorName(e) === 'QueueDoesNotExist' ||
+        errorName(e) === 'AWS.SimpleQueueService.NonExistentQueue';
+      if (!missing)
+        throw new Unavailable(
+          'queue',
+          `SQS GetQueueUrl ${physical}: ${errorName(e)}: ${(e as Error).message}`,
+        );
       if (!this.createQueues)
-        throw new Error(`SQS queue ${physical} does not exist; the cloud stack creates it (or set createQueues for local use)`, { cause: e });
+        throw new Error(
+          `SQS queue ${physical} does not exist; the cloud stack creates it (or set createQueues for local use)`,
+          { cause: e },
+        );
     }
     return this.create(physical);
   }
@@ -532,11 +656,21 @@ export class SqsQueue implements EventQueue {
     if (fifo) attributes.ContentBasedDeduplication = 'true';
     if (fifo && !physical.endsWith(`${deadLetterSuffix}.fifo`)) {
       const dlq = physical.replace(/\.fifo$/, `${deadLetterSuffix}.fifo`);
-      const arn = await client.send(new sqs.GetQueueAttributesCommand({ QueueUrl: await this.urlOf(dlq), AttributeNames: ['QueueArn'] }));
+      const arn = await client.send(
+        new sqs.GetQueueAttributesCommand({
+          QueueUrl: await this.urlOf(dlq),
+          AttributeNames: ['QueueArn'],
+        }),
+      );
       // The backstop for workers that die mid-message; spent attempts are dead-lettered by the consumer.
-      attributes.RedrivePolicy = JSON.stringify({ deadLetterTargetArn: arn.Attributes?.QueueArn, maxReceiveCount: 10 });
+      attributes.RedrivePolicy = JSON.stringify({
+        deadLetterTargetArn: arn.Attributes?.QueueArn,
+        maxReceiveCount: 10,
+      });
     }
-    const out = await client.send(new sqs.CreateQueueCommand({ QueueName: physical, Attributes: attributes }));
+    const out = await client.send(
+      new sqs.CreateQueueCommand({ QueueName: physical, Attributes: attributes }),
+    );
     if (!out.QueueUrl) throw new Error(`SQS CreateQueue ${physical} returned no URL`);
     return out.QueueUrl;
   }
@@ -544,7 +678,8 @@ export class SqsQueue implements EventQueue {
 
 function toRecord(m: Message): SqsRecord {
   const messageAttributes: SqsRecord['messageAttributes'] = {};
-  for (const [name, v] of Object.entries(m.MessageAttributes ?? {})) messageAttributes[name] = { stringValue: v.StringValue, dataType: v.DataType };
+  for (const [name, v] of Object.entries(m.MessageAttributes ?? {}))
+    messageAttributes[name] = { stringValue: v.StringValue, dataType: v.DataType };
   return {
     messageId: m.MessageId ?? '',
     receiptHandle: m.ReceiptHandle ?? '',
@@ -554,9 +689,13 @@ function toRecord(m: Message): SqsRecord {
   };
 }
 
-function toAttributeValues(a: SqsRecord['messageAttributes']): Record<string, MessageAttributeValue> {
+function toAttributeValues(
+  a: SqsRecord['messageAttributes'],
+): Record<string, MessageAttributeValue> {
   const out: Record<string, MessageAttributeValue> = {};
-  for (const [name, v] of Object.entries(a)) if (v?.stringValue !== undefined) out[name] = { DataType: v.dataType ?? 'String', StringValue: v.stringValue };
+  for (const [name, v] of Object.entries(a))
+    if (v?.stringValue !== undefined)
+      out[name] = { DataType: v.dataType ?? 'String', StringValue: v.stringValue };
   return out;
 }
 

@@ -66,7 +66,10 @@ export class SshDockerAgent extends http.Agent {
     this.config = config;
     this.idleTimeoutMs = options.idleTimeoutMs ?? defaultIdleTimeoutMs;
     this.channelsPerConnection = options.channelsPerConnection ?? defaultChannelsPerConnection;
-    this.createConnection = ((_options: unknown, callback: (err: Error | null, stream?: Duplex) => void) => {
+    this.createConnection = ((
+      _options: unknown,
+      callback: (err: Error | null, stream?: Duplex) => void,
+    ) => {
       this.openChannel().then(
         (stream) => callback(null, stream),
         (e: Error) => callback(e),
@@ -296,7 +299,8 @@ function destroyChannels(connection: Connection): void {
 function refSocket(connection: Connection, hold: boolean): void {
   void connection.ready.then(
     (client) => {
-      const socket = (client as unknown as { _sock?: { ref?: () => void; unref?: () => void } })._sock;
+      const socket = (client as unknown as { _sock?: { ref?: () => void; unref?: () => void } })
+        ._sock;
       // The busy count decides, not the order in which these settle.
       if (connection.busy > 0) socket?.ref?.();
       else if (!hold) socket?.unref?.();

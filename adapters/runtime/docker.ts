@@ -344,7 +344,9 @@ export class DockerRuntime implements ContainerRuntime {
       : target.ssh
         ? `${target.ssh.privateKey}\0${target.ssh.hostKey ?? ''}`
         : '';
-    const credentialsKey = credentials ? createHash('sha256').update(credentials).digest('hex') : '';
+    const credentialsKey = credentials
+      ? createHash('sha256').update(credentials).digest('hex')
+      : '';
     const key = `${target.dockerHost}\0${credentialsKey}`;
     const cached = this.clients.get(key);
     if (cached) {
@@ -369,7 +371,11 @@ export class DockerRuntime implements ContainerRuntime {
     if (options.protocol !== 'ssh') {
       // A tcp:// agent keeps no idle socket (no keep-alive) and a unix:// client uses the
       // global agent: dropping the client is all there is to close.
-      return { dockerHost: target.dockerHost, docker: new Dockerode(options), retire: () => undefined };
+      return {
+        dockerHost: target.dockerHost,
+        docker: new Dockerode(options),
+        retire: () => undefined,
+      };
     }
     // docker-modem's own ssh support opens a new SSH connection for every request (~400 ms
     // of handshake each); this agent keeps one per node and opens a channel per request.
@@ -422,7 +428,10 @@ export class DockerRuntime implements ContainerRuntime {
       if (refused)
         throw new Error(`docker ${what} on ${target.dockerHost} failed: ${refused}`, { cause: e });
       if (isConnectionError(e))
-        throw new Unavailable('docker', `${target.dockerHost}: ${messageOf(e)}${target.tls && isHangUp(e) ? tlsHangUpHint : ''}`);
+        throw new Unavailable(
+          'docker',
+          `${target.dockerHost}: ${messageOf(e)}${target.tls && isHangUp(e) ? tlsHangUpHint : ''}`,
+        );
       if (isTimeout(e))
         throw new Unavailable(
           'docker',
@@ -693,7 +702,8 @@ function tlsFailure(e: unknown): string | null {
   if (/^ERR_SSL_.*ALERT/.test(code)) {
     return `TLS handshake failed: the engine refused the node's client certificate (${code}); it must be signed by the CA the engine trusts (--tlscacert)`;
   }
-  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return `TLS handshake failed: ${messageOf(e)} (${code})`;
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))
+    return `TLS handshake failed: ${messageOf(e)} (${code})`;
   return null;
 }
 

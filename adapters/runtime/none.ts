@@ -10,7 +10,10 @@ import type { ContainerInfo, ContainerRuntime, OneOffResult } from '../../core/p
  */
 export class NoEngineRuntime implements ContainerRuntime {
   private refuse(): never {
-    throw new Unavailable('docker', 'this process does not reach Docker engines; the deploy worker does');
+    throw new Unavailable(
+      'docker',
+      'this process does not reach Docker engines; the deploy worker does',
+    );
   }
   async ping(): Promise<void> {
     this.refuse();

@@ -17,9 +17,18 @@ const fields = [
   { name: 'day of week', min: 0, max: 7 },
 ] as const;
 
-function parseField(text: string, min: number, max: number, name: string, cron: string): Set<number> {
+function parseField(
+  text: string,
+  min: number,
+  max: number,
+  name: string,
+  cron: string,
+): Set<number> {
   const out = new Set<number>();
-  const bad = () => new InvalidInput(`cron ${JSON.stringify(cron)}: ${name} field ${JSON.stringify(text)} is not valid`);
+  const bad = () =>
+    new InvalidInput(
+      `cron ${JSON.stringify(cron)}: ${name} field ${JSON.stringify(text)} is not valid`,
+    );
   for (const part of text.split(',')) {
     const m = /^(\*|\d+(?:-\d+)?)(?:\/(\d+))?$/.exec(part);
     if (!m) throw bad();
@@ -42,21 +51,24 @@ function parseField(text: string, min: number, max: number, name: string, cron: 
 export function parseCron(cron: string): CronMatcher {
   const parts = cron.trim().split(/\s+/);
   if (parts.length !== 5) {
-    throw new InvalidInput(`cron ${JSON.stringify(cron)} must have 5 fields (minute hour day-of-month month day-of-week)`);
+    throw new InvalidInput(
+      `cron ${JSON.stringify(cron)} must have 5 fields (minute hour day-of-month month day-of-week)`,
+    );
   }
-  const [minute, hour, dom, month, dow] = fields.map((f, i) => parseField(parts[i] ?? '', f.min, f.max, f.name, cron)) as [
-    Set<number>,
-    Set<number>,
-    Set<number>,
-    Set<number>,
-    Set<number>,
-  ];
+  const [minute, hour, dom, month, dow] = fields.map((f, i) =>
+    parseField(parts[i] ?? '', f.min, f.max, f.name, cron),
+  ) as [Set<number>, Set<number>, Set<number>, Set<number>, Set<number>];
   if (dow.has(7)) dow.add(0);
   const domAny = parts[2] === '*';
   const dowAny = parts[4] === '*';
   return {
     matches(at: Date): boolean {
-      if (!minute.has(at.getUTCMinutes()) || !hour.has(at.getUTCHours()) || !month.has(at.getUTCMonth() + 1)) return false;
+      if (
+        !minute.has(at.getUTCMinutes()) ||
+        !hour.has(at.getUTCHours()) ||
+        !month.has(at.getUTCMonth() + 1)
+      )
+        return false;
       const domHit = dom.has(at.getUTCDate());
       const dowHit = dow.has(at.getUTCDay());
       if (domAny || dowAny) return domHit && dowHit;

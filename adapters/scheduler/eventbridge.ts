@@ -18,7 +18,11 @@
  */
 import { createHash } from 'node:crypto';
 import type * as SchedulerSdk from '@aws-sdk/client-scheduler';
-import type { CreateScheduleInput, SchedulerClient, SchedulerClientConfig } from '@aws-sdk/client-scheduler';
+import type {
+  CreateScheduleInput,
+  SchedulerClient,
+  SchedulerClientConfig,
+} from '@aws-sdk/client-scheduler';
 import { InvalidInput } from '../../core/errors.ts';
 import type { Scheduler } from '../../core/ports.ts';
 import { assertName } from '../queue/names.ts';
@@ -50,7 +54,9 @@ interface Description {
 
 /** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
 type SchedulerSdkExports = Omit<typeof SchedulerSdk, 'default'>;
-const loadSdk: () => Promise<SchedulerSdkExports> = onFirstUse(() => import('@aws-sdk/client-scheduler').then(exportsOf));
+const loadSdk: () => Promise<SchedulerSdkExports> = onFirstUse(() =>
+  import('@aws-sdk/client-scheduler').then(exportsOf),
+);
 
 function isSchedulerClient(c: EventBridgeSchedulerOptions['client']): c is SchedulerClient {
   return typeof (c as SchedulerClient | undefined)?.send === 'function';
@@ -76,7 +82,10 @@ function dayOfWeekNames(field: string): string {
     }
     for (let d = lo; d <= hi; d += step) days.add(d % 7);
   }
-  return [...days].sort((x, y) => x - y).map((d) => dayNames[d]).join(',');
+  return [...days]
+    .sort((x, y) => x - y)
+    .map((d) => dayNames[d])
+    .join(',');
 }
 
 /**
@@ -85,7 +94,13 @@ function dayOfWeekNames(field: string): string {
  */
 export function toEventBridgeCron(cron: string): string {
   parseCron(cron);
-  const [minute, hour, dom, month, dow] = cron.trim().split(/\s+/) as [string, string, string, string, string];
+  const [minute, hour, dom, month, dow] = cron.trim().split(/\s+/) as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   if (dow === '*') return `cron(${minute} ${hour} ${dom} ${month} ? *)`;
   if (dom === '*') return `cron(${minute} ${hour} ? ${month} ${dayOfWeekNames(dow)} *)`;
   throw new InvalidInput(
@@ -95,7 +110,9 @@ export function toEventBridgeCron(cron: string): string {
 
 /** The EventBridge schedule name for a port name: itself when EventBridge accepts it. */
 export function scheduleNameOf(name: string): string {
-  return scheduleNamePattern.test(name) ? name : `h-${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
+  return scheduleNamePattern.test(name)
+    ? name
+    : `h-${createHash('sha256').update(name).digest('hex').slice(0, 40)}`;
 }
 
 /**
@@ -111,7 +128,9 @@ export class EventBridgeScheduler implements Scheduler {
 
   constructor(options: EventBridgeSchedulerOptions) {
     if (!/^arn:aws[\w-]*:iam::\d{12}:role\/.+$/.test(options.roleArn ?? ''))
-      throw new Error(`SCHEDULER_ROLE_ARN must be an IAM role ARN, got ${JSON.stringify(options.roleArn)}`);
+      throw new Error(
+        `SCHEDULER_ROLE_ARN must be an IAM role ARN, got ${JSON.stringify(options.roleArn)}`,
+      );
     this.clientOption = options.client;
     this.groupName = options.groupName ?? 'selfdevop';
     this.roleArn = options.roleArn;
@@ -154,7 +173,12 @@ export class EventBridgeScheduler implements Scheduler {
     assertName('schedule', name);
     const { scheduler, client } = await this.sdk();
     try {
-      await client.send(new scheduler.DeleteScheduleCommand({ Name: scheduleNameOf(name), GroupName: this.groupName }));
+      await client.send(
+        new scheduler.DeleteScheduleCommand({
+          Name: scheduleNameOf(name),
+          GroupName: this.groupName,
+        }),
+      );
     } catch (e) {
       if (errorName(e) !== 'ResourceNotFoundException') throw e;
     }
@@ -166,14 +190,21 @@ export class EventBridgeScheduler implements Scheduler {
     const names: string[] = [];
     let token: string | undefined;
     for (let page = 0; page < this.maxPages; page++) {
-      const out = await client.send(new scheduler.ListSchedulesCommand({ GroupName: this.groupName, ...(token ? { NextToken: token } : {}) }));
+      const out = await client.send(
+        new scheduler.ListSchedulesCommand({
+          GroupName: this.groupName,
+          ...(token ? { NextToken: token } : {}),
+        }),
+      );
       for (const s of out.Schedules ?? []) if (s.Name) names.push(s.Name);
       token = out.NextToken;
       if (!token) break;
     }
     const result = [];
     for (const scheduleName of names) {
-      const s = await client.send(new scheduler.GetScheduleCommand({ Name: scheduleName, GroupName: this.groupName }));
+      const s = await client.send(
+        new scheduler.GetScheduleCommand({ Name: scheduleName, GroupName: this.groupName }),
+      );
       let d: Description;
       try {
         d = JSON.parse(s.Description ?? '') as Description;
@@ -196,7 +227,9 @@ export class EventBridgeScheduler implements Scheduler {
   private sdk(): Promise<{ scheduler: SchedulerSdkExports; client: SchedulerClient }> {
     this.loaded ??= loadSdk().then((scheduler) => ({
       scheduler,
-      client: isSchedulerClient(this.clientOption) ? this.clientOption : new scheduler.SchedulerClient(this.clientOption ?? {}),
+      client: isSchedulerClient(this.clientOption)
+        ? this.clientOption
+        : new scheduler.SchedulerClient(this.clientOption ?? {}),
     }));
     return this.loaded;
   }

@@ -30,7 +30,14 @@ export class MemoryScheduler implements Scheduler {
     assertName('schedule', name);
     assertName('queue', queue);
     const matcher = parseCron(cron);
-    this.schedules.set(name, { name, cron, queue, payload: structuredClone(payload ?? null), matcher, firedFor: null });
+    this.schedules.set(name, {
+      name,
+      cron,
+      queue,
+      payload: structuredClone(payload ?? null),
+      matcher,
+      firedFor: null,
+    });
   }
 
   async unschedule(name: string): Promise<void> {
@@ -39,7 +46,12 @@ export class MemoryScheduler implements Scheduler {
   }
 
   list(): { name: string; cron: string; queue: string; payload: unknown }[] {
-    return [...this.schedules.values()].map(({ name, cron, queue, payload }) => ({ name, cron, queue, payload }));
+    return [...this.schedules.values()].map(({ name, cron, queue, payload }) => ({
+      name,
+      cron,
+      queue,
+      payload,
+    }));
   }
 
   /** Sends each schedule due in the minute of `now` that has not fired for that minute yet. */

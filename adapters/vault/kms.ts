@@ -38,7 +38,9 @@ const base64url = /^[A-Za-z0-9_-]+$/;
 
 /** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
 type KmsSdkExports = Omit<typeof KmsSdk, 'default'>;
-const loadSdk: () => Promise<KmsSdkExports> = onFirstUse(() => import('@aws-sdk/client-kms').then(exportsOf));
+const loadSdk: () => Promise<KmsSdkExports> = onFirstUse(() =>
+  import('@aws-sdk/client-kms').then(exportsOf),
+);
 
 function isKmsClient(c: KmsKeyVaultOptions['client']): c is KMSClient {
   return typeof (c as KMSClient | undefined)?.send === 'function';
@@ -85,16 +87,26 @@ export class KmsKeyVault implements KeyVault {
     if (typeof context !== 'string') throw new TypeError('seal: context must be a string');
     const { kms, client } = await this.sdk();
     const out = await client.send(
-      new kms.GenerateDataKeyCommand({ KeyId: this.keyId, KeySpec: 'AES_256', EncryptionContext: encryptionContext(context) }),
+      new kms.GenerateDataKeyCommand({
+        KeyId: this.keyId,
+        KeySpec: 'AES_256',
+        EncryptionContext: encryptionContext(context),
+      }),
     );
     if (!out.Plaintext || !out.CiphertextBlob || out.Plaintext.byteLength !== 32)
-      throw new Error(`KMS GenerateDataKey under ${this.keyId} returned no usable AES-256 data key`);
+      throw new Error(
+        `KMS GenerateDataKey under ${this.keyId} returned no usable AES-256 data key`,
+      );
     const key = Buffer.from(out.Plaintext);
     try {
       const iv = randomBytes(ivBytes);
       const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: tagBytes });
       cipher.setAAD(Buffer.from(context, 'utf8'));
-      const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+      const body = Buffer.concat([
+        cipher.update(plaintext, 'utf8'),
+        cipher.final(),
+        cipher.getAuthTag(),
+      ]);
       const wrapped = Buffer.from(out.CiphertextBlob).toString('base64url');
       return [version, wrapped, iv.toString('base64url'), body.toString('base64url')].join('.');
     } finally {
@@ -106,19 +118,26 @@ export class KmsKeyVault implements KeyVault {
     if (typeof sealed !== 'string') throw new SealedValueUnreadable('it is not a string');
     const parts = sealed.split('.');
     if (parts.length !== 4 || parts[0] !== version)
-      throw new SealedValueUnreadable(`it is not in the ${version}.<wrappedKey>.<iv>.<ciphertext> format`);
+      throw new SealedValueUnreadable(
+        `it is not in the ${version}.<wrappedKey>.<iv>.<ciphertext> format`,
+      );
     const [, wrappedText = '', ivText = '', bodyText = ''] = parts;
     const wrapped = decodeSegment(wrappedText, 'wrapped key');
     const iv = decodeSegment(ivText, 'iv');
     const body = decodeSegment(bodyText, 'ciphertext');
-    if (iv.byteLength !== ivBytes) throw new SealedValueUnreadable(`its iv is ${iv.byteLength} bytes, not ${ivBytes}`);
-    if (body.byteLength < tagBytes) throw new SealedValueUnreadable('its ciphertext is shorter than the authentication tag');
+    if (iv.byteLength !== ivBytes)
+      throw new SealedValueUnreadable(`its iv is ${iv.byteLength} bytes, not ${ivBytes}`);
+    if (body.byteLength < tagBytes)
+      throw new SealedValueUnreadable('its ciphertext is shorter than the authentication tag');
     const key = await this.unwrap(wrappedText, wrapped, String(context));
     const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: tagBytes });
     decipher.setAAD(Buffer.from(String(context), 'utf8'));
     decipher.setAuthTag(body.subarray(body.byteLength - tagBytes));
     try {
-      return Buffer.concat([decipher.update(body.subarray(0, body.byteLength - tagBytes)), decipher.final()]).toString('utf8');
+      return Buffer.concat([
+        decipher.update(body.subarray(0, body.byteLength - tagBytes)),
+        decipher.final(),
+      ]).toString('utf8');
     } catch {
       throw new SealedValueUnreadable(
         `it does not authenticate in context ${JSON.stringify(context)} (wrong context, or the value was altered)`,
@@ -136,7 +155,9 @@ export class KmsKeyVault implements KeyVault {
   private sdk(): Promise<{ kms: KmsSdkExports; client: KMSClient }> {
     this.loaded ??= loadSdk().then((kms) => ({
       kms,
-      client: isKmsClient(this.clientOption) ? this.clientOption : new kms.KMSClient(this.clientOption ?? {}),
+      client: isKmsClient(this.clientOption)
+        ? this.clientOption
+        : new kms.KMSClient(this.clientOption ?? {}),
     }));
     return this.loaded;
   }
@@ -152,15 +173,25 @@ export class KmsKeyVault implements KeyVault {
     let out;
     try {
       out = await client.send(
-        new kms.DecryptCommand({ CiphertextBlob: wrapped, KeyId: this.keyId, EncryptionContext: encryptionContext(context) }),
+        new kms.DecryptCommand({
+          CiphertextBlob: wrapped,
+          KeyId: this.keyId,
+          EncryptionContext: encryptionContext(context),
+        }),
       );
     } catch (e) {
       const name = (e as { name?: string }).name;
       if (name === 'InvalidCiphertextException' || name === 'IncorrectKeyException')
-        throw new SealedValueUnreadable(`KMS refused its data key in context ${JSON.stringify(context)} (${name})`);
-      throw new Error(`KMS Decrypt under ${this.keyId} failed: ${name ?? 'Error'}: ${(e as Error).message}`, { cause: e });
+        throw new SealedValueUnreadable(
+          `KMS refused its data key in context ${JSON.stringify(context)} (${name})`,
+        );
+      throw new Error(
+        `KMS Decrypt under ${this.keyId} failed: ${name ?? 'Error'}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
-    if (!out.Plaintext || out.Plaintext.byteLength !== 32) throw new SealedValueUnreadable('KMS returned no AES-256 data key');
+    if (!out.Plaintext || out.Plaintext.byteLength !== 32)
+      throw new SealedValueUnreadable('KMS returned no AES-256 data key');
     const key = Buffer.from(out.Plaintext);
     if (this.cacheTtlMs > 0) {
       while (this.cache.size >= this.cacheMaxEntries) {

@@ -53,11 +53,17 @@ export async function measureFirstHealthy(options: {
         const r = await probe.check(`http://${info.published}${options.healthPath}`, 500);
         if (r.ok) break;
         if (performance.now() - started > deadlineMs) {
-          throw new Error(`${options.image} was not healthy within ${deadlineMs} ms (last: ${r.status ?? r.error})`);
+          throw new Error(
+            `${options.image} was not healthy within ${deadlineMs} ms (last: ${r.status ?? r.error})`,
+          );
         }
         await new Promise((x) => setTimeout(x, every));
       }
-      out.push({ dockerStartMs: started - t0, firstHealthyMs: performance.now() - started, probes });
+      out.push({
+        dockerStartMs: started - t0,
+        firstHealthyMs: performance.now() - started,
+        probes,
+      });
     } finally {
       await runtime.remove(options.target, name);
     }

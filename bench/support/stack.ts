@@ -68,7 +68,11 @@ export interface Stack {
   /** The release-steps jobs of these releases, read from pg-boss's table. */
   stepJobs(releaseIds: string[]): Promise<StepJob[]>;
   /** GET through Caddy's HTTP port with a Host header, on a keep-alive agent. */
-  viaCaddy(host: string, path: string, timeoutMs?: number): Promise<{ status: number; body: string }>;
+  viaCaddy(
+    host: string,
+    path: string,
+    timeoutMs?: number,
+  ): Promise<{ status: number; body: string }>;
   close(): Promise<void>;
 }
 
@@ -94,7 +98,10 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T | u
  * Boots the stack. `queue` goes to pg-boss (e.g. pollingIntervalSeconds); unset fields take
  * the shipped defaults, not the test harness's shorter ones.
  */
-export async function startStack(options: { queue: Partial<PgBossConfig>; release?: SelfhostTestSettings['release'] }): Promise<Stack> {
+export async function startStack(options: {
+  queue: Partial<PgBossConfig>;
+  release?: SelfhostTestSettings['release'];
+}): Promise<Stack> {
   const cleanups: (() => Promise<unknown>)[] = [];
   let orgId = '';
   // One clean-up however many callers (the watchdog, a signal, the normal end) ask for it.
@@ -102,7 +109,13 @@ export async function startStack(options: { queue: Partial<PgBossConfig>; releas
   const closeAll = () =>
     (closing ??= (async () => {
       for (const c of cleanups.splice(0).reverse()) {
-        await within(c().catch((e: unknown) => process.stderr.write(`bench: clean-up step failed: ${String(e)}\n`)), 30_000, 'clean-up step');
+        await within(
+          c().catch((e: unknown) =>
+            process.stderr.write(`bench: clean-up step failed: ${String(e)}\n`),
+          ),
+          30_000,
+          'clean-up step',
+        );
       }
     })());
   try {
@@ -135,14 +148,19 @@ export async function startStack(options: { queue: Partial<PgBossConfig>; releas
 
     const email = 'bench@example.com';
     const password = 'correct horse battery';
-    const signup = await api.request('POST', '/api/auth/local/signup', { body: { email, password } });
+    const signup = await api.request('POST', '/api/auth/local/signup', {
+      body: { email, password },
+    });
     if (signup.status !== 201) throw new Error(`signup answered ${signup.status}: ${signup.text}`);
     let token = signup.body.token as string;
     orgId = signup.body.org.id as string;
     const req: Requester = (method, path, o = {}) => api.request(method, path, { token, ...o });
     const project = await req('POST', '/api/projects', { body: { name: 'bench' } });
-    if (project.status !== 201) throw new Error(`project answered ${project.status}: ${project.text}`);
-    const node = await req('POST', '/api/nodes', { body: { name: 'local', dockerHost, address: '127.0.0.1' } });
+    if (project.status !== 201)
+      throw new Error(`project answered ${project.status}: ${project.text}`);
+    const node = await req('POST', '/api/nodes', {
+      body: { name: 'local', dockerHost, address: '127.0.0.1' },
+    });
     if (node.status !== 201) throw new Error(`node answered ${node.status}: ${node.text}`);
 
     const stack: Stack = {
@@ -156,25 +174,32 @@ export async function startStack(options: { queue: Partial<PgBossConfig>; releas
         await within(api.close(), 30_000, 'control plane shutdown');
         api = await boot(queue);
         stack.queue = queue;
-        const login = await api.request('POST', '/api/auth/local/login', { body: { email, password } });
+        const login = await api.request('POST', '/api/auth/local/login', {
+          body: { email, password },
+        });
         if (login.status !== 200) throw new Error(`login answered ${login.status}: ${login.text}`);
         token = login.body.token as string;
       },
       async createService(name, body) {
-        const res = await req('POST', '/api/services', { body: { projectId: stack.projectId, name, ...body } });
-        if (res.status !== 201) throw new Error(`service ${name} answered ${res.status}: ${res.text}`);
+        const res = await req('POST', '/api/services', {
+          body: { projectId: stack.projectId, name, ...body },
+        });
+        if (res.status !== 201)
+          throw new Error(`service ${name} answered ${res.status}: ${res.text}`);
         return { id: res.body.id as string, host: res.body.hosts[0].host as string };
       },
       async deploy(serviceId, image) {
         const t0 = Date.now();
         const res = await req('POST', '/api/releases', { body: { serviceId, image } });
         const tResp = Date.now();
-        if (res.status !== 202) throw new Error(`deploy of ${image} answered ${res.status}: ${res.text}`);
+        if (res.status !== 202)
+          throw new Error(`deploy of ${image} answered ${res.status}: ${res.text}`);
         return { id: res.body.id as string, t0, tResp };
       },
       async getRelease(id) {
         const res = await req('GET', `/api/releases/${id}`);
-        if (res.status !== 200) throw new Error(`release ${id} answered ${res.status}: ${res.text}`);
+        if (res.status !== 200)
+          throw new Error(`release ${id} answered ${res.status}: ${res.text}`);
         return res.body as ReleaseWire;
       },
       async settle(id, deadlineMs = 60_000, intervalMs = 50) {
@@ -182,13 +207,15 @@ export async function startStack(options: { queue: Partial<PgBossConfig>; releas
         for (;;) {
           const r = await stack.getRelease(id);
           if (['completed', 'failed', 'rolled_back'].includes(r.status)) return r;
-          if (Date.now() > end) throw new Error(`release ${id} still ${r.status} after ${deadlineMs} ms`);
+          if (Date.now() > end)
+            throw new Error(`release ${id} still ${r.status} after ${deadlineMs} ms`);
           await new Promise((x) => setTimeout(x, intervalMs));
         }
       },
       async logs(id) {
         const res = await req('GET', `/api/releases/${id}/logs`);
-        if (res.status !== 200) throw new Error(`logs of ${id} answered ${res.status}: ${res.text}`);
+        if (res.status !== 200)
+          throw new Error(`logs of ${id} answered ${res.status}: ${res.text}`);
         return res.body.items as { at: string; line: string }[];
       },
       async stepJobs(releaseIds) {
@@ -200,7 +227,8 @@ export async function startStack(options: { queue: Partial<PgBossConfig>; releas
             order by created_on`,
           [releaseIds],
         );
-        const ms = (v: unknown) => (v instanceof Date ? v.getTime() : v === null ? null : new Date(String(v)).getTime());
+        const ms = (v: unknown) =>
+          v instanceof Date ? v.getTime() : v === null ? null : new Date(String(v)).getTime();
         return (rows as Record<string, unknown>[]).map((r) => ({
           releaseId: String(r.release_id),
           status: String(r.status),
@@ -212,13 +240,23 @@ export async function startStack(options: { queue: Partial<PgBossConfig>; releas
       },
       viaCaddy(host, path, timeoutMs = 2000) {
         return new Promise((resolve, reject) => {
-          const r = http.get({ host: '127.0.0.1', port: caddy.httpPort, path, headers: { host }, agent, timeout: timeoutMs }, (res) => {
-            let body = '';
-            res.setEncoding('utf8');
-            res.on('data', (c: string) => (body += c));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-            res.on('error', reject);
-          });
+          const r = http.get(
+            {
+              host: '127.0.0.1',
+              port: caddy.httpPort,
+              path,
+              headers: { host },
+              agent,
+              timeout: timeoutMs,
+            },
+            (res) => {
+              let body = '';
+              res.setEncoding('utf8');
+              res.on('data', (c: string) => (body += c));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+              res.on('error', reject);
+            },
+          );
           r.on('timeout', () => r.destroy(new Error(`GET ${host}${path} via Caddy timed out`)));
           r.on('error', reject);
         });

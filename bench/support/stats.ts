@@ -17,7 +17,13 @@ export function round(n: number, digits = 0): number {
 }
 
 /** Median, p95, min, max and the samples themselves, rounded. */
-export function summary(samples: readonly number[]): { median: number; p95: number; min: number; max: number; samples: number[] } {
+export function summary(samples: readonly number[]): {
+  median: number;
+  p95: number;
+  min: number;
+  max: number;
+  samples: number[];
+} {
   return {
     median: round(median(samples)),
     p95: round(percentile(samples, 95)),

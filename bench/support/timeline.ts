@@ -37,7 +37,12 @@ export interface DeployTimeline {
 }
 
 /** The messages up to the switch, in order (`candidate_started` runs the no-op migrate). */
-export const messagesToSwitch = ['queued', 'artifact_ready', 'candidate_started', 'health_validating'] as const;
+export const messagesToSwitch = [
+  'queued',
+  'artifact_ready',
+  'candidate_started',
+  'health_validating',
+] as const;
 
 export function deployTimeline(
   sent: { t0: number; tResp: number },
@@ -47,9 +52,13 @@ export function deployTimeline(
   const at = (iso: string | null | undefined) => (iso ? Date.parse(iso) : Number.NaN);
   const step = (name: string) => release.steps.find((s) => s.name === name);
   const switched = at(step('switch_traffic')?.finishedAt);
-  if (Number.isNaN(switched)) throw new Error(`release ${release.id} (${release.status}) has no finished switch_traffic step`);
+  if (Number.isNaN(switched))
+    throw new Error(
+      `release ${release.id} (${release.status}) has no finished switch_traffic step`,
+    );
   const stepMs: Record<string, number> = {};
-  for (const s of release.steps) if (s.finishedAt) stepMs[s.name] = at(s.finishedAt) - at(s.startedAt);
+  for (const s of release.steps)
+    if (s.finishedAt) stepMs[s.name] = at(s.finishedAt) - at(s.startedAt);
 
   const mine = jobs.filter((j) => j.releaseId === release.id);
   const pickupMs: Record<string, number> = {};
@@ -59,7 +68,8 @@ export function deployTimeline(
   let firstSent = Number.NaN;
   for (const status of messagesToSwitch) {
     const job = mine.find((j) => j.status === status);
-    if (!job || job.startedOn === null) throw new Error(`release ${release.id}: no fetched ${status} message in pg-boss`);
+    if (!job || job.startedOn === null)
+      throw new Error(`release ${release.id}: no fetched ${status} message in pg-boss`);
     if (status === 'queued') firstSent = job.createdOn;
     const runnable = Math.max(job.createdOn, previousDone ?? job.createdOn);
     pickupMs[status] = job.startedOn - runnable;

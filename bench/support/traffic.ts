@@ -104,8 +104,21 @@ async function main(options: TrafficOptions): Promise<void> {
 
   function open(route: 'other' | 'switched'): Promise<void> {
     const host = route === 'other' ? options.otherHost : options.switchedHost;
-    const ws = new WebSocket(`ws://127.0.0.1:${options.caddyPort}/`, { headers: { host }, handshakeTimeout: 5000 });
-    const c: Client = { route, id: nextId++, ws, version: null, seq: 0, pending: new Map(), overdue: new Set(), closing: false, timer: null };
+    const ws = new WebSocket(`ws://127.0.0.1:${options.caddyPort}/`, {
+      headers: { host },
+      handshakeTimeout: 5000,
+    });
+    const c: Client = {
+      route,
+      id: nextId++,
+      ws,
+      version: null,
+      seq: 0,
+      pending: new Map(),
+      overdue: new Set(),
+      closing: false,
+      timer: null,
+    };
     return new Promise((resolve) => {
       let opened = false;
       ws.on('open', () => {
@@ -146,7 +159,8 @@ async function main(options: TrafficOptions): Promise<void> {
       });
       ws.on('close', (code, reason) => {
         if (c.timer) clearInterval(c.timer);
-        if (opened && !c.closing) drops.push({ route, client: c.id, atMs: since(), code, reason: String(reason) });
+        if (opened && !c.closing)
+          drops.push({ route, client: c.id, atMs: since(), code, reason: String(reason) });
       });
     });
   }
@@ -231,7 +245,9 @@ async function main(options: TrafficOptions): Promise<void> {
 
 const arg = process.argv[2];
 if (!arg || !process.send) {
-  process.stderr.write('bench/support/traffic.ts is started by bench/deploy.ts (fork with one JSON argument)\n');
+  process.stderr.write(
+    'bench/support/traffic.ts is started by bench/deploy.ts (fork with one JSON argument)\n',
+  );
   process.exit(2);
 }
 await main(JSON.parse(arg) as TrafficOptions);

@@ -27,16 +27,25 @@ async function readFlagFile(flag: string, file: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (e) {
-    throw new CliError(`cannot read --${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+    throw new CliError(
+      `cannot read --${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      2,
+    );
   }
 }
 
 /** The tls and ssh fields of a node body, read from the files the flags name. */
-async function credentialsFrom(values: Partial<Record<keyof typeof credentialFlags, string | boolean>>) {
-  const body: { tls?: { ca: string; cert: string; key: string }; ssh?: Record<string, unknown> } = {};
-  const tlsFlags = (['tls-ca', 'tls-cert', 'tls-key'] as const).filter((f) => values[f] !== undefined);
+async function credentialsFrom(
+  values: Partial<Record<keyof typeof credentialFlags, string | boolean>>,
+) {
+  const body: { tls?: { ca: string; cert: string; key: string }; ssh?: Record<string, unknown> } =
+    {};
+  const tlsFlags = (['tls-ca', 'tls-cert', 'tls-key'] as const).filter(
+    (f) => values[f] !== undefined,
+  );
   if (tlsFlags.length > 0) {
-    if (tlsFlags.length < 3) throw new CliError('--tls-ca, --tls-cert and --tls-key go together', 2);
+    if (tlsFlags.length < 3)
+      throw new CliError('--tls-ca, --tls-cert and --tls-key go together', 2);
     body.tls = {
       ca: await readFlagFile('tls-ca', String(values['tls-ca'])),
       cert: await readFlagFile('tls-cert', String(values['tls-cert'])),
@@ -46,7 +55,9 @@ async function credentialsFrom(values: Partial<Record<keyof typeof credentialFla
   if (values['ssh-key'] !== undefined) {
     body.ssh = { privateKey: await readFlagFile('ssh-key', String(values['ssh-key'])) };
     if (values['ssh-host-key'] !== undefined) {
-      body.ssh.hostKey = (await readFlagFile('ssh-host-key', String(values['ssh-host-key']))).trim();
+      body.ssh.hostKey = (
+        await readFlagFile('ssh-host-key', String(values['ssh-host-key']))
+      ).trim();
     }
     if (values['insecure-ignore-host-key']) body.ssh.insecureIgnoreHostKey = true;
   } else if (values['ssh-host-key'] !== undefined || values['insecure-ignore-host-key']) {
@@ -56,7 +67,8 @@ async function credentialsFrom(values: Partial<Record<keyof typeof credentialFla
 }
 
 const credentialsOf = (n: NodeRecord) =>
-  [n.tls?.configured ? 'tls' : null, n.ssh?.configured ? 'ssh' : null].filter(Boolean).join(',') || '-';
+  [n.tls?.configured ? 'tls' : null, n.ssh?.configured ? 'ssh' : null].filter(Boolean).join(',') ||
+  '-';
 
 export const nodes: Command = {
   name: 'nodes',
@@ -108,13 +120,18 @@ Examples:
         throw new CliError('nodes rotate needs --tls-ca/--tls-cert/--tls-key or --ssh-key', 2);
       }
       const api = await client(ctx.env);
-      const node = (await api.all<NodeRecord>('/api/nodes')).find((n) => n.name === name || n.id === name);
+      const node = (await api.all<NodeRecord>('/api/nodes')).find(
+        (n) => n.name === name || n.id === name,
+      );
       if (!node) throw new CliError(`node ${name} not found`);
       await api.call('PATCH', `/api/nodes/${node.id}`, credentials);
-      ctx.o.out(`rotated the ${Object.keys(credentials).join(' and ')} credentials of node ${node.name}`);
+      ctx.o.out(
+        `rotated the ${Object.keys(credentials).join(' and ')} credentials of node ${node.name}`,
+      );
       return 0;
     }
-    if (sub !== 'list') throw new CliError(`unknown nodes command ${sub}: use list, add or rotate`, 2);
+    if (sub !== 'list')
+      throw new CliError(`unknown nodes command ${sub}: use list, add or rotate`, 2);
     const api = await client(ctx.env);
     const items = await api.all<NodeRecord>('/api/nodes');
     if (values.json) return (json(ctx.o, items), 0);

@@ -3,7 +3,13 @@ import { Forbidden, NotFound } from '../errors.ts';
 import type { ApiKey, Page, PageRequest, Role } from '../models.ts';
 import { assertCan, canGrant } from '../roles.ts';
 import { apiKeyPrefix } from '../auth/use-cases.ts';
-import { recordAudit, requireSameOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
+import {
+  recordAudit,
+  requireSameOrg,
+  type CoreDeps,
+  type Principal,
+  type RequestContext,
+} from '../deps.ts';
 
 export async function createApiKey(
   deps: CoreDeps,
@@ -14,7 +20,8 @@ export async function createApiKey(
 ): Promise<{ id: string; key: string; name: string; role: Role; prefix: string }> {
   const p = requireSameOrg(principal, orgId);
   assertCan(p.role, 'manage-keys');
-  if (!canGrant(p.role, input.role)) throw new Forbidden(`create a key with role ${input.role}`, p.role);
+  if (!canGrant(p.role, input.role))
+    throw new Forbidden(`create a key with role ${input.role}`, p.role);
   const key = `${apiKeyPrefix}${deps.ids.newSecret(32)}`;
   const record = {
     id: deps.ids.newId('key'),
@@ -60,8 +67,13 @@ export async function revokeApiKey(
   const p = requireSameOrg(principal, orgId);
   assertCan(p.role, 'manage-keys');
   await deps.store.withOrg(orgId, async (repos) => {
-    if (!(await repos.apiKeys.revoke(keyId, deps.clock.now().toISOString()))) throw new NotFound('api_key', keyId);
+    if (!(await repos.apiKeys.revoke(keyId, deps.clock.now().toISOString())))
+      throw new NotFound('api_key', keyId);
     deps.apiKeyCache?.deleteWhere((k) => k.id === keyId);
-    await recordAudit(deps, repos, p, ctx, { action: 'api_key.revoked', targetType: 'api_key', targetId: keyId });
+    await recordAudit(deps, repos, p, ctx, {
+      action: 'api_key.revoked',
+      targetType: 'api_key',
+      targetId: keyId,
+    });
   });
 }

@@ -16,7 +16,11 @@ export async function createDeployJob(
   return getDeployJob(deps, principal, deployJobIdOf(release.id));
 }
 
-export async function getDeployJob(deps: Pick<ReleaseDeps, 'store'>, principal: Principal, id: string): Promise<DeployJob> {
+export async function getDeployJob(
+  deps: Pick<ReleaseDeps, 'store'>,
+  principal: Principal,
+  id: string,
+): Promise<DeployJob> {
   const p = requireOrg(principal);
   const job = await deps.store.withOrg(p.orgId, (repos) => repos.deployJobs.get(id));
   if (!job) throw new NotFound('deploy_job', id);

@@ -83,7 +83,8 @@ export interface CaddyOnDemandTlsOptions {
 export function caddyOnDemandTls(options: CaddyOnDemandTlsOptions): Record<string, unknown> {
   const issuer: Record<string, unknown> = { module: 'acme' };
   if (options.acmeCa !== undefined) issuer.ca = options.acmeCa;
-  if (options.trustedRootsPemFiles !== undefined) issuer.trusted_roots_pem_files = options.trustedRootsPemFiles;
+  if (options.trustedRootsPemFiles !== undefined)
+    issuer.trusted_roots_pem_files = options.trustedRootsPemFiles;
   if (options.email !== undefined) issuer.email = options.email;
   return {
     automation: {
@@ -166,7 +167,10 @@ export const dynamicUpstreamsGracePeriod = '1h';
 
 /** A route id as one DNS label: ids are longer than 63 characters and carry underscores. */
 export function upstreamLabel(routeId: string): string {
-  const slug = routeId.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+  const slug = routeId
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
   if (slug.length <= 63 && slug.length > 0) return slug;
   // Too long: keep the distinctive tail (ids end in their random part) and a checksum of the whole.
   let h = 0;
@@ -174,7 +178,8 @@ export function upstreamLabel(routeId: string): string {
   return `${slug.slice(-54)}-${h.toString(36).padStart(7, '0')}`.replace(/^-+/, '');
 }
 
-export const srvNameOf = (label: string, zone: string): string => `_${label}._tcp.${zone.toLowerCase()}`;
+export const srvNameOf = (label: string, zone: string): string =>
+  `_${label}._tcp.${zone.toLowerCase()}`;
 
 /** The route label a `SRV _<label>._tcp.<zone>` question asks for, or null for another name. */
 export function labelOfSrvName(name: string, zone: string): string | null {
@@ -184,7 +189,9 @@ export function labelOfSrvName(name: string, zone: string): string | null {
 
 /** The IPv4 address an SRV target `ip-10-0-0-5.<zone>` stands for, or null. */
 export function hostOfTarget(name: string, zone: string): string | null {
-  const m = /^ip-(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})\.(.+)$/.exec(name.toLowerCase().replace(/\.$/, ''));
+  const m = /^ip-(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})\.(.+)$/.exec(
+    name.toLowerCase().replace(/\.$/, ''),
+  );
   if (!m || m[5] !== zone.toLowerCase()) return null;
   const parts = m.slice(1, 5).map(Number);
   return parts.every((p) => p <= 255) ? parts.join('.') : null;
@@ -392,8 +399,13 @@ export function restoreRoutes(
     if (current === null) continue;
     const missing = spec.hosts.filter((h) => !current.hosts.includes(h));
     if (missing.length === 0) continue;
-    next[at] = { ...(next[at] as Record<string, unknown>), match: [{ host: [...current.hosts, ...missing] }] };
+    next[at] = {
+      ...(next[at] as Record<string, unknown>),
+      match: [{ host: [...current.hosts, ...missing] }],
+    };
     restored.hosts.push(...missing.map((h) => `${h} on ${spec.id}`));
   }
-  return restored.routes.length === 0 && restored.hosts.length === 0 ? null : { routes: next, restored };
+  return restored.routes.length === 0 && restored.hosts.length === 0
+    ? null
+    : { routes: next, restored };
 }

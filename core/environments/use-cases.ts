@@ -1,7 +1,13 @@
 import { AlreadyExists, NotFound } from '../errors.ts';
 import type { Environment, Page, PageRequest } from '../models.ts';
 import { assertCan } from '../roles.ts';
-import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
+import {
+  recordAudit,
+  requireOrg,
+  type CoreDeps,
+  type Principal,
+  type RequestContext,
+} from '../deps.ts';
 import { findProject } from '../projects/use-cases.ts';
 
 export async function createEnvironment(
@@ -35,7 +41,11 @@ export async function createEnvironment(
   });
 }
 
-export async function getEnvironment(deps: CoreDeps, principal: Principal, id: string): Promise<Environment> {
+export async function getEnvironment(
+  deps: CoreDeps,
+  principal: Principal,
+  id: string,
+): Promise<Environment> {
   const p = requireOrg(principal);
   const env = await deps.store.withOrg(p.orgId, (repos) => repos.environments.get(id));
   if (!env) throw new NotFound('environment', id);

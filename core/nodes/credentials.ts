@@ -34,15 +34,24 @@ const isLoopbackHost = (host: string) => /^(localhost|127(\.[0-9]{1,3}){3})$/i.t
 export function credentialProblems(
   dockerHost: string,
   given: { tls?: unknown; ssh?: unknown },
-  has: { tls: boolean; ssh: boolean } = { tls: given.tls !== undefined, ssh: given.ssh !== undefined },
+  has: { tls: boolean; ssh: boolean } = {
+    tls: given.tls !== undefined,
+    ssh: given.ssh !== undefined,
+  },
 ): { field: string; message: string }[] {
   const scheme = dockerHost.slice(0, dockerHost.indexOf('://'));
   const problems: { field: string; message: string }[] = [];
   if (given.tls !== undefined && scheme !== 'tcp') {
-    problems.push({ field: 'tls', message: `applies only to a tcp:// docker host, not ${scheme}://` });
+    problems.push({
+      field: 'tls',
+      message: `applies only to a tcp:// docker host, not ${scheme}://`,
+    });
   }
   if (given.ssh !== undefined && scheme !== 'ssh') {
-    problems.push({ field: 'ssh', message: `applies only to an ssh:// docker host, not ${scheme}://` });
+    problems.push({
+      field: 'ssh',
+      message: `applies only to an ssh:// docker host, not ${scheme}://`,
+    });
   }
   if (scheme === 'tcp' && !has.tls) {
     const host = dockerHost.slice('tcp://'.length).replace(/:[0-9]+$/, '');
@@ -54,7 +63,10 @@ export function credentialProblems(
     }
   }
   if (scheme === 'ssh' && !has.ssh) {
-    problems.push({ field: 'ssh', message: 'is required for an ssh:// docker host: {privateKey, hostKey}' });
+    problems.push({
+      field: 'ssh',
+      message: 'is required for an ssh:// docker host: {privateKey, hostKey}',
+    });
   }
   return problems;
 }
@@ -75,7 +87,10 @@ export async function sealNodeCredentials(
   current: Pick<NodeRecord, 'sealedTls' | 'sealedSsh'> = { sealedTls: null, sealedSsh: null },
 ): Promise<Pick<NodeRecord, 'sealedTls' | 'sealedSsh'>> {
   const sealedTls = input.tls
-    ? await vault.seal(JSON.stringify({ ca: input.tls.ca, cert: input.tls.cert, key: input.tls.key }), nodeCredentialContext(node.orgId, node.id, 'tls'))
+    ? await vault.seal(
+        JSON.stringify({ ca: input.tls.ca, cert: input.tls.cert, key: input.tls.key }),
+        nodeCredentialContext(node.orgId, node.id, 'tls'),
+      )
     : current.sealedTls;
   const sealedSsh = input.ssh
     ? await vault.seal(
@@ -88,7 +103,12 @@ export async function sealNodeCredentials(
 
 const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
 
-async function openJson(vault: KeyVault, node: NodeRecord, kind: NodeCredentialKind, sealed: string): Promise<Record<string, unknown>> {
+async function openJson(
+  vault: KeyVault,
+  node: NodeRecord,
+  kind: NodeCredentialKind,
+  sealed: string,
+): Promise<Record<string, unknown>> {
   let plain: string;
   try {
     plain = await vault.open(sealed, nodeCredentialContext(node.orgId, node.id, kind));
@@ -115,7 +135,8 @@ export async function openNodeTarget(vault: KeyVault, node: NodeRecord): Promise
   const target: DockerTarget = { dockerHost: node.dockerHost };
   if (node.sealedTls) {
     const { ca, cert, key } = await openJson(vault, node, 'tls', node.sealedTls);
-    if (!isText(ca) || !isText(cert) || !isText(key)) throw new NodeCredentialsUnreadable(node, 'tls', 'the opened value lacks ca, cert or key');
+    if (!isText(ca) || !isText(cert) || !isText(key))
+      throw new NodeCredentialsUnreadable(node, 'tls', 'the opened value lacks ca, cert or key');
     target.tls = { ca, cert, key };
   }
   if (node.sealedSsh) {

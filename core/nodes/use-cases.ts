@@ -2,7 +2,13 @@ import { NotFound } from '../errors.ts';
 import type { NodeRecord, Page, PageRequest } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import type { CreateNodeInput, UpdateNodeCredentialsInput } from '../schemas.ts';
-import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
+import {
+  recordAudit,
+  requireOrg,
+  type CoreDeps,
+  type Principal,
+  type RequestContext,
+} from '../deps.ts';
 import { assertCredentialsFit, sealNodeCredentials } from './credentials.ts';
 
 /** What the API shows of a node: credentials are write-only, so only whether each is set. */
@@ -13,7 +19,11 @@ export type NodeView = Omit<NodeRecord, 'sealedTls' | 'sealedSsh'> & {
 
 export function nodeView(node: NodeRecord): NodeView {
   const { sealedTls, sealedSsh, ...rest } = node;
-  return { ...rest, tls: { configured: sealedTls !== null }, ssh: { configured: sealedSsh !== null } };
+  return {
+    ...rest,
+    tls: { configured: sealedTls !== null },
+    ssh: { configured: sealedSsh !== null },
+  };
 }
 
 const kindsOf = (input: { tls?: unknown; ssh?: unknown }) =>
@@ -94,7 +104,11 @@ export async function getNode(deps: CoreDeps, principal: Principal, id: string):
   return nodeView(node);
 }
 
-export async function listNodes(deps: CoreDeps, principal: Principal, page: PageRequest): Promise<Page<NodeView>> {
+export async function listNodes(
+  deps: CoreDeps,
+  principal: Principal,
+  page: PageRequest,
+): Promise<Page<NodeView>> {
   const p = requireOrg(principal);
   const nodes = await deps.store.withOrg(p.orgId, (repos) => repos.nodes.list(page));
   return { ...nodes, items: nodes.items.map(nodeView) };

@@ -1,6 +1,13 @@
 import { NotFound } from '../errors.ts';
 import type { Org } from '../models.ts';
-import { recordAudit, requireSameOrg, requireUser, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
+import {
+  recordAudit,
+  requireSameOrg,
+  requireUser,
+  type CoreDeps,
+  type Principal,
+  type RequestContext,
+} from '../deps.ts';
 
 export async function createOrg(
   deps: CoreDeps,
@@ -14,7 +21,11 @@ export async function createOrg(
   await deps.store.withOrg(org.id, async (repos) => {
     await repos.orgs.insert(org);
     await repos.memberships.insert({ orgId: org.id, userId, role: 'owner', createdAt: now });
-    await recordAudit(deps, repos, principal, ctx, { action: 'org.created', targetType: 'org', targetId: org.id });
+    await recordAudit(deps, repos, principal, ctx, {
+      action: 'org.created',
+      targetType: 'org',
+      targetId: org.id,
+    });
   });
   return { id: org.id, name: org.name };
 }

@@ -2,7 +2,13 @@ import { NotFound } from '../errors.ts';
 import type { Environment, Page, PageRequest, Project } from '../models.ts';
 import type { OrgRepos } from '../ports.ts';
 import { assertCan } from '../roles.ts';
-import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
+import {
+  recordAudit,
+  requireOrg,
+  type CoreDeps,
+  type Principal,
+  type RequestContext,
+} from '../deps.ts';
 
 export async function createProject(
   deps: CoreDeps,
@@ -54,7 +60,11 @@ export async function getProject(
   });
 }
 
-export async function listProjects(deps: CoreDeps, principal: Principal, page: PageRequest): Promise<Page<Project>> {
+export async function listProjects(
+  deps: CoreDeps,
+  principal: Principal,
+  page: PageRequest,
+): Promise<Page<Project>> {
   const p = requireOrg(principal);
   return deps.store.withOrg(p.orgId, (repos) => repos.projects.list(page));
 }

@@ -6,7 +6,15 @@ import { sendRetire, sendStep, type ReleaseDeps, type ReleaseStepMessage } from 
 import { isStepFailed } from './errors.ts';
 import { failRelease } from './fail.ts';
 import { isInFlight } from './state-machine.ts';
-import { build, complete, migrate, retireDelaySeconds, startCandidate, validateAndSwitch, type StepRunner } from './steps.ts';
+import {
+  build,
+  complete,
+  migrate,
+  retireDelaySeconds,
+  startCandidate,
+  validateAndSwitch,
+  type StepRunner,
+} from './steps.ts';
 
 /** The step that runs for a release in each in-flight status. */
 const stepAt: Record<(typeof releaseStatuses)[number], StepRunner | null> = {
@@ -29,7 +37,8 @@ export interface AdvanceResult {
   status: ReleaseStatus | null;
 }
 
-const isBehind = (a: ReleaseStatus, b: ReleaseStatus) => releaseStatuses.indexOf(a) < releaseStatuses.indexOf(b);
+const isBehind = (a: ReleaseStatus, b: ReleaseStatus) =>
+  releaseStatuses.indexOf(a) < releaseStatuses.indexOf(b);
 
 /**
  * Runs the next step of a release: the handler of one `release-steps` message. A message
@@ -37,14 +46,20 @@ const isBehind = (a: ReleaseStatus, b: ReleaseStatus) => releaseStatuses.indexOf
  * (automatic rollback); an unreachable Docker or Caddy is retried, by rethrowing, until
  * `attempt` reaches `config.maxStepAttempts`. Store errors are rethrown for redelivery.
  */
-export async function advanceRelease(deps: ReleaseDeps, message: ReleaseStepMessage, attempt = 1): Promise<AdvanceResult> {
+export async function advanceRelease(
+  deps: ReleaseDeps,
+  message: ReleaseStepMessage,
+  attempt = 1,
+): Promise<AdvanceResult> {
   const { orgId, releaseId } = message;
   const loaded = await deps.store.withOrg(orgId, async (repos) => {
     const release = await repos.releases.get(releaseId);
     if (!release) return null;
     // A step may move the release before its work (queued → building): its redelivered
     // message still belongs to it, so compare steps, not statuses.
-    const current = isInFlight(release.status) && (message.status === undefined || stepAt[message.status] === stepAt[release.status]);
+    const current =
+      isInFlight(release.status) &&
+      (message.status === undefined || stepAt[message.status] === stepAt[release.status]);
     if (!current) return { release, context: null };
     try {
       return { release, context: await loadContext(deps, repos, release, attempt) };
@@ -56,7 +71,10 @@ export async function advanceRelease(deps: ReleaseDeps, message: ReleaseStepMess
     }
   });
   if (!loaded) {
-    deps.logger.warn({ orgId, releaseId }, 'release step message for a release that does not exist: dropped');
+    deps.logger.warn(
+      { orgId, releaseId },
+      'release step message for a release that does not exist: dropped',
+    );
     return { ran: false, status: null };
   }
   const { release, context } = loaded;
@@ -67,7 +85,8 @@ export async function advanceRelease(deps: ReleaseDeps, message: ReleaseStepMess
       await sendStep(deps, release, release.status);
     }
     // Likewise for the retirement sent right after completion (also deduplicated).
-    if (message.status === 'traffic_shifted' && release.status === 'completed') await resendRetire(deps, release);
+    if (message.status === 'traffic_shifted' && release.status === 'completed')
+      await resendRetire(deps, release);
     return { ran: false, status: release.status };
   }
   await runStep(context, stepAt[release.status]!);
@@ -97,7 +116,8 @@ async function resendRetire(deps: ReleaseDeps, release: Release): Promise<void> 
     previous: await repos.releases.get(previousId),
     service: await repos.services.get(release.serviceId),
   }));
-  if (found.previous && found.service) await sendRetire(deps, found.previous, release.id, retireDelaySeconds(found.service));
+  if (found.previous && found.service)
+    await sendRetire(deps, found.previous, release.id, retireDelaySeconds(found.service));
 }
 
 /** The `release-steps` queue handler for a worker: `queue.consume(releaseStepsQueue, handleReleaseStep(deps))`. */

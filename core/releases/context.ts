@@ -1,6 +1,14 @@
 import { isCoreError, NotFound } from '../errors.ts';
 import type {
-  AuditEvent, Environment, NodeRecord, Release, ReleaseLogLine, ReleaseStatus, ReleaseStep, Service } from '../models.ts';
+  AuditEvent,
+  Environment,
+  NodeRecord,
+  Release,
+  ReleaseLogLine,
+  ReleaseStatus,
+  ReleaseStep,
+  Service,
+} from '../models.ts';
 import type { DockerTarget, OrgRepos } from '../ports.ts';
 import { StepFailed } from './errors.ts';
 import { openTarget, workerActor, type ReleaseDeps } from './deps.ts';
@@ -27,7 +35,12 @@ export interface StepContext {
 }
 
 /** Loads what a release's steps need; NotFound when its service, environment or node is gone. */
-export async function loadContext(deps: ReleaseDeps, repos: OrgRepos, release: Release, attempt: number): Promise<StepContext> {
+export async function loadContext(
+  deps: ReleaseDeps,
+  repos: OrgRepos,
+  release: Release,
+  attempt: number,
+): Promise<StepContext> {
   const service = await repos.services.get(release.serviceId);
   if (!service) throw new NotFound('service', release.serviceId);
   const environment = await repos.environments.get(release.environmentId);
@@ -41,7 +54,18 @@ export async function loadContext(deps: ReleaseDeps, repos: OrgRepos, release: R
     const prevNode = prev?.nodeId ? await repos.nodes.get(prev.nodeId) : null;
     if (prev && prevNode) previous = { release: prev, node: prevNode };
   }
-  return { deps, release, service, environment, node, target: null, previous, attempt, secretValues: [], currentStep: null };
+  return {
+    deps,
+    release,
+    service,
+    environment,
+    node,
+    target: null,
+    previous,
+    attempt,
+    secretValues: [],
+    currentStep: null,
+  };
 }
 
 const now = (c: { deps: Pick<ReleaseDeps, 'clock'> }) => c.deps.clock.now().toISOString();
@@ -67,7 +91,9 @@ export async function appendLog(
     line: maskSecrets(line, c.secretValues),
   }));
   if (list.length === 0) return;
-  await c.deps.store.withOrg(c.release.orgId, (repos) => repos.releaseLogs.append(c.release.id, list));
+  await c.deps.store.withOrg(c.release.orgId, (repos) =>
+    repos.releaseLogs.append(c.release.id, list),
+  );
 }
 
 /** Records the step as running (attempt n); a redelivered step replaces its earlier row. */
@@ -87,7 +113,11 @@ export async function beginStep(c: StepContext, name: string): Promise<ReleaseSt
   return step;
 }
 
-export async function endStep(c: StepContext, step: ReleaseStep, error: string | null = null): Promise<void> {
+export async function endStep(
+  c: StepContext,
+  step: ReleaseStep,
+  error: string | null = null,
+): Promise<void> {
   const done: ReleaseStep = {
     ...step,
     status: error === null ? 'succeeded' : 'failed',
@@ -146,11 +176,17 @@ export async function move(
     return next;
   });
   if (!moved) {
-    c.deps.logger.warn({ releaseId: c.release.id, from, to }, 'release moved by another delivery; this one stops');
+    c.deps.logger.warn(
+      { releaseId: c.release.id, from, to },
+      'release moved by another delivery; this one stops',
+    );
     return false;
   }
   c.release = moved;
-  c.deps.logger.info({ orgId: moved.orgId, releaseId: moved.id, from, to, attempt: c.attempt }, 'release moved');
+  c.deps.logger.info(
+    { orgId: moved.orgId, releaseId: moved.id, from, to, attempt: c.attempt },
+    'release moved',
+  );
   return true;
 }
 
@@ -201,7 +237,8 @@ export async function viaDocker<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (isCoreError(e) && e.kind === 'unavailable') throw new StepFailed(`docker unreachable: ${reasonOf(e)}`, true, e);
+    if (isCoreError(e) && e.kind === 'unavailable')
+      throw new StepFailed(`docker unreachable: ${reasonOf(e)}`, true, e);
     throw new StepFailed(e instanceof Error ? e.message : String(e), false, e);
   }
 }
@@ -211,8 +248,13 @@ export async function viaEdge<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (isCoreError(e) && e.kind === 'unavailable') throw new StepFailed(`caddy admin unreachable: ${reasonOf(e)}`, true, e);
-    throw new StepFailed(`edge route change failed: ${e instanceof Error ? e.message : String(e)}`, false, e);
+    if (isCoreError(e) && e.kind === 'unavailable')
+      throw new StepFailed(`caddy admin unreachable: ${reasonOf(e)}`, true, e);
+    throw new StepFailed(
+      `edge route change failed: ${e instanceof Error ? e.message : String(e)}`,
+      false,
+      e,
+    );
   }
 }
 
@@ -224,7 +266,9 @@ export async function containerEnv(c: StepContext): Promise<Record<string, strin
   const { orgId } = c.release;
   const { id: serviceId } = c.service;
   const environmentId = c.environment.id;
-  const secrets = await c.deps.store.withOrg(orgId, (repos) => repos.secrets.list(serviceId, environmentId));
+  const secrets = await c.deps.store.withOrg(orgId, (repos) =>
+    repos.secrets.list(serviceId, environmentId),
+  );
   const env: Record<string, string> = { ...c.service.env };
   for (const s of secrets) {
     let value: string;
@@ -232,7 +276,10 @@ export async function containerEnv(c: StepContext): Promise<Record<string, strin
       value = await c.deps.vault.open(s.sealed, `${orgId}:${serviceId}:${environmentId}:${s.name}`);
     } catch (e) {
       // Vault errors name keys and contexts, never the plaintext (which it could not read).
-      throw new StepFailed(`secret ${s.name} could not be opened: ${e instanceof Error ? e.message : String(e)}`, false);
+      throw new StepFailed(
+        `secret ${s.name} could not be opened: ${e instanceof Error ? e.message : String(e)}`,
+        false,
+      );
     }
     env[s.name] = value;
     if (!c.secretValues.includes(value)) c.secretValues.push(value);
@@ -244,9 +291,25 @@ export async function containerEnv(c: StepContext): Promise<Record<string, strin
  * Fails a release that no step has run for (it could not be loaded, or not be queued),
  * as it is: nothing to undo. A release that moved on meanwhile is left alone.
  */
-export async function failUnstarted(deps: ReleaseDeps, repos: OrgRepos, release: Release, reason: string): Promise<void> {
+export async function failUnstarted(
+  deps: ReleaseDeps,
+  repos: OrgRepos,
+  release: Release,
+  reason: string,
+): Promise<void> {
   const at = deps.clock.now().toISOString();
-  if (!(await repos.releases.transition(release.id, release.status, { status: 'failed', error: reason, finishedAt: at, updatedAt: at }))) return;
+  if (
+    !(await repos.releases.transition(release.id, release.status, {
+      status: 'failed',
+      error: reason,
+      finishedAt: at,
+      updatedAt: at,
+    }))
+  )
+    return;
   await updateDeployJob(deps, repos, release.id, { status: 'failed' });
-  await appendEvent(deps, repos, { ...release, status: 'failed' }, 'release.failed', { reason, step: null });
+  await appendEvent(deps, repos, { ...release, status: 'failed' }, 'release.failed', {
+    reason,
+    step: null,
+  });
 }

@@ -26,7 +26,8 @@ async function pickNode(repos: OrgRepos): Promise<NodeRecord> {
   let cursor: string | null = null;
   // Bounded: 50 pages of 200 nodes is far beyond what one org runs.
   for (let page = 0; page < 50; page++) {
-    const { items, nextCursor }: { items: NodeRecord[]; nextCursor: string | null } = await repos.nodes.list({ limit: 200, cursor });
+    const { items, nextCursor }: { items: NodeRecord[]; nextCursor: string | null } =
+      await repos.nodes.list({ limit: 200, cursor });
     const node = items.find((n) => !n.drainMode);
     if (node) return node;
     if (!nextCursor) break;
@@ -39,7 +40,8 @@ function parseInput(input: unknown): z.infer<typeof createReleaseInput> {
   const parsed = createReleaseInput.safeParse(input);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
-  const field = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '(body)');
+  const field =
+    issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : '(body)');
   throw new InvalidInput(`${field}: ${issue.message}`, { field });
 }
 
@@ -102,7 +104,14 @@ export async function insertRelease(
     repos,
     release,
     'release.created',
-    { image: release.image, gitSha: release.gitSha, nodeId: node.id, previousReleaseId: release.previousReleaseId, kind: input.kind, ...data },
+    {
+      image: release.image,
+      gitSha: release.gitSha,
+      nodeId: node.id,
+      previousReleaseId: release.previousReleaseId,
+      kind: input.kind,
+      ...data,
+    },
     actor,
     requestId,
   );
@@ -132,7 +141,13 @@ export async function createRelease(
     return insertRelease(
       deps,
       repos,
-      { serviceId: service.id, environmentId: environment.id, image: body.image, gitSha: body.gitSha ?? null, kind: 'deploy' },
+      {
+        serviceId: service.id,
+        environmentId: environment.id,
+        image: body.image,
+        gitSha: body.gitSha ?? null,
+        kind: 'deploy',
+      },
       p,
       ctx?.requestId ?? null,
     );
@@ -153,10 +168,15 @@ export async function queueRelease(deps: ReleaseDeps, release: Release): Promise
   } catch (e) {
     const reason = `could not be queued: ${(e as Error).message}`;
     try {
-      await deps.store.withOrg(release.orgId, (repos) => failUnstarted(deps, repos, release, reason));
+      await deps.store.withOrg(release.orgId, (repos) =>
+        failUnstarted(deps, repos, release, reason),
+      );
     } catch (failing) {
       // The store is down too: the release stays queued; nothing more can be done from here.
-      deps.logger.error({ releaseId: release.id, err: (failing as Error).message }, 'a release that could not be queued could not be marked failed either');
+      deps.logger.error(
+        { releaseId: release.id, err: (failing as Error).message },
+        'a release that could not be queued could not be marked failed either',
+      );
     }
     throw e;
   }

@@ -73,7 +73,10 @@ export const workerActor = { actorType: 'system', actorId: 'release-worker' } as
  * How to reach a node's Docker Engine: its host with its TLS or SSH credentials opened
  * from the vault. Throws NodeCredentialsUnreadable (a conflict) when they do not open.
  */
-export function openTarget(deps: Pick<ReleaseDeps, 'vault'>, node: NodeRecord): Promise<DockerTarget> {
+export function openTarget(
+  deps: Pick<ReleaseDeps, 'vault'>,
+  node: NodeRecord,
+): Promise<DockerTarget> {
   return openNodeTarget(deps.vault, node);
 }
 
@@ -83,7 +86,11 @@ export function releaseGroup(release: Pick<Release, 'serviceId' | 'environmentId
 }
 
 /** Sends the message that runs the step of `release` in `status`; a resend of it is dropped. */
-export async function sendStep(deps: Pick<ReleaseDeps, 'queue' | 'config'>, release: Release, status: ReleaseStatus): Promise<void> {
+export async function sendStep(
+  deps: Pick<ReleaseDeps, 'queue' | 'config'>,
+  release: Release,
+  status: ReleaseStatus,
+): Promise<void> {
   const message: ReleaseStepMessage = { orgId: release.orgId, releaseId: release.id, status };
   const options: SendOptions = {
     group: releaseGroup(release),

@@ -14,16 +14,26 @@ export class NoNodeAvailable extends CoreError {
 /** Rollback was asked of a release that cannot be rolled back now. */
 export class ReleaseNotRollbackable extends CoreError {
   constructor(releaseId: string, why: string) {
-    super('conflict', 'release_not_rollbackable', `release ${releaseId} cannot be rolled back: ${why}`, { releaseId });
+    super(
+      'conflict',
+      'release_not_rollbackable',
+      `release ${releaseId} cannot be rolled back: ${why}`,
+      { releaseId },
+    );
   }
 }
 
 /** The release has no earlier healthy release to return traffic to. */
 export class NothingToRollBackTo extends CoreError {
   constructor(releaseId: string, why = 'no earlier completed release') {
-    super('conflict', 'nothing_to_roll_back_to', `nothing to roll back to from release ${releaseId}: ${why}`, {
-      releaseId,
-    });
+    super(
+      'conflict',
+      'nothing_to_roll_back_to',
+      `nothing to roll back to from release ${releaseId}: ${why}`,
+      {
+        releaseId,
+      },
+    );
   }
 }
 

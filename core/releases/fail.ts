@@ -1,4 +1,14 @@
-import { appendEvent, appendLog, containerEnv, endStep, maskSecrets, move, nodeTarget, updateDeployJob, type StepContext } from './context.ts';
+import {
+  appendEvent,
+  appendLog,
+  containerEnv,
+  endStep,
+  maskSecrets,
+  move,
+  nodeTarget,
+  updateDeployJob,
+  type StepContext,
+} from './context.ts';
 import { containerName, migrationContainerName, planCandidate, routeId } from './plan.ts';
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -15,10 +25,18 @@ export async function failRelease(c: StepContext, reason: string): Promise<void>
   await returnTraffic(c);
   await removeCandidate(c);
   if (c.service.strategy === 'replace') await restorePrevious(c);
-  await move(c, 'failed', { error: maskSecrets(reason, c.secretValues), finishedAt: c.deps.clock.now().toISOString() }, async (repos, r) => {
-    await updateDeployJob(c.deps, repos, r.id, { status: 'failed', attempts: c.attempt });
-    await appendEvent(c.deps, repos, r, 'release.failed', { reason: r.error, step: step?.name ?? null });
-  });
+  await move(
+    c,
+    'failed',
+    { error: maskSecrets(reason, c.secretValues), finishedAt: c.deps.clock.now().toISOString() },
+    async (repos, r) => {
+      await updateDeployJob(c.deps, repos, r.id, { status: 'failed', attempts: c.attempt });
+      await appendEvent(c.deps, repos, r, 'release.failed', {
+        reason: r.error,
+        step: step?.name ?? null,
+      });
+    },
+  );
 }
 
 /**
@@ -27,7 +45,11 @@ export async function failRelease(c: StepContext, reason: string): Promise<void>
  */
 async function returnTraffic(c: StepContext): Promise<void> {
   const upstream = c.release.upstream;
-  if (!upstream || (c.release.status !== 'health_validating' && c.release.status !== 'traffic_shifted')) return;
+  if (
+    !upstream ||
+    (c.release.status !== 'health_validating' && c.release.status !== 'traffic_shifted')
+  )
+    return;
   try {
     const route = await c.deps.edge.get(routeId(c.service.id, c.environment.id));
     if (!route || !route.upstreams.includes(upstream)) return;
@@ -66,14 +88,27 @@ async function restorePrevious(c: StepContext): Promise<void> {
     // The container is usually still there (stopped) and simply starts again; the spec
     // matters only if it was removed, then it is recreated from the old image.
     const env = await containerEnv(c);
-    const spec = planCandidate({ service: c.service, environment: c.environment, release: prev.release, node: prev.node, env });
+    const spec = planCandidate({
+      service: c.service,
+      environment: c.environment,
+      release: prev.release,
+      node: prev.node,
+      env,
+    });
     const info = await c.deps.runtime.start(target, spec);
     if (info.state !== 'running' || !info.published) {
-      await appendLog(c, `release ${prev.release.id} could not be restarted: its container is ${info.state}`);
+      await appendLog(
+        c,
+        `release ${prev.release.id} could not be restarted: its container is ${info.state}`,
+      );
       return;
     }
     await c.deps.store.withOrg(c.release.orgId, (repos) =>
-      repos.releases.update(prev.release.id, { containerId: info.id, upstream: info.published, updatedAt: c.deps.clock.now().toISOString() }),
+      repos.releases.update(prev.release.id, {
+        containerId: info.id,
+        upstream: info.published,
+        updatedAt: c.deps.clock.now().toISOString(),
+      }),
     );
     const id = routeId(c.service.id, c.environment.id);
     const route = await c.deps.edge.get(id);

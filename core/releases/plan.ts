@@ -25,12 +25,16 @@ function dnsLabel(s: string, max: number): string {
 }
 
 /** The deterministic container name of a release, so starting it twice finds the first one. */
-export function containerName(release: Pick<Release, 'serviceId' | 'environmentId' | 'id'>): string {
+export function containerName(
+  release: Pick<Release, 'serviceId' | 'environmentId' | 'id'>,
+): string {
   return dockerSafe(`sdo-${release.serviceId}-${release.environmentId}-${release.id}`);
 }
 
 /** The container name of a release's one-off migration. */
-export function migrationContainerName(release: Pick<Release, 'serviceId' | 'environmentId' | 'id'>): string {
+export function migrationContainerName(
+  release: Pick<Release, 'serviceId' | 'environmentId' | 'id'>,
+): string {
   return `${containerName(release)}-migrate`;
 }
 
@@ -68,7 +72,13 @@ export function releaseImage(release: Pick<Release, 'image' | 'imageDigest'>): s
 }
 
 /** The long-running container that serves a release. */
-export function planCandidate({ service, environment, release, node, env }: CandidateInput): ContainerSpec {
+export function planCandidate({
+  service,
+  environment,
+  release,
+  node,
+  env,
+}: CandidateInput): ContainerSpec {
   return {
     name: containerName({ serviceId: service.id, environmentId: environment.id, id: release.id }),
     image: releaseImage(release),
@@ -84,10 +94,20 @@ export function planCandidate({ service, environment, release, node, env }: Cand
 }
 
 /** The one-off container that runs `service.migrateCommand` with the new image and env. */
-export function planMigration({ service, environment, release, env }: Omit<CandidateInput, 'node'>): ContainerSpec {
-  if (service.migrateCommand === null) throw new Error(`service ${service.id} has no migrate command`);
+export function planMigration({
+  service,
+  environment,
+  release,
+  env,
+}: Omit<CandidateInput, 'node'>): ContainerSpec {
+  if (service.migrateCommand === null)
+    throw new Error(`service ${service.id} has no migrate command`);
   return {
-    name: migrationContainerName({ serviceId: service.id, environmentId: environment.id, id: release.id }),
+    name: migrationContainerName({
+      serviceId: service.id,
+      environmentId: environment.id,
+      id: release.id,
+    }),
     image: releaseImage(release),
     env: { ...env, PORT: String(service.containerPort) },
     labels: releaseLabels(release, 'migrate'),

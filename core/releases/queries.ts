@@ -10,7 +10,11 @@ export interface ReleaseView extends Release {
 }
 
 /** `GET /api/releases/{id}`: the release and its steps; NotFound for unknown or foreign ids. */
-export async function getRelease(deps: Pick<ReleaseDeps, 'store'>, principal: Principal, id: string): Promise<ReleaseView> {
+export async function getRelease(
+  deps: Pick<ReleaseDeps, 'store'>,
+  principal: Principal,
+  id: string,
+): Promise<ReleaseView> {
   const p = requireOrg(principal);
   return deps.store.withOrg(p.orgId, async (repos) => {
     const release = await repos.releases.get(id);

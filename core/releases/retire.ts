@@ -14,11 +14,16 @@ export interface RetireResult {
  * A release that serves again (rolled back to) keeps running. Docker errors are rethrown,
  * so the queue retries.
  */
-export async function retireRelease(deps: ReleaseDeps, message: ReleaseRetireMessage): Promise<RetireResult> {
+export async function retireRelease(
+  deps: ReleaseDeps,
+  message: ReleaseRetireMessage,
+): Promise<RetireResult> {
   const loaded = await deps.store.withOrg(message.orgId, async (repos) => {
     const release = await repos.releases.get(message.releaseId);
     if (!release) return null;
-    const serving = await repos.releases.latest(release.serviceId, release.environmentId, ['completed']);
+    const serving = await repos.releases.latest(release.serviceId, release.environmentId, [
+      'completed',
+    ]);
     const service = await repos.services.get(release.serviceId);
     const node = release.nodeId ? await repos.nodes.get(release.nodeId) : null;
     return { release, serving, service, node };
@@ -36,7 +41,11 @@ export async function retireRelease(deps: ReleaseDeps, message: ReleaseRetireMes
   await deps.store.withOrg(message.orgId, async (repos) => {
     await repos.releases.update(release.id, { containerId: null, updatedAt: at });
     await repos.releaseLogs.append(release.id, [
-      { at, stream: 'system', line: `container ${name} stopped (grace ${grace} s) and removed: release ${serving?.id ?? '(none)'} serves now` },
+      {
+        at,
+        stream: 'system',
+        line: `container ${name} stopped (grace ${grace} s) and removed: release ${serving?.id ?? '(none)'} serves now`,
+      },
     ]);
   });
   return { retired: true, skipped: null };

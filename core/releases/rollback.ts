@@ -58,16 +58,25 @@ export async function rollbackRelease(
     const release = await repos.releases.get(releaseId);
     if (!release) throw new NotFound('release', releaseId);
     if (release.status !== 'completed') {
-      throw new ReleaseNotRollbackable(releaseId, `it is ${release.status}; only a completed release can be rolled back`);
+      throw new ReleaseNotRollbackable(
+        releaseId,
+        `it is ${release.status}; only a completed release can be rolled back`,
+      );
     }
-    const serving = await repos.releases.latest(release.serviceId, release.environmentId, ['completed']);
-    if (serving?.id !== release.id) throw new ReleaseNotRollbackable(releaseId, `it is not serving; release ${serving?.id} is`);
+    const serving = await repos.releases.latest(release.serviceId, release.environmentId, [
+      'completed',
+    ]);
+    if (serving?.id !== release.id)
+      throw new ReleaseNotRollbackable(releaseId, `it is not serving; release ${serving?.id} is`);
     const inFlight = await repos.releases.inFlight(release.serviceId, release.environmentId);
     if (inFlight) throw new ReleaseAlreadyInFlight(inFlight.id);
     if (!release.previousReleaseId) throw new NothingToRollBackTo(releaseId);
     const to = await repos.releases.get(release.previousReleaseId);
     if (!to || to.status !== 'completed') {
-      throw new NothingToRollBackTo(releaseId, `release ${release.previousReleaseId} is ${to?.status ?? 'gone'}`);
+      throw new NothingToRollBackTo(
+        releaseId,
+        `release ${release.previousReleaseId} is ${to?.status ?? 'gone'}`,
+      );
     }
     const service = await repos.services.get(release.serviceId);
     const environment = await repos.environments.get(release.environmentId);
@@ -89,55 +98,106 @@ export async function rollbackRelease(
     // Only the node's engine can say the warm container is still the one we left (a bare
     // port could belong to another app by now), so without it a worker takes over.
     if (options.inWorker || !(isCoreError(e) && e.kind === 'unavailable')) throw e;
-    const message: ReleaseRollbackMessage = { orgId: p.orgId, releaseId, actor: { actorType: p.actorType, actorId: p.actorId }, requestId: ctx?.requestId ?? null };
-    await deps.queue.send(releaseRollbackQueue, message, { group: releaseGroup(release), idempotencyKey: `${releaseId}:rollback` });
+    const message: ReleaseRollbackMessage = {
+      orgId: p.orgId,
+      releaseId,
+      actor: { actorType: p.actorType, actorId: p.actorId },
+      requestId: ctx?.requestId ?? null,
+    };
+    await deps.queue.send(releaseRollbackQueue, message, {
+      group: releaseGroup(release),
+      idempotencyKey: `${releaseId}:rollback`,
+    });
     return { path: 'queued', release, to, redeploy: null };
   }
   // One quick probe: a warm container that stopped answering is no place to send traffic.
   const answers =
     warm?.state === 'running' && warm.published
-      ? (await deps.probe.check(`http://${warm.published}${service.healthcheckPath}`, Math.min(service.health.timeoutMs, warmProbeTimeoutMs))).ok
+      ? (
+          await deps.probe.check(
+            `http://${warm.published}${service.healthcheckPath}`,
+            Math.min(service.health.timeoutMs, warmProbeTimeoutMs),
+          )
+        ).ok
       : false;
   if (warm?.published && answers) {
     const upstream = warm.published;
     const id = routeId(service.id, environment.id);
     const existing = await deps.edge.get(id);
-    const hosts = existing?.hosts ?? defaultHosts({ service, environment, edgeDomain: deps.config.edgeDomain });
+    const hosts =
+      existing?.hosts ?? defaultHosts({ service, environment, edgeDomain: deps.config.edgeDomain });
     await deps.edge.put(planRoute({ service, environment, upstreams: [upstream], hosts }));
     const readBack = await deps.edge.get(id);
     if (readBack?.upstreams.length !== 1 || readBack.upstreams[0] !== upstream) {
-      throw new Unavailable('edge', `route ${id} does not show upstream ${upstream} after the rollback`);
+      throw new Unavailable(
+        'edge',
+        `route ${id} does not show upstream ${upstream} after the rollback`,
+      );
     }
     const at = deps.clock.now().toISOString();
     const rolledBack = await deps.store.withOrg(p.orgId, async (repos) => {
-      if (!(await repos.releases.transition(release.id, 'completed', { status: 'rolled_back', updatedAt: at }))) {
+      if (
+        !(await repos.releases.transition(release.id, 'completed', {
+          status: 'rolled_back',
+          updatedAt: at,
+        }))
+      ) {
         throw new ReleaseNotRollbackable(releaseId, 'it changed while rolling back');
       }
       if (to.upstream !== upstream || to.containerId !== warm.id) {
         await repos.releases.update(to.id, { upstream, containerId: warm.id, updatedAt: at });
       }
-      await appendEvent(deps, repos, release, 'release.rolled_back', { to: to.id, path: 'warm' }, actor, requestId);
+      await appendEvent(
+        deps,
+        repos,
+        release,
+        'release.rolled_back',
+        { to: to.id, path: 'warm' },
+        actor,
+        requestId,
+      );
       const line = `rolled back: traffic returned to release ${to.id} at ${upstream}`;
       await repos.releaseLogs.append(release.id, [{ at, stream: 'system', line }]);
-      await repos.releaseLogs.append(to.id, [{ at, stream: 'system', line: `serving again after rollback of release ${release.id}` }]);
+      await repos.releaseLogs.append(to.id, [
+        { at, stream: 'system', line: `serving again after rollback of release ${release.id}` },
+      ]);
       return { ...release, status: 'rolled_back' as const, updatedAt: at };
     });
     // The rolled-back release stays warm in turn, so undoing the rollback is instant too.
     await sendRetire(deps, rolledBack, to.id, service.warmSeconds);
-    return { path: 'warm', release: rolledBack, to: { ...to, upstream, containerId: warm.id }, redeploy: null };
+    return {
+      path: 'warm',
+      release: rolledBack,
+      to: { ...to, upstream, containerId: warm.id },
+      redeploy: null,
+    };
   }
 
   const redeploy = await deps.store.withOrg(p.orgId, async (repos) => {
     const r = await insertRelease(
       deps,
       repos,
-      { serviceId: service.id, environmentId: environment.id, image: to.imageDigest ?? to.image, gitSha: to.gitSha, kind: 'rollback' },
+      {
+        serviceId: service.id,
+        environmentId: environment.id,
+        image: to.imageDigest ?? to.image,
+        gitSha: to.gitSha,
+        kind: 'rollback',
+      },
       actor,
       requestId,
       { rollbackOf: release.id, to: to.id },
     );
     // The marker the complete step reads to mark `release` rolled_back once traffic moved.
-    await appendEvent(deps, repos, r, rollbackRequestedAction, { rollbackOf: release.id, to: to.id }, actor, requestId);
+    await appendEvent(
+      deps,
+      repos,
+      r,
+      rollbackRequestedAction,
+      { rollbackOf: release.id, to: to.id },
+      actor,
+      requestId,
+    );
     return r;
   });
   await queueRelease(deps, redeploy);
@@ -155,7 +215,13 @@ export const handleReleaseRollback =
     const { orgId, releaseId, actor, requestId } = m.payload;
     const principal: Principal = { ...actor, userId: null, orgId, role: 'deployer' };
     try {
-      await rollbackRelease(deps, principal, { releaseId }, { requestId, ip: null }, { inWorker: true });
+      await rollbackRelease(
+        deps,
+        principal,
+        { releaseId },
+        { requestId, ip: null },
+        { inWorker: true },
+      );
     } catch (e) {
       // Already rolled back or superseded: the request is moot, not a failure to retry.
       if (isCoreError(e) && (e.kind === 'conflict' || e.kind === 'not_found')) {

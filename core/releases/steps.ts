@@ -15,7 +15,14 @@ import {
 } from './context.ts';
 import { sendRetire, sendStep } from './deps.ts';
 import { StepFailed } from './errors.ts';
-import { containerName, defaultHosts, planCandidate, planMigration, planRoute, routeId } from './plan.ts';
+import {
+  containerName,
+  defaultHosts,
+  planCandidate,
+  planMigration,
+  planRoute,
+  routeId,
+} from './plan.ts';
 
 /**
  * The steps of a release, one per queue message (Kamal commands/app/*.rb style: one
@@ -24,7 +31,14 @@ import { containerName, defaultHosts, planCandidate, planMigration, planRoute, r
 export type StepRunner = (c: StepContext) => Promise<void>;
 
 /** Step names in the order a release runs them (rows are shown in this order). */
-export const stepNames = ['build', 'start_candidate', 'migrate', 'health_check', 'switch_traffic', 'complete'] as const;
+export const stepNames = [
+  'build',
+  'start_candidate',
+  'migrate',
+  'health_check',
+  'switch_traffic',
+  'complete',
+] as const;
 
 /** queued|building → artifact_ready: the node answers and the image resolves to a digest. */
 export const build: StepRunner = async (c) => {
@@ -42,7 +56,8 @@ export const build: StepRunner = async (c) => {
   const digest = await viaDocker(() => c.deps.runtime.resolveImage(target, c.release.image));
   await appendLog(c, `image ${c.release.image} is ${digest}`);
   await endStep(c, step);
-  if (await move(c, 'artifact_ready', { imageDigest: digest })) await sendStep(c.deps, c.release, 'artifact_ready');
+  if (await move(c, 'artifact_ready', { imageDigest: digest }))
+    await sendStep(c.deps, c.release, 'artifact_ready');
 };
 
 /** artifact_ready → candidate_started: the new release's container runs beside the old one. */
@@ -57,11 +72,22 @@ export const startCandidate: StepRunner = async (c) => {
     const previousTarget = await nodeTarget(c, c.previous.node);
     await viaDocker(() => c.deps.runtime.stop(previousTarget, old, c.service.drainSeconds));
   }
-  const spec = planCandidate({ service: c.service, environment: c.environment, release: c.release, node: c.node, env });
+  const spec = planCandidate({
+    service: c.service,
+    environment: c.environment,
+    release: c.release,
+    node: c.node,
+    env,
+  });
   const target = await nodeTarget(c);
   const info = await viaDocker(() => c.deps.runtime.start(target, spec));
-  if (info.state !== 'running') throw new StepFailed(`candidate container ${info.name} is ${info.state} right after start`, false);
-  if (!info.published) throw new StepFailed(`candidate container ${info.name} publishes no port`, false);
+  if (info.state !== 'running')
+    throw new StepFailed(
+      `candidate container ${info.name} is ${info.state} right after start`,
+      false,
+    );
+  if (!info.published)
+    throw new StepFailed(`candidate container ${info.name} publishes no port`, false);
   await appendLog(c, `started ${info.name} (${spec.image}) at ${info.published}`);
   await endStep(c, step);
   if (await move(c, 'candidate_started', { containerId: info.id, upstream: info.published })) {
@@ -80,7 +106,12 @@ export const migrate: StepRunner = async (c) => {
   }
   const step = await beginStep(c, 'migrate');
   const env = await containerEnv(c);
-  const spec = planMigration({ service: c.service, environment: c.environment, release: c.release, env });
+  const spec = planMigration({
+    service: c.service,
+    environment: c.environment,
+    release: c.release,
+    env,
+  });
   const timeoutMs = c.deps.config.migrationTimeoutMs;
   const target = await nodeTarget(c);
   await appendLog(c, `running migration: ${command}`);
@@ -98,10 +129,15 @@ export const migrate: StepRunner = async (c) => {
     await written;
   }
   if (streamed === 0 && result.output) {
-    await appendLog(c, result.output.split('\n').filter((l) => l.length > 0), 'stdout');
+    await appendLog(
+      c,
+      result.output.split('\n').filter((l) => l.length > 0),
+      'stdout',
+    );
   }
   if (result.timedOut) throw new StepFailed(`migration timed out after ${timeoutMs} ms`, false);
-  if (result.exitCode !== 0) throw new StepFailed(`migration exited with code ${result.exitCode ?? 'unknown'}`, false);
+  if (result.exitCode !== 0)
+    throw new StepFailed(`migration exited with code ${result.exitCode ?? 'unknown'}`, false);
   await appendLog(c, 'migration succeeded');
   await endStep(c, step);
   const moved = await move(c, 'health_validating', {}, (repos, r) =>
@@ -116,7 +152,10 @@ export const validateAndSwitch: StepRunner = async (c) => {
   if (!upstream) throw new StepFailed('the candidate has no published address to probe', false);
   const { healthcheckPath: path, health: policy } = c.service;
   const health = await beginStep(c, 'health_check');
-  await appendLog(c, `probing GET ${path} at ${upstream}: ${policy.successes} consecutive successes within ${policy.deadlineMs} ms`);
+  await appendLog(
+    c,
+    `probing GET ${path} at ${upstream}: ${policy.successes} consecutive successes within ${policy.deadlineMs} ms`,
+  );
   let lastSeen = '';
   const outcome = await waitUntilHealthy({
     probe: c.deps.probe,
@@ -132,7 +171,10 @@ export const validateAndSwitch: StepRunner = async (c) => {
     },
   });
   if (!outcome.healthy) {
-    throw new StepFailed(`health check did not pass within ${policy.deadlineMs} ms: GET ${path} → ${outcome.lastError}`, false);
+    throw new StepFailed(
+      `health check did not pass within ${policy.deadlineMs} ms: GET ${path} → ${outcome.lastError}`,
+      false,
+    );
   }
   await appendLog(c, `healthy after ${outcome.attempts} probes`);
   await endStep(c, health);
@@ -141,8 +183,18 @@ export const validateAndSwitch: StepRunner = async (c) => {
   const id = routeId(c.service.id, c.environment.id);
   const existing = await viaEdge(() => c.deps.edge.get(id));
   // Hosts added to the route since (custom domains) stay; only the upstream moves.
-  const hosts = existing?.hosts ?? defaultHosts({ service: c.service, environment: c.environment, edgeDomain: c.deps.config.edgeDomain });
-  await viaEdge(() => c.deps.edge.put(planRoute({ service: c.service, environment: c.environment, upstreams: [upstream], hosts })));
+  const hosts =
+    existing?.hosts ??
+    defaultHosts({
+      service: c.service,
+      environment: c.environment,
+      edgeDomain: c.deps.config.edgeDomain,
+    });
+  await viaEdge(() =>
+    c.deps.edge.put(
+      planRoute({ service: c.service, environment: c.environment, upstreams: [upstream], hosts }),
+    ),
+  );
   await appendLog(c, `traffic switched to ${upstream} for ${hosts.join(', ')}`);
   await endStep(c, switching);
   if (await move(c, 'traffic_shifted')) await sendStep(c.deps, c.release, 'traffic_shifted');
@@ -166,11 +218,23 @@ export const complete: StepRunner = async (c) => {
   const at = c.deps.clock.now().toISOString();
   const moved = await move(c, 'completed', { finishedAt: at }, async (repos, r) => {
     await updateDeployJob(c.deps, repos, r.id, { status: 'succeeded', attempts: c.attempt });
-    await appendEvent(c.deps, repos, r, 'release.completed', { imageDigest: r.imageDigest, upstream: r.upstream });
+    await appendEvent(c.deps, repos, r, 'release.completed', {
+      imageDigest: r.imageDigest,
+      upstream: r.upstream,
+    });
     if (typeof rollbackOf === 'string') {
       const replaced = await repos.releases.get(rollbackOf);
-      if (replaced && (await repos.releases.transition(rollbackOf, 'completed', { status: 'rolled_back', updatedAt: at }))) {
-        await appendEvent(c.deps, repos, replaced, 'release.rolled_back', { to: r.id, path: 'redeploy' });
+      if (
+        replaced &&
+        (await repos.releases.transition(rollbackOf, 'completed', {
+          status: 'rolled_back',
+          updatedAt: at,
+        }))
+      ) {
+        await appendEvent(c.deps, repos, replaced, 'release.rolled_back', {
+          to: r.id,
+          path: 'redeploy',
+        });
       }
     }
   });

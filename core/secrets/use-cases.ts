@@ -2,7 +2,13 @@ import { NotFound } from '../errors.ts';
 import type { Environment, Service } from '../models.ts';
 import type { OrgRepos } from '../ports.ts';
 import { assertCan } from '../roles.ts';
-import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
+import {
+  recordAudit,
+  requireOrg,
+  type CoreDeps,
+  type Principal,
+  type RequestContext,
+} from '../deps.ts';
 
 /** What the API shows of a secret: never its value, which is write-only. */
 export interface SecretView {
@@ -15,8 +21,12 @@ export interface SecretView {
  * The AAD a secret is sealed under. Binding org, service, environment and name means a
  * sealed value copied to another row (or another org) does not open.
  */
-export const secretContext = (orgId: string, serviceId: string, environmentId: string, name: string) =>
-  `${orgId}:${serviceId}:${environmentId}:${name}`;
+export const secretContext = (
+  orgId: string,
+  serviceId: string,
+  environmentId: string,
+  name: string,
+) => `${orgId}:${serviceId}:${environmentId}:${name}`;
 
 async function findServiceEnvironment(
   repos: OrgRepos,
@@ -41,9 +51,16 @@ export async function putSecret(
   assertCan(p.role, 'manage-secrets');
   const environmentName = input.environment ?? 'production';
   return deps.store.withOrg(p.orgId, async (repos) => {
-    const { service, environment } = await findServiceEnvironment(repos, serviceId, environmentName);
+    const { service, environment } = await findServiceEnvironment(
+      repos,
+      serviceId,
+      environmentName,
+    );
     const now = deps.clock.now().toISOString();
-    const sealed = await deps.vault.seal(input.value, secretContext(p.orgId, service.id, environment.id, input.name));
+    const sealed = await deps.vault.seal(
+      input.value,
+      secretContext(p.orgId, service.id, environment.id, input.name),
+    );
     await repos.secrets.put({
       id: deps.ids.newId('sec'),
       orgId: p.orgId,
@@ -72,9 +89,19 @@ export async function listSecrets(
 ): Promise<{ items: SecretView[] }> {
   const p = requireOrg(principal);
   return deps.store.withOrg(p.orgId, async (repos) => {
-    const { service, environment } = await findServiceEnvironment(repos, serviceId, environmentName);
+    const { service, environment } = await findServiceEnvironment(
+      repos,
+      serviceId,
+      environmentName,
+    );
     const secrets = await repos.secrets.list(service.id, environment.id);
-    return { items: secrets.map((s) => ({ name: s.name, environment: environment.name, updatedAt: s.updatedAt })) };
+    return {
+      items: secrets.map((s) => ({
+        name: s.name,
+        environment: environment.name,
+        updatedAt: s.updatedAt,
+      })),
+    };
   });
 }
 
@@ -89,8 +116,13 @@ export async function deleteSecret(
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-secrets');
   await deps.store.withOrg(p.orgId, async (repos) => {
-    const { service, environment } = await findServiceEnvironment(repos, serviceId, environmentName);
-    if (!(await repos.secrets.delete(service.id, environment.id, name))) throw new NotFound('secret', name);
+    const { service, environment } = await findServiceEnvironment(
+      repos,
+      serviceId,
+      environmentName,
+    );
+    if (!(await repos.secrets.delete(service.id, environment.id, name)))
+      throw new NotFound('secret', name);
     await recordAudit(deps, repos, p, ctx, {
       action: 'secret.deleted',
       targetType: 'service',

@@ -3,14 +3,25 @@ import { defaultHosts } from '../releases/plan.ts';
 import type { HealthPolicy, Page, PageRequest, Service } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import type { CreateServiceInput } from '../schemas.ts';
-import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
+import {
+  recordAudit,
+  requireOrg,
+  type CoreDeps,
+  type Principal,
+  type RequestContext,
+} from '../deps.ts';
 import { findProject } from '../projects/use-cases.ts';
 
 /**
  * Sane defaults for a small web app: healthy within a minute, two clean probes 100 ms
  * apart. Every extra probe is time the old release keeps serving for nothing.
  */
-export const defaultHealthPolicy: HealthPolicy = { intervalMs: 100, timeoutMs: 2_000, successes: 2, deadlineMs: 60_000 };
+export const defaultHealthPolicy: HealthPolicy = {
+  intervalMs: 100,
+  timeoutMs: 2_000,
+  successes: 2,
+  deadlineMs: 60_000,
+};
 /**
  * Caddy restarts the close timer of every proxied WebSocket on any config change, even of
  * another route, and cuts it `drainSeconds` later; so the drain window is long, and the
@@ -23,7 +34,11 @@ export interface ServiceView extends Service {
   hosts: { environment: string; host: string }[];
 }
 
-async function withHosts(deps: CoreDeps, service: Service, environments: { name: string }[]): Promise<ServiceView> {
+async function withHosts(
+  deps: CoreDeps,
+  service: Service,
+  environments: { name: string }[],
+): Promise<ServiceView> {
   return {
     ...service,
     hosts: environments.map((e) => ({
@@ -76,7 +91,11 @@ export async function createService(
   });
 }
 
-export async function getService(deps: CoreDeps, principal: Principal, id: string): Promise<ServiceView> {
+export async function getService(
+  deps: CoreDeps,
+  principal: Principal,
+  id: string,
+): Promise<ServiceView> {
   const p = requireOrg(principal);
   return deps.store.withOrg(p.orgId, async (repos) => {
     const service = await repos.services.get(id);

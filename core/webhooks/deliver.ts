@@ -1,10 +1,14 @@
 import type { Webhook } from '../models.ts';
-import type { Clock, EventQueue, HttpSender, KeyVault, Logger, MessageHandler, Store } from '../ports.ts';
-import {
-  webhookDeliveriesQueue,
-  type WebhookEvent,
-  type WebhookEventMessage,
-} from './events.ts';
+import type {
+  Clock,
+  EventQueue,
+  HttpSender,
+  KeyVault,
+  Logger,
+  MessageHandler,
+  Store,
+} from '../ports.ts';
+import { webhookDeliveriesQueue, type WebhookEvent, type WebhookEventMessage } from './events.ts';
 import { signPayload, signatureHeader } from './signature.ts';
 
 export interface WebhookDeps {
@@ -24,7 +28,8 @@ export interface WebhookDeliveryMessage {
 }
 
 /** The AAD a webhook's signing secret is sealed under. */
-export const webhookSecretContext = (orgId: string, webhookId: string) => `${orgId}:webhook:${webhookId}`;
+export const webhookSecretContext = (orgId: string, webhookId: string) =>
+  `${orgId}:webhook:${webhookId}`;
 
 /** Deliveries of an event whose audit row has not committed yet are retried this often, then dropped. */
 const unconfirmedAttempts = 3;
@@ -34,15 +39,29 @@ const unconfirmedAttempts = 3;
  * inside the transaction that wrote its audit row; if that transaction rolled back, the
  * row never appears and nothing is sent.
  */
-export async function fanOutEvent(deps: WebhookDeps, message: WebhookEventMessage, attempt: number): Promise<number> {
+export async function fanOutEvent(
+  deps: WebhookDeps,
+  message: WebhookEventMessage,
+  attempt: number,
+): Promise<number> {
   const { orgId, event, auditTarget } = message;
   const { confirmed, hooks } = await deps.store.withOrg(orgId, async (repos) => {
-    const rows = await repos.audit.list({ limit: 200 }, { action: event.type, targetId: auditTarget.targetId ?? undefined });
-    return { confirmed: rows.items.some((r) => r.id === event.id), hooks: await repos.webhooks.list() };
+    const rows = await repos.audit.list(
+      { limit: 200 },
+      { action: event.type, targetId: auditTarget.targetId ?? undefined },
+    );
+    return {
+      confirmed: rows.items.some((r) => r.id === event.id),
+      hooks: await repos.webhooks.list(),
+    };
   });
   if (!confirmed) {
-    if (attempt < unconfirmedAttempts) throw new Error(`audit event ${event.id} is not committed yet`);
-    deps.logger.warn({ eventId: event.id, type: event.type }, 'event never committed; not delivered');
+    if (attempt < unconfirmedAttempts)
+      throw new Error(`audit event ${event.id} is not committed yet`);
+    deps.logger.warn(
+      { eventId: event.id, type: event.type },
+      'event never committed; not delivered',
+    );
     return 0;
   }
   const subscribed = hooks.filter((h) => h.events.includes(event.type));
@@ -66,7 +85,10 @@ export async function deliverWebhook(
     (await repos.webhooks.list()).find((h) => h.id === message.webhookId),
   );
   if (!hook) return { delivered: false, status: null }; // deleted since: nothing to do
-  const secret = await deps.vault.open(hook.sealedSecret, webhookSecretContext(hook.orgId, hook.id));
+  const secret = await deps.vault.open(
+    hook.sealedSecret,
+    webhookSecretContext(hook.orgId, hook.id),
+  );
   const body = JSON.stringify(message.event);
   const t = Math.floor(deps.clock.now().getTime() / 1000);
   const res = await deps.http.post(
@@ -82,7 +104,13 @@ export async function deliverWebhook(
     },
     deps.config.deliveryTimeoutMs,
   );
-  const log = { webhookId: hook.id, eventId: message.event.id, type: message.event.type, attempt, status: res.status };
+  const log = {
+    webhookId: hook.id,
+    eventId: message.event.id,
+    type: message.event.type,
+    attempt,
+    status: res.status,
+  };
   if (res.status !== null && res.status >= 200 && res.status < 300) {
     deps.logger.info(log, 'webhook delivered');
     return { delivered: true, status: res.status };

@@ -2,7 +2,13 @@ import { InvalidInput, NotFound } from '../errors.ts';
 import { isPrivateUrl } from '../schemas.ts';
 import type { Webhook } from '../models.ts';
 import { assertCan } from '../roles.ts';
-import { recordAudit, requireOrg, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
+import {
+  recordAudit,
+  requireOrg,
+  type CoreDeps,
+  type Principal,
+  type RequestContext,
+} from '../deps.ts';
 import { webhookSecretContext } from './deliver.ts';
 import { webhookEventTypes, type WebhookEventType } from './events.ts';
 
@@ -20,7 +26,9 @@ export async function createWebhook(
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-webhooks');
   if (!deps.config.allowPrivateWebhooks && isPrivateUrl(input.url)) {
-    throw new InvalidInput('url: must not point at a loopback, link-local or private address', { field: 'url' });
+    throw new InvalidInput('url: must not point at a loopback, link-local or private address', {
+      field: 'url',
+    });
   }
   const id = deps.ids.newId('whk');
   const secret = `whsec_${deps.ids.newSecret(32)}`;
@@ -44,18 +52,30 @@ export async function createWebhook(
   return { ...view(hook), secret };
 }
 
-export async function listWebhooks(deps: CoreDeps, principal: Principal): Promise<{ items: WebhookView[] }> {
+export async function listWebhooks(
+  deps: CoreDeps,
+  principal: Principal,
+): Promise<{ items: WebhookView[] }> {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-webhooks');
   const hooks = await deps.store.withOrg(p.orgId, (repos) => repos.webhooks.list());
   return { items: hooks.map(view) };
 }
 
-export async function deleteWebhook(deps: CoreDeps, principal: Principal, id: string, ctx: RequestContext): Promise<void> {
+export async function deleteWebhook(
+  deps: CoreDeps,
+  principal: Principal,
+  id: string,
+  ctx: RequestContext,
+): Promise<void> {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-webhooks');
   await deps.store.withOrg(p.orgId, async (repos) => {
     if (!(await repos.webhooks.delete(id))) throw new NotFound('webhook', id);
-    await recordAudit(deps, repos, p, ctx, { action: 'webhook.deleted', targetType: 'webhook', targetId: id });
+    await recordAudit(deps, repos, p, ctx, {
+      action: 'webhook.deleted',
+      targetType: 'webhook',
+      targetId: id,
+    });
   });
 }

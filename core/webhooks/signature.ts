@@ -10,7 +10,9 @@ export const signatureHeader = 'x-selfdevop-signature';
  * old timestamps (say, over 5 minutes) also rejects replays.
  */
 export function signPayload(secret: string, timestampSeconds: number, body: string): string {
-  const mac = bytesToHex(hmac(sha256, utf8ToBytes(secret), utf8ToBytes(`${timestampSeconds}.${body}`)));
+  const mac = bytesToHex(
+    hmac(sha256, utf8ToBytes(secret), utf8ToBytes(`${timestampSeconds}.${body}`)),
+  );
   return `t=${timestampSeconds},v1=${mac}`;
 }
 
@@ -22,9 +24,12 @@ export function verifySignature(
   nowSeconds: number,
   toleranceSeconds = 300,
 ): boolean {
-  const parts = Object.fromEntries(header.split(',').map((p) => p.split('=', 2) as [string, string]));
+  const parts = Object.fromEntries(
+    header.split(',').map((p) => p.split('=', 2) as [string, string]),
+  );
   const t = Number(parts.t);
-  if (!Number.isInteger(t) || !parts.v1 || Math.abs(nowSeconds - t) > toleranceSeconds) return false;
+  if (!Number.isInteger(t) || !parts.v1 || Math.abs(nowSeconds - t) > toleranceSeconds)
+    return false;
   const expected = signPayload(secret, t, body).split('v1=')[1]!;
   // Constant time over equal lengths, so the comparison leaks nothing about the secret.
   if (expected.length !== parts.v1.length) return false;

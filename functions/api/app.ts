@@ -49,9 +49,12 @@ const idParam = /^[a-z]+_[0-9a-z]+$/;
 function parseJson(text: string): unknown {
   return JSON.parse(text, (key, value) => {
     if (typeof value === 'string' && (value.includes('\u0000') || !value.isWellFormed())) {
-      throw new InvalidInput(`${key || 'body'}: strings must not contain NUL characters or unpaired surrogates`, {
-        field: key,
-      });
+      throw new InvalidInput(
+        `${key || 'body'}: strings must not contain NUL characters or unpaired surrogates`,
+        {
+          field: key,
+        },
+      );
     }
     return value;
   });
@@ -59,13 +62,18 @@ function parseJson(text: string): unknown {
 
 async function readBody(c: Context, schema: z.ZodType): Promise<unknown> {
   const text = await c.req.text();
-  if (!text.trim()) throw new InvalidInput('request body is required: send a JSON object', { field: 'body' });
+  if (!text.trim())
+    throw new InvalidInput('request body is required: send a JSON object', { field: 'body' });
   let raw: unknown;
   try {
     raw = parseJson(text);
   } catch (e) {
     if (e instanceof CoreError) throw e;
-    throw new CoreError('invalid', 'invalid_json', `request body is not valid JSON: ${(e as Error).message}`);
+    throw new CoreError(
+      'invalid',
+      'invalid_json',
+      `request body is not valid JSON: ${(e as Error).message}`,
+    );
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new InvalidInput('request body must be a JSON object', { field: 'body' });
@@ -85,7 +93,12 @@ function bearer(c: Context): string | null {
   const header = c.req.header('authorization');
   if (!header) return null;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!m) throw new CoreError('unauthorized', 'unauthenticated', 'Authorization header must be "Bearer <token>"');
+  if (!m)
+    throw new CoreError(
+      'unauthorized',
+      'unauthenticated',
+      'Authorization header must be "Bearer <token>"',
+    );
   return m[1]!;
 }
 
@@ -95,7 +108,10 @@ function bearer(c: Context): string | null {
  */
 const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
-export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clientIp?: ClientIp } = {}) {
+export function createApiApp(
+  deps: ApiDeps,
+  options: { routes?: RouteDef[]; clientIp?: ClientIp } = {},
+) {
   const routes = options.routes ?? defaultRoutes;
   const clientIp = options.clientIp ?? (() => null);
   const app = new Hono<Env>();
@@ -113,19 +129,37 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
     deps.metrics.observe('http_request_duration_seconds', ms / 1000, { method, route: routePath });
     // Paths carry ids but never secrets; bodies and headers are never logged.
     deps.logger.info(
-      { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms * 10) / 10 },
+      {
+        requestId: c.get('requestId'),
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round(ms * 10) / 10,
+      },
       'request',
     );
   });
   const limitBody = bodyLimit({
     maxSize: deps.api.maxBodyBytes,
-    onError: (c) => c.json(errorBody('payload_too_large', `request body is larger than ${deps.api.maxBodyBytes} bytes`), 413),
+    onError: (c) =>
+      c.json(
+        errorBody(
+          'payload_too_large',
+          `request body is larger than ${deps.api.maxBodyBytes} bytes`,
+        ),
+        413,
+      ),
   });
   // Reads carry no body; skipping them keeps Node from building a full Request per GET.
-  app.use('/api/*', (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next)));
+  app.use('/api/*', (c, next) =>
+    c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next),
+  );
 
-  app.onError((err, c) => respondWithError(c, err, deps.logger.child({ requestId: c.get('requestId') })));
-  const routeNotFound = (c: Context) => c.json(errorBody('route_not_found', `no route for ${c.req.method} ${c.req.path}`), 404);
+  app.onError((err, c) =>
+    respondWithError(c, err, deps.logger.child({ requestId: c.get('requestId') })),
+  );
+  const routeNotFound = (c: Context) =>
+    c.json(errorBody('route_not_found', `no route for ${c.req.method} ${c.req.path}`), 404);
   app.notFound(routeNotFound);
 
   app.get('/health', (c) => c.json({ status: 'ok', version: deps.api.version }));
@@ -177,10 +211,17 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
         }
       }
       const ctx = { requestId: c.get('requestId'), ip: clientIp(c) };
-      let principal: Principal = { actorType: 'user', actorId: 'anonymous', userId: null, orgId: null, role: null };
+      let principal: Principal = {
+        actorType: 'user',
+        actorId: 'anonymous',
+        userId: null,
+        orgId: null,
+        role: null,
+      };
       if (r.auth) {
         const orgHeader = c.req.header('x-org-id') ?? null;
-        if (orgHeader !== null && !idParam.test(orgHeader)) throw new NotFound('org', orgHeader.slice(0, 64));
+        if (orgHeader !== null && !idParam.test(orgHeader))
+          throw new NotFound('org', orgHeader.slice(0, 64));
         principal = await authenticate(deps, bearer(c), orgHeader);
       }
       const body = r.body ? await readBody(c, r.body) : undefined;
@@ -219,10 +260,13 @@ export function createApiApp(deps: ApiDeps, options: { routes?: RouteDef[]; clie
             routePaths.set(c.req.raw, c.req.routePath);
           }
         });
-        mounted.route('/', dashboardApp((request, env) => app.fetch(request, env), {
+        mounted.route(
+          '/',
+          dashboardApp((request, env) => app.fetch(request, env), {
             hostedSignIn: deps.hostedSignIn,
             logger: deps.logger.child({ component: 'dashboard' }),
-          }));
+          }),
+        );
         mounted.notFound(routeNotFound);
         mounted.onError((err) => {
           throw err; // to the API's onError, with the request's id

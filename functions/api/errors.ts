@@ -40,10 +40,20 @@ export function respondWithError(c: Context, err: unknown, logger: Logger) {
   if (isCoreError(err)) {
     const status = statusOf[err.kind];
     if (status === 503) logger.warn({ code: err.code, err: err.message }, 'dependency unavailable');
-    const retryAfter = (err.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+    const retryAfter = (err.details as { retryAfterSeconds?: number } | undefined)
+      ?.retryAfterSeconds;
     if (retryAfter) c.header('Retry-After', String(retryAfter));
     return c.json(errorBody(err.code, err.message, err.details), status);
   }
-  logger.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unhandled error');
-  return c.json(errorBody('internal_error', 'internal error; the request id in X-Request-Id helps find it in the logs'), 500);
+  logger.error(
+    { err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) },
+    'unhandled error',
+  );
+  return c.json(
+    errorBody(
+      'internal_error',
+      'internal error; the request id in X-Request-Id helps find it in the logs',
+    ),
+    500,
+  );
 }

@@ -14,10 +14,10 @@ const errorSchema = {
 };
 
 const jsonSchema = (schema: z.ZodType) => {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<
-    string,
-    unknown
-  >;
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, {
+    io: 'input',
+    unrepresentable: 'any',
+  }) as Record<string, unknown>;
   return rest;
 };
 
@@ -32,18 +32,33 @@ export function openApiDocument(routes: RouteDef[], version: string) {
       schema: { type: 'string' },
     }));
     if (r.query) {
-      const q = jsonSchema(r.query) as { properties?: Record<string, unknown>; required?: string[] };
+      const q = jsonSchema(r.query) as {
+        properties?: Record<string, unknown>;
+        required?: string[];
+      };
       for (const [name, schema] of Object.entries(q.properties ?? {})) {
-        parameters.push({ name, in: 'query', required: q.required?.includes(name) ?? false, schema });
+        parameters.push({
+          name,
+          in: 'query',
+          required: q.required?.includes(name) ?? false,
+          schema,
+        });
       }
     }
     const responses: Record<string, unknown> = {
       [r.status]: { description: r.status === 204 ? 'No content' : 'Success' },
-      '400': { description: 'Invalid input; the message names the field', content: { 'application/json': { schema: errorSchema } } },
-      '404': { description: 'Unknown id, or an id of another org', content: { 'application/json': { schema: errorSchema } } },
+      '400': {
+        description: 'Invalid input; the message names the field',
+        content: { 'application/json': { schema: errorSchema } },
+      },
+      '404': {
+        description: 'Unknown id, or an id of another org',
+        content: { 'application/json': { schema: errorSchema } },
+      },
     };
     if (r.auth) responses['401'] = { description: 'Missing or invalid credentials' };
-    if (r.method !== 'get') responses['409'] = { description: 'Conflict (duplicate name, release in flight)' };
+    if (r.method !== 'get')
+      responses['409'] = { description: 'Conflict (duplicate name, release in flight)' };
     paths[r.path] ??= {};
     paths[r.path]![r.method] = {
       summary: r.summary,
@@ -52,7 +67,12 @@ export function openApiDocument(routes: RouteDef[], version: string) {
       ...(r.auth ? { security: [{ bearer: [] }] } : { security: [] }),
       ...(parameters.length ? { parameters } : {}),
       ...(r.body
-        ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(r.body) } } } }
+        ? {
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: jsonSchema(r.body) } },
+            },
+          }
         : {}),
       responses,
     };

@@ -24,20 +24,40 @@ export interface ScheduledEvent {
 
 const isObject = (e: unknown): e is Record<string, unknown> => typeof e === 'object' && e !== null;
 
-export function isProxyEventV2(e: unknown): e is { version: '2.0'; rawPath: string; requestContext: { http: { method: string } } } {
-  return isObject(e) && e.version === '2.0' && typeof e.rawPath === 'string' && isObject(e.requestContext) && isObject(e.requestContext.http);
+export function isProxyEventV2(
+  e: unknown,
+): e is { version: '2.0'; rawPath: string; requestContext: { http: { method: string } } } {
+  return (
+    isObject(e) &&
+    e.version === '2.0' &&
+    typeof e.rawPath === 'string' &&
+    isObject(e.requestContext) &&
+    isObject(e.requestContext.http)
+  );
 }
 
 export function isSqsEvent(e: unknown): e is SqsEvent {
   return (
     isObject(e) &&
     Array.isArray(e.Records) &&
-    e.Records.every((r: unknown) => isObject(r) && r.eventSource === 'aws:sqs' && typeof r.body === 'string' && typeof r.messageId === 'string')
+    e.Records.every(
+      (r: unknown) =>
+        isObject(r) &&
+        r.eventSource === 'aws:sqs' &&
+        typeof r.body === 'string' &&
+        typeof r.messageId === 'string',
+    )
   );
 }
 
 export function isScheduledEvent(e: unknown): e is ScheduledEvent {
-  return isObject(e) && e.source === 'aws.events' && e['detail-type'] === 'Scheduled Event' && Array.isArray(e.resources) && typeof e.id === 'string';
+  return (
+    isObject(e) &&
+    e.source === 'aws.events' &&
+    e['detail-type'] === 'Scheduled Event' &&
+    Array.isArray(e.resources) &&
+    typeof e.id === 'string'
+  );
 }
 
 /** The last segment of an ARN: a queue's name, or `rule/<name>` → `<name>`. */

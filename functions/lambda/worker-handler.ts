@@ -1,6 +1,12 @@
 import type { SqsBatchResponse, SqsQueue } from '../../adapters/queue/sqs.ts';
 import type { Logger, MessageHandler } from '../../core/ports.ts';
-import { handleScheduledJob, scheduledJobs, scheduledJobsQueue, workerHandlers, type WorkerSystem } from '../../core/queues.ts';
+import {
+  handleScheduledJob,
+  scheduledJobs,
+  scheduledJobsQueue,
+  workerHandlers,
+  type WorkerSystem,
+} from '../../core/queues.ts';
 import { isSqsEvent, nameOfArn } from './events.ts';
 
 export interface WorkerDeps {
@@ -31,7 +37,10 @@ export function createWorkerHandler(deps: WorkerDeps) {
     const target = byPhysical.get(physical);
     if (!target) {
       // A mapping to a queue this build has no handler for: keep the messages for a build that has.
-      deps.logger.error({ queue: physical, records: event.Records.length }, 'no handler for this queue; the batch is returned');
+      deps.logger.error(
+        { queue: physical, records: event.Records.length },
+        'no handler for this queue; the batch is returned',
+      );
       return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
     }
     if (target.kind === 'delay') return deps.queue.relayDelayed(event.Records);
@@ -47,6 +56,9 @@ export function createWorkerHandler(deps: WorkerDeps) {
 export function sqsWorkerHandlers(system: WorkerSystem): Record<string, MessageHandler<never>> {
   return {
     ...workerHandlers(system),
-    [scheduledJobsQueue]: handleScheduledJob(scheduledJobs(system), system.logger) as MessageHandler<never>,
+    [scheduledJobsQueue]: handleScheduledJob(
+      scheduledJobs(system),
+      system.logger,
+    ) as MessageHandler<never>,
   };
 }

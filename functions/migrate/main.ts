@@ -16,6 +16,9 @@ try {
   );
 } catch (e) {
   if (e instanceof ConfigError) process.stderr.write(`selfdevop migrate: ${e.message}\n`);
-  else process.stderr.write(`selfdevop migrate failed: ${e instanceof Error ? e.message : String(e)}\n`);
+  else
+    process.stderr.write(
+      `selfdevop migrate failed: ${e instanceof Error ? e.message : String(e)}\n`,
+    );
   process.exit(1);
 }

@@ -4,7 +4,12 @@
  */
 import path from 'node:path';
 import type { Config } from '../../adapters/modes/config.ts';
-import { CaddyListenFailed, CaddyStateInUse, NoCaddyAvailable, startOwnCaddy } from '../../adapters/edge/caddy-process.ts';
+import {
+  CaddyListenFailed,
+  CaddyStateInUse,
+  NoCaddyAvailable,
+  startOwnCaddy,
+} from '../../adapters/edge/caddy-process.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { caddyBaseConfig } from '../../core/edge/caddy-route.ts';
 import { StartupError } from './start-errors.ts';
@@ -22,7 +27,8 @@ const localDocker = { dockerHost: 'unix:///var/run/docker.sock' };
 /** Caddy's official image, for machines that can pull but did not build selfdevop's. */
 const pullableImage = 'caddy:2';
 
-const loopback = (host: string) => (host === '' || host === '0.0.0.0' || host === '::' || host === '[::]' ? '127.0.0.1' : host);
+const loopback = (host: string) =>
+  host === '' || host === '0.0.0.0' || host === '::' || host === '[::]' ? '127.0.0.1' : host;
 const splitListen = (listen: string) => {
   const i = listen.lastIndexOf(':');
   return { host: listen.slice(0, i), port: listen.slice(i + 1) };
@@ -33,7 +39,11 @@ const splitListen = (listen: string) => {
  * banner says what to install: a new user trying the API and dashboard first should not be
  * stopped by the one part only deploys need, and a deploy then fails naming the edge.
  */
-export async function startOwnEdge(config: Config, dataDir: string, apiPort: number): Promise<OwnEdge> {
+export async function startOwnEdge(
+  config: Config,
+  dataDir: string,
+  apiPort: number,
+): Promise<OwnEdge> {
   const adminUrl = `http://${config.CADDY_ADMIN_LISTEN}`;
   const https = splitListen(config.EDGE_HTTPS_LISTEN);
   const tlsAddress = `${loopback(https.host)}:${https.port}`;
@@ -49,7 +59,10 @@ export async function startOwnEdge(config: Config, dataDir: string, apiPort: num
       container: {
         runtime,
         target: localDocker,
-        images: config.CADDY_IMAGE === pullableImage ? [pullableImage] : [config.CADDY_IMAGE, pullableImage],
+        images:
+          config.CADDY_IMAGE === pullableImage
+            ? [pullableImage]
+            : [config.CADDY_IMAGE, pullableImage],
       },
       config: (storageRoot) =>
         caddyBaseConfig({
@@ -64,7 +77,9 @@ export async function startOwnEdge(config: Config, dataDir: string, apiPort: num
     return {
       adminUrl,
       tlsAddress,
-      banner: [`  edge:      Caddy on ${config.EDGE_HTTP_LISTEN} (HTTP) and ${config.EDGE_HTTPS_LISTEN} (HTTPS), ${caddy.runs}`],
+      banner: [
+        `  edge:      Caddy on ${config.EDGE_HTTP_LISTEN} (HTTP) and ${config.EDGE_HTTPS_LISTEN} (HTTPS), ${caddy.runs}`,
+      ],
       stop: async () => {
         await caddy.stop();
         runtime.close();
@@ -74,9 +89,17 @@ export async function startOwnEdge(config: Config, dataDir: string, apiPort: num
     runtime.close();
     if (e instanceof CaddyListenFailed) throw listenError(config, e);
     if (e instanceof CaddyStateInUse) {
-      throw new StartupError('the edge (Caddy) did not start', e.message, 'Stop the other selfdevop, or set DATA_DIR to another directory for this one.');
+      throw new StartupError(
+        'the edge (Caddy) did not start',
+        e.message,
+        'Stop the other selfdevop, or set DATA_DIR to another directory for this one.',
+      );
     }
-    if (!(e instanceof NoCaddyAvailable)) throw new StartupError('the edge (Caddy) did not start', e instanceof Error ? e.message : String(e));
+    if (!(e instanceof NoCaddyAvailable))
+      throw new StartupError(
+        'the edge (Caddy) did not start',
+        e instanceof Error ? e.message : String(e),
+      );
     return {
       adminUrl,
       tlsAddress,
@@ -102,7 +125,8 @@ function listenError(config: Config, e: CaddyListenFailed): StartupError {
       'Set CADDY_ADMIN_LISTEN to a free loopback port (e.g. CADDY_ADMIN_LISTEN=127.0.0.1:2020), or CADDY_ADMIN_URL to use the Caddy already listening there.',
     );
   }
-  const variable = e.address === config.EDGE_HTTPS_LISTEN ? 'EDGE_HTTPS_LISTEN' : 'EDGE_HTTP_LISTEN';
+  const variable =
+    e.address === config.EDGE_HTTPS_LISTEN ? 'EDGE_HTTPS_LISTEN' : 'EDGE_HTTP_LISTEN';
   const example = variable === 'EDGE_HTTPS_LISTEN' ? '127.0.0.1:8443' : '127.0.0.1:8080';
   return new StartupError(
     what,

@@ -78,7 +78,12 @@ function reasonOf(err: OsError): string | null {
 /** An address or port that could not be bound (in use, privileged, not this machine's). */
 export function isBindError(e: unknown): boolean {
   const err = e as OsError | null;
-  return typeof e === 'object' && err !== null && (err.syscall === 'bind' || err.syscall === 'listen') && osReason(e) !== null;
+  return (
+    typeof e === 'object' &&
+    err !== null &&
+    (err.syscall === 'bind' || err.syscall === 'listen') &&
+    osReason(e) !== null
+  );
 }
 
 /**

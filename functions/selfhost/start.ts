@@ -7,7 +7,10 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, fromEnv, type Config } from '../../adapters/modes/config.ts';
-import { EmbeddedPostgresFailed, startEmbeddedPostgres } from '../../adapters/db/embedded-postgres.ts';
+import {
+  EmbeddedPostgresFailed,
+  startEmbeddedPostgres,
+} from '../../adapters/db/embedded-postgres.ts';
 import { migrate } from '../../adapters/db/migrator.ts';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
 import { ensureKeyFile } from '../../adapters/vault/aes-file.ts';
@@ -30,7 +33,9 @@ async function resolveSecrets(config: Config) {
       await mkdir(dataDir, { recursive: true, mode: 0o711 });
       await chmod(dataDir, 0o711);
       await mkdir(secretsDir, { recursive: true, mode: 0o700 });
-      return config.JWT_SECRET ?? (await ensureSecretFile(path.join(secretsDir, 'jwt-secret'))).value;
+      return (
+        config.JWT_SECRET ?? (await ensureSecretFile(path.join(secretsDir, 'jwt-secret'))).value
+      );
     },
   );
   let encryptionKeyFile = config.ENCRYPTION_KEY_FILE;
@@ -62,16 +67,22 @@ async function shutdown(signal: string) {
   stopping = true;
   logger?.info({ signal }, 'shutting down');
   for (const stop of stops) {
-    await stop().catch((e: unknown) => process.stderr.write(`selfdevop: a shutdown step failed: ${messageOf(e)}\n`));
+    await stop().catch((e: unknown) =>
+      process.stderr.write(`selfdevop: a shutdown step failed: ${messageOf(e)}\n`),
+    );
   }
   process.exit(0);
 }
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
-async function startDatabase(config: Config, secrets: Awaited<ReturnType<typeof resolveSecrets>>): Promise<string> {
+async function startDatabase(
+  config: Config,
+  secrets: Awaited<ReturnType<typeof resolveSecrets>>,
+): Promise<string> {
   if (config.DATABASE_URL) return config.DATABASE_URL;
-  const password = (await ensureSecretFile(path.join(secrets.secretsDir, 'postgres-password'), 24)).value;
+  const password = (await ensureSecretFile(path.join(secrets.secretsDir, 'postgres-password'), 24))
+    .value;
   const what = 'the embedded PostgreSQL did not start';
   const embedded = await startEmbeddedPostgres({
     dataDir: secrets.dataDir,
@@ -81,10 +92,18 @@ async function startDatabase(config: Config, secrets: Awaited<ReturnType<typeof 
   }).catch((e: unknown) => {
     if (!(e instanceof EmbeddedPostgresFailed)) throw new StartupError(what, messageOf(e));
     if (e.reason === 'port-in-use') {
-      throw new StartupError(what, e.message, `Set EMBEDDED_PG_PORT to a free port (e.g. EMBEDDED_PG_PORT=${config.EMBEDDED_PG_PORT + 1}), or stop what listens there.`);
+      throw new StartupError(
+        what,
+        e.message,
+        `Set EMBEDDED_PG_PORT to a free port (e.g. EMBEDDED_PG_PORT=${config.EMBEDDED_PG_PORT + 1}), or stop what listens there.`,
+      );
     }
     if (e.reason === 'data-dir-in-use') {
-      throw new StartupError(what, e.message, 'Stop the other selfdevop, or set DATA_DIR to another directory for this one.');
+      throw new StartupError(
+        what,
+        e.message,
+        'Stop the other selfdevop, or set DATA_DIR to another directory for this one.',
+      );
     }
     throw new StartupError(what, e.message);
   });
@@ -110,7 +129,9 @@ async function main() {
   );
 
   // Without CADDY_ADMIN_URL selfdevop runs its own Caddy; with it, the one named is used as it is.
-  const edge = config.CADDY_ADMIN_URL ? null : await startOwnEdge(config, secrets.dataDir, config.PORT);
+  const edge = config.CADDY_ADMIN_URL
+    ? null
+    : await startOwnEdge(config, secrets.dataDir, config.PORT);
   if (edge) stops.unshift(edge.stop);
 
   // The process running workers serves the edge's DNS; an API alone only points Caddy at it.
@@ -126,7 +147,8 @@ async function main() {
     { role: config.RUN_WORKERS ? 'all' : 'api', version },
   ).catch((e: unknown) => {
     // The upstream DNS server is the one thing fromSelfhost binds.
-    if (!isBindError(e)) throw new StartupError('the control plane did not start', osReason(e) ?? messageOf(e));
+    if (!isBindError(e))
+      throw new StartupError('the control plane did not start', osReason(e) ?? messageOf(e));
     const next = `${config.EDGE_DNS_LISTEN.slice(0, config.EDGE_DNS_LISTEN.lastIndexOf(':'))}:${Number(config.EDGE_DNS_LISTEN.split(':').pop()) + 1}`;
     throw new StartupError(
       `the edge's upstream DNS could not listen on ${config.EDGE_DNS_LISTEN}`,
@@ -140,14 +162,24 @@ async function main() {
   const served = await explained(
     `the API could not listen on ${config.HOST}:${config.PORT}`,
     `Set PORT to a free port (e.g. PORT=${config.PORT + 1}), or HOST to an address of this machine.`,
-    () => serveApi(system.api, { host: config.HOST, port: config.PORT, trustProxy: config.TRUST_PROXY }),
+    () =>
+      serveApi(system.api, {
+        host: config.HOST,
+        port: config.PORT,
+        trustProxy: config.TRUST_PROXY,
+      }),
   );
   stops.unshift(served.close);
 
   const shownHost = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
   const url = `http://${shownHost}:${served.port}`;
   system.logger.info(
-    { url, migrationsApplied: applied.map((m) => m.version), embeddedDatabase: !config.DATABASE_URL, dataDir: secrets.dataDir },
+    {
+      url,
+      migrationsApplied: applied.map((m) => m.version),
+      embeddedDatabase: !config.DATABASE_URL,
+      dataDir: secrets.dataDir,
+    },
     'selfdevop is up',
   );
   process.stderr.write(
@@ -155,8 +187,12 @@ async function main() {
       '',
       `  selfdevop ${version} is running at ${url}`,
       `  API docs:  ${url}/docs`,
-      config.DATABASE_URL ? '  database:  DATABASE_URL' : `  data:      ${secrets.dataDir} (embedded PostgreSQL)`,
-      ...(edge ? edge.banner : [`  edge:      the Caddy at CADDY_ADMIN_URL (${config.CADDY_ADMIN_URL})`]),
+      config.DATABASE_URL
+        ? '  database:  DATABASE_URL'
+        : `  data:      ${secrets.dataDir} (embedded PostgreSQL)`,
+      ...(edge
+        ? edge.banner
+        : [`  edge:      the Caddy at CADDY_ADMIN_URL (${config.CADDY_ADMIN_URL})`]),
       '',
       '  Create the first user (the owner of a new org):',
       `    curl -s ${url}/api/auth/local/signup -H 'content-type: application/json' \\`,
@@ -168,8 +204,12 @@ async function main() {
 
 main().catch(async (e: unknown) => {
   if (e instanceof ConfigError) process.stderr.write(`selfdevop: ${e.message}\n`);
-  else if (e instanceof StartupError) process.stderr.write(`selfdevop failed to start: ${e.message}\n`);
-  else process.stderr.write(`selfdevop failed to start: ${e instanceof Error ? (e.stack ?? messageOf(e)) : messageOf(e)}\n`);
+  else if (e instanceof StartupError)
+    process.stderr.write(`selfdevop failed to start: ${e.message}\n`);
+  else
+    process.stderr.write(
+      `selfdevop failed to start: ${e instanceof Error ? (e.stack ?? messageOf(e)) : messageOf(e)}\n`,
+    );
   for (const stop of stops) await stop().catch(() => undefined);
   process.exit(1);
 });

@@ -18,7 +18,11 @@ import { version } from './version.ts';
 const heartbeatEveryMs = 5_000;
 
 async function main() {
-  const config = requireSettings(fromEnv(), 'the worker', ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY_FILE']);
+  const config = requireSettings(fromEnv(), 'the worker', [
+    'DATABASE_URL',
+    'JWT_SECRET',
+    'ENCRYPTION_KEY_FILE',
+  ]);
   const databaseUrl = config.DATABASE_URL;
   const heartbeatFile = config.WORKER_HEARTBEAT_FILE;
   const domain = config.SELFDEVOP_DOMAIN;

@@ -11,9 +11,19 @@ const sockets = new Set();
 
 function frame(opcode, payload) {
   const len = payload.length;
-  const head = len < 126 ? Buffer.from([0x80 | opcode, len])
-    : len < 65536 ? Buffer.from([0x80 | opcode, 126, len >> 8, len & 255])
-    : Buffer.concat([Buffer.from([0x80 | opcode, 127]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(len)); return b; })()]);
+  const head =
+    len < 126
+      ? Buffer.from([0x80 | opcode, len])
+      : len < 65536
+        ? Buffer.from([0x80 | opcode, 126, len >> 8, len & 255])
+        : Buffer.concat([
+            Buffer.from([0x80 | opcode, 127]),
+            (() => {
+              const b = Buffer.alloc(8);
+              b.writeBigUInt64BE(BigInt(len));
+              return b;
+            })(),
+          ]);
   return Buffer.concat([head, payload]);
 }
 
@@ -25,8 +35,13 @@ const server = http.createServer((req, res) => {
 server.on('upgrade', (req, socket) => {
   const key = req.headers['sec-websocket-key'];
   if (!key) return socket.destroy();
-  const accept = crypto.createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  const accept = crypto
+    .createHash('sha1')
+    .update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11')
+    .digest('base64');
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+  );
   sockets.add(socket);
   socket.on('close', () => sockets.delete(socket));
   socket.on('error', () => sockets.delete(socket));
@@ -39,17 +54,28 @@ server.on('upgrade', (req, socket) => {
       const masked = (buf[1] & 128) !== 0;
       let len = buf[1] & 127;
       let off = 2;
-      if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
-      else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+      if (len === 126) {
+        if (buf.length < 4) return;
+        len = buf.readUInt16BE(2);
+        off = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) return;
+        len = Number(buf.readBigUInt64BE(2));
+        off = 10;
+      }
       const maskOff = off;
       if (masked) off += 4;
       if (buf.length < off + len) return;
       const payload = Buffer.from(buf.subarray(off, off + len));
       if (masked) for (let i = 0; i < len; i++) payload[i] ^= buf[maskOff + (i % 4)];
       buf = buf.subarray(off + len);
-      if (opcode === 1) socket.write(frame(1, Buffer.from(`${version}:${payload.toString('utf8')}`)));
+      if (opcode === 1)
+        socket.write(frame(1, Buffer.from(`${version}:${payload.toString('utf8')}`)));
       else if (opcode === 9) socket.write(frame(10, payload));
-      else if (opcode === 8) { socket.end(frame(8, payload.subarray(0, 2))); return; }
+      else if (opcode === 8) {
+        socket.end(frame(8, payload.subarray(0, 2)));
+        return;
+      }
     }
   });
 });

@@ -19,12 +19,24 @@ afterAll(async () => jwks?.stop());
 const bySub: ResolveUserId = async (sub) => (sub.startsWith('sub-') ? sub.slice(4) : null);
 
 const make = (clock: ManualClock, resolveUserId: ResolveUserId = bySub) =>
-  new CognitoAuth({ region: jwks.region, userPoolId: jwks.userPoolId, clientId, resolveUserId, jwksUrl: jwks.url, clock });
+  new CognitoAuth({
+    region: jwks.region,
+    userPoolId: jwks.userPoolId,
+    clientId,
+    resolveUserId,
+    jwksUrl: jwks.url,
+    clock,
+  });
 
 runAuthProviderContract({
   make: ({ clock }) => make(clock),
   issue: (userId, { clock, ttlSeconds }) =>
-    jwks.sign({ sub: `sub-${userId}`, iat: Math.floor(clock.now().getTime() / 1000), ttlSeconds, clientId }),
+    jwks.sign({
+      sub: `sub-${userId}`,
+      iat: Math.floor(clock.now().getTime() / 1000),
+      ttlSeconds,
+      clientId,
+    }),
 });
 
 describe('CognitoAuth', () => {
@@ -55,11 +67,20 @@ describe('CognitoAuth', () => {
   });
 
   it('refuses an access token issued to another app client', async () => {
-    await refuses(await jwks.sign({ sub: 'sub-usr_1', iat: iat(), ttlSeconds: 600, clientId: 'otherclient' }), 'session token was issued to another app client');
+    await refuses(
+      await jwks.sign({ sub: 'sub-usr_1', iat: iat(), ttlSeconds: 600, clientId: 'otherclient' }),
+      'session token was issued to another app client',
+    );
   });
 
   it('refuses an id token in place of an access token', async () => {
-    const idToken = await jwks.sign({ sub: 'sub-usr_1', iat: iat(), ttlSeconds: 600, clientId, tokenUse: 'id' });
+    const idToken = await jwks.sign({
+      sub: 'sub-usr_1',
+      iat: iat(),
+      ttlSeconds: 600,
+      clientId,
+      tokenUse: 'id',
+    });
     // An id token has aud instead of client_id; either check refuses it.
     const error = await auth.verifySession(idToken).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Unauthenticated);
@@ -67,12 +88,23 @@ describe('CognitoAuth', () => {
   });
 
   it('refuses an expired token', async () => {
-    const token = await jwks.sign({ sub: 'sub-usr_1', iat: iat() - 7200, ttlSeconds: 3600, clientId });
+    const token = await jwks.sign({
+      sub: 'sub-usr_1',
+      iat: iat() - 7200,
+      ttlSeconds: 3600,
+      clientId,
+    });
     await refuses(token, 'session token has expired');
   });
 
   it('refuses a token signed with a key the pool does not publish', async () => {
-    const token = await jwks.sign({ sub: 'sub-usr_1', iat: iat(), ttlSeconds: 600, clientId, unknownKey: true });
+    const token = await jwks.sign({
+      sub: 'sub-usr_1',
+      iat: iat(),
+      ttlSeconds: 600,
+      clientId,
+      unknownKey: true,
+    });
     await refuses(token, 'session token was signed with a key the user pool does not publish');
   });
 
@@ -88,7 +120,10 @@ describe('CognitoAuth', () => {
   });
 
   it('refuses a valid token whose subject maps to no user', async () => {
-    await refuses(await jwks.sign({ sub: 'stranger', iat: iat(), ttlSeconds: 600, clientId }), 'session token belongs to no selfdevop user');
+    await refuses(
+      await jwks.sign({ sub: 'stranger', iat: iat(), ttlSeconds: 600, clientId }),
+      'session token belongs to no selfdevop user',
+    );
   });
 
   it('passes the subject and any email to the lookup', async () => {
@@ -97,7 +132,13 @@ describe('CognitoAuth', () => {
       seen.push([sub, email]);
       return 'usr_7';
     });
-    const token = await jwks.sign({ sub: 'c0ffee', iat: iat(), ttlSeconds: 600, clientId, email: 'a@example.com' });
+    const token = await jwks.sign({
+      sub: 'c0ffee',
+      iat: iat(),
+      ttlSeconds: 600,
+      clientId,
+      email: 'a@example.com',
+    });
     expect((await withEmail.verifySession(token)).userId).toBe('usr_7');
     expect(seen).toEqual([['c0ffee', 'a@example.com']]);
   });
@@ -106,7 +147,9 @@ describe('CognitoAuth', () => {
     const fresh = make(clock);
     const before = jwks.fetches();
     for (let i = 0; i < 5; i++) {
-      await fresh.verifySession(await jwks.sign({ sub: `sub-usr_${i}`, iat: iat(), ttlSeconds: 600, clientId }));
+      await fresh.verifySession(
+        await jwks.sign({ sub: `sub-usr_${i}`, iat: iat(), ttlSeconds: 600, clientId }),
+      );
     }
     expect(jwks.fetches() - before).toBe(1);
   });
@@ -129,9 +172,18 @@ describe('CognitoAuth', () => {
   });
 
   it('refuses bad settings, naming the variable', () => {
-    const base = { region: 'eu-west-1', userPoolId: 'eu-west-1_Abc', clientId, resolveUserId: bySub };
-    expect(() => new CognitoAuth({ ...base, region: 'mars' })).toThrow(/^COGNITO_REGION must be an AWS region/);
-    expect(() => new CognitoAuth({ ...base, userPoolId: 'pool' })).toThrow(/^COGNITO_USER_POOL_ID must look like/);
+    const base = {
+      region: 'eu-west-1',
+      userPoolId: 'eu-west-1_Abc',
+      clientId,
+      resolveUserId: bySub,
+    };
+    expect(() => new CognitoAuth({ ...base, region: 'mars' })).toThrow(
+      /^COGNITO_REGION must be an AWS region/,
+    );
+    expect(() => new CognitoAuth({ ...base, userPoolId: 'pool' })).toThrow(
+      /^COGNITO_USER_POOL_ID must look like/,
+    );
     expect(() => new CognitoAuth({ ...base, clientId: '' })).toThrow(/^COGNITO_CLIENT_ID must be/);
   });
 });

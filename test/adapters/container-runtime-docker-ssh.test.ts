@@ -7,7 +7,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import type { DockerTarget } from '../../core/ports.ts';
 import { runContainerRuntimeContract } from '../contracts/container-runtime.case.ts';
-import { ensureTestImages, httpGet, removeContainersByLabel, testImages, testRun } from '../support/docker.ts';
+import {
+  ensureTestImages,
+  httpGet,
+  removeContainersByLabel,
+  testImages,
+  testRun,
+} from '../support/docker.ts';
 import { available } from '../support/services.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
 
@@ -37,7 +43,12 @@ describe.skipIf(!ready)('DockerRuntime over SSH', () => {
         return {
           runtime,
           target: sshTarget(),
-          unreachable: [{ dockerHost: 'ssh://nobody@127.0.0.1:1', ssh: { privateKey: sshd.clientKey, hostKey: null } }],
+          unreachable: [
+            {
+              dockerHost: 'ssh://nobody@127.0.0.1:1',
+              ssh: { privateKey: sshd.clientKey, hostKey: null },
+            },
+          ],
           httpGet: (published, path) => httpGet(published, path),
           labels: run.labels,
           name: run.name,
@@ -59,19 +70,27 @@ describe.skipIf(!ready)('DockerRuntime over SSH', () => {
       () => null,
       (e: Error & { kind?: string }) => e,
     );
-    expect(error?.message).toMatch(/^docker ping on ssh:\/\/\S+ failed: SSH host key verification failed: the server's host key is not the one pinned/);
+    expect(error?.message).toMatch(
+      /^docker ping on ssh:\/\/\S+ failed: SSH host key verification failed: the server's host key is not the one pinned/,
+    );
     expect(error?.kind).toBeUndefined();
   });
 
   it('names SSH authentication when the server does not accept the key', async () => {
-    await expect(new DockerRuntime().ping(sshTarget({ privateKey: sshd.strangerKey }))).rejects.toThrow(
+    await expect(
+      new DockerRuntime().ping(sshTarget({ privateKey: sshd.strangerKey })),
+    ).rejects.toThrow(
       /failed: SSH authentication failed: the server does not accept the node's private key/,
     );
   });
 });
 
 /** Polls the sshd's open connections until they satisfy check; returns the last reading. */
-async function connectionsUntil(node: TestSshd, check: (ports: number[]) => boolean, deadlineMs = 5000): Promise<number[]> {
+async function connectionsUntil(
+  node: TestSshd,
+  check: (ports: number[]) => boolean,
+  deadlineMs = 5000,
+): Promise<number[]> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     const ports = await node.connections();
@@ -84,7 +103,10 @@ describe.skipIf(!ready)('SSH connections to a node', () => {
   // Servers of their own: only this block's runtimes connect to them, so counts are exact.
   const nodes: TestSshd[] = [];
   const runtimes: DockerRuntime[] = [];
-  const targetOf = (node: TestSshd, ssh: Partial<NonNullable<DockerTarget['ssh']>> = {}): DockerTarget => ({
+  const targetOf = (
+    node: TestSshd,
+    ssh: Partial<NonNullable<DockerTarget['ssh']>> = {},
+  ): DockerTarget => ({
     dockerHost: node.dockerHost,
     ssh: { privateKey: node.clientKey, hostKey: node.hostKey, ...ssh },
   });
@@ -99,7 +121,8 @@ describe.skipIf(!ready)('SSH connections to a node', () => {
   }, 60_000);
   afterEach(async () => {
     for (const r of runtimes.splice(0)) r.close();
-    for (const node of nodes) expect(await connectionsUntil(node, (p) => p.length === 0)).toEqual([]);
+    for (const node of nodes)
+      expect(await connectionsUntil(node, (p) => p.length === 0)).toEqual([]);
   });
   afterAll(async () => {
     await Promise.all(nodes.map((n) => n.stop()));
@@ -108,7 +131,11 @@ describe.skipIf(!ready)('SSH connections to a node', () => {
   it('carries many calls over one SSH connection, and closes it once idle', async () => {
     const [node] = nodes as [TestSshd];
     const r = runtime({ sshIdleTimeoutMs: 300 });
-    await Promise.all([r.ping(targetOf(node)), r.ping(targetOf(node)), r.list(targetOf(node), { 'selfdevop.none': 'x' })]);
+    await Promise.all([
+      r.ping(targetOf(node)),
+      r.ping(targetOf(node)),
+      r.list(targetOf(node), { 'selfdevop.none': 'x' }),
+    ]);
     const first = await node.connections();
     expect(first).toHaveLength(1);
     for (let i = 0; i < 5; i++) await r.ping(targetOf(node));
@@ -156,10 +183,23 @@ describe.skipIf(!ready)('SSH connections to a node', () => {
     const r = runtime();
     const name = run.name('rotate-logs');
     try {
-      await r.start(targetOf(node), { name, image: testImages.app, env: {}, labels: run.labels, containerPort: 8080, publishIp: '127.0.0.1', restartPolicy: 'no' });
+      await r.start(targetOf(node), {
+        name,
+        image: testImages.app,
+        env: {},
+        labels: run.labels,
+        containerPort: 8080,
+        publishIp: '127.0.0.1',
+        restartPolicy: 'no',
+      });
       const controller = new AbortController();
       let listening = false;
-      const following = r.followLogs(targetOf(node), name, (line) => void (listening ||= line.includes('listening')), controller.signal);
+      const following = r.followLogs(
+        targetOf(node),
+        name,
+        (line) => void (listening ||= line.includes('listening')),
+        controller.signal,
+      );
       const until = Date.now() + 10_000;
       while (!listening && Date.now() < until) await new Promise((x) => setTimeout(x, 50));
       expect(listening).toBe(true);

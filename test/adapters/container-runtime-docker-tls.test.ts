@@ -7,8 +7,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime, fromDockerTarget } from '../../adapters/runtime/docker.ts';
 import type { DockerTarget } from '../../core/ports.ts';
 import { runContainerRuntimeContract } from '../contracts/container-runtime.case.ts';
-import { ensureTestImages, httpGet, removeContainersByLabel, testImages, testRun } from '../support/docker.ts';
-import { makeTestPki, startDockerTlsProxy, type DockerTlsProxy, type TestPki } from '../support/docker-tls.ts';
+import {
+  ensureTestImages,
+  httpGet,
+  removeContainersByLabel,
+  testImages,
+  testRun,
+} from '../support/docker.ts';
+import {
+  makeTestPki,
+  startDockerTlsProxy,
+  type DockerTlsProxy,
+  type TestPki,
+} from '../support/docker-tls.ts';
 import { available } from '../support/services.ts';
 
 const hasDocker = await available('docker');
@@ -19,9 +30,17 @@ describe('ssh credentials of a target', () => {
     dockerHost: 'ssh://deploy@node-4:2222',
     ssh: { privateKey: 'PRIVATE KEY PEM', hostKey },
   });
-  type SshOptions = { privateKey?: string; agent?: string; hostVerifier?: (key: Buffer) => boolean };
+  type SshOptions = {
+    privateKey?: string;
+    agent?: string;
+    hostVerifier?: (key: Buffer) => boolean;
+  };
   const sshOptionsOf = (t: DockerTarget) =>
-    (fromDockerTarget(t, { sshOptions: { privateKey: 'process-wide' } }) as { sshOptions: SshOptions }).sshOptions;
+    (
+      fromDockerTarget(t, { sshOptions: { privateKey: 'process-wide' } }) as {
+        sshOptions: SshOptions;
+      }
+    ).sshOptions;
 
   it("uses the node's own key, not the process's agent or default key", () => {
     const o = sshOptionsOf(target(`ssh-ed25519 ${hostKeyBlob.toString('base64')}`));
@@ -30,7 +49,9 @@ describe('ssh credentials of a target', () => {
   });
 
   it('accepts only the pinned host key', () => {
-    const verify = sshOptionsOf(target(`ssh-ed25519 ${hostKeyBlob.toString('base64')}`)).hostVerifier!;
+    const verify = sshOptionsOf(
+      target(`ssh-ed25519 ${hostKeyBlob.toString('base64')}`),
+    ).hostVerifier!;
     expect(verify(hostKeyBlob)).toBe(true);
     expect(verify(Buffer.from('another host key blob'))).toBe(false);
   });
@@ -89,14 +110,19 @@ describe.skipIf(!hasDocker)('DockerRuntime over mutual TLS', () => {
       () => null,
       (e: Error & { kind?: string }) => e,
     );
-    expect(error?.message).toMatch(/^docker ping on tcp:\/\/127\.0\.0\.1:\d+ failed: TLS handshake failed: the engine's certificate does not verify against the node's CA/);
+    expect(error?.message).toMatch(
+      /^docker ping on tcp:\/\/127\.0\.0\.1:\d+ failed: TLS handshake failed: the engine's certificate does not verify against the node's CA/,
+    );
     // Not Unavailable: a retry would meet the same certificate.
     expect(error?.kind).toBeUndefined();
   });
 
   it('names the client certificate when the engine hangs up on one it does not trust', async () => {
     const refusedBefore = proxy.refused.length;
-    const target = { ...tlsTarget(), tls: { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey } };
+    const target = {
+      ...tlsTarget(),
+      tls: { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey },
+    };
     await expect(new DockerRuntime().ping(target)).rejects.toThrow(
       /docker is unavailable: tcp:\/\/127\.0\.0\.1:\d+: .*over TLS: an engine that refuses the client certificate/,
     );
@@ -105,7 +131,10 @@ describe.skipIf(!hasDocker)('DockerRuntime over mutual TLS', () => {
 
   it('uses rotated material at once, with the same runtime', async () => {
     const runtime = new DockerRuntime();
-    const bad = { ...tlsTarget(), tls: { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey } };
+    const bad = {
+      ...tlsTarget(),
+      tls: { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey },
+    };
     await expect(runtime.ping(bad)).rejects.toThrow(/TLS/);
     await runtime.ping(tlsTarget());
   });

@@ -152,7 +152,11 @@ describe('container create plans', () => {
       Env: [],
       Labels: {},
       User: '1000:1000',
-      HostConfig: { RestartPolicy: { Name: 'no' }, NetworkMode: 'host', Binds: ['/srv/sdo/caddy/data:/data'] },
+      HostConfig: {
+        RestartPolicy: { Name: 'no' },
+        NetworkMode: 'host',
+        Binds: ['/srv/sdo/caddy/data:/data'],
+      },
     });
   });
 });

@@ -32,168 +32,214 @@ async function namedUpstream(name: string) {
   };
 }
 
-describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter with dynamic upstreams (real Caddy 2.11)', () => {
-  let caddy: TestCaddy;
-  let dns: UpstreamDnsServer;
-  let registry: MemoryUpstreamRegistry;
-  let closedPort: number;
-  const upstreams: Awaited<ReturnType<typeof namedUpstream>>[] = [];
+describe.skipIf(!(await available('caddy')))(
+  'CaddyEdgeRouter with dynamic upstreams (real Caddy 2.11)',
+  () => {
+    let caddy: TestCaddy;
+    let dns: UpstreamDnsServer;
+    let registry: MemoryUpstreamRegistry;
+    let closedPort: number;
+    const upstreams: Awaited<ReturnType<typeof namedUpstream>>[] = [];
 
-  beforeAll(async () => {
-    registry = new MemoryUpstreamRegistry();
-    dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port: 0, cacheMs: 50 });
-    caddy = await startCaddy();
-    closedPort = await freePort();
-    upstreams.push(await namedUpstream('A'), await namedUpstream('B'));
-  });
-
-  afterAll(async () => {
-    await Promise.all(upstreams.map((u) => u.close()));
-    await caddy?.stop();
-    await dns?.close();
-  });
-
-  const router = () =>
-    new CaddyEdgeRouter({
-      adminUrl: caddy.adminUrl,
-      server: caddy.serverName,
-      dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
+    beforeAll(async () => {
+      registry = new MemoryUpstreamRegistry();
+      dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port: 0, cacheMs: 50 });
+      caddy = await startCaddy();
+      closedPort = await freePort();
+      upstreams.push(await namedUpstream('A'), await namedUpstream('B'));
     });
 
-  runEdgeRouterContract({
-    make: async () => {
-      await caddy.reset();
-      return router();
-    },
-    makeUnreachable: () =>
+    afterAll(async () => {
+      await Promise.all(upstreams.map((u) => u.close()));
+      await caddy?.stop();
+      await dns?.close();
+    });
+
+    const router = () =>
       new CaddyEdgeRouter({
-        adminUrl: `http://127.0.0.1:${closedPort}`,
-        timeoutMs: 2000,
+        adminUrl: caddy.adminUrl,
+        server: caddy.serverName,
         dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
-      }),
-  });
+      });
 
-  it('stores a route that names its upstreams by DNS, and keeps it when they change', async () => {
-    await caddy.reset();
-    const edge = router();
-    await edge.put(aRouteSpec({ id: 'sdo-svc_a-env_b', hosts: ['dyn.example.test'], upstreams: [upstreams[0]!.dial] }));
-    const before = await caddy.admin.request('GET', '/id/sdo-svc_a-env_b');
-    expect(JSON.parse(before.body).handle[0]).toMatchObject({
-      dynamic_upstreams: { source: 'srv', name: `_sdo-svc-a-env-b._tcp.${zone}`, refresh: '100ms', grace_period: '1h' },
-      transport: { protocol: 'http', resolver: { addresses: [`udp/${dns.address}`] } },
+    runEdgeRouterContract({
+      make: async () => {
+        await caddy.reset();
+        return router();
+      },
+      makeUnreachable: () =>
+        new CaddyEdgeRouter({
+          adminUrl: `http://127.0.0.1:${closedPort}`,
+          timeoutMs: 2000,
+          dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
+        }),
     });
-    await edge.put(aRouteSpec({ id: 'sdo-svc_a-env_b', hosts: ['dyn.example.test'], upstreams: [upstreams[1]!.dial] }));
-    const after = await caddy.admin.request('GET', '/id/sdo-svc_a-env_b');
-    expect(after.body).toBe(before.body);
-    expect((await edge.get('sdo-svc_a-env_b'))?.upstreams).toEqual([upstreams[1]!.dial]);
-  });
 
-  it('restores a lost route with the upstreams the registry holds, and fills only missing ones', async () => {
-    await caddy.reset();
-    const edge = router();
-    const kept = aRouteSpec({ id: 'sdo-kept', hosts: ['kept.example.test'], upstreams: [upstreams[0]!.dial] });
-    await edge.put(kept);
-    // Caddy lost its config; the registry (PostgreSQL in production) did not.
-    await caddy.reset();
-    const fresh = aRouteSpec({ id: 'sdo-fresh', hosts: ['fresh.example.test'], upstreams: [upstreams[1]!.dial] });
-    // Planned from an older database read: the registry's newer answer must win.
-    const restored = await edge.restore([{ ...kept, upstreams: [upstreams[1]!.dial] }, fresh]);
-    expect(restored).toEqual({ routes: ['sdo-kept', 'sdo-fresh'], hosts: [] });
-    expect((await edge.get('sdo-kept'))?.upstreams).toEqual([upstreams[0]!.dial]);
-    expect((await edge.get('sdo-fresh'))?.upstreams).toEqual([upstreams[1]!.dial]);
-    expect(await edge.restore([kept, fresh])).toEqual({ routes: [], hosts: [] });
-  });
+    it('stores a route that names its upstreams by DNS, and keeps it when they change', async () => {
+      await caddy.reset();
+      const edge = router();
+      await edge.put(
+        aRouteSpec({
+          id: 'sdo-svc_a-env_b',
+          hosts: ['dyn.example.test'],
+          upstreams: [upstreams[0]!.dial],
+        }),
+      );
+      const before = await caddy.admin.request('GET', '/id/sdo-svc_a-env_b');
+      expect(JSON.parse(before.body).handle[0]).toMatchObject({
+        dynamic_upstreams: {
+          source: 'srv',
+          name: `_sdo-svc-a-env-b._tcp.${zone}`,
+          refresh: '100ms',
+          grace_period: '1h',
+        },
+        transport: { protocol: 'http', resolver: { addresses: [`udp/${dns.address}`] } },
+      });
+      await edge.put(
+        aRouteSpec({
+          id: 'sdo-svc_a-env_b',
+          hosts: ['dyn.example.test'],
+          upstreams: [upstreams[1]!.dial],
+        }),
+      );
+      const after = await caddy.admin.request('GET', '/id/sdo-svc_a-env_b');
+      expect(after.body).toBe(before.body);
+      expect((await edge.get('sdo-svc_a-env_b'))?.upstreams).toEqual([upstreams[1]!.dial]);
+    });
 
-  it('moves keep-alive traffic and held WebSockets between upstreams with no reset and no reload', async () => {
-    await caddy.reset();
-    const edge = router();
-    const host = 'switch.example.test';
-    const route = (dial: string) => aRouteSpec({ id: 'sdo-switch', hosts: [host], upstreams: [dial], drainSeconds: 2 });
-    await edge.put(route(upstreams[0]!.dial));
-    const configBefore = (await caddy.admin.request('GET', '/config/')).body;
+    it('restores a lost route with the upstreams the registry holds, and fills only missing ones', async () => {
+      await caddy.reset();
+      const edge = router();
+      const kept = aRouteSpec({
+        id: 'sdo-kept',
+        hosts: ['kept.example.test'],
+        upstreams: [upstreams[0]!.dial],
+      });
+      await edge.put(kept);
+      // Caddy lost its config; the registry (PostgreSQL in production) did not.
+      await caddy.reset();
+      const fresh = aRouteSpec({
+        id: 'sdo-fresh',
+        hosts: ['fresh.example.test'],
+        upstreams: [upstreams[1]!.dial],
+      });
+      // Planned from an older database read: the registry's newer answer must win.
+      const restored = await edge.restore([{ ...kept, upstreams: [upstreams[1]!.dial] }, fresh]);
+      expect(restored).toEqual({ routes: ['sdo-kept', 'sdo-fresh'], hosts: [] });
+      expect((await edge.get('sdo-kept'))?.upstreams).toEqual([upstreams[0]!.dial]);
+      expect((await edge.get('sdo-fresh'))?.upstreams).toEqual([upstreams[1]!.dial]);
+      expect(await edge.restore([kept, fresh])).toEqual({ routes: [], hosts: [] });
+    });
 
-    // A WebSocket through Caddy, held across every switch.
-    const ws = new WebSocket(`ws://127.0.0.1:${caddy.httpPort}/`, { headers: { host } });
-    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-    let wsClosed = false;
-    ws.on('close', () => (wsClosed = true));
+    it('moves keep-alive traffic and held WebSockets between upstreams with no reset and no reload', async () => {
+      await caddy.reset();
+      const edge = router();
+      const host = 'switch.example.test';
+      const route = (dial: string) =>
+        aRouteSpec({ id: 'sdo-switch', hosts: [host], upstreams: [dial], drainSeconds: 2 });
+      await edge.put(route(upstreams[0]!.dial));
+      const configBefore = (await caddy.admin.request('GET', '/config/')).body;
 
-    // Keep-alive load: 4 connections, bounded in count and time.
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-    const results = { ok: 0, bodies: new Set<string>(), errors: [] as string[] };
-    let running = true;
-    const get = () =>
-      new Promise<void>((resolve) => {
-        const req = http.get({ host: '127.0.0.1', port: caddy.httpPort, path: '/', headers: { host }, agent }, (res) => {
-          let body = '';
-          res.on('data', (c: Buffer) => (body += c));
-          res.on('end', () => {
-            if (res.statusCode === 200) results.ok++;
-            else results.errors.push(`status ${res.statusCode}`);
-            results.bodies.add(body);
+      // A WebSocket through Caddy, held across every switch.
+      const ws = new WebSocket(`ws://127.0.0.1:${caddy.httpPort}/`, { headers: { host } });
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      let wsClosed = false;
+      ws.on('close', () => (wsClosed = true));
+
+      // Keep-alive load: 4 connections, bounded in count and time.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+      const results = { ok: 0, bodies: new Set<string>(), errors: [] as string[] };
+      let running = true;
+      const get = () =>
+        new Promise<void>((resolve) => {
+          const req = http.get(
+            { host: '127.0.0.1', port: caddy.httpPort, path: '/', headers: { host }, agent },
+            (res) => {
+              let body = '';
+              res.on('data', (c: Buffer) => (body += c));
+              res.on('end', () => {
+                if (res.statusCode === 200) results.ok++;
+                else results.errors.push(`status ${res.statusCode}`);
+                results.bodies.add(body);
+                resolve();
+              });
+            },
+          );
+          req.on('error', (e) => {
+            results.errors.push(e.message);
             resolve();
           });
         });
-        req.on('error', (e) => {
-          results.errors.push(e.message);
-          resolve();
-        });
+      const loops = Array.from({ length: 4 }, async () => {
+        const end = Date.now() + 20_000;
+        for (let i = 0; running && i < 5_000 && Date.now() < end; i++) await get();
       });
-    const loops = Array.from({ length: 4 }, async () => {
-      const end = Date.now() + 20_000;
-      for (let i = 0; running && i < 5_000 && Date.now() < end; i++) await get();
-    });
 
-    for (let i = 0; i < 10; i++) await edge.put(route(upstreams[(i + 1) % 2]!.dial));
-    running = false;
-    await Promise.all(loops);
-    agent.destroy();
+      for (let i = 0; i < 10; i++) await edge.put(route(upstreams[(i + 1) % 2]!.dial));
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
 
-    expect(results.errors).toEqual([]);
-    expect(results.ok).toBeGreaterThan(100);
-    expect([...results.bodies].sort()).toEqual(['A', 'B']);
-    // After an even number of switches traffic is back on A, and the config never changed.
-    const last = await new Promise<string>((resolve) =>
-      http.get({ host: '127.0.0.1', port: caddy.httpPort, path: '/', headers: { host }, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c));
-        res.on('end', () => resolve(body));
-      }),
-    );
-    expect(last).toBe('A');
-    expect((await caddy.admin.request('GET', '/config/')).body).toBe(configBefore);
-
-    // The held socket still talks to the upstream it was opened on.
-    const echo = new Promise<string>((resolve) => ws.once('message', (m) => resolve(String(m))));
-    ws.send('ping');
-    expect(await echo).toBe('A:ping');
-    expect(wsClosed).toBe(false);
-    ws.close();
-  }, 60_000);
-
-  it('keeps routing to the last answer while the DNS server is down (grace period)', async () => {
-    await caddy.reset();
-    const edge = router();
-    const host = 'grace.example.test';
-    await edge.put(aRouteSpec({ id: 'sdo-grace', hosts: [host], upstreams: [upstreams[1]!.dial] }));
-    const fetchBody = () =>
-      new Promise<{ status: number; body: string }>((resolve, reject) =>
-        http
-          .get({ host: '127.0.0.1', port: caddy.httpPort, path: '/', headers: { host }, agent: false }, (res) => {
+      expect(results.errors).toEqual([]);
+      expect(results.ok).toBeGreaterThan(100);
+      expect([...results.bodies].sort()).toEqual(['A', 'B']);
+      // After an even number of switches traffic is back on A, and the config never changed.
+      const last = await new Promise<string>((resolve) =>
+        http.get(
+          { host: '127.0.0.1', port: caddy.httpPort, path: '/', headers: { host }, agent: false },
+          (res) => {
             let body = '';
             res.on('data', (c: Buffer) => (body += c));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-          })
-          .on('error', reject),
+            res.on('end', () => resolve(body));
+          },
+        ),
       );
-    expect(await fetchBody()).toEqual({ status: 200, body: 'B' });
-    await dns.close();
-    try {
-      await new Promise((r) => setTimeout(r, 300));
-      for (let i = 0; i < 5; i++) expect(await fetchBody()).toEqual({ status: 200, body: 'B' });
-    } finally {
-      const port = Number(dns.address.split(':').at(-1));
-      dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port, cacheMs: 50 });
-    }
-  });
-});
+      expect(last).toBe('A');
+      expect((await caddy.admin.request('GET', '/config/')).body).toBe(configBefore);
+
+      // The held socket still talks to the upstream it was opened on.
+      const echo = new Promise<string>((resolve) => ws.once('message', (m) => resolve(String(m))));
+      ws.send('ping');
+      expect(await echo).toBe('A:ping');
+      expect(wsClosed).toBe(false);
+      ws.close();
+    }, 60_000);
+
+    it('keeps routing to the last answer while the DNS server is down (grace period)', async () => {
+      await caddy.reset();
+      const edge = router();
+      const host = 'grace.example.test';
+      await edge.put(
+        aRouteSpec({ id: 'sdo-grace', hosts: [host], upstreams: [upstreams[1]!.dial] }),
+      );
+      const fetchBody = () =>
+        new Promise<{ status: number; body: string }>((resolve, reject) =>
+          http
+            .get(
+              {
+                host: '127.0.0.1',
+                port: caddy.httpPort,
+                path: '/',
+                headers: { host },
+                agent: false,
+              },
+              (res) => {
+                let body = '';
+                res.on('data', (c: Buffer) => (body += c));
+                res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+              },
+            )
+            .on('error', reject),
+        );
+      expect(await fetchBody()).toEqual({ status: 200, body: 'B' });
+      await dns.close();
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        for (let i = 0; i < 5; i++) expect(await fetchBody()).toEqual({ status: 200, body: 'B' });
+      } finally {
+        const port = Number(dns.address.split(':').at(-1));
+        dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port, cacheMs: 50 });
+      }
+    });
+  },
+);

@@ -16,7 +16,12 @@ describe('pg-boss queue wake-ups', () => {
   beforeAll(async () => {
     db = await createTestDatabase('wakeups');
     bossDb = toPgBossDb(db.url, { max: 3 });
-    system = await fromPgBoss({ db: bossDb, pollingIntervalSeconds: 60, runSchedules: false, retryDelaySeconds: 0 });
+    system = await fromPgBoss({
+      db: bossDb,
+      pollingIntervalSeconds: 60,
+      runSchedules: false,
+      retryDelaySeconds: 0,
+    });
   });
   afterAll(async () => {
     await system?.stop();

@@ -28,7 +28,11 @@ const fast = (): PgBossConfig => ({
 runEventQueueContract({
   make: async () => {
     const system = await fromPgBoss(fast());
-    return { queue: system.queue, deadLetters: (q) => system.queue.deadLetters(q), close: () => system.stop() };
+    return {
+      queue: system.queue,
+      deadLetters: (q) => system.queue.deadLetters(q),
+      close: () => system.stop(),
+    };
   },
 });
 
@@ -36,7 +40,11 @@ describe('PgBossQueue', () => {
   it('shares a caller-provided executor instead of opening its own pool', async () => {
     const pg = (await import('pg')).default;
     const pool = new pg.Pool({ connectionString: db.url, max: 4 });
-    const system = await fromPgBoss({ ...fast(), connectionString: undefined, db: { executeSql: (text, values) => pool.query(text, values) } });
+    const system = await fromPgBoss({
+      ...fast(),
+      connectionString: undefined,
+      db: { executeSql: (text, values) => pool.query(text, values) },
+    });
     try {
       const queue = uniqueQueue('shared');
       await system.queue.ping();
@@ -102,7 +110,9 @@ describe('PgBossQueue', () => {
           await new Promise(() => {});
         });
       `;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       let out = '';
       child.stdout.on('data', (b: Buffer) => (out += b.toString()));
       const exited = new Promise((r) => child.once('exit', r));

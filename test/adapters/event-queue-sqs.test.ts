@@ -1,12 +1,27 @@
-import { DeleteMessageCommand, ListQueuesCommand, SQSClient, SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageCommand,
+  ListQueuesCommand,
+  SQSClient,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it, vi } from 'vitest';
-import { MemoryIdempotencyLedger, SqsQueue, handleSqsBatch, type SqsRecord } from '../../adapters/queue/sqs.ts';
+import {
+  MemoryIdempotencyLedger,
+  SqsQueue,
+  handleSqsBatch,
+  type SqsRecord,
+} from '../../adapters/queue/sqs.ts';
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
 import { runEventQueueContract } from '../contracts/event-queue.case.ts';
 import { FakeSqs } from '../cloud/fakes/sqs.ts';
 
-const fastPolling = { waitTimeSeconds: 0, pollIntervalMs: 20, retryDelaySeconds: 0, createQueues: true } as const;
+const fastPolling = {
+  waitTimeSeconds: 0,
+  pollIntervalMs: 20,
+  retryDelaySeconds: 0,
+  createQueues: true,
+} as const;
 
 function payloadsOf(fake: FakeSqs, name: string): unknown[] {
   return fake.bodies(name).map((b) => (JSON.parse(b) as { payload: unknown }).payload);
@@ -15,7 +30,11 @@ function payloadsOf(fake: FakeSqs, name: string): unknown[] {
 runEventQueueContract({
   make: async () => {
     const fake = new FakeSqs();
-    const queue = new SqsQueue({ client: fake.client, ledger: new MemoryIdempotencyLedger(), ...fastPolling });
+    const queue = new SqsQueue({
+      client: fake.client,
+      ledger: new MemoryIdempotencyLedger(),
+      ...fastPolling,
+    });
     return {
       queue,
       deadLetters: async (q) => payloadsOf(fake, queue.physicalNames(q).deadLetter),
@@ -27,7 +46,15 @@ runEventQueueContract({
 });
 
 /** An SQS record as Lambda delivers it in an SQS event (FIFO queue). */
-function record(n: number, overrides: { receiveCount?: number; group?: string; payload?: unknown; maxAttempts?: number } = {}): SqsRecord {
+function record(
+  n: number,
+  overrides: {
+    receiveCount?: number;
+    group?: string;
+    payload?: unknown;
+    maxAttempts?: number;
+  } = {},
+): SqsRecord {
   return {
     messageId: `059f36b4-87a3-44ab-83d2-66197${String(n).padStart(7, '0')}`,
     receiptHandle: `AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a-${n}`,
@@ -42,7 +69,12 @@ function record(n: number, overrides: { receiveCount?: number; group?: string; p
       ApproximateFirstReceiveTimestamp: '1545082649185',
     },
     messageAttributes: {
-      'sdo-id': { stringValue: `id-${n}`, stringListValues: [], binaryListValues: [], dataType: 'String' } as SqsRecord['messageAttributes'][string],
+      'sdo-id': {
+        stringValue: `id-${n}`,
+        stringListValues: [],
+        binaryListValues: [],
+        dataType: 'String',
+      } as SqsRecord['messageAttributes'][string],
       'sdo-queue': { stringValue: 'release-steps', dataType: 'String' },
       'sdo-max-attempts': { stringValue: String(overrides.maxAttempts ?? 5), dataType: 'Number' },
     },
@@ -69,7 +101,9 @@ describe('handleSqsBatch (FIFO batch semantics)', () => {
       if (r === records[1]) throw new Error('boom');
     });
     expect(seen).toEqual([records[0]!.messageId, records[1]!.messageId]);
-    expect(out.batchItemFailures).toEqual(records.slice(1).map((r) => ({ itemIdentifier: r.messageId })));
+    expect(out.batchItemFailures).toEqual(
+      records.slice(1).map((r) => ({ itemIdentifier: r.messageId })),
+    );
   });
 
   it('reports the whole batch when the first record fails', async () => {
@@ -77,7 +111,9 @@ describe('handleSqsBatch (FIFO batch semantics)', () => {
     const out = await handleSqsBatch(records, async () => {
       throw new Error('down');
     });
-    expect(out.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(records.map((r) => r.messageId));
+    expect(out.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(
+      records.map((r) => r.messageId),
+    );
   });
 
   it('goes on past a failure that giveUp takes off the queue', async () => {
@@ -89,7 +125,10 @@ describe('handleSqsBatch (FIFO batch semantics)', () => {
       },
       async (r) => r === records[0],
     );
-    expect(out.batchItemFailures.map((f) => f.itemIdentifier)).toEqual([records[1]!.messageId, records[2]!.messageId]);
+    expect(out.batchItemFailures.map((f) => f.itemIdentifier)).toEqual([
+      records[1]!.messageId,
+      records[2]!.messageId,
+    ]);
   });
 
   it('reports an empty batch as fully handled', async () => {
@@ -101,7 +140,11 @@ describe('SqsQueue', () => {
   it('sends to the FIFO queue with the group, a hashed dedup id and its own attributes', async () => {
     const fake = new FakeSqs();
     const queue = new SqsQueue({ client: fake.client, createQueues: true });
-    const id = await queue.send('release-steps', { releaseId: 'rel_1' }, { group: 'svc_1:env_1', idempotencyKey: 'rel_1:queued', maxAttempts: 7 });
+    const id = await queue.send(
+      'release-steps',
+      { releaseId: 'rel_1' },
+      { group: 'svc_1:env_1', idempotencyKey: 'rel_1:queued', maxAttempts: 7 },
+    );
     const input = fake.mock.commandCalls(SendMessageCommand).at(-1)?.args[0].input;
     expect(input).toMatchObject({
       QueueUrl: 'https://sqs.eu-west-1.amazonaws.com/111122223333/selfdevop-release-steps.fifo',
@@ -122,7 +165,9 @@ describe('SqsQueue', () => {
     const fake = new FakeSqs();
     const queue = new SqsQueue({ client: fake.client, createQueues: true });
     const id = await queue.send('jobs', { a: 1 });
-    expect(fake.mock.commandCalls(SendMessageCommand).at(-1)?.args[0].input.MessageGroupId).toBe(id);
+    expect(fake.mock.commandCalls(SendMessageCommand).at(-1)?.args[0].input.MessageGroupId).toBe(
+      id,
+    );
     fake.mock.restore();
   });
 
@@ -138,9 +183,13 @@ describe('SqsQueue', () => {
   it('gives the idempotency key back when the send fails, so a retry is sent', async () => {
     const ledger = new MemoryIdempotencyLedger();
     const down = new FakeSqs();
-    down.mock.on(SendMessageCommand).rejects(Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable' }));
+    down.mock
+      .on(SendMessageCommand)
+      .rejects(Object.assign(new Error('Service Unavailable'), { name: 'ServiceUnavailable' }));
     const failing = new SqsQueue({ client: down.client, createQueues: true, ledger });
-    await expect(failing.send('jobs', { v: 1 }, { idempotencyKey: 'k' })).rejects.toThrow('Service Unavailable');
+    await expect(failing.send('jobs', { v: 1 }, { idempotencyKey: 'k' })).rejects.toThrow(
+      'Service Unavailable',
+    );
     down.mock.restore();
     const up = new FakeSqs();
     const retry = new SqsQueue({ client: up.client, createQueues: true, ledger });
@@ -160,15 +209,21 @@ describe('SqsQueue', () => {
     expect(await queue.depth('release-retire')).toBe(1);
     // Relayed before it is due: it takes another hop rather than reaching the FIFO queue.
     const body = fake.bodies('selfdevop-release-retire__delay')[0]!;
-    expect(await queue.relayDelayed([{ messageId: 'm1', body }])).toEqual({ batchItemFailures: [] });
+    expect(await queue.relayDelayed([{ messageId: 'm1', body }])).toEqual({
+      batchItemFailures: [],
+    });
     expect(fake.bodies('selfdevop-release-retire.fifo')).toEqual([]);
     expect(fake.mock.commandCalls(SendMessageCommand).at(-1)?.args[0].input.DelaySeconds).toBe(900);
     // Once due, it lands in the FIFO queue in its group.
     const due = JSON.stringify({ ...JSON.parse(body), dueAt: Date.now() - 1 });
     await queue.relayDelayed([{ messageId: 'm2', body: due }]);
     expect(payloadsOf(fake, 'selfdevop-release-retire.fifo')).toEqual([{ releaseId: 'rel_1' }]);
-    expect(fake.mock.commandCalls(SendMessageCommand).at(-1)?.args[0].input.MessageGroupId).toBe('g');
-    expect(await queue.relayDelayed([{ messageId: 'bad', body: 'not json' }])).toEqual({ batchItemFailures: [{ itemIdentifier: 'bad' }] });
+    expect(fake.mock.commandCalls(SendMessageCommand).at(-1)?.args[0].input.MessageGroupId).toBe(
+      'g',
+    );
+    expect(await queue.relayDelayed([{ messageId: 'bad', body: 'not json' }])).toEqual({
+      batchItemFailures: [{ itemIdentifier: 'bad' }],
+    });
     fake.mock.restore();
   });
 
@@ -180,7 +235,9 @@ describe('SqsQueue', () => {
     await queue.send('release-steps', { n: 2 }, { group: 'g' });
     const url = await queue.urlOf('selfdevop-release-steps.fifo');
     const receive = async () => {
-      const m = (fake as unknown as { receive(i: object): { Messages: Array<Record<string, unknown>> } }).receive({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 0 });
+      const m = (
+        fake as unknown as { receive(i: object): { Messages: Array<Record<string, unknown>> } }
+      ).receive({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 0 });
       return m.Messages.map(
         (x) =>
           ({
@@ -189,7 +246,9 @@ describe('SqsQueue', () => {
             body: x.Body,
             attributes: x.Attributes,
             messageAttributes: Object.fromEntries(
-              Object.entries(x.MessageAttributes as Record<string, { StringValue: string; DataType: string }>).map(([k, v]) => [k, { stringValue: v.StringValue, dataType: v.DataType }]),
+              Object.entries(
+                x.MessageAttributes as Record<string, { StringValue: string; DataType: string }>,
+              ).map(([k, v]) => [k, { stringValue: v.StringValue, dataType: v.DataType }]),
             ),
           }) as SqsRecord,
       );
@@ -206,7 +265,10 @@ describe('SqsQueue', () => {
     const out2 = await queue.handleBatch('release-steps', second, handler);
     expect(out2).toEqual({ batchItemFailures: [] });
     // As the event source mapping does: records not reported are deleted.
-    for (const r of second) await fake.client.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: r.receiptHandle }));
+    for (const r of second)
+      await fake.client.send(
+        new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: r.receiptHandle }),
+      );
     expect(payloadsOf(fake, 'selfdevop-release-steps__dlq.fifo')).toEqual([{ n: 1 }]);
     expect(payloadsOf(fake, 'selfdevop-release-steps.fifo')).toEqual([{ n: 2 }]);
     fake.mock.restore();
@@ -224,7 +286,10 @@ describe('SqsQueue', () => {
   it('uses queue URLs it was given without looking them up', async () => {
     const fake = new FakeSqs();
     const q = fake.create('selfdevop-jobs.fifo', { FifoQueue: 'true' });
-    const queue = new SqsQueue({ client: fake.client, queueUrls: { 'selfdevop-jobs.fifo': q.url } });
+    const queue = new SqsQueue({
+      client: fake.client,
+      queueUrls: { 'selfdevop-jobs.fifo': q.url },
+    });
     await queue.send('jobs', { a: 1 });
     expect(fake.mock.commandCalls(SendMessageCommand)).toHaveLength(1);
     expect(fake.bodies('selfdevop-jobs.fifo')).toHaveLength(1);
@@ -233,9 +298,15 @@ describe('SqsQueue', () => {
 
   it('maps names SQS refuses and refuses names too long for it', () => {
     const queue = new SqsQueue({ client: new FakeSqs().client, namePrefix: 'sdo-' });
-    expect(queue.physicalNames('deploy/eu.1')).toEqual({ main: 'sdo-deploy-eu-1.fifo', deadLetter: 'sdo-deploy-eu-1__dlq.fifo', delay: 'sdo-deploy-eu-1__delay' });
+    expect(queue.physicalNames('deploy/eu.1')).toEqual({
+      main: 'sdo-deploy-eu-1.fifo',
+      deadLetter: 'sdo-deploy-eu-1__dlq.fifo',
+      delay: 'sdo-deploy-eu-1__delay',
+    });
     expect(() => queue.physicalNames('x'.repeat(80))).toThrow(InvalidInput);
-    expect(() => new SqsQueue({ namePrefix: 'bad.prefix', client: new FakeSqs().client })).toThrow(/^QUEUE_NAME_PREFIX may contain only/);
+    expect(() => new SqsQueue({ namePrefix: 'bad.prefix', client: new FakeSqs().client })).toThrow(
+      /^QUEUE_NAME_PREFIX may contain only/,
+    );
   });
 
   it('makes its own client from settings on first use, and destroy() closes only a client it has', async () => {
@@ -243,11 +314,17 @@ describe('SqsQueue', () => {
     const destroy = vi.spyOn(SQSClient.prototype, 'destroy');
     try {
       mock.on(ListQueuesCommand).resolves({ QueueUrls: [] });
-      const queue = new SqsQueue({ client: { region: 'eu-central-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } }, namePrefix: 'sdo-' });
+      const queue = new SqsQueue({
+        client: { region: 'eu-central-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } },
+        namePrefix: 'sdo-',
+      });
       await queue.destroy();
       expect(destroy).not.toHaveBeenCalled();
       await queue.ping();
-      expect(mock.commandCalls(ListQueuesCommand)[0]?.args[0].input).toEqual({ QueueNamePrefix: 'sdo-', MaxResults: 1 });
+      expect(mock.commandCalls(ListQueuesCommand)[0]?.args[0].input).toEqual({
+        QueueNamePrefix: 'sdo-',
+        MaxResults: 1,
+      });
       expect(await (mock.call(0).thisValue as SQSClient).config.region()).toBe('eu-central-1');
       await queue.destroy();
       expect(destroy).toHaveBeenCalledTimes(1);

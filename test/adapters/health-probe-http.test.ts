@@ -5,7 +5,9 @@ import { HttpHealthProbe } from '../../adapters/probe/http.ts';
 import { runHealthProbeContract } from '../contracts/health-probe.case.ts';
 
 function listen(server: http.Server): Promise<number> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+  );
 }
 
 /** A real app on loopback: /ok 200, /redirect 302, /fail 500, /hang never answers. */
@@ -64,7 +66,11 @@ describe('HttpHealthProbe', () => {
   it('does not wait for an endless body once the status is known', async () => {
     const app = await startApp();
     try {
-      expect(await probe.check(`http://127.0.0.1:${app.port}/stream`, 1000)).toEqual({ ok: true, status: 200, error: null });
+      expect(await probe.check(`http://127.0.0.1:${app.port}/stream`, 1000)).toEqual({
+        ok: true,
+        status: 200,
+        error: null,
+      });
     } finally {
       await app.close();
     }
@@ -80,7 +86,8 @@ describe('HttpHealthProbe', () => {
     });
     const port = await listen(counter);
     try {
-      for (let i = 0; i < 3; i++) expect((await probe.check(`http://127.0.0.1:${port}/`, 1000)).ok).toBe(true);
+      for (let i = 0; i < 3; i++)
+        expect((await probe.check(`http://127.0.0.1:${port}/`, 1000)).ok).toBe(true);
       expect(seen.size).toBe(3);
       expect(headers).toEqual(['close', 'close', 'close']);
     } finally {
@@ -90,7 +97,11 @@ describe('HttpHealthProbe', () => {
   });
 
   it('turns a bad url or protocol into an error instead of throwing', async () => {
-    expect(await probe.check('not a url', 100)).toEqual({ ok: false, status: null, error: 'invalid url: not a url' });
+    expect(await probe.check('not a url', 100)).toEqual({
+      ok: false,
+      status: null,
+      error: 'invalid url: not a url',
+    });
     expect(await probe.check('ftp://127.0.0.1/x', 100)).toEqual({
       ok: false,
       status: null,

@@ -23,7 +23,11 @@ runHealthProbeContract({
 
 describe('MemoryHealthProbe', () => {
   it('answers a script in order, repeats the last answer, and records calls', async () => {
-    const probe = new MemoryHealthProbe().script('u', MemoryHealthProbe.status(503), MemoryHealthProbe.healthy);
+    const probe = new MemoryHealthProbe().script(
+      'u',
+      MemoryHealthProbe.status(503),
+      MemoryHealthProbe.healthy,
+    );
     expect((await probe.check('u', 5)).status).toBe(503);
     expect((await probe.check('u', 5)).status).toBe(200);
     expect((await probe.check('u', 5)).status).toBe(200);
@@ -43,13 +47,22 @@ describe('MemoryHealthProbe', () => {
 
   it('lets a hanging probe move a manual clock by its timeout', async () => {
     const clock = new ManualClock('2026-01-01T00:00:00.000Z');
-    const probe = new MemoryHealthProbe().script('u', MemoryHealthProbe.hang((ms) => clock.advance(ms)));
-    expect(await probe.check('u', 750)).toEqual({ ok: false, status: null, error: 'timed out after 750 ms' });
+    const probe = new MemoryHealthProbe().script(
+      'u',
+      MemoryHealthProbe.hang((ms) => clock.advance(ms)),
+    );
+    expect(await probe.check('u', 750)).toEqual({
+      ok: false,
+      status: null,
+      error: 'timed out after 750 ms',
+    });
     expect(clock.now().toISOString()).toBe('2026-01-01T00:00:00.750Z');
   });
 
   it('refuses an empty script', () => {
     expect(() => new MemoryHealthProbe().script('u')).toThrow('script needs at least one answer');
-    expect(() => new MemoryHealthProbe().setDefault()).toThrow('setDefault needs at least one answer');
+    expect(() => new MemoryHealthProbe().setDefault()).toThrow(
+      'setDefault needs at least one answer',
+    );
   });
 });

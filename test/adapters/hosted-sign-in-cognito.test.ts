@@ -18,7 +18,11 @@ beforeAll(async () => {
   server = createServer(async (req, res) => {
     let text = '';
     for await (const chunk of req) text += chunk;
-    lastForm = { ...Object.fromEntries(new URLSearchParams(text)), '(content-type)': String(req.headers['content-type']), '(path)': String(req.url) };
+    lastForm = {
+      ...Object.fromEntries(new URLSearchParams(text)),
+      '(content-type)': String(req.headers['content-type']),
+      '(path)': String(req.url),
+    };
     res.writeHead(answer.status, { 'content-type': 'application/json' });
     res.end(answer.body);
   });
@@ -55,8 +59,21 @@ describe('CognitoHostedUi', () => {
   });
 
   it('posts the code form-encoded with its verifier and redirect_uri, and reads the tokens', async () => {
-    answer = { status: 200, body: JSON.stringify({ access_token: 'a.b.c', id_token: 'i.d.t', refresh_token: 'r', token_type: 'Bearer', expires_in: 3600 }) };
-    expect(await make().exchangeCode('code1', 'verifier1')).toEqual({ accessToken: 'a.b.c', refreshToken: 'r', expiresIn: 3600 });
+    answer = {
+      status: 200,
+      body: JSON.stringify({
+        access_token: 'a.b.c',
+        id_token: 'i.d.t',
+        refresh_token: 'r',
+        token_type: 'Bearer',
+        expires_in: 3600,
+      }),
+    };
+    expect(await make().exchangeCode('code1', 'verifier1')).toEqual({
+      accessToken: 'a.b.c',
+      refreshToken: 'r',
+      expiresIn: 3600,
+    });
     expect(lastForm).toEqual({
       grant_type: 'authorization_code',
       client_id: 'client1',
@@ -68,28 +85,59 @@ describe('CognitoHostedUi', () => {
     });
     answer = { status: 200, body: JSON.stringify({ access_token: 'x.y.z', expires_in: 60 }) };
     expect(await make().refresh('r')).toEqual({ accessToken: 'x.y.z', expiresIn: 60 });
-    expect(lastForm).toMatchObject({ grant_type: 'refresh_token', client_id: 'client1', refresh_token: 'r' });
+    expect(lastForm).toMatchObject({
+      grant_type: 'refresh_token',
+      client_id: 'client1',
+      refresh_token: 'r',
+    });
   });
 
   it('turns a refused grant into Unauthenticated with the OAuth error, and the rest into Unavailable', async () => {
-    answer = { status: 400, body: JSON.stringify({ error: 'invalid_grant', error_description: 'code expired' }) };
-    const refused = await make().exchangeCode('c', 'v').catch((e: unknown) => e);
+    answer = {
+      status: 400,
+      body: JSON.stringify({ error: 'invalid_grant', error_description: 'code expired' }),
+    };
+    const refused = await make()
+      .exchangeCode('c', 'v')
+      .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(Unauthenticated);
-    expect((refused as Error).message).toBe('Cognito refused the sign-in code: invalid_grant (code expired)');
+    expect((refused as Error).message).toBe(
+      'Cognito refused the sign-in code: invalid_grant (code expired)',
+    );
     answer = { status: 400, body: 'not json' };
-    expect(((await make().refresh('r').catch((e: unknown) => e)) as Error).message).toBe('Cognito refused the refresh token: HTTP 400');
+    expect(
+      (
+        (await make()
+          .refresh('r')
+          .catch((e: unknown) => e)) as Error
+      ).message,
+    ).toBe('Cognito refused the refresh token: HTTP 400');
 
     answer = { status: 503, body: '{}' };
-    const down = await make().exchangeCode('c', 'v').catch((e: unknown) => e);
+    const down = await make()
+      .exchangeCode('c', 'v')
+      .catch((e: unknown) => e);
     expect(down).toBeInstanceOf(Unavailable);
-    expect((down as Error).message).toBe('sign-in is unavailable: the Cognito token endpoint answered HTTP 503');
+    expect((down as Error).message).toBe(
+      'sign-in is unavailable: the Cognito token endpoint answered HTTP 503',
+    );
     answer = { status: 200, body: JSON.stringify({ token_type: 'Bearer' }) };
-    expect(((await make().exchangeCode('c', 'v').catch((e: unknown) => e)) as Error).message).toContain('answered without an access token');
+    expect(
+      (
+        (await make()
+          .exchangeCode('c', 'v')
+          .catch((e: unknown) => e)) as Error
+      ).message,
+    ).toContain('answered without an access token');
 
     // Nothing listens on port 1.
-    const unreachable = await make('http://127.0.0.1:1').exchangeCode('c', 'v').catch((e: unknown) => e);
+    const unreachable = await make('http://127.0.0.1:1')
+      .exchangeCode('c', 'v')
+      .catch((e: unknown) => e);
     expect(unreachable).toBeInstanceOf(Unavailable);
-    expect((unreachable as Error).message).toMatch(/^sign-in is unavailable: the Cognito token endpoint 127\.0\.0\.1:1 cannot be reached: /);
+    expect((unreachable as Error).message).toMatch(
+      /^sign-in is unavailable: the Cognito token endpoint 127\.0\.0\.1:1 cannot be reached: /,
+    );
   });
 
   it('revokes a refresh token at /oauth2/revoke as a public client, and any failure is Unavailable', async () => {
@@ -104,16 +152,28 @@ describe('CognitoHostedUi', () => {
     });
 
     answer = { status: 400, body: JSON.stringify({ error: 'unsupported_token_type' }) };
-    const refused = await make().revoke('r').catch((e: unknown) => e);
+    const refused = await make()
+      .revoke('r')
+      .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(Unavailable);
-    expect((refused as Error).message).toBe('sign-out is unavailable: the Cognito revocation endpoint answered unsupported_token_type');
-    answer = { status: 503, body: 'busy' };
-    expect(((await make().revoke('r').catch((e: unknown) => e)) as Error).message).toBe(
-      'sign-out is unavailable: the Cognito revocation endpoint answered HTTP 503',
+    expect((refused as Error).message).toBe(
+      'sign-out is unavailable: the Cognito revocation endpoint answered unsupported_token_type',
     );
-    const unreachable = await make('http://127.0.0.1:1').revoke('r').catch((e: unknown) => e);
+    answer = { status: 503, body: 'busy' };
+    expect(
+      (
+        (await make()
+          .revoke('r')
+          .catch((e: unknown) => e)) as Error
+      ).message,
+    ).toBe('sign-out is unavailable: the Cognito revocation endpoint answered HTTP 503');
+    const unreachable = await make('http://127.0.0.1:1')
+      .revoke('r')
+      .catch((e: unknown) => e);
     expect(unreachable).toBeInstanceOf(Unavailable);
-    expect((unreachable as Error).message).toMatch(/^sign-out is unavailable: the Cognito revocation endpoint 127\.0\.0\.1:1 cannot be reached: /);
+    expect((unreachable as Error).message).toMatch(
+      /^sign-out is unavailable: the Cognito revocation endpoint 127\.0\.0\.1:1 cannot be reached: /,
+    );
   });
 
   it('gives up on a revocation endpoint that does not answer within its bound', async () => {

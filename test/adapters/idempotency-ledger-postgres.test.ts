@@ -43,13 +43,20 @@ describe('PostgresIdempotencyLedger', () => {
   });
 
   it('lets exactly one of many concurrent claims of a key win, across two containers', async () => {
-    const ledgers = [new PostgresIdempotencyLedger(app), new PostgresIdempotencyLedger(otherContainer)];
+    const ledgers = [
+      new PostgresIdempotencyLedger(app),
+      new PostgresIdempotencyLedger(otherContainer),
+    ];
     for (let round = 0; round < 5; round++) {
       const key = `race-${round}`;
-      const claims = await Promise.all(Array.from({ length: 20 }, (_, i) => ledgers[i % 2]!.claim('domain-checks', key)));
+      const claims = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => ledgers[i % 2]!.claim('domain-checks', key)),
+      );
       expect(claims.filter(Boolean), `winners of ${key}`).toHaveLength(1);
     }
-    const rows = await owner.query<{ n: string }>(`select count(*) as n from queue_idempotency where key like 'race-%'`);
+    const rows = await owner.query<{ n: string }>(
+      `select count(*) as n from queue_idempotency where key like 'race-%'`,
+    );
     expect(Number(rows.rows[0]!.n)).toBe(5);
   });
 
@@ -57,8 +64,12 @@ describe('PostgresIdempotencyLedger', () => {
     const ledger = new PostgresIdempotencyLedger(app);
     await ledger.claim('webhook-events', 'old');
     await ledger.claim('webhook-events', 'recent');
-    await owner.query(`update queue_idempotency set claimed_at = now() - interval '31 days' where key = 'old'`);
-    await owner.query(`update queue_idempotency set claimed_at = now() - interval '29 days' where key = 'recent'`);
+    await owner.query(
+      `update queue_idempotency set claimed_at = now() - interval '31 days' where key = 'old'`,
+    );
+    await owner.query(
+      `update queue_idempotency set claimed_at = now() - interval '29 days' where key = 'recent'`,
+    );
     expect(await ledger.prune(30)).toBe(1);
     expect(await ledger.claim('webhook-events', 'old')).toBe(true);
     expect(await ledger.claim('webhook-events', 'recent')).toBe(false);
@@ -71,11 +82,19 @@ describe('PostgresIdempotencyLedger', () => {
     try {
       const ledger = new PostgresIdempotencyLedger(app);
       const queue = new SqsQueue({ client: fake.client, createQueues: true, ledger });
-      expect(await queue.send('webhook-deliveries', { n: 1 }, { idempotencyKey: 'whk_1:aud_1' })).toEqual(expect.any(String));
+      expect(
+        await queue.send('webhook-deliveries', { n: 1 }, { idempotencyKey: 'whk_1:aud_1' }),
+      ).toEqual(expect.any(String));
       // Six minutes later SQS's own deduplication has lapsed; the ledger still remembers.
       fake.now = () => Date.now() + 6 * 60_000;
-      const again = new SqsQueue({ client: fake.client, createQueues: true, ledger: new PostgresIdempotencyLedger(otherContainer) });
-      expect(await again.send('webhook-deliveries', { n: 1 }, { idempotencyKey: 'whk_1:aud_1' })).toBeNull();
+      const again = new SqsQueue({
+        client: fake.client,
+        createQueues: true,
+        ledger: new PostgresIdempotencyLedger(otherContainer),
+      });
+      expect(
+        await again.send('webhook-deliveries', { n: 1 }, { idempotencyKey: 'whk_1:aud_1' }),
+      ).toBeNull();
       expect(fake.bodies('selfdevop-webhook-deliveries.fifo')).toHaveLength(1);
     } finally {
       fake.mock.restore();
@@ -88,9 +107,13 @@ describe('PostgresIdempotencyLedger', () => {
       const ledger = new PostgresIdempotencyLedger(app);
       // No such queue and createQueues off: SQS refuses the send.
       const refusing = new SqsQueue({ client: fake.client, ledger });
-      await expect(refusing.send('release-steps', { n: 1 }, { idempotencyKey: 'retry-me' })).rejects.toThrow('does not exist');
+      await expect(
+        refusing.send('release-steps', { n: 1 }, { idempotencyKey: 'retry-me' }),
+      ).rejects.toThrow('does not exist');
       const queue = new SqsQueue({ client: fake.client, createQueues: true, ledger });
-      expect(await queue.send('release-steps', { n: 1 }, { idempotencyKey: 'retry-me' })).toEqual(expect.any(String));
+      expect(await queue.send('release-steps', { n: 1 }, { idempotencyKey: 'retry-me' })).toEqual(
+        expect.any(String),
+      );
     } finally {
       fake.mock.restore();
     }

@@ -11,7 +11,10 @@ import { runKeyVaultContract } from '../contracts/key-vault.case.ts';
 const keyArn = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 
 function fakeKms() {
-  const client = new KMSClient({ region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
+  const client = new KMSClient({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+  });
   return { client, mock: fakeKmsFor(keyArn, client) };
 }
 
@@ -57,13 +60,19 @@ describe('KmsKeyVault', () => {
     const vault = new KmsKeyVault({ keyId: keyArn, client });
     const sealed = await vault.seal('value', context);
     expect(await vault.open(sealed, context)).toBe('value');
-    await expect(vault.open(sealed, 'org_2/svc_1/env_1/API_TOKEN')).rejects.toThrow(SealedValueUnreadable);
+    await expect(vault.open(sealed, 'org_2/svc_1/env_1/API_TOKEN')).rejects.toThrow(
+      SealedValueUnreadable,
+    );
   });
 
   it('evicts the oldest keys beyond the cache size', async () => {
     const { client, mock } = fakeKms();
     const vault = new KmsKeyVault({ keyId: keyArn, client, cacheMaxEntries: 2 });
-    const sealed = [await vault.seal('a', context), await vault.seal('b', context), await vault.seal('c', context)];
+    const sealed = [
+      await vault.seal('a', context),
+      await vault.seal('b', context),
+      await vault.seal('c', context),
+    ];
     for (const s of sealed) await vault.open(s, context);
     expect(mock.commandCalls(DecryptCommand)).toHaveLength(3);
     await vault.open(sealed[2]!, context);
@@ -78,7 +87,9 @@ describe('KmsKeyVault', () => {
     const sealed = await vault.seal('hunter2', context);
     mock.on(DecryptCommand).rejects(new KmsError('KMSInternalException', 'try again'));
     const error = await vault.open(sealed, context).catch((e: unknown) => e);
-    expect((error as Error).message).toBe(`KMS Decrypt under ${keyArn} failed: KMSInternalException: try again`);
+    expect((error as Error).message).toBe(
+      `KMS Decrypt under ${keyArn} failed: KMSInternalException: try again`,
+    );
     expect((error as Error).message).not.toContain('hunter2');
   });
 
@@ -87,9 +98,14 @@ describe('KmsKeyVault', () => {
     const mock = mockClient(KMSClient);
     const destroy = vi.spyOn(KMSClient.prototype, 'destroy');
     try {
-      mock.on(GenerateDataKeyCommand).resolves({ KeyId: keyArn, Plaintext: plaintext, CiphertextBlob: new Uint8Array(60) });
+      mock
+        .on(GenerateDataKeyCommand)
+        .resolves({ KeyId: keyArn, Plaintext: plaintext, CiphertextBlob: new Uint8Array(60) });
       mock.on(DecryptCommand).resolves({ KeyId: keyArn, Plaintext: plaintext });
-      const vault = new KmsKeyVault({ keyId: keyArn, client: { region: 'eu-central-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } } });
+      const vault = new KmsKeyVault({
+        keyId: keyArn,
+        client: { region: 'eu-central-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } },
+      });
       await vault.destroy();
       expect(destroy).not.toHaveBeenCalled();
       expect(await vault.open(await vault.seal('value', context), context)).toBe('value');
@@ -105,6 +121,8 @@ describe('KmsKeyVault', () => {
   });
 
   it('refuses a missing key id, naming the variable', () => {
-    expect(() => new KmsKeyVault({ keyId: '', client: fakeKms().client })).toThrow(/^SECRETS_KMS_KEY_ID must name a KMS key/);
+    expect(() => new KmsKeyVault({ keyId: '', client: fakeKms().client })).toThrow(
+      /^SECRETS_KMS_KEY_ID must name a KMS key/,
+    );
   });
 });

@@ -2,31 +2,57 @@ import { describe, expect, it } from 'vitest';
 import { EmfMetrics } from '../../adapters/metrics/cloudwatch-emf.ts';
 
 interface EmfLine {
-  _aws: { Timestamp: number; CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[] };
+  _aws: {
+    Timestamp: number;
+    CloudWatchMetrics: {
+      Namespace: string;
+      Dimensions: string[][];
+      Metrics: { Name: string; Unit: string }[];
+    }[];
+  };
   [member: string]: unknown;
 }
 
 function emf(options: ConstructorParameters<typeof EmfMetrics>[0] = {}) {
   const written: string[] = [];
-  const metrics = new EmfMetrics({ now: () => 1_700_000_000_123, ...options, destination: { write: (l) => void written.push(l) } });
-  const lines = () => written.map((l) => {
-    expect(l.endsWith('\n')).toBe(true);
-    expect(l.trimEnd()).not.toContain('\n');
-    return JSON.parse(l) as EmfLine;
+  const metrics = new EmfMetrics({
+    now: () => 1_700_000_000_123,
+    ...options,
+    destination: { write: (l) => void written.push(l) },
   });
+  const lines = () =>
+    written.map((l) => {
+      expect(l.endsWith('\n')).toBe(true);
+      expect(l.trimEnd()).not.toContain('\n');
+      return JSON.parse(l) as EmfLine;
+    });
   return { metrics, written, lines };
 }
 
 /** Every metric a line declares, with its unit and dimension sets, as CloudWatch would extract them. */
 function declared(line: EmfLine) {
-  return line._aws.CloudWatchMetrics.flatMap((d) => d.Metrics.map((m) => ({ namespace: d.Namespace, name: m.Name, unit: m.Unit, dimensions: d.Dimensions })));
+  return line._aws.CloudWatchMetrics.flatMap((d) =>
+    d.Metrics.map((m) => ({
+      namespace: d.Namespace,
+      name: m.Name,
+      unit: m.Unit,
+      dimensions: d.Dimensions,
+    })),
+  );
 }
 
 describe('EmfMetrics (CloudWatch embedded metric format)', () => {
   it('writes a request count and its latency as one line, each metric with its own dimension set and a total', () => {
     const { metrics, lines } = emf();
-    metrics.count('http_requests_total', { method: 'GET', route: '/api/projects/:id', status: '200' });
-    metrics.observe('http_request_duration_seconds', 0.0123, { method: 'GET', route: '/api/projects/:id' });
+    metrics.count('http_requests_total', {
+      method: 'GET',
+      route: '/api/projects/:id',
+      status: '200',
+    });
+    metrics.observe('http_request_duration_seconds', 0.0123, {
+      method: 'GET',
+      route: '/api/projects/:id',
+    });
     metrics.flush();
     const [line, ...rest] = lines();
     expect(rest).toEqual([]);
@@ -39,11 +65,22 @@ describe('EmfMetrics (CloudWatch embedded metric format)', () => {
       http_request_duration_seconds: 0.0123,
     });
     expect(declared(line!)).toEqual([
-      { namespace: 'selfdevop', name: 'http_requests_total', unit: 'Count', dimensions: [['method', 'route', 'status'], []] },
-      { namespace: 'selfdevop', name: 'http_request_duration_seconds', unit: 'Seconds', dimensions: [['method', 'route'], []] },
+      {
+        namespace: 'selfdevop',
+        name: 'http_requests_total',
+        unit: 'Count',
+        dimensions: [['method', 'route', 'status'], []],
+      },
+      {
+        namespace: 'selfdevop',
+        name: 'http_request_duration_seconds',
+        unit: 'Seconds',
+        dimensions: [['method', 'route'], []],
+      },
     ]);
     // Every dimension a directive names is a string member of the line.
-    for (const d of line!._aws.CloudWatchMetrics) for (const k of d.Dimensions.flat()) expect(typeof line![k]).toBe('string');
+    for (const d of line!._aws.CloudWatchMetrics)
+      for (const k of d.Dimensions.flat()) expect(typeof line![k]).toBe('string');
   });
 
   it('flushes by itself once the synchronous work that recorded is done', async () => {
@@ -67,10 +104,16 @@ describe('EmfMetrics (CloudWatch embedded metric format)', () => {
     metrics.flush();
     const out = lines();
     expect(out).toHaveLength(2);
-    expect(out[0]).toMatchObject({ status: '200', http_requests_total: 3, http_request_duration_seconds: [0.5, 1.5] });
+    expect(out[0]).toMatchObject({
+      status: '200',
+      http_requests_total: 3,
+      http_request_duration_seconds: [0.5, 1.5],
+    });
     expect(out[1]).toMatchObject({ status: '503', http_requests_total: 1 });
     expect(out[1]).not.toHaveProperty('http_request_duration_seconds');
-    expect(out.flatMap(declared).map((m) => m.namespace)).toEqual(Array(3).fill('selfdevop-staging'));
+    expect(out.flatMap(declared).map((m) => m.namespace)).toEqual(
+      Array(3).fill('selfdevop-staging'),
+    );
   });
 
   it('keeps labels it was not told are bounded out of the dimensions, as plain properties', () => {
@@ -79,9 +122,19 @@ describe('EmfMetrics (CloudWatch embedded metric format)', () => {
     metrics.gauge('queue_depth', 4, { queue: 'release-steps' });
     metrics.flush();
     const [line] = lines();
-    expect(line).toMatchObject({ webhookId: 'whk_123', queue: 'release-steps', webhook_deliveries_total: 1, queue_depth: 4 });
+    expect(line).toMatchObject({
+      webhookId: 'whk_123',
+      queue: 'release-steps',
+      webhook_deliveries_total: 1,
+      queue_depth: 4,
+    });
     expect(declared(line!)).toEqual([
-      { namespace: 'selfdevop', name: 'webhook_deliveries_total', unit: 'Count', dimensions: [['route', 'status'], []] },
+      {
+        namespace: 'selfdevop',
+        name: 'webhook_deliveries_total',
+        unit: 'Count',
+        dimensions: [['route', 'status'], []],
+      },
       { namespace: 'selfdevop', name: 'queue_depth', unit: 'None', dimensions: [[]] },
     ]);
     const { metrics: told, lines: toldLines } = emf({ dimensions: ['queue'] });
@@ -98,13 +151,21 @@ describe('EmfMetrics (CloudWatch embedded metric format)', () => {
     metrics.flush();
     const out = lines();
     expect(out).toHaveLength(1);
-    expect(declared(out[0]!)).toEqual([{ namespace: 'selfdevop', name: 'http_requests_total', unit: 'Count', dimensions: [['method'], []] }]);
+    expect(declared(out[0]!)).toEqual([
+      {
+        namespace: 'selfdevop',
+        name: 'http_requests_total',
+        unit: 'Count',
+        dimensions: [['method'], []],
+      },
+    ]);
     expect(out[0]!.route).toHaveLength(1025);
   });
 
   it('caps a line at 100 values per metric, as the format requires', () => {
     const { metrics, lines } = emf();
-    for (let i = 0; i < 150; i++) metrics.observe('http_request_duration_seconds', i / 1000, { route: '/health' });
+    for (let i = 0; i < 150; i++)
+      metrics.observe('http_request_duration_seconds', i / 1000, { route: '/health' });
     metrics.flush();
     const out = lines();
     expect(out.map((l) => (l.http_request_duration_seconds as number[]).length)).toEqual([100, 50]);

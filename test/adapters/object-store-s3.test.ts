@@ -29,10 +29,18 @@ describe('S3ObjectStore', () => {
     const mock = mockClient(S3Client);
     mock
       .on(ListObjectsV2Command, { ContinuationToken: undefined })
-      .resolves({ Contents: [{ Key: 'p/b' }, { Key: 'p/a' }], IsTruncated: true, NextContinuationToken: 't1' })
+      .resolves({
+        Contents: [{ Key: 'p/b' }, { Key: 'p/a' }],
+        IsTruncated: true,
+        NextContinuationToken: 't1',
+      })
       .on(ListObjectsV2Command, { ContinuationToken: 't1' })
       .resolves({ Contents: [{ Key: 'p/c' }], IsTruncated: false });
-    const store = new S3ObjectStore({ bucket: 'paged', client: new S3Client({ region: 'us-east-1' }), pageSize: 2 });
+    const store = new S3ObjectStore({
+      bucket: 'paged',
+      client: new S3Client({ region: 'us-east-1' }),
+      pageSize: 2,
+    });
     expect(await store.list('p/')).toEqual(['p/a', 'p/b', 'p/c']);
     expect(mock.commandCalls(ListObjectsV2Command).map((c) => c.args[0].input)).toEqual([
       { Bucket: 'paged', Prefix: 'p/', MaxKeys: 2 },
@@ -43,9 +51,17 @@ describe('S3ObjectStore', () => {
 
   it('stops a listing that does not end, naming the bucket', async () => {
     const mock = mockClient(S3Client);
-    mock.on(ListObjectsV2Command).resolves({ Contents: [{ Key: 'p/a' }], IsTruncated: true, NextContinuationToken: 'again' });
-    const store = new S3ObjectStore({ bucket: 'paged', client: new S3Client({ region: 'us-east-1' }), maxPages: 2 });
-    await expect(store.list('p/')).rejects.toThrow('listing s3://paged/p/ did not end within 2 pages');
+    mock
+      .on(ListObjectsV2Command)
+      .resolves({ Contents: [{ Key: 'p/a' }], IsTruncated: true, NextContinuationToken: 'again' });
+    const store = new S3ObjectStore({
+      bucket: 'paged',
+      client: new S3Client({ region: 'us-east-1' }),
+      maxPages: 2,
+    });
+    await expect(store.list('p/')).rejects.toThrow(
+      'listing s3://paged/p/ did not end within 2 pages',
+    );
     mock.restore();
   });
 
@@ -59,7 +75,11 @@ describe('S3ObjectStore', () => {
       },
       { step: 'initialize' },
     );
-    const store = new S3ObjectStore({ bucket: 'sse', client: spy, kmsKeyId: 'alias/selfdevop-objects' });
+    const store = new S3ObjectStore({
+      bucket: 'sse',
+      client: spy,
+      kmsKeyId: 'alias/selfdevop-objects',
+    });
     await store.put('a', 'x', { contentType: 'text/plain' });
     expect(sent[0]).toMatchObject({
       Bucket: 'sse',
@@ -88,18 +108,25 @@ describe('S3ObjectStore', () => {
 
   it('answers ping for an existing bucket and Unavailable for a missing one', async () => {
     await expect(new S3ObjectStore({ bucket: 'sse', client }).ping()).resolves.toBeUndefined();
-    const missing = new S3ObjectStore({ bucket: `missing-${randomBytes(3).toString('hex')}`, client });
+    const missing = new S3ObjectStore({
+      bucket: `missing-${randomBytes(3).toString('hex')}`,
+      client,
+    });
     await expect(missing.ping()).rejects.toThrow(Unavailable);
   });
 
   it('names the bucket and key when S3 refuses a request', async () => {
     const missing = new S3ObjectStore({ bucket: 'no-such-bucket', client });
-    await expect(missing.put('a/b', 'x')).rejects.toThrow(/^object store s3:\/\/no-such-bucket\/a\/b: NoSuchBucket/);
+    await expect(missing.put('a/b', 'x')).rejects.toThrow(
+      /^object store s3:\/\/no-such-bucket\/a\/b: NoSuchBucket/,
+    );
   });
 
   it('refuses a bad bucket name, naming the variable', () => {
     for (const bucket of ['', 'Upper', 'a', 'has_underscore']) {
-      expect(() => new S3ObjectStore({ bucket, client })).toThrow(/^OBJECTS_BUCKET must be an S3 bucket name/);
+      expect(() => new S3ObjectStore({ bucket, client })).toThrow(
+        /^OBJECTS_BUCKET must be an S3 bucket name/,
+      );
     }
   });
 });

@@ -1,8 +1,17 @@
-import { CreateScheduleCommand, DeleteScheduleCommand, SchedulerClient, UpdateScheduleCommand } from '@aws-sdk/client-scheduler';
+import {
+  CreateScheduleCommand,
+  DeleteScheduleCommand,
+  SchedulerClient,
+  UpdateScheduleCommand,
+} from '@aws-sdk/client-scheduler';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it, vi } from 'vitest';
 import { MemoryIdempotencyLedger, SqsQueue } from '../../adapters/queue/sqs.ts';
-import { EventBridgeScheduler, scheduleNameOf, toEventBridgeCron } from '../../adapters/scheduler/eventbridge.ts';
+import {
+  EventBridgeScheduler,
+  scheduleNameOf,
+  toEventBridgeCron,
+} from '../../adapters/scheduler/eventbridge.ts';
 import { InvalidInput } from '../../core/errors.ts';
 import { waitFor } from '../contracts/event-queue.case.ts';
 import { runSchedulerContract } from '../contracts/scheduler.case.ts';
@@ -13,9 +22,20 @@ const roleArn = 'arn:aws:iam::111122223333:role/selfdevop-scheduler';
 
 function setup() {
   const sqs = new FakeSqs();
-  const queue = new SqsQueue({ client: sqs.client, ledger: new MemoryIdempotencyLedger(), waitTimeSeconds: 0, pollIntervalMs: 20, retryDelaySeconds: 0, createQueues: true });
+  const queue = new SqsQueue({
+    client: sqs.client,
+    ledger: new MemoryIdempotencyLedger(),
+    waitTimeSeconds: 0,
+    pollIntervalMs: 20,
+    retryDelaySeconds: 0,
+    createQueues: true,
+  });
   const fake = new FakeScheduler(sqs.client, (arn) => sqs.byName(arn.split(':').at(-1) ?? '').url);
-  const scheduler = new EventBridgeScheduler({ client: fake.client, roleArn, queueArn: (q) => queue.arnOf(q) });
+  const scheduler = new EventBridgeScheduler({
+    client: fake.client,
+    roleArn,
+    queueArn: (q) => queue.arnOf(q),
+  });
   return { sqs, queue, fake, scheduler };
 }
 
@@ -50,7 +70,9 @@ describe('toEventBridgeCron', () => {
   });
 
   it('refuses what it cannot carry, or cannot read', () => {
-    expect(() => toEventBridgeCron('0 0 13 * 5')).toThrow(/restricts both day-of-month and day-of-week/);
+    expect(() => toEventBridgeCron('0 0 13 * 5')).toThrow(
+      /restricts both day-of-month and day-of-week/,
+    );
     expect(() => toEventBridgeCron('0 0 13 * 5')).toThrow(InvalidInput);
     expect(() => toEventBridgeCron('61 * * * *')).toThrow(InvalidInput);
   });
@@ -72,7 +94,10 @@ describe('EventBridgeScheduler', () => {
       Target: {
         Arn: 'arn:aws:sqs:eu-west-1:111122223333:selfdevop-domains.fifo',
         RoleArn: roleArn,
-        Input: JSON.stringify({ payload: { job: 'poll' }, firedBy: '<aws.scheduler.execution-id>' }),
+        Input: JSON.stringify({
+          payload: { job: 'poll' },
+          firedBy: '<aws.scheduler.execution-id>',
+        }),
         SqsParameters: { MessageGroupId: 'schedule:domains-poll' },
         RetryPolicy: { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 3600 },
       },
@@ -128,8 +153,13 @@ describe('EventBridgeScheduler', () => {
       await scheduler.destroy();
       expect(destroy).not.toHaveBeenCalled();
       await scheduler.unschedule('nightly');
-      expect(mock.commandCalls(DeleteScheduleCommand)[0]?.args[0].input).toEqual({ Name: 'nightly', GroupName: 'selfdevop' });
-      expect(await (mock.call(0).thisValue as SchedulerClient).config.region()).toBe('eu-central-1');
+      expect(mock.commandCalls(DeleteScheduleCommand)[0]?.args[0].input).toEqual({
+        Name: 'nightly',
+        GroupName: 'selfdevop',
+      });
+      expect(await (mock.call(0).thisValue as SchedulerClient).config.region()).toBe(
+        'eu-central-1',
+      );
       await scheduler.destroy();
       expect(destroy).toHaveBeenCalledTimes(1);
     } finally {
@@ -139,6 +169,8 @@ describe('EventBridgeScheduler', () => {
   });
 
   it('refuses a role that is not an IAM role ARN, naming the variable', () => {
-    expect(() => new EventBridgeScheduler({ roleArn: 'nope', queueArn: async () => '' })).toThrow(/^SCHEDULER_ROLE_ARN must be an IAM role ARN/);
+    expect(() => new EventBridgeScheduler({ roleArn: 'nope', queueArn: async () => '' })).toThrow(
+      /^SCHEDULER_ROLE_ARN must be an IAM role ARN/,
+    );
   });
 });

@@ -16,7 +16,12 @@ runSchedulerContract({
   make: async () => {
     // The API-side instance stores schedules but runs no cron pass; runSchedules() starts a
     // second instance that does, as a worker process would, with pg-boss's shortest intervals.
-    const base = { connectionString: db.url, pollingIntervalSeconds: 0.5, retryDelaySeconds: 0, superviseIntervalSeconds: 1 };
+    const base = {
+      connectionString: db.url,
+      pollingIntervalSeconds: 0.5,
+      retryDelaySeconds: 0,
+      superviseIntervalSeconds: 1,
+    };
     const api = await fromPgBoss({ ...base, runSchedules: false });
     let cron: PgBossQueueSystem | null = null;
     return {

@@ -21,8 +21,13 @@ const password = 'correct horse battery';
 let counter = 0;
 const uniqueEmail = () => `user${Date.now()}${++counter}@example.com`;
 
-const b64url = (o: unknown) => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
-function hs256(secret: string, payload: Record<string, unknown>, header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' }) {
+const b64url = (o: unknown) =>
+  Buffer.from(typeof o === 'string' ? o : JSON.stringify(o)).toString('base64url');
+function hs256(
+  secret: string,
+  payload: Record<string, unknown>,
+  header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' },
+) {
   const unsigned = `${b64url(header)}.${b64url(payload)}`;
   return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
 }
@@ -34,7 +39,10 @@ function sshPublicKeyLine(): string {
   return `ssh-ed25519 ${Buffer.concat([field(Buffer.from('ssh-ed25519')), field(spki.subarray(-32))]).toString('base64')}`;
 }
 
-export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | 'first-user' }) => Promise<ApiHarness>) {
+export function runApiSuite(
+  name: string,
+  start: (opts: { signupMode: 'open' | 'first-user' }) => Promise<ApiHarness>,
+) {
   describe(`control API (${name})`, () => {
     let api: ApiHarness;
     let req: Requester;
@@ -46,7 +54,12 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
     async function signup(email = uniqueEmail()) {
       const res = await req('POST', '/api/auth/local/signup', { body: { email, password } });
       expect(res.status, res.text).toBe(201);
-      return { token: res.body.token as string, orgId: res.body.org.id as string, userId: res.body.user.id as string, email };
+      return {
+        token: res.body.token as string,
+        orgId: res.body.org.id as string,
+        userId: res.body.user.id as string,
+        email,
+      };
     }
 
     beforeAll(async () => {
@@ -55,7 +68,10 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
       a = await signup();
       b = await signup();
       for (const role of ['admin', 'deployer', 'viewer'] as const) {
-        const res = await req('POST', `/api/orgs/${a.orgId}/api-keys`, { token: a.token, body: { name: `k-${role}`, role } });
+        const res = await req('POST', `/api/orgs/${a.orgId}/api-keys`, {
+          token: a.token,
+          body: { name: `k-${role}`, role },
+        });
         expect(res.status, res.text).toBe(201);
         keys[role] = res.body.key;
       }
@@ -77,17 +93,27 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
         expect(res.status).toBe(200);
         expect(res.text).toMatch(/selfdevop_http_requests_total\{[^}]*route="\/health"/);
         // A made-up method is counted, under one label rather than a series of its own.
-        expect(res.text).toMatch(/selfdevop_http_requests_total\{method="OTHER",route="[^"]+",status="404"\}/);
+        expect(res.text).toMatch(
+          /selfdevop_http_requests_total\{method="OTHER",route="[^"]+",status="404"\}/,
+        );
         expect(res.text).not.toContain('PROPFIND');
       });
 
       it('serves an OpenAPI 3.1 document covering the routes, and a docs page', async () => {
         const doc = (await req('GET', '/openapi.json')).body;
         expect(doc.openapi).toBe('3.1.0');
-        for (const p of ['/api/auth/local/signup', '/api/projects', '/api/services', '/api/nodes', '/api/orgs/{orgId}/api-keys']) {
+        for (const p of [
+          '/api/auth/local/signup',
+          '/api/projects',
+          '/api/services',
+          '/api/nodes',
+          '/api/orgs/{orgId}/api-keys',
+        ]) {
           expect(doc.paths[p], p).toBeDefined();
         }
-        expect(doc.paths['/api/services'].post.requestBody.content['application/json'].schema.required).toContain('image');
+        expect(
+          doc.paths['/api/services'].post.requestBody.content['application/json'].schema.required,
+        ).toContain('image');
         const docs = await req('GET', '/docs');
         expect(docs.status).toBe(200);
         expect(docs.text).toContain('/openapi.json');
@@ -96,7 +122,9 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
       it('gives every response a request id, and reuses a sane incoming one', async () => {
         const res = await req('GET', '/health');
         expect(res.headers.get('x-request-id')).toMatch(/.+/);
-        const echoed = await req('GET', '/health', { headers: { 'x-request-id': 'trace-abc-123' } });
+        const echoed = await req('GET', '/health', {
+          headers: { 'x-request-id': 'trace-abc-123' },
+        });
         expect(echoed.headers.get('x-request-id')).toBe('trace-abc-123');
         const line = api.logLines().find((l) => l.includes('trace-abc-123'));
         expect(line && JSON.parse(line)).toMatchObject({ requestId: 'trace-abc-123', status: 200 });
@@ -111,8 +139,12 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
         expect(put.status).toBe(404);
         expect(put.body.error.code).toBe('route_not_found');
         const metrics = await req('GET', '/metrics');
-        expect(metrics.text).toMatch(/selfdevop_http_requests_total\{[^}]*route="\/dashboard\/login"[^}]*status="200"/);
-        expect(metrics.text).toMatch(/selfdevop_http_requests_total\{[^}]*route="\/dashboard\/\*"[^}]*status="404"/);
+        expect(metrics.text).toMatch(
+          /selfdevop_http_requests_total\{[^}]*route="\/dashboard\/login"[^}]*status="200"/,
+        );
+        expect(metrics.text).toMatch(
+          /selfdevop_http_requests_total\{[^}]*route="\/dashboard\/\*"[^}]*status="404"/,
+        );
       });
 
       it('answers unknown routes with a JSON 404', async () => {
@@ -127,15 +159,24 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
         const email = uniqueEmail();
         const res = await req('POST', '/api/auth/local/signup', { body: { email, password } });
         expect(res.status).toBe(201);
-        expect(res.body).toMatchObject({ user: { email }, org: { id: expect.any(String), name: expect.any(String) } });
+        expect(res.body).toMatchObject({
+          user: { email },
+          org: { id: expect.any(String), name: expect.any(String) },
+        });
         const me = await req('GET', '/api/me', { token: res.body.token });
-        expect(me.body).toMatchObject({ orgId: res.body.org.id, role: 'owner', userId: res.body.user.id });
+        expect(me.body).toMatchObject({
+          orgId: res.body.org.id,
+          role: 'owner',
+          userId: res.body.user.id,
+        });
       });
 
       it('refuses a duplicate email with 409, case-insensitively', async () => {
         const email = uniqueEmail();
         await signup(email);
-        const res = await req('POST', '/api/auth/local/signup', { body: { email: email.toUpperCase(), password } });
+        const res = await req('POST', '/api/auth/local/signup', {
+          body: { email: email.toUpperCase(), password },
+        });
         expect(res.status).toBe(409);
         expect(res.body.error.code).toBe('user_exists');
       });
@@ -155,13 +196,19 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
 
       it('logs in with the right password and refuses a wrong one or an unknown user with 401', async () => {
         const u = await signup();
-        const ok = await req('POST', '/api/auth/local/login', { body: { email: u.email, password } });
+        const ok = await req('POST', '/api/auth/local/login', {
+          body: { email: u.email, password },
+        });
         expect(ok.status).toBe(200);
         expect((await req('GET', '/api/me', { token: ok.body.token })).status).toBe(200);
-        const wrong = await req('POST', '/api/auth/local/login', { body: { email: u.email, password: 'wrong password' } });
+        const wrong = await req('POST', '/api/auth/local/login', {
+          body: { email: u.email, password: 'wrong password' },
+        });
         expect(wrong.status).toBe(401);
         expect(wrong.body.error.code).toBe('invalid_credentials');
-        const unknown = await req('POST', '/api/auth/local/login', { body: { email: uniqueEmail(), password } });
+        const unknown = await req('POST', '/api/auth/local/login', {
+          body: { email: uniqueEmail(), password },
+        });
         expect(unknown.status).toBe(401);
         expect(unknown.body.error.message).toBe(wrong.body.error.message);
       });
@@ -170,10 +217,18 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
         const u = await signup();
         const statuses: number[] = [];
         for (let i = 0; i < 12; i++) {
-          statuses.push((await req('POST', '/api/auth/local/login', { body: { email: u.email, password: 'nope nope nope' } })).status);
+          statuses.push(
+            (
+              await req('POST', '/api/auth/local/login', {
+                body: { email: u.email, password: 'nope nope nope' },
+              })
+            ).status,
+          );
         }
         expect(statuses.slice(0, 10).every((s) => s === 401)).toBe(true);
-        const limited = await req('POST', '/api/auth/local/login', { body: { email: u.email, password } });
+        const limited = await req('POST', '/api/auth/local/login', {
+          body: { email: u.email, password },
+        });
         expect(limited.status).toBe(429);
         expect(limited.body.error.code).toBe('too_many_attempts');
         expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -201,7 +256,10 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
       it('refuses expired, tampered, alg:none and wrong-key tokens with 401', async () => {
         const claims = { sub: a.userId, iss: 'selfdevop', aud: 'selfdevop-api', iat: now() - 100 };
         const expired = hs256(api.jwtSecret, { ...claims, exp: now() - 10 });
-        const wrongKey = hs256('another-secret-that-is-long-enough-123456', { ...claims, exp: now() + 600 });
+        const wrongKey = hs256('another-secret-that-is-long-enough-123456', {
+          ...claims,
+          exp: now() + 600,
+        });
         const none = `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ ...claims, exp: now() + 600 })}.`;
         const [h, , s] = a.token.split('.');
         const tampered = `${h}.${b64url({ ...claims, sub: 'usr_someoneelse', exp: now() + 600 })}.${s}`;
@@ -212,9 +270,14 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
       });
 
       it('refuses a revoked API key with 401', async () => {
-        const created = await req('POST', `/api/orgs/${a.orgId}/api-keys`, { token: a.token, body: { name: 'short-lived', role: 'viewer' } });
+        const created = await req('POST', `/api/orgs/${a.orgId}/api-keys`, {
+          token: a.token,
+          body: { name: 'short-lived', role: 'viewer' },
+        });
         expect((await req('GET', '/api/projects', { token: created.body.key })).status).toBe(200);
-        const revoked = await req('DELETE', `/api/orgs/${a.orgId}/api-keys/${created.body.id}`, { token: a.token });
+        const revoked = await req('DELETE', `/api/orgs/${a.orgId}/api-keys/${created.body.id}`, {
+          token: a.token,
+        });
         expect(revoked.status).toBe(204);
         const res = await req('GET', '/api/projects', { token: created.body.key });
         expect(res.status).toBe(401);
@@ -233,22 +296,46 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
     describe('roles', () => {
       it('lets a viewer read but not create', async () => {
         expect((await req('GET', '/api/projects', { token: keys.viewer })).status).toBe(200);
-        const res = await req('POST', '/api/projects', { token: keys.viewer, body: { name: 'nope' } });
+        const res = await req('POST', '/api/projects', {
+          token: keys.viewer,
+          body: { name: 'nope' },
+        });
         expect(res.status).toBe(403);
         expect(res.body.error.code).toBe('forbidden');
       });
 
       it('lets a deployer create projects but not manage keys or nodes', async () => {
-        expect((await req('POST', '/api/projects', { token: keys.deployer, body: { name: 'by-deployer' } })).status).toBe(201);
-        expect((await req('POST', `/api/orgs/${a.orgId}/api-keys`, { token: keys.deployer, body: { name: 'x', role: 'viewer' } })).status).toBe(403);
         expect(
-          (await req('POST', '/api/nodes', { token: keys.deployer, body: { name: 'n1', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' } }))
-            .status,
+          (
+            await req('POST', '/api/projects', {
+              token: keys.deployer,
+              body: { name: 'by-deployer' },
+            })
+          ).status,
+        ).toBe(201);
+        expect(
+          (
+            await req('POST', `/api/orgs/${a.orgId}/api-keys`, {
+              token: keys.deployer,
+              body: { name: 'x', role: 'viewer' },
+            })
+          ).status,
+        ).toBe(403);
+        expect(
+          (
+            await req('POST', '/api/nodes', {
+              token: keys.deployer,
+              body: { name: 'n1', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
+            })
+          ).status,
         ).toBe(403);
       });
 
       it('does not let an admin mint an owner key', async () => {
-        const res = await req('POST', `/api/orgs/${a.orgId}/api-keys`, { token: keys.admin, body: { name: 'escalate', role: 'owner' } });
+        const res = await req('POST', `/api/orgs/${a.orgId}/api-keys`, {
+          token: keys.admin,
+          body: { name: 'escalate', role: 'owner' },
+        });
         expect(res.status).toBe(403);
       });
     });
@@ -256,21 +343,37 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
     describe('orgs', () => {
       it('creates an org; a user in two orgs must pick one with X-Org-Id', async () => {
         const u = await signup();
-        const created = await req('POST', '/api/orgs', { token: u.token, body: { name: 'Second org' } });
+        const created = await req('POST', '/api/orgs', {
+          token: u.token,
+          body: { name: 'Second org' },
+        });
         expect(created.status).toBe(201);
         const ambiguous = await req('GET', '/api/projects', { token: u.token });
         expect(ambiguous.status).toBe(400);
         expect(ambiguous.body.error.code).toBe('org_required');
-        const picked = await req('GET', '/api/projects', { token: u.token, headers: { 'x-org-id': created.body.id } });
+        const picked = await req('GET', '/api/projects', {
+          token: u.token,
+          headers: { 'x-org-id': created.body.id },
+        });
         expect(picked.status).toBe(200);
-        const foreign = await req('GET', '/api/projects', { token: u.token, headers: { 'x-org-id': b.orgId } });
+        const foreign = await req('GET', '/api/projects', {
+          token: u.token,
+          headers: { 'x-org-id': b.orgId },
+        });
         expect(foreign.status).toBe(404);
       });
 
       it('answers another org in a path with 404, never its data', async () => {
         const res = await req('GET', `/api/orgs/${b.orgId}/api-keys`, { token: a.token });
         expect(res.status).toBe(404);
-        expect((await req('POST', `/api/orgs/${b.orgId}/api-keys`, { token: a.token, body: { name: 'x', role: 'viewer' } })).status).toBe(404);
+        expect(
+          (
+            await req('POST', `/api/orgs/${b.orgId}/api-keys`, {
+              token: a.token,
+              body: { name: 'x', role: 'viewer' },
+            })
+          ).status,
+        ).toBe(404);
       });
 
       it('stores SQL-looking and unicode names verbatim', async () => {
@@ -290,16 +393,29 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
       it('creates a project with a production environment and refuses a duplicate with 409', async () => {
         const res = await req('POST', '/api/projects', { token: a.token, body: { name: 'shop' } });
         expect(res.status).toBe(201);
-        expect(res.body).toMatchObject({ id: expect.any(String), name: 'shop', environments: [{ id: expect.any(String), name: 'production' }] });
+        expect(res.body).toMatchObject({
+          id: expect.any(String),
+          name: 'shop',
+          environments: [{ id: expect.any(String), name: 'production' }],
+        });
         projectId = res.body.id;
         const dup = await req('POST', '/api/projects', { token: a.token, body: { name: 'shop' } });
         expect(dup.status).toBe(409);
         // Another org may use the same name.
-        expect((await req('POST', '/api/projects', { token: b.token, body: { name: 'shop' } })).status).toBe(201);
+        expect(
+          (await req('POST', '/api/projects', { token: b.token, body: { name: 'shop' } })).status,
+        ).toBe(201);
       });
 
       it('rejects names that are not DNS labels', async () => {
-        for (const name of ['Shop', 'a b', "x'; drop table projects;--", '-lead', 'a'.repeat(41), '']) {
+        for (const name of [
+          'Shop',
+          'a b',
+          "x'; drop table projects;--",
+          '-lead',
+          'a'.repeat(41),
+          '',
+        ]) {
           const res = await req('POST', '/api/projects', { token: a.token, body: { name } });
           expect(res.status, name).toBe(400);
           expect(res.body.error.message).toContain('name');
@@ -307,11 +423,16 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
       });
 
       it('pages through projects with limit and cursor', async () => {
-        for (let i = 0; i < 5; i++) await req('POST', '/api/projects', { token: a.token, body: { name: `page-${i}` } });
+        for (let i = 0; i < 5; i++)
+          await req('POST', '/api/projects', { token: a.token, body: { name: `page-${i}` } });
         const seen: string[] = [];
         let cursor: string | null = null;
         do {
-          const res: Awaited<ReturnType<Requester>> = await req('GET', `/api/projects?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: a.token });
+          const res: Awaited<ReturnType<Requester>> = await req(
+            'GET',
+            `/api/projects?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+            { token: a.token },
+          );
           expect(res.status).toBe(200);
           expect(res.body.items.length).toBeLessThanOrEqual(2);
           seen.push(...res.body.items.map((p: { id: string }) => p.id));
@@ -323,31 +444,66 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
         expect((await req('GET', '/api/projects?limit=abc', { token: a.token })).status).toBe(400);
       });
 
-      it('hides one org\'s projects from another (404 and lists)', async () => {
-        expect((await req('GET', `/api/projects/${projectId}`, { token: a.token })).status).toBe(200);
+      it("hides one org's projects from another (404 and lists)", async () => {
+        expect((await req('GET', `/api/projects/${projectId}`, { token: a.token })).status).toBe(
+          200,
+        );
         const res = await req('GET', `/api/projects/${projectId}`, { token: b.token });
         expect(res.status).toBe(404);
         expect(res.text).not.toContain('shop"');
         const list = await req('GET', '/api/projects?limit=200', { token: b.token });
         expect(list.body.items.map((p: { id: string }) => p.id)).not.toContain(projectId);
-        expect((await req('GET', '/api/projects/garbage%00id', { token: a.token })).status).toBe(404);
+        expect((await req('GET', '/api/projects/garbage%00id', { token: a.token })).status).toBe(
+          404,
+        );
       });
 
-      it('creates environments, refusing duplicates and other orgs\' projects', async () => {
-        const res = await req('POST', '/api/environments', { token: a.token, body: { projectId, name: 'staging' } });
+      it("creates environments, refusing duplicates and other orgs' projects", async () => {
+        const res = await req('POST', '/api/environments', {
+          token: a.token,
+          body: { projectId, name: 'staging' },
+        });
         expect(res.status).toBe(201);
-        expect((await req('POST', '/api/environments', { token: a.token, body: { projectId, name: 'staging' } })).status).toBe(409);
-        expect((await req('POST', '/api/environments', { token: b.token, body: { projectId, name: 'qa' } })).status).toBe(404);
+        expect(
+          (
+            await req('POST', '/api/environments', {
+              token: a.token,
+              body: { projectId, name: 'staging' },
+            })
+          ).status,
+        ).toBe(409);
+        expect(
+          (
+            await req('POST', '/api/environments', {
+              token: b.token,
+              body: { projectId, name: 'qa' },
+            })
+          ).status,
+        ).toBe(404);
       });
 
       it('creates a service with its default hosts and validates every field', async () => {
-        const body = { projectId, name: 'web', image: 'selfdevop-test/app:v1', containerPort: 8080, healthcheckPath: '/health' };
+        const body = {
+          projectId,
+          name: 'web',
+          image: 'selfdevop-test/app:v1',
+          containerPort: 8080,
+          healthcheckPath: '/health',
+        };
         const res = await req('POST', '/api/services', { token: keys.deployer, body });
         expect(res.status, res.text).toBe(201);
-        expect(res.body.hosts.map((h: { environment: string }) => h.environment).sort()).toEqual(['production', 'staging']);
+        expect(res.body.hosts.map((h: { environment: string }) => h.environment).sort()).toEqual([
+          'production',
+          'staging',
+        ]);
         expect(res.body.hosts[0].host).toMatch(/^web-(production|staging)-[0-9a-z]{6}\.localhost$/);
-        expect(res.body).toMatchObject({ strategy: 'blue_green', health: { successes: expect.any(Number) } });
-        expect((await req('POST', '/api/services', { token: keys.deployer, body })).status).toBe(409);
+        expect(res.body).toMatchObject({
+          strategy: 'blue_green',
+          health: { successes: expect.any(Number) },
+        });
+        expect((await req('POST', '/api/services', { token: keys.deployer, body })).status).toBe(
+          409,
+        );
         const bad: [Record<string, unknown>, string][] = [
           [{ image: 'UPPER/case:tag' }, 'image'],
           [{ image: 'x:y:z' }, 'image'],
@@ -360,126 +516,320 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
           [{ projectId: 'nope' }, 'projectId'],
         ];
         for (const [patch, field] of bad) {
-          const r = await req('POST', '/api/services', { token: keys.deployer, body: { ...body, name: 'other', ...patch } });
+          const r = await req('POST', '/api/services', {
+            token: keys.deployer,
+            body: { ...body, name: 'other', ...patch },
+          });
           expect(r.status, JSON.stringify(patch)).toBe(400);
           expect(r.body.error.message).toContain(field);
         }
-        expect((await req('POST', '/api/services', { token: b.token, body: { ...body, name: 'steal' } })).status).toBe(404);
+        expect(
+          (await req('POST', '/api/services', { token: b.token, body: { ...body, name: 'steal' } }))
+            .status,
+        ).toBe(404);
         serviceId = res.body.id;
         const got = await req('GET', `/api/services/${res.body.id}`, { token: keys.viewer });
-        expect(got.body).toMatchObject({ id: res.body.id, image: body.image, hosts: res.body.hosts });
-        expect((await req('GET', `/api/services/${res.body.id}`, { token: b.token })).status).toBe(404);
+        expect(got.body).toMatchObject({
+          id: res.body.id,
+          image: body.image,
+          hosts: res.body.hosts,
+        });
+        expect((await req('GET', `/api/services/${res.body.id}`, { token: b.token })).status).toBe(
+          404,
+        );
       });
 
       it('keeps secrets write-only: set, list names, delete; values never come back', async () => {
         const value = 'sk_live_do-not-leak-4242';
-        const set = await req('POST', `/api/services/${serviceId}/secrets`, { token: keys.deployer, body: { name: 'STRIPE_KEY', value } });
+        const set = await req('POST', `/api/services/${serviceId}/secrets`, {
+          token: keys.deployer,
+          body: { name: 'STRIPE_KEY', value },
+        });
         expect(set.status, set.text).toBe(201);
-        expect(set.body).toEqual({ name: 'STRIPE_KEY', environment: 'production', updatedAt: expect.any(String) });
+        expect(set.body).toEqual({
+          name: 'STRIPE_KEY',
+          environment: 'production',
+          updatedAt: expect.any(String),
+        });
         const staging = await req('POST', `/api/services/${serviceId}/secrets`, {
           token: keys.deployer,
           body: { name: 'STRIPE_KEY', value: 'other', environment: 'staging' },
         });
         expect(staging.status).toBe(201);
-        const replaced = await req('POST', `/api/services/${serviceId}/secrets`, { token: keys.deployer, body: { name: 'STRIPE_KEY', value: value + '2' } });
+        const replaced = await req('POST', `/api/services/${serviceId}/secrets`, {
+          token: keys.deployer,
+          body: { name: 'STRIPE_KEY', value: value + '2' },
+        });
         expect(replaced.status).toBe(201);
         const list = await req('GET', `/api/services/${serviceId}/secrets`, { token: keys.viewer });
-        expect(list.body.items).toEqual([{ name: 'STRIPE_KEY', environment: 'production', updatedAt: expect.any(String) }]);
-        const audit = await req('GET', `/api/audit-events?action=secret.set&limit=200`, { token: a.token });
+        expect(list.body.items).toEqual([
+          { name: 'STRIPE_KEY', environment: 'production', updatedAt: expect.any(String) },
+        ]);
+        const audit = await req('GET', `/api/audit-events?action=secret.set&limit=200`, {
+          token: a.token,
+        });
         expect(audit.body.items.length).toBe(3);
-        for (const text of [list.text, audit.text, api.logLines().join('\n')]) expect(text).not.toContain(value);
+        for (const text of [list.text, audit.text, api.logLines().join('\n')])
+          expect(text).not.toContain(value);
 
-        expect((await req('POST', `/api/services/${serviceId}/secrets`, { token: keys.viewer, body: { name: 'X', value: 'y' } })).status).toBe(403);
-        const badName = await req('POST', `/api/services/${serviceId}/secrets`, { token: keys.deployer, body: { name: '1-bad', value: 'y' } });
+        expect(
+          (
+            await req('POST', `/api/services/${serviceId}/secrets`, {
+              token: keys.viewer,
+              body: { name: 'X', value: 'y' },
+            })
+          ).status,
+        ).toBe(403);
+        const badName = await req('POST', `/api/services/${serviceId}/secrets`, {
+          token: keys.deployer,
+          body: { name: '1-bad', value: 'y' },
+        });
         expect(badName.status).toBe(400);
         expect(badName.body.error.message).toContain('name');
         expect(
-          (await req('POST', `/api/services/${serviceId}/secrets`, { token: keys.deployer, body: { name: 'X', value: 'y', environment: 'nope' } })).status,
+          (
+            await req('POST', `/api/services/${serviceId}/secrets`, {
+              token: keys.deployer,
+              body: { name: 'X', value: 'y', environment: 'nope' },
+            })
+          ).status,
         ).toBe(404);
-        expect((await req('POST', `/api/services/${serviceId}/secrets`, { token: b.token, body: { name: 'X', value: 'y' } })).status).toBe(404);
-        expect((await req('GET', `/api/services/${serviceId}/secrets`, { token: b.token })).status).toBe(404);
+        expect(
+          (
+            await req('POST', `/api/services/${serviceId}/secrets`, {
+              token: b.token,
+              body: { name: 'X', value: 'y' },
+            })
+          ).status,
+        ).toBe(404);
+        expect(
+          (await req('GET', `/api/services/${serviceId}/secrets`, { token: b.token })).status,
+        ).toBe(404);
 
-        expect((await req('DELETE', `/api/services/${serviceId}/secrets/STRIPE_KEY`, { token: keys.deployer })).status).toBe(204);
-        expect((await req('DELETE', `/api/services/${serviceId}/secrets/STRIPE_KEY`, { token: keys.deployer })).status).toBe(404);
-        expect((await req('DELETE', `/api/services/${serviceId}/secrets/bad-name`, { token: keys.deployer })).status).toBe(400);
-        expect((await req('GET', `/api/services/${serviceId}/secrets?environment=staging`, { token: keys.viewer })).body.items).toHaveLength(1);
+        expect(
+          (
+            await req('DELETE', `/api/services/${serviceId}/secrets/STRIPE_KEY`, {
+              token: keys.deployer,
+            })
+          ).status,
+        ).toBe(204);
+        expect(
+          (
+            await req('DELETE', `/api/services/${serviceId}/secrets/STRIPE_KEY`, {
+              token: keys.deployer,
+            })
+          ).status,
+        ).toBe(404);
+        expect(
+          (
+            await req('DELETE', `/api/services/${serviceId}/secrets/bad-name`, {
+              token: keys.deployer,
+            })
+          ).status,
+        ).toBe(400);
+        expect(
+          (
+            await req('GET', `/api/services/${serviceId}/secrets?environment=staging`, {
+              token: keys.viewer,
+            })
+          ).body.items,
+        ).toHaveLength(1);
       });
 
       it('registers nodes (admin) and validates the docker host', async () => {
         const res = await req('POST', '/api/nodes', {
           token: keys.admin,
-          body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1', labels: { zone: 'a' } },
+          body: {
+            name: 'local',
+            dockerHost: 'unix:///var/run/docker.sock',
+            address: '127.0.0.1',
+            labels: { zone: 'a' },
+          },
         });
         expect(res.status).toBe(201);
         expect(res.body).toMatchObject({ name: 'local', drainMode: false, labels: { zone: 'a' } });
         for (const dockerHost of ['http://x', 'tcp://host', 'unix://relative', 'ssh://host']) {
-          const r = await req('POST', '/api/nodes', { token: keys.admin, body: { name: 'n2', dockerHost, address: '127.0.0.1' } });
+          const r = await req('POST', '/api/nodes', {
+            token: keys.admin,
+            body: { name: 'n2', dockerHost, address: '127.0.0.1' },
+          });
           expect(r.status, dockerHost).toBe(400);
           expect(r.body.error.message).toContain('dockerHost');
         }
-        expect((await req('GET', `/api/nodes/${res.body.id}`, { token: b.token })).status).toBe(404);
+        expect((await req('GET', `/api/nodes/${res.body.id}`, { token: b.token })).status).toBe(
+          404,
+        );
       });
     });
 
     describe('node credentials', () => {
       let pki: TestPki;
       const hostKey = sshPublicKeyLine();
-      const sshKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+      const sshKey = generateKeyPairSync('ed25519').privateKey.export({
+        type: 'pkcs8',
+        format: 'pem',
+      }) as string;
       const tls = () => ({ ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
       const addNode = (body: Record<string, unknown>, token = keys.admin) =>
         req('POST', '/api/nodes', { token, body: { address: '10.0.0.9', ...body } });
-      const material = () => [pki.clientKey, pki.otherClientKey, sshKey].map((pem) => pem.split('\n')[1]!);
+      const material = () =>
+        [pki.clientKey, pki.otherClientKey, sshKey].map((pem) => pem.split('\n')[1]!);
 
       beforeAll(async () => {
         pki = await makeTestPki();
       }, 60_000);
 
       it('registers a tcp:// node with TLS and never shows the material', async () => {
-        const res = await addNode({ name: 'remote-tls', dockerHost: 'tcp://10.0.0.9:2376', tls: tls() });
+        const res = await addNode({
+          name: 'remote-tls',
+          dockerHost: 'tcp://10.0.0.9:2376',
+          tls: tls(),
+        });
         expect(res.status, res.text).toBe(201);
-        expect(res.body).toMatchObject({ tls: { configured: true }, ssh: { configured: false }, credentialsUpdatedAt: expect.any(String) });
+        expect(res.body).toMatchObject({
+          tls: { configured: true },
+          ssh: { configured: false },
+          credentialsUpdatedAt: expect.any(String),
+        });
         const one = await req('GET', `/api/nodes/${res.body.id}`, { token: keys.viewer });
-        expect(one.body).toMatchObject({ id: res.body.id, tls: { configured: true }, ssh: { configured: false } });
+        expect(one.body).toMatchObject({
+          id: res.body.id,
+          tls: { configured: true },
+          ssh: { configured: false },
+        });
         const list = await req('GET', '/api/nodes?limit=200', { token: keys.viewer });
-        const audit = await req('GET', `/api/audit-events?targetId=${res.body.id}`, { token: keys.viewer });
-        expect(audit.body.items).toEqual([expect.objectContaining({ action: 'node.created', data: expect.objectContaining({ credentials: ['tls'] }) })]);
+        const audit = await req('GET', `/api/audit-events?targetId=${res.body.id}`, {
+          token: keys.viewer,
+        });
+        expect(audit.body.items).toEqual([
+          expect.objectContaining({
+            action: 'node.created',
+            data: expect.objectContaining({ credentials: ['tls'] }),
+          }),
+        ]);
         for (const text of [res.text, one.text, list.text, audit.text]) {
           expect(text).not.toContain('BEGIN');
           expect(text).not.toMatch(/sealed/i);
         }
         // The unix socket and a loopback engine need no credentials.
-        const local = await addNode({ name: 'loopback-tcp', dockerHost: 'tcp://127.0.0.1:2375', address: '127.0.0.1' });
+        const local = await addNode({
+          name: 'loopback-tcp',
+          dockerHost: 'tcp://127.0.0.1:2375',
+          address: '127.0.0.1',
+        });
         expect(local.status, local.text).toBe(201);
-        expect(local.body).toMatchObject({ tls: { configured: false }, ssh: { configured: false }, credentialsUpdatedAt: null });
+        expect(local.body).toMatchObject({
+          tls: { configured: false },
+          ssh: { configured: false },
+          credentialsUpdatedAt: null,
+        });
       });
 
       it('registers an ssh:// node with a pinned host key, or explicitly without', async () => {
-        const pinned = await addNode({ name: 'remote-ssh', dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey, hostKey: `10.0.0.9 ${hostKey} root@node` } });
+        const pinned = await addNode({
+          name: 'remote-ssh',
+          dockerHost: 'ssh://deploy@10.0.0.9',
+          ssh: { privateKey: sshKey, hostKey: `10.0.0.9 ${hostKey} root@node` },
+        });
         expect(pinned.status, pinned.text).toBe(201);
-        expect(pinned.body).toMatchObject({ tls: { configured: false }, ssh: { configured: true } });
-        const unpinned = await addNode({ name: 'remote-ssh-2', dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey, insecureIgnoreHostKey: true } });
+        expect(pinned.body).toMatchObject({
+          tls: { configured: false },
+          ssh: { configured: true },
+        });
+        const unpinned = await addNode({
+          name: 'remote-ssh-2',
+          dockerHost: 'ssh://deploy@10.0.0.9',
+          ssh: { privateKey: sshKey, insecureIgnoreHostKey: true },
+        });
         expect(unpinned.status, unpinned.text).toBe(201);
       });
 
       it('refuses credentials that do not fit the docker host, naming the field', async () => {
         const cases: [Record<string, unknown>, string][] = [
           [{ dockerHost: 'tcp://10.0.0.9:2376' }, 'tls: is required for tcp://10.0.0.9'],
-          [{ dockerHost: 'tcp://docker.internal:2375' }, 'tls: is required for tcp://docker.internal'],
-          [{ dockerHost: 'unix:///var/run/docker.sock', tls: tls() }, 'tls: applies only to a tcp:// docker host'],
-          [{ dockerHost: 'ssh://deploy@10.0.0.9', tls: tls(), ssh: { privateKey: sshKey, hostKey } }, 'tls: applies only to a tcp:// docker host'],
-          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: tls(), ssh: { privateKey: sshKey, hostKey } }, 'ssh: applies only to an ssh:// docker host'],
+          [
+            { dockerHost: 'tcp://docker.internal:2375' },
+            'tls: is required for tcp://docker.internal',
+          ],
+          [
+            { dockerHost: 'unix:///var/run/docker.sock', tls: tls() },
+            'tls: applies only to a tcp:// docker host',
+          ],
+          [
+            {
+              dockerHost: 'ssh://deploy@10.0.0.9',
+              tls: tls(),
+              ssh: { privateKey: sshKey, hostKey },
+            },
+            'tls: applies only to a tcp:// docker host',
+          ],
+          [
+            { dockerHost: 'tcp://10.0.0.9:2376', tls: tls(), ssh: { privateKey: sshKey, hostKey } },
+            'ssh: applies only to an ssh:// docker host',
+          ],
           [{ dockerHost: 'ssh://deploy@10.0.0.9' }, 'ssh: is required'],
-          [{ dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey } }, 'ssh.hostKey: is required'],
-          [{ dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey, hostKey, insecureIgnoreHostKey: true } }, 'ssh.insecureIgnoreHostKey: cannot be set together with hostKey'],
-          [{ dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey, hostKey: 'not a key' } }, 'ssh.hostKey: must be one OpenSSH public key line'],
-          [{ dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: 'hunter2', hostKey } }, 'ssh.privateKey: must be one PEM private key'],
-          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), cert: 'not a certificate' } }, 'tls.cert: must be PEM certificates'],
-          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), ca: `${pki.ca}\ntrailing junk` } }, 'tls.ca: must be PEM certificates'],
-          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), key: pki.clientCert } }, 'tls.key: must be one PEM private key'],
-          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), key: pki.clientKey + pki.otherClientKey } }, 'tls.key: must be one PEM private key'],
-          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), key: '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n' } }, 'tls.key: must not be encrypted'],
-          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ca: pki.ca, cert: pki.clientCert } }, 'tls.key: is required'],
-          [{ dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), pass: 'x' } }, 'tls.pass: unknown field'],
+          [
+            { dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey } },
+            'ssh.hostKey: is required',
+          ],
+          [
+            {
+              dockerHost: 'ssh://deploy@10.0.0.9',
+              ssh: { privateKey: sshKey, hostKey, insecureIgnoreHostKey: true },
+            },
+            'ssh.insecureIgnoreHostKey: cannot be set together with hostKey',
+          ],
+          [
+            {
+              dockerHost: 'ssh://deploy@10.0.0.9',
+              ssh: { privateKey: sshKey, hostKey: 'not a key' },
+            },
+            'ssh.hostKey: must be one OpenSSH public key line',
+          ],
+          [
+            { dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: 'hunter2', hostKey } },
+            'ssh.privateKey: must be one PEM private key',
+          ],
+          [
+            { dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), cert: 'not a certificate' } },
+            'tls.cert: must be PEM certificates',
+          ],
+          [
+            {
+              dockerHost: 'tcp://10.0.0.9:2376',
+              tls: { ...tls(), ca: `${pki.ca}\ntrailing junk` },
+            },
+            'tls.ca: must be PEM certificates',
+          ],
+          [
+            { dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), key: pki.clientCert } },
+            'tls.key: must be one PEM private key',
+          ],
+          [
+            {
+              dockerHost: 'tcp://10.0.0.9:2376',
+              tls: { ...tls(), key: pki.clientKey + pki.otherClientKey },
+            },
+            'tls.key: must be one PEM private key',
+          ],
+          [
+            {
+              dockerHost: 'tcp://10.0.0.9:2376',
+              tls: {
+                ...tls(),
+                key: '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n',
+              },
+            },
+            'tls.key: must not be encrypted',
+          ],
+          [
+            { dockerHost: 'tcp://10.0.0.9:2376', tls: { ca: pki.ca, cert: pki.clientCert } },
+            'tls.key: is required',
+          ],
+          [
+            { dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), pass: 'x' } },
+            'tls.pass: unknown field',
+          ],
         ];
         for (const [body, message] of cases) {
           const res = await addNode({ name: 'refused', ...body });
@@ -492,20 +842,36 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
       });
 
       it('rotates credentials with PATCH, audited, and still write-only', async () => {
-        const node = (await addNode({ name: 'rotating', dockerHost: 'tcp://10.0.0.9:2376', tls: tls() })).body;
+        const node = (
+          await addNode({ name: 'rotating', dockerHost: 'tcp://10.0.0.9:2376', tls: tls() })
+        ).body;
         const rotated = await req('PATCH', `/api/nodes/${node.id}`, {
           token: keys.admin,
           body: { tls: { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey } },
         });
         expect(rotated.status, rotated.text).toBe(200);
-        expect(rotated.body).toMatchObject({ id: node.id, tls: { configured: true }, ssh: { configured: false } });
+        expect(rotated.body).toMatchObject({
+          id: node.id,
+          tls: { configured: true },
+          ssh: { configured: false },
+        });
         expect(rotated.body.credentialsUpdatedAt >= node.credentialsUpdatedAt).toBe(true);
-        const audit = await req('GET', `/api/audit-events?targetId=${node.id}`, { token: keys.viewer });
-        expect(audit.body.items.map((e: { action: string }) => e.action)).toEqual(['node.created', 'node.credentials_rotated']);
-        expect(audit.body.items[1]).toMatchObject({ actorType: 'api_key', data: { name: 'rotating', credentials: ['tls'] } });
-        for (const text of [rotated.text, audit.text]) for (const m of material()) expect(text).not.toContain(m);
+        const audit = await req('GET', `/api/audit-events?targetId=${node.id}`, {
+          token: keys.viewer,
+        });
+        expect(audit.body.items.map((e: { action: string }) => e.action)).toEqual([
+          'node.created',
+          'node.credentials_rotated',
+        ]);
+        expect(audit.body.items[1]).toMatchObject({
+          actorType: 'api_key',
+          data: { name: 'rotating', credentials: ['tls'] },
+        });
+        for (const text of [rotated.text, audit.text])
+          for (const m of material()) expect(text).not.toContain(m);
 
-        const patch = (body: unknown, token = keys.admin, id = node.id) => req('PATCH', `/api/nodes/${id}`, { token, body });
+        const patch = (body: unknown, token = keys.admin, id = node.id) =>
+          req('PATCH', `/api/nodes/${id}`, { token, body });
         const ssh = await patch({ ssh: { privateKey: sshKey, hostKey } });
         expect(ssh.status).toBe(400);
         expect(ssh.body.error.message).toContain('ssh: applies only to an ssh:// docker host');
@@ -529,7 +895,15 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
 
     describe('bad bodies', () => {
       it('answers malformed JSON, non-objects, empty bodies and NUL characters with 400', async () => {
-        const cases = ['{"name":', '[]', '"text"', 'null', '', '{"name":"a\\u0000b"}', '{"name":"\\ud800"}'];
+        const cases = [
+          '{"name":',
+          '[]',
+          '"text"',
+          'null',
+          '',
+          '{"name":"a\\u0000b"}',
+          '{"name":"\\ud800"}',
+        ];
         for (const rawBody of cases) {
           const res = await req('POST', '/api/projects', { token: a.token, rawBody });
           expect(res.status, rawBody).toBe(400);
@@ -551,13 +925,25 @@ export function runApiSuite(name: string, start: (opts: { signupMode: 'open' | '
 
     describe('audit trail and logs', () => {
       it('records every change with its actor', async () => {
-        const res = await req('POST', '/api/projects', { token: keys.deployer, body: { name: 'audited' } });
-        const audit = await req('GET', `/api/audit-events?targetId=${res.body.id}`, { token: keys.viewer });
+        const res = await req('POST', '/api/projects', {
+          token: keys.deployer,
+          body: { name: 'audited' },
+        });
+        const audit = await req('GET', `/api/audit-events?targetId=${res.body.id}`, {
+          token: keys.viewer,
+        });
         expect(audit.status).toBe(200);
         expect(audit.body.items).toEqual([
-          expect.objectContaining({ action: 'project.created', actorType: 'api_key', targetId: res.body.id, requestId: expect.any(String) }),
+          expect.objectContaining({
+            action: 'project.created',
+            actorType: 'api_key',
+            targetId: res.body.id,
+            requestId: expect.any(String),
+          }),
         ]);
-        const keyAudit = await req('GET', '/api/audit-events?action=api_key.created&limit=200', { token: a.token });
+        const keyAudit = await req('GET', '/api/audit-events?action=api_key.created&limit=200', {
+          token: a.token,
+        });
         expect(keyAudit.body.items.length).toBeGreaterThanOrEqual(3);
         expect(keyAudit.text).not.toContain(keys.admin);
       });

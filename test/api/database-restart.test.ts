@@ -29,7 +29,8 @@ describe('PostgreSQL restarting under the running API', () => {
   let pg: { url: string; stop: () => Promise<void> };
   let api: ApiHarness;
   let token: string;
-  const start = () => startEmbeddedPostgres({ dataDir: dir, port, password: 'restart-test', database: 'selfdevop' });
+  const start = () =>
+    startEmbeddedPostgres({ dataDir: dir, port, password: 'restart-test', database: 'selfdevop' });
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-pg-restart-'));
@@ -41,7 +42,9 @@ describe('PostgreSQL restarting under the running API', () => {
       body: { email: 'restart@example.com', password: 'correct horse battery' },
     });
     token = s.body.token;
-    expect((await api.request('POST', '/api/projects', { token, body: { name: 'before' } })).status).toBe(201);
+    expect(
+      (await api.request('POST', '/api/projects', { token, body: { name: 'before' } })).status,
+    ).toBe(201);
   }, 120_000);
 
   afterAll(async () => {
@@ -72,6 +75,8 @@ describe('PostgreSQL restarting under the running API', () => {
     expect(status).toBe(200);
     const after = await api.request('GET', '/api/projects', { token });
     expect(after.body.items.map((p: { name: string }) => p.name)).toEqual(['before']);
-    expect((await api.request('POST', '/api/projects', { token, body: { name: 'after' } })).status).toBe(201);
+    expect(
+      (await api.request('POST', '/api/projects', { token, body: { name: 'after' } })).status,
+    ).toBe(201);
   }, 120_000);
 });

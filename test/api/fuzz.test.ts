@@ -23,7 +23,8 @@ describe('write endpoints under generated bodies', () => {
     });
     token = s.body.token;
     orgId = s.body.org.id;
-    projectId = (await api.request('POST', '/api/projects', { token, body: { name: 'fuzz' } })).body.id;
+    projectId = (await api.request('POST', '/api/projects', { token, body: { name: 'fuzz' } })).body
+      .id;
   });
   afterAll(async () => api?.close());
 
@@ -60,7 +61,16 @@ describe('write endpoints under generated bodies', () => {
     );
     // PEM-shaped strings with hostile labels and bodies, so the PEM checks themselves are fuzzed.
     const pem = fc
-      .tuple(fc.constantFrom('CERTIFICATE', 'PRIVATE KEY', 'OPENSSH PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'X'), fc.oneof(fc.base64String(), nasty))
+      .tuple(
+        fc.constantFrom(
+          'CERTIFICATE',
+          'PRIVATE KEY',
+          'OPENSSH PRIVATE KEY',
+          'ENCRYPTED PRIVATE KEY',
+          'X',
+        ),
+        fc.oneof(fc.base64String(), nasty),
+      )
       .map(([label, body]) => `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`);
     // Bodies shaped like the real ones, with hostile values, reach deeper than random JSON.
     const shaped = fc.record(
@@ -70,14 +80,33 @@ describe('write endpoints under generated bodies', () => {
         name: fc.oneof(fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?$/), nasty),
         role: fc.oneof(fc.constantFrom('owner', 'admin', 'deployer', 'viewer'), nasty),
         projectId: fc.oneof(fc.constant(projectId), nasty),
-        image: fc.oneof(fc.constantFrom('nginx:1.27', 'ghcr.io/acme/app@sha256:' + 'a'.repeat(64)), nasty),
+        image: fc.oneof(
+          fc.constantFrom('nginx:1.27', 'ghcr.io/acme/app@sha256:' + 'a'.repeat(64)),
+          nasty,
+        ),
         containerPort: fc.oneof(fc.integer({ min: -10, max: 70_000 }), nasty),
         healthcheckPath: fc.oneof(fc.constantFrom('/health', '/'), nasty),
         env: fc.oneof(fc.dictionary(fc.string(), fc.string()), nasty),
-        dockerHost: fc.oneof(fc.constantFrom('unix:///var/run/docker.sock', 'tcp://10.0.0.1:2376', 'ssh://u@10.0.0.1'), nasty),
-        tls: fc.oneof(fc.record({ ca: fc.oneof(pem, nasty), cert: fc.oneof(pem, nasty), key: fc.oneof(pem, nasty) }, { requiredKeys: [] }), nasty),
+        dockerHost: fc.oneof(
+          fc.constantFrom('unix:///var/run/docker.sock', 'tcp://10.0.0.1:2376', 'ssh://u@10.0.0.1'),
+          nasty,
+        ),
+        tls: fc.oneof(
+          fc.record(
+            { ca: fc.oneof(pem, nasty), cert: fc.oneof(pem, nasty), key: fc.oneof(pem, nasty) },
+            { requiredKeys: [] },
+          ),
+          nasty,
+        ),
         ssh: fc.oneof(
-          fc.record({ privateKey: fc.oneof(pem, nasty), hostKey: nasty, insecureIgnoreHostKey: fc.oneof(fc.boolean(), nasty) }, { requiredKeys: [] }),
+          fc.record(
+            {
+              privateKey: fc.oneof(pem, nasty),
+              hostKey: nasty,
+              insecureIgnoreHostKey: fc.oneof(fc.boolean(), nasty),
+            },
+            { requiredKeys: [] },
+          ),
           nasty,
         ),
         address: fc.oneof(fc.ipV4(), nasty),
@@ -97,8 +126,10 @@ describe('write endpoints under generated bodies', () => {
       fc.asyncProperty(fc.constantFrom(...endpoints), body, async (path, rawBody) => {
         count++;
         const res = await api.request('POST', path, { token, rawBody });
-        if (res.status >= 500 || typeof res.body?.error?.code !== 'string' && res.status >= 400) {
-          failures.push(`${path} ${res.status} ${rawBody.slice(0, 200)} → ${res.text.slice(0, 200)}`);
+        if (res.status >= 500 || (typeof res.body?.error?.code !== 'string' && res.status >= 400)) {
+          failures.push(
+            `${path} ${res.status} ${rawBody.slice(0, 200)} → ${res.text.slice(0, 200)}`,
+          );
         }
         return res.status < 500;
       }),

@@ -280,8 +280,15 @@ services:
 
   it('adds a TLS node from certificate files, rotates them, and never prints the key', async () => {
     const pki = await makeTestPki();
-    const files = { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey, 'other-cert': pki.otherClientCert, 'other-key': pki.otherClientKey };
-    for (const [name, pem] of Object.entries(files)) await writeFile(join(dir, 'app', `${name}.pem`), pem);
+    const files = {
+      ca: pki.ca,
+      cert: pki.clientCert,
+      key: pki.clientKey,
+      'other-cert': pki.otherClientCert,
+      'other-key': pki.otherClientKey,
+    };
+    for (const [name, pem] of Object.entries(files))
+      await writeFile(join(dir, 'app', `${name}.pem`), pem);
     const tlsFlags = ['--tls-ca', 'ca.pem', '--tls-cert', 'cert.pem', '--tls-key', 'key.pem'];
     const remote = ['--docker-host', 'tcp://10.0.0.9:2376', '--address', '10.0.0.9'];
 
@@ -291,18 +298,40 @@ services:
     const half = await cli(['nodes', 'add', 'remote', ...remote, '--tls-ca', 'ca.pem']);
     expect(half.code).toBe(2);
     expect(half.stderr).toContain('--tls-ca, --tls-cert and --tls-key go together');
-    const missing = await cli(['nodes', 'add', 'remote', ...remote, ...tlsFlags.slice(0, 5), 'nope.pem']);
+    const missing = await cli([
+      'nodes',
+      'add',
+      'remote',
+      ...remote,
+      ...tlsFlags.slice(0, 5),
+      'nope.pem',
+    ]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('cannot read --tls-key nope.pem: ENOENT');
 
     const added = await cli(['nodes', 'add', 'remote', ...remote, ...tlsFlags]);
     expect(added.code, added.stderr).toBe(0);
     const listed = await cli(['nodes']);
-    expect(listed.stdout).toMatch(/remote\s+active\s+tcp:\/\/10\.0\.0\.9:2376\s+10\.0\.0\.9\s+tls\s/);
-    const asJson = JSON.parse((await cli(['nodes', '--json'])).stdout) as { name: string; tls: unknown }[];
+    expect(listed.stdout).toMatch(
+      /remote\s+active\s+tcp:\/\/10\.0\.0\.9:2376\s+10\.0\.0\.9\s+tls\s/,
+    );
+    const asJson = JSON.parse((await cli(['nodes', '--json'])).stdout) as {
+      name: string;
+      tls: unknown;
+    }[];
     expect(asJson.find((n) => n.name === 'remote')?.tls).toEqual({ configured: true });
 
-    const rotated = await cli(['nodes', 'rotate', 'remote', '--tls-ca', 'ca.pem', '--tls-cert', 'other-cert.pem', '--tls-key', 'other-key.pem']);
+    const rotated = await cli([
+      'nodes',
+      'rotate',
+      'remote',
+      '--tls-ca',
+      'ca.pem',
+      '--tls-cert',
+      'other-cert.pem',
+      '--tls-key',
+      'other-key.pem',
+    ]);
     expect(rotated.code, rotated.stderr).toBe(0);
     expect(rotated.stdout).toContain('rotated the tls credentials of node remote');
     const nothing = await cli(['nodes', 'rotate', 'remote']);
@@ -312,6 +341,7 @@ services:
     expect(unknown.stderr).toContain('node nowhere not found');
 
     const printed = [added, listed, rotated].map((r) => r.stdout + r.stderr).join('\n');
-    for (const pem of [pki.clientKey, pki.otherClientKey]) expect(printed).not.toContain(pem.split('\n')[1]);
+    for (const pem of [pki.clientKey, pki.otherClientKey])
+      expect(printed).not.toContain(pem.split('\n')[1]);
   });
 });

@@ -52,11 +52,19 @@ async function startLambdaApi(signupMode: 'open' | 'first-user'): Promise<ApiHar
   };
 }
 
-runApiSuite('cloud transport, Lambda handler with API Gateway v2 events, PostgreSQL', ({ signupMode }) => startLambdaApi(signupMode));
+runApiSuite(
+  'cloud transport, Lambda handler with API Gateway v2 events, PostgreSQL',
+  ({ signupMode }) => startLambdaApi(signupMode),
+);
 
 describe('API Gateway v2 events', () => {
   it('are what the handler expects', () => {
-    const event = toProxyEventV2('GET', '/api/projects?limit=2&cursor=x', { 'X-Org-Id': 'org_1' }, undefined);
+    const event = toProxyEventV2(
+      'GET',
+      '/api/projects?limit=2&cursor=x',
+      { 'X-Org-Id': 'org_1' },
+      undefined,
+    );
     expect(isProxyEventV2(event)).toBe(true);
     expect(event).toMatchObject({
       rawPath: '/api/projects',
@@ -71,11 +79,15 @@ describe('API Gateway v2 events', () => {
   it('carry the caller address through to the audit trail and rate limits', async () => {
     const api = await startLambdaApi('open');
     try {
-      const signup = await api.request('POST', '/api/auth/local/signup', { body: { email: `ip${Date.now()}@example.com`, password: 'correct horse battery' } });
+      const signup = await api.request('POST', '/api/auth/local/signup', {
+        body: { email: `ip${Date.now()}@example.com`, password: 'correct horse battery' },
+      });
       expect(signup.status).toBe(201);
       const before = api.logLines().filter((l) => l.includes('198.51.100.7'));
       // The first login with a wrong password logs the source IP API Gateway reported.
-      await api.request('POST', '/api/auth/local/login', { body: { email: 'nobody@example.com', password: 'wrong password x' } });
+      await api.request('POST', '/api/auth/local/login', {
+        body: { email: 'nobody@example.com', password: 'wrong password x' },
+      });
       const after = api.logLines().filter((l) => l.includes('198.51.100.7'));
       expect(after.length).toBeGreaterThan(before.length);
     } finally {

@@ -13,7 +13,13 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleEntry, bundleLambdas } from '../../infra-cdk/bundle.ts';
 import { toProxyEventV2 } from './lambda-requester.ts';
-import { SelfdevopStack, cloudQueues, maxReceiveCount, workerTimeoutSeconds, type LambdaName } from '../../infra-cdk/stack.ts';
+import {
+  SelfdevopStack,
+  cloudQueues,
+  maxReceiveCount,
+  workerTimeoutSeconds,
+  type LambdaName,
+} from '../../infra-cdk/stack.ts';
 import { scheduledJobs, type WorkerSystem } from '../../core/queues.ts';
 import { sqsWorkerHandlers } from '../../functions/lambda/worker-handler.ts';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
@@ -50,7 +56,10 @@ beforeAll(async () => {
   for (const name of ['api', 'worker', 'schedule', 'migrate', 'cognito-tokens'] as const) {
     code[name] = path.join(dir, name);
     await import('node:fs/promises').then((fs) => fs.mkdir(code[name], { recursive: true }));
-    await writeFile(path.join(code[name], 'index.mjs'), 'export const handler = async () => ({});\n');
+    await writeFile(
+      path.join(code[name], 'index.mjs'),
+      'export const handler = async () => ({});\n',
+    );
   }
   const app = new App({ outdir: path.join(dir, 'cdk.out') });
   stack = new SelfdevopStack(app, 'Selfdevop', {
@@ -76,10 +85,12 @@ describe('cloud stack', () => {
     template.resourceCountIs('AWS::EC2::NatGateway', 1);
   });
 
-  it('outputs the NAT gateway\'s address, which tenants open their Docker port to', () => {
+  it("outputs the NAT gateway's address, which tenants open their Docker port to", () => {
     const [eipId] = Object.keys(template.findResources('AWS::EC2::EIP'));
     expect(eipId).toBeDefined();
-    const nat = Object.values(template.findResources('AWS::EC2::NatGateway'))[0] as { Properties: { AllocationId: unknown } };
+    const nat = Object.values(template.findResources('AWS::EC2::NatGateway'))[0] as {
+      Properties: { AllocationId: unknown };
+    };
     expect(nat.Properties.AllocationId).toEqual({ 'Fn::GetAtt': [eipId, 'AllocationId'] });
     template.hasOutput('NodeEgressIp', { Value: { Ref: eipId } });
   });
@@ -110,18 +121,26 @@ describe('cloud stack', () => {
 
   it('has five nodejs24.x functions in the private subnets; the API, worker and schedule ones with the cloud configuration', () => {
     // The trigger adds a provider function of its own; ours are the index.handler ones.
-    const ours = resources('AWS::Lambda::Function').filter((f) => f.Properties.Handler === 'index.handler');
+    const ours = resources('AWS::Lambda::Function').filter(
+      (f) => f.Properties.Handler === 'index.handler',
+    );
     expect(ours).toHaveLength(5);
     // The extension layer brings its own settings (PARAMETERS_SECRETS_EXTENSION_*, SECRETS_MANAGER_*, SSM_*).
     const variables = (f: Resource) =>
       Object.keys((f.Properties.Environment as { Variables: object }).Variables)
-        .filter((v) => !/^(PARAMETERS_SECRETS_EXTENSION_|SECRETS_MANAGER_|SSM_PARAMETER_STORE_)/.test(v))
+        .filter(
+          (v) => !/^(PARAMETERS_SECRETS_EXTENSION_|SECRETS_MANAGER_|SSM_PARAMETER_STORE_)/.test(v),
+        )
         .sort();
     // The tokens trigger and the migrator get only the database: less to leak, and no cycle with the user pool.
     const tokens = ours.find((f) => f.Properties.Timeout === 5)!;
     const migrate = ours.find((f) => f.Properties.Timeout === 600)!;
     expect(variables(tokens)).toEqual(['DATABASE_SECRET_ARN', 'NODE_EXTRA_CA_CERTS']);
-    expect(variables(migrate)).toEqual(['DATABASE_SECRET_ARN', 'MIGRATIONS_DIR', 'NODE_EXTRA_CA_CERTS']);
+    expect(variables(migrate)).toEqual([
+      'DATABASE_SECRET_ARN',
+      'MIGRATIONS_DIR',
+      'NODE_EXTRA_CA_CERTS',
+    ]);
     for (const f of ours) {
       expect(f.Properties).toMatchObject({ Runtime: 'nodejs24.x', VpcConfig: expect.anything() });
       if (f === tokens || f === migrate) continue;
@@ -150,58 +169,112 @@ describe('cloud stack', () => {
       }
       expect(env.AWS_REGION).toBeUndefined(); // reserved: Lambda sets it
     }
-    expect(ours.map((f) => f.Properties.Timeout).sort((a, b) => Number(a) - Number(b))).toEqual([5, 29, 30, workerTimeoutSeconds, 600]);
+    expect(ours.map((f) => f.Properties.Timeout).sort((a, b) => Number(a) - Number(b))).toEqual([
+      5,
+      29,
+      30,
+      workerTimeoutSeconds,
+      600,
+    ]);
   });
 
   it('serves the API through an HTTP API with payload format 2.0', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
-    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', { IntegrationType: 'AWS_PROXY', PayloadFormatVersion: '2.0' });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'AWS_PROXY',
+      PayloadFormatVersion: '2.0',
+    });
     template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: '$default' });
   });
 
   it('has a FIFO queue with a FIFO dead-letter queue per logical queue', () => {
     for (const name of cloudQueues) {
-      template.hasResourceProperties('AWS::SQS::Queue', { QueueName: `selfdevop-${name}__dlq.fifo`, FifoQueue: true, MessageRetentionPeriod: 14 * 86400 });
+      template.hasResourceProperties('AWS::SQS::Queue', {
+        QueueName: `selfdevop-${name}__dlq.fifo`,
+        FifoQueue: true,
+        MessageRetentionPeriod: 14 * 86400,
+      });
       template.hasResourceProperties('AWS::SQS::Queue', {
         QueueName: `selfdevop-${name}.fifo`,
         FifoQueue: true,
         ContentBasedDeduplication: true,
         RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount },
       });
-      template.hasResourceProperties('AWS::SQS::Queue', { QueueName: `selfdevop-${name}__delay`, FifoQueue: Match.absent() });
+      template.hasResourceProperties('AWS::SQS::Queue', {
+        QueueName: `selfdevop-${name}__delay`,
+        FifoQueue: Match.absent(),
+      });
     }
     expect(maxReceiveCount).toBeGreaterThanOrEqual(5);
-    for (const q of resources('AWS::SQS::Queue')) expect(q.Properties.SqsManagedSseEnabled, String(q.Properties.QueueName)).toBe(true);
+    for (const q of resources('AWS::SQS::Queue'))
+      expect(q.Properties.SqsManagedSseEnabled, String(q.Properties.QueueName)).toBe(true);
   });
 
   it('gives every worker queue a visibility timeout of at least six times the worker timeout', () => {
-    const worker = resources('AWS::Lambda::Function').find((f) => f.Properties.Timeout === workerTimeoutSeconds);
-    const workQueues = resources('AWS::SQS::Queue').filter((q) => !String(q.Properties.QueueName).includes('dlq'));
+    const worker = resources('AWS::Lambda::Function').find(
+      (f) => f.Properties.Timeout === workerTimeoutSeconds,
+    );
+    const workQueues = resources('AWS::SQS::Queue').filter(
+      (q) => !String(q.Properties.QueueName).includes('dlq'),
+    );
     expect(workQueues).toHaveLength(cloudQueues.length * 2);
-    for (const q of workQueues) expect(Number(q.Properties.VisibilityTimeout)).toBeGreaterThanOrEqual(6 * Number(worker?.Properties.Timeout));
+    for (const q of workQueues)
+      expect(Number(q.Properties.VisibilityTimeout)).toBeGreaterThanOrEqual(
+        6 * Number(worker?.Properties.Timeout),
+      );
   });
 
   it('maps every work queue to the worker with ReportBatchItemFailures', () => {
     const mappings = resources('AWS::Lambda::EventSourceMapping');
     expect(mappings).toHaveLength(cloudQueues.length * 2);
-    for (const m of mappings) expect(m.Properties).toMatchObject({ FunctionResponseTypes: ['ReportBatchItemFailures'], BatchSize: 10 });
+    for (const m of mappings)
+      expect(m.Properties).toMatchObject({
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        BatchSize: 10,
+      });
   });
 
   it('keeps objects in a private, KMS-encrypted, versioned bucket with a backups lifecycle', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
-      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
       BucketEncryption: {
-        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: Match.anyValue() }, BucketKeyEnabled: true }],
+        ServerSideEncryptionConfiguration: [
+          {
+            ServerSideEncryptionByDefault: {
+              SSEAlgorithm: 'aws:kms',
+              KMSMasterKeyID: Match.anyValue(),
+            },
+            BucketKeyEnabled: true,
+          },
+        ],
       },
       VersioningConfiguration: { Status: 'Enabled' },
       LifecycleConfiguration: {
         Rules: Match.arrayWith([
-          Match.objectLike({ Id: 'backups', Prefix: 'backups/', Status: 'Enabled', ExpirationInDays: 365, Transitions: [{ StorageClass: 'GLACIER_IR', TransitionInDays: 30 }] }),
+          Match.objectLike({
+            Id: 'backups',
+            Prefix: 'backups/',
+            Status: 'Enabled',
+            ExpirationInDays: 365,
+            Transitions: [{ StorageClass: 'GLACIER_IR', TransitionInDays: 30 }],
+          }),
         ]),
       },
     });
     template.hasResourceProperties('AWS::S3::BucketPolicy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
     });
   });
 
@@ -220,9 +293,12 @@ describe('cloud stack', () => {
     });
   });
 
-  it('serves the hosted sign-in UI on a domain prefix, for an authorization-code client with the dashboard\'s URLs', () => {
+  it("serves the hosted sign-in UI on a domain prefix, for an authorization-code client with the dashboard's URLs", () => {
     template.resourceCountIs('AWS::Cognito::UserPoolDomain', 1);
-    template.hasResourceProperties('AWS::Cognito::UserPoolDomain', { Domain: 'selfdevop-test', UserPoolId: Match.anyValue() });
+    template.hasResourceProperties('AWS::Cognito::UserPoolDomain', {
+      Domain: 'selfdevop-test',
+      UserPoolId: Match.anyValue(),
+    });
     const [client] = resources('AWS::Cognito::UserPoolClient');
     const p = client!.Properties;
     expect(p.GenerateSecret).toBe(false); // a public client: PKCE, not a secret, binds the code
@@ -238,27 +314,59 @@ describe('cloud stack', () => {
     expect(urls).toContain('/dashboard/auth/callback');
     expect(urls).toContain('/dashboard/signed-out');
     // Every function is told where the hosted UI and the dashboard are.
-    const api = resources('AWS::Lambda::Function').find((f) => JSON.stringify(f.Properties.Environment ?? {}).includes('COGNITO_DOMAIN'))!;
+    const api = resources('AWS::Lambda::Function').find((f) =>
+      JSON.stringify(f.Properties.Environment ?? {}).includes('COGNITO_DOMAIN'),
+    )!;
     const env = (api.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
     expect(env.COGNITO_DOMAIN).toBe('selfdevop-test.auth.eu-west-1.amazoncognito.com');
-    expect(JSON.stringify(env.DASHBOARD_URL)).toContain(`{"Fn::GetAtt":["${apiId}","ApiEndpoint"]}`);
+    expect(JSON.stringify(env.DASHBOARD_URL)).toContain(
+      `{"Fn::GetAtt":["${apiId}","ApiEndpoint"]}`,
+    );
   });
 
   it('registers a given dashboard URL exactly, and refuses a bad prefix or URL', () => {
     const app = new App({ outdir: path.join(dir, 'cdk.out.console') });
-    const code = Object.fromEntries(Object.entries(stack.functions).map(([name]) => [name, path.join(dir, name)])) as Record<LambdaName, string>;
-    const base = { code, mailDomain: 'mail.example.com', edgeDomain: 'apps.example.com', caddyAdminUrl: 'http://10.0.0.10:2019', env: { account: '111122223333', region: 'eu-west-1' } };
-    const console = Template.fromStack(new SelfdevopStack(app, 'Console', { ...base, authDomainPrefix: 'acme-deploys', dashboardUrl: 'https://console.example.com' }));
+    const code = Object.fromEntries(
+      Object.entries(stack.functions).map(([name]) => [name, path.join(dir, name)]),
+    ) as Record<LambdaName, string>;
+    const base = {
+      code,
+      mailDomain: 'mail.example.com',
+      edgeDomain: 'apps.example.com',
+      caddyAdminUrl: 'http://10.0.0.10:2019',
+      env: { account: '111122223333', region: 'eu-west-1' },
+    };
+    const console = Template.fromStack(
+      new SelfdevopStack(app, 'Console', {
+        ...base,
+        authDomainPrefix: 'acme-deploys',
+        dashboardUrl: 'https://console.example.com',
+      }),
+    );
     console.hasResourceProperties('AWS::Cognito::UserPoolClient', {
       CallbackURLs: ['https://console.example.com/dashboard/auth/callback'],
       LogoutURLs: ['https://console.example.com/dashboard/signed-out'],
     });
     console.hasResourceProperties('AWS::Lambda::Function', {
-      Environment: { Variables: Match.objectLike({ DASHBOARD_URL: 'https://console.example.com', COGNITO_DOMAIN: 'acme-deploys.auth.eu-west-1.amazoncognito.com' }) },
+      Environment: {
+        Variables: Match.objectLike({
+          DASHBOARD_URL: 'https://console.example.com',
+          COGNITO_DOMAIN: 'acme-deploys.auth.eu-west-1.amazoncognito.com',
+        }),
+      },
     });
     expect(() => new SelfdevopStack(app, 'NoPrefix', base)).toThrow('authDomainPrefix is required');
-    expect(() => new SelfdevopStack(app, 'BadPrefix', { ...base, authDomainPrefix: 'my-cognito' })).toThrow('without "aws", "amazon" or "cognito"');
-    expect(() => new SelfdevopStack(app, 'BadUrl', { ...base, authDomainPrefix: 'acme', dashboardUrl: 'http://console.example.com' })).toThrow('dashboardUrl must be an https origin');
+    expect(
+      () => new SelfdevopStack(app, 'BadPrefix', { ...base, authDomainPrefix: 'my-cognito' }),
+    ).toThrow('without "aws", "amazon" or "cognito"');
+    expect(
+      () =>
+        new SelfdevopStack(app, 'BadUrl', {
+          ...base,
+          authDomainPrefix: 'acme',
+          dashboardUrl: 'http://console.example.com',
+        }),
+    ).toThrow('dashboardUrl must be an https origin');
   });
 
   it('rotates its KMS key and lets the functions use it', () => {
@@ -273,27 +381,56 @@ describe('cloud stack', () => {
       Name: 'selfdevop-maintenance',
       ScheduleExpression: 'rate(1 hour)',
       State: 'ENABLED',
-      Targets: [Match.objectLike({ RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 3600 } })],
+      Targets: [
+        Match.objectLike({
+          RetryPolicy: { MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 3600 },
+        }),
+      ],
     });
     template.hasResourceProperties('AWS::Scheduler::ScheduleGroup', { Name: 'selfdevop' });
     template.hasResourceProperties('AWS::IAM::Role', {
-      AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' } })] },
+      AssumeRolePolicyDocument: {
+        Statement: [Match.objectLike({ Principal: { Service: 'scheduler.amazonaws.com' } })],
+      },
     });
   });
 
   it('sends mail from an SES domain identity with a configuration set', () => {
-    template.hasResourceProperties('AWS::SES::EmailIdentity', { EmailIdentity: 'mail.example.com', ConfigurationSetAttributes: { ConfigurationSetName: Match.anyValue() } });
+    template.hasResourceProperties('AWS::SES::EmailIdentity', {
+      EmailIdentity: 'mail.example.com',
+      ConfigurationSetAttributes: { ConfigurationSetName: Match.anyValue() },
+    });
     template.hasResourceProperties('AWS::SES::ConfigurationSet', { Name: 'selfdevop-mail' });
   });
 
   it('alarms on dead-letter depth, API 5xx and every function’s errors, to an SNS topic', () => {
     const alarms = resources('AWS::CloudWatch::Alarm');
-    const dlqAlarms = alarms.filter((a) => a.Properties.MetricName === 'ApproximateNumberOfMessagesVisible');
+    const dlqAlarms = alarms.filter(
+      (a) => a.Properties.MetricName === 'ApproximateNumberOfMessagesVisible',
+    );
     expect(dlqAlarms).toHaveLength(cloudQueues.length * 2);
-    for (const a of dlqAlarms) expect(a.Properties).toMatchObject({ Namespace: 'AWS/SQS', Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', AlarmActions: [expect.anything()] });
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/ApiGateway', MetricName: '5xx', Statistic: 'Sum', Threshold: 5 });
-    expect(alarms.filter((a) => a.Properties.Namespace === 'AWS/Lambda' && a.Properties.MetricName === 'Errors')).toHaveLength(5);
-    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+    for (const a of dlqAlarms)
+      expect(a.Properties).toMatchObject({
+        Namespace: 'AWS/SQS',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        AlarmActions: [expect.anything()],
+      });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/ApiGateway',
+      MetricName: '5xx',
+      Statistic: 'Sum',
+      Threshold: 5,
+    });
+    expect(
+      alarms.filter(
+        (a) => a.Properties.Namespace === 'AWS/Lambda' && a.Properties.MetricName === 'Errors',
+      ),
+    ).toHaveLength(5);
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
   });
 
   it('has a queue for every queue the worker consumes, and no other', () => {
@@ -303,8 +440,12 @@ describe('cloud stack', () => {
   });
 
   it('has an EventBridge rule for every scheduled job, and no other', () => {
-    const jobs = scheduledJobs({ maintenance: async () => undefined } as unknown as WorkerSystem).map((j) => `selfdevop-${j.name}`);
-    const rules = Object.values(template.findResources('AWS::Events::Rule')).map((r) => (r as { Properties: { Name?: string } }).Properties.Name);
+    const jobs = scheduledJobs({
+      maintenance: async () => undefined,
+    } as unknown as WorkerSystem).map((j) => `selfdevop-${j.name}`);
+    const rules = Object.values(template.findResources('AWS::Events::Rule')).map(
+      (r) => (r as { Properties: { Name?: string } }).Properties.Name,
+    );
     expect(rules.filter((n) => n !== undefined).sort()).toEqual(jobs.sort());
   });
 
@@ -313,12 +454,18 @@ describe('cloud stack', () => {
     const mappings = resources('AWS::Lambda::EventSourceMapping');
     for (const name of ['domain-checks', 'webhook-events', 'webhook-deliveries']) {
       const byName = (queueName: string) => {
-        const found = Object.entries(template.findResources('AWS::SQS::Queue', { Properties: { QueueName: queueName } }));
+        const found = Object.entries(
+          template.findResources('AWS::SQS::Queue', { Properties: { QueueName: queueName } }),
+        );
         expect(found, queueName).toHaveLength(1);
         return found[0]!;
       };
       const [dlqId] = byName(`selfdevop-${name}__dlq.fifo`);
-      template.hasResourceProperties('AWS::SQS::Queue', { QueueName: `selfdevop-${name}__dlq.fifo`, FifoQueue: true, MessageRetentionPeriod: 14 * 86400 });
+      template.hasResourceProperties('AWS::SQS::Queue', {
+        QueueName: `selfdevop-${name}__dlq.fifo`,
+        FifoQueue: true,
+        MessageRetentionPeriod: 14 * 86400,
+      });
       const [mainId, main] = byName(`selfdevop-${name}.fifo`);
       expect(main).toMatchObject({
         Properties: {
@@ -329,9 +476,16 @@ describe('cloud stack', () => {
         },
       });
       const [delayId, delay] = byName(`selfdevop-${name}__delay`);
-      expect((delay as Resource).Properties).toMatchObject({ VisibilityTimeout: 6 * workerTimeoutSeconds, RedrivePolicy: { maxReceiveCount } });
+      expect((delay as Resource).Properties).toMatchObject({
+        VisibilityTimeout: 6 * workerTimeoutSeconds,
+        RedrivePolicy: { maxReceiveCount },
+      });
       for (const queueId of [mainId, delayId]) {
-        const mapping = mappings.find((m) => JSON.stringify(m.Properties.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': [queueId, 'Arn'] }));
+        const mapping = mappings.find(
+          (m) =>
+            JSON.stringify(m.Properties.EventSourceArn) ===
+            JSON.stringify({ 'Fn::GetAtt': [queueId, 'Arn'] }),
+        );
         expect(mapping?.Properties, `${name}: ${queueId} mapped`).toMatchObject({
           FunctionName: { Ref: worker },
           FunctionResponseTypes: ['ReportBatchItemFailures'],
@@ -364,8 +518,12 @@ describe('cloud stack', () => {
   });
 
   it('gives the worker the custom-domain settings', () => {
-    const worker = resources('AWS::Lambda::Function').find((f) => f.Properties.Timeout === workerTimeoutSeconds)!;
-    expect((worker.Properties.Environment as { Variables: Record<string, unknown> }).Variables).toMatchObject({
+    const worker = resources('AWS::Lambda::Function').find(
+      (f) => f.Properties.Timeout === workerTimeoutSeconds,
+    )!;
+    expect(
+      (worker.Properties.Environment as { Variables: Record<string, unknown> }).Variables,
+    ).toMatchObject({
       EDGE_IPV4: '203.0.113.10,203.0.113.11',
       DNS_SERVERS: '10.0.0.2',
       EDGE_TLS_ADDRESS: '10.0.0.10:443',
@@ -374,13 +532,22 @@ describe('cloud stack', () => {
 
   it('runs the migrations on every deploy before the functions are updated', () => {
     template.resourceCountIs('Custom::Trigger', 1);
-    const trigger = Object.values(template.findResources('Custom::Trigger'))[0] as { DependsOn?: string[] };
+    const trigger = Object.values(template.findResources('Custom::Trigger'))[0] as {
+      DependsOn?: string[];
+    };
     expect(trigger.DependsOn?.some((d) => d.startsWith('Database'))).toBe(true);
   });
 
   it('lets the functions send to the queues, schedule, mail and read the database secret, and nothing broader', () => {
     const policies = JSON.stringify(resources('AWS::IAM::Policy'));
-    for (const action of ['sqs:SendMessage', 'scheduler:CreateSchedule', 'iam:PassRole', 'ses:SendEmail', 'secretsmanager:GetSecretValue', 's3:PutObject']) {
+    for (const action of [
+      'sqs:SendMessage',
+      'scheduler:CreateSchedule',
+      'iam:PassRole',
+      'ses:SendEmail',
+      'secretsmanager:GetSecretValue',
+      's3:PutObject',
+    ]) {
       expect(policies).toContain(action);
     }
     expect(policies).not.toMatch(/"Action":"\*"/);
@@ -396,7 +563,9 @@ describe('function bundles', () => {
       expect(code.length).toBeGreaterThan(1000);
       expect(code).toMatch(/export\s*\{[^}]*handler/);
     }
-    expect((await readdir(path.join(dirs.migrate, 'migrations'))).some((f) => f.endsWith('.sql'))).toBe(true);
+    expect(
+      (await readdir(path.join(dirs.migrate, 'migrations'))).some((f) => f.endsWith('.sql')),
+    ).toBe(true);
 
     // The API bundle starts in a fresh Node process and answers an API Gateway v2 event.
     const runner = path.join(dir, 'runner.mjs');
@@ -405,11 +574,15 @@ describe('function bundles', () => {
       "const m = await import(process.argv[2]); const out = await m.handler(JSON.parse(process.argv[3]), {}); process.stdout.write('\\n' + JSON.stringify(out)); process.exit(0);\n",
     );
     const event = toProxyEventV2('GET', '/health', {}, undefined);
-    const result = spawnSync(process.execPath, [runner, pathToFileURL(path.join(dirs.api, 'index.mjs')).href, JSON.stringify(event)], {
-      env: { PATH: process.env.PATH ?? '', ...cloudEnv },
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const result = spawnSync(
+      process.execPath,
+      [runner, pathToFileURL(path.join(dirs.api, 'index.mjs')).href, JSON.stringify(event)],
+      {
+        env: { PATH: process.env.PATH ?? '', ...cloudEnv },
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
     expect(result.status, result.stderr).toBe(0);
     // The handler's answer is the runner's last line; the lines before it are what the
     // function wrote to stdout: its metrics, as CloudWatch EMF.
@@ -417,20 +590,47 @@ describe('function bundles', () => {
     const answer = JSON.parse(lines.at(-1)!) as { statusCode: number; body: string };
     expect(answer.statusCode).toBe(200);
     expect(JSON.parse(answer.body)).toMatchObject({ status: 'ok' });
-    const emf = lines.slice(0, -1).map((l) => JSON.parse(l) as { _aws?: unknown; route?: string; http_requests_total?: number });
-    expect(emf).toContainEqual(expect.objectContaining({ _aws: expect.anything(), route: '/health', http_requests_total: 1 }));
+    const emf = lines
+      .slice(0, -1)
+      .map(
+        (l) => JSON.parse(l) as { _aws?: unknown; route?: string; http_requests_total?: number },
+      );
+    expect(emf).toContainEqual(
+      expect.objectContaining({
+        _aws: expect.anything(),
+        route: '/health',
+        http_requests_total: 1,
+      }),
+    );
 
     // The AWS SDKs are chunks loaded on first use: readiness loads S3's and SQS's, whose
     // requests then fail to connect (a closed loopback port), not to load.
     const ready = spawnSync(
       process.execPath,
-      [runner, pathToFileURL(path.join(dirs.api, 'index.mjs')).href, JSON.stringify(toProxyEventV2('GET', '/health/ready', {}, undefined))],
-      { env: { PATH: process.env.PATH ?? '', ...cloudEnv, AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_MAX_ATTEMPTS: '1' }, encoding: 'utf8', timeout: 30_000 },
+      [
+        runner,
+        pathToFileURL(path.join(dirs.api, 'index.mjs')).href,
+        JSON.stringify(toProxyEventV2('GET', '/health/ready', {}, undefined)),
+      ],
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          ...cloudEnv,
+          AWS_ENDPOINT_URL: 'http://127.0.0.1:1',
+          AWS_MAX_ATTEMPTS: '1',
+        },
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
     );
     expect(ready.status, ready.stderr).toBe(0);
-    const readiness = JSON.parse((JSON.parse(ready.stdout.trim().split('\n').at(-1)!) as { body: string }).body) as { checks: Record<string, string> };
+    const readiness = JSON.parse(
+      (JSON.parse(ready.stdout.trim().split('\n').at(-1)!) as { body: string }).body,
+    ) as { checks: Record<string, string> };
     expect(readiness.checks.queue).toMatch(/^queue is unavailable: SQS: \w+: .*ECONNREFUSED/);
-    expect(readiness.checks.objects).toMatch(/^object store is unavailable: s3:\/\/selfdevop-test: \w+$/);
+    expect(readiness.checks.objects).toMatch(
+      /^object store is unavailable: s3:\/\/selfdevop-test: \w+$/,
+    );
     expect(readiness.checks.objects).not.toMatch(/TypeError/);
   }, 120_000);
 
@@ -449,7 +649,10 @@ req.on('error', (e) => { process.stdout.write(e.message); agent.destroy(); proce
     );
     const out = path.join(dir, 'ssh-bundle');
     await bundleEntry(entry, out);
-    const run = spawnSync(process.execPath, [path.join(out, 'index.mjs')], { encoding: 'utf8', timeout: 30_000 });
+    const run = spawnSync(process.execPath, [path.join(out, 'index.mjs')], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/ECONNREFUSED/);
   }, 60_000);

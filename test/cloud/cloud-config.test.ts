@@ -2,8 +2,15 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cognitoUserId, fromCloud, fromIdentityRepo } from '../../adapters/modes/cloud.ts';
-import { CloudConfigError, fromCloudDatabaseEnv, fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
-import { databaseUrlFromSecret, readSecretFromExtension } from '../../adapters/modes/cloud-secrets.ts';
+import {
+  CloudConfigError,
+  fromCloudDatabaseEnv,
+  fromCloudEnv,
+} from '../../adapters/modes/cloud-config.ts';
+import {
+  databaseUrlFromSecret,
+  readSecretFromExtension,
+} from '../../adapters/modes/cloud-secrets.ts';
 import { createApiHandler } from '../../functions/lambda/api-handler.ts';
 import { runMigrations } from '../../functions/lambda/migrate.ts';
 import { createTestDatabase } from '../support/db.ts';
@@ -41,25 +48,54 @@ describe('cloud configuration', () => {
   it('names every bad or missing variable', () => {
     const error = (() => {
       try {
-        fromCloudEnv({ ...env, AWS_REGION: 'mars', COGNITO_USER_POOL_ID: undefined, OBJECTS_BUCKET: 'Bad_Bucket', SCHEDULER_ROLE_ARN: 'x', MAIL_FROM: 'a, b', SCHEDULE_RULE_PREFIX: 'a rule/' });
+        fromCloudEnv({
+          ...env,
+          AWS_REGION: 'mars',
+          COGNITO_USER_POOL_ID: undefined,
+          OBJECTS_BUCKET: 'Bad_Bucket',
+          SCHEDULER_ROLE_ARN: 'x',
+          MAIL_FROM: 'a, b',
+          SCHEDULE_RULE_PREFIX: 'a rule/',
+        });
       } catch (e) {
         return e as Error;
       }
       return null;
     })();
     expect(error).toBeInstanceOf(CloudConfigError);
-    for (const name of ['AWS_REGION', 'COGNITO_USER_POOL_ID', 'OBJECTS_BUCKET', 'SCHEDULER_ROLE_ARN', 'MAIL_FROM', 'SCHEDULE_RULE_PREFIX']) expect(error?.message).toContain(`  ${name}: `);
+    for (const name of [
+      'AWS_REGION',
+      'COGNITO_USER_POOL_ID',
+      'OBJECTS_BUCKET',
+      'SCHEDULER_ROLE_ARN',
+      'MAIL_FROM',
+      'SCHEDULE_RULE_PREFIX',
+    ])
+      expect(error?.message).toContain(`  ${name}: `);
     expect(error?.message).not.toContain('EDGE_DOMAIN');
   });
 
   it('reads the custom-domain and ledger settings, and names bad ones', () => {
-    expect(fromCloudEnv({ ...env, EDGE_IPV4: '203.0.113.10,203.0.113.11', DNS_SERVERS: '10.0.0.2,[2001:db8::53]:53', EDGE_TLS_ADDRESS: 'edge.internal:443' })).toMatchObject({
+    expect(
+      fromCloudEnv({
+        ...env,
+        EDGE_IPV4: '203.0.113.10,203.0.113.11',
+        DNS_SERVERS: '10.0.0.2,[2001:db8::53]:53',
+        EDGE_TLS_ADDRESS: 'edge.internal:443',
+      }),
+    ).toMatchObject({
       EDGE_IPV4: '203.0.113.10,203.0.113.11',
       DNS_SERVERS: '10.0.0.2,[2001:db8::53]:53',
       EDGE_TLS_ADDRESS: 'edge.internal:443',
       IDEMPOTENCY_RETENTION_DAYS: 14,
     });
-    const bad = { ...env, EDGE_IPV4: '203.0.113.10;x', DNS_SERVERS: 'resolver.internal', EDGE_TLS_ADDRESS: 'edge.internal', IDEMPOTENCY_RETENTION_DAYS: '0' };
+    const bad = {
+      ...env,
+      EDGE_IPV4: '203.0.113.10;x',
+      DNS_SERVERS: 'resolver.internal',
+      EDGE_TLS_ADDRESS: 'edge.internal',
+      IDEMPOTENCY_RETENTION_DAYS: '0',
+    };
     expect(() => fromCloudEnv(bad)).toThrow(CloudConfigError);
     const message = (() => {
       try {
@@ -84,37 +120,76 @@ describe('cloud configuration', () => {
         return (e as Error).message;
       }
     };
-    expect(problems({ COGNITO_DOMAIN: undefined, DASHBOARD_URL: undefined })).toMatch(/ {2}COGNITO_DOMAIN: .*\n {2}DASHBOARD_URL: /);
-    expect(problems({ COGNITO_DOMAIN: 'https://selfdevop.auth.eu-west-1.amazoncognito.com' })).toContain('  COGNITO_DOMAIN: must be a domain name such as');
-    for (const bad of ['http://console.example.com', 'https://console.example.com/dashboard', 'console.example.com'])
-      expect(problems({ DASHBOARD_URL: bad }), bad).toContain('  DASHBOARD_URL: must be an https:// origin');
-    expect(fromCloudEnv({ ...env, DASHBOARD_URL: 'https://console.example.com/' }).DASHBOARD_URL).toBe('https://console.example.com');
-    expect(fromCloudEnv({ ...env, DASHBOARD_URL: 'http://localhost:8080' }).DASHBOARD_URL).toBe('http://localhost:8080');
+    expect(problems({ COGNITO_DOMAIN: undefined, DASHBOARD_URL: undefined })).toMatch(
+      / {2}COGNITO_DOMAIN: .*\n {2}DASHBOARD_URL: /,
+    );
+    expect(
+      problems({ COGNITO_DOMAIN: 'https://selfdevop.auth.eu-west-1.amazoncognito.com' }),
+    ).toContain('  COGNITO_DOMAIN: must be a domain name such as');
+    for (const bad of [
+      'http://console.example.com',
+      'https://console.example.com/dashboard',
+      'console.example.com',
+    ])
+      expect(problems({ DASHBOARD_URL: bad }), bad).toContain(
+        '  DASHBOARD_URL: must be an https:// origin',
+      );
+    expect(
+      fromCloudEnv({ ...env, DASHBOARD_URL: 'https://console.example.com/' }).DASHBOARD_URL,
+    ).toBe('https://console.example.com');
+    expect(fromCloudEnv({ ...env, DASHBOARD_URL: 'http://localhost:8080' }).DASHBOARD_URL).toBe(
+      'http://localhost:8080',
+    );
   });
 
   it('needs DATABASE_URL or DATABASE_SECRET_ARN', () => {
-    expect(() => fromCloudEnv({ ...env, DATABASE_URL: undefined })).toThrow('DATABASE_URL: is required (or DATABASE_SECRET_ARN)');
-    expect(fromCloudEnv({ ...env, DATABASE_URL: '', DATABASE_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:db-AbCdEf' }).DATABASE_SECRET_ARN).toMatch(/^arn:aws:secretsmanager/);
+    expect(() => fromCloudEnv({ ...env, DATABASE_URL: undefined })).toThrow(
+      'DATABASE_URL: is required (or DATABASE_SECRET_ARN)',
+    );
+    expect(
+      fromCloudEnv({
+        ...env,
+        DATABASE_URL: '',
+        DATABASE_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:db-AbCdEf',
+      }).DATABASE_SECRET_ARN,
+    ).toMatch(/^arn:aws:secretsmanager/);
   });
 
   it('builds the database URL from an RDS secret, escaping the password, with TLS required', () => {
-    const url = databaseUrlFromSecret(JSON.stringify({ username: 'postgres', password: 'p@ss/w:rd', host: 'db.abc.eu-west-1.rds.amazonaws.com', port: 5432, dbname: 'selfdevop', engine: 'postgres' }));
+    const url = databaseUrlFromSecret(
+      JSON.stringify({
+        username: 'postgres',
+        password: 'p@ss/w:rd',
+        host: 'db.abc.eu-west-1.rds.amazonaws.com',
+        port: 5432,
+        dbname: 'selfdevop',
+        engine: 'postgres',
+      }),
+    );
     const parsed = new URL(url);
     expect(decodeURIComponent(parsed.password)).toBe('p@ss/w:rd');
     expect(parsed.hostname).toBe('db.abc.eu-west-1.rds.amazonaws.com');
     expect(parsed.pathname).toBe('/selfdevop');
     expect(parsed.searchParams.get('sslmode')).toBe('require');
-    expect(() => databaseUrlFromSecret('{"username":"u"}')).toThrow('DATABASE_SECRET_ARN: the secret has no password');
-    expect(() => databaseUrlFromSecret('nope')).toThrow('DATABASE_SECRET_ARN: the secret is not JSON');
+    expect(() => databaseUrlFromSecret('{"username":"u"}')).toThrow(
+      'DATABASE_SECRET_ARN: the secret has no password',
+    );
+    expect(() => databaseUrlFromSecret('nope')).toThrow(
+      'DATABASE_SECRET_ARN: the secret is not JSON',
+    );
   });
 });
 
 describe('secrets through the Parameters and Secrets extension', () => {
   let port: number;
   const server = createServer((req, res) => {
-    const ok = req.headers['x-aws-parameters-secrets-token'] === 'session-token' && req.url?.startsWith('/secretsmanager/get?secretId=arn%3Aaws');
+    const ok =
+      req.headers['x-aws-parameters-secrets-token'] === 'session-token' &&
+      req.url?.startsWith('/secretsmanager/get?secretId=arn%3Aaws');
     res.writeHead(ok ? 200 : 403, { 'content-type': 'application/json' });
-    res.end(ok ? JSON.stringify({ SecretString: '{"username":"u","password":"p","host":"h"}' }) : '{}');
+    res.end(
+      ok ? JSON.stringify({ SecretString: '{"username":"u","password":"p","host":"h"}' }) : '{}',
+    );
   });
   beforeAll(async () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -123,11 +198,19 @@ describe('secrets through the Parameters and Secrets extension', () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   it('reads the secret with the session token, and names the variable when refused', async () => {
-    const extEnv = { PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port), AWS_SESSION_TOKEN: 'session-token' };
-    expect(await readSecretFromExtension('arn:aws:secretsmanager:eu-west-1:1:secret:db', extEnv)).toContain('"host":"h"');
-    await expect(readSecretFromExtension('arn:aws:secretsmanager:eu-west-1:1:secret:db', { ...extEnv, AWS_SESSION_TOKEN: 'wrong' })).rejects.toThrow(
-      'DATABASE_SECRET_ARN: the secrets extension answered 403',
-    );
+    const extEnv = {
+      PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(port),
+      AWS_SESSION_TOKEN: 'session-token',
+    };
+    expect(
+      await readSecretFromExtension('arn:aws:secretsmanager:eu-west-1:1:secret:db', extEnv),
+    ).toContain('"host":"h"');
+    await expect(
+      readSecretFromExtension('arn:aws:secretsmanager:eu-west-1:1:secret:db', {
+        ...extEnv,
+        AWS_SESSION_TOKEN: 'wrong',
+      }),
+    ).rejects.toThrow('DATABASE_SECRET_ARN: the secrets extension answered 403');
   });
 });
 
@@ -138,7 +221,8 @@ describe('Cognito users', () => {
     const users = new Map([[cognitoUserId(sub), { id: cognitoUserId(sub) }]]);
     const resolve = fromIdentityRepo({
       findUserById: async (id) => (users.get(id) as never) ?? null,
-      findUserByEmail: async (email) => (email === 'old@example.com' ? ({ id: 'usr_old' } as never) : null),
+      findUserByEmail: async (email) =>
+        email === 'old@example.com' ? ({ id: 'usr_old' } as never) : null,
     });
     expect(await resolve(sub)).toBe(cognitoUserId(sub));
     expect(await resolve('other', 'old@example.com')).toBe('usr_old');
@@ -158,33 +242,58 @@ describe('migrate Lambda and the cloud composition root', () => {
     const first = await runMigrations(fromCloudDatabaseEnv({ DATABASE_URL: db.url }));
     expect(first.applied.length).toBeGreaterThan(0);
     const u = new URL(db.url);
-    const secret = JSON.stringify({ username: u.username, password: 'unused', host: u.hostname, port: Number(u.port), dbname: u.pathname.slice(1) });
+    const secret = JSON.stringify({
+      username: u.username,
+      password: 'unused',
+      host: u.hostname,
+      port: Number(u.port),
+      dbname: u.pathname.slice(1),
+    });
     // The secret path builds an sslmode=require URL; the local server has no TLS, so
     // only the URL it would connect to is checked here.
-    expect(databaseUrlFromSecret(secret)).toContain(`@${u.hostname}:${u.port}${u.pathname}?sslmode=require`);
-    expect(await runMigrations(fromCloudDatabaseEnv({ DATABASE_URL: db.url }))).toEqual({ applied: [] });
-    expect(() => fromCloudDatabaseEnv({})).toThrow('DATABASE_URL: is required (or DATABASE_SECRET_ARN)');
+    expect(databaseUrlFromSecret(secret)).toContain(
+      `@${u.hostname}:${u.port}${u.pathname}?sslmode=require`,
+    );
+    expect(await runMigrations(fromCloudDatabaseEnv({ DATABASE_URL: db.url }))).toEqual({
+      applied: [],
+    });
+    expect(() => fromCloudDatabaseEnv({})).toThrow(
+      'DATABASE_URL: is required (or DATABASE_SECRET_ARN)',
+    );
     expect(() => fromCloudDatabaseEnv({ DATABASE_URL: 'mysql://x' })).toThrow(CloudConfigError);
   });
 
   it('wires every port from the configuration without calling AWS', async () => {
     const lines: string[] = [];
-    const system = await fromCloud(fromCloudEnv({ ...env, DATABASE_URL: db.url, EDGE_IPV4: '203.0.113.10' }), {
-      logDestination: { write: (l) => void lines.push(l) },
-    });
+    const system = await fromCloud(
+      fromCloudEnv({ ...env, DATABASE_URL: db.url, EDGE_IPV4: '203.0.113.10' }),
+      {
+        logDestination: { write: (l) => void lines.push(l) },
+      },
+    );
     try {
       expect(system.queue.physicalNames('release-steps').main).toBe('selfdevop-release-steps.fifo');
       expect(system.objects.bucket).toBe(env.OBJECTS_BUCKET);
       expect(system.scheduler.groupName).toBe('selfdevop');
       // A SaaS refuses webhooks into private networks (SSRF).
-      expect(system.api.config).toEqual({ signupMode: 'closed', edgeDomain: 'apps.example.com', allowPrivateWebhooks: false });
+      expect(system.api.config).toEqual({
+        signupMode: 'closed',
+        edgeDomain: 'apps.example.com',
+        allowPrivateWebhooks: false,
+      });
       expect(system.api.domains?.deps).toBe(system.domains);
-      expect(system.domains.config).toMatchObject({ edgeDomain: 'apps.example.com', edgeIpv4: ['203.0.113.10'] });
+      expect(system.domains.config).toMatchObject({
+        edgeDomain: 'apps.example.com',
+        edgeIpv4: ['203.0.113.10'],
+      });
       expect(system.domains.events).toBe(system.release.events);
       expect(system.webhooks.queue).toBe(system.queue);
       // ...and checks again at delivery, against the address the name resolves to then.
       const delivery = await system.webhooks.http.post('http://localhost:9/hook', '{}', {}, 2_000);
-      expect(delivery).toEqual({ status: null, error: expect.stringMatching(/localhost resolves to the private address/) });
+      expect(delivery).toEqual({
+        status: null,
+        error: expect.stringMatching(/localhost resolves to the private address/),
+      });
       await expect(system.api.store.ping()).resolves.toBeUndefined();
       // The default ledger is PostgreSQL's, pruned by the maintenance job.
       await system.maintenance();
@@ -214,12 +323,23 @@ describe('migrate Lambda and the cloud composition root', () => {
         _aws: {
           Timestamp: expect.any(Number),
           CloudWatchMetrics: [
-            { Namespace: 'selfdevop', Dimensions: [['method', 'route', 'status'], []], Metrics: [{ Name: 'http_requests_total', Unit: 'Count' }] },
-            { Namespace: 'selfdevop', Dimensions: [['method', 'route'], []], Metrics: [{ Name: 'http_request_duration_seconds', Unit: 'Seconds' }] },
+            {
+              Namespace: 'selfdevop',
+              Dimensions: [['method', 'route', 'status'], []],
+              Metrics: [{ Name: 'http_requests_total', Unit: 'Count' }],
+            },
+            {
+              Namespace: 'selfdevop',
+              Dimensions: [['method', 'route'], []],
+              Metrics: [{ Name: 'http_request_duration_seconds', Unit: 'Seconds' }],
+            },
           ],
         },
       });
-      expect(emf.find((l) => l.route === '/metrics')).toMatchObject({ status: '404', http_requests_total: 1 });
+      expect(emf.find((l) => l.route === '/metrics')).toMatchObject({
+        status: '404',
+        http_requests_total: 1,
+      });
       // The request log line is still there, beside the metrics.
       expect(lines.some((l) => JSON.parse(l).msg === 'request' && !l.includes('_aws'))).toBe(true);
     } finally {

@@ -9,11 +9,18 @@ import { migrate } from '../../adapters/db/migrator.ts';
 import { MemoryLogger } from '../../adapters/logger/memory.ts';
 import { cognitoUserId, fromIdentityRepo } from '../../adapters/modes/cloud-user.ts';
 import { PostgresStore } from '../../adapters/store/postgres.ts';
-import { createPreTokenHandler, isPreTokenGenerationEvent } from '../../functions/lambda/cognito-tokens-handler.ts';
+import {
+  createPreTokenHandler,
+  isPreTokenGenerationEvent,
+} from '../../functions/lambda/cognito-tokens-handler.ts';
 import { createTestDatabase } from '../support/db.ts';
 
 /** The event Cognito sends the trigger on a sign-in (version 1). */
-function preTokenEvent(sub: string, email: string, triggerSource = 'TokenGeneration_Authentication') {
+function preTokenEvent(
+  sub: string,
+  email: string,
+  triggerSource = 'TokenGeneration_Authentication',
+) {
   return {
     version: '1',
     triggerSource,
@@ -66,11 +73,22 @@ describe('Cognito pre token generation trigger', () => {
   });
 
   it('leaves an address another user holds alone, and says so', async () => {
-    await store.identity.createUser({ id: 'usr_local1', email: 'taken@example.com', passwordHash: 'x', createdAt: clock.now().toISOString() });
+    await store.identity.createUser({
+      id: 'usr_local1',
+      email: 'taken@example.com',
+      passwordHash: 'x',
+      createdAt: clock.now().toISOString(),
+    });
     const handler = createPreTokenHandler({ identity: store.identity, clock, logger });
     await handler(preTokenEvent('0b8e1c2d-0000-4000-8000-000000000001', 'taken@example.com'));
-    expect(await store.identity.findUserById(cognitoUserId('0b8e1c2d-0000-4000-8000-000000000001'))).toBeNull();
-    expect(logger.entries.some((e) => e.msg === 'email already belongs to another selfdevop user; not provisioned')).toBe(true);
+    expect(
+      await store.identity.findUserById(cognitoUserId('0b8e1c2d-0000-4000-8000-000000000001')),
+    ).toBeNull();
+    expect(
+      logger.entries.some(
+        (e) => e.msg === 'email already belongs to another selfdevop user; not provisioned',
+      ),
+    ).toBe(true);
   });
 
   it('refuses other events and users without the attributes it needs', async () => {

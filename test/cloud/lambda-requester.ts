@@ -14,7 +14,10 @@ export interface LambdaHttpResult {
   isBase64Encoded: boolean;
 }
 
-export type LambdaHttpHandler = (event: ProxyEventV2, context?: unknown) => Promise<LambdaHttpResult>;
+export type LambdaHttpHandler = (
+  event: ProxyEventV2,
+  context?: unknown,
+) => Promise<LambdaHttpResult>;
 
 export interface ProxyEventV2 {
   version: '2.0';
@@ -49,9 +52,14 @@ export function toProxyEventV2(
   sourceIp = '198.51.100.7',
 ): ProxyEventV2 {
   const url = new URL(pathAndQuery, 'https://api.example.com');
-  const lower: Record<string, string> = { host: 'api.example.com', 'user-agent': 'selfdevop-tests' };
+  const lower: Record<string, string> = {
+    host: 'api.example.com',
+    'user-agent': 'selfdevop-tests',
+  };
   // API Gateway lowercases header names and joins repeated values with commas.
-  for (const [k, v] of Object.entries(headers)) lower[k.toLowerCase()] = lower[k.toLowerCase()] && k.toLowerCase() !== 'host' ? `${lower[k.toLowerCase()]},${v}` : v;
+  for (const [k, v] of Object.entries(headers))
+    lower[k.toLowerCase()] =
+      lower[k.toLowerCase()] && k.toLowerCase() !== 'host' ? `${lower[k.toLowerCase()]},${v}` : v;
   if (body !== undefined) lower['content-length'] = String(Buffer.byteLength(body));
   const query: Record<string, string> = {};
   for (const [k, v] of url.searchParams) query[k] = query[k] === undefined ? v : `${query[k]},${v}`;
@@ -71,7 +79,13 @@ export function toProxyEventV2(
       apiId: 'a1b2c3d4e5',
       domainName: 'api.example.com',
       domainPrefix: 'api',
-      http: { method, path: url.pathname, protocol: 'HTTP/1.1', sourceIp, userAgent: lower['user-agent'] ?? '' },
+      http: {
+        method,
+        path: url.pathname,
+        protocol: 'HTTP/1.1',
+        sourceIp,
+        userAgent: lower['user-agent'] ?? '',
+      },
       requestId: randomUUID(),
       routeKey: '$default',
       stage: '$default',
@@ -97,16 +111,24 @@ export function lambdaRequester(handler: LambdaHttpHandler): Requester {
     const result = await handler(toProxyEventV2(method, path, headers, body));
     const responseHeaders = new Headers();
     for (const [k, v] of Object.entries(result.headers ?? {})) responseHeaders.set(k, String(v));
-    for (const [k, values] of Object.entries(result.multiValueHeaders ?? {})) for (const v of values) responseHeaders.append(k, v);
+    for (const [k, values] of Object.entries(result.multiValueHeaders ?? {}))
+      for (const v of values) responseHeaders.append(k, v);
     for (const c of result.cookies ?? []) responseHeaders.append('set-cookie', c);
-    const text = result.isBase64Encoded ? Buffer.from(result.body, 'base64').toString('utf8') : result.body;
+    const text = result.isBase64Encoded
+      ? Buffer.from(result.body, 'base64').toString('utf8')
+      : result.body;
     let parsed: unknown = text;
     try {
       parsed = text ? JSON.parse(text) : null;
     } catch {
       // not JSON (metrics, docs page): keep the text
     }
-    const response: ApiResponse = { status: result.statusCode, body: parsed, text, headers: responseHeaders };
+    const response: ApiResponse = {
+      status: result.statusCode,
+      body: parsed,
+      text,
+      headers: responseHeaders,
+    };
     return response;
   };
 }

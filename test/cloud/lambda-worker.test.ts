@@ -9,7 +9,11 @@ import { MemoryQueue } from '../../adapters/queue/memory.ts';
 import { MemoryIdempotencyLedger, SqsQueue } from '../../adapters/queue/sqs.ts';
 import type { MessageHandler, QueueMessage } from '../../core/ports.ts';
 import { isScheduledEvent, isSqsEvent } from '../../functions/lambda/events.ts';
-import { handleScheduledJob, scheduledJobsQueue, type ScheduledJobMessage } from '../../core/queues.ts';
+import {
+  handleScheduledJob,
+  scheduledJobsQueue,
+  type ScheduledJobMessage,
+} from '../../core/queues.ts';
 import { createScheduleHandler } from '../../functions/lambda/schedule-handler.ts';
 import { createWorkerHandler } from '../../functions/lambda/worker-handler.ts';
 import { FakeSqs } from './fakes/sqs.ts';
@@ -17,7 +21,11 @@ import { pollEvent, settle } from './sqs-lambda.ts';
 
 function setup(handlers: Record<string, MessageHandler<never>>) {
   const fake = new FakeSqs();
-  const queue = new SqsQueue({ client: fake.client, createQueues: true, ledger: new MemoryIdempotencyLedger() });
+  const queue = new SqsQueue({
+    client: fake.client,
+    createQueues: true,
+    ledger: new MemoryIdempotencyLedger(),
+  });
   const logger = new MemoryLogger();
   return { fake, queue, logger, handler: createWorkerHandler({ queue, handlers, logger }) };
 }
@@ -37,11 +45,18 @@ describe('worker Lambda', () => {
     expect(event.Records).toHaveLength(3);
     const out = await handler(event);
     expect(seen).toEqual([1, 2]);
-    expect(out.batchItemFailures).toEqual([{ itemIdentifier: event.Records[1]!.messageId }, { itemIdentifier: event.Records[2]!.messageId }]);
+    expect(out.batchItemFailures).toEqual([
+      { itemIdentifier: event.Records[1]!.messageId },
+      { itemIdentifier: event.Records[2]!.messageId },
+    ]);
     await settle(fake, queue, 'selfdevop-release-steps.fifo', event, out);
-    expect(fake.bodies('selfdevop-release-steps.fifo').map((b) => JSON.parse(b).payload.n)).toEqual([2, 3]);
+    expect(fake.bodies('selfdevop-release-steps.fifo').map((b) => JSON.parse(b).payload.n)).toEqual(
+      [2, 3],
+    );
     // The failed one waits out its backoff (2 s on attempt 1), the untried one comes back at once.
-    const changes = fake.mock.commandCalls(ChangeMessageVisibilityCommand).map((c) => [c.args[0].input.ReceiptHandle, c.args[0].input.VisibilityTimeout]);
+    const changes = fake.mock
+      .commandCalls(ChangeMessageVisibilityCommand)
+      .map((c) => [c.args[0].input.ReceiptHandle, c.args[0].input.VisibilityTimeout]);
     expect(changes).toEqual([
       [event.Records[1]!.receiptHandle, 2],
       [event.Records[2]!.receiptHandle, 0],
@@ -62,13 +77,17 @@ describe('worker Lambda', () => {
     const out = await handler(event);
     expect(out).toEqual({ batchItemFailures: [] });
     await settle(fake, queue, 'selfdevop-release-steps.fifo', event, out);
-    expect(fake.bodies('selfdevop-release-steps__dlq.fifo').map((b) => JSON.parse(b))).toEqual([{ payload: { poison: true } }]);
+    expect(fake.bodies('selfdevop-release-steps__dlq.fifo').map((b) => JSON.parse(b))).toEqual([
+      { payload: { poison: true } },
+    ]);
     expect(fake.bodies('selfdevop-release-steps.fifo')).toEqual([]);
     fake.mock.restore();
   });
 
   it('relays a due batch from the delay queue into the FIFO queue', async () => {
-    const { fake, queue, handler } = setup({ 'release-retire': (async () => {}) as MessageHandler<never> });
+    const { fake, queue, handler } = setup({
+      'release-retire': (async () => {}) as MessageHandler<never>,
+    });
     await queue.send('release-retire', { releaseId: 'rel_1' }, { delaySeconds: 1 });
     fake.now = () => Date.now() + 2000;
     const event = await pollEvent(fake, queue, 'selfdevop-release-retire__delay');
@@ -80,17 +99,23 @@ describe('worker Lambda', () => {
     } finally {
       Date.now = realNow;
     }
-    expect(fake.bodies('selfdevop-release-retire.fifo').map((b) => JSON.parse(b))).toEqual([{ payload: { releaseId: 'rel_1' } }]);
+    expect(fake.bodies('selfdevop-release-retire.fifo').map((b) => JSON.parse(b))).toEqual([
+      { payload: { releaseId: 'rel_1' } },
+    ]);
     fake.mock.restore();
   });
 
   it('returns a batch from a queue it has no handler for, and refuses other events', async () => {
-    const { fake, queue, handler, logger } = setup({ 'release-steps': (async () => {}) as MessageHandler<never> });
+    const { fake, queue, handler, logger } = setup({
+      'release-steps': (async () => {}) as MessageHandler<never>,
+    });
     await queue.send('other', { x: 1 });
     const event = await pollEvent(fake, queue, 'selfdevop-other.fifo');
     expect((await handler(event)).batchItemFailures).toHaveLength(1);
     expect(JSON.stringify(logger.entries)).toContain('no handler for this queue');
-    await expect(handler({ version: '2.0', rawPath: '/' })).rejects.toThrow('the worker handles SQS events only');
+    await expect(handler({ version: '2.0', rawPath: '/' })).rejects.toThrow(
+      'the worker handles SQS events only',
+    );
     expect(await handler({ Records: [] })).toEqual({ batchItemFailures: [] });
     fake.mock.restore();
   });
@@ -113,13 +138,22 @@ describe('schedule Lambda', () => {
   it('queues the job named after the rule, once per EventBridge event', async () => {
     expect(isScheduledEvent(scheduledEvent)).toBe(true);
     const queue = new MemoryQueue();
-    const handler = createScheduleHandler({ queue, rulePrefix: 'selfdevop-', logger: new MemoryLogger() });
+    const handler = createScheduleHandler({
+      queue,
+      rulePrefix: 'selfdevop-',
+      logger: new MemoryLogger(),
+    });
     const first = await handler(scheduledEvent);
     expect(first).toEqual({ job: 'maintenance', messageId: expect.any(String) });
     expect((await handler(scheduledEvent)).messageId).toBeNull();
-    expect((await handler({ ...scheduledEvent, id: 'another' })).messageId).toEqual(expect.any(String));
+    expect((await handler({ ...scheduledEvent, id: 'another' })).messageId).toEqual(
+      expect.any(String),
+    );
     const got: ScheduledJobMessage[] = [];
-    const stop = await queue.consume<ScheduledJobMessage>(scheduledJobsQueue, async (m) => void got.push(m.payload));
+    const stop = await queue.consume<ScheduledJobMessage>(
+      scheduledJobsQueue,
+      async (m) => void got.push(m.payload),
+    );
     await new Promise((r) => setTimeout(r, 50));
     await stop();
     expect(got).toEqual([
@@ -129,14 +163,21 @@ describe('schedule Lambda', () => {
   });
 
   it('refuses an event that is not a scheduled event', async () => {
-    const handler = createScheduleHandler({ queue: new MemoryQueue(), rulePrefix: 'selfdevop-', logger: new MemoryLogger() });
+    const handler = createScheduleHandler({
+      queue: new MemoryQueue(),
+      rulePrefix: 'selfdevop-',
+      logger: new MemoryLogger(),
+    });
     await expect(handler({ Records: [] })).rejects.toThrow('EventBridge scheduled events only');
   });
 
   it('runs a known job on the worker and drops an unknown one with a warning', async () => {
     let runs = 0;
     const logger = new MemoryLogger();
-    const run = handleScheduledJob([{ name: 'maintenance', cron: '0 * * * *', run: async () => void runs++ }], logger);
+    const run = handleScheduledJob(
+      [{ name: 'maintenance', cron: '0 * * * *', run: async () => void runs++ }],
+      logger,
+    );
     await run({ id: '1', attempt: 1, payload: { job: 'maintenance', firedAt: 'x' } });
     await run({ id: '2', attempt: 1, payload: { job: 'unknown', firedAt: 'x' } });
     expect(runs).toBe(1);

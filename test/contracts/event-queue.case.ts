@@ -23,7 +23,11 @@ export function uniqueQueue(label: string): string {
   return `${label}-${randomBytes(4).toString('hex')}`;
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
@@ -33,7 +37,11 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
 }
 
 /** The EventQueue port's contract: every implementation (memory, pg-boss, SQS) passes it. */
-export function runEventQueueContract({ make, deliveryTimeoutMs = 8000, quietMs = 1500 }: EventQueueContractOptions): void {
+export function runEventQueueContract({
+  make,
+  deliveryTimeoutMs = 8000,
+  quietMs = 1500,
+}: EventQueueContractOptions): void {
   describe('EventQueue contract', () => {
     const cleanups: (() => Promise<void>)[] = [];
     afterEach(async () => {
@@ -46,7 +54,12 @@ export function runEventQueueContract({ make, deliveryTimeoutMs = 8000, quietMs 
       return q;
     }
 
-    async function collect<T>(sut: EventQueueUnderTest, queue: string, handler?: (m: QueueMessage<T>) => Promise<void>, concurrency = 1) {
+    async function collect<T>(
+      sut: EventQueueUnderTest,
+      queue: string,
+      handler?: (m: QueueMessage<T>) => Promise<void>,
+      concurrency = 1,
+    ) {
       const got: QueueMessage<T>[] = [];
       const stop = await sut.queue.consume<T>(
         queue,
@@ -63,7 +76,11 @@ export function runEventQueueContract({ make, deliveryTimeoutMs = 8000, quietMs 
     it('delivers what was sent, with its id and attempt 1', async () => {
       const sut = await setup();
       const queue = uniqueQueue('roundtrip');
-      const payload = { releaseId: 'rel_1', steps: ['build', 'migrate'], meta: { n: 1, ok: true, none: null } };
+      const payload = {
+        releaseId: 'rel_1',
+        steps: ['build', 'migrate'],
+        meta: { n: 1, ok: true, none: null },
+      };
       const id = await sut.queue.send(queue, payload);
       const text = await sut.queue.send(queue, 'plain text');
       expect(id).toEqual(expect.any(String));
@@ -97,7 +114,11 @@ export function runEventQueueContract({ make, deliveryTimeoutMs = 8000, quietMs 
         throw new Error('always fails');
       });
       await waitFor(() => got.length === 2, deliveryTimeoutMs, 'two attempts');
-      await waitFor(async () => (await sut.deadLetters(queue)).length === 1, deliveryTimeoutMs, 'the dead letter');
+      await waitFor(
+        async () => (await sut.deadLetters(queue)).length === 1,
+        deliveryTimeoutMs,
+        'the dead letter',
+      );
       await sleep(quietMs);
       expect(got.map((m) => m.attempt)).toEqual([1, 2]);
       expect(await sut.deadLetters(queue)).toEqual([{ poison: true }]);
@@ -115,9 +136,13 @@ export function runEventQueueContract({ make, deliveryTimeoutMs = 8000, quietMs 
       const { got } = await collect(sut, queue);
       await waitFor(() => got.length === 2, deliveryTimeoutMs, 'two deliveries');
       // Still refused after the first one was handled.
-      expect(await sut.queue.send(queue, { v: 4 }, { idempotencyKey: 'release-1:build' })).toBeNull();
+      expect(
+        await sut.queue.send(queue, { v: 4 }, { idempotencyKey: 'release-1:build' }),
+      ).toBeNull();
       await sleep(quietMs);
-      expect(got.map((m) => m.payload).sort((a, b) => (a as { v: number }).v - (b as { v: number }).v)).toEqual([{ v: 1 }, { v: 3 }]);
+      expect(
+        got.map((m) => m.payload).sort((a, b) => (a as { v: number }).v - (b as { v: number }).v),
+      ).toEqual([{ v: 1 }, { v: 3 }]);
     });
 
     it('does not deliver a delayed message before its delay', async () => {
@@ -232,15 +257,25 @@ export function runEventQueueContract({ make, deliveryTimeoutMs = 8000, quietMs 
       const queue = uniqueQueue('depth');
       expect(sut.queue.depth).toBeTypeOf('function');
       for (let i = 0; i < 3; i++) await sut.queue.send(queue, { i });
-      await waitFor(async () => (await sut.queue.depth!(queue)) === 3, deliveryTimeoutMs, 'depth 3');
+      await waitFor(
+        async () => (await sut.queue.depth!(queue)) === 3,
+        deliveryTimeoutMs,
+        'depth 3',
+      );
     });
 
     it('refuses bad names and options with InvalidInput', async () => {
       const sut = await setup();
       await expect(sut.queue.send('has space', {})).rejects.toBeInstanceOf(InvalidInput);
-      await expect(sut.queue.send(uniqueQueue('opts'), {}, { maxAttempts: 0 })).rejects.toBeInstanceOf(InvalidInput);
-      await expect(sut.queue.send(uniqueQueue('opts'), {}, { delaySeconds: -1 })).rejects.toBeInstanceOf(InvalidInput);
-      await expect(sut.queue.consume('bad;name', async () => {})).rejects.toBeInstanceOf(InvalidInput);
+      await expect(
+        sut.queue.send(uniqueQueue('opts'), {}, { maxAttempts: 0 }),
+      ).rejects.toBeInstanceOf(InvalidInput);
+      await expect(
+        sut.queue.send(uniqueQueue('opts'), {}, { delaySeconds: -1 }),
+      ).rejects.toBeInstanceOf(InvalidInput);
+      await expect(sut.queue.consume('bad;name', async () => {})).rejects.toBeInstanceOf(
+        InvalidInput,
+      );
     });
 
     it('answers ping', async () => {

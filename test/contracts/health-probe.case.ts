@@ -9,7 +9,11 @@ export interface HealthProbeFixture {
 }
 
 /** The behaviour every HealthProbe shares: 2xx/3xx are healthy, nothing throws, timeouts hold. */
-export function runHealthProbeContract({ make }: { make: () => Promise<HealthProbeFixture> }): void {
+export function runHealthProbeContract({
+  make,
+}: {
+  make: () => Promise<HealthProbeFixture>;
+}): void {
   describe('HealthProbe contract', () => {
     let f: HealthProbeFixture;
     beforeAll(async () => {
@@ -24,16 +28,28 @@ export function runHealthProbeContract({ make }: { make: () => Promise<HealthPro
     });
 
     it('reports a redirect as healthy without following it', async () => {
-      expect(await f.probe.check(f.urls.redirect, 2000)).toEqual({ ok: true, status: 302, error: null });
+      expect(await f.probe.check(f.urls.redirect, 2000)).toEqual({
+        ok: true,
+        status: 302,
+        error: null,
+      });
     });
 
     it('reports a 500 as unhealthy with its status', async () => {
-      expect(await f.probe.check(f.urls.serverError, 2000)).toEqual({ ok: false, status: 500, error: null });
+      expect(await f.probe.check(f.urls.serverError, 2000)).toEqual({
+        ok: false,
+        status: 500,
+        error: null,
+      });
     });
 
     it('gives up on a server that does not answer within the timeout', async () => {
       const started = Date.now();
-      expect(await f.probe.check(f.urls.hang, 200)).toEqual({ ok: false, status: null, error: 'timed out after 200 ms' });
+      expect(await f.probe.check(f.urls.hang, 200)).toEqual({
+        ok: false,
+        status: null,
+        error: 'timed out after 200 ms',
+      });
       expect(Date.now() - started).toBeLessThan(2000);
     });
 

@@ -20,7 +20,12 @@ export function runHttpSenderContract({ make }: { make: () => Promise<HttpSender
 
     it('POSTs the body with its headers and reports a 2xx', async () => {
       f = await make();
-      const res = await f.sender.post(f.url, '{"a":1}', { 'content-type': 'application/json', 'x-test': 'yes' }, 2_000);
+      const res = await f.sender.post(
+        f.url,
+        '{"a":1}',
+        { 'content-type': 'application/json', 'x-test': 'yes' },
+        2_000,
+      );
       expect(res).toEqual({ status: 200, error: null });
       expect(f.received()).toHaveLength(1);
       expect(f.received()[0]!.body).toBe('{"a":1}');

@@ -23,7 +23,11 @@ export interface SchedulerContractOptions {
 }
 
 /** The Scheduler port's contract. `* * * * *` is due in every minute, so it fires on the first pass. */
-export function runSchedulerContract({ make, fireTimeoutMs = 10_000, quietMs = 3000 }: SchedulerContractOptions): void {
+export function runSchedulerContract({
+  make,
+  fireTimeoutMs = 10_000,
+  quietMs = 3000,
+}: SchedulerContractOptions): void {
   describe('Scheduler contract', () => {
     const cleanups: (() => Promise<void>)[] = [];
     afterEach(async () => {
@@ -93,9 +97,15 @@ export function runSchedulerContract({ make, fireTimeoutMs = 10_000, quietMs = 3
 
     it('refuses a malformed cron expression or name with InvalidInput', async () => {
       const sut = await setup();
-      await expect(sut.scheduler.schedule('nightly', 'every day', uniqueQueue('q'))).rejects.toBeInstanceOf(InvalidInput);
-      await expect(sut.scheduler.schedule('nightly', '61 * * * *', uniqueQueue('q'))).rejects.toBeInstanceOf(InvalidInput);
-      await expect(sut.scheduler.schedule('bad name', '* * * * *', uniqueQueue('q'))).rejects.toBeInstanceOf(InvalidInput);
+      await expect(
+        sut.scheduler.schedule('nightly', 'every day', uniqueQueue('q')),
+      ).rejects.toBeInstanceOf(InvalidInput);
+      await expect(
+        sut.scheduler.schedule('nightly', '61 * * * *', uniqueQueue('q')),
+      ).rejects.toBeInstanceOf(InvalidInput);
+      await expect(
+        sut.scheduler.schedule('bad name', '* * * * *', uniqueQueue('q')),
+      ).rejects.toBeInstanceOf(InvalidInput);
     });
   });
 }

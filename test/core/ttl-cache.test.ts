@@ -22,7 +22,11 @@ describe('TtlCache', () => {
   });
 
   it('drops every entry a predicate matches', () => {
-    const cache = new TtlCache<{ id: string }>({ ttlMs: 60_000, maxEntries: 10, clock: new ManualClock() });
+    const cache = new TtlCache<{ id: string }>({
+      ttlMs: 60_000,
+      maxEntries: 10,
+      clock: new ManualClock(),
+    });
     cache.set('h1', { id: 'key_1' });
     cache.set('h2', { id: 'key_2' });
     cache.deleteWhere((v) => v.id === 'key_1');

@@ -76,7 +76,9 @@ describe('fromDatabaseUrl', () => {
     // pg-boss's supervisor sends such batches; reading .rows of the whole answer broke it.
     const boss = toPgBossDb(testDb.url);
     try {
-      const r = (await boss.executeSql('select 1 as a; select 2 as b')) as unknown as { rows: unknown[] }[];
+      const r = (await boss.executeSql('select 1 as a; select 2 as b')) as unknown as {
+        rows: unknown[];
+      }[];
       expect(r).toEqual([{ rows: [{ a: 1 }] }, { rows: [{ b: 2 }] }]);
     } finally {
       await boss.close();
@@ -124,7 +126,9 @@ describe('fromDatabaseUrl', () => {
       expect(seen[0].rows).toEqual([{ n: 0, open: false }]);
       expect(seen[2].rows).toEqual([{ n: 1 }]);
       expect(seen[3].rows).toEqual([{ open: true }]);
-      expect((await db.query('select count(*)::int as n from order_probe')).rows).toEqual([{ n: 1 }]);
+      expect((await db.query('select count(*)::int as n from order_probe')).rows).toEqual([
+        { n: 1 },
+      ]);
       await expect(
         db.transaction(
           async (tx) => {
@@ -135,7 +139,9 @@ describe('fromDatabaseUrl', () => {
           { readsAlone: true },
         ),
       ).rejects.toThrow('stop');
-      expect((await db.query('select count(*)::int as n from order_probe')).rows).toEqual([{ n: 1 }]);
+      expect((await db.query('select count(*)::int as n from order_probe')).rows).toEqual([
+        { n: 1 },
+      ]);
     });
   });
 

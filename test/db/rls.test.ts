@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMigrations, migrate } from '../../adapters/db/migrator.ts';
-import { fromDatabaseUrl, isPgError, openSession, type SqlSession } from '../../adapters/db/postgres.ts';
+import {
+  fromDatabaseUrl,
+  isPgError,
+  openSession,
+  type SqlSession,
+} from '../../adapters/db/postgres.ts';
 import { PostgresStore } from '../../adapters/store/postgres.ts';
 import {
   aDeployJob,
@@ -264,9 +269,9 @@ describe('row-level security', () => {
         app.query(`insert into schema_migrations (version, name, checksum) values (999, 'x', 'y')`),
       ),
     ).toBe('42501');
-    expect((await app.query('select version from schema_migrations order by version')).rows).toEqual(
-      loadMigrations().map((m) => ({ version: m.version })),
-    );
+    expect(
+      (await app.query('select version from schema_migrations order by version')).rows,
+    ).toEqual(loadMigrations().map((m) => ({ version: m.version })));
   });
 });
 
@@ -274,7 +279,11 @@ describe('the org id the store sets', () => {
   it('is quoted, so a hostile org id matches nothing and injects nothing', async () => {
     const store = PostgresStore.fromUrl(db.url);
     try {
-      for (const hostile of [`${a.orgId}' or '1'='1`, `x'); drop table projects; --`, `${a.orgId}\\'`]) {
+      for (const hostile of [
+        `${a.orgId}' or '1'='1`,
+        `x'); drop table projects; --`,
+        `${a.orgId}\\'`,
+      ]) {
         const seen = await store.withOrg(hostile, (r) => r.projects.list({ limit: 200 }));
         expect(seen.items).toEqual([]);
       }
@@ -295,12 +304,19 @@ describe('a read sent alone (BEGIN, the org, the query, COMMIT in one round trip
     try {
       for (const t of [a, b]) {
         const seen = await pool.transaction(
-          (tx) => Promise.all(tenantTables.map((name) => tx.query<{ org_id: string }>(`select org_id from ${name}`))),
+          (tx) =>
+            Promise.all(
+              tenantTables.map((name) =>
+                tx.query<{ org_id: string }>(`select org_id from ${name}`),
+              ),
+            ),
           { ...readAlone, settings: { 'app.org_id': t.orgId } },
         );
         seen.forEach((r, i) => {
           expect(r.rows.length, `rows of ${tenantTables[i]}`).toBeGreaterThan(0);
-          expect(new Set(r.rows.map((x) => x.org_id)), `orgs seen in ${tenantTables[i]}`).toEqual(new Set([t.orgId]));
+          expect(new Set(r.rows.map((x) => x.org_id)), `orgs seen in ${tenantTables[i]}`).toEqual(
+            new Set([t.orgId]),
+          );
         });
       }
     } finally {
@@ -311,14 +327,20 @@ describe('a read sent alone (BEGIN, the org, the query, COMMIT in one round trip
   it('leaves the pooled connection with no org, in no transaction', async () => {
     const pool = fromDatabaseUrl(db.url, { max: 1 });
     try {
-      await pool.transaction((tx) => tx.query('select id from projects'), { ...readAlone, settings: { 'app.org_id': a.orgId } });
+      await pool.transaction((tx) => tx.query('select id from projects'), {
+        ...readAlone,
+        settings: { 'app.org_id': a.orgId },
+      });
       // The one pooled connection is the one the read used.
       const after = await pool.query<{ org: string | null; projects: string | null }>(
         `select current_setting('app.org_id', true) as org, (select count(*) from projects)::text as projects`,
       );
       expect(after.rows[0]?.org ?? '').toBe('');
       expect(after.rows[0]?.projects).toBe('0');
-      const failed = pool.transaction((tx) => tx.query('select 1/0'), { ...readAlone, settings: { 'app.org_id': a.orgId } });
+      const failed = pool.transaction((tx) => tx.query('select 1/0'), {
+        ...readAlone,
+        settings: { 'app.org_id': a.orgId },
+      });
       await expect(failed).rejects.toMatchObject({ code: '22012' });
       // The failed read's transaction ended with it: the next statement is not refused as aborted.
       expect((await pool.query('select 1 as ok')).rows).toEqual([{ ok: 1 }]);
@@ -336,7 +358,12 @@ describe('a read sent alone (BEGIN, the org, the query, COMMIT in one round trip
       const seen = await store
         .withOrg(a.orgId, async (r) => {
           const before = await r.projects.list({ limit: 200 });
-          await r.projects.insert({ id: `prj_rb${Date.now()}`, orgId: a.orgId, name, createdAt: at() });
+          await r.projects.insert({
+            id: `prj_rb${Date.now()}`,
+            orgId: a.orgId,
+            name,
+            createdAt: at(),
+          });
           const during = await r.projects.list({ limit: 200 });
           throw Object.assign(boom, { counts: [before.items.length, during.items.length] });
         })

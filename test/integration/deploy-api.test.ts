@@ -52,7 +52,8 @@ describe.skipIf(!ready)('deploying through the API onto Docker behind Caddy', ()
     for (;;) {
       const r = await req('GET', `/api/releases/${releaseId}`, { token });
       if (['completed', 'failed', 'rolled_back'].includes(r.body.status)) return r.body;
-      if (Date.now() > end) throw new Error(`release ${releaseId} still ${r.body.status} after ${deadlineMs} ms`);
+      if (Date.now() > end)
+        throw new Error(`release ${releaseId} still ${r.body.status} after ${deadlineMs} ms`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -60,12 +61,15 @@ describe.skipIf(!ready)('deploying through the API onto Docker behind Caddy', ()
   const viaCaddy = (host: string, path = '/version') =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
       import('node:http').then(({ default: http }) => {
-        const r = http.get({ host: '127.0.0.1', port: caddy.httpPort, path, headers: { host }, agent: false }, (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (body += c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-        });
+        const r = http.get(
+          { host: '127.0.0.1', port: caddy.httpPort, path, headers: { host }, agent: false },
+          (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (body += c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+          },
+        );
         r.on('error', reject);
       }, reject);
     });
@@ -80,7 +84,9 @@ describe.skipIf(!ready)('deploying through the API onto Docker behind Caddy', ()
       release: { maxStepAttempts: 2, migrationTimeoutMs: 10_000 },
     });
     req = api.request;
-    const s = await req('POST', '/api/auth/local/signup', { body: { email: 'deployer@example.com', password: 'correct horse battery' } });
+    const s = await req('POST', '/api/auth/local/signup', {
+      body: { email: 'deployer@example.com', password: 'correct horse battery' },
+    });
     token = s.body.token;
     orgId = s.body.org.id;
     projectId = (await req('POST', '/api/projects', { token, body: { name: 'shop' } })).body.id;
@@ -99,7 +105,10 @@ describe.skipIf(!ready)('deploying through the API onto Docker behind Caddy', ()
 
   it('deploys v1, then v2 with no gap, and records every step', async () => {
     const web = await createService('web');
-    await req('POST', `/api/services/${web.id}/secrets`, { token, body: { name: 'SECRET_TOKEN', value: 's3cr3t-value' } });
+    await req('POST', `/api/services/${web.id}/secrets`, {
+      token,
+      body: { name: 'SECRET_TOKEN', value: 's3cr3t-value' },
+    });
     const v1 = await settle(await deploy(web.id, 'selfdevop-test/app:v1', { gitSha: 'abc1234' }));
     expect(v1.status, v1.error).toBe('completed');
     expect(v1.imageDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
@@ -131,8 +140,12 @@ describe.skipIf(!ready)('deploying through the API onto Docker behind Caddy', ()
     const logs = await req('GET', `/api/releases/${v2.id}/logs`, { token });
     expect(logs.body.items.length).toBeGreaterThan(0);
     expect(logs.text).not.toContain('s3cr3t-value');
-    const audit = await req('GET', '/api/audit-events?action=release.completed&limit=200', { token });
-    expect(audit.body.items.map((e: { targetId: string }) => e.targetId)).toEqual(expect.arrayContaining([v1.id, v2.id]));
+    const audit = await req('GET', '/api/audit-events?action=release.completed&limit=200', {
+      token,
+    });
+    expect(audit.body.items.map((e: { targetId: string }) => e.targetId)).toEqual(
+      expect.arrayContaining([v1.id, v2.id]),
+    );
 
     // Manual rollback to the warm v1 container.
     const rb = await req('POST', `/api/releases/${v2.id}/rollback`, { token });
@@ -146,7 +159,10 @@ describe.skipIf(!ready)('deploying through the API onto Docker behind Caddy', ()
   it('refuses a second release of a service environment while one is in flight', async () => {
     const svc = await createService('busy', { image: 'selfdevop-test/app:slow' });
     const first = await deploy(svc.id, 'selfdevop-test/app:slow');
-    const second = await req('POST', '/api/releases', { token, body: { serviceId: svc.id, image: 'selfdevop-test/app:v1' } });
+    const second = await req('POST', '/api/releases', {
+      token,
+      body: { serviceId: svc.id, image: 'selfdevop-test/app:v1' },
+    });
     expect(second.status).toBe(409);
     expect(second.body.error.code).toBe('release_in_flight');
     expect((await settle(first)).status).toBe('completed');
@@ -158,17 +174,24 @@ describe.skipIf(!ready)('deploying through the API onto Docker behind Caddy', ()
     const bad = await settle(await deploy(svc.id, 'selfdevop-test/app:unhealthy'));
     expect(bad.status).toBe('failed');
     expect(bad.error).toMatch(/health/);
-    expect(bad.steps.find((s: { name: string }) => s.name === 'health_check')).toMatchObject({ status: 'failed' });
+    expect(bad.steps.find((s: { name: string }) => s.name === 'health_check')).toMatchObject({
+      status: 'failed',
+    });
     expect(await viaCaddy(svc.host)).toEqual({ status: 200, body: 'v1' });
     const leftovers = await import('../../adapters/runtime/docker.ts').then(({ DockerRuntime }) =>
-      new DockerRuntime().list({ dockerHost: 'unix:///var/run/docker.sock' }, { 'selfdevop.release': bad.id }),
+      new DockerRuntime().list(
+        { dockerHost: 'unix:///var/run/docker.sock' },
+        { 'selfdevop.release': bad.id },
+      ),
     );
     expect(leftovers).toEqual([]);
   }, 60_000);
 
   it('blocks a release whose migration fails, with its output in the release log', async () => {
     const svc = await createService('migrating', { migrateCommand: '/bin/migrate' });
-    expect((await settle(await deploy(svc.id, 'selfdevop-test/app:migrate-ok'))).status).toBe('completed');
+    expect((await settle(await deploy(svc.id, 'selfdevop-test/app:migrate-ok'))).status).toBe(
+      'completed',
+    );
     const before = (await viaCaddy(svc.host)).body;
     const bad = await settle(await deploy(svc.id, 'selfdevop-test/app:migrate-fail'));
     expect(bad.status).toBe('failed');
@@ -198,16 +221,30 @@ describe.skipIf(!ready)('deploying through the API onto Docker behind Caddy', ()
     expect(text).toMatch(/event: end\ndata: \{"status":"completed"\}/);
   }, 60_000);
 
-  it('fails a release with the reason when the node\'s Docker Engine is unreachable', async () => {
-    const other = await req('POST', '/api/auth/local/signup', { body: { email: 'nodocker@example.com', password: 'correct horse battery' } });
+  it("fails a release with the reason when the node's Docker Engine is unreachable", async () => {
+    const other = await req('POST', '/api/auth/local/signup', {
+      body: { email: 'nodocker@example.com', password: 'correct horse battery' },
+    });
     const t = other.body.token;
     const p = (await req('POST', '/api/projects', { token: t, body: { name: 'p' } })).body.id;
-    await req('POST', '/api/nodes', { token: t, body: { name: 'gone', dockerHost: 'tcp://127.0.0.1:1', address: '127.0.0.1' } });
+    await req('POST', '/api/nodes', {
+      token: t,
+      body: { name: 'gone', dockerHost: 'tcp://127.0.0.1:1', address: '127.0.0.1' },
+    });
     const svc = await req('POST', '/api/services', {
       token: t,
-      body: { projectId: p, name: 'web', image: 'selfdevop-test/app:v1', containerPort: 8080, healthcheckPath: '/health' },
+      body: {
+        projectId: p,
+        name: 'web',
+        image: 'selfdevop-test/app:v1',
+        containerPort: 8080,
+        healthcheckPath: '/health',
+      },
     });
-    const rel = await req('POST', '/api/releases', { token: t, body: { serviceId: svc.body.id, image: 'selfdevop-test/app:v1' } });
+    const rel = await req('POST', '/api/releases', {
+      token: t,
+      body: { serviceId: svc.body.id, image: 'selfdevop-test/app:v1' },
+    });
     const end = Date.now() + 40_000;
     let r = await req('GET', `/api/releases/${rel.body.id}`, { token: t });
     while (r.body.status !== 'failed' && Date.now() < end) {

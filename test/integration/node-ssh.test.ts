@@ -9,7 +9,8 @@ import { available } from '../support/services.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
 import { startRemoteNodeScenario, type RemoteNodeScenario } from './remote-node.ts';
 
-const ready = (await available('docker')) && (await available('caddy')) && (await available('sshd'));
+const ready =
+  (await available('docker')) && (await available('caddy')) && (await available('sshd'));
 
 describe.skipIf(!ready)('deploying to a node reached over SSH', () => {
   let sshd: TestSshd;
@@ -19,7 +20,12 @@ describe.skipIf(!ready)('deploying to a node reached over SSH', () => {
 
   beforeAll(async () => {
     sshd = await startSshd();
-    s = await startRemoteNodeScenario({ name: 'ssh-node', dockerHost: sshd.dockerHost, credentials: { ssh: goodSsh() }, deployTimeoutMs: 60_000 });
+    s = await startRemoteNodeScenario({
+      name: 'ssh-node',
+      dockerHost: sshd.dockerHost,
+      credentials: { ssh: goodSsh() },
+      deployTimeoutMs: 60_000,
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -37,8 +43,13 @@ describe.skipIf(!ready)('deploying to a node reached over SSH', () => {
     await s.rotate({ ssh: { privateKey: sshd.clientKey, hostKey: sshd.otherHostKey } });
     const bad = await s.deploy('selfdevop-test/app:v2');
     expect(bad.status).toBe('failed');
-    expect(bad.error).toMatch(/SSH host key verification failed: the server's host key is not the one pinned for this node/);
-    expect(bad.steps.find((s: { name: string }) => s.name === 'build')).toMatchObject({ status: 'failed', attempt: 1 });
+    expect(bad.error).toMatch(
+      /SSH host key verification failed: the server's host key is not the one pinned for this node/,
+    );
+    expect(bad.steps.find((s: { name: string }) => s.name === 'build')).toMatchObject({
+      status: 'failed',
+      attempt: 1,
+    });
     expect(await s.viaCaddy()).toEqual({ status: 200, body: 'v1' });
   }, 90_000);
 

@@ -5,7 +5,12 @@
  * port 2376), and traffic is checked through a real Caddy.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTestPki, startDockerTlsProxy, type DockerTlsProxy, type TestPki } from '../support/docker-tls.ts';
+import {
+  makeTestPki,
+  startDockerTlsProxy,
+  type DockerTlsProxy,
+  type TestPki,
+} from '../support/docker-tls.ts';
 import { available } from '../support/services.ts';
 import { startRemoteNodeScenario, type RemoteNodeScenario } from './remote-node.ts';
 
@@ -21,7 +26,12 @@ describe.skipIf(!ready)('deploying to a node reached over TCP with TLS client ce
   beforeAll(async () => {
     pki = await makeTestPki();
     proxy = await startDockerTlsProxy(pki);
-    s = await startRemoteNodeScenario({ name: 'tls-node', dockerHost: proxy.dockerHost, credentials: { tls: goodTls() }, deployTimeoutMs: 40_000 });
+    s = await startRemoteNodeScenario({
+      name: 'tls-node',
+      dockerHost: proxy.dockerHost,
+      credentials: { tls: goodTls() },
+      deployTimeoutMs: 40_000,
+    });
   }, 120_000);
 
   afterAll(async () => {
@@ -41,7 +51,9 @@ describe.skipIf(!ready)('deploying to a node reached over TCP with TLS client ce
     const refusedBefore = proxy.refused.length;
     const bad = await s.deploy('selfdevop-test/app:v2');
     expect(bad.status).toBe('failed');
-    expect(bad.error).toMatch(/^docker unreachable: tcp:\/\/127\.0\.0\.1:\d+: .*over TLS: an engine that refuses the client certificate/);
+    expect(bad.error).toMatch(
+      /^docker unreachable: tcp:\/\/127\.0\.0\.1:\d+: .*over TLS: an engine that refuses the client certificate/,
+    );
     expect(proxy.refused.length).toBeGreaterThan(refusedBefore);
     expect(await s.viaCaddy()).toEqual({ status: 200, body: 'v1' });
   }, 60_000);
@@ -50,8 +62,13 @@ describe.skipIf(!ready)('deploying to a node reached over TCP with TLS client ce
     await s.rotate({ tls: { ca: pki.otherCa, cert: pki.clientCert, key: pki.clientKey } });
     const bad = await s.deploy('selfdevop-test/app:v2');
     expect(bad.status).toBe('failed');
-    expect(bad.error).toMatch(/TLS handshake failed: the engine's certificate does not verify against the node's CA/);
-    expect(bad.steps.find((s: { name: string }) => s.name === 'build')).toMatchObject({ status: 'failed', attempt: 1 });
+    expect(bad.error).toMatch(
+      /TLS handshake failed: the engine's certificate does not verify against the node's CA/,
+    );
+    expect(bad.steps.find((s: { name: string }) => s.name === 'build')).toMatchObject({
+      status: 'failed',
+      attempt: 1,
+    });
     expect(await s.viaCaddy()).toEqual({ status: 200, body: 'v1' });
   }, 60_000);
 
@@ -68,6 +85,7 @@ describe.skipIf(!ready)('deploying to a node reached over TCP with TLS client ce
       'node.credentials_rotated',
     ]);
     const logs = s.api.logLines().join('\n');
-    for (const pem of [pki.clientKey, pki.otherClientKey]) expect(logs).not.toContain(pem.split('\n')[1]);
+    for (const pem of [pki.clientKey, pki.otherClientKey])
+      expect(logs).not.toContain(pem.split('\n')[1]);
   }, 60_000);
 });

@@ -18,7 +18,11 @@ export interface RemoteNodeScenario {
   nodeId: string;
   service: { id: string; host: string };
   /** Deploys `image` and waits for the release to end (completed, failed or rolled_back). */
-  deploy(image: string): Promise<{ status: string; error?: string; steps: { name: string; status: string; attempt: number }[] }>;
+  deploy(image: string): Promise<{
+    status: string;
+    error?: string;
+    steps: { name: string; status: string; attempt: number }[];
+  }>;
   /** `PATCH /api/nodes/{id}` with new credentials (`{tls}` or `{ssh}`). */
   rotate(credentials: Record<string, unknown>): Promise<void>;
   /** GET /version of the service through Caddy. */
@@ -50,13 +54,21 @@ export async function startRemoteNodeScenario(options: {
     if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
   };
   try {
-    const s = await req('POST', '/api/auth/local/signup', { body: { email: `${options.name}@example.com`, password: 'correct horse battery' } });
+    const s = await req('POST', '/api/auth/local/signup', {
+      body: { email: `${options.name}@example.com`, password: 'correct horse battery' },
+    });
     const token: string = s.body.token;
     orgId = s.body.org.id;
-    const projectId = (await req('POST', '/api/projects', { token, body: { name: 'remote' } })).body.id;
+    const projectId = (await req('POST', '/api/projects', { token, body: { name: 'remote' } })).body
+      .id;
     const node = await req('POST', '/api/nodes', {
       token,
-      body: { name: options.name, dockerHost: options.dockerHost, address: '127.0.0.1', ...options.credentials },
+      body: {
+        name: options.name,
+        dockerHost: options.dockerHost,
+        address: '127.0.0.1',
+        ...options.credentials,
+      },
     });
     expect(node.status, node.text).toBe(201);
     const svc = await req('POST', '/api/services', {
@@ -82,13 +94,19 @@ export async function startRemoteNodeScenario(options: {
       nodeId,
       service,
       async deploy(image) {
-        const res = await req('POST', '/api/releases', { token, body: { serviceId: service.id, image } });
+        const res = await req('POST', '/api/releases', {
+          token,
+          body: { serviceId: service.id, image },
+        });
         expect(res.status, res.text).toBe(202);
         const end = Date.now() + options.deployTimeoutMs;
         for (;;) {
           const r = await req('GET', `/api/releases/${res.body.id}`, { token });
           if (['completed', 'failed', 'rolled_back'].includes(r.body.status)) return r.body;
-          if (Date.now() > end) throw new Error(`release ${res.body.id} still ${r.body.status} after ${options.deployTimeoutMs / 1000} s`);
+          if (Date.now() > end)
+            throw new Error(
+              `release ${res.body.id} still ${r.body.status} after ${options.deployTimeoutMs / 1000} s`,
+            );
           await new Promise((x) => setTimeout(x, 100));
         }
       },
@@ -98,12 +116,21 @@ export async function startRemoteNodeScenario(options: {
       },
       viaCaddy: () =>
         new Promise((resolve, reject) => {
-          const r = http.get({ host: '127.0.0.1', port: caddy.httpPort, path: '/version', headers: { host: service.host }, agent: false }, (res) => {
-            let body = '';
-            res.setEncoding('utf8');
-            res.on('data', (c: string) => (body += c));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-          });
+          const r = http.get(
+            {
+              host: '127.0.0.1',
+              port: caddy.httpPort,
+              path: '/version',
+              headers: { host: service.host },
+              agent: false,
+            },
+            (res) => {
+              let body = '';
+              res.setEncoding('utf8');
+              res.on('data', (c: string) => (body += c));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+            },
+          );
           r.on('error', reject);
         }),
       close,

@@ -45,7 +45,11 @@ describe.skipIf(!ready)('webhooks', () => {
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
     caddy = await startCaddy();
-    api = await startSelfhostApi({ workers: true, caddyAdminUrl: caddy.adminUrl, caddyServer: caddy.serverName });
+    api = await startSelfhostApi({
+      workers: true,
+      caddyAdminUrl: caddy.adminUrl,
+      caddyServer: caddy.serverName,
+    });
     const s = await api.request('POST', '/api/auth/local/signup', {
       body: { email: 'hooks@example.com', password: 'correct horse battery' },
     });
@@ -61,12 +65,21 @@ describe.skipIf(!ready)('webhooks', () => {
   });
 
   it('validates webhooks and shows the secret once', async () => {
-    const bad = await api.request('POST', '/api/webhooks', { token, body: { url: 'ftp://example.com' } });
+    const bad = await api.request('POST', '/api/webhooks', {
+      token,
+      body: { url: 'ftp://example.com' },
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toContain('url');
-    const creds = await api.request('POST', '/api/webhooks', { token, body: { url: 'https://user:pw@example.com/' } });
+    const creds = await api.request('POST', '/api/webhooks', {
+      token,
+      body: { url: 'https://user:pw@example.com/' },
+    });
     expect(creds.status).toBe(400);
-    const badEvent = await api.request('POST', '/api/webhooks', { token, body: { url: 'https://example.com/', events: ['release.exploded'] } });
+    const badEvent = await api.request('POST', '/api/webhooks', {
+      token,
+      body: { url: 'https://example.com/', events: ['release.exploded'] },
+    });
     expect(badEvent.status).toBe(400);
     expect(badEvent.body.error.message).toContain('events');
   });
@@ -80,10 +93,14 @@ describe.skipIf(!ready)('webhooks', () => {
     const secret: string = created.body.secret;
     expect(secret).toMatch(/^whsec_/);
     const list = await api.request('GET', '/api/webhooks', { token });
-    expect(list.body.items).toEqual([expect.objectContaining({ id: created.body.id, url: receiverUrl })]);
+    expect(list.body.items).toEqual([
+      expect.objectContaining({ id: created.body.id, url: receiverUrl }),
+    ]);
     expect(list.text).not.toContain(secret);
 
-    const project = (await api.request('POST', '/api/projects', { token, body: { name: 'hooked' } })).body.id;
+    const project = (
+      await api.request('POST', '/api/projects', { token, body: { name: 'hooked' } })
+    ).body.id;
     await api.request('POST', '/api/nodes', {
       token,
       body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
@@ -106,25 +123,42 @@ describe.skipIf(!ready)('webhooks', () => {
     expect(release.status).toBe(202);
 
     const deadline = Date.now() + 60_000;
-    const delivered = () => received.filter((r) => r.answered === 204).map((r) => JSON.parse(r.body).type as string);
-    while (Date.now() < deadline && !(delivered().includes('release.started') && delivered().includes('release.completed'))) {
+    const delivered = () =>
+      received.filter((r) => r.answered === 204).map((r) => JSON.parse(r.body).type as string);
+    while (
+      Date.now() < deadline &&
+      !(delivered().includes('release.started') && delivered().includes('release.completed'))
+    ) {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(delivered().sort()).toEqual(['release.completed', 'release.started']);
 
     const refused = received.find((r) => r.answered === 503)!;
-    const retried = received.filter((r) => r.headers['x-selfdevop-delivery'] === refused.headers['x-selfdevop-delivery']);
+    const retried = received.filter(
+      (r) => r.headers['x-selfdevop-delivery'] === refused.headers['x-selfdevop-delivery'],
+    );
     expect(retried.map((r) => r.answered)).toEqual([503, 204]);
     expect(retried[1]!.headers['x-selfdevop-attempt']).toBe('2');
 
     for (const r of received) {
       const event = JSON.parse(r.body);
-      expect(event).toEqual({ id: expect.any(String), type: expect.any(String), createdAt: expect.any(String), data: expect.any(Object) });
+      expect(event).toEqual({
+        id: expect.any(String),
+        type: expect.any(String),
+        createdAt: expect.any(String),
+        data: expect.any(Object),
+      });
       expect(event.data.serviceId).toBe(service.body.id);
       const now = Math.floor(Date.now() / 1000);
-      expect(verifySignature(secret, String(r.headers['x-selfdevop-signature']), r.body, now)).toBe(true);
+      expect(verifySignature(secret, String(r.headers['x-selfdevop-signature']), r.body, now)).toBe(
+        true,
+      );
     }
-    expect((await api.request('DELETE', `/api/webhooks/${created.body.id}`, { token })).status).toBe(204);
-    expect((await api.request('DELETE', `/api/webhooks/${created.body.id}`, { token })).status).toBe(404);
+    expect(
+      (await api.request('DELETE', `/api/webhooks/${created.body.id}`, { token })).status,
+    ).toBe(204);
+    expect(
+      (await api.request('DELETE', `/api/webhooks/${created.body.id}`, { token })).status,
+    ).toBe(404);
   }, 90_000);
 });

@@ -4,7 +4,13 @@ import { ConfigError, fromEnv, requireSettings } from '../../adapters/modes/conf
 describe('configuration from the environment', () => {
   it('runs on its embedded defaults with nothing set', () => {
     const c = fromEnv({});
-    expect(c).toMatchObject({ MODE: 'selfhost', PORT: 3000, HOST: '127.0.0.1', SIGNUP_MODE: 'first-user', EDGE_UPSTREAMS: 'dynamic' });
+    expect(c).toMatchObject({
+      MODE: 'selfhost',
+      PORT: 3000,
+      HOST: '127.0.0.1',
+      SIGNUP_MODE: 'first-user',
+      EDGE_UPSTREAMS: 'dynamic',
+    });
     expect(c.DATABASE_URL).toBeUndefined();
   });
 
@@ -42,7 +48,9 @@ describe('configuration from the environment', () => {
       WORKER_HEARTBEAT_FILE: '/run/selfdevop/worker.heartbeat',
       SELFDEVOP_ROLE: 'api',
     });
-    expect(fromEnv({ SELFDEVOP_DOMAIN: 'console.example.com', SELFDEVOP_ROLE: 'worker' })).toMatchObject({
+    expect(
+      fromEnv({ SELFDEVOP_DOMAIN: 'console.example.com', SELFDEVOP_ROLE: 'worker' }),
+    ).toMatchObject({
       SELFDEVOP_DOMAIN: 'console.example.com',
       SELFDEVOP_ROLE: 'worker',
     });
@@ -50,9 +58,13 @@ describe('configuration from the environment', () => {
 
   it('names every setting a process needs and was not given', () => {
     const config = fromEnv({ DATABASE_URL: 'postgres://db/x' });
-    expect(() => requireSettings(config, 'the worker', ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY_FILE'])).toThrow(
+    expect(() =>
+      requireSettings(config, 'the worker', ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY_FILE']),
+    ).toThrow(
       /^invalid configuration:\n {2}JWT_SECRET: required by the worker .*\n {2}ENCRYPTION_KEY_FILE: required by the worker/,
     );
-    expect(requireSettings(config, 'the migrate job', ['DATABASE_URL']).DATABASE_URL).toBe('postgres://db/x');
+    expect(requireSettings(config, 'the migrate job', ['DATABASE_URL']).DATABASE_URL).toBe(
+      'postgres://db/x',
+    );
   });
 });

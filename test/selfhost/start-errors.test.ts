@@ -12,14 +12,22 @@ const errno = (fields: Record<string, unknown>) => Object.assign(new Error('x'),
 
 describe('start-up failure causes', () => {
   it('says an OS error in words, under wrappers and aggregate errors too', () => {
-    expect(osReason(errno({ code: 'EADDRINUSE', syscall: 'listen', address: '127.0.0.1', port: 3000 }))).toBe('port 3000 is already in use');
-    expect(osReason(errno({ code: 'EACCES', syscall: 'listen', port: 80 }))).toBe('binding port 80 needs root (ports below 1024 are privileged)');
-    expect(osReason(errno({ code: 'ENOTDIR', syscall: 'mkdir', path: '/srv/file/data' }))).toBe('part of /srv/file/data is a file, not a directory');
+    expect(
+      osReason(errno({ code: 'EADDRINUSE', syscall: 'listen', address: '127.0.0.1', port: 3000 })),
+    ).toBe('port 3000 is already in use');
+    expect(osReason(errno({ code: 'EACCES', syscall: 'listen', port: 80 }))).toBe(
+      'binding port 80 needs root (ports below 1024 are privileged)',
+    );
+    expect(osReason(errno({ code: 'ENOTDIR', syscall: 'mkdir', path: '/srv/file/data' }))).toBe(
+      'part of /srv/file/data is a file, not a directory',
+    );
     const refused = errno({ code: 'ECONNREFUSED', address: '127.0.0.1', port: 5432 });
     const wrapped = new Unavailable('database', 'connect ECONNREFUSED 127.0.0.1:5432');
     wrapped.cause = refused;
     expect(osReason(wrapped)).toBe('nothing accepts connections at 127.0.0.1:5432');
-    expect(osReason(new AggregateError([refused], ''))).toBe('nothing accepts connections at 127.0.0.1:5432');
+    expect(osReason(new AggregateError([refused], ''))).toBe(
+      'nothing accepts connections at 127.0.0.1:5432',
+    );
     expect(osReason(errno({ code: '3D000' }))).toBe('the database does not exist');
     expect(osReason(new Error('something else'))).toBeNull();
   });
@@ -45,15 +53,33 @@ describe('start-up failure causes', () => {
     );
     expect(locked.reason).toBe('data-dir-in-use');
     expect(locked.message).toContain('(pid 4242)');
-    const other = embeddedPostgresFailure('LOG:  starting\nFATAL:  data directory "/srv/sdo/postgres" has invalid permissions', 54329, '/srv/sdo/postgres', undefined);
-    expect([other.reason, other.message]).toEqual(['other', 'FATAL:  data directory "/srv/sdo/postgres" has invalid permissions']);
+    const other = embeddedPostgresFailure(
+      'LOG:  starting\nFATAL:  data directory "/srv/sdo/postgres" has invalid permissions',
+      54329,
+      '/srv/sdo/postgres',
+      undefined,
+    );
+    expect([other.reason, other.message]).toEqual([
+      'other',
+      'FATAL:  data directory "/srv/sdo/postgres" has invalid permissions',
+    ]);
   });
 
   it("reads Caddy's output for the address it could not bind", () => {
-    const admin = listenFailureOf('Error: loading initial config: loading new config: starting caddy administration endpoint: listen tcp 127.0.0.1:2019: bind: address already in use');
-    expect([admin?.address, admin?.message]).toEqual(['127.0.0.1:2019', 'port 2019 is already in use']);
-    const http = listenFailureOf('Error: loading initial config: loading new config: http app module: start: listening on :80: listen tcp :80: bind: permission denied');
-    expect([http?.address, http?.message]).toEqual([':80', 'binding port 80 needs root (ports below 1024 are privileged)']);
+    const admin = listenFailureOf(
+      'Error: loading initial config: loading new config: starting caddy administration endpoint: listen tcp 127.0.0.1:2019: bind: address already in use',
+    );
+    expect([admin?.address, admin?.message]).toEqual([
+      '127.0.0.1:2019',
+      'port 2019 is already in use',
+    ]);
+    const http = listenFailureOf(
+      'Error: loading initial config: loading new config: http app module: start: listening on :80: listen tcp :80: bind: permission denied',
+    );
+    expect([http?.address, http?.message]).toEqual([
+      ':80',
+      'binding port 80 needs root (ports below 1024 are privileged)',
+    ]);
     expect(listenFailureOf('{"level":"info","msg":"serving initial configuration"}')).toBeNull();
   });
 });

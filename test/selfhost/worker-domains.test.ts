@@ -48,9 +48,23 @@ describe.skipIf(!ready)('the self-hosted worker process and custom domains', () 
     await run(
       'openssl',
       [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-keyout', join(dir, 'edge.key'), '-out', join(dir, 'edge.pem'), '-days', '1',
-        '-subj', '/CN=selfdevop test ACME', '-addext', `subjectAltName=DNS:${hostname}`,
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        join(dir, 'edge.key'),
+        '-out',
+        join(dir, 'edge.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=selfdevop test ACME',
+        '-addext',
+        `subjectAltName=DNS:${hostname}`,
       ],
       { timeout: 30_000 },
     );
@@ -111,12 +125,25 @@ describe.skipIf(!ready)('the self-hosted worker process and custom domains', () 
     const project = await req('POST', '/api/projects', { token, body: { name: 'shop' } });
     const svc = await req('POST', '/api/services', {
       token,
-      body: { projectId: project.body.id, name: 'web', image: 'selfdevop-test/app:v1', containerPort: 8080, healthcheckPath: '/health' },
+      body: {
+        projectId: project.body.id,
+        name: 'web',
+        image: 'selfdevop-test/app:v1',
+        containerPort: 8080,
+        healthcheckPath: '/health',
+      },
     });
     expect(svc.status, svc.text).toBe(201);
-    const created = await req('POST', '/api/domains', { token, body: { serviceId: svc.body.id, hostname } });
+    const created = await req('POST', '/api/domains', {
+      token,
+      body: { serviceId: svc.body.id, hostname },
+    });
     expect(created.status, created.text).toBe(201);
-    const domain = created.body as { id: string; environmentId: string; records: { type: string; name: string; value: string }[] };
+    const domain = created.body as {
+      id: string;
+      environmentId: string;
+      records: { type: string; name: string; value: string }[];
+    };
 
     // The service environment serves already (as after a release): its route is on the edge.
     const edge = new CaddyEdgeRouter({ adminUrl: caddy.adminUrl, server: caddy.serverName });

@@ -20,11 +20,17 @@ describe('self-hosted workers', () => {
     await db.connect();
     try {
       // Nothing is sent at start: a queue exists because the workers consume it (or pg-boss's own, or a dead-letter queue).
-      const all = (await db.query<{ name: string }>('select name from pgboss.queue')).rows.map((r) => r.name);
+      const all = (await db.query<{ name: string }>('select name from pgboss.queue')).rows.map(
+        (r) => r.name,
+      );
       const queues = all.filter((n) => !n.startsWith('__pgboss') && !n.endsWith('__dlq'));
       const jobs = scheduledJobs({} as WorkerSystem);
       expect(queues.sort()).toEqual([...workerQueueNames, ...jobs.map((j) => j.name)].sort());
-      const schedules = (await db.query<{ name: string; key: string; cron: string }>('select name, key, cron from pgboss.schedule')).rows;
+      const schedules = (
+        await db.query<{ name: string; key: string; cron: string }>(
+          'select name, key, cron from pgboss.schedule',
+        )
+      ).rows;
       expect(schedules).toEqual(jobs.map((j) => ({ name: j.name, key: j.name, cron: j.cron })));
     } finally {
       await db.end();

@@ -2,7 +2,8 @@ import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 
 /** Admin connection to the machine's PostgreSQL (trust auth), used to make test databases. */
-export const adminUrl = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const adminUrl =
+  process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export function databaseUrl(name: string): string {
   const url = new URL(adminUrl);
@@ -14,7 +15,9 @@ export function databaseUrl(name: string): string {
  * A fresh, empty database for one test file, dropped by the returned `drop`. Files run in
  * parallel, each in its own database, as pg-boss's test hooks do.
  */
-export async function createTestDatabase(label = 'test'): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
+export async function createTestDatabase(
+  label = 'test',
+): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   const name = `sdo_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();

@@ -33,13 +33,53 @@ export async function makeTestPki(): Promise<TestPki> {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   try {
     for (const ca of ['ca', 'other-ca']) {
-      await openssl('req', '-x509', ...ec, '-keyout', f(`${ca}.key`), '-out', f(`${ca}.pem`), '-days', '1', '-subj', `/CN=selfdevop test ${ca}`);
+      await openssl(
+        'req',
+        '-x509',
+        ...ec,
+        '-keyout',
+        f(`${ca}.key`),
+        '-out',
+        f(`${ca}.pem`),
+        '-days',
+        '1',
+        '-subj',
+        `/CN=selfdevop test ${ca}`,
+      );
     }
-    await writeFile(f('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+    await writeFile(
+      f('server.ext'),
+      'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
+    );
     await writeFile(f('client.ext'), 'extendedKeyUsage=clientAuth\n');
     const issue = async (name: string, ca: string, ext: string) => {
-      await openssl('req', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${name}`);
-      await openssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f(`${ca}.pem`), '-CAkey', f(`${ca}.key`), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '1', '-extfile', f(ext));
+      await openssl(
+        'req',
+        ...ec,
+        '-keyout',
+        f(`${name}.key`),
+        '-out',
+        f(`${name}.csr`),
+        '-subj',
+        `/CN=${name}`,
+      );
+      await openssl(
+        'x509',
+        '-req',
+        '-in',
+        f(`${name}.csr`),
+        '-CA',
+        f(`${ca}.pem`),
+        '-CAkey',
+        f(`${ca}.key`),
+        '-CAcreateserial',
+        '-out',
+        f(`${name}.pem`),
+        '-days',
+        '1',
+        '-extfile',
+        f(ext),
+      );
     };
     await issue('server', 'ca', 'server.ext');
     await issue('client', 'ca', 'client.ext');
@@ -75,11 +115,20 @@ export interface DockerTlsProxy {
  * socket: TLS on a loopback port, a client certificate signed by `pki.ca` required, then
  * the bytes piped both ways (hijacked attach streams included).
  */
-export async function startDockerTlsProxy(pki: TestPki, socketPath = '/var/run/docker.sock'): Promise<DockerTlsProxy> {
+export async function startDockerTlsProxy(
+  pki: TestPki,
+  socketPath = '/var/run/docker.sock',
+): Promise<DockerTlsProxy> {
   const sockets = new Set<net.Socket>();
   const proxy: Omit<DockerTlsProxy, 'dockerHost' | 'port' | 'stop'> = { accepted: 0, refused: [] };
   const server = tls.createServer(
-    { key: pki.serverKey, cert: pki.serverCert, ca: pki.ca, requestCert: true, rejectUnauthorized: true },
+    {
+      key: pki.serverKey,
+      cert: pki.serverCert,
+      ca: pki.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
     (client) => {
       proxy.accepted++;
       const engine = net.connect(socketPath);

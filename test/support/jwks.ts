@@ -32,7 +32,10 @@ export interface LocalJwks {
  * `/.well-known/jwks.json` with one RS256 public key (with `kid`), and a signer for tokens
  * carrying the claims Cognito puts in access and id tokens.
  */
-export async function startJwks(region = 'eu-west-1', userPoolId = 'eu-west-1_TestPool1'): Promise<LocalJwks> {
+export async function startJwks(
+  region = 'eu-west-1',
+  userPoolId = 'eu-west-1_TestPool1',
+): Promise<LocalJwks> {
   const kid = 'test-key-1';
   const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
   const stranger: { privateKey: CryptoKey } = await generateKeyPair('RS256');
@@ -62,7 +65,9 @@ export async function startJwks(region = 'eu-west-1', userPoolId = 'eu-west-1_Te
         token_use: tokenUse,
         auth_time: o.iat,
         'cognito:username': o.sub,
-        ...(tokenUse === 'access' ? { client_id: o.clientId, scope: 'aws.cognito.signin.user.admin' } : { aud: o.clientId }),
+        ...(tokenUse === 'access'
+          ? { client_id: o.clientId, scope: 'aws.cognito.signin.user.admin' }
+          : { aud: o.clientId }),
         ...(o.email ? { email: o.email } : {}),
       };
       return new SignJWT(claims)

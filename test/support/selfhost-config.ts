@@ -44,9 +44,23 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
   overrides: SelfhostOverrides;
 } {
   const {
-    databaseUrl, jwtSecret, encryptionKeyFile, signupMode, edgeDomain, caddyAdminUrl, caddyServer,
-    edgeHttpListen, edgeDns, edgeTlsAddress, edgeIpv4, dnsServers, maxBodyBytes, dbPoolMax, version,
-    logLevel, ...overrides
+    databaseUrl,
+    jwtSecret,
+    encryptionKeyFile,
+    signupMode,
+    edgeDomain,
+    caddyAdminUrl,
+    caddyServer,
+    edgeHttpListen,
+    edgeDns,
+    edgeTlsAddress,
+    edgeIpv4,
+    dnsServers,
+    maxBodyBytes,
+    dbPoolMax,
+    version,
+    logLevel,
+    ...overrides
   } = settings;
   const env: Record<string, string | undefined> = {
     MODE: 'selfhost',
@@ -68,14 +82,23 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     DB_POOL_MAX: String(dbPoolMax),
     LOG_LEVEL: logLevel,
   };
-  const given = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
-  const config = requireSettings(fromEnv(given), 'a test system', ['DATABASE_URL', 'JWT_SECRET', 'ENCRYPTION_KEY_FILE']);
+  const given = Object.fromEntries(
+    Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),
+  );
+  const config = requireSettings(fromEnv(given), 'a test system', [
+    'DATABASE_URL',
+    'JWT_SECRET',
+    'ENCRYPTION_KEY_FILE',
+  ]);
   return {
     env: given,
     config,
     // Without `listen` the DNS is another process's, as for an API beside a worker.
     options: { role: edgeDns && !edgeDns.listen ? 'api' : 'all', version },
-    overrides: { ...overrides, ...(edgeDns ? { edgeDns: { zone: edgeDns.zone, refreshMs: edgeDns.refreshMs } } : {}) },
+    overrides: {
+      ...overrides,
+      ...(edgeDns ? { edgeDns: { zone: edgeDns.zone, refreshMs: edgeDns.refreshMs } } : {}),
+    },
   };
 }
 

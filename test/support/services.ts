@@ -6,7 +6,11 @@ import net from 'node:net';
  * component fails the run, so a green CI always means the suites really ran.
  */
 export const services = {
-  postgres: { host: '127.0.0.1', port: Number(process.env.PGPORT ?? 5432), fix: 'start PostgreSQL (TESTING.md)' },
+  postgres: {
+    host: '127.0.0.1',
+    port: Number(process.env.PGPORT ?? 5432),
+    fix: 'start PostgreSQL (TESTING.md)',
+  },
   docker: { socket: '/var/run/docker.sock', fix: 'run ../shared/ci/setup-machine.sh docker' },
   caddy: { fix: 'run ../shared/ci/setup-machine.sh caddy (Caddy 2.11 at /usr/local/bin/caddy)' },
   sshd: { fix: 'apt-get install -y openssh-server (sshd at /usr/sbin/sshd; .ci/run does it)' },
@@ -73,6 +77,8 @@ export async function requireService(name: ServiceName): Promise<void> {
 export async function available(name: ServiceName): Promise<boolean> {
   if (await isAvailable(name)) return true;
   if (isCi) throw new Error(`CI must not skip: ${name} is not available: ${services[name].fix}`);
-  console.warn(`\n*** SKIPPING ${name} suites: ${name} is not available (${services[name].fix}) ***\n`);
+  console.warn(
+    `\n*** SKIPPING ${name} suites: ${name} is not available (${services[name].fix}) ***\n`,
+  );
   return false;
 }

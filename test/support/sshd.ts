@@ -37,7 +37,10 @@ export interface TestSshd {
 export async function startSshd(): Promise<TestSshd> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-sshd-'));
   const f = (name: string) => path.join(dir, name);
-  const keygen = (name: string) => run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', f(name)], { timeout: 30_000 });
+  const keygen = (name: string) =>
+    run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', f(name)], {
+      timeout: 30_000,
+    });
   for (const name of ['host', 'other-host', 'client', 'stranger']) await keygen(name);
   const user = os.userInfo().username;
   const port = await freePort();
@@ -63,7 +66,9 @@ export async function startSshd(): Promise<TestSshd> {
   // sshd refuses to start without its privilege-separation directory (the package's
   // service unit would make it; nothing does when sshd is started by hand).
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 }).catch(() => undefined);
-  const child: ChildProcess = spawn(sshdBin, ['-D', '-e', '-f', f('sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(sshdBin, ['-D', '-e', '-f', f('sshd_config')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -72,11 +77,14 @@ export async function startSshd(): Promise<TestSshd> {
     if (child.exitCode !== null || Date.now() > end) {
       child.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
-      throw new Error(`sshd did not start on 127.0.0.1:${port}: ${stderr.trim() || `exit ${child.exitCode}`}`);
+      throw new Error(
+        `sshd did not start on 127.0.0.1:${port}: ${stderr.trim() || `exit ${child.exitCode}`}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  const publicLine = async (name: string) => (await readFile(f(`${name}.pub`), 'utf8')).trim().split(' ').slice(0, 2).join(' ');
+  const publicLine = async (name: string) =>
+    (await readFile(f(`${name}.pub`), 'utf8')).trim().split(' ').slice(0, 2).join(' ');
   return {
     dockerHost: `ssh://${user}@127.0.0.1:${port}`,
     clientKey: await readFile(f('client'), 'utf8'),
@@ -85,7 +93,9 @@ export async function startSshd(): Promise<TestSshd> {
     otherHostKey: await publicLine('other-host'),
     connections: () => establishedFrom(port),
     async dropConnections() {
-      const { stdout } = await run('pgrep', ['-P', String(child.pid)]).catch(() => ({ stdout: '' }));
+      const { stdout } = await run('pgrep', ['-P', String(child.pid)]).catch(() => ({
+        stdout: '',
+      }));
       for (const pid of stdout.split('\n').filter(Boolean)) {
         try {
           process.kill(Number(pid), 'SIGKILL');

@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 import type { SelfhostTestSettings } from './selfhost-config.ts';
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'crash-worker.ts');
-const selfhostWorkerScript = join(dirname(fileURLToPath(import.meta.url)), '../../functions/selfhost/worker.ts');
+const selfhostWorkerScript = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '../../functions/selfhost/worker.ts',
+);
 
 /** The environment variables crash-worker.ts reads. */
 export const workerEnv = {
@@ -86,16 +89,29 @@ export async function startWorkerProcess(
     env[workerEnv.crashWhen] = crash.when;
     env[workerEnv.crashMarker] = crash.marker;
   }
-  return spawnWorker(script, env, (stdout) => stdout.includes('\nready\n') || stdout.startsWith('ready\n'), readyMs);
+  return spawnWorker(
+    script,
+    env,
+    (stdout) => stdout.includes('\nready\n') || stdout.startsWith('ready\n'),
+    readyMs,
+  );
 }
 
 /**
  * Spawns the production worker (functions/selfhost/worker.ts, the compose `worker` service)
  * configured by `env` alone, as in a container, and waits until it logs that it is up.
  */
-export async function startSelfhostWorker(env: Record<string, string>, readyMs = 30_000): Promise<WorkerProcess> {
+export async function startSelfhostWorker(
+  env: Record<string, string>,
+  readyMs = 30_000,
+): Promise<WorkerProcess> {
   // vitest sets MODE=test; the worker runs as deployed.
-  return spawnWorker(selfhostWorkerScript, { ...process.env, MODE: 'selfhost', ...env }, (stdout) => stdout.includes('selfdevop worker is up'), readyMs);
+  return spawnWorker(
+    selfhostWorkerScript,
+    { ...process.env, MODE: 'selfhost', ...env },
+    (stdout) => stdout.includes('selfdevop worker is up'),
+    readyMs,
+  );
 }
 
 async function spawnWorker(

@@ -11,7 +11,8 @@ export const apiKeyRoutes = [
     auth: true,
     body: s.createApiKeyInput,
     status: 201,
-    handle: ({ deps, principal, params, body, ctx }) => createApiKey(deps, principal, params.orgId!, body, ctx),
+    handle: ({ deps, principal, params, body, ctx }) =>
+      createApiKey(deps, principal, params.orgId!, body, ctx),
   }),
   route({
     method: 'get',
@@ -21,7 +22,8 @@ export const apiKeyRoutes = [
     auth: true,
     query: s.pageQuery,
     status: 200,
-    handle: ({ deps, principal, params, query }) => listApiKeys(deps, principal, params.orgId!, query),
+    handle: ({ deps, principal, params, query }) =>
+      listApiKeys(deps, principal, params.orgId!, query),
   }),
   route({
     method: 'delete',
@@ -30,6 +32,7 @@ export const apiKeyRoutes = [
     tag: 'orgs',
     auth: true,
     status: 204,
-    handle: ({ deps, principal, params, ctx }) => revokeApiKey(deps, principal, params.orgId!, params.keyId!, ctx),
+    handle: ({ deps, principal, params, ctx }) =>
+      revokeApiKey(deps, principal, params.orgId!, params.keyId!, ctx),
   }),
 ];

@@ -10,7 +10,10 @@ export const auditRoutes = [
     summary: 'The audit trail, newest last; filter by action or target',
     tag: 'audit',
     auth: true,
-    query: s.pageQuery.extend({ action: z.string().max(100).optional(), targetId: s.id.optional() }),
+    query: s.pageQuery.extend({
+      action: z.string().max(100).optional(),
+      targetId: s.id.optional(),
+    }),
     status: 200,
     handle: ({ deps, principal, query }) =>
       listAuditEvents(deps, principal, query, { action: query.action, targetId: query.targetId }),

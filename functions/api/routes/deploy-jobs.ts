@@ -1,4 +1,8 @@
-import { createDeployJob, getDeployJob, listDeployJobs } from '../../../core/deploy-jobs/use-cases.ts';
+import {
+  createDeployJob,
+  getDeployJob,
+  listDeployJobs,
+} from '../../../core/deploy-jobs/use-cases.ts';
 import { createReleaseInput } from '../../../core/releases/create.ts';
 import * as s from '../../../core/schemas.ts';
 import { route } from '../route.ts';

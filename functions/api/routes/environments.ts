@@ -1,5 +1,9 @@
 import * as s from '../../../core/schemas.ts';
-import { createEnvironment, getEnvironment, listEnvironments } from '../../../core/environments/use-cases.ts';
+import {
+  createEnvironment,
+  getEnvironment,
+  listEnvironments,
+} from '../../../core/environments/use-cases.ts';
 import { route } from '../route.ts';
 
 const byProject = s.pageQuery.extend({ projectId: s.id.optional() });
@@ -23,7 +27,8 @@ export const environmentRoutes = [
     auth: true,
     query: byProject,
     status: 200,
-    handle: ({ deps, principal, query }) => listEnvironments(deps, principal, query, { projectId: query.projectId }),
+    handle: ({ deps, principal, query }) =>
+      listEnvironments(deps, principal, query, { projectId: query.projectId }),
   }),
   route({
     method: 'get',

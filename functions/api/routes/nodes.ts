@@ -1,12 +1,18 @@
 import * as s from '../../../core/schemas.ts';
-import { createNode, getNode, listNodes, updateNodeCredentials } from '../../../core/nodes/use-cases.ts';
+import {
+  createNode,
+  getNode,
+  listNodes,
+  updateNodeCredentials,
+} from '../../../core/nodes/use-cases.ts';
 import { route } from '../route.ts';
 
 export const nodeRoutes = [
   route({
     method: 'post',
     path: '/api/nodes',
-    summary: 'Register a Docker host; tcp:// off loopback needs tls {ca, cert, key}, ssh:// needs ssh {privateKey, hostKey}',
+    summary:
+      'Register a Docker host; tcp:// off loopback needs tls {ca, cert, key}, ssh:// needs ssh {privateKey, hostKey}',
     tag: 'nodes',
     auth: true,
     body: s.createNodeInput,
@@ -40,6 +46,7 @@ export const nodeRoutes = [
     auth: true,
     body: s.updateNodeCredentialsInput,
     status: 200,
-    handle: ({ deps, principal, params, body, ctx }) => updateNodeCredentials(deps, principal, params.id!, body, ctx),
+    handle: ({ deps, principal, params, body, ctx }) =>
+      updateNodeCredentials(deps, principal, params.id!, body, ctx),
   }),
 ];

@@ -1,14 +1,23 @@
 import * as z from 'zod';
 import type { ReleaseLogLine } from '../../../core/models.ts';
 import { createReleaseInput } from '../../../core/releases/create.ts';
-import { createRelease, getRelease, listReleaseLogs, listReleases, rollbackRelease } from '../../../core/releases/engine.ts';
+import {
+  createRelease,
+  getRelease,
+  listReleaseLogs,
+  listReleases,
+  rollbackRelease,
+} from '../../../core/releases/engine.ts';
 import { isTerminal } from '../../../core/releases/state-machine.ts';
 import * as s from '../../../core/schemas.ts';
 import type { Principal } from '../../../core/deps.ts';
 import type { ApiDeps } from '../../../core/system.ts';
 import { route } from '../route.ts';
 
-const releaseFilter = s.pageQuery.extend({ serviceId: s.id.optional(), environmentId: s.id.optional() });
+const releaseFilter = s.pageQuery.extend({
+  serviceId: s.id.optional(),
+  environmentId: s.id.optional(),
+});
 const logQuery = z.object({
   after: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(5000).optional(),
@@ -24,7 +33,13 @@ const streamMaxMs = 30 * 60_000;
  * each status change (`event: status`), and an `event: end` once the release is finished.
  * Reconnecting with `Last-Event-ID` resumes after the last line received.
  */
-function streamLogs(deps: ApiDeps, principal: Principal, id: string, after: number, signal: AbortSignal): Response {
+function streamLogs(
+  deps: ApiDeps,
+  principal: Principal,
+  id: string,
+  after: number,
+  signal: AbortSignal,
+): Response {
   const encoder = new TextEncoder();
   let seq = after;
   let lastStatus: string | null = null;
@@ -32,13 +47,21 @@ function streamLogs(deps: ApiDeps, principal: Principal, id: string, after: numb
     async start(controller) {
       const send = (event: string, data: unknown, eventId?: number) =>
         controller.enqueue(
-          encoder.encode(`${eventId !== undefined ? `id: ${eventId}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
+          encoder.encode(
+            `${eventId !== undefined ? `id: ${eventId}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`,
+          ),
         );
       const deadline = Date.now() + streamMaxMs;
       try {
         while (!signal.aborted && Date.now() < deadline) {
           const release = await getRelease(deps.release, principal, id);
-          const lines: ReleaseLogLine[] = await listReleaseLogs(deps.release, principal, id, seq, 1000);
+          const lines: ReleaseLogLine[] = await listReleaseLogs(
+            deps.release,
+            principal,
+            id,
+            seq,
+            1000,
+          );
           for (const line of lines) {
             send('log', line, line.seq);
             seq = line.seq;
@@ -51,7 +74,8 @@ function streamLogs(deps: ApiDeps, principal: Principal, id: string, after: numb
             send('end', { status: release.status });
             break;
           }
-          if (lines.length < 1000) await deps.clock.sleep(streamPollMs, signal).catch(() => undefined);
+          if (lines.length < 1000)
+            await deps.clock.sleep(streamPollMs, signal).catch(() => undefined);
         }
       } catch (e) {
         send('error', { message: e instanceof Error ? e.message : String(e) });
@@ -61,7 +85,11 @@ function streamLogs(deps: ApiDeps, principal: Principal, id: string, after: numb
     },
   });
   return new Response(body, {
-    headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' },
+    headers: {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+    },
   });
 }
 
@@ -69,7 +97,8 @@ export const releaseRoutes = [
   route({
     method: 'post',
     path: '/api/releases',
-    summary: 'Deploy an image to a service environment; 409 while another release of it is in flight',
+    summary:
+      'Deploy an image to a service environment; 409 while another release of it is in flight',
     tag: 'releases',
     auth: true,
     body: createReleaseInput,
@@ -85,7 +114,10 @@ export const releaseRoutes = [
     query: releaseFilter,
     status: 200,
     handle: ({ deps, principal, query }) =>
-      listReleases(deps.release, principal, query, { serviceId: query.serviceId, environmentId: query.environmentId }),
+      listReleases(deps.release, principal, query, {
+        serviceId: query.serviceId,
+        environmentId: query.environmentId,
+      }),
   }),
   route({
     method: 'get',
@@ -99,7 +131,8 @@ export const releaseRoutes = [
   route({
     method: 'get',
     path: '/api/releases/{id}/logs',
-    summary: 'The release log; with Accept: text/event-stream, streamed live until the release ends',
+    summary:
+      'The release log; with Accept: text/event-stream, streamed live until the release ends',
     tag: 'releases',
     auth: true,
     query: logQuery,
@@ -111,7 +144,13 @@ export const releaseRoutes = [
         const resumeFrom = Number(request.headers.get('last-event-id') ?? query.after) || 0;
         return streamLogs(deps, principal, params.id!, resumeFrom, request.signal);
       }
-      const items = await listReleaseLogs(deps.release, principal, params.id!, query.after, query.limit);
+      const items = await listReleaseLogs(
+        deps.release,
+        principal,
+        params.id!,
+        query.after,
+        query.limit,
+      );
       return { items, nextAfter: items.at(-1)?.seq ?? query.after };
     },
   }),
@@ -122,6 +161,7 @@ export const releaseRoutes = [
     tag: 'releases',
     auth: true,
     status: 202,
-    handle: ({ deps, principal, params, ctx }) => rollbackRelease(deps.release, principal, { releaseId: params.id! }, ctx),
+    handle: ({ deps, principal, params, ctx }) =>
+      rollbackRelease(deps.release, principal, { releaseId: params.id! }, ctx),
   }),
 ];

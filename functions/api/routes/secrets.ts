@@ -5,7 +5,10 @@ import { route } from '../route.ts';
 
 function secretName(name: string): string {
   const parsed = s.envVarName.safeParse(name);
-  if (!parsed.success) throw new InvalidInput(`name: ${parsed.error.issues[0]?.message ?? 'is not valid'}`, { field: 'name' });
+  if (!parsed.success)
+    throw new InvalidInput(`name: ${parsed.error.issues[0]?.message ?? 'is not valid'}`, {
+      field: 'name',
+    });
   return parsed.data;
 }
 
@@ -18,7 +21,8 @@ export const secretRoutes = [
     auth: true,
     body: s.putSecretInput,
     status: 201,
-    handle: ({ deps, principal, params, body, ctx }) => putSecret(deps, principal, params.id!, body, ctx),
+    handle: ({ deps, principal, params, body, ctx }) =>
+      putSecret(deps, principal, params.id!, body, ctx),
   }),
   route({
     method: 'get',
@@ -28,7 +32,8 @@ export const secretRoutes = [
     auth: true,
     query: s.environmentQuery,
     status: 200,
-    handle: ({ deps, principal, params, query }) => listSecrets(deps, principal, params.id!, query.environment),
+    handle: ({ deps, principal, params, query }) =>
+      listSecrets(deps, principal, params.id!, query.environment),
   }),
   route({
     method: 'delete',

@@ -23,7 +23,8 @@ export const serviceRoutes = [
     auth: true,
     query: byProject,
     status: 200,
-    handle: ({ deps, principal, query }) => listServices(deps, principal, query, { projectId: query.projectId }),
+    handle: ({ deps, principal, query }) =>
+      listServices(deps, principal, query, { projectId: query.projectId }),
   }),
   route({
     method: 'get',

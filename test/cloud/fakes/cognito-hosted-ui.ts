@@ -73,7 +73,11 @@ function cookieOf(req: IncomingMessage, name: string): string | undefined {
   return undefined;
 }
 
-export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: string; onTokenGeneration?: TokenGenerationHook }): Promise<FakeHostedUi> {
+export async function startFakeHostedUi(options: {
+  jwks: LocalJwks;
+  clientId: string;
+  onTokenGeneration?: TokenGenerationHook;
+}): Promise<FakeHostedUi> {
   const { jwks, clientId } = options;
   const users = new Map<string, HostedUser>();
   const codes = new Map<string, Grant>();
@@ -88,7 +92,12 @@ export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: st
     revocation: 'up' as 'up' | 'down',
   };
 
-  const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) => {
+  const send = (
+    res: ServerResponse,
+    status: number,
+    body: string,
+    headers: Record<string, string> = {},
+  ) => {
     res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...headers });
     res.end(body);
   };
@@ -96,7 +105,12 @@ export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: st
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   };
-  const back = (res: ServerResponse, redirectUri: string, params: Record<string, string>, headers: Record<string, string> = {}) => {
+  const back = (
+    res: ServerResponse,
+    redirectUri: string,
+    params: Record<string, string>,
+    headers: Record<string, string> = {},
+  ) => {
     const to = new URL(redirectUri);
     for (const [k, v] of Object.entries(params)) to.searchParams.set(k, v);
     res.writeHead(302, { location: to.toString(), ...headers });
@@ -108,20 +122,33 @@ export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: st
     if (q.get('response_type') !== 'code') return 'unsupported_response_type';
     if (q.get('client_id') !== clientId) return 'invalid client_id';
     if (!registered || q.get('redirect_uri') !== registered.callbackUrl) return 'redirect_mismatch';
-    if (q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge')) return 'PKCE S256 challenge required';
+    if (q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge'))
+      return 'PKCE S256 challenge required';
     const scopes = (q.get('scope') ?? '').split(' ');
     if (!scopes.includes('openid') || !scopes.includes('email')) return 'invalid_scope';
     return null;
   }
 
-  function grant(res: ServerResponse, q: URLSearchParams, user: HostedUser, headers: Record<string, string> = {}) {
+  function grant(
+    res: ServerResponse,
+    q: URLSearchParams,
+    user: HostedUser,
+    headers: Record<string, string> = {},
+  ) {
     const code = randomBytes(16).toString('hex');
-    codes.set(code, { sub: user.sub, redirectUri: q.get('redirect_uri')!, challenge: q.get('code_challenge')!, expiresAt: Date.now() + 5 * 60_000 });
+    codes.set(code, {
+      sub: user.sub,
+      redirectUri: q.get('redirect_uri')!,
+      challenge: q.get('code_challenge')!,
+      expiresAt: Date.now() + 5 * 60_000,
+    });
     back(res, q.get('redirect_uri')!, { code, state: q.get('state') ?? '' }, headers);
   }
 
   function loginForm(q: URLSearchParams, error?: string) {
-    const hidden = [...q].map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`).join('');
+    const hidden = [...q]
+      .map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)
+      .join('');
     return page(`<h1>Sign in</h1>${error ? `<p role="alert">${esc(error)}</p>` : ''}
       <form method="post" action="/login">${hidden}
         <label for="username">Email</label><input id="username" name="username" type="email">
@@ -142,7 +169,13 @@ export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: st
       response: {},
     });
     const iat = Math.floor(Date.now() / 1000);
-    const claims = { sub: user.sub, iat, ttlSeconds: fake.accessTtlSeconds, clientId: tamper.clientId ?? clientId, issuer: tamper.issuer };
+    const claims = {
+      sub: user.sub,
+      iat,
+      ttlSeconds: fake.accessTtlSeconds,
+      clientId: tamper.clientId ?? clientId,
+      issuer: tamper.issuer,
+    };
     tamper = {};
     return {
       access_token: await jwks.sign(claims),
@@ -154,7 +187,10 @@ export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: st
 
   async function token(req: IncomingMessage, res: ServerResponse) {
     if (req.headers['content-type'] !== 'application/x-www-form-urlencoded')
-      return json(res, 400, { error: 'invalid_request', error_description: 'form-encoded body expected' });
+      return json(res, 400, {
+        error: 'invalid_request',
+        error_description: 'form-encoded body expected',
+      });
     const f = await readForm(req);
     fake.tokenRequests.push(f);
     if (f.client_id !== clientId) return json(res, 400, { error: 'invalid_client' });
@@ -163,7 +199,9 @@ export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: st
       codes.delete(f.code ?? ''); // single use, even when the rest is wrong
       if (!g || g.expiresAt < Date.now()) return json(res, 400, { error: 'invalid_grant' });
       if (f.redirect_uri !== g.redirectUri) return json(res, 400, { error: 'invalid_grant' });
-      const challenge = createHash('sha256').update(f.code_verifier ?? '').digest('base64url');
+      const challenge = createHash('sha256')
+        .update(f.code_verifier ?? '')
+        .digest('base64url');
       if (challenge !== g.challenge) return json(res, 400, { error: 'invalid_grant' });
       const user = [...users.values()].find((u) => u.sub === g.sub)!;
       const refreshToken = randomBytes(32).toString('base64url');
@@ -173,7 +211,14 @@ export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: st
     if (f.grant_type === 'refresh_token') {
       const sub = refreshTokens.get(f.refresh_token ?? '');
       if (!sub) return json(res, 400, { error: 'invalid_grant' });
-      return json(res, 200, await issue([...users.values()].find((u) => u.sub === sub)!, true));
+      return json(
+        res,
+        200,
+        await issue(
+          [...users.values()].find((u) => u.sub === sub)!,
+          true,
+        ),
+      );
     }
     return json(res, 400, { error: 'unsupported_grant_type' });
   }
@@ -204,28 +249,46 @@ export async function startFakeHostedUi(options: { jwks: LocalJwks; clientId: st
       }
       if (req.method === 'POST' && url.pathname === '/login') {
         const f = await readForm(req);
-        const q = new URLSearchParams(Object.entries(f).filter(([k]) => !['username', 'password', 'action'].includes(k)));
+        const q = new URLSearchParams(
+          Object.entries(f).filter(([k]) => !['username', 'password', 'action'].includes(k)),
+        );
         const refused = checkAuthorize(q);
         if (refused) return send(res, 400, page(`<p role="alert">${esc(refused)}</p>`));
-        if (f.action === 'cancel') return back(res, q.get('redirect_uri')!, { error: 'access_denied', error_description: 'User cancelled login', state: q.get('state') ?? '' });
+        if (f.action === 'cancel')
+          return back(res, q.get('redirect_uri')!, {
+            error: 'access_denied',
+            error_description: 'User cancelled login',
+            state: q.get('state') ?? '',
+          });
         const user = users.get((f.username ?? '').toLowerCase());
-        if (!user || user.password !== f.password) return send(res, 200, loginForm(q, 'Incorrect username or password.'));
+        if (!user || user.password !== f.password)
+          return send(res, 200, loginForm(q, 'Incorrect username or password.'));
         const session = randomBytes(16).toString('hex');
         hostedSessions.set(session, user.email);
-        return grant(res, q, user, { 'set-cookie': `cognito=${session}; Path=/; HttpOnly; SameSite=Lax` });
+        return grant(res, q, user, {
+          'set-cookie': `cognito=${session}; Path=/; HttpOnly; SameSite=Lax`,
+        });
       }
       if (req.method === 'POST' && url.pathname === '/oauth2/token') return token(req, res);
       if (req.method === 'POST' && url.pathname === '/oauth2/revoke') return revoke(req, res);
       if (req.method === 'GET' && url.pathname === '/logout') {
-        if (url.searchParams.get('client_id') !== clientId || url.searchParams.get('logout_uri') !== registered?.signedOutUrl)
+        if (
+          url.searchParams.get('client_id') !== clientId ||
+          url.searchParams.get('logout_uri') !== registered?.signedOutUrl
+        )
           return send(res, 400, page('<p role="alert">invalid logout_uri</p>'));
         hostedSessions.delete(cookieOf(req, 'cognito') ?? '');
-        res.writeHead(302, { location: registered.signedOutUrl, 'set-cookie': 'cognito=; Path=/; Max-Age=0' });
+        res.writeHead(302, {
+          location: registered.signedOutUrl,
+          'set-cookie': 'cognito=; Path=/; Max-Age=0',
+        });
         return res.end();
       }
       send(res, 404, page('not found'));
     };
-    handle().catch((e: Error) => json(res, 500, { error: 'internal', error_description: e.message }));
+    handle().catch((e: Error) =>
+      json(res, 500, { error: 'internal', error_description: e.message }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -24,27 +24,42 @@ export function fakeKmsForEveryClient(keyArn: string) {
 export function fakeKms(keyArn: string, client: KMSClient | typeof KMSClient) {
   const master = randomBytes(32);
   const aad = (context: Record<string, string> | undefined) =>
-    Buffer.from(JSON.stringify(Object.entries(context ?? {}).sort(([a], [b]) => a.localeCompare(b))));
+    Buffer.from(
+      JSON.stringify(Object.entries(context ?? {}).sort(([a], [b]) => a.localeCompare(b))),
+    );
   const mock = mockClient(client);
   mock.on(GenerateDataKeyCommand).callsFake((input: GenerateDataKeyCommand['input']) => {
     if (input.KeyId !== keyArn || input.KeySpec !== 'AES_256') {
-      throw new KmsError('ValidationException', `expected an AES_256 data key of ${keyArn}, got ${input.KeySpec} of ${input.KeyId}`);
+      throw new KmsError(
+        'ValidationException',
+        `expected an AES_256 data key of ${keyArn}, got ${input.KeySpec} of ${input.KeyId}`,
+      );
     }
     const plaintext = randomBytes(32);
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', master, iv);
     cipher.setAAD(aad(input.EncryptionContext));
     const blob = Buffer.concat([iv, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
-    return { KeyId: keyArn, Plaintext: new Uint8Array(plaintext), CiphertextBlob: new Uint8Array(blob) };
+    return {
+      KeyId: keyArn,
+      Plaintext: new Uint8Array(plaintext),
+      CiphertextBlob: new Uint8Array(blob),
+    };
   });
   mock.on(DecryptCommand).callsFake((input: DecryptCommand['input']) => {
     const blob = Buffer.from(input.CiphertextBlob ?? new Uint8Array());
-    if (blob.byteLength !== 12 + 32 + 16) throw new KmsError('InvalidCiphertextException', 'bad blob');
+    if (blob.byteLength !== 12 + 32 + 16)
+      throw new KmsError('InvalidCiphertextException', 'bad blob');
     const decipher = createDecipheriv('aes-256-gcm', master, blob.subarray(0, 12));
     decipher.setAAD(aad(input.EncryptionContext));
     decipher.setAuthTag(blob.subarray(44));
     try {
-      return { KeyId: keyArn, Plaintext: new Uint8Array(Buffer.concat([decipher.update(blob.subarray(12, 44)), decipher.final()])) };
+      return {
+        KeyId: keyArn,
+        Plaintext: new Uint8Array(
+          Buffer.concat([decipher.update(blob.subarray(12, 44)), decipher.final()]),
+        ),
+      };
     } catch {
       throw new KmsError('InvalidCiphertextException', 'ciphertext or context does not match');
     }

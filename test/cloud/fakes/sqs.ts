@@ -57,29 +57,40 @@ const dedupWindowMs = 5 * 60_000;
 
 export class FakeSqs {
   readonly queues = new Map<string, FakeQueue>();
-  readonly client = new SQSClient({ region, credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
+  readonly client = new SQSClient({
+    region,
+    credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+  });
   readonly mock = mockClient(this.client);
   now: () => number = () => Date.now();
 
   constructor() {
     this.mock
       .on(CreateQueueCommand)
-      .callsFake((i: CreateQueueCommand['input']) => ({ QueueUrl: this.create(i.QueueName ?? '', i.Attributes ?? {}).url }))
+      .callsFake((i: CreateQueueCommand['input']) => ({
+        QueueUrl: this.create(i.QueueName ?? '', i.Attributes ?? {}).url,
+      }))
       .on(GetQueueUrlCommand)
-      .callsFake((i: GetQueueUrlCommand['input']) => ({ QueueUrl: this.byName(i.QueueName ?? '').url }))
+      .callsFake((i: GetQueueUrlCommand['input']) => ({
+        QueueUrl: this.byName(i.QueueName ?? '').url,
+      }))
       .on(SendMessageCommand)
       .callsFake((i: SendMessageCommand['input']) => this.sendMessage(i))
       .on(ReceiveMessageCommand)
       .callsFake((i: ReceiveMessageCommand['input']) => this.receive(i))
       .on(DeleteMessageCommand)
-      .callsFake((i: DeleteMessageCommand['input']) => this.delete(i.QueueUrl ?? '', i.ReceiptHandle ?? ''))
+      .callsFake((i: DeleteMessageCommand['input']) =>
+        this.delete(i.QueueUrl ?? '', i.ReceiptHandle ?? ''),
+      )
       .on(ChangeMessageVisibilityCommand)
       .callsFake((i: ChangeMessageVisibilityCommand['input']) => this.changeVisibility(i))
       .on(GetQueueAttributesCommand)
       .callsFake((i: GetQueueAttributesCommand['input']) => this.attributes(i.QueueUrl ?? ''))
       .on(ListQueuesCommand)
       .callsFake((i: ListQueuesCommand['input']) => ({
-        QueueUrls: [...this.queues.values()].filter((q) => q.name.startsWith(i.QueueNamePrefix ?? '')).map((q) => q.url),
+        QueueUrls: [...this.queues.values()]
+          .filter((q) => q.name.startsWith(i.QueueNamePrefix ?? ''))
+          .map((q) => q.url),
       }));
   }
 
@@ -87,8 +98,13 @@ export class FakeSqs {
     const existing = this.queues.get(name);
     if (existing) return existing;
     const fifo = attributes.FifoQueue === 'true';
-    if (fifo !== name.endsWith('.fifo')) throw new SqsError('InvalidParameterValue', `queue ${name}: FIFO queues must end in .fifo, and only FIFO queues may`);
-    if (!/^[\w-]{1,75}(\.fifo)?$/.test(name)) throw new SqsError('InvalidParameterValue', `queue name ${name} is not valid`);
+    if (fifo !== name.endsWith('.fifo'))
+      throw new SqsError(
+        'InvalidParameterValue',
+        `queue ${name}: FIFO queues must end in .fifo, and only FIFO queues may`,
+      );
+    if (!/^[\w-]{1,75}(\.fifo)?$/.test(name))
+      throw new SqsError('InvalidParameterValue', `queue name ${name} is not valid`);
     const q: FakeQueue = {
       name,
       url: `https://sqs.${region}.amazonaws.com/${account}/${name}`,
@@ -96,7 +112,9 @@ export class FakeSqs {
       fifo,
       contentBasedDeduplication: attributes.ContentBasedDeduplication === 'true',
       visibilityTimeoutSeconds: Number(attributes.VisibilityTimeout ?? 30),
-      redrive: attributes.RedrivePolicy ? (JSON.parse(attributes.RedrivePolicy) as FakeQueue['redrive']) : null,
+      redrive: attributes.RedrivePolicy
+        ? (JSON.parse(attributes.RedrivePolicy) as FakeQueue['redrive'])
+        : null,
       messages: [],
       dedup: new Map(),
     };
@@ -140,16 +158,36 @@ export class FakeSqs {
     const q = this.byUrl(i.QueueUrl ?? '');
     const now = this.now();
     if (q.fifo) {
-      if (!i.MessageGroupId) throw new SqsError('MissingParameter', 'The request must contain the parameter MessageGroupId.');
-      if (i.DelaySeconds) throw new SqsError('InvalidParameterValue', 'Value for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.');
+      if (!i.MessageGroupId)
+        throw new SqsError(
+          'MissingParameter',
+          'The request must contain the parameter MessageGroupId.',
+        );
+      if (i.DelaySeconds)
+        throw new SqsError(
+          'InvalidParameterValue',
+          'Value for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.',
+        );
       if (!i.MessageDeduplicationId && q.contentBasedDeduplication)
-        i = { ...i, MessageDeduplicationId: createHash('sha256').update(i.MessageBody ?? '').digest('hex') };
-      if (!i.MessageDeduplicationId) throw new SqsError('InvalidParameterValue', 'The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly');
+        i = {
+          ...i,
+          MessageDeduplicationId: createHash('sha256')
+            .update(i.MessageBody ?? '')
+            .digest('hex'),
+        };
+      if (!i.MessageDeduplicationId)
+        throw new SqsError(
+          'InvalidParameterValue',
+          'The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly',
+        );
       const seen = q.dedup.get(i.MessageDeduplicationId ?? '');
       // A duplicate inside the window is accepted and answered as a success, and dropped.
       if (seen && now - seen.at < dedupWindowMs) return { MessageId: seen.messageId };
     } else if (i.MessageGroupId) {
-      throw new SqsError('InvalidParameterValue', 'MessageGroupId is not valid for a standard queue in this fake');
+      throw new SqsError(
+        'InvalidParameterValue',
+        'MessageGroupId is not valid for a standard queue in this fake',
+      );
     }
     if (i.DelaySeconds !== undefined && (i.DelaySeconds < 0 || i.DelaySeconds > 900))
       throw new SqsError('InvalidParameterValue', 'DelaySeconds must be between 0 and 900');
@@ -217,7 +255,11 @@ export class FakeSqs {
   private delete(url: string, receiptHandle: string) {
     const q = this.byUrl(url);
     const m = q.messages.find((x) => x.receiptHandle === receiptHandle);
-    if (!m) throw new SqsError('ReceiptHandleIsInvalid', `The input receipt handle "${receiptHandle}" is not a valid receipt handle.`);
+    if (!m)
+      throw new SqsError(
+        'ReceiptHandleIsInvalid',
+        `The input receipt handle "${receiptHandle}" is not a valid receipt handle.`,
+      );
     q.messages = q.messages.filter((x) => x !== m);
     return {};
   }

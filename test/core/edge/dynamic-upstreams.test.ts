@@ -31,7 +31,13 @@ describe('dynamic upstream names', () => {
 });
 
 describe('a route with dynamic upstreams', () => {
-  const spec = { id: 'sdo-web', hosts: ['web.example.test'], upstreams: ['127.0.0.1:30001', '127.0.0.1:30002'], sticky: false, drainSeconds: 300 };
+  const spec = {
+    id: 'sdo-web',
+    hosts: ['web.example.test'],
+    upstreams: ['127.0.0.1:30001', '127.0.0.1:30002'],
+    sticky: false,
+    drainSeconds: 300,
+  };
 
   it('names its upstreams by DNS and does not change when they do', () => {
     const plan = { zone, resolver: '127.0.0.1:5354', refreshMs: 250 };
@@ -55,11 +61,17 @@ describe('a route with dynamic upstreams', () => {
       ],
       terminal: true,
     });
-    expect(caddyRouteFromSpec({ ...spec, upstreams: ['10.0.0.9:1'] }, plan)).toEqual(caddyRouteFromSpec(spec, plan));
+    expect(caddyRouteFromSpec({ ...spec, upstreams: ['10.0.0.9:1'] }, plan)).toEqual(
+      caddyRouteFromSpec(spec, plan),
+    );
   });
 
   it('reads back with its upstreams left to the registry', () => {
-    const json = JSON.parse(JSON.stringify(caddyRouteFromSpec(spec, { zone, resolver: '127.0.0.1:5354', refreshMs: 250 })));
+    const json = JSON.parse(
+      JSON.stringify(
+        caddyRouteFromSpec(spec, { zone, resolver: '127.0.0.1:5354', refreshMs: 250 }),
+      ),
+    );
     expect(routeSpecFromCaddy(json)).toEqual({ ...spec, upstreams: [] });
   });
 });

@@ -1,4 +1,12 @@
-import type { Environment, NodeRecord, Org, Project, Release, SecretRecord, Service } from '../../../core/models.ts';
+import type {
+  Environment,
+  NodeRecord,
+  Org,
+  Project,
+  Release,
+  SecretRecord,
+  Service,
+} from '../../../core/models.ts';
 
 /** Test data mothers: a valid record with fixed values, overridable field by field. */
 
@@ -13,7 +21,14 @@ export function aProject(o: Partial<Project> = {}): Project {
 }
 
 export function anEnvironment(o: Partial<Environment> = {}): Environment {
-  return { id: 'env_000001', orgId: 'org_000001', projectId: 'prj_000001', name: 'production', createdAt: at, ...o };
+  return {
+    id: 'env_000001',
+    orgId: 'org_000001',
+    projectId: 'prj_000001',
+    name: 'production',
+    createdAt: at,
+    ...o,
+  };
 }
 
 export function aService(o: Partial<Service> = {}): Service {

@@ -48,7 +48,8 @@ export class RecordingQueue implements EventQueue {
     }
     return id;
   }
-  consume: EventQueue['consume'] = (queue, handler, options) => this.inner.consume(queue, handler, options);
+  consume: EventQueue['consume'] = (queue, handler, options) =>
+    this.inner.consume(queue, handler, options);
   async ping(): Promise<void> {}
   of(queue: string): Sent[] {
     return this.sent.filter((s) => s.queue === queue);
@@ -95,22 +96,38 @@ export const orgId = 'org_000001';
 export const dockerHost = 'unix:///var/run/docker.sock';
 export const edgeDomain = 'apps.example.test';
 
-export const deployer: Principal = { actorType: 'user', actorId: 'usr_1', userId: 'usr_1', orgId, role: 'deployer' };
+export const deployer: Principal = {
+  actorType: 'user',
+  actorId: 'usr_1',
+  userId: 'usr_1',
+  orgId,
+  role: 'deployer',
+};
 
 /** Images the engine tests deploy; `sh -c <cmd>` is how the engine runs a migrate command. */
 function addImages(runtime: MemoryRuntime): void {
   const migrations = {
     'sh -c ./migrate': { exitCode: 0, lines: ['applying 001_init', 'migrations done'] },
-    'sh -c ./migrate-fail': { exitCode: 3, lines: ['applying 002_users', 'error: relation "users" already exists'] },
+    'sh -c ./migrate-fail': {
+      exitCode: 3,
+      lines: ['applying 002_users', 'error: relation "users" already exists'],
+    },
     'sh -c ./migrate-hang': { hang: true, lines: ['waiting for a lock'] },
-    'sh -c ./migrate-leak': { exitCode: 0, lines: ['connecting to postgres://app:hunter2-secret@db/app'] },
+    'sh -c ./migrate-leak': {
+      exitCode: 0,
+      lines: ['connecting to postgres://app:hunter2-secret@db/app'],
+    },
   };
   runtime.addImage('shop/web:1', { oneOffs: migrations });
   runtime.addImage('shop/web:2', { oneOffs: migrations });
   runtime.addImage('shop/web:3', { oneOffs: migrations });
   // Images whose own ./migrate fails or hangs, for a service whose migrate command is ./migrate.
-  runtime.addImage('shop/web:bad-migration', { oneOffs: { 'sh -c ./migrate': migrations['sh -c ./migrate-fail'] } });
-  runtime.addImage('shop/web:slow-migration', { oneOffs: { 'sh -c ./migrate': migrations['sh -c ./migrate-hang'] } });
+  runtime.addImage('shop/web:bad-migration', {
+    oneOffs: { 'sh -c ./migrate': migrations['sh -c ./migrate-fail'] },
+  });
+  runtime.addImage('shop/web:slow-migration', {
+    oneOffs: { 'sh -c ./migrate': migrations['sh -c ./migrate-hang'] },
+  });
   runtime.addImage('shop/web:unhealthy', { healthy: false, oneOffs: migrations });
   runtime.addImage('shop/web:crash', { exitOnStart: 1, oneOffs: migrations });
 }
@@ -226,5 +243,9 @@ export async function setup(
 /** Seals a secret for the service environment as the secrets API would. */
 export async function putSecret(h: Harness, name: string, value: string): Promise<void> {
   const sealed = await h.vault.seal(value, `${orgId}:${h.service.id}:env_000001:${name}`);
-  await h.repos((r) => r.secrets.put(aSecret({ id: `sec_${name.toLowerCase()}`, serviceId: h.service.id, name, sealed })));
+  await h.repos((r) =>
+    r.secrets.put(
+      aSecret({ id: `sec_${name.toLowerCase()}`, serviceId: h.service.id, name, sealed }),
+    ),
+  );
 }

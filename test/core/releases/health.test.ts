@@ -19,7 +19,13 @@ describe('waitUntilHealthy', () => {
   it('passes as soon as the required consecutive successes are seen, without fixed sleeps', async () => {
     const { clock, probe, elapsed } = setup(ok);
     const seen: HealthAttempt[] = [];
-    const r = await waitUntilHealthy({ probe, clock, url, policy, onAttempt: (a) => void seen.push(a) });
+    const r = await waitUntilHealthy({
+      probe,
+      clock,
+      url,
+      policy,
+      onAttempt: (a) => void seen.push(a),
+    });
     expect(r).toEqual({ healthy: true, attempts: 2, lastError: null });
     expect(elapsed()).toBe(1000);
     expect(seen).toEqual([
@@ -47,27 +53,50 @@ describe('waitUntilHealthy', () => {
 
   it('counts a hanging probe against the deadline and cuts the last timeout to the time left', async () => {
     const clock = new ManualClock('2026-01-01T00:00:00.000Z');
-    const probe = new MemoryHealthProbe().script(url, MemoryHealthProbe.hang((ms) => clock.advance(ms)));
-    const r = await waitUntilHealthy({ probe, clock, url, policy: { ...policy, deadlineMs: 5000 } });
+    const probe = new MemoryHealthProbe().script(
+      url,
+      MemoryHealthProbe.hang((ms) => clock.advance(ms)),
+    );
+    const r = await waitUntilHealthy({
+      probe,
+      clock,
+      url,
+      policy: { ...policy, deadlineMs: 5000 },
+    });
     expect(r).toEqual({ healthy: false, attempts: 2, lastError: 'timed out after 2000 ms' });
     // 2000 probe + 1000 interval + 2000 probe = 5000: the deadline.
     expect(probe.calls.map((c) => c.timeoutMs)).toEqual([2000, 2000]);
 
     const clock2 = new ManualClock('2026-01-01T00:00:00.000Z');
-    const probe2 = new MemoryHealthProbe().script(url, MemoryHealthProbe.hang((ms) => clock2.advance(ms)));
-    await waitUntilHealthy({ probe: probe2, clock: clock2, url, policy: { ...policy, deadlineMs: 4500 } });
+    const probe2 = new MemoryHealthProbe().script(
+      url,
+      MemoryHealthProbe.hang((ms) => clock2.advance(ms)),
+    );
+    await waitUntilHealthy({
+      probe: probe2,
+      clock: clock2,
+      url,
+      policy: { ...policy, deadlineMs: 4500 },
+    });
     expect(probe2.calls.map((c) => c.timeoutMs)).toEqual([2000, 1500]);
   });
 
   it('reports refused connections by their error', async () => {
     const { clock, probe } = setup(MemoryHealthProbe.refused);
-    const r = await waitUntilHealthy({ probe, clock, url, policy: { ...policy, deadlineMs: 3000 } });
+    const r = await waitUntilHealthy({
+      probe,
+      clock,
+      url,
+      policy: { ...policy, deadlineMs: 3000 },
+    });
     expect(r).toEqual({ healthy: false, attempts: 3, lastError: 'connect ECONNREFUSED' });
   });
 
   it('needs at least one success even when the policy asks for zero', async () => {
     const { clock, probe } = setup(s500, ok);
-    expect(await waitUntilHealthy({ probe, clock, url, policy: { ...policy, successes: 0 } })).toEqual({
+    expect(
+      await waitUntilHealthy({ probe, clock, url, policy: { ...policy, successes: 0 } }),
+    ).toEqual({
       healthy: true,
       attempts: 2,
       lastError: '500',
@@ -77,7 +106,12 @@ describe('waitUntilHealthy', () => {
   it('stays bounded when time does not move', async () => {
     const { probe } = setup(s500);
     const frozen = { now: () => new Date(0), sleep: async () => {} };
-    const r = await waitUntilHealthy({ probe, clock: frozen, url, policy: { ...policy, intervalMs: 0, deadlineMs: 50 } });
+    const r = await waitUntilHealthy({
+      probe,
+      clock: frozen,
+      url,
+      policy: { ...policy, intervalMs: 0, deadlineMs: 50 },
+    });
     expect(r).toEqual({ healthy: false, attempts: 52, lastError: '500' });
   });
 
@@ -100,7 +134,9 @@ describe('waitUntilHealthy', () => {
 
   it('reports a deadline of zero as unhealthy without probing', async () => {
     const { clock, probe } = setup(ok);
-    expect(await waitUntilHealthy({ probe, clock, url, policy: { ...policy, deadlineMs: 0 } })).toEqual({
+    expect(
+      await waitUntilHealthy({ probe, clock, url, policy: { ...policy, deadlineMs: 0 } }),
+    ).toEqual({
       healthy: false,
       attempts: 0,
       lastError: 'not enough consecutive successes',

@@ -28,7 +28,13 @@ function recordTargets(h: Harness): DockerTarget[] {
 
 async function setTls(h: Harness, sealedUnder: string, value = JSON.stringify(tls)) {
   const sealedTls = await h.vault.seal(value, sealedUnder);
-  await h.repos((r) => r.nodes.setCredentials(nodeId, { sealedTls, sealedSsh: null, credentialsUpdatedAt: '2026-01-01T00:00:00.000Z' }));
+  await h.repos((r) =>
+    r.nodes.setCredentials(nodeId, {
+      sealedTls,
+      sealedSsh: null,
+      credentialsUpdatedAt: '2026-01-01T00:00:00.000Z',
+    }),
+  );
 }
 
 const running = (h: Harness) =>
@@ -37,7 +43,7 @@ const running = (h: Harness) =>
     .filter((c) => c.state === 'running')
     .map((c) => c.spec.name);
 
-describe("a release on a node with credentials", () => {
+describe('a release on a node with credentials', () => {
   it('hands the opened TLS material to every engine call', async () => {
     const h = await setup();
     await setTls(h, nodeCredentialContext(orgId, nodeId, 'tls'));
@@ -45,7 +51,11 @@ describe("a release on a node with credentials", () => {
     const v1 = await h.deploy('shop/web:1');
     expect(v1.status, v1.error ?? '').toBe('completed');
     expect(targets.length).toBeGreaterThan(2);
-    expect(targets.every((t) => t.dockerHost === dockerHost && JSON.stringify(t.tls) === JSON.stringify(tls))).toBe(true);
+    expect(
+      targets.every(
+        (t) => t.dockerHost === dockerHost && JSON.stringify(t.tls) === JSON.stringify(tls),
+      ),
+    ).toBe(true);
   });
 
   it('fails the release, naming the node and the fix, when its credentials do not open; traffic stays', async () => {
@@ -58,10 +68,14 @@ describe("a release on a node with credentials", () => {
     const v2 = await h.deploy('shop/web:2');
 
     expect(v2.status).toBe('failed');
-    expect(v2.error).toMatch(/^the tls credentials of node node-1 could not be opened \(.+\); set them again with PATCH \/api\/nodes\/node_000001$/);
+    expect(v2.error).toMatch(
+      /^the tls credentials of node node-1 could not be opened \(.+\); set them again with PATCH \/api\/nodes\/node_000001$/,
+    );
     const view = await getRelease(h.deps, deployer, v2.id);
     // Not retried: credentials that do not open now will not open on the next delivery.
-    expect(view.steps.filter((s) => s.status === 'failed').map((s) => [s.name, s.attempt])).toEqual([['build', 1]]);
+    expect(view.steps.filter((s) => s.status === 'failed').map((s) => [s.name, s.attempt])).toEqual(
+      [['build', 1]],
+    );
     expect(await h.edge.get(routeId)).toEqual(routeBefore);
     expect(running(h)).toEqual([containerName(v1)]);
     expect(JSON.stringify(view)).not.toContain('CLIENT KEY PEM');
@@ -91,7 +105,9 @@ describe("a release on a node with credentials", () => {
     expect((await h.release(v2.id)).status).toBe('completed');
 
     h.clock.advance(601_000);
-    await expect(h.retireDue()).rejects.toThrow(/the tls credentials of node node-1 could not be opened/);
+    await expect(h.retireDue()).rejects.toThrow(
+      /the tls credentials of node node-1 could not be opened/,
+    );
     expect(running(h)).toContain(containerName(v1));
   });
 });

@@ -52,7 +52,9 @@ describe('planCandidate', () => {
   });
 
   it('makes ids docker-safe and lowercase', () => {
-    expect(containerName({ serviceId: 'Svc_AB', environmentId: 'env:1', id: 'Rel/X' })).toBe('sdo-svc_ab-env-1-rel-x');
+    expect(containerName({ serviceId: 'Svc_AB', environmentId: 'env:1', id: 'Rel/X' })).toBe(
+      'sdo-svc_ab-env-1-rel-x',
+    );
     expect(routeId('Svc_AB', 'env 1')).toBe('sdo-svc_ab-env-1');
   });
 });
@@ -86,7 +88,12 @@ describe('planMigration', () => {
 
   it('refuses a service without a migrate command', () => {
     expect(() =>
-      planMigration({ service: aService(), environment: anEnvironment(), release: aRelease(), env: {} }),
+      planMigration({
+        service: aService(),
+        environment: anEnvironment(),
+        release: aRelease(),
+        env: {},
+      }),
     ).toThrow('service svc_000001 has no migrate command');
   });
 });
@@ -113,7 +120,11 @@ describe('planRoute', () => {
 describe('defaultHosts', () => {
   it('names the host after service, environment and the end of the service id', () => {
     expect(
-      defaultHosts({ service: aService({ id: 'svc_01jdabcxyz9k2m' }), environment: anEnvironment(), edgeDomain: 'apps.example.test' }),
+      defaultHosts({
+        service: aService({ id: 'svc_01jdabcxyz9k2m' }),
+        environment: anEnvironment(),
+        edgeDomain: 'apps.example.test',
+      }),
     ).toEqual(['web-production-yz9k2m.apps.example.test']);
   });
 

@@ -2,7 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { migrate } from '../../../adapters/db/migrator.ts';
 import { PostgresStore } from '../../../adapters/store/postgres.ts';
 import { ReleaseAlreadyInFlight } from '../../../core/errors.ts';
-import { createRelease, getRelease, listReleaseLogs, rollbackRelease } from '../../../core/releases/engine.ts';
+import {
+  createRelease,
+  getRelease,
+  listReleaseLogs,
+  rollbackRelease,
+} from '../../../core/releases/engine.ts';
 import { containerName } from '../../../core/releases/plan.ts';
 import { createTestDatabase } from '../../support/db.ts';
 import { deployer, dockerHost, putSecret, setup } from './harness.ts';
@@ -39,16 +44,28 @@ describe('the release engine on PostgreSQL', () => {
     const lines = (await listReleaseLogs(h.deps, deployer, v1.id)).map((l) => l.line);
     expect(lines).toContain('connecting to ***');
     expect(JSON.stringify(lines)).not.toContain('hunter2');
-    const actions = (await h.repos((r) => r.audit.list({ limit: 50 }, { targetId: v1.id }))).items.map((e) => e.action);
-    expect(actions).toEqual(['release.created', 'release.started', 'release.migration_succeeded', 'release.completed']);
-    expect((await h.repos((r) => r.deployJobs.list({ limit: 5 }))).items[0]).toMatchObject({ status: 'succeeded' });
+    const actions = (
+      await h.repos((r) => r.audit.list({ limit: 50 }, { targetId: v1.id }))
+    ).items.map((e) => e.action);
+    expect(actions).toEqual([
+      'release.created',
+      'release.started',
+      'release.migration_succeeded',
+      'release.completed',
+    ]);
+    expect((await h.repos((r) => r.deployJobs.list({ limit: 5 }))).items[0]).toMatchObject({
+      status: 'succeeded',
+    });
   });
 
   it('fails an unhealthy release and keeps the previous one routed', async () => {
     const h = await pgSetup();
     const v1 = await h.deploy('shop/web:1');
     const v2 = await h.deploy('shop/web:unhealthy');
-    expect(v2).toMatchObject({ status: 'failed', error: 'health check did not pass within 30000 ms: GET /health → 404' });
+    expect(v2).toMatchObject({
+      status: 'failed',
+      error: 'health check did not pass within 30000 ms: GET /health → 404',
+    });
     expect((await h.edge.get('sdo-svc_0abc12-env_000001'))?.upstreams).toEqual([v1.upstream]);
     expect(h.runtime.container(dockerHost, containerName(v2))).toBeUndefined();
   });
@@ -60,7 +77,9 @@ describe('the release engine on PostgreSQL', () => {
       createRelease(h.deps, deployer, { serviceId: h.service.id, image: 'shop/web:2' }),
     ]);
     expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
-    expect((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(ReleaseAlreadyInFlight);
+    expect(
+      (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason,
+    ).toBeInstanceOf(ReleaseAlreadyInFlight);
   });
 
   it('resumes after a worker died before a compare-and-set', async () => {

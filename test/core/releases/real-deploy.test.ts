@@ -31,14 +31,21 @@ import { deployer, orgId } from './harness.ts';
 const ready = (await available('docker')) && (await available('caddy'));
 
 /** GET through the edge with a Host header, as a visitor of the default host would. */
-function viaEdge(port: number, host: string, path = '/'): Promise<{ status: number; body: string }> {
+function viaEdge(
+  port: number,
+  host: string,
+  path = '/',
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, headers: { host }, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = http.get(
+      { host: '127.0.0.1', port, path, headers: { host }, agent: false, timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`GET ${host}${path} timed out`)));
     req.on('error', reject);
   });
@@ -79,7 +86,11 @@ describe.skipIf(!ready)('a release on a real Docker Engine behind a real Caddy',
       warmSeconds: 600,
       drainSeconds: 1,
     });
-    host = defaultHosts({ service, environment: anEnvironment(), edgeDomain: deps.config.edgeDomain })[0]!;
+    host = defaultHosts({
+      service,
+      environment: anEnvironment(),
+      edgeDomain: deps.config.edgeDomain,
+    })[0]!;
     const sealed = await vault.seal('from-the-vault', `${orgId}:${serviceId}:env_000001:GREETING`);
     await store.withOrg(orgId, async (r) => {
       await r.orgs.insert(anOrg());
@@ -114,37 +125,61 @@ describe.skipIf(!ready)('a release on a real Docker Engine behind a real Caddy',
   it('deploys v1, then v2 blue/green, with the secret in the environment', async () => {
     const v1 = await deploy('selfdevop-test/app:v1');
     expect(v1).toMatchObject({ status: 'completed', error: null });
-    expect(await viaEdge(caddy.httpPort, host)).toEqual({ status: 200, body: 'selfdevop-test app v1\n' });
+    expect(await viaEdge(caddy.httpPort, host)).toEqual({
+      status: 200,
+      body: 'selfdevop-test app v1\n',
+    });
     expect((await viaEdge(caddy.httpPort, host, '/env/GREETING')).body).toBe('from-the-vault');
     const lines = (await listReleaseLogs(deps, deployer, v1.id)).map((l) => l.line);
     expect(lines).toContain('migration succeeded');
 
     const v2 = await deploy('selfdevop-test/app:v2');
     expect(v2.status).toBe('completed');
-    expect(await viaEdge(caddy.httpPort, host)).toEqual({ status: 200, body: 'selfdevop-test app v2\n' });
+    expect(await viaEdge(caddy.httpPort, host)).toEqual({
+      status: 200,
+      body: 'selfdevop-test app v2\n',
+    });
     // v1 is still warm beside it.
-    expect((await deps.runtime.list(dockerTarget, labels)).filter((c) => c.state === 'running')).toHaveLength(2);
+    expect(
+      (await deps.runtime.list(dockerTarget, labels)).filter((c) => c.state === 'running'),
+    ).toHaveLength(2);
   });
 
   it('fails an unhealthy release and a failing migration while v2 keeps serving', async () => {
     const sick = await deploy('selfdevop-test/app:unhealthy');
-    expect(sick).toMatchObject({ status: 'failed', error: 'health check did not pass within 4000 ms: GET /health → 404' });
-    expect(await viaEdge(caddy.httpPort, host)).toEqual({ status: 200, body: 'selfdevop-test app v2\n' });
+    expect(sick).toMatchObject({
+      status: 'failed',
+      error: 'health check did not pass within 4000 ms: GET /health → 404',
+    });
+    expect(await viaEdge(caddy.httpPort, host)).toEqual({
+      status: 200,
+      body: 'selfdevop-test app v2\n',
+    });
 
     const broken = await deploy('selfdevop-test/app:migrate-fail');
     expect(broken).toMatchObject({ status: 'failed', error: 'migration exited with code 3' });
-    expect(await viaEdge(caddy.httpPort, host)).toEqual({ status: 200, body: 'selfdevop-test app v2\n' });
-    const names = (await deps.runtime.list(dockerTarget, labels)).map((c) => c.labels['selfdevop.release']);
+    expect(await viaEdge(caddy.httpPort, host)).toEqual({
+      status: 200,
+      body: 'selfdevop-test app v2\n',
+    });
+    const names = (await deps.runtime.list(dockerTarget, labels)).map(
+      (c) => c.labels['selfdevop.release'],
+    );
     expect(names).not.toContain(sick.id);
     expect(names).not.toContain(broken.id);
   });
 
   it('rolls v2 back to the warm v1 within a second', async () => {
-    const v2 = await deps.store.withOrg(orgId, (x) => x.releases.latest(serviceId, 'env_000001', ['completed']));
+    const v2 = await deps.store.withOrg(orgId, (x) =>
+      x.releases.latest(serviceId, 'env_000001', ['completed']),
+    );
     const started = performance.now();
     const result = await rollbackRelease(deps, deployer, { releaseId: v2!.id });
     expect(performance.now() - started).toBeLessThan(1000);
     expect(result.path).toBe('warm');
-    expect(await viaEdge(caddy.httpPort, host)).toEqual({ status: 200, body: 'selfdevop-test app v1\n' });
+    expect(await viaEdge(caddy.httpPort, host)).toEqual({
+      status: 200,
+      body: 'selfdevop-test app v1\n',
+    });
   });
 });

@@ -28,9 +28,12 @@ const legal: [ReleaseStatus, ReleaseStatus][] = [
   ['completed', 'rolled_back'],
 ];
 
-const isLegal = (from: ReleaseStatus, to: ReleaseStatus) => legal.some(([f, t]) => f === from && t === to);
+const isLegal = (from: ReleaseStatus, to: ReleaseStatus) =>
+  legal.some(([f, t]) => f === from && t === to);
 
-const allPairs = releaseStatuses.flatMap((from) => releaseStatuses.map((to) => [from, to] as [ReleaseStatus, ReleaseStatus]));
+const allPairs = releaseStatuses.flatMap((from) =>
+  releaseStatuses.map((to) => [from, to] as [ReleaseStatus, ReleaseStatus]),
+);
 
 describe('release state machine', () => {
   it.each(legal)('allows %s → %s', (from, to) => {

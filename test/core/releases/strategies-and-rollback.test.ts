@@ -80,8 +80,14 @@ describe('manual rollback', () => {
     expect((await h.release(v2.id)).status).toBe('rolled_back');
     expect((await h.release(v1.id)).status).toBe('completed');
     expect(await actionsOf(h, v2.id)).toContain('release.rolled_back');
-    const event = (await h.repos((r) => r.audit.list({ limit: 5 }, { action: 'release.rolled_back' }))).items[0]!;
-    expect(event).toMatchObject({ actorType: 'user', actorId: 'usr_1', data: { to: v1.id, path: 'warm' } });
+    const event = (
+      await h.repos((r) => r.audit.list({ limit: 5 }, { action: 'release.rolled_back' }))
+    ).items[0]!;
+    expect(event).toMatchObject({
+      actorType: 'user',
+      actorId: 'usr_1',
+      data: { to: v1.id, path: 'warm' },
+    });
 
     // After the warm window v1 keeps serving (it is serving again) and v2 is retired.
     h.clock.advance(300_000);
@@ -103,8 +109,14 @@ describe('manual rollback', () => {
     const result = await rollbackRelease(h.deps, deployer, { releaseId: v2.id });
     expect(result.path).toBe('redeploy');
     expect(result.release).toMatchObject({ id: v2.id, status: 'completed' });
-    expect(result.redeploy).toMatchObject({ status: 'queued', image: v1.imageDigest, previousReleaseId: v2.id });
-    const job = (await h.repos((r) => r.deployJobs.list({ limit: 10 }))).items.find((j) => j.releaseId === result.redeploy!.id);
+    expect(result.redeploy).toMatchObject({
+      status: 'queued',
+      image: v1.imageDigest,
+      previousReleaseId: v2.id,
+    });
+    const job = (await h.repos((r) => r.deployJobs.list({ limit: 10 }))).items.find(
+      (j) => j.releaseId === result.redeploy!.id,
+    );
     expect(job?.kind).toBe('rollback');
 
     await h.drain();
@@ -113,8 +125,16 @@ describe('manual rollback', () => {
     expect((await h.release(v2.id)).status).toBe('rolled_back');
     expect((await h.edge.get(routeId))?.upstreams).toEqual([v3.upstream]);
     expect(h.runtime.container(dockerHost, containerName(v3))?.spec.image).toBe(v1.imageDigest);
-    const rolledBack = (await h.repos((r) => r.audit.list({ limit: 5 }, { action: 'release.rolled_back' }))).items;
-    expect(rolledBack).toEqual([expect.objectContaining({ targetId: v2.id, actorType: 'system', data: expect.objectContaining({ to: v3.id, path: 'redeploy' }) })]);
+    const rolledBack = (
+      await h.repos((r) => r.audit.list({ limit: 5 }, { action: 'release.rolled_back' }))
+    ).items;
+    expect(rolledBack).toEqual([
+      expect.objectContaining({
+        targetId: v2.id,
+        actorType: 'system',
+        data: expect.objectContaining({ to: v3.id, path: 'redeploy' }),
+      }),
+    ]);
     // v2 stays warm for the window after the redeploy, then goes.
     h.clock.advance(60_000);
     await h.retireDue();
@@ -137,7 +157,9 @@ describe('manual rollback', () => {
     const v1 = await h.deploy('shop/web:1');
     const v2 = await h.deploy('shop/web:2');
     h.edge.setUnreachable(true);
-    await expect(rollbackRelease(h.deps, deployer, { releaseId: v2.id })).rejects.toBeInstanceOf(Unavailable);
+    await expect(rollbackRelease(h.deps, deployer, { releaseId: v2.id })).rejects.toBeInstanceOf(
+      Unavailable,
+    );
     h.edge.setUnreachable(false);
     expect((await h.edge.get(routeId))?.upstreams).toEqual([v2.upstream]);
     expect((await h.release(v2.id)).status).toBe('completed');
@@ -162,13 +184,22 @@ describe('manual rollback', () => {
       message: `release ${bad.id} cannot be rolled back: it is failed; only a completed release can be rolled back`,
     });
 
-    const inFlight = await createRelease(h.deps, deployer, { serviceId: h.service.id, image: 'shop/web:3' });
-    await expect(rollbackRelease(h.deps, deployer, { releaseId: v2.id })).rejects.toThrow(new ReleaseAlreadyInFlight(inFlight.id));
+    const inFlight = await createRelease(h.deps, deployer, {
+      serviceId: h.service.id,
+      image: 'shop/web:3',
+    });
+    await expect(rollbackRelease(h.deps, deployer, { releaseId: v2.id })).rejects.toThrow(
+      new ReleaseAlreadyInFlight(inFlight.id),
+    );
     await h.drain();
 
-    await expect(rollbackRelease(h.deps, deployer, { releaseId: 'rel_unknown' })).rejects.toBeInstanceOf(NotFound);
+    await expect(
+      rollbackRelease(h.deps, deployer, { releaseId: 'rel_unknown' }),
+    ).rejects.toBeInstanceOf(NotFound);
     const viewer = { ...deployer, role: 'viewer' as const };
-    await expect(rollbackRelease(h.deps, viewer, { releaseId: v2.id })).rejects.toBeInstanceOf(Forbidden);
+    await expect(rollbackRelease(h.deps, viewer, { releaseId: v2.id })).rejects.toBeInstanceOf(
+      Forbidden,
+    );
   });
 
   it('rolls back one release at a time, and not a release already rolled back', async () => {
@@ -182,20 +213,28 @@ describe('manual rollback', () => {
     expect(back).toMatchObject({ path: 'warm', to: { image: 'shop/web:1' } });
     const view = await getRelease(h.deps, deployer, v3.id);
     expect(view.status).toBe('rolled_back');
-    await expect(rollbackRelease(h.deps, deployer, { releaseId: v3.id })).rejects.toBeInstanceOf(ReleaseNotRollbackable);
+    await expect(rollbackRelease(h.deps, deployer, { releaseId: v3.id })).rejects.toBeInstanceOf(
+      ReleaseNotRollbackable,
+    );
   });
 });
 
 describe('retirement', () => {
   it('does nothing for a release that does not exist', async () => {
     const h = await setup();
-    expect(await retireRelease(h.deps, { orgId: 'org_000001', releaseId: 'rel_gone' })).toEqual({ retired: false, skipped: 'not_found' });
+    expect(await retireRelease(h.deps, { orgId: 'org_000001', releaseId: 'rel_gone' })).toEqual({
+      retired: false,
+      skipped: 'not_found',
+    });
   });
 
   it('keeps the serving release running', async () => {
     const h = await setup();
     const v1 = await h.deploy('shop/web:1');
-    expect(await retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id })).toEqual({ retired: false, skipped: 'serving' });
+    expect(await retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id })).toEqual({
+      retired: false,
+      skipped: 'serving',
+    });
     expect(running(h)).toEqual([containerName(v1)]);
   });
 
@@ -204,9 +243,14 @@ describe('retirement', () => {
     const v1 = await h.deploy('shop/web:1');
     await h.deploy('shop/web:2');
     h.runtime.setReachable(dockerHost, false);
-    await expect(retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id })).rejects.toBeInstanceOf(Unavailable);
+    await expect(
+      retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id }),
+    ).rejects.toBeInstanceOf(Unavailable);
     h.runtime.setReachable(dockerHost, true);
-    expect(await retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id })).toEqual({ retired: true, skipped: null });
+    expect(await retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id })).toEqual({
+      retired: true,
+      skipped: null,
+    });
   });
 });
 
@@ -218,19 +262,36 @@ describe('manual rollback from a process without Docker access', () => {
     // The API container of the self-hosted stack has no Docker socket.
     h.runtime.setReachable(dockerHost, false, 'no such file /var/run/docker.sock');
     const accepted = await rollbackRelease(h.deps, deployer, { releaseId: v2.id });
-    expect(accepted).toMatchObject({ path: 'queued', redeploy: null, release: { id: v2.id, status: 'completed' } });
+    expect(accepted).toMatchObject({
+      path: 'queued',
+      redeploy: null,
+      release: { id: v2.id, status: 'completed' },
+    });
     expect((await h.edge.get(routeId))?.upstreams).toEqual([v2.upstream]);
     const [queued] = h.queue.of(releaseRollbackQueue);
-    expect(queued?.payload).toEqual({ orgId: v2.orgId, releaseId: v2.id, actor: { actorType: 'user', actorId: 'usr_1' }, requestId: null });
+    expect(queued?.payload).toEqual({
+      orgId: v2.orgId,
+      releaseId: v2.id,
+      actor: { actorType: 'user', actorId: 'usr_1' },
+      requestId: null,
+    });
 
     // The worker reaches the engine and switches back to the warm v1.
     h.runtime.setReachable(dockerHost, true);
-    await handleReleaseRollback(h.deps)({ id: 'm1', payload: queued!.payload as ReleaseRollbackMessage, attempt: 1 });
+    await handleReleaseRollback(h.deps)({
+      id: 'm1',
+      payload: queued!.payload as ReleaseRollbackMessage,
+      attempt: 1,
+    });
     expect((await h.edge.get(routeId))?.upstreams).toEqual([v1.upstream]);
     expect((await h.release(v2.id)).status).toBe('rolled_back');
 
     // Delivered again (a retry), it no longer applies and does nothing.
-    await handleReleaseRollback(h.deps)({ id: 'm1', payload: queued!.payload as ReleaseRollbackMessage, attempt: 2 });
+    await handleReleaseRollback(h.deps)({
+      id: 'm1',
+      payload: queued!.payload as ReleaseRollbackMessage,
+      attempt: 2,
+    });
     expect((await h.edge.get(routeId))?.upstreams).toEqual([v1.upstream]);
   });
 
@@ -243,9 +304,15 @@ describe('manual rollback from a process without Docker access', () => {
     expect(accepted).toMatchObject({ path: 'queued', redeploy: null });
     const [queued] = h.queue.of(releaseRollbackQueue);
     // The worker, with the real runtime, switches back.
-    await handleReleaseRollback(h.deps)({ id: 'm1', payload: queued!.payload as ReleaseRollbackMessage, attempt: 1 });
+    await handleReleaseRollback(h.deps)({
+      id: 'm1',
+      payload: queued!.payload as ReleaseRollbackMessage,
+      attempt: 1,
+    });
     expect((await h.edge.get(routeId))?.upstreams).toEqual([v1.upstream]);
-    await expect(new NoEngineRuntime().ping()).rejects.toThrow('docker is unavailable: this process does not reach Docker engines; the deploy worker does');
+    await expect(new NoEngineRuntime().ping()).rejects.toThrow(
+      'docker is unavailable: this process does not reach Docker engines; the deploy worker does',
+    );
   });
 
   it('does not hand over again from the worker: an unreachable engine there is retried', async () => {
@@ -253,8 +320,15 @@ describe('manual rollback from a process without Docker access', () => {
     await h.deploy('shop/web:1');
     const v2 = await h.deploy('shop/web:2');
     h.runtime.setReachable(dockerHost, false, 'engine down');
-    const message: ReleaseRollbackMessage = { orgId: v2.orgId, releaseId: v2.id, actor: { actorType: 'user', actorId: 'usr_1' }, requestId: null };
-    await expect(handleReleaseRollback(h.deps)({ id: 'm1', payload: message, attempt: 1 })).rejects.toBeInstanceOf(Unavailable);
+    const message: ReleaseRollbackMessage = {
+      orgId: v2.orgId,
+      releaseId: v2.id,
+      actor: { actorType: 'user', actorId: 'usr_1' },
+      requestId: null,
+    };
+    await expect(
+      handleReleaseRollback(h.deps)({ id: 'm1', payload: message, attempt: 1 }),
+    ).rejects.toBeInstanceOf(Unavailable);
     expect(h.queue.of(releaseRollbackQueue)).toEqual([]);
   });
 });

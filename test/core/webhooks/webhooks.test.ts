@@ -13,7 +13,12 @@ import {
   type WebhookDeliveryMessage,
   type WebhookDeps,
 } from '../../../core/webhooks/deliver.ts';
-import { queueEventPublisher, webhookDeliveriesQueue, webhookEventsQueue, type WebhookEventMessage } from '../../../core/webhooks/events.ts';
+import {
+  queueEventPublisher,
+  webhookDeliveriesQueue,
+  webhookEventsQueue,
+  type WebhookEventMessage,
+} from '../../../core/webhooks/events.ts';
 import { signPayload, verifySignature } from '../../../core/webhooks/signature.ts';
 import { isPrivateUrl } from '../../../core/schemas.ts';
 import { anAuditEvent, anOrg, aWebhook } from '../../contracts/store.case.ts';
@@ -55,7 +60,12 @@ describe('webhook fan-out and delivery', () => {
       logger: new MemoryLogger(),
       config: { deliveryTimeoutMs: 1_000, maxDeliveryAttempts: 8 },
     };
-    event = anAuditEvent(orgId, { id: 'aud_1', action: 'release.completed', targetType: 'release', targetId: 'rel_1' });
+    event = anAuditEvent(orgId, {
+      id: 'aud_1',
+      action: 'release.completed',
+      targetType: 'release',
+      targetId: 'rel_1',
+    });
     await deps.store.withOrg(orgId, async (r) => {
       await r.orgs.insert(anOrg({ id: orgId }));
       for (const [id, events] of [
@@ -63,7 +73,12 @@ describe('webhook fan-out and delivery', () => {
         ['whk_other', ['domain.cert_active']],
       ] as const) {
         await r.webhooks.insert(
-          aWebhook(orgId, { id, url: `http://hooks.test/${id}`, events: [...events], sealedSecret: await vault.seal(secret, webhookSecretContext(orgId, id)) }),
+          aWebhook(orgId, {
+            id,
+            url: `http://hooks.test/${id}`,
+            events: [...events],
+            sealedSecret: await vault.seal(secret, webhookSecretContext(orgId, id)),
+          }),
         );
       }
     });
@@ -71,7 +86,12 @@ describe('webhook fan-out and delivery', () => {
 
   const messageOf = (e: AuditEvent): WebhookEventMessage => ({
     orgId: e.orgId,
-    event: { id: e.id, type: e.action as 'release.completed', createdAt: e.createdAt, data: e.data },
+    event: {
+      id: e.id,
+      type: e.action as 'release.completed',
+      createdAt: e.createdAt,
+      data: e.data,
+    },
     auditTarget: { targetType: e.targetType, targetId: e.targetId },
   });
 
@@ -89,7 +109,10 @@ describe('webhook fan-out and delivery', () => {
   it('sends one delivery per subscribed webhook once the audit row is committed', async () => {
     await deps.store.withOrg(orgId, (r) => r.audit.append(event));
     const deliveries: WebhookDeliveryMessage[] = [];
-    await deps.queue.consume<WebhookDeliveryMessage>(webhookDeliveriesQueue, async (m) => void deliveries.push(m.payload));
+    await deps.queue.consume<WebhookDeliveryMessage>(
+      webhookDeliveriesQueue,
+      async (m) => void deliveries.push(m.payload),
+    );
     expect(await fanOutEvent(deps, messageOf(event), 1)).toBe(1);
     await deps.queue.pump();
     expect(deliveries.map((d) => d.webhookId)).toEqual(['whk_all']);
@@ -101,26 +124,43 @@ describe('webhook fan-out and delivery', () => {
   });
 
   it('POSTs the event signed with the webhook secret', async () => {
-    const res = await deliverWebhook(deps, { orgId, webhookId: 'whk_all', event: messageOf(event).event }, 1);
+    const res = await deliverWebhook(
+      deps,
+      { orgId, webhookId: 'whk_all', event: messageOf(event).event },
+      1,
+    );
     expect(res).toEqual({ delivered: true, status: 200 });
     const [sent] = deps.http.sent;
     expect(sent!.url).toBe('http://hooks.test/whk_all');
-    expect(JSON.parse(sent!.body)).toEqual({ id: 'aud_1', type: 'release.completed', createdAt: event.createdAt, data: event.data });
+    expect(JSON.parse(sent!.body)).toEqual({
+      id: 'aud_1',
+      type: 'release.completed',
+      createdAt: event.createdAt,
+      data: event.data,
+    });
     expect(sent!.headers['x-selfdevop-event']).toBe('release.completed');
     const now = Math.floor(deps.clock.now().getTime() / 1000);
-    expect(verifySignature(secret, sent!.headers['x-selfdevop-signature']!, sent!.body, now)).toBe(true);
+    expect(verifySignature(secret, sent!.headers['x-selfdevop-signature']!, sent!.body, now)).toBe(
+      true,
+    );
   });
 
   it('throws on a non-2xx answer or no answer, so the queue retries', async () => {
     deps.http.respond = () => 500;
-    await expect(deliverWebhook(deps, { orgId, webhookId: 'whk_all', event: messageOf(event).event }, 1)).rejects.toThrow(/500/);
+    await expect(
+      deliverWebhook(deps, { orgId, webhookId: 'whk_all', event: messageOf(event).event }, 1),
+    ).rejects.toThrow(/500/);
     deps.http.respond = () => null;
-    await expect(deliverWebhook(deps, { orgId, webhookId: 'whk_all', event: messageOf(event).event }, 2)).rejects.toThrow(/ECONNREFUSED/);
+    await expect(
+      deliverWebhook(deps, { orgId, webhookId: 'whk_all', event: messageOf(event).event }, 2),
+    ).rejects.toThrow(/ECONNREFUSED/);
   });
 
   it('drops a delivery for a webhook deleted since', async () => {
     await deps.store.withOrg(orgId, (r) => r.webhooks.delete('whk_all'));
-    expect(await deliverWebhook(deps, { orgId, webhookId: 'whk_all', event: messageOf(event).event }, 1)).toEqual({ delivered: false, status: null });
+    expect(
+      await deliverWebhook(deps, { orgId, webhookId: 'whk_all', event: messageOf(event).event }, 1),
+    ).toEqual({ delivered: false, status: null });
     expect(deps.http.sent).toEqual([]);
   });
 });
@@ -145,10 +185,13 @@ describe('isPrivateUrl (the check when a webhook is created)', () => {
     expect(isPrivateUrl(url)).toBe(true);
   });
 
-  it.each(['https://hooks.example.com/h', 'http://203.0.113.10/h', 'http://172.32.0.1/h', 'http://100.128.0.1/h', 'http://[2001:db8::1]/h'])(
-    '%s is not',
-    (url) => {
-      expect(isPrivateUrl(url)).toBe(false);
-    },
-  );
+  it.each([
+    'https://hooks.example.com/h',
+    'http://203.0.113.10/h',
+    'http://172.32.0.1/h',
+    'http://100.128.0.1/h',
+    'http://[2001:db8::1]/h',
+  ])('%s is not', (url) => {
+    expect(isPrivateUrl(url)).toBe(false);
+  });
 });

@@ -11,6 +11,9 @@ export interface CliConfig {
 }
 
 /** `$XDG_CONFIG_HOME/selfdevop/config.json`, else `~/.config/selfdevop/config.json`. */
+/** The CLI's environment: SELFDEVOP_URL, SELFDEVOP_TOKEN, SELFDEVOP_CONFIG, HOME. Read only here. */
+export const processEnv = (): NodeJS.ProcessEnv => process.env;
+
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CONFIG_HOME || path.join(env.HOME || os.homedir(), '.config');
   return path.join(base, 'selfdevop', 'config.json');

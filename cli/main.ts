@@ -12,7 +12,7 @@ import { logs, releases, rollback } from './commands/releases.ts';
 import { nodes } from './commands/nodes.ts';
 import { secrets } from './commands/secrets.ts';
 import { services } from './commands/services.ts';
-import { CliError } from './config.ts';
+import { CliError, processEnv } from './config.ts';
 import { stdio, type Output } from './output.ts';
 
 export const commands: Command[] = [
@@ -73,7 +73,7 @@ export async function main(
     return await command.run({
       args,
       o,
-      env: io.env ?? process.env,
+      env: io.env ?? processEnv(),
       stdin: io.stdin ?? process.stdin,
     });
   } catch (e) {

@@ -7,7 +7,8 @@
 import { handleDomainCheck } from './domains/check.ts';
 import { domainChecksQueue, type DomainDeps } from './domains/deps.ts';
 import { domainSweepCron, domainSweepSchedule, sweepDomains } from './domains/sweep.ts';
-import type { Logger, MessageHandler } from './ports.ts';
+import { rebuildEdgeRoutes } from './edge/live-routes.ts';
+import type { Logger, MessageHandler, RouteCatalog } from './ports.ts';
 import { releaseRetireQueue, releaseStepsQueue, type ReleaseDeps } from './releases/deps.ts';
 import {
   handleReleaseRetire,
@@ -58,7 +59,12 @@ export interface WorkerSystem {
   webhooks: WebhookDeps;
   logger: Logger;
   maintenance?(): Promise<void>;
+  /** Every route the edge must serve, read from the database: the `edge-rebuild` job puts back what the edge lost. */
+  routeCatalog?: RouteCatalog;
 }
+
+/** The job that rebuilds lost edge routes from the database, every minute. */
+export const edgeRebuildJob = 'edge-rebuild';
 
 /** One handler per worker queue; the record type makes a queue without a handler a compile error. */
 export function workerHandlers(system: WorkerSystem): Record<WorkerQueue, MessageHandler<never>> {
@@ -85,6 +91,27 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
       },
     },
   ];
+  const catalog = system.routeCatalog;
+  if (catalog) {
+    // Caddy's config is a cache of the database: a Caddy that lost its autosave (or a new
+    // edge) serves every live route again within a minute instead of at each one's next deploy.
+    jobs.push({
+      name: edgeRebuildJob,
+      cron: '* * * * *',
+      run: async () => {
+        const restored = await rebuildEdgeRoutes({
+          catalog,
+          edge: system.release.edge,
+          edgeDomain: system.release.config.edgeDomain,
+        });
+        if (restored.routes.length > 0 || restored.hosts.length > 0)
+          system.logger.warn(
+            { ...restored },
+            'edge routes the edge had lost were restored from the database',
+          );
+      },
+    });
+  }
   const maintenance = system.maintenance?.bind(system);
   if (maintenance) jobs.push({ name: 'maintenance', cron: '0 * * * *', run: maintenance });
   return jobs;

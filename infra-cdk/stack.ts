@@ -396,6 +396,15 @@ export class SelfdevopStack extends Stack {
         new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(1) }),
       ],
     });
+    new events.Rule(this, 'EdgeRebuildRule', {
+      ruleName: `${prefix}edge-rebuild`,
+      description:
+        'puts back edge routes Caddy lost (autosave gone, a new edge) from the database, every minute',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [
+        new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(1) }),
+      ],
+    });
     new Trigger(this, 'MigrateOnDeploy', {
       handler: migrate,
       executeAfter: [db],

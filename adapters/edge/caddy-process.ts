@@ -26,6 +26,8 @@ export interface OwnCaddyOptions {
   stateDir: string;
   /** An explicit binary (CADDY_BIN): run, or fail naming it; never swapped for another. */
   binary?: string;
+  /** The directories a binary named without a slash is looked for in (the process's PATH, read by the config module). */
+  searchPath: string;
   /** Where to run a container when no binary is found. */
   container?: { runtime: ContainerRuntime; target: DockerTarget; images: string[] };
   readyTimeoutMs?: number;
@@ -81,7 +83,7 @@ const readyLine = 'serving initial configuration';
 /** The caddy binary to run: `explicit` if given (a path, or a name looked up on PATH), else `caddy` on PATH. */
 export async function findCaddyBinary(
   explicit: string | undefined,
-  envPath = process.env.PATH ?? '',
+  envPath: string,
 ): Promise<string | null> {
   const name = explicit ?? 'caddy';
   const candidates = name.includes('/')
@@ -123,7 +125,7 @@ export async function startOwnCaddy(options: OwnCaddyOptions): Promise<OwnCaddy>
       await rm(path.join(stateDir, 'owner.pid'), { force: true });
     },
   });
-  const binary = await findCaddyBinary(options.binary);
+  const binary = await findCaddyBinary(options.binary, options.searchPath);
   if (binary) return released(await startBinary(binary, stateDir, options));
   tried.push(
     options.binary
@@ -222,10 +224,10 @@ async function startBinary(
     mode: 0o600,
   });
   // HOME and the XDG dirs keep autosave.json and locks under stateDir, away from the
-  // machine's own Caddy state.
+  // machine's own Caddy state; nothing else of selfdevop's environment (its secrets) goes in.
   const child = spawn(binary, ['run', '--config', configFile, '--pidfile', pidFileOf(stateDir)], {
     env: {
-      ...process.env,
+      PATH: options.searchPath,
       HOME: stateDir,
       XDG_DATA_HOME: path.join(stateDir, 'data'),
       XDG_CONFIG_HOME: path.join(stateDir, 'config'),

@@ -4,7 +4,7 @@
  * uses (RDS here). Plain TypeScript, no decisions: each Lambda builds it once per container.
  */
 import type { DomainDeps } from '../../core/domains/deps.ts';
-import type { ContainerRuntime, HttpSender, Logger } from '../../core/ports.ts';
+import type { ContainerRuntime, HttpSender, Logger, RouteCatalog } from '../../core/ports.ts';
 import type { ReleaseDeps } from '../../core/releases/deps.ts';
 import {
   dashboardCallbackPath,
@@ -31,6 +31,7 @@ import { SqsQueue, type IdempotencyLedger } from '../queue/sqs.ts';
 import { NoEngineRuntime } from '../runtime/none.ts';
 import { EventBridgeScheduler } from '../scheduler/eventbridge.ts';
 import { PostgresStore } from '../store/postgres.ts';
+import { PostgresRouteCatalog } from '../edge/route-catalog-postgres.ts';
 import { KmsKeyVault } from '../vault/kms.ts';
 import type { CloudConfig } from './cloud-config.ts';
 import { databaseUrlFromSecret, readSecretFromExtension } from './cloud-secrets.ts';
@@ -52,6 +53,8 @@ export interface CloudSystem {
   webhooks: WebhookDeps;
   /** The hourly maintenance job: forgets idempotency keys past their retention. */
   maintenance(): Promise<void>;
+  /** Every route the edge must serve: the `edge-rebuild` job puts back what Caddy lost. */
+  routeCatalog: RouteCatalog;
   close(): Promise<void>;
 }
 
@@ -187,6 +190,7 @@ export async function fromCloud(
     logger,
     domains,
     webhooks,
+    routeCatalog: new PostgresRouteCatalog(db),
     async maintenance() {
       if (!ledger.prune) return;
       const forgotten = await ledger.prune(config.IDEMPOTENCY_RETENTION_DAYS);

@@ -50,6 +50,8 @@ const schema = z.object({
   EDGE_DOMAIN: domainName.default('localhost'),
   /** A Caddy you run yourself. Absent: `npm start` runs its own (CADDY_BIN, else a CADDY_IMAGE container). */
   CADDY_ADMIN_URL: url(['http:']).optional(),
+  /** Where `npm start` looks for a caddy binary named without a slash (CADDY_BIN, or `caddy`). */
+  PATH: z.string().default(''),
   /** The caddy binary `npm start` runs; `caddy` on PATH when absent. */
   CADDY_BIN: z.string().min(1).optional(),
   /** The Caddy image `npm start` runs on the local Docker Engine when there is no caddy binary. */

@@ -6,7 +6,7 @@
  */
 import type { DomainConfig } from '../../core/domains/deps.ts';
 import type { Logger, RouteCatalog } from '../../core/ports.ts';
-import { scheduledJobs, workerHandlers } from '../../core/queues.ts';
+import { edgeRebuildJob, scheduledJobs, workerHandlers } from '../../core/queues.ts';
 import type { ReleaseConfig, ReleaseDeps } from '../../core/releases/deps.ts';
 import { wireSystem, type ApiDeps } from '../../core/system.ts';
 import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
@@ -192,6 +192,17 @@ export async function fromSelfhost(
         stops.push(await queues.queue.consume(job.name, () => job.run()));
         await queues.scheduler.schedule(job.name, job.cron, job.name);
       }
+      // The edge (its own Caddy under `npm start`, or one whose autosave is gone) serves every
+      // live route from the first minute, not only after the first scheduled rebuild.
+      const rebuild = scheduledJobs({ ...system, logger }).find((j) => j.name === edgeRebuildJob);
+      await rebuild
+        ?.run()
+        .catch((e: Error) =>
+          logger.warn(
+            { err: e.message },
+            'rebuilding the edge from the database failed; the schedule retries',
+          ),
+        );
       const stop = async () => {
         await Promise.all(stops.map((s) => s()));
       };

@@ -56,6 +56,7 @@ export async function startOwnEdge(
       listens: [config.EDGE_HTTP_LISTEN, config.EDGE_HTTPS_LISTEN],
       stateDir: path.join(dataDir, 'caddy'),
       ...(config.CADDY_BIN ? { binary: config.CADDY_BIN } : {}),
+      searchPath: config.PATH,
       container: {
         runtime,
         target: localDocker,

@@ -42,9 +42,10 @@ async function main() {
   const log = system.logger.child({ component: 'worker' });
   // A Caddy that lost its config (autosave gone, config reset) is put back from the
   // database here and every EDGE_REBUILD_SECONDS, instead of serving 404 until each
-  // service's next deploy. A timer in this process, not a queue job: this process is the
-  // one that reaches this machine's Caddy, and the work is idempotent (If-Match, adds only),
-  // so a second worker repeating it costs one read.
+  // service's next deploy. Every mode also runs the `edge-rebuild` scheduled job each minute
+  // (core/queues.ts); this timer adds what only the Compose worker has to keep, the control
+  // route and the edge's listeners, at the finer EDGE_REBUILD_SECONDS. Both are idempotent
+  // (If-Match, adds only), so running both costs a read.
   const rebuildEdge = async () => {
     const changed = await system.edge.reconcileControl({
       domain,

@@ -442,6 +442,7 @@ describe('cloud stack', () => {
   it('has an EventBridge rule for every scheduled job, and no other', () => {
     const jobs = scheduledJobs({
       maintenance: async () => undefined,
+      routeCatalog: { liveRoutes: async () => [] },
     } as unknown as WorkerSystem).map((j) => `selfdevop-${j.name}`);
     const rules = Object.values(template.findResources('AWS::Events::Rule')).map(
       (r) => (r as { Properties: { Name?: string } }).Properties.Name,

@@ -245,6 +245,8 @@ describe('row-level security', () => {
       'selfdevop_domain_by_hostname',
       // Custom domains' sweep (migrations/0002_domain_sweep.sql).
       'selfdevop_domains_to_check',
+      // The edge rebuilt from the database (migrations/0006_live_routes.sql).
+      'selfdevop_live_routes',
       'selfdevop_memberships_of',
     ]);
     for (const f of fns.rows) {

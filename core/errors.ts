@@ -115,6 +115,20 @@ export class ReleaseAlreadyInFlight extends CoreError {
   }
 }
 
+/**
+ * A hostname another org has verified: only a verified domain holds a name. Says nothing
+ * of who holds it; that the name is served is public already.
+ */
+export class HostnameTaken extends CoreError {
+  constructor(hostname: string) {
+    super(
+      'conflict',
+      'hostname_taken',
+      `${hostname ? `hostname ${hostname}` : 'this hostname'} is already verified by another org; it can be claimed here once it is released there`,
+    );
+  }
+}
+
 export class IllegalTransition extends CoreError {
   constructor(what: string, from: string, to: string) {
     super('conflict', 'illegal_transition', `${what} cannot move from ${from} to ${to}`, {

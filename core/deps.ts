@@ -8,7 +8,7 @@ import type {
   OrgRepos,
   Store,
 } from './ports.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import type { Limiter } from './rate-limit.ts';
 import type { TtlCache } from './ttl-cache.ts';
 import type { ApiKey } from './models.ts';
 import { CoreError, InvalidInput, NotFound, Unauthenticated } from './errors.ts';
@@ -23,7 +23,17 @@ export interface CoreDeps {
   ids: IdGenerator;
   clock: Clock;
   logger: Logger;
-  loginLimits: { perAccount: RateLimiter; perIp: RateLimiter };
+  /**
+   * Failed logins are counted per account *and* source, so a stranger's guesses never lock
+   * the owner out from elsewhere, plus per source; signups per source.
+   */
+  loginLimits: { perAccountSource: Limiter; perIp: Limiter };
+  signupLimits: { perIp: Limiter };
+  /**
+   * Whether a session id was revoked by logout, remembered briefly per process: asked on
+   * every request, so a hit saves a round trip. Logout clears its own process's entry.
+   */
+  revokedSessions?: TtlCache<boolean>;
   /**
    * Valid API keys by hash, for a few seconds: CI pipelines call in bursts, and each saved
    * lookup is a database round trip. Revoking clears this process's entry at once; other
@@ -48,6 +58,9 @@ export interface Principal {
   role: Role | null;
   /** The orgs a user could pick with X-Org-Id, when the pick is ambiguous. */
   orgChoices?: string[];
+  /** A user's session token id and expiry, for logout. */
+  sessionId?: string;
+  sessionExpiresAt?: string;
 }
 
 export interface OrgPrincipal extends Principal {

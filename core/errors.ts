@@ -75,13 +75,27 @@ export class SignupClosed extends CoreError {
   }
 }
 
+/**
+ * A signup that cannot create this user. Worded the same whether or not the email has an
+ * account, and never naming it: signup is not a way to learn who uses this installation.
+ */
+export class SignupRefused extends CoreError {
+  constructor() {
+    super(
+      'conflict',
+      'signup_refused',
+      'signup could not be completed with this email; if you already have an account, log in',
+    );
+  }
+}
+
 export class TooManyAttempts extends CoreError {
   readonly retryAfterSeconds: number;
-  constructor(retryAfterSeconds: number) {
+  constructor(retryAfterSeconds: number, what: 'login' | 'signup' = 'login') {
     super(
       'rate_limited',
       'too_many_attempts',
-      `too many login attempts; retry in ${retryAfterSeconds}s`,
+      `too many ${what} attempts; retry in ${retryAfterSeconds}s`,
       {
         retryAfterSeconds,
       },
@@ -97,6 +111,20 @@ export class ReleaseAlreadyInFlight extends CoreError {
       'release_in_flight',
       `release ${releaseId} of this service environment is still in flight`,
       { releaseId },
+    );
+  }
+}
+
+/**
+ * A hostname another org has verified: only a verified domain holds a name. Says nothing
+ * of who holds it; that the name is served is public already.
+ */
+export class HostnameTaken extends CoreError {
+  constructor(hostname: string) {
+    super(
+      'conflict',
+      'hostname_taken',
+      `${hostname ? `hostname ${hostname}` : 'this hostname'} is already verified by another org; it can be claimed here once it is released there`,
     );
   }
 }

@@ -60,6 +60,8 @@ export interface Metrics {
 export interface SessionClaims {
   userId: string;
   expiresAt: Date;
+  /** The token's own id (`jti`), by which logout revokes it; absent where tokens carry none. */
+  sessionId?: string;
 }
 
 export interface AuthProvider {
@@ -370,6 +372,32 @@ export interface IdentityRepo {
   membershipsOf(userId: string): Promise<Membership[]>;
   findApiKeyByHash(keyHash: string): Promise<ApiKey | null>;
   countUsers(): Promise<number>;
+  /**
+   * Creates the user only if there is no user yet, atomically with the count (a first-user
+   * install's owner): of concurrent callers exactly one gets true, the others false.
+   */
+  createFirstUser(user: UserWithPassword): Promise<boolean>;
+}
+
+/**
+ * What every API process must agree on about sign-ins: attempt counters (login and signup
+ * limits) and sessions ended before their expiry. Shared storage, so that a brute force
+ * spread over processes is counted once and a logout holds everywhere.
+ */
+export interface AuthGuardRepo {
+  /**
+   * Counts one attempt under key in a fixed window of windowMs that starts at the first
+   * attempt after the previous window ended; returns the count so far and the window's start.
+   */
+  countAttempt(
+    key: string,
+    windowMs: number,
+    now: Date,
+  ): Promise<{ count: number; windowStart: Date }>;
+  clearAttempts(key: string): Promise<void>;
+  /** Ends a session; expiresAt is when its token would have expired anyway. */
+  revokeSession(sessionId: string, expiresAt: Date): Promise<void>;
+  isSessionRevoked(sessionId: string): Promise<boolean>;
 }
 
 /**
@@ -545,6 +573,7 @@ export interface Store {
   withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T>;
   identity: IdentityRepo;
   domainLookup: DomainLookup;
+  authGuards: AuthGuardRepo;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-import type { Clock } from './ports.ts';
+import type { AuthGuardRepo, Clock } from './ports.ts';
 
 /**
  * Fixed-window counters per key, held in memory. Enough for one API process; the cloud
@@ -37,5 +37,47 @@ export class RateLimiter {
 
   private sweep(now: number): void {
     for (const [k, w] of this.windows) if (now - w.start >= this.windowMs) this.windows.delete(k);
+  }
+}
+
+/** Counts attempts under a key; hit answers seconds to wait when over the limit, else 0. */
+export interface Limiter {
+  hit(key: string): Promise<number>;
+  reset(key: string): Promise<void>;
+}
+
+/**
+ * Fixed-window counters in the Store's shared storage (PostgreSQL when self-hosted), so
+ * that every API process counts the same attempts.
+ */
+export class AttemptLimiter implements Limiter {
+  private readonly guards: AuthGuardRepo;
+  private readonly name: string;
+  private readonly limit: number;
+  private readonly windowMs: number;
+  private readonly clock: Clock;
+
+  constructor(
+    guards: AuthGuardRepo,
+    name: string,
+    policy: { limit: number; windowMs: number },
+    clock: Clock,
+  ) {
+    this.guards = guards;
+    this.name = name;
+    this.limit = policy.limit;
+    this.windowMs = policy.windowMs;
+    this.clock = clock;
+  }
+
+  async hit(key: string): Promise<number> {
+    const now = this.clock.now();
+    const w = await this.guards.countAttempt(`${this.name}:${key}`, this.windowMs, now);
+    if (w.count <= this.limit) return 0;
+    return Math.max(1, Math.ceil((w.windowStart.getTime() + this.windowMs - now.getTime()) / 1000));
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.guards.clearAttempts(`${this.name}:${key}`);
   }
 }

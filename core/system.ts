@@ -24,7 +24,7 @@ import type {
   Metrics,
   Store,
 } from './ports.ts';
-import { RateLimiter } from './rate-limit.ts';
+import { AttemptLimiter } from './rate-limit.ts';
 import { defaultReleaseConfig, type ReleaseConfig, type ReleaseDeps } from './releases/deps.ts';
 import { TtlCache } from './ttl-cache.ts';
 import type { CoreDeps, SignupMode } from './deps.ts';
@@ -84,8 +84,15 @@ export interface SystemConfig {
   signupMode: SignupMode;
   maxBodyBytes: number;
   version: string;
-  /** Login attempts allowed per account per 15 minutes, and per IP per minute. */
+  /**
+   * Failed logins allowed per account from one source per 15 minutes, and login attempts
+   * per source per minute.
+   */
   loginLimits: { perAccount: number; perIp: number };
+  /** Signups allowed per source per 10 minutes; 20 unless set. */
+  signupLimits?: { perIp: number };
+  /** How long a session is believed not revoked without asking the database; 1 s unless set. */
+  revokedSessionCacheMs?: number;
   /** Whether webhooks may target private addresses: a self-hosted install's own network, never a SaaS's. */
   allowPrivateWebhooks: boolean;
   /** How long a valid API key is believed without the database; no cache when absent. */
@@ -180,10 +187,34 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
         }
       : {}),
     ...(config.readiness ? { readiness: config.readiness } : {}),
+    // In the Store, so that every API process counts the same attempts.
     loginLimits: {
-      perAccount: new RateLimiter(config.loginLimits.perAccount, 15 * 60_000, clock),
-      perIp: new RateLimiter(config.loginLimits.perIp, 60_000, clock),
+      perAccountSource: new AttemptLimiter(
+        store.authGuards,
+        'login-account-source',
+        { limit: config.loginLimits.perAccount, windowMs: 15 * 60_000 },
+        clock,
+      ),
+      perIp: new AttemptLimiter(
+        store.authGuards,
+        'login-source',
+        { limit: config.loginLimits.perIp, windowMs: 60_000 },
+        clock,
+      ),
     },
+    signupLimits: {
+      perIp: new AttemptLimiter(
+        store.authGuards,
+        'signup-source',
+        { limit: config.signupLimits?.perIp ?? 20, windowMs: 10 * 60_000 },
+        clock,
+      ),
+    },
+    revokedSessions: new TtlCache<boolean>({
+      ttlMs: config.revokedSessionCacheMs ?? 1_000,
+      maxEntries: 10_000,
+      clock,
+    }),
     config: {
       signupMode: config.signupMode,
       edgeDomain: config.edgeDomain,

@@ -10,6 +10,7 @@ export class TtlCache<V> {
   private readonly ttlMs: number;
   private readonly maxEntries: number;
   private readonly clock: Clock;
+  private changes = 0;
 
   constructor(options: { ttlMs: number; maxEntries: number; clock: Clock }) {
     this.ttlMs = options.ttlMs;
@@ -36,8 +37,28 @@ export class TtlCache<V> {
     this.entries.set(key, { value, expiresAt: this.clock.now().getTime() + this.ttlMs });
   }
 
+  /**
+   * Counts invalidations. Read it before loading a value and pass it to `setIfUnchanged`:
+   * a load that raced an invalidation (it read the row before a revoke committed) must
+   * not put the stale value back.
+   */
+  get generation(): number {
+    return this.changes;
+  }
+
+  setIfUnchanged(key: string, value: V, generation: number): void {
+    if (generation === this.changes) this.set(key, value);
+  }
+
   /** Drops every entry whose value matches, e.g. a revoked key by its id. */
   deleteWhere(match: (value: V) => boolean): void {
+    this.changes++;
     for (const [k, e] of this.entries) if (match(e.value)) this.entries.delete(k);
+  }
+
+  /** Replaces an entry and voids loads of it already under way. */
+  invalidate(key: string, value: V): void {
+    this.changes++;
+    this.set(key, value);
   }
 }

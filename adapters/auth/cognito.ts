@@ -115,7 +115,12 @@ export class CognitoAuth implements AuthProvider {
     const email = typeof payload.email === 'string' ? payload.email : undefined;
     const userId = await this.resolveUserId(payload.sub, email);
     if (!userId) throw new Unauthenticated('session token belongs to no selfdevop user');
-    return { userId, expiresAt: new Date(payload.exp * 1000) };
+    return {
+      userId,
+      expiresAt: new Date(payload.exp * 1000),
+      // Cognito access tokens carry a jti: POST /api/auth/logout revokes the token by it.
+      ...(typeof payload.jti === 'string' && payload.jti !== '' ? { sessionId: payload.jti } : {}),
+    };
   }
 
   private reasonFor(e: unknown, token: string): Error {

@@ -1,7 +1,8 @@
-import bcrypt from 'bcryptjs';
+import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import { Unauthenticated } from '../../core/errors.ts';
 import type { AuthProvider, Clock, SessionClaims } from '../../core/ports.ts';
+import { BcryptPool } from './bcrypt-pool.ts';
 import { assertHashablePassword, assertUserId, isVerifiablePassword } from './password-rules.ts';
 
 export const defaultSessionTtlSeconds = 12 * 60 * 60;
@@ -21,7 +22,11 @@ export interface LocalJwtAuthOptions {
   bcryptCost?: number;
   /** Time source for iat/exp and expiry checks; the system clock unless set. */
   clock?: Pick<Clock, 'now'>;
+  /** Where bcrypt runs; one pool per process is enough, made on first use unless set. */
+  bcrypt?: BcryptPool;
 }
+
+let sharedPool: BcryptPool | null = null;
 
 const systemTime: Pick<Clock, 'now'> = { now: () => new Date() };
 
@@ -49,6 +54,7 @@ export class LocalJwtAuth implements AuthProvider {
   readonly bcryptCost: number;
   private readonly secret: Uint8Array;
   private readonly clock: Pick<Clock, 'now'>;
+  private readonly pool: BcryptPool | undefined;
 
   constructor(options: LocalJwtAuthOptions) {
     const secret = typeof options.jwtSecret === 'string' ? options.jwtSecret : '';
@@ -68,19 +74,28 @@ export class LocalJwtAuth implements AuthProvider {
     this.ttlSeconds = ttl;
     this.bcryptCost = cost;
     this.clock = options.clock ?? systemTime;
+    this.pool = options.bcrypt;
+  }
+
+  private bcrypt(): BcryptPool {
+    return this.pool ?? (sharedPool ??= new BcryptPool());
   }
 
   async issueSession(userId: string): Promise<string> {
     assertUserId(userId);
     const issuedAt = Math.floor(this.clock.now().getTime() / 1000);
-    return new SignJWT({})
-      .setProtectedHeader({ alg: algorithm, typ: 'JWT' })
-      .setSubject(userId)
-      .setIssuer(sessionIssuer)
-      .setAudience(sessionAudience)
-      .setIssuedAt(issuedAt)
-      .setExpirationTime(issuedAt + this.ttlSeconds)
-      .sign(this.secret);
+    return (
+      new SignJWT({})
+        .setProtectedHeader({ alg: algorithm, typ: 'JWT' })
+        .setSubject(userId)
+        // The session's id: logout revokes it by this.
+        .setJti(randomUUID())
+        .setIssuer(sessionIssuer)
+        .setAudience(sessionAudience)
+        .setIssuedAt(issuedAt)
+        .setExpirationTime(issuedAt + this.ttlSeconds)
+        .sign(this.secret)
+    );
   }
 
   async verifySession(token: string): Promise<SessionClaims> {
@@ -103,17 +118,21 @@ export class LocalJwtAuth implements AuthProvider {
     if (typeof payload.sub !== 'string' || payload.sub === '' || typeof payload.exp !== 'number') {
       throw new Unauthenticated('session token has no user');
     }
-    return { userId: payload.sub, expiresAt: new Date(payload.exp * 1000) };
+    return {
+      userId: payload.sub,
+      expiresAt: new Date(payload.exp * 1000),
+      ...(typeof payload.jti === 'string' && payload.jti !== '' ? { sessionId: payload.jti } : {}),
+    };
   }
 
   async hashPassword(password: string): Promise<string> {
     assertHashablePassword(password);
-    return bcrypt.hash(password, this.bcryptCost);
+    return this.bcrypt().hash(password, this.bcryptCost);
   }
 
   async verifyPassword(password: string, hash: string): Promise<boolean> {
     if (!isVerifiablePassword(password) || typeof hash !== 'string') return false;
-    return bcrypt.compare(password, hash);
+    return this.bcrypt().compare(password, hash);
   }
 
   private reasonFor(e: unknown, token: string): Unauthenticated {

@@ -48,6 +48,7 @@ export interface SelfhostOverrides {
   queue?: Partial<PgBossConfig>;
   /** Login attempts allowed per account per 15 minutes, and per IP per minute. */
   loginLimits?: { perAccount: number; perIp: number };
+  signupLimits?: { perIp: number };
   /** Engine tuning (tests shorten timeouts and delays). */
   release?: Partial<ReleaseConfig>;
   domains?: Partial<DomainConfig>;
@@ -165,9 +166,11 @@ export async function fromSelfhost(
       maxBodyBytes: config.MAX_BODY_BYTES,
       version: options.version,
       loginLimits: overrides.loginLimits ?? { perAccount: 10, perIp: 100 },
+      ...(overrides.signupLimits ? { signupLimits: overrides.signupLimits } : {}),
       // A self-hosted install notifies services on its own network.
       allowPrivateWebhooks: true,
-      apiKeyCacheMs: 5_000,
+      // Short: another process revoking a key reaches this one only through the database.
+      apiKeyCacheMs: 1_000,
       release: overrides.release,
       domains: overrides.domains,
       webhooks: overrides.webhooks,

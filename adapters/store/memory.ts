@@ -11,9 +11,16 @@
  * One file per aggregate under memory/ holds its repository; memory/tables.ts the rules.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { DomainLookup, IdentityRepo, OrgRepos, Store } from '../../core/ports.ts';
+import type {
+  AuthGuardRepo,
+  DomainLookup,
+  IdentityRepo,
+  OrgRepos,
+  Store,
+} from '../../core/ports.ts';
 import { memoryApiKeyRepo } from './memory/api-keys.ts';
 import { memoryAuditRepo } from './memory/audit.ts';
+import { memoryAuthGuardRepo } from './memory/auth-guards.ts';
 import { memoryDeployJobRepo } from './memory/deploy-jobs.ts';
 import { memoryDomainLookup, memoryDomainRepo } from './memory/domains.ts';
 import { memoryEnvironmentRepo } from './memory/environments.ts';
@@ -59,6 +66,7 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
 export class MemoryStore implements Store {
   readonly identity: IdentityRepo;
   readonly domainLookup: DomainLookup;
+  readonly authGuards: AuthGuardRepo = memoryAuthGuardRepo();
   private readonly tables: Tables = emptyTables();
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private tail: Promise<void> = Promise.resolve();

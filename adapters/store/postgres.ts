@@ -4,10 +4,17 @@
  * aggregate under postgres/ holds its table and repository; SQL is built by the pure
  * functions in postgres/sql.ts.
  */
-import type { DomainLookup, IdentityRepo, OrgRepos, Store } from '../../core/ports.ts';
+import type {
+  AuthGuardRepo,
+  DomainLookup,
+  IdentityRepo,
+  OrgRepos,
+  Store,
+} from '../../core/ports.ts';
 import { fromDatabaseUrl, type Database, type PoolOptions } from '../db/postgres.ts';
 import { pgApiKeyRepo } from './postgres/api-keys.ts';
 import { pgAuditRepo } from './postgres/audit.ts';
+import { pgAuthGuardRepo } from './postgres/auth-guards.ts';
 import { pgDeployJobRepo } from './postgres/deploy-jobs.ts';
 import { pgDomainLookup, pgDomainRepo } from './postgres/domains.ts';
 import { pgEnvironmentRepo } from './postgres/environments.ts';
@@ -50,6 +57,7 @@ export function pgOrgRepos(t: TenantSql): OrgRepos {
 export class PostgresStore implements Store {
   readonly identity: IdentityRepo;
   readonly domainLookup: DomainLookup;
+  readonly authGuards: AuthGuardRepo;
   private readonly db: Database;
   private readonly ownsDb: boolean;
 
@@ -58,6 +66,7 @@ export class PostgresStore implements Store {
     this.ownsDb = options.ownsDb ?? false;
     this.identity = pgIdentityRepo(db);
     this.domainLookup = pgDomainLookup(db);
+    this.authGuards = pgAuthGuardRepo(db);
   }
 
   static fromUrl(url: string, options: PoolOptions = {}): PostgresStore {

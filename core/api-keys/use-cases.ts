@@ -69,11 +69,13 @@ export async function revokeApiKey(
   await deps.store.withOrg(orgId, async (repos) => {
     if (!(await repos.apiKeys.revoke(keyId, deps.clock.now().toISOString())))
       throw new NotFound('api_key', keyId);
-    deps.apiKeyCache?.deleteWhere((k) => k.id === keyId);
     await recordAudit(deps, repos, p, ctx, {
       action: 'api_key.revoked',
       targetType: 'api_key',
       targetId: keyId,
     });
   });
+  // Only after the commit: cleared earlier, a request in between would read the row as it
+  // was (not yet revoked) and cache it again for the whole TTL.
+  deps.apiKeyCache?.deleteWhere((k) => k.id === keyId);
 }

@@ -1,10 +1,11 @@
 import { sha256Hex } from '../hash.ts';
 import {
-  AlreadyExists,
   CoreError,
   InvalidCredentials,
+  InvalidInput,
   NotFound,
   SignupClosed,
+  SignupRefused,
   TooManyAttempts,
   Unauthenticated,
 } from '../errors.ts';
@@ -39,17 +40,35 @@ export async function signup(
   const local = localAuth(deps);
   const mode = deps.config.signupMode;
   if (mode === 'closed') throw new SignupClosed();
+  // Before any hashing: a flood from one source costs a counter, not a bcrypt.
+  const wait = ctx.ip ? await deps.signupLimits.perIp.hit(ctx.ip) : 0;
+  if (wait) {
+    deps.logger.warn(
+      { event: 'signup.rate_limited', requestId: ctx.requestId, ip: ctx.ip },
+      'signup rate limited',
+    );
+    throw new TooManyAttempts(wait, 'signup');
+  }
   if (mode === 'first-user' && (await deps.store.identity.countUsers()) > 0)
     throw new SignupClosed();
 
   const now = deps.clock.now().toISOString();
   const user = { id: deps.ids.newId('usr'), email: input.email, createdAt: now };
-  const existing = await deps.store.identity.findUserByEmail(input.email);
-  if (existing) throw new AlreadyExists('user', input.email);
-  await deps.store.identity.createUser({
-    ...user,
-    passwordHash: await local.hashPassword(input.password),
-  });
+  // Hashed before the existence check, so a known email answers no faster than a new one.
+  const withPassword = { ...user, passwordHash: await local.hashPassword(input.password) };
+  if (await deps.store.identity.findUserByEmail(input.email)) throw new SignupRefused();
+  try {
+    if (mode === 'first-user') {
+      // Counted and inserted atomically: of concurrent first signups exactly one wins.
+      if (!(await deps.store.identity.createFirstUser(withPassword))) throw new SignupClosed();
+    } else {
+      await deps.store.identity.createUser(withPassword);
+    }
+  } catch (e) {
+    // A concurrent signup took the email between the check and the insert.
+    if (e instanceof CoreError && e.code === 'user_exists') throw new SignupRefused();
+    throw e;
+  }
 
   const org = {
     id: deps.ids.newId('org'),
@@ -86,8 +105,11 @@ export async function login(
   ctx: RequestContext,
 ): Promise<{ token: string }> {
   const local = localAuth(deps);
-  const waitAccount = deps.loginLimits.perAccount.hit(input.email);
-  const waitIp = ctx.ip ? deps.loginLimits.perIp.hit(ctx.ip) : 0;
+  // Per account *and* source: a stranger's guesses lock only the stranger out, and the
+  // owner, from anywhere else, still gets in. Counted in the Store, across API processes.
+  const accountSource = `${input.email.toLowerCase()}|${ctx.ip ?? 'unknown'}`;
+  const waitAccount = await deps.loginLimits.perAccountSource.hit(accountSource);
+  const waitIp = ctx.ip ? await deps.loginLimits.perIp.hit(ctx.ip) : 0;
   if (waitAccount || waitIp) {
     deps.logger.warn(
       { event: 'login.rate_limited', requestId: ctx.requestId, ip: ctx.ip },
@@ -105,16 +127,47 @@ export async function login(
     );
     throw new InvalidCredentials();
   }
-  deps.loginLimits.perAccount.reset(input.email);
+  await deps.loginLimits.perAccountSource.reset(accountSource);
   return { token: await local.issueSession(user.id) };
+}
+
+/**
+ * Ends the caller's session on the server: its token is refused from now on, in this
+ * process at once and in others within the revoked-session cache's lifetime (1 s).
+ */
+export async function logout(
+  deps: Pick<CoreDeps, 'store' | 'revokedSessions' | 'clock'>,
+  principal: Principal,
+): Promise<void> {
+  if (principal.actorType !== 'user' || !principal.sessionId)
+    throw new InvalidInput(
+      'logout ends a session token; an API key is ended by revoking it (DELETE /api/orgs/{orgId}/api-keys/{keyId})',
+    );
+  const expiresAt = principal.sessionExpiresAt
+    ? new Date(principal.sessionExpiresAt)
+    : new Date(deps.clock.now().getTime() + 24 * 3600_000);
+  await deps.store.authGuards.revokeSession(principal.sessionId, expiresAt);
+  deps.revokedSessions?.invalidate(principal.sessionId, true);
 }
 
 /**
  * Turns a bearer credential into a Principal. API keys (`sdo_…`) belong to one org; a
  * session belongs to a user who picks an org with `X-Org-Id` when in several.
  */
+async function isSessionRevoked(
+  deps: Pick<CoreDeps, 'store' | 'revokedSessions'>,
+  sessionId: string,
+): Promise<boolean> {
+  const cached = deps.revokedSessions?.get(sessionId);
+  if (cached !== undefined) return cached;
+  const generation = deps.revokedSessions?.generation ?? 0;
+  const revoked = await deps.store.authGuards.isSessionRevoked(sessionId);
+  deps.revokedSessions?.setIfUnchanged(sessionId, revoked, generation);
+  return revoked;
+}
+
 export async function authenticate(
-  deps: Pick<CoreDeps, 'store' | 'auth' | 'apiKeyCache'>,
+  deps: Pick<CoreDeps, 'store' | 'auth' | 'apiKeyCache' | 'revokedSessions'>,
   token: string | null,
   requestedOrgId: string | null,
 ): Promise<Principal> {
@@ -126,9 +179,10 @@ export async function authenticate(
     const hash = sha256Hex(token);
     let key = deps.apiKeyCache?.get(hash) ?? null;
     if (!key) {
+      const generation = deps.apiKeyCache?.generation ?? 0;
       key = await deps.store.identity.findApiKeyByHash(hash);
       // Only valid keys are remembered: an unknown key always asks the database.
-      if (key && !key.revokedAt) deps.apiKeyCache?.set(hash, key);
+      if (key && !key.revokedAt) deps.apiKeyCache?.setIfUnchanged(hash, key, generation);
     }
     if (!key) throw new Unauthenticated('API key is not valid');
     if (key.revokedAt) throw new Unauthenticated('API key has been revoked');
@@ -142,10 +196,19 @@ export async function authenticate(
     };
   }
   const claims = await deps.auth.verifySession(token);
+  if (claims.sessionId && (await isSessionRevoked(deps, claims.sessionId)))
+    throw new Unauthenticated('session has ended (logged out); log in again');
   const user = await deps.store.identity.findUserById(claims.userId);
   if (!user) throw new Unauthenticated('the session user no longer exists');
   const memberships = await deps.store.identity.membershipsOf(user.id);
-  const base = { actorType: 'user' as const, actorId: user.id, userId: user.id };
+  const base = {
+    actorType: 'user' as const,
+    actorId: user.id,
+    userId: user.id,
+    ...(claims.sessionId
+      ? { sessionId: claims.sessionId, sessionExpiresAt: claims.expiresAt.toISOString() }
+      : {}),
+  };
   if (requestedOrgId) {
     const m = memberships.find((x) => x.orgId === requestedOrgId);
     if (!m) throw new NotFound('org', requestedOrgId);

@@ -1,4 +1,4 @@
-import { isCoreError } from '../errors.ts';
+import { HostnameTaken, isCoreError } from '../errors.ts';
 import type { AuditEvent, Domain, DomainStatus } from '../models.ts';
 import type { MessageHandler, OrgRepos } from '../ports.ts';
 import {
@@ -148,9 +148,19 @@ async function pendingDns(r: Run): Promise<void> {
     );
     return;
   }
-  await save(r, { status: 'dns_verified', dnsStatus: 'verified', lastError: null }, (repos) =>
-    audit(r, repos, 'domain.dns_verified', { via: verdict.via }),
-  );
+  try {
+    await save(r, { status: 'dns_verified', dnsStatus: 'verified', lastError: null }, (repos) =>
+      audit(r, repos, 'domain.dns_verified', { via: verdict.via }),
+    );
+  } catch (e) {
+    if (!(e instanceof HostnameTaken)) throw e;
+    // Another org's claim verified first and holds the name (a unique index decides).
+    const reason = `${r.domain.hostname} was verified by another org first and is routed there; remove this domain, or POST /api/domains/${r.domain.id}/verify once that org releases it`;
+    await save(r, { status: 'failed', dnsStatus: 'verified', lastError: reason }, (repos) =>
+      audit(r, repos, 'domain.failed', { reason }),
+    );
+    return;
+  }
   await route(r, 1, r.at);
 }
 

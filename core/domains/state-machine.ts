@@ -32,3 +32,13 @@ export const certificateAllowedStatuses: readonly DomainStatus[] = [
   'cert_pending',
   'active',
 ];
+
+/**
+ * Statuses in which a domain holds its hostname against every other org: its DNS proved
+ * control. Claims still pending (or failed) hold nothing, so nobody squats a name unproven.
+ */
+export const hostnameHoldingStatuses: readonly DomainStatus[] = [
+  'dns_verified',
+  'cert_pending',
+  'active',
+];

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { InvalidInput, NotFound } from '../errors.ts';
+import { HostnameTaken, InvalidInput, NotFound } from '../errors.ts';
 import type { Domain, Environment, Page, PageRequest, Service } from '../models.ts';
 import type { OrgRepos } from '../ports.ts';
 import { defaultHosts, routeId } from '../releases/plan.ts';
@@ -11,7 +11,11 @@ import { domainChecksQueue, type DomainCheckMessage, type DomainDeps } from './d
 import { assertHostname } from './hostname.ts';
 import { requiredRecords, type DnsRecord } from './records.ts';
 import { changeRouteHosts } from './route-hosts.ts';
-import { assertDomainMove, certificateAllowedStatuses } from './state-machine.ts';
+import {
+  assertDomainMove,
+  certificateAllowedStatuses,
+  hostnameHoldingStatuses,
+} from './state-machine.ts';
 
 /** Body of `POST /api/domains`; the hostname is checked by assertHostname (400 naming it). */
 export const createDomainInput = z.strictObject({
@@ -112,7 +116,8 @@ export async function sendCheckNow(
 /**
  * Registers a custom hostname for a service environment (`POST /api/domains`, 201): it
  * starts `pending_dns` with a fresh verification token, and the worker starts polling.
- * Invalid hostname → 400 naming `hostname`; taken by anyone, in any org → 409.
+ * Invalid hostname → 400 naming `hostname`; already claimed by this org, or verified by
+ * another → 409. Another org's unverified claim does not block it: the first to verify wins.
  */
 export async function createDomain(
   deps: DomainDeps,
@@ -125,6 +130,10 @@ export async function createDomain(
   const body = parseInput(input);
   const hostname = assertHostname(body.hostname, { edgeDomain: deps.config.edgeDomain });
   const envName = body.environment ?? 'production';
+  // A name another org has proved stays theirs; its pending claims are no obstacle.
+  const holder = await deps.store.domainLookup.findDomainByHostname(hostname);
+  if (holder && holder.orgId !== p.orgId && hostnameHoldingStatuses.includes(holder.status))
+    throw new HostnameTaken(hostname);
   const created = await deps.store.withOrg(p.orgId, async (repos) => {
     const service = await repos.services.get(body.serviceId);
     if (!service) throw new NotFound('service', body.serviceId);

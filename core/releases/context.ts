@@ -70,11 +70,28 @@ export async function loadContext(
 
 const now = (c: { deps: Pick<ReleaseDeps, 'clock'> }) => c.deps.clock.now().toISOString();
 
+/**
+ * Below this length a value is masked only where it stands alone: replacing every `a` or
+ * `1234` inside other words would wreck the error text and, by the pattern of `***`s,
+ * spell the secret out.
+ */
+export const maskEverywhereMinLength = 8;
+/** Shorter values are never masked: one or two characters cannot be told from the text around them. */
+export const maskMinLength = 3;
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 /** Replaces every secret value in `line` with `***`, longest first so overlaps mask fully. */
 export function maskSecrets(line: string, secretValues: string[]): string {
   let out = line;
   for (const v of [...secretValues].sort((a, b) => b.length - a.length)) {
-    if (v.length > 0) out = out.split(v).join('***');
+    if (v.length < maskMinLength) continue;
+    if (v.length >= maskEverywhereMinLength) out = out.split(v).join('***');
+    else
+      out = out.replace(
+        new RegExp(`(?<![\\p{L}\\p{N}_])${escapeRegExp(v)}(?![\\p{L}\\p{N}_])`, 'gu'),
+        '***',
+      );
   }
   return out;
 }

@@ -60,6 +60,8 @@ describe('LocalJwtAuth', () => {
       aud: 'selfdevop-api',
       iat: now,
       exp: now + 12 * 3600,
+      // The session's own id, which logout revokes.
+      jti: expect.stringMatching(/^[0-9a-f-]{36}$/),
     });
   });
 

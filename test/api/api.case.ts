@@ -171,14 +171,15 @@ export function runApiSuite(
         });
       });
 
-      it('refuses a duplicate email with 409, case-insensitively', async () => {
+      it('refuses a duplicate email with 409, case-insensitively, without naming it', async () => {
         const email = uniqueEmail();
         await signup(email);
         const res = await req('POST', '/api/auth/local/signup', {
           body: { email: email.toUpperCase(), password },
         });
         expect(res.status).toBe(409);
-        expect(res.body.error.code).toBe('user_exists');
+        expect(res.body.error.code).toBe('signup_refused');
+        expect(res.text.toLowerCase()).not.toContain(email.toLowerCase());
       });
 
       it.each([

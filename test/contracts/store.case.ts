@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Store } from '../../core/ports.ts';
 import { apiKeyCases } from './store/api-keys.case.ts';
+import { authGuardCases } from './store/auth-guards.case.ts';
 import { store, useStore } from './store/context.ts';
 import { deployJobCases } from './store/deploy-jobs.case.ts';
 import { domainLookupCases } from './store/domain-lookup.case.ts';
@@ -37,6 +38,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     });
 
     identityCases();
+    authGuardCases();
     domainLookupCases();
     orgCases();
     apiKeyCases();

@@ -1,3 +1,4 @@
+import { hostnameHoldingStatuses } from '../../../core/domains/state-machine.ts';
 import { NotFound } from '../../../core/errors.ts';
 import type { Domain } from '../../../core/models.ts';
 import type { DomainLookup, DomainRepo } from '../../../core/ports.ts';
@@ -23,9 +24,17 @@ export const memoryDomainRepo = (t: TenantView): DomainRepo => ({
 export const memoryDomainLookup = (tables: Tables): DomainLookup => ({
   findDomainByHostname: async (hostname) => {
     const lowered = hostname.toLowerCase();
-    const d = [...tables.domains.values()].find(
-      (r) => String(r.hostname).toLowerCase() === lowered,
-    );
+    const holds = (r: Row) =>
+      (hostnameHoldingStatuses as readonly string[]).includes(String(r.status));
+    const claims = [...tables.domains.values()]
+      .filter((r) => String(r.hostname).toLowerCase() === lowered)
+      .sort(
+        (a, b) =>
+          Number(holds(b)) - Number(holds(a)) ||
+          String(a.createdAt).localeCompare(String(b.createdAt)) ||
+          (String(a.id) < String(b.id) ? -1 : 1),
+      );
+    const d = claims[0];
     return d
       ? { id: String(d.id), orgId: String(d.orgId), status: d.status as Domain['status'] }
       : null;

@@ -35,4 +35,14 @@ export const memoryIdentityRepo = (tables: Tables): IdentityRepo => ({
     return key as unknown as ApiKey;
   },
   countUsers: async () => tables.users.size,
+  // No await between the count and the insert: one caller of many is first.
+  createFirstUser: async (user) => {
+    if (tables.users.size > 0) return false;
+    const row = { ...clone(user), email: user.email.toLowerCase() } as Row;
+    const view = new Overlay(tables);
+    checkRow(view, 'users', row);
+    view.put('users', user.id, row);
+    view.commit();
+    return true;
+  },
 });

@@ -2,7 +2,8 @@
  * The memory store's tables and the rules PostgreSQL enforces on them (mirroring
  * migrations/0001): keys, unique and foreign keys, the in-flight release rule.
  */
-import { ReleaseAlreadyInFlight } from '../../../core/errors.ts';
+import { hostnameHoldingStatuses } from '../../../core/domains/state-machine.ts';
+import { HostnameTaken, ReleaseAlreadyInFlight } from '../../../core/errors.ts';
 import { finishedReleaseStatuses } from '../../../core/models.ts';
 
 export type Row = Record<string, unknown>;
@@ -196,11 +197,20 @@ export const rules: Record<TableName, TableRules> = {
     key: byId,
     tenant: true,
     unique: [
+      // One claim per org and name; across orgs only a verified domain holds a name.
+      {
+        what: 'domain',
+        names: 'hostname',
+        fields: ['orgId', 'hostname'],
+        normalize: (v) => String(v).toLowerCase(),
+      },
       {
         what: 'domain',
         names: 'hostname',
         fields: ['hostname'],
         normalize: (v) => String(v).toLowerCase(),
+        where: (row) => (hostnameHoldingStatuses as readonly string[]).includes(String(row.status)),
+        error: (existing) => new HostnameTaken(String(existing.hostname)),
       },
     ],
     foreign: [

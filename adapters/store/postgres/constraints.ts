@@ -1,5 +1,5 @@
 /** Constraint violations stated as the core's errors, and the savepoint that keeps them recoverable. */
-import { AlreadyExists, NotFound } from '../../../core/errors.ts';
+import { AlreadyExists, HostnameTaken, NotFound } from '../../../core/errors.ts';
 import { isPgError, type PgErrorLike, type SqlClient } from '../../db/postgres.ts';
 
 /** Which record a constraint protects, to state the conflict as the user knows it. */
@@ -23,7 +23,7 @@ const uniqueConstraints: Record<string, [what: string, key: string]> = {
   releases_pkey: ['release', 'id'],
   deploy_jobs_pkey: ['deploy_job', 'id'],
   domains_pkey: ['domain', 'id'],
-  domains_hostname_key: ['domain', 'hostname'],
+  domains_org_hostname_key: ['domain', 'hostname'],
   secrets_pkey: ['secret', 'id'],
   secrets_service_env_name_key: ['secret', 'name'],
   webhooks_pkey: ['webhook', 'id'],
@@ -48,10 +48,18 @@ const foreignKeys: Record<string, [what: string, key: string]> = {
   secrets_environment_fkey: ['environment', 'environmentId'],
 };
 
+/** Unique constraints whose clash is a fact of its own, not a duplicate record. */
+const uniqueErrors: Record<string, (record: Record<string, unknown>) => Error> = {
+  // Migration 0007: only a verified domain holds its hostname, across orgs.
+  domains_hostname_held_key: (record) => new HostnameTaken(String(record.hostname ?? '')),
+};
+
 /** The core error for a constraint violation on `record`, or null when it is not one. */
 export function violationOf(e: PgErrorLike, record: Record<string, unknown>): Error | null {
   const constraint = e.constraint ?? '';
   if (e.code === '23505') {
+    const special = uniqueErrors[constraint];
+    if (special) return special(record);
     const u = uniqueConstraints[constraint];
     if (u) return new AlreadyExists(u[0], String(record[u[1]] ?? ''));
   }

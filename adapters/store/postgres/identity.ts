@@ -1,6 +1,6 @@
 import type { ApiKey, User, UserWithPassword } from '../../../core/models.ts';
 import type { IdentityRepo } from '../../../core/ports.ts';
-import type { SqlClient } from '../../db/postgres.ts';
+import type { Database } from '../../db/postgres.ts';
 import { isViolation, violationOf } from './constraints.ts';
 import { membershipsTable } from './orgs.ts';
 import { fromRow, insertSql, selectSql, table, valuesOf } from './sql.ts';
@@ -23,7 +23,10 @@ const apiKeyTable = table<ApiKey>('api_keys', [
 ]);
 
 /** Before an org is known, the rows it needs come through security-definer functions (migration 0001). */
-export const pgIdentityRepo = (db: SqlClient): IdentityRepo => ({
+/** Any key will do, as long as nothing else takes this advisory lock: it serialises first-user signups. */
+const firstUserLock = 0x5d0_0001;
+
+export const pgIdentityRepo = (db: Database): IdentityRepo => ({
   createUser: async (user) => {
     const lowered = { ...user, email: user.email.toLowerCase() };
     try {
@@ -57,5 +60,20 @@ export const pgIdentityRepo = (db: SqlClient): IdentityRepo => ({
   countUsers: async () => {
     const r = await db.query<{ n: string }>('select selfdevop_count_users() as n');
     return Number(r.rows[0]?.n ?? 0);
+  },
+  createFirstUser: async (user) => {
+    const lowered = { ...user, email: user.email.toLowerCase() };
+    try {
+      return await db.transaction(async (tx) => {
+        // Held to COMMIT: the next caller counts only after this one's user is visible.
+        await tx.query('select pg_advisory_xact_lock($1)', [firstUserLock]);
+        const r = await tx.query<{ n: string }>('select selfdevop_count_users() as n');
+        if (Number(r.rows[0]?.n ?? 0) > 0) return false;
+        await tx.query(insertSql(usersTable), valuesOf(usersTable, lowered));
+        return true;
+      });
+    } catch (e) {
+      throw (isViolation(e) ? violationOf(e, lowered) : null) ?? e;
+    }
   },
 });

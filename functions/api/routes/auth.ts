@@ -1,5 +1,5 @@
 import * as s from '../../../core/schemas.ts';
-import { login, signup } from '../../../core/auth/use-cases.ts';
+import { login, logout, signup } from '../../../core/auth/use-cases.ts';
 import { route } from '../route.ts';
 
 export const authRoutes = [
@@ -24,12 +24,24 @@ export const authRoutes = [
     handle: ({ deps, body, ctx }) => login(deps, body, ctx),
   }),
   route({
+    method: 'post',
+    path: '/api/auth/logout',
+    summary: 'End the calling session: its token is refused from then on',
+    tag: 'auth',
+    auth: true,
+    status: 204,
+    handle: ({ deps, principal }) => logout(deps, principal),
+  }),
+  route({
     method: 'get',
     path: '/api/me',
     summary: 'The caller: user or API key, current org and role',
     tag: 'auth',
     auth: true,
     status: 200,
-    handle: async ({ principal }) => principal,
+    handle: async ({ principal }) => {
+      const { sessionId: _id, sessionExpiresAt: _expires, ...me } = principal;
+      return me;
+    },
   }),
 ];

@@ -19,6 +19,23 @@ export function domainLookupCases(): void {
       expect(await store.domainLookup.findDomainByHostname('unknown.example.test')).toBeNull();
     });
 
+    it('answers with the verified holder of a hostname several orgs claim, else the oldest claim', async () => {
+      const hostname = `claimed-${ids.newSecret(4).toLowerCase()}.example.test`;
+      const first = aDomain(a.orgId, a.serviceId, a.environmentId, { hostname, createdAt: at(1) });
+      const second = aDomain(b.orgId, b.serviceId, b.environmentId, { hostname, createdAt: at(2) });
+      await store.withOrg(a.orgId, (r) => r.domains.insert(first));
+      await store.withOrg(b.orgId, (r) => r.domains.insert(second));
+      expect(await store.domainLookup.findDomainByHostname(hostname)).toMatchObject({
+        id: first.id,
+      });
+      await store.withOrg(b.orgId, (r) => r.domains.update(second.id, { status: 'dns_verified' }));
+      expect(await store.domainLookup.findDomainByHostname(hostname)).toEqual({
+        id: second.id,
+        orgId: b.orgId,
+        status: 'dns_verified',
+      });
+    });
+
     it('lists domains whose checks look stopped, across orgs: stalest first, failed ones never', async () => {
       const host = () => `sweep-${ids.newSecret(4).toLowerCase()}.example.test`;
       const inB = (o: Partial<Domain>) =>

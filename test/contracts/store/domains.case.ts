@@ -43,23 +43,35 @@ export function domainCases(): void {
       expect(await inA((r) => r.domains.get(d.id))).toBeNull();
     });
 
-    it('keeps a hostname unique across all orgs, whatever its case', async () => {
+    it('lets several orgs claim a hostname pending; the first to verify holds it, whatever its case', async () => {
       const host = `www-${ids
         .newSecret(4)
         .toLowerCase()
         .replace(/[^a-z0-9]/g, 'x')}.example.test`;
-      await store.withOrg(b.orgId, (r) =>
-        r.domains.insert(aDomain(b.orgId, b.serviceId, b.environmentId, { hostname: host })),
-      );
-      const e = await rejectsWith(
+      const theirs = aDomain(b.orgId, b.serviceId, b.environmentId, { hostname: host });
+      const ours = aDomain(a.orgId, a.serviceId, a.environmentId, {
+        hostname: host.toUpperCase(),
+      });
+      await store.withOrg(b.orgId, (r) => r.domains.insert(theirs));
+      await inA((r) => r.domains.insert(ours));
+      // One claim per org and name.
+      const dup = await rejectsWith(
         inA((r) =>
-          r.domains.insert(
-            aDomain(a.orgId, a.serviceId, a.environmentId, { hostname: host.toUpperCase() }),
-          ),
+          r.domains.insert(aDomain(a.orgId, a.serviceId, a.environmentId, { hostname: host })),
         ),
         'domain_exists',
       );
-      expect(e.message).toBe(`domain ${host.toUpperCase()} already exists`);
+      expect(dup.message).toBe(`domain ${host} already exists`);
+      await store.withOrg(b.orgId, (r) => r.domains.update(theirs.id, { status: 'dns_verified' }));
+      const taken = await rejectsWith(
+        inA((r) => r.domains.update(ours.id, { status: 'dns_verified' })),
+        'hostname_taken',
+      );
+      expect(taken.message).not.toContain(b.orgId);
+      expect(await inA((r) => r.domains.get(ours.id))).toMatchObject({ status: 'pending_dns' });
+      // Once the holder lets go, the name is free to verify.
+      await store.withOrg(b.orgId, (r) => r.domains.delete(theirs.id));
+      await inA((r) => r.domains.update(ours.id, { status: 'dns_verified' }));
       const mine = aDomain(a.orgId, a.serviceId, a.environmentId);
       await inA((r) => r.domains.insert(mine));
       await rejectsWith(

@@ -39,6 +39,18 @@ export function identityCases(): void {
       expect(await store.identity.countUsers()).toBe(before + 2);
     });
 
+    it('creates a first user only while there is none, one winner among concurrent callers', async () => {
+      const contenders = Array.from({ length: 8 }, () => aUser());
+      const won = await Promise.all(contenders.map((u) => store.identity.createFirstUser(u)));
+      const before = await store.identity.countUsers();
+      // Other cases may have made users already: then nobody wins; else exactly one.
+      expect(won.filter(Boolean).length).toBeLessThanOrEqual(1);
+      expect(await store.identity.createFirstUser(aUser())).toBe(false);
+      expect(await store.identity.countUsers()).toBe(before);
+      for (const [i, u] of contenders.entries())
+        expect((await store.identity.findUserById(u.id)) !== null).toBe(won[i]);
+    });
+
     it('lists the memberships of a user across orgs, while an org sees only its own', async () => {
       const u = aUser();
       await store.identity.createUser(u);

@@ -60,7 +60,7 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     expect(apex.records[1]).toEqual({ type: 'A', name: 'example.com', value: edgeIp });
   });
 
-  it('refuses a hostname another org already registered, in any case, with 409', async () => {
+  it('refuses, with 409, a hostname another org has verified, but not one it merely claimed', async () => {
     await h.store.withOrg('org_000002', async (r) => {
       await r.orgs.insert(anOrg({ id: 'org_000002', name: 'other' }));
       await r.projects.insert(aProject({ id: 'prj_000002', orgId: 'org_000002' }));
@@ -72,11 +72,17 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
       );
     });
     const other = { ...deployer, orgId: 'org_000002' };
+    // d is only pending: the name is not held, so another org may claim it too.
+    const rival = await createDomain(h.deps, other, {
+      serviceId: 'svc_000002',
+      hostname: 'shop.example.com',
+    });
+    expect(rival.status).toBe('pending_dns');
+    await h.repos((r) => r.domains.update(d.id, { status: 'dns_verified' }));
+    await h.store.withOrg('org_000002', (r) => r.domains.delete(rival.id));
     await expect(
       createDomain(h.deps, other, { serviceId: 'svc_000002', hostname: 'shop.example.com' }),
-    ).rejects.toMatchObject({
-      kind: 'conflict',
-    });
+    ).rejects.toMatchObject({ kind: 'conflict', code: 'hostname_taken' });
   });
 
   it('refuses bad input with 400 naming the field, and viewers with 403', async () => {

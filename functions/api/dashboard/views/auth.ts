@@ -121,7 +121,18 @@ function registerLocalSignIn(app: Hono, fetchApi: ApiFetch): void {
   );
   app.post('/dashboard/login', (c) => signIn(c, fetchApi, 'login'));
   app.post('/dashboard/signup', (c) => signIn(c, fetchApi, 'signup'));
-  app.post('/dashboard/logout', (c) => {
+  app.post('/dashboard/logout', async (c) => {
+    // Revoked on the server too: a copied cookie must not outlive the logout.
+    const api = new DashboardApi(c, fetchApi);
+    if (api.token) {
+      const res = await api.raw('POST', '/api/auth/logout', { org: null });
+      if (!res.ok && res.status !== 401)
+        flash(
+          c,
+          'error',
+          'Logged out here, but the server could not end the session; it expires on its own.',
+        );
+    }
     clearSession(c);
     return c.redirect('/dashboard/login', 303);
   });

@@ -64,7 +64,7 @@ describe('a revoked API key', () => {
     expect(after).toEqual(Array(20).fill(401));
   });
 
-  it('is refused by another process within about a second', async () => {
+  it('is refused by another process once its key cache turns over', async () => {
     const { id, key } = await newKey();
     // B caches the key as valid.
     expect((await b.request('GET', '/api/me', { token: key })).status).toBe(200);
@@ -73,16 +73,10 @@ describe('a revoked API key', () => {
       token: session,
     });
     expect(revoked.status).toBe(204);
-    const start = Date.now();
-    let acceptedFor = 0;
-    while (Date.now() - start < 8_000) {
-      const res = await b.request('GET', '/api/me', { token: key });
-      if (res.status === 401) break;
-      acceptedFor = Date.now() - start;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    console.log(`revoked key still accepted by the other process for ${acceptedFor} ms`);
+    // B's cache entry is older than the revoke; once 1.5 s have passed it is older than the
+    // 1 s key cache of every process, so B must ask the database again. The old 5 s cache
+    // still answered from memory here.
+    await new Promise((r) => setTimeout(r, 1_500));
     expect((await b.request('GET', '/api/me', { token: key })).status).toBe(401);
-    expect(acceptedFor).toBeLessThan(1_500);
   }, 20_000);
 });

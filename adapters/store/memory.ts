@@ -11,7 +11,13 @@
  * One file per aggregate under memory/ holds its repository; memory/tables.ts the rules.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { DomainLookup, IdentityRepo, OrgRepos, Store } from '../../core/ports.ts';
+import type {
+  DomainLookup,
+  IdentityRepo,
+  OrgRepos,
+  ReleaseLookup,
+  Store,
+} from '../../core/ports.ts';
 import { memoryApiKeyRepo } from './memory/api-keys.ts';
 import { memoryAuditRepo } from './memory/audit.ts';
 import { memoryDeployJobRepo } from './memory/deploy-jobs.ts';
@@ -23,6 +29,7 @@ import { memoryMembershipRepo, memoryOrgRepo } from './memory/orgs.ts';
 import { Overlay } from './memory/overlay.ts';
 import { memoryProjectRepo } from './memory/projects.ts';
 import {
+  memoryReleaseLookup,
   memoryReleaseLogRepo,
   memoryReleaseRepo,
   memoryReleaseStepRepo,
@@ -59,6 +66,7 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
 export class MemoryStore implements Store {
   readonly identity: IdentityRepo;
   readonly domainLookup: DomainLookup;
+  readonly releaseLookup: ReleaseLookup;
   private readonly tables: Tables = emptyTables();
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private tail: Promise<void> = Promise.resolve();
@@ -67,6 +75,7 @@ export class MemoryStore implements Store {
   constructor() {
     this.identity = memoryIdentityRepo(this.tables);
     this.domainLookup = memoryDomainLookup(this.tables);
+    this.releaseLookup = memoryReleaseLookup(this.tables);
   }
 
   async withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {

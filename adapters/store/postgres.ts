@@ -4,7 +4,13 @@
  * aggregate under postgres/ holds its table and repository; SQL is built by the pure
  * functions in postgres/sql.ts.
  */
-import type { DomainLookup, IdentityRepo, OrgRepos, Store } from '../../core/ports.ts';
+import type {
+  DomainLookup,
+  IdentityRepo,
+  OrgRepos,
+  ReleaseLookup,
+  Store,
+} from '../../core/ports.ts';
 import { fromDatabaseUrl, type Database, type PoolOptions } from '../db/postgres.ts';
 import { pgApiKeyRepo } from './postgres/api-keys.ts';
 import { pgAuditRepo } from './postgres/audit.ts';
@@ -15,7 +21,12 @@ import { pgIdentityRepo } from './postgres/identity.ts';
 import { pgNodeRepo } from './postgres/nodes.ts';
 import { pgMembershipRepo, pgOrgRepo } from './postgres/orgs.ts';
 import { pgProjectRepo } from './postgres/projects.ts';
-import { pgReleaseLogRepo, pgReleaseRepo, pgReleaseStepRepo } from './postgres/releases.ts';
+import {
+  pgReleaseLogRepo,
+  pgReleaseLookup,
+  pgReleaseRepo,
+  pgReleaseStepRepo,
+} from './postgres/releases.ts';
 import { pgSecretRepo } from './postgres/secrets.ts';
 import { pgServiceRepo } from './postgres/services.ts';
 import { TenantSql } from './postgres/tenant.ts';
@@ -50,6 +61,7 @@ export function pgOrgRepos(t: TenantSql): OrgRepos {
 export class PostgresStore implements Store {
   readonly identity: IdentityRepo;
   readonly domainLookup: DomainLookup;
+  readonly releaseLookup: ReleaseLookup;
   private readonly db: Database;
   private readonly ownsDb: boolean;
 
@@ -58,6 +70,7 @@ export class PostgresStore implements Store {
     this.ownsDb = options.ownsDb ?? false;
     this.identity = pgIdentityRepo(db);
     this.domainLookup = pgDomainLookup(db);
+    this.releaseLookup = pgReleaseLookup(db);
   }
 
   static fromUrl(url: string, options: PoolOptions = {}): PostgresStore {

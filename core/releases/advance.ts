@@ -163,8 +163,10 @@ const deferSeconds = 1;
  * slot, so one tenant's slow releases never take every slot.
  */
 export function handleReleaseStep(deps: ReleaseDeps): MessageHandler<ReleaseStepMessage> {
-  const slots = new OrgSlots(deps.config.maxStepsPerOrg ?? defaultReleaseConfig.maxStepsPerOrg);
+  // Made on the first message: building the handler table touches no port or config.
+  let slots: OrgSlots | null = null;
   return async (m) => {
+    slots ??= new OrgSlots(deps.config.maxStepsPerOrg ?? defaultReleaseConfig.maxStepsPerOrg);
     const free = slots.take(m.payload.orgId);
     if (!free) {
       await deferStep(deps, m.payload);

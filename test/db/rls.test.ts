@@ -245,7 +245,7 @@ describe('row-level security', () => {
       'selfdevop_domain_by_hostname',
       // Custom domains' sweep (migrations/0002_domain_sweep.sql).
       'selfdevop_domains_to_check',
-      // The sweep of releases whose first step was lost (migrations/0007_release_sweep.sql).
+      // The sweep of releases whose first step was lost (migrations/0009_release_sweep.sql).
       'selfdevop_jobless_releases',
       'selfdevop_memberships_of',
     ]);

@@ -71,11 +71,11 @@ describe.skipIf(!ready)('a release whose first step never reached the queue', ()
     expect((await stack.release(t, stuck)).status).toBe('queued');
 
     await sweep();
-    const done = await stack.until(t, stuck, ['completed', 'failed'], 30_000);
+    const done = await stack.until(t, stuck, ['completed', 'failed'], 60_000);
     expect(done.status, done.error ?? '').toBe('completed');
     const next = await stack.deploy(t, serviceId, 'selfdevop-test/app:v2');
-    expect((await stack.until(t, next, ['completed', 'failed'], 30_000)).status).toBe('completed');
-  }, 90_000);
+    expect((await stack.until(t, next, ['completed', 'failed'], 60_000)).status).toBe('completed');
+  }, 150_000);
 
   it('cancels a job-less release: failed, "cancelled by" the user, audited, next deploy accepted', async () => {
     const stuck = await crashBeforeSend('selfdevop-test/app:v1');
@@ -104,10 +104,10 @@ describe.skipIf(!ready)('a release whose first step never reached the queue', ()
     expect(again.status, again.text).toBe(409);
     expect(again.body.error.code).toBe('release_not_cancellable');
     const next = await stack.deploy(t, serviceId, 'selfdevop-test/app:v1');
-    expect((await stack.until(t, next, ['completed', 'failed'], 30_000)).status).toBe('completed');
+    expect((await stack.until(t, next, ['completed', 'failed'], 60_000)).status).toBe('completed');
     const finished = await stack.req('POST', `/api/releases/${next}/cancel`, { token: t.token });
     expect(finished.status, finished.text).toBe(409);
-  }, 90_000);
+  }, 150_000);
 
   it('cancels a release waiting on its health check: the candidate is removed, the old one serves', async () => {
     // Slow to fail: an unhealthy candidate would be probed for a minute.
@@ -115,7 +115,7 @@ describe.skipIf(!ready)('a release whose first step never reached the queue', ()
       health: { intervalMs: 200, successes: 2, deadlineMs: 60_000, timeoutMs: 1_000 },
     });
     const serving = await stack.deploy(t, slow, 'selfdevop-test/app:v1');
-    expect((await stack.until(t, serving, ['completed', 'failed'], 30_000)).status).toBe(
+    expect((await stack.until(t, serving, ['completed', 'failed'], 60_000)).status).toBe(
       'completed',
     );
     const id = await stack.deploy(t, slow, 'selfdevop-test/app:unhealthy');
@@ -135,5 +135,5 @@ describe.skipIf(!ready)('a release whose first step never reached the queue', ()
     const old = await runtime.list(dockerTarget, { 'selfdevop.release': serving });
     expect(old.map((c) => c.state)).toEqual(['running']);
     expect((await stack.release(t, id)).error).toBe(`cancelled by user ${t.userId}`);
-  }, 90_000);
+  }, 150_000);
 });

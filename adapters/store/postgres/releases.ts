@@ -189,7 +189,7 @@ const joblessTable = table<
   Pick<Release, 'id' | 'orgId' | 'serviceId' | 'environmentId' | 'createdAt'>
 >('releases', ['id', 'orgId', 'serviceId', 'environmentId', 'createdAt']);
 
-/** No org is known to the sweep, so it reads through a security-definer function (migration 0007). */
+/** No org is known to the sweep, so it reads through a security-definer function (migration 0009). */
 export const pgReleaseLookup = (db: SqlClient): ReleaseLookup => ({
   joblessReleases: async (before, limit) => {
     const r = await db.query(

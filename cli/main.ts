@@ -8,7 +8,7 @@ import type { Command, CommandContext } from './command.ts';
 import { deploy } from './commands/deploy.ts';
 import { domains } from './commands/domains.ts';
 import { login } from './commands/login.ts';
-import { logs, releases, rollback } from './commands/releases.ts';
+import { cancel, logs, releases, rollback } from './commands/releases.ts';
 import { nodes } from './commands/nodes.ts';
 import { secrets } from './commands/secrets.ts';
 import { services } from './commands/services.ts';
@@ -20,6 +20,7 @@ export const commands: Command[] = [
   deploy,
   releases,
   rollback,
+  cancel,
   logs,
   domains,
   secrets,

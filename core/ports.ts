@@ -418,6 +418,18 @@ export interface DomainLookup {
   ): Promise<Pick<Domain, 'id' | 'orgId' | 'status' | 'checkedAt'>[]>;
 }
 
+/** Releases looked up across orgs, for the sweep that finds releases whose first message was lost. */
+export interface ReleaseLookup {
+  /**
+   * Releases still `queued` since before `before` with no step recorded, oldest first, at
+   * most `limit` (≤ 1000).
+   */
+  joblessReleases(
+    before: string,
+    limit: number,
+  ): Promise<Pick<Release, 'id' | 'orgId' | 'serviceId' | 'environmentId' | 'createdAt'>[]>;
+}
+
 export interface ListFilter {
   projectId?: string;
   serviceId?: string;
@@ -574,6 +586,7 @@ export interface Store {
   identity: IdentityRepo;
   domainLookup: DomainLookup;
   authGuards: AuthGuardRepo;
+  releaseLookup: ReleaseLookup;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

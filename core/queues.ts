@@ -10,6 +10,7 @@ import { domainSweepCron, domainSweepSchedule, sweepDomains } from './domains/sw
 import { rebuildEdgeRoutes } from './edge/live-routes.ts';
 import type { Logger, MessageHandler, RouteCatalog } from './ports.ts';
 import { releaseRetireQueue, releaseStepsQueue, type ReleaseDeps } from './releases/deps.ts';
+import { releaseSweepCron, releaseSweepSchedule, sweepJoblessReleases } from './releases/sweep.ts';
 import {
   handleReleaseRetire,
   handleReleaseRollback,
@@ -88,6 +89,14 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
       run: async () => {
         const sent = await sweepDomains(system.domains);
         if (sent > 0) system.logger.warn({ domains: sent }, 'domain checks had stopped; re-armed');
+      },
+    },
+    {
+      // Releases whose first step never reached the queue would block their service for good.
+      name: releaseSweepSchedule,
+      cron: releaseSweepCron,
+      run: async () => {
+        await sweepJoblessReleases(system.release);
       },
     },
   ];

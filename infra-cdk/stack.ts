@@ -405,6 +405,15 @@ export class SelfdevopStack extends Stack {
         new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(1) }),
       ],
     });
+    new events.Rule(this, 'ReleaseSweepRule', {
+      ruleName: `${prefix}release-sweep`,
+      description:
+        're-sends the first step of releases whose first message was lost, every minute, through the scheduled-jobs queue',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [
+        new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(1) }),
+      ],
+    });
     new Trigger(this, 'MigrateOnDeploy', {
       handler: migrate,
       executeAfter: [db],

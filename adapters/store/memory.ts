@@ -16,6 +16,7 @@ import type {
   DomainLookup,
   IdentityRepo,
   OrgRepos,
+  ReleaseLookup,
   Store,
 } from '../../core/ports.ts';
 import { memoryApiKeyRepo } from './memory/api-keys.ts';
@@ -30,6 +31,7 @@ import { memoryMembershipRepo, memoryOrgRepo } from './memory/orgs.ts';
 import { Overlay } from './memory/overlay.ts';
 import { memoryProjectRepo } from './memory/projects.ts';
 import {
+  memoryReleaseLookup,
   memoryReleaseLogRepo,
   memoryReleaseRepo,
   memoryReleaseStepRepo,
@@ -67,6 +69,7 @@ export class MemoryStore implements Store {
   readonly identity: IdentityRepo;
   readonly domainLookup: DomainLookup;
   readonly authGuards: AuthGuardRepo = memoryAuthGuardRepo();
+  readonly releaseLookup: ReleaseLookup;
   private readonly tables: Tables = emptyTables();
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private tail: Promise<void> = Promise.resolve();
@@ -75,6 +78,7 @@ export class MemoryStore implements Store {
   constructor() {
     this.identity = memoryIdentityRepo(this.tables);
     this.domainLookup = memoryDomainLookup(this.tables);
+    this.releaseLookup = memoryReleaseLookup(this.tables);
   }
 
   async withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {

@@ -9,6 +9,7 @@ import type {
   DomainLookup,
   IdentityRepo,
   OrgRepos,
+  ReleaseLookup,
   Store,
 } from '../../core/ports.ts';
 import { fromDatabaseUrl, type Database, type PoolOptions } from '../db/postgres.ts';
@@ -22,7 +23,12 @@ import { pgIdentityRepo } from './postgres/identity.ts';
 import { pgNodeRepo } from './postgres/nodes.ts';
 import { pgMembershipRepo, pgOrgRepo } from './postgres/orgs.ts';
 import { pgProjectRepo } from './postgres/projects.ts';
-import { pgReleaseLogRepo, pgReleaseRepo, pgReleaseStepRepo } from './postgres/releases.ts';
+import {
+  pgReleaseLogRepo,
+  pgReleaseLookup,
+  pgReleaseRepo,
+  pgReleaseStepRepo,
+} from './postgres/releases.ts';
 import { pgSecretRepo } from './postgres/secrets.ts';
 import { pgServiceRepo } from './postgres/services.ts';
 import { TenantSql } from './postgres/tenant.ts';
@@ -58,6 +64,7 @@ export class PostgresStore implements Store {
   readonly identity: IdentityRepo;
   readonly domainLookup: DomainLookup;
   readonly authGuards: AuthGuardRepo;
+  readonly releaseLookup: ReleaseLookup;
   private readonly db: Database;
   private readonly ownsDb: boolean;
 
@@ -67,6 +74,7 @@ export class PostgresStore implements Store {
     this.identity = pgIdentityRepo(db);
     this.domainLookup = pgDomainLookup(db);
     this.authGuards = pgAuthGuardRepo(db);
+    this.releaseLookup = pgReleaseLookup(db);
   }
 
   static fromUrl(url: string, options: PoolOptions = {}): PostgresStore {

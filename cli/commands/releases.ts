@@ -94,6 +94,37 @@ Example:
   },
 };
 
+export const cancel: Command = {
+  name: 'cancel',
+  summary: 'Cancel a release that is not yet switching traffic',
+  help: `Usage: selfdevop cancel [RELEASE_ID] [--service NAME|ID] [--project NAME]
+
+Cancels RELEASE_ID, or the service's release in flight when no id is given: it fails as
+"cancelled by" you, its candidate container is removed, and the service can be deployed
+again at once. A release already switching traffic or finished cannot be cancelled.
+
+Example:
+  selfdevop cancel --service web`,
+  async run(ctx) {
+    const { values, positionals } = parse(ctx.args, serviceOptions);
+    const api = await client(ctx.env);
+    let id = positionals[0];
+    if (id && !isId(id, 'rel')) throw new CliError(`${id} is not a release id (rel_…)`, 2);
+    if (!id) {
+      const service = await resolveService(api, values.service, values.project);
+      const finished = ['completed', 'failed', 'rolled_back'];
+      const inFlight = (await releasesOf(api, service.id))
+        .filter((r) => !finished.includes(r.status))
+        .at(-1);
+      if (!inFlight) throw new CliError(`${service.name} has no release in flight to cancel`);
+      id = inFlight.id;
+    }
+    const done = await api.call<Release>('POST', `/api/releases/${id}/cancel`);
+    ctx.o.out(`cancelled ${done.id} (${done.image}): ${done.error}`);
+    return 0;
+  },
+};
+
 export const logs: Command = {
   name: 'logs',
   summary: 'Show (or follow) a release log',

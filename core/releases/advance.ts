@@ -2,9 +2,18 @@ import { isCoreError } from '../errors.ts';
 import { releaseStatuses, type Release, type ReleaseStatus } from '../models.ts';
 import type { MessageHandler } from '../ports.ts';
 import { appendLog, endStep, failUnstarted, loadContext, type StepContext } from './context.ts';
-import { sendRetire, sendStep, type ReleaseDeps, type ReleaseStepMessage } from './deps.ts';
+import {
+  defaultReleaseConfig,
+  releaseGroup,
+  releaseStepsQueue,
+  sendRetire,
+  sendStep,
+  type ReleaseDeps,
+  type ReleaseStepMessage,
+} from './deps.ts';
 import { isStepFailed } from './errors.ts';
-import { failRelease } from './fail.ts';
+import { failRelease, undoCancelled } from './fail.ts';
+import { OrgSlots } from './slots.ts';
 import { isInFlight } from './state-machine.ts';
 import {
   build,
@@ -52,6 +61,7 @@ export async function advanceRelease(
   attempt = 1,
 ): Promise<AdvanceResult> {
   const { orgId, releaseId } = message;
+  if (message.cleanup) return cleanUpCancelled(deps, message, attempt);
   const loaded = await deps.store.withOrg(orgId, async (repos) => {
     const release = await repos.releases.get(releaseId);
     if (!release) return null;
@@ -89,7 +99,30 @@ export async function advanceRelease(
       await resendRetire(deps, release);
     return { ran: false, status: release.status };
   }
+  context.hop = message.hop ?? 0;
+  context.seen = message.seen;
   await runStep(context, stepAt[release.status]!);
+  return { ran: true, status: context.release.status };
+}
+
+/** The clean-up a cancel queued, in the release's group: after any step still running for it. */
+async function cleanUpCancelled(
+  deps: ReleaseDeps,
+  message: ReleaseStepMessage,
+  attempt: number,
+): Promise<AdvanceResult> {
+  const context = await deps.store.withOrg(message.orgId, async (repos) => {
+    const release = await repos.releases.get(message.releaseId);
+    if (release?.status !== 'failed') return null;
+    try {
+      return await loadContext(deps, repos, release, attempt);
+    } catch (e) {
+      if (!isCoreError(e) || e.kind !== 'not_found') throw e;
+      return null;
+    }
+  });
+  if (!context) return { ran: false, status: null };
+  await undoCancelled(context);
   return { ran: true, status: context.release.status };
 }
 
@@ -120,9 +153,48 @@ async function resendRetire(deps: ReleaseDeps, release: Release): Promise<void> 
     await sendRetire(deps, found.previous, release.id, retireDelaySeconds(found.service));
 }
 
-/** The `release-steps` queue handler for a worker: `queue.consume(releaseStepsQueue, handleReleaseStep(deps))`. */
+/** How long a step waits before it tries again when its org holds its share of slots. */
+const deferSeconds = 1;
+
+/**
+ * The `release-steps` queue handler for a worker: `queue.consume(releaseStepsQueue,
+ * handleReleaseStep(deps))`. An org already running `maxStepsPerOrg` steps in this worker
+ * gets its message re-queued (a moment later, behind other orgs' messages) instead of a
+ * slot, so one tenant's slow releases never take every slot.
+ */
 export function handleReleaseStep(deps: ReleaseDeps): MessageHandler<ReleaseStepMessage> {
+  // Made on the first message: building the handler table touches no port or config.
+  let slots: OrgSlots | null = null;
   return async (m) => {
-    await advanceRelease(deps, m.payload, m.attempt);
+    slots ??= new OrgSlots(deps.config.maxStepsPerOrg ?? defaultReleaseConfig.maxStepsPerOrg);
+    const free = slots.take(m.payload.orgId);
+    if (!free) {
+      await deferStep(deps, m.payload);
+      return;
+    }
+    try {
+      await advanceRelease(deps, m.payload, m.attempt);
+    } finally {
+      free();
+    }
   };
+}
+
+async function deferStep(deps: ReleaseDeps, message: ReleaseStepMessage): Promise<void> {
+  const release = await deps.store.withOrg(message.orgId, (repos) =>
+    repos.releases.get(message.releaseId),
+  );
+  if (!release) return;
+  const hop = (message.hop ?? 0) + 1;
+  const what = message.cleanup ? 'cleanup' : (message.status ?? release.status);
+  await deps.queue.send(
+    releaseStepsQueue,
+    { ...message, hop },
+    {
+      group: releaseGroup(release),
+      idempotencyKey: `${release.id}:${what}:hop:${hop}`,
+      delaySeconds: deferSeconds,
+      maxAttempts: deps.config.maxStepAttempts + 2,
+    },
+  );
 }

@@ -32,6 +32,10 @@ export interface StepContext {
   secretValues: string[];
   /** The step row being run, so a failure can close it. */
   currentStep: ReleaseStep | null;
+  /** How many times the step re-queued itself before this message (0 for its first). */
+  hop: number;
+  /** The last probe answer an earlier slice of the health check logged. */
+  seen: string | undefined;
 }
 
 /** Loads what a release's steps need; NotFound when its service, environment or node is gone. */
@@ -65,6 +69,8 @@ export async function loadContext(
     attempt,
     secretValues: [],
     currentStep: null,
+    hop: 0,
+    seen: undefined,
   };
 }
 

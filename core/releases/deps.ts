@@ -28,6 +28,16 @@ export interface ReleaseStepMessage {
   orgId: string;
   releaseId: string;
   status?: ReleaseStatus;
+  /**
+   * How many times this step re-queued itself (a health check between slices, a step
+   * deferred while its org held its share of slots): each hop is a new message, so its
+   * idempotency key differs from the step's first one.
+   */
+  hop?: number;
+  /** The last probe answer a health check logged, so a wait over many slices logs changes only. */
+  seen?: string;
+  /** Sent by a cancel: undo what the release's steps left (candidate, route, replaced release). */
+  cleanup?: true;
 }
 
 /** Payload on `release-retire`: stop the container of `releaseId` unless it serves again. */
@@ -43,12 +53,24 @@ export interface ReleaseConfig {
   migrationTimeoutMs: number;
   /** Deliveries of a step before an unreachable Docker or Caddy fails the release. */
   maxStepAttempts: number;
+  /**
+   * How long one delivery of the health step probes before it re-queues itself (default
+   * 5 s): a candidate that takes minutes to become healthy holds no worker slot meanwhile.
+   */
+  healthSliceMs?: number;
+  /** Release steps one org may run at once in one worker process (default 2); more wait their turn. */
+  maxStepsPerOrg?: number;
+  /** A release still `queued` with no step after this long lost its first message (default 60). */
+  joblessAfterSeconds?: number;
 }
 
-export const defaultReleaseConfig: Omit<ReleaseConfig, 'edgeDomain'> = {
+export const defaultReleaseConfig = {
   migrationTimeoutMs: 15 * 60_000,
   maxStepAttempts: 5,
-};
+  healthSliceMs: 5_000,
+  maxStepsPerOrg: 2,
+  joblessAfterSeconds: 60,
+} satisfies Omit<ReleaseConfig, 'edgeDomain'>;
 
 /** The ports the release engine needs, injected by a composition root (API or worker). */
 export interface ReleaseDeps {
@@ -85,21 +107,49 @@ export function releaseGroup(release: Pick<Release, 'serviceId' | 'environmentId
   return `${release.serviceId}:${release.environmentId}`;
 }
 
-/** Sends the message that runs the step of `release` in `status`; a resend of it is dropped. */
+/**
+ * Sends the message that runs the step of `release` in `status`; a resend of it is dropped.
+ * `again` re-queues the step after a delay (hop n of it), for a step that gives its slot up.
+ */
 export async function sendStep(
   deps: Pick<ReleaseDeps, 'queue' | 'config'>,
-  release: Release,
+  release: Pick<Release, 'orgId' | 'id' | 'serviceId' | 'environmentId'>,
   status: ReleaseStatus,
+  again?: { hop: number; delaySeconds: number; seen?: string },
 ): Promise<void> {
   const message: ReleaseStepMessage = { orgId: release.orgId, releaseId: release.id, status };
+  if (again) {
+    message.hop = again.hop;
+    if (again.seen !== undefined) message.seen = again.seen;
+  }
   const options: SendOptions = {
     group: releaseGroup(release),
-    idempotencyKey: `${release.id}:${status}`,
+    idempotencyKey: again ? `${release.id}:${status}:hop:${again.hop}` : `${release.id}:${status}`,
+    ...(again && again.delaySeconds > 0 ? { delaySeconds: again.delaySeconds } : {}),
     // Above maxStepAttempts: the engine fails the release itself at that attempt, and the
     // spare deliveries cover store errors, which are retried rather than failing the release.
     maxAttempts: deps.config.maxStepAttempts + 2,
   };
   await deps.queue.send(releaseStepsQueue, message, options);
+}
+
+/** Asks a worker to undo what a cancelled release's steps left, after any step still running for it. */
+export async function sendCleanup(
+  deps: Pick<ReleaseDeps, 'queue' | 'config'>,
+  release: Release,
+): Promise<void> {
+  const message: ReleaseStepMessage = {
+    orgId: release.orgId,
+    releaseId: release.id,
+    status: release.status,
+    cleanup: true,
+  };
+  // In the release's group: it runs once the step in progress (if any) has finished.
+  await deps.queue.send(releaseStepsQueue, message, {
+    group: releaseGroup(release),
+    idempotencyKey: `${release.id}:cleanup`,
+    maxAttempts: deps.config.maxStepAttempts + 2,
+  });
 }
 
 /** Schedules the retirement of `release`'s container after `delaySeconds`. */

@@ -10,6 +10,7 @@
  * await queue.consume(releaseRetireQueue, handleReleaseRetire(deps));
  */
 export { advanceRelease, handleReleaseStep, type AdvanceResult } from './advance.ts';
+export { cancelRelease, cancellableStatuses, isCancellable } from './cancel.ts';
 export { createRelease, createReleaseInput, type CreateReleaseInput } from './create.ts';
 export {
   defaultReleaseConfig,
@@ -20,7 +21,13 @@ export {
   type ReleaseRetireMessage,
   type ReleaseStepMessage,
 } from './deps.ts';
-export { NoNodeAvailable, NothingToRollBackTo, ReleaseNotRollbackable } from './errors.ts';
+export {
+  NoNodeAvailable,
+  NothingToRollBackTo,
+  ReleaseNotCancellable,
+  ReleaseNotRollbackable,
+} from './errors.ts';
+export { releaseSweepSchedule, sweepJoblessReleases } from './sweep.ts';
 export { getRelease, listReleaseLogs, listReleases, type ReleaseView } from './queries.ts';
 export { handleReleaseRetire, retireRelease, type RetireResult } from './retire.ts';
 export {

@@ -1,3 +1,4 @@
+import type { Release } from '../models.ts';
 import { CoreError } from '../errors.ts';
 
 /** No node of the org can take a release: none registered, or all in drain mode. */
@@ -19,6 +20,18 @@ export class ReleaseNotRollbackable extends CoreError {
       'release_not_rollbackable',
       `release ${releaseId} cannot be rolled back: ${why}`,
       { releaseId },
+    );
+  }
+}
+
+/** Cancel was asked of a release that is already switching traffic or finished. */
+export class ReleaseNotCancellable extends CoreError {
+  constructor(release: Pick<Release, 'id' | 'status'>) {
+    super(
+      'conflict',
+      'release_not_cancellable',
+      `release ${release.id} cannot be cancelled: it is ${release.status}; only a release not yet switching traffic can be`,
+      { releaseId: release.id, status: release.status },
     );
   }
 }

@@ -22,7 +22,7 @@ export async function failRelease(c: StepContext, reason: string): Promise<void>
   const step = c.currentStep;
   if (step) await endStep(c, step, reason);
   await appendLog(c, `release failed${step ? ` in step ${step.name}` : ''}: ${reason}`);
-  await returnTraffic(c);
+  await returnTraffic(c, c.release.status);
   await removeCandidate(c);
   if (c.service.strategy === 'replace') await restorePrevious(c);
   await move(
@@ -40,16 +40,24 @@ export async function failRelease(c: StepContext, reason: string): Promise<void>
 }
 
 /**
- * The route is never changed before the switch; but a worker that died between switching
- * and recording it leaves traffic on the candidate, so look, and put it back.
+ * Undoes what the steps of a cancelled release left (it is already `failed`): as the
+ * automatic rollback does, but the status is final, so the route is always looked at.
  */
-async function returnTraffic(c: StepContext): Promise<void> {
+export async function undoCancelled(c: StepContext): Promise<void> {
+  await returnTraffic(c, 'health_validating');
+  await removeCandidate(c);
+  if (c.service.strategy === 'replace') await restorePrevious(c);
+  await appendLog(c, 'cancelled: what its steps had started is undone');
+}
+
+/**
+ * The route is never changed before the switch; but a worker that died between switching
+ * and recording it (or a cancel during the switch) leaves traffic on the candidate, so
+ * look, and put it back. `reached` is the furthest status the release got to.
+ */
+async function returnTraffic(c: StepContext, reached: string): Promise<void> {
   const upstream = c.release.upstream;
-  if (
-    !upstream ||
-    (c.release.status !== 'health_validating' && c.release.status !== 'traffic_shifted')
-  )
-    return;
+  if (!upstream || (reached !== 'health_validating' && reached !== 'traffic_shifted')) return;
   try {
     const route = await c.deps.edge.get(routeId(c.service.id, c.environment.id));
     if (!route || !route.upstreams.includes(upstream)) return;

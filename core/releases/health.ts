@@ -9,6 +9,8 @@ export interface HealthAttempt extends HealthProbeResult {
 
 export interface HealthOutcome {
   healthy: boolean;
+  /** Set when the slice ended before the deadline with no verdict: probe again later. */
+  pending?: true;
   attempts: number;
   /** What the last failed probe saw: `500` or the error text; null when none failed. */
   lastError: string | null;
@@ -23,6 +25,10 @@ export function describeProbe(r: HealthProbeResult): string {
  * Probes `url` until `policy.successes` consecutive probes pass or `policy.deadlineMs`
  * has passed (Kamal's healthcheck poller): no fixed sleep, the candidate gets traffic as
  * soon as it has proven itself. Each probe's timeout is cut to the time left.
+ *
+ * With `sliceMs`, it gives up the wait after that long (`pending`), unless a streak of
+ * successes is under way, so a caller can free its worker and come back; `deadlineAt`
+ * (epoch ms) then carries the deadline over from the first slice.
  */
 export async function waitUntilHealthy({
   probe,
@@ -31,6 +37,8 @@ export async function waitUntilHealthy({
   policy,
   signal,
   onAttempt,
+  deadlineAt,
+  sliceMs,
 }: {
   probe: HealthProbe;
   clock: Clock;
@@ -38,8 +46,12 @@ export async function waitUntilHealthy({
   policy: HealthPolicy;
   signal?: AbortSignal;
   onAttempt?: (a: HealthAttempt) => void | Promise<void>;
+  deadlineAt?: number;
+  sliceMs?: number;
 }): Promise<HealthOutcome> {
-  const deadline = clock.now().getTime() + policy.deadlineMs;
+  const started = clock.now().getTime();
+  const deadline = deadlineAt ?? started + policy.deadlineMs;
+  const sliceEnd = sliceMs === undefined ? Infinity : started + sliceMs;
   const needed = Math.max(1, policy.successes);
   // Bounds the loop even when time does not move (a manual clock, a zero interval).
   const maxAttempts = Math.ceil(policy.deadlineMs / Math.max(1, policy.intervalMs)) + needed;
@@ -57,8 +69,11 @@ export async function waitUntilHealthy({
     if (!r.ok) lastError = describeProbe(r);
     await onAttempt?.({ ...r, attempt: attempts, streak });
     if (streak >= needed) return { healthy: true, attempts, lastError };
-    const remaining = deadline - clock.now().getTime();
+    const now = clock.now().getTime();
+    const remaining = deadline - now;
     if (remaining <= 0) break;
+    if (streak === 0 && now >= sliceEnd)
+      return { healthy: false, pending: true, attempts, lastError };
     if (policy.intervalMs > 0) await clock.sleep(Math.min(policy.intervalMs, remaining), signal);
   }
   return { healthy: false, attempts, lastError: lastError ?? 'not enough consecutive successes' };

@@ -1,4 +1,4 @@
-import type { Service } from '../models.ts';
+import type { ReleaseStep, Service } from '../models.ts';
 import { describeProbe, waitUntilHealthy } from './health.ts';
 import {
   appendEvent,
@@ -13,7 +13,7 @@ import {
   viaEdge,
   type StepContext,
 } from './context.ts';
-import { sendRetire, sendStep } from './deps.ts';
+import { defaultReleaseConfig, sendRetire, sendStep } from './deps.ts';
 import { StepFailed } from './errors.ts';
 import {
   containerName,
@@ -146,22 +146,42 @@ export const migrate: StepRunner = async (c) => {
   if (moved) await sendStep(c.deps, c.release, 'health_validating');
 };
 
-/** health_validating → traffic_shifted: the candidate proved healthy and the route points at it. */
+/**
+ * health_validating → traffic_shifted: the candidate proved healthy and the route points at
+ * it. The wait holds no worker: each delivery probes for `healthSliceMs`, then re-queues
+ * the step with a delay; the deadline counts from the health_check row's start, which the
+ * later slices keep.
+ */
 export const validateAndSwitch: StepRunner = async (c) => {
   const upstream = c.release.upstream;
   if (!upstream) throw new StepFailed('the candidate has no published address to probe', false);
   const { healthcheckPath: path, health: policy } = c.service;
-  const health = await beginStep(c, 'health_check');
-  await appendLog(
-    c,
-    `probing GET ${path} at ${upstream}: ${policy.successes} consecutive successes within ${policy.deadlineMs} ms`,
-  );
-  let lastSeen = '';
+  const earlier =
+    c.hop > 0
+      ? await c.deps.store.withOrg(c.release.orgId, (repos) =>
+          repos.releaseSteps.list(c.release.id),
+        )
+      : [];
+  const resumed = earlier.find((s) => s.name === 'health_check' && s.status === 'running');
+  let health: ReleaseStep;
+  if (resumed) {
+    health = resumed;
+    c.currentStep = resumed;
+  } else {
+    health = await beginStep(c, 'health_check');
+    await appendLog(
+      c,
+      `probing GET ${path} at ${upstream}: ${policy.successes} consecutive successes within ${policy.deadlineMs} ms`,
+    );
+  }
+  let lastSeen = c.seen ?? '';
   const outcome = await waitUntilHealthy({
     probe: c.deps.probe,
     clock: c.deps.clock,
     url: `http://${upstream}${path}`,
     policy,
+    deadlineAt: Date.parse(health.startedAt) + policy.deadlineMs,
+    sliceMs: c.deps.config.healthSliceMs ?? defaultReleaseConfig.healthSliceMs,
     // Only changes are logged, so a long wait does not flood the release log.
     onAttempt: async (a) => {
       const seen = describeProbe(a);
@@ -170,6 +190,16 @@ export const validateAndSwitch: StepRunner = async (c) => {
       await appendLog(c, `probe ${a.attempt}: GET ${path} → ${seen}`);
     },
   });
+  if (outcome.pending) {
+    // The row stays `running`: the next slice finds it, and its deadline.
+    c.currentStep = null;
+    await sendStep(c.deps, c.release, 'health_validating', {
+      hop: c.hop + 1,
+      delaySeconds: Math.max(1, Math.ceil(policy.intervalMs / 1000)),
+      seen: lastSeen,
+    });
+    return;
+  }
   if (!outcome.healthy) {
     throw new StepFailed(
       `health check did not pass within ${policy.deadlineMs} ms: GET ${path} → ${outcome.lastError}`,
@@ -179,6 +209,14 @@ export const validateAndSwitch: StepRunner = async (c) => {
   await appendLog(c, `healthy after ${outcome.attempts} probes`);
   await endStep(c, health);
 
+  // A cancel while probing must not be followed by a switch to its candidate.
+  const now = await c.deps.store.withOrg(c.release.orgId, (repos) =>
+    repos.releases.get(c.release.id),
+  );
+  if (now?.status !== 'health_validating') {
+    await appendLog(c, `release is ${now?.status ?? 'gone'}: traffic not switched`);
+    return;
+  }
   const switching = await beginStep(c, 'switch_traffic');
   const id = routeId(c.service.id, c.environment.id);
   const existing = await viaEdge(() => c.deps.edge.get(id));

@@ -8,6 +8,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertRelease } from '../../core/releases/create.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { ensureTestImages, removeContainersByLabel, testImages } from '../support/docker.ts';
@@ -343,5 +344,43 @@ services:
     const printed = [added, listed, rotated].map((r) => r.stdout + r.stderr).join('\n');
     for (const pem of [pki.clientKey, pki.otherClientKey])
       expect(printed).not.toContain(pem.split('\n')[1]);
+  });
+
+  it('cancels the release in flight of a service, and refuses it once finished', async () => {
+    // A release whose first step never reached the queue: in flight, and going nowhere.
+    const services = JSON.parse((await cli(['services', '--json'])).stdout) as {
+      id: string;
+      name: string;
+      projectId: string;
+    }[];
+    const web = services.find((x) => x.name === 'web')!;
+    const deps = api.system.release;
+    const stuck = await deps.store.withOrg(orgId, async (repos) => {
+      const environment = await repos.environments.findByName(web.projectId, 'production');
+      return insertRelease(
+        deps,
+        repos,
+        {
+          serviceId: web.id,
+          environmentId: environment!.id,
+          image: testImages.appV2,
+          gitSha: null,
+          kind: 'deploy',
+        },
+        { actorType: 'system', actorId: 'test' },
+        null,
+      );
+    });
+    const cancelled = await cli(['cancel', '--service', 'web']);
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(cancelled.stdout).toMatch(
+      new RegExp(`^cancelled ${stuck.id} \\(${testImages.appV2}\\): cancelled by API key \\w+`),
+    );
+    const again = await cli(['cancel', stuck.id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^selfdevop cancel: .*cannot be cancelled: it is failed/);
+    const none = await cli(['cancel', '--service', 'web']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('web has no release in flight to cancel');
   });
 });

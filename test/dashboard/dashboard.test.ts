@@ -218,6 +218,34 @@ describe.skipIf(!ready)('the dashboard in a browser', () => {
     expect(await servedBy(host, 'v1')).toEqual({ status: 200, body: 'v1' });
   }, 90_000);
 
+  it('cancels a release waiting on its health check with one click', async () => {
+    const login = await api.request('POST', '/api/auth/local/login', { body: { email, password } });
+    const token = login.body.token as string;
+    const projects = await api.request('GET', '/api/projects', { token });
+    // Never healthy within two minutes: only a cancel ends it within the test.
+    const svc = await api.request('POST', '/api/services', {
+      token,
+      body: {
+        projectId: projects.body.items[0].id,
+        name: 'patient',
+        image: testImages.app,
+        containerPort: 8080,
+        healthcheckPath: '/health',
+        health: { intervalMs: 200, successes: 2, deadlineMs: 120_000, timeoutMs: 1_000 },
+      },
+    });
+    expect(svc.status, svc.text).toBe(201);
+    await page.goto(`${api.url}/dashboard/services/${svc.body.id}`);
+    await page.getByLabel('Image').fill(testImages.unhealthy);
+    await page.getByRole('button', { name: 'Deploy', exact: true }).click();
+    await page.locator('#log', { hasText: 'probe 1' }).waitFor({ timeout: 60_000 });
+    await page.reload();
+    await page.getByRole('button', { name: 'Cancel release' }).click();
+    await page.getByRole('status').filter({ hasText: 'Cancelled: cancelled by user' }).waitFor();
+    await finished('failed');
+    expect(await page.getByRole('button', { name: 'Cancel release' }).count()).toBe(0);
+  }, 90_000);
+
   it('shows a failing deploy with its failing step highlighted and its log', async () => {
     // A short health deadline keeps the test quick: set at creation, through the API.
     const login = await api.request('POST', '/api/auth/local/login', { body: { email, password } });

@@ -1,9 +1,14 @@
 import { NotFound } from '../../../core/errors.ts';
 import type { Release, ReleaseLogLine, ReleaseStatus, ReleaseStep } from '../../../core/models.ts';
-import type { ReleaseLogRepo, ReleaseRepo, ReleaseStepRepo } from '../../../core/ports.ts';
+import type {
+  ReleaseLogRepo,
+  ReleaseLookup,
+  ReleaseRepo,
+  ReleaseStepRepo,
+} from '../../../core/ports.ts';
 import { clampLimit, defaultLogLines, maxLogLines } from '../page.ts';
 import { clone } from './overlay.ts';
-import { isFinished, rlsViolation, rules, type Row } from './tables.ts';
+import { isFinished, rlsViolation, rules, type Row, type Tables } from './tables.ts';
 import type { TenantView } from './tenant.ts';
 
 export const memoryReleaseRepo = (t: TenantView): ReleaseRepo => ({
@@ -83,4 +88,32 @@ export const memoryReleaseLogRepo = (t: TenantView): ReleaseLogRepo => ({
         ({ releaseId: rid, seq, at, stream, line }) =>
           ({ releaseId: rid, seq, at, stream, line }) as ReleaseLogLine,
       ),
+});
+
+/** As the PostgreSQL function selfdevop_jobless_releases. */
+export const memoryReleaseLookup = (tables: Tables): ReleaseLookup => ({
+  joblessReleases: async (before, limit) => {
+    const cutoff = Date.parse(before);
+    const stepped = new Set([...tables.releaseSteps.values()].map((s) => String(s.releaseId)));
+    return [...tables.releases.values()]
+      .filter(
+        (r) =>
+          r.status === 'queued' &&
+          Date.parse(String(r.createdAt)) < cutoff &&
+          !stepped.has(String(r.id)),
+      )
+      .sort(
+        (x, y) =>
+          Date.parse(String(x.createdAt)) - Date.parse(String(y.createdAt)) ||
+          String(x.id).localeCompare(String(y.id)),
+      )
+      .slice(0, Math.min(Math.max(limit, 0), 1000))
+      .map((r) => ({
+        id: String(r.id),
+        orgId: String(r.orgId),
+        serviceId: String(r.serviceId),
+        environmentId: String(r.environmentId),
+        createdAt: String(r.createdAt),
+      }));
+  },
 });

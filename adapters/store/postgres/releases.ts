@@ -5,7 +5,13 @@ import {
   type ReleaseLogLine,
   type ReleaseStep,
 } from '../../../core/models.ts';
-import type { ReleaseLogRepo, ReleaseRepo, ReleaseStepRepo } from '../../../core/ports.ts';
+import type {
+  ReleaseLogRepo,
+  ReleaseLookup,
+  ReleaseRepo,
+  ReleaseStepRepo,
+} from '../../../core/ports.ts';
+import type { SqlClient } from '../../db/postgres.ts';
 import { clampLimit, defaultLogLines, maxLogLines } from '../page.ts';
 import { guardedWrite } from './constraints.ts';
 import {
@@ -176,5 +182,20 @@ export const pgReleaseLogRepo = (t: TenantSql): ReleaseLogRepo => ({
       [releaseId, t.orgId, afterSeq],
     );
     return r.rows.map((row) => fromRow(releaseLogsTable, row));
+  },
+});
+
+const joblessTable = table<
+  Pick<Release, 'id' | 'orgId' | 'serviceId' | 'environmentId' | 'createdAt'>
+>('releases', ['id', 'orgId', 'serviceId', 'environmentId', 'createdAt']);
+
+/** No org is known to the sweep, so it reads through a security-definer function (migration 0009). */
+export const pgReleaseLookup = (db: SqlClient): ReleaseLookup => ({
+  joblessReleases: async (before, limit) => {
+    const r = await db.query(
+      'select id, org_id, service_id, environment_id, created_at from selfdevop_jobless_releases($1, $2)',
+      [before, limit],
+    );
+    return r.rows.map((row) => fromRow(joblessTable, row));
   },
 });

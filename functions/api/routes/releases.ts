@@ -2,6 +2,7 @@ import * as z from 'zod';
 import type { ReleaseLogLine } from '../../../core/models.ts';
 import { createReleaseInput } from '../../../core/releases/create.ts';
 import {
+  cancelRelease,
   createRelease,
   getRelease,
   listReleaseLogs,
@@ -163,5 +164,16 @@ export const releaseRoutes = [
     status: 202,
     handle: ({ deps, principal, params, ctx }) =>
       rollbackRelease(deps.release, principal, { releaseId: params.id! }, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/releases/{id}/cancel',
+    summary:
+      'Cancel a release not yet switching traffic: failed ("cancelled by …"), its candidate removed; 409 once switching or finished',
+    tag: 'releases',
+    auth: true,
+    status: 200,
+    handle: ({ deps, principal, params, ctx }) =>
+      cancelRelease(deps.release, principal, { releaseId: params.id! }, ctx),
   }),
 ];

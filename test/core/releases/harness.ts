@@ -74,6 +74,9 @@ export class KillableStore implements Store {
   get authGuards() {
     return this.inner.authGuards;
   }
+  get releaseLookup() {
+    return this.inner.releaseLookup;
+  }
   withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {
     return this.inner.withOrg(orgId, (repos) => {
       const wrapped = Object.create(repos) as OrgRepos & { releases: OrgRepos['releases'] };

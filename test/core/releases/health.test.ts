@@ -143,3 +143,26 @@ describe('waitUntilHealthy', () => {
     });
   });
 });
+
+describe('waitUntilHealthy in slices', () => {
+  it('gives the wait up at the end of its slice, with no verdict', async () => {
+    const { clock, probe, elapsed } = setup(s500);
+    const r = await waitUntilHealthy({ probe, clock, url, policy, sliceMs: 3000 });
+    expect(r).toEqual({ healthy: false, pending: true, attempts: 4, lastError: '500' });
+    expect(elapsed()).toBe(3000);
+  });
+
+  it('finishes a streak of successes under way at the end of the slice', async () => {
+    const { clock, probe } = setup(s500, s500, s500, ok, ok);
+    const r = await waitUntilHealthy({ probe, clock, url, policy, sliceMs: 3000 });
+    expect(r).toEqual({ healthy: true, attempts: 5, lastError: '500' });
+  });
+
+  it('keeps the deadline of the first slice', async () => {
+    const { clock, probe, elapsed } = setup(s500);
+    const deadlineAt = clock.now().getTime() + 2500;
+    const r = await waitUntilHealthy({ probe, clock, url, policy, deadlineAt, sliceMs: 5000 });
+    expect(r).toEqual({ healthy: false, attempts: 3, lastError: '500' });
+    expect(elapsed()).toBe(2500);
+  });
+});

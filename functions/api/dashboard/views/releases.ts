@@ -1,5 +1,6 @@
 import type { Context, Hono } from 'hono';
 import { html, raw } from 'hono/html';
+import { isCancellable } from '../../../../core/releases/cancel.ts';
 import { stepNames } from '../../../../core/releases/steps.ts';
 import { DashboardApi, type ApiFetch } from '../api.ts';
 import { action, view } from '../handler.ts';
@@ -84,6 +85,16 @@ function summary({ release: r }: Loaded): Html {
             <a class="button secondary" href="/dashboard/releases/${r.id}/rollback">Roll back…</a>
             <span class="hint">returns traffic to the release before this one</span>
           </p>`
+        : ''
+    }
+    ${
+      isCancellable(r.status)
+        ? html`<form method="post" action="/dashboard/releases/${r.id}/cancel" class="inline">
+            <button type="submit" class="danger">Cancel release</button>
+            <span class="hint"
+              >stops it and removes its candidate; what serves now keeps serving</span
+            >
+          </form>`
         : ''
     }
   </div>`;
@@ -238,6 +249,16 @@ export function registerReleases(app: Hono, fetchApi: ApiFetch): void {
       }
       flash(c, 'notice', `Rolling back: ${res.to.image} is being deployed again.`);
       return `/dashboard/releases/${res.redeploy?.id ?? id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/releases/:id/cancel',
+    action(fetchApi, '/dashboard', async (c, s) => {
+      const id = param(c, 'id');
+      const res = await s.api.post<Release>(`/api/releases/${id}/cancel`);
+      flash(c, 'notice', `Cancelled: ${res.error ?? `release ${id} failed`}.`);
+      return `/dashboard/releases/${id}`;
     }),
   );
 }

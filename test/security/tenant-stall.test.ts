@@ -59,8 +59,9 @@ describe.skipIf(!ready)('one org with never-healthy deploys', () => {
     console.log(
       JSON.stringify({ hole: 7, orgBNormalMs: normalMs, orgBWhileOrgAStallsMs: contendedMs }),
     );
-    expect(contendedMs).toBeLessThan(normalMs + 10_000);
-    // Still probing: A's releases are nowhere near their deadline.
+    // B did not wait for A: A's releases are still probing, nowhere near their deadline
+    // (before, B completed only once A's deadlines had run out and freed the slots).
+    // How long B took is printed for the closing note; no wall-clock bound is asserted.
     for (const id of aReleases)
       expect((await stack.release(a, id)).status).toBe('health_validating');
   }, 240_000);
@@ -85,12 +86,19 @@ describe.skipIf(!ready)('one org with never-healthy deploys', () => {
       inMigration = statuses.filter((r) => r.status === 'migrating').length;
     }
     expect(inMigration).toBeGreaterThanOrEqual(2);
+    const wereMigrating = (
+      await Promise.all(migrating.map(async (id) => ({ id, r: await stack.release(c, id) })))
+    )
+      .filter(({ r }) => r.status === 'migrating')
+      .map(({ id }) => id);
 
     const contendedMs = await timedDeploy('selfdevop-test/app:v2');
     console.log(
       JSON.stringify({ hole: 7, orgBNormalMs: normalMs, orgBWhileOrgCMigratesMs: contendedMs }),
     );
-    expect(contendedMs).toBeLessThan(normalMs + 10_000);
+    // B did not wait for C's migrations to end: the ones running when B started still run
+    // (before, all four held a slot each and B waited out their 25 s).
+    for (const id of wereMigrating) expect((await stack.release(c, id)).status).toBe('migrating');
     const statuses = await Promise.all(
       migrating.map(async (id) => (await stack.release(c, id)).status),
     );

@@ -202,6 +202,10 @@ build_app() {
     "--banner:js=$banner" \
     --log-level=error) || die "esbuild failed"
   cp "$root"/migrations/*.sql "$ctx/migrations/"
+  # bcrypt runs on worker threads (adapters/auth/bcrypt-pool.ts), which load bcryptjs by
+  # path: the one package the bundles do not carry inside them.
+  mkdir -p "$ctx/node_modules"
+  cp -R "$root/node_modules/bcryptjs" "$ctx/node_modules/"
   if [ -n "$overlay" ]; then cp "$overlay"/*.sql "$ctx/migrations/"; fi
   printf '{"name":"selfdevop","version":"%s","type":"module","private":true}\n' "$version" >"$ctx/package.json"
   cp "$here/Dockerfile" "$ctx/Dockerfile"

@@ -6,13 +6,16 @@
  * callers as autocannon has connections and a pool as large as the API's. Prints JSON
  * whose `goals` map says what was met; ratios are what compare across machines.
  *
- * Bounded: each run lasts BENCH_SECONDS (default 10) at 50 connections, loopback only.
+ * Bounded: each run lasts BENCH_SECONDS (default 10) at 50 connections, loopback only,
+ * after BENCH_WARMUP_SECONDS (default 2) of the same load that is not measured, so each of
+ * the three is compared hot (JIT, prepared statements, pooled connections).
  */
 import autocannon from 'autocannon';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const connections = 50;
 const self = fileURLToPath(import.meta.url);
 
@@ -101,11 +104,14 @@ async function measureFloor(databaseUrl: string, orgId: string): Promise<Latency
   const { default: pg } = await import('pg');
   const { pageSql, eq } = await import('../adapters/store/postgres/sql.ts');
   const { projectsTable } = await import('../adapters/store/postgres/projects.ts');
+  // The API's own type parsers, so both parse the same rows the same way.
+  const { types } = await import('../adapters/db/postgres.ts');
   const q = pageSql(projectsTable, [eq('org_id', orgId)], { limit: pageLimit });
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: dbPoolMax,
     pipeline: true,
+    types,
     onConnect: (c) => c.query('set role selfdevop_app').then(() => undefined),
   });
   const read = async (): Promise<number> => {
@@ -133,17 +139,21 @@ async function measureFloor(databaseUrl: string, orgId: string): Promise<Latency
     }
   };
   if ((await read()) === 0) throw new Error('floor: the tenant sees none of its projects');
+  const run = async (forSeconds: number, samples: number[] | null) => {
+    const end = performance.now() + forSeconds * 1000;
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (performance.now() < end) {
+          const t0 = performance.now();
+          await read();
+          samples?.push(performance.now() - t0);
+        }
+      }),
+    );
+  };
+  await run(warmupSeconds, null);
   const samples: number[] = [];
-  const end = performance.now() + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        await read();
-        samples.push(performance.now() - t0);
-      }
-    }),
-  );
+  await run(seconds, samples);
   await pool.end();
   samples.sort((a, b) => a - b);
   const at = (p: number) =>
@@ -175,6 +185,7 @@ function startServer(kind: 'bare' | 'authed'): Promise<{ child: ChildProcess; re
 }
 
 async function load(url: string, headers: Record<string, string>) {
+  if (warmupSeconds > 0) await autocannon({ url, connections, duration: warmupSeconds, headers });
   const result = await autocannon({ url, connections, duration: seconds, headers });
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${url}: ${result.non2xx} non-2xx and ${result.errors} errors under load`);
@@ -212,6 +223,7 @@ async function main() {
     bench: 'api',
     connections,
     seconds,
+    warmupSeconds,
     dbPoolMax,
     authedPath: `GET ${path} (API key, RLS, ${pageLimit} rows)`,
     authedReqPerSec: Math.round(authedResult.reqPerSec),

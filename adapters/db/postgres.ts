@@ -138,6 +138,31 @@ function prepared(text: string, values?: readonly unknown[]): pg.QueryConfig {
   return { name, text, values: values as unknown[] };
 }
 
+const timestamptzOid = 1184;
+const defaultTimestamptz = pg.types.getTypeParser(timestamptzOid, 'text');
+// PostgreSQL's ISO output of a UTC timestamptz, years 1000 to 9999: what Date would round-trip.
+const utcTimestamp = /^([1-9]\d{3}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/;
+
+/**
+ * A timestamptz as the ISO string `Date#toISOString` gives (milliseconds, truncated), the
+ * form every model holds: building a Date per time column only to print it again cost more
+ * than the rest of a row. Other offsets, eras and infinities go through pg's own parser.
+ */
+export function parseTimestamptz(text: string): unknown {
+  const m = utcTimestamp.exec(text);
+  if (!m) return defaultTimestamptz(text);
+  const fraction = m[3] === undefined ? '000' : (m[3] + '00').slice(0, 3);
+  return `${m[1]}T${m[2]}.${fraction}Z`;
+}
+
+/** The pool's type parsers: pg's own, with timestamptz as an ISO string. */
+export const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === timestamptzOid && format !== 'binary'
+      ? parseTimestamptz
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
 const toSqlResult = <R>(r: pg.QueryResult): SqlResult<R> => ({
   rows: r.rows as R[],
   rowCount: r.rowCount ?? 0,
@@ -156,6 +181,7 @@ export function fromDatabaseUrl(url: string, options: PoolOptions = {}): Databas
     // Statements a caller sends without waiting go out together and are answered in one
     // round trip; a caller that awaits each one sees no difference.
     pipeline: true,
+    types,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     // Awaited by the pool before the client is used; a failure (role missing because the
     // database is not migrated) fails the checkout instead of handing out an owner session.

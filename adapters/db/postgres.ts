@@ -125,17 +125,21 @@ export const isReadOnly = (text: string): boolean =>
 
 // Statement texts come from a bounded set of templates, so naming each one lets every
 // connection parse and plan it once and then only bind and execute.
-const statementNames = new Map<string, string>();
-function prepared(text: string, values?: readonly unknown[]): pg.QueryConfig {
-  if (!values || values.length === 0 || text.includes(';'))
-    return { text, values: values as unknown[] | undefined };
-  let name = statementNames.get(text);
-  if (!name) {
-    name = `sdo_${statementNames.size}`;
-    if (statementNames.size < 2000) statementNames.set(text, name);
-    else return { text, values: values as unknown[] };
+// pg copies every config it is given property by property, so a named statement's name and
+// text sit on a shared prototype and only its values are copied per call.
+const statements = new Map<string, Readonly<{ name: string; text: string }>>();
+function prepared(text: string, values?: readonly unknown[]): pg.QueryConfig | string {
+  if (!values || values.length === 0) return text;
+  if (text.includes(';')) return { text, values: values as unknown[] };
+  let statement = statements.get(text);
+  if (!statement) {
+    if (statements.size >= 2000) return { text, values: values as unknown[] };
+    statement = { name: `sdo_${statements.size}`, text };
+    statements.set(text, statement);
   }
-  return { name, text, values: values as unknown[] };
+  const config = Object.create(statement) as pg.QueryConfig;
+  config.values = values as unknown[];
+  return config;
 }
 
 const timestamptzOid = 1184;

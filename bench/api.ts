@@ -6,13 +6,17 @@
  * callers as autocannon has connections and a pool as large as the API's. Prints JSON
  * whose `goals` map says what was met; ratios are what compare across machines.
  *
- * Bounded: each run lasts BENCH_SECONDS (default 10) at 50 connections, loopback only.
+ * Bounded: each run lasts BENCH_SECONDS (default 10) at 50 connections, loopback only,
+ * after BENCH_WARMUP_SECONDS (default 2) of the same load that is not measured, so each of
+ * the three is compared hot (JIT, prepared statements, pooled connections).
  */
 import autocannon from 'autocannon';
 import { fork, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const connections = 50;
 const self = fileURLToPath(import.meta.url);
 
@@ -36,7 +40,6 @@ async function serveBare(): Promise<Ready> {
 async function serveAuthed(): Promise<Ready> {
   const { randomBytes } = await import('node:crypto');
   const { mkdtemp } = await import('node:fs/promises');
-  const os = await import('node:os');
   const path = await import('node:path');
   const { createTestDatabase } = await import('../test/support/db.ts');
   const { migrate } = await import('../adapters/db/migrator.ts');
@@ -89,7 +92,13 @@ async function serveAuthed(): Promise<Ready> {
   return { port: served.port, token: key.key, databaseUrl: db.url, orgId: s.org.id };
 }
 
-type Latency = { reqPerSec: number; p99Ms: number; p50Ms: number };
+/** cpuUsPerReq: CPU time (user + system) of the process under test per request. */
+type Latency = { reqPerSec: number; p99Ms: number; p50Ms: number; cpuUsPerReq: number };
+
+const cpuMicros = () => {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+};
 
 /**
  * The floor: what the API's read costs the database and the driver alone. Each of
@@ -101,11 +110,14 @@ async function measureFloor(databaseUrl: string, orgId: string): Promise<Latency
   const { default: pg } = await import('pg');
   const { pageSql, eq } = await import('../adapters/store/postgres/sql.ts');
   const { projectsTable } = await import('../adapters/store/postgres/projects.ts');
+  // The API's own type parsers, so both parse the same rows the same way.
+  const { types } = await import('../adapters/db/postgres.ts');
   const q = pageSql(projectsTable, [eq('org_id', orgId)], { limit: pageLimit });
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: dbPoolMax,
     pipeline: true,
+    types,
     onConnect: (c) => c.query('set role selfdevop_app').then(() => undefined),
   });
   const read = async (): Promise<number> => {
@@ -133,22 +145,33 @@ async function measureFloor(databaseUrl: string, orgId: string): Promise<Latency
     }
   };
   if ((await read()) === 0) throw new Error('floor: the tenant sees none of its projects');
+  const run = async (forSeconds: number, samples: number[] | null) => {
+    const end = performance.now() + forSeconds * 1000;
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (performance.now() < end) {
+          const t0 = performance.now();
+          await read();
+          samples?.push(performance.now() - t0);
+        }
+      }),
+    );
+  };
+  await run(warmupSeconds, null);
   const samples: number[] = [];
-  const end = performance.now() + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        await read();
-        samples.push(performance.now() - t0);
-      }
-    }),
-  );
+  const cpu0 = cpuMicros();
+  await run(seconds, samples);
+  const cpuUs = cpuMicros() - cpu0;
   await pool.end();
   samples.sort((a, b) => a - b);
   const at = (p: number) =>
     Math.round(samples[Math.min(samples.length - 1, Math.floor(p * samples.length))]! * 100) / 100;
-  return { reqPerSec: samples.length / seconds, p99Ms: at(0.99), p50Ms: at(0.5) };
+  return {
+    reqPerSec: samples.length / seconds,
+    p99Ms: at(0.99),
+    p50Ms: at(0.5),
+    cpuUsPerReq: Math.round(cpuUs / samples.length),
+  };
 }
 
 function startFloor(databaseUrl: string, orgId: string): Promise<Latency> {
@@ -174,8 +197,19 @@ function startServer(kind: 'bare' | 'authed'): Promise<{ child: ChildProcess; re
   });
 }
 
-async function load(url: string, headers: Record<string, string>) {
+/** The server's CPU time so far, asked over IPC: what it costs, whatever else the machine runs. */
+function serverCpu(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve((m as { cpuMicros: number }).cpuMicros));
+    child.send('cpu');
+  });
+}
+
+async function load(child: ChildProcess, url: string, headers: Record<string, string>) {
+  if (warmupSeconds > 0) await autocannon({ url, connections, duration: warmupSeconds, headers });
+  const cpu0 = await serverCpu(child);
   const result = await autocannon({ url, connections, duration: seconds, headers });
+  const cpuUs = (await serverCpu(child)) - cpu0;
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${url}: ${result.non2xx} non-2xx and ${result.errors} errors under load`);
   }
@@ -183,6 +217,7 @@ async function load(url: string, headers: Record<string, string>) {
     reqPerSec: result.requests.average,
     p99Ms: result.latency.p99,
     p50Ms: result.latency.p50,
+    cpuUsPerReq: Math.round(cpuUs / result.requests.total),
   };
 }
 
@@ -195,13 +230,13 @@ async function stop(child: ChildProcess) {
 
 async function main() {
   const bare = await startServer('bare');
-  const bareResult = await load(`http://127.0.0.1:${bare.ready.port}/`, {});
+  const bareResult = await load(bare.child, `http://127.0.0.1:${bare.ready.port}/`, {});
   await stop(bare.child);
 
   const authed = await startServer('authed');
   const floor = await startFloor(authed.ready.databaseUrl!, authed.ready.orgId!);
   const path = `/api/projects?limit=${pageLimit}`;
-  const authedResult = await load(`http://127.0.0.1:${authed.ready.port}${path}`, {
+  const authedResult = await load(authed.child, `http://127.0.0.1:${authed.ready.port}${path}`, {
     authorization: `Bearer ${authed.ready.token}`,
   });
   await stop(authed.child);
@@ -212,18 +247,24 @@ async function main() {
     bench: 'api',
     connections,
     seconds,
+    warmupSeconds,
     dbPoolMax,
     authedPath: `GET ${path} (API key, RLS, ${pageLimit} rows)`,
     authedReqPerSec: Math.round(authedResult.reqPerSec),
     authedP50Ms: authedResult.p50Ms,
     authedP99Ms: authedResult.p99Ms,
+    authedServerCpuUsPerReq: authedResult.cpuUsPerReq,
     floorPath:
       'pg alone: BEGIN, set_config(app.org_id), the same page query, COMMIT, in one round trip',
     floorReqPerSec: Math.round(floor.reqPerSec),
     floorP50Ms: floor.p50Ms,
     floorP99Ms: floor.p99Ms,
+    floorCpuUsPerReq: floor.cpuUsPerReq,
     bareReqPerSec: Math.round(bareResult.reqPerSec),
     bareP99Ms: bareResult.p99Ms,
+    bareServerCpuUsPerReq: bareResult.cpuUsPerReq,
+    // The machine's load while this ran: on a shared machine req/s follow it, CPU per request less so.
+    loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
     authedVsBareRatio: round(authedResult.reqPerSec / bareResult.reqPerSec),
     goals: {
       authedVsDbFloorRatio: { goal: '>= 0.6', got: floorRatio, met: floorRatio >= 0.6 },
@@ -240,6 +281,9 @@ if (process.argv[2] === '--floor') {
   const kind = process.argv[3];
   const ready = kind === 'bare' ? await serveBare() : await serveAuthed();
   process.send!(ready);
+  process.on('message', (m) => {
+    if (m === 'cpu') process.send!({ cpuMicros: cpuMicros() });
+  });
   if (kind === 'bare') process.on('disconnect', () => process.exit(0));
 } else {
   await main();

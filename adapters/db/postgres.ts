@@ -125,18 +125,47 @@ export const isReadOnly = (text: string): boolean =>
 
 // Statement texts come from a bounded set of templates, so naming each one lets every
 // connection parse and plan it once and then only bind and execute.
-const statementNames = new Map<string, string>();
-function prepared(text: string, values?: readonly unknown[]): pg.QueryConfig {
-  if (!values || values.length === 0 || text.includes(';'))
-    return { text, values: values as unknown[] | undefined };
-  let name = statementNames.get(text);
-  if (!name) {
-    name = `sdo_${statementNames.size}`;
-    if (statementNames.size < 2000) statementNames.set(text, name);
-    else return { text, values: values as unknown[] };
+// pg copies every config it is given property by property, so a named statement's name and
+// text sit on a shared prototype and only its values are copied per call.
+const statements = new Map<string, Readonly<{ name: string; text: string }>>();
+function prepared(text: string, values?: readonly unknown[]): pg.QueryConfig | string {
+  if (!values || values.length === 0) return text;
+  if (text.includes(';')) return { text, values: values as unknown[] };
+  let statement = statements.get(text);
+  if (!statement) {
+    if (statements.size >= 2000) return { text, values: values as unknown[] };
+    statement = { name: `sdo_${statements.size}`, text };
+    statements.set(text, statement);
   }
-  return { name, text, values: values as unknown[] };
+  const config = Object.create(statement) as pg.QueryConfig;
+  config.values = values as unknown[];
+  return config;
 }
+
+const timestamptzOid = 1184;
+const defaultTimestamptz = pg.types.getTypeParser(timestamptzOid, 'text');
+// PostgreSQL's ISO output of a UTC timestamptz, years 1000 to 9999: what Date would round-trip.
+const utcTimestamp = /^([1-9]\d{3}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/;
+
+/**
+ * A timestamptz as the ISO string `Date#toISOString` gives (milliseconds, truncated), the
+ * form every model holds: building a Date per time column only to print it again cost more
+ * than the rest of a row. Other offsets, eras and infinities go through pg's own parser.
+ */
+export function parseTimestamptz(text: string): unknown {
+  const m = utcTimestamp.exec(text);
+  if (!m) return defaultTimestamptz(text);
+  const fraction = m[3] === undefined ? '000' : (m[3] + '00').slice(0, 3);
+  return `${m[1]}T${m[2]}.${fraction}Z`;
+}
+
+/** The pool's type parsers: pg's own, with timestamptz as an ISO string. */
+export const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === timestamptzOid && format !== 'binary'
+      ? parseTimestamptz
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
 
 const toSqlResult = <R>(r: pg.QueryResult): SqlResult<R> => ({
   rows: r.rows as R[],
@@ -156,6 +185,7 @@ export function fromDatabaseUrl(url: string, options: PoolOptions = {}): Databas
     // Statements a caller sends without waiting go out together and are answered in one
     // round trip; a caller that awaits each one sees no difference.
     pipeline: true,
+    types,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     // Awaited by the pool before the client is used; a failure (role missing because the
     // database is not migrated) fails the checkout instead of handing out an owner session.

@@ -23,24 +23,43 @@ export const redactedKeys = [
 // selfdevop logs is flat (request lines, errors with a message).
 const redactPaths = redactedKeys.flatMap((k) => [k, `*.${k}`]);
 
+const redacted = new Set(redactedKeys);
+
+/**
+ * True when redaction cannot change `obj`: no redacted key at the top, and no object one
+ * level down where a wildcard path could match. Request lines are such objects, and
+ * skipping the redactor for them is most of what logging one costs.
+ */
+function isPlain(obj: Record<string, unknown>): boolean {
+  for (const k in obj) {
+    if (redacted.has(k)) return false;
+    const v = obj[k];
+    if (typeof v === 'object' && v !== null) return false;
+  }
+  return true;
+}
+
 class PinoLogger implements Logger {
   private readonly log: Pino;
+  /** The same logger (bindings, level, stream) without the redactor, for plain objects. */
+  private readonly plain: Pino;
 
   constructor(log: Pino) {
     this.log = log;
+    this.plain = log.child({}, { redact: [] });
   }
 
   debug(obj: Record<string, unknown>, msg?: string): void {
-    this.log.debug(obj, msg);
+    (isPlain(obj) ? this.plain : this.log).debug(obj, msg);
   }
   info(obj: Record<string, unknown>, msg?: string): void {
-    this.log.info(obj, msg);
+    (isPlain(obj) ? this.plain : this.log).info(obj, msg);
   }
   warn(obj: Record<string, unknown>, msg?: string): void {
-    this.log.warn(obj, msg);
+    (isPlain(obj) ? this.plain : this.log).warn(obj, msg);
   }
   error(obj: Record<string, unknown>, msg?: string): void {
-    this.log.error(obj, msg);
+    (isPlain(obj) ? this.plain : this.log).error(obj, msg);
   }
   child(bindings: Record<string, unknown>): Logger {
     return new PinoLogger(this.log.child(bindings));

@@ -1,6 +1,5 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { requestId } from 'hono/request-id';
 import type { z } from 'zod';
 import { CoreError, InvalidInput, NotFound } from '../../core/errors.ts';
 import { authenticate } from '../../core/auth/use-cases.ts';
@@ -44,6 +43,7 @@ type Env = { Variables: { requestId: string; dashboardRoutePath?: string } };
 export type ClientIp = (c: Context) => string | null;
 
 const idParam = /^[a-z]+_[0-9a-z]+$/;
+const unsafeRequestId = /[^\w\-=]/;
 
 /** JSON strings selfdevop stores must be storable: PostgreSQL text refuses NUL, and lone surrogates are not UTF-8. */
 function parseJson(text: string): unknown {
@@ -116,9 +116,15 @@ export function createApiApp(
   const clientIp = options.clientIp ?? (() => null);
   const app = new Hono<Env>();
 
-  app.use(requestId({ headerName: 'X-Request-Id', limitLength: 100 }));
+  // One middleware for the request id, the metrics and the request line: each layer of
+  // middleware is a closure and a promise per request. The id is the caller's when it is
+  // short and plain (as hono/request-id would take it), else a fresh UUID.
   app.use(async (c, next) => {
     const started = performance.now();
+    let id = c.req.header('x-request-id');
+    if (!id || id.length > 100 || unsafeRequestId.test(id)) id = crypto.randomUUID();
+    c.set('requestId', id);
+    c.header('X-Request-Id', id);
     await next();
     const ms = performance.now() - started;
     const routePath = c.get('dashboardRoutePath') ?? (c.req.routePath || 'unmatched');

@@ -120,11 +120,22 @@ export const toParam = (v: unknown): unknown => (v === undefined ? null : v);
 export const valuesOf = <M>(t: Table<M>, model: M): unknown[] =>
   t.keys.map((k) => toParam(model[k]));
 
-/** Times come back as Date (to ISO strings); jsonb, arrays, numbers, booleans as they are. */
+// Per table, its keys paired with their columns: fromRow runs for every row read.
+const pairsOf = new WeakMap<TableShape, readonly (readonly [string, string])[]>();
+const pairs = (t: TableShape) => {
+  let p = pairsOf.get(t);
+  if (!p) {
+    p = t.keys.map((k) => [k, toColumn(k)] as const);
+    pairsOf.set(t, p);
+  }
+  return p;
+};
+
+/** Times come back as ISO strings (a Date, from a parser that made one, becomes one); jsonb, arrays, numbers, booleans as they are. */
 export function fromRow<M>(t: Table<M>, row: Record<string, unknown>): M {
   const out: Record<string, unknown> = {};
-  for (const k of t.keys) {
-    const v = row[toColumn(k)];
+  for (const [k, column] of pairs(t)) {
+    const v = row[column];
     out[k] = v instanceof Date ? v.toISOString() : v;
   }
   return out as M;

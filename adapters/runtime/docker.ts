@@ -473,23 +473,12 @@ export class DockerRuntime implements ContainerRuntime {
 
   /** Creates the container, pulling its image first when the engine does not have it. */
   private async create(docker: Docker, options: ContainerCreateOptions): Promise<string> {
-    // dockerode deletes abortSignal from the object it is given, so each call gets a fresh one.
     try {
-      return (
-        await docker.createContainer({
-          ...options,
-          abortSignal: this.deadline(),
-        } as ContainerCreateOptions)
-      ).id;
+      return (await docker.createContainer(createRequest(options, this.deadline()))).id;
     } catch (e) {
       if (statusOf(e) !== 404 || !options.Image) throw e;
       await this.ensureImage(docker, options.Image);
-      return (
-        await docker.createContainer({
-          ...options,
-          abortSignal: this.deadline(),
-        } as ContainerCreateOptions)
-      ).id;
+      return (await docker.createContainer(createRequest(options, this.deadline()))).id;
     }
   }
 
@@ -616,6 +605,25 @@ export class DockerRuntime implements ContainerRuntime {
 }
 
 // ------------------------------------------------------------------ helpers
+
+/**
+ * The argument for dockerode's createContainer with only the name in the query string.
+ * Why: docker-modem puts every option of a POST to a path ending in `?` into the URL as well
+ * as the body, so the decrypted Env (secrets) would land in engine debug logs and proxy access
+ * logs; `_query` and `_body` are how docker-modem takes the two apart. A fresh object per call,
+ * because dockerode deletes abortSignal from what it is given.
+ */
+export function createRequest(
+  options: ContainerCreateOptions,
+  abortSignal: AbortSignal,
+): ContainerCreateOptions {
+  const { name, ...body } = options;
+  return {
+    _query: name === undefined ? {} : { name },
+    _body: body,
+    abortSignal,
+  } as unknown as ContainerCreateOptions;
+}
 
 interface CachedClient {
   dockerHost: string;

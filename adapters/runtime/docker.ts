@@ -23,7 +23,7 @@ import type {
 } from '../../core/ports.ts';
 import { SshDockerAgent } from './docker-ssh.ts';
 import { ContainerNotFound, ImageNotFound } from './errors.ts';
-import { LineSplitter, OutputTail } from './output-tail.ts';
+import { DemuxedLines, LineSplitter, OutputTail } from './output-tail.ts';
 import { onFirstUse } from '../on-first-use.ts';
 
 export interface DockerRuntimeOptions {
@@ -42,6 +42,8 @@ export interface DockerRuntimeOptions {
   maxClients?: number;
   /** runOnce keeps the last this-many bytes of output; default 64 KiB. */
   maxOutputBytes?: number;
+  /** A line of output longer than this many characters is cut (and the cut said); default 8 KiB. */
+  maxLineLength?: number;
   /** After a one-off ends, how long to wait for its last output to arrive; default 2000 ms. */
   drainOutputMs?: number;
   /**
@@ -230,7 +232,7 @@ export class DockerRuntime implements ContainerRuntime {
     target: DockerTarget,
     spec: ContainerSpec,
     timeoutMs: number,
-    onLine?: (line: string) => void,
+    onLine?: (line: string) => void | Promise<void>,
   ): Promise<OneOffResult> {
     return this.call(target, `run ${spec.name}`, async (docker) => {
       // Why: a worker that died mid-run leaves its one-off behind under the same name; the
@@ -546,27 +548,22 @@ export class DockerRuntime implements ContainerRuntime {
     docker: Docker,
     container: Docker.Container,
     timeoutMs: number,
-    onLine?: (line: string) => void,
+    onLine?: (line: string) => void | Promise<void>,
   ): Promise<OneOffResult> {
     const tail = new OutputTail(this.options.maxOutputBytes ?? defaultMaxOutputBytes);
-    const emit = (line: string) => {
+    const emit = (line: string): void | Promise<void> => {
       tail.push(line);
-      try {
-        onLine?.(line);
-      } catch {
-        // A failing log sink must not fail or hang the one-off itself; the output is kept.
-      }
+      return onLine?.(line);
     };
-    const out = new LineSplitter(emit);
-    const err = new LineSplitter(emit);
-    // Attach before start so not one line of a fast one-off is missed.
+    const lines = new DemuxedLines(emit, this.options.maxLineLength);
+    // Attach before start so not one line of a fast one-off is missed. Piped, so a slow
+    // onLine pauses the socket and the engine holds the container's output back.
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
     const drained = new Promise<void>((resolve) => {
-      stream.once('end', () => resolve());
-      stream.once('close', () => resolve());
+      lines.once('finish', () => resolve());
       stream.once('error', () => resolve());
     });
-    docker.modem.demuxStream(stream, sink(out), sink(err));
+    stream.pipe(lines);
 
     try {
       await container.start({ abortSignal: this.deadline() } as Docker.ContainerStartOptions);
@@ -575,7 +572,9 @@ export class DockerRuntime implements ContainerRuntime {
       // (127 not found, 126 not executable), not the engine failing.
       const exitCode = unstartableExitCode(e);
       if (exitCode === null) throw e;
-      emit(messageOf(e));
+      await Promise.resolve()
+        .then(() => emit(messageOf(e)))
+        .catch(() => undefined);
       return { exitCode, timedOut: false, output: tail.toString() };
     }
     let timer: NodeJS.Timeout | undefined;
@@ -594,8 +593,11 @@ export class DockerRuntime implements ContainerRuntime {
       }
       await Promise.race([drained, delay(this.options.drainOutputMs ?? 2000)]);
       (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
-      out.end();
-      err.end();
+      if (!lines.writableFinished) {
+        // Still draining after the grace: take the last partial lines and stop.
+        stream.unpipe(lines);
+        await new Promise<void>((resolve) => lines.end(resolve));
+      }
       if (outcome === 'timeout') return { exitCode: null, timedOut: true, output: tail.toString() };
       return { exitCode: outcome.StatusCode, timedOut: false, output: tail.toString() };
     } finally {

@@ -44,7 +44,10 @@ export interface DockerRuntimeOptions {
   maxOutputBytes?: number;
   /** A line of output longer than this many characters is cut (and the cut said); default 8 KiB. */
   maxLineLength?: number;
-  /** After a one-off ends, how long to wait for its last output to arrive; default 2000 ms. */
+  /**
+   * After a one-off ends, its output still in transit is read until none has arrived for this
+   * long (or for 60 s at most); default 2000 ms.
+   */
   drainOutputMs?: number;
   /**
    * A short call (ping, inspect, list, create, start, remove) that gets no answer in this long
@@ -591,7 +594,14 @@ export class DockerRuntime implements ContainerRuntime {
           if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
         });
       }
-      await Promise.race([drained, delay(this.options.drainOutputMs ?? 2000)]);
+      // Why idle and not a fixed wait: the engine buffers what a container wrote while the
+      // log sink held it back, and all of it is still on its way when the container is gone.
+      const idleMs = this.options.drainOutputMs ?? 2000;
+      const giveUp = Date.now() + Math.max(idleMs, 60_000);
+      let done = false;
+      void drained.then(() => (done = true));
+      while (!done && Date.now() < giveUp && Date.now() - lines.lastWriteAt < idleMs)
+        await Promise.race([drained, delay(Math.min(idleMs, 100))]);
       (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
       if (!lines.writableFinished) {
         // Still draining after the grace: take the last partial lines and stop.

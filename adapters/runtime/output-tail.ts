@@ -95,6 +95,8 @@ export class DemuxedLines extends Writable {
   private remaining = 0;
   /** Not multiplexed after all (a TTY): everything is stdout from here on. */
   private raw = false;
+  /** When output last arrived (ms since the epoch), so a reader can tell a drained stream. */
+  lastWriteAt = Date.now();
 
   constructor(
     onLine: (line: string, stream: 'stdout' | 'stderr') => void | Promise<void>,
@@ -111,6 +113,7 @@ export class DemuxedLines extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (e?: Error) => void): void {
+    this.lastWriteAt = Date.now();
     this.take(chunk);
     this.deliver().then(() => callback(), callback);
   }

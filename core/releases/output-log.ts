@@ -23,11 +23,16 @@ export const defaultOutputLimits: OutputLimits = {
   flushMs: 200,
 };
 
-/** The line with everything past `max` characters replaced by a note of how much was cut. */
+/**
+ * The line with everything past `max` characters replaced by a note of how much was cut.
+ * A line a runtime already cut (its own note within the slack) is left as it is.
+ */
 export function cutLine(line: string, max: number): string {
-  if (line.length <= max) return line;
-  return `${line.slice(0, max)} … [cut ${line.length - max} bytes]`;
+  if (line.length <= max + cutNoteSlack) return line;
+  return `${line.slice(0, max)} … [cut ${new TextEncoder().encode(line.slice(max)).length} bytes]`;
 }
+
+const cutNoteSlack = 40;
 
 /**
  * The release log of one command's output: lines are written in batches (a few transactions

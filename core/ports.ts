@@ -234,12 +234,16 @@ export interface ContainerRuntime {
   resolveImage(target: DockerTarget, image: string): Promise<string>;
   /** Creates and starts; when a container of that name exists it is returned as it is. */
   start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo>;
-  /** Runs to completion (or timeout, then killed), returns its output, removes it. */
+  /**
+   * Runs to completion (or timeout, then killed), returns its output, removes it. Each line
+   * goes to `onLine` as it comes; while a promise it returned is pending, no more output is
+   * read (the container's writes wait), so a slow sink never buffers a flood.
+   */
   runOnce(
     target: DockerTarget,
     spec: ContainerSpec,
     timeoutMs: number,
-    onLine?: (line: string) => void,
+    onLine?: (line: string) => void | Promise<void>,
   ): Promise<OneOffResult>;
   inspect(target: DockerTarget, nameOrId: string): Promise<ContainerInfo | null>;
   list(target: DockerTarget, labels: Record<string, string>): Promise<ContainerInfo[]>;

@@ -4,6 +4,7 @@
 #   selfdevop-test/node:base      busybox + the host's Node binary and the glibc libs it links
 #   selfdevop-test/app:{v1,v2,unhealthy,slow,crash,migrate-ok,migrate-fail}   busybox httpd app
 #   selfdevop-test/ws:{v1,v2}     WebSocket echo on node:base
+#   selfdevop-test/flood:v1       app:v1 with /bin/migrate-flood (100,000 lines and a 30 MB line)
 # An image whose tag exists and carries the current inputs' hash is skipped, so a second run
 # takes about a second; --force rebuilds everything. See test-images/README.md.
 #
@@ -56,6 +57,7 @@ base_hash=$(hash_of "$busybox_bin" "${BASH_SOURCE[0]}")
 node_hash=$(hash_of "$busybox_bin" "$node_bin" "${BASH_SOURCE[0]}")
 app_hash=$(hash_of "$images"/app/* "${BASH_SOURCE[0]}" <(echo "$base_hash"))
 ws_hash=$(hash_of "$images"/ws/* "${BASH_SOURCE[0]}" <(echo "$node_hash"))
+flood_hash=$(hash_of "$images"/flood/* "${BASH_SOURCE[0]}" <(echo "$app_hash"))
 
 is_current() { # tag hash
   [ $force = 0 ] || return 1
@@ -129,6 +131,7 @@ build_app "$images/app" selfdevop-test/app:migrate-ok "$app_hash" VERSION=migrat
 build_app "$images/app" selfdevop-test/app:migrate-fail "$app_hash" VERSION=migrate-fail MIGRATE=fail
 build_app "$images/ws" selfdevop-test/ws:v1 "$ws_hash" VERSION=v1
 build_app "$images/ws" selfdevop-test/ws:v2 "$ws_hash" VERSION=v2
+build_app "$images/flood" selfdevop-test/flood:v1 "$flood_hash"
 
 # Rebuilt tags leave their old images dangling; drop those no container uses.
 [ ${#built[@]} = 0 ] || docker image prune -f --filter "label=$label" >/dev/null 2>&1 || true

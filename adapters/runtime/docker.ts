@@ -23,7 +23,7 @@ import type {
 } from '../../core/ports.ts';
 import { SshDockerAgent } from './docker-ssh.ts';
 import { ContainerNotFound, ImageNotFound } from './errors.ts';
-import { LineSplitter, OutputTail } from './output-tail.ts';
+import { DemuxedLines, LineSplitter, OutputTail } from './output-tail.ts';
 import { onFirstUse } from '../on-first-use.ts';
 
 export interface DockerRuntimeOptions {
@@ -42,7 +42,12 @@ export interface DockerRuntimeOptions {
   maxClients?: number;
   /** runOnce keeps the last this-many bytes of output; default 64 KiB. */
   maxOutputBytes?: number;
-  /** After a one-off ends, how long to wait for its last output to arrive; default 2000 ms. */
+  /** A line of output longer than this many characters is cut (and the cut said); default 8 KiB. */
+  maxLineLength?: number;
+  /**
+   * After a one-off ends, its output still in transit is read until none has arrived for this
+   * long (or for 60 s at most); default 2000 ms.
+   */
   drainOutputMs?: number;
   /**
    * A short call (ping, inspect, list, create, start, remove) that gets no answer in this long
@@ -230,7 +235,7 @@ export class DockerRuntime implements ContainerRuntime {
     target: DockerTarget,
     spec: ContainerSpec,
     timeoutMs: number,
-    onLine?: (line: string) => void,
+    onLine?: (line: string) => void | Promise<void>,
   ): Promise<OneOffResult> {
     return this.call(target, `run ${spec.name}`, async (docker) => {
       // Why: a worker that died mid-run leaves its one-off behind under the same name; the
@@ -473,23 +478,12 @@ export class DockerRuntime implements ContainerRuntime {
 
   /** Creates the container, pulling its image first when the engine does not have it. */
   private async create(docker: Docker, options: ContainerCreateOptions): Promise<string> {
-    // dockerode deletes abortSignal from the object it is given, so each call gets a fresh one.
     try {
-      return (
-        await docker.createContainer({
-          ...options,
-          abortSignal: this.deadline(),
-        } as ContainerCreateOptions)
-      ).id;
+      return (await docker.createContainer(createRequest(options, this.deadline()))).id;
     } catch (e) {
       if (statusOf(e) !== 404 || !options.Image) throw e;
       await this.ensureImage(docker, options.Image);
-      return (
-        await docker.createContainer({
-          ...options,
-          abortSignal: this.deadline(),
-        } as ContainerCreateOptions)
-      ).id;
+      return (await docker.createContainer(createRequest(options, this.deadline()))).id;
     }
   }
 
@@ -557,27 +551,22 @@ export class DockerRuntime implements ContainerRuntime {
     docker: Docker,
     container: Docker.Container,
     timeoutMs: number,
-    onLine?: (line: string) => void,
+    onLine?: (line: string) => void | Promise<void>,
   ): Promise<OneOffResult> {
     const tail = new OutputTail(this.options.maxOutputBytes ?? defaultMaxOutputBytes);
-    const emit = (line: string) => {
+    const emit = (line: string): void | Promise<void> => {
       tail.push(line);
-      try {
-        onLine?.(line);
-      } catch {
-        // A failing log sink must not fail or hang the one-off itself; the output is kept.
-      }
+      return onLine?.(line);
     };
-    const out = new LineSplitter(emit);
-    const err = new LineSplitter(emit);
-    // Attach before start so not one line of a fast one-off is missed.
+    const lines = new DemuxedLines(emit, this.options.maxLineLength);
+    // Attach before start so not one line of a fast one-off is missed. Piped, so a slow
+    // onLine pauses the socket and the engine holds the container's output back.
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
     const drained = new Promise<void>((resolve) => {
-      stream.once('end', () => resolve());
-      stream.once('close', () => resolve());
+      lines.once('finish', () => resolve());
       stream.once('error', () => resolve());
     });
-    docker.modem.demuxStream(stream, sink(out), sink(err));
+    stream.pipe(lines);
 
     try {
       await container.start({ abortSignal: this.deadline() } as Docker.ContainerStartOptions);
@@ -586,7 +575,9 @@ export class DockerRuntime implements ContainerRuntime {
       // (127 not found, 126 not executable), not the engine failing.
       const exitCode = unstartableExitCode(e);
       if (exitCode === null) throw e;
-      emit(messageOf(e));
+      await Promise.resolve()
+        .then(() => emit(messageOf(e)))
+        .catch(() => undefined);
       return { exitCode, timedOut: false, output: tail.toString() };
     }
     let timer: NodeJS.Timeout | undefined;
@@ -603,10 +594,20 @@ export class DockerRuntime implements ContainerRuntime {
           if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
         });
       }
-      await Promise.race([drained, delay(this.options.drainOutputMs ?? 2000)]);
+      // Why idle and not a fixed wait: the engine buffers what a container wrote while the
+      // log sink held it back, and all of it is still on its way when the container is gone.
+      const idleMs = this.options.drainOutputMs ?? 2000;
+      const giveUp = Date.now() + Math.max(idleMs, 60_000);
+      let done = false;
+      void drained.then(() => (done = true));
+      while (!done && Date.now() < giveUp && Date.now() - lines.lastWriteAt < idleMs)
+        await Promise.race([drained, delay(Math.min(idleMs, 100))]);
       (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
-      out.end();
-      err.end();
+      if (!lines.writableFinished) {
+        // Still draining after the grace: take the last partial lines and stop.
+        stream.unpipe(lines);
+        await new Promise<void>((resolve) => lines.end(resolve));
+      }
       if (outcome === 'timeout') return { exitCode: null, timedOut: true, output: tail.toString() };
       return { exitCode: outcome.StatusCode, timedOut: false, output: tail.toString() };
     } finally {
@@ -616,6 +617,25 @@ export class DockerRuntime implements ContainerRuntime {
 }
 
 // ------------------------------------------------------------------ helpers
+
+/**
+ * The argument for dockerode's createContainer with only the name in the query string.
+ * Why: docker-modem puts every option of a POST to a path ending in `?` into the URL as well
+ * as the body, so the decrypted Env (secrets) would land in engine debug logs and proxy access
+ * logs; `_query` and `_body` are how docker-modem takes the two apart. A fresh object per call,
+ * because dockerode deletes abortSignal from what it is given.
+ */
+export function createRequest(
+  options: ContainerCreateOptions,
+  abortSignal: AbortSignal,
+): ContainerCreateOptions {
+  const { name, ...body } = options;
+  return {
+    _query: name === undefined ? {} : { name },
+    _body: body,
+    abortSignal,
+  } as unknown as ContainerCreateOptions;
+}
 
 interface CachedClient {
   dockerHost: string;

@@ -326,7 +326,7 @@ export class MemoryRuntime implements ContainerRuntime {
     target: DockerTarget,
     spec: ContainerSpec,
     timeoutMs: number,
-    onLine?: (line: string) => void,
+    onLine?: (line: string) => void | Promise<void>,
   ): Promise<OneOffResult> {
     this.enter('runOnce', target, spec.name);
     const image = this.mustImage(spec.image);
@@ -350,7 +350,7 @@ export class MemoryRuntime implements ContainerRuntime {
         tail.push(line);
         c.logs.push({ line, stream: 'stdout' });
         try {
-          onLine?.(line);
+          await onLine?.(line);
         } catch {
           // Same as Docker: a failing log sink does not fail the one-off.
         }

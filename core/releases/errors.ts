@@ -64,3 +64,15 @@ export class StepFailed extends Error {
 }
 
 export const isStepFailed = (e: unknown): e is StepFailed => e instanceof StepFailed;
+
+/** The caller already holds as many live log streams as one caller may. */
+export class TooManyStreams extends CoreError {
+  constructor(limit: number) {
+    super(
+      'rate_limited',
+      'too_many_streams',
+      `at most ${limit} live log streams may be open per caller; close one before opening another`,
+      { limit },
+    );
+  }
+}

@@ -51,3 +51,20 @@ export async function listReleaseLogs(
     return repos.releaseLogs.list(id, afterSeq, limit);
   });
 }
+
+/** What a live log stream needs each tick: the status and the lines after `afterSeq`, read in one transaction. */
+export async function readReleaseProgress(
+  deps: Pick<ReleaseDeps, 'store'>,
+  principal: Principal,
+  id: string,
+  afterSeq: number,
+  limit: number,
+): Promise<{ status: Release['status']; error: string | null; lines: ReleaseLogLine[] }> {
+  const p = requireOrg(principal);
+  return deps.store.withOrg(p.orgId, async (repos) => {
+    const release = await repos.releases.get(id);
+    if (!release) throw new NotFound('release', id);
+    const lines = await repos.releaseLogs.list(id, afterSeq, limit);
+    return { status: release.status, error: release.error, lines };
+  });
+}

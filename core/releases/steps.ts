@@ -15,6 +15,7 @@ import {
 } from './context.ts';
 import { defaultReleaseConfig, sendRetire, sendStep } from './deps.ts';
 import { StepFailed } from './errors.ts';
+import { CommandOutputLog } from './output-log.ts';
 import {
   containerName,
   defaultHosts,
@@ -115,25 +116,22 @@ export const migrate: StepRunner = async (c) => {
   const timeoutMs = c.deps.config.migrationTimeoutMs;
   const target = await nodeTarget(c);
   await appendLog(c, `running migration: ${command}`);
+  const output = new CommandOutputLog(c, 'stdout');
   let streamed = 0;
-  let written = Promise.resolve();
   let result;
   try {
     result = await viaDocker(() =>
       c.deps.runtime.runOnce(target, spec, timeoutMs, (line) => {
         streamed++;
-        written = written.then(() => appendLog(c, line, 'stdout'));
+        return output.push(line);
       }),
     );
+    // A runtime that does not stream still returns the output's tail.
+    if (streamed === 0 && result.output) {
+      for (const line of result.output.split('\n')) if (line.length > 0) await output.push(line);
+    }
   } finally {
-    await written;
-  }
-  if (streamed === 0 && result.output) {
-    await appendLog(
-      c,
-      result.output.split('\n').filter((l) => l.length > 0),
-      'stdout',
-    );
+    await output.close();
   }
   if (result.timedOut) throw new StepFailed(`migration timed out after ${timeoutMs} ms`, false);
   if (result.exitCode !== 0)

@@ -236,7 +236,7 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
       env: { GREETING: 'hi' },
     });
     const lines: string[] = [];
-    const result = await small.runOnce(dockerTarget, s, 20_000, (l) => lines.push(l));
+    const result = await small.runOnce(dockerTarget, s, 20_000, (l) => void lines.push(l));
     expect(result.exitCode).toBe(0);
     expect(lines[0]).toBe('greeting=hi');
     expect(lines).toHaveLength(3001);

@@ -238,7 +238,7 @@ export function runContainerRuntimeContract({
         cmd: ['/bin/migrate'],
         containerPort: undefined,
       });
-      const result = await h.runtime.runOnce(h.target, s, 20_000, (l) => lines.push(l));
+      const result = await h.runtime.runOnce(h.target, s, 20_000, (l) => void lines.push(l));
       expect(result).toMatchObject({ exitCode: 0, timedOut: false });
       expect(result.output).toContain('applying 001_init');
       expect(lines).toEqual(result.output.split('\n'));

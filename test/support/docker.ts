@@ -31,6 +31,8 @@ export const testImages = {
   migrateFail: 'selfdevop-test/app:migrate-fail',
   ws: 'selfdevop-test/ws:v1',
   wsV2: 'selfdevop-test/ws:v2',
+  /** app:v1 with /bin/migrate-flood: 100,000 lines, then one 30 MB line. */
+  flood: 'selfdevop-test/flood:v1',
   /** Never built, and not pullable offline. */
   missing: 'selfdevop-test/missing:never-built',
 } as const;

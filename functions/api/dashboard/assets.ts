@@ -113,8 +113,9 @@ export const js = `
       release.setAttribute('data-release-done', JSON.parse(m.data).status);
     });
     es.onerror = function () {
-      // The stream ended or dropped: poll the summary until the release is finished.
-      if (es.readyState === 2) return;
+      // The stream ended or dropped: poll the summary until the release is finished. A
+      // closed state here means the server refused it (e.g. 429: 20 live streams per user).
+      if (es.readyState === 2) say('Live log unavailable (too many streams open?): the summary refreshes instead');
       es.close();
       var timer = setInterval(function () {
         refresh('/dashboard/releases/' + id + '/summary', summary, function () {

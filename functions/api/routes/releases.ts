@@ -1,5 +1,4 @@
 import * as z from 'zod';
-import type { ReleaseLogLine } from '../../../core/models.ts';
 import { createReleaseInput } from '../../../core/releases/create.ts';
 import {
   cancelRelease,
@@ -9,7 +8,8 @@ import {
   listReleases,
   rollbackRelease,
 } from '../../../core/releases/engine.ts';
-import { isTerminal } from '../../../core/releases/state-machine.ts';
+import { ReleaseLogFeeds, type FeedEvent } from '../../../core/releases/log-feed.ts';
+import { readReleaseProgress } from '../../../core/releases/queries.ts';
 import * as s from '../../../core/schemas.ts';
 import type { Principal } from '../../../core/deps.ts';
 import type { ApiDeps } from '../../../core/system.ts';
@@ -24,15 +24,22 @@ const logQuery = z.object({
   limit: z.coerce.number().int().min(1).max(5000).optional(),
 });
 
-/** How often the live log stream looks for new lines and status changes. */
-const streamPollMs = 250;
 /** A stream ends by itself after this long, so an abandoned client holds nothing for ever. */
 const streamMaxMs = 30 * 60_000;
+
+// One set of feeds per API (tests run several in one process); each shares a poller per release.
+const feedsOf = new WeakMap<ApiDeps, ReleaseLogFeeds>();
+const feeds = (deps: ApiDeps) => {
+  let f = feedsOf.get(deps);
+  if (!f) feedsOf.set(deps, (f = new ReleaseLogFeeds({ clock: deps.clock })));
+  return f;
+};
 
 /**
  * `Accept: text/event-stream`: the release's log lines as they are written (`event: log`),
  * each status change (`event: status`), and an `event: end` once the release is finished.
- * Reconnecting with `Last-Event-ID` resumes after the last line received.
+ * Reconnecting with `Last-Event-ID` resumes after the last line received. Throws
+ * TooManyStreams (429) when the caller already holds the most streams one caller may.
  */
 function streamLogs(
   deps: ApiDeps,
@@ -42,8 +49,27 @@ function streamLogs(
   signal: AbortSignal,
 ): Response {
   const encoder = new TextEncoder();
-  let seq = after;
-  let lastStatus: string | null = null;
+  const stop = new AbortController();
+  const abort = () => stop.abort();
+  signal.addEventListener('abort', abort, { once: true });
+  const timer = setTimeout(abort, streamMaxMs);
+  const clear = () => {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', abort);
+  };
+  let events: AsyncIterable<FeedEvent>;
+  try {
+    events = feeds(deps).open(
+      `${principal.actorType}:${principal.actorId}`,
+      `${principal.orgId}:${id}`,
+      (afterSeq, limit) => readReleaseProgress(deps.release, principal, id, afterSeq, limit),
+      after,
+      stop.signal,
+    );
+  } catch (e) {
+    clear();
+    throw e;
+  }
   const body = new ReadableStream<Uint8Array>({
     async start(controller) {
       const send = (event: string, data: unknown, eventId?: number) =>
@@ -52,37 +78,22 @@ function streamLogs(
             `${eventId !== undefined ? `id: ${eventId}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`,
           ),
         );
-      const deadline = Date.now() + streamMaxMs;
       try {
-        while (!signal.aborted && Date.now() < deadline) {
-          const release = await getRelease(deps.release, principal, id);
-          const lines: ReleaseLogLine[] = await listReleaseLogs(
-            deps.release,
-            principal,
-            id,
-            seq,
-            1000,
-          );
-          for (const line of lines) {
-            send('log', line, line.seq);
-            seq = line.seq;
-          }
-          if (release.status !== lastStatus) {
-            lastStatus = release.status;
-            send('status', { status: release.status, error: release.error });
-          }
-          if (isTerminal(release.status) && lines.length === 0) {
-            send('end', { status: release.status });
-            break;
-          }
-          if (lines.length < 1000)
-            await deps.clock.sleep(streamPollMs, signal).catch(() => undefined);
+        for await (const e of events) {
+          if (e.type === 'log') send('log', e.line, e.line.seq);
+          else if (e.type === 'status') send('status', { status: e.status, error: e.error });
+          else if (e.type === 'end') send('end', { status: e.status });
+          else send('error', { message: e.message });
         }
       } catch (e) {
         send('error', { message: e instanceof Error ? e.message : String(e) });
       } finally {
+        clear();
         controller.close();
       }
+    },
+    cancel() {
+      stop.abort();
     },
   });
   return new Response(body, {

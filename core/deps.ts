@@ -2,6 +2,7 @@ import type { ActorType, AuditEvent, Role } from './models.ts';
 import type {
   AuthProvider,
   Clock,
+  HttpSender,
   IdGenerator,
   KeyVault,
   Logger,
@@ -22,6 +23,8 @@ export interface CoreDeps {
   vault: KeyVault;
   ids: IdGenerator;
   clock: Clock;
+  /** Judges a webhook's target when it is created (the sender judges it again at every delivery). */
+  webhookTargets?: Pick<HttpSender, 'refusal'>;
   logger: Logger;
   /**
    * Failed logins are counted per account *and* source, so a stranger's guesses never lock

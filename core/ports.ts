@@ -177,6 +177,11 @@ export interface HttpSender {
     headers: Record<string, string>,
     timeoutMs: number,
   ): Promise<{ status: number | null; error: string | null }>;
+  /**
+   * Why url must never be a webhook target (the address it resolves to now, checked like
+   * a delivery), or null; asked when a webhook is created, for a clear 400.
+   */
+  refusal?(url: string): Promise<string | null>;
 }
 
 // ---------------------------------------------------------------- data plane

@@ -309,6 +309,15 @@ const privateHost =
 /** True for a URL whose host is loopback, link-local or private (an SSRF target in a SaaS). */
 export const isPrivateUrl = (v: string): boolean => privateHost.test(new URL(v).hostname);
 
+// The control plane and the edge's admin API listen on loopback; link-local is the cloud's
+// metadata service. Never a webhook's target, whatever the install allows.
+const loopbackOrLinkLocalHost =
+  /^(localhost|127\.|169\.254\.|0\.|\[::1?\]$|\[fe[89ab][0-9a-f]:|\[::ffff:(127\.|169\.254\.|0\.|7f|a9fe:|0:))/i;
+
+/** True for a URL whose host is written as a loopback, link-local or unspecified address. */
+export const isLoopbackOrLinkLocalUrl = (v: string): boolean =>
+  loopbackOrLinkLocalHost.test(new URL(v).hostname);
+
 export const createWebhookInput = z.strictObject({
   url: webhookUrl,
   events: z.array(z.enum(webhookEventTypes)).min(1).optional(),

@@ -177,6 +177,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     release,
     domains: { deps: domains, gate },
     metrics: ports.metrics,
+    webhookTargets: ports.http,
     ...(config.apiKeyCacheMs
       ? {
           apiKeyCache: new TtlCache<ApiKey>({

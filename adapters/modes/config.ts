@@ -47,6 +47,12 @@ const schema = z.object({
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   ENCRYPTION_KEY_FILE: z.string().min(1).optional(),
   SIGNUP_MODE: z.enum(['open', 'first-user', 'closed']).default('first-user'),
+  /**
+   * Webhooks may target private ranges (services on the operator's own network). Off by
+   * default, refused with open signup: a stranger's webhook would reach that network.
+   * Loopback, link-local and the platform's own endpoints are refused whatever this says.
+   */
+  WEBHOOKS_ALLOW_PRIVATE: bool.default(false),
   EDGE_DOMAIN: domainName.default('localhost'),
   /** A Caddy you run yourself. Absent: `npm start` runs its own (CADDY_BIN, else a CADDY_IMAGE container). */
   CADDY_ADMIN_URL: url(['http:']).optional(),
@@ -139,7 +145,13 @@ export function fromEnv(env: Record<string, string | undefined> = process.env): 
   const present = Object.fromEntries(
     Object.entries(env).filter(([, v]) => v !== undefined && v !== ''),
   );
-  const parsed = schema.safeParse(present);
+  const parsed = schema
+    .refine((c) => !(c.WEBHOOKS_ALLOW_PRIVATE && c.SIGNUP_MODE === 'open'), {
+      path: ['WEBHOOKS_ALLOW_PRIVATE'],
+      message:
+        'must not be true while SIGNUP_MODE=open: anyone signing up could reach your private network',
+    })
+    .safeParse(present);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);

@@ -18,7 +18,7 @@ import { CaddyEdgeRouter } from '../edge/caddy.ts';
 import { startUpstreamDns } from '../edge/upstream-dns.ts';
 import { PostgresUpstreamRegistry } from '../edge/upstreams-postgres.ts';
 import { PostgresRouteCatalog } from '../edge/route-catalog-postgres.ts';
-import { NodeHttpSender } from '../http/node.ts';
+import { NodeHttpSender, type ResolveAll } from '../http/node.ts';
 import { RandomIds } from '../ids/random.ts';
 import { fromPino } from '../logger/pino.ts';
 import { PrometheusMetrics } from '../metrics/prometheus.ts';
@@ -57,6 +57,8 @@ export interface SelfhostOverrides {
   workerConcurrency?: number;
   /** The upstream DNS zone, and how often Caddy re-reads upstreams. */
   edgeDns?: { zone?: string; refreshMs?: number };
+  /** How webhook hosts are resolved (tests re-point a name between creation and delivery). */
+  webhookResolve?: ResolveAll;
 }
 
 export interface SelfhostSystem {
@@ -153,7 +155,11 @@ export async function fromSelfhost(
       edge,
       probe: new HttpHealthProbe(),
       dns: new NodeDnsResolver({ servers: config.DNS_SERVERS?.split(',') }),
-      http: new NodeHttpSender(),
+      http: new NodeHttpSender({
+        refusePrivateAddresses: !config.WEBHOOKS_ALLOW_PRIVATE,
+        refusedEndpoints: platformEndpoints(config),
+        resolve: overrides.webhookResolve,
+      }),
       clock,
       ids: new RandomIds(),
       logger,
@@ -167,8 +173,8 @@ export async function fromSelfhost(
       version: options.version,
       loginLimits: overrides.loginLimits ?? { perAccount: 10, perIp: 100 },
       ...(overrides.signupLimits ? { signupLimits: overrides.signupLimits } : {}),
-      // A self-hosted install notifies services on its own network.
-      allowPrivateWebhooks: true,
+      // Services on the operator's own network, by opt-in (never with open signup).
+      allowPrivateWebhooks: config.WEBHOOKS_ALLOW_PRIVATE,
       // Short: another process revoking a key reaches this one only through the database.
       apiKeyCacheMs: 1_000,
       release: overrides.release,
@@ -230,4 +236,24 @@ function splitHostPort(address: string): { host: string; port: number } {
     host: address.slice(0, i).replace(/^\[(.*)\]$/, '$1') || '0.0.0.0',
     port: Number(address.slice(i + 1)),
   };
+}
+
+/**
+ * host:port of every service of the platform itself, which no webhook may reach whatever
+ * range its address is in: the edge's admin API (`caddy:2019/stop` stops every tenant's
+ * traffic), the API, the edge's upstream DNS and TLS reads, the database.
+ */
+export function platformEndpoints(config: SelfhostConfig): string[] {
+  const admin = new URL(config.CADDY_ADMIN_URL ?? defaultCaddyAdminUrl);
+  const database = new URL(config.DATABASE_URL);
+  return [
+    `${admin.hostname}:${admin.port || 80}`,
+    `${config.HOST}:${config.PORT}`,
+    config.EDGE_DNS_LISTEN,
+    ...(config.EDGE_DNS_ADDRESS ? [config.EDGE_DNS_ADDRESS] : []),
+    config.EDGE_TLS_ADDRESS,
+    `${database.hostname || '127.0.0.1'}:${database.port || 5432}`,
+    `127.0.0.1:${config.EMBEDDED_PG_PORT}`,
+    ...(config.CONTROL_UPSTREAM ? [config.CONTROL_UPSTREAM] : []),
+  ];
 }

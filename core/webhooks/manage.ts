@@ -1,5 +1,5 @@
 import { InvalidInput, NotFound } from '../errors.ts';
-import { isPrivateUrl } from '../schemas.ts';
+import { isLoopbackOrLinkLocalUrl, isPrivateUrl } from '../schemas.ts';
 import type { Webhook } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import {
@@ -25,11 +25,19 @@ export async function createWebhook(
 ): Promise<WebhookView & { secret: string }> {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-webhooks');
+  if (isLoopbackOrLinkLocalUrl(input.url)) {
+    throw new InvalidInput('url: must not point at a loopback or link-local address', {
+      field: 'url',
+    });
+  }
   if (!deps.config.allowPrivateWebhooks && isPrivateUrl(input.url)) {
     throw new InvalidInput('url: must not point at a loopback, link-local or private address', {
       field: 'url',
     });
   }
+  // A name is judged by what it resolves to: `caddy:2019` is the edge's admin API.
+  const refused = await deps.webhookTargets?.refusal?.(input.url);
+  if (refused) throw new InvalidInput(`url: refused: ${refused}`, { field: 'url' });
   const id = deps.ids.newId('whk');
   const secret = `whsec_${deps.ids.newSecret(32)}`;
   const hook: Webhook = {

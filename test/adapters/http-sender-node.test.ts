@@ -1,8 +1,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { isPrivateAddress, NodeHttpSender } from '../../adapters/http/node.ts';
+import { classifyAddress, isPrivateAddress, NodeHttpSender } from '../../adapters/http/node.ts';
+import { hostAddress } from '../support/host-address.ts';
 import { runHttpSenderContract } from '../contracts/http-sender.case.ts';
+
+// Loopback is refused by every sender, so receivers listen on the machine's own address.
+const host = hostAddress();
 
 runHttpSenderContract({
   make: async () => {
@@ -16,12 +20,12 @@ runHttpSenderContract({
         res.writeHead(status).end('ok');
       });
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => server.listen(0, host, r));
     const { port } = server.address() as AddressInfo;
     return {
       sender: new NodeHttpSender(),
-      url: `http://127.0.0.1:${port}/hook`,
-      deadUrl: 'http://127.0.0.1:1/hook',
+      url: `http://${host}:${port}/hook`,
+      deadUrl: `http://${host}:1/hook`,
       answer: (s) => (status = s),
       received: () => received,
       close: () => new Promise<void>((r) => server.close(() => r())),
@@ -32,10 +36,10 @@ runHttpSenderContract({
 describe('NodeHttpSender', () => {
   it('gives up on an endpoint that never answers, within its timeout', async () => {
     const server = http.createServer(() => undefined);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => server.listen(0, host, r));
     const { port } = server.address() as AddressInfo;
     const started = Date.now();
-    const res = await new NodeHttpSender().post(`http://127.0.0.1:${port}/`, '{}', {}, 300);
+    const res = await new NodeHttpSender().post(`http://${host}:${port}/`, '{}', {}, 300);
     expect(res.status).toBeNull();
     expect(res.error).toMatch(/300 ms/);
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -45,11 +49,11 @@ describe('NodeHttpSender', () => {
 
   it('does not follow redirects', async () => {
     const server = http.createServer((_req, res) =>
-      res.writeHead(302, { location: 'http://127.0.0.1:1/' }).end(),
+      res.writeHead(302, { location: `http://${host}:1/` }).end(),
     );
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => server.listen(0, host, r));
     const { port } = server.address() as AddressInfo;
-    expect(await new NodeHttpSender().post(`http://127.0.0.1:${port}/`, '{}', {}, 2_000)).toEqual({
+    expect(await new NodeHttpSender().post(`http://${host}:${port}/`, '{}', {}, 2_000)).toEqual({
       status: 302,
       error: null,
     });
@@ -67,19 +71,14 @@ describe('NodeHttpSender', () => {
       });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       const { port } = server.address() as AddressInfo;
-      // The same receiver is reachable without the guard, so the refusal below is the guard's.
-      expect(
-        (await new NodeHttpSender().post(`http://localhost:${port}/`, '{}', {}, 2_000)).status,
-      ).toBe(200);
-      expect(hits).toBe(1);
       const res = await guarded.post(`http://localhost:${port}/`, '{}', {}, 2_000);
       expect(res).toEqual({
         status: null,
         error: expect.stringMatching(
-          /^refused: localhost resolves to the private address (127\.0\.0\.1|::1)$/,
+          /^refused: localhost \((127\.0\.0\.1|::1)\) is a loopback address$/,
         ),
       });
-      expect(hits).toBe(1);
+      expect(hits).toBe(0);
       await new Promise<void>((r) => server.close(() => r()));
     });
 
@@ -93,7 +92,7 @@ describe('NodeHttpSender', () => {
     ])('refuses the literal address in %s before connecting', async (url) => {
       const res = await guarded.post(url, '{}', {}, 2_000);
       expect(res.status).toBeNull();
-      expect(res.error).toMatch(/^refused: .* resolves to the private address/);
+      expect(res.error).toMatch(/^refused: .* is a (loopback|link-local|private) address$/);
     });
 
     it('judges addresses by range, IPv4-mapped IPv6 as its IPv4', () => {
@@ -127,6 +126,65 @@ describe('NodeHttpSender', () => {
       ]) {
         expect(isPrivateAddress(a), a).toBe(false);
       }
+    });
+  });
+
+  describe('without refusePrivateAddresses (a self-hosted sender)', () => {
+    it.each([
+      ['http://127.0.0.1:2019/stop', 'loopback'],
+      ['http://[::1]:2019/stop', 'loopback'],
+      ['http://169.254.169.254/latest/meta-data/', 'link-local'],
+      ['http://0.0.0.0:2019/stop', 'unspecified'],
+    ])('still refuses %s (%s)', async (url, kind) => {
+      const sender = new NodeHttpSender();
+      expect(await sender.refusal(url)).toMatch(new RegExp(`is an? ${kind} address$`));
+      expect((await sender.post(url, '{}', {}, 2_000)).error).toMatch(/^refused: /);
+    });
+
+    it('delivers to a private address, but never to the platform own endpoints', async () => {
+      let hits = 0;
+      const server = http.createServer((_req, res) => {
+        hits++;
+        res.end();
+      });
+      await new Promise<void>((r) => server.listen(0, host, r));
+      const { port } = server.address() as AddressInfo;
+      const named = (address: string) => async () => [{ address, family: 4 }];
+      const free = new NodeHttpSender({ resolve: named(host) });
+      expect((await free.post(`http://receiver.internal:${port}/`, '{}', {}, 2_000)).status).toBe(
+        200,
+      );
+      // The edge's admin API named by a name that resolves to the receiver's address.
+      const guardedOwn = new NodeHttpSender({
+        refusedEndpoints: [`caddy.internal:${port}`],
+        resolve: named(host),
+      });
+      expect(await guardedOwn.refusal(`http://receiver.internal:${port}/`)).toBe(
+        `receiver.internal (${host}):${port} is the control plane or its edge's admin API`,
+      );
+      // Listening on every interface covers every address of the machine.
+      const wildcard = new NodeHttpSender({ refusedEndpoints: [`0.0.0.0:${port}`] });
+      expect((await wildcard.post(`http://${host}:${port}/`, '{}', {}, 2_000)).error).toMatch(
+        /control plane/,
+      );
+      // Another port of the same address is not the platform's.
+      expect(await guardedOwn.refusal(`http://receiver.internal:${port + 1}/`)).toBeNull();
+      expect(hits).toBe(1);
+      await new Promise<void>((r) => server.close(() => r()));
+    });
+
+    it('names the range of each address', () => {
+      expect(
+        [
+          '127.0.0.5',
+          '::ffff:127.0.0.1',
+          'fe80::1',
+          '169.254.1.1',
+          '10.0.0.1',
+          'fd00::1',
+          '8.8.8.8',
+        ].map(classifyAddress),
+      ).toEqual(['loopback', 'loopback', 'link-local', 'link-local', 'private', 'private', null]);
     });
   });
 });

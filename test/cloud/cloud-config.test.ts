@@ -292,7 +292,14 @@ describe('migrate Lambda and the cloud composition root', () => {
       const delivery = await system.webhooks.http.post('http://localhost:9/hook', '{}', {}, 2_000);
       expect(delivery).toEqual({
         status: null,
-        error: expect.stringMatching(/localhost resolves to the private address/),
+        error: expect.stringMatching(
+          /^refused: localhost \((127\.0\.0\.1|::1)\) is a loopback address$/,
+        ),
+      });
+      // Private ranges too: a SaaS's own network is never a tenant's target.
+      expect(await system.webhooks.http.post('http://10.1.2.3:9/hook', '{}', {}, 2_000)).toEqual({
+        status: null,
+        error: 'refused: 10.1.2.3 is a private address',
       });
       await expect(system.api.store.ping()).resolves.toBeUndefined();
       // The default ledger is PostgreSQL's, pruned by the maintenance job.

@@ -34,6 +34,7 @@ import type { ApiDeps } from '../../core/system.ts';
 import { createScheduleHandler } from '../../functions/lambda/schedule-handler.ts';
 import { createWorkerHandler, sqsWorkerHandlers } from '../../functions/lambda/worker-handler.ts';
 import { MemoryLogger } from '../../adapters/logger/memory.ts';
+import { hostAddress } from '../support/host-address.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { createTestDatabase } from '../support/db.ts';
@@ -102,8 +103,10 @@ describe.skipIf(!ready)(
           res.writeHead(answered).end();
         });
       });
-      await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-      receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+      // Loopback is never a webhook target: the receiver listens on the machine's address.
+      const host = hostAddress();
+      await new Promise<void>((r) => receiver.listen(0, host, r));
+      receiverUrl = `http://${host}:${(receiver.address() as AddressInfo).port}/hooks`;
     }, 60_000);
 
     afterAll(async () => {
@@ -152,8 +155,9 @@ describe.skipIf(!ready)(
         },
         ctx,
       );
-      // The receiver is on loopback, which a cloud deployment refuses (allowPrivateWebhooks
-      // off); the test seeds its webhook past that check, and the check itself is asserted below.
+      // The receiver's address may be private, which a cloud deployment refuses
+      // (allowPrivateWebhooks off); the test seeds its webhook past that check, and the check
+      // itself is asserted below.
       const hook = await createWebhook(
         { ...api, config: { ...api.config, allowPrivateWebhooks: true } },
         owner,
@@ -246,6 +250,8 @@ describe.skipIf(!ready)(
         caddyServer: caddy.serverName,
         edgeIpv4: ['127.0.0.1'],
         dnsServers: [dns.dnsAddress],
+        signupMode: 'first-user',
+        webhooksAllowPrivate: true,
       });
       try {
         const deps = api.system.api.domains!.deps;
@@ -295,7 +301,7 @@ describe.skipIf(!ready)(
             DNS_SERVERS: dns.dnsAddress,
             LOG_LEVEL: 'info',
           }),
-          // The receiver is on loopback, which the cloud's own sender refuses at delivery.
+          // The receiver's address may be private, which the cloud's own sender refuses at delivery.
           {
             logDestination: { write: (l) => void cloudLines.push(l) },
             webhookSender: new NodeHttpSender(),
@@ -327,7 +333,7 @@ describe.skipIf(!ready)(
         let batches = 0;
 
         // The SSRF guard is on in the cloud: the API would refuse this webhook.
-        const probe = await runScenarioGuard(cloud.api, receiverUrl);
+        const probe = await runScenarioGuard(cloud.api, 'http://10.1.2.3/hooks');
         expect(probe).toBeInstanceOf(InvalidInput);
 
         /** Lambda's event source mappings: every queue polled, each batch handed to the worker. */
@@ -424,7 +430,7 @@ function scheduledEvent(rule: string) {
   };
 }
 
-/** Tries to make a loopback webhook through the cloud's own config; returns what it threw. */
+/** Tries to make a private-address webhook through the cloud's own config; returns what it threw. */
 async function runScenarioGuard(api: ApiDeps, url: string): Promise<unknown> {
   const userId = api.ids.newId('usr');
   await api.store.identity.createUser({

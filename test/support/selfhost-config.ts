@@ -30,6 +30,8 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   edgeTlsAddress?: string;
   edgeIpv4?: string[];
   dnsServers?: string[];
+  /** WEBHOOKS_ALLOW_PRIVATE: webhooks may target private ranges (refused with open signup). */
+  webhooksAllowPrivate?: boolean;
   maxBodyBytes: number;
   dbPoolMax: number;
   version: string;
@@ -56,6 +58,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     edgeTlsAddress,
     edgeIpv4,
     dnsServers,
+    webhooksAllowPrivate,
     maxBodyBytes,
     dbPoolMax,
     version,
@@ -78,6 +81,8 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     EDGE_TLS_ADDRESS: edgeTlsAddress,
     EDGE_IPV4: edgeIpv4?.join(','),
     DNS_SERVERS: dnsServers?.join(','),
+    WEBHOOKS_ALLOW_PRIVATE:
+      webhooksAllowPrivate === undefined ? undefined : String(webhooksAllowPrivate),
     MAX_BODY_BYTES: String(maxBodyBytes),
     DB_POOL_MAX: String(dbPoolMax),
     LOG_LEVEL: logLevel,

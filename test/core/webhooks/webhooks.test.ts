@@ -20,7 +20,7 @@ import {
   type WebhookEventMessage,
 } from '../../../core/webhooks/events.ts';
 import { signPayload, verifySignature } from '../../../core/webhooks/signature.ts';
-import { isPrivateUrl } from '../../../core/schemas.ts';
+import { isLoopbackOrLinkLocalUrl, isPrivateUrl } from '../../../core/schemas.ts';
 import { anAuditEvent, anOrg, aWebhook } from '../../contracts/store.case.ts';
 
 describe('webhook signatures', () => {
@@ -193,5 +193,32 @@ describe('isPrivateUrl (the check when a webhook is created)', () => {
     'http://[2001:db8::1]/h',
   ])('%s is not', (url) => {
     expect(isPrivateUrl(url)).toBe(false);
+  });
+});
+
+describe('isLoopbackOrLinkLocalUrl (refused whatever the install allows)', () => {
+  it.each([
+    'http://localhost:2019/stop',
+    'http://127.0.0.1:2019/stop',
+    'http://127.1.2.3/h',
+    'http://2130706433:2019/stop',
+    'http://0.0.0.0:2019/stop',
+    'http://169.254.169.254/latest/meta-data',
+    'http://[::1]:2019/stop',
+    'http://[::]/h',
+    'http://[fe80::1]/h',
+    'http://[::ffff:127.0.0.1]:2019/stop',
+    'http://[::ffff:169.254.169.254]/h',
+  ])('%s is', (url) => {
+    expect(isLoopbackOrLinkLocalUrl(url)).toBe(true);
+  });
+
+  it.each([
+    'http://10.0.0.5/h',
+    'http://192.168.0.1/h',
+    'https://hooks.example.com/h',
+    'http://[fd12::1]/h',
+  ])('%s is not', (url) => {
+    expect(isLoopbackOrLinkLocalUrl(url)).toBe(false);
   });
 });

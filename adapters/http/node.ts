@@ -119,8 +119,8 @@ type LookupCallback = (
 ) => void;
 
 type Vetted =
-  | { refused: string; addresses?: undefined }
-  | { refused: null; addresses: { address: string; family: number }[] };
+  | { refused: string; addresses?: undefined; unresolved?: boolean }
+  | { refused: null; addresses: { address: string; family: number }[]; unresolved?: undefined };
 
 /**
  * Outbound POSTs with node:http(s): no redirects followed (a webhook that redirects is
@@ -143,7 +143,9 @@ export class NodeHttpSender implements HttpSender {
 
   /** Why a webhook must not be sent to url (checked against its resolved addresses), or null. */
   async refusal(url: string): Promise<string | null> {
-    return (await this.vet(url)).refused;
+    const vetted = await this.vet(url);
+    // A name that does not resolve yet is not a target either: every delivery checks again.
+    return vetted.unresolved ? null : vetted.refused;
   }
 
   private async addressesOf(host: string): Promise<{ address: string; family: number }[]> {
@@ -183,9 +185,9 @@ export class NodeHttpSender implements HttpSender {
     try {
       addresses = await this.addressesOf(host);
     } catch (e) {
-      return { refused: `${host} does not resolve: ${(e as Error).message}` };
+      return { refused: `${host} does not resolve: ${(e as Error).message}`, unresolved: true };
     }
-    if (addresses.length === 0) return { refused: `${host} has no address` };
+    if (addresses.length === 0) return { refused: `${host} has no address`, unresolved: true };
     const port = portOf(target);
     const own = this.endpoints.length > 0 ? await this.ownEndpoints() : new Set<string>();
     for (const { address } of addresses) {

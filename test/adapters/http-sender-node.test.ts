@@ -173,6 +173,18 @@ describe('NodeHttpSender', () => {
       await new Promise<void>((r) => server.close(() => r()));
     });
 
+    it('lets a name that does not resolve yet be created, and refuses to deliver to it', async () => {
+      const nowhere = new NodeHttpSender({
+        resolve: async () => {
+          throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
+        },
+      });
+      expect(await nowhere.refusal('https://hooks.later.example/h')).toBeNull();
+      expect((await nowhere.post('https://hooks.later.example/h', '{}', {}, 2_000)).error).toBe(
+        'refused: hooks.later.example does not resolve: not found',
+      );
+    });
+
     it('names the range of each address', () => {
       expect(
         [

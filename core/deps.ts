@@ -48,6 +48,11 @@ export interface CoreDeps {
     edgeDomain: string;
     /** Self-hosted installs notify services on their own network; a SaaS must not (SSRF). Default: no. */
     allowPrivateWebhooks?: boolean;
+    /**
+     * Tests only: their receivers listen on loopback. Set by a composition root's test
+     * override, never by configuration a user could set. Default: no.
+     */
+    allowLoopbackWebhooks?: boolean;
   };
 }
 

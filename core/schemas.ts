@@ -318,6 +318,10 @@ const loopbackOrLinkLocalHost =
 export const isLoopbackOrLinkLocalUrl = (v: string): boolean =>
   loopbackOrLinkLocalHost.test(new URL(v).hostname);
 
+/** True for a URL whose host is a loopback address literal (tests' receivers listen there). */
+export const isLoopbackLiteralUrl = (v: string): boolean =>
+  /^(127\.\d+\.\d+\.\d+|\[::1\])$/.test(new URL(v).hostname);
+
 export const createWebhookInput = z.strictObject({
   url: webhookUrl,
   events: z.array(z.enum(webhookEventTypes)).min(1).optional(),

@@ -95,6 +95,8 @@ export interface SystemConfig {
   revokedSessionCacheMs?: number;
   /** Whether webhooks may target private addresses: a self-hosted install's own network, never a SaaS's. */
   allowPrivateWebhooks: boolean;
+  /** Tests only, from a composition root's test override: webhooks may target loopback. */
+  allowLoopbackWebhooks?: boolean;
   /** How long a valid API key is believed without the database; no cache when absent. */
   apiKeyCacheMs?: number;
   /** Extra readiness checks (name → check). */
@@ -220,6 +222,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
       signupMode: config.signupMode,
       edgeDomain: config.edgeDomain,
       allowPrivateWebhooks: config.allowPrivateWebhooks,
+      ...(config.allowLoopbackWebhooks ? { allowLoopbackWebhooks: true } : {}),
     },
     api: { maxBodyBytes: config.maxBodyBytes, version: config.version },
     ...(ports.hostedSignIn ? { hostedSignIn: ports.hostedSignIn } : {}),

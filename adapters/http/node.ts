@@ -27,6 +27,11 @@ export interface NodeHttpSenderOptions {
   refusedEndpoints?: readonly string[];
   /** How names are resolved; the system resolver unless set. */
   resolve?: ResolveAll;
+  /**
+   * Tests only, through a composition root's test override (never configuration): their
+   * receivers listen on loopback. The platform's own endpoints stay refused.
+   */
+  acceptLoopback?: boolean;
 }
 
 /** Why an address is never a webhook target, or 'private' / null. */
@@ -133,12 +138,14 @@ export class NodeHttpSender implements HttpSender {
   private readonly refusePrivate: boolean;
   private readonly endpoints: { host: string; port: number }[];
   private readonly resolve: ResolveAll;
+  private readonly acceptLoopback: boolean;
   private own: { at: number; endpoints: Promise<Set<string>> } | null = null;
 
   constructor(options: NodeHttpSenderOptions = {}) {
     this.refusePrivate = options.refusePrivateAddresses ?? false;
     this.endpoints = (options.refusedEndpoints ?? []).map(splitEndpoint);
     this.resolve = options.resolve ?? systemResolve;
+    this.acceptLoopback = options.acceptLoopback ?? false;
   }
 
   /** Why a webhook must not be sent to url (checked against its resolved addresses), or null. */
@@ -195,6 +202,7 @@ export class NodeHttpSender implements HttpSender {
       if (own.has(`${unmapped(address)}|${port}`))
         return { refused: `${shown}:${port} is the control plane or its edge's admin API` };
       const kind = classifyAddress(address);
+      if (kind === 'loopback' && this.acceptLoopback) continue;
       if (kind && (kind !== 'private' || this.refusePrivate))
         return { refused: `${shown} is a ${kind} address` };
     }

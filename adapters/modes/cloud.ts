@@ -73,8 +73,13 @@ export interface CloudOverrides {
    * the API and schedule functions hand Docker work to it, and ship without dockerode.
    */
   runtime?: ContainerRuntime;
-  /** Delivers webhooks; one that refuses private addresses unless set (tests deliver to loopback). */
+  /** Delivers webhooks; one that refuses private addresses unless set. */
   webhookSender?: HttpSender;
+  /**
+   * Tests only: webhooks may be made for, and delivered to, loopback (their receivers listen
+   * there). Never configuration: an install's webhooks never reach loopback.
+   */
+  webhooksToLoopback?: boolean;
   /** Where the user pool answers; AWS (the pool's JWKS, https://COGNITO_DOMAIN) unless set (tests). */
   cognito?: { jwksUrl?: string; hostedUiUrl?: string };
 }
@@ -158,7 +163,12 @@ export async function fromCloud(
       dns: new NodeDnsResolver({ servers: config.DNS_SERVERS?.split(',') }),
       // Hosts are checked when a webhook is made (allowPrivateWebhooks stays off) and again at
       // each delivery, against the address actually resolved: a name may be re-pointed later.
-      http: overrides.webhookSender ?? new NodeHttpSender({ refusePrivateAddresses: true }),
+      http:
+        overrides.webhookSender ??
+        new NodeHttpSender({
+          refusePrivateAddresses: true,
+          acceptLoopback: overrides.webhooksToLoopback ?? false,
+        }),
       clock,
       ids: new RandomIds(),
       logger,
@@ -176,6 +186,7 @@ export async function fromCloud(
       loginLimits: { perAccount: 10, perIp: 100 },
       // A SaaS must not let tenants make it call into its own network (SSRF).
       allowPrivateWebhooks: false,
+      allowLoopbackWebhooks: overrides.webhooksToLoopback ?? false,
       readiness: { objects: () => objects.ping() },
     },
   );

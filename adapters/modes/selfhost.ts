@@ -59,6 +59,11 @@ export interface SelfhostOverrides {
   edgeDns?: { zone?: string; refreshMs?: number };
   /** How webhook hosts are resolved (tests re-point a name between creation and delivery). */
   webhookResolve?: ResolveAll;
+  /**
+   * Tests only: webhooks may be made for, and delivered to, loopback (their receivers listen
+   * there). Never configuration: an install's webhooks never reach loopback.
+   */
+  webhooksToLoopback?: boolean;
 }
 
 export interface SelfhostSystem {
@@ -159,6 +164,7 @@ export async function fromSelfhost(
         refusePrivateAddresses: !config.WEBHOOKS_ALLOW_PRIVATE,
         refusedEndpoints: platformEndpoints(config),
         resolve: overrides.webhookResolve,
+        acceptLoopback: overrides.webhooksToLoopback ?? false,
       }),
       clock,
       ids: new RandomIds(),
@@ -175,6 +181,7 @@ export async function fromSelfhost(
       ...(overrides.signupLimits ? { signupLimits: overrides.signupLimits } : {}),
       // Services on the operator's own network, by opt-in (never with open signup).
       allowPrivateWebhooks: config.WEBHOOKS_ALLOW_PRIVATE,
+      allowLoopbackWebhooks: overrides.webhooksToLoopback ?? false,
       // Short: another process revoking a key reaches this one only through the database.
       apiKeyCacheMs: 1_000,
       release: overrides.release,

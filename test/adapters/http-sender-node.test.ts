@@ -2,11 +2,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { classifyAddress, isPrivateAddress, NodeHttpSender } from '../../adapters/http/node.ts';
-import { hostAddress } from '../support/host-address.ts';
 import { runHttpSenderContract } from '../contracts/http-sender.case.ts';
 
-// Loopback is refused by every sender, so receivers listen on the machine's own address.
-const host = hostAddress();
+// Receivers listen on loopback, which only a test's sender accepts (acceptLoopback).
+const host = '127.0.0.1';
+const toTestReceivers = () => new NodeHttpSender({ acceptLoopback: true });
 
 runHttpSenderContract({
   make: async () => {
@@ -23,7 +23,7 @@ runHttpSenderContract({
     await new Promise<void>((r) => server.listen(0, host, r));
     const { port } = server.address() as AddressInfo;
     return {
-      sender: new NodeHttpSender(),
+      sender: toTestReceivers(),
       url: `http://${host}:${port}/hook`,
       deadUrl: `http://${host}:1/hook`,
       answer: (s) => (status = s),
@@ -39,7 +39,7 @@ describe('NodeHttpSender', () => {
     await new Promise<void>((r) => server.listen(0, host, r));
     const { port } = server.address() as AddressInfo;
     const started = Date.now();
-    const res = await new NodeHttpSender().post(`http://${host}:${port}/`, '{}', {}, 300);
+    const res = await toTestReceivers().post(`http://${host}:${port}/`, '{}', {}, 300);
     expect(res.status).toBeNull();
     expect(res.error).toMatch(/300 ms/);
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -53,7 +53,7 @@ describe('NodeHttpSender', () => {
     );
     await new Promise<void>((r) => server.listen(0, host, r));
     const { port } = server.address() as AddressInfo;
-    expect(await new NodeHttpSender().post(`http://${host}:${port}/`, '{}', {}, 2_000)).toEqual({
+    expect(await toTestReceivers().post(`http://${host}:${port}/`, '{}', {}, 2_000)).toEqual({
       status: 302,
       error: null,
     });
@@ -141,7 +141,7 @@ describe('NodeHttpSender', () => {
       expect((await sender.post(url, '{}', {}, 2_000)).error).toMatch(/^refused: /);
     });
 
-    it('delivers to a private address, but never to the platform own endpoints', async () => {
+    it('accepts a private address, but never the platform own endpoints', async () => {
       let hits = 0;
       const server = http.createServer((_req, res) => {
         hits++;
@@ -150,20 +150,34 @@ describe('NodeHttpSender', () => {
       await new Promise<void>((r) => server.listen(0, host, r));
       const { port } = server.address() as AddressInfo;
       const named = (address: string) => async () => [{ address, family: 4 }];
-      const free = new NodeHttpSender({ resolve: named(host) });
+      // Judged only: no test sends traffic to a private address.
+      expect(
+        await new NodeHttpSender({ resolve: named('10.20.30.40') }).refusal(
+          `http://receiver.internal:${port}/`,
+        ),
+      ).toBeNull();
+      const free = new NodeHttpSender({ resolve: named(host), acceptLoopback: true });
       expect((await free.post(`http://receiver.internal:${port}/`, '{}', {}, 2_000)).status).toBe(
         200,
       );
-      // The edge's admin API named by a name that resolves to the receiver's address.
+      // The edge's admin API named by a name that resolves to the receiver's address: refused
+      // even by a sender that accepts loopback.
       const guardedOwn = new NodeHttpSender({
         refusedEndpoints: [`caddy.internal:${port}`],
         resolve: named(host),
+        acceptLoopback: true,
       });
       expect(await guardedOwn.refusal(`http://receiver.internal:${port}/`)).toBe(
         `receiver.internal (${host}):${port} is the control plane or its edge's admin API`,
       );
-      // Listening on every interface covers every address of the machine.
-      const wildcard = new NodeHttpSender({ refusedEndpoints: [`0.0.0.0:${port}`] });
+      expect(
+        (await guardedOwn.post(`http://receiver.internal:${port}/`, '{}', {}, 2_000)).error,
+      ).toMatch(/control plane/);
+      // Listening on every interface covers every address of the machine, loopback included.
+      const wildcard = new NodeHttpSender({
+        refusedEndpoints: [`0.0.0.0:${port}`],
+        acceptLoopback: true,
+      });
       expect((await wildcard.post(`http://${host}:${port}/`, '{}', {}, 2_000)).error).toMatch(
         /control plane/,
       );

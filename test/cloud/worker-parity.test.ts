@@ -18,7 +18,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../adapters/db/migrator.ts';
 import { fromCloud, type CloudSystem } from '../../adapters/modes/cloud.ts';
 import { fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
-import { NodeHttpSender } from '../../adapters/http/node.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import type { DomainDeps } from '../../core/domains/deps.ts';
 import { createDomain, verifyDomain } from '../../core/domains/use-cases.ts';
@@ -34,7 +33,6 @@ import type { ApiDeps } from '../../core/system.ts';
 import { createScheduleHandler } from '../../functions/lambda/schedule-handler.ts';
 import { createWorkerHandler, sqsWorkerHandlers } from '../../functions/lambda/worker-handler.ts';
 import { MemoryLogger } from '../../adapters/logger/memory.ts';
-import { hostAddress } from '../support/host-address.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { createTestDatabase } from '../support/db.ts';
@@ -103,10 +101,10 @@ describe.skipIf(!ready)(
           res.writeHead(answered).end();
         });
       });
-      // Loopback is never a webhook target: the receiver listens on the machine's address.
-      const host = hostAddress();
-      await new Promise<void>((r) => receiver.listen(0, host, r));
-      receiverUrl = `http://${host}:${(receiver.address() as AddressInfo).port}/hooks`;
+      // Loopback is never an install's webhook target: each system below accepts this
+      // receiver through its composition root's test-only override.
+      await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+      receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
     }, 60_000);
 
     afterAll(async () => {
@@ -155,11 +153,10 @@ describe.skipIf(!ready)(
         },
         ctx,
       );
-      // The receiver's address may be private, which a cloud deployment refuses
-      // (allowPrivateWebhooks off); the test seeds its webhook past that check, and the check
-      // itself is asserted below.
+      // Through the API's own check: both systems accept this test's loopback receiver; the
+      // cloud's refusal of private addresses is asserted below.
       const hook = await createWebhook(
-        { ...api, config: { ...api.config, allowPrivateWebhooks: true } },
+        api,
         owner,
         { url: receiverUrl, events: ['domain.dns_verified'] },
         ctx,
@@ -250,8 +247,7 @@ describe.skipIf(!ready)(
         caddyServer: caddy.serverName,
         edgeIpv4: ['127.0.0.1'],
         dnsServers: [dns.dnsAddress],
-        signupMode: 'first-user',
-        webhooksAllowPrivate: true,
+        webhooksToLoopback: true,
       });
       try {
         const deps = api.system.api.domains!.deps;
@@ -301,10 +297,10 @@ describe.skipIf(!ready)(
             DNS_SERVERS: dns.dnsAddress,
             LOG_LEVEL: 'info',
           }),
-          // The receiver's address may be private, which the cloud's own sender refuses at delivery.
+          // The cloud's own sender (private ranges refused), accepting this test's loopback receiver.
           {
             logDestination: { write: (l) => void cloudLines.push(l) },
-            webhookSender: new NodeHttpSender(),
+            webhooksToLoopback: true,
             runtime: new DockerRuntime(),
           },
         );

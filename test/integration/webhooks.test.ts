@@ -1,7 +1,8 @@
 /**
  * Webhooks for real: a release deployed through the API on Docker behind Caddy notifies a
- * receiver on this machine's own address (loopback is never a webhook target), signed,
- * and a delivery the receiver refuses is retried.
+ * loopback receiver, signed, and a delivery the receiver refuses is retried. Loopback is
+ * never an install's webhook target: this test's system accepts it through the composition
+ * root's test-only override (the default is proved in test/security/webhooks-to-the-edge).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +12,6 @@ import type { ApiHarness } from '../api/api.case.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { ensureTestImages, removeContainersByLabel } from '../support/docker.ts';
-import { hostAddress } from '../support/host-address.ts';
 import { available } from '../support/services.ts';
 
 const ready = (await available('docker')) && (await available('caddy'));
@@ -44,18 +44,14 @@ describe.skipIf(!ready)('webhooks', () => {
         res.writeHead(answered).end();
       });
     });
-    const host = hostAddress();
-    await new Promise<void>((r) => receiver.listen(0, host, r));
-    receiverUrl = `http://${host}:${(receiver.address() as AddressInfo).port}/hooks`;
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
     caddy = await startCaddy();
     api = await startSelfhostApi({
       workers: true,
       caddyAdminUrl: caddy.adminUrl,
       caddyServer: caddy.serverName,
-      // The machine's address may be in a private range: the operator's opt-in, which open
-      // signup would refuse.
-      signupMode: 'first-user',
-      webhooksAllowPrivate: true,
+      webhooksToLoopback: true,
     });
     const s = await api.request('POST', '/api/auth/local/signup', {
       body: { email: 'hooks@example.com', password: 'correct horse battery' },

@@ -20,7 +20,11 @@ import {
   type WebhookEventMessage,
 } from '../../../core/webhooks/events.ts';
 import { signPayload, verifySignature } from '../../../core/webhooks/signature.ts';
-import { isLoopbackOrLinkLocalUrl, isPrivateUrl } from '../../../core/schemas.ts';
+import {
+  isLoopbackLiteralUrl,
+  isLoopbackOrLinkLocalUrl,
+  isPrivateUrl,
+} from '../../../core/schemas.ts';
 import { anAuditEvent, anOrg, aWebhook } from '../../contracts/store.case.ts';
 
 describe('webhook signatures', () => {
@@ -221,4 +225,19 @@ describe('isLoopbackOrLinkLocalUrl (refused whatever the install allows)', () =>
   ])('%s is not', (url) => {
     expect(isLoopbackOrLinkLocalUrl(url)).toBe(false);
   });
+});
+
+describe('isLoopbackLiteralUrl (what a test system, by its test-only override, accepts)', () => {
+  it.each(['http://127.0.0.1:4000/hooks', 'http://127.0.0.2/h', 'http://[::1]:4000/h'])(
+    '%s is',
+    (url) => expect(isLoopbackLiteralUrl(url)).toBe(true),
+  );
+
+  it.each([
+    'http://localhost:2019/stop',
+    'http://169.254.169.254/latest/meta-data',
+    'http://0.0.0.0:2019/stop',
+    'http://[::ffff:127.0.0.1]/h',
+    'http://127.0.0.1.attacker.example/h',
+  ])('%s is not', (url) => expect(isLoopbackLiteralUrl(url)).toBe(false));
 });

@@ -245,10 +245,10 @@ describe('row-level security', () => {
       'selfdevop_domain_by_hostname',
       // Custom domains' sweep (migrations/0002_domain_sweep.sql).
       'selfdevop_domains_to_check',
-      // The edge rebuilt from the database (migrations/0006_live_routes.sql).
-      'selfdevop_live_routes',
       // The sweep of releases whose first step was lost (migrations/0009_release_sweep.sql).
       'selfdevop_jobless_releases',
+      // The edge rebuilt from the database (migrations/0006_live_routes.sql).
+      'selfdevop_live_routes',
       'selfdevop_memberships_of',
     ]);
     for (const f of fns.rows) {

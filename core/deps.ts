@@ -23,8 +23,11 @@ export interface CoreDeps {
   vault: KeyVault;
   ids: IdGenerator;
   clock: Clock;
-  /** Judges a webhook's target when it is created (the sender judges it again at every delivery). */
-  webhookTargets?: Pick<HttpSender, 'refusal'>;
+  /**
+   * Judges a webhook's target when it is created (the sender judges it again at every
+   * delivery), and sends a webhook's test event while its owner waits for the answer.
+   */
+  webhookTargets?: HttpSender;
   logger: Logger;
   /**
    * Failed logins are counted per account *and* source, so a stranger's guesses never lock

@@ -75,6 +75,27 @@ export async function fanOutEvent(
   return subscribed.length;
 }
 
+/**
+ * The headers of one delivery, signed over its body; a test event carries the same ones,
+ * so a receiver's signature check is exercised by it too.
+ */
+export function deliveryHeaders(
+  secret: string,
+  clock: Clock,
+  body: string,
+  delivery: { type: string; deliveryId: string; attempt: number },
+): Record<string, string> {
+  const t = Math.floor(clock.now().getTime() / 1000);
+  return {
+    'content-type': 'application/json',
+    'user-agent': 'selfdevop-webhooks',
+    'x-selfdevop-event': delivery.type,
+    'x-selfdevop-delivery': delivery.deliveryId,
+    'x-selfdevop-attempt': String(delivery.attempt),
+    [signatureHeader]: signPayload(secret, t, body),
+  };
+}
+
 /** POSTs one event to one webhook, signed; a non-2xx answer throws so the queue retries with backoff. */
 export async function deliverWebhook(
   deps: WebhookDeps,
@@ -90,18 +111,14 @@ export async function deliverWebhook(
     webhookSecretContext(hook.orgId, hook.id),
   );
   const body = JSON.stringify(message.event);
-  const t = Math.floor(deps.clock.now().getTime() / 1000);
   const res = await deps.http.post(
     hook.url,
     body,
-    {
-      'content-type': 'application/json',
-      'user-agent': 'selfdevop-webhooks',
-      'x-selfdevop-event': message.event.type,
-      'x-selfdevop-delivery': `${hook.id}:${message.event.id}`,
-      'x-selfdevop-attempt': String(attempt),
-      [signatureHeader]: signPayload(secret, t, body),
-    },
+    deliveryHeaders(secret, deps.clock, body, {
+      type: message.event.type,
+      deliveryId: `${hook.id}:${message.event.id}`,
+      attempt,
+    }),
     deps.config.deliveryTimeoutMs,
   );
   const log = {

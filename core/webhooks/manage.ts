@@ -1,4 +1,4 @@
-import { InvalidInput, NotFound } from '../errors.ts';
+import { InvalidInput, NotFound, Unavailable } from '../errors.ts';
 import { isLoopbackLiteralUrl, isLoopbackOrLinkLocalUrl, isPrivateUrl } from '../schemas.ts';
 import type { Webhook } from '../models.ts';
 import { assertCan } from '../roles.ts';
@@ -9,7 +9,7 @@ import {
   type Principal,
   type RequestContext,
 } from '../deps.ts';
-import { webhookSecretContext } from './deliver.ts';
+import { deliveryHeaders, webhookSecretContext } from './deliver.ts';
 import { webhookEventTypes, type WebhookEventType } from './events.ts';
 
 export type WebhookView = Omit<Webhook, 'sealedSecret'>;
@@ -88,4 +88,70 @@ export async function deleteWebhook(
       targetId: id,
     });
   });
+}
+
+/** The type of the event a test sends: never a subscribable event, so no receiver mistakes it. */
+export const webhookTestEventType = 'webhook.test';
+
+/** A test waits at most this long for the receiver, like a queued delivery. */
+const testTimeoutMs = 10_000;
+
+export interface WebhookTestResult {
+  /** True when the receiver answered 2xx. */
+  delivered: boolean;
+  /** The receiver's HTTP status, or null when it was never reached. */
+  status: number | null;
+  /** Why it was not reached (refused address, DNS, timeout, connection), or null. */
+  error: string | null;
+  eventId: string;
+}
+
+/**
+ * Sends one signed `webhook.test` event to a webhook now and answers what its receiver
+ * said, so its owner can check the URL and their signature check without waiting for a
+ * deploy. Sent once, not queued: a person is waiting, and a retry would answer too late
+ * to help them. The sender refuses the same addresses it refuses for any delivery.
+ */
+export async function testWebhook(
+  deps: CoreDeps,
+  principal: Principal,
+  id: string,
+  ctx: RequestContext,
+): Promise<WebhookTestResult> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-webhooks');
+  const sender = deps.webhookTargets;
+  const hook = await deps.store.withOrg(p.orgId, async (repos) =>
+    (await repos.webhooks.list()).find((h) => h.id === id),
+  );
+  if (!hook) throw new NotFound('webhook', id);
+  if (!sender) throw new Unavailable('webhook_test', 'this process cannot send webhooks');
+  const secret = await deps.vault.open(hook.sealedSecret, webhookSecretContext(p.orgId, hook.id));
+  const eventId = deps.ids.newId('evt');
+  const body = JSON.stringify({
+    id: eventId,
+    type: webhookTestEventType,
+    createdAt: deps.clock.now().toISOString(),
+    data: { webhookId: hook.id, message: 'a test event from selfdevop' },
+  });
+  const res = await sender.post(
+    hook.url,
+    body,
+    deliveryHeaders(secret, deps.clock, body, {
+      type: webhookTestEventType,
+      deliveryId: `${hook.id}:${eventId}`,
+      attempt: 1,
+    }),
+    testTimeoutMs,
+  );
+  const delivered = res.status !== null && res.status >= 200 && res.status < 300;
+  await deps.store.withOrg(p.orgId, (repos) =>
+    recordAudit(deps, repos, p, ctx, {
+      action: 'webhook.tested',
+      targetType: 'webhook',
+      targetId: hook.id,
+      data: { eventId, status: res.status, ...(res.error ? { error: res.error } : {}) },
+    }),
+  );
+  return { delivered, status: res.status, error: res.error, eventId };
 }

@@ -1,5 +1,10 @@
 import * as s from '../../../core/schemas.ts';
-import { createWebhook, deleteWebhook, listWebhooks } from '../../../core/webhooks/manage.ts';
+import {
+  createWebhook,
+  deleteWebhook,
+  listWebhooks,
+  testWebhook,
+} from '../../../core/webhooks/manage.ts';
 import { route } from '../route.ts';
 
 export const webhookRoutes = [
@@ -30,5 +35,15 @@ export const webhookRoutes = [
     auth: true,
     status: 204,
     handle: ({ deps, principal, params, ctx }) => deleteWebhook(deps, principal, params.id!, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/webhooks/{id}/test',
+    summary:
+      'Send a signed webhook.test event now and answer what the receiver said (delivered, status, error)',
+    tag: 'webhooks',
+    auth: true,
+    status: 200,
+    handle: ({ deps, principal, params, ctx }) => testWebhook(deps, principal, params.id!, ctx),
   }),
 ];

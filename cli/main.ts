@@ -5,13 +5,20 @@
  * it worked (0), failed (1) or was called wrongly (2).
  */
 import type { Command, CommandContext } from './command.ts';
+import { apiKeys } from './commands/api-keys.ts';
+import { audit } from './commands/audit.ts';
 import { deploy } from './commands/deploy.ts';
+import { deployJobs } from './commands/deploy-jobs.ts';
 import { domains } from './commands/domains.ts';
+import { environments } from './commands/environments.ts';
 import { login } from './commands/login.ts';
 import { cancel, logs, releases, rollback } from './commands/releases.ts';
 import { nodes } from './commands/nodes.ts';
+import { orgs } from './commands/orgs.ts';
+import { projects } from './commands/projects.ts';
 import { secrets } from './commands/secrets.ts';
 import { services } from './commands/services.ts';
+import { webhooks } from './commands/webhooks.ts';
 import { CliError, processEnv } from './config.ts';
 import { stdio, type Output } from './output.ts';
 
@@ -26,6 +33,13 @@ export const commands: Command[] = [
   secrets,
   services,
   nodes,
+  projects,
+  environments,
+  deployJobs,
+  webhooks,
+  apiKeys,
+  orgs,
+  audit,
 ];
 
 function overview(): string {

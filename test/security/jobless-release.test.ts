@@ -12,7 +12,7 @@ import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { insertRelease } from '../../core/releases/create.ts';
 import { dockerTarget } from '../support/docker.ts';
 import { available } from '../support/services.ts';
-import { sleep, startStack, type Stack, type Tenant } from './stack.ts';
+import { sleep, startStack, type Stack, type Tenant } from './support/stack.ts';
 
 const ready = (await available('docker')) && (await available('caddy'));
 

@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { available } from '../support/services.ts';
-import { startStack, type Stack, type Tenant } from './stack.ts';
+import { startStack, type Stack, type Tenant } from './support/stack.ts';
 
 const ready = (await available('docker')) && (await available('caddy'));
 

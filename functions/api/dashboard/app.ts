@@ -8,10 +8,14 @@ import { registerApiKeys } from './views/api-keys.ts';
 import { registerAudit } from './views/audit.ts';
 import { logoutPathOf, registerAuth } from './views/auth.ts';
 import { registerDomains } from './views/domains.ts';
+import { registerEnvironments } from './views/environments.ts';
 import { registerNodes } from './views/nodes.ts';
+import { registerOrgs } from './views/orgs.ts';
 import { registerProjects } from './views/projects.ts';
 import { registerReleases } from './views/releases.ts';
+import { registerSecrets } from './views/secrets.ts';
 import { registerServices } from './views/services.ts';
+import { registerWebhooks } from './views/webhooks.ts';
 
 /**
  * Scripts and styles only from /dashboard/assets; no framing, forms post only to us (and,
@@ -89,11 +93,15 @@ export function dashboardApp(
   );
 
   registerAuth(app, fetchApi, options.logger, options.hostedSignIn);
+  registerOrgs(app, fetchApi);
   registerProjects(app, fetchApi);
+  registerEnvironments(app, fetchApi);
   registerServices(app, fetchApi);
+  registerSecrets(app, fetchApi);
   registerReleases(app, fetchApi);
   registerDomains(app, fetchApi);
   registerNodes(app, fetchApi);
+  registerWebhooks(app, fetchApi);
   registerApiKeys(app, fetchApi);
   registerAudit(app, fetchApi);
 

@@ -16,6 +16,7 @@ export interface Shell {
 const navItems = [
   ['projects', '/dashboard', 'Projects'],
   ['nodes', '/dashboard/nodes', 'Nodes'],
+  ['webhooks', '/dashboard/webhooks', 'Webhooks'],
   ['keys', '/dashboard/api-keys', 'API keys'],
   ['audit', '/dashboard/audit', 'Audit log'],
 ] as const;

@@ -2,7 +2,6 @@ import type { Context, Hono } from 'hono';
 import type { HostedSignIn, Logger } from '../../../../core/ports.ts';
 import { html } from 'hono/html';
 import { ApiFailure, DashboardApi, orgCookie, sessionCookie, type ApiFetch } from '../api.ts';
-import { action } from '../handler.ts';
 import type { Html } from '../layout.ts';
 import { clearSession, field, flash, render, safeNext, setSessionCookie } from '../session.ts';
 import { hostedLogoutPath, registerHostedSignIn } from './hosted-sign-in.ts';
@@ -85,31 +84,6 @@ export function registerAuth(
 ): void {
   if (hostedSignIn) registerHostedSignIn(app, fetchApi, hostedSignIn, logger);
   else registerLocalSignIn(app, fetchApi);
-  app.post(
-    '/dashboard/org',
-    action(fetchApi, '/dashboard', async (c, s, form) => {
-      const orgId = field(form, 'orgId');
-      if (!orgId || !s.shell.orgs?.some((o) => o.id === orgId))
-        throw new ApiFailure(404, 'org_not_found', `org ${orgId ?? ''} not found`);
-      setSessionCookie(c, orgCookie, orgId);
-      return '/dashboard';
-    }),
-  );
-  app.post(
-    '/dashboard/orgs',
-    action(fetchApi, '/dashboard', async (c, s, form) => {
-      const org = await s.api.call<{ id: string; name: string }>(
-        'POST',
-        '/api/orgs',
-        { name: field(form, 'name') ?? '' },
-        { org: null },
-      );
-      setSessionCookie(c, orgCookie, org.id);
-      flash(c, 'notice', `Created ${org.name}; you are now working in it.`);
-      // Back to the page that sent a user in no org here, if one did.
-      return safeNext(field(form, 'next'));
-    }),
-  );
 }
 
 function registerLocalSignIn(app: Hono, fetchApi: ApiFetch): void {

@@ -5,6 +5,7 @@ import { action, view, viewWithoutOrg } from '../handler.ts';
 import { badge, when, type Html } from '../layout.ts';
 import { field, render, param, safeNext } from '../session.ts';
 import type { NodeRecord, Project, Release, Service } from '../types.ts';
+import { environmentsSection } from './environments.ts';
 
 /** KEY=value lines into an env map; the API validates the names. */
 export function parseEnv(text: string | undefined): Record<string, string> | undefined {
@@ -280,40 +281,8 @@ export function registerProjects(app: Hono, fetchApi: ApiFetch): void {
                 </tbody>
               </table>`
         }
-        ${serviceForm(project.id)}
-        <h2>Environments</h2>
-        <ul>
-          ${envs.map((e) => html`<li>${e.name}</li>`)}
-        </ul>
-        <form
-          method="post"
-          action="/dashboard/projects/${project.id}/environments"
-          class="card row"
-        >
-          <div>
-            <label for="env-name">New environment <span class="hint">e.g. staging</span></label>
-            <input
-              id="env-name"
-              name="name"
-              required
-              pattern="[a-z0-9]([a-z0-9\\-]*[a-z0-9])?"
-              maxlength="40"
-            />
-          </div>
-          <div><button type="submit" class="secondary">Add environment</button></div>
-        </form>`;
+        ${serviceForm(project.id)} ${environmentsSection(project, services)}`;
       return render(c, s, { title: project.name, section: 'projects' }, body);
-    }),
-  );
-
-  app.post(
-    '/dashboard/projects/:id/environments',
-    action(fetchApi, '/dashboard', async (c, s, form) => {
-      await s.api.post('/api/environments', {
-        projectId: param(c, 'id'),
-        name: field(form, 'name') ?? '',
-      });
-      return `/dashboard/projects/${param(c, 'id')}`;
     }),
   );
 

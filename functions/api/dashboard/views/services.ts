@@ -3,9 +3,10 @@ import { html } from 'hono/html';
 import { ApiFailure, type ApiFetch } from '../api.ts';
 import { action, view } from '../handler.ts';
 import { badge, seconds, when, type Html } from '../layout.ts';
-import { field, flash, render, param } from '../session.ts';
+import { field, render, param } from '../session.ts';
 import type { Domain, Project, Release, Service } from '../types.ts';
 import { health, recentReleases } from './projects.ts';
+import { secretsSection } from './secrets.ts';
 
 function facts(svc: Service, project: Project): Html {
   return html`<dl class="facts">
@@ -213,84 +214,7 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
                   <div><button type="submit" class="secondary">Add domain</button></div>
                 </form>`
         }
-        <h2 id="secrets">Secrets (${env.name})</h2>
-        ${
-          secrets.items.length === 0
-            ? html`<div class="empty">
-                No secrets yet. Values are write-only: stored encrypted, never shown again, passed
-                to the containers as environment variables from the next release on.
-              </div>`
-            : html`<table>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Value</th>
-                    <th scope="col">Updated</th>
-                    <th scope="col"><span class="visually-hidden">Actions</span></th>
-                  </tr>
-                </thead>
-                <tbody>
-                  ${secrets.items.map(
-                    (x) =>
-                      html`<tr>
-                        <td><code>${x.name}</code></td>
-                        <td aria-label="hidden value">••••••••</td>
-                        <td>${when(x.updatedAt)}</td>
-                        <td>
-                          <form
-                            method="post"
-                            action="/dashboard/services/${svc.id}/secrets/delete"
-                            class="inline"
-                            data-confirm="Delete secret ${x.name}? The next release runs without it."
-                          >
-                            <input type="hidden" name="environment" value="${env.name}" /><input
-                              type="hidden"
-                              name="name"
-                              value="${x.name}"
-                            />
-                            <button
-                              type="submit"
-                              class="secondary"
-                              aria-label="Delete secret ${x.name}"
-                            >
-                              Delete
-                            </button>
-                          </form>
-                        </td>
-                      </tr>`,
-                  )}
-                </tbody>
-              </table>`
-        }
-        <form
-          method="post"
-          action="/dashboard/services/${svc.id}/secrets"
-          class="card row"
-          autocomplete="off"
-        >
-          <input type="hidden" name="environment" value="${env.name}" />
-          <div>
-            <label for="secret-name">Name</label
-            ><input
-              id="secret-name"
-              name="name"
-              required
-              pattern="[A-Za-z_][A-Za-z0-9_]*"
-              placeholder="DATABASE_URL"
-            />
-          </div>
-          <div>
-            <label for="secret-value">Value <span class="hint">write-only</span></label
-            ><input
-              id="secret-value"
-              name="value"
-              type="password"
-              autocomplete="new-password"
-              required
-            />
-          </div>
-          <div><button type="submit" class="secondary">Set secret</button></div>
-        </form>
+        ${secretsSection(svc.id, env.name, secrets.items)}
         <h2>Settings</h2>
         ${facts(svc, project)}`;
       return render(c, s, { title: svc.name, section: 'projects' }, body);
@@ -319,35 +243,6 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
         hostname: field(form, 'hostname') ?? '',
       });
       return `/dashboard/domains/${d.id}`;
-    }),
-  );
-
-  app.post(
-    '/dashboard/services/:id/secrets',
-    action(fetchApi, '/dashboard', async (c, s, form) => {
-      const environment = field(form, 'environment');
-      const name = field(form, 'name') ?? '';
-      await s.api.post(`/api/services/${param(c, 'id')}/secrets`, {
-        ...(environment ? { environment } : {}),
-        name,
-        value: typeof form.value === 'string' ? form.value : '',
-      });
-      flash(c, 'notice', `Secret ${name} saved; it applies from the next deploy.`);
-      return `/dashboard/services/${param(c, 'id')}?environment=${environment ?? 'production'}#secrets`;
-    }),
-  );
-
-  app.post(
-    '/dashboard/services/:id/secrets/delete',
-    action(fetchApi, '/dashboard', async (c, s, form) => {
-      const environment = field(form, 'environment') ?? 'production';
-      const name = field(form, 'name') ?? '';
-      await s.api.call(
-        'DELETE',
-        `/api/services/${param(c, 'id')}/secrets/${encodeURIComponent(name)}?environment=${environment}`,
-      );
-      flash(c, 'notice', `Secret ${name} deleted.`);
-      return `/dashboard/services/${param(c, 'id')}?environment=${environment}#secrets`;
     }),
   );
 }

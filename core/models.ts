@@ -250,6 +250,23 @@ export interface Webhook {
   createdAt: string;
 }
 
+/** One attempt to deliver an event (or a test event) to a webhook, and what came of it. */
+export interface WebhookDelivery {
+  id: string;
+  orgId: string;
+  webhookId: string;
+  eventId: string;
+  eventType: string;
+  attempt: number;
+  /** True when the receiver answered 2xx. */
+  delivered: boolean;
+  /** The receiver's HTTP status, or null when it was never reached. */
+  responseStatus: number | null;
+  /** Why it was not reached (refused address, DNS, timeout, connection), or null. */
+  error: string | null;
+  createdAt: string;
+}
+
 export type ActorType = 'user' | 'api_key' | 'system';
 
 export interface AuditEvent {

@@ -25,6 +25,7 @@ import type {
   User,
   UserWithPassword,
   Webhook,
+  WebhookDelivery,
 } from './models.ts';
 
 // ---------------------------------------------------------------- time, ids, logs
@@ -556,6 +557,13 @@ export interface WebhookRepo {
   delete(id: string): Promise<boolean>;
 }
 
+export interface WebhookDeliveryRepo {
+  /** Records one attempt, then keeps only the newest `keep` attempts of its webhook. */
+  append(d: WebhookDelivery, keep: number): Promise<void>;
+  /** A webhook's recorded attempts, oldest first. */
+  list(webhookId: string, page: PageRequest): Promise<Page<WebhookDelivery>>;
+}
+
 export interface AuditRepo {
   append(e: AuditEvent): Promise<void>;
   list(
@@ -581,6 +589,7 @@ export interface OrgRepos {
   secrets: SecretRepo;
   domains: DomainRepo;
   webhooks: WebhookRepo;
+  webhookDeliveries: WebhookDeliveryRepo;
   audit: AuditRepo;
 }
 

@@ -141,6 +141,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     vault,
     http: ports.http,
     clock,
+    ids,
     logger: logger.child({ component: 'webhooks' }),
     config: { deliveryTimeoutMs: 10_000, maxDeliveryAttempts: 8, ...config.webhooks },
   };

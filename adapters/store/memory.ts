@@ -40,6 +40,7 @@ import { memorySecretRepo } from './memory/secrets.ts';
 import { memoryServiceRepo } from './memory/services.ts';
 import { emptyTables, type Tables } from './memory/tables.ts';
 import { TenantView } from './memory/tenant.ts';
+import { memoryWebhookDeliveryRepo } from './memory/webhook-deliveries.ts';
 import { memoryWebhookRepo } from './memory/webhooks.ts';
 
 /** One org's repositories over one transaction's view. */
@@ -60,6 +61,7 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     secrets: memorySecretRepo(t),
     domains: memoryDomainRepo(t),
     webhooks: memoryWebhookRepo(t),
+    webhookDeliveries: memoryWebhookDeliveryRepo(t),
     audit: memoryAuditRepo(t),
   };
 }

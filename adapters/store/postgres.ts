@@ -32,6 +32,7 @@ import {
 import { pgSecretRepo } from './postgres/secrets.ts';
 import { pgServiceRepo } from './postgres/services.ts';
 import { TenantSql } from './postgres/tenant.ts';
+import { pgWebhookDeliveryRepo } from './postgres/webhook-deliveries.ts';
 import { pgWebhookRepo } from './postgres/webhooks.ts';
 
 /** One org's repositories over one transaction. */
@@ -52,6 +53,7 @@ export function pgOrgRepos(t: TenantSql): OrgRepos {
     secrets: pgSecretRepo(t),
     domains: pgDomainRepo(t),
     webhooks: pgWebhookRepo(t),
+    webhookDeliveries: pgWebhookDeliveryRepo(t),
     audit: pgAuditRepo(t),
   };
 }

@@ -10,6 +10,17 @@ interface Webhook {
   createdAt: string;
 }
 
+interface Delivery {
+  id: string;
+  eventId: string;
+  eventType: string;
+  attempt: number;
+  delivered: boolean;
+  responseStatus: number | null;
+  error: string | null;
+  createdAt: string;
+}
+
 interface TestResult {
   delivered: boolean;
   status: number | null;
@@ -21,12 +32,14 @@ const usage = `Usage:
   selfdevop webhooks [list] [--json]
   selfdevop webhooks add URL [--events TYPE,TYPE…] [--json]
   selfdevop webhooks test ID
+  selfdevop webhooks deliveries ID [--json]
   selfdevop webhooks rm ID
 
 add subscribes URL to the org's events (all of them without --events) and prints the
 signing secret once: keep it to check the X-Selfdevop-Signature header. test sends a
 signed webhook.test event now and says what the receiver answered; it exits 1 when the
-receiver did not answer 2xx. Loopback, link-local and the platform's own addresses are
+receiver did not answer 2xx. deliveries lists the recent attempts (the newest 100 are
+kept), test events included, with what the receiver answered. Loopback, link-local and the platform's own addresses are
 refused (private ranges too, unless the operator set WEBHOOKS_ALLOW_PRIVATE).
 
 Events: ${webhookEventTypes.join(', ')}
@@ -83,6 +96,26 @@ async function run(ctx: CommandContext): Promise<number> {
       );
       return 1;
     }
+    case 'deliveries': {
+      if (!arg) throw new CliError('webhooks deliveries needs the webhook ID', 2);
+      const api = await client(ctx.env);
+      const items = await api.all<Delivery>(`/api/webhooks/${encodeURIComponent(arg)}/deliveries`);
+      if (values.json) return (json(ctx.o, items), 0);
+      table(
+        ctx.o,
+        ['WHEN', 'EVENT', 'TYPE', 'ATTEMPT', 'RESULT', 'ANSWER'],
+        items.map((d) => [
+          d.createdAt,
+          d.eventId,
+          d.eventType,
+          d.attempt,
+          d.delivered ? 'delivered' : 'failed',
+          d.responseStatus ?? d.error,
+        ]),
+        `no deliveries yet: selfdevop webhooks test ${arg}`,
+      );
+      return 0;
+    }
     case 'rm':
     case 'remove': {
       if (!arg) throw new CliError(`webhooks ${sub} needs the webhook ID`, 2);
@@ -92,13 +125,16 @@ async function run(ctx: CommandContext): Promise<number> {
       return 0;
     }
     default:
-      throw new CliError(`unknown webhooks command ${sub}: use list, add, test or rm`, 2);
+      throw new CliError(
+        `unknown webhooks command ${sub}: use list, add, test, deliveries or rm`,
+        2,
+      );
   }
 }
 
 export const webhooks: Command = {
   name: 'webhooks',
-  summary: 'Webhooks of the org: list, add (secret shown once), test, rm',
+  summary: 'Webhooks of the org: list, add (secret shown once), test, deliveries, rm',
   help: usage,
   run,
 };

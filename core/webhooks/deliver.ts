@@ -1,7 +1,9 @@
-import type { Webhook } from '../models.ts';
+import { NotFound } from '../errors.ts';
+import type { Webhook, WebhookDelivery } from '../models.ts';
 import type {
   Clock,
   EventQueue,
+  IdGenerator,
   HttpSender,
   KeyVault,
   Logger,
@@ -17,6 +19,7 @@ export interface WebhookDeps {
   vault: KeyVault;
   http: HttpSender;
   clock: Clock;
+  ids: IdGenerator;
   logger: Logger;
   config: { deliveryTimeoutMs: number; maxDeliveryAttempts: number };
 }
@@ -75,6 +78,33 @@ export async function fanOutEvent(
   return subscribed.length;
 }
 
+/** Attempts kept per webhook: enough to see a receiver's recent history, never a growing table. */
+export const keptDeliveries = 100;
+
+/**
+ * Records one attempt. A webhook deleted while its delivery was in flight has no history to
+ * add to (its rows went with it): that is not the delivery's failure.
+ */
+export async function recordDelivery(
+  deps: { store: Store; ids: IdGenerator; clock: Clock },
+  orgId: string,
+  attempt: Omit<WebhookDelivery, 'id' | 'orgId' | 'createdAt'>,
+): Promise<void> {
+  const delivery: WebhookDelivery = {
+    id: deps.ids.newId('dlv'),
+    orgId,
+    ...attempt,
+    createdAt: deps.clock.now().toISOString(),
+  };
+  try {
+    await deps.store.withOrg(orgId, (repos) =>
+      repos.webhookDeliveries.append(delivery, keptDeliveries),
+    );
+  } catch (e) {
+    if (!(e instanceof NotFound)) throw e;
+  }
+}
+
 /**
  * The headers of one delivery, signed over its body; a test event carries the same ones,
  * so a receiver's signature check is exercised by it too.
@@ -121,6 +151,16 @@ export async function deliverWebhook(
     }),
     deps.config.deliveryTimeoutMs,
   );
+  const delivered = res.status !== null && res.status >= 200 && res.status < 300;
+  await recordDelivery(deps, message.orgId, {
+    webhookId: hook.id,
+    eventId: message.event.id,
+    eventType: message.event.type,
+    attempt,
+    delivered,
+    responseStatus: res.status,
+    error: res.error,
+  });
   const log = {
     webhookId: hook.id,
     eventId: message.event.id,
@@ -128,7 +168,7 @@ export async function deliverWebhook(
     attempt,
     status: res.status,
   };
-  if (res.status !== null && res.status >= 200 && res.status < 300) {
+  if (delivered) {
     deps.logger.info(log, 'webhook delivered');
     return { delivered: true, status: res.status };
   }

@@ -1,6 +1,6 @@
 import { InvalidInput, NotFound, Unavailable } from '../errors.ts';
 import { isLoopbackLiteralUrl, isLoopbackOrLinkLocalUrl, isPrivateUrl } from '../schemas.ts';
-import type { Webhook } from '../models.ts';
+import type { Page, PageRequest, Webhook, WebhookDelivery } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import {
   recordAudit,
@@ -9,7 +9,7 @@ import {
   type Principal,
   type RequestContext,
 } from '../deps.ts';
-import { deliveryHeaders, webhookSecretContext } from './deliver.ts';
+import { deliveryHeaders, recordDelivery, webhookSecretContext } from './deliver.ts';
 import { webhookEventTypes, type WebhookEventType } from './events.ts';
 
 export type WebhookView = Omit<Webhook, 'sealedSecret'>;
@@ -145,6 +145,15 @@ export async function testWebhook(
     testTimeoutMs,
   );
   const delivered = res.status !== null && res.status >= 200 && res.status < 300;
+  await recordDelivery(deps, p.orgId, {
+    webhookId: hook.id,
+    eventId,
+    eventType: webhookTestEventType,
+    attempt: 1,
+    delivered,
+    responseStatus: res.status,
+    error: res.error,
+  });
   await deps.store.withOrg(p.orgId, (repos) =>
     recordAudit(deps, repos, p, ctx, {
       action: 'webhook.tested',
@@ -154,4 +163,20 @@ export async function testWebhook(
     }),
   );
   return { delivered, status: res.status, error: res.error, eventId };
+}
+
+/** A webhook's recent delivery attempts (the newest 100 are kept), oldest first. */
+export async function listWebhookDeliveries(
+  deps: CoreDeps,
+  principal: Principal,
+  id: string,
+  page: PageRequest,
+): Promise<Page<WebhookDelivery>> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-webhooks');
+  return deps.store.withOrg(p.orgId, async (repos) => {
+    // Reads before a write run on their own; both see the same committed webhooks.
+    if (!(await repos.webhooks.list()).some((h) => h.id === id)) throw new NotFound('webhook', id);
+    return repos.webhookDeliveries.list(id, page);
+  });
 }

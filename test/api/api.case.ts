@@ -108,6 +108,8 @@ export function runApiSuite(
           '/api/services',
           '/api/nodes',
           '/api/orgs/{orgId}/api-keys',
+          '/api/webhooks/{id}/test',
+          '/api/webhooks/{id}/deliveries',
         ]) {
           expect(doc.paths[p], p).toBeDefined();
         }
@@ -375,6 +377,34 @@ export function runApiSuite(
             })
           ).status,
         ).toBe(404);
+      });
+
+      it("answers another org's, an unknown or a viewer's webhook test and deliveries with the error shape", async () => {
+        // No receiver is reached: every call below is refused before anything is sent. An
+        // address literal (TEST-NET-3) needs no DNS look-up to be judged at creation.
+        const hook = await req('POST', '/api/webhooks', {
+          token: b.token,
+          body: { url: 'https://203.0.113.10/in', events: ['release.failed'] },
+        });
+        expect(hook.status, hook.text).toBe(201);
+        const id = hook.body.id as string;
+        for (const path of [`/api/webhooks/${id}/test`, '/api/webhooks/whk_unknown/test']) {
+          const res = await req('POST', path, { token: a.token });
+          expect(res.status, path).toBe(404);
+          expect(res.body.error.code).toBe('webhook_not_found');
+        }
+        const list = await req('GET', `/api/webhooks/${id}/deliveries`, { token: a.token });
+        expect(list.status).toBe(404);
+        expect(list.body.error.message).toBe(`webhook ${id} not found`);
+        const viewer = await req('GET', `/api/webhooks/${id}/deliveries`, {
+          token: keys.viewer,
+        });
+        expect(viewer.status).toBe(403);
+        const badLimit = await req('GET', `/api/webhooks/${id}/deliveries?limit=nope`, {
+          token: b.token,
+        });
+        expect(badLimit.status).toBe(400);
+        expect(badLimit.body.error.message).toMatch(/limit/);
       });
 
       it('stores SQL-looking and unicode names verbatim', async () => {

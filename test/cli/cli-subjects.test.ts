@@ -153,12 +153,24 @@ describe('the selfdevop CLI for webhooks, API keys, projects, environments, orgs
     expect(refused.code).toBe(1);
     expect(refused.stderr.trim()).toBe('not delivered: the receiver answered 500');
 
+    const deliveries = await cli(['webhooks', 'deliveries', id!]);
+    expect(deliveries.code, deliveries.stderr).toBe(0);
+    const rows = deliveries.stdout.trim().split('\n');
+    expect(rows[0]).toMatch(/^WHEN +EVENT +TYPE +ATTEMPT +RESULT +ANSWER$/);
+    expect(rows.slice(1).map((r) => r.split(/ +/).slice(2))).toEqual([
+      ['webhook.test', '1', 'delivered', '204'],
+      ['webhook.test', '1', 'failed', '500'],
+    ]);
+
     const removed = await cli(['webhooks', 'rm', id!]);
     expect(removed.code, removed.stderr).toBe(0);
     expect((await cli(['webhooks'])).stdout).toContain('no webhooks yet');
     const again = await cli(['webhooks', 'test', id!]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^selfdevop webhooks: webhook .*not found/);
+    const gone = await cli(['webhooks', 'deliveries', id!]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr.trim()).toBe(`selfdevop webhooks: webhook ${id} not found`);
   }, 60_000);
 
   it('says why a webhook is refused: address, events, scheme, role, missing URL', async () => {

@@ -27,7 +27,7 @@ import { createOrg } from '../../core/orgs/use-cases.ts';
 import { createProject } from '../../core/projects/use-cases.ts';
 import { createService } from '../../core/services/use-cases.ts';
 import type { Principal } from '../../core/deps.ts';
-import { createWebhook } from '../../core/webhooks/manage.ts';
+import { createWebhook, listWebhookDeliveries, testWebhook } from '../../core/webhooks/manage.ts';
 import { verifySignature } from '../../core/webhooks/signature.ts';
 import type { ApiDeps } from '../../core/system.ts';
 import { createScheduleHandler } from '../../functions/lambda/schedule-handler.ts';
@@ -66,6 +66,10 @@ interface EndState {
     hostname: unknown;
     signed: boolean;
   }[];
+  /** What the API's deliveries list says, as each mode's worker recorded it. */
+  recorded: [type: string, attempt: number, delivered: boolean, status: number | null][];
+  /** A test event sent from the API process with that mode's sender (refused once, as all). */
+  testEvent: { delivered: boolean; status: number | null; error: string | null };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -174,11 +178,15 @@ describe.skipIf(!ready)(
       await dns.setTxt(txt.name, txt.value);
       await verifyDomain(domains, owner, added.id, ctx);
       const mine = () => deliveries.filter((d) => d.deliveryId.startsWith(`${hook.id}:`));
+      const recorded = async () =>
+        (await listWebhookDeliveries(api, owner, hook.id, { limit: 200 })).items;
       await work(
         async () =>
           (await get()).status === 'dns_verified' &&
           (await get()).lastError?.includes('no serving release') === true &&
-          mine().some((d) => d.answered === 204),
+          mine().some((d) => d.answered === 204) &&
+          // The worker records an attempt once the receiver has answered it.
+          (await recorded()).some((d) => d.delivered),
         'dns_verified and its webhook delivered',
       );
 
@@ -206,6 +214,15 @@ describe.skipIf(!ready)(
             signed: verifySignature(hook.secret, d.signature, d.body, now),
           };
         }),
+        recorded: (await recorded()).map((d) => [
+          d.eventType,
+          d.attempt,
+          d.delivered,
+          d.responseStatus,
+        ]),
+        testEvent: await testWebhook(api, owner, hook.id, ctx).then(
+          ({ delivered, status, error }) => ({ delivered, status, error }),
+        ),
       };
       return { state, owner, serviceId: service.id };
     }
@@ -236,6 +253,11 @@ describe.skipIf(!ready)(
           signed: true,
         },
       ],
+      recorded: [
+        ['domain.dns_verified', 1, false, 503],
+        ['domain.dns_verified', 2, true, 204],
+      ],
+      testEvent: { delivered: false, status: 503, error: null },
     };
 
     let selfhosted: EndState;

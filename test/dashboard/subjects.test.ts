@@ -104,10 +104,12 @@ describe.skipIf(!ready)('webhooks, environments and secrets in the dashboard', (
     expect(await text(page.getByRole('alert'))).toBe(
       'Test event not delivered: the receiver answered 500.',
     );
-    const tests = page.locator('#tests + table tbody tr');
-    expect(await tests.count()).toBe(2);
-    expect(await text(tests.nth(0))).toContain('failed 500');
-    expect(await text(tests.nth(1))).toContain('succeeded 204');
+    const rows = page.locator('#deliveries + table tbody tr');
+    expect(await rows.count()).toBe(2);
+    expect(await text(rows.nth(0))).toMatch(/^[\d-]+ [\d:]+Z webhook\.test evt_\w+ 1 failed 500$/);
+    expect(await text(rows.nth(1))).toMatch(
+      /^[\d-]+ [\d:]+Z webhook\.test evt_\w+ 1 succeeded 204$/,
+    );
   }, 60_000);
 
   it('says why a webhook is refused, keeping what was typed', async () => {

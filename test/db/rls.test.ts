@@ -18,6 +18,7 @@ import {
   aStep,
   aUser,
   aWebhook,
+  aWebhookDelivery,
   at,
   seedTenant,
   type Tenant,
@@ -50,7 +51,9 @@ async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
     await r.deployJobs.insert(aDeployJob(t.orgId, rel.id));
     await r.domains.insert(aDomain(t.orgId, t.serviceId, t.environmentId));
     await r.secrets.put(aSecret(t.orgId, t.serviceId, t.environmentId));
-    await r.webhooks.insert(aWebhook(t.orgId));
+    const hook = aWebhook(t.orgId);
+    await r.webhooks.insert(hook);
+    await r.webhookDeliveries.append(aWebhookDelivery(t.orgId, hook.id), 10);
     await r.audit.append(anAuditEvent(t.orgId));
   });
 }
@@ -119,6 +122,7 @@ describe('row-level security', () => {
         'secrets',
         'services',
         'webhooks',
+        'webhook_deliveries',
       ].sort(),
     );
   });

@@ -24,6 +24,7 @@ export const tableNames = [
   'secrets',
   'domains',
   'webhooks',
+  'webhookDeliveries',
   'audit',
 ] as const;
 export type TableName = (typeof tableNames)[number];
@@ -225,6 +226,14 @@ export const rules: Record<TableName, TableRules> = {
     tenant: true,
     unique: [],
     foreign: [],
+  },
+  webhookDeliveries: {
+    sqlName: 'webhook_deliveries',
+    what: 'webhook_delivery',
+    key: byId,
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'webhook', field: 'webhookId', table: 'webhooks' }],
   },
   audit: {
     sqlName: 'audit_events',

@@ -13,6 +13,9 @@ export const memoryWebhookRepo = (t: TenantView): WebhookRepo => ({
   delete: async (id) => {
     if (!t.getOwn('webhooks', id)) return false;
     t.view.delete('webhooks', id);
+    // As the SQL foreign key's on delete cascade: a webhook's deliveries go with it.
+    for (const d of t.mine('webhookDeliveries').filter((r) => r.webhookId === id))
+      t.view.delete('webhookDeliveries', String(d.id));
     return true;
   },
 });

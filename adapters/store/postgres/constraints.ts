@@ -27,6 +27,7 @@ const uniqueConstraints: Record<string, [what: string, key: string]> = {
   secrets_pkey: ['secret', 'id'],
   secrets_service_env_name_key: ['secret', 'name'],
   webhooks_pkey: ['webhook', 'id'],
+  webhook_deliveries_pkey: ['webhook_delivery', 'id'],
   audit_events_pkey: ['audit_event', 'id'],
 };
 
@@ -46,6 +47,7 @@ const foreignKeys: Record<string, [what: string, key: string]> = {
   domains_environment_fkey: ['environment', 'environmentId'],
   secrets_service_fkey: ['service', 'serviceId'],
   secrets_environment_fkey: ['environment', 'environmentId'],
+  webhook_deliveries_webhook_fkey: ['webhook', 'webhookId'],
 };
 
 /** Unique constraints whose clash is a fact of its own, not a duplicate record. */

@@ -2,6 +2,7 @@ import * as s from '../../../core/schemas.ts';
 import {
   createWebhook,
   deleteWebhook,
+  listWebhookDeliveries,
   listWebhooks,
   testWebhook,
 } from '../../../core/webhooks/manage.ts';
@@ -45,5 +46,17 @@ export const webhookRoutes = [
     auth: true,
     status: 200,
     handle: ({ deps, principal, params, ctx }) => testWebhook(deps, principal, params.id!, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/webhooks/{id}/deliveries',
+    summary:
+      "A webhook's recent delivery attempts, test events included: event, attempt, delivered, the receiver's status or the error (the newest 100 are kept)",
+    tag: 'webhooks',
+    auth: true,
+    query: s.pageQuery,
+    status: 200,
+    handle: ({ deps, principal, params, query }) =>
+      listWebhookDeliveries(deps, principal, params.id!, query),
   }),
 ];

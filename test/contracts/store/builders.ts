@@ -17,6 +17,7 @@ import type {
   Service,
   UserWithPassword,
   Webhook,
+  WebhookDelivery,
 } from '../../../core/models.ts';
 import type { Store } from '../../../core/ports.ts';
 
@@ -174,6 +175,23 @@ export const aWebhook = (orgId: string, o: Partial<Webhook> = {}): Webhook => ({
   url: 'https://hooks.example.test/selfdevop',
   sealedSecret: 'v1.sealed',
   events: ['release.completed', 'release.failed'],
+  createdAt: at(),
+  ...o,
+});
+export const aWebhookDelivery = (
+  orgId: string,
+  webhookId: string,
+  o: Partial<WebhookDelivery> = {},
+): WebhookDelivery => ({
+  id: ids.newId('dlv'),
+  orgId,
+  webhookId,
+  eventId: ids.newId('aud'),
+  eventType: 'release.completed',
+  attempt: 1,
+  delivered: true,
+  responseStatus: 204,
+  error: null,
   createdAt: at(),
   ...o,
 });

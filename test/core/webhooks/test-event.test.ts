@@ -23,6 +23,7 @@ import { wireSystem, type ApiDeps } from '../../../core/system.ts';
 import {
   createWebhook,
   deleteWebhook,
+  listWebhookDeliveries,
   testWebhook,
   webhookTestEventType,
 } from '../../../core/webhooks/manage.ts';
@@ -107,6 +108,21 @@ describe('a webhook test event', () => {
     expect(audit.items.map((e) => [e.targetId, e.data])).toEqual([
       [hook.id, { eventId: result.eventId, status: 204 }],
     ]);
+    const deliveries = await listWebhookDeliveries(deps, admin, hook.id, { limit: 10 });
+    expect(deliveries.items).toEqual([
+      {
+        id: expect.stringMatching(/^dlv_/),
+        orgId: 'org_a',
+        webhookId: hook.id,
+        eventId: result.eventId,
+        eventType: 'webhook.test',
+        attempt: 1,
+        delivered: true,
+        responseStatus: 204,
+        error: null,
+        createdAt: '2027-01-15T12:00:00.000Z',
+      },
+    ]);
   });
 
   it('answers a refusal or an unreachable receiver as not delivered, with the reason, never retried', async () => {
@@ -135,8 +151,17 @@ describe('a webhook test event', () => {
     await expect(testWebhook(deps, { ...admin, role: 'deployer' }, hook.id, ctx)).rejects.toThrow(
       Forbidden,
     );
+    await expect(
+      listWebhookDeliveries(deps, { ...admin, orgId: 'org_b' }, hook.id, { limit: 10 }),
+    ).rejects.toThrow(NotFound);
+    await expect(
+      listWebhookDeliveries(deps, { ...admin, role: 'viewer' }, hook.id, { limit: 10 }),
+    ).rejects.toThrow(Forbidden);
     await deleteWebhook(deps, admin, hook.id, ctx);
     await expect(testWebhook(deps, admin, hook.id, ctx)).rejects.toThrow(NotFound);
+    await expect(listWebhookDeliveries(deps, admin, hook.id, { limit: 10 })).rejects.toThrow(
+      NotFound,
+    );
     expect(http.sent).toHaveLength(0);
   });
 });

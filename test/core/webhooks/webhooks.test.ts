@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../adapters/clock/manual.ts';
 import { MemoryHttpSender } from '../../../adapters/http/memory.ts';
+import { SequenceIds } from '../../../adapters/ids/sequence.ts';
 import { MemoryLogger } from '../../../adapters/logger/memory.ts';
 import { MemoryQueue } from '../../../adapters/queue/memory.ts';
 import { MemoryStore } from '../../../adapters/store/memory.ts';
@@ -9,6 +10,7 @@ import type { AuditEvent } from '../../../core/models.ts';
 import {
   deliverWebhook,
   fanOutEvent,
+  keptDeliveries,
   webhookSecretContext,
   type WebhookDeliveryMessage,
   type WebhookDeps,
@@ -61,6 +63,7 @@ describe('webhook fan-out and delivery', () => {
       vault,
       http: new MemoryHttpSender(),
       clock,
+      ids: new SequenceIds(),
       logger: new MemoryLogger(),
       config: { deliveryTimeoutMs: 1_000, maxDeliveryAttempts: 8 },
     };
@@ -158,6 +161,51 @@ describe('webhook fan-out and delivery', () => {
     await expect(
       deliverWebhook(deps, { orgId, webhookId: 'whk_all', event: messageOf(event).event }, 2),
     ).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('records every attempt with what the receiver said, newest kept, gone with its webhook', async () => {
+    const message = { orgId, webhookId: 'whk_all', event: messageOf(event).event };
+    deps.http.respond = () => 503;
+    await expect(deliverWebhook(deps, message, 1)).rejects.toThrow(/503/);
+    deps.http.respond = () => null;
+    await expect(deliverWebhook(deps, message, 2)).rejects.toThrow(/ECONNREFUSED/);
+    deps.http.respond = () => 204;
+    await deliverWebhook(deps, message, 3);
+    const recorded = await deps.store.withOrg(orgId, (r) =>
+      r.webhookDeliveries.list('whk_all', { limit: 10 }),
+    );
+    expect(
+      recorded.items.map((d) => [
+        d.eventId,
+        d.eventType,
+        d.attempt,
+        d.delivered,
+        d.responseStatus,
+        d.error,
+      ]),
+    ).toEqual([
+      ['aud_1', 'release.completed', 1, false, 503, null],
+      [
+        'aud_1',
+        'release.completed',
+        2,
+        false,
+        null,
+        'connect ECONNREFUSED http://hooks.test/whk_all',
+      ],
+      ['aud_1', 'release.completed', 3, true, 204, null],
+    ]);
+    for (let i = 0; i < keptDeliveries; i++) await deliverWebhook(deps, message, 4 + i);
+    const kept = await deps.store.withOrg(orgId, (r) =>
+      r.webhookDeliveries.list('whk_all', { limit: 200 }),
+    );
+    expect(kept.items).toHaveLength(keptDeliveries);
+    expect(kept.items[0]!.attempt).toBe(4);
+    await deps.store.withOrg(orgId, (r) => r.webhooks.delete('whk_all'));
+    expect(
+      (await deps.store.withOrg(orgId, (r) => r.webhookDeliveries.list('whk_all', { limit: 10 })))
+        .items,
+    ).toEqual([]);
   });
 
   it('drops a delivery for a webhook deleted since', async () => {

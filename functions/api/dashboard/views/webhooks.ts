@@ -1,6 +1,5 @@
 import type { Hono } from 'hono';
 import { html } from 'hono/html';
-import type { Page } from '../../../../core/models.ts';
 import { webhookEventTypes } from '../../../../core/webhooks/events.ts';
 import { ApiFailure, type ApiFetch, type DashboardApi } from '../api.ts';
 import { action, view } from '../handler.ts';
@@ -21,12 +20,14 @@ interface TestResult {
   eventId: string;
 }
 
-interface AuditEvent {
+interface Delivery {
   id: string;
-  actorType: string;
-  actorId: string;
-  action: string;
-  data: Record<string, unknown>;
+  eventId: string;
+  eventType: string;
+  attempt: number;
+  delivered: boolean;
+  responseStatus: number | null;
+  error: string | null;
   createdAt: string;
 }
 
@@ -195,9 +196,10 @@ export function registerWebhooks(app: Hono, fetchApi: ApiFetch): void {
     '/dashboard/webhooks/:id',
     view(fetchApi, async (c, s) => {
       const hook = await findWebhook(s.api, param(c, 'id'));
-      const q = new URLSearchParams({ targetId: hook.id, limit: '50' });
-      const activity = await s.api.get<Page<AuditEvent>>(`/api/audit-events?${q}`);
-      const tests = activity.items.filter((e) => e.action === 'webhook.tested').reverse();
+      // The API lists oldest first and keeps at most 100: all of them, newest on top.
+      const deliveries = (
+        await s.api.all<Delivery>(`/api/webhooks/${encodeURIComponent(hook.id)}/deliveries`)
+      ).reverse();
       const body = html`<p><a href="/dashboard/webhooks">Webhooks</a> ›</p>
         <h1 class="mono">${hook.url}</h1>
         <dl class="facts">
@@ -211,38 +213,46 @@ export function registerWebhooks(app: Hono, fetchApi: ApiFetch): void {
         <form method="post" action="/dashboard/webhooks/${hook.id}/test" class="inline">
           <button type="submit">Send test event</button>
         </form>
-        <h2 id="tests">Test deliveries</h2>
+        <h2 id="deliveries">Recent deliveries</h2>
         ${
-          tests.length === 0
-            ? html`<div class="empty">No test event sent yet.</div>`
+          deliveries.length === 0
+            ? html`<div class="empty">
+                Nothing delivered yet. Send a test event, or wait for the next release or domain
+                event this webhook subscribes to.
+              </div>`
             : html`<table>
+                <caption class="visually-hidden">
+                  Delivery attempts to ${hook.url}, newest first
+                </caption>
                 <thead>
                   <tr>
                     <th scope="col">When</th>
+                    <th scope="col">Event</th>
+                    <th scope="col">Attempt</th>
                     <th scope="col">Result</th>
                     <th scope="col">Receiver answered</th>
-                    <th scope="col">Event</th>
                   </tr>
                 </thead>
                 <tbody>
-                  ${tests.map((e) => {
-                    const status = typeof e.data.status === 'number' ? e.data.status : null;
-                    const ok = status !== null && status >= 200 && status < 300;
-                    return html`<tr>
-                      <td>${when(e.createdAt)}</td>
-                      <td>${badge(ok ? 'succeeded' : 'failed')}</td>
-                      <td>${status ?? String(e.data.error ?? 'no answer')}</td>
-                      <td class="mono">${String(e.data.eventId ?? '')}</td>
-                    </tr>`;
-                  })}
+                  ${deliveries.map(
+                    (d) =>
+                      html`<tr class="${d.delivered ? '' : 'failed'}">
+                        <td>${when(d.createdAt)}</td>
+                        <td>
+                          <code>${d.eventType}</code> <span class="hint mono">${d.eventId}</span>
+                        </td>
+                        <td>${d.attempt}</td>
+                        <td>${badge(d.delivered ? 'succeeded' : 'failed')}</td>
+                        <td>${d.responseStatus ?? d.error ?? 'no answer'}</td>
+                      </tr>`,
+                  )}
                 </tbody>
               </table>`
         }
         <p class="hint">
-          Deliveries of release and domain events are retried by the queue and logged by the worker
-          (<code>webhook delivered</code>, <code>webhook delivery failed</code>); the
-          <a href="/dashboard/audit?targetId=${hook.id}">audit log</a> lists every change to this
-          webhook.
+          A failed delivery is retried with backoff up to 8 times; the newest 100 attempts are kept.
+          The <a href="/dashboard/audit?targetId=${hook.id}">audit log</a> lists every change to
+          this webhook.
         </p>`;
       return render(c, s, { title: 'Webhook', section: 'webhooks' }, body);
     }),
@@ -254,7 +264,7 @@ export function registerWebhooks(app: Hono, fetchApi: ApiFetch): void {
       const id = param(c, 'id');
       const r = await s.api.post<TestResult>(`/api/webhooks/${encodeURIComponent(id)}/test`);
       flash(c, r.delivered ? 'notice' : 'error', testOutcome(r));
-      return `/dashboard/webhooks/${id}#tests`;
+      return `/dashboard/webhooks/${id}#deliveries`;
     }),
   );
 

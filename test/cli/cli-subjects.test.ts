@@ -179,6 +179,12 @@ describe('the selfdevop CLI for webhooks, API keys, projects, environments, orgs
     expect(linkLocal.stderr.trim()).toBe(
       'selfdevop webhooks: url: must not point at a loopback or link-local address',
     );
+    // Private ranges only where the operator set WEBHOOKS_ALLOW_PRIVATE (not here).
+    const privateRange = await cli(['webhooks', 'add', 'http://10.1.2.3/hooks']);
+    expect(privateRange.code).toBe(1);
+    expect(privateRange.stderr.trim()).toBe(
+      'selfdevop webhooks: url: must not point at a loopback, link-local or private address',
+    );
     const badEvent = await cli(['webhooks', 'add', receiverUrl, '--events', 'release.exploded']);
     expect(badEvent.code).toBe(1);
     expect(badEvent.stderr).toMatch(/^selfdevop webhooks: events/);

@@ -82,11 +82,12 @@ export async function fanOutEvent(
 export const keptDeliveries = 100;
 
 /**
- * Records one attempt. A webhook deleted while its delivery was in flight has no history to
- * add to (its rows went with it): that is not the delivery's failure.
+ * Records one attempt. The record is the delivery's history, not the delivery: a failure to
+ * write it is logged, never thrown, or the queue would send the receiver the event again.
+ * A webhook deleted while its delivery was in flight has no history to add to.
  */
 export async function recordDelivery(
-  deps: { store: Store; ids: IdGenerator; clock: Clock },
+  deps: { store: Store; ids: IdGenerator; clock: Clock; logger: Logger },
   orgId: string,
   attempt: Omit<WebhookDelivery, 'id' | 'orgId' | 'createdAt'>,
 ): Promise<void> {
@@ -101,7 +102,11 @@ export async function recordDelivery(
       repos.webhookDeliveries.append(delivery, keptDeliveries),
     );
   } catch (e) {
-    if (!(e instanceof NotFound)) throw e;
+    if (e instanceof NotFound) return;
+    deps.logger.warn(
+      { webhookId: attempt.webhookId, eventId: attempt.eventId, error: (e as Error).message },
+      'webhook delivery attempt not recorded',
+    );
   }
 }
 

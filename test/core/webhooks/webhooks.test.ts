@@ -208,6 +208,36 @@ describe('webhook fan-out and delivery', () => {
     ).toEqual([]);
   });
 
+  it('does not fail (and so repeat) a delivery whose record cannot be written; it logs why', async () => {
+    const store = deps.store;
+    const broken: typeof store = Object.create(store, {
+      withOrg: {
+        value: (org: string, fn: Parameters<typeof store.withOrg>[1]) =>
+          store.withOrg(org, (repos) =>
+            fn({
+              ...repos,
+              webhookDeliveries: {
+                ...repos.webhookDeliveries,
+                append: () => Promise.reject(new Error('connection terminated')),
+              },
+            }),
+          ),
+      },
+    });
+    const logger = new MemoryLogger();
+    const res = await deliverWebhook(
+      { ...deps, store: broken, logger },
+      { orgId, webhookId: 'whk_all', event: messageOf(event).event },
+      1,
+    );
+    expect(res).toEqual({ delivered: true, status: 200 });
+    expect(logger.entries.map((e) => [e.level, e.msg, e.error])).toContainEqual([
+      'warn',
+      'webhook delivery attempt not recorded',
+      'connection terminated',
+    ]);
+  });
+
   it('drops a delivery for a webhook deleted since', async () => {
     await deps.store.withOrg(orgId, (r) => r.webhooks.delete('whk_all'));
     expect(

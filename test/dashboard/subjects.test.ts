@@ -3,8 +3,10 @@
  * through playwright-core) against the self-hosted API on PostgreSQL, with a loopback
  * webhook receiver. No release runs here, so no Docker Engine or Caddy is needed.
  */
+import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../core/webhooks/signature.ts';
@@ -12,6 +14,7 @@ import { startSelfhostApi } from '../support/api.ts';
 import { chromiumAvailable, launchChromium } from './browser.ts';
 
 const ready = chromiumAvailable();
+const shots = join(import.meta.dirname, '..', '..', 'test-results', 'screenshots');
 
 describe.skipIf(!ready)('webhooks, environments and secrets in the dashboard', () => {
   let api: Awaited<ReturnType<typeof startSelfhostApi>>;
@@ -25,9 +28,22 @@ describe.skipIf(!ready)('webhooks, environments and secrets in the dashboard', (
 
   const nav = (name: string) =>
     page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
+  const shot = (name: string) =>
+    page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
   const text = async (l: Locator) => ((await l.textContent()) ?? '').replace(/\s+/g, ' ').trim();
 
+  /** Every visible form control has a label (or an aria-label). */
+  async function expectLabelled() {
+    const unlabelled = await page.evaluate(() =>
+      [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+        .filter((el) => !(el as HTMLInputElement).labels?.length && !el.getAttribute('aria-label'))
+        .map((el) => el.outerHTML),
+    );
+    expect(unlabelled).toEqual([]);
+  }
+
   beforeAll(async () => {
+    await mkdir(shots, { recursive: true });
     receiver = http.createServer((req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c));
@@ -63,6 +79,7 @@ describe.skipIf(!ready)('webhooks, environments and secrets in the dashboard', (
   it('adds a webhook with chosen events, shows its secret once, and sends a signed test event', async () => {
     await nav('Webhooks').click();
     expect(await page.textContent('main')).toContain('No webhooks yet.');
+    await expectLabelled();
     const res = await page.request.get(`${api.url}/dashboard/webhooks`);
     expect(res.headers()['content-security-policy']).toContain("script-src 'self'");
 
@@ -72,6 +89,7 @@ describe.skipIf(!ready)('webhooks, environments and secrets in the dashboard', (
     await page.getByRole('button', { name: 'Add webhook' }).click();
     const secret = (await page.locator('#new-secret').textContent())!.trim();
     expect(secret).toMatch(/^whsec_/);
+    await shot('11-webhook-secret-once');
     const row = page.locator('main table tbody tr');
     expect(await row.count()).toBe(1);
     expect(await text(row)).toContain(
@@ -104,6 +122,7 @@ describe.skipIf(!ready)('webhooks, environments and secrets in the dashboard', (
     expect(await text(page.getByRole('alert'))).toBe(
       'Test event not delivered: the receiver answered 500.',
     );
+    await shot('12-webhook-deliveries');
     const rows = page.locator('#deliveries + table tbody tr');
     expect(await rows.count()).toBe(2);
     expect(await text(rows.nth(0))).toMatch(/^[\d-]+ [\d:]+Z webhook\.test evt_\w+ 1 failed 500$/);
@@ -182,6 +201,7 @@ describe.skipIf(!ready)('webhooks, environments and secrets in the dashboard', (
     expect(await text(staging)).toMatch(/^staging web /);
     await staging.getByRole('link', { name: 'web' }).click();
     await page.getByRole('heading', { name: 'Secrets (staging)' }).waitFor();
+    await expectLabelled();
 
     // An environment's id (from the audit log, say) leads to its row.
     const envs = await api.request('GET', `/api/environments?projectId=${projectId}`, { token });

@@ -201,7 +201,7 @@ export function registerWebhooks(app: Hono, fetchApi: ApiFetch): void {
         await s.api.all<Delivery>(`/api/webhooks/${encodeURIComponent(hook.id)}/deliveries`)
       ).reverse();
       const body = html`<p><a href="/dashboard/webhooks">Webhooks</a> ›</p>
-        <h1 class="mono">${hook.url}</h1>
+        <h1>Webhook to ${hook.url}</h1>
         <dl class="facts">
           <dt>Events</dt>
           <dd>${hook.events.map((e) => html`<code>${e}</code> `)}</dd>

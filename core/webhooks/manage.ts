@@ -159,7 +159,9 @@ export async function testWebhook(
       action: 'webhook.tested',
       targetType: 'webhook',
       targetId: hook.id,
-      data: { eventId, status: res.status, ...(res.error ? { error: res.error } : {}) },
+      // Not the error: its text may name the receiver's address, and viewers read the audit
+      // trail (the deliveries list, for those who manage webhooks, has it).
+      data: { eventId, delivered, status: res.status },
     }),
   );
   return { delivered, status: res.status, error: res.error, eventId };

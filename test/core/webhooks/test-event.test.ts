@@ -106,7 +106,7 @@ describe('a webhook test event', () => {
       r.audit.list({ limit: 10 }, { action: 'webhook.tested' }),
     );
     expect(audit.items.map((e) => [e.targetId, e.data])).toEqual([
-      [hook.id, { eventId: result.eventId, status: 204 }],
+      [hook.id, { eventId: result.eventId, delivered: true, status: 204 }],
     ]);
     const deliveries = await listWebhookDeliveries(deps, admin, hook.id, { limit: 10 });
     expect(deliveries.items).toEqual([
@@ -140,6 +140,15 @@ describe('a webhook test event', () => {
       error: 'connect ECONNREFUSED https://hooks.example.test/in',
     });
     expect(http.sent).toHaveLength(2);
+    // The audit trail, which viewers read, never carries the receiver's address in an error.
+    const audit = await deps.store.withOrg('org_a', (r) =>
+      r.audit.list({ limit: 10 }, { action: 'webhook.tested' }),
+    );
+    expect(audit.items.map((e) => e.data)).toEqual([
+      { eventId: expect.any(String), delivered: false, status: 500 },
+      { eventId: expect.any(String), delivered: false, status: null },
+    ]);
+    expect(JSON.stringify(audit.items)).not.toContain('hooks.example.test');
   });
 
   it("answers an unknown, deleted or other org's webhook with NotFound, and a deployer with Forbidden", async () => {

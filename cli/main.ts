@@ -19,6 +19,7 @@ import { projects } from './commands/projects.ts';
 import { secrets } from './commands/secrets.ts';
 import { services } from './commands/services.ts';
 import { webhooks } from './commands/webhooks.ts';
+import { notificationChannels } from './commands/notification-channels.ts';
 import { CliError, processEnv } from './config.ts';
 import { stdio, type Output } from './output.ts';
 
@@ -37,6 +38,7 @@ export const commands: Command[] = [
   environments,
   deployJobs,
   webhooks,
+  notificationChannels,
   apiKeys,
   orgs,
   audit,

@@ -6,6 +6,7 @@ import type {
   IdGenerator,
   KeyVault,
   Logger,
+  Mailer,
   OrgRepos,
   Store,
 } from './ports.ts';
@@ -28,6 +29,8 @@ export interface CoreDeps {
    * delivery), and sends a webhook's test event while its owner waits for the answer.
    */
   webhookTargets?: HttpSender;
+  /** Sends e-mail notifications (SMTP self-hosted, SES in the cloud); absent when not configured. */
+  mailer?: Mailer;
   logger: Logger;
   /**
    * Failed logins are counted per account *and* source, so a stranger's guesses never lock
@@ -56,6 +59,8 @@ export interface CoreDeps {
      * override, never by configuration a user could set. Default: no.
      */
     allowLoopbackWebhooks?: boolean;
+    /** Where the dashboard is reached, for links in notifications; they are paths when unknown. */
+    publicUrl?: string;
   };
 }
 

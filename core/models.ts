@@ -267,6 +267,55 @@ export interface WebhookDelivery {
   createdAt: string;
 }
 
+/** A notification channel's kind; signed webhooks are their own subject (`/api/webhooks`). */
+export type NotificationChannelKind = 'slack' | 'email';
+
+/** Where an org hears about release and domain events: a Slack incoming webhook or a mailbox. */
+export interface NotificationChannel {
+  id: string;
+  orgId: string;
+  kind: NotificationChannelKind;
+  name: string;
+  /** E-mail: the address mail goes to; null for Slack. */
+  address: string | null;
+  /** Slack: the incoming-webhook URL, sealed with the KeyVault (it lets anyone post); null for e-mail. */
+  sealedUrl: string | null;
+  /** What the channel is shown as: the address, or the Slack URL with its secret path masked. */
+  target: string;
+  events: string[];
+  /** Events arriving within this many seconds go out as one message (0: each alone). */
+  groupWindowSeconds: number;
+  createdAt: string;
+}
+
+/** An event waiting for its channel's grouping window to close. */
+export interface HeldNotification {
+  id: string;
+  orgId: string;
+  channelId: string;
+  eventId: string;
+  eventType: string;
+  data: Record<string, unknown>;
+  heldAt: string;
+}
+
+/** One attempt to send a channel one grouped message, and what came of it. */
+export interface NotificationDelivery {
+  id: string;
+  orgId: string;
+  channelId: string;
+  /** The event type the message is about (the first one's, when several types were grouped). */
+  eventType: string;
+  /** How many events the message grouped. */
+  events: number;
+  firstEventId: string;
+  attempt: number;
+  delivered: boolean;
+  /** Why it was not delivered (the receiver's status, refused address, SMTP error), or null. */
+  error: string | null;
+  createdAt: string;
+}
+
 export type ActorType = 'user' | 'api_key' | 'system';
 
 export interface AuditEvent {

@@ -26,6 +26,9 @@ import type {
   UserWithPassword,
   Webhook,
   WebhookDelivery,
+  NotificationChannel,
+  NotificationDelivery,
+  HeldNotification,
 } from './models.ts';
 
 // ---------------------------------------------------------------- time, ids, logs
@@ -564,6 +567,28 @@ export interface WebhookDeliveryRepo {
   list(webhookId: string, page: PageRequest): Promise<Page<WebhookDelivery>>;
 }
 
+export interface NotificationChannelRepo {
+  insert(c: NotificationChannel): Promise<void>;
+  list(): Promise<NotificationChannel[]>;
+  delete(id: string): Promise<boolean>;
+}
+
+/** Events held until their channel's grouping window closes. */
+export interface HeldNotificationRepo {
+  /** Holds one event for one channel; false when it is held already (a retried fan-out). */
+  hold(h: HeldNotification): Promise<boolean>;
+  /** A channel's held events, oldest first, up to `limit`. */
+  list(channelId: string, limit: number): Promise<HeldNotification[]>;
+  remove(ids: string[]): Promise<void>;
+}
+
+export interface NotificationDeliveryRepo {
+  /** Records one attempt, then keeps only the newest `keep` attempts of its channel. */
+  append(d: NotificationDelivery, keep: number): Promise<void>;
+  /** A channel's recorded attempts, oldest first. */
+  list(channelId: string, page: PageRequest): Promise<Page<NotificationDelivery>>;
+}
+
 export interface AuditRepo {
   append(e: AuditEvent): Promise<void>;
   list(
@@ -590,6 +615,9 @@ export interface OrgRepos {
   domains: DomainRepo;
   webhooks: WebhookRepo;
   webhookDeliveries: WebhookDeliveryRepo;
+  notificationChannels: NotificationChannelRepo;
+  heldNotifications: HeldNotificationRepo;
+  notificationDeliveries: NotificationDeliveryRepo;
   audit: AuditRepo;
 }
 

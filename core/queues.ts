@@ -19,6 +19,11 @@ import {
 } from './releases/engine.ts';
 import { handleWebhookDelivery, handleWebhookEvent, type WebhookDeps } from './webhooks/deliver.ts';
 import { webhookDeliveriesQueue, webhookEventsQueue } from './webhooks/events.ts';
+import {
+  handleNotificationFlush,
+  notificationFlushesQueue,
+  type NotificationDeps,
+} from './notification-channels/notify.ts';
 
 /** Every queue a worker consumes, in both modes. */
 export const workerQueueNames = [
@@ -28,6 +33,7 @@ export const workerQueueNames = [
   domainChecksQueue,
   webhookEventsQueue,
   webhookDeliveriesQueue,
+  notificationFlushesQueue,
 ] as const;
 export type WorkerQueue = (typeof workerQueueNames)[number];
 
@@ -58,6 +64,7 @@ export interface WorkerSystem {
   release: ReleaseDeps;
   domains: DomainDeps;
   webhooks: WebhookDeps;
+  notifications: NotificationDeps;
   logger: Logger;
   maintenance?(): Promise<void>;
   /** Every route the edge must serve, read from the database: the `edge-rebuild` job puts back what the edge lost. */
@@ -77,6 +84,9 @@ export function workerHandlers(system: WorkerSystem): Record<WorkerQueue, Messag
     [domainChecksQueue]: handleDomainCheck(system.domains) as MessageHandler<never>,
     [webhookEventsQueue]: handleWebhookEvent(system.webhooks) as MessageHandler<never>,
     [webhookDeliveriesQueue]: handleWebhookDelivery(system.webhooks) as MessageHandler<never>,
+    [notificationFlushesQueue]: handleNotificationFlush(
+      system.notifications,
+    ) as MessageHandler<never>,
   };
 }
 

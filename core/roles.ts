@@ -12,6 +12,7 @@ export const permissions = {
   'manage-nodes': 'admin',
   'manage-keys': 'admin',
   'manage-webhooks': 'admin',
+  'manage-notifications': 'admin',
   'manage-org': 'owner',
 } as const satisfies Record<string, Role>;
 

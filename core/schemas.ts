@@ -327,6 +327,28 @@ export const createWebhookInput = z.strictObject({
   events: z.array(z.enum(webhookEventTypes)).min(1).optional(),
 });
 
+/**
+ * A notification channel: Slack takes an incoming-webhook URL, e-mail one plain address.
+ * Only the kind's own target is accepted, so a Slack channel cannot carry an address.
+ */
+export const createNotificationChannelInput = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('slack'),
+    name: z.string().trim().min(1).max(100),
+    url: webhookUrl,
+    events: z.array(z.enum(webhookEventTypes)).min(1).optional(),
+    groupWindowSeconds: z.number().int().min(0).max(3600).optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('email'),
+    name: z.string().trim().min(1).max(100),
+    address: z.email('must be one plain e-mail address').max(254),
+    events: z.array(z.enum(webhookEventTypes)).min(1).optional(),
+    groupWindowSeconds: z.number().int().min(0).max(3600).optional(),
+  }),
+]);
+export type CreateNotificationChannelInput = z.infer<typeof createNotificationChannelInput>;
+
 export const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(100).optional(),

@@ -21,6 +21,7 @@ import type {
   IdGenerator,
   KeyVault,
   Logger,
+  Mailer,
   Metrics,
   Store,
 } from './ports.ts';
@@ -30,6 +31,7 @@ import { TtlCache } from './ttl-cache.ts';
 import type { CoreDeps, SignupMode } from './deps.ts';
 import type { WebhookDeps } from './webhooks/deliver.ts';
 import { queueEventPublisher } from './webhooks/events.ts';
+import { holdForChannels, type NotificationDeps } from './notification-channels/notify.ts';
 
 /** The dashboard paths a hosted sign-in provider must know (its callback and signed-out pages). */
 export const dashboardCallbackPath = '/dashboard/auth/callback';
@@ -66,8 +68,10 @@ export interface SystemPorts {
   probe: HealthProbe;
   /** The resolver custom-domain records are checked with (uncached). */
   dns: DnsResolver;
-  /** Delivers webhooks. */
+  /** Delivers webhooks and Slack notifications. */
   http: HttpSender;
+  /** Sends e-mail notifications; absent when the mode has no mail configured. */
+  mailer?: Mailer;
   clock: Clock;
   ids: IdGenerator;
   logger: Logger;
@@ -105,6 +109,8 @@ export interface SystemConfig {
   release?: Partial<ReleaseConfig>;
   domains?: Partial<DomainConfig>;
   webhooks?: Partial<WebhookDeps['config']>;
+  /** The dashboard's public URL, for links in notifications. */
+  publicUrl?: string;
 }
 
 /** The wired use cases: what the API serves and what the queue handlers run. */
@@ -113,6 +119,7 @@ export interface System {
   release: ReleaseDeps;
   domains: DomainDeps;
   webhooks: WebhookDeps;
+  notifications: NotificationDeps;
 }
 
 /**
@@ -144,6 +151,24 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     ids,
     logger: logger.child({ component: 'webhooks' }),
     config: { deliveryTimeoutMs: 10_000, maxDeliveryAttempts: 8, ...config.webhooks },
+  };
+  const notifications: NotificationDeps = {
+    store,
+    queue,
+    vault,
+    http: ports.http,
+    ...(ports.mailer ? { mailer: ports.mailer } : {}),
+    clock,
+    ids,
+    logger: logger.child({ component: 'notifications' }),
+    config: {
+      ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+      deliveryTimeoutMs: webhooks.config.deliveryTimeoutMs,
+      maxDeliveryAttempts: webhooks.config.maxDeliveryAttempts,
+    },
+  };
+  webhooks.notify = async (m) => {
+    await holdForChannels(notifications, m);
   };
   const domainConfig: DomainConfig = {
     ...defaultDomainConfig,
@@ -181,6 +206,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     domains: { deps: domains, gate },
     metrics: ports.metrics,
     webhookTargets: ports.http,
+    ...(ports.mailer ? { mailer: ports.mailer } : {}),
     ...(config.apiKeyCacheMs
       ? {
           apiKeyCache: new TtlCache<ApiKey>({
@@ -224,9 +250,10 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
       edgeDomain: config.edgeDomain,
       allowPrivateWebhooks: config.allowPrivateWebhooks,
       ...(config.allowLoopbackWebhooks ? { allowLoopbackWebhooks: true } : {}),
+      ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
     },
     api: { maxBodyBytes: config.maxBodyBytes, version: config.version },
     ...(ports.hostedSignIn ? { hostedSignIn: ports.hostedSignIn } : {}),
   };
-  return { api, release, domains, webhooks };
+  return { api, release, domains, webhooks, notifications };
 }

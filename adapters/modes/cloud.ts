@@ -13,6 +13,7 @@ import {
   type ApiDeps,
 } from '../../core/system.ts';
 import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
+import type { NotificationDeps } from '../../core/notification-channels/notify.ts';
 import { CognitoAuth } from '../auth/cognito.ts';
 import { CognitoHostedUi } from '../auth/cognito-hosted-ui.ts';
 import { SystemClock } from '../clock/system.ts';
@@ -51,6 +52,8 @@ export interface CloudSystem {
   domains: DomainDeps;
   /** Webhooks: the ports of the webhook-events and webhook-deliveries workers. */
   webhooks: WebhookDeps;
+  /** Notification channels (Slack, e-mail through SES): the ports of the notification-flushes worker. */
+  notifications: NotificationDeps;
   /** The hourly maintenance job: forgets idempotency keys past their retention. */
   maintenance(): Promise<void>;
   /** Every route the edge must serve: the `edge-rebuild` job puts back what Caddy lost. */
@@ -169,6 +172,7 @@ export async function fromCloud(
           refusePrivateAddresses: true,
           acceptLoopback: overrides.webhooksToLoopback ?? false,
         }),
+      mailer,
       clock,
       ids: new RandomIds(),
       logger,
@@ -188,9 +192,10 @@ export async function fromCloud(
       allowPrivateWebhooks: false,
       allowLoopbackWebhooks: overrides.webhooksToLoopback ?? false,
       readiness: { objects: () => objects.ping() },
+      publicUrl: config.DASHBOARD_URL,
     },
   );
-  const { api, release, domains, webhooks } = system;
+  const { api, release, domains, webhooks, notifications } = system;
   return {
     api,
     release,
@@ -201,6 +206,7 @@ export async function fromCloud(
     logger,
     domains,
     webhooks,
+    notifications,
     routeCatalog: new PostgresRouteCatalog(db),
     async maintenance() {
       if (!ledger.prune) return;

@@ -107,8 +107,12 @@ const schema = z.object({
     .string()
     .regex(/^[0-9a-fA-F:.[\]]+(,[0-9a-fA-F:.[\]]+)*$/, 'must be comma-separated ip[:port]')
     .optional(),
+  /** E-mail notification channels send through this server; without it, e-mail channels are refused. */
   SMTP_URL: url(['smtp:', 'smtps:']).optional(),
-  MAIL_FROM: z.string().default('selfdevop <noreply@localhost>'),
+  /** The sender of notification mail: one plain address (the SMTP mailer refuses a display name). */
+  MAIL_FROM: z.string().default('noreply@localhost'),
+  /** Where people reach the dashboard (e.g. https://selfdevop.example.com); notifications link there. */
+  PUBLIC_URL: url(['http:', 'https:']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MAX_BODY_BYTES: z.coerce
     .number()

@@ -21,6 +21,7 @@ import { PostgresRouteCatalog } from '../edge/route-catalog-postgres.ts';
 import { NodeHttpSender, type ResolveAll } from '../http/node.ts';
 import { RandomIds } from '../ids/random.ts';
 import { fromPino } from '../logger/pino.ts';
+import { SmtpMailer } from '../mail/smtp.ts';
 import { PrometheusMetrics } from '../metrics/prometheus.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
@@ -114,6 +115,10 @@ export async function fromSelfhost(
     ...overrides.queue,
   });
   const vault = await AesFileKeyVault.fromKeyFiles(config.ENCRYPTION_KEY_FILE);
+  // E-mail notification channels exist only where a mail server does.
+  const mailer = config.SMTP_URL
+    ? new SmtpMailer({ url: config.SMTP_URL, from: config.MAIL_FROM })
+    : undefined;
   const upstreams = new PostgresUpstreamRegistry(db);
   const edgeZone = overrides.edgeDns?.zone ?? 'upstreams.selfdevop.internal';
   const dynamic = config.EDGE_UPSTREAMS === 'dynamic';
@@ -166,6 +171,7 @@ export async function fromSelfhost(
         resolve: overrides.webhookResolve,
         acceptLoopback: overrides.webhooksToLoopback ?? false,
       }),
+      ...(mailer ? { mailer } : {}),
       clock,
       ids: new RandomIds(),
       logger,
@@ -187,6 +193,7 @@ export async function fromSelfhost(
       release: overrides.release,
       domains: overrides.domains,
       webhooks: overrides.webhooks,
+      ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}),
     },
   );
   const stopWorkers: (() => Promise<void>)[] = [];
@@ -233,6 +240,7 @@ export async function fromSelfhost(
       await bossDb.close();
       await store.close();
       await db.close();
+      mailer?.close();
     },
   };
 }

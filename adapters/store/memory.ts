@@ -42,6 +42,11 @@ import { emptyTables, type Tables } from './memory/tables.ts';
 import { TenantView } from './memory/tenant.ts';
 import { memoryWebhookDeliveryRepo } from './memory/webhook-deliveries.ts';
 import { memoryWebhookRepo } from './memory/webhooks.ts';
+import {
+  memoryHeldNotificationRepo,
+  memoryNotificationChannelRepo,
+  memoryNotificationDeliveryRepo,
+} from './memory/notification-channels.ts';
 
 /** One org's repositories over one transaction's view. */
 export function memoryOrgRepos(t: TenantView): OrgRepos {
@@ -62,6 +67,9 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     domains: memoryDomainRepo(t),
     webhooks: memoryWebhookRepo(t),
     webhookDeliveries: memoryWebhookDeliveryRepo(t),
+    notificationChannels: memoryNotificationChannelRepo(t),
+    heldNotifications: memoryHeldNotificationRepo(t),
+    notificationDeliveries: memoryNotificationDeliveryRepo(t),
     audit: memoryAuditRepo(t),
   };
 }

@@ -34,6 +34,11 @@ import { pgServiceRepo } from './postgres/services.ts';
 import { TenantSql } from './postgres/tenant.ts';
 import { pgWebhookDeliveryRepo } from './postgres/webhook-deliveries.ts';
 import { pgWebhookRepo } from './postgres/webhooks.ts';
+import {
+  pgHeldNotificationRepo,
+  pgNotificationChannelRepo,
+  pgNotificationDeliveryRepo,
+} from './postgres/notification-channels.ts';
 
 /** One org's repositories over one transaction. */
 export function pgOrgRepos(t: TenantSql): OrgRepos {
@@ -54,6 +59,9 @@ export function pgOrgRepos(t: TenantSql): OrgRepos {
     domains: pgDomainRepo(t),
     webhooks: pgWebhookRepo(t),
     webhookDeliveries: pgWebhookDeliveryRepo(t),
+    notificationChannels: pgNotificationChannelRepo(t),
+    heldNotifications: pgHeldNotificationRepo(t),
+    notificationDeliveries: pgNotificationDeliveryRepo(t),
     audit: pgAuditRepo(t),
   };
 }

@@ -22,6 +22,11 @@ export interface WebhookDeps {
   ids: IdGenerator;
   logger: Logger;
   config: { deliveryTimeoutMs: number; maxDeliveryAttempts: number };
+  /**
+   * Hands a committed event on to the org's notification channels (Slack, e-mail): they
+   * share the webhooks' events and their commit check, so it runs here, after it.
+   */
+  notify?(message: WebhookEventMessage): Promise<void>;
 }
 
 export interface WebhookDeliveryMessage {
@@ -67,6 +72,7 @@ export async function fanOutEvent(
     );
     return 0;
   }
+  await deps.notify?.(message);
   const subscribed = hooks.filter((h) => h.events.includes(event.type));
   for (const hook of subscribed) {
     const delivery: WebhookDeliveryMessage = { orgId, webhookId: hook.id, event };

@@ -20,6 +20,7 @@ import { releaseRoutes } from './routes/releases.ts';
 import { secretRoutes } from './routes/secrets.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
+import { notificationChannelRoutes } from './routes/notification-channels.ts';
 
 export const defaultRoutes: RouteDef[] = [
   ...authRoutes,
@@ -34,6 +35,7 @@ export const defaultRoutes: RouteDef[] = [
   ...releaseRoutes,
   ...deployJobRoutes,
   ...webhookRoutes,
+  ...notificationChannelRoutes,
   ...domainRoutes,
 ];
 

@@ -32,6 +32,11 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   dnsServers?: string[];
   /** WEBHOOKS_ALLOW_PRIVATE: webhooks may target private ranges (refused with open signup). */
   webhooksAllowPrivate?: boolean;
+  /** SMTP_URL and MAIL_FROM: e-mail notification channels send through this server. */
+  smtpUrl?: string;
+  mailFrom?: string;
+  /** PUBLIC_URL: where notifications link to. */
+  publicUrl?: string;
   maxBodyBytes: number;
   dbPoolMax: number;
   version: string;
@@ -59,6 +64,9 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     edgeIpv4,
     dnsServers,
     webhooksAllowPrivate,
+    smtpUrl,
+    mailFrom,
+    publicUrl,
     maxBodyBytes,
     dbPoolMax,
     version,
@@ -83,6 +91,9 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     DNS_SERVERS: dnsServers?.join(','),
     WEBHOOKS_ALLOW_PRIVATE:
       webhooksAllowPrivate === undefined ? undefined : String(webhooksAllowPrivate),
+    SMTP_URL: smtpUrl,
+    MAIL_FROM: mailFrom,
+    PUBLIC_URL: publicUrl,
     MAX_BODY_BYTES: String(maxBodyBytes),
     DB_POOL_MAX: String(dbPoolMax),
     LOG_LEVEL: logLevel,

@@ -25,6 +25,9 @@ export const tableNames = [
   'domains',
   'webhooks',
   'webhookDeliveries',
+  'notificationChannels',
+  'heldNotifications',
+  'notificationDeliveries',
   'audit',
 ] as const;
 export type TableName = (typeof tableNames)[number];
@@ -234,6 +237,30 @@ export const rules: Record<TableName, TableRules> = {
     tenant: true,
     unique: [],
     foreign: [{ what: 'webhook', field: 'webhookId', table: 'webhooks' }],
+  },
+  notificationChannels: {
+    sqlName: 'notification_channels',
+    what: 'notification_channel',
+    key: byId,
+    tenant: true,
+    unique: [],
+    foreign: [],
+  },
+  heldNotifications: {
+    sqlName: 'notification_held',
+    what: 'held_notification',
+    key: byId,
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'notification_channel', field: 'channelId', table: 'notificationChannels' }],
+  },
+  notificationDeliveries: {
+    sqlName: 'notification_deliveries',
+    what: 'notification_delivery',
+    key: byId,
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'notification_channel', field: 'channelId', table: 'notificationChannels' }],
   },
   audit: {
     sqlName: 'audit_events',

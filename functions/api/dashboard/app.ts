@@ -16,6 +16,7 @@ import { registerReleases } from './views/releases.ts';
 import { registerSecrets } from './views/secrets.ts';
 import { registerServices } from './views/services.ts';
 import { registerWebhooks } from './views/webhooks.ts';
+import { registerNotificationChannels } from './views/notification-channels.ts';
 
 /**
  * Scripts and styles only from /dashboard/assets; no framing, forms post only to us (and,
@@ -102,6 +103,7 @@ export function dashboardApp(
   registerDomains(app, fetchApi);
   registerNodes(app, fetchApi);
   registerWebhooks(app, fetchApi);
+  registerNotificationChannels(app, fetchApi);
   registerApiKeys(app, fetchApi);
   registerAudit(app, fetchApi);
 

@@ -5,7 +5,7 @@ export type Html = ReturnType<typeof html>;
 export interface Shell {
   title: string;
   /** The nav entry to mark as current. */
-  section?: 'projects' | 'nodes' | 'keys' | 'audit' | 'webhooks';
+  section?: 'projects' | 'nodes' | 'keys' | 'audit' | 'webhooks' | 'notifications';
   orgs?: { id: string; name: string }[];
   orgId?: string | null;
   flash?: { kind: 'error' | 'notice'; text: string } | null;
@@ -17,6 +17,7 @@ const navItems = [
   ['projects', '/dashboard', 'Projects'],
   ['nodes', '/dashboard/nodes', 'Nodes'],
   ['webhooks', '/dashboard/webhooks', 'Webhooks'],
+  ['notifications', '/dashboard/notification-channels', 'Notifications'],
   ['keys', '/dashboard/api-keys', 'API keys'],
   ['audit', '/dashboard/audit', 'Audit log'],
 ] as const;

@@ -229,6 +229,8 @@ export interface ContainerInfo {
   labels: Record<string, string>;
   /** host:port the container's port is published at, when it is. */
   published: string | null;
+  /** Times the engine restarted it under its restart policy (inspect only; absent from a list). */
+  restarts?: number;
 }
 
 export interface OneOffResult {

@@ -349,6 +349,10 @@ export const createNotificationChannelInput = z.discriminatedUnion('kind', [
 ]);
 export type CreateNotificationChannelInput = z.infer<typeof createNotificationChannelInput>;
 
+export const serviceHealthQuery = z.object({
+  environment: z.string().min(1).max(100).default('production'),
+});
+
 export const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(100).optional(),

@@ -829,6 +829,7 @@ function toInfo(info: ContainerInspectInfo): ContainerInfo {
     state: toState(info.State.Status),
     labels: { ...(info.Config.Labels ?? {}) },
     published: publishedFromInspect(info),
+    restarts: info.RestartCount ?? 0,
   };
 }
 

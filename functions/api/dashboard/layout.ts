@@ -86,9 +86,11 @@ export function page(shell: Shell, body: Html): Html {
 export function badge(status: string): Html {
   const kind = ['completed', 'active', 'succeeded', 'healthy'].includes(status)
     ? 'ok'
-    : ['failed', 'rolled_back'].includes(status)
+    : ['failed', 'rolled_back', 'unhealthy', 'down'].includes(status)
       ? 'bad'
-      : ['pending', 'never deployed', 'skipped', 'draining'].includes(status)
+      : ['pending', 'never deployed', 'skipped', 'draining', 'not_deployed', 'unknown'].includes(
+            status,
+          )
         ? 'idle'
         : 'run';
   return html`<span class="badge ${kind}">${status.replace(/_/g, ' ')}</span>`;

@@ -1,6 +1,7 @@
 import * as s from '../../../core/schemas.ts';
 import { createService, getService, listServices } from '../../../core/services/use-cases.ts';
 import { route } from '../route.ts';
+import { getServiceHealth } from '../../../core/services/health.ts';
 
 const byProject = s.pageQuery.extend({ projectId: s.id.optional() });
 
@@ -34,5 +35,17 @@ export const serviceRoutes = [
     auth: true,
     status: 200,
     handle: ({ deps, principal, params }) => getService(deps, principal, params.id!),
+  }),
+  route({
+    method: 'get',
+    path: '/api/services/{id}/health',
+    summary:
+      "The app's health in one environment, read live from its node (the serving container's state, restarts and health check), apart from how its last deploy ended",
+    tag: 'services',
+    auth: true,
+    query: s.serviceHealthQuery,
+    status: 200,
+    handle: ({ deps, principal, params, query }) =>
+      getServiceHealth(deps, principal, params.id!, query.environment),
   }),
 ];

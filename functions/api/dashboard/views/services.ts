@@ -8,6 +8,45 @@ import type { Domain, Project, Release, Service } from '../types.ts';
 import { health, recentReleases } from './projects.ts';
 import { secretsSection } from './secrets.ts';
 
+/** GET /api/services/{id}/health: the app now, apart from how its last deploy ended. */
+interface AppHealth {
+  app: {
+    status: string;
+    releaseId: string | null;
+    container: {
+      state: string;
+      restarts: number | null;
+      check: string;
+      checkError: string | null;
+    } | null;
+    reason: string | null;
+  };
+  lastDeploy: { releaseId: string; status: string; error: string | null } | null;
+}
+
+/**
+ * The app's health and the last deploy as two facts: an app still serving its previous
+ * release after a failed deploy is healthy, and its last deploy failed.
+ */
+function appHealth(live: AppHealth | null, deployLabel: string): Html {
+  if (!live)
+    return html`<p>
+      Health:
+      ${badge(deployLabel === 'healthy' ? 'healthy' : deployLabel.includes('failed') ? 'failed' : deployLabel)}
+    </p>`;
+  const c = live.app.container;
+  const d = live.lastDeploy;
+  return html`<p id="app-health">
+      App health: ${badge(live.app.status)}
+      ${c ? html`<span class="hint">container ${c.state} · restarts ${c.restarts ?? '?'} · health check ${c.check}</span>` : ''}
+      ${live.app.reason ? html`<span class="hint">— ${live.app.reason}</span>` : ''}
+    </p>
+    <p id="last-deploy">
+      Last deploy:
+      ${d ? html`${badge(d.status)} <a href="/dashboard/releases/${d.releaseId}">${d.releaseId}</a> ${d.error ? html`<span class="hint">${d.error}</span>` : ''}` : 'none yet'}
+    </p>`;
+}
+
 function facts(svc: Service, project: Project): Html {
   return html`<dl class="facts">
       <dt>Project</dt>
@@ -48,7 +87,7 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
         envs.find((e) => e.name === c.req.query('environment')) ??
         envs.find((e) => e.name === 'production') ??
         envs[0]!;
-      const [releases, secrets, domains] = await Promise.all([
+      const [releases, secrets, domains, live] = await Promise.all([
         recentReleases(s.api, svc.id, env.id),
         s.api.get<{ items: { name: string; updatedAt: string }[] }>(
           `/api/services/${svc.id}/secrets?environment=${env.name}`,
@@ -58,6 +97,15 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
           if (e instanceof ApiFailure && e.code === 'route_not_found') return null;
           throw e;
         }),
+        // Live from the node; an older control plane without the endpoint shows the deploy only.
+        s.api
+          .get<AppHealth>(
+            `/api/services/${svc.id}/health?environment=${encodeURIComponent(env.name)}`,
+          )
+          .catch((e: unknown) => {
+            if (e instanceof ApiFailure && e.code === 'route_not_found') return null;
+            throw e;
+          }),
       ]);
       const h = health(releases);
       const envDomains =
@@ -84,11 +132,7 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
         }
         <section class="card" aria-labelledby="at-a-glance">
           <h2 id="at-a-glance">${env.name} at a glance</h2>
-          <p>
-            Health:
-            ${badge(h.label === 'healthy' ? 'healthy' : h.label.includes('failed') ? 'failed' : h.label)}
-            ${h.label.includes(';') ? html`<span class="hint">${h.label}</span>` : ''}
-          </p>
+          ${appHealth(live, h.label)}
           <p>
             Current release:
             ${

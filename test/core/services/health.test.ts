@@ -1,0 +1,91 @@
+/**
+ * The app's health apart from its last deploy, with the in-memory ports: the verdicts that
+ * need no Docker (the real ones are in test/integration/service-health.test.ts), and the
+ * cloud API's honest `unknown` (its Lambda reaches no Docker engine).
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../../adapters/store/memory.ts';
+import { MemoryRuntime } from '../../../adapters/runtime/memory.ts';
+import { NoEngineRuntime } from '../../../adapters/runtime/none.ts';
+import { MemoryHealthProbe } from '../../../adapters/probe/memory.ts';
+import { MemoryKeyVault } from '../../../adapters/vault/memory.ts';
+import type { CoreDeps, OrgPrincipal } from '../../../core/deps.ts';
+import type { ContainerRuntime } from '../../../core/ports.ts';
+import { getServiceHealth } from '../../../core/services/health.ts';
+import {
+  aNode,
+  aProject,
+  aRelease,
+  aService,
+  anEnvironment,
+  anOrg,
+} from '../../contracts/store/builders.ts';
+
+describe('service health', () => {
+  const orgId = 'org_h';
+  const viewer: OrgPrincipal = {
+    actorType: 'user',
+    actorId: 'usr_1',
+    userId: 'usr_1',
+    orgId,
+    role: 'viewer',
+  };
+  let store: MemoryStore;
+  let serviceId: string;
+
+  const depsWith = (runtime: ContainerRuntime) =>
+    ({
+      store,
+      release: { runtime, probe: new MemoryHealthProbe(), vault: new MemoryKeyVault() },
+    }) as unknown as CoreDeps & {
+      release: { runtime: ContainerRuntime; probe: MemoryHealthProbe; vault: MemoryKeyVault };
+    };
+
+  beforeEach(async () => {
+    store = new MemoryStore();
+    await store.withOrg(orgId, async (r) => {
+      await r.orgs.insert(anOrg({ id: orgId }));
+      const p = aProject(orgId);
+      await r.projects.insert(p);
+      const env = anEnvironment(orgId, p.id);
+      await r.environments.insert(env);
+      const svc = aService(orgId, p.id);
+      await r.services.insert(svc);
+      serviceId = svc.id;
+      const node = aNode(orgId, { name: 'edge-1' });
+      await r.nodes.insert(node);
+      await r.releases.insert(
+        aRelease(orgId, svc.id, env.id, {
+          id: 'rel_0001',
+          status: 'completed',
+          nodeId: node.id,
+          containerId: 'ctr_1',
+          upstream: '127.0.0.1:1',
+          finishedAt: '2027-01-15T12:00:00.000Z',
+        }),
+      );
+    });
+  });
+
+  it('says unknown, and why, where this process reaches no Docker engine (the cloud API)', async () => {
+    const h = await getServiceHealth(
+      depsWith(new NoEngineRuntime()),
+      viewer,
+      serviceId,
+      'production',
+    );
+    expect(h.app.status).toBe('unknown');
+    expect(h.app.reason).toMatch(/^node edge-1 did not answer: .*does not reach Docker engines/);
+    expect(h.lastDeploy).toMatchObject({ releaseId: 'rel_0001', status: 'completed' });
+  });
+
+  it('says down when the serving container is gone', async () => {
+    const h = await getServiceHealth(
+      depsWith(new MemoryRuntime()),
+      viewer,
+      serviceId,
+      'production',
+    );
+    expect(h.app).toMatchObject({ status: 'down', reason: 'the serving container is gone' });
+  });
+});

@@ -623,6 +623,18 @@ export interface OrgRepos {
   audit: AuditRepo;
 }
 
+/** The edge-rebuild job's last run, for the edge status page (one record for the install). */
+export interface EdgeRebuildLog {
+  record(r: EdgeRebuild): Promise<void>;
+  last(): Promise<EdgeRebuild | null>;
+}
+
+export interface EdgeRebuild {
+  at: string;
+  restoredRoutes: number;
+  restoredHosts: number;
+}
+
 export interface Store {
   /**
    * Runs fn in one transaction confined to orgId: in PostgreSQL by row-level security,
@@ -635,6 +647,8 @@ export interface Store {
   domainLookup: DomainLookup;
   authGuards: AuthGuardRepo;
   releaseLookup: ReleaseLookup;
+  /** Optional: where the edge-rebuild job notes its runs (both stores have it). */
+  edgeRebuilds?: EdgeRebuildLog;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -123,6 +123,16 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
           edge: system.release.edge,
           edgeDomain: system.release.config.edgeDomain,
         });
+        // For the edge status page: when the edge was last compared with the database.
+        await system.release.store.edgeRebuilds
+          ?.record({
+            at: system.release.clock.now().toISOString(),
+            restoredRoutes: restored.routes.length,
+            restoredHosts: restored.hosts.length,
+          })
+          .catch((e: Error) =>
+            system.logger.warn({ err: e.message }, 'edge rebuild ran but was not recorded'),
+          );
         if (restored.routes.length > 0 || restored.hosts.length > 0)
           system.logger.warn(
             { ...restored },

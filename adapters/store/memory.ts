@@ -14,6 +14,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type {
   AuthGuardRepo,
   DomainLookup,
+  EdgeRebuild,
+  EdgeRebuildLog,
   IdentityRepo,
   OrgRepos,
   ReleaseLookup,
@@ -42,6 +44,15 @@ import { emptyTables, type Tables } from './memory/tables.ts';
 import { TenantView } from './memory/tenant.ts';
 import { memoryWebhookDeliveryRepo } from './memory/webhook-deliveries.ts';
 import { memoryWebhookRepo } from './memory/webhooks.ts';
+
+/** One record for the install, as the SQL table's single row. */
+const memoryEdgeRebuildLog = (): EdgeRebuildLog => {
+  let last: EdgeRebuild | null = null;
+  return {
+    record: async (r) => void (last = { ...r }),
+    last: async () => (last ? { ...last } : null),
+  };
+};
 import {
   memoryHeldNotificationRepo,
   memoryNotificationChannelRepo,
@@ -80,6 +91,7 @@ export class MemoryStore implements Store {
   readonly domainLookup: DomainLookup;
   readonly authGuards: AuthGuardRepo = memoryAuthGuardRepo();
   readonly releaseLookup: ReleaseLookup;
+  readonly edgeRebuilds: EdgeRebuildLog = memoryEdgeRebuildLog();
   private readonly tables: Tables = emptyTables();
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private tail: Promise<void> = Promise.resolve();

@@ -7,6 +7,7 @@
 import type {
   AuthGuardRepo,
   DomainLookup,
+  EdgeRebuildLog,
   IdentityRepo,
   OrgRepos,
   ReleaseLookup,
@@ -34,6 +35,7 @@ import { pgServiceRepo } from './postgres/services.ts';
 import { TenantSql } from './postgres/tenant.ts';
 import { pgWebhookDeliveryRepo } from './postgres/webhook-deliveries.ts';
 import { pgWebhookRepo } from './postgres/webhooks.ts';
+import { pgEdgeRebuildLog } from './postgres/edge-rebuilds.ts';
 import {
   pgHeldNotificationRepo,
   pgNotificationChannelRepo,
@@ -75,6 +77,7 @@ export class PostgresStore implements Store {
   readonly domainLookup: DomainLookup;
   readonly authGuards: AuthGuardRepo;
   readonly releaseLookup: ReleaseLookup;
+  readonly edgeRebuilds: EdgeRebuildLog;
   private readonly db: Database;
   private readonly ownsDb: boolean;
 
@@ -85,6 +88,7 @@ export class PostgresStore implements Store {
     this.domainLookup = pgDomainLookup(db);
     this.authGuards = pgAuthGuardRepo(db);
     this.releaseLookup = pgReleaseLookup(db);
+    this.edgeRebuilds = pgEdgeRebuildLog(db);
   }
 
   static fromUrl(url: string, options: PoolOptions = {}): PostgresStore {

@@ -21,6 +21,7 @@ import { secretRoutes } from './routes/secrets.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { notificationChannelRoutes } from './routes/notification-channels.ts';
+import { edgeRoutes } from './routes/edge.ts';
 
 export const defaultRoutes: RouteDef[] = [
   ...authRoutes,
@@ -36,6 +37,7 @@ export const defaultRoutes: RouteDef[] = [
   ...deployJobRoutes,
   ...webhookRoutes,
   ...notificationChannelRoutes,
+  ...edgeRoutes,
   ...domainRoutes,
 ];
 

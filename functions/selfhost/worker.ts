@@ -60,6 +60,12 @@ async function main() {
     });
     if (restored.routes.length > 0 || restored.hosts.length > 0)
       log.warn({ ...restored }, 'edge routes the edge had lost were restored from the database');
+    // For the edge status page (GET /api/edge): when the edge was last compared with the database.
+    await system.release.store.edgeRebuilds?.record({
+      at: new Date().toISOString(),
+      restoredRoutes: restored.routes.length,
+      restoredHosts: restored.hosts.length,
+    });
   };
   await rebuildEdge();
   const rebuildTimer = setInterval(

@@ -1,7 +1,8 @@
 /**
  * The dashboard's notification channels in a real browser (Chromium through playwright-core)
  * against the self-hosted API on PostgreSQL, with a loopback sink standing in for Slack and a
- * real SMTP server on loopback. No release runs here, so no Docker Engine is needed.
+ * real SMTP server on loopback. No release runs here, so no Docker Engine is needed. The
+ * Edge page is visited too: this system's edge admin API is a closed port, so it must say so.
  */
 import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
@@ -142,5 +143,16 @@ describe.skipIf(!ready)('notification channels in the dashboard', () => {
     const missing = await page.goto(`${api.url}/dashboard/notification-channels/nch_nope`);
     expect(missing?.status()).toBe(404);
     expect(await text(page.getByRole('alert'))).toBe('notification channel nch_nope not found');
+  }, 30_000);
+
+  it('shows the edge page: not reachable here, no routes, no certificates', async () => {
+    await nav('Edge').click();
+    await page.getByRole('heading', { name: 'Edge' }).waitFor();
+    expect(await text(page.locator('#edge-reachable'))).toBe(
+      "failed the edge's admin API could not be reached",
+    );
+    expect(await text(page.locator('#edge-routes'))).toBe('0 of 0 present');
+    expect(await page.textContent('main')).toContain('No custom domain with a certificate');
+    await shot('23-edge-status');
   }, 30_000);
 });

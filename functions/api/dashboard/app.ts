@@ -17,6 +17,7 @@ import { registerSecrets } from './views/secrets.ts';
 import { registerServices } from './views/services.ts';
 import { registerWebhooks } from './views/webhooks.ts';
 import { registerNotificationChannels } from './views/notification-channels.ts';
+import { registerEdge } from './views/edge.ts';
 
 /**
  * Scripts and styles only from /dashboard/assets; no framing, forms post only to us (and,
@@ -104,6 +105,7 @@ export function dashboardApp(
   registerNodes(app, fetchApi);
   registerWebhooks(app, fetchApi);
   registerNotificationChannels(app, fetchApi);
+  registerEdge(app, fetchApi);
   registerApiKeys(app, fetchApi);
   registerAudit(app, fetchApi);
 

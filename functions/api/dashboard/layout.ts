@@ -5,7 +5,7 @@ export type Html = ReturnType<typeof html>;
 export interface Shell {
   title: string;
   /** The nav entry to mark as current. */
-  section?: 'projects' | 'nodes' | 'keys' | 'audit' | 'webhooks' | 'notifications';
+  section?: 'projects' | 'nodes' | 'keys' | 'audit' | 'webhooks' | 'notifications' | 'edge';
   orgs?: { id: string; name: string }[];
   orgId?: string | null;
   flash?: { kind: 'error' | 'notice'; text: string } | null;
@@ -18,6 +18,7 @@ const navItems = [
   ['nodes', '/dashboard/nodes', 'Nodes'],
   ['webhooks', '/dashboard/webhooks', 'Webhooks'],
   ['notifications', '/dashboard/notification-channels', 'Notifications'],
+  ['edge', '/dashboard/edge', 'Edge'],
   ['keys', '/dashboard/api-keys', 'API keys'],
   ['audit', '/dashboard/audit', 'Audit log'],
 ] as const;

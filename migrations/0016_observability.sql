@@ -1,3 +1,6 @@
+-- Issue 16, step 1: notification channels (with their held events and deliveries) and the
+-- edge-rebuild log for the edge status page.
+
 -- Where an org hears about its releases and domains besides signed webhooks: a Slack
 -- incoming webhook (its URL is a secret, sealed by the KeyVault) or an e-mail address.
 -- Events wait in notification_held until their channel's grouping window closes, so a storm
@@ -69,3 +72,14 @@ create policy org_isolation on notification_deliveries
 grant select, insert, update, delete on notification_channels to selfdevop_app;
 grant select, insert, update, delete on notification_held to selfdevop_app;
 grant select, insert, update, delete on notification_deliveries to selfdevop_app;
+
+-- When the edge was last compared with the database and what it had lost (the edge-rebuild
+-- job, every minute), for the edge status page. One row for the whole install: it holds no
+-- tenant's data (counts and a time), so it has no org and no row-level security.
+create table if not exists edge_rebuilds (
+  id integer primary key check (id = 1),
+  at timestamptz not null,
+  restored_routes integer not null,
+  restored_hosts integer not null
+);
+grant select, insert, update on edge_rebuilds to selfdevop_app;

@@ -7,6 +7,7 @@ import type {
   KeyVault,
   Logger,
   OrgRepos,
+  SourceRepository,
   Store,
 } from './ports.ts';
 import type { Limiter } from './rate-limit.ts';
@@ -28,6 +29,8 @@ export interface CoreDeps {
    * delivery), and sends a webhook's test event while its owner waits for the answer.
    */
   webhookTargets?: HttpSender;
+  /** Git repositories: deploy keys are made with it, and refs resolved before a release is queued. */
+  source?: SourceRepository;
   logger: Logger;
   /**
    * Failed logins are counted per account *and* source, so a stranger's guesses never lock
@@ -56,6 +59,8 @@ export interface CoreDeps {
      * override, never by configuration a user could set. Default: no.
      */
     allowLoopbackWebhooks?: boolean;
+    /** Self-hosted installs build from git servers on their own network; a SaaS must not (SSRF). Default: no. */
+    allowPrivateGitHosts?: boolean;
   };
 }
 

@@ -185,6 +185,45 @@ export interface HttpSender {
   refusal?(url: string): Promise<string | null>;
 }
 
+// ---------------------------------------------------------------- source repositories
+
+/** What the platform holds to read a private repository (opened from the vault for one fetch). */
+export type GitCredential = { token: string } | { privateKey: string };
+
+/** A repository to read, with its credential. */
+export interface GitRemote {
+  url: string;
+  credential: GitCredential | null;
+}
+
+/** A tree of one commit as a tar stream; `close` removes what the fetch left on disk. */
+export interface SourceArchive {
+  stream: AsyncIterable<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/**
+ * Git repositories, read by the process that runs a build step (or, to resolve a ref early,
+ * by the API). Failures are CoreErrors naming the problem: GitRefNotFound, GitAccessDenied,
+ * GitUnreachable, GitPathNotFound.
+ */
+export interface SourceRepository {
+  /** The 40-hex commit a branch or tag names now (a full sha is returned as it is). */
+  resolveRef(remote: GitRemote, ref: string): Promise<string>;
+  /**
+   * Fetches `sha` alone (shallow) and returns the tree under `subdir` as a tar stream,
+   * after checking that `dockerfile` (relative to `subdir`) is in it.
+   */
+  archive(
+    remote: GitRemote,
+    sha: string,
+    paths: { subdir: string; dockerfile: string },
+    signal?: AbortSignal,
+  ): Promise<SourceArchive>;
+  /** A new ed25519 key pair: the OpenSSH private key and its public line. */
+  generateDeployKey(comment: string): Promise<{ privateKey: string; publicKey: string }>;
+}
+
 // ---------------------------------------------------------------- data plane
 
 /** How to reach one Docker Engine. */
@@ -234,8 +273,49 @@ export interface OneOffResult {
   output: string;
 }
 
+/** One image build on an engine, from a build context streamed in as a tar archive. */
+export interface BuildSpec {
+  /** `repository:tag` the image gets. */
+  tag: string;
+  /** The build context as a tar stream, read as the engine takes it (never held whole). */
+  context: AsyncIterable<Uint8Array>;
+  /** The Dockerfile's path inside the context. */
+  dockerfile: string;
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+  /** Limits asked of the engine for the build's steps; null for none. */
+  memoryMb: number | null;
+  cpus: number | null;
+  /** The build is cancelled (and its steps killed) after this long. */
+  timeoutMs: number;
+  /** Aborting cancels the build as the timeout does. */
+  signal?: AbortSignal;
+}
+
+/**
+ * How a build ended. A failed build is data, not a throw: `error` names the failing
+ * instruction as the engine reported it. Throws only when the engine cannot be reached.
+ */
+export interface BuildResult {
+  /** The image id (`sha256:…`) when the build succeeded. */
+  imageId: string | null;
+  error: string | null;
+  timedOut: boolean;
+}
+
 export interface ContainerRuntime {
   ping(target: DockerTarget): Promise<void>;
+  /**
+   * Optional (builds): builds an image on the engine, each output line to `onLine` as it
+   * comes; while a promise it returned is pending no more output is read (backpressure).
+   */
+  build?(
+    target: DockerTarget,
+    spec: BuildSpec,
+    onLine: (line: string) => void | Promise<void>,
+  ): Promise<BuildResult>;
+  /** Optional (builds): the id of an image the engine already has, or null; never pulls. */
+  localImage?(target: DockerTarget, image: string): Promise<string | null>;
   /** The image's content digest (`sha256:…`); uses the local image, pulls only if absent. */
   resolveImage(target: DockerTarget, image: string): Promise<string>;
   /** Creates and starts; when a container of that name exists it is returned as it is. */
@@ -479,6 +559,11 @@ export interface EnvironmentRepo {
 export interface ServiceRepo {
   insert(s: Service): Promise<void>;
   get(id: string): Promise<Service | null>;
+  /** Changes the given fields; NotFound when the service is not the org's. */
+  update(
+    id: string,
+    patch: Partial<Omit<Service, 'id' | 'orgId' | 'projectId' | 'createdAt'>>,
+  ): Promise<void>;
   list(page: PageRequest, filter?: ListFilter): Promise<Page<Service>>;
 }
 

@@ -5,6 +5,7 @@
 import * as z from 'zod';
 import { roles, strategies } from './models.ts';
 import { webhookEventTypes } from './webhooks/events.ts';
+import { gitSourceInput } from './builds/git-source.ts';
 
 // Control characters break logs, headers and PostgreSQL text (NUL); names never need them.
 const noControlChars = (s: string) =>
@@ -121,9 +122,7 @@ export const healthPolicyInput = z.strictObject({
     .optional(),
 });
 
-export const createServiceInput = z.strictObject({
-  projectId: id,
-  name: slugName,
+const serviceFields = {
   image: imageRef,
   containerPort: z.number().int().min(1).max(65535),
   healthcheckPath: httpPath,
@@ -142,7 +141,39 @@ export const createServiceInput = z.strictObject({
     .optional(),
   drainSeconds: z.number().int().min(0).max(3600).optional(),
   sticky: z.boolean().optional(),
-});
+};
+
+/** A service runs an image, or images built from its git source, or both (a ref or an image per deploy). */
+export const createServiceInput = z
+  .strictObject({
+    projectId: id,
+    name: slugName,
+    ...serviceFields,
+    image: imageRef.optional(),
+    git: gitSourceInput.optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.image === undefined && v.git === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['image'],
+        message: 'is required unless the service has a git source (git.url)',
+      });
+  });
+
+/** `PATCH /api/services/{id}`: each field given replaces the service's; `git: null` removes the source. */
+export const updateServiceInput = z
+  .strictObject({
+    image: imageRef.optional(),
+    containerPort: serviceFields.containerPort.optional(),
+    healthcheckPath: httpPath.optional(),
+    migrateCommand: serviceFields.migrateCommand,
+    env: envMap.optional(),
+    memoryMb: serviceFields.memoryMb,
+    cpus: serviceFields.cpus,
+    git: gitSourceInput.nullable().optional(),
+  })
+  .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
 
 /**
  * The labels of the PEM blocks that make up `text`, or null when it is anything else (a
@@ -335,6 +366,7 @@ export const pageQuery = z.object({
 export type SignupInput = z.infer<typeof signupInput>;
 export type LoginInput = z.infer<typeof loginInput>;
 export type CreateServiceInput = z.infer<typeof createServiceInput>;
+export type UpdateServiceInput = z.infer<typeof updateServiceInput>;
 export type CreateNodeInput = z.infer<typeof createNodeInput>;
 export type NodeTlsInput = z.infer<typeof nodeTlsInput>;
 export type NodeSshInput = z.infer<typeof nodeSshInput>;

@@ -23,6 +23,7 @@ import type {
   Logger,
   Metrics,
   Store,
+  SourceRepository,
 } from './ports.ts';
 import { AttemptLimiter } from './rate-limit.ts';
 import { defaultReleaseConfig, type ReleaseConfig, type ReleaseDeps } from './releases/deps.ts';
@@ -74,6 +75,8 @@ export interface SystemPorts {
   metrics: ApiDeps['metrics'];
   /** Cloud mode: the dashboard's hosted sign-in page. */
   hostedSignIn?: HostedSignIn;
+  /** Git repositories, for services built from a git source. */
+  source?: SourceRepository;
 }
 
 /** The mode-neutral settings, read from each mode's validated configuration. */
@@ -95,6 +98,8 @@ export interface SystemConfig {
   revokedSessionCacheMs?: number;
   /** Whether webhooks may target private addresses: a self-hosted install's own network, never a SaaS's. */
   allowPrivateWebhooks: boolean;
+  /** Whether git sources may be on private and loopback hosts: a self-hosted install's own git server, never a SaaS's. */
+  allowPrivateGitHosts?: boolean;
   /** Tests only, from a composition root's test override: webhooks may target loopback. */
   allowLoopbackWebhooks?: boolean;
   /** How long a valid API key is believed without the database; no cache when absent. */
@@ -134,6 +139,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     logger: logger.child({ component: 'release' }),
     config: { ...defaultReleaseConfig, edgeDomain: config.edgeDomain, ...config.release },
     events: queueEventPublisher(queue),
+    ...(ports.source ? { source: ports.source } : {}),
   };
   const webhooks: WebhookDeps = {
     store,
@@ -181,6 +187,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     domains: { deps: domains, gate },
     metrics: ports.metrics,
     webhookTargets: ports.http,
+    ...(ports.source ? { source: ports.source } : {}),
     ...(config.apiKeyCacheMs
       ? {
           apiKeyCache: new TtlCache<ApiKey>({
@@ -223,6 +230,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
       signupMode: config.signupMode,
       edgeDomain: config.edgeDomain,
       allowPrivateWebhooks: config.allowPrivateWebhooks,
+      allowPrivateGitHosts: config.allowPrivateGitHosts ?? false,
       ...(config.allowLoopbackWebhooks ? { allowLoopbackWebhooks: true } : {}),
     },
     api: { maxBodyBytes: config.maxBodyBytes, version: config.version },

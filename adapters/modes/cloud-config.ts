@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { buildSettings } from './build-settings.ts';
 
 const region = z
   .string()
@@ -162,6 +163,7 @@ const schema = z
       .max(6 * 1024 * 1024)
       .default(256 * 1024),
     VERSION: z.string().min(1).default('cloud'),
+    ...buildSettings,
   })
   .refine(databaseGiven.check, databaseGiven.issue);
 

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { buildSettings } from './build-settings.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
@@ -53,6 +54,12 @@ const schema = z.object({
    * Loopback, link-local and the platform's own endpoints are refused whatever this says.
    */
   WEBHOOKS_ALLOW_PRIVATE: bool.default(false),
+  /**
+   * Services may build from git servers on private and loopback addresses (the operator's
+   * own Gitea or GitLab). On by default here; the cloud never allows it.
+   */
+  GIT_ALLOW_PRIVATE_HOSTS: bool.default(true),
+  ...buildSettings,
   EDGE_DOMAIN: domainName.default('localhost'),
   /** A Caddy you run yourself. Absent: `npm start` runs its own (CADDY_BIN, else a CADDY_IMAGE container). */
   CADDY_ADMIN_URL: url(['http:']).optional(),

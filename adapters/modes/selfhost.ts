@@ -25,6 +25,8 @@ import { PrometheusMetrics } from '../metrics/prometheus.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
 import { DockerRuntime } from '../runtime/docker.ts';
+import { GitCliSource } from '../source/git-cli.ts';
+import { buildLimitsOf } from './build-settings.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { AesFileKeyVault } from '../vault/aes-file.ts';
 import { defaultCaddyAdminUrl, type SelfhostConfig } from './config.ts';
@@ -156,7 +158,8 @@ export async function fromSelfhost(
         bcryptCost: overrides.bcryptCost,
         clock,
       }),
-      runtime: new DockerRuntime({ sshAgent: config.SSH_AUTH_SOCK }),
+      runtime: new DockerRuntime({ sshAgent: config.SSH_AUTH_SOCK, builder: config.BUILD_BUILDER }),
+      source: new GitCliSource({ gitBin: config.GIT_BIN }),
       edge,
       probe: new HttpHealthProbe(),
       dns: new NodeDnsResolver({ servers: config.DNS_SERVERS?.split(',') }),
@@ -181,10 +184,11 @@ export async function fromSelfhost(
       ...(overrides.signupLimits ? { signupLimits: overrides.signupLimits } : {}),
       // Services on the operator's own network, by opt-in (never with open signup).
       allowPrivateWebhooks: config.WEBHOOKS_ALLOW_PRIVATE,
+      allowPrivateGitHosts: config.GIT_ALLOW_PRIVATE_HOSTS,
       allowLoopbackWebhooks: overrides.webhooksToLoopback ?? false,
       // Short: another process revoking a key reaches this one only through the database.
       apiKeyCacheMs: 1_000,
-      release: overrides.release,
+      release: { build: buildLimitsOf(config), ...overrides.release },
       domains: overrides.domains,
       webhooks: overrides.webhooks,
     },

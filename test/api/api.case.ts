@@ -113,9 +113,15 @@ export function runApiSuite(
         ]) {
           expect(doc.paths[p], p).toBeDefined();
         }
-        expect(
-          doc.paths['/api/services'].post.requestBody.content['application/json'].schema.required,
-        ).toContain('image');
+        const serviceBody =
+          doc.paths['/api/services'].post.requestBody.content['application/json'].schema;
+        expect(serviceBody.required).toContain('containerPort');
+        // An image, or a git source to build it from (one of them, checked by the use case).
+        expect(Object.keys(serviceBody.properties)).toEqual(
+          expect.arrayContaining(['image', 'git']),
+        );
+        expect(doc.paths['/api/services/{id}'].patch).toBeDefined();
+        expect(doc.paths['/api/services/{id}/deploy-key'].post).toBeDefined();
         const docs = await req('GET', '/docs');
         expect(docs.status).toBe(200);
         expect(docs.text).toContain('/openapi.json');

@@ -280,6 +280,8 @@ describe('migrate Lambda and the cloud composition root', () => {
         signupMode: 'closed',
         edgeDomain: 'apps.example.com',
         allowPrivateWebhooks: false,
+        // Nor builds from its own network.
+        allowPrivateGitHosts: false,
       });
       expect(system.api.domains?.deps).toBe(system.domains);
       expect(system.domains.config).toMatchObject({

@@ -1,5 +1,11 @@
 import * as s from '../../../core/schemas.ts';
-import { createService, getService, listServices } from '../../../core/services/use-cases.ts';
+import {
+  createDeployKey,
+  createService,
+  getService,
+  listServices,
+  updateService,
+} from '../../../core/services/use-cases.ts';
 import { route } from '../route.ts';
 
 const byProject = s.pageQuery.extend({ projectId: s.id.optional() });
@@ -25,6 +31,28 @@ export const serviceRoutes = [
     status: 200,
     handle: ({ deps, principal, query }) =>
       listServices(deps, principal, query, { projectId: query.projectId }),
+  }),
+  route({
+    method: 'patch',
+    path: '/api/services/{id}',
+    summary:
+      'Change a service: the fields given replace its own; `git` sets its git source (its `token` is write-only), `git: null` removes it',
+    tag: 'services',
+    auth: true,
+    body: s.updateServiceInput,
+    status: 200,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      updateService(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/services/{id}/deploy-key',
+    summary:
+      'Make a new ed25519 SSH deploy key for the service’s git repository and answer its public half (the private half is sealed, never shown); it replaces any token or earlier key',
+    tag: 'services',
+    auth: true,
+    status: 201,
+    handle: ({ deps, principal, params, ctx }) => createDeployKey(deps, principal, params.id!, ctx),
   }),
   route({
     method: 'get',

@@ -78,6 +78,10 @@ export const aService = (orgId: string, projectId: string, o: Partial<Service> =
   warmSeconds: 300,
   drainSeconds: 30,
   sticky: false,
+  git: null,
+  gitCredentialKind: null,
+  gitPublicKey: null,
+  sealedGitCredential: null,
   createdAt: at(),
   ...o,
 });
@@ -108,6 +112,7 @@ export const aRelease = (
   image: 'registry.test/web:1',
   imageDigest: null,
   gitSha: null,
+  gitRef: null,
   status: 'queued',
   previousReleaseId: null,
   nodeId: null,

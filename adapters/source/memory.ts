@@ -60,10 +60,10 @@ export class MemorySource implements SourceRepository {
     this.open++;
     let closed = false;
     const entries = Object.entries(files).filter(([f]) => f.startsWith(prefix));
-    // Not a real tar: each file as `path\ncontent\n`, enough for a runtime that counts bytes.
+    // Not a real tar: one JSON line `[path, content]` per file, enough for a runtime that counts bytes.
     async function* stream() {
       for (const [f, content] of entries)
-        yield new TextEncoder().encode(`${f.slice(prefix.length)}\n${content}\n`);
+        yield new TextEncoder().encode(`${JSON.stringify([f.slice(prefix.length), content])}\n`);
     }
     return {
       stream: stream(),

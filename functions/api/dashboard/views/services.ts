@@ -3,7 +3,7 @@ import { html } from 'hono/html';
 import { ApiFailure, type ApiFetch } from '../api.ts';
 import { action, view } from '../handler.ts';
 import { badge, seconds, when, type Html } from '../layout.ts';
-import { field, render, param } from '../session.ts';
+import { field, flash, render, param } from '../session.ts';
 import type { Domain, Project, Release, Service } from '../types.ts';
 import { health, recentReleases } from './projects.ts';
 import { secretsSection } from './secrets.ts';
@@ -126,6 +126,14 @@ function gitSource(svc: Service): Html {
         ></label
       >
       <textarea id="git-args" name="buildArgs">${args}</textarea>
+      ${
+        svc.gitCredentialKind
+          ? html`<label
+              ><input type="checkbox" name="dropCredential" value="1" /> Remove the stored
+              ${svc.gitCredentialKind === 'token' ? 'token' : 'deploy key'}</label
+            >`
+          : ''
+      }
       <p><button type="submit" class="secondary">Save git source</button></p>
     </form>
     ${
@@ -375,7 +383,7 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
           subdir: field(form, 'subdir') ?? '',
           dockerfile: field(form, 'dockerfile') || 'Dockerfile',
           buildArgs: parseArgs(typeof form.buildArgs === 'string' ? form.buildArgs : ''),
-          ...(token ? { token } : {}),
+          ...(token ? { token } : field(form, 'dropCredential') ? { token: null } : {}),
         },
       });
       flash(c, 'notice', 'Git source saved; it applies from the next deploy.');

@@ -12,7 +12,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSelfhostApi } from '../support/api.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
-import { ensureTestImages, removeContainersByLabel } from '../support/docker.ts';
+import {
+  ensureTestImages,
+  removeContainersByLabel,
+  removeImagesByLabel,
+} from '../support/docker.ts';
 import {
   makeRepo,
   startGitDaemon,
@@ -124,7 +128,10 @@ services:
   afterAll(async () => {
     await api?.close();
     await Promise.all([caddy?.stop(), daemon?.stop()]);
-    if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
+    if (orgId) {
+      await removeContainersByLabel({ 'selfdevop.org': orgId });
+      await removeImagesByLabel({ 'selfdevop.org': orgId });
+    }
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

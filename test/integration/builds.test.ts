@@ -11,7 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiHarness } from '../api/api.case.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
-import { ensureTestImages, removeContainersByLabel } from '../support/docker.ts';
+import {
+  ensureTestImages,
+  removeContainersByLabel,
+  removeImagesByLabel,
+} from '../support/docker.ts';
 import {
   makeRepo,
   startGitDaemon,
@@ -157,7 +161,10 @@ describe.skipIf(!ready)('building a service from git and deploying it', () => {
   afterAll(async () => {
     await api?.close();
     await Promise.all([caddy?.stop(), daemon?.stop(), httpGit?.stop(), sshd?.stop()]);
-    if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
+    if (orgId) {
+      await removeContainersByLabel({ 'selfdevop.org': orgId });
+      await removeImagesByLabel({ 'selfdevop.org': orgId });
+    }
   });
 
   it('builds the followed branch from a sub-directory, streams the build log, and serves it; a push deploys the new commit; an earlier sha redeploys without a rebuild', async () => {

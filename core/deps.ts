@@ -61,6 +61,8 @@ export interface CoreDeps {
     allowLoopbackWebhooks?: boolean;
     /** Self-hosted installs build from git servers on their own network; a SaaS must not (SSRF). Default: no. */
     allowPrivateGitHosts?: boolean;
+    /** Tests only (a composition root's test override): git servers on loopback literals. Default: no. */
+    allowLoopbackGitHosts?: boolean;
   };
 }
 

@@ -100,6 +100,8 @@ export interface SystemConfig {
   allowPrivateWebhooks: boolean;
   /** Whether git sources may be on private and loopback hosts: a self-hosted install's own git server, never a SaaS's. */
   allowPrivateGitHosts?: boolean;
+  /** Tests only, from a composition root's test override: git servers on loopback. */
+  allowLoopbackGitHosts?: boolean;
   /** Tests only, from a composition root's test override: webhooks may target loopback. */
   allowLoopbackWebhooks?: boolean;
   /** How long a valid API key is believed without the database; no cache when absent. */
@@ -231,6 +233,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
       edgeDomain: config.edgeDomain,
       allowPrivateWebhooks: config.allowPrivateWebhooks,
       allowPrivateGitHosts: config.allowPrivateGitHosts ?? false,
+      ...(config.allowLoopbackGitHosts ? { allowLoopbackGitHosts: true } : {}),
       ...(config.allowLoopbackWebhooks ? { allowLoopbackWebhooks: true } : {}),
     },
     api: { maxBodyBytes: config.maxBodyBytes, version: config.version },

@@ -83,6 +83,8 @@ export interface CloudOverrides {
   runtime?: ContainerRuntime;
   /** Reads git repositories; the git CLI unless set. */
   source?: SourceRepository;
+  /** Tests only: services may build from git servers on loopback (where tests run theirs). Never configuration. */
+  gitFromLoopback?: boolean;
   /** Delivers webhooks; one that refuses private addresses unless set. */
   webhookSender?: HttpSender;
   /**
@@ -201,6 +203,7 @@ export async function fromCloud(
       allowPrivateWebhooks: false,
       // Nor build from its own network.
       allowPrivateGitHosts: false,
+      allowLoopbackGitHosts: overrides.gitFromLoopback ?? false,
       release: { build: buildLimitsOf(config) },
       allowLoopbackWebhooks: overrides.webhooksToLoopback ?? false,
       readiness: { objects: () => objects.ping() },

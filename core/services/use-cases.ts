@@ -122,7 +122,16 @@ export async function createService(
 /** The stored source of a validated input; the network rules the schema cannot know are checked here. */
 function gitSourceOf(deps: CoreDeps, input: GitSourceInput, previous: GitSource | null): GitSource {
   const host = gitHost(input.url);
-  if (!deps.config.allowPrivateGitHosts && host && isPrivateUrl(`http://${host}/`)) {
+  const testLoopback =
+    deps.config.allowLoopbackGitHosts === true &&
+    host !== null &&
+    /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (
+    !deps.config.allowPrivateGitHosts &&
+    !testLoopback &&
+    host &&
+    isPrivateUrl(`http://${host}/`)
+  ) {
     // A SaaS's builders must not be pointed at its own network (SSRF).
     throw new InvalidInput(
       'git.url: must be a public repository host; private and loopback addresses are refused here',

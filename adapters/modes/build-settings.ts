@@ -7,8 +7,19 @@ import * as z from 'zod';
 import type { BuildLimits } from '../../core/releases/deps.ts';
 
 export const buildSettings = {
-  /** A build running longer is cancelled and its release fails. */
-  BUILD_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(86_400).default(900),
+  /**
+   * A build running longer is cancelled and its release fails. At most 50 minutes: the step
+   * holds its queue message, which the self-hosted queue gives up on after an hour.
+   */
+  BUILD_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(
+      3_000,
+      'must be at most 3000 (a build step holds its queue message, which expires after an hour)',
+    )
+    .default(900),
   /** Memory asked of the engine for a build's steps (the legacy builder applies it; see ARCHITECTURE.md). */
   BUILD_MEMORY_MB: z.coerce.number().int().min(64).max(262_144).default(2048),
   /** CPUs asked of the engine for a build's steps. */

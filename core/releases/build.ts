@@ -41,6 +41,12 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
       e,
     );
   }
+  // Never expected in output (tokens travel in a header, keys in a file), but masked if seen.
+  const credential = remote.credential;
+  if (credential) {
+    const value = 'token' in credential ? credential.token : credential.privateKey;
+    if (!c.secretValues.includes(value)) c.secretValues.push(value);
+  }
   let sha = c.release.gitSha;
   if (!sha) {
     const ref = c.release.gitRef ?? git.ref;

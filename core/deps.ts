@@ -6,9 +6,11 @@ import type {
   IdGenerator,
   KeyVault,
   Logger,
+  Mailer,
   OrgRepos,
   Store,
 } from './ports.ts';
+import type { EventPublisher } from './webhooks/events.ts';
 import type { Limiter } from './rate-limit.ts';
 import type { TtlCache } from './ttl-cache.ts';
 import type { ApiKey } from './models.ts';
@@ -29,6 +31,10 @@ export interface CoreDeps {
    */
   webhookTargets?: HttpSender;
   logger: Logger;
+  /** Sends invites; without one (self-hosted without SMTP_URL) inviting answers 503. */
+  mailer?: Mailer;
+  /** Hands audit events that are webhook events (`member.added`, …) to the webhook fan-out. */
+  events?: EventPublisher;
   /**
    * Failed logins are counted per account *and* source, so a stranger's guesses never lock
    * the owner out from elsewhere, plus per source; signups per source.
@@ -56,6 +62,11 @@ export interface CoreDeps {
      * override, never by configuration a user could set. Default: no.
      */
     allowLoopbackWebhooks?: boolean;
+    /**
+     * Where people reach the dashboard (`https://deploy.example.com`), for links in emails
+     * (invites); without it no link can be made and inviting answers 503.
+     */
+    publicUrl?: string;
   };
 }
 
@@ -117,9 +128,13 @@ export function requireUser(p: Principal): string {
   return p.userId;
 }
 
-/** Builds the audit row for a change made inside `repos`' transaction, so both commit together. */
+/**
+ * Builds the audit row for a change made inside `repos`' transaction, so both commit
+ * together; one that is a webhook event is handed to the fan-out too, which delivers it
+ * only once the row has committed.
+ */
 export async function recordAudit(
-  deps: Pick<CoreDeps, 'ids' | 'clock'>,
+  deps: Pick<CoreDeps, 'ids' | 'clock' | 'events'>,
   repos: OrgRepos,
   actor: Pick<Principal, 'actorType' | 'actorId'> | { actorType: 'system'; actorId: string },
   ctx: RequestContext | null,
@@ -127,7 +142,7 @@ export async function recordAudit(
     data?: Record<string, unknown>;
   },
 ): Promise<void> {
-  await repos.audit.append({
+  const row: AuditEvent = {
     id: deps.ids.newId('aud'),
     orgId: repos.orgId,
     actorType: actor.actorType,
@@ -138,5 +153,7 @@ export async function recordAudit(
     data: event.data ?? {},
     requestId: ctx?.requestId ?? null,
     createdAt: deps.clock.now().toISOString(),
-  });
+  };
+  await repos.audit.append(row);
+  await deps.events?.publish(row);
 }

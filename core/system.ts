@@ -21,6 +21,7 @@ import type {
   IdGenerator,
   KeyVault,
   Logger,
+  Mailer,
   Metrics,
   Store,
 } from './ports.ts';
@@ -74,6 +75,8 @@ export interface SystemPorts {
   metrics: ApiDeps['metrics'];
   /** Cloud mode: the dashboard's hosted sign-in page. */
   hostedSignIn?: HostedSignIn;
+  /** Sends invites (SMTP, SES); absent where no mail server is configured. */
+  mailer?: Mailer;
 }
 
 /** The mode-neutral settings, read from each mode's validated configuration. */
@@ -82,6 +85,8 @@ export interface SystemConfig {
   /** The edge's public IPv4 addresses, for apex A records of custom domains. */
   edgeIpv4: string[];
   signupMode: SignupMode;
+  /** Where people open the dashboard, for links in emails (invites). */
+  publicUrl?: string;
   maxBodyBytes: number;
   version: string;
   /**
@@ -181,6 +186,8 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     domains: { deps: domains, gate },
     metrics: ports.metrics,
     webhookTargets: ports.http,
+    events: release.events,
+    ...(ports.mailer ? { mailer: ports.mailer } : {}),
     ...(config.apiKeyCacheMs
       ? {
           apiKeyCache: new TtlCache<ApiKey>({
@@ -222,6 +229,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     config: {
       signupMode: config.signupMode,
       edgeDomain: config.edgeDomain,
+      ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
       allowPrivateWebhooks: config.allowPrivateWebhooks,
       ...(config.allowLoopbackWebhooks ? { allowLoopbackWebhooks: true } : {}),
     },

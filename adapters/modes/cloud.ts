@@ -176,11 +176,13 @@ export async function fromCloud(
       // endpoint would show one container's; so the API answers /metrics with a 404 here.
       metrics: new EmfMetrics({ destination: overrides.logDestination }),
       hostedSignIn,
+      mailer,
     },
     {
       edgeDomain: config.EDGE_DOMAIN,
       edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
       signupMode: config.SIGNUP_MODE,
+      publicUrl: config.DASHBOARD_URL,
       maxBodyBytes: config.MAX_BODY_BYTES,
       version: config.VERSION,
       loginLimits: { perAccount: 10, perIp: 100 },

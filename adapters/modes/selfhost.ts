@@ -21,6 +21,7 @@ import { PostgresRouteCatalog } from '../edge/route-catalog-postgres.ts';
 import { NodeHttpSender, type ResolveAll } from '../http/node.ts';
 import { RandomIds } from '../ids/random.ts';
 import { fromPino } from '../logger/pino.ts';
+import { SmtpMailer } from '../mail/smtp.ts';
 import { PrometheusMetrics } from '../metrics/prometheus.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
@@ -146,10 +147,15 @@ export async function fromSelfhost(
         }
       : {}),
   });
+  // Invites go out by mail; without a server they are refused with a 503 that says so.
+  const mailer = config.SMTP_URL
+    ? new SmtpMailer({ url: config.SMTP_URL, from: config.MAIL_FROM })
+    : undefined;
   const system = wireSystem(
     {
       store,
       queue: queues.queue,
+      ...(mailer ? { mailer } : {}),
       vault,
       auth: new LocalJwtAuth({
         jwtSecret: config.JWT_SECRET,
@@ -175,6 +181,7 @@ export async function fromSelfhost(
       edgeDomain: config.EDGE_DOMAIN,
       edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
       signupMode: config.SIGNUP_MODE,
+      publicUrl: publicUrlOf(config),
       maxBodyBytes: config.MAX_BODY_BYTES,
       version: options.version,
       loginLimits: overrides.loginLimits ?? { perAccount: 10, perIp: 100 },
@@ -233,8 +240,17 @@ export async function fromSelfhost(
       await bossDb.close();
       await store.close();
       await db.close();
+      mailer?.close();
     },
   };
+}
+
+/** Where people open the dashboard: PUBLIC_URL, else the control route's domain, else the API itself. */
+export function publicUrlOf(config: SelfhostConfig): string {
+  if (config.PUBLIC_URL) return config.PUBLIC_URL.replace(/\/+$/, '');
+  if (config.SELFDEVOP_DOMAIN) return `https://${config.SELFDEVOP_DOMAIN}`;
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.PORT}`;
 }
 
 function splitHostPort(address: string): { host: string; port: number } {

@@ -97,6 +97,7 @@ export async function getService(
   id: string,
 ): Promise<ServiceView> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, async (repos) => {
     const service = await repos.services.get(id);
     if (!service) throw new NotFound('service', id);
@@ -112,5 +113,6 @@ export async function listServices(
   filter: { projectId?: string },
 ): Promise<Page<Service>> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, (repos) => repos.services.list(page, filter));
 }

@@ -11,6 +11,7 @@ export const serviceRoutes = [
     summary: 'Create a service; each environment serves it at a default host under the edge domain',
     tag: 'services',
     auth: true,
+    permission: 'manage-resources',
     body: s.createServiceInput,
     status: 201,
     handle: ({ deps, principal, body, ctx }) => createService(deps, principal, body, ctx),
@@ -21,6 +22,7 @@ export const serviceRoutes = [
     summary: 'List services',
     tag: 'services',
     auth: true,
+    permission: 'read',
     query: byProject,
     status: 200,
     handle: ({ deps, principal, query }) =>
@@ -32,6 +34,7 @@ export const serviceRoutes = [
     summary: 'A service with its hosts',
     tag: 'services',
     auth: true,
+    permission: 'read',
     status: 200,
     handle: ({ deps, principal, params }) => getService(deps, principal, params.id!),
   }),

@@ -129,9 +129,10 @@ export async function transferOwnership(
   userId: string,
   ctx: RequestContext,
 ): Promise<{ items: Member[] }> {
-  const callerId = requireUser(principal);
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-org');
+  // An owner key cannot hand over ownership: the caller becomes an admin, so it is a person.
+  const callerId = requireUser(principal);
   if (userId === callerId)
     throw new InvalidInput('userId: you own this org already; name the member to transfer it to', {
       field: 'userId',

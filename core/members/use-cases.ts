@@ -73,7 +73,7 @@ export async function changeMemberRole(
     assertCan(role, 'manage-members');
     const target = await findMember(repos, userId);
     if (!canGrant(role, target.role) || !canGrant(role, input.role))
-      throw new Forbidden(`change a ${target.role}'s role to ${input.role}`, role);
+      throw new Forbidden(`change a member with role ${target.role} to ${input.role}`, role);
     if (target.role === input.role) return memberOf(repos, userId);
     if (input.role !== 'owner') await keepAnOwner(repos, target);
     await repos.memberships.setRole(userId, input.role);
@@ -106,7 +106,8 @@ export async function removeMember(
     if (!leaving) {
       const role = await currentRole(repos, p);
       assertCan(role, 'manage-members');
-      if (!canGrant(role, target.role)) throw new Forbidden(`remove a ${target.role}`, role);
+      if (!canGrant(role, target.role))
+        throw new Forbidden(`remove a member with role ${target.role}`, role);
     }
     await keepAnOwner(repos, target);
     await repos.memberships.delete(userId);

@@ -280,7 +280,10 @@ describe('migrate Lambda and the cloud composition root', () => {
         signupMode: 'closed',
         edgeDomain: 'apps.example.com',
         allowPrivateWebhooks: false,
+        // Invite links open the dashboard.
+        publicUrl: 'https://console.example.com',
       });
+      expect(system.api.mailer).toBe(system.mailer);
       expect(system.api.domains?.deps).toBe(system.domains);
       expect(system.domains.config).toMatchObject({
         edgeDomain: 'apps.example.com',

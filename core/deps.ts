@@ -42,6 +42,11 @@ export interface CoreDeps {
   loginLimits: { perAccountSource: Limiter; perIp: Limiter };
   signupLimits: { perIp: Limiter };
   /**
+   * Invites per org: each one is a mail this platform sends to an address of the caller's
+   * choosing, so an org cannot turn it into a spam cannon. Unlimited when absent.
+   */
+  inviteLimits?: { perOrg: Limiter };
+  /**
    * Whether a session id was revoked by logout, remembered briefly per process: asked on
    * every request, so a hit saves a round trip. Logout clears its own process's entry.
    */

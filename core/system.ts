@@ -96,6 +96,8 @@ export interface SystemConfig {
   loginLimits: { perAccount: number; perIp: number };
   /** Signups allowed per source per 10 minutes; 20 unless set. */
   signupLimits?: { perIp: number };
+  /** Invites an org may send per hour; 100 unless set. */
+  inviteLimits?: { perOrg: number };
   /** How long a session is believed not revoked without asking the database; 1 s unless set. */
   revokedSessionCacheMs?: number;
   /** Whether webhooks may target private addresses: a self-hosted install's own network, never a SaaS's. */
@@ -218,6 +220,14 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
         store.authGuards,
         'signup-source',
         { limit: config.signupLimits?.perIp ?? 20, windowMs: 10 * 60_000 },
+        clock,
+      ),
+    },
+    inviteLimits: {
+      perOrg: new AttemptLimiter(
+        store.authGuards,
+        'invite-org',
+        { limit: config.inviteLimits?.perOrg ?? 100, windowMs: 60 * 60_000 },
         clock,
       ),
     },

@@ -50,6 +50,8 @@ export interface SelfhostOverrides {
   /** Login attempts allowed per account per 15 minutes, and per IP per minute. */
   loginLimits?: { perAccount: number; perIp: number };
   signupLimits?: { perIp: number };
+  /** Invites an org may send per hour. */
+  inviteLimits?: { perOrg: number };
   /** Engine tuning (tests shorten timeouts and delays). */
   release?: Partial<ReleaseConfig>;
   domains?: Partial<DomainConfig>;
@@ -186,6 +188,7 @@ export async function fromSelfhost(
       version: options.version,
       loginLimits: overrides.loginLimits ?? { perAccount: 10, perIp: 100 },
       ...(overrides.signupLimits ? { signupLimits: overrides.signupLimits } : {}),
+      ...(overrides.inviteLimits ? { inviteLimits: overrides.inviteLimits } : {}),
       // Services on the operator's own network, by opt-in (never with open signup).
       allowPrivateWebhooks: config.WEBHOOKS_ALLOW_PRIVATE,
       allowLoopbackWebhooks: overrides.webhooksToLoopback ?? false,

@@ -5,6 +5,7 @@ import {
   InviteUnusable,
   isCoreError,
   NotFound,
+  TooManyAttempts,
   Unavailable,
 } from '../errors.ts';
 import type { Invite, Org, Page, PageRequest, Role } from '../models.ts';
@@ -65,6 +66,9 @@ export async function createInvite(
     );
   if (!publicUrl)
     throw new Unavailable('mail', 'invite links need the public URL of the dashboard (PUBLIC_URL)');
+  // Counted before anything is checked or sent: refused attempts cost a counter only.
+  const wait = (await deps.inviteLimits?.perOrg.hit(p.orgId)) ?? 0;
+  if (wait) throw new TooManyAttempts(wait, 'invite');
   const email = input.email.toLowerCase();
   const now = deps.clock.now();
   const token = `${inviteTokenPrefix}${deps.ids.newSecret(32)}`;

@@ -555,6 +555,34 @@ describe('a closed install', () => {
     }
   });
 
+  it('caps the invites one org sends per hour, saying when to retry', async () => {
+    const capped = await startSelfhostApi({
+      signupMode: 'first-user',
+      smtpUrl: `smtp://127.0.0.1:${smtp.port}`,
+      publicUrl,
+      inviteLimits: { perOrg: 2 },
+    });
+    try {
+      const boss = await capped.request('POST', '/api/auth/local/signup', {
+        body: { email: anEmail('capped'), password },
+      });
+      const send = () =>
+        capped.request('POST', '/api/invites', {
+          token: boss.body.token,
+          body: { email: anEmail('spam'), role: 'viewer' },
+        });
+      expect((await send()).status).toBe(201);
+      expect((await send()).status).toBe(201);
+      const third = await send();
+      expect(third.status).toBe(429);
+      expect(third.body.error.code).toBe('too_many_attempts');
+      expect(third.body.error.message).toMatch(/^too many invite attempts; retry in \d+s$/);
+      expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      await capped.close();
+    }
+  });
+
   it('without a mail server, refuses to invite and says what to set', async () => {
     const noMail = await startSelfhostApi({
       databaseUrl: api.databaseUrl,

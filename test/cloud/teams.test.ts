@@ -97,6 +97,15 @@ describe('teams in cloud mode', () => {
     expect(link.origin + link.pathname).toBe(`${app.url}/dashboard/invites/accept`);
     const token = link.searchParams.get('token')!;
 
+    // The link's page sends someone signed out to the hosted sign-in, and back; no password form.
+    const page = await fetch(link);
+    expect(page.status).toBe(200);
+    const pageHtml = await page.text();
+    expect(pageHtml).toContain(
+      `href="/dashboard/login?next=${encodeURIComponent(`/dashboard/invites/accept?token=${token}`)}"`,
+    );
+    expect(pageHtml).not.toContain('type="password"');
+
     // Local signup is not how anyone joins in the cloud, even with an invite.
     const local = await req('POST', '/api/auth/local/signup', {
       body: {

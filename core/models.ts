@@ -29,6 +29,36 @@ export interface Membership {
   createdAt: string;
 }
 
+/** A member of an org as its members see them: the person and their role. */
+export interface Member {
+  userId: string;
+  email: string;
+  role: Role;
+  /** When the person joined the org. */
+  createdAt: string;
+}
+
+/** An invitation to join an org, sent by email; it is accepted at most once, before it expires. */
+export interface Invite {
+  id: string;
+  orgId: string;
+  /** Lowercase: the account that accepts must have this address. */
+  email: string;
+  role: Role;
+  /** The user or API key that sent it. */
+  invitedBy: string;
+  createdAt: string;
+  expiresAt: string;
+  acceptedAt: string | null;
+  acceptedBy: string | null;
+  revokedAt: string | null;
+}
+
+export interface InviteWithHash extends Invite {
+  /** SHA-256 of the token in the emailed link; the token itself is never stored. */
+  tokenHash: string;
+}
+
 export interface ApiKey {
   id: string;
   orgId: string;

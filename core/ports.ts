@@ -10,6 +10,9 @@ import type {
   DeployJob,
   Domain,
   Environment,
+  Invite,
+  InviteWithHash,
+  Member,
   Membership,
   NodeRecord,
   Org,
@@ -20,6 +23,7 @@ import type {
   ReleaseLogLine,
   ReleaseStatus,
   ReleaseStep,
+  Role,
   SecretRecord,
   Service,
   User,
@@ -535,6 +539,39 @@ export interface OrgRepo {
 export interface MembershipRepo {
   insert(m: Membership): Promise<void>;
   list(): Promise<Membership[]>;
+  /** The members with their email addresses, oldest first. */
+  members(): Promise<Member[]>;
+  get(userId: string): Promise<Membership | null>;
+  /**
+   * Holds the org's membership changes to one transaction at a time until this one ends, so
+   * "another owner remains" still holds when the change it allowed commits.
+   */
+  lock(): Promise<void>;
+  /** False when the user is not a member. */
+  setRole(userId: string, role: Role): Promise<boolean>;
+  /** False when the user is not a member. */
+  delete(userId: string): Promise<boolean>;
+}
+
+export interface InviteRepo {
+  insert(invite: InviteWithHash): Promise<void>;
+  get(id: string): Promise<Invite | null>;
+  /** Every invite of the org, oldest first (ids sort by creation time). */
+  list(page: PageRequest): Promise<Page<Invite>>;
+  /** Open invites (neither accepted nor revoked) for an address, expired or not. */
+  openFor(email: string): Promise<Invite[]>;
+  /** Revokes an open invite; false when there is none with that id (or it was used). */
+  revoke(id: string, at: string): Promise<boolean>;
+  /**
+   * Compare-and-set: marks the invite accepted only while it is open and unexpired at `at`,
+   * so of two accepts racing with one token exactly one wins.
+   */
+  accept(id: string, userId: string, at: string): Promise<boolean>;
+}
+
+/** The one look-up of an invite before its org is known: by the hash of its token. */
+export interface InviteLookup {
+  findInviteByTokenHash(tokenHash: string): Promise<Invite | null>;
 }
 
 export interface ApiKeyRepo {
@@ -662,6 +699,7 @@ export interface OrgRepos {
   readonly orgId: string;
   orgs: OrgRepo;
   memberships: MembershipRepo;
+  invites: InviteRepo;
   apiKeys: ApiKeyRepo;
   projects: ProjectRepo;
   environments: EnvironmentRepo;
@@ -690,6 +728,7 @@ export interface Store {
   domainLookup: DomainLookup;
   authGuards: AuthGuardRepo;
   releaseLookup: ReleaseLookup;
+  inviteLookup: InviteLookup;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

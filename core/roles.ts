@@ -11,6 +11,7 @@ export const permissions = {
   'manage-secrets': 'deployer',
   'manage-nodes': 'admin',
   'manage-keys': 'admin',
+  'manage-members': 'admin',
   'manage-webhooks': 'admin',
   'manage-org': 'owner',
 } as const satisfies Record<string, Role>;
@@ -24,5 +25,5 @@ export function assertCan(role: Role, permission: Permission): void {
   if (!can(role, permission)) throw new Forbidden(permission.replace('-', ' '), role);
 }
 
-/** A key may not carry more power than the person who makes it. */
+/** A key, an invite or a role change may not carry more power than the person who makes it. */
 export const canGrant = (granter: Role, granted: Role): boolean => rank[granter] >= rank[granted];

@@ -103,10 +103,19 @@ export const labels = z
   )
   .refine((m) => Object.keys(m).length <= 50, 'at most 50 labels');
 
-export const signupInput = z.strictObject({ email, password });
+/** The token of an emailed invite: `sdi_` and 43 URL-safe characters (32 random bytes). */
+export const inviteToken = z
+  .string()
+  .max(100)
+  .regex(/^sdi_[A-Za-z0-9_-]{20,90}$/, 'is not an invite token (sdi_…, from the invite email)');
+
+export const signupInput = z.strictObject({ email, password, inviteToken: inviteToken.optional() });
 export const loginInput = z.strictObject({ email, password: z.string().min(1).max(1024) });
 export const createOrgInput = z.strictObject({ name: displayName });
 export const createApiKeyInput = z.strictObject({ name: displayName, role });
+export const createInviteInput = z.strictObject({ email, role });
+export const acceptInviteInput = z.strictObject({ token: inviteToken });
+export const changeMemberRoleInput = z.strictObject({ role });
 export const createProjectInput = z.strictObject({ name: slugName });
 export const createEnvironmentInput = z.strictObject({ projectId: id, name: slugName });
 

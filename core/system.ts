@@ -21,6 +21,7 @@ import type {
   IdGenerator,
   KeyVault,
   Logger,
+  Mailer,
   Metrics,
   Store,
   SourceRepository,
@@ -77,6 +78,8 @@ export interface SystemPorts {
   hostedSignIn?: HostedSignIn;
   /** Git repositories, for services built from a git source. */
   source?: SourceRepository;
+  /** Sends invites (SMTP, SES); absent where no mail server is configured. */
+  mailer?: Mailer;
 }
 
 /** The mode-neutral settings, read from each mode's validated configuration. */
@@ -85,6 +88,8 @@ export interface SystemConfig {
   /** The edge's public IPv4 addresses, for apex A records of custom domains. */
   edgeIpv4: string[];
   signupMode: SignupMode;
+  /** Where people open the dashboard, for links in emails (invites). */
+  publicUrl?: string;
   maxBodyBytes: number;
   version: string;
   /**
@@ -94,6 +99,8 @@ export interface SystemConfig {
   loginLimits: { perAccount: number; perIp: number };
   /** Signups allowed per source per 10 minutes; 20 unless set. */
   signupLimits?: { perIp: number };
+  /** Invites an org may send per hour; 100 unless set. */
+  inviteLimits?: { perOrg: number };
   /** How long a session is believed not revoked without asking the database; 1 s unless set. */
   revokedSessionCacheMs?: number;
   /** Whether webhooks may target private addresses: a self-hosted install's own network, never a SaaS's. */
@@ -190,6 +197,8 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     metrics: ports.metrics,
     webhookTargets: ports.http,
     ...(ports.source ? { source: ports.source } : {}),
+    events: release.events,
+    ...(ports.mailer ? { mailer: ports.mailer } : {}),
     ...(config.apiKeyCacheMs
       ? {
           apiKeyCache: new TtlCache<ApiKey>({
@@ -223,6 +232,14 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
         clock,
       ),
     },
+    inviteLimits: {
+      perOrg: new AttemptLimiter(
+        store.authGuards,
+        'invite-org',
+        { limit: config.inviteLimits?.perOrg ?? 100, windowMs: 60 * 60_000 },
+        clock,
+      ),
+    },
     revokedSessions: new TtlCache<boolean>({
       ttlMs: config.revokedSessionCacheMs ?? 1_000,
       maxEntries: 10_000,
@@ -231,6 +248,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     config: {
       signupMode: config.signupMode,
       edgeDomain: config.edgeDomain,
+      ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
       allowPrivateWebhooks: config.allowPrivateWebhooks,
       allowPrivateGitHosts: config.allowPrivateGitHosts ?? false,
       ...(config.allowLoopbackGitHosts ? { allowLoopbackGitHosts: true } : {}),

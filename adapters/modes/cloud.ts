@@ -191,11 +191,13 @@ export async function fromCloud(
       // Deploy keys are made anywhere; refs are read where `git` is (the worker's image):
       // the API function, without it, leaves resolving to the build step.
       source: overrides.source ?? new GitCliSource({ gitBin: config.GIT_BIN }),
+      mailer,
     },
     {
       edgeDomain: config.EDGE_DOMAIN,
       edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
       signupMode: config.SIGNUP_MODE,
+      publicUrl: config.DASHBOARD_URL,
       maxBodyBytes: config.MAX_BODY_BYTES,
       version: config.VERSION,
       loginLimits: { perAccount: 10, perIp: 100 },

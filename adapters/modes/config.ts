@@ -1,3 +1,4 @@
+import { isPlainAddress } from '../mail/mail-rules.ts';
 import * as z from 'zod';
 import { buildSettings } from './build-settings.ts';
 
@@ -114,8 +115,18 @@ const schema = z.object({
     .string()
     .regex(/^[0-9a-fA-F:.[\]]+(,[0-9a-fA-F:.[\]]+)*$/, 'must be comma-separated ip[:port]')
     .optional(),
+  /** The mail server invites are sent through; without it inviting answers 503. */
   SMTP_URL: url(['smtp:', 'smtps:']).optional(),
-  MAIL_FROM: z.string().default('selfdevop <noreply@localhost>'),
+  /** One plain address (a display name could smuggle in recipients). */
+  MAIL_FROM: z
+    .string()
+    .refine(isPlainAddress, 'must be one plain e-mail address, like selfdevop@example.com')
+    .default('noreply@localhost'),
+  /**
+   * Where people open the dashboard, for links in emails (invites); https://SELFDEVOP_DOMAIN
+   * when absent and that is set, else http://HOST:PORT.
+   */
+  PUBLIC_URL: url(['http:', 'https:']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MAX_BODY_BYTES: z.coerce
     .number()

@@ -21,6 +21,7 @@ import { PostgresRouteCatalog } from '../edge/route-catalog-postgres.ts';
 import { NodeHttpSender, type ResolveAll } from '../http/node.ts';
 import { RandomIds } from '../ids/random.ts';
 import { fromPino } from '../logger/pino.ts';
+import { SmtpMailer } from '../mail/smtp.ts';
 import { PrometheusMetrics } from '../metrics/prometheus.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
@@ -51,6 +52,8 @@ export interface SelfhostOverrides {
   /** Login attempts allowed per account per 15 minutes, and per IP per minute. */
   loginLimits?: { perAccount: number; perIp: number };
   signupLimits?: { perIp: number };
+  /** Invites an org may send per hour. */
+  inviteLimits?: { perOrg: number };
   /** Engine tuning (tests shorten timeouts and delays). */
   release?: Partial<ReleaseConfig>;
   domains?: Partial<DomainConfig>;
@@ -148,10 +151,15 @@ export async function fromSelfhost(
         }
       : {}),
   });
+  // Invites go out by mail; without a server they are refused with a 503 that says so.
+  const mailer = config.SMTP_URL
+    ? new SmtpMailer({ url: config.SMTP_URL, from: config.MAIL_FROM })
+    : undefined;
   const system = wireSystem(
     {
       store,
       queue: queues.queue,
+      ...(mailer ? { mailer } : {}),
       vault,
       auth: new LocalJwtAuth({
         jwtSecret: config.JWT_SECRET,
@@ -178,10 +186,12 @@ export async function fromSelfhost(
       edgeDomain: config.EDGE_DOMAIN,
       edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
       signupMode: config.SIGNUP_MODE,
+      publicUrl: publicUrlOf(config),
       maxBodyBytes: config.MAX_BODY_BYTES,
       version: options.version,
       loginLimits: overrides.loginLimits ?? { perAccount: 10, perIp: 100 },
       ...(overrides.signupLimits ? { signupLimits: overrides.signupLimits } : {}),
+      ...(overrides.inviteLimits ? { inviteLimits: overrides.inviteLimits } : {}),
       // Services on the operator's own network, by opt-in (never with open signup).
       allowPrivateWebhooks: config.WEBHOOKS_ALLOW_PRIVATE,
       allowPrivateGitHosts: config.GIT_ALLOW_PRIVATE_HOSTS,
@@ -237,8 +247,17 @@ export async function fromSelfhost(
       await bossDb.close();
       await store.close();
       await db.close();
+      mailer?.close();
     },
   };
+}
+
+/** Where people open the dashboard: PUBLIC_URL, else the control route's domain, else the API itself. */
+export function publicUrlOf(config: SelfhostConfig): string {
+  if (config.PUBLIC_URL) return config.PUBLIC_URL.replace(/\/+$/, '');
+  if (config.SELFDEVOP_DOMAIN) return `https://${config.SELFDEVOP_DOMAIN}`;
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.PORT}`;
 }
 
 function splitHostPort(address: string): { host: string; port: number } {

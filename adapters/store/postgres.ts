@@ -8,6 +8,7 @@ import type {
   AuthGuardRepo,
   DomainLookup,
   IdentityRepo,
+  InviteLookup,
   OrgRepos,
   ReleaseLookup,
   Store,
@@ -20,6 +21,7 @@ import { pgDeployJobRepo } from './postgres/deploy-jobs.ts';
 import { pgDomainLookup, pgDomainRepo } from './postgres/domains.ts';
 import { pgEnvironmentRepo } from './postgres/environments.ts';
 import { pgIdentityRepo } from './postgres/identity.ts';
+import { pgInviteLookup, pgInviteRepo } from './postgres/invites.ts';
 import { pgNodeRepo } from './postgres/nodes.ts';
 import { pgMembershipRepo, pgOrgRepo } from './postgres/orgs.ts';
 import { pgProjectRepo } from './postgres/projects.ts';
@@ -41,6 +43,7 @@ export function pgOrgRepos(t: TenantSql): OrgRepos {
     orgId: t.orgId,
     orgs: pgOrgRepo(t),
     memberships: pgMembershipRepo(t),
+    invites: pgInviteRepo(t),
     apiKeys: pgApiKeyRepo(t),
     projects: pgProjectRepo(t),
     environments: pgEnvironmentRepo(t),
@@ -67,6 +70,7 @@ export class PostgresStore implements Store {
   readonly domainLookup: DomainLookup;
   readonly authGuards: AuthGuardRepo;
   readonly releaseLookup: ReleaseLookup;
+  readonly inviteLookup: InviteLookup;
   private readonly db: Database;
   private readonly ownsDb: boolean;
 
@@ -77,6 +81,7 @@ export class PostgresStore implements Store {
     this.domainLookup = pgDomainLookup(db);
     this.authGuards = pgAuthGuardRepo(db);
     this.releaseLookup = pgReleaseLookup(db);
+    this.inviteLookup = pgInviteLookup(db);
   }
 
   static fromUrl(url: string, options: PoolOptions = {}): PostgresStore {

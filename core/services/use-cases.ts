@@ -313,6 +313,7 @@ export async function getService(
   id: string,
 ): Promise<ServiceView> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, async (repos) => {
     const service = await repos.services.get(id);
     if (!service) throw new NotFound('service', id);
@@ -328,6 +329,7 @@ export async function listServices(
   filter: { projectId?: string },
 ): Promise<Page<PublicService>> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   const listed = await deps.store.withOrg(p.orgId, (repos) => repos.services.list(page, filter));
   return { items: listed.items.map(publicService), nextCursor: listed.nextCursor };
 }

@@ -299,7 +299,10 @@ describe('migrate Lambda and the cloud composition root', () => {
         allowPrivateWebhooks: false,
         // Nor builds from its own network.
         allowPrivateGitHosts: false,
+        // Invite links open the dashboard.
+        publicUrl: 'https://console.example.com',
       });
+      expect(system.api.mailer).toBe(system.mailer);
       expect(system.api.domains?.deps).toBe(system.domains);
       expect(system.domains.config).toMatchObject({
         edgeDomain: 'apps.example.com',

@@ -32,6 +32,10 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   dnsServers?: string[];
   /** WEBHOOKS_ALLOW_PRIVATE: webhooks may target private ranges (refused with open signup). */
   webhooksAllowPrivate?: boolean;
+  /** SMTP_URL: where invites are mailed (a test's SMTP server on loopback). */
+  smtpUrl?: string;
+  /** PUBLIC_URL: the dashboard's address in emailed links. */
+  publicUrl?: string;
   maxBodyBytes: number;
   dbPoolMax: number;
   version: string;
@@ -59,6 +63,8 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     edgeIpv4,
     dnsServers,
     webhooksAllowPrivate,
+    smtpUrl,
+    publicUrl,
     maxBodyBytes,
     dbPoolMax,
     version,
@@ -83,6 +89,9 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     DNS_SERVERS: dnsServers?.join(','),
     WEBHOOKS_ALLOW_PRIVATE:
       webhooksAllowPrivate === undefined ? undefined : String(webhooksAllowPrivate),
+    SMTP_URL: smtpUrl,
+    MAIL_FROM: smtpUrl ? 'selfdevop@example.com' : undefined,
+    PUBLIC_URL: publicUrl,
     MAX_BODY_BYTES: String(maxBodyBytes),
     DB_POOL_MAX: String(dbPoolMax),
     LOG_LEVEL: logLevel,

@@ -5,7 +5,7 @@ export type Html = ReturnType<typeof html>;
 export interface Shell {
   title: string;
   /** The nav entry to mark as current. */
-  section?: 'projects' | 'nodes' | 'keys' | 'audit' | 'webhooks';
+  section?: 'projects' | 'nodes' | 'keys' | 'members' | 'audit' | 'webhooks';
   orgs?: { id: string; name: string }[];
   orgId?: string | null;
   flash?: { kind: 'error' | 'notice'; text: string } | null;
@@ -18,6 +18,7 @@ const navItems = [
   ['nodes', '/dashboard/nodes', 'Nodes'],
   ['webhooks', '/dashboard/webhooks', 'Webhooks'],
   ['keys', '/dashboard/api-keys', 'API keys'],
+  ['members', '/dashboard/members', 'Members'],
   ['audit', '/dashboard/audit', 'Audit log'],
 ] as const;
 

@@ -17,6 +17,7 @@ export const serviceRoutes = [
     summary: 'Create a service; each environment serves it at a default host under the edge domain',
     tag: 'services',
     auth: true,
+    permission: 'manage-resources',
     body: s.createServiceInput,
     status: 201,
     handle: ({ deps, principal, body, ctx }) => createService(deps, principal, body, ctx),
@@ -27,6 +28,7 @@ export const serviceRoutes = [
     summary: 'List services',
     tag: 'services',
     auth: true,
+    permission: 'read',
     query: byProject,
     status: 200,
     handle: ({ deps, principal, query }) =>
@@ -35,6 +37,7 @@ export const serviceRoutes = [
   route({
     method: 'patch',
     path: '/api/services/{id}',
+    permission: 'manage-resources',
     summary:
       'Change a service: the fields given replace its own; `git` sets its git source (its `token` is write-only), `git: null` removes it',
     tag: 'services',
@@ -47,6 +50,7 @@ export const serviceRoutes = [
   route({
     method: 'post',
     path: '/api/services/{id}/deploy-key',
+    permission: 'manage-resources',
     summary:
       'Make a new ed25519 SSH deploy key for the service’s git repository and answer its public half (the private half is sealed, never shown); it replaces any token or earlier key',
     tag: 'services',
@@ -60,6 +64,7 @@ export const serviceRoutes = [
     summary: 'A service with its hosts',
     tag: 'services',
     auth: true,
+    permission: 'read',
     status: 200,
     handle: ({ deps, principal, params }) => getService(deps, principal, params.id!),
   }),

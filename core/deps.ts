@@ -8,8 +8,10 @@ import type {
   Logger,
   Mailer,
   OrgRepos,
+  SourceRepository,
   Store,
 } from './ports.ts';
+import type { EventPublisher } from './webhooks/events.ts';
 import type { Limiter } from './rate-limit.ts';
 import type { TtlCache } from './ttl-cache.ts';
 import type { ApiKey } from './models.ts';
@@ -29,15 +31,27 @@ export interface CoreDeps {
    * delivery), and sends a webhook's test event while its owner waits for the answer.
    */
   webhookTargets?: HttpSender;
-  /** Sends e-mail notifications (SMTP self-hosted, SES in the cloud); absent when not configured. */
-  mailer?: Mailer;
+  /** Git repositories: deploy keys are made with it, and refs resolved before a release is queued. */
+  source?: SourceRepository;
   logger: Logger;
+  /**
+   * Sends invites and e-mail notifications (SMTP self-hosted, SES in the cloud); without one
+   * (self-hosted without SMTP_URL) inviting answers 503 and e-mail channels are refused.
+   */
+  mailer?: Mailer;
+  /** Hands audit events that are webhook events (`member.added`, …) to the webhook fan-out. */
+  events?: EventPublisher;
   /**
    * Failed logins are counted per account *and* source, so a stranger's guesses never lock
    * the owner out from elsewhere, plus per source; signups per source.
    */
   loginLimits: { perAccountSource: Limiter; perIp: Limiter };
   signupLimits: { perIp: Limiter };
+  /**
+   * Invites per org: each one is a mail this platform sends to an address of the caller's
+   * choosing, so an org cannot turn it into a spam cannon. Unlimited when absent.
+   */
+  inviteLimits?: { perOrg: Limiter };
   /**
    * Whether a session id was revoked by logout, remembered briefly per process: asked on
    * every request, so a hit saves a round trip. Logout clears its own process's entry.
@@ -59,7 +73,15 @@ export interface CoreDeps {
      * override, never by configuration a user could set. Default: no.
      */
     allowLoopbackWebhooks?: boolean;
-    /** Where the dashboard is reached, for links in notifications; they are paths when unknown. */
+    /** Self-hosted installs build from git servers on their own network; a SaaS must not (SSRF). Default: no. */
+    allowPrivateGitHosts?: boolean;
+    /** Tests only (a composition root's test override): git servers on loopback literals. Default: no. */
+    allowLoopbackGitHosts?: boolean;
+    /**
+     * Where people reach the dashboard (`https://deploy.example.com`), for links in emails
+     * (invites; without it no link can be made and inviting answers 503) and in
+     * notifications (paths without it).
+     */
     publicUrl?: string;
   };
 }
@@ -122,9 +144,13 @@ export function requireUser(p: Principal): string {
   return p.userId;
 }
 
-/** Builds the audit row for a change made inside `repos`' transaction, so both commit together. */
+/**
+ * Builds the audit row for a change made inside `repos`' transaction, so both commit
+ * together; one that is a webhook event is handed to the fan-out too, which delivers it
+ * only once the row has committed.
+ */
 export async function recordAudit(
-  deps: Pick<CoreDeps, 'ids' | 'clock'>,
+  deps: Pick<CoreDeps, 'ids' | 'clock' | 'events'>,
   repos: OrgRepos,
   actor: Pick<Principal, 'actorType' | 'actorId'> | { actorType: 'system'; actorId: string },
   ctx: RequestContext | null,
@@ -132,7 +158,7 @@ export async function recordAudit(
     data?: Record<string, unknown>;
   },
 ): Promise<void> {
-  await repos.audit.append({
+  const row: AuditEvent = {
     id: deps.ids.newId('aud'),
     orgId: repos.orgId,
     actorType: actor.actorType,
@@ -143,5 +169,7 @@ export async function recordAudit(
     data: event.data ?? {},
     requestId: ctx?.requestId ?? null,
     createdAt: deps.clock.now().toISOString(),
-  });
+  };
+  await repos.audit.append(row);
+  await deps.events?.publish(row);
 }

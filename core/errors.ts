@@ -70,7 +70,7 @@ export class SignupClosed extends CoreError {
     super(
       'forbidden',
       'signup_closed',
-      'signup is closed on this installation; ask an owner for an invite',
+      'signup is closed on this installation; ask an owner or admin for an invite (POST /api/invites), then sign up with its token',
     );
   }
 }
@@ -91,7 +91,7 @@ export class SignupRefused extends CoreError {
 
 export class TooManyAttempts extends CoreError {
   readonly retryAfterSeconds: number;
-  constructor(retryAfterSeconds: number, what: 'login' | 'signup' = 'login') {
+  constructor(retryAfterSeconds: number, what: 'login' | 'signup' | 'invite' = 'login') {
     super(
       'rate_limited',
       'too_many_attempts',
@@ -141,5 +141,39 @@ export class IllegalTransition extends CoreError {
 export class Unavailable extends CoreError {
   constructor(what: string, reason: string) {
     super('unavailable', `${what}_unavailable`, `${what} is unavailable: ${reason}`);
+  }
+}
+
+/** The org must keep an owner: its last one can neither leave, be removed nor be demoted. */
+export class LastOwner extends CoreError {
+  constructor(userId: string) {
+    super(
+      'conflict',
+      'last_owner',
+      `user ${userId} is the org's last owner; transfer ownership to another member first (POST /api/members/{userId}/transfer-ownership)`,
+      { userId },
+    );
+  }
+}
+
+/**
+ * An invite that cannot be used: unknown, expired, used, revoked, or for another address.
+ * Never names the invited address, so a token found in a log tells no one who was invited.
+ */
+export class InviteUnusable extends CoreError {
+  constructor(reason: 'not_found' | 'expired' | 'used' | 'revoked' | 'email_mismatch') {
+    const messages = {
+      not_found: 'invite not found: the token is wrong, or the invite was deleted',
+      expired: 'invite has expired; ask for a new one',
+      used: 'invite has already been used',
+      revoked: 'invite was revoked; ask for a new one',
+      email_mismatch:
+        'invite was sent to another email address; sign in with that address, or ask for an invite to yours',
+    } as const;
+    super(
+      reason === 'not_found' ? 'not_found' : reason === 'email_mismatch' ? 'forbidden' : 'conflict',
+      reason === 'not_found' ? 'invite_not_found' : `invite_${reason}`,
+      messages[reason],
+    );
   }
 }

@@ -29,6 +29,36 @@ export interface Membership {
   createdAt: string;
 }
 
+/** A member of an org as its members see them: the person and their role. */
+export interface Member {
+  userId: string;
+  email: string;
+  role: Role;
+  /** When the person joined the org. */
+  createdAt: string;
+}
+
+/** An invitation to join an org, sent by email; it is accepted at most once, before it expires. */
+export interface Invite {
+  id: string;
+  orgId: string;
+  /** Lowercase: the account that accepts must have this address. */
+  email: string;
+  role: Role;
+  /** The user or API key that sent it. */
+  invitedBy: string;
+  createdAt: string;
+  expiresAt: string;
+  acceptedAt: string | null;
+  acceptedBy: string | null;
+  revokedAt: string | null;
+}
+
+export interface InviteWithHash extends Invite {
+  /** SHA-256 of the token in the emailed link; the token itself is never stored. */
+  tokenHash: string;
+}
+
 export interface ApiKey {
   id: string;
   orgId: string;
@@ -72,6 +102,27 @@ export interface HealthPolicy {
   deadlineMs: number;
 }
 
+/**
+ * Where a service's images come from when they are built: a git repository, the branch or
+ * tag deploys follow, and the Dockerfile inside it. The credential is not here: it is sealed
+ * on the service (`sealedGitCredential`) and never leaves the store but to the fetch.
+ */
+export interface GitSource {
+  /** `https://…`, `http://…`, `ssh://user@host[:port]/path` or `user@host:path`. */
+  url: string;
+  /** The branch or tag a deploy without a ref builds. */
+  ref: string;
+  /** The build context inside the repository; '' for its root. */
+  subdir: string;
+  /** The Dockerfile, relative to the context. */
+  dockerfile: string;
+  /** `--build-arg`s: plain values (they stay in the image's history; never secrets). */
+  buildArgs: Record<string, string>;
+}
+
+/** How a private repository is reached: an HTTPS token, or an SSH deploy key the platform made. */
+export type GitCredentialKind = 'token' | 'deploy_key';
+
 export interface Service {
   id: string;
   orgId: string;
@@ -94,6 +145,17 @@ export interface Service {
   drainSeconds: number;
   /** Cookie-based sticky sessions, for Socket.IO long-polling and similar. */
   sticky: boolean;
+  /** Built from this repository (beside or instead of `image`); null for an image-only service. */
+  git: GitSource | null;
+  /** Which credential `sealedGitCredential` holds; null for a public repository. */
+  gitCredentialKind: GitCredentialKind | null;
+  /** The public half of the deploy key (an OpenSSH line), for the repository's settings. */
+  gitPublicKey: string | null;
+  /**
+   * The token or deploy key as JSON, sealed by the KeyVault under `gitCredentialContext`;
+   * write-only: never returned by the API, logged or audited.
+   */
+  sealedGitCredential: string | null;
   createdAt: string;
 }
 
@@ -157,7 +219,10 @@ export interface Release {
   environmentId: string;
   image: string;
   imageDigest: string | null;
+  /** The commit built (40 hex), once resolved; null for an image release. */
   gitSha: string | null;
+  /** The branch, tag or sha the deploy asked for; null for an image release. */
+  gitRef: string | null;
   status: ReleaseStatus;
   /** The release that served before this one; rollback returns traffic to it. */
   previousReleaseId: string | null;

@@ -10,6 +10,9 @@ import type {
   DeployJob,
   Domain,
   Environment,
+  Invite,
+  InviteWithHash,
+  Member,
   Membership,
   NodeRecord,
   Org,
@@ -20,6 +23,7 @@ import type {
   ReleaseLogLine,
   ReleaseStatus,
   ReleaseStep,
+  Role,
   SecretRecord,
   Service,
   User,
@@ -188,6 +192,45 @@ export interface HttpSender {
   refusal?(url: string): Promise<string | null>;
 }
 
+// ---------------------------------------------------------------- source repositories
+
+/** What the platform holds to read a private repository (opened from the vault for one fetch). */
+export type GitCredential = { token: string } | { privateKey: string };
+
+/** A repository to read, with its credential. */
+export interface GitRemote {
+  url: string;
+  credential: GitCredential | null;
+}
+
+/** A tree of one commit as a tar stream; `close` removes what the fetch left on disk. */
+export interface SourceArchive {
+  stream: AsyncIterable<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/**
+ * Git repositories, read by the process that runs a build step (or, to resolve a ref early,
+ * by the API). Failures are CoreErrors naming the problem: GitRefNotFound, GitAccessDenied,
+ * GitUnreachable, GitPathNotFound.
+ */
+export interface SourceRepository {
+  /** The 40-hex commit a branch or tag names now (a full sha is returned as it is). */
+  resolveRef(remote: GitRemote, ref: string): Promise<string>;
+  /**
+   * Fetches `sha` alone (shallow) and returns the tree under `subdir` as a tar stream,
+   * after checking that `dockerfile` (relative to `subdir`) is in it.
+   */
+  archive(
+    remote: GitRemote,
+    sha: string,
+    paths: { subdir: string; dockerfile: string },
+    signal?: AbortSignal,
+  ): Promise<SourceArchive>;
+  /** A new ed25519 key pair: the OpenSSH private key and its public line. */
+  generateDeployKey(comment: string): Promise<{ privateKey: string; publicKey: string }>;
+}
+
 // ---------------------------------------------------------------- data plane
 
 /** How to reach one Docker Engine. */
@@ -239,8 +282,49 @@ export interface OneOffResult {
   output: string;
 }
 
+/** One image build on an engine, from a build context streamed in as a tar archive. */
+export interface BuildSpec {
+  /** `repository:tag` the image gets. */
+  tag: string;
+  /** The build context as a tar stream, read as the engine takes it (never held whole). */
+  context: AsyncIterable<Uint8Array>;
+  /** The Dockerfile's path inside the context. */
+  dockerfile: string;
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+  /** Limits asked of the engine for the build's steps; null for none. */
+  memoryMb: number | null;
+  cpus: number | null;
+  /** The build is cancelled (and its steps killed) after this long. */
+  timeoutMs: number;
+  /** Aborting cancels the build as the timeout does. */
+  signal?: AbortSignal;
+}
+
+/**
+ * How a build ended. A failed build is data, not a throw: `error` names the failing
+ * instruction as the engine reported it. Throws only when the engine cannot be reached.
+ */
+export interface BuildResult {
+  /** The image id (`sha256:…`) when the build succeeded. */
+  imageId: string | null;
+  error: string | null;
+  timedOut: boolean;
+}
+
 export interface ContainerRuntime {
   ping(target: DockerTarget): Promise<void>;
+  /**
+   * Optional (builds): builds an image on the engine, each output line to `onLine` as it
+   * comes; while a promise it returned is pending no more output is read (backpressure).
+   */
+  build?(
+    target: DockerTarget,
+    spec: BuildSpec,
+    onLine: (line: string) => void | Promise<void>,
+  ): Promise<BuildResult>;
+  /** Optional (builds): the id of an image the engine already has, or null; never pulls. */
+  localImage?(target: DockerTarget, image: string): Promise<string | null>;
   /** The image's content digest (`sha256:…`); uses the local image, pulls only if absent. */
   resolveImage(target: DockerTarget, image: string): Promise<string>;
   /** Creates and starts; when a container of that name exists it is returned as it is. */
@@ -460,6 +544,39 @@ export interface OrgRepo {
 export interface MembershipRepo {
   insert(m: Membership): Promise<void>;
   list(): Promise<Membership[]>;
+  /** The members with their email addresses, oldest first. */
+  members(): Promise<Member[]>;
+  get(userId: string): Promise<Membership | null>;
+  /**
+   * Holds the org's membership changes to one transaction at a time until this one ends, so
+   * "another owner remains" still holds when the change it allowed commits.
+   */
+  lock(): Promise<void>;
+  /** False when the user is not a member. */
+  setRole(userId: string, role: Role): Promise<boolean>;
+  /** False when the user is not a member. */
+  delete(userId: string): Promise<boolean>;
+}
+
+export interface InviteRepo {
+  insert(invite: InviteWithHash): Promise<void>;
+  get(id: string): Promise<Invite | null>;
+  /** Every invite of the org, oldest first (ids sort by creation time). */
+  list(page: PageRequest): Promise<Page<Invite>>;
+  /** Open invites (neither accepted nor revoked) for an address, expired or not. */
+  openFor(email: string): Promise<Invite[]>;
+  /** Revokes an open invite; false when there is none with that id (or it was used). */
+  revoke(id: string, at: string): Promise<boolean>;
+  /**
+   * Compare-and-set: marks the invite accepted only while it is open and unexpired at `at`,
+   * so of two accepts racing with one token exactly one wins.
+   */
+  accept(id: string, userId: string, at: string): Promise<boolean>;
+}
+
+/** The one look-up of an invite before its org is known: by the hash of its token. */
+export interface InviteLookup {
+  findInviteByTokenHash(tokenHash: string): Promise<Invite | null>;
 }
 
 export interface ApiKeyRepo {
@@ -484,6 +601,11 @@ export interface EnvironmentRepo {
 export interface ServiceRepo {
   insert(s: Service): Promise<void>;
   get(id: string): Promise<Service | null>;
+  /** Changes the given fields; NotFound when the service is not the org's. */
+  update(
+    id: string,
+    patch: Partial<Omit<Service, 'id' | 'orgId' | 'projectId' | 'createdAt'>>,
+  ): Promise<void>;
   list(page: PageRequest, filter?: ListFilter): Promise<Page<Service>>;
 }
 
@@ -604,6 +726,7 @@ export interface OrgRepos {
   readonly orgId: string;
   orgs: OrgRepo;
   memberships: MembershipRepo;
+  invites: InviteRepo;
   apiKeys: ApiKeyRepo;
   projects: ProjectRepo;
   environments: EnvironmentRepo;
@@ -649,6 +772,7 @@ export interface Store {
   releaseLookup: ReleaseLookup;
   /** Optional: where the edge-rebuild job notes its runs (both stores have it). */
   edgeRebuilds?: EdgeRebuildLog;
+  inviteLookup: InviteLookup;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

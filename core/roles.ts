@@ -11,6 +11,7 @@ export const permissions = {
   'manage-secrets': 'deployer',
   'manage-nodes': 'admin',
   'manage-keys': 'admin',
+  'manage-members': 'admin',
   'manage-webhooks': 'admin',
   'manage-notifications': 'admin',
   'manage-org': 'owner',
@@ -25,5 +26,5 @@ export function assertCan(role: Role, permission: Permission): void {
   if (!can(role, permission)) throw new Forbidden(permission.replace('-', ' '), role);
 }
 
-/** A key may not carry more power than the person who makes it. */
+/** A key, an invite or a role change may not carry more power than the person who makes it. */
 export const canGrant = (granter: Role, granted: Role): boolean => rank[granter] >= rank[granted];

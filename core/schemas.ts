@@ -5,6 +5,7 @@
 import * as z from 'zod';
 import { roles, strategies } from './models.ts';
 import { webhookEventTypes } from './webhooks/events.ts';
+import { gitSourceInput } from './builds/git-source.ts';
 
 // Control characters break logs, headers and PostgreSQL text (NUL); names never need them.
 const noControlChars = (s: string) =>
@@ -102,10 +103,19 @@ export const labels = z
   )
   .refine((m) => Object.keys(m).length <= 50, 'at most 50 labels');
 
-export const signupInput = z.strictObject({ email, password });
+/** The token of an emailed invite: `sdi_` and 43 URL-safe characters (32 random bytes). */
+export const inviteToken = z
+  .string()
+  .max(100)
+  .regex(/^sdi_[A-Za-z0-9_-]{20,90}$/, 'is not an invite token (sdi_…, from the invite email)');
+
+export const signupInput = z.strictObject({ email, password, inviteToken: inviteToken.optional() });
 export const loginInput = z.strictObject({ email, password: z.string().min(1).max(1024) });
 export const createOrgInput = z.strictObject({ name: displayName });
 export const createApiKeyInput = z.strictObject({ name: displayName, role });
+export const createInviteInput = z.strictObject({ email, role });
+export const acceptInviteInput = z.strictObject({ token: inviteToken });
+export const changeMemberRoleInput = z.strictObject({ role });
 export const createProjectInput = z.strictObject({ name: slugName });
 export const createEnvironmentInput = z.strictObject({ projectId: id, name: slugName });
 
@@ -121,9 +131,7 @@ export const healthPolicyInput = z.strictObject({
     .optional(),
 });
 
-export const createServiceInput = z.strictObject({
-  projectId: id,
-  name: slugName,
+const serviceFields = {
   image: imageRef,
   containerPort: z.number().int().min(1).max(65535),
   healthcheckPath: httpPath,
@@ -142,7 +150,39 @@ export const createServiceInput = z.strictObject({
     .optional(),
   drainSeconds: z.number().int().min(0).max(3600).optional(),
   sticky: z.boolean().optional(),
-});
+};
+
+/** A service runs an image, or images built from its git source, or both (a ref or an image per deploy). */
+export const createServiceInput = z
+  .strictObject({
+    projectId: id,
+    name: slugName,
+    ...serviceFields,
+    image: imageRef.optional(),
+    git: gitSourceInput.optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.image === undefined && v.git === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['image'],
+        message: 'is required unless the service has a git source (git.url)',
+      });
+  });
+
+/** `PATCH /api/services/{id}`: each field given replaces the service's; `git: null` removes the source. */
+export const updateServiceInput = z
+  .strictObject({
+    image: imageRef.optional(),
+    containerPort: serviceFields.containerPort.optional(),
+    healthcheckPath: httpPath.optional(),
+    migrateCommand: serviceFields.migrateCommand,
+    env: envMap.optional(),
+    memoryMb: serviceFields.memoryMb,
+    cpus: serviceFields.cpus,
+    git: gitSourceInput.nullable().optional(),
+  })
+  .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
 
 /**
  * The labels of the PEM blocks that make up `text`, or null when it is anything else (a
@@ -361,6 +401,7 @@ export const pageQuery = z.object({
 export type SignupInput = z.infer<typeof signupInput>;
 export type LoginInput = z.infer<typeof loginInput>;
 export type CreateServiceInput = z.infer<typeof createServiceInput>;
+export type UpdateServiceInput = z.infer<typeof updateServiceInput>;
 export type CreateNodeInput = z.infer<typeof createNodeInput>;
 export type NodeTlsInput = z.infer<typeof nodeTlsInput>;
 export type NodeSshInput = z.infer<typeof nodeSshInput>;

@@ -24,6 +24,7 @@ import type {
   Mailer,
   Metrics,
   Store,
+  SourceRepository,
 } from './ports.ts';
 import { AttemptLimiter } from './rate-limit.ts';
 import { defaultReleaseConfig, type ReleaseConfig, type ReleaseDeps } from './releases/deps.ts';
@@ -70,14 +71,16 @@ export interface SystemPorts {
   dns: DnsResolver;
   /** Delivers webhooks and Slack notifications. */
   http: HttpSender;
-  /** Sends e-mail notifications; absent when the mode has no mail configured. */
-  mailer?: Mailer;
   clock: Clock;
   ids: IdGenerator;
   logger: Logger;
   metrics: ApiDeps['metrics'];
   /** Cloud mode: the dashboard's hosted sign-in page. */
   hostedSignIn?: HostedSignIn;
+  /** Git repositories, for services built from a git source. */
+  source?: SourceRepository;
+  /** Sends invites and e-mail notifications (SMTP, SES); absent where no mail server is configured. */
+  mailer?: Mailer;
 }
 
 /** The mode-neutral settings, read from each mode's validated configuration. */
@@ -86,6 +89,8 @@ export interface SystemConfig {
   /** The edge's public IPv4 addresses, for apex A records of custom domains. */
   edgeIpv4: string[];
   signupMode: SignupMode;
+  /** Where people open the dashboard, for links in emails (invites) and notifications. */
+  publicUrl?: string;
   maxBodyBytes: number;
   version: string;
   /**
@@ -95,10 +100,16 @@ export interface SystemConfig {
   loginLimits: { perAccount: number; perIp: number };
   /** Signups allowed per source per 10 minutes; 20 unless set. */
   signupLimits?: { perIp: number };
+  /** Invites an org may send per hour; 100 unless set. */
+  inviteLimits?: { perOrg: number };
   /** How long a session is believed not revoked without asking the database; 1 s unless set. */
   revokedSessionCacheMs?: number;
   /** Whether webhooks may target private addresses: a self-hosted install's own network, never a SaaS's. */
   allowPrivateWebhooks: boolean;
+  /** Whether git sources may be on private and loopback hosts: a self-hosted install's own git server, never a SaaS's. */
+  allowPrivateGitHosts?: boolean;
+  /** Tests only, from a composition root's test override: git servers on loopback. */
+  allowLoopbackGitHosts?: boolean;
   /** Tests only, from a composition root's test override: webhooks may target loopback. */
   allowLoopbackWebhooks?: boolean;
   /** How long a valid API key is believed without the database; no cache when absent. */
@@ -109,8 +120,6 @@ export interface SystemConfig {
   release?: Partial<ReleaseConfig>;
   domains?: Partial<DomainConfig>;
   webhooks?: Partial<WebhookDeps['config']>;
-  /** The dashboard's public URL, for links in notifications. */
-  publicUrl?: string;
 }
 
 /** The wired use cases: what the API serves and what the queue handlers run. */
@@ -141,6 +150,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     logger: logger.child({ component: 'release' }),
     config: { ...defaultReleaseConfig, edgeDomain: config.edgeDomain, ...config.release },
     events: queueEventPublisher(queue),
+    ...(ports.source ? { source: ports.source } : {}),
   };
   const webhooks: WebhookDeps = {
     store,
@@ -206,6 +216,8 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     domains: { deps: domains, gate },
     metrics: ports.metrics,
     webhookTargets: ports.http,
+    ...(ports.source ? { source: ports.source } : {}),
+    events: release.events,
     ...(ports.mailer ? { mailer: ports.mailer } : {}),
     ...(config.apiKeyCacheMs
       ? {
@@ -240,6 +252,14 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
         clock,
       ),
     },
+    inviteLimits: {
+      perOrg: new AttemptLimiter(
+        store.authGuards,
+        'invite-org',
+        { limit: config.inviteLimits?.perOrg ?? 100, windowMs: 60 * 60_000 },
+        clock,
+      ),
+    },
     revokedSessions: new TtlCache<boolean>({
       ttlMs: config.revokedSessionCacheMs ?? 1_000,
       maxEntries: 10_000,
@@ -248,9 +268,11 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     config: {
       signupMode: config.signupMode,
       edgeDomain: config.edgeDomain,
-      allowPrivateWebhooks: config.allowPrivateWebhooks,
-      ...(config.allowLoopbackWebhooks ? { allowLoopbackWebhooks: true } : {}),
       ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
+      allowPrivateWebhooks: config.allowPrivateWebhooks,
+      allowPrivateGitHosts: config.allowPrivateGitHosts ?? false,
+      ...(config.allowLoopbackGitHosts ? { allowLoopbackGitHosts: true } : {}),
+      ...(config.allowLoopbackWebhooks ? { allowLoopbackWebhooks: true } : {}),
     },
     api: { maxBodyBytes: config.maxBodyBytes, version: config.version },
     ...(ports.hostedSignIn ? { hostedSignIn: ports.hostedSignIn } : {}),

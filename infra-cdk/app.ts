@@ -20,6 +20,7 @@ new SelfdevopStack(app, config.stackName, {
   edgeIpv4: config.edgeIpv4,
   dnsServers: config.dnsServers,
   edgeTlsAddress: config.edgeTlsAddress,
+  gitLayerArn: config.gitLayerArn,
   authDomainPrefix:
     config.authDomainPrefix ??
     app.node.tryGetContext('selfdevop:authDomainPrefix') ??

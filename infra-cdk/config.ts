@@ -14,6 +14,8 @@ export interface InfraConfig {
   /** Falls back to the `selfdevop:authDomainPrefix` context value, then a placeholder. */
   authDomainPrefix?: string;
   dashboardUrl?: string;
+  /** A Lambda layer with git at /opt/bin for the worker (builds from git). */
+  gitLayerArn?: string;
   account?: string;
   region?: string;
 }
@@ -32,6 +34,7 @@ export function fromInfraEnv(env: Record<string, string | undefined> = process.e
     edgeTlsAddress: env.EDGE_TLS_ADDRESS,
     authDomainPrefix: env.AUTH_DOMAIN_PREFIX,
     dashboardUrl: env.DASHBOARD_URL,
+    gitLayerArn: env.GIT_LAYER_ARN,
     account: env.CDK_DEFAULT_ACCOUNT,
     region: env.CDK_DEFAULT_REGION,
   };

@@ -58,7 +58,18 @@ export interface SelfdevopStackProps extends StackProps {
   authDomainPrefix?: string;
   /** Where the dashboard is served (an https origin); the HTTP API's own URL unless set. */
   dashboardUrl?: string;
+  /**
+   * A Lambda layer carrying `git` (and `ssh`) at /opt/bin for the worker, which fetches the
+   * source of builds; without it a release built from git fails, saying git is missing.
+   */
+  gitLayerArn?: string;
 }
+
+/**
+ * How long a build may run in the cloud: the worker holds the engine's build stream for the
+ * whole build, so it must end well inside the worker's own time limit.
+ */
+export const cloudBuildTimeoutSeconds = 100;
 
 /** Cognito's rules for a domain prefix: lowercase, digits and hyphens, none of its reserved words. */
 export function checkAuthDomainPrefix(prefix: string | undefined): string {
@@ -304,7 +315,11 @@ export class SelfdevopStack extends Stack {
       });
     this.functions = {
       api: make('api', Duration.seconds(29), 1024),
-      worker: make('worker', Duration.seconds(workerTimeoutSeconds), 1024),
+      worker: make('worker', Duration.seconds(workerTimeoutSeconds), 1024, {
+        ...environment,
+        BUILD_TIMEOUT_SECONDS: String(cloudBuildTimeoutSeconds),
+        ...(props.gitLayerArn ? { GIT_BIN: '/opt/bin/git' } : {}),
+      }),
       schedule: make('schedule', Duration.seconds(30), 512),
       migrate: make('migrate', Duration.minutes(10), 512, {
         NODE_EXTRA_CA_CERTS: environment.NODE_EXTRA_CA_CERTS ?? '',
@@ -318,6 +333,10 @@ export class SelfdevopStack extends Stack {
       }),
     };
     const { api, worker, schedule, migrate } = this.functions;
+    if (props.gitLayerArn)
+      worker.addLayers(
+        lambda.LayerVersion.fromLayerVersionArn(this, 'git-layer', props.gitLayerArn),
+      );
     const tokens = this.functions['cognito-tokens'];
     // Before each sign-in's tokens are issued, the selfdevop user for the Cognito subject is made.
     userPool.addTrigger(cognito.UserPoolOperation.PRE_TOKEN_GENERATION, tokens);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the self-hosted images with no container registry (everything from Debian's
 # packages, the repo and binaries already on this machine):
-#   selfdevop/debian:bookworm     debootstrap --variant=minbase + ca-certificates, imported
+#   selfdevop/debian:bookworm     debootstrap --variant=minbase + ca-certificates, git and
+#                                 openssh-client (the worker fetches build sources), imported
 #   selfdevop/node:24             the Debian base + the Node 24 binary
 #   selfdevop/postgres:15         the Debian base + postgresql-15 + an initdb-on-first-start entrypoint
 #   selfdevop/caddy:2.11          the Debian base + the Caddy 2.11 binary
@@ -62,7 +63,7 @@ mkdir -p "$cache"
 # Each image's hash covers exactly its inputs, so changing the app does not rebuild Debian.
 hash_str() { sha256sum | cut -c1-16; }
 hash_files() { sha256sum "$@" | cut -d" " -f1 | sha256sum | cut -c1-16; } # contents, not paths
-debian_recipe="bookworm minbase $mirror ca-certificates recipe-2"
+debian_recipe="bookworm minbase $mirror ca-certificates,git,openssh-client recipe-3"
 debian_hash=$(echo "$debian_recipe" | hash_str)
 node_hash=$( (echo "$debian_hash"; sha256sum "$node_bin" "$here/images/node.Dockerfile") | hash_str)
 postgres_recipe="postgresql-15 recipe-3"
@@ -87,7 +88,7 @@ ensure_rootfs_tar() {
   command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install -y debootstrap)"
   local dir="$tmp/debootstrap"
   note "debootstrap bookworm (about a minute)"
-  debootstrap --variant=minbase --include=ca-certificates bookworm "$dir" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
+  debootstrap --variant=minbase --include=ca-certificates,git,openssh-client bookworm "$dir" "$mirror" >"$tmp/debootstrap.log" 2>&1 ||
     die "debootstrap failed: $(tail -n 20 "$tmp/debootstrap.log")"
   slim_rootfs "$dir"
   tar --numeric-owner -C "$dir" -cf "$rootfs_tar.part" . && mv "$rootfs_tar.part" "$rootfs_tar"

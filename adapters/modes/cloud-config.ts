@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { buildSettings } from './build-settings.ts';
 
 const region = z
   .string()
@@ -162,6 +163,15 @@ const schema = z
       .max(6 * 1024 * 1024)
       .default(256 * 1024),
     VERSION: z.string().min(1).default('cloud'),
+    ...buildSettings,
+    // The worker function holds a build's stream for the whole build: it must end inside
+    // the function's own limit (120 s), fetch included.
+    BUILD_TIMEOUT_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(10)
+      .max(100, 'must be at most 100: a build runs inside the worker function (120 s)')
+      .default(100),
   })
   .refine(databaseGiven.check, databaseGiven.issue);
 

@@ -4,7 +4,15 @@
  * uses (RDS here). Plain TypeScript, no decisions: each Lambda builds it once per container.
  */
 import type { DomainDeps } from '../../core/domains/deps.ts';
-import type { ContainerRuntime, HttpSender, Logger, RouteCatalog } from '../../core/ports.ts';
+import type {
+  ContainerRuntime,
+  HttpSender,
+  Logger,
+  RouteCatalog,
+  SourceRepository,
+} from '../../core/ports.ts';
+import { GitCliSource } from '../source/git-cli.ts';
+import { buildLimitsOf } from './build-settings.ts';
 import type { ReleaseDeps } from '../../core/releases/deps.ts';
 import {
   dashboardCallbackPath,
@@ -76,6 +84,10 @@ export interface CloudOverrides {
    * the API and schedule functions hand Docker work to it, and ship without dockerode.
    */
   runtime?: ContainerRuntime;
+  /** Reads git repositories; the git CLI unless set. */
+  source?: SourceRepository;
+  /** Tests only: services may build from git servers on loopback (where tests run theirs). Never configuration. */
+  gitFromLoopback?: boolean;
   /** Delivers webhooks; one that refuses private addresses unless set. */
   webhookSender?: HttpSender;
   /**
@@ -172,7 +184,6 @@ export async function fromCloud(
           refusePrivateAddresses: true,
           acceptLoopback: overrides.webhooksToLoopback ?? false,
         }),
-      mailer,
       clock,
       ids: new RandomIds(),
       logger,
@@ -180,19 +191,27 @@ export async function fromCloud(
       // endpoint would show one container's; so the API answers /metrics with a 404 here.
       metrics: new EmfMetrics({ destination: overrides.logDestination }),
       hostedSignIn,
+      // Deploy keys are made anywhere; refs are read where `git` is (the worker's image):
+      // the API function, without it, leaves resolving to the build step.
+      source: overrides.source ?? new GitCliSource({ gitBin: config.GIT_BIN }),
+      mailer,
     },
     {
       edgeDomain: config.EDGE_DOMAIN,
       edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
       signupMode: config.SIGNUP_MODE,
+      publicUrl: config.DASHBOARD_URL,
       maxBodyBytes: config.MAX_BODY_BYTES,
       version: config.VERSION,
       loginLimits: { perAccount: 10, perIp: 100 },
       // A SaaS must not let tenants make it call into its own network (SSRF).
       allowPrivateWebhooks: false,
+      // Nor build from its own network.
+      allowPrivateGitHosts: false,
+      allowLoopbackGitHosts: overrides.gitFromLoopback ?? false,
+      release: { build: buildLimitsOf(config) },
       allowLoopbackWebhooks: overrides.webhooksToLoopback ?? false,
       readiness: { objects: () => objects.ping() },
-      publicUrl: config.DASHBOARD_URL,
     },
   );
   const { api, release, domains, webhooks, notifications } = system;

@@ -1,4 +1,6 @@
+import { isPlainAddress } from '../mail/mail-rules.ts';
 import * as z from 'zod';
+import { buildSettings } from './build-settings.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
@@ -53,6 +55,12 @@ const schema = z.object({
    * Loopback, link-local and the platform's own endpoints are refused whatever this says.
    */
   WEBHOOKS_ALLOW_PRIVATE: bool.default(false),
+  /**
+   * Services may build from git servers on private and loopback addresses (the operator's
+   * own Gitea or GitLab). On by default here; the cloud never allows it.
+   */
+  GIT_ALLOW_PRIVATE_HOSTS: bool.default(true),
+  ...buildSettings,
   EDGE_DOMAIN: domainName.default('localhost'),
   /** A Caddy you run yourself. Absent: `npm start` runs its own (CADDY_BIN, else a CADDY_IMAGE container). */
   CADDY_ADMIN_URL: url(['http:']).optional(),
@@ -107,11 +115,17 @@ const schema = z.object({
     .string()
     .regex(/^[0-9a-fA-F:.[\]]+(,[0-9a-fA-F:.[\]]+)*$/, 'must be comma-separated ip[:port]')
     .optional(),
-  /** E-mail notification channels send through this server; without it, e-mail channels are refused. */
+  /** The mail server invites and e-mail notifications are sent through; without it inviting answers 503 and e-mail channels are refused. */
   SMTP_URL: url(['smtp:', 'smtps:']).optional(),
-  /** The sender of notification mail: one plain address (the SMTP mailer refuses a display name). */
-  MAIL_FROM: z.string().default('noreply@localhost'),
-  /** Where people reach the dashboard (e.g. https://selfdevop.example.com); notifications link there. */
+  /** One plain address (a display name could smuggle in recipients). */
+  MAIL_FROM: z
+    .string()
+    .refine(isPlainAddress, 'must be one plain e-mail address, like selfdevop@example.com')
+    .default('noreply@localhost'),
+  /**
+   * Where people open the dashboard, for links in emails (invites, notifications); https://SELFDEVOP_DOMAIN
+   * when absent and that is set, else http://HOST:PORT.
+   */
   PUBLIC_URL: url(['http:', 'https:']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MAX_BODY_BYTES: z.coerce

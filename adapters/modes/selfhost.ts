@@ -26,6 +26,8 @@ import { PrometheusMetrics } from '../metrics/prometheus.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
 import { DockerRuntime } from '../runtime/docker.ts';
+import { GitCliSource } from '../source/git-cli.ts';
+import { buildLimitsOf } from './build-settings.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { AesFileKeyVault } from '../vault/aes-file.ts';
 import { defaultCaddyAdminUrl, type SelfhostConfig } from './config.ts';
@@ -50,6 +52,8 @@ export interface SelfhostOverrides {
   /** Login attempts allowed per account per 15 minutes, and per IP per minute. */
   loginLimits?: { perAccount: number; perIp: number };
   signupLimits?: { perIp: number };
+  /** Invites an org may send per hour. */
+  inviteLimits?: { perOrg: number };
   /** Engine tuning (tests shorten timeouts and delays). */
   release?: Partial<ReleaseConfig>;
   domains?: Partial<DomainConfig>;
@@ -115,10 +119,6 @@ export async function fromSelfhost(
     ...overrides.queue,
   });
   const vault = await AesFileKeyVault.fromKeyFiles(config.ENCRYPTION_KEY_FILE);
-  // E-mail notification channels exist only where a mail server does.
-  const mailer = config.SMTP_URL
-    ? new SmtpMailer({ url: config.SMTP_URL, from: config.MAIL_FROM })
-    : undefined;
   const upstreams = new PostgresUpstreamRegistry(db);
   const edgeZone = overrides.edgeDns?.zone ?? 'upstreams.selfdevop.internal';
   const dynamic = config.EDGE_UPSTREAMS === 'dynamic';
@@ -151,17 +151,24 @@ export async function fromSelfhost(
         }
       : {}),
   });
+  // Invites and e-mail notifications go out by mail; without a server invites are refused
+  // with a 503 that says so, and e-mail channels with a 400.
+  const mailer = config.SMTP_URL
+    ? new SmtpMailer({ url: config.SMTP_URL, from: config.MAIL_FROM })
+    : undefined;
   const system = wireSystem(
     {
       store,
       queue: queues.queue,
+      ...(mailer ? { mailer } : {}),
       vault,
       auth: new LocalJwtAuth({
         jwtSecret: config.JWT_SECRET,
         bcryptCost: overrides.bcryptCost,
         clock,
       }),
-      runtime: new DockerRuntime({ sshAgent: config.SSH_AUTH_SOCK }),
+      runtime: new DockerRuntime({ sshAgent: config.SSH_AUTH_SOCK, builder: config.BUILD_BUILDER }),
+      source: new GitCliSource({ gitBin: config.GIT_BIN }),
       edge,
       probe: new HttpHealthProbe(),
       dns: new NodeDnsResolver({ servers: config.DNS_SERVERS?.split(',') }),
@@ -171,7 +178,6 @@ export async function fromSelfhost(
         resolve: overrides.webhookResolve,
         acceptLoopback: overrides.webhooksToLoopback ?? false,
       }),
-      ...(mailer ? { mailer } : {}),
       clock,
       ids: new RandomIds(),
       logger,
@@ -181,19 +187,21 @@ export async function fromSelfhost(
       edgeDomain: config.EDGE_DOMAIN,
       edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
       signupMode: config.SIGNUP_MODE,
+      publicUrl: publicUrlOf(config),
       maxBodyBytes: config.MAX_BODY_BYTES,
       version: options.version,
       loginLimits: overrides.loginLimits ?? { perAccount: 10, perIp: 100 },
       ...(overrides.signupLimits ? { signupLimits: overrides.signupLimits } : {}),
+      ...(overrides.inviteLimits ? { inviteLimits: overrides.inviteLimits } : {}),
       // Services on the operator's own network, by opt-in (never with open signup).
       allowPrivateWebhooks: config.WEBHOOKS_ALLOW_PRIVATE,
+      allowPrivateGitHosts: config.GIT_ALLOW_PRIVATE_HOSTS,
       allowLoopbackWebhooks: overrides.webhooksToLoopback ?? false,
       // Short: another process revoking a key reaches this one only through the database.
       apiKeyCacheMs: 1_000,
-      release: overrides.release,
+      release: { build: buildLimitsOf(config), ...overrides.release },
       domains: overrides.domains,
       webhooks: overrides.webhooks,
-      ...(config.PUBLIC_URL ? { publicUrl: config.PUBLIC_URL } : {}),
     },
   );
   const stopWorkers: (() => Promise<void>)[] = [];
@@ -243,6 +251,14 @@ export async function fromSelfhost(
       mailer?.close();
     },
   };
+}
+
+/** Where people open the dashboard: PUBLIC_URL, else the control route's domain, else the API itself. */
+export function publicUrlOf(config: SelfhostConfig): string {
+  if (config.PUBLIC_URL) return config.PUBLIC_URL.replace(/\/+$/, '');
+  if (config.SELFDEVOP_DOMAIN) return `https://${config.SELFDEVOP_DOMAIN}`;
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? 'localhost' : config.HOST;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.PORT}`;
 }
 
 function splitHostPort(address: string): { host: string; port: number } {

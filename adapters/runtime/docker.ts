@@ -15,6 +15,8 @@ import https from 'node:https';
 import { Writable } from 'node:stream';
 import { InvalidInput, isCoreError, Unavailable } from '../../core/errors.ts';
 import type {
+  BuildResult,
+  BuildSpec,
   ContainerInfo,
   ContainerRuntime,
   ContainerSpec,
@@ -22,6 +24,7 @@ import type {
   OneOffResult,
 } from '../../core/ports.ts';
 import { SshDockerAgent } from './docker-ssh.ts';
+import { runBuild, type BuildClient, type Builder } from './docker-build.ts';
 import { ContainerNotFound, ImageNotFound } from './errors.ts';
 import { DemuxedLines, LineSplitter, OutputTail } from './output-tail.ts';
 import { onFirstUse } from '../on-first-use.ts';
@@ -56,6 +59,8 @@ export interface DockerRuntimeOptions {
   requestTimeoutMs?: number;
   /** A pull that has not finished in this long fails; default 600 000 ms. */
   pullTimeoutMs?: number;
+  /** Which builder builds images from git: `buildkit` (default) or `legacy`. */
+  builder?: Builder;
 }
 
 // dockerode (with ssh2 and grpc-js) is most of a bundle that includes it, and many processes
@@ -211,6 +216,28 @@ export class DockerRuntime implements ContainerRuntime {
 
   async resolveImage(target: DockerTarget, image: string): Promise<string> {
     return this.call(target, `resolve image ${image}`, (docker) => this.ensureImage(docker, image));
+  }
+
+  async build(
+    target: DockerTarget,
+    spec: BuildSpec,
+    onLine: (line: string) => void | Promise<void>,
+  ): Promise<BuildResult> {
+    return this.call(target, `build ${spec.tag}`, (docker) =>
+      runBuild(
+        docker as unknown as BuildClient,
+        spec,
+        this.options.builder ?? 'buildkit',
+        onLine,
+        this.options.maxLineLength,
+      ),
+    );
+  }
+
+  async localImage(target: DockerTarget, image: string): Promise<string | null> {
+    return this.call(target, `inspect image ${image}`, (docker) =>
+      this.imageIdOrNull(docker, image),
+    );
   }
 
   async start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo> {

@@ -18,6 +18,8 @@ import type {
   ContainerSpec,
   DockerTarget,
   OneOffResult,
+  BuildResult,
+  BuildSpec,
 } from '../../core/ports.ts';
 import { SystemClock } from '../clock/system.ts';
 import { ContainerNotFound, ImageNotFound } from './errors.ts';
@@ -33,6 +35,18 @@ export interface OneOffPlan {
   durationMs?: number;
   /** Never finishes: always ends by timeout. */
   hang?: boolean;
+}
+
+/** What the next builds do (`setBuild`); the default builds a healthy app in no time. */
+export interface BuildPlan {
+  /** Output lines, delivered to onLine in order; default one line naming the tag. */
+  lines?: string[];
+  /** The build fails with this (the failing instruction, as an engine names it). */
+  error?: string;
+  /** Never finishes: ends by its timeout. */
+  hang?: boolean;
+  /** How the built image behaves; default a healthy web app. */
+  image?: MemoryImage;
 }
 
 /** One HTTP answer of the fake app. */
@@ -84,6 +98,8 @@ export interface MemoryContainer {
 /** Every method of the port, for failNext and the call log. */
 export type RuntimeMethod =
   | 'ping'
+  | 'build'
+  | 'localImage'
   | 'resolveImage'
   | 'start'
   | 'runOnce'
@@ -131,6 +147,9 @@ export class MemoryRuntime implements ContainerRuntime {
   private readonly clock: Pick<Clock, 'now' | 'sleep'>;
   private nextPort: number;
   private nextId = 0;
+  private buildPlan: BuildPlan = {};
+  /** Builds asked for, in order (without their context), with the context's size in bytes. */
+  readonly builds: (Omit<BuildSpec, 'context' | 'signal'> & { contextBytes: number })[] = [];
 
   constructor(options: MemoryRuntimeOptions = {}) {
     this.clock = options.clock ?? new SystemClock();
@@ -291,6 +310,38 @@ export class MemoryRuntime implements ContainerRuntime {
 
   async ping(target: DockerTarget): Promise<void> {
     this.enter('ping', target, target.dockerHost);
+  }
+
+  /** Scripts what the following builds do. */
+  setBuild(plan: BuildPlan): this {
+    this.buildPlan = plan;
+    return this;
+  }
+
+  async build(
+    target: DockerTarget,
+    spec: BuildSpec,
+    onLine: (line: string) => void | Promise<void>,
+  ): Promise<BuildResult> {
+    this.enter('build', target, spec.tag);
+    let contextBytes = 0;
+    for await (const chunk of spec.context) contextBytes += chunk.byteLength;
+    const { context: _context, signal: _signal, ...rest } = spec;
+    this.builds.push({ ...rest, contextBytes });
+    const plan = this.buildPlan;
+    for (const line of plan.lines ?? [`[1/1] building ${spec.tag}`]) await onLine(line);
+    if (plan.hang) {
+      await this.clock.sleep(spec.timeoutMs, spec.signal);
+      return { imageId: null, error: 'the build timed out', timedOut: true };
+    }
+    if (plan.error !== undefined) return { imageId: null, error: plan.error, timedOut: false };
+    this.addImage(spec.tag, plan.image ?? {});
+    return { imageId: this.images.get(spec.tag)!.digest, error: null, timedOut: false };
+  }
+
+  async localImage(target: DockerTarget, image: string): Promise<string | null> {
+    this.enter('localImage', target, image);
+    return (this.images.get(image) ?? this.imageByDigest(image))?.digest ?? null;
   }
 
   async resolveImage(target: DockerTarget, image: string): Promise<string> {

@@ -17,6 +17,7 @@ import type {
   EdgeRebuild,
   EdgeRebuildLog,
   IdentityRepo,
+  InviteLookup,
   OrgRepos,
   ReleaseLookup,
   Store,
@@ -28,6 +29,7 @@ import { memoryDeployJobRepo } from './memory/deploy-jobs.ts';
 import { memoryDomainLookup, memoryDomainRepo } from './memory/domains.ts';
 import { memoryEnvironmentRepo } from './memory/environments.ts';
 import { memoryIdentityRepo } from './memory/identity.ts';
+import { memoryInviteLookup, memoryInviteRepo } from './memory/invites.ts';
 import { memoryNodeRepo } from './memory/nodes.ts';
 import { memoryMembershipRepo, memoryOrgRepo } from './memory/orgs.ts';
 import { Overlay } from './memory/overlay.ts';
@@ -65,6 +67,7 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     orgId: t.orgId,
     orgs: memoryOrgRepo(t),
     memberships: memoryMembershipRepo(t),
+    invites: memoryInviteRepo(t),
     apiKeys: memoryApiKeyRepo(t),
     projects: memoryProjectRepo(t),
     environments: memoryEnvironmentRepo(t),
@@ -92,6 +95,7 @@ export class MemoryStore implements Store {
   readonly authGuards: AuthGuardRepo = memoryAuthGuardRepo();
   readonly releaseLookup: ReleaseLookup;
   readonly edgeRebuilds: EdgeRebuildLog = memoryEdgeRebuildLog();
+  readonly inviteLookup: InviteLookup;
   private readonly tables: Tables = emptyTables();
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private tail: Promise<void> = Promise.resolve();
@@ -101,6 +105,7 @@ export class MemoryStore implements Store {
     this.identity = memoryIdentityRepo(this.tables);
     this.domainLookup = memoryDomainLookup(this.tables);
     this.releaseLookup = memoryReleaseLookup(this.tables);
+    this.inviteLookup = memoryInviteLookup(this.tables);
   }
 
   async withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {

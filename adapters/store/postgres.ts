@@ -9,6 +9,7 @@ import type {
   DomainLookup,
   EdgeRebuildLog,
   IdentityRepo,
+  InviteLookup,
   OrgRepos,
   ReleaseLookup,
   Store,
@@ -21,6 +22,7 @@ import { pgDeployJobRepo } from './postgres/deploy-jobs.ts';
 import { pgDomainLookup, pgDomainRepo } from './postgres/domains.ts';
 import { pgEnvironmentRepo } from './postgres/environments.ts';
 import { pgIdentityRepo } from './postgres/identity.ts';
+import { pgInviteLookup, pgInviteRepo } from './postgres/invites.ts';
 import { pgNodeRepo } from './postgres/nodes.ts';
 import { pgMembershipRepo, pgOrgRepo } from './postgres/orgs.ts';
 import { pgProjectRepo } from './postgres/projects.ts';
@@ -48,6 +50,7 @@ export function pgOrgRepos(t: TenantSql): OrgRepos {
     orgId: t.orgId,
     orgs: pgOrgRepo(t),
     memberships: pgMembershipRepo(t),
+    invites: pgInviteRepo(t),
     apiKeys: pgApiKeyRepo(t),
     projects: pgProjectRepo(t),
     environments: pgEnvironmentRepo(t),
@@ -78,6 +81,7 @@ export class PostgresStore implements Store {
   readonly authGuards: AuthGuardRepo;
   readonly releaseLookup: ReleaseLookup;
   readonly edgeRebuilds: EdgeRebuildLog;
+  readonly inviteLookup: InviteLookup;
   private readonly db: Database;
   private readonly ownsDb: boolean;
 
@@ -89,6 +93,7 @@ export class PostgresStore implements Store {
     this.authGuards = pgAuthGuardRepo(db);
     this.releaseLookup = pgReleaseLookup(db);
     this.edgeRebuilds = pgEdgeRebuildLog(db);
+    this.inviteLookup = pgInviteLookup(db);
   }
 
   static fromUrl(url: string, options: PoolOptions = {}): PostgresStore {

@@ -31,11 +31,15 @@ Example:
     if (values.json) return (json(ctx.o, items), 0);
     table(
       ctx.o,
-      ['ID', 'STATUS', 'IMAGE', 'CREATED', 'TOOK', 'ERROR'],
+      ['ID', 'STATUS', 'IMAGE', 'GIT', 'CREATED', 'TOOK', 'ERROR'],
       items.map((r) => [
         r.id,
         r.status,
         r.image,
+        // The ref asked for and the commit built: `main@1a2b3c4d5e6f`.
+        r.gitSha
+          ? `${r.gitRef && r.gitRef !== r.gitSha ? `${r.gitRef}@` : ''}${r.gitSha.slice(0, 12)}`
+          : null,
         r.createdAt,
         duration(r.createdAt, r.finishedAt),
         r.error,

@@ -1,32 +1,117 @@
-import { client, parse, type Command } from '../command.ts';
+import { client, parse, readSecret, type Command } from '../command.ts';
 import { CliError } from '../config.ts';
 import { json, table } from '../output.ts';
 import { findProject, resolveService, type Project, type Service } from '../resolve.ts';
 
+/** `KEY=value` flags as a map. */
+function buildArgsOf(values: string[] | undefined): Record<string, string> | undefined {
+  if (!values) return undefined;
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const at = v.indexOf('=');
+    if (at <= 0) throw new CliError(`--build-arg ${v}: expected KEY=value`, 2);
+    out[v.slice(0, at)] = v.slice(at + 1);
+  }
+  return out;
+}
+
+const gitOf = (s: Service) =>
+  s.git ? `${s.git.url}#${s.git.ref}${s.git.subdir ? `:${s.git.subdir}` : ''}` : null;
+
 export const services: Command = {
   name: 'services',
-  summary: 'List services and where they are served',
-  help: `Usage:
-  selfdevop services [--project NAME|ID] [--json]
-  selfdevop services health SERVICE [--environment NAME] [--project NAME|ID] [--json]
+  summary: 'List services and where they are served; set a service’s git source',
+  help: `Usage: selfdevop services [--project NAME|ID] [--json]
+       selfdevop services health NAME|ID [--environment NAME] [--project NAME|ID] [--json]
+       selfdevop services git NAME|ID --url URL [--ref REF] [--subdir DIR] [--dockerfile FILE]
+                              [--build-arg KEY=value]… [--token-stdin | --no-token]
+       selfdevop services git NAME|ID --remove
+       selfdevop services deploy-key NAME|ID
 
 health reads the app's state live from its node (the serving container, its restarts and
 its health check) and, apart from it, how the last deploy ended: an app still serving its
 previous release after a failed deploy is healthy, and its last deploy failed. It exits 1
 when the app is not healthy.
 
-Example:
+git sets where the service is built from: the repository (https://…, ssh://… or
+user@host:path), the branch or tag deploys follow (default main), the build context's
+sub-directory and the Dockerfile in it. --token-stdin reads an HTTPS access token from
+stdin (or asks for it, not echoed); it is sealed and never shown again. --no-token drops
+the stored credential. deploy-key makes an SSH deploy key for an ssh:// repository and
+prints its public half: add it to the repository as a read-only deploy key.
+
+Examples:
   selfdevop services --project shop
-  selfdevop services health web --environment production`,
+  selfdevop services health web --environment production
+  echo "$GITEA_TOKEN" | selfdevop services git web --url https://git.example.com/shop/web.git --token-stdin
+  selfdevop services git api --url git@git.example.com:shop/mono.git --subdir api
+  selfdevop services deploy-key api`,
   async run(ctx) {
     const { values, positionals } = parse(ctx.args, {
       project: { type: 'string' },
       environment: { type: 'string' },
       json: { type: 'boolean' },
+      url: { type: 'string' },
+      ref: { type: 'string' },
+      subdir: { type: 'string' },
+      dockerfile: { type: 'string' },
+      'build-arg': { type: 'string', multiple: true },
+      'token-stdin': { type: 'boolean' },
+      'no-token': { type: 'boolean' },
+      remove: { type: 'boolean' },
     });
+    const [sub = 'list', name] = positionals;
+    if (sub === 'git') {
+      if (!name) throw new CliError('services git needs the service NAME or ID', 2);
+      if (!values.remove && !values.url)
+        throw new CliError('services git needs --url (or --remove)', 2);
+      if (values['token-stdin'] && values['no-token'])
+        throw new CliError('give --token-stdin or --no-token, not both', 2);
+      const api = await client(ctx.env);
+      const service = await resolveService(api, name, values.project);
+      let git: Record<string, unknown> | null = null;
+      if (!values.remove) {
+        const token = values['token-stdin']
+          ? await readSecret(ctx, `access token for ${values.url}: `)
+          : undefined;
+        if (values['token-stdin'] && !token)
+          throw new CliError('the token read from stdin is empty', 2);
+        const args = buildArgsOf(values['build-arg']);
+        git = {
+          url: values.url,
+          ...(values.ref !== undefined ? { ref: values.ref } : {}),
+          ...(values.subdir !== undefined ? { subdir: values.subdir } : {}),
+          ...(values.dockerfile !== undefined ? { dockerfile: values.dockerfile } : {}),
+          ...(args ? { buildArgs: args } : {}),
+          ...(token ? { token } : values['no-token'] ? { token: null } : {}),
+        };
+      }
+      const updated = await api.call<Service>('PATCH', `/api/services/${service.id}`, { git });
+      if (values.json) return (json(ctx.o, updated), 0);
+      ctx.o.out(
+        updated.git
+          ? `service ${updated.name} builds from ${gitOf(updated)} (${updated.git.dockerfile}); credential: ${updated.gitCredentialKind ?? 'none'}`
+          : `service ${updated.name} has no git source any more`,
+      );
+      return 0;
+    }
+    if (sub === 'deploy-key') {
+      if (!name) throw new CliError('services deploy-key needs the service NAME or ID', 2);
+      const api = await client(ctx.env);
+      const service = await resolveService(api, name, values.project);
+      const key = await api.call<{ publicKey: string }>(
+        'POST',
+        `/api/services/${service.id}/deploy-key`,
+      );
+      if (values.json) return (json(ctx.o, key), 0);
+      ctx.o.err(`add this read-only deploy key to ${service.git?.url ?? 'the repository'}:`);
+      ctx.o.out(key.publicKey);
+      return 0;
+    }
     const api = await client(ctx.env);
-    if (positionals[0] === 'health') {
-      const svc = await resolveService(api, positionals[1], values.project);
+    if (sub === 'health') {
+      if (!name) throw new CliError('services health needs the service NAME or ID', 2);
+      const svc = await resolveService(api, name, values.project);
       const env = values.environment ?? 'production';
       const h = await api.call<{
         app: {
@@ -48,11 +133,8 @@ Example:
       );
       return healthy ? 0 : 1;
     }
-    if (positionals.length > 0)
-      throw new CliError(
-        `unknown services command ${positionals[0]}: use health, or no command to list`,
-        2,
-      );
+    if (sub !== 'list')
+      throw new CliError(`unknown services command ${sub}: use list, health, git or deploy-key`, 2);
     let query = '';
     if (values.project) {
       const p = await findProject(api, values.project);
@@ -70,11 +152,12 @@ Example:
     const projectName = new Map(projects.map((p) => [p.id, p.name]));
     table(
       ctx.o,
-      ['PROJECT', 'SERVICE', 'IMAGE', 'PORT', 'HEALTHCHECK', 'HOSTS', 'ID'],
+      ['PROJECT', 'SERVICE', 'IMAGE', 'GIT', 'PORT', 'HEALTHCHECK', 'HOSTS', 'ID'],
       items.map((s) => [
         projectName.get(s.projectId) ?? s.projectId,
         s.name,
         s.image,
+        gitOf(s),
         s.containerPort,
         s.healthcheckPath,
         (s.hosts ?? []).map((h) => `${h.environment}: ${h.host}`).join(', '),

@@ -1,5 +1,5 @@
 import type { AuditEvent, Page, PageRequest, Role } from '../models.ts';
-import { can } from '../roles.ts';
+import { can, assertCan } from '../roles.ts';
 import { requireOrg, type CoreDeps, type Principal } from '../deps.ts';
 
 /** Keys whose values may be a capability (a webhook URL carries its token, a DSN its password). */
@@ -31,6 +31,7 @@ export async function listAuditEvents(
   filter: { action?: string; targetId?: string },
 ): Promise<Page<AuditEvent>> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   const events = await deps.store.withOrg(p.orgId, (repos) => repos.audit.list(page, filter));
   return { ...events, items: events.items.map((e) => auditEventFor(p.role, e)) };
 }

@@ -3,15 +3,17 @@ import {
   CoreError,
   InvalidCredentials,
   InvalidInput,
+  InviteUnusable,
   NotFound,
   SignupClosed,
   SignupRefused,
   TooManyAttempts,
   Unauthenticated,
 } from '../errors.ts';
-import type { Org, User } from '../models.ts';
+import type { Invite, Org, User } from '../models.ts';
 import type { LoginInput, SignupInput } from '../schemas.ts';
 import { recordAudit, type CoreDeps, type Principal, type RequestContext } from '../deps.ts';
+import { findUsableInvite, joinByInvite } from '../invites/use-cases.ts';
 
 export const apiKeyPrefix = 'sdo_';
 
@@ -39,7 +41,8 @@ export async function signup(
 ): Promise<{ token: string; user: Pick<User, 'id' | 'email'>; org: Pick<Org, 'id' | 'name'> }> {
   const local = localAuth(deps);
   const mode = deps.config.signupMode;
-  if (mode === 'closed') throw new SignupClosed();
+  // An invite is how people join a closed install: it lets in its one address, once.
+  if (mode === 'closed' && !input.inviteToken) throw new SignupClosed();
   // Before any hashing: a flood from one source costs a counter, not a bcrypt.
   const wait = ctx.ip ? await deps.signupLimits.perIp.hit(ctx.ip) : 0;
   if (wait) {
@@ -49,8 +52,13 @@ export async function signup(
     );
     throw new TooManyAttempts(wait, 'signup');
   }
-  if (mode === 'first-user' && (await deps.store.identity.countUsers()) > 0)
+  let invite: Invite | null = null;
+  if (input.inviteToken) {
+    invite = await findUsableInvite(deps, input.inviteToken);
+    if (invite.email !== input.email.toLowerCase()) throw new InviteUnusable('email_mismatch');
+  } else if (mode === 'first-user' && (await deps.store.identity.countUsers()) > 0) {
     throw new SignupClosed();
+  }
 
   const now = deps.clock.now().toISOString();
   const user = { id: deps.ids.newId('usr'), email: input.email, createdAt: now };
@@ -58,7 +66,7 @@ export async function signup(
   const withPassword = { ...user, passwordHash: await local.hashPassword(input.password) };
   if (await deps.store.identity.findUserByEmail(input.email)) throw new SignupRefused();
   try {
-    if (mode === 'first-user') {
+    if (mode === 'first-user' && !invite) {
       // Counted and inserted atomically: of concurrent first signups exactly one wins.
       if (!(await deps.store.identity.createFirstUser(withPassword))) throw new SignupClosed();
     } else {
@@ -70,6 +78,15 @@ export async function signup(
     throw e;
   }
 
+  if (invite) {
+    // A member of the org that invited them, not the owner of a new one.
+    const joined = await joinByInvite(deps, invite, user, ctx);
+    return {
+      token: await local.issueSession(user.id),
+      user: { id: user.id, email: user.email },
+      org: joined.org,
+    };
+  }
   const org = {
     id: deps.ids.newId('org'),
     name: `${input.email.split('@')[0]}'s org`,

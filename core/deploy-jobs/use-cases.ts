@@ -1,4 +1,5 @@
 import { NotFound } from '../errors.ts';
+import { assertCan } from '../roles.ts';
 import type { DeployJob, Page, PageRequest } from '../models.ts';
 import { deployJobIdOf } from '../releases/context.ts';
 import { createRelease, type CreateReleaseInput } from '../releases/create.ts';
@@ -22,6 +23,7 @@ export async function getDeployJob(
   id: string,
 ): Promise<DeployJob> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   const job = await deps.store.withOrg(p.orgId, (repos) => repos.deployJobs.get(id));
   if (!job) throw new NotFound('deploy_job', id);
   return job;
@@ -33,5 +35,6 @@ export async function listDeployJobs(
   page: PageRequest,
 ): Promise<Page<DeployJob>> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, (repos) => repos.deployJobs.list(page));
 }

@@ -173,6 +173,7 @@ export async function getDomain(
   domainId: string,
 ): Promise<DomainView> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, async (repos) => {
     const d = await repos.domains.get(domainId);
     if (!d) throw new NotFound('domain', domainId);
@@ -187,6 +188,7 @@ export async function listDomains(
   filter: { serviceId?: string; environmentId?: string } = {},
 ): Promise<Page<DomainView>> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, async (repos) => {
     const found = await repos.domains.list(page, filter);
     const targets = new Map<string, Awaited<ReturnType<typeof loadTarget>>>();

@@ -47,6 +47,7 @@ export async function getEnvironment(
   id: string,
 ): Promise<Environment> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   const env = await deps.store.withOrg(p.orgId, (repos) => repos.environments.get(id));
   if (!env) throw new NotFound('environment', id);
   return env;
@@ -59,5 +60,6 @@ export async function listEnvironments(
   filter: { projectId?: string },
 ): Promise<Page<Environment>> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, (repos) => repos.environments.list(page, filter));
 }

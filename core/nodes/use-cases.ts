@@ -99,6 +99,7 @@ export async function updateNodeCredentials(
 
 export async function getNode(deps: CoreDeps, principal: Principal, id: string): Promise<NodeView> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   const node = await deps.store.withOrg(p.orgId, (repos) => repos.nodes.get(id));
   if (!node) throw new NotFound('node', id);
   return nodeView(node);
@@ -110,6 +111,7 @@ export async function listNodes(
   page: PageRequest,
 ): Promise<Page<NodeView>> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   const nodes = await deps.store.withOrg(p.orgId, (repos) => repos.nodes.list(page));
   return { ...nodes, items: nodes.items.map(nodeView) };
 }

@@ -1,4 +1,5 @@
 import { NotFound } from '../errors.ts';
+import { assertCan } from '../roles.ts';
 import type { Org } from '../models.ts';
 import {
   recordAudit,
@@ -31,7 +32,8 @@ export async function createOrg(
 }
 
 export async function getOrg(deps: CoreDeps, principal: Principal, orgId: string): Promise<Org> {
-  requireSameOrg(principal, orgId);
+  const p = requireSameOrg(principal, orgId);
+  assertCan(p.role, 'read');
   const org = await deps.store.withOrg(orgId, (repos) => repos.orgs.get());
   if (!org) throw new NotFound('org', orgId);
   return org;

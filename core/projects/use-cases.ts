@@ -53,6 +53,7 @@ export async function getProject(
   projectId: string,
 ): Promise<Project & { environments: Environment[] }> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, async (repos) => {
     const project = await findProject(repos, projectId);
     const envs = await repos.environments.list({ limit: 200 }, { projectId });
@@ -66,5 +67,6 @@ export async function listProjects(
   page: PageRequest,
 ): Promise<Page<Project>> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, (repos) => repos.projects.list(page));
 }

@@ -1,9 +1,11 @@
 import * as z from 'zod';
-import { InvalidInput, NotFound } from '../errors.ts';
-import type { NodeRecord, Release } from '../models.ts';
+import { InvalidInput, isCoreError, NotFound } from '../errors.ts';
+import type { NodeRecord, Release, Service } from '../models.ts';
 import type { OrgRepos } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import { id, imageRef, slugName } from '../schemas.ts';
+import { buildRepository, buildTag, gitRefName, isFullSha } from '../builds/git-source.ts';
+import { openGitRemote } from '../builds/credentials.ts';
 import { requireOrg, type Principal, type RequestContext } from '../deps.ts';
 import { appendEvent, deployJobIdOf, failUnstarted } from './context.ts';
 import { sendStep, type ReleaseDeps } from './deps.ts';
@@ -13,11 +15,13 @@ import { NoNodeAvailable } from './errors.ts';
 export const createReleaseInput = z.strictObject({
   serviceId: id,
   environment: slugName.optional(),
-  image: imageRef,
+  image: imageRef.optional(),
   gitSha: z
     .string()
     .regex(/^[0-9a-f]{7,40}$/, 'must be 7 to 40 lowercase hex characters')
     .nullish(),
+  /** Build this branch, tag or full sha of the service's git source (instead of an image). */
+  gitRef: gitRefName.optional(),
 });
 export type CreateReleaseInput = z.input<typeof createReleaseInput>;
 
@@ -51,6 +55,8 @@ export interface NewRelease {
   environmentId: string;
   image: string;
   gitSha: string | null;
+  /** The ref to build for a git release; null for an image release. */
+  gitRef?: string | null;
   kind: 'deploy' | 'rollback';
 }
 
@@ -78,6 +84,7 @@ export async function insertRelease(
     image: input.image,
     imageDigest: null,
     gitSha: input.gitSha,
+    gitRef: input.gitRef ?? null,
     status: 'queued',
     previousReleaseId: previous?.id ?? null,
     nodeId: node.id,
@@ -107,6 +114,7 @@ export async function insertRelease(
     {
       image: release.image,
       gitSha: release.gitSha,
+      ...(release.gitRef ? { gitRef: release.gitRef } : {}),
       nodeId: node.id,
       previousReleaseId: release.previousReleaseId,
       kind: input.kind,
@@ -132,28 +140,68 @@ export async function createRelease(
   const p = requireOrg(principal);
   assertCan(p.role, 'deploy');
   const body = parseInput(input);
+  if (body.image !== undefined && body.gitRef !== undefined)
+    throw new InvalidInput('gitRef: give an image or a gitRef, not both', { field: 'gitRef' });
   const envName = body.environment ?? 'production';
-  const release = await deps.store.withOrg(p.orgId, async (repos) => {
+  const found = await deps.store.withOrg(p.orgId, async (repos) => {
     const service = await repos.services.get(body.serviceId);
     if (!service) throw new NotFound('service', body.serviceId);
     const environment = await repos.environments.findByName(service.projectId, envName);
     if (!environment) throw new NotFound('environment', envName);
-    return insertRelease(
+    return { service, environment };
+  });
+  const { service, environment } = found;
+  let what: Pick<NewRelease, 'image' | 'gitSha' | 'gitRef'>;
+  if (body.image !== undefined) {
+    what = { image: body.image, gitSha: body.gitSha ?? null, gitRef: null };
+  } else if (!service.git) {
+    throw new InvalidInput(
+      body.gitRef !== undefined
+        ? 'gitRef: the service has no git source to build; set git.url with PATCH /api/services/{id}'
+        : 'image: is required (the service has no git source to build)',
+      { field: body.gitRef !== undefined ? 'gitRef' : 'image' },
+    );
+  } else {
+    const ref = body.gitRef ?? body.gitSha ?? service.git.ref;
+    const sha = isFullSha(ref) ? ref : await resolveEarly(deps, service, ref);
+    what = {
+      image: sha ? buildTag(service, sha) : buildRepository(service),
+      gitSha: sha,
+      gitRef: ref,
+    };
+  }
+  const release = await deps.store.withOrg(p.orgId, (repos) =>
+    insertRelease(
       deps,
       repos,
-      {
-        serviceId: service.id,
-        environmentId: environment.id,
-        image: body.image,
-        gitSha: body.gitSha ?? null,
-        kind: 'deploy',
-      },
+      { serviceId: service.id, environmentId: environment.id, ...what, kind: 'deploy' },
       p,
       ctx?.requestId ?? null,
-    );
-  });
+    ),
+  );
   await queueRelease(deps, release);
   return release;
+}
+
+/**
+ * The commit `ref` names, asked before the release is queued so an unknown ref, a wrong
+ * credential or an unreachable repository is the caller's 400 rather than a failed
+ * release. Null where this process cannot read repositories (the cloud's API function
+ * ships without git): the build step resolves it then, and a failure fails the release.
+ */
+async function resolveEarly(
+  deps: ReleaseDeps,
+  service: Service,
+  ref: string,
+): Promise<string | null> {
+  if (!deps.source) return null;
+  const remote = await openGitRemote(deps.vault, service);
+  try {
+    return await deps.source.resolveRef(remote, ref);
+  } catch (e) {
+    if (isCoreError(e) && e.kind === 'unavailable') return null;
+    throw e;
+  }
 }
 
 /**

@@ -12,6 +12,7 @@ import type {
   KeyVault,
   Logger,
   SendOptions,
+  SourceRepository,
   Store,
 } from '../ports.ts';
 
@@ -62,7 +63,24 @@ export interface ReleaseConfig {
   maxStepsPerOrg?: number;
   /** A release still `queued` with no step after this long lost its first message (default 60). */
   joblessAfterSeconds?: number;
+  /** Limits of an image build from git (defaults: `defaultBuildLimits`). */
+  build?: Partial<BuildLimits>;
 }
+
+/** What one build may take of its node: it must never take the host down. */
+export interface BuildLimits {
+  /** The build is cancelled after this long and the release fails. */
+  timeoutMs: number;
+  /** Memory and CPUs asked of the engine for the build's steps; null for none. */
+  memoryMb: number | null;
+  cpus: number | null;
+}
+
+export const defaultBuildLimits: BuildLimits = {
+  timeoutMs: 15 * 60_000,
+  memoryMb: 2048,
+  cpus: 2,
+};
 
 export const defaultReleaseConfig = {
   migrationTimeoutMs: 15 * 60_000,
@@ -84,6 +102,8 @@ export interface ReleaseDeps {
   ids: IdGenerator;
   logger: Logger;
   config: ReleaseConfig;
+  /** Git repositories, for releases built from a ref; absent where no build can run. */
+  source?: SourceRepository;
   /** Where release events go beyond the audit trail (webhooks); none in unit tests. */
   events?: EventPublisher;
 }

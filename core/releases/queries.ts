@@ -1,4 +1,5 @@
 import { NotFound } from '../errors.ts';
+import { assertCan } from '../roles.ts';
 import type { Page, PageRequest, Release, ReleaseLogLine, ReleaseStep } from '../models.ts';
 import type { ListFilter } from '../ports.ts';
 import { requireOrg, type Principal } from '../deps.ts';
@@ -16,6 +17,7 @@ export async function getRelease(
   id: string,
 ): Promise<ReleaseView> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, async (repos) => {
     const release = await repos.releases.get(id);
     if (!release) throw new NotFound('release', id);
@@ -34,6 +36,7 @@ export async function listReleases(
   filter: ListFilter = {},
 ): Promise<Page<Release>> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, (repos) => repos.releases.list(page, filter));
 }
 
@@ -46,6 +49,7 @@ export async function listReleaseLogs(
   limit?: number,
 ): Promise<ReleaseLogLine[]> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, async (repos) => {
     if (!(await repos.releases.get(id))) throw new NotFound('release', id);
     return repos.releaseLogs.list(id, afterSeq, limit);
@@ -61,6 +65,7 @@ export async function readReleaseProgress(
   limit: number,
 ): Promise<{ status: Release['status']; error: string | null; lines: ReleaseLogLine[] }> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, async (repos) => {
     const release = await repos.releases.get(id);
     if (!release) throw new NotFound('release', id);

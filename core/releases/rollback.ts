@@ -180,8 +180,11 @@ export async function rollbackRelease(
       {
         serviceId: service.id,
         environmentId: environment.id,
-        image: to.imageDigest ?? to.image,
-        gitSha: to.gitSha,
+        // A built release goes back to its `<service>:<sha>` image: reused where the node
+        // still has it, else rebuilt from the recorded sha (the build step logs which).
+        ...(to.gitRef !== null && to.gitSha !== null
+          ? { image: to.image, gitSha: to.gitSha, gitRef: to.gitSha }
+          : { image: to.imageDigest ?? to.image, gitSha: to.gitSha }),
         kind: 'rollback',
       },
       actor,

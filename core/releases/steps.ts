@@ -1,5 +1,6 @@
 import type { ReleaseStep, Service } from '../models.ts';
 import { describeProbe, waitUntilHealthy } from './health.ts';
+import { buildFromGit } from './build.ts';
 import {
   appendEvent,
   appendLog,
@@ -41,21 +42,33 @@ export const stepNames = [
   'complete',
 ] as const;
 
-/** queued|building → artifact_ready: the node answers and the image resolves to a digest. */
+/**
+ * queued|building → artifact_ready: the node answers and the image is there: resolved to
+ * a digest, or, for a git release, reused or built on the node (`buildFromGit`).
+ */
 export const build: StepRunner = async (c) => {
   if (c.release.status === 'queued') {
     const started = await move(c, 'building', {}, async (repos, r) => {
       await updateDeployJob(c.deps, repos, r.id, { status: 'running', attempts: c.attempt });
-      await appendEvent(c.deps, repos, r, 'release.started', { image: r.image, nodeId: r.nodeId });
+      await appendEvent(c.deps, repos, r, 'release.started', {
+        image: r.image,
+        nodeId: r.nodeId,
+        ...(r.gitRef ? { gitRef: r.gitRef, gitSha: r.gitSha } : {}),
+      });
     });
     if (!started) return;
   }
   const step = await beginStep(c, 'build');
-  await appendLog(c, `resolving image ${c.release.image} on node ${c.node.name}`);
   const target = await nodeTarget(c);
   await viaDocker(() => c.deps.runtime.ping(target));
-  const digest = await viaDocker(() => c.deps.runtime.resolveImage(target, c.release.image));
-  await appendLog(c, `image ${c.release.image} is ${digest}`);
+  let digest: string;
+  if (c.release.gitRef !== null) {
+    digest = await buildFromGit(c, target);
+  } else {
+    await appendLog(c, `resolving image ${c.release.image} on node ${c.node.name}`);
+    digest = await viaDocker(() => c.deps.runtime.resolveImage(target, c.release.image));
+    await appendLog(c, `image ${c.release.image} is ${digest}`);
+  }
   await endStep(c, step);
   if (await move(c, 'artifact_ready', { imageDigest: digest }))
     await sendStep(c.deps, c.release, 'artifact_ready');

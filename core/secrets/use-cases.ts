@@ -88,6 +88,7 @@ export async function listSecrets(
   environmentName = 'production',
 ): Promise<{ items: SecretView[] }> {
   const p = requireOrg(principal);
+  assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, async (repos) => {
     const { service, environment } = await findServiceEnvironment(
       repos,

@@ -10,6 +10,11 @@ export const webhookEventTypes = [
   'release.rolled_back',
   'domain.dns_verified',
   'domain.cert_active',
+  'member.added',
+  'member.removed',
+  'member.role_changed',
+  'invite.created',
+  'invite.revoked',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 

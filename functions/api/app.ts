@@ -13,6 +13,8 @@ import { authRoutes } from './routes/auth.ts';
 import { deployJobRoutes } from './routes/deploy-jobs.ts';
 import { domainRoutes } from './routes/domains.ts';
 import { environmentRoutes } from './routes/environments.ts';
+import { inviteRoutes } from './routes/invites.ts';
+import { memberRoutes } from './routes/members.ts';
 import { nodeRoutes } from './routes/nodes.ts';
 import { orgRoutes } from './routes/orgs.ts';
 import { projectRoutes } from './routes/projects.ts';
@@ -27,6 +29,8 @@ export const defaultRoutes: RouteDef[] = [
   ...authRoutes,
   ...orgRoutes,
   ...apiKeyRoutes,
+  ...memberRoutes,
+  ...inviteRoutes,
   ...projectRoutes,
   ...environmentRoutes,
   ...serviceRoutes,

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { permissions, type Permission } from '../../core/roles.ts';
 import type { RouteDef } from './route.ts';
 
 const errorSchema = {
@@ -57,12 +58,20 @@ export function openApiDocument(routes: RouteDef[], version: string) {
       },
     };
     if (r.auth) responses['401'] = { description: 'Missing or invalid credentials' };
+    if (r.permission in permissions)
+      responses['403'] = { description: "The caller's role does not allow this" };
     if (r.method !== 'get')
       responses['409'] = { description: 'Conflict (duplicate name, release in flight)' };
     paths[r.path] ??= {};
     paths[r.path]![r.method] = {
       summary: r.summary,
       tags: [r.tag],
+      'x-permission': r.permission,
+      ...(r.permission in permissions
+        ? {
+            description: `Needs a role of at least ${permissions[r.permission as Permission]} (${r.permission}).`,
+          }
+        : {}),
       operationId: `${r.method}${r.path.replace(/\{(\w+)\}/g, 'By_$1').replace(/[^A-Za-z0-9]+(.)?/g, (_, ch: string | undefined) => (ch ? ch.toUpperCase() : ''))}`,
       ...(r.auth ? { security: [{ bearer: [] }] } : { security: [] }),
       ...(parameters.length ? { parameters } : {}),

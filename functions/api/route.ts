@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { Principal, RequestContext } from '../../core/deps.ts';
+import type { Permission } from '../../core/roles.ts';
 import type { ApiDeps } from '../../core/system.ts';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -27,6 +28,13 @@ export interface RouteDef<B = unknown, Q = unknown> {
   tag: string;
   /** false for signup, login and the health endpoints. */
   auth: boolean;
+  /**
+   * What the caller's role must allow (core/roles.ts), as the use case enforces it;
+   * `signed-in` needs credentials but no role in an org, `anyone` not even those. Stated
+   * here for the OpenAPI document and for the role × endpoint test, which checks that
+   * the core answers 403 exactly to the roles this excludes.
+   */
+  permission: Permission | 'signed-in' | 'anyone';
   body?: z.ZodType<B>;
   query?: z.ZodType<Q>;
   /** Success status: 200, 201, 202 or 204. */

@@ -5,7 +5,10 @@ import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { createWorkerHandler, sqsWorkerHandlers } from './worker-handler.ts';
 
 // The one function that talks to the tenants' Docker engines.
-const system = await fromCloud(fromCloudEnv(), { runtime: new DockerRuntime() });
+const config = fromCloudEnv();
+const system = await fromCloud(config, {
+  runtime: new DockerRuntime({ builder: config.BUILD_BUILDER }),
+});
 
 export const handler = createWorkerHandler({
   queue: system.queue,

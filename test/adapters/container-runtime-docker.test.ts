@@ -14,6 +14,7 @@ import {
   ensureTestImages,
   httpGet,
   removeContainersByLabel,
+  removeImagesByLabel,
   testImages,
   testRun,
   unreachableTargets,
@@ -176,6 +177,7 @@ describe.skipIf(!hasDocker)('DockerRuntime contract', () => {
         name: run.name,
         cleanup: async () => {
           await removeContainersByLabel(run.labels);
+          await removeImagesByLabel(run.labels);
         },
       };
     },

@@ -113,9 +113,15 @@ export function runApiSuite(
         ]) {
           expect(doc.paths[p], p).toBeDefined();
         }
-        expect(
-          doc.paths['/api/services'].post.requestBody.content['application/json'].schema.required,
-        ).toContain('image');
+        const serviceBody =
+          doc.paths['/api/services'].post.requestBody.content['application/json'].schema;
+        expect(serviceBody.required).toContain('containerPort');
+        // An image, or a git source to build it from (one of them, checked by the use case).
+        expect(Object.keys(serviceBody.properties)).toEqual(
+          expect.arrayContaining(['image', 'git']),
+        );
+        expect(doc.paths['/api/services/{id}'].patch).toBeDefined();
+        expect(doc.paths['/api/services/{id}/deploy-key'].post).toBeDefined();
         const docs = await req('GET', '/docs');
         expect(docs.status).toBe(200);
         expect(docs.text).toContain('/openapi.json');
@@ -690,6 +696,162 @@ export function runApiSuite(
         expect((await req('GET', `/api/nodes/${res.body.id}`, { token: b.token })).status).toBe(
           404,
         );
+      });
+    });
+
+    describe('git sources', () => {
+      let projectId: string;
+
+      beforeAll(async () => {
+        const res = await req('POST', '/api/projects', { token: a.token, body: { name: 'built' } });
+        expect(res.status, res.text).toBe(201);
+        projectId = res.body.id;
+      });
+
+      const service = (name: string, extra: Record<string, unknown>) =>
+        req('POST', '/api/services', {
+          token: a.token,
+          body: { projectId, name, containerPort: 8080, healthcheckPath: '/health', ...extra },
+        });
+
+      it('creates a service built from git, its fields normalised and its token write-only', async () => {
+        const token = `tok-${Date.now()}-write-only`;
+        const res = await service('api', {
+          git: {
+            url: 'https://git.example.com/shop/api.git',
+            subdir: './services/api/',
+            buildArgs: { NODE_ENV: 'production' },
+            token,
+          },
+        });
+        expect(res.status, res.text).toBe(201);
+        expect(res.body.git).toEqual({
+          url: 'https://git.example.com/shop/api.git',
+          ref: 'main',
+          subdir: 'services/api',
+          dockerfile: 'Dockerfile',
+          buildArgs: { NODE_ENV: 'production' },
+        });
+        expect(res.body.gitCredentialKind).toBe('token');
+        expect(res.body.image).toMatch(/^api-[0-9a-z]{1,6}$/);
+        const shown = [
+          res.text,
+          (await req('GET', `/api/services/${res.body.id}`, { token: a.token })).text,
+          (await req('GET', `/api/services?projectId=${projectId}`, { token: a.token })).text,
+          (await req('GET', '/api/audit?limit=200', { token: a.token })).text,
+          api.logLines().join('\n'),
+        ];
+        for (const text of shown) {
+          expect(text).not.toContain(token);
+          expect(text).not.toContain('sealedGitCredential');
+        }
+        // Another org sees nothing of it.
+        expect(
+          (
+            await req('PATCH', `/api/services/${res.body.id}`, {
+              token: b.token,
+              body: { git: null },
+            })
+          ).status,
+        ).toBe(404);
+        expect(
+          (await req('POST', `/api/services/${res.body.id}/deploy-key`, { token: b.token })).status,
+        ).toBe(404);
+      });
+
+      it('makes an SSH deploy key and shows its public half only; PATCH changes and removes the source', async () => {
+        const res = await service('worker', {
+          git: { url: 'git@git.example.com:shop/worker.git' },
+        });
+        expect(res.status, res.text).toBe(201);
+        const id = res.body.id as string;
+        const key = await req('POST', `/api/services/${id}/deploy-key`, { token: a.token });
+        expect(key.status, key.text).toBe(201);
+        expect(key.body).toEqual({
+          serviceId: id,
+          publicKey: expect.stringMatching(
+            /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\S+ selfdevop-worker$/,
+          ),
+        });
+        const got = await req('GET', `/api/services/${id}`, { token: a.token });
+        expect(got.body).toMatchObject({
+          gitCredentialKind: 'deploy_key',
+          gitPublicKey: key.body.publicKey,
+        });
+        expect(got.text).not.toContain('PRIVATE KEY');
+
+        const patched = await req('PATCH', `/api/services/${id}`, {
+          token: a.token,
+          body: {
+            git: {
+              url: 'git@git.example.com:shop/worker.git',
+              ref: 'release',
+              dockerfile: 'ops/Dockerfile',
+            },
+          },
+        });
+        expect(patched.status, patched.text).toBe(200);
+        expect(patched.body.git).toMatchObject({ ref: 'release', dockerfile: 'ops/Dockerfile' });
+        expect(patched.body.gitPublicKey).toBe(key.body.publicKey);
+
+        const viewer = await req('PATCH', `/api/services/${id}`, {
+          token: keys.viewer,
+          body: { git: null },
+        });
+        expect(viewer.status).toBe(403);
+        const removed = await req('PATCH', `/api/services/${id}`, {
+          token: a.token,
+          body: { git: null },
+        });
+        expect(removed.status, removed.text).toBe(200);
+        expect(removed.body).toMatchObject({
+          git: null,
+          gitCredentialKind: null,
+          gitPublicKey: null,
+        });
+        const noSource = await req('POST', `/api/services/${id}/deploy-key`, { token: a.token });
+        expect(noSource.status).toBe(400);
+        expect(noSource.body.error.message).toMatch(/^git: the service has no git source/);
+        const noRef = await req('POST', '/api/releases', {
+          token: a.token,
+          body: { serviceId: id, gitRef: 'main' },
+        });
+        expect(noRef.status).toBe(400);
+        expect(noRef.body.error.message).toMatch(/^gitRef: the service has no git source/);
+      });
+
+      it('refuses bad git input with a 400 naming the field', async () => {
+        const cases: [Record<string, unknown>, RegExp][] = [
+          [{}, /^image: is required unless the service has a git source/],
+          [{ git: { url: 'file:///etc/passwd' } }, /^git\.url: /],
+          [{ git: { url: 'ext::sh -c id' } }, /^git\.url: /],
+          [
+            { git: { url: 'https://u:p@example.com/r.git' } },
+            /^git\.url: must not carry credentials/,
+          ],
+          [{ git: { url: 'https://example.com/r.git', subdir: 'a/../../b' } }, /^git\.subdir: /],
+          [{ git: { url: 'https://example.com/r.git', dockerfile: '' } }, /^git\.dockerfile: /],
+          [{ git: { url: 'https://example.com/r.git', ref: '-x' } }, /^git\.ref: /],
+          [
+            { git: { url: 'https://example.com/r.git', buildArgs: { 'A B': 'x' } } },
+            /^git\.buildArgs/,
+          ],
+          [{ git: { url: 'https://example.com/r.git', extra: 1 } }, /extra/],
+          [
+            { git: { url: 'http://git.example.com/r.git', token: 'x' } },
+            /^git\.token: a token is sent only over https/,
+          ],
+        ];
+        for (const [extra, message] of cases) {
+          const res = await service('bad', extra);
+          expect(res.status, JSON.stringify(extra)).toBe(400);
+          expect(res.body.error.message, JSON.stringify(extra)).toMatch(message);
+        }
+        const empty = await req('PATCH', '/api/services/svc_000000nope', {
+          token: a.token,
+          body: {},
+        });
+        expect(empty.status).toBe(400);
       });
     });
 

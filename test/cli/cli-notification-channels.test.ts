@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSelfhostApi } from '../support/api.ts';
-import { startSmtp, type TestSmtp } from '../support/smtp.ts';
+import { startSmtpServer } from '../support/smtp.ts';
 
 const cliMain = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
 
 describe('the selfdevop CLI for notification channels', () => {
   let api: Awaited<ReturnType<typeof startSelfhostApi>>;
-  let smtp: TestSmtp;
+  let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
   let dir: string;
   let env: Record<string, string>;
 
@@ -40,8 +40,8 @@ describe('the selfdevop CLI for notification channels', () => {
   }
 
   beforeAll(async () => {
-    smtp = await startSmtp();
-    api = await startSelfhostApi({ smtpUrl: smtp.url, mailFrom: 'selfdevop@example.com' });
+    smtp = await startSmtpServer();
+    api = await startSelfhostApi({ smtpUrl: `smtp://127.0.0.1:${smtp.port}` });
     const s = await api.request('POST', '/api/auth/local/signup', {
       body: { email: 'cli-notify@example.com', password: 'correct horse battery' },
     });

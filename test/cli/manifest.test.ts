@@ -24,7 +24,36 @@ services:
     });
   });
 
+  it('maps a service built from git, with no image, to POST /api/services', () => {
+    const m = parseManifest(`
+project: shop
+services:
+  api:
+    git: { url: https://git.example.com/shop/mono.git, subdir: api, buildArgs: { WORKERS: 4 } }
+    port: 3000
+`);
+    expect(serviceBody('prj_1', 'api', m.services.api!)).toEqual({
+      projectId: 'prj_1',
+      name: 'api',
+      git: {
+        url: 'https://git.example.com/shop/mono.git',
+        subdir: 'api',
+        buildArgs: { WORKERS: '4' },
+      },
+      containerPort: 3000,
+      healthcheckPath: '/health',
+    });
+  });
+
   it.each([
+    [
+      'project: shop\nservices:\n  web: { port: 80 }\n',
+      /^selfdevop\.yml: services\.web: needs an image or a git source/,
+    ],
+    [
+      'project: shop\nservices:\n  web: { port: 80, git: { url: x, token: t } }\n',
+      /^selfdevop\.yml: services\.web\.git: .*token/,
+    ],
     ['project: [\n', /^selfdevop\.yml is not valid YAML: /],
     ['services: {}\n', /^selfdevop\.yml: project: /],
     ['project: shop\nservices: {}\n', /^selfdevop\.yml: services: must name at least one service$/],

@@ -18,6 +18,7 @@ import {
   cloudQueues,
   maxReceiveCount,
   workerTimeoutSeconds,
+  cloudBuildTimeoutSeconds,
   type LambdaName,
 } from '../../infra-cdk/stack.ts';
 import { scheduledJobs, type WorkerSystem } from '../../core/queues.ts';
@@ -529,6 +530,37 @@ describe('cloud stack', () => {
       DNS_SERVERS: '10.0.0.2',
       EDGE_TLS_ADDRESS: '10.0.0.10:443',
     });
+  });
+
+  it('lets a build end inside the worker function, and gives the worker git from a layer when one is named', () => {
+    const worker = resources('AWS::Lambda::Function').find(
+      (f) => f.Properties.Timeout === workerTimeoutSeconds,
+    )!;
+    const env = (worker.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env.BUILD_TIMEOUT_SECONDS).toBe(String(cloudBuildTimeoutSeconds));
+    expect(cloudBuildTimeoutSeconds).toBeLessThan(workerTimeoutSeconds);
+    expect(env.GIT_BIN).toBeUndefined();
+
+    const app = new App({ outdir: path.join(dir, 'cdk.out.git') });
+    const code = Object.fromEntries(
+      Object.entries(stack.functions).map(([name]) => [name, path.join(dir, name)]),
+    ) as Record<LambdaName, string>;
+    const withGit = new SelfdevopStack(app, 'WithGit', {
+      code,
+      mailDomain: 'mail.example.com',
+      edgeDomain: 'apps.example.com',
+      caddyAdminUrl: 'http://10.0.0.10:2019',
+      authDomainPrefix: 'selfdevop-git',
+      gitLayerArn: 'arn:aws:lambda:eu-west-1:111122223333:layer:git:3',
+      env: { account: '111122223333', region: 'eu-west-1' },
+    });
+    const fn = Template.fromStack(withGit).toJSON().Resources[
+      withGit.getLogicalId(withGit.functions.worker.node.defaultChild as CfnFunction)
+    ] as Resource;
+    expect(fn.Properties.Layers).toContain('arn:aws:lambda:eu-west-1:111122223333:layer:git:3');
+    expect(
+      (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.GIT_BIN,
+    ).toBe('/opt/bin/git');
   });
 
   it('runs the migrations on every deploy before the functions are updated', () => {

@@ -75,6 +75,23 @@ describe('cloud configuration', () => {
     expect(error?.message).not.toContain('EDGE_DOMAIN');
   });
 
+  it('keeps a build inside the worker function: 100 s by default and at most', () => {
+    expect(fromCloudEnv(env)).toMatchObject({
+      BUILD_TIMEOUT_SECONDS: 100,
+      BUILD_BUILDER: 'buildkit',
+      GIT_BIN: 'git',
+    });
+    expect(
+      fromCloudEnv({ ...env, BUILD_TIMEOUT_SECONDS: '60', GIT_BIN: '/opt/bin/git' }),
+    ).toMatchObject({
+      BUILD_TIMEOUT_SECONDS: 60,
+      GIT_BIN: '/opt/bin/git',
+    });
+    expect(() => fromCloudEnv({ ...env, BUILD_TIMEOUT_SECONDS: '900' })).toThrow(
+      /BUILD_TIMEOUT_SECONDS: must be at most 100: a build runs inside the worker function/,
+    );
+  });
+
   it('reads the custom-domain and ledger settings, and names bad ones', () => {
     expect(
       fromCloudEnv({
@@ -280,7 +297,12 @@ describe('migrate Lambda and the cloud composition root', () => {
         signupMode: 'closed',
         edgeDomain: 'apps.example.com',
         allowPrivateWebhooks: false,
+        // Nor builds from its own network.
+        allowPrivateGitHosts: false,
+        // Invite links open the dashboard.
+        publicUrl: 'https://console.example.com',
       });
+      expect(system.api.mailer).toBe(system.mailer);
       expect(system.api.domains?.deps).toBe(system.domains);
       expect(system.domains.config).toMatchObject({
         edgeDomain: 'apps.example.com',

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCoreError } from '../../core/errors.ts';
 import type { ContainerRuntime, ContainerSpec, DockerTarget } from '../../core/ports.ts';
 import type { TestImages } from '../support/docker.ts';
+import { tarOf } from '../support/tar.ts';
 
 /** What one implementation gives the contract. */
 export interface ContainerRuntimeHarness {
@@ -109,6 +110,55 @@ export function runContainerRuntimeContract({
       const e = await errorOf(h.runtime.start(h.target, s));
       expect(e.code).toBe('image_not_found');
       expect(await h.runtime.inspect(h.target, s.name)).toBeNull();
+    });
+  });
+
+  describe('builds', () => {
+    it('builds a tagged image from a streamed context, each output line as it comes, and knows the image after', async () => {
+      const runtime = h.runtime;
+      if (!runtime.build || !runtime.localImage) throw new Error('a runtime here must build');
+      const nonce = `${process.pid}-${Date.now()}`;
+      const tag = `${h.name('built')}:${nonce}`;
+      async function* context() {
+        yield tarOf({
+          'build/Dockerfile': `FROM ${images.app}\nENV NONCE=${nonce}\nRUN echo contract-build-${nonce}\n`,
+        });
+      }
+      expect(await runtime.localImage(h.target, tag)).toBeNull();
+      const lines: string[] = [];
+      const result = await runtime.build(
+        h.target,
+        {
+          tag,
+          context: context(),
+          dockerfile: 'build/Dockerfile',
+          buildArgs: {},
+          labels: { ...h.labels },
+          memoryMb: 256,
+          cpus: 1,
+          timeoutMs: 60_000,
+        },
+        (line) => void lines.push(line),
+      );
+      expect(result).toEqual({
+        imageId: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+        error: null,
+        timedOut: false,
+      });
+      expect(lines.length).toBeGreaterThan(0);
+      expect(await runtime.localImage(h.target, tag)).toBe(result.imageId);
+      // Usable wherever an image is: started, it serves like the image it was built from.
+      const info = await runtime.start(h.target, spec('from-build', { image: tag }));
+      expect(info.state).toBe('running');
+      await answer(info.published!, '/health');
+    });
+
+    it('says a build target that does not answer is unavailable', async () => {
+      const runtime = h.runtime;
+      for (const target of h.unreachable) {
+        const e = await errorOf(runtime.localImage!(target, 'any:1'));
+        expect(isCoreError(e) && (e as { kind?: string }).kind).toBe('unavailable');
+      }
     });
   });
 

@@ -51,6 +51,10 @@ const service = (orgId: string, id: string, o: Partial<Service> = {}): Service =
   warmSeconds: 300,
   drainSeconds: 30,
   sticky: false,
+  git: null,
+  gitCredentialKind: null,
+  gitPublicKey: null,
+  sealedGitCredential: null,
   createdAt: at(0),
   ...o,
 });
@@ -62,6 +66,7 @@ const release = (s: Service, environmentId: string, id: string, o: Partial<Relea
   image: s.image,
   imageDigest: null,
   gitSha: null,
+  gitRef: null,
   status: 'completed',
   previousReleaseId: null,
   nodeId: null,

@@ -13,6 +13,7 @@ import { domainLookupCases } from './store/domain-lookup.case.ts';
 import { domainCases } from './store/domains.case.ts';
 import { identityCases } from './store/identity.case.ts';
 import { isolationCases } from './store/isolation.case.ts';
+import { memberCases } from './store/members.case.ts';
 import { orgCases } from './store/orgs.case.ts';
 import { paginationCases } from './store/pagination.case.ts';
 import { projectCases } from './store/projects.case.ts';
@@ -41,6 +42,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     authGuardCases();
     domainLookupCases();
     orgCases();
+    memberCases();
     apiKeyCases();
     projectCases();
     releaseCases();

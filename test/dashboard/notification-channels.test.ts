@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSelfhostApi } from '../support/api.ts';
-import { startSmtp, type TestSmtp } from '../support/smtp.ts';
+import { startSmtpServer } from '../support/smtp.ts';
 import { chromiumAvailable, launchChromium } from './browser.ts';
 
 const ready = chromiumAvailable();
@@ -21,7 +21,7 @@ describe.skipIf(!ready)('notification channels in the dashboard', () => {
   let api: Awaited<ReturnType<typeof startSelfhostApi>>;
   let browser: Awaited<ReturnType<typeof launchChromium>>;
   let page: Page;
-  let smtp: TestSmtp;
+  let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
   let sink: http.Server;
   let sinkUrl: string;
   const posted: unknown[] = [];
@@ -35,7 +35,7 @@ describe.skipIf(!ready)('notification channels in the dashboard', () => {
 
   beforeAll(async () => {
     await mkdir(shots, { recursive: true });
-    smtp = await startSmtp();
+    smtp = await startSmtpServer();
     sink = http.createServer((req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c));
@@ -49,8 +49,7 @@ describe.skipIf(!ready)('notification channels in the dashboard', () => {
     // Loopback is never an install's Slack URL: the composition root's test-only override.
     api = await startSelfhostApi({
       webhooksToLoopback: true,
-      smtpUrl: smtp.url,
-      mailFrom: 'selfdevop@example.com',
+      smtpUrl: `smtp://127.0.0.1:${smtp.port}`,
     });
     browser = await launchChromium();
     page = await browser.context.newPage();

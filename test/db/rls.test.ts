@@ -11,6 +11,7 @@ import {
   aDeployJob,
   aDomain,
   anApiKey,
+  anInvite,
   anAuditEvent,
   aNode,
   aRelease,
@@ -34,6 +35,8 @@ let app: SqlSession;
 let a: Tenant;
 let b: Tenant;
 let tenantTables: string[];
+/** Tables whose owner is bound by RLS too (FORCE). */
+const forced = new Set(['invites']);
 
 /** Gives the tenant one row in every tenant table, through the store. */
 async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
@@ -42,6 +45,7 @@ async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
   await store.withOrg(t.orgId, async (r) => {
     await r.memberships.insert({ orgId: t.orgId, userId: user.id, role: 'owner', createdAt: at() });
     await r.apiKeys.insert(anApiKey(t.orgId));
+    await r.invites.insert(anInvite(t.orgId, { tokenHash: `hash-of-${t.orgId}` }));
     const node = aNode(t.orgId);
     await r.nodes.insert(node);
     const rel = aRelease(t.orgId, t.serviceId, t.environmentId, { nodeId: node.id });
@@ -113,6 +117,7 @@ describe('row-level security', () => {
         'deploy_jobs',
         'domains',
         'environments',
+        'invites',
         'memberships',
         'nodes',
         'projects',
@@ -189,7 +194,7 @@ describe('row-level security', () => {
     expect((await owner.query(`select 1 from projects where name = 'hacked'`)).rowCount).toBe(0);
   });
 
-  it('has RLS enabled, not forced, and an org_id policy on every table with an org_id column', async () => {
+  it('has RLS enabled, and an org_id policy on every table with an org_id column', async () => {
     const r = await owner.query<{
       relname: string;
       relrowsecurity: boolean;
@@ -210,10 +215,15 @@ describe('row-level security', () => {
     expect(r.rows.map((x) => x.relname)).toEqual([...tenantTables, 'orgs'].sort());
     for (const row of r.rows) {
       expect(row.relrowsecurity, `${row.relname} has RLS enabled`).toBe(true);
-      expect(row.relforcerowsecurity, `${row.relname} does not force RLS`).toBe(false);
-      expect(row.policies, `${row.relname} has a policy`).toHaveLength(1);
+      // Invites (0011) force RLS on their owner too: see the invite look-up test below.
+      expect(row.relforcerowsecurity, `${row.relname} forces RLS`).toBe(forced.has(row.relname));
+      expect(row.policies, `${row.relname} has a policy`).toHaveLength(
+        row.relname === 'invites' ? 2 : 1,
+      );
       const column = row.relname === 'orgs' ? 'id' : 'org_id';
-      const [using, check] = (row.policies?.[0] ?? '').split(' / ');
+      // The token look-up policy (select only) has no WITH CHECK, so its line is null.
+      const orgPolicy = (row.policies ?? []).find((p) => p !== null);
+      const [using, check] = (orgPolicy ?? '').split(' / ');
       for (const expr of [using, check]) {
         expect(expr, `${row.relname} policy`).toBe(
           `(${column} = current_setting('app.org_id'::text, true))`,
@@ -249,6 +259,8 @@ describe('row-level security', () => {
       'selfdevop_domain_by_hostname',
       // Custom domains' sweep (migrations/0002_domain_sweep.sql).
       'selfdevop_domains_to_check',
+      // Accepting an invite, by its token's hash (migrations/0011_teams.sql).
+      'selfdevop_invite_by_token_hash',
       // The sweep of releases whose first step was lost (migrations/0009_release_sweep.sql).
       'selfdevop_jobless_releases',
       // The edge rebuilt from the database (migrations/0006_live_routes.sql).
@@ -268,6 +280,25 @@ describe('row-level security', () => {
         hosts.rows[0]?.hostname,
       ]);
       expect(found.rows).toEqual([{ org_id: b.orgId }]);
+    });
+  });
+
+  it("finds an invite across orgs only by its token's hash, which the app cannot use itself", async () => {
+    await asApp(a.orgId, async () => {
+      const found = await app.query('select org_id from selfdevop_invite_by_token_hash($1)', [
+        `hash-of-${b.orgId}`,
+      ]);
+      expect(found.rows).toEqual([{ org_id: b.orgId }]);
+      expect(
+        (await app.query('select org_id from selfdevop_invite_by_token_hash($1)', ['nope'])).rows,
+      ).toEqual([]);
+    });
+    // The token policy is the owner's: the app role setting the hash itself sees nothing.
+    await asApp(null, async () => {
+      await app.query(`select set_config('app.invite_token_hash', $1, true)`, [
+        `hash-of-${b.orgId}`,
+      ]);
+      expect((await app.query('select id from invites')).rows).toEqual([]);
     });
   });
 

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiHarness } from '../api/api.case.ts';
 import { startSelfhostApi } from '../support/api.ts';
-import { startSmtp, type TestSmtp } from '../support/smtp.ts';
+import { startSmtpServer } from '../support/smtp.ts';
 import { anAuditEvent } from '../contracts/store/builders.ts';
 import type { SelfhostSystem } from '../../adapters/modes/selfhost.ts';
 
@@ -49,7 +49,7 @@ const waitFor = async (what: string, done: () => boolean, ms = 30_000) => {
 
 describe('notification channels', () => {
   let api: ApiHarness & { system: SelfhostSystem };
-  let smtp: TestSmtp;
+  let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
   let sink: http.Server;
   let sinkUrl: string;
   const posts: SlackPost[] = [];
@@ -59,7 +59,7 @@ describe('notification channels', () => {
   let otherToken: string;
 
   beforeAll(async () => {
-    smtp = await startSmtp();
+    smtp = await startSmtpServer();
     sink = http.createServer((req, res) => {
       let raw = '';
       req.on('data', (c: Buffer) => (raw += c));
@@ -81,8 +81,7 @@ describe('notification channels', () => {
     api = await startSelfhostApi({
       workers: true,
       webhooksToLoopback: true,
-      smtpUrl: smtp.url,
-      mailFrom: 'selfdevop@example.com',
+      smtpUrl: `smtp://127.0.0.1:${smtp.port}`,
       publicUrl: 'https://sdo.example.test',
     });
     const s = await api.request('POST', '/api/auth/local/signup', {

@@ -106,6 +106,10 @@ describe.skipIf(!(await available('caddy')))(
         warmSeconds: 300,
         drainSeconds: 5,
         sticky: false,
+        git: null,
+        gitCredentialKind: null,
+        gitPublicKey: null,
+        sealedGitCredential: null,
         createdAt: at,
       };
       await store.withOrg('org_w', async (r) => {
@@ -127,6 +131,7 @@ describe.skipIf(!(await available('caddy')))(
           image: 'shop/web:1',
           imageDigest: null,
           gitSha: null,
+          gitRef: null,
           status: 'completed',
           previousReleaseId: null,
           nodeId: null,

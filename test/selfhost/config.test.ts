@@ -42,6 +42,34 @@ describe('configuration from the environment', () => {
     for (const name of Object.keys(bad)) expect((error as Error).message).toContain(`${name}:`);
   });
 
+  it('reads the build limits, and refuses a timeout the queue message would outlive', () => {
+    expect(fromEnv({})).toMatchObject({
+      BUILD_TIMEOUT_SECONDS: 900,
+      BUILD_MEMORY_MB: 2048,
+      BUILD_CPUS: 2,
+      BUILD_BUILDER: 'buildkit',
+      GIT_BIN: 'git',
+      GIT_ALLOW_PRIVATE_HOSTS: true,
+    });
+    expect(
+      fromEnv({
+        BUILD_TIMEOUT_SECONDS: '120',
+        BUILD_BUILDER: 'legacy',
+        GIT_ALLOW_PRIVATE_HOSTS: 'false',
+      }),
+    ).toMatchObject({
+      BUILD_TIMEOUT_SECONDS: 120,
+      BUILD_BUILDER: 'legacy',
+      GIT_ALLOW_PRIVATE_HOSTS: false,
+    });
+    for (const [name, value, message] of [
+      ['BUILD_TIMEOUT_SECONDS', '7200', /BUILD_TIMEOUT_SECONDS: must be at most 3000/],
+      ['BUILD_BUILDER', 'kaniko', /BUILD_BUILDER: /],
+      ['BUILD_MEMORY_MB', '1', /BUILD_MEMORY_MB: /],
+    ] as const)
+      expect(() => fromEnv({ [name]: value })).toThrow(message);
+  });
+
   it('reads the worker and healthcheck settings with their compose defaults', () => {
     expect(fromEnv({})).toMatchObject({
       CONTROL_UPSTREAM: 'api:3000',

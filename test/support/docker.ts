@@ -94,6 +94,21 @@ export async function removeContainersByLabel(
   return containers.length;
 }
 
+/**
+ * Removes the images built with all these labels (a build test's `<service>:<sha>` tags),
+ * so runs do not pile images up on the shared engine; layers other images use stay.
+ */
+export async function removeImagesByLabel(labels: Record<string, string>): Promise<void> {
+  const { execFile } = await import('node:child_process');
+  const run = (args: string[]) =>
+    new Promise<string>((resolve) =>
+      execFile('docker', args, { timeout: 60_000 }, (_e, stdout) => resolve(String(stdout ?? ''))),
+    );
+  const filters = Object.entries(labels).flatMap(([k, v]) => ['--filter', `label=${k}=${v}`]);
+  const ids = (await run(['image', 'ls', '-q', ...filters])).split('\n').filter(Boolean);
+  if (ids.length > 0) await run(['image', 'rm', '-f', ...new Set(ids)]);
+}
+
 /** A loopback HTTP GET; null when nothing accepts the connection. */
 export function httpGet(
   hostPort: string,

@@ -32,10 +32,9 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   dnsServers?: string[];
   /** WEBHOOKS_ALLOW_PRIVATE: webhooks may target private ranges (refused with open signup). */
   webhooksAllowPrivate?: boolean;
-  /** SMTP_URL and MAIL_FROM: e-mail notification channels send through this server. */
+  /** SMTP_URL: where invites are mailed (a test's SMTP server on loopback). */
   smtpUrl?: string;
-  mailFrom?: string;
-  /** PUBLIC_URL: where notifications link to. */
+  /** PUBLIC_URL: the dashboard's address in emailed links. */
   publicUrl?: string;
   maxBodyBytes: number;
   dbPoolMax: number;
@@ -65,7 +64,6 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     dnsServers,
     webhooksAllowPrivate,
     smtpUrl,
-    mailFrom,
     publicUrl,
     maxBodyBytes,
     dbPoolMax,
@@ -92,7 +90,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     WEBHOOKS_ALLOW_PRIVATE:
       webhooksAllowPrivate === undefined ? undefined : String(webhooksAllowPrivate),
     SMTP_URL: smtpUrl,
-    MAIL_FROM: mailFrom,
+    MAIL_FROM: smtpUrl ? 'selfdevop@example.com' : undefined,
     PUBLIC_URL: publicUrl,
     MAX_BODY_BYTES: String(maxBodyBytes),
     DB_POOL_MAX: String(dbPoolMax),

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -24,6 +24,8 @@ export interface TestSshd {
   otherHostKey: string;
   /** The client ports of the SSH connections open to this server now, read from /proc/net/tcp. */
   connections(): Promise<number[]>;
+  /** Accepts one more public key (an OpenSSH line) for the user, e.g. a platform-made deploy key. */
+  authorize(publicKey: string): Promise<void>;
   /** Kills the server's per-connection processes: every open connection drops, as on a network cut. */
   dropConnections(): Promise<void>;
   stop(): Promise<void>;
@@ -92,6 +94,9 @@ export async function startSshd(): Promise<TestSshd> {
     hostKey: await publicLine('host'),
     otherHostKey: await publicLine('other-host'),
     connections: () => establishedFrom(port),
+    async authorize(publicKey: string) {
+      await appendFile(f('authorized_keys'), `${publicKey.trim()}\n`);
+    },
     async dropConnections() {
       const { stdout } = await run('pgrep', ['-P', String(child.pid)]).catch(() => ({
         stdout: '',

@@ -12,6 +12,7 @@ export const tableNames = [
   'orgs',
   'users',
   'memberships',
+  'invites',
   'apiKeys',
   'projects',
   'environments',
@@ -95,6 +96,14 @@ export const rules: Record<TableName, TableRules> = {
     tenant: true,
     unique: [],
     foreign: [{ what: 'user', field: 'userId', table: 'users' }],
+  },
+  invites: {
+    sqlName: 'invites',
+    what: 'invite',
+    key: byId,
+    tenant: true,
+    unique: [{ what: 'invite', names: 'id', fields: ['tokenHash'] }],
+    foreign: [],
   },
   apiKeys: {
     sqlName: 'api_keys',

@@ -29,11 +29,14 @@ const uniqueConstraints: Record<string, [what: string, key: string]> = {
   webhooks_pkey: ['webhook', 'id'],
   webhook_deliveries_pkey: ['webhook_delivery', 'id'],
   audit_events_pkey: ['audit_event', 'id'],
+  invites_pkey: ['invite', 'id'],
+  invites_token_hash_key: ['invite', 'id'],
 };
 
 /** Which parent a foreign key points at, to state a missing one as NotFound. */
 const foreignKeys: Record<string, [what: string, key: string]> = {
   memberships_user_id_fkey: ['user', 'userId'],
+  invites_accepted_by_fkey: ['user', 'acceptedBy'],
   environments_project_fkey: ['project', 'projectId'],
   services_project_fkey: ['project', 'projectId'],
   releases_service_fkey: ['service', 'serviceId'],

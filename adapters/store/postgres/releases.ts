@@ -35,6 +35,7 @@ export const releasesTable = table<Release>('releases', [
   'image',
   'imageDigest',
   'gitSha',
+  'gitRef',
   'status',
   'previousReleaseId',
   'nodeId',

@@ -21,12 +21,19 @@ export const servicesTable = table<Service>('services', [
   'warmSeconds',
   'drainSeconds',
   'sticky',
+  'git',
+  'gitCredentialKind',
+  'gitPublicKey',
+  'sealedGitCredential',
   'createdAt',
 ]);
 
 export const pgServiceRepo = (t: TenantSql): ServiceRepo => ({
   insert: (s) => t.insert(servicesTable, s),
   get: (id) => t.one(servicesTable, [eq('id', id), t.org()]),
+  update: async (id, patch) => {
+    await t.updateById(servicesTable, 'service', id, patch);
+  },
   list: (page, filter) =>
     t.page(servicesTable, t.filterConditions(filter, { project: 'direct' }), page),
 });

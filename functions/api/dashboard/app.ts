@@ -9,6 +9,8 @@ import { registerAudit } from './views/audit.ts';
 import { logoutPathOf, registerAuth } from './views/auth.ts';
 import { registerDomains } from './views/domains.ts';
 import { registerEnvironments } from './views/environments.ts';
+import { registerInvites } from './views/invites.ts';
+import { registerMembers } from './views/members.ts';
 import { registerNodes } from './views/nodes.ts';
 import { registerOrgs } from './views/orgs.ts';
 import { registerProjects } from './views/projects.ts';
@@ -107,6 +109,8 @@ export function dashboardApp(
   registerNotificationChannels(app, fetchApi);
   registerEdge(app, fetchApi);
   registerApiKeys(app, fetchApi);
+  registerMembers(app, fetchApi);
+  registerInvites(app, fetchApi, !options.hostedSignIn);
   registerAudit(app, fetchApi);
 
   // Mounted with app.route(), a sub-app's notFound is not used: a catch-all route answers

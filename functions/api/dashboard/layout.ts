@@ -5,7 +5,8 @@ export type Html = ReturnType<typeof html>;
 export interface Shell {
   title: string;
   /** The nav entry to mark as current. */
-  section?: 'projects' | 'nodes' | 'keys' | 'audit' | 'webhooks' | 'notifications' | 'edge';
+  section?:
+    'projects' | 'nodes' | 'keys' | 'members' | 'audit' | 'webhooks' | 'notifications' | 'edge';
   orgs?: { id: string; name: string }[];
   orgId?: string | null;
   flash?: { kind: 'error' | 'notice'; text: string } | null;
@@ -20,6 +21,7 @@ const navItems = [
   ['notifications', '/dashboard/notification-channels', 'Notifications'],
   ['edge', '/dashboard/edge', 'Edge'],
   ['keys', '/dashboard/api-keys', 'API keys'],
+  ['members', '/dashboard/members', 'Members'],
   ['audit', '/dashboard/audit', 'Audit log'],
 ] as const;
 

@@ -22,7 +22,10 @@ export type NodeRecord = NodeView;
 export type Step = ReleaseStep;
 export type LogLine = ReleaseLogLine;
 export type Project = ProjectRecord & { environments?: Environment[] };
-export type Service = ServiceRecord & { hosts?: { environment: string; host: string }[] };
+/** A service as the API shows it: never its sealed git credential. */
+export type Service = Omit<ServiceRecord, 'sealedGitCredential'> & {
+  hosts?: { environment: string; host: string }[];
+};
 export type Release = ReleaseRecord & { steps?: Step[] };
 export type Domain = Omit<DomainRecord, 'verificationToken'> & {
   records: { type: string; name: string; value: string }[];

@@ -9,6 +9,7 @@ export const apiKeyRoutes = [
     summary: 'Create an API key; the key is shown once and stored hashed',
     tag: 'orgs',
     auth: true,
+    permission: 'manage-keys',
     body: s.createApiKeyInput,
     status: 201,
     handle: ({ deps, principal, params, body, ctx }) =>
@@ -20,6 +21,7 @@ export const apiKeyRoutes = [
     summary: 'List API keys (never the keys themselves)',
     tag: 'orgs',
     auth: true,
+    permission: 'manage-keys',
     query: s.pageQuery,
     status: 200,
     handle: ({ deps, principal, params, query }) =>
@@ -31,6 +33,7 @@ export const apiKeyRoutes = [
     summary: 'Revoke an API key',
     tag: 'orgs',
     auth: true,
+    permission: 'manage-keys',
     status: 204,
     handle: ({ deps, principal, params, ctx }) =>
       revokeApiKey(deps, principal, params.orgId!, params.keyId!, ctx),

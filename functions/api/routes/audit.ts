@@ -10,6 +10,7 @@ export const auditRoutes = [
     summary: 'The audit trail, newest last; filter by action or target',
     tag: 'audit',
     auth: true,
+    permission: 'read',
     query: s.pageQuery.extend({
       action: z.string().max(100).optional(),
       targetId: s.id.optional(),

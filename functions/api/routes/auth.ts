@@ -6,9 +6,11 @@ export const authRoutes = [
   route({
     method: 'post',
     path: '/api/auth/local/signup',
-    summary: 'Create a user; the first user owns a new org (local mode)',
+    summary:
+      'Create a user (local mode): owner of a new org, or with inviteToken a member of the org that invited them (works while signup is closed)',
     tag: 'auth',
     auth: false,
+    permission: 'anyone',
     body: s.signupInput,
     status: 201,
     handle: ({ deps, body, ctx }) => signup(deps, body, ctx),
@@ -19,6 +21,7 @@ export const authRoutes = [
     summary: 'Exchange email and password for a session token (local mode)',
     tag: 'auth',
     auth: false,
+    permission: 'anyone',
     body: s.loginInput,
     status: 200,
     handle: ({ deps, body, ctx }) => login(deps, body, ctx),
@@ -29,6 +32,7 @@ export const authRoutes = [
     summary: 'End the calling session: its token is refused from then on',
     tag: 'auth',
     auth: true,
+    permission: 'signed-in',
     status: 204,
     handle: ({ deps, principal }) => logout(deps, principal),
   }),
@@ -38,6 +42,7 @@ export const authRoutes = [
     summary: 'The caller: user or API key, current org and role',
     tag: 'auth',
     auth: true,
+    permission: 'signed-in',
     status: 200,
     handle: async ({ principal }) => {
       const { sessionId: _id, sessionExpiresAt: _expires, ...me } = principal;

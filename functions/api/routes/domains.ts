@@ -36,6 +36,7 @@ export const domainRoutes = [
       "Caddy's on-demand TLS permission check: 200 when a certificate may be obtained for ?domain=, 403 otherwise",
     tag: 'domains',
     auth: false,
+    permission: 'anyone',
     query: askQuery,
     status: 200,
     handle: async ({ deps, query }) => {
@@ -60,6 +61,7 @@ export const domainRoutes = [
     summary: 'Add a custom hostname to a service environment; answers the DNS records to create',
     tag: 'domains',
     auth: true,
+    permission: 'manage-resources',
     body: createDomainInput,
     status: 201,
     handle: ({ deps, principal, body, ctx }) =>
@@ -71,6 +73,7 @@ export const domainRoutes = [
     summary: 'List custom domains; filter by service and environment',
     tag: 'domains',
     auth: true,
+    permission: 'read',
     query: domainFilter,
     status: 200,
     handle: ({ deps, principal, query }) =>
@@ -85,6 +88,7 @@ export const domainRoutes = [
     summary: 'A custom domain: status, dnsStatus, tlsStatus, lastError and the records to create',
     tag: 'domains',
     auth: true,
+    permission: 'read',
     status: 200,
     handle: ({ deps, principal, params }) => getDomain(domainsOf(deps).deps, principal, params.id!),
   }),
@@ -94,6 +98,7 @@ export const domainRoutes = [
     summary: 'Check the domain now instead of at its next poll (a failed domain starts over)',
     tag: 'domains',
     auth: true,
+    permission: 'manage-resources',
     status: 202,
     handle: ({ deps, principal, params, ctx }) =>
       verifyDomain(domainsOf(deps).deps, principal, params.id!, ctx),
@@ -105,6 +110,7 @@ export const domainRoutes = [
       'Remove a custom domain: its host leaves the route and its certificate is no longer allowed',
     tag: 'domains',
     auth: true,
+    permission: 'manage-resources',
     status: 204,
     handle: async ({ deps, principal, params, ctx }) => {
       const domains = domainsOf(deps);

@@ -9,6 +9,7 @@ export const edgeRoutes = [
       "The edge as your org sees it: reachable, last rebuild from the database, your routes (expected, present, missing) and your domains' certificates with their expiry",
     tag: 'edge',
     auth: true,
+    permission: 'read',
     status: 200,
     handle: ({ deps, principal }) => getEdgeStatus(deps, principal),
   }),

@@ -15,6 +15,7 @@ export const environmentRoutes = [
     summary: 'Add an environment to a project',
     tag: 'projects',
     auth: true,
+    permission: 'manage-resources',
     body: s.createEnvironmentInput,
     status: 201,
     handle: ({ deps, principal, body, ctx }) => createEnvironment(deps, principal, body, ctx),
@@ -25,6 +26,7 @@ export const environmentRoutes = [
     summary: 'List environments',
     tag: 'projects',
     auth: true,
+    permission: 'read',
     query: byProject,
     status: 200,
     handle: ({ deps, principal, query }) =>
@@ -36,6 +38,7 @@ export const environmentRoutes = [
     summary: 'An environment',
     tag: 'projects',
     auth: true,
+    permission: 'read',
     status: 200,
     handle: ({ deps, principal, params }) => getEnvironment(deps, principal, params.id!),
   }),

@@ -16,6 +16,7 @@ export const notificationChannelRoutes = [
       'Add a Slack (incoming webhook URL, stored sealed and never shown again) or e-mail channel with an event filter and a grouping window',
     tag: 'notification-channels',
     auth: true,
+    permission: 'manage-notifications',
     body: s.createNotificationChannelInput,
     status: 201,
     handle: ({ deps, principal, body, ctx }) =>
@@ -27,6 +28,7 @@ export const notificationChannelRoutes = [
     summary: "The org's notification channels (a Slack URL is shown masked)",
     tag: 'notification-channels',
     auth: true,
+    permission: 'manage-notifications',
     status: 200,
     handle: ({ deps, principal }) => listNotificationChannels(deps, principal),
   }),
@@ -36,6 +38,7 @@ export const notificationChannelRoutes = [
     summary: 'Delete a channel; events it still holds are dropped',
     tag: 'notification-channels',
     auth: true,
+    permission: 'manage-notifications',
     status: 204,
     handle: ({ deps, principal, params, ctx }) =>
       deleteNotificationChannel(deps, principal, params.id!, ctx),
@@ -46,6 +49,7 @@ export const notificationChannelRoutes = [
     summary: 'Send a test message now and answer what came of it (delivered, error)',
     tag: 'notification-channels',
     auth: true,
+    permission: 'manage-notifications',
     status: 200,
     handle: ({ deps, principal, params, ctx }) =>
       testNotificationChannel(deps, principal, params.id!, ctx),
@@ -57,6 +61,7 @@ export const notificationChannelRoutes = [
       "A channel's recent send attempts, tests included: event type, events grouped, attempt, delivered, error (the newest 100 are kept)",
     tag: 'notification-channels',
     auth: true,
+    permission: 'manage-notifications',
     query: s.pageQuery,
     status: 200,
     handle: ({ deps, principal, params, query }) =>

@@ -113,6 +113,7 @@ export const releaseRoutes = [
       'Deploy an image to a service environment; 409 while another release of it is in flight',
     tag: 'releases',
     auth: true,
+    permission: 'deploy',
     body: createReleaseInput,
     status: 202,
     handle: ({ deps, principal, body, ctx }) => createRelease(deps.release, principal, body, ctx),
@@ -123,6 +124,7 @@ export const releaseRoutes = [
     summary: 'List releases, oldest first; filter by service and environment',
     tag: 'releases',
     auth: true,
+    permission: 'read',
     query: releaseFilter,
     status: 200,
     handle: ({ deps, principal, query }) =>
@@ -137,6 +139,7 @@ export const releaseRoutes = [
     summary: 'A release with its steps (status, timings, error)',
     tag: 'releases',
     auth: true,
+    permission: 'read',
     status: 200,
     handle: ({ deps, principal, params }) => getRelease(deps.release, principal, params.id!),
   }),
@@ -147,6 +150,7 @@ export const releaseRoutes = [
       'The release log; with Accept: text/event-stream, streamed live until the release ends',
     tag: 'releases',
     auth: true,
+    permission: 'read',
     query: logQuery,
     status: 200,
     handle: async ({ deps, principal, params, query, request }) => {
@@ -172,6 +176,7 @@ export const releaseRoutes = [
     summary: 'Return traffic to the release before this one (at once when it is still warm)',
     tag: 'releases',
     auth: true,
+    permission: 'deploy',
     status: 202,
     handle: ({ deps, principal, params, ctx }) =>
       rollbackRelease(deps.release, principal, { releaseId: params.id! }, ctx),
@@ -183,6 +188,7 @@ export const releaseRoutes = [
       'Cancel a release not yet switching traffic: failed ("cancelled by …"), its candidate removed; 409 once switching or finished',
     tag: 'releases',
     auth: true,
+    permission: 'deploy',
     status: 200,
     handle: ({ deps, principal, params, ctx }) =>
       cancelRelease(deps.release, principal, { releaseId: params.id! }, ctx),

@@ -19,6 +19,7 @@ export const secretRoutes = [
     summary: 'Set a secret of a service environment; the value is write-only and stored encrypted',
     tag: 'secrets',
     auth: true,
+    permission: 'manage-secrets',
     body: s.putSecretInput,
     status: 201,
     handle: ({ deps, principal, params, body, ctx }) =>
@@ -30,6 +31,7 @@ export const secretRoutes = [
     summary: 'Secret names of a service environment (never their values)',
     tag: 'secrets',
     auth: true,
+    permission: 'read',
     query: s.environmentQuery,
     status: 200,
     handle: ({ deps, principal, params, query }) =>
@@ -41,6 +43,7 @@ export const secretRoutes = [
     summary: 'Delete a secret; the next release runs without it',
     tag: 'secrets',
     auth: true,
+    permission: 'manage-secrets',
     query: s.environmentQuery,
     status: 204,
     handle: ({ deps, principal, params, query, ctx }) =>

@@ -1,5 +1,11 @@
 import * as s from '../../../core/schemas.ts';
-import { createService, getService, listServices } from '../../../core/services/use-cases.ts';
+import {
+  createDeployKey,
+  createService,
+  getService,
+  listServices,
+  updateService,
+} from '../../../core/services/use-cases.ts';
 import { route } from '../route.ts';
 import { getServiceHealth } from '../../../core/services/health.ts';
 
@@ -12,6 +18,7 @@ export const serviceRoutes = [
     summary: 'Create a service; each environment serves it at a default host under the edge domain',
     tag: 'services',
     auth: true,
+    permission: 'manage-resources',
     body: s.createServiceInput,
     status: 201,
     handle: ({ deps, principal, body, ctx }) => createService(deps, principal, body, ctx),
@@ -22,10 +29,35 @@ export const serviceRoutes = [
     summary: 'List services',
     tag: 'services',
     auth: true,
+    permission: 'read',
     query: byProject,
     status: 200,
     handle: ({ deps, principal, query }) =>
       listServices(deps, principal, query, { projectId: query.projectId }),
+  }),
+  route({
+    method: 'patch',
+    path: '/api/services/{id}',
+    permission: 'manage-resources',
+    summary:
+      'Change a service: the fields given replace its own; `git` sets its git source (its `token` is write-only), `git: null` removes it',
+    tag: 'services',
+    auth: true,
+    body: s.updateServiceInput,
+    status: 200,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      updateService(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/services/{id}/deploy-key',
+    permission: 'manage-resources',
+    summary:
+      'Make a new ed25519 SSH deploy key for the service’s git repository and answer its public half (the private half is sealed, never shown); it replaces any token or earlier key',
+    tag: 'services',
+    auth: true,
+    status: 201,
+    handle: ({ deps, principal, params, ctx }) => createDeployKey(deps, principal, params.id!, ctx),
   }),
   route({
     method: 'get',
@@ -33,6 +65,7 @@ export const serviceRoutes = [
     summary: 'A service with its hosts',
     tag: 'services',
     auth: true,
+    permission: 'read',
     status: 200,
     handle: ({ deps, principal, params }) => getService(deps, principal, params.id!),
   }),
@@ -43,6 +76,7 @@ export const serviceRoutes = [
       "The app's health in one environment, read live from its node (the serving container's state, restarts and health check), apart from how its last deploy ended",
     tag: 'services',
     auth: true,
+    permission: 'read',
     query: s.serviceHealthQuery,
     status: 200,
     handle: ({ deps, principal, params, query }) =>

@@ -8,6 +8,7 @@ import type {
   DeployJob,
   Domain,
   Environment,
+  InviteWithHash,
   NodeRecord,
   Org,
   Project,
@@ -39,6 +40,23 @@ export const aUser = (o: Partial<UserWithPassword> = {}): UserWithPassword => ({
   email: `${ids.newSecret(6).toLowerCase()}@example.test`,
   passwordHash: '$2b$10$hash',
   createdAt: at(),
+  ...o,
+});
+export const anInvite = (orgId: string, o: Partial<InviteWithHash> = {}): InviteWithHash => ({
+  id: ids.newId('inv'),
+  orgId,
+  email: `${ids
+    .newSecret(6)
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, 'x')}@example.test`,
+  role: 'deployer',
+  tokenHash: ids.newSecret(32),
+  invitedBy: 'usr_inviter',
+  createdAt: at(),
+  expiresAt: at(7 * 24 * 3600),
+  acceptedAt: null,
+  acceptedBy: null,
+  revokedAt: null,
   ...o,
 });
 export const aProject = (orgId: string, o: Partial<Project> = {}): Project => ({
@@ -78,6 +96,10 @@ export const aService = (orgId: string, projectId: string, o: Partial<Service> =
   warmSeconds: 300,
   drainSeconds: 30,
   sticky: false,
+  git: null,
+  gitCredentialKind: null,
+  gitPublicKey: null,
+  sealedGitCredential: null,
   createdAt: at(),
   ...o,
 });
@@ -108,6 +130,7 @@ export const aRelease = (
   image: 'registry.test/web:1',
   imageDigest: null,
   gitSha: null,
+  gitRef: null,
   status: 'queued',
   previousReleaseId: null,
   nodeId: null,

@@ -50,6 +50,10 @@ export function aService(o: Partial<Service> = {}): Service {
     warmSeconds: 300,
     drainSeconds: 30,
     sticky: false,
+    git: null,
+    gitCredentialKind: null,
+    gitPublicKey: null,
+    sealedGitCredential: null,
     createdAt: at,
     ...o,
   };
@@ -81,6 +85,7 @@ export function aRelease(o: Partial<Release> = {}): Release {
     image: 'shop/web:1',
     imageDigest: null,
     gitSha: null,
+    gitRef: null,
     status: 'queued',
     previousReleaseId: null,
     nodeId: 'node_000001',

@@ -26,6 +26,7 @@ describe('createRelease', () => {
       image: 'shop/web:1',
       imageDigest: null,
       gitSha: null,
+      gitRef: null,
       status: 'queued',
       previousReleaseId: null,
       nodeId: 'node_000001',

@@ -77,6 +77,9 @@ export class KillableStore implements Store {
   get releaseLookup() {
     return this.inner.releaseLookup;
   }
+  get inviteLookup() {
+    return this.inner.inviteLookup;
+  }
   withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {
     return this.inner.withOrg(orgId, (repos) => {
       const wrapped = Object.create(repos) as OrgRepos & { releases: OrgRepos['releases'] };

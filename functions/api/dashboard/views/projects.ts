@@ -83,13 +83,14 @@ function serviceForm(projectId: string): Html {
         />
       </div>
       <div>
-        <label for="svc-image">Image</label>
-        <input
-          id="svc-image"
-          name="image"
-          required
-          placeholder="registry.example.com/shop/web:1.0"
-        />
+        <label for="svc-image">Image <span class="hint">or a git repository</span></label>
+        <input id="svc-image" name="image" placeholder="registry.example.com/shop/web:1.0" />
+      </div>
+      <div>
+        <label for="svc-git"
+          >Git repository <span class="hint">built on the node from its Dockerfile</span></label
+        >
+        <input id="svc-git" name="gitUrl" placeholder="https://git.example.com/shop/web.git" />
       </div>
     </div>
     <div class="row">
@@ -293,7 +294,10 @@ export function registerProjects(app: Hono, fetchApi: ApiFetch): void {
       const svc = await s.api.post<Service>('/api/services', {
         projectId: param(c, 'id'),
         name: field(form, 'name') ?? '',
-        image: field(form, 'image') ?? '',
+        ...(field(form, 'image') || !field(form, 'gitUrl')
+          ? { image: field(form, 'image') ?? '' }
+          : {}),
+        ...(field(form, 'gitUrl') ? { git: { url: field(form, 'gitUrl') } } : {}),
         containerPort: Number.isFinite(port) ? port : 0,
         healthcheckPath: field(form, 'healthcheckPath') ?? '',
         ...(field(form, 'migrateCommand') ? { migrateCommand: field(form, 'migrateCommand') } : {}),

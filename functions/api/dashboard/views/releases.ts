@@ -150,8 +150,15 @@ export function registerReleases(app: Hono, fetchApi: ApiFetch): void {
             ${
               r.gitSha
                 ? html`<dt>Commit</dt>
-                    <dd class="mono">${r.gitSha}</dd>`
-                : ''
+                    <dd class="mono" data-git-sha>
+                      ${r.gitSha}${r.gitRef && r.gitRef !== r.gitSha ? html` <span class="hint">(${r.gitRef})</span>` : ''}
+                    </dd>`
+                : r.gitRef
+                  ? html`<dt>Git ref</dt>
+                      <dd class="mono">
+                        ${r.gitRef} <span class="hint">resolved when it builds</span>
+                      </dd>`
+                  : ''
             }
             <dt>Created</dt>
             <dd>${when(r.createdAt)}</dd>

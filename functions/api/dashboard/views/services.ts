@@ -3,7 +3,7 @@ import { html } from 'hono/html';
 import { ApiFailure, type ApiFetch } from '../api.ts';
 import { action, view } from '../handler.ts';
 import { badge, seconds, when, type Html } from '../layout.ts';
-import { field, render, param } from '../session.ts';
+import { field, flash, render, param } from '../session.ts';
 import type { Domain, Project, Release, Service } from '../types.ts';
 import { health, recentReleases } from './projects.ts';
 import { secretsSection } from './secrets.ts';
@@ -71,9 +71,131 @@ function facts(svc: Service, project: Project): Html {
       </dd>
     </dl>
     <p class="hint">
-      Settings are fixed when a service is created: the API has no update endpoint yet. Deploy a new
-      image above; set secrets per environment.
+      Deploy a new image or git ref above; set secrets per environment; change the git source below.
+      Other settings change through <code>PATCH /api/services/{id}</code>.
     </p>`;
+}
+
+/** The service's git source, its form (the token is write-only) and its deploy key. */
+function gitSource(svc: Service): Html {
+  const git = svc.git;
+  const args = git
+    ? Object.entries(git.buildArgs)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n')
+    : '';
+  const credential =
+    svc.gitCredentialKind === 'token'
+      ? 'an access token (write-only)'
+      : svc.gitCredentialKind === 'deploy_key'
+        ? 'an SSH deploy key'
+        : 'none (a public repository)';
+  return html`<h2 id="git">Git source</h2>
+    ${
+      git
+        ? html`<dl class="facts" data-git-source>
+            <dt>Repository</dt>
+            <dd><code>${git.url}</code></dd>
+            <dt>Follows</dt>
+            <dd><code>${git.ref}</code></dd>
+            <dt>Dockerfile</dt>
+            <dd><code>${git.subdir ? `${git.subdir}/` : ''}${git.dockerfile}</code></dd>
+            <dt>Credential</dt>
+            <dd>${credential}</dd>
+            ${
+              svc.gitPublicKey
+                ? html`<dt>Deploy key</dt>
+                    <dd>
+                      <code data-public-key>${svc.gitPublicKey}</code>
+                      <div class="hint">Add it to the repository as a read-only deploy key.</div>
+                    </dd>`
+                : ''
+            }
+          </dl>`
+        : html`<p class="hint">
+            Not built from git: deploys run images. Give a repository to build it on the node from
+            its Dockerfile.
+          </p>`
+    }
+    <form
+      method="post"
+      action="/dashboard/services/${svc.id}/git"
+      class="card"
+      aria-label="git source"
+    >
+      <div class="row">
+        <div>
+          <label for="git-url">Repository URL</label
+          ><input
+            id="git-url"
+            name="url"
+            required
+            value="${git?.url ?? ''}"
+            placeholder="https://git.example.com/shop/web.git or git@host:shop/web.git"
+          />
+        </div>
+        <div>
+          <label for="git-ref">Branch or tag</label
+          ><input id="git-ref" name="ref" value="${git?.ref ?? 'main'}" />
+        </div>
+      </div>
+      <div class="row">
+        <div>
+          <label for="git-subdir">Sub-directory <span class="hint">optional</span></label
+          ><input id="git-subdir" name="subdir" value="${git?.subdir ?? ''}" />
+        </div>
+        <div>
+          <label for="git-dockerfile">Dockerfile</label
+          ><input
+            id="git-dockerfile"
+            name="dockerfile"
+            value="${git?.dockerfile ?? 'Dockerfile'}"
+          />
+        </div>
+        <div>
+          <label for="git-token"
+            >HTTPS token <span class="hint">write-only; empty keeps the current one</span></label
+          ><input id="git-token" name="token" type="password" autocomplete="new-password" />
+        </div>
+      </div>
+      <label for="git-args"
+        >Build args
+        <span class="hint"
+          >one KEY=value per line; never secrets (docker history shows them)</span
+        ></label
+      >
+      <textarea id="git-args" name="buildArgs">${args}</textarea>
+      ${
+        svc.gitCredentialKind
+          ? html`<label
+              ><input type="checkbox" name="dropCredential" value="1" /> Remove the stored
+              ${svc.gitCredentialKind === 'token' ? 'token' : 'deploy key'}</label
+            >`
+          : ''
+      }
+      <p><button type="submit" class="secondary">Save git source</button></p>
+    </form>
+    ${
+      git
+        ? html`<form method="post" action="/dashboard/services/${svc.id}/deploy-key" class="inline">
+            <button type="submit" class="secondary">
+              ${svc.gitPublicKey ? 'Replace the deploy key' : 'Make an SSH deploy key'}
+            </button>
+          </form>`
+        : ''
+    }`;
+}
+
+/** `KEY=value` lines as a map; blank lines are skipped. */
+function parseArgs(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of (text ?? '').split(/\r?\n/)) {
+    const at = line.indexOf('=');
+    if (line.trim() === '') continue;
+    if (at <= 0) out[line.trim()] = '';
+    else out[line.slice(0, at).trim()] = line.slice(at + 1);
+  }
+  return out;
 }
 
 export function registerServices(app: Hono, fetchApi: ApiFetch): void {
@@ -157,19 +279,32 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
           <h2 id="deploy-h">Deploy to ${env.name}</h2>
           <input type="hidden" name="environment" value="${env.name}" />
           <div class="row">
-            <div>
-              <label for="deploy-image">Image</label
-              ><input
-                id="deploy-image"
-                name="image"
-                required
-                value="${h.latest?.image ?? svc.image}"
-              />
-            </div>
-            <div>
-              <label for="deploy-sha">Git commit <span class="hint">optional</span></label
-              ><input id="deploy-sha" name="gitSha" pattern="[0-9a-f]{7,40}" />
-            </div>
+            ${
+              svc.git
+                ? html`<div>
+                      <label for="deploy-ref"
+                        >Git ref <span class="hint">branch, tag or full commit sha</span></label
+                      ><input id="deploy-ref" name="gitRef" value="${svc.git.ref}" />
+                    </div>
+                    <div>
+                      <label for="deploy-image"
+                        >or an image <span class="hint">instead of a build</span></label
+                      ><input id="deploy-image" name="image" />
+                    </div>`
+                : html`<div>
+                      <label for="deploy-image">Image</label
+                      ><input
+                        id="deploy-image"
+                        name="image"
+                        required
+                        value="${h.latest?.image ?? svc.image}"
+                      />
+                    </div>
+                    <div>
+                      <label for="deploy-sha">Git commit <span class="hint">optional</span></label
+                      ><input id="deploy-sha" name="gitSha" pattern="[0-9a-f]{7,40}" />
+                    </div>`
+            }
             <div><button type="submit">Deploy</button></div>
           </div>
           <p class="hint">
@@ -260,7 +395,7 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
         }
         ${secretsSection(svc.id, env.name, secrets.items)}
         <h2>Settings</h2>
-        ${facts(svc, project)}`;
+        ${facts(svc, project)} ${gitSource(svc)}`;
       return render(c, s, { title: svc.name, section: 'projects' }, body);
     }),
   );
@@ -271,10 +406,41 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
       const r = await s.api.post<Release>('/api/releases', {
         serviceId: param(c, 'id'),
         environment: field(form, 'environment'),
-        image: field(form, 'image') ?? '',
+        // A git service's form: an image given deploys it; otherwise the ref is built.
+        ...(field(form, 'image') || !field(form, 'gitRef')
+          ? { image: field(form, 'image') ?? '' }
+          : { gitRef: field(form, 'gitRef') }),
         ...(field(form, 'gitSha') ? { gitSha: field(form, 'gitSha') } : {}),
       });
       return `/dashboard/releases/${r.id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/services/:id/git',
+    action(fetchApi, '/dashboard', async (c, s, form) => {
+      const token = typeof form.token === 'string' && form.token !== '' ? form.token : undefined;
+      await s.api.call('PATCH', `/api/services/${param(c, 'id')}`, {
+        git: {
+          url: field(form, 'url') ?? '',
+          ref: field(form, 'ref') || 'main',
+          subdir: field(form, 'subdir') ?? '',
+          dockerfile: field(form, 'dockerfile') || 'Dockerfile',
+          buildArgs: parseArgs(typeof form.buildArgs === 'string' ? form.buildArgs : ''),
+          ...(token ? { token } : field(form, 'dropCredential') ? { token: null } : {}),
+        },
+      });
+      flash(c, 'notice', 'Git source saved; it applies from the next deploy.');
+      return `/dashboard/services/${param(c, 'id')}#git`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/services/:id/deploy-key',
+    action(fetchApi, '/dashboard', async (c, s) => {
+      await s.api.post(`/api/services/${param(c, 'id')}/deploy-key`, {});
+      flash(c, 'notice', 'New deploy key made: add its public half to the repository.');
+      return `/dashboard/services/${param(c, 'id')}#git`;
     }),
   );
 

@@ -1,0 +1,42 @@
+/**
+ * The variables that limit builds from git, the same in both modes; `config.ts` and
+ * `cloud-config.ts` spread them into their schemas (they stay the only readers of the
+ * environment).
+ */
+import * as z from 'zod';
+import type { BuildLimits } from '../../core/releases/deps.ts';
+
+export const buildSettings = {
+  /**
+   * A build running longer is cancelled and its release fails. At most 50 minutes: the step
+   * holds its queue message, which the self-hosted queue gives up on after an hour.
+   */
+  BUILD_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(
+      3_000,
+      'must be at most 3000 (a build step holds its queue message, which expires after an hour)',
+    )
+    .default(900),
+  /** Memory asked of the engine for a build's steps (the legacy builder applies it; see ARCHITECTURE.md). */
+  BUILD_MEMORY_MB: z.coerce.number().int().min(64).max(262_144).default(2048),
+  /** CPUs asked of the engine for a build's steps. */
+  BUILD_CPUS: z.coerce.number().min(0.1).max(256).default(2),
+  /** `buildkit` (default) or `legacy`: which of the engine's builders builds images. */
+  BUILD_BUILDER: z.enum(['buildkit', 'legacy']).default('buildkit'),
+  /** The git binary the worker (and the API, to resolve refs early) runs. */
+  GIT_BIN: z.string().min(1).default('git'),
+};
+
+/** The build limits the release engine applies, from the validated variables. */
+export const buildLimitsOf = (c: {
+  BUILD_TIMEOUT_SECONDS: number;
+  BUILD_MEMORY_MB: number;
+  BUILD_CPUS: number;
+}): BuildLimits => ({
+  timeoutMs: c.BUILD_TIMEOUT_SECONDS * 1000,
+  memoryMb: c.BUILD_MEMORY_MB,
+  cpus: c.BUILD_CPUS,
+});

@@ -1,0 +1,334 @@
+/**
+ * SourceRepository on Debian's `git` CLI: `ls-remote` resolves refs, a shallow fetch of one
+ * commit into a temporary bare repository and `git archive` stream a build context. Tokens
+ * travel in an HTTP header set through the environment, deploy keys in a 0600 file of the
+ * fetch's own temporary directory: never on a command line (other users of the host can
+ * read those), never in a URL (git prints URLs), never in a log.
+ */
+import { spawn } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { isFullSha } from '../../core/builds/git-source.ts';
+import {
+  BuildsUnavailable,
+  GitAccessDenied,
+  GitPathNotFound,
+  GitRefNotFound,
+  GitUnreachable,
+} from '../../core/builds/errors.ts';
+import type { GitRemote, SourceArchive, SourceRepository } from '../../core/ports.ts';
+
+export interface GitCliOptions {
+  /** The git binary; `git` on PATH unless set. */
+  gitBin?: string;
+  /** ls-remote gives up after this long; default 30 000 ms. */
+  resolveTimeoutMs?: number;
+  /** The shallow fetch gives up after this long; default 600 000 ms. */
+  fetchTimeoutMs?: number;
+  /** Where fetches make their temporary directories; the OS's unless set. */
+  tmpDir?: string;
+}
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** The most of a command's stderr an error message carries. */
+const maxDetail = 400;
+
+export class GitCliSource implements SourceRepository {
+  private readonly options: GitCliOptions;
+
+  constructor(options: GitCliOptions = {}) {
+    this.options = options;
+  }
+
+  async resolveRef(remote: GitRemote, ref: string): Promise<string> {
+    if (isFullSha(ref)) return ref;
+    const dir = await this.tempDir();
+    try {
+      const env = await this.env(remote, dir);
+      const patterns = ref.startsWith('refs/')
+        ? [ref]
+        : [`refs/heads/${ref}`, `refs/tags/${ref}`, `refs/tags/${ref}^{}`];
+      const run = await this.git(
+        ['ls-remote', '--', remote.url, ...patterns],
+        env,
+        this.options.resolveTimeoutMs ?? 30_000,
+      );
+      if (run.timedOut || run.code !== 0) throw failure(remote, run);
+      const refs = new Map<string, string>();
+      for (const line of run.stdout.split('\n')) {
+        const [sha, name] = line.trim().split(/\s+/);
+        if (sha && name && /^[0-9a-f]{40}$/.test(sha)) refs.set(name, sha);
+      }
+      // A branch wins over a tag of the same name (as git checkout picks); an annotated
+      // tag is its peeled commit, not the tag object.
+      const sha =
+        patterns.length === 1
+          ? (refs.get(`${ref}^{}`) ?? refs.get(ref))
+          : (refs.get(`refs/heads/${ref}`) ??
+            refs.get(`refs/tags/${ref}^{}`) ??
+            refs.get(`refs/tags/${ref}`));
+      if (!sha) throw new GitRefNotFound(ref, remote.url);
+      return sha;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async archive(
+    remote: GitRemote,
+    sha: string,
+    paths: { subdir: string; dockerfile: string },
+    signal?: AbortSignal,
+  ): Promise<SourceArchive> {
+    const dir = await this.tempDir();
+    const close = () => rm(dir, { recursive: true, force: true });
+    try {
+      const env = await this.env(remote, dir);
+      const repo = path.join(dir, 'repo.git');
+      const init = await this.git(['init', '-q', '--bare', repo], env, 30_000);
+      if (init.code !== 0) throw new Error(`git init failed: ${detail(init)}`);
+      // Only the one commit, without history or tags: a build needs its tree and nothing else.
+      const fetch = await this.git(
+        ['-C', repo, 'fetch', '-q', '--depth', '1', '--no-tags', '--', remote.url, sha],
+        env,
+        this.options.fetchTimeoutMs ?? 600_000,
+        signal,
+      );
+      if (fetch.timedOut || fetch.code !== 0) {
+        if (
+          /not our ref|unadvertised object|couldn't find remote ref|no such remote ref/i.test(
+            fetch.stderr,
+          )
+        )
+          throw new GitRefNotFound(sha, remote.url);
+        throw failure(remote, fetch);
+      }
+      const subdir = paths.subdir;
+      const exists = async (p: string) =>
+        (await this.git(['-C', repo, 'cat-file', '-e', `${sha}:${p}`], env, 30_000)).code === 0;
+      if (subdir && !(await exists(subdir)))
+        throw new GitPathNotFound('sub-directory', subdir, sha);
+      const dockerfile = subdir ? `${subdir}/${paths.dockerfile}` : paths.dockerfile;
+      if (!(await exists(dockerfile))) throw new GitPathNotFound('Dockerfile', dockerfile, sha);
+      return { stream: this.tar(repo, subdir ? `${sha}:${subdir}` : sha, env, signal), close };
+    } catch (e) {
+      await close();
+      throw e;
+    }
+  }
+
+  async generateDeployKey(comment: string): Promise<{ privateKey: string; publicKey: string }> {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const pub = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
+    const seed = Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url');
+    return {
+      privateKey: openSshPrivateKey(pub, seed, comment),
+      publicKey: openSshPublicKey(pub, comment),
+    };
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private tempDir(): Promise<string> {
+    return mkdtemp(path.join(this.options.tmpDir ?? os.tmpdir(), 'sdo-git-'));
+  }
+
+  /**
+   * The environment of every git command: no prompt, no user or system configuration, only
+   * network transports (no file://, no ext:: commands, also through redirects and
+   * submodules), and the credential.
+   */
+  private async env(remote: GitRemote, dir: string): Promise<NodeJS.ProcessEnv> {
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: dir,
+      GIT_TERMINAL_PROMPT: '0',
+      GIT_ASKPASS: '/bin/false',
+      SSH_ASKPASS: '/bin/false',
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_ALLOW_PROTOCOL: 'https:http:ssh:git',
+      LC_ALL: 'C',
+    };
+    const credential = remote.credential;
+    const knownHosts = path.join(dir, 'known_hosts');
+    const ssh = [
+      'ssh',
+      '-F',
+      '/dev/null',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ConnectTimeout=15',
+      // Step 1 of builds does not pin the git server's host key yet: the first key seen is taken.
+      '-o',
+      'StrictHostKeyChecking=accept-new',
+      '-o',
+      `UserKnownHostsFile=${knownHosts}`,
+    ];
+    if (credential && 'privateKey' in credential) {
+      const keyFile = path.join(dir, 'deploy-key');
+      await writeFile(keyFile, credential.privateKey.trimEnd() + '\n', { mode: 0o600 });
+      ssh.push('-o', 'IdentitiesOnly=yes', '-i', keyFile);
+    }
+    env.GIT_SSH_COMMAND = ssh.join(' ');
+    if (credential && 'token' in credential) {
+      const basic = Buffer.from(`x-access-token:${credential.token}`).toString('base64');
+      env.GIT_CONFIG_COUNT = '1';
+      env.GIT_CONFIG_KEY_0 = 'http.extraHeader';
+      env.GIT_CONFIG_VALUE_0 = `Authorization: Basic ${basic}`;
+    }
+    return env;
+  }
+
+  private git(
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<Run> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.options.gitBin ?? 'git', args, {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      let timedOut = false;
+      child.stdout.setEncoding('utf8').on('data', (c: string) => {
+        if (stdout.length < 1_000_000) stdout += c;
+      });
+      child.stderr.setEncoding('utf8').on('data', (c: string) => {
+        stderr = (stderr + c).slice(-8 * 1024);
+      });
+      const kill = () => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      };
+      const timer = setTimeout(kill, timeoutMs);
+      signal?.addEventListener('abort', kill, { once: true });
+      child.once('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', kill);
+        reject(
+          e.code === 'ENOENT'
+            ? new BuildsUnavailable(
+                `git is not installed (${this.options.gitBin ?? 'git'} not found)`,
+              )
+            : e,
+        );
+      });
+      child.once('close', (code) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', kill);
+        resolve({ code, stdout, stderr, timedOut });
+      });
+    });
+  }
+
+  /** `git archive` of a tree as it is read; a failing archive ends the stream with its error. */
+  private async *tar(
+    repo: string,
+    treeish: string,
+    env: NodeJS.ProcessEnv,
+    signal?: AbortSignal,
+  ): AsyncGenerator<Uint8Array> {
+    const child = spawn(
+      this.options.gitBin ?? 'git',
+      ['-C', repo, 'archive', '--format=tar', treeish],
+      {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr = (stderr + c).slice(-4096);
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    const kill = () => child.kill('SIGKILL');
+    signal?.addEventListener('abort', kill, { once: true });
+    try {
+      for await (const chunk of child.stdout) yield chunk as Buffer;
+      const code = await exited;
+      if (code !== 0) throw new Error(`git archive failed: ${stderr.trim().slice(-maxDetail)}`);
+    } finally {
+      signal?.removeEventListener('abort', kill);
+      // The reader stopped early (a cancelled build): the archive has nothing left to do.
+      if (child.exitCode === null) kill();
+    }
+  }
+}
+
+function detail(run: Run): string {
+  const text = run.stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0)
+    .join('; ');
+  return text.slice(-maxDetail) || `git exited with code ${run.code}`;
+}
+
+/** What a failed ls-remote or fetch says, as the error that states it. */
+function failure(remote: GitRemote, run: Run): Error {
+  if (run.timedOut) return new GitUnreachable(remote.url, 'no answer in time');
+  const text = detail(run);
+  if (
+    /authentication failed|could not read (username|password)|terminal prompts disabled|permission denied \(publickey|HTTP (401|403)|access denied|invalid credentials|HTTP Basic: Access denied/i.test(
+      run.stderr,
+    )
+  )
+    return new GitAccessDenied(remote.url, text);
+  return new GitUnreachable(remote.url, text);
+}
+
+// ---------------------------------------------------------------- OpenSSH key format
+
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
+const sshString = (b: Buffer | string) => {
+  const buf = typeof b === 'string' ? Buffer.from(b) : b;
+  return Buffer.concat([u32(buf.length), buf]);
+};
+
+function openSshPublicKey(pub: Buffer, comment: string): string {
+  const blob = Buffer.concat([sshString('ssh-ed25519'), sshString(pub)]);
+  return `ssh-ed25519 ${blob.toString('base64')} ${comment}`;
+}
+
+/** An unencrypted `openssh-key-v1` private key, as `ssh-keygen -t ed25519 -N ''` writes it. */
+function openSshPrivateKey(pub: Buffer, seed: Buffer, comment: string): string {
+  const publicBlob = Buffer.concat([sshString('ssh-ed25519'), sshString(pub)]);
+  const check = randomBytes(4);
+  let body = Buffer.concat([
+    check,
+    check,
+    sshString('ssh-ed25519'),
+    sshString(pub),
+    sshString(Buffer.concat([seed, pub])),
+    sshString(comment),
+  ]);
+  const pad = (8 - (body.length % 8)) % 8;
+  body = Buffer.concat([body, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))]);
+  const key = Buffer.concat([
+    Buffer.from('openssh-key-v1\0'),
+    sshString('none'),
+    sshString('none'),
+    sshString(''),
+    u32(1),
+    sshString(publicBlob),
+    sshString(body),
+  ]);
+  const lines = key.toString('base64').match(/.{1,70}/g)!;
+  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines.join('\n')}\n-----END OPENSSH PRIVATE KEY-----\n`;
+}

@@ -1,0 +1,122 @@
+import { isCoreError } from '../errors.ts';
+import type { DockerTarget } from '../ports.ts';
+import { openGitRemote } from '../builds/credentials.ts';
+import { buildLabels, buildTag } from '../builds/git-source.ts';
+import { appendLog, viaDocker, type StepContext } from './context.ts';
+import { defaultBuildLimits } from './deps.ts';
+import { StepFailed } from './errors.ts';
+import { CommandOutputLog } from './output-log.ts';
+
+/** A git failure as the release records it: the repository's answer fails for good, a missing `git` too. */
+async function viaGit<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    throw new StepFailed(message, false, e);
+  }
+}
+
+/**
+ * The image of a git release on its node: the image already tagged `<service>:<sha>` there
+ * (a redeploy or rollback of that sha never rebuilds), else a build of the commit from the
+ * repository's Dockerfile, its output streamed into the release log line by line. The
+ * source is fetched by this process and streamed to the node's engine as the build
+ * context, so the build itself runs on the node and nothing of it is held here.
+ * Resolves to the image id; a failed, timed-out or cancelled build fails the step.
+ */
+export async function buildFromGit(c: StepContext, target: DockerTarget): Promise<string> {
+  const git = c.service.git;
+  if (!git) throw new StepFailed('the service has no git source any more', false);
+  const source = c.deps.source;
+  if (!source) throw new StepFailed('this worker cannot read git repositories', false);
+  let remote;
+  try {
+    remote = await openGitRemote(c.deps.vault, c.service);
+  } catch (e) {
+    const transient = isCoreError(e) && e.kind === 'unavailable';
+    throw new StepFailed(
+      `the service's git credential could not be opened: ${e instanceof Error ? e.message : String(e)}`,
+      transient,
+      e,
+    );
+  }
+  // Never expected in output (tokens travel in a header, keys in a file), but masked if seen.
+  const credential = remote.credential;
+  if (credential) {
+    const value = 'token' in credential ? credential.token : credential.privateKey;
+    if (!c.secretValues.includes(value)) c.secretValues.push(value);
+  }
+  let sha = c.release.gitSha;
+  if (!sha) {
+    const ref = c.release.gitRef ?? git.ref;
+    await appendLog(c, `resolving ${ref} of ${git.url}`);
+    const resolved = await viaGit(() => source.resolveRef(remote, ref));
+    sha = resolved;
+    const image = buildTag(c.service, resolved);
+    await c.deps.store.withOrg(c.release.orgId, (repos) =>
+      repos.releases.update(c.release.id, {
+        gitSha: resolved,
+        image,
+        updatedAt: c.deps.clock.now().toISOString(),
+      }),
+    );
+    c.release = { ...c.release, gitSha: resolved, image };
+    await appendLog(c, `${ref} is ${resolved}`);
+  }
+  const tag = buildTag(c.service, sha);
+  const runtime = c.deps.runtime;
+  const present = runtime.localImage
+    ? await viaDocker(() => runtime.localImage!(target, tag))
+    : null;
+  if (present) {
+    await appendLog(c, `image ${tag} is already on node ${c.node.name}: reused, nothing built`);
+    return present;
+  }
+  if (!runtime.build) throw new StepFailed('this worker cannot build images', false);
+  const limits = { ...defaultBuildLimits, ...c.deps.config.build };
+  const context = git.subdir || '.';
+  await appendLog(c, `fetching ${git.url} at ${sha}`);
+  const archive = await viaGit(() =>
+    source.archive(remote, sha, { subdir: git.subdir, dockerfile: git.dockerfile }),
+  );
+  const output = new CommandOutputLog(c, 'stdout');
+  let result;
+  try {
+    await appendLog(
+      c,
+      `building ${tag} on node ${c.node.name} from ${context}/${git.dockerfile} (timeout ${Math.round(limits.timeoutMs / 1000)} s, memory ${limits.memoryMb ?? 'unlimited'} MB, cpus ${limits.cpus ?? 'unlimited'})`,
+    );
+    try {
+      result = await viaDocker(() =>
+        runtime.build!(
+          target,
+          {
+            tag,
+            context: archive.stream,
+            dockerfile: git.dockerfile,
+            buildArgs: git.buildArgs,
+            labels: buildLabels(c.release, sha),
+            memoryMb: limits.memoryMb,
+            cpus: limits.cpus,
+            timeoutMs: limits.timeoutMs,
+          },
+          (line) => output.push(line),
+        ),
+      );
+    } finally {
+      await output.close();
+    }
+  } finally {
+    await archive.close();
+  }
+  if (result.timedOut)
+    throw new StepFailed(
+      `build timed out after ${Math.round(limits.timeoutMs / 1000)} s and was cancelled`,
+      false,
+    );
+  if (result.error !== null || result.imageId === null)
+    throw new StepFailed(`build failed: ${result.error ?? 'the engine named no image'}`, false);
+  await appendLog(c, `built ${tag} (${result.imageId})`);
+  return result.imageId;
+}

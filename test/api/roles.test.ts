@@ -1,0 +1,232 @@
+/**
+ * The role × endpoint table: every operation of the OpenAPI document, called by a person
+ * and by an API key of each of the four roles, must answer 403 exactly to the roles its
+ * declared permission (`x-permission`, core/roles.ts) excludes. The core enforces roles;
+ * this walks the whole API to prove it does so everywhere, so an operation added without a
+ * permission, or whose use case forgets its check, fails here.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { roles, type Role } from '../../core/models.ts';
+import { can, permissions, type Permission } from '../../core/roles.ts';
+import { startSelfhostApi } from '../support/api.ts';
+import type { ApiResponse } from '../support/http.ts';
+import { startSmtpServer } from '../support/smtp.ts';
+
+const password = 'correct horse battery';
+type Api = Awaited<ReturnType<typeof startSelfhostApi>>;
+
+interface Caller {
+  kind: 'user' | 'key';
+  role: Role;
+  token: string;
+  email?: string;
+}
+
+// Ids that cannot exist: an allowed role gets past the role check to a 404, never a 403.
+const missing = {
+  id: 'x_0nothing',
+  keyId: 'key_0nothing',
+  userId: 'usr_0nothing',
+  name: 'NOTHING',
+};
+
+const sshKey = generateKeyPairSync('ed25519')
+  .privateKey.export({ type: 'pkcs8', format: 'pem' })
+  .toString();
+
+/**
+ * A valid body for each operation that takes one, chosen to do no harm when allowed: it
+ * names something missing, or makes something small. A new operation with a body needs
+ * its sample here (the test says so).
+ */
+const bodies: Record<string, () => unknown> = {
+  'post /api/auth/local/signup': () => ({ email: unique('table'), password }),
+  'post /api/auth/local/login': () => ({ email: 'nobody@example.com', password: 'wrong one' }),
+  'post /api/orgs': () => ({ name: 'Table org' }),
+  'post /api/orgs/{orgId}/api-keys': () => ({ name: unique('key'), role: 'viewer' }),
+  'post /api/invites': () => ({ email: unique('invitee'), role: 'viewer' }),
+  'post /api/invites/accept': () => ({ token: `sdi_${'A'.repeat(43)}` }),
+  'patch /api/members/{userId}': () => ({ role: 'viewer' }),
+  'post /api/projects': () => ({
+    name: unique('p')
+      .replace(/[^a-z0-9]/g, '')
+      .slice(0, 30),
+  }),
+  'post /api/environments': () => ({ projectId: 'prj_0nothing', name: 'staging' }),
+  'post /api/services': () => ({
+    projectId: 'prj_0nothing',
+    name: 'web',
+    image: 'busybox:1',
+    containerPort: 8080,
+    healthcheckPath: '/health',
+  }),
+  'patch /api/services/{id}': () => ({ git: { url: 'https://git.example.test/table.git' } }),
+  'post /api/nodes': () => ({
+    name: unique('n')
+      .replace(/[^a-z0-9]/g, '')
+      .slice(0, 30),
+    dockerHost: 'unix:///var/run/table.sock',
+    address: '127.0.0.1',
+  }),
+  'patch /api/nodes/{id}': () => ({ ssh: { privateKey: sshKey, insecureIgnoreHostKey: true } }),
+  'post /api/releases': () => ({ serviceId: 'svc_0nothing', image: 'busybox:1' }),
+  'post /api/deploy-jobs': () => ({ serviceId: 'svc_0nothing', image: 'busybox:1' }),
+  'post /api/domains': () => ({ serviceId: 'svc_0nothing', hostname: 'table.example.test' }),
+  'post /api/services/{id}/secrets': () => ({ name: 'TABLE', value: 'x' }),
+  // Loopback is refused after the role check (400), so nothing is ever delivered.
+  'post /api/webhooks': () => ({ url: 'http://127.0.0.1:9/hook' }),
+  // Not Slack's host: refused after the role check (400), so nothing is ever sent.
+  'post /api/notification-channels': () => ({
+    kind: 'slack',
+    name: 'table',
+    url: 'http://127.0.0.1:9/services/T/B/C',
+  }),
+};
+
+let counter = 0;
+const unique = (what: string) => `${what}${++counter}x${Date.now()}@example.com`;
+
+interface Operation {
+  method: string;
+  path: string;
+  permission: string | undefined;
+  hasBody: boolean;
+}
+
+let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+let api: Api;
+let orgId: string;
+let operations: Operation[];
+const callers: Caller[] = [];
+
+beforeAll(async () => {
+  smtp = await startSmtpServer();
+  api = await startSelfhostApi({
+    signupMode: 'open',
+    smtpUrl: `smtp://127.0.0.1:${smtp.port}`,
+    publicUrl: 'http://deploy.example.test',
+    signupLimits: { perIp: 10_000 },
+  });
+  const req = api.request;
+  const ownerEmail = unique('owner');
+  const owner = await req('POST', '/api/auth/local/signup', {
+    body: { email: ownerEmail, password },
+  });
+  orgId = owner.body.org.id;
+  callers.push({ kind: 'user', role: 'owner', token: owner.body.token, email: ownerEmail });
+  // People of the other roles join the way people do: by the emailed invite.
+  for (const role of ['admin', 'deployer', 'viewer'] as const) {
+    const email = unique(role);
+    const invite = await req('POST', '/api/invites', {
+      token: owner.body.token,
+      body: { email, role },
+    });
+    expect(invite.status, invite.text).toBe(201);
+    const mail = smtp.received.find((m) => m.to === email)!;
+    const token = /token=(sdi_[\w-]+)/.exec(mail.text)![1]!;
+    const joined = await req('POST', '/api/auth/local/signup', {
+      body: { email, password, inviteToken: token },
+    });
+    expect(joined.status, joined.text).toBe(201);
+    callers.push({ kind: 'user', role, token: joined.body.token, email });
+  }
+  for (const role of roles) {
+    const key = await req('POST', `/api/orgs/${orgId}/api-keys`, {
+      token: owner.body.token,
+      body: { name: `table-${role}`, role },
+    });
+    expect(key.status, key.text).toBe(201);
+    callers.push({ kind: 'key', role, token: key.body.key });
+  }
+  const doc = (await req('GET', '/openapi.json')).body as {
+    paths: Record<string, Record<string, { 'x-permission'?: string; requestBody?: unknown }>>;
+  };
+  operations = Object.entries(doc.paths).flatMap(([path, ops]) =>
+    Object.entries(ops).map(([method, op]) => ({
+      method,
+      path,
+      permission: op['x-permission'],
+      hasBody: op.requestBody !== undefined,
+    })),
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await api?.close();
+  await smtp?.close();
+});
+
+const key = (op: Pick<Operation, 'method' | 'path'>) => `${op.method} ${op.path}`;
+const known = new Set<string>([...Object.keys(permissions), 'signed-in', 'anyone']);
+
+async function call(op: Operation, caller: Caller | null): Promise<ApiResponse> {
+  const path = op.path
+    .replace('{orgId}', orgId)
+    .replace(/\{(\w+)\}/g, (_, name: string) => missing[name as keyof typeof missing] ?? 'x_0');
+  return api.request(op.method.toUpperCase(), path, {
+    ...(caller ? { token: caller.token } : {}),
+    headers: { 'x-org-id': orgId },
+    ...(op.hasBody ? { body: bodies[key(op)]!() } : {}),
+  });
+}
+
+describe('role × endpoint', () => {
+  it('gives every operation a known permission, and every body a sample', () => {
+    expect(operations.length).toBeGreaterThan(40);
+    expect(operations.filter((op) => !known.has(String(op.permission))).map(key)).toEqual([]);
+    expect(operations.filter((op) => op.hasBody && !bodies[key(op)]).map(key)).toEqual([]);
+  });
+
+  it('answers 403 to exactly the roles each permission excludes, for people and keys', async () => {
+    const wrong: string[] = [];
+    for (const op of operations) {
+      // Logging out ends the caller's session; it has its own test below.
+      if (key(op) === 'post /api/auth/logout') continue;
+      if (op.permission === 'anyone') {
+        const res = await call(op, null);
+        // It may refuse what was asked (a wrong password, an unknown domain), never the caller.
+        const code = res.body?.error?.code;
+        if (code === 'unauthenticated' || code === 'forbidden' || res.status >= 500)
+          wrong.push(`${key(op)} without credentials → ${res.status} ${res.text}`);
+        continue;
+      }
+      for (const caller of callers) {
+        const res = await call(op, caller);
+        const who = `${caller.role} ${caller.kind}`;
+        if (res.status >= 500) wrong.push(`${key(op)} as ${who} → ${res.status} ${res.text}`);
+        const allowed =
+          op.permission === 'signed-in' || can(caller.role, op.permission as Permission);
+        if (allowed && res.status === 403)
+          wrong.push(
+            `${key(op)} as ${who} → 403 but ${op.permission} allows it: ${res.text.slice(0, 200)}`,
+          );
+        if (!allowed && (res.status !== 403 || res.body?.error?.code !== 'forbidden'))
+          wrong.push(
+            `${key(op)} as ${who} → ${res.status}, expected 403: ${res.text.slice(0, 200)}`,
+          );
+      }
+    }
+    expect(wrong).toEqual([]);
+  }, 120_000);
+
+  it('refuses every operation that needs credentials without them', async () => {
+    const open: string[] = [];
+    for (const op of operations.filter((o) => o.permission !== 'anyone')) {
+      const res = await call(op, null);
+      if (res.status !== 401) open.push(`${key(op)} → ${res.status}`);
+    }
+    expect(open).toEqual([]);
+  });
+
+  it('lets a person of every role log out', async () => {
+    for (const caller of callers.filter((c) => c.kind === 'user')) {
+      const login = await api.request('POST', '/api/auth/local/login', {
+        body: { email: caller.email, password },
+      });
+      expect(login.status).toBe(200);
+      const out = await api.request('POST', '/api/auth/logout', { token: login.body.token });
+      expect(out.status, `${caller.role}: ${out.text}`).toBe(204);
+    }
+  });
+});

@@ -1,0 +1,226 @@
+/**
+ * The CLI's side of builds from git, as a user runs it: selfdevop.yml with `git:`, `deploy
+ * --git-ref`, the GIT column of `releases`, and `services git` / `services deploy-key`,
+ * against the self-hosted control plane with its workers, a real git daemon on loopback,
+ * the real Docker Engine and a real Caddy.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSelfhostApi } from '../support/api.ts';
+import { startCaddy, type TestCaddy } from '../support/caddy.ts';
+import {
+  ensureTestImages,
+  removeContainersByLabel,
+  removeImagesByLabel,
+} from '../support/docker.ts';
+import {
+  makeRepo,
+  startGitDaemon,
+  type TestGitServer,
+  type TestRepo,
+} from '../support/git-server.ts';
+import { available } from '../support/services.ts';
+
+const ready = (await available('docker')) && (await available('caddy'));
+const cliMain = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
+const runId = `${process.pid}-${Date.now()}`;
+
+const app = (version: string) => ({
+  'web/Dockerfile': `FROM selfdevop-test/busybox:base\nENV TEST_RUN=${runId}\nCOPY www /www\nRUN echo "cli build of ${version}"\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n`,
+  'web/www/version': `${version}\n`,
+  'web/www/health': 'ok\n',
+});
+
+describe.skipIf(!ready)('the CLI building services from git', () => {
+  let caddy: TestCaddy;
+  let api: Awaited<ReturnType<typeof startSelfhostApi>>;
+  let daemon: TestGitServer;
+  let repo: TestRepo;
+  let dir: string;
+  let orgId: string;
+  let env: Record<string, string>;
+  let first: string;
+  let host: string;
+
+  function cli(
+    args: string[],
+    input = '',
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [cliMain, ...args], {
+        cwd: join(dir, 'app'),
+        env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'config'), ...env },
+        stdio: 'pipe',
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(killer);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
+      child.stdin.end(input);
+    });
+  }
+
+  const viaCaddy = (path = '/version') =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const r = http.get(
+        { host: '127.0.0.1', port: caddy.httpPort, path, headers: { host }, agent: false },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
+        },
+      );
+      r.on('error', reject);
+    });
+
+  beforeAll(async () => {
+    await ensureTestImages();
+    [caddy, daemon] = await Promise.all([startCaddy(), startGitDaemon()]);
+    repo = await makeRepo(daemon.root, 'mono');
+    first = await repo.commit(app('one'));
+    api = await startSelfhostApi({
+      workers: true,
+      caddyAdminUrl: caddy.adminUrl,
+      caddyServer: caddy.serverName,
+      release: { maxStepAttempts: 2 },
+    });
+    const s = await api.request('POST', '/api/auth/local/signup', {
+      body: { email: 'cli-builds@example.com', password: 'correct horse battery' },
+    });
+    orgId = s.body.org.id;
+    const k = await api.request('POST', `/api/orgs/${orgId}/api-keys`, {
+      token: s.body.token,
+      body: { name: 'cli', role: 'admin' },
+    });
+    env = { SELFDEVOP_URL: api.url, SELFDEVOP_TOKEN: k.body.key };
+    await api.request('POST', '/api/nodes', {
+      token: s.body.token,
+      body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
+    });
+    dir = await mkdtemp(join(tmpdir(), 'sdo-cli-builds-'));
+    await mkdir(join(dir, 'app'));
+    await writeFile(
+      join(dir, 'app', 'selfdevop.yml'),
+      `project: mono
+services:
+  web:
+    git:
+      url: ${daemon.url('mono')}
+      subdir: web
+    port: 8080
+    health: { intervalMs: 100, successes: 2, deadlineMs: 8000, timeoutMs: 1000 }
+    drainSeconds: 1
+`,
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    await api?.close();
+    await Promise.all([caddy?.stop(), daemon?.stop()]);
+    if (orgId) {
+      await removeContainersByLabel({ 'selfdevop.org': orgId });
+      await removeImagesByLabel({ 'selfdevop.org': orgId });
+    }
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('deploys a service of selfdevop.yml built from git, streaming the build, then a ref, and shows the commit of each release', async () => {
+    const r = await cli(['deploy']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toContain('created service web');
+    expect(r.stdout).toContain(`deploying main (${first.slice(0, 12)}) to web (production)`);
+    expect(r.stdout).toContain('cli build of one'); // the build's own output, streamed
+    host = /served at (\S+)/.exec(r.stdout)![1]!;
+    expect(await viaCaddy()).toEqual({ status: 200, body: 'one' });
+
+    const second = await repo.commit(app('two'));
+    const r2 = await cli(['deploy', '--service', 'web', '--git-ref', 'main', '--quiet']);
+    expect(r2.code, r2.stderr + r2.stdout).toBe(0);
+    expect(r2.stdout).toContain(`deploying main (${second.slice(0, 12)})`);
+    expect(await viaCaddy()).toEqual({ status: 200, body: 'two' });
+
+    const table = await cli(['releases', '--service', 'web']);
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^ID\s+STATUS\s+IMAGE\s+GIT\s+CREATED/);
+    expect(lines[1]).toContain(`main@${first.slice(0, 12)}`);
+    expect(lines[2]).toContain(`main@${second.slice(0, 12)}`);
+
+    const both = await cli(['deploy', '--service', 'web', '--git-ref', 'main', '--image', 'x:1']);
+    expect(both.code).toBe(2);
+    expect(both.stderr.trim()).toBe('selfdevop deploy: give --image or --git-ref, not both');
+    const unknown = await cli(['deploy', '--service', 'web', '--git-ref', 'no-such']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/gitRef: no-such is not a branch or tag of git:\/\//);
+  }, 150_000);
+
+  it('sets a git source with a token read from stdin, never printing it, and makes a deploy key', async () => {
+    const token = 'cli-token-never-printed';
+    const set = await cli(
+      [
+        'services',
+        'git',
+        'web',
+        '--url',
+        'https://git.example.com/shop/web.git',
+        '--ref',
+        'release',
+        '--build-arg',
+        'A=1',
+        '--token-stdin',
+      ],
+      `${token}\n`,
+    );
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout.trim()).toBe(
+      'service web builds from https://git.example.com/shop/web.git#release:web (Dockerfile); credential: token',
+    );
+    const listed = await cli(['services']);
+    expect(listed.stdout).toContain('https://git.example.com/shop/web.git#release:web');
+    for (const out of [
+      set.stdout,
+      set.stderr,
+      listed.stdout,
+      (await cli(['services', '--json'])).stdout,
+    ])
+      expect(out).not.toContain(token);
+
+    const http = await cli(['services', 'deploy-key', 'web']);
+    expect(http.code).not.toBe(0);
+    expect(http.stderr).toMatch(/a deploy key is used over SSH/);
+    expect(
+      (
+        await cli([
+          'services',
+          'git',
+          'web',
+          '--url',
+          'git@git.example.com:shop/web.git',
+          '--no-token',
+        ])
+      ).code,
+    ).toBe(0);
+    const key = await cli(['services', 'deploy-key', 'web']);
+    expect(key.code, key.stderr).toBe(0);
+    expect(key.stdout.trim()).toMatch(/^ssh-ed25519 AAAA\S+ selfdevop-web$/);
+    expect(key.stderr).toContain(
+      'add this read-only deploy key to git@git.example.com:shop/web.git',
+    );
+
+    const bad = await cli(['services', 'git', 'web', '--url', 'file:///etc']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/git\.url: .*file:\/\/ is refused/);
+    expect((await cli(['services', 'git', 'web'])).code).toBe(2);
+  }, 60_000);
+});

@@ -1,0 +1,212 @@
+/**
+ * The build step with every port in memory: where a ref is resolved, what is reused, what
+ * a rollback of a built release does when the node lost its image, and how failures read.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemorySource } from '../../../adapters/source/memory.ts';
+import { gitCredentialContext } from '../../../core/builds/git-source.ts';
+import type { GitSource } from '../../../core/models.ts';
+import { createRelease, rollbackRelease } from '../../../core/releases/engine.ts';
+import { deployer, orgId, setup, type Harness } from '../releases/harness.ts';
+
+const url = 'https://git.example.test/shop/web.git';
+const sha = (c: string) => c.repeat(40);
+const git: GitSource = {
+  url,
+  ref: 'main',
+  subdir: 'app',
+  dockerfile: 'Dockerfile',
+  buildArgs: { A: '1' },
+};
+const files = { 'app/Dockerfile': 'FROM x\n', 'app/index.js': 'ok\n' };
+
+async function harness(
+  opts: { token?: string } = {},
+): Promise<{ h: Harness; source: MemorySource }> {
+  const h = await setup({ git, image: 'web-0abc12' }, { maxStepAttempts: 1 });
+  const source = new MemorySource().addRepository(url, {
+    refs: { main: sha('a'), next: sha('b') },
+    commits: { [sha('a')]: files, [sha('b')]: files },
+    ...(opts.token ? { token: opts.token } : {}),
+  });
+  h.deps.source = source;
+  if (opts.token) {
+    const sealed = await h.vault.seal(
+      JSON.stringify({ token: opts.token }),
+      gitCredentialContext(orgId, h.service.id),
+    );
+    await h.repos((r) =>
+      r.services.update(h.service.id, { gitCredentialKind: 'token', sealedGitCredential: sealed }),
+    );
+  }
+  return { h, source };
+}
+
+const logOf = (h: Harness, id: string) =>
+  h.repos(async (r) => (await r.releaseLogs.list(id)).map((l) => l.line));
+
+async function deployRef(h: Harness, gitRef?: string) {
+  const r = await createRelease(h.deps, deployer, {
+    serviceId: h.service.id,
+    ...(gitRef ? { gitRef } : {}),
+  });
+  await h.drain();
+  return h.release(r.id);
+}
+
+describe('a release built from git', () => {
+  it('resolves the followed branch before queueing, builds <service>:<sha> with the source and build args, and serves it', async () => {
+    const { h, source } = await harness({ token: 'the-token' });
+    const queued = await createRelease(h.deps, deployer, { serviceId: h.service.id });
+    expect(queued).toMatchObject({
+      gitRef: 'main',
+      gitSha: sha('a'),
+      image: `web-0abc12:${sha('a')}`,
+    });
+    await h.drain();
+    const done = await h.release(queued.id);
+    expect(done.status, done.error ?? '').toBe('completed');
+    expect(h.runtime.builds).toEqual([
+      {
+        tag: `web-0abc12:${sha('a')}`,
+        dockerfile: 'Dockerfile',
+        buildArgs: { A: '1' },
+        labels: {
+          'selfdevop.org': orgId,
+          'selfdevop.service': h.service.id,
+          'selfdevop.release': done.id,
+          'selfdevop.git-sha': sha('a'),
+        },
+        memoryMb: 2048,
+        cpus: 2,
+        timeoutMs: 900_000,
+        contextBytes: expect.any(Number),
+      },
+    ]);
+    expect(h.runtime.builds[0]!.contextBytes).toBeGreaterThan(0);
+    expect(done.imageDigest).toBe(
+      await h.runtime.localImage({ dockerHost: 'unix:///var/run/docker.sock' }, done.image),
+    );
+    expect(source.open).toBe(0);
+    expect(await logOf(h, done.id)).toEqual(
+      expect.arrayContaining([
+        `fetching ${url} at ${sha('a')}`,
+        `[1/1] building web-0abc12:${sha('a')}`,
+      ]),
+    );
+  });
+
+  it('leaves the ref to the build step where the API cannot read repositories, and records the commit then', async () => {
+    const { h } = await harness();
+    const api = { ...h.deps, source: undefined };
+    const queued = await createRelease(api, deployer, { serviceId: h.service.id, gitRef: 'next' });
+    expect(queued).toMatchObject({ gitRef: 'next', gitSha: null, image: 'web-0abc12' });
+    await h.drain();
+    const done = await h.release(queued.id);
+    expect(done.status, done.error ?? '').toBe('completed');
+    expect(done).toMatchObject({ gitSha: sha('b'), image: `web-0abc12:${sha('b')}` });
+    expect(await logOf(h, done.id)).toEqual(
+      expect.arrayContaining([`resolving next of ${url}`, `next is ${sha('b')}`]),
+    );
+  });
+
+  it('fails a release whose ref the build step cannot find, with the reason, and names an unknown ref at once where it can', async () => {
+    const { h } = await harness();
+    await expect(
+      createRelease(h.deps, deployer, { serviceId: h.service.id, gitRef: 'gone' }),
+    ).rejects.toMatchObject({ code: 'git_ref_not_found', kind: 'invalid' });
+    const api = { ...h.deps, source: undefined };
+    const queued = await createRelease(api, deployer, { serviceId: h.service.id, gitRef: 'gone' });
+    await h.drain();
+    const failed = await h.release(queued.id);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toBe(
+      `gitRef: gone is not a branch or tag of ${url} (a commit is named by its full 40-character sha)`,
+    );
+  });
+
+  it('names a refused credential at once', async () => {
+    const { h } = await harness();
+    h.deps.source = new MemorySource().addRepository(url, {
+      refs: { main: sha('a') },
+      commits: { [sha('a')]: files },
+      token: 'needed',
+    });
+    await expect(
+      createRelease(h.deps, deployer, { serviceId: h.service.id }),
+    ).rejects.toMatchObject({
+      code: 'git_access_denied',
+    });
+  });
+
+  it('fails a build that fails, naming the instruction, and keeps the current release serving', async () => {
+    const { h } = await harness();
+    const good = await deployRef(h);
+    expect(good.status).toBe('completed');
+    h.runtime.setBuild({
+      error: '[2/3] RUN npm test: exit code: 1',
+      lines: ['RUN npm test', 'npm ERR! 1 failing'],
+    });
+    const bad = await deployRef(h, 'next');
+    expect(bad.status).toBe('failed');
+    expect(bad.error).toBe('build failed: [2/3] RUN npm test: exit code: 1');
+    expect(await logOf(h, bad.id)).toEqual(expect.arrayContaining(['npm ERR! 1 failing']));
+    const route = await h.edge.get(`sdo-${h.service.id}-env_000001`);
+    expect(route?.upstreams).toEqual([good.upstream]);
+  });
+
+  it('reuses the image of a sha the node has, and a rollback to a retired built release rebuilds it from its sha when the node lost it', async () => {
+    const { h } = await harness();
+    const first = await deployRef(h, 'main');
+    const second = await deployRef(h, 'next');
+    expect(second.status).toBe('completed');
+    const again = await deployRef(h, sha('a'));
+    expect(again.status).toBe('completed');
+    expect(h.runtime.builds.map((b) => b.tag)).toEqual([
+      `web-0abc12:${sha('a')}`,
+      `web-0abc12:${sha('b')}`,
+    ]);
+    expect(await logOf(h, again.id)).toContain(
+      `image web-0abc12:${sha('a')} is already on node node-1: reused, nothing built`,
+    );
+    expect(again.imageDigest).toBe(first.imageDigest);
+
+    // The release `again` replaced retires; then the node loses its image.
+    h.clock.advance(h.service.warmSeconds * 1000 + 1);
+    await h.retireDue();
+    h.runtime.removeImage(`web-0abc12:${sha('b')}`);
+    const result = await rollbackRelease(h.deps, deployer, { releaseId: again.id });
+    expect(result.path).toBe('redeploy');
+    await h.drain();
+    const back = await h.release(result.redeploy!.id);
+    expect(back.status, back.error ?? '').toBe('completed');
+    expect(back).toMatchObject({
+      gitRef: sha('b'),
+      gitSha: sha('b'),
+      image: `web-0abc12:${sha('b')}`,
+    });
+    expect(h.runtime.builds.map((b) => b.tag)).toEqual([
+      `web-0abc12:${sha('a')}`,
+      `web-0abc12:${sha('b')}`,
+      `web-0abc12:${sha('b')}`,
+    ]);
+  });
+
+  it('refuses a ref for a service without a git source, and both an image and a ref', async () => {
+    const { h } = await harness();
+    await h.repos((r) => r.services.update(h.service.id, { git: null }));
+    await expect(
+      createRelease(h.deps, deployer, { serviceId: h.service.id, gitRef: 'main' }),
+    ).rejects.toThrow(/^gitRef: the service has no git source to build/);
+    await expect(createRelease(h.deps, deployer, { serviceId: h.service.id })).rejects.toThrow(
+      /^image: is required \(the service has no git source to build\)/,
+    );
+    await expect(
+      createRelease(h.deps, deployer, {
+        serviceId: h.service.id,
+        image: 'shop/web:1',
+        gitRef: 'main',
+      }),
+    ).rejects.toThrow(/^gitRef: give an image or a gitRef, not both/);
+  });
+});

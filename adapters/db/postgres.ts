@@ -123,6 +123,18 @@ const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 export const isReadOnly = (text: string): boolean =>
   /^\s*select\b/i.test(text) && !/\bfor\s+(update|share)\b/i.test(text);
 
+// Asked of every statement a transaction sends; the texts come from a bounded set of
+// templates, so each answer is remembered (the same bound as the prepared statements).
+const readOnlyTexts = new Map<string, boolean>();
+function isReadOnlyText(text: string): boolean {
+  let readOnly = readOnlyTexts.get(text);
+  if (readOnly === undefined) {
+    readOnly = isReadOnly(text);
+    if (readOnlyTexts.size < 2000) readOnlyTexts.set(text, readOnly);
+  }
+  return readOnly;
+}
+
 // Statement texts come from a bounded set of templates, so naming each one lets every
 // connection parse and plan it once and then only bind and execute.
 // pg copies every config it is given property by property, so a named statement's name and
@@ -150,11 +162,16 @@ const utcTimestamp = /^([1-9]\d{3}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+
 /**
  * A timestamptz as the ISO string `Date#toISOString` gives (milliseconds, truncated), the
  * form every model holds: building a Date per time column only to print it again cost more
- * than the rest of a row. Other offsets, eras and infinities go through pg's own parser.
+ * than the rest of a row. Other offsets and eras go through pg's own parser and are printed
+ * the same way, so a row is a model as PostgreSQL answers it, whatever the session's time
+ * zone; infinities stay as pg gives them.
  */
 export function parseTimestamptz(text: string): unknown {
   const m = utcTimestamp.exec(text);
-  if (!m) return defaultTimestamptz(text);
+  if (!m) {
+    const parsed = defaultTimestamptz(text);
+    return parsed instanceof Date ? parsed.toISOString() : parsed;
+  }
   const fraction = m[3] === undefined ? '000' : (m[3] + '00').slice(0, 3);
   return `${m[1]}T${m[2]}.${fraction}Z`;
 }
@@ -199,8 +216,11 @@ export function fromDatabaseUrl(url: string, options: PoolOptions = {}): Databas
   return fromPool(pool, pool.options.max ?? 10);
 }
 
+const swallow = (): void => undefined;
+
 function fromPool(pool: pg.Pool, maxClients: number): Database {
   let closed = false;
+  const guarded = new WeakSet<pg.PoolClient>();
 
   interface Lease {
     client: pg.PoolClient;
@@ -217,15 +237,18 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
     }
     // While a client is checked out the pool's idle listener is detached, so a server
     // going away between two queries would emit an unhandled 'error' and kill the
-    // process. Swallow it here: the next query on the client fails and says why.
-    const onError = (): void => undefined;
-    client.on('error', onError);
+    // process. Swallow it here: the next query on the client fails and says why. Attached
+    // once per connection and left on (while idle the pool's own listener also hears it
+    // and drops the connection): adding and removing a listener on every checkout cost
+    // more than the rest of the lease.
+    if (!guarded.has(client)) {
+      guarded.add(client);
+      client.on('error', swallow);
+    }
     return {
       client,
-      release: (error?: unknown) => {
-        client.removeListener('error', onError);
-        client.release(error === undefined ? undefined : error instanceof Error ? error : true);
-      },
+      release: (error?: unknown) =>
+        client.release(error === undefined ? undefined : error instanceof Error ? error : true),
     };
   }
 
@@ -271,7 +294,7 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
     // while idle fails it before it ran, so a read is retried on the next connection; a
     // write is not (it may have run), and runs in a transaction instead.
     async query<R>(text: string, values?: readonly unknown[]): Promise<SqlResult<R>> {
-      if (!isReadOnly(text)) return db.transaction((tx) => tx.query<R>(text, values));
+      if (!isReadOnlyText(text)) return db.transaction((tx) => tx.query<R>(text, values));
       for (let attempt = 1; ; attempt++) {
         const lease = await checkout();
         try {
@@ -320,7 +343,7 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
           // Decided once the connection is in hand, and sent without awaiting, so statements
           // fn sends concurrently reach the connection in the order they were decided.
           const inTransaction = state.open;
-          const opens = !inTransaction && !(options.readsAlone && isReadOnly(text));
+          const opens = !inTransaction && !(options.readsAlone && isReadOnlyText(text));
           try {
             if (inTransaction) return await run<R>(client, text, values);
             if (opens) state.open = true;

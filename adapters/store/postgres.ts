@@ -44,31 +44,166 @@ import {
   pgNotificationDeliveryRepo,
 } from './postgres/notification-channels.ts';
 
+/**
+ * One org's repositories over one transaction, each built on first use: a request touches
+ * one or two of them, and building all of them (an object of closures each) on every
+ * `withOrg` was a measurable share of an authenticated read. Each has a setter, so a test
+ * can wrap the set with `Object.create(repos)` and replace one repository.
+ */
+class PgOrgRepos implements OrgRepos {
+  readonly orgId: string;
+  private readonly t: TenantSql;
+  private _orgs: OrgRepos['orgs'] | undefined = undefined;
+  private _memberships: OrgRepos['memberships'] | undefined = undefined;
+  private _invites: OrgRepos['invites'] | undefined = undefined;
+  private _apiKeys: OrgRepos['apiKeys'] | undefined = undefined;
+  private _projects: OrgRepos['projects'] | undefined = undefined;
+  private _environments: OrgRepos['environments'] | undefined = undefined;
+  private _services: OrgRepos['services'] | undefined = undefined;
+  private _nodes: OrgRepos['nodes'] | undefined = undefined;
+  private _releases: OrgRepos['releases'] | undefined = undefined;
+  private _releaseSteps: OrgRepos['releaseSteps'] | undefined = undefined;
+  private _releaseLogs: OrgRepos['releaseLogs'] | undefined = undefined;
+  private _deployJobs: OrgRepos['deployJobs'] | undefined = undefined;
+  private _secrets: OrgRepos['secrets'] | undefined = undefined;
+  private _domains: OrgRepos['domains'] | undefined = undefined;
+  private _webhooks: OrgRepos['webhooks'] | undefined = undefined;
+  private _webhookDeliveries: OrgRepos['webhookDeliveries'] | undefined = undefined;
+  private _notificationChannels: OrgRepos['notificationChannels'] | undefined = undefined;
+  private _heldNotifications: OrgRepos['heldNotifications'] | undefined = undefined;
+  private _notificationDeliveries: OrgRepos['notificationDeliveries'] | undefined = undefined;
+  private _audit: OrgRepos['audit'] | undefined = undefined;
+
+  constructor(t: TenantSql) {
+    this.t = t;
+    this.orgId = t.orgId;
+  }
+
+  get orgs(): OrgRepos['orgs'] {
+    return (this._orgs ??= pgOrgRepo(this.t));
+  }
+  set orgs(repo: OrgRepos['orgs']) {
+    this._orgs = repo;
+  }
+  get memberships(): OrgRepos['memberships'] {
+    return (this._memberships ??= pgMembershipRepo(this.t));
+  }
+  set memberships(repo: OrgRepos['memberships']) {
+    this._memberships = repo;
+  }
+  get invites(): OrgRepos['invites'] {
+    return (this._invites ??= pgInviteRepo(this.t));
+  }
+  set invites(repo: OrgRepos['invites']) {
+    this._invites = repo;
+  }
+  get apiKeys(): OrgRepos['apiKeys'] {
+    return (this._apiKeys ??= pgApiKeyRepo(this.t));
+  }
+  set apiKeys(repo: OrgRepos['apiKeys']) {
+    this._apiKeys = repo;
+  }
+  get projects(): OrgRepos['projects'] {
+    return (this._projects ??= pgProjectRepo(this.t));
+  }
+  set projects(repo: OrgRepos['projects']) {
+    this._projects = repo;
+  }
+  get environments(): OrgRepos['environments'] {
+    return (this._environments ??= pgEnvironmentRepo(this.t));
+  }
+  set environments(repo: OrgRepos['environments']) {
+    this._environments = repo;
+  }
+  get services(): OrgRepos['services'] {
+    return (this._services ??= pgServiceRepo(this.t));
+  }
+  set services(repo: OrgRepos['services']) {
+    this._services = repo;
+  }
+  get nodes(): OrgRepos['nodes'] {
+    return (this._nodes ??= pgNodeRepo(this.t));
+  }
+  set nodes(repo: OrgRepos['nodes']) {
+    this._nodes = repo;
+  }
+  get releases(): OrgRepos['releases'] {
+    return (this._releases ??= pgReleaseRepo(this.t));
+  }
+  set releases(repo: OrgRepos['releases']) {
+    this._releases = repo;
+  }
+  get releaseSteps(): OrgRepos['releaseSteps'] {
+    return (this._releaseSteps ??= pgReleaseStepRepo(this.t));
+  }
+  set releaseSteps(repo: OrgRepos['releaseSteps']) {
+    this._releaseSteps = repo;
+  }
+  get releaseLogs(): OrgRepos['releaseLogs'] {
+    return (this._releaseLogs ??= pgReleaseLogRepo(this.t));
+  }
+  set releaseLogs(repo: OrgRepos['releaseLogs']) {
+    this._releaseLogs = repo;
+  }
+  get deployJobs(): OrgRepos['deployJobs'] {
+    return (this._deployJobs ??= pgDeployJobRepo(this.t));
+  }
+  set deployJobs(repo: OrgRepos['deployJobs']) {
+    this._deployJobs = repo;
+  }
+  get secrets(): OrgRepos['secrets'] {
+    return (this._secrets ??= pgSecretRepo(this.t));
+  }
+  set secrets(repo: OrgRepos['secrets']) {
+    this._secrets = repo;
+  }
+  get domains(): OrgRepos['domains'] {
+    return (this._domains ??= pgDomainRepo(this.t));
+  }
+  set domains(repo: OrgRepos['domains']) {
+    this._domains = repo;
+  }
+  get webhooks(): OrgRepos['webhooks'] {
+    return (this._webhooks ??= pgWebhookRepo(this.t));
+  }
+  set webhooks(repo: OrgRepos['webhooks']) {
+    this._webhooks = repo;
+  }
+  get webhookDeliveries(): OrgRepos['webhookDeliveries'] {
+    return (this._webhookDeliveries ??= pgWebhookDeliveryRepo(this.t));
+  }
+  set webhookDeliveries(repo: OrgRepos['webhookDeliveries']) {
+    this._webhookDeliveries = repo;
+  }
+  get notificationChannels(): OrgRepos['notificationChannels'] {
+    return (this._notificationChannels ??= pgNotificationChannelRepo(this.t));
+  }
+  set notificationChannels(repo: OrgRepos['notificationChannels']) {
+    this._notificationChannels = repo;
+  }
+  get heldNotifications(): OrgRepos['heldNotifications'] {
+    return (this._heldNotifications ??= pgHeldNotificationRepo(this.t));
+  }
+  set heldNotifications(repo: OrgRepos['heldNotifications']) {
+    this._heldNotifications = repo;
+  }
+  get notificationDeliveries(): OrgRepos['notificationDeliveries'] {
+    return (this._notificationDeliveries ??= pgNotificationDeliveryRepo(this.t));
+  }
+  set notificationDeliveries(repo: OrgRepos['notificationDeliveries']) {
+    this._notificationDeliveries = repo;
+  }
+  get audit(): OrgRepos['audit'] {
+    return (this._audit ??= pgAuditRepo(this.t));
+  }
+  set audit(repo: OrgRepos['audit']) {
+    this._audit = repo;
+  }
+}
+
 /** One org's repositories over one transaction. */
 export function pgOrgRepos(t: TenantSql): OrgRepos {
-  return {
-    orgId: t.orgId,
-    orgs: pgOrgRepo(t),
-    memberships: pgMembershipRepo(t),
-    invites: pgInviteRepo(t),
-    apiKeys: pgApiKeyRepo(t),
-    projects: pgProjectRepo(t),
-    environments: pgEnvironmentRepo(t),
-    services: pgServiceRepo(t),
-    nodes: pgNodeRepo(t),
-    releases: pgReleaseRepo(t),
-    releaseSteps: pgReleaseStepRepo(t),
-    releaseLogs: pgReleaseLogRepo(t),
-    deployJobs: pgDeployJobRepo(t),
-    secrets: pgSecretRepo(t),
-    domains: pgDomainRepo(t),
-    webhooks: pgWebhookRepo(t),
-    webhookDeliveries: pgWebhookDeliveryRepo(t),
-    notificationChannels: pgNotificationChannelRepo(t),
-    heldNotifications: pgHeldNotificationRepo(t),
-    notificationDeliveries: pgNotificationDeliveryRepo(t),
-    audit: pgAuditRepo(t),
-  };
+  return new PgOrgRepos(t);
 }
 
 /**

@@ -36,8 +36,16 @@ export const toColumn = (key: string): string => {
 const placeholders = (count: number, from = 1): string =>
   Array.from({ length: count }, (_, i) => `$${i + from}`).join(', ');
 
-export const selectSql = (t: TableShape): string =>
-  `select ${t.keys.map(toColumn).join(', ')} from ${t.name}`;
+// Every read starts with its table's select list; built once per table, not per request.
+const selectsOf = new WeakMap<TableShape, string>();
+export const selectSql = (t: TableShape): string => {
+  let text = selectsOf.get(t);
+  if (text === undefined) {
+    text = `select ${t.keys.map(toColumn).join(', ')} from ${t.name}`;
+    selectsOf.set(t, text);
+  }
+  return text;
+};
 
 export const insertSql = (t: TableShape): string =>
   `insert into ${t.name} (${t.keys.map(toColumn).join(', ')}) values (${placeholders(t.keys.length)})`;
@@ -53,6 +61,21 @@ export const upsertSql = (
     .filter((k) => !fixed.has(k))
     .map((k) => `${toColumn(k)} = excluded.${toColumn(k)}`);
   return `${insertSql(t)} on conflict (${conflict.map(toColumn).join(', ')}) do update set ${sets.join(', ')}`;
+};
+
+// The same list with each column named by its model key (`org_id as "orgId"`): PostgreSQL
+// then answers rows that already are models, and no row is copied key by key (fromRow's
+// keyed stores were the largest cost of reading a page after the driver's own parsing).
+const modelSelectsOf = new WeakMap<TableShape, string>();
+/** `select <columns as model keys> from <table>`: rows come back as models (see TenantSql). */
+export const selectModelSql = (t: TableShape): string => {
+  let text = modelSelectsOf.get(t);
+  if (text === undefined) {
+    const list = t.keys.map((k) => (toColumn(k) === k ? k : `${toColumn(k)} as "${k}"`));
+    text = `select ${list.join(', ')} from ${t.name}`;
+    modelSelectsOf.set(t, text);
+  }
+  return text;
 };
 
 /** One equality or subquery condition; `sql` receives its placeholder. */
@@ -71,7 +94,10 @@ export const whereSql = (conditions: readonly Condition[], from = 1): string =>
     ? ''
     : ` where ${conditions.map((c, i) => c.sql(`$${i + from}`)).join(' and ')}`;
 
-/** A keyset page: rows after the cursor id, ordered by id, one extra to detect a next page. */
+/**
+ * A keyset page: rows after the cursor id, ordered by id, one extra to detect a next page.
+ * Its rows are models already (selectModelSql).
+ */
 export function pageSql(
   t: TableShape,
   conditions: readonly Condition[],
@@ -82,7 +108,7 @@ export function pageSql(
     ? [...conditions, { sql: (p: string) => `id > ${p}`, value: page.cursor }]
     : conditions;
   return {
-    text: `${selectSql(t)}${whereSql(all)} order by id limit ${limit + 1}`,
+    text: `${selectModelSql(t)}${whereSql(all)} order by id limit ${limit + 1}`,
     values: all.map((c) => c.value),
     limit,
   };

@@ -11,10 +11,9 @@ import { toPage } from '../page.ts';
 import { guardedWrite } from './constraints.ts';
 import {
   eq,
-  fromRow,
   insertSql,
   pageSql,
-  selectSql,
+  selectModelSql,
   updateSql,
   valuesOf,
   whereSql,
@@ -36,20 +35,22 @@ export class TenantSql {
     return eq('org_id', this.orgId);
   }
 
+  // one, all and page select the model keys themselves (selectModelSql), and the pool's
+  // type parsers give times as ISO strings, so each row PostgreSQL answers is the model.
   async one<M>(t: Table<M>, conditions: Condition[]): Promise<M | null> {
-    const r = await this.tx.query(
-      `${selectSql(t)}${whereSql(conditions)} limit 1`,
+    const r = await this.tx.query<M>(
+      `${selectModelSql(t)}${whereSql(conditions)} limit 1`,
       conditions.map((c) => c.value),
     );
-    return r.rows[0] ? fromRow(t, r.rows[0]) : null;
+    return r.rows[0] ?? null;
   }
 
   async all<M>(t: Table<M>, conditions: Condition[], orderBy: string): Promise<M[]> {
-    const r = await this.tx.query(
-      `${selectSql(t)}${whereSql(conditions)} order by ${orderBy}`,
+    const r = await this.tx.query<M>(
+      `${selectModelSql(t)}${whereSql(conditions)} order by ${orderBy}`,
       conditions.map((c) => c.value),
     );
-    return r.rows.map((row) => fromRow(t, row));
+    return r.rows;
   }
 
   async page<M extends { id: string }>(
@@ -58,11 +59,8 @@ export class TenantSql {
     page: PageRequest,
   ): Promise<Page<M>> {
     const q = pageSql(t, [this.org(), ...conditions], page);
-    const r = await this.tx.query(q.text, q.values);
-    return toPage(
-      r.rows.map((row) => fromRow(t, row)),
-      q.limit,
-    );
+    const r = await this.tx.query<M>(q.text, q.values);
+    return toPage(r.rows, q.limit);
   }
 
   async insert<M>(t: Table<M>, model: M): Promise<void> {

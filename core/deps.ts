@@ -4,6 +4,7 @@ import type {
   Clock,
   HttpSender,
   IdGenerator,
+  KeyHasher,
   KeyVault,
   Logger,
   Mailer,
@@ -63,6 +64,8 @@ export interface CoreDeps {
    * processes (Lambda instances) stop accepting the key when their entry expires.
    */
   apiKeyCache?: TtlCache<ApiKey>;
+  /** How API keys are hashed (stored, looked up); the pure SHA-256 in core/hash.ts when absent. */
+  keyHasher?: KeyHasher;
   config: {
     signupMode: SignupMode;
     edgeDomain: string;

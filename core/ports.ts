@@ -65,6 +65,15 @@ export interface Metrics {
 
 // ---------------------------------------------------------------- auth
 
+/**
+ * SHA-256 of a string as lowercase hex: how an API key is stored and, on every request that
+ * carries one, looked up. A port because the fast implementation is the runtime's native
+ * hash (node:crypto); the pure one in core/hash.ts is the default and the in-memory twin.
+ */
+export interface KeyHasher {
+  sha256Hex(text: string): string;
+}
+
 export interface SessionClaims {
   userId: string;
   expiresAt: Date;

@@ -19,6 +19,7 @@ import type {
   HostedSignIn,
   HttpSender,
   IdGenerator,
+  KeyHasher,
   KeyVault,
   Logger,
   Mailer,
@@ -81,6 +82,8 @@ export interface SystemPorts {
   source?: SourceRepository;
   /** Sends invites and e-mail notifications (SMTP, SES); absent where no mail server is configured. */
   mailer?: Mailer;
+  /** Hashes API keys; the pure SHA-256 in core/hash.ts when absent. */
+  keyHasher?: KeyHasher;
 }
 
 /** The mode-neutral settings, read from each mode's validated configuration. */
@@ -219,6 +222,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     ...(ports.source ? { source: ports.source } : {}),
     events: release.events,
     ...(ports.mailer ? { mailer: ports.mailer } : {}),
+    ...(ports.keyHasher ? { keyHasher: ports.keyHasher } : {}),
     ...(config.apiKeyCacheMs
       ? {
           apiKeyCache: new TtlCache<ApiKey>({

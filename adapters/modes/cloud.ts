@@ -32,6 +32,7 @@ import { RandomIds } from '../ids/random.ts';
 import { NodeHttpSender } from '../http/node.ts';
 import { fromPino } from '../logger/pino.ts';
 import { SesMailer } from '../mail/ses.ts';
+import { nodeKeyHasher } from '../hash/node-crypto.ts';
 import { EmfMetrics } from '../metrics/cloudwatch-emf.ts';
 import { S3ObjectStore } from '../objects/s3.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
@@ -195,6 +196,7 @@ export async function fromCloud(
       // the API function, without it, leaves resolving to the build step.
       source: overrides.source ?? new GitCliSource({ gitBin: config.GIT_BIN }),
       mailer,
+      keyHasher: nodeKeyHasher,
     },
     {
       edgeDomain: config.EDGE_DOMAIN,

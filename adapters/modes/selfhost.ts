@@ -18,6 +18,7 @@ import { CaddyEdgeRouter } from '../edge/caddy.ts';
 import { startUpstreamDns } from '../edge/upstream-dns.ts';
 import { PostgresUpstreamRegistry } from '../edge/upstreams-postgres.ts';
 import { PostgresRouteCatalog } from '../edge/route-catalog-postgres.ts';
+import { nodeKeyHasher } from '../hash/node-crypto.ts';
 import { NodeHttpSender, type ResolveAll } from '../http/node.ts';
 import { RandomIds } from '../ids/random.ts';
 import { fromPino } from '../logger/pino.ts';
@@ -182,6 +183,7 @@ export async function fromSelfhost(
       ids: new RandomIds(),
       logger,
       metrics: new PrometheusMetrics(),
+      keyHasher: nodeKeyHasher,
     },
     {
       edgeDomain: config.EDGE_DOMAIN,

@@ -1,4 +1,4 @@
-import { sha256Hex } from '../hash.ts';
+import { keyHasherOf } from '../hash.ts';
 import { Forbidden, NotFound } from '../errors.ts';
 import type { ApiKey, Page, PageRequest, Role } from '../models.ts';
 import { assertCan, canGrant } from '../roles.ts';
@@ -29,7 +29,7 @@ export async function createApiKey(
     name: input.name,
     role: input.role,
     prefix: key.slice(0, 12),
-    keyHash: sha256Hex(key),
+    keyHash: keyHasherOf(deps).sha256Hex(key),
     createdAt: deps.clock.now().toISOString(),
     revokedAt: null,
   };

@@ -1,4 +1,4 @@
-import { sha256Hex } from '../hash.ts';
+import { keyHasherOf } from '../hash.ts';
 import {
   CoreError,
   InvalidCredentials,
@@ -184,7 +184,7 @@ async function isSessionRevoked(
 }
 
 export async function authenticate(
-  deps: Pick<CoreDeps, 'store' | 'auth' | 'apiKeyCache' | 'revokedSessions'>,
+  deps: Pick<CoreDeps, 'store' | 'auth' | 'apiKeyCache' | 'revokedSessions' | 'keyHasher'>,
   token: string | null,
   requestedOrgId: string | null,
 ): Promise<Principal> {
@@ -193,7 +193,7 @@ export async function authenticate(
       'missing bearer token: send Authorization: Bearer <token or API key>',
     );
   if (token.startsWith(apiKeyPrefix)) {
-    const hash = sha256Hex(token);
+    const hash = keyHasherOf(deps).sha256Hex(token);
     let key = deps.apiKeyCache?.get(hash) ?? null;
     if (!key) {
       const generation = deps.apiKeyCache?.generation ?? 0;

@@ -12,6 +12,7 @@
  * the per-minute sweep rule and the hourly maintenance rule then travel EventBridge event →
  * schedule Lambda → scheduled-jobs queue → worker, re-arming a domain whose check was lost.
  */
+import { nodeKeyHasher } from '../../adapters/hash/node-crypto.ts';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -327,6 +328,8 @@ describe.skipIf(!ready)(
           },
         );
         const cloud = system;
+        // API keys are hashed natively in the cloud as in the self-hosted mode.
+        expect(cloud.api.keyHasher).toBe(nodeKeyHasher);
         // The same table pg-boss consumes in the self-hosted run, plus the scheduled-jobs queue.
         const handlers = sqsWorkerHandlers(cloud);
         const cloudWorkerQueues = Object.keys(handlers);

@@ -132,7 +132,10 @@ export function createApiApp(
     let id = c.req.header('x-request-id');
     if (!id || id.length > 100 || unsafeRequestId.test(id)) id = crypto.randomUUID();
     c.set('requestId', id);
-    c.header('X-Request-Id', id);
+    // Under /api/ every response this app builds names the id itself (stampId, jsonReply):
+    // c.header() before the response exists makes a WHATWG Headers object per request,
+    // which @hono/node-server must then copy back into plain headers to write.
+    if (!c.req.path.startsWith('/api/')) stampId(c);
     await next();
     const ms = performance.now() - started;
     const routePath = c.get('dashboardRoutePath') ?? (c.req.routePath || 'unmatched');
@@ -156,7 +159,7 @@ export function createApiApp(
   const limitBody = bodyLimit({
     maxSize: deps.api.maxBodyBytes,
     onError: (c) =>
-      c.json(
+      stampId(c).json(
         errorBody(
           'payload_too_large',
           `request body is larger than ${deps.api.maxBodyBytes} bytes`,
@@ -170,10 +173,13 @@ export function createApiApp(
   );
 
   app.onError((err, c) =>
-    respondWithError(c, err, deps.logger.child({ requestId: c.get('requestId') })),
+    respondWithError(stampId(c), err, deps.logger.child({ requestId: c.get('requestId') })),
   );
   const routeNotFound = (c: Context) =>
-    c.json(errorBody('route_not_found', `no route for ${c.req.method} ${c.req.path}`), 404);
+    stampId(c).json(
+      errorBody('route_not_found', `no route for ${c.req.method} ${c.req.path}`),
+      404,
+    );
   app.notFound(routeNotFound);
 
   app.get('/health', (c) => c.json({ status: 'ok', version: deps.api.version }));
@@ -253,8 +259,8 @@ export function createApiApp(
         },
       });
       if (result instanceof Response) return result;
-      if (r.status === 204) return c.body(null, 204);
-      return c.json(result as object, r.status);
+      if (r.status === 204) return stampId(c).body(null, 204);
+      return jsonReply(result, r.status, ctx.requestId);
     });
   }
   // The web dashboard (functions/api/dashboard): HTML pages that call this same app in
@@ -307,6 +313,23 @@ export function createApiApp(
   app.get('/', toDashboard);
   app.all('/dashboard/*', toDashboard); // '/dashboard' itself too
   return app;
+}
+
+/** Names the request's id on the response the context will build (`X-Request-Id`). */
+function stampId<C extends Context>(c: C): C {
+  c.header('X-Request-Id', c.get('requestId') as string);
+  return c;
+}
+
+/**
+ * What `c.json()` sends, with the request id, in plain headers: the shape @hono/node-server
+ * writes straight to the socket (two headers through `c` would cost a Headers object).
+ */
+function jsonReply(body: unknown, status: number, requestId: string): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/json', 'x-request-id': requestId },
+  });
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {

@@ -278,15 +278,16 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
   /**
    * Sends statements without waiting between them (one round trip on a pipelining client)
    * and answers the one at `index`, or the first failure in order once all have answered.
+   * The driver's own promises, unwrapped: only the answer asked for becomes a SqlResult.
    */
   async function pipelined<R>(
-    sends: Promise<SqlResult<unknown>>[],
+    sends: Promise<pg.QueryResult>[],
     index: number,
   ): Promise<SqlResult<R>> {
     const settled = await Promise.allSettled(sends);
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    return (settled[index] as PromiseFulfilledResult<SqlResult<R>>).value;
+    return toSqlResult<R>((settled[index] as PromiseFulfilledResult<pg.QueryResult>).value);
   }
 
   const db: Database = {
@@ -313,10 +314,6 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
       options: TransactionOptions = {},
     ): Promise<T> {
       const settings = Object.entries(options.settings ?? {});
-      const set = (client: pg.PoolClient) =>
-        settings.map(([name, value]) =>
-          run(client, 'select set_config($1, $2, true)', [name, value]),
-        );
       // `open`: BEGIN has been sent for the real transaction; no retry after that.
       // Checked out up front, so an unreachable server fails even a fn that sends nothing.
       const first = await checkout();
@@ -348,8 +345,11 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
             if (inTransaction) return await run<R>(client, text, values);
             if (opens) state.open = true;
             const sends = corked(client, () => {
-              const out = [run(client, 'begin'), ...set(client), run<R>(client, text, values)];
-              if (!opens) out.push(run(client, 'commit'));
+              const out = [client.query('begin')];
+              for (const [name, value] of settings)
+                out.push(client.query(prepared('select set_config($1, $2, true)', [name, value])));
+              out.push(client.query(prepared(text, values)));
+              if (!opens) out.push(client.query('commit'));
               return out;
             });
             return await pipelined<R>(sends, settings.length + 1);

@@ -569,6 +569,33 @@ export interface InviteRepo {
   accept(id: string, userId: string, at: string): Promise<boolean>;
 }
 
+/** A service's push webhook (push-to-deploy): its URL names `id`; `sealedSecret` signs. */
+export interface PushHook {
+  id: string;
+  orgId: string;
+  serviceId: string;
+  sealedSecret: string;
+  createdAt: string;
+}
+
+export interface PushHookRepo {
+  /**
+   * Stores the service's hook, or replaces the secret of the one it has (a rotation keeps
+   * the URL, so the git host's settings change in one field); answers the stored hook.
+   */
+  save(hook: PushHook): Promise<PushHook>;
+  forService(serviceId: string): Promise<PushHook | null>;
+  /** Records a delivery id; false when it was recorded before (a replay). */
+  claimDelivery(hookId: string, deliveryId: string, at: string): Promise<boolean>;
+  /** Forgets a claimed delivery whose deploy was refused, so the host's retry is not a replay. */
+  forgetDelivery(hookId: string, deliveryId: string): Promise<void>;
+}
+
+/** The one look-up of a push hook before its org is known: by the id in its URL. */
+export interface PushHookLookup {
+  findPushHook(id: string): Promise<PushHook | null>;
+}
+
 /** The one look-up of an invite before its org is known: by the hash of its token. */
 export interface InviteLookup {
   findInviteByTokenHash(tokenHash: string): Promise<Invite | null>;
@@ -713,6 +740,7 @@ export interface OrgRepos {
   domains: DomainRepo;
   webhooks: WebhookRepo;
   webhookDeliveries: WebhookDeliveryRepo;
+  pushHooks: PushHookRepo;
   audit: AuditRepo;
 }
 
@@ -729,6 +757,7 @@ export interface Store {
   authGuards: AuthGuardRepo;
   releaseLookup: ReleaseLookup;
   inviteLookup: InviteLookup;
+  pushHookLookup: PushHookLookup;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

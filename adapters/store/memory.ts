@@ -16,6 +16,7 @@ import type {
   DomainLookup,
   IdentityRepo,
   InviteLookup,
+  PushHookLookup,
   OrgRepos,
   ReleaseLookup,
   Store,
@@ -28,6 +29,7 @@ import { memoryDomainLookup, memoryDomainRepo } from './memory/domains.ts';
 import { memoryEnvironmentRepo } from './memory/environments.ts';
 import { memoryIdentityRepo } from './memory/identity.ts';
 import { memoryInviteLookup, memoryInviteRepo } from './memory/invites.ts';
+import { memoryPushHookLookup, memoryPushHookRepo } from './memory/push-hooks.ts';
 import { memoryNodeRepo } from './memory/nodes.ts';
 import { memoryMembershipRepo, memoryOrgRepo } from './memory/orgs.ts';
 import { Overlay } from './memory/overlay.ts';
@@ -65,6 +67,7 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     domains: memoryDomainRepo(t),
     webhooks: memoryWebhookRepo(t),
     webhookDeliveries: memoryWebhookDeliveryRepo(t),
+    pushHooks: memoryPushHookRepo(t),
     audit: memoryAuditRepo(t),
   };
 }
@@ -76,6 +79,7 @@ export class MemoryStore implements Store {
   readonly authGuards: AuthGuardRepo = memoryAuthGuardRepo();
   readonly releaseLookup: ReleaseLookup;
   readonly inviteLookup: InviteLookup;
+  readonly pushHookLookup: PushHookLookup;
   private readonly tables: Tables = emptyTables();
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private tail: Promise<void> = Promise.resolve();
@@ -86,6 +90,7 @@ export class MemoryStore implements Store {
     this.domainLookup = memoryDomainLookup(this.tables);
     this.releaseLookup = memoryReleaseLookup(this.tables);
     this.inviteLookup = memoryInviteLookup(this.tables);
+    this.pushHookLookup = memoryPushHookLookup(this.tables);
   }
 
   async withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {

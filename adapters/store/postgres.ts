@@ -9,6 +9,7 @@ import type {
   DomainLookup,
   IdentityRepo,
   InviteLookup,
+  PushHookLookup,
   OrgRepos,
   ReleaseLookup,
   Store,
@@ -22,6 +23,7 @@ import { pgDomainLookup, pgDomainRepo } from './postgres/domains.ts';
 import { pgEnvironmentRepo } from './postgres/environments.ts';
 import { pgIdentityRepo } from './postgres/identity.ts';
 import { pgInviteLookup, pgInviteRepo } from './postgres/invites.ts';
+import { pgPushHookLookup, pgPushHookRepo } from './postgres/push-hooks.ts';
 import { pgNodeRepo } from './postgres/nodes.ts';
 import { pgMembershipRepo, pgOrgRepo } from './postgres/orgs.ts';
 import { pgProjectRepo } from './postgres/projects.ts';
@@ -57,6 +59,7 @@ export function pgOrgRepos(t: TenantSql): OrgRepos {
     domains: pgDomainRepo(t),
     webhooks: pgWebhookRepo(t),
     webhookDeliveries: pgWebhookDeliveryRepo(t),
+    pushHooks: pgPushHookRepo(t),
     audit: pgAuditRepo(t),
   };
 }
@@ -71,6 +74,7 @@ export class PostgresStore implements Store {
   readonly authGuards: AuthGuardRepo;
   readonly releaseLookup: ReleaseLookup;
   readonly inviteLookup: InviteLookup;
+  readonly pushHookLookup: PushHookLookup;
   private readonly db: Database;
   private readonly ownsDb: boolean;
 
@@ -82,6 +86,7 @@ export class PostgresStore implements Store {
     this.authGuards = pgAuthGuardRepo(db);
     this.releaseLookup = pgReleaseLookup(db);
     this.inviteLookup = pgInviteLookup(db);
+    this.pushHookLookup = pgPushHookLookup(db);
   }
 
   static fromUrl(url: string, options: PoolOptions = {}): PostgresStore {

@@ -589,6 +589,12 @@ export interface PushHookRepo {
   claimDelivery(hookId: string, deliveryId: string, at: string): Promise<boolean>;
   /** Forgets a claimed delivery whose deploy was refused, so the host's retry is not a replay. */
   forgetDelivery(hookId: string, deliveryId: string): Promise<void>;
+  /** Records the commit the latest push wants deployed, replacing one not yet started. */
+  want(hookId: string, sha: string): Promise<void>;
+  /** Takes (clears and answers) the service's wanted commit; one caller wins it. */
+  takeWanted(serviceId: string): Promise<{ hookId: string; sha: string } | null>;
+  /** Puts a taken commit back, unless a newer push is wanted by now. */
+  putBackWanted(hookId: string, sha: string): Promise<void>;
 }
 
 /** The one look-up of a push hook before its org is known: by the id in its URL. */

@@ -9,6 +9,9 @@ create table if not exists push_hooks (
   -- The signing secret, sealed by the KeyVault under `<org>:push-hook:<service>`; shown once.
   sealed_secret text not null,
   created_at timestamptz not null,
+  -- The commit the latest push wants deployed while a release is in flight; taken (and
+  -- cleared) when that release ends, so quick pushes deploy the latest, not each in turn.
+  wanted_sha text,
   constraint push_hooks_service_unique unique (org_id, service_id),
   constraint push_hooks_service_fkey foreign key (service_id)
     references services (id) on delete cascade

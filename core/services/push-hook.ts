@@ -2,7 +2,7 @@ import { readPush, type HeaderReader } from '../builds/push.ts';
 import { CoreError, NotFound, TooManyAttempts } from '../errors.ts';
 import type { Release } from '../models.ts';
 import type { PushHook } from '../ports.ts';
-import { createRelease } from '../releases/create.ts';
+import { startWantedPush } from '../releases/coalesce.ts';
 import type { ReleaseDeps } from '../releases/deps.ts';
 import { assertCan } from '../roles.ts';
 import {
@@ -87,9 +87,34 @@ export async function rotatePushHook(
   };
 }
 
+/** The service's hook without its secret (the secret is shown only when made or rotated). */
+export async function getPushHook(
+  deps: CoreDeps,
+  principal: Principal,
+  serviceId: string,
+): Promise<Omit<PushHookView, 'secret' | 'providers'> & { createdAt: string }> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'read');
+  const hook = await deps.store.withOrg(p.orgId, async (repos) => {
+    if (!(await repos.services.get(serviceId))) throw new NotFound('service', serviceId);
+    return repos.pushHooks.forService(serviceId);
+  });
+  if (!hook) throw new NotFound('push hook', serviceId);
+  const path = pushHookPath(hook.id);
+  const base = deps.config.publicUrl?.replace(/\/+$/, '');
+  return {
+    id: hook.id,
+    serviceId,
+    path,
+    url: base ? `${base}${path}` : null,
+    createdAt: hook.createdAt,
+  };
+}
+
 /** The reply to a delivery: what was started, or why nothing was. */
 export type PushOutcome =
   | { status: 'deploying'; releaseId: string; gitSha: string }
+  | { status: 'queued'; gitSha: string; reason: string }
   | { status: 'ignored'; reason: string };
 
 // A hook that does not exist still costs one vault-free HMAC over the body, so a caller
@@ -140,29 +165,26 @@ export async function receivePush(
         reason: `delivery ${verdict.deliveryId} was received before; nothing to deploy again`,
       };
   }
-  // The hook acts as a deployer of its own org: the signature proved the git host sent it.
-  const asHook: Principal = {
-    actorType: 'api_key',
-    actorId: `push_hook:${hook.id}`,
-    userId: null,
-    orgId: hook.orgId,
-    role: 'deployer',
-  };
-  let created: Release;
+  let started: Release | null;
   try {
-    created = await createRelease(
-      release,
-      asHook,
-      { serviceId: hook.serviceId, gitRef: verdict.sha },
-      ctx,
-    );
+    // Recorded first, then started: a push while a release is in flight waits for its end,
+    // and a later push replaces it, so the last push is what ends up deployed.
+    await deps.store.withOrg(hook.orgId, (repos) => repos.pushHooks.want(hook.id, verdict.sha));
+    started = await startWantedPush(release, hook.orgId, hook.serviceId, ctx);
   } catch (e) {
-    // Not deployed (no node, one in flight): the host's retry of this delivery must count.
+    // Not deployed (no node, say): the host's retry of this delivery must count.
     if (verdict.deliveryId)
       await deps.store.withOrg(hook.orgId, (repos) =>
         repos.pushHooks.forgetDelivery(hook.id, verdict.deliveryId!),
       );
     throw e;
   }
-  return { status: 'deploying', releaseId: created.id, gitSha: verdict.sha };
+  if (!started)
+    return {
+      status: 'queued',
+      gitSha: verdict.sha,
+      reason:
+        'a release of this service is in flight; this commit deploys when it ends, unless a newer push replaces it',
+    };
+  return { status: 'deploying', releaseId: started.id, gitSha: started.gitSha ?? verdict.sha };
 }

@@ -20,6 +20,18 @@ export const memoryPushHookRepo = (t: TenantView): PushHookRepo => ({
     t.insert('pushDeliveries', { orgId: t.orgId, hookId, deliveryId, receivedAt: at });
     return true;
   },
+  want: async (hookId, sha) => {
+    t.patch('pushHooks', hookId, { wantedSha: sha }, ['id']);
+  },
+  takeWanted: async (serviceId) => {
+    const row = t.mine('pushHooks').find((r) => r.serviceId === serviceId && r.wantedSha);
+    if (!row) return null;
+    t.view.put('pushHooks', String(row.id), { ...row, wantedSha: null });
+    return { hookId: String(row.id), sha: String(row.wantedSha) };
+  },
+  putBackWanted: async (hookId, sha) => {
+    t.patch('pushHooks', hookId, { wantedSha: sha }, ['id'], (r) => !r.wantedSha);
+  },
   forgetDelivery: async (hookId, deliveryId) => {
     t.view.delete('pushDeliveries', `${hookId}|${deliveryId}`);
   },

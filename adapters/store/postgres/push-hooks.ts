@@ -33,6 +33,34 @@ export const pgPushHookRepo = (t: TenantSql): PushHookRepo => ({
     );
     return r.rowCount > 0;
   },
+  async want(hookId, sha) {
+    await t.tx.query('update push_hooks set wanted_sha = $3 where org_id = $1 and id = $2', [
+      t.orgId,
+      hookId,
+      sha,
+    ]);
+  },
+  async takeWanted(serviceId) {
+    // FOR UPDATE makes this a compare-and-set: a second taker waits, then re-reads the row
+    // and finds it cleared (or a newer sha, which it takes).
+    const r = await t.tx.query(
+      `with taken as (
+         select id, wanted_sha from push_hooks
+         where org_id = $1 and service_id = $2 and wanted_sha is not null for update)
+       update push_hooks h set wanted_sha = null from taken
+       where h.org_id = $1 and h.id = taken.id
+       returning h.id, taken.wanted_sha`,
+      [t.orgId, serviceId],
+    );
+    const row = r.rows[0] as { id: string; wanted_sha: string } | undefined;
+    return row ? { hookId: row.id, sha: row.wanted_sha } : null;
+  },
+  async putBackWanted(hookId, sha) {
+    await t.tx.query(
+      'update push_hooks set wanted_sha = $3 where org_id = $1 and id = $2 and wanted_sha is null',
+      [t.orgId, hookId, sha],
+    );
+  },
   async forgetDelivery(hookId, deliveryId) {
     await t.tx.query(
       'delete from push_deliveries where org_id = $1 and hook_id = $2 and delivery_id = $3',

@@ -6,7 +6,7 @@ import {
   listServices,
   updateService,
 } from '../../../core/services/use-cases.ts';
-import { receivePush, rotatePushHook } from '../../../core/services/push-hook.ts';
+import { getPushHook, receivePush, rotatePushHook } from '../../../core/services/push-hook.ts';
 import { route } from '../route.ts';
 
 const byProject = s.pageQuery.extend({ projectId: s.id.optional() });
@@ -69,6 +69,16 @@ export const serviceRoutes = [
     auth: true,
     status: 201,
     handle: ({ deps, principal, params, ctx }) => rotatePushHook(deps, principal, params.id!, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/services/{id}/push-hook',
+    permission: 'read',
+    summary: 'The service’s push-to-deploy webhook URL (never its secret); 404 when it has none',
+    tag: 'services',
+    auth: true,
+    status: 200,
+    handle: ({ deps, principal, params }) => getPushHook(deps, principal, params.id!),
   }),
   route({
     method: 'post',

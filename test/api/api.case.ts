@@ -1009,6 +1009,52 @@ export function runApiSuite(
         await req('POST', `/api/releases/${first.body.releaseId}/cancel`, { token: a.token });
       });
 
+      it('refuses a body over the size limit (413) and more than 60 deliveries a minute per hook (429)', async () => {
+        const huge = payload('refs/heads/main', sha('f')).replace(
+          '"web"',
+          JSON.stringify('x'.repeat(300 * 1024)),
+        );
+        // The server answers before reading the whole body, then closes that connection.
+        const tooBig = await req('POST', hook.path, {
+          rawBody: huge,
+          headers: {
+            connection: 'close',
+            'x-github-event': 'push',
+            'x-hub-signature-256': `sha256=${hmacHex(hook.secret, huge)}`,
+          },
+        });
+        expect(tooBig.status).toBe(413);
+        expect(tooBig.body.error.code).toBe('payload_too_large');
+        // A hook of its own, so this burst does not limit the other tests' hook.
+        const other = await req('POST', '/api/services', {
+          token: a.token,
+          body: {
+            projectId: (await req('GET', `/api/services/${serviceId}`, { token: a.token })).body
+              .projectId,
+            name: 'burst',
+            containerPort: 8080,
+            healthcheckPath: '/health',
+            git: { url: 'https://git.example.com/shop/burst.git' },
+          },
+        });
+        expect(other.status, other.text).toBe(201);
+        const burst = await req('POST', `/api/services/${other.body.id}/push-hook`, {
+          token: a.token,
+        });
+        const statuses: number[] = [];
+        for (let i = 0; i < 61; i++) {
+          const r = await send('gitlab', payload('refs/heads/feature', sha('f')), {
+            path: burst.body.path,
+            secret: burst.body.secret,
+          });
+          statuses.push(r.status);
+        }
+        expect(statuses.slice(0, 60).every((st) => st === 202)).toBe(true);
+        expect(statuses[60]).toBe(429);
+        // The limit is the hook's own: the other hook still answers.
+        expect((await send('gitea', payload('refs/heads/feature', sha('f')))).status).toBe(202);
+      });
+
       it('rotates the secret, keeping the URL; the old secret no longer passes', async () => {
         const old = hook.secret;
         const rotated = await req('POST', `/api/services/${serviceId}/push-hook`, {

@@ -134,13 +134,14 @@ export async function receivePush(
   body: Uint8Array,
   ctx: RequestContext,
 ): Promise<PushOutcome> {
+  // Counted before the look-up, known id or not, so both paths cost the same round trips.
+  const wait = (await deps.pushHookLimits?.perHook.hit(hookId)) ?? 0;
+  if (wait) throw new TooManyAttempts(wait, 'push');
   const hook: PushHook | null = await deps.store.pushHookLookup.findPushHook(hookId);
   if (!hook) {
     readPush(header, body, absentSecret, 'main');
     throw new NotFound('push hook', hookId);
   }
-  const wait = (await deps.pushHookLimits?.perHook.hit(hook.id)) ?? 0;
-  if (wait) throw new TooManyAttempts(wait, 'push');
   const secret = await deps.vault.open(
     hook.sealedSecret,
     pushHookContext(hook.orgId, hook.serviceId),

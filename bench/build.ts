@@ -1,5 +1,5 @@
 /**
- * `npm run bench:build` (skeleton, issue 13 step 1): builds from git on the self-hosted
+ * `npm run bench:build` (issue 13 steps 1 and 2): builds from git on the self-hosted
  * control plane, for real — a git daemon on loopback, the control plane with its workers,
  * a private Caddy, the local Docker Engine (BuildKit) — for a small Node.js app with a
  * Dockerfile and vendored dependencies. Measured in one run:
@@ -11,14 +11,17 @@
  *    its image still on the node (no build step runs; the log says "reused").
  * 3. controlPlaneBuildMemoryMb: peak RSS of this process (the control plane runs in it)
  *    during a cold build, above its idle RSS just before.
- * 4. warm/coldPushToServingOverRawMs: not measurable yet: push webhooks are step 2 of the
- *    issue. Reported as not met, with null figures.
+ * 4. warm/coldPushToServingOverRawMs: the cold and warm deploys are pushes: a push webhook
+ *    signed as GitHub signs it, POSTed to the service's hook, until Caddy serves the new
+ *    version; minus the raw baseline: the same build through the Engine API plus a plain
+ *    image deploy of its result (POST /api/releases {image}, until Caddy serves it).
  *
  * Prints one JSON object. Loopback only; every loop is bounded; containers and images
  * (label `selfdevop.org=<orgId>`), Caddy, the git daemon and the database are removed at
  * the end, also on failure.
  */
 import { execFile } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import { DockerRuntime } from '../adapters/runtime/docker.ts';
@@ -109,6 +112,28 @@ async function main(): Promise<void> {
         throw new Error(`deploy of ${gitRef} answered ${res.status}: ${res.text}`);
       return { id: res.body.id as string, t0 };
     };
+    // The cold and warm deploys arrive as pushes, signed as GitHub signs them.
+    const made = await s.req('POST', `/api/services/${svc.id}/push-hook`);
+    if (made.status !== 201) throw new Error(`push hook answered ${made.status}: ${made.text}`);
+    const hook = made.body as { path: string; secret: string };
+    let delivery = 0;
+    const pushRef = async (sha: string) => {
+      const body = JSON.stringify({ ref: 'refs/heads/main', before: '0'.repeat(40), after: sha });
+      const sig = createHmac('sha256', hook.secret).update(body).digest('hex');
+      const t0 = Date.now();
+      const res = await s.req('POST', hook.path, {
+        token: undefined,
+        rawBody: body,
+        headers: {
+          'x-github-event': 'push',
+          'x-github-delivery': `bench-${nonce}-${++delivery}`,
+          'x-hub-signature-256': `sha256=${sig}`,
+        },
+      });
+      if (res.status !== 202 || res.body.status !== 'deploying')
+        throw new Error(`push of ${sha} answered ${res.status}: ${res.text}`);
+      return { id: res.body.releaseId as string, t0 };
+    };
     const serves = async (version: string, t0: number) => {
       const end = Date.now() + 60_000;
       for (;;) {
@@ -129,19 +154,19 @@ async function main(): Promise<void> {
     let peakRss = idleRss;
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 10);
     log('cold build of v1');
-    const cold = await deployRef(v1);
+    const cold = await pushRef(v1);
     const coldRelease = await s.settle(cold.id, 120_000);
     clearInterval(sampler);
     if (coldRelease.status !== 'completed')
       throw new Error(`cold release ${coldRelease.status}: ${coldRelease.error}`);
-    await serves('v1', cold.t0);
+    const coldPushMs = await serves('v1', cold.t0);
 
     log('warm build of v2 (one source file changed)');
-    const warm = await deployRef(v2);
+    const warm = await pushRef(v2);
     const warmRelease = await s.settle(warm.id, 120_000);
     if (warmRelease.status !== 'completed')
       throw new Error(`warm release ${warmRelease.status}: ${warmRelease.error}`);
-    await serves('v2', warm.t0);
+    const warmPushMs = await serves('v2', warm.t0);
 
     log('rollback to v1 by sha (image on the node)');
     const back = await deployRef(v1);
@@ -192,6 +217,20 @@ async function main(): Promise<void> {
     };
     const rawColdMs = await rawBuild(raw);
     const rawWarmMs = await rawBuild(raw2);
+    // A plain image deploy of the raw build's result: the deploy half of the baseline.
+    const rawDeploy = async (sha: string, version: string) => {
+      const t0 = Date.now();
+      const res = await s.req('POST', '/api/releases', {
+        body: { serviceId: svc.id, image: `bench-raw-${nonce}:${sha}` },
+      });
+      if (res.status !== 202) throw new Error(`raw deploy answered ${res.status}: ${res.text}`);
+      const ms = await serves(version, t0);
+      await s.settle(res.body.id as string, 60_000);
+      return ms;
+    };
+    const rawDeployMs = await rawDeploy(raw2, 'raw2');
+    const coldOverRaw = coldPushMs - (rawColdMs + rawDeployMs);
+    const warmOverRaw = warmPushMs - (rawWarmMs + rawDeployMs);
 
     const coldBuildMs = stepMs(coldRelease, 'build');
     const warmBuildMs = stepMs(warmRelease, 'build');
@@ -204,13 +243,14 @@ async function main(): Promise<void> {
       platform: {
         coldBuildStepMs: coldBuildMs,
         warmBuildStepMs: warmBuildMs,
-        coldDeployToServingMs: Date.parse(coldRelease.finishedAt!) - cold.t0,
-        warmDeployToServingMs: Date.parse(warmRelease.finishedAt!) - warm.t0,
+        coldPushToServingMs: coldPushMs,
+        warmPushToServingMs: warmPushMs,
       },
       raw: {
         coldBuildMs: rawColdMs,
         warmBuildMs: rawWarmMs,
         rebuildVsColdRatio: round(rawWarmMs / rawColdMs, 3),
+        imageDeployToServingMs: rawDeployMs,
       },
       rollback: { ms: rollbackMs, status: backRelease.status, reusedImage: reused },
       memory: {
@@ -220,15 +260,13 @@ async function main(): Promise<void> {
       goals: {
         warmPushToServingOverRawMs: {
           goal: '<= 1500',
-          got: null,
-          met: false,
-          note: 'push webhooks are not built yet (issue 13 step 2)',
+          got: warmOverRaw,
+          met: warmOverRaw <= 1500,
         },
         coldPushToServingOverRawMs: {
           goal: '<= 3000',
-          got: null,
-          met: false,
-          note: 'push webhooks are not built yet (issue 13 step 2)',
+          got: coldOverRaw,
+          met: coldOverRaw <= 3000,
         },
         rebuildVsColdRatio: { goal: '<= 0.3', got: ratio, met: ratio <= 0.3 },
         rollbackToEarlierShaMs: {

@@ -54,6 +54,11 @@ export interface CoreDeps {
    */
   inviteLimits?: { perOrg: Limiter };
   /**
+   * Push deliveries a hook takes per minute: its route needs no credentials, so a leaked
+   * URL must not become a build cannon. Unlimited when absent.
+   */
+  pushHookLimits?: { perHook: Limiter };
+  /**
    * Whether a session id was revoked by logout, remembered briefly per process: asked on
    * every request, so a hit saves a round trip. Logout clears its own process's entry.
    */

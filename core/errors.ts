@@ -91,7 +91,7 @@ export class SignupRefused extends CoreError {
 
 export class TooManyAttempts extends CoreError {
   readonly retryAfterSeconds: number;
-  constructor(retryAfterSeconds: number, what: 'login' | 'signup' | 'invite' = 'login') {
+  constructor(retryAfterSeconds: number, what: 'login' | 'signup' | 'invite' | 'push' = 'login') {
     super(
       'rate_limited',
       'too_many_attempts',

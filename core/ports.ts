@@ -583,6 +583,39 @@ export interface InviteRepo {
   accept(id: string, userId: string, at: string): Promise<boolean>;
 }
 
+/** A service's push webhook (push-to-deploy): its URL names `id`; `sealedSecret` signs. */
+export interface PushHook {
+  id: string;
+  orgId: string;
+  serviceId: string;
+  sealedSecret: string;
+  createdAt: string;
+}
+
+export interface PushHookRepo {
+  /**
+   * Stores the service's hook, or replaces the secret of the one it has (a rotation keeps
+   * the URL, so the git host's settings change in one field); answers the stored hook.
+   */
+  save(hook: PushHook): Promise<PushHook>;
+  forService(serviceId: string): Promise<PushHook | null>;
+  /** Records a delivery id; false when it was recorded before (a replay). */
+  claimDelivery(hookId: string, deliveryId: string, at: string): Promise<boolean>;
+  /** Forgets a claimed delivery whose deploy was refused, so the host's retry is not a replay. */
+  forgetDelivery(hookId: string, deliveryId: string): Promise<void>;
+  /** Records the commit the latest push wants deployed, replacing one not yet started. */
+  want(hookId: string, sha: string): Promise<void>;
+  /** Takes (clears and answers) the service's wanted commit; one caller wins it. */
+  takeWanted(serviceId: string): Promise<{ hookId: string; sha: string } | null>;
+  /** Puts a taken commit back, unless a newer push is wanted by now. */
+  putBackWanted(hookId: string, sha: string): Promise<void>;
+}
+
+/** The one look-up of a push hook before its org is known: by the id in its URL. */
+export interface PushHookLookup {
+  findPushHook(id: string): Promise<PushHook | null>;
+}
+
 /** The one look-up of an invite before its org is known: by the hash of its token. */
 export interface InviteLookup {
   findInviteByTokenHash(tokenHash: string): Promise<Invite | null>;
@@ -752,6 +785,7 @@ export interface OrgRepos {
   notificationChannels: NotificationChannelRepo;
   heldNotifications: HeldNotificationRepo;
   notificationDeliveries: NotificationDeliveryRepo;
+  pushHooks: PushHookRepo;
   audit: AuditRepo;
 }
 
@@ -782,6 +816,7 @@ export interface Store {
   /** Optional: where the edge-rebuild job notes its runs (both stores have it). */
   edgeRebuilds?: EdgeRebuildLog;
   inviteLookup: InviteLookup;
+  pushHookLookup: PushHookLookup;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

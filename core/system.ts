@@ -264,6 +264,14 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
         clock,
       ),
     },
+    pushHookLimits: {
+      perHook: new AttemptLimiter(
+        store.authGuards,
+        'push-hook',
+        { limit: 60, windowMs: 60_000 },
+        clock,
+      ),
+    },
     revokedSessions: new TtlCache<boolean>({
       ttlMs: config.revokedSessionCacheMs ?? 1_000,
       maxEntries: 10_000,

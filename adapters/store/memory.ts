@@ -18,6 +18,7 @@ import type {
   EdgeRebuildLog,
   IdentityRepo,
   InviteLookup,
+  PushHookLookup,
   OrgRepos,
   ReleaseLookup,
   Store,
@@ -30,6 +31,7 @@ import { memoryDomainLookup, memoryDomainRepo } from './memory/domains.ts';
 import { memoryEnvironmentRepo } from './memory/environments.ts';
 import { memoryIdentityRepo } from './memory/identity.ts';
 import { memoryInviteLookup, memoryInviteRepo } from './memory/invites.ts';
+import { memoryPushHookLookup, memoryPushHookRepo } from './memory/push-hooks.ts';
 import { memoryNodeRepo } from './memory/nodes.ts';
 import { memoryMembershipRepo, memoryOrgRepo } from './memory/orgs.ts';
 import { Overlay } from './memory/overlay.ts';
@@ -84,6 +86,7 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     notificationChannels: memoryNotificationChannelRepo(t),
     heldNotifications: memoryHeldNotificationRepo(t),
     notificationDeliveries: memoryNotificationDeliveryRepo(t),
+    pushHooks: memoryPushHookRepo(t),
     audit: memoryAuditRepo(t),
   };
 }
@@ -96,6 +99,7 @@ export class MemoryStore implements Store {
   readonly releaseLookup: ReleaseLookup;
   readonly edgeRebuilds: EdgeRebuildLog = memoryEdgeRebuildLog();
   readonly inviteLookup: InviteLookup;
+  readonly pushHookLookup: PushHookLookup;
   private readonly tables: Tables = emptyTables();
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private tail: Promise<void> = Promise.resolve();
@@ -106,6 +110,7 @@ export class MemoryStore implements Store {
     this.domainLookup = memoryDomainLookup(this.tables);
     this.releaseLookup = memoryReleaseLookup(this.tables);
     this.inviteLookup = memoryInviteLookup(this.tables);
+    this.pushHookLookup = memoryPushHookLookup(this.tables);
   }
 
   async withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {

@@ -10,6 +10,7 @@ import type {
   EdgeRebuildLog,
   IdentityRepo,
   InviteLookup,
+  PushHookLookup,
   OrgRepos,
   ReleaseLookup,
   Store,
@@ -23,6 +24,7 @@ import { pgDomainLookup, pgDomainRepo } from './postgres/domains.ts';
 import { pgEnvironmentRepo } from './postgres/environments.ts';
 import { pgIdentityRepo } from './postgres/identity.ts';
 import { pgInviteLookup, pgInviteRepo } from './postgres/invites.ts';
+import { pgPushHookLookup, pgPushHookRepo } from './postgres/push-hooks.ts';
 import { pgNodeRepo } from './postgres/nodes.ts';
 import { pgMembershipRepo, pgOrgRepo } from './postgres/orgs.ts';
 import { pgProjectRepo } from './postgres/projects.ts';
@@ -69,6 +71,7 @@ class PgOrgRepos implements OrgRepos {
   private _domains: OrgRepos['domains'] | undefined = undefined;
   private _webhooks: OrgRepos['webhooks'] | undefined = undefined;
   private _webhookDeliveries: OrgRepos['webhookDeliveries'] | undefined = undefined;
+  private _pushHooks: OrgRepos['pushHooks'] | undefined = undefined;
   private _notificationChannels: OrgRepos['notificationChannels'] | undefined = undefined;
   private _heldNotifications: OrgRepos['heldNotifications'] | undefined = undefined;
   private _notificationDeliveries: OrgRepos['notificationDeliveries'] | undefined = undefined;
@@ -193,6 +196,12 @@ class PgOrgRepos implements OrgRepos {
   set notificationDeliveries(repo: OrgRepos['notificationDeliveries']) {
     this._notificationDeliveries = repo;
   }
+  get pushHooks(): OrgRepos['pushHooks'] {
+    return (this._pushHooks ??= pgPushHookRepo(this.t));
+  }
+  set pushHooks(repo: OrgRepos['pushHooks']) {
+    this._pushHooks = repo;
+  }
   get audit(): OrgRepos['audit'] {
     return (this._audit ??= pgAuditRepo(this.t));
   }
@@ -217,6 +226,7 @@ export class PostgresStore implements Store {
   readonly releaseLookup: ReleaseLookup;
   readonly edgeRebuilds: EdgeRebuildLog;
   readonly inviteLookup: InviteLookup;
+  readonly pushHookLookup: PushHookLookup;
   private readonly db: Database;
   private readonly ownsDb: boolean;
 
@@ -229,6 +239,7 @@ export class PostgresStore implements Store {
     this.releaseLookup = pgReleaseLookup(db);
     this.edgeRebuilds = pgEdgeRebuildLog(db);
     this.inviteLookup = pgInviteLookup(db);
+    this.pushHookLookup = pgPushHookLookup(db);
   }
 
   static fromUrl(url: string, options: PoolOptions = {}): PostgresStore {

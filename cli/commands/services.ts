@@ -1,4 +1,5 @@
 import { client, parse, readSecret, type Command } from '../command.ts';
+import { ApiError } from '../client.ts';
 import { CliError } from '../config.ts';
 import { json, table } from '../output.ts';
 import { findProject, resolveService, type Project, type Service } from '../resolve.ts';
@@ -27,6 +28,7 @@ export const services: Command = {
                               [--build-arg KEY=value]… [--token-stdin | --no-token]
        selfdevop services git NAME|ID --remove
        selfdevop services deploy-key NAME|ID
+       selfdevop services push-hook NAME|ID [--rotate]
 
 health reads the app's state live from its node (the serving container, its restarts and
 its health check) and, apart from it, how the last deploy ended: an app still serving its
@@ -39,13 +41,17 @@ sub-directory and the Dockerfile in it. --token-stdin reads an HTTPS access toke
 stdin (or asks for it, not echoed); it is sealed and never shown again. --no-token drops
 the stored credential. deploy-key makes an SSH deploy key for an ssh:// repository and
 prints its public half: add it to the repository as a read-only deploy key.
+push-hook prints the service's push-to-deploy webhook URL; the first time (and with
+--rotate, which replaces the secret and keeps the URL) it also prints the secret, once:
+give both to GitHub, GitLab or Gitea, and a push to the followed branch deploys it.
 
 Examples:
   selfdevop services --project shop
   selfdevop services health web --environment production
   echo "$GITEA_TOKEN" | selfdevop services git web --url https://git.example.com/shop/web.git --token-stdin
   selfdevop services git api --url git@git.example.com:shop/mono.git --subdir api
-  selfdevop services deploy-key api`,
+  selfdevop services deploy-key api
+  selfdevop services push-hook web --rotate`,
   async run(ctx) {
     const { values, positionals } = parse(ctx.args, {
       project: { type: 'string' },
@@ -59,6 +65,7 @@ Examples:
       'token-stdin': { type: 'boolean' },
       'no-token': { type: 'boolean' },
       remove: { type: 'boolean' },
+      rotate: { type: 'boolean' },
     });
     const [sub = 'list', name] = positionals;
     if (sub === 'git') {
@@ -108,6 +115,29 @@ Examples:
       ctx.o.out(key.publicKey);
       return 0;
     }
+    if (sub === 'push-hook') {
+      if (!name) throw new CliError('services push-hook needs the service NAME or ID', 2);
+      const api = await client(ctx.env);
+      const service = await resolveService(api, name, values.project);
+      type Hook = { path: string; url: string | null; secret?: string };
+      let hook: Hook | null = null;
+      if (!values.rotate) {
+        try {
+          hook = await api.call<Hook>('GET', `/api/services/${service.id}/push-hook`);
+        } catch (e) {
+          // None yet: make it, which shows its secret this once.
+          if (!(e instanceof ApiError) || e.status !== 404) throw e;
+        }
+      }
+      hook ??= await api.call<Hook>('POST', `/api/services/${service.id}/push-hook`);
+      if (values.json) return (json(ctx.o, hook), 0);
+      ctx.o.out(`url     ${hook.url ?? `<PUBLIC_URL>${hook.path}`}`);
+      if (hook.secret) {
+        ctx.o.out(`secret  ${hook.secret}`);
+        ctx.o.err('the secret is shown this once; `--rotate` makes a new one');
+      } else ctx.o.err('the secret was shown when the hook was made; `--rotate` makes a new one');
+      return 0;
+    }
     const api = await client(ctx.env);
     if (sub === 'health') {
       if (!name) throw new CliError('services health needs the service NAME or ID', 2);
@@ -134,7 +164,10 @@ Examples:
       return healthy ? 0 : 1;
     }
     if (sub !== 'list')
-      throw new CliError(`unknown services command ${sub}: use list, health, git or deploy-key`, 2);
+      throw new CliError(
+        `unknown services command ${sub}: use list, health, git, deploy-key or push-hook`,
+        2,
+      );
     let query = '';
     if (values.project) {
       const p = await findProject(api, values.project);

@@ -11,6 +11,7 @@ import {
   type ReleaseDeps,
   type ReleaseStepMessage,
 } from './deps.ts';
+import { startWantedPush } from './coalesce.ts';
 import { isStepFailed } from './errors.ts';
 import { failRelease, undoCancelled } from './fail.ts';
 import { OrgSlots } from './slots.ts';
@@ -172,12 +173,32 @@ export function handleReleaseStep(deps: ReleaseDeps): MessageHandler<ReleaseStep
       await deferStep(deps, m.payload);
       return;
     }
+    let result: AdvanceResult;
     try {
-      await advanceRelease(deps, m.payload, m.attempt);
+      result = await advanceRelease(deps, m.payload, m.attempt);
     } finally {
       free();
     }
+    // A release that ended lets the commit a push wants since then start (coalesced pushes).
+    if (result.status && !isInFlight(result.status)) await startWantedAfter(deps, m.payload);
   };
+}
+
+async function startWantedAfter(deps: ReleaseDeps, message: ReleaseStepMessage): Promise<void> {
+  const release = await deps.store.withOrg(message.orgId, (repos) =>
+    repos.releases.get(message.releaseId),
+  );
+  if (!release) return;
+  try {
+    await startWantedPush(deps, message.orgId, release.serviceId);
+  } catch (e) {
+    // The wanted commit cannot deploy (no node, a bad ref): the release that ended is done
+    // all the same, so its message is not redelivered for this.
+    deps.logger.warn(
+      { orgId: message.orgId, serviceId: release.serviceId, err: (e as Error).message },
+      'the commit a push wanted could not start',
+    );
+  }
 }
 
 async function deferStep(deps: ReleaseDeps, message: ReleaseStepMessage): Promise<void> {

@@ -855,6 +855,235 @@ export function runApiSuite(
       });
     });
 
+    describe('push hooks', () => {
+      let serviceId: string;
+      let hook: { id: string; path: string; secret: string };
+      const sha = (c: string) => c.repeat(40);
+      const payload = (ref: string, after: string) =>
+        JSON.stringify({ ref, after, before: sha('0'), repository: { name: 'web' } });
+      const hmacHex = (secret: string, body: string) =>
+        createHmac('sha256', secret).update(body).digest('hex');
+      let delivery = 0;
+      const send = (
+        provider: 'github' | 'gitlab' | 'gitea',
+        body: string,
+        opts: { secret?: string; id?: string; event?: string; path?: string } = {},
+      ) => {
+        const secret = opts.secret ?? hook.secret;
+        const id = opts.id ?? `d-${++delivery}`;
+        const headers: Record<string, string> =
+          provider === 'github'
+            ? {
+                'x-github-event': opts.event ?? 'push',
+                'x-github-delivery': id,
+                'x-hub-signature-256': `sha256=${hmacHex(secret, body)}`,
+              }
+            : provider === 'gitea'
+              ? {
+                  'x-gitea-event': opts.event ?? 'push',
+                  'x-gitea-delivery': id,
+                  'x-gitea-signature': hmacHex(secret, body),
+                }
+              : {
+                  'x-gitlab-event': opts.event ?? 'Push Hook',
+                  'x-gitlab-event-uuid': id,
+                  'x-gitlab-token': secret,
+                };
+        return req('POST', opts.path ?? hook.path, { rawBody: body, headers });
+      };
+
+      beforeAll(async () => {
+        const project = await req('POST', '/api/projects', {
+          token: a.token,
+          body: { name: 'pushed' },
+        });
+        expect(project.status, project.text).toBe(201);
+        const svc = await req('POST', '/api/services', {
+          token: a.token,
+          body: {
+            projectId: project.body.id,
+            name: 'web',
+            containerPort: 8080,
+            healthcheckPath: '/health',
+            git: { url: 'https://git.example.com/shop/web.git', ref: 'main' },
+          },
+        });
+        expect(svc.status, svc.text).toBe(201);
+        serviceId = svc.body.id;
+        // Somewhere to place the release (the suite runs no worker: it stays queued).
+        const node = await req('POST', '/api/nodes', {
+          token: keys.admin,
+          body: {
+            name: 'push-node',
+            dockerHost: 'unix:///var/run/docker.sock',
+            address: '127.0.0.1',
+          },
+        });
+        expect(node.status, node.text).toBe(201);
+        const made = await req('POST', `/api/services/${serviceId}/push-hook`, { token: a.token });
+        expect(made.status, made.text).toBe(201);
+        expect(made.body.path).toBe(`/api/hooks/push/${made.body.id}`);
+        expect(made.body.secret).toMatch(/^sdph_/);
+        hook = made.body;
+      });
+
+      it('refuses forged and missing signatures of each host with a 401', async () => {
+        const body = payload('refs/heads/main', sha('a'));
+        for (const provider of ['github', 'gitlab', 'gitea'] as const) {
+          const forged = await send(provider, body, { secret: 'sdph_guessed' });
+          expect(forged.status, `${provider}: ${forged.text}`).toBe(401);
+          expect(forged.body.error.code).toBe('push_signature_invalid');
+        }
+        const unsigned = await req('POST', hook.path, {
+          rawBody: body,
+          headers: { 'x-github-event': 'push' },
+        });
+        expect(unsigned.status).toBe(401);
+        expect(unsigned.body.error.message).toMatch(/missing X-Hub-Signature-256/);
+        const anonymous = await req('POST', hook.path, { rawBody: body });
+        expect(anonymous.status).toBe(401);
+        // A signature made with the secret over another body does not pass.
+        const tampered = await req('POST', hook.path, {
+          rawBody: payload('refs/heads/main', sha('b')),
+          headers: {
+            'x-github-event': 'push',
+            'x-hub-signature-256': `sha256=${hmacHex(hook.secret, body)}`,
+          },
+        });
+        expect(tampered.status).toBe(401);
+        const releases = await req('GET', `/api/releases?serviceId=${serviceId}`, {
+          token: a.token,
+        });
+        expect(releases.body.items).toEqual([]);
+      });
+
+      it('answers 404 for an unknown hook, signed or not, naming no org', async () => {
+        const body = payload('refs/heads/main', sha('a'));
+        const unknown = await send('github', body, { path: '/api/hooks/push/ph_000000nope' });
+        expect(unknown.status).toBe(404);
+        expect(unknown.text).not.toContain(a.orgId);
+      });
+
+      it('does nothing for another branch, a tag, a deletion or a ping, and says why', async () => {
+        const other = await send('gitea', payload('refs/heads/feature', sha('c')));
+        expect(other.status, other.text).toBe(202);
+        expect(other.body).toEqual({
+          status: 'ignored',
+          reason: 'branch feature is not the followed branch main; nothing to deploy',
+        });
+        const tag = await send('gitlab', payload('refs/tags/v1', sha('c')), {
+          event: 'Tag Push Hook',
+        });
+        expect(tag.status).toBe(202);
+        expect(tag.body.reason).toMatch(/is not a push/);
+        const deleted = await send('github', payload('refs/heads/main', sha('0')));
+        expect(deleted.body.reason).toBe('branch main was deleted; nothing to deploy');
+        const ping = await send('github', JSON.stringify({ zen: 'hi' }), { event: 'ping' });
+        expect(ping.status).toBe(202);
+        expect(ping.body.status).toBe('ignored');
+        const releases = await req('GET', `/api/releases?serviceId=${serviceId}`, {
+          token: a.token,
+        });
+        expect(releases.body.items).toEqual([]);
+      });
+
+      it('deploys a push to the followed branch once, a replayed delivery doing nothing', async () => {
+        const body = payload('refs/heads/main', sha('d'));
+        const first = await send('github', body, { id: 'gh-delivery-1' });
+        expect(first.status, first.text).toBe(202);
+        expect(first.body).toMatchObject({ status: 'deploying', gitSha: sha('d') });
+        const release = await req('GET', `/api/releases/${first.body.releaseId}`, {
+          token: a.token,
+        });
+        expect(release.body).toMatchObject({ serviceId, gitSha: sha('d'), gitRef: sha('d') });
+        const replay = await send('github', body, { id: 'gh-delivery-1' });
+        expect(replay.status).toBe(202);
+        expect(replay.body).toEqual({
+          status: 'ignored',
+          reason: 'delivery gh-delivery-1 was received before; nothing to deploy again',
+        });
+        const releases = await req('GET', `/api/releases?serviceId=${serviceId}`, {
+          token: a.token,
+        });
+        expect(releases.body.items).toHaveLength(1);
+        await req('POST', `/api/releases/${first.body.releaseId}/cancel`, { token: a.token });
+      });
+
+      it('refuses a body over the size limit (413) and more than 60 deliveries a minute per hook (429)', async () => {
+        const huge = payload('refs/heads/main', sha('f')).replace(
+          '"web"',
+          JSON.stringify('x'.repeat(300 * 1024)),
+        );
+        // The server answers before reading the whole body, then closes that connection.
+        const tooBig = await req('POST', hook.path, {
+          rawBody: huge,
+          headers: {
+            connection: 'close',
+            'x-github-event': 'push',
+            'x-hub-signature-256': `sha256=${hmacHex(hook.secret, huge)}`,
+          },
+        });
+        expect(tooBig.status).toBe(413);
+        expect(tooBig.body.error.code).toBe('payload_too_large');
+        // A hook of its own, so this burst does not limit the other tests' hook.
+        const other = await req('POST', '/api/services', {
+          token: a.token,
+          body: {
+            projectId: (await req('GET', `/api/services/${serviceId}`, { token: a.token })).body
+              .projectId,
+            name: 'burst',
+            containerPort: 8080,
+            healthcheckPath: '/health',
+            git: { url: 'https://git.example.com/shop/burst.git' },
+          },
+        });
+        expect(other.status, other.text).toBe(201);
+        const burst = await req('POST', `/api/services/${other.body.id}/push-hook`, {
+          token: a.token,
+        });
+        const statuses: number[] = [];
+        for (let i = 0; i < 61; i++) {
+          const r = await send('gitlab', payload('refs/heads/feature', sha('f')), {
+            path: burst.body.path,
+            secret: burst.body.secret,
+          });
+          statuses.push(r.status);
+        }
+        expect(statuses.slice(0, 60).every((st) => st === 202)).toBe(true);
+        expect(statuses[60]).toBe(429);
+        // The limit is the hook's own: the other hook still answers.
+        expect((await send('gitea', payload('refs/heads/feature', sha('f')))).status).toBe(202);
+      });
+
+      it('rotates the secret, keeping the URL; the old secret no longer passes', async () => {
+        const old = hook.secret;
+        const rotated = await req('POST', `/api/services/${serviceId}/push-hook`, {
+          token: a.token,
+        });
+        expect(rotated.status).toBe(201);
+        expect(rotated.body.id).toBe(hook.id);
+        expect(rotated.body.secret).not.toBe(old);
+        hook = rotated.body;
+        const stale = await send('gitea', payload('refs/heads/feature', sha('e')), { secret: old });
+        expect(stale.status).toBe(401);
+        const fresh = await send('gitea', payload('refs/heads/feature', sha('e')));
+        expect(fresh.status).toBe(202);
+        // Another org's caller and a viewer cannot make or read it; the secret is in no log.
+        expect(
+          (await req('POST', `/api/services/${serviceId}/push-hook`, { token: b.token })).status,
+        ).toBe(404);
+        expect(
+          (
+            await req('POST', `/api/services/${serviceId}/push-hook`, {
+              token: keys.viewer!,
+            })
+          ).status,
+        ).toBe(403);
+        expect(api.logLines().join('\n')).not.toContain(hook.secret);
+        expect(api.logLines().join('\n')).not.toContain(old);
+      });
+    });
+
     describe('node credentials', () => {
       let pki: TestPki;
       const hostKey = sshPublicKeyLine();

@@ -29,6 +29,20 @@ const missing = {
   keyId: 'key_0nothing',
   userId: 'usr_0nothing',
   name: 'NOTHING',
+  hookId: 'ph_0nothing',
+};
+
+/**
+ * The operations anyone may call, each with why it needs no credentials; a new public
+ * operation must be added here with its reason, or the first test fails.
+ */
+const publicOperations: Record<string, string> = {
+  'post /api/auth/local/signup': 'making an account: there are no credentials yet',
+  'post /api/auth/local/login': 'getting credentials',
+  'get /api/domains/ask':
+    'Caddy’s on-demand TLS ask, from the edge; answers only yes or no for a host',
+  'post /api/hooks/push/{hookId}':
+    'a git host’s push: the HMAC signature (or GitLab token) over the body is the credential; unknown hooks are 404, bad signatures 401',
 };
 
 const sshKey = generateKeyPairSync('ed25519')
@@ -176,6 +190,12 @@ describe('role × endpoint', () => {
     expect(operations.length).toBeGreaterThan(40);
     expect(operations.filter((op) => !known.has(String(op.permission))).map(key)).toEqual([]);
     expect(operations.filter((op) => op.hasBody && !bodies[key(op)]).map(key)).toEqual([]);
+    expect(
+      operations
+        .filter((op) => op.permission === 'anyone')
+        .map(key)
+        .sort(),
+    ).toEqual(Object.keys(publicOperations).sort());
   });
 
   it('answers 403 to exactly the roles each permission excludes, for people and keys', async () => {

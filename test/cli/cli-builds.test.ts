@@ -218,6 +218,21 @@ services:
       'add this read-only deploy key to git@git.example.com:shop/web.git',
     );
 
+    // The push webhook: made on first use with its secret shown once, then the URL alone.
+    const made = await cli(['services', 'push-hook', 'web']);
+    expect(made.code, made.stderr).toBe(0);
+    const url = /^url +(\S+)$/m.exec(made.stdout)?.[1];
+    const secret = /^secret +(sdph_\S+)$/m.exec(made.stdout)?.[1];
+    expect(url).toMatch(/\/api\/hooks\/push\/ph_/);
+    expect(secret).toBeDefined();
+    const again = await cli(['services', 'push-hook', 'web']);
+    expect(again.stdout).toContain(url!);
+    expect(again.stdout).not.toContain('sdph_');
+    const rotated = await cli(['services', 'push-hook', 'web', '--rotate']);
+    expect(rotated.stdout).toContain(url!);
+    expect(/^secret +(sdph_\S+)$/m.exec(rotated.stdout)?.[1]).not.toBe(secret);
+    expect((await cli(['services', 'push-hook'])).code).toBe(2);
+
     const bad = await cli(['services', 'git', 'web', '--url', 'file:///etc']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/git\.url: .*file:\/\/ is refused/);

@@ -5,6 +5,7 @@
  * real git daemon on loopback, builds on the real Docker Engine and deploys behind a real
  * Caddy. KMS and SQS are fakes at the SDK boundary.
  */
+import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../adapters/db/migrator.ts';
@@ -16,7 +17,13 @@ import type { Principal } from '../../core/deps.ts';
 import { createNode } from '../../core/nodes/use-cases.ts';
 import { createOrg } from '../../core/orgs/use-cases.ts';
 import { createProject } from '../../core/projects/use-cases.ts';
-import { createRelease, getRelease, listReleaseLogs } from '../../core/releases/engine.ts';
+import {
+  createRelease,
+  getRelease,
+  listReleaseLogs,
+  listReleases,
+} from '../../core/releases/engine.ts';
+import { receivePush, rotatePushHook } from '../../core/services/push-hook.ts';
 import { createService } from '../../core/services/use-cases.ts';
 import { createWorkerHandler, sqsWorkerHandlers } from '../../functions/lambda/worker-handler.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
@@ -53,7 +60,7 @@ describe.skipIf(!ready)('a build from git in cloud mode', () => {
     }
   });
 
-  it('is resolved, fetched and built by the worker Lambda, and served; the API refuses a private git host', async () => {
+  it('is resolved, fetched and built by the worker Lambda, and served; the API refuses a private git host; signed pushes deploy, the one during a build started by the worker when it ends', async () => {
     const repo = await makeRepo(daemon.root, 'cloudy');
     const sha = await repo.commit({
       Dockerfile: `FROM selfdevop-test/busybox:base\nENV TEST_RUN=${runId}\nCOPY www /www\nRUN echo "built in the cloud worker"\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n`,
@@ -179,6 +186,62 @@ describe.skipIf(!ready)('a build from git in cloud mode', () => {
       );
       const host = `web-production-${service.id.slice(-6)}.localhost`;
       expect(await viaCaddy(caddy.httpPort, host)).toEqual({ status: 200, body: 'cloudy' });
+
+      // Push to deploy through the cloud system: the API function verifies a signed push and
+      // queues its commit; a push during that build waits, and the worker Lambda starts it
+      // when the build's release ends.
+      const hook = await rotatePushHook(api, owner, service.id, ctx);
+      const pushedShas = [
+        await repo.commit({ 'www/version': 'pushed-1\n' }),
+        await repo.commit({ 'www/version': 'pushed-2\n' }),
+      ];
+      const push = (after: string, n: number) => {
+        const body = new TextEncoder().encode(
+          JSON.stringify({ ref: 'refs/heads/main', before: sha, after }),
+        );
+        const headers: Record<string, string> = {
+          'x-github-event': 'push',
+          'x-github-delivery': `cloud-${runId}-${n}`,
+          'x-hub-signature-256': `sha256=${createHmac('sha256', hook.secret).update(body).digest('hex')}`,
+        };
+        return receivePush(
+          api,
+          { ...cloud.release, source: undefined },
+          hook.id,
+          (name) => headers[name],
+          body,
+          ctx,
+        );
+      };
+      const first = await push(pushedShas[0]!, 1);
+      expect(first).toMatchObject({ status: 'deploying', gitSha: pushedShas[0] });
+      expect(await push(pushedShas[1]!, 2)).toMatchObject({ status: 'queued' });
+      const pushEnd = Date.now() + 90_000;
+      for (;;) {
+        const all = await listReleases(
+          cloud.release,
+          owner,
+          { limit: 50 },
+          { serviceId: service.id },
+        );
+        const last = all.items.at(-1)!;
+        if (last.gitSha === pushedShas[1] && ['completed', 'failed'].includes(last.status)) {
+          expect(last.status, last.error ?? '').toBe('completed');
+          expect(all.items.map((r) => r.gitSha)).toEqual([sha, ...pushedShas]);
+          break;
+        }
+        if (Date.now() > pushEnd)
+          throw new Error(
+            `pushes not deployed after 90 s: ${JSON.stringify(all.items.map((r) => [r.gitSha, r.status]))}`,
+          );
+        for (const name of physical) {
+          const event = await pollEvent(fake, cloud.queue, name);
+          if (event.Records.length === 0) continue;
+          await settle(fake, cloud.queue, name, event, await handler(event));
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(await viaCaddy(caddy.httpPort, host)).toEqual({ status: 200, body: 'pushed-2' });
     } finally {
       await system?.close();
       undoSqs();

@@ -17,6 +17,7 @@ import { memberCases } from './store/members.case.ts';
 import { orgCases } from './store/orgs.case.ts';
 import { paginationCases } from './store/pagination.case.ts';
 import { projectCases } from './store/projects.case.ts';
+import { pushHookCases } from './store/push-hooks.case.ts';
 import { releaseCases } from './store/releases.case.ts';
 import { secretCases } from './store/secrets.case.ts';
 import { transactionCases } from './store/transactions.case.ts';
@@ -50,6 +51,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     secretCases();
     domainCases();
     webhookCases();
+    pushHookCases();
     paginationCases();
     transactionCases();
     isolationCases();

@@ -96,6 +96,18 @@ describe('dashboard: services built from git', () => {
     expect(html).toContain('A=1\nB=two words</textarea>');
     expect(html).not.toContain(token);
 
+    // The push webhook: made from the page, its secret shown once, the URL on the page after.
+    expect(html).toContain('No push webhook yet.');
+    const hookMade = await post(`/dashboard/services/${serviceId}/push-hook`, {});
+    expect(hookMade.status).toBe(201);
+    const madeHtml = await hookMade.text();
+    const hookSecret = /Secret: <code>(sdph_[^<]+)<\/code>/.exec(madeHtml)?.[1];
+    expect(hookSecret).toBeDefined();
+    html = await page(servicePath);
+    expect(html).toMatch(/Webhook URL: <code>[^<]*\/api\/hooks\/push\/ph_/);
+    expect(html).toContain('Rotate the secret');
+    expect(html).not.toContain(hookSecret!);
+
     // A deploy key is for SSH repositories: the page says so; then it makes one.
     const refused = await post(`/dashboard/services/${serviceId}/deploy-key`, {});
     expect(refused.status).toBe(303);

@@ -58,6 +58,14 @@ async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
     const hook = aWebhook(t.orgId);
     await r.webhooks.insert(hook);
     await r.webhookDeliveries.append(aWebhookDelivery(t.orgId, hook.id), 10);
+    const push = await r.pushHooks.save({
+      id: `ph_${t.orgId}`,
+      orgId: t.orgId,
+      serviceId: t.serviceId,
+      sealedSecret: 'sealed',
+      createdAt: at(),
+    });
+    await r.pushHooks.claimDelivery(push.id, 'delivery-1', at());
     await r.audit.append(anAuditEvent(t.orgId));
   });
 }
@@ -128,6 +136,8 @@ describe('row-level security', () => {
         'services',
         'webhooks',
         'webhook_deliveries',
+        'push_hooks',
+        'push_deliveries',
       ].sort(),
     );
   });
@@ -266,6 +276,8 @@ describe('row-level security', () => {
       // The edge rebuilt from the database (migrations/0006_live_routes.sql).
       'selfdevop_live_routes',
       'selfdevop_memberships_of',
+      // A push webhook, by the id in its URL (migrations/0018_push_hooks.sql).
+      'selfdevop_push_hook',
     ]);
     for (const f of fns.rows) {
       expect(f.prosecdef, f.proname).toBe(true);
@@ -413,6 +425,25 @@ describe('a read sent alone (BEGIN, the org, the query, COMMIT in one round trip
       expect(after.items).toHaveLength(seen[0]!);
     } finally {
       await pool.close();
+    }
+  });
+});
+
+describe('the push hook look-up (before the org is known)', () => {
+  it('finds exactly the hook its id names, of either org, and nothing for another id', async () => {
+    const store = PostgresStore.fromUrl(db.url);
+    try {
+      const found = await store.pushHookLookup.findPushHook(`ph_${b.orgId}`);
+      expect(found).toMatchObject({ id: `ph_${b.orgId}`, orgId: b.orgId, serviceId: b.serviceId });
+      expect(await store.pushHookLookup.findPushHook('ph_nothing')).toBeNull();
+      // A replayed delivery id is refused by the key, per hook.
+      expect(
+        await store.withOrg(a.orgId, (r) =>
+          r.pushHooks.claimDelivery(`ph_${a.orgId}`, 'delivery-1', new Date().toISOString()),
+        ),
+      ).toBe(false);
+    } finally {
+      await store.close();
     }
   });
 });

@@ -5,6 +5,7 @@
  * offline base image, deployed by the self-hosted control plane's workers and reached
  * through a real Caddy. Then the mistakes a person makes, each named.
  */
+import { createHmac } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -221,6 +222,78 @@ describe.skipIf(!ready)('building a service from git and deploying it', () => {
     expect(r4.status, r4.error).toBe('completed');
     expect(r4.gitSha).toBe(second);
     expect(await viaCaddy(web.host)).toEqual({ status: 200, body: 'two' });
+  }, 180_000);
+
+  it('push-to-deploy: a signed GitHub push deploys the pushed commit; pushes in quick succession deploy the latest, not each in turn', async () => {
+    const pushed = await makeRepo(daemon.root, 'pushed');
+    const c1 = await pushed.commit(appFiles('p1'));
+    const svc = await createService('hooked', { url: daemon.url('pushed'), subdir: 'app' });
+    const made = await req('POST', `/api/services/${svc.id}/push-hook`, { token: auth });
+    expect(made.status, made.text).toBe(201);
+    const hook = made.body as { path: string; secret: string };
+    let delivery = 0;
+    // Signed as GitHub signs: HMAC-SHA256 of the raw body with the hook's secret.
+    const push = (sha: string) => {
+      const body = JSON.stringify({ ref: 'refs/heads/main', before: '0'.repeat(40), after: sha });
+      const sig = createHmac('sha256', hook.secret).update(body).digest('hex');
+      return req('POST', hook.path, {
+        rawBody: body,
+        headers: {
+          'x-github-event': 'push',
+          'x-github-delivery': `push-${runId}-${++delivery}`,
+          'x-hub-signature-256': `sha256=${sig}`,
+        },
+      });
+    };
+    const releasesOf = async () =>
+      (
+        (await req('GET', `/api/releases?serviceId=${svc.id}&limit=50`, { token: auth })).body
+          .items as { id: string; gitSha: string; status: string }[]
+      ).sort((a, b) => (a.id < b.id ? -1 : 1));
+
+    const r1 = await push(c1);
+    expect(r1.status, r1.text).toBe(202);
+    expect(r1.body).toMatchObject({ status: 'deploying', gitSha: c1 });
+    expect(await settle(r1.body.releaseId)).toMatchObject({ status: 'completed', gitSha: c1 });
+    expect(await viaCaddy(svc.host)).toEqual({ status: 200, body: 'p1' });
+
+    // Four commits land; their pushes arrive while the first of them builds, two at once.
+    const c2 = await pushed.commit(appFiles('p2'));
+    const c3 = await pushed.commit(appFiles('p3'));
+    const c4 = await pushed.commit(appFiles('p4'));
+    const c5 = await pushed.commit(appFiles('p5'));
+    const r2 = await push(c2);
+    expect(r2.body, r2.text).toMatchObject({ status: 'deploying', gitSha: c2 });
+    const burst = await Promise.all([push(c3), push(c4)]);
+    const r5 = await push(c5);
+    for (const r of [...burst, r5]) {
+      expect(r.status, r.text).toBe(202);
+      expect(r.body.status, r.text).toBe('queued');
+    }
+    expect(await settle(r2.body.releaseId)).toMatchObject({ status: 'completed', gitSha: c2 });
+    // The end of c2's release starts the latest wanted commit, c5; c3 and c4 never build.
+    const end = Date.now() + 60_000;
+    let last: { id: string; gitSha: string; status: string } | undefined;
+    while (Date.now() < end) {
+      last = (await releasesOf()).at(-1);
+      if (last && last.gitSha === c5 && ['completed', 'failed'].includes(last.status)) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(last).toMatchObject({ gitSha: c5, status: 'completed' });
+    expect((await releasesOf()).map((r) => r.gitSha)).toEqual([c1, c2, c5]);
+    expect(await viaCaddy(svc.host)).toEqual({ status: 200, body: 'p5' });
+    // A push replayed (the same delivery id) is not a second deploy.
+    const body = JSON.stringify({ ref: 'refs/heads/main', before: c4, after: c5 });
+    const replayed = await req('POST', hook.path, {
+      rawBody: body,
+      headers: {
+        'x-github-event': 'push',
+        'x-github-delivery': `push-${runId}-${delivery}`,
+        'x-hub-signature-256': `sha256=${createHmac('sha256', hook.secret).update(body).digest('hex')}`,
+      },
+    });
+    expect(replayed.body.status).toBe('ignored');
+    expect((await releasesOf()).length).toBe(3);
   }, 180_000);
 
   it('refuses what it can know at once with a 400 naming the problem, and fails a release whose build cannot work with the reason in its log while the current release keeps serving', async () => {

@@ -29,6 +29,8 @@ export const tableNames = [
   'notificationChannels',
   'heldNotifications',
   'notificationDeliveries',
+  'pushHooks',
+  'pushDeliveries',
   'audit',
 ] as const;
 export type TableName = (typeof tableNames)[number];
@@ -79,6 +81,23 @@ export interface TableRules {
 export const byId = (row: Row): string => String(row.id);
 
 export const rules: Record<TableName, TableRules> = {
+  pushHooks: {
+    sqlName: 'push_hooks',
+    what: 'push_hook',
+    key: byId,
+    tenant: true,
+    unique: [{ what: 'push_hook', names: 'serviceId', fields: ['orgId', 'serviceId'] }],
+    foreign: [{ what: 'service', field: 'serviceId', table: 'services' }],
+  },
+  pushDeliveries: {
+    sqlName: 'push_deliveries',
+    what: 'push_delivery',
+    key: (r) => `${r.hookId}|${r.deliveryId}`,
+    keyNames: 'deliveryId',
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'push_hook', field: 'hookId', table: 'pushHooks' }],
+  },
   orgs: { sqlName: 'orgs', what: 'org', key: byId, unique: [], foreign: [], tenant: false },
   users: {
     sqlName: 'users',

@@ -6,6 +6,7 @@ import {
   listServices,
   updateService,
 } from '../../../core/services/use-cases.ts';
+import { getPushHook, receivePush, rotatePushHook } from '../../../core/services/push-hook.ts';
 import { route } from '../route.ts';
 import { getServiceHealth } from '../../../core/services/health.ts';
 
@@ -58,6 +59,47 @@ export const serviceRoutes = [
     auth: true,
     status: 201,
     handle: ({ deps, principal, params, ctx }) => createDeployKey(deps, principal, params.id!, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/services/{id}/push-hook',
+    permission: 'manage-resources',
+    summary:
+      'Make the service’s push-to-deploy webhook, or rotate its secret (the URL stays): answers the URL for GitHub, GitLab or Gitea and the secret, shown this once',
+    tag: 'services',
+    auth: true,
+    status: 201,
+    handle: ({ deps, principal, params, ctx }) => rotatePushHook(deps, principal, params.id!, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/services/{id}/push-hook',
+    permission: 'read',
+    summary: 'The service’s push-to-deploy webhook URL (never its secret); 404 when it has none',
+    tag: 'services',
+    auth: true,
+    status: 200,
+    handle: ({ deps, principal, params }) => getPushHook(deps, principal, params.id!),
+  }),
+  route({
+    method: 'post',
+    path: '/api/hooks/push/{hookId}',
+    // No bearer: the signature over the body is the credential (401 when it does not match).
+    permission: 'anyone',
+    summary:
+      'A git host’s push (GitHub X-Hub-Signature-256, GitLab X-Gitlab-Token, Gitea X-Gitea-Signature): a push to the followed branch deploys its commit; anything else, or a replayed delivery, is answered 202 with the reason and does nothing',
+    tag: 'services',
+    auth: false,
+    status: 202,
+    handle: async ({ deps, params, ctx, request }) =>
+      receivePush(
+        deps,
+        deps.release,
+        params.hookId!,
+        (name) => request.headers.get(name) ?? undefined,
+        new Uint8Array(await request.arrayBuffer()),
+        ctx,
+      ),
   }),
   route({
     method: 'get',

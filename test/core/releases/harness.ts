@@ -80,6 +80,9 @@ export class KillableStore implements Store {
   get inviteLookup() {
     return this.inner.inviteLookup;
   }
+  get pushHookLookup() {
+    return this.inner.pushHookLookup;
+  }
   withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {
     return this.inner.withOrg(orgId, (repos) => {
       const wrapped = Object.create(repos) as OrgRepos & { releases: OrgRepos['releases'] };

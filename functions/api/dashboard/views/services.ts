@@ -77,6 +77,40 @@ function facts(svc: Service, project: Project): Html {
 }
 
 /** The service's git source, its form (the token is write-only) and its deploy key. */
+interface PushHookShown {
+  path: string;
+  url: string | null;
+  secret?: string;
+}
+
+/** The push-to-deploy webhook: its URL, and a button that makes it or rotates its secret. */
+function pushHookSection(svc: Service, hook: PushHookShown | null): Html {
+  if (!svc.git) return html``;
+  return html`<section class="card" id="push-hook" aria-labelledby="push-hook-h">
+    <h2 id="push-hook-h">Push to deploy</h2>
+    ${
+      hook
+        ? html`<p>
+            Webhook URL: <code>${hook.url ?? hook.path}</code>
+            <span class="hint"
+              >for GitHub, GitLab or Gitea push events; a push to ${svc.git.ref} deploys it</span
+            >
+          </p>`
+        : html`<p>No push webhook yet.</p>`
+    }
+    <form
+      method="post"
+      action="/dashboard/services/${svc.id}/push-hook"
+      class="inline"
+      ${hook ? html`data-confirm="Rotate the secret? The git host's webhook stops passing until it has the new one."` : ''}
+    >
+      <button type="submit" class="secondary">
+        ${hook ? 'Rotate the secret' : 'Make a push webhook'}
+      </button>
+    </form>
+  </section>`;
+}
+
 function gitSource(svc: Service): Html {
   const git = svc.git;
   const args = git
@@ -209,7 +243,7 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
         envs.find((e) => e.name === c.req.query('environment')) ??
         envs.find((e) => e.name === 'production') ??
         envs[0]!;
-      const [releases, secrets, domains, live] = await Promise.all([
+      const [releases, secrets, domains, live, pushHook] = await Promise.all([
         recentReleases(s.api, svc.id, env.id),
         s.api.get<{ items: { name: string; updatedAt: string }[] }>(
           `/api/services/${svc.id}/secrets?environment=${env.name}`,
@@ -228,6 +262,12 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
             if (e instanceof ApiFailure && e.code === 'route_not_found') return null;
             throw e;
           }),
+        svc.git
+          ? s.api.get<PushHookShown>(`/api/services/${svc.id}/push-hook`).catch((e: unknown) => {
+              if (e instanceof ApiFailure && e.status === 404) return null;
+              throw e;
+            })
+          : null,
       ]);
       const h = health(releases);
       const envDomains =
@@ -395,7 +435,7 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
         }
         ${secretsSection(svc.id, env.name, secrets.items)}
         <h2>Settings</h2>
-        ${facts(svc, project)} ${gitSource(svc)}`;
+        ${facts(svc, project)} ${gitSource(svc)} ${pushHookSection(svc, pushHook)}`;
       return render(c, s, { title: svc.name, section: 'projects' }, body);
     }),
   );
@@ -432,6 +472,27 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
       });
       flash(c, 'notice', 'Git source saved; it applies from the next deploy.');
       return `/dashboard/services/${param(c, 'id')}#git`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/services/:id/push-hook',
+    view(fetchApi, async (c, s) => {
+      const id = param(c, 'id');
+      // The secret is shown once, in the reply to the POST that made it, and never stored here.
+      const hook = await s.api.post<PushHookShown>(`/api/services/${id}/push-hook`, {});
+      const body = html`<p><a href="/dashboard/services/${id}#push-hook">Back to the service</a></p>
+        <h1>Push webhook</h1>
+        <section class="card" aria-labelledby="hook-made">
+          <h2 id="hook-made">Copy the secret now: it is not shown again</h2>
+          <p>URL: <code>${hook.url ?? hook.path}</code></p>
+          <p>Secret: <code>${hook.secret}</code></p>
+          <p class="hint">
+            GitHub and Gitea: content type application/json, this secret. GitLab: this secret as the
+            secret token.
+          </p>
+        </section>`;
+      return render(c, s, { title: 'Push webhook' }, body, 201);
     }),
   );
 

@@ -66,6 +66,43 @@ async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
       createdAt: at(),
     });
     await r.pushHooks.claimDelivery(push.id, 'delivery-1', at());
+    const channel = `nc_${t.orgId}`;
+    await r.notificationChannels.insert({
+      id: channel,
+      orgId: t.orgId,
+      kind: 'email',
+      name: 'on-call',
+      address: 'oncall@example.test',
+      sealedUrl: null,
+      target: 'oncall@example.test',
+      events: ['release.failed'],
+      groupWindowSeconds: 60,
+      createdAt: at(),
+    });
+    await r.heldNotifications.hold({
+      id: `nh_${t.orgId}`,
+      orgId: t.orgId,
+      channelId: channel,
+      eventId: `ev_${t.orgId}`,
+      eventType: 'release.failed',
+      data: {},
+      heldAt: at(),
+    });
+    await r.notificationDeliveries.append(
+      {
+        id: `nd_${t.orgId}`,
+        orgId: t.orgId,
+        channelId: channel,
+        eventType: 'release.failed',
+        events: 1,
+        firstEventId: `ev_${t.orgId}`,
+        attempt: 1,
+        delivered: true,
+        error: null,
+        createdAt: at(),
+      },
+      10,
+    );
     await r.audit.append(anAuditEvent(t.orgId));
   });
 }
@@ -138,6 +175,9 @@ describe('row-level security', () => {
         'webhook_deliveries',
         'push_hooks',
         'push_deliveries',
+        'notification_channels',
+        'notification_held',
+        'notification_deliveries',
       ].sort(),
     );
   });

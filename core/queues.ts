@@ -69,6 +69,13 @@ export interface WorkerSystem {
   maintenance?(): Promise<void>;
   /** Every route the edge must serve, read from the database: the `edge-rebuild` job puts back what the edge lost. */
   routeCatalog?: RouteCatalog;
+  /**
+   * Where the mode owns more of the edge than tenant routes (the self-hosted worker: the
+   * control route and the listeners), puts that back first; resolves to what changed. A
+   * Caddy that lost its config lost these too, and tenant routes coming back without the
+   * dashboard would leave it down until some other timer noticed.
+   */
+  edgeControl?(): Promise<string[]>;
 }
 
 /** The job that rebuilds lost edge routes from the database, every minute. */
@@ -118,6 +125,8 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
       name: edgeRebuildJob,
       cron: '* * * * *',
       run: async () => {
+        const changed = (await system.edgeControl?.()) ?? [];
+        if (changed.length > 0) system.logger.info({ changed }, 'edge settings updated');
         const restored = await rebuildEdgeRoutes({
           catalog,
           edge: system.release.edge,

@@ -83,6 +83,11 @@ export interface SelfhostSystem {
   edge: CaddyEdgeRouter;
   /** Every route the edge must serve, read from the database to rebuild a lost edge. */
   routeCatalog: RouteCatalog;
+  /**
+   * The `edge-rebuild` job itself (control route and listeners first, in the worker): the
+   * Compose worker also runs it at start and every EDGE_REBUILD_SECONDS.
+   */
+  rebuildEdge(): Promise<void>;
   /** Starts consuming the worker queues and the schedules; resolves to a stop that waits for messages in flight. */
   startWorkers(): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -206,6 +211,22 @@ export async function fromSelfhost(
       webhooks: overrides.webhooks,
     },
   );
+  const routeCatalog = new PostgresRouteCatalog(db);
+  // What the workers run: the wired engines plus the route catalog, without which the
+  // `edge-rebuild` job is not in the table at all (it was missing here, issue 11).
+  // Only the Compose worker owns the control route and the edge's listeners (the API
+  // process and `npm start` leave them to the worker or to their own Caddy's base config).
+  const edgeControl =
+    options.role === 'worker'
+      ? () =>
+          edge.reconcileControl({
+            domain: config.SELFDEVOP_DOMAIN,
+            upstream: config.CONTROL_UPSTREAM,
+            listen: { http: config.EDGE_HTTP_LISTEN, https: config.EDGE_HTTPS_LISTEN },
+          })
+      : undefined;
+  const workerSystem = { ...system, logger, routeCatalog, ...(edgeControl ? { edgeControl } : {}) };
+  const edgeRebuild = scheduledJobs(workerSystem).find((j) => j.name === edgeRebuildJob)!;
   const stopWorkers: (() => Promise<void>)[] = [];
   return {
     api: system.api,
@@ -213,23 +234,24 @@ export async function fromSelfhost(
     logger,
     vault,
     edge,
-    routeCatalog: new PostgresRouteCatalog(db),
+    routeCatalog,
+    rebuildEdge: () => edgeRebuild.run(),
     async startWorkers() {
       const concurrency = overrides.workerConcurrency ?? 4;
       const stops: (() => Promise<void>)[] = [];
-      for (const [queue, handler] of Object.entries(workerHandlers({ ...system, logger }))) {
+      for (const [queue, handler] of Object.entries(workerHandlers(workerSystem))) {
         stops.push(await queues.queue.consume(queue, handler, { concurrency }));
       }
       // pg-boss sends each job to a queue named after it; one at a time, so runs never overlap.
-      for (const job of scheduledJobs({ ...system, logger })) {
+      const jobs = scheduledJobs(workerSystem);
+      for (const job of jobs) {
         stops.push(await queues.queue.consume(job.name, () => job.run()));
         await queues.scheduler.schedule(job.name, job.cron, job.name);
       }
       // The edge (its own Caddy under `npm start`, or one whose autosave is gone) serves every
       // live route from the first minute, not only after the first scheduled rebuild.
-      const rebuild = scheduledJobs({ ...system, logger }).find((j) => j.name === edgeRebuildJob);
-      await rebuild
-        ?.run()
+      await edgeRebuild
+        .run()
         .catch((e: Error) =>
           logger.warn(
             { err: e.message },

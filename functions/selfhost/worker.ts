@@ -12,7 +12,6 @@ import { ConfigError, fromEnv, requireSettings } from '../../adapters/modes/conf
 import { checkMigrations } from '../../adapters/db/migrator.ts';
 import { openSession, type SqlSession } from '../../adapters/db/postgres.ts';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
-import { rebuildEdgeRoutes } from '../../core/edge/live-routes.ts';
 import { version } from './version.ts';
 
 const heartbeatEveryMs = 5_000;
@@ -26,7 +25,6 @@ async function main() {
   const databaseUrl = config.DATABASE_URL;
   const heartbeatFile = config.WORKER_HEARTBEAT_FILE;
   const domain = config.SELFDEVOP_DOMAIN;
-  const upstream = config.CONTROL_UPSTREAM;
 
   // The migrate job runs first; a worker of another version must not touch the data.
   let session: SqlSession | null = await openSession(databaseUrl);
@@ -41,32 +39,12 @@ async function main() {
   const system = await fromSelfhost(config, { role: 'worker', version });
   const log = system.logger.child({ component: 'worker' });
   // A Caddy that lost its config (autosave gone, config reset) is put back from the
-  // database here and every EDGE_REBUILD_SECONDS, instead of serving 404 until each
-  // service's next deploy. Every mode also runs the `edge-rebuild` scheduled job each minute
-  // (core/queues.ts); this timer adds what only the Compose worker has to keep, the control
-  // route and the edge's listeners, at the finer EDGE_REBUILD_SECONDS. Both are idempotent
-  // (If-Match, adds only), so running both costs a read.
-  const rebuildEdge = async () => {
-    const changed = await system.edge.reconcileControl({
-      domain,
-      upstream,
-      listen: { http: config.EDGE_HTTP_LISTEN, https: config.EDGE_HTTPS_LISTEN },
-    });
-    if (changed.length > 0) log.info({ changed }, 'edge settings updated');
-    const restored = await rebuildEdgeRoutes({
-      catalog: system.routeCatalog,
-      edge: system.edge,
-      edgeDomain: config.EDGE_DOMAIN,
-    });
-    if (restored.routes.length > 0 || restored.hosts.length > 0)
-      log.warn({ ...restored }, 'edge routes the edge had lost were restored from the database');
-    // For the edge status page (GET /api/edge): when the edge was last compared with the database.
-    await system.release.store.edgeRebuilds?.record({
-      at: new Date().toISOString(),
-      restoredRoutes: restored.routes.length,
-      restoredHosts: restored.hosts.length,
-    });
-  };
+  // database by the `edge-rebuild` job (core/queues.ts), which in this process also puts
+  // back the control route and the edge's listeners first. pg-boss runs it every minute
+  // (startWorkers schedules it); this timer runs the same job at the finer
+  // EDGE_REBUILD_SECONDS, and once before the queues start. Runs are idempotent (If-Match,
+  // adds only), so overlapping ones cost a read.
+  const rebuildEdge = () => system.rebuildEdge();
   await rebuildEdge();
   const rebuildTimer = setInterval(
     () =>

@@ -5,7 +5,9 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scheduledJobs, workerQueueNames, type WorkerSystem } from '../../core/queues.ts';
+import { domainSweepCron, domainSweepSchedule } from '../../core/domains/sweep.ts';
+import { edgeRebuildJob, workerQueueNames } from '../../core/queues.ts';
+import { releaseSweepCron, releaseSweepSchedule } from '../../core/releases/sweep.ts';
 import { startSelfhostApi } from '../support/api.ts';
 
 describe('self-hosted workers', () => {
@@ -24,14 +26,22 @@ describe('self-hosted workers', () => {
         (r) => r.name,
       );
       const queues = all.filter((n) => !n.startsWith('__pgboss') && !n.endsWith('__dlq'));
-      const jobs = scheduledJobs({} as WorkerSystem);
+      // Written out, not derived from scheduledJobs(): a job the composition fails to wire
+      // (edge-rebuild without the route catalog, issue 11) must fail here.
+      const jobs = [
+        { name: domainSweepSchedule, cron: domainSweepCron },
+        { name: edgeRebuildJob, cron: '* * * * *' },
+        { name: releaseSweepSchedule, cron: releaseSweepCron },
+      ];
       expect(queues.sort()).toEqual([...workerQueueNames, ...jobs.map((j) => j.name)].sort());
       const schedules = (
         await db.query<{ name: string; key: string; cron: string }>(
           'select name, key, cron from pgboss.schedule',
         )
       ).rows;
-      expect(schedules).toEqual(jobs.map((j) => ({ name: j.name, key: j.name, cron: j.cron })));
+      expect(schedules.sort((a, b) => a.name.localeCompare(b.name))).toEqual(
+        jobs.map((j) => ({ name: j.name, key: j.name, cron: j.cron })),
+      );
     } finally {
       await db.end();
     }

@@ -3,6 +3,9 @@ import { MemoryEdgeRouter } from '../../../adapters/edge/memory.ts';
 import { MemoryRouteCatalog } from '../../../adapters/edge/route-catalog-memory.ts';
 import { desiredRoutes, rebuildEdgeRoutes } from '../../../core/edge/live-routes.ts';
 import type { LiveRoute, RouteCatalog } from '../../../core/ports.ts';
+import { edgeRebuildJob, scheduledJobs, type WorkerSystem } from '../../../core/queues.ts';
+import { ManualClock } from '../../../adapters/clock/manual.ts';
+import { MemoryLogger } from '../../../adapters/logger/memory.ts';
 
 const live = (o: Partial<LiveRoute> = {}): LiveRoute => ({
   serviceId: 'svc_0000000abc123',
@@ -119,5 +122,46 @@ describe('rebuildEdgeRoutes', () => {
       hosts: [],
     });
     expect(seen).toStrictEqual([[]]);
+  });
+});
+
+describe('the edge-rebuild job', () => {
+  const systemOf = (edge: MemoryEdgeRouter, extra: Partial<WorkerSystem>) =>
+    ({
+      release: {
+        edge,
+        config: { edgeDomain: 'apps.example.test' },
+        store: {},
+        clock: new ManualClock(new Date('2026-01-01T00:00:00.000Z')),
+      },
+      logger: new MemoryLogger(),
+      ...extra,
+    }) as unknown as WorkerSystem;
+
+  it('puts the control parts back before the routes, where the mode owns them', async () => {
+    const edge = new MemoryEdgeRouter();
+    const order: string[] = [];
+    const job = scheduledJobs(
+      systemOf(edge, {
+        routeCatalog: {
+          liveRoutes: async () => {
+            order.push('routes');
+            return [live()];
+          },
+        },
+        edgeControl: async () => {
+          order.push('control');
+          return ['control route (any host) → api:3000'];
+        },
+      }),
+    ).find((j) => j.name === edgeRebuildJob);
+    await job?.run();
+    expect(order).toStrictEqual(['control', 'routes']);
+    expect(await edge.get('sdo-svc_0000000abc123-env_1')).not.toBeNull();
+  });
+
+  it('is not in the table without a route catalog', () => {
+    const names = scheduledJobs(systemOf(new MemoryEdgeRouter(), {})).map((j) => j.name);
+    expect(names).not.toContain(edgeRebuildJob);
   });
 });

@@ -61,6 +61,9 @@ export function loadMigrations(dir = defaultMigrationsDir): Migration[] {
  * What to apply, or why not: the database is *ahead* when it records a version this code
  * does not have (an older build started after an upgrade), *diverged* when a recorded
  * file was edited after it was applied. Pure, so it is tested without a database.
+ * Pending is every file not recorded, in version order, including one numbered below the
+ * newest applied: branches merge migrations out of number order (0008 landed after 0009
+ * and 0010), and an existing database must still get it.
  */
 export function planMigrations(
   code: readonly Migration[],
@@ -117,14 +120,20 @@ export async function migrate(
   try {
     await session.query('select pg_advisory_lock($1)', [lockKey]);
     try {
-      await session.query(createTableSql);
-      const applied = (await readApplied(session)) ?? [];
+      // Only when missing: CREATE TABLE IF NOT EXISTS still needs the right to create in
+      // the schema, which a role that merely checks an up-to-date database has not.
+      const applied = (await readApplied(session)) ?? (await session.query(createTableSql), []);
       const { pending, problems } = planMigrations(code, applied);
       if (problems.length > 0) throw new MigrationsOutOfStep(problems.join('; '));
       const done: AppliedMigration[] = [];
       for (const m of pending) {
         await session.query('begin');
         try {
+          // Row-level security is forced on tenant tables, for their owner too; this lets a
+          // migration see every org's rows (the `migrations` policy of 0008, which only the
+          // migrating role's membership of selfdevop_migrator makes apply). Local: it ends
+          // with the migration's transaction.
+          await session.query(`select set_config('selfdevop.migrating', 'on', true)`);
           await session.query(m.sql);
           await session.query(
             'insert into schema_migrations (version, name, checksum) values ($1, $2, $3)',

@@ -62,6 +62,17 @@ export async function provisionLoginRoles(
   const session = await openSession(ownerUrl);
   try {
     for (const role of given) await setLogin(session, loginRoles[role], passwords[role]!);
+    if (given.includes('queue')) {
+      // pg-boss runs CREATE SCHEMA IF NOT EXISTS at every start, which checks this right
+      // even when its schema exists. A database-level grant is not in a dump, so a restored
+      // database gets it back here, at the migrate job that precedes every start.
+      await session
+        .query(
+          `select format('grant create on database %I to %I', current_database(), $1::text) as sql`,
+          [loginRoles.queue],
+        )
+        .then((r) => session.query((r.rows[0] as { sql: string }).sql));
+    }
     return given;
   } finally {
     await session.end().catch(() => undefined);

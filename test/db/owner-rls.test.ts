@@ -30,7 +30,7 @@ import {
   seedTenant,
   type Tenant,
 } from '../contracts/store.case.ts';
-import { createOwnedTestDatabase } from '../support/db.ts';
+import { createOwnedTestDatabase, withLoginRolesLock } from '../support/db.ts';
 
 // Compose's database owner (`selfdevop`) and RDS's master user are not superusers, so
 // there, and only there, forced row-level security confines the tables' owner. These tests
@@ -119,7 +119,7 @@ describe('a database whose owner is not a superuser (Compose, RDS)', () => {
   beforeAll(async () => {
     db = await createOwnedTestDatabase('owner_rls');
     await migrate(db.ownerUrl);
-    await provisionLoginRoles(db.ownerUrl, passwords);
+    await withLoginRolesLock(() => provisionLoginRoles(db.ownerUrl, passwords));
     store = PostgresStore.fromUrl(loginUrl(db.ownerUrl, 'api', passwords.api));
     a = await seedTenant(store);
     b = await seedTenant(store);
@@ -235,6 +235,12 @@ describe('a database whose owner is not a superuser (Compose, RDS)', () => {
 
   it('runs pg-boss as its own login, which owns its schema', async () => {
     const queueUrl = loginUrl(db.ownerUrl, 'queue', passwords.queue);
+    // A restored dump carries no database-level grant; the migrate job's provisioning,
+    // which precedes every start, gives pg-boss's CREATE SCHEMA IF NOT EXISTS its right back.
+    await withSession(db.url, (admin) =>
+      admin.query(`revoke create on database ${db.name} from selfdevop_queue`),
+    );
+    await withLoginRolesLock(() => provisionLoginRoles(db.ownerUrl, passwords));
     const system = await fromPgBoss({ db: toPgBossDb(queueUrl, { max: 2 }) });
     try {
       expect(await system.queue.send('owner-rls-check', { n: 1 })).toEqual(expect.any(String));
@@ -281,7 +287,7 @@ describe('an install that applied 0009 and 0010 before 0008 existed', () => {
     const applied = await migrate(db.ownerUrl);
     expect(applied.map((m) => m.version)).toEqual([8]);
     expect(await migrate(db.ownerUrl)).toEqual([]);
-    await provisionLoginRoles(db.ownerUrl, passwords);
+    await withLoginRolesLock(() => provisionLoginRoles(db.ownerUrl, passwords));
     // An API that runs migrate() at start on an up-to-date database must not need the
     // right to create tables, which its login has not.
     expect(await migrate(loginUrl(db.ownerUrl, 'api', passwords.api))).toEqual([]);

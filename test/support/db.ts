@@ -86,3 +86,19 @@ export async function createOwnedTestDatabase(label = 'owned'): Promise<{
     },
   };
 }
+
+/**
+ * Runs fn while holding a lock every test that sets the cluster-wide login roles'
+ * passwords takes (advisory locks are per database, so it is taken in the admin database):
+ * a test that reads a password back must not see another file's.
+ */
+export async function withLoginRolesLock<T>(fn: () => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: adminUrl });
+  await c.connect();
+  try {
+    await c.query('select pg_advisory_lock(7402115932)');
+    return await fn();
+  } finally {
+    await c.end();
+  }
+}

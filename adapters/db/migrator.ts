@@ -95,6 +95,46 @@ const createTableSql = `
     applied_at timestamptz not null default now()
   )`;
 
+/**
+ * Runs after every migrate that applied something, once migration 0008 (the database
+ * roles) is in: every table with an org_id column (and orgs) has row-level security
+ * enabled and FORCEd and the `migrations` policy that lets the migrating role see every
+ * org while it migrates. Migrations merge out of number order (0015 was written before
+ * 0008 and runs after it on a fresh database), so 0008 cannot reach every tenant table
+ * itself; this keeps the rule whatever the order. The org policy itself is each
+ * migration's to write, and test/db/rls.test.ts fails a tenant table without one.
+ */
+const rolesMigration = 8;
+const forceTenantRlsSql = `
+do $$
+declare
+  t record;
+begin
+  for t in
+    select n.nspname, c.relname, c.relrowsecurity and c.relforcerowsecurity as forced,
+      exists (select 1 from pg_catalog.pg_policy p
+              where p.polrelid = c.oid and p.polname = 'migrations') as open_to_migrations
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public'
+    where c.relkind in ('r', 'p') and (c.relname = 'orgs' or exists (
+      select 1 from pg_catalog.pg_attribute a
+      where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped))
+  loop
+    if not t.forced then
+      execute format('alter table %I.%I enable row level security, force row level security',
+        t.nspname, t.relname);
+    end if;
+    if not t.open_to_migrations then
+      execute format(
+        'create policy migrations on %I.%I to selfdevop_migrator '
+        'using (current_setting(''selfdevop.migrating'', true) = ''on'') '
+        'with check (current_setting(''selfdevop.migrating'', true) = ''on'')',
+        t.nspname, t.relname);
+    end if;
+  end loop;
+end
+$$`;
+
 async function readApplied(db: SqlClient): Promise<AppliedMigration[] | null> {
   const exists = await db.query<{ t: string | null }>(
     `select to_regclass('public.schema_migrations')::text as t`,
@@ -148,6 +188,8 @@ export async function migrate(
         }
         done.push({ version: m.version, name: m.name, checksum: m.checksum });
       }
+      if (done.length > 0 && [...applied, ...done].some((m) => m.version === rolesMigration))
+        await session.query(forceTenantRlsSql);
       return done;
     } finally {
       await session.query('select pg_advisory_unlock($1)', [lockKey]).catch(() => undefined);

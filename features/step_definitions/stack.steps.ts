@@ -71,9 +71,11 @@ Then(
        where a.datname = 'selfdevop' and a.client_addr is not null`,
     );
     assert.equal(rows, 'selfdevop_api:false:false,selfdevop_queue:false:false');
+    // pg-boss's tables are the queue login's, with their TOAST tables (in pg_toast).
     const owned = await this.stack.sql(
-      `select count(*) from pg_class where relowner = 'selfdevop_api'::regrole
-         or (relowner = 'selfdevop_queue'::regrole and relnamespace <> 'pgboss'::regnamespace)`,
+      `select count(*) from pg_class
+       where relowner in ('selfdevop_api'::regrole, 'selfdevop_queue'::regrole)
+         and relnamespace not in ('pgboss'::regnamespace, 'pg_toast'::regnamespace)`,
     );
     assert.equal(owned, '0');
     const forced = await this.stack.sql(

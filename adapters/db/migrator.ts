@@ -97,23 +97,30 @@ const createTableSql = `
 
 /**
  * Runs after every migrate that applied something, once migration 0008 (the database
- * roles) is in: every table with an org_id column (and orgs) has row-level security
- * enabled and FORCEd and the `migrations` policy that lets the migrating role see every
- * org while it migrates. Migrations merge out of number order (0015 was written before
- * 0008 and runs after it on a fresh database), so 0008 cannot reach every tenant table
- * itself; this keeps the rule whatever the order. The org policy itself is each
- * migration's to write, and test/db/rls.test.ts fails a tenant table without one.
+ * roles) is in, so the rules hold whatever order migrations merge in (0011, 0015, 0016 and
+ * 0018 were written before 0008 and run after it on a fresh database):
+ * - every table with an org_id column (and orgs) has row-level security enabled and
+ *   FORCEd, the `migrations` policy (the migrating role sees every org while it migrates),
+ *   and the `cross_org_lookups` read policy and grant for selfdevop_definer;
+ * - every `selfdevop_*` SECURITY DEFINER function is owned by selfdevop_definer, which reads
+ *   only inside its own functions. One left to the owner would see no org under forced RLS
+ *   where the owner is no superuser (Compose, RDS), and run as a superuser where it is.
+ * The org policy itself is each migration's to write; test/db/rls.test.ts fails a tenant
+ * table without one.
  */
 const rolesMigration = 8;
-const forceTenantRlsSql = `
+const tenantRulesSql = `
 do $$
 declare
   t record;
+  f regprocedure;
 begin
   for t in
     select n.nspname, c.relname, c.relrowsecurity and c.relforcerowsecurity as forced,
       exists (select 1 from pg_catalog.pg_policy p
-              where p.polrelid = c.oid and p.polname = 'migrations') as open_to_migrations
+              where p.polrelid = c.oid and p.polname = 'migrations') as open_to_migrations,
+      exists (select 1 from pg_catalog.pg_policy p
+              where p.polrelid = c.oid and p.polname = 'cross_org_lookups') as open_to_lookups
     from pg_catalog.pg_class c
     join pg_catalog.pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public'
     where c.relkind in ('r', 'p') and (c.relname = 'orgs' or exists (
@@ -131,6 +138,20 @@ begin
         'with check (current_setting(''selfdevop.migrating'', true) = ''on'')',
         t.nspname, t.relname);
     end if;
+    if not t.open_to_lookups then
+      execute format(
+        'create policy cross_org_lookups on %I.%I for select to selfdevop_definer '
+        'using (current_user = ''selfdevop_definer'')', t.nspname, t.relname);
+    end if;
+    execute format('grant select on %I.%I to selfdevop_definer', t.nspname, t.relname);
+  end loop;
+  for f in
+    select p.oid::regprocedure from pg_catalog.pg_proc p
+    join pg_catalog.pg_namespace n on n.oid = p.pronamespace and n.nspname = 'public'
+    where p.proname like 'selfdevop\\_%' and p.prosecdef
+      and p.proowner <> 'selfdevop_definer'::regrole
+  loop
+    execute format('alter function %s owner to selfdevop_definer', f);
   end loop;
 end
 $$`;
@@ -189,7 +210,7 @@ export async function migrate(
         done.push({ version: m.version, name: m.name, checksum: m.checksum });
       }
       if (done.length > 0 && [...applied, ...done].some((m) => m.version === rolesMigration))
-        await session.query(forceTenantRlsSql);
+        await session.query(tenantRulesSql);
       return done;
     } finally {
       await session.query('select pg_advisory_unlock($1)', [lockKey]).catch(() => undefined);

@@ -220,12 +220,17 @@ describe('migrate', () => {
       );
       expect(r.rows).toEqual([
         // RLS with no org policy: nobody but a superuser sees a row (rls.test.ts fails it).
-        { relname: 'not_enabled', enabled: true, forced: true, policies: ['migrations'] },
+        {
+          relname: 'not_enabled',
+          enabled: true,
+          forced: true,
+          policies: ['cross_org_lookups', 'migrations'],
+        },
         {
           relname: 'unforced',
           enabled: true,
           forced: true,
-          policies: ['migrations', 'org_isolation'],
+          policies: ['cross_org_lookups', 'migrations', 'org_isolation'],
         },
       ]);
     } finally {

@@ -22,6 +22,7 @@ import { PostgresStore } from '../../adapters/store/postgres.ts';
 import {
   aDomain,
   anApiKey,
+  anInvite,
   aNode,
   aRelease,
   aStep,
@@ -90,6 +91,9 @@ async function fill(store: PostgresStore, t: Tenant) {
   const key = anApiKey(t.orgId);
   const domain = aDomain(t.orgId, t.serviceId, t.environmentId);
   const node = aNode(t.orgId);
+  // Looked up before their org is known, by functions of migrations older than 0008.
+  const invite = anInvite(t.orgId, { tokenHash: `hash-of-${t.orgId}` });
+  const pushHookId = `ph_${t.orgId}`;
   const live = aRelease(t.orgId, t.serviceId, t.environmentId, {
     nodeId: node.id,
     status: 'completed',
@@ -104,8 +108,16 @@ async function fill(store: PostgresStore, t: Tenant) {
     // Queued with no step recorded: what the release sweep looks for across orgs.
     await r.releases.insert(aRelease(t.orgId, t.serviceId, t.environmentId));
     await r.domains.insert(domain);
+    await r.invites.insert(invite);
+    await r.pushHooks.save({
+      id: pushHookId,
+      orgId: t.orgId,
+      serviceId: t.serviceId,
+      sealedSecret: 'sealed',
+      createdAt: at(),
+    });
   });
-  return { user, key, domain };
+  return { user, key, domain, invite, pushHookId };
 }
 
 describe('a database whose owner is not a superuser (Compose, RDS)', () => {
@@ -199,6 +211,10 @@ describe('a database whose owner is not a superuser (Compose, RDS)', () => {
       a.orgId,
     ]);
     expect((await store.identity.findApiKeyByHash(filled.key.keyHash))?.id).toBe(filled.key.id);
+    expect((await store.inviteLookup.findInviteByTokenHash(`hash-of-${a.orgId}`))?.id).toBe(
+      filled.invite.id,
+    );
+    expect((await store.pushHookLookup.findPushHook(filled.pushHookId))?.orgId).toBe(a.orgId);
     expect(await store.domainLookup.findDomainByHostname(filled.domain.hostname)).toEqual({
       id: filled.domain.id,
       orgId: a.orgId,

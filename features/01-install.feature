@@ -10,6 +10,7 @@ Feature: One-command install
     And the install directory keeps its secrets private
     And only the worker has the Docker socket
     And the database lives in the named volume "pgdata"
+    And the API and the worker reach the database only as logins that are no superuser
     When I send a GET request to "/health"
     Then the response status is 200
     And the response body at "status" is "ok"

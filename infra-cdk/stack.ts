@@ -140,6 +140,13 @@ export class SelfdevopStack extends Stack {
       removalPolicy: RemovalPolicy.SNAPSHOT,
     });
     db.connections.allowDefaultPortFrom(functionsSg, 'functions to PostgreSQL');
+    // The functions connect as selfdevop_api (migrations/0008: no superuser, owns nothing,
+    // cannot read users or bypass row-level security), one secret per role. The master
+    // secret, the tables' owner, goes to the migrate function alone, which sets this
+    // login's password from its secret after migrating. attach() adds host, port and dbname.
+    const apiDbSecret = new rds.DatabaseSecret(this, 'DatabaseApiSecret', {
+      username: 'selfdevop_api',
+    }).attach(db);
 
     // ------------------------------------------------------------ objects, users, mail
     const bucket = new s3.Bucket(this, 'Objects', {
@@ -271,7 +278,7 @@ export class SelfdevopStack extends Stack {
     const environment: Record<string, string> = {
       // Node 20+ runtimes no longer trust the RDS CA by default; the runtime ships its bundle here.
       NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem',
-      DATABASE_SECRET_ARN: db.secret?.secretArn ?? '',
+      DATABASE_SECRET_ARN: apiDbSecret.secretArn,
       COGNITO_USER_POOL_ID: userPool.userPoolId,
       COGNITO_CLIENT_ID: client.userPoolClientId,
       COGNITO_DOMAIN: cognitoDomain,
@@ -323,7 +330,8 @@ export class SelfdevopStack extends Stack {
       schedule: make('schedule', Duration.seconds(30), 512),
       migrate: make('migrate', Duration.minutes(10), 512, {
         NODE_EXTRA_CA_CERTS: environment.NODE_EXTRA_CA_CERTS ?? '',
-        DATABASE_SECRET_ARN: environment.DATABASE_SECRET_ARN ?? '',
+        DATABASE_SECRET_ARN: db.secret?.secretArn ?? '',
+        API_DATABASE_SECRET_ARN: apiDbSecret.secretArn,
         MIGRATIONS_DIR: environment.MIGRATIONS_DIR ?? '',
       }),
       // Only the database: the user pool's ids in its environment would make the stack circular.
@@ -341,7 +349,8 @@ export class SelfdevopStack extends Stack {
     // Before each sign-in's tokens are issued, the selfdevop user for the Cognito subject is made.
     userPool.addTrigger(cognito.UserPoolOperation.PRE_TOKEN_GENERATION, tokens);
     const all = [api, worker, schedule, migrate, tokens];
-    for (const fn of all) db.secret?.grantRead(fn);
+    for (const fn of all) apiDbSecret.grantRead(fn);
+    db.secret?.grantRead(migrate);
     for (const fn of [api, worker, schedule]) {
       key.grantEncryptDecrypt(fn);
       for (const q of queues) {

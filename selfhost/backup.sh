@@ -52,13 +52,15 @@ trap 'rm -rf "$work"' EXIT
 
 # One repeatable-read transaction exports its snapshot; pg_dump reads that snapshot and the
 # row counts are taken in it, so the manifest describes exactly the data in the dump.
-coproc PSQL { docker exec -i "$pg" psql -X -q -A -t -v ON_ERROR_STOP=1 -h /var/run/postgresql -U selfdevop -d selfdevop 2>&1; }
+# As the container's superuser (local socket only): row-level security is forced on tenant
+# tables, so their owner `selfdevop` would count no rows and pg_dump would refuse them.
+coproc PSQL { docker exec -i "$pg" psql -X -q -A -t -v ON_ERROR_STOP=1 -h /var/run/postgresql -U postgres -d selfdevop 2>&1; }
 psql_in=${PSQL[1]} psql_out=${PSQL[0]}
 echo "begin isolation level repeatable read read only; select pg_export_snapshot();" >&"$psql_in"
 IFS= read -r -t 30 snapshot <&"$psql_out" || sdo_die "could not open a snapshot in the database"
 [[ "$snapshot" =~ ^[0-9A-F-]+$ ]] || sdo_die "could not open a snapshot in the database: $snapshot"
 
-docker exec "$pg" pg_dump -h /var/run/postgresql -U selfdevop -d selfdevop --format=custom --snapshot="$snapshot" \
+docker exec "$pg" pg_dump -h /var/run/postgresql -U postgres -d selfdevop --format=custom --snapshot="$snapshot" \
   >"$work/db.dump" 2>"$work/pg_dump.log" || sdo_die "pg_dump failed: $(cat "$work/pg_dump.log")"
 rm -f "$work/pg_dump.log"
 

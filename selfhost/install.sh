@@ -85,6 +85,10 @@ if [ -z "$(sdo_env_get DB_PASSWORD)" ] || [ -z "$(sdo_env_get JWT_SECRET)" ]; th
 fi
 [ -n "$(sdo_env_get DB_PASSWORD)" ] || sdo_env_set DB_PASSWORD "$(sdo_random_hex 24)"
 [ -n "$(sdo_env_get JWT_SECRET)" ] || sdo_env_set JWT_SECRET "$(sdo_random_hex 32)"
+# The API's and pg-boss's logins: the migrate job sets these passwords at every start, so
+# an install from before they existed (or a restore) simply gets new ones.
+[ -n "$(sdo_env_get DB_API_PASSWORD)" ] || sdo_env_set DB_API_PASSWORD "$(sdo_random_hex 24)"
+[ -n "$(sdo_env_get DB_QUEUE_PASSWORD)" ] || sdo_env_set DB_QUEUE_PASSWORD "$(sdo_random_hex 24)"
 mkdir -p "$SDO_DIR/secrets" && chmod 700 "$SDO_DIR/secrets"
 key="$SDO_DIR/secrets/encryption.key"
 if [ ! -s "$key" ]; then

@@ -57,15 +57,27 @@ check_files() {
 backup_env() { sed -n "s/^$1=//p" "$backup/env" | tail -n 1; }
 
 # pg_restore into database selfdevop of a running PostgreSQL container, as its superuser.
-# The application role is a cluster-wide object a database dump does not carry.
+# The roles (migrations/0001 and 0008) are cluster-wide objects a database dump does not
+# carry; they are made here as the migrations make them, without logins: the migrate job
+# that starts the stack gives selfdevop_api and selfdevop_queue theirs from .env.
 restore_dump() { # container
   docker exec -i "$1" psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -U postgres -d selfdevop >/dev/null <<'SQL' ||
-do $$ begin
-  if not exists (select 1 from pg_roles where rolname = 'selfdevop_app') then
-    create role selfdevop_app nologin nobypassrls;
-  end if;
+do $$
+declare
+  r text;
+begin
+  foreach r in array array['selfdevop_app', 'selfdevop_api', 'selfdevop_queue',
+    'selfdevop_definer', 'selfdevop_migrator']
+  loop
+    if not exists (select 1 from pg_roles where rolname = r) then
+      execute format('create role %I nologin nobypassrls', r);
+    end if;
+  end loop;
 end $$;
 grant selfdevop_app to selfdevop;
+grant selfdevop_app to selfdevop_api;
+grant selfdevop_definer to selfdevop;
+grant selfdevop_migrator to selfdevop;
 SQL
     sdo_die "preparing the database roles failed"
   docker exec -i "$1" pg_restore -h /var/run/postgresql -U postgres -d selfdevop --exit-on-error \
@@ -145,6 +157,14 @@ docker volume rm -f "$(sdo_project)_pgdata" >/dev/null
 for key in DB_PASSWORD JWT_SECRET; do
   value=$(backup_env "$key")
   [ -n "$value" ] || sdo_die "the backup's env has no $key"
+  sdo_env_set "$key" "$value"
+done
+# The login roles' passwords are set by the migrate job at every start: the backup's, the
+# target's, or new ones (a backup from before they existed) all work.
+for key in DB_API_PASSWORD DB_QUEUE_PASSWORD; do
+  value=$(backup_env "$key")
+  [ -n "$value" ] || value=$(sdo_env_get "$key")
+  [ -n "$value" ] || value=$(sdo_random_hex 24)
   sdo_env_set "$key" "$value"
 done
 install -m 600 -o 10001 -g 10001 "$backup/encryption.key" "$SDO_DIR/secrets/encryption.key"

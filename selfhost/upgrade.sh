@@ -69,6 +69,10 @@ EOF
 }
 
 # ---------------------------------------------------------------- 3. migrations, new image
+# Installs from before the login roles have no passwords for them yet; the new compose
+# file needs them, and its migrate job sets them at every start.
+[ -n "$(sdo_env_get DB_API_PASSWORD)" ] || sdo_env_set DB_API_PASSWORD "$(sdo_random_hex 24)"
+[ -n "$(sdo_env_get DB_QUEUE_PASSWORD)" ] || sdo_env_set DB_QUEUE_PASSWORD "$(sdo_random_hex 24)"
 # The shell's SELFDEVOP_IMAGE overrides .env for this one command only.
 sdo_note "running the migrations of $new_image"
 log="$SDO_DIR/.upgrade-migrate.log"

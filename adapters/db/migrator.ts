@@ -61,6 +61,9 @@ export function loadMigrations(dir = defaultMigrationsDir): Migration[] {
  * What to apply, or why not: the database is *ahead* when it records a version this code
  * does not have (an older build started after an upgrade), *diverged* when a recorded
  * file was edited after it was applied. Pure, so it is tested without a database.
+ * Pending is every file not recorded, in version order, including one numbered below the
+ * newest applied: branches merge migrations out of number order (0008 landed after 0009
+ * and 0010), and an existing database must still get it.
  */
 export function planMigrations(
   code: readonly Migration[],
@@ -92,6 +95,67 @@ const createTableSql = `
     applied_at timestamptz not null default now()
   )`;
 
+/**
+ * Runs after every migrate that applied something, once migration 0008 (the database
+ * roles) is in, so the rules hold whatever order migrations merge in (0011, 0015, 0016 and
+ * 0018 were written before 0008 and run after it on a fresh database):
+ * - every table with an org_id column (and orgs) has row-level security enabled and
+ *   FORCEd, the `migrations` policy (the migrating role sees every org while it migrates),
+ *   and the `cross_org_lookups` read policy and grant for selfdevop_definer;
+ * - every `selfdevop_*` SECURITY DEFINER function is owned by selfdevop_definer, which reads
+ *   only inside its own functions. One left to the owner would see no org under forced RLS
+ *   where the owner is no superuser (Compose, RDS), and run as a superuser where it is.
+ * The org policy itself is each migration's to write; test/db/rls.test.ts fails a tenant
+ * table without one.
+ */
+const rolesMigration = 8;
+const tenantRulesSql = `
+do $$
+declare
+  t record;
+  f regprocedure;
+begin
+  for t in
+    select n.nspname, c.relname, c.relrowsecurity and c.relforcerowsecurity as forced,
+      exists (select 1 from pg_catalog.pg_policy p
+              where p.polrelid = c.oid and p.polname = 'migrations') as open_to_migrations,
+      exists (select 1 from pg_catalog.pg_policy p
+              where p.polrelid = c.oid and p.polname = 'cross_org_lookups') as open_to_lookups
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public'
+    where c.relkind in ('r', 'p') and (c.relname = 'orgs' or exists (
+      select 1 from pg_catalog.pg_attribute a
+      where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped))
+  loop
+    if not t.forced then
+      execute format('alter table %I.%I enable row level security, force row level security',
+        t.nspname, t.relname);
+    end if;
+    if not t.open_to_migrations then
+      execute format(
+        'create policy migrations on %I.%I to selfdevop_migrator '
+        'using (current_setting(''selfdevop.migrating'', true) = ''on'') '
+        'with check (current_setting(''selfdevop.migrating'', true) = ''on'')',
+        t.nspname, t.relname);
+    end if;
+    if not t.open_to_lookups then
+      execute format(
+        'create policy cross_org_lookups on %I.%I for select to selfdevop_definer '
+        'using (current_user = ''selfdevop_definer'')', t.nspname, t.relname);
+    end if;
+    execute format('grant select on %I.%I to selfdevop_definer', t.nspname, t.relname);
+  end loop;
+  for f in
+    select p.oid::regprocedure from pg_catalog.pg_proc p
+    join pg_catalog.pg_namespace n on n.oid = p.pronamespace and n.nspname = 'public'
+    where p.proname like 'selfdevop\\_%' and p.prosecdef
+      and p.proowner <> 'selfdevop_definer'::regrole
+  loop
+    execute format('alter function %s owner to selfdevop_definer', f);
+  end loop;
+end
+$$`;
+
 async function readApplied(db: SqlClient): Promise<AppliedMigration[] | null> {
   const exists = await db.query<{ t: string | null }>(
     `select to_regclass('public.schema_migrations')::text as t`,
@@ -117,14 +181,20 @@ export async function migrate(
   try {
     await session.query('select pg_advisory_lock($1)', [lockKey]);
     try {
-      await session.query(createTableSql);
-      const applied = (await readApplied(session)) ?? [];
+      // Only when missing: CREATE TABLE IF NOT EXISTS still needs the right to create in
+      // the schema, which a role that merely checks an up-to-date database has not.
+      const applied = (await readApplied(session)) ?? (await session.query(createTableSql), []);
       const { pending, problems } = planMigrations(code, applied);
       if (problems.length > 0) throw new MigrationsOutOfStep(problems.join('; '));
       const done: AppliedMigration[] = [];
       for (const m of pending) {
         await session.query('begin');
         try {
+          // Row-level security is forced on tenant tables, for their owner too; this lets a
+          // migration see every org's rows (the `migrations` policy of 0008, which only the
+          // migrating role's membership of selfdevop_migrator makes apply). Local: it ends
+          // with the migration's transaction.
+          await session.query(`select set_config('selfdevop.migrating', 'on', true)`);
           await session.query(m.sql);
           await session.query(
             'insert into schema_migrations (version, name, checksum) values ($1, $2, $3)',
@@ -139,6 +209,8 @@ export async function migrate(
         }
         done.push({ version: m.version, name: m.name, checksum: m.checksum });
       }
+      if (done.length > 0 && [...applied, ...done].some((m) => m.version === rolesMigration))
+        await session.query(tenantRulesSql);
       return done;
     } finally {
       await session.query('select pg_advisory_unlock($1)', [lockKey]).catch(() => undefined);

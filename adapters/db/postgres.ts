@@ -63,8 +63,10 @@ export const defaultAppRole = 'selfdevop_app';
 
 export interface PoolOptions {
   /**
-   * Role every connection switches to before its first query, so even a superuser
-   * DATABASE_URL is confined by row-level security; null keeps the login role (owner).
+   * Role every connection switches to before its first query. The control plane logs in as
+   * `selfdevop_api`, which holds no more than this role already (migrations/0008); the
+   * switch keeps an owner's DATABASE_URL confined by row-level security too, though such a
+   * session could RESET ROLE, which is why the logins exist. null keeps the login role.
    */
   appRole?: string | null;
   max?: number;
@@ -190,8 +192,9 @@ const toSqlResult = <R>(r: pg.QueryResult): SqlResult<R> => ({
 });
 
 /**
- * A pool for DATABASE_URL. By default every new connection runs `SET ROLE selfdevop_app`
- * before it is handed out, so the application is always subject to row-level security.
+ * A pool for DATABASE_URL (the `selfdevop_api` login). By default every new connection also
+ * runs `SET ROLE selfdevop_app` before it is handed out, so the application is subject to
+ * row-level security even on an owner's URL.
  * @example const db = fromDatabaseUrl(config.DATABASE_URL);
  */
 export function fromDatabaseUrl(url: string, options: PoolOptions = {}): Database {
@@ -450,7 +453,7 @@ export interface PgBossDb {
 
 /**
  * A pg-boss `db` adapter on its own small pool. No SET ROLE: pg-boss owns and migrates its
- * own schema, so it runs as the login role. Errors pass through untouched.
+ * own schema, so it runs as the login role (`selfdevop_queue`, QUEUE_DATABASE_URL). Errors pass through untouched.
  */
 export function toPgBossDb(source: string, options: { max?: number } = {}): PgBossDb {
   const pool = new pg.Pool({

@@ -72,6 +72,15 @@ const databaseSchema = z
     ...database,
     /** Where the SQL files are in the migrate bundle; the repository's migrations/ unless set. */
     MIGRATIONS_DIR: z.string().min(1).optional(),
+    /**
+     * The migrate function: the secret of the API's login (`selfdevop_api`), whose password
+     * it sets after migrating as the owner (DATABASE_SECRET_ARN, the master secret). The
+     * other functions connect with this secret as their DATABASE_SECRET_ARN.
+     */
+    API_DATABASE_SECRET_ARN: z
+      .string()
+      .startsWith('arn:aws', 'must be a Secrets Manager secret ARN')
+      .optional(),
   })
   .refine(databaseGiven.check, databaseGiven.issue);
 

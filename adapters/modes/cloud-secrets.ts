@@ -31,6 +31,28 @@ export function databaseUrlFromSecret(secretString: string): string {
 }
 
 /**
+ * The login a secret holds (`username`, `password`): the migrate function sets the API
+ * login's password from the API's own secret. `variable` names the setting that pointed at
+ * it, for the error.
+ */
+export function loginFromSecret(
+  secretString: string,
+  variable: string,
+): { username: string; password: string } {
+  let s: Record<string, unknown>;
+  try {
+    s = JSON.parse(secretString) as Record<string, unknown>;
+  } catch {
+    throw new SecretUnreadable(`${variable}: the secret is not JSON`);
+  }
+  for (const field of ['username', 'password']) {
+    if (typeof s[field] !== 'string' || s[field] === '')
+      throw new SecretUnreadable(`${variable}: the secret has no ${field}`);
+  }
+  return { username: String(s.username), password: String(s.password) };
+}
+
+/**
  * Reads a secret through the AWS Parameters and Secrets Lambda extension, which listens on
  * localhost inside the function's sandbox and caches secrets, so no SDK is loaded for it.
  * `extension` is the validated configuration (cloud-config.ts), which holds both variables.

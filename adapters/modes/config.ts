@@ -41,8 +41,21 @@ const schema = z.object({
   MODE: z.enum(['selfhost', 'cloud']).default('selfhost'),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: port.default(3000),
-  /** Absent: an embedded PostgreSQL under DATA_DIR (the `npm start` default). */
+  /**
+   * Where the API and the workers connect: the `selfdevop_api` login (a member of
+   * selfdevop_app that owns nothing). An owner's URL still works (every connection takes
+   * the selfdevop_app role) but holds more than the control plane needs.
+   * Absent: an embedded PostgreSQL under DATA_DIR (the `npm start` default).
+   */
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  /** pg-boss's connection: the `selfdevop_queue` login, which owns pg-boss's schema. DATABASE_URL when absent. */
+  QUEUE_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  /** The tables' owner, which migrations run as (the migrate job, `npm start`). DATABASE_URL when absent. */
+  MIGRATE_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  /** Given to the migrate job: it makes `selfdevop_api` a login with this password. */
+  API_DATABASE_PASSWORD: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Given to the migrate job: it makes `selfdevop_queue` a login with this password. */
+  QUEUE_DATABASE_PASSWORD: z.string().min(16, 'must be at least 16 characters').optional(),
   DATA_DIR: z.string().min(1).default('./.selfdevop'),
   EMBEDDED_PG_PORT: port.default(54329),
   /** Absent: generated once into DATA_DIR/secrets/jwt-secret (0600) and reused after. */

@@ -110,7 +110,9 @@ export async function fromSelfhost(
       logger.warn({ err: e.message }, 'database connection lost; the pool reconnects'),
   });
   const store = new PostgresStore(db);
-  const bossDb = toPgBossDb(config.DATABASE_URL, { max: 3 });
+  // pg-boss owns its schema (it creates a partition per queue), so it connects as its own
+  // login, selfdevop_queue, which owns nothing of the control plane's.
+  const bossDb = toPgBossDb(config.QUEUE_DATABASE_URL ?? config.DATABASE_URL, { max: 3 });
   const queues = await fromPgBoss({
     db: bossDb,
     logger: logger.child({ component: 'queue' }),

@@ -61,6 +61,32 @@ Then('only the worker has the Docker socket', async function (this: AcceptanceWo
 });
 
 Then(
+  'the API and the worker reach the database only as logins that are no superuser',
+  async function (this: AcceptanceWorld) {
+    // Every connection from another container (the local socket is the operator's), with
+    // its login's powers; the owner `selfdevop` is the migrate job's alone.
+    const rows = await this.stack.sql(
+      `select string_agg(distinct a.usename || ':' || r.rolsuper || ':' || r.rolbypassrls, ',')
+       from pg_stat_activity a join pg_roles r on r.rolname = a.usename
+       where a.datname = 'selfdevop' and a.client_addr is not null`,
+    );
+    assert.equal(rows, 'selfdevop_api:false:false,selfdevop_queue:false:false');
+    // pg-boss's tables are the queue login's, with their TOAST tables (in pg_toast).
+    const owned = await this.stack.sql(
+      `select count(*) from pg_class
+       where relowner in ('selfdevop_api'::regrole, 'selfdevop_queue'::regrole)
+         and relnamespace not in ('pgboss'::regnamespace, 'pg_toast'::regnamespace)`,
+    );
+    assert.equal(owned, '0');
+    const forced = await this.stack.sql(
+      `select count(*) from pg_class where relnamespace = 'public'::regnamespace
+         and relrowsecurity and not relforcerowsecurity`,
+    );
+    assert.equal(forced, '0');
+  },
+);
+
+Then(
   'the database lives in the named volume {string}',
   async function (this: AcceptanceWorld, volume: string) {
     const id = (

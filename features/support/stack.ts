@@ -257,7 +257,10 @@ export class Install {
     }
   }
 
-  /** SQL through psql in the postgres container (local socket). */
+  /**
+   * SQL through psql in the postgres container (local socket), as its superuser: row-level
+   * security is forced on tenant tables, so their owner `selfdevop` sees no org's rows.
+   */
   async sql(query: string): Promise<string> {
     const r = await mustRun(
       'docker',
@@ -276,7 +279,7 @@ export class Install {
         '-h',
         '/var/run/postgresql',
         '-U',
-        'selfdevop',
+        'postgres',
         '-d',
         'selfdevop',
         '-c',

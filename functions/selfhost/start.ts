@@ -12,6 +12,7 @@ import {
   startEmbeddedPostgres,
 } from '../../adapters/db/embedded-postgres.ts';
 import { migrate } from '../../adapters/db/migrator.ts';
+import { loginUrl, provisionLoginRoles, type LoginRole } from '../../adapters/db/roles.ts';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
 import { ensureKeyFile } from '../../adapters/vault/aes-file.ts';
 import { startOwnEdge } from './own-edge.ts';
@@ -76,13 +77,34 @@ async function shutdown(signal: string) {
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
+/**
+ * Where each part connects. Migrations run as the tables' owner; the API and the workers
+ * as `selfdevop_api`, pg-boss as `selfdevop_queue`: logins that are not superusers and own
+ * nothing of the control plane's, so row-level security holds without relying on SET ROLE.
+ */
+interface DatabaseLogins {
+  migrateUrl: string;
+  databaseUrl: string;
+  queueUrl: string;
+  /** Login role passwords the migrate step sets (generated for the embedded database). */
+  passwords: Partial<Record<LoginRole, string>>;
+}
+
 async function startDatabase(
   config: Config,
   secrets: Awaited<ReturnType<typeof resolveSecrets>>,
-): Promise<string> {
-  if (config.DATABASE_URL) return config.DATABASE_URL;
-  const password = (await ensureSecretFile(path.join(secrets.secretsDir, 'postgres-password'), 24))
-    .value;
+): Promise<DatabaseLogins> {
+  if (config.DATABASE_URL) {
+    return {
+      migrateUrl: config.MIGRATE_DATABASE_URL ?? config.DATABASE_URL,
+      databaseUrl: config.DATABASE_URL,
+      queueUrl: config.QUEUE_DATABASE_URL ?? config.DATABASE_URL,
+      passwords: { api: config.API_DATABASE_PASSWORD, queue: config.QUEUE_DATABASE_PASSWORD },
+    };
+  }
+  const secret = async (name: string) =>
+    (await ensureSecretFile(path.join(secrets.secretsDir, name), 24)).value;
+  const password = await secret('postgres-password');
   const what = 'the embedded PostgreSQL did not start';
   const embedded = await startEmbeddedPostgres({
     dataDir: secrets.dataDir,
@@ -108,7 +130,17 @@ async function startDatabase(
     throw new StartupError(what, e.message);
   });
   stops.unshift(embedded.stop);
-  return embedded.url;
+  // Generated once beside the superuser's, like every other secret of the install.
+  const passwords = {
+    api: await secret('postgres-api-password'),
+    queue: await secret('postgres-queue-password'),
+  };
+  return {
+    migrateUrl: embedded.url,
+    databaseUrl: loginUrl(embedded.url, 'api', passwords.api),
+    queueUrl: loginUrl(embedded.url, 'queue', passwords.queue),
+    passwords,
+  };
 }
 
 function databaseTarget(url: string): string {
@@ -119,13 +151,18 @@ function databaseTarget(url: string): string {
 async function main() {
   const config = fromEnv();
   const secrets = await resolveSecrets(config);
-  const databaseUrl = await startDatabase(config, secrets);
+  const logins = await startDatabase(config, secrets);
+  const databaseUrl = logins.databaseUrl;
   const applied = await explained(
-    `cannot use the database at ${databaseTarget(databaseUrl)}`,
+    `cannot use the database at ${databaseTarget(logins.migrateUrl)}`,
     config.DATABASE_URL
       ? 'Check DATABASE_URL (host, port, user, password, database), or unset it to use the embedded PostgreSQL under DATA_DIR.'
       : 'The embedded PostgreSQL stopped answering; see DATA_DIR/postgres.',
-    () => migrate(databaseUrl),
+    async () => {
+      const done = await migrate(logins.migrateUrl);
+      await provisionLoginRoles(logins.migrateUrl, logins.passwords);
+      return done;
+    },
   );
 
   // Without CADDY_ADMIN_URL selfdevop runs its own Caddy; with it, the one named is used as it is.
@@ -139,6 +176,7 @@ async function main() {
     {
       ...config,
       DATABASE_URL: databaseUrl,
+      QUEUE_DATABASE_URL: logins.queueUrl,
       JWT_SECRET: secrets.jwtSecret,
       ENCRYPTION_KEY_FILE: secrets.encryptionKeyFile,
       CADDY_ADMIN_URL: edge?.adminUrl ?? config.CADDY_ADMIN_URL,

@@ -108,7 +108,8 @@ describe('cloud stack', () => {
       DBName: 'selfdevop',
     });
     template.hasResource('AWS::RDS::DBInstance', { DeletionPolicy: 'Snapshot' });
-    template.resourceCountIs('AWS::SecretsManager::Secret', 1);
+    // The master user's (the tables' owner, for the migrator) and selfdevop_api's.
+    template.resourceCountIs('AWS::SecretsManager::Secret', 2);
   });
 
   it('lets only the functions reach the database port', () => {
@@ -138,10 +139,43 @@ describe('cloud stack', () => {
     const migrate = ours.find((f) => f.Properties.Timeout === 600)!;
     expect(variables(tokens)).toEqual(['DATABASE_SECRET_ARN', 'NODE_EXTRA_CA_CERTS']);
     expect(variables(migrate)).toEqual([
+      'API_DATABASE_SECRET_ARN',
       'DATABASE_SECRET_ARN',
       'MIGRATIONS_DIR',
       'NODE_EXTRA_CA_CERTS',
     ]);
+    // One secret per database role: the master (the tables' owner) for the migrator only;
+    // every other function connects as selfdevop_api, whose secret the migrator also reads
+    // to set that login's password.
+    const secretOf = (f: Resource) =>
+      JSON.stringify(
+        (f.Properties.Environment as { Variables: Record<string, unknown> }).Variables
+          .DATABASE_SECRET_ARN,
+      );
+    const apiSecret = JSON.stringify(
+      (migrate.Properties.Environment as { Variables: Record<string, unknown> }).Variables
+        .API_DATABASE_SECRET_ARN,
+    );
+    for (const f of ours) {
+      if (f === migrate) expect(secretOf(f)).not.toBe(apiSecret);
+      else expect(secretOf(f), 'connects with the API login’s secret').toBe(apiSecret);
+    }
+    // The ARN is the attachment's (it adds the instance's host, port and dbname to the secret).
+    const attachments = template.findResources('AWS::SecretsManager::SecretTargetAttachment');
+    const attachmentId = Object.keys(attachments).find((id) => apiSecret.includes(`"${id}"`));
+    expect(attachmentId, apiSecret).toBeDefined();
+    const attached = attachments[attachmentId!] as {
+      Properties: { SecretId: { Ref: string }; TargetType: string };
+    };
+    expect(attached.Properties.TargetType).toBe('AWS::RDS::DBInstance');
+    const secrets = template.findResources('AWS::SecretsManager::Secret');
+    const apiSecretId = attached.Properties.SecretId.Ref;
+    expect(
+      JSON.stringify(
+        (secrets[apiSecretId!] as { Properties: { GenerateSecretString: unknown } }).Properties
+          .GenerateSecretString,
+      ),
+    ).toContain('selfdevop_api');
     for (const f of ours) {
       expect(f.Properties).toMatchObject({ Runtime: 'nodejs24.x', VpcConfig: expect.anything() });
       if (f === tokens || f === migrate) continue;

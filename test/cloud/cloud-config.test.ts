@@ -7,13 +7,14 @@ import {
   fromCloudDatabaseEnv,
   fromCloudEnv,
 } from '../../adapters/modes/cloud-config.ts';
+import pg from 'pg';
 import {
   databaseUrlFromSecret,
   readSecretFromExtension,
 } from '../../adapters/modes/cloud-secrets.ts';
 import { createApiHandler } from '../../functions/lambda/api-handler.ts';
 import { runMigrations } from '../../functions/lambda/migrate.ts';
-import { createTestDatabase } from '../support/db.ts';
+import { adminUrl, createTestDatabase, withLoginRolesLock } from '../support/db.ts';
 import { lambdaRequester, type LambdaHttpHandler } from './lambda-requester.ts';
 
 const env = {
@@ -273,11 +274,49 @@ describe('migrate Lambda and the cloud composition root', () => {
     );
     expect(await runMigrations(fromCloudDatabaseEnv({ DATABASE_URL: db.url }))).toEqual({
       applied: [],
+      logins: [],
     });
     expect(() => fromCloudDatabaseEnv({})).toThrow(
       'DATABASE_URL: is required (or DATABASE_SECRET_ARN)',
     );
     expect(() => fromCloudDatabaseEnv({ DATABASE_URL: 'mysql://x' })).toThrow(CloudConfigError);
+  });
+
+  it('sets the API login’s password from its own secret, and refuses a secret for another user', async () => {
+    const apiSecret = 'arn:aws:secretsmanager:eu-west-1:111122223333:secret:selfdevop-api';
+    const secrets: Record<string, string> = {
+      [apiSecret]: JSON.stringify({ username: 'selfdevop_api', password: 'from-the-api-secret-1' }),
+    };
+    const read = async (arn: string) => secrets[arn] ?? '';
+    const config = fromCloudDatabaseEnv({
+      DATABASE_URL: db.url,
+      API_DATABASE_SECRET_ARN: apiSecret,
+    });
+    await expect(withLoginRolesLock(() => runMigrations(config, read))).resolves.toEqual({
+      applied: [],
+      logins: ['api'],
+    });
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    try {
+      const r = await admin.query<{ rolcanlogin: boolean }>(
+        `select rolcanlogin from pg_roles where rolname = 'selfdevop_api'`,
+      );
+      expect(r.rows).toEqual([{ rolcanlogin: true }]);
+    } finally {
+      await admin.end();
+    }
+    secrets[apiSecret] = JSON.stringify({ username: 'selfdevop', password: 'master-password-00' });
+    await expect(runMigrations(config, read)).rejects.toThrow(
+      "API_DATABASE_SECRET_ARN: the secret's username is selfdevop, not selfdevop_api",
+    );
+    secrets[apiSecret] = 'not json';
+    await expect(runMigrations(config, read)).rejects.toThrow(
+      'API_DATABASE_SECRET_ARN: the secret is not JSON',
+    );
+    expect(() =>
+      fromCloudDatabaseEnv({ DATABASE_URL: db.url, API_DATABASE_SECRET_ARN: 'selfdevop-api' }),
+    ).toThrow('API_DATABASE_SECRET_ARN: must be a Secrets Manager secret ARN');
   });
 
   it('wires every port from the configuration without calling AWS', async () => {

@@ -193,6 +193,51 @@ describe('migrate', () => {
     }
   });
 
+  it('forces RLS on a tenant table a later migration adds without it, and opens it to migrations', async () => {
+    const dir = folder({
+      ...Object.fromEntries(
+        loadMigrations().map((m) => [`${String(m.version).padStart(4, '0')}_${m.name}.sql`, m.sql]),
+      ),
+      '9002_unforced.sql': `
+        create table unforced (id text primary key, org_id text not null references orgs (id));
+        alter table unforced enable row level security;
+        create policy org_isolation on unforced using (org_id = current_setting('app.org_id', true));`,
+      '9003_not_even_enabled.sql': `
+        create table not_enabled (id text primary key, org_id text not null references orgs (id));`,
+    });
+    await migrate(db.url, { dir });
+    const s = await openSession(db.url);
+    try {
+      const r = await s.query<{
+        relname: string;
+        enabled: boolean;
+        forced: boolean;
+        policies: string[];
+      }>(
+        `select c.relname, c.relrowsecurity as enabled, c.relforcerowsecurity as forced,
+                array(select polname::text from pg_policy p where p.polrelid = c.oid order by polname) as policies
+         from pg_class c where c.relname in ('unforced', 'not_enabled') order by c.relname`,
+      );
+      expect(r.rows).toEqual([
+        // RLS with no org policy: nobody but a superuser sees a row (rls.test.ts fails it).
+        {
+          relname: 'not_enabled',
+          enabled: true,
+          forced: true,
+          policies: ['cross_org_lookups', 'migrations'],
+        },
+        {
+          relname: 'unforced',
+          enabled: true,
+          forced: true,
+          policies: ['cross_org_lookups', 'migrations', 'org_isolation'],
+        },
+      ]);
+    } finally {
+      await s.end();
+    }
+  });
+
   it('names the database when it cannot be reached', async () => {
     await expect(migrate('postgres://postgres@127.0.0.1:1/nothing')).rejects.toMatchObject({
       code: 'database_unavailable',

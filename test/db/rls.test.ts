@@ -35,9 +35,6 @@ let app: SqlSession;
 let a: Tenant;
 let b: Tenant;
 let tenantTables: string[];
-/** Tables whose owner is bound by RLS too (FORCE). */
-const forced = new Set(['invites']);
-
 /** Gives the tenant one row in every tenant table, through the store. */
 async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
   const user = aUser();
@@ -191,7 +188,8 @@ describe('row-level security', () => {
       }
       expect((await app.query('select id from orgs')).rows).toEqual([{ id: a.orgId }]);
     });
-    // The owner (the migrating role) is not subject to RLS: both orgs are there.
+    // The owner here is a superuser, which RLS never confines (forced or not): both orgs
+    // are there. A non-superuser owner sees none (test/db/owner-rls.test.ts).
     for (const t of tenantTables) {
       const orgs = await owner.query<{ n: string }>(`select count(distinct org_id) as n from ${t}`);
       expect(Number(orgs.rows[0]?.n), `orgs in ${t}`).toBe(2);
@@ -244,40 +242,77 @@ describe('row-level security', () => {
     expect((await owner.query(`select 1 from projects where name = 'hacked'`)).rowCount).toBe(0);
   });
 
-  it('has RLS enabled, and an org_id policy on every table with an org_id column', async () => {
+  it('forces RLS with an org_id policy on every table with an org_id column, in any schema', async () => {
+    // Read from pg_catalog, so a table added later (by any migration, in any schema) that
+    // carries org_id without forced RLS and the org policy fails here.
     const r = await owner.query<{
       relname: string;
       relrowsecurity: boolean;
       relforcerowsecurity: boolean;
-      policies: string[] | null;
+      policies: { name: string; roles: string[]; cmd: string; using: string; check: string }[];
     }>(
-      `select c.relname, c.relrowsecurity, c.relforcerowsecurity,
-              array_agg(pg_get_expr(p.polqual, p.polrelid) || ' / ' || pg_get_expr(p.polwithcheck, p.polrelid))
-                filter (where p.oid is not null) as policies
+      `select n.nspname || '.' || c.relname as relname, c.relrowsecurity, c.relforcerowsecurity,
+              coalesce(json_agg(json_build_object(
+                'name', p.polname,
+                'roles', (select coalesce(array_agg(r.rolname order by r.rolname), '{public}')
+                          from pg_roles r where r.oid = any(p.polroles)),
+                'cmd', p.polcmd,
+                'using', pg_get_expr(p.polqual, p.polrelid),
+                'check', pg_get_expr(p.polwithcheck, p.polrelid)) order by p.polname)
+                filter (where p.oid is not null), '[]') as policies
        from pg_class c
-       join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public'
+       join pg_namespace n on n.oid = c.relnamespace
        left join pg_policy p on p.polrelid = c.oid
-       where c.relkind = 'r' and (c.relname = 'orgs' or exists (
-         select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped))
-       group by c.relname, c.relrowsecurity, c.relforcerowsecurity
-       order by c.relname`,
+       where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema')
+         and ((n.nspname = 'public' and c.relname = 'orgs') or exists (
+           select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped))
+       group by n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity
+       order by 1`,
     );
-    expect(r.rows.map((x) => x.relname)).toEqual([...tenantTables, 'orgs'].sort());
+    expect(r.rows.map((x) => x.relname)).toEqual(
+      [...tenantTables, 'orgs'].sort().map((t) => `public.${t}`),
+    );
+    const migrating = `(current_setting('selfdevop.migrating'::text, true) = 'on'::text)`;
     for (const row of r.rows) {
       expect(row.relrowsecurity, `${row.relname} has RLS enabled`).toBe(true);
-      // Invites (0011) force RLS on their owner too: see the invite look-up test below.
-      expect(row.relforcerowsecurity, `${row.relname} forces RLS`).toBe(forced.has(row.relname));
-      expect(row.policies, `${row.relname} has a policy`).toHaveLength(
-        row.relname === 'invites' ? 2 : 1,
-      );
-      const column = row.relname === 'orgs' ? 'id' : 'org_id';
-      // The token look-up policy (select only) has no WITH CHECK, so its line is null.
-      const orgPolicy = (row.policies ?? []).find((p) => p !== null);
-      const [using, check] = (orgPolicy ?? '').split(' / ');
-      for (const expr of [using, check]) {
-        expect(expr, `${row.relname} policy`).toBe(
-          `(${column} = current_setting('app.org_id'::text, true))`,
-        );
+      expect(row.relforcerowsecurity, `${row.relname} forces RLS (its owner too)`).toBe(true);
+      const column = row.relname === 'public.orgs' ? 'id' : 'org_id';
+      const byName = new Map(row.policies.map((p) => [p.name, p]));
+      expect(byName.get('org_isolation'), `${row.relname} has the org policy`).toEqual({
+        name: 'org_isolation',
+        roles: ['public'],
+        cmd: '*',
+        using: `(${column} = current_setting('app.org_id'::text, true))`,
+        check: `(${column} = current_setting('app.org_id'::text, true))`,
+      });
+      // Only the migrating role, and only while the migrator says so (migrations/0008).
+      expect(byName.get('migrations'), `${row.relname} lets migrations see every org`).toEqual({
+        name: 'migrations',
+        roles: ['selfdevop_migrator'],
+        cmd: '*',
+        using: migrating,
+        check: migrating,
+      });
+      // Any other policy widens what someone sees: reads only, and never for the roles the
+      // running control plane logs in as or holds. The definer's have one exact form.
+      for (const p of row.policies.filter(
+        (x) => !['org_isolation', 'migrations'].includes(x.name),
+      )) {
+        expect(p.cmd, `${row.relname}: policy ${p.name} is for reads`).toBe('r');
+        expect(
+          p.roles.filter((x) =>
+            ['public', 'selfdevop_app', 'selfdevop_api', 'selfdevop_queue'].includes(x),
+          ),
+          `${row.relname}: policy ${p.name} is not the app's`,
+        ).toEqual([]);
+        if (p.roles.includes('selfdevop_definer'))
+          expect(p, `${row.relname}: policy ${p.name}`).toEqual({
+            name: 'cross_org_lookups',
+            roles: ['selfdevop_definer'],
+            cmd: 'r',
+            using: `(CURRENT_USER = 'selfdevop_definer'::name)`,
+            check: null,
+          });
       }
     }
   });
@@ -295,17 +330,66 @@ describe('row-level security', () => {
     expect(owned.rows).toEqual([]);
   });
 
+  it('gives the app role no access to users and their password hashes', async () => {
+    expect(await pgCodeOf(app.query('select * from users'))).toBe('42501');
+    expect(await pgCodeOf(app.query('select count(*) from users'))).toBe('42501');
+    expect(await pgCodeOf(app.query('select email from users'))).toBe('42501');
+    expect(
+      await pgCodeOf(
+        app.query(
+          `insert into users (id, email, password_hash, created_at) values ('usr_x', 'x@example.com', 'h', now())`,
+        ),
+      ),
+    ).toBe('42501');
+    expect(await pgCodeOf(app.query(`update users set password_hash = 'h'`))).toBe('42501');
+    // Log-in gets the hash of the one email it asks for, nothing else.
+    const [one] = (
+      await owner.query<{ email: string; password_hash: string }>(
+        'select email, password_hash from users order by id limit 1',
+      )
+    ).rows;
+    const found = await app.query('select * from selfdevop_user_by_email($1)', [
+      one!.email.toUpperCase(),
+    ]);
+    expect(found.rows).toHaveLength(1);
+    expect(found.rows[0]).toMatchObject({ email: one!.email, password_hash: one!.password_hash });
+    expect((await app.query('select * from selfdevop_user_by_email($1)', ['%'])).rows).toEqual([]);
+    const [byId] = (await owner.query<{ id: string }>('select id from users order by id limit 1'))
+      .rows;
+    const session = (await app.query('select * from selfdevop_user_by_id($1)', [byId!.id])).rows;
+    expect(session.map((u) => Object.keys(u).sort())).toEqual([['created_at', 'email', 'id']]);
+  });
+
+  it("lists only the set org's members through selfdevop_org_users", async () => {
+    const members = async (org: string | null) =>
+      asApp(
+        org,
+        async () => (await app.query<{ id: string }>('select id from selfdevop_org_users()')).rows,
+      );
+    const ofA = await owner.query<{ user_id: string }>(
+      'select user_id from memberships where org_id = $1',
+      [a.orgId],
+    );
+    expect(await members(a.orgId)).toEqual(ofA.rows.map((m) => ({ id: m.user_id })));
+    expect(await members(null)).toEqual([]);
+  });
+
   it('lets the app reach across orgs only through the narrow SECURITY DEFINER lookups', async () => {
     const fns = await owner.query<{
       proname: string;
       prosecdef: boolean;
       proconfig: string[] | null;
+      owner: string;
+      acl: string[];
     }>(
-      `select proname, prosecdef, proconfig from pg_proc where proname like 'selfdevop\\_%' order by proname`,
+      `select proname, prosecdef, proconfig, pg_get_userbyid(proowner) as owner, proacl::text[] as acl
+       from pg_proc where proname like 'selfdevop\\_%' order by proname`,
     );
     expect(fns.rows.map((f) => f.proname)).toEqual([
       'selfdevop_api_key_by_hash',
       'selfdevop_count_users',
+      // Sign-up, log-in and the session's user: the app has no access to users (0008).
+      'selfdevop_create_user',
       'selfdevop_domain_by_hostname',
       // Custom domains' sweep (migrations/0002_domain_sweep.sql).
       'selfdevop_domains_to_check',
@@ -316,12 +400,27 @@ describe('row-level security', () => {
       // The edge rebuilt from the database (migrations/0006_live_routes.sql).
       'selfdevop_live_routes',
       'selfdevop_memberships_of',
+      'selfdevop_org_users',
       // A push webhook, by the id in its URL (migrations/0018_push_hooks.sql).
       'selfdevop_push_hook',
+      'selfdevop_user_by_email',
+      'selfdevop_user_by_id',
     ]);
     for (const f of fns.rows) {
       expect(f.prosecdef, f.proname).toBe(true);
       expect(f.proconfig, f.proname).toEqual(['search_path=public, pg_temp']);
+      // Owned by the NOLOGIN role whose policies let it read across orgs; one owned by the
+      // tables' owner would see no org under forced RLS (or every one, as a superuser).
+      // The migrator hands over those of migrations that came before 0008 (invites, push
+      // hooks) too.
+      expect(f.owner, f.proname).toBe('selfdevop_definer');
+      expect(f.acl, f.proname).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^selfdevop_app=X\//)]),
+      );
+      expect(
+        f.acl.some((entry) => entry.startsWith('=')),
+        `${f.proname}: PUBLIC may execute`,
+      ).toBe(false);
     }
     const hosts = await owner.query<{ hostname: string; org_id: string }>(
       'select hostname, org_id from domains where org_id = $1',

@@ -31,6 +31,10 @@ describe('configuration from the environment', () => {
       CONTROL_UPSTREAM: 'api',
       SELFDEVOP_ROLE: 'scheduler',
       EDGE_TLS_ADDRESS: 'caddy',
+      QUEUE_DATABASE_URL: 'redis://db/x',
+      MIGRATE_DATABASE_URL: 'not a url',
+      API_DATABASE_PASSWORD: 'short',
+      QUEUE_DATABASE_PASSWORD: 'short',
     };
     let error: unknown;
     try {

@@ -3,14 +3,9 @@ import type { IdentityRepo } from '../../../core/ports.ts';
 import type { Database } from '../../db/postgres.ts';
 import { isViolation, violationOf } from './constraints.ts';
 import { membershipsTable } from './orgs.ts';
-import { fromRow, insertSql, selectSql, table, valuesOf } from './sql.ts';
+import { fromRow, table } from './sql.ts';
 
-export const usersTable = table<UserWithPassword>('users', [
-  'id',
-  'email',
-  'passwordHash',
-  'createdAt',
-]);
+const usersTable = table<UserWithPassword>('users', ['id', 'email', 'passwordHash', 'createdAt']);
 const userTable = table<User>('users', ['id', 'email', 'createdAt']);
 const apiKeyTable = table<ApiKey>('api_keys', [
   'id',
@@ -22,7 +17,14 @@ const apiKeyTable = table<ApiKey>('api_keys', [
   'revokedAt',
 ]);
 
-/** Before an org is known, the rows it needs come through security-definer functions (migration 0001). */
+/**
+ * Before an org is known, the rows it needs come through security-definer functions
+ * (migrations 0001 and 0008); users, with their password hashes, only through them: the
+ * app role has no privilege on the table at all.
+ */
+const createUserSql = 'select selfdevop_create_user($1, $2, $3, $4)';
+const createUserValues = (u: UserWithPassword) => [u.id, u.email, u.passwordHash, u.createdAt];
+
 /** Any key will do, as long as nothing else takes this advisory lock: it serialises first-user signups. */
 const firstUserLock = 0x5d0_0001;
 
@@ -30,17 +32,21 @@ export const pgIdentityRepo = (db: Database): IdentityRepo => ({
   createUser: async (user) => {
     const lowered = { ...user, email: user.email.toLowerCase() };
     try {
-      await db.query(insertSql(usersTable), valuesOf(usersTable, lowered));
+      // A write behind a SELECT: in a transaction, so a dropped connection is never retried.
+      await db.transaction((tx) => tx.query(createUserSql, createUserValues(lowered)));
     } catch (e) {
       throw (isViolation(e) ? violationOf(e, lowered) : null) ?? e;
     }
   },
   findUserByEmail: async (email) => {
-    const r = await db.query(`${selectSql(usersTable)} where email = lower($1)`, [email]);
+    const r = await db.query(
+      'select id, email, password_hash, created_at from selfdevop_user_by_email($1)',
+      [email],
+    );
     return r.rows[0] ? fromRow(usersTable, r.rows[0]) : null;
   },
   findUserById: async (id) => {
-    const r = await db.query('select id, email, created_at from users where id = $1', [id]);
+    const r = await db.query('select id, email, created_at from selfdevop_user_by_id($1)', [id]);
     return r.rows[0] ? fromRow(userTable, r.rows[0]) : null;
   },
   membershipsOf: async (userId) => {
@@ -69,7 +75,7 @@ export const pgIdentityRepo = (db: Database): IdentityRepo => ({
         await tx.query('select pg_advisory_xact_lock($1)', [firstUserLock]);
         const r = await tx.query<{ n: string }>('select selfdevop_count_users() as n');
         if (Number(r.rows[0]?.n ?? 0) > 0) return false;
-        await tx.query(insertSql(usersTable), valuesOf(usersTable, lowered));
+        await tx.query(createUserSql, createUserValues(lowered));
         return true;
       });
     } catch (e) {

@@ -21,10 +21,11 @@ export const pgMembershipRepo = (t: TenantSql): MembershipRepo => ({
   insert: (m) => t.insert(membershipsTable, m),
   list: () => t.all(membershipsTable, [t.org()], 'created_at, user_id'),
   members: async () => {
-    // users has no org (a person may be in several); the membership row confines the join.
+    // users has no org (a person may be in several) and the app role cannot read it: the
+    // emails come from selfdevop_org_users(), which returns the set org's members only.
     const r = await t.tx.query(
       `select m.user_id, u.email, m.role, m.created_at
-       from memberships m join users u on u.id = m.user_id
+       from memberships m join selfdevop_org_users() u on u.id = m.user_id
        where m.org_id = $1 order by m.created_at, m.user_id`,
       [t.orgId],
     );

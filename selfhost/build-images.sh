@@ -7,24 +7,30 @@
 #   selfdevop/postgres:15         the Debian base + postgresql-15 + an initdb-on-first-start entrypoint
 #   selfdevop/caddy:2.11          the Debian base + the Caddy 2.11 binary
 #   selfdevop/selfdevop:VERSION   the control plane (selfhost/Dockerfile): esbuild bundles + migrations
+# With --data, only the images of app data services (issue "data services"):
+#   selfdevop/postgres:15         (as above; a data service's PostgreSQL runs the same image)
+#   selfdevop/redis:7             the Debian base + redis-server 7.0 + a config-from-env entrypoint
+#   selfdevop/mariadb:10.11       the Debian base + mariadb-server 10.11 + an init-on-first-start entrypoint
 # A tag that exists and carries its inputs' hash (label selfdevop.inputs) is skipped, so a
 # second run takes a few seconds; --force rebuilds everything.
 #
-# Usage: selfhost/build-images.sh [--force] [--version V] [--migrations-overlay DIR] [--save FILE]
+# Usage: selfhost/build-images.sh [--force] [--data] [--version V] [--migrations-overlay DIR] [--save FILE]
+#   --data                  build the data-service images only (postgres, redis, mariadb)
 #   --version V             tag the app image selfdevop/selfdevop:V (default: package.json's version)
 #   --migrations-overlay D  copy D/*.sql over migrations/ in the app image (upgrade drills)
 #   --save FILE             also write every image to FILE (docker save | gzip) for air-gapped hosts
 # Env: NODE_BIN, CADDY_BIN (binaries to ship), DEBIAN_MIRROR, SELFDEVOP_BUILD_CACHE (debootstrap cache)
 set -euo pipefail
 
-force=0 version="" overlay="" save=""
+force=0 data=0 version="" overlay="" save=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --force) force=1 ;;
     --version) version=${2:?--version needs a value}; shift ;;
     --migrations-overlay) overlay=${2:?--migrations-overlay needs a directory}; shift ;;
     --save) save=${2:?--save needs a file}; shift ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    --data) data=1 ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "build-images: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -68,6 +74,8 @@ debian_hash=$(echo "$debian_recipe" | hash_str)
 node_hash=$( (echo "$debian_hash"; sha256sum "$node_bin" "$here/images/node.Dockerfile") | hash_str)
 postgres_recipe="postgresql-15 recipe-3"
 postgres_hash=$( (echo "$debian_hash $postgres_recipe"; sha256sum "$here"/images/postgres/*) | hash_str)
+redis_hash=$( (echo "$debian_hash redis-server recipe-1"; sha256sum "$here"/images/redis/*) | hash_str)
+mariadb_hash=$( (echo "$debian_hash mariadb-server recipe-1"; sha256sum "$here"/images/mariadb/*) | hash_str)
 caddy_hash=$( (echo "$debian_hash"; sha256sum "$caddy_bin" "$here"/images/caddy/*) | hash_str)
 
 current_hash() { docker image inspect --format "{{ index .Config.Labels \"$label\" }}" "$1" 2>/dev/null || true; }
@@ -175,6 +183,53 @@ build_postgres() {
   built+=("$tag")
 }
 
+# A Debian tree with packages installed, no service started by the packages' scripts.
+debian_tree_with() { # dir packages...
+  local dir=$1
+  shift
+  ensure_rootfs_tar
+  mkdir -p "$dir"
+  tar -C "$dir" -xf "$rootfs_tar"
+  cp /etc/resolv.conf "$dir/etc/resolv.conf"
+  printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d" && chmod +x "$dir/usr/sbin/policy-rc.d"
+  mount -t proc proc "$dir/proc" && mounted="$dir/proc"
+  {
+    chroot "$dir" apt-get update &&
+      DEBIAN_FRONTEND=noninteractive chroot "$dir" apt-get install -y --no-install-recommends "$@"
+  } >"$tmp/apt.log" 2>&1 || die "installing $* failed: $(tail -n 20 "$tmp/apt.log")"
+  umount "$dir/proc" && mounted=""
+  rm -f "$dir/usr/sbin/policy-rc.d"
+  slim_rootfs "$dir"
+}
+
+build_redis() {
+  local tag=selfdevop/redis:7 dir="$tmp/redis"
+  if is_current $tag "$redis_hash"; then skipped+=("$tag"); return; fi
+  note "installing redis-server into the Debian tree"
+  debian_tree_with "$dir" redis-server
+  install -m 0755 "$here/images/redis/entrypoint.sh" "$dir/usr/local/bin/selfdevop-redis"
+  mkdir -p "$dir/data"
+  chroot "$dir" chown redis:redis /data
+  import_dir "$dir" $tag "$redis_hash" 'ENV LANG=C.UTF-8' 'USER redis' 'WORKDIR /data' 'EXPOSE 6379' \
+    'VOLUME /data' 'ENTRYPOINT ["/usr/local/bin/selfdevop-redis"]' 'CMD []'
+  rm -rf "$dir"
+  built+=("$tag")
+}
+
+build_mariadb() {
+  local tag=selfdevop/mariadb:10.11 dir="$tmp/mariadb"
+  if is_current $tag "$mariadb_hash"; then skipped+=("$tag"); return; fi
+  note "installing mariadb-server into the Debian tree"
+  debian_tree_with "$dir" mariadb-server mariadb-client
+  install -m 0755 "$here/images/mariadb/entrypoint.sh" "$dir/usr/local/bin/selfdevop-mariadb"
+  rm -rf "$dir/var/lib/mysql" && mkdir -p "$dir/var/lib/mysql" "$dir/run/mysqld"
+  chroot "$dir" chown -R mysql:mysql /var/lib/mysql /run/mysqld
+  import_dir "$dir" $tag "$mariadb_hash" 'ENV LANG=C.UTF-8' 'USER mysql' 'EXPOSE 3306' \
+    'VOLUME /var/lib/mysql' 'ENTRYPOINT ["/usr/local/bin/selfdevop-mariadb"]' 'CMD []'
+  rm -rf "$dir"
+  built+=("$tag")
+}
+
 build_caddy() {
   local tag=selfdevop/caddy:2.11 ctx="$tmp/caddy"
   if is_current $tag "$caddy_hash"; then skipped+=("$tag"); return; fi
@@ -217,11 +272,17 @@ build_app() {
   built+=("$tag")
 }
 
-build_debian
-build_node
-build_postgres
-build_caddy
-build_app
+if [ $data = 1 ]; then
+  build_postgres
+  build_redis
+  build_mariadb
+else
+  build_debian
+  build_node
+  build_postgres
+  build_caddy
+  build_app
+fi
 
 [ ${#built[@]} = 0 ] || docker image prune -f --filter "label=$label" >/dev/null 2>&1 || true
 
@@ -232,4 +293,4 @@ if [ -n "$save" ]; then
 fi
 
 echo "build-images: built ${#built[@]} (${built[*]:-none}), skipped ${#skipped[@]} up to date, in $(($(date +%s) - started))s"
-docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^selfdevop/(debian|node|postgres|caddy|selfdevop):' | sed 's/^/  /' || true
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^selfdevop/(debian|node|postgres|caddy|selfdevop|redis|mariadb):' | sed 's/^/  /' || true

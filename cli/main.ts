@@ -7,6 +7,7 @@
 import type { Command, CommandContext } from './command.ts';
 import { apiKeys } from './commands/api-keys.ts';
 import { audit } from './commands/audit.ts';
+import { dataServices } from './commands/data-services.ts';
 import { deploy } from './commands/deploy.ts';
 import { deployJobs } from './commands/deploy-jobs.ts';
 import { domains } from './commands/domains.ts';
@@ -43,6 +44,7 @@ export const commands: Command[] = [
   webhooks,
   notificationChannels,
   edge,
+  dataServices,
   apiKeys,
   orgs,
   audit,

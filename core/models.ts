@@ -406,3 +406,59 @@ export interface PageRequest {
   limit: number;
   cursor?: string | null;
 }
+
+/** The engines a data service runs, each with the versions this build's images carry. */
+export const dataEngines = ['redis', 'mariadb', 'postgres'] as const;
+export type DataEngine = (typeof dataEngines)[number];
+
+export const dataServiceStatuses = ['provisioning', 'ready', 'failed', 'deleting'] as const;
+export type DataServiceStatus = (typeof dataServiceStatuses)[number];
+
+export const redisPersistenceModes = ['none', 'rdb', 'aof'] as const;
+export const redisEvictionPolicies = [
+  'noeviction',
+  'allkeys-lru',
+  'allkeys-lfu',
+  'allkeys-random',
+  'volatile-lru',
+  'volatile-lfu',
+  'volatile-random',
+  'volatile-ttl',
+] as const;
+
+/** Engine settings; Redis's are always explicit (memory spikes under Socket.IO fan-out). */
+export interface DataServiceSettings {
+  maxmemoryMb?: number;
+  evictionPolicy?: (typeof redisEvictionPolicies)[number];
+  persistence?: (typeof redisPersistenceModes)[number];
+}
+
+/** A Redis, MariaDB or PostgreSQL container of a project, on one node, its data on a named volume. */
+export interface DataService {
+  id: string;
+  orgId: string;
+  projectId: string;
+  name: string;
+  engine: DataEngine;
+  version: string;
+  nodeId: string;
+  status: DataServiceStatus;
+  error: string | null;
+  settings: DataServiceSettings;
+  /** The generated password, sealed under `dataServiceSecretContext`; never shown by the API. */
+  sealedPassword: string;
+  /** Set by a delete: whether the worker removes the data volume too. */
+  removeVolume: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A data service's connection URL handed to an app service's containers as `envName`. */
+export interface DataServiceLink {
+  id: string;
+  orgId: string;
+  dataServiceId: string;
+  serviceId: string;
+  envName: string;
+  createdAt: string;
+}

@@ -7,6 +7,8 @@ import type {
   ApiKey,
   ApiKeyWithHash,
   AuditEvent,
+  DataService,
+  DataServiceLink,
   DeployJob,
   Domain,
   Environment,
@@ -272,6 +274,15 @@ export interface ContainerSpec {
   binds?: string[];
   /** `uid:gid` to run as instead of the image's user (so files it writes stay the caller's). */
   user?: string;
+  /**
+   * A user-defined bridge network to attach to instead of the default bridge, created when
+   * absent: a project's app and data containers share one, which nothing else joins.
+   */
+  network?: string;
+  /** Named volumes mounted in, as `volume-name:container-path`; created when absent. */
+  volumes?: string[];
+  /** Replaces the image's entrypoint (a one-off client run from a server image). */
+  entrypoint?: string[];
 }
 
 export interface ContainerInfo {
@@ -353,6 +364,8 @@ export interface ContainerRuntime {
   list(target: DockerTarget, labels: Record<string, string>): Promise<ContainerInfo[]>;
   stop(target: DockerTarget, nameOrId: string, graceSeconds: number): Promise<void>;
   remove(target: DockerTarget, nameOrId: string): Promise<void>;
+  /** Optional (data services): removes a named volume; a missing one is already removed. */
+  removeVolume?(target: DockerTarget, name: string): Promise<void>;
   /** Follows the container's output until signal aborts or the container ends. */
   followLogs?(
     target: DockerTarget,
@@ -755,6 +768,23 @@ export interface NotificationDeliveryRepo {
   list(channelId: string, page: PageRequest): Promise<Page<NotificationDelivery>>;
 }
 
+export interface DataServiceRepo {
+  /** AlreadyExists (name) when the project has a data service of that name. */
+  insert(d: DataService): Promise<void>;
+  get(id: string): Promise<DataService | null>;
+  list(page: PageRequest, filter?: ListFilter): Promise<Page<DataService>>;
+  update(id: string, patch: Partial<Omit<DataService, 'id' | 'orgId'>>): Promise<void>;
+  /** Its links go with it. */
+  delete(id: string): Promise<boolean>;
+}
+
+export interface DataServiceLinkRepo {
+  /** AlreadyExists when the pair is linked or the service already has a link of that env name. */
+  insert(l: DataServiceLink): Promise<void>;
+  list(filter: { dataServiceId?: string; serviceId?: string }): Promise<DataServiceLink[]>;
+  delete(id: string): Promise<boolean>;
+}
+
 export interface AuditRepo {
   append(e: AuditEvent): Promise<void>;
   list(
@@ -786,6 +816,8 @@ export interface OrgRepos {
   heldNotifications: HeldNotificationRepo;
   notificationDeliveries: NotificationDeliveryRepo;
   pushHooks: PushHookRepo;
+  dataServices: DataServiceRepo;
+  dataServiceLinks: DataServiceLinkRepo;
   audit: AuditRepo;
 }
 

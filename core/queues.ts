@@ -4,6 +4,8 @@
  * the SQS worker Lambda in cloud mode, and the CDK stack
  * makes one FIFO queue per name in `workerQueueNames` (plus `scheduledJobsQueue`).
  */
+import { dataServiceWorkQueue } from './data-services/deps.ts';
+import { handleDataServiceWork } from './data-services/work.ts';
 import { handleDomainCheck } from './domains/check.ts';
 import { domainChecksQueue, type DomainDeps } from './domains/deps.ts';
 import { domainSweepCron, domainSweepSchedule, sweepDomains } from './domains/sweep.ts';
@@ -34,6 +36,7 @@ export const workerQueueNames = [
   webhookEventsQueue,
   webhookDeliveriesQueue,
   notificationFlushesQueue,
+  dataServiceWorkQueue,
 ] as const;
 export type WorkerQueue = (typeof workerQueueNames)[number];
 
@@ -94,6 +97,8 @@ export function workerHandlers(system: WorkerSystem): Record<WorkerQueue, Messag
     [notificationFlushesQueue]: handleNotificationFlush(
       system.notifications,
     ) as MessageHandler<never>,
+    // The release engine's ports are a superset of what data services need.
+    [dataServiceWorkQueue]: handleDataServiceWork(system.release) as MessageHandler<never>,
   };
 }
 

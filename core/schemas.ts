@@ -3,7 +3,13 @@
  * names it, so a typo in a CI script fails loudly instead of being ignored.
  */
 import * as z from 'zod';
-import { roles, strategies } from './models.ts';
+import {
+  dataEngines,
+  redisEvictionPolicies,
+  redisPersistenceModes,
+  roles,
+  strategies,
+} from './models.ts';
 import { webhookEventTypes } from './webhooks/events.ts';
 import { gitSourceInput } from './builds/git-source.ts';
 
@@ -391,6 +397,28 @@ export type CreateNotificationChannelInput = z.infer<typeof createNotificationCh
 
 export const serviceHealthQuery = z.object({
   environment: z.string().min(1).max(100).default('production'),
+});
+
+export const createDataServiceInput = z.strictObject({
+  projectId: id,
+  name: slugName,
+  engine: z.enum(dataEngines),
+  version: z.string().min(1).max(20).optional(),
+  nodeId: id.optional(),
+  /** Redis only: memory limit, eviction policy and persistence (defaults are explicit too). */
+  maxmemoryMb: z.number().int().min(16).max(65_536).optional(),
+  evictionPolicy: z.enum(redisEvictionPolicies).optional(),
+  persistence: z.enum(redisPersistenceModes).optional(),
+});
+export const createDataServiceLinkInput = z.strictObject({
+  serviceId: id,
+  envName: envVarName.optional(),
+});
+export const deleteDataServiceQuery = z.object({
+  /** The data service's name, typed again: deleting it stops the database of linked apps. */
+  confirm: z.string().max(100).optional(),
+  /** `keep` (default) leaves the data volume on the node; `remove` deletes the data for good. */
+  volume: z.enum(['keep', 'remove']).default('keep'),
 });
 
 export const pageQuery = z.object({

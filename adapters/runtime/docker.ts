@@ -173,7 +173,10 @@ export function containerCreateOptions(
   if (spec.memoryMb) hostConfig.Memory = spec.memoryMb * 1024 * 1024;
   if (spec.cpus) hostConfig.NanoCpus = Math.round(spec.cpus * 1e9);
   if (spec.hostNetwork) hostConfig.NetworkMode = 'host';
-  if (spec.binds?.length) hostConfig.Binds = [...spec.binds];
+  const binds = [...(spec.binds ?? []), ...(spec.volumes ?? [])];
+  // A source without a slash is a named volume to the engine, made on first use.
+  if (binds.length) hostConfig.Binds = binds;
+  if (spec.network && !spec.hostNetwork) hostConfig.NetworkMode = spec.network;
   const options: ContainerCreateOptions = {
     name: spec.name,
     Image: spec.image,
@@ -183,6 +186,7 @@ export function containerCreateOptions(
   };
   if (spec.cmd) options.Cmd = [...spec.cmd];
   if (spec.user) options.User = spec.user;
+  if (spec.entrypoint) options.Entrypoint = [...spec.entrypoint];
   if (port) options.ExposedPorts = { [portKey]: {} };
   if (oneOff) {
     options.AttachStdout = true;
@@ -315,6 +319,16 @@ export class DockerRuntime implements ContainerRuntime {
     await this.call(target, `remove ${nameOrId}`, (docker) =>
       this.removeTolerant(docker, nameOrId),
     );
+  }
+
+  async removeVolume(target: DockerTarget, name: string): Promise<void> {
+    await this.call(target, `remove volume ${name}`, async (docker) => {
+      try {
+        await docker.getVolume(name).remove({ abortSignal: this.deadline() });
+      } catch (e) {
+        if (statusOf(e) !== 404) throw e; // already gone
+      }
+    });
   }
 
   async followLogs(
@@ -505,12 +519,43 @@ export class DockerRuntime implements ContainerRuntime {
 
   /** Creates the container, pulling its image first when the engine does not have it. */
   private async create(docker: Docker, options: ContainerCreateOptions): Promise<string> {
+    const network = options.HostConfig?.NetworkMode;
+    if (network && !['host', 'bridge', 'none', 'default'].includes(network))
+      await this.ensureNetwork(docker, network);
     try {
       return (await docker.createContainer(createRequest(options, this.deadline()))).id;
     } catch (e) {
       if (statusOf(e) !== 404 || !options.Image) throw e;
       await this.ensureImage(docker, options.Image);
       return (await docker.createContainer(createRequest(options, this.deadline()))).id;
+    }
+  }
+
+  /**
+   * Creates a user-defined bridge network when the engine has none of that name; two
+   * creators racing both end with the one network (the loser's 409 is the answer wanted).
+   */
+  private async ensureNetwork(docker: Docker, name: string): Promise<void> {
+    try {
+      await (
+        docker.getNetwork(name).inspect as unknown as (o: {
+          abortSignal: AbortSignal;
+        }) => Promise<unknown>
+      ).call(docker.getNetwork(name), { abortSignal: this.deadline() });
+      return;
+    } catch (e) {
+      if (statusOf(e) !== 404) throw e;
+    }
+    try {
+      await docker.createNetwork({
+        Name: name,
+        Driver: 'bridge',
+        CheckDuplicate: true,
+        Labels: { 'selfdevop.network': 'project' },
+        abortSignal: this.deadline(),
+      } as Docker.NetworkCreateOptions);
+    } catch (e) {
+      if (statusOf(e) !== 409) throw e;
     }
   }
 

@@ -107,6 +107,7 @@ export type RuntimeMethod =
   | 'list'
   | 'stop'
   | 'remove'
+  | 'removeVolume'
   | 'followLogs';
 
 /** One recorded call, for tests that assert what the engine asked for. */
@@ -445,6 +446,11 @@ export class MemoryRuntime implements ContainerRuntime {
     if (!c) return;
     this.exit(c, c.exitCode ?? 137);
     this.node(target.dockerHost).delete(c.id);
+  }
+
+  /** Volumes are not modelled here; removing one is a no-op, as for a missing one. */
+  async removeVolume(target: DockerTarget, name: string): Promise<void> {
+    this.enter('removeVolume', target, name);
   }
 
   async followLogs(

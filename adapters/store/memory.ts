@@ -46,6 +46,7 @@ import { memorySecretRepo } from './memory/secrets.ts';
 import { memoryServiceRepo } from './memory/services.ts';
 import { emptyTables, type Tables } from './memory/tables.ts';
 import { TenantView } from './memory/tenant.ts';
+import { memoryDataServiceLinkRepo, memoryDataServiceRepo } from './memory/data-services.ts';
 import { memoryWebhookDeliveryRepo } from './memory/webhook-deliveries.ts';
 import { memoryWebhookRepo } from './memory/webhooks.ts';
 
@@ -87,6 +88,8 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     heldNotifications: memoryHeldNotificationRepo(t),
     notificationDeliveries: memoryNotificationDeliveryRepo(t),
     pushHooks: memoryPushHookRepo(t),
+    dataServices: memoryDataServiceRepo(t),
+    dataServiceLinks: memoryDataServiceLinkRepo(t),
     audit: memoryAuditRepo(t),
   };
 }

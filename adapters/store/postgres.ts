@@ -19,6 +19,7 @@ import { fromDatabaseUrl, type Database, type PoolOptions } from '../db/postgres
 import { pgApiKeyRepo } from './postgres/api-keys.ts';
 import { pgAuditRepo } from './postgres/audit.ts';
 import { pgAuthGuardRepo } from './postgres/auth-guards.ts';
+import { pgDataServiceLinkRepo, pgDataServiceRepo } from './postgres/data-services.ts';
 import { pgDeployJobRepo } from './postgres/deploy-jobs.ts';
 import { pgDomainLookup, pgDomainRepo } from './postgres/domains.ts';
 import { pgEnvironmentRepo } from './postgres/environments.ts';
@@ -75,6 +76,8 @@ class PgOrgRepos implements OrgRepos {
   private _notificationChannels: OrgRepos['notificationChannels'] | undefined = undefined;
   private _heldNotifications: OrgRepos['heldNotifications'] | undefined = undefined;
   private _notificationDeliveries: OrgRepos['notificationDeliveries'] | undefined = undefined;
+  private _dataServices: OrgRepos['dataServices'] | undefined = undefined;
+  private _dataServiceLinks: OrgRepos['dataServiceLinks'] | undefined = undefined;
   private _audit: OrgRepos['audit'] | undefined = undefined;
 
   constructor(t: TenantSql) {
@@ -201,6 +204,18 @@ class PgOrgRepos implements OrgRepos {
   }
   set pushHooks(repo: OrgRepos['pushHooks']) {
     this._pushHooks = repo;
+  }
+  get dataServices(): OrgRepos['dataServices'] {
+    return (this._dataServices ??= pgDataServiceRepo(this.t));
+  }
+  set dataServices(repo: OrgRepos['dataServices']) {
+    this._dataServices = repo;
+  }
+  get dataServiceLinks(): OrgRepos['dataServiceLinks'] {
+    return (this._dataServiceLinks ??= pgDataServiceLinkRepo(this.t));
+  }
+  set dataServiceLinks(repo: OrgRepos['dataServiceLinks']) {
+    this._dataServiceLinks = repo;
   }
   get audit(): OrgRepos['audit'] {
     return (this._audit ??= pgAuditRepo(this.t));

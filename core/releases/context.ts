@@ -1,3 +1,4 @@
+import { linkedDataEnv } from '../data-services/links.ts';
 import { isCoreError, NotFound } from '../errors.ts';
 import type {
   AuditEvent,
@@ -36,6 +37,8 @@ export interface StepContext {
   hop: number;
   /** The last probe answer an earlier slice of the health check logged. */
   seen: string | undefined;
+  /** The project network its containers join, set by `containerEnv` when a data service is linked. */
+  network?: string;
 }
 
 /** Loads what a release's steps need; NotFound when its service, environment or node is gone. */
@@ -307,6 +310,14 @@ export async function containerEnv(c: StepContext): Promise<Record<string, strin
     env[s.name] = value;
     if (!c.secretValues.includes(value)) c.secretValues.push(value);
   }
+  // Linked data services come last: their URLs are selfdevop's, not the user's to override.
+  const linked = await linkedDataEnv(c.deps, c.release.orgId, serviceId);
+  for (const [name, value] of Object.entries(linked.env)) {
+    env[name] = value;
+    if (!c.secretValues.includes(value)) c.secretValues.push(value);
+  }
+  for (const pw of linked.passwords) if (!c.secretValues.includes(pw)) c.secretValues.push(pw);
+  if (linked.network) c.network = linked.network;
   return env;
 }
 

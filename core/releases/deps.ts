@@ -48,6 +48,8 @@ export interface ReleaseRetireMessage {
 }
 
 export interface ReleaseConfig {
+  /** Data services: readiness checks (one a second) before a new server counts as failed. */
+  dataReadyAttempts?: number;
   /** Default hosts live under it: `<service>-<env>-<id6>.<edgeDomain>`. */
   edgeDomain: string;
   /** A migration running longer is killed and the release fails. */

@@ -102,6 +102,7 @@ async function restorePrevious(c: StepContext): Promise<void> {
       release: prev.release,
       node: prev.node,
       env,
+      ...(c.network ? { network: c.network } : {}),
     });
     const info = await c.deps.runtime.start(target, spec);
     if (info.state !== 'running' || !info.published) {

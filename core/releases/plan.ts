@@ -64,6 +64,8 @@ export interface CandidateInput {
   node: NodeRecord;
   /** Plain env with the opened secrets merged over it. */
   env: Record<string, string>;
+  /** The project network, when the service is linked to a data service (reachable only there). */
+  network?: string;
 }
 
 /** The image a release runs: the resolved digest once known, so a redeploy is exact. */
@@ -78,8 +80,10 @@ export function planCandidate({
   release,
   node,
   env,
+  network,
 }: CandidateInput): ContainerSpec {
   return {
+    ...(network ? { network } : {}),
     name: containerName({ serviceId: service.id, environmentId: environment.id, id: release.id }),
     image: releaseImage(release),
     // PORT comes last: the edge reaches the app on containerPort, whatever env says.
@@ -99,10 +103,12 @@ export function planMigration({
   environment,
   release,
   env,
+  network,
 }: Omit<CandidateInput, 'node'>): ContainerSpec {
   if (service.migrateCommand === null)
     throw new Error(`service ${service.id} has no migrate command`);
   return {
+    ...(network ? { network } : {}),
     name: migrationContainerName({
       serviceId: service.id,
       environmentId: environment.id,

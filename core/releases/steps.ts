@@ -92,6 +92,7 @@ export const startCandidate: StepRunner = async (c) => {
     release: c.release,
     node: c.node,
     env,
+    ...(c.network ? { network: c.network } : {}),
   });
   const target = await nodeTarget(c);
   const info = await viaDocker(() => c.deps.runtime.start(target, spec));
@@ -125,6 +126,7 @@ export const migrate: StepRunner = async (c) => {
     environment: c.environment,
     release: c.release,
     env,
+    ...(c.network ? { network: c.network } : {}),
   });
   const timeoutMs = c.deps.config.migrationTimeoutMs;
   const target = await nodeTarget(c);

@@ -15,6 +15,10 @@ export const webhookEventTypes = [
   'member.role_changed',
   'invite.created',
   'invite.revoked',
+  'data_service.created',
+  'data_service.ready',
+  'data_service.failed',
+  'data_service.deleted',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 

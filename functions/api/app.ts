@@ -24,6 +24,7 @@ import { serviceRoutes } from './routes/services.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { notificationChannelRoutes } from './routes/notification-channels.ts';
 import { edgeRoutes } from './routes/edge.ts';
+import { dataServiceRoutes } from './routes/data-services.ts';
 
 export const defaultRoutes: RouteDef[] = [
   ...authRoutes,
@@ -42,6 +43,7 @@ export const defaultRoutes: RouteDef[] = [
   ...webhookRoutes,
   ...notificationChannelRoutes,
   ...edgeRoutes,
+  ...dataServiceRoutes,
   ...domainRoutes,
 ];
 

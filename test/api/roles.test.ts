@@ -96,6 +96,8 @@ const bodies: Record<string, () => unknown> = {
     name: 'table',
     url: 'http://127.0.0.1:9/services/T/B/C',
   }),
+  'post /api/data-services': () => ({ projectId: 'prj_0nothing', name: 'cache', engine: 'redis' }),
+  'post /api/data-services/{id}/links': () => ({ serviceId: 'svc_0nothing' }),
 };
 
 let counter = 0;

@@ -8,6 +8,7 @@ import type { Store } from '../../core/ports.ts';
 import { apiKeyCases } from './store/api-keys.case.ts';
 import { authGuardCases } from './store/auth-guards.case.ts';
 import { store, useStore } from './store/context.ts';
+import { dataServiceCases } from './store/data-services.case.ts';
 import { deployJobCases } from './store/deploy-jobs.case.ts';
 import { domainLookupCases } from './store/domain-lookup.case.ts';
 import { domainCases } from './store/domains.case.ts';
@@ -52,6 +53,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     domainCases();
     webhookCases();
     pushHookCases();
+    dataServiceCases();
     paginationCases();
     transactionCases();
     isolationCases();

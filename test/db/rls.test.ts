@@ -8,6 +8,8 @@ import {
 } from '../../adapters/db/postgres.ts';
 import { PostgresStore } from '../../adapters/store/postgres.ts';
 import {
+  aDataService,
+  aDataServiceLink,
   aDeployJob,
   aDomain,
   anApiKey,
@@ -100,6 +102,9 @@ async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
       },
       10,
     );
+    const data = aDataService(t.orgId, t.projectId, node.id);
+    await r.dataServices.insert(data);
+    await r.dataServiceLinks.insert(aDataServiceLink(t.orgId, data.id, t.serviceId));
     await r.audit.append(anAuditEvent(t.orgId));
   });
 }
@@ -156,6 +161,8 @@ describe('row-level security', () => {
       [
         'api_keys',
         'audit_events',
+        'data_service_links',
+        'data_services',
         'deploy_jobs',
         'domains',
         'environments',

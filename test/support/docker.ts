@@ -60,6 +60,29 @@ export function ensureTestImages(): Promise<void> {
   return built;
 }
 
+let dataBuilt: Promise<void> | undefined;
+
+/**
+ * Builds the data services' images (selfdevop/redis:7, mariadb:10.11, postgres:15) once per
+ * test process: a few seconds when up to date, a few minutes from nothing (debootstrap and
+ * Debian's packages; `.ci/run` builds them before the tests).
+ */
+export function ensureDataImages(): Promise<void> {
+  dataBuilt ??= promisify(execFile)(
+    'bash',
+    [join(repoRoot, 'selfhost/build-images.sh'), '--data'],
+    {
+      timeout: 900_000,
+    },
+  ).then(
+    () => undefined,
+    (e: { stderr?: string; message: string }) => {
+      throw new Error(`selfhost/build-images.sh --data failed: ${e.stderr || e.message}`);
+    },
+  );
+  return dataBuilt;
+}
+
 /**
  * A label and name prefix unique to one test file and run, so files running in parallel
  * never touch each other's containers.

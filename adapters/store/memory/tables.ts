@@ -31,6 +31,8 @@ export const tableNames = [
   'notificationDeliveries',
   'pushHooks',
   'pushDeliveries',
+  'dataServices',
+  'dataServiceLinks',
   'audit',
 ] as const;
 export type TableName = (typeof tableNames)[number];
@@ -289,6 +291,31 @@ export const rules: Record<TableName, TableRules> = {
     tenant: true,
     unique: [],
     foreign: [{ what: 'notification_channel', field: 'channelId', table: 'notificationChannels' }],
+  },
+  dataServices: {
+    sqlName: 'data_services',
+    what: 'data_service',
+    key: byId,
+    tenant: true,
+    unique: [{ what: 'data_service', names: 'name', fields: ['projectId', 'name'] }],
+    foreign: [
+      { what: 'project', field: 'projectId', table: 'projects' },
+      { what: 'node', field: 'nodeId', table: 'nodes' },
+    ],
+  },
+  dataServiceLinks: {
+    sqlName: 'data_service_links',
+    what: 'data_service_link',
+    key: byId,
+    tenant: true,
+    unique: [
+      { what: 'data_service_link', names: 'serviceId', fields: ['dataServiceId', 'serviceId'] },
+      { what: 'data_service_link', names: 'envName', fields: ['serviceId', 'envName'] },
+    ],
+    foreign: [
+      { what: 'data_service', field: 'dataServiceId', table: 'dataServices' },
+      { what: 'service', field: 'serviceId', table: 'services' },
+    ],
   },
   audit: {
     sqlName: 'audit_events',

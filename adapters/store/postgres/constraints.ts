@@ -29,6 +29,11 @@ const uniqueConstraints: Record<string, [what: string, key: string]> = {
   webhooks_pkey: ['webhook', 'id'],
   webhook_deliveries_pkey: ['webhook_delivery', 'id'],
   audit_events_pkey: ['audit_event', 'id'],
+  data_services_pkey: ['data_service', 'id'],
+  data_services_project_name_key: ['data_service', 'name'],
+  data_service_links_pkey: ['data_service_link', 'id'],
+  data_service_links_pair_key: ['data_service_link', 'serviceId'],
+  data_service_links_env_key: ['data_service_link', 'envName'],
   invites_pkey: ['invite', 'id'],
   invites_token_hash_key: ['invite', 'id'],
 };
@@ -51,6 +56,10 @@ const foreignKeys: Record<string, [what: string, key: string]> = {
   secrets_service_fkey: ['service', 'serviceId'],
   secrets_environment_fkey: ['environment', 'environmentId'],
   webhook_deliveries_webhook_fkey: ['webhook', 'webhookId'],
+  data_services_project_fkey: ['project', 'projectId'],
+  data_services_node_fkey: ['node', 'nodeId'],
+  data_service_links_data_service_fkey: ['data_service', 'dataServiceId'],
+  data_service_links_service_fkey: ['service', 'serviceId'],
 };
 
 /** Unique constraints whose clash is a fact of its own, not a duplicate record. */

@@ -20,6 +20,7 @@ import { registerServices } from './views/services.ts';
 import { registerWebhooks } from './views/webhooks.ts';
 import { registerNotificationChannels } from './views/notification-channels.ts';
 import { registerEdge } from './views/edge.ts';
+import { registerDataServices } from './views/data-services.ts';
 
 /**
  * Scripts and styles only from /dashboard/assets; no framing, forms post only to us (and,
@@ -108,6 +109,7 @@ export function dashboardApp(
   registerWebhooks(app, fetchApi);
   registerNotificationChannels(app, fetchApi);
   registerEdge(app, fetchApi);
+  registerDataServices(app, fetchApi);
   registerApiKeys(app, fetchApi);
   registerMembers(app, fetchApi);
   registerInvites(app, fetchApi, !options.hostedSignIn);

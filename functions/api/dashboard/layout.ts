@@ -6,7 +6,15 @@ export interface Shell {
   title: string;
   /** The nav entry to mark as current. */
   section?:
-    'projects' | 'nodes' | 'keys' | 'members' | 'audit' | 'webhooks' | 'notifications' | 'edge';
+    | 'projects'
+    | 'data'
+    | 'nodes'
+    | 'keys'
+    | 'members'
+    | 'audit'
+    | 'webhooks'
+    | 'notifications'
+    | 'edge';
   orgs?: { id: string; name: string }[];
   orgId?: string | null;
   flash?: { kind: 'error' | 'notice'; text: string } | null;
@@ -16,6 +24,7 @@ export interface Shell {
 
 const navItems = [
   ['projects', '/dashboard', 'Projects'],
+  ['data', '/dashboard/data-services', 'Data services'],
   ['nodes', '/dashboard/nodes', 'Nodes'],
   ['webhooks', '/dashboard/webhooks', 'Webhooks'],
   ['notifications', '/dashboard/notification-channels', 'Notifications'],

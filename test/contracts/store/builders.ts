@@ -19,6 +19,8 @@ import type {
   UserWithPassword,
   Webhook,
   WebhookDelivery,
+  DataService,
+  DataServiceLink,
 } from '../../../core/models.ts';
 import type { Store } from '../../../core/ports.ts';
 
@@ -215,6 +217,45 @@ export const aWebhookDelivery = (
   delivered: true,
   responseStatus: 204,
   error: null,
+  createdAt: at(),
+  ...o,
+});
+export const aDataService = (
+  orgId: string,
+  projectId: string,
+  nodeId: string,
+  o: Partial<DataService> = {},
+): DataService => ({
+  id: ids.newId('dat'),
+  orgId,
+  projectId,
+  name: `cache-${ids
+    .newSecret(3)
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, 'x')}`,
+  engine: 'redis',
+  version: '7',
+  nodeId,
+  status: 'provisioning',
+  error: null,
+  settings: { maxmemoryMb: 256, evictionPolicy: 'noeviction', persistence: 'rdb' },
+  sealedPassword: 'v1.sealed',
+  removeVolume: false,
+  createdAt: at(),
+  updatedAt: at(),
+  ...o,
+});
+export const aDataServiceLink = (
+  orgId: string,
+  dataServiceId: string,
+  serviceId: string,
+  o: Partial<DataServiceLink> = {},
+): DataServiceLink => ({
+  id: ids.newId('dsl'),
+  orgId,
+  dataServiceId,
+  serviceId,
+  envName: 'REDIS_URL',
   createdAt: at(),
   ...o,
 });

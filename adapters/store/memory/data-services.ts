@@ -1,0 +1,43 @@
+import { NotFound } from '../../../core/errors.ts';
+import type { DataService, DataServiceLink } from '../../../core/models.ts';
+import type { DataServiceLinkRepo, DataServiceRepo } from '../../../core/ports.ts';
+import { byIdAsc, clone } from './overlay.ts';
+import type { TenantView } from './tenant.ts';
+
+export const memoryDataServiceRepo = (t: TenantView): DataServiceRepo => ({
+  insert: async (d) => t.insert('dataServices', d),
+  get: async (id) => t.getOwn<DataService>('dataServices', id),
+  list: async (page, filter) =>
+    t.page<DataService>('dataServices', t.filtered('dataServices', filter, 'direct'), page),
+  update: async (id, patch) => {
+    if (!t.patch('dataServices', id, patch, ['id', 'orgId']))
+      throw new NotFound('data_service', id);
+  },
+  delete: async (id) => {
+    if (!t.getOwn('dataServices', id)) return false;
+    t.view.delete('dataServices', id);
+    // As the SQL foreign key's on delete cascade: its links go with it.
+    for (const l of t.mine('dataServiceLinks').filter((r) => r.dataServiceId === id))
+      t.view.delete('dataServiceLinks', String(l.id));
+    return true;
+  },
+});
+
+export const memoryDataServiceLinkRepo = (t: TenantView): DataServiceLinkRepo => ({
+  insert: async (l) => t.insert('dataServiceLinks', l),
+  list: async (filter) =>
+    t
+      .mine('dataServiceLinks')
+      .filter(
+        (r) =>
+          (!filter.dataServiceId || r.dataServiceId === filter.dataServiceId) &&
+          (!filter.serviceId || r.serviceId === filter.serviceId),
+      )
+      .sort(byIdAsc)
+      .map((r) => clone(r) as unknown as DataServiceLink),
+  delete: async (id) => {
+    if (!t.getOwn('dataServiceLinks', id)) return false;
+    t.view.delete('dataServiceLinks', id);
+    return true;
+  },
+});

@@ -1,0 +1,120 @@
+import { openNodeTarget } from '../nodes/credentials.ts';
+import type { DataService } from '../models.ts';
+import type { MessageHandler } from '../ports.ts';
+import { recordAudit } from '../deps.ts';
+import { dataWorkerActor, type DataServiceDeps, type DataServiceWorkMessage } from './deps.ts';
+import {
+  dataContainerName,
+  dataServiceSecretContext,
+  dataVolumeName,
+  planDataContainer,
+  planReadinessCheck,
+} from './plan.ts';
+
+/**
+ * Runs a data service's long work: `provision` starts the server and waits until an
+ * authenticated query answers on the project network (→ ready); `delete` removes the
+ * container, the volume when asked, then the record. Both are idempotent: a redelivered
+ * message finds what the first run made (the container is named after the data service).
+ */
+export function handleDataServiceWork(
+  deps: DataServiceDeps,
+): MessageHandler<DataServiceWorkMessage> {
+  return async (message) => {
+    const { orgId, dataServiceId, op } = message.payload;
+    const ds = await deps.store.withOrg(orgId, (repos) => repos.dataServices.get(dataServiceId));
+    if (!ds) return; // deleted meanwhile: nothing left to do
+    try {
+      if (op === 'provision' && ds.status === 'provisioning') await provision(deps, ds);
+      if (op === 'delete' && ds.status === 'deleting') await remove(deps, ds);
+    } catch (e) {
+      const reason = e instanceof Error ? e.message : String(e);
+      deps.logger.warn(
+        { dataServiceId, op, attempt: message.attempt, reason },
+        'data service work failed',
+      );
+      if (message.attempt < deps.config.maxStepAttempts) throw e; // the queue delivers it again
+      await finish(deps, ds, op === 'provision' ? 'provisioning' : 'deleting', 'failed', reason);
+    }
+  };
+}
+
+async function provision(deps: DataServiceDeps, ds: DataService): Promise<void> {
+  const node = await deps.store.withOrg(ds.orgId, (repos) => repos.nodes.get(ds.nodeId));
+  if (!node) return finish(deps, ds, 'provisioning', 'failed', `node ${ds.nodeId} is gone`);
+  const target = await openNodeTarget(deps.vault, node);
+  const password = await deps.vault.open(
+    ds.sealedPassword,
+    dataServiceSecretContext(ds.orgId, ds.id),
+  );
+  const info = await deps.runtime.start(target, planDataContainer(ds, password));
+  const attempts = deps.config.dataReadyAttempts ?? 90;
+  let last = '';
+  for (let i = 0; i < attempts; i++) {
+    const check = await deps.runtime.runOnce(target, planReadinessCheck(ds, password), 15_000);
+    if (check.exitCode === 0) return finish(deps, ds, 'provisioning', 'ready', null);
+    last = (check.output.trim().split('\n').pop() ?? '').replaceAll(password, '***');
+    const now = await deps.runtime.inspect(target, info.id);
+    if (now && now.state !== 'running' && now.state !== 'restarting')
+      return finish(deps, ds, 'provisioning', 'failed', `the server container is ${now.state}`);
+    await deps.clock.sleep(1000);
+  }
+  await finish(
+    deps,
+    ds,
+    'provisioning',
+    'failed',
+    `the server did not answer after ${attempts} checks: ${last || 'no output'}`,
+  );
+}
+
+async function remove(deps: DataServiceDeps, ds: DataService): Promise<void> {
+  const node = await deps.store.withOrg(ds.orgId, (repos) => repos.nodes.get(ds.nodeId));
+  if (node) {
+    const target = await openNodeTarget(deps.vault, node);
+    await deps.runtime.remove(target, dataContainerName(ds));
+    if (ds.removeVolume) {
+      if (!deps.runtime.removeVolume)
+        throw new Error('this runtime cannot remove volumes; the volume was kept');
+      await deps.runtime.removeVolume(target, dataVolumeName(ds));
+    }
+  }
+  await deps.store.withOrg(ds.orgId, async (repos) => {
+    if (!(await repos.dataServices.delete(ds.id))) return;
+    await recordAudit(deps, repos, dataWorkerActor, null, {
+      action: 'data_service.deleted',
+      targetType: 'data_service',
+      targetId: ds.id,
+      data: {
+        name: ds.name,
+        volume: ds.removeVolume ? 'removed' : 'kept',
+        volumeName: dataVolumeName(ds),
+      },
+    });
+  });
+}
+
+/** Moves the data service on only from `from`, so a late duplicate cannot undo a newer state. */
+async function finish(
+  deps: DataServiceDeps,
+  ds: DataService,
+  from: DataService['status'],
+  to: 'ready' | 'failed',
+  error: string | null,
+): Promise<void> {
+  await deps.store.withOrg(ds.orgId, async (repos) => {
+    const now = await repos.dataServices.get(ds.id);
+    if (!now || now.status !== from) return;
+    await repos.dataServices.update(ds.id, {
+      status: to,
+      error,
+      updatedAt: deps.clock.now().toISOString(),
+    });
+    await recordAudit(deps, repos, dataWorkerActor, null, {
+      action: to === 'ready' ? 'data_service.ready' : 'data_service.failed',
+      targetType: 'data_service',
+      targetId: ds.id,
+      data: { name: ds.name, engine: ds.engine, ...(error ? { reason: error } : {}) },
+    });
+  });
+}

@@ -1,0 +1,317 @@
+import type { Hono } from 'hono';
+import { html } from 'hono/html';
+import { ApiFailure, type ApiFetch } from '../api.ts';
+import { action, view } from '../handler.ts';
+import { badge, when } from '../layout.ts';
+import { flash, param, render } from '../session.ts';
+
+interface DataService {
+  id: string;
+  projectId: string;
+  name: string;
+  engine: 'redis' | 'mariadb' | 'postgres';
+  version: string;
+  nodeId: string;
+  status: string;
+  error: string | null;
+  settings: { maxmemoryMb?: number; evictionPolicy?: string; persistence?: string };
+  host: string;
+  port: number;
+  volume: string;
+  network: string;
+  createdAt: string;
+  links?: Link[];
+}
+
+interface Link {
+  id: string;
+  serviceId: string;
+  envName: string;
+  createdAt: string;
+}
+
+interface Named {
+  id: string;
+  name: string;
+}
+
+const field = (form: Record<string, unknown>, name: string): string | undefined => {
+  const v = form[name];
+  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+};
+
+function createForm(projects: Named[]) {
+  return html`<form
+    method="post"
+    action="/dashboard/data-services"
+    class="card"
+    aria-labelledby="new-ds-h"
+  >
+    <h2 id="new-ds-h">Create a data service</h2>
+    <div>
+      <label for="ds-project">Project</label>
+      <select id="ds-project" name="projectId" required>
+        ${projects.map((p) => html`<option value="${p.id}">${p.name}</option>`)}
+      </select>
+    </div>
+    <div>
+      <label for="ds-name">Name <span class="hint">lowercase letters, digits, dashes</span></label>
+      <input id="ds-name" name="name" required placeholder="cache" />
+    </div>
+    <div>
+      <label for="ds-engine">Engine</label>
+      <select id="ds-engine" name="engine">
+        <option value="redis">Redis 7</option>
+        <option value="mariadb">MariaDB 10.11</option>
+        <option value="postgres">PostgreSQL 15</option>
+      </select>
+    </div>
+    <fieldset>
+      <legend>Redis only</legend>
+      <label for="ds-maxmemory">Memory limit (MB)</label>
+      <input id="ds-maxmemory" name="maxmemoryMb" type="number" min="16" placeholder="256" />
+      <label for="ds-policy">Eviction policy</label>
+      <select id="ds-policy" name="evictionPolicy">
+        <option value="">noeviction (default)</option>
+        <option value="allkeys-lru">allkeys-lru</option>
+        <option value="allkeys-lfu">allkeys-lfu</option>
+        <option value="volatile-lru">volatile-lru</option>
+      </select>
+      <label for="ds-persistence">Persistence</label>
+      <select id="ds-persistence" name="persistence">
+        <option value="">RDB snapshots (default)</option>
+        <option value="aof">AOF (append-only file)</option>
+        <option value="none">none</option>
+      </select>
+    </fieldset>
+    <p class="hint">
+      It runs on a node (one labelled <code>role=data</code> when there is one), its data on a named
+      volume, reachable only from the project's app containers; the password is generated and
+      sealed.
+    </p>
+    <div><button type="submit">Create</button></div>
+  </form>`;
+}
+
+export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
+  const listPage = view(fetchApi, async (c, s) => {
+    let status = 200;
+    if (c.req.method === 'POST') {
+      const form = (await c.req.parseBody()) as Record<string, unknown>;
+      const engine = field(form, 'engine');
+      const maxmemory = field(form, 'maxmemoryMb');
+      const body = {
+        projectId: field(form, 'projectId'),
+        name: field(form, 'name'),
+        engine,
+        ...(engine === 'redis' && maxmemory ? { maxmemoryMb: Number(maxmemory) } : {}),
+        ...(engine === 'redis' && field(form, 'evictionPolicy')
+          ? { evictionPolicy: field(form, 'evictionPolicy') }
+          : {}),
+        ...(engine === 'redis' && field(form, 'persistence')
+          ? { persistence: field(form, 'persistence') }
+          : {}),
+      };
+      try {
+        const ds = await s.api.post<DataService>('/api/data-services', body);
+        flash(c, 'notice', `Data service ${ds.name} is being created.`);
+        return c.redirect(`/dashboard/data-services/${ds.id}`, 303);
+      } catch (e) {
+        if (!(e instanceof ApiFailure)) throw e;
+        s.shell.flash = { kind: 'error', text: e.message };
+        status = 400;
+      }
+    }
+    const [items, projects] = await Promise.all([
+      s.api.all<DataService>('/api/data-services'),
+      s.api.all<Named>('/api/projects'),
+    ]);
+    const byId = new Map(projects.map((p) => [p.id, p.name]));
+    const body = html`<h1>Data services</h1>
+      ${
+        items.length === 0
+          ? html`<div class="empty">No data services yet.</div>`
+          : html`<table>
+              <caption class="visually-hidden">
+                Data services of this organization
+              </caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Project</th>
+                  <th scope="col">Engine</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Created</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${items.map(
+                  (d) =>
+                    html`<tr>
+                      <td><a href="/dashboard/data-services/${d.id}">${d.name}</a></td>
+                      <td>${byId.get(d.projectId) ?? d.projectId}</td>
+                      <td>${d.engine} ${d.version}</td>
+                      <td>${badge(d.status === 'ready' ? 'active' : d.status)}</td>
+                      <td>${when(d.createdAt)}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+      }
+      ${projects.length ? createForm(projects) : html`<p>Create a project first.</p>`}`;
+    return render(c, s, { title: 'Data services', section: 'data' }, body, status);
+  });
+  app.get('/dashboard/data-services', listPage);
+  app.post('/dashboard/data-services', listPage);
+
+  app.get(
+    '/dashboard/data-services/:id',
+    view(fetchApi, async (c, s) => {
+      const d = await s.api.get<DataService>(
+        `/api/data-services/${encodeURIComponent(param(c, 'id'))}`,
+      );
+      const services = await s.api.all<Named>(
+        `/api/services?projectId=${encodeURIComponent(d.projectId)}`,
+      );
+      const names = new Map(services.map((x) => [x.id, x.name]));
+      const links = d.links ?? [];
+      const body = html`<p><a href="/dashboard/data-services">Data services</a> ›</p>
+        <h1>${d.name} ${badge(d.status === 'ready' ? 'active' : d.status)}</h1>
+        ${d.error ? html`<p class="error" role="alert">${d.error}</p>` : ''}
+        <dl class="facts">
+          <dt>Engine</dt>
+          <dd>${d.engine} ${d.version}</dd>
+          <dt>Host on the project network</dt>
+          <dd class="mono">${d.host}:${d.port}</dd>
+          <dt>Node</dt>
+          <dd class="mono">${d.nodeId}</dd>
+          <dt>Data volume</dt>
+          <dd class="mono">${d.volume}</dd>
+          ${
+            d.engine === 'redis'
+              ? html`<dt>Memory limit, eviction, persistence</dt>
+                  <dd>
+                    ${d.settings.maxmemoryMb} MB, ${d.settings.evictionPolicy},
+                    ${d.settings.persistence}
+                  </dd>`
+              : ''
+          }
+          <dt>Id</dt>
+          <dd class="mono">${d.id}</dd>
+        </dl>
+        <h2>Linked services</h2>
+        <p class="hint">
+          The connection URL arrives in a linked service's containers from its next release on.
+        </p>
+        ${
+          links.length === 0
+            ? html`<div class="empty">Not linked to any service.</div>`
+            : html`<table>
+                <caption class="visually-hidden">
+                  Services linked to ${d.name}
+                </caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Service</th>
+                    <th scope="col">Env var</th>
+                    <th scope="col"><span class="visually-hidden">Actions</span></th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${links.map(
+                    (l) =>
+                      html`<tr>
+                        <td>${names.get(l.serviceId) ?? l.serviceId}</td>
+                        <td><code>${l.envName}</code></td>
+                        <td>
+                          <form
+                            method="post"
+                            action="/dashboard/data-services/${d.id}/links/${l.id}/delete"
+                            class="inline"
+                          >
+                            <button type="submit" class="secondary">Unlink</button>
+                          </form>
+                        </td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
+        <form method="post" action="/dashboard/data-services/${d.id}/links" class="card">
+          <h2>Link a service</h2>
+          <label for="link-service">Service</label>
+          <select id="link-service" name="serviceId" required>
+            ${services.map((x) => html`<option value="${x.id}">${x.name}</option>`)}
+          </select>
+          <label for="link-env"
+            >Env var
+            <span class="hint"
+              >default ${d.engine === 'redis' ? 'REDIS_URL' : 'DATABASE_URL'}</span
+            ></label
+          >
+          <input
+            id="link-env"
+            name="envName"
+            placeholder="${d.engine === 'redis' ? 'REDIS_URL' : 'DATABASE_URL'}"
+          />
+          <div><button type="submit">Link</button></div>
+        </form>
+        <form method="post" action="/dashboard/data-services/${d.id}/delete" class="card">
+          <h2>Delete</h2>
+          <label for="del-confirm">Type <code>${d.name}</code> to confirm</label>
+          <input id="del-confirm" name="confirm" required />
+          <label class="inline"
+            ><input type="checkbox" name="removeVolume" value="1" /> Also delete the data volume
+            (<strong>the data is lost</strong>); unchecked, the volume stays on the node.</label
+          >
+          <div><button type="submit" class="danger">Delete data service</button></div>
+        </form>`;
+      return render(c, s, { title: d.name, section: 'data' }, body);
+    }),
+  );
+
+  app.post(
+    '/dashboard/data-services/:id/links',
+    action(fetchApi, '/dashboard/data-services', async (c, s, form) => {
+      const id = param(c, 'id');
+      const envName = field(form, 'envName');
+      await s.api.post(`/api/data-services/${encodeURIComponent(id)}/links`, {
+        serviceId: field(form, 'serviceId'),
+        ...(envName ? { envName } : {}),
+      });
+      flash(c, 'notice', 'Linked: the URL arrives with the service’s next release.');
+      return `/dashboard/data-services/${id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/data-services/:id/links/:linkId/delete',
+    action(fetchApi, '/dashboard/data-services', async (c, s) => {
+      const id = param(c, 'id');
+      await s.api.call(
+        'DELETE',
+        `/api/data-services/${encodeURIComponent(id)}/links/${encodeURIComponent(param(c, 'linkId'))}`,
+      );
+      flash(c, 'notice', 'Unlinked: the env var leaves with the service’s next release.');
+      return `/dashboard/data-services/${id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/data-services/:id/delete',
+    action(fetchApi, '/dashboard/data-services', async (c, s, form) => {
+      const id = param(c, 'id');
+      const volume = field(form, 'removeVolume') ? 'remove' : 'keep';
+      const q = new URLSearchParams({ confirm: field(form, 'confirm') ?? '', volume });
+      await s.api.call('DELETE', `/api/data-services/${encodeURIComponent(id)}?${q}`);
+      flash(
+        c,
+        'notice',
+        volume === 'remove'
+          ? 'Deleting the data service and its data volume.'
+          : 'Deleting the data service; its data volume is kept on the node.',
+      );
+      return '/dashboard/data-services';
+    }),
+  );
+}

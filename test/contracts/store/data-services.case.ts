@@ -1,0 +1,91 @@
+/** Store contract: data services and their links. */
+import { describe, expect, it } from 'vitest';
+import { aDataService, aDataServiceLink, aNode, aService, rejectsWith } from './builders.ts';
+import { store, a, b, inA } from './context.ts';
+
+export function dataServiceCases(): void {
+  describe('data services', () => {
+    it('inserts, reads, lists by project, updates and deletes, one org only', async () => {
+      const node = aNode(a.orgId);
+      const d = aDataService(a.orgId, a.projectId, node.id);
+      await inA(async (r) => {
+        await r.nodes.insert(node);
+        await r.dataServices.insert(d);
+      });
+      expect(await inA((r) => r.dataServices.get(d.id))).toEqual(d);
+      expect(await store.withOrg(b.orgId, (r) => r.dataServices.get(d.id))).toBeNull();
+      expect(
+        (await inA((r) => r.dataServices.list({ limit: 10 }, { projectId: a.projectId }))).items,
+      ).toEqual([d]);
+      expect(
+        (await inA((r) => r.dataServices.list({ limit: 10 }, { projectId: 'prj_other' }))).items,
+      ).toEqual([]);
+      await inA((r) =>
+        r.dataServices.update(d.id, { status: 'ready', settings: { persistence: 'aof' } }),
+      );
+      expect(await inA((r) => r.dataServices.get(d.id))).toEqual({
+        ...d,
+        status: 'ready',
+        settings: { persistence: 'aof' },
+      });
+      expect(await store.withOrg(b.orgId, (r) => r.dataServices.delete(d.id))).toBe(false);
+      expect(await inA((r) => r.dataServices.delete(d.id))).toBe(true);
+      expect(await inA((r) => r.dataServices.get(d.id))).toBeNull();
+    });
+
+    it('refuses a second data service of one name in a project, and an unknown project or node', async () => {
+      const node = aNode(a.orgId);
+      const d = aDataService(a.orgId, a.projectId, node.id, { name: 'cache' });
+      await inA(async (r) => {
+        await r.nodes.insert(node);
+        await r.dataServices.insert(d);
+      });
+      const clash = await rejectsWith(
+        inA((r) =>
+          r.dataServices.insert(aDataService(a.orgId, a.projectId, node.id, { name: 'cache' })),
+        ),
+        'data_service_exists',
+      );
+      expect(clash.kind).toBe('conflict');
+      await rejectsWith(
+        inA((r) => r.dataServices.insert(aDataService(a.orgId, 'prj_missing', node.id))),
+        'project_not_found',
+      );
+    });
+
+    it('links services once per pair and env name; links go with their data service', async () => {
+      const node = aNode(a.orgId);
+      const d = aDataService(a.orgId, a.projectId, node.id);
+      const other = aService(a.orgId, a.projectId, { name: 'other' });
+      const l1 = aDataServiceLink(a.orgId, d.id, a.serviceId);
+      const l2 = aDataServiceLink(a.orgId, d.id, other.id, { envName: 'CACHE_URL' });
+      await inA(async (r) => {
+        await r.nodes.insert(node);
+        await r.services.insert(other);
+        await r.dataServices.insert(d);
+        await r.dataServiceLinks.insert(l1);
+        await r.dataServiceLinks.insert(l2);
+      });
+      expect(await inA((r) => r.dataServiceLinks.list({ dataServiceId: d.id }))).toEqual([l1, l2]);
+      expect(await inA((r) => r.dataServiceLinks.list({ serviceId: other.id }))).toEqual([l2]);
+      expect(await store.withOrg(b.orgId, (r) => r.dataServiceLinks.list({}))).toEqual([]);
+      const again = await rejectsWith(
+        inA((r) =>
+          r.dataServiceLinks.insert(aDataServiceLink(a.orgId, d.id, a.serviceId, { envName: 'X' })),
+        ),
+        'data_service_link_exists',
+      );
+      expect(again.kind).toBe('conflict');
+      const d2 = aDataService(a.orgId, a.projectId, node.id);
+      await inA((r) => r.dataServices.insert(d2));
+      const sameEnv = await rejectsWith(
+        inA((r) => r.dataServiceLinks.insert(aDataServiceLink(a.orgId, d2.id, a.serviceId))),
+        'data_service_link_exists',
+      );
+      expect(sameEnv.kind).toBe('conflict');
+      expect(await inA((r) => r.dataServiceLinks.delete(l2.id))).toBe(true);
+      expect(await inA((r) => r.dataServices.delete(d.id))).toBe(true);
+      expect(await inA((r) => r.dataServiceLinks.list({}))).toEqual([]);
+    });
+  });
+}

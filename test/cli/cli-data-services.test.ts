@@ -1,0 +1,181 @@
+/**
+ * `selfdevop data-services`: the real CLI process against the self-hosted API with its
+ * workers, which start a real Redis on the real Docker Engine. Create (waiting until
+ * ready), list, show, link to a service, unlink, remove; and bad input named clearly.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSelfhostApi } from '../support/api.ts';
+import { ensureDataImages, removeContainersByLabel } from '../support/docker.ts';
+import { available } from '../support/services.ts';
+
+const cliMain = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
+const ready = await available('docker');
+const docker = (...args: string[]) =>
+  promisify(execFile)('docker', args, { timeout: 30_000 }).then((r) => r.stdout.trim());
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
+  let api: Awaited<ReturnType<typeof startSelfhostApi>>;
+  let dir: string;
+  let env: Record<string, string>;
+  let orgId: string;
+  let serviceId: string;
+  const cleanup: { volume?: string; network?: string } = {};
+
+  function cli(args: string[]): Promise<Run> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [cliMain, ...args], {
+        cwd: dir,
+        env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'no-config'), ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(killer);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
+    });
+  }
+
+  beforeAll(async () => {
+    await ensureDataImages();
+    api = await startSelfhostApi({ workers: true, release: { dataReadyAttempts: 60 } });
+    const s = await api.request('POST', '/api/auth/local/signup', {
+      body: { email: 'cli-data@example.com', password: 'correct horse battery' },
+    });
+    orgId = s.body.org.id;
+    const token = s.body.token as string;
+    const key = await api.request('POST', `/api/orgs/${orgId}/api-keys`, {
+      token,
+      body: { name: 'ci', role: 'deployer' },
+    });
+    env = { SELFDEVOP_URL: api.url, SELFDEVOP_TOKEN: key.body.key };
+    const project = await api.request('POST', '/api/projects', { token, body: { name: 'shop' } });
+    const svc = await api.request('POST', '/api/services', {
+      token,
+      body: {
+        projectId: project.body.id,
+        name: 'web',
+        image: 'selfdevop-test/app:v1',
+        containerPort: 8080,
+        healthcheckPath: '/health',
+      },
+    });
+    serviceId = svc.body.id;
+    await api.request('POST', '/api/nodes', {
+      token,
+      body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
+    });
+    dir = await mkdtemp(join(tmpdir(), 'sdo-cli-data-'));
+  }, 900_000);
+
+  afterAll(async () => {
+    await api?.close();
+    if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
+    if (cleanup.volume) await docker('volume', 'rm', '-f', cleanup.volume).catch(() => undefined);
+    if (cleanup.network) await docker('network', 'rm', cleanup.network).catch(() => undefined);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('creates a Redis and waits until it is ready, lists and shows it, links, unlinks and removes it', async () => {
+    const created = await cli([
+      'data-services',
+      'create',
+      'cache',
+      '--project',
+      'shop',
+      '--engine',
+      'redis',
+      '--maxmemory-mb',
+      '32',
+      '--persistence',
+      'none',
+      '--wait',
+      '--json',
+    ]);
+    expect(created.code, created.stderr).toBe(0);
+    const ds = JSON.parse(created.stdout);
+    cleanup.volume = ds.volume;
+    cleanup.network = ds.network;
+    expect([ds.status, ds.engine, ds.settings]).toEqual([
+      'ready',
+      'redis',
+      { maxmemoryMb: 32, evictionPolicy: 'noeviction', persistence: 'none' },
+    ]);
+    const list = await cli(['data-services', '--project', 'shop']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout.split('\n')[1]).toMatch(new RegExp(`^${ds.id} +cache +redis 7 +ready `));
+    const link = await cli(['data-services', 'link', ds.id, '--service', serviceId]);
+    expect(link.code, link.stderr).toBe(0);
+    expect(link.stdout).toMatch(/^linked as REDIS_URL \(dsl_\w+\)/);
+    const linkId = /\((dsl_\w+)\)/.exec(link.stdout)![1]!;
+    const show = await cli(['data-services', 'show', ds.id]);
+    expect(show.stdout).toContain(`linked: ${serviceId} as REDIS_URL (${linkId})`);
+    expect(show.stdout).not.toMatch(/password/i);
+    const linked = await cli(['data-services', 'rm', ds.id, '--confirm', 'cache']);
+    expect(linked.code).toBe(1);
+    expect(linked.stderr).toContain('unlink them first');
+    expect((await cli(['data-services', 'unlink', ds.id, linkId])).code).toBe(0);
+    const removed = await cli([
+      'data-services',
+      'rm',
+      ds.id,
+      '--confirm',
+      'cache',
+      '--remove-volume',
+    ]);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toBe(`removing data service ${ds.id} and its data volume\n`);
+  }, 240_000);
+
+  it('names bad input: unknown engine or version, a wrong confirmation, missing flags', async () => {
+    const engine = await cli([
+      'data-services',
+      'create',
+      'x',
+      '--project',
+      'shop',
+      '--engine',
+      'mongo',
+    ]);
+    expect(engine.code).toBe(1);
+    expect(engine.stderr).toContain('engine');
+    const version = await cli([
+      'data-services',
+      'create',
+      'x',
+      '--project',
+      'shop',
+      '--engine',
+      'postgres',
+      '--version',
+      '9',
+    ]);
+    expect(version.code).toBe(1);
+    expect(version.stderr).toContain('version: postgres 9 is not available; available: 15');
+    const noEngine = await cli(['data-services', 'create', 'x', '--project', 'shop']);
+    expect(noEngine.code).toBe(2);
+    expect(noEngine.stderr).toContain('--engine');
+    const noConfirm = await cli(['data-services', 'rm', 'dat_0nothing']);
+    expect(noConfirm.code).toBe(2);
+    expect(noConfirm.stderr).toContain('--confirm');
+    const unknown = await cli(['data-services', 'rm', 'dat_0nothing', '--confirm', 'x']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('data_service dat_0nothing not found');
+  }, 120_000);
+});

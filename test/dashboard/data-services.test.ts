@@ -1,0 +1,128 @@
+/**
+ * The dashboard's data-services view in a real browser (Chromium through playwright-core)
+ * against the self-hosted API on PostgreSQL. No worker runs here, so a data service stays
+ * `provisioning`: this is about the pages and forms (create, link, unlink, delete with its
+ * confirmation), not the containers (test/integration/data-services.test.ts has those).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BrowserContext, Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSelfhostApi } from '../support/api.ts';
+import { chromiumAvailable, launchChromium } from './browser.ts';
+
+const ready = chromiumAvailable();
+const shots = join(import.meta.dirname, '..', '..', 'test-results', 'screenshots');
+
+describe.skipIf(!ready)('data services in the dashboard', () => {
+  let api: Awaited<ReturnType<typeof startSelfhostApi>>;
+  let browser: Awaited<ReturnType<typeof launchChromium>>;
+  let context: BrowserContext;
+  let page: Page;
+  let token: string;
+
+  const text = async (l: Locator) => ((await l.textContent()) ?? '').replace(/\s+/g, ' ').trim();
+
+  beforeAll(async () => {
+    await mkdir(shots, { recursive: true });
+    api = await startSelfhostApi();
+    browser = await launchChromium();
+    context = browser.context;
+    page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    await page.goto(`${api.url}/dashboard/signup`);
+    await page.getByLabel('Email').fill('data-ui@example.com');
+    await page.getByLabel(/^Password/).fill('correct horse battery');
+    await page.getByRole('button', { name: 'Sign up' }).click();
+    await page.getByRole('heading', { name: 'Projects' }).waitFor();
+    token = (await context.cookies(api.url)).find((c) => c.name === 'sdo_session')!.value;
+    const project = await api.request('POST', '/api/projects', { token, body: { name: 'shop' } });
+    const svc = await api.request('POST', '/api/services', {
+      token,
+      body: {
+        projectId: project.body.id,
+        name: 'web',
+        image: 'selfdevop-test/app:v1',
+        containerPort: 8080,
+        healthcheckPath: '/health',
+      },
+    });
+    expect(svc.status, svc.text).toBe(201);
+    const node = await api.request('POST', '/api/nodes', {
+      token,
+      body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
+    });
+    expect(node.status, node.text).toBe(201);
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await api?.close();
+  });
+
+  it('creates a Redis with its settings, links and unlinks a service, and deletes it after the name is typed', async () => {
+    await page
+      .getByRole('navigation', { name: 'Main' })
+      .getByRole('link', { name: 'Data services' })
+      .click();
+    await page.getByRole('heading', { name: 'Data services' }).waitFor();
+    await page.getByLabel(/^Name/).fill('cache');
+    await page.getByLabel('Engine').selectOption('redis');
+    await page.getByLabel('Memory limit (MB)').fill('128');
+    await page.getByLabel('Eviction policy').selectOption('allkeys-lru');
+    await page.getByLabel('Persistence').selectOption('aof');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'Data service cache is being created.' })
+      .waitFor();
+    expect(await text(page.getByRole('heading', { level: 1 }))).toBe('cache provisioning');
+    expect(await text(page.locator('dl.facts'))).toContain('128 MB, allkeys-lru, aof');
+    expect(await page.content()).not.toMatch(/password/i);
+    const unlabelled = await page.evaluate(() =>
+      [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+        .filter((el) => !(el as HTMLInputElement).labels?.length && !el.getAttribute('aria-label'))
+        .map((el) => el.outerHTML),
+    );
+    expect(unlabelled).toEqual([]);
+
+    await page.getByLabel('Service').selectOption({ label: 'web' });
+    await page.getByRole('button', { name: 'Link' }).click();
+    await page.getByRole('status').filter({ hasText: 'Linked' }).waitFor();
+    const row = page.getByRole('table').getByRole('row').nth(1);
+    expect(await text(row)).toBe('web REDIS_URL Unlink');
+    await page.screenshot({ path: join(shots, 'data-service.png'), fullPage: true });
+
+    // Linked: the API refuses the delete and the page says why.
+    await page.getByLabel(/^Type/).fill('cache');
+    await page.getByRole('button', { name: 'Delete data service' }).click();
+    expect(await text(page.getByRole('alert'))).toContain('unlink them first');
+    await row.getByRole('button', { name: 'Unlink' }).click();
+    await page.getByRole('status').filter({ hasText: 'Unlinked' }).waitFor();
+
+    await page.getByLabel(/^Type/).fill('not-cache');
+    await page.getByRole('button', { name: 'Delete data service' }).click();
+    expect(await text(page.getByRole('alert'))).toContain(
+      "confirm: type the data service's name (cache)",
+    );
+    await page.getByLabel(/^Type/).fill('cache');
+    await page.getByRole('button', { name: 'Delete data service' }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'Deleting the data service; its data volume is kept on the node.' })
+      .waitFor();
+    expect(await text(page.getByRole('table').getByRole('row').nth(1))).toMatch(
+      /^cache shop redis 7 deleting /,
+    );
+  }, 60_000);
+
+  it('shows a clear error for a clashing name and a 404 for an unknown data service', async () => {
+    await page.goto(`${api.url}/dashboard/data-services`);
+    await page.getByLabel(/^Name/).fill('cache');
+    await page.getByLabel('Engine').selectOption('postgres');
+    await page.getByRole('button', { name: 'Create' }).click();
+    expect(await text(page.getByRole('alert'))).toBe('data_service cache already exists');
+    const unknown = await page.goto(`${api.url}/dashboard/data-services/dat_nope`);
+    expect(unknown?.status()).toBe(404);
+  }, 60_000);
+});

@@ -64,9 +64,13 @@ export async function waitUntilHealthy({
     const left = deadline - clock.now().getTime();
     if (left <= 0) break;
     attempts++;
-    const r = await probe.check(url, Math.min(policy.timeoutMs, left));
+    const timeoutMs = Math.min(policy.timeoutMs, left);
+    const r = await probe.check(url, timeoutMs);
     streak = r.ok ? streak + 1 : 0;
-    if (!r.ok) lastError = describeProbe(r);
+    // A probe whose timeout was cut to the last few ms says only that time ran out; what the
+    // app answered before (a 404, a 500) is what an engineer needs in the release's error.
+    const cutShort = timeoutMs < policy.timeoutMs && r.status === null;
+    if (!r.ok && !(cutShort && lastError !== null)) lastError = describeProbe(r);
     await onAttempt?.({ ...r, attempt: attempts, streak });
     if (streak >= needed) return { healthy: true, attempts, lastError };
     const now = clock.now().getTime();

@@ -81,6 +81,41 @@ describe('waitUntilHealthy', () => {
     expect(probe2.calls.map((c) => c.timeoutMs)).toEqual([2000, 1500]);
   });
 
+  it('keeps what the app answered when the last probe, cut to the time left, times out', async () => {
+    const clock = new ManualClock('2026-01-01T00:00:00.000Z');
+    const probe = new MemoryHealthProbe().script(
+      url,
+      MemoryHealthProbe.status(404),
+      MemoryHealthProbe.hang((ms) => clock.advance(ms)),
+    );
+    // 404 at 0, a hang of 2000 ms from 1000, then a probe cut to the last 500 ms that hangs too.
+    const r = await waitUntilHealthy({
+      probe,
+      clock,
+      url,
+      policy: { ...policy, deadlineMs: 4500 },
+    });
+    expect(probe.calls.map((c) => c.timeoutMs)).toEqual([2000, 2000, 500]);
+    // The full-length timeout is a real finding and replaces the 404; the cut one is not.
+    expect(r).toEqual({ healthy: false, attempts: 3, lastError: 'timed out after 2000 ms' });
+
+    const clock2 = new ManualClock('2026-01-01T00:00:00.000Z');
+    const probe2 = new MemoryHealthProbe().script(
+      url,
+      MemoryHealthProbe.status(404),
+      MemoryHealthProbe.status(404),
+      MemoryHealthProbe.hang((ms) => clock2.advance(ms)),
+    );
+    const r2 = await waitUntilHealthy({
+      probe: probe2,
+      clock: clock2,
+      url,
+      policy: { ...policy, deadlineMs: 2500 },
+    });
+    expect(probe2.calls.map((c) => c.timeoutMs)).toEqual([2000, 1500, 500]);
+    expect(r2).toEqual({ healthy: false, attempts: 3, lastError: '404' });
+  });
+
   it('reports refused connections by their error', async () => {
     const { clock, probe } = setup(MemoryHealthProbe.refused);
     const r = await waitUntilHealthy({

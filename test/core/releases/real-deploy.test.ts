@@ -169,13 +169,11 @@ describe.skipIf(!ready)('a release on a real Docker Engine behind a real Caddy',
     expect(names).not.toContain(broken.id);
   });
 
-  it('rolls v2 back to the warm v1 within a second', async () => {
+  it("rolls v2 back to the warm v1, with no new container (its speed is bench:deploy's)", async () => {
     const v2 = await deps.store.withOrg(orgId, (x) =>
       x.releases.latest(serviceId, 'env_000001', ['completed']),
     );
-    const started = performance.now();
     const result = await rollbackRelease(deps, deployer, { releaseId: v2!.id });
-    expect(performance.now() - started).toBeLessThan(1000);
     expect(result.path).toBe('warm');
     expect(await viaEdge(caddy.httpPort, host)).toEqual({
       status: 200,

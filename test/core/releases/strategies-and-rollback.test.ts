@@ -67,9 +67,9 @@ describe('manual rollback', () => {
     const v1 = await h.deploy('shop/web:1');
     const v2 = await h.deploy('shop/web:2');
     const clockBefore = h.clock.now().getTime();
-    const started = performance.now();
     const result = await rollbackRelease(h.deps, deployer, { releaseId: v2.id });
-    expect(performance.now() - started).toBeLessThan(1000);
+    // No wait of any kind (no health check, no sleep): the manual clock never moved. How fast
+    // that is on real engines is bench:deploy's rollbackMs, not a test's stopwatch.
     expect(h.clock.now().getTime()).toBe(clockBefore);
 
     expect(result.path).toBe('warm');

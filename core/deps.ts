@@ -91,6 +91,16 @@ export interface CoreDeps {
      * notifications (paths without it).
      */
     publicUrl?: string;
+    /**
+     * Operators named by configuration (lowercase emails) besides those the store records
+     * (a self-hosted install's first account). Default: none.
+     */
+    operatorEmails?: readonly string[];
+    /**
+     * Whether a tenant's node may be in a private range: a self-hosted team's own network,
+     * never a SaaS's (the VPC) nor an install open to anyone. Default: no.
+     */
+    tenantPrivateNodes?: boolean;
   };
 }
 

@@ -179,6 +179,11 @@ export interface NodeRecord {
   sealedSsh: string | null;
   /** When the credentials were last set; null for a node without any. */
   credentialsUpdatedAt: string | null;
+  /**
+   * Registered by the installation's operator, who vouches for it: only such a node may be
+   * a local socket or on loopback (and, where tenants may not, in a private range).
+   */
+  operatorRegistered: boolean;
 }
 
 export const releaseStatuses = [

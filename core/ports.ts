@@ -290,10 +290,22 @@ export interface ContainerInfo {
   name: string;
   state: 'created' | 'running' | 'exited' | 'dead' | 'paused' | 'restarting' | 'removing';
   labels: Record<string, string>;
-  /** host:port the container's port is published at, when it is. */
+  /** host:port the container's port is published at, when it is, as the engine says it: for logs only. */
   published: string | null;
   /** Times the engine restarted it under its restart policy (inspect only; absent from a list). */
   restarts?: number;
+  /**
+   * Every port binding as the engine reported it, untrusted: the edge and the probe connect
+   * only where `upstreamOf` (core/nodes/address.ts) accepts one of these.
+   */
+  ports?: PublishedPort[];
+}
+
+/** One port binding of a container as its engine answered it (`HostIp`, `HostPort`), unchecked. */
+export interface PublishedPort {
+  containerPort: number;
+  hostIp: string;
+  hostPort: string;
 }
 
 export interface OneOffResult {
@@ -495,9 +507,17 @@ export interface IdentityRepo {
   countUsers(): Promise<number>;
   /**
    * Creates the user only if there is no user yet, atomically with the count (a first-user
-   * install's owner): of concurrent callers exactly one gets true, the others false.
+   * install's owner): of concurrent callers exactly one gets true, the others false. The
+   * winner is the installation's operator.
    */
   createFirstUser(user: UserWithPassword): Promise<boolean>;
+  /**
+   * Creates the user, and makes it the installation's operator if, atomically with the
+   * insert, no other user exists (a self-hosted install's very first account).
+   */
+  createUserFirstIsOperator(user: UserWithPassword): Promise<{ operator: boolean }>;
+  /** Whether the user is an operator of the installation (the platform's admin, no org's). */
+  isOperator(userId: string): Promise<boolean>;
 }
 
 /**

@@ -115,6 +115,12 @@ export interface SystemConfig {
   allowLoopbackGitHosts?: boolean;
   /** Tests only, from a composition root's test override: webhooks may target loopback. */
   allowLoopbackWebhooks?: boolean;
+  /**
+   * Who registers which nodes: operators named by email besides the store's, and whether
+   * tenants' nodes may be in private ranges (self-hosted without open signup). Default:
+   * no named operators, public addresses only.
+   */
+  nodes?: { operatorEmails?: readonly string[]; tenantPrivateNodes?: boolean };
   /** How long a valid API key is believed without the database; no cache when absent. */
   apiKeyCacheMs?: number;
   /** Extra readiness checks (name → check). */
@@ -151,7 +157,12 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     clock,
     ids,
     logger: logger.child({ component: 'release' }),
-    config: { ...defaultReleaseConfig, edgeDomain: config.edgeDomain, ...config.release },
+    config: {
+      ...defaultReleaseConfig,
+      edgeDomain: config.edgeDomain,
+      tenantPrivateNodes: config.nodes?.tenantPrivateNodes ?? false,
+      ...config.release,
+    },
     events: queueEventPublisher(queue),
     ...(ports.source ? { source: ports.source } : {}),
   };
@@ -285,6 +296,8 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
       allowPrivateGitHosts: config.allowPrivateGitHosts ?? false,
       ...(config.allowLoopbackGitHosts ? { allowLoopbackGitHosts: true } : {}),
       ...(config.allowLoopbackWebhooks ? { allowLoopbackWebhooks: true } : {}),
+      operatorEmails: (config.nodes?.operatorEmails ?? []).map((e) => e.toLowerCase()),
+      tenantPrivateNodes: config.nodes?.tenantPrivateNodes ?? false,
     },
     api: { maxBodyBytes: config.maxBodyBytes, version: config.version },
     ...(ports.hostedSignIn ? { hostedSignIn: ports.hostedSignIn } : {}),

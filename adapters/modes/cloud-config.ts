@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { buildSettings } from './build-settings.ts';
+import { emailList } from './config.ts';
 
 const region = z
   .string()
@@ -128,6 +129,11 @@ const schema = z
     MAIL_FROM: z.email('must be one plain e-mail address'),
     SES_CONFIGURATION_SET: z.string().min(1).optional(),
     SIGNUP_MODE: z.enum(['open', 'first-user', 'closed']).default('closed'),
+    /**
+     * The platform's operators (emails, comma-separated): in the cloud edition nobody else
+     * is one. Cognito has verified each address before it signs anyone in.
+     */
+    OPERATOR_EMAILS: emailList.optional(),
     EDGE_DOMAIN: z
       .string()
       .regex(

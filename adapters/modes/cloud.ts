@@ -213,6 +213,9 @@ export async function fromCloud(
       allowLoopbackGitHosts: overrides.gitFromLoopback ?? false,
       release: { build: buildLimitsOf(config) },
       allowLoopbackWebhooks: overrides.webhooksToLoopback ?? false,
+      // Tenants' nodes at public addresses only (the VPC is the platform's); operators by
+      // configuration alone, since no cloud account is an install's first.
+      nodes: { operatorEmails: config.OPERATOR_EMAILS ?? [], tenantPrivateNodes: false },
       readiness: { objects: () => objects.ping() },
     },
   );

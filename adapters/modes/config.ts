@@ -31,6 +31,19 @@ const domainName = z
     'must be a lowercase domain name',
   );
 
+/** Comma-separated e-mail addresses, lowercased (sign-in compares them so). */
+export const emailList = z.string().transform((v, ctx) => {
+  const list = v
+    .split(',')
+    .map((e) => e.trim().toLowerCase())
+    .filter(Boolean);
+  if (list.length === 0 || list.some((e) => !z.email().safeParse(e).success)) {
+    ctx.addIssue({ code: 'custom', message: 'must be e-mail addresses separated by commas' });
+    return z.NEVER;
+  }
+  return list;
+});
+
 const hostPort = z.string().regex(/^.+:\d{1,5}$/, 'must be host:port');
 
 /**
@@ -74,6 +87,12 @@ const schema = z.object({
    */
   GIT_ALLOW_PRIVATE_HOSTS: bool.default(true),
   ...buildSettings,
+  /**
+   * Operators besides the install's first account: emails, comma-separated. An operator
+   * registers local sockets and loopback engines, which are the control plane's own host.
+   * Refused with open signup: anyone could sign up as a listed address not yet taken.
+   */
+  OPERATOR_EMAILS: emailList.optional(),
   EDGE_DOMAIN: domainName.default('localhost'),
   /** A Caddy you run yourself. Absent: `npm start` runs its own (CADDY_BIN, else a CADDY_IMAGE container). */
   CADDY_ADMIN_URL: url(['http:']).optional(),
@@ -181,6 +200,11 @@ export function fromEnv(env: Record<string, string | undefined> = process.env): 
       path: ['WEBHOOKS_ALLOW_PRIVATE'],
       message:
         'must not be true while SIGNUP_MODE=open: anyone signing up could reach your private network',
+    })
+    .refine((c) => !(c.OPERATOR_EMAILS?.length && c.SIGNUP_MODE === 'open'), {
+      path: ['OPERATOR_EMAILS'],
+      message:
+        'must not be set while SIGNUP_MODE=open: anyone could sign up as a listed address not yet taken; the first account is the operator',
     })
     .safeParse(present);
   if (!parsed.success) {

@@ -70,6 +70,11 @@ export interface SelfhostOverrides {
    * there). Never configuration: an install's webhooks never reach loopback.
    */
   webhooksToLoopback?: boolean;
+  /**
+   * Tests only: operators by email with open signup, which configuration refuses (anyone
+   * could claim a listed address). A test stack's several orgs deploy to the local engine.
+   */
+  operatorEmails?: string[];
 }
 
 export interface SelfhostSystem {
@@ -206,6 +211,11 @@ export async function fromSelfhost(
       allowPrivateWebhooks: config.WEBHOOKS_ALLOW_PRIVATE,
       allowPrivateGitHosts: config.GIT_ALLOW_PRIVATE_HOSTS,
       allowLoopbackWebhooks: overrides.webhooksToLoopback ?? false,
+      // A team's own network may hold its nodes, unless anyone may sign up (as for webhooks).
+      nodes: {
+        operatorEmails: [...(config.OPERATOR_EMAILS ?? []), ...(overrides.operatorEmails ?? [])],
+        tenantPrivateNodes: config.SIGNUP_MODE !== 'open',
+      },
       // Short: another process revoking a key reaches this one only through the database.
       apiKeyCacheMs: 1_000,
       release: { build: buildLimitsOf(config), ...overrides.release },

@@ -70,7 +70,8 @@ export async function signup(
       // Counted and inserted atomically: of concurrent first signups exactly one wins.
       if (!(await deps.store.identity.createFirstUser(withPassword))) throw new SignupClosed();
     } else {
-      await deps.store.identity.createUser(withPassword);
+      // Local signup is the self-hosted edition's: its very first account is the operator.
+      await deps.store.identity.createUserFirstIsOperator(withPassword);
     }
   } catch (e) {
     // A concurrent signup took the email between the check and the insert.
@@ -235,4 +236,23 @@ export async function authenticate(
     return { ...base, orgId: memberships[0]!.orgId, role: memberships[0]!.role };
   // Several orgs and no pick: calls that need an org say so (requireOrg); creating one works.
   return { ...base, orgId: null, role: null, orgChoices: memberships.map((m) => m.orgId) };
+}
+
+/**
+ * Whether the caller is an operator of the installation: a user the store records as one
+ * (a self-hosted install's first account) or whose email configuration names. An API key
+ * never is: it is a bearer secret kept in CI systems and handed around an org, it outlives
+ * its maker's role, and operator power reaches the control plane's own host.
+ */
+export async function isOperator(
+  deps: Pick<CoreDeps, 'store' | 'config'>,
+  principal: Principal,
+): Promise<boolean> {
+  if (principal.actorType !== 'user' || !principal.userId) return false;
+  const named = deps.config.operatorEmails ?? [];
+  if (named.length > 0) {
+    const user = await deps.store.identity.findUserById(principal.userId);
+    if (user && named.includes(user.email.toLowerCase())) return true;
+  }
+  return deps.store.identity.isOperator(principal.userId);
 }

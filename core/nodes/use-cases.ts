@@ -1,4 +1,4 @@
-import { NotFound } from '../errors.ts';
+import { CoreError, NotFound } from '../errors.ts';
 import type { NodeRecord, Page, PageRequest } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import type { CreateNodeInput, UpdateNodeCredentialsInput } from '../schemas.ts';
@@ -9,7 +9,9 @@ import {
   type Principal,
   type RequestContext,
 } from '../deps.ts';
+import { isOperator } from '../auth/use-cases.ts';
 import { assertCredentialsFit, sealNodeCredentials } from './credentials.ts';
+import { nodeAddressProblems, type AddressPolicy } from './address.ts';
 
 /** What the API shows of a node: credentials are write-only, so only whether each is set. */
 export type NodeView = Omit<NodeRecord, 'sealedTls' | 'sealedSsh'> & {
@@ -26,6 +28,43 @@ export function nodeView(node: NodeRecord): NodeView {
   };
 }
 
+/**
+ * What a node's registrar may use. The operator's machine (a local socket, loopback) is
+ * the operator's alone; tenants get remote engines at public addresses, and private ones
+ * only where the installation lets them (a self-hosted team's network, not a SaaS's).
+ */
+export function nodeAddressPolicy(
+  deps: Pick<CoreDeps, 'config'>,
+  operator: boolean,
+): AddressPolicy {
+  return {
+    local: operator,
+    private: operator || (deps.config.tenantPrivateNodes ?? false),
+    // A name the edge resolves could later point anywhere: tenants give a literal address.
+    names: operator,
+  };
+}
+
+/** A node registration the policy refuses, with each field and its reason. */
+export class NodeAddressRefused extends CoreError {
+  constructor(issues: { field: string; message: string }[]) {
+    super(
+      'invalid',
+      'node_address_refused',
+      issues.map((i) => `${i.field}: ${i.message}`).join('; '),
+      { issues },
+    );
+  }
+}
+
+function assertNodeAddressAllowed(
+  input: { dockerHost: string; address: string },
+  policy: AddressPolicy,
+): void {
+  const issues = nodeAddressProblems(input, policy);
+  if (issues.length > 0) throw new NodeAddressRefused(issues);
+}
+
 const kindsOf = (input: { tls?: unknown; ssh?: unknown }) =>
   (['tls', 'ssh'] as const).filter((k) => input[k] !== undefined);
 
@@ -38,6 +77,8 @@ export async function createNode(
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-nodes');
   assertCredentialsFit(input.dockerHost, input);
+  const operator = await isOperator(deps, p);
+  assertNodeAddressAllowed(input, nodeAddressPolicy(deps, operator));
   const id = deps.ids.newId('node');
   const now = deps.clock.now().toISOString();
   const sealed = await sealNodeCredentials(deps.vault, { orgId: p.orgId, id }, input);
@@ -53,6 +94,7 @@ export async function createNode(
     createdAt: now,
     ...sealed,
     credentialsUpdatedAt: credentials.length > 0 ? now : null,
+    operatorRegistered: operator,
   };
   await deps.store.withOrg(p.orgId, async (repos) => {
     await repos.nodes.insert(node);
@@ -60,7 +102,13 @@ export async function createNode(
       action: 'node.created',
       targetType: 'node',
       targetId: node.id,
-      data: { name: node.name, dockerHost: node.dockerHost, credentials },
+      data: {
+        name: node.name,
+        dockerHost: node.dockerHost,
+        address: node.address,
+        credentials,
+        operatorRegistered: operator,
+      },
     });
   });
   return nodeView(node);

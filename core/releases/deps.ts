@@ -67,6 +67,11 @@ export interface ReleaseConfig {
   joblessAfterSeconds?: number;
   /** Limits of an image build from git (defaults: `defaultBuildLimits`). */
   build?: Partial<BuildLimits>;
+  /**
+   * Whether a tenant's node may take traffic at a private address (self-hosted without open
+   * signup). Loopback and link-local are an operator's node's only, whatever this says.
+   */
+  tenantPrivateNodes?: boolean;
 }
 
 /** What one build may take of its node: it must never take the host down. */

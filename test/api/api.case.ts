@@ -674,8 +674,40 @@ export function runApiSuite(
       });
 
       it('registers nodes (admin) and validates the docker host', async () => {
-        const res = await req('POST', '/api/nodes', {
+        // The local engine is the operator's: the install's first account, not its keys.
+        const byKey = await req('POST', '/api/nodes', {
           token: keys.admin,
+          body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
+        });
+        expect(byKey.status, byKey.text).toBe(400);
+        expect(byKey.body.error).toMatchObject({
+          code: 'node_address_refused',
+          details: {
+            issues: [
+              { field: 'dockerHost', message: expect.stringContaining('operator') },
+              { field: 'address', message: expect.stringContaining('loopback') },
+            ],
+          },
+        });
+        const remote = await req('POST', '/api/nodes', {
+          token: keys.admin,
+          body: {
+            name: 'remote',
+            dockerHost: 'ssh://deploy@203.0.113.10',
+            address: '203.0.113.10',
+            ssh: {
+              privateKey: generateKeyPairSync('ed25519').privateKey.export({
+                type: 'pkcs8',
+                format: 'pem',
+              }) as string,
+              insecureIgnoreHostKey: true,
+            },
+          },
+        });
+        expect(remote.status, remote.text).toBe(201);
+        expect(remote.body.operatorRegistered).toBe(false);
+        const res = await req('POST', '/api/nodes', {
+          token: a.token,
           body: {
             name: 'local',
             dockerHost: 'unix:///var/run/docker.sock',
@@ -683,8 +715,13 @@ export function runApiSuite(
             labels: { zone: 'a' },
           },
         });
-        expect(res.status).toBe(201);
-        expect(res.body).toMatchObject({ name: 'local', drainMode: false, labels: { zone: 'a' } });
+        expect(res.status, res.text).toBe(201);
+        expect(res.body).toMatchObject({
+          name: 'local',
+          drainMode: false,
+          labels: { zone: 'a' },
+          operatorRegistered: true,
+        });
         for (const dockerHost of ['http://x', 'tcp://host', 'unix://relative', 'ssh://host']) {
           const r = await req('POST', '/api/nodes', {
             token: keys.admin,
@@ -1093,7 +1130,7 @@ export function runApiSuite(
       }) as string;
       const tls = () => ({ ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
       const addNode = (body: Record<string, unknown>, token = keys.admin) =>
-        req('POST', '/api/nodes', { token, body: { address: '10.0.0.9', ...body } });
+        req('POST', '/api/nodes', { token, body: { address: '203.0.113.9', ...body } });
       const material = () =>
         [pki.clientKey, pki.otherClientKey, sshKey].map((pem) => pem.split('\n')[1]!);
 
@@ -1104,7 +1141,7 @@ export function runApiSuite(
       it('registers a tcp:// node with TLS and never shows the material', async () => {
         const res = await addNode({
           name: 'remote-tls',
-          dockerHost: 'tcp://10.0.0.9:2376',
+          dockerHost: 'tcp://203.0.113.9:2376',
           tls: tls(),
         });
         expect(res.status, res.text).toBe(201);
@@ -1133,12 +1170,11 @@ export function runApiSuite(
           expect(text).not.toContain('BEGIN');
           expect(text).not.toMatch(/sealed/i);
         }
-        // The unix socket and a loopback engine need no credentials.
-        const local = await addNode({
-          name: 'loopback-tcp',
-          dockerHost: 'tcp://127.0.0.1:2375',
-          address: '127.0.0.1',
-        });
+        // The unix socket and a loopback engine need no credentials, and are the operator's.
+        const local = await addNode(
+          { name: 'loopback-tcp', dockerHost: 'tcp://127.0.0.1:2375', address: '127.0.0.1' },
+          a.token,
+        );
         expect(local.status, local.text).toBe(201);
         expect(local.body).toMatchObject({
           tls: { configured: false },
@@ -1150,8 +1186,8 @@ export function runApiSuite(
       it('registers an ssh:// node with a pinned host key, or explicitly without', async () => {
         const pinned = await addNode({
           name: 'remote-ssh',
-          dockerHost: 'ssh://deploy@10.0.0.9',
-          ssh: { privateKey: sshKey, hostKey: `10.0.0.9 ${hostKey} root@node` },
+          dockerHost: 'ssh://deploy@203.0.113.9',
+          ssh: { privateKey: sshKey, hostKey: `203.0.113.9 ${hostKey} root@node` },
         });
         expect(pinned.status, pinned.text).toBe(201);
         expect(pinned.body).toMatchObject({
@@ -1160,7 +1196,7 @@ export function runApiSuite(
         });
         const unpinned = await addNode({
           name: 'remote-ssh-2',
-          dockerHost: 'ssh://deploy@10.0.0.9',
+          dockerHost: 'ssh://deploy@203.0.113.9',
           ssh: { privateKey: sshKey, insecureIgnoreHostKey: true },
         });
         expect(unpinned.status, unpinned.text).toBe(201);
@@ -1168,7 +1204,7 @@ export function runApiSuite(
 
       it('refuses credentials that do not fit the docker host, naming the field', async () => {
         const cases: [Record<string, unknown>, string][] = [
-          [{ dockerHost: 'tcp://10.0.0.9:2376' }, 'tls: is required for tcp://10.0.0.9'],
+          [{ dockerHost: 'tcp://203.0.113.9:2376' }, 'tls: is required for tcp://203.0.113.9'],
           [
             { dockerHost: 'tcp://docker.internal:2375' },
             'tls: is required for tcp://docker.internal',
@@ -1179,64 +1215,68 @@ export function runApiSuite(
           ],
           [
             {
-              dockerHost: 'ssh://deploy@10.0.0.9',
+              dockerHost: 'ssh://deploy@203.0.113.9',
               tls: tls(),
               ssh: { privateKey: sshKey, hostKey },
             },
             'tls: applies only to a tcp:// docker host',
           ],
           [
-            { dockerHost: 'tcp://10.0.0.9:2376', tls: tls(), ssh: { privateKey: sshKey, hostKey } },
+            {
+              dockerHost: 'tcp://203.0.113.9:2376',
+              tls: tls(),
+              ssh: { privateKey: sshKey, hostKey },
+            },
             'ssh: applies only to an ssh:// docker host',
           ],
-          [{ dockerHost: 'ssh://deploy@10.0.0.9' }, 'ssh: is required'],
+          [{ dockerHost: 'ssh://deploy@203.0.113.9' }, 'ssh: is required'],
           [
-            { dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: sshKey } },
+            { dockerHost: 'ssh://deploy@203.0.113.9', ssh: { privateKey: sshKey } },
             'ssh.hostKey: is required',
           ],
           [
             {
-              dockerHost: 'ssh://deploy@10.0.0.9',
+              dockerHost: 'ssh://deploy@203.0.113.9',
               ssh: { privateKey: sshKey, hostKey, insecureIgnoreHostKey: true },
             },
             'ssh.insecureIgnoreHostKey: cannot be set together with hostKey',
           ],
           [
             {
-              dockerHost: 'ssh://deploy@10.0.0.9',
+              dockerHost: 'ssh://deploy@203.0.113.9',
               ssh: { privateKey: sshKey, hostKey: 'not a key' },
             },
             'ssh.hostKey: must be one OpenSSH public key line',
           ],
           [
-            { dockerHost: 'ssh://deploy@10.0.0.9', ssh: { privateKey: 'hunter2', hostKey } },
+            { dockerHost: 'ssh://deploy@203.0.113.9', ssh: { privateKey: 'hunter2', hostKey } },
             'ssh.privateKey: must be one PEM private key',
           ],
           [
-            { dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), cert: 'not a certificate' } },
+            { dockerHost: 'tcp://203.0.113.9:2376', tls: { ...tls(), cert: 'not a certificate' } },
             'tls.cert: must be PEM certificates',
           ],
           [
             {
-              dockerHost: 'tcp://10.0.0.9:2376',
+              dockerHost: 'tcp://203.0.113.9:2376',
               tls: { ...tls(), ca: `${pki.ca}\ntrailing junk` },
             },
             'tls.ca: must be PEM certificates',
           ],
           [
-            { dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), key: pki.clientCert } },
+            { dockerHost: 'tcp://203.0.113.9:2376', tls: { ...tls(), key: pki.clientCert } },
             'tls.key: must be one PEM private key',
           ],
           [
             {
-              dockerHost: 'tcp://10.0.0.9:2376',
+              dockerHost: 'tcp://203.0.113.9:2376',
               tls: { ...tls(), key: pki.clientKey + pki.otherClientKey },
             },
             'tls.key: must be one PEM private key',
           ],
           [
             {
-              dockerHost: 'tcp://10.0.0.9:2376',
+              dockerHost: 'tcp://203.0.113.9:2376',
               tls: {
                 ...tls(),
                 key: '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n',
@@ -1245,11 +1285,11 @@ export function runApiSuite(
             'tls.key: must not be encrypted',
           ],
           [
-            { dockerHost: 'tcp://10.0.0.9:2376', tls: { ca: pki.ca, cert: pki.clientCert } },
+            { dockerHost: 'tcp://203.0.113.9:2376', tls: { ca: pki.ca, cert: pki.clientCert } },
             'tls.key: is required',
           ],
           [
-            { dockerHost: 'tcp://10.0.0.9:2376', tls: { ...tls(), pass: 'x' } },
+            { dockerHost: 'tcp://203.0.113.9:2376', tls: { ...tls(), pass: 'x' } },
             'tls.pass: unknown field',
           ],
         ];
@@ -1265,7 +1305,7 @@ export function runApiSuite(
 
       it('rotates credentials with PATCH, audited, and still write-only', async () => {
         const node = (
-          await addNode({ name: 'rotating', dockerHost: 'tcp://10.0.0.9:2376', tls: tls() })
+          await addNode({ name: 'rotating', dockerHost: 'tcp://203.0.113.9:2376', tls: tls() })
         ).body;
         const rotated = await req('PATCH', `/api/nodes/${node.id}`, {
           token: keys.admin,

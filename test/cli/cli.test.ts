@@ -29,6 +29,8 @@ describe.skipIf(!ready)('the selfdevop CLI against a running control plane', () 
   let api: Awaited<ReturnType<typeof startSelfhostApi>>;
   let dir: string;
   let key: string;
+  /** The first account's session: the operator's, who registers this machine's engine. */
+  let session: string;
   let orgId: string;
   /** Wall time of the README path: signup and key (API), login, nodes add, deploy, serving. */
   let walkMs = 0;
@@ -108,6 +110,7 @@ services:
       body: { email: 'cli@example.com', password: 'correct horse battery' },
     });
     orgId = s.body.org.id;
+    session = s.body.token;
     const k = await api.request('POST', `/api/orgs/${orgId}/api-keys`, {
       token: s.body.token,
       body: { name: 'cli', role: 'admin' },
@@ -155,15 +158,17 @@ services:
     const file = join(dir, 'config', 'selfdevop', 'config.json');
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ url: api.url, token: key });
-    const nodes = await cli([
-      'nodes',
-      'add',
-      'local',
-      '--docker-host',
-      'unix:///var/run/docker.sock',
-      '--address',
-      '127.0.0.1',
-    ]);
+    const addLocal = ['nodes', 'add', 'local', '--docker-host', 'unix:///var/run/docker.sock'];
+    // This machine's engine is the operator's: an API key never registers it, whoever made
+    // it; the install's first account does, with its session.
+    const byKey = await cli([...addLocal, '--address', '127.0.0.1']);
+    expect(byKey.code).not.toBe(0);
+    expect(byKey.stderr).toContain(
+      "dockerHost: unix:// is a socket on the control plane's own machine",
+    );
+    const nodes = await cli([...addLocal, '--address', '127.0.0.1'], {
+      env: { SELFDEVOP_TOKEN: session },
+    });
     expect(nodes.code, nodes.stderr).toBe(0);
     const listed = JSON.parse((await cli(['nodes', '--json'])).stdout) as { name: string }[];
     expect(listed.map((n) => n.name)).toEqual(['local']);
@@ -291,11 +296,11 @@ services:
     for (const [name, pem] of Object.entries(files))
       await writeFile(join(dir, 'app', `${name}.pem`), pem);
     const tlsFlags = ['--tls-ca', 'ca.pem', '--tls-cert', 'cert.pem', '--tls-key', 'key.pem'];
-    const remote = ['--docker-host', 'tcp://10.0.0.9:2376', '--address', '10.0.0.9'];
+    const remote = ['--docker-host', 'tcp://203.0.113.9:2376', '--address', '203.0.113.9'];
 
     const plain = await cli(['nodes', 'add', 'remote', ...remote]);
     expect(plain.code).toBe(1);
-    expect(plain.stderr).toMatch(/^selfdevop nodes: tls: is required for tcp:\/\/10\.0\.0\.9/);
+    expect(plain.stderr).toMatch(/^selfdevop nodes: tls: is required for tcp:\/\/203\.0\.113\.9/);
     const half = await cli(['nodes', 'add', 'remote', ...remote, '--tls-ca', 'ca.pem']);
     expect(half.code).toBe(2);
     expect(half.stderr).toContain('--tls-ca, --tls-cert and --tls-key go together');

@@ -332,6 +332,7 @@ describe('migrate Lambda and the cloud composition root', () => {
       expect(system.objects.bucket).toBe(env.OBJECTS_BUCKET);
       expect(system.scheduler.groupName).toBe('selfdevop');
       // A SaaS refuses webhooks into private networks (SSRF).
+      // ...and nodes of tenants at public addresses only, with no operator unless named.
       expect(system.api.config).toEqual({
         signupMode: 'closed',
         edgeDomain: 'apps.example.com',
@@ -340,8 +341,11 @@ describe('migrate Lambda and the cloud composition root', () => {
         allowPrivateGitHosts: false,
         // Invite links open the dashboard.
         publicUrl: 'https://console.example.com',
+        operatorEmails: [],
+        tenantPrivateNodes: false,
       });
       expect(system.api.mailer).toBe(system.mailer);
+      expect(system.release.config.tenantPrivateNodes).toBe(false);
       expect(system.api.domains?.deps).toBe(system.domains);
       expect(system.domains.config).toMatchObject({
         edgeDomain: 'apps.example.com',

@@ -36,7 +36,10 @@ export interface CloudDashboard {
   close(): Promise<void>;
 }
 
-export async function startCloudDashboard(): Promise<CloudDashboard> {
+/** `env` adds cloud configuration variables (OPERATOR_EMAILS, …) to the test's own. */
+export async function startCloudDashboard(
+  env: Record<string, string> = {},
+): Promise<CloudDashboard> {
   const db = await createTestDatabase('cloud_signin');
   await migrate(db.url);
   const jwks = await startJwks();
@@ -71,6 +74,7 @@ export async function startCloudDashboard(): Promise<CloudDashboard> {
     EDGE_DOMAIN: 'apps.example.com',
     CADDY_ADMIN_URL: 'http://127.0.0.1:1',
     LOG_LEVEL: 'warn',
+    ...env,
   });
   const logs: string[] = [];
   const system = await fromCloud(config, {

@@ -82,6 +82,8 @@ describe.skipIf(!ready)('deploying through the API onto Docker behind Caddy', ()
       caddyAdminUrl: caddy.adminUrl,
       caddyServer: caddy.serverName,
       release: { maxStepAttempts: 2, migrationTimeoutMs: 10_000 },
+      // A second org registers an engine on loopback below, which only operators may.
+      operatorEmails: ['nodocker@example.com'],
     });
     req = api.request;
     const s = await req('POST', '/api/auth/local/signup', {

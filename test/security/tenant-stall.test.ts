@@ -25,7 +25,11 @@ describe.skipIf(!ready)('one org with never-healthy deploys', () => {
   const aReleases: string[] = [];
 
   beforeAll(async () => {
-    stack = await startStack({ workerConcurrency: 4 });
+    // Three orgs deploy to this machine's engine, which only operators may register.
+    stack = await startStack({
+      workerConcurrency: 4,
+      operatorEmails: ['stall-b@example.com', 'stall-c@example.com'],
+    });
     a = await stack.tenant('stall-a@example.com');
     b = await stack.tenant('stall-b@example.com');
     c = await stack.tenant('stall-c@example.com');

@@ -74,6 +74,16 @@ describe('configuration from the environment', () => {
       expect(() => fromEnv({ [name]: value })).toThrow(message);
   });
 
+  it('reads OPERATOR_EMAILS lowercased, and refuses it with open signup', () => {
+    expect(
+      fromEnv({ OPERATOR_EMAILS: ' Ops@Example.com, b@example.com ' }).OPERATOR_EMAILS,
+    ).toEqual(['ops@example.com', 'b@example.com']);
+    expect(() => fromEnv({ OPERATOR_EMAILS: 'not-an-email' })).toThrow(/OPERATOR_EMAILS:/);
+    expect(() => fromEnv({ OPERATOR_EMAILS: 'ops@example.com', SIGNUP_MODE: 'open' })).toThrow(
+      /OPERATOR_EMAILS: must not be set while SIGNUP_MODE=open/,
+    );
+  });
+
   it('reads the worker and healthcheck settings with their compose defaults', () => {
     expect(fromEnv({})).toMatchObject({
       CONTROL_UPSTREAM: 'api:3000',

@@ -42,7 +42,19 @@ export const memoryIdentityRepo = (tables: Tables): IdentityRepo => ({
     const view = new Overlay(tables);
     checkRow(view, 'users', row);
     view.put('users', user.id, row);
+    view.put('operators', user.id, { userId: user.id, grantedAt: user.createdAt });
     view.commit();
     return true;
   },
+  createUserFirstIsOperator: async (user) => {
+    const first = tables.users.size === 0;
+    const row = { ...clone(user), email: user.email.toLowerCase() } as Row;
+    const view = new Overlay(tables);
+    checkRow(view, 'users', row);
+    view.put('users', user.id, row);
+    if (first) view.put('operators', user.id, { userId: user.id, grantedAt: user.createdAt });
+    view.commit();
+    return { operator: first };
+  },
+  isOperator: async (userId) => tables.operators.has(userId),
 });

@@ -11,6 +11,7 @@ export type Row = Record<string, unknown>;
 export const tableNames = [
   'orgs',
   'users',
+  'operators',
   'memberships',
   'invites',
   'apiKeys',
@@ -108,6 +109,14 @@ export const rules: Record<TableName, TableRules> = {
     tenant: false,
     foreign: [],
     unique: [{ what: 'user', names: 'email', fields: ['email'] }],
+  },
+  operators: {
+    sqlName: 'operators',
+    what: 'operator',
+    key: (r) => String(r.userId),
+    tenant: false,
+    unique: [],
+    foreign: [{ what: 'user', field: 'userId', table: 'users' }],
   },
   memberships: {
     sqlName: 'memberships',

@@ -28,6 +28,9 @@ const createUserValues = (u: UserWithPassword) => [u.id, u.email, u.passwordHash
 /** Any key will do, as long as nothing else takes this advisory lock: it serialises first-user signups. */
 const firstUserLock = 0x5d0_0001;
 
+const grantOperatorSql =
+  'insert into operators (user_id, granted_at) values ($1, $2) on conflict (user_id) do nothing';
+
 export const pgIdentityRepo = (db: Database): IdentityRepo => ({
   createUser: async (user) => {
     const lowered = { ...user, email: user.email.toLowerCase() };
@@ -76,10 +79,31 @@ export const pgIdentityRepo = (db: Database): IdentityRepo => ({
         const r = await tx.query<{ n: string }>('select selfdevop_count_users() as n');
         if (Number(r.rows[0]?.n ?? 0) > 0) return false;
         await tx.query(createUserSql, createUserValues(lowered));
+        await tx.query(grantOperatorSql, [lowered.id, lowered.createdAt]);
         return true;
       });
     } catch (e) {
       throw (isViolation(e) ? violationOf(e, lowered) : null) ?? e;
     }
+  },
+  createUserFirstIsOperator: async (user) => {
+    const lowered = { ...user, email: user.email.toLowerCase() };
+    try {
+      return await db.transaction(async (tx) => {
+        // The same lock as createFirstUser: two concurrent first signups cannot both see none.
+        await tx.query('select pg_advisory_xact_lock($1)', [firstUserLock]);
+        const r = await tx.query<{ n: string }>('select selfdevop_count_users() as n');
+        await tx.query(createUserSql, createUserValues(lowered));
+        if (Number(r.rows[0]?.n ?? 0) > 0) return { operator: false };
+        await tx.query(grantOperatorSql, [lowered.id, lowered.createdAt]);
+        return { operator: true };
+      });
+    } catch (e) {
+      throw (isViolation(e) ? violationOf(e, lowered) : null) ?? e;
+    }
+  },
+  isOperator: async (userId) => {
+    const r = await db.query('select 1 from operators where user_id = $1', [userId]);
+    return r.rows.length > 0;
   },
 });

@@ -15,6 +15,7 @@ export const nodesTable = table<NodeRecord>('nodes', [
   'sealedTls',
   'sealedSsh',
   'credentialsUpdatedAt',
+  'operatorRegistered',
 ]);
 
 export const pgNodeRepo = (t: TenantSql): NodeRepo => ({

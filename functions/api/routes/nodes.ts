@@ -12,7 +12,7 @@ export const nodeRoutes = [
     method: 'post',
     path: '/api/nodes',
     summary:
-      'Register a Docker host; tcp:// off loopback needs tls {ca, cert, key}, ssh:// needs ssh {privateKey, hostKey}',
+      "Register a Docker host; tcp:// needs tls {ca, cert, key}, ssh:// needs ssh {privateKey, hostKey}. unix:// sockets and loopback engines or addresses are the installation operator's (400 node_address_refused for anyone else); link-local and 0.0.0.0 never; private ranges not from tenants in the cloud or with open signup",
     tag: 'nodes',
     auth: true,
     permission: 'manage-nodes',

@@ -117,6 +117,8 @@ export const aNode = (orgId: string, o: Partial<NodeRecord> = {}): NodeRecord =>
   sealedTls: null,
   sealedSsh: null,
   credentialsUpdatedAt: null,
+  // The local engine, so the operator's.
+  operatorRegistered: true,
   ...o,
 });
 export const aRelease = (

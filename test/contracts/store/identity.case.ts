@@ -47,8 +47,31 @@ export function identityCases(): void {
       expect(won.filter(Boolean).length).toBeLessThanOrEqual(1);
       expect(await store.identity.createFirstUser(aUser())).toBe(false);
       expect(await store.identity.countUsers()).toBe(before);
-      for (const [i, u] of contenders.entries())
+      for (const [i, u] of contenders.entries()) {
         expect((await store.identity.findUserById(u.id)) !== null).toBe(won[i]);
+        // A first-user install's owner is its operator.
+        expect(await store.identity.isOperator(u.id)).toBe(won[i]);
+      }
+    });
+
+    it('makes the first user the operator, and nobody after it', async () => {
+      const contenders = Array.from({ length: 8 }, () => aUser());
+      const before = await store.identity.countUsers();
+      const made = await Promise.all(
+        contenders.map((u) => store.identity.createUserFirstIsOperator(u)),
+      );
+      // Every contender is created; only one that found no user before it is the operator.
+      expect(await store.identity.countUsers()).toBe(before + contenders.length);
+      expect(made.filter((m) => m.operator).length).toBe(before === 0 ? 1 : 0);
+      for (const [i, u] of contenders.entries())
+        expect(await store.identity.isOperator(u.id)).toBe(made[i]!.operator);
+      const later = aUser();
+      expect(await store.identity.createUserFirstIsOperator(later)).toEqual({ operator: false });
+      expect(await store.identity.isOperator(later.id)).toBe(false);
+      const plain = aUser();
+      await store.identity.createUser(plain);
+      expect(await store.identity.isOperator(plain.id)).toBe(false);
+      expect(await store.identity.isOperator('usr_nobody')).toBe(false);
     });
 
     it('lists the memberships of a user across orgs, while an org sees only its own', async () => {

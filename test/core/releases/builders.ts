@@ -72,6 +72,8 @@ export function aNode(o: Partial<NodeRecord> = {}): NodeRecord {
     sealedTls: null,
     sealedSsh: null,
     credentialsUpdatedAt: null,
+    // The local engine, so the operator's.
+    operatorRegistered: true,
     ...o,
   };
 }

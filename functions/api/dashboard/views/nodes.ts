@@ -19,10 +19,10 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
         ${
           nodes.length === 0
             ? html`<div class="empty">
-                <strong>No nodes yet.</strong> Register the machine's own Docker Engine with
-                <code>unix:///var/run/docker.sock</code> and address <code>127.0.0.1</code>, or a
-                remote one over TLS (<code>tcp://host:2376</code>) or SSH
-                (<code>ssh://user@host</code>).
+                <strong>No nodes yet.</strong> Register a remote Docker Engine over TLS
+                (<code>tcp://host:2376</code>) or SSH (<code>ssh://user@host</code>) at its public
+                address. This machine's own engine (<code>unix:///var/run/docker.sock</code>,
+                address <code>127.0.0.1</code>) is the installation operator's to register.
               </div>`
             : html`<table>
                 <thead>
@@ -43,7 +43,9 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
                         <td><a href="/dashboard/nodes/${n.id}">${n.name}</a></td>
                         <td>${badge(n.drainMode ? 'draining' : 'active')}</td>
                         <td><code>${n.dockerHost}</code></td>
-                        <td>${n.address}</td>
+                        <td>
+                          ${n.address}${n.operatorRegistered ? html` ${badge('operator')}` : ''}
+                        </td>
                         <td>${credentialsOf(n)}</td>
                         <td>
                           ${Object.entries(n.labels).map(([k, v]) => html`<code>${k}=${v}</code> `)}
@@ -78,7 +80,11 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
             </div>
             <div>
               <label for="node-address"
-                >Address <span class="hint">where the edge reaches its containers</span></label
+                >Address
+                <span class="hint"
+                  >the node's IP, where the edge reaches its containers; loopback is the
+                  operator's</span
+                ></label
               ><input id="node-address" name="address" required value="127.0.0.1" />
             </div>
           </div>
@@ -126,6 +132,14 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
           <dd><code>${n.dockerHost}</code></dd>
           <dt>Address</dt>
           <dd>${n.address}</dd>
+          <dt>Registered by</dt>
+          <dd>
+            ${
+              n.operatorRegistered
+                ? "the installation's operator, who vouched for a local engine or address"
+                : 'a tenant: public addresses only'
+            }
+          </dd>
           <dt>Credentials</dt>
           <dd>
             ${credentialsOf(n)}${n.credentialsUpdatedAt ? html`, set ${when(n.credentialsUpdatedAt)}` : ''}

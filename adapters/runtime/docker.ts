@@ -22,6 +22,7 @@ import type {
   ContainerSpec,
   DockerTarget,
   OneOffResult,
+  PublishedPort,
 } from '../../core/ports.ts';
 import { SshDockerAgent } from './docker-ssh.ts';
 import { runBuild, type BuildClient, type Builder } from './docker-build.ts';
@@ -882,6 +883,30 @@ function publishedFromInspect(info: ContainerInspectInfo): string | null {
   return null;
 }
 
+/** Every tcp binding of a running container as the engine reported it; judged in core. */
+function portsFromInspect(info: ContainerInspectInfo): PublishedPort[] {
+  if (info.State.Status !== 'running') return [];
+  const ports = info.NetworkSettings?.Ports ?? {};
+  return Object.entries(ports).flatMap(([key, bindings]) => {
+    const m = /^([0-9]+)\/tcp$/.exec(key);
+    if (!m || !Array.isArray(bindings)) return [];
+    return bindings.map((b) => ({
+      containerPort: Number(m[1]),
+      hostIp: String(b?.HostIp ?? ''),
+      hostPort: String(b?.HostPort ?? ''),
+    }));
+  });
+}
+
+function portsFromList(item: DockerListItem): PublishedPort[] {
+  if (item.State !== 'running') return [];
+  return item.Ports.filter((p) => p.Type === 'tcp' && p.PublicPort).map((p) => ({
+    containerPort: p.PrivatePort,
+    hostIp: String(p.IP ?? ''),
+    hostPort: String(p.PublicPort),
+  }));
+}
+
 function publishedFromList(item: DockerListItem): string | null {
   if (item.State !== 'running') return null;
   const ports = item.Ports.filter((p) => p.Type === 'tcp' && p.PublicPort).sort(
@@ -902,6 +927,7 @@ function toInfo(info: ContainerInspectInfo): ContainerInfo {
     labels: { ...(info.Config.Labels ?? {}) },
     published: publishedFromInspect(info),
     restarts: info.RestartCount ?? 0,
+    ports: portsFromInspect(info),
   };
 }
 
@@ -912,5 +938,6 @@ function fromListItem(item: DockerListItem): ContainerInfo {
     state: toState(item.State),
     labels: { ...(item.Labels ?? {}) },
     published: publishedFromList(item),
+    ports: portsFromList(item),
   };
 }

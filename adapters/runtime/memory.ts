@@ -20,6 +20,7 @@ import type {
   OneOffResult,
   BuildResult,
   BuildSpec,
+  PublishedPort,
 } from '../../core/ports.ts';
 import { SystemClock } from '../clock/system.ts';
 import { ContainerNotFound, ImageNotFound } from './errors.ts';
@@ -568,7 +569,21 @@ function toInfo(c: MemoryContainer): ContainerInfo {
     state: c.state,
     labels: { ...c.spec.labels },
     published: c.published,
+    ports: portsOf(c),
   };
+}
+
+/** The binding as an engine reports it: on the spec's publishIp, at the port handed out. */
+function portsOf(c: MemoryContainer): PublishedPort[] {
+  if (!c.published || c.spec.containerPort === undefined) return [];
+  const i = c.published.lastIndexOf(':');
+  return [
+    {
+      containerPort: c.spec.containerPort,
+      hostIp: c.published.slice(0, i).replace(/^\[(.*)\]$/, '$1'),
+      hostPort: c.published.slice(i + 1),
+    },
+  ];
 }
 
 function tagOf(image: string): string {

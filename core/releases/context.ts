@@ -10,7 +10,8 @@ import type {
   ReleaseStep,
   Service,
 } from '../models.ts';
-import type { DockerTarget, OrgRepos } from '../ports.ts';
+import type { ContainerInfo, DockerTarget, OrgRepos } from '../ports.ts';
+import { upstreamOf, UntrustedBinding } from '../nodes/address.ts';
 import { StepFailed } from './errors.ts';
 import { openTarget, workerActor, type ReleaseDeps } from './deps.ts';
 import { assertTransition } from './state-machine.ts';
@@ -346,4 +347,24 @@ export async function failUnstarted(
     reason,
     step: null,
   });
+}
+
+/**
+ * Where the edge and the probe reach `info` on `node`: the node's registered address and
+ * the port its engine published, which must be bound where it was asked. An engine that
+ * answers anything else fails the step for good (a hostile engine does not get better).
+ */
+export function upstreamAt(
+  c: Pick<StepContext, 'deps' | 'service'>,
+  node: NodeRecord,
+  info: ContainerInfo,
+): string {
+  try {
+    return upstreamOf(node, info, c.service.containerPort, {
+      privateAddresses: c.deps.config.tenantPrivateNodes ?? false,
+    });
+  } catch (e) {
+    if (e instanceof UntrustedBinding) throw new StepFailed(e.message, false, e);
+    throw e;
+  }
 }

@@ -7,6 +7,7 @@ import {
   move,
   nodeTarget,
   updateDeployJob,
+  upstreamAt,
   type StepContext,
 } from './context.ts';
 import { containerName, migrationContainerName, planCandidate, routeId } from './plan.ts';
@@ -92,7 +93,8 @@ async function restorePrevious(c: StepContext): Promise<void> {
   try {
     const target = await nodeTarget(c, prev.node);
     const running = await c.deps.runtime.inspect(target, containerName(prev.release));
-    if (running?.state === 'running' && running.published === prev.release.upstream) return;
+    if (running?.state === 'running' && upstreamAt(c, prev.node, running) === prev.release.upstream)
+      return;
     // The container is usually still there (stopped) and simply starts again; the spec
     // matters only if it was removed, then it is recreated from the old image.
     const env = await containerEnv(c);
@@ -105,26 +107,27 @@ async function restorePrevious(c: StepContext): Promise<void> {
       ...(c.network ? { network: c.network } : {}),
     });
     const info = await c.deps.runtime.start(target, spec);
-    if (info.state !== 'running' || !info.published) {
+    if (info.state !== 'running') {
       await appendLog(
         c,
         `release ${prev.release.id} could not be restarted: its container is ${info.state}`,
       );
       return;
     }
+    const upstream = upstreamAt(c, prev.node, info);
     await c.deps.store.withOrg(c.release.orgId, (repos) =>
       repos.releases.update(prev.release.id, {
         containerId: info.id,
-        upstream: info.published,
+        upstream,
         updatedAt: c.deps.clock.now().toISOString(),
       }),
     );
     const id = routeId(c.service.id, c.environment.id);
     const route = await c.deps.edge.get(id);
-    if (route && !(route.upstreams.length === 1 && route.upstreams[0] === info.published)) {
-      await c.deps.edge.put({ ...route, upstreams: [info.published] });
+    if (route && !(route.upstreams.length === 1 && route.upstreams[0] === upstream)) {
+      await c.deps.edge.put({ ...route, upstreams: [upstream] });
     }
-    await appendLog(c, `release ${prev.release.id} restored at ${info.published}`);
+    await appendLog(c, `release ${prev.release.id} restored at ${upstream}`);
   } catch (e) {
     await appendLog(c, `could not restore release ${prev.release.id}: ${messageOf(e)}`);
   }

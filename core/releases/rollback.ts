@@ -6,6 +6,7 @@ import { appendEvent } from './context.ts';
 import { insertRelease, queueRelease } from './create.ts';
 import { openTarget, releaseGroup, sendRetire, type ReleaseDeps } from './deps.ts';
 import type { MessageHandler } from '../ports.ts';
+import { upstreamOf, UntrustedBinding } from '../nodes/address.ts';
 import { NothingToRollBackTo, ReleaseNotRollbackable } from './errors.ts';
 import { containerName, defaultHosts, planRoute, routeId } from './plan.ts';
 import { rollbackRequestedAction } from './steps.ts';
@@ -110,18 +111,29 @@ export async function rollbackRelease(
     });
     return { path: 'queued', release, to, redeploy: null };
   }
+  // Where the warm container is, from the node's address: an engine answer that is not
+  // bound where it was asked is no place to probe or route, so the release is redeployed.
+  let warmAt: string | null = null;
+  if (warm?.state === 'running' && node) {
+    try {
+      warmAt = upstreamOf(node, warm, service.containerPort, {
+        privateAddresses: deps.config.tenantPrivateNodes ?? false,
+      });
+    } catch (e) {
+      if (!(e instanceof UntrustedBinding)) throw e;
+    }
+  }
   // One quick probe: a warm container that stopped answering is no place to send traffic.
-  const answers =
-    warm?.state === 'running' && warm.published
-      ? (
-          await deps.probe.check(
-            `http://${warm.published}${service.healthcheckPath}`,
-            Math.min(service.health.timeoutMs, warmProbeTimeoutMs),
-          )
-        ).ok
-      : false;
-  if (warm?.published && answers) {
-    const upstream = warm.published;
+  const answers = warmAt
+    ? (
+        await deps.probe.check(
+          `http://${warmAt}${service.healthcheckPath}`,
+          Math.min(service.health.timeoutMs, warmProbeTimeoutMs),
+        )
+      ).ok
+    : false;
+  if (warm && warmAt && answers) {
+    const upstream = warmAt;
     const id = routeId(service.id, environment.id);
     const existing = await deps.edge.get(id);
     const hosts =

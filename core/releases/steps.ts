@@ -10,6 +10,7 @@ import {
   move,
   nodeTarget,
   updateDeployJob,
+  upstreamAt,
   viaDocker,
   viaEdge,
   type StepContext,
@@ -101,11 +102,13 @@ export const startCandidate: StepRunner = async (c) => {
       `candidate container ${info.name} is ${info.state} right after start`,
       false,
     );
-  if (!info.published)
+  if (!info.ports?.length)
     throw new StepFailed(`candidate container ${info.name} publishes no port`, false);
-  await appendLog(c, `started ${info.name} (${spec.image}) at ${info.published}`);
+  // Built from the node's address; the engine's answer only picks the port.
+  const upstream = upstreamAt(c, c.node, info);
+  await appendLog(c, `started ${info.name} (${spec.image}) at ${upstream}`);
   await endStep(c, step);
-  if (await move(c, 'candidate_started', { containerId: info.id, upstream: info.published })) {
+  if (await move(c, 'candidate_started', { containerId: info.id, upstream })) {
     await sendStep(c.deps, c.release, 'candidate_started');
   }
 };

@@ -187,11 +187,12 @@ cat <<EOF
   selfdevop is up at $url  ($(($(date +%s) - started)) s)
   install directory: $SDO_DIR (.env and secrets/ are private: back them up with bin/backup.sh)
 
-  Create the first user (the owner of a new org):
+  Create the first user (the owner of a new org, and this installation's operator):
     curl -s $url/api/auth/local/signup -H 'content-type: application/json' \\
       -d '{"email":"you@example.com","password":"at least 8 characters"}'
 
-  Then register this host as a node (apps publish on the Docker bridge ${gateway:-172.17.0.1}):
+  Then register this host as a node with that user's session token (only the operator may;
+  apps publish on the Docker bridge ${gateway:-172.17.0.1}):
     curl -s $url/api/nodes -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' \\
       -d '{"name":"local","dockerHost":"unix:///var/run/docker.sock","address":"${gateway:-172.17.0.1}"}'
 

@@ -169,6 +169,16 @@ export function runContainerRuntimeContract({
       expect(info).toMatchObject({ name: s.name, state: 'running' });
       expect(info.id).toMatch(/^[0-9a-f]{12,64}$/);
       expect(info.published).toMatch(/^127\.0\.0\.1:\d+$/);
+      // Every binding as the engine reports it, for the core to judge: the requested port on
+      // the requested address, at the same host port as `published`.
+      expect(info.ports).toContainEqual({
+        containerPort: 8080,
+        hostIp: '127.0.0.1',
+        hostPort: info.published!.split(':')[1],
+      });
+      expect(info.ports!.every((p) => p.containerPort === 8080)).toBe(true);
+      const again = await h.runtime.inspect(h.target, s.name);
+      expect(again?.ports).toEqual(info.ports);
       const home = await answer(info.published!, '/');
       expect(home.body).toContain('v1');
       expect((await answer(info.published!, '/health')).status).toBe(200);
@@ -227,8 +237,14 @@ export function runContainerRuntimeContract({
       const green = await h.runtime.list(h.target, { ...h.labels, 'selfdevop.role': 'list-green' });
       expect(green.map((c) => c.name)).toEqual([b.name]);
       expect(green[0]?.published).toBeNull();
+      expect(green[0]?.ports).toEqual([]);
       const blue = await h.runtime.list(h.target, { ...h.labels, 'selfdevop.role': 'list-blue' });
       expect(blue[0]?.published).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(blue[0]?.ports).toContainEqual({
+        containerPort: 8080,
+        hostIp: '127.0.0.1',
+        hostPort: blue[0]!.published!.split(':')[1],
+      });
     });
 
     it('stops a container: it shows exited, unpublished, and stopping again is fine', async () => {

@@ -12,3 +12,46 @@ grant select, insert on operators to selfdevop_app;
 -- Nodes from before this migration were registered without that check: they stay tenants'
 -- until an operator registers them again, so none is trusted by default.
 alter table nodes add column if not exists operator_registered boolean not null default false;
+
+-- Upgrades: a self-hosted install made before operators existed adopts its first account as
+-- its operator (the rule for new installs), and the nodes of the orgs that account owns as
+-- vouched for; other orgs' nodes stay tenants' (they may be the very registrations this
+-- closes). Called by the self-hosted processes at start, never by the cloud's, whose first
+-- account is a tenant like any other. Does nothing once any operator exists.
+create or replace function selfdevop_adopt_first_operator()
+returns text
+language plpgsql volatile security definer
+set search_path = public, pg_temp
+as $$
+declare
+  adopted text;
+begin
+  -- The first-user signup's lock (0x5d00001): a signup racing this start waits for it.
+  perform pg_advisory_xact_lock(97517569);
+  if exists (select 1 from public.operators) then
+    return null;
+  end if;
+  select u.id into adopted from public.users u order by u.created_at, u.id limit 1;
+  if adopted is null then
+    return null;
+  end if;
+  insert into public.operators (user_id, granted_at) values (adopted, now())
+    on conflict (user_id) do nothing;
+  update public.nodes n set operator_registered = true
+   where n.org_id in (
+     select m.org_id from public.memberships m where m.user_id = adopted and m.role = 'owner'
+   );
+  return adopted;
+end
+$$;
+revoke all on function selfdevop_adopt_first_operator() from public;
+grant execute on function selfdevop_adopt_first_operator() to selfdevop_app;
+
+-- As every cross-org function since 0008: owned by selfdevop_definer (with RLS forced, an
+-- owner kept by the migrating role would see no org), allowed exactly what it does.
+grant select, insert on operators to selfdevop_definer;
+grant select, update (operator_registered) on nodes to selfdevop_definer;
+drop policy if exists operator_adoption on nodes;
+create policy operator_adoption on nodes for all to selfdevop_definer
+  using (current_user = 'selfdevop_definer') with check (current_user = 'selfdevop_definer');
+alter function selfdevop_adopt_first_operator() owner to selfdevop_definer;

@@ -30,6 +30,7 @@ import { DockerRuntime } from '../runtime/docker.ts';
 import { GitCliSource } from '../source/git-cli.ts';
 import { buildLimitsOf } from './build-settings.ts';
 import { PostgresStore } from '../store/postgres.ts';
+import { adoptFirstOperator } from '../store/postgres/identity.ts';
 import { AesFileKeyVault } from '../vault/aes-file.ts';
 import { defaultCaddyAdminUrl, type SelfhostConfig } from './config.ts';
 
@@ -115,6 +116,13 @@ export async function fromSelfhost(
       logger.warn({ err: e.message }, 'database connection lost; the pool reconnects'),
   });
   const store = new PostgresStore(db);
+  // An install from before operators existed: its first account is the operator from now on.
+  const adopted = await adoptFirstOperator(db);
+  if (adopted)
+    logger.info(
+      { event: 'operator.adopted', userId: adopted },
+      "the install's first account is its operator: it alone registers this machine's engine",
+    );
   // pg-boss owns its schema (it creates a partition per queue), so it connects as its own
   // login, selfdevop_queue, which owns nothing of the control plane's.
   const bossDb = toPgBossDb(config.QUEUE_DATABASE_URL ?? config.DATABASE_URL, { max: 3 });

@@ -393,6 +393,8 @@ describe('row-level security', () => {
        from pg_proc where proname like 'selfdevop\\_%' order by proname`,
     );
     expect(fns.rows.map((f) => f.proname)).toEqual([
+      // A self-hosted install from before operators adopts its first one (migrations/0012_operators.sql).
+      'selfdevop_adopt_first_operator',
       'selfdevop_api_key_by_hash',
       'selfdevop_count_users',
       // Sign-up, log-in and the session's user: the app has no access to users (0008).

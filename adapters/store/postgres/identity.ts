@@ -107,3 +107,16 @@ export const pgIdentityRepo = (db: Database): IdentityRepo => ({
     return r.rows.length > 0;
   },
 });
+
+/**
+ * Upgrades a self-hosted install made before operators existed: its first account becomes
+ * the operator and the nodes of the orgs it owns count as the operator's (migration 0012's
+ * `selfdevop_adopt_first_operator`). Returns the adopted user's id, or null when an operator
+ * already exists or there is no user yet. Self-hosted only: a cloud's first user is a tenant.
+ */
+export async function adoptFirstOperator(db: Database): Promise<string | null> {
+  const r = await db.query<{ adopted: string | null }>(
+    'select selfdevop_adopt_first_operator() as adopted',
+  );
+  return r.rows[0]?.adopted ?? null;
+}

@@ -89,6 +89,9 @@ describe.skipIf(!ready)('a build from git in cloud mode', () => {
           EDGE_DOMAIN: 'localhost',
           CADDY_ADMIN_URL: caddy.adminUrl,
           LOG_LEVEL: 'silent',
+          // The test deploys to this machine's engine, which in the cloud only an operator
+          // named by configuration registers.
+          OPERATOR_EMAILS: 'cloud-build@example.com',
         }),
         { runtime: new DockerRuntime(), gitFromLoopback: true },
       );

@@ -1,6 +1,7 @@
 import { NotFound } from '../errors.ts';
 import { releaseStatuses, type Release } from '../models.ts';
 import { openNodeTarget } from '../nodes/credentials.ts';
+import { upstreamOf, UntrustedBinding } from '../nodes/address.ts';
 import { describeProbe } from '../releases/health.ts';
 import type { ContainerRuntime, HealthProbe, KeyVault } from '../ports.ts';
 import { requireOrg, type CoreDeps, type Principal } from '../deps.ts';
@@ -142,7 +143,28 @@ export async function getServiceHealth(
         reason: `the serving container is ${info.state}`,
       },
     };
-  const upstream = info.published ?? serving.upstream;
+  // The node's address and the port its engine bound where it was asked, never the engine's
+  // word for the address (a hostile engine would aim the check anywhere); a container that
+  // publishes nothing right now (restarting) is checked where its release was routed.
+  let upstream: string | null = serving.upstream;
+  if (info.ports?.length) {
+    try {
+      upstream = upstreamOf(node, info, service.containerPort, {
+        privateAddresses: deps.config.tenantPrivateNodes ?? false,
+      });
+    } catch (e) {
+      if (!(e instanceof UntrustedBinding)) throw e;
+      return {
+        ...base,
+        app: {
+          ...app,
+          status: 'unknown',
+          container: { ...container, check: 'not_checked', checkError: null },
+          reason: e.message,
+        },
+      };
+    }
+  }
   if (!upstream)
     return {
       ...base,

@@ -36,6 +36,7 @@ describe('service health', () => {
   const depsWith = (runtime: ContainerRuntime) =>
     ({
       store,
+      config: { signupMode: 'open', edgeDomain: 'apps.example.test' },
       release: { runtime, probe: new MemoryHealthProbe(), vault: new MemoryKeyVault() },
     }) as unknown as CoreDeps & {
       release: { runtime: ContainerRuntime; probe: MemoryHealthProbe; vault: MemoryKeyVault };
@@ -87,5 +88,24 @@ describe('service health', () => {
       'production',
     );
     expect(h.app).toMatchObject({ status: 'down', reason: 'the serving container is gone' });
+  });
+
+  it("never checks where the engine claims the container is: a binding off the node's address is unknown", async () => {
+    // The node's engine lies about where the serving container is bound (hole 2).
+    const lying = {
+      inspect: async () => ({
+        id: 'ctr_1',
+        name: 'sdo-web',
+        state: 'running',
+        labels: {},
+        published: '169.254.169.254:80',
+        ports: [{ containerPort: 8080, hostIp: '169.254.169.254', hostPort: '80' }],
+      }),
+    } as unknown as ContainerRuntime;
+    const deps = depsWith(lying);
+    const h = await getServiceHealth(deps, viewer, serviceId, 'production');
+    expect(h.app.status).toBe('unknown');
+    expect(h.app.reason).toContain("not on the node's address 127.0.0.1");
+    expect(deps.release.probe.calls).toEqual([]);
   });
 });

@@ -947,9 +947,10 @@ export function runApiSuite(
         });
         expect(svc.status, svc.text).toBe(201);
         serviceId = svc.body.id;
-        // Somewhere to place the release (the suite runs no worker: it stays queued).
+        // Somewhere to place the release (the suite runs no worker: it stays queued). This
+        // machine's engine is the operator's: the first account's session registers it.
         const node = await req('POST', '/api/nodes', {
-          token: keys.admin,
+          token: a.token,
           body: {
             name: 'push-node',
             dockerHost: 'unix:///var/run/docker.sock',

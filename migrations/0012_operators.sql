@@ -25,6 +25,7 @@ set search_path = public, pg_temp
 as $$
 declare
   adopted text;
+  org text;
 begin
   -- The first-user signup's lock (0x5d00001): a signup racing this start waits for it.
   perform pg_advisory_xact_lock(97517569);
@@ -37,21 +38,21 @@ begin
   end if;
   insert into public.operators (user_id, granted_at) values (adopted, now())
     on conflict (user_id) do nothing;
-  update public.nodes n set operator_registered = true
-   where n.org_id in (
-     select m.org_id from public.memberships m where m.user_id = adopted and m.role = 'owner'
-   );
+  -- Nodes are read and written one org at a time, under the tables' own org policy.
+  for org in
+    select m.org_id from public.memberships m where m.user_id = adopted and m.role = 'owner'
+  loop
+    perform set_config('app.org_id', org, true);
+    update public.nodes set operator_registered = true where org_id = org;
+  end loop;
+  perform set_config('app.org_id', '', true);
   return adopted;
 end
 $$;
 revoke all on function selfdevop_adopt_first_operator() from public;
 grant execute on function selfdevop_adopt_first_operator() to selfdevop_app;
 
--- As every cross-org function since 0008: owned by selfdevop_definer (with RLS forced, an
--- owner kept by the migrating role would see no org), allowed exactly what it does.
+-- Owned by selfdevop_definer like every cross-org function (the migrator hands it over
+-- after each run); allowed exactly what it does.
 grant select, insert on operators to selfdevop_definer;
 grant select, update (operator_registered) on nodes to selfdevop_definer;
-drop policy if exists operator_adoption on nodes;
-create policy operator_adoption on nodes for all to selfdevop_definer
-  using (current_user = 'selfdevop_definer') with check (current_user = 'selfdevop_definer');
-alter function selfdevop_adopt_first_operator() owner to selfdevop_definer;

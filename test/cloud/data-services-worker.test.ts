@@ -84,17 +84,7 @@ describe.skipIf(!ready)('data services in cloud mode', () => {
       );
       const cloud = system;
       const handlers = sqsWorkerHandlers(cloud);
-      for (const q of Object.keys(handlers)) {
-        const names = cloud.queue.physicalNames(q);
-        const dlq = fake.create(names.deadLetter, { FifoQueue: 'true' });
-        fake.create(names.main, {
-          FifoQueue: 'true',
-          ContentBasedDeduplication: 'true',
-          VisibilityTimeout: '720',
-          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: 10 }),
-        });
-        fake.create(names.delay, { VisibilityTimeout: '720' });
-      }
+      for (const q of Object.keys(handlers)) fake.createWorkerQueue(cloud.queue.physicalNames(q));
       const handler = createWorkerHandler({
         queue: cloud.queue,
         handlers,

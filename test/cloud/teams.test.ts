@@ -61,14 +61,7 @@ beforeAll(async () => {
   });
   undoSqs = sqs.interceptEveryClient();
   app = await startCloudDashboard();
-  const names = app.system.queue.physicalNames(webhookEventsQueue);
-  const dlq = sqs.create(names.deadLetter, { FifoQueue: 'true' });
-  sqs.create(names.main, {
-    FifoQueue: 'true',
-    ContentBasedDeduplication: 'true',
-    RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: 10 }),
-  });
-  sqs.create(names.delay, {});
+  sqs.createWorkerQueue(app.system.queue.physicalNames(webhookEventsQueue));
   req = httpRequester(app.url);
 }, 60_000);
 

@@ -334,17 +334,7 @@ describe.skipIf(!ready)(
         const handlers = sqsWorkerHandlers(cloud);
         const cloudWorkerQueues = Object.keys(handlers);
         // What the stack creates: each worker queue, its FIFO dead-letter queue and its delay queue.
-        for (const q of cloudWorkerQueues) {
-          const names = cloud.queue.physicalNames(q);
-          const dlq = fake.create(names.deadLetter, { FifoQueue: 'true' });
-          fake.create(names.main, {
-            FifoQueue: 'true',
-            ContentBasedDeduplication: 'true',
-            VisibilityTimeout: '720',
-            RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: 10 }),
-          });
-          fake.create(names.delay, { VisibilityTimeout: '720' });
-        }
+        for (const q of cloudWorkerQueues) fake.createWorkerQueue(cloud.queue.physicalNames(q));
         const logger = new MemoryLogger();
         const handler = createWorkerHandler({ queue: cloud.queue, handlers, logger });
         const physical = cloudWorkerQueues.flatMap((q) => [

@@ -94,6 +94,21 @@ export class FakeSqs {
       }));
   }
 
+  /**
+   * What the CDK stack creates for one worker queue: the FIFO queue with its redrive to a
+   * FIFO dead-letter queue, and its standard delay queue (attributes as in infra-cdk).
+   */
+  createWorkerQueue(names: { main: string; delay: string; deadLetter: string }): void {
+    const dlq = this.create(names.deadLetter, { FifoQueue: 'true' });
+    this.create(names.main, {
+      FifoQueue: 'true',
+      ContentBasedDeduplication: 'true',
+      VisibilityTimeout: '720',
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: 10 }),
+    });
+    this.create(names.delay, { VisibilityTimeout: '720' });
+  }
+
   create(name: string, attributes: Record<string, string>): FakeQueue {
     const existing = this.queues.get(name);
     if (existing) return existing;

@@ -18,6 +18,15 @@ export interface SseEvent {
   id?: string;
 }
 
+const idempotent = new Set(['GET', 'HEAD']);
+
+/** fetch's error for a connection the server closed or reset before any response byte. */
+function resetBeforeResponse(e: unknown): boolean {
+  const cause = (e as { cause?: { code?: string } }).cause;
+  // undici: UND_ERR_SOCKET ("other side closed") or the socket's own ECONNRESET/EPIPE.
+  return ['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'].includes(cause?.code ?? '');
+}
+
 /** The CLI's view of the public API: JSON in, JSON out, errors as one line. */
 export class ApiClient {
   readonly config: CliConfig;
@@ -44,13 +53,25 @@ export class ApiClient {
       accept,
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
     });
-    try {
-      return await fetch(this.config.url + path, {
+    const attempt = () =>
+      fetch(this.config.url + path, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: accept === 'text/event-stream' ? null : AbortSignal.timeout(60_000),
       });
+    try {
+      try {
+        return await attempt();
+      } catch (e) {
+        // A Caddy in front of the API closes a few connections without an answer each time
+        // its config is replaced (a new service, a custom domain; ARCHITECTURE.md, "What a
+        // reload costs"). A read that got no response byte is safe to send once more; a
+        // write is not, and a real outage fails the second try as well.
+        if (!idempotent.has(method) || !resetBeforeResponse(e)) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+        return await attempt();
+      }
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       throw new CliError(

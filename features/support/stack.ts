@@ -86,12 +86,38 @@ export interface HttpResponse {
   json: unknown;
 }
 
-/** One HTTP request over node:http (it may set Host, which fetch may not). */
-export function request(
+type RequestOptions = { body?: unknown; headers?: Record<string, string>; timeoutMs?: number };
+
+/**
+ * One HTTP request over node:http (it may set Host, which fetch may not). A GET whose
+ * connection was reset before any response byte is sent once more, as the CLI does: the
+ * stack's Caddy drops a few connections each time its config is replaced (ARCHITECTURE.md,
+ * "What a reload costs"), and a real outage fails the second try as well.
+ */
+export async function request(
   port: number,
   method: string,
   urlPath: string,
-  options: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
+  options: RequestOptions = {},
+): Promise<HttpResponse> {
+  try {
+    return await requestOnce(port, method, urlPath, options);
+  } catch (e) {
+    if (
+      (method !== 'GET' && method !== 'HEAD') ||
+      (e as NodeJS.ErrnoException).code !== 'ECONNRESET'
+    )
+      throw e;
+    await sleep(100);
+    return requestOnce(port, method, urlPath, options);
+  }
+}
+
+function requestOnce(
+  port: number,
+  method: string,
+  urlPath: string,
+  options: RequestOptions,
 ): Promise<HttpResponse> {
   const payload =
     options.body === undefined

@@ -341,6 +341,20 @@ export interface WebhookDelivery {
 export type NotificationChannelKind = 'slack' | 'email';
 
 /** Where an org hears about release and domain events: a Slack incoming webhook or a mailbox. */
+/**
+ * An org's credential for one image registry, used to pull its images. The password (or
+ * token) is sealed by the KeyVault under `registryPasswordContext`; write-only.
+ */
+export interface Registry {
+  id: string;
+  orgId: string;
+  /** Normalised host[:port], as `registryOf` names an image's registry (`docker.io` for Docker Hub). */
+  server: string;
+  username: string;
+  sealedPassword: string;
+  createdAt: string;
+}
+
 export interface NotificationChannel {
   id: string;
   orgId: string;

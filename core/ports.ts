@@ -33,6 +33,7 @@ import type {
   Webhook,
   WebhookDelivery,
   NotificationChannel,
+  Registry,
   NotificationDelivery,
   HeldNotification,
 } from './models.ts';
@@ -344,6 +345,19 @@ export interface BuildResult {
   timedOut: boolean;
 }
 
+/** A registry credential as a pull sends it (never logged). */
+export interface RegistryAuth {
+  server: string;
+  username: string;
+  password: string;
+}
+
+export interface ResolveImageOptions {
+  auth?: RegistryAuth;
+  /** Pull even when the node has the tag: it may have moved since. */
+  refresh?: boolean;
+}
+
 export interface ContainerRuntime {
   ping(target: DockerTarget): Promise<void>;
   /**
@@ -357,8 +371,12 @@ export interface ContainerRuntime {
   ): Promise<BuildResult>;
   /** Optional (builds): the id of an image the engine already has, or null; never pulls. */
   localImage?(target: DockerTarget, image: string): Promise<string | null>;
-  /** The image's content digest (`sha256:…`); uses the local image, pulls only if absent. */
-  resolveImage(target: DockerTarget, image: string): Promise<string>;
+  /**
+   * The image's id (`sha256:…`) on the node. Uses the node's copy, pulling only when it is
+   * absent, unless `refresh` asks to pull first (a mutable tag re-resolved on each deploy);
+   * `auth` is the registry's credential for the pull.
+   */
+  resolveImage(target: DockerTarget, image: string, options?: ResolveImageOptions): Promise<string>;
   /** Creates and starts; when a container of that name exists it is returned as it is. */
   start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo>;
   /**
@@ -788,6 +806,16 @@ export interface NotificationDeliveryRepo {
   list(channelId: string, page: PageRequest): Promise<Page<NotificationDelivery>>;
 }
 
+/** An org's registry credentials, one per server. */
+export interface RegistryRepo {
+  /** AlreadyExists (server) when the org has a credential for that server. */
+  insert(r: Registry): Promise<void>;
+  list(): Promise<Registry[]>;
+  /** The credential for `server` (normalised, as `registryOf` gives it), or null. */
+  byServer(server: string): Promise<Registry | null>;
+  delete(id: string): Promise<boolean>;
+}
+
 export interface DataServiceRepo {
   /** AlreadyExists (name) when the project has a data service of that name. */
   insert(d: DataService): Promise<void>;
@@ -838,6 +866,7 @@ export interface OrgRepos {
   pushHooks: PushHookRepo;
   dataServices: DataServiceRepo;
   dataServiceLinks: DataServiceLinkRepo;
+  registries: RegistryRepo;
   audit: AuditRepo;
 }
 

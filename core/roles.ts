@@ -10,6 +10,7 @@ export const permissions = {
   'manage-resources': 'deployer',
   'manage-secrets': 'deployer',
   'manage-nodes': 'admin',
+  'manage-registries': 'admin',
   'manage-keys': 'admin',
   'manage-members': 'admin',
   'manage-webhooks': 'admin',

@@ -395,6 +395,23 @@ export const createNotificationChannelInput = z.discriminatedUnion('kind', [
 ]);
 export type CreateNotificationChannelInput = z.infer<typeof createNotificationChannelInput>;
 
+export const createRegistryInput = z.strictObject({
+  /** host[:port]; a scheme or a trailing /v2/ is dropped; Docker Hub is `docker.io`. */
+  server: z.string().trim().min(1).max(255),
+  username: z
+    .string()
+    .min(1)
+    .max(255)
+    .refine(noControlChars, 'must not contain control characters'),
+  /** The password or access token: sealed, never shown again. */
+  password: z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine(noControlChars, 'must not contain control characters'),
+});
+export type CreateRegistryInput = z.infer<typeof createRegistryInput>;
+
 export const serviceHealthQuery = z.object({
   environment: z.string().min(1).max(100).default('production'),
 });

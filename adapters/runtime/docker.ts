@@ -23,10 +23,11 @@ import type {
   DockerTarget,
   OneOffResult,
   PublishedPort,
+  ResolveImageOptions,
 } from '../../core/ports.ts';
 import { SshDockerAgent } from './docker-ssh.ts';
 import { runBuild, type BuildClient, type Builder } from './docker-build.ts';
-import { ContainerNotFound, ImageNotFound } from './errors.ts';
+import { ContainerNotFound, ImageNotFound, ImageRefreshFailed } from './errors.ts';
 import { DemuxedLines, LineSplitter, OutputTail } from './output-tail.ts';
 import { onFirstUse } from '../on-first-use.ts';
 
@@ -219,8 +220,14 @@ export class DockerRuntime implements ContainerRuntime {
     await this.call(target, 'ping', ping);
   }
 
-  async resolveImage(target: DockerTarget, image: string): Promise<string> {
-    return this.call(target, `resolve image ${image}`, (docker) => this.ensureImage(docker, image));
+  async resolveImage(
+    target: DockerTarget,
+    image: string,
+    options: ResolveImageOptions = {},
+  ): Promise<string> {
+    return this.call(target, `resolve image ${image}`, (docker) =>
+      this.ensureImage(docker, image, options),
+    );
   }
 
   async build(
@@ -491,12 +498,33 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  private async ensureImage(docker: Docker, image: string): Promise<string> {
-    const local = await this.imageIdOrNull(docker, image);
-    if (local) return local;
+  private async ensureImage(
+    docker: Docker,
+    image: string,
+    options: ResolveImageOptions = {},
+  ): Promise<string> {
+    if (!options.refresh) {
+      const local = await this.imageIdOrNull(docker, image);
+      if (local) return local;
+    }
     const pullTimeoutMs = this.options.pullTimeoutMs ?? 600_000;
+    // The credential goes in the X-Registry-Auth header (dockerode's 4th argument), never
+    // in the options, which it would put in the query string.
+    const auth = options.auth
+      ? {
+          username: options.auth.username,
+          password: options.auth.password,
+          serveraddress: options.auth.server,
+        }
+      : undefined;
     try {
-      const stream = await docker.pull(image, { abortSignal: AbortSignal.timeout(pullTimeoutMs) });
+      // dockerode's types miss that pull without a callback resolves to the stream.
+      const stream = (await docker.pull(
+        image,
+        { abortSignal: AbortSignal.timeout(pullTimeoutMs) },
+        undefined as unknown as () => void,
+        auth,
+      )) as unknown as NodeJS.ReadableStream;
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
@@ -510,6 +538,7 @@ export class DockerRuntime implements ContainerRuntime {
       });
     } catch (e) {
       if (isConnectionError(e)) throw e;
+      if (options.refresh) throw new ImageRefreshFailed(image, messageOf(e));
       throw new ImageNotFound(image, messageOf(e));
     }
     const pulled = await this.imageIdOrNull(docker, image);

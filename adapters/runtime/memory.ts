@@ -21,6 +21,7 @@ import type {
   BuildResult,
   BuildSpec,
   PublishedPort,
+  ResolveImageOptions,
 } from '../../core/ports.ts';
 import { SystemClock } from '../clock/system.ts';
 import { ContainerNotFound, ImageNotFound } from './errors.ts';
@@ -141,6 +142,8 @@ type Follower = {
 export class MemoryRuntime implements ContainerRuntime {
   /** Calls in order, for assertions. */
   readonly calls: RuntimeCall[] = [];
+  /** What each resolveImage was asked (credential, refresh), for tests of the build step. */
+  readonly resolveOptions: Array<ResolveImageOptions & { image: string }> = [];
   private readonly images = new Map<string, StoredImage>();
   private readonly nodes = new Map<string, Map<string, MemoryContainer>>();
   private readonly unreachable = new Map<string, string>();
@@ -346,8 +349,13 @@ export class MemoryRuntime implements ContainerRuntime {
     return (this.images.get(image) ?? this.imageByDigest(image))?.digest ?? null;
   }
 
-  async resolveImage(target: DockerTarget, image: string): Promise<string> {
+  async resolveImage(
+    target: DockerTarget,
+    image: string,
+    options: ResolveImageOptions = {},
+  ): Promise<string> {
     this.enter('resolveImage', target, image);
+    this.resolveOptions.push({ image, ...options });
     return this.mustImage(image).digest;
   }
 

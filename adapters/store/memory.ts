@@ -58,6 +58,7 @@ const memoryEdgeRebuildLog = (): EdgeRebuildLog => {
     last: async () => (last ? { ...last } : null),
   };
 };
+import { memoryRegistryRepo } from './memory/registries.ts';
 import {
   memoryHeldNotificationRepo,
   memoryNotificationChannelRepo,
@@ -90,6 +91,7 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     pushHooks: memoryPushHookRepo(t),
     dataServices: memoryDataServiceRepo(t),
     dataServiceLinks: memoryDataServiceLinkRepo(t),
+    registries: memoryRegistryRepo(t),
     audit: memoryAuditRepo(t),
   };
 }

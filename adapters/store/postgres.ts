@@ -41,6 +41,7 @@ import { TenantSql } from './postgres/tenant.ts';
 import { pgWebhookDeliveryRepo } from './postgres/webhook-deliveries.ts';
 import { pgWebhookRepo } from './postgres/webhooks.ts';
 import { pgEdgeRebuildLog } from './postgres/edge-rebuilds.ts';
+import { pgRegistryRepo } from './postgres/registries.ts';
 import {
   pgHeldNotificationRepo,
   pgNotificationChannelRepo,
@@ -78,6 +79,7 @@ class PgOrgRepos implements OrgRepos {
   private _notificationDeliveries: OrgRepos['notificationDeliveries'] | undefined = undefined;
   private _dataServices: OrgRepos['dataServices'] | undefined = undefined;
   private _dataServiceLinks: OrgRepos['dataServiceLinks'] | undefined = undefined;
+  private _registries: OrgRepos['registries'] | undefined = undefined;
   private _audit: OrgRepos['audit'] | undefined = undefined;
 
   constructor(t: TenantSql) {
@@ -180,6 +182,12 @@ class PgOrgRepos implements OrgRepos {
   }
   set webhookDeliveries(repo: OrgRepos['webhookDeliveries']) {
     this._webhookDeliveries = repo;
+  }
+  get registries(): OrgRepos['registries'] {
+    return (this._registries ??= pgRegistryRepo(this.t));
+  }
+  set registries(repo: OrgRepos['registries']) {
+    this._registries = repo;
   }
   get notificationChannels(): OrgRepos['notificationChannels'] {
     return (this._notificationChannels ??= pgNotificationChannelRepo(this.t));

@@ -1,4 +1,7 @@
 import type { ReleaseStep, Service } from '../models.ts';
+import type { DockerTarget } from '../ports.ts';
+import { refreshesOnDeploy, registryOf } from '../registries/image-ref.ts';
+import { pullAuthFor } from '../registries/use-cases.ts';
 import { describeProbe, waitUntilHealthy } from './health.ts';
 import { buildFromGit } from './build.ts';
 import {
@@ -66,14 +69,57 @@ export const build: StepRunner = async (c) => {
   if (c.release.gitRef !== null) {
     digest = await buildFromGit(c, target);
   } else {
-    await appendLog(c, `resolving image ${c.release.image} on node ${c.node.name}`);
-    digest = await viaDocker(() => c.deps.runtime.resolveImage(target, c.release.image));
-    await appendLog(c, `image ${c.release.image} is ${digest}`);
+    digest = await resolveReleaseImage(c, target);
   }
   await endStep(c, step);
   if (await move(c, 'artifact_ready', { imageDigest: digest }))
     await sendStep(c.deps, c.release, 'artifact_ready');
 };
+
+/**
+ * The release's image on its node, pulled with the org's credential for its registry when
+ * there is one; a `:latest` image is pulled again on every deploy, since it may have moved
+ * (`refreshesOnDeploy`). The log says which registry, and whether the node's copy served.
+ */
+/** How registries word a pull they refused for want of a credential. */
+const refusedForCredentials =
+  /unauthorized|authentication required|no basic auth credentials|access denied|denied: /i;
+
+async function resolveReleaseImage(c: StepContext, target: DockerTarget): Promise<string> {
+  const image = c.release.image;
+  const auth = await c.deps.store.withOrg(c.release.orgId, (repos) =>
+    pullAuthFor(c.deps.vault, repos.registries, image),
+  );
+  // Never expected in output, but masked if a pull's error ever echoes it.
+  if (auth && !c.secretValues.includes(auth.password)) c.secretValues.push(auth.password);
+  const refresh = refreshesOnDeploy(image);
+  const registry = registryOf(image);
+  await appendLog(
+    c,
+    `resolving image ${image} on node ${c.node.name}${refresh ? `: pulling it again from ${registry}, :latest may have moved` : ''}${auth ? ` (with the org's credential for ${registry}, user ${auth.username})` : ''}`,
+  );
+  let digest: string;
+  try {
+    digest = await viaDocker(() =>
+      c.deps.runtime.resolveImage(target, image, {
+        ...(auth ? { auth } : {}),
+        ...(refresh ? { refresh } : {}),
+      }),
+    );
+  } catch (e) {
+    // The registry's own words ("no basic auth credentials", "unauthorized: …") do not say
+    // what to do about them here.
+    if (!auth && e instanceof StepFailed && refusedForCredentials.test(e.message))
+      throw new StepFailed(
+        `${e.message} (the org has no credential for ${registry}: add one with \`selfdevop registries add ${registry}\` or POST /api/registries)`,
+        false,
+        e,
+      );
+    throw e;
+  }
+  await appendLog(c, `image ${image} is ${digest}`);
+  return digest;
+}
 
 /** artifact_ready → candidate_started: the new release's container runs beside the old one. */
 export const startCandidate: StepRunner = async (c) => {

@@ -23,6 +23,7 @@ import { secretRoutes } from './routes/secrets.ts';
 import { serviceRoutes } from './routes/services.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { notificationChannelRoutes } from './routes/notification-channels.ts';
+import { registryRoutes } from './routes/registries.ts';
 import { edgeRoutes } from './routes/edge.ts';
 import { dataServiceRoutes } from './routes/data-services.ts';
 
@@ -42,6 +43,7 @@ export const defaultRoutes: RouteDef[] = [
   ...deployJobRoutes,
   ...webhookRoutes,
   ...notificationChannelRoutes,
+  ...registryRoutes,
   ...edgeRoutes,
   ...dataServiceRoutes,
   ...domainRoutes,

@@ -775,7 +775,7 @@ export function runApiSuite(
           res.text,
           (await req('GET', `/api/services/${res.body.id}`, { token: a.token })).text,
           (await req('GET', `/api/services?projectId=${projectId}`, { token: a.token })).text,
-          (await req('GET', '/api/audit?limit=200', { token: a.token })).text,
+          (await req('GET', '/api/audit-events?limit=200', { token: a.token })).text,
           api.logLines().join('\n'),
         ];
         for (const text of shown) {
@@ -1353,6 +1353,92 @@ export function runApiSuite(
         const all = api.logLines().join('\n');
         expect(all.length).toBeGreaterThan(0);
         for (const m of material()) expect(all).not.toContain(m);
+      });
+    });
+
+    describe('registries', () => {
+      it('stores a credential write-only: the password is never answered, listed or audited', async () => {
+        const created = await req('POST', '/api/registries', {
+          token: a.token,
+          body: {
+            server: 'https://Registry.Example.test:5000/v2/',
+            username: 'ci',
+            password: 'registry-secret-password',
+          },
+        });
+        expect(created.status, created.text).toBe(201);
+        expect(created.body).toMatchObject({
+          server: 'registry.example.test:5000',
+          username: 'ci',
+        });
+        expect(created.text).not.toContain('registry-secret-password');
+        expect(created.body).not.toHaveProperty('sealedPassword');
+        const listed = await req('GET', '/api/registries', { token: keys.viewer });
+        expect(listed.status, listed.text).toBe(200);
+        expect(listed.body.items.map((r: { id: string }) => r.id)).toContain(created.body.id);
+        expect(listed.text).not.toContain('registry-secret-password');
+        const audit = await req('GET', `/api/audit-events?targetId=${created.body.id}`, {
+          token: a.token,
+        });
+        expect(audit.status, audit.text).toBe(200);
+        expect(audit.body.items.map((e: { action: string }) => e.action)).toEqual([
+          'registry.created',
+        ]);
+        for (const text of [audit.text, api.logLines().join('\n')])
+          expect(text).not.toContain('registry-secret-password');
+        // Docker Hub answers to several names: one credential covers them all.
+        const hub = await req('POST', '/api/registries', {
+          token: a.token,
+          body: { server: 'index.docker.io', username: 'ci', password: 'p' },
+        });
+        expect(hub.status, hub.text).toBe(201);
+        expect(hub.body.server).toBe('docker.io');
+      });
+
+      it('refuses a second credential for the same server, and a server that is not a host', async () => {
+        const body = { server: 'twice.example.test', username: 'ci', password: 'p' };
+        expect((await req('POST', '/api/registries', { token: a.token, body })).status).toBe(201);
+        const again = await req('POST', '/api/registries', {
+          token: a.token,
+          body: { ...body, server: 'TWICE.example.test' },
+        });
+        expect(again.status, again.text).toBe(409);
+        expect(again.body.error.message).toContain('twice.example.test');
+        for (const server of ['not a host', 'registry.example.test:99999', 'a/b', '']) {
+          const bad = await req('POST', '/api/registries', {
+            token: a.token,
+            body: { server, username: 'ci', password: 'p' },
+          });
+          expect(bad.status, `${server}: ${bad.text}`).toBe(400);
+          expect(bad.text).toContain('server');
+        }
+        const noPassword = await req('POST', '/api/registries', {
+          token: a.token,
+          body: { server: 'nopass.example.test', username: 'ci', password: '' },
+        });
+        expect(noPassword.status, noPassword.text).toBe(400);
+        expect(noPassword.text).toContain('password');
+      });
+
+      it('keeps orgs apart: another org neither sees nor deletes a credential; a deployer cannot add one', async () => {
+        const mine = await req('POST', '/api/registries', {
+          token: a.token,
+          body: { server: 'apart.example.test', username: 'ci', password: 'p' },
+        });
+        expect(mine.status, mine.text).toBe(201);
+        const theirs = await req('GET', '/api/registries', { token: b.token });
+        expect(theirs.text).not.toContain(mine.body.id);
+        const del = await req('DELETE', `/api/registries/${mine.body.id}`, { token: b.token });
+        expect(del.status, del.text).toBe(404);
+        const deployer = await req('POST', '/api/registries', {
+          token: keys.deployer,
+          body: { server: 'deployer.example.test', username: 'ci', password: 'p' },
+        });
+        expect(deployer.status, deployer.text).toBe(403);
+        const gone = await req('DELETE', `/api/registries/${mine.body.id}`, { token: a.token });
+        expect(gone.status, gone.text).toBe(204);
+        const again = await req('DELETE', `/api/registries/${mine.body.id}`, { token: a.token });
+        expect(again.status, again.text).toBe(404);
       });
     });
 

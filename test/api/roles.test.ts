@@ -91,6 +91,11 @@ const bodies: Record<string, () => unknown> = {
   // Loopback is refused after the role check (400), so nothing is ever delivered.
   'post /api/webhooks': () => ({ url: 'http://127.0.0.1:9/hook' }),
   // Not Slack's host: refused after the role check (400), so nothing is ever sent.
+  'post /api/registries': () => ({
+    server: `registry-${Math.random().toString(36).slice(2, 8)}.example.test`,
+    username: 'ci',
+    password: 'token',
+  }),
   'post /api/notification-channels': () => ({
     kind: 'slack',
     name: 'table',

@@ -34,6 +34,7 @@ export const tableNames = [
   'pushDeliveries',
   'dataServices',
   'dataServiceLinks',
+  'registries',
   'audit',
 ] as const;
 export type TableName = (typeof tableNames)[number];
@@ -276,6 +277,14 @@ export const rules: Record<TableName, TableRules> = {
     tenant: true,
     unique: [],
     foreign: [{ what: 'webhook', field: 'webhookId', table: 'webhooks' }],
+  },
+  registries: {
+    sqlName: 'registries',
+    what: 'registry',
+    key: byId,
+    tenant: true,
+    unique: [{ what: 'registry', names: 'server', fields: ['orgId', 'server'] }],
+    foreign: [],
   },
   notificationChannels: {
     sqlName: 'notification_channels',

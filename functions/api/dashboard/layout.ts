@@ -14,6 +14,7 @@ export interface Shell {
     | 'audit'
     | 'webhooks'
     | 'notifications'
+    | 'registries'
     | 'edge';
   orgs?: { id: string; name: string }[];
   orgId?: string | null;
@@ -26,6 +27,7 @@ const navItems = [
   ['projects', '/dashboard', 'Projects'],
   ['data', '/dashboard/data-services', 'Data services'],
   ['nodes', '/dashboard/nodes', 'Nodes'],
+  ['registries', '/dashboard/registries', 'Registries'],
   ['webhooks', '/dashboard/webhooks', 'Webhooks'],
   ['notifications', '/dashboard/notification-channels', 'Notifications'],
   ['edge', '/dashboard/edge', 'Edge'],

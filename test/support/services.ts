@@ -14,9 +14,15 @@ export const services = {
   docker: { socket: '/var/run/docker.sock', fix: 'run ../shared/ci/setup-machine.sh docker' },
   caddy: { fix: 'run ../shared/ci/setup-machine.sh caddy (Caddy 2.11 at /usr/local/bin/caddy)' },
   sshd: { fix: 'apt-get install -y openssh-server (sshd at /usr/sbin/sshd; .ci/run does it)' },
+  registry: {
+    fix: "apt-get install -y docker-registry (Distribution's registry at /usr/bin/docker-registry; .ci/run does it)",
+  },
 } as const;
 
 export type ServiceName = keyof typeof services;
+
+/** Distribution's image registry, from Debian's docker-registry package. */
+export const registryBin = process.env.REGISTRY_BIN ?? '/usr/bin/docker-registry';
 
 export const isCi = process.env.CI === 'true' || process.env.CI === '1';
 
@@ -59,6 +65,10 @@ export async function isAvailable(name: ServiceName): Promise<boolean> {
     case 'sshd': {
       const { existsSync } = await import('node:fs');
       return existsSync(process.env.SSHD_BIN ?? '/usr/sbin/sshd');
+    }
+    case 'registry': {
+      const { existsSync } = await import('node:fs');
+      return existsSync(registryBin);
     }
   }
 }

@@ -1,0 +1,98 @@
+/**
+ * `selfdevop registries`: the real CLI process, spawned as CI runs it (credentials in the
+ * environment), against the self-hosted API on a real PostgreSQL database. The password
+ * comes on stdin, never as an argument, and is never printed back.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSelfhostApi } from '../support/api.ts';
+
+const cliMain = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
+
+describe('the selfdevop CLI for registries', () => {
+  let api: Awaited<ReturnType<typeof startSelfhostApi>>;
+  let dir: string;
+  let env: Record<string, string>;
+
+  function cli(
+    args: string[],
+    stdin = '',
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [cliMain, ...args], {
+        cwd: dir,
+        env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'no-config'), ...env },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(killer);
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
+      child.stdin.end(stdin);
+    });
+  }
+
+  beforeAll(async () => {
+    api = await startSelfhostApi();
+    const s = await api.request('POST', '/api/auth/local/signup', {
+      body: { email: 'cli-registries@example.com', password: 'correct horse battery' },
+    });
+    expect(s.status, s.text).toBe(201);
+    const k = await api.request('POST', `/api/orgs/${s.body.org.id}/api-keys`, {
+      token: s.body.token,
+      body: { name: 'ci', role: 'admin' },
+    });
+    env = { SELFDEVOP_URL: api.url, SELFDEVOP_TOKEN: k.body.key as string };
+    dir = await mkdtemp(join(tmpdir(), 'sdo-cli-registries-'));
+  }, 60_000);
+
+  afterAll(async () => {
+    await api?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('adds a credential with the password on stdin, lists it without the password, removes it', async () => {
+    const empty = await cli(['registries']);
+    expect(empty.code, empty.stderr).toBe(0);
+    expect(empty.stdout).toContain('no registry credentials yet');
+
+    const added = await cli(
+      ['registries', 'add', 'Registry.Example.test', '--username', 'ci', '--json'],
+      'cli-secret-token\n',
+    );
+    expect(added.code, added.stderr).toBe(0);
+    const created = JSON.parse(added.stdout) as { id: string; server: string };
+    expect(created.server).toBe('registry.example.test');
+
+    const listed = await cli(['registries']);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toMatch(/registry\.example\.test\s+ci/);
+    for (const out of [added.stdout, listed.stdout, added.stderr])
+      expect(out).not.toContain('cli-secret-token');
+
+    const removed = await cli(['registries', 'rm', created.id]);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect((await cli(['registries'])).stdout).toContain('no registry credentials yet');
+  });
+
+  it('refuses a password argument, a missing username, and a server that is not a host', async () => {
+    const arg = await cli(['registries', 'add', 'r.example.test', 'hunter2', '--username', 'ci']);
+    expect(arg.code).toBe(2);
+    expect(arg.stderr).toContain('takes no password argument');
+    const noUser = await cli(['registries', 'add', 'r.example.test'], 'p');
+    expect(noUser.code).toBe(2);
+    expect(noUser.stderr).toContain('--username');
+    const bad = await cli(['registries', 'add', 'not a host', '--username', 'ci'], 'p');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('is not a registry host[:port]');
+  });
+});

@@ -25,6 +25,7 @@ import { webhookRoutes } from './routes/webhooks.ts';
 import { notificationChannelRoutes } from './routes/notification-channels.ts';
 import { edgeRoutes } from './routes/edge.ts';
 import { dataServiceRoutes } from './routes/data-services.ts';
+import { jobRoutes } from './routes/jobs.ts';
 
 export const defaultRoutes: RouteDef[] = [
   ...authRoutes,
@@ -44,6 +45,7 @@ export const defaultRoutes: RouteDef[] = [
   ...notificationChannelRoutes,
   ...edgeRoutes,
   ...dataServiceRoutes,
+  ...jobRoutes,
   ...domainRoutes,
 ];
 

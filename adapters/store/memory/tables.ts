@@ -34,6 +34,8 @@ export const tableNames = [
   'pushDeliveries',
   'dataServices',
   'dataServiceLinks',
+  'jobs',
+  'jobRuns',
   'audit',
 ] as const;
 export type TableName = (typeof tableNames)[number];
@@ -325,6 +327,25 @@ export const rules: Record<TableName, TableRules> = {
       { what: 'data_service', field: 'dataServiceId', table: 'dataServices' },
       { what: 'service', field: 'serviceId', table: 'services' },
     ],
+  },
+  jobs: {
+    sqlName: 'jobs',
+    what: 'job',
+    key: byId,
+    tenant: true,
+    unique: [{ what: 'job', names: 'name', fields: ['serviceId', 'environmentId', 'name'] }],
+    foreign: [
+      { what: 'service', field: 'serviceId', table: 'services' },
+      { what: 'environment', field: 'environmentId', table: 'environments' },
+    ],
+  },
+  jobRuns: {
+    sqlName: 'job_runs',
+    what: 'job_run',
+    key: byId,
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'job', field: 'jobId', table: 'jobs' }],
   },
   audit: {
     sqlName: 'audit_events',

@@ -21,6 +21,7 @@ import { registerWebhooks } from './views/webhooks.ts';
 import { registerNotificationChannels } from './views/notification-channels.ts';
 import { registerEdge } from './views/edge.ts';
 import { registerDataServices } from './views/data-services.ts';
+import { registerJobs } from './views/jobs.ts';
 
 /**
  * Scripts and styles only from /dashboard/assets; no framing, forms post only to us (and,
@@ -110,6 +111,7 @@ export function dashboardApp(
   registerNotificationChannels(app, fetchApi);
   registerEdge(app, fetchApi);
   registerDataServices(app, fetchApi);
+  registerJobs(app, fetchApi);
   registerApiKeys(app, fetchApi);
   registerMembers(app, fetchApi);
   registerInvites(app, fetchApi, !options.hostedSignIn);

@@ -14,7 +14,8 @@ export interface Shell {
     | 'audit'
     | 'webhooks'
     | 'notifications'
-    | 'edge';
+    | 'edge'
+    | 'jobs';
   orgs?: { id: string; name: string }[];
   orgId?: string | null;
   flash?: { kind: 'error' | 'notice'; text: string } | null;
@@ -25,6 +26,7 @@ export interface Shell {
 const navItems = [
   ['projects', '/dashboard', 'Projects'],
   ['data', '/dashboard/data-services', 'Data services'],
+  ['jobs', '/dashboard/jobs', 'Cron jobs'],
   ['nodes', '/dashboard/nodes', 'Nodes'],
   ['webhooks', '/dashboard/webhooks', 'Webhooks'],
   ['notifications', '/dashboard/notification-channels', 'Notifications'],

@@ -137,7 +137,8 @@ export class FakeScheduler {
   async fire(now = new Date()): Promise<number> {
     let fired = 0;
     for (const s of this.schedules.values()) {
-      if (!parseCron(fromEventBridgeCron(s.ScheduleExpression ?? '')).matches(now)) continue;
+      const zone = s.ScheduleExpressionTimezone ?? 'UTC';
+      if (!parseCron(fromEventBridgeCron(s.ScheduleExpression ?? ''), zone).matches(now)) continue;
       const body = (s.Target?.Input ?? '').replaceAll('<aws.scheduler.execution-id>', randomUUID());
       await this.sqs.send(
         new SendMessageCommand({

@@ -10,6 +10,8 @@ import { PostgresStore } from '../../adapters/store/postgres.ts';
 import {
   aDataService,
   aDataServiceLink,
+  aJob,
+  aJobRun,
   aDeployJob,
   aDomain,
   anApiKey,
@@ -105,6 +107,9 @@ async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
     const data = aDataService(t.orgId, t.projectId, node.id);
     await r.dataServices.insert(data);
     await r.dataServiceLinks.insert(aDataServiceLink(t.orgId, data.id, t.serviceId));
+    const job = aJob(t.orgId, t.serviceId, t.environmentId);
+    await r.jobs.insert(job);
+    await r.jobRuns.start(aJobRun(t.orgId, job.id));
     await r.audit.append(anAuditEvent(t.orgId));
   });
 }
@@ -167,6 +172,8 @@ describe('row-level security', () => {
         'domains',
         'environments',
         'invites',
+        'job_runs',
+        'jobs',
         'memberships',
         'nodes',
         'projects',

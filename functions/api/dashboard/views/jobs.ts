@@ -161,7 +161,12 @@ export function registerJobs(app: Hono, fetchApi: ApiFetch): void {
         <form method="post" action="/dashboard/jobs/${job.id}/run" class="inline">
           <button type="submit">Run now</button>
         </form>
-        <form method="post" action="/dashboard/jobs/${job.id}/delete" class="inline">
+        <form
+          method="post"
+          action="/dashboard/jobs/${job.id}/delete"
+          class="inline"
+          data-confirm="Delete the job ${job.name} with its schedule and run history?"
+        >
           <button type="submit" class="secondary">Delete job</button>
         </form>
         <h2 id="runs">Runs</h2>

@@ -19,6 +19,7 @@ import {
 import { createDomain } from '../../../core/domains/use-cases.ts';
 import type { Principal } from '../../../core/deps.ts';
 import { createServiceInput } from '../../../core/schemas.ts';
+import { rollbackRelease } from '../../../core/releases/engine.ts';
 import { deployer, orgId, putSecret, setup, type Harness } from '../releases/harness.ts';
 
 const ctx = { requestId: null, ip: null };
@@ -335,6 +336,24 @@ describe('worker services', () => {
     // Two copies of a worker would both consume: the previous one retires now, not warm.
     const retire = h.queue.of('release-retire').at(-1);
     expect(retire?.options.delaySeconds).toBe(0);
+  });
+
+  it('rolls a worker back by redeploying the previous image, with no route involved', async () => {
+    const h = await setup(workerFields);
+    const v1 = await h.deploy('shop/web:1');
+    const v2 = await h.deploy('shop/web:2');
+    await h.retireDue();
+    const result = await rollbackRelease(h.deps, deployer, { releaseId: v2.id });
+    expect(result.path).toBe('redeploy');
+    await h.drain();
+    const again = await h.release(result.redeploy!.id);
+    expect([again.status, again.image, again.upstream]).toEqual([
+      'completed',
+      v1.imageDigest,
+      null,
+    ]);
+    expect((await h.release(v2.id)).status).toBe('rolled_back');
+    expect(await h.edge.list()).toEqual([]);
   });
 
   it('fails the release when its health command fails, leaving the previous one running', async () => {

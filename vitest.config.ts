@@ -26,6 +26,7 @@ const unit = [
 const coreIntegration = [
   'test/core/releases/postgres-store.test.ts',
   'test/core/releases/real-deploy.test.ts',
+  'test/core/jobs/real-docker.test.ts',
 ];
 // Listed file by file so that `integration` can exclude exactly these (an exclude glob
 // would also drop the core integration suites, and exclusion wins over inclusion).

@@ -22,6 +22,7 @@ import { projects } from './commands/projects.ts';
 import { secrets } from './commands/secrets.ts';
 import { services } from './commands/services.ts';
 import { webhooks } from './commands/webhooks.ts';
+import { jobs } from './commands/jobs.ts';
 import { notificationChannels } from './commands/notification-channels.ts';
 import { registries } from './commands/registries.ts';
 import { edge } from './commands/edge.ts';
@@ -43,6 +44,7 @@ export const commands: Command[] = [
   environments,
   deployJobs,
   webhooks,
+  jobs,
   notificationChannels,
   registries,
   edge,

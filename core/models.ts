@@ -123,13 +123,29 @@ export interface GitSource {
 /** How a private repository is reached: an HTTPS token, or an SSH deploy key the platform made. */
 export type GitCredentialKind = 'token' | 'deploy_key';
 
+/** What a service runs: a web server behind the edge, or a worker with no port and no route. */
+export const serviceKinds = ['web', 'worker'] as const;
+export type ServiceKind = (typeof serviceKinds)[number];
+
+/**
+ * A worker's health gate: it must be running with no engine restart for `stableSeconds`,
+ * and, when `command` is set, that command run inside it must exit 0.
+ */
+export interface WorkerHealth {
+  stableSeconds: number;
+  command: string | null;
+}
+
 export interface Service {
   id: string;
   orgId: string;
   projectId: string;
   name: string;
+  /** `web` unless created as a worker; fixed at creation. */
+  kind: ServiceKind;
   image: string;
-  containerPort: number;
+  /** The port the app listens on; null for a worker (nothing reaches it). */
+  containerPort: number | null;
   healthcheckPath: string;
   migrateCommand: string | null;
   strategy: Strategy;
@@ -139,6 +155,8 @@ export interface Service {
   memoryMb: number | null;
   cpus: number | null;
   health: HealthPolicy;
+  /** A worker's health gate; null for a web service (probed over HTTP instead). */
+  workerHealth: WorkerHealth | null;
   /** How long the previous release stays warm after a switch, for instant rollback. */
   warmSeconds: number;
   /** How long connections on a replaced upstream may live on after a switch. */
@@ -480,4 +498,55 @@ export interface DataServiceLink {
   serviceId: string;
   envName: string;
   createdAt: string;
+}
+
+// ---------------------------------------------------------------- cron jobs
+
+/** What a job does when it fires while an earlier run is still running. */
+export const jobOverlaps = ['skip', 'allow'] as const;
+export type JobOverlap = (typeof jobOverlaps)[number];
+
+/** A command run on a schedule in a one-off container of a service environment's current image. */
+export interface Job {
+  id: string;
+  orgId: string;
+  serviceId: string;
+  environmentId: string;
+  name: string;
+  /** Five-field cron (minute hour day-of-month month day-of-week), read in `timeZone`. */
+  schedule: string;
+  /** An IANA time zone (`Europe/Berlin`, `UTC`). */
+  timeZone: string;
+  command: string;
+  overlap: JobOverlap;
+  timeoutSeconds: number;
+  /** Further attempts after a failed or timed-out one. */
+  retries: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const jobRunStatuses = ['running', 'succeeded', 'failed', 'timed_out', 'skipped'] as const;
+export type JobRunStatus = (typeof jobRunStatuses)[number];
+export type JobRunTrigger = 'schedule' | 'manual' | 'retry';
+
+/** One attempt of a job. */
+export interface JobRun {
+  id: string;
+  orgId: string;
+  jobId: string;
+  trigger: JobRunTrigger;
+  attempt: number;
+  /** Whether it holds the job's one running slot (overlap `skip`). */
+  exclusive: boolean;
+  status: JobRunStatus;
+  exitCode: number | null;
+  /** The release whose image it ran. */
+  releaseId: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  /** The last lines of its output (at most 8 KiB), secrets masked. */
+  logTail: string;
+  error: string | null;
 }

@@ -36,6 +36,8 @@ import type {
   Registry,
   NotificationDelivery,
   HeldNotification,
+  Job,
+  JobRun,
 } from './models.ts';
 
 // ---------------------------------------------------------------- time, ids, logs
@@ -160,9 +162,20 @@ export interface EventQueue {
   ping(): Promise<void>;
 }
 
+export interface ScheduleOptions {
+  /** The IANA time zone the cron is read in; UTC unless set. */
+  timeZone?: string;
+}
+
 export interface Scheduler {
   /** Sends `payload` to `queue` on a cron schedule; re-scheduling the same name replaces it. */
-  schedule(name: string, cron: string, queue: string, payload?: unknown): Promise<void>;
+  schedule(
+    name: string,
+    cron: string,
+    queue: string,
+    payload?: unknown,
+    options?: ScheduleOptions,
+  ): Promise<void>;
   unschedule(name: string): Promise<void>;
 }
 
@@ -394,6 +407,16 @@ export interface ContainerRuntime {
   list(target: DockerTarget, labels: Record<string, string>): Promise<ContainerInfo[]>;
   stop(target: DockerTarget, nameOrId: string, graceSeconds: number): Promise<void>;
   remove(target: DockerTarget, nameOrId: string): Promise<void>;
+  /**
+   * Optional (worker health commands): runs `cmd` inside a running container (as `docker
+   * exec`), killed after timeoutMs; a failing command is data, not a throw.
+   */
+  exec?(
+    target: DockerTarget,
+    nameOrId: string,
+    cmd: string[],
+    timeoutMs: number,
+  ): Promise<OneOffResult>;
   /** Optional (data services): removes a named volume; a missing one is already removed. */
   removeVolume?(target: DockerTarget, name: string): Promise<void>;
   /** Follows the container's output until signal aborts or the container ends. */
@@ -833,6 +856,35 @@ export interface DataServiceLinkRepo {
   delete(id: string): Promise<boolean>;
 }
 
+export interface JobRepo {
+  /** AlreadyExists (name) when the service environment has a job of that name. */
+  insert(j: Job): Promise<void>;
+  get(id: string): Promise<Job | null>;
+  list(page: PageRequest, filter?: ListFilter): Promise<Page<Job>>;
+  update(
+    id: string,
+    patch: Partial<Omit<Job, 'id' | 'orgId' | 'serviceId' | 'environmentId'>>,
+  ): Promise<void>;
+  /** Its runs go with it. */
+  delete(id: string): Promise<boolean>;
+}
+
+export interface JobRunRepo {
+  /**
+   * Records a run. An exclusive run while another exclusive one of the job is `running`
+   * is not recorded: false (the database's partial unique index decides races).
+   */
+  start(r: JobRun): Promise<boolean>;
+  finish(
+    id: string,
+    patch: Pick<JobRun, 'status' | 'exitCode' | 'finishedAt' | 'durationMs' | 'logTail' | 'error'>,
+  ): Promise<void>;
+  /** Runs still `running` of a job. */
+  running(jobId: string): Promise<JobRun[]>;
+  /** A job's runs, oldest first (only the newest `jobRunsKept` are kept). */
+  list(jobId: string, page: PageRequest): Promise<Page<JobRun>>;
+}
+
 export interface AuditRepo {
   append(e: AuditEvent): Promise<void>;
   list(
@@ -867,6 +919,8 @@ export interface OrgRepos {
   dataServices: DataServiceRepo;
   dataServiceLinks: DataServiceLinkRepo;
   registries: RegistryRepo;
+  jobs: JobRepo;
+  jobRuns: JobRunRepo;
   audit: AuditRepo;
 }
 

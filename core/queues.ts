@@ -5,6 +5,8 @@
  * makes one FIFO queue per name in `workerQueueNames` (plus `scheduledJobsQueue`).
  */
 import { dataServiceWorkQueue } from './data-services/deps.ts';
+import { jobRunsQueue } from './jobs/deps.ts';
+import { handleJobRun } from './jobs/run.ts';
 import { handleDataServiceWork } from './data-services/work.ts';
 import { handleDomainCheck } from './domains/check.ts';
 import { domainChecksQueue, type DomainDeps } from './domains/deps.ts';
@@ -37,6 +39,7 @@ export const workerQueueNames = [
   webhookDeliveriesQueue,
   notificationFlushesQueue,
   dataServiceWorkQueue,
+  jobRunsQueue,
 ] as const;
 export type WorkerQueue = (typeof workerQueueNames)[number];
 
@@ -99,6 +102,8 @@ export function workerHandlers(system: WorkerSystem): Record<WorkerQueue, Messag
     ) as MessageHandler<never>,
     // The release engine's ports are a superset of what data services need.
     [dataServiceWorkQueue]: handleDataServiceWork(system.release) as MessageHandler<never>,
+    // Cron jobs' firings (from the Scheduler), manual runs and retries: one attempt each.
+    [jobRunsQueue]: handleJobRun(system.release) as MessageHandler<never>,
   };
 }
 

@@ -8,6 +8,7 @@ import {
   redisEvictionPolicies,
   redisPersistenceModes,
   roles,
+  serviceKinds,
   strategies,
 } from './models.ts';
 import { webhookEventTypes } from './webhooks/events.ts';
@@ -137,6 +138,12 @@ export const healthPolicyInput = z.strictObject({
     .optional(),
 });
 
+/** A worker's health gate: seconds running without a restart, and an optional command that must exit 0. */
+export const workerHealthInput = z.strictObject({
+  stableSeconds: z.number().int().min(1).max(600).optional(),
+  command: z.string().min(1).max(2000).refine(noControlChars, 'must be one line').nullish(),
+});
+
 const serviceFields = {
   image: imageRef,
   containerPort: z.number().int().min(1).max(65535),
@@ -164,10 +171,35 @@ export const createServiceInput = z
     projectId: id,
     name: slugName,
     ...serviceFields,
+    /** `worker`: no port, no route, no default host; health by staying up (and workerHealth.command). */
+    kind: z.enum(serviceKinds).optional(),
+    containerPort: serviceFields.containerPort.optional(),
+    healthcheckPath: httpPath.optional(),
+    workerHealth: workerHealthInput.optional(),
     image: imageRef.optional(),
     git: gitSourceInput.optional(),
   })
   .superRefine((v, ctx) => {
+    const worker = v.kind === 'worker';
+    for (const field of ['containerPort', 'healthcheckPath'] as const) {
+      if (worker && v[field] !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: [field],
+          message: 'a worker has no port and no HTTP health check (use workerHealth)',
+        });
+      if (!worker && v[field] === undefined)
+        ctx.addIssue({ code: 'custom', path: [field], message: 'is required for a web service' });
+    }
+    for (const field of ['sticky', 'drainSeconds'] as const)
+      if (worker && v[field] !== undefined)
+        ctx.addIssue({ code: 'custom', path: [field], message: 'a worker has no route' });
+    if (!worker && v.workerHealth !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workerHealth'],
+        message: 'is for workers only (kind: worker); a web service is probed at healthcheckPath',
+      });
     if (v.image === undefined && v.git === undefined)
       ctx.addIssue({
         code: 'custom',
@@ -187,6 +219,7 @@ export const updateServiceInput = z
     memoryMb: serviceFields.memoryMb,
     cpus: serviceFields.cpus,
     git: gitSourceInput.nullable().optional(),
+    workerHealth: workerHealthInput.optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
 
@@ -438,6 +471,36 @@ export const deleteDataServiceQuery = z.object({
   volume: z.enum(['keep', 'remove']).default('keep'),
 });
 
+/** A job's command: one line run by `sh -c` in the service's image. */
+const jobCommand = z.string().min(1).max(4000).refine(noControlChars, 'must be one line');
+
+/** `POST /api/jobs`: a cron job of a service environment (`production` unless named). */
+export const createJobInput = z.strictObject({
+  serviceId: id,
+  environment: slugName.optional(),
+  name: slugName,
+  /** Five fields (minute hour day-of-month month day-of-week) or a macro such as @daily. */
+  schedule: z.string().min(1).max(200),
+  /** IANA time zone the schedule is read in; UTC unless given. */
+  timeZone: z.string().min(1).max(64).optional(),
+  command: jobCommand,
+  overlap: z.enum(['skip', 'allow']).optional(),
+  timeoutSeconds: z.number().int().min(1).max(86_400).optional(),
+  retries: z.number().int().min(0).max(10).optional(),
+});
+
+/** `PATCH /api/jobs/{id}`: each field given replaces the job's. */
+export const updateJobInput = z
+  .strictObject({
+    schedule: z.string().min(1).max(200).optional(),
+    timeZone: z.string().min(1).max(64).optional(),
+    command: jobCommand.optional(),
+    overlap: z.enum(['skip', 'allow']).optional(),
+    timeoutSeconds: z.number().int().min(1).max(86_400).optional(),
+    retries: z.number().int().min(0).max(10).optional(),
+  })
+  .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
+
 export const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: z.string().max(100).optional(),
@@ -446,6 +509,8 @@ export const pageQuery = z.object({
 export type SignupInput = z.infer<typeof signupInput>;
 export type LoginInput = z.infer<typeof loginInput>;
 export type CreateServiceInput = z.infer<typeof createServiceInput>;
+export type CreateJobInput = z.infer<typeof createJobInput>;
+export type UpdateJobInput = z.infer<typeof updateJobInput>;
 export type UpdateServiceInput = z.infer<typeof updateServiceInput>;
 export type CreateNodeInput = z.infer<typeof createNodeInput>;
 export type NodeTlsInput = z.infer<typeof nodeTlsInput>;

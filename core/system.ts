@@ -24,9 +24,12 @@ import type {
   Logger,
   Mailer,
   Metrics,
+  Scheduler,
   Store,
   SourceRepository,
 } from './ports.ts';
+import { defaultMaxJobTimeoutSeconds } from './jobs/deps.ts';
+import type { JobsSetup } from './jobs/use-cases.ts';
 import { AttemptLimiter } from './rate-limit.ts';
 import { defaultReleaseConfig, type ReleaseConfig, type ReleaseDeps } from './releases/deps.ts';
 import { TtlCache } from './ttl-cache.ts';
@@ -51,6 +54,8 @@ export interface ApiDeps extends CoreDeps {
   readiness?: Record<string, () => Promise<void>>;
   /** Cloud mode: the dashboard signs users in on this hosted page instead of its own form. */
   hostedSignIn?: HostedSignIn;
+  /** Cron jobs: where their schedules are kept; 503 without. */
+  jobs?: JobsSetup;
   api: {
     /** Largest request body accepted, in bytes. */
     maxBodyBytes: number;
@@ -84,6 +89,8 @@ export interface SystemPorts {
   mailer?: Mailer;
   /** Hashes API keys; the pure SHA-256 in core/hash.ts when absent. */
   keyHasher?: KeyHasher;
+  /** Keeps cron jobs' schedules (pg-boss cron, EventBridge Scheduler); jobs answer 503 without. */
+  scheduler?: Scheduler;
 }
 
 /** The mode-neutral settings, read from each mode's validated configuration. */
@@ -129,6 +136,8 @@ export interface SystemConfig {
   release?: Partial<ReleaseConfig>;
   domains?: Partial<DomainConfig>;
   webhooks?: Partial<WebhookDeps['config']>;
+  /** The longest timeout a cron job may ask for (the cloud's worker function has a limit); an hour unless set. */
+  jobMaxTimeoutSeconds?: number;
 }
 
 /** The wired use cases: what the API serves and what the queue handlers run. */
@@ -301,6 +310,14 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     },
     api: { maxBodyBytes: config.maxBodyBytes, version: config.version },
     ...(ports.hostedSignIn ? { hostedSignIn: ports.hostedSignIn } : {}),
+    ...(ports.scheduler
+      ? {
+          jobs: {
+            scheduler: ports.scheduler,
+            maxTimeoutSeconds: config.jobMaxTimeoutSeconds ?? defaultMaxJobTimeoutSeconds,
+          },
+        }
+      : {}),
   };
   return { api, release, domains, webhooks, notifications };
 }

@@ -187,6 +187,13 @@ const schema = z
       .min(10)
       .max(100, 'must be at most 100: a build runs inside the worker function (120 s)')
       .default(100),
+    // A cron job's run is waited for inside one worker invocation (120 s), like a build.
+    JOB_MAX_TIMEOUT_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(10)
+      .max(100, 'must be at most 100: a job runs inside the worker function (120 s)')
+      .default(100),
   })
   .refine(databaseGiven.check, databaseGiven.issue);
 

@@ -169,6 +169,8 @@ export async function fromCloud(
       queue,
       vault,
       auth,
+      // Cron jobs' schedules: EventBridge Scheduler sends each firing to the job-runs queue.
+      scheduler,
       runtime: overrides.runtime ?? new NoEngineRuntime(),
       edge: new CaddyEdgeRouter({
         adminUrl: config.CADDY_ADMIN_URL,
@@ -217,6 +219,8 @@ export async function fromCloud(
       // configuration alone, since no cloud account is an install's first.
       nodes: { operatorEmails: config.OPERATOR_EMAILS ?? [], tenantPrivateNodes: false },
       readiness: { objects: () => objects.ping() },
+      // A run is waited for inside one worker invocation, which has its own time limit.
+      jobMaxTimeoutSeconds: config.JOB_MAX_TIMEOUT_SECONDS,
     },
   );
   const { api, release, domains, webhooks, notifications } = system;

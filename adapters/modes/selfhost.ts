@@ -181,6 +181,8 @@ export async function fromSelfhost(
     {
       store,
       queue: queues.queue,
+      // Cron jobs' schedules: pg-boss cron, fired by whichever process runs schedules.
+      scheduler: queues.scheduler,
       ...(mailer ? { mailer } : {}),
       vault,
       auth: new LocalJwtAuth({

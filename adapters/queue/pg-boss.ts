@@ -20,12 +20,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import type { ConstructorOptions, Job } from 'pg-boss';
+import { validateTimeZone } from '../../core/jobs/cron.ts';
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
 import type {
   EventQueue,
   Logger,
   MessageHandler,
   QueueMessage,
+  ScheduleOptions,
   Scheduler,
   SendOptions,
 } from '../../core/ports.ts';
@@ -290,19 +292,26 @@ export class PgBossScheduler implements Scheduler {
 
   // pg-boss schedules are keyed (queue, key) and send to the queue they are named after, so
   // the schedule's name is the key and the target queue is the pg-boss schedule name.
-  async schedule(name: string, cron: string, queue: string, payload?: unknown): Promise<void> {
+  async schedule(
+    name: string,
+    cron: string,
+    queue: string,
+    payload?: unknown,
+    options?: ScheduleOptions,
+  ): Promise<void> {
     assertName('schedule', name);
     const boss = this.queue.boss;
+    const tz = validateTimeZone(options?.timeZone ?? 'UTC');
     try {
       // Reads the expression in process, so a typo is refused before anything is stored.
-      boss.previewSchedule(cron, { tz: 'UTC', count: 1, from: new Date() });
+      boss.previewSchedule(cron, { tz, count: 1, from: new Date() });
     } catch (e) {
       throw new InvalidInput(`cron ${JSON.stringify(cron)} is not valid: ${errorMessage(e)}`);
     }
     await this.queue.ensureQueue(queue);
     const data: Envelope = { payload: payload ?? null };
     await boss.schedule(queue, cron, data, {
-      tz: 'UTC',
+      tz,
       key: name,
       // One key per schedule: its runs are serialized, never overlapping one another.
       singletonKey: `s:${name}`,
@@ -321,7 +330,9 @@ export class PgBossScheduler implements Scheduler {
   }
 
   /** Schedules as stored: name, cron, target queue and payload. */
-  async list(): Promise<{ name: string; cron: string; queue: string; payload: unknown }[]> {
+  async list(): Promise<
+    { name: string; cron: string; queue: string; payload: unknown; timeZone?: string }[]
+  > {
     const rows = await this.queue.boss.getSchedules();
     return rows
       .filter((s) => s.key !== '')
@@ -330,6 +341,7 @@ export class PgBossScheduler implements Scheduler {
         cron: s.cron,
         queue: s.name,
         payload: (s.data as Envelope | undefined)?.payload ?? null,
+        ...(s.timezone && s.timezone !== 'UTC' ? { timeZone: s.timezone } : {}),
       }));
   }
 }

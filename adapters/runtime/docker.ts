@@ -290,6 +290,44 @@ export class DockerRuntime implements ContainerRuntime {
     });
   }
 
+  async exec(
+    target: DockerTarget,
+    nameOrId: string,
+    cmd: string[],
+    timeoutMs: number,
+  ): Promise<OneOffResult> {
+    return this.call(target, `exec in ${nameOrId}`, async (docker) => {
+      const exec = await docker
+        .getContainer(nameOrId)
+        .exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, Tty: false });
+      const tail = new OutputTail(this.options.maxOutputBytes ?? defaultMaxOutputBytes);
+      const lines = new DemuxedLines((line) => tail.push(line), this.options.maxLineLength);
+      const stream = await exec.start({ hijack: true, stdin: false });
+      const ended = new Promise<void>((resolve) => {
+        lines.once('finish', () => resolve());
+        stream.once('error', () => resolve());
+        stream.once('end', () => resolve());
+      });
+      stream.pipe(lines);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      });
+      try {
+        // The engine cannot kill an exec'd process on its own; a command that hangs is
+        // reported as timed out and left to the container (it is the app's own check).
+        const outcome = await Promise.race([ended, timedOut]);
+        (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+        if (outcome === 'timeout')
+          return { exitCode: null, timedOut: true, output: tail.toString() };
+        const info = (await exec.inspect()) as { ExitCode: number | null };
+        return { exitCode: info.ExitCode, timedOut: false, output: tail.toString() };
+      } finally {
+        clearTimeout(timer);
+      }
+    });
+  }
+
   async inspect(target: DockerTarget, nameOrId: string): Promise<ContainerInfo | null> {
     return this.call(target, `inspect ${nameOrId}`, async (docker) => {
       const info = await this.inspectOrNull(docker, nameOrId);

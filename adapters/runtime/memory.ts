@@ -78,6 +78,8 @@ export interface MemoryImage {
   oneOffs?: Record<string, OneOffPlan>;
   /** runOnce plan for any command not in oneOffs (and for no command); default exit 0, no output. */
   defaultOneOff?: OneOffPlan;
+  /** exec plans by command (words joined by one space); default exit 0, no output. */
+  execs?: Record<string, OneOffPlan>;
   /** Full control over HTTP answers; return undefined to fall back to the default app. */
   respond?: (path: string, container: MemoryContainer) => FakeResponse | undefined;
 }
@@ -105,6 +107,7 @@ export type RuntimeMethod =
   | 'resolveImage'
   | 'start'
   | 'runOnce'
+  | 'exec'
   | 'inspect'
   | 'list'
   | 'stop'
@@ -426,6 +429,27 @@ export class MemoryRuntime implements ContainerRuntime {
     } finally {
       this.node(target.dockerHost).delete(c.id);
     }
+  }
+
+  async exec(
+    target: DockerTarget,
+    nameOrId: string,
+    cmd: string[],
+    timeoutMs: number,
+  ): Promise<OneOffResult> {
+    this.enter('exec', target, nameOrId);
+    const c = this.find(target.dockerHost, nameOrId);
+    if (!c || c.state !== 'running')
+      throw new Error(`container ${nameOrId} is not running: cannot exec in it`);
+    const plan = this.mustImage(c.spec.image).execs?.[cmd.join(' ')] ?? {};
+    const duration = plan.hang ? Infinity : (plan.durationMs ?? 0);
+    const output = (plan.lines ?? []).join('\n');
+    if (duration > timeoutMs) {
+      await this.clock.sleep(timeoutMs);
+      return { exitCode: null, timedOut: true, output };
+    }
+    if (duration > 0) await this.clock.sleep(duration);
+    return { exitCode: plan.exitCode ?? 0, timedOut: false, output };
   }
 
   async inspect(target: DockerTarget, nameOrId: string): Promise<ContainerInfo | null> {

@@ -1,6 +1,7 @@
 /**
  * Cloud Scheduler on Amazon EventBridge Scheduler: one schedule per name, in selfdevop's
- * schedule group, whose target is the named queue's SQS FIFO queue. The only file that
+ * schedule group, whose target is the named queue's SQS FIFO queue, read in the time zone
+ * given (UTC unless set; cron jobs pass theirs). The only file that
  * imports @aws-sdk/client-scheduler, and only on the first call, so a cold start does not
  * parse it.
  *
@@ -24,7 +25,8 @@ import type {
   SchedulerClientConfig,
 } from '@aws-sdk/client-scheduler';
 import { InvalidInput } from '../../core/errors.ts';
-import type { Scheduler } from '../../core/ports.ts';
+import type { ScheduleOptions, Scheduler } from '../../core/ports.ts';
+import { validateTimeZone } from '../../core/jobs/cron.ts';
 import { assertName } from '../queue/names.ts';
 import { parseCron } from './cron.ts';
 import { exportsOf, onFirstUse } from '../on-first-use.ts';
@@ -50,6 +52,8 @@ interface Description {
   name: string;
   cron: string;
   queue: string;
+  /** Absent for UTC (schedules made before time zones). */
+  timeZone?: string;
 }
 
 /** The SDK's exports (TypeScript also lists a default export for a CommonJS package). */
@@ -138,17 +142,30 @@ export class EventBridgeScheduler implements Scheduler {
     this.maxPages = options.maxPages ?? 100;
   }
 
-  async schedule(name: string, cron: string, queue: string, payload?: unknown): Promise<void> {
+  async schedule(
+    name: string,
+    cron: string,
+    queue: string,
+    payload?: unknown,
+    options?: ScheduleOptions,
+  ): Promise<void> {
     assertName('schedule', name);
     assertName('queue', queue);
     const expression = toEventBridgeCron(cron);
+    const timeZone = validateTimeZone(options?.timeZone ?? 'UTC');
     const { scheduler, client } = await this.sdk();
-    const description: Description = { name, cron, queue };
+    const description: Description = {
+      name,
+      cron,
+      queue,
+      ...(timeZone !== 'UTC' ? { timeZone } : {}),
+    };
     const input: CreateScheduleInput = {
       Name: scheduleNameOf(name),
       GroupName: this.groupName,
       ScheduleExpression: expression,
-      ScheduleExpressionTimezone: 'UTC',
+      // EventBridge Scheduler reads the cron in this zone, daylight saving included.
+      ScheduleExpressionTimezone: timeZone,
       FlexibleTimeWindow: { Mode: 'OFF' },
       State: 'ENABLED',
       Description: JSON.stringify(description),
@@ -185,7 +202,9 @@ export class EventBridgeScheduler implements Scheduler {
   }
 
   /** Schedules of the group as the port knows them: name, cron, queue and payload. */
-  async list(): Promise<{ name: string; cron: string; queue: string; payload: unknown }[]> {
+  async list(): Promise<
+    { name: string; cron: string; queue: string; payload: unknown; timeZone?: string }[]
+  > {
     const { scheduler, client } = await this.sdk();
     const names: string[] = [];
     let token: string | undefined;
@@ -212,7 +231,13 @@ export class EventBridgeScheduler implements Scheduler {
         continue; // not made by selfdevop
       }
       const input = JSON.parse(s.Target?.Input ?? '{}') as { payload?: unknown };
-      result.push({ name: d.name, cron: d.cron, queue: d.queue, payload: input.payload ?? null });
+      result.push({
+        name: d.name,
+        cron: d.cron,
+        queue: d.queue,
+        payload: input.payload ?? null,
+        ...(d.timeZone ? { timeZone: d.timeZone } : {}),
+      });
     }
     return result;
   }

@@ -1,5 +1,6 @@
-import type { EventQueue, Scheduler } from '../../core/ports.ts';
+import type { EventQueue, ScheduleOptions, Scheduler } from '../../core/ports.ts';
 import { assertName } from '../queue/names.ts';
+import { validateTimeZone } from '../../core/jobs/cron.ts';
 import { parseCron } from './cron.ts';
 import type { CronMatcher } from './cron.ts';
 
@@ -8,6 +9,7 @@ interface StoredSchedule {
   cron: string;
   queue: string;
   payload: unknown;
+  timeZone: string;
   matcher: CronMatcher;
   /** The minute (epoch ms) it last fired for, so several ticks in one minute send once. */
   firedFor: number | null;
@@ -26,15 +28,23 @@ export class MemoryScheduler implements Scheduler {
     this.queue = queue;
   }
 
-  async schedule(name: string, cron: string, queue: string, payload?: unknown): Promise<void> {
+  async schedule(
+    name: string,
+    cron: string,
+    queue: string,
+    payload?: unknown,
+    options?: ScheduleOptions,
+  ): Promise<void> {
     assertName('schedule', name);
     assertName('queue', queue);
-    const matcher = parseCron(cron);
+    const timeZone = validateTimeZone(options?.timeZone ?? 'UTC');
+    const matcher = parseCron(cron, timeZone);
     this.schedules.set(name, {
       name,
       cron,
       queue,
       payload: structuredClone(payload ?? null),
+      timeZone,
       matcher,
       firedFor: null,
     });
@@ -45,12 +55,13 @@ export class MemoryScheduler implements Scheduler {
     this.schedules.delete(name);
   }
 
-  list(): { name: string; cron: string; queue: string; payload: unknown }[] {
-    return [...this.schedules.values()].map(({ name, cron, queue, payload }) => ({
+  list(): { name: string; cron: string; queue: string; payload: unknown; timeZone?: string }[] {
+    return [...this.schedules.values()].map(({ name, cron, queue, payload, timeZone }) => ({
       name,
       cron,
       queue,
       payload,
+      ...(timeZone !== 'UTC' ? { timeZone } : {}),
     }));
   }
 

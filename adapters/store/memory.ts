@@ -47,6 +47,7 @@ import { memoryServiceRepo } from './memory/services.ts';
 import { emptyTables, type Tables } from './memory/tables.ts';
 import { TenantView } from './memory/tenant.ts';
 import { memoryDataServiceLinkRepo, memoryDataServiceRepo } from './memory/data-services.ts';
+import { memoryJobRepo, memoryJobRunRepo } from './memory/jobs.ts';
 import { memoryWebhookDeliveryRepo } from './memory/webhook-deliveries.ts';
 import { memoryWebhookRepo } from './memory/webhooks.ts';
 
@@ -92,6 +93,8 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     dataServices: memoryDataServiceRepo(t),
     dataServiceLinks: memoryDataServiceLinkRepo(t),
     registries: memoryRegistryRepo(t),
+    jobs: memoryJobRepo(t),
+    jobRuns: memoryJobRunRepo(t),
     audit: memoryAuditRepo(t),
   };
 }

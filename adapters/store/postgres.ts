@@ -20,6 +20,7 @@ import { pgApiKeyRepo } from './postgres/api-keys.ts';
 import { pgAuditRepo } from './postgres/audit.ts';
 import { pgAuthGuardRepo } from './postgres/auth-guards.ts';
 import { pgDataServiceLinkRepo, pgDataServiceRepo } from './postgres/data-services.ts';
+import { pgJobRepo, pgJobRunRepo } from './postgres/jobs.ts';
 import { pgDeployJobRepo } from './postgres/deploy-jobs.ts';
 import { pgDomainLookup, pgDomainRepo } from './postgres/domains.ts';
 import { pgEnvironmentRepo } from './postgres/environments.ts';
@@ -80,6 +81,8 @@ class PgOrgRepos implements OrgRepos {
   private _dataServices: OrgRepos['dataServices'] | undefined = undefined;
   private _dataServiceLinks: OrgRepos['dataServiceLinks'] | undefined = undefined;
   private _registries: OrgRepos['registries'] | undefined = undefined;
+  private _jobs: OrgRepos['jobs'] | undefined = undefined;
+  private _jobRuns: OrgRepos['jobRuns'] | undefined = undefined;
   private _audit: OrgRepos['audit'] | undefined = undefined;
 
   constructor(t: TenantSql) {
@@ -224,6 +227,18 @@ class PgOrgRepos implements OrgRepos {
   }
   set dataServiceLinks(repo: OrgRepos['dataServiceLinks']) {
     this._dataServiceLinks = repo;
+  }
+  get jobs(): OrgRepos['jobs'] {
+    return (this._jobs ??= pgJobRepo(this.t));
+  }
+  set jobs(repo: OrgRepos['jobs']) {
+    this._jobs = repo;
+  }
+  get jobRuns(): OrgRepos['jobRuns'] {
+    return (this._jobRuns ??= pgJobRunRepo(this.t));
+  }
+  set jobRuns(repo: OrgRepos['jobRuns']) {
+    this._jobRuns = repo;
   }
   get audit(): OrgRepos['audit'] {
     return (this._audit ??= pgAuditRepo(this.t));

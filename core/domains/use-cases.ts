@@ -137,6 +137,10 @@ export async function createDomain(
   const created = await deps.store.withOrg(p.orgId, async (repos) => {
     const service = await repos.services.get(body.serviceId);
     if (!service) throw new NotFound('service', body.serviceId);
+    if (service.kind === 'worker')
+      throw new InvalidInput('serviceId: a worker has no route, so it takes no domain', {
+        field: 'serviceId',
+      });
     const environment = await repos.environments.findByName(service.projectId, envName);
     if (!environment) throw new NotFound('environment', envName);
     const at = deps.clock.now().toISOString();

@@ -359,6 +359,8 @@ export function upstreamAt(
   node: NodeRecord,
   info: ContainerInfo,
 ): string {
+  if (c.service.containerPort === null)
+    throw new StepFailed('a worker has no port: there is no upstream to route to', false);
   try {
     return upstreamOf(node, info, c.service.containerPort, {
       privateAddresses: c.deps.config.tenantPrivateNodes ?? false,

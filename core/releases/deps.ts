@@ -48,6 +48,8 @@ export interface ReleaseRetireMessage {
 }
 
 export interface ReleaseConfig {
+  /** Cron jobs: the first retry's delay in seconds, doubling after (30 unless set; tests shorten it). */
+  jobRetryBaseSeconds?: number;
   /** Data services: readiness checks (one a second) before a new server counts as failed. */
   dataReadyAttempts?: number;
   /** Default hosts live under it: `<service>-<env>-<id6>.<edgeDomain>`. */

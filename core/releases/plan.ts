@@ -46,7 +46,7 @@ export function routeId(serviceId: string, environmentId: string): string {
 /** Labels that let an operator (and a reconciler) find selfdevop's containers. */
 export function releaseLabels(
   release: Pick<Release, 'orgId' | 'serviceId' | 'environmentId' | 'id'>,
-  role: 'web' | 'migrate',
+  role: 'web' | 'worker' | 'migrate',
 ): Record<string, string> {
   return {
     'selfdevop.org': release.orgId,
@@ -82,10 +82,23 @@ export function planCandidate({
   env,
   network,
 }: CandidateInput): ContainerSpec {
-  return {
+  const base = {
     ...(network ? { network } : {}),
     name: containerName({ serviceId: service.id, environmentId: environment.id, id: release.id }),
     image: releaseImage(release),
+  };
+  if (service.containerPort === null)
+    // A worker publishes nothing: no port, no address, nothing the edge could reach.
+    return {
+      ...base,
+      env,
+      labels: releaseLabels(release, 'worker'),
+      memoryMb: service.memoryMb,
+      cpus: service.cpus,
+      restartPolicy: 'unless-stopped',
+    };
+  return {
+    ...base,
     // PORT comes last: the edge reaches the app on containerPort, whatever env says.
     env: { ...env, PORT: String(service.containerPort) },
     labels: releaseLabels(release, 'web'),
@@ -115,7 +128,7 @@ export function planMigration({
       id: release.id,
     }),
     image: releaseImage(release),
-    env: { ...env, PORT: String(service.containerPort) },
+    env: service.containerPort === null ? env : { ...env, PORT: String(service.containerPort) },
     labels: releaseLabels(release, 'migrate'),
     cmd: ['sh', '-c', service.migrateCommand],
     memoryMb: service.memoryMb,
@@ -163,4 +176,42 @@ export function defaultHosts({
   const head = dnsLabel(`${service.name}-${environment.name}`, 63 - suffix.length - 1);
   const label = head ? `${head}-${suffix}` : suffix;
   return [`${label}.${edgeDomain.toLowerCase().replace(/\.$/, '')}`];
+}
+
+/** The steps a release of `service` runs, in order: a worker's skip the edge (no route to switch). */
+export function releasePlan(
+  service: Pick<Service, 'kind'>,
+): readonly (
+  'build' | 'start_candidate' | 'migrate' | 'health_check' | 'switch_traffic' | 'complete'
+)[] {
+  const all = [
+    'build',
+    'start_candidate',
+    'migrate',
+    'health_check',
+    'switch_traffic',
+    'complete',
+  ] as const;
+  return service.kind === 'worker' ? all.filter((s) => s !== 'switch_traffic') : all;
+}
+
+/**
+ * A worker's health gate as data: how long it must stay up with its engine restart count
+ * unchanged, how often to look, and the command (as `sh -c`) that must exit 0 when set.
+ */
+export function planWorkerGate(service: Pick<Service, 'workerHealth' | 'health'>): {
+  stableMs: number;
+  pollMs: number;
+  deadlineMs: number;
+  command: string[] | null;
+} {
+  const wh = service.workerHealth ?? { stableSeconds: 10, command: null };
+  const stableMs = wh.stableSeconds * 1000;
+  return {
+    stableMs,
+    pollMs: Math.min(1000, stableMs),
+    // Long enough to see it stable once after a slow start, bounded by the service's deadline.
+    deadlineMs: Math.max(service.health.deadlineMs, stableMs * 2),
+    command: wh.command ? ['sh', '-c', wh.command] : null,
+  };
 }

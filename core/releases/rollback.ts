@@ -114,7 +114,8 @@ export async function rollbackRelease(
   // Where the warm container is, from the node's address: an engine answer that is not
   // bound where it was asked is no place to probe or route, so the release is redeployed.
   let warmAt: string | null = null;
-  if (warm?.state === 'running' && node) {
+  // A worker has no route to switch back and retired at once: it is redeployed.
+  if (warm?.state === 'running' && node && service.containerPort !== null) {
     try {
       warmAt = upstreamOf(node, warm, service.containerPort, {
         privateAddresses: deps.config.tenantPrivateNodes ?? false,

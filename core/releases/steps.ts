@@ -21,6 +21,7 @@ import {
 import { defaultReleaseConfig, sendRetire, sendStep } from './deps.ts';
 import { StepFailed } from './errors.ts';
 import { CommandOutputLog } from './output-log.ts';
+import { workerGate } from './worker-gate.ts';
 import {
   containerName,
   defaultHosts,
@@ -148,6 +149,14 @@ export const startCandidate: StepRunner = async (c) => {
       `candidate container ${info.name} is ${info.state} right after start`,
       false,
     );
+  if (c.service.containerPort === null) {
+    // A worker publishes nothing: no upstream, nothing to route.
+    await appendLog(c, `started worker ${info.name} (${spec.image})`);
+    await endStep(c, step);
+    if (await move(c, 'candidate_started', { containerId: info.id, upstream: null }))
+      await sendStep(c.deps, c.release, 'candidate_started');
+    return;
+  }
   if (!info.ports?.length)
     throw new StepFailed(`candidate container ${info.name} publishes no port`, false);
   // Built from the node's address; the engine's answer only picks the port.
@@ -215,6 +224,7 @@ export const migrate: StepRunner = async (c) => {
  * later slices keep.
  */
 export const validateAndSwitch: StepRunner = async (c) => {
+  if (c.service.kind === 'worker') return workerGate(c);
   const upstream = c.release.upstream;
   if (!upstream) throw new StepFailed('the candidate has no published address to probe', false);
   const { healthcheckPath: path, health: policy } = c.service;
@@ -304,8 +314,11 @@ export const validateAndSwitch: StepRunner = async (c) => {
 export const rollbackRequestedAction = 'release.rollback_requested';
 
 /** How long the release a deploy replaced stays up: warm for blue/green, not at all for replace (already stopped). */
-export const retireDelaySeconds = (service: Pick<Service, 'strategy' | 'warmSeconds'>): number =>
-  service.strategy === 'replace' ? 0 : service.warmSeconds;
+export const retireDelaySeconds = (
+  service: Pick<Service, 'strategy' | 'warmSeconds' | 'kind'>,
+): number =>
+  // Two copies of a worker would both consume (a bot answering twice): the old one stops now.
+  service.strategy === 'replace' || service.kind === 'worker' ? 0 : service.warmSeconds;
 
 /** traffic_shifted → completed: the release serves; the one it replaced is scheduled to retire. */
 export const complete: StepRunner = async (c) => {

@@ -143,6 +143,20 @@ export async function getServiceHealth(
         reason: `the serving container is ${info.state}`,
       },
     };
+  // A worker has nothing to probe: it is healthy while it runs and is not being restarted.
+  if (service.containerPort === null)
+    return {
+      ...base,
+      app: {
+        ...app,
+        status: info.state === 'running' ? 'healthy' : 'unhealthy',
+        container: { ...container, check: 'not_checked', checkError: null },
+        reason:
+          info.state === 'running'
+            ? null
+            : `the worker is restarting (${container.restarts ?? 0} restarts so far)`,
+      },
+    };
   // The node's address and the port its engine bound where it was asked, never the engine's
   // word for the address (a hostile engine would aim the check anywhere); a container that
   // publishes nothing right now (restarting) is checked where its release was routed.

@@ -1,6 +1,13 @@
 import { InvalidInput, NotFound } from '../errors.ts';
 import { defaultHosts } from '../releases/plan.ts';
-import type { GitSource, HealthPolicy, Page, PageRequest, Service } from '../models.ts';
+import type {
+  GitSource,
+  HealthPolicy,
+  Page,
+  PageRequest,
+  Service,
+  WorkerHealth,
+} from '../models.ts';
 import { assertCan } from '../roles.ts';
 import { isPrivateUrl, type CreateServiceInput, type UpdateServiceInput } from '../schemas.ts';
 import {
@@ -44,8 +51,12 @@ export const defaultDrainSeconds = 300;
 export const defaultWarmSeconds = 600;
 
 export interface ServiceView extends PublicService {
+  /** The default host per environment; none for a worker (it has no route). */
   hosts: { environment: string; host: string }[];
 }
+
+/** A worker's gate unless it says otherwise: up for 10 s without a restart. */
+export const defaultWorkerHealth: WorkerHealth = { stableSeconds: 10, command: null };
 
 async function withHosts(
   deps: CoreDeps,
@@ -54,7 +65,7 @@ async function withHosts(
 ): Promise<ServiceView> {
   return {
     ...publicService(service),
-    hosts: environments.map((e) => ({
+    hosts: (service.kind === 'worker' ? [] : environments).map((e) => ({
       environment: e.name,
       host: defaultHosts({ service, environment: e, edgeDomain: deps.config.edgeDomain })[0]!,
     })),
@@ -82,9 +93,11 @@ export async function createService(
       projectId: input.projectId,
       name: input.name,
       // A git-only service's image is where its builds are tagged.
+      kind: input.kind ?? 'web',
       image: input.image ?? buildRepository({ id, name: input.name }),
-      containerPort: input.containerPort,
-      healthcheckPath: input.healthcheckPath,
+      // The schema insists on both for a web service and refuses them for a worker.
+      containerPort: input.containerPort ?? null,
+      healthcheckPath: input.healthcheckPath ?? '/',
       migrateCommand: input.migrateCommand ?? null,
       strategy: input.strategy ?? 'blue_green',
       replicas: input.replicas ?? 1,
@@ -92,6 +105,13 @@ export async function createService(
       memoryMb: input.memoryMb ?? null,
       cpus: input.cpus ?? null,
       health: { ...defaultHealthPolicy, ...input.health },
+      workerHealth:
+        input.kind === 'worker'
+          ? {
+              stableSeconds: input.workerHealth?.stableSeconds ?? defaultWorkerHealth.stableSeconds,
+              command: input.workerHealth?.command ?? null,
+            }
+          : null,
       warmSeconds: input.warmSeconds ?? defaultWarmSeconds,
       drainSeconds: input.drainSeconds ?? defaultDrainSeconds,
       sticky: input.sticky ?? false,
@@ -198,7 +218,25 @@ export async function updateService(
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-resources');
   const current = await deps.store.withOrg(p.orgId, (repos) => findService(repos, id));
+  if (current.kind === 'worker') {
+    for (const field of ['containerPort', 'healthcheckPath'] as const)
+      if (input[field] !== undefined)
+        throw new InvalidInput(`${field}: a worker has no port and no HTTP health check`, {
+          field,
+        });
+  } else if (input.workerHealth !== undefined) {
+    throw new InvalidInput('workerHealth: is for workers only', { field: 'workerHealth' });
+  }
   const patch: Partial<Service> = {};
+  if (input.workerHealth !== undefined && current.workerHealth) {
+    patch.workerHealth = {
+      stableSeconds: input.workerHealth.stableSeconds ?? current.workerHealth.stableSeconds,
+      command:
+        input.workerHealth.command === undefined
+          ? current.workerHealth.command
+          : input.workerHealth.command,
+    };
+  }
   for (const key of [
     'image',
     'containerPort',

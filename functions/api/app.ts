@@ -26,6 +26,7 @@ import { notificationChannelRoutes } from './routes/notification-channels.ts';
 import { registryRoutes } from './routes/registries.ts';
 import { edgeRoutes } from './routes/edge.ts';
 import { dataServiceRoutes } from './routes/data-services.ts';
+import { jobRoutes } from './routes/jobs.ts';
 
 export const defaultRoutes: RouteDef[] = [
   ...authRoutes,
@@ -46,6 +47,7 @@ export const defaultRoutes: RouteDef[] = [
   ...registryRoutes,
   ...edgeRoutes,
   ...dataServiceRoutes,
+  ...jobRoutes,
   ...domainRoutes,
 ];
 

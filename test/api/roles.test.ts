@@ -103,6 +103,14 @@ const bodies: Record<string, () => unknown> = {
   }),
   'post /api/data-services': () => ({ projectId: 'prj_0nothing', name: 'cache', engine: 'redis' }),
   'post /api/data-services/{id}/links': () => ({ serviceId: 'svc_0nothing' }),
+  // No such service: 404 after the role check, so nothing is ever scheduled.
+  'post /api/jobs': () => ({
+    serviceId: 'svc_0nothing',
+    name: 'table',
+    schedule: '0 3 * * *',
+    command: 'true',
+  }),
+  'patch /api/jobs/{id}': () => ({ retries: 1 }),
 };
 
 let counter = 0;

@@ -40,6 +40,8 @@ const service = (orgId: string, id: string, o: Partial<Service> = {}): Service =
   name: 'web',
   image: 'shop/web:1',
   containerPort: 8080,
+  kind: 'web',
+  workerHealth: null,
   healthcheckPath: '/health',
   migrateCommand: null,
   strategy: 'blue_green',

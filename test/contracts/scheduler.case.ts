@@ -9,7 +9,9 @@ export interface SchedulerUnderTest {
   /** The queue schedules send into. */
   queue: EventQueue;
   /** Schedules as stored. */
-  list(): Promise<{ name: string; cron: string; queue: string; payload: unknown }[]>;
+  list(): Promise<
+    { name: string; cron: string; queue: string; payload: unknown; timeZone?: string }[]
+  >;
   /** Lets due schedules fire from now on (a cron pass for pg-boss, a tick for memory). */
   runSchedules(): Promise<void>;
   close(): Promise<void>;
@@ -93,6 +95,43 @@ export function runSchedulerContract({
       await sut.runSchedules();
       await sleep(quietMs);
       expect(got).toEqual([]);
+    });
+
+    it('keeps the time zone a schedule is read in, fires it, and refuses an unknown zone', async () => {
+      const sut = await setup();
+      const queue = uniqueQueue('tz');
+      const name = uniqueQueue('nightly-berlin');
+      await sut.scheduler.schedule(
+        name,
+        '30 2 * * *',
+        queue,
+        { v: 1 },
+        { timeZone: 'Europe/Berlin' },
+      );
+      expect((await sut.list()).filter((s) => s.name === name)).toEqual([
+        { name, cron: '30 2 * * *', queue, payload: { v: 1 }, timeZone: 'Europe/Berlin' },
+      ]);
+      // Due every minute in any zone, so the zone's schedule is seen to fire too.
+      await sut.scheduler.schedule(
+        name,
+        '* * * * *',
+        queue,
+        { v: 2 },
+        { timeZone: 'Asia/Kolkata' },
+      );
+      const got = await listen(sut, queue);
+      await sut.runSchedules();
+      await waitFor(() => got.length >= 1, fireTimeoutMs, 'the zoned schedule to fire');
+      expect(got[0]).toEqual({ v: 2 });
+      await expect(
+        sut.scheduler.schedule(
+          uniqueQueue('x'),
+          '* * * * *',
+          queue,
+          {},
+          { timeZone: 'Mars/Olympus' },
+        ),
+      ).rejects.toBeInstanceOf(InvalidInput);
     });
 
     it('refuses a malformed cron expression or name with InvalidInput', async () => {

@@ -10,6 +10,7 @@ import { authGuardCases } from './store/auth-guards.case.ts';
 import { store, useStore } from './store/context.ts';
 import { dataServiceCases } from './store/data-services.case.ts';
 import { deployJobCases } from './store/deploy-jobs.case.ts';
+import { jobCases } from './store/jobs.case.ts';
 import { domainLookupCases } from './store/domain-lookup.case.ts';
 import { domainCases } from './store/domains.case.ts';
 import { identityCases } from './store/identity.case.ts';
@@ -54,6 +55,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     webhookCases();
     pushHookCases();
     dataServiceCases();
+    jobCases();
     paginationCases();
     transactionCases();
     isolationCases();

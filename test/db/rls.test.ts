@@ -10,6 +10,8 @@ import { PostgresStore } from '../../adapters/store/postgres.ts';
 import {
   aDataService,
   aDataServiceLink,
+  aJob,
+  aJobRun,
   aDeployJob,
   aDomain,
   anApiKey,
@@ -105,6 +107,17 @@ async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
     const data = aDataService(t.orgId, t.projectId, node.id);
     await r.dataServices.insert(data);
     await r.dataServiceLinks.insert(aDataServiceLink(t.orgId, data.id, t.serviceId));
+    const job = aJob(t.orgId, t.serviceId, t.environmentId);
+    await r.jobs.insert(job);
+    await r.jobRuns.start(aJobRun(t.orgId, job.id));
+    await r.registries.insert({
+      id: `reg_${t.orgId}`,
+      orgId: t.orgId,
+      server: 'registry.example.test',
+      username: 'ci',
+      sealedPassword: 'sealed',
+      createdAt: at(),
+    });
     await r.audit.append(anAuditEvent(t.orgId));
   });
 }
@@ -167,9 +180,12 @@ describe('row-level security', () => {
         'domains',
         'environments',
         'invites',
+        'job_runs',
+        'jobs',
         'memberships',
         'nodes',
         'projects',
+        'registries',
         'release_logs',
         'release_steps',
         'releases',

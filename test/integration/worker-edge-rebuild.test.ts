@@ -95,6 +95,8 @@ describe.skipIf(!(await available('caddy')))(
         name: 'web',
         image: 'shop/web:1',
         containerPort: 8080,
+        kind: 'web' as const,
+        workerHealth: null,
         healthcheckPath: '/health',
         migrateCommand: null,
         strategy: 'blue_green' as const,

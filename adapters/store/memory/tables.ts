@@ -35,6 +35,8 @@ export const tableNames = [
   'dataServices',
   'dataServiceLinks',
   'registries',
+  'jobs',
+  'jobRuns',
   'audit',
 ] as const;
 export type TableName = (typeof tableNames)[number];
@@ -334,6 +336,25 @@ export const rules: Record<TableName, TableRules> = {
       { what: 'data_service', field: 'dataServiceId', table: 'dataServices' },
       { what: 'service', field: 'serviceId', table: 'services' },
     ],
+  },
+  jobs: {
+    sqlName: 'jobs',
+    what: 'job',
+    key: byId,
+    tenant: true,
+    unique: [{ what: 'job', names: 'name', fields: ['serviceId', 'environmentId', 'name'] }],
+    foreign: [
+      { what: 'service', field: 'serviceId', table: 'services' },
+      { what: 'environment', field: 'environmentId', table: 'environments' },
+    ],
+  },
+  jobRuns: {
+    sqlName: 'job_runs',
+    what: 'job_run',
+    key: byId,
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'job', field: 'jobId', table: 'jobs' }],
   },
   audit: {
     sqlName: 'audit_events',

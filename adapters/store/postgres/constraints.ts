@@ -37,6 +37,9 @@ const uniqueConstraints: Record<string, [what: string, key: string]> = {
   data_service_links_pkey: ['data_service_link', 'id'],
   data_service_links_pair_key: ['data_service_link', 'serviceId'],
   data_service_links_env_key: ['data_service_link', 'envName'],
+  jobs_pkey: ['job', 'id'],
+  jobs_name_key: ['job', 'name'],
+  job_runs_pkey: ['job_run', 'id'],
   invites_pkey: ['invite', 'id'],
   invites_token_hash_key: ['invite', 'id'],
 };
@@ -63,6 +66,9 @@ const foreignKeys: Record<string, [what: string, key: string]> = {
   data_services_node_fkey: ['node', 'nodeId'],
   data_service_links_data_service_fkey: ['data_service', 'dataServiceId'],
   data_service_links_service_fkey: ['service', 'serviceId'],
+  jobs_service_fkey: ['service', 'serviceId'],
+  jobs_environment_fkey: ['environment', 'environmentId'],
+  job_runs_job_fkey: ['job', 'jobId'],
 };
 
 /** Unique constraints whose clash is a fact of its own, not a duplicate record. */

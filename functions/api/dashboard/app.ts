@@ -22,6 +22,7 @@ import { registerNotificationChannels } from './views/notification-channels.ts';
 import { registerRegistries } from './views/registries.ts';
 import { registerEdge } from './views/edge.ts';
 import { registerDataServices } from './views/data-services.ts';
+import { registerJobs } from './views/jobs.ts';
 
 /**
  * Scripts and styles only from /dashboard/assets; no framing, forms post only to us (and,
@@ -112,6 +113,7 @@ export function dashboardApp(
   registerRegistries(app, fetchApi);
   registerEdge(app, fetchApi);
   registerDataServices(app, fetchApi);
+  registerJobs(app, fetchApi);
   registerApiKeys(app, fetchApi);
   registerMembers(app, fetchApi);
   registerInvites(app, fetchApi, !options.hostedSignIn);

@@ -15,7 +15,8 @@ export interface Shell {
     | 'webhooks'
     | 'notifications'
     | 'registries'
-    | 'edge';
+    | 'edge'
+    | 'jobs';
   orgs?: { id: string; name: string }[];
   orgId?: string | null;
   flash?: { kind: 'error' | 'notice'; text: string } | null;
@@ -26,6 +27,7 @@ export interface Shell {
 const navItems = [
   ['projects', '/dashboard', 'Projects'],
   ['data', '/dashboard/data-services', 'Data services'],
+  ['jobs', '/dashboard/jobs', 'Cron jobs'],
   ['nodes', '/dashboard/nodes', 'Nodes'],
   ['registries', '/dashboard/registries', 'Registries'],
   ['webhooks', '/dashboard/webhooks', 'Webhooks'],

@@ -133,11 +133,27 @@ export class FakeScheduler {
       });
   }
 
+  /**
+   * Calls of every other SchedulerClient (the one a composition root makes for itself) go to
+   * this fake too, until the returned undo runs.
+   */
+  interceptEveryClient(): () => void {
+    const own = this.client;
+    const original = SchedulerClient.prototype.send;
+    SchedulerClient.prototype.send = function (...args: Parameters<SchedulerClient['send']>) {
+      return (own.send as (...a: unknown[]) => unknown)(...args);
+    } as SchedulerClient['send'];
+    return () => {
+      SchedulerClient.prototype.send = original;
+    };
+  }
+
   /** Fires every schedule due in the minute of `now`; returns how many fired. */
   async fire(now = new Date()): Promise<number> {
     let fired = 0;
     for (const s of this.schedules.values()) {
-      if (!parseCron(fromEventBridgeCron(s.ScheduleExpression ?? '')).matches(now)) continue;
+      const zone = s.ScheduleExpressionTimezone ?? 'UTC';
+      if (!parseCron(fromEventBridgeCron(s.ScheduleExpression ?? ''), zone).matches(now)) continue;
       const body = (s.Target?.Input ?? '').replaceAll('<aws.scheduler.execution-id>', randomUUID());
       await this.sqs.send(
         new SendMessageCommand({

@@ -21,6 +21,8 @@ import type {
   WebhookDelivery,
   DataService,
   DataServiceLink,
+  Job,
+  JobRun,
 } from '../../../core/models.ts';
 import type { Store } from '../../../core/ports.ts';
 
@@ -85,6 +87,7 @@ export const aService = (orgId: string, projectId: string, o: Partial<Service> =
   orgId,
   projectId,
   name: `web-${ids.newSecret(4)}`,
+  kind: 'web',
   image: 'registry.test/web:1',
   containerPort: 8080,
   healthcheckPath: '/health',
@@ -95,6 +98,7 @@ export const aService = (orgId: string, projectId: string, o: Partial<Service> =
   memoryMb: null,
   cpus: null,
   health: { intervalMs: 500, timeoutMs: 2000, successes: 2, deadlineMs: 60_000 },
+  workerHealth: null,
   warmSeconds: 300,
   drainSeconds: 30,
   sticky: false,
@@ -259,6 +263,47 @@ export const aDataServiceLink = (
   serviceId,
   envName: 'REDIS_URL',
   createdAt: at(),
+  ...o,
+});
+export const aJob = (
+  orgId: string,
+  serviceId: string,
+  environmentId: string,
+  o: Partial<Job> = {},
+): Job => ({
+  id: ids.newId('job'),
+  orgId,
+  serviceId,
+  environmentId,
+  name: `report-${ids
+    .newSecret(3)
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, 'x')}`,
+  schedule: '30 2 * * *',
+  timeZone: 'Europe/Berlin',
+  command: 'node report.js',
+  overlap: 'skip',
+  timeoutSeconds: 300,
+  retries: 2,
+  createdAt: at(),
+  updatedAt: at(),
+  ...o,
+});
+export const aJobRun = (orgId: string, jobId: string, o: Partial<JobRun> = {}): JobRun => ({
+  id: ids.newId('jrn'),
+  orgId,
+  jobId,
+  trigger: 'schedule',
+  attempt: 1,
+  exclusive: true,
+  status: 'running',
+  exitCode: null,
+  releaseId: null,
+  startedAt: at(),
+  finishedAt: null,
+  durationMs: null,
+  logTail: '',
+  error: null,
   ...o,
 });
 export const anAuditEvent = (orgId: string, o: Partial<AuditEvent> = {}): AuditEvent => ({

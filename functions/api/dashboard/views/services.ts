@@ -53,10 +53,24 @@ function facts(svc: Service, project: Project): Html {
       <dd><a href="/dashboard/projects/${project.id}">${project.name}</a></dd>
       <dt>Image</dt>
       <dd><code>${svc.image}</code></dd>
-      <dt>Container port</dt>
-      <dd>${svc.containerPort}</dd>
-      <dt>Healthcheck</dt>
-      <dd><code>GET ${svc.healthcheckPath}</code></dd>
+      ${
+        svc.containerPort === null
+          ? html`<dt>Kind</dt>
+              <dd>worker: no port, no route</dd>
+              <dt>Health</dt>
+              <dd>
+                up ${svc.workerHealth?.stableSeconds ?? 10} s without a
+                restart${
+                  svc.workerHealth?.command
+                    ? html`, then <code>${svc.workerHealth.command}</code> exits 0`
+                    : ''
+                }
+              </dd>`
+          : html`<dt>Container port</dt>
+              <dd>${svc.containerPort}</dd>
+              <dt>Healthcheck</dt>
+              <dd><code>GET ${svc.healthcheckPath}</code></dd>`
+      }
       <dt>Strategy</dt>
       <dd>${svc.strategy === 'replace' ? 'replace in place' : 'blue/green'}</dd>
       <dt>Migrate command</dt>

@@ -58,7 +58,8 @@ export class BuildsUnavailable extends CoreError {
 /** The build context (the repository's files a build would read) is over the install's cap. */
 export class SourceTooLarge extends CoreError {
   constructor(bytes: number, maxBytes: number, exact = false) {
-    const mb = (n: number) => `${Math.ceil(n / (1024 * 1024))} MB`;
+    const mb = (n: number) =>
+      n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)} MB` : `${(n / 1024).toFixed(1)} KB`;
     super(
       'invalid',
       'source_too_large',

@@ -359,6 +359,11 @@ export interface BuildSpec {
   timeoutMs: number;
   /** Aborting cancels the build as the timeout does. */
   signal?: AbortSignal;
+  /**
+   * Build-time secrets (id → value), offered to `RUN --mount=type=secret,id=…` through the
+   * engine's BuildKit session: never a build arg, never in the context, a layer or a log.
+   */
+  secrets?: Record<string, string>;
 }
 
 /**

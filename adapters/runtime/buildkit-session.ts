@@ -35,8 +35,11 @@ function readVarint(b: Buffer, at: number): [number, number] {
   }
 }
 
-/** Field 1 (a string) of a message; the others (annotations, …) are skipped. */
-function stringField1(b: Buffer): string {
+/**
+ * Field 1 (a string) of a message; the others (annotations, …) are skipped. Wrapped in an
+ * object: grpc-js takes a falsy request (an empty message decoded to '') for none at all.
+ */
+function stringField1(b: Buffer): { value: string } {
   let at = 0;
   let value = '';
   while (at < b.length) {
@@ -53,7 +56,7 @@ function stringField1(b: Buffer): string {
       at += len;
     } else throw new Error(`unsupported wire type ${wire}`);
   }
-  return value;
+  return { value };
 }
 
 function varint(n: number): Buffer {
@@ -85,11 +88,13 @@ const unary = <Req, Res>(
 });
 
 const secretsService = {
-  GetSecret: unary<string, Buffer>(sessionMethods[1]!, stringField1, secretResponse),
+  GetSecret: unary<{ value: string }, Buffer>(sessionMethods[1]!, stringField1, secretResponse),
 };
 const authService = {
   // An empty CredentialsResponse: no registry credentials from this client.
-  Credentials: unary<string, null>(sessionMethods[0]!, stringField1, () => Buffer.alloc(0)),
+  Credentials: unary<{ value: string }, null>(sessionMethods[0]!, stringField1, () =>
+    Buffer.alloc(0),
+  ),
 };
 
 /**
@@ -98,10 +103,8 @@ const authService = {
  * secrets mid-way: "transport is closing"). `HealthCheckResponse { status: SERVING }`.
  */
 const healthService = {
-  Check: unary<string, null>(
-    sessionMethods[2]!,
-    () => '',
-    () => Buffer.from([0x08, 0x01]),
+  Check: unary<{ value: string }, null>(sessionMethods[2]!, stringField1, () =>
+    Buffer.from([0x08, 0x01]),
   ),
 };
 
@@ -121,10 +124,10 @@ export function serveBuildSession(socket: Duplex, secrets: Record<string, string
   const asked: string[] = [];
   server.addService(secretsService as unknown as grpc.ServiceDefinition, {
     GetSecret: (
-      call: grpc.ServerUnaryCall<string, Buffer>,
+      call: grpc.ServerUnaryCall<{ value: string }, Buffer>,
       callback: grpc.sendUnaryData<Buffer>,
     ) => {
-      const id = call.request;
+      const id = call.request.value;
       asked.push(id);
       const value = Object.hasOwn(secrets, id) ? secrets[id] : undefined;
       if (value === undefined)

@@ -3,7 +3,7 @@ import type { DockerTarget } from '../ports.ts';
 import { openGitRemote } from '../builds/credentials.ts';
 import { contextFilter, parseDockerIgnore } from '../builds/dockerignore.ts';
 import { GitPathNotFound, SourceTooLarge } from '../builds/errors.ts';
-import { buildLabels, buildTag } from '../builds/git-source.ts';
+import { buildLabels, buildSecretContext, buildTag } from '../builds/git-source.ts';
 import {
   generatedDockerfileName,
   nodeLockfiles,
@@ -82,6 +82,25 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
     return present;
   }
   if (!runtime.build) throw new StepFailed('this worker cannot build images', false);
+  // Build-time secrets, opened for this build only: served through the engine's BuildKit
+  // session, masked in the log should a step print one anyway.
+  const secrets: Record<string, string> = {};
+  for (const [id, sealed] of Object.entries(c.service.sealedBuildSecrets ?? {})) {
+    try {
+      secrets[id] = await c.deps.vault.open(
+        sealed,
+        buildSecretContext(c.release.orgId, c.service.id, id),
+      );
+    } catch (e) {
+      const transient = isCoreError(e) && e.kind === 'unavailable';
+      throw new StepFailed(
+        `build secret ${id} could not be opened: ${e instanceof Error ? e.message : String(e)}`,
+        transient,
+        e,
+      );
+    }
+    if (!c.secretValues.includes(secrets[id]!)) c.secretValues.push(secrets[id]!);
+  }
   const limits = { ...defaultBuildLimits, ...c.deps.config.build };
   const context = git.subdir || '.';
   await appendLog(c, `fetching ${git.url} at ${sha}`);
@@ -149,7 +168,7 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
   try {
     await appendLog(
       c,
-      `building ${tag} on node ${c.node.name} from ${context}/${dockerfile} (timeout ${Math.round(limits.timeoutMs / 1000)} s, memory ${limits.memoryMb ?? 'unlimited'} MB, cpus ${limits.cpus ?? 'unlimited'})`,
+      `building ${tag} on node ${c.node.name} from ${context}/${dockerfile} (timeout ${Math.round(limits.timeoutMs / 1000)} s, memory ${limits.memoryMb ?? 'unlimited'} MB, cpus ${limits.cpus ?? 'unlimited'})${Object.keys(secrets).length > 0 ? `, build secrets: ${Object.keys(secrets).sort().join(', ')}` : ''}`,
     );
     try {
       result = await viaDocker(() =>
@@ -164,6 +183,7 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
             memoryMb: limits.memoryMb,
             cpus: limits.cpus,
             timeoutMs: limits.timeoutMs,
+            ...(Object.keys(secrets).length > 0 ? { secrets } : {}),
           },
           (line) => output.push(line),
         ),

@@ -75,6 +75,8 @@ describe.skipIf(!hasDocker)('build-time secrets as BuildKit secret mounts', () =
       [
         'FROM selfdevop-test/busybox:base',
         `ENV RUN_ID=${runId}`,
+        // Longer than BuildKit's 1 s session health check: the session must answer it.
+        'RUN sleep 2',
         // Used, compared, and its length shown: proof the step read it, without printing it.
         'RUN --mount=type=secret,id=npm_token,required=true test -s /run/secrets/npm_token && echo "token has $(wc -c < /run/secrets/npm_token) bytes" && cp /run/secrets/npm_token /tmp/seen && md5sum /tmp/seen | cut -c1-32 > /md5 && rm /tmp/seen',
         'RUN test ! -e /run/secrets/npm_token && echo "gone after its step"',

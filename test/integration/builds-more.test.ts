@@ -68,13 +68,13 @@ describe.skipIf(!ready)('builds: zero-config Node.js, .dockerignore, the size ca
   let projectId: string;
   let daemon: TestGitServer;
 
-  async function createService(name: string, url: string) {
+  async function createService(name: string, url: string, git: Record<string, unknown> = {}) {
     const res = await req('POST', '/api/services', {
       token: auth,
       body: {
         projectId,
         name,
-        git: { url },
+        git: { url, ...git },
         containerPort: 8080,
         healthcheckPath: '/health',
         health: { intervalMs: 100, successes: 2, deadlineMs: 15_000, timeoutMs: 1_000 },
@@ -82,7 +82,12 @@ describe.skipIf(!ready)('builds: zero-config Node.js, .dockerignore, the size ca
       },
     });
     expect(res.status, res.text).toBe(201);
-    return { id: res.body.id as string, host: res.body.hosts[0].host as string };
+    return {
+      id: res.body.id as string,
+      host: res.body.hosts[0].host as string,
+      body: res.body,
+      text: res.text,
+    };
   }
 
   async function deployed(serviceId: string, deadlineMs = 120_000) {
@@ -238,4 +243,84 @@ describe.skipIf(!ready)('builds: zero-config Node.js, .dockerignore, the size ca
       body: `ok-built-${runId}`,
     });
   }, 400_000);
+
+  it('offers build secrets to RUN --mount=type=secret only: write-only in the API, absent from the log, the layers and the history', async () => {
+    const secret = `npm_${runId}_${Math.random().toString(36).slice(2)}`;
+    const repo = await makeRepo(daemon.root, 'secret-app');
+    await repo.commit({
+      Dockerfile: [
+        'FROM selfdevop-test/busybox:base',
+        `ENV RUN_ID=${runId}`,
+        'RUN --mount=type=secret,id=npm_token,required=true echo "token has $(wc -c < /run/secrets/npm_token) bytes" && cat /run/secrets/npm_token',
+        'RUN mkdir -p /www && echo ok > /www/health && echo secret-app > /www/version',
+        'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]',
+        '',
+      ].join('\n'),
+    });
+    const svc = await createService('secret-app', daemon.url('secret-app'), {
+      buildSecrets: { npm_token: secret },
+    });
+    expect(svc.body.buildSecrets).toEqual(['npm_token']);
+    expect(svc.text).not.toContain(secret);
+    const got = await req('GET', `/api/services/${svc.id}`, { token: auth });
+    expect(got.body.buildSecrets).toEqual(['npm_token']);
+    expect(got.text).not.toContain(secret);
+
+    const r = await deployed(svc.id);
+    const log = await logOf(r.id);
+    expect(r.status, `${r.error}\n${log.join('\n')}`).toBe('completed');
+    expect(log).toContainEqual(expect.stringMatching(/, build secrets: npm_token$/));
+    expect(log).toContain(`token has ${secret.length} bytes`);
+    // The step printed it (cat): the log masks it, as it masks runtime secrets.
+    expect(log.filter((l) => l.includes(secret))).toEqual([]);
+    expect(log).toContain('***');
+    const { execFile } = await import('node:child_process');
+    const saved = await new Promise<Buffer>((resolve, reject) =>
+      execFile(
+        'docker',
+        ['save', r.image],
+        { encoding: 'buffer', maxBuffer: 256 * 1024 * 1024 },
+        (e, out) => (e ? reject(e) : resolve(out)),
+      ),
+    );
+    expect(saved.includes(Buffer.from(secret))).toBe(false);
+    expect(saved.includes(Buffer.from(runId))).toBe(true); // the same search finds what is there
+    const history = await new Promise<string>((resolve, reject) =>
+      execFile('docker', ['history', '--no-trunc', r.image], (e, out) =>
+        e ? reject(e) : resolve(out),
+      ),
+    );
+    expect(history).not.toContain(secret);
+    const audit = await req('GET', '/api/audit?limit=100', { token: auth });
+    expect(audit.text).not.toContain(secret);
+
+    // Removed, the required mount fails the build naming the id; the release before keeps serving.
+    const patched = await req('PATCH', `/api/services/${svc.id}`, {
+      token: auth,
+      body: { git: { url: daemon.url('secret-app'), buildSecrets: { npm_token: null } } },
+    });
+    expect(patched.status, patched.text).toBe(200);
+    expect(patched.body.buildSecrets).toEqual([]);
+    // A changed instruction before the mount, so the step runs again (a cached step needs no secret).
+    await repo.commit({
+      Dockerfile: [
+        'FROM selfdevop-test/busybox:base',
+        `ENV RUN_ID=${runId} AGAIN=1`,
+        'RUN --mount=type=secret,id=npm_token,required=true cat /run/secrets/npm_token',
+        'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]',
+        '',
+      ].join('\n'),
+    });
+    const without = await deployed(svc.id);
+    expect(without.status).toBe('failed');
+    expect(without.error).toMatch(/npm_token/);
+    expect(await viaCaddy(svc.host, '/version')).toEqual({ status: 200, body: 'secret-app' });
+
+    const bad = await req('PATCH', `/api/services/${svc.id}`, {
+      token: auth,
+      body: { git: { url: daemon.url('secret-app'), buildSecrets: { 'no spaces': 'x' } } },
+    });
+    expect(bad.status, bad.text).toBe(400);
+    expect(bad.body.error.message).toMatch(/build secret ids are letters, digits/);
+  }, 300_000);
 });

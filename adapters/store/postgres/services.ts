@@ -25,6 +25,7 @@ export const servicesTable = table<Service>('services', [
   'gitCredentialKind',
   'gitPublicKey',
   'sealedGitCredential',
+  'sealedBuildSecrets',
   'createdAt',
 ]);
 

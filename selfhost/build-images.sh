@@ -4,6 +4,7 @@
 #   selfdevop/debian:bookworm     debootstrap --variant=minbase + ca-certificates, git and
 #                                 openssh-client (the worker fetches build sources), imported
 #   selfdevop/node:24             the Debian base + the Node 24 binary
+#   selfdevop/node-build:24       node:24 + npm: the base of zero-config Node.js builds (BUILD_NODE_IMAGE)
 #   selfdevop/postgres:15         the Debian base + postgresql-15 + an initdb-on-first-start entrypoint
 #   selfdevop/caddy:2.11          the Debian base + the Caddy 2.11 binary
 #   selfdevop/selfdevop:VERSION   the control plane (selfhost/Dockerfile): esbuild bundles + migrations
@@ -19,7 +20,7 @@
 #   --version V             tag the app image selfdevop/selfdevop:V (default: package.json's version)
 #   --migrations-overlay D  copy D/*.sql over migrations/ in the app image (upgrade drills)
 #   --save FILE             also write every image to FILE (docker save | gzip) for air-gapped hosts
-# Env: NODE_BIN, CADDY_BIN (binaries to ship), DEBIAN_MIRROR, SELFDEVOP_BUILD_CACHE (debootstrap cache)
+# Env: NODE_BIN, CADDY_BIN, NPM_DIR (npm's package directory) (binaries to ship), DEBIAN_MIRROR, SELFDEVOP_BUILD_CACHE (debootstrap cache)
 set -euo pipefail
 
 force=0 data=0 version="" overlay="" save=""
@@ -144,6 +145,20 @@ build_node() {
   mkdir -p "$ctx"
   cp "$node_bin" "$ctx/node"
   build_ctx "$here/images/node.Dockerfile" "$ctx" $tag "$node_hash"
+  built+=("$tag")
+}
+
+build_node_build() {
+  local tag=selfdevop/node-build:24 ctx="$tmp/node-build" npm_dir="${NPM_DIR:-}" hash
+  if [ -z "$npm_dir" ] && command -v npm >/dev/null; then
+    npm_dir=$(cd "$(dirname "$(readlink -f "$(command -v npm)")")/.." && pwd)
+  fi
+  [ -n "$npm_dir" ] && [ -f "$npm_dir/package.json" ] || die "npm not found for $tag; set NPM_DIR"
+  hash=$( (echo "$node_hash"; sha256sum "$npm_dir/package.json" "$here/images/node-build.Dockerfile") | hash_str)
+  if is_current $tag "$hash"; then skipped+=("$tag"); return; fi
+  mkdir -p "$ctx"
+  cp -R "$npm_dir" "$ctx/npm"
+  build_ctx "$here/images/node-build.Dockerfile" "$ctx" $tag "$hash"
   built+=("$tag")
 }
 
@@ -279,6 +294,7 @@ if [ $data = 1 ]; then
 else
   build_debian
   build_node
+  build_node_build
   build_postgres
   build_caddy
   build_app
@@ -288,7 +304,7 @@ fi
 
 if [ -n "$save" ]; then
   note "saving the images to $save"
-  docker save selfdevop/postgres:15 selfdevop/caddy:2.11 "selfdevop/selfdevop:$version" | gzip -1 >"$save.part"
+  docker save selfdevop/postgres:15 selfdevop/caddy:2.11 selfdevop/node-build:24 "selfdevop/selfdevop:$version" | gzip -1 >"$save.part"
   mv "$save.part" "$save"
 fi
 

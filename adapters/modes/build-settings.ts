@@ -26,6 +26,13 @@ export const buildSettings = {
   BUILD_CPUS: z.coerce.number().min(0.1).max(256).default(2),
   /** `buildkit` (default) or `legacy`: which of the engine's builders builds images. */
   BUILD_BUILDER: z.enum(['buildkit', 'legacy']).default('buildkit'),
+  /**
+   * The largest build context (the files of the commit under the sub-directory, after
+   * `.dockerignore`) a build takes, in MB; a larger one fails the release naming this cap.
+   */
+  BUILD_MAX_SOURCE_MB: z.coerce.number().int().min(1).max(1_000_000).default(500),
+  /** The base image of zero-config Node.js builds (Node and npm); selfhost/build-images.sh makes it. */
+  BUILD_NODE_IMAGE: z.string().min(1).max(300).default('selfdevop/node-build:24'),
   /** The git binary the worker (and the API, to resolve refs early) runs. */
   GIT_BIN: z.string().min(1).default('git'),
 };
@@ -35,8 +42,12 @@ export const buildLimitsOf = (c: {
   BUILD_TIMEOUT_SECONDS: number;
   BUILD_MEMORY_MB: number;
   BUILD_CPUS: number;
+  BUILD_MAX_SOURCE_MB: number;
+  BUILD_NODE_IMAGE: string;
 }): BuildLimits => ({
   timeoutMs: c.BUILD_TIMEOUT_SECONDS * 1000,
   memoryMb: c.BUILD_MEMORY_MB,
   cpus: c.BUILD_CPUS,
+  maxSourceBytes: c.BUILD_MAX_SOURCE_MB * 1024 * 1024,
+  nodeImage: c.BUILD_NODE_IMAGE,
 });

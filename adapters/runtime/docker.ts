@@ -9,10 +9,10 @@ import type {
   ContainerInspectInfo,
   ContainerInfo as DockerListItem,
 } from 'dockerode';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { Writable } from 'node:stream';
+import { Writable, type Duplex } from 'node:stream';
 import { InvalidInput, isCoreError, Unavailable } from '../../core/errors.ts';
 import type {
   BuildResult,
@@ -27,6 +27,7 @@ import type {
 } from '../../core/ports.ts';
 import { SshDockerAgent } from './docker-ssh.ts';
 import { runBuild, type BuildClient, type Builder } from './docker-build.ts';
+import { serveBuildSession, sessionMethods } from './buildkit-session.ts';
 import { ContainerNotFound, ImageNotFound, ImageRefreshFailed } from './errors.ts';
 import { DemuxedLines, LineSplitter, OutputTail } from './output-tail.ts';
 import { onFirstUse } from '../on-first-use.ts';
@@ -237,7 +238,7 @@ export class DockerRuntime implements ContainerRuntime {
   ): Promise<BuildResult> {
     return this.call(target, `build ${spec.tag}`, (docker) =>
       runBuild(
-        docker as unknown as BuildClient,
+        sessionBuildClient(docker, spec.secrets ?? {}),
         spec,
         this.options.builder ?? 'buildkit',
         onLine,
@@ -1006,5 +1007,65 @@ function fromListItem(item: DockerListItem): ContainerInfo {
     labels: { ...(item.Labels ?? {}) },
     published: publishedFromList(item),
     ports: portsFromList(item),
+  };
+}
+
+/** What of docker-modem a session build uses (dockerode's `modem`). */
+interface ModemDial {
+  dial(options: Record<string, unknown>, callback: (err: unknown, data: unknown) => void): void;
+}
+
+/**
+ * A BuildClient whose BuildKit builds (`version: '2'`) run with this process's own session
+ * (buildkit-session.ts: build-time secrets, no registry credentials) instead of dockerode's,
+ * which serves registry credentials only. The session opens first (`POST /session`,
+ * hijacked to h2c), then `POST /build?session=<id>`; it closes when the build's output ends
+ * or fails. The legacy builder has no session: dockerode's own call.
+ */
+function sessionBuildClient(docker: Docker, secrets: Record<string, string>): BuildClient {
+  const modem = (docker as unknown as { modem: ModemDial }).modem;
+  const dial = (options: Record<string, unknown>) =>
+    new Promise<unknown>((resolve, reject) =>
+      modem.dial(options, (err, data) => (err ? reject(err) : resolve(data))),
+    );
+  return {
+    async buildImage(context, options) {
+      if (options.version !== '2') return docker.buildImage(context, options);
+      const id = randomUUID();
+      const socket = (await dial({
+        method: 'POST',
+        path: '/session',
+        hijack: true,
+        headers: {
+          Upgrade: 'h2c',
+          'X-Docker-Expose-Session-Uuid': id,
+          'X-Docker-Expose-Session-Name': 'selfdevop',
+          'X-Docker-Expose-Session-Sharedkey': '',
+          'X-Docker-Expose-Session-Grpc-Method': sessionMethods,
+        },
+        statusCodes: { 101: true, 200: true, 500: 'server error' },
+      })) as Duplex;
+      const session = serveBuildSession(socket, secrets);
+      const { abortSignal, ...query } = options;
+      try {
+        const response = (await dial({
+          path: '/build?',
+          method: 'POST',
+          file: context,
+          options: { ...query, session: id },
+          abortSignal,
+          isStream: true,
+          statusCodes: { 200: true, 500: 'server error' },
+        })) as NodeJS.ReadableStream;
+        const done = () => session.close();
+        response.once('end', done);
+        response.once('close', done);
+        response.once('error', done);
+        return response;
+      } catch (e) {
+        session.close();
+        throw e;
+      }
+    },
   };
 }

@@ -18,7 +18,8 @@ import {
   GitRefNotFound,
   GitUnreachable,
 } from '../../core/builds/errors.ts';
-import type { GitRemote, SourceArchive, SourceRepository } from '../../core/ports.ts';
+import type { GitRemote, SourceArchive, SourceRepository, SourceTree } from '../../core/ports.ts';
+import { filterTar } from './tar-filter.ts';
 
 export interface GitCliOptions {
   /** The git binary; `git` on PATH unless set. */
@@ -88,6 +89,25 @@ export class GitCliSource implements SourceRepository {
     paths: { subdir: string; dockerfile: string },
     signal?: AbortSignal,
   ): Promise<SourceArchive> {
+    const tree = await this.fetch(remote, sha, paths.subdir, signal);
+    try {
+      if ((await tree.read(paths.dockerfile)) === null) {
+        const dockerfile = paths.subdir ? `${paths.subdir}/${paths.dockerfile}` : paths.dockerfile;
+        throw new GitPathNotFound('Dockerfile', dockerfile, sha);
+      }
+      return { stream: tree.archive(), close: () => tree.close() };
+    } catch (e) {
+      await tree.close();
+      throw e;
+    }
+  }
+
+  async fetch(
+    remote: GitRemote,
+    sha: string,
+    subdir: string,
+    signal?: AbortSignal,
+  ): Promise<SourceTree> {
     const dir = await this.tempDir();
     const close = () => rm(dir, { recursive: true, force: true });
     try {
@@ -111,14 +131,26 @@ export class GitCliSource implements SourceRepository {
           throw new GitRefNotFound(sha, remote.url);
         throw failure(remote, fetch);
       }
-      const subdir = paths.subdir;
-      const exists = async (p: string) =>
-        (await this.git(['-C', repo, 'cat-file', '-e', `${sha}:${p}`], env, 30_000)).code === 0;
-      if (subdir && !(await exists(subdir)))
+      if (
+        subdir &&
+        (await this.git(['-C', repo, 'cat-file', '-e', `${sha}:${subdir}`], env, 30_000)).code !== 0
+      )
         throw new GitPathNotFound('sub-directory', subdir, sha);
-      const dockerfile = subdir ? `${subdir}/${paths.dockerfile}` : paths.dockerfile;
-      if (!(await exists(dockerfile))) throw new GitPathNotFound('Dockerfile', dockerfile, sha);
-      return { stream: this.tar(repo, subdir ? `${sha}:${subdir}` : sha, env, signal), close };
+      const treeish = subdir ? `${sha}:${subdir}` : sha;
+      return {
+        read: async (file) => {
+          // `cat-file blob` fails for a directory or a missing path alike: both are "no file".
+          const run = await this.git(
+            ['-C', repo, 'cat-file', 'blob', `${sha}:${subdir ? `${subdir}/` : ''}${file}`],
+            env,
+            30_000,
+          );
+          return run.code === 0 ? run.stdout : null;
+        },
+        size: (exclude) => this.treeSize(repo, treeish, env, exclude),
+        archive: (options = {}) => filterTar(this.tar(repo, treeish, env, signal), options),
+        close,
+      };
     } catch (e) {
       await close();
       throw e;
@@ -231,6 +263,49 @@ export class GitCliSource implements SourceRepository {
         resolve({ code, stdout, stderr, timedOut });
       });
     });
+  }
+
+  /**
+   * The files of a tree with their sizes, read from `git ls-tree -l` as it streams (a tree
+   * may list millions of paths): only blob sizes, no content, so a 2 GB repository is
+   * weighed without being read.
+   */
+  private async treeSize(
+    repo: string,
+    treeish: string,
+    env: NodeJS.ProcessEnv,
+    exclude?: (path: string) => boolean,
+  ): Promise<{ bytes: number; files: number }> {
+    const child = spawn(
+      this.options.gitBin ?? 'git',
+      ['-C', repo, 'ls-tree', '-r', '-l', '-z', '--full-tree', treeish],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr = (stderr + c).slice(-4096);
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    let bytes = 0;
+    let files = 0;
+    let rest = '';
+    for await (const chunk of child.stdout.setEncoding('utf8') as AsyncIterable<string>) {
+      const records = (rest + chunk).split('\0');
+      rest = records.pop() ?? '';
+      for (const record of records) {
+        // `<mode> <type> <object> <size>\t<path>`; a submodule's size is `-`.
+        const tab = record.indexOf('\t');
+        const [, type, , size] = record.slice(0, tab).split(/ +/);
+        if (type !== 'blob') continue;
+        const file = record.slice(tab + 1);
+        if (exclude?.(file)) continue;
+        bytes += Number(size) || 0;
+        files++;
+      }
+    }
+    if ((await exited) !== 0)
+      throw new Error(`git ls-tree failed: ${stderr.trim().slice(-maxDetail)}`);
+    return { bytes, files };
   }
 
   /** `git archive` of a tree as it is read; a failing archive ends the stream with its error. */

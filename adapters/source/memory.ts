@@ -8,9 +8,10 @@ import {
   GitPathNotFound,
   GitRefNotFound,
   GitUnreachable,
+  SourceTooLarge,
 } from '../../core/builds/errors.ts';
 import { isFullSha } from '../../core/builds/git-source.ts';
-import type { GitRemote, SourceArchive, SourceRepository } from '../../core/ports.ts';
+import type { GitRemote, SourceArchive, SourceRepository, SourceTree } from '../../core/ports.ts';
 
 export interface MemoryRepository {
   /** Branch and tag names (without refs/heads/ or refs/tags/) → commit sha. */
@@ -49,24 +50,46 @@ export class MemorySource implements SourceRepository {
     sha: string,
     paths: { subdir: string; dockerfile: string },
   ): Promise<SourceArchive> {
+    const tree = await this.fetch(remote, sha, paths.subdir);
+    if ((await tree.read(paths.dockerfile)) === null) {
+      await tree.close();
+      const dockerfile = paths.subdir ? `${paths.subdir}/${paths.dockerfile}` : paths.dockerfile;
+      throw new GitPathNotFound('Dockerfile', dockerfile, sha);
+    }
+    return { stream: tree.archive(), close: () => tree.close() };
+  }
+
+  async fetch(remote: GitRemote, sha: string, subdir: string): Promise<SourceTree> {
     const repo = this.reach(remote);
     const files = repo.commits[sha];
     if (!files) throw new GitRefNotFound(sha, remote.url);
-    const prefix = paths.subdir ? `${paths.subdir}/` : '';
+    const prefix = subdir ? `${subdir}/` : '';
     if (prefix && !Object.keys(files).some((f) => f.startsWith(prefix)))
-      throw new GitPathNotFound('sub-directory', paths.subdir, sha);
-    const dockerfile = `${prefix}${paths.dockerfile}`;
-    if (!(dockerfile in files)) throw new GitPathNotFound('Dockerfile', dockerfile, sha);
+      throw new GitPathNotFound('sub-directory', subdir, sha);
     this.open++;
     let closed = false;
-    const entries = Object.entries(files).filter(([f]) => f.startsWith(prefix));
-    // Not a real tar: one JSON line `[path, content]` per file, enough for a runtime that counts bytes.
-    async function* stream() {
-      for (const [f, content] of entries)
-        yield new TextEncoder().encode(`${JSON.stringify([f.slice(prefix.length), content])}\n`);
-    }
+    const entries = Object.entries(files)
+      .filter(([f]) => f.startsWith(prefix))
+      .map(([f, content]) => [f.slice(prefix.length), content] as const);
+    const size = (text: string) => new TextEncoder().encode(text).length;
     return {
-      stream: stream(),
+      read: async (path) => entries.find(([f]) => f === path)?.[1] ?? null,
+      size: async (exclude) => {
+        const kept = entries.filter(([f]) => !exclude?.(f));
+        return { bytes: kept.reduce((n, [, c]) => n + size(c), 0), files: kept.length };
+      },
+      // Not a real tar: one JSON line `[path, content]` per file, enough for a runtime that counts bytes.
+      archive: async function* (options = {}) {
+        let bytes = 0;
+        const all = [...entries, ...Object.entries(options.extra ?? {})];
+        for (const [f, content] of all) {
+          if (options.exclude?.(f) && !(f in (options.extra ?? {}))) continue;
+          bytes += size(content);
+          if (options.maxBytes !== undefined && bytes > options.maxBytes)
+            throw new SourceTooLarge(bytes, options.maxBytes);
+          yield new TextEncoder().encode(`${JSON.stringify([f, content])}\n`);
+        }
+      },
       close: async () => {
         if (!closed) this.open--;
         closed = true;

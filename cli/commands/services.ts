@@ -27,6 +27,7 @@ export const services: Command = {
        selfdevop services git NAME|ID --url URL [--ref REF] [--subdir DIR] [--dockerfile FILE]
                               [--build-arg KEY=value]… [--token-stdin | --no-token]
        selfdevop services git NAME|ID --remove
+       selfdevop services build-secret NAME|ID SECRET_ID [--remove]
        selfdevop services deploy-key NAME|ID
        selfdevop services push-hook NAME|ID [--rotate]
 
@@ -41,6 +42,9 @@ sub-directory and the Dockerfile in it. --token-stdin reads an HTTPS access toke
 stdin (or asks for it, not echoed); it is sealed and never shown again. --no-token drops
 the stored credential. deploy-key makes an SSH deploy key for an ssh:// repository and
 prints its public half: add it to the repository as a read-only deploy key.
+build-secret reads a build-time secret's value from stdin (or asks for it, not echoed)
+and seals it; the service's builds offer it to RUN --mount=type=secret,id=SECRET_ID (never
+as a build arg, never in a layer or the log). --remove drops it.
 push-hook prints the service's push-to-deploy webhook URL; the first time (and with
 --rotate, which replaces the secret and keeps the URL) it also prints the secret, once:
 give both to GitHub, GitLab or Gitea, and a push to the followed branch deploys it.
@@ -50,6 +54,7 @@ Examples:
   selfdevop services health web --environment production
   echo "$GITEA_TOKEN" | selfdevop services git web --url https://git.example.com/shop/web.git --token-stdin
   selfdevop services git api --url git@git.example.com:shop/mono.git --subdir api
+  echo "$NPM_TOKEN" | selfdevop services build-secret web npm_token
   selfdevop services deploy-key api
   selfdevop services push-hook web --rotate`,
   async run(ctx) {
@@ -67,7 +72,32 @@ Examples:
       remove: { type: 'boolean' },
       rotate: { type: 'boolean' },
     });
-    const [sub = 'list', name] = positionals;
+    const [sub = 'list', name, secretId] = positionals;
+    if (sub === 'build-secret') {
+      if (!name || !secretId)
+        throw new CliError('services build-secret needs the service NAME or ID and a SECRET_ID', 2);
+      const api = await client(ctx.env);
+      const service = await resolveService(api, name, values.project);
+      if (!service.git)
+        throw new CliError(
+          `service ${service.name} has no git source: set one with services git first`,
+          2,
+        );
+      const value = values.remove
+        ? null
+        : await readSecret(ctx, `value of build secret ${secretId}: `);
+      if (value === '') throw new CliError('the value read from stdin is empty', 2);
+      const updated = await api.call<Service & { buildSecrets: string[] }>(
+        'PATCH',
+        `/api/services/${service.id}`,
+        { git: { url: service.git.url, buildSecrets: { [secretId]: value } } },
+      );
+      if (values.json) return (json(ctx.o, updated), 0);
+      ctx.o.out(
+        `service ${updated.name} build secrets: ${updated.buildSecrets.join(', ') || 'none'}`,
+      );
+      return 0;
+    }
     if (sub === 'git') {
       if (!name) throw new CliError('services git needs the service NAME or ID', 2);
       if (!values.remove && !values.url)

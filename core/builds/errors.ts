@@ -54,3 +54,17 @@ export class BuildsUnavailable extends CoreError {
     super('unavailable', 'builds_unavailable', `builds are unavailable here: ${what}`);
   }
 }
+
+/** The build context (the repository's files a build would read) is over the install's cap. */
+export class SourceTooLarge extends CoreError {
+  constructor(bytes: number, maxBytes: number, exact = false) {
+    const mb = (n: number) =>
+      n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)} MB` : `${(n / 1024).toFixed(1)} KB`;
+    super(
+      'invalid',
+      'source_too_large',
+      `the build context is ${exact ? '' : 'more than '}${mb(bytes)}, over the cap of ${mb(maxBytes)} (BUILD_MAX_SOURCE_MB): leave large files out with .dockerignore, or raise the cap`,
+      { bytes, maxBytes },
+    );
+  }
+}

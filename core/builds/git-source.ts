@@ -117,6 +117,30 @@ export const gitSourceInput = z.strictObject({
    * null removes the credential. Absent keeps the one the service has.
    */
   token: z.string().min(1).max(4096).refine(plain, 'must be one word').nullable().optional(),
+  /**
+   * Write-only build-time secrets (id → value; null removes one, absent ids are kept),
+   * offered to `RUN --mount=type=secret,id=<id>` and never as build args.
+   */
+  buildSecrets: z
+    .record(
+      z.string(),
+      z
+        .string()
+        .min(1)
+        .max(64 * 1024)
+        .nullable(),
+    )
+    .superRefine((m, ctx) => {
+      for (const id of Object.keys(m))
+        if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id))
+          ctx.addIssue({
+            code: 'custom',
+            message: `build secret ids are letters, digits, _ . - (at most 64); "${id.slice(0, 64)}" is not`,
+          });
+      if (Object.keys(m).length > 20)
+        ctx.addIssue({ code: 'custom', message: 'at most 20 build secrets' });
+    })
+    .optional(),
 });
 export type GitSourceInput = z.infer<typeof gitSourceInput>;
 
@@ -126,6 +150,10 @@ export const defaultDockerfile = 'Dockerfile';
 /** The KeyVault context a service's git credential is sealed under. */
 export const gitCredentialContext = (orgId: string, serviceId: string): string =>
   `${orgId}:git:${serviceId}`;
+
+/** The KeyVault context of one build-time secret of a service. */
+export const buildSecretContext = (orgId: string, serviceId: string, id: string): string =>
+  `${orgId}:build-secret:${serviceId}:${id}`;
 
 /** A full commit sha, which needs no resolving. */
 export const isFullSha = (ref: string): boolean => /^[0-9a-f]{40}$/.test(ref);
@@ -159,10 +187,14 @@ export function buildLabels(
   };
 }
 
-/** A service as the API shows it: the sealed credential never leaves the store. */
-export type PublicService = Omit<Service, 'sealedGitCredential'>;
+/** A service as the API shows it: sealed values never leave the store; build secrets by id. */
+export type PublicService = Omit<Service, 'sealedGitCredential' | 'sealedBuildSecrets'> & {
+  buildSecrets: string[];
+};
 
-export function publicService<S extends Service>(service: S): Omit<S, 'sealedGitCredential'> {
-  const { sealedGitCredential: _sealed, ...rest } = service;
-  return rest;
+export function publicService<S extends Service>(
+  service: S,
+): Omit<S, 'sealedGitCredential' | 'sealedBuildSecrets'> & { buildSecrets: string[] } {
+  const { sealedGitCredential: _sealed, sealedBuildSecrets, ...rest } = service;
+  return { ...rest, buildSecrets: Object.keys(sealedBuildSecrets ?? {}).sort() };
 }

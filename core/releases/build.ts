@@ -1,7 +1,15 @@
 import { isCoreError } from '../errors.ts';
 import type { DockerTarget } from '../ports.ts';
 import { openGitRemote } from '../builds/credentials.ts';
-import { buildLabels, buildTag } from '../builds/git-source.ts';
+import { contextFilter, parseDockerIgnore } from '../builds/dockerignore.ts';
+import { GitPathNotFound, SourceTooLarge } from '../builds/errors.ts';
+import { buildLabels, buildSecretContext, buildTag } from '../builds/git-source.ts';
+import {
+  generatedDockerfileName,
+  nodeLockfiles,
+  planNodeBuild,
+  type NodeLockfile,
+} from '../builds/node-plan.ts';
 import { appendLog, viaDocker, type StepContext } from './context.ts';
 import { defaultBuildLimits } from './deps.ts';
 import { StepFailed } from './errors.ts';
@@ -74,18 +82,93 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
     return present;
   }
   if (!runtime.build) throw new StepFailed('this worker cannot build images', false);
+  // Build-time secrets, opened for this build only: served through the engine's BuildKit
+  // session, masked in the log should a step print one anyway.
+  const secrets: Record<string, string> = {};
+  for (const [id, sealed] of Object.entries(c.service.sealedBuildSecrets ?? {})) {
+    try {
+      secrets[id] = await c.deps.vault.open(
+        sealed,
+        buildSecretContext(c.release.orgId, c.service.id, id),
+      );
+    } catch (e) {
+      const transient = isCoreError(e) && e.kind === 'unavailable';
+      throw new StepFailed(
+        `build secret ${id} could not be opened: ${e instanceof Error ? e.message : String(e)}`,
+        transient,
+        e,
+      );
+    }
+    if (!c.secretValues.includes(secrets[id]!)) c.secretValues.push(secrets[id]!);
+  }
   const limits = { ...defaultBuildLimits, ...c.deps.config.build };
   const context = git.subdir || '.';
   await appendLog(c, `fetching ${git.url} at ${sha}`);
-  const archive = await viaGit(() =>
-    source.archive(remote, sha, { subdir: git.subdir, dockerfile: git.dockerfile }),
-  );
+  const tree = await viaGit(() => source.fetch(remote, sha, git.subdir));
+  let archive: AsyncIterable<Uint8Array>;
+  let dockerfile = git.dockerfile;
+  try {
+    const where = git.subdir ? `${git.subdir}/` : '';
+    const extra: Record<string, string> = {};
+    if ((await viaGit(() => tree.read(git.dockerfile))) === null) {
+      // No Dockerfile: a Node.js app (package.json and a lockfile) gets one written for it.
+      const packageJson = await viaGit(() => tree.read('package.json'));
+      if (packageJson === null)
+        throw new StepFailed(
+          `${new GitPathNotFound('Dockerfile', `${where}${git.dockerfile}`, sha).message}, and there is no ${where}package.json for a zero-config Node.js build`,
+          false,
+        );
+      const lockfiles: NodeLockfile[] = [];
+      for (const l of nodeLockfiles)
+        if ((await viaGit(() => tree.read(l))) !== null) lockfiles.push(l);
+      let plan;
+      try {
+        plan = planNodeBuild({
+          subdir: git.subdir,
+          dockerfile: git.dockerfile,
+          packageJson,
+          lockfiles,
+          baseImage: limits.nodeImage,
+        });
+      } catch (e) {
+        throw new StepFailed(e instanceof Error ? e.message : String(e), false, e);
+      }
+      dockerfile = generatedDockerfileName;
+      extra[dockerfile] = plan.dockerfile;
+      await appendLog(c, plan.summary);
+      for (const line of plan.dockerfile.split('\n').filter((l) => l && !l.startsWith('#')))
+        await appendLog(c, `  ${line}`);
+    }
+    // What the docker CLI does before it sends a context: `.dockerignore` leaves files out
+    // (the Dockerfile and .dockerignore itself are always sent).
+    const ignoreText = await viaGit(() => tree.read('.dockerignore'));
+    const exclude = contextFilter(parseDockerIgnore(ignoreText), [git.dockerfile, '.dockerignore']);
+    // Weighed before anything is sent: a repository over the cap fails at once, by its
+    // listed sizes, without its content being read.
+    const weight = await viaGit(() => tree.size(exclude));
+    if (weight.bytes > limits.maxSourceBytes)
+      throw new StepFailed(
+        new SourceTooLarge(weight.bytes, limits.maxSourceBytes, true).message,
+        false,
+      );
+    await appendLog(
+      c,
+      `build context: ${weight.files} files, ${Math.ceil(weight.bytes / 1024)} KiB${ignoreText !== null ? ' (after .dockerignore)' : ''}`,
+    );
+    archive = tree.archive({ exclude, extra, maxBytes: limits.maxSourceBytes });
+  } catch (e) {
+    await tree.close();
+    throw e;
+  }
+  // A context that fails while the engine reads it (over the cap, git archive dying) reaches
+  // the engine as a cut tar; its own error is the one worth reporting.
+  let streamError: unknown = null;
   const output = new CommandOutputLog(c, 'stdout');
   let result;
   try {
     await appendLog(
       c,
-      `building ${tag} on node ${c.node.name} from ${context}/${git.dockerfile} (timeout ${Math.round(limits.timeoutMs / 1000)} s, memory ${limits.memoryMb ?? 'unlimited'} MB, cpus ${limits.cpus ?? 'unlimited'})`,
+      `building ${tag} on node ${c.node.name} from ${context}/${dockerfile} (timeout ${Math.round(limits.timeoutMs / 1000)} s, memory ${limits.memoryMb ?? 'unlimited'} MB, cpus ${limits.cpus ?? 'unlimited'})${Object.keys(secrets).length > 0 ? `, build secrets: ${Object.keys(secrets).sort().join(', ')}` : ''}`,
     );
     try {
       result = await viaDocker(() =>
@@ -93,13 +176,14 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
           target,
           {
             tag,
-            context: archive.stream,
-            dockerfile: git.dockerfile,
+            context: watched(archive, (e) => (streamError = e)),
+            dockerfile,
             buildArgs: git.buildArgs,
             labels: buildLabels(c.release, sha),
             memoryMb: limits.memoryMb,
             cpus: limits.cpus,
             timeoutMs: limits.timeoutMs,
+            ...(Object.keys(secrets).length > 0 ? { secrets } : {}),
           },
           (line) => output.push(line),
         ),
@@ -107,9 +191,13 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
     } finally {
       await output.close();
     }
+  } catch (e) {
+    if (streamError !== null) throw new StepFailed(messageOf(streamError), false, streamError);
+    throw e;
   } finally {
-    await archive.close();
+    await tree.close();
   }
+  if (streamError !== null) throw new StepFailed(messageOf(streamError), false, streamError);
   if (result.timedOut)
     throw new StepFailed(
       `build timed out after ${Math.round(limits.timeoutMs / 1000)} s and was cancelled`,
@@ -119,4 +207,20 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
     throw new StepFailed(`build failed: ${result.error ?? 'the engine named no image'}`, false);
   await appendLog(c, `built ${tag} (${result.imageId})`);
   return result.imageId;
+}
+
+const messageOf = (e: unknown) =>
+  `the build context could not be sent: ${e instanceof Error ? e.message : String(e)}`;
+
+/** The same stream, its failure noted before it is passed on. */
+async function* watched(
+  stream: AsyncIterable<Uint8Array>,
+  onError: (e: unknown) => void,
+): AsyncGenerator<Uint8Array> {
+  try {
+    yield* stream;
+  } catch (e) {
+    onError(e);
+    throw e;
+  }
 }

@@ -83,12 +83,18 @@ export interface BuildLimits {
   /** Memory and CPUs asked of the engine for the build's steps; null for none. */
   memoryMb: number | null;
   cpus: number | null;
+  /** A build context (the repository's files after `.dockerignore`) larger than this fails. */
+  maxSourceBytes: number;
+  /** The base image of zero-config Node.js builds: Node and npm, shipped offline. */
+  nodeImage: string;
 }
 
 export const defaultBuildLimits: BuildLimits = {
   timeoutMs: 15 * 60_000,
   memoryMb: 2048,
   cpus: 2,
+  maxSourceBytes: 500 * 1024 * 1024,
+  nodeImage: 'selfdevop/node-build:24',
 };
 
 export const defaultReleaseConfig = {

@@ -11,6 +11,7 @@ import type {
 import { assertCan } from '../roles.ts';
 import { isPrivateUrl, type CreateServiceInput, type UpdateServiceInput } from '../schemas.ts';
 import {
+  buildSecretContext,
   buildRepository,
   defaultDockerfile,
   defaultGitRef,
@@ -85,6 +86,7 @@ export async function createService(
   const sealedToken = input.git?.token
     ? await sealToken(deps, p.orgId, id, input.git.url, input.git.token)
     : null;
+  const sealedBuildSecrets = await sealBuildSecrets(deps, p.orgId, id, {}, input.git?.buildSecrets);
   return deps.store.withOrg(p.orgId, async (repos) => {
     await findProject(repos, input.projectId);
     const service: Service = {
@@ -119,6 +121,7 @@ export async function createService(
       gitCredentialKind: sealedToken ? 'token' : null,
       gitPublicKey: null,
       sealedGitCredential: sealedToken,
+      sealedBuildSecrets,
       createdAt: deps.clock.now().toISOString(),
     };
     await repos.services.insert(service);
@@ -140,6 +143,29 @@ export async function createService(
 }
 
 /** The stored source of a validated input; the network rules the schema cannot know are checked here. */
+/**
+ * The sealed build secrets after `changes` (id → value seals it, null removes it); the ids
+ * not named keep their sealed values.
+ */
+async function sealBuildSecrets(
+  deps: CoreDeps,
+  orgId: string,
+  serviceId: string,
+  current: Record<string, string>,
+  changes: Record<string, string | null> | undefined,
+): Promise<Record<string, string>> {
+  const next = { ...current };
+  for (const [id, value] of Object.entries(changes ?? {})) {
+    if (value === null) delete next[id];
+    else next[id] = await deps.vault.seal(value, buildSecretContext(orgId, serviceId, id));
+  }
+  if (Object.keys(next).length > 20)
+    throw new InvalidInput('git.buildSecrets: at most 20 build secrets per service', {
+      field: 'git.buildSecrets',
+    });
+  return next;
+}
+
 function gitSourceOf(deps: CoreDeps, input: GitSourceInput, previous: GitSource | null): GitSource {
   const host = gitHost(input.url);
   const testLoopback =
@@ -254,9 +280,18 @@ export async function updateService(
       gitCredentialKind: null,
       gitPublicKey: null,
       sealedGitCredential: null,
+      sealedBuildSecrets: {},
     });
   } else if (input.git) {
     patch.git = gitSourceOf(deps, input.git, current.git);
+    if (input.git.buildSecrets)
+      patch.sealedBuildSecrets = await sealBuildSecrets(
+        deps,
+        p.orgId,
+        id,
+        current.sealedBuildSecrets ?? {},
+        input.git.buildSecrets,
+      );
     if (input.git.token === null) {
       Object.assign(patch, {
         gitCredentialKind: null,
@@ -292,6 +327,8 @@ export async function updateService(
         ...(input.env ? { envNames: Object.keys(input.env) } : {}),
         ...(patch.git ? { git: auditedGit(patch.git, service.gitCredentialKind) } : {}),
         ...(input.git === null ? { git: null } : {}),
+        // Ids only: values are write-only.
+        ...(input.git?.buildSecrets ? { buildSecretIds: Object.keys(input.git.buildSecrets) } : {}),
       },
     });
     const envs = await repos.environments.list({ limit: 200 }, { projectId: service.projectId });

@@ -218,6 +218,21 @@ services:
       'add this read-only deploy key to git@git.example.com:shop/web.git',
     );
 
+    // A build-time secret: read from stdin, sealed, listed by id only.
+    const value = 'npm-token-never-printed';
+    const secretSet = await cli(['services', 'build-secret', 'web', 'npm_token'], `${value}\n`);
+    expect(secretSet.code, secretSet.stderr).toBe(0);
+    expect(secretSet.stdout.trim()).toBe('service web build secrets: npm_token');
+    const asJson = await cli(['services', '--json']);
+    expect(asJson.stdout).toContain('"npm_token"');
+    for (const out of [secretSet.stdout, secretSet.stderr, asJson.stdout])
+      expect(out).not.toContain(value);
+    const dropped = await cli(['services', 'build-secret', 'web', 'npm_token', '--remove']);
+    expect(dropped.stdout.trim()).toBe('service web build secrets: none');
+    const badId = await cli(['services', 'build-secret', 'web', 'not ok'], 'x\n');
+    expect(badId.code).not.toBe(0);
+    expect(badId.stderr).toMatch(/build secret ids are letters, digits/);
+
     // The push webhook: made on first use with its secret shown once, then the URL alone.
     const made = await cli(['services', 'push-hook', 'web']);
     expect(made.code, made.stderr).toBe(0);

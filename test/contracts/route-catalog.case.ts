@@ -57,6 +57,7 @@ const service = (orgId: string, id: string, o: Partial<Service> = {}): Service =
   gitCredentialKind: null,
   gitPublicKey: null,
   sealedGitCredential: null,
+  sealedBuildSecrets: {},
   createdAt: at(0),
   ...o,
 });

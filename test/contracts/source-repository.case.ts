@@ -112,6 +112,33 @@ export function runSourceRepositoryContract(opts: { make: () => Promise<SourceHa
       expect(await missing('app', 'Dockerfile', 'f'.repeat(40))).toBe('git_ref_not_found');
     });
 
+    it('opens a fetched tree: reads its files, weighs them, and streams it without what is excluded, with extra files, under a cap', async () => {
+      const h = await opts.make();
+      const repo = await h.publicRepo();
+      const remote = { url: repo.url, credential: null };
+      const tree = await h.source.fetch(remote, repo.main, 'app');
+      try {
+        expect(await tree.read('Dockerfile')).toBe('FROM scratch\n');
+        expect(await tree.read('package.json')).toBeNull();
+        expect(await tree.read('www')).toBeNull();
+        expect(await tree.size()).toEqual({ bytes: 17, files: 2 });
+        const exclude = (p: string) => p === 'www' || p.startsWith('www/');
+        expect(await tree.size(exclude)).toEqual({ bytes: 13, files: 1 });
+        const stream = tree.archive({ exclude, extra: { 'gen.Dockerfile': 'FROM gen\n' } });
+        expect(await h.files({ stream, close: async () => {} })).toEqual({
+          Dockerfile: 'FROM scratch\n',
+          'gen.Dockerfile': 'FROM gen\n',
+        });
+        const capped = tree.archive({ maxBytes: 14 });
+        expect(await codeOf(h.files({ stream: capped, close: async () => {} }))).toBe(
+          'source_too_large',
+        );
+      } finally {
+        await tree.close();
+      }
+      expect(await codeOf(h.source.fetch(remote, repo.main, 'nope'))).toBe('git_path_not_found');
+    });
+
     it('makes a new ed25519 deploy key each time: an OpenSSH private key and its public line', async () => {
       const h = await opts.make();
       const a = await h.source.generateDeployKey('selfdevop-web');

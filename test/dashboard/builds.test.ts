@@ -96,6 +96,30 @@ describe('dashboard: services built from git', () => {
     expect(html).toContain('A=1\nB=two words</textarea>');
     expect(html).not.toContain(token);
 
+    // A build secret: saved from the page, shown by id only; then removed.
+    const buildSecret = 'dashboard-build-secret-write-only';
+    const secretSaved = await post(`/dashboard/services/${serviceId}/build-secrets`, {
+      secretId: 'npm_token',
+      value: buildSecret,
+    });
+    expect(secretSaved.status).toBe(303);
+    expect(secretSaved.headers.get('location')).toBe(`${servicePath}#build-secrets`);
+    html = await page(servicePath, flashOf(secretSaved));
+    expect(html).toMatch(/<dd data-build-secrets>\s*npm_token\s*<\/dd>/);
+    expect(html).toContain('Build secret npm_token saved');
+    expect(html).not.toContain(buildSecret);
+    const badSecret = await post(`/dashboard/services/${serviceId}/build-secrets`, {
+      secretId: 'not ok',
+      value: 'x',
+    });
+    expect(await page(servicePath, flashOf(badSecret))).toMatch(/build secret ids are letters/);
+    await post(`/dashboard/services/${serviceId}/build-secrets`, {
+      secretId: 'npm_token',
+      value: '',
+      remove: '1',
+    });
+    expect(await page(servicePath)).toMatch(/<dd data-build-secrets>\s*none\s*<\/dd>/);
+
     // The push webhook: made from the page, its secret shown once, the URL on the page after.
     expect(html).toContain('No push webhook yet.');
     const hookMade = await post(`/dashboard/services/${serviceId}/push-hook`, {});

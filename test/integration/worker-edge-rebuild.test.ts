@@ -112,6 +112,7 @@ describe.skipIf(!(await available('caddy')))(
         gitCredentialKind: null,
         gitPublicKey: null,
         sealedGitCredential: null,
+        sealedBuildSecrets: {},
         createdAt: at,
       };
       await store.withOrg('org_w', async (r) => {

@@ -51,6 +51,8 @@ describe('configuration from the environment', () => {
       BUILD_TIMEOUT_SECONDS: 900,
       BUILD_MEMORY_MB: 2048,
       BUILD_CPUS: 2,
+      BUILD_MAX_SOURCE_MB: 500,
+      BUILD_NODE_IMAGE: 'selfdevop/node-build:24',
       BUILD_BUILDER: 'buildkit',
       GIT_BIN: 'git',
       GIT_ALLOW_PRIVATE_HOSTS: true,

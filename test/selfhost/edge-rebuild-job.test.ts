@@ -82,6 +82,7 @@ describe.skipIf(!(await available('caddy')))('the edge-rebuild job in self-hoste
       gitCredentialKind: null,
       gitPublicKey: null,
       sealedGitCredential: null,
+      sealedBuildSecrets: {},
       createdAt: at,
     };
     await store.withOrg('org_j', async (r) => {

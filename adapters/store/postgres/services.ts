@@ -27,6 +27,7 @@ export const servicesTable = table<Service>('services', [
   'gitCredentialKind',
   'gitPublicKey',
   'sealedGitCredential',
+  'sealedBuildSecrets',
   'createdAt',
 ]);
 

@@ -106,6 +106,7 @@ export const aService = (orgId: string, projectId: string, o: Partial<Service> =
   gitCredentialKind: null,
   gitPublicKey: null,
   sealedGitCredential: null,
+  sealedBuildSecrets: {},
   createdAt: at(),
   ...o,
 });

@@ -210,3 +210,58 @@ describe('a release built from git', () => {
     ).rejects.toThrow(/^gitRef: give an image or a gitRef, not both/);
   });
 });
+
+describe('what a build sends', () => {
+  async function build(commit: Record<string, string>, limits: Record<string, unknown> = {}) {
+    const { h } = await harness();
+    h.deps.config = { ...h.deps.config, build: { ...h.deps.config.build, ...limits } };
+    const source = new MemorySource().addRepository(url, {
+      refs: { main: sha('c') },
+      commits: { [sha('c')]: commit },
+    });
+    h.deps.source = source;
+    const r = await deployRef(h, 'main');
+    return { h, r, source, log: await logOf(h, r.id) };
+  }
+
+  it('writes a Dockerfile for a Node.js app without one, and names what a zero-config build lacks', async () => {
+    const { h, r, source, log } = await build({
+      'app/package.json': '{"scripts":{"start":"node server.js"}}',
+      'app/package-lock.json': '{}',
+      'app/server.js': '',
+    });
+    expect(r.status, r.error ?? '').toBe('completed');
+    expect(h.runtime.builds[0]!.dockerfile).toBe('.selfdevop.Dockerfile');
+    expect(log).toContain(
+      'no app/Dockerfile: zero-config Node.js build on selfdevop/node-build:24 (npm ci from package-lock.json, npm start)',
+    );
+    expect(source.open).toBe(0);
+
+    const noLock = await build({ 'app/package.json': '{"scripts":{"start":"x"}}' });
+    expect(noLock.r.status).toBe('failed');
+    expect(noLock.r.error).toContain('no lockfile beside app/package.json');
+    const nothing = await build({ 'app/index.html': 'hi' });
+    expect(nothing.r.error).toBe(
+      `Dockerfile app/Dockerfile is not in commit ${sha('c')}, and there is no app/package.json for a zero-config Node.js build`,
+    );
+  });
+
+  it('leaves out what .dockerignore names, and fails a context over the cap naming it', async () => {
+    const big = 'x'.repeat(4096);
+    const { h, r } = await build({
+      'app/Dockerfile': 'FROM x\n',
+      'app/.dockerignore': 'big\n',
+      'app/big': big,
+    });
+    expect(r.status, r.error ?? '').toBe('completed');
+    expect(h.runtime.builds[0]!.contextBytes).toBeLessThan(4096);
+    const over = await build(
+      { 'app/Dockerfile': 'FROM x\n', 'app/big': big },
+      { maxSourceBytes: 1024 },
+    );
+    expect(over.r.status).toBe('failed');
+    expect(over.r.error).toBe(
+      'the build context is 4.0 KB, over the cap of 1.0 KB (BUILD_MAX_SOURCE_MB): leave large files out with .dockerignore, or raise the cap',
+    );
+  });
+});

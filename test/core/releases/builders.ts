@@ -56,6 +56,7 @@ export function aService(o: Partial<Service> = {}): Service {
     gitCredentialKind: null,
     gitPublicKey: null,
     sealedGitCredential: null,
+    sealedBuildSecrets: {},
     createdAt: at,
     ...o,
   };

@@ -138,6 +138,7 @@ function gitSource(svc: Service): Html {
       : svc.gitCredentialKind === 'deploy_key'
         ? 'an SSH deploy key'
         : 'none (a public repository)';
+  const buildSecrets = (svc as Service & { buildSecrets?: string[] }).buildSecrets ?? [];
   return html`<h2 id="git">Git source</h2>
     ${
       git
@@ -150,6 +151,10 @@ function gitSource(svc: Service): Html {
             <dd><code>${git.subdir ? `${git.subdir}/` : ''}${git.dockerfile}</code></dd>
             <dt>Credential</dt>
             <dd>${credential}</dd>
+            <dt>Build secrets</dt>
+            <dd data-build-secrets>
+              ${buildSecrets.length > 0 ? buildSecrets.join(', ') : 'none'}
+            </dd>
             ${
               svc.gitPublicKey
                 ? html`<dt>Deploy key</dt>
@@ -223,6 +228,42 @@ function gitSource(svc: Service): Html {
       }
       <p><button type="submit" class="secondary">Save git source</button></p>
     </form>
+    ${
+      git
+        ? html`<form method="post" action="/dashboard/services/${svc.id}/build-secrets">
+            <h3 id="build-secrets">Build secrets</h3>
+            <p class="hint">
+              Offered to <code>RUN --mount=type=secret,id=ID</code> only: never a build arg, never
+              in a layer or the log. Write-only; saving an ID again replaces its value.
+            </p>
+            <div class="row">
+              <div>
+                <label for="build-secret-id">ID</label
+                ><input
+                  id="build-secret-id"
+                  name="secretId"
+                  required
+                  pattern="[A-Za-z0-9_.-]{1,64}"
+                />
+              </div>
+              <div>
+                <label for="build-secret-value"
+                  >Value <span class="hint">empty with “remove” drops it</span></label
+                ><input
+                  id="build-secret-value"
+                  name="value"
+                  type="password"
+                  autocomplete="new-password"
+                />
+              </div>
+            </div>
+            <label
+              ><input type="checkbox" name="remove" value="1" /> Remove this build secret</label
+            >
+            <p><button type="submit" class="secondary">Save build secret</button></p>
+          </form>`
+        : ''
+    }
     ${
       git
         ? html`<form method="post" action="/dashboard/services/${svc.id}/deploy-key" class="inline">
@@ -486,6 +527,32 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
       });
       flash(c, 'notice', 'Git source saved; it applies from the next deploy.');
       return `/dashboard/services/${param(c, 'id')}#git`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/services/:id/build-secrets',
+    action(fetchApi, '/dashboard', async (c, s, form) => {
+      const id = param(c, 'id');
+      const svc = await s.api.get<Service>(`/api/services/${encodeURIComponent(id)}`);
+      const secretId = field(form, 'secretId') ?? '';
+      const value = typeof form.value === 'string' ? form.value : '';
+      const remove = Boolean(field(form, 'remove'));
+      await s.api.call('PATCH', `/api/services/${encodeURIComponent(id)}`, {
+        git: {
+          url: svc.git?.url ?? '',
+          // An empty value without "remove" is sent as it is: the API names the problem.
+          buildSecrets: { [secretId]: remove ? null : value },
+        },
+      });
+      flash(
+        c,
+        'notice',
+        remove
+          ? `Build secret ${secretId} removed.`
+          : `Build secret ${secretId} saved; builds from now on may mount it.`,
+      );
+      return `/dashboard/services/${id}#build-secrets`;
     }),
   );
 

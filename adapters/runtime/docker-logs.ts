@@ -77,6 +77,16 @@ export async function* dockerLogLines(
   for await (const raw of chunks) {
     let chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
     while (chunk.length > 0) {
+      // Fast path: a whole frame, header and all, inside this chunk (nearly every frame).
+      if (frameLeft === 0 && header.length === 0 && chunk.length >= 8) {
+        const size = chunk.readUInt32BE(4);
+        if (chunk.length >= 8 + size) {
+          const stream = streams[chunk[0] as 1 | 2];
+          if (stream) endFrame(stream, chunk.subarray(8, 8 + size));
+          chunk = chunk.subarray(8 + size);
+          continue;
+        }
+      }
       if (frameLeft === 0) {
         const need = 8 - header.length;
         header = Buffer.concat([header, chunk.subarray(0, need)]);
@@ -154,6 +164,9 @@ function parseLine(stream: 'stdout' | 'stderr', s: string): ContainerLogLine | n
  * with exactly 9 fraction digits, so two lines compare as strings; null when it is not one.
  */
 export function normalizeTimestamp(stamp: string): string | null {
+  // The Engine's own form (RFC3339NanoFixed in UTC) is already the answer.
+  if (stamp.length === 30 && stamp[29] === 'Z' && stamp[19] === '.' && stamp[10] === 'T')
+    return stamp;
   const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(stamp);
   if (!m) return null;
   const fraction = (m[2] ?? '').padEnd(9, '0');

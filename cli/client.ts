@@ -58,7 +58,8 @@ export class ApiClient {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: accept === 'text/event-stream' ? null : AbortSignal.timeout(60_000),
+        // Streams (live events, app logs) last as long as the reader wants them.
+        signal: accept === 'application/json' ? AbortSignal.timeout(60_000) : null,
       });
     try {
       try {
@@ -120,6 +121,24 @@ export class ApiClient {
       cursor = page.nextCursor;
     }
     return items;
+  }
+
+  /** Newline-delimited JSON of `path`, one object at a time as it arrives, until the stream ends. */
+  async *lines<T>(path: string): AsyncGenerator<T> {
+    const res = await this.send('GET', path, undefined, 'application/x-ndjson');
+    if (!res.ok) await this.fail(res);
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 1);
+        if (line.trim()) yield JSON.parse(line) as T;
+      }
+    }
   }
 
   /** Server-sent events of `path`, parsed, until the server closes the stream. */

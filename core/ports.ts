@@ -325,6 +325,35 @@ export interface ContainerSpec {
   volumes?: string[];
   /** Replaces the image's entrypoint (a one-off client run from a server image). */
   entrypoint?: string[];
+  /** How the engine rotates the container's log; default `containerLogRotation` (core/releases/plan.ts). */
+  logRotation?: LogRotation;
+}
+
+/** json-file log rotation: at most `maxFiles` files of `maxSizeMb` each per container. */
+export interface LogRotation {
+  maxSizeMb: number;
+  maxFiles: number;
+}
+
+/** Which part of a container's stored output to read (`ContainerRuntime.logs`). */
+export interface ContainerLogOptions {
+  /** Lines at or after this instant (ISO 8601, ns precision allowed). */
+  since?: string;
+  /** Lines at or before this instant; ignored with `follow`. */
+  until?: string;
+  /** Only the newest N lines of the range. */
+  tail?: number;
+  follow: boolean;
+  signal: AbortSignal;
+}
+
+/** One line of a container's output, as its engine stored it. */
+export interface ContainerLogLine {
+  /** The engine's timestamp, ISO 8601 in UTC with 9 fraction digits, so strings sort by time. */
+  time: string;
+  stream: 'stdout' | 'stderr';
+  /** Without its newline; cut to a bound (the rest is dropped, marked `…`). */
+  text: string;
 }
 
 export interface ContainerInfo {
@@ -452,6 +481,18 @@ export interface ContainerRuntime {
   ): Promise<OneOffResult>;
   /** Optional (data services): removes a named volume; a missing one is already removed. */
   removeVolume?(target: DockerTarget, name: string): Promise<void>;
+  /**
+   * Optional (app logs): the container's stored output (every restart of it, as the engine
+   * keeps it), each line with the engine's timestamp, oldest first; with `follow`, then
+   * what it writes until `signal` aborts or the container ends. Pulled one line at a time:
+   * nothing is read from the engine while the consumer does not ask (backpressure), so a
+   * million lines never sit in memory. Throws ContainerNotFound for an unknown container.
+   */
+  logs?(
+    target: DockerTarget,
+    nameOrId: string,
+    options: ContainerLogOptions,
+  ): AsyncIterable<ContainerLogLine>;
   /** Follows the container's output until signal aborts or the container ends. */
   followLogs?(
     target: DockerTarget,

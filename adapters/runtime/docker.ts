@@ -18,6 +18,8 @@ import type {
   BuildResult,
   BuildSpec,
   ContainerInfo,
+  ContainerLogLine,
+  ContainerLogOptions,
   ContainerRuntime,
   ContainerSpec,
   DockerTarget,
@@ -26,6 +28,8 @@ import type {
   ResolveImageOptions,
 } from '../../core/ports.ts';
 import { SshDockerAgent } from './docker-ssh.ts';
+import { dockerLogLines, engineTimestamp } from './docker-logs.ts';
+import { containerLogRotation } from '../../core/releases/plan.ts';
 import { runBuild, type BuildClient, type Builder } from './docker-build.ts';
 import { serveBuildSession, sessionMethods } from './buildkit-session.ts';
 import { ContainerNotFound, ImageNotFound, ImageRefreshFailed } from './errors.ts';
@@ -168,6 +172,14 @@ export function containerCreateOptions(
   const portKey = `${port}/tcp`;
   const hostConfig: NonNullable<ContainerCreateOptions['HostConfig']> = {
     RestartPolicy: { Name: oneOff ? 'no' : spec.restartPolicy },
+    // Every container selfdevop starts rotates its log, so no app can fill its node's disk.
+    LogConfig: {
+      Type: 'json-file',
+      Config: {
+        'max-size': `${(spec.logRotation ?? containerLogRotation).maxSizeMb}m`,
+        'max-file': String((spec.logRotation ?? containerLogRotation).maxFiles),
+      },
+    },
   };
   if (port)
     hostConfig.PortBindings = {
@@ -376,6 +388,63 @@ export class DockerRuntime implements ContainerRuntime {
         if (statusOf(e) !== 404) throw e; // already gone
       }
     });
+  }
+
+  async *logs(
+    target: DockerTarget,
+    nameOrId: string,
+    options: ContainerLogOptions,
+  ): AsyncGenerator<ContainerLogLine> {
+    const { signal } = options;
+    if (signal.aborted) return;
+    const opened = await this.call(target, `logs of ${nameOrId}`, async (docker) => {
+      const info = await this.inspectOrNull(docker, nameOrId);
+      if (!info) throw new ContainerNotFound(nameOrId);
+      const query: Record<string, string | number | boolean> = {
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        follow: options.follow,
+      };
+      if (options.since) query.since = engineTimestamp(options.since);
+      if (options.until && !options.follow) query.until = engineTimestamp(options.until);
+      if (options.tail !== undefined) query.tail = options.tail;
+      // dockerode's container.logs() reads the whole answer into one Buffer unless it
+      // follows; dialled directly with isStream, a million stored lines stream instead.
+      const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
+        docker.modem.dial(
+          {
+            path: `/containers/${encodeURIComponent(info.Id)}/logs?`,
+            method: 'GET',
+            options: query,
+            isStream: true,
+            abortSignal: signal,
+            statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
+          },
+          (err: unknown, data: unknown) =>
+            err ? reject(err) : resolve(data as NodeJS.ReadableStream),
+        ),
+      ).catch((e: unknown) => {
+        if (statusOf(e) === 404) throw new ContainerNotFound(nameOrId);
+        throw e;
+      });
+      return { stream, tty: info.Config?.Tty === true };
+    }).catch((e: unknown) => {
+      if (signal.aborted) return null;
+      throw e;
+    });
+    if (!opened) return;
+    const readable = opened.stream as NodeJS.ReadableStream & { destroy?: () => void };
+    const abort = () => readable.destroy?.();
+    signal.addEventListener('abort', abort, { once: true });
+    try {
+      yield* dockerLogLines(readable as AsyncIterable<Buffer>, opened.tty);
+    } catch (e) {
+      if (!signal.aborted) throw e;
+    } finally {
+      signal.removeEventListener('abort', abort);
+      readable.destroy?.();
+    }
   }
 
   async followLogs(

@@ -14,6 +14,8 @@ import { Unavailable } from '../../core/errors.ts';
 import type {
   Clock,
   ContainerInfo,
+  ContainerLogLine,
+  ContainerLogOptions,
   ContainerRuntime,
   ContainerSpec,
   DockerTarget,
@@ -96,7 +98,8 @@ export interface MemoryContainer {
   startedAt: number | null;
   /** Overrides the image's health for this container (setHealthy). */
   healthOverride: boolean | null;
-  logs: { line: string; stream: 'stdout' | 'stderr' }[];
+  /** `time` as `ContainerLogLine.time` (9 fraction digits), on the runtime's clock. */
+  logs: { line: string; stream: 'stdout' | 'stderr'; time: string }[];
 }
 
 /** Every method of the port, for failNext and the call log. */
@@ -113,7 +116,8 @@ export type RuntimeMethod =
   | 'stop'
   | 'remove'
   | 'removeVolume'
-  | 'followLogs';
+  | 'followLogs'
+  | 'logs';
 
 /** One recorded call, for tests that assert what the engine asked for. */
 export interface RuntimeCall {
@@ -261,16 +265,17 @@ export class MemoryRuntime implements ContainerRuntime {
     return this;
   }
 
-  /** Appends a log line to a container and hands it to its followers. */
+  /** Appends a log line to a container (at `time`, default now) and hands it to its followers. */
   emitLog(
     node: NodeRef,
     nameOrId: string,
     line: string,
     stream: 'stdout' | 'stderr' = 'stdout',
+    time?: string,
   ): this {
     const dockerHost = hostOf(node);
     const c = this.mustFind(dockerHost, nameOrId);
-    c.logs.push({ line, stream });
+    c.logs.push({ line, stream, time: time ?? this.logTime() });
     for (const f of this.followers)
       if (this.find(dockerHost, f.nameOrId) === c) f.onLine(line, stream);
     return this;
@@ -412,7 +417,7 @@ export class MemoryRuntime implements ContainerRuntime {
     try {
       for (const line of plan.lines ?? []) {
         tail.push(line);
-        c.logs.push({ line, stream: 'stdout' });
+        c.logs.push({ line, stream: 'stdout', time: this.logTime() });
         try {
           await onLine?.(line);
         } catch {
@@ -513,7 +518,61 @@ export class MemoryRuntime implements ContainerRuntime {
     });
   }
 
+  async *logs(
+    target: DockerTarget,
+    nameOrId: string,
+    options: ContainerLogOptions,
+  ): AsyncGenerator<ContainerLogLine> {
+    this.enter('logs', target, nameOrId);
+    const c = this.find(target.dockerHost, nameOrId);
+    if (!c) throw new ContainerNotFound(nameOrId);
+    const { since, until, tail, follow, signal } = options;
+    const inRange = (time: string) =>
+      (!since || time >= since) && (follow || !until || time <= until);
+    let stored = c.logs.filter((l) => inRange(l.time));
+    if (tail !== undefined) stored = tail === 0 ? [] : stored.slice(-tail);
+    const toLine = (l: MemoryContainer['logs'][number]): ContainerLogLine => ({
+      time: l.time,
+      stream: l.stream,
+      text: l.line,
+    });
+    let seen = c.logs.length;
+    for (const l of stored) {
+      if (signal.aborted) return;
+      yield toLine(l);
+    }
+    if (!follow) return;
+    // Following: new lines as they are appended, until the signal or the container's end.
+    while (!signal.aborted && c.state === 'running') {
+      while (seen < c.logs.length && !signal.aborted) yield toLine(c.logs[seen++]!);
+      if (c.state !== 'running') break;
+      await new Promise<void>((resolve) => {
+        const follower: Follower = {
+          nameOrId: c.id,
+          onLine: () => end(),
+          end: () => end(),
+        };
+        const end = () => {
+          this.followers.delete(follower);
+          signal.removeEventListener('abort', end);
+          resolve();
+        };
+        this.followers.add(follower);
+        signal.addEventListener('abort', end, { once: true });
+      });
+    }
+    while (seen < c.logs.length && !signal.aborted) yield toLine(c.logs[seen++]!);
+  }
+
   // ---------------------------------------------------------------- internals
+
+  private logSeq = 0;
+
+  /** The runtime's clock as a log time; a counter in the sub-millisecond digits keeps order. */
+  private logTime(): string {
+    const iso = this.clock.now().toISOString();
+    return `${iso.slice(0, 23)}${String(this.logSeq++ % 1_000_000).padStart(6, '0')}Z`;
+  }
 
   private enter(method: RuntimeMethod, target: DockerTarget, subject: string): void {
     this.calls.push({ method, dockerHost: target.dockerHost, subject });
@@ -561,7 +620,11 @@ export class MemoryRuntime implements ContainerRuntime {
     c.startedAt = this.clock.now().getTime();
     c.exitCode = null;
     for (const line of image.startLines ?? [])
-      c.logs.push({ line, stream: image.exitOnStart ? 'stderr' : 'stdout' });
+      c.logs.push({
+        line,
+        stream: image.exitOnStart ? 'stderr' : 'stdout',
+        time: this.logTime(),
+      });
     if (image.exitOnStart !== undefined) {
       this.exit(c, image.exitOnStart);
       return;

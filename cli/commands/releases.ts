@@ -131,23 +131,44 @@ Example:
 
 export const logs: Command = {
   name: 'logs',
-  summary: 'Show (or follow) a release log',
-  help: `Usage: selfdevop logs [RELEASE_ID] [--service NAME|ID] [--follow] [--json]
+  summary: "Show (or follow) a service's app logs, or a release log",
+  help: `Usage: selfdevop logs SERVICE [--environment NAME] [--since 1h] [--until TIME]
+                      [--grep TEXT [--regex] [--ignore-case]] [--tail N] [--follow] [--json]
+       selfdevop logs [RELEASE_ID] [--service NAME|ID] [--follow] [--json]
 
-Prints the log of RELEASE_ID, or of the service's newest release. --follow streams new
-lines until the release finishes.
+With a SERVICE (name or svc_ id): the app's own output, every replica's stdout and stderr
+as its node's Docker engine keeps it (rotated: 3 files of 10 MB per container), merged in
+time order, each line with its replica and node. --since and --until take an ISO time or
+a duration back from now (90s, 15m, 1h, 7d; a range is at most 31 days); --grep is a plain
+substring, or with --regex a regular expression (no backreferences or lookaround);
+--tail N keeps the newest N lines (200 when no --since is given); --follow keeps printing
+new lines, of new releases' containers too, until interrupted.
 
-Example:
-  selfdevop logs --service web --follow`,
+With a RELEASE_ID, or with --service alone: the release's deploy log (its steps, build and
+migration output). --follow streams it until the release finishes.
+
+Examples:
+  selfdevop logs web --since 1h --grep "status=500"
+  selfdevop logs web --follow
+  selfdevop logs --service web --follow      # the newest release's deploy log`,
   async run(ctx) {
     const { values, positionals } = parse(ctx.args, {
       ...serviceOptions,
       follow: { type: 'boolean', short: 'f' },
       json: { type: 'boolean' },
+      environment: { type: 'string', short: 'e' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      grep: { type: 'string' },
+      regex: { type: 'boolean' },
+      'ignore-case': { type: 'boolean', short: 'i' },
+      tail: { type: 'string' },
     });
     const api = await client(ctx.env);
     let id = positionals[0];
-    if (id && !isId(id, 'rel')) throw new CliError(`${id} is not a release id (rel_…)`, 2);
+    const appOnly = ['environment', 'since', 'until', 'grep', 'regex', 'ignore-case', 'tail'];
+    if ((id && !isId(id, 'rel')) || (!id && appOnly.some((k) => k in values)))
+      return appLogs(ctx, api, id ?? values.service, values);
     if (!id) {
       const service = await resolveService(api, values.service, values.project);
       const newest = (await releasesOf(api, service.id)).at(-1);
@@ -179,3 +200,35 @@ Example:
     return 0;
   },
 };
+
+type AppLogLine = { time: string; replica: string; node: string; stream: string; text: string };
+type AppLogRecord = AppLogLine | { type: 'notice'; message: string } | { type: 'end' };
+
+/** The app's lines as they stream in: text for people, one JSON object a line with --json. */
+async function appLogs(
+  ctx: Parameters<Command['run']>[0],
+  api: Awaited<ReturnType<typeof client>>,
+  serviceName: string | undefined,
+  values: Record<string, string | boolean | undefined>,
+): Promise<number> {
+  const service = await resolveService(api, serviceName, values.project as string | undefined);
+  const query = new URLSearchParams();
+  if (values.environment) query.set('environment', String(values.environment));
+  for (const k of ['since', 'until', 'grep', 'tail'] as const)
+    if (values[k] !== undefined) query.set(k, String(values[k]));
+  if (values.regex) query.set('regex', 'true');
+  if (values['ignore-case']) query.set('ignoreCase', 'true');
+  if (values.follow) query.set('follow', 'true');
+  for await (const r of api.lines<AppLogRecord>(`/api/services/${service.id}/logs?${query}`)) {
+    if ('type' in r) {
+      if (r.type === 'notice') ctx.o.err(`selfdevop: ${r.message}`);
+      continue;
+    }
+    if (values.json) ctx.o.out(JSON.stringify(r));
+    else
+      ctx.o.out(
+        `${r.time.slice(0, 23)}Z  ${r.replica}@${r.node}  ${r.stream === 'stderr' ? '[stderr] ' : ''}${r.text}`,
+      );
+  }
+  return 0;
+}

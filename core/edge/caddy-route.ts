@@ -28,18 +28,55 @@ export interface CaddyReverseProxy {
   stream_close_delay?: string;
   load_balancing: { selection_policy: CaddySelectionPolicy };
   health_checks?: { passive: { fail_duration: string; max_fails: number } };
+  /** The request id goes back to the client with the app's answer. */
+  headers?: { response: { set: Record<string, string[]> } };
+}
+
+/** The header that follows one request from the edge through the app to the logs. */
+export const requestIdHeader = 'X-Request-Id';
+
+/**
+ * Gives a request without an `X-Request-Id` one (Caddy's per-request UUID) before it is
+ * proxied: the app receives it, the edge's access log has it (`resp_headers` and `uuid`),
+ * and the client gets it back, so one request can be followed end to end. A client's own
+ * id is kept as it is, so a caller's id flows through.
+ */
+export interface CaddyRequestId {
+  handler: 'subroute';
+  routes: [
+    {
+      match: [{ not: [{ header: Record<string, string[]> }] }];
+      handle: [{ handler: 'headers'; request: { set: Record<string, string[]> } }];
+    },
+  ];
+}
+
+export function caddyRequestId(): CaddyRequestId {
+  return {
+    handler: 'subroute',
+    routes: [
+      {
+        match: [{ not: [{ header: { [requestIdHeader]: ['*'] } }] }],
+        handle: [
+          { handler: 'headers', request: { set: { [requestIdHeader]: ['{http.request.uuid}'] } } },
+        ],
+      },
+    ],
+  };
 }
 
 export interface CaddyRoute {
   '@id': string;
   match: [{ host: string[] }];
-  handle: [CaddyReverseProxy];
+  handle: [CaddyRequestId, CaddyReverseProxy];
   terminal: true;
 }
 
 export interface CaddyServer {
   listen: string[];
   routes: unknown[];
+  /** Access logging; `{}` logs every request to Caddy's default logger. */
+  logs?: Record<string, never>;
   automatic_https?: { disable: boolean } | { disable_redirects: boolean };
 }
 
@@ -224,6 +261,9 @@ export function caddyRouteFromSpec(spec: RouteSpec, dynamic?: DynamicUpstreamsPl
         ? { policy: 'cookie', name: stickyCookieName }
         : { policy: 'round_robin' },
     },
+    headers: {
+      response: { set: { [requestIdHeader]: [`{http.request.header.${requestIdHeader}}`] } },
+    },
   };
   // Every config change, even to another route, is a full reload; without a close delay
   // Caddy cuts every proxied WebSocket at once. With it, old streams live out the window.
@@ -235,7 +275,12 @@ export function caddyRouteFromSpec(spec: RouteSpec, dynamic?: DynamicUpstreamsPl
       passive: { fail_duration: defaultFailDuration, max_fails: defaultMaxFails },
     };
   }
-  return { '@id': spec.id, match: [{ host: [...spec.hosts] }], handle: [proxy], terminal: true };
+  return {
+    '@id': spec.id,
+    match: [{ host: [...spec.hosts] }],
+    handle: [caddyRequestId(), proxy],
+    terminal: true,
+  };
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
@@ -261,10 +306,13 @@ export function routeSpecFromCaddy(json: unknown): RouteSpec | null {
   if (!isRecord(json) || typeof json['@id'] !== 'string') return null;
   const match = json.match;
   const handle = json.handle;
-  if (!Array.isArray(match) || match.length !== 1 || !Array.isArray(handle) || handle.length !== 1)
+  // One handler (routes planned before request ids) or the request id, then the proxy.
+  if (!Array.isArray(match) || match.length !== 1 || !Array.isArray(handle)) return null;
+  if (handle.length !== 1 && handle.length !== 2) return null;
+  if (handle.length === 2 && (!isRecord(handle[0]) || handle[0].handler !== 'subroute'))
     return null;
   const [matcher] = match;
-  const [proxy] = handle;
+  const proxy = handle.at(-1);
   if (!isRecord(matcher) || !isStringArray(matcher.host) || Object.keys(matcher).length !== 1)
     return null;
   if (!isRecord(proxy) || proxy.handler !== 'reverse_proxy') return null;
@@ -338,10 +386,17 @@ function portOf(listen: string): number | undefined {
 export function caddyServer(
   options: Pick<CaddyBaseOptions, 'httpListen' | 'httpsListen'>,
 ): CaddyServer {
+  // `logs: {}` turns on the access log (Caddy's default logger, stderr as JSON): each
+  // request with its X-Request-Id (`resp_headers`, and `uuid` when the edge made it).
   if (options.httpsListen === undefined) {
-    return { listen: [options.httpListen], routes: [], automatic_https: { disable: true } };
+    return {
+      listen: [options.httpListen],
+      routes: [],
+      automatic_https: { disable: true },
+      logs: {},
+    };
   }
-  return { listen: [options.httpListen, options.httpsListen], routes: [] };
+  return { listen: [options.httpListen, options.httpsListen], routes: [], logs: {} };
 }
 
 /** A whole Caddy config to start from: admin API, storage and one empty HTTP server. */

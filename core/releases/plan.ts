@@ -1,4 +1,4 @@
-import type { ContainerSpec, RouteSpec } from '../ports.ts';
+import type { ContainerSpec, LogRotation, RouteSpec } from '../ports.ts';
 import type { Environment, NodeRecord, Release, Service } from '../models.ts';
 
 /**
@@ -42,6 +42,13 @@ export function migrationContainerName(
 export function routeId(serviceId: string, environmentId: string): string {
   return dockerSafe(`sdo-${serviceId}-${environmentId}`);
 }
+
+/**
+ * Log rotation on every container selfdevop starts (apps, migrations, data services, the
+ * edge): 3 files of 10 MB, so one container's log holds at most 30 MB on its node and a
+ * chatty app cannot fill the disk. `docker logs` and the app-logs API read across the files.
+ */
+export const containerLogRotation: LogRotation = { maxSizeMb: 10, maxFiles: 3 };
 
 /** Labels that let an operator (and a reconciler) find selfdevop's containers. */
 export function releaseLabels(

@@ -7,7 +7,7 @@ import {
   DockerRuntime,
   fromDockerTarget,
 } from '../../adapters/runtime/docker.ts';
-import type { ContainerSpec } from '../../core/ports.ts';
+import type { ContainerLogOptions, ContainerSpec } from '../../core/ports.ts';
 import { runContainerRuntimeContract } from '../contracts/container-runtime.case.ts';
 import {
   dockerTarget,
@@ -23,6 +23,8 @@ import {
 import { available } from '../support/services.ts';
 
 const hasDocker = await available('docker');
+/** Every container's log rotation (core/releases/plan.ts `containerLogRotation`). */
+const rotated = { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } };
 
 describe('dockerHost parsing', () => {
   it('reads a unix socket path', () => {
@@ -106,6 +108,7 @@ describe('container create plans', () => {
         Memory: 256 * 1024 * 1024,
         NanoCpus: 500_000_000,
         RestartPolicy: { Name: 'unless-stopped' },
+        LogConfig: rotated,
       },
     });
   });
@@ -121,6 +124,7 @@ describe('container create plans', () => {
     expect(plan.HostConfig).toEqual({
       PortBindings: { '3000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
       RestartPolicy: { Name: 'unless-stopped' },
+      LogConfig: rotated,
     });
     expect(plan).not.toHaveProperty('Cmd');
   });
@@ -132,6 +136,7 @@ describe('container create plans', () => {
       Memory: 256 * 1024 * 1024,
       NanoCpus: 500_000_000,
       RestartPolicy: { Name: 'no' },
+      LogConfig: rotated,
     });
     expect(plan).toMatchObject({ AttachStdout: true, AttachStderr: true, Tty: false });
   });
@@ -155,6 +160,7 @@ describe('container create plans', () => {
       User: '1000:1000',
       HostConfig: {
         RestartPolicy: { Name: 'no' },
+        LogConfig: rotated,
         NetworkMode: 'host',
         Binds: ['/srv/sdo/caddy/data:/data'],
       },
@@ -211,6 +217,130 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
         '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}}',
       ),
     ).toBe(`${64 * 1024 * 1024} 250000000 unless-stopped`);
+  });
+
+  it('rotates the log of every container it starts (json-file, max-size and max-file)', async () => {
+    const s = spec('rotated');
+    await runtime.start(dockerTarget, s);
+    expect(await dockerInspect(s.name, '{{json .HostConfig.LogConfig}}')).toBe(
+      JSON.stringify({ Type: 'json-file', Config: { 'max-file': '3', 'max-size': '10m' } }),
+    );
+    const custom = spec('rotated-custom', { logRotation: { maxSizeMb: 1, maxFiles: 2 } });
+    await runtime.start(dockerTarget, custom);
+    expect(await dockerInspect(custom.name, '{{json .HostConfig.LogConfig.Config}}')).toBe(
+      JSON.stringify({ 'max-file': '2', 'max-size': '1m' }),
+    );
+  });
+
+  describe('logs', () => {
+    const read = async (name: string, options: Partial<ContainerLogOptions> = {}) => {
+      const lines = [];
+      for await (const l of runtime.logs(dockerTarget, name, {
+        follow: false,
+        signal: new AbortController().signal,
+        ...options,
+      }))
+        lines.push(l);
+      return lines;
+    };
+    const exited = async (name: string) => {
+      for (let k = 0; k < 200; k++) {
+        if ((await runtime.inspect(dockerTarget, name))?.state === 'exited') return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`${name} did not exit`);
+    };
+
+    it("reads stdout and stderr with the engine's times, across a restart, by range and tail", async () => {
+      const s = spec('logs-restart', {
+        containerPort: undefined,
+        cmd: [
+          '/bin/sh',
+          '-c',
+          `echo "out $(cat /proc/sys/kernel/random/uuid)"; echo err >&2; printf 'no newline'`,
+        ],
+      });
+      await runtime.start(dockerTarget, s);
+      await exited(s.name);
+      await promisify(execFile)('docker', ['start', s.name]);
+      await exited(s.name);
+      const lines = await read(s.name);
+      expect(lines.map((l) => [l.stream, l.text.replace(/ [0-9a-f-]{36}$/, ' <uuid>')])).toEqual([
+        ['stdout', 'out <uuid>'],
+        ['stderr', 'err'],
+        ['stdout', 'no newline'],
+        ['stdout', 'out <uuid>'],
+        ['stderr', 'err'],
+        ['stdout', 'no newline'],
+      ]);
+      for (const l of lines) expect(l.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$/);
+      // Two runs: two different uuids, so the second read is the restart's, not a repeat.
+      expect(new Set(lines.filter((l) => l.text.startsWith('out')).map((l) => l.text)).size).toBe(
+        2,
+      );
+      expect(await read(s.name, { tail: 1 })).toHaveLength(1);
+      const second = lines[3]!.time;
+      expect((await read(s.name, { since: second })).map((l) => l.text)).toEqual(
+        lines.slice(3).map((l) => l.text),
+      );
+      expect((await read(s.name, { until: lines[2]!.time })).length).toBeGreaterThanOrEqual(3);
+      expect((await read(s.name, { until: lines[2]!.time })).length).toBeLessThan(6);
+    });
+
+    it('cuts a line longer than 8 KiB and streams 20,000 lines without holding them', async () => {
+      const s = spec('logs-many', {
+        containerPort: undefined,
+        cmd: [
+          '/bin/sh',
+          '-c',
+          'i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done; head -c 20000 /dev/zero | tr "\\0" x; echo',
+        ],
+      });
+      await runtime.start(dockerTarget, s);
+      await exited(s.name);
+      let count = 0;
+      let last = '';
+      let previous = '';
+      let long = '';
+      for await (const l of runtime.logs(dockerTarget, s.name, {
+        follow: false,
+        signal: new AbortController().signal,
+      })) {
+        expect(l.time >= previous).toBe(true);
+        previous = l.time;
+        if (l.text.startsWith('x')) long = l.text;
+        else last = l.text;
+        count++;
+      }
+      expect(count).toBe(20_001);
+      expect(last).toBe('line 19999');
+      expect(long.length).toBeLessThanOrEqual(8 * 1024 + 2);
+      expect(long.endsWith('…')).toBe(true);
+    });
+
+    it('follows a running container until the signal aborts', async () => {
+      const s = spec('logs-follow', {
+        containerPort: undefined,
+        cmd: ['/bin/sh', '-c', 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.2; done'],
+      });
+      await runtime.start(dockerTarget, s);
+      const controller = new AbortController();
+      const seen: string[] = [];
+      const timer = setTimeout(() => controller.abort(), 20_000);
+      for await (const l of runtime.logs(dockerTarget, s.name, {
+        follow: true,
+        signal: controller.signal,
+      })) {
+        seen.push(l.text);
+        if (seen.length === 3) controller.abort();
+      }
+      clearTimeout(timer);
+      expect(seen).toEqual(['tick 0', 'tick 1', 'tick 2']);
+    });
+
+    it('refuses a container that does not exist', async () => {
+      await expect(read(run.name('ghost'))).rejects.toMatchObject({ code: 'container_not_found' });
+    });
   });
 
   it('publishes whichever container port the spec names', async () => {

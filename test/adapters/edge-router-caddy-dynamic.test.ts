@@ -86,7 +86,7 @@ describe.skipIf(!(await available('caddy')))(
         }),
       );
       const before = await caddy.admin.request('GET', '/id/sdo-svc_a-env_b');
-      expect(JSON.parse(before.body).handle[0]).toMatchObject({
+      expect(JSON.parse(before.body).handle[1]).toMatchObject({
         dynamic_upstreams: {
           source: 'srv',
           name: `_sdo-svc-a-env-b._tcp.${zone}`,

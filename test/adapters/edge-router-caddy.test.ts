@@ -103,10 +103,27 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter (real Caddy 2.11)'
       match: [{ host: ['x.example.test'] }],
       handle: [
         {
+          handler: 'subroute',
+          routes: [
+            {
+              match: [{ not: [{ header: { 'X-Request-Id': ['*'] } }] }],
+              handle: [
+                {
+                  handler: 'headers',
+                  request: { set: { 'X-Request-Id': ['{http.request.uuid}'] } },
+                },
+              ],
+            },
+          ],
+        },
+        {
           handler: 'reverse_proxy',
           upstreams: [{ dial: '127.0.0.1:30001' }],
           load_balancing: { selection_policy: { policy: 'round_robin' } },
           stream_close_delay: '600s',
+          headers: {
+            response: { set: { 'X-Request-Id': ['{http.request.header.X-Request-Id}'] } },
+          },
         },
       ],
       terminal: true,

@@ -15,6 +15,8 @@ export interface TestCaddy {
   /** Plain-HTTP port of the `selfdevop` server, on 127.0.0.1. */
   httpPort: number;
   serverName: string;
+  /** Caddy's stderr so far (its own log and the access log), the newest 256 KiB. */
+  stderr(): string;
   /** Loads the base config again: no routes, as just started. */
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -70,7 +72,7 @@ export async function startCaddy(
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (c: string) => {
-    stderr = (stderr + c).slice(-4000);
+    stderr = (stderr + c).slice(-256 * 1024);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let running = true;
@@ -90,7 +92,7 @@ export async function startCaddy(
   for (;;) {
     if (!running) {
       await stop();
-      throw new Error(`caddy exited before its admin API answered:\n${stderr}`);
+      throw new Error(`caddy exited before its admin API answered:\n${stderr.slice(-4000)}`);
     }
     const ok = await probe.request('GET', '/config/').then(
       (r) => r.status === 200,
@@ -99,7 +101,9 @@ export async function startCaddy(
     if (ok) break;
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`caddy admin API did not answer at ${adminUrl} within 15 s:\n${stderr}`);
+      throw new Error(
+        `caddy admin API did not answer at ${adminUrl} within 15 s:\n${stderr.slice(-4000)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -109,6 +113,7 @@ export async function startCaddy(
     admin,
     httpPort,
     serverName,
+    stderr: () => stderr,
     reset: () => admin.load(config),
     stop,
   };

@@ -125,6 +125,31 @@ export const js = `
     };
   }
 
+  var appLog = document.getElementById('app-log');
+  var follow = document.querySelector('[data-logs-follow]');
+  if (appLog && follow) {
+    var tail = null;
+    follow.addEventListener('click', function () {
+      if (tail) { tail.close(); tail = null; follow.setAttribute('aria-pressed', 'false'); follow.textContent = 'Live tail'; say('Live tail stopped'); return; }
+      tail = new EventSource(appLog.getAttribute('data-logs-live'));
+      follow.setAttribute('aria-pressed', 'true'); follow.textContent = 'Stop live tail'; say('Live tail on');
+      tail.addEventListener('log', function (m) {
+        var l = JSON.parse(m.data);
+        var empty = document.getElementById('app-log-empty'); if (empty) empty.remove();
+        var span = document.createElement('span');
+        span.className = l.stream; span.textContent = l.time.slice(0, 23) + 'Z ' + l.replica + '@' + l.node + ' ' + l.text + '\\n';
+        var atBottom = appLog.scrollTop + appLog.clientHeight >= appLog.scrollHeight - 20;
+        appLog.appendChild(span);
+        // A long follow keeps the newest 5,000 lines on the page.
+        while (appLog.childNodes.length > 5000) appLog.removeChild(appLog.firstChild);
+        if (atBottom) appLog.scrollTop = appLog.scrollHeight;
+      });
+      tail.addEventListener('notice', function (m) { say(JSON.parse(m.data).message); });
+      tail.addEventListener('end', function () { if (tail) tail.close(); tail = null; follow.setAttribute('aria-pressed', 'false'); follow.textContent = 'Live tail'; });
+      tail.onerror = function () { if (tail && tail.readyState === 2) { tail = null; follow.setAttribute('aria-pressed', 'false'); follow.textContent = 'Live tail'; say('Live tail unavailable'); } };
+    });
+  }
+
   var domain = document.querySelector('[data-domain-live]');
   if (domain) {
     var did = domain.getAttribute('data-domain-id');

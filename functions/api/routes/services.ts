@@ -9,6 +9,79 @@ import {
 import { getPushHook, receivePush, rotatePushHook } from '../../../core/services/push-hook.ts';
 import { route } from '../route.ts';
 import { getServiceHealth } from '../../../core/services/health.ts';
+import {
+  openServiceLogs,
+  serviceLogsQuery,
+  type AppLogEvent,
+} from '../../../core/services/logs.ts';
+
+/** A log stream ends by itself after this long, so an abandoned follow holds nothing for ever. */
+const logStreamMaxMs = 30 * 60_000;
+
+/**
+ * App logs as they are read, never gathered first: Server-Sent Events (`event: log` per
+ * line, `event: notice` for what could not be read, `event: end`) when the client asks for
+ * `text/event-stream`, otherwise NDJSON, one JSON object per line. Closing the connection,
+ * the 30-minute cap or the end of the read aborts the engines' streams.
+ */
+function streamLogs(
+  open: (signal: AbortSignal) => Promise<AsyncIterable<AppLogEvent>>,
+  request: Request,
+): Promise<Response> {
+  const sse = request.headers.get('accept')?.includes('text/event-stream') ?? false;
+  const stop = new AbortController();
+  const abort = () => stop.abort();
+  request.signal.addEventListener('abort', abort, { once: true });
+  const timer = setTimeout(abort, logStreamMaxMs);
+  const finish = () => {
+    clearTimeout(timer);
+    request.signal.removeEventListener('abort', abort);
+    stop.abort();
+  };
+  const encoder = new TextEncoder();
+  const frame = (e: AppLogEvent | { type: 'end' }) => {
+    if (!sse) return encoder.encode(`${JSON.stringify(e.type === 'line' ? e.line : e)}\n`);
+    const data = e.type === 'line' ? e.line : e.type === 'notice' ? { message: e.message } : {};
+    const name = e.type === 'line' ? 'log' : e.type;
+    return encoder.encode(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  return open(stop.signal).then(
+    (events) => {
+      const it = events[Symbol.asyncIterator]();
+      // pull(): one line read per chunk the client takes, so a slow reader slows the engines' reads.
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          try {
+            const r = await it.next();
+            if (r.done) {
+              controller.enqueue(frame({ type: 'end' }));
+              controller.close();
+              finish();
+            } else controller.enqueue(frame(r.value));
+          } catch (e) {
+            const message = e instanceof Error ? e.message : String(e);
+            controller.enqueue(frame({ type: 'notice', message }));
+            controller.close();
+            finish();
+          }
+        },
+        cancel() {
+          finish();
+          void it.return?.()?.catch(() => undefined);
+        },
+      });
+      return new Response(body, {
+        headers: sse
+          ? { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
+          : { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' },
+      });
+    },
+    (e: unknown) => {
+      finish();
+      throw e;
+    },
+  );
+}
 
 const byProject = s.pageQuery.extend({ projectId: s.id.optional() });
 
@@ -110,6 +183,19 @@ export const serviceRoutes = [
     permission: 'read',
     status: 200,
     handle: ({ deps, principal, params }) => getService(deps, principal, params.id!),
+  }),
+  route({
+    method: 'get',
+    path: '/api/services/{id}/logs',
+    summary:
+      "Every replica's stdout/stderr from its node's engine, merged in time order, each line with its replica, node and time: `since`/`until` (ISO or `1h`, at most 31 days), `grep` (substring; `regex=true` for a linear-time regular expression), `tail`, `follow`; NDJSON, or Server-Sent Events with Accept: text/event-stream",
+    tag: 'services',
+    auth: true,
+    permission: 'read',
+    query: serviceLogsQuery,
+    status: 200,
+    handle: ({ deps, principal, params, query, request }) =>
+      streamLogs((signal) => openServiceLogs(deps, principal, params.id!, query, signal), request),
   }),
   route({
     method: 'get',

@@ -1,4 +1,17 @@
 import { describe, expect, it } from 'vitest';
+
+/** The handler that gives a request without an X-Request-Id one, before the proxy. */
+const requestId = {
+  handler: 'subroute',
+  routes: [
+    {
+      match: [{ not: [{ header: { 'X-Request-Id': ['*'] } }] }],
+      handle: [
+        { handler: 'headers', request: { set: { 'X-Request-Id': ['{http.request.uuid}'] } } },
+      ],
+    },
+  ],
+};
 import { isCoreError } from '../../../core/errors.ts';
 import type { RouteSpec } from '../../../core/ports.ts';
 import {
@@ -28,11 +41,15 @@ describe('caddyRouteFromSpec', () => {
       '@id': 'svc_web_production',
       match: [{ host: ['web.apps.example.com'] }],
       handle: [
+        requestId,
         {
           handler: 'reverse_proxy',
           upstreams: [{ dial: '10.0.0.5:32768' }],
           load_balancing: { selection_policy: { policy: 'round_robin' } },
           stream_close_delay: '600s',
+          headers: {
+            response: { set: { 'X-Request-Id': ['{http.request.header.X-Request-Id}'] } },
+          },
         },
       ],
       terminal: true,
@@ -50,12 +67,16 @@ describe('caddyRouteFromSpec', () => {
       '@id': 'svc_web_production',
       match: [{ host: ['a.example', 'www.a.example'] }],
       handle: [
+        requestId,
         {
           handler: 'reverse_proxy',
           upstreams: [{ dial: '10.0.0.5:1' }, { dial: '10.0.0.6:2' }],
           load_balancing: { selection_policy: { policy: 'cookie', name: 'sdo_sticky' } },
           stream_close_delay: '3s',
           health_checks: { passive: { fail_duration: '10s', max_fails: 3 } },
+          headers: {
+            response: { set: { 'X-Request-Id': ['{http.request.header.X-Request-Id}'] } },
+          },
         },
       ],
       terminal: true,
@@ -63,7 +84,8 @@ describe('caddyRouteFromSpec', () => {
   });
 
   it('leaves the stream close delay out when there is nothing to drain', () => {
-    const [proxy] = caddyRouteFromSpec(aRoute({ drainSeconds: 0 })).handle;
+    const [, proxy] = caddyRouteFromSpec(aRoute({ drainSeconds: 0 })).handle;
+    expect(proxy.handler).toBe('reverse_proxy');
     expect(proxy).not.toHaveProperty('stream_close_delay');
   });
 
@@ -257,6 +279,7 @@ describe('caddyBaseConfig', () => {
               listen: ['127.0.0.1:8080'],
               routes: [],
               automatic_https: { disable: true },
+              logs: {},
             },
           },
         },
@@ -278,7 +301,7 @@ describe('caddyBaseConfig', () => {
         http: {
           http_port: 80,
           https_port: 443,
-          servers: { edge: { listen: [':80', ':443'], routes: [] } },
+          servers: { edge: { listen: [':80', ':443'], routes: [], logs: {} } },
         },
       },
     });

@@ -1,4 +1,17 @@
 import { describe, expect, it } from 'vitest';
+
+/** The handler that gives a request without an X-Request-Id one, before the proxy. */
+const requestId = {
+  handler: 'subroute',
+  routes: [
+    {
+      match: [{ not: [{ header: { 'X-Request-Id': ['*'] } }] }],
+      handle: [
+        { handler: 'headers', request: { set: { 'X-Request-Id': ['{http.request.uuid}'] } } },
+      ],
+    },
+  ],
+};
 import {
   caddyRouteFromSpec,
   hostOfTarget,
@@ -45,6 +58,7 @@ describe('a route with dynamic upstreams', () => {
       '@id': 'sdo-web',
       match: [{ host: ['web.example.test'] }],
       handle: [
+        requestId,
         {
           handler: 'reverse_proxy',
           dynamic_upstreams: {
@@ -57,6 +71,9 @@ describe('a route with dynamic upstreams', () => {
           transport: { protocol: 'http', resolver: { addresses: ['udp/127.0.0.1:5354'] } },
           load_balancing: { selection_policy: { policy: 'round_robin' } },
           stream_close_delay: '300s',
+          headers: {
+            response: { set: { 'X-Request-Id': ['{http.request.header.X-Request-Id}'] } },
+          },
         },
       ],
       terminal: true,

@@ -1,6 +1,6 @@
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import { html } from 'hono/html';
-import { ApiFailure, type ApiFetch } from '../api.ts';
+import { ApiFailure, DashboardApi, type ApiFetch } from '../api.ts';
 import { action, view } from '../handler.ts';
 import { badge, seconds, when, type Html } from '../layout.ts';
 import { field, flash, render, param } from '../session.ts';
@@ -287,6 +287,127 @@ function parseArgs(text: string | undefined): Record<string, string> {
   return out;
 }
 
+/** One app log line as GET /api/services/{id}/logs answers it (NDJSON). */
+interface AppLogLine {
+  time: string;
+  replica: string;
+  node: string;
+  stream: 'stdout' | 'stderr';
+  text: string;
+}
+
+/** The log search of the service page: its query, from the page's own query string. */
+function logSearch(c: Context, environment: string): URLSearchParams {
+  const q = new URLSearchParams({ environment });
+  const since = c.req.query('logs_since');
+  const grep = c.req.query('grep');
+  q.set('tail', /^\d{1,4}$/.test(c.req.query('tail') ?? '') ? c.req.query('tail')! : '100');
+  if (since) q.set('since', since);
+  if (grep) q.set('grep', grep);
+  if (c.req.query('regex')) q.set('regex', 'true');
+  return q;
+}
+
+/**
+ * Reads the newest lines of the search (the API bounds them by `tail`) for the page; a
+ * refused search or a node that cannot be read is said in the section, not a failed page.
+ */
+async function readAppLogs(
+  c: Context,
+  fetchApi: ApiFetch,
+  serviceId: string,
+  query: URLSearchParams,
+): Promise<{ lines: AppLogLine[]; notices: string[]; error: string | null }> {
+  const res = await new DashboardApi(c, fetchApi).raw(
+    'GET',
+    `/api/services/${serviceId}/logs?${query}`,
+    { headers: { accept: 'application/x-ndjson' } },
+  );
+  if (!res.ok) {
+    const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
+    return {
+      lines: [],
+      notices: [],
+      error: body?.error?.message ?? `the API answered ${res.status}`,
+    };
+  }
+  const lines: AppLogLine[] = [];
+  const notices: string[] = [];
+  for (const row of (await res.text()).split('\n')) {
+    if (!row) continue;
+    const r = JSON.parse(row) as AppLogLine | { type: string; message?: string };
+    if ('type' in r) {
+      if (r.type === 'notice' && r.message) notices.push(r.message);
+    } else lines.push(r);
+  }
+  return { lines, notices, error: null };
+}
+
+/** The service page's logs: a search (works without script) and a live tail (with it). */
+function logsSection(
+  svc: Service,
+  env: string,
+  query: URLSearchParams,
+  read: { lines: AppLogLine[]; notices: string[]; error: string | null },
+): Html {
+  const live = new URLSearchParams({ environment: env });
+  if (query.get('grep')) live.set('grep', query.get('grep')!);
+  if (query.get('regex')) live.set('regex', 'true');
+  return html`<section class="card" aria-labelledby="logs-h" id="logs">
+    <h2 id="logs-h">Logs</h2>
+    <p class="hint">
+      Every replica's stdout and stderr, as its node keeps them (3 files of 10 MB per container),
+      newest last. A search is plain text unless “regular expression” is ticked.
+    </p>
+    <form method="get" action="/dashboard/services/${svc.id}#logs" class="row">
+      <input type="hidden" name="environment" value="${env}" />
+      <div>
+        <label for="logs-grep">Search</label
+        ><input id="logs-grep" name="grep" value="${query.get('grep') ?? ''}" maxlength="256" />
+      </div>
+      <div>
+        <label for="logs-since">Since <span class="hint">15m, 1h, 7d or a time</span></label
+        ><input id="logs-since" name="logs_since" value="${query.get('since') ?? ''}" />
+      </div>
+      <div>
+        <label for="logs-tail">Lines</label
+        ><input id="logs-tail" name="tail" value="${query.get('tail') ?? '100'}" size="5" />
+      </div>
+      <div>
+        <label
+          ><input type="checkbox" name="regex" value="1" ${query.get('regex') ? 'checked' : ''} />
+          regular expression</label
+        >
+      </div>
+      <div><button type="submit" class="secondary">Search</button></div>
+    </form>
+    ${read.error ? html`<p class="error" role="alert" id="logs-error">${read.error}</p>` : ''}
+    ${read.notices.map((n) => html`<p class="hint" role="status">${n}</p>`)}
+    <pre
+      class="log"
+      id="app-log"
+      data-logs-live="/dashboard/services/${svc.id}/logs/events?${live}"
+      aria-live="off"
+    >
+${
+        read.lines.length === 0
+          ? html`<span id="app-log-empty">No lines${query.get('grep') ? ' match' : ''}.</span> `
+          : read.lines.map(
+              (l) =>
+                html`<span class="${l.stream}"
+                  >${l.time.slice(0, 23)}Z ${l.replica}@${l.node} ${l.text}
+                </span>`,
+            )
+      }</pre>
+    <p>
+      <button type="button" class="secondary" data-logs-follow aria-pressed="false">
+        Live tail
+      </button>
+      <span class="hint">new lines of every replica as they are written</span>
+    </p>
+  </section>`;
+}
+
 export function registerServices(app: Hono, fetchApi: ApiFetch): void {
   app.get(
     '/dashboard/services/:id',
@@ -324,6 +445,8 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
             })
           : null,
       ]);
+      const logQuery = logSearch(c, env.name);
+      const logs = await readAppLogs(c, fetchApi, svc.id, logQuery);
       const h = health(releases);
       const envDomains =
         domains?.filter((d) => d.serviceId === svc.id && d.environmentId === env.id) ?? null;
@@ -488,12 +611,32 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
                   <div><button type="submit" class="secondary">Add domain</button></div>
                 </form>`
         }
+        ${logsSection(svc, env.name, logQuery, logs)}
         ${secretsSection(svc.id, env.name, secrets.items)}
         <h2>Settings</h2>
         ${facts(svc, project)} ${gitSource(svc)} ${pushHookSection(svc, pushHook)}`;
       return render(c, s, { title: svc.name, section: 'projects' }, body);
     }),
   );
+
+  // EventSource cannot send a bearer token: the cookie authenticates this proxy of the API's
+  // followed log (new lines only: the page already shows the newest).
+  app.get('/dashboard/services/:id/logs/events', async (c: Context) => {
+    const q = new URLSearchParams({ follow: 'true', tail: '0' });
+    for (const k of ['environment', 'grep', 'regex']) if (c.req.query(k)) q.set(k, c.req.query(k)!);
+    const res = await new DashboardApi(c, fetchApi).raw(
+      'GET',
+      `/api/services/${encodeURIComponent(param(c, 'id'))}/logs?${q}`,
+      { headers: { accept: 'text/event-stream' } },
+    );
+    return new Response(res.body, {
+      status: res.status,
+      headers: {
+        'content-type': res.headers.get('content-type') ?? 'text/plain',
+        'cache-control': 'no-cache',
+      },
+    });
+  });
 
   app.post(
     '/dashboard/services/:id/deploy',

@@ -1,0 +1,238 @@
+/**
+ * `npm run bench:observe` (issue 16, benchmark item 2, `logSearchMs`): a text search over
+ * the last hour of 3 replicas' logs, for real — three containers on the local Docker Engine
+ * that printed `BENCH_LOG_LINES` lines between them (default 60,000; the issue's figure is
+ * 1,000,000: `BENCH_LOG_LINES=1000000 npm run bench:observe`), read through the same use
+ * case the API runs (`openServiceLogs`: the engines' log streams, merged by time, filtered).
+ *
+ * - logSearchMs: from opening the read to its last line, for a substring that matches one
+ *   line in 1,000 (goal ≤ 2,000 ms at 1,000,000 lines);
+ * - logSearchMemoryMb: this process's peak RSS during the search above its RSS just before
+ *   (goal ≤ 30 MB: the lines are streamed, never held);
+ * - also: the same search as a regular expression, and `(a+)+$` (the catastrophic pattern),
+ *   each timed, with the lines read per second.
+ *
+ * `engineFloor` is the same three logs read raw from the Engine API at once (no parsing,
+ * merging or search): what the engine alone costs on this machine.
+ *
+ * Prints one JSON object (its last output) with a `goals` map. Loopback only; every loop is
+ * bounded; the containers (label `selfdevop.bench=<run>`) are removed at the end, also on failure.
+ */
+import { execFile } from 'node:child_process';
+import http from 'node:http';
+import os from 'node:os';
+import { promisify } from 'node:util';
+import { SystemClock } from '../adapters/clock/system.ts';
+import { DockerRuntime } from '../adapters/runtime/docker.ts';
+import { MemoryStore } from '../adapters/store/memory.ts';
+import { MemoryKeyVault } from '../adapters/vault/memory.ts';
+import type { CoreDeps, OrgPrincipal } from '../core/deps.ts';
+import type { ContainerRuntime } from '../core/ports.ts';
+import { openServiceLogs, serviceLogsQuery } from '../core/services/logs.ts';
+import {
+  aNode,
+  aProject,
+  aService,
+  anEnvironment,
+  anOrg,
+} from '../test/contracts/store/builders.ts';
+import { ensureTestImages } from '../test/support/docker.ts';
+import { round } from './support/stats.ts';
+
+const run = promisify(execFile);
+const totalLines = Number(process.env.BENCH_LOG_LINES ?? 60_000);
+const replicas = 3;
+const nonce = `${process.pid}-${Date.now()}`;
+const log = (line: string) => process.stderr.write(`bench:observe ${line}\n`);
+const goals = { logSearchMs: 2_000, logSearchMemoryMb: 30 };
+
+if (!Number.isInteger(totalLines) || totalLines < replicas || totalLines > 3_000_000) {
+  process.stderr.write('BENCH_LOG_LINES must be a whole number from 3 to 3,000,000\n');
+  process.exit(2);
+}
+
+const orgId = 'org_bench';
+const viewer: OrgPrincipal = {
+  actorType: 'user',
+  actorId: 'usr_bench',
+  userId: 'usr_bench',
+  orgId,
+  role: 'viewer',
+};
+
+async function main() {
+  await ensureTestImages();
+  const runtime = new DockerRuntime();
+  const target = { dockerHost: 'unix:///var/run/docker.sock' };
+  const store = new MemoryStore();
+  const { serviceId, envId } = await store.withOrg(orgId, async (r) => {
+    await r.orgs.insert(anOrg({ id: orgId }));
+    const p = aProject(orgId);
+    await r.projects.insert(p);
+    const env = anEnvironment(orgId, p.id);
+    await r.environments.insert(env);
+    const svc = aService(orgId, p.id);
+    await r.services.insert(svc);
+    await r.nodes.insert(aNode(orgId, { name: 'local', dockerHost: target.dockerHost }));
+    return { serviceId: svc.id, envId: env.id };
+  });
+  const labels = {
+    'selfdevop.service': serviceId,
+    'selfdevop.environment': envId,
+    'selfdevop.bench': nonce,
+  };
+  const perReplica = Math.ceil(totalLines / replicas);
+  try {
+    const started = Date.now();
+    for (let k = 0; k < replicas; k++)
+      await runtime.start(target, {
+        name: `sdo-bench-logs-${nonce}-${k}`,
+        image: 'selfdevop-test/app:v1',
+        env: {},
+        labels,
+        // Like an access log: one line in 1,000 is a 500. awk prints them as fast as the
+        // engine takes them; the log is sized to keep them all (the default rotation is 30 MB).
+        cmd: [
+          '/bin/sh',
+          '-c',
+          `awk 'BEGIN { for (i = 0; i < ${perReplica}; i++) printf "replica=${k} req=%d GET /api/items/%d status=%d took=%dms\\n", i, i % 977, (i % 1000 == 999 ? 500 : 200), i % 37 }'`,
+        ],
+        restartPolicy: 'no',
+        logRotation: { maxSizeMb: Math.max(10, Math.ceil((perReplica * 160) / 1e6)), maxFiles: 1 },
+      });
+    // Bounded: each replica must finish printing within the budget.
+    for (let k = 0; k < replicas; k++) {
+      const name = `sdo-bench-logs-${nonce}-${k}`;
+      for (let polls = 0; ; polls++) {
+        if ((await runtime.inspect(target, name))?.state === 'exited') break;
+        if (polls > 1200) throw new Error(`${name} still printing after 120 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    log(`${perReplica * replicas} lines written in ${Date.now() - started} ms`);
+
+    const deps = {
+      store,
+      clock: new SystemClock(),
+      release: { runtime, vault: new MemoryKeyVault() },
+    } as unknown as CoreDeps & {
+      release: { runtime: ContainerRuntime; vault: MemoryKeyVault };
+    };
+    const search = async (query: Record<string, string>) => {
+      global.gc?.();
+      const before = process.memoryUsage().rss;
+      let peak = before;
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, process.memoryUsage().rss);
+      }, 20);
+      const t0 = performance.now();
+      let matches = 0;
+      let notices = 0;
+      const controller = new AbortController();
+      const budget = setTimeout(() => controller.abort(), 120_000);
+      try {
+        for await (const e of await openServiceLogs(
+          deps,
+          viewer,
+          serviceId,
+          serviceLogsQuery.parse({ since: '1h', ...query }),
+          controller.signal,
+        ))
+          if (e.type === 'line') matches++;
+          else notices++;
+      } finally {
+        clearTimeout(budget);
+        clearInterval(sampler);
+      }
+      const ms = performance.now() - t0;
+      peak = Math.max(peak, process.memoryUsage().rss);
+      if (controller.signal.aborted) throw new Error('a search took over 120 s');
+      return {
+        ms: round(ms),
+        matches,
+        notices,
+        memoryGrowthMb: round((peak - before) / 1e6, 1),
+        linesPerSecond: round((perReplica * replicas) / (ms / 1000)),
+      };
+    };
+    // The floor: the same logs read raw from the engine (no parsing, merging or search),
+    // the three at once, as the use case reads them.
+    const rawRead = (name: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.get(
+          {
+            socketPath: '/var/run/docker.sock',
+            path: `/containers/${name}/logs?stdout=1&stderr=1&timestamps=1`,
+          },
+          (res) => {
+            let bytes = 0;
+            res.on('data', (c: Buffer) => (bytes += c.length));
+            res.on('end', () => resolve(bytes));
+            res.on('error', reject);
+          },
+        );
+        req.on('error', reject);
+      });
+    const f0 = performance.now();
+    const rawBytes = await Promise.all(
+      Array.from({ length: replicas }, (_, k) => rawRead(`sdo-bench-logs-${nonce}-${k}`)),
+    );
+    const engineFloor = {
+      ms: round(performance.now() - f0),
+      mb: round(rawBytes.reduce((a, b) => a + b, 0) / 1e6, 1),
+    };
+    log(`engine floor: ${JSON.stringify(engineFloor)}`);
+    const substring = await search({ grep: 'status=500' });
+    log(`substring: ${JSON.stringify(substring)}`);
+    const regex = await search({ grep: 'status=5\\d\\d took=\\d+ms$', regex: 'true' });
+    log(`regex: ${JSON.stringify(regex)}`);
+    const catastrophic = await search({ grep: '(a+)+$', regex: 'true' });
+    log(`(a+)+$: ${JSON.stringify(catastrophic)}`);
+    const expected = replicas * Math.floor(perReplica / 1000);
+    if (substring.matches !== expected || regex.matches !== expected)
+      throw new Error(
+        `expected ${expected} matches, got ${substring.matches} and ${regex.matches}`,
+      );
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          lines: perReplica * replicas,
+          replicas,
+          engineFloor,
+          loadAverage: os.loadavg().map((l) => round(l, 1)),
+          cores: os.cpus().length,
+          substring,
+          regex,
+          catastrophic,
+          goals: {
+            logSearchMs: {
+              goal: `<= ${goals.logSearchMs} at 1,000,000 lines`,
+              got: substring.ms,
+              met: substring.ms <= goals.logSearchMs,
+              lines: perReplica * replicas,
+            },
+            logSearchMemoryMb: {
+              goal: `<= ${goals.logSearchMemoryMb}`,
+              got: substring.memoryGrowthMb,
+              met: substring.memoryGrowthMb <= goals.logSearchMemoryMb,
+            },
+          },
+        },
+        null,
+        2,
+      )}\n`,
+    );
+  } finally {
+    const { stdout } = await run('docker', [
+      'ps',
+      '-aq',
+      '--filter',
+      `label=selfdevop.bench=${nonce}`,
+    ]);
+    const ids = stdout.split('\n').filter(Boolean);
+    if (ids.length) await run('docker', ['rm', '-f', ...ids]);
+    runtime.close();
+  }
+}
+
+await main();

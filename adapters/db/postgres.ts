@@ -4,7 +4,7 @@
  * never load the driver themselves.
  */
 import pg from 'pg';
-import { Unavailable } from '../../core/errors.ts';
+import { CoreError, Unavailable } from '../../core/errors.ts';
 
 export interface SqlResult<R> {
   rows: R[];
@@ -159,7 +159,9 @@ function prepared(text: string, values?: readonly unknown[]): pg.QueryConfig | s
 const timestamptzOid = 1184;
 const defaultTimestamptz = pg.types.getTypeParser(timestamptzOid, 'text');
 // PostgreSQL's ISO output of a UTC timestamptz, years 1000 to 9999: what Date would round-trip.
-const utcTimestamp = /^([1-9]\d{3}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/;
+// Tested, not matched: the parts sit at fixed places, and a match's array and captures were
+// most of what a row's times cost.
+const utcTimestamp = /^[1-9]\d{3}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\+00$/;
 
 /**
  * A timestamptz as the ISO string `Date#toISOString` gives (milliseconds, truncated), the
@@ -169,13 +171,16 @@ const utcTimestamp = /^([1-9]\d{3}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+
  * zone; infinities stay as pg gives them.
  */
 export function parseTimestamptz(text: string): unknown {
-  const m = utcTimestamp.exec(text);
-  if (!m) {
+  if (!utcTimestamp.test(text)) {
     const parsed = defaultTimestamptz(text);
     return parsed instanceof Date ? parsed.toISOString() : parsed;
   }
-  const fraction = m[3] === undefined ? '000' : (m[3] + '00').slice(0, 3);
-  return `${m[1]}T${m[2]}.${fraction}Z`;
+  // `YYYY-MM-DD HH:MM:SS` is 19 characters; `.` and 1 to 6 digits may follow, then `+00`.
+  const end = text.length - 3;
+  const digits = end - 20;
+  if (digits >= 3) return `${text.slice(0, 10)}T${text.slice(11, 23)}Z`;
+  const fraction = digits <= 0 ? '000' : text.slice(20, end).padEnd(3, '0');
+  return `${text.slice(0, 10)}T${text.slice(11, 19)}.${fraction}Z`;
 }
 
 /** The pool's type parsers: pg's own, with timestamptz as an ISO string. */
@@ -255,11 +260,11 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
     };
   }
 
-  const run = async <R>(
+  const run = <R>(
     client: pg.PoolClient,
     text: string,
     values?: readonly unknown[],
-  ): Promise<SqlResult<R>> => toSqlResult<R>(await client.query(prepared(text, values)));
+  ): Promise<SqlResult<R>> => pipeline<R>(client, [prepared(text, values)], 0);
 
   /**
    * Runs `send` with the connection's socket corked, so the statements it sends leave in
@@ -281,16 +286,33 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
   /**
    * Sends statements without waiting between them (one round trip on a pipelining client)
    * and answers the one at `index`, or the first failure in order once all have answered.
-   * The driver's own promises, unwrapped: only the answer asked for becomes a SqlResult.
+   * Each statement is given a callback instead of being awaited: pg then makes no promise
+   * and no `.catch` of its own per statement, and one promise answers the whole pipeline.
    */
-  async function pipelined<R>(
-    sends: Promise<pg.QueryResult>[],
+  function pipeline<R>(
+    client: pg.PoolClient,
+    statements: (string | pg.QueryConfig)[],
     index: number,
   ): Promise<SqlResult<R>> {
-    const settled = await Promise.allSettled(sends);
-    const failed = settled.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    return toSqlResult<R>((settled[index] as PromiseFulfilledResult<pg.QueryResult>).value);
+    return new Promise((resolve, reject) => {
+      let pending = statements.length;
+      let answer: pg.QueryResult | undefined;
+      // Indexed, not in arrival order: a statement pg refuses before sending fails on a
+      // later tick than the answers to those sent before it.
+      let failures: unknown[] | undefined;
+      const settle = (at: number, error: Error | null, result?: pg.QueryResult) => {
+        if (error) (failures ??= [])[at] = error;
+        else if (at === index) answer = result;
+        if (--pending > 0) return;
+        if (failures) reject(failures.find((e) => e !== undefined));
+        else resolve(toSqlResult<R>(answer!));
+      };
+      for (let at = 0; at < statements.length; at++) {
+        client.query(statements[at]!, (error: Error | null, result: pg.QueryResult) =>
+          settle(at, error, result),
+        );
+      }
+    });
   }
 
   const db: Database = {
@@ -347,15 +369,12 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
           try {
             if (inTransaction) return await run<R>(client, text, values);
             if (opens) state.open = true;
-            const sends = corked(client, () => {
-              const out = [client.query('begin')];
-              for (const [name, value] of settings)
-                out.push(client.query(prepared('select set_config($1, $2, true)', [name, value])));
-              out.push(client.query(prepared(text, values)));
-              if (!opens) out.push(client.query('commit'));
-              return out;
-            });
-            return await pipelined<R>(sends, settings.length + 1);
+            const statements: (string | pg.QueryConfig)[] = ['begin'];
+            for (const [name, value] of settings)
+              statements.push(prepared('select set_config($1, $2, true)', [name, value]));
+            statements.push(prepared(text, values));
+            if (!opens) statements.push('commit');
+            return await corked(client, () => pipeline<R>(client, statements, settings.length + 1));
           } catch (e) {
             if (inTransaction || attempt > maxClients || !isConnectionError(e)) throw e;
             if (opens) state.open = false;
@@ -372,6 +391,9 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
           try {
             return await send<R>(text, values);
           } catch (e) {
+            // A statement's error is raised where its answer was read (the socket); as pg
+            // does for a query it promised, point its stack at the code that sent it.
+            if (e instanceof Error && !(e instanceof CoreError)) Error.captureStackTrace(e);
             throw fromPgError(e);
           }
         },

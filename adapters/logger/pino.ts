@@ -39,6 +39,21 @@ function isPlain(obj: Record<string, unknown>): boolean {
   return true;
 }
 
+/**
+ * pino's `isoTime`, remembered for the millisecond it names: a busy API logs several lines
+ * a millisecond, and a Date and its ISO string per line were a tenth of what one cost.
+ */
+let timeMs = Number.NaN;
+let timeField = '';
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== timeMs) {
+    timeMs = now;
+    timeField = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return timeField;
+}
+
 class PinoLogger implements Logger {
   private readonly log: Pino;
   /** The same logger (bindings, level, stream) without the redactor, for plain objects. */
@@ -77,7 +92,7 @@ export function fromPino(options: {
       level: options.level ?? 'info',
       name: options.name ?? 'selfdevop',
       base: { service: options.name ?? 'selfdevop' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       redact: { paths: redactPaths, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },
     },

@@ -485,6 +485,30 @@ export function runApiSuite(
         expect((await req('GET', '/api/projects?limit=abc', { token: a.token })).status).toBe(400);
       });
 
+      it('answers a repeated query string as it did the first time, and a bad one with 400 each time', async () => {
+        // Each route remembers its recent query strings' parses (functions/api/app.ts).
+        for (let i = 0; i < 3; i++) {
+          const res = await req('GET', '/api/projects?limit=2', { token: a.token });
+          expect(res.status).toBe(200);
+          expect(res.body.items).toHaveLength(2);
+          expect(res.body.nextCursor).toEqual(expect.any(String));
+          const bad = await req('GET', '/api/projects?limit=0', { token: a.token });
+          expect(bad.status).toBe(400);
+          expect(bad.body.error.message).toContain('limit');
+        }
+        // More distinct strings than a route keeps: the ones asked again still answer right.
+        for (let limit = 1; limit <= 110; limit++) {
+          const res = await req('GET', `/api/projects?limit=${limit}&x=${limit}`, {
+            token: a.token,
+          });
+          expect(res.body.items.length).toBeLessThanOrEqual(limit);
+        }
+        const again = await req('GET', '/api/projects?limit=1', { token: a.token });
+        expect(again.body.items).toHaveLength(1);
+        const defaulted = await req('GET', '/api/projects', { token: a.token });
+        expect(defaulted.body.items.length).toBeGreaterThan(2);
+      });
+
       it("hides one org's projects from another (404 and lists)", async () => {
         expect((await req('GET', `/api/projects/${projectId}`, { token: a.token })).status).toBe(
           200,

@@ -7,6 +7,7 @@
 import { dataServiceWorkQueue } from './data-services/deps.ts';
 import { handleDataServiceWork } from './data-services/work.ts';
 import { handleDomainCheck } from './domains/check.ts';
+import { handleServiceRemoval, serviceRemovalsQueue } from './services/removal.ts';
 import { domainChecksQueue, type DomainDeps } from './domains/deps.ts';
 import { domainSweepCron, domainSweepSchedule, sweepDomains } from './domains/sweep.ts';
 import { rebuildEdgeRoutes } from './edge/live-routes.ts';
@@ -37,6 +38,7 @@ export const workerQueueNames = [
   webhookDeliveriesQueue,
   notificationFlushesQueue,
   dataServiceWorkQueue,
+  serviceRemovalsQueue,
 ] as const;
 export type WorkerQueue = (typeof workerQueueNames)[number];
 
@@ -99,6 +101,8 @@ export function workerHandlers(system: WorkerSystem): Record<WorkerQueue, Messag
     ) as MessageHandler<never>,
     // The release engine's ports are a superset of what data services need.
     [dataServiceWorkQueue]: handleDataServiceWork(system.release) as MessageHandler<never>,
+    // Deleted services, environments and projects: their routes and containers.
+    [serviceRemovalsQueue]: handleServiceRemoval(system.release) as MessageHandler<never>,
   };
 }
 

@@ -9,6 +9,7 @@ import { apiKeyCases } from './store/api-keys.case.ts';
 import { authGuardCases } from './store/auth-guards.case.ts';
 import { store, useStore } from './store/context.ts';
 import { dataServiceCases } from './store/data-services.case.ts';
+import { deleteCases } from './store/deletes.case.ts';
 import { deployJobCases } from './store/deploy-jobs.case.ts';
 import { domainLookupCases } from './store/domain-lookup.case.ts';
 import { domainCases } from './store/domains.case.ts';
@@ -54,6 +55,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     webhookCases();
     pushHookCases();
     dataServiceCases();
+    deleteCases();
     paginationCases();
     transactionCases();
     isolationCases();

@@ -154,14 +154,13 @@ export async function createRelease(
   let what: Pick<NewRelease, 'image' | 'gitSha' | 'gitRef'>;
   if (body.image !== undefined) {
     what = { image: body.image, gitSha: body.gitSha ?? null, gitRef: null };
-  } else if (!service.git && body.gitRef !== undefined) {
-    throw new InvalidInput(
-      'gitRef: the service has no git source to build; set git.url with PATCH /api/services/{id}',
-      { field: 'gitRef' },
-    );
   } else if (!service.git) {
-    // The service's own image, as last set at creation or by PATCH (`image` applies here).
-    what = { image: service.image, gitSha: body.gitSha ?? null, gitRef: null };
+    throw new InvalidInput(
+      body.gitRef !== undefined
+        ? 'gitRef: the service has no git source to build; set git.url with PATCH /api/services/{id}'
+        : 'image: is required (the service has no git source to build)',
+      { field: body.gitRef !== undefined ? 'gitRef' : 'image' },
+    );
   } else {
     const ref = body.gitRef ?? body.gitSha ?? service.git.ref;
     const sha = isFullSha(ref) ? ref : await resolveEarly(deps, service, ref);

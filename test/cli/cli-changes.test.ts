@@ -212,7 +212,7 @@ describe('the selfdevop CLI for changing services, environments, projects and no
     const svc = (await api.request('GET', '/api/services', { token: owner })).body.items[0];
     const release = await api.request('POST', '/api/releases', {
       token: owner,
-      body: { serviceId: svc.id },
+      body: { serviceId: svc.id, image: 'selfdevop-test/app:v1' },
     });
     expect(release.status, release.text).toBe(202);
     const busy = await cli(['services', 'delete', 'front', '--confirm', 'front']);

@@ -41,3 +41,13 @@ export function duration(
   const ms = (finishedAt ? Date.parse(finishedAt) : Date.now()) - Date.parse(startedAt);
   return `${(Math.max(0, ms) / 1000).toFixed(1)}s`;
 }
+
+/** `applies` of a PATCH answer as lines: which fields act now, which with the next release. */
+export function appliesLines(applies: Record<string, string>): string[] {
+  const now = Object.keys(applies).filter((k) => applies[k] === 'now');
+  const next = Object.keys(applies).filter((k) => applies[k] === 'next_release');
+  return [
+    ...(now.length ? [`applied now: ${now.join(', ')}`] : []),
+    ...(next.length ? [`with the next release: ${next.join(', ')}`] : []),
+  ];
+}

@@ -779,6 +779,13 @@ export interface ProjectRepo {
   insert(p: Project): Promise<void>;
   get(id: string): Promise<Project | null>;
   list(page: PageRequest): Promise<Page<Project>>;
+  /** Renames; NotFound when the project is not the org's, AlreadyExists for a taken name. */
+  update(id: string, patch: Pick<Project, 'name'>): Promise<void>;
+  /**
+   * Deletes the project with its environments and services and everything theirs (as
+   * `ServiceRepo.delete`); false when there is none. Its data services must be gone first.
+   */
+  delete(id: string): Promise<boolean>;
 }
 
 export interface EnvironmentRepo {
@@ -786,6 +793,10 @@ export interface EnvironmentRepo {
   get(id: string): Promise<Environment | null>;
   findByName(projectId: string, name: string): Promise<Environment | null>;
   list(page: PageRequest, filter?: ListFilter): Promise<Page<Environment>>;
+  /** Renames; NotFound when the environment is not the org's, AlreadyExists for a taken name. */
+  update(id: string, patch: Pick<Environment, 'name'>): Promise<void>;
+  /** Deletes the environment with its releases (steps, logs, jobs), secrets and domains. */
+  delete(id: string): Promise<boolean>;
 }
 
 export interface ServiceRepo {
@@ -797,6 +808,11 @@ export interface ServiceRepo {
     patch: Partial<Omit<Service, 'id' | 'orgId' | 'projectId' | 'createdAt'>>,
   ): Promise<void>;
   list(page: PageRequest, filter?: ListFilter): Promise<Page<Service>>;
+  /**
+   * Deletes the service with its releases (steps, logs, jobs), secrets, domains, push hook
+   * and data-service links; false when there is none.
+   */
+  delete(id: string): Promise<boolean>;
 }
 
 export interface NodeRepo {
@@ -807,6 +823,11 @@ export interface NodeRepo {
   setCredentials(
     id: string,
     patch: Pick<NodeRecord, 'sealedTls' | 'sealedSsh' | 'credentialsUpdatedAt'>,
+  ): Promise<void>;
+  /** Changes name, labels or address; NotFound when not the org's, AlreadyExists for a taken name. */
+  update(
+    id: string,
+    patch: Partial<Pick<NodeRecord, 'name' | 'labels' | 'address'>>,
   ): Promise<void>;
 }
 

@@ -9,6 +9,7 @@ import { jobRunsQueue } from './jobs/deps.ts';
 import { handleJobRun } from './jobs/run.ts';
 import { handleDataServiceWork } from './data-services/work.ts';
 import { handleDomainCheck } from './domains/check.ts';
+import { handleServiceRemoval, serviceRemovalsQueue } from './services/removal.ts';
 import { domainChecksQueue, type DomainDeps } from './domains/deps.ts';
 import { domainSweepCron, domainSweepSchedule, sweepDomains } from './domains/sweep.ts';
 import { rebuildEdgeRoutes } from './edge/live-routes.ts';
@@ -40,6 +41,7 @@ export const workerQueueNames = [
   notificationFlushesQueue,
   dataServiceWorkQueue,
   jobRunsQueue,
+  serviceRemovalsQueue,
 ] as const;
 export type WorkerQueue = (typeof workerQueueNames)[number];
 
@@ -104,6 +106,8 @@ export function workerHandlers(system: WorkerSystem): Record<WorkerQueue, Messag
     [dataServiceWorkQueue]: handleDataServiceWork(system.release) as MessageHandler<never>,
     // Cron jobs' firings (from the Scheduler), manual runs and retries: one attempt each.
     [jobRunsQueue]: handleJobRun(system.release) as MessageHandler<never>,
+    // Deleted services, environments and projects: their routes and containers.
+    [serviceRemovalsQueue]: handleServiceRemoval(system.release) as MessageHandler<never>,
   };
 }
 

@@ -208,9 +208,14 @@ export const createServiceInput = z
       });
   });
 
-/** `PATCH /api/services/{id}`: each field given replaces the service's; `git: null` removes the source. */
+/**
+ * `PATCH /api/services/{id}`: each field given replaces the service's, under the same rules
+ * as at creation; `git: null` removes the source. `replicas` is not here: scaling has its
+ * own verbs.
+ */
 export const updateServiceInput = z
   .strictObject({
+    name: slugName.optional(),
     image: imageRef.optional(),
     containerPort: serviceFields.containerPort.optional(),
     healthcheckPath: httpPath.optional(),
@@ -218,10 +223,30 @@ export const updateServiceInput = z
     env: envMap.optional(),
     memoryMb: serviceFields.memoryMb,
     cpus: serviceFields.cpus,
+    health: serviceFields.health,
+    strategy: serviceFields.strategy,
+    warmSeconds: serviceFields.warmSeconds,
+    drainSeconds: serviceFields.drainSeconds,
+    sticky: serviceFields.sticky,
     git: gitSourceInput.nullable().optional(),
     workerHealth: workerHealthInput.optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
+
+export const updateProjectInput = z.strictObject({ name: slugName });
+export const updateEnvironmentInput = z.strictObject({ name: slugName });
+
+/** `POST /api/services/{id}/redeploy`: the environment whose current release is deployed again. */
+export const redeployInput = z.strictObject({ environment: slugName.optional() });
+
+/** `POST /api/environments/{id}/promote`: the environment to deploy this one's releases to. */
+export const promoteInput = z.strictObject({
+  to: slugName,
+  serviceIds: z.array(id).min(1).max(200).optional(),
+});
+
+/** `DELETE` of a service, environment or project: its name, typed again. */
+export const confirmQuery = z.object({ confirm: z.string().max(100).optional() });
 
 /**
  * The labels of the PEM blocks that make up `text`, or null when it is anything else (a
@@ -351,10 +376,22 @@ export const createNodeInput = z.strictObject({
   ssh: nodeSshInput.optional(),
 });
 
-/** New credentials for a node (rotation): each one given replaces the stored one. */
-export const updateNodeCredentialsInput = z
-  .strictObject({ tls: nodeTlsInput.optional(), ssh: nodeSshInput.optional() })
-  .refine((v) => v.tls !== undefined || v.ssh !== undefined, 'give tls or ssh');
+/**
+ * `PATCH /api/nodes/{id}`: a new name, labels (replacing all) or address, and new
+ * credentials (rotation: each one given replaces the stored one).
+ */
+export const updateNodeInput = z
+  .strictObject({
+    name: slugName.optional(),
+    labels: labels.optional(),
+    address: hostAddress.optional(),
+    tls: nodeTlsInput.optional(),
+    ssh: nodeSshInput.optional(),
+  })
+  .refine(
+    (v) => Object.keys(v).length > 0,
+    'give at least one of name, labels, address, tls or ssh',
+  );
 
 export const putSecretInput = z.strictObject({
   environment: slugName.optional(),
@@ -515,4 +552,4 @@ export type UpdateServiceInput = z.infer<typeof updateServiceInput>;
 export type CreateNodeInput = z.infer<typeof createNodeInput>;
 export type NodeTlsInput = z.infer<typeof nodeTlsInput>;
 export type NodeSshInput = z.infer<typeof nodeSshInput>;
-export type UpdateNodeCredentialsInput = z.infer<typeof updateNodeCredentialsInput>;
+export type UpdateNodeInput = z.infer<typeof updateNodeInput>;

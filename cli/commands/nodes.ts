@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { client, parse, type Command } from '../command.ts';
 import { CliError } from '../config.ts';
-import { json, table } from '../output.ts';
+import { appliesLines, json, table } from '../output.ts';
 
 interface NodeRecord {
   id: string;
@@ -77,6 +77,7 @@ export const nodes: Command = {
   selfdevop nodes [--json]
   selfdevop nodes add NAME --docker-host URL --address ADDRESS [credentials]
   selfdevop nodes rotate NAME|ID credentials
+  selfdevop nodes update NAME|ID [--name NEW] [--label KEY=value]… [--no-labels] [--address ADDRESS]
 
 --docker-host is unix:///var/run/docker.sock, tcp://host:2376 (TLS) or ssh://user@host;
 --address is where the edge reaches the containers published on that node.
@@ -89,12 +90,19 @@ Credentials (read from files, sent once, never shown again):
 Examples:
   selfdevop nodes add local --docker-host unix:///var/run/docker.sock --address 127.0.0.1
   selfdevop nodes add web-1 --docker-host tcp://10.0.0.5:2376 --address 10.0.0.5 --tls-ca ca.pem --tls-cert cert.pem --tls-key key.pem
-  selfdevop nodes rotate web-1 --tls-ca ca.pem --tls-cert cert.pem --tls-key key.pem`,
+  selfdevop nodes rotate web-1 --tls-ca ca.pem --tls-cert cert.pem --tls-key key.pem
+  selfdevop nodes update web-1 --label role=app --label region=fra
+
+update renames a node, replaces its labels (--label for each, --no-labels for none) or
+changes its address (judged as at registration; releases started from now on use it).`,
   async run(ctx) {
     const { values, positionals } = parse(ctx.args, {
       json: { type: 'boolean' },
       'docker-host': { type: 'string' },
       address: { type: 'string' },
+      name: { type: 'string' },
+      label: { type: 'string', multiple: true },
+      'no-labels': { type: 'boolean' },
       ...credentialFlags,
     });
     const [sub = 'list', name] = positionals;
@@ -130,19 +138,52 @@ Examples:
       );
       return 0;
     }
+    if (sub === 'update') {
+      if (!name) throw new CliError('nodes update needs NAME or ID', 2);
+      const labels: Record<string, string> = {};
+      for (const l of values.label ?? []) {
+        const at = l.indexOf('=');
+        if (at <= 0) throw new CliError(`--label ${l}: expected KEY=value`, 2);
+        labels[l.slice(0, at)] = l.slice(at + 1);
+      }
+      const body: Record<string, unknown> = {
+        ...(values.name !== undefined ? { name: values.name } : {}),
+        ...(values.label || values['no-labels'] ? { labels } : {}),
+        ...(values.address !== undefined ? { address: values.address } : {}),
+      };
+      if (Object.keys(body).length === 0)
+        throw new CliError('nodes update needs --name, --label, --no-labels or --address', 2);
+      const api = await client(ctx.env);
+      const node = (await api.all<NodeRecord>('/api/nodes')).find(
+        (n) => n.name === name || n.id === name,
+      );
+      if (!node) throw new CliError(`node ${name} not found`);
+      const updated = await api.call<NodeRecord & { applies: Record<string, string> }>(
+        'PATCH',
+        `/api/nodes/${node.id}`,
+        body,
+      );
+      if (values.json) return (json(ctx.o, updated), 0);
+      ctx.o.out(`updated node ${updated.name} (${updated.id})`);
+      for (const line of appliesLines(updated.applies)) ctx.o.out(line);
+      return 0;
+    }
     if (sub !== 'list')
-      throw new CliError(`unknown nodes command ${sub}: use list, add or rotate`, 2);
+      throw new CliError(`unknown nodes command ${sub}: use list, add, rotate or update`, 2);
     const api = await client(ctx.env);
     const items = await api.all<NodeRecord>('/api/nodes');
     if (values.json) return (json(ctx.o, items), 0);
     table(
       ctx.o,
-      ['NAME', 'STATE', 'DOCKER HOST', 'ADDRESS', 'CREDENTIALS', 'ID'],
+      ['NAME', 'STATE', 'DOCKER HOST', 'ADDRESS', 'LABELS', 'CREDENTIALS', 'ID'],
       items.map((n) => [
         n.name,
         n.drainMode ? 'draining' : 'active',
         n.dockerHost,
         n.address,
+        Object.entries(n.labels ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',') || '-',
         credentialsOf(n),
         n.id,
       ]),

@@ -7,15 +7,23 @@ const usage = `Usage:
   selfdevop projects [list] [--json]
   selfdevop projects create NAME [--json]
   selfdevop projects show NAME|ID [--json]
+  selfdevop projects update NAME|ID --name NEW [--json]
+  selfdevop projects delete NAME|ID --confirm NAME
 
 A project groups services and their environments; create starts it with production.
-Names are DNS labels (lowercase letters, digits, hyphens).
+Names are DNS labels (lowercase letters, digits, hyphens). delete removes every environment
+and service of the project (its data services must be deleted first); --confirm repeats
+its name.
 
 Example:
   selfdevop projects create shop`;
 
 async function run(ctx: CommandContext): Promise<number> {
-  const { values, positionals } = parse(ctx.args, { json: { type: 'boolean' } });
+  const { values, positionals } = parse(ctx.args, {
+    json: { type: 'boolean' },
+    name: { type: 'string' },
+    confirm: { type: 'string' },
+  });
   const [sub = 'list', name] = positionals;
   switch (sub) {
     case 'list': {
@@ -56,14 +64,44 @@ async function run(ctx: CommandContext): Promise<number> {
       );
       return 0;
     }
+    case 'update': {
+      if (!name || !values.name) throw new CliError('projects update needs NAME and --name', 2);
+      const api = await client(ctx.env);
+      const p = await findProject(api, name);
+      if (!p) throw new CliError(`project ${name} not found`);
+      const updated = await api.call<Project>('PATCH', `/api/projects/${p.id}`, {
+        name: values.name,
+      });
+      if (values.json) return (json(ctx.o, updated), 0);
+      ctx.o.out(`renamed project ${p.name} to ${updated.name}`);
+      return 0;
+    }
+    case 'delete':
+    case 'rm': {
+      if (!name) throw new CliError(`projects ${sub} needs NAME or ID`, 2);
+      if (!values.confirm)
+        throw new CliError(`projects ${sub} needs --confirm with the project's name`, 2);
+      const api = await client(ctx.env);
+      const p = await findProject(api, name);
+      if (!p) throw new CliError(`project ${name} not found`);
+      await api.call(
+        'DELETE',
+        `/api/projects/${p.id}?${new URLSearchParams({ confirm: values.confirm })}`,
+      );
+      ctx.o.out(`deleted project ${p.name}; its routes and containers are being removed`);
+      return 0;
+    }
     default:
-      throw new CliError(`unknown projects command ${sub}: use list, create or show`, 2);
+      throw new CliError(
+        `unknown projects command ${sub}: use list, create, show, update or delete`,
+        2,
+      );
   }
 }
 
 export const projects: Command = {
   name: 'projects',
-  summary: 'Projects: list, create, show (with their environments)',
+  summary: 'Projects: list, create, show (with their environments), rename, delete',
   help: usage,
   run,
 };

@@ -1,7 +1,7 @@
 import { client, parse, readSecret, type Command } from '../command.ts';
 import { ApiError } from '../client.ts';
 import { CliError } from '../config.ts';
-import { json, table } from '../output.ts';
+import { appliesLines, json, table } from '../output.ts';
 import { findProject, resolveService, type Project, type Service } from '../resolve.ts';
 
 /** `KEY=value` flags as a map. */
@@ -16,13 +16,42 @@ function buildArgsOf(values: string[] | undefined): Record<string, string> | und
   return out;
 }
 
+/** `KEY=value` flags as a map; `what` names the flag in the error. */
+function pairsOf(values: string[] | undefined, what: string): Record<string, string> | undefined {
+  if (!values) return undefined;
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const at = v.indexOf('=');
+    if (at <= 0) throw new CliError(`--${what} ${v}: expected KEY=value`, 2);
+    out[v.slice(0, at)] = v.slice(at + 1);
+  }
+  return out;
+}
+
+/** A whole number (or a decimal where allowed) from a flag; the API judges the range. */
+function numberOf(flag: string, v: string | undefined, decimal = false): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || (!decimal && !Number.isInteger(n)))
+    throw new CliError(`--${flag} ${v}: expected a ${decimal ? 'number' : 'whole number'}`, 2);
+  return n;
+}
+
 const gitOf = (s: Service) =>
   s.git ? `${s.git.url}#${s.git.ref}${s.git.subdir ? `:${s.git.subdir}` : ''}` : null;
 
 export const services: Command = {
   name: 'services',
-  summary: 'List services and where they are served; set a service’s git source',
+  summary:
+    'List services and where they are served; change, redeploy or delete one; set its git source',
   help: `Usage: selfdevop services [--project NAME|ID] [--json]
+       selfdevop services update NAME|ID [--project NAME|ID] [--name NEW] [--image IMAGE]
+                              [--port N] [--healthcheck PATH] [--migrate CMD | --no-migrate]
+                              [--env KEY=value]… [--memory MB] [--cpus N]
+                              [--strategy blue_green|replace] [--warm-seconds N]
+                              [--drain-seconds N] [--sticky | --no-sticky] [--json]
+       selfdevop services redeploy NAME|ID [--environment NAME] [--project NAME|ID]
+       selfdevop services delete NAME|ID --confirm NAME [--project NAME|ID]
        selfdevop services health NAME|ID [--environment NAME] [--project NAME|ID] [--json]
        selfdevop services git NAME|ID --url URL [--ref REF] [--subdir DIR] [--dockerfile FILE]
                               [--build-arg KEY=value]… [--token-stdin | --no-token]
@@ -49,8 +78,18 @@ push-hook prints the service's push-to-deploy webhook URL; the first time (and w
 --rotate, which replaces the secret and keeps the URL) it also prints the secret, once:
 give both to GitHub, GitLab or Gitea, and a push to the followed branch deploys it.
 
+update changes the settings given, under the rules of creation, and says which apply now
+(the name) and which with the next release (everything a container or route is made of);
+--env replaces all plain variables. It is refused while a release is in flight.
+redeploy deploys the image the environment serves again, with the current settings.
+delete removes the service with its releases, secrets, domains and push hook, then its
+routes and containers; --confirm repeats its name.
+
 Examples:
   selfdevop services --project shop
+  selfdevop services update web --port 3000 --env NODE_ENV=production --sticky
+  selfdevop services redeploy web --environment staging
+  selfdevop services delete web --confirm web
   selfdevop services health web --environment production
   echo "$GITEA_TOKEN" | selfdevop services git web --url https://git.example.com/shop/web.git --token-stdin
   selfdevop services git api --url git@git.example.com:shop/mono.git --subdir api
@@ -71,6 +110,21 @@ Examples:
       'no-token': { type: 'boolean' },
       remove: { type: 'boolean' },
       rotate: { type: 'boolean' },
+      name: { type: 'string' },
+      image: { type: 'string' },
+      port: { type: 'string' },
+      healthcheck: { type: 'string' },
+      migrate: { type: 'string' },
+      'no-migrate': { type: 'boolean' },
+      env: { type: 'string', multiple: true },
+      memory: { type: 'string' },
+      cpus: { type: 'string' },
+      strategy: { type: 'string' },
+      'warm-seconds': { type: 'string' },
+      'drain-seconds': { type: 'string' },
+      sticky: { type: 'boolean' },
+      'no-sticky': { type: 'boolean' },
+      confirm: { type: 'string' },
     });
     const [sub = 'list', name, secretId] = positionals;
     if (sub === 'build-secret') {
@@ -96,6 +150,74 @@ Examples:
       ctx.o.out(
         `service ${updated.name} build secrets: ${updated.buildSecrets.join(', ') || 'none'}`,
       );
+      return 0;
+    }
+    if (sub === 'update') {
+      if (!name) throw new CliError('services update needs the service NAME or ID', 2);
+      if (values.migrate !== undefined && values['no-migrate'])
+        throw new CliError('give --migrate or --no-migrate, not both', 2);
+      if (values.sticky && values['no-sticky'])
+        throw new CliError('give --sticky or --no-sticky, not both', 2);
+      const body: Record<string, unknown> = {
+        ...(values.name !== undefined ? { name: values.name } : {}),
+        ...(values.image !== undefined ? { image: values.image } : {}),
+        ...(values.port !== undefined ? { containerPort: numberOf('port', values.port) } : {}),
+        ...(values.healthcheck !== undefined ? { healthcheckPath: values.healthcheck } : {}),
+        ...(values.migrate !== undefined ? { migrateCommand: values.migrate } : {}),
+        ...(values['no-migrate'] ? { migrateCommand: null } : {}),
+        ...(values.env ? { env: pairsOf(values.env, 'env') } : {}),
+        ...(values.memory !== undefined ? { memoryMb: numberOf('memory', values.memory) } : {}),
+        ...(values.cpus !== undefined ? { cpus: numberOf('cpus', values.cpus, true) } : {}),
+        ...(values.strategy !== undefined ? { strategy: values.strategy } : {}),
+        ...(values['warm-seconds'] !== undefined
+          ? { warmSeconds: numberOf('warm-seconds', values['warm-seconds']) }
+          : {}),
+        ...(values['drain-seconds'] !== undefined
+          ? { drainSeconds: numberOf('drain-seconds', values['drain-seconds']) }
+          : {}),
+        ...(values.sticky ? { sticky: true } : {}),
+        ...(values['no-sticky'] ? { sticky: false } : {}),
+      };
+      if (Object.keys(body).length === 0)
+        throw new CliError('services update needs at least one setting to change', 2);
+      const api = await client(ctx.env);
+      const service = await resolveService(api, name, values.project);
+      const updated = await api.call<Service & { applies: Record<string, string> }>(
+        'PATCH',
+        `/api/services/${service.id}`,
+        body,
+      );
+      if (values.json) return (json(ctx.o, updated), 0);
+      ctx.o.out(`updated service ${updated.name} (${updated.id})`);
+      for (const line of appliesLines(updated.applies)) ctx.o.out(line);
+      return 0;
+    }
+    if (sub === 'redeploy') {
+      if (!name) throw new CliError('services redeploy needs the service NAME or ID', 2);
+      const api = await client(ctx.env);
+      const service = await resolveService(api, name, values.project);
+      const release = await api.call<{ id: string; image: string }>(
+        'POST',
+        `/api/services/${service.id}/redeploy`,
+        values.environment ? { environment: values.environment } : {},
+      );
+      if (values.json) return (json(ctx.o, release), 0);
+      ctx.o.out(
+        `redeploying ${service.name} to ${values.environment ?? 'production'}: release ${release.id} (${release.image})`,
+      );
+      return 0;
+    }
+    if (sub === 'delete' || sub === 'rm') {
+      if (!name) throw new CliError(`services ${sub} needs the service NAME or ID`, 2);
+      if (!values.confirm)
+        throw new CliError(`services ${sub} needs --confirm with the service's name`, 2);
+      const api = await client(ctx.env);
+      const service = await resolveService(api, name, values.project);
+      await api.call(
+        'DELETE',
+        `/api/services/${service.id}?${new URLSearchParams({ confirm: values.confirm })}`,
+      );
+      ctx.o.out(`deleted service ${service.name}; its routes and containers are being removed`);
       return 0;
     }
     if (sub === 'git') {
@@ -195,7 +317,7 @@ Examples:
     }
     if (sub !== 'list')
       throw new CliError(
-        `unknown services command ${sub}: use list, health, git, deploy-key or push-hook`,
+        `unknown services command ${sub}: use list, update, redeploy, delete, health, git, deploy-key or push-hook`,
         2,
       );
     let query = '';

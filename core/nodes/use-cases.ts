@@ -1,7 +1,7 @@
 import { CoreError, NotFound } from '../errors.ts';
 import type { NodeRecord, Page, PageRequest } from '../models.ts';
 import { assertCan } from '../roles.ts';
-import type { CreateNodeInput, UpdateNodeCredentialsInput } from '../schemas.ts';
+import type { CreateNodeInput, UpdateNodeInput } from '../schemas.ts';
 import {
   recordAudit,
   requireOrg,
@@ -11,7 +11,7 @@ import {
 } from '../deps.ts';
 import { isOperator } from '../auth/use-cases.ts';
 import { assertCredentialsFit, sealNodeCredentials } from './credentials.ts';
-import { nodeAddressProblems, type AddressPolicy } from './address.ts';
+import { hostRefusal, nodeAddressProblems, type AddressPolicy } from './address.ts';
 
 /** What the API shows of a node: credentials are write-only, so only whether each is set. */
 export type NodeView = Omit<NodeRecord, 'sealedTls' | 'sealedSsh'> & {
@@ -114,34 +114,83 @@ export async function createNode(
   return nodeView(node);
 }
 
+/** When a node's changed field takes effect (see `updateNode`). */
+export const nodeFieldApplies = {
+  name: 'now',
+  labels: 'now',
+  // The edge and the probe reach a release at the address it was started with.
+  address: 'next_release',
+  tls: 'now',
+  ssh: 'now',
+} as const satisfies Record<keyof UpdateNodeInput, 'now' | 'next_release'>;
+
 /**
- * Replaces a node's TLS or SSH credentials (rotation). Releases started afterwards use the
- * new ones; the old material is overwritten, not kept.
+ * Changes a node (`PATCH /api/nodes/{id}`): its name and labels at once; its address, judged
+ * by the same rules as at registration for the caller, for releases started from now on;
+ * its TLS or SSH credentials (rotation), used from the next connection, the old material
+ * overwritten, not kept. Drain has its own verbs.
  */
-export async function updateNodeCredentials(
+export async function updateNode(
   deps: CoreDeps,
   principal: Principal,
   id: string,
-  input: UpdateNodeCredentialsInput,
+  input: UpdateNodeInput,
   ctx: RequestContext,
-): Promise<NodeView> {
+): Promise<NodeView & { applies: Partial<Record<keyof UpdateNodeInput, 'now' | 'next_release'>> }> {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-nodes');
+  const operator = input.address !== undefined ? await isOperator(deps, p) : false;
+  const node = await deps.store.withOrg(p.orgId, (repos) => repos.nodes.get(id));
+  if (!node) throw new NotFound('node', id);
+  // Nothing is removed by a patch, so only the scheme has to fit what is given.
+  assertCredentialsFit(node.dockerHost, input, { tls: true, ssh: true });
+  if (input.address !== undefined && input.address !== node.address) {
+    // The engine host is not changing: only the new address is judged, by the caller's
+    // rights (an operator's node does not lend a tenant the right to a loopback address).
+    const refusal = hostRefusal(input.address, nodeAddressPolicy(deps, operator));
+    if (refusal) throw new NodeAddressRefused([{ field: 'address', message: refusal }]);
+  }
+  const credentials = kindsOf(input);
+  const sealed =
+    credentials.length > 0 ? await sealNodeCredentials(deps.vault, node, input, node) : null;
+  const changed = Object.keys(input) as (keyof UpdateNodeInput)[];
   return deps.store.withOrg(p.orgId, async (repos) => {
-    const node = await repos.nodes.get(id);
-    if (!node) throw new NotFound('node', id);
-    // Nothing is removed by a patch, so only the scheme has to fit what is given.
-    assertCredentialsFit(node.dockerHost, input, { tls: true, ssh: true });
-    const sealed = await sealNodeCredentials(deps.vault, node, input, node);
-    const credentialsUpdatedAt = deps.clock.now().toISOString();
-    await repos.nodes.setCredentials(id, { ...sealed, credentialsUpdatedAt });
-    await recordAudit(deps, repos, p, ctx, {
-      action: 'node.credentials_rotated',
-      targetType: 'node',
-      targetId: id,
-      data: { name: node.name, credentials: kindsOf(input) },
-    });
-    return nodeView({ ...node, ...sealed, credentialsUpdatedAt });
+    let next: NodeRecord = { ...node };
+    const fields: Partial<Pick<NodeRecord, 'name' | 'labels' | 'address'>> = {};
+    if (input.name !== undefined) fields.name = input.name;
+    if (input.labels !== undefined) fields.labels = input.labels;
+    if (input.address !== undefined) fields.address = input.address;
+    if (Object.keys(fields).length > 0) {
+      await repos.nodes.update(id, fields);
+      next = { ...next, ...fields };
+    }
+    if (sealed) {
+      const credentialsUpdatedAt = deps.clock.now().toISOString();
+      await repos.nodes.setCredentials(id, { ...sealed, credentialsUpdatedAt });
+      next = { ...next, ...sealed, credentialsUpdatedAt };
+      await recordAudit(deps, repos, p, ctx, {
+        action: 'node.credentials_rotated',
+        targetType: 'node',
+        targetId: id,
+        data: { name: next.name, credentials },
+      });
+    }
+    if (Object.keys(fields).length > 0)
+      await recordAudit(deps, repos, p, ctx, {
+        action: 'node.updated',
+        targetType: 'node',
+        targetId: id,
+        data: {
+          fields: Object.keys(fields),
+          ...(fields.name ? { name: { from: node.name, to: fields.name } } : {}),
+          ...(fields.labels ? { labels: fields.labels } : {}),
+          ...(fields.address ? { address: { from: node.address, to: fields.address } } : {}),
+        },
+      });
+    return {
+      ...nodeView(next),
+      applies: Object.fromEntries(changed.map((k) => [k, nodeFieldApplies[k]])),
+    };
   });
 }
 

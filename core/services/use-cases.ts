@@ -1,4 +1,4 @@
-import { InvalidInput, NotFound } from '../errors.ts';
+import { AlreadyExists, InvalidInput, NotFound, ReleaseAlreadyInFlight } from '../errors.ts';
 import { defaultHosts } from '../releases/plan.ts';
 import type {
   GitSource,
@@ -23,7 +23,8 @@ import {
   type PublicService,
 } from '../builds/git-source.ts';
 import { BuildsUnavailable } from '../builds/errors.ts';
-import type { OrgRepos } from '../ports.ts';
+import type { EventQueue, OrgRepos } from '../ports.ts';
+import { projectPairs, removalUnits, sendRemoval } from './removal.ts';
 import {
   recordAudit,
   requireOrg,
@@ -229,10 +230,55 @@ async function findService(repos: OrgRepos, id: string): Promise<Service> {
   return service;
 }
 
+/** When a changed field takes effect: at once, or with the service's next release. */
+export type Applies = 'now' | 'next_release';
+
 /**
- * Changes a service (`PATCH /api/services/{id}`): the fields given replace its own; `git`
- * replaces the source (fields it leaves out keep their values), `git: null` removes it
- * with its credential. The next release uses the change; the serving one is untouched.
+ * What each field changes. The name is the service's at once (the API, CLI and dashboard
+ * find it by it); everything a container or the edge route is made from is read by the
+ * release steps, so it reaches traffic with the next release, and the serving release is
+ * untouched until then.
+ */
+export const serviceFieldApplies: Record<keyof UpdateServiceInput, Applies> = {
+  name: 'now',
+  image: 'next_release',
+  containerPort: 'next_release',
+  healthcheckPath: 'next_release',
+  migrateCommand: 'next_release',
+  env: 'next_release',
+  memoryMb: 'next_release',
+  cpus: 'next_release',
+  health: 'next_release',
+  strategy: 'next_release',
+  warmSeconds: 'next_release',
+  drainSeconds: 'next_release',
+  sticky: 'next_release',
+  git: 'next_release',
+  workerHealth: 'next_release',
+};
+
+const plainFields = [
+  'name',
+  'image',
+  'containerPort',
+  'healthcheckPath',
+  'migrateCommand',
+  'env',
+  'memoryMb',
+  'cpus',
+  'strategy',
+  'warmSeconds',
+  'drainSeconds',
+  'sticky',
+] as const;
+
+/**
+ * Changes a service (`PATCH /api/services/{id}`): the fields given replace its own (`health`
+ * merges over the current policy); `git` replaces the source (fields it leaves out keep
+ * their values), `git: null` removes it with its credential. The answer says per field
+ * whether it applies now or with the next release. A change a release reads is refused
+ * (409 naming it) while one is in flight, so no release runs half on the old settings and
+ * half on the new.
  */
 export async function updateService(
   deps: CoreDeps,
@@ -240,7 +286,7 @@ export async function updateService(
   id: string,
   input: UpdateServiceInput,
   ctx: RequestContext,
-): Promise<ServiceView> {
+): Promise<ServiceView & { applies: Partial<Record<keyof UpdateServiceInput, Applies>> }> {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-resources');
   const current = await deps.store.withOrg(p.orgId, (repos) => findService(repos, id));
@@ -263,17 +309,10 @@ export async function updateService(
           : input.workerHealth.command,
     };
   }
-  for (const key of [
-    'image',
-    'containerPort',
-    'healthcheckPath',
-    'migrateCommand',
-    'env',
-    'memoryMb',
-    'cpus',
-  ] as const) {
+  for (const key of plainFields) {
     if (input[key] !== undefined) (patch as Record<string, unknown>)[key] = input[key];
   }
+  if (input.health) patch.health = { ...current.health, ...input.health };
   if (input.git === null) {
     Object.assign(patch, {
       git: null,
@@ -315,7 +354,21 @@ export async function updateService(
       );
     }
   }
+  const changed = Object.keys(input) as (keyof UpdateServiceInput)[];
+  const applies = Object.fromEntries(changed.map((k) => [k, serviceFieldApplies[k]]));
   return deps.store.withOrg(p.orgId, async (repos) => {
+    if (changed.some((k) => serviceFieldApplies[k] === 'next_release')) {
+      const envs = await repos.environments.list({ limit: 200 }, { projectId: current.projectId });
+      for (const env of envs.items) {
+        const flying = await repos.releases.inFlight(id, env.id);
+        if (flying) throw new ReleaseAlreadyInFlight(flying.id);
+      }
+    }
+    if (input.name !== undefined && input.name !== current.name) {
+      const taken = await repos.services.list({ limit: 200 }, { projectId: current.projectId });
+      if (taken.items.some((s) => s.name === input.name))
+        throw new AlreadyExists('service', input.name);
+    }
     await repos.services.update(id, patch);
     const service = { ...current, ...patch };
     await recordAudit(deps, repos, p, ctx, {
@@ -323,7 +376,8 @@ export async function updateService(
       targetType: 'service',
       targetId: id,
       data: {
-        fields: Object.keys(input),
+        fields: changed,
+        ...(input.name !== undefined ? { name: { from: current.name, to: input.name } } : {}),
         ...(input.env ? { envNames: Object.keys(input.env) } : {}),
         ...(patch.git ? { git: auditedGit(patch.git, service.gitCredentialKind) } : {}),
         ...(input.git === null ? { git: null } : {}),
@@ -332,7 +386,48 @@ export async function updateService(
       },
     });
     const envs = await repos.environments.list({ limit: 200 }, { projectId: service.projectId });
-    return withHosts(deps, service, envs.items);
+    return { ...(await withHosts(deps, service, envs.items)), applies };
+  });
+}
+
+/**
+ * Deletes a service (`DELETE /api/services/{id}?confirm=NAME`, 204): the name typed again,
+ * refused (409 naming it) while a release of it is in flight. Its releases, secrets,
+ * domains, push hook and data-service links go with it in one transaction; its routes and
+ * containers go through the `service-removals` queue, sent from that transaction.
+ */
+export async function deleteService(
+  deps: CoreDeps & { queue: EventQueue },
+  principal: Principal,
+  id: string,
+  confirm: string | undefined,
+  ctx: RequestContext,
+): Promise<void> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-resources');
+  await deps.store.withOrg(p.orgId, async (repos) => {
+    const service = await findService(repos, id);
+    if (confirm !== service.name)
+      throw new InvalidInput(
+        `confirm: type the service's name (${service.name}) to delete it with its releases, secrets and domains`,
+        { field: 'confirm' },
+      );
+    const units = await removalUnits(
+      repos,
+      await projectPairs(repos, service.projectId, { serviceId: id }),
+    );
+    await repos.services.delete(id);
+    await recordAudit(deps, repos, p, ctx, {
+      action: 'service.deleted',
+      targetType: 'service',
+      targetId: id,
+      data: { name: service.name, projectId: service.projectId },
+    });
+    await sendRemoval(deps.queue, {
+      orgId: p.orgId,
+      target: { type: 'service', id, name: service.name },
+      units,
+    });
   });
 }
 

@@ -1370,7 +1370,9 @@ export function runApiSuite(
         expect(ssh.body.error.message).toContain('ssh: applies only to an ssh:// docker host');
         const empty = await patch({});
         expect(empty.status).toBe(400);
-        expect(empty.body.error.message).toContain('give tls or ssh');
+        expect(empty.body.error.message).toContain(
+          'give at least one of name, labels, address, tls or ssh',
+        );
         const bad = await patch({ tls: { ...tls(), cert: 'nope' } });
         expect(bad.status).toBe(400);
         expect(bad.body.error.message).toContain('tls.cert');
@@ -1469,6 +1471,418 @@ export function runApiSuite(
         expect(gone.status, gone.text).toBe(204);
         const again = await req('DELETE', `/api/registries/${mine.body.id}`, { token: a.token });
         expect(again.status, again.text).toBe(404);
+      });
+    });
+
+    describe('changing and deleting (issue 14)', () => {
+      let projectId: string;
+      let productionId: string;
+      let nodeId: string;
+      const base = {
+        name: 'shop',
+        image: 'selfdevop-test/app:v1',
+        containerPort: 8080,
+        healthcheckPath: '/health',
+      };
+      const service = async (name: string) => {
+        const res = await req('POST', '/api/services', {
+          token: a.token,
+          body: { ...base, projectId, name },
+        });
+        expect(res.status, res.text).toBe(201);
+        return res.body.id as string;
+      };
+
+      beforeAll(async () => {
+        const project = await req('POST', '/api/projects', {
+          token: a.token,
+          body: { name: 'changing' },
+        });
+        expect(project.status, project.text).toBe(201);
+        projectId = project.body.id;
+        productionId = project.body.environments[0].id;
+        // Somewhere to place releases (no worker runs here: they stay queued, in flight).
+        const node = await req('POST', '/api/nodes', {
+          token: a.token,
+          body: {
+            name: 'change-node',
+            dockerHost: 'unix:///var/run/docker.sock',
+            address: '127.0.0.1',
+          },
+        });
+        expect(node.status, node.text).toBe(201);
+        nodeId = node.body.id;
+      });
+
+      it('changes a service, saying per field when it applies; health merges', async () => {
+        const id = await service('patched');
+        const res = await req('PATCH', `/api/services/${id}`, {
+          token: keys.deployer,
+          body: {
+            name: 'renamed',
+            image: 'selfdevop-test/app:v2',
+            containerPort: 9090,
+            env: { MODE: 'fast' },
+            memoryMb: 256,
+            cpus: 0.5,
+            health: { successes: 3 },
+            strategy: 'replace',
+            warmSeconds: 30,
+            drainSeconds: 10,
+            sticky: true,
+          },
+        });
+        expect(res.status, res.text).toBe(200);
+        expect(res.body.applies).toEqual({
+          name: 'now',
+          image: 'next_release',
+          containerPort: 'next_release',
+          env: 'next_release',
+          memoryMb: 'next_release',
+          cpus: 'next_release',
+          health: 'next_release',
+          strategy: 'next_release',
+          warmSeconds: 'next_release',
+          drainSeconds: 'next_release',
+          sticky: 'next_release',
+        });
+        const got = await req('GET', `/api/services/${id}`, { token: keys.viewer });
+        expect(got.body).toMatchObject({
+          name: 'renamed',
+          image: 'selfdevop-test/app:v2',
+          containerPort: 9090,
+          env: { MODE: 'fast' },
+          memoryMb: 256,
+          cpus: 0.5,
+          strategy: 'replace',
+          warmSeconds: 30,
+          drainSeconds: 10,
+          sticky: true,
+          // The other health settings keep their values.
+          health: { successes: 3, intervalMs: 100, deadlineMs: 60_000 },
+        });
+        expect(got.body.hosts[0].host).toMatch(/^renamed-production-/);
+        const audit = await req('GET', `/api/audit-events?targetId=${id}`, { token: a.token });
+        const updated = audit.body.items.find(
+          (e: { action: string }) => e.action === 'service.updated',
+        );
+        expect(updated.data).toMatchObject({
+          name: { from: 'patched', to: 'renamed' },
+          envNames: ['MODE'],
+        });
+        expect(JSON.stringify(updated.data)).not.toContain('fast');
+      });
+
+      it('refuses bad changes with a 400 naming the field, applying none of them', async () => {
+        const id = await service('guarded');
+        const bad: [Record<string, unknown>, string][] = [
+          [{ replicas: 3 }, 'replicas'],
+          [{ colour: 'blue' }, 'colour'],
+          [{}, 'at least one field'],
+          [{ name: 'Not A Label' }, 'name'],
+          [{ image: 'UPPER/case:tag' }, 'image'],
+          [{ containerPort: 0 }, 'containerPort'],
+          [{ containerPort: 70000 }, 'containerPort'],
+          [{ healthcheckPath: 'health' }, 'healthcheckPath'],
+          [{ strategy: 'canary' }, 'strategy'],
+          [{ warmSeconds: -1 }, 'warmSeconds'],
+          [{ drainSeconds: 99_999 }, 'drainSeconds'],
+          [{ sticky: 'yes' }, 'sticky'],
+          [{ memoryMb: 1 }, 'memoryMb'],
+          [{ health: { successes: 0 } }, 'health'],
+          [{ env: { 'BAD-NAME': 'x' } }, 'env'],
+          // One good field beside a bad one: nothing of it is applied.
+          [{ containerPort: 9999, strategy: 'canary' }, 'strategy'],
+        ];
+        for (const [body, field] of bad) {
+          const r = await req('PATCH', `/api/services/${id}`, { token: a.token, body });
+          expect(r.status, JSON.stringify(body)).toBe(400);
+          expect(r.body.error.message, JSON.stringify(body)).toContain(field);
+        }
+        const got = await req('GET', `/api/services/${id}`, { token: a.token });
+        expect(got.body).toMatchObject({ name: 'guarded', containerPort: 8080 });
+        expect(
+          (await req('PATCH', `/api/services/${id}`, { token: b.token, body: { sticky: true } }))
+            .status,
+        ).toBe(404);
+        expect(
+          (
+            await req('PATCH', `/api/services/${id}`, {
+              token: keys.viewer,
+              body: { sticky: true },
+            })
+          ).status,
+        ).toBe(403);
+        await service('taken');
+        const clash = await req('PATCH', `/api/services/${id}`, {
+          token: a.token,
+          body: { name: 'taken' },
+        });
+        expect(clash.status, clash.text).toBe(409);
+        expect(clash.body.error.code).toBe('service_exists');
+      });
+
+      it('refuses changes a release reads and deletes while one is in flight, naming it', async () => {
+        const id = await service('busy');
+        const release = await req('POST', '/api/releases', {
+          token: keys.deployer,
+          body: { serviceId: id, image: base.image },
+        });
+        expect(release.status, release.text).toBe(202);
+        const patch = await req('PATCH', `/api/services/${id}`, {
+          token: a.token,
+          body: { containerPort: 9000 },
+        });
+        expect(patch.status, patch.text).toBe(409);
+        expect(patch.body.error.code).toBe('release_in_flight');
+        expect(patch.body.error.message).toContain(release.body.id);
+        // A name is read by no release step.
+        const renamed = await req('PATCH', `/api/services/${id}`, {
+          token: a.token,
+          body: { name: 'busy-2' },
+        });
+        expect(renamed.status, renamed.text).toBe(200);
+        const del = await req('DELETE', `/api/services/${id}?confirm=busy-2`, { token: a.token });
+        expect(del.status, del.text).toBe(409);
+        expect(del.body.error.message).toContain(release.body.id);
+        const redeploy = await req('POST', `/api/services/${id}/redeploy`, {
+          token: a.token,
+          body: {},
+        });
+        expect(redeploy.status, redeploy.text).toBe(409);
+        expect(redeploy.body.error.code).toBe('nothing_deployed');
+        const delEnv = await req('DELETE', `/api/environments/${productionId}?confirm=production`, {
+          token: a.token,
+        });
+        expect(delEnv.status, delEnv.text).toBe(409);
+        expect(delEnv.body.error.message).toContain(release.body.id);
+        const delProject = await req('DELETE', `/api/projects/${projectId}?confirm=changing`, {
+          token: a.token,
+        });
+        expect(delProject.status, delProject.text).toBe(409);
+        expect(
+          (await req('GET', `/api/services/${id}`, { token: a.token })).body.containerPort,
+        ).toBe(8080);
+        const cancelled = await req('POST', `/api/releases/${release.body.id}/cancel`, {
+          token: a.token,
+        });
+        expect(cancelled.status, cancelled.text).toBe(200);
+        expect(
+          (await req('PATCH', `/api/services/${id}`, { token: a.token, body: { cpus: 1 } })).status,
+        ).toBe(200);
+      });
+
+      it('deletes a service after its name is typed again, with its releases and secrets', async () => {
+        const id = await service('doomed');
+        await req('POST', `/api/services/${id}/secrets`, {
+          token: a.token,
+          body: { name: 'TOKEN', value: 'x' },
+        });
+        const release = await req('POST', '/api/releases', {
+          token: a.token,
+          body: { serviceId: id, image: 'selfdevop-test/app:v1' },
+        });
+        expect(release.status).toBe(202);
+        await req('POST', `/api/releases/${release.body.id}/cancel`, { token: a.token });
+        for (const q of ['', '?confirm=', '?confirm=DOOMED', '?confirm=other']) {
+          const r = await req('DELETE', `/api/services/${id}${q}`, { token: a.token });
+          expect(r.status, q).toBe(400);
+          expect(r.body.error.message).toContain('doomed');
+        }
+        expect(
+          (await req('DELETE', `/api/services/${id}?confirm=doomed`, { token: b.token })).status,
+        ).toBe(404);
+        expect(
+          (await req('DELETE', `/api/services/${id}?confirm=doomed`, { token: keys.viewer }))
+            .status,
+        ).toBe(403);
+        const del = await req('DELETE', `/api/services/${id}?confirm=doomed`, {
+          token: keys.deployer,
+        });
+        expect(del.status, del.text).toBe(204);
+        expect((await req('GET', `/api/services/${id}`, { token: a.token })).status).toBe(404);
+        expect(
+          (await req('GET', `/api/releases/${release.body.id}`, { token: a.token })).status,
+        ).toBe(404);
+        expect(
+          (await req('DELETE', `/api/services/${id}?confirm=doomed`, { token: a.token })).status,
+        ).toBe(404);
+        const audit = await req('GET', `/api/audit-events?targetId=${id}`, { token: a.token });
+        expect(audit.body.items.map((e: { action: string }) => e.action)).toContain(
+          'service.deleted',
+        );
+      });
+
+      it('renames and deletes environments; production keeps its name', async () => {
+        const staging = await req('POST', '/api/environments', {
+          token: a.token,
+          body: { projectId, name: 'staging' },
+        });
+        expect(staging.status).toBe(201);
+        const envId = staging.body.id as string;
+        const renamed = await req('PATCH', `/api/environments/${envId}`, {
+          token: keys.deployer,
+          body: { name: 'qa' },
+        });
+        expect(renamed.status, renamed.text).toBe(200);
+        expect(renamed.body).toMatchObject({ name: 'qa', applies: { name: 'now' } });
+        const bad: [string, Record<string, unknown>, number][] = [
+          [productionId, { name: 'prod' }, 400],
+          [envId, { name: 'production' }, 409],
+          [envId, { name: 'Q A' }, 400],
+          [envId, { name: 'qa', colour: 'x' }, 400],
+          [envId, {}, 400],
+        ];
+        for (const [target, body, status] of bad) {
+          const r = await req('PATCH', `/api/environments/${target}`, { token: a.token, body });
+          expect(r.status, JSON.stringify(body)).toBe(status);
+        }
+        expect(
+          (
+            await req('PATCH', `/api/environments/${envId}`, {
+              token: b.token,
+              body: { name: 'x' },
+            })
+          ).status,
+        ).toBe(404);
+        expect(
+          (await req('DELETE', `/api/environments/${envId}?confirm=staging`, { token: a.token }))
+            .status,
+        ).toBe(400);
+        const del = await req('DELETE', `/api/environments/${envId}?confirm=qa`, {
+          token: a.token,
+        });
+        expect(del.status, del.text).toBe(204);
+        expect((await req('GET', `/api/environments/${envId}`, { token: a.token })).status).toBe(
+          404,
+        );
+      });
+
+      it('promotes only what serves, between environments of one project', async () => {
+        const id = await service('promoted');
+        const staging = await req('POST', '/api/environments', {
+          token: a.token,
+          body: { projectId, name: 'stage' },
+        });
+        const stagingId = staging.body.id as string;
+        const cases: [string, Record<string, unknown>, number, string][] = [
+          [stagingId, { to: 'stage' }, 400, 'to'],
+          [stagingId, { to: 'nowhere' }, 404, 'environment_not_found'],
+          [stagingId, { to: 'production', serviceIds: [id] }, 409, 'nothing_deployed'],
+          [stagingId, { to: 'production' }, 409, 'nothing_deployed'],
+          [stagingId, { to: 'production', serviceIds: ['svc_0missing'] }, 404, 'service_not_found'],
+          [stagingId, { to: 'production', extra: 1 }, 400, 'extra'],
+          [stagingId, { to: 'production', serviceIds: [] }, 400, 'serviceIds'],
+        ];
+        for (const [env, body, status, what] of cases) {
+          const r = await req('POST', `/api/environments/${env}/promote`, {
+            token: keys.deployer,
+            body,
+          });
+          expect(r.status, JSON.stringify(body)).toBe(status);
+          expect(r.text, JSON.stringify(body)).toContain(what);
+        }
+        expect(
+          (
+            await req('POST', `/api/environments/${stagingId}/promote`, {
+              token: b.token,
+              body: { to: 'production' },
+            })
+          ).status,
+        ).toBe(404);
+        expect(
+          (
+            await req('POST', `/api/environments/${stagingId}/promote`, {
+              token: keys.viewer,
+              body: { to: 'production' },
+            })
+          ).status,
+        ).toBe(403);
+      });
+
+      it('renames a project, and deletes it only without data services and after its name', async () => {
+        const project = await req('POST', '/api/projects', {
+          token: a.token,
+          body: { name: 'brief' },
+        });
+        const id = project.body.id as string;
+        const renamed = await req('PATCH', `/api/projects/${id}`, {
+          token: keys.deployer,
+          body: { name: 'brief-2' },
+        });
+        expect(renamed.status, renamed.text).toBe(200);
+        expect(renamed.body).toMatchObject({ name: 'brief-2', applies: { name: 'now' } });
+        expect(
+          (
+            await req('PATCH', `/api/projects/${id}`, {
+              token: a.token,
+              body: { name: 'changing' },
+            })
+          ).status,
+        ).toBe(409);
+        expect(
+          (await req('PATCH', `/api/projects/${id}`, { token: a.token, body: { name: 'A B' } }))
+            .status,
+        ).toBe(400);
+        expect(
+          (await req('PATCH', `/api/projects/${id}`, { token: b.token, body: { name: 'x' } }))
+            .status,
+        ).toBe(404);
+        const cache = await req('POST', '/api/data-services', {
+          token: a.token,
+          body: { projectId: id, name: 'cache', engine: 'redis' },
+        });
+        expect(cache.status, cache.text).toBe(202);
+        const held = await req('DELETE', `/api/projects/${id}?confirm=brief-2`, { token: a.token });
+        expect(held.status, held.text).toBe(409);
+        expect(held.body.error).toMatchObject({ code: 'project_has_data_services' });
+        expect(held.body.error.message).toContain('cache');
+        expect((await req('GET', `/api/projects/${id}`, { token: a.token })).status).toBe(200);
+      });
+
+      it('changes a node: name and labels now, address by the registration rules', async () => {
+        const res = await req('PATCH', `/api/nodes/${nodeId}`, {
+          token: a.token,
+          body: { name: 'change-node-2', labels: { role: 'app', region: 'fra' } },
+        });
+        expect(res.status, res.text).toBe(200);
+        expect(res.body).toMatchObject({
+          name: 'change-node-2',
+          labels: { role: 'app', region: 'fra' },
+          applies: { name: 'now', labels: 'now' },
+          drainMode: false,
+        });
+        const refused = await req('PATCH', `/api/nodes/${nodeId}`, {
+          token: a.token,
+          body: { address: '169.254.169.254' },
+        });
+        expect(refused.status, refused.text).toBe(400);
+        expect(refused.body.error.code).toBe('node_address_refused');
+        const cases: [Record<string, unknown>, string][] = [
+          [{ drainMode: true }, 'drainMode'],
+          [{ labels: { UPPER: 'x' } }, 'labels'],
+          [{ address: 'not an address!' }, 'address'],
+          [{}, 'give at least one'],
+        ];
+        for (const [body, field] of cases) {
+          const r = await req('PATCH', `/api/nodes/${nodeId}`, { token: a.token, body });
+          expect(r.status, JSON.stringify(body)).toBe(400);
+          expect(r.body.error.message).toContain(field);
+        }
+        expect(
+          (await req('PATCH', `/api/nodes/${nodeId}`, { token: b.token, body: { name: 'x' } }))
+            .status,
+        ).toBe(404);
+        expect(
+          (
+            await req('PATCH', `/api/nodes/${nodeId}`, {
+              token: keys.deployer,
+              body: { name: 'x' },
+            })
+          ).status,
+        ).toBe(403);
+        const got = await req('GET', `/api/nodes/${nodeId}`, { token: a.token });
+        expect(got.body).toMatchObject({ name: 'change-node-2', address: '127.0.0.1' });
       });
     });
 

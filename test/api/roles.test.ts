@@ -76,6 +76,10 @@ const bodies: Record<string, () => unknown> = {
     healthcheckPath: '/health',
   }),
   'patch /api/services/{id}': () => ({ git: { url: 'https://git.example.test/table.git' } }),
+  'post /api/services/{id}/redeploy': () => ({}),
+  'patch /api/projects/{id}': () => ({ name: 'renamed' }),
+  'patch /api/environments/{id}': () => ({ name: 'renamed' }),
+  'post /api/environments/{id}/promote': () => ({ to: 'production' }),
   'post /api/nodes': () => ({
     name: unique('n')
       .replace(/[^a-z0-9]/g, '')

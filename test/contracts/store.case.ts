@@ -9,6 +9,7 @@ import { apiKeyCases } from './store/api-keys.case.ts';
 import { authGuardCases } from './store/auth-guards.case.ts';
 import { store, useStore } from './store/context.ts';
 import { dataServiceCases } from './store/data-services.case.ts';
+import { deleteCases } from './store/deletes.case.ts';
 import { deployJobCases } from './store/deploy-jobs.case.ts';
 import { jobCases } from './store/jobs.case.ts';
 import { domainLookupCases } from './store/domain-lookup.case.ts';
@@ -56,6 +57,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     pushHookCases();
     dataServiceCases();
     jobCases();
+    deleteCases();
     paginationCases();
     transactionCases();
     isolationCases();

@@ -2,6 +2,7 @@ import { NotFound } from '../../../core/errors.ts';
 import type { Service } from '../../../core/models.ts';
 import type { ServiceRepo } from '../../../core/ports.ts';
 import type { TenantView } from './tenant.ts';
+import { deleteServiceRows } from './cascade.ts';
 
 export const memoryServiceRepo = (t: TenantView): ServiceRepo => ({
   insert: async (s) => t.insert('services', s),
@@ -12,4 +13,5 @@ export const memoryServiceRepo = (t: TenantView): ServiceRepo => ({
   },
   list: async (page, filter) =>
     t.page<Service>('services', t.filtered('services', filter, 'direct'), page),
+  delete: async (id) => deleteServiceRows(t, id),
 });

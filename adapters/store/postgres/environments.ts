@@ -18,4 +18,9 @@ export const pgEnvironmentRepo = (t: TenantSql): EnvironmentRepo => ({
     t.one(environmentsTable, [eq('project_id', projectId), eq('name', name), t.org()]),
   list: (page, filter) =>
     t.page(environmentsTable, t.filterConditions(filter, { project: 'direct' }), page),
+  update: async (id, patch) => {
+    await t.updateById(environmentsTable, 'environment', id, patch);
+  },
+  // Its releases, secrets and domains cascade (migration 0019).
+  delete: (id) => t.deleteWhere(environmentsTable, [eq('id', id), t.org()]),
 });

@@ -25,4 +25,7 @@ export const pgNodeRepo = (t: TenantSql): NodeRepo => ({
   setCredentials: async (id, patch) => {
     await t.updateById(nodesTable, 'node', id, patch);
   },
+  update: async (id, patch) => {
+    await t.updateById(nodesTable, 'node', id, patch);
+  },
 });

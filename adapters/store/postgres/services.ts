@@ -39,4 +39,6 @@ export const pgServiceRepo = (t: TenantSql): ServiceRepo => ({
   },
   list: (page, filter) =>
     t.page(servicesTable, t.filterConditions(filter, { project: 'direct' }), page),
+  // Its releases, secrets, domains, push hook and links cascade (migrations 0017-0019).
+  delete: (id) => t.deleteWhere(servicesTable, [eq('id', id), t.org()]),
 });

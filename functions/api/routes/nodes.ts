@@ -1,10 +1,5 @@
 import * as s from '../../../core/schemas.ts';
-import {
-  createNode,
-  getNode,
-  listNodes,
-  updateNodeCredentials,
-} from '../../../core/nodes/use-cases.ts';
+import { createNode, getNode, listNodes, updateNode } from '../../../core/nodes/use-cases.ts';
 import { route } from '../route.ts';
 
 export const nodeRoutes = [
@@ -44,13 +39,14 @@ export const nodeRoutes = [
   route({
     method: 'patch',
     path: '/api/nodes/{id}',
-    summary: "Replace a node's TLS or SSH credentials (rotation); they are write-only",
+    summary:
+      'Change a node: name and labels (at once), address (judged as at registration; releases started from now on use it), TLS or SSH credentials (rotation, write-only). `applies` says when each field takes effect',
     tag: 'nodes',
     auth: true,
     permission: 'manage-nodes',
-    body: s.updateNodeCredentialsInput,
+    body: s.updateNodeInput,
     status: 200,
     handle: ({ deps, principal, params, body, ctx }) =>
-      updateNodeCredentials(deps, principal, params.id!, body, ctx),
+      updateNode(deps, principal, params.id!, body, ctx),
   }),
 ];

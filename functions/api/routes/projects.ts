@@ -1,5 +1,11 @@
 import * as s from '../../../core/schemas.ts';
-import { createProject, getProject, listProjects } from '../../../core/projects/use-cases.ts';
+import {
+  createProject,
+  deleteProject,
+  getProject,
+  listProjects,
+  updateProject,
+} from '../../../core/projects/use-cases.ts';
 import { route } from '../route.ts';
 
 export const projectRoutes = [
@@ -34,5 +40,30 @@ export const projectRoutes = [
     permission: 'read',
     status: 200,
     handle: ({ deps, principal, params }) => getProject(deps, principal, params.id!),
+  }),
+  route({
+    method: 'patch',
+    path: '/api/projects/{id}',
+    summary: 'Rename a project (applies now)',
+    tag: 'projects',
+    auth: true,
+    permission: 'manage-resources',
+    body: s.updateProjectInput,
+    status: 200,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      updateProject(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'delete',
+    path: '/api/projects/{id}',
+    summary:
+      'Delete a project (?confirm=<its name>) with its environments and services; the worker removes their routes and containers. 409 while a release is in flight or data services remain',
+    tag: 'projects',
+    auth: true,
+    permission: 'manage-resources',
+    query: s.confirmQuery,
+    status: 204,
+    handle: ({ deps, principal, params, query, ctx }) =>
+      deleteProject(deps, principal, params.id!, query.confirm, ctx),
   }),
 ];

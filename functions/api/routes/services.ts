@@ -2,6 +2,7 @@ import * as s from '../../../core/schemas.ts';
 import {
   createDeployKey,
   createService,
+  deleteService,
   getService,
   listServices,
   updateService,
@@ -82,6 +83,7 @@ function streamLogs(
     },
   );
 }
+import { redeployService } from '../../../core/releases/promote.ts';
 
 const byProject = s.pageQuery.extend({ projectId: s.id.optional() });
 
@@ -114,13 +116,39 @@ export const serviceRoutes = [
     path: '/api/services/{id}',
     permission: 'manage-resources',
     summary:
-      'Change a service: the fields given replace its own; `git` sets its git source (its `token` is write-only), `git: null` removes it',
+      'Change a service under the rules of its creation (not `replicas`): the fields given replace its own, `health` merges; `git` sets its git source (its `token` is write-only), `git: null` removes it. `applies` says per field whether it takes effect now (`name`) or with the next release (all a container or route is made of); 409 while a release is in flight',
     tag: 'services',
     auth: true,
     body: s.updateServiceInput,
     status: 200,
     handle: ({ deps, principal, params, body, ctx }) =>
       updateService(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'delete',
+    path: '/api/services/{id}',
+    permission: 'manage-resources',
+    summary:
+      'Delete a service (?confirm=<its name>) with its releases, secrets, domains and push hook; the worker then removes its edge routes and containers. 409 while a release is in flight',
+    tag: 'services',
+    auth: true,
+    query: s.confirmQuery,
+    status: 204,
+    handle: ({ deps, principal, params, query, ctx }) =>
+      deleteService(deps, principal, params.id!, query.confirm, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/services/{id}/redeploy',
+    permission: 'deploy',
+    summary:
+      'Deploy the serving release’s image (its digest, or the built sha) again with the service’s current settings; 202 with the release, 409 when nothing serves there or a release is in flight',
+    tag: 'services',
+    auth: true,
+    body: s.redeployInput,
+    status: 202,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      redeployService(deps.release, principal, params.id!, body, ctx),
   }),
   route({
     method: 'post',

@@ -6,6 +6,11 @@ import { badge, when } from '../layout.ts';
 import { field, flash, render, param } from '../session.ts';
 import type { NodeRecord } from '../types.ts';
 
+const labelLines = (labels: Record<string, string>) =>
+  Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n');
+
 export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
   app.get(
     '/dashboard/nodes',
@@ -145,6 +150,31 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
             ${credentialsOf(n)}${n.credentialsUpdatedAt ? html`, set ${when(n.credentialsUpdatedAt)}` : ''}
           </dd>
         </dl>
+        <form
+          method="post"
+          action="/dashboard/nodes/${n.id}/settings"
+          class="card"
+          aria-labelledby="node-settings"
+        >
+          <h2 id="node-settings">Name, labels and address</h2>
+          <p class="hint">
+            The name and labels apply at once; a new address is judged as at registration and used
+            by releases started from now on.
+          </p>
+          <div class="row">
+            <div>
+              <label for="node-name">Node name</label
+              ><input id="node-name" name="name" required value="${n.name}" />
+            </div>
+            <div>
+              <label for="node-address">Address</label
+              ><input id="node-address" name="address" required value="${n.address}" />
+            </div>
+          </div>
+          <label for="node-labels">Labels <span class="hint">one key=value per line</span></label>
+          <textarea id="node-labels" name="labels">${labelLines(n.labels ?? {})}</textarea>
+          <p><button type="submit" class="secondary">Save</button></p>
+        </form>
         ${
           kind
             ? html`<form
@@ -164,6 +194,37 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
             : html`<p class="hint">A local socket needs no credentials.</p>`
         }`;
       return render(c, s, { title: `Node ${n.name}`, section: 'nodes' }, body);
+    }),
+  );
+
+  app.post(
+    '/dashboard/nodes/:id/settings',
+    action(fetchApi, '/dashboard/nodes', async (c, s, form) => {
+      const id = param(c, 'id');
+      const n = await s.api.get<NodeRecord>(`/api/nodes/${encodeURIComponent(id)}`);
+      const labels: Record<string, string> = {};
+      for (const line of String(form.labels ?? '').split(/\r?\n/)) {
+        if (line.trim() === '') continue;
+        const at = line.indexOf('=');
+        labels[(at < 0 ? line : line.slice(0, at)).trim()] =
+          at < 0 ? '' : line.slice(at + 1).trim();
+      }
+      const next: Record<string, unknown> = {
+        name: field(form, 'name') ?? '',
+        address: field(form, 'address') ?? '',
+        labels,
+      };
+      const current = n as unknown as Record<string, unknown>;
+      const body = Object.fromEntries(
+        Object.entries(next).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(current[k])),
+      );
+      if (Object.keys(body).length === 0) {
+        flash(c, 'notice', 'Nothing changed.');
+        return `/dashboard/nodes/${id}`;
+      }
+      await s.api.call('PATCH', `/api/nodes/${encodeURIComponent(id)}`, body);
+      flash(c, 'notice', 'Node saved.');
+      return `/dashboard/nodes/${id}`;
     }),
   );
 

@@ -3,7 +3,7 @@ import { html } from 'hono/html';
 import type { ApiFetch, DashboardApi } from '../api.ts';
 import { action, view, viewWithoutOrg } from '../handler.ts';
 import { badge, when, type Html } from '../layout.ts';
-import { field, render, param, safeNext } from '../session.ts';
+import { field, flash, render, param, safeNext } from '../session.ts';
 import type { NodeRecord, Project, Release, Service } from '../types.ts';
 import { environmentsSection } from './environments.ts';
 
@@ -282,8 +282,65 @@ export function registerProjects(app: Hono, fetchApi: ApiFetch): void {
                 </tbody>
               </table>`
         }
-        ${serviceForm(project.id)} ${environmentsSection(project, services)}`;
+        ${serviceForm(project.id)} ${environmentsSection(project, services)}
+        <form
+          method="post"
+          action="/dashboard/projects/${project.id}/rename"
+          class="card row"
+          aria-label="rename project"
+        >
+          <div>
+            <label for="project-rename">Project name</label>
+            <input
+              id="project-rename"
+              name="name"
+              required
+              value="${project.name}"
+              maxlength="40"
+            />
+          </div>
+          <div><button type="submit" class="secondary">Rename</button></div>
+        </form>
+        <form
+          method="post"
+          action="/dashboard/projects/${project.id}/delete"
+          class="card"
+          id="delete"
+          aria-labelledby="delete-project-h"
+        >
+          <h2 id="delete-project-h">Delete</h2>
+          <p class="hint">
+            Removes every environment and service of the project, then their routes and containers.
+            Delete its data services first.
+          </p>
+          <label for="project-confirm">Type <code>${project.name}</code> to confirm</label>
+          <input id="project-confirm" name="confirm" required autocomplete="off" />
+          <div><button type="submit" class="danger">Delete project</button></div>
+        </form>`;
       return render(c, s, { title: project.name, section: 'projects' }, body);
+    }),
+  );
+
+  app.post(
+    '/dashboard/projects/:id/rename',
+    action(fetchApi, '/dashboard', async (c, s, form) => {
+      const id = encodeURIComponent(param(c, 'id'));
+      const p = await s.api.call<Project>('PATCH', `/api/projects/${id}`, {
+        name: field(form, 'name') ?? '',
+      });
+      flash(c, 'notice', `Renamed to ${p.name}.`);
+      return `/dashboard/projects/${id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/projects/:id/delete',
+    action(fetchApi, '/dashboard', async (c, s, form) => {
+      const id = encodeURIComponent(param(c, 'id'));
+      const q = new URLSearchParams({ confirm: field(form, 'confirm') ?? '' });
+      await s.api.call('DELETE', `/api/projects/${id}?${q}`);
+      flash(c, 'notice', 'Project deleted; its routes and containers are being removed.');
+      return '/dashboard';
     }),
   );
 

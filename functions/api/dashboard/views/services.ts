@@ -85,9 +85,156 @@ function facts(svc: Service, project: Project): Html {
       </dd>
     </dl>
     <p class="hint">
-      Deploy a new image or git ref above; set secrets per environment; change the git source below.
-      Other settings change through <code>PATCH /api/services/{id}</code>.
+      Deploy a new image or git ref above; set secrets per environment; change the settings and the
+      git source below.
     </p>`;
+}
+
+const envLines = (env: Record<string, string>) =>
+  Object.entries(env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n');
+
+/**
+ * The settings form: every field PATCH takes but git (its own form) and replicas. Only the
+ * fields that differ from the service are sent, so the answer's `applies` names exactly what
+ * changed. The name applies at once; the rest with the next release.
+ */
+function settingsForm(svc: Service): Html {
+  return html`<form
+    method="post"
+    action="/dashboard/services/${svc.id}/settings"
+    class="card"
+    id="settings"
+    aria-labelledby="settings-h"
+  >
+    <h2 id="settings-h">Change settings</h2>
+    <p class="hint">
+      The name applies at once; everything else with the next release (deploy or redeploy). Refused
+      while a release is in flight.
+    </p>
+    <div class="row">
+      <div>
+        <label for="set-name">Service name</label
+        ><input id="set-name" name="name" required value="${svc.name}" />
+      </div>
+      <div>
+        <label for="set-image">Image</label
+        ><input id="set-image" name="image" required value="${svc.image}" />
+      </div>
+      <div>
+        <label for="set-port">Container port</label
+        ><input
+          id="set-port"
+          name="containerPort"
+          type="number"
+          min="1"
+          max="65535"
+          required
+          value="${svc.containerPort}"
+        />
+      </div>
+    </div>
+    <div class="row">
+      <div>
+        <label for="set-health">Healthcheck path</label
+        ><input id="set-health" name="healthcheckPath" required value="${svc.healthcheckPath}" />
+      </div>
+      <div>
+        <label for="set-migrate">Migrate command <span class="hint">empty for none</span></label
+        ><input id="set-migrate" name="migrateCommand" value="${svc.migrateCommand ?? ''}" />
+      </div>
+      <div>
+        <label for="set-strategy">Strategy</label
+        ><select id="set-strategy" name="strategy">
+          <option value="blue_green" ${svc.strategy === 'blue_green' ? 'selected' : ''}>
+            blue/green
+          </option>
+          <option value="replace" ${svc.strategy === 'replace' ? 'selected' : ''}>
+            replace in place
+          </option>
+        </select>
+      </div>
+    </div>
+    <div class="row">
+      <div>
+        <label for="set-memory">Memory (MB) <span class="hint">empty for no limit</span></label
+        ><input id="set-memory" name="memoryMb" type="number" value="${svc.memoryMb ?? ''}" />
+      </div>
+      <div>
+        <label for="set-cpus">CPUs <span class="hint">empty for no limit</span></label
+        ><input id="set-cpus" name="cpus" type="number" step="0.01" value="${svc.cpus ?? ''}" />
+      </div>
+      <div>
+        <label for="set-warm">Keep the previous release warm (s)</label
+        ><input id="set-warm" name="warmSeconds" type="number" min="0" value="${svc.warmSeconds}" />
+      </div>
+      <div>
+        <label for="set-drain">Drain (s)</label
+        ><input
+          id="set-drain"
+          name="drainSeconds"
+          type="number"
+          min="0"
+          value="${svc.drainSeconds}"
+        />
+      </div>
+    </div>
+    <label for="set-env"
+      >Environment variables
+      <span class="hint">one KEY=value per line; secrets go below</span></label
+    >
+    <textarea id="set-env" name="env">${envLines(svc.env)}</textarea>
+    <label class="inline"
+      ><input type="checkbox" name="sticky" value="1" ${svc.sticky ? 'checked' : ''} /> Sticky
+      sessions (a cookie pins each client to one replica)</label
+    >
+    <p><button type="submit" class="secondary">Save settings</button></p>
+  </form>`;
+}
+
+/** Deleting: the name typed again; releases, secrets, domains, routes and containers go. */
+function deleteForm(svc: Service): Html {
+  return html`<form
+    method="post"
+    action="/dashboard/services/${svc.id}/delete"
+    class="card"
+    id="delete"
+    aria-labelledby="delete-h"
+  >
+    <h2 id="delete-h">Delete</h2>
+    <p class="hint">
+      Removes the service in every environment: its releases, secrets, domains and push webhook,
+      then its routes and containers.
+    </p>
+    <label for="del-confirm">Type <code>${svc.name}</code> to confirm</label>
+    <input id="del-confirm" name="confirm" required autocomplete="off" />
+    <div><button type="submit" class="danger">Delete service</button></div>
+  </form>`;
+}
+
+/** The fields of the settings form that differ from the service, as a PATCH body. */
+function changedSettings(svc: Service, form: Record<string, unknown>): Record<string, unknown> {
+  const text = (k: string) => (typeof form[k] === 'string' ? (form[k] as string).trim() : '');
+  const num = (k: string) => (text(k) === '' ? null : Number(text(k)));
+  const next: Record<string, unknown> = {
+    name: text('name'),
+    image: text('image'),
+    containerPort: num('containerPort'),
+    healthcheckPath: text('healthcheckPath'),
+    migrateCommand: text('migrateCommand') || null,
+    strategy: text('strategy'),
+    memoryMb: num('memoryMb'),
+    cpus: num('cpus'),
+    warmSeconds: num('warmSeconds'),
+    drainSeconds: num('drainSeconds'),
+    env: parseArgs(typeof form.env === 'string' ? form.env : ''),
+    sticky: form.sticky === '1',
+  };
+  const current = svc as unknown as Record<string, unknown>;
+  return Object.fromEntries(
+    Object.entries(next).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(current[k])),
+  );
 }
 
 /** The service's git source, its form (the token is write-only) and its deploy key. */
@@ -482,6 +629,32 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
                 : 'none yet'
             }
           </p>
+          ${
+            h.serving
+              ? html`<form
+                    method="post"
+                    action="/dashboard/services/${svc.id}/redeploy"
+                    class="inline"
+                  >
+                    <input type="hidden" name="environment" value="${env.name}" />
+                    <button type="submit" class="secondary">Redeploy</button>
+                  </form>
+                  ${envs
+                    .filter((e) => e.id !== env.id)
+                    .map(
+                      (e) =>
+                        html`<form
+                          method="post"
+                          action="/dashboard/environments/${env.id}/promote"
+                          class="inline"
+                        >
+                          <input type="hidden" name="to" value="${e.name}" />
+                          <input type="hidden" name="serviceId" value="${svc.id}" />
+                          <button type="submit" class="secondary">Promote to ${e.name}</button>
+                        </form>`,
+                    )}`
+              : ''
+          }
           <p>
             Served at:
             ${(svc.hosts ?? []).filter((x) => x.environment === env.name).map((x) => html`<a href="http://${x.host}">${x.host}</a> `)}
@@ -614,7 +787,8 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
         ${logsSection(svc, env.name, logQuery, logs)}
         ${secretsSection(svc.id, env.name, secrets.items)}
         <h2>Settings</h2>
-        ${facts(svc, project)} ${gitSource(svc)} ${pushHookSection(svc, pushHook)}`;
+        ${facts(svc, project)} ${settingsForm(svc)} ${gitSource(svc)}
+        ${pushHookSection(svc, pushHook)} ${deleteForm(svc)}`;
       return render(c, s, { title: svc.name, section: 'projects' }, body);
     }),
   );
@@ -651,6 +825,55 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
         ...(field(form, 'gitSha') ? { gitSha: field(form, 'gitSha') } : {}),
       });
       return `/dashboard/releases/${r.id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/services/:id/settings',
+    action(fetchApi, '/dashboard', async (c, s, form) => {
+      const id = param(c, 'id');
+      const svc = await s.api.get<Service>(`/api/services/${encodeURIComponent(id)}`);
+      const body = changedSettings(svc, form);
+      if (Object.keys(body).length === 0) {
+        flash(c, 'notice', 'Nothing changed.');
+        return `/dashboard/services/${id}#settings`;
+      }
+      const res = await s.api.call<{ applies: Record<string, string> }>(
+        'PATCH',
+        `/api/services/${encodeURIComponent(id)}`,
+        body,
+      );
+      const next = Object.keys(res.applies).filter((k) => res.applies[k] === 'next_release');
+      const now = Object.keys(res.applies).filter((k) => res.applies[k] === 'now');
+      flash(
+        c,
+        'notice',
+        `Saved. ${now.length ? `Applied now: ${now.join(', ')}. ` : ''}${next.length ? `With the next release: ${next.join(', ')}.` : ''}`,
+      );
+      return `/dashboard/services/${id}#settings`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/services/:id/redeploy',
+    action(fetchApi, '/dashboard', async (c, s, form) => {
+      const r = await s.api.post<Release>(
+        `/api/services/${encodeURIComponent(param(c, 'id'))}/redeploy`,
+        { environment: field(form, 'environment') },
+      );
+      return `/dashboard/releases/${r.id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/services/:id/delete',
+    action(fetchApi, '/dashboard', async (c, s, form) => {
+      const id = param(c, 'id');
+      const svc = await s.api.get<Service>(`/api/services/${encodeURIComponent(id)}`);
+      const q = new URLSearchParams({ confirm: field(form, 'confirm') ?? '' });
+      await s.api.call('DELETE', `/api/services/${encodeURIComponent(id)}?${q}`);
+      flash(c, 'notice', `Deleted ${svc.name}; its routes and containers are being removed.`);
+      return `/dashboard/projects/${svc.projectId}`;
     }),
   );
 

@@ -347,6 +347,11 @@ export interface BuildResult {
 export interface ContainerRuntime {
   ping(target: DockerTarget): Promise<void>;
   /**
+   * Optional (placement): the engine's CPUs and memory (`docker info` NCPU, MemTotal). A
+   * runtime without it, or one that cannot answer, leaves the node's capacity unknown.
+   */
+  capacity?(target: DockerTarget): Promise<{ cpus: number; memoryMb: number }>;
+  /**
    * Optional (builds): builds an image on the engine, each output line to `onLine` as it
    * comes; while a promise it returned is pending no more output is read (backpressure).
    */
@@ -396,6 +401,8 @@ export interface RouteSpec {
   sticky: boolean;
   /** Connections to an upstream removed by a change may live this long (WebSockets). */
   drainSeconds: number;
+  /** Spreading over upstreams when not sticky; round_robin when absent. */
+  loadBalancing?: 'round_robin' | 'least_conn';
 }
 
 export interface EdgeRouter {

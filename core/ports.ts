@@ -700,6 +700,8 @@ export interface NodeRepo {
     id: string,
     patch: Pick<NodeRecord, 'sealedTls' | 'sealedSsh' | 'credentialsUpdatedAt'>,
   ): Promise<void>;
+  /** Sets drain mode (no new placements while on); NotFound when the node is not the org's. */
+  setDrainMode(id: string, drainMode: boolean): Promise<void>;
 }
 
 export interface ReleaseRepo {

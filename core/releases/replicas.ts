@@ -11,8 +11,9 @@ import { addUsage, placeReplicas, PlacementUnfit, type Resources } from './place
 
 /** The replicas of `release`; one made of its own fields for a release from before 0020. */
 export function replicasOf(release: Release): Replica[] {
+  // An empty list is a stopped service (scaled to 0), not a release from before 0020.
   const listed = release.replicaSet?.replicas;
-  if (listed && listed.length > 0) return listed;
+  if (listed) return listed;
   if (!release.nodeId) return [];
   return [
     {

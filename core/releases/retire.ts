@@ -52,7 +52,7 @@ export async function retireRelease(
   await deps.store.withOrg(message.orgId, async (repos) => {
     await repos.releases.update(release.id, {
       containerId: null,
-      ...(release.replicaSet?.replicas?.length
+      ...(release.replicaSet?.replicas
         ? {
             replicaSet: {
               replicas: release.replicaSet.replicas.map((r) => ({

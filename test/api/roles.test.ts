@@ -76,6 +76,9 @@ const bodies: Record<string, () => unknown> = {
     healthcheckPath: '/health',
   }),
   'patch /api/services/{id}': () => ({ git: { url: 'https://git.example.test/table.git' } }),
+  'post /api/services/{id}/scale': () => ({ replicas: 2 }),
+  'post /api/services/{id}/stop': () => ({}),
+  'post /api/services/{id}/start': () => ({ replicas: 1 }),
   'post /api/nodes': () => ({
     name: unique('n')
       .replace(/[^a-z0-9]/g, '')

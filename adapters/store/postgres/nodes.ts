@@ -25,4 +25,7 @@ export const pgNodeRepo = (t: TenantSql): NodeRepo => ({
   setCredentials: async (id, patch) => {
     await t.updateById(nodesTable, 'node', id, patch);
   },
+  setDrainMode: async (id, drainMode) => {
+    await t.updateById(nodesTable, 'node', id, { drainMode });
+  },
 });

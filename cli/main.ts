@@ -17,6 +17,7 @@ import { login } from './commands/login.ts';
 import { members } from './commands/members.ts';
 import { cancel, logs, releases, rollback } from './commands/releases.ts';
 import { nodes } from './commands/nodes.ts';
+import { scale } from './commands/scale.ts';
 import { orgs } from './commands/orgs.ts';
 import { projects } from './commands/projects.ts';
 import { secrets } from './commands/secrets.ts';
@@ -32,6 +33,7 @@ import { stdio, type Output } from './output.ts';
 export const commands: Command[] = [
   login,
   deploy,
+  scale,
   releases,
   rollback,
   cancel,

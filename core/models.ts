@@ -90,6 +90,17 @@ export interface Environment {
 }
 
 export const strategies = ['blue_green', 'replace'] as const;
+
+export const loadBalancingPolicies = ['round_robin', 'least_conn'] as const;
+export type LoadBalancing = (typeof loadBalancingPolicies)[number];
+
+/** Where a service's replicas may run: nodes carrying every one of these labels. */
+export interface ServicePlacement {
+  labels: Record<string, string>;
+}
+
+/** Upper bound of `Service.replicas`. */
+export const maxReplicas = 50;
 export type Strategy = (typeof strategies)[number];
 
 /** How a candidate proves it is healthy before it gets traffic. */
@@ -163,6 +174,12 @@ export interface Service {
   drainSeconds: number;
   /** Cookie-based sticky sessions, for Socket.IO long-polling and similar. */
   sticky: boolean;
+  /** Labels a node must carry to run this service's replicas (migration 0020; `{}`: any node). */
+  placement?: ServicePlacement | null;
+  /** How the edge spreads requests over the replicas when not sticky (default round_robin). */
+  loadBalancing?: LoadBalancing | null;
+  /** How many candidates a deploy or scale starts at once (default 1). */
+  maxSurge?: number | null;
   /** Built from this repository (beside or instead of `image`); null for an image-only service. */
   git: GitSource | null;
   /** Which credential `sealedGitCredential` holds; null for a public repository. */
@@ -257,12 +274,34 @@ export interface Release {
   nodeId: string | null;
   /** The container serving (or about to serve) this release, once started. */
   containerId: string | null;
-  /** host:port the edge sends traffic to for this release. */
+  /** host:port the edge sends traffic to for this release (its first replica's). */
   upstream: string | null;
+  /**
+   * Every replica of the release (migration 0020): planned at creation, started and probed
+   * by the steps, changed by scale and drain. Absent or empty on releases from before:
+   * then `nodeId`/`containerId`/`upstream` are its one replica.
+   */
+  replicaSet?: ReplicaSet | null;
   error: string | null;
   createdAt: string;
   updatedAt: string;
   finishedAt: string | null;
+}
+
+/** One container of a release, on one node. */
+export interface Replica {
+  /** Stable within the release: its container is `containerName(release)` (0) or `…-r<index>`. */
+  index: number;
+  nodeId: string;
+  containerId: string | null;
+  /** node address:published port, once started. */
+  upstream: string | null;
+  health: 'planned' | 'starting' | 'healthy' | 'unhealthy' | 'stopped';
+}
+
+/** A jsonb object, not an array: the driver sends JS arrays as PostgreSQL arrays. */
+export interface ReplicaSet {
+  replicas: Replica[];
 }
 
 export type StepStatus = 'running' | 'succeeded' | 'failed';

@@ -436,6 +436,11 @@ export interface ResolveImageOptions {
 export interface ContainerRuntime {
   ping(target: DockerTarget): Promise<void>;
   /**
+   * Optional (placement): the engine's CPUs and memory (`docker info` NCPU, MemTotal). A
+   * runtime without it, or one that cannot answer, leaves the node's capacity unknown.
+   */
+  capacity?(target: DockerTarget): Promise<{ cpus: number; memoryMb: number }>;
+  /**
    * Optional (builds): builds an image on the engine, each output line to `onLine` as it
    * comes; while a promise it returned is pending no more output is read (backpressure).
    */
@@ -511,6 +516,8 @@ export interface RouteSpec {
   sticky: boolean;
   /** Connections to an upstream removed by a change may live this long (WebSockets). */
   drainSeconds: number;
+  /** Spreading over upstreams when not sticky; round_robin when absent. */
+  loadBalancing?: 'round_robin' | 'least_conn';
 }
 
 export interface EdgeRouter {
@@ -829,6 +836,8 @@ export interface NodeRepo {
     id: string,
     patch: Partial<Pick<NodeRecord, 'name' | 'labels' | 'address'>>,
   ): Promise<void>;
+  /** Sets drain mode (no new placements while on); NotFound when the node is not the org's. */
+  setDrainMode(id: string, drainMode: boolean): Promise<void>;
 }
 
 export interface ReleaseRepo {

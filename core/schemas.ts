@@ -5,6 +5,8 @@
 import * as z from 'zod';
 import {
   dataEngines,
+  loadBalancingPolicies,
+  maxReplicas,
   redisEvictionPolicies,
   redisPersistenceModes,
   roles,
@@ -150,7 +152,17 @@ const serviceFields = {
   healthcheckPath: httpPath,
   migrateCommand: z.string().min(1).max(2000).refine(noControlChars, 'must be one line').nullish(),
   strategy: z.enum(strategies).optional(),
-  replicas: z.number().int().min(1).max(1).optional(),
+  replicas: z.number().int().min(0).max(maxReplicas).optional(),
+  placement: z
+    .strictObject({
+      labels: z.record(
+        z.string().regex(/^[a-z0-9][a-z0-9._/-]{0,62}$/, 'label names: a-z 0-9 . _ / -'),
+        z.string().min(1).max(63).refine(noControlChars, 'must be one line'),
+      ),
+    })
+    .optional(),
+  loadBalancing: z.enum(loadBalancingPolicies).optional(),
+  maxSurge: z.number().int().min(1).max(maxReplicas).optional(),
   env: envMap.optional(),
   memoryMb: z.number().int().min(16).max(262_144).nullish(),
   cpus: z.number().min(0.01).max(256).nullish(),

@@ -233,6 +233,14 @@ export class DockerRuntime implements ContainerRuntime {
     await this.call(target, 'ping', ping);
   }
 
+  async capacity(target: DockerTarget): Promise<{ cpus: number; memoryMb: number }> {
+    const info = (await this.call(target, 'info', (docker) => docker.info())) as {
+      NCPU?: number;
+      MemTotal?: number;
+    };
+    return { cpus: info.NCPU ?? 0, memoryMb: Math.floor((info.MemTotal ?? 0) / (1024 * 1024)) };
+  }
+
   async resolveImage(
     target: DockerTarget,
     image: string,

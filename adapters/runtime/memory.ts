@@ -105,6 +105,7 @@ export interface MemoryContainer {
 /** Every method of the port, for failNext and the call log. */
 export type RuntimeMethod =
   | 'ping'
+  | 'capacity'
   | 'build'
   | 'localImage'
   | 'resolveImage'
@@ -323,6 +324,14 @@ export class MemoryRuntime implements ContainerRuntime {
 
   async ping(target: DockerTarget): Promise<void> {
     this.enter('ping', target, target.dockerHost);
+  }
+
+  /** Engine sizes per docker host, as `docker info` would report them (placement tests). */
+  readonly capacities = new Map<string, { cpus: number; memoryMb: number }>();
+
+  async capacity(target: DockerTarget): Promise<{ cpus: number; memoryMb: number }> {
+    this.enter('capacity', target, target.dockerHost);
+    return this.capacities.get(target.dockerHost) ?? { cpus: 64, memoryMb: 262_144 };
   }
 
   /** Scripts what the following builds do. */

@@ -66,6 +66,18 @@ async function credentialsFrom(
   return body;
 }
 
+const sub0 = (p: string[]) => p[0];
+
+function labelsOf(flags: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of flags) {
+    const at = f.indexOf('=');
+    if (at < 1) throw new CliError(`--label ${f}: use KEY=VALUE`, 2);
+    out[f.slice(0, at)] = f.slice(at + 1);
+  }
+  return out;
+}
+
 const credentialsOf = (n: NodeRecord) =>
   [n.tls?.configured ? 'tls' : null, n.ssh?.configured ? 'ssh' : null].filter(Boolean).join(',') ||
   '-';
@@ -78,6 +90,11 @@ export const nodes: Command = {
   selfdevop nodes add NAME --docker-host URL --address ADDRESS [credentials]
   selfdevop nodes rotate NAME|ID credentials
   selfdevop nodes update NAME|ID [--name NEW] [--label KEY=value]… [--no-labels] [--address ADDRESS]
+  selfdevop nodes drain NAME|ID      its replicas move to other nodes; it takes no new ones
+  selfdevop nodes undrain NAME|ID    it takes new replicas again
+
+--label KEY=VALUE (repeatable) on add: services with placement labels run only on nodes
+that carry them all.
 
 --docker-host is unix:///var/run/docker.sock, tcp://host:2376 (TLS) or ssh://user@host;
 --address is where the edge reaches the containers published on that node.
@@ -105,6 +122,26 @@ changes its address (judged as at registration; releases started from now on use
       'no-labels': { type: 'boolean' },
       ...credentialFlags,
     });
+    if (sub0(positionals) === 'drain' || sub0(positionals) === 'undrain') {
+      const [verb, target] = positionals as [string, string | undefined];
+      if (!target) throw new CliError(`nodes ${verb} needs NAME or ID`, 2);
+      const api = await client(ctx.env);
+      const node = (await api.all<NodeRecord>('/api/nodes')).find(
+        (n) => n.name === target || n.id === target,
+      );
+      if (!node) throw new CliError(`node ${target} not found`);
+      const r = await api.call<{ moving?: { releaseId: string; replicas: number }[] }>(
+        'POST',
+        `/api/nodes/${node.id}/${verb}`,
+      );
+      if (values.json) return (json(ctx.o, r), 0);
+      ctx.o.out(
+        verb === 'drain'
+          ? `draining node ${node.name}: ${r.moving?.length ?? 0} release(s) moving off it`
+          : `node ${node.name} takes replicas again`,
+      );
+      return 0;
+    }
     const [sub = 'list', name] = positionals;
     if (sub === 'add') {
       if (!name || !values['docker-host'] || !values.address) {
@@ -116,6 +153,7 @@ changes its address (judged as at registration; releases started from now on use
         name,
         dockerHost: values['docker-host'],
         address: values.address,
+        ...(values.label ? { labels: labelsOf(values.label) } : {}),
         ...credentials,
       });
       ctx.o.out(`added node ${name} (${node.id})`);
@@ -169,22 +207,25 @@ changes its address (judged as at registration; releases started from now on use
       return 0;
     }
     if (sub !== 'list')
-      throw new CliError(`unknown nodes command ${sub}: use list, add, rotate or update`, 2);
+      throw new CliError(
+        `unknown nodes command ${sub}: use list, add, rotate, update, drain or undrain`,
+        2,
+      );
     const api = await client(ctx.env);
     const items = await api.all<NodeRecord>('/api/nodes');
     if (values.json) return (json(ctx.o, items), 0);
     table(
       ctx.o,
-      ['NAME', 'STATE', 'DOCKER HOST', 'ADDRESS', 'LABELS', 'CREDENTIALS', 'ID'],
+      ['NAME', 'STATE', 'DOCKER HOST', 'ADDRESS', 'CREDENTIALS', 'LABELS', 'ID'],
       items.map((n) => [
         n.name,
         n.drainMode ? 'draining' : 'active',
         n.dockerHost,
         n.address,
-        Object.entries(n.labels ?? {})
+        credentialsOf(n),
+        Object.entries(n.labels)
           .map(([k, v]) => `${k}=${v}`)
           .join(',') || '-',
-        credentialsOf(n),
         n.id,
       ]),
       'no nodes yet: selfdevop nodes add NAME --docker-host unix:///var/run/docker.sock --address 127.0.0.1',

@@ -12,7 +12,10 @@ export const stickyCookieName = 'sdo_sticky';
 export const defaultFailDuration = '10s';
 export const defaultMaxFails = 3;
 
-export type CaddySelectionPolicy = { policy: 'round_robin' } | { policy: 'cookie'; name: string };
+export type CaddySelectionPolicy =
+  | { policy: 'round_robin' }
+  | { policy: 'least_conn' }
+  | { policy: 'cookie'; name: string; fallback?: { policy: 'round_robin' | 'least_conn' } };
 
 export interface CaddyReverseProxy {
   handler: 'reverse_proxy';
@@ -257,9 +260,17 @@ export function caddyRouteFromSpec(spec: RouteSpec, dynamic?: DynamicUpstreamsPl
         }
       : { upstreams: spec.upstreams.map((dial) => ({ dial })) }),
     load_balancing: {
+      // A sticky client without the cookie yet (or whose upstream left) is placed by the
+      // route's balancing policy, then pinned by the cookie Caddy sets.
       selection_policy: spec.sticky
-        ? { policy: 'cookie', name: stickyCookieName }
-        : { policy: 'round_robin' },
+        ? {
+            policy: 'cookie',
+            name: stickyCookieName,
+            ...(spec.loadBalancing === 'least_conn'
+              ? { fallback: { policy: 'least_conn' as const } }
+              : {}),
+          }
+        : { policy: spec.loadBalancing ?? 'round_robin' },
     },
     headers: {
       response: { set: { [requestIdHeader]: [`{http.request.header.${requestIdHeader}}`] } },
@@ -337,6 +348,10 @@ export function routeSpecFromCaddy(json: unknown): RouteSpec | null {
     upstreams,
     sticky: policy?.policy === 'cookie',
     drainSeconds,
+    ...(policy?.policy === 'least_conn' ||
+    (isRecord(policy?.fallback) && policy.fallback.policy === 'least_conn')
+      ? { loadBalancing: 'least_conn' as const }
+      : {}),
   };
 }
 

@@ -15,6 +15,7 @@ import { startWantedPush } from './coalesce.ts';
 import { isStepFailed } from './errors.ts';
 import { failRelease, undoCancelled } from './fail.ts';
 import { OrgSlots } from './slots.ts';
+import { reshapeRelease } from './reshape.ts';
 import { isInFlight } from './state-machine.ts';
 import {
   build,
@@ -63,6 +64,10 @@ export async function advanceRelease(
 ): Promise<AdvanceResult> {
   const { orgId, releaseId } = message;
   if (message.cleanup) return cleanUpCancelled(deps, message, attempt);
+  if (message.reshape) {
+    const ran = await reshapeRelease(deps, message, attempt);
+    return { ran, status: ran ? 'completed' : null };
+  }
   const loaded = await deps.store.withOrg(orgId, async (repos) => {
     const release = await repos.releases.get(releaseId);
     if (!release) return null;
@@ -207,7 +212,11 @@ async function deferStep(deps: ReleaseDeps, message: ReleaseStepMessage): Promis
   );
   if (!release) return;
   const hop = (message.hop ?? 0) + 1;
-  const what = message.cleanup ? 'cleanup' : (message.status ?? release.status);
+  const what = message.cleanup
+    ? 'cleanup'
+    : message.reshape
+      ? `reshape:${message.reshape.id}`
+      : (message.status ?? release.status);
   await deps.queue.send(
     releaseStepsQueue,
     { ...message, hop },

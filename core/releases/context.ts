@@ -26,6 +26,9 @@ export interface StepContext {
   node: NodeRecord;
   /** The node's engine with its credentials, opened on first use by `nodeTarget`. */
   target: DockerTarget | null;
+  /** Other replicas' nodes and engines, loaded and opened on first use. */
+  nodes?: Map<string, NodeRecord>;
+  targets?: Map<string, DockerTarget>;
   /** The release serving before this one, and the node it runs on. */
   previous: { release: Release; node: NodeRecord } | null;
   /** Delivery number of the message running this step (1 first). */
@@ -248,6 +251,8 @@ function reasonOf(e: unknown): string {
 export async function nodeTarget(c: StepContext, node: NodeRecord = c.node): Promise<DockerTarget> {
   const own = node.id === c.node.id;
   if (own && c.target) return c.target;
+  const cached = c.targets?.get(node.id);
+  if (cached) return cached;
   let target: DockerTarget;
   try {
     target = await openTarget(c.deps, node);
@@ -256,7 +261,20 @@ export async function nodeTarget(c: StepContext, node: NodeRecord = c.node): Pro
     throw new StepFailed(message, isCoreError(e) && e.kind === 'unavailable', e);
   }
   if (own) c.target = target;
+  (c.targets ??= new Map()).set(node.id, target);
   return target;
+}
+
+/** A replica's node: the release's own, the previous one's, or loaded once; gone → StepFailed. */
+export async function nodeById(c: StepContext, id: string): Promise<NodeRecord> {
+  if (id === c.node.id) return c.node;
+  if (c.previous?.node.id === id) return c.previous.node;
+  const cached = c.nodes?.get(id);
+  if (cached) return cached;
+  const node = await c.deps.store.withOrg(c.release.orgId, (repos) => repos.nodes.get(id));
+  if (!node) throw new StepFailed(`node ${id} of a replica is gone`, false);
+  (c.nodes ??= new Map()).set(id, node);
+  return node;
 }
 
 /** Runs a Docker call; its failures become StepFailed (unreachable ones transient). */

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { InvalidInput, isCoreError, NotFound } from '../errors.ts';
-import type { NodeRecord, Release, Service } from '../models.ts';
+import type { Release, Service } from '../models.ts';
 import type { OrgRepos } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import { id, imageRef, slugName } from '../schemas.ts';
@@ -9,7 +9,15 @@ import { openGitRemote } from '../builds/credentials.ts';
 import { requireOrg, type Principal, type RequestContext } from '../deps.ts';
 import { appendEvent, deployJobIdOf, failUnstarted } from './context.ts';
 import { sendStep, type ReleaseDeps } from './deps.ts';
-import { NoNodeAvailable } from './errors.ts';
+import { NoNodeAvailable, ServiceStopped } from './errors.ts';
+import type { Resources } from './placement.ts';
+import {
+  allNodes,
+  engineCapacities,
+  placedUsage,
+  placeOrThrow,
+  plannedReplicas,
+} from './replicas.ts';
 
 /** Body of `POST /api/releases`. */
 export const createReleaseInput = z.strictObject({
@@ -25,19 +33,21 @@ export const createReleaseInput = z.strictObject({
 });
 export type CreateReleaseInput = z.input<typeof createReleaseInput>;
 
-/** The first node of the org that is not draining, in id order. */
-async function pickNode(repos: OrgRepos): Promise<NodeRecord> {
-  let cursor: string | null = null;
-  // Bounded: 50 pages of 200 nodes is far beyond what one org runs.
-  for (let page = 0; page < 50; page++) {
-    const { items, nextCursor }: { items: NodeRecord[]; nextCursor: string | null } =
-      await repos.nodes.list({ limit: 200, cursor });
-    const node = items.find((n) => !n.drainMode);
-    if (node) return node;
-    if (!nextCursor) break;
-    cursor = nextCursor;
-  }
-  throw new NoNodeAvailable();
+/**
+ * The nodes of a new release's replicas. Without `capacity` (a release started by a push or
+ * a rollback, inside a transaction) only labels and drain decide; the start step checks the
+ * engines again. No node at all, or none out of drain → NoNodeAvailable (409).
+ */
+async function placeRelease(
+  repos: OrgRepos,
+  service: Service,
+  capacity: Record<string, Resources> = {},
+): Promise<string[]> {
+  const nodes = await allNodes(repos);
+  if (!nodes.some((n) => !n.drainMode)) throw new NoNodeAvailable();
+  if (service.replicas === 0) throw new ServiceStopped(service.id);
+  const used = Object.keys(capacity).length > 0 ? await placedUsage(repos) : {};
+  return placeOrThrow(service, service.replicas, nodes, capacity, used);
 }
 
 function parseInput(input: unknown): z.infer<typeof createReleaseInput> {
@@ -58,6 +68,8 @@ export interface NewRelease {
   /** The ref to build for a git release; null for an image release. */
   gitRef?: string | null;
   kind: 'deploy' | 'rollback';
+  /** Engine sizes read before the transaction, so placement can say what does not fit (409). */
+  capacity?: Record<string, Resources>;
 }
 
 /**
@@ -73,7 +85,10 @@ export async function insertRelease(
   requestId: string | null,
   data: Record<string, unknown> = {},
 ): Promise<Release> {
-  const node = await pickNode(repos);
+  const service = await repos.services.get(input.serviceId);
+  if (!service) throw new NotFound('service', input.serviceId);
+  const nodeIds = await placeRelease(repos, service, input.capacity);
+  const node = { id: nodeIds[0]! };
   const previous = await repos.releases.latest(input.serviceId, input.environmentId, ['completed']);
   const at = deps.clock.now().toISOString();
   const release: Release = {
@@ -90,6 +105,7 @@ export async function insertRelease(
     nodeId: node.id,
     containerId: null,
     upstream: null,
+    replicaSet: { replicas: plannedReplicas(nodeIds) },
     error: null,
     createdAt: at,
     updatedAt: at,
@@ -116,6 +132,7 @@ export async function insertRelease(
       gitSha: release.gitSha,
       ...(release.gitRef ? { gitRef: release.gitRef } : {}),
       nodeId: node.id,
+      nodeIds,
       previousReleaseId: release.previousReleaseId,
       kind: input.kind,
       ...data,
@@ -170,11 +187,20 @@ export async function createRelease(
       gitRef: ref,
     };
   }
+  // Engines are asked before the transaction: a placement that cannot fit is a 409 now.
+  const nodes = await deps.store.withOrg(p.orgId, (repos) => allNodes(repos));
+  const capacity = await engineCapacities(deps, nodes);
   const release = await deps.store.withOrg(p.orgId, (repos) =>
     insertRelease(
       deps,
       repos,
-      { serviceId: service.id, environmentId: environment.id, ...what, kind: 'deploy' },
+      {
+        serviceId: service.id,
+        environmentId: environment.id,
+        ...what,
+        kind: 'deploy',
+        capacity,
+      },
       p,
       ctx?.requestId ?? null,
     ),

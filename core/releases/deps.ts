@@ -39,6 +39,11 @@ export interface ReleaseStepMessage {
   seen?: string;
   /** Sent by a cancel: undo what the release's steps left (candidate, route, replaced release). */
   cleanup?: true;
+  /**
+   * Sent by scale, stop/start and drain: change the serving release's replicas to
+   * `replicas`, none left on `avoid` nodes (`id` makes each request its own message).
+   */
+  reshape?: { id: string; replicas: number; avoid: string[]; reason: string };
 }
 
 /** Payload on `release-retire`: stop the container of `releaseId` unless it serves again. */

@@ -12,6 +12,18 @@ export class NoNodeAvailable extends CoreError {
   }
 }
 
+/** A deploy of a service scaled to 0 (stopped): nothing would run. */
+export class ServiceStopped extends CoreError {
+  constructor(serviceId: string) {
+    super(
+      'conflict',
+      'service_stopped',
+      `service ${serviceId} is scaled to 0 replicas: start it (POST /api/services/{id}/start) or scale it up before deploying`,
+      { serviceId },
+    );
+  }
+}
+
 /** Rollback was asked of a release that cannot be rolled back now. */
 export class ReleaseNotRollbackable extends CoreError {
   constructor(releaseId: string, why: string) {

@@ -5,12 +5,21 @@ import {
   endStep,
   maskSecrets,
   move,
+  nodeById,
   nodeTarget,
   updateDeployJob,
   upstreamAt,
   type StepContext,
 } from './context.ts';
-import { containerName, migrationContainerName, planCandidate, routeId } from './plan.ts';
+import type { Release } from '../models.ts';
+import {
+  containerName,
+  migrationContainerName,
+  planCandidate,
+  replicaContainerName,
+  routeId,
+} from './plan.ts';
+import { replicasOf, upstreamsOf } from './replicas.ts';
 
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -57,15 +66,19 @@ export async function undoCancelled(c: StepContext): Promise<void> {
  * look, and put it back. `reached` is the furthest status the release got to.
  */
 async function returnTraffic(c: StepContext, reached: string): Promise<void> {
-  const upstream = c.release.upstream;
-  if (!upstream || (reached !== 'health_validating' && reached !== 'traffic_shifted')) return;
+  const mine = upstreamsOf(c.release);
+  if (mine.length === 0 || (reached !== 'health_validating' && reached !== 'traffic_shifted'))
+    return;
   try {
     const route = await c.deps.edge.get(routeId(c.service.id, c.environment.id));
-    if (!route || !route.upstreams.includes(upstream)) return;
-    const back = c.previous?.release.upstream;
-    if (back) {
-      await c.deps.edge.put({ ...route, upstreams: [back] });
-      await appendLog(c, `traffic returned to release ${c.previous!.release.id} at ${back}`);
+    if (!route || !route.upstreams.some((u) => mine.includes(u))) return;
+    const back = c.previous ? upstreamsOf(c.previous.release) : [];
+    if (back.length > 0) {
+      await c.deps.edge.put({ ...route, upstreams: back });
+      await appendLog(
+        c,
+        `traffic returned to release ${c.previous!.release.id} at ${back.join(', ')}`,
+      );
     } else {
       await c.deps.edge.remove(route.id);
       await appendLog(c, `route ${route.id} removed: no earlier release to return traffic to`);
@@ -75,14 +88,24 @@ async function returnTraffic(c: StepContext, reached: string): Promise<void> {
   }
 }
 
+/** Every candidate replica goes, wherever it was placed; the old set is not touched. */
 async function removeCandidate(c: StepContext): Promise<void> {
-  const names = [containerName(c.release), migrationContainerName(c.release)];
   try {
     const target = await nodeTarget(c);
-    for (const name of names) await c.deps.runtime.remove(target, name);
-    if (c.release.containerId) await appendLog(c, `candidate container ${names[0]} removed`);
+    await c.deps.runtime.remove(target, migrationContainerName(c.release));
   } catch (e) {
-    await appendLog(c, `could not remove candidate container ${names[0]}: ${messageOf(e)}`);
+    await appendLog(c, `could not remove the migration container: ${messageOf(e)}`);
+  }
+  for (const r of replicasOf(c.release)) {
+    const name = replicaContainerName(c.release, r.index);
+    try {
+      const target = await nodeTarget(c, await nodeById(c, r.nodeId));
+      await c.deps.runtime.remove(target, name);
+      if (r.containerId || c.release.containerId)
+        await appendLog(c, `candidate container ${name} removed`);
+    } catch (e) {
+      await appendLog(c, `could not remove candidate container ${name}: ${messageOf(e)}`);
+    }
   }
 }
 
@@ -90,6 +113,8 @@ async function removeCandidate(c: StepContext): Promise<void> {
 async function restorePrevious(c: StepContext): Promise<void> {
   const prev = c.previous;
   if (!prev) return;
+  const others = replicasOf(prev.release).filter((r) => r.index > 0);
+  if (others.length > 0) return restoreReplicas(c, prev.release);
   try {
     const target = await nodeTarget(c, prev.node);
     const running = await c.deps.runtime.inspect(target, containerName(prev.release));
@@ -130,5 +155,48 @@ async function restorePrevious(c: StepContext): Promise<void> {
     await appendLog(c, `release ${prev.release.id} restored at ${upstream}`);
   } catch (e) {
     await appendLog(c, `could not restore release ${prev.release.id}: ${messageOf(e)}`);
+  }
+}
+
+/** Replace with several replicas: start each stopped one again, then route to all of them. */
+async function restoreReplicas(c: StepContext, prev: Release): Promise<void> {
+  try {
+    const env = await containerEnv(c);
+    const replicas = replicasOf(prev).map((r) => ({ ...r }));
+    for (const r of replicas) {
+      const node = await nodeById(c, r.nodeId);
+      const target = await nodeTarget(c, node);
+      const spec = planCandidate({
+        service: c.service,
+        environment: c.environment,
+        release: prev,
+        node,
+        env,
+        index: r.index,
+        ...(c.network ? { network: c.network } : {}),
+      });
+      const info = await c.deps.runtime.start(target, spec);
+      if (info.state !== 'running') {
+        await appendLog(c, `replica ${r.index} of release ${prev.id} could not be restarted`);
+        continue;
+      }
+      r.upstream = upstreamAt(c, node, info);
+      r.containerId = info.id;
+    }
+    const first = replicas[0]!;
+    await c.deps.store.withOrg(c.release.orgId, (repos) =>
+      repos.releases.update(prev.id, {
+        containerId: first.containerId,
+        upstream: first.upstream,
+        replicaSet: { replicas },
+        updatedAt: c.deps.clock.now().toISOString(),
+      }),
+    );
+    const route = await c.deps.edge.get(routeId(c.service.id, c.environment.id));
+    const upstreams = replicas.flatMap((r) => (r.upstream ? [r.upstream] : []));
+    if (route && upstreams.length > 0) await c.deps.edge.put({ ...route, upstreams });
+    await appendLog(c, `release ${prev.id} restored at ${upstreams.join(', ')}`);
+  } catch (e) {
+    await appendLog(c, `could not restore release ${prev.id}: ${messageOf(e)}`);
   }
 }

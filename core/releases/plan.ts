@@ -31,6 +31,17 @@ export function containerName(
   return dockerSafe(`sdo-${release.serviceId}-${release.environmentId}-${release.id}`);
 }
 
+/**
+ * The container of replica `index` of a release: replica 0 keeps the release's own name, so
+ * releases from before replicas and one-replica services look as they always did.
+ */
+export function replicaContainerName(
+  release: Pick<Release, 'serviceId' | 'environmentId' | 'id'>,
+  index: number,
+): string {
+  return index === 0 ? containerName(release) : `${containerName(release)}-r${index}`;
+}
+
 /** The container name of a release's one-off migration. */
 export function migrationContainerName(
   release: Pick<Release, 'serviceId' | 'environmentId' | 'id'>,
@@ -73,6 +84,8 @@ export interface CandidateInput {
   env: Record<string, string>;
   /** The project network, when the service is linked to a data service (reachable only there). */
   network?: string;
+  /** Which replica (0 when absent). */
+  index?: number;
 }
 
 /** The image a release runs: the resolved digest once known, so a redeploy is exact. */
@@ -88,10 +101,14 @@ export function planCandidate({
   node,
   env,
   network,
+  index = 0,
 }: CandidateInput): ContainerSpec {
   const base = {
     ...(network ? { network } : {}),
-    name: containerName({ serviceId: service.id, environmentId: environment.id, id: release.id }),
+    name: replicaContainerName(
+      { serviceId: service.id, environmentId: environment.id, id: release.id },
+      index,
+    ),
     image: releaseImage(release),
   };
   if (service.containerPort === null)
@@ -162,6 +179,8 @@ export function planRoute({
     upstreams,
     sticky: service.sticky,
     drainSeconds: service.drainSeconds,
+    // Only when asked: routes read back from Caddy carry it only then.
+    ...(service.loadBalancing === 'least_conn' ? { loadBalancing: 'least_conn' as const } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 import type { MessageHandler } from '../ports.ts';
 import { openTarget, type ReleaseDeps, type ReleaseRetireMessage } from './deps.ts';
-import { containerName } from './plan.ts';
+import { containerName, replicaContainerName } from './plan.ts';
+import { replicasOf } from './replicas.ts';
 
 export interface RetireResult {
   retired: boolean;
@@ -31,15 +32,39 @@ export async function retireRelease(
   if (!loaded || !loaded.node) return { retired: false, skipped: 'not_found' };
   const { release, serving, service, node } = loaded;
   if (serving?.id === release.id) return { retired: false, skipped: 'serving' };
-  const name = containerName(release);
-  // Credentials that do not open throw here, and the queue retries: rotating them fixes it.
-  const target = await openTarget(deps, node);
   const grace = service?.drainSeconds ?? 0;
-  await deps.runtime.stop(target, name, grace);
-  await deps.runtime.remove(target, name);
+  const names: string[] = [];
+  for (const r of replicasOf(release)) {
+    const on =
+      r.nodeId === node.id
+        ? node
+        : await deps.store.withOrg(message.orgId, (repos) => repos.nodes.get(r.nodeId));
+    if (!on) continue;
+    const name = replicaContainerName(release, r.index);
+    // Credentials that do not open throw here, and the queue retries: rotating them fixes it.
+    const target = await openTarget(deps, on);
+    await deps.runtime.stop(target, name, grace);
+    await deps.runtime.remove(target, name);
+    names.push(name);
+  }
+  const name = names.join(', ') || containerName(release);
   const at = deps.clock.now().toISOString();
   await deps.store.withOrg(message.orgId, async (repos) => {
-    await repos.releases.update(release.id, { containerId: null, updatedAt: at });
+    await repos.releases.update(release.id, {
+      containerId: null,
+      ...(release.replicaSet?.replicas
+        ? {
+            replicaSet: {
+              replicas: release.replicaSet.replicas.map((r) => ({
+                ...r,
+                containerId: null,
+                health: 'stopped' as const,
+              })),
+            },
+          }
+        : {}),
+      updatedAt: at,
+    });
     await repos.releaseLogs.append(release.id, [
       {
         at,

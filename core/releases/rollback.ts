@@ -7,6 +7,7 @@ import { insertRelease, queueRelease } from './create.ts';
 import { openTarget, releaseGroup, sendRetire, type ReleaseDeps } from './deps.ts';
 import type { MessageHandler } from '../ports.ts';
 import { upstreamOf, UntrustedBinding } from '../nodes/address.ts';
+import { replicasOf } from './replicas.ts';
 import { NothingToRollBackTo, ReleaseNotRollbackable } from './errors.ts';
 import { containerName, defaultHosts, planRoute, routeId } from './plan.ts';
 import { rollbackRequestedAction } from './steps.ts';
@@ -94,7 +95,12 @@ export async function rollbackRelease(
   const target = node ? await openTarget(deps, node) : null;
   let warm: Awaited<ReturnType<ReleaseDeps['runtime']['inspect']>> = null;
   try {
-    warm = target ? await deps.runtime.inspect(target, containerName(to)) : null;
+    // A release of several replicas is redeployed: its warm set would need each replica
+    // checked and probed, and a redeploy gates them all the same way a deploy does.
+    warm =
+      target && replicasOf(to).length <= 1
+        ? await deps.runtime.inspect(target, containerName(to))
+        : null;
   } catch (e) {
     // Only the node's engine can say the warm container is still the one we left (a bare
     // port could belong to another app by now), so without it a worker takes over.

@@ -11,6 +11,7 @@ import {
   containerEnv,
   endStep,
   move,
+  nodeById,
   nodeTarget,
   updateDeployJob,
   upstreamAt,
@@ -23,13 +24,14 @@ import { StepFailed } from './errors.ts';
 import { CommandOutputLog } from './output-log.ts';
 import { workerGate } from './worker-gate.ts';
 import {
-  containerName,
   defaultHosts,
   planCandidate,
   planMigration,
   planRoute,
+  replicaContainerName,
   routeId,
 } from './plan.ts';
+import { replicasOf } from './replicas.ts';
 
 /**
  * The steps of a release, one per queue message (Kamal commands/app/*.rb style: one
@@ -86,7 +88,11 @@ export const build: StepRunner = async (c) => {
 const refusedForCredentials =
   /unauthorized|authentication required|no basic auth credentials|access denied|denied: /i;
 
-async function resolveReleaseImage(c: StepContext, target: DockerTarget): Promise<string> {
+async function resolveReleaseImage(
+  c: StepContext,
+  target: DockerTarget,
+  node: { name: string } = c.node,
+): Promise<string> {
   const image = c.release.image;
   const auth = await c.deps.store.withOrg(c.release.orgId, (repos) =>
     pullAuthFor(c.deps.vault, repos.registries, image),
@@ -97,7 +103,7 @@ async function resolveReleaseImage(c: StepContext, target: DockerTarget): Promis
   const registry = registryOf(image);
   await appendLog(
     c,
-    `resolving image ${image} on node ${c.node.name}${refresh ? `: pulling it again from ${registry}, :latest may have moved` : ''}${auth ? ` (with the org's credential for ${registry}, user ${auth.username})` : ''}`,
+    `resolving image ${image} on node ${node.name}${refresh ? `: pulling it again from ${registry}, :latest may have moved` : ''}${auth ? ` (with the org's credential for ${registry}, user ${auth.username})` : ''}`,
   );
   let digest: string;
   try {
@@ -122,48 +128,107 @@ async function resolveReleaseImage(c: StepContext, target: DockerTarget): Promis
   return digest;
 }
 
-/** artifact_ready → candidate_started: the new release's container runs beside the old one. */
+/**
+ * A replica placed on another node than the one the build step resolved the image on needs
+ * the same image there. An image release pulls it (with the org's credential) and must get
+ * the same id, else the tag moved during the deploy; a build from git exists only on the
+ * node it was built on, and moving images between nodes is not built yet.
+ */
+async function imageOnReplicaNode(
+  c: StepContext,
+  node: { id: string; name: string },
+  target: DockerTarget,
+): Promise<void> {
+  const digest = c.release.imageDigest;
+  if (node.id === c.release.nodeId || !digest) return;
+  const runtime = c.deps.runtime;
+  if (runtime.localImage && (await viaDocker(() => runtime.localImage!(target, digest)))) return;
+  if (c.release.gitRef !== null)
+    throw new StepFailed(
+      `image ${c.release.image} was built on node ${c.node.name} and is not on node ${node.name}: moving a built image between nodes is not supported yet (place the replicas with labels on nodes that build it)`,
+      false,
+    );
+  const there = await resolveReleaseImage(c, target, node);
+  if (there !== digest)
+    throw new StepFailed(
+      `image ${c.release.image} is ${there} on node ${node.name}, not ${digest} as on node ${c.node.name}: the tag moved during the deploy; deploy again, or by digest`,
+      false,
+    );
+}
+
+/**
+ * artifact_ready → candidate_started: every replica's container runs beside the old set,
+ * on the node placement chose, `maxSurge` starting at once. A replica already started (a
+ * redelivered step) is found by its name.
+ */
 export const startCandidate: StepRunner = async (c) => {
   const step = await beginStep(c, 'start_candidate');
   const env = await containerEnv(c);
   if (c.service.strategy === 'replace' && c.previous) {
-    // Replace frees the old container's resources first; it is only stopped, so a failed
-    // release can start it again as it was.
-    const old = containerName(c.previous.release);
-    await appendLog(c, `replace strategy: stopping ${old} of release ${c.previous.release.id}`);
-    const previousTarget = await nodeTarget(c, c.previous.node);
-    await viaDocker(() => c.deps.runtime.stop(previousTarget, old, c.service.drainSeconds));
+    // Replace frees the old containers' resources first; they are only stopped, so a failed
+    // release can start them again as they were.
+    for (const r of replicasOf(c.previous.release)) {
+      const old = replicaContainerName(c.previous.release, r.index);
+      await appendLog(c, `replace strategy: stopping ${old} of release ${c.previous.release.id}`);
+      const previousTarget = await nodeTarget(c, await nodeById(c, r.nodeId));
+      await viaDocker(() => c.deps.runtime.stop(previousTarget, old, c.service.drainSeconds));
+    }
   }
-  const spec = planCandidate({
-    service: c.service,
-    environment: c.environment,
-    release: c.release,
-    node: c.node,
-    env,
-    ...(c.network ? { network: c.network } : {}),
-  });
-  const target = await nodeTarget(c);
-  const info = await viaDocker(() => c.deps.runtime.start(target, spec));
-  if (info.state !== 'running')
-    throw new StepFailed(
-      `candidate container ${info.name} is ${info.state} right after start`,
-      false,
+  const replicas = replicasOf(c.release).map((r) => ({ ...r }));
+  const surge = Math.max(1, c.service.maxSurge ?? 1);
+  for (let at = 0; at < replicas.length; at += surge) {
+    await Promise.all(
+      replicas.slice(at, at + surge).map(async (replica) => {
+        const node = await nodeById(c, replica.nodeId);
+        const spec = planCandidate({
+          service: c.service,
+          environment: c.environment,
+          release: c.release,
+          node,
+          env,
+          index: replica.index,
+          ...(c.network ? { network: c.network } : {}),
+        });
+        const target = await nodeTarget(c, node);
+        await imageOnReplicaNode(c, node, target);
+        const info = await viaDocker(() => c.deps.runtime.start(target, spec));
+        if (info.state !== 'running')
+          throw new StepFailed(
+            `candidate container ${info.name} is ${info.state} right after start`,
+            false,
+          );
+        if (c.service.containerPort === null) {
+          // A worker publishes nothing: no upstream, nothing to route.
+          replica.containerId = info.id;
+          replica.health = 'starting';
+          await appendLog(
+            c,
+            `started worker ${info.name} (${spec.image})${replicas.length > 1 ? ` on node ${node.name}` : ''}`,
+          );
+          return;
+        }
+        if (!info.ports?.length)
+          throw new StepFailed(`candidate container ${info.name} publishes no port`, false);
+        // Built from the node's address; the engine's answer only picks the port.
+        replica.upstream = upstreamAt(c, node, info);
+        replica.containerId = info.id;
+        replica.health = 'starting';
+        await appendLog(
+          c,
+          `started ${info.name} (${spec.image})${replicas.length > 1 ? ` on node ${node.name}` : ''} at ${replica.upstream}`,
+        );
+      }),
     );
-  if (c.service.containerPort === null) {
-    // A worker publishes nothing: no upstream, nothing to route.
-    await appendLog(c, `started worker ${info.name} (${spec.image})`);
-    await endStep(c, step);
-    if (await move(c, 'candidate_started', { containerId: info.id, upstream: null }))
-      await sendStep(c.deps, c.release, 'candidate_started');
-    return;
   }
-  if (!info.ports?.length)
-    throw new StepFailed(`candidate container ${info.name} publishes no port`, false);
-  // Built from the node's address; the engine's answer only picks the port.
-  const upstream = upstreamAt(c, c.node, info);
-  await appendLog(c, `started ${info.name} (${spec.image}) at ${upstream}`);
   await endStep(c, step);
-  if (await move(c, 'candidate_started', { containerId: info.id, upstream })) {
+  const first = replicas[0]!;
+  if (
+    await move(c, 'candidate_started', {
+      containerId: first.containerId,
+      upstream: first.upstream,
+      replicaSet: { replicas },
+    })
+  ) {
     await sendStep(c.deps, c.release, 'candidate_started');
   }
 };
@@ -225,8 +290,9 @@ export const migrate: StepRunner = async (c) => {
  */
 export const validateAndSwitch: StepRunner = async (c) => {
   if (c.service.kind === 'worker') return workerGate(c);
-  const upstream = c.release.upstream;
-  if (!upstream) throw new StepFailed('the candidate has no published address to probe', false);
+  const replicas = replicasOf(c.release).map((r) => ({ ...r }));
+  if (replicas.length === 0 || replicas.some((r) => !r.upstream))
+    throw new StepFailed('the candidate has no published address to probe', false);
   const { healthcheckPath: path, health: policy } = c.service;
   const earlier =
     c.hop > 0
@@ -240,45 +306,69 @@ export const validateAndSwitch: StepRunner = async (c) => {
     health = resumed;
     c.currentStep = resumed;
   } else {
+    // A fresh gate (not a later slice of one) probes every replica again; its later slices
+    // skip only the replicas it found healthy itself.
+    if (replicas.some((r) => r.health === 'healthy')) {
+      for (const r of replicas) r.health = 'starting';
+      await c.deps.store.withOrg(c.release.orgId, (repos) =>
+        repos.releases.update(c.release.id, { replicaSet: { replicas } }),
+      );
+    }
     health = await beginStep(c, 'health_check');
     await appendLog(
       c,
-      `probing GET ${path} at ${upstream}: ${policy.successes} consecutive successes within ${policy.deadlineMs} ms`,
+      `probing GET ${path} at ${replicas.map((r) => r.upstream).join(', ')}: ${policy.successes} consecutive successes within ${policy.deadlineMs} ms`,
     );
   }
   let lastSeen = c.seen ?? '';
-  const outcome = await waitUntilHealthy({
-    probe: c.deps.probe,
-    clock: c.deps.clock,
-    url: `http://${upstream}${path}`,
-    policy,
-    deadlineAt: Date.parse(health.startedAt) + policy.deadlineMs,
-    sliceMs: c.deps.config.healthSliceMs ?? defaultReleaseConfig.healthSliceMs,
-    // Only changes are logged, so a long wait does not flood the release log.
-    onAttempt: async (a) => {
-      const seen = describeProbe(a);
-      if (seen === lastSeen) return;
-      lastSeen = seen;
-      await appendLog(c, `probe ${a.attempt}: GET ${path} → ${seen}`);
-    },
-  });
-  if (outcome.pending) {
-    // The row stays `running`: the next slice finds it, and its deadline.
-    c.currentStep = null;
-    await sendStep(c.deps, c.release, 'health_validating', {
-      hop: c.hop + 1,
-      delaySeconds: Math.max(1, Math.ceil(policy.intervalMs / 1000)),
-      seen: lastSeen,
+  // Every replica passes its own gate, one after another, against the one deadline.
+  for (const replica of replicas) {
+    if (replica.health === 'healthy') continue;
+    const upstream = replica.upstream!;
+    const outcome = await waitUntilHealthy({
+      probe: c.deps.probe,
+      clock: c.deps.clock,
+      url: `http://${upstream}${path}`,
+      policy,
+      deadlineAt: Date.parse(health.startedAt) + policy.deadlineMs,
+      sliceMs: c.deps.config.healthSliceMs ?? defaultReleaseConfig.healthSliceMs,
+      // Only changes are logged, so a long wait does not flood the release log.
+      onAttempt: async (a) => {
+        const seen = describeProbe(a);
+        if (seen === lastSeen) return;
+        lastSeen = seen;
+        await appendLog(
+          c,
+          `probe ${a.attempt}${replicas.length > 1 ? ` of replica ${replica.index}` : ''}: GET ${path} → ${seen}`,
+        );
+      },
     });
-    return;
-  }
-  if (!outcome.healthy) {
-    throw new StepFailed(
-      `health check did not pass within ${policy.deadlineMs} ms: GET ${path} → ${outcome.lastError}`,
-      false,
+    if (outcome.pending) {
+      // The row stays `running`: the next slice finds it, and its deadline.
+      c.currentStep = null;
+      await sendStep(c.deps, c.release, 'health_validating', {
+        hop: c.hop + 1,
+        delaySeconds: Math.max(1, Math.ceil(policy.intervalMs / 1000)),
+        seen: lastSeen,
+      });
+      return;
+    }
+    if (!outcome.healthy) {
+      throw new StepFailed(
+        `health check did not pass within ${policy.deadlineMs} ms: GET ${path}${replicas.length > 1 ? ` at ${upstream}` : ''} → ${outcome.lastError}`,
+        false,
+      );
+    }
+    replica.health = 'healthy';
+    await c.deps.store.withOrg(c.release.orgId, (repos) =>
+      repos.releases.update(c.release.id, { replicaSet: { replicas } }),
+    );
+    c.release = { ...c.release, replicaSet: { replicas } };
+    await appendLog(
+      c,
+      `healthy after ${outcome.attempts} probes${replicas.length > 1 ? ` (replica ${replica.index} at ${upstream})` : ''}`,
     );
   }
-  await appendLog(c, `healthy after ${outcome.attempts} probes`);
   await endStep(c, health);
 
   // A cancel while probing must not be followed by a switch to its candidate.
@@ -292,7 +382,7 @@ export const validateAndSwitch: StepRunner = async (c) => {
   const switching = await beginStep(c, 'switch_traffic');
   const id = routeId(c.service.id, c.environment.id);
   const existing = await viaEdge(() => c.deps.edge.get(id));
-  // Hosts added to the route since (custom domains) stay; only the upstream moves.
+  // Hosts added to the route since (custom domains) stay; only the upstreams move, all at once.
   const hosts =
     existing?.hosts ??
     defaultHosts({
@@ -300,12 +390,13 @@ export const validateAndSwitch: StepRunner = async (c) => {
       environment: c.environment,
       edgeDomain: c.deps.config.edgeDomain,
     });
+  const upstreams = replicas.map((r) => r.upstream!);
   await viaEdge(() =>
     c.deps.edge.put(
-      planRoute({ service: c.service, environment: c.environment, upstreams: [upstream], hosts }),
+      planRoute({ service: c.service, environment: c.environment, upstreams, hosts }),
     ),
   );
-  await appendLog(c, `traffic switched to ${upstream} for ${hosts.join(', ')}`);
+  await appendLog(c, `traffic switched to ${upstreams.join(', ')} for ${hosts.join(', ')}`);
   await endStep(c, switching);
   if (await move(c, 'traffic_shifted')) await sendStep(c.deps, c.release, 'traffic_shifted');
 };

@@ -80,6 +80,9 @@ const bodies: Record<string, () => unknown> = {
   'patch /api/projects/{id}': () => ({ name: 'renamed' }),
   'patch /api/environments/{id}': () => ({ name: 'renamed' }),
   'post /api/environments/{id}/promote': () => ({ to: 'production' }),
+  'post /api/services/{id}/scale': () => ({ replicas: 2 }),
+  'post /api/services/{id}/stop': () => ({}),
+  'post /api/services/{id}/start': () => ({ replicas: 1 }),
   'post /api/nodes': () => ({
     name: unique('n')
       .replace(/[^a-z0-9]/g, '')

@@ -58,6 +58,8 @@ const extras: Record<Layer, Record<string, string>> = {
   cli: {
     deploy: 'the verb that creates releases from selfdevop.yml (subject: releases)',
     login: 'carries auth (see the exceptions)',
+    scale:
+      'the verb that sets a service environment’s replicas, stops and starts it (subject: services)',
   },
   dashboard: {
     'hosted-sign-in': "the cloud mode's sign-in pages, the other half of auth",

@@ -13,4 +13,7 @@ export const memoryNodeRepo = (t: TenantView): NodeRepo => ({
   update: async (id, patch) => {
     if (!t.patch('nodes', id, patch, ['id', 'orgId'])) throw new NotFound('node', id);
   },
+  setDrainMode: async (id, drainMode) => {
+    if (!t.patch('nodes', id, { drainMode }, ['id', 'orgId'])) throw new NotFound('node', id);
+  },
 });

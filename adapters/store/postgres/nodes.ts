@@ -28,4 +28,7 @@ export const pgNodeRepo = (t: TenantSql): NodeRepo => ({
   update: async (id, patch) => {
     await t.updateById(nodesTable, 'node', id, patch);
   },
+  setDrainMode: async (id, drainMode) => {
+    await t.updateById(nodesTable, 'node', id, { drainMode });
+  },
 });

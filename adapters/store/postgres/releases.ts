@@ -41,6 +41,7 @@ export const releasesTable = table<Release>('releases', [
   'nodeId',
   'containerId',
   'upstream',
+  'replicaSet',
   'error',
   'createdAt',
   'updatedAt',

@@ -1,6 +1,7 @@
 import * as s from '../../../core/schemas.ts';
 import { createNode, getNode, listNodes, updateNode } from '../../../core/nodes/use-cases.ts';
 import { route } from '../route.ts';
+import { drainNode, undrainNode } from '../../../core/nodes/drain.ts';
 
 export const nodeRoutes = [
   route({
@@ -48,5 +49,28 @@ export const nodeRoutes = [
     status: 200,
     handle: ({ deps, principal, params, body, ctx }) =>
       updateNode(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/nodes/{id}/drain',
+    summary:
+      'Drain a node: it takes no new replicas, and the ones it holds are started elsewhere, health-gated, switched to, then stopped (202; 409 when it is the last node that takes replicas, or they do not fit elsewhere)',
+    tag: 'nodes',
+    auth: true,
+    permission: 'manage-nodes',
+    status: 202,
+    handle: ({ deps, principal, params, ctx }) =>
+      drainNode(deps.release, principal, params.id!, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/nodes/{id}/undrain',
+    summary: 'Take a node out of drain: it takes new replicas again (nothing moves back by itself)',
+    tag: 'nodes',
+    auth: true,
+    permission: 'manage-nodes',
+    status: 200,
+    handle: ({ deps, principal, params, ctx }) =>
+      undrainNode(deps.release, principal, params.id!, ctx),
   }),
 ];

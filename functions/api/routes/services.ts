@@ -15,6 +15,12 @@ import {
   serviceLogsQuery,
   type AppLogEvent,
 } from '../../../core/services/logs.ts';
+import {
+  scaleService,
+  scaleServiceInput,
+  startServiceInput,
+  stopServiceInput,
+} from '../../../core/services/scale.ts';
 
 /** A log stream ends by itself after this long, so an abandoned follow holds nothing for ever. */
 const logStreamMaxMs = 30 * 60_000;
@@ -88,6 +94,43 @@ import { redeployService } from '../../../core/releases/promote.ts';
 const byProject = s.pageQuery.extend({ projectId: s.id.optional() });
 
 export const serviceRoutes = [
+  route({
+    method: 'post',
+    path: '/api/services/{id}/scale',
+    permission: 'deploy',
+    summary:
+      'Set the replicas (0…50) of a service environment without a deploy: new replicas join the edge once healthy, removed ones leave it first, then drain and stop (202; 409 when they cannot be placed, naming what is missing, or a release is in flight)',
+    tag: 'services',
+    auth: true,
+    body: scaleServiceInput,
+    status: 202,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      scaleService(deps.release, principal, params.id!, body, ctx, 'scale'),
+  }),
+  route({
+    method: 'post',
+    path: '/api/services/{id}/stop',
+    permission: 'deploy',
+    summary: 'Stop a service environment: scale it to 0 (its route leaves the edge)',
+    tag: 'services',
+    auth: true,
+    body: stopServiceInput,
+    status: 202,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      scaleService(deps.release, principal, params.id!, body, ctx, 'stop'),
+  }),
+  route({
+    method: 'post',
+    path: '/api/services/{id}/start',
+    permission: 'deploy',
+    summary: 'Start a stopped service environment with `replicas` (default 1)',
+    tag: 'services',
+    auth: true,
+    body: startServiceInput,
+    status: 202,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      scaleService(deps.release, principal, params.id!, body, ctx, 'start'),
+  }),
   route({
     method: 'post',
     path: '/api/services',

@@ -107,6 +107,9 @@ export const aService = (orgId: string, projectId: string, o: Partial<Service> =
   gitPublicKey: null,
   sealedGitCredential: null,
   sealedBuildSecrets: {},
+  placement: null,
+  loadBalancing: null,
+  maxSurge: null,
   createdAt: at(),
   ...o,
 });
@@ -145,6 +148,7 @@ export const aRelease = (
   nodeId: null,
   containerId: null,
   upstream: null,
+  replicaSet: null,
   error: null,
   createdAt: at(),
   updatedAt: at(),

@@ -32,6 +32,11 @@ describe('createRelease', () => {
       nodeId: 'node_000001',
       containerId: null,
       upstream: null,
+      replicaSet: {
+        replicas: [
+          { index: 0, nodeId: 'node_000001', containerId: null, upstream: null, health: 'planned' },
+        ],
+      },
       error: null,
       createdAt: '2026-01-01T00:00:00.000Z',
       updatedAt: '2026-01-01T00:00:00.000Z',

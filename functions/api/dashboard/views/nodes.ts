@@ -18,8 +18,9 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
       const nodes = await s.api.all<NodeRecord>('/api/nodes');
       const body = html`<h1>Nodes</h1>
         <p>
-          Nodes are the Docker hosts releases run on. A release goes to the first node that is not
-          draining.
+          Nodes are the Docker hosts releases run on. A service's replicas spread over the nodes
+          that are not draining and carry its placement labels, within each engine's CPUs and
+          memory.
         </p>
         ${
           nodes.length === 0
@@ -149,6 +150,10 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
           <dd>
             ${credentialsOf(n)}${n.credentialsUpdatedAt ? html`, set ${when(n.credentialsUpdatedAt)}` : ''}
           </dd>
+          <dt>Labels</dt>
+          <dd>
+            ${Object.entries(n.labels).map(([k, v]) => html`<code>${k}=${v}</code> `)}${Object.keys(n.labels).length === 0 ? 'none' : ''}
+          </dd>
         </dl>
         <form
           method="post"
@@ -175,6 +180,22 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
           <textarea id="node-labels" name="labels">${labelLines(n.labels ?? {})}</textarea>
           <p><button type="submit" class="secondary">Save</button></p>
         </form>
+        <form
+          method="post"
+          action="/dashboard/nodes/${n.id}/${n.drainMode ? 'undrain' : 'drain'}"
+          class="card"
+          aria-labelledby="drain"
+        >
+          <h2 id="drain">${n.drainMode ? 'Take out of drain' : 'Drain'}</h2>
+          <p class="hint">
+            ${
+              n.drainMode
+                ? 'The node takes new replicas again; nothing moves back by itself.'
+                : 'Its replicas start on other nodes, pass their health checks and take the traffic, then stop here. It takes no new replicas until undrained.'
+            }
+          </p>
+          <p><button type="submit">${n.drainMode ? 'Undrain' : 'Drain node'}</button></p>
+        </form>
         ${
           kind
             ? html`<form
@@ -196,6 +217,27 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
       return render(c, s, { title: `Node ${n.name}`, section: 'nodes' }, body);
     }),
   );
+
+  for (const verb of ['drain', 'undrain'] as const) {
+    app.post(
+      `/dashboard/nodes/:id/${verb}`,
+      action(fetchApi, '/dashboard/nodes', async (c, s) => {
+        const id = param(c, 'id');
+        const r = await s.api.post<{ moving?: unknown[] }>(
+          `/api/nodes/${encodeURIComponent(id)}/${verb}`,
+          {},
+        );
+        flash(
+          c,
+          'notice',
+          verb === 'drain'
+            ? `Draining: ${r.moving?.length ?? 0} release(s) moving to other nodes.`
+            : 'The node takes new replicas again.',
+        );
+        return `/dashboard/nodes/${id}`;
+      }),
+    );
+  }
 
   app.post(
     '/dashboard/nodes/:id/settings',

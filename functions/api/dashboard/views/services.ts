@@ -4,7 +4,7 @@ import { ApiFailure, DashboardApi, type ApiFetch } from '../api.ts';
 import { action, view } from '../handler.ts';
 import { badge, seconds, when, type Html } from '../layout.ts';
 import { field, flash, render, param } from '../session.ts';
-import type { Domain, Project, Release, Service } from '../types.ts';
+import type { Domain, NodeRecord, Project, Release, Service } from '../types.ts';
 import { health, recentReleases } from './projects.ts';
 import { secretsSection } from './secrets.ts';
 
@@ -45,6 +45,73 @@ function appHealth(live: AppHealth | null, deployLabel: string): Html {
       Last deploy:
       ${d ? html`${badge(d.status)} <a href="/dashboard/releases/${d.releaseId}">${d.releaseId}</a> ${d.error ? html`<span class="hint">${d.error}</span>` : ''}` : 'none yet'}
     </p>`;
+}
+
+/** The serving release's replicas (node, address, health) and the scale, stop and start forms. */
+function replicasSection(
+  svc: Service,
+  envName: string,
+  serving: Release | null,
+  nodes: NodeRecord[],
+): Html {
+  const replicas = serving?.replicaSet?.replicas ?? [];
+  const nodeName = (id: string) => nodes.find((n) => n.id === id)?.name ?? id;
+  const labels = Object.entries(svc.placement?.labels ?? {});
+  return html`<section class="card" id="replicas" aria-labelledby="replicas-h">
+    <h2 id="replicas-h">Replicas in ${envName}</h2>
+    <p>
+      Wanted: <strong>${svc.replicas}</strong> · balancing
+      ${svc.sticky ? 'sticky (cookie)' : (svc.loadBalancing ?? 'round_robin')}
+      ${labels.length ? html`· on nodes with ${labels.map(([k, v]) => html`<code>${k}=${v}</code> `)}` : ''}
+    </p>
+    ${
+      replicas.length
+        ? html`<table>
+            <thead>
+              <tr>
+                <th scope="col">Replica</th>
+                <th scope="col">Node</th>
+                <th scope="col">Address</th>
+                <th scope="col">Health</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${replicas.map(
+                (r) =>
+                  html`<tr>
+                    <td>${r.index}</td>
+                    <td><a href="/dashboard/nodes/${r.nodeId}">${nodeName(r.nodeId)}</a></td>
+                    <td><code>${r.upstream ?? '–'}</code></td>
+                    <td>${badge(r.health)}</td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+        : html`<p class="hint">No replica runs${serving ? ' (stopped)' : ' yet'}.</p>`
+    }
+    <form method="post" action="/dashboard/services/${svc.id}/scale" class="inline">
+      <input type="hidden" name="environment" value="${envName}" />
+      <label for="scale-replicas">Replicas <span class="hint">0 to 50</span></label>
+      <input
+        id="scale-replicas"
+        name="replicas"
+        type="number"
+        min="0"
+        max="50"
+        value="${svc.replicas}"
+      />
+      <button type="submit">Scale</button>
+    </form>
+    <form
+      method="post"
+      action="/dashboard/services/${svc.id}/${svc.replicas === 0 ? 'start' : 'stop'}"
+      class="inline"
+      ${svc.replicas === 0 ? '' : html`data-confirm="Stop ${svc.name} in ${envName}? Its route leaves the edge."`}
+    >
+      <input type="hidden" name="environment" value="${envName}" />
+      <button type="submit" class="secondary">${svc.replicas === 0 ? 'Start' : 'Stop'}</button>
+    </form>
+  </section>`;
 }
 
 function facts(svc: Service, project: Project): Html {
@@ -566,7 +633,7 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
         envs.find((e) => e.name === c.req.query('environment')) ??
         envs.find((e) => e.name === 'production') ??
         envs[0]!;
-      const [releases, secrets, domains, live, pushHook] = await Promise.all([
+      const [releases, secrets, domains, live, pushHook, nodes] = await Promise.all([
         recentReleases(s.api, svc.id, env.id),
         s.api.get<{ items: { name: string; updatedAt: string }[] }>(
           `/api/services/${svc.id}/secrets?environment=${env.name}`,
@@ -591,6 +658,7 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
               throw e;
             })
           : null,
+        s.api.all<NodeRecord>('/api/nodes'),
       ]);
       const logQuery = logSearch(c, env.name);
       const logs = await readAppLogs(c, fetchApi, svc.id, logQuery);
@@ -661,6 +729,7 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
             ${(envDomains ?? []).filter((d) => d.status === 'active').map((d) => html`<a href="https://${d.hostname}">${d.hostname}</a> `)}
           </p>
         </section>
+        ${replicasSection(svc, env.name, h.serving, nodes)}
         <form
           method="post"
           action="/dashboard/services/${svc.id}/deploy"
@@ -811,6 +880,34 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
       },
     });
   });
+  for (const verb of ['scale', 'stop', 'start'] as const) {
+    app.post(
+      `/dashboard/services/:id/${verb}`,
+      action(fetchApi, '/dashboard', async (c, s, form) => {
+        const id = param(c, 'id');
+        const environment = field(form, 'environment') ?? 'production';
+        const replicas = field(form, 'replicas');
+        const r = await s.api.post<{ replicas: number; current: number; releaseId: string | null }>(
+          `/api/services/${encodeURIComponent(id)}/${verb}`,
+          {
+            environment,
+            // The API names a value that is not a whole number 0…50 (400 on the page).
+            ...(verb !== 'stop' && replicas !== undefined && replicas !== ''
+              ? { replicas: /^\d+$/.test(replicas) ? Number(replicas) : replicas }
+              : {}),
+          },
+        );
+        flash(
+          c,
+          'notice',
+          r.releaseId
+            ? `Scaling ${environment} from ${r.current} to ${r.replicas} replicas.`
+            : `${environment} runs ${r.replicas} replicas from its next deploy.`,
+        );
+        return `/dashboard/services/${id}?environment=${encodeURIComponent(environment)}`;
+      }),
+    );
+  }
 
   app.post(
     '/dashboard/services/:id/deploy',

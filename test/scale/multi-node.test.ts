@@ -1,0 +1,240 @@
+/**
+ * Replicas on three real Docker Engines (../shared/ci/multi-node.sh up 3: each engine in its
+ * own network namespace at 10.213.0.11-13) behind a real Caddy: spread, an all-or-nothing
+ * switch, scale up and down under requests, and drain. Bounded loops, no timing asserts.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SystemClock } from '../../adapters/clock/system.ts';
+import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
+import { SequenceIds } from '../../adapters/ids/sequence.ts';
+import { MemoryLogger } from '../../adapters/logger/memory.ts';
+import { HttpHealthProbe } from '../../adapters/probe/http.ts';
+import { MemoryQueue } from '../../adapters/queue/memory.ts';
+import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import { MemoryStore } from '../../adapters/store/memory.ts';
+import { MemoryKeyVault } from '../../adapters/vault/memory.ts';
+import type { Release } from '../../core/models.ts';
+import {
+  createRelease,
+  handleReleaseRetire,
+  handleReleaseStep,
+  releaseRetireQueue,
+  releaseStepsQueue,
+  type ReleaseDeps,
+} from '../../core/releases/engine.ts';
+import { defaultHosts } from '../../core/releases/plan.ts';
+import { drainNode } from '../../core/nodes/drain.ts';
+import { scaleService } from '../../core/services/scale.ts';
+import { startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { available, isCi } from '../support/services.ts';
+import { aNode, aProject, aService, anEnvironment, anOrg } from '../core/releases/builders.ts';
+import { deployer, orgId } from '../core/releases/harness.ts';
+
+const sockets = [1, 2, 3].map((i) => `/run/sdo-node${i}/docker.sock`);
+const nodesUp = sockets.every((s) => existsSync(s));
+if (!nodesUp) {
+  const why = 'three engines are not up: run ../shared/ci/multi-node.sh up 3 with MN_IMAGES';
+  if (isCi) throw new Error(`CI must not skip: ${why}`);
+  console.warn(`\n*** SKIPPING multi-node suites: ${why} ***\n`);
+}
+const ready = nodesUp && (await available('caddy'));
+
+/** GET through the edge with a Host header; a refused or cut request is data, not a throw. */
+function get(port: number, host: string, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = http.get(
+      { host: '127.0.0.1', port, path, headers: { host }, agent: false, timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (e) => resolve({ status: 0, body: e.message }));
+  });
+}
+
+describe.skipIf(!ready)('replicas on three real engines behind a real Caddy', () => {
+  const serviceId = `svc_${randomBytes(4).toString('hex')}`;
+  let caddy: TestCaddy;
+  let deps: ReleaseDeps;
+  let host: string;
+  let stops: (() => Promise<void>)[] = [];
+  const admin = { ...deployer, role: 'admin' as const };
+
+  beforeAll(async () => {
+    caddy = await startCaddy();
+    deps = {
+      store: new MemoryStore(),
+      runtime: new DockerRuntime(),
+      edge: new CaddyEdgeRouter({ adminUrl: caddy.adminUrl, server: caddy.serverName }),
+      queue: new MemoryQueue({ retryDelaySeconds: 0, pollIntervalMs: 5 }),
+      vault: new MemoryKeyVault(),
+      probe: new HttpHealthProbe(),
+      clock: new SystemClock(),
+      ids: new SequenceIds(),
+      logger: new MemoryLogger(),
+      config: { edgeDomain: 'apps.example.test', migrationTimeoutMs: 20_000, maxStepAttempts: 3 },
+    };
+    const service = aService({
+      id: serviceId,
+      image: 'selfdevop-test/app:v1',
+      replicas: 3,
+      maxSurge: 3,
+      health: { intervalMs: 100, timeoutMs: 1000, successes: 2, deadlineMs: 8000 },
+      warmSeconds: 0,
+      drainSeconds: 1,
+    });
+    host = defaultHosts({
+      service,
+      environment: anEnvironment(),
+      edgeDomain: 'apps.example.test',
+    })[0]!;
+    await deps.store.withOrg(orgId, async (r) => {
+      await r.orgs.insert(anOrg());
+      await r.projects.insert(aProject());
+      await r.environments.insert(anEnvironment());
+      await r.services.insert(service);
+      for (const i of [1, 2, 3])
+        await r.nodes.insert(
+          aNode({
+            id: `node_00000${i}`,
+            name: `sdo-node${i}`,
+            dockerHost: `unix://${sockets[i - 1]}`,
+            address: `10.213.0.1${i}`,
+          }),
+        );
+    });
+    stops = [
+      await deps.queue.consume(releaseStepsQueue, handleReleaseStep(deps)),
+      await deps.queue.consume(releaseRetireQueue, handleReleaseRetire(deps)),
+    ];
+  });
+
+  afterAll(async () => {
+    for (const stop of stops) await stop();
+    const runtime = new DockerRuntime();
+    for (const s of sockets) {
+      const target = { dockerHost: `unix://${s}` };
+      for (const c of await runtime
+        .list(target, { 'selfdevop.service': serviceId })
+        .catch(() => []))
+        await runtime.remove(target, c.name).catch(() => undefined);
+    }
+    await caddy?.stop();
+  });
+
+  const release = (id: string) =>
+    deps.store.withOrg(orgId, async (x) => (await x.releases.get(id))!);
+
+  async function settle(id: string): Promise<Release> {
+    for (let i = 0; i < 600; i++) {
+      const r = await release(id);
+      if (r.status === 'completed' || r.status === 'failed') return r;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`release ${id} did not settle`);
+  }
+
+  /** Requests in a loop until `done` says so (at most `max`), counting answers by body. */
+  async function load(done: () => Promise<boolean>, max = 2000) {
+    const seen = new Map<string, number>();
+    let failed = 0;
+    let sent = 0;
+    while (sent < max) {
+      const r = await get(caddy.httpPort, host, '/env/HOSTNAME');
+      sent++;
+      if (r.status === 200) seen.set(r.body, (seen.get(r.body) ?? 0) + 1);
+      else {
+        failed++;
+        console.warn(`failed request: ${r.status} ${r.body.slice(0, 200)}`);
+      }
+      if (sent % 10 === 0 && (await done())) break;
+    }
+    return { seen, failed, sent };
+  }
+
+  it('runs one replica per engine and the edge spreads requests over all three', async () => {
+    const { id } = await createRelease(deps, deployer, {
+      serviceId,
+      image: 'selfdevop-test/app:v1',
+    });
+    const v1 = await settle(id);
+    expect(v1.status).toBe('completed');
+    expect(v1.replicaSet!.replicas.map((r) => r.upstream!.split(':')[0])).toEqual([
+      '10.213.0.11',
+      '10.213.0.12',
+      '10.213.0.13',
+    ]);
+    let n = 0;
+    const spread = await load(async () => ++n >= 6, 60);
+    expect(spread.failed).toBe(0);
+    // Round robin: every replica answers, each a third of the time.
+    expect([...spread.seen.values()].sort()).toEqual([20, 20, 20]);
+  });
+
+  it('removes every candidate when one fails its gate, and the old set keeps serving', async () => {
+    const before = (await load(async () => true, 30)).seen;
+    const { id } = await createRelease(deps, deployer, {
+      serviceId,
+      image: 'selfdevop-test/app:unhealthy',
+    });
+    const v2 = await settle(id);
+    expect(v2.status).toBe('failed');
+    const docker = new DockerRuntime();
+    for (const s of sockets)
+      expect(await docker.list({ dockerHost: `unix://${s}` }, { 'selfdevop.release': id })).toEqual(
+        [],
+      );
+    const after = await load(async () => true, 30);
+    expect(after.failed).toBe(0);
+    expect([...after.seen.keys()].sort()).toEqual([...before.keys()].sort());
+  });
+
+  it('scales up to 6 and down to 2 with every request answered', async () => {
+    const serving = async () => {
+      const r = await deps.store.withOrg(orgId, (x) =>
+        x.releases.latest(serviceId, 'env_000001', ['completed']),
+      );
+      return r!;
+    };
+    const live = await serving();
+    await scaleService(deps, deployer, serviceId, { replicas: 6 }, null);
+    const up = await load(async () => (await serving()).replicaSet!.replicas.length === 6);
+    expect(up.failed).toBe(0);
+    expect((await serving()).id).toBe(live.id);
+    const six = await load(async () => true, 60);
+    expect(six.seen.size).toBe(6);
+    await scaleService(deps, deployer, serviceId, { replicas: 2 }, null);
+    const down = await load(async () => (await serving()).replicaSet!.replicas.length === 2);
+    expect(down.failed).toBe(0);
+    const two = await load(async () => true, 20);
+    expect(two.seen.size).toBe(2);
+  });
+
+  it('drains a node: its replicas move, the edge follows, then they stop', async () => {
+    const serving = async () =>
+      (await deps.store.withOrg(orgId, (x) =>
+        x.releases.latest(serviceId, 'env_000001', ['completed']),
+      ))!;
+    await scaleService(deps, deployer, serviceId, { replicas: 3 }, null);
+    await load(async () => (await serving()).replicaSet!.replicas.length === 3);
+    const drained = await drainNode(deps, admin, 'node_000001', null);
+    expect(drained.moving).toHaveLength(1);
+    const during = await load(
+      async () => !(await serving()).replicaSet!.replicas.some((r) => r.nodeId === 'node_000001'),
+    );
+    expect(during.failed).toBe(0);
+    const left = await new DockerRuntime().list(
+      { dockerHost: `unix://${sockets[0]}` },
+      { 'selfdevop.service': serviceId },
+    );
+    expect(left.filter((c) => c.state === 'running')).toEqual([]);
+    expect((await serving()).replicaSet!.replicas).toHaveLength(3);
+  });
+});

@@ -11,6 +11,7 @@ import type {
   IdentityRepo,
   InviteLookup,
   PushHookLookup,
+  AlertTargetLookup,
   OrgRepos,
   ReleaseLookup,
   Store,
@@ -26,6 +27,7 @@ import { pgEnvironmentRepo } from './postgres/environments.ts';
 import { pgIdentityRepo } from './postgres/identity.ts';
 import { pgInviteLookup, pgInviteRepo } from './postgres/invites.ts';
 import { pgPushHookLookup, pgPushHookRepo } from './postgres/push-hooks.ts';
+import { pgAlertTargetLookup, pgAlertThresholdRepo } from './postgres/alert-thresholds.ts';
 import { pgNodeRepo } from './postgres/nodes.ts';
 import { pgMembershipRepo, pgOrgRepo } from './postgres/orgs.ts';
 import { pgProjectRepo } from './postgres/projects.ts';
@@ -78,6 +80,7 @@ class PgOrgRepos implements OrgRepos {
   private _notificationDeliveries: OrgRepos['notificationDeliveries'] | undefined = undefined;
   private _dataServices: OrgRepos['dataServices'] | undefined = undefined;
   private _dataServiceLinks: OrgRepos['dataServiceLinks'] | undefined = undefined;
+  private _alertThresholds: OrgRepos['alertThresholds'] | undefined = undefined;
   private _audit: OrgRepos['audit'] | undefined = undefined;
 
   constructor(t: TenantSql) {
@@ -217,6 +220,12 @@ class PgOrgRepos implements OrgRepos {
   set dataServiceLinks(repo: OrgRepos['dataServiceLinks']) {
     this._dataServiceLinks = repo;
   }
+  get alertThresholds(): OrgRepos['alertThresholds'] {
+    return (this._alertThresholds ??= pgAlertThresholdRepo(this.t));
+  }
+  set alertThresholds(repo: OrgRepos['alertThresholds']) {
+    this._alertThresholds = repo;
+  }
   get audit(): OrgRepos['audit'] {
     return (this._audit ??= pgAuditRepo(this.t));
   }
@@ -242,6 +251,7 @@ export class PostgresStore implements Store {
   readonly edgeRebuilds: EdgeRebuildLog;
   readonly inviteLookup: InviteLookup;
   readonly pushHookLookup: PushHookLookup;
+  readonly alertTargetLookup: AlertTargetLookup;
   private readonly db: Database;
   private readonly ownsDb: boolean;
 
@@ -255,6 +265,7 @@ export class PostgresStore implements Store {
     this.edgeRebuilds = pgEdgeRebuildLog(db);
     this.inviteLookup = pgInviteLookup(db);
     this.pushHookLookup = pgPushHookLookup(db);
+    this.alertTargetLookup = pgAlertTargetLookup(db);
   }
 
   static fromUrl(url: string, options: PoolOptions = {}): PostgresStore {

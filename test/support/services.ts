@@ -14,6 +14,9 @@ export const services = {
   docker: { socket: '/var/run/docker.sock', fix: 'run ../shared/ci/setup-machine.sh docker' },
   caddy: { fix: 'run ../shared/ci/setup-machine.sh caddy (Caddy 2.11 at /usr/local/bin/caddy)' },
   sshd: { fix: 'apt-get install -y openssh-server (sshd at /usr/sbin/sshd; .ci/run does it)' },
+  prometheus: {
+    fix: 'apt-get install -y --no-install-recommends prometheus prometheus-alertmanager (.ci/run does it)',
+  },
 } as const;
 
 export type ServiceName = keyof typeof services;
@@ -59,6 +62,12 @@ export async function isAvailable(name: ServiceName): Promise<boolean> {
     case 'sshd': {
       const { existsSync } = await import('node:fs');
       return existsSync(process.env.SSHD_BIN ?? '/usr/sbin/sshd');
+    }
+    case 'prometheus': {
+      const { existsSync } = await import('node:fs');
+      return ['/usr/bin/prometheus', '/usr/bin/promtool', '/usr/bin/prometheus-alertmanager'].every(
+        (f) => existsSync(f),
+      );
     }
   }
 }

@@ -23,6 +23,7 @@ import { secrets } from './commands/secrets.ts';
 import { services } from './commands/services.ts';
 import { webhooks } from './commands/webhooks.ts';
 import { notificationChannels } from './commands/notification-channels.ts';
+import { alerts } from './commands/alerts.ts';
 import { edge } from './commands/edge.ts';
 import { CliError, processEnv } from './config.ts';
 import { stdio, type Output } from './output.ts';
@@ -43,6 +44,7 @@ export const commands: Command[] = [
   deployJobs,
   webhooks,
   notificationChannels,
+  alerts,
   edge,
   dataServices,
   apiKeys,

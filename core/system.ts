@@ -24,6 +24,7 @@ import type {
   Logger,
   Mailer,
   Metrics,
+  MetricsQuery,
   Store,
   SourceRepository,
 } from './ports.ts';
@@ -84,6 +85,8 @@ export interface SystemPorts {
   mailer?: Mailer;
   /** Hashes API keys; the pure SHA-256 in core/hash.ts when absent. */
   keyHasher?: KeyHasher;
+  /** Time series for the charts (Prometheus, CloudWatch); the pages say what to install without. */
+  metricsQuery?: MetricsQuery;
 }
 
 /** The mode-neutral settings, read from each mode's validated configuration. */
@@ -94,6 +97,8 @@ export interface SystemConfig {
   signupMode: SignupMode;
   /** Where people open the dashboard, for links in emails (invites) and notifications. */
   publicUrl?: string;
+  /** What Prometheus and Alertmanager present to selfdevop (alert targets, the receiver). */
+  alertReceiverToken?: string;
   maxBodyBytes: number;
   version: string;
   /**
@@ -234,6 +239,8 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     events: release.events,
     ...(ports.mailer ? { mailer: ports.mailer } : {}),
     ...(ports.keyHasher ? { keyHasher: ports.keyHasher } : {}),
+    ...(ports.metricsQuery ? { metricsQuery: ports.metricsQuery } : {}),
+    ...(config.alertReceiverToken ? { alertReceiverToken: config.alertReceiverToken } : {}),
     ...(config.apiKeyCacheMs
       ? {
           apiKeyCache: new TtlCache<ApiKey>({

@@ -1,3 +1,4 @@
+import { printMetrics, rangeOf, type MetricsAnswer } from '../metrics.ts';
 import { readFile } from 'node:fs/promises';
 import { client, parse, type Command } from '../command.ts';
 import { CliError } from '../config.ts';
@@ -77,6 +78,7 @@ export const nodes: Command = {
   selfdevop nodes [--json]
   selfdevop nodes add NAME --docker-host URL --address ADDRESS [credentials]
   selfdevop nodes rotate NAME|ID credentials
+  selfdevop nodes metrics NAME|ID [--range 1h|1d|1w] [--json]
 
 --docker-host is unix:///var/run/docker.sock, tcp://host:2376 (TLS) or ssh://user@host;
 --address is where the edge reaches the containers published on that node.
@@ -93,6 +95,7 @@ Examples:
   async run(ctx) {
     const { values, positionals } = parse(ctx.args, {
       json: { type: 'boolean' },
+      range: { type: 'string' },
       'docker-host': { type: 'string' },
       address: { type: 'string' },
       ...credentialFlags,
@@ -130,8 +133,23 @@ Examples:
       );
       return 0;
     }
+    if (sub === 'metrics') {
+      if (!name) throw new CliError('nodes metrics needs NAME or ID', 2);
+      const range = rangeOf(values.range);
+      const api = await client(ctx.env);
+      const node = (await api.all<NodeRecord>('/api/nodes')).find(
+        (n) => n.name === name || n.id === name,
+      );
+      if (!node) throw new CliError(`node ${name} not found`);
+      const m = await api.call<MetricsAnswer>(
+        'GET',
+        `/api/nodes/${node.id}/metrics?range=${range}`,
+      );
+      if (values.json) return (json(ctx.o, m), m.available ? 0 : 1);
+      return printMetrics(ctx.o, m);
+    }
     if (sub !== 'list')
-      throw new CliError(`unknown nodes command ${sub}: use list, add or rotate`, 2);
+      throw new CliError(`unknown nodes command ${sub}: use list, add, rotate or metrics`, 2);
     const api = await client(ctx.env);
     const items = await api.all<NodeRecord>('/api/nodes');
     if (values.json) return (json(ctx.o, items), 0);

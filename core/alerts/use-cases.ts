@@ -1,5 +1,5 @@
-import { InvalidInput, NotFound, Unauthenticated, Unavailable } from '../errors.ts';
-import { sameSecret } from '../builds/push.ts';
+import { InvalidInput, NotFound } from '../errors.ts';
+import { checkReceiverToken } from './targets.ts';
 import { assertCan } from '../roles.ts';
 import {
   recordAudit,
@@ -147,13 +147,7 @@ export async function receiveAlerts(
   payload: AlertmanagerPayload,
   ctx: RequestContext,
 ): Promise<{ accepted: number; ignored: number }> {
-  if (!deps.alertReceiverToken)
-    throw new Unavailable(
-      'alert_receiver',
-      'no receiver token is configured (ALERT_RECEIVER_TOKEN)',
-    );
-  if (token === null || !sameSecret(token, deps.alertReceiverToken))
-    throw new Unauthenticated('the alert receiver needs its bearer token');
+  checkReceiverToken(deps, token);
   let accepted = 0;
   let ignored = 0;
   for (const alert of payload.alerts.slice(0, maxAlertsPerPost)) {

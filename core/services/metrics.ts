@@ -90,7 +90,8 @@ async function read(
   } catch (e) {
     // A backend that does not answer is a fact for the page, not a 500: the rest of the
     // page (health, releases) is what someone at 3 a.m. needs next.
-    if (e instanceof CoreError) return { available: false, range, reason: e.message };
+    if (e instanceof CoreError)
+      return { available: false, range, reason: `${e.message}. ${metricsInstallHint}` };
     throw e;
   }
 }

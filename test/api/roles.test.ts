@@ -43,6 +43,8 @@ const publicOperations: Record<string, string> = {
     'Caddy’s on-demand TLS ask, from the edge; answers only yes or no for a host',
   'post /api/hooks/push/{hookId}':
     'a git host’s push: the HMAC signature (or GitLab token) over the body is the credential; unknown hooks are 404, bad signatures 401',
+  'post /api/alerts/alertmanager':
+    'Alertmanager’s webhook: the bearer ALERT_RECEIVER_TOKEN is the credential; without one configured it is 404, a wrong one 401',
 };
 
 const sshKey = generateKeyPairSync('ed25519')
@@ -98,6 +100,12 @@ const bodies: Record<string, () => unknown> = {
   }),
   'post /api/data-services': () => ({ projectId: 'prj_0nothing', name: 'cache', engine: 'redis' }),
   'post /api/data-services/{id}/links': () => ({ serviceId: 'svc_0nothing' }),
+  'put /api/alerts/thresholds': () => ({
+    serviceId: 'svc_0nothing',
+    rule: 'latency_p95',
+    value: 2,
+  }),
+  'post /api/alerts/alertmanager': () => ({ status: 'firing', alerts: [] }),
 };
 
 let counter = 0;

@@ -19,6 +19,7 @@ import { registerSecrets } from './views/secrets.ts';
 import { registerServices } from './views/services.ts';
 import { registerWebhooks } from './views/webhooks.ts';
 import { registerNotificationChannels } from './views/notification-channels.ts';
+import { registerAlerts } from './views/alerts.ts';
 import { registerEdge } from './views/edge.ts';
 import { registerDataServices } from './views/data-services.ts';
 
@@ -108,6 +109,7 @@ export function dashboardApp(
   registerNodes(app, fetchApi);
   registerWebhooks(app, fetchApi);
   registerNotificationChannels(app, fetchApi);
+  registerAlerts(app, fetchApi);
   registerEdge(app, fetchApi);
   registerDataServices(app, fetchApi);
   registerApiKeys(app, fetchApi);

@@ -259,6 +259,7 @@ describe('caddyBaseConfig', () => {
               automatic_https: { disable: true },
             },
           },
+          metrics: { per_host: true },
         },
       },
     });
@@ -279,6 +280,7 @@ describe('caddyBaseConfig', () => {
           http_port: 80,
           https_port: 443,
           servers: { edge: { listen: [':80', ':443'], routes: [] } },
+          metrics: { per_host: true },
         },
       },
     });

@@ -243,8 +243,8 @@ build_prometheus() {
   debian_tree_with "$dir" prometheus
   install -m 0755 "$here/images/prometheus/entrypoint.sh" "$dir/usr/local/bin/selfdevop-prometheus"
   install -m 0644 "$here/images/prometheus/prometheus.yml" "$here/images/prometheus/selfdevop.rules.json" "$dir/etc/prometheus/"
-  mkdir -p "$dir/prometheus" "$dir/run/selfdevop"
-  chroot "$dir" chown prometheus:prometheus /prometheus /run/selfdevop
+  mkdir -p "$dir/prometheus"
+  chroot "$dir" chown prometheus:prometheus /prometheus
   import_dir "$dir" $tag "$prometheus_hash" 'ENV LANG=C.UTF-8' 'USER prometheus' 'EXPOSE 9090' \
     'VOLUME /prometheus' 'ENTRYPOINT ["/usr/local/bin/selfdevop-prometheus"]' 'CMD []'
   rm -rf "$dir"
@@ -257,9 +257,9 @@ build_alertmanager() {
   note "installing prometheus-alertmanager into the Debian tree"
   debian_tree_with "$dir" prometheus-alertmanager
   install -m 0755 "$here/images/alertmanager/entrypoint.sh" "$dir/usr/local/bin/selfdevop-alertmanager"
-  mkdir -p "$dir/etc/alertmanager" "$dir/alertmanager" "$dir/run/selfdevop"
+  mkdir -p "$dir/etc/alertmanager" "$dir/alertmanager"
   install -m 0644 "$here/images/alertmanager/alertmanager.yml" "$dir/etc/alertmanager/alertmanager.yml"
-  chroot "$dir" chown prometheus:prometheus /alertmanager /run/selfdevop
+  chroot "$dir" chown prometheus:prometheus /alertmanager
   import_dir "$dir" $tag "$alertmanager_hash" 'ENV LANG=C.UTF-8' 'USER prometheus' 'EXPOSE 9093' \
     'VOLUME /alertmanager' 'ENTRYPOINT ["/usr/local/bin/selfdevop-alertmanager"]' 'CMD []'
   rm -rf "$dir"

@@ -3,8 +3,7 @@
 set -eu
 : "${ALERT_RECEIVER_TOKEN:?ALERT_RECEIVER_TOKEN is not set (run install.sh)}"
 umask 077
-mkdir -p /run/selfdevop
-printf '%s' "$ALERT_RECEIVER_TOKEN" >/run/selfdevop/alert-receiver-token
+printf '%s' "$ALERT_RECEIVER_TOKEN" >/alertmanager/.alert-receiver-token
 unset ALERT_RECEIVER_TOKEN
 exec /usr/bin/prometheus-alertmanager \
   --config.file=/etc/alertmanager/alertmanager.yml \

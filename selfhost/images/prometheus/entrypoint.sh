@@ -1,11 +1,11 @@
 #!/bin/sh
 # Writes the token Prometheus presents to selfdevop from the environment (never on a
-# command line), then runs Prometheus with its data on the volume.
+# command line) into a 0600 file on its own volume (the container is read-only, and the
+# token is in the install's .env anyway), then runs Prometheus with its data there.
 set -eu
 : "${ALERT_RECEIVER_TOKEN:?ALERT_RECEIVER_TOKEN is not set (run install.sh)}"
 umask 077
-mkdir -p /run/selfdevop
-printf '%s' "$ALERT_RECEIVER_TOKEN" >/run/selfdevop/alert-receiver-token
+printf '%s' "$ALERT_RECEIVER_TOKEN" >/prometheus/.alert-receiver-token
 unset ALERT_RECEIVER_TOKEN
 exec /usr/bin/prometheus \
   --config.file=/etc/prometheus/prometheus.yml \

@@ -20,6 +20,7 @@ const sdkOwners = {
   jose: ['adapters/auth/cognito.ts', 'adapters/auth/local-jwt.ts'],
   bcryptjs: ['adapters/auth/local-jwt.ts'],
   pino: ['adapters/logger/pino.ts'],
+  '@aws-sdk/client-cloudwatch': ['adapters/metrics-query/cloudwatch.ts'],
   '@aws-sdk/client-kms': ['adapters/vault/kms.ts'],
   '@aws-sdk/client-s3': ['adapters/objects/s3.ts'],
   '@aws-sdk/client-scheduler': ['adapters/scheduler/eventbridge.ts'],

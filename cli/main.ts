@@ -26,6 +26,7 @@ import { webhooks } from './commands/webhooks.ts';
 import { jobs } from './commands/jobs.ts';
 import { notificationChannels } from './commands/notification-channels.ts';
 import { registries } from './commands/registries.ts';
+import { alerts } from './commands/alerts.ts';
 import { edge } from './commands/edge.ts';
 import { CliError, processEnv } from './config.ts';
 import { stdio, type Output } from './output.ts';
@@ -49,6 +50,7 @@ export const commands: Command[] = [
   jobs,
   notificationChannels,
   registries,
+  alerts,
   edge,
   dataServices,
   apiKeys,

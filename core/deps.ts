@@ -8,6 +8,7 @@ import type {
   KeyVault,
   Logger,
   Mailer,
+  MetricsQuery,
   OrgRepos,
   SourceRepository,
   Store,
@@ -42,6 +43,13 @@ export interface CoreDeps {
   mailer?: Mailer;
   /** Hands audit events that are webhook events (`member.added`, …) to the webhook fan-out. */
   events?: EventPublisher;
+  /**
+   * Time series for the charts (Prometheus self-hosted, CloudWatch in the cloud); absent
+   * where none is configured, and the pages then say what to install.
+   */
+  metricsQuery?: MetricsQuery;
+  /** The shared secret Alertmanager presents to the alert receiver; the receiver answers 503 without. */
+  alertReceiverToken?: string;
   /**
    * Failed logins are counted per account *and* source, so a stranger's guesses never lock
    * the owner out from elsewhere, plus per source; signups per source.

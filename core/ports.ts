@@ -68,6 +68,53 @@ export interface Metrics {
   gauge(name: string, value: number, labels?: Record<string, string>): void;
 }
 
+/** The series a chart can ask for; each adapter knows how its backend measures them. */
+export const serviceSeriesKeys = [
+  'requests',
+  'errors_4xx',
+  'errors_5xx',
+  'latency_p50',
+  'latency_p95',
+  'cpu',
+  'memory',
+] as const;
+export type ServiceSeriesKey = (typeof serviceSeriesKeys)[number];
+export const nodeSeriesKeys = ['cpu', 'memory', 'disk'] as const;
+export type NodeSeriesKey = (typeof nodeSeriesKeys)[number];
+
+/**
+ * What one chart reads: a service environment (its edge hosts, for the edge's per-host
+ * series) or a node, always inside one org, between two times at one step.
+ */
+export type SeriesScope =
+  | { kind: 'service'; orgId: string; serviceId: string; environmentId: string; hosts: string[] }
+  | { kind: 'node'; orgId: string; nodeId: string };
+
+export interface SeriesRequest {
+  scope: SeriesScope;
+  keys: readonly (ServiceSeriesKey | NodeSeriesKey)[];
+  start: Date;
+  end: Date;
+  stepSeconds: number;
+}
+
+/** `[unix seconds, value]` points, oldest first; a series with no data has none. */
+export interface Series {
+  key: ServiceSeriesKey | NodeSeriesKey;
+  points: [number, number][];
+}
+
+/**
+ * Reads time series (Prometheus self-hosted, CloudWatch in the cloud). Request rates are
+ * per second, latencies in seconds, CPU in cores, memory in bytes, node shares 0..1.
+ * Failures throw `Unavailable` naming the backend; a backend without data answers [].
+ */
+export interface MetricsQuery {
+  /** Where the series come from, for the page ("Prometheus at …", "CloudWatch"). */
+  readonly source: string;
+  series(request: SeriesRequest): Promise<Series[]>;
+}
+
 // ---------------------------------------------------------------- auth
 
 /**
@@ -989,6 +1036,42 @@ export interface JobRunRepo {
   list(jobId: string, page: PageRequest): Promise<Page<JobRun>>;
 }
 
+/** A service's own threshold for one alert rule (core/alerts/rules.ts), replacing the default. */
+export interface AlertThreshold {
+  orgId: string;
+  serviceId: string;
+  rule: string;
+  value: number;
+  updatedAt: string;
+}
+
+export interface AlertThresholdRepo {
+  list(filter?: { serviceId?: string }): Promise<AlertThreshold[]>;
+  /** Inserts or replaces the (service, rule) threshold. */
+  set(t: AlertThreshold): Promise<void>;
+  /** False when there was none. */
+  remove(serviceId: string, rule: string): Promise<boolean>;
+}
+
+/**
+ * What the alert rules watch, across orgs: each live service environment with its custom
+ * hosts and its threshold overrides. Read by the metrics endpoint to export the
+ * host → service join and the thresholds as bounded gauges.
+ */
+export interface AlertTarget {
+  orgId: string;
+  serviceId: string;
+  serviceName: string;
+  environmentId: string;
+  environmentName: string;
+  customHosts: string[];
+  thresholds: Record<string, number>;
+}
+
+export interface AlertTargetLookup {
+  alertTargets(): Promise<AlertTarget[]>;
+}
+
 export interface AuditRepo {
   append(e: AuditEvent): Promise<void>;
   list(
@@ -1025,6 +1108,7 @@ export interface OrgRepos {
   registries: RegistryRepo;
   jobs: JobRepo;
   jobRuns: JobRunRepo;
+  alertThresholds: AlertThresholdRepo;
   audit: AuditRepo;
 }
 
@@ -1056,6 +1140,8 @@ export interface Store {
   edgeRebuilds?: EdgeRebuildLog;
   inviteLookup: InviteLookup;
   pushHookLookup: PushHookLookup;
+  /** Live service environments and their thresholds across orgs (alerting). */
+  alertTargetLookup?: AlertTargetLookup;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -498,6 +498,36 @@ export const serviceHealthQuery = z.object({
   environment: z.string().min(1).max(100).default('production'),
 });
 
+export const serviceMetricsQuery = z.object({
+  environment: z.string().min(1).max(100).default('production'),
+  range: z.enum(['1h', '1d', '1w']).default('1h'),
+});
+export const nodeMetricsQuery = z.object({ range: z.enum(['1h', '1d', '1w']).default('1h') });
+
+export const alertRulesQuery = z.object({ serviceId: id.optional() });
+export const setAlertThresholdInput = z.strictObject({
+  serviceId: id,
+  rule: z.string().min(1).max(50),
+  /** null: back to the rule's default. The range is the rule's (a 400 names it). */
+  value: z.number().nullable(),
+});
+/** Alertmanager's webhook body (version 4); only what the receiver reads is checked. */
+export const alertmanagerPayload = z.object({
+  status: z.string().max(20),
+  alerts: z
+    .array(
+      z.object({
+        status: z.string().max(20),
+        labels: z.record(z.string().max(200), z.string().max(2000)),
+        annotations: z.record(z.string().max(200), z.string().max(10_000)).optional(),
+        startsAt: z.string().max(64).optional(),
+        endsAt: z.string().max(64).optional(),
+        fingerprint: z.string().max(64).optional(),
+      }),
+    )
+    .max(1000),
+});
+
 export const createDataServiceInput = z.strictObject({
   projectId: id,
   name: slugName,

@@ -25,6 +25,7 @@ import type {
   Mailer,
   Metrics,
   Scheduler,
+  MetricsQuery,
   Store,
   SourceRepository,
 } from './ports.ts';
@@ -91,6 +92,8 @@ export interface SystemPorts {
   keyHasher?: KeyHasher;
   /** Keeps cron jobs' schedules (pg-boss cron, EventBridge Scheduler); jobs answer 503 without. */
   scheduler?: Scheduler;
+  /** Time series for the charts (Prometheus, CloudWatch); the pages say what to install without. */
+  metricsQuery?: MetricsQuery;
 }
 
 /** The mode-neutral settings, read from each mode's validated configuration. */
@@ -101,6 +104,8 @@ export interface SystemConfig {
   signupMode: SignupMode;
   /** Where people open the dashboard, for links in emails (invites) and notifications. */
   publicUrl?: string;
+  /** What Prometheus and Alertmanager present to selfdevop (alert targets, the receiver). */
+  alertReceiverToken?: string;
   maxBodyBytes: number;
   version: string;
   /**
@@ -243,6 +248,8 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     events: release.events,
     ...(ports.mailer ? { mailer: ports.mailer } : {}),
     ...(ports.keyHasher ? { keyHasher: ports.keyHasher } : {}),
+    ...(ports.metricsQuery ? { metricsQuery: ports.metricsQuery } : {}),
+    ...(config.alertReceiverToken ? { alertReceiverToken: config.alertReceiverToken } : {}),
     ...(config.apiKeyCacheMs
       ? {
           apiKeyCache: new TtlCache<ApiKey>({

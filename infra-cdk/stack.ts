@@ -361,6 +361,11 @@ export class SelfdevopStack extends Stack {
         new iam.PolicyStatement({ actions: ['sqs:ListQueues'], resources: ['*'] }),
       );
     }
+    // The charts read CloudWatch (adapters/metrics-query/cloudwatch.ts); GetMetricData has
+    // no resource-level permissions, so '*' is the only scope AWS accepts.
+    api.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['cloudwatch:GetMetricData'], resources: ['*'] }),
+    );
     for (const fn of [api, worker]) {
       bucket.grantReadWrite(fn);
       fn.addToRolePolicy(

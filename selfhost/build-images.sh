@@ -7,6 +7,8 @@
 #   selfdevop/node-build:24       node:24 + npm: the base of zero-config Node.js builds (BUILD_NODE_IMAGE)
 #   selfdevop/postgres:15         the Debian base + postgresql-15 + an initdb-on-first-start entrypoint
 #   selfdevop/caddy:2.11          the Debian base + the Caddy 2.11 binary
+#   selfdevop/prometheus:2.42     the Debian base + Debian's prometheus (2.42) + selfdevop's config and rules
+#   selfdevop/alertmanager:0.25   the Debian base + Debian's prometheus-alertmanager (0.25) + its config
 #   selfdevop/selfdevop:VERSION   the control plane (selfhost/Dockerfile): esbuild bundles + migrations
 # With --data, only the images of app data services (issue "data services"):
 #   selfdevop/postgres:15         (as above; a data service's PostgreSQL runs the same image)
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
     --migrations-overlay) overlay=${2:?--migrations-overlay needs a directory}; shift ;;
     --save) save=${2:?--save needs a file}; shift ;;
     --data) data=1 ;;
-    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "build-images: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -78,6 +80,8 @@ postgres_hash=$( (echo "$debian_hash $postgres_recipe"; sha256sum "$here"/images
 redis_hash=$( (echo "$debian_hash redis-server recipe-1"; sha256sum "$here"/images/redis/*) | hash_str)
 mariadb_hash=$( (echo "$debian_hash mariadb-server recipe-1"; sha256sum "$here"/images/mariadb/*) | hash_str)
 caddy_hash=$( (echo "$debian_hash"; sha256sum "$caddy_bin" "$here"/images/caddy/*) | hash_str)
+prometheus_hash=$( (echo "$debian_hash prometheus recipe-1"; sha256sum "$here"/images/prometheus/*) | hash_str)
+alertmanager_hash=$( (echo "$debian_hash prometheus-alertmanager recipe-1"; sha256sum "$here"/images/alertmanager/*) | hash_str)
 
 current_hash() { docker image inspect --format "{{ index .Config.Labels \"$label\" }}" "$1" 2>/dev/null || true; }
 is_current() { [ $force = 0 ] && [ "$(current_hash "$1")" = "$2" ]; }
@@ -245,6 +249,38 @@ build_mariadb() {
   built+=("$tag")
 }
 
+# Prometheus and Alertmanager from Debian's packages (no registry): the stack's metrics and
+# alerts, with selfdevop's config baked in and the receiver token written at start.
+build_prometheus() {
+  local tag=selfdevop/prometheus:2.42 dir="$tmp/prometheus"
+  if is_current $tag "$prometheus_hash"; then skipped+=("$tag"); return; fi
+  note "installing prometheus into the Debian tree"
+  debian_tree_with "$dir" prometheus
+  install -m 0755 "$here/images/prometheus/entrypoint.sh" "$dir/usr/local/bin/selfdevop-prometheus"
+  install -m 0644 "$here/images/prometheus/prometheus.yml" "$here/images/prometheus/selfdevop.rules.json" "$dir/etc/prometheus/"
+  mkdir -p "$dir/prometheus"
+  chroot "$dir" chown prometheus:prometheus /prometheus
+  import_dir "$dir" $tag "$prometheus_hash" 'ENV LANG=C.UTF-8' 'USER prometheus' 'EXPOSE 9090' \
+    'VOLUME /prometheus' 'ENTRYPOINT ["/usr/local/bin/selfdevop-prometheus"]' 'CMD []'
+  rm -rf "$dir"
+  built+=("$tag")
+}
+
+build_alertmanager() {
+  local tag=selfdevop/alertmanager:0.25 dir="$tmp/alertmanager"
+  if is_current $tag "$alertmanager_hash"; then skipped+=("$tag"); return; fi
+  note "installing prometheus-alertmanager into the Debian tree"
+  debian_tree_with "$dir" prometheus-alertmanager
+  install -m 0755 "$here/images/alertmanager/entrypoint.sh" "$dir/usr/local/bin/selfdevop-alertmanager"
+  mkdir -p "$dir/etc/alertmanager" "$dir/alertmanager"
+  install -m 0644 "$here/images/alertmanager/alertmanager.yml" "$dir/etc/alertmanager/alertmanager.yml"
+  chroot "$dir" chown prometheus:prometheus /alertmanager
+  import_dir "$dir" $tag "$alertmanager_hash" 'ENV LANG=C.UTF-8' 'USER prometheus' 'EXPOSE 9093' \
+    'VOLUME /alertmanager' 'ENTRYPOINT ["/usr/local/bin/selfdevop-alertmanager"]' 'CMD []'
+  rm -rf "$dir"
+  built+=("$tag")
+}
+
 build_caddy() {
   local tag=selfdevop/caddy:2.11 ctx="$tmp/caddy"
   if is_current $tag "$caddy_hash"; then skipped+=("$tag"); return; fi
@@ -297,6 +333,8 @@ else
   build_node_build
   build_postgres
   build_caddy
+  build_prometheus
+  build_alertmanager
   build_app
 fi
 
@@ -304,9 +342,9 @@ fi
 
 if [ -n "$save" ]; then
   note "saving the images to $save"
-  docker save selfdevop/postgres:15 selfdevop/caddy:2.11 selfdevop/node-build:24 "selfdevop/selfdevop:$version" | gzip -1 >"$save.part"
+  docker save selfdevop/postgres:15 selfdevop/caddy:2.11 selfdevop/node-build:24 selfdevop/prometheus:2.42 selfdevop/alertmanager:0.25 "selfdevop/selfdevop:$version" | gzip -1 >"$save.part"
   mv "$save.part" "$save"
 fi
 
 echo "build-images: built ${#built[@]} (${built[*]:-none}), skipped ${#skipped[@]} up to date, in $(($(date +%s) - started))s"
-docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^selfdevop/(debian|node|postgres|caddy|selfdevop|redis|mariadb):' | sed 's/^/  /' || true
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^selfdevop/(debian|node|postgres|caddy|prometheus|alertmanager|selfdevop|redis|mariadb):' | sed 's/^/  /' || true

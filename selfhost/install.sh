@@ -89,6 +89,8 @@ fi
 # an install from before they existed (or a restore) simply gets new ones.
 [ -n "$(sdo_env_get DB_API_PASSWORD)" ] || sdo_env_set DB_API_PASSWORD "$(sdo_random_hex 24)"
 [ -n "$(sdo_env_get DB_QUEUE_PASSWORD)" ] || sdo_env_set DB_QUEUE_PASSWORD "$(sdo_random_hex 24)"
+# What Prometheus and Alertmanager present to the API (alert targets, the alert receiver).
+[ -n "$(sdo_env_get ALERT_RECEIVER_TOKEN)" ] || sdo_env_set ALERT_RECEIVER_TOKEN "$(sdo_random_hex 24)"
 mkdir -p "$SDO_DIR/secrets" && chmod 700 "$SDO_DIR/secrets"
 key="$SDO_DIR/secrets/encryption.key"
 if [ ! -s "$key" ]; then
@@ -107,7 +109,7 @@ sdo_env_set DOCKER_GID "$(stat -c %g /var/run/docker.sock)"
 [ -n "$bind" ] && sdo_env_set BIND_ADDRESS "$bind"
 [ -n "$http_port" ] && sdo_env_set HTTP_PORT "$http_port"
 [ -n "$https_port" ] && sdo_env_set HTTPS_PORT "$https_port"
-for var in SELFDEVOP_IMAGE POSTGRES_IMAGE CADDY_IMAGE SELFDEVOP_VERSION; do
+for var in SELFDEVOP_IMAGE POSTGRES_IMAGE CADDY_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE SELFDEVOP_VERSION; do
   if [ -n "${!var:-}" ]; then sdo_env_set "$var" "${!var}"; fi
 done
 [ $offline = 1 ] && sdo_env_set PULL_POLICY never
@@ -124,10 +126,12 @@ fi
 # The stack definition: replaced on every run (that is how upgrade.sh ships a new one).
 # bin/ keeps the scripts with their own copy of it, so the install directory is self-contained.
 cp "$here/docker-compose.yml" "$SDO_DIR/docker-compose.yml"
-rm -rf "$SDO_DIR/monitoring" && cp -r "$here/monitoring" "$SDO_DIR/monitoring"
+# Prometheus and Alertmanager carry their config in their images (an older install's
+# monitoring/ directory is no longer read).
+rm -rf "$SDO_DIR/monitoring"
 if ! [ "$here" -ef "$SDO_DIR/bin" ]; then
   rm -rf "${SDO_DIR:?}/bin" && mkdir -p "$SDO_DIR/bin"
-  cp -r "$here"/{lib.sh,install.sh,upgrade.sh,backup.sh,restore.sh,docker-compose.yml,monitoring} "$SDO_DIR/bin/"
+  cp -r "$here"/{lib.sh,install.sh,upgrade.sh,backup.sh,restore.sh,docker-compose.yml} "$SDO_DIR/bin/"
 fi
 
 if [ -n "$images" ]; then
@@ -137,7 +141,7 @@ if [ -n "$images" ]; then
 fi
 
 if [ $offline = 1 ]; then
-  for img in "$(sdo_env_get SELFDEVOP_IMAGE)" "$(sdo_env_get POSTGRES_IMAGE)" "$(sdo_env_get CADDY_IMAGE)"; do
+  for img in "$(sdo_env_get SELFDEVOP_IMAGE)" "$(sdo_env_get POSTGRES_IMAGE)" "$(sdo_env_get CADDY_IMAGE)" "$(sdo_env_get PROMETHEUS_IMAGE)" "$(sdo_env_get ALERTMANAGER_IMAGE)"; do
     [ -z "$img" ] || docker image inspect "$img" >/dev/null 2>&1 ||
       sdo_die "image $img is not on this host and pulling is off; load it with --images FILE"
   done

@@ -161,7 +161,7 @@ for key in DB_PASSWORD JWT_SECRET; do
 done
 # The login roles' passwords are set by the migrate job at every start: the backup's, the
 # target's, or new ones (a backup from before they existed) all work.
-for key in DB_API_PASSWORD DB_QUEUE_PASSWORD; do
+for key in DB_API_PASSWORD DB_QUEUE_PASSWORD ALERT_RECEIVER_TOKEN; do
   value=$(backup_env "$key")
   [ -n "$value" ] || value=$(sdo_env_get "$key")
   [ -n "$value" ] || value=$(sdo_random_hex 24)

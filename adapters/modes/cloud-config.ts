@@ -128,6 +128,8 @@ const schema = z
       .default('selfdevop'),
     MAIL_FROM: z.email('must be one plain e-mail address'),
     SES_CONFIGURATION_SET: z.string().min(1).optional(),
+    /** The CloudWatch namespace the charts read apps' edge traffic and usage from. */
+    METRICS_NAMESPACE: z.string().min(1).max(255).default('selfdevop/apps'),
     SIGNUP_MODE: z.enum(['open', 'first-user', 'closed']).default('closed'),
     /**
      * The platform's operators (emails, comma-separated): in the cloud edition nobody else

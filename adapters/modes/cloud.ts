@@ -3,11 +3,13 @@
  * Cognito, EventBridge Scheduler) beside the same PostgreSQL store the self-hosted mode
  * uses (RDS here). Plain TypeScript, no decisions: each Lambda builds it once per container.
  */
+import { CloudWatchMetricsQuery } from '../metrics-query/cloudwatch.ts';
 import type { DomainDeps } from '../../core/domains/deps.ts';
 import type {
   ContainerRuntime,
   HttpSender,
   Logger,
+  MetricsQuery,
   RouteCatalog,
   SourceRepository,
 } from '../../core/ports.ts';
@@ -98,6 +100,8 @@ export interface CloudOverrides {
   webhooksToLoopback?: boolean;
   /** Where the user pool answers; AWS (the pool's JWKS, https://COGNITO_DOMAIN) unless set (tests). */
   cognito?: { jwksUrl?: string; hostedUiUrl?: string };
+  /** Reads the charts' series; CloudWatch (GetMetricData in the region) unless set (tests). */
+  metricsQuery?: MetricsQuery;
 }
 
 /**
@@ -199,6 +203,12 @@ export async function fromCloud(
       source: overrides.source ?? new GitCliSource({ gitBin: config.GIT_BIN }),
       mailer,
       keyHasher: nodeKeyHasher,
+      metricsQuery:
+        overrides.metricsQuery ??
+        new CloudWatchMetricsQuery({
+          region: config.AWS_REGION,
+          namespace: config.METRICS_NAMESPACE,
+        }),
     },
     {
       edgeDomain: config.EDGE_DOMAIN,

@@ -159,6 +159,16 @@ const schema = z.object({
    * when absent and that is set, else http://HOST:PORT.
    */
   PUBLIC_URL: url(['http:', 'https:']).optional(),
+  /**
+   * The Prometheus the dashboard's charts read (its HTTP API). A local one by default, so
+   * `npm start` uses it when installed; the pages say what to install when it does not answer.
+   */
+  PROMETHEUS_URL: url(['http:', 'https:']).default('http://127.0.0.1:9090'),
+  /**
+   * The bearer token Prometheus (scraping /metrics/alert-targets) and Alertmanager (posting
+   * to /api/alerts/alertmanager) present; without it neither endpoint answers.
+   */
+  ALERT_RECEIVER_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MAX_BODY_BYTES: z.coerce
     .number()

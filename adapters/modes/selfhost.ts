@@ -4,6 +4,7 @@
  * here decides anything; it only connects. The use cases are wired by core/system.ts and
  * the queues consumed from core/queues.ts, as in cloud mode.
  */
+import { PrometheusMetricsQuery } from '../metrics-query/prometheus.ts';
 import type { DomainConfig } from '../../core/domains/deps.ts';
 import type { Logger, RouteCatalog } from '../../core/ports.ts';
 import { edgeRebuildJob, scheduledJobs, workerHandlers } from '../../core/queues.ts';
@@ -205,6 +206,7 @@ export async function fromSelfhost(
       ids: new RandomIds(),
       logger,
       metrics: new PrometheusMetrics(),
+      metricsQuery: new PrometheusMetricsQuery(config.PROMETHEUS_URL),
       keyHasher: nodeKeyHasher,
     },
     {
@@ -212,6 +214,7 @@ export async function fromSelfhost(
       edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
       signupMode: config.SIGNUP_MODE,
       publicUrl: publicUrlOf(config),
+      ...(config.ALERT_RECEIVER_TOKEN ? { alertReceiverToken: config.ALERT_RECEIVER_TOKEN } : {}),
       maxBodyBytes: config.MAX_BODY_BYTES,
       version: options.version,
       loginLimits: overrides.loginLimits ?? { perAccount: 10, perIp: 100 },

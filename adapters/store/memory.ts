@@ -19,6 +19,7 @@ import type {
   IdentityRepo,
   InviteLookup,
   PushHookLookup,
+  AlertTargetLookup,
   OrgRepos,
   ReleaseLookup,
   Store,
@@ -32,6 +33,7 @@ import { memoryEnvironmentRepo } from './memory/environments.ts';
 import { memoryIdentityRepo } from './memory/identity.ts';
 import { memoryInviteLookup, memoryInviteRepo } from './memory/invites.ts';
 import { memoryPushHookLookup, memoryPushHookRepo } from './memory/push-hooks.ts';
+import { memoryAlertTargetLookup, memoryAlertThresholdRepo } from './memory/alert-thresholds.ts';
 import { memoryNodeRepo } from './memory/nodes.ts';
 import { memoryMembershipRepo, memoryOrgRepo } from './memory/orgs.ts';
 import { Overlay } from './memory/overlay.ts';
@@ -95,6 +97,7 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     registries: memoryRegistryRepo(t),
     jobs: memoryJobRepo(t),
     jobRuns: memoryJobRunRepo(t),
+    alertThresholds: memoryAlertThresholdRepo(t),
     audit: memoryAuditRepo(t),
   };
 }
@@ -108,6 +111,7 @@ export class MemoryStore implements Store {
   readonly edgeRebuilds: EdgeRebuildLog = memoryEdgeRebuildLog();
   readonly inviteLookup: InviteLookup;
   readonly pushHookLookup: PushHookLookup;
+  readonly alertTargetLookup: AlertTargetLookup;
   private readonly tables: Tables = emptyTables();
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private tail: Promise<void> = Promise.resolve();
@@ -119,6 +123,7 @@ export class MemoryStore implements Store {
     this.releaseLookup = memoryReleaseLookup(this.tables);
     this.inviteLookup = memoryInviteLookup(this.tables);
     this.pushHookLookup = memoryPushHookLookup(this.tables);
+    this.alertTargetLookup = memoryAlertTargetLookup(this.tables);
   }
 
   async withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {

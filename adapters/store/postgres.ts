@@ -11,6 +11,7 @@ import type {
   IdentityRepo,
   InviteLookup,
   PushHookLookup,
+  AlertTargetLookup,
   OrgRepos,
   ReleaseLookup,
   Store,
@@ -27,6 +28,7 @@ import { pgEnvironmentRepo } from './postgres/environments.ts';
 import { pgIdentityRepo } from './postgres/identity.ts';
 import { pgInviteLookup, pgInviteRepo } from './postgres/invites.ts';
 import { pgPushHookLookup, pgPushHookRepo } from './postgres/push-hooks.ts';
+import { pgAlertTargetLookup, pgAlertThresholdRepo } from './postgres/alert-thresholds.ts';
 import { pgNodeRepo } from './postgres/nodes.ts';
 import { pgMembershipRepo, pgOrgRepo } from './postgres/orgs.ts';
 import { pgProjectRepo } from './postgres/projects.ts';
@@ -83,6 +85,7 @@ class PgOrgRepos implements OrgRepos {
   private _registries: OrgRepos['registries'] | undefined = undefined;
   private _jobs: OrgRepos['jobs'] | undefined = undefined;
   private _jobRuns: OrgRepos['jobRuns'] | undefined = undefined;
+  private _alertThresholds: OrgRepos['alertThresholds'] | undefined = undefined;
   private _audit: OrgRepos['audit'] | undefined = undefined;
 
   constructor(t: TenantSql) {
@@ -240,6 +243,12 @@ class PgOrgRepos implements OrgRepos {
   set jobRuns(repo: OrgRepos['jobRuns']) {
     this._jobRuns = repo;
   }
+  get alertThresholds(): OrgRepos['alertThresholds'] {
+    return (this._alertThresholds ??= pgAlertThresholdRepo(this.t));
+  }
+  set alertThresholds(repo: OrgRepos['alertThresholds']) {
+    this._alertThresholds = repo;
+  }
   get audit(): OrgRepos['audit'] {
     return (this._audit ??= pgAuditRepo(this.t));
   }
@@ -265,6 +274,7 @@ export class PostgresStore implements Store {
   readonly edgeRebuilds: EdgeRebuildLog;
   readonly inviteLookup: InviteLookup;
   readonly pushHookLookup: PushHookLookup;
+  readonly alertTargetLookup: AlertTargetLookup;
   private readonly db: Database;
   private readonly ownsDb: boolean;
 
@@ -278,6 +288,7 @@ export class PostgresStore implements Store {
     this.edgeRebuilds = pgEdgeRebuildLog(db);
     this.inviteLookup = pgInviteLookup(db);
     this.pushHookLookup = pgPushHookLookup(db);
+    this.alertTargetLookup = pgAlertTargetLookup(db);
   }
 
   static fromUrl(url: string, options: PoolOptions = {}): PostgresStore {

@@ -1,3 +1,4 @@
+import { printMetrics, rangeOf, type MetricsAnswer } from '../metrics.ts';
 import { readFile } from 'node:fs/promises';
 import { client, parse, type Command } from '../command.ts';
 import { CliError } from '../config.ts';
@@ -92,6 +93,7 @@ export const nodes: Command = {
   selfdevop nodes update NAME|ID [--name NEW] [--label KEY=value]… [--no-labels] [--address ADDRESS]
   selfdevop nodes drain NAME|ID      its replicas move to other nodes; it takes no new ones
   selfdevop nodes undrain NAME|ID    it takes new replicas again
+  selfdevop nodes metrics NAME|ID [--range 1h|1d|1w] [--json]
 
 --label KEY=VALUE (repeatable) on add: services with placement labels run only on nodes
 that carry them all.
@@ -115,6 +117,7 @@ changes its address (judged as at registration; releases started from now on use
   async run(ctx) {
     const { values, positionals } = parse(ctx.args, {
       json: { type: 'boolean' },
+      range: { type: 'string' },
       'docker-host': { type: 'string' },
       address: { type: 'string' },
       name: { type: 'string' },
@@ -176,6 +179,21 @@ changes its address (judged as at registration; releases started from now on use
       );
       return 0;
     }
+    if (sub === 'metrics') {
+      if (!name) throw new CliError('nodes metrics needs NAME or ID', 2);
+      const range = rangeOf(values.range);
+      const api = await client(ctx.env);
+      const node = (await api.all<NodeRecord>('/api/nodes')).find(
+        (n) => n.name === name || n.id === name,
+      );
+      if (!node) throw new CliError(`node ${name} not found`);
+      const m = await api.call<MetricsAnswer>(
+        'GET',
+        `/api/nodes/${node.id}/metrics?range=${range}`,
+      );
+      if (values.json) return (json(ctx.o, m), m.available ? 0 : 1);
+      return printMetrics(ctx.o, m);
+    }
     if (sub === 'update') {
       if (!name) throw new CliError('nodes update needs NAME or ID', 2);
       const labels: Record<string, string> = {};
@@ -208,7 +226,7 @@ changes its address (judged as at registration; releases started from now on use
     }
     if (sub !== 'list')
       throw new CliError(
-        `unknown nodes command ${sub}: use list, add, rotate, update, drain or undrain`,
+        `unknown nodes command ${sub}: use list, add, rotate, update, drain, undrain or metrics`,
         2,
       );
     const api = await client(ctx.env);

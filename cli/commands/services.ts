@@ -1,3 +1,4 @@
+import { printMetrics, rangeOf, type MetricsAnswer } from '../metrics.ts';
 import { client, parse, readSecret, type Command } from '../command.ts';
 import { ApiError } from '../client.ts';
 import { CliError } from '../config.ts';
@@ -53,6 +54,7 @@ export const services: Command = {
        selfdevop services redeploy NAME|ID [--environment NAME] [--project NAME|ID]
        selfdevop services delete NAME|ID --confirm NAME [--project NAME|ID]
        selfdevop services health NAME|ID [--environment NAME] [--project NAME|ID] [--json]
+       selfdevop services metrics NAME|ID [--range 1h|1d|1w] [--environment NAME] [--json]
        selfdevop services git NAME|ID --url URL [--ref REF] [--subdir DIR] [--dockerfile FILE]
                               [--build-arg KEY=value]… [--token-stdin | --no-token]
        selfdevop services git NAME|ID --remove
@@ -64,6 +66,10 @@ health reads the app's state live from its node (the serving container, its rest
 its health check) and, apart from it, how the last deploy ended: an app still serving its
 previous release after a failed deploy is healthy, and its last deploy failed. It exits 1
 when the app is not healthy.
+
+metrics shows request rate, p50/p95 latency, 4xx/5xx rates, CPU and memory over the last
+hour (day, week) with a sparkline each; it exits 1 when no metrics backend answers and
+says what to install.
 
 git sets where the service is built from: the repository (https://…, ssh://… or
 user@host:path), the branch or tag deploys follow (default main), the build context's
@@ -91,6 +97,7 @@ Examples:
   selfdevop services redeploy web --environment staging
   selfdevop services delete web --confirm web
   selfdevop services health web --environment production
+  selfdevop services metrics web --range 1d
   echo "$GITEA_TOKEN" | selfdevop services git web --url https://git.example.com/shop/web.git --token-stdin
   selfdevop services git api --url git@git.example.com:shop/mono.git --subdir api
   echo "$NPM_TOKEN" | selfdevop services build-secret web npm_token
@@ -101,6 +108,7 @@ Examples:
       project: { type: 'string' },
       environment: { type: 'string' },
       json: { type: 'boolean' },
+      range: { type: 'string' },
       url: { type: 'string' },
       ref: { type: 'string' },
       subdir: { type: 'string' },
@@ -315,9 +323,21 @@ Examples:
       );
       return healthy ? 0 : 1;
     }
+    if (sub === 'metrics') {
+      if (!name) throw new CliError('services metrics needs the service NAME or ID', 2);
+      const range = rangeOf(values.range);
+      const svc = await resolveService(api, name, values.project);
+      const env = values.environment ?? 'production';
+      const m = await api.call<MetricsAnswer>(
+        'GET',
+        `/api/services/${svc.id}/metrics?environment=${encodeURIComponent(env)}&range=${range}`,
+      );
+      if (values.json) return (json(ctx.o, m), m.available ? 0 : 1);
+      return printMetrics(ctx.o, m);
+    }
     if (sub !== 'list')
       throw new CliError(
-        `unknown services command ${sub}: use list, update, redeploy, delete, health, git, deploy-key or push-hook`,
+        `unknown services command ${sub}: use list, update, redeploy, delete, health, metrics, git, deploy-key or push-hook`,
         2,
       );
     let query = '';

@@ -418,7 +418,13 @@ export function caddyServer(
 export function caddyBaseConfig(options: CaddyBaseOptions): Record<string, unknown> {
   const server = caddyServer(options);
   if (options.routes !== undefined) server.routes = [...options.routes];
-  const http: Record<string, unknown> = { servers: { [options.serverName]: server } };
+  // Per-host request metrics (count, latency, status) for the charts and the alert rules;
+  // Caddy labels hosts outside its routes' host matchers as one "_other", so the series stay
+  // bounded by the routes, never by what clients put in Host.
+  const http: Record<string, unknown> = {
+    servers: { [options.serverName]: server },
+    metrics: { per_host: true },
+  };
   if (options.httpsListen !== undefined) {
     // Caddy's ACME HTTP challenge and HTTP->HTTPS redirects use these, not the listen list.
     const httpPort = portOf(options.httpListen);

@@ -1,3 +1,4 @@
+import { alertRuleById } from '../alerts/rules.ts';
 import { NotFound } from '../errors.ts';
 import type { HeldNotification, NotificationChannel, NotificationDelivery } from '../models.ts';
 import type {
@@ -56,6 +57,12 @@ export const runbookOf: Record<string, string | undefined> = {
   'release.rolled_back': 'app-down',
 };
 
+/** An alert names its own runbook (the rule's, core/alerts/rules.ts). */
+const runbookOfEvent = (h: Pick<HeldNotification, 'eventType' | 'data'>): string | undefined =>
+  h.eventType.startsWith('alert.')
+    ? alertRuleById(String(h.data.rule ?? ''))?.runbook
+    : runbookOf[h.eventType];
+
 const titles: Record<string, string> = {
   'release.started': 'Release started',
   'release.migration_succeeded': 'Release migration succeeded',
@@ -64,6 +71,8 @@ const titles: Record<string, string> = {
   'release.rolled_back': 'Release rolled back',
   'domain.dns_verified': 'Domain DNS verified',
   'domain.cert_active': 'Domain certificate active',
+  'alert.firing': 'Alert firing',
+  'alert.resolved': 'Alert resolved',
   'notification.test': 'Test notification',
 };
 
@@ -72,6 +81,10 @@ export function dashboardPathOf(h: Pick<HeldNotification, 'eventType' | 'data'>)
   const d = h.data;
   if (h.eventType.startsWith('release.') && typeof d.targetId === 'string')
     return `/dashboard/releases/${encodeURIComponent(d.targetId)}`;
+  if (h.eventType.startsWith('alert.') && typeof d.serviceId === 'string')
+    return `/dashboard/services/${encodeURIComponent(d.serviceId)}`;
+  if (h.eventType.startsWith('alert.') && typeof d.nodeId === 'string')
+    return `/dashboard/nodes/${encodeURIComponent(d.nodeId)}`;
   if (h.eventType.startsWith('domain.') && typeof d.serviceId === 'string')
     return `/dashboard/services/${encodeURIComponent(d.serviceId)}/domains`;
   return '/dashboard/notification-channels';
@@ -102,9 +115,14 @@ export function renderMessage(
     .join(', ');
   const listed = events.slice(0, 20);
   const lines = listed.map((e) => {
-    const runbook = runbookOf[e.eventType];
+    const runbook = runbookOfEvent(e);
+    // An alert says which rule, so "3 × Alert firing" still reads as what is wrong.
+    const what =
+      e.eventType.startsWith('alert.') && typeof e.data.title === 'string'
+        ? `: ${e.data.title}`
+        : '';
     return {
-      title: `${titles[e.eventType] ?? e.eventType} (${e.eventId})`,
+      title: `${titles[e.eventType] ?? e.eventType}${what} (${e.eventId})`,
       link: `${base}${dashboardPathOf(e)}`,
       runbook: runbook ? `docs/runbooks/${runbook}.md` : null,
     };

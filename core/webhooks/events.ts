@@ -19,6 +19,8 @@ export const webhookEventTypes = [
   'data_service.ready',
   'data_service.failed',
   'data_service.deleted',
+  'alert.firing',
+  'alert.resolved',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 

@@ -337,13 +337,16 @@ When(
 );
 
 Then(
-  'the bundle holds the app, PostgreSQL and Caddy images',
+  'the bundle holds the app, PostgreSQL, Caddy, Prometheus and Alertmanager images',
   async function (this: AcceptanceWorld) {
     const r = await mustRun('tar', ['-xzOf', String(this.noted.bundle), 'manifest.json']);
     const tags = (JSON.parse(r.stdout) as { RepoTags: string[] | null }[])
       .flatMap((m) => m.RepoTags ?? [])
       .sort();
-    assert.deepEqual(tags, [images.caddy, images.postgres, images.app].sort());
+    assert.deepEqual(
+      tags,
+      [images.caddy, images.postgres, images.prometheus, images.alertmanager, images.app].sort(),
+    );
   },
 );
 

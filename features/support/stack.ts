@@ -23,6 +23,8 @@ export const images = {
   app: `selfdevop/selfdevop:${version}`,
   postgres: 'selfdevop/postgres:15',
   caddy: 'selfdevop/caddy:2.11',
+  prometheus: 'selfdevop/prometheus:2.42',
+  alertmanager: 'selfdevop/alertmanager:0.25',
 };
 
 export interface RunResult {
@@ -218,6 +220,8 @@ export class Install {
           SELFDEVOP_IMAGE: images.app,
           POSTGRES_IMAGE: images.postgres,
           CADDY_IMAGE: images.caddy,
+          PROMETHEUS_IMAGE: images.prometheus,
+          ALERTMANAGER_IMAGE: images.alertmanager,
         },
       },
     );
@@ -271,7 +275,7 @@ export class Install {
     return states;
   }
 
-  /** Waits until postgres, api, worker and caddy are healthy and migrate exited 0. */
+  /** Waits until postgres, api, worker, caddy, prometheus and alertmanager are healthy and migrate exited 0. */
   async waitHealthy(deadlineMs = 60_000): Promise<Record<string, string>> {
     const end = Date.now() + deadlineMs;
     for (;;) {
@@ -365,8 +369,9 @@ export class Install {
 
 export function isHealthy(states: Record<string, string>): boolean {
   return (
-    ['postgres', 'api', 'worker', 'caddy'].every((s) => states[s] === 'running/healthy') &&
-    states.migrate === 'exited/0'
+    ['postgres', 'api', 'worker', 'caddy', 'prometheus', 'alertmanager'].every(
+      (s) => states[s] === 'running/healthy',
+    ) && states.migrate === 'exited/0'
   );
 }
 

@@ -24,6 +24,8 @@ import { serviceRoutes } from './routes/services.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { notificationChannelRoutes } from './routes/notification-channels.ts';
 import { registryRoutes } from './routes/registries.ts';
+import { alertRoutes } from './routes/alerts.ts';
+import { exportAlertTargets } from '../../core/alerts/targets.ts';
 import { edgeRoutes } from './routes/edge.ts';
 import { dataServiceRoutes } from './routes/data-services.ts';
 import { jobRoutes } from './routes/jobs.ts';
@@ -45,6 +47,7 @@ export const defaultRoutes: RouteDef[] = [
   ...webhookRoutes,
   ...notificationChannelRoutes,
   ...registryRoutes,
+  ...alertRoutes,
   ...edgeRoutes,
   ...dataServiceRoutes,
   ...jobRoutes,
@@ -235,6 +238,14 @@ export function createApiApp(
     if (!deps.metrics.render) return c.text('metrics are not exposed in this mode\n', 404);
     const { contentType, body } = await deps.metrics.render();
     return c.body(body, 200, { 'Content-Type': contentType });
+  });
+  // For Prometheus only (bearer ALERT_RECEIVER_TOKEN): which host is which org's service,
+  // and each service's alert thresholds, for the rules of core/alerts/rules.ts.
+  app.get('/metrics/alert-targets', async (c) => {
+    const header = c.req.header('authorization') ?? '';
+    const token = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : null;
+    const body = await exportAlertTargets(deps, token);
+    return c.body(body, 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
   });
   // Loaded and written on first request: converting every route's schemas is work a cold
   // start that serves the API does not need.

@@ -43,6 +43,8 @@ const publicOperations: Record<string, string> = {
     'Caddy’s on-demand TLS ask, from the edge; answers only yes or no for a host',
   'post /api/hooks/push/{hookId}':
     'a git host’s push: the HMAC signature (or GitLab token) over the body is the credential; unknown hooks are 404, bad signatures 401',
+  'post /api/alerts/alertmanager':
+    'Alertmanager’s webhook: the bearer ALERT_RECEIVER_TOKEN is the credential; without one configured it is 404, a wrong one 401',
 };
 
 const sshKey = generateKeyPairSync('ed25519')
@@ -97,12 +99,13 @@ const bodies: Record<string, () => unknown> = {
   'post /api/services/{id}/secrets': () => ({ name: 'TABLE', value: 'x' }),
   // Loopback is refused after the role check (400), so nothing is ever delivered.
   'post /api/webhooks': () => ({ url: 'http://127.0.0.1:9/hook' }),
-  // Not Slack's host: refused after the role check (400), so nothing is ever sent.
+  // A made-up registry: nothing is ever pulled with it.
   'post /api/registries': () => ({
     server: `registry-${Math.random().toString(36).slice(2, 8)}.example.test`,
     username: 'ci',
     password: 'token',
   }),
+  // Not Slack's host: refused after the role check (400), so nothing is ever sent.
   'post /api/notification-channels': () => ({
     kind: 'slack',
     name: 'table',
@@ -118,6 +121,12 @@ const bodies: Record<string, () => unknown> = {
     command: 'true',
   }),
   'patch /api/jobs/{id}': () => ({ retries: 1 }),
+  'put /api/alerts/thresholds': () => ({
+    serviceId: 'svc_0nothing',
+    rule: 'latency_p95',
+    value: 2,
+  }),
+  'post /api/alerts/alertmanager': () => ({ status: 'firing', alerts: [] }),
 };
 
 let counter = 0;

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Store } from '../../core/ports.ts';
+import { alertThresholdCases } from './store/alert-thresholds.case.ts';
 import { apiKeyCases } from './store/api-keys.case.ts';
 import { authGuardCases } from './store/auth-guards.case.ts';
 import { store, useStore } from './store/context.ts';
@@ -58,6 +59,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     dataServiceCases();
     jobCases();
     deleteCases();
+    alertThresholdCases();
     paginationCases();
     transactionCases();
     isolationCases();

@@ -118,6 +118,13 @@ async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
       sealedPassword: 'sealed',
       createdAt: at(),
     });
+    await r.alertThresholds.set({
+      orgId: t.orgId,
+      serviceId: t.serviceId,
+      rule: 'latency_p95',
+      value: 2,
+      updatedAt: at(),
+    });
     await r.audit.append(anAuditEvent(t.orgId));
   });
 }
@@ -198,6 +205,7 @@ describe('row-level security', () => {
         'notification_channels',
         'notification_held',
         'notification_deliveries',
+        'alert_thresholds',
       ].sort(),
     );
   });
@@ -411,6 +419,8 @@ describe('row-level security', () => {
     expect(fns.rows.map((f) => f.proname)).toEqual([
       // A self-hosted install from before operators adopts its first one (migrations/0012_operators.sql).
       'selfdevop_adopt_first_operator',
+      // What the alert rules watch: live service environments, hosts, thresholds (0023).
+      'selfdevop_alert_targets',
       'selfdevop_api_key_by_hash',
       'selfdevop_count_users',
       // Sign-up, log-in and the session's user: the app has no access to users (0008).

@@ -36,6 +36,10 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   smtpUrl?: string;
   /** PUBLIC_URL: the dashboard's address in emailed links. */
   publicUrl?: string;
+  /** PROMETHEUS_URL: the charts' Prometheus (a test's on loopback); 127.0.0.1:9090 unless set. */
+  prometheusUrl?: string;
+  /** ALERT_RECEIVER_TOKEN: what Prometheus and Alertmanager present. */
+  alertReceiverToken?: string;
   maxBodyBytes: number;
   dbPoolMax: number;
   version: string;
@@ -65,6 +69,8 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     webhooksAllowPrivate,
     smtpUrl,
     publicUrl,
+    prometheusUrl,
+    alertReceiverToken,
     maxBodyBytes,
     dbPoolMax,
     version,
@@ -92,6 +98,8 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     SMTP_URL: smtpUrl,
     MAIL_FROM: smtpUrl ? 'selfdevop@example.com' : undefined,
     PUBLIC_URL: publicUrl,
+    PROMETHEUS_URL: prometheusUrl,
+    ALERT_RECEIVER_TOKEN: alertReceiverToken,
     MAX_BODY_BYTES: String(maxBodyBytes),
     DB_POOL_MAX: String(dbPoolMax),
     LOG_LEVEL: logLevel,

@@ -17,6 +17,9 @@ export const services = {
   registry: {
     fix: "apt-get install -y docker-registry (Distribution's registry at /usr/bin/docker-registry; .ci/run does it)",
   },
+  prometheus: {
+    fix: 'apt-get install -y --no-install-recommends prometheus prometheus-alertmanager (.ci/run does it)',
+  },
 } as const;
 
 export type ServiceName = keyof typeof services;
@@ -69,6 +72,12 @@ export async function isAvailable(name: ServiceName): Promise<boolean> {
     case 'registry': {
       const { existsSync } = await import('node:fs');
       return existsSync(registryBin);
+    }
+    case 'prometheus': {
+      const { existsSync } = await import('node:fs');
+      return ['/usr/bin/prometheus', '/usr/bin/promtool', '/usr/bin/prometheus-alertmanager'].every(
+        (f) => existsSync(f),
+      );
     }
   }
 }

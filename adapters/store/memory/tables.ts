@@ -37,6 +37,7 @@ export const tableNames = [
   'registries',
   'jobs',
   'jobRuns',
+  'alertThresholds',
   'audit',
 ] as const;
 export type TableName = (typeof tableNames)[number];
@@ -87,6 +88,15 @@ export interface TableRules {
 export const byId = (row: Row): string => String(row.id);
 
 export const rules: Record<TableName, TableRules> = {
+  alertThresholds: {
+    sqlName: 'alert_thresholds',
+    what: 'alert_threshold',
+    key: (r) => `${r.serviceId}|${r.rule}`,
+    keyNames: 'rule',
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'service', field: 'serviceId', table: 'services' }],
+  },
   pushHooks: {
     sqlName: 'push_hooks',
     what: 'push_hook',

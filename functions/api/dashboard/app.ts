@@ -20,6 +20,7 @@ import { registerServices } from './views/services.ts';
 import { registerWebhooks } from './views/webhooks.ts';
 import { registerNotificationChannels } from './views/notification-channels.ts';
 import { registerRegistries } from './views/registries.ts';
+import { registerAlerts } from './views/alerts.ts';
 import { registerEdge } from './views/edge.ts';
 import { registerDataServices } from './views/data-services.ts';
 import { registerJobs } from './views/jobs.ts';
@@ -111,6 +112,7 @@ export function dashboardApp(
   registerWebhooks(app, fetchApi);
   registerNotificationChannels(app, fetchApi);
   registerRegistries(app, fetchApi);
+  registerAlerts(app, fetchApi);
   registerEdge(app, fetchApi);
   registerDataServices(app, fetchApi);
   registerJobs(app, fetchApi);

@@ -51,6 +51,7 @@ tr.failed td { background:var(--bad-bg); }
 .visually-hidden { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
 dl.facts { display:grid; grid-template-columns:max-content 1fr; gap:.3rem 1rem; } dl.facts dt { font-weight:600; } dl.facts dd { margin:0; }
 ol.progress { list-style:none; display:flex; gap:.4rem; padding:0; flex-wrap:wrap; } ol.progress li { padding:.2rem .6rem; border-radius:1rem; border:1px solid var(--line); }
+.charts { display:flex; flex-wrap:wrap; gap:1rem; } figure.chart { margin:0; } figure.chart figcaption { font-weight:600; font-size:.9rem; } .legend { font-size:.8rem; margin-right:.6rem; }
 ol.progress li.done { background:var(--ok-bg); color:var(--ok); } ol.progress li.current { background:var(--run-bg); color:var(--run); font-weight:600; }
 `;
 

@@ -1,3 +1,4 @@
+import { getNodeMetrics } from '../../../core/services/metrics.ts';
 import * as s from '../../../core/schemas.ts';
 import { createNode, getNode, listNodes, updateNode } from '../../../core/nodes/use-cases.ts';
 import { route } from '../route.ts';
@@ -72,5 +73,18 @@ export const nodeRoutes = [
     status: 200,
     handle: ({ deps, principal, params, ctx }) =>
       undrainNode(deps.release, principal, params.id!, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/nodes/{id}/metrics',
+    summary:
+      "A node's CPU, memory and disk over the last hour, day or week (range=1h|1d|1w); without a metrics backend, what to install",
+    tag: 'nodes',
+    auth: true,
+    permission: 'read',
+    query: s.nodeMetricsQuery,
+    status: 200,
+    handle: ({ deps, principal, params, query }) =>
+      getNodeMetrics(deps, principal, params.id!, query),
   }),
 ];

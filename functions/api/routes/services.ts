@@ -10,6 +10,7 @@ import {
 import { getPushHook, receivePush, rotatePushHook } from '../../../core/services/push-hook.ts';
 import { route } from '../route.ts';
 import { getServiceHealth } from '../../../core/services/health.ts';
+import { getServiceMetrics } from '../../../core/services/metrics.ts';
 import {
   openServiceLogs,
   serviceLogsQuery,
@@ -280,5 +281,18 @@ export const serviceRoutes = [
     status: 200,
     handle: ({ deps, principal, params, query }) =>
       getServiceHealth(deps, principal, params.id!, query.environment),
+  }),
+  route({
+    method: 'get',
+    path: '/api/services/{id}/metrics',
+    summary:
+      'Request rate, p50/p95 latency, 4xx/5xx rates, CPU and memory of one environment over the last hour, day or week (range=1h|1d|1w); without a metrics backend, what to install',
+    tag: 'services',
+    auth: true,
+    permission: 'read',
+    query: s.serviceMetricsQuery,
+    status: 200,
+    handle: ({ deps, principal, params, query }) =>
+      getServiceMetrics(deps, principal, params.id!, query),
   }),
 ];

@@ -282,6 +282,7 @@ describe('caddyBaseConfig', () => {
               logs: {},
             },
           },
+          metrics: { per_host: true },
         },
       },
     });
@@ -302,6 +303,7 @@ describe('caddyBaseConfig', () => {
           http_port: 80,
           https_port: 443,
           servers: { edge: { listen: [':80', ':443'], routes: [], logs: {} } },
+          metrics: { per_host: true },
         },
       },
     });

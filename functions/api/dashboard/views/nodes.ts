@@ -1,6 +1,7 @@
 import type { Hono } from 'hono';
 import { html } from 'hono/html';
-import type { ApiFetch } from '../api.ts';
+import { ApiFailure, type ApiFetch } from '../api.ts';
+import { chartsSection, nodeCharts, type MetricsAnswer } from '../charts.ts';
 import { action, view } from '../handler.ts';
 import { badge, when } from '../layout.ts';
 import { field, flash, render, param } from '../session.ts';
@@ -124,6 +125,15 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
     '/dashboard/nodes/:id',
     view(fetchApi, async (c, s) => {
       const n = await s.api.get<NodeRecord>(`/api/nodes/${encodeURIComponent(param(c, 'id'))}`);
+      const range = ['1h', '1d', '1w'].includes(c.req.query('range') ?? '')
+        ? c.req.query('range')!
+        : '1h';
+      const metrics = await s.api
+        .get<MetricsAnswer>(`/api/nodes/${n.id}/metrics?range=${range}`)
+        .catch((e: unknown) => {
+          if (e instanceof ApiFailure && e.code === 'route_not_found') return null;
+          throw e;
+        });
       const kind = n.dockerHost.startsWith('ssh://')
         ? 'ssh'
         : n.dockerHost.startsWith('tcp://')
@@ -196,6 +206,7 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
           </p>
           <p><button type="submit">${n.drainMode ? 'Undrain' : 'Drain node'}</button></p>
         </form>
+        ${chartsSection(metrics, nodeCharts, (r) => `/dashboard/nodes/${n.id}?range=${r}`)}
         ${
           kind
             ? html`<form

@@ -6,6 +6,7 @@ import { badge, seconds, when, type Html } from '../layout.ts';
 import { field, flash, render, param } from '../session.ts';
 import type { Domain, NodeRecord, Project, Release, Service } from '../types.ts';
 import { health, recentReleases } from './projects.ts';
+import { chartsSection, serviceCharts, type MetricsAnswer } from '../charts.ts';
 import { secretsSection } from './secrets.ts';
 
 /** GET /api/services/{id}/health: the app now, apart from how its last deploy ended. */
@@ -633,7 +634,10 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
         envs.find((e) => e.name === c.req.query('environment')) ??
         envs.find((e) => e.name === 'production') ??
         envs[0]!;
-      const [releases, secrets, domains, live, pushHook, nodes] = await Promise.all([
+      const range = ['1h', '1d', '1w'].includes(c.req.query('range') ?? '')
+        ? c.req.query('range')!
+        : '1h';
+      const [releases, secrets, domains, live, pushHook, nodes, metrics] = await Promise.all([
         recentReleases(s.api, svc.id, env.id),
         s.api.get<{ items: { name: string; updatedAt: string }[] }>(
           `/api/services/${svc.id}/secrets?environment=${env.name}`,
@@ -659,6 +663,16 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
             })
           : null,
         s.api.all<NodeRecord>('/api/nodes'),
+        // Never a broken chart: without a backend the answer says what to install; an older
+        // control plane without the endpoint says so.
+        s.api
+          .get<MetricsAnswer>(
+            `/api/services/${svc.id}/metrics?environment=${encodeURIComponent(env.name)}&range=${range}`,
+          )
+          .catch((e: unknown) => {
+            if (e instanceof ApiFailure && e.code === 'route_not_found') return null;
+            throw e;
+          }),
       ]);
       const logQuery = logSearch(c, env.name);
       const logs = await readAppLogs(c, fetchApi, svc.id, logQuery);
@@ -730,6 +744,13 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
           </p>
         </section>
         ${replicasSection(svc, env.name, h.serving, nodes)}
+        ${chartsSection(
+          metrics,
+          serviceCharts,
+          (r) =>
+            `/dashboard/services/${svc.id}?environment=${encodeURIComponent(env.name)}&range=${r}`,
+        )}
+        <p><a href="/dashboard/alerts?serviceId=${svc.id}">Alert thresholds of ${svc.name}</a></p>
         <form
           method="post"
           action="/dashboard/services/${svc.id}/deploy"

@@ -1,0 +1,260 @@
+/**
+ * Metrics and alerts for real: a real Caddy (per-host metrics) in front of an app that
+ * answers 500, a real Prometheus 2.42 scraping Caddy's metrics and selfdevop's alert
+ * targets and evaluating the rules rendered from core/alerts/rules.ts, a real Alertmanager
+ * 0.25 posting to selfdevop's receiver, and the API with its workers delivering the
+ * `alert.firing` event to an e-mail channel on a real SMTP server. Then the service's
+ * metrics endpoint reads the same traffic back from Prometheus.
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SelfhostSystem } from '../../adapters/modes/selfhost.ts';
+import { prometheusRuleGroups } from '../../core/alerts/rules.ts';
+import type { ApiHarness } from '../api/api.case.ts';
+import { aRelease } from '../contracts/store/builders.ts';
+import { startSelfhostApi } from '../support/api.ts';
+import { startCaddy, type TestCaddy } from '../support/caddy.ts';
+import {
+  startAlertmanager,
+  startPrometheus,
+  type TestAlertmanager,
+  type TestPrometheus,
+} from '../support/prometheus.ts';
+import { available } from '../support/services.ts';
+import { startSmtpServer } from '../support/smtp.ts';
+
+const waitFor = async <T>(what: string, probe: () => Promise<T | null> | T | null, ms = 90_000) => {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const got = await probe();
+    if (got !== null) return got;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+};
+
+const ready = (await available('prometheus')) && (await available('caddy'));
+
+describe.skipIf(!ready)('metrics and alerts (Caddy, Prometheus, Alertmanager, SMTP)', () => {
+  const receiverToken = randomBytes(24).toString('base64url');
+  let app: http.Server;
+  let caddy: TestCaddy;
+  let api: ApiHarness & { url: string; system: SelfhostSystem };
+  let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+  let prometheus: TestPrometheus;
+  let alertmanager: TestAlertmanager;
+  let token: string;
+  let serviceId: string;
+  let host: string;
+  let stopTraffic = false;
+  let traffic: Promise<number> = Promise.resolve(0);
+
+  beforeAll(async () => {
+    app = http.createServer((_req, res) => res.writeHead(500).end('boom'));
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    const appPort = (app.address() as AddressInfo).port;
+    caddy = await startCaddy();
+    smtp = await startSmtpServer();
+    // Prometheus first (the API reads it); its scrape targets are filled in once the API is up.
+    prometheus = await startPrometheus({ config: 'global: {scrape_interval: 1s}\n' });
+    api = await startSelfhostApi({
+      workers: true,
+      smtpUrl: `smtp://127.0.0.1:${smtp.port}`,
+      publicUrl: 'https://sdo.example.test',
+      prometheusUrl: prometheus.url,
+      alertReceiverToken: receiverToken,
+    });
+    const s = await api.request('POST', '/api/auth/local/signup', {
+      body: { email: 'oncall@example.com', password: 'correct horse battery' },
+    });
+    token = s.body.token;
+    const orgId = s.body.org.id as string;
+    const project = await api.request('POST', '/api/projects', { token, body: { name: 'shop' } });
+    const svc = await api.request('POST', '/api/services', {
+      token,
+      body: {
+        projectId: project.body.id,
+        name: 'web',
+        image: 'busybox:1',
+        containerPort: 8080,
+        healthcheckPath: '/health',
+      },
+    });
+    expect(svc.status, svc.text).toBe(201);
+    serviceId = svc.body.id;
+    host = svc.body.hosts.find((h: { environment: string }) => h.environment === 'production').host;
+    const environmentId = project.body.environments[0].id as string;
+    // The service is live (as a completed deploy leaves it) and its route is in Caddy.
+    await api.system.api.store.withOrg(orgId, (r) =>
+      r.releases.insert(
+        aRelease(orgId, serviceId, environmentId, {
+          status: 'completed',
+          upstream: `127.0.0.1:${appPort}`,
+        }),
+      ),
+    );
+    await caddy.admin.request('POST', '/config/apps/http/servers/selfdevop/routes', {
+      match: [{ host: [host] }],
+      handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: `127.0.0.1:${appPort}` }] }],
+    });
+    const channel = await api.request('POST', '/api/notification-channels', {
+      token,
+      body: {
+        kind: 'email',
+        name: 'on-call',
+        address: 'oncall@example.com',
+        events: ['alert.firing', 'alert.resolved'],
+        groupWindowSeconds: 0,
+      },
+    });
+    expect(channel.status, channel.text).toBe(201);
+
+    // The rules as shipped, except that they fire at once instead of after their `for`.
+    const rules = prometheusRuleGroups();
+    for (const r of rules.groups[0]!.rules) r.for = '0s';
+    alertmanager = await startAlertmanager(
+      JSON.stringify({
+        route: {
+          receiver: 'selfdevop',
+          group_by: ['alertname', 'org', 'service'],
+          group_wait: '1s',
+          group_interval: '1s',
+          repeat_interval: '1h',
+        },
+        receivers: [
+          {
+            name: 'selfdevop',
+            webhook_configs: [
+              {
+                url: `${api.url}/api/alerts/alertmanager`,
+                send_resolved: true,
+                http_config: { authorization: { credentials: receiverToken } },
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const adminHostPort = new URL(caddy.adminUrl).host;
+    const apiHostPort = new URL(api.url).host;
+    await writeFile(join(prometheus.dir, 'selfdevop.rules.yml'), JSON.stringify(rules));
+    await writeFile(
+      join(prometheus.dir, 'prometheus.yml'),
+      JSON.stringify({
+        global: { scrape_interval: '1s', evaluation_interval: '1s' },
+        rule_files: ['selfdevop.rules.yml'],
+        alerting: {
+          alertmanagers: [{ static_configs: [{ targets: [new URL(alertmanager.url).host] }] }],
+        },
+        scrape_configs: [
+          { job_name: 'caddy', static_configs: [{ targets: [adminHostPort] }] },
+          {
+            job_name: 'selfdevop-alert-targets',
+            metrics_path: '/metrics/alert-targets',
+            authorization: { credentials: receiverToken },
+            static_configs: [{ targets: [apiHostPort] }],
+          },
+        ],
+      }),
+    );
+    // The API was given this Prometheus's URL; it now learns where the API and Caddy are.
+    await prometheus.reload();
+
+    // Traffic through the edge: bounded in count and time.
+    traffic = (async () => {
+      let sent = 0;
+      const until = Date.now() + 90_000;
+      while (!stopTraffic && sent < 20_000 && Date.now() < until) {
+        // node:http, not fetch: fetch does not send a Host header of our choosing.
+        await new Promise<void>((resolve) =>
+          http
+            .get({ host: '127.0.0.1', port: caddy.httpPort, path: '/', headers: { host } }, (res) =>
+              res.resume().on('end', resolve),
+            )
+            .on('error', () => resolve()),
+        );
+        sent++;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return sent;
+    })();
+  }, 120_000);
+
+  afterAll(async () => {
+    stopTraffic = true;
+    await traffic;
+    await prometheus?.stop();
+    await alertmanager?.stop();
+    await api?.close();
+    await caddy?.stop();
+    await smtp?.close();
+    await new Promise<void>((r) => (app ? app.close(() => r()) : r()));
+  });
+
+  it('exports the host → service join and the thresholds only with the token', async () => {
+    const denied = await fetch(`${api.url}/metrics/alert-targets`);
+    expect(denied.status).toBe(401);
+    const r = await fetch(`${api.url}/metrics/alert-targets`, {
+      headers: { authorization: `Bearer ${receiverToken}` },
+    });
+    const text = await r.text();
+    expect(text).toContain(`selfdevop_service_host{org=`);
+    expect(text).toContain(`service="${serviceId}"`);
+    expect(text).toContain(`host="${host}"`);
+    expect(text).toContain(`rule="http_5xx_spike"} 0.05`);
+  });
+
+  it('turns a service answering 500s into one alert.firing mail, with its page and runbook', async () => {
+    const mail = await waitFor(
+      'the alert mail',
+      () => smtp.received.find((m) => m.text.includes('5xx responses spiking')) ?? null,
+    );
+    expect(mail.to).toBe('oncall@example.com');
+    expect(mail.text).toContain(`https://sdo.example.test/dashboard/services/${serviceId}`);
+    expect(mail.text).toContain('docs/runbooks/app-down.md');
+    const audit = await api.request('GET', '/api/audit-events?action=alert.firing', { token });
+    expect(
+      audit.body.items.some((e: { data: { rule: string } }) => e.data.rule === 'http_5xx_spike'),
+      audit.text,
+    ).toBe(true);
+  }, 120_000);
+
+  it('charts the same traffic from Prometheus: requests and 5xx per second', async () => {
+    const m = await waitFor('the request series', async () => {
+      const r = await api.request('GET', `/api/services/${serviceId}/metrics?range=1h`, { token });
+      const requests = r.body.series?.find((s: { key: string }) => s.key === 'requests');
+      return r.body.available && requests?.points.length > 0 ? r.body : null;
+    });
+    const byKey = new Map(
+      m.series.map((s: { key: string; points: [number, number][] }) => [s.key, s.points]),
+    );
+    const last = (k: string) => (byKey.get(k) as [number, number][]).at(-1)![1];
+    expect(last('requests')).toBeGreaterThan(0);
+    // Every request is a 500: the 5xx rate is the request rate, 4xx none.
+    expect(last('errors_5xx')).toBeCloseTo(last('requests'), 5);
+    expect(byKey.get('errors_4xx')).toEqual([]);
+  }, 120_000);
+
+  it('refuses a threshold out of range with a 400 naming the bounds, and keeps one in range', async () => {
+    const bad = await api.request('PUT', '/api/alerts/thresholds', {
+      token,
+      body: { serviceId, rule: 'latency_p95', value: 1000 },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain('between 0.01 and 120');
+    const ok = await api.request('PUT', '/api/alerts/thresholds', {
+      token,
+      body: { serviceId, rule: 'http_5xx_spike', value: 0.5 },
+    });
+    expect(ok.status, ok.text).toBe(200);
+    const rules = await api.request('GET', `/api/alerts/rules?serviceId=${serviceId}`, { token });
+    expect(rules.body.items.find((r: { id: string }) => r.id === 'http_5xx_spike')).toMatchObject({
+      override: 0.5,
+      threshold: 0.5,
+    });
+  });
+});

@@ -49,7 +49,11 @@ export class ApiClient {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: accept === 'text/event-stream' ? null : AbortSignal.timeout(60_000),
+        // Streams (events, downloads) last as long as they last; questions get a minute.
+        signal:
+          accept === 'text/event-stream' || accept === 'application/octet-stream'
+            ? null
+            : AbortSignal.timeout(60_000),
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
@@ -99,6 +103,14 @@ export class ApiClient {
       cursor = page.nextCursor;
     }
     return items;
+  }
+
+  /** A download's bytes as they arrive (a backup's dump), never held whole. */
+  async download(path: string): Promise<AsyncIterable<Uint8Array>> {
+    const res = await this.send('GET', path, undefined, 'application/octet-stream');
+    if (!res.ok) return this.fail(res);
+    if (!res.body) return (async function* () {})();
+    return res.body as unknown as AsyncIterable<Uint8Array>;
   }
 
   /** Server-sent events of `path`, parsed, until the server closes the stream. */

@@ -10,6 +10,7 @@ import { NegativeCachingResolver } from './domains/dns-cache.ts';
 import type { ApiKey } from './models.ts';
 import type {
   AuthProvider,
+  BackupCodec,
   Clock,
   ContainerRuntime,
   DnsResolver,
@@ -24,6 +25,8 @@ import type {
   Logger,
   Mailer,
   Metrics,
+  ObjectStore,
+  Scheduler,
   Store,
   SourceRepository,
 } from './ports.ts';
@@ -49,6 +52,10 @@ export interface ApiDeps extends CoreDeps {
   metrics: Metrics & { render?(): Promise<{ contentType: string; body: string }> };
   /** Extra readiness checks beyond the database and queue (name → check). */
   readiness?: Record<string, () => Promise<void>>;
+  /** Data services' backups (download, on-demand backups, schedules); 503 without. */
+  objects?: ObjectStore;
+  backupCodec?: BackupCodec;
+  scheduler?: Scheduler;
   /** Cloud mode: the dashboard signs users in on this hosted page instead of its own form. */
   hostedSignIn?: HostedSignIn;
   api: {
@@ -84,6 +91,10 @@ export interface SystemPorts {
   mailer?: Mailer;
   /** Hashes API keys; the pure SHA-256 in core/hash.ts when absent. */
   keyHasher?: KeyHasher;
+  /** Data services' backups: where they are stored, how they are encoded, when they run. */
+  objects?: ObjectStore;
+  backupCodec?: BackupCodec;
+  scheduler?: Scheduler;
 }
 
 /** The mode-neutral settings, read from each mode's validated configuration. */
@@ -147,6 +158,11 @@ export interface System {
  */
 export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
   const { store, queue, vault, clock, ids, logger } = ports;
+  const backupPorts = {
+    ...(ports.objects ? { objects: ports.objects } : {}),
+    ...(ports.backupCodec ? { backupCodec: ports.backupCodec } : {}),
+    ...(ports.scheduler ? { scheduler: ports.scheduler } : {}),
+  };
   const release: ReleaseDeps = {
     store,
     runtime: ports.runtime,
@@ -165,6 +181,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     },
     events: queueEventPublisher(queue),
     ...(ports.source ? { source: ports.source } : {}),
+    ...backupPorts,
   };
   const webhooks: WebhookDeps = {
     store,
@@ -244,6 +261,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
         }
       : {}),
     ...(config.readiness ? { readiness: config.readiness } : {}),
+    ...backupPorts,
     // In the Store, so that every API process counts the same attempts.
     loginLimits: {
       perAccountSource: new AttemptLimiter(

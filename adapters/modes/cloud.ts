@@ -35,6 +35,7 @@ import { SesMailer } from '../mail/ses.ts';
 import { nodeKeyHasher } from '../hash/node-crypto.ts';
 import { EmfMetrics } from '../metrics/cloudwatch-emf.ts';
 import { S3ObjectStore } from '../objects/s3.ts';
+import { NodeBackupCodec } from '../backup/node-codec.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { PostgresIdempotencyLedger } from '../queue/idempotency-postgres.ts';
 import { SqsQueue, type IdempotencyLedger } from '../queue/sqs.ts';
@@ -197,6 +198,9 @@ export async function fromCloud(
       source: overrides.source ?? new GitCliSource({ gitBin: config.GIT_BIN }),
       mailer,
       keyHasher: nodeKeyHasher,
+      objects,
+      backupCodec: new NodeBackupCodec(),
+      scheduler,
     },
     {
       edgeDomain: config.EDGE_DOMAIN,

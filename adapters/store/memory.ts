@@ -46,7 +46,11 @@ import { memorySecretRepo } from './memory/secrets.ts';
 import { memoryServiceRepo } from './memory/services.ts';
 import { emptyTables, type Tables } from './memory/tables.ts';
 import { TenantView } from './memory/tenant.ts';
-import { memoryDataServiceLinkRepo, memoryDataServiceRepo } from './memory/data-services.ts';
+import {
+  memoryDataServiceBackupRepo,
+  memoryDataServiceLinkRepo,
+  memoryDataServiceRepo,
+} from './memory/data-services.ts';
 import { memoryWebhookDeliveryRepo } from './memory/webhook-deliveries.ts';
 import { memoryWebhookRepo } from './memory/webhooks.ts';
 
@@ -90,6 +94,7 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     pushHooks: memoryPushHookRepo(t),
     dataServices: memoryDataServiceRepo(t),
     dataServiceLinks: memoryDataServiceLinkRepo(t),
+    dataServiceBackups: memoryDataServiceBackupRepo(t),
     audit: memoryAuditRepo(t),
   };
 }

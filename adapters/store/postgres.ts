@@ -19,7 +19,11 @@ import { fromDatabaseUrl, type Database, type PoolOptions } from '../db/postgres
 import { pgApiKeyRepo } from './postgres/api-keys.ts';
 import { pgAuditRepo } from './postgres/audit.ts';
 import { pgAuthGuardRepo } from './postgres/auth-guards.ts';
-import { pgDataServiceLinkRepo, pgDataServiceRepo } from './postgres/data-services.ts';
+import {
+  pgDataServiceBackupRepo,
+  pgDataServiceLinkRepo,
+  pgDataServiceRepo,
+} from './postgres/data-services.ts';
 import { pgDeployJobRepo } from './postgres/deploy-jobs.ts';
 import { pgDomainLookup, pgDomainRepo } from './postgres/domains.ts';
 import { pgEnvironmentRepo } from './postgres/environments.ts';
@@ -78,6 +82,7 @@ class PgOrgRepos implements OrgRepos {
   private _notificationDeliveries: OrgRepos['notificationDeliveries'] | undefined = undefined;
   private _dataServices: OrgRepos['dataServices'] | undefined = undefined;
   private _dataServiceLinks: OrgRepos['dataServiceLinks'] | undefined = undefined;
+  private _dataServiceBackups: OrgRepos['dataServiceBackups'] | undefined = undefined;
   private _audit: OrgRepos['audit'] | undefined = undefined;
 
   constructor(t: TenantSql) {
@@ -216,6 +221,12 @@ class PgOrgRepos implements OrgRepos {
   }
   set dataServiceLinks(repo: OrgRepos['dataServiceLinks']) {
     this._dataServiceLinks = repo;
+  }
+  get dataServiceBackups(): OrgRepos['dataServiceBackups'] {
+    return (this._dataServiceBackups ??= pgDataServiceBackupRepo(this.t));
+  }
+  set dataServiceBackups(repo: OrgRepos['dataServiceBackups']) {
+    this._dataServiceBackups = repo;
   }
   get audit(): OrgRepos['audit'] {
     return (this._audit ??= pgAuditRepo(this.t));

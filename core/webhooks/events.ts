@@ -19,6 +19,12 @@ export const webhookEventTypes = [
   'data_service.ready',
   'data_service.failed',
   'data_service.deleted',
+  'data_service.restored',
+  'data_service.restore_failed',
+  'backup.completed',
+  'backup.failed',
+  'drill.passed',
+  'drill.failed',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 

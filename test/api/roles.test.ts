@@ -98,6 +98,8 @@ const bodies: Record<string, () => unknown> = {
   }),
   'post /api/data-services': () => ({ projectId: 'prj_0nothing', name: 'cache', engine: 'redis' }),
   'post /api/data-services/{id}/links': () => ({ serviceId: 'svc_0nothing' }),
+  'put /api/data-services/{id}/backup-schedule': () => ({ cron: '0 3 * * *' }),
+  'post /api/data-services/{id}/restore': () => ({ backupId: 'bak_0nothing', target: 'new' }),
 };
 
 let counter = 0;

@@ -10,6 +10,7 @@ import { PostgresStore } from '../../adapters/store/postgres.ts';
 import {
   aDataService,
   aDataServiceLink,
+  aDataServiceBackup,
   aDeployJob,
   aDomain,
   anApiKey,
@@ -105,6 +106,7 @@ async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
     const data = aDataService(t.orgId, t.projectId, node.id);
     await r.dataServices.insert(data);
     await r.dataServiceLinks.insert(aDataServiceLink(t.orgId, data.id, t.serviceId));
+    await r.dataServiceBackups.insert(aDataServiceBackup(t.orgId, data.id));
     await r.audit.append(anAuditEvent(t.orgId));
   });
 }
@@ -161,6 +163,7 @@ describe('row-level security', () => {
       [
         'api_keys',
         'audit_events',
+        'data_service_backups',
         'data_service_links',
         'data_services',
         'deploy_jobs',

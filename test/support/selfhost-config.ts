@@ -36,6 +36,8 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   smtpUrl?: string;
   /** PUBLIC_URL: the dashboard's address in emailed links. */
   publicUrl?: string;
+  /** OBJECTS_DIR: where backups are stored (a test's temporary folder). */
+  objectsDir?: string;
   maxBodyBytes: number;
   dbPoolMax: number;
   version: string;
@@ -65,6 +67,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     webhooksAllowPrivate,
     smtpUrl,
     publicUrl,
+    objectsDir,
     maxBodyBytes,
     dbPoolMax,
     version,
@@ -92,6 +95,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     SMTP_URL: smtpUrl,
     MAIL_FROM: smtpUrl ? 'selfdevop@example.com' : undefined,
     PUBLIC_URL: publicUrl,
+    OBJECTS_DIR: objectsDir,
     MAX_BODY_BYTES: String(maxBodyBytes),
     DB_POOL_MAX: String(dbPoolMax),
     LOG_LEVEL: logLevel,

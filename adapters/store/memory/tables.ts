@@ -34,6 +34,7 @@ export const tableNames = [
   'pushDeliveries',
   'dataServices',
   'dataServiceLinks',
+  'dataServiceBackups',
   'audit',
 ] as const;
 export type TableName = (typeof tableNames)[number];
@@ -325,6 +326,14 @@ export const rules: Record<TableName, TableRules> = {
       { what: 'data_service', field: 'dataServiceId', table: 'dataServices' },
       { what: 'service', field: 'serviceId', table: 'services' },
     ],
+  },
+  dataServiceBackups: {
+    sqlName: 'data_service_backups',
+    what: 'data_service_backup',
+    key: byId,
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'data_service', field: 'dataServiceId', table: 'dataServices' }],
   },
   audit: {
     sqlName: 'audit_events',

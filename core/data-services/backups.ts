@@ -114,6 +114,8 @@ export function planDump(d: DataService, password: string, backupId: string): Co
       '-ec',
       [
         'before=$(redis-cli -h "$H" lastsave)',
+        // LASTSAVE counts seconds: start the save in a later second than the last one.
+        'while [ "$(date +%s)" -le "$before" ]; do sleep 0.2; done',
         'redis-cli -h "$H" bgsave >&2',
         'i=0',
         'while [ "$(redis-cli -h "$H" lastsave)" = "$before" ]; do',

@@ -406,7 +406,7 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
               .map((b) => html`<option value="${b.id}">${b.startedAt} (${b.id})</option>`)}
           </select>
           <input type="hidden" name="target" value="in_place" />
-          <label for="restore-confirm">Type <code>${d.name}</code> to confirm</label>
+          <label for="restore-confirm">Confirm with the name <code>${d.name}</code></label>
           <input id="restore-confirm" name="confirm" required />
           <div><button type="submit" class="danger">Restore in place</button></div>
         </form>

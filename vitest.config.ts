@@ -12,6 +12,7 @@ const unit = [
   'test/adapters/auth-provider-local-jwt.test.ts',
   'test/adapters/event-queue-sqs.test.ts',
   'test/adapters/key-hasher-node-crypto.test.ts',
+  'test/adapters/backup-codec-node.test.ts',
   'test/adapters/key-vault-aes-file.test.ts',
   'test/adapters/key-vault-kms.test.ts',
   'test/adapters/mailer-ses.test.ts',

@@ -141,6 +141,14 @@ export class ApiClient {
     }
   }
 
+  /** A download's bytes as they arrive (a backup's dump), never held whole. */
+  async download(path: string): Promise<AsyncIterable<Uint8Array>> {
+    const res = await this.send('GET', path, undefined, 'application/octet-stream');
+    if (!res.ok) return this.fail(res);
+    if (!res.body) return (async function* () {})();
+    return res.body as unknown as AsyncIterable<Uint8Array>;
+  }
+
   /** Server-sent events of `path`, parsed, until the server closes the stream. */
   async *events(path: string): AsyncGenerator<SseEvent> {
     const res = await this.send('GET', path, undefined, 'text/event-stream');

@@ -530,8 +530,70 @@ export interface DataService {
   sealedPassword: string;
   /** Set by a delete: whether the worker removes the data volume too. */
   removeVolume: boolean;
+  /** Five-field UTC cron of its scheduled backups (nightly by default). */
+  backupSchedule: string;
   createdAt: string;
   updatedAt: string;
+}
+
+export const backupTriggers = ['schedule', 'manual', 'pre_restore'] as const;
+export const backupStatuses = ['running', 'completed', 'failed'] as const;
+export const drillStatuses = ['running', 'passed', 'failed'] as const;
+
+/**
+ * What a backup proves it holds, written to the ObjectStore LAST: a backup without one never
+ * counts. Row counts per table (MariaDB, PostgreSQL) or the key count (Redis) are what a
+ * drill checks after restoring; the checksums are of the stored (encrypted) object and of
+ * the dump before compression.
+ */
+export interface BackupManifest {
+  format: 1;
+  backupId: string;
+  dataServiceId: string;
+  engine: DataEngine;
+  serverVersion: string;
+  /** How the dump was taken (`mariadb-dump --single-transaction`, `pg_dump -Fc`, `redis BGSAVE`). */
+  tool: string;
+  /** gzip, then AES-256-GCM under the data key; the 12-byte IV first, the 16-byte tag last. */
+  encoding: 'gzip+aes-256-gcm';
+  /** The data key, sealed by the KeyVault under `<org>:backup:<backup id>`. */
+  sealedDataKey: string;
+  objectKey: string;
+  rawBytes: number;
+  storedBytes: number;
+  /** SHA-256 (hex) of the stored object, checked before a byte of it is restored. */
+  sha256: string;
+  /** SHA-256 (hex) of the dump itself, checked after decryption. */
+  rawSha256: string;
+  tables: Record<string, number>;
+  keys: number | null;
+  /** When the data was read (the backup's RPO is measured from here). */
+  takenAt: string;
+}
+
+export interface DataServiceBackup {
+  id: string;
+  orgId: string;
+  dataServiceId: string;
+  trigger: (typeof backupTriggers)[number];
+  status: (typeof backupStatuses)[number];
+  error: string | null;
+  objectKey: string;
+  manifestKey: string;
+  sealedDataKey: string;
+  rawBytes: number | null;
+  storedBytes: number | null;
+  sha256: string | null;
+  manifest: BackupManifest | null;
+  startedAt: string;
+  finishedAt: string | null;
+  drillStatus: (typeof drillStatuses)[number] | null;
+  drillError: string | null;
+  /** Time from the drill's start to the restored copy checked, in ms. */
+  drillRtoMs: number | null;
+  /** Age of the data when the drill passed (drill start − takenAt), in ms. */
+  drillRpoMs: number | null;
+  drilledAt: string | null;
 }
 
 /** A data service's connection URL handed to an app service's containers as `envName`. */

@@ -8,6 +8,7 @@ import type {
   ApiKeyWithHash,
   AuditEvent,
   DataService,
+  DataServiceBackup,
   DataServiceLink,
   DeployJob,
   Domain,
@@ -234,6 +235,18 @@ export interface ObjectStore {
   /** Keys under prefix, sorted. */
   list(prefix: string): Promise<string[]>;
   delete(key: string): Promise<void>;
+  /**
+   * Writes an object from a stream, holding at most one part of it at a time (backups of
+   * any size). The key appears only once the whole body is stored: a source that throws
+   * leaves nothing at the key (and the throw is passed on). Answers the bytes written.
+   */
+  putStream(
+    key: string,
+    body: AsyncIterable<Uint8Array>,
+    options?: { contentType?: string },
+  ): Promise<{ bytes: number }>;
+  /** The object as a stream of chunks, read as the caller consumes it; null when missing. */
+  getStream(key: string): Promise<AsyncIterable<Uint8Array> | null>;
 }
 
 export interface KeyVault {
@@ -243,6 +256,41 @@ export interface KeyVault {
    */
   seal(plaintext: string, context: string): Promise<string>;
   open(sealed: string, context: string): Promise<string>;
+}
+
+/** What a coded stream held, known once its output has been read to the end. */
+export interface CodedTotals {
+  inBytes: number;
+  outBytes: number;
+  /** SHA-256 (hex) of the bytes read in and of the bytes handed out. */
+  inSha256: string;
+  outSha256: string;
+}
+
+/**
+ * How backups are stored: compressed, then encrypted under a per-backup data key
+ * (envelope: the key itself is sealed by the KeyVault). Streams in, streams out, never the
+ * whole dump in memory. One implementation serves both modes (Node's zlib and crypto, in
+ * the worker process and the worker Lambda alike).
+ */
+export interface BackupCodec {
+  /** A fresh random 256-bit data key, base64. */
+  newDataKey(): string;
+  /** SHA-256 (hex) and length of a stream, read to its end. */
+  sha256(input: AsyncIterable<Uint8Array>): Promise<{ sha256: string; bytes: number }>;
+  /** dump → gzip → AES-256-GCM (IV first, tag last). */
+  encode(
+    input: AsyncIterable<Uint8Array>,
+    dataKey: string,
+  ): { output: AsyncIterable<Uint8Array>; totals(): CodedTotals };
+  /**
+   * The reverse; throws (from the output's iteration) when the tag does not verify, so a
+   * flipped byte never restores silently.
+   */
+  decode(
+    input: AsyncIterable<Uint8Array>,
+    dataKey: string,
+  ): { output: AsyncIterable<Uint8Array>; totals(): CodedTotals };
 }
 
 export interface Mailer {
@@ -372,6 +420,8 @@ export interface ContainerSpec {
   volumes?: string[];
   /** Replaces the image's entrypoint (a one-off client run from a server image). */
   entrypoint?: string[];
+  /** No network at all, not even the default bridge (a restore drill): loopback only. */
+  noNetwork?: boolean;
   /** How the engine rotates the container's log; default `containerLogRotation` (core/releases/plan.ts). */
   logRotation?: LogRotation;
 }
@@ -480,6 +530,17 @@ export interface ResolveImageOptions {
   refresh?: boolean;
 }
 
+/** A one-off whose stdout is read as bytes (a dump), see ContainerRuntime.runPiped. */
+export interface PipedRun {
+  /**
+   * The container's stdout, chunk by chunk; not read, the container's writes wait. Consume
+   * it to the end before awaiting `result`.
+   */
+  stdout: AsyncIterable<Uint8Array>;
+  /** How it ended; `output` is the tail of its stderr. */
+  result: Promise<OneOffResult>;
+}
+
 export interface ContainerRuntime {
   ping(target: DockerTarget): Promise<void>;
   /**
@@ -487,6 +548,16 @@ export interface ContainerRuntime {
    * runtime without it, or one that cannot answer, leaves the node's capacity unknown.
    */
   capacity?(target: DockerTarget): Promise<{ cpus: number; memoryMb: number }>;
+  /**
+   * Optional (backups): runs a one-off with `stdin` streamed in (then closed) and its stdout
+   * handed out as bytes, never buffered whole on either side; killed after timeoutMs, then
+   * removed (with its anonymous volumes).
+   */
+  runPiped?(
+    target: DockerTarget,
+    spec: ContainerSpec,
+    options: { timeoutMs: number; stdin?: AsyncIterable<Uint8Array> },
+  ): Promise<PipedRun>;
   /**
    * Optional (builds): builds an image on the engine, each output line to `onLine` as it
    * comes; while a promise it returned is pending no more output is read (backpressure).
@@ -1000,6 +1071,15 @@ export interface DataServiceRepo {
   delete(id: string): Promise<boolean>;
 }
 
+/** A data service's backups with their newest drill, oldest first (ids sort by time). */
+export interface DataServiceBackupRepo {
+  insert(b: DataServiceBackup): Promise<void>;
+  get(id: string): Promise<DataServiceBackup | null>;
+  list(dataServiceId: string): Promise<DataServiceBackup[]>;
+  update(id: string, patch: Partial<Omit<DataServiceBackup, 'id' | 'orgId'>>): Promise<void>;
+  delete(id: string): Promise<boolean>;
+}
+
 export interface DataServiceLinkRepo {
   /** AlreadyExists when the pair is linked or the service already has a link of that env name. */
   insert(l: DataServiceLink): Promise<void>;
@@ -1109,6 +1189,7 @@ export interface OrgRepos {
   jobs: JobRepo;
   jobRuns: JobRunRepo;
   alertThresholds: AlertThresholdRepo;
+  dataServiceBackups: DataServiceBackupRepo;
   audit: AuditRepo;
 }
 

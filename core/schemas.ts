@@ -538,6 +538,20 @@ export const createDataServiceInput = z.strictObject({
   maxmemoryMb: z.number().int().min(16).max(65_536).optional(),
   evictionPolicy: z.enum(redisEvictionPolicies).optional(),
   persistence: z.enum(redisPersistenceModes).optional(),
+  /** Five-field UTC cron of scheduled backups, at most hourly; nightly (`0 3 * * *`) unless set. */
+  backupSchedule: z.string().min(9).max(100).optional(),
+});
+export const backupScheduleInput = z.strictObject({
+  cron: z.string().min(9).max(100),
+});
+export const restoreBackupInput = z.strictObject({
+  backupId: id,
+  /** `new`: into a new data service (previewed before switching); `in_place`: over this one. */
+  target: z.enum(['new', 'in_place']),
+  /** In place: the data service's name, typed again. */
+  confirm: z.string().max(100).optional(),
+  /** New: the new data service's name (default `<name>-restored-<suffix>`). */
+  name: slugName.optional(),
 });
 export const createDataServiceLinkInput = z.strictObject({
   serviceId: id,

@@ -10,6 +10,7 @@ import { NegativeCachingResolver } from './domains/dns-cache.ts';
 import type { ApiKey } from './models.ts';
 import type {
   AuthProvider,
+  BackupCodec,
   Clock,
   ContainerRuntime,
   DnsResolver,
@@ -24,6 +25,7 @@ import type {
   Logger,
   Mailer,
   Metrics,
+  ObjectStore,
   Scheduler,
   MetricsQuery,
   Store,
@@ -53,6 +55,10 @@ export interface ApiDeps extends CoreDeps {
   metrics: Metrics & { render?(): Promise<{ contentType: string; body: string }> };
   /** Extra readiness checks beyond the database and queue (name → check). */
   readiness?: Record<string, () => Promise<void>>;
+  /** Data services' backups (download, on-demand backups, schedules); 503 without. */
+  objects?: ObjectStore;
+  backupCodec?: BackupCodec;
+  scheduler?: Scheduler;
   /** Cloud mode: the dashboard signs users in on this hosted page instead of its own form. */
   hostedSignIn?: HostedSignIn;
   /** Cron jobs: where their schedules are kept; 503 without. */
@@ -90,7 +96,10 @@ export interface SystemPorts {
   mailer?: Mailer;
   /** Hashes API keys; the pure SHA-256 in core/hash.ts when absent. */
   keyHasher?: KeyHasher;
-  /** Keeps cron jobs' schedules (pg-boss cron, EventBridge Scheduler); jobs answer 503 without. */
+  /** Data services' backups: where they are stored, how they are encoded. */
+  objects?: ObjectStore;
+  backupCodec?: BackupCodec;
+  /** Keeps cron jobs' and backups' schedules (pg-boss cron, EventBridge Scheduler); both answer 503 without. */
   scheduler?: Scheduler;
   /** Time series for the charts (Prometheus, CloudWatch); the pages say what to install without. */
   metricsQuery?: MetricsQuery;
@@ -161,6 +170,11 @@ export interface System {
  */
 export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
   const { store, queue, vault, clock, ids, logger } = ports;
+  const backupPorts = {
+    ...(ports.objects ? { objects: ports.objects } : {}),
+    ...(ports.backupCodec ? { backupCodec: ports.backupCodec } : {}),
+    ...(ports.scheduler ? { scheduler: ports.scheduler } : {}),
+  };
   const release: ReleaseDeps = {
     store,
     runtime: ports.runtime,
@@ -179,6 +193,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     },
     events: queueEventPublisher(queue),
     ...(ports.source ? { source: ports.source } : {}),
+    ...backupPorts,
   };
   const webhooks: WebhookDeps = {
     store,
@@ -260,6 +275,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
         }
       : {}),
     ...(config.readiness ? { readiness: config.readiness } : {}),
+    ...backupPorts,
     // In the Store, so that every API process counts the same attempts.
     loginLimits: {
       perAccountSource: new AttemptLimiter(

@@ -37,6 +37,7 @@ import { SesMailer } from '../mail/ses.ts';
 import { nodeKeyHasher } from '../hash/node-crypto.ts';
 import { EmfMetrics } from '../metrics/cloudwatch-emf.ts';
 import { S3ObjectStore } from '../objects/s3.ts';
+import { NodeBackupCodec } from '../backup/node-codec.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { PostgresIdempotencyLedger } from '../queue/idempotency-postgres.ts';
 import { SqsQueue, type IdempotencyLedger } from '../queue/sqs.ts';
@@ -209,6 +210,8 @@ export async function fromCloud(
           region: config.AWS_REGION,
           namespace: config.METRICS_NAMESPACE,
         }),
+      objects,
+      backupCodec: new NodeBackupCodec(),
     },
     {
       edgeDomain: config.EDGE_DOMAIN,

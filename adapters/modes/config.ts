@@ -70,6 +70,21 @@ const schema = z.object({
   /** Given to the migrate job: it makes `selfdevop_queue` a login with this password. */
   QUEUE_DATABASE_PASSWORD: z.string().min(16, 'must be at least 16 characters').optional(),
   DATA_DIR: z.string().min(1).default('./.selfdevop'),
+  /**
+   * Where data services' backups are stored on the local filesystem; DATA_DIR/objects when
+   * absent. The API (downloads) and the worker (backups) must share it.
+   */
+  OBJECTS_DIR: z.string().min(1).optional(),
+  /**
+   * Any S3-compatible store instead of the local filesystem: the bucket, and its endpoint
+   * (MinIO, Garage, R2…; absent for AWS S3). Credentials from the usual AWS_* variables.
+   */
+  OBJECTS_S3_BUCKET: z.string().min(3).max(63).optional(),
+  OBJECTS_S3_ENDPOINT: url(['http:', 'https:']).optional(),
+  OBJECTS_S3_REGION: z.string().min(1).default('us-east-1'),
+  /** Keys for the S3-compatible store; the AWS SDK's usual chain (AWS_*) when absent. */
+  OBJECTS_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
+  OBJECTS_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   EMBEDDED_PG_PORT: port.default(54329),
   /** Absent: generated once into DATA_DIR/secrets/jwt-secret (0600) and reused after. */
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),

@@ -4,12 +4,16 @@
  * here decides anything; it only connects. The use cases are wired by core/system.ts and
  * the queues consumed from core/queues.ts, as in cloud mode.
  */
+import path from 'node:path';
 import { PrometheusMetricsQuery } from '../metrics-query/prometheus.ts';
 import type { DomainConfig } from '../../core/domains/deps.ts';
 import type { Logger, RouteCatalog } from '../../core/ports.ts';
 import { edgeRebuildJob, scheduledJobs, workerHandlers } from '../../core/queues.ts';
 import type { ReleaseConfig, ReleaseDeps } from '../../core/releases/deps.ts';
 import { wireSystem, type ApiDeps } from '../../core/system.ts';
+import { NodeBackupCodec } from '../backup/node-codec.ts';
+import { LocalFsObjectStore } from '../objects/local-fs.ts';
+import { S3ObjectStore } from '../objects/s3.ts';
 import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
 import { LocalJwtAuth } from '../auth/local-jwt.ts';
 import { SystemClock } from '../clock/system.ts';
@@ -178,10 +182,32 @@ export async function fromSelfhost(
   const mailer = config.SMTP_URL
     ? new SmtpMailer({ url: config.SMTP_URL, from: config.MAIL_FROM })
     : undefined;
+  // Backups: the local filesystem, or any S3-compatible store the operator names.
+  const objects = config.OBJECTS_S3_BUCKET
+    ? new S3ObjectStore({
+        bucket: config.OBJECTS_S3_BUCKET,
+        client: {
+          region: config.OBJECTS_S3_REGION,
+          ...(config.OBJECTS_S3_ENDPOINT
+            ? { endpoint: config.OBJECTS_S3_ENDPOINT, forcePathStyle: true }
+            : {}),
+          ...(config.OBJECTS_S3_ACCESS_KEY_ID && config.OBJECTS_S3_SECRET_ACCESS_KEY
+            ? {
+                credentials: {
+                  accessKeyId: config.OBJECTS_S3_ACCESS_KEY_ID,
+                  secretAccessKey: config.OBJECTS_S3_SECRET_ACCESS_KEY,
+                },
+              }
+            : {}),
+        },
+      })
+    : new LocalFsObjectStore(config.OBJECTS_DIR ?? path.join(config.DATA_DIR, 'objects'));
   const system = wireSystem(
     {
       store,
       queue: queues.queue,
+      objects,
+      backupCodec: new NodeBackupCodec(),
       // Cron jobs' schedules: pg-boss cron, fired by whichever process runs schedules.
       scheduler: queues.scheduler,
       ...(mailer ? { mailer } : {}),

@@ -30,4 +30,31 @@ export class MemoryObjectStore implements ObjectStore {
     assertObjectKey(key);
     this.objects.delete(key);
   }
+
+  async putStream(key: string, body: AsyncIterable<Uint8Array>): Promise<{ bytes: number }> {
+    assertObjectKey(key);
+    // Collected before storing, so a source that fails leaves nothing at the key.
+    const chunks: Uint8Array[] = [];
+    let bytes = 0;
+    for await (const chunk of body) {
+      chunks.push(Uint8Array.from(chunk));
+      bytes += chunk.byteLength;
+    }
+    const all = new Uint8Array(bytes);
+    let at = 0;
+    for (const c of chunks) {
+      all.set(c, at);
+      at += c.byteLength;
+    }
+    this.objects.set(key, all);
+    return { bytes };
+  }
+
+  async getStream(key: string): Promise<AsyncIterable<Uint8Array> | null> {
+    const body = await this.get(key);
+    if (!body) return null;
+    return (async function* () {
+      for (let at = 0; at < body.byteLength; at += 64 * 1024) yield body.slice(at, at + 64 * 1024);
+    })();
+  }
 }

@@ -26,6 +26,11 @@ export interface S3ObjectStoreOptions {
   pageSize?: number;
   /** Bound on the number of list pages, so a runaway listing stops (1000 pages unless set). */
   maxPages?: number;
+  /**
+   * Bytes per part of a streamed upload (putStream); 8 MiB unless set, at least 5 MiB
+   * (S3's smallest part but the last). The one part in memory is the stream's whole cost.
+   */
+  partBytes?: number;
 }
 
 // S3's rules for bucket names: 3–63 lowercase letters, digits, dots and hyphens.
@@ -62,6 +67,7 @@ export class S3ObjectStore implements ObjectStore {
   private readonly kmsKeyId: string | undefined;
   private readonly pageSize: number;
   private readonly maxPages: number;
+  private readonly partBytes: number;
 
   constructor(options: S3ObjectStoreOptions) {
     if (typeof options.bucket !== 'string' || !bucketName.test(options.bucket)) {
@@ -74,6 +80,7 @@ export class S3ObjectStore implements ObjectStore {
     this.kmsKeyId = options.kmsKeyId || undefined;
     this.pageSize = options.pageSize ?? 1000;
     this.maxPages = options.maxPages ?? 1000;
+    this.partBytes = Math.max(options.partBytes ?? 8 * 1024 * 1024, 5 * 1024 * 1024);
   }
 
   async put(
@@ -147,6 +154,123 @@ export class S3ObjectStore implements ObjectStore {
     );
   }
 
+  /**
+   * A body smaller than one part is one PutObject; a larger one a multipart upload, one
+   * part in memory at a time, aborted when the source or S3 fails (so no half object and no
+   * parts left billed). The object appears only when the upload completes.
+   */
+  async putStream(
+    key: string,
+    body: AsyncIterable<Uint8Array>,
+    options: { contentType?: string } = {},
+  ): Promise<{ bytes: number }> {
+    assertObjectKey(key);
+    const { s3, client } = await this.sdk();
+    const sse = this.kmsKeyId
+      ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: this.kmsKeyId }
+      : {};
+    const contentType = options.contentType ?? 'application/octet-stream';
+    let part = new PartBuffer(this.partBytes);
+    let uploadId: string | undefined;
+    const parts: { ETag: string; PartNumber: number }[] = [];
+    let bytes = 0;
+    const flush = async (last: Uint8Array) => {
+      const PartNumber = parts.length + 1;
+      const out = await this.call(key, () =>
+        client.send(
+          new s3.UploadPartCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            PartNumber,
+            Body: last,
+            ContentLength: last.byteLength,
+          }),
+        ),
+      );
+      parts.push({ ETag: out.ETag ?? '', PartNumber });
+    };
+    try {
+      for await (const chunk of body) {
+        bytes += chunk.byteLength;
+        let rest: Uint8Array = chunk;
+        while (rest.byteLength > 0) {
+          rest = part.take(rest);
+          if (!part.full) continue;
+          uploadId ??= (
+            await this.call(key, () =>
+              client.send(
+                new s3.CreateMultipartUploadCommand({
+                  Bucket: this.bucket,
+                  Key: key,
+                  ContentType: contentType,
+                  ...sse,
+                }),
+              ),
+            )
+          ).UploadId;
+          await flush(part.bytes());
+          part = new PartBuffer(this.partBytes);
+        }
+      }
+      if (!uploadId) {
+        const whole = part.bytes();
+        await this.call(key, () =>
+          client.send(
+            new s3.PutObjectCommand({
+              Bucket: this.bucket,
+              Key: key,
+              Body: whole,
+              ContentLength: whole.byteLength,
+              ContentType: contentType,
+              ...sse,
+            }),
+          ),
+        );
+        return { bytes };
+      }
+      if (part.length > 0) await flush(part.bytes());
+      await this.call(key, () =>
+        client.send(
+          new s3.CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+          }),
+        ),
+      );
+      return { bytes };
+    } catch (e) {
+      if (uploadId)
+        await client
+          .send(
+            new s3.AbortMultipartUploadCommand({
+              Bucket: this.bucket,
+              Key: key,
+              UploadId: uploadId,
+            }),
+          )
+          .catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async getStream(key: string): Promise<AsyncIterable<Uint8Array> | null> {
+    assertObjectKey(key);
+    const { s3, client } = await this.sdk();
+    let out;
+    try {
+      out = await client.send(new s3.GetObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw this.failure(key, e);
+    }
+    if (!out.Body) return (async function* () {})();
+    // On Node the SDK's body is a Readable: read as the caller consumes it, never whole.
+    return out.Body as unknown as AsyncIterable<Uint8Array>;
+  }
+
   /** Readiness: the bucket exists and these credentials may use it. */
   async ping(): Promise<void> {
     try {
@@ -187,5 +311,27 @@ export class S3ObjectStore implements ObjectStore {
       `object store s3://${this.bucket}/${key}: ${errorName(e)}: ${(e as Error).message}`,
       { cause: e },
     );
+  }
+}
+
+/** One multipart part being filled: copies chunks in until it holds `size` bytes. */
+class PartBuffer {
+  private readonly buffer: Uint8Array;
+  length = 0;
+  constructor(size: number) {
+    this.buffer = new Uint8Array(size);
+  }
+  get full(): boolean {
+    return this.length === this.buffer.byteLength;
+  }
+  /** Copies what fits of chunk; answers the rest. */
+  take(chunk: Uint8Array): Uint8Array {
+    const n = Math.min(chunk.byteLength, this.buffer.byteLength - this.length);
+    this.buffer.set(chunk.subarray(0, n), this.length);
+    this.length += n;
+    return chunk.subarray(n);
+  }
+  bytes(): Uint8Array {
+    return this.buffer.subarray(0, this.length);
   }
 }

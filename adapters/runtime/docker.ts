@@ -12,7 +12,7 @@ import type {
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { Writable, type Duplex } from 'node:stream';
+import { PassThrough, Writable, type Duplex } from 'node:stream';
 import { InvalidInput, isCoreError, Unavailable } from '../../core/errors.ts';
 import type {
   BuildResult,
@@ -24,6 +24,7 @@ import type {
   ContainerSpec,
   DockerTarget,
   OneOffResult,
+  PipedRun,
   PublishedPort,
   ResolveImageOptions,
 } from '../../core/ports.ts';
@@ -192,6 +193,7 @@ export function containerCreateOptions(
   // A source without a slash is a named volume to the engine, made on first use.
   if (binds.length) hostConfig.Binds = binds;
   if (spec.network && !spec.hostNetwork) hostConfig.NetworkMode = spec.network;
+  if (spec.noNetwork) hostConfig.NetworkMode = 'none';
   const options: ContainerCreateOptions = {
     name: spec.name,
     Image: spec.image,
@@ -346,6 +348,94 @@ export class DockerRuntime implements ContainerRuntime {
       } finally {
         clearTimeout(timer);
       }
+    });
+  }
+
+  async runPiped(
+    target: DockerTarget,
+    spec: ContainerSpec,
+    options: { timeoutMs: number; stdin?: AsyncIterable<Uint8Array> },
+  ): Promise<PipedRun> {
+    return this.call(target, `run ${spec.name}`, async (docker) => {
+      await this.removeTolerant(docker, spec.name);
+      const create = containerCreateOptions(spec, true);
+      if (options.stdin) {
+        create.AttachStdin = true;
+        create.OpenStdin = true;
+        // The engine closes the container's stdin when the attached client closes its side.
+        create.StdinOnce = true;
+      }
+      const id = await this.create(docker, create);
+      const container = docker.getContainer(id);
+      const stdout = new PassThrough({ highWaterMark: 1024 * 1024 });
+      const stderr = new OutputTail(this.options.maxOutputBytes ?? defaultMaxOutputBytes);
+      const attached = (await container.attach({
+        stream: true,
+        stdin: Boolean(options.stdin),
+        stdout: true,
+        stderr: true,
+        hijack: Boolean(options.stdin),
+      })) as NodeJS.ReadWriteStream;
+      // Piped, so a stdout nobody reads pauses the socket and the engine holds the dump back.
+      const demux = new ByteDemux(stdout, (text) => stderr.push(text.replace(/\n$/, '')));
+      attached.pipe(demux);
+      const ended = new Promise<void>((resolve) => {
+        demux.once('finish', () => resolve());
+        attached.once('error', () => resolve());
+        attached.once('close', () => resolve());
+      });
+      const cleanup = () => this.removeTolerant(docker, id).catch(() => undefined);
+      try {
+        await container.start({ abortSignal: this.deadline() } as Docker.ContainerStartOptions);
+      } catch (e) {
+        await cleanup();
+        throw e;
+      }
+      let fed: Promise<void> = Promise.resolve();
+      if (options.stdin) {
+        const input = options.stdin;
+        fed = (async () => {
+          for await (const chunk of input) {
+            if (!attached.write(chunk))
+              await new Promise<void>((resolve) => attached.once('drain', () => resolve()));
+          }
+          attached.end();
+        })();
+      }
+      const result = (async (): Promise<OneOffResult> => {
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), options.timeoutMs);
+        });
+        try {
+          const fedError = fed.then(
+            () => null,
+            (e: unknown) => e,
+          );
+          const outcome = await Promise.race([
+            container.wait() as Promise<{ StatusCode: number }>,
+            timedOut,
+          ]);
+          if (outcome === 'timeout')
+            await container.kill().catch((e: unknown) => {
+              if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
+            });
+          await Promise.race([ended, delay(5000)]);
+          if (!stdout.writableEnded) stdout.end();
+          const feedFailure = await Promise.race([fedError, delay(100).then(() => null)]);
+          (attached as unknown as { destroy?: () => void }).destroy?.();
+          if (feedFailure) throw feedFailure;
+          if (outcome === 'timeout')
+            return { exitCode: null, timedOut: true, output: stderr.toString() };
+          return { exitCode: outcome.StatusCode, timedOut: false, output: stderr.toString() };
+        } finally {
+          clearTimeout(timer);
+          await cleanup();
+        }
+      })();
+      // Whoever awaits it sees the failure; nobody awaiting must not crash the process.
+      result.catch(() => undefined);
+      return { stdout, result };
     });
   }
 
@@ -996,6 +1086,54 @@ function sink(splitter: LineSplitter): Writable {
       callback();
     },
   });
+}
+
+/**
+ * Splits the engine's multiplexed attach stream (8-byte frame headers): stdout bytes go to
+ * `out` with its backpressure (the callback waits for drain), stderr text to `onErr`.
+ */
+class ByteDemux extends Writable {
+  private header = Buffer.alloc(0);
+  private remaining = 0;
+  private current = 1;
+  private readonly out: PassThrough;
+  private readonly onErr: (text: string) => void;
+  constructor(out: PassThrough, onErr: (text: string) => void) {
+    super();
+    this.out = out;
+    this.onErr = onErr;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (e?: Error) => void): void {
+    const stdoutParts: Buffer[] = [];
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.remaining === 0) {
+        const need = 8 - this.header.length;
+        this.header = Buffer.concat([this.header, chunk.subarray(at, at + need)]);
+        at += Math.min(need, chunk.length - at);
+        if (this.header.length < 8) break;
+        this.current = this.header[0]!;
+        this.remaining = this.header.readUInt32BE(4);
+        this.header = Buffer.alloc(0);
+        continue;
+      }
+      const n = Math.min(this.remaining, chunk.length - at);
+      const part = chunk.subarray(at, at + n);
+      if (this.current === 2) this.onErr(part.toString('utf8'));
+      else stdoutParts.push(part);
+      this.remaining -= n;
+      at += n;
+    }
+    if (stdoutParts.length === 0) return callback();
+    if (this.out.write(Buffer.concat(stdoutParts))) return callback();
+    this.out.once('drain', () => callback());
+  }
+
+  override _final(callback: (e?: Error) => void): void {
+    this.out.end();
+    callback();
+  }
 }
 
 function delay(ms: number): Promise<void> {

@@ -48,7 +48,11 @@ import { memorySecretRepo } from './memory/secrets.ts';
 import { memoryServiceRepo } from './memory/services.ts';
 import { emptyTables, type Tables } from './memory/tables.ts';
 import { TenantView } from './memory/tenant.ts';
-import { memoryDataServiceLinkRepo, memoryDataServiceRepo } from './memory/data-services.ts';
+import {
+  memoryDataServiceBackupRepo,
+  memoryDataServiceLinkRepo,
+  memoryDataServiceRepo,
+} from './memory/data-services.ts';
 import { memoryJobRepo, memoryJobRunRepo } from './memory/jobs.ts';
 import { memoryWebhookDeliveryRepo } from './memory/webhook-deliveries.ts';
 import { memoryWebhookRepo } from './memory/webhooks.ts';
@@ -98,6 +102,7 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     jobs: memoryJobRepo(t),
     jobRuns: memoryJobRunRepo(t),
     alertThresholds: memoryAlertThresholdRepo(t),
+    dataServiceBackups: memoryDataServiceBackupRepo(t),
     audit: memoryAuditRepo(t),
   };
 }

@@ -20,7 +20,11 @@ import { fromDatabaseUrl, type Database, type PoolOptions } from '../db/postgres
 import { pgApiKeyRepo } from './postgres/api-keys.ts';
 import { pgAuditRepo } from './postgres/audit.ts';
 import { pgAuthGuardRepo } from './postgres/auth-guards.ts';
-import { pgDataServiceLinkRepo, pgDataServiceRepo } from './postgres/data-services.ts';
+import {
+  pgDataServiceBackupRepo,
+  pgDataServiceLinkRepo,
+  pgDataServiceRepo,
+} from './postgres/data-services.ts';
 import { pgJobRepo, pgJobRunRepo } from './postgres/jobs.ts';
 import { pgDeployJobRepo } from './postgres/deploy-jobs.ts';
 import { pgDomainLookup, pgDomainRepo } from './postgres/domains.ts';
@@ -86,6 +90,7 @@ class PgOrgRepos implements OrgRepos {
   private _jobs: OrgRepos['jobs'] | undefined = undefined;
   private _jobRuns: OrgRepos['jobRuns'] | undefined = undefined;
   private _alertThresholds: OrgRepos['alertThresholds'] | undefined = undefined;
+  private _dataServiceBackups: OrgRepos['dataServiceBackups'] | undefined = undefined;
   private _audit: OrgRepos['audit'] | undefined = undefined;
 
   constructor(t: TenantSql) {
@@ -248,6 +253,12 @@ class PgOrgRepos implements OrgRepos {
   }
   set alertThresholds(repo: OrgRepos['alertThresholds']) {
     this._alertThresholds = repo;
+  }
+  get dataServiceBackups(): OrgRepos['dataServiceBackups'] {
+    return (this._dataServiceBackups ??= pgDataServiceBackupRepo(this.t));
+  }
+  set dataServiceBackups(repo: OrgRepos['dataServiceBackups']) {
+    this._dataServiceBackups = repo;
   }
   get audit(): OrgRepos['audit'] {
     return (this._audit ??= pgAuditRepo(this.t));

@@ -1,3 +1,6 @@
+import { createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { client, parse, type Command, type CommandContext } from '../command.ts';
 import { CliError } from '../config.ts';
 import { json, table } from '../output.ts';
@@ -20,6 +23,40 @@ interface DataService {
   links?: Link[];
 }
 
+interface Backup {
+  id: string;
+  trigger: string;
+  status: string;
+  error: string | null;
+  rawBytes: number | null;
+  storedBytes: number | null;
+  sha256: string | null;
+  tables: Record<string, number> | null;
+  keys: number | null;
+  startedAt: string;
+  drillStatus: string | null;
+  drillError: string | null;
+  drillRtoMs: number | null;
+  drillRpoMs: number | null;
+}
+
+interface Drill {
+  backupId: string;
+  status: string;
+  error: string | null;
+  rtoMs: number | null;
+  rpoMs: number | null;
+  at: string | null;
+}
+
+const size = (n: number | null) =>
+  n === null
+    ? '-'
+    : n < 1024 * 1024
+      ? `${(n / 1024).toFixed(1)} KiB`
+      : `${(n / 1048576).toFixed(1)} MiB`;
+const secs = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`);
+
 interface Link {
   id: string;
   serviceId: string;
@@ -35,6 +72,13 @@ const usage = `Usage:
   selfdevop data-services link ID --service NAME|ID [--project NAME|ID] [--env NAME]
   selfdevop data-services unlink ID LINK_ID
   selfdevop data-services rm ID --confirm NAME [--remove-volume]
+  selfdevop data-services backup ID [--wait] [--json]
+  selfdevop data-services backups ID [--json]
+  selfdevop data-services drills ID [--json]
+  selfdevop data-services schedule ID CRON
+  selfdevop data-services restore ID --backup BACKUP_ID --target new|in_place
+        [--confirm NAME] [--name NEW_NAME]
+  selfdevop data-services download ID BACKUP_ID --out FILE
 
 create starts a Redis 7, MariaDB 10.11 or PostgreSQL 15 server for a project on a node
 (one labelled role=data when there is one), its data on a named volume, reachable only
@@ -44,6 +88,12 @@ policy (noeviction) and persistence (rdb) are always set explicitly.
 link hands its URL to a service as --env (REDIS_URL or DATABASE_URL by default) from
 the service's next release on. rm needs the name again; the data volume is kept unless
 --remove-volume (then the data is gone for good). A linked data service is not removed.
+backup takes a backup now (dumped next to the server, compressed, encrypted, checksummed,
+manifest last); a restore drill into a container with no network follows and checks the
+row counts (or key count). --wait waits for the drill (exit 1 unless it passed). Scheduled
+backups run nightly (schedule changes the five-field UTC cron, at most hourly). restore
+--target new makes a new data service from the backup; in_place needs --confirm NAME and
+backs up the current state first. download writes the decrypted dump to --out.
 
 Example:
   selfdevop data-services create cache --project shop --engine redis --maxmemory-mb 512 --wait
@@ -66,6 +116,10 @@ async function run(ctx: CommandContext): Promise<number> {
     'remove-volume': { type: 'boolean' },
     wait: { type: 'boolean' },
     json: { type: 'boolean' },
+    backup: { type: 'string' },
+    target: { type: 'string' },
+    name: { type: 'string' },
+    out: { type: 'string' },
   });
   const [sub = 'list', arg, arg2] = positionals;
   const api = await client(ctx.env);
@@ -176,9 +230,112 @@ async function run(ctx: CommandContext): Promise<number> {
       );
       return 0;
     }
+    case 'backup': {
+      if (!arg) throw new CliError('data-services backup needs the ID', 2);
+      let b = await api.call<Backup>('POST', `${path(arg)}/backups`);
+      if (values.wait) {
+        // Bounded: an hour covers the dump and its drill of any database this CLI waits on.
+        for (let i = 0; i < 3600; i++) {
+          if (b.status === 'failed' || (b.drillStatus && b.drillStatus !== 'running')) break;
+          await new Promise((r) => setTimeout(r, 1000));
+          const list = await api.call<{ items: Backup[] }>('GET', `${path(arg)}/backups`);
+          b = list.items.find((x) => x.id === b.id) ?? b;
+        }
+      }
+      if (values.json) return (json(ctx.o, b), b.status === 'failed' ? 1 : 0);
+      ctx.o.out(`backup ${b.id}: ${b.status}${b.drillStatus ? `, drill ${b.drillStatus}` : ''}`);
+      if (b.error) ctx.o.err(`failed: ${b.error}`);
+      if (b.drillError) ctx.o.err(`drill failed: ${b.drillError}`);
+      if (values.wait && b.drillStatus !== 'passed') return 1;
+      return b.status === 'failed' ? 1 : 0;
+    }
+    case 'backups': {
+      if (!arg) throw new CliError('data-services backups needs the ID', 2);
+      const list = await api.call<{ items: Backup[]; backupSchedule: string }>(
+        'GET',
+        `${path(arg)}/backups`,
+      );
+      if (values.json) return (json(ctx.o, list), 0);
+      ctx.o.out(`schedule: ${list.backupSchedule} (UTC)`);
+      table(
+        ctx.o,
+        ['ID', 'STARTED', 'TRIGGER', 'STATUS', 'SIZE', 'DRILL', 'CONTENTS'],
+        list.items.map((b) => [
+          b.id,
+          b.startedAt,
+          b.trigger,
+          b.status === 'failed' ? `failed: ${b.error ?? ''}` : b.status,
+          size(b.storedBytes),
+          b.drillStatus ?? '-',
+          b.keys !== null
+            ? `${b.keys} keys`
+            : b.tables
+              ? Object.entries(b.tables)
+                  .map(([t, n]) => `${t}=${n}`)
+                  .join(' ')
+              : '-',
+        ]),
+        'no backups yet: selfdevop data-services backup ID',
+      );
+      return 0;
+    }
+    case 'drills': {
+      if (!arg) throw new CliError('data-services drills needs the ID', 2);
+      const list = await api.call<{ items: Drill[] }>('GET', `${path(arg)}/drills`);
+      if (values.json) return (json(ctx.o, list.items), 0);
+      table(
+        ctx.o,
+        ['BACKUP', 'AT', 'STATUS', 'RTO', 'RPO', 'REASON'],
+        list.items.map((d) => [
+          d.backupId,
+          d.at ?? '-',
+          d.status,
+          secs(d.rtoMs),
+          secs(d.rpoMs),
+          d.error ?? '',
+        ]),
+        'no drills yet: each backup is drilled once it is stored',
+      );
+      return list.items[0]?.status === 'failed' ? 1 : 0;
+    }
+    case 'schedule': {
+      if (!arg || !arg2) throw new CliError('data-services schedule needs the ID and a CRON', 2);
+      const r = await api.call<{ backupSchedule: string }>('PUT', `${path(arg)}/backup-schedule`, {
+        cron: arg2,
+      });
+      ctx.o.out(`backups run at ${r.backupSchedule} (UTC)`);
+      return 0;
+    }
+    case 'restore': {
+      if (!arg) throw new CliError('data-services restore needs the ID', 2);
+      if (!values.backup) throw new CliError('data-services restore needs --backup BACKUP_ID', 2);
+      if (values.target !== 'new' && values.target !== 'in_place')
+        throw new CliError('data-services restore needs --target new|in_place', 2);
+      const r = await api.call<{ dataService: DataService }>('POST', `${path(arg)}/restore`, {
+        backupId: values.backup,
+        target: values.target,
+        ...(values.confirm ? { confirm: values.confirm } : {}),
+        ...(values.name ? { name: values.name } : {}),
+      });
+      if (values.json) return (json(ctx.o, r), 0);
+      ctx.o.out(
+        values.target === 'new'
+          ? `restoring into new data service ${r.dataService.name} (${r.dataService.id})`
+          : `restoring ${r.dataService.name} in place; its current state is backed up first`,
+      );
+      return 0;
+    }
+    case 'download': {
+      if (!arg || !arg2) throw new CliError('data-services download needs the ID and BACKUP_ID', 2);
+      if (!values.out) throw new CliError('data-services download needs --out FILE', 2);
+      const body = await api.download(`${path(arg)}/backups/${encodeURIComponent(arg2)}/download`);
+      await pipeline(Readable.from(body), createWriteStream(values.out, { mode: 0o600 }));
+      ctx.o.out(`wrote ${values.out}`);
+      return 0;
+    }
     default:
       throw new CliError(
-        `unknown data-services command ${sub}: use list, create, show, link, unlink or rm`,
+        `unknown data-services command ${sub}: use list, create, show, link, unlink, rm, backup, backups, drills, schedule, restore or download`,
         2,
       );
   }
@@ -186,7 +343,8 @@ async function run(ctx: CommandContext): Promise<number> {
 
 export const dataServices: Command = {
   name: 'data-services',
-  summary: 'Redis, MariaDB and PostgreSQL for a project: list, create, show, link, unlink, rm',
+  summary:
+    'Redis, MariaDB and PostgreSQL for a project: list, create, show, link, unlink, rm, backup, backups, drills, restore',
   help: usage,
   run,
 };

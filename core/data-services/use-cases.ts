@@ -19,6 +19,7 @@ import {
   type Principal,
   type RequestContext,
 } from '../deps.ts';
+import { checkBackupSchedule, defaultBackupSchedule } from './backups.ts';
 import { dataServiceWorkQueue, type DataServiceWorkMessage } from './deps.ts';
 import {
   dataContainerName,
@@ -64,6 +65,7 @@ export interface CreateDataServiceInput {
   maxmemoryMb?: number | undefined;
   evictionPolicy?: DataServiceSettings['evictionPolicy'] | undefined;
   persistence?: DataServiceSettings['persistence'] | undefined;
+  backupSchedule?: string | undefined;
 }
 
 /** Where a data service goes: the node asked for, else a `role=data` node, else any undrained one. */
@@ -117,6 +119,10 @@ export async function createDataService(
       { field: 'version', available: Object.keys(engine.versions) },
     );
   const settings = settingsOf(input);
+  const backupSchedule =
+    input.backupSchedule === undefined
+      ? defaultBackupSchedule
+      : checkBackupSchedule(input.backupSchedule);
   const id = deps.ids.newId('dat');
   // Hex-like and URL-safe: it goes into connection URLs and the engines' init SQL unquoted.
   const password = deps.ids.newSecret(24).replace(/[^A-Za-z0-9]/g, 'x');
@@ -139,6 +145,7 @@ export async function createDataService(
       settings,
       sealedPassword,
       removeVolume: false,
+      backupSchedule,
       createdAt: now,
       updatedAt: now,
     };

@@ -2,7 +2,14 @@ import { openNodeTarget } from '../nodes/credentials.ts';
 import type { DataService } from '../models.ts';
 import type { MessageHandler } from '../ports.ts';
 import { recordAudit } from '../deps.ts';
-import { dataWorkerActor, type DataServiceDeps, type DataServiceWorkMessage } from './deps.ts';
+import { handleBackup, handleDrill, handleRestore } from './backup-work.ts';
+import {
+  backupScheduleName,
+  dataServiceWorkQueue,
+  dataWorkerActor,
+  type DataServiceDeps,
+  type DataServiceWorkMessage,
+} from './deps.ts';
 import {
   dataContainerName,
   dataServiceSecretContext,
@@ -24,6 +31,10 @@ export function handleDataServiceWork(
     const { orgId, dataServiceId, op } = message.payload;
     const ds = await deps.store.withOrg(orgId, (repos) => repos.dataServices.get(dataServiceId));
     if (!ds) return; // deleted meanwhile: nothing left to do
+    // Backups, drills and restores record their own failures (once, loudly); never retried.
+    if (op === 'backup') return handleBackup(deps, ds, message.payload);
+    if (op === 'drill') return handleDrill(deps, ds, message.payload);
+    if (op === 'restore') return handleRestore(deps, ds, message.payload, provision);
     try {
       if (op === 'provision' && ds.status === 'provisioning') await provision(deps, ds);
       if (op === 'delete' && ds.status === 'deleting') await remove(deps, ds);
@@ -40,6 +51,33 @@ export function handleDataServiceWork(
 }
 
 async function provision(deps: DataServiceDeps, ds: DataService): Promise<void> {
+  await startServer(deps, ds);
+  await registerBackupSchedule(deps, ds);
+}
+
+/** Registers (or replaces) the data service's backup schedule; logged, never fatal. */
+export async function registerBackupSchedule(
+  deps: Pick<DataServiceDeps, 'scheduler' | 'logger'>,
+  ds: DataService,
+): Promise<void> {
+  if (!deps.scheduler) return;
+  const message: DataServiceWorkMessage = {
+    orgId: ds.orgId,
+    dataServiceId: ds.id,
+    op: 'backup',
+    trigger: 'schedule',
+  };
+  await deps.scheduler
+    .schedule(backupScheduleName(ds.id), ds.backupSchedule, dataServiceWorkQueue, message)
+    .catch((e: unknown) =>
+      deps.logger.error(
+        { dataServiceId: ds.id, err: e instanceof Error ? e.message : String(e) },
+        'the backup schedule could not be registered',
+      ),
+    );
+}
+
+async function startServer(deps: DataServiceDeps, ds: DataService): Promise<void> {
   const node = await deps.store.withOrg(ds.orgId, (repos) => repos.nodes.get(ds.nodeId));
   if (!node) return finish(deps, ds, 'provisioning', 'failed', `node ${ds.nodeId} is gone`);
   const target = await openNodeTarget(deps.vault, node);
@@ -73,6 +111,7 @@ async function remove(deps: DataServiceDeps, ds: DataService): Promise<void> {
   if (node) {
     const target = await openNodeTarget(deps.vault, node);
     await deps.runtime.remove(target, dataContainerName(ds));
+    await deps.scheduler?.unschedule(backupScheduleName(ds.id)).catch(() => undefined);
     if (ds.removeVolume) {
       if (!deps.runtime.removeVolume)
         throw new Error('this runtime cannot remove volumes; the volume was kept');

@@ -2,6 +2,9 @@ import type { NodeRecord, Release, ReleaseStatus } from '../models.ts';
 import { openNodeTarget } from '../nodes/credentials.ts';
 import type { EventPublisher } from '../webhooks/events.ts';
 import type {
+  BackupCodec,
+  ObjectStore,
+  Scheduler,
   Clock,
   ContainerRuntime,
   DockerTarget,
@@ -126,6 +129,10 @@ export interface ReleaseDeps {
   source?: SourceRepository;
   /** Where release events go beyond the audit trail (webhooks); none in unit tests. */
   events?: EventPublisher;
+  /** Data services' backups: the object store, the codec and the schedules (data-service-work). */
+  objects?: ObjectStore;
+  backupCodec?: BackupCodec;
+  scheduler?: Scheduler;
 }
 
 /** The audit actor of everything the worker does on its own. */

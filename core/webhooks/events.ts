@@ -21,6 +21,12 @@ export const webhookEventTypes = [
   'data_service.deleted',
   'alert.firing',
   'alert.resolved',
+  'data_service.restored',
+  'data_service.restore_failed',
+  'backup.completed',
+  'backup.failed',
+  'drill.passed',
+  'drill.failed',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 

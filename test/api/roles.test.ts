@@ -127,6 +127,8 @@ const bodies: Record<string, () => unknown> = {
     value: 2,
   }),
   'post /api/alerts/alertmanager': () => ({ status: 'firing', alerts: [] }),
+  'put /api/data-services/{id}/backup-schedule': () => ({ cron: '0 3 * * *' }),
+  'post /api/data-services/{id}/restore': () => ({ backupId: 'bak_0nothing', target: 'new' }),
 };
 
 let counter = 0;

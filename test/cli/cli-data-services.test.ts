@@ -4,7 +4,7 @@
  * ready), list, show, link to a service, unlink, remove; and bad input named clearly.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -126,6 +126,30 @@ describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
     const linkId = /\((dsl_\w+)\)/.exec(link.stdout)![1]!;
     const show = await cli(['data-services', 'show', ds.id]);
     expect(show.stdout).toContain(`linked: ${serviceId} as REDIS_URL (${linkId})`);
+    // A backup, waited for until its restore drill passed, then seen in both lists.
+    const backup = await cli(['data-services', 'backup', ds.id, '--wait']);
+    expect(backup.code, backup.stderr).toBe(0);
+    expect(backup.stdout).toMatch(/^backup (bak_\w+): completed, drill passed\n$/);
+    const backupId = /(bak_\w+)/.exec(backup.stdout)![1]!;
+    const backups = await cli(['data-services', 'backups', ds.id]);
+    expect(backups.code, backups.stderr).toBe(0);
+    expect(backups.stdout).toContain('schedule: 0 3 * * * (UTC)');
+    expect(backups.stdout).toMatch(
+      new RegExp(`${backupId} .* manual +completed .* passed +0 keys`),
+    );
+    const drills = await cli(['data-services', 'drills', ds.id, '--json']);
+    expect(drills.code, drills.stderr).toBe(0);
+    expect(JSON.parse(drills.stdout)[0]).toMatchObject({ backupId, status: 'passed', error: null });
+    const everySecond = await cli(['data-services', 'schedule', ds.id, '* * * * *']);
+    expect(everySecond.code).toBe(1);
+    expect(everySecond.stderr).toContain('more than once an hour');
+    const out = join(dir, 'cache.rdb');
+    const download = await cli(['data-services', 'download', ds.id, backupId, '--out', out]);
+    expect(download.code, download.stderr).toBe(0);
+    expect((await readFile(out)).subarray(0, 5).toString()).toBe('REDIS');
+    const noTarget = await cli(['data-services', 'restore', ds.id, '--backup', backupId]);
+    expect(noTarget.code).toBe(2);
+    expect(noTarget.stderr).toContain('--target new|in_place');
     expect(show.stdout).not.toMatch(/password/i);
     const linked = await cli(['data-services', 'rm', ds.id, '--confirm', 'cache']);
     expect(linked.code).toBe(1);

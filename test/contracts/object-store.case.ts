@@ -7,6 +7,12 @@ export interface ObjectStoreFixture {
   make: () => ObjectStore | Promise<ObjectStore>;
 }
 
+async function arrayOf<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
 const text = (bytes: Uint8Array | null) =>
   bytes === null ? null : new TextDecoder().decode(bytes);
 
@@ -147,6 +153,59 @@ export function runObjectStoreContract({ make }: ObjectStoreFixture): void {
         expect(await store.list('')).toEqual([]);
       });
     }
+
+    const chunked = async function* (total: number, chunk: number) {
+      for (let at = 0; at < total; at += chunk) {
+        const n = Math.min(chunk, total - at);
+        const out = new Uint8Array(n);
+        for (let i = 0; i < n; i++) out[i] = (at + i) % 251;
+        yield out;
+      }
+    };
+    const collect = async (stream: AsyncIterable<Uint8Array> | null) => {
+      if (!stream) return null;
+      const parts: Uint8Array[] = [];
+      for await (const c of stream) parts.push(Uint8Array.from(c));
+      return Buffer.concat(parts);
+    };
+
+    it('streams a body in and out byte for byte, small and across several parts', async () => {
+      for (const [key, total] of [
+        ['backups/small.bin', 1000],
+        ['backups/big.bin', 12 * 1024 * 1024 + 7],
+        ['backups/empty.bin', 0],
+      ] as const) {
+        const put = await store.putStream(key, chunked(total, 64 * 1024 + 3));
+        expect(put).toEqual({ bytes: total });
+        const back = await collect(await store.getStream(key));
+        expect(back?.byteLength).toBe(total);
+        expect(
+          Buffer.compare(back!, Buffer.concat([...(await arrayOf(chunked(total, 1 << 20)))])),
+        ).toBe(0);
+        expect((await store.get(key))?.byteLength).toBe(total);
+      }
+      expect(await store.list('backups/')).toEqual([
+        'backups/big.bin',
+        'backups/empty.bin',
+        'backups/small.bin',
+      ]);
+    });
+
+    it('leaves nothing at the key when the source fails mid-stream, and passes the failure on', async () => {
+      const failing = async function* () {
+        yield* chunked(6 * 1024 * 1024, 1 << 20);
+        throw new Error('dump died');
+      };
+      await expect(store.putStream('backups/half', failing())).rejects.toThrow('dump died');
+      expect(await store.get('backups/half')).toBeNull();
+      expect(await store.list('backups/')).toEqual([]);
+    });
+
+    it('answers null for a missing stream and refuses bad keys', async () => {
+      expect(await store.getStream('nothing/here')).toBeNull();
+      await expect(store.putStream('a/../b', chunked(1, 1))).rejects.toThrow(InvalidInput);
+      await expect(store.getStream('a/../b')).rejects.toThrow(InvalidInput);
+    });
 
     it('names the key in the error', async () => {
       await expect(store.put('a/../b', 'x')).rejects.toThrow('object key "a/../b" is invalid');

@@ -85,6 +85,12 @@ describe.skipIf(!ready)('data services in the dashboard', () => {
         .map((el) => el.outerHTML),
     );
     expect(unlabelled).toEqual([]);
+    // Backups and drills have their own sections, empty until the first backup.
+    expect(await text(page.getByRole('heading', { name: 'Backups' }))).toBe('Backups');
+    expect(await page.getByText('No backups yet.').count()).toBe(1);
+    expect(await page.getByText('No drills yet.').count()).toBe(1);
+    expect(await page.getByText('0 3 * * *').count()).toBe(1);
+    expect(await page.getByRole('button', { name: 'Back up now' }).count()).toBe(1);
 
     await page.getByLabel('Service').selectOption({ label: 'web' });
     await page.getByRole('button', { name: 'Link' }).click();

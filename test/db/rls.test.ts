@@ -12,6 +12,7 @@ import {
   aDataServiceLink,
   aJob,
   aJobRun,
+  aDataServiceBackup,
   aDeployJob,
   aDomain,
   anApiKey,
@@ -125,6 +126,7 @@ async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
       value: 2,
       updatedAt: at(),
     });
+    await r.dataServiceBackups.insert(aDataServiceBackup(t.orgId, data.id));
     await r.audit.append(anAuditEvent(t.orgId));
   });
 }
@@ -181,6 +183,7 @@ describe('row-level security', () => {
       [
         'api_keys',
         'audit_events',
+        'data_service_backups',
         'data_service_links',
         'data_services',
         'deploy_jobs',

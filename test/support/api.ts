@@ -17,7 +17,9 @@ import { httpRequester } from './http.ts';
  */
 export async function startSelfhostApi(
   overrides: Partial<SelfhostTestSettings> & { databaseUrl?: string; workers?: boolean } = {},
-): Promise<ApiHarness & { url: string; databaseUrl: string; system: SelfhostSystem }> {
+): Promise<
+  ApiHarness & { url: string; databaseUrl: string; system: SelfhostSystem; objectsDir: string }
+> {
   const { workers, ...settings } = overrides;
   const db = overrides.databaseUrl ? null : await createTestDatabase('api');
   const databaseUrl = overrides.databaseUrl ?? db!.url;
@@ -26,6 +28,7 @@ export async function startSelfhostApi(
   const encryptionKeyFile = path.join(dir, 'encryption.key');
   await ensureKeyFile(encryptionKeyFile);
   const jwtSecret = randomBytes(32).toString('base64url');
+  const objectsDir = settings.objectsDir ?? path.join(dir, 'objects');
   const lines: string[] = [];
   const system = await fromSelfhostSettings({
     databaseUrl,
@@ -42,6 +45,8 @@ export async function startSelfhostApi(
     queue: { pollingIntervalSeconds: 0.5, retryDelaySeconds: 1 },
     // As deployed: Caddy reads upstreams from this process's DNS server (any free port).
     edgeDns: { listen: '127.0.0.1:0', refreshMs: 100 },
+    // Backups land in the test's own folder, never under the working directory.
+    objectsDir,
     ...settings,
   });
   if (workers) await system.startWorkers();
@@ -51,6 +56,7 @@ export async function startSelfhostApi(
     url,
     databaseUrl,
     system,
+    objectsDir,
     jwtSecret,
     request: httpRequester(url),
     logLines: () => lines,

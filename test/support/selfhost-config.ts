@@ -40,6 +40,8 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   prometheusUrl?: string;
   /** ALERT_RECEIVER_TOKEN: what Prometheus and Alertmanager present. */
   alertReceiverToken?: string;
+  /** OBJECTS_DIR: where backups are stored (a test's temporary folder). */
+  objectsDir?: string;
   maxBodyBytes: number;
   dbPoolMax: number;
   version: string;
@@ -71,6 +73,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     publicUrl,
     prometheusUrl,
     alertReceiverToken,
+    objectsDir,
     maxBodyBytes,
     dbPoolMax,
     version,
@@ -100,6 +103,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     PUBLIC_URL: publicUrl,
     PROMETHEUS_URL: prometheusUrl,
     ALERT_RECEIVER_TOKEN: alertReceiverToken,
+    OBJECTS_DIR: objectsDir,
     MAX_BODY_BYTES: String(maxBodyBytes),
     DB_POOL_MAX: String(dbPoolMax),
     LOG_LEVEL: logLevel,

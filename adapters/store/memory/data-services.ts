@@ -1,6 +1,10 @@
 import { NotFound } from '../../../core/errors.ts';
-import type { DataService, DataServiceLink } from '../../../core/models.ts';
-import type { DataServiceLinkRepo, DataServiceRepo } from '../../../core/ports.ts';
+import type { DataService, DataServiceBackup, DataServiceLink } from '../../../core/models.ts';
+import type {
+  DataServiceBackupRepo,
+  DataServiceLinkRepo,
+  DataServiceRepo,
+} from '../../../core/ports.ts';
 import { byIdAsc, clone } from './overlay.ts';
 import type { TenantView } from './tenant.ts';
 
@@ -19,6 +23,8 @@ export const memoryDataServiceRepo = (t: TenantView): DataServiceRepo => ({
     // As the SQL foreign key's on delete cascade: its links go with it.
     for (const l of t.mine('dataServiceLinks').filter((r) => r.dataServiceId === id))
       t.view.delete('dataServiceLinks', String(l.id));
+    for (const b of t.mine('dataServiceBackups').filter((r) => r.dataServiceId === id))
+      t.view.delete('dataServiceBackups', String(b.id));
     return true;
   },
 });
@@ -38,6 +44,26 @@ export const memoryDataServiceLinkRepo = (t: TenantView): DataServiceLinkRepo =>
   delete: async (id) => {
     if (!t.getOwn('dataServiceLinks', id)) return false;
     t.view.delete('dataServiceLinks', id);
+    return true;
+  },
+});
+
+export const memoryDataServiceBackupRepo = (t: TenantView): DataServiceBackupRepo => ({
+  insert: async (b) => t.insert('dataServiceBackups', b),
+  get: async (id) => t.getOwn<DataServiceBackup>('dataServiceBackups', id),
+  list: async (dataServiceId) =>
+    t
+      .mine('dataServiceBackups')
+      .filter((r) => r.dataServiceId === dataServiceId)
+      .sort(byIdAsc)
+      .map((r) => clone(r) as unknown as DataServiceBackup),
+  update: async (id, patch) => {
+    if (!t.patch('dataServiceBackups', id, patch, ['id', 'orgId']))
+      throw new NotFound('data_service_backup', id);
+  },
+  delete: async (id) => {
+    if (!t.getOwn('dataServiceBackups', id)) return false;
+    t.view.delete('dataServiceBackups', id);
     return true;
   },
 });

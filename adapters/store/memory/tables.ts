@@ -38,6 +38,7 @@ export const tableNames = [
   'jobs',
   'jobRuns',
   'alertThresholds',
+  'dataServiceBackups',
   'audit',
 ] as const;
 export type TableName = (typeof tableNames)[number];
@@ -365,6 +366,14 @@ export const rules: Record<TableName, TableRules> = {
     tenant: true,
     unique: [],
     foreign: [{ what: 'job', field: 'jobId', table: 'jobs' }],
+  },
+  dataServiceBackups: {
+    sqlName: 'data_service_backups',
+    what: 'data_service_backup',
+    key: byId,
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'data_service', field: 'dataServiceId', table: 'dataServices' }],
   },
   audit: {
     sqlName: 'audit_events',

@@ -1,5 +1,9 @@
-import type { DataService, DataServiceLink } from '../../../core/models.ts';
-import type { DataServiceLinkRepo, DataServiceRepo } from '../../../core/ports.ts';
+import type { DataService, DataServiceBackup, DataServiceLink } from '../../../core/models.ts';
+import type {
+  DataServiceBackupRepo,
+  DataServiceLinkRepo,
+  DataServiceRepo,
+} from '../../../core/ports.ts';
 import { eq, table } from './sql.ts';
 import type { TenantSql } from './tenant.ts';
 
@@ -16,6 +20,7 @@ export const dataServicesTable = table<DataService>('data_services', [
   'settings',
   'sealedPassword',
   'removeVolume',
+  'backupSchedule',
   'createdAt',
   'updatedAt',
 ]);
@@ -53,4 +58,48 @@ export const pgDataServiceLinkRepo = (t: TenantSql): DataServiceLinkRepo => ({
       'id',
     ),
   delete: (id) => t.deleteWhere(dataServiceLinksTable, [eq('id', id), t.org()]),
+});
+
+export const dataServiceBackupsTable = table<DataServiceBackup>('data_service_backups', [
+  'id',
+  'orgId',
+  'dataServiceId',
+  'trigger',
+  'status',
+  'error',
+  'objectKey',
+  'manifestKey',
+  'sealedDataKey',
+  'rawBytes',
+  'storedBytes',
+  'sha256',
+  'manifest',
+  'startedAt',
+  'finishedAt',
+  'drillStatus',
+  'drillError',
+  'drillRtoMs',
+  'drillRpoMs',
+  'drilledAt',
+]);
+
+/** bigint columns come back from pg as strings; sizes of backups fit a double. */
+const sizes = <B extends DataServiceBackup | null>(b: B): B =>
+  b && {
+    ...b,
+    rawBytes: b.rawBytes === null ? null : Number(b.rawBytes),
+    storedBytes: b.storedBytes === null ? null : Number(b.storedBytes),
+  };
+
+export const pgDataServiceBackupRepo = (t: TenantSql): DataServiceBackupRepo => ({
+  insert: (b) => t.insert(dataServiceBackupsTable, b),
+  get: async (id) => sizes(await t.one(dataServiceBackupsTable, [eq('id', id), t.org()])),
+  list: async (dataServiceId) =>
+    (
+      await t.all(dataServiceBackupsTable, [t.org(), eq('data_service_id', dataServiceId)], 'id')
+    ).map(sizes),
+  update: async (id, patch) => {
+    await t.updateById(dataServiceBackupsTable, 'data_service_backup', id, patch);
+  },
+  delete: (id) => t.deleteWhere(dataServiceBackupsTable, [eq('id', id), t.org()]),
 });

@@ -8,6 +8,14 @@ import {
   listDataServices,
   unlinkDataService,
 } from '../../../core/data-services/use-cases.ts';
+import {
+  downloadBackup,
+  listBackups,
+  listDrills,
+  requestBackup,
+  restoreBackup,
+  setBackupSchedule,
+} from '../../../core/data-services/backup-use-cases.ts';
 import { route } from '../route.ts';
 
 const byProject = s.pageQuery.extend({ projectId: s.id.optional() });
@@ -93,4 +101,105 @@ export const dataServiceRoutes = [
     handle: ({ deps, principal, params, ctx }) =>
       unlinkDataService(deps, principal, params.id!, params.linkId!, ctx),
   }),
+  route({
+    method: 'post',
+    path: '/api/data-services/{id}/backups',
+    summary:
+      'Back up now (202): dumped next to the server, streamed compressed and encrypted to the object store, manifest last, then a restore drill',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    status: 202,
+    handle: ({ deps, principal, params, ctx }) => requestBackup(deps, principal, params.id!, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/data-services/{id}/backups',
+    summary:
+      'Backups, newest first: status, sizes, checksum, row counts (or key count) and the newest drill',
+    tag: 'data-services',
+    auth: true,
+    permission: 'read',
+    status: 200,
+    handle: ({ deps, principal, params }) => listBackups(deps, principal, params.id!),
+  }),
+  route({
+    method: 'put',
+    path: '/api/data-services/{id}/backup-schedule',
+    summary: 'When scheduled backups run: five-field UTC cron, at most hourly (nightly by default)',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    body: s.backupScheduleInput,
+    status: 200,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      setBackupSchedule(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/data-services/{id}/drills',
+    summary:
+      'Restore drills, newest first: restored into a container with no network and checked against the manifest; RTO and RPO',
+    tag: 'data-services',
+    auth: true,
+    permission: 'read',
+    status: 200,
+    handle: ({ deps, principal, params }) => listDrills(deps, principal, params.id!),
+  }),
+  route({
+    method: 'post',
+    path: '/api/data-services/{id}/restore',
+    summary:
+      'Restore a backup into a new data service, or in place (confirm=<its name>; the current state is backed up first); 202',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    body: s.restoreBackupInput,
+    status: 202,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      restoreBackup(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/data-services/{id}/backups/{backupId}/download',
+    summary:
+      "A backup's dump, decrypted as it streams (.sql, pg_restore's format, or .rdb), after its checksum is checked",
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    status: 200,
+    handle: async ({ deps, principal, params }) => {
+      const { filename, body } = await downloadBackup(
+        deps,
+        principal,
+        params.id!,
+        params.backupId!,
+      );
+      return new Response(streamOf(body), {
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-disposition': `attachment; filename="${filename}"`,
+        },
+      });
+    },
+  }),
 ];
+
+/** An async iterable as a web stream, pulled as the client reads (backpressure). */
+function streamOf(body: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
+  const it = body[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const next = await it.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      } catch (e) {
+        controller.error(e);
+      }
+    },
+    async cancel() {
+      await it.return?.();
+    },
+  });
+}

@@ -23,6 +23,7 @@ import type {
   DataServiceLink,
   Job,
   JobRun,
+  DataServiceBackup,
 } from '../../../core/models.ts';
 import type { Store } from '../../../core/ports.ts';
 
@@ -252,6 +253,7 @@ export const aDataService = (
   settings: { maxmemoryMb: 256, evictionPolicy: 'noeviction', persistence: 'rdb' },
   sealedPassword: 'v1.sealed',
   removeVolume: false,
+  backupSchedule: '0 3 * * *',
   createdAt: at(),
   updatedAt: at(),
   ...o,
@@ -387,3 +389,34 @@ export async function rejectsWith(p: Promise<unknown>, code: string): Promise<Co
   expect((e as CoreError).code).toBe(code);
   return e as CoreError;
 }
+
+export const aDataServiceBackup = (
+  orgId: string,
+  dataServiceId: string,
+  o: Partial<DataServiceBackup> = {},
+): DataServiceBackup => {
+  const id = ids.newId('bak');
+  return {
+    id,
+    orgId,
+    dataServiceId,
+    trigger: 'manual',
+    status: 'running',
+    error: null,
+    objectKey: `backups/${orgId}/${dataServiceId}/${id}/dump.gz.enc`,
+    manifestKey: `backups/${orgId}/${dataServiceId}/${id}/manifest.json`,
+    sealedDataKey: 'v1.sealed',
+    rawBytes: null,
+    storedBytes: null,
+    sha256: null,
+    manifest: null,
+    startedAt: at(),
+    finishedAt: null,
+    drillStatus: null,
+    drillError: null,
+    drillRtoMs: null,
+    drillRpoMs: null,
+    drilledAt: null,
+    ...o,
+  };
+};

@@ -1,10 +1,66 @@
 /** Store contract: data services and their links. */
 import { describe, expect, it } from 'vitest';
-import { aDataService, aDataServiceLink, aNode, aService, rejectsWith } from './builders.ts';
+import {
+  aDataService,
+  aDataServiceBackup,
+  aDataServiceLink,
+  aNode,
+  aService,
+  rejectsWith,
+} from './builders.ts';
 import { store, a, b, inA } from './context.ts';
 
 export function dataServiceCases(): void {
   describe('data services', () => {
+    it('keeps backups per data service, oldest first, updates them and drops them with it', async () => {
+      const node = aNode(a.orgId);
+      const d = aDataService(a.orgId, a.projectId, node.id);
+      const b1 = aDataServiceBackup(a.orgId, d.id);
+      const b2 = aDataServiceBackup(a.orgId, d.id, { trigger: 'schedule' });
+      await inA(async (r) => {
+        await r.nodes.insert(node);
+        await r.dataServices.insert(d);
+        await r.dataServiceBackups.insert(b2);
+        await r.dataServiceBackups.insert(b1);
+      });
+      expect(await inA((r) => r.dataServiceBackups.list(d.id))).toEqual([b1, b2]);
+      expect(await store.withOrg(b.orgId, (r) => r.dataServiceBackups.list(d.id))).toEqual([]);
+      const manifest = {
+        format: 1 as const,
+        backupId: b1.id,
+        dataServiceId: d.id,
+        engine: 'redis' as const,
+        serverVersion: '7.0.15',
+        tool: 'redis BGSAVE + dump.rdb',
+        encoding: 'gzip+aes-256-gcm' as const,
+        sealedDataKey: 'v1.sealed',
+        objectKey: b1.objectKey,
+        rawBytes: 5_000_000_000,
+        storedBytes: 1234,
+        sha256: 'a'.repeat(64),
+        rawSha256: 'b'.repeat(64),
+        tables: {},
+        keys: 3,
+        takenAt: b1.startedAt,
+      };
+      const patch = {
+        status: 'completed' as const,
+        rawBytes: 5_000_000_000,
+        storedBytes: 1234,
+        sha256: 'a'.repeat(64),
+        manifest,
+        drillStatus: 'passed' as const,
+        drillRtoMs: 1500,
+        drillRpoMs: 20,
+      };
+      await inA((r) => r.dataServiceBackups.update(b1.id, patch));
+      expect(await inA((r) => r.dataServiceBackups.get(b1.id))).toEqual({ ...b1, ...patch });
+      expect(await inA((r) => r.dataServiceBackups.delete(b2.id))).toBe(true);
+      expect(await inA((r) => r.dataServiceBackups.delete(b2.id))).toBe(false);
+      await inA((r) => r.dataServices.delete(d.id));
+      expect(await inA((r) => r.dataServiceBackups.get(b1.id))).toBeNull();
+    });
+
     it('inserts, reads, lists by project, updates and deletes, one org only', async () => {
       const node = aNode(a.orgId);
       const d = aDataService(a.orgId, a.projectId, node.id);

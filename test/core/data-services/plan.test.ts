@@ -20,6 +20,7 @@ const aDataService = (patch: Partial<DataService> = {}): DataService => ({
   settings: { maxmemoryMb: 128, evictionPolicy: 'allkeys-lru', persistence: 'aof' },
   sealedPassword: 'sealed',
   removeVolume: false,
+  backupSchedule: '0 3 * * *',
   createdAt: '2026-01-01T00:00:00.000Z',
   updatedAt: '2026-01-01T00:00:00.000Z',
   ...patch,

@@ -1,6 +1,6 @@
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import { html } from 'hono/html';
-import { ApiFailure, type ApiFetch } from '../api.ts';
+import { ApiFailure, DashboardApi, type ApiFetch } from '../api.ts';
 import { action, view } from '../handler.ts';
 import { badge, when } from '../layout.ts';
 import { flash, param, render } from '../session.ts';
@@ -29,6 +29,33 @@ interface Link {
   envName: string;
   createdAt: string;
 }
+
+interface Backup {
+  id: string;
+  trigger: string;
+  status: string;
+  error: string | null;
+  storedBytes: number | null;
+  tables: Record<string, number> | null;
+  keys: number | null;
+  startedAt: string;
+  drillStatus: string | null;
+  drillError: string | null;
+  drillRtoMs: number | null;
+  drillRpoMs: number | null;
+  drilledAt: string | null;
+}
+
+const mib = (n: number | null) => (n === null ? '–' : `${(n / 1048576).toFixed(2)} MiB`);
+const secs = (ms: number | null) => (ms === null ? '–' : `${(ms / 1000).toFixed(1)} s`);
+const contents = (b: Backup) =>
+  b.keys !== null
+    ? `${b.keys} keys`
+    : b.tables
+      ? Object.entries(b.tables)
+          .map(([t, n]) => `${t}: ${n}`)
+          .join(', ') || 'no tables'
+      : '–';
 
 interface Named {
   id: string;
@@ -175,6 +202,10 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
       );
       const names = new Map(services.map((x) => [x.id, x.name]));
       const links = d.links ?? [];
+      const backups = await s.api.get<{ items: Backup[]; backupSchedule: string }>(
+        `/api/data-services/${encodeURIComponent(d.id)}/backups`,
+      );
+      const drilled = backups.items.filter((b) => b.drillStatus !== null);
       const body = html`<p><a href="/dashboard/data-services">Data services</a> ›</p>
         <h1>${d.name} ${badge(d.status === 'ready' ? 'active' : d.status)}</h1>
         ${d.error ? html`<p class="error" role="alert">${d.error}</p>` : ''}
@@ -256,6 +287,129 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
           />
           <div><button type="submit">Link</button></div>
         </form>
+        <h2>Backups</h2>
+        <p class="hint">
+          Scheduled at <code>${backups.backupSchedule}</code> (UTC); each is compressed, encrypted
+          with its own key, checksummed, and counts only once its manifest is written.
+        </p>
+        ${
+          backups.items.length === 0
+            ? html`<div class="empty">No backups yet.</div>`
+            : html`<table>
+                <caption class="visually-hidden">
+                  Backups of ${d.name}
+                </caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Started</th>
+                    <th scope="col">Trigger</th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Size</th>
+                    <th scope="col">Contents</th>
+                    <th scope="col">Drill</th>
+                    <th scope="col"><span class="visually-hidden">Actions</span></th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${backups.items.map(
+                    (b) =>
+                      html`<tr>
+                        <td>${when(b.startedAt)}</td>
+                        <td>${b.trigger}</td>
+                        <td>
+                          ${badge(b.status === 'completed' ? 'active' : b.status)}
+                          ${b.error ? html`<div class="error">${b.error}</div>` : ''}
+                        </td>
+                        <td>${mib(b.storedBytes)}</td>
+                        <td>${contents(b)}</td>
+                        <td>
+                          ${
+                            b.drillStatus
+                              ? badge(b.drillStatus === 'passed' ? 'active' : b.drillStatus)
+                              : '–'
+                          }
+                        </td>
+                        <td>
+                          ${
+                            b.status === 'completed'
+                              ? html`<a
+                                    href="/dashboard/data-services/${d.id}/backups/${b.id}/download"
+                                    download
+                                    >Download</a
+                                  >
+                                  <form
+                                    method="post"
+                                    action="/dashboard/data-services/${d.id}/restore"
+                                    class="inline"
+                                  >
+                                    <input type="hidden" name="backupId" value="${b.id}" />
+                                    <input type="hidden" name="target" value="new" />
+                                    <button type="submit" class="secondary">
+                                      Restore to a new service
+                                    </button>
+                                  </form>`
+                              : ''
+                          }
+                        </td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
+        <form method="post" action="/dashboard/data-services/${d.id}/backups" class="inline">
+          <button type="submit">Back up now</button>
+        </form>
+        <h2>Restore drills</h2>
+        <p class="hint">
+          After each backup it is restored into a container with no network and checked against its
+          manifest. RTO: time to restored and checked; RPO: age of the data.
+        </p>
+        ${
+          drilled.length === 0
+            ? html`<div class="empty">No drills yet.</div>`
+            : html`<table>
+                <caption class="visually-hidden">
+                  Restore drills of ${d.name}
+                </caption>
+                <thead>
+                  <tr>
+                    <th scope="col">When</th>
+                    <th scope="col">Backup</th>
+                    <th scope="col">Result</th>
+                    <th scope="col">RTO</th>
+                    <th scope="col">RPO</th>
+                    <th scope="col">Reason</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${drilled.map(
+                    (b) =>
+                      html`<tr>
+                        <td>${b.drilledAt ? when(b.drilledAt) : '–'}</td>
+                        <td class="mono">${b.id}</td>
+                        <td>${badge(b.drillStatus === 'passed' ? 'active' : b.drillStatus!)}</td>
+                        <td>${secs(b.drillRtoMs)}</td>
+                        <td>${secs(b.drillRpoMs)}</td>
+                        <td>${b.drillError ?? ''}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
+        <form method="post" action="/dashboard/data-services/${d.id}/restore" class="card">
+          <h2>Restore in place</h2>
+          <p class="hint">Overwrites the data; the current state is backed up first.</p>
+          <label for="restore-backup">Backup</label>
+          <select id="restore-backup" name="backupId" required>
+            ${backups.items
+              .filter((b) => b.status === 'completed')
+              .map((b) => html`<option value="${b.id}">${b.startedAt} (${b.id})</option>`)}
+          </select>
+          <input type="hidden" name="target" value="in_place" />
+          <label for="restore-confirm">Confirm with the name <code>${d.name}</code></label>
+          <input id="restore-confirm" name="confirm" required />
+          <div><button type="submit" class="danger">Restore in place</button></div>
+        </form>
         <form method="post" action="/dashboard/data-services/${d.id}/delete" class="card">
           <h2>Delete</h2>
           <label for="del-confirm">Type <code>${d.name}</code> to confirm</label>
@@ -281,6 +435,57 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
       });
       flash(c, 'notice', 'Linked: the URL arrives with the service’s next release.');
       return `/dashboard/data-services/${id}`;
+    }),
+  );
+
+  // A link cannot send a bearer token: the cookie authenticates this proxy of the API's stream.
+  app.get('/dashboard/data-services/:id/backups/:backupId/download', async (c: Context) => {
+    const api = new DashboardApi(c, fetchApi);
+    const res = await api.raw(
+      'GET',
+      `/api/data-services/${encodeURIComponent(param(c, 'id'))}/backups/${encodeURIComponent(param(c, 'backupId'))}/download`,
+      { headers: { accept: 'application/octet-stream' } },
+    );
+    return new Response(res.body, {
+      status: res.status,
+      headers: {
+        'content-type': res.headers.get('content-type') ?? 'text/plain',
+        ...(res.headers.get('content-disposition')
+          ? { 'content-disposition': res.headers.get('content-disposition')! }
+          : {}),
+        'cache-control': 'no-store',
+      },
+    });
+  });
+
+  app.post(
+    '/dashboard/data-services/:id/backups',
+    action(fetchApi, '/dashboard/data-services', async (c, s) => {
+      const id = param(c, 'id');
+      await s.api.post(`/api/data-services/${encodeURIComponent(id)}/backups`, {});
+      flash(c, 'notice', 'Backing up: a restore drill follows once it is stored.');
+      return `/dashboard/data-services/${id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/data-services/:id/restore',
+    action(fetchApi, '/dashboard/data-services', async (c, s, form) => {
+      const id = param(c, 'id');
+      const target = field(form, 'target') === 'in_place' ? 'in_place' : 'new';
+      const confirm = field(form, 'confirm');
+      const r = await s.api.post<{ dataService: { id: string; name: string } }>(
+        `/api/data-services/${encodeURIComponent(id)}/restore`,
+        { backupId: field(form, 'backupId'), target, ...(confirm ? { confirm } : {}) },
+      );
+      flash(
+        c,
+        'notice',
+        target === 'new'
+          ? `Restoring into ${r.dataService.name}: preview it before switching an app to it.`
+          : 'Restoring in place after a backup of the current state.',
+      );
+      return `/dashboard/data-services/${r.dataService.id}`;
     }),
   );
 

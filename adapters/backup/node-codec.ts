@@ -1,0 +1,148 @@
+/**
+ * BackupCodec on Node's zlib and crypto, for both modes: gzip, then AES-256-GCM under the
+ * backup's own data key. Stored layout: 12-byte IV | ciphertext | 16-byte GCM tag. Each
+ * direction is a chain of async iterators, so a slow reader holds the writer back and no
+ * more than a chunk or two is ever in memory.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  randomBytes,
+  type DecipherGCM,
+} from 'node:crypto';
+import { Readable, pipeline } from 'node:stream';
+import { createGunzip, createGzip } from 'node:zlib';
+import type { BackupCodec, CodedTotals } from '../../core/ports.ts';
+
+const ivBytes = 12;
+const tagBytes = 16;
+
+function keyOf(dataKey: string): Buffer {
+  const key = Buffer.from(dataKey, 'base64');
+  if (key.length !== 32) throw new Error('a backup data key is 32 bytes (base64)');
+  return key;
+}
+
+class Counter {
+  bytes = 0;
+  private readonly hash = createHash('sha256');
+  add(chunk: Uint8Array): void {
+    this.bytes += chunk.byteLength;
+    this.hash.update(chunk);
+  }
+  private digest: string | undefined;
+  hex(): string {
+    return (this.digest ??= this.hash.digest('hex'));
+  }
+}
+
+async function* counted(
+  input: AsyncIterable<Uint8Array>,
+  counter: Counter,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of input) {
+    counter.add(chunk);
+    yield chunk;
+  }
+}
+
+/** A transform stream fed from an async iterable, errors of either side ending the read. */
+function through(
+  input: AsyncIterable<Uint8Array>,
+  transform: NodeJS.ReadWriteStream,
+): AsyncIterable<Uint8Array> {
+  return pipeline(
+    Readable.from(input, { objectMode: false }),
+    transform,
+    () => undefined,
+  ) as unknown as AsyncIterable<Uint8Array>;
+}
+
+export class NodeBackupCodec implements BackupCodec {
+  private readonly gzipLevel: number;
+  constructor(options: { gzipLevel?: number } = {}) {
+    // 6, gzip's own default: the benchmark compares with `mariadb-dump | gzip`.
+    this.gzipLevel = options.gzipLevel ?? 6;
+  }
+
+  newDataKey(): string {
+    return randomBytes(32).toString('base64');
+  }
+
+  async sha256(input: AsyncIterable<Uint8Array>): Promise<{ sha256: string; bytes: number }> {
+    const c = new Counter();
+    for await (const chunk of input) c.add(chunk);
+    return { sha256: c.hex(), bytes: c.bytes };
+  }
+
+  encode(input: AsyncIterable<Uint8Array>, dataKey: string) {
+    const key = keyOf(dataKey);
+    const inCount = new Counter();
+    const outCount = new Counter();
+    const gzipped = through(counted(input, inCount), createGzip({ level: this.gzipLevel }));
+    const output = (async function* () {
+      const iv = randomBytes(ivBytes);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      const emit = (b: Buffer) => {
+        outCount.add(b);
+        return b;
+      };
+      yield emit(iv);
+      for await (const chunk of gzipped) {
+        const enc = cipher.update(chunk);
+        if (enc.length > 0) yield emit(enc);
+      }
+      const last = cipher.final();
+      if (last.length > 0) yield emit(last);
+      yield emit(cipher.getAuthTag());
+    })();
+    return { output, totals: () => totalsOf(inCount, outCount) };
+  }
+
+  decode(input: AsyncIterable<Uint8Array>, dataKey: string) {
+    const key = keyOf(dataKey);
+    const inCount = new Counter();
+    const outCount = new Counter();
+    const decrypted = (async function* () {
+      let head = Buffer.alloc(0);
+      let decipher: DecipherGCM | undefined;
+      // The last 16 bytes seen may be the tag: held back until the input ends.
+      let tail = Buffer.alloc(0);
+      for await (const chunk of counted(input, inCount)) {
+        let data = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        if (!decipher) {
+          head = Buffer.concat([head, data]);
+          if (head.length < ivBytes) continue;
+          decipher = createDecipheriv('aes-256-gcm', key, head.subarray(0, ivBytes));
+          data = head.subarray(ivBytes);
+        }
+        const all = Buffer.concat([tail, data]);
+        const cut = Math.max(0, all.length - tagBytes);
+        tail = all.subarray(cut);
+        if (cut > 0) yield decipher.update(all.subarray(0, cut));
+      }
+      if (!decipher || tail.length < tagBytes)
+        throw new Error('the backup is truncated: shorter than its IV and tag');
+      decipher.setAuthTag(tail);
+      try {
+        yield decipher.final();
+      } catch {
+        throw new Error(
+          'the backup does not decrypt: its authentication tag does not match (corrupted, or another key)',
+        );
+      }
+    })();
+    const output = counted(through(decrypted, createGunzip()), outCount);
+    return { output, totals: () => totalsOf(inCount, outCount) };
+  }
+}
+
+function totalsOf(inCount: Counter, outCount: Counter): CodedTotals {
+  return {
+    inBytes: inCount.bytes,
+    outBytes: outCount.bytes,
+    inSha256: inCount.hex(),
+    outSha256: outCount.hex(),
+  };
+}

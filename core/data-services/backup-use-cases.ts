@@ -1,0 +1,320 @@
+import { CoreError, InvalidInput, NotFound, Unavailable } from '../errors.ts';
+import type { DataService, DataServiceBackup } from '../models.ts';
+import type { BackupCodec, EventQueue, ObjectStore, Scheduler } from '../ports.ts';
+import { assertCan } from '../roles.ts';
+import {
+  recordAudit,
+  requireOrg,
+  type CoreDeps,
+  type Principal,
+  type RequestContext,
+} from '../deps.ts';
+import { newBackupRow } from './backup-work.ts';
+import { backupKeyContext, checkBackupSchedule } from './backups.ts';
+import { dataServiceWorkQueue, type DataServiceWorkMessage } from './deps.ts';
+import { dataServiceSecretContext } from './plan.ts';
+import { dataServiceView, type DataServiceView } from './use-cases.ts';
+import { registerBackupSchedule } from './work.ts';
+
+type Deps = CoreDeps & {
+  queue: EventQueue;
+  objects?: ObjectStore;
+  backupCodec?: BackupCodec;
+  scheduler?: Scheduler;
+};
+
+/** A backup as the API shows it: its manifest and its newest drill, never its sealed key. */
+export type BackupView = Omit<DataServiceBackup, 'sealedDataKey' | 'manifest'> & {
+  tables: Record<string, number> | null;
+  keys: number | null;
+  serverVersion: string | null;
+};
+
+export const backupView = ({
+  sealedDataKey: _k,
+  manifest,
+  ...b
+}: DataServiceBackup): BackupView => ({
+  ...b,
+  tables: manifest?.tables ?? null,
+  keys: manifest?.keys ?? null,
+  serverVersion: manifest?.serverVersion ?? null,
+});
+
+export interface DrillView {
+  backupId: string;
+  status: NonNullable<DataServiceBackup['drillStatus']>;
+  error: string | null;
+  rtoMs: number | null;
+  rpoMs: number | null;
+  at: string | null;
+}
+
+function codecOf(deps: Deps): BackupCodec {
+  if (!deps.backupCodec || !deps.objects)
+    throw new Unavailable('object_store', 'no object store is configured for backups');
+  return deps.backupCodec;
+}
+
+async function send(deps: Deps, m: DataServiceWorkMessage, key: string): Promise<void> {
+  await deps.queue.send(dataServiceWorkQueue, m, { idempotencyKey: key, group: m.dataServiceId });
+}
+
+async function readyService(deps: Deps, orgId: string, id: string): Promise<DataService> {
+  const ds = await deps.store.withOrg(orgId, (r) => r.dataServices.get(id));
+  if (!ds) throw new NotFound('data_service', id);
+  if (ds.status !== 'ready')
+    throw new CoreError(
+      'conflict',
+      'data_service_not_ready',
+      `data service ${ds.name} is ${ds.status}; backups and restores need it ready`,
+    );
+  return ds;
+}
+
+/** Takes a backup now (202): the worker dumps, stores, writes the manifest, then drills it. */
+export async function requestBackup(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  ctx: RequestContext,
+): Promise<BackupView> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-resources');
+  const codec = codecOf(deps);
+  const ds = await readyService(deps, p.orgId, id);
+  const row = await newBackupRow({ ...deps, backupCodec: codec }, ds, 'manual');
+  await deps.store.withOrg(p.orgId, async (repos) => {
+    await repos.dataServiceBackups.insert(row);
+    await recordAudit(deps, repos, p, ctx, {
+      action: 'backup.requested',
+      targetType: 'data_service',
+      targetId: id,
+      data: { name: ds.name, backupId: row.id },
+    });
+  });
+  await send(
+    deps,
+    { orgId: p.orgId, dataServiceId: id, op: 'backup', backupId: row.id, trigger: 'manual' },
+    `${row.id}:backup`,
+  );
+  return backupView(row);
+}
+
+export async function listBackups(
+  deps: CoreDeps,
+  principal: Principal,
+  id: string,
+): Promise<{ items: BackupView[]; backupSchedule: string }> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'read');
+  return deps.store.withOrg(p.orgId, async (repos) => {
+    const ds = await repos.dataServices.get(id);
+    if (!ds) throw new NotFound('data_service', id);
+    const rows = await repos.dataServiceBackups.list(id);
+    return { items: rows.reverse().map(backupView), backupSchedule: ds.backupSchedule };
+  });
+}
+
+/** Restore drills, newest first: each backup's newest drill with its RTO and RPO. */
+export async function listDrills(
+  deps: CoreDeps,
+  principal: Principal,
+  id: string,
+): Promise<{ items: DrillView[] }> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'read');
+  return deps.store.withOrg(p.orgId, async (repos) => {
+    if (!(await repos.dataServices.get(id))) throw new NotFound('data_service', id);
+    const rows = await repos.dataServiceBackups.list(id);
+    return {
+      items: rows
+        .reverse()
+        .filter((b) => b.drillStatus !== null)
+        .map((b) => ({
+          backupId: b.id,
+          status: b.drillStatus!,
+          error: b.drillError,
+          rtoMs: b.drillRtoMs,
+          rpoMs: b.drillRpoMs,
+          at: b.drilledAt,
+        })),
+    };
+  });
+}
+
+/** Changes when scheduled backups run (five-field UTC cron, at most hourly). */
+export async function setBackupSchedule(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  input: { cron: string },
+  ctx: RequestContext,
+): Promise<{ backupSchedule: string }> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-resources');
+  const cron = checkBackupSchedule(input.cron);
+  const ds = await deps.store.withOrg(p.orgId, async (repos) => {
+    const ds = await repos.dataServices.get(id);
+    if (!ds) throw new NotFound('data_service', id);
+    await repos.dataServices.update(id, {
+      backupSchedule: cron,
+      updatedAt: deps.clock.now().toISOString(),
+    });
+    await recordAudit(deps, repos, p, ctx, {
+      action: 'backup.schedule_changed',
+      targetType: 'data_service',
+      targetId: id,
+      data: { name: ds.name, from: ds.backupSchedule, to: cron },
+    });
+    return { ...ds, backupSchedule: cron };
+  });
+  if (ds.status === 'ready') await registerBackupSchedule(deps, ds);
+  return { backupSchedule: cron };
+}
+
+/**
+ * Restores a completed backup: into a new data service of the same engine (previewed before
+ * anything switches to it), or in place (the name typed again; the worker backs up the
+ * current state first). Refused up front when the backup's key does not open here.
+ */
+export async function restoreBackup(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  input: {
+    backupId: string;
+    target: 'new' | 'in_place';
+    confirm?: string | undefined;
+    name?: string | undefined;
+  },
+  ctx: RequestContext,
+): Promise<{ backupId: string; target: 'new' | 'in_place'; dataService: DataServiceView }> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-resources');
+  codecOf(deps);
+  const ds = await readyService(deps, p.orgId, id);
+  const backup = await deps.store.withOrg(p.orgId, (r) => r.dataServiceBackups.get(input.backupId));
+  if (!backup || backup.dataServiceId !== id) throw new NotFound('backup', input.backupId);
+  if (backup.status !== 'completed')
+    throw new InvalidInput(
+      `backupId: backup ${backup.id} is ${backup.status}; only a completed backup (with its manifest) can be restored`,
+      { field: 'backupId' },
+    );
+  try {
+    await deps.vault.open(backup.sealedDataKey, backupKeyContext(p.orgId, backup.id));
+  } catch {
+    throw new CoreError(
+      'conflict',
+      'backup_key_missing',
+      `backup ${backup.id}'s data key does not open with this install's vault key; restore it where that key is`,
+    );
+  }
+  if (input.target === 'in_place' && input.confirm !== ds.name)
+    throw new InvalidInput(
+      `confirm: type the data service's name (${ds.name}) to overwrite its data with backup ${backup.id}; its current state is backed up first`,
+      { field: 'confirm' },
+    );
+  let target = ds;
+  if (input.target === 'new') {
+    const newId = deps.ids.newId('dat');
+    const password = deps.ids.newSecret(24).replace(/[^A-Za-z0-9]/g, 'x');
+    const now = deps.clock.now().toISOString();
+    target = {
+      ...ds,
+      id: newId,
+      name: input.name ?? `${ds.name}-restored-${backup.id.slice(-6).toLowerCase()}`,
+      status: 'provisioning',
+      error: null,
+      sealedPassword: await deps.vault.seal(password, dataServiceSecretContext(p.orgId, newId)),
+      removeVolume: false,
+      createdAt: now,
+      updatedAt: now,
+    };
+  }
+  await deps.store.withOrg(p.orgId, async (repos) => {
+    if (input.target === 'new') await repos.dataServices.insert(target);
+    await recordAudit(deps, repos, p, ctx, {
+      action: 'data_service.restore_requested',
+      targetType: 'data_service',
+      targetId: target.id,
+      data: { backupId: backup.id, from: ds.id, target: input.target },
+    });
+  });
+  await send(
+    deps,
+    {
+      orgId: p.orgId,
+      dataServiceId: id,
+      op: 'restore',
+      backupId: backup.id,
+      targetId: target.id,
+    },
+    `${backup.id}:restore:${target.id}:${deps.ids.newId('rst')}`,
+  );
+  return { backupId: backup.id, target: input.target, dataService: dataServiceView(target) };
+}
+
+const extensions: Record<DataService['engine'], string> = {
+  mariadb: 'sql',
+  postgres: 'pgdump',
+  redis: 'rdb',
+};
+
+/**
+ * A backup's dump, decrypted and decompressed as it streams (`.sql`, pg_restore's custom
+ * format, or an RDB file). The stored object's checksum is checked first, so a corrupted
+ * backup is a 409, not a broken file.
+ */
+export async function downloadBackup(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  backupId: string,
+): Promise<{ filename: string; body: AsyncIterable<Uint8Array> }> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-resources');
+  const codec = codecOf(deps);
+  const objects = deps.objects!;
+  const { ds, backup } = await deps.store.withOrg(p.orgId, async (r) => ({
+    ds: await r.dataServices.get(id),
+    backup: await r.dataServiceBackups.get(backupId),
+  }));
+  if (!ds) throw new NotFound('data_service', id);
+  if (!backup || backup.dataServiceId !== id) throw new NotFound('backup', backupId);
+  if (backup.status !== 'completed' || !backup.manifest)
+    throw new InvalidInput(`backup ${backupId} is ${backup.status}: nothing to download`, {
+      field: 'backupId',
+    });
+  const first = await objects.getStream(backup.objectKey);
+  if (!first)
+    throw new CoreError(
+      'conflict',
+      'backup_missing',
+      `backup ${backupId}'s dump is missing from the object store`,
+    );
+  const seen = await codec.sha256(first);
+  if (seen.sha256 !== backup.manifest.sha256)
+    throw new CoreError(
+      'conflict',
+      'backup_corrupted',
+      `backup ${backupId} is corrupted: its SHA-256 does not match its manifest`,
+    );
+  let key: string;
+  try {
+    key = await deps.vault.open(backup.sealedDataKey, backupKeyContext(p.orgId, backup.id));
+  } catch {
+    throw new CoreError(
+      'conflict',
+      'backup_key_missing',
+      `backup ${backupId}'s data key does not open with this install's vault key`,
+    );
+  }
+  const again = await objects.getStream(backup.objectKey);
+  if (!again)
+    throw new CoreError('conflict', 'backup_missing', `backup ${backupId}'s dump vanished`);
+  return {
+    filename: `${ds.name}-${backup.id}.${extensions[ds.engine]}`,
+    body: codec.decode(again, key).output,
+  };
+}

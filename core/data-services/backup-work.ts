@@ -1,0 +1,490 @@
+import { recordAudit } from '../deps.ts';
+import type { BackupManifest, DataService, DataServiceBackup } from '../models.ts';
+import { openNodeTarget } from '../nodes/credentials.ts';
+import type { DockerTarget, PipedRun } from '../ports.ts';
+import {
+  backupKeyContext,
+  backupKeys,
+  backupsToDelete,
+  compareWithManifest,
+  dumpTools,
+  parseCounts,
+  planCount,
+  planDrill,
+  planDump,
+  planRestore,
+} from './backups.ts';
+import {
+  dataServiceWorkQueue,
+  dataWorkerActor,
+  type DataServiceDeps,
+  type DataServiceWorkMessage,
+} from './deps.ts';
+import { dataContainerName, dataServiceSecretContext, planDataContainer } from './plan.ts';
+
+/**
+ * The worker's side of backups, drills and restores (queue `data-service-work`, both modes).
+ * The dump streams from a one-off next to the server through the codec (gzip, AES-256-GCM
+ * under the backup's own data key) into the ObjectStore; the manifest is written last. A
+ * failure is recorded once, loudly (`backup.failed`, `drill.failed`), not retried: the next
+ * scheduled backup comes anyway, and a person can ask again.
+ */
+
+type Needs = Required<Pick<DataServiceDeps, 'objects' | 'backupCodec'>> & DataServiceDeps;
+
+function needs(deps: DataServiceDeps): Needs {
+  if (!deps.objects || !deps.backupCodec)
+    throw new Error('this worker has no object store configured: backups cannot run');
+  if (!deps.runtime.runPiped)
+    throw new Error('this container runtime cannot stream dumps: backups cannot run');
+  return deps as Needs;
+}
+
+const timeoutOf = (deps: DataServiceDeps) => deps.config.backupTimeoutMs ?? 2 * 60 * 60_000;
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+async function targetOf(deps: DataServiceDeps, ds: DataService): Promise<DockerTarget> {
+  const node = await deps.store.withOrg(ds.orgId, (repos) => repos.nodes.get(ds.nodeId));
+  if (!node) throw new Error(`node ${ds.nodeId} is gone`);
+  return openNodeTarget(deps.vault, node);
+}
+
+const passwordOf = (deps: DataServiceDeps, ds: DataService) =>
+  deps.vault.open(ds.sealedPassword, dataServiceSecretContext(ds.orgId, ds.id));
+
+/** stdout, then a throw naming the exit when the one-off did not end with 0. */
+async function* checked(run: PipedRun, what: string): AsyncGenerator<Uint8Array> {
+  yield* run.stdout;
+  const r = await run.result;
+  if (r.timedOut) throw new Error(`${what} did not finish in time: ${lastLines(r.output)}`);
+  if (r.exitCode !== 0)
+    throw new Error(`${what} exited with ${r.exitCode}: ${lastLines(r.output) || 'no output'}`);
+}
+
+const lastLines = (text: string) => text.trim().split('\n').slice(-3).join(' | ').slice(0, 600);
+
+async function collectText(stream: AsyncIterable<Uint8Array>, max = 256 * 1024): Promise<string> {
+  const decoder = new TextDecoder();
+  let out = '';
+  for await (const chunk of stream) {
+    if (out.length < max) out += decoder.decode(chunk, { stream: true });
+  }
+  return out + decoder.decode();
+}
+
+/** Creates a backup row in `running` with its keys and a fresh sealed data key. */
+export async function newBackupRow(
+  deps: Pick<DataServiceDeps, 'ids' | 'clock' | 'vault'> & { backupCodec: Needs['backupCodec'] },
+  ds: Pick<DataService, 'orgId' | 'id'>,
+  trigger: DataServiceBackup['trigger'],
+): Promise<DataServiceBackup> {
+  const id = deps.ids.newId('bak');
+  const keys = backupKeys({ orgId: ds.orgId, dataServiceId: ds.id, id });
+  const sealedDataKey = await deps.vault.seal(
+    deps.backupCodec.newDataKey(),
+    backupKeyContext(ds.orgId, id),
+  );
+  return {
+    id,
+    orgId: ds.orgId,
+    dataServiceId: ds.id,
+    trigger,
+    status: 'running',
+    error: null,
+    ...keys,
+    sealedDataKey,
+    rawBytes: null,
+    storedBytes: null,
+    sha256: null,
+    manifest: null,
+    startedAt: deps.clock.now().toISOString(),
+    finishedAt: null,
+    drillStatus: null,
+    drillError: null,
+    drillRtoMs: null,
+    drillRpoMs: null,
+    drilledAt: null,
+  };
+}
+
+/** Runs the `backup` message: the named row, or a new one when a schedule fired it. */
+export async function handleBackup(
+  deps: DataServiceDeps,
+  ds: DataService,
+  m: DataServiceWorkMessage,
+): Promise<void> {
+  let row: DataServiceBackup | null = null;
+  try {
+    const d = needs(deps);
+    if (m.backupId) {
+      row = await deps.store.withOrg(ds.orgId, (r) => r.dataServiceBackups.get(m.backupId!));
+      if (!row || row.status !== 'running') return; // done (or given up) by an earlier delivery
+    } else {
+      const fresh = await newBackupRow(d, ds, 'schedule');
+      await deps.store.withOrg(ds.orgId, (r) => r.dataServiceBackups.insert(fresh));
+      row = fresh;
+    }
+    if (ds.status !== 'ready') throw new Error(`the data service is ${ds.status}, not ready`);
+    await takeBackup(d, ds, row);
+  } catch (e) {
+    if (row) await backupFailed(deps, ds, row, messageOf(e));
+    else deps.logger.error({ dataServiceId: ds.id, err: messageOf(e) }, 'backup failed');
+    return;
+  }
+  await sendDrill(deps, ds, row.id);
+}
+
+async function sendDrill(deps: DataServiceDeps, ds: DataService, backupId: string) {
+  const message: DataServiceWorkMessage = {
+    orgId: ds.orgId,
+    dataServiceId: ds.id,
+    op: 'drill',
+    backupId,
+  };
+  await deps.queue?.send(dataServiceWorkQueue, message, {
+    idempotencyKey: `${backupId}:drill`,
+    group: ds.id,
+    maxAttempts: 3,
+  });
+}
+
+/**
+ * Dumps, encodes and stores; then the manifest, last. Throws on any failure, having removed
+ * what it stored (the row says why; the caller records it).
+ */
+export async function takeBackup(
+  deps: Needs,
+  ds: DataService,
+  row: DataServiceBackup,
+): Promise<DataServiceBackup> {
+  const target = await targetOf(deps, ds);
+  const password = await passwordOf(deps, ds);
+  const count = await deps.runtime.runOnce(target, planCount(ds, password, row.id), 300_000);
+  if (count.exitCode !== 0)
+    throw new Error(
+      `counting what the backup holds failed (${count.exitCode ?? 'timed out'}): ${lastLines(count.output).replaceAll(password, '***')}`,
+    );
+  const counts = parseCounts(count.output);
+  const takenAt = deps.clock.now().toISOString();
+  const dataKey = await deps.vault.open(row.sealedDataKey, backupKeyContext(ds.orgId, row.id));
+  const run = await deps.runtime.runPiped!(target, planDump(ds, password, row.id), {
+    timeoutMs: timeoutOf(deps),
+  });
+  const coded = deps.backupCodec.encode(checked(run, 'the dump'), dataKey);
+  try {
+    await deps.objects.putStream(row.objectKey, coded.output, {
+      contentType: 'application/octet-stream',
+    });
+  } catch (e) {
+    // The dump may still be waiting on its stdout: let it end, then say why.
+    await run.result.catch(() => undefined);
+    await deps.objects.delete(row.objectKey).catch(() => undefined);
+    throw new Error(`storing the backup failed: ${messageOf(e).replaceAll(password, '***')}`, {
+      cause: e,
+    });
+  }
+  const totals = coded.totals();
+  const manifest: BackupManifest = {
+    format: 1,
+    backupId: row.id,
+    dataServiceId: ds.id,
+    engine: ds.engine,
+    serverVersion: counts.serverVersion,
+    tool: dumpTools[ds.engine],
+    encoding: 'gzip+aes-256-gcm',
+    sealedDataKey: row.sealedDataKey,
+    objectKey: row.objectKey,
+    rawBytes: totals.inBytes,
+    storedBytes: totals.outBytes,
+    sha256: totals.outSha256,
+    rawSha256: totals.inSha256,
+    tables: counts.tables,
+    keys: ds.engine === 'redis' ? counts.keys : null,
+    takenAt,
+  };
+  try {
+    await deps.objects.put(row.manifestKey, JSON.stringify(manifest, null, 2), {
+      contentType: 'application/json',
+    });
+  } catch (e) {
+    await deps.objects.delete(row.objectKey).catch(() => undefined);
+    throw new Error(`storing the manifest failed: ${messageOf(e)}`, { cause: e });
+  }
+  const patch = {
+    status: 'completed' as const,
+    rawBytes: totals.inBytes,
+    storedBytes: totals.outBytes,
+    sha256: totals.outSha256,
+    manifest,
+    finishedAt: deps.clock.now().toISOString(),
+  };
+  await deps.store.withOrg(ds.orgId, async (repos) => {
+    await repos.dataServiceBackups.update(row.id, patch);
+    await recordAudit(deps, repos, dataWorkerActor, null, {
+      action: 'backup.completed',
+      targetType: 'data_service',
+      targetId: ds.id,
+      data: {
+        name: ds.name,
+        backupId: row.id,
+        trigger: row.trigger,
+        rawBytes: totals.inBytes,
+        storedBytes: totals.outBytes,
+      },
+    });
+  });
+  return { ...row, ...patch };
+}
+
+async function backupFailed(
+  deps: DataServiceDeps,
+  ds: DataService,
+  row: DataServiceBackup,
+  reason: string,
+): Promise<void> {
+  deps.logger.warn({ dataServiceId: ds.id, backupId: row.id, reason }, 'backup failed');
+  await deps.store.withOrg(ds.orgId, async (repos) => {
+    await repos.dataServiceBackups.update(row.id, {
+      status: 'failed',
+      error: reason,
+      finishedAt: deps.clock.now().toISOString(),
+    });
+    await recordAudit(deps, repos, dataWorkerActor, null, {
+      action: 'backup.failed',
+      targetType: 'data_service',
+      targetId: ds.id,
+      data: { name: ds.name, backupId: row.id, trigger: row.trigger, reason },
+    });
+  });
+}
+
+/** Reads the manifest back and checks it is this backup's; throws naming what is wrong. */
+async function manifestOf(deps: Needs, row: DataServiceBackup): Promise<BackupManifest> {
+  if (row.status !== 'completed')
+    throw new Error(`backup ${row.id} is ${row.status}: only a completed backup has a manifest`);
+  const bytes = await deps.objects.get(row.manifestKey);
+  if (!bytes) throw new Error(`backup ${row.id} has no manifest in the object store`);
+  const manifest = JSON.parse(new TextDecoder().decode(bytes)) as BackupManifest;
+  if (manifest.backupId !== row.id || manifest.sha256 !== row.sha256)
+    throw new Error(`the manifest of backup ${row.id} does not match its record`);
+  return manifest;
+}
+
+/**
+ * Reads the stored object once to check its SHA-256 against the manifest before a byte of it
+ * is restored anywhere; answers the dump's decoded stream (a second read) and its totals.
+ */
+async function verifiedDump(deps: Needs, row: DataServiceBackup, manifest: BackupManifest) {
+  const first = await deps.objects.getStream(row.objectKey);
+  if (!first) throw new Error(`backup ${row.id}: the dump is missing from the object store`);
+  const { sha256: hash, bytes } = await deps.backupCodec.sha256(first);
+  if (hash !== manifest.sha256 || bytes !== manifest.storedBytes)
+    throw new Error(
+      `backup ${row.id} is corrupted: the stored dump's SHA-256 is ${hash} (${bytes} bytes), the manifest says ${manifest.sha256} (${manifest.storedBytes} bytes)`,
+    );
+  const again = await deps.objects.getStream(row.objectKey);
+  if (!again) throw new Error(`backup ${row.id}: the dump vanished from the object store`);
+  return deps.backupCodec.decode(again, await keyOf(deps, row));
+}
+
+async function keyOf(deps: Needs, row: DataServiceBackup): Promise<string> {
+  try {
+    return await deps.vault.open(row.sealedDataKey, backupKeyContext(row.orgId, row.id));
+  } catch (e) {
+    throw new Error(
+      `the data key of backup ${row.id} does not open with this install's vault: ${messageOf(e)}`,
+      { cause: e },
+    );
+  }
+}
+
+/** Runs the `drill` message: restore into a container with no network, compare, record. */
+export async function handleDrill(
+  deps: DataServiceDeps,
+  ds: DataService,
+  m: DataServiceWorkMessage,
+): Promise<void> {
+  const row = await deps.store.withOrg(ds.orgId, (r) => r.dataServiceBackups.get(m.backupId!));
+  // A drill may run again (redelivered, or asked again): it only reads the backup.
+  if (!row || row.status !== 'completed') return;
+  const started = deps.clock.now();
+  await deps.store.withOrg(ds.orgId, (r) =>
+    r.dataServiceBackups.update(row.id, {
+      drillStatus: 'running',
+      drillError: null,
+      drilledAt: started.toISOString(),
+    }),
+  );
+  let failure: string | null = null;
+  let manifest: BackupManifest | null = null;
+  try {
+    const d = needs(deps);
+    manifest = await manifestOf(d, row);
+    const decoded = await verifiedDump(d, row, manifest);
+    const target = await targetOf(deps, ds);
+    const drillPassword = deps.ids.newSecret(18).replace(/[^A-Za-z0-9]/g, 'x');
+    const run = await deps.runtime.runPiped!(target, planDrill(ds, drillPassword, row.id), {
+      timeoutMs: timeoutOf(deps),
+      stdin: decoded.output,
+    });
+    const out = await collectText(run.stdout);
+    const result = await run.result;
+    if (result.exitCode !== 0)
+      throw new Error(
+        `the restore into the drill container ${result.timedOut ? 'timed out' : `exited with ${result.exitCode}`}: ${lastLines(result.output) || 'no output'}`,
+      );
+    const totals = decoded.totals();
+    if (totals.outSha256 !== manifest.rawSha256)
+      throw new Error(
+        `the decrypted dump's SHA-256 ${totals.outSha256} is not the manifest's ${manifest.rawSha256}`,
+      );
+    failure = compareWithManifest(manifest, parseCounts(out));
+  } catch (e) {
+    failure = messageOf(e);
+  }
+  const ended = deps.clock.now();
+  const rtoMs = ended.getTime() - started.getTime();
+  const rpoMs = manifest ? started.getTime() - new Date(manifest.takenAt).getTime() : null;
+  await deps.store.withOrg(ds.orgId, async (repos) => {
+    await repos.dataServiceBackups.update(row.id, {
+      drillStatus: failure ? 'failed' : 'passed',
+      drillError: failure,
+      drillRtoMs: rtoMs,
+      drillRpoMs: rpoMs,
+    });
+    await recordAudit(deps, repos, dataWorkerActor, null, {
+      action: failure ? 'drill.failed' : 'drill.passed',
+      targetType: 'data_service',
+      targetId: ds.id,
+      data: {
+        name: ds.name,
+        backupId: row.id,
+        rtoMs,
+        rpoMs,
+        ...(failure ? { reason: failure } : {}),
+      },
+    });
+  });
+  if (failure)
+    deps.logger.error({ dataServiceId: ds.id, backupId: row.id, reason: failure }, 'drill failed');
+  await applyRetention(deps, ds).catch((e: unknown) =>
+    deps.logger.warn({ dataServiceId: ds.id, err: messageOf(e) }, 'retention did not run'),
+  );
+}
+
+/** Deletes what retention lets go: the manifest first (so it stops counting), then the dump. */
+export async function applyRetention(deps: DataServiceDeps, ds: DataService): Promise<string[]> {
+  if (!deps.objects) return [];
+  const objects = deps.objects;
+  const rows = await deps.store.withOrg(ds.orgId, (r) => r.dataServiceBackups.list(ds.id));
+  const doomed = backupsToDelete(rows);
+  for (const id of doomed) {
+    const row = rows.find((r) => r.id === id)!;
+    await objects.delete(row.manifestKey);
+    await objects.delete(row.objectKey);
+    await deps.store.withOrg(ds.orgId, (r) => r.dataServiceBackups.delete(id));
+  }
+  return doomed;
+}
+
+/**
+ * Runs the `restore` message. In place: a backup of the current state first (a failure
+ * there stops everything, nothing touched). A new target: provisioned first. Then the
+ * backup, checked against its manifest, streams into the target's server.
+ */
+export async function handleRestore(
+  deps: DataServiceDeps,
+  source: DataService,
+  m: DataServiceWorkMessage,
+  provision: (deps: DataServiceDeps, ds: DataService) => Promise<void>,
+): Promise<void> {
+  const targetId = m.targetId ?? source.id;
+  const inPlace = targetId === source.id;
+  let target = await deps.store.withOrg(source.orgId, (r) => r.dataServices.get(targetId));
+  if (!target) return;
+  try {
+    const d = needs(deps);
+    const row = await deps.store.withOrg(source.orgId, (r) =>
+      r.dataServiceBackups.get(m.backupId!),
+    );
+    if (!row) throw new Error(`backup ${m.backupId} is gone`);
+    const manifest = await manifestOf(d, row);
+    if (!inPlace && target.status === 'provisioning') {
+      await provision(deps, target);
+      target = await deps.store.withOrg(source.orgId, (r) => r.dataServices.get(targetId));
+      if (!target || target.status !== 'ready')
+        throw new Error(`the new data service did not become ready: ${target?.error ?? 'gone'}`);
+    }
+    if (inPlace) {
+      const safety = await newBackupRow(d, source, 'pre_restore');
+      await deps.store.withOrg(source.orgId, (r) => r.dataServiceBackups.insert(safety));
+      try {
+        await takeBackup(d, source, safety);
+      } catch (e) {
+        await backupFailed(deps, source, safety, messageOf(e));
+        throw new Error(
+          `the backup of the current state failed, so nothing was restored: ${messageOf(e)}`,
+          { cause: e },
+        );
+      }
+    }
+    await restoreInto(d, target, row, manifest);
+    await deps.store.withOrg(source.orgId, async (repos) => {
+      await repos.dataServices.update(target!.id, {
+        error: null,
+        updatedAt: deps.clock.now().toISOString(),
+      });
+      await recordAudit(deps, repos, dataWorkerActor, null, {
+        action: 'data_service.restored',
+        targetType: 'data_service',
+        targetId: target!.id,
+        data: { backupId: row.id, from: source.id, inPlace },
+      });
+    });
+  } catch (e) {
+    const reason = `restore of backup ${m.backupId} failed: ${messageOf(e)}`;
+    deps.logger.error({ dataServiceId: targetId, reason }, 'restore failed');
+    await deps.store.withOrg(source.orgId, async (repos) => {
+      await repos.dataServices.update(targetId, {
+        ...(inPlace ? {} : { status: 'failed' as const }),
+        error: reason,
+        updatedAt: deps.clock.now().toISOString(),
+      });
+      await recordAudit(deps, repos, dataWorkerActor, null, {
+        action: 'data_service.restore_failed',
+        targetType: 'data_service',
+        targetId,
+        data: { backupId: m.backupId, from: source.id, inPlace, reason },
+      });
+    });
+  }
+}
+
+async function restoreInto(
+  deps: Needs,
+  target: DataService,
+  row: DataServiceBackup,
+  manifest: BackupManifest,
+): Promise<void> {
+  const docker = await targetOf(deps, target);
+  const password = await passwordOf(deps, target);
+  const decoded = await verifiedDump(deps, row, manifest);
+  if (target.engine === 'redis') await deps.runtime.stop(docker, dataContainerName(target), 10);
+  try {
+    const run = await deps.runtime.runPiped!(docker, planRestore(target, password, row.id), {
+      timeoutMs: timeoutOf(deps),
+      stdin: decoded.output,
+    });
+    await collectText(run.stdout, 4096);
+    const result = await run.result;
+    if (result.exitCode !== 0)
+      throw new Error(
+        `the restore ${result.timedOut ? 'timed out' : `exited with ${result.exitCode}`}: ${lastLines(result.output).replaceAll(password, '***')}`,
+      );
+    if (decoded.totals().outSha256 !== manifest.rawSha256)
+      throw new Error("the decrypted dump's SHA-256 is not the manifest's");
+  } finally {
+    if (target.engine === 'redis')
+      await deps.runtime.start(docker, planDataContainer(target, password));
+  }
+}

@@ -1,0 +1,377 @@
+/**
+ * Backups and restore drills as data: the one-off containers that dump, count, restore and
+ * drill, the object keys, the schedule rule and retention. Pure, tested by equality; the
+ * worker (backup-work.ts) runs them.
+ */
+import { InvalidInput } from '../errors.ts';
+import type { BackupManifest, DataService, DataServiceBackup } from '../models.ts';
+import type { ContainerSpec } from '../ports.ts';
+import {
+  dataContainerName,
+  dataEngineImages,
+  dataServiceLabels,
+  dataVolumeName,
+  projectNetworkName,
+} from './plan.ts';
+
+export const defaultBackupSchedule = '0 3 * * *';
+
+/** Where a backup's dump and manifest live in the ObjectStore. */
+export function backupKeys(b: Pick<DataServiceBackup, 'orgId' | 'dataServiceId' | 'id'>): {
+  objectKey: string;
+  manifestKey: string;
+} {
+  const base = `backups/${b.orgId}/${b.dataServiceId}/${b.id}`;
+  return { objectKey: `${base}/dump.gz.enc`, manifestKey: `${base}/manifest.json` };
+}
+
+export const backupKeyContext = (orgId: string, backupId: string): string =>
+  `${orgId}:backup:${backupId}`;
+
+export const dumpTools: Record<DataService['engine'], string> = {
+  mariadb: 'mariadb-dump --single-transaction',
+  postgres: 'pg_dump -Fc',
+  redis: 'redis BGSAVE + dump.rdb',
+};
+
+/**
+ * A backup schedule: five-field UTC cron, at most once an hour (the minute is one number),
+ * so no schedule can fire every second or every minute and bury the node in dumps.
+ */
+export function checkBackupSchedule(cron: string): string {
+  const text = cron.trim();
+  const fields = text.split(/\s+/);
+  if (fields.length !== 5 || !fields.every((f) => /^[0-9*,/-]+$/.test(f)))
+    throw new InvalidInput(
+      `backupSchedule: ${JSON.stringify(cron)} is not a five-field cron (minute hour day month weekday, UTC)`,
+      { field: 'backupSchedule' },
+    );
+  const minute = fields[0]!;
+  if (!/^\d+$/.test(minute) || Number(minute) > 59)
+    throw new InvalidInput(
+      `backupSchedule: ${JSON.stringify(cron)} fires more than once an hour; the minute must be one number (0-59), e.g. "0 3 * * *" for nightly`,
+      { field: 'backupSchedule' },
+    );
+  return fields.join(' ');
+}
+
+const db = 'app';
+
+function imageOf(d: DataService): string {
+  const image = dataEngineImages[d.engine].versions[d.version];
+  if (!image) throw new Error(`no image for ${d.engine} ${d.version}`);
+  return image;
+}
+
+const labels = (d: DataService, role: string) => ({
+  ...dataServiceLabels(d),
+  'selfdevop.role': role,
+});
+
+/** A one-off client on the project network that writes the dump to stdout, nothing else. */
+export function planDump(d: DataService, password: string, backupId: string): ContainerSpec {
+  const host = dataContainerName(d);
+  const base = {
+    name: `${host}-dump-${backupId.toLowerCase()}`,
+    image: imageOf(d),
+    labels: labels(d, 'data-backup'),
+    restartPolicy: 'no' as const,
+    network: projectNetworkName(d.projectId),
+  };
+  if (d.engine === 'mariadb')
+    return {
+      ...base,
+      env: { MYSQL_PWD: password },
+      entrypoint: [
+        'mariadb-dump',
+        '-h',
+        host,
+        '-u',
+        db,
+        '--single-transaction',
+        '--routines',
+        '--triggers',
+        '--events',
+        '--hex-blob',
+        db,
+      ],
+    };
+  if (d.engine === 'postgres')
+    return {
+      ...base,
+      env: { PGPASSWORD: password },
+      // -Z0: the codec compresses once; pg_dump's own zlib on top would only cost time.
+      entrypoint: ['pg_dump', '-h', host, '-U', db, '-d', db, '-Fc', '-Z0'],
+    };
+  // Redis: BGSAVE, wait until LASTSAVE moves, then the snapshot file from the data volume
+  // (mounted read-only here). The one-off runs as the image's redis user, who owns it.
+  return {
+    ...base,
+    env: { REDISCLI_AUTH: password, H: host },
+    volumes: [`${dataVolumeName(d)}:/data:ro`],
+    entrypoint: [
+      'sh',
+      '-ec',
+      [
+        'before=$(redis-cli -h "$H" lastsave)',
+        // LASTSAVE counts seconds: start the save in a later second than the last one.
+        'while [ "$(date +%s)" -le "$before" ]; do sleep 0.2; done',
+        'redis-cli -h "$H" bgsave >&2',
+        'i=0',
+        'while [ "$(redis-cli -h "$H" lastsave)" = "$before" ]; do',
+        '  i=$((i+1)); [ $i -lt 600 ] || { echo "BGSAVE did not finish in 120 s" >&2; exit 1; }',
+        '  sleep 0.2',
+        'done',
+        'cat /data/dump.rdb',
+      ].join('\n'),
+    ],
+  };
+}
+
+/**
+ * Counts what the backup should hold, printed as `table<TAB>name<TAB>rows`, `keys<TAB>n`
+ * and `version<TAB>v` lines: by a client over the network for a live server (`live`), or
+ * over loopback inside a drill container.
+ */
+function countScript(engine: DataService['engine'], host: string): string {
+  if (engine === 'mariadb')
+    return [
+      `q() { mariadb -h ${host} -u ${db} ${db} -N -B -e "$1"; }`,
+      `printf 'version\\t%s\\n' "$(q 'select version()')"`,
+      `q "select table_name from information_schema.tables where table_schema='${db}' and table_type='BASE TABLE' order by 1" | while read -r t; do`,
+      `  printf 'table\\t%s\\t%s\\n' "$t" "$(q "select count(*) from \\\`$t\\\`")"`,
+      'done',
+    ].join('\n');
+  if (engine === 'postgres')
+    return [
+      `q() { psql -h ${host} -U ${db} -d ${db} -At -F '\t' -v ON_ERROR_STOP=1 -c "$1"; }`,
+      `printf 'version\\t%s\\n' "$(q 'show server_version')"`,
+      `q "select 'table', table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 2"`,
+    ].join('\n');
+  return [
+    `printf 'version\\t%s\\n' "$(redis-cli -h ${host} info server | sed -n 's/^redis_version:\\([^\\r]*\\).*/\\1/p')"`,
+    `printf 'keys\\t%s\\n' "$(redis-cli -h ${host} info keyspace | sed -n 's/^db[0-9]*:keys=\\([0-9]*\\).*/\\1/p' | awk '{s+=$1} END {print s+0}')"`,
+  ].join('\n');
+}
+
+const passwordEnv = (engine: DataService['engine'], password: string): Record<string, string> =>
+  engine === 'mariadb'
+    ? { MYSQL_PWD: password }
+    : engine === 'postgres'
+      ? { PGPASSWORD: password }
+      : { REDISCLI_AUTH: password };
+
+/** A one-off on the project network that counts tables' rows (or keys) and reads the version. */
+export function planCount(d: DataService, password: string, backupId: string): ContainerSpec {
+  const host = dataContainerName(d);
+  return {
+    name: `${host}-count-${backupId.toLowerCase()}`,
+    image: imageOf(d),
+    env: passwordEnv(d.engine, password),
+    labels: labels(d, 'data-backup'),
+    restartPolicy: 'no',
+    network: projectNetworkName(d.projectId),
+    entrypoint: ['sh', '-ec', countScript(d.engine, host)],
+  };
+}
+
+/** What a count printed: per-table rows, the key count and the server version. */
+export function parseCounts(output: string): {
+  tables: Record<string, number>;
+  keys: number | null;
+  serverVersion: string;
+} {
+  const tables: Record<string, number> = {};
+  let keys: number | null = null;
+  let serverVersion = '';
+  for (const line of output.split('\n')) {
+    const [kind, a = '', b = ''] = line.replace(/\r$/, '').split('\t');
+    if (kind === 'table' && a && /^\d+$/.test(b)) tables[a] = Number(b);
+    if (kind === 'keys' && /^\d+$/.test(a)) keys = Number(a);
+    if (kind === 'version') serverVersion = a;
+  }
+  return { tables, keys, serverVersion };
+}
+
+/**
+ * The restore drill: one container with NO network (loopback only) from the same image. It
+ * starts a fresh server on an empty data directory, restores the dump from stdin into it and
+ * prints the same counts as the backup did, for the worker to compare with the manifest.
+ */
+export function planDrill(d: DataService, drillPassword: string, backupId: string): ContainerSpec {
+  const host = '127.0.0.1';
+  const wait = (probe: string) =>
+    [
+      'i=0',
+      `until ${probe} >/dev/null 2>&1; do`,
+      '  i=$((i+1)); [ $i -lt 600 ] || { echo "the drill server did not start:" >&2; tail -n 5 /tmp/server.log >&2; exit 1; }',
+      '  sleep 0.2',
+      'done',
+    ].join('\n');
+  const scripts: Record<DataService['engine'], { env: Record<string, string>; script: string }> = {
+    mariadb: {
+      env: { MARIADB_DATABASE: db, MARIADB_USER: db, MARIADB_PASSWORD: drillPassword },
+      script: [
+        // Without MYSQL_PWD: the entrypoint's own root client (no password, socket) reads it too.
+        'env -u MYSQL_PWD /usr/local/bin/selfdevop-mariadb >/tmp/server.log 2>&1 &',
+        wait(`mariadb -h ${host} -u ${db} ${db} -e 'select 1'`),
+        `mariadb -h ${host} -u ${db} ${db}`,
+        countScript('mariadb', host),
+      ].join('\n'),
+    },
+    postgres: {
+      env: { POSTGRES_DB: db, POSTGRES_USER: db, POSTGRES_PASSWORD: drillPassword },
+      script: [
+        '/usr/local/bin/selfdevop-postgres >/tmp/server.log 2>&1 &',
+        wait(`psql -h ${host} -U ${db} -d ${db} -c 'select 1'`),
+        `pg_restore -h ${host} -U ${db} -d ${db} --no-owner --exit-on-error`,
+        countScript('postgres', host),
+      ].join('\n'),
+    },
+    redis: {
+      env: {
+        REDIS_PASSWORD: drillPassword,
+        REDIS_PERSISTENCE: 'rdb',
+        REDIS_MAXMEMORY: '0',
+        REDIS_MAXMEMORY_POLICY: 'noeviction',
+      },
+      script: [
+        // Redis loads the snapshot at start: the file first, then the server.
+        'cat >/data/dump.rdb',
+        '/usr/local/bin/selfdevop-redis >/tmp/server.log 2>&1 &',
+        wait(`[ "$(redis-cli -h ${host} ping)" = PONG ]`),
+        countScript('redis', host),
+      ].join('\n'),
+    },
+  };
+  const chosen = scripts[d.engine];
+  return {
+    name: `${dataContainerName(d)}-drill-${backupId.toLowerCase()}`,
+    image: imageOf(d),
+    env: { ...chosen.env, ...passwordEnv(d.engine, drillPassword) },
+    labels: labels(d, 'data-drill'),
+    restartPolicy: 'no',
+    noNetwork: true,
+    entrypoint: ['sh', '-ec', chosen.script],
+  };
+}
+
+/**
+ * Restores a dump from stdin into a live server: a client on the project network for
+ * MariaDB and PostgreSQL; for Redis (stopped first by the worker) the snapshot file written
+ * into its data volume, AOF files removed so the snapshot is what loads.
+ */
+export function planRestore(d: DataService, password: string, backupId: string): ContainerSpec {
+  const host = dataContainerName(d);
+  const base = {
+    name: `${host}-restore-${backupId.toLowerCase()}`,
+    image: imageOf(d),
+    labels: labels(d, 'data-restore'),
+    restartPolicy: 'no' as const,
+  };
+  if (d.engine === 'mariadb')
+    return {
+      ...base,
+      env: { MYSQL_PWD: password },
+      network: projectNetworkName(d.projectId),
+      entrypoint: ['mariadb', '-h', host, '-u', db, db],
+    };
+  if (d.engine === 'postgres')
+    return {
+      ...base,
+      env: { PGPASSWORD: password },
+      network: projectNetworkName(d.projectId),
+      entrypoint: [
+        'pg_restore',
+        '-h',
+        host,
+        '-U',
+        db,
+        '-d',
+        db,
+        '--clean',
+        '--if-exists',
+        '--no-owner',
+        '--exit-on-error',
+      ],
+    };
+  return {
+    ...base,
+    env: {},
+    noNetwork: true,
+    volumes: [`${dataVolumeName(d)}:/data`],
+    entrypoint: [
+      'sh',
+      '-ec',
+      'cat >/data/dump.rdb.restoring && rm -rf /data/appendonlydir && mv /data/dump.rdb.restoring /data/dump.rdb',
+    ],
+  };
+}
+
+/** Why a drill's counts differ from the manifest, or null when they match. */
+export function compareWithManifest(
+  manifest: Pick<BackupManifest, 'tables' | 'keys'>,
+  restored: { tables: Record<string, number>; keys: number | null },
+): string | null {
+  const problems: string[] = [];
+  const names = [...new Set([...Object.keys(manifest.tables), ...Object.keys(restored.tables)])];
+  for (const t of names.sort()) {
+    const want = manifest.tables[t];
+    const got = restored.tables[t];
+    if (want !== got)
+      problems.push(
+        `table ${t}: ${want === undefined ? 'not in the backup' : `${want} rows in the manifest`}, ${got === undefined ? 'missing after restore' : `${got} restored`}`,
+      );
+  }
+  if (manifest.keys !== null && manifest.keys !== restored.keys)
+    problems.push(`keys: ${manifest.keys} in the manifest, ${restored.keys ?? 'none'} restored`);
+  return problems.length ? problems.join('; ') : null;
+}
+
+/** How many backups of each period retention keeps by default (the blueprint's 14/8/6). */
+export const defaultRetention = { daily: 14, weekly: 8, monthly: 6 } as const;
+
+/**
+ * Which completed backups retention deletes: it keeps the newest of each of the last
+ * `daily` days, `weekly` ISO weeks and `monthly` months that have one (UTC), and always the
+ * newest backup whose drill passed (so the last proven restore point never goes), and never
+ * touches running or failed ones (those are not backups). Answers ids, oldest first.
+ */
+export function backupsToDelete(
+  backups: Pick<DataServiceBackup, 'id' | 'status' | 'startedAt' | 'drillStatus'>[],
+  keep: { daily: number; weekly: number; monthly: number } = defaultRetention,
+): string[] {
+  const done = backups
+    .filter((b) => b.status === 'completed')
+    .sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0));
+  const kept = new Set<string>();
+  const newestPerPeriod = (period: (d: Date) => string, count: number) => {
+    const seen = new Set<string>();
+    for (const b of done) {
+      const p = period(new Date(b.startedAt));
+      if (seen.has(p)) continue;
+      if (seen.size >= count) break;
+      seen.add(p);
+      kept.add(b.id);
+    }
+  };
+  newestPerPeriod((d) => d.toISOString().slice(0, 10), keep.daily);
+  newestPerPeriod(isoWeek, keep.weekly);
+  newestPerPeriod((d) => d.toISOString().slice(0, 7), keep.monthly);
+  const proven = done.find((b) => b.drillStatus === 'passed');
+  if (proven) kept.add(proven.id);
+  return done
+    .filter((b) => !kept.has(b.id))
+    .map((b) => b.id)
+    .reverse();
+}
+
+/** `2026-W49`: the ISO week (weeks start on Monday; week 1 holds the year's first Thursday). */
+function isoWeek(d: Date): string {
+  const t = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
+  const day = t.getUTCDay() || 7;
+  t.setUTCDate(t.getUTCDate() + 4 - day);
+  const yearStart = Date.UTC(t.getUTCFullYear(), 0, 1);
+  const week = Math.ceil(((t.getTime() - yearStart) / 86_400_000 + 1) / 7);
+  return `${t.getUTCFullYear()}-W${String(week).padStart(2, '0')}`;
+}

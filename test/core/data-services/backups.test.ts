@@ -1,0 +1,217 @@
+import { describe, expect, it } from 'vitest';
+import {
+  backupKeys,
+  backupsToDelete,
+  checkBackupSchedule,
+  compareWithManifest,
+  parseCounts,
+  planDrill,
+  planDump,
+} from '../../../core/data-services/backups.ts';
+import { InvalidInput } from '../../../core/errors.ts';
+import type { DataService, DataServiceBackup } from '../../../core/models.ts';
+
+const ds: DataService = {
+  id: 'dat_1',
+  orgId: 'org_1',
+  projectId: 'prj_1',
+  name: 'orders',
+  engine: 'mariadb',
+  version: '10.11',
+  nodeId: 'nod_1',
+  status: 'ready',
+  error: null,
+  settings: {},
+  sealedPassword: 'sealed',
+  removeVolume: false,
+  backupSchedule: '0 3 * * *',
+  createdAt: '2026-01-01T00:00:00.000Z',
+  updatedAt: '2026-01-01T00:00:00.000Z',
+};
+
+type B = Pick<DataServiceBackup, 'id' | 'status' | 'startedAt' | 'drillStatus'>;
+const b = (id: string, startedAt: string, o: Partial<B> = {}): B => ({
+  id,
+  status: 'completed',
+  startedAt,
+  drillStatus: 'passed',
+  ...o,
+});
+
+/** One backup a day at 03:00 UTC for `days` days ending on 2026-12-02, ids b000 (oldest)… */
+const nightly = (days: number, o: (i: number) => Partial<B> = () => ({})) =>
+  Array.from({ length: days }, (_, i) => {
+    const d = new Date(Date.UTC(2026, 11, 2 - (days - 1 - i), 3));
+    return b(`b${String(i).padStart(3, '0')}`, d.toISOString(), o(i));
+  });
+
+describe('retention (14 daily, 8 weekly, 6 monthly)', () => {
+  it('keeps everything while there are fewer than 14 days of backups', () => {
+    expect(backupsToDelete(nightly(14))).toEqual([]);
+  });
+
+  it('keeps the newest of each of the last 14 days, 8 ISO weeks and 6 months, and deletes the rest', () => {
+    const all = nightly(400);
+    const kept = new Set(all.map((x) => x.id));
+    for (const id of backupsToDelete(all)) kept.delete(id);
+    const days = [...kept].map((id) => all.find((x) => x.id === id)!.startedAt.slice(0, 10));
+    expect(days).toEqual([
+      // Monthly: the newest of each of the 6 newest months (Dec's is today's).
+      '2026-07-31',
+      '2026-08-31',
+      '2026-09-30',
+      // Weekly: the newest of each of the 8 newest ISO weeks (Sundays, and today's week).
+      '2026-10-18',
+      '2026-10-25',
+      '2026-10-31',
+      '2026-11-01',
+      // Daily: the 14 newest days.
+      '2026-11-08',
+      '2026-11-15',
+      '2026-11-19',
+      '2026-11-20',
+      '2026-11-21',
+      '2026-11-22',
+      '2026-11-23',
+      '2026-11-24',
+      '2026-11-25',
+      '2026-11-26',
+      '2026-11-27',
+      '2026-11-28',
+      '2026-11-29',
+      '2026-11-30',
+      '2026-12-01',
+      '2026-12-02',
+    ]);
+  });
+
+  it('never deletes the newest backup whose drill passed, however old', () => {
+    // Only the oldest backup was ever proven by a drill.
+    const all = nightly(400, (i) => ({ drillStatus: i === 0 ? 'passed' : 'failed' }));
+    expect(backupsToDelete(all)).not.toContain('b000');
+    expect(backupsToDelete(nightly(400))).toContain('b000');
+  });
+
+  it('keeps one per day: a second backup the same day goes, the newest stays', () => {
+    const all = [
+      b('a', '2026-12-02T01:00:00.000Z', { drillStatus: 'failed' }),
+      b('b', '2026-12-02T05:00:00.000Z', { drillStatus: null }),
+    ];
+    expect(backupsToDelete(all)).toEqual(['a']);
+  });
+
+  it('ignores running and failed backups (they are not backups), oldest first in the answer', () => {
+    const all = [
+      ...nightly(30),
+      b('run', '2020-01-01T00:00:00.000Z', { status: 'running' }),
+      b('bad', '2020-01-02T00:00:00.000Z', { status: 'failed' }),
+    ];
+    const doomed = backupsToDelete(all, { daily: 2, weekly: 0, monthly: 0 });
+    expect(doomed).not.toContain('run');
+    expect(doomed).not.toContain('bad');
+    expect(doomed).toEqual(nightly(28).map((x) => x.id));
+  });
+});
+
+describe('backup schedules', () => {
+  it('accepts five-field crons that fire at most once an hour, normalising spaces', () => {
+    expect(checkBackupSchedule('0 3 * * *')).toBe('0 3 * * *');
+    expect(checkBackupSchedule(' 15  */6 * * 1-5 ')).toBe('15 */6 * * 1-5');
+  });
+
+  it('refuses schedules that fire every minute (or second) and text that is no cron', () => {
+    for (const cron of [
+      '* * * * *',
+      '*/5 * * * *',
+      '0,30 * * * *',
+      '* * * * * *',
+      '0 3 * *',
+      'nightly',
+      '0 3 * * MON',
+    ])
+      expect(() => checkBackupSchedule(cron), cron).toThrow(InvalidInput);
+    expect(() => checkBackupSchedule('* * * * *')).toThrow(/more than once an hour/);
+  });
+});
+
+describe('what a drill checks', () => {
+  it('parses counts printed by the count and drill scripts', () => {
+    expect(
+      parseCounts('version\t10.11.6-MariaDB\ntable\titems\t1000\ntable\ttags\t3\r\nnoise\n'),
+    ).toEqual({ tables: { items: 1000, tags: 3 }, keys: null, serverVersion: '10.11.6-MariaDB' });
+    expect(parseCounts('version\t7.0.15\nkeys\t50\n')).toEqual({
+      tables: {},
+      keys: 50,
+      serverVersion: '7.0.15',
+    });
+  });
+
+  it('names every table whose rows differ, is missing or appeared, and a wrong key count', () => {
+    expect(
+      compareWithManifest(
+        { tables: { a: 1, b: 2 }, keys: null },
+        { tables: { a: 1, b: 2 }, keys: null },
+      ),
+    ).toBeNull();
+    expect(
+      compareWithManifest(
+        { tables: { a: 1, b: 2 }, keys: null },
+        { tables: { a: 0, c: 5 }, keys: null },
+      ),
+    ).toBe(
+      'table a: 1 rows in the manifest, 0 restored; table b: 2 rows in the manifest, missing after restore; table c: not in the backup, 5 restored',
+    );
+    expect(compareWithManifest({ tables: {}, keys: 50 }, { tables: {}, keys: 49 })).toBe(
+      'keys: 50 in the manifest, 49 restored',
+    );
+  });
+});
+
+describe('backup plans', () => {
+  it('keeps dump and manifest under the org and data service', () => {
+    expect(backupKeys({ orgId: 'org_1', dataServiceId: 'dat_1', id: 'bak_1' })).toEqual({
+      objectKey: 'backups/org_1/dat_1/bak_1/dump.gz.enc',
+      manifestKey: 'backups/org_1/dat_1/bak_1/manifest.json',
+    });
+  });
+
+  it('dumps MariaDB with --single-transaction from a client on the project network, password in env', () => {
+    expect(planDump(ds, 'pw', 'bak_1')).toEqual({
+      name: 'sdo-data-dat_1-dump-bak_1',
+      image: 'selfdevop/mariadb:10.11',
+      labels: {
+        'selfdevop.org': 'org_1',
+        'selfdevop.project': 'prj_1',
+        'selfdevop.data-service': 'dat_1',
+        'selfdevop.role': 'data-backup',
+      },
+      restartPolicy: 'no',
+      network: 'sdo-net-prj_1',
+      env: { MYSQL_PWD: 'pw' },
+      entrypoint: [
+        'mariadb-dump',
+        '-h',
+        'sdo-data-dat_1',
+        '-u',
+        'app',
+        '--single-transaction',
+        '--routines',
+        '--triggers',
+        '--events',
+        '--hex-blob',
+        'app',
+      ],
+    });
+  });
+
+  it('drills in a container with no network at all', () => {
+    for (const engine of ['mariadb', 'postgres', 'redis'] as const) {
+      const version = { mariadb: '10.11', postgres: '15', redis: '7' }[engine];
+      const spec = planDrill({ ...ds, engine, version }, 'drillpw', 'bak_1');
+      expect(spec.noNetwork).toBe(true);
+      expect(spec.network).toBeUndefined();
+      expect(spec.volumes).toBeUndefined();
+      expect(spec.labels['selfdevop.role']).toBe('data-drill');
+    }
+  });
+});

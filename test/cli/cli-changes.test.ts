@@ -4,20 +4,12 @@
  * real process, spawned as CI runs it, against the self-hosted API on PostgreSQL (no
  * worker: releases stay queued, which is what the in-flight refusals need).
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSelfhostApi } from '../support/api.ts';
-
-const cliMain = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { runCli } from '../support/cli.ts';
 
 describe('the selfdevop CLI for changing services, environments, projects and nodes', () => {
   let api: Awaited<ReturnType<typeof startSelfhostApi>>;
@@ -25,25 +17,7 @@ describe('the selfdevop CLI for changing services, environments, projects and no
   let owner: string;
   let env: Record<string, string>;
 
-  function cli(args: string[]): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [cliMain, ...args], {
-        cwd: dir,
-        env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'no-config'), ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(killer);
-        resolve({ code: code ?? -1, stdout, stderr });
-      });
-    });
-  }
+  const cli = (args: string[]) => runCli(args, { cwd: dir, env });
 
   beforeAll(async () => {
     api = await startSelfhostApi();

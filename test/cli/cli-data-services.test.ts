@@ -3,7 +3,7 @@
  * workers, which start a real Redis on the real Docker Engine. Create (waiting until
  * ready), list, show, link to a service, unlink, remove; and bad input named clearly.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,17 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSelfhostApi } from '../support/api.ts';
 import { ensureDataImages, removeContainersByLabel } from '../support/docker.ts';
 import { available } from '../support/services.ts';
+import { runCli } from '../support/cli.ts';
 
-const cliMain = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
 const ready = await available('docker');
 const docker = (...args: string[]) =>
   promisify(execFile)('docker', args, { timeout: 30_000 }).then((r) => r.stdout.trim());
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
   let api: Awaited<ReturnType<typeof startSelfhostApi>>;
@@ -32,25 +26,7 @@ describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
   let serviceId: string;
   const cleanup: { volume?: string; network?: string } = {};
 
-  function cli(args: string[]): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [cliMain, ...args], {
-        cwd: dir,
-        env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'no-config'), ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(killer);
-        resolve({ code: code ?? -1, stdout, stderr });
-      });
-    });
-  }
+  const cli = (args: string[]) => runCli(args, { cwd: dir, env, timeoutMs: 120_000 });
 
   beforeAll(async () => {
     await ensureDataImages();

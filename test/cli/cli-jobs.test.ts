@@ -4,7 +4,6 @@
  * is deployed (no route, no host), a job is added with a time zone, refused clearly for bad
  * input, run now and its run read back; another org sees none of it.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,15 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSelfhostApi } from '../support/api.ts';
 import { ensureTestImages, removeContainersByLabel } from '../support/docker.ts';
 import { available } from '../support/services.ts';
+import { runCli } from '../support/cli.ts';
 
-const cliMain = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
 const ready = await available('docker');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe.skipIf(!ready)('the selfdevop CLI for cron jobs, and worker services', () => {
   let api: Awaited<ReturnType<typeof startSelfhostApi>>;
@@ -31,25 +24,7 @@ describe.skipIf(!ready)('the selfdevop CLI for cron jobs, and worker services', 
   let serviceId: string;
   let otherToken: string;
 
-  function cli(args: string[]): Promise<Run> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [cliMain, ...args], {
-        cwd: dir,
-        env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'no-config'), ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(killer);
-        resolve({ code: code ?? -1, stdout, stderr });
-      });
-    });
-  }
+  const cli = (args: string[]) => runCli(args, { cwd: dir, env, timeoutMs: 120_000 });
 
   async function until<T>(read: () => Promise<T | null>, what: string, ms = 60_000): Promise<T> {
     const end = Date.now() + ms;

@@ -3,43 +3,19 @@
  * environment), against the self-hosted API on a real PostgreSQL database. The password
  * comes on stdin, never as an argument, and is never printed back.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSelfhostApi } from '../support/api.ts';
-
-const cliMain = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
+import { runCli } from '../support/cli.ts';
 
 describe('the selfdevop CLI for registries', () => {
   let api: Awaited<ReturnType<typeof startSelfhostApi>>;
   let dir: string;
   let env: Record<string, string>;
 
-  function cli(
-    args: string[],
-    stdin = '',
-  ): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [cliMain, ...args], {
-        cwd: dir,
-        env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'no-config'), ...env },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(killer);
-        resolve({ code: code ?? -1, stdout, stderr });
-      });
-      child.stdin.end(stdin);
-    });
-  }
+  const cli = (args: string[], stdin = '') => runCli(args, { cwd: dir, env, stdin });
 
   beforeAll(async () => {
     api = await startSelfhostApi();

@@ -204,7 +204,7 @@ describe.skipIf(!ready)('the dashboard in a browser', () => {
 
   it('rolls back with one click and a confirmation', async () => {
     await page.goto(serviceUrl);
-    await page.getByLabel('Image').fill(testImages.appV2);
+    await page.getByLabel('Image', { exact: true }).fill(testImages.appV2);
     await page.getByRole('button', { name: 'Deploy', exact: true }).click();
     await finished('completed');
     expect(await servedBy(host, 'v2')).toEqual({ status: 200, body: 'v2' });
@@ -236,7 +236,7 @@ describe.skipIf(!ready)('the dashboard in a browser', () => {
     });
     expect(svc.status, svc.text).toBe(201);
     await page.goto(`${api.url}/dashboard/services/${svc.body.id}`);
-    await page.getByLabel('Image').fill(testImages.unhealthy);
+    await page.getByLabel('Image', { exact: true }).fill(testImages.unhealthy);
     await page.getByRole('button', { name: 'Deploy', exact: true }).click();
     await page.locator('#log', { hasText: 'probe 1' }).waitFor({ timeout: 60_000 });
     await page.reload();
@@ -264,7 +264,7 @@ describe.skipIf(!ready)('the dashboard in a browser', () => {
     });
     expect(svc.status, svc.text).toBe(201);
     await page.goto(`${api.url}/dashboard/services/${svc.body.id}`);
-    await page.getByLabel('Image').fill(testImages.unhealthy);
+    await page.getByLabel('Image', { exact: true }).fill(testImages.unhealthy);
     await page.getByRole('button', { name: 'Deploy', exact: true }).click();
     await finished('failed');
     const failed = page.locator('tr.failed[data-step="health_check"]');

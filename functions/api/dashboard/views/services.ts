@@ -187,7 +187,7 @@ function settingsForm(svc: Service): Html {
         ><input id="set-name" name="name" required value="${svc.name}" />
       </div>
       <div>
-        <label for="set-image">Image</label
+        <label for="set-image">Service image</label
         ><input id="set-image" name="image" required value="${svc.image}" />
       </div>
       <div>

@@ -17,6 +17,8 @@ import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { SystemClock } from '../adapters/clock/system.ts';
 import { CaddyEdgeRouter } from '../adapters/edge/caddy.ts';
+import { startUpstreamDns } from '../adapters/edge/upstream-dns.ts';
+import { MemoryUpstreamRegistry } from '../adapters/edge/upstreams-memory.ts';
 import { SequenceIds } from '../adapters/ids/sequence.ts';
 import { MemoryLogger } from '../adapters/logger/memory.ts';
 import { HttpHealthProbe } from '../adapters/probe/http.ts';
@@ -79,10 +81,18 @@ function get(port: number, host: string): Promise<{ status: number; body: string
 
 const serviceId = `svc_bench${Date.now().toString(36)}`;
 const caddy = await startCaddy();
+// Dynamic upstreams, as every install runs them: switches and scale steps never reload Caddy.
+const registry = new MemoryUpstreamRegistry();
+const zone = 'sdo.internal';
+const dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port: 0, cacheMs: 50 });
 const deps: ReleaseDeps = {
   store: new MemoryStore(),
   runtime: new DockerRuntime(),
-  edge: new CaddyEdgeRouter({ adminUrl: caddy.adminUrl, server: caddy.serverName }),
+  edge: new CaddyEdgeRouter({
+    adminUrl: caddy.adminUrl,
+    server: caddy.serverName,
+    dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
+  }),
   queue: new MemoryQueue({ retryDelaySeconds: 0, pollIntervalMs: 5 }),
   vault: new MemoryKeyVault(),
   probe: new HttpHealthProbe(),
@@ -237,4 +247,5 @@ try {
       await runtime.remove(target, c.name).catch(() => undefined);
   }
   await caddy.stop();
+  await dns.close();
 }

@@ -9,6 +9,8 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SystemClock } from '../../adapters/clock/system.ts';
 import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
+import { startUpstreamDns, type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
+import { MemoryUpstreamRegistry } from '../../adapters/edge/upstreams-memory.ts';
 import { SequenceIds } from '../../adapters/ids/sequence.ts';
 import { MemoryLogger } from '../../adapters/logger/memory.ts';
 import { HttpHealthProbe } from '../../adapters/probe/http.ts';
@@ -62,6 +64,7 @@ function get(port: number, host: string, path = '/'): Promise<{ status: number; 
 describe.skipIf(!ready)('replicas on three real engines behind a real Caddy', () => {
   const serviceId = `svc_${randomBytes(4).toString('hex')}`;
   let caddy: TestCaddy;
+  let dns: UpstreamDnsServer;
   let deps: ReleaseDeps;
   let host: string;
   let stops: (() => Promise<void>)[] = [];
@@ -69,10 +72,20 @@ describe.skipIf(!ready)('replicas on three real engines behind a real Caddy', ()
 
   beforeAll(async () => {
     caddy = await startCaddy();
+    // Dynamic upstreams, as every install runs them: a switch or a scale step changes the
+    // answer of selfdevop's DNS server, never Caddy's config, so it never reloads Caddy (a
+    // reload resets a few connections that arrive at that instant; ARCHITECTURE.md).
+    const registry = new MemoryUpstreamRegistry();
+    const zone = 'sdo.internal';
+    dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port: 0, cacheMs: 50 });
     deps = {
       store: new MemoryStore(),
       runtime: new DockerRuntime(),
-      edge: new CaddyEdgeRouter({ adminUrl: caddy.adminUrl, server: caddy.serverName }),
+      edge: new CaddyEdgeRouter({
+        adminUrl: caddy.adminUrl,
+        server: caddy.serverName,
+        dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
+      }),
       queue: new MemoryQueue({ retryDelaySeconds: 0, pollIntervalMs: 5 }),
       vault: new MemoryKeyVault(),
       probe: new HttpHealthProbe(),
@@ -127,6 +140,7 @@ describe.skipIf(!ready)('replicas on three real engines behind a real Caddy', ()
         await runtime.remove(target, c.name).catch(() => undefined);
     }
     await caddy?.stop();
+    await dns?.close();
   });
 
   const release = (id: string) =>

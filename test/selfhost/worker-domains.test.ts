@@ -130,8 +130,6 @@ describe.skipIf(!ready)('the self-hosted worker process and custom domains', () 
         name: 'web',
         image: 'selfdevop-test/app:v1',
         containerPort: 8080,
-        kind: 'web',
-        workerHealth: null,
         healthcheckPath: '/health',
       },
     });

@@ -4,6 +4,6 @@ Feature: Air-gapped install from an image bundle
 
   Scenario: An image bundle installs a fresh host with pulling disabled
     When I save the images into a bundle with build-images.sh --save
-    Then the bundle holds the app, PostgreSQL, Caddy, Prometheus and Alertmanager images
+    Then the bundle holds the app, PostgreSQL, Caddy, Prometheus, Alertmanager and Node.js build images
     When I install selfdevop afresh from the bundle
     Then the fresh install is healthy and answers GET /health

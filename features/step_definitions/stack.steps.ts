@@ -337,7 +337,7 @@ When(
 );
 
 Then(
-  'the bundle holds the app, PostgreSQL, Caddy, Prometheus and Alertmanager images',
+  'the bundle holds the app, PostgreSQL, Caddy, Prometheus, Alertmanager and Node.js build images',
   async function (this: AcceptanceWorld) {
     const r = await mustRun('tar', ['-xzOf', String(this.noted.bundle), 'manifest.json']);
     const tags = (JSON.parse(r.stdout) as { RepoTags: string[] | null }[])
@@ -345,7 +345,14 @@ Then(
       .sort();
     assert.deepEqual(
       tags,
-      [images.caddy, images.postgres, images.prometheus, images.alertmanager, images.app].sort(),
+      [
+        images.caddy,
+        images.postgres,
+        images.prometheus,
+        images.alertmanager,
+        images.nodeBuild,
+        images.app,
+      ].sort(),
     );
   },
 );

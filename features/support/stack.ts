@@ -25,6 +25,8 @@ export const images = {
   caddy: 'selfdevop/caddy:2.11',
   prometheus: 'selfdevop/prometheus:2.42',
   alertmanager: 'selfdevop/alertmanager:0.25',
+  /** The base of zero-config Node.js builds: a node builds from it offline. */
+  nodeBuild: 'selfdevop/node-build:24',
 };
 
 export interface RunResult {

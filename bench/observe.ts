@@ -208,7 +208,8 @@ async function main() {
             logSearchMs: {
               goal: `<= ${goals.logSearchMs} at 1,000,000 lines`,
               got: substring.ms,
-              met: substring.ms <= goals.logSearchMs,
+              // Met only at the size the goal names: a smaller run says how fast, not that it holds.
+              met: perReplica * replicas >= 1_000_000 && substring.ms <= goals.logSearchMs,
               lines: perReplica * replicas,
             },
             logSearchMemoryMb: {

@@ -4,6 +4,7 @@
  * worker (backup-work.ts) runs them.
  */
 import { InvalidInput } from '../errors.ts';
+import { validateCron } from '../jobs/cron.ts';
 import type { BackupManifest, DataService, DataServiceBackup } from '../models.ts';
 import type { ContainerSpec } from '../ports.ts';
 import {
@@ -35,24 +36,19 @@ export const dumpTools: Record<DataService['engine'], string> = {
 };
 
 /**
- * A backup schedule: five-field UTC cron, at most once an hour (the minute is one number),
- * so no schedule can fire every second or every minute and bury the node in dumps.
+ * A backup schedule: a cron the job schedules also accept (read the same way, so both
+ * schedulers keep it), in UTC, and at most once an hour (the minute is one number), so no
+ * schedule can fire every second or every minute and bury the node in dumps.
  */
 export function checkBackupSchedule(cron: string): string {
-  const text = cron.trim();
-  const fields = text.split(/\s+/);
-  if (fields.length !== 5 || !fields.every((f) => /^[0-9*,/-]+$/.test(f)))
-    throw new InvalidInput(
-      `backupSchedule: ${JSON.stringify(cron)} is not a five-field cron (minute hour day month weekday, UTC)`,
-      { field: 'backupSchedule' },
-    );
-  const minute = fields[0]!;
-  if (!/^\d+$/.test(minute) || Number(minute) > 59)
+  const text = validateCron(cron, 'backupSchedule');
+  const minute = text.split(' ')[0]!;
+  if (!/^\d+$/.test(minute))
     throw new InvalidInput(
       `backupSchedule: ${JSON.stringify(cron)} fires more than once an hour; the minute must be one number (0-59), e.g. "0 3 * * *" for nightly`,
       { field: 'backupSchedule' },
     );
-  return fields.join(' ');
+  return text;
 }
 
 const db = 'app';

@@ -91,7 +91,10 @@ export class SignupRefused extends CoreError {
 
 export class TooManyAttempts extends CoreError {
   readonly retryAfterSeconds: number;
-  constructor(retryAfterSeconds: number, what: 'login' | 'signup' | 'invite' | 'push' = 'login') {
+  constructor(
+    retryAfterSeconds: number,
+    what: 'login' | 'signup' | 'invite' | 'push' | 'domain change' = 'login',
+  ) {
     super(
       'rate_limited',
       'too_many_attempts',

@@ -1158,6 +1158,14 @@ export interface AuditRepo {
     page: PageRequest,
     filter?: { action?: string; targetId?: string },
   ): Promise<Page<AuditEvent>>;
+  /**
+   * How many of the org's events with one of `actions` were recorded after `since`,
+   * and when the oldest of them was (null when none).
+   */
+  countSince(
+    actions: readonly string[],
+    since: string,
+  ): Promise<{ count: number; oldest: string | null }>;
 }
 
 /** One org's repositories, all inside the transaction `Store.withOrg` opened. */

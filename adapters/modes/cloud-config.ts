@@ -148,6 +148,13 @@ const schema = z
       .string()
       .regex(/^.+:\d{1,5}$/, 'must be host:port')
       .optional(),
+    /** Custom domains an org may add or remove per hour (each change reloads the shared edge). */
+    DOMAIN_CHANGES_PER_HOUR: z.coerce
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .max(100_000)
+      .default(30),
     /** Custom domains: the edge's public IPv4 addresses, for apex A records (comma-separated). */
     EDGE_IPV4: z
       .string()

@@ -216,6 +216,7 @@ export async function fromCloud(
     {
       edgeDomain: config.EDGE_DOMAIN,
       edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
+      domains: { changesPerOrgPerHour: config.DOMAIN_CHANGES_PER_HOUR },
       signupMode: config.SIGNUP_MODE,
       publicUrl: config.DASHBOARD_URL,
       maxBodyBytes: config.MAX_BODY_BYTES,

@@ -149,6 +149,13 @@ const schema = z.object({
    * rebuilt from the database; it also does so at start.
    */
   EDGE_REBUILD_SECONDS: z.coerce.number().int().min(5).max(86_400).default(60),
+  /** Custom domains an org may add or remove per hour (each change reloads the shared edge). */
+  DOMAIN_CHANGES_PER_HOUR: z.coerce
+    .number()
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(100_000)
+    .default(30),
   /** Custom domains: the edge's public IPv4 addresses, for apex A records (comma-separated). */
   EDGE_IPV4: z
     .string()

@@ -258,7 +258,7 @@ export async function fromSelfhost(
       // Short: another process revoking a key reaches this one only through the database.
       apiKeyCacheMs: 1_000,
       release: { build: buildLimitsOf(config), ...overrides.release },
-      domains: overrides.domains,
+      domains: { changesPerOrgPerHour: config.DOMAIN_CHANGES_PER_HOUR, ...overrides.domains },
       webhooks: overrides.webhooks,
     },
   );

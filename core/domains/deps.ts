@@ -50,6 +50,13 @@ export interface DomainConfig {
   askPerHostPerHour: number;
   /** On-demand TLS: first wait between two asks for the same host; doubles per ask. */
   askBaseBackoffSeconds: number;
+  /**
+   * Custom domains an org may add or remove per hour. Each change rewrites the route's
+   * hosts, which makes Caddy load its config, and a load resets a few connections of every
+   * tenant on that edge (ARCHITECTURE.md, "What a reload costs"): one org must not be able
+   * to churn domains into a stream of reloads for all the others.
+   */
+  changesPerOrgPerHour: number;
 }
 
 export const defaultDomainConfig: Omit<DomainConfig, 'edgeDomain' | 'edgeIpv4'> = {
@@ -64,6 +71,7 @@ export const defaultDomainConfig: Omit<DomainConfig, 'edgeDomain' | 'edgeIpv4'> 
   negativeCacheSeconds: 4,
   askPerHostPerHour: 5,
   askBaseBackoffSeconds: 30,
+  changesPerOrgPerHour: 30,
 };
 
 /** The ports the domain use cases and worker need, injected by a composition root. */

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { HostnameTaken, InvalidInput, NotFound } from '../errors.ts';
+import { HostnameTaken, InvalidInput, NotFound, TooManyAttempts } from '../errors.ts';
 import type { Domain, Environment, Page, PageRequest, Service } from '../models.ts';
 import type { OrgRepos } from '../ports.ts';
 import { defaultHosts, routeId } from '../releases/plan.ts';
@@ -93,6 +93,28 @@ function parseInput(input: unknown): z.infer<typeof createDomainInput> {
   throw new InvalidInput(`${field}: ${issue.message}`, { field });
 }
 
+/** The audit actions that count as one domain change each (both rewrite the route's hosts). */
+const domainChangeActions = ['domain.created', 'domain.deleted'] as const;
+
+/**
+ * 429 when the org has used its domain changes of the last hour (`changesPerOrgPerHour`),
+ * waiting until the oldest of them leaves the window. Counted from the audit trail, so
+ * it holds across API processes and Lambda instances alike.
+ */
+async function assertDomainChangeAllowed(
+  deps: Pick<DomainDeps, 'clock' | 'config'>,
+  repos: OrgRepos,
+): Promise<void> {
+  const hourMs = 3600_000;
+  const now = deps.clock.now().getTime();
+  const since = new Date(now - hourMs).toISOString();
+  // A change exactly an hour old has left the window: that is when retryAfter points.
+  const used = await repos.audit.countSince(domainChangeActions, since);
+  if (used.count < deps.config.changesPerOrgPerHour) return;
+  const freeAt = (used.oldest ? Date.parse(used.oldest) : now) + hourMs;
+  throw new TooManyAttempts(Math.max(1, Math.ceil((freeAt - now) / 1000)), 'domain change');
+}
+
 /** Sends the check that runs now (after a commit, so the worker finds the row). */
 export async function sendCheckNow(
   deps: Pick<DomainDeps, 'queue' | 'clock'>,
@@ -137,6 +159,7 @@ export async function createDomain(
   const created = await deps.store.withOrg(p.orgId, async (repos) => {
     const service = await repos.services.get(body.serviceId);
     if (!service) throw new NotFound('service', body.serviceId);
+    await assertDomainChangeAllowed(deps, repos);
     if (service.kind === 'worker')
       throw new InvalidInput('serviceId: a worker has no route, so it takes no domain', {
         field: 'serviceId',
@@ -263,8 +286,12 @@ export async function deleteDomain(
 ): Promise<void> {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-resources');
-  const d = await deps.store.withOrg(p.orgId, (repos) => repos.domains.get(domainId));
-  if (!d) throw new NotFound('domain', domainId);
+  const d = await deps.store.withOrg(p.orgId, async (repos) => {
+    const found = await repos.domains.get(domainId);
+    if (!found) throw new NotFound('domain', domainId);
+    await assertDomainChangeAllowed(deps, repos);
+    return found;
+  });
   await changeRouteHosts(deps.edge, domainRouteId(d), { remove: [d.hostname] });
   await deps.store.withOrg(p.orgId, async (repos) => {
     if (!(await repos.domains.delete(d.id))) throw new NotFound('domain', domainId);

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Store } from '../../core/ports.ts';
 import { alertThresholdCases } from './store/alert-thresholds.case.ts';
 import { apiKeyCases } from './store/api-keys.case.ts';
+import { auditCases } from './store/audit.case.ts';
 import { authGuardCases } from './store/auth-guards.case.ts';
 import { store, useStore } from './store/context.ts';
 import { dataServiceCases } from './store/data-services.case.ts';
@@ -60,6 +61,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     jobCases();
     deleteCases();
     alertThresholdCases();
+    auditCases();
     paginationCases();
     transactionCases();
     isolationCases();

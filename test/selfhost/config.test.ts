@@ -10,6 +10,7 @@ describe('configuration from the environment', () => {
       HOST: '127.0.0.1',
       SIGNUP_MODE: 'first-user',
       EDGE_UPSTREAMS: 'dynamic',
+      DOMAIN_CHANGES_PER_HOUR: 30,
     });
     expect(c.DATABASE_URL).toBeUndefined();
   });
@@ -27,6 +28,7 @@ describe('configuration from the environment', () => {
       RUN_WORKERS: 'maybe',
       EDGE_DOMAIN: 'Not A Domain',
       EDGE_IPV4: '10.0.0',
+      DOMAIN_CHANGES_PER_HOUR: '0',
       SELFDEVOP_DOMAIN: 'https://console.example.com',
       CONTROL_UPSTREAM: 'api',
       SELFDEVOP_ROLE: 'scheduler',

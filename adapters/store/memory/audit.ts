@@ -16,4 +16,11 @@ export const memoryAuditRepo = (t: TenantView): AuditRepo => ({
         ),
       page,
     ),
+  countSince: async (actions, since) => {
+    const times = (t.mine('audit') as unknown as AuditEvent[])
+      .filter((r) => actions.includes(r.action) && Date.parse(r.createdAt) > Date.parse(since))
+      .map((r) => r.createdAt)
+      .sort((a, b) => Date.parse(a) - Date.parse(b));
+    return { count: times.length, oldest: times[0] ?? null };
+  },
 });

@@ -85,6 +85,52 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     ).rejects.toMatchObject({ kind: 'conflict', code: 'hostname_taken' });
   });
 
+  it('limits an org to its domain changes per hour (429 until the oldest leaves the hour), without touching other orgs', async () => {
+    h = await setupDomains({ changesPerOrgPerHour: 3 });
+    const add = (hostname: string, who = deployer, serviceId = h.service.id) =>
+      createDomain(h.deps, who, { serviceId, hostname });
+    const first = await add('a.example.com');
+    h.clock.advance(10 * 60_000);
+    await add('b.example.com');
+    await deleteDomain(h.deps, deployer, first.id);
+    h.clock.advance(60_000);
+    // Three changes (two adds, one delete) within the hour: a fourth of either kind waits.
+    const limited = { kind: 'rate_limited', code: 'too_many_attempts' };
+    await expect(add('c.example.com')).rejects.toMatchObject({
+      ...limited,
+      message: expect.stringContaining('too many domain change attempts'),
+      // The oldest change was 11 minutes ago: it leaves the window in 49 minutes.
+      details: { retryAfterSeconds: 49 * 60 },
+    });
+    const b = (await listDomains(h.deps, deployer, { limit: 10 })).items.find(
+      (x) => x.hostname === 'b.example.com',
+    )!;
+    await expect(deleteDomain(h.deps, deployer, b.id)).rejects.toMatchObject(limited);
+    // Nothing was half-applied: no domain row, no audit event, b still registered.
+    expect(
+      (await listDomains(h.deps, deployer, { limit: 10 })).items.map((x) => x.hostname),
+    ).toEqual(['b.example.com']);
+    expect(await actions(h)).toEqual(['domain.created', 'domain.created', 'domain.deleted']);
+    // Another org has its own budget.
+    await h.store.withOrg('org_000002', async (r) => {
+      await r.orgs.insert(anOrg({ id: 'org_000002', name: 'other' }));
+      await r.projects.insert(aProject({ id: 'prj_000002', orgId: 'org_000002' }));
+      await r.environments.insert(
+        anEnvironment({ id: 'env_000002', orgId: 'org_000002', projectId: 'prj_000002' }),
+      );
+      await r.services.insert(
+        aService({ id: 'svc_000002', orgId: 'org_000002', projectId: 'prj_000002' }),
+      );
+    });
+    await expect(
+      add('d.example.com', { ...deployer, orgId: 'org_000002' }, 'svc_000002'),
+    ).resolves.toMatchObject({ status: 'pending_dns' });
+    // Once the oldest change is an hour old, one more fits.
+    h.clock.advance(49 * 60_000);
+    await expect(add('c.example.com')).resolves.toMatchObject({ hostname: 'c.example.com' });
+    await expect(add('e.example.com')).rejects.toMatchObject(limited);
+  });
+
   it('refuses bad input with 400 naming the field, and viewers with 403', async () => {
     await expect(
       createDomain(h.deps, deployer, { serviceId: h.service.id, hostname: '*.example.com' }),

@@ -4,10 +4,11 @@
  * targets and evaluating the rules rendered from core/alerts/rules.ts, a real Alertmanager
  * 0.25 posting to selfdevop's receiver, and the API with its workers delivering the
  * `alert.firing` event to an e-mail channel on a real SMTP server. Then the service's
- * metrics endpoint reads the same traffic back from Prometheus.
+ * metrics endpoint reads the same traffic back from Prometheus, and Chromium draws it on
+ * the service page (a screenshot lands in test-results/screenshots).
  */
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +18,7 @@ import { prometheusRuleGroups } from '../../core/alerts/rules.ts';
 import type { ApiHarness } from '../api/api.case.ts';
 import { aRelease } from '../contracts/store/builders.ts';
 import { startSelfhostApi } from '../support/api.ts';
+import { chromiumAvailable, launchChromium } from '../dashboard/browser.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import {
   startAlertmanager,
@@ -37,7 +39,8 @@ const waitFor = async <T>(what: string, probe: () => Promise<T | null> | T | nul
   }
 };
 
-const ready = (await available('prometheus')) && (await available('caddy'));
+const ready = (await available('prometheus')) && (await available('caddy')) && chromiumAvailable();
+const shots = join(import.meta.dirname, '..', '..', 'test-results', 'screenshots');
 
 describe.skipIf(!ready)('metrics and alerts (Caddy, Prometheus, Alertmanager, SMTP)', () => {
   const receiverToken = randomBytes(24).toString('base64url');
@@ -237,6 +240,39 @@ describe.skipIf(!ready)('metrics and alerts (Caddy, Prometheus, Alertmanager, SM
     // Every request is a 500: the 5xx rate is the request rate, 4xx none.
     expect(last('errors_5xx')).toBeCloseTo(last('requests'), 5);
     expect(byKey.get('errors_4xx')).toEqual([]);
+  }, 120_000);
+
+  it('draws those series on the service page in Chromium, never a broken chart', async () => {
+    const browser = await launchChromium();
+    try {
+      await browser.context.addCookies([{ name: 'sdo_session', value: token, url: api.url }]);
+      const page = await browser.context.newPage();
+      page.setDefaultTimeout(20_000);
+      const answer = await page.goto(`${api.url}/dashboard/services/${serviceId}?range=1h`);
+      expect(answer?.status()).toBe(200);
+      await page.getByRole('heading', { name: 'Metrics' }).waitFor();
+      expect(await page.locator('#metrics-unavailable').count()).toBe(0);
+      // Requests and 5xx have points: a line with a dot on the latest, visible even while
+      // the window holds one point; 4xx has none and says so instead of drawing a flat zero.
+      const marks = async (chart: string) => {
+        const figure = page.locator(`figure[data-chart="${chart}"]`);
+        const lines = await figure.locator('polyline').count();
+        const dots = await figure.locator('circle').count();
+        const text = ((await figure.textContent()) ?? '').replace(/\s+/g, ' ');
+        return { lines, dots, text };
+      };
+      const requests = await marks('requests');
+      expect(requests).toMatchObject({ lines: 1, dots: 1 });
+      expect(requests.text).toMatch(/Requests[^:]*: [0-9.]+ /);
+      const errors = await marks('errors_4xx,errors_5xx');
+      expect(errors).toMatchObject({ lines: 1, dots: 1 });
+      expect(errors.text).toContain('no data');
+      expect(errors.text).toMatch(/5xx[^:]*: [0-9.]+ /);
+      await mkdir(shots, { recursive: true });
+      await page.screenshot({ path: join(shots, 'service-charts.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
   }, 120_000);
 
   it('refuses a threshold out of range with a 400 naming the bounds, and keeps one in range', async () => {

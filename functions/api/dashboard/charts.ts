@@ -72,15 +72,20 @@ export function chart(answer: Extract<MetricsAnswer, { available: true }>, spec:
   const y = (v: number) => pad.top + (1 - v / top) * (height - pad.top - pad.bottom);
   const hasData = series.some((s) => s.points.length > 0);
   const id = `chart-${spec.keys.join('-')}`;
-  const lines = series.map((s, i) =>
-    s.points.length > 0
-      ? raw(
-          `<polyline fill="none" stroke="${colors[i % colors.length]}" stroke-width="1.5" points="${s.points
-            .map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`)
-            .join(' ')}" />`,
-        )
-      : '',
-  );
+  // A dot on each series' latest point: a series with one point so far (a service a
+  // minute old, at one point a minute) would otherwise be a polyline nobody can see.
+  const lines = series.map((s, i) => {
+    const last = s.points.at(-1);
+    if (!last) return '';
+    const color = colors[i % colors.length];
+    return raw(
+      `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${s.points
+        .map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`)
+        .join(
+          ' ',
+        )}" /><circle cx="${x(last[0]).toFixed(1)}" cy="${y(last[1]).toFixed(1)}" r="2.5" fill="${color}" />`,
+    );
+  });
   const legend = series.map((s, i) => {
     const last = s.points.at(-1);
     return html`<span class="legend"

@@ -536,7 +536,7 @@ export class DockerRuntime implements ContainerRuntime {
     const abort = () => readable.destroy?.();
     signal.addEventListener('abort', abort, { once: true });
     try {
-      yield* dockerLogLines(readable as AsyncIterable<Buffer>, opened.tty);
+      yield* dockerLogLines(readable as AsyncIterable<Buffer>, opened.tty, options.filter);
     } catch (e) {
       if (!signal.aborted) throw e;
     } finally {

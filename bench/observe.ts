@@ -38,6 +38,7 @@ import {
 } from '../test/contracts/store/builders.ts';
 import { ensureTestImages } from '../test/support/docker.ts';
 import { round } from './support/stats.ts';
+import { alertToNotification } from './observe/alerts.ts';
 
 const run = promisify(execFile);
 const totalLines = Number(process.env.BENCH_LOG_LINES ?? 60_000);
@@ -188,6 +189,8 @@ async function main() {
     log(`regex: ${JSON.stringify(regex)}`);
     const catastrophic = await search({ grep: '(a+)+$', regex: 'true' });
     log(`(a+)+$: ${JSON.stringify(catastrophic)}`);
+    const alerts = await alertToNotification(log);
+    log(`alerts: ${JSON.stringify(alerts)}`);
     const expected = replicas * Math.floor(perReplica / 1000);
     if (substring.matches !== expected || regex.matches !== expected)
       throw new Error(
@@ -204,7 +207,9 @@ async function main() {
           substring,
           regex,
           catastrophic,
+          alerts: alerts.detail,
           goals: {
+            ...alerts.goals,
             logSearchMs: {
               goal: `<= ${goals.logSearchMs} at 1,000,000 lines`,
               got: substring.ms,

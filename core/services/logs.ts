@@ -15,9 +15,10 @@ import { lineFilter, maxPatternLength } from './log-search.ts';
 
 /**
  * App logs: every replica's stdout/stderr as the nodes' Docker engines keep them (each
- * container's json-file log, rotated, across its restarts), for the service environment's
- * current and previous containers still present, merged in time order and streamed: at
- * most one line per container and the asked `tail` are held at once, never the whole range.
+ * container's log as its driver stores it, rotated, across its restarts), for the service
+ * environment's current and previous containers still present, merged in time order and
+ * streamed: at most one line per container and the asked `tail` are held at once, never the
+ * whole range.
  */
 
 /** The widest time range one read may cover; a wider one is a 400 naming this. */

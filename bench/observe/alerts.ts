@@ -35,10 +35,12 @@ import { aRelease } from '../../test/contracts/store/builders.ts';
 import { startSelfhostApi } from '../../test/support/api.ts';
 import { startCaddy } from '../../test/support/caddy.ts';
 import { startAlertmanager, startPrometheus } from '../../test/support/prometheus.ts';
+import { available, services as components } from '../../test/support/services.ts';
 import { startSmtpServer } from '../../test/support/smtp.ts';
 import { round } from '../support/stats.ts';
 
 const services = 3;
+const fixFor = (name: 'prometheus' | 'caddy'): string => components[name].fix;
 const forSeconds = 10;
 const intervalSeconds = 2;
 const groupWaitSeconds = 2;
@@ -85,6 +87,8 @@ export interface AlertsResult {
 }
 
 export async function alertToNotification(log: (line: string) => void): Promise<AlertsResult> {
+  for (const need of ['prometheus', 'caddy'] as const)
+    if (!(await available(need))) throw new Error(`bench:observe needs ${need}: ${fixFor(need)}`);
   const receiverToken = randomBytes(24).toString('base64url');
   const stops: (() => Promise<void>)[] = [];
   let failing = false;

@@ -426,7 +426,7 @@ export interface ContainerSpec {
   logRotation?: LogRotation;
 }
 
-/** json-file log rotation: at most `maxFiles` files of `maxSizeMb` each per container. */
+/** Log rotation (the engine's `local` driver): at most `maxFiles` files of `maxSizeMb` each per container. */
 export interface LogRotation {
   maxSizeMb: number;
   maxFiles: number;
@@ -440,8 +440,25 @@ export interface ContainerLogOptions {
   until?: string;
   /** Only the newest N lines of the range. */
   tail?: number;
+  /**
+   * Only the lines this keeps (a search). Given to the adapter rather than applied after it
+   * so that a line which cannot match is skipped where it is still bytes: a search over a
+   * million lines then turns only its matches into strings and objects.
+   */
+  filter?: LogLineFilter;
   follow: boolean;
   signal: AbortSignal;
+}
+
+/** A log search as an adapter applies it (`ContainerLogOptions.filter`). */
+export interface LogLineFilter {
+  /**
+   * Text that every line `test` keeps contains (a necessary condition, not a sufficient
+   * one): an adapter may drop a stored line without it before decoding it.
+   */
+  literal?: string;
+  /** Whether the line (its text, without time or newline) is kept. */
+  test(text: string): boolean;
 }
 
 /** One line of a container's output, as its engine stored it. */

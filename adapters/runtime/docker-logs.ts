@@ -4,7 +4,7 @@
  * timestamp. Pure over an async iterable of chunks, so a test can feed it bytes; pulling the
  * next line pulls the next chunk, which is the backpressure the port promises.
  */
-import type { ContainerLogLine } from '../../core/ports.ts';
+import type { ContainerLogLine, LogLineFilter } from '../../core/ports.ts';
 
 /** A line longer than this many bytes is cut, its rest dropped and the cut marked. */
 export const maxLogLineBytes = 8 * 1024;
@@ -31,14 +31,17 @@ interface Pending {
  * Lines of a multiplexed log stream (a container without a TTY, which is every container
  * selfdevop starts): each frame is one stored message, `<RFC 3339 time> <text>`, ending in a
  * newline unless the app wrote none or the message is a partial one of a long line.
- * `tty` reads a raw stream (all of it stdout, split at newlines) instead.
+ * `tty` reads a raw stream (all of it stdout, split at newlines) instead. With a `filter`,
+ * only the lines it keeps are answered, and a whole frame without the filter's literal is
+ * stepped over as bytes: no string, no Buffer view, no object for a line that cannot match.
  */
 export async function* dockerLogLines(
   chunks: AsyncIterable<Buffer | string>,
   tty = false,
+  filter?: LogLineFilter,
 ): AsyncGenerator<ContainerLogLine> {
   if (tty) {
-    yield* ttyLines(chunks);
+    yield* ttyLines(chunks, filter);
     return;
   }
   const pending: Partial<Record<'stdout' | 'stderr', Pending>> = {};
@@ -48,6 +51,27 @@ export async function* dockerLogLines(
   let frame: Buffer[] = [];
   let frameBytes = 0;
   const lines: ContainerLogLine[] = [];
+  const needle = prefilterNeedle(filter);
+  // Where the needle next occurs in `hitChunk` (its length when nowhere): one native
+  // search covers every frame up to the hit, however many lines lie between.
+  let hitChunk: Buffer | null = null;
+  let hitAt = 0;
+  /** False only when the frame [start, end) of `chunk` surely holds no line the filter keeps. */
+  const mayMatch = (
+    chunk: Buffer,
+    start: number,
+    end: number,
+    stream: 'stdout' | 'stderr',
+  ): boolean => {
+    // A long line's partial messages are judged whole, after they are joined.
+    if (!needle || end - start >= partialMessageBytes || pending[stream]) return true;
+    if (hitChunk !== chunk || hitAt < start) {
+      hitChunk = chunk;
+      hitAt = chunk.indexOf(needle, start);
+      if (hitAt === -1) hitAt = chunk.length;
+    }
+    return hitAt + needle.length <= end;
+  };
 
   const endFrame = (stream: 'stdout' | 'stderr', data: Buffer) => {
     const complete = data.at(-1) === 0x0a;
@@ -70,27 +94,31 @@ export async function* dockerLogLines(
     }
     // A partial message of a long line: the next frame of this stream continues it.
     if (!complete && message.length >= partialMessageBytes) return;
-    lines.push(toLine(stream, p));
+    const line = toLine(stream, p);
     delete pending[stream];
+    if (!filter || filter.test(line.text)) lines.push(line);
   };
 
   for await (const raw of chunks) {
-    let chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
-    while (chunk.length > 0) {
+    const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+    // An offset, not a re-sliced Buffer per frame: stepping over a frame allocates nothing.
+    let pos = 0;
+    while (pos < chunk.length) {
       // Fast path: a whole frame, header and all, inside this chunk (nearly every frame).
-      if (frameLeft === 0 && header.length === 0 && chunk.length >= 8) {
-        const size = chunk.readUInt32BE(4);
-        if (chunk.length >= 8 + size) {
-          const stream = streams[chunk[0] as 1 | 2];
-          if (stream) endFrame(stream, chunk.subarray(8, 8 + size));
-          chunk = chunk.subarray(8 + size);
+      if (frameLeft === 0 && header.length === 0 && chunk.length - pos >= 8) {
+        const end = pos + 8 + chunk.readUInt32BE(pos + 4);
+        if (end <= chunk.length) {
+          const stream = streams[chunk[pos] as 1 | 2];
+          if (stream && mayMatch(chunk, pos + 8, end, stream))
+            endFrame(stream, chunk.subarray(pos + 8, end));
+          pos = end;
           continue;
         }
       }
       if (frameLeft === 0) {
         const need = 8 - header.length;
-        header = Buffer.concat([header, chunk.subarray(0, need)]);
-        chunk = chunk.subarray(need);
+        header = Buffer.concat([header, chunk.subarray(pos, pos + need)]);
+        pos += need;
         if (header.length < 8) break;
         frameStream = streams[header[0] as 1 | 2] ?? null; // 0 (stdin) or unknown: skipped
         frameLeft = header.readUInt32BE(4);
@@ -99,9 +127,10 @@ export async function* dockerLogLines(
         frameBytes = 0;
         continue;
       }
-      const body = chunk.subarray(0, frameLeft);
-      chunk = chunk.subarray(body.length);
-      frameLeft -= body.length;
+      const take = Math.min(frameLeft, chunk.length - pos);
+      const body = chunk.subarray(pos, pos + take);
+      pos += take;
+      frameLeft -= take;
       if (frameBytes < maxFrameBytes) {
         const kept = body.subarray(0, maxFrameBytes - frameBytes);
         frame.push(kept);
@@ -109,13 +138,27 @@ export async function* dockerLogLines(
       }
       if (frameLeft === 0 && frameStream) endFrame(frameStream, Buffer.concat(frame));
     }
-    while (lines.length) yield lines.shift()!;
+    for (let k = 0; k < lines.length; k++) yield lines[k]!;
+    lines.length = 0;
   }
   // The stream ended inside a long line: what came of it is still a line.
   for (const stream of ['stdout', 'stderr'] as const) {
     const p = pending[stream];
-    if (p) yield toLine(stream, p);
+    if (!p) continue;
+    const line = toLine(stream, p);
+    if (!filter || filter.test(line.text)) yield line;
   }
+}
+
+/**
+ * The filter's literal as bytes, when a frame's bytes may be judged by it: the text of a
+ * line is its bytes decoded, except that a cut line gains `…` and an invalid byte becomes
+ * U+FFFD, so a literal holding either is left to `test`.
+ */
+function prefilterNeedle(filter: LogLineFilter | undefined): Buffer | null {
+  const literal = filter?.literal;
+  if (!literal || /[\u2026\uFFFD]/.test(literal)) return null;
+  return Buffer.from(literal, 'utf8');
 }
 
 function toLine(stream: 'stdout' | 'stderr', p: Pending): ContainerLogLine {
@@ -127,7 +170,10 @@ function toLine(stream: 'stdout' | 'stderr', p: Pending): ContainerLogLine {
 }
 
 /** A TTY container's raw output: lines at newlines, each with its timestamp prefix. */
-async function* ttyLines(chunks: AsyncIterable<Buffer | string>): AsyncGenerator<ContainerLogLine> {
+async function* ttyLines(
+  chunks: AsyncIterable<Buffer | string>,
+  filter?: LogLineFilter,
+): AsyncGenerator<ContainerLogLine> {
   let rest = Buffer.alloc(0);
   for await (const raw of chunks) {
     rest = Buffer.concat([rest, typeof raw === 'string' ? Buffer.from(raw) : raw]);
@@ -135,12 +181,12 @@ async function* ttyLines(chunks: AsyncIterable<Buffer | string>): AsyncGenerator
     while ((nl = rest.indexOf(0x0a)) !== -1) {
       const line = parseLine('stdout', rest.subarray(0, nl).toString('utf8'));
       rest = rest.subarray(nl + 1);
-      if (line) yield line;
+      if (line && (!filter || filter.test(line.text))) yield line;
     }
     if (rest.length > maxFrameBytes) rest = rest.subarray(0, maxFrameBytes);
   }
   const last = rest.length ? parseLine('stdout', rest.toString('utf8')) : null;
-  if (last) yield last;
+  if (last && (!filter || filter.test(last.text))) yield last;
 }
 
 /** `2026-12-02T13:27:47.123456789Z text` → a line; null when the prefix is not a time. */

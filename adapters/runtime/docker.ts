@@ -174,11 +174,16 @@ export function containerCreateOptions(
   const hostConfig: NonNullable<ContainerCreateOptions['HostConfig']> = {
     RestartPolicy: { Name: oneOff ? 'no' : spec.restartPolicy },
     // Every container selfdevop starts rotates its log, so no app can fill its node's disk.
+    // The `local` driver (length-prefixed protobuf records) rather than json-file: the
+    // engine decodes it for a read about 1.5–2× faster than JSON lines (measured on 1M lines,
+    // bench:observe), and the app-logs search is bounded by that read. Uncompressed: a
+    // read of a rotated file then needs no temporary inflated copy (and max-file 1 demands it).
     LogConfig: {
-      Type: 'json-file',
+      Type: 'local',
       Config: {
         'max-size': `${(spec.logRotation ?? containerLogRotation).maxSizeMb}m`,
         'max-file': String((spec.logRotation ?? containerLogRotation).maxFiles),
+        compress: 'false',
       },
     },
   };
@@ -536,7 +541,7 @@ export class DockerRuntime implements ContainerRuntime {
     const abort = () => readable.destroy?.();
     signal.addEventListener('abort', abort, { once: true });
     try {
-      yield* dockerLogLines(readable as AsyncIterable<Buffer>, opened.tty);
+      yield* dockerLogLines(readable as AsyncIterable<Buffer>, opened.tty, options.filter);
     } catch (e) {
       if (!signal.aborted) throw e;
     } finally {

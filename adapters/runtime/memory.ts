@@ -535,10 +535,11 @@ export class MemoryRuntime implements ContainerRuntime {
     this.enter('logs', target, nameOrId);
     const c = this.find(target.dockerHost, nameOrId);
     if (!c) throw new ContainerNotFound(nameOrId);
-    const { since, until, tail, follow, signal } = options;
+    const { since, until, tail, follow, filter, signal } = options;
     const inRange = (time: string) =>
       (!since || time >= since) && (follow || !until || time <= until);
-    let stored = c.logs.filter((l) => inRange(l.time));
+    const kept = (l: MemoryContainer['logs'][number]) => !filter || filter.test(l.line);
+    let stored = c.logs.filter((l) => inRange(l.time) && kept(l));
     if (tail !== undefined) stored = tail === 0 ? [] : stored.slice(-tail);
     const toLine = (l: MemoryContainer['logs'][number]): ContainerLogLine => ({
       time: l.time,
@@ -553,7 +554,10 @@ export class MemoryRuntime implements ContainerRuntime {
     if (!follow) return;
     // Following: new lines as they are appended, until the signal or the container's end.
     while (!signal.aborted && c.state === 'running') {
-      while (seen < c.logs.length && !signal.aborted) yield toLine(c.logs[seen++]!);
+      while (seen < c.logs.length && !signal.aborted) {
+        const l = c.logs[seen++]!;
+        if (kept(l)) yield toLine(l);
+      }
       if (c.state !== 'running') break;
       await new Promise<void>((resolve) => {
         const follower: Follower = {
@@ -570,7 +574,10 @@ export class MemoryRuntime implements ContainerRuntime {
         signal.addEventListener('abort', end, { once: true });
       });
     }
-    while (seen < c.logs.length && !signal.aborted) yield toLine(c.logs[seen++]!);
+    while (seen < c.logs.length && !signal.aborted) {
+      const l = c.logs[seen++]!;
+      if (kept(l)) yield toLine(l);
+    }
   }
 
   // ---------------------------------------------------------------- internals

@@ -202,7 +202,11 @@ Examples:
 };
 
 type AppLogLine = { time: string; replica: string; node: string; stream: string; text: string };
-type AppLogRecord = AppLogLine | { type: 'notice'; message: string } | { type: 'end' };
+type AppLogRecord =
+  | AppLogLine
+  | { type: 'notice'; message: string }
+  | { type: 'more'; since: string }
+  | { type: 'end' };
 
 /** The app's lines as they stream in: text for people, one JSON object a line with --json. */
 async function appLogs(
@@ -222,6 +226,8 @@ async function appLogs(
   for await (const r of api.lines<AppLogRecord>(`/api/services/${service.id}/logs?${query}`)) {
     if ('type' in r) {
       if (r.type === 'notice') ctx.o.err(`selfdevop: ${r.message}`);
+      // A range read answers a page; the next one starts where this one stopped.
+      if (r.type === 'more') ctx.o.err(`selfdevop: more lines; read on with --since ${r.since}`);
       continue;
     }
     if (values.json) ctx.o.out(JSON.stringify(r));

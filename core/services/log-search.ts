@@ -1,4 +1,5 @@
 import { InvalidInput } from '../errors.ts';
+import type { LogLineFilter } from '../ports.ts';
 
 /**
  * Log search: a plain substring by default, or a regular expression run by a Thompson NFA
@@ -27,8 +28,53 @@ export function lineMatcher(pattern: string, options: { regex?: boolean; ignoreC
     const needle = pattern.toLowerCase();
     return (line: string) => line.toLowerCase().includes(needle);
   }
-  const program = compile(pattern, ignoreCase);
+  const program = compile(parse(pattern, ignoreCase));
   return (line: string) => run(program, ignoreCase ? line.toLowerCase() : line);
+}
+
+/**
+ * The search as the runtime applies it: the matcher, and the text every match contains
+ * (the pattern itself, or a regular expression's longest run of literal characters that
+ * every match must hold), which lets the engine adapter skip a line while it is still bytes.
+ * A case-insensitive search names none (its bytes may differ in case).
+ * @example lineFilter('status=5\\d\\d', { regex: true }).literal // 'status=5'
+ */
+export function lineFilter(
+  pattern: string,
+  options: { regex?: boolean; ignoreCase?: boolean },
+): LogLineFilter {
+  const test = lineMatcher(pattern, options);
+  if (options.ignoreCase) return { test };
+  const literal = options.regex ? requiredLiteral(parse(pattern, false)) : pattern;
+  return literal ? { literal, test } : { test };
+}
+
+function parse(pattern: string, ignoreCase: boolean): Node {
+  return new Parser(pattern, ignoreCase).parse();
+}
+
+/**
+ * The longest run of literal characters that every match holds: runs are taken only from
+ * the top-level sequence (and, recursively, from a group or a repeat that must occur), so
+ * an alternative, an optional part or a class never contributes.
+ */
+function requiredLiteral(node: Node): string {
+  if (node.t === 'pred') return node.lit === undefined ? '' : String.fromCodePoint(node.lit);
+  if (node.t === 'rep') return node.min > 0 ? requiredLiteral(node.node) : '';
+  if (node.t !== 'cat') return '';
+  let best = '';
+  let run = '';
+  for (const item of node.items) {
+    if (item.t === 'pred' && item.lit !== undefined) {
+      run += String.fromCodePoint(item.lit);
+      if (run.length > best.length) best = run;
+      continue;
+    }
+    run = '';
+    const inner = requiredLiteral(item);
+    if (inner.length > best.length) best = inner;
+  }
+  return best;
 }
 
 // ---------------------------------------------------------------------------- the program
@@ -44,7 +90,8 @@ type Inst =
 
 /** A parsed fragment, emitted as instructions later (so `{n,m}` can copy it). */
 type Node =
-  | { t: 'pred'; pred: Pred }
+  /** `lit`: the one character this matches, when it is a plain literal (case-sensitive). */
+  | { t: 'pred'; pred: Pred; lit?: number }
   | { t: 'bol' }
   | { t: 'eol' }
   | { t: 'cat'; items: Node[] }
@@ -138,14 +185,31 @@ class Parser {
         return { t: 'bol' };
       case '$':
         return { t: 'eol' };
-      case '\\':
-        return { t: 'pred', pred: this.escape(false) };
+      case '\\': {
+        const next = this.src[this.i];
+        const pred = this.escape(false);
+        const lit =
+          next === 't'
+            ? 9
+            : next === 'n'
+              ? 10
+              : next === 'r'
+                ? 13
+                : next !== undefined && !/[A-Za-z0-9]/.test(next)
+                  ? next.codePointAt(0)
+                  : undefined;
+        return { t: 'pred', pred, lit: this.ignoreCase ? undefined : lit };
+      }
       case '*':
       case '+':
       case '?':
         return this.fail(`"${c}" with nothing to repeat at ${this.i - 1}`);
       default:
-        return { t: 'pred', pred: this.literal(c.codePointAt(0)!) };
+        return {
+          t: 'pred',
+          pred: this.literal(c.codePointAt(0)!),
+          lit: this.ignoreCase ? undefined : c.codePointAt(0)!,
+        };
     }
   }
 
@@ -248,8 +312,7 @@ function isSpace(ch: number): boolean {
   return ch === 32 || (ch >= 9 && ch <= 13) || ch === 0xa0 || ch === 0xfeff;
 }
 
-function compile(pattern: string, ignoreCase: boolean): Inst[] {
-  const tree = new Parser(pattern, ignoreCase).parse();
+function compile(tree: Node): Inst[] {
   const prog: Inst[] = [];
   const grow = (inst: Inst) => {
     if (prog.length >= maxProgramSize)

@@ -8,15 +8,17 @@ import type {
   ContainerRuntime,
   DockerTarget,
   KeyVault,
+  LogLineFilter,
 } from '../ports.ts';
 import { requireOrg, type CoreDeps, type Principal } from '../deps.ts';
-import { lineMatcher, maxPatternLength, type LineMatcher } from './log-search.ts';
+import { lineFilter, maxPatternLength } from './log-search.ts';
 
 /**
  * App logs: every replica's stdout/stderr as the nodes' Docker engines keep them (each
- * container's json-file log, rotated, across its restarts), for the service environment's
- * current and previous containers still present, merged in time order and streamed: at
- * most one line per container and the asked `tail` are held at once, never the whole range.
+ * container's log as its driver stores it, rotated, across its restarts), for the service
+ * environment's current and previous containers still present, merged in time order and
+ * streamed: at most one line per container and the asked `tail` are held at once, never the
+ * whole range.
  */
 
 /** The widest time range one read may cover; a wider one is a 400 naming this. */
@@ -25,6 +27,12 @@ export const maxLogRangeDays = 31;
 export const maxLogTail = 5_000;
 /** Lines a read without `since`, `tail` or `follow` answers: the newest. */
 export const defaultLogTail = 200;
+/**
+ * Lines one read of a range (`since`, no `tail`) answers at most, oldest first; when more
+ * remain it ends with a `more` event naming where the next page starts, so an answer is
+ * bounded whatever a search matches, and the engines stop reading at once.
+ */
+export const maxLogLimit = 5_000;
 /** A node that does not answer its container list in this long is skipped (and said). */
 const listTimeoutMs = 5_000;
 /** While following, containers are listed again this often, so a new release's appear. */
@@ -44,6 +52,8 @@ export const serviceLogsQuery = z.object({
   regex: flag.optional(),
   ignoreCase: flag.optional(),
   tail: z.coerce.number().int().min(0).max(maxLogTail).optional(),
+  /** A range read's page size (oldest first); `maxLogLimit` unless set. */
+  limit: z.coerce.number().int().min(1).max(maxLogLimit).optional(),
   follow: flag.optional(),
 });
 export type ServiceLogsQuery = z.infer<typeof serviceLogsQuery>;
@@ -58,8 +68,15 @@ export interface AppLogLine {
   text: string;
 }
 
-/** What a log read yields: lines, and notices about what it could not read (a node down). */
-export type AppLogEvent = { type: 'line'; line: AppLogLine } | { type: 'notice'; message: string };
+/**
+ * What a log read yields: lines, notices about what it could not read (a node down), and,
+ * last, `more` when a range read stopped at its `limit`: the same query with `since` set
+ * to `since` reads the next page.
+ */
+export type AppLogEvent =
+  | { type: 'line'; line: AppLogLine }
+  | { type: 'notice'; message: string }
+  | { type: 'more'; since: string };
 
 export interface LogReaders {
   runtime: ContainerRuntime;
@@ -90,8 +107,8 @@ export async function openServiceLogs(
   const p = requireOrg(principal);
   const now = deps.clock.now();
   const range = logRange(query, now);
-  const matcher = query.grep
-    ? lineMatcher(query.grep, { regex: query.regex, ignoreCase: query.ignoreCase })
+  const filter = query.grep
+    ? lineFilter(query.grep, { regex: query.regex, ignoreCase: query.ignoreCase })
     : null;
   const runtime = deps.release.runtime;
   if (!runtime.logs)
@@ -111,11 +128,18 @@ export async function openServiceLogs(
   const labels = { 'selfdevop.service': service.id, 'selfdevop.environment': env.id };
   const finder = replicaFinder(deps.release, nodes, labels);
   const tail = query.tail ?? (query.since ? undefined : defaultLogTail);
-  return readLogs(runtime, finder, { ...range, tail, follow: query.follow ?? false }, matcher, {
-    clock: deps.clock,
-    signal,
-    rescanMs: options.rescanMs,
-  });
+  const limit = query.limit ?? maxLogLimit;
+  return readLogs(
+    runtime,
+    finder,
+    { ...range, tail, limit, follow: query.follow ?? false },
+    filter,
+    {
+      clock: deps.clock,
+      signal,
+      rescanMs: options.rescanMs,
+    },
+  );
 }
 
 /** `since`/`until` as ISO times with 9 fraction digits; 400 for a bad or too wide range. */
@@ -134,7 +158,20 @@ export function logRange(
     throw new InvalidInput(
       `since/until: a log read covers at most ${maxLogRangeDays} days; narrow the range`,
     );
-  return { since: nanoTime(since), until: nanoTime(until) };
+  return {
+    since: withNanos(query.since, since),
+    until: query.until ? withNanos(query.until, until) : nanoTime(until),
+  };
+}
+
+/**
+ * The time as a log time, keeping the nanoseconds an ISO value gave (a Date holds only
+ * milliseconds): a `more` marker's `since` is one nanosecond after the last line answered,
+ * and reading on from it must neither repeat that line nor skip its neighbours.
+ */
+function withNanos(value: string | undefined, at: Date): string {
+  const m = value ? /\.\d{3}(\d{1,6})(?:Z|[+-]\d\d:\d\d)$/.exec(value) : null;
+  return m ? nanoTime(at, Number(m[1]!.padEnd(6, '0'))) : nanoTime(at);
 }
 
 function parseTime(name: string, value: string, now: Date): Date {
@@ -204,6 +241,8 @@ interface ReadOptions {
   since: string;
   until: string;
   tail: number | undefined;
+  /** Lines a read without `tail` answers before it stops with `more`; unbounded unless set. */
+  limit?: number;
   follow: boolean;
 }
 
@@ -212,9 +251,10 @@ export async function* readLogs(
   runtime: ContainerRuntime,
   findReplicas: ReplicaFinder,
   options: ReadOptions,
-  matcher: LineMatcher | null,
+  filter: LogLineFilter | null,
   { clock, signal, rescanMs }: { clock: Clock; signal: AbortSignal; rescanMs?: number },
 ): AsyncGenerator<AppLogEvent> {
+  const matcher = filter ? (text: string) => filter.test(text) : null;
   const replicas: Replica[] = [];
   for await (const r of findReplicas()) {
     if ('notice' in r) yield { type: 'notice', message: r.notice };
@@ -231,33 +271,52 @@ export async function* readLogs(
   const until = options.follow ? nanoTime(cut) : options.until;
   // Without a search the engine keeps only the newest `tail` of each replica; with one,
   // every line of the range is read and tested, and the newest `tail` matches are kept.
+  // The search goes to the engines' adapters, which skip a line that cannot match while it
+  // is still bytes; the lines they answer are tested again here (one test per match).
   const engineTail = matcher ? undefined : options.tail;
-  const sources = replicas.map((r) =>
-    tagged(
-      r,
-      runtime.logs!(r.target, r.id, {
-        since: options.since,
-        until,
-        tail: engineTail,
-        follow: false,
-        signal,
-      }),
+  // Every replica is read at once (each stream is opened before the first line is pulled),
+  // so the engines decode their logs in parallel while the merge takes the earliest line.
+  const history = mergeByTime(
+    replicas.map((r) =>
+      tagged(
+        r,
+        runtime.logs!(r.target, r.id, {
+          since: options.since,
+          until,
+          tail: engineTail,
+          ...(filter ? { filter } : {}),
+          follow: false,
+          signal,
+        }),
+      ),
     ),
   );
-  const history = mergeByTime(sources);
   if (options.tail === undefined) {
-    for await (const e of history)
-      if (e.type === 'notice' || !matcher || matcher(e.line.text)) yield e;
+    let left = options.limit ?? Infinity;
+    let last: AppLogLine | null = null;
+    for await (const e of history) {
+      if (e.type !== 'line') yield e;
+      else if (!matcher || matcher(e.line.text)) {
+        if (left === 0) {
+          // One line beyond the page says there is more; leaving the loop ends the engines' reads.
+          yield { type: 'more', since: afterTime(last!.time) };
+          return;
+        }
+        left--;
+        last = e.line;
+        yield e;
+      }
+    }
   } else if (options.tail > 0) {
     const kept = new Ring<AppLogEvent>(options.tail);
     for await (const e of history) {
-      if (e.type === 'notice') yield e;
+      if (e.type !== 'line') yield e;
       else if (!matcher || matcher(e.line.text)) kept.push(e);
     }
     yield* kept.drain();
   } else for await (const e of history) void e; // tail=0: nothing of the past
   if (!options.follow || signal.aborted) return;
-  yield* followLive(runtime, findReplicas, replicas, nanoTime(cut, 1), matcher, {
+  yield* followLive(runtime, findReplicas, replicas, nanoTime(cut, 1), filter, {
     clock,
     signal,
     rescanMs: rescanMs ?? followRescanMs,
@@ -297,7 +356,7 @@ export async function* mergeByTime(
     for (;;) {
       const r = await its[k]!.next();
       if (r.done) return;
-      if (r.value.type === 'notice') {
+      if (r.value.type !== 'line') {
         notices.push(r.value);
         continue;
       }
@@ -338,9 +397,10 @@ async function* followLive(
   findReplicas: ReplicaFinder,
   known: Replica[],
   since: string,
-  matcher: LineMatcher | null,
+  filter: LogLineFilter | null,
   { clock, signal, rescanMs }: { clock: Clock; signal: AbortSignal; rescanMs: number },
 ): AsyncGenerator<AppLogEvent> {
+  const matcher = filter ? (text: string) => filter.test(text) : null;
   const following = new Map<string, AsyncIterator<AppLogEvent>>();
   const pending = new Map<string, Promise<{ key: string; r: IteratorResult<AppLogEvent> }>>();
   // Where a replica's stream that ended would resume: just after its last line (a restart).
@@ -348,9 +408,15 @@ async function* followLive(
   const open = (r: Replica, from: string) => {
     const key = `${r.node}/${r.id}`;
     if (following.has(key)) return;
-    const it = tagged(r, runtime.logs!(r.target, r.id, { since: from, follow: true, signal }))[
-      Symbol.asyncIterator
-    ]();
+    const it = tagged(
+      r,
+      runtime.logs!(r.target, r.id, {
+        since: from,
+        ...(filter ? { filter } : {}),
+        follow: true,
+        signal,
+      }),
+    )[Symbol.asyncIterator]();
     following.set(key, it);
     pending.set(
       key,
@@ -390,7 +456,7 @@ async function* followLive(
           .next()
           .then((res) => ({ key, r: res })),
       );
-      if (r.value.type === 'notice' || !matcher || matcher(r.value.line.text)) yield r.value;
+      if (r.value.type !== 'line' || !matcher || matcher(r.value.line.text)) yield r.value;
     }
   } finally {
     // An iterator with a read pending finishes that read first: the caller's abort of

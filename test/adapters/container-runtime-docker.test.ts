@@ -24,7 +24,10 @@ import { available } from '../support/services.ts';
 
 const hasDocker = await available('docker');
 /** Every container's log rotation (core/releases/plan.ts `containerLogRotation`). */
-const rotated = { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } };
+const rotated = {
+  Type: 'local',
+  Config: { 'max-size': '10m', 'max-file': '3', compress: 'false' },
+};
 
 describe('dockerHost parsing', () => {
   it('reads a unix socket path', () => {
@@ -219,16 +222,19 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
     ).toBe(`${64 * 1024 * 1024} 250000000 unless-stopped`);
   });
 
-  it('rotates the log of every container it starts (json-file, max-size and max-file)', async () => {
+  it('rotates the log of every container it starts (local driver, max-size and max-file)', async () => {
     const s = spec('rotated');
     await runtime.start(dockerTarget, s);
     expect(await dockerInspect(s.name, '{{json .HostConfig.LogConfig}}')).toBe(
-      JSON.stringify({ Type: 'json-file', Config: { 'max-file': '3', 'max-size': '10m' } }),
+      JSON.stringify({
+        Type: 'local',
+        Config: { compress: 'false', 'max-file': '3', 'max-size': '10m' },
+      }),
     );
     const custom = spec('rotated-custom', { logRotation: { maxSizeMb: 1, maxFiles: 2 } });
     await runtime.start(dockerTarget, custom);
     expect(await dockerInspect(custom.name, '{{json .HostConfig.LogConfig.Config}}')).toBe(
-      JSON.stringify({ 'max-file': '2', 'max-size': '1m' }),
+      JSON.stringify({ compress: 'false', 'max-file': '2', 'max-size': '1m' }),
     );
   });
 

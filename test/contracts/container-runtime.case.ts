@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCoreError } from '../../core/errors.ts';
-import type { ContainerRuntime, ContainerSpec, DockerTarget } from '../../core/ports.ts';
+import type {
+  ContainerRuntime,
+  ContainerSpec,
+  DockerTarget,
+  LogLineFilter,
+} from '../../core/ports.ts';
 import type { TestImages } from '../support/docker.ts';
 import { tarOf } from '../support/tar.ts';
 
@@ -371,6 +376,43 @@ export function runContainerRuntimeContract({
       await following;
       clearTimeout(timer);
       expect(seen).toContainEqual(['app v1 listening on :8080 (mode normal)', 'stdout']);
+    });
+
+    it('answers only the lines a search keeps, the same as testing every line read', async () => {
+      if (!h.runtime.logs) throw new Error('logs is part of this runtime');
+      const s = spec('logs-filter');
+      await h.runtime.start(h.target, s);
+      const read = async (filter?: LogLineFilter) => {
+        const lines = [];
+        for await (const l of h.runtime.logs!(h.target, s.name, {
+          follow: false,
+          signal: new AbortController().signal,
+          ...(filter ? { filter } : {}),
+        }))
+          lines.push(l);
+        return lines;
+      };
+      const all = await eventually(
+        async () => {
+          const lines = await read();
+          return lines.some((l) => l.text.includes('listening')) ? lines : undefined;
+        },
+        healthDeadlineMs,
+        'the listening line',
+      );
+      // The literal is what every kept line holds: the adapter may skip by it, never keep
+      // a line the test refuses, and never drop one the test keeps.
+      const listening = {
+        literal: 'listening on',
+        test: (t: string) => t.includes('listening on'),
+      };
+      const kept = await read(listening);
+      expect(kept).toEqual(all.filter((l) => l.text.includes('listening on')));
+      expect(kept.map((l) => l.text)).toContain('app v1 listening on :8080 (mode normal)');
+      expect(
+        await read({ literal: 'no such text', test: (t) => t.includes('no such text') }),
+      ).toEqual([]);
+      await h.runtime.stop(h.target, s.name, 5);
     });
 
     it('stops following when the container ends', async () => {

@@ -198,6 +198,22 @@ describe.skipIf(!ready)('app logs, from the nodes’ engines', () => {
     ]);
   });
 
+  it('pages a search at its limit: a more marker, whose since reads on with no repeat and no gap', async () => {
+    for (let k = 0; k < 3; k++) await appSays(containers[1]!, `page-marker ${k}`);
+    const first = await logs('since=10m&grep=page-marker&limit=2');
+    expect(first.status, first.text).toBe(200);
+    expect(linesOf(first.rows).map((l) => l.text)).toEqual(['page-marker 0', 'page-marker 1']);
+    const more = first.rows.at(-2) as { type: string; since: string };
+    expect(more).toEqual({ type: 'more', since: expect.stringMatching(/\.\d{9}Z$/) });
+    expect(first.rows.at(-1)).toEqual({ type: 'end' });
+    const next = await logs(`since=${encodeURIComponent(more.since)}&grep=page-marker&limit=2`);
+    expect(linesOf(next.rows).map((l) => l.text)).toEqual(['page-marker 2']);
+    expect(next.rows.some((r) => 'type' in r && r.type === 'more')).toBe(false);
+    const tooMany = await logs('since=10m&limit=5001');
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.text).toContain('limit');
+  });
+
   it('refuses a ten-year range, a bad time and an unsupported pattern with a 400 naming it', async () => {
     const wide = await logs('since=3650d');
     expect(wide.status).toBe(400);

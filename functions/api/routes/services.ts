@@ -28,7 +28,8 @@ const logStreamMaxMs = 30 * 60_000;
 
 /**
  * App logs as they are read, never gathered first: Server-Sent Events (`event: log` per
- * line, `event: notice` for what could not be read, `event: end`) when the client asks for
+ * line, `event: notice` for what could not be read, `event: more` when a range read stopped
+ * at its limit, `event: end`) when the client asks for
  * `text/event-stream`, otherwise NDJSON, one JSON object per line. Closing the connection,
  * the 30-minute cap or the end of the read aborts the engines' streams.
  */
@@ -49,7 +50,14 @@ function streamLogs(
   const encoder = new TextEncoder();
   const frame = (e: AppLogEvent | { type: 'end' }) => {
     if (!sse) return encoder.encode(`${JSON.stringify(e.type === 'line' ? e.line : e)}\n`);
-    const data = e.type === 'line' ? e.line : e.type === 'notice' ? { message: e.message } : {};
+    const data =
+      e.type === 'line'
+        ? e.line
+        : e.type === 'notice'
+          ? { message: e.message }
+          : e.type === 'more'
+            ? { since: e.since }
+            : {};
     const name = e.type === 'line' ? 'log' : e.type;
     return encoder.encode(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
   };
@@ -260,7 +268,7 @@ export const serviceRoutes = [
     method: 'get',
     path: '/api/services/{id}/logs',
     summary:
-      "Every replica's stdout/stderr from its node's engine, merged in time order, each line with its replica, node and time: `since`/`until` (ISO or `1h`, at most 31 days), `grep` (substring; `regex=true` for a linear-time regular expression), `tail`, `follow`; NDJSON, or Server-Sent Events with Accept: text/event-stream",
+      "Every replica's stdout/stderr from its node's engine, merged in time order, each line with its replica, node and time: `since`/`until` (ISO or `1h`, at most 31 days), `grep` (substring; `regex=true` for a linear-time regular expression), `tail`, `follow`; a range read answers at most `limit` lines (≤ 5,000, oldest first) and then `{type: 'more', since}`, the next page's `since`; NDJSON, or Server-Sent Events with Accept: text/event-stream",
     tag: 'services',
     auth: true,
     permission: 'read',

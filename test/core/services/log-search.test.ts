@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isCoreError } from '../../../core/errors.ts';
-import { lineMatcher, maxPatternLength } from '../../../core/services/log-search.ts';
+import { lineFilter, lineMatcher, maxPatternLength } from '../../../core/services/log-search.ts';
 
 const re = (pattern: string, ignoreCase = false) =>
   lineMatcher(pattern, { regex: true, ignoreCase });
@@ -88,6 +88,30 @@ describe('log search', () => {
     expect(re('(a+)+$')('aaaa')).toBe(true);
     expect(re('(a|aa)*b')('a'.repeat(5000))).toBe(false);
     expect(re('(.*a){20}')('a'.repeat(19))).toBe(false);
+  });
+
+  it('names the literal every match holds, so an adapter may skip a line without it', () => {
+    const literal = (pattern: string, regex = true, ignoreCase = false) =>
+      lineFilter(pattern, { regex, ignoreCase }).literal;
+    expect(literal('status=5', false)).toBe('status=5');
+    expect(literal('status=5\\d\\d took=\\d+ms$')).toBe('status=5');
+    expect(literal('^GET /api/[a-z]+ 5\\d\\d$')).toBe('GET /api/');
+    expect(literal('\\[warn\\] disk')).toBe('[warn] disk');
+    expect(literal('x(?:timeout after)+y')).toBe('timeout after');
+    expect(literal('(foo|bar)baz')).toBe('baz');
+    expect(literal('colou?r')).toBe('colo');
+    // Nothing is required: an alternative, an optional part, a class; or any case.
+    expect(literal('foo|bar')).toBeUndefined();
+    expect(literal('(?:abc)?\\d+')).toBeUndefined();
+    expect(literal('error', false, true)).toBeUndefined();
+    expect(literal('err(or)?', true, true)).toBeUndefined();
+    // Each literal is a necessary condition: every line the pattern keeps contains it.
+    const lines = ['status=500 took=3ms', 'status=200 took=3ms', 'GET /api/x 503', 'colr colour'];
+    for (const pattern of ['status=5\\d\\d took=\\d+ms$', '^GET /api/[a-z]+ 5\\d\\d$', 'colou?r'])
+      for (const line of lines) {
+        const f = lineFilter(pattern, { regex: true });
+        if (f.test(line)) expect(line).toContain(f.literal);
+      }
   });
 
   it('refuses what it cannot run in linear time, naming it', () => {

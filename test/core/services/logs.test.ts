@@ -78,7 +78,11 @@ describe('app logs', () => {
   };
   const texts = (events: AppLogEvent[]) =>
     events.map((e) =>
-      e.type === 'line' ? `${e.line.replica}@${e.line.node} ${e.line.text}` : `! ${e.message}`,
+      e.type === 'line'
+        ? `${e.line.replica}@${e.line.node} ${e.line.text}`
+        : e.type === 'more'
+          ? `more since ${e.since}`
+          : `! ${e.message}`,
     );
 
   const errorOf = async (p: Promise<unknown>) => {
@@ -162,6 +166,24 @@ describe('app logs', () => {
     expect(
       texts(await read({ grep: 'BOOTED', ignoreCase: 'true', since: t(3), until: t(5) })),
     ).toEqual(['web-r2-1@a new1: booted']);
+  });
+
+  it('pages a range read at its limit with a more marker whose since reads the rest', async () => {
+    const first = await read({ since: '1h', grep: 'GET', limit: '2' });
+    expect(texts(first)).toEqual([
+      'web-r1-1@a old: GET /a 500',
+      'web-r2-1@a new1: GET /b 200',
+      `more since ${afterTime(t(7))}`,
+    ]);
+    const more = first.at(-1) as { type: 'more'; since: string };
+    // The next page starts after the last line answered, with no repeat and no gap.
+    expect(texts(await read({ since: more.since, grep: 'GET', limit: '2' }))).toEqual([
+      'web-r2-2@b new2: GET /c 503',
+    ]);
+    // Exactly the limit left: no marker, since nothing more is there.
+    expect(texts(await read({ since: '1h', grep: 'GET', limit: '3' }))).toHaveLength(3);
+    expect(serviceLogsQuery.safeParse({ limit: '0' }).success).toBe(false);
+    expect(serviceLogsQuery.safeParse({ limit: '5001' }).success).toBe(false);
   });
 
   it('answers the newest lines of all replicas with tail (of the matches, with a search)', async () => {

@@ -550,9 +550,13 @@ async function readAppLogs(
   const notices: string[] = [];
   for (const row of (await res.text()).split('\n')) {
     if (!row) continue;
-    const r = JSON.parse(row) as AppLogLine | { type: string; message?: string };
+    const r = JSON.parse(row) as AppLogLine | { type: string; message?: string; since?: string };
     if ('type' in r) {
       if (r.type === 'notice' && r.message) notices.push(r.message);
+      if (r.type === 'more')
+        notices.push(
+          `more lines than one page: search from ${r.since ?? 'the last line shown'} on, or narrow the range`,
+        );
     } else lines.push(r);
   }
   return { lines, notices, error: null };

@@ -538,8 +538,7 @@ export function withSwarm(engine: ContainerRuntime, swarm: SwarmRuntime): Contai
     runtime.capacity = (t) =>
       t.swarm ? unsupported('an engine size')() : engine.capacity!.call(engine, t);
   if (engine.build) runtime.build = (t, spec, onLine) => engine.build!(onManager(t), spec, onLine);
-  if (engine.localImage)
-    runtime.localImage = (t, image) => engine.localImage!(onManager(t), image);
+  if (engine.localImage) runtime.localImage = (t, image) => engine.localImage!(onManager(t), image);
   if (engine.runPiped)
     runtime.runPiped = (t, spec, o) =>
       t.swarm ? unsupported('a streamed one-off (backups)')() : engine.runPiped!(t, spec, o);

@@ -43,12 +43,18 @@ export async function getNodeCluster(
     return {
       nodeId: id,
       available: false,
-      reason: 'this process reaches no Docker Engine (the cloud API); the worker deploys to the cluster',
+      reason:
+        'this process reaches no Docker Engine (the cloud API); the worker deploys to the cluster',
       members: [],
     };
   try {
     const target = await openNodeTarget(deps.release.vault, node);
-    return { nodeId: id, available: true, reason: null, members: await runtime.clusterMembers(target) };
+    return {
+      nodeId: id,
+      available: true,
+      reason: null,
+      members: await runtime.clusterMembers(target),
+    };
   } catch (e) {
     // The page must answer when the manager does not: the reason is the answer.
     return {

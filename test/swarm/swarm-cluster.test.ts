@@ -102,7 +102,12 @@ describe.skipIf(absent !== null)('a Swarm cluster as a node: API, CLI and dashbo
   it('refuses an unknown kind with a 400 naming the field', async () => {
     const bad = await api.request('POST', '/api/nodes', {
       token: session,
-      body: { name: 'k8s', kind: 'kubernetes', dockerHost: `unix://${manager}`, address: '10.213.0.17' },
+      body: {
+        name: 'k8s',
+        kind: 'kubernetes',
+        dockerHost: `unix://${manager}`,
+        address: '10.213.0.17',
+      },
     });
     expect(bad.status).toBe(400);
     expect(bad.text).toContain('kind');

@@ -215,6 +215,8 @@ describe.skipIf(!ready)('releases as Swarm services on a real three-manager Swar
     expect(upstreams).toHaveLength(3);
     // Every task at a member's address, never at a VIP or the ingress mesh.
     for (const u of upstreams) expect(memberAddresses).toContain(u.split(':')[0]);
+    // Swarm spreads the one-task services by each member's active tasks: one per member.
+    expect(new Set(upstreams.map((u) => u.split(':')[0])).size).toBe(3);
     const services = (await servicesOf(id)) as unknown as {
       Spec: {
         Mode: { Replicated: { Replicas: number } };

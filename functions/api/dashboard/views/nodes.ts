@@ -22,8 +22,8 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
         <p>
           Nodes are the Docker hosts releases run on. A service's replicas spread over the nodes
           that are not draining and carry its placement labels, within each engine's CPUs and
-          memory. A Swarm cluster, registered by one of its managers, takes a service's replicas
-          as Swarm services on its members instead.
+          memory. A Swarm cluster, registered by one of its managers, takes a service's replicas as
+          Swarm services on its members instead.
         </p>
         ${
           nodes.length === 0
@@ -101,7 +101,9 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
             <div>
               <label for="node-kind"
                 >Kind
-                <span class="hint">a Swarm cluster is registered by one of its managers</span></label
+                <span class="hint"
+                  >a Swarm cluster is registered by one of its managers</span
+                ></label
               ><select id="node-kind" name="kind">
                 <option value="engine" selected>Docker Engine</option>
                 <option value="swarm">Swarm cluster (manager)</option>
@@ -149,9 +151,7 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
           throw e;
         });
       const cluster =
-        n.kind === 'swarm'
-          ? await s.api.get<NodeCluster>(`/api/nodes/${n.id}/cluster`)
-          : null;
+        n.kind === 'swarm' ? await s.api.get<NodeCluster>(`/api/nodes/${n.id}/cluster`) : null;
       const kind = n.dockerHost.startsWith('ssh://')
         ? 'ssh'
         : n.dockerHost.startsWith('tcp://')
@@ -161,7 +161,9 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
         <h1>Node ${n.name}</h1>
         <dl class="facts">
           <dt>Kind</dt>
-          <dd>${n.kind === 'swarm' ? 'Swarm cluster, reached through this manager' : 'Docker Engine'}</dd>
+          <dd>
+            ${n.kind === 'swarm' ? 'Swarm cluster, reached through this manager' : 'Docker Engine'}
+          </dd>
           <dt>State</dt>
           <dd>${badge(n.drainMode ? 'draining' : 'active')}</dd>
           <dt>Docker host</dt>

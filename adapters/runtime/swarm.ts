@@ -503,6 +503,12 @@ function demux(raw: Buffer): string {
   return at === 0 ? raw.toString('utf8') : out;
 }
 
+/** An iterable that fails when read, as an engine that cannot read a log does. */
+// eslint-disable-next-line require-yield
+async function* refusedLines(e: Error): AsyncGenerator<never> {
+  throw e;
+}
+
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -549,10 +555,8 @@ export function withSwarm(engine: ContainerRuntime, swarm: SwarmRuntime): Contai
     runtime.removeVolume = (t, name) =>
       t.swarm ? unsupported('volumes')() : engine.removeVolume!(t, name);
   if (engine.logs)
-    runtime.logs = (t, name, o) => {
-      if (t.swarm) throw new NotOnSwarm('reading logs of a task');
-      return engine.logs!(t, name, o);
-    };
+    runtime.logs = (t, name, o) =>
+      t.swarm ? refusedLines(new NotOnSwarm('reading logs of a task')) : engine.logs!(t, name, o);
   if (engine.followLogs)
     runtime.followLogs = (t, name, onLine, signal) =>
       t.swarm

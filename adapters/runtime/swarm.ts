@@ -34,6 +34,8 @@ export interface SwarmRuntimeOptions {
   taskStartTimeoutMs?: number;
   /** How often tasks are read while waiting; default 250 ms. */
   pollMs?: number;
+  /** A task Swarm cannot place for this long fails the start with Swarm's reason; default 3000 ms. */
+  unplacedGraceMs?: number;
   /** Connection options shared with the standalone runtime (connect timeout, ssh agent). */
   connection?: DockerRuntimeOptions;
 }
@@ -143,12 +145,14 @@ export class SwarmRuntime {
   private readonly clients = new Map<string, Docker>();
   private readonly taskStartTimeoutMs: number;
   private readonly pollMs: number;
+  private readonly unplacedGraceMs: number;
   private readonly options: SwarmRuntimeOptions;
 
   constructor(options: SwarmRuntimeOptions = {}) {
     this.options = options;
     this.taskStartTimeoutMs = options.taskStartTimeoutMs ?? 60_000;
     this.pollMs = options.pollMs ?? 250;
+    this.unplacedGraceMs = options.unplacedGraceMs ?? 3000;
   }
 
   /** The engine answers and is a manager of an active Swarm. */
@@ -305,12 +309,22 @@ export class SwarmRuntime {
   private async runningTask(target: DockerTarget, service: SwarmService): Promise<SwarmTask> {
     const deadline = Date.now() + this.taskStartTimeoutMs;
     let last = 'no task yet';
+    let unplacedSince: number | null = null;
     while (Date.now() < deadline) {
       const tasks = await this.tasksOf(target, service.ID);
       const running = tasks.find(
         (t) => t.Status?.State === 'running' && t.DesiredState === 'running',
       );
       if (running) return running;
+      // Swarm keeps a task no member may take pending for ever (its constraints, or its
+      // reservations, fit nowhere): a deploy says so instead of waiting out the deadline.
+      const unplaced = tasks[0]?.Status?.State === 'pending' && tasks[0].Status.Err;
+      unplacedSince = unplaced ? (unplacedSince ?? Date.now()) : null;
+      if (unplaced && Date.now() - unplacedSince! >= this.unplacedGraceMs)
+        throw new SwarmTaskFailed(
+          service.Spec.Name ?? service.ID,
+          `no member takes its task: ${tasks[0]!.Status!.Err} (check the service's placement labels against the members' labels: selfdevop nodes cluster)`,
+        );
       const failed = tasks.filter((t) => ['failed', 'rejected'].includes(t.Status?.State ?? ''));
       // Swarm restarts a failing task for ever; three failures is an answer.
       if (failed.length >= 3)
@@ -353,7 +367,8 @@ export class SwarmRuntime {
   ): Promise<ContainerInfo> {
     const state = task?.Status?.State ?? '';
     const address = task?.NodeID ? await this.memberAddress(target, task.NodeID) : null;
-    const ports = (task?.Status?.PortStatus?.Ports ?? [])
+    // A task that is not running publishes nothing, whatever its last port status says.
+    const ports = (state === 'running' ? (task?.Status?.PortStatus?.Ports ?? []) : [])
       .filter((p) => p.TargetPort && p.PublishedPort)
       .map((p) => ({
         containerPort: p.TargetPort!,
@@ -369,7 +384,7 @@ export class SwarmRuntime {
           ? 'running'
           : unscheduledStates.has(state) || state === 'starting' || state === 'ready'
             ? 'created'
-            : state === 'failed' || state === 'rejected'
+            : state === 'rejected'
               ? 'dead'
               : 'exited',
       labels: { ...(service.Spec.Labels ?? {}) },

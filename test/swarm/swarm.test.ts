@@ -303,4 +303,61 @@ describe.skipIf(!ready)('releases as Swarm services on a real three-manager Swar
     expect(after.failed).toBe(0);
     expect([...after.seen.keys()]).toEqual(['v1']);
   });
+
+  it("places tasks by the service's placement labels as Swarm constraints, and fails a placement no member takes", async () => {
+    const member = (await docker.listNodes()).find(
+      (n: { Description?: { Hostname?: string } }) => n.Description?.Hostname === 'sdo-node8',
+    ) as { ID: string; Version: { Index: number }; Spec: { Labels?: Record<string, string> } };
+    await docker.getNode(member.ID).update({
+      version: member.Version.Index,
+      ...member.Spec,
+      Labels: { ...member.Spec.Labels, 'sdo-test-zone': 'b' },
+    });
+    const placed = aService({
+      id: `${serviceId}p`,
+      name: 'placed',
+      image: 'selfdevop-test/app:v1',
+      replicas: 2,
+      maxSurge: 2,
+      health: { intervalMs: 200, timeoutMs: 1000, successes: 2, deadlineMs: 15_000 },
+      placement: { labels: { 'sdo-test-zone': 'b' } },
+      warmSeconds: 0,
+      drainSeconds: 1,
+    });
+    await deps.store.withOrg(orgId, (r) => r.services.insert(placed));
+    try {
+      const { id } = await createRelease(deps, deployer, {
+        serviceId: placed.id,
+        image: 'selfdevop-test/app:v1',
+      });
+      const done = await settle(id);
+      expect(done.status, done.error ?? '').toBe('completed');
+      expect(done.replicaSet!.replicas.map((r) => r.upstream!.split(':')[0])).toEqual([
+        '10.213.0.18',
+        '10.213.0.18',
+      ]);
+      await deps.store.withOrg(orgId, (r) =>
+        r.services.update(placed.id, { placement: { labels: { 'sdo-test-zone': 'nowhere' } } }),
+      );
+      const { id: nowhere } = await createRelease(deps, deployer, {
+        serviceId: placed.id,
+        image: 'selfdevop-test/app:v2',
+      });
+      const failed = await settle(nowhere);
+      expect(failed.status).toBe('failed');
+      expect(failed.error).toContain('no member takes its task');
+      expect(failed.error).toContain('no suitable node');
+      expect(await servicesOf(nowhere)).toEqual([]);
+      expect(await servicesOf(id)).toHaveLength(2);
+    } finally {
+      const swarm = new SwarmRuntime();
+      for (const s of await swarm.list(target, { 'selfdevop.service': placed.id }))
+        await swarm.remove(target, s.name);
+      const now = (await docker.getNode(member.ID).inspect()) as typeof member;
+      const { 'sdo-test-zone': _zone, ...labels } = now.Spec.Labels ?? {};
+      await docker
+        .getNode(member.ID)
+        .update({ version: now.Version.Index, ...now.Spec, Labels: labels });
+    }
+  });
 });

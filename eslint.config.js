@@ -9,7 +9,8 @@ import tseslint from 'typescript-eslint';
 const sdkOwners = {
   pg: ['adapters/db/postgres.ts'],
   'pg-boss': ['adapters/queue/pg-boss.ts'],
-  dockerode: ['adapters/runtime/docker.ts'],
+  // The standalone engine's API, and the Engine's Swarm API beside it (issue 17).
+  dockerode: ['adapters/runtime/docker.ts', 'adapters/runtime/swarm.ts'],
   ssh2: ['adapters/runtime/docker-ssh.ts'],
   protobufjs: ['adapters/runtime/buildkit-status.ts'],
   '@grpc/grpc-js': ['adapters/runtime/buildkit-session.ts'],

@@ -19,6 +19,7 @@ const unit = [
   'test/adapters/metrics-cloudwatch-emf.test.ts',
   'test/adapters/object-store-local-fs.test.ts',
   'test/adapters/scheduler-eventbridge.test.ts',
+  'test/adapters/swarm-service-spec.test.ts',
   'test/cli/manifest.test.ts',
   'test/cloud/lambda-worker.test.ts',
   'test/selfhost/config.test.ts',

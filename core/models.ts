@@ -199,10 +199,19 @@ export interface Service {
   createdAt: string;
 }
 
+/**
+ * What a node record stands for: one Docker Engine, or a Swarm cluster reached through one
+ * of its managers, whose members Swarm schedules tasks onto (issue 17).
+ */
+export const nodeKinds = ['engine', 'swarm'] as const;
+export type NodeKind = (typeof nodeKinds)[number];
+
 export interface NodeRecord {
   id: string;
   orgId: string;
   name: string;
+  /** `engine` (default) or `swarm`: `dockerHost` is then one of the cluster's managers. */
+  kind: NodeKind;
   /** unix:///var/run/docker.sock, tcp://host:2376 (TLS) or ssh://user@host */
   dockerHost: string;
   /** The address the edge uses to reach containers published on this node. */

@@ -384,6 +384,11 @@ export interface SourceRepository {
 /** How to reach one Docker Engine. */
 export interface DockerTarget {
   dockerHost: string;
+  /**
+   * The engine is a Swarm manager and the target is its cluster: containers are Swarm
+   * services there (a node of kind `swarm`).
+   */
+  swarm?: boolean;
   /** PEM client material for tcp:// (mutual TLS; the engine's certificate must chain to `ca`). */
   tls?: { ca: string; cert: string; key: string };
   /**
@@ -424,6 +429,26 @@ export interface ContainerSpec {
   noNetwork?: boolean;
   /** How the engine rotates the container's log; default `containerLogRotation` (core/releases/plan.ts). */
   logRotation?: LogRotation;
+  /**
+   * Labels the member running it must carry (a Swarm target: the service's placement
+   * labels become Swarm constraints; a standalone engine was chosen by them already).
+   */
+  placementLabels?: Record<string, string>;
+}
+
+/** One member of a Swarm cluster as its manager reports it (`ContainerRuntime.clusterMembers`). */
+export interface ClusterMember {
+  id: string;
+  hostname: string;
+  /** The address the member advertises, where its host-mode ports open. */
+  address: string;
+  role: 'manager' | 'worker';
+  leader: boolean;
+  availability: 'active' | 'pause' | 'drain';
+  /** `ready`, `down`, `disconnected` or `unknown`, as Swarm says. */
+  state: string;
+  labels: Record<string, string>;
+  engineVersion: string | null;
 }
 
 /** Log rotation (the engine's `local` driver): at most `maxFiles` files of `maxSizeMb` each per container. */
@@ -560,6 +585,8 @@ export interface PipedRun {
 
 export interface ContainerRuntime {
   ping(target: DockerTarget): Promise<void>;
+  /** Optional (a Swarm target): the cluster's members, their roles, availability and labels. */
+  clusterMembers?(target: DockerTarget): Promise<ClusterMember[]>;
   /**
    * Optional (placement): the engine's CPUs and memory (`docker info` NCPU, MemTotal). A
    * runtime without it, or one that cannot answer, leaves the node's capacity unknown.

@@ -7,6 +7,7 @@ import {
   dataEngines,
   loadBalancingPolicies,
   maxReplicas,
+  nodeKinds,
   redisEvictionPolicies,
   redisPersistenceModes,
   roles,
@@ -381,6 +382,8 @@ export const nodeSshInput = z
 
 export const createNodeInput = z.strictObject({
   name: slugName,
+  /** `swarm` registers a Swarm cluster by one of its managers (its `address` is that manager's). */
+  kind: z.enum(nodeKinds).optional(),
   dockerHost,
   address: hostAddress,
   labels: labels.optional(),

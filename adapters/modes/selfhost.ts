@@ -32,6 +32,7 @@ import { PrometheusMetrics } from '../metrics/prometheus.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
 import { DockerRuntime } from '../runtime/docker.ts';
+import { SwarmRuntime, withSwarm } from '../runtime/swarm.ts';
 import { GitCliSource } from '../source/git-cli.ts';
 import { buildLimitsOf } from './build-settings.ts';
 import { PostgresStore } from '../store/postgres.ts';
@@ -217,7 +218,11 @@ export async function fromSelfhost(
         bcryptCost: overrides.bcryptCost,
         clock,
       }),
-      runtime: new DockerRuntime({ sshAgent: config.SSH_AUTH_SOCK, builder: config.BUILD_BUILDER }),
+      // Engines and Swarm clusters (nodes of kind swarm) alike.
+      runtime: withSwarm(
+        new DockerRuntime({ sshAgent: config.SSH_AUTH_SOCK, builder: config.BUILD_BUILDER }),
+        new SwarmRuntime({ connection: { sshAgent: config.SSH_AUTH_SOCK } }),
+      ),
       source: new GitCliSource({ gitBin: config.GIT_BIN }),
       edge,
       probe: new HttpHealthProbe(),

@@ -7,6 +7,7 @@ import { appliesLines, json, table } from '../output.ts';
 interface NodeRecord {
   id: string;
   name: string;
+  kind?: 'engine' | 'swarm';
   dockerHost: string;
   address: string;
   drainMode: boolean;
@@ -79,6 +80,26 @@ function labelsOf(flags: string[]): Record<string, string> {
   return out;
 }
 
+interface ClusterAnswer {
+  available: boolean;
+  reason: string | null;
+  members: {
+    id: string;
+    hostname: string;
+    address: string;
+    role: string;
+    leader: boolean;
+    availability: string;
+    state: string;
+    labels: Record<string, string>;
+  }[];
+}
+
+const labelText = (labels: Record<string, string>) =>
+  Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',') || '-';
+
 const credentialsOf = (n: NodeRecord) =>
   [n.tls?.configured ? 'tls' : null, n.ssh?.configured ? 'ssh' : null].filter(Boolean).join(',') ||
   '-';
@@ -88,7 +109,8 @@ export const nodes: Command = {
   summary: 'List or add the Docker hosts releases run on, or rotate their credentials',
   help: `Usage:
   selfdevop nodes [--json]
-  selfdevop nodes add NAME --docker-host URL --address ADDRESS [credentials]
+  selfdevop nodes add NAME --docker-host URL --address ADDRESS [--swarm] [credentials]
+  selfdevop nodes cluster NAME|ID [--json]   a Swarm node's members, read from its manager
   selfdevop nodes rotate NAME|ID credentials
   selfdevop nodes update NAME|ID [--name NEW] [--label KEY=value]… [--no-labels] [--address ADDRESS]
   selfdevop nodes drain NAME|ID      its replicas move to other nodes; it takes no new ones
@@ -100,6 +122,9 @@ that carry them all.
 
 --docker-host is unix:///var/run/docker.sock, tcp://host:2376 (TLS) or ssh://user@host;
 --address is where the edge reaches the containers published on that node.
+--swarm registers a Swarm cluster by one of its managers (--docker-host, --address are
+the manager's): releases then run as Swarm services on its members, and a service's
+placement labels become Swarm constraints on the members' labels.
 
 Credentials (read from files, sent once, never shown again):
   --tls-ca FILE --tls-cert FILE --tls-key FILE   for tcp:// (required off loopback)
@@ -108,6 +133,7 @@ Credentials (read from files, sent once, never shown again):
 
 Examples:
   selfdevop nodes add local --docker-host unix:///var/run/docker.sock --address 127.0.0.1
+  selfdevop nodes add cluster --swarm --docker-host tcp://10.0.0.7:2376 --address 10.0.0.7 --tls-ca ca.pem --tls-cert cert.pem --tls-key key.pem
   selfdevop nodes add web-1 --docker-host tcp://10.0.0.5:2376 --address 10.0.0.5 --tls-ca ca.pem --tls-cert cert.pem --tls-key key.pem
   selfdevop nodes rotate web-1 --tls-ca ca.pem --tls-cert cert.pem --tls-key key.pem
   selfdevop nodes update web-1 --label role=app --label region=fra
@@ -123,6 +149,7 @@ changes its address (judged as at registration; releases started from now on use
       name: { type: 'string' },
       label: { type: 'string', multiple: true },
       'no-labels': { type: 'boolean' },
+      swarm: { type: 'boolean' },
       ...credentialFlags,
     });
     if (sub0(positionals) === 'drain' || sub0(positionals) === 'undrain') {
@@ -154,12 +181,13 @@ changes its address (judged as at registration; releases started from now on use
       const api = await client(ctx.env);
       const node = await api.call<{ id: string }>('POST', '/api/nodes', {
         name,
+        ...(values.swarm ? { kind: 'swarm' } : {}),
         dockerHost: values['docker-host'],
         address: values.address,
         ...(values.label ? { labels: labelsOf(values.label) } : {}),
         ...credentials,
       });
-      ctx.o.out(`added node ${name} (${node.id})`);
+      ctx.o.out(`added ${values.swarm ? 'swarm' : 'node'} ${name} (${node.id})`);
       return 0;
     }
     if (sub === 'rotate') {
@@ -194,6 +222,35 @@ changes its address (judged as at registration; releases started from now on use
       if (values.json) return (json(ctx.o, m), m.available ? 0 : 1);
       return printMetrics(ctx.o, m);
     }
+    if (sub === 'cluster') {
+      if (!name) throw new CliError('nodes cluster needs NAME or ID', 2);
+      const api = await client(ctx.env);
+      const node = (await api.all<NodeRecord>('/api/nodes')).find(
+        (n) => n.name === name || n.id === name,
+      );
+      if (!node) throw new CliError(`node ${name} not found`);
+      const c = await api.call<ClusterAnswer>('GET', `/api/nodes/${node.id}/cluster`);
+      if (values.json) return (json(ctx.o, c), c.available ? 0 : 1);
+      if (!c.available) {
+        ctx.o.err(`swarm ${node.name}: ${c.reason ?? 'unavailable'}`);
+        return 1;
+      }
+      table(
+        ctx.o,
+        ['HOSTNAME', 'ADDRESS', 'ROLE', 'AVAILABILITY', 'STATE', 'LABELS', 'ID'],
+        c.members.map((m) => [
+          m.hostname,
+          m.address,
+          m.leader ? `${m.role} (leader)` : m.role,
+          m.availability,
+          m.state,
+          labelText(m.labels),
+          m.id,
+        ]),
+        'the manager reports no members',
+      );
+      return 0;
+    }
     if (sub === 'update') {
       if (!name) throw new CliError('nodes update needs NAME or ID', 2);
       const labels: Record<string, string> = {};
@@ -226,7 +283,7 @@ changes its address (judged as at registration; releases started from now on use
     }
     if (sub !== 'list')
       throw new CliError(
-        `unknown nodes command ${sub}: use list, add, rotate, update, drain, undrain or metrics`,
+        `unknown nodes command ${sub}: use list, add, rotate, update, drain, undrain, metrics or cluster`,
         2,
       );
     const api = await client(ctx.env);
@@ -234,9 +291,10 @@ changes its address (judged as at registration; releases started from now on use
     if (values.json) return (json(ctx.o, items), 0);
     table(
       ctx.o,
-      ['NAME', 'STATE', 'DOCKER HOST', 'ADDRESS', 'CREDENTIALS', 'LABELS', 'ID'],
+      ['NAME', 'KIND', 'STATE', 'DOCKER HOST', 'ADDRESS', 'CREDENTIALS', 'LABELS', 'ID'],
       items.map((n) => [
         n.name,
+        n.kind ?? 'engine',
         n.drainMode ? 'draining' : 'active',
         n.dockerHost,
         n.address,

@@ -221,19 +221,22 @@ export class UntrustedBinding extends Error {}
  * @example upstreamOf(node, info, 8080, policy) // '203.0.113.7:32768'
  */
 export function upstreamOf(
-  node: Pick<NodeRecord, 'name' | 'address' | 'operatorRegistered'>,
+  node: Pick<NodeRecord, 'name' | 'address' | 'operatorRegistered'> &
+    Partial<Pick<NodeRecord, 'kind'>>,
   info: Pick<ContainerInfo, 'name' | 'ports'>,
   containerPort: number,
   policy: { privateAddresses: boolean },
 ): string {
-  const refusal = hostRefusal(node.address, {
+  const rule = {
     local: node.operatorRegistered,
     private: node.operatorRegistered || policy.privateAddresses,
     // A name is resolved by whoever connects, so its answer could be anything: literal only.
     names: false,
-  });
+  };
+  const refusal = hostRefusal(node.address, rule);
   if (refusal)
     throw new UntrustedBinding(`node ${node.name} cannot receive traffic: address ${refusal}`);
+  if (node.kind === 'swarm') return swarmUpstreamOf(node, info, containerPort, rule);
   const bindings: PublishedPort[] = (info.ports ?? []).filter(
     (p) => p.containerPort === containerPort,
   );
@@ -251,4 +254,31 @@ export function upstreamOf(
     );
   }
   return hostPort(node.address, port);
+}
+
+/**
+ * A Swarm task's upstream: its member's address (the manager's word: the cluster's
+ * members are not registered one by one) held to the same rule as the registrar's own
+ * address, so a lying manager cannot point the edge or the probe at loopback, link-local
+ * or, for a tenant, a private range; and an integer host port of the container's port.
+ */
+function swarmUpstreamOf(
+  node: Pick<NodeRecord, 'name'>,
+  info: Pick<ContainerInfo, 'name' | 'ports'>,
+  containerPort: number,
+  rule: AddressPolicy,
+): string {
+  const bindings = (info.ports ?? []).filter((p) => p.containerPort === containerPort);
+  const shown = bindings.map((b) => `${b.hostIp}:${b.hostPort}`).join(', ') || 'nothing';
+  const match = bindings.find((b) => hostRefusal(b.hostIp, rule) === null);
+  if (!match)
+    throw new UntrustedBinding(
+      `swarm ${node.name}'s manager placed task ${info.name} port ${containerPort} at ${shown}: no member address this node may send traffic to, refused, nothing routed`,
+    );
+  const port = /^[1-9][0-9]{0,4}$/.test(String(match.hostPort)) ? Number(match.hostPort) : NaN;
+  if (!(port >= 1 && port <= 65535))
+    throw new UntrustedBinding(
+      `swarm ${node.name}'s manager answered host port ${JSON.stringify(match.hostPort)} for task ${info.name}: not a port in 1..65535, refused`,
+    );
+  return hostPort(match.hostIp, port);
 }

@@ -132,7 +132,10 @@ async function openJson(
  * from the vault. Throws NodeCredentialsUnreadable when they do not open.
  */
 export async function openNodeTarget(vault: KeyVault, node: NodeRecord): Promise<DockerTarget> {
-  const target: DockerTarget = { dockerHost: node.dockerHost };
+  const target: DockerTarget = {
+    dockerHost: node.dockerHost,
+    ...(node.kind === 'swarm' ? { swarm: true } : {}),
+  };
   if (node.sealedTls) {
     const { ca, cert, key } = await openJson(vault, node, 'tls', node.sealedTls);
     if (!isText(ca) || !isText(cert) || !isText(key))

@@ -87,6 +87,7 @@ export async function createNode(
     id,
     orgId: p.orgId,
     name: input.name,
+    kind: input.kind ?? 'engine',
     dockerHost: input.dockerHost,
     address: input.address,
     labels: input.labels ?? {},
@@ -104,6 +105,7 @@ export async function createNode(
       targetId: node.id,
       data: {
         name: node.name,
+        kind: node.kind,
         dockerHost: node.dockerHost,
         address: node.address,
         credentials,

@@ -19,7 +19,8 @@ export interface PlacementInput {
   /** Labels a node must carry, each with exactly this value. */
   labels: Record<string, string>;
   /** The org's nodes. */
-  nodes: readonly Pick<NodeRecord, 'id' | 'name' | 'labels' | 'drainMode'>[];
+  nodes: readonly (Pick<NodeRecord, 'id' | 'name' | 'labels' | 'drainMode'> &
+    Partial<Pick<NodeRecord, 'kind'>>)[];
   /** What each node's engine reports; a node without an entry has no known limit. */
   capacity: Readonly<Record<string, Resources>>;
   /** What selfdevop's containers already take on each node (this service's old set included). */
@@ -52,9 +53,20 @@ export function eligibleNodes<N extends Pick<NodeRecord, 'labels' | 'drainMode'>
 
 const round = (n: number) => Math.round(n * 100) / 100;
 
-/** Places `count` replicas, or says which capacity or which nodes are missing. */
+/**
+ * Places `count` replicas, or says which capacity or which nodes are missing. A Swarm
+ * cluster (a node of kind `swarm`, not draining) takes every replica: Swarm places its
+ * tasks on its members, by the service's labels as constraints and by its own resource
+ * accounting, so neither the record's labels nor an engine size apply here; the first
+ * such node by id is the one, so a service's sets never split between a cluster and loose
+ * engines.
+ */
 export function placeReplicas(input: PlacementInput): PlacementResult {
   if (input.count === 0) return { ok: true, nodeIds: [] };
+  const cluster = input.nodes
+    .filter((n) => n.kind === 'swarm' && !n.drainMode)
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))[0];
+  if (cluster) return { ok: true, nodeIds: Array.from({ length: input.count }, () => cluster.id) };
   const eligible = eligibleNodes(input.nodes, input.labels);
   if (eligible.length === 0) {
     const draining = input.nodes.filter((n) => n.drainMode).length;

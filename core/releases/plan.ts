@@ -120,6 +120,7 @@ export function planCandidate({
       memoryMb: service.memoryMb,
       cpus: service.cpus,
       restartPolicy: 'unless-stopped',
+      ...swarmPlacement(service, node),
     };
   return {
     ...base,
@@ -131,8 +132,18 @@ export function planCandidate({
     memoryMb: service.memoryMb,
     cpus: service.cpus,
     restartPolicy: 'unless-stopped',
+    ...swarmPlacement(service, node),
   };
 }
+
+/** On a Swarm the service's placement labels go with the spec, as Swarm constraints. */
+const swarmPlacement = (
+  service: Pick<Service, 'placement'>,
+  node: Partial<Pick<NodeRecord, 'kind'>>,
+): Pick<ContainerSpec, 'placementLabels'> =>
+  node.kind === 'swarm' && Object.keys(service.placement?.labels ?? {}).length > 0
+    ? { placementLabels: { ...service.placement!.labels } }
+    : {};
 
 /** The one-off container that runs `service.migrateCommand` with the new image and env. */
 export function planMigration({

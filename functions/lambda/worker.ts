@@ -2,12 +2,14 @@
 import { fromCloud } from '../../adapters/modes/cloud.ts';
 import { fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import { SwarmRuntime, withSwarm } from '../../adapters/runtime/swarm.ts';
 import { createWorkerHandler, sqsWorkerHandlers } from './worker-handler.ts';
 
 // The one function that talks to the tenants' Docker engines.
 const config = fromCloudEnv();
 const system = await fromCloud(config, {
-  runtime: new DockerRuntime({ builder: config.BUILD_BUILDER }),
+  // The tenant's engines and Swarm managers alike.
+  runtime: withSwarm(new DockerRuntime({ builder: config.BUILD_BUILDER }), new SwarmRuntime()),
 });
 
 export const handler = createWorkerHandler({

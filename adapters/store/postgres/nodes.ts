@@ -7,6 +7,7 @@ export const nodesTable = table<NodeRecord>('nodes', [
   'id',
   'orgId',
   'name',
+  'kind',
   'dockerHost',
   'address',
   'labels',

@@ -3,13 +3,14 @@ import * as s from '../../../core/schemas.ts';
 import { createNode, getNode, listNodes, updateNode } from '../../../core/nodes/use-cases.ts';
 import { route } from '../route.ts';
 import { drainNode, undrainNode } from '../../../core/nodes/drain.ts';
+import { getNodeCluster } from '../../../core/nodes/cluster.ts';
 
 export const nodeRoutes = [
   route({
     method: 'post',
     path: '/api/nodes',
     summary:
-      "Register a Docker host; tcp:// needs tls {ca, cert, key}, ssh:// needs ssh {privateKey, hostKey}. unix:// sockets and loopback engines or addresses are the installation operator's (400 node_address_refused for anyone else); link-local and 0.0.0.0 never; private ranges not from tenants in the cloud or with open signup",
+      "Register a Docker host, or with kind: swarm a Swarm cluster by one of its managers (releases then run as Swarm services); tcp:// needs tls {ca, cert, key}, ssh:// needs ssh {privateKey, hostKey}. unix:// sockets and loopback engines or addresses are the installation operator's (400 node_address_refused for anyone else); link-local and 0.0.0.0 never; private ranges not from tenants in the cloud or with open signup",
     tag: 'nodes',
     auth: true,
     permission: 'manage-nodes',
@@ -86,5 +87,16 @@ export const nodeRoutes = [
     status: 200,
     handle: ({ deps, principal, params, query }) =>
       getNodeMetrics(deps, principal, params.id!, query),
+  }),
+  route({
+    method: 'get',
+    path: '/api/nodes/{id}/cluster',
+    summary:
+      "A Swarm node's cluster, read live from its manager: each member's hostname, address, role (manager/worker, leader), availability (active/pause/drain), state and labels; available: false with the reason when the manager does not answer; 409 node_not_swarm for an engine",
+    tag: 'nodes',
+    auth: true,
+    permission: 'read',
+    status: 200,
+    handle: ({ deps, principal, params }) => getNodeCluster(deps, principal, params.id!),
   }),
 ];

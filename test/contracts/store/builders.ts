@@ -118,6 +118,7 @@ export const aNode = (orgId: string, o: Partial<NodeRecord> = {}): NodeRecord =>
   id: ids.newId('nod'),
   orgId,
   name: `node-${ids.newSecret(4)}`,
+  kind: 'engine',
   dockerHost: 'unix:///var/run/docker.sock',
   address: '127.0.0.1',
   labels: {},

@@ -210,4 +210,55 @@ describe('upstreamOf', () => {
     expect(refused(() => at('169.254.169.254', true))).toContain('link-local');
     expect(refused(() => at('node.example.com', false))).toContain('literal IP');
   });
+
+  it("takes a Swarm task's member address from the manager, held to the registrar's rule", () => {
+    const swarm = { ...node, name: 'cluster', kind: 'swarm' as const };
+    // The task runs on another member than the registered manager: its address serves.
+    expect(
+      upstreamOf(
+        swarm,
+        info([{ containerPort: 8080, hostIp: '198.51.100.4', hostPort: '30001' }]),
+        8080,
+        policy,
+      ),
+    ).toBe('198.51.100.4:30001');
+    // A lying manager cannot send the edge or the probe to the metadata service, loopback
+    // or, for a tenant, a private range.
+    for (const [hostIp, why] of [
+      ['169.254.169.254', 'no member address'],
+      ['127.0.0.1', 'no member address'],
+      ['10.0.0.9', 'no member address'],
+      ['0.0.0.0', 'no member address'],
+      ['', 'no member address'],
+    ] as const)
+      expect(
+        refused(() =>
+          upstreamOf(
+            swarm,
+            info([{ containerPort: 8080, hostIp, hostPort: '30001' }]),
+            8080,
+            policy,
+          ),
+        ),
+        hostIp,
+      ).toContain(why);
+    expect(
+      upstreamOf(
+        { ...swarm, address: '10.213.0.17', operatorRegistered: true },
+        info([{ containerPort: 8080, hostIp: '10.213.0.18', hostPort: '30001' }]),
+        8080,
+        policy,
+      ),
+    ).toBe('10.213.0.18:30001');
+    expect(
+      refused(() =>
+        upstreamOf(
+          swarm,
+          info([{ containerPort: 8080, hostIp: '198.51.100.4', hostPort: '0' }]),
+          8080,
+          policy,
+        ),
+      ),
+    ).toContain('not a port');
+  });
 });

@@ -67,6 +67,7 @@ export function aNode(o: Partial<NodeRecord> = {}): NodeRecord {
     id: 'node_000001',
     orgId: 'org_000001',
     name: 'node-1',
+    kind: 'engine',
     dockerHost: 'unix:///var/run/docker.sock',
     address: '127.0.0.1',
     labels: {},

@@ -19,6 +19,24 @@ describe('placeReplicas', () => {
     });
   });
 
+  it('gives every replica to a Swarm cluster, whatever its labels: Swarm places the tasks', () => {
+    const swarm = { ...node('node_s'), kind: 'swarm' as const };
+    const placed = placeReplicas({
+      ...base,
+      count: 3,
+      labels: { role: 'app' },
+      nodes: [...three, swarm],
+      // Neither the record's size nor what selfdevop placed applies: Swarm accounts for it.
+      capacity: { node_s: { cpus: 0, memoryMb: 0 } },
+      memoryMb: 512,
+    });
+    expect(placed).toEqual({ ok: true, nodeIds: ['node_s', 'node_s', 'node_s'] });
+    // A draining cluster takes none: the loose engines do.
+    expect(
+      placeReplicas({ ...base, count: 2, nodes: [...three, { ...swarm, drainMode: true }] }),
+    ).toEqual({ ok: true, nodeIds: ['node_a', 'node_b'] });
+  });
+
   it('places nothing for 0 replicas', () => {
     expect(placeReplicas({ ...base, count: 0, nodes: [] })).toEqual({ ok: true, nodeIds: [] });
   });

@@ -51,6 +51,21 @@ describe('planCandidate', () => {
     expect([spec.memoryMb, spec.cpus]).toEqual([null, null]);
   });
 
+  it("carries the service's placement labels to a Swarm, where they become constraints", () => {
+    const service = aService({ placement: { labels: { zone: 'a' } } });
+    const on = (kind: 'engine' | 'swarm') =>
+      planCandidate({
+        service,
+        environment: anEnvironment(),
+        release: aRelease(),
+        node: aNode({ kind }),
+        env: {},
+      }).placementLabels;
+    expect(on('swarm')).toEqual({ zone: 'a' });
+    // A standalone engine was chosen by them already.
+    expect(on('engine')).toBeUndefined();
+  });
+
   it('makes ids docker-safe and lowercase', () => {
     expect(containerName({ serviceId: 'Svc_AB', environmentId: 'env:1', id: 'Rel/X' })).toBe(
       'sdo-svc_ab-env-1-rel-x',

@@ -5,6 +5,7 @@ import { chartsSection, nodeCharts, type MetricsAnswer } from '../charts.ts';
 import { action, view } from '../handler.ts';
 import { badge, when } from '../layout.ts';
 import { field, flash, render, param } from '../session.ts';
+import type { NodeCluster } from '../../../../core/nodes/cluster.ts';
 import type { NodeRecord } from '../types.ts';
 
 const labelLines = (labels: Record<string, string>) =>
@@ -21,7 +22,8 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
         <p>
           Nodes are the Docker hosts releases run on. A service's replicas spread over the nodes
           that are not draining and carry its placement labels, within each engine's CPUs and
-          memory.
+          memory. A Swarm cluster, registered by one of its managers, takes a service's replicas as
+          Swarm services on its members instead.
         </p>
         ${
           nodes.length === 0
@@ -35,6 +37,7 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
                 <thead>
                   <tr>
                     <th scope="col">Name</th>
+                    <th scope="col">Kind</th>
                     <th scope="col">State</th>
                     <th scope="col">Docker host</th>
                     <th scope="col">Address</th>
@@ -48,6 +51,7 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
                     (n) =>
                       html`<tr>
                         <td><a href="/dashboard/nodes/${n.id}">${n.name}</a></td>
+                        <td>${n.kind === 'swarm' ? 'Swarm cluster' : 'engine'}</td>
                         <td>${badge(n.drainMode ? 'draining' : 'active')}</td>
                         <td><code>${n.dockerHost}</code></td>
                         <td>
@@ -94,6 +98,17 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
                 ></label
               ><input id="node-address" name="address" required value="127.0.0.1" />
             </div>
+            <div>
+              <label for="node-kind"
+                >Kind
+                <span class="hint"
+                  >a Swarm cluster is registered by one of its managers</span
+                ></label
+              ><select id="node-kind" name="kind">
+                <option value="engine" selected>Docker Engine</option>
+                <option value="swarm">Swarm cluster (manager)</option>
+              </select>
+            </div>
           </div>
           ${credentialFields('node', 'both')}
           <p><button type="submit">Register node</button></p>
@@ -108,6 +123,7 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
       const name = field(form, 'name') ?? '';
       await s.api.post('/api/nodes', {
         name,
+        ...(field(form, 'kind') === 'swarm' ? { kind: 'swarm' } : {}),
         dockerHost: field(form, 'dockerHost') ?? '',
         address: field(form, 'address') ?? '',
         ...credentialsFrom(form),
@@ -134,6 +150,8 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
           if (e instanceof ApiFailure && e.code === 'route_not_found') return null;
           throw e;
         });
+      const cluster =
+        n.kind === 'swarm' ? await s.api.get<NodeCluster>(`/api/nodes/${n.id}/cluster`) : null;
       const kind = n.dockerHost.startsWith('ssh://')
         ? 'ssh'
         : n.dockerHost.startsWith('tcp://')
@@ -142,6 +160,10 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
       const body = html`<p><a href="/dashboard/nodes">← Nodes</a></p>
         <h1>Node ${n.name}</h1>
         <dl class="facts">
+          <dt>Kind</dt>
+          <dd>
+            ${n.kind === 'swarm' ? 'Swarm cluster, reached through this manager' : 'Docker Engine'}
+          </dd>
           <dt>State</dt>
           <dd>${badge(n.drainMode ? 'draining' : 'active')}</dd>
           <dt>Docker host</dt>
@@ -206,6 +228,7 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
           </p>
           <p><button type="submit">${n.drainMode ? 'Undrain' : 'Drain node'}</button></p>
         </form>
+        ${cluster ? clusterSection(cluster) : ''}
         ${chartsSection(metrics, nodeCharts, (r) => `/dashboard/nodes/${n.id}?range=${r}`)}
         ${
           kind
@@ -290,6 +313,48 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
       return `/dashboard/nodes/${id}`;
     }),
   );
+}
+
+/** A Swarm node's members, as its manager reports them now. */
+function clusterSection(cluster: NodeCluster) {
+  return html`<section class="card" aria-labelledby="cluster">
+    <h2 id="cluster">Swarm members</h2>
+    ${
+      !cluster.available
+        ? html`<p class="empty">${cluster.reason}</p>`
+        : html`<p class="hint">
+              Read live from the manager. A service's placement labels are Swarm constraints on
+              these members' labels.
+            </p>
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Hostname</th>
+                  <th scope="col">Address</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Availability</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Labels</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${cluster.members.map(
+                  (m) =>
+                    html`<tr>
+                      <td>${m.hostname}</td>
+                      <td>${m.address}</td>
+                      <td>${m.role}${m.leader ? html` ${badge('leader')}` : ''}</td>
+                      <td>${badge(m.availability)}</td>
+                      <td>${badge(m.state)}</td>
+                      <td>
+                        ${Object.entries(m.labels).map(([k, v]) => html`<code>${k}=${v}</code> `)}
+                      </td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+    }
+  </section>`;
 }
 
 /**

@@ -1,0 +1,581 @@
+/**
+ * ContainerRuntime on a Docker Swarm cluster, through one of its managers (a node of kind
+ * `swarm`; issue 17). The second file that imports dockerode, for the Engine's Swarm API.
+ *
+ * Each container the release engine starts is a Swarm service of one task, named as the
+ * container would be: the engine already starts, gates, switches, scales and retires a
+ * release replica by replica, so a service per replica needs no Swarm branch in the core,
+ * while Swarm still places each task (constraints from the service's placement labels),
+ * restarts it, and reschedules it when its member dies. No routing mesh: the endpoint is
+ * `dnsrr` and the port is published in host mode on the member running the task (the
+ * ingress mesh and service VIPs need IPVS, which many kernels lack), so the edge and the
+ * probe reach each task at its member's address. Images, builds and one-off containers
+ * other than migrations run on the manager's own engine.
+ */
+import type Docker from 'dockerode';
+import { createHash } from 'node:crypto';
+import { CoreError, Unavailable } from '../../core/errors.ts';
+import type {
+  ClusterMember,
+  ContainerInfo,
+  ContainerRuntime,
+  ContainerSpec,
+  DockerTarget,
+  OneOffResult,
+} from '../../core/ports.ts';
+import { containerLogRotation } from '../../core/releases/plan.ts';
+import { onFirstUse } from '../on-first-use.ts';
+import { fromDockerTarget, type DockerRuntimeOptions } from './docker.ts';
+
+const loadDockerode = onFirstUse(() => import('dockerode').then((m) => m.default));
+
+export interface SwarmRuntimeOptions {
+  /** How long `start` waits for a service's task to run; default 60 000 ms. */
+  taskStartTimeoutMs?: number;
+  /** How often tasks are read while waiting; default 250 ms. */
+  pollMs?: number;
+  /** A task Swarm cannot place for this long fails the start with Swarm's reason; default 3000 ms. */
+  unplacedGraceMs?: number;
+  /** Connection options shared with the standalone runtime (connect timeout, ssh agent). */
+  connection?: DockerRuntimeOptions;
+}
+
+/** A Swarm task as the Engine API answers it (the fields read here). */
+interface SwarmTask {
+  ID: string;
+  ServiceID: string;
+  NodeID?: string;
+  Slot?: number;
+  CreatedAt?: string;
+  DesiredState?: string;
+  Status?: {
+    State?: string;
+    Err?: string;
+    Message?: string;
+    ContainerStatus?: { ContainerID?: string; ExitCode?: number };
+    PortStatus?: { Ports?: { TargetPort?: number; PublishedPort?: number }[] };
+  };
+}
+
+interface SwarmService {
+  ID: string;
+  Version?: { Index?: number };
+  Spec: Record<string, unknown> & {
+    Name?: string;
+    Labels?: Record<string, string>;
+    Mode?: { Replicated?: { Replicas?: number } };
+  };
+}
+
+interface SwarmNode {
+  ID: string;
+  Description?: { Hostname?: string; Engine?: { EngineVersion?: string } };
+  Spec?: { Role?: string; Availability?: string; Labels?: Record<string, string> };
+  Status?: { State?: string; Addr?: string };
+  ManagerStatus?: { Leader?: boolean; Reachability?: string; Addr?: string };
+}
+
+/** Task states after which a task never runs again. */
+const endedStates = new Set(['complete', 'failed', 'shutdown', 'rejected', 'orphaned', 'remove']);
+const unscheduledStates = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing']);
+
+/** The Swarm service spec for a release's container; pure, so plans can be checked without a cluster. */
+export function serviceSpec(spec: ContainerSpec, oneOff = false): Record<string, unknown> {
+  const rotation = spec.logRotation ?? containerLogRotation;
+  const limits: Record<string, number> = {};
+  if (spec.memoryMb) limits.MemoryBytes = spec.memoryMb * 1024 * 1024;
+  if (spec.cpus) limits.NanoCPUs = Math.round(spec.cpus * 1e9);
+  const containerSpec: Record<string, unknown> = {
+    Image: spec.image,
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Labels: { ...spec.labels },
+  };
+  if (spec.entrypoint) containerSpec.Command = [...spec.entrypoint];
+  if (spec.cmd) containerSpec[spec.entrypoint ? 'Args' : 'Command'] = [...spec.cmd];
+  if (spec.user) containerSpec.User = spec.user;
+  const port = oneOff ? undefined : spec.containerPort;
+  return {
+    Name: spec.name,
+    Labels: { ...spec.labels },
+    TaskTemplate: {
+      ContainerSpec: containerSpec,
+      // Limits and reservations alike, so Swarm places a task only where it fits.
+      Resources: { Limits: limits, Reservations: limits },
+      // A one-off runs once; a replica is restarted by Swarm, wherever it runs.
+      RestartPolicy: oneOff
+        ? { Condition: 'none' }
+        : { Condition: spec.restartPolicy === 'no' ? 'none' : 'any', Delay: 1_000_000_000 },
+      Placement: {
+        Constraints: Object.entries(spec.placementLabels ?? {}).map(
+          ([k, v]) => `node.labels.${k}==${v}`,
+        ),
+      },
+      LogDriver: {
+        Name: 'json-file',
+        Options: { 'max-size': `${rotation.maxSizeMb}m`, 'max-file': String(rotation.maxFiles) },
+      },
+      ...(spec.network ? { Networks: [{ Target: spec.network }] } : {}),
+    },
+    Mode: oneOff
+      ? { ReplicatedJob: { MaxConcurrent: 1, TotalCompletions: 1 } }
+      : { Replicated: { Replicas: 1 } },
+    // dnsrr: no VIP (IPVS); host mode: the port opens on the task's member, no ingress mesh.
+    EndpointSpec: {
+      Mode: 'dnsrr',
+      ...(port ? { Ports: [{ Protocol: 'tcp', TargetPort: port, PublishMode: 'host' }] } : {}),
+    },
+  };
+}
+
+/** A service whose task could not run, with Swarm's reason. */
+export class SwarmTaskFailed extends CoreError {
+  constructor(service: string, reason: string) {
+    super('conflict', 'swarm_task_failed', `swarm service ${service}: ${reason}`, { service });
+  }
+}
+
+/** A capability the Swarm target does not have yet (issue 17, later steps). */
+export class NotOnSwarm extends CoreError {
+  constructor(what: string) {
+    super('conflict', 'not_on_swarm', `${what} is not supported on a Swarm target yet`);
+  }
+}
+
+export class SwarmRuntime {
+  private readonly clients = new Map<string, Docker>();
+  private readonly taskStartTimeoutMs: number;
+  private readonly pollMs: number;
+  private readonly unplacedGraceMs: number;
+  private readonly options: SwarmRuntimeOptions;
+
+  constructor(options: SwarmRuntimeOptions = {}) {
+    this.options = options;
+    this.taskStartTimeoutMs = options.taskStartTimeoutMs ?? 60_000;
+    this.pollMs = options.pollMs ?? 250;
+    this.unplacedGraceMs = options.unplacedGraceMs ?? 3000;
+  }
+
+  /** The engine answers and is a manager of an active Swarm. */
+  async ping(target: DockerTarget): Promise<void> {
+    const info = (await this.call(target, (d) => d.info())) as {
+      Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean };
+    };
+    if (info.Swarm?.LocalNodeState !== 'active')
+      throw new SwarmTaskFailed(
+        target.dockerHost,
+        `the engine is not in a Swarm (state ${info.Swarm?.LocalNodeState ?? 'unknown'}): run docker swarm init, or register it as an engine`,
+      );
+    if (!info.Swarm.ControlAvailable)
+      throw new SwarmTaskFailed(
+        target.dockerHost,
+        'the engine is a Swarm worker, not a manager: register one of the managers',
+      );
+  }
+
+  /** The cluster's members as the manager knows them. */
+  async members(target: DockerTarget): Promise<ClusterMember[]> {
+    const nodes = (await this.call(target, (d) => d.listNodes())) as SwarmNode[];
+    return nodes
+      .map((n) => ({
+        id: n.ID,
+        hostname: n.Description?.Hostname ?? n.ID,
+        address: n.Status?.Addr ?? '',
+        role: n.Spec?.Role === 'manager' ? ('manager' as const) : ('worker' as const),
+        leader: n.ManagerStatus?.Leader === true,
+        availability: (['active', 'pause', 'drain'].includes(n.Spec?.Availability ?? '')
+          ? n.Spec!.Availability
+          : 'active') as ClusterMember['availability'],
+        state: n.Status?.State ?? 'unknown',
+        labels: { ...(n.Spec?.Labels ?? {}) },
+        engineVersion: n.Description?.Engine?.EngineVersion ?? null,
+      }))
+      .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  }
+
+  /**
+   * The service of `spec.name` with its one task running, created when absent (a retried
+   * step finds its first attempt's), started again when it was stopped (scaled to 0).
+   */
+  async start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo> {
+    let service = await this.serviceOrNull(target, spec.name);
+    if (!service) {
+      if (spec.network) await this.ensureOverlay(target, spec.network);
+      const image = await this.pinnedImage(target, spec.image);
+      const body = serviceSpec({ ...spec, image });
+      try {
+        await this.call(target, (d) => d.createService(body as Docker.CreateServiceOptions));
+      } catch (e) {
+        // Two deliveries of one step: the other one created it.
+        if ((e as { statusCode?: number }).statusCode !== 409) throw e;
+      }
+      service = await this.serviceOrNull(target, spec.name);
+      if (!service) throw new SwarmTaskFailed(spec.name, 'created, then not found');
+    } else if ((service.Spec.Mode?.Replicated?.Replicas ?? 1) === 0) {
+      await this.setReplicas(target, service, 1);
+    }
+    const task = await this.runningTask(target, service);
+    return this.infoOf(target, service, task);
+  }
+
+  async inspect(target: DockerTarget, name: string): Promise<ContainerInfo | null> {
+    const service = await this.serviceOrNull(target, name);
+    if (!service) return null;
+    return this.infoOf(target, service, await this.currentTask(target, service.ID));
+  }
+
+  async list(target: DockerTarget, labels: Record<string, string>): Promise<ContainerInfo[]> {
+    const services = (await this.call(target, (d) =>
+      d.listServices({
+        filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
+      }),
+    )) as unknown as SwarmService[];
+    return Promise.all(
+      services.map(async (s) => this.infoOf(target, s, await this.currentTask(target, s.ID))),
+    );
+  }
+
+  /**
+   * Scales the service to 0: its task gets `graceSeconds` to stop (the release's drain),
+   * the service stays so `start` can bring it back (a failed replace strategy).
+   */
+  async stop(target: DockerTarget, name: string, graceSeconds: number): Promise<void> {
+    const service = await this.serviceOrNull(target, name);
+    if (!service) return;
+    const spec = service.Spec as { TaskTemplate?: { ContainerSpec?: Record<string, unknown> } };
+    if (spec.TaskTemplate?.ContainerSpec)
+      spec.TaskTemplate.ContainerSpec.StopGracePeriod = Math.round(graceSeconds * 1e9);
+    await this.setReplicas(target, service, 0);
+    const deadline = Date.now() + (graceSeconds + 30) * 1000;
+    while (Date.now() < deadline) {
+      const tasks = await this.tasksOf(target, service.ID);
+      if (!tasks.some((t) => t.Status?.State === 'running')) return;
+      await delay(this.pollMs);
+    }
+  }
+
+  async remove(target: DockerTarget, name: string): Promise<void> {
+    const service = await this.serviceOrNull(target, name);
+    if (!service) return;
+    try {
+      await this.call(target, (d) => d.getService(service.ID).remove());
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode !== 404) throw e;
+    }
+  }
+
+  /**
+   * A one-off (a migration) as a Swarm job of one task with the release's image: Swarm
+   * places it like the replicas, so it runs where the app would. Its output is the
+   * service's log, read once it ended; the job is removed afterwards.
+   */
+  async runOnce(
+    target: DockerTarget,
+    spec: ContainerSpec,
+    timeoutMs: number,
+    onLine?: (line: string) => void | Promise<void>,
+  ): Promise<OneOffResult> {
+    await this.remove(target, spec.name);
+    if (spec.network) await this.ensureOverlay(target, spec.network);
+    const image = await this.pinnedImage(target, spec.image);
+    const created = (await this.call(target, (d) =>
+      d.createService(serviceSpec({ ...spec, image }, true) as Docker.CreateServiceOptions),
+    )) as { id?: string; ID?: string };
+    const id = created.id ?? created.ID;
+    if (!id) throw new SwarmTaskFailed(spec.name, 'the manager answered no service id');
+    try {
+      const deadline = Date.now() + timeoutMs;
+      let task: SwarmTask | undefined;
+      while (Date.now() < deadline) {
+        task = (await this.tasksOf(target, id))[0];
+        if (task && endedStates.has(task.Status?.State ?? '')) break;
+        await delay(this.pollMs);
+      }
+      const ended = task && endedStates.has(task.Status?.State ?? '');
+      const output = await this.serviceLogs(target, id);
+      for (const line of output.split('\n')) if (line.length > 0) await onLine?.(line);
+      if (!ended) return { exitCode: null, timedOut: true, output };
+      const code = task!.Status?.ContainerStatus?.ExitCode;
+      if (code === undefined && task!.Status?.State !== 'complete')
+        throw new SwarmTaskFailed(spec.name, task!.Status?.Err ?? task!.Status?.State ?? 'failed');
+      return { exitCode: code ?? 0, timedOut: false, output };
+    } finally {
+      await this.remove(target, spec.name).catch(() => undefined);
+    }
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  /** A task running, or Swarm's reason why none does (unschedulable, failing to start). */
+  private async runningTask(target: DockerTarget, service: SwarmService): Promise<SwarmTask> {
+    const deadline = Date.now() + this.taskStartTimeoutMs;
+    let last = 'no task yet';
+    let unplacedSince: number | null = null;
+    while (Date.now() < deadline) {
+      const tasks = await this.tasksOf(target, service.ID);
+      const running = tasks.find(
+        (t) => t.Status?.State === 'running' && t.DesiredState === 'running',
+      );
+      if (running) return running;
+      // Swarm keeps a task no member may take pending for ever (its constraints, or its
+      // reservations, fit nowhere): a deploy says so instead of waiting out the deadline.
+      const unplaced = tasks[0]?.Status?.State === 'pending' && tasks[0].Status.Err;
+      unplacedSince = unplaced ? (unplacedSince ?? Date.now()) : null;
+      if (unplaced && Date.now() - unplacedSince! >= this.unplacedGraceMs)
+        throw new SwarmTaskFailed(
+          service.Spec.Name ?? service.ID,
+          `no member takes its task: ${tasks[0]!.Status!.Err} (check the service's placement labels against the members' labels: selfdevop nodes cluster)`,
+        );
+      const failed = tasks.filter((t) => ['failed', 'rejected'].includes(t.Status?.State ?? ''));
+      // Swarm restarts a failing task for ever; three failures is an answer.
+      if (failed.length >= 3)
+        throw new SwarmTaskFailed(
+          service.Spec.Name ?? service.ID,
+          `its task failed ${failed.length} times: ${failed[0]!.Status?.Err ?? failed[0]!.Status?.State}`,
+        );
+      const newest = tasks[0];
+      if (newest)
+        last = `task ${newest.Status?.State ?? 'unknown'}${newest.Status?.Err ? `: ${newest.Status.Err}` : newest.Status?.Message ? ` (${newest.Status.Message})` : ''}`;
+      await delay(this.pollMs);
+    }
+    throw new SwarmTaskFailed(
+      service.Spec.Name ?? service.ID,
+      `no task running after ${this.taskStartTimeoutMs} ms: ${last}`,
+    );
+  }
+
+  /** The service's newest task (running first), if any. */
+  private async currentTask(target: DockerTarget, serviceId: string): Promise<SwarmTask | null> {
+    const tasks = await this.tasksOf(target, serviceId);
+    return tasks.find((t) => t.Status?.State === 'running') ?? tasks[0] ?? null;
+  }
+
+  /** The service's tasks, newest first. */
+  private async tasksOf(target: DockerTarget, serviceId: string): Promise<SwarmTask[]> {
+    const tasks = (await this.call(target, (d) =>
+      d.listTasks({ filters: { service: [serviceId] } }),
+    )) as SwarmTask[];
+    // The filter also matches by name prefix: keep the service's own.
+    return tasks
+      .filter((t) => t.ServiceID === serviceId)
+      .sort((a, b) => ((a.CreatedAt ?? '') < (b.CreatedAt ?? '') ? 1 : -1));
+  }
+
+  private async infoOf(
+    target: DockerTarget,
+    service: SwarmService,
+    task: SwarmTask | null,
+  ): Promise<ContainerInfo> {
+    const state = task?.Status?.State ?? '';
+    const address = task?.NodeID ? await this.memberAddress(target, task.NodeID) : null;
+    // A task that is not running publishes nothing, whatever its last port status says.
+    const ports = (state === 'running' ? (task?.Status?.PortStatus?.Ports ?? []) : [])
+      .filter((p) => p.TargetPort && p.PublishedPort)
+      .map((p) => ({
+        containerPort: p.TargetPort!,
+        hostIp: address ?? '',
+        hostPort: String(p.PublishedPort),
+      }));
+    const tasks = await this.tasksOf(target, service.ID);
+    return {
+      id: service.ID,
+      name: service.Spec.Name ?? service.ID,
+      state:
+        state === 'running'
+          ? 'running'
+          : unscheduledStates.has(state) || state === 'starting' || state === 'ready'
+            ? 'created'
+            : state === 'rejected'
+              ? 'dead'
+              : 'exited',
+      labels: { ...(service.Spec.Labels ?? {}) },
+      published: ports[0] ? `${ports[0].hostIp}:${ports[0].hostPort}` : null,
+      // Every task Swarm started beyond the first is a restart (or a reschedule).
+      restarts: Math.max(0, tasks.length - 1),
+      ports,
+    };
+  }
+
+  private async memberAddress(target: DockerTarget, nodeId: string): Promise<string | null> {
+    try {
+      const node = (await this.call(target, (d) => d.getNode(nodeId).inspect())) as SwarmNode;
+      return node.Status?.Addr ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  private async serviceOrNull(target: DockerTarget, name: string): Promise<SwarmService | null> {
+    try {
+      return (await this.call(target, (d) => d.getService(name).inspect())) as SwarmService;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return null;
+      throw e;
+    }
+  }
+
+  private async setReplicas(
+    target: DockerTarget,
+    service: SwarmService,
+    replicas: number,
+  ): Promise<void> {
+    const spec = { ...service.Spec, Mode: { Replicated: { Replicas: replicas } } };
+    await this.call(target, (d) =>
+      d.getService(service.ID).update({ ...spec, version: service.Version?.Index ?? 0 }),
+    );
+  }
+
+  /**
+   * An image id (`sha256:…`, what the build step resolved) names the manager's copy; when
+   * that image came from a registry its repo digest is used instead, so every member pulls
+   * the very same image. A local-only image must already be on every member.
+   */
+  private async pinnedImage(target: DockerTarget, image: string): Promise<string> {
+    if (!image.startsWith('sha256:')) return image;
+    try {
+      const info = (await this.call(target, (d) => d.getImage(image).inspect())) as {
+        RepoDigests?: string[];
+      };
+      return info.RepoDigests?.[0] ?? image;
+    } catch {
+      return image;
+    }
+  }
+
+  /** The project's network, as an attachable overlay across the cluster. */
+  private async ensureOverlay(target: DockerTarget, name: string): Promise<void> {
+    const existing = (await this.call(target, (d) =>
+      d.listNetworks({ filters: { name: [name] } }),
+    )) as { Name: string; Driver: string }[];
+    if (existing.some((n) => n.Name === name)) return;
+    try {
+      await this.call(target, (d) =>
+        d.createNetwork({ Name: name, Driver: 'overlay', Attachable: true, CheckDuplicate: true }),
+      );
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode !== 409) throw e;
+    }
+  }
+
+  /** A finished service's output (stdout and stderr), demultiplexed. */
+  private async serviceLogs(target: DockerTarget, id: string): Promise<string> {
+    try {
+      const raw = (await this.call(target, (d) =>
+        d.getService(id).logs({ stdout: true, stderr: true, follow: false }),
+      )) as unknown as Buffer;
+      return demux(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)));
+    } catch {
+      return '';
+    }
+  }
+
+  private async client(target: DockerTarget): Promise<Docker> {
+    const key = createHash('sha256')
+      .update(JSON.stringify([target.dockerHost, target.tls ?? null, target.ssh ?? null]))
+      .digest('hex');
+    let docker = this.clients.get(key);
+    if (!docker) {
+      const Dockerode = await loadDockerode();
+      docker = new Dockerode(fromDockerTarget(target, this.options.connection));
+      // Bounded: the oldest client goes when a 17th target comes.
+      if (this.clients.size >= 16) this.clients.delete(this.clients.keys().next().value!);
+      this.clients.set(key, docker);
+    }
+    return docker;
+  }
+
+  private async call<T>(target: DockerTarget, fn: (docker: Docker) => Promise<T>): Promise<T> {
+    const docker = await this.client(target);
+    try {
+      return await fn(docker);
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === 'string' && connectionCodes.has(code))
+        throw new Unavailable('swarm manager', `${target.dockerHost}: ${code}`);
+      throw e;
+    }
+  }
+}
+
+const connectionCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOENT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EPIPE',
+]);
+
+/** The Engine's multiplexed log frames (8-byte header, then the payload) as text. */
+function demux(raw: Buffer): string {
+  let out = '';
+  let at = 0;
+  while (at + 8 <= raw.length && raw[at]! <= 2 && raw[at + 1] === 0) {
+    const size = raw.readUInt32BE(at + 4);
+    out += raw.subarray(at + 8, at + 8 + size).toString('utf8');
+    at += 8 + size;
+  }
+  return at === 0 ? raw.toString('utf8') : out;
+}
+
+/** An iterable that fails when read, as an engine that cannot read a log does. */
+// eslint-disable-next-line require-yield
+async function* refusedLines(e: Error): AsyncGenerator<never> {
+  throw e;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * One ContainerRuntime for both kinds of node: a target of a swarm node goes to the Swarm
+ * runtime, every other to the standalone engine runtime. Images and builds of a Swarm
+ * target run on its manager's engine.
+ *
+ * @example const runtime = withSwarm(new DockerRuntime(), new SwarmRuntime());
+ */
+export function withSwarm(engine: ContainerRuntime, swarm: SwarmRuntime): ContainerRuntime {
+  const unsupported = (what: string) => () => Promise.reject(new NotOnSwarm(what));
+  const onManager = (t: DockerTarget): DockerTarget => {
+    const { swarm: _cluster, ...rest } = t;
+    return rest;
+  };
+  const runtime: ContainerRuntime = {
+    ping: (t) => (t.swarm ? swarm.ping(t) : engine.ping(t)),
+    resolveImage: (t, image, o) => engine.resolveImage(onManager(t), image, o),
+    start: (t, spec) => (t.swarm ? swarm.start(t, spec) : engine.start(t, spec)),
+    runOnce: (t, spec, ms, onLine) =>
+      t.swarm ? swarm.runOnce(t, spec, ms, onLine) : engine.runOnce(t, spec, ms, onLine),
+    inspect: (t, name) => (t.swarm ? swarm.inspect(t, name) : engine.inspect(t, name)),
+    list: (t, labels) => (t.swarm ? swarm.list(t, labels) : engine.list(t, labels)),
+    stop: (t, name, grace) => (t.swarm ? swarm.stop(t, name, grace) : engine.stop(t, name, grace)),
+    remove: (t, name) => (t.swarm ? swarm.remove(t, name) : engine.remove(t, name)),
+    clusterMembers: (t) =>
+      t.swarm ? swarm.members(t) : Promise.reject(new NotOnSwarm('listing members of an engine')),
+  };
+  // A Swarm schedules by its own accounting: the placement asks no engine size of it.
+  if (engine.capacity)
+    runtime.capacity = (t) =>
+      t.swarm ? unsupported('an engine size')() : engine.capacity!.call(engine, t);
+  if (engine.build) runtime.build = (t, spec, onLine) => engine.build!(onManager(t), spec, onLine);
+  if (engine.localImage) runtime.localImage = (t, image) => engine.localImage!(onManager(t), image);
+  if (engine.runPiped)
+    runtime.runPiped = (t, spec, o) =>
+      t.swarm ? unsupported('a streamed one-off (backups)')() : engine.runPiped!(t, spec, o);
+  if (engine.exec)
+    runtime.exec = (t, name, cmd, ms) =>
+      t.swarm ? unsupported('exec in a task')() : engine.exec!(t, name, cmd, ms);
+  if (engine.removeVolume)
+    runtime.removeVolume = (t, name) =>
+      t.swarm ? unsupported('volumes')() : engine.removeVolume!(t, name);
+  if (engine.logs)
+    runtime.logs = (t, name, o) =>
+      t.swarm ? refusedLines(new NotOnSwarm('reading logs of a task')) : engine.logs!(t, name, o);
+  if (engine.followLogs)
+    runtime.followLogs = (t, name, onLine, signal) =>
+      t.swarm
+        ? unsupported('following logs of a task')()
+        : engine.followLogs!(t, name, onLine, signal);
+  return runtime;
+}

@@ -1,0 +1,57 @@
+/** The Swarm service a release's container becomes: pure, compared by exact equality. */
+import { describe, expect, it } from 'vitest';
+import { serviceSpec } from '../../adapters/runtime/swarm.ts';
+import type { ContainerSpec } from '../../core/ports.ts';
+
+const spec: ContainerSpec = {
+  name: 'sdo-svc_1-env_1-rel_1-r1',
+  image: 'sha256:abc',
+  env: { PORT: '8080' },
+  labels: { 'selfdevop.release': 'rel_1' },
+  containerPort: 8080,
+  publishIp: '10.213.0.17',
+  memoryMb: 256,
+  cpus: 0.5,
+  restartPolicy: 'unless-stopped',
+  placementLabels: { zone: 'a' },
+  network: 'sdo-prj_1',
+};
+
+describe('serviceSpec', () => {
+  it('is one task, dnsrr, a host-mode port, Swarm restarts, constraints and limits', () => {
+    const limits = { MemoryBytes: 256 * 1024 * 1024, NanoCPUs: 500_000_000 };
+    expect(serviceSpec(spec)).toEqual({
+      Name: 'sdo-svc_1-env_1-rel_1-r1',
+      Labels: { 'selfdevop.release': 'rel_1' },
+      TaskTemplate: {
+        ContainerSpec: {
+          Image: 'sha256:abc',
+          Env: ['PORT=8080'],
+          Labels: { 'selfdevop.release': 'rel_1' },
+        },
+        Resources: { Limits: limits, Reservations: limits },
+        RestartPolicy: { Condition: 'any', Delay: 1_000_000_000 },
+        Placement: { Constraints: ['node.labels.zone==a'] },
+        LogDriver: { Name: 'json-file', Options: { 'max-size': '10m', 'max-file': '3' } },
+        Networks: [{ Target: 'sdo-prj_1' }],
+      },
+      Mode: { Replicated: { Replicas: 1 } },
+      EndpointSpec: {
+        Mode: 'dnsrr',
+        Ports: [{ Protocol: 'tcp', TargetPort: 8080, PublishMode: 'host' }],
+      },
+    });
+  });
+
+  it('runs a one-off (a migration) as a job of one task that Swarm never restarts, publishing nothing', () => {
+    const job = serviceSpec({ ...spec, cmd: ['sh', '-c', 'migrate'], restartPolicy: 'no' }, true);
+    expect(job.Mode).toEqual({ ReplicatedJob: { MaxConcurrent: 1, TotalCompletions: 1 } });
+    expect(job.EndpointSpec).toEqual({ Mode: 'dnsrr' });
+    expect((job.TaskTemplate as { RestartPolicy: unknown }).RestartPolicy).toEqual({
+      Condition: 'none',
+    });
+    expect(
+      (job.TaskTemplate as { ContainerSpec: { Command: string[] } }).ContainerSpec.Command,
+    ).toEqual(['sh', '-c', 'migrate']);
+  });
+});

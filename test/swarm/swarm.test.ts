@@ -1,0 +1,368 @@
+/**
+ * Releases as Swarm services on a real three-manager Swarm (scripts/swarm-up.sh 7 8 9:
+ * multi-node engines 7-9 in their own network namespaces at 10.213.0.17-19) behind a real
+ * Caddy with dynamic upstreams: deploy three replicas, switch to v2 under a bounded load,
+ * roll back, and a failing candidate that leaves the serving set as it was. No routing
+ * mesh (this kernel has no IPVS): the edge reaches each task at its member's host-mode
+ * port. Bounded loops, no timing asserts.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SystemClock } from '../../adapters/clock/system.ts';
+import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
+import { startUpstreamDns, type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
+import { MemoryUpstreamRegistry } from '../../adapters/edge/upstreams-memory.ts';
+import { SequenceIds } from '../../adapters/ids/sequence.ts';
+import { MemoryLogger } from '../../adapters/logger/memory.ts';
+import { HttpHealthProbe } from '../../adapters/probe/http.ts';
+import { MemoryQueue } from '../../adapters/queue/memory.ts';
+import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import { SwarmRuntime, withSwarm } from '../../adapters/runtime/swarm.ts';
+import { MemoryStore } from '../../adapters/store/memory.ts';
+import { MemoryKeyVault } from '../../adapters/vault/memory.ts';
+import type { Release } from '../../core/models.ts';
+import {
+  createRelease,
+  handleReleaseRetire,
+  handleReleaseStep,
+  releaseRetireQueue,
+  releaseStepsQueue,
+  type ReleaseDeps,
+} from '../../core/releases/engine.ts';
+import { defaultHosts } from '../../core/releases/plan.ts';
+import { rollbackRelease } from '../../core/releases/rollback.ts';
+import { startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { available, isCi } from '../support/services.ts';
+import { aNode, aProject, aService, anEnvironment, anOrg } from '../core/releases/builders.ts';
+import { deployer, orgId } from '../core/releases/harness.ts';
+
+const manager = '/run/sdo-node7/docker.sock';
+const memberAddresses = ['10.213.0.17', '10.213.0.18', '10.213.0.19'];
+const target = { dockerHost: `unix://${manager}`, swarm: true };
+
+/** Why the Swarm is not usable here, or null when three managers answer and are ready. */
+async function swarmAbsence(): Promise<string | null> {
+  if (!existsSync(manager)) return `no engine at ${manager}`;
+  try {
+    const members = await new SwarmRuntime().members(target);
+    const ready = members.filter(
+      (m) => m.role === 'manager' && m.state === 'ready' && memberAddresses.includes(m.address),
+    );
+    return ready.length === 3 ? null : `${ready.length} of 3 managers ready`;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+const absent = await swarmAbsence();
+if (absent) {
+  const why = `the Swarm on nodes 7-9 is not up (${absent}): run ../shared/ci/multi-node.sh up 9 with MN_IMAGES, then bash scripts/swarm-up.sh 7 8 9`;
+  if (isCi) throw new Error(`CI must not skip: ${why}`);
+  console.warn(`\n*** SKIPPING Swarm suites: ${why} ***\n`);
+}
+const ready = !absent && (await available('caddy'));
+
+/** GET through the edge with a Host header; a refused or cut request is data, not a throw. */
+function get(port: number, host: string, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = http.get(
+      { host: '127.0.0.1', port, path, headers: { host }, agent: false, timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (e) => resolve({ status: 0, body: e.message }));
+  });
+}
+
+describe.skipIf(!ready)(
+  'releases as Swarm services on a real three-manager Swarm',
+  // Generous: a shared two-core machine; these wait on a real cluster, never on a timing.
+  { timeout: 180_000 },
+  () => {
+    const serviceId = `svc_${randomBytes(4).toString('hex')}`;
+    const docker = new Docker({ socketPath: manager });
+    let caddy: TestCaddy;
+    let dns: UpstreamDnsServer;
+    let deps: ReleaseDeps;
+    let host: string;
+    let stops: (() => Promise<void>)[] = [];
+
+    beforeAll(async () => {
+      caddy = await startCaddy();
+      const registry = new MemoryUpstreamRegistry();
+      const zone = 'sdo.internal';
+      dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port: 0, cacheMs: 50 });
+      deps = {
+        store: new MemoryStore(),
+        runtime: withSwarm(new DockerRuntime(), new SwarmRuntime()),
+        edge: new CaddyEdgeRouter({
+          adminUrl: caddy.adminUrl,
+          server: caddy.serverName,
+          dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
+        }),
+        queue: new MemoryQueue({ retryDelaySeconds: 0, pollIntervalMs: 5 }),
+        vault: new MemoryKeyVault(),
+        probe: new HttpHealthProbe(),
+        clock: new SystemClock(),
+        ids: new SequenceIds(),
+        logger: new MemoryLogger(),
+        config: { edgeDomain: 'apps.example.test', migrationTimeoutMs: 60_000, maxStepAttempts: 3 },
+      };
+      const service = aService({
+        id: serviceId,
+        image: 'selfdevop-test/app:v1',
+        replicas: 3,
+        maxSurge: 3,
+        health: { intervalMs: 200, timeoutMs: 1000, successes: 2, deadlineMs: 15_000 },
+        // The old set stays warm a little after a switch, then retires.
+        warmSeconds: 2,
+        drainSeconds: 1,
+        migrateCommand: 'echo migrating on the swarm',
+      });
+      host = defaultHosts({
+        service,
+        environment: anEnvironment(),
+        edgeDomain: 'apps.example.test',
+      })[0]!;
+      await deps.store.withOrg(orgId, async (r) => {
+        await r.orgs.insert(anOrg());
+        await r.projects.insert(aProject());
+        await r.environments.insert(anEnvironment());
+        await r.services.insert(service);
+        await r.nodes.insert(
+          aNode({
+            id: 'node_swarm1',
+            name: 'swarm-7-9',
+            kind: 'swarm',
+            dockerHost: `unix://${manager}`,
+            address: '10.213.0.17',
+          }),
+        );
+      });
+      stops = [
+        await deps.queue.consume(releaseStepsQueue, handleReleaseStep(deps)),
+        await deps.queue.consume(releaseRetireQueue, handleReleaseRetire(deps)),
+      ];
+    }, 180_000);
+
+    afterAll(async () => {
+      for (const stop of stops) await stop();
+      const swarm = new SwarmRuntime();
+      for (const s of await swarm.list(target, { 'selfdevop.service': serviceId }).catch(() => []))
+        await swarm.remove(target, s.name).catch(() => undefined);
+      await caddy?.stop();
+      await dns?.close();
+    });
+
+    const release = (id: string) =>
+      deps.store.withOrg(orgId, async (x) => (await x.releases.get(id))!);
+
+    async function settle(id: string): Promise<Release> {
+      for (let i = 0; i < 2400; i++) {
+        const r = await release(id);
+        if (r.status === 'completed' || r.status === 'failed') return r;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      throw new Error(`release ${id} did not settle`);
+    }
+
+    /** Requests in a loop until `done` says so (at most `max`), counting answers by body. */
+    async function load(done: () => Promise<boolean>, max = 3000, path = '/env/APP_VERSION') {
+      const seen = new Map<string, number>();
+      let failed = 0;
+      let sent = 0;
+      while (sent < max) {
+        const r = await get(caddy.httpPort, host, path);
+        sent++;
+        if (r.status === 200) seen.set(r.body, (seen.get(r.body) ?? 0) + 1);
+        else {
+          failed++;
+          console.warn(`failed request: ${r.status} ${r.body.slice(0, 200)}`);
+        }
+        if (sent % 10 === 0 && (await done())) break;
+      }
+      return { seen, failed, sent };
+    }
+
+    /** The Swarm services of one release, as the manager has them. */
+    const servicesOf = async (releaseId: string) =>
+      docker.listServices({ filters: { label: [`selfdevop.release=${releaseId}`] } });
+
+    let v1: Release;
+    let v2: Release;
+
+    it('reads the three managers of the cluster, their addresses and availability', async () => {
+      const members = await deps.runtime.clusterMembers!(target);
+      expect(members.map((m) => [m.hostname, m.address, m.role, m.availability, m.state])).toEqual([
+        ['sdo-node7', '10.213.0.17', 'manager', 'active', 'ready'],
+        ['sdo-node8', '10.213.0.18', 'manager', 'active', 'ready'],
+        ['sdo-node9', '10.213.0.19', 'manager', 'active', 'ready'],
+      ]);
+      expect(members.filter((m) => m.leader)).toHaveLength(1);
+    });
+
+    it('deploys three replicas as Swarm services with dnsrr and host-mode ports, no mesh', async () => {
+      const { id } = await createRelease(deps, deployer, {
+        serviceId,
+        image: 'selfdevop-test/app:v1',
+      });
+      v1 = await settle(id);
+      expect(v1.status, v1.error ?? '').toBe('completed');
+      const upstreams = v1.replicaSet!.replicas.map((r) => r.upstream!);
+      expect(upstreams).toHaveLength(3);
+      // Every task at a member's address, never at a VIP or the ingress mesh.
+      for (const u of upstreams) expect(memberAddresses).toContain(u.split(':')[0]);
+      // Swarm spreads the one-task services by each member's active tasks: one per member.
+      expect(new Set(upstreams.map((u) => u.split(':')[0])).size).toBe(3);
+      const services = (await servicesOf(id)) as unknown as {
+        Spec: {
+          Mode: { Replicated: { Replicas: number } };
+          EndpointSpec: { Mode: string; Ports: { PublishMode: string }[] };
+          TaskTemplate: { RestartPolicy: { Condition: string } };
+        };
+      }[];
+      expect(services).toHaveLength(3);
+      for (const s of services) {
+        expect(s.Spec.Mode.Replicated.Replicas).toBe(1);
+        expect(s.Spec.EndpointSpec.Mode).toBe('dnsrr');
+        expect(s.Spec.EndpointSpec.Ports.map((p) => p.PublishMode)).toEqual(['host']);
+        expect(s.Spec.TaskTemplate.RestartPolicy.Condition).toBe('any');
+      }
+      // The migration ran as a one-off Swarm job, and was removed once it ended.
+      const logs = await deps.store.withOrg(orgId, (x) => x.releaseLogs.list(id, 0, 500));
+      expect(logs.map((l) => l.line).join('\n')).toContain('migrating on the swarm');
+      const result = await load(async () => true, 60);
+      expect(result.failed).toBe(0);
+      expect([...result.seen.keys()]).toEqual(['v1']);
+      // Round robin over the three tasks: each answers.
+      const hostnames = await load(async () => true, 30, '/env/HOSTNAME');
+      expect(hostnames.seen.size).toBe(3);
+    });
+
+    it('switches to v2 under load with no failed request, then retires the v1 services', async () => {
+      const { id } = await createRelease(deps, deployer, {
+        serviceId,
+        image: 'selfdevop-test/app:v2',
+      });
+      const during = await load(async () => {
+        const r = await release(id);
+        return r.status === 'completed' || r.status === 'failed';
+      });
+      v2 = await settle(id);
+      expect(v2.status, v2.error ?? '').toBe('completed');
+      expect(during.failed).toBe(0);
+      expect(during.seen.get('v1')).toBeGreaterThan(0);
+      const after = await load(async () => true, 30);
+      expect([...after.seen.keys()]).toEqual(['v2']);
+      // Warm for 2 s, then removed from the cluster.
+      for (let i = 0; i < 200 && (await servicesOf(v1.id)).length > 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await servicesOf(v1.id)).toEqual([]);
+    });
+
+    it('rolls back to v1 with every request answered', async () => {
+      const rolled = await rollbackRelease(deps, deployer, { releaseId: v2.id });
+      expect(rolled.path).toBe('redeploy');
+      const back = rolled.redeploy!.id;
+      const during = await load(async () => {
+        const r = await release(back);
+        return r.status === 'completed' || r.status === 'failed';
+      });
+      const done = await settle(back);
+      expect(done.status, done.error ?? '').toBe('completed');
+      expect(during.failed).toBe(0);
+      expect((await release(v2.id)).status).toBe('rolled_back');
+      const after = await load(async () => true, 30);
+      expect([...after.seen.keys()]).toEqual(['v1']);
+    });
+
+    it('fails an unhealthy candidate, removes its services, and leaves the serving set as it was', async () => {
+      const serving = (await deps.store.withOrg(orgId, (x) =>
+        x.releases.latest(serviceId, 'env_000001', ['completed']),
+      ))!;
+      const before = (await servicesOf(serving.id)).map((s) => s.ID).sort();
+      expect(before).toHaveLength(3);
+      const { id } = await createRelease(deps, deployer, {
+        serviceId,
+        image: 'selfdevop-test/app:unhealthy',
+      });
+      const during = await load(async () => {
+        const r = await release(id);
+        return r.status === 'completed' || r.status === 'failed';
+      });
+      const failed = await settle(id);
+      expect(failed.status).toBe('failed');
+      expect(failed.error).toMatch(/health check did not pass/);
+      expect(during.failed).toBe(0);
+      expect(await servicesOf(id)).toEqual([]);
+      expect((await servicesOf(serving.id)).map((s) => s.ID).sort()).toEqual(before);
+      const after = await load(async () => true, 30);
+      expect(after.failed).toBe(0);
+      expect([...after.seen.keys()]).toEqual(['v1']);
+    });
+
+    it("places tasks by the service's placement labels as Swarm constraints, and fails a placement no member takes", async () => {
+      const member = (await docker.listNodes()).find(
+        (n: { Description?: { Hostname?: string } }) => n.Description?.Hostname === 'sdo-node8',
+      ) as { ID: string; Version: { Index: number }; Spec: { Labels?: Record<string, string> } };
+      await docker.getNode(member.ID).update({
+        version: member.Version.Index,
+        ...member.Spec,
+        Labels: { ...member.Spec.Labels, 'sdo-test-zone': 'b' },
+      });
+      const placed = aService({
+        id: `${serviceId}p`,
+        name: 'placed',
+        image: 'selfdevop-test/app:v1',
+        replicas: 2,
+        maxSurge: 2,
+        health: { intervalMs: 200, timeoutMs: 1000, successes: 2, deadlineMs: 15_000 },
+        placement: { labels: { 'sdo-test-zone': 'b' } },
+        warmSeconds: 0,
+        drainSeconds: 1,
+      });
+      await deps.store.withOrg(orgId, (r) => r.services.insert(placed));
+      try {
+        const { id } = await createRelease(deps, deployer, {
+          serviceId: placed.id,
+          image: 'selfdevop-test/app:v1',
+        });
+        const done = await settle(id);
+        expect(done.status, done.error ?? '').toBe('completed');
+        expect(done.replicaSet!.replicas.map((r) => r.upstream!.split(':')[0])).toEqual([
+          '10.213.0.18',
+          '10.213.0.18',
+        ]);
+        await deps.store.withOrg(orgId, (r) =>
+          r.services.update(placed.id, { placement: { labels: { 'sdo-test-zone': 'nowhere' } } }),
+        );
+        const { id: nowhere } = await createRelease(deps, deployer, {
+          serviceId: placed.id,
+          image: 'selfdevop-test/app:v2',
+        });
+        const failed = await settle(nowhere);
+        expect(failed.status).toBe('failed');
+        expect(failed.error).toContain('no member takes its task');
+        expect(failed.error).toContain('no suitable node');
+        expect(await servicesOf(nowhere)).toEqual([]);
+        expect(await servicesOf(id)).toHaveLength(2);
+      } finally {
+        const swarm = new SwarmRuntime();
+        for (const s of await swarm.list(target, { 'selfdevop.service': placed.id }))
+          await swarm.remove(target, s.name);
+        const now = (await docker.getNode(member.ID).inspect()) as typeof member;
+        const { 'sdo-test-zone': _zone, ...labels } = now.Spec.Labels ?? {};
+        await docker
+          .getNode(member.ID)
+          .update({ version: now.Version.Index, ...now.Spec, Labels: labels });
+      }
+    });
+  },
+);

@@ -54,7 +54,7 @@ Given('this host is registered as a node', async function (this: AcceptanceWorld
   suite.nodeRegistered = true;
 });
 
-async function projectId(world: AcceptanceWorld): Promise<string> {
+export async function projectId(world: AcceptanceWorld): Promise<string> {
   const existing = world.values.get('projectId');
   if (existing) return existing;
   const list = await world.stack.api('GET', '/api/projects', { token: world.token ?? undefined });

@@ -38,4 +38,6 @@ AfterAll({ timeout: 300_000 }, async function () {
     const list = ids.stdout.split('\n').filter(Boolean);
     if (list.length > 0) await run('docker', ['rm', '-f', '-v', ...list]);
   }
+  for (const volume of suite.dataVolumes) await run('docker', ['volume', 'rm', '-f', volume]);
+  for (const network of suite.dataNetworks) await run('docker', ['network', 'rm', network]);
 });

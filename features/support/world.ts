@@ -23,6 +23,9 @@ export const suite: {
   nodeRegistered: boolean;
   services: Map<string, { id: string; host: string }>;
   orgIds: Set<string>;
+  /** Data services' named volumes and project networks, removed at the end (containers go by their org label). */
+  dataVolumes: Set<string>;
+  dataNetworks: Set<string>;
   runId: string;
 } = {
   primary: null,
@@ -32,6 +35,8 @@ export const suite: {
   nodeRegistered: false,
   services: new Map(),
   orgIds: new Set(),
+  dataVolumes: new Set(),
+  dataNetworks: new Set(),
   runId: Math.random().toString(36).slice(2, 8),
 };
 

@@ -62,6 +62,8 @@ class PsqlSession {
     this.child.on('error', (e) => {
       this.stderr += e.message;
     });
+    // A psql that failed to start (or died) closes its stdin: the reads below say why.
+    this.child.stdin.on('error', () => undefined);
     this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
   }
   send(sql: string): void {

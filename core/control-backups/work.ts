@@ -265,7 +265,7 @@ export async function runControlDrill(
     drillError: null,
     drilledAt: started.toISOString(),
   });
-  let failure: string | null = null;
+  let failure: string | null;
   let manifest: ControlBackupManifest | null = null;
   try {
     const d = ready(deps);

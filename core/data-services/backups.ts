@@ -364,9 +364,12 @@ export function checkRetention(input: unknown, field = 'backupRetention'): Backu
     out[period] = v;
   }
   if (out.daily + out.weekly + out.monthly === 0)
-    throw new InvalidInput(`${field}: keeps no backup at all; keep at least one day, week or month`, {
-      field,
-    });
+    throw new InvalidInput(
+      `${field}: keeps no backup at all; keep at least one day, week or month`,
+      {
+        field,
+      },
+    );
   return out;
 }
 

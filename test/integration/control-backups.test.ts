@@ -12,7 +12,6 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeBackupCodec } from '../../adapters/backup/node-codec.ts';
 import { S3ObjectStore } from '../../adapters/objects/s3.ts';
 import { AesFileKeyVault } from '../../adapters/vault/aes-file.ts';
 import type { ControlBackupDeps, ControlBackupEvent } from '../../core/control-backups/deps.ts';

@@ -8,6 +8,7 @@ import type { Command, CommandContext } from './command.ts';
 import { apiKeys } from './commands/api-keys.ts';
 import { audit } from './commands/audit.ts';
 import { dataServices } from './commands/data-services.ts';
+import { controlBackups } from './commands/control-backups.ts';
 import { deploy } from './commands/deploy.ts';
 import { deployJobs } from './commands/deploy-jobs.ts';
 import { domains } from './commands/domains.ts';
@@ -53,6 +54,7 @@ export const commands: Command[] = [
   alerts,
   edge,
   dataServices,
+  controlBackups,
   apiKeys,
   orgs,
   audit,

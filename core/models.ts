@@ -541,6 +541,8 @@ export interface DataService {
   removeVolume: boolean;
   /** Five-field UTC cron of its scheduled backups (nightly by default). */
   backupSchedule: string;
+  /** How many backups retention keeps; null (or absent) keeps the default 14/8/6. */
+  backupRetention?: BackupRetention | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -603,6 +605,66 @@ export interface DataServiceBackup {
   /** Age of the data when the drill passed (drill start − takenAt), in ms. */
   drillRpoMs: number | null;
   drilledAt: string | null;
+}
+
+/** How many backups retention keeps: the newest of each of the last N days, ISO weeks, months. */
+export interface BackupRetention {
+  daily: number;
+  weekly: number;
+  monthly: number;
+}
+
+// ---------------------------------------------------------------- control-plane backups
+
+/** The manifest of a control-plane backup, written last beside its dump. */
+export interface ControlBackupManifest {
+  format: 1;
+  kind: 'control-plane';
+  backupId: string;
+  serverVersion: string;
+  tool: 'pg_dump -Fc';
+  encoding: 'gzip+aes-256-gcm';
+  /** The data key, sealed by the KeyVault under `control:backup:<backup id>`. */
+  sealedDataKey: string;
+  objectKey: string;
+  rawBytes: number;
+  storedBytes: number;
+  sha256: string;
+  rawSha256: string;
+  /** Rows per `schema.table`, counted in the snapshot the dump read. */
+  tables: Record<string, number>;
+  takenAt: string;
+}
+
+export const controlBackupTriggers = ['schedule', 'manual'] as const;
+
+/** One backup of the control plane's own database (the install's, no org's). */
+export interface ControlBackup {
+  id: string;
+  trigger: (typeof controlBackupTriggers)[number];
+  status: (typeof backupStatuses)[number];
+  error: string | null;
+  objectKey: string;
+  manifestKey: string;
+  sealedDataKey: string;
+  rawBytes: number | null;
+  storedBytes: number | null;
+  sha256: string | null;
+  manifest: ControlBackupManifest | null;
+  startedAt: string;
+  finishedAt: string | null;
+  drillStatus: (typeof drillStatuses)[number] | null;
+  drillError: string | null;
+  drillRtoMs: number | null;
+  drillRpoMs: number | null;
+  drilledAt: string | null;
+}
+
+/** When the control plane is backed up, and what retention keeps. */
+export interface ControlBackupSettings {
+  schedule: string;
+  retention: BackupRetention;
+  updatedAt: string;
 }
 
 /** A data service's connection URL handed to an app service's containers as `envName`. */

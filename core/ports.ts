@@ -39,6 +39,8 @@ import type {
   HeldNotification,
   Job,
   JobRun,
+  ControlBackup,
+  ControlBackupSettings,
 } from './models.ts';
 
 // ---------------------------------------------------------------- time, ids, logs
@@ -291,6 +293,43 @@ export interface BackupCodec {
     input: AsyncIterable<Uint8Array>,
     dataKey: string,
   ): { output: AsyncIterable<Uint8Array>; totals(): CodedTotals };
+  /**
+   * Opens a data key sealed by *another* self-hosted install's vault, given that install's
+   * vault key (the 44 base64 characters of its key file): how a backup moves between
+   * installs. Throws when the key is malformed or is not the one that sealed it.
+   */
+  openSealedWith?(sealed: string, context: string, vaultKey: string): string;
+}
+
+/**
+ * The control plane's own PostgreSQL database, as its backups see it: read in one snapshot
+ * (row counts and `pg_dump -Fc` of the very same data) and restored into a database of its
+ * own on the same server. Self-hosted: the PostgreSQL client tools run by the worker. The
+ * cloud has none: RDS takes the backups there (ARCHITECTURE.md, "Control-plane backups").
+ */
+export interface ControlDatabase {
+  /**
+   * Opens a snapshot, counts every table's rows and reads the server version in it, and
+   * dumps that snapshot (custom format). `stdout` throws at its end, naming the exit, when
+   * the dump did not succeed; the snapshot is released once it has been read or abandoned.
+   */
+  dump(options: { timeoutMs: number }): Promise<{
+    tables: Record<string, number>;
+    serverVersion: string;
+    stdout: AsyncIterable<Uint8Array>;
+    /** Stops the dump and releases the snapshot when its output will not be read to the end. */
+    abort(): void;
+  }>;
+  /**
+   * Restores a custom-format dump into a NEW database `database` on the same server (a
+   * Conflict when it exists), answers its tables' row counts, and drops it unless `keep`.
+   * A failed restore never leaves a half-restored database behind.
+   */
+  restore(
+    dump: AsyncIterable<Uint8Array>,
+    database: string,
+    options: { keep: boolean; timeoutMs: number },
+  ): Promise<{ tables: Record<string, number> }>;
 }
 
 export interface Mailer {
@@ -1124,6 +1163,18 @@ export interface DataServiceBackupRepo {
   delete(id: string): Promise<boolean>;
 }
 
+/** The control plane's own backups (the install's, no org's) and their one settings row. */
+export interface ControlBackupRepo {
+  insert(b: ControlBackup): Promise<void>;
+  get(id: string): Promise<ControlBackup | null>;
+  /** Oldest first. */
+  list(): Promise<ControlBackup[]>;
+  update(id: string, patch: Partial<Omit<ControlBackup, 'id'>>): Promise<void>;
+  delete(id: string): Promise<boolean>;
+  settings(): Promise<ControlBackupSettings | null>;
+  saveSettings(s: ControlBackupSettings): Promise<void>;
+}
+
 export interface DataServiceLinkRepo {
   /** AlreadyExists when the pair is linked or the service already has a link of that env name. */
   insert(l: DataServiceLink): Promise<void>;
@@ -1271,6 +1322,8 @@ export interface Store {
   releaseLookup: ReleaseLookup;
   /** Optional: where the edge-rebuild job notes its runs (both stores have it). */
   edgeRebuilds?: EdgeRebuildLog;
+  /** Optional: the control plane's own backups (both stores have it). */
+  controlBackups?: ControlBackupRepo;
   inviteLookup: InviteLookup;
   pushHookLookup: PushHookLookup;
   /** Live service environments and their thresholds across orgs (alerting). */

@@ -5,6 +5,8 @@
  * makes one FIFO queue per name in `workerQueueNames` (plus `scheduledJobsQueue`).
  */
 import { dataServiceWorkQueue } from './data-services/deps.ts';
+import { controlBackupWorkQueue, type ControlBackupDeps } from './control-backups/deps.ts';
+import { handleControlBackupWork } from './control-backups/work.ts';
 import { jobRunsQueue } from './jobs/deps.ts';
 import { handleJobRun } from './jobs/run.ts';
 import { handleDataServiceWork } from './data-services/work.ts';
@@ -42,6 +44,7 @@ export const workerQueueNames = [
   dataServiceWorkQueue,
   jobRunsQueue,
   serviceRemovalsQueue,
+  controlBackupWorkQueue,
 ] as const;
 export type WorkerQueue = (typeof workerQueueNames)[number];
 
@@ -73,6 +76,8 @@ export interface WorkerSystem {
   domains: DomainDeps;
   webhooks: WebhookDeps;
   notifications: NotificationDeps;
+  /** The control plane's own backups; where absent (or unable to run), their messages fail with the reason. */
+  controlBackups?: ControlBackupDeps;
   logger: Logger;
   maintenance?(): Promise<void>;
   /** Every route the edge must serve, read from the database: the `edge-rebuild` job puts back what the edge lost. */
@@ -108,6 +113,13 @@ export function workerHandlers(system: WorkerSystem): Record<WorkerQueue, Messag
     [jobRunsQueue]: handleJobRun(system.release) as MessageHandler<never>,
     // Deleted services, environments and projects: their routes and containers.
     [serviceRemovalsQueue]: handleServiceRemoval(system.release) as MessageHandler<never>,
+    // The control plane's own database: backups and drills (self-hosted; RDS in the cloud).
+    [controlBackupWorkQueue]: handleControlBackupWork(
+      system.controlBackups ?? {
+        ...system.release,
+        config: { unavailableReason: 'this worker has no control-plane backups wired' },
+      },
+    ) as MessageHandler<never>,
   };
 }
 

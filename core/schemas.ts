@@ -556,6 +556,27 @@ export const restoreBackupInput = z.strictObject({
   /** New: the new data service's name (default `<name>-restored-<suffix>`). */
   name: slugName.optional(),
 });
+/** Retention: the newest backup of each of the last N days, ISO weeks and months (14/8/6 by default). */
+export const backupRetentionInput = z.strictObject({
+  daily: z.number().int().min(0).max(3650).optional(),
+  weekly: z.number().int().min(0).max(520).optional(),
+  monthly: z.number().int().min(0).max(120).optional(),
+});
+export const controlBackupSettingsInput = z.strictObject({
+  /** Five-field UTC cron, at most hourly; nightly (`0 2 * * *`) unless set. */
+  schedule: z.string().min(9).max(100).optional(),
+  retention: backupRetentionInput.optional(),
+});
+export const controlRestoreInput = z.strictObject({
+  /** One of this install's control-plane backups… */
+  backupId: id.optional(),
+  /** …or a control-plane manifest in this install's object store (another install's, copied in). */
+  manifestKey: z.string().min(1).max(300).optional(),
+  /** The vault key of the install that made the backup (its key file's 44 base64 characters). */
+  vaultKey: z.string().min(1).max(100).optional(),
+  /** The NEW database to restore into, on the same server. */
+  database: z.string().min(1).max(63),
+});
 export const createDataServiceLinkInput = z.strictObject({
   serviceId: id,
   envName: envVarName.optional(),

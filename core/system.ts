@@ -13,6 +13,7 @@ import type {
   BackupCodec,
   Clock,
   ContainerRuntime,
+  ControlDatabase,
   DnsResolver,
   EdgeRouter,
   EventQueue,
@@ -40,6 +41,7 @@ import type { CoreDeps, SignupMode } from './deps.ts';
 import type { WebhookDeps } from './webhooks/deliver.ts';
 import { queueEventPublisher } from './webhooks/events.ts';
 import { holdForChannels, type NotificationDeps } from './notification-channels/notify.ts';
+import type { ControlBackupDeps } from './control-backups/deps.ts';
 
 /** The dashboard paths a hosted sign-in provider must know (its callback and signed-out pages). */
 export const dashboardCallbackPath = '/dashboard/auth/callback';
@@ -63,6 +65,8 @@ export interface ApiDeps extends CoreDeps {
   hostedSignIn?: HostedSignIn;
   /** Cron jobs: where their schedules are kept; 503 without. */
   jobs?: JobsSetup;
+  /** The control plane's own backups (operators only); a 409 says why where they cannot run. */
+  controlBackups?: ControlBackupDeps;
   api: {
     /** Largest request body accepted, in bytes. */
     maxBodyBytes: number;
@@ -103,6 +107,8 @@ export interface SystemPorts {
   scheduler?: Scheduler;
   /** Time series for the charts (Prometheus, CloudWatch); the pages say what to install without. */
   metricsQuery?: MetricsQuery;
+  /** The control plane's own database for its backups (self-hosted: the PostgreSQL client tools). */
+  controlDatabase?: ControlDatabase;
 }
 
 /** The mode-neutral settings, read from each mode's validated configuration. */
@@ -152,6 +158,8 @@ export interface SystemConfig {
   webhooks?: Partial<WebhookDeps['config']>;
   /** The longest timeout a cron job may ask for (the cloud's worker function has a limit); an hour unless set. */
   jobMaxTimeoutSeconds?: number;
+  /** Control-plane backups: why this mode keeps none of its own (cloud), how long one may run. */
+  controlBackups?: { unavailableReason?: string; timeoutMs?: number };
 }
 
 /** The wired use cases: what the API serves and what the queue handlers run. */
@@ -161,6 +169,7 @@ export interface System {
   domains: DomainDeps;
   webhooks: WebhookDeps;
   notifications: NotificationDeps;
+  controlBackups: ControlBackupDeps;
 }
 
 /**
@@ -247,7 +256,22 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
     perHostPerHour: domainConfig.askPerHostPerHour,
     baseBackoffSeconds: domainConfig.askBaseBackoffSeconds,
   });
+  const controlBackups: ControlBackupDeps = {
+    store,
+    vault,
+    clock,
+    ids,
+    logger: logger.child({ component: 'control-backups' }),
+    queue,
+    ...backupPorts,
+    ...(ports.controlDatabase ? { database: ports.controlDatabase } : {}),
+    // No org owns these events: the install's logs (emit) and metrics carry them, where
+    // the operator's alerting (Prometheus, CloudWatch) picks them up.
+    onEvent: (event) => ports.metrics.count('selfdevop_control_backup_events_total', { event }),
+    config: { ...config.controlBackups },
+  };
   const api: ApiDeps = {
+    controlBackups,
     store,
     auth: ports.auth,
     vault,
@@ -342,5 +366,5 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
         }
       : {}),
   };
-  return { api, release, domains, webhooks, notifications };
+  return { api, release, domains, webhooks, notifications, controlBackups };
 }

@@ -8,6 +8,7 @@
 import { CfnOutput, Duration, Lazy, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { HttpApi, PayloadFormatVersion } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as backup from 'aws-cdk-lib/aws-backup';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as cognito from 'aws-cdk-lib/aws-cognito';
@@ -134,12 +135,47 @@ export class SelfdevopStack extends Stack {
       allocatedStorage: 20,
       maxAllocatedStorage: 200,
       multiAz: props.multiAz ?? false,
-      backupRetention: Duration.days(7),
+      // Point-in-time recovery over the same 14 days the daily backups below keep.
+      backupRetention: Duration.days(14),
       deletionProtection: true,
       publiclyAccessible: false,
       removalPolicy: RemovalPolicy.SNAPSHOT,
     });
     db.connections.allowDefaultPortFrom(functionsSg, 'functions to PostgreSQL');
+    // The control plane's own backups (issue 15): the self-hosted edition's pg_dump path
+    // cannot run here (no PostgreSQL client tools in the worker Lambda, and the master user
+    // cannot read past forced row-level security), so AWS Backup snapshots the instance on
+    // the same 14 daily / 8 weekly / 6 monthly retention, in a vault encrypted by the
+    // stack's key. Restores are RDS's: a snapshot becomes a new instance.
+    const backupVault = new backup.BackupVault(this, 'DatabaseBackupVault', {
+      encryptionKey: key,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const backupPlan = new backup.BackupPlan(this, 'DatabaseBackupPlan', { backupVault });
+    backupPlan.addRule(
+      new backup.BackupPlanRule({
+        ruleName: 'daily',
+        scheduleExpression: events.Schedule.cron({ minute: '0', hour: '2' }),
+        deleteAfter: Duration.days(14),
+      }),
+    );
+    backupPlan.addRule(
+      new backup.BackupPlanRule({
+        ruleName: 'weekly',
+        scheduleExpression: events.Schedule.cron({ minute: '0', hour: '3', weekDay: 'SUN' }),
+        deleteAfter: Duration.days(8 * 7),
+      }),
+    );
+    backupPlan.addRule(
+      new backup.BackupPlanRule({
+        ruleName: 'monthly',
+        scheduleExpression: events.Schedule.cron({ minute: '0', hour: '4', day: '1' }),
+        deleteAfter: Duration.days(6 * 31),
+      }),
+    );
+    backupPlan.addSelection('Database', {
+      resources: [backup.BackupResource.fromRdsDatabaseInstance(db)],
+    });
     // The functions connect as selfdevop_api (migrations/0008: no superuser, owns nothing,
     // cannot read users or bypass row-level security), one secret per role. The master
     // secret, the tables' owner, goes to the migrate function alone, which sets this

@@ -14,6 +14,7 @@ import {
 import { Readable, pipeline } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { BackupCodec, CodedTotals } from '../../core/ports.ts';
+import { KeyRing } from '../vault/key-ring.ts';
 
 const ivBytes = 12;
 const tagBytes = 16;
@@ -64,6 +65,11 @@ export class NodeBackupCodec implements BackupCodec {
   constructor(options: { gzipLevel?: number } = {}) {
     // 6, gzip's own default: the benchmark compares with `mariadb-dump | gzip`.
     this.gzipLevel = options.gzipLevel ?? 6;
+  }
+
+  /** A self-hosted vault seals data keys (aes-file.ts): the same key ring opens them here. */
+  openSealedWith(sealed: string, context: string, vaultKey: string): string {
+    return new KeyRing(new Uint8Array(Buffer.from(vaultKey, 'base64'))).open(sealed, context);
   }
 
   newDataKey(): string {

@@ -37,6 +37,10 @@ import { SesMailer } from '../mail/ses.ts';
 import { nodeKeyHasher } from '../hash/node-crypto.ts';
 import { EmfMetrics } from '../metrics/cloudwatch-emf.ts';
 import { S3ObjectStore } from '../objects/s3.ts';
+
+/** Why the cloud edition keeps no control-plane backups of its own; the API answers it. */
+export const cloudControlBackupsReason =
+  "the cloud edition's database is backed up by RDS itself (automated backups with point-in-time recovery, and an AWS Backup plan keeping 14 daily, 8 weekly and 6 monthly snapshots); restore it from the RDS or AWS Backup console";
 import { NodeBackupCodec } from '../backup/node-codec.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { PostgresIdempotencyLedger } from '../queue/idempotency-postgres.ts';
@@ -235,6 +239,9 @@ export async function fromCloud(
       readiness: { objects: () => objects.ping() },
       // A run is waited for inside one worker invocation, which has its own time limit.
       jobMaxTimeoutSeconds: config.JOB_MAX_TIMEOUT_SECONDS,
+      // The worker Lambda has no pg_dump, and RDS's master user cannot read past forced
+      // row-level security: RDS keeps this database's backups (infra-cdk/stack.ts).
+      controlBackups: { unavailableReason: cloudControlBackupsReason },
     },
   );
   const { api, release, domains, webhooks, notifications } = system;

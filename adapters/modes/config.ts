@@ -69,6 +69,15 @@ const schema = z.object({
   API_DATABASE_PASSWORD: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Given to the migrate job: it makes `selfdevop_queue` a login with this password. */
   QUEUE_DATABASE_PASSWORD: z.string().min(16, 'must be at least 16 characters').optional(),
+  /**
+   * Where the worker backs up the control plane's own database (pg_dump): a superuser's or
+   * BYPASSRLS role's URL, since row-level security is forced on tenant tables. MIGRATE_DATABASE_URL
+   * when absent (`npm start` passes its embedded superuser's); without either, control-plane
+   * backups are off and the API says why.
+   */
+  CONTROL_BACKUP_DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
+  /** Where psql, pg_dump and pg_restore are (e.g. /usr/lib/postgresql/15/bin); PATH when absent. */
+  PG_BIN_DIR: z.string().min(1).optional(),
   DATA_DIR: z.string().min(1).default('./.selfdevop'),
   /**
    * Where data services' backups are stored on the local filesystem; DATA_DIR/objects when

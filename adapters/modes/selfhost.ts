@@ -13,6 +13,8 @@ import type { ReleaseConfig, ReleaseDeps } from '../../core/releases/deps.ts';
 import { wireSystem, type ApiDeps } from '../../core/system.ts';
 import { NodeBackupCodec } from '../backup/node-codec.ts';
 import { LocalFsObjectStore } from '../objects/local-fs.ts';
+import { PgToolsControlDatabase } from '../control-database/pg-tools.ts';
+import { registerControlBackupSchedule } from '../../core/control-backups/work.ts';
 import { S3ObjectStore } from '../objects/s3.ts';
 import type { WebhookDeps } from '../../core/webhooks/deliver.ts';
 import { LocalJwtAuth } from '../auth/local-jwt.ts';
@@ -203,6 +205,9 @@ export async function fromSelfhost(
         },
       })
     : new LocalFsObjectStore(config.OBJECTS_DIR ?? path.join(config.DATA_DIR, 'objects'));
+  // pg_dump needs the owner's (superuser's) login: forced row-level security hides every
+  // tenant's rows from the API's own.
+  const controlBackupUrl = config.CONTROL_BACKUP_DATABASE_URL ?? config.MIGRATE_DATABASE_URL;
   const system = wireSystem(
     {
       store,
@@ -239,6 +244,14 @@ export async function fromSelfhost(
       metrics: new PrometheusMetrics(),
       metricsQuery: new PrometheusMetricsQuery(config.PROMETHEUS_URL),
       keyHasher: nodeKeyHasher,
+      ...(controlBackupUrl
+        ? {
+            controlDatabase: new PgToolsControlDatabase({
+              url: controlBackupUrl,
+              binDir: config.PG_BIN_DIR,
+            }),
+          }
+        : {}),
     },
     {
       edgeDomain: config.EDGE_DOMAIN,
@@ -304,6 +317,10 @@ export async function fromSelfhost(
         stops.push(await queues.queue.consume(job.name, () => job.run()));
         await queues.scheduler.schedule(job.name, job.cron, job.name);
       }
+      // The control plane's nightly backup, at the schedule the operator set (or the default).
+      await registerControlBackupSchedule(system.controlBackups).catch((e: Error) =>
+        logger.warn({ err: e.message }, 'the control-plane backup schedule was not registered'),
+      );
       // The edge (its own Caddy under `npm start`, or one whose autosave is gone) serves every
       // live route from the first minute, not only after the first scheduled rebuild.
       await edgeRebuild

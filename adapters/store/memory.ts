@@ -12,6 +12,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type {
+  ControlBackupRepo,
   AuthGuardRepo,
   DomainLookup,
   EdgeRebuild,
@@ -26,6 +27,7 @@ import type {
 } from '../../core/ports.ts';
 import { memoryApiKeyRepo } from './memory/api-keys.ts';
 import { memoryAuditRepo } from './memory/audit.ts';
+import { memoryControlBackupRepo } from './memory/control-backups.ts';
 import { memoryAuthGuardRepo } from './memory/auth-guards.ts';
 import { memoryDeployJobRepo } from './memory/deploy-jobs.ts';
 import { memoryDomainLookup, memoryDomainRepo } from './memory/domains.ts';
@@ -114,6 +116,7 @@ export class MemoryStore implements Store {
   readonly authGuards: AuthGuardRepo = memoryAuthGuardRepo();
   readonly releaseLookup: ReleaseLookup;
   readonly edgeRebuilds: EdgeRebuildLog = memoryEdgeRebuildLog();
+  readonly controlBackups: ControlBackupRepo = memoryControlBackupRepo();
   readonly inviteLookup: InviteLookup;
   readonly pushHookLookup: PushHookLookup;
   readonly alertTargetLookup: AlertTargetLookup;

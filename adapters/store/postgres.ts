@@ -7,6 +7,7 @@
 import type {
   AuthGuardRepo,
   DomainLookup,
+  ControlBackupRepo,
   EdgeRebuildLog,
   IdentityRepo,
   InviteLookup,
@@ -48,6 +49,7 @@ import { TenantSql } from './postgres/tenant.ts';
 import { pgWebhookDeliveryRepo } from './postgres/webhook-deliveries.ts';
 import { pgWebhookRepo } from './postgres/webhooks.ts';
 import { pgEdgeRebuildLog } from './postgres/edge-rebuilds.ts';
+import { pgControlBackupRepo } from './postgres/control-backups.ts';
 import { pgRegistryRepo } from './postgres/registries.ts';
 import {
   pgHeldNotificationRepo,
@@ -283,6 +285,7 @@ export class PostgresStore implements Store {
   readonly authGuards: AuthGuardRepo;
   readonly releaseLookup: ReleaseLookup;
   readonly edgeRebuilds: EdgeRebuildLog;
+  readonly controlBackups: ControlBackupRepo;
   readonly inviteLookup: InviteLookup;
   readonly pushHookLookup: PushHookLookup;
   readonly alertTargetLookup: AlertTargetLookup;
@@ -297,6 +300,7 @@ export class PostgresStore implements Store {
     this.authGuards = pgAuthGuardRepo(db);
     this.releaseLookup = pgReleaseLookup(db);
     this.edgeRebuilds = pgEdgeRebuildLog(db);
+    this.controlBackups = pgControlBackupRepo(db);
     this.inviteLookup = pgInviteLookup(db);
     this.pushHookLookup = pgPushHookLookup(db);
     this.alertTargetLookup = pgAlertTargetLookup(db);

@@ -76,6 +76,7 @@ const usage = `Usage:
   selfdevop data-services backups ID [--json]
   selfdevop data-services drills ID [--json]
   selfdevop data-services schedule ID CRON
+  selfdevop data-services retention ID [--daily N] [--weekly N] [--monthly N]
   selfdevop data-services restore ID --backup BACKUP_ID --target new|in_place
         [--confirm NAME] [--name NEW_NAME]
   selfdevop data-services download ID BACKUP_ID --out FILE
@@ -91,7 +92,9 @@ the service's next release on. rm needs the name again; the data volume is kept 
 backup takes a backup now (dumped next to the server, compressed, encrypted, checksummed,
 manifest last); a restore drill into a container with no network follows and checks the
 row counts (or key count). --wait waits for the drill (exit 1 unless it passed). Scheduled
-backups run nightly (schedule changes the five-field UTC cron, at most hourly). restore
+backups run nightly (schedule changes the five-field UTC cron, at most hourly). retention
+keeps the newest backup of each of the last N days, weeks and months (14/8/6 unless
+changed), and always the newest whose drill passed. restore
 --target new makes a new data service from the backup; in_place needs --confirm NAME and
 backs up the current state first. download writes the decrypted dump to --out.
 
@@ -120,6 +123,9 @@ async function run(ctx: CommandContext): Promise<number> {
     target: { type: 'string' },
     name: { type: 'string' },
     out: { type: 'string' },
+    daily: { type: 'string' },
+    weekly: { type: 'string' },
+    monthly: { type: 'string' },
   });
   const [sub = 'list', arg, arg2] = positionals;
   const api = await client(ctx.env);
@@ -304,6 +310,37 @@ async function run(ctx: CommandContext): Promise<number> {
         cron: arg2,
       });
       ctx.o.out(`backups run at ${r.backupSchedule} (UTC)`);
+      return 0;
+    }
+    case 'retention': {
+      if (!arg) throw new CliError('data-services retention needs the ID', 2);
+      const body: Record<string, number> = {};
+      for (const period of ['daily', 'weekly', 'monthly'] as const) {
+        const v = values[period];
+        if (v === undefined) continue;
+        if (!/^\d+$/.test(v)) throw new CliError(`--${period} needs a whole number, got ${v}`, 2);
+        body[period] = Number(v);
+      }
+      if (Object.keys(body).length === 0) {
+        const list = await api.call<{ backupRetention: Record<string, number> }>(
+          'GET',
+          `${path(arg)}/backups`,
+        );
+        body.daily = list.backupRetention.daily!;
+        body.weekly = list.backupRetention.weekly!;
+        body.monthly = list.backupRetention.monthly!;
+        ctx.o.out(`retention: ${body.daily} daily, ${body.weekly} weekly, ${body.monthly} monthly`);
+        return 0;
+      }
+      const r = await api.call<{ backupRetention: Record<string, number> }>(
+        'PUT',
+        `${path(arg)}/backup-retention`,
+        body,
+      );
+      if (values.json) return (json(ctx.o, r), 0);
+      ctx.o.out(
+        `retention: ${r.backupRetention.daily} daily, ${r.backupRetention.weekly} weekly, ${r.backupRetention.monthly} monthly (and the newest backup whose drill passed)`,
+      );
       return 0;
     }
     case 'restore': {

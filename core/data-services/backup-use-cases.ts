@@ -1,5 +1,5 @@
 import { CoreError, InvalidInput, NotFound, Unavailable } from '../errors.ts';
-import type { DataService, DataServiceBackup } from '../models.ts';
+import type { BackupRetention, DataService, DataServiceBackup } from '../models.ts';
 import type { BackupCodec, EventQueue, ObjectStore, Scheduler } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import {
@@ -10,7 +10,12 @@ import {
   type RequestContext,
 } from '../deps.ts';
 import { newBackupRow } from './backup-work.ts';
-import { backupKeyContext, checkBackupSchedule } from './backups.ts';
+import {
+  backupKeyContext,
+  checkBackupSchedule,
+  checkRetention,
+  defaultRetention,
+} from './backups.ts';
 import { dataServiceWorkQueue, type DataServiceWorkMessage } from './deps.ts';
 import { dataServiceSecretContext } from './plan.ts';
 import { dataServiceView, type DataServiceView } from './use-cases.ts';
@@ -105,14 +110,18 @@ export async function listBackups(
   deps: CoreDeps,
   principal: Principal,
   id: string,
-): Promise<{ items: BackupView[]; backupSchedule: string }> {
+): Promise<{ items: BackupView[]; backupSchedule: string; backupRetention: BackupRetention }> {
   const p = requireOrg(principal);
   assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, async (repos) => {
     const ds = await repos.dataServices.get(id);
     if (!ds) throw new NotFound('data_service', id);
     const rows = await repos.dataServiceBackups.list(id);
-    return { items: rows.reverse().map(backupView), backupSchedule: ds.backupSchedule };
+    return {
+      items: rows.reverse().map(backupView),
+      backupSchedule: ds.backupSchedule,
+      backupRetention: ds.backupRetention ?? { ...defaultRetention },
+    };
   });
 }
 
@@ -171,6 +180,39 @@ export async function setBackupSchedule(
   });
   if (ds.status === 'ready') await registerBackupSchedule(deps, ds);
   return { backupSchedule: cron };
+}
+
+/**
+ * Changes how many backups retention keeps (the newest of each of the last N days, ISO
+ * weeks and months; periods left out keep their current value); applied after each drill.
+ */
+export async function setBackupRetention(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  input: Partial<BackupRetention>,
+  ctx: RequestContext,
+): Promise<{ backupRetention: BackupRetention }> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-resources');
+  checkRetention(input, 'backupRetention');
+  return deps.store.withOrg(p.orgId, async (repos) => {
+    const ds = await repos.dataServices.get(id);
+    if (!ds) throw new NotFound('data_service', id);
+    const from = ds.backupRetention ?? { ...defaultRetention };
+    const to = checkRetention({ ...from, ...input }, 'backupRetention');
+    await repos.dataServices.update(id, {
+      backupRetention: to,
+      updatedAt: deps.clock.now().toISOString(),
+    });
+    await recordAudit(deps, repos, p, ctx, {
+      action: 'backup.retention_changed',
+      targetType: 'data_service',
+      targetId: id,
+      data: { name: ds.name, from, to },
+    });
+    return { backupRetention: to };
+  });
 }
 
 /**

@@ -377,7 +377,7 @@ export async function applyRetention(deps: DataServiceDeps, ds: DataService): Pr
   if (!deps.objects) return [];
   const objects = deps.objects;
   const rows = await deps.store.withOrg(ds.orgId, (r) => r.dataServiceBackups.list(ds.id));
-  const doomed = backupsToDelete(rows);
+  const doomed = backupsToDelete(rows, ds.backupRetention ?? undefined);
   for (const id of doomed) {
     const row = rows.find((r) => r.id === id)!;
     await objects.delete(row.manifestKey);

@@ -5,7 +5,13 @@
  */
 import { InvalidInput } from '../errors.ts';
 import { validateCron } from '../jobs/cron.ts';
-import type { BackupManifest, DataService, DataServiceBackup } from '../models.ts';
+import type {
+  BackupManifest,
+  BackupRetention,
+  ControlBackup,
+  DataService,
+  DataServiceBackup,
+} from '../models.ts';
 import type { ContainerSpec } from '../ports.ts';
 import {
   dataContainerName,
@@ -327,6 +333,46 @@ export function compareWithManifest(
 /** How many backups of each period retention keeps by default (the blueprint's 14/8/6). */
 export const defaultRetention = { daily: 14, weekly: 8, monthly: 6 } as const;
 
+/** The most of each period retention may keep: ten years of days, weeks and months. */
+export const maxRetention = { daily: 3650, weekly: 520, monthly: 120 } as const;
+
+/**
+ * A retention setting, checked: each count a whole number from 0 up to `maxRetention`, not
+ * all three 0 (that would keep only the newest passed drill, and no backup before its drill
+ * ran); periods left out keep their default. Throws InvalidInput naming the period, e.g.
+ * `backupRetention.daily`.
+ */
+export function checkRetention(input: unknown, field = 'backupRetention'): BackupRetention {
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    throw new InvalidInput(`${field}: must be an object {daily, weekly, monthly}`, { field });
+  const given = input as Record<string, unknown>;
+  const unknown = Object.keys(given).filter((k) => !(k in defaultRetention));
+  if (unknown.length)
+    throw new InvalidInput(
+      `${field}: unknown period ${unknown.map((k) => JSON.stringify(k)).join(', ')}; the periods are daily, weekly and monthly`,
+      { field: `${field}.${unknown[0]}` },
+    );
+  const out = { ...defaultRetention } as BackupRetention;
+  for (const period of ['daily', 'weekly', 'monthly'] as const) {
+    const v = given[period];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > maxRetention[period])
+      throw new InvalidInput(
+        `${field}.${period}: must be a whole number from 0 to ${maxRetention[period]}, got ${JSON.stringify(v)}`,
+        { field: `${field}.${period}` },
+      );
+    out[period] = v;
+  }
+  if (out.daily + out.weekly + out.monthly === 0)
+    throw new InvalidInput(
+      `${field}: keeps no backup at all; keep at least one day, week or month`,
+      {
+        field,
+      },
+    );
+  return out;
+}
+
 /**
  * Which completed backups retention deletes: it keeps the newest of each of the last
  * `daily` days, `weekly` ISO weeks and `monthly` months that have one (UTC), and always the
@@ -334,8 +380,8 @@ export const defaultRetention = { daily: 14, weekly: 8, monthly: 6 } as const;
  * touches running or failed ones (those are not backups). Answers ids, oldest first.
  */
 export function backupsToDelete(
-  backups: Pick<DataServiceBackup, 'id' | 'status' | 'startedAt' | 'drillStatus'>[],
-  keep: { daily: number; weekly: number; monthly: number } = defaultRetention,
+  backups: Pick<DataServiceBackup | ControlBackup, 'id' | 'status' | 'startedAt' | 'drillStatus'>[],
+  keep: BackupRetention = defaultRetention,
 ): string[] {
   const done = backups
     .filter((b) => b.status === 'completed')

@@ -28,6 +28,7 @@ import { alertRoutes } from './routes/alerts.ts';
 import { exportAlertTargets } from '../../core/alerts/targets.ts';
 import { edgeRoutes } from './routes/edge.ts';
 import { dataServiceRoutes } from './routes/data-services.ts';
+import { controlBackupRoutes } from './routes/control-backups.ts';
 import { jobRoutes } from './routes/jobs.ts';
 
 export const defaultRoutes: RouteDef[] = [
@@ -50,6 +51,7 @@ export const defaultRoutes: RouteDef[] = [
   ...alertRoutes,
   ...edgeRoutes,
   ...dataServiceRoutes,
+  ...controlBackupRoutes,
   ...jobRoutes,
   ...domainRoutes,
 ];

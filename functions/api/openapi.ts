@@ -60,6 +60,8 @@ export function openApiDocument(routes: RouteDef[], version: string) {
     if (r.auth) responses['401'] = { description: 'Missing or invalid credentials' };
     if (r.permission in permissions)
       responses['403'] = { description: "The caller's role does not allow this" };
+    if (r.permission === 'operator')
+      responses['403'] = { description: 'The caller is not an operator of this installation' };
     if (r.method !== 'get')
       responses['409'] = { description: 'Conflict (duplicate name, release in flight)' };
     paths[r.path] ??= {};

@@ -30,11 +30,12 @@ export interface RouteDef<B = unknown, Q = unknown> {
   auth: boolean;
   /**
    * What the caller's role must allow (core/roles.ts), as the use case enforces it;
-   * `signed-in` needs credentials but no role in an org, `anyone` not even those. Stated
+   * `signed-in` needs credentials but no role in an org, `anyone` not even those,
+   * `operator` an operator of the installation (a person, whatever their org role). Stated
    * here for the OpenAPI document and for the role × endpoint test, which checks that
    * the core answers 403 exactly to the roles this excludes.
    */
-  permission: Permission | 'signed-in' | 'anyone';
+  permission: Permission | 'signed-in' | 'anyone' | 'operator';
   body?: z.ZodType<B>;
   query?: z.ZodType<Q>;
   /** Success status: 200, 201, 202 or 204. */

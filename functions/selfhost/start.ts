@@ -177,6 +177,8 @@ async function main() {
       ...config,
       DATABASE_URL: databaseUrl,
       QUEUE_DATABASE_URL: logins.queueUrl,
+      // The owner's login backs up the control plane (the embedded one is a superuser).
+      CONTROL_BACKUP_DATABASE_URL: config.CONTROL_BACKUP_DATABASE_URL ?? logins.migrateUrl,
       JWT_SECRET: secrets.jwtSecret,
       ENCRYPTION_KEY_FILE: secrets.encryptionKeyFile,
       CADDY_ADMIN_URL: edge?.adminUrl ?? config.CADDY_ADMIN_URL,

@@ -104,12 +104,47 @@ describe('cloud stack', () => {
       KmsKeyId: Match.anyValue(),
       PubliclyAccessible: false,
       DeletionProtection: true,
-      BackupRetentionPeriod: 7,
+      BackupRetentionPeriod: 14,
       DBName: 'selfdevop',
     });
     template.hasResource('AWS::RDS::DBInstance', { DeletionPolicy: 'Snapshot' });
     // The master user's (the tables' owner, for the migrator) and selfdevop_api's.
     template.resourceCountIs('AWS::SecretsManager::Secret', 2);
+  });
+
+  it("backs the control plane's database up with AWS Backup: 14 daily, 8 weekly, 6 monthly, in an encrypted vault", () => {
+    template.hasResourceProperties('AWS::Backup::BackupVault', {
+      EncryptionKeyArn: Match.anyValue(),
+    });
+    const [plan] = resources('AWS::Backup::BackupPlan') as unknown as {
+      Properties: {
+        BackupPlan: {
+          BackupPlanRule: {
+            RuleName: string;
+            ScheduleExpression: string;
+            Lifecycle: { DeleteAfterDays: number };
+          }[];
+        };
+      };
+    }[];
+    expect(
+      plan!.Properties.BackupPlan.BackupPlanRule.map((r) => [
+        r.RuleName,
+        r.ScheduleExpression,
+        r.Lifecycle.DeleteAfterDays,
+      ]),
+    ).toEqual([
+      ['daily', 'cron(0 2 * * ? *)', 14],
+      ['weekly', 'cron(0 3 ? * SUN *)', 56],
+      ['monthly', 'cron(0 4 1 * ? *)', 186],
+    ]);
+    // The selection names the one RDS instance.
+    const [selection] = resources('AWS::Backup::BackupSelection') as unknown as {
+      Properties: { BackupSelection: { Resources: unknown[] } };
+    }[];
+    expect(JSON.stringify(selection!.Properties.BackupSelection.Resources)).toContain(
+      Object.keys(template.findResources('AWS::RDS::DBInstance'))[0]!,
+    );
   });
 
   it('lets only the functions reach the database port', () => {

@@ -42,6 +42,8 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   alertReceiverToken?: string;
   /** OBJECTS_DIR: where backups are stored (a test's temporary folder). */
   objectsDir?: string;
+  /** CONTROL_BACKUP_DATABASE_URL: the superuser's URL pg_dump backs the control plane up with. */
+  controlBackupDatabaseUrl?: string;
   maxBodyBytes: number;
   dbPoolMax: number;
   version: string;
@@ -74,6 +76,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     prometheusUrl,
     alertReceiverToken,
     objectsDir,
+    controlBackupDatabaseUrl,
     maxBodyBytes,
     dbPoolMax,
     version,
@@ -104,6 +107,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     PROMETHEUS_URL: prometheusUrl,
     ALERT_RECEIVER_TOKEN: alertReceiverToken,
     OBJECTS_DIR: objectsDir,
+    CONTROL_BACKUP_DATABASE_URL: controlBackupDatabaseUrl,
     MAX_BODY_BYTES: String(maxBodyBytes),
     DB_POOL_MAX: String(dbPoolMax),
     LOG_LEVEL: logLevel,

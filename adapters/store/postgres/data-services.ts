@@ -21,6 +21,7 @@ export const dataServicesTable = table<DataService>('data_services', [
   'sealedPassword',
   'removeVolume',
   'backupSchedule',
+  'backupRetention',
   'createdAt',
   'updatedAt',
 ]);

@@ -22,6 +22,7 @@ import { registerNotificationChannels } from './views/notification-channels.ts';
 import { registerRegistries } from './views/registries.ts';
 import { registerAlerts } from './views/alerts.ts';
 import { registerEdge } from './views/edge.ts';
+import { registerControlBackups } from './views/control-backups.ts';
 import { registerDataServices } from './views/data-services.ts';
 import { registerJobs } from './views/jobs.ts';
 
@@ -114,6 +115,7 @@ export function dashboardApp(
   registerRegistries(app, fetchApi);
   registerAlerts(app, fetchApi);
   registerEdge(app, fetchApi);
+  registerControlBackups(app, fetchApi);
   registerDataServices(app, fetchApi);
   registerJobs(app, fetchApi);
   registerApiKeys(app, fetchApi);

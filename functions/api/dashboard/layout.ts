@@ -16,6 +16,7 @@ export interface Shell {
     | 'notifications'
     | 'registries'
     | 'edge'
+    | 'control-backups'
     | 'jobs';
   orgs?: { id: string; name: string }[];
   orgId?: string | null;

@@ -14,6 +14,7 @@ import {
   listDrills,
   requestBackup,
   restoreBackup,
+  setBackupRetention,
   setBackupSchedule,
 } from '../../../core/data-services/backup-use-cases.ts';
 import { route } from '../route.ts';
@@ -134,6 +135,19 @@ export const dataServiceRoutes = [
     status: 200,
     handle: ({ deps, principal, params, body, ctx }) =>
       setBackupSchedule(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'put',
+    path: '/api/data-services/{id}/backup-retention',
+    summary:
+      'How many backups retention keeps: the newest of each of the last N days, weeks and months (14/8/6 by default); the newest whose drill passed is always kept',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    body: s.backupRetentionInput,
+    status: 200,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      setBackupRetention(deps, principal, params.id!, body, ctx),
   }),
   route({
     method: 'get',

@@ -10,6 +10,7 @@ import { MemoryStore } from '../../../adapters/store/memory.ts';
 import { MemoryKeyVault } from '../../../adapters/vault/memory.ts';
 import { dataServiceSecretContext } from '../../../core/data-services/plan.ts';
 import { createDataService } from '../../../core/data-services/use-cases.ts';
+import { listBackups, setBackupRetention } from '../../../core/data-services/backup-use-cases.ts';
 import type { Principal } from '../../../core/deps.ts';
 import type { NodeRecord, Role } from '../../../core/models.ts';
 import type { EventQueue, SendOptions } from '../../../core/ports.ts';
@@ -147,5 +148,38 @@ describe('createDataService', () => {
     expect(audit.items.map((e) => [e.action, e.targetId])).toEqual([
       ['data_service.created', view.id],
     ]);
+  });
+});
+
+describe('setBackupRetention', () => {
+  it('keeps what it is given (other periods as they were), lists it, and refuses nonsense naming the period', async () => {
+    await addNodes({ name: 'a' });
+    const ds = await createDataService(
+      deps,
+      as('deployer'),
+      { projectId, name: 'r1', engine: 'redis' },
+      ctx,
+    );
+    const set = await setBackupRetention(deps, as('deployer'), ds.id, { daily: 7 }, ctx);
+    expect(set).toEqual({ backupRetention: { daily: 7, weekly: 8, monthly: 6 } });
+    const again = await setBackupRetention(deps, as('deployer'), ds.id, { monthly: 12 }, ctx);
+    expect(again.backupRetention).toEqual({ daily: 7, weekly: 8, monthly: 12 });
+    expect((await listBackups(deps, as('viewer'), ds.id)).backupRetention).toEqual({
+      daily: 7,
+      weekly: 8,
+      monthly: 12,
+    });
+    await expect(
+      setBackupRetention(deps, as('deployer'), ds.id, { weekly: -2 }, ctx),
+    ).rejects.toMatchObject({ kind: 'invalid', details: { field: 'backupRetention.weekly' } });
+    await expect(
+      setBackupRetention(deps, as('deployer'), ds.id, { daily: 0, weekly: 0, monthly: 0 }, ctx),
+    ).rejects.toMatchObject({ kind: 'invalid', details: { field: 'backupRetention' } });
+    await expect(
+      setBackupRetention(deps, as('viewer'), ds.id, { daily: 3 }, ctx),
+    ).rejects.toMatchObject({ kind: 'forbidden' });
+    await expect(
+      setBackupRetention(deps, as('owner'), 'dat_nope', { daily: 3 }, ctx),
+    ).rejects.toMatchObject({ code: 'data_service_not_found' });
   });
 });

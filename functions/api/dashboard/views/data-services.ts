@@ -202,9 +202,12 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
       );
       const names = new Map(services.map((x) => [x.id, x.name]));
       const links = d.links ?? [];
-      const backups = await s.api.get<{ items: Backup[]; backupSchedule: string }>(
-        `/api/data-services/${encodeURIComponent(d.id)}/backups`,
-      );
+      const backups = await s.api.get<{
+        items: Backup[];
+        backupSchedule: string;
+        backupRetention: { daily: number; weekly: number; monthly: number };
+      }>(`/api/data-services/${encodeURIComponent(d.id)}/backups`);
+      const keep = backups.backupRetention;
       const drilled = backups.items.filter((b) => b.drillStatus !== null);
       const body = html`<p><a href="/dashboard/data-services">Data services</a> ›</p>
         <h1>${d.name} ${badge(d.status === 'ready' ? 'active' : d.status)}</h1>
@@ -292,6 +295,23 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
           Scheduled at <code>${backups.backupSchedule}</code> (UTC); each is compressed, encrypted
           with its own key, checksummed, and counts only once its manifest is written.
         </p>
+        <form
+          method="post"
+          action="/dashboard/data-services/${d.id}/backup-retention"
+          class="inline"
+          aria-label="Retention"
+        >
+          Keep the newest backup of each of the last
+          <label for="keep-daily" class="visually-hidden">days</label>
+          <input id="keep-daily" name="daily" type="number" min="0" value="${keep.daily}" /> days,
+          <label for="keep-weekly" class="visually-hidden">weeks</label>
+          <input id="keep-weekly" name="weekly" type="number" min="0" value="${keep.weekly}" />
+          weeks and
+          <label for="keep-monthly" class="visually-hidden">months</label>
+          <input id="keep-monthly" name="monthly" type="number" min="0" value="${keep.monthly}" />
+          months, and always the newest whose drill passed.
+          <button type="submit" class="secondary">Save retention</button>
+        </form>
         ${
           backups.items.length === 0
             ? html`<div class="empty">No backups yet.</div>`
@@ -498,6 +518,26 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
         `/api/data-services/${encodeURIComponent(id)}/links/${encodeURIComponent(param(c, 'linkId'))}`,
       );
       flash(c, 'notice', 'Unlinked: the env var leaves with the service’s next release.');
+      return `/dashboard/data-services/${id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/data-services/:id/backup-retention',
+    action(fetchApi, '/dashboard/data-services', async (c, s, form) => {
+      const id = param(c, 'id');
+      const body: Record<string, number> = {};
+      for (const period of ['daily', 'weekly', 'monthly'] as const) {
+        const v = field(form, period);
+        // Sent as typed (a number or not): the API answers a clear 400 for nonsense.
+        if (v !== undefined && v !== '') body[period] = Number(v);
+      }
+      await s.api.call(
+        'PUT',
+        `/api/data-services/${encodeURIComponent(id)}/backup-retention`,
+        body,
+      );
+      flash(c, 'notice', 'Retention saved: it applies after the next drill.');
       return `/dashboard/data-services/${id}`;
     }),
   );

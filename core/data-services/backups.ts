@@ -193,6 +193,13 @@ export function parseCounts(output: string): {
   return { tables, keys, serverVersion, rawBytes };
 }
 
+/** What a drill's server runs with: its copy is thrown away, so durability is not paid for. */
+export const drillServerFlags = {
+  mariadb:
+    '--innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --skip-log-bin --innodb-buffer-pool-size=256M',
+  postgres: '-c fsync=off -c synchronous_commit=off -c full_page_writes=off',
+} as const;
+
 /**
  * The restore drill: one container with NO network (loopback only) from the same image. It
  * starts a fresh server on an empty data directory, restores the dump from stdin into it and
@@ -221,7 +228,9 @@ export function planDrill(
       env: { MARIADB_DATABASE: db, MARIADB_USER: db, MARIADB_PASSWORD: drillPassword },
       script: [
         // Without MYSQL_PWD: the entrypoint's own root client (no password, socket) reads it too.
-        'env -u MYSQL_PWD /usr/local/bin/selfdevop-mariadb >/tmp/server.log 2>&1 &',
+        // A throwaway copy: no durability to pay for (no doublewrite, no flush at each
+        // commit, no binary log), so the restore runs at the speed of the inserts.
+        `env -u MYSQL_PWD /usr/local/bin/selfdevop-mariadb ${drillServerFlags.mariadb} >/tmp/server.log 2>&1 &`,
         wait(`mariadb -h ${host} -u ${db} ${db} -e 'select 1'`),
         `mariadb -h ${host} -u ${db} ${db}`,
         countScript('mariadb', host),
@@ -230,7 +239,7 @@ export function planDrill(
     postgres: {
       env: { POSTGRES_DB: db, POSTGRES_USER: db, POSTGRES_PASSWORD: drillPassword },
       script: [
-        '/usr/local/bin/selfdevop-postgres >/tmp/server.log 2>&1 &',
+        `/usr/local/bin/selfdevop-postgres ${drillServerFlags.postgres} >/tmp/server.log 2>&1 &`,
         wait(`psql -h ${host} -U ${db} -d ${db} -c 'select 1'`),
         `pg_restore -h ${host} -U ${db} -d ${db} --no-owner --exit-on-error`,
         countScript('postgres', host),

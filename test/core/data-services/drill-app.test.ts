@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodedMismatch } from '../../../core/data-services/backup-work.ts';
 import { planDrill } from '../../../core/data-services/backups.ts';
 import {
+  checkLinkedApps,
   drillAppEnv,
   drillApps,
   planDrillApp,
@@ -9,6 +10,8 @@ import {
 } from '../../../core/data-services/drill-app.ts';
 import { secretContext } from '../../../core/secrets/use-cases.ts';
 import { dataServiceSecretContext } from '../../../core/data-services/plan.ts';
+import { MemoryRuntime } from '../../../adapters/runtime/memory.ts';
+import { ManualClock } from '../../../adapters/clock/manual.ts';
 import { MemoryStore } from '../../../adapters/store/memory.ts';
 import { MemoryKeyVault } from '../../../adapters/vault/memory.ts';
 import {
@@ -204,6 +207,49 @@ describe('checking a dump read back against its manifest', () => {
     expect(decodedMismatch(m, { ...totals, gzipSha256: 'x' })).toMatch(/gzip stream's SHA-256 x/);
     expect(decodedMismatch(m, { ...totals, outBytes: 999 })).toMatch(
       /999 bytes, the manifest says 1000/,
+    );
+  });
+});
+
+describe('starting the apps against the restored copy (memory runtime)', () => {
+  const target = { dockerHost: 'unix:///var/run/docker.sock' };
+  const app = {
+    service,
+    release: aRelease(org.id, service.id, 'env_1', { id: 'rel_1', image: 'registry.test/web:7' }),
+    envName: 'REDIS_URL',
+  };
+  async function setup(probe: { exitCode: number; lines: string[] }) {
+    const store = new MemoryStore();
+    await store.withOrg(org.id, (r) => r.orgs.insert(org));
+    const runtime = new MemoryRuntime({ clock: new ManualClock() });
+    runtime.addImage('selfdevop/redis:7', { defaultOneOff: probe });
+    return { store, runtime, vault: new MemoryKeyVault(), clock: new ManualClock() };
+  }
+
+  it('passes when the probe on the drill network saw the app healthy, and removes the app', async () => {
+    const deps = await setup({ exitCode: 0, lines: ['healthy: HTTP/1.1 200 OK'] });
+    deps.runtime.addImage('registry.test/web:7', {});
+    expect(await checkLinkedApps(deps, target, ds, [app], 'pw', 'bak_1')).toBeNull();
+    expect(await deps.runtime.list(target, { 'selfdevop.role': 'data-drill' })).toEqual([]);
+  });
+
+  it("fails with the probe's last answer when the app is not healthy against the copy", async () => {
+    const deps = await setup({
+      exitCode: 1,
+      lines: ['unhealthy: HTTP/1.1 503 Service Unavailable'],
+    });
+    deps.runtime.addImage('registry.test/web:7', {});
+    expect(await checkLinkedApps(deps, target, ds, [app], 'pw', 'bak_1')).toBe(
+      'app web (registry.test/web:7) did not become healthy against the restored copy: GET /health HTTP/1.1 503 Service Unavailable',
+    );
+    expect(await deps.runtime.list(target, { 'selfdevop.role': 'data-drill' })).toEqual([]);
+  });
+
+  it('fails naming why when the app cannot start at all (its image is not on the node)', async () => {
+    const deps = await setup({ exitCode: 0, lines: [] });
+    const reason = await checkLinkedApps(deps, target, ds, [app], 'pw', 'bak_1');
+    expect(reason).toMatch(
+      /^app web \(registry\.test\/web:7\) could not start against the restored copy: .*registry\.test\/web:7/,
     );
   });
 });

@@ -4,9 +4,10 @@
  * object store). Rows of ~200 bytes: 100,000 by default, `--rows 1000000` for the issue's
  * ~200 MB. Measured in one run:
  *
- * 1. backupVsRawDumpRatio: the backup (count, dump, gzip, AES-256-GCM, SHA-256, store,
- *    manifest) ÷ `mariadb-dump --single-transaction | gzip >/dev/null` of the same database
- *    in a one-off on the same network, in the same run.
+ * 1. backupVsRawDumpRatio: the backup (one one-off that counts, then `mariadb-dump | gzip -6`
+ *    on the node; AES-256-GCM, SHA-256 and the store in the control plane; the manifest) ÷
+ *    `mariadb-dump --single-transaction | gzip | wc -c` of the same database in a one-off on
+ *    the same network, in the same run.
  * 2. backupMemoryMb: peak RSS of this process (the control plane runs in it) during the
  *    backup, above its RSS just before.
  * 3. drillRtoVsBackupRatio: the drill's RTO (restored into a container with no network and

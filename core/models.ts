@@ -558,7 +558,13 @@ export const drillStatuses = ['running', 'passed', 'failed'] as const;
  * the dump before compression.
  */
 export interface BackupManifest {
-  format: 1;
+  /**
+   * 1: gzip ran in the control plane, `rawSha256` is the dump's. 2: gzip ran in the dump's
+   * one-off on the node, `gzipSha256` is the compressed stream's (the dump itself is then
+   * covered by gzip's own CRC-32 and length, checked as it is decompressed) and `rawSha256`
+   * is null. The stored object's layout is the same in both.
+   */
+  format: 1 | 2;
   backupId: string;
   dataServiceId: string;
   engine: DataEngine;
@@ -574,8 +580,11 @@ export interface BackupManifest {
   storedBytes: number;
   /** SHA-256 (hex) of the stored object, checked before a byte of it is restored. */
   sha256: string;
-  /** SHA-256 (hex) of the dump itself, checked after decryption. */
-  rawSha256: string;
+  /** SHA-256 (hex) of the dump itself, checked after decompression (format 1). */
+  rawSha256: string | null;
+  /** SHA-256 (hex) and length of the gzip stream, checked after decryption (format 2). */
+  gzipSha256?: string;
+  gzipBytes?: number;
   tables: Record<string, number>;
   keys: number | null;
   /** When the data was read (the backup's RPO is measured from here). */

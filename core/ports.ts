@@ -267,6 +267,12 @@ export interface CodedTotals {
   /** SHA-256 (hex) of the bytes read in and of the bytes handed out. */
   inSha256: string;
   outSha256: string;
+  /**
+   * The gzip stream between compression and encryption (what AES-256-GCM sealed): encoding
+   * a dump compressed on the node, it is the input; decoding, the decrypted bytes.
+   */
+  gzipBytes: number;
+  gzipSha256: string;
 }
 
 /**
@@ -280,10 +286,15 @@ export interface BackupCodec {
   newDataKey(): string;
   /** SHA-256 (hex) and length of a stream, read to its end. */
   sha256(input: AsyncIterable<Uint8Array>): Promise<{ sha256: string; bytes: number }>;
-  /** dump → gzip → AES-256-GCM (IV first, tag last). */
+  /**
+   * dump → gzip → AES-256-GCM (IV first, tag last). With `compressed`, the input is already
+   * a gzip stream (gzip ran in the dump's one-off on the node): only encrypted and hashed,
+   * and the stored object has the same layout, so decode reads both alike.
+   */
   encode(
     input: AsyncIterable<Uint8Array>,
     dataKey: string,
+    options?: { compressed?: boolean },
   ): { output: AsyncIterable<Uint8Array>; totals(): CodedTotals };
   /**
    * The reverse; throws (from the output's iteration) when the tag does not verify, so a
@@ -460,6 +471,11 @@ export interface ContainerSpec {
    * absent: a project's app and data containers share one, which nothing else joins.
    */
   network?: string;
+  /**
+   * With `network`: that network, when this container creates it, has no route out of the
+   * node (Docker's `Internal`): a restore drill's own, which only the drill's containers join.
+   */
+  internalNetwork?: boolean;
   /** Named volumes mounted in, as `volume-name:container-path`; created when absent. */
   volumes?: string[];
   /** Replaces the image's entrypoint (a one-off client run from a server image). */
@@ -641,6 +657,8 @@ export interface ContainerRuntime {
     spec: ContainerSpec,
     options: { timeoutMs: number; stdin?: AsyncIterable<Uint8Array> },
   ): Promise<PipedRun>;
+  /** Optional (restore drills): removes a network (its containers gone first); absent: done. */
+  removeNetwork?(target: DockerTarget, name: string): Promise<void>;
   /**
    * Optional (builds): builds an image on the engine, each output line to `onLine` as it
    * comes; while a promise it returned is pending no more output is read (backpressure).

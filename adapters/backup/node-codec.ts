@@ -1,6 +1,6 @@
 /**
- * BackupCodec on Node's zlib and crypto, for both modes: gzip, then AES-256-GCM under the
- * backup's own data key. Stored layout: 12-byte IV | ciphertext | 16-byte GCM tag. Each
+ * BackupCodec on Node's zlib and crypto, for both modes: gzip (unless the dump arrives
+ * compressed from the node), then AES-256-GCM under the backup's own data key. Stored layout: 12-byte IV | ciphertext | 16-byte GCM tag. Each
  * direction is a chain of async iterators, so a slow reader holds the writer back and no
  * more than a chunk or two is ever in memory.
  */
@@ -82,11 +82,20 @@ export class NodeBackupCodec implements BackupCodec {
     return { sha256: c.hex(), bytes: c.bytes };
   }
 
-  encode(input: AsyncIterable<Uint8Array>, dataKey: string) {
+  encode(
+    input: AsyncIterable<Uint8Array>,
+    dataKey: string,
+    options: { compressed?: boolean } = {},
+  ) {
     const key = keyOf(dataKey);
     const inCount = new Counter();
     const outCount = new Counter();
-    const gzipped = through(counted(input, inCount), createGzip({ level: this.gzipLevel }));
+    // Compressed on the node (the usual case), the control plane only encrypts and hashes:
+    // gzip is the costly stage, and there it runs beside the dump, as `mariadb-dump | gzip`.
+    const gzipCount = options.compressed ? inCount : new Counter();
+    const gzipped = options.compressed
+      ? counted(input, inCount)
+      : counted(through(counted(input, inCount), createGzip({ level: this.gzipLevel })), gzipCount);
     const output = (async function* () {
       const iv = randomBytes(ivBytes);
       const cipher = createCipheriv('aes-256-gcm', key, iv);
@@ -103,7 +112,7 @@ export class NodeBackupCodec implements BackupCodec {
       if (last.length > 0) yield emit(last);
       yield emit(cipher.getAuthTag());
     })();
-    return { output, totals: () => totalsOf(inCount, outCount) };
+    return { output, totals: () => totalsOf(inCount, outCount, gzipCount) };
   }
 
   decode(input: AsyncIterable<Uint8Array>, dataKey: string) {
@@ -139,16 +148,19 @@ export class NodeBackupCodec implements BackupCodec {
         );
       }
     })();
-    const output = counted(through(decrypted, createGunzip()), outCount);
-    return { output, totals: () => totalsOf(inCount, outCount) };
+    const gzipCount = new Counter();
+    const output = counted(through(counted(decrypted, gzipCount), createGunzip()), outCount);
+    return { output, totals: () => totalsOf(inCount, outCount, gzipCount) };
   }
 }
 
-function totalsOf(inCount: Counter, outCount: Counter): CodedTotals {
+function totalsOf(inCount: Counter, outCount: Counter, gzipCount: Counter): CodedTotals {
   return {
     inBytes: inCount.bytes,
     outBytes: outCount.bytes,
     inSha256: inCount.hex(),
     outSha256: outCount.hex(),
+    gzipBytes: gzipCount.bytes,
+    gzipSha256: gzipCount.hex(),
   };
 }

@@ -287,7 +287,7 @@ export class DockerRuntime implements ContainerRuntime {
       if (existing) return this.ensureRunning(docker, existing);
       let id: string;
       try {
-        id = await this.create(docker, containerCreateOptions(spec));
+        id = await this.create(docker, containerCreateOptions(spec), spec.internalNetwork);
       } catch (e) {
         const raced = statusOf(e) === 409 ? await this.inspectOrNull(docker, spec.name) : null;
         if (raced) return this.ensureRunning(docker, raced);
@@ -308,7 +308,11 @@ export class DockerRuntime implements ContainerRuntime {
       // Why: a worker that died mid-run leaves its one-off behind under the same name; the
       // retried step runs it again from the start (migrations are expected to be re-runnable).
       await this.removeTolerant(docker, spec.name);
-      const id = await this.create(docker, containerCreateOptions(spec, true));
+      const id = await this.create(
+        docker,
+        containerCreateOptions(spec, true),
+        spec.internalNetwork,
+      );
       const container = docker.getContainer(id);
       try {
         return await this.runCreated(docker, container, timeoutMs, onLine);
@@ -370,7 +374,7 @@ export class DockerRuntime implements ContainerRuntime {
         // The engine closes the container's stdin when the attached client closes its side.
         create.StdinOnce = true;
       }
-      const id = await this.create(docker, create);
+      const id = await this.create(docker, create, spec.internalNetwork);
       const container = docker.getContainer(id);
       const stdout = new PassThrough({ highWaterMark: 1024 * 1024 });
       const stderr = new OutputTail(this.options.maxOutputBytes ?? defaultMaxOutputBytes);
@@ -481,6 +485,16 @@ export class DockerRuntime implements ContainerRuntime {
     await this.call(target, `remove ${nameOrId}`, (docker) =>
       this.removeTolerant(docker, nameOrId),
     );
+  }
+
+  async removeNetwork(target: DockerTarget, name: string): Promise<void> {
+    await this.call(target, `remove network ${name}`, async (docker) => {
+      try {
+        await docker.getNetwork(name).remove({ abortSignal: this.deadline() });
+      } catch (e) {
+        if (statusOf(e) !== 404) throw e; // already gone
+      }
+    });
   }
 
   async removeVolume(target: DockerTarget, name: string): Promise<void> {
@@ -759,10 +773,14 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   /** Creates the container, pulling its image first when the engine does not have it. */
-  private async create(docker: Docker, options: ContainerCreateOptions): Promise<string> {
+  private async create(
+    docker: Docker,
+    options: ContainerCreateOptions,
+    internalNetwork = false,
+  ): Promise<string> {
     const network = options.HostConfig?.NetworkMode;
     if (network && !['host', 'bridge', 'none', 'default'].includes(network))
-      await this.ensureNetwork(docker, network);
+      await this.ensureNetwork(docker, network, internalNetwork);
     try {
       return (await docker.createContainer(createRequest(options, this.deadline()))).id;
     } catch (e) {
@@ -776,7 +794,7 @@ export class DockerRuntime implements ContainerRuntime {
    * Creates a user-defined bridge network when the engine has none of that name; two
    * creators racing both end with the one network (the loser's 409 is the answer wanted).
    */
-  private async ensureNetwork(docker: Docker, name: string): Promise<void> {
+  private async ensureNetwork(docker: Docker, name: string, internal = false): Promise<void> {
     try {
       await (
         docker.getNetwork(name).inspect as unknown as (o: {
@@ -792,7 +810,8 @@ export class DockerRuntime implements ContainerRuntime {
         Name: name,
         Driver: 'bridge',
         CheckDuplicate: true,
-        Labels: { 'selfdevop.network': 'project' },
+        Internal: internal,
+        Labels: { 'selfdevop.network': internal ? 'drill' : 'project' },
         abortSignal: this.deadline(),
       } as Docker.NetworkCreateOptions);
     } catch (e) {

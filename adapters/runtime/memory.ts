@@ -117,6 +117,7 @@ export type RuntimeMethod =
   | 'stop'
   | 'remove'
   | 'removeVolume'
+  | 'removeNetwork'
   | 'followLogs'
   | 'logs';
 
@@ -498,6 +499,11 @@ export class MemoryRuntime implements ContainerRuntime {
   /** Volumes are not modelled here; removing one is a no-op, as for a missing one. */
   async removeVolume(target: DockerTarget, name: string): Promise<void> {
     this.enter('removeVolume', target, name);
+  }
+
+  /** Networks are not modelled here either; removing one is a no-op. */
+  async removeNetwork(target: DockerTarget, name: string): Promise<void> {
+    this.enter('removeNetwork', target, name);
   }
 
   async followLogs(

@@ -1,7 +1,7 @@
 import { recordAudit } from '../deps.ts';
 import type { BackupManifest, DataService, DataServiceBackup } from '../models.ts';
 import { openNodeTarget } from '../nodes/credentials.ts';
-import type { DockerTarget, PipedRun } from '../ports.ts';
+import type { CodedTotals, DockerTarget, PipedRun } from '../ports.ts';
 import {
   backupKeyContext,
   backupKeys,
@@ -9,7 +9,6 @@ import {
   compareWithManifest,
   dumpTools,
   parseCounts,
-  planCount,
   planDrill,
   planDump,
   planRestore,
@@ -20,6 +19,13 @@ import {
   type DataServiceDeps,
   type DataServiceWorkMessage,
 } from './deps.ts';
+import {
+  checkLinkedApps,
+  drillApps,
+  drillNetworkName,
+  drillServerName,
+  type DrillApp,
+} from './drill-app.ts';
 import { dataContainerName, dataServiceSecretContext, planDataContainer } from './plan.ts';
 
 /**
@@ -159,18 +165,13 @@ export async function takeBackup(
 ): Promise<DataServiceBackup> {
   const target = await targetOf(deps, ds);
   const password = await passwordOf(deps, ds);
-  const count = await deps.runtime.runOnce(target, planCount(ds, password, row.id), 300_000);
-  if (count.exitCode !== 0)
-    throw new Error(
-      `counting what the backup holds failed (${count.exitCode ?? 'timed out'}): ${lastLines(count.output).replaceAll(password, '***')}`,
-    );
-  const counts = parseCounts(count.output);
-  const takenAt = deps.clock.now().toISOString();
   const dataKey = await deps.vault.open(row.sealedDataKey, backupKeyContext(ds.orgId, row.id));
+  // The one-off counts first, then dumps: the data is read from here on.
+  const takenAt = deps.clock.now().toISOString();
   const run = await deps.runtime.runPiped!(target, planDump(ds, password, row.id), {
     timeoutMs: timeoutOf(deps),
   });
-  const coded = deps.backupCodec.encode(checked(run, 'the dump'), dataKey);
+  const coded = deps.backupCodec.encode(checked(run, 'the dump'), dataKey, { compressed: true });
   try {
     await deps.objects.putStream(row.objectKey, coded.output, {
       contentType: 'application/octet-stream',
@@ -183,9 +184,18 @@ export async function takeBackup(
       cause: e,
     });
   }
+  const { output } = await run.result;
+  const counts = parseCounts(output);
+  if (!counts.serverVersion || counts.rawBytes === null) {
+    // The count's lines come first on stderr; a tail that lost them cannot vouch for the dump.
+    await deps.objects.delete(row.objectKey).catch(() => undefined);
+    throw new Error(
+      `the dump one-off did not report ${counts.serverVersion ? "the dump's size" : 'the server version and counts'}: ${lastLines(output).replaceAll(password, '***') || 'no output'}`,
+    );
+  }
   const totals = coded.totals();
   const manifest: BackupManifest = {
-    format: 1,
+    format: 2,
     backupId: row.id,
     dataServiceId: ds.id,
     engine: ds.engine,
@@ -194,10 +204,12 @@ export async function takeBackup(
     encoding: 'gzip+aes-256-gcm',
     sealedDataKey: row.sealedDataKey,
     objectKey: row.objectKey,
-    rawBytes: totals.inBytes,
+    rawBytes: counts.rawBytes,
     storedBytes: totals.outBytes,
     sha256: totals.outSha256,
-    rawSha256: totals.inSha256,
+    rawSha256: null,
+    gzipSha256: totals.gzipSha256,
+    gzipBytes: totals.gzipBytes,
     tables: counts.tables,
     keys: ds.engine === 'redis' ? counts.keys : null,
     takenAt,
@@ -212,7 +224,7 @@ export async function takeBackup(
   }
   const patch = {
     status: 'completed' as const,
-    rawBytes: totals.inBytes,
+    rawBytes: manifest.rawBytes,
     storedBytes: totals.outBytes,
     sha256: totals.outSha256,
     manifest,
@@ -228,7 +240,7 @@ export async function takeBackup(
         name: ds.name,
         backupId: row.id,
         trigger: row.trigger,
-        rawBytes: totals.inBytes,
+        rawBytes: manifest.rawBytes,
         storedBytes: totals.outBytes,
       },
     });
@@ -287,6 +299,26 @@ async function verifiedDump(deps: Needs, row: DataServiceBackup, manifest: Backu
   return deps.backupCodec.decode(again, await keyOf(deps, row));
 }
 
+/**
+ * Why a dump read back to its end is not the one the manifest describes, or null: format 1
+ * names the dump's SHA-256; format 2 the gzip stream's SHA-256 and length, and the dump's
+ * length (gunzip has checked the dump's CRC-32 on the way).
+ */
+export function decodedMismatch(
+  manifest: Pick<BackupManifest, 'format' | 'rawSha256' | 'gzipSha256' | 'gzipBytes' | 'rawBytes'>,
+  totals: CodedTotals,
+): string | null {
+  if (manifest.format === 1)
+    return totals.outSha256 === manifest.rawSha256
+      ? null
+      : `the decrypted dump's SHA-256 ${totals.outSha256} is not the manifest's ${manifest.rawSha256}`;
+  if (totals.gzipSha256 !== manifest.gzipSha256 || totals.gzipBytes !== manifest.gzipBytes)
+    return `the decrypted gzip stream's SHA-256 ${totals.gzipSha256} (${totals.gzipBytes} bytes) is not the manifest's ${manifest.gzipSha256} (${manifest.gzipBytes} bytes)`;
+  if (totals.outBytes !== manifest.rawBytes)
+    return `the decompressed dump is ${totals.outBytes} bytes, the manifest says ${manifest.rawBytes}`;
+  return null;
+}
+
 async function keyOf(deps: Needs, row: DataServiceBackup): Promise<string> {
   try {
     return await deps.vault.open(row.sealedDataKey, backupKeyContext(row.orgId, row.id));
@@ -317,28 +349,32 @@ export async function handleDrill(
   );
   let failure: string | null = null;
   let manifest: BackupManifest | null = null;
+  let appNames: string[] = [];
   try {
     const d = needs(deps);
     manifest = await manifestOf(d, row);
     const decoded = await verifiedDump(d, row, manifest);
     const target = await targetOf(deps, ds);
     const drillPassword = deps.ids.newSecret(18).replace(/[^A-Za-z0-9]/g, 'x');
-    const run = await deps.runtime.runPiped!(target, planDrill(ds, drillPassword, row.id), {
-      timeoutMs: timeoutOf(deps),
-      stdin: decoded.output,
-    });
-    const out = await collectText(run.stdout);
-    const result = await run.result;
-    if (result.exitCode !== 0)
-      throw new Error(
-        `the restore into the drill container ${result.timedOut ? 'timed out' : `exited with ${result.exitCode}`}: ${lastLines(result.output) || 'no output'}`,
-      );
-    const totals = decoded.totals();
-    if (totals.outSha256 !== manifest.rawSha256)
-      throw new Error(
-        `the decrypted dump's SHA-256 ${totals.outSha256} is not the manifest's ${manifest.rawSha256}`,
-      );
-    failure = compareWithManifest(manifest, parseCounts(out));
+    const apps = await drillApps(deps.store, ds);
+    appNames = apps.map((a) => a.service.name);
+    if (apps.length === 0) {
+      const run = await deps.runtime.runPiped!(target, planDrill(ds, drillPassword, row.id), {
+        timeoutMs: timeoutOf(deps),
+        stdin: decoded.output,
+      });
+      const out = await collectText(run.stdout);
+      const result = await run.result;
+      if (result.exitCode !== 0)
+        throw new Error(
+          `the restore into the drill container ${result.timedOut ? 'timed out' : `exited with ${result.exitCode}`}: ${lastLines(result.output) || 'no output'}`,
+        );
+      const mismatch = decodedMismatch(manifest, decoded.totals());
+      if (mismatch) throw new Error(mismatch);
+      failure = compareWithManifest(manifest, parseCounts(out));
+    } else {
+      failure = await drillWithApps(d, target, ds, row, manifest, decoded, drillPassword, apps);
+    }
   } catch (e) {
     failure = messageOf(e);
   }
@@ -361,6 +397,8 @@ export async function handleDrill(
         backupId: row.id,
         rtoMs,
         rpoMs,
+        // The linked apps the drill started against the restored copy (none: data only).
+        apps: appNames,
         ...(failure ? { reason: failure } : {}),
       },
     });
@@ -370,6 +408,68 @@ export async function handleDrill(
   await applyRetention(deps, ds).catch((e: unknown) =>
     deps.logger.warn({ dataServiceId: ds.id, err: messageOf(e) }, 'retention did not run'),
   );
+}
+
+/**
+ * The drill of a linked data service: the restored copy serves on the drill's own internal
+ * network, checked against the manifest first; then each linked app starts against it and
+ * must pass its health check. Everything the drill started is removed, network last.
+ */
+async function drillWithApps(
+  deps: Needs,
+  target: DockerTarget,
+  ds: DataService,
+  row: DataServiceBackup,
+  manifest: BackupManifest,
+  decoded: { output: AsyncIterable<Uint8Array>; totals(): CodedTotals },
+  drillPassword: string,
+  apps: DrillApp[],
+): Promise<string | null> {
+  const network = drillNetworkName(row.id);
+  const run = await deps.runtime.runPiped!(target, planDrill(ds, drillPassword, row.id, network), {
+    timeoutMs: timeoutOf(deps),
+    stdin: decoded.output,
+  });
+  try {
+    const out = await textUntil(run.stdout, 'drill\tready');
+    if (!out.ready) {
+      const result = await run.result;
+      throw new Error(
+        `the restore into the drill container ${result.timedOut ? 'timed out' : `exited with ${result.exitCode}`}: ${lastLines(result.output) || 'no output'}`,
+      );
+    }
+    const mismatch = decodedMismatch(manifest, decoded.totals());
+    if (mismatch) return mismatch;
+    const counted = compareWithManifest(manifest, parseCounts(out.text));
+    if (counted) return counted;
+    return await checkLinkedApps(deps, target, ds, apps, drillPassword, row.id);
+  } finally {
+    await deps.runtime.remove(target, drillServerName(ds, row.id)).catch(() => undefined);
+    await run.result.catch(() => undefined);
+    await deps.runtime
+      .removeNetwork?.(target, network)
+      .catch((e: unknown) =>
+        deps.logger.warn({ network, err: messageOf(e) }, 'the drill network was not removed'),
+      );
+  }
+}
+
+/**
+ * Reads text until a line equal to `marker` (the drill server stays up after it) or the end;
+ * bounded like collectText.
+ */
+async function textUntil(
+  stream: AsyncIterable<Uint8Array>,
+  marker: string,
+  max = 256 * 1024,
+): Promise<{ text: string; ready: boolean }> {
+  const decoder = new TextDecoder();
+  let text = '';
+  for await (const chunk of stream) {
+    if (text.length < max) text += decoder.decode(chunk, { stream: true });
+    if (text.split('\n').some((l) => l.replace(/\r$/, '') === marker)) return { text, ready: true };
+  }
+  return { text: text + decoder.decode(), ready: false };
 }
 
 /** Deletes what retention lets go: the manifest first (so it stops counting), then the dump. */
@@ -481,8 +581,8 @@ async function restoreInto(
       throw new Error(
         `the restore ${result.timedOut ? 'timed out' : `exited with ${result.exitCode}`}: ${lastLines(result.output).replaceAll(password, '***')}`,
       );
-    if (decoded.totals().outSha256 !== manifest.rawSha256)
-      throw new Error("the decrypted dump's SHA-256 is not the manifest's");
+    const mismatch = decodedMismatch(manifest, decoded.totals());
+    if (mismatch) throw new Error(mismatch);
   } finally {
     if (target.engine === 'redis')
       await deps.runtime.start(docker, planDataContainer(target, password));

@@ -13,6 +13,7 @@ import type {
   DataServiceBackup,
 } from '../models.ts';
 import type { ContainerSpec } from '../ports.ts';
+import { drillServerName } from './drill-app.ts';
 import {
   dataContainerName,
   dataEngineImages,
@@ -36,9 +37,9 @@ export const backupKeyContext = (orgId: string, backupId: string): string =>
   `${orgId}:backup:${backupId}`;
 
 export const dumpTools: Record<DataService['engine'], string> = {
-  mariadb: 'mariadb-dump --single-transaction',
-  postgres: 'pg_dump -Fc',
-  redis: 'redis BGSAVE + dump.rdb',
+  mariadb: 'mariadb-dump --single-transaction | gzip -6',
+  postgres: 'pg_dump -Fc -Z0 | gzip -6',
+  redis: 'redis BGSAVE + dump.rdb | gzip -6',
 };
 
 /**
@@ -70,7 +71,15 @@ const labels = (d: DataService, role: string) => ({
   'selfdevop.role': role,
 });
 
-/** A one-off client on the project network that writes the dump to stdout, nothing else. */
+/**
+ * The one-off next to the server that takes a backup: it counts what the dump should hold
+ * (rows per table or Redis keys, and the server version) onto stderr, then writes the dump
+ * to stdout compressed by `gzip -6` right there on the node, beside the dump, as
+ * `mariadb-dump | gzip` would run: the control plane then only encrypts, hashes and stores
+ * a quarter of the bytes (measured in ARCHITECTURE.md). A FIFO tees the uncompressed bytes to
+ * `wc -c` (the dump's size for the manifest; a copy, not a second pass of hashing). bash's
+ * pipefail makes a failing dump fail the one-off, never a short gzip that exits 0.
+ */
 export function planDump(d: DataService, password: string, backupId: string): ContainerSpec {
   const host = dataContainerName(d);
   const base = {
@@ -80,30 +89,37 @@ export function planDump(d: DataService, password: string, backupId: string): Co
     restartPolicy: 'no' as const,
     network: projectNetworkName(d.projectId),
   };
+  const compressed = (producer: string[]) => [
+    'bash',
+    '-o',
+    'pipefail',
+    '-ec',
+    [
+      `{
+${countScript(d.engine, host)}
+} >&2`,
+      'mkfifo /tmp/raw',
+      'wc -c </tmp/raw >/tmp/raw-bytes &',
+      ...producer.slice(0, -1),
+      `${producer.at(-1)!} | tee /tmp/raw | gzip -6`,
+      'wait $!',
+      `printf 'rawbytes\\t%s\\n' "$(cat /tmp/raw-bytes)" >&2`,
+    ].join('\n'),
+  ];
   if (d.engine === 'mariadb')
     return {
       ...base,
       env: { MYSQL_PWD: password },
-      entrypoint: [
-        'mariadb-dump',
-        '-h',
-        host,
-        '-u',
-        db,
-        '--single-transaction',
-        '--routines',
-        '--triggers',
-        '--events',
-        '--hex-blob',
-        db,
-      ],
+      entrypoint: compressed([
+        `mariadb-dump -h ${host} -u ${db} --single-transaction --routines --triggers --events --hex-blob ${db}`,
+      ]),
     };
   if (d.engine === 'postgres')
     return {
       ...base,
       env: { PGPASSWORD: password },
-      // -Z0: the codec compresses once; pg_dump's own zlib on top would only cost time.
-      entrypoint: ['pg_dump', '-h', host, '-U', db, '-d', db, '-Fc', '-Z0'],
+      // -Z0: gzip compresses once, after it; pg_dump's own zlib as well would only cost time.
+      entrypoint: compressed([`pg_dump -h ${host} -U ${db} -d ${db} -Fc -Z0`]),
     };
   // Redis: BGSAVE, wait until LASTSAVE moves, then the snapshot file from the data volume
   // (mounted read-only here). The one-off runs as the image's redis user, who owns it.
@@ -111,29 +127,25 @@ export function planDump(d: DataService, password: string, backupId: string): Co
     ...base,
     env: { REDISCLI_AUTH: password, H: host },
     volumes: [`${dataVolumeName(d)}:/data:ro`],
-    entrypoint: [
-      'sh',
-      '-ec',
-      [
-        'before=$(redis-cli -h "$H" lastsave)',
-        // LASTSAVE counts seconds: start the save in a later second than the last one.
-        'while [ "$(date +%s)" -le "$before" ]; do sleep 0.2; done',
-        'redis-cli -h "$H" bgsave >&2',
-        'i=0',
-        'while [ "$(redis-cli -h "$H" lastsave)" = "$before" ]; do',
-        '  i=$((i+1)); [ $i -lt 600 ] || { echo "BGSAVE did not finish in 120 s" >&2; exit 1; }',
-        '  sleep 0.2',
-        'done',
-        'cat /data/dump.rdb',
-      ].join('\n'),
-    ],
+    entrypoint: compressed([
+      'before=$(redis-cli -h "$H" lastsave)',
+      // LASTSAVE counts seconds: start the save in a later second than the last one.
+      'while [ "$(date +%s)" -le "$before" ]; do sleep 0.2; done',
+      'redis-cli -h "$H" bgsave >&2',
+      'i=0',
+      'while [ "$(redis-cli -h "$H" lastsave)" = "$before" ]; do',
+      '  i=$((i+1)); [ $i -lt 600 ] || { echo "BGSAVE did not finish in 120 s" >&2; exit 1; }',
+      '  sleep 0.2',
+      'done',
+      'cat /data/dump.rdb',
+    ]),
   };
 }
 
 /**
  * Counts what the backup should hold, printed as `table<TAB>name<TAB>rows`, `keys<TAB>n`
- * and `version<TAB>v` lines: by a client over the network for a live server (`live`), or
- * over loopback inside a drill container.
+ * and `version<TAB>v` lines: by a client over the network for a live server (in the dump
+ * one-off, before the dump), or over loopback inside a drill container.
  */
 function countScript(engine: DataService['engine'], host: string): string {
   if (engine === 'mariadb')
@@ -163,44 +175,51 @@ const passwordEnv = (engine: DataService['engine'], password: string): Record<st
       ? { PGPASSWORD: password }
       : { REDISCLI_AUTH: password };
 
-/** A one-off on the project network that counts tables' rows (or keys) and reads the version. */
-export function planCount(d: DataService, password: string, backupId: string): ContainerSpec {
-  const host = dataContainerName(d);
-  return {
-    name: `${host}-count-${backupId.toLowerCase()}`,
-    image: imageOf(d),
-    env: passwordEnv(d.engine, password),
-    labels: labels(d, 'data-backup'),
-    restartPolicy: 'no',
-    network: projectNetworkName(d.projectId),
-    entrypoint: ['sh', '-ec', countScript(d.engine, host)],
-  };
-}
-
-/** What a count printed: per-table rows, the key count and the server version. */
+/**
+ * What a count printed: per-table rows, the key count and the server version; and, from a
+ * dump one-off, the uncompressed dump's size (`rawbytes`).
+ */
 export function parseCounts(output: string): {
   tables: Record<string, number>;
   keys: number | null;
   serverVersion: string;
+  rawBytes: number | null;
 } {
   const tables: Record<string, number> = {};
   let keys: number | null = null;
   let serverVersion = '';
+  let rawBytes: number | null = null;
   for (const line of output.split('\n')) {
     const [kind, a = '', b = ''] = line.replace(/\r$/, '').split('\t');
     if (kind === 'table' && a && /^\d+$/.test(b)) tables[a] = Number(b);
     if (kind === 'keys' && /^\d+$/.test(a)) keys = Number(a);
     if (kind === 'version') serverVersion = a;
+    if (kind === 'rawbytes' && /^\s*\d+\s*$/.test(a)) rawBytes = Number(a);
   }
-  return { tables, keys, serverVersion };
+  return { tables, keys, serverVersion, rawBytes };
 }
+
+/** What a drill's server runs with: its copy is thrown away, so durability is not paid for. */
+export const drillServerFlags = {
+  mariadb:
+    '--innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --skip-log-bin --innodb-buffer-pool-size=256M',
+  postgres: '-c fsync=off -c synchronous_commit=off -c full_page_writes=off',
+} as const;
 
 /**
  * The restore drill: one container with NO network (loopback only) from the same image. It
  * starts a fresh server on an empty data directory, restores the dump from stdin into it and
  * prints the same counts as the backup did, for the worker to compare with the manifest.
+ * With `network` (linked apps will start against the copy), it joins that network, the
+ * drill's own and internal, instead of none; after the counts it prints `drill<TAB>ready`
+ * and keeps serving until the worker removes it.
  */
-export function planDrill(d: DataService, drillPassword: string, backupId: string): ContainerSpec {
+export function planDrill(
+  d: DataService,
+  drillPassword: string,
+  backupId: string,
+  network?: string,
+): ContainerSpec {
   const host = '127.0.0.1';
   const wait = (probe: string) =>
     [
@@ -215,7 +234,9 @@ export function planDrill(d: DataService, drillPassword: string, backupId: strin
       env: { MARIADB_DATABASE: db, MARIADB_USER: db, MARIADB_PASSWORD: drillPassword },
       script: [
         // Without MYSQL_PWD: the entrypoint's own root client (no password, socket) reads it too.
-        'env -u MYSQL_PWD /usr/local/bin/selfdevop-mariadb >/tmp/server.log 2>&1 &',
+        // A throwaway copy: no durability to pay for (no doublewrite, no flush at each
+        // commit, no binary log), so the restore runs at the speed of the inserts.
+        `env -u MYSQL_PWD /usr/local/bin/selfdevop-mariadb ${drillServerFlags.mariadb} >/tmp/server.log 2>&1 &`,
         wait(`mariadb -h ${host} -u ${db} ${db} -e 'select 1'`),
         `mariadb -h ${host} -u ${db} ${db}`,
         countScript('mariadb', host),
@@ -224,7 +245,7 @@ export function planDrill(d: DataService, drillPassword: string, backupId: strin
     postgres: {
       env: { POSTGRES_DB: db, POSTGRES_USER: db, POSTGRES_PASSWORD: drillPassword },
       script: [
-        '/usr/local/bin/selfdevop-postgres >/tmp/server.log 2>&1 &',
+        `/usr/local/bin/selfdevop-postgres ${drillServerFlags.postgres} >/tmp/server.log 2>&1 &`,
         wait(`psql -h ${host} -U ${db} -d ${db} -c 'select 1'`),
         `pg_restore -h ${host} -U ${db} -d ${db} --no-owner --exit-on-error`,
         countScript('postgres', host),
@@ -247,14 +268,20 @@ export function planDrill(d: DataService, drillPassword: string, backupId: strin
     },
   };
   const chosen = scripts[d.engine];
-  return {
-    name: `${dataContainerName(d)}-drill-${backupId.toLowerCase()}`,
+  const spec = {
+    name: drillServerName(d, backupId),
     image: imageOf(d),
     env: { ...chosen.env, ...passwordEnv(d.engine, drillPassword) },
     labels: labels(d, 'data-drill'),
-    restartPolicy: 'no',
-    noNetwork: true,
-    entrypoint: ['sh', '-ec', chosen.script],
+    restartPolicy: 'no' as const,
+  };
+  if (!network) return { ...spec, noNetwork: true, entrypoint: ['sh', '-ec', chosen.script] };
+  return {
+    ...spec,
+    network,
+    internalNetwork: true,
+    // `wait`: the server (started in the background above) keeps the drill's copy up.
+    entrypoint: ['sh', '-ec', `${chosen.script}\nprintf 'drill\\tready\\n'\nwait`],
   };
 }
 

@@ -123,9 +123,15 @@ export function planReadinessCheck(d: DataService, password: string): ContainerS
   };
 }
 
-/** The URL a link hands to app containers; reachable only on the project network. */
-export function connectionUrl(d: Pick<DataService, 'id' | 'engine'>, password: string): string {
-  const host = dataContainerName(d);
+/**
+ * The URL a link hands to app containers; reachable only on the project network (or, with
+ * `host`, a drill's restored copy on the drill's own network).
+ */
+export function connectionUrl(
+  d: Pick<DataService, 'id' | 'engine'>,
+  password: string,
+  host = dataContainerName(d),
+): string {
   const pw = encodeURIComponent(password);
   if (d.engine === 'redis') return `redis://:${pw}@${host}:${ports.redis}/0`;
   if (d.engine === 'mariadb') return `mysql://${dbName}:${pw}@${host}:${ports.mariadb}/${dbName}`;

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { NodeBackupCodec } from '../../adapters/backup/node-codec.ts';
 
@@ -39,7 +41,44 @@ describe('NodeBackupCodec', () => {
       outBytes: raw.length,
       inSha256: t.outSha256,
       outSha256: t.inSha256,
+      gzipBytes: t.gzipBytes,
+      gzipSha256: t.gzipSha256,
     });
+    expect(t.gzipBytes).toBe(stored.length - 12 - 16); // GCM adds only the IV and the tag
+  });
+
+  it('encrypts a stream gzipped on the node as it is, and decodes it like its own', async () => {
+    const key = codec.newDataKey();
+    const raw = await all(chunks(2_000_000, 65_536));
+    const gz = gzipSync(raw, { level: 6 });
+    const enc = codec.encode(once(gz), key, { compressed: true });
+    const stored = await all(enc.output);
+    const t = enc.totals();
+    expect(stored.length).toBe(gz.length + 12 + 16);
+    expect(t).toEqual({
+      inBytes: gz.length,
+      outBytes: stored.length,
+      inSha256: createHash('sha256').update(gz).digest('hex'),
+      outSha256: createHash('sha256').update(stored).digest('hex'),
+      gzipBytes: gz.length,
+      gzipSha256: createHash('sha256').update(gz).digest('hex'),
+    });
+    const dec = codec.decode(once(stored), key);
+    expect(Buffer.compare(await all(dec.output), raw)).toBe(0);
+    expect(dec.totals()).toMatchObject({
+      outBytes: raw.length,
+      outSha256: createHash('sha256').update(raw).digest('hex'),
+      gzipBytes: gz.length,
+      gzipSha256: t.gzipSha256,
+    });
+  });
+
+  it('fails the read of a gzip stream whose content was damaged before encryption (CRC-32)', async () => {
+    const key = codec.newDataKey();
+    const gz = gzipSync(await all(chunks(200_000, 4096)));
+    gz[gz.length - 6]! ^= 1; // the trailer's CRC-32: the dump no longer matches it
+    const stored = await all(codec.encode(once(gz), key, { compressed: true }).output);
+    await expect(all(codec.decode(once(stored), key).output)).rejects.toThrow(/check/i);
   });
 
   it('refuses a flipped byte, another key and a truncated object, loudly', async () => {

@@ -2,7 +2,9 @@
  * The Docker adapter's network, volume and entrypoint options on the real engine: a
  * container on a user-defined network (made on first use) is reachable by name from
  * another on that network and from nowhere else, a named volume outlives its container
- * until removeVolume, and removing a volume twice is fine.
+ * until removeVolume, and removing a volume twice is fine. An internal network (a restore
+ * drill's own) reaches its members by name and nothing outside the node; removeNetwork
+ * removes it, twice is fine.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -27,12 +29,14 @@ describe.skipIf(!ready)('DockerRuntime networks, volumes and entrypoints', () =>
   const runtime = new DockerRuntime();
   const network = `sdo-test-net-${run.id}`;
   const volume = `sdo-test-vol-${run.id}`;
+  const drillNet = `sdo-test-drill-${run.id}`;
 
   beforeAll(() => ensureTestImages(), 180_000);
   afterAll(async () => {
     await removeContainersByLabel(run.labels);
     await docker('volume', 'rm', '-f', volume).catch(() => undefined);
     await docker('network', 'rm', network).catch(() => undefined);
+    await docker('network', 'rm', drillNet).catch(() => undefined);
   });
 
   const oneOff = (sh: string, net?: string): ContainerSpec => ({
@@ -80,5 +84,40 @@ describe.skipIf(!ready)('DockerRuntime networks, volumes and entrypoints', () =>
     await runtime.removeVolume(dockerTarget, volume);
     expect(await docker('volume', 'ls', '-q', '--filter', `name=^${volume}$`)).toBe('');
     await expect(runtime.removeVolume(dockerTarget, volume)).resolves.toBeUndefined();
+  }, 90_000);
+
+  it('makes an internal network when asked (no route out, the engine says), members reach each other by name', async () => {
+    const name = run.name('ds'); // a host name: one DNS label, at most 63
+    await runtime.start(dockerTarget, {
+      name,
+      image: testImages.app,
+      env: {},
+      labels: run.labels,
+      restartPolicy: 'no',
+      network: drillNet,
+      internalNetwork: true,
+    });
+    expect(await docker('network', 'inspect', '-f', '{{.Internal}}', drillNet)).toBe('true');
+    // Node (dynamic glibc) as the client: static busybox crashes resolving names on an
+    // internal network, whose embedded DNS answers nothing from outside.
+    const member = await runtime.runOnce(
+      dockerTarget,
+      {
+        ...oneOff('', drillNet),
+        image: 'selfdevop-test/node:base',
+        entrypoint: [
+          'node',
+          '-e',
+          `require('node:http').get('http://${name}:8080/version', (r) => r.pipe(process.stdout))`,
+        ],
+        internalNetwork: true,
+      },
+      30_000,
+    );
+    expect([member.exitCode, member.output.trim()]).toEqual([0, 'v1']);
+    await runtime.remove(dockerTarget, name);
+    await runtime.removeNetwork(dockerTarget, drillNet);
+    expect(await docker('network', 'ls', '-q', '--filter', `name=^${drillNet}$`)).toBe('');
+    await expect(runtime.removeNetwork(dockerTarget, drillNet)).resolves.toBeUndefined();
   }, 90_000);
 });

@@ -205,11 +205,17 @@ describe.skipIf(!ready)('data service backups and drills on Docker', () => {
     expect(stored.byteLength).toBe(b.storedBytes);
     expect(stored.includes('selfdevop-marker')).toBe(false);
     const manifest = JSON.parse(await readFile(objectPath(b.manifestKey), 'utf8'));
+    // Format 2: gzipped in the dump's one-off on the node; the control plane only sealed it.
     expect(manifest).toMatchObject({
+      format: 2,
       backupId: b.id,
       engine: 'mariadb',
-      tool: 'mariadb-dump --single-transaction',
+      tool: 'mariadb-dump --single-transaction | gzip -6',
       sha256: b.sha256,
+      rawSha256: null,
+      gzipSha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      gzipBytes: b.storedBytes - 12 - 16,
+      rawBytes: b.rawBytes,
       tables: { items: 1000, tags: 3 },
     });
     expect(manifest.sealedDataKey).toMatch(/\S/);
@@ -232,6 +238,8 @@ describe.skipIf(!ready)('data service backups and drills on Docker', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-disposition')).toContain(`orders-${firstBackup.id}.sql`);
     const text = await res.text();
+    // The size the one-off counted beside gzip is the dump's own.
+    expect(Buffer.byteLength(text)).toBe(firstBackup.rawBytes);
     expect(text).toContain('CREATE TABLE `items`');
     expect(text).toContain('selfdevop-marker-1000');
   });

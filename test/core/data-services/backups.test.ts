@@ -138,11 +138,17 @@ describe('what a drill checks', () => {
   it('parses counts printed by the count and drill scripts', () => {
     expect(
       parseCounts('version\t10.11.6-MariaDB\ntable\titems\t1000\ntable\ttags\t3\r\nnoise\n'),
-    ).toEqual({ tables: { items: 1000, tags: 3 }, keys: null, serverVersion: '10.11.6-MariaDB' });
+    ).toEqual({
+      tables: { items: 1000, tags: 3 },
+      keys: null,
+      serverVersion: '10.11.6-MariaDB',
+      rawBytes: null,
+    });
     expect(parseCounts('version\t7.0.15\nkeys\t50\n')).toEqual({
       tables: {},
       keys: 50,
       serverVersion: '7.0.15',
+      rawBytes: null,
     });
   });
 
@@ -175,7 +181,7 @@ describe('backup plans', () => {
     });
   });
 
-  it('dumps MariaDB with --single-transaction from a client on the project network, password in env', () => {
+  it('dumps MariaDB with --single-transaction, counted first and gzipped on the node, from a client on the project network, password in env', () => {
     expect(planDump(ds, 'pw', 'bak_1')).toEqual({
       name: 'sdo-data-dat_1-dump-bak_1',
       image: 'selfdevop/mariadb:10.11',
@@ -189,18 +195,49 @@ describe('backup plans', () => {
       network: 'sdo-net-prj_1',
       env: { MYSQL_PWD: 'pw' },
       entrypoint: [
-        'mariadb-dump',
-        '-h',
-        'sdo-data-dat_1',
-        '-u',
-        'app',
-        '--single-transaction',
-        '--routines',
-        '--triggers',
-        '--events',
-        '--hex-blob',
-        'app',
+        'bash',
+        '-o',
+        'pipefail',
+        '-ec',
+        [
+          '{',
+          'q() { mariadb -h sdo-data-dat_1 -u app app -N -B -e "$1"; }',
+          "printf 'version\\t%s\\n' \"$(q 'select version()')\"",
+          "q \"select table_name from information_schema.tables where table_schema='app' and table_type='BASE TABLE' order by 1\" | while read -r t; do",
+          '  printf \'table\\t%s\\t%s\\n\' "$t" "$(q "select count(*) from \\`$t\\`")"',
+          'done',
+          '} >&2',
+          'mkfifo /tmp/raw',
+          'wc -c </tmp/raw >/tmp/raw-bytes &',
+          'mariadb-dump -h sdo-data-dat_1 -u app --single-transaction --routines --triggers --events --hex-blob app | tee /tmp/raw | gzip -6',
+          'wait $!',
+          'printf \'rawbytes\\t%s\\n\' "$(cat /tmp/raw-bytes)" >&2',
+        ].join('\n'),
       ],
+    });
+  });
+
+  it("gzips every engine's dump on the node with pipefail, so a failed dump fails the one-off", () => {
+    for (const [engine, version, tail] of [
+      [
+        'postgres',
+        '15',
+        'pg_dump -h sdo-data-dat_1 -U app -d app -Fc -Z0 | tee /tmp/raw | gzip -6',
+      ],
+      ['redis', '7', 'cat /data/dump.rdb | tee /tmp/raw | gzip -6'],
+    ] as const) {
+      const spec = planDump({ ...ds, engine, version }, 'pw', 'bak_1');
+      expect(spec.entrypoint!.slice(0, 4)).toEqual(['bash', '-o', 'pipefail', '-ec']);
+      expect(spec.entrypoint![4]!.split('\n')).toContain(tail);
+    }
+  });
+
+  it('reads the dump size the one-off reports after its counts', () => {
+    expect(parseCounts('version\t10.11.6\ntable\tt\t3\nrawbytes\t1234\n')).toEqual({
+      tables: { t: 3 },
+      keys: null,
+      serverVersion: '10.11.6',
+      rawBytes: 1234,
     });
   });
 

@@ -46,6 +46,10 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   dbPoolMax: number;
   version: string;
   logLevel?: string;
+  /** The usage collector's interval; 0 (off) unless a test measures usage. */
+  statsIntervalSeconds?: number;
+  /** Where the usage endpoint listens when the collector runs. */
+  statsListen?: string;
 }
 
 /** The environment, options and overrides the settings stand for. */
@@ -78,6 +82,8 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     dbPoolMax,
     version,
     logLevel,
+    statsIntervalSeconds,
+    statsListen,
     ...overrides
   } = settings;
   const env: Record<string, string | undefined> = {
@@ -107,6 +113,8 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     MAX_BODY_BYTES: String(maxBodyBytes),
     DB_POOL_MAX: String(dbPoolMax),
     LOG_LEVEL: logLevel,
+    STATS_INTERVAL_SECONDS: String(statsIntervalSeconds ?? 0),
+    STATS_LISTEN: statsListen,
   };
   const given = Object.fromEntries(
     Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),

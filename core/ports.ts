@@ -597,9 +597,11 @@ export interface ContainerRuntime {
    * Optional (placement): the engine's CPUs and memory (`docker info` NCPU, MemTotal). A
    * runtime without it, or one that cannot answer, leaves the node's capacity unknown.
    */
-  capacity?(
-    target: DockerTarget,
-  ): Promise<{ cpus: number; memoryMb: number; /** The engine's data-root (`DockerRootDir`). */ dataRoot?: string }>;
+  capacity?(target: DockerTarget): Promise<{
+    cpus: number;
+    memoryMb: number;
+    /** The engine's data-root (`DockerRootDir`). */ dataRoot?: string;
+  }>;
   /**
    * Optional (usage collection): one container's CPU time so far and memory in use, from the
    * engine's one-shot stats (no 1 s wait for a second sample); null when it is not running.

@@ -13,9 +13,7 @@ export class EmfUsageSink implements UsageSink {
   readonly #namespace: string;
   readonly #write: (line: string) => void;
 
-  constructor(
-    options: { namespace?: string; destination?: { write(line: string): void } } = {},
-  ) {
+  constructor(options: { namespace?: string; destination?: { write(line: string): void } } = {}) {
     this.#namespace = options.namespace ?? 'selfdevop/apps';
     const destination = options.destination ?? process.stdout;
     this.#write = (line) => destination.write(line);
@@ -104,7 +102,9 @@ export class EmfUsageSink implements UsageSink {
   ): void {
     line._aws = {
       Timestamp: timestamp,
-      CloudWatchMetrics: [{ Namespace: this.#namespace, Dimensions: [dimensions], Metrics: metrics }],
+      CloudWatchMetrics: [
+        { Namespace: this.#namespace, Dimensions: [dimensions], Metrics: metrics },
+      ],
     };
     this.#write(JSON.stringify(line) + '\n');
   }

@@ -4,7 +4,7 @@ import { openNodeTarget } from '../nodes/credentials.ts';
 import { upstreamOf, UntrustedBinding } from '../nodes/address.ts';
 import { describeProbe } from '../releases/health.ts';
 import type { ContainerRuntime, HealthProbe, KeyVault, OrgRepos } from '../ports.ts';
-import { crashLoopingEvent, crashLoopWindowSeconds } from '../stats/collect.ts';
+import { crashLoopWindowSeconds, newestCrashLoopEvents } from '../stats/collect.ts';
 import { requireOrg, type CoreDeps, type Principal } from '../deps.ts';
 
 /**
@@ -72,14 +72,11 @@ async function crashLoopsOf(
   environmentId: string,
   now: number,
 ): Promise<CrashLoopReport[]> {
-  const events = await repos.audit.list(
-    { limit: 50 },
-    { action: crashLoopingEvent, targetId: serviceId },
-  );
+  const events = await newestCrashLoopEvents(repos, serviceId);
   const since = now - crashLoopWindowSeconds * 1000;
   const out: CrashLoopReport[] = [];
   const seen = new Set<string>();
-  for (const e of events.items) {
+  for (const e of events) {
     const d = e.data;
     if (d.environmentId !== environmentId || Date.parse(e.createdAt) < since) continue;
     const key = `${String(d.releaseId)}/${String(d.replica)}`;

@@ -12,12 +12,13 @@ import type {
   KeyVault,
   Logger,
   NodeUsage,
+  OrgRepos,
   ReplicaUsage,
   Store,
   UsageSink,
   UsageSnapshot,
 } from '../ports.ts';
-import type { NodeRecord } from '../models.ts';
+import type { AuditEvent, NodeRecord, Page } from '../models.ts';
 import type { EventPublisher } from '../webhooks/events.ts';
 import { RestartHistory } from './crash-loop.ts';
 import { cpuRatioBetween, parseNodeProbe, planNodeProbe, type CpuCounters } from './node-probe.ts';
@@ -214,7 +215,9 @@ export class UsageCollector {
           20_000,
         );
         if (result.exitCode !== 0)
-          throw new Error(`the probe exited ${result.exitCode ?? 'by timeout'}: ${result.output.slice(-300)}`);
+          throw new Error(
+            `the probe exited ${result.exitCode ?? 'by timeout'}: ${result.output.slice(-300)}`,
+          );
         const reading = parseNodeProbe(result.output);
         const cpuRatio = state?.cpu && reading.cpu ? cpuRatioBetween(state.cpu, reading.cpu) : null;
         this.#nodes.set(key, {
@@ -254,10 +257,7 @@ export class UsageCollector {
    * service's health view also reads. Another process that reported it already in this
    * window (two workers, a restarted one) is found in the audit trail and not repeated.
    */
-  async #reportCrashLoops(
-    replicas: Measured[],
-    thresholds: Map<string, number>,
-  ): Promise<void> {
+  async #reportCrashLoops(replicas: Measured[], thresholds: Map<string, number>): Promise<void> {
     const d = this.#deps;
     const now = d.clock.now().getTime();
     for (const r of replicas) {
@@ -270,13 +270,10 @@ export class UsageCollector {
       if (this.#looping.has(r.containerId)) continue;
       const reported = await d.store
         .withOrg(r.orgId, async (repos) => {
-          const recent = await repos.audit.list(
-            { limit: 20 },
-            { action: crashLoopingEvent, targetId: r.serviceId },
-          );
+          const recent = await newestCrashLoopEvents(repos, r.serviceId);
           const since = now - crashLoopWindowSeconds * 1000;
           if (
-            recent.items.some(
+            recent.some(
               (e) => e.data.containerId === r.containerId && Date.parse(e.createdAt) >= since,
             )
           )
@@ -310,6 +307,28 @@ export class UsageCollector {
       if (reported) this.#looping.add(r.containerId);
     }
   }
+}
+
+/**
+ * A service's `replica.crash_looping` events, newest first. The audit trail pages oldest
+ * first, so this reads to its end: bounded at 20 pages of 200, a service's reports only.
+ */
+export async function newestCrashLoopEvents(
+  repos: OrgRepos,
+  serviceId: string,
+): Promise<AuditEvent[]> {
+  const out: AuditEvent[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < 20; page++) {
+    const { items, nextCursor }: Page<AuditEvent> = await repos.audit.list(
+      { limit: 200, cursor },
+      { action: crashLoopingEvent, targetId: serviceId },
+    );
+    out.push(...items);
+    if (!nextCursor) break;
+    cursor = nextCursor;
+  }
+  return out.reverse();
 }
 
 const crashLoopDefault = () => alertRuleById('crash_loop')!.defaultThreshold;

@@ -12,7 +12,11 @@ const dataRootMount = '/sdo-data-root';
  * taken: it sums what Docker stored but knows no capacity, so no "disk 85 % full" follows
  * from it. No network, a short-lived name, removed by the runtime when it ends.
  */
-export function planNodeProbe(input: { image: string; dataRoot: string; name: string }): ContainerSpec {
+export function planNodeProbe(input: {
+  image: string;
+  dataRoot: string;
+  name: string;
+}): ContainerSpec {
   return {
     name: input.name,
     image: input.image,

@@ -50,6 +50,8 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   statsIntervalSeconds?: number;
   /** Where the usage endpoint listens when the collector runs. */
   statsListen?: string;
+  /** The node probe's image (a test image with busybox). */
+  nodeProbeImage?: string;
 }
 
 /** The environment, options and overrides the settings stand for. */
@@ -84,6 +86,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     logLevel,
     statsIntervalSeconds,
     statsListen,
+    nodeProbeImage,
     ...overrides
   } = settings;
   const env: Record<string, string | undefined> = {
@@ -115,6 +118,8 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     LOG_LEVEL: logLevel,
     STATS_INTERVAL_SECONDS: String(statsIntervalSeconds ?? 0),
     STATS_LISTEN: statsListen,
+    NODE_PROBE_IMAGE: nodeProbeImage,
+    NODE_PROBE_SECONDS: nodeProbeImage ? '15' : undefined,
   };
   const given = Object.fromEntries(
     Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),

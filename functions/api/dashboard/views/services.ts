@@ -24,7 +24,12 @@ interface AppHealth {
   };
   lastDeploy: { releaseId: string; status: string; error: string | null } | null;
   /** Replicas reported crash-looping in the last 15 minutes (absent from older servers). */
-  crashLoops?: { replica: string; restartsInWindow: number; threshold: number; reportedAt: string }[];
+  crashLoops?: {
+    replica: string;
+    restartsInWindow: number;
+    threshold: number;
+    reportedAt: string;
+  }[];
 }
 
 /**

@@ -503,11 +503,20 @@ export interface NodeUsage {
   diskUsedRatio: number | null;
 }
 
-/** Everything one collection measured, per org (a store's figures come separately). */
+/** A data service's failed backups or drills in a row, newest first, from the store. */
+export interface BackupHealth {
+  orgId: string;
+  dataServiceId: string;
+  failuresInARow: number;
+}
+
+/** Everything one collection measured, per org, and what the store says of backups. */
 export interface UsageSnapshot {
   at: string;
   replicas: ReplicaUsage[];
   nodes: NodeUsage[];
+  /** Absent where the collection read no backups. */
+  backups?: BackupHealth[];
 }
 
 /**

@@ -5,7 +5,8 @@ import type { UsageSink, UsageSnapshot } from '../../core/ports.ts';
  * the namespace the charts read (adapters/metrics-query/cloudwatch.ts): per service
  * environment `CpuCores` and `MemoryBytes` summed over its replicas (what the chart draws,
  * as Prometheus's `sum` does) and `Restarts`, dimensions Org/Service/Environment; per node
- * `NodeCpuRatio`, `NodeMemoryUsedRatio`, `NodeDiskUsedRatio`, dimensions Org/Node. Each
+ * `NodeCpuRatio`, `NodeMemoryUsedRatio`, `NodeDiskUsedRatio`, dimensions Org/Node; per
+ * data service `BackupFailuresInARow`, dimensions Org/DataService. Each
  * replica's own figures ride along as a plain property (searchable in Logs Insights, not a
  * metric billed of its own), so the dimensions stay bounded by services and nodes.
  */
@@ -92,6 +93,13 @@ export class EmfUsageSink implements UsageSink {
       add('NodeDiskUsedRatio', n.diskUsedRatio);
       if (metrics.length) this.#emit(line, ['Org', 'Node'], metrics, timestamp);
     }
+    for (const b of snapshot.backups ?? [])
+      this.#emit(
+        { Org: b.orgId, DataService: b.dataServiceId, BackupFailuresInARow: b.failuresInARow },
+        ['Org', 'DataService'],
+        [{ Name: 'BackupFailuresInARow', Unit: 'Count' }],
+        timestamp,
+      );
   }
 
   #emit(

@@ -4,6 +4,7 @@ import { openNodeTarget } from '../nodes/credentials.ts';
 import { allNodes } from '../releases/replicas.ts';
 import type {
   AlertTarget,
+  BackupHealth,
   Clock,
   ContainerInfo,
   ContainerRuntime,
@@ -18,7 +19,7 @@ import type {
   UsageSink,
   UsageSnapshot,
 } from '../ports.ts';
-import type { AuditEvent, NodeRecord, Page } from '../models.ts';
+import type { AuditEvent, DataService, DataServiceBackup, NodeRecord, Page } from '../models.ts';
 import type { EventPublisher } from '../webhooks/events.ts';
 import { RestartHistory } from './crash-loop.ts';
 import { cpuRatioBetween, parseNodeProbe, planNodeProbe, type CpuCounters } from './node-probe.ts';
@@ -28,7 +29,11 @@ export interface UsageConfig {
   nodeProbeImage: string;
   /** A node is probed at most this often: each probe is a one-off container on it. */
   nodeProbeEverySeconds: number;
-  /** Containers measured at once on one node (two engine calls each). */
+  /**
+   * Containers measured at once on one node (two engine calls each); 32 unless set. A
+   * one-shot stats call costs the engine little CPU but may wait up to its 1 s sampling
+   * tick, so 100 containers 4 at a time took 25 s, longer than the interval.
+   */
   concurrency?: number;
 }
 
@@ -76,6 +81,7 @@ export class UsageCollector {
   readonly #cpu = new Map<string, { seconds: number; at: number }>();
   readonly #nodes = new Map<string, NodeState>();
   readonly #restarts = new RestartHistory(crashLoopWindowSeconds * 1000);
+  readonly #backupCache = new Map<string, { at: number; health: BackupHealth[] }>();
   /** Containers reported as looping in this episode (cleared when they calm down). */
   readonly #looping = new Set<string>();
 
@@ -95,8 +101,10 @@ export class UsageCollector {
     }
     const replicas: Measured[] = [];
     const nodes: NodeUsage[] = [];
+    const backups: BackupHealth[] = [];
     const seen = new Set<string>();
     for (const orgId of [...orgs].sort()) {
+      backups.push(...(await this.#backups(orgId)));
       const orgNodes = await d.store.withOrg(orgId, (repos) => allNodes(repos));
       await Promise.all(
         orgNodes.map(async (node) => {
@@ -124,6 +132,7 @@ export class UsageCollector {
       at: d.clock.now().toISOString(),
       replicas: replicas.map(({ containerId: _c, releaseId: _r, ...r }) => r),
       nodes,
+      backups,
     };
     await d.sink.publish(snapshot);
     await this.#reportCrashLoops(replicas, thresholds);
@@ -156,7 +165,7 @@ export class UsageCollector {
         }
       }
     };
-    await Promise.all(Array.from({ length: d.config.concurrency ?? 4 }, worker));
+    await Promise.all(Array.from({ length: d.config.concurrency ?? 32 }, worker));
     return out;
   }
 
@@ -192,6 +201,43 @@ export class UsageCollector {
       containerId: c.id,
       releaseId: c.labels['selfdevop.release'] ?? '',
     };
+  }
+
+  /**
+   * Each data service's failed backups or drills in a row, read from the store at most once
+   * a minute per org (they change at most hourly: schedules are hourly at the most).
+   */
+  async #backups(orgId: string): Promise<BackupHealth[]> {
+    const d = this.#deps;
+    const now = d.clock.now().getTime();
+    const cached = this.#backupCache.get(orgId);
+    if (cached && now - cached.at < 60_000) return cached.health;
+    const health = await d.store
+      .withOrg(orgId, async (repos) => {
+        const out: BackupHealth[] = [];
+        let cursor: string | null = null;
+        for (let page = 0; page < 10; page++) {
+          const { items, nextCursor }: Page<DataService> = await repos.dataServices.list({
+            limit: 200,
+            cursor,
+          });
+          for (const s of items)
+            out.push({
+              orgId,
+              dataServiceId: s.id,
+              failuresInARow: backupFailuresInARow(await repos.dataServiceBackups.list(s.id)),
+            });
+          if (!nextCursor) break;
+          cursor = nextCursor;
+        }
+        return out;
+      })
+      .catch((e: Error) => {
+        d.logger.warn({ orgId, err: e.message }, 'usage: backups could not be read');
+        return cached?.health ?? [];
+      });
+    this.#backupCache.set(orgId, { at: now, health });
+    return health;
   }
 
   /** The node's figures: probed when due, else the last probe's (disk and memory move slowly). */
@@ -329,6 +375,24 @@ export async function newestCrashLoopEvents(
     cursor = nextCursor;
   }
   return out.reverse();
+}
+
+/**
+ * Failed backups or drills in a row, newest first (the `backup_failed` rule's count): a
+ * failed backup counts, a completed one whose drill failed counts, one still running is
+ * skipped, and the first completed one whose drill did not fail ends the run.
+ */
+export function backupFailuresInARow(
+  backups: readonly Pick<DataServiceBackup, 'status' | 'drillStatus'>[],
+): number {
+  let n = 0;
+  for (let i = backups.length - 1; i >= 0; i--) {
+    const b = backups[i]!;
+    if (b.status === 'running') continue;
+    if (b.status === 'failed' || b.drillStatus === 'failed') n++;
+    else break;
+  }
+  return n;
 }
 
 const crashLoopDefault = () => alertRuleById('crash_loop')!.defaultThreshold;

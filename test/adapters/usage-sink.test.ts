@@ -13,7 +13,7 @@ import {
 } from '../contracts/usage-sink.case.ts';
 
 function readPrometheus(text: string): UsageRead {
-  const out: UsageRead = { serviceMemory: {}, serviceRestarts: {}, nodes: {} };
+  const out: UsageRead = { serviceMemory: {}, serviceRestarts: {}, nodes: {}, backups: {} };
   for (const line of text.split('\n')) {
     const m = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
     if (!m) continue;
@@ -26,6 +26,8 @@ function readPrometheus(text: string): UsageRead {
     const add = (o: Record<string, number>) => (o[svc] = (o[svc] ?? 0) + v);
     if (m[1] === 'selfdevop_replica_memory_bytes') add(out.serviceMemory);
     if (m[1] === 'selfdevop_replica_restarts_total') add(out.serviceRestarts);
+    if (m[1] === 'selfdevop_backup_failures_in_a_row')
+      out.backups[`${labels.org}/${labels.data_service}`] = v;
     const ratio = {
       selfdevop_node_cpu_ratio: 'cpu',
       selfdevop_node_memory_used_ratio: 'memory',
@@ -37,7 +39,7 @@ function readPrometheus(text: string): UsageRead {
 }
 
 function readEmf(lines: string[]): UsageRead {
-  const out: UsageRead = { serviceMemory: {}, serviceRestarts: {}, nodes: {} };
+  const out: UsageRead = { serviceMemory: {}, serviceRestarts: {}, nodes: {}, backups: {} };
   const docs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   const newest = Math.max(...docs.map((d) => (d._aws as { Timestamp: number }).Timestamp));
   for (const d of docs) {
@@ -58,6 +60,7 @@ function readEmf(lines: string[]): UsageRead {
         const v = d[Name] as number;
         if (Name === 'MemoryBytes') out.serviceMemory[key] = v;
         if (Name === 'Restarts') out.serviceRestarts[key] = v;
+        if (Name === 'BackupFailuresInARow') out.backups[key] = v;
         const ratio = {
           NodeCpuRatio: 'cpu',
           NodeMemoryUsedRatio: 'memory',

@@ -9,6 +9,8 @@ export interface UsageRead {
   serviceRestarts: Record<string, number>;
   /** Node ratios by `org/node`, only those measured. */
   nodes: Record<string, { cpu?: number; memory?: number; disk?: number }>;
+  /** Failed backups or drills in a row by `org/data service`. */
+  backups: Record<string, number>;
 }
 
 export const usageSnapshot: UsageSnapshot = {
@@ -52,6 +54,10 @@ export const usageSnapshot: UsageSnapshot = {
     { orgId: 'org_a', nodeId: 'node_1', cpuRatio: 0.5, memoryUsedRatio: 0.25, diskUsedRatio: 0.9 },
     { orgId: 'org_b', nodeId: 'node_3', cpuRatio: null, memoryUsedRatio: 0.5, diskUsedRatio: 0.1 },
   ],
+  backups: [
+    { orgId: 'org_a', dataServiceId: 'dsv_cache', failuresInARow: 0 },
+    { orgId: 'org_b', dataServiceId: 'dsv_db', failuresInARow: 2 },
+  ],
 };
 
 /**
@@ -80,6 +86,12 @@ export function runUsageSinkContract(make: () => { sink: UsageSink; read(): Usag
       'org_a/node_1': { cpu: 0.5, memory: 0.25, disk: 0.9 },
       'org_b/node_3': { memory: 0.5, disk: 0.1 },
     });
+  });
+
+  it('exports each data service’s failed backups or drills in a row, 0 included', async () => {
+    const { sink, read } = make();
+    await sink.publish(usageSnapshot);
+    expect(read().backups).toEqual({ 'org_a/dsv_cache': 0, 'org_b/dsv_db': 2 });
   });
 
   it('exports nothing of a replica that is gone in the next snapshot', async () => {

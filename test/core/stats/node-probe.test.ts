@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cpuRatioBetween, parseNodeProbe, planNodeProbe } from '../../../core/stats/node-probe.ts';
 import { RestartHistory } from '../../../core/stats/crash-loop.ts';
-import { replicaIndexOf } from '../../../core/stats/collect.ts';
+import { backupFailuresInARow, replicaIndexOf } from '../../../core/stats/collect.ts';
 
 describe('the node probe', () => {
   it('is a one-off with no network that reads the engine’s data-root read-only', () => {
@@ -98,5 +98,36 @@ describe('restart history (the crash-loop rule’s window)', () => {
   it('names replicas by their container names', () => {
     expect(replicaIndexOf('sdo-svc-env-rel_1')).toBe('0');
     expect(replicaIndexOf('sdo-svc-env-rel_1-r3')).toBe('3');
+  });
+});
+
+describe('failed backups in a row (the backup_failed rule’s count)', () => {
+  const b = (
+    status: 'running' | 'completed' | 'failed',
+    drillStatus: 'passed' | 'failed' | null = null,
+  ) => ({
+    status,
+    drillStatus,
+  });
+
+  it('counts failed backups and failed drills from the newest back to the first good one', () => {
+    // Oldest first, as the store lists them.
+    expect(
+      backupFailuresInARow([
+        b('failed'),
+        b('completed', 'passed'),
+        b('failed'),
+        b('completed', 'failed'),
+      ]),
+    ).toBe(2);
+  });
+
+  it('skips one still running and stops at a completed backup not yet drilled', () => {
+    expect(backupFailuresInARow([b('failed'), b('completed'), b('failed'), b('running')])).toBe(1);
+  });
+
+  it('is 0 for a data service without backups or whose newest passed', () => {
+    expect(backupFailuresInARow([])).toBe(0);
+    expect(backupFailuresInARow([b('failed'), b('completed', 'passed')])).toBe(0);
   });
 });

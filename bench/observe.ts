@@ -15,6 +15,8 @@
  * `engineFloor` is the same three logs read raw from the Engine API at once (no parsing,
  * merging or search): what the engine alone costs on this machine.
  *
+ * `collectionOverhead` (benchmark item 3) is bench/observe/collection.ts.
+ *
  * Prints one JSON object (its last output) with a `goals` map. Loopback only; every loop is
  * bounded; the containers (label `selfdevop.bench=<run>`) are removed at the end, also on failure.
  */
@@ -39,6 +41,7 @@ import {
 import { ensureTestImages } from '../test/support/docker.ts';
 import { round } from './support/stats.ts';
 import { alertToNotification } from './observe/alerts.ts';
+import { collectionOverhead } from './observe/collection.ts';
 
 const run = promisify(execFile);
 const totalLines = Number(process.env.BENCH_LOG_LINES ?? 60_000);
@@ -198,9 +201,11 @@ async function main() {
       throw new Error(
         `expected ${expected} matches, got ${substring.matches} and ${regex.matches}`,
       );
+    const collection = await collectionOverhead(log);
     process.stdout.write(
       `${JSON.stringify(
         {
+          collection: collection.detail,
           lines: perReplica * replicas,
           replicas,
           engineFloor,
@@ -224,6 +229,7 @@ async function main() {
               got: substring.memoryGrowthMb,
               met: substring.memoryGrowthMb <= goals.logSearchMemoryMb,
             },
+            ...collection.goals,
           },
         },
         null,

@@ -566,6 +566,65 @@ export interface ContainerInfo {
   ports?: PublishedPort[];
 }
 
+/** A container's usage as its engine measures it (cgroup figures). */
+export interface ContainerUsage {
+  /** CPU time used since the container (this run of it) started, in seconds. */
+  cpuSeconds: number;
+  /** Memory in use without the page cache, as `docker stats` shows it. */
+  memoryBytes: number;
+}
+
+/** One replica's figures in a usage snapshot; the labels are the bounded ones of the charts. */
+export interface ReplicaUsage {
+  orgId: string;
+  serviceId: string;
+  environmentId: string;
+  /** The replica's index in its release, as text (a label). */
+  replica: string;
+  nodeId: string;
+  /** CPU seconds used by the replica's current container (a counter; resets with a new container). */
+  cpuSeconds: number | null;
+  /** CPU cores used on average since the previous collection; null on first sight. */
+  cpuCores: number | null;
+  memoryBytes: number | null;
+  /** Times the engine restarted the container under its restart policy. */
+  restarts: number;
+}
+
+/** One node's figures, as ratios of the host's capacity; null when not measured. */
+export interface NodeUsage {
+  orgId: string;
+  nodeId: string;
+  cpuRatio: number | null;
+  memoryUsedRatio: number | null;
+  diskUsedRatio: number | null;
+}
+
+/** A data service's failed backups or drills in a row, newest first, from the store. */
+export interface BackupHealth {
+  orgId: string;
+  dataServiceId: string;
+  failuresInARow: number;
+}
+
+/** Everything one collection measured, per org, and what the store says of backups. */
+export interface UsageSnapshot {
+  at: string;
+  replicas: ReplicaUsage[];
+  nodes: NodeUsage[];
+  /** Absent where the collection read no backups. */
+  backups?: BackupHealth[];
+}
+
+/**
+ * Where collected usage goes: self-hosted, the worker's Prometheus endpoint (each snapshot
+ * replaces the last, so a replica that is gone stops being exported); in the cloud,
+ * CloudWatch EMF lines on the worker function's output.
+ */
+export interface UsageSink {
+  publish(snapshot: UsageSnapshot): void | Promise<void>;
+}
+
 /** One port binding of a container as its engine answered it (`HostIp`, `HostPort`), unchecked. */
 export interface PublishedPort {
   containerPort: number;
@@ -646,7 +705,16 @@ export interface ContainerRuntime {
    * Optional (placement): the engine's CPUs and memory (`docker info` NCPU, MemTotal). A
    * runtime without it, or one that cannot answer, leaves the node's capacity unknown.
    */
-  capacity?(target: DockerTarget): Promise<{ cpus: number; memoryMb: number }>;
+  capacity?(target: DockerTarget): Promise<{
+    cpus: number;
+    memoryMb: number;
+    /** The engine's data-root (`DockerRootDir`). */ dataRoot?: string;
+  }>;
+  /**
+   * Optional (usage collection): one container's CPU time so far and memory in use, from the
+   * engine's one-shot stats (no 1 s wait for a second sample); null when it is not running.
+   */
+  usage?(target: DockerTarget, nameOrId: string): Promise<ContainerUsage | null>;
   /**
    * Optional (backups): runs a one-off with `stdin` streamed in (then closed) and its stdout
    * handed out as bytes, never buffered whole on either side; killed after timeoutMs, then

@@ -89,7 +89,15 @@ export interface WorkerSystem {
    * dashboard would leave it down until some other timer noticed.
    */
   edgeControl?(): Promise<string[]>;
+  /**
+   * Where the mode measures replicas and nodes on a schedule (the cloud's worker function,
+   * every minute); the self-hosted worker runs its collector on its own finer timer.
+   */
+  collectUsage?(): Promise<void>;
 }
+
+/** The job that measures every replica and node (cloud; core/stats/collect.ts). */
+export const usageCollectJob = 'usage-collect';
 
 /** The job that rebuilds lost edge routes from the database, every minute. */
 export const edgeRebuildJob = 'edge-rebuild';
@@ -176,6 +184,8 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
       },
     });
   }
+  const collectUsage = system.collectUsage?.bind(system);
+  if (collectUsage) jobs.push({ name: usageCollectJob, cron: '* * * * *', run: collectUsage });
   const maintenance = system.maintenance?.bind(system);
   if (maintenance) jobs.push({ name: 'maintenance', cron: '0 * * * *', run: maintenance });
   return jobs;

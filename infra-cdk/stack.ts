@@ -474,6 +474,16 @@ export class SelfdevopStack extends Stack {
         new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(1) }),
       ],
     });
+    new events.Rule(this, 'UsageCollectRule', {
+      ruleName: `${prefix}usage-collect`,
+      description:
+        'measures every replica and node (CPU, memory, restarts, disk) into CloudWatch, every minute, through the scheduled-jobs queue',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      // A collection that could not start within its minute is superseded by the next one.
+      targets: [
+        new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(1) }),
+      ],
+    });
     new events.Rule(this, 'ReleaseSweepRule', {
       ruleName: `${prefix}release-sweep`,
       description:

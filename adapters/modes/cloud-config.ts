@@ -130,6 +130,11 @@ const schema = z
     SES_CONFIGURATION_SET: z.string().min(1).optional(),
     /** The CloudWatch namespace the charts read apps' edge traffic and usage from. */
     METRICS_NAMESPACE: z.string().min(1).max(255).default('selfdevop/apps'),
+    /**
+     * The image of the one-off that reads a node's CPU, memory and disk (sh, head, grep,
+     * df); it must be on every node, it is never pulled.
+     */
+    NODE_PROBE_IMAGE: z.string().min(1).max(255).default('selfdevop/debian:bookworm'),
     SIGNUP_MODE: z.enum(['open', 'first-user', 'closed']).default('closed'),
     /**
      * The platform's operators (emails, comma-separated): in the cloud edition nobody else

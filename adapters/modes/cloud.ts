@@ -36,6 +36,8 @@ import { fromPino } from '../logger/pino.ts';
 import { SesMailer } from '../mail/ses.ts';
 import { nodeKeyHasher } from '../hash/node-crypto.ts';
 import { EmfMetrics } from '../metrics/cloudwatch-emf.ts';
+import { EmfUsageSink } from '../metrics/usage-emf.ts';
+import { UsageCollector, usageDepsOf } from '../../core/stats/collect.ts';
 import { S3ObjectStore } from '../objects/s3.ts';
 
 /** Why the cloud edition keeps no control-plane backups of its own; the API answers it. */
@@ -72,6 +74,12 @@ export interface CloudSystem {
   notifications: NotificationDeps;
   /** The hourly maintenance job: forgets idempotency keys past their retention. */
   maintenance(): Promise<void>;
+  /**
+   * The worker function's usage job (every minute): measures replicas and nodes into EMF
+   * lines. Only where an engine is reachable (the worker); kept across warm invocations,
+   * which is where the CPU rates and the restart history come from.
+   */
+  collectUsage?(): Promise<void>;
   /** Every route the edge must serve: the `edge-rebuild` job puts back what Caddy lost. */
   routeCatalog: RouteCatalog;
   close(): Promise<void>;
@@ -245,6 +253,19 @@ export async function fromCloud(
     },
   );
   const { api, release, domains, webhooks, notifications } = system;
+  const usage = overrides.runtime
+    ? new UsageCollector(
+        usageDepsOf(
+          release,
+          new EmfUsageSink({
+            namespace: config.METRICS_NAMESPACE,
+            destination: overrides.logDestination,
+          }),
+          // A probe per minute at most: the job runs once a minute.
+          { nodeProbeImage: config.NODE_PROBE_IMAGE, nodeProbeEverySeconds: 60 },
+        ),
+      )
+    : null;
   return {
     api,
     release,
@@ -257,6 +278,13 @@ export async function fromCloud(
     webhooks,
     notifications,
     routeCatalog: new PostgresRouteCatalog(db),
+    ...(usage
+      ? {
+          async collectUsage() {
+            await usage.collect();
+          },
+        }
+      : {}),
     async maintenance() {
       if (!ledger.prune) return;
       const forgotten = await ledger.prune(config.IDEMPOTENCY_RETENTION_DAYS);

@@ -200,6 +200,25 @@ const schema = z.object({
    * to /api/alerts/alertmanager) present; without it neither endpoint answers.
    */
   ALERT_RECEIVER_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
+  /**
+   * How often the process that runs the workers measures every replica and node (CPU,
+   * memory, restarts; the node's disk) for the charts and the crash-loop, node and disk
+   * alerts; 0 turns the collector off.
+   */
+  STATS_INTERVAL_SECONDS: z.coerce
+    .number()
+    .int()
+    .refine((v) => v === 0 || (v >= 5 && v <= 3_600), 'must be 0 (off) or 5 to 3600')
+    .default(15),
+  /** Where the worker serves the usage it measured to Prometheus (`GET /metrics`). */
+  STATS_LISTEN: hostPort.default('127.0.0.1:9464'),
+  /**
+   * The image of the one-off that reads a node's CPU, memory and disk (it needs sh, head,
+   * grep and df); it must be on every node, it is never pulled.
+   */
+  NODE_PROBE_IMAGE: z.string().min(1).max(255).default('selfdevop/debian:bookworm'),
+  /** A node is probed at most this often (each probe is a one-off container on it). */
+  NODE_PROBE_SECONDS: z.coerce.number().int().min(15).max(3_600).default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MAX_BODY_BYTES: z.coerce
     .number()

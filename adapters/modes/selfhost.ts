@@ -31,6 +31,9 @@ import { RandomIds } from '../ids/random.ts';
 import { fromPino } from '../logger/pino.ts';
 import { SmtpMailer } from '../mail/smtp.ts';
 import { PrometheusMetrics } from '../metrics/prometheus.ts';
+import { PrometheusUsageSink } from '../metrics/usage-prometheus.ts';
+import { serveUsageMetrics } from '../metrics/usage-endpoint.ts';
+import { UsageCollector, usageDepsOf } from '../../core/stats/collect.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
 import { fromPgBoss, type PgBossConfig } from '../queue/pg-boss.ts';
 import { DockerRuntime } from '../runtime/docker.ts';
@@ -331,6 +334,7 @@ export async function fromSelfhost(
             'rebuilding the edge from the database failed; the schedule retries',
           ),
         );
+      stops.push(await startUsageCollection(config, system.release, logger));
       const stop = async () => {
         await Promise.all(stops.map((s) => s()));
       };
@@ -347,6 +351,56 @@ export async function fromSelfhost(
       await db.close();
       mailer?.close();
     },
+  };
+}
+
+/**
+ * The usage collector of the process that runs the workers: every STATS_INTERVAL_SECONDS
+ * (never two collections at once) it measures replicas and nodes, and it serves the newest
+ * snapshot to Prometheus at STATS_LISTEN. Resolves to its stop.
+ */
+async function startUsageCollection(
+  config: SelfhostConfig,
+  release: ReleaseDeps,
+  logger: Logger,
+): Promise<() => Promise<void>> {
+  const everyMs = config.STATS_INTERVAL_SECONDS * 1000;
+  if (everyMs === 0) return async () => undefined;
+  // Three intervals without a collection and the figures are no longer served as current.
+  const sink = new PrometheusUsageSink({ maxAgeMs: everyMs * 3 });
+  const collector = new UsageCollector(
+    usageDepsOf(release, sink, {
+      nodeProbeImage: config.NODE_PROBE_IMAGE,
+      nodeProbeEverySeconds: config.NODE_PROBE_SECONDS,
+    }),
+  );
+  // A taken address costs Prometheus the figures, not the workers their start: the
+  // collector still runs (crash loops are still reported) and the error says what to change.
+  const endpoint = await serveUsageMetrics({
+    ...splitHostPort(config.STATS_LISTEN),
+    ...(config.ALERT_RECEIVER_TOKEN ? { token: config.ALERT_RECEIVER_TOKEN } : {}),
+    render: () => sink.render(),
+  }).catch((e: Error) => {
+    logger.error(
+      { err: e.message, listen: config.STATS_LISTEN },
+      'the usage endpoint could not listen (set STATS_LISTEN); Prometheus gets no replica or node figures',
+    );
+    return null;
+  });
+  let running: Promise<unknown> | null = null;
+  const tick = () => {
+    if (running) return;
+    running = collector
+      .collect()
+      .catch((e: Error) => logger.warn({ err: e.message }, 'usage collection failed; retrying'))
+      .finally(() => (running = null));
+  };
+  tick();
+  const timer = setInterval(tick, everyMs);
+  return async () => {
+    clearInterval(timer);
+    await running;
+    await endpoint?.close();
   };
 }
 

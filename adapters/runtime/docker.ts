@@ -22,6 +22,7 @@ import type {
   ContainerLogOptions,
   ContainerRuntime,
   ContainerSpec,
+  ContainerUsage,
   DockerTarget,
   OneOffResult,
   PipedRun,
@@ -240,12 +241,38 @@ export class DockerRuntime implements ContainerRuntime {
     await this.call(target, 'ping', ping);
   }
 
-  async capacity(target: DockerTarget): Promise<{ cpus: number; memoryMb: number }> {
+  async capacity(
+    target: DockerTarget,
+  ): Promise<{ cpus: number; memoryMb: number; dataRoot?: string }> {
     const info = (await this.call(target, 'info', (docker) => docker.info())) as {
       NCPU?: number;
       MemTotal?: number;
+      DockerRootDir?: string;
     };
-    return { cpus: info.NCPU ?? 0, memoryMb: Math.floor((info.MemTotal ?? 0) / (1024 * 1024)) };
+    return {
+      cpus: info.NCPU ?? 0,
+      memoryMb: Math.floor((info.MemTotal ?? 0) / (1024 * 1024)),
+      ...(info.DockerRootDir ? { dataRoot: info.DockerRootDir } : {}),
+    };
+  }
+
+  async usage(target: DockerTarget, nameOrId: string): Promise<ContainerUsage | null> {
+    return this.call(target, `stats ${nameOrId}`, async (docker) => {
+      let stats: EngineStats;
+      try {
+        // one-shot: the engine answers at once instead of waiting a second for a second
+        // sample; the collector computes rates from its own previous reading.
+        stats = (await docker.getContainer(nameOrId).stats({
+          stream: false,
+          'one-shot': true,
+          abortSignal: this.deadline(),
+        } as unknown as { stream: false })) as unknown as EngineStats;
+      } catch (e) {
+        if (statusOf(e) === 404) return null;
+        throw e;
+      }
+      return usageFromStats(stats);
+    });
   }
 
   async resolveImage(
@@ -1224,6 +1251,26 @@ function publishedFromList(item: DockerListItem): string | null {
   const binding =
     ports.find((p) => p.PrivatePort === first.PrivatePort && !p.IP?.includes(':')) ?? first;
   return hostPort(binding.IP, binding.PublicPort);
+}
+
+/** The parts of the Engine's `/containers/{id}/stats` answer the usage reads. */
+interface EngineStats {
+  cpu_stats?: { cpu_usage?: { total_usage?: number } };
+  memory_stats?: { usage?: number; stats?: Record<string, number> };
+}
+
+/**
+ * CPU time in seconds, and memory as `docker stats` shows it: usage less the inactive page
+ * cache (`inactive_file` on cgroup v2, `total_inactive_file` on v1), which the kernel
+ * reclaims first and which would make every file-reading app look full.
+ */
+export function usageFromStats(stats: EngineStats): ContainerUsage | null {
+  const cpu = stats.cpu_stats?.cpu_usage?.total_usage;
+  const memory = stats.memory_stats?.usage;
+  if (typeof cpu !== 'number' || typeof memory !== 'number') return null;
+  const s = stats.memory_stats?.stats ?? {};
+  const cache = s.inactive_file ?? s.total_inactive_file ?? 0;
+  return { cpuSeconds: cpu / 1e9, memoryBytes: Math.max(0, memory - cache) };
 }
 
 function toInfo(info: ContainerInspectInfo): ContainerInfo {

@@ -311,13 +311,18 @@ Examples:
           reason: string | null;
         };
         lastDeploy: { releaseId: string; status: string; error: string | null } | null;
+        crashLoops?: { replica: string; restartsInWindow: number; threshold: number }[];
       }>('GET', `/api/services/${svc.id}/health?environment=${encodeURIComponent(env)}`);
-      const healthy = h.app.status === 'healthy';
+      const healthy = h.app.status === 'healthy' && !h.crashLoops?.length;
       if (values.json) return (json(ctx.o, h), healthy ? 0 : 1);
       const c = h.app.container;
       ctx.o.out(
         `app: ${h.app.status}${h.app.releaseId ? ` (serving ${h.app.releaseId})` : ''}${c ? `, container ${c.state}, restarts ${c.restarts ?? '?'}, health check ${c.check}` : ''}${h.app.reason ? ` — ${h.app.reason}` : ''}`,
       );
+      for (const l of h.crashLoops ?? [])
+        ctx.o.out(
+          `crash-looping: replica ${l.replica}, ${l.restartsInWindow} restarts in 15 min (threshold ${l.threshold})`,
+        );
       ctx.o.out(
         `last deploy: ${h.lastDeploy ? `${h.lastDeploy.status} (${h.lastDeploy.releaseId})${h.lastDeploy.error ? ` — ${h.lastDeploy.error}` : ''}` : 'none yet'}`,
       );

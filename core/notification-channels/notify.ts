@@ -55,6 +55,7 @@ export const keptNotificationDeliveries = 100;
 export const runbookOf: Record<string, string | undefined> = {
   'release.failed': 'app-down',
   'release.rolled_back': 'app-down',
+  'replica.crash_looping': 'app-down',
 };
 
 /** An alert names its own runbook (the rule's, core/alerts/rules.ts). */
@@ -71,6 +72,7 @@ const titles: Record<string, string> = {
   'release.rolled_back': 'Release rolled back',
   'domain.dns_verified': 'Domain DNS verified',
   'domain.cert_active': 'Domain certificate active',
+  'replica.crash_looping': 'Replica crash-looping',
   'alert.firing': 'Alert firing',
   'alert.resolved': 'Alert resolved',
   'notification.test': 'Test notification',
@@ -81,7 +83,10 @@ export function dashboardPathOf(h: Pick<HeldNotification, 'eventType' | 'data'>)
   const d = h.data;
   if (h.eventType.startsWith('release.') && typeof d.targetId === 'string')
     return `/dashboard/releases/${encodeURIComponent(d.targetId)}`;
-  if (h.eventType.startsWith('alert.') && typeof d.serviceId === 'string')
+  if (
+    (h.eventType.startsWith('alert.') || h.eventType.startsWith('replica.')) &&
+    typeof d.serviceId === 'string'
+  )
     return `/dashboard/services/${encodeURIComponent(d.serviceId)}`;
   if (h.eventType.startsWith('alert.') && typeof d.nodeId === 'string')
     return `/dashboard/nodes/${encodeURIComponent(d.nodeId)}`;

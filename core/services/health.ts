@@ -3,7 +3,8 @@ import { releaseStatuses, type Release } from '../models.ts';
 import { openNodeTarget } from '../nodes/credentials.ts';
 import { upstreamOf, UntrustedBinding } from '../nodes/address.ts';
 import { describeProbe } from '../releases/health.ts';
-import type { ContainerRuntime, HealthProbe, KeyVault } from '../ports.ts';
+import type { ContainerRuntime, HealthProbe, KeyVault, OrgRepos } from '../ports.ts';
+import { crashLoopWindowSeconds, newestCrashLoopEvents } from '../stats/collect.ts';
 import { requireOrg, type CoreDeps, type Principal } from '../deps.ts';
 
 /**
@@ -37,6 +38,13 @@ export interface ServiceHealth {
     /** Why the status is what it is, in words, when it is not healthy. */
     reason: string | null;
   };
+  /**
+   * Replicas of this environment reported crash-looping within the crash-loop window (the
+   * usage collector's `replica.crash_looping` events): each restarted at least its service's
+   * `crash_loop` threshold times in 15 minutes. Read from the audit trail, so both modes
+   * show it, the cloud's API too (it reaches no engine); empty when none is looping.
+   */
+  crashLoops: CrashLoopReport[];
   /** How the newest release ended (or where it is); null when there is none. */
   lastDeploy: {
     releaseId: string;
@@ -44,6 +52,47 @@ export interface ServiceHealth {
     error: string | null;
     finishedAt: string | null;
   } | null;
+}
+
+export interface CrashLoopReport {
+  releaseId: string;
+  replica: string;
+  nodeId: string;
+  /** The container's restart count when it was reported, and how many fell in the window. */
+  restarts: number;
+  restartsInWindow: number;
+  threshold: number;
+  reportedAt: string;
+}
+
+/** The `replica.crash_looping` events of one environment within the window, newest first, one per replica. */
+async function crashLoopsOf(
+  repos: OrgRepos,
+  serviceId: string,
+  environmentId: string,
+  now: number,
+): Promise<CrashLoopReport[]> {
+  const events = await newestCrashLoopEvents(repos, serviceId);
+  const since = now - crashLoopWindowSeconds * 1000;
+  const out: CrashLoopReport[] = [];
+  const seen = new Set<string>();
+  for (const e of events) {
+    const d = e.data;
+    if (d.environmentId !== environmentId || Date.parse(e.createdAt) < since) continue;
+    const key = `${String(d.releaseId)}/${String(d.replica)}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({
+      releaseId: String(d.releaseId ?? ''),
+      replica: String(d.replica ?? '0'),
+      nodeId: String(d.nodeId ?? ''),
+      restarts: Number(d.restarts ?? 0),
+      restartsInWindow: Number(d.restartsInWindow ?? 0),
+      threshold: Number(d.threshold ?? 0),
+      reportedAt: e.createdAt,
+    });
+  }
+  return out;
 }
 
 /** A live check waits this long at most: the page must answer at 3 a.m. even when the node does not. */
@@ -63,7 +112,7 @@ export async function getServiceHealth(
   environmentName: string,
 ): Promise<ServiceHealth> {
   const p = requireOrg(principal);
-  const { service, env, serving, latest, node } = await deps.store.withOrg(
+  const { service, env, serving, latest, node, crashLoops } = await deps.store.withOrg(
     p.orgId,
     async (repos) => {
       const service = await repos.services.get(serviceId);
@@ -74,7 +123,8 @@ export async function getServiceHealth(
       const serving = await repos.releases.latest(service.id, env.id, ['completed']);
       const latest = await repos.releases.latest(service.id, env.id, [...releaseStatuses]);
       const node = serving?.nodeId ? await repos.nodes.get(serving.nodeId) : null;
-      return { service, env, serving, latest, node };
+      const crashLoops = await crashLoopsOf(repos, service.id, env.id, deps.clock.now().getTime());
+      return { service, env, serving, latest, node, crashLoops };
     },
   );
   const lastDeploy = latest
@@ -85,7 +135,7 @@ export async function getServiceHealth(
         finishedAt: latest.finishedAt,
       }
     : null;
-  const base = { serviceId: service.id, environment: env.name, lastDeploy };
+  const base = { serviceId: service.id, environment: env.name, crashLoops, lastDeploy };
   if (!serving)
     return {
       ...base,

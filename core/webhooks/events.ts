@@ -27,6 +27,7 @@ export const webhookEventTypes = [
   'backup.failed',
   'drill.passed',
   'drill.failed',
+  'replica.crash_looping',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 

@@ -512,6 +512,8 @@ describe('cloud stack', () => {
   it('has an EventBridge rule for every scheduled job, and no other', () => {
     const jobs = scheduledJobs({
       maintenance: async () => undefined,
+      // The cloud's worker function measures usage on a schedule (adapters/modes/cloud.ts).
+      collectUsage: async () => undefined,
       routeCatalog: { liveRoutes: async () => [] },
     } as unknown as WorkerSystem).map((j) => `selfdevop-${j.name}`);
     const rules = Object.values(template.findResources('AWS::Events::Rule')).map(

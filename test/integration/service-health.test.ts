@@ -135,6 +135,7 @@ describe.skipIf(!ready)('service health, apart from the last deploy', () => {
         container: null,
         reason: 'no release has completed yet',
       },
+      crashLoops: [],
       lastDeploy: null,
     });
   });

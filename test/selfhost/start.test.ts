@@ -24,7 +24,8 @@ const entry = fileURLToPath(new URL('../../functions/selfhost/start.ts', import.
 function runStart(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [entry], {
-      env: { ...process.env, MODE: 'selfhost', ...env },
+      // The usage collector is off: parallel processes would all want STATS_LISTEN's port.
+      env: { ...process.env, MODE: 'selfhost', STATS_INTERVAL_SECONDS: '0', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -47,7 +48,13 @@ interface Running {
 /** Starts selfdevop and resolves once it says it is running (or rejects with what it said). */
 function startUntilUp(env: Record<string, string>, timeoutMs = 90_000): Promise<Running> {
   const child = spawn(process.execPath, [entry], {
-    env: { ...process.env, MODE: 'selfhost', LOG_LEVEL: 'warn', ...env },
+    env: {
+      ...process.env,
+      MODE: 'selfhost',
+      LOG_LEVEL: 'warn',
+      STATS_INTERVAL_SECONDS: '0',
+      ...env,
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

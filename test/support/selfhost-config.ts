@@ -48,6 +48,12 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   dbPoolMax: number;
   version: string;
   logLevel?: string;
+  /** The usage collector's interval; 0 (off) unless a test measures usage. */
+  statsIntervalSeconds?: number;
+  /** Where the usage endpoint listens when the collector runs. */
+  statsListen?: string;
+  /** The node probe's image (a test image with busybox). */
+  nodeProbeImage?: string;
 }
 
 /** The environment, options and overrides the settings stand for. */
@@ -81,6 +87,9 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     dbPoolMax,
     version,
     logLevel,
+    statsIntervalSeconds,
+    statsListen,
+    nodeProbeImage,
     ...overrides
   } = settings;
   const env: Record<string, string | undefined> = {
@@ -111,6 +120,10 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     MAX_BODY_BYTES: String(maxBodyBytes),
     DB_POOL_MAX: String(dbPoolMax),
     LOG_LEVEL: logLevel,
+    STATS_INTERVAL_SECONDS: String(statsIntervalSeconds ?? 0),
+    STATS_LISTEN: statsListen,
+    NODE_PROBE_IMAGE: nodeProbeImage,
+    NODE_PROBE_SECONDS: nodeProbeImage ? '15' : undefined,
   };
   const given = Object.fromEntries(
     Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),

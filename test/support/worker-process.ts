@@ -105,10 +105,11 @@ export async function startSelfhostWorker(
   env: Record<string, string>,
   readyMs = 30_000,
 ): Promise<WorkerProcess> {
-  // vitest sets MODE=test; the worker runs as deployed.
+  // vitest sets MODE=test; the worker runs as deployed. Its usage collector is off unless
+  // a test asks (parallel workers would all want STATS_LISTEN's one port).
   return spawnWorker(
     selfhostWorkerScript,
-    { ...process.env, MODE: 'selfhost', ...env },
+    { ...process.env, MODE: 'selfhost', STATS_INTERVAL_SECONDS: '0', ...env },
     (stdout) => stdout.includes('selfdevop worker is up'),
     readyMs,
   );

@@ -9,6 +9,7 @@ import { MemoryRuntime } from '../../../adapters/runtime/memory.ts';
 import { NoEngineRuntime } from '../../../adapters/runtime/none.ts';
 import { MemoryHealthProbe } from '../../../adapters/probe/memory.ts';
 import { MemoryKeyVault } from '../../../adapters/vault/memory.ts';
+import { ManualClock } from '../../../adapters/clock/manual.ts';
 import type { CoreDeps, OrgPrincipal } from '../../../core/deps.ts';
 import type { ContainerRuntime } from '../../../core/ports.ts';
 import { getServiceHealth } from '../../../core/services/health.ts';
@@ -16,6 +17,7 @@ import {
   aNode,
   aProject,
   aRelease,
+  anAuditEvent,
   aService,
   anEnvironment,
   anOrg,
@@ -32,10 +34,13 @@ describe('service health', () => {
   };
   let store: MemoryStore;
   let serviceId: string;
+  let environmentId: string;
+  const clock = new ManualClock(new Date('2027-01-15T13:00:00.000Z'));
 
   const depsWith = (runtime: ContainerRuntime) =>
     ({
       store,
+      clock,
       config: { signupMode: 'open', edgeDomain: 'apps.example.test' },
       release: { runtime, probe: new MemoryHealthProbe(), vault: new MemoryKeyVault() },
     }) as unknown as CoreDeps & {
@@ -50,6 +55,7 @@ describe('service health', () => {
       await r.projects.insert(p);
       const env = anEnvironment(orgId, p.id);
       await r.environments.insert(env);
+      environmentId = env.id;
       const svc = aService(orgId, p.id);
       await r.services.insert(svc);
       serviceId = svc.id;
@@ -107,5 +113,57 @@ describe('service health', () => {
     expect(h.app.status).toBe('unknown');
     expect(h.app.reason).toContain("not on the node's address 127.0.0.1");
     expect(deps.release.probe.calls).toEqual([]);
+  });
+
+  it('lists the replicas reported crash-looping within the last 15 minutes, newest per replica', async () => {
+    const report = (at: string, replica: string, restarts: number) =>
+      anAuditEvent(orgId, {
+        action: 'replica.crash_looping',
+        actorType: 'system',
+        actorId: 'usage-collector',
+        targetType: 'service',
+        targetId: serviceId,
+        createdAt: at,
+        data: {
+          serviceId,
+          environmentId,
+          releaseId: 'rel_0001',
+          replica,
+          nodeId: 'nod_1',
+          containerId: `ctr_${replica}`,
+          restarts,
+          restartsInWindow: 3,
+          windowSeconds: 900,
+          threshold: 3,
+        },
+      });
+    await store.withOrg(orgId, async (r) => {
+      // Older than the window: over.
+      await r.audit.append(report('2027-01-15T12:40:00.000Z', '2', 3));
+      await r.audit.append(report('2027-01-15T12:50:00.000Z', '1', 3));
+      await r.audit.append(report('2027-01-15T12:55:00.000Z', '1', 9));
+      // Another environment's replica is not this one's.
+      await r.audit.append({
+        ...report('2027-01-15T12:56:00.000Z', '0', 4),
+        data: { ...report('', '0', 4).data, environmentId: 'env_other' },
+      });
+    });
+    const h = await getServiceHealth(
+      depsWith(new MemoryRuntime()),
+      viewer,
+      serviceId,
+      'production',
+    );
+    expect(h.crashLoops).toEqual([
+      {
+        releaseId: 'rel_0001',
+        replica: '1',
+        nodeId: 'nod_1',
+        restarts: 9,
+        restartsInWindow: 3,
+        threshold: 3,
+        reportedAt: '2027-01-15T12:55:00.000Z',
+      },
+    ]);
   });
 });

@@ -23,6 +23,13 @@ interface AppHealth {
     reason: string | null;
   };
   lastDeploy: { releaseId: string; status: string; error: string | null } | null;
+  /** Replicas reported crash-looping in the last 15 minutes (absent from older servers). */
+  crashLoops?: {
+    replica: string;
+    restartsInWindow: number;
+    threshold: number;
+    reportedAt: string;
+  }[];
 }
 
 /**
@@ -42,6 +49,21 @@ function appHealth(live: AppHealth | null, deployLabel: string): Html {
       ${c ? html`<span class="hint">container ${c.state} · restarts ${c.restarts ?? '?'} · health check ${c.check}</span>` : ''}
       ${live.app.reason ? html`<span class="hint">— ${live.app.reason}</span>` : ''}
     </p>
+    ${
+      live.crashLoops?.length
+        ? html`<p id="crash-loops" role="alert">
+            Crash-looping:
+            ${live.crashLoops.map(
+              (l) =>
+                html`${badge('failed')} replica ${l.replica}
+                  <span class="hint"
+                    >${l.restartsInWindow} restarts in 15 min (threshold ${l.threshold}), reported
+                    ${l.reportedAt} — see the logs below and docs/runbooks/app-down.md</span
+                  > `,
+            )}
+          </p>`
+        : ''
+    }
     <p id="last-deploy">
       Last deploy:
       ${d ? html`${badge(d.status)} <a href="/dashboard/releases/${d.releaseId}">${d.releaseId}</a> ${d.error ? html`<span class="hint">${d.error}</span>` : ''}` : 'none yet'}

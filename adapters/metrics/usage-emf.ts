@@ -1,0 +1,119 @@
+import type { UsageSink, UsageSnapshot } from '../../core/ports.ts';
+
+/**
+ * Usage as CloudWatch Embedded Metric Format lines on the worker function's output, under
+ * the namespace the charts read (adapters/metrics-query/cloudwatch.ts): per service
+ * environment `CpuCores` and `MemoryBytes` summed over its replicas (what the chart draws,
+ * as Prometheus's `sum` does) and `Restarts`, dimensions Org/Service/Environment; per node
+ * `NodeCpuRatio`, `NodeMemoryUsedRatio`, `NodeDiskUsedRatio`, dimensions Org/Node; per
+ * data service `BackupFailuresInARow`, dimensions Org/DataService. Each
+ * replica's own figures ride along as a plain property (searchable in Logs Insights, not a
+ * metric billed of its own), so the dimensions stay bounded by services and nodes.
+ */
+export class EmfUsageSink implements UsageSink {
+  readonly #namespace: string;
+  readonly #write: (line: string) => void;
+
+  constructor(options: { namespace?: string; destination?: { write(line: string): void } } = {}) {
+    this.#namespace = options.namespace ?? 'selfdevop/apps';
+    const destination = options.destination ?? process.stdout;
+    this.#write = (line) => destination.write(line);
+  }
+
+  publish(snapshot: UsageSnapshot): void {
+    const timestamp = Date.parse(snapshot.at);
+    const services = new Map<
+      string,
+      {
+        org: string;
+        service: string;
+        environment: string;
+        cpu: number | null;
+        memory: number | null;
+        restarts: number;
+        replicas: Record<string, unknown>[];
+      }
+    >();
+    for (const r of snapshot.replicas) {
+      const key = JSON.stringify([r.orgId, r.serviceId, r.environmentId]);
+      let s = services.get(key);
+      if (!s) {
+        s = {
+          org: r.orgId,
+          service: r.serviceId,
+          environment: r.environmentId,
+          cpu: null,
+          memory: null,
+          restarts: 0,
+          replicas: [],
+        };
+        services.set(key, s);
+      }
+      if (r.cpuCores !== null) s.cpu = (s.cpu ?? 0) + r.cpuCores;
+      if (r.memoryBytes !== null) s.memory = (s.memory ?? 0) + r.memoryBytes;
+      s.restarts += r.restarts;
+      s.replicas.push({
+        replica: r.replica,
+        node: r.nodeId,
+        cpuCores: r.cpuCores,
+        memoryBytes: r.memoryBytes,
+        restarts: r.restarts,
+      });
+    }
+    for (const s of services.values()) {
+      const metrics: { Name: string; Unit: string }[] = [];
+      const line: Record<string, unknown> = {
+        Org: s.org,
+        Service: s.service,
+        Environment: s.environment,
+        replicas: s.replicas,
+      };
+      if (s.cpu !== null) {
+        line.CpuCores = s.cpu;
+        metrics.push({ Name: 'CpuCores', Unit: 'None' });
+      }
+      if (s.memory !== null) {
+        line.MemoryBytes = s.memory;
+        metrics.push({ Name: 'MemoryBytes', Unit: 'Bytes' });
+      }
+      line.Restarts = s.restarts;
+      metrics.push({ Name: 'Restarts', Unit: 'Count' });
+      this.#emit(line, ['Org', 'Service', 'Environment'], metrics, timestamp);
+    }
+    for (const n of snapshot.nodes) {
+      const metrics: { Name: string; Unit: string }[] = [];
+      const line: Record<string, unknown> = { Org: n.orgId, Node: n.nodeId };
+      const add = (name: string, v: number | null) => {
+        if (v === null) return;
+        line[name] = v;
+        metrics.push({ Name: name, Unit: 'None' });
+      };
+      add('NodeCpuRatio', n.cpuRatio);
+      add('NodeMemoryUsedRatio', n.memoryUsedRatio);
+      add('NodeDiskUsedRatio', n.diskUsedRatio);
+      if (metrics.length) this.#emit(line, ['Org', 'Node'], metrics, timestamp);
+    }
+    for (const b of snapshot.backups ?? [])
+      this.#emit(
+        { Org: b.orgId, DataService: b.dataServiceId, BackupFailuresInARow: b.failuresInARow },
+        ['Org', 'DataService'],
+        [{ Name: 'BackupFailuresInARow', Unit: 'Count' }],
+        timestamp,
+      );
+  }
+
+  #emit(
+    line: Record<string, unknown>,
+    dimensions: string[],
+    metrics: { Name: string; Unit: string }[],
+    timestamp: number,
+  ): void {
+    line._aws = {
+      Timestamp: timestamp,
+      CloudWatchMetrics: [
+        { Namespace: this.#namespace, Dimensions: [dimensions], Metrics: metrics },
+      ],
+    };
+    this.#write(JSON.stringify(line) + '\n');
+  }
+}

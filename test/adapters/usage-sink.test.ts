@@ -1,0 +1,133 @@
+/**
+ * The usage sinks of both modes under one contract: the self-hosted Prometheus text (read
+ * as Prometheus would: the newest scrape) and the cloud's EMF lines (read as CloudWatch
+ * would: metrics from the `_aws` directives, by their dimensions, the newest timestamp).
+ */
+import { describe, expect, it } from 'vitest';
+import { EmfUsageSink } from '../../adapters/metrics/usage-emf.ts';
+import { PrometheusUsageSink } from '../../adapters/metrics/usage-prometheus.ts';
+import {
+  runUsageSinkContract,
+  usageSnapshot,
+  type UsageRead,
+} from '../contracts/usage-sink.case.ts';
+
+function readPrometheus(text: string): UsageRead {
+  const out: UsageRead = { serviceMemory: {}, serviceRestarts: {}, nodes: {}, backups: {} };
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels = Object.fromEntries(
+      [...m[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]),
+    );
+    const v = Number(m[3]);
+    const svc = `${labels.org}/${labels.service}/${labels.environment}`;
+    const node = `${labels.org}/${labels.node}`;
+    const add = (o: Record<string, number>) => (o[svc] = (o[svc] ?? 0) + v);
+    if (m[1] === 'selfdevop_replica_memory_bytes') add(out.serviceMemory);
+    if (m[1] === 'selfdevop_replica_restarts_total') add(out.serviceRestarts);
+    if (m[1] === 'selfdevop_backup_failures_in_a_row')
+      out.backups[`${labels.org}/${labels.data_service}`] = v;
+    const ratio = {
+      selfdevop_node_cpu_ratio: 'cpu',
+      selfdevop_node_memory_used_ratio: 'memory',
+      selfdevop_node_disk_used_ratio: 'disk',
+    }[m[1]!] as 'cpu' | 'memory' | 'disk' | undefined;
+    if (ratio) (out.nodes[node] ??= {})[ratio] = v;
+  }
+  return out;
+}
+
+function readEmf(lines: string[]): UsageRead {
+  const out: UsageRead = { serviceMemory: {}, serviceRestarts: {}, nodes: {}, backups: {} };
+  const docs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  const newest = Math.max(...docs.map((d) => (d._aws as { Timestamp: number }).Timestamp));
+  for (const d of docs) {
+    const aws = d._aws as {
+      Timestamp: number;
+      CloudWatchMetrics: {
+        Namespace: string;
+        Dimensions: string[][];
+        Metrics: { Name: string }[];
+      }[];
+    };
+    if (aws.Timestamp !== newest) continue;
+    for (const directive of aws.CloudWatchMetrics) {
+      expect(directive.Namespace).toBe('selfdevop/apps');
+      const dims = directive.Dimensions[0]!;
+      const key = dims.map((k) => d[k]).join('/');
+      for (const { Name } of directive.Metrics) {
+        const v = d[Name] as number;
+        if (Name === 'MemoryBytes') out.serviceMemory[key] = v;
+        if (Name === 'Restarts') out.serviceRestarts[key] = v;
+        if (Name === 'BackupFailuresInARow') out.backups[key] = v;
+        const ratio = {
+          NodeCpuRatio: 'cpu',
+          NodeMemoryUsedRatio: 'memory',
+          NodeDiskUsedRatio: 'disk',
+        }[Name] as 'cpu' | 'memory' | 'disk' | undefined;
+        if (ratio) (out.nodes[key] ??= {})[ratio] = v;
+      }
+    }
+  }
+  return out;
+}
+
+describe('PrometheusUsageSink', () => {
+  runUsageSinkContract(() => {
+    const sink = new PrometheusUsageSink({ maxAgeMs: 60_000 });
+    return { sink, read: () => readPrometheus(sink.render()) };
+  });
+
+  it('serves nothing once the newest snapshot is older than its limit', () => {
+    let now = 0;
+    const sink = new PrometheusUsageSink({ maxAgeMs: 45_000, now: () => now });
+    sink.publish(usageSnapshot);
+    expect(sink.render()).toContain('selfdevop_replica_memory_bytes');
+    now = 45_001;
+    expect(sink.render()).toBe('');
+  });
+});
+
+describe('EmfUsageSink', () => {
+  runUsageSinkContract(() => {
+    const lines: string[] = [];
+    const sink = new EmfUsageSink({ destination: { write: (l) => void lines.push(l.trim()) } });
+    return { sink, read: () => readEmf(lines) };
+  });
+
+  it('writes per service environment the CPU cores the CloudWatch charts read, dimensions Org/Service/Environment', () => {
+    const lines: string[] = [];
+    new EmfUsageSink({
+      namespace: 'ns',
+      destination: { write: (l) => void lines.push(l.trim()) },
+    }).publish(usageSnapshot);
+    const web = JSON.parse(lines[0]!);
+    expect(web).toEqual({
+      Org: 'org_a',
+      Service: 'svc_web',
+      Environment: 'env_prod',
+      replicas: [
+        { replica: '0', node: 'node_1', cpuCores: 0.25, memoryBytes: 1000, restarts: 0 },
+        { replica: '1', node: 'node_2', cpuCores: null, memoryBytes: null, restarts: 4 },
+      ],
+      CpuCores: 0.25,
+      MemoryBytes: 1000,
+      Restarts: 4,
+      _aws: {
+        Timestamp: Date.parse(usageSnapshot.at),
+        CloudWatchMetrics: [
+          {
+            Namespace: 'ns',
+            Dimensions: [['Org', 'Service', 'Environment']],
+            Metrics: [
+              { Name: 'CpuCores', Unit: 'None' },
+              { Name: 'MemoryBytes', Unit: 'Bytes' },
+              { Name: 'Restarts', Unit: 'Count' },
+            ],
+          },
+        ],
+      },
+    });
+  });
+});

@@ -10,7 +10,7 @@ export interface Load {
 }
 
 /** The issue's load: ≥ 1,000 req/s keep-alive plus 50 new connections/s through Caddy. */
-export const issueLoad = { connections: 20, rate: 1000, newPerSecond: 50 };
+export const issueLoad = { connections: 50, rate: 1000, newPerSecond: 50 };
 
 export async function startLoad(
   o: Omit<LoadOptions, 'connections' | 'rate' | 'newPerSecond'> &

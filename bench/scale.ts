@@ -11,11 +11,13 @@
  *  - drain: node 1, holding replicas of 3 services, drained under load.
  *  - scaleUp: 1 → 10 replicas under load, against the time of one replica.
  *  - manyServices: 200 services × 2 replicas: deploy overhead, upstream DNS, memory.
+ *  - nodeLoss: bench/scale/node-loss.ts (nodes 4–6), when that module is there.
  * Last output line: one JSON object with a `goals` map of {goal, got, met}; the load
  * average before and after is in it, since this machine is shared.
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { drain } from './scale/drain.ts';
 import { nodeSockets, startScaleEnv } from './scale/env.ts';
@@ -60,6 +62,17 @@ const scenarios: Record<
       deadlineMs: 900_000,
     }),
 };
+// nodeLoss is its own module (nodes 4–6, its own Caddy and engine): it runs when present,
+// after the others, so this entry point needs no change when that module lands.
+const nodeLossModule = new URL('./scale/node-loss.ts', import.meta.url);
+if (existsSync(fileURLToPath(nodeLossModule))) {
+  scenarios.nodeLoss = async () => {
+    const m = (await import(nodeLossModule.href)) as {
+      nodeLossScenario: () => Promise<ScenarioResult>;
+    };
+    return m.nodeLossScenario();
+  };
+}
 const only = values.only?.split(',') ?? Object.keys(scenarios);
 const unknown = only.filter((n) => !(n in scenarios));
 if (unknown.length > 0) {

@@ -850,8 +850,10 @@ export interface LiveRoute {
   environmentName: string;
   sticky: boolean;
   drainSeconds: number;
-  /** The live release's host:port. */
-  upstream: string;
+  /** How the edge spreads over the upstreams; round_robin when null. */
+  loadBalancing: 'round_robin' | 'least_conn' | null;
+  /** The live release's healthy replicas' host:port, in replica order (at least one). */
+  upstreams: string[];
   /** Its custom domains that are routed (verified or later), oldest first. */
   customHosts: string[];
 }

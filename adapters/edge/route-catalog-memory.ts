@@ -2,6 +2,14 @@ import { liveReleaseStatuses, routedDomainStatuses } from '../../core/edge/live-
 import type { Domain, Environment, Release, Service } from '../../core/models.ts';
 import type { LiveRoute, RouteCatalog } from '../../core/ports.ts';
 
+/** As selfdevop_live_routes (0028): the healthy replicas, or a pre-replica release's one upstream. */
+function servedUpstreams(r: Release): string[] {
+  if (!r.replicaSet) return r.upstream === null ? [] : [r.upstream];
+  return r.replicaSet.replicas.flatMap((x) =>
+    x.health === 'healthy' && x.upstream !== null ? [x.upstream] : [],
+  );
+}
+
 /** The records a live route is read from; tests add them as they would insert rows. */
 export interface RouteCatalogRecords {
   services?: Service[];
@@ -38,7 +46,8 @@ export class MemoryRouteCatalog implements RouteCatalog {
     for (const r of newest.values()) {
       const service = this.#services.get(r.serviceId);
       const environment = this.#environments.get(r.environmentId);
-      if (!service || !environment || r.upstream === null) continue;
+      const upstreams = servedUpstreams(r);
+      if (!service || !environment || upstreams.length === 0) continue;
       const customHosts = [...this.#domains.values()]
         .filter(
           (d) =>
@@ -55,7 +64,8 @@ export class MemoryRouteCatalog implements RouteCatalog {
         environmentName: environment.name,
         sticky: service.sticky,
         drainSeconds: service.drainSeconds,
-        upstream: r.upstream,
+        loadBalancing: service.loadBalancing ?? null,
+        upstreams,
         customHosts,
       });
     }

@@ -9,7 +9,8 @@ interface LiveRouteRow {
   environment_name: string;
   sticky: boolean;
   drain_seconds: number;
-  upstream: string;
+  load_balancing: 'round_robin' | 'least_conn' | null;
+  upstreams: string[];
   custom_hosts: string[];
 }
 
@@ -36,7 +37,8 @@ export class PostgresRouteCatalog implements RouteCatalog {
       environmentName: row.environment_name,
       sticky: row.sticky,
       drainSeconds: row.drain_seconds,
-      upstream: row.upstream,
+      loadBalancing: row.load_balancing,
+      upstreams: row.upstreams,
       customHosts: row.custom_hosts,
     }));
   }

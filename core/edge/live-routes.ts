@@ -33,9 +33,12 @@ export function desiredRoutes(live: readonly LiveRoute[], edgeDomain: string): R
     return {
       id: routeId(l.serviceId, l.environmentId),
       hosts,
-      upstreams: [l.upstream],
+      // Every healthy replica: a route put back with one would send all traffic to it.
+      upstreams: [...l.upstreams],
       sticky: l.sticky,
       drainSeconds: l.drainSeconds,
+      // As planRoute writes it: only when asked, so a restored route reads back the same.
+      ...(l.loadBalancing === 'least_conn' ? { loadBalancing: 'least_conn' as const } : {}),
     };
   });
 }

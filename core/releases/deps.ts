@@ -1,4 +1,4 @@
-import type { NodeRecord, Release, ReleaseStatus } from '../models.ts';
+import type { NodeRecord, Release, ReleaseStatus, Replica } from '../models.ts';
 import { openNodeTarget } from '../nodes/credentials.ts';
 import type { EventPublisher } from '../webhooks/events.ts';
 import type {
@@ -46,7 +46,31 @@ export interface ReleaseStepMessage {
    * Sent by scale, stop/start and drain: change the serving release's replicas to
    * `replicas`, none left on `avoid` nodes (`id` makes each request its own message).
    */
-  reshape?: { id: string; replicas: number; avoid: string[]; reason: string };
+  reshape?: {
+    id: string;
+    replicas: number;
+    avoid: string[];
+    reason: string;
+    /** Set on the later slices of a reshape: what its first delivery planned and started. */
+    pending?: ReshapePending;
+  };
+}
+
+/**
+ * A reshape between slices: a new replica's gate holds no worker slot while it waits, as a
+ * deploy's health check does not (a drain or a scale of several services would otherwise
+ * take an org's every slot, and its deploys would wait behind them).
+ */
+export interface ReshapePending {
+  /** Replica indexes of the serving set that stay, and that leave once the new ones serve. */
+  keep: number[];
+  leaving: number[];
+  /** Nodes of new replicas not started yet (later maxSurge batches). */
+  toStart: string[];
+  /** New replicas started so far: `healthy` once through their gate, else `starting`. */
+  started: Replica[];
+  /** The gate deadline of the batch in progress (epoch ms). */
+  deadlineAt: number;
 }
 
 /** Payload on `release-retire`: stop the container of `releaseId` unless it serves again. */

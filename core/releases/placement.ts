@@ -2,7 +2,9 @@
  * Where a service environment's replicas run: pure, tested by equality like plan.ts.
  * Not a bin-packing scheduler: replicas spread over the eligible nodes (labels match, not
  * draining) one at a time onto the node holding the fewest of them, so one node's loss
- * never takes all; each must fit the node's capacity left after what selfdevop placed.
+ * never takes all, and among those onto the node running the fewest replicas of the org
+ * (else services without resource limits would all tie and pile onto the first nodes by
+ * id); each must fit the node's capacity left after what selfdevop placed.
  */
 import { CoreError } from '../errors.ts';
 import type { NodeRecord } from '../models.ts';
@@ -11,6 +13,8 @@ import type { NodeRecord } from '../models.ts';
 export interface Resources {
   cpus: number;
   memoryMb: number;
+  /** In what replicas take (`used`): how many of the org's replicas the node runs. */
+  replicas?: number;
 }
 
 export interface PlacementInput {
@@ -82,8 +86,10 @@ export function placeReplicas(input: PlacementInput): PlacementResult {
   const need: Resources = { cpus: input.cpus ?? 0, memoryMb: input.memoryMb ?? 0 };
   const count: Record<string, number> = {};
   const free: Record<string, Resources> = {};
+  const load: Record<string, number> = {};
   for (const n of eligible) {
     count[n.id] = 0;
+    load[n.id] = input.used[n.id]?.replicas ?? 0;
     const cap = input.capacity[n.id];
     const used = input.used[n.id] ?? { cpus: 0, memoryMb: 0 };
     free[n.id] = cap
@@ -116,15 +122,18 @@ export function placeReplicas(input: PlacementInput): PlacementResult {
           `node ${most.name}, the roomiest, lacks ${missing.join(' and ')}`,
       };
     }
-    // Fewest of this service's replicas first; then the most memory left; then id order.
+    // Fewest of this service's replicas first; then fewest of the org's; then the most
+    // memory left; then id order.
     fits.sort(
       (a, b) =>
         count[a.id]! - count[b.id]! ||
+        load[a.id]! - load[b.id]! ||
         free[b.id]!.memoryMb - free[a.id]!.memoryMb ||
         (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
     );
     const pick = fits[0]!;
     count[pick.id]!++;
+    load[pick.id]!++;
     free[pick.id] = {
       cpus: free[pick.id]!.cpus - need.cpus,
       memoryMb: free[pick.id]!.memoryMb - need.memoryMb,
@@ -141,7 +150,7 @@ export class PlacementUnfit extends CoreError {
   }
 }
 
-/** Adds what `count` replicas of this size take on `nodeId` to `used`. */
+/** Adds what one replica of this size takes on `nodeId` to `used`, and counts it there. */
 export function addUsage(
   used: Record<string, Resources>,
   nodeId: string,
@@ -151,4 +160,5 @@ export function addUsage(
   const u = (used[nodeId] ??= { cpus: 0, memoryMb: 0 });
   u.cpus += cpus ?? 0;
   u.memoryMb += memoryMb ?? 0;
+  u.replicas = (u.replicas ?? 0) + 1;
 }

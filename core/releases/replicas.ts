@@ -51,13 +51,20 @@ export async function activeReleases(
   repos: OrgRepos,
 ): Promise<{ service: Service; live: Release | null; inFlight: Release | null }[]> {
   const out: { service: Service; live: Release | null; inFlight: Release | null }[] = [];
+  // One read per project, not per service: an org of 200 services has a few projects.
+  const envsOf = new Map<string, { id: string }[]>();
   let cursor: string | null = null;
   for (let page = 0; page < 50; page++) {
     const { items, nextCursor }: { items: Service[]; nextCursor: string | null } =
       await repos.services.list({ limit: 200, cursor });
     for (const service of items) {
-      const envs = await repos.environments.list({ limit: 200 }, { projectId: service.projectId });
-      for (const env of envs.items) {
+      let envs = envsOf.get(service.projectId);
+      if (!envs) {
+        envs = (await repos.environments.list({ limit: 200 }, { projectId: service.projectId }))
+          .items;
+        envsOf.set(service.projectId, envs);
+      }
+      for (const env of envs) {
         const live = await repos.releases.latest(service.id, env.id, [...liveReleaseStatuses]);
         const inFlight = await repos.releases.latest(service.id, env.id, [
           ...inFlightReleaseStatuses,

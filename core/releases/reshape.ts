@@ -21,11 +21,15 @@ import {
   type StepContext,
 } from './context.ts';
 import {
+  defaultReleaseConfig,
+  openTarget,
   releaseGroup,
   releaseStepsQueue,
   type ReleaseDeps,
   type ReleaseStepMessage,
+  type ReshapePending,
 } from './deps.ts';
+import { liveReleaseStatuses } from '../edge/live-routes.ts';
 import { isStepFailed, StepFailed } from './errors.ts';
 import { waitUntilHealthy } from './health.ts';
 import type { Resources } from './placement.ts';
@@ -98,14 +102,30 @@ export async function reshapeRelease(
   const loaded = await deps.store.withOrg(message.orgId, async (repos) => {
     const release = await repos.releases.get(message.releaseId);
     if (release?.status !== 'completed') return null;
+    const serving = await repos.releases.latest(release.serviceId, release.environmentId, [
+      ...liveReleaseStatuses,
+    ]);
     return {
       c: await loadContext(deps, repos, release, attempt),
+      serving: serving?.id === release.id,
       nodes: await allNodes(repos),
       used: await placedUsage(repos),
     };
   });
-  if (!loaded) return false;
+  if (!loaded) {
+    // A later slice whose release stopped serving: what it started serves no one.
+    if (reshape.pending) await removeStartedOf(deps, message);
+    return false;
+  }
   const { c, nodes, used } = loaded;
+  c.hop = message.hop ?? 0;
+  if (!loaded.serving) {
+    // Replaced since the request (or between slices): moving its replicas would undo a switch.
+    if (reshape.pending) await removeStarted(c, reshape.pending.started);
+    await appendLog(c, `${reshape.reason}: not done: a newer release serves now`);
+    return true;
+  }
+  if (reshape.pending) return continueReshape(c, message, reshape.pending);
   const capacity: Record<string, Resources> = {};
   if (deps.runtime.capacity) {
     for (const n of nodes.filter((x) => !x.drainMode)) {
@@ -137,20 +157,168 @@ export async function reshapeRelease(
     c,
     `${reshape.reason}: ${from} → ${reshape.replicas} replicas (${plan.add.length} to start, ${plan.leaving.length} to stop)`,
   );
-  let added: Replica[];
+  // Indexes follow the release's own, so a redelivered first slice starts the same
+  // containers by name instead of new ones.
+  const firstIndex = Math.max(-1, ...replicasOf(c.release).map((r) => r.index)) + 1;
+  const pending: ReshapePending = {
+    keep: plan.keep.map((r) => r.index),
+    leaving: plan.leaving.map((r) => r.index),
+    toStart: [...plan.add],
+    started: [],
+    deadlineAt: 0,
+  };
+  return continueReshape(c, { ...message, reshape: { ...reshape, pending } }, pending, firstIndex);
+}
+
+const plannedReplica = (index: number, nodeId: string): Replica => ({
+  index,
+  nodeId,
+  containerId: null,
+  upstream: null,
+  health: 'planned',
+});
+
+/**
+ * One slice of a reshape: starts the next maxSurge batch when the last one passed its gate,
+ * probes the batch for at most `healthSliceMs`, and either re-queues itself (the slot is
+ * free meanwhile), gives up (every new replica removed, the serving set untouched), or
+ * switches the edge to the new set and stops the leaving replicas.
+ */
+async function continueReshape(
+  c: StepContext,
+  message: ReleaseStepMessage,
+  pending: ReshapePending,
+  firstIndex?: number,
+): Promise<boolean> {
+  const reshape = message.reshape!;
+  const state: ReshapePending = structuredClone(pending);
+  const sliceMs = c.deps.config.healthSliceMs ?? defaultReleaseConfig.healthSliceMs;
+  const sliceEnd = c.deps.clock.now().getTime() + sliceMs;
+  const { health: policy } = c.service;
+  let nextIndex =
+    firstIndex ??
+    Math.max(
+      -1,
+      ...replicasOf(c.release).map((r) => r.index),
+      ...state.started.map((r) => r.index),
+    ) + 1;
   try {
-    added = await startHealthy(c, plan.add);
+    for (;;) {
+      const gating = state.started.filter((r) => r.health !== 'healthy');
+      if (gating.length === 0) {
+        if (state.toStart.length === 0) break;
+        // Past the slice with nothing waiting: the next batch starts in the next delivery.
+        if (c.deps.clock.now().getTime() >= sliceEnd) {
+          await resendReshape(c, message, state, 0);
+          return true;
+        }
+        const surge = Math.max(1, c.service.maxSurge ?? 1);
+        const batch = state.toStart
+          .splice(0, surge)
+          .map((nodeId) => plannedReplica(nextIndex++, nodeId));
+        state.started.push(...batch);
+        state.deadlineAt = c.deps.clock.now().getTime() + policy.deadlineMs;
+        await Promise.all(batch.map((r) => startReplica(c, r)));
+        continue;
+      }
+      const outcomes = await Promise.all(
+        gating.map(async (replica) => {
+          const node = await nodeById(c, replica.nodeId);
+          const outcome = await waitUntilHealthy({
+            probe: c.deps.probe,
+            clock: c.deps.clock,
+            url: `http://${replica.upstream}${c.service.healthcheckPath}`,
+            policy,
+            deadlineAt: state.deadlineAt,
+            sliceMs: Math.max(0, sliceEnd - c.deps.clock.now().getTime()),
+          });
+          if (outcome.healthy) {
+            replica.health = 'healthy';
+            await appendLog(
+              c,
+              `replica ${replica.index} healthy on node ${node.name} at ${replica.upstream}`,
+            );
+          }
+          return { replica, node, outcome };
+        }),
+      );
+      const failed = outcomes.find((o) => !o.outcome.healthy && !o.outcome.pending);
+      if (failed)
+        throw new StepFailed(
+          `replica ${failed.replica.index} on node ${failed.node.name} did not pass its health check: GET ${c.service.healthcheckPath} → ${failed.outcome.lastError ?? 'no answer'}`,
+          false,
+        );
+      if (outcomes.some((o) => o.outcome.pending)) {
+        await resendReshape(c, message, state, Math.max(1, Math.ceil(policy.intervalMs / 1000)));
+        return true;
+      }
+    }
   } catch (e) {
-    if (!isStepFailed(e) || e.transient) throw e;
+    if (isStepFailed(e) && e.transient) {
+      // Retried by the queue with this slice's message: what it started is found by name.
+      throw e;
+    }
+    await removeStarted(c, state.started);
+    if (!isStepFailed(e)) throw e;
     await appendLog(
       c,
       `${reshape.reason}: failed, the serving replicas are unchanged: ${e.message}`,
     );
     return true;
   }
-  const next = [...plan.keep, ...added];
+  await finishReshape(c, reshape.reason, state);
+  return true;
+}
+
+/** Starts one new replica's container (idempotent by name) and records where it listens. */
+async function startReplica(c: StepContext, replica: Replica): Promise<void> {
+  const env = await containerEnv(c);
+  const node = await nodeById(c, replica.nodeId);
+  const target = await nodeTarget(c, node);
+  const spec = planCandidate({
+    service: c.service,
+    environment: c.environment,
+    release: c.release,
+    node,
+    env,
+    index: replica.index,
+    ...(c.network ? { network: c.network } : {}),
+  });
+  const info = await viaDocker(() => c.deps.runtime.start(target, spec));
+  replica.containerId = info.id;
+  replica.upstream = upstreamAt(c, node, info);
+  replica.health = 'starting';
+}
+
+async function resendReshape(
+  c: StepContext,
+  message: ReleaseStepMessage,
+  pending: ReshapePending,
+  delaySeconds: number,
+): Promise<void> {
+  const reshape = message.reshape!;
+  const hop = c.hop + 1;
+  await c.deps.queue.send(
+    releaseStepsQueue,
+    { ...message, hop, reshape: { ...reshape, pending } },
+    {
+      group: releaseGroup(c.release),
+      idempotencyKey: `${c.release.id}:reshape:${reshape.id}:hop:${hop}`,
+      ...(delaySeconds > 0 ? { delaySeconds } : {}),
+      maxAttempts: c.deps.config.maxStepAttempts + 2,
+    },
+  );
+}
+
+/** The new set serves: one edge change, then the leaving replicas drain and stop. */
+async function finishReshape(c: StepContext, reason: string, state: ReshapePending): Promise<void> {
+  const current = replicasOf(c.release).filter((r) => r.health !== 'stopped');
+  const keep = current.filter((r) => state.keep.includes(r.index));
+  const leaving = current.filter((r) => state.leaving.includes(r.index));
+  const from = keep.length + leaving.length;
+  const next = [...keep, ...state.started];
   await switchEdge(c, next);
-  for (const r of plan.leaving) {
+  for (const r of leaving) {
     const name = replicaContainerName(c.release, r.index);
     try {
       const target = await nodeTarget(c, await nodeById(c, r.nodeId));
@@ -163,6 +331,7 @@ export async function reshapeRelease(
     }
   }
   const first = next[0];
+  const deps = c.deps;
   await deps.store.withOrg(c.release.orgId, async (repos: OrgRepos) => {
     await repos.releases.update(c.release.id, {
       replicaSet: { replicas: next },
@@ -174,80 +343,48 @@ export async function reshapeRelease(
     await appendEvent(deps, repos, c.release, 'release.scaled', {
       from,
       to: next.length,
-      reason: reshape.reason,
+      reason,
       nodeIds: next.map((r) => r.nodeId),
     });
   });
-  return true;
 }
 
-/** Starts one replica per node in `nodeIds` (maxSurge at once), each health-gated; any failure removes them all. */
-async function startHealthy(c: StepContext, nodeIds: readonly string[]): Promise<Replica[]> {
-  if (nodeIds.length === 0) return [];
-  const env = await containerEnv(c);
-  let index = Math.max(-1, ...replicasOf(c.release).map((r) => r.index)) + 1;
-  const started: Replica[] = nodeIds.map((nodeId) => ({
-    index: index++,
-    nodeId,
-    containerId: null,
-    upstream: null,
-    health: 'planned' as const,
+/** Removes new replicas that will not serve (a failed gate, a release replaced meanwhile). */
+async function removeStarted(c: StepContext, started: readonly Replica[]): Promise<void> {
+  for (const r of started) {
+    try {
+      const target = await nodeTarget(c, await nodeById(c, r.nodeId));
+      await c.deps.runtime.remove(target, replicaContainerName(c.release, r.index));
+    } catch (removing) {
+      await appendLog(c, `could not remove replica ${r.index}: ${messageOf(removing)}`);
+    }
+  }
+}
+
+/** As removeStarted, for a release that is no longer `completed` (so has no step context). */
+async function removeStartedOf(deps: ReleaseDeps, message: ReleaseStepMessage): Promise<void> {
+  const started = message.reshape?.pending?.started ?? [];
+  if (started.length === 0) return;
+  const found = await deps.store.withOrg(message.orgId, async (repos) => ({
+    release: await repos.releases.get(message.releaseId),
+    nodes: await Promise.all(started.map((r) => repos.nodes.get(r.nodeId))),
   }));
-  const surge = Math.max(1, c.service.maxSurge ?? 1);
-  const { healthcheckPath: path, health: policy } = c.service;
-  try {
-    for (let at = 0; at < started.length; at += surge) {
-      await Promise.all(
-        started.slice(at, at + surge).map(async (replica) => {
-          const node = await nodeById(c, replica.nodeId);
-          const target = await nodeTarget(c, node);
-          const spec = planCandidate({
-            service: c.service,
-            environment: c.environment,
-            release: c.release,
-            node,
-            env,
-            index: replica.index,
-            ...(c.network ? { network: c.network } : {}),
-          });
-          const info = await viaDocker(() => c.deps.runtime.start(target, spec));
-          replica.containerId = info.id;
-          replica.upstream = upstreamAt(c, node, info);
-          replica.health = 'starting';
-          const outcome = await waitUntilHealthy({
-            probe: c.deps.probe,
-            clock: c.deps.clock,
-            url: `http://${replica.upstream}${path}`,
-            policy,
-            deadlineAt: c.deps.clock.now().getTime() + policy.deadlineMs,
-            // The whole gate in this delivery: a reshape has no step row to resume from.
-            sliceMs: policy.deadlineMs,
-          });
-          if (!outcome.healthy)
-            throw new StepFailed(
-              `replica ${replica.index} on node ${node.name} did not pass its health check: GET ${path} → ${outcome.lastError ?? 'no answer'}`,
-              false,
-            );
-          replica.health = 'healthy';
-          await appendLog(
-            c,
-            `replica ${replica.index} healthy on node ${node.name} at ${replica.upstream}`,
-          );
-        }),
+  if (!found.release) return;
+  for (const [i, r] of started.entries()) {
+    const node = found.nodes[i];
+    if (!node) continue;
+    try {
+      await deps.runtime.remove(
+        await openTarget(deps, node),
+        replicaContainerName(found.release, r.index),
+      );
+    } catch (e) {
+      deps.logger.warn(
+        { releaseId: message.releaseId, err: messageOf(e) },
+        'could not remove a reshape replica',
       );
     }
-  } catch (e) {
-    for (const r of started) {
-      try {
-        const target = await nodeTarget(c, await nodeById(c, r.nodeId));
-        await c.deps.runtime.remove(target, replicaContainerName(c.release, r.index));
-      } catch (removing) {
-        await appendLog(c, `could not remove replica ${r.index}: ${messageOf(removing)}`);
-      }
-    }
-    throw e;
   }
-  return started;
 }
 
 /** Points the route at `replicas` (one change, all at once); none left removes the route. */

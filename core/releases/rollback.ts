@@ -1,5 +1,6 @@
 import { isCoreError, ReleaseAlreadyInFlight, NotFound, Unavailable } from '../errors.ts';
-import type { Release } from '../models.ts';
+import type { Release, Replica } from '../models.ts';
+import type { ContainerInfo } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import { requireOrg, type Principal, type RequestContext } from '../deps.ts';
 import { appendEvent } from './context.ts';
@@ -9,7 +10,7 @@ import type { MessageHandler } from '../ports.ts';
 import { upstreamOf, UntrustedBinding } from '../nodes/address.ts';
 import { replicasOf } from './replicas.ts';
 import { NothingToRollBackTo, ReleaseNotRollbackable } from './errors.ts';
-import { containerName, defaultHosts, planRoute, routeId } from './plan.ts';
+import { defaultHosts, planRoute, replicaContainerName, routeId } from './plan.ts';
 import { rollbackRequestedAction } from './steps.ts';
 
 /** The warm path must stay well under a second, so its one probe gets at most this long. */
@@ -42,9 +43,10 @@ export interface RollbackResult {
 
 /**
  * Returns traffic to the release before a completed, serving one (`POST
- * /api/releases/{id}/rollback`, 202). Fast path: the previous release's container still
- * runs (warm window), so the route moves back at once. Otherwise its image digest is
- * redeployed as a new release, and this one becomes `rolled_back` when that completes.
+ * /api/releases/{id}/rollback`, 202). Fast path: every replica of the previous release
+ * still runs (warm window) and answers, so the route moves back to all of them at once.
+ * Otherwise its image digest is redeployed as a new release, and this one becomes
+ * `rolled_back` when that completes.
  */
 export async function rollbackRelease(
   deps: ReleaseDeps,
@@ -82,25 +84,32 @@ export async function rollbackRelease(
     }
     const service = await repos.services.get(release.serviceId);
     const environment = await repos.environments.get(release.environmentId);
-    const node = to.nodeId ? await repos.nodes.get(to.nodeId) : null;
     if (!service || !environment) throw new NotFound('service', release.serviceId);
-    return { release, to, service, environment, node };
+    // Every replica `to` served with (one for a release from before replicas); a retired
+    // one is stopped and has nothing warm left.
+    const replicas = replicasOf(to).filter((r) => r.health !== 'stopped');
+    const nodes = await Promise.all(replicas.map((r) => repos.nodes.get(r.nodeId)));
+    return { release, to, service, environment, replicas, nodes };
   });
-  const { release, to, service, environment, node } = found;
+  const { release, to, service, environment, replicas, nodes } = found;
   const actor = { actorType: p.actorType, actorId: p.actorId };
   const requestId = ctx?.requestId ?? null;
 
   // Before the try: credentials that do not open are the caller's to fix (409 naming the
   // node), not something a worker could do better.
-  const target = node ? await openTarget(deps, node) : null;
-  let warm: Awaited<ReturnType<ReleaseDeps['runtime']['inspect']>> = null;
+  const targets = await Promise.all(nodes.map((n) => (n ? openTarget(deps, n) : null)));
+  let warm: (ContainerInfo | null)[] = [];
   try {
-    // A release of several replicas is redeployed: its warm set would need each replica
-    // checked and probed, and a redeploy gates them all the same way a deploy does.
-    warm =
-      target && replicasOf(to).length <= 1
-        ? await deps.runtime.inspect(target, containerName(to))
-        : null;
+    // Every replica must still be there: bringing back only some of them would put the
+    // whole load of the service on fewer containers than it ran with.
+    warm = await Promise.all(
+      replicas.map((r, i) => {
+        const target = targets[i];
+        return target
+          ? deps.runtime.inspect(target, replicaContainerName(to, r.index))
+          : Promise.resolve(null);
+      }),
+    );
   } catch (e) {
     // Only the node's engine can say the warm container is still the one we left (a bare
     // port could belong to another app by now), so without it a worker takes over.
@@ -117,43 +126,66 @@ export async function rollbackRelease(
     });
     return { path: 'queued', release, to, redeploy: null };
   }
-  // Where the warm container is, from the node's address: an engine answer that is not
+  // Where each warm container is, from its node's address: an engine answer that is not
   // bound where it was asked is no place to probe or route, so the release is redeployed.
-  let warmAt: string | null = null;
   // A worker has no route to switch back and retired at once: it is redeployed.
-  if (warm?.state === 'running' && node && service.containerPort !== null) {
+  const warmAt = replicas.map((_, i) => {
+    const info = warm[i];
+    const node = nodes[i];
+    if (info?.state !== 'running' || !node || service.containerPort === null) return null;
     try {
-      warmAt = upstreamOf(node, warm, service.containerPort, {
+      return upstreamOf(node, info, service.containerPort, {
         privateAddresses: deps.config.tenantPrivateNodes ?? false,
       });
     } catch (e) {
       if (!(e instanceof UntrustedBinding)) throw e;
+      return null;
     }
-  }
-  // One quick probe: a warm container that stopped answering is no place to send traffic.
-  const answers = warmAt
-    ? (
-        await deps.probe.check(
-          `http://${warmAt}${service.healthcheckPath}`,
-          Math.min(service.health.timeoutMs, warmProbeTimeoutMs),
-        )
-      ).ok
-    : false;
-  if (warm && warmAt && answers) {
-    const upstream = warmAt;
+  });
+  const upstreams = warmAt.filter((u): u is string => u !== null);
+  // One quick probe each, at once: a warm container that stopped answering is no place to
+  // send traffic.
+  const allWarm =
+    replicas.length > 0 &&
+    upstreams.length === replicas.length &&
+    (
+      await Promise.all(
+        upstreams.map((u) =>
+          deps.probe.check(
+            `http://${u}${service.healthcheckPath}`,
+            Math.min(service.health.timeoutMs, warmProbeTimeoutMs),
+          ),
+        ),
+      )
+    ).every((r) => r.ok);
+  if (allWarm) {
     const id = routeId(service.id, environment.id);
     const existing = await deps.edge.get(id);
     const hosts =
       existing?.hosts ?? defaultHosts({ service, environment, edgeDomain: deps.config.edgeDomain });
-    await deps.edge.put(planRoute({ service, environment, upstreams: [upstream], hosts }));
+    await deps.edge.put(planRoute({ service, environment, upstreams, hosts }));
     const readBack = await deps.edge.get(id);
-    if (readBack?.upstreams.length !== 1 || readBack.upstreams[0] !== upstream) {
+    const sameSet = (a: readonly string[]) =>
+      [...a].sort().join(' ') === [...upstreams].sort().join(' ');
+    if (!readBack || !sameSet(readBack.upstreams)) {
       throw new Unavailable(
         'edge',
-        `route ${id} does not show upstream ${upstream} after the rollback`,
+        `route ${id} does not show upstreams ${upstreams.join(', ')} after the rollback`,
       );
     }
     const at = deps.clock.now().toISOString();
+    const back: Replica[] = replicas.map((r, i) => ({
+      ...r,
+      containerId: warm[i]!.id,
+      upstream: upstreams[i]!,
+      health: 'healthy',
+    }));
+    const restored = {
+      upstream: back[0]!.upstream,
+      containerId: back[0]!.containerId,
+      // A release from before replicas keeps its shape: its own fields are its one replica.
+      ...(to.replicaSet ? { replicaSet: { replicas: back } } : {}),
+    };
     const rolledBack = await deps.store.withOrg(p.orgId, async (repos) => {
       if (
         !(await repos.releases.transition(release.id, 'completed', {
@@ -163,8 +195,12 @@ export async function rollbackRelease(
       ) {
         throw new ReleaseNotRollbackable(releaseId, 'it changed while rolling back');
       }
-      if (to.upstream !== upstream || to.containerId !== warm.id) {
-        await repos.releases.update(to.id, { upstream, containerId: warm.id, updatedAt: at });
+      if (
+        to.upstream !== restored.upstream ||
+        to.containerId !== restored.containerId ||
+        (to.replicaSet && JSON.stringify(to.replicaSet.replicas) !== JSON.stringify(back))
+      ) {
+        await repos.releases.update(to.id, { ...restored, updatedAt: at });
       }
       await appendEvent(
         deps,
@@ -175,7 +211,7 @@ export async function rollbackRelease(
         actor,
         requestId,
       );
-      const line = `rolled back: traffic returned to release ${to.id} at ${upstream}`;
+      const line = `rolled back: traffic returned to release ${to.id} at ${upstreams.join(', ')}`;
       await repos.releaseLogs.append(release.id, [{ at, stream: 'system', line }]);
       await repos.releaseLogs.append(to.id, [
         { at, stream: 'system', line: `serving again after rollback of release ${release.id}` },
@@ -184,12 +220,7 @@ export async function rollbackRelease(
     });
     // The rolled-back release stays warm in turn, so undoing the rollback is instant too.
     await sendRetire(deps, rolledBack, to.id, service.warmSeconds);
-    return {
-      path: 'warm',
-      release: rolledBack,
-      to: { ...to, upstream, containerId: warm.id },
-      redeploy: null,
-    };
+    return { path: 'warm', release: rolledBack, to: { ...to, ...restored }, redeploy: null };
   }
 
   const redeploy = await deps.store.withOrg(p.orgId, async (repos) => {

@@ -174,7 +174,8 @@ export function runRouteCatalogContract({ make }: RouteCatalogContract): void {
           environmentName: 'production',
           sticky: true,
           drainSeconds: 600,
-          upstream: '10.0.0.1:30002',
+          loadBalancing: null,
+          upstreams: ['10.0.0.1:30002'],
           customHosts: ['shop.test', 'www.shop.test', 'new.shop.test'],
         },
         {
@@ -184,7 +185,8 @@ export function runRouteCatalogContract({ make }: RouteCatalogContract): void {
           environmentName: 'staging',
           sticky: true,
           drainSeconds: 600,
-          upstream: '10.0.0.1:30006',
+          loadBalancing: null,
+          upstreams: ['10.0.0.1:30006'],
           customHosts: ['other-env.shop.test'],
         },
         {
@@ -194,11 +196,66 @@ export function runRouteCatalogContract({ make }: RouteCatalogContract): void {
           environmentName: 'production',
           sticky: false,
           drainSeconds: 30,
-          upstream: '10.0.0.2:30007',
+          loadBalancing: null,
+          upstreams: ['10.0.0.2:30007'],
           customHosts: ['b.test'],
         },
       ];
       expect(await catalog.liveRoutes()).toStrictEqual(live);
+    });
+
+    it('reads every healthy replica of a multi-replica release, in replica order, and its balancing', async () => {
+      const { catalog, seed } = await make();
+      const s = service('org_a', 'svc_r1', { replicas: 3, loadBalancing: 'least_conn' });
+      const scaledToZero = service('org_a', 'svc_r2', { name: 'off' });
+      const replica = (index: number, upstream: string | null, health: string) => ({
+        index,
+        nodeId: `node_${index}`,
+        containerId: upstream === null ? null : `c${index}`,
+        upstream,
+        health: health as 'healthy',
+      });
+      await seed({
+        orgs: [org('org_a')],
+        projects: [project('org_a')],
+        environments: [environment('org_a', 'env_a_prod', 'production')],
+        services: [s, scaledToZero],
+        releases: [
+          release(s, 'env_a_prod', 'rel_0101', {
+            // The release's own fields name its first replica only: the rebuild must not stop there.
+            upstream: '10.0.0.11:31000',
+            replicaSet: {
+              replicas: [
+                replica(0, '10.0.0.11:31000', 'healthy'),
+                replica(2, '10.0.0.13:31002', 'healthy'),
+                replica(1, '10.0.0.12:31001', 'healthy'),
+                replica(3, '10.0.0.14:31003', 'stopped'),
+                replica(4, null, 'planned'),
+                replica(5, '10.0.0.15:31005', 'unhealthy'),
+              ],
+            },
+          }),
+          // Scaled to 0: an empty set, nothing to route even though a stale upstream remains.
+          release(scaledToZero, 'env_a_prod', 'rel_0102', {
+            upstream: '10.0.0.11:32000',
+            replicaSet: { replicas: [] },
+          }),
+        ],
+        domains: [],
+      });
+      expect(await catalog.liveRoutes()).toStrictEqual([
+        {
+          serviceId: 'svc_r1',
+          serviceName: 'web',
+          environmentId: 'env_a_prod',
+          environmentName: 'production',
+          sticky: false,
+          drainSeconds: 30,
+          loadBalancing: 'least_conn',
+          upstreams: ['10.0.0.11:31000', '10.0.0.13:31002', '10.0.0.12:31001'],
+          customHosts: [],
+        },
+      ] satisfies LiveRoute[]);
     });
   });
 }

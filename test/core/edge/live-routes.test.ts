@@ -14,7 +14,8 @@ const live = (o: Partial<LiveRoute> = {}): LiveRoute => ({
   environmentName: 'production',
   sticky: false,
   drainSeconds: 30,
-  upstream: '10.0.0.5:30001',
+  loadBalancing: null,
+  upstreams: ['10.0.0.5:30001'],
   customHosts: [],
   ...o,
 });
@@ -31,7 +32,12 @@ describe('desiredRoutes', () => {
             sticky: true,
             drainSeconds: 600,
           }),
-          live({ environmentId: 'env_2', environmentName: 'staging', upstream: '10.0.0.6:30002' }),
+          live({
+            environmentId: 'env_2',
+            environmentName: 'staging',
+            upstreams: ['10.0.0.6:30002', '10.0.0.7:30003'],
+            loadBalancing: 'least_conn',
+          }),
         ],
         'apps.example.test',
       ),
@@ -46,9 +52,10 @@ describe('desiredRoutes', () => {
       {
         id: 'sdo-svc_0000000abc123-env_2',
         hosts: ['web-staging-abc123.apps.example.test'],
-        upstreams: ['10.0.0.6:30002'],
+        upstreams: ['10.0.0.6:30002', '10.0.0.7:30003'],
         sticky: false,
         drainSeconds: 30,
+        loadBalancing: 'least_conn',
       },
     ]);
   });

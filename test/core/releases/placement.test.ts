@@ -37,6 +37,27 @@ describe('placeReplicas', () => {
     ).toEqual({ ok: true, nodeIds: ['node_a', 'node_b'] });
   });
 
+  it("breaks a tie by the org's replicas on each node, so services without limits spread too", () => {
+    // Two services of 2 replicas already placed by id order would leave node_c empty forever.
+    const used = {
+      node_a: { cpus: 0, memoryMb: 0, replicas: 2 },
+      node_b: { cpus: 0, memoryMb: 0, replicas: 2 },
+    };
+    expect(placeReplicas({ ...base, count: 2, nodes: three, used })).toEqual({
+      ok: true,
+      nodeIds: ['node_c', 'node_a'],
+    });
+    // Still one per node before a second anywhere: the service's own spread comes first.
+    expect(
+      placeReplicas({
+        ...base,
+        count: 3,
+        nodes: three,
+        used: { node_c: { ...used.node_a, replicas: 9 } },
+      }),
+    ).toEqual({ ok: true, nodeIds: ['node_a', 'node_b', 'node_c'] });
+  });
+
   it('places nothing for 0 replicas', () => {
     expect(placeReplicas({ ...base, count: 0, nodes: [] })).toEqual({ ok: true, nodeIds: [] });
   });

@@ -1,0 +1,230 @@
+/**
+ * The control plane bench:scale drives, in this process: the release engine over a fresh
+ * PostgreSQL database (store and upstream registry, as an install runs them), the edge's
+ * DNS server, a private Caddy with dynamic upstreams, and the three standalone engines of
+ * ../shared/ci/multi-node.sh (nodes 1–3 only). Queue consumers run with the self-hosted
+ * worker's concurrency (4). close() removes every container of the bench's own org on the
+ * three engines, Caddy, the DNS server and the database.
+ */
+import { randomBytes } from 'node:crypto';
+import { SystemClock } from '../../adapters/clock/system.ts';
+import { migrate } from '../../adapters/db/migrator.ts';
+import { fromDatabaseUrl } from '../../adapters/db/postgres.ts';
+import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
+import { startUpstreamDns, type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
+import { PostgresUpstreamRegistry } from '../../adapters/edge/upstreams-postgres.ts';
+import { RandomIds } from '../../adapters/ids/random.ts';
+import { MemoryLogger } from '../../adapters/logger/memory.ts';
+import { HttpHealthProbe } from '../../adapters/probe/http.ts';
+import { MemoryQueue } from '../../adapters/queue/memory.ts';
+import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import { PostgresStore } from '../../adapters/store/postgres.ts';
+import { MemoryKeyVault } from '../../adapters/vault/memory.ts';
+import type { Principal } from '../../core/deps.ts';
+import type { Release, Service } from '../../core/models.ts';
+import {
+  createRelease,
+  handleReleaseRetire,
+  handleReleaseStep,
+  releaseRetireQueue,
+  releaseStepsQueue,
+  type ReleaseDeps,
+} from '../../core/releases/engine.ts';
+import { defaultHosts } from '../../core/releases/plan.ts';
+import { startCaddy, type TestCaddy } from '../../test/support/caddy.ts';
+import { createTestDatabase } from '../../test/support/db.ts';
+import {
+  aNode,
+  aProject,
+  aService,
+  anEnvironment,
+  anOrg,
+} from '../../test/core/releases/builders.ts';
+
+export const nodeSockets = [1, 2, 3].map((i) => `/run/sdo-node${i}/docker.sock`);
+export const nodeIds = ['node_000001', 'node_000002', 'node_000003'];
+export const edgeDomain = 'apps.example.test';
+export const environmentId = 'env_000001';
+export const zone = 'upstreams.selfdevop.internal';
+
+export interface ScaleEnv {
+  deps: ReleaseDeps;
+  caddy: TestCaddy;
+  dns: UpstreamDnsServer;
+  orgId: string;
+  deployer: Principal;
+  admin: Principal;
+  /** Inserts a web service of selfdevop-test/app (no resource limits: tiny containers). */
+  addService(name: string, o?: Partial<Service>): Promise<{ id: string; host: string }>;
+  /** Creates a release and waits until it is completed or failed (bounded by deadlineMs). */
+  deploy(serviceId: string, image: string, deadlineMs?: number): Promise<Release>;
+  /**
+   * Caddy's error lines since the last call, counted by message (upstream ports folded), so
+   * a failed request can be traced to what the edge saw (a refused dial, a reset).
+   */
+  edgeErrors(): Record<string, number>;
+  /** The serving (newest completed) release of a service. */
+  serving(serviceId: string): Promise<Release | null>;
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startScaleEnv(): Promise<ScaleEnv> {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    for (const c of cleanups.splice(0).reverse())
+      await c().catch((e: unknown) => process.stderr.write(`bench: clean-up: ${String(e)}\n`));
+  };
+  try {
+    const db = await createTestDatabase('bench_scale');
+    cleanups.push(() => db.drop());
+    await migrate(db.url);
+    const pool = fromDatabaseUrl(db.url, { appRole: 'selfdevop_app', max: 10 });
+    cleanups.push(() => pool.close());
+    const store = new PostgresStore(pool);
+    const registry = new PostgresUpstreamRegistry(pool);
+    const caddy = await startCaddy();
+    cleanups.push(() => caddy.stop());
+    // The shipped answer cache (200 ms), so the DNS figures are an install's.
+    const dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port: 0 });
+    cleanups.push(() => dns.close());
+    const orgId = `org_bench${randomBytes(4).toString('hex')}`;
+    const runtime = new DockerRuntime();
+    cleanups.push(() => removeOrgContainers(runtime, orgId));
+    const deps: ReleaseDeps = {
+      store,
+      runtime,
+      edge: new CaddyEdgeRouter({
+        adminUrl: caddy.adminUrl,
+        server: caddy.serverName,
+        dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
+      }),
+      queue: new MemoryQueue({ retryDelaySeconds: 1, pollIntervalMs: 10 }),
+      vault: new MemoryKeyVault(),
+      probe: new HttpHealthProbe(),
+      clock: new SystemClock(),
+      ids: new RandomIds(),
+      logger: new MemoryLogger(),
+      config: { edgeDomain, migrationTimeoutMs: 20_000, maxStepAttempts: 3 },
+    };
+    const environment = anEnvironment({ orgId, projectId: 'prj_000001' });
+    await store.withOrg(orgId, async (r) => {
+      await r.orgs.insert(anOrg({ id: orgId }));
+      await r.projects.insert(aProject({ orgId }));
+      await r.environments.insert(environment);
+      for (const i of [1, 2, 3])
+        await r.nodes.insert(
+          aNode({
+            id: nodeIds[i - 1],
+            orgId,
+            name: `sdo-node${i}`,
+            dockerHost: `unix://${nodeSockets[i - 1]}`,
+            address: `10.213.0.1${i}`,
+          }),
+        );
+    });
+    // The self-hosted worker's concurrency; the org's share of it (2) applies as in production.
+    const stops = [
+      await deps.queue.consume(releaseStepsQueue, handleReleaseStep(deps), { concurrency: 4 }),
+      await deps.queue.consume(releaseRetireQueue, handleReleaseRetire(deps), { concurrency: 4 }),
+    ];
+    cleanups.push(async () => {
+      for (const stop of stops) await stop();
+    });
+    const deployer: Principal = {
+      actorType: 'user',
+      actorId: 'usr_bench',
+      userId: 'usr_bench',
+      orgId,
+      role: 'deployer',
+    };
+    let n = 0;
+    let seen = '';
+    const env: ScaleEnv = {
+      deps,
+      caddy,
+      dns,
+      orgId,
+      deployer,
+      admin: { ...deployer, role: 'admin' },
+      async addService(name, o = {}) {
+        const service = aService({
+          id: `svc_${(n++).toString().padStart(4, '0')}${randomBytes(4).toString('hex')}`,
+          orgId,
+          name,
+          image: 'selfdevop-test/app:v1',
+          env: {},
+          memoryMb: null,
+          cpus: null,
+          health: { intervalMs: 100, timeoutMs: 1000, successes: 2, deadlineMs: 20_000 },
+          warmSeconds: 0,
+          drainSeconds: 2,
+          ...o,
+        });
+        await store.withOrg(orgId, (r) => r.services.insert(service));
+        const host = defaultHosts({ service, environment, edgeDomain })[0]!;
+        return { id: service.id, host };
+      },
+      async deploy(serviceId, image, deadlineMs = 120_000) {
+        const { id } = await createRelease(deps, deployer, { serviceId, image });
+        const end = Date.now() + deadlineMs;
+        for (;;) {
+          const r = await store.withOrg(orgId, (x) => x.releases.get(id));
+          if (r && (r.status === 'completed' || r.status === 'failed')) return r;
+          if (Date.now() > end)
+            throw new Error(`release ${id} still ${r?.status} after ${deadlineMs} ms`);
+          await sleep(50);
+        }
+      },
+      edgeErrors() {
+        const all = caddy.stderr();
+        // The log is kept to its newest 256 KiB: when it rolled over, read all of it.
+        const fresh = all.startsWith(seen) ? all.slice(seen.length) : all;
+        seen = all;
+        const out: Record<string, number> = {};
+        for (const line of fresh.split('\n')) {
+          if (!line.includes('"level":"error"')) continue;
+          try {
+            const l = JSON.parse(line) as { msg?: string; error?: string };
+            const key = `${l.msg ?? ''}: ${l.error ?? ''}`.replace(/:\d{2,5}\b/g, ':<port>');
+            out[key] = (out[key] ?? 0) + 1;
+          } catch {
+            // Not a JSON log line: not one of Caddy's.
+          }
+        }
+        return out;
+      },
+      serving: (serviceId) =>
+        store.withOrg(orgId, (x) => x.releases.latest(serviceId, environmentId, ['completed'])),
+      close,
+    };
+    return env;
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** Removes every container of `orgId` on nodes 1–3, a few at a time per node. */
+export async function removeOrgContainers(runtime: DockerRuntime, orgId: string): Promise<number> {
+  let removed = 0;
+  await Promise.all(
+    nodeSockets.map(async (s) => {
+      const target = { dockerHost: `unix://${s}` };
+      const all = await runtime.list(target, { 'selfdevop.org': orgId }).catch(() => []);
+      let next = 0;
+      const worker = async () => {
+        while (next < all.length) {
+          const c = all[next++]!;
+          await runtime.remove(target, c.name).then(
+            () => removed++,
+            () => undefined,
+          );
+        }
+      };
+      await Promise.all(Array.from({ length: 4 }, worker));
+    }),
+  );
+  return removed;
+}

@@ -1,0 +1,139 @@
+/**
+ * manyServices: `services` services × 2 replicas over the 3 nodes. Deploy overhead: the
+ * p95 of `samples` deploys of a lone 2-replica service before the others exist, against the
+ * p95 of as many deploys of it once they all serve. Upstream DNS: SRV questions for the
+ * services' routes asked of the edge's DNS server one at a time, as Caddy asks them (the
+ * answer cache is the shipped 200 ms, so most answers read the registry in PostgreSQL).
+ * Control-plane memory: this process's RSS (release engine, DNS server, pools) with all of
+ * them serving; the load generator is another process and is not running here.
+ */
+import { Resolver } from 'node:dns/promises';
+import { srvNameOf, upstreamLabel } from '../../core/edge/caddy-route.ts';
+import { createRelease } from '../../core/releases/create.ts';
+import { routeId } from '../../core/releases/plan.ts';
+import { percentile, round } from '../support/stats.ts';
+import { environmentId, zone, type ScaleEnv } from './env.ts';
+import { type ScenarioResult, sleep } from './goal.ts';
+
+export async function manyServices(
+  env: ScaleEnv,
+  o: { services: number; samples: number; dnsQueries: number; deadlineMs: number },
+): Promise<ScenarioResult> {
+  const lone = await env.addService('lone', { replicas: 2, maxSurge: 2 });
+  let image = 'selfdevop-test/app:v1';
+  const flip = () =>
+    (image = image.endsWith('v1') ? 'selfdevop-test/app:v2' : 'selfdevop-test/app:v1');
+  const timeDeploys = async (): Promise<number[]> => {
+    const out: number[] = [];
+    for (let i = 0; i < o.samples; i++) {
+      const t0 = performance.now();
+      const r = await env.deploy(lone.id, flip());
+      if (r.status !== 'completed') throw new Error(`lone deploy ${r.status}: ${r.error}`);
+      out.push(performance.now() - t0);
+    }
+    return out;
+  };
+  // The first deploy creates the route (a Caddy load); the samples are switches, like the later ones.
+  await env.deploy(lone.id, image);
+  const aloneMs = await timeDeploys();
+
+  const t0 = performance.now();
+  const ids: string[] = [];
+  for (let i = 0; i < o.services; i++) {
+    const s = await env.addService(`many-${i}`, { replicas: 2, maxSurge: 2 });
+    ids.push(
+      (
+        await createRelease(env.deps, env.deployer, {
+          serviceId: s.id,
+          image: 'selfdevop-test/app:v1',
+        })
+      ).id,
+    );
+  }
+  const serviceIds: string[] = [];
+  let completed: number;
+  let failed: number;
+  const end = Date.now() + o.deadlineMs;
+  for (;;) {
+    const releases = await env.deps.store.withOrg(env.orgId, async (x) =>
+      Promise.all(ids.map((id) => x.releases.get(id))),
+    );
+    completed = releases.filter((r) => r?.status === 'completed').length;
+    failed = releases.filter((r) => r?.status === 'failed').length;
+    if (completed + failed === ids.length || Date.now() > end) {
+      for (const r of releases) if (r?.status === 'completed') serviceIds.push(r.serviceId);
+      break;
+    }
+    await sleep(1000);
+  }
+  const massDeployMs = Math.round(performance.now() - t0);
+  const withManyMs = await timeDeploys();
+
+  const resolver = new Resolver({ timeout: 1000, tries: 1 });
+  resolver.setServers([env.dns.address]);
+  const dnsMs: number[] = [];
+  let dnsErrors = 0;
+  for (let i = 0; i < o.dnsQueries && serviceIds.length > 0; i++) {
+    const id = serviceIds[Math.floor(Math.random() * serviceIds.length)]!;
+    const name = srvNameOf(upstreamLabel(routeId(id, environmentId)), zone);
+    const q0 = performance.now();
+    try {
+      const answer = await resolver.resolveSrv(name);
+      if (answer.length !== 2) dnsErrors++;
+      dnsMs.push(performance.now() - q0);
+    } catch {
+      dnsErrors++;
+    }
+  }
+  (globalThis as { gc?: () => void }).gc?.();
+  const memory = process.memoryUsage();
+  const rssMb = Math.round(memory.rss / 1048576);
+
+  const aloneP95 = percentile(aloneMs, 95);
+  const manyP95 = percentile(withManyMs, 95);
+  const ratio = manyP95 / aloneP95;
+  const dnsP99 = percentile(dnsMs, 99);
+  return {
+    detail: {
+      services: o.services,
+      replicasEach: 2,
+      servicesServing: completed,
+      servicesFailed: failed,
+      massDeployMs,
+      deployMs: {
+        alone: { p95: round(aloneP95), samples: aloneMs.map((x) => round(x)) },
+        withMany: { p95: round(manyP95), samples: withManyMs.map((x) => round(x)) },
+      },
+      dns: {
+        queries: dnsMs.length,
+        errors: dnsErrors,
+        p50Ms: round(percentile(dnsMs, 50), 2),
+        p99Ms: round(dnsP99, 2),
+        maxMs: round(Math.max(...dnsMs), 2),
+      },
+      memory: {
+        rssMb,
+        heapUsedMb: Math.round(memory.heapUsed / 1048576),
+        gcBeforeReading: typeof (globalThis as { gc?: unknown }).gc === 'function',
+      },
+    },
+    goals: {
+      manyServicesOverheadRatio: {
+        goal: '<= 1.5',
+        got: round(ratio, 2),
+        met: completed === o.services && ratio <= 1.5,
+      },
+      upstreamDnsP99Ms: {
+        goal: '<= 2',
+        got: round(dnsP99, 2),
+        met: dnsErrors === 0 && dnsP99 <= 2,
+      },
+      controlPlaneMemoryMb: { goal: '<= 200', got: rssMb, met: rssMb <= 200 },
+      manyServicesServing: {
+        goal: `${o.services} of ${o.services} deployed within ${o.deadlineMs} ms`,
+        got: completed,
+        met: completed === o.services,
+      },
+    },
+  };
+}

@@ -517,6 +517,13 @@ export interface BuildResult {
   timedOut: boolean;
 }
 
+/** What a move of an image between engines did (ContainerRuntime.moveImage). */
+export interface MovedImage {
+  imageId: string;
+  /** The bytes of the image archive sent from one engine to the other. */
+  bytes: number;
+}
+
 /** A registry credential as a pull sends it (never logged). */
 export interface RegistryAuth {
   server: string;
@@ -569,6 +576,19 @@ export interface ContainerRuntime {
   ): Promise<BuildResult>;
   /** Optional (builds): the id of an image the engine already has, or null; never pulls. */
   localImage?(target: DockerTarget, image: string): Promise<string | null>;
+  /**
+   * Optional (builds on several nodes): copies `image` from the engine `from` to the engine
+   * `to` without a registry: the source's `GET /images/{name}/get` streamed into the
+   * destination's `POST /images/load`, never held whole by this process (memory stays
+   * bounded in a Lambda too). Cancelled after `timeoutMs` or when `signal` aborts; resolves
+   * to the image's id on `to` (the same as on `from`) and the bytes sent.
+   */
+  moveImage?(
+    from: DockerTarget,
+    to: DockerTarget,
+    image: string,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<MovedImage>;
   /**
    * The image's id (`sha256:…`) on the node. Uses the node's copy, pulling only when it is
    * absent, unless `refresh` asks to pull first (a mutable tag re-resolved on each deploy);

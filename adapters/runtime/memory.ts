@@ -19,6 +19,7 @@ import type {
   ContainerRuntime,
   ContainerSpec,
   DockerTarget,
+  MovedImage,
   OneOffResult,
   BuildResult,
   BuildSpec,
@@ -108,6 +109,7 @@ export type RuntimeMethod =
   | 'capacity'
   | 'build'
   | 'localImage'
+  | 'moveImage'
   | 'resolveImage'
   | 'start'
   | 'runOnce'
@@ -153,6 +155,8 @@ export class MemoryRuntime implements ContainerRuntime {
   /** What each resolveImage was asked (credential, refresh), for tests of the build step. */
   readonly resolveOptions: Array<ResolveImageOptions & { image: string }> = [];
   private readonly images = new Map<string, StoredImage>();
+  /** Built images live on the nodes that built them or had them moved there (dockerHosts). */
+  private readonly builtOn = new Map<string, Set<string>>();
   private readonly nodes = new Map<string, Map<string, MemoryContainer>>();
   private readonly unreachable = new Map<string, string>();
   private readonly faults = new Map<RuntimeMethod, Error[]>();
@@ -358,12 +362,47 @@ export class MemoryRuntime implements ContainerRuntime {
     }
     if (plan.error !== undefined) return { imageId: null, error: plan.error, timedOut: false };
     this.addImage(spec.tag, plan.image ?? {});
+    this.builtOn.set(spec.tag, new Set([...(this.builtOn.get(spec.tag) ?? []), target.dockerHost]));
     return { imageId: this.images.get(spec.tag)!.digest, error: null, timedOut: false };
+  }
+
+  /** Takes a built image off one node (as `docker rmi` there); other nodes keep theirs. */
+  dropImage(node: NodeRef, name: string): this {
+    this.builtOn.get(name)?.delete(hostOf(node));
+    return this;
   }
 
   async localImage(target: DockerTarget, image: string): Promise<string | null> {
     this.enter('localImage', target, image);
-    return (this.images.get(image) ?? this.imageByDigest(image))?.digest ?? null;
+    return this.imageOn(target.dockerHost, image)?.digest ?? null;
+  }
+
+  /** Moves that ran, in order, with the size they report (1 MiB each). */
+  readonly moves: { from: string; to: string; image: string }[] = [];
+
+  async moveImage(
+    from: DockerTarget,
+    to: DockerTarget,
+    image: string,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<MovedImage> {
+    this.enter('moveImage', from, image);
+    const reason = this.unreachable.get(to.dockerHost);
+    if (reason !== undefined) throw new Unavailable('docker', `${to.dockerHost}: ${reason}`);
+    if (options.signal?.aborted) throw new Error(`moving image ${image} was cancelled`);
+    const found = this.imageOn(from.dockerHost, image);
+    if (!found) throw new Error(`image ${image} is not on ${from.dockerHost}: nothing to move`);
+    this.builtOn.get(found.name)?.add(to.dockerHost);
+    this.moves.push({ from: from.dockerHost, to: to.dockerHost, image });
+    return { imageId: found.digest, bytes: 1024 * 1024 };
+  }
+
+  /** An image as node `dockerHost` has it: added ones everywhere, built ones where built or moved. */
+  private imageOn(dockerHost: string, image: string): StoredImage | undefined {
+    const found = this.images.get(image) ?? this.imageByDigest(image);
+    if (!found) return undefined;
+    const on = this.builtOn.get(found.name);
+    return !on || on.has(dockerHost) ? found : undefined;
   }
 
   async resolveImage(
@@ -384,6 +423,9 @@ export class MemoryRuntime implements ContainerRuntime {
       return toInfo(existing);
     }
     this.mustImage(spec.image);
+    // A built image is on its own nodes only: elsewhere Docker would try a pull, and fail.
+    if (!this.imageOn(target.dockerHost, spec.image))
+      throw new ImageNotFound(spec.image, `it was built on another node than ${target.dockerHost}`);
     const c: MemoryContainer = {
       id: this.newId(),
       dockerHost: target.dockerHost,

@@ -13,6 +13,7 @@ import {
 import { appendLog, viaDocker, type StepContext } from './context.ts';
 import { defaultBuildLimits } from './deps.ts';
 import { StepFailed } from './errors.ts';
+import { imageFromAnotherNode } from './image-move.ts';
 import { CommandOutputLog } from './output-log.ts';
 
 /** A git failure as the release records it: the repository's answer fails for good, a missing `git` too. */
@@ -27,7 +28,8 @@ async function viaGit<T>(fn: () => Promise<T>): Promise<T> {
 
 /**
  * The image of a git release on its node: the image already tagged `<service>:<sha>` there
- * (a redeploy or rollback of that sha never rebuilds), else a build of the commit from the
+ * (a redeploy or rollback of that sha never rebuilds), else that image moved from another
+ * node an earlier release of the sha ran on, else a build of the commit from the
  * repository's Dockerfile, its output streamed into the release log line by line. The
  * source is fetched by this process and streamed to the node's engine as the build
  * context, so the build itself runs on the node and nothing of it is held here.
@@ -81,6 +83,9 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
     await appendLog(c, `image ${tag} is already on node ${c.node.name}: reused, nothing built`);
     return present;
   }
+  // A rollback or redeploy of an earlier sha: its image moves from a node that still has it.
+  const moved = await imageFromAnotherNode(c, tag, sha, { node: c.node, target });
+  if (moved) return moved;
   if (!runtime.build) throw new StepFailed('this worker cannot build images', false);
   // Build-time secrets, opened for this build only: served through the engine's BuildKit
   // session, masked in the log should a step print one anyway.

@@ -517,6 +517,17 @@ export interface BuildResult {
   timedOut: boolean;
 }
 
+/** One image as an engine lists it (ContainerRuntime.listImages). */
+export interface ImageSummary {
+  id: string;
+  /** `repository:tag` names; empty for an untagged image. */
+  tags: string[];
+  labels: Record<string, string>;
+  /** When the image was made, ISO 8601. */
+  createdAt: string;
+  sizeBytes: number;
+}
+
 /** What a move of an image between engines did (ContainerRuntime.moveImage). */
 export interface MovedImage {
   imageId: string;
@@ -589,6 +600,19 @@ export interface ContainerRuntime {
     image: string,
     options: { timeoutMs: number; signal?: AbortSignal },
   ): Promise<MovedImage>;
+  /** Optional (build pruning): the engine's images carrying every one of `labels`. */
+  listImages?(target: DockerTarget, labels: Record<string, string>): Promise<ImageSummary[]>;
+  /**
+   * Optional (build pruning): removes one image by id or tag, never forced: an image a
+   * container (running or stopped) uses stays, `in_use`; an image already gone is `missing`.
+   */
+  deleteImage?(target: DockerTarget, nameOrId: string): Promise<'removed' | 'in_use' | 'missing'>;
+  /**
+   * Optional (build pruning): trims the engine's build cache to at most `keepBytes`
+   * (`POST /build/prune?keep-storage=`, as `docker builder prune --keep-storage`), the
+   * least recently used first. Resolves to the bytes reclaimed.
+   */
+  pruneBuildCache?(target: DockerTarget, keepBytes: number): Promise<{ reclaimedBytes: number }>;
   /**
    * The image's id (`sha256:…`) on the node. Uses the node's copy, pulling only when it is
    * absent, unless `refresh` asks to pull first (a mutable tag re-resolved on each deploy);
@@ -829,6 +853,11 @@ export interface ReleaseLookup {
     before: string,
     limit: number,
   ): Promise<Pick<Release, 'id' | 'orgId' | 'serviceId' | 'environmentId' | 'createdAt'>[]>;
+  /**
+   * Optional (build pruning): every node, as `{orgId, nodeId}`, that a release built from git
+   * ran a replica on, at most `limit` (≤ 5000).
+   */
+  buildNodes?(limit: number): Promise<{ orgId: string; nodeId: string }[]>;
 }
 
 export interface ListFilter {

@@ -5,6 +5,7 @@
  * makes one FIFO queue per name in `workerQueueNames` (plus `scheduledJobsQueue`).
  */
 import { dataServiceWorkQueue } from './data-services/deps.ts';
+import { buildPruneCron, buildPruneSchedule, pruneBuildImages } from './builds/prune.ts';
 import { jobRunsQueue } from './jobs/deps.ts';
 import { handleJobRun } from './jobs/run.ts';
 import { handleDataServiceWork } from './data-services/work.ts';
@@ -120,6 +121,25 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
       run: async () => {
         const sent = await sweepDomains(system.domains);
         if (sent > 0) system.logger.warn({ domains: sent }, 'domain checks had stopped; re-armed');
+      },
+    },
+    {
+      // Old `<service>:<sha>` images and build cache would fill a node's disk one push at a time.
+      name: buildPruneSchedule,
+      cron: buildPruneCron,
+      run: async () => {
+        const done = await pruneBuildImages(system.release);
+        if (done.removed.length > 0 || done.skipped.length > 0 || done.cacheReclaimedBytes > 0)
+          system.logger.info(
+            {
+              nodes: done.nodes,
+              removed: done.removed.length,
+              inUse: done.inUse.length,
+              cacheReclaimedBytes: done.cacheReclaimedBytes,
+              skipped: done.skipped,
+            },
+            'build images pruned',
+          );
       },
     },
     {

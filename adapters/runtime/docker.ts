@@ -23,6 +23,7 @@ import type {
   ContainerRuntime,
   ContainerSpec,
   DockerTarget,
+  ImageSummary,
   MovedImage,
   OneOffResult,
   PipedRun,
@@ -377,6 +378,70 @@ export class DockerRuntime implements ContainerRuntime {
         `image ${image} is ${there ?? 'missing'} on ${to.dockerHost} after the load, not ${expected} as on ${from.dockerHost}`,
       );
     return { imageId: expected, bytes };
+  }
+
+  async listImages(target: DockerTarget, labels: Record<string, string>): Promise<ImageSummary[]> {
+    const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+    const images = await this.call(target, 'list images', (docker) =>
+      docker.listImages({
+        filters: JSON.stringify({ label }),
+        abortSignal: this.deadline(),
+      } as Docker.ListImagesOptions),
+    );
+    return images.map((i) => ({
+      id: i.Id,
+      tags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'),
+      labels: { ...(i.Labels ?? {}) },
+      createdAt: new Date(i.Created * 1000).toISOString(),
+      sizeBytes: i.Size,
+    }));
+  }
+
+  async deleteImage(
+    target: DockerTarget,
+    nameOrId: string,
+  ): Promise<'removed' | 'in_use' | 'missing'> {
+    return this.call(target, `remove image ${nameOrId}`, async (docker) => {
+      try {
+        // Never forced: the engine keeps an image any container (even a stopped one) uses.
+        await docker
+          .getImage(nameOrId)
+          .remove({
+            force: false,
+            noprune: false,
+            abortSignal: this.deadline(),
+          } as Docker.ImageRemoveOptions);
+        return 'removed';
+      } catch (e) {
+        if (statusOf(e) === 404) return 'missing';
+        if (statusOf(e) === 409) return 'in_use';
+        throw e;
+      }
+    });
+  }
+
+  async pruneBuildCache(
+    target: DockerTarget,
+    keepBytes: number,
+  ): Promise<{ reclaimedBytes: number }> {
+    return this.call(target, 'prune the build cache', async (docker) => {
+      const modem = (docker as unknown as { modem: ModemDial }).modem;
+      const answer = await new Promise<unknown>((resolve, reject) =>
+        modem.dial(
+          {
+            path: '/build/prune?',
+            method: 'POST',
+            options: { 'keep-storage': String(Math.max(0, Math.floor(keepBytes))) },
+            abortSignal: AbortSignal.timeout(this.requestTimeoutMs * 4),
+            statusCodes: { 200: true, 500: 'server error' },
+          },
+          (err, data) => (err ? reject(err) : resolve(data)),
+        ),
+      );
+      return {
+        reclaimedBytes: (answer as { SpaceReclaimed?: number } | null)?.SpaceReclaimed ?? 0,
+      };
+    });
   }
 
   async start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo> {

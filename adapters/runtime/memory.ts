@@ -19,6 +19,7 @@ import type {
   ContainerRuntime,
   ContainerSpec,
   DockerTarget,
+  ImageSummary,
   MovedImage,
   OneOffResult,
   BuildResult,
@@ -110,6 +111,9 @@ export type RuntimeMethod =
   | 'build'
   | 'localImage'
   | 'moveImage'
+  | 'listImages'
+  | 'deleteImage'
+  | 'pruneBuildCache'
   | 'resolveImage'
   | 'start'
   | 'runOnce'
@@ -157,6 +161,13 @@ export class MemoryRuntime implements ContainerRuntime {
   private readonly images = new Map<string, StoredImage>();
   /** Built images live on the nodes that built them or had them moved there (dockerHosts). */
   private readonly builtOn = new Map<string, Set<string>>();
+  /** Labels and creation time of built images, as the engine lists them. */
+  private readonly builtMeta = new Map<
+    string,
+    { labels: Record<string, string>; createdAt: string }
+  >();
+  /** Build-cache prunes asked for, in order. */
+  readonly cachePrunes: { dockerHost: string; keepBytes: number }[] = [];
   private readonly nodes = new Map<string, Map<string, MemoryContainer>>();
   private readonly unreachable = new Map<string, string>();
   private readonly faults = new Map<RuntimeMethod, Error[]>();
@@ -363,6 +374,10 @@ export class MemoryRuntime implements ContainerRuntime {
     if (plan.error !== undefined) return { imageId: null, error: plan.error, timedOut: false };
     this.addImage(spec.tag, plan.image ?? {});
     this.builtOn.set(spec.tag, new Set([...(this.builtOn.get(spec.tag) ?? []), target.dockerHost]));
+    this.builtMeta.set(spec.tag, {
+      labels: { ...spec.labels },
+      createdAt: this.clock.now().toISOString(),
+    });
     return { imageId: this.images.get(spec.tag)!.digest, error: null, timedOut: false };
   }
 
@@ -395,6 +410,47 @@ export class MemoryRuntime implements ContainerRuntime {
     this.builtOn.get(found.name)?.add(to.dockerHost);
     this.moves.push({ from: from.dockerHost, to: to.dockerHost, image });
     return { imageId: found.digest, bytes: 1024 * 1024 };
+  }
+
+  async listImages(target: DockerTarget, labels: Record<string, string>): Promise<ImageSummary[]> {
+    this.enter('listImages', target, JSON.stringify(labels));
+    const out: ImageSummary[] = [];
+    for (const [name, on] of this.builtOn) {
+      const meta = this.builtMeta.get(name);
+      const image = this.images.get(name);
+      if (!on.has(target.dockerHost) || !meta || !image) continue;
+      if (!Object.entries(labels).every(([k, v]) => meta.labels[k] === v)) continue;
+      out.push({
+        id: image.digest,
+        tags: [name],
+        labels: { ...meta.labels },
+        createdAt: meta.createdAt,
+        sizeBytes: 1024 * 1024,
+      });
+    }
+    return out;
+  }
+
+  async deleteImage(
+    target: DockerTarget,
+    nameOrId: string,
+  ): Promise<'removed' | 'in_use' | 'missing'> {
+    this.enter('deleteImage', target, nameOrId);
+    const found = this.imageOn(target.dockerHost, nameOrId);
+    if (!found || !this.builtOn.has(found.name)) return 'missing';
+    for (const c of this.nodes.get(target.dockerHost)?.values() ?? [])
+      if (c.spec.image === found.name || c.spec.image === found.digest) return 'in_use';
+    this.builtOn.get(found.name)!.delete(target.dockerHost);
+    return 'removed';
+  }
+
+  async pruneBuildCache(
+    target: DockerTarget,
+    keepBytes: number,
+  ): Promise<{ reclaimedBytes: number }> {
+    this.enter('pruneBuildCache', target, String(keepBytes));
+    this.cachePrunes.push({ dockerHost: target.dockerHost, keepBytes });
+    return { reclaimedBytes: 0 };
   }
 
   /** An image as node `dockerHost` has it: added ones everywhere, built ones where built or moved. */

@@ -28,6 +28,52 @@ export function releaseCases(): void {
       expect(await inA((r) => r.releases.get('rel_missing'))).toBeNull();
     });
 
+    it('lists, across orgs, every node a release built from git ran a replica on (buildNodes)', async () => {
+      const [n1, n2, n3] = [aNode(a.orgId), aNode(a.orgId), aNode(a.orgId)];
+      const other = aNode(b.orgId);
+      const replica = (nodeId: string, index: number) => ({
+        index,
+        nodeId,
+        containerId: null,
+        upstream: null,
+        health: 'planned' as const,
+      });
+      await inA(async (r) => {
+        for (const n of [n1, n2, n3]) await r.nodes.insert(n);
+        await r.releases.insert(
+          aRelease(a.orgId, a.serviceId, a.environmentId, {
+            status: 'completed',
+            gitSha: 'a'.repeat(40),
+            nodeId: n1.id,
+            replicaSet: { replicas: [replica(n1.id, 0), replica(n2.id, 1)] },
+          }),
+        );
+        // An image release: its node built nothing.
+        await r.releases.insert(aRelease(a.orgId, a.serviceId, a.environmentId, { nodeId: n3.id }));
+      });
+      await store.withOrg(b.orgId, async (r) => {
+        await r.nodes.insert(other);
+        await r.releases.insert(
+          aRelease(b.orgId, b.serviceId, b.environmentId, {
+            gitSha: 'b'.repeat(40),
+            nodeId: other.id,
+          }),
+        );
+      });
+      const found = await store.releaseLookup.buildNodes!(100);
+      const key = (x: { orgId: string; nodeId: string }) => `${x.orgId}/${x.nodeId}`;
+      expect(found.map(key).sort()).toEqual(
+        [
+          { orgId: a.orgId, nodeId: n1.id },
+          { orgId: a.orgId, nodeId: n2.id },
+          { orgId: b.orgId, nodeId: other.id },
+        ]
+          .map(key)
+          .sort(),
+      );
+      expect(await store.releaseLookup.buildNodes!(1)).toHaveLength(1);
+    });
+
     it('refuses a second release of a service environment in flight, naming the first', async () => {
       const first = aRelease(a.orgId, a.serviceId, a.environmentId, { status: 'migrating' });
       await inA((r) => r.releases.insert(first));

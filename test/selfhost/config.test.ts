@@ -53,6 +53,8 @@ describe('configuration from the environment', () => {
       BUILD_CPUS: 2,
       BUILD_MAX_SOURCE_MB: 500,
       BUILD_NODE_IMAGE: 'selfdevop/node-build:24',
+      BUILD_KEEP_IMAGES: 5,
+      BUILD_CACHE_MAX_MB: 10_240,
       BUILD_BUILDER: 'buildkit',
       GIT_BIN: 'git',
       GIT_ALLOW_PRIVATE_HOSTS: true,

@@ -1254,6 +1254,38 @@ export interface EdgeRebuild {
   restoredHosts: number;
 }
 
+/** What a request for a build slot answered (BuildSlots.take). */
+export type BuildSlotAnswer =
+  | { granted: true }
+  | {
+      granted: false;
+      /** The builds holding the engine's slots now. */
+      running: { releaseId: string; orgId: string }[];
+      /** Builds waiting that were queued before this one. */
+      ahead: number;
+    };
+
+/**
+ * At most N builds per engine at once, across orgs (one engine may be registered by several
+ * orgs), handed out fairly: the org with the fewest builds running there first, then the
+ * one served longest ago, then the oldest request. Outside any org, like the lookups.
+ */
+export interface BuildSlots {
+  /**
+   * Takes a slot of `engine` for the release, or queues its request (asking again keeps its
+   * place). A granted slot is held until `free` or `leaseSeconds` pass (a dead worker);
+   * asking again while holding it renews the lease. Requests of releases no longer queued
+   * or building are dropped.
+   */
+  take(
+    request: { releaseId: string; orgId: string; engine: string },
+    limit: number,
+    leaseSeconds: number,
+  ): Promise<BuildSlotAnswer>;
+  /** Frees the release's slot or drops its request (the build ended, or it was cancelled). */
+  free(releaseId: string, orgId: string): Promise<void>;
+}
+
 export interface Store {
   /**
    * Runs fn in one transaction confined to orgId: in PostgreSQL by row-level security,
@@ -1266,6 +1298,8 @@ export interface Store {
   domainLookup: DomainLookup;
   authGuards: AuthGuardRepo;
   releaseLookup: ReleaseLookup;
+  /** Optional: per-engine build slots (both stores have it). */
+  buildSlots?: BuildSlots;
   /** Optional: where the edge-rebuild job notes its runs (both stores have it). */
   edgeRebuilds?: EdgeRebuildLog;
   inviteLookup: InviteLookup;

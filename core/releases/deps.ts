@@ -102,6 +102,8 @@ export interface BuildLimits {
   keepImages: number;
   /** The build cache of each engine is trimmed to this many bytes (least recently used first). */
   cacheMaxBytes: number;
+  /** Builds one engine runs at once, whatever org asks; more wait their turn, fairly across orgs. */
+  perNode: number;
 }
 
 export const defaultBuildLimits: BuildLimits = {
@@ -112,6 +114,7 @@ export const defaultBuildLimits: BuildLimits = {
   nodeImage: 'selfdevop/node-build:24',
   keepImages: 5,
   cacheMaxBytes: 10 * 1024 * 1024 * 1024,
+  perNode: 2,
 };
 
 export const defaultReleaseConfig = {

@@ -71,7 +71,10 @@ export const build: StepRunner = async (c) => {
   await viaDocker(() => c.deps.runtime.ping(target));
   let digest: string;
   if (c.release.gitRef !== null) {
-    digest = await buildFromGit(c, target);
+    const built = await buildFromGit(c, target);
+    // Waiting for a build slot: the step runs again later, its row still running.
+    if (built === null) return;
+    digest = built;
   } else {
     digest = await resolveReleaseImage(c, target);
   }

@@ -55,6 +55,7 @@ describe('configuration from the environment', () => {
       BUILD_NODE_IMAGE: 'selfdevop/node-build:24',
       BUILD_KEEP_IMAGES: 5,
       BUILD_CACHE_MAX_MB: 10_240,
+      BUILD_CONCURRENCY_PER_NODE: 2,
       BUILD_BUILDER: 'buildkit',
       GIT_BIN: 'git',
       GIT_ALLOW_PRIVATE_HOSTS: true,

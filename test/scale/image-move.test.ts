@@ -34,6 +34,7 @@ import {
 } from '../../core/releases/engine.ts';
 import { defaultHosts } from '../../core/releases/plan.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { ensureTestImages } from '../support/docker.ts';
 import {
   makeRepo,
   startGitDaemon,
@@ -118,6 +119,8 @@ describe.skipIf(!ready)('built images move between real engines', () => {
   const services: Service[] = [];
 
   beforeAll(async () => {
+    // The default engine's copies: app:v1 for the rollback service, node:base for the move test.
+    await ensureTestImages();
     [caddy, daemon] = await Promise.all([startCaddy(), startGitDaemon()]);
     deps = {
       store: new MemoryStore(),

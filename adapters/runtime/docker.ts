@@ -404,13 +404,11 @@ export class DockerRuntime implements ContainerRuntime {
     return this.call(target, `remove image ${nameOrId}`, async (docker) => {
       try {
         // Never forced: the engine keeps an image any container (even a stopped one) uses.
-        await docker
-          .getImage(nameOrId)
-          .remove({
-            force: false,
-            noprune: false,
-            abortSignal: this.deadline(),
-          } as Docker.ImageRemoveOptions);
+        await docker.getImage(nameOrId).remove({
+          force: false,
+          noprune: false,
+          abortSignal: this.deadline(),
+        } as Docker.ImageRemoveOptions);
         return 'removed';
       } catch (e) {
         if (statusOf(e) === 404) return 'missing';

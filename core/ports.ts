@@ -673,6 +673,24 @@ export interface BuildResult {
   timedOut: boolean;
 }
 
+/** One image as an engine lists it (ContainerRuntime.listImages). */
+export interface ImageSummary {
+  id: string;
+  /** `repository:tag` names; empty for an untagged image. */
+  tags: string[];
+  labels: Record<string, string>;
+  /** When the image was made, ISO 8601. */
+  createdAt: string;
+  sizeBytes: number;
+}
+
+/** What a move of an image between engines did (ContainerRuntime.moveImage). */
+export interface MovedImage {
+  imageId: string;
+  /** The bytes of the image archive sent from one engine to the other. */
+  bytes: number;
+}
+
 /** A registry credential as a pull sends it (never logged). */
 export interface RegistryAuth {
   server: string;
@@ -738,6 +756,32 @@ export interface ContainerRuntime {
   ): Promise<BuildResult>;
   /** Optional (builds): the id of an image the engine already has, or null; never pulls. */
   localImage?(target: DockerTarget, image: string): Promise<string | null>;
+  /**
+   * Optional (builds on several nodes): copies `image` from the engine `from` to the engine
+   * `to` without a registry: the source's `GET /images/{name}/get` streamed into the
+   * destination's `POST /images/load`, never held whole by this process (memory stays
+   * bounded in a Lambda too). Cancelled after `timeoutMs` or when `signal` aborts; resolves
+   * to the image's id on `to` (the same as on `from`) and the bytes sent.
+   */
+  moveImage?(
+    from: DockerTarget,
+    to: DockerTarget,
+    image: string,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<MovedImage>;
+  /** Optional (build pruning): the engine's images carrying every one of `labels`. */
+  listImages?(target: DockerTarget, labels: Record<string, string>): Promise<ImageSummary[]>;
+  /**
+   * Optional (build pruning): removes one image by id or tag, never forced: an image a
+   * container (running or stopped) uses stays, `in_use`; an image already gone is `missing`.
+   */
+  deleteImage?(target: DockerTarget, nameOrId: string): Promise<'removed' | 'in_use' | 'missing'>;
+  /**
+   * Optional (build pruning): trims the engine's build cache to at most `keepBytes`
+   * (`POST /build/prune?keep-storage=`, as `docker builder prune --keep-storage`), the
+   * least recently used first. Resolves to the bytes reclaimed.
+   */
+  pruneBuildCache?(target: DockerTarget, keepBytes: number): Promise<{ reclaimedBytes: number }>;
   /**
    * The image's id (`sha256:…`) on the node. Uses the node's copy, pulling only when it is
    * absent, unless `refresh` asks to pull first (a mutable tag re-resolved on each deploy);
@@ -980,6 +1024,11 @@ export interface ReleaseLookup {
     before: string,
     limit: number,
   ): Promise<Pick<Release, 'id' | 'orgId' | 'serviceId' | 'environmentId' | 'createdAt'>[]>;
+  /**
+   * Optional (build pruning): every node, as `{orgId, nodeId}`, that a release built from git
+   * ran a replica on, at most `limit` (≤ 5000).
+   */
+  buildNodes?(limit: number): Promise<{ orgId: string; nodeId: string }[]>;
 }
 
 export interface ListFilter {
@@ -1396,6 +1445,38 @@ export interface EdgeRebuild {
   restoredHosts: number;
 }
 
+/** What a request for a build slot answered (BuildSlots.take). */
+export type BuildSlotAnswer =
+  | { granted: true }
+  | {
+      granted: false;
+      /** The builds holding the engine's slots now. */
+      running: { releaseId: string; orgId: string }[];
+      /** Builds waiting that were queued before this one. */
+      ahead: number;
+    };
+
+/**
+ * At most N builds per engine at once, across orgs (one engine may be registered by several
+ * orgs), handed out fairly: the org with the fewest builds running there first, then the
+ * one served longest ago, then the oldest request. Outside any org, like the lookups.
+ */
+export interface BuildSlots {
+  /**
+   * Takes a slot of `engine` for the release, or queues its request (asking again keeps its
+   * place). A granted slot is held until `free` or `leaseSeconds` pass (a dead worker);
+   * asking again while holding it renews the lease. Requests of releases no longer queued
+   * or building are dropped.
+   */
+  take(
+    request: { releaseId: string; orgId: string; engine: string },
+    limit: number,
+    leaseSeconds: number,
+  ): Promise<BuildSlotAnswer>;
+  /** Frees the release's slot or drops its request (the build ended, or it was cancelled). */
+  free(releaseId: string, orgId: string): Promise<void>;
+}
+
 export interface Store {
   /**
    * Runs fn in one transaction confined to orgId: in PostgreSQL by row-level security,
@@ -1408,6 +1489,8 @@ export interface Store {
   domainLookup: DomainLookup;
   authGuards: AuthGuardRepo;
   releaseLookup: ReleaseLookup;
+  /** Optional: per-engine build slots (both stores have it). */
+  buildSlots?: BuildSlots;
   /** Optional: where the edge-rebuild job notes its runs (both stores have it). */
   edgeRebuilds?: EdgeRebuildLog;
   /** Optional: the control plane's own backups (both stores have it). */

@@ -7,6 +7,7 @@
 import { dataServiceWorkQueue } from './data-services/deps.ts';
 import { controlBackupWorkQueue, type ControlBackupDeps } from './control-backups/deps.ts';
 import { handleControlBackupWork } from './control-backups/work.ts';
+import { buildPruneCron, buildPruneSchedule, pruneBuildImages } from './builds/prune.ts';
 import { jobRunsQueue } from './jobs/deps.ts';
 import { handleJobRun } from './jobs/run.ts';
 import { handleDataServiceWork } from './data-services/work.ts';
@@ -140,6 +141,25 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
       run: async () => {
         const sent = await sweepDomains(system.domains);
         if (sent > 0) system.logger.warn({ domains: sent }, 'domain checks had stopped; re-armed');
+      },
+    },
+    {
+      // Old `<service>:<sha>` images and build cache would fill a node's disk one push at a time.
+      name: buildPruneSchedule,
+      cron: buildPruneCron,
+      run: async () => {
+        const done = await pruneBuildImages(system.release);
+        if (done.removed.length > 0 || done.skipped.length > 0 || done.cacheReclaimedBytes > 0)
+          system.logger.info(
+            {
+              nodes: done.nodes,
+              removed: done.removed.length,
+              inUse: done.inUse.length,
+              cacheReclaimedBytes: done.cacheReclaimedBytes,
+              skipped: done.skipped,
+            },
+            'build images pruned',
+          );
       },
     },
     {

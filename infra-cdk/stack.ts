@@ -484,6 +484,15 @@ export class SelfdevopStack extends Stack {
         new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(1) }),
       ],
     });
+    new events.Rule(this, 'BuildPruneRule', {
+      ruleName: `${prefix}build-prune`,
+      description:
+        "removes built images no release needs and trims each engine's build cache, hourly, through the scheduled-jobs queue",
+      schedule: events.Schedule.cron({ minute: '23' }),
+      targets: [
+        new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(30) }),
+      ],
+    });
     new events.Rule(this, 'ReleaseSweepRule', {
       ruleName: `${prefix}release-sweep`,
       description:

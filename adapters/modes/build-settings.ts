@@ -33,6 +33,18 @@ export const buildSettings = {
   BUILD_MAX_SOURCE_MB: z.coerce.number().int().min(1).max(1_000_000).default(500),
   /** The base image of zero-config Node.js builds (Node and npm); selfhost/build-images.sh makes it. */
   BUILD_NODE_IMAGE: z.string().min(1).max(300).default('selfdevop/node-build:24'),
+  /**
+   * Built images (`<service>:<sha>`) the hourly prune keeps per service environment beyond
+   * the serving, in-flight and rollback-target releases' ones: the newest N commits that served.
+   */
+  BUILD_KEEP_IMAGES: z.coerce.number().int().min(1).max(1000).default(5),
+  /** Each engine's build cache is trimmed to this many MB by the hourly prune. */
+  BUILD_CACHE_MAX_MB: z.coerce.number().int().min(0).max(10_000_000).default(10_240),
+  /**
+   * Builds one node's engine runs at once, across orgs; more wait (the release log says for
+   * whom) and are served fairly across orgs.
+   */
+  BUILD_CONCURRENCY_PER_NODE: z.coerce.number().int().min(1).max(64).default(2),
   /** The git binary the worker (and the API, to resolve refs early) runs. */
   GIT_BIN: z.string().min(1).default('git'),
 };
@@ -44,10 +56,16 @@ export const buildLimitsOf = (c: {
   BUILD_CPUS: number;
   BUILD_MAX_SOURCE_MB: number;
   BUILD_NODE_IMAGE: string;
+  BUILD_KEEP_IMAGES: number;
+  BUILD_CACHE_MAX_MB: number;
+  BUILD_CONCURRENCY_PER_NODE: number;
 }): BuildLimits => ({
   timeoutMs: c.BUILD_TIMEOUT_SECONDS * 1000,
   memoryMb: c.BUILD_MEMORY_MB,
   cpus: c.BUILD_CPUS,
   maxSourceBytes: c.BUILD_MAX_SOURCE_MB * 1024 * 1024,
   nodeImage: c.BUILD_NODE_IMAGE,
+  keepImages: c.BUILD_KEEP_IMAGES,
+  cacheMaxBytes: c.BUILD_CACHE_MAX_MB * 1024 * 1024,
+  perNode: c.BUILD_CONCURRENCY_PER_NODE,
 });

@@ -12,7 +12,7 @@ import type {
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { PassThrough, Writable, type Duplex } from 'node:stream';
+import { PassThrough, Transform, Writable, type Duplex } from 'node:stream';
 import { InvalidInput, isCoreError, Unavailable } from '../../core/errors.ts';
 import type {
   BuildResult,
@@ -24,6 +24,8 @@ import type {
   ContainerSpec,
   ContainerUsage,
   DockerTarget,
+  ImageSummary,
+  MovedImage,
   OneOffResult,
   PipedRun,
   PublishedPort,
@@ -305,6 +307,171 @@ export class DockerRuntime implements ContainerRuntime {
     return this.call(target, `inspect image ${image}`, (docker) =>
       this.imageIdOrNull(docker, image),
     );
+  }
+
+  async moveImage(
+    from: DockerTarget,
+    to: DockerTarget,
+    image: string,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<MovedImage> {
+    const expected = await this.call(from, `inspect image ${image}`, (docker) =>
+      this.imageIdOrNull(docker, image),
+    );
+    if (!expected) throw new Error(`image ${image} is not on ${from.dockerHost}: nothing to move`);
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, options.timeoutMs);
+    const cancel = () => abort.abort();
+    options.signal?.addEventListener('abort', cancel, { once: true });
+    // A signal aborted before the call never fires its event.
+    if (options.signal?.aborted) abort.abort();
+    // Both HTTP streams are cut on abort: the engines then drop the half-sent archive.
+    const open: { destroy?: (e?: Error) => void }[] = [];
+    const stopped = () =>
+      new Error(
+        timedOut
+          ? `moving image ${image} did not finish in ${Math.round(options.timeoutMs / 1000)} s and was cancelled`
+          : `moving image ${image} was cancelled`,
+      );
+    const onAbort = () => {
+      for (const s of open) s.destroy?.(stopped());
+    };
+    abort.signal.addEventListener('abort', onAbort, { once: true });
+    let bytes = 0;
+    try {
+      // Saved by name, so the archive carries the tag and the load puts it on the other node.
+      const saved = await this.call(from, `save ${image}`, (docker) =>
+        dialStream(docker, {
+          path: `/images/${image}/get`,
+          method: 'GET',
+          abortSignal: abort.signal,
+        }),
+      );
+      open.push(saved as NodeJS.ReadableStream & { destroy?: () => void });
+      // The archive passes through, counted, with backpressure: never held whole here.
+      const counted = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          bytes += chunk.length;
+          done(null, chunk);
+        },
+      });
+      saved.on('error', (e: Error) => counted.destroy(e));
+      saved.pipe(counted);
+      open.push(counted);
+      const loaded = await this.call(to, `load ${image}`, (docker) =>
+        dialStream(docker, {
+          path: '/images/load?',
+          method: 'POST',
+          options: { quiet: '1' },
+          file: counted,
+          abortSignal: abort.signal,
+        }),
+      );
+      open.push(loaded as NodeJS.ReadableStream & { destroy?: () => void });
+      let error: string | null = null;
+      let rest = '';
+      for await (const chunk of loaded as AsyncIterable<Buffer | string>) {
+        const lines = (rest + chunk.toString()).split('\n');
+        rest = lines.pop() ?? '';
+        if (rest.length > 1024 * 1024) rest = '';
+        for (const line of lines) {
+          try {
+            const event = JSON.parse(line) as {
+              error?: string;
+              errorDetail?: { message?: string };
+            };
+            if (event.error || event.errorDetail)
+              error = event.errorDetail?.message ?? event.error ?? 'the load failed';
+          } catch {
+            // Not JSON: progress text, nothing to act on.
+          }
+        }
+      }
+      if (abort.signal.aborted) throw stopped();
+      if (error !== null)
+        throw new Error(`docker load ${image} on ${to.dockerHost} failed: ${error}`);
+    } catch (e) {
+      if (abort.signal.aborted) throw stopped();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', cancel);
+      abort.signal.removeEventListener('abort', onAbort);
+    }
+    const there = await this.call(to, `inspect image ${image}`, (docker) =>
+      this.imageIdOrNull(docker, image),
+    );
+    if (there !== expected)
+      throw new Error(
+        `image ${image} is ${there ?? 'missing'} on ${to.dockerHost} after the load, not ${expected} as on ${from.dockerHost}`,
+      );
+    return { imageId: expected, bytes };
+  }
+
+  async listImages(target: DockerTarget, labels: Record<string, string>): Promise<ImageSummary[]> {
+    const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+    const images = await this.call(target, 'list images', (docker) =>
+      docker.listImages({
+        filters: JSON.stringify({ label }),
+        abortSignal: this.deadline(),
+      } as Docker.ListImagesOptions),
+    );
+    return images.map((i) => ({
+      id: i.Id,
+      tags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'),
+      labels: { ...(i.Labels ?? {}) },
+      createdAt: new Date(i.Created * 1000).toISOString(),
+      sizeBytes: i.Size,
+    }));
+  }
+
+  async deleteImage(
+    target: DockerTarget,
+    nameOrId: string,
+  ): Promise<'removed' | 'in_use' | 'missing'> {
+    return this.call(target, `remove image ${nameOrId}`, async (docker) => {
+      try {
+        // Never forced: the engine keeps an image any container (even a stopped one) uses.
+        await docker.getImage(nameOrId).remove({
+          force: false,
+          noprune: false,
+          abortSignal: this.deadline(),
+        } as Docker.ImageRemoveOptions);
+        return 'removed';
+      } catch (e) {
+        if (statusOf(e) === 404) return 'missing';
+        if (statusOf(e) === 409) return 'in_use';
+        throw e;
+      }
+    });
+  }
+
+  async pruneBuildCache(
+    target: DockerTarget,
+    keepBytes: number,
+  ): Promise<{ reclaimedBytes: number }> {
+    return this.call(target, 'prune the build cache', async (docker) => {
+      const modem = (docker as unknown as { modem: ModemDial }).modem;
+      const answer = await new Promise<unknown>((resolve, reject) =>
+        modem.dial(
+          {
+            path: '/build/prune?',
+            method: 'POST',
+            options: { 'keep-storage': String(Math.max(0, Math.floor(keepBytes))) },
+            abortSignal: AbortSignal.timeout(this.requestTimeoutMs * 4),
+            statusCodes: { 200: true, 500: 'server error' },
+          },
+          (err, data) => (err ? reject(err) : resolve(data)),
+        ),
+      );
+      return {
+        reclaimedBytes: (answer as { SpaceReclaimed?: number } | null)?.SpaceReclaimed ?? 0,
+      };
+    });
   }
 
   async start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo> {
@@ -1294,6 +1461,24 @@ function fromListItem(item: DockerListItem): ContainerInfo {
     published: publishedFromList(item),
     ports: portsFromList(item),
   };
+}
+
+/** One streamed Engine API request through dockerode's modem (status 200 or an error). */
+function dialStream(
+  docker: Docker,
+  options: Record<string, unknown>,
+): Promise<NodeJS.ReadableStream> {
+  const modem = (docker as unknown as { modem: ModemDial }).modem;
+  return new Promise((resolve, reject) =>
+    modem.dial(
+      {
+        ...options,
+        isStream: true,
+        statusCodes: { 200: true, 404: 'no such image', 500: 'server error' },
+      },
+      (err, data) => (err ? reject(err) : resolve(data as NodeJS.ReadableStream)),
+    ),
+  );
 }
 
 /** What of docker-modem a session build uses (dockerode's `modem`). */

@@ -19,6 +19,8 @@ import type {
   ContainerRuntime,
   ContainerSpec,
   DockerTarget,
+  ImageSummary,
+  MovedImage,
   OneOffResult,
   BuildResult,
   BuildSpec,
@@ -108,6 +110,10 @@ export type RuntimeMethod =
   | 'capacity'
   | 'build'
   | 'localImage'
+  | 'moveImage'
+  | 'listImages'
+  | 'deleteImage'
+  | 'pruneBuildCache'
   | 'resolveImage'
   | 'start'
   | 'runOnce'
@@ -154,6 +160,15 @@ export class MemoryRuntime implements ContainerRuntime {
   /** What each resolveImage was asked (credential, refresh), for tests of the build step. */
   readonly resolveOptions: Array<ResolveImageOptions & { image: string }> = [];
   private readonly images = new Map<string, StoredImage>();
+  /** Built images live on the nodes that built them or had them moved there (dockerHosts). */
+  private readonly builtOn = new Map<string, Set<string>>();
+  /** Labels and creation time of built images, as the engine lists them. */
+  private readonly builtMeta = new Map<
+    string,
+    { labels: Record<string, string>; createdAt: string }
+  >();
+  /** Build-cache prunes asked for, in order. */
+  readonly cachePrunes: { dockerHost: string; keepBytes: number }[] = [];
   private readonly nodes = new Map<string, Map<string, MemoryContainer>>();
   private readonly unreachable = new Map<string, string>();
   private readonly faults = new Map<RuntimeMethod, Error[]>();
@@ -359,12 +374,92 @@ export class MemoryRuntime implements ContainerRuntime {
     }
     if (plan.error !== undefined) return { imageId: null, error: plan.error, timedOut: false };
     this.addImage(spec.tag, plan.image ?? {});
+    this.builtOn.set(spec.tag, new Set([...(this.builtOn.get(spec.tag) ?? []), target.dockerHost]));
+    this.builtMeta.set(spec.tag, {
+      labels: { ...spec.labels },
+      createdAt: this.clock.now().toISOString(),
+    });
     return { imageId: this.images.get(spec.tag)!.digest, error: null, timedOut: false };
+  }
+
+  /** Takes a built image off one node (as `docker rmi` there); other nodes keep theirs. */
+  dropImage(node: NodeRef, name: string): this {
+    this.builtOn.get(name)?.delete(hostOf(node));
+    return this;
   }
 
   async localImage(target: DockerTarget, image: string): Promise<string | null> {
     this.enter('localImage', target, image);
-    return (this.images.get(image) ?? this.imageByDigest(image))?.digest ?? null;
+    return this.imageOn(target.dockerHost, image)?.digest ?? null;
+  }
+
+  /** Moves that ran, in order, with the size they report (1 MiB each). */
+  readonly moves: { from: string; to: string; image: string }[] = [];
+
+  async moveImage(
+    from: DockerTarget,
+    to: DockerTarget,
+    image: string,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<MovedImage> {
+    this.enter('moveImage', from, image);
+    const reason = this.unreachable.get(to.dockerHost);
+    if (reason !== undefined) throw new Unavailable('docker', `${to.dockerHost}: ${reason}`);
+    if (options.signal?.aborted) throw new Error(`moving image ${image} was cancelled`);
+    const found = this.imageOn(from.dockerHost, image);
+    if (!found) throw new Error(`image ${image} is not on ${from.dockerHost}: nothing to move`);
+    this.builtOn.get(found.name)?.add(to.dockerHost);
+    this.moves.push({ from: from.dockerHost, to: to.dockerHost, image });
+    return { imageId: found.digest, bytes: 1024 * 1024 };
+  }
+
+  async listImages(target: DockerTarget, labels: Record<string, string>): Promise<ImageSummary[]> {
+    this.enter('listImages', target, JSON.stringify(labels));
+    const out: ImageSummary[] = [];
+    for (const [name, on] of this.builtOn) {
+      const meta = this.builtMeta.get(name);
+      const image = this.images.get(name);
+      if (!on.has(target.dockerHost) || !meta || !image) continue;
+      if (!Object.entries(labels).every(([k, v]) => meta.labels[k] === v)) continue;
+      out.push({
+        id: image.digest,
+        tags: [name],
+        labels: { ...meta.labels },
+        createdAt: meta.createdAt,
+        sizeBytes: 1024 * 1024,
+      });
+    }
+    return out;
+  }
+
+  async deleteImage(
+    target: DockerTarget,
+    nameOrId: string,
+  ): Promise<'removed' | 'in_use' | 'missing'> {
+    this.enter('deleteImage', target, nameOrId);
+    const found = this.imageOn(target.dockerHost, nameOrId);
+    if (!found || !this.builtOn.has(found.name)) return 'missing';
+    for (const c of this.nodes.get(target.dockerHost)?.values() ?? [])
+      if (c.spec.image === found.name || c.spec.image === found.digest) return 'in_use';
+    this.builtOn.get(found.name)!.delete(target.dockerHost);
+    return 'removed';
+  }
+
+  async pruneBuildCache(
+    target: DockerTarget,
+    keepBytes: number,
+  ): Promise<{ reclaimedBytes: number }> {
+    this.enter('pruneBuildCache', target, String(keepBytes));
+    this.cachePrunes.push({ dockerHost: target.dockerHost, keepBytes });
+    return { reclaimedBytes: 0 };
+  }
+
+  /** An image as node `dockerHost` has it: added ones everywhere, built ones where built or moved. */
+  private imageOn(dockerHost: string, image: string): StoredImage | undefined {
+    const found = this.images.get(image) ?? this.imageByDigest(image);
+    if (!found) return undefined;
+    const on = this.builtOn.get(found.name);
+    return !on || on.has(dockerHost) ? found : undefined;
   }
 
   async resolveImage(
@@ -385,6 +480,9 @@ export class MemoryRuntime implements ContainerRuntime {
       return toInfo(existing);
     }
     this.mustImage(spec.image);
+    // A built image is on its own nodes only: elsewhere Docker would try a pull, and fail.
+    if (!this.imageOn(target.dockerHost, spec.image))
+      throw new ImageNotFound(spec.image, `it was built on another node than ${target.dockerHost}`);
     const c: MemoryContainer = {
       id: this.newId(),
       dockerHost: target.dockerHost,

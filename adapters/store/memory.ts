@@ -10,6 +10,7 @@
  *
  * One file per aggregate under memory/ holds its repository; memory/tables.ts the rules.
  */
+import { memoryBuildSlots } from './memory/build-slots.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type {
   ControlBackupRepo,
@@ -23,6 +24,7 @@ import type {
   AlertTargetLookup,
   OrgRepos,
   ReleaseLookup,
+  BuildSlots,
   Store,
 } from '../../core/ports.ts';
 import { memoryApiKeyRepo } from './memory/api-keys.ts';
@@ -115,6 +117,7 @@ export class MemoryStore implements Store {
   readonly domainLookup: DomainLookup;
   readonly authGuards: AuthGuardRepo = memoryAuthGuardRepo();
   readonly releaseLookup: ReleaseLookup;
+  readonly buildSlots: BuildSlots;
   readonly edgeRebuilds: EdgeRebuildLog = memoryEdgeRebuildLog();
   readonly controlBackups: ControlBackupRepo = memoryControlBackupRepo();
   readonly inviteLookup: InviteLookup;
@@ -129,6 +132,7 @@ export class MemoryStore implements Store {
     this.identity = memoryIdentityRepo(this.tables);
     this.domainLookup = memoryDomainLookup(this.tables);
     this.releaseLookup = memoryReleaseLookup(this.tables);
+    this.buildSlots = memoryBuildSlots(this.tables);
     this.inviteLookup = memoryInviteLookup(this.tables);
     this.pushHookLookup = memoryPushHookLookup(this.tables);
     this.alertTargetLookup = memoryAlertTargetLookup(this.tables);

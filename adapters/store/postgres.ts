@@ -4,6 +4,7 @@
  * aggregate under postgres/ holds its table and repository; SQL is built by the pure
  * functions in postgres/sql.ts.
  */
+import { pgBuildSlots } from './postgres/build-slots.ts';
 import type {
   AuthGuardRepo,
   DomainLookup,
@@ -15,6 +16,7 @@ import type {
   AlertTargetLookup,
   OrgRepos,
   ReleaseLookup,
+  BuildSlots,
   Store,
 } from '../../core/ports.ts';
 import { fromDatabaseUrl, type Database, type PoolOptions } from '../db/postgres.ts';
@@ -284,6 +286,7 @@ export class PostgresStore implements Store {
   readonly domainLookup: DomainLookup;
   readonly authGuards: AuthGuardRepo;
   readonly releaseLookup: ReleaseLookup;
+  readonly buildSlots: BuildSlots;
   readonly edgeRebuilds: EdgeRebuildLog;
   readonly controlBackups: ControlBackupRepo;
   readonly inviteLookup: InviteLookup;
@@ -299,6 +302,7 @@ export class PostgresStore implements Store {
     this.domainLookup = pgDomainLookup(db);
     this.authGuards = pgAuthGuardRepo(db);
     this.releaseLookup = pgReleaseLookup(db);
+    this.buildSlots = pgBuildSlots(db);
     this.edgeRebuilds = pgEdgeRebuildLog(db);
     this.controlBackups = pgControlBackupRepo(db);
     this.inviteLookup = pgInviteLookup(db);

@@ -1,5 +1,5 @@
 import { isCoreError } from '../errors.ts';
-import type { DockerTarget } from '../ports.ts';
+import type { BuildSlotAnswer, DockerTarget } from '../ports.ts';
 import { openGitRemote } from '../builds/credentials.ts';
 import { contextFilter, parseDockerIgnore } from '../builds/dockerignore.ts';
 import { GitPathNotFound, SourceTooLarge } from '../builds/errors.ts';
@@ -11,8 +11,9 @@ import {
   type NodeLockfile,
 } from '../builds/node-plan.ts';
 import { appendLog, viaDocker, type StepContext } from './context.ts';
-import { defaultBuildLimits } from './deps.ts';
+import { defaultBuildLimits, sendStep, type BuildLimits } from './deps.ts';
 import { StepFailed } from './errors.ts';
+import { imageFromAnotherNode } from './image-move.ts';
 import { CommandOutputLog } from './output-log.ts';
 
 /** A git failure as the release records it: the repository's answer fails for good, a missing `git` too. */
@@ -27,13 +28,15 @@ async function viaGit<T>(fn: () => Promise<T>): Promise<T> {
 
 /**
  * The image of a git release on its node: the image already tagged `<service>:<sha>` there
- * (a redeploy or rollback of that sha never rebuilds), else a build of the commit from the
+ * (a redeploy or rollback of that sha never rebuilds), else that image moved from another
+ * node an earlier release of the sha ran on, else a build of the commit from the
  * repository's Dockerfile, its output streamed into the release log line by line. The
  * source is fetched by this process and streamed to the node's engine as the build
  * context, so the build itself runs on the node and nothing of it is held here.
- * Resolves to the image id; a failed, timed-out or cancelled build fails the step.
+ * Resolves to the image id, or null when the build waits for a slot on its node (the step
+ * was re-queued); a failed, timed-out or cancelled build fails the step.
  */
-export async function buildFromGit(c: StepContext, target: DockerTarget): Promise<string> {
+export async function buildFromGit(c: StepContext, target: DockerTarget): Promise<string | null> {
   const git = c.service.git;
   if (!git) throw new StepFailed('the service has no git source any more', false);
   const source = c.deps.source;
@@ -81,7 +84,70 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
     await appendLog(c, `image ${tag} is already on node ${c.node.name}: reused, nothing built`);
     return present;
   }
+  // A rollback or redeploy of an earlier sha: its image moves from a node that still has it.
+  const moved = await imageFromAnotherNode(c, tag, sha, { node: c.node, target });
+  if (moved) return moved;
   if (!runtime.build) throw new StepFailed('this worker cannot build images', false);
+  const limits = { ...defaultBuildLimits, ...c.deps.config.build };
+  // At most `perNode` builds on one engine at once: a build that gets no slot waits for its
+  // turn with the step re-queued (it holds no worker meanwhile), saying for whom it waits.
+  const slots = c.deps.store.buildSlots;
+  if (slots) {
+    const answer = await slots.take(
+      { releaseId: c.release.id, orgId: c.release.orgId, engine: c.node.dockerHost },
+      limits.perNode,
+      Math.ceil(limits.timeoutMs / 1000) + slotLeaseSpareSeconds,
+    );
+    if (!answer.granted) {
+      await waitForSlot(c, answer, limits.perNode);
+      return null;
+    }
+  }
+  try {
+    return await buildWithSlot(c, target, { git, source, remote, sha, tag, limits });
+  } finally {
+    await slots?.free(c.release.id, c.release.orgId);
+  }
+}
+
+/** A build's lease outlives its timeout by this much before another build may take its slot. */
+const slotLeaseSpareSeconds = 120;
+/** How soon a build waiting for a slot asks again. */
+const slotPollSeconds = 2;
+
+/** Logs whom a build waits for (when that changed) and asks again in a moment. */
+async function waitForSlot(
+  c: StepContext,
+  answer: Extract<BuildSlotAnswer, { granted: false }>,
+  limit: number,
+): Promise<void> {
+  // Another org's release is not named: its id is that org's business.
+  const whom = answer.running.map((r) =>
+    r.orgId === c.release.orgId ? `release ${r.releaseId}` : "another org's build",
+  );
+  const line = `waiting for a build slot on node ${c.node.name}: ${answer.running.length} of ${limit} in use${whom.length > 0 ? ` (${whom.join(', ')})` : ''}, ${answer.ahead} waiting ahead`;
+  if (line !== c.seen) await appendLog(c, line);
+  await sendStep(c.deps, c.release, c.release.status, {
+    hop: c.hop + 1,
+    delaySeconds: slotPollSeconds,
+    seen: line,
+  });
+}
+
+async function buildWithSlot(
+  c: StepContext,
+  target: DockerTarget,
+  x: {
+    git: NonNullable<StepContext['service']['git']>;
+    source: NonNullable<StepContext['deps']['source']>;
+    remote: Awaited<ReturnType<typeof openGitRemote>>;
+    sha: string;
+    tag: string;
+    limits: BuildLimits;
+  },
+): Promise<string> {
+  const { git, source, remote, sha, tag, limits } = x;
+  const runtime = c.deps.runtime;
   // Build-time secrets, opened for this build only: served through the engine's BuildKit
   // session, masked in the log should a step print one anyway.
   const secrets: Record<string, string> = {};
@@ -101,7 +167,6 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
     }
     if (!c.secretValues.includes(secrets[id]!)) c.secretValues.push(secrets[id]!);
   }
-  const limits = { ...defaultBuildLimits, ...c.deps.config.build };
   const context = git.subdir || '.';
   await appendLog(c, `fetching ${git.url} at ${sha}`);
   const tree = await viaGit(() => source.fetch(remote, sha, git.subdir));

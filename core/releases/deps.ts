@@ -119,6 +119,15 @@ export interface BuildLimits {
   maxSourceBytes: number;
   /** The base image of zero-config Node.js builds: Node and npm, shipped offline. */
   nodeImage: string;
+  /**
+   * Built images kept per service environment beyond those a release needs (serving, in
+   * flight, its rollback target): the newest this-many distinct commits that served.
+   */
+  keepImages: number;
+  /** The build cache of each engine is trimmed to this many bytes (least recently used first). */
+  cacheMaxBytes: number;
+  /** Builds one engine runs at once, whatever org asks; more wait their turn, fairly across orgs. */
+  perNode: number;
 }
 
 export const defaultBuildLimits: BuildLimits = {
@@ -127,6 +136,9 @@ export const defaultBuildLimits: BuildLimits = {
   cpus: 2,
   maxSourceBytes: 500 * 1024 * 1024,
   nodeImage: 'selfdevop/node-build:24',
+  keepImages: 5,
+  cacheMaxBytes: 10 * 1024 * 1024 * 1024,
+  perNode: 2,
 };
 
 export const defaultReleaseConfig = {

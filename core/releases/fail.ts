@@ -54,6 +54,8 @@ export async function failRelease(c: StepContext, reason: string): Promise<void>
  * automatic rollback does, but the status is final, so the route is always looked at.
  */
 export async function undoCancelled(c: StepContext): Promise<void> {
+  // A build waiting for its node's slot leaves its place in the queue.
+  await c.deps.store.buildSlots?.free(c.release.id, c.release.orgId);
   await returnTraffic(c, 'health_validating');
   await removeCandidate(c);
   if (c.service.strategy === 'replace') await restorePrevious(c);

@@ -1,9 +1,10 @@
-import type { ReleaseStep, Service } from '../models.ts';
+import type { NodeRecord, ReleaseStep, Service } from '../models.ts';
 import type { DockerTarget } from '../ports.ts';
 import { refreshesOnDeploy, registryOf } from '../registries/image-ref.ts';
 import { pullAuthFor } from '../registries/use-cases.ts';
 import { describeProbe, waitUntilHealthy } from './health.ts';
 import { buildFromGit } from './build.ts';
+import { moveBuiltImage } from './image-move.ts';
 import {
   appendEvent,
   appendLog,
@@ -70,7 +71,10 @@ export const build: StepRunner = async (c) => {
   await viaDocker(() => c.deps.runtime.ping(target));
   let digest: string;
   if (c.release.gitRef !== null) {
-    digest = await buildFromGit(c, target);
+    const built = await buildFromGit(c, target);
+    // Waiting for a build slot: the step runs again later, its row still running.
+    if (built === null) return;
+    digest = built;
   } else {
     digest = await resolveReleaseImage(c, target);
   }
@@ -131,23 +135,32 @@ async function resolveReleaseImage(
 /**
  * A replica placed on another node than the one the build step resolved the image on needs
  * the same image there. An image release pulls it (with the org's credential) and must get
- * the same id, else the tag moved during the deploy; a build from git exists only on the
- * node it was built on, and moving images between nodes is not built yet.
+ * the same id, else the tag moved during the deploy; a build from git exists only where it
+ * was built, so it is moved there from the release's node, engine to engine.
  */
 async function imageOnReplicaNode(
   c: StepContext,
-  node: { id: string; name: string },
+  node: NodeRecord,
   target: DockerTarget,
 ): Promise<void> {
   const digest = c.release.imageDigest;
   if (node.id === c.release.nodeId || !digest) return;
   const runtime = c.deps.runtime;
   if (runtime.localImage && (await viaDocker(() => runtime.localImage!(target, digest)))) return;
-  if (c.release.gitRef !== null)
-    throw new StepFailed(
-      `image ${c.release.image} was built on node ${c.node.name} and is not on node ${node.name}: moving a built image between nodes is not supported yet (place the replicas with labels on nodes that build it)`,
-      false,
+  if (c.release.gitRef !== null) {
+    const moved = await moveBuiltImage(
+      c,
+      c.release.image,
+      { node: c.node, target: await nodeTarget(c) },
+      { node, target },
     );
+    if (moved !== digest)
+      throw new StepFailed(
+        `image ${c.release.image} is ${moved} on node ${node.name} after the move, not ${digest}`,
+        false,
+      );
+    return;
+  }
   const there = await resolveReleaseImage(c, target, node);
   if (there !== digest)
     throw new StepFailed(

@@ -425,6 +425,11 @@ describe('row-level security', () => {
       // What the alert rules watch: live service environments, hosts, thresholds (0023).
       'selfdevop_alert_targets',
       'selfdevop_api_key_by_hash',
+      // Nodes a git release ran on, for the build-prune job; per-engine build slots, across
+      // orgs, in tables no app role may touch (migrations/0033_build_nodes.sql).
+      'selfdevop_build_nodes',
+      'selfdevop_build_slot_free',
+      'selfdevop_build_slot_take',
       'selfdevop_count_users',
       // Sign-up, log-in and the session's user: the app has no access to users (0008).
       'selfdevop_create_user',

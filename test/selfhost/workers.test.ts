@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { domainSweepCron, domainSweepSchedule } from '../../core/domains/sweep.ts';
 import { edgeRebuildJob, workerQueueNames } from '../../core/queues.ts';
+import { buildPruneCron, buildPruneSchedule } from '../../core/builds/prune.ts';
 import { releaseSweepCron, releaseSweepSchedule } from '../../core/releases/sweep.ts';
 import { startSelfhostApi } from '../support/api.ts';
 
@@ -29,6 +30,7 @@ describe('self-hosted workers', () => {
       // Written out, not derived from scheduledJobs(): a job the composition fails to wire
       // (edge-rebuild without the route catalog, issue 11) must fail here.
       const jobs = [
+        { name: buildPruneSchedule, cron: buildPruneCron },
         { name: domainSweepSchedule, cron: domainSweepCron },
         { name: edgeRebuildJob, cron: '* * * * *' },
         { name: releaseSweepSchedule, cron: releaseSweepCron },

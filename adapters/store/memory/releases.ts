@@ -116,4 +116,20 @@ export const memoryReleaseLookup = (tables: Tables): ReleaseLookup => ({
         createdAt: String(r.createdAt),
       }));
   },
+  /** As the PostgreSQL function selfdevop_build_nodes. */
+  buildNodes: async (limit) => {
+    const pairs = new Map<string, { orgId: string; nodeId: string }>();
+    for (const r of tables.releases.values()) {
+      if (r.gitSha === null || r.gitSha === undefined) continue;
+      const replicas = (r.replicaSet as { replicas?: { nodeId: string }[] } | null)?.replicas ?? [];
+      for (const nodeId of [r.nodeId, ...replicas.map((x) => x.nodeId)]) {
+        if (typeof nodeId !== 'string') continue;
+        pairs.set(`${String(r.orgId)}\0${nodeId}`, { orgId: String(r.orgId), nodeId });
+      }
+    }
+    return [...pairs.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .slice(0, Math.min(Math.max(limit, 0), 5000))
+      .map(([, v]) => v);
+  },
 });

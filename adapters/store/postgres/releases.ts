@@ -200,4 +200,8 @@ export const pgReleaseLookup = (db: SqlClient): ReleaseLookup => ({
     );
     return r.rows.map((row) => fromRow(joblessTable, row));
   },
+  buildNodes: async (limit) => {
+    const r = await db.query('select org_id, node_id from selfdevop_build_nodes($1)', [limit]);
+    return r.rows.map((row) => ({ orgId: String(row.org_id), nodeId: String(row.node_id) }));
+  },
 });

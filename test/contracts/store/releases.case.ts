@@ -28,6 +28,111 @@ export function releaseCases(): void {
       expect(await inA((r) => r.releases.get('rel_missing'))).toBeNull();
     });
 
+    it('lists, across orgs, every node a release built from git ran a replica on (buildNodes)', async () => {
+      const [n1, n2, n3] = [aNode(a.orgId), aNode(a.orgId), aNode(a.orgId)];
+      const other = aNode(b.orgId);
+      const replica = (nodeId: string, index: number) => ({
+        index,
+        nodeId,
+        containerId: null,
+        upstream: null,
+        health: 'planned' as const,
+      });
+      await inA(async (r) => {
+        for (const n of [n1, n2, n3]) await r.nodes.insert(n);
+        await r.releases.insert(
+          aRelease(a.orgId, a.serviceId, a.environmentId, {
+            status: 'completed',
+            gitSha: 'a'.repeat(40),
+            nodeId: n1.id,
+            replicaSet: { replicas: [replica(n1.id, 0), replica(n2.id, 1)] },
+          }),
+        );
+        // An image release: its node built nothing.
+        await r.releases.insert(aRelease(a.orgId, a.serviceId, a.environmentId, { nodeId: n3.id }));
+      });
+      await store.withOrg(b.orgId, async (r) => {
+        await r.nodes.insert(other);
+        await r.releases.insert(
+          aRelease(b.orgId, b.serviceId, b.environmentId, {
+            gitSha: 'b'.repeat(40),
+            nodeId: other.id,
+          }),
+        );
+      });
+      // Other tests' releases may share the database: only this test's nodes are judged.
+      const mine = new Set([n1.id, n2.id, n3.id, other.id]);
+      const found = (await store.releaseLookup.buildNodes!(5000)).filter((x) => mine.has(x.nodeId));
+      const key = (x: { orgId: string; nodeId: string }) => `${x.orgId}/${x.nodeId}`;
+      expect(found.map(key).sort()).toEqual(
+        [
+          { orgId: a.orgId, nodeId: n1.id },
+          { orgId: a.orgId, nodeId: n2.id },
+          { orgId: b.orgId, nodeId: other.id },
+        ]
+          .map(key)
+          .sort(),
+      );
+      expect(await store.releaseLookup.buildNodes!(1)).toHaveLength(1);
+    });
+
+    it("hands out an engine's build slots up to the limit, fairly across orgs, and drops requests of releases no longer building (buildSlots)", async () => {
+      const slots = store.buildSlots!;
+      const engine = 'tcp://10.9.9.9:2376';
+      const envs = [
+        anEnvironment(a.orgId, a.projectId, { name: 'e2' }),
+        anEnvironment(a.orgId, a.projectId, { name: 'e3' }),
+      ];
+      const building = { status: 'building' as const };
+      const [a1, a2, a3] = [
+        aRelease(a.orgId, a.serviceId, a.environmentId, building),
+        aRelease(a.orgId, a.serviceId, envs[0]!.id, building),
+        aRelease(a.orgId, a.serviceId, envs[1]!.id, building),
+      ];
+      const b1 = aRelease(b.orgId, b.serviceId, b.environmentId, building);
+      await inA(async (r) => {
+        for (const e of envs) await r.environments.insert(e);
+        for (const x of [a1, a2, a3]) await r.releases.insert(x);
+      });
+      await store.withOrg(b.orgId, (r) => r.releases.insert(b1));
+      const ask = (x: { id: string; orgId: string }, lease = 600) =>
+        slots.take({ releaseId: x.id, orgId: x.orgId, engine }, 1, lease);
+      expect(await ask(a1)).toEqual({ granted: true });
+      expect(await ask(a2)).toEqual({
+        granted: false,
+        running: [{ releaseId: a1.id, orgId: a.orgId }],
+        ahead: 0,
+      });
+      expect(await ask(b1)).toMatchObject({ granted: false, ahead: 1 });
+      // Asking again while holding it renews it; another engine has its own slots.
+      expect(await ask(a1)).toEqual({ granted: true });
+      expect(
+        await slots.take(
+          { releaseId: a3.id, orgId: a.orgId, engine: 'tcp://10.9.9.8:2376' },
+          1,
+          600,
+        ),
+      ).toEqual({ granted: true });
+      await slots.free(a3.id, a.orgId);
+      // a1 ends: b, never served here, goes before a's older request.
+      await slots.free(a1.id, a.orgId);
+      expect(await ask(a2)).toMatchObject({ granted: false });
+      expect(await ask(b1)).toEqual({ granted: true });
+      // Another org cannot free b's slot.
+      await slots.free(b1.id, a.orgId);
+      expect(await ask(a2)).toMatchObject({ granted: false, running: [{ releaseId: b1.id }] });
+      // b1 is cancelled: its slot goes, and a2 gets it.
+      await store.withOrg(b.orgId, (r) =>
+        r.releases.transition(b1.id, 'building', { status: 'failed', error: 'cancelled' }),
+      );
+      expect(await ask(a2)).toEqual({ granted: true });
+      // A lease that ran out (a worker that died) frees the slot.
+      await slots.free(a2.id, a.orgId);
+      expect(await ask(a3, 0)).toEqual({ granted: true });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await ask(a1)).toEqual({ granted: true });
+    });
+
     it('refuses a second release of a service environment in flight, naming the first', async () => {
       const first = aRelease(a.orgId, a.serviceId, a.environmentId, { status: 'migrating' });
       await inA((r) => r.releases.insert(first));

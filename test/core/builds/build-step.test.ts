@@ -7,7 +7,8 @@ import { MemorySource } from '../../../adapters/source/memory.ts';
 import { gitCredentialContext } from '../../../core/builds/git-source.ts';
 import type { GitSource } from '../../../core/models.ts';
 import { createRelease, rollbackRelease } from '../../../core/releases/engine.ts';
-import { deployer, orgId, setup, type Harness } from '../releases/harness.ts';
+import { aNode } from '../releases/builders.ts';
+import { deployer, dockerHost, orgId, setup, type Harness } from '../releases/harness.ts';
 
 const url = 'https://git.example.test/shop/web.git';
 const sha = (c: string) => c.repeat(40);
@@ -189,6 +190,46 @@ describe('a release built from git', () => {
       `web-0abc12:${sha('a')}`,
       `web-0abc12:${sha('b')}`,
       `web-0abc12:${sha('b')}`,
+    ]);
+    expect(await logOf(h, back.id)).toContainEqual(
+      expect.stringMatching(new RegExp(`^rebuilding sha ${sha('b')}: no node has its image`)),
+    );
+  });
+
+  it("moves a built image to the other replicas' nodes, and a rollback brings it from a node that still has it instead of rebuilding", async () => {
+    const { h } = await harness();
+    await h.repos((r) =>
+      r.nodes.insert(
+        aNode({ id: 'node_000002', name: 'node-2', dockerHost: 'tcp://10.0.0.2:2376' }),
+      ),
+    );
+    await h.repos((r) => r.services.update(h.service.id, { replicas: 2, maxSurge: 2 }));
+    const first = await deployRef(h, 'main');
+    expect(first.status, first.error ?? '').toBe('completed');
+    const built = h.runtime.builds.length;
+    const other = first.replicaSet!.replicas.find((r) => r.nodeId !== first.nodeId)!.nodeId;
+    const hostOf = (id: string) => (id === 'node_000002' ? 'tcp://10.0.0.2:2376' : dockerHost);
+    expect(h.runtime.moves).toEqual([
+      { from: hostOf(first.nodeId!), to: hostOf(other), image: `web-0abc12:${sha('a')}` },
+    ]);
+    expect(await logOf(h, first.id)).toContainEqual(
+      expect.stringMatching(
+        /^moved image web-0abc12:a{40} from node node-\d to node node-\d \(1\.0 MB, \d+\.\d s\)$/,
+      ),
+    );
+    const second = await deployRef(h, 'next');
+    expect(second.status).toBe('completed');
+    // The node the first sha was built on loses it; the other keeps it.
+    h.runtime.dropImage(hostOf(first.nodeId!), `web-0abc12:${sha('a')}`);
+    const result = await rollbackRelease(h.deps, deployer, { releaseId: second.id });
+    expect(result.path).toBe('redeploy');
+    await h.drain();
+    const back = await h.release(result.redeploy!.id);
+    expect(back.status, back.error ?? '').toBe('completed');
+    expect(back.imageDigest).toBe(first.imageDigest);
+    expect(h.runtime.builds.length).toBe(built + 1);
+    expect(h.runtime.moves.slice(-1)).toEqual([
+      { from: hostOf(other), to: hostOf(first.nodeId!), image: `web-0abc12:${sha('a')}` },
     ]);
   });
 

@@ -14,6 +14,7 @@ import { domainChecksQueue, type DomainDeps } from './domains/deps.ts';
 import { domainSweepCron, domainSweepSchedule, sweepDomains } from './domains/sweep.ts';
 import { rebuildEdgeRoutes } from './edge/live-routes.ts';
 import type { Logger, MessageHandler, RouteCatalog } from './ports.ts';
+import type { NodeChecker } from './nodes/checks.ts';
 import { releaseRetireQueue, releaseStepsQueue, type ReleaseDeps } from './releases/deps.ts';
 import { releaseSweepCron, releaseSweepSchedule, sweepJoblessReleases } from './releases/sweep.ts';
 import {
@@ -84,7 +85,15 @@ export interface WorkerSystem {
    * dashboard would leave it down until some other timer noticed.
    */
   edgeControl?(): Promise<string[]>;
+  /**
+   * The node checks as a scheduled job (the cloud: EventBridge fires once a minute, so one
+   * invocation runs `rounds` rounds); absent where a timer runs them (self-hosted workers).
+   */
+  scheduledNodeChecks?: { checker: NodeChecker; rounds: number };
 }
+
+/** The job that checks every node's engine where no timer does (the cloud's schedule). */
+export const nodeCheckJob = 'node-check';
 
 /** The job that rebuilds lost edge routes from the database, every minute. */
 export const edgeRebuildJob = 'edge-rebuild';
@@ -164,6 +173,13 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
       },
     });
   }
+  const nodeChecks = system.scheduledNodeChecks;
+  if (nodeChecks)
+    jobs.push({
+      name: nodeCheckJob,
+      cron: '* * * * *',
+      run: () => nodeChecks.checker.rounds(nodeChecks.rounds),
+    });
   const maintenance = system.maintenance?.bind(system);
   if (maintenance) jobs.push({ name: 'maintenance', cron: '0 * * * *', run: maintenance });
   return jobs;

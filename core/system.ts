@@ -40,6 +40,8 @@ import type { CoreDeps, SignupMode } from './deps.ts';
 import type { WebhookDeps } from './webhooks/deliver.ts';
 import { queueEventPublisher } from './webhooks/events.ts';
 import { holdForChannels, type NotificationDeps } from './notification-channels/notify.ts';
+import { NodeChecker } from './nodes/checks.ts';
+import type { NodeCheckPolicy } from './nodes/reachability.ts';
 
 /** The dashboard paths a hosted sign-in provider must know (its callback and signed-out pages). */
 export const dashboardCallbackPath = '/dashboard/auth/callback';
@@ -152,6 +154,8 @@ export interface SystemConfig {
   webhooks?: Partial<WebhookDeps['config']>;
   /** The longest timeout a cron job may ask for (the cloud's worker function has a limit); an hour unless set. */
   jobMaxTimeoutSeconds?: number;
+  /** How often nodes are checked and how many misses lose one (core/nodes/reachability.ts). */
+  nodeChecks?: Partial<NodeCheckPolicy>;
 }
 
 /** The wired use cases: what the API serves and what the queue handlers run. */
@@ -161,6 +165,8 @@ export interface System {
   domains: DomainDeps;
   webhooks: WebhookDeps;
   notifications: NotificationDeps;
+  /** Checks every node's engine; the workers run it (a timer self-hosted, a schedule in the cloud). */
+  nodeChecks: NodeChecker;
 }
 
 /**
@@ -342,5 +348,10 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
         }
       : {}),
   };
-  return { api, release, domains, webhooks, notifications };
+  const nodeChecks = new NodeChecker({
+    release,
+    metrics: ports.metrics,
+    ...(config.nodeChecks ? { policy: config.nodeChecks } : {}),
+  });
+  return { api, release, domains, webhooks, notifications, nodeChecks };
 }

@@ -36,6 +36,7 @@ import { fromPino } from '../logger/pino.ts';
 import { SesMailer } from '../mail/ses.ts';
 import { nodeKeyHasher } from '../hash/node-crypto.ts';
 import { EmfMetrics } from '../metrics/cloudwatch-emf.ts';
+import type { NodeChecker } from '../../core/nodes/checks.ts';
 import { S3ObjectStore } from '../objects/s3.ts';
 import { NodeBackupCodec } from '../backup/node-codec.ts';
 import { HttpHealthProbe } from '../probe/http.ts';
@@ -70,8 +71,18 @@ export interface CloudSystem {
   maintenance(): Promise<void>;
   /** Every route the edge must serve: the `edge-rebuild` job puts back what Caddy lost. */
   routeCatalog: RouteCatalog;
+  /** The node checks, run by the `node-check` schedule (see `cloudNodeCheckRounds`). */
+  scheduledNodeChecks: { checker: NodeChecker; rounds: number };
   close(): Promise<void>;
 }
+
+/**
+ * Rounds of node checks per `node-check` invocation. EventBridge fires at most once a
+ * minute, so one invocation checks several times (2 s apart) to count misses in a row
+ * itself: a node lost just after an invocation is acted on about a minute plus six seconds
+ * later. Checking the whole minute would keep a worker function busy all the time.
+ */
+export const cloudNodeCheckRounds = 5;
 
 /** An idempotency ledger, with retention when it has one (prune is an optional capability). */
 export type CloudLedger = IdempotencyLedger & { prune?(days: number): Promise<number> };
@@ -249,6 +260,7 @@ export async function fromCloud(
     webhooks,
     notifications,
     routeCatalog: new PostgresRouteCatalog(db),
+    scheduledNodeChecks: { checker: system.nodeChecks, rounds: cloudNodeCheckRounds },
     async maintenance() {
       if (!ledger.prune) return;
       const forgotten = await ledger.prune(config.IDEMPOTENCY_RETENTION_DAYS);

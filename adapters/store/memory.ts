@@ -21,6 +21,7 @@ import type {
   PushHookLookup,
   AlertTargetLookup,
   OrgRepos,
+  NodeLookup,
   ReleaseLookup,
   Store,
 } from '../../core/ports.ts';
@@ -34,7 +35,7 @@ import { memoryIdentityRepo } from './memory/identity.ts';
 import { memoryInviteLookup, memoryInviteRepo } from './memory/invites.ts';
 import { memoryPushHookLookup, memoryPushHookRepo } from './memory/push-hooks.ts';
 import { memoryAlertTargetLookup, memoryAlertThresholdRepo } from './memory/alert-thresholds.ts';
-import { memoryNodeRepo } from './memory/nodes.ts';
+import { memoryNodeLookup, memoryNodeRepo } from './memory/nodes.ts';
 import { memoryMembershipRepo, memoryOrgRepo } from './memory/orgs.ts';
 import { Overlay } from './memory/overlay.ts';
 import { memoryProjectRepo } from './memory/projects.ts';
@@ -113,6 +114,7 @@ export class MemoryStore implements Store {
   readonly domainLookup: DomainLookup;
   readonly authGuards: AuthGuardRepo = memoryAuthGuardRepo();
   readonly releaseLookup: ReleaseLookup;
+  readonly nodeLookup: NodeLookup;
   readonly edgeRebuilds: EdgeRebuildLog = memoryEdgeRebuildLog();
   readonly inviteLookup: InviteLookup;
   readonly pushHookLookup: PushHookLookup;
@@ -125,6 +127,7 @@ export class MemoryStore implements Store {
   constructor() {
     this.identity = memoryIdentityRepo(this.tables);
     this.domainLookup = memoryDomainLookup(this.tables);
+    this.nodeLookup = memoryNodeLookup(this.tables);
     this.releaseLookup = memoryReleaseLookup(this.tables);
     this.inviteLookup = memoryInviteLookup(this.tables);
     this.pushHookLookup = memoryPushHookLookup(this.tables);

@@ -13,6 +13,7 @@ import type {
   PushHookLookup,
   AlertTargetLookup,
   OrgRepos,
+  NodeLookup,
   ReleaseLookup,
   Store,
 } from '../../core/ports.ts';
@@ -33,7 +34,7 @@ import { pgIdentityRepo } from './postgres/identity.ts';
 import { pgInviteLookup, pgInviteRepo } from './postgres/invites.ts';
 import { pgPushHookLookup, pgPushHookRepo } from './postgres/push-hooks.ts';
 import { pgAlertTargetLookup, pgAlertThresholdRepo } from './postgres/alert-thresholds.ts';
-import { pgNodeRepo } from './postgres/nodes.ts';
+import { pgNodeLookup, pgNodeRepo } from './postgres/nodes.ts';
 import { pgMembershipRepo, pgOrgRepo } from './postgres/orgs.ts';
 import { pgProjectRepo } from './postgres/projects.ts';
 import {
@@ -282,6 +283,7 @@ export class PostgresStore implements Store {
   readonly domainLookup: DomainLookup;
   readonly authGuards: AuthGuardRepo;
   readonly releaseLookup: ReleaseLookup;
+  readonly nodeLookup: NodeLookup;
   readonly edgeRebuilds: EdgeRebuildLog;
   readonly inviteLookup: InviteLookup;
   readonly pushHookLookup: PushHookLookup;
@@ -295,6 +297,7 @@ export class PostgresStore implements Store {
     this.identity = pgIdentityRepo(db);
     this.domainLookup = pgDomainLookup(db);
     this.authGuards = pgAuthGuardRepo(db);
+    this.nodeLookup = pgNodeLookup(db);
     this.releaseLookup = pgReleaseLookup(db);
     this.edgeRebuilds = pgEdgeRebuildLog(db);
     this.inviteLookup = pgInviteLookup(db);

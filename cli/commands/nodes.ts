@@ -13,6 +13,10 @@ interface NodeRecord {
   labels: Record<string, string>;
   tls?: { configured: boolean };
   ssh?: { configured: boolean };
+  /** What the workers' node checks last saw (absent from servers before node checks). */
+  reachability?: 'unknown' | 'reachable' | 'lost';
+  reachabilitySince?: string | null;
+  lastSeenAt?: string | null;
 }
 
 const credentialFlags = {
@@ -234,10 +238,23 @@ changes its address (judged as at registration; releases started from now on use
     if (values.json) return (json(ctx.o, items), 0);
     table(
       ctx.o,
-      ['NAME', 'STATE', 'DOCKER HOST', 'ADDRESS', 'CREDENTIALS', 'LABELS', 'ID'],
+      [
+        'NAME',
+        'STATE',
+        'ENGINE',
+        'LAST SEEN',
+        'DOCKER HOST',
+        'ADDRESS',
+        'CREDENTIALS',
+        'LABELS',
+        'ID',
+      ],
       items.map((n) => [
         n.name,
         n.drainMode ? 'draining' : 'active',
+        // Older servers do not say; their nodes were never checked.
+        n.reachability ?? 'unknown',
+        n.lastSeenAt ?? '-',
         n.dockerHost,
         n.address,
         credentialsOf(n),

@@ -55,6 +55,7 @@ export const keptNotificationDeliveries = 100;
 export const runbookOf: Record<string, string | undefined> = {
   'release.failed': 'app-down',
   'release.rolled_back': 'app-down',
+  'node.lost': 'node-lost',
 };
 
 /** An alert names its own runbook (the rule's, core/alerts/rules.ts). */
@@ -73,6 +74,8 @@ const titles: Record<string, string> = {
   'domain.cert_active': 'Domain certificate active',
   'alert.firing': 'Alert firing',
   'alert.resolved': 'Alert resolved',
+  'node.lost': 'Node lost',
+  'node.recovered': 'Node answers again',
   'notification.test': 'Test notification',
 };
 
@@ -84,6 +87,8 @@ export function dashboardPathOf(h: Pick<HeldNotification, 'eventType' | 'data'>)
   if (h.eventType.startsWith('alert.') && typeof d.serviceId === 'string')
     return `/dashboard/services/${encodeURIComponent(d.serviceId)}`;
   if (h.eventType.startsWith('alert.') && typeof d.nodeId === 'string')
+    return `/dashboard/nodes/${encodeURIComponent(d.nodeId)}`;
+  if (h.eventType.startsWith('node.') && typeof d.nodeId === 'string')
     return `/dashboard/nodes/${encodeURIComponent(d.nodeId)}`;
   if (h.eventType.startsWith('domain.') && typeof d.serviceId === 'string')
     return `/dashboard/services/${encodeURIComponent(d.serviceId)}/domains`;

@@ -19,7 +19,8 @@ export interface PlacementInput {
   /** Labels a node must carry, each with exactly this value. */
   labels: Record<string, string>;
   /** The org's nodes. */
-  nodes: readonly Pick<NodeRecord, 'id' | 'name' | 'labels' | 'drainMode'>[];
+  nodes: readonly (Pick<NodeRecord, 'id' | 'name' | 'labels' | 'drainMode'> &
+    Partial<Pick<NodeRecord, 'reachability'>>)[];
   /** What each node's engine reports; a node without an entry has no known limit. */
   capacity: Readonly<Record<string, Resources>>;
   /** What selfdevop's containers already take on each node (this service's old set included). */
@@ -40,13 +41,15 @@ const labelText = (labels: Record<string, string>) =>
     .map(([k, v]) => `${k}=${v}`)
     .join(', ');
 
-/** The nodes a service may run on: not draining, carrying every required label. */
-export function eligibleNodes<N extends Pick<NodeRecord, 'labels' | 'drainMode'>>(
-  nodes: readonly N[],
-  labels: Record<string, string>,
-): N[] {
+/** The nodes a service may run on: not draining, not lost, carrying every required label. */
+export function eligibleNodes<
+  N extends Pick<NodeRecord, 'labels' | 'drainMode'> & Partial<Pick<NodeRecord, 'reachability'>>,
+>(nodes: readonly N[], labels: Record<string, string>): N[] {
   return nodes.filter(
-    (n) => !n.drainMode && Object.entries(labels).every(([k, v]) => n.labels[k] === v),
+    (n) =>
+      !n.drainMode &&
+      n.reachability !== 'lost' &&
+      Object.entries(labels).every(([k, v]) => n.labels[k] === v),
   );
 }
 
@@ -58,13 +61,16 @@ export function placeReplicas(input: PlacementInput): PlacementResult {
   const eligible = eligibleNodes(input.nodes, input.labels);
   if (eligible.length === 0) {
     const draining = input.nodes.filter((n) => n.drainMode).length;
+    const lost = input.nodes.filter((n) => n.reachability === 'lost').length;
     const wanted = Object.keys(input.labels).length
       ? ` with labels ${labelText(input.labels)}`
       : '';
     return {
       ok: false,
       code: 'no_eligible_node',
-      reason: `no node${wanted} takes replicas: ${input.nodes.length} registered, ${draining} draining`,
+      reason:
+        `no node${wanted} takes replicas: ${input.nodes.length} registered, ${draining} draining` +
+        (lost > 0 ? `, ${lost} lost (not answering)` : ''),
     };
   }
   const need: Resources = { cpus: input.cpus ?? 0, memoryMb: input.memoryMb ?? 0 };

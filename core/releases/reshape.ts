@@ -52,7 +52,10 @@ export function planReshape(
   capacity: Record<string, Resources>,
   used: Record<string, Resources>,
 ): ReshapePlan {
-  const off = new Set([...avoid, ...nodes.filter((n) => n.drainMode).map((n) => n.id)]);
+  const off = new Set([
+    ...avoid,
+    ...nodes.filter((n) => n.drainMode || n.reachability === 'lost').map((n) => n.id),
+  ]);
   const current = replicasOf(release).filter((r) => r.health !== 'stopped');
   const keep = current.filter((r) => !off.has(r.nodeId)).slice(0, replicas);
   const leaving = current.filter((r) => !keep.includes(r));
@@ -108,7 +111,8 @@ export async function reshapeRelease(
   const { c, nodes, used } = loaded;
   const capacity: Record<string, Resources> = {};
   if (deps.runtime.capacity) {
-    for (const n of nodes.filter((x) => !x.drainMode)) {
+    // A lost node is not asked: a hung engine would hold this reshape up.
+    for (const n of nodes.filter((x) => !x.drainMode && x.reachability !== 'lost')) {
       try {
         capacity[n.id] = await deps.runtime.capacity(await nodeTarget(c, n));
       } catch {
@@ -150,8 +154,14 @@ export async function reshapeRelease(
   }
   const next = [...plan.keep, ...added];
   await switchEdge(c, next);
+  const lost = new Set(nodes.filter((n) => n.reachability === 'lost').map((n) => n.id));
   for (const r of plan.leaving) {
     const name = replicaContainerName(c.release, r.index);
+    if (lost.has(r.nodeId)) {
+      // Its engine does not answer; the node checks remove the container when it returns.
+      await appendLog(c, `replica ${r.index} (${name}) is on a lost node: removed when it returns`);
+      continue;
+    }
     try {
       const target = await nodeTarget(c, await nodeById(c, r.nodeId));
       await viaDocker(() => c.deps.runtime.stop(target, name, c.service.drainSeconds));

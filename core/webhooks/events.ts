@@ -27,6 +27,8 @@ export const webhookEventTypes = [
   'backup.failed',
   'drill.passed',
   'drill.failed',
+  'node.lost',
+  'node.recovered',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 

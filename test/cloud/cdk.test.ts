@@ -478,6 +478,7 @@ describe('cloud stack', () => {
     const jobs = scheduledJobs({
       maintenance: async () => undefined,
       routeCatalog: { liveRoutes: async () => [] },
+      scheduledNodeChecks: { checker: {}, rounds: 5 },
     } as unknown as WorkerSystem).map((j) => `selfdevop-${j.name}`);
     const rules = Object.values(template.findResources('AWS::Events::Rule')).map(
       (r) => (r as { Properties: { Name?: string } }).Properties.Name,

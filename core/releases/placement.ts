@@ -60,7 +60,8 @@ export function placeReplicas(input: PlacementInput): PlacementResult {
   if (input.count === 0) return { ok: true, nodeIds: [] };
   const eligible = eligibleNodes(input.nodes, input.labels);
   if (eligible.length === 0) {
-    const draining = input.nodes.filter((n) => n.drainMode).length;
+    // A lost node may also be avoided (marked draining by the caller): counted as lost.
+    const draining = input.nodes.filter((n) => n.drainMode && n.reachability !== 'lost').length;
     const lost = input.nodes.filter((n) => n.reachability === 'lost').length;
     const wanted = Object.keys(input.labels).length
       ? ` with labels ${labelText(input.labels)}`

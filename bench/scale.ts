@@ -37,6 +37,7 @@ import {
 import { defaultHosts } from '../core/releases/plan.ts';
 import { scaleService } from '../core/services/scale.ts';
 import { startCaddy } from '../test/support/caddy.ts';
+import { nodeLossScenario } from './scale/node-loss.ts';
 import { aNode, aProject, aService, anEnvironment, anOrg } from '../test/core/releases/builders.ts';
 import { deployer, orgId } from '../test/core/releases/harness.ts';
 
@@ -237,6 +238,11 @@ try {
       scaleUpFailedRequests: { goal: '0', got: scaleUpFailed, met: scaleUpFailed === 0 },
     },
   };
+  const nodeLoss = await nodeLossScenario(); // nodes 4–6, its own Caddy (bench/scale/node-loss.ts)
+  Object.assign(result, {
+    nodeLoss: nodeLoss.detail,
+    goals: { ...result.goals, ...nodeLoss.goals },
+  });
   console.log(JSON.stringify(result));
 } finally {
   for (const stop of stops) await stop();

@@ -78,9 +78,9 @@ export interface CloudSystem {
 
 /**
  * Rounds of node checks per `node-check` invocation. EventBridge fires at most once a
- * minute, so one invocation checks several times (2 s apart) to count misses in a row
- * itself: a node lost just after an invocation is acted on about a minute plus six seconds
- * later. Checking the whole minute would keep a worker function busy all the time.
+ * minute, so one invocation checks several times (1 s apart, the default policy) to count
+ * misses in a row itself: a node lost just after an invocation is acted on about a minute
+ * and two seconds later. Checking the whole minute would keep a worker function busy all the time.
  */
 export const cloudNodeCheckRounds = 5;
 

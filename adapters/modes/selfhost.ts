@@ -262,7 +262,7 @@ export async function fromSelfhost(
       webhooks: overrides.webhooks,
       nodeChecks: {
         intervalMs: config.NODE_CHECK_SECONDS * 1000,
-        timeoutMs: Math.min(1_500, config.NODE_CHECK_SECONDS * 750),
+        timeoutMs: Math.min(1_500, config.NODE_CHECK_SECONDS * 1000),
         missesToLose: config.NODE_CHECK_MISSES,
       },
     },

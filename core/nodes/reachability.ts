@@ -18,11 +18,16 @@ export interface NodeCheckPolicy {
   lastSeenWriteMs: number;
 }
 
-/** Every 2 s, 1.5 s to answer, lost after 3 misses: a dead node is lost within about 6 s. */
+/**
+ * Every second, a second to answer, lost at the second miss in a row: a dead engine (its
+ * socket or address refuses) is lost 1–2 s after its last answer, a hung one 2–3 s, so its
+ * replicas leave the edge within the 3 s issue 14 asks. One slow answer is not a loss; an
+ * install on a slow network raises NODE_CHECK_SECONDS / NODE_CHECK_MISSES.
+ */
 export const defaultNodeCheckPolicy: NodeCheckPolicy = {
-  intervalMs: 2_000,
-  timeoutMs: 1_500,
-  missesToLose: 3,
+  intervalMs: 1_000,
+  timeoutMs: 1_000,
+  missesToLose: 2,
   lastSeenWriteMs: 10_000,
 };
 

@@ -1,11 +1,14 @@
 /** What one node check means for the node: pure, by equality. */
 import { describe, expect, it } from 'vitest';
-import {
-  decideNodeCheck,
-  defaultNodeCheckPolicy as policy,
-} from '../../../core/nodes/reachability.ts';
+import { decideNodeCheck, type NodeCheckPolicy } from '../../../core/nodes/reachability.ts';
 import type { NodeCheckRecord } from '../../../core/ports.ts';
 
+const policy: NodeCheckPolicy = {
+  intervalMs: 2_000,
+  timeoutMs: 1_500,
+  missesToLose: 3,
+  lastSeenWriteMs: 10_000,
+};
 const t = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s));
 const iso = (s: number) => t(s).toISOString();
 const node = (o: Partial<NodeCheckRecord> = {}): NodeCheckRecord => ({

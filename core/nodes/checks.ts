@@ -218,18 +218,34 @@ export class NodeChecker {
     void tracked.finally(() => {
       if (this.pending.get(node.id) === tracked) this.pending.delete(node.id);
     });
+    const timeoutMs = timeoutFor(node, this.policy);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<NodeCheckOutcome>((resolve) => {
       timer = setTimeout(
-        () => resolve({ answered: false, error: `no answer within ${this.policy.timeoutMs} ms` }),
-        this.policy.timeoutMs,
+        () => resolve({ answered: false, error: `no answer within ${timeoutMs} ms` }),
+        timeoutMs,
       );
     });
     try {
       return await Promise.race([
         ping.then(
           (): NodeCheckOutcome => ({ answered: true }),
-          (e: unknown): NodeCheckOutcome => ({ answered: false, error: messageOf(e) }),
+          (e: unknown): NodeCheckOutcome => {
+            // Only a connection that fails or times out is a miss. An engine that refuses
+            // selfdevop's certificate or key (or credentials that do not open) answered: it
+            // is misconfigured, not gone, and its replicas may well serve; deploys there
+            // fail naming the refusal.
+            const refusedHandshake =
+              isCoreError(e) &&
+              (e.details as { refusedHandshake?: boolean } | undefined)?.refusedHandshake === true;
+            if (isCoreError(e) && e.kind === 'unavailable' && !refusedHandshake)
+              return { answered: false, error: messageOf(e) };
+            release.logger.warn(
+              { orgId: node.orgId, nodeId: node.id, err: messageOf(e) },
+              'node check: the engine refused the connection; not counted as a miss',
+            );
+            return { answered: true };
+          },
         ),
         timeout,
       ]);
@@ -237,6 +253,17 @@ export class NodeChecker {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * How long one ping of `node` may take: a local socket answers at once; TLS adds a
+ * handshake, and SSH a login and a `docker system dial-stdio` on the node for each new
+ * connection (the adapter keeps it open between checks, so only the first is slow).
+ */
+export function timeoutFor(node: Pick<NodeRecord, 'dockerHost'>, policy: NodeCheckPolicy): number {
+  if (node.dockerHost.startsWith('ssh://')) return Math.max(policy.timeoutMs, 5_000);
+  if (node.dockerHost.startsWith('tcp://')) return Math.max(policy.timeoutMs, 2_000);
+  return policy.timeoutMs;
 }
 
 /** Puts the route of `live` on `upstreams` (hosts as the edge has them); none: left as it is. */

@@ -6,7 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryMetrics } from '../../../adapters/metrics/memory.ts';
-import { NodeChecker } from '../../../core/nodes/checks.ts';
+import { Unavailable } from '../../../core/errors.ts';
+import { NodeChecker, timeoutFor } from '../../../core/nodes/checks.ts';
+import { defaultNodeCheckPolicy } from '../../../core/nodes/reachability.ts';
 import { drainNode } from '../../../core/nodes/drain.ts';
 import { routeId } from '../../../core/releases/plan.ts';
 import { releaseStepsQueue } from '../../../core/releases/deps.ts';
@@ -201,5 +203,39 @@ describe('node checks', () => {
     expect(await node(h, 'node_000003')).toMatchObject({ reachability: 'lost', missedChecks: 3 });
     expect(await node(h, 'node_000001')).toMatchObject({ reachability: 'reachable' });
     expect(orgId).toBe('org_000001');
+  });
+
+  it('counts an engine that refuses its credentials as answering, not as lost', async () => {
+    const h = await threeNodes();
+    // What the Docker adapter throws when the engine's certificate does not verify.
+    h.runtime.failNext(
+      'ping',
+      new Error(
+        'docker ping on unix:///n2.sock failed: TLS: certificate signed by unknown authority',
+      ),
+      3,
+    );
+    // And what it throws when the engine hangs up on a client certificate it does not trust.
+    h.runtime.failNext(
+      'ping',
+      new Unavailable('docker', 'tcp://10.0.0.5:2376: socket hang up', { refusedHandshake: true }),
+      6,
+    );
+    const checker = new NodeChecker({ release: h.deps, policy });
+    await rounds(checker, 3);
+    expect(await node(h, 'node_000002')).toMatchObject({
+      reachability: 'reachable',
+      missedChecks: 0,
+    });
+    expect(await audit(h, 'node.lost')).toEqual([]);
+  });
+
+  it('gives TLS and SSH engines longer to answer than a local socket', () => {
+    const p = defaultNodeCheckPolicy;
+    expect(
+      ['unix:///var/run/docker.sock', 'tcp://10.0.0.5:2376', 'ssh://deploy@10.0.0.5'].map((d) =>
+        timeoutFor({ dockerHost: d }, p),
+      ),
+    ).toEqual([1_000, 2_000, 5_000]);
   });
 });

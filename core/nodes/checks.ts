@@ -331,9 +331,11 @@ export async function handleNodeLost(deps: ReleaseDeps, node: NodeRecord): Promi
   for (const [i, s] of steps.entries()) {
     const { service, live } = loaded.active.find((a) => a.live?.id === s.releaseId)!;
     const full = await deps.store.withOrg(node.orgId, (r) => r.services.get(service.id));
+    // Deleted meanwhile: its removal takes its containers and route.
+    if (!full) continue;
     let outcome: LossOutcome;
     try {
-      planReshape(full!, live!, s.desired, [...lostIds], nodes, capacity, loaded.used);
+      planReshape(full, live!, s.desired, [...lostIds], nodes, capacity, loaded.used);
       await sendReshape(deps, live!, {
         replicas: s.desired,
         avoid: [...lostIds],

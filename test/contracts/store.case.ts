@@ -47,6 +47,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     identityCases();
     authGuardCases();
     domainLookupCases();
+    nodeCheckCases();
     orgCases();
     memberCases();
     apiKeyCases();
@@ -61,7 +62,6 @@ export function runStoreContract({ make }: StoreFixture): void {
     jobCases();
     deleteCases();
     alertThresholdCases();
-    nodeCheckCases();
     paginationCases();
     transactionCases();
     isolationCases();

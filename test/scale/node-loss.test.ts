@@ -216,12 +216,13 @@ describe.skipIf(!ready)('node loss on real engines behind a real Caddy', () => {
 
     // Requests through Caddy all along: bounded in count and time, stopped below.
     let loading = true;
-    const answers: { at: number; status: number; body: string }[] = [];
+    const answers: { sentAt: number; status: number; body: string }[] = [];
     const load = (async () => {
       const end = Date.now() + 120_000;
       for (let sent = 0; loading && sent < 20_000 && Date.now() < end; sent++) {
+        const sentAt = Date.now();
         const r = await get(caddy.httpPort, host, '/env/HOSTNAME');
-        answers.push({ at: Date.now(), ...r });
+        answers.push({ sentAt, ...r });
         await sleep(10);
       }
     })();
@@ -272,6 +273,7 @@ describe.skipIf(!ready)('node loss on real engines behind a real Caddy', () => {
     expect(serving).toEqual(after.map((r) => r.upstream));
     // The last requests are answered, by the two survivors only.
     const mark = answers.length;
+    const markAt = Date.now();
     await until(
       async () => answers.length,
       (n) => n >= mark + 40,
@@ -279,7 +281,9 @@ describe.skipIf(!ready)('node loss on real engines behind a real Caddy', () => {
     );
     loading = false;
     await load;
-    const tail = answers.slice(mark);
+    // Sent after the restore (one sent to the dead replica before may end later, at Caddy's
+    // dial timeout, as a 502: counted in `failed` below, not here).
+    const tail = answers.filter((a) => a.sentAt >= markAt);
     expect(tail.filter((a) => a.status !== 200)).toEqual([]);
     const bodies = new Set(tail.map((a) => a.body));
     expect(bodies.size).toBe(2);

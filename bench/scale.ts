@@ -11,18 +11,18 @@
  *  - drain: node 1, holding replicas of 3 services, drained under load.
  *  - scaleUp: 1 → 10 replicas under load, against the time of one replica.
  *  - manyServices: 200 services × 2 replicas: deploy overhead, upstream DNS, memory.
- *  - nodeLoss: bench/scale/node-loss.ts (nodes 4–6), when that module is there.
+ *  - nodeLoss: nodes 4–6, one killed under load: survivors-only and restored times.
  * Last output line: one JSON object with a `goals` map of {goal, got, met}; the load
  * average before and after is in it, since this machine is shared.
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { drain } from './scale/drain.ts';
 import { nodeSockets, startScaleEnv } from './scale/env.ts';
 import type { Goal, ScenarioResult } from './scale/goal.ts';
 import { manyServices } from './scale/many-services.ts';
+import { nodeLossScenario } from './scale/node-loss.ts';
 import { replicaSwitch } from './scale/replica-switch.ts';
 import { scaleUp } from './scale/scale-up.ts';
 
@@ -53,6 +53,8 @@ const scenarios: Record<
       windowMs: Number(values['window-ms']),
     }),
   drain: (env) => drain(env, { deadlineMs: 120_000 }),
+  // Nodes 4–6, with its own Caddy: it kills one of them, so never the shared 1–3.
+  nodeLoss: () => nodeLossScenario(),
   scaleUp: (env) => scaleUp(env, { deadlineMs: 180_000 }),
   manyServices: (env) =>
     manyServices(env, {
@@ -62,17 +64,6 @@ const scenarios: Record<
       deadlineMs: 900_000,
     }),
 };
-// nodeLoss is its own module (nodes 4–6, its own Caddy and engine): it runs when present,
-// after the others, so this entry point needs no change when that module lands.
-const nodeLossModule = new URL('./scale/node-loss.ts', import.meta.url);
-if (existsSync(fileURLToPath(nodeLossModule))) {
-  scenarios.nodeLoss = async () => {
-    const m = (await import(nodeLossModule.href)) as {
-      nodeLossScenario: () => Promise<ScenarioResult>;
-    };
-    return m.nodeLossScenario();
-  };
-}
 const only = values.only?.split(',') ?? Object.keys(scenarios);
 const unknown = only.filter((n) => !(n in scenarios));
 if (unknown.length > 0) {

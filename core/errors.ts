@@ -142,8 +142,13 @@ export class IllegalTransition extends CoreError {
 }
 
 export class Unavailable extends CoreError {
-  constructor(what: string, reason: string) {
-    super('unavailable', `${what}_unavailable`, `${what} is unavailable: ${reason}`);
+  /**
+   * `refusedHandshake`: the connection was made and then closed during the TLS handshake,
+   * which is how an engine refuses a client certificate: the engine is there (node checks
+   * do not count it as a miss), selfdevop's credentials are not accepted.
+   */
+  constructor(what: string, reason: string, details?: { refusedHandshake: true }) {
+    super('unavailable', `${what}_unavailable`, `${what} is unavailable: ${reason}`, details);
   }
 }
 

@@ -233,7 +233,22 @@ export interface NodeRecord {
    * a local socket or on loopback (and, where tenants may not, in a private range).
    */
   operatorRegistered: boolean;
+  /**
+   * What the workers' node checks last concluded (core/nodes/reachability.ts): `unknown`
+   * until the first check, `lost` after several misses in a row; a lost node takes no
+   * placements and its replicas leave the edge.
+   */
+  reachability: NodeReachability;
+  /** When `reachability` took its current value; null before the first check. */
+  reachabilitySince: string | null;
+  /** When the engine last answered a check (written at most every few seconds). */
+  lastSeenAt: string | null;
+  /** Checks missed in a row since the engine last answered. */
+  missedChecks: number;
 }
+
+export const nodeReachabilities = ['unknown', 'reachable', 'lost'] as const;
+export type NodeReachability = (typeof nodeReachabilities)[number];
 
 export const releaseStatuses = [
   'queued',

@@ -18,6 +18,7 @@ import type {
   Member,
   Membership,
   NodeRecord,
+  NodeReachability,
   Org,
   Page,
   PageRequest,
@@ -1176,6 +1177,24 @@ export interface NodeRepo {
   ): Promise<void>;
   /** Sets drain mode (no new placements while on); NotFound when the node is not the org's. */
   setDrainMode(id: string, drainMode: boolean): Promise<void>;
+  /**
+   * Writes a node check's outcome, only while the node's reachability is still `from`
+   * (compare-and-set): of two checkers seeing one change, one moves it and reports it;
+   * false for the other, and for a node that is gone.
+   */
+  recordCheck(id: string, from: NodeReachability, patch: NodeCheckRecord): Promise<boolean>;
+}
+
+/** What a node check writes on the node (core/nodes/reachability.ts decides it). */
+export type NodeCheckRecord = Pick<
+  NodeRecord,
+  'reachability' | 'reachabilitySince' | 'lastSeenAt' | 'missedChecks'
+>;
+
+/** Nodes looked up across orgs, for the node checks, which start knowing no org. */
+export interface NodeLookup {
+  /** The orgs that have at least one node (ids only), in id order. */
+  orgsWithNodes(): Promise<string[]>;
 }
 
 export interface ReleaseRepo {
@@ -1491,6 +1510,7 @@ export interface Store {
   releaseLookup: ReleaseLookup;
   /** Optional: per-engine build slots (both stores have it). */
   buildSlots?: BuildSlots;
+  nodeLookup: NodeLookup;
   /** Optional: where the edge-rebuild job notes its runs (both stores have it). */
   edgeRebuilds?: EdgeRebuildLog;
   /** Optional: the control plane's own backups (both stores have it). */

@@ -42,6 +42,8 @@ import type { WebhookDeps } from './webhooks/deliver.ts';
 import { queueEventPublisher } from './webhooks/events.ts';
 import { holdForChannels, type NotificationDeps } from './notification-channels/notify.ts';
 import type { ControlBackupDeps } from './control-backups/deps.ts';
+import { NodeChecker } from './nodes/checks.ts';
+import type { NodeCheckPolicy } from './nodes/reachability.ts';
 
 /** The dashboard paths a hosted sign-in provider must know (its callback and signed-out pages). */
 export const dashboardCallbackPath = '/dashboard/auth/callback';
@@ -160,6 +162,8 @@ export interface SystemConfig {
   jobMaxTimeoutSeconds?: number;
   /** Control-plane backups: why this mode keeps none of its own (cloud), how long one may run. */
   controlBackups?: { unavailableReason?: string; timeoutMs?: number };
+  /** How often nodes are checked and how many misses lose one (core/nodes/reachability.ts). */
+  nodeChecks?: Partial<NodeCheckPolicy>;
 }
 
 /** The wired use cases: what the API serves and what the queue handlers run. */
@@ -170,6 +174,8 @@ export interface System {
   webhooks: WebhookDeps;
   notifications: NotificationDeps;
   controlBackups: ControlBackupDeps;
+  /** Checks every node's engine; the workers run it (a timer self-hosted, a schedule in the cloud). */
+  nodeChecks: NodeChecker;
 }
 
 /**
@@ -366,5 +372,10 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
         }
       : {}),
   };
-  return { api, release, domains, webhooks, notifications, controlBackups };
+  const nodeChecks = new NodeChecker({
+    release,
+    metrics: ports.metrics,
+    ...(config.nodeChecks ? { policy: config.nodeChecks } : {}),
+  });
+  return { api, release, domains, webhooks, notifications, controlBackups, nodeChecks };
 }

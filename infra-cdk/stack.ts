@@ -493,6 +493,15 @@ export class SelfdevopStack extends Stack {
         new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(30) }),
       ],
     });
+    new events.Rule(this, 'NodeCheckRule', {
+      ruleName: `${prefix}node-check`,
+      description:
+        "checks every node's engine (several rounds per invocation); a lost node's replicas leave the edge and are replaced",
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      targets: [
+        new LambdaFunction(schedule, { retryAttempts: 0, maxEventAge: Duration.minutes(1) }),
+      ],
+    });
     new events.Rule(this, 'ReleaseSweepRule', {
       ruleName: `${prefix}release-sweep`,
       description:

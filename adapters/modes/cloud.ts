@@ -38,6 +38,7 @@ import { nodeKeyHasher } from '../hash/node-crypto.ts';
 import { EmfMetrics } from '../metrics/cloudwatch-emf.ts';
 import { EmfUsageSink } from '../metrics/usage-emf.ts';
 import { UsageCollector, usageDepsOf } from '../../core/stats/collect.ts';
+import type { NodeChecker } from '../../core/nodes/checks.ts';
 import { S3ObjectStore } from '../objects/s3.ts';
 
 /** Why the cloud edition keeps no control-plane backups of its own; the API answers it. */
@@ -82,8 +83,18 @@ export interface CloudSystem {
   collectUsage?(): Promise<void>;
   /** Every route the edge must serve: the `edge-rebuild` job puts back what Caddy lost. */
   routeCatalog: RouteCatalog;
+  /** The node checks, run by the `node-check` schedule (see `cloudNodeCheckRounds`). */
+  scheduledNodeChecks: { checker: NodeChecker; rounds: number };
   close(): Promise<void>;
 }
+
+/**
+ * Rounds of node checks per `node-check` invocation. EventBridge fires at most once a
+ * minute, so one invocation checks several times (1 s apart, the default policy) to count
+ * misses in a row itself: a node lost just after an invocation is acted on about a minute
+ * and two seconds later. Checking the whole minute would keep a worker function busy all the time.
+ */
+export const cloudNodeCheckRounds = 5;
 
 /** An idempotency ledger, with retention when it has one (prune is an optional capability). */
 export type CloudLedger = IdempotencyLedger & { prune?(days: number): Promise<number> };
@@ -285,6 +296,7 @@ export async function fromCloud(
           },
         }
       : {}),
+    scheduledNodeChecks: { checker: system.nodeChecks, rounds: cloudNodeCheckRounds },
     async maintenance() {
       if (!ledger.prune) return;
       const forgotten = await ledger.prune(config.IDEMPOTENCY_RETENTION_DAYS);

@@ -165,6 +165,13 @@ const schema = z.object({
     .min(1, 'must be at least 1')
     .max(100_000)
     .default(30),
+  /**
+   * Node checks (in the process that runs workers): seconds between two pings of every
+   * node's engine, and the misses in a row that make a node lost (its replicas then leave
+   * the edge and are replaced). 1 s × 2: a dead node is acted on within about 2 s.
+   */
+  NODE_CHECK_SECONDS: z.coerce.number().min(0.5).max(300).default(1),
+  NODE_CHECK_MISSES: z.coerce.number().int().min(1).max(20).default(2),
   /** Custom domains: the edge's public IPv4 addresses, for apex A records (comma-separated). */
   EDGE_IPV4: z
     .string()

@@ -281,6 +281,11 @@ export async function fromSelfhost(
       release: { build: buildLimitsOf(config), ...overrides.release },
       domains: { changesPerOrgPerHour: config.DOMAIN_CHANGES_PER_HOUR, ...overrides.domains },
       webhooks: overrides.webhooks,
+      nodeChecks: {
+        intervalMs: config.NODE_CHECK_SECONDS * 1000,
+        timeoutMs: Math.min(1_500, config.NODE_CHECK_SECONDS * 1000),
+        missesToLose: config.NODE_CHECK_MISSES,
+      },
     },
   );
   const routeCatalog = new PostgresRouteCatalog(db);
@@ -335,6 +340,9 @@ export async function fromSelfhost(
           ),
         );
       stops.push(await startUsageCollection(config, system.release, logger));
+      // Every node's engine, every NODE_CHECK_SECONDS, in the process that runs the workers:
+      // a timer rather than pg-boss's cron, whose finest step is a minute.
+      stops.push(system.nodeChecks.start());
       const stop = async () => {
         await Promise.all(stops.map((s) => s()));
       };

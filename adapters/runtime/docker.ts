@@ -900,11 +900,14 @@ export class DockerRuntime implements ContainerRuntime {
       // A certificate or key the other side refuses stays refused: failing now beats retrying.
       if (refused)
         throw new Error(`docker ${what} on ${target.dockerHost} failed: ${refused}`, { cause: e });
-      if (isConnectionError(e))
+      if (isConnectionError(e)) {
+        const refusedHandshake = Boolean(target.tls) && isHangUp(e);
         throw new Unavailable(
           'docker',
-          `${target.dockerHost}: ${messageOf(e)}${target.tls && isHangUp(e) ? tlsHangUpHint : ''}`,
+          `${target.dockerHost}: ${messageOf(e)}${refusedHandshake ? tlsHangUpHint : ''}`,
+          refusedHandshake ? { refusedHandshake: true } : undefined,
         );
+      }
       if (isTimeout(e))
         throw new Unavailable(
           'docker',

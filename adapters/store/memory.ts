@@ -23,6 +23,7 @@ import type {
   PushHookLookup,
   AlertTargetLookup,
   OrgRepos,
+  NodeLookup,
   ReleaseLookup,
   BuildSlots,
   Store,
@@ -38,7 +39,7 @@ import { memoryIdentityRepo } from './memory/identity.ts';
 import { memoryInviteLookup, memoryInviteRepo } from './memory/invites.ts';
 import { memoryPushHookLookup, memoryPushHookRepo } from './memory/push-hooks.ts';
 import { memoryAlertTargetLookup, memoryAlertThresholdRepo } from './memory/alert-thresholds.ts';
-import { memoryNodeRepo } from './memory/nodes.ts';
+import { memoryNodeLookup, memoryNodeRepo } from './memory/nodes.ts';
 import { memoryMembershipRepo, memoryOrgRepo } from './memory/orgs.ts';
 import { Overlay } from './memory/overlay.ts';
 import { memoryProjectRepo } from './memory/projects.ts';
@@ -118,6 +119,7 @@ export class MemoryStore implements Store {
   readonly authGuards: AuthGuardRepo = memoryAuthGuardRepo();
   readonly releaseLookup: ReleaseLookup;
   readonly buildSlots: BuildSlots;
+  readonly nodeLookup: NodeLookup;
   readonly edgeRebuilds: EdgeRebuildLog = memoryEdgeRebuildLog();
   readonly controlBackups: ControlBackupRepo = memoryControlBackupRepo();
   readonly inviteLookup: InviteLookup;
@@ -131,6 +133,7 @@ export class MemoryStore implements Store {
   constructor() {
     this.identity = memoryIdentityRepo(this.tables);
     this.domainLookup = memoryDomainLookup(this.tables);
+    this.nodeLookup = memoryNodeLookup(this.tables);
     this.releaseLookup = memoryReleaseLookup(this.tables);
     this.buildSlots = memoryBuildSlots(this.tables);
     this.inviteLookup = memoryInviteLookup(this.tables);

@@ -15,6 +15,7 @@ import type {
   PushHookLookup,
   AlertTargetLookup,
   OrgRepos,
+  NodeLookup,
   ReleaseLookup,
   BuildSlots,
   Store,
@@ -36,7 +37,7 @@ import { pgIdentityRepo } from './postgres/identity.ts';
 import { pgInviteLookup, pgInviteRepo } from './postgres/invites.ts';
 import { pgPushHookLookup, pgPushHookRepo } from './postgres/push-hooks.ts';
 import { pgAlertTargetLookup, pgAlertThresholdRepo } from './postgres/alert-thresholds.ts';
-import { pgNodeRepo } from './postgres/nodes.ts';
+import { pgNodeLookup, pgNodeRepo } from './postgres/nodes.ts';
 import { pgMembershipRepo, pgOrgRepo } from './postgres/orgs.ts';
 import { pgProjectRepo } from './postgres/projects.ts';
 import {
@@ -287,6 +288,7 @@ export class PostgresStore implements Store {
   readonly authGuards: AuthGuardRepo;
   readonly releaseLookup: ReleaseLookup;
   readonly buildSlots: BuildSlots;
+  readonly nodeLookup: NodeLookup;
   readonly edgeRebuilds: EdgeRebuildLog;
   readonly controlBackups: ControlBackupRepo;
   readonly inviteLookup: InviteLookup;
@@ -301,6 +303,7 @@ export class PostgresStore implements Store {
     this.identity = pgIdentityRepo(db);
     this.domainLookup = pgDomainLookup(db);
     this.authGuards = pgAuthGuardRepo(db);
+    this.nodeLookup = pgNodeLookup(db);
     this.releaseLookup = pgReleaseLookup(db);
     this.buildSlots = pgBuildSlots(db);
     this.edgeRebuilds = pgEdgeRebuildLog(db);

@@ -14,6 +14,10 @@ interface NodeRecord {
   labels: Record<string, string>;
   tls?: { configured: boolean };
   ssh?: { configured: boolean };
+  /** What the workers' node checks last saw (absent from servers before node checks). */
+  reachability?: 'unknown' | 'reachable' | 'lost';
+  reachabilitySince?: string | null;
+  lastSeenAt?: string | null;
 }
 
 const credentialFlags = {
@@ -291,11 +295,25 @@ changes its address (judged as at registration; releases started from now on use
     if (values.json) return (json(ctx.o, items), 0);
     table(
       ctx.o,
-      ['NAME', 'KIND', 'STATE', 'DOCKER HOST', 'ADDRESS', 'CREDENTIALS', 'LABELS', 'ID'],
+      [
+        'NAME',
+        'KIND',
+        'STATE',
+        'ENGINE',
+        'LAST SEEN',
+        'DOCKER HOST',
+        'ADDRESS',
+        'CREDENTIALS',
+        'LABELS',
+        'ID',
+      ],
       items.map((n) => [
         n.name,
         n.kind ?? 'engine',
         n.drainMode ? 'draining' : 'active',
+        // Older servers do not say; their nodes were never checked.
+        n.reachability ?? 'unknown',
+        n.lastSeenAt ?? '-',
         n.dockerHost,
         n.address,
         credentialsOf(n),

@@ -25,7 +25,7 @@ export class LastEligibleNode extends CoreError {
     super(
       'conflict',
       'last_eligible_node',
-      `node ${node.name} is the last node that takes replicas: register or undrain another before draining it`,
+      `node ${node.name} is the last node that takes replicas: register or undrain another (or wait for a lost one to answer) before draining it`,
       { nodeId: node.id },
     );
   }
@@ -57,7 +57,9 @@ export async function drainNode(
   const capacity = await engineCapacities(deps, others);
   const moving: DrainResult['moving'] = [];
   const plans = [];
-  for (const { service, live } of active) {
+  // A lost node's replicas are being replaced by the node checks already (core/nodes/checks.ts):
+  // draining it only keeps it from taking replicas once it answers again.
+  for (const { service, live } of node.reachability === 'lost' ? [] : active) {
     if (live?.status !== 'completed') continue;
     const serving = replicasOf(live).filter((r) => r.health !== 'stopped');
     if (!serving.some((r) => r.nodeId === node.id)) continue;

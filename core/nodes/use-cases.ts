@@ -96,6 +96,11 @@ export async function createNode(
     ...sealed,
     credentialsUpdatedAt: credentials.length > 0 ? now : null,
     operatorRegistered: operator,
+    // Until the workers' first check answers.
+    reachability: 'unknown',
+    reachabilitySince: null,
+    lastSeenAt: null,
+    missedChecks: 0,
   };
   await deps.store.withOrg(p.orgId, async (repos) => {
     await repos.nodes.insert(node);

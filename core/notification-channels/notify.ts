@@ -56,6 +56,7 @@ export const runbookOf: Record<string, string | undefined> = {
   'release.failed': 'app-down',
   'release.rolled_back': 'app-down',
   'replica.crash_looping': 'app-down',
+  'node.lost': 'node-lost',
 };
 
 /** An alert names its own runbook (the rule's, core/alerts/rules.ts). */
@@ -75,6 +76,8 @@ const titles: Record<string, string> = {
   'replica.crash_looping': 'Replica crash-looping',
   'alert.firing': 'Alert firing',
   'alert.resolved': 'Alert resolved',
+  'node.lost': 'Node lost',
+  'node.recovered': 'Node answers again',
   'notification.test': 'Test notification',
 };
 
@@ -89,6 +92,8 @@ export function dashboardPathOf(h: Pick<HeldNotification, 'eventType' | 'data'>)
   )
     return `/dashboard/services/${encodeURIComponent(d.serviceId)}`;
   if (h.eventType.startsWith('alert.') && typeof d.nodeId === 'string')
+    return `/dashboard/nodes/${encodeURIComponent(d.nodeId)}`;
+  if (h.eventType.startsWith('node.') && typeof d.nodeId === 'string')
     return `/dashboard/nodes/${encodeURIComponent(d.nodeId)}`;
   if (h.eventType.startsWith('domain.') && typeof d.serviceId === 'string')
     return `/dashboard/services/${encodeURIComponent(d.serviceId)}/domains`;

@@ -24,7 +24,7 @@ export interface PlacementInput {
   labels: Record<string, string>;
   /** The org's nodes. */
   nodes: readonly (Pick<NodeRecord, 'id' | 'name' | 'labels' | 'drainMode'> &
-    Partial<Pick<NodeRecord, 'kind'>>)[];
+    Partial<Pick<NodeRecord, 'kind' | 'reachability'>>)[];
   /** What each node's engine reports; a node without an entry has no known limit. */
   capacity: Readonly<Record<string, Resources>>;
   /** What selfdevop's containers already take on each node (this service's old set included). */
@@ -45,13 +45,15 @@ const labelText = (labels: Record<string, string>) =>
     .map(([k, v]) => `${k}=${v}`)
     .join(', ');
 
-/** The nodes a service may run on: not draining, carrying every required label. */
-export function eligibleNodes<N extends Pick<NodeRecord, 'labels' | 'drainMode'>>(
-  nodes: readonly N[],
-  labels: Record<string, string>,
-): N[] {
+/** The nodes a service may run on: not draining, not lost, carrying every required label. */
+export function eligibleNodes<
+  N extends Pick<NodeRecord, 'labels' | 'drainMode'> & Partial<Pick<NodeRecord, 'reachability'>>,
+>(nodes: readonly N[], labels: Record<string, string>): N[] {
   return nodes.filter(
-    (n) => !n.drainMode && Object.entries(labels).every(([k, v]) => n.labels[k] === v),
+    (n) =>
+      !n.drainMode &&
+      n.reachability !== 'lost' &&
+      Object.entries(labels).every(([k, v]) => n.labels[k] === v),
   );
 }
 
@@ -73,14 +75,18 @@ export function placeReplicas(input: PlacementInput): PlacementResult {
   if (cluster) return { ok: true, nodeIds: Array.from({ length: input.count }, () => cluster.id) };
   const eligible = eligibleNodes(input.nodes, input.labels);
   if (eligible.length === 0) {
-    const draining = input.nodes.filter((n) => n.drainMode).length;
+    // A lost node may also be avoided (marked draining by the caller): counted as lost.
+    const draining = input.nodes.filter((n) => n.drainMode && n.reachability !== 'lost').length;
+    const lost = input.nodes.filter((n) => n.reachability === 'lost').length;
     const wanted = Object.keys(input.labels).length
       ? ` with labels ${labelText(input.labels)}`
       : '';
     return {
       ok: false,
       code: 'no_eligible_node',
-      reason: `no node${wanted} takes replicas: ${input.nodes.length} registered, ${draining} draining`,
+      reason:
+        `no node${wanted} takes replicas: ${input.nodes.length} registered, ${draining} draining` +
+        (lost > 0 ? `, ${lost} lost (not answering)` : ''),
     };
   }
   const need: Resources = { cpus: input.cpus ?? 0, memoryMb: input.memoryMb ?? 0 };

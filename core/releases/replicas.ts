@@ -109,7 +109,8 @@ export async function engineCapacities(
   if (!deps.runtime.capacity) return out;
   await Promise.all(
     nodes.map(async (n) => {
-      if (n.drainMode) return;
+      // A lost node is not asked: a hung engine would hold the caller for its whole timeout.
+      if (n.drainMode || n.reachability === 'lost') return;
       try {
         const target = await openTarget(deps, n);
         out[n.id] = await deps.runtime.capacity!(target);

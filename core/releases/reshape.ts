@@ -56,7 +56,10 @@ export function planReshape(
   capacity: Record<string, Resources>,
   used: Record<string, Resources>,
 ): ReshapePlan {
-  const off = new Set([...avoid, ...nodes.filter((n) => n.drainMode).map((n) => n.id)]);
+  const off = new Set([
+    ...avoid,
+    ...nodes.filter((n) => n.drainMode || n.reachability === 'lost').map((n) => n.id),
+  ]);
   const current = replicasOf(release).filter((r) => r.health !== 'stopped');
   const keep = current.filter((r) => !off.has(r.nodeId)).slice(0, replicas);
   const leaving = current.filter((r) => !keep.includes(r));
@@ -128,7 +131,8 @@ export async function reshapeRelease(
   if (reshape.pending) return continueReshape(c, message, reshape.pending);
   const capacity: Record<string, Resources> = {};
   if (deps.runtime.capacity) {
-    for (const n of nodes.filter((x) => !x.drainMode)) {
+    // A lost node is not asked: a hung engine would hold this reshape up.
+    for (const n of nodes.filter((x) => !x.drainMode && x.reachability !== 'lost')) {
       try {
         capacity[n.id] = await deps.runtime.capacity(await nodeTarget(c, n));
       } catch {
@@ -321,7 +325,16 @@ async function finishReshape(c: StepContext, reason: string, state: ReshapePendi
   for (const r of leaving) {
     const name = replicaContainerName(c.release, r.index);
     try {
-      const target = await nodeTarget(c, await nodeById(c, r.nodeId));
+      const node = await nodeById(c, r.nodeId);
+      if (node.reachability === 'lost') {
+        // Its engine does not answer; the node checks remove the container when it returns.
+        await appendLog(
+          c,
+          `replica ${r.index} (${name}) is on a lost node: removed when it returns`,
+        );
+        continue;
+      }
+      const target = await nodeTarget(c, node);
       await viaDocker(() => c.deps.runtime.stop(target, name, c.service.drainSeconds));
       await viaDocker(() => c.deps.runtime.remove(target, name));
       await appendLog(c, `replica ${r.index} (${name}) left the edge, drained and stopped`);

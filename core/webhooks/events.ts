@@ -28,6 +28,8 @@ export const webhookEventTypes = [
   'drill.passed',
   'drill.failed',
   'replica.crash_looping',
+  'node.lost',
+  'node.recovered',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 

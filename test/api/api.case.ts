@@ -751,6 +751,10 @@ export function runApiSuite(
           drainMode: false,
           labels: { zone: 'a' },
           operatorRegistered: true,
+          // Until the workers' node checks first reach its engine.
+          reachability: 'unknown',
+          reachabilitySince: null,
+          lastSeenAt: null,
         });
         for (const dockerHost of ['http://x', 'tcp://host', 'unix://relative', 'ssh://host']) {
           const r = await req('POST', '/api/nodes', {

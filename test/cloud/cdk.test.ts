@@ -515,6 +515,7 @@ describe('cloud stack', () => {
       // The cloud's worker function measures usage on a schedule (adapters/modes/cloud.ts).
       collectUsage: async () => undefined,
       routeCatalog: { liveRoutes: async () => [] },
+      scheduledNodeChecks: { checker: {}, rounds: 5 },
     } as unknown as WorkerSystem).map((j) => `selfdevop-${j.name}`);
     const rules = Object.values(template.findResources('AWS::Events::Rule')).map(
       (r) => (r as { Properties: { Name?: string } }).Properties.Name,

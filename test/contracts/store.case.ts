@@ -19,6 +19,7 @@ import { domainCases } from './store/domains.case.ts';
 import { identityCases } from './store/identity.case.ts';
 import { isolationCases } from './store/isolation.case.ts';
 import { memberCases } from './store/members.case.ts';
+import { nodeCheckCases } from './store/node-checks.case.ts';
 import { orgCases } from './store/orgs.case.ts';
 import { paginationCases } from './store/pagination.case.ts';
 import { projectCases } from './store/projects.case.ts';
@@ -47,6 +48,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     identityCases();
     authGuardCases();
     domainLookupCases();
+    nodeCheckCases();
     orgCases();
     memberCases();
     apiKeyCases();

@@ -160,6 +160,25 @@ describe.skipIf(!ready)(
       await page.locator('#node-address').fill('169.254.169.254');
       await page.getByRole('button', { name: 'Save', exact: true }).click();
       expect(await text(page.getByRole('alert'))).toContain('address');
+      // What the node checks saw: nothing yet (this API runs no workers), then lost.
+      const nodePage = `${api.url}/dashboard/nodes/${node.body.id}`;
+      await page.goto(nodePage);
+      expect(await text(page.locator('main dl'))).toMatch(/Engine\s*unknown[\s\S]*not yet checked/);
+      const moved = await api.system.release.store.withOrg(node.body.orgId, (r) =>
+        r.nodes.recordCheck(node.body.id, 'unknown', {
+          reachability: 'lost',
+          reachabilitySince: '2026-01-01T00:00:02.000Z',
+          lastSeenAt: '2026-01-01T00:00:00.000Z',
+          missedChecks: 2,
+        }),
+      );
+      expect(moved).toBe(true);
+      await page.goto(nodePage);
+      expect(await text(page.locator('main dl'))).toMatch(
+        /Engine\s*lost since .*its replicas left the edge and were replaced on other nodes/,
+      );
+      await page.goto(`${api.url}/dashboard/nodes`);
+      expect(await text(page.locator('tbody tr', { hasText: 'local' }))).toMatch(/lost since/);
 
       await page.goto(projectUrl);
       await page.getByLabel('Project name').fill('store');

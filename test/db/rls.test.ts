@@ -443,6 +443,8 @@ describe('row-level security', () => {
       // The edge rebuilt from the database (migrations/0006_live_routes.sql).
       'selfdevop_live_routes',
       'selfdevop_memberships_of',
+      // The node checks start from the orgs that have nodes, ids only (0027).
+      'selfdevop_node_orgs',
       'selfdevop_org_users',
       // A push webhook, by the id in its URL (migrations/0018_push_hooks.sql).
       'selfdevop_push_hook',

@@ -10,6 +10,7 @@ import { edgeRebuildJob, workerQueueNames } from '../../core/queues.ts';
 import { buildPruneCron, buildPruneSchedule } from '../../core/builds/prune.ts';
 import { releaseSweepCron, releaseSweepSchedule } from '../../core/releases/sweep.ts';
 import { startSelfhostApi } from '../support/api.ts';
+import { aNode, anOrg } from '../contracts/store/builders.ts';
 
 describe('self-hosted workers', () => {
   let api: Awaited<ReturnType<typeof startSelfhostApi>>;
@@ -48,4 +49,34 @@ describe('self-hosted workers', () => {
       await db.end();
     }
   });
+
+  it("checks every node's engine on a timer: a gone engine is lost (node.lost), a live one reachable", async () => {
+    const store = api.system.release.store;
+    const org = anOrg();
+    const live = aNode(org.id, { dockerHost: 'unix:///var/run/docker.sock' });
+    // A socket nobody listens on: the engine of a node that lost power.
+    const gone = aNode(org.id, { dockerHost: 'unix:///run/sdo-no-such-engine/docker.sock' });
+    await store.withOrg(org.id, async (r) => {
+      await r.orgs.insert(org);
+      await r.nodes.insert(live);
+      await r.nodes.insert(gone);
+    });
+    const read = () =>
+      store.withOrg(org.id, async (r) => ({
+        live: (await r.nodes.get(live.id))!,
+        gone: (await r.nodes.get(gone.id))!,
+        events: (await r.audit.list({ limit: 10 }, { action: 'node.lost' })).items,
+      }));
+    let now = await read();
+    for (let i = 0; i < 200 && now.events.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = await read();
+    }
+    expect(now.gone).toMatchObject({ reachability: 'lost', lastSeenAt: null });
+    expect(now.live).toMatchObject({ reachability: 'reachable', missedChecks: 0 });
+    expect(now.live.lastSeenAt).not.toBeNull();
+    expect(now.events).toMatchObject([
+      { actorType: 'system', actorId: 'node-checks', targetId: gone.id, data: { releases: [] } },
+    ]);
+  }, 60_000);
 });

@@ -1,6 +1,7 @@
 import { NotFound } from '../../../core/errors.ts';
 import type { NodeRecord } from '../../../core/models.ts';
-import type { NodeRepo } from '../../../core/ports.ts';
+import type { NodeLookup, NodeRepo } from '../../../core/ports.ts';
+import type { Tables } from './tables.ts';
 import type { TenantView } from './tenant.ts';
 
 export const memoryNodeRepo = (t: TenantView): NodeRepo => ({
@@ -16,4 +17,12 @@ export const memoryNodeRepo = (t: TenantView): NodeRepo => ({
   setDrainMode: async (id, drainMode) => {
     if (!t.patch('nodes', id, { drainMode }, ['id', 'orgId'])) throw new NotFound('node', id);
   },
+  recordCheck: async (id, from, patch) =>
+    t.patch('nodes', id, patch, ['id', 'orgId'], (row) => row.reachability === from),
+});
+
+/** As the PostgreSQL function selfdevop_node_orgs. */
+export const memoryNodeLookup = (tables: Tables): NodeLookup => ({
+  orgsWithNodes: async () =>
+    [...new Set([...tables.nodes.values()].map((n) => String(n.orgId)))].sort(),
 });

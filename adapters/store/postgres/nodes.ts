@@ -1,6 +1,7 @@
 import type { NodeRecord } from '../../../core/models.ts';
-import type { NodeRepo } from '../../../core/ports.ts';
-import { eq, table } from './sql.ts';
+import type { NodeLookup, NodeRepo } from '../../../core/ports.ts';
+import type { SqlClient } from '../../db/postgres.ts';
+import { eq, table, updateSql } from './sql.ts';
 import type { TenantSql } from './tenant.ts';
 
 export const nodesTable = table<NodeRecord>('nodes', [
@@ -17,6 +18,10 @@ export const nodesTable = table<NodeRecord>('nodes', [
   'sealedSsh',
   'credentialsUpdatedAt',
   'operatorRegistered',
+  'reachability',
+  'reachabilitySince',
+  'lastSeenAt',
+  'missedChecks',
 ]);
 
 export const pgNodeRepo = (t: TenantSql): NodeRepo => ({
@@ -31,5 +36,18 @@ export const pgNodeRepo = (t: TenantSql): NodeRepo => ({
   },
   setDrainMode: async (id, drainMode) => {
     await t.updateById(nodesTable, 'node', id, { drainMode });
+  },
+  recordCheck: async (id, from, patch) => {
+    const q = updateSql(nodesTable, patch, [eq('id', id), t.org(), eq('reachability', from)]);
+    const r = await t.tx.query(q!.text, q!.values);
+    return r.rowCount > 0;
+  },
+});
+
+/** No org is known to the node checks, so they start from a security-definer function (migration 0027). */
+export const pgNodeLookup = (db: SqlClient): NodeLookup => ({
+  orgsWithNodes: async () => {
+    const r = await db.query('select org_id from selfdevop_node_orgs()', []);
+    return r.rows.map((row) => String((row as { org_id: string }).org_id));
   },
 });

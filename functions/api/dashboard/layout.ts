@@ -101,9 +101,9 @@ export function page(shell: Shell, body: Html): Html {
 
 /** A status word as a badge whose text, not only its colour, carries the meaning. */
 export function badge(status: string): Html {
-  const kind = ['completed', 'active', 'succeeded', 'healthy'].includes(status)
+  const kind = ['completed', 'active', 'succeeded', 'healthy', 'reachable'].includes(status)
     ? 'ok'
-    : ['failed', 'rolled_back', 'unhealthy', 'down'].includes(status)
+    : ['failed', 'rolled_back', 'unhealthy', 'down', 'lost'].includes(status)
       ? 'bad'
       : ['pending', 'never deployed', 'skipped', 'draining', 'not_deployed', 'unknown'].includes(
             status,

@@ -129,6 +129,10 @@ export const aNode = (orgId: string, o: Partial<NodeRecord> = {}): NodeRecord =>
   credentialsUpdatedAt: null,
   // The local engine, so the operator's.
   operatorRegistered: true,
+  reachability: 'unknown',
+  reachabilitySince: null,
+  lastSeenAt: null,
+  missedChecks: 0,
   ...o,
 });
 export const aRelease = (

@@ -78,6 +78,10 @@ export function aNode(o: Partial<NodeRecord> = {}): NodeRecord {
     credentialsUpdatedAt: null,
     // The local engine, so the operator's.
     operatorRegistered: true,
+    reachability: 'unknown',
+    reachabilitySince: null,
+    lastSeenAt: null,
+    missedChecks: 0,
     ...o,
   };
 }

@@ -77,6 +77,9 @@ export class KillableStore implements Store {
   get releaseLookup() {
     return this.inner.releaseLookup;
   }
+  get nodeLookup() {
+    return this.inner.nodeLookup;
+  }
   get inviteLookup() {
     return this.inner.inviteLookup;
   }

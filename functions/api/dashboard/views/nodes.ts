@@ -39,6 +39,7 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
                     <th scope="col">Name</th>
                     <th scope="col">Kind</th>
                     <th scope="col">State</th>
+                    <th scope="col">Engine</th>
                     <th scope="col">Docker host</th>
                     <th scope="col">Address</th>
                     <th scope="col">Credentials</th>
@@ -53,6 +54,11 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
                         <td><a href="/dashboard/nodes/${n.id}">${n.name}</a></td>
                         <td>${n.kind === 'swarm' ? 'Swarm cluster' : 'engine'}</td>
                         <td>${badge(n.drainMode ? 'draining' : 'active')}</td>
+                        <td>
+                          ${badge(n.reachability)}${
+                            n.reachabilitySince ? html` since ${when(n.reachabilitySince)}` : ''
+                          }
+                        </td>
                         <td><code>${n.dockerHost}</code></td>
                         <td>
                           ${n.address}${n.operatorRegistered ? html` ${badge('operator')}` : ''}
@@ -166,6 +172,20 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
           </dd>
           <dt>State</dt>
           <dd>${badge(n.drainMode ? 'draining' : 'active')}</dd>
+          <dt>Engine</dt>
+          <dd>
+            ${badge(n.reachability)}${
+              n.reachabilitySince ? html` since ${when(n.reachabilitySince)}` : ''
+            }${
+              n.reachability === 'lost'
+                ? html` — its replicas left the edge and were replaced on other nodes (see the node
+                  events in the audit log); containers it still holds are removed when it answers
+                  again`
+                : ''
+            }
+          </dd>
+          <dt>Last answered</dt>
+          <dd>${n.lastSeenAt ? when(n.lastSeenAt) : 'not yet checked'}</dd>
           <dt>Docker host</dt>
           <dd><code>${n.dockerHost}</code></dd>
           <dt>Address</dt>

@@ -202,8 +202,16 @@ export interface DynamicUpstreamsPlan {
   refreshMs: number;
 }
 
-/** How long Caddy keeps serving the last good answer when the DNS server cannot be reached. */
-export const dynamicUpstreamsGracePeriod = '1h';
+/**
+ * How long Caddy serves its last good answer after a lookup fails before it asks again. A
+ * failure does not drop the route: each failed retry keeps the last answer for another
+ * period, so the edge rides out a worker that is down for as long as it is down. It is
+ * short because Caddy marks the stale answer fresh for this whole period, and a lookup also
+ * fails when the request that started it is cancelled: at 1 h (as before) one client
+ * hanging up mid-lookup froze a route's upstreams for an hour, so later switches were
+ * ignored and retired replicas kept getting traffic (found by bench:scale).
+ */
+export const dynamicUpstreamsGracePeriod = '2s';
 
 /** A route id as one DNS label: ids are longer than 63 characters and carry underscores. */
 export function upstreamLabel(routeId: string): string {

@@ -65,7 +65,7 @@ describe('a route with dynamic upstreams', () => {
             source: 'srv',
             name: `_sdo-web._tcp.${zone}`,
             refresh: '250ms',
-            grace_period: '1h',
+            grace_period: '2s',
             resolver: { addresses: ['udp/127.0.0.1:5354'] },
           },
           transport: { protocol: 'http', resolver: { addresses: ['udp/127.0.0.1:5354'] } },

@@ -159,13 +159,13 @@ export async function createDomain(
   const created = await deps.store.withOrg(p.orgId, async (repos) => {
     const service = await repos.services.get(body.serviceId);
     if (!service) throw new NotFound('service', body.serviceId);
-    await assertDomainChangeAllowed(deps, repos);
     if (service.kind === 'worker')
       throw new InvalidInput('serviceId: a worker has no route, so it takes no domain', {
         field: 'serviceId',
       });
     const environment = await repos.environments.findByName(service.projectId, envName);
     if (!environment) throw new NotFound('environment', envName);
+    await assertDomainChangeAllowed(deps, repos);
     const at = deps.clock.now().toISOString();
     const domain: Domain = {
       id: deps.ids.newId('dom'),

@@ -259,6 +259,7 @@ export const aDataService = (
   sealedPassword: 'v1.sealed',
   removeVolume: false,
   backupSchedule: '0 3 * * *',
+  backupRetention: null,
   createdAt: at(),
   updatedAt: at(),
   ...o,

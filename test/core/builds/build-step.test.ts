@@ -219,6 +219,10 @@ describe('a release built from git', () => {
     );
     const second = await deployRef(h, 'next');
     expect(second.status).toBe('completed');
+    // The first release's containers are gone (retired), so a rollback redeploys its image; a
+    // warm one would only move the edge back to containers still running.
+    for (const r of first.replicaSet!.replicas)
+      await h.runtime.remove({ dockerHost: hostOf(r.nodeId) }, r.containerId!);
     // The node the first sha was built on loses it; the other keeps it.
     h.runtime.dropImage(hostOf(first.nodeId!), `web-0abc12:${sha('a')}`);
     const result = await rollbackRelease(h.deps, deployer, { releaseId: second.id });

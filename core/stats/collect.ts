@@ -99,13 +99,20 @@ export class UsageCollector {
       orgs.add(t.orgId);
       thresholds.set(t.serviceId, crashLoopThreshold(t));
     }
+    // Every org with a node, not only those with a routed service: workers, cron jobs and
+    // data services run there too, and a node's own CPU, memory and disk count regardless.
+    for (const orgId of await d.store.nodeLookup.orgsWithNodes()) orgs.add(orgId);
     const replicas: Measured[] = [];
     const nodes: NodeUsage[] = [];
     const backups: BackupHealth[] = [];
     const seen = new Set<string>();
     for (const orgId of [...orgs].sort()) {
       backups.push(...(await this.#backups(orgId)));
-      const orgNodes = await d.store.withOrg(orgId, (repos) => allNodes(repos));
+      // A lost node is not asked: the node checks own it, and a hung engine would hold
+      // every collection up until its calls time out.
+      const orgNodes = (await d.store.withOrg(orgId, (repos) => allNodes(repos))).filter(
+        (n) => n.reachability !== 'lost',
+      );
       await Promise.all(
         orgNodes.map(async (node) => {
           try {

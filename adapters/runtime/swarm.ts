@@ -577,5 +577,22 @@ export function withSwarm(engine: ContainerRuntime, swarm: SwarmRuntime): Contai
       t.swarm
         ? unsupported('following logs of a task')()
         : engine.followLogs!(t, name, onLine, signal);
+  // Measured per container: a task's usage would be read on its member, not the manager.
+  if (engine.usage)
+    runtime.usage = (t, name) =>
+      t.swarm ? unsupported('usage of a task')() : engine.usage!(t, name);
+  // Images live on the manager's own engine (builds, moves and pruning act there).
+  if (engine.moveImage)
+    runtime.moveImage = (from, to, image, o) =>
+      engine.moveImage!(onManager(from), onManager(to), image, o);
+  if (engine.listImages)
+    runtime.listImages = (t, labels) => engine.listImages!(onManager(t), labels);
+  if (engine.deleteImage)
+    runtime.deleteImage = (t, name) => engine.deleteImage!(onManager(t), name);
+  if (engine.pruneBuildCache)
+    runtime.pruneBuildCache = (t, keep) => engine.pruneBuildCache!(onManager(t), keep);
+  // A project's network on a Swarm is an overlay the manager removes like any network.
+  if (engine.removeNetwork)
+    runtime.removeNetwork = (t, name) => engine.removeNetwork!(onManager(t), name);
   return runtime;
 }

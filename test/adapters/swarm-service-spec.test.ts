@@ -1,7 +1,8 @@
 /** The Swarm service a release's container becomes: pure, compared by exact equality. */
 import { describe, expect, it } from 'vitest';
-import { serviceSpec } from '../../adapters/runtime/swarm.ts';
-import type { ContainerSpec } from '../../core/ports.ts';
+import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import { SwarmRuntime, serviceSpec, withSwarm } from '../../adapters/runtime/swarm.ts';
+import type { ContainerRuntime, ContainerSpec } from '../../core/ports.ts';
 
 const spec: ContainerSpec = {
   name: 'sdo-svc_1-env_1-rel_1-r1',
@@ -53,5 +54,45 @@ describe('serviceSpec', () => {
     expect(
       (job.TaskTemplate as { ContainerSpec: { Command: string[] } }).ContainerSpec.Command,
     ).toEqual(['sh', '-c', 'migrate']);
+  });
+});
+
+/** Every method of the port: adding one to ContainerRuntime without listing it here fails the typecheck. */
+const portMethods: Record<keyof ContainerRuntime, true> = {
+  ping: true,
+  clusterMembers: true,
+  capacity: true,
+  usage: true,
+  runPiped: true,
+  removeNetwork: true,
+  build: true,
+  localImage: true,
+  moveImage: true,
+  listImages: true,
+  deleteImage: true,
+  pruneBuildCache: true,
+  resolveImage: true,
+  start: true,
+  runOnce: true,
+  inspect: true,
+  list: true,
+  stop: true,
+  remove: true,
+  exec: true,
+  removeVolume: true,
+  logs: true,
+  followLogs: true,
+};
+
+describe('withSwarm', () => {
+  it('offers every capability of the engine it wraps (a missing one silently turns a feature off: image moves, usage, pruning)', () => {
+    const engine = new DockerRuntime() as unknown as Record<string, unknown>;
+    const wrapped = withSwarm(new DockerRuntime(), new SwarmRuntime()) as unknown as Record<
+      string,
+      unknown
+    >;
+    const offered = Object.keys(portMethods).filter((m) => typeof engine[m] === 'function');
+    expect(offered.length).toBeGreaterThan(20);
+    expect(offered.filter((m) => typeof wrapped[m] !== 'function')).toEqual([]);
   });
 });

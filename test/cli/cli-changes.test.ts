@@ -213,7 +213,7 @@ describe('the selfdevop CLI for changing services, environments, projects and no
     const labelled = await cli(['nodes', 'update', 'local', '--label', 'role=app']);
     expect(labelled.code, labelled.stderr).toBe(0);
     expect(labelled.stdout).toMatch(/^applied now: labels$/m);
-    expect((await cli(['nodes'])).stdout).toMatch(/^local +active .* role=app /m);
+    expect((await cli(['nodes'])).stdout).toMatch(/^local +engine +active .* role=app /m);
     const bad = await cli(['nodes', 'update', 'local', '--label', 'role']);
     expect(bad.code).toBe(2);
     const refused = await cli(['nodes', 'update', 'local', '--address', '169.254.169.254']);

@@ -21,17 +21,7 @@ import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { SystemClock } from '../../adapters/clock/system.ts';
-import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
-import { startUpstreamDns } from '../../adapters/edge/upstream-dns.ts';
-import { MemoryUpstreamRegistry } from '../../adapters/edge/upstreams-memory.ts';
-import { SequenceIds } from '../../adapters/ids/sequence.ts';
-import { MemoryLogger } from '../../adapters/logger/memory.ts';
-import { HttpHealthProbe } from '../../adapters/probe/http.ts';
-import { MemoryQueue } from '../../adapters/queue/memory.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
-import { MemoryStore } from '../../adapters/store/memory.ts';
-import { MemoryKeyVault } from '../../adapters/vault/memory.ts';
 import { NodeChecker } from '../../core/nodes/checks.ts';
 import {
   createRelease,
@@ -39,7 +29,6 @@ import {
   handleReleaseStep,
   releaseRetireQueue,
   releaseStepsQueue,
-  type ReleaseDeps,
 } from '../../core/releases/engine.ts';
 import { defaultHosts, routeId } from '../../core/releases/plan.ts';
 import { startCaddy } from '../../test/support/caddy.ts';
@@ -52,6 +41,7 @@ import {
 } from '../../test/core/releases/builders.ts';
 import { deployer, orgId } from '../../test/core/releases/harness.ts';
 import type { Goal } from './goal.ts';
+import { releaseDepsBehindCaddy } from '../../test/support/edge-release.ts';
 
 export interface NodeLossFigures {
   detail: Record<string, unknown>;
@@ -109,25 +99,9 @@ export async function nodeLossScenario(
   const serviceId = `svc_nl${Date.now().toString(36)}`;
   const nodeIds = ['node_00000a', 'node_00000b', 'node_00000c'];
   const caddy = await startCaddy();
-  const registry = new MemoryUpstreamRegistry();
-  const zone = 'sdo.internal';
-  const dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port: 0, cacheMs: 50 });
-  const deps: ReleaseDeps = {
-    store: new MemoryStore(),
+  const { deps, dns } = await releaseDepsBehindCaddy(caddy, {
     runtime: new DockerRuntime({ requestTimeoutMs: 20_000 }),
-    edge: new CaddyEdgeRouter({
-      adminUrl: caddy.adminUrl,
-      server: caddy.serverName,
-      dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
-    }),
-    queue: new MemoryQueue({ retryDelaySeconds: 0, pollIntervalMs: 5 }),
-    vault: new MemoryKeyVault(),
-    probe: new HttpHealthProbe(),
-    clock: new SystemClock(),
-    ids: new SequenceIds(),
-    logger: new MemoryLogger(),
-    config: { edgeDomain: 'apps.example.test', migrationTimeoutMs: 20_000, maxStepAttempts: 3 },
-  };
+  });
   const service = aService({
     id: serviceId,
     image: 'selfdevop-test/app:v1',

@@ -7,17 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SystemClock } from '../../adapters/clock/system.ts';
-import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
-import { startUpstreamDns, type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
-import { MemoryUpstreamRegistry } from '../../adapters/edge/upstreams-memory.ts';
-import { SequenceIds } from '../../adapters/ids/sequence.ts';
-import { MemoryLogger } from '../../adapters/logger/memory.ts';
-import { HttpHealthProbe } from '../../adapters/probe/http.ts';
-import { MemoryQueue } from '../../adapters/queue/memory.ts';
+import { type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
-import { MemoryStore } from '../../adapters/store/memory.ts';
-import { MemoryKeyVault } from '../../adapters/vault/memory.ts';
 import type { Release } from '../../core/models.ts';
 import {
   createRelease,
@@ -38,6 +29,7 @@ import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { available, isCi } from '../support/services.ts';
 import { aNode, aProject, aService, anEnvironment, anOrg } from '../core/releases/builders.ts';
 import { deployer, orgId } from '../core/releases/harness.ts';
+import { releaseDepsBehindCaddy } from '../support/edge-release.ts';
 
 const sockets = [1, 2, 3].map((i) => `/run/sdo-node${i}/docker.sock`);
 const nodesUp = sockets.every((s) => existsSync(s));
@@ -89,25 +81,7 @@ describe.skipIf(!ready)('replicas on three real engines behind a real Caddy', ()
     // Dynamic upstreams, as every install runs them: a switch or a scale step changes the
     // answer of selfdevop's DNS server, never Caddy's config, so it never reloads Caddy (a
     // reload resets a few connections that arrive at that instant; ARCHITECTURE.md).
-    const registry = new MemoryUpstreamRegistry();
-    const zone = 'sdo.internal';
-    dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port: 0, cacheMs: 50 });
-    deps = {
-      store: new MemoryStore(),
-      runtime: new DockerRuntime(),
-      edge: new CaddyEdgeRouter({
-        adminUrl: caddy.adminUrl,
-        server: caddy.serverName,
-        dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
-      }),
-      queue: new MemoryQueue({ retryDelaySeconds: 0, pollIntervalMs: 5 }),
-      vault: new MemoryKeyVault(),
-      probe: new HttpHealthProbe(),
-      clock: new SystemClock(),
-      ids: new SequenceIds(),
-      logger: new MemoryLogger(),
-      config: { edgeDomain: 'apps.example.test', migrationTimeoutMs: 20_000, maxStepAttempts: 3 },
-    };
+    ({ deps, dns } = await releaseDepsBehindCaddy(caddy));
     const service = aService({
       id: serviceId,
       image: 'selfdevop-test/app:v1',

@@ -15,18 +15,9 @@ import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SystemClock } from '../../adapters/clock/system.ts';
-import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
-import { startUpstreamDns, type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
-import { MemoryUpstreamRegistry } from '../../adapters/edge/upstreams-memory.ts';
-import { SequenceIds } from '../../adapters/ids/sequence.ts';
-import { MemoryLogger } from '../../adapters/logger/memory.ts';
+import { type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
 import { MemoryMetrics } from '../../adapters/metrics/memory.ts';
-import { HttpHealthProbe } from '../../adapters/probe/http.ts';
-import { MemoryQueue } from '../../adapters/queue/memory.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
-import { MemoryStore } from '../../adapters/store/memory.ts';
-import { MemoryKeyVault } from '../../adapters/vault/memory.ts';
 import type { NodeRecord, Release } from '../../core/models.ts';
 import { NodeChecker } from '../../core/nodes/checks.ts';
 import {
@@ -42,6 +33,7 @@ import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { available, isCi } from '../support/services.ts';
 import { aNode, aProject, aService, anEnvironment, anOrg } from '../core/releases/builders.ts';
 import { deployer, orgId } from '../core/releases/harness.ts';
+import { releaseDepsBehindCaddy } from '../support/edge-release.ts';
 
 /** Which multi-node.sh nodes this suite may kill: the node-loss range unless CI says otherwise. */
 const indexes = (process.env.NODE_LOSS_NODES ?? '4,5,6').split(',').map((s) => Number(s.trim()));
@@ -105,26 +97,10 @@ describe.skipIf(!ready)('node loss on real engines behind a real Caddy', () => {
 
   beforeAll(async () => {
     caddy = await startCaddy();
-    const registry = new MemoryUpstreamRegistry();
-    const zone = 'sdo.internal';
-    dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port: 0, cacheMs: 50 });
-    deps = {
-      store: new MemoryStore(),
+    ({ deps, dns } = await releaseDepsBehindCaddy(caddy, {
       // Short engine calls: a killed node's socket is gone, so calls fail at once anyway.
       runtime: new DockerRuntime({ requestTimeoutMs: 20_000 }),
-      edge: new CaddyEdgeRouter({
-        adminUrl: caddy.adminUrl,
-        server: caddy.serverName,
-        dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
-      }),
-      queue: new MemoryQueue({ retryDelaySeconds: 0, pollIntervalMs: 5 }),
-      vault: new MemoryKeyVault(),
-      probe: new HttpHealthProbe(),
-      clock: new SystemClock(),
-      ids: new SequenceIds(),
-      logger: new MemoryLogger(),
-      config: { edgeDomain: 'apps.example.test', migrationTimeoutMs: 20_000, maxStepAttempts: 3 },
-    };
+    }));
     const service = aService({
       id: serviceId,
       image: 'selfdevop-test/app:v1',

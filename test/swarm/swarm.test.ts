@@ -11,18 +11,9 @@ import { existsSync } from 'node:fs';
 import http from 'node:http';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SystemClock } from '../../adapters/clock/system.ts';
-import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
-import { startUpstreamDns, type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
-import { MemoryUpstreamRegistry } from '../../adapters/edge/upstreams-memory.ts';
-import { SequenceIds } from '../../adapters/ids/sequence.ts';
-import { MemoryLogger } from '../../adapters/logger/memory.ts';
-import { HttpHealthProbe } from '../../adapters/probe/http.ts';
-import { MemoryQueue } from '../../adapters/queue/memory.ts';
+import { type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { SwarmRuntime, withSwarm } from '../../adapters/runtime/swarm.ts';
-import { MemoryStore } from '../../adapters/store/memory.ts';
-import { MemoryKeyVault } from '../../adapters/vault/memory.ts';
 import type { Release } from '../../core/models.ts';
 import {
   createRelease,
@@ -38,6 +29,7 @@ import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { available, isCi } from '../support/services.ts';
 import { aNode, aProject, aService, anEnvironment, anOrg } from '../core/releases/builders.ts';
 import { deployer, orgId } from '../core/releases/harness.ts';
+import { releaseDepsBehindCaddy } from '../support/edge-release.ts';
 
 const manager = '/run/sdo-node7/docker.sock';
 const memberAddresses = ['10.213.0.17', '10.213.0.18', '10.213.0.19'];
@@ -96,25 +88,10 @@ describe.skipIf(!ready)(
 
     beforeAll(async () => {
       caddy = await startCaddy();
-      const registry = new MemoryUpstreamRegistry();
-      const zone = 'sdo.internal';
-      dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port: 0, cacheMs: 50 });
-      deps = {
-        store: new MemoryStore(),
+      ({ deps, dns } = await releaseDepsBehindCaddy(caddy, {
         runtime: withSwarm(new DockerRuntime(), new SwarmRuntime()),
-        edge: new CaddyEdgeRouter({
-          adminUrl: caddy.adminUrl,
-          server: caddy.serverName,
-          dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
-        }),
-        queue: new MemoryQueue({ retryDelaySeconds: 0, pollIntervalMs: 5 }),
-        vault: new MemoryKeyVault(),
-        probe: new HttpHealthProbe(),
-        clock: new SystemClock(),
-        ids: new SequenceIds(),
-        logger: new MemoryLogger(),
-        config: { edgeDomain: 'apps.example.test', migrationTimeoutMs: 60_000, maxStepAttempts: 3 },
-      };
+        migrationTimeoutMs: 60_000,
+      }));
       const service = aService({
         id: serviceId,
         image: 'selfdevop-test/app:v1',

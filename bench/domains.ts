@@ -271,6 +271,8 @@ async function askBench(stack: Stack) {
           lastError: null,
           checkedAt: at,
           createdAt: at,
+          certNotAfter: null,
+          certIssuer: null,
         };
         await repos.domains.insert(d);
       }

@@ -19,6 +19,7 @@ export type Step = ReleaseStep;
 export type Release = ReleaseRecord & { steps?: Step[] };
 export type Domain = Omit<DomainRecord, 'verificationToken'> & {
   records: { type: string; name: string; value: string }[];
+  certDaysLeft: number | null;
 };
 
 /** Statuses a release does not leave. */

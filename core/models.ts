@@ -394,6 +394,13 @@ export interface Domain {
   lastError: string | null;
   checkedAt: string | null;
   createdAt: string;
+  /**
+   * The certificate the edge serves for the host, as the domain worker last read it (when
+   * the domain became active and on each periodic check): its expiry and issuer. Null
+   * before the first certificate.
+   */
+  certNotAfter: string | null;
+  certIssuer: string | null;
 }
 
 export interface Webhook {

@@ -608,13 +608,24 @@ export interface BackupHealth {
   failuresInARow: number;
 }
 
-/** Everything one collection measured, per org, and what the store says of backups. */
+/** The certificate an active custom domain's host is served with, as the domain worker last read it. */
+export interface CertificateExpiry {
+  orgId: string;
+  serviceId: string;
+  environmentId: string;
+  hostname: string;
+  notAfter: string;
+}
+
+/** Everything one collection measured, per org, and what the store says of backups and certificates. */
 export interface UsageSnapshot {
   at: string;
   replicas: ReplicaUsage[];
   nodes: NodeUsage[];
   /** Absent where the collection read no backups. */
   backups?: BackupHealth[];
+  /** Absent where the collection read no certificates. */
+  certificates?: CertificateExpiry[];
 }
 
 /**

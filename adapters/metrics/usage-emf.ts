@@ -6,7 +6,8 @@ import type { UsageSink, UsageSnapshot } from '../../core/ports.ts';
  * environment `CpuCores` and `MemoryBytes` summed over its replicas (what the chart draws,
  * as Prometheus's `sum` does) and `Restarts`, dimensions Org/Service/Environment; per node
  * `NodeCpuRatio`, `NodeMemoryUsedRatio`, `NodeDiskUsedRatio`, dimensions Org/Node; per
- * data service `BackupFailuresInARow`, dimensions Org/DataService. Each
+ * data service `BackupFailuresInARow`, dimensions Org/DataService; per active custom domain
+ * `CertificateDaysLeft`, dimensions Org/Service/Domain. Each
  * replica's own figures ride along as a plain property (searchable in Logs Insights, not a
  * metric billed of its own), so the dimensions stay bounded by services and nodes.
  */
@@ -98,6 +99,21 @@ export class EmfUsageSink implements UsageSink {
         { Org: b.orgId, DataService: b.dataServiceId, BackupFailuresInARow: b.failuresInARow },
         ['Org', 'DataService'],
         [{ Name: 'BackupFailuresInARow', Unit: 'Count' }],
+        timestamp,
+      );
+    // Days, not a timestamp: an alarm compares a metric with a constant and cannot subtract now.
+    for (const c of snapshot.certificates ?? [])
+      this.#emit(
+        {
+          Org: c.orgId,
+          Service: c.serviceId,
+          Domain: c.hostname,
+          environment: c.environmentId,
+          notAfter: c.notAfter,
+          CertificateDaysLeft: (Date.parse(c.notAfter) - timestamp) / 86_400_000,
+        },
+        ['Org', 'Service', 'Domain'],
+        [{ Name: 'CertificateDaysLeft', Unit: 'None' }],
         timestamp,
       );
   }

@@ -16,9 +16,18 @@ async function findDomain(api: ApiClient, ref: string | undefined): Promise<Doma
   return found;
 }
 
+/** When the served certificate runs out, as days left; "expiring" within the alert's default 14 days. */
+function certificateLine(d: Domain): string {
+  const days = d.certDaysLeft ?? 0;
+  const left = days < 0 ? 'EXPIRED' : `${days} day${days === 1 ? '' : 's'} left`;
+  const warn = days >= 0 && days < 14 ? ', expiring' : '';
+  return `expires ${d.certNotAfter} (${left}${warn})${d.certIssuer ? `, issued by ${d.certIssuer}` : ''}`;
+}
+
 function showDomain(o: Output, d: Domain): void {
   o.out(`${d.hostname}  ${d.status}  (dns ${d.dnsStatus}, tls ${d.tlsStatus})  ${d.id}`);
   if (d.lastError) o.out(`last error: ${d.lastError}`);
+  if (d.certNotAfter) o.out(`certificate: ${certificateLine(d)}`);
   if (d.status !== 'active') {
     o.out('DNS records to set at your DNS provider:');
     table(
@@ -61,8 +70,16 @@ async function run(ctx: CommandContext): Promise<number> {
       if (values.json) return (json(ctx.o, items), 0);
       table(
         ctx.o,
-        ['HOSTNAME', 'STATUS', 'DNS', 'TLS', 'ID', 'LAST ERROR'],
-        items.map((d) => [d.hostname, d.status, d.dnsStatus, d.tlsStatus, d.id, d.lastError]),
+        ['HOSTNAME', 'STATUS', 'DNS', 'TLS', 'CERT DAYS LEFT', 'ID', 'LAST ERROR'],
+        items.map((d) => [
+          d.hostname,
+          d.status,
+          d.dnsStatus,
+          d.tlsStatus,
+          d.certDaysLeft === null ? '-' : String(d.certDaysLeft),
+          d.id,
+          d.lastError,
+        ]),
         'no custom domains yet: selfdevop domains add HOSTNAME --service NAME',
       );
       return 0;

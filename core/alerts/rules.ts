@@ -148,7 +148,7 @@ export const metricNames = {
   nodeCpu: 'selfdevop_node_cpu_ratio',
   nodeMemory: 'selfdevop_node_memory_used_ratio',
   nodeDisk: 'selfdevop_node_disk_used_ratio',
-  /** Per custom domain: org, service, domain. */
+  /** Per active custom domain (the worker's usage endpoint): org, service, environment, domain. */
   certExpiry: 'selfdevop_certificate_expiry_timestamp_seconds',
   /** Per data service: org, data_service. */
   backupFailures: 'selfdevop_backup_failures_in_a_row',

@@ -1,6 +1,6 @@
 import { HostnameTaken, isCoreError } from '../errors.ts';
 import type { AuditEvent, Domain, DomainStatus } from '../models.ts';
-import type { MessageHandler, OrgRepos } from '../ports.ts';
+import type { EdgeCertificate, MessageHandler, OrgRepos } from '../ports.ts';
 import {
   backoffSeconds,
   domainChecksQueue,
@@ -21,7 +21,8 @@ import { domainRouteId, targetOf } from './use-cases.ts';
  * dns_verified → host added to the service environment's route → cert_pending
  *                (no route yet: the service never served; retried until its first release)
  * cert_pending → the edge's certificate for the host is read back (TLS handshake) → active
- * active       → records re-checked now and then; lost ones are flagged, not ignored
+ * active       → records re-checked now and then; lost ones are flagged, not ignored; the
+ *                served certificate's expiry read again (renewals move it)
  */
 
 export interface CheckResult {
@@ -241,7 +242,14 @@ async function certificate(r: Run, n: number, since: string): Promise<void> {
   if (cert.status === 'active') {
     await save(
       r,
-      { status: 'active', tlsStatus: 'active', dnsStatus: 'verified', lastError: null },
+      {
+        status: 'active',
+        tlsStatus: 'active',
+        dnsStatus: 'verified',
+        lastError: null,
+        certNotAfter: cert.notAfter,
+        certIssuer: cert.issuer,
+      },
       (repos) =>
         audit(r, repos, 'domain.cert_active', { issuer: cert.issuer, notAfter: cert.notAfter }),
     );
@@ -284,6 +292,7 @@ async function recheck(r: Run): Promise<void> {
       flagged ? (repos) => audit(r, repos, 'domain.dns_lost', { reason }) : undefined,
     );
   }
+  await refreshCertificate(r);
   await scheduleNext(
     r,
     1,
@@ -291,6 +300,54 @@ async function recheck(r: Run): Promise<void> {
     r.domain.dnsStatus === 'verified'
       ? r.deps.config.activeRecheckSeconds
       : r.deps.config.dnsMaxDelaySeconds,
+  );
+}
+
+/** The prefix of a lastError that the certificate read-back of an active domain wrote. */
+const certCheckError = 'certificate check: ';
+
+/**
+ * active: reads the certificate the edge serves now and keeps its expiry current (a renewal
+ * moves it forward), which the `cert_expiring` rule counts down on. A read that finds no
+ * valid certificate keeps the last expiry (the alert keeps counting toward it) and says why
+ * in lastError; the domain stays active, since its host is still routed.
+ */
+async function refreshCertificate(r: Run): Promise<void> {
+  const { edge } = r.deps;
+  if (!edge.certificate) return;
+  const cert: EdgeCertificate = await edge.certificate(r.domain.hostname).catch(
+    (e: unknown): EdgeCertificate => ({
+      status: 'missing',
+      issuer: null,
+      notAfter: null,
+      detail: `reading it failed: ${errorText(e)}`,
+    }),
+  );
+  if (cert.status !== 'active' || cert.notAfter === null) {
+    if (r.domain.dnsStatus === 'verified')
+      await save(r, { lastError: `${certCheckError}${cert.detail ?? 'none served'}` });
+    return;
+  }
+  const clears = r.domain.lastError?.startsWith(certCheckError) ?? false;
+  if (cert.notAfter === r.domain.certNotAfter && cert.issuer === r.domain.certIssuer && !clears)
+    return;
+  const previous = r.domain.certNotAfter;
+  const renewed = previous !== null && previous !== cert.notAfter;
+  await save(
+    r,
+    {
+      certNotAfter: cert.notAfter,
+      certIssuer: cert.issuer,
+      ...(clears ? { lastError: null } : {}),
+    },
+    renewed
+      ? (repos) =>
+          audit(r, repos, 'domain.cert_renewed', {
+            issuer: cert.issuer,
+            notAfter: cert.notAfter,
+            previousNotAfter: previous,
+          })
+      : undefined,
   );
 }
 

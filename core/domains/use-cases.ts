@@ -37,7 +37,18 @@ export interface DomainView {
   lastError: string | null;
   checkedAt: string | null;
   createdAt: string;
+  /** The served certificate's expiry and issuer as last read (null before the first one). */
+  certNotAfter: string | null;
+  certIssuer: string | null;
+  /** Whole days until certNotAfter (negative once expired); null without a certificate. */
+  certDaysLeft: number | null;
   records: DnsRecord[];
+}
+
+/** Whole days from `now` until `notAfter`, rounded down (the `cert_expiring` rule's unit). */
+export function certDaysLeft(notAfter: string | null, now: Date): number | null {
+  if (notAfter === null) return null;
+  return Math.floor((Date.parse(notAfter) - now.getTime()) / 86_400_000);
 }
 
 /** The default host of the domain's service environment: the CNAME target. */
@@ -68,7 +79,7 @@ async function loadTarget(
   return targetOf(deps, service, environment);
 }
 
-function view(d: Domain, records: DnsRecord[]): DomainView {
+function view(d: Domain, records: DnsRecord[], now: Date): DomainView {
   return {
     id: d.id,
     hostname: d.hostname,
@@ -80,6 +91,9 @@ function view(d: Domain, records: DnsRecord[]): DomainView {
     lastError: d.lastError,
     checkedAt: d.checkedAt,
     createdAt: d.createdAt,
+    certNotAfter: d.certNotAfter,
+    certIssuer: d.certIssuer,
+    certDaysLeft: certDaysLeft(d.certNotAfter, now),
     records,
   };
 }
@@ -180,6 +194,8 @@ export async function createDomain(
       lastError: null,
       checkedAt: null,
       createdAt: at,
+      certNotAfter: null,
+      certIssuer: null,
     };
     await repos.domains.insert(domain);
     await recordAudit(deps, repos, p, ctx, {
@@ -191,7 +207,11 @@ export async function createDomain(
     return { domain, target: targetOf(deps, service, environment) };
   });
   await sendCheckNow(deps, created.domain, created.domain.createdAt);
-  return view(created.domain, requiredRecords(created.domain, created.target));
+  return view(
+    created.domain,
+    requiredRecords(created.domain, created.target),
+    deps.clock.now(),
+  );
 }
 
 export async function getDomain(
@@ -204,7 +224,7 @@ export async function getDomain(
   return deps.store.withOrg(p.orgId, async (repos) => {
     const d = await repos.domains.get(domainId);
     if (!d) throw new NotFound('domain', domainId);
-    return view(d, requiredRecords(d, await loadTarget(deps, repos, d)));
+    return view(d, requiredRecords(d, await loadTarget(deps, repos, d)), deps.clock.now());
   });
 }
 
@@ -223,7 +243,7 @@ export async function listDomains(
     for (const d of found.items) {
       const key = `${d.serviceId}:${d.environmentId}`;
       if (!targets.has(key)) targets.set(key, await loadTarget(deps, repos, d));
-      items.push(view(d, requiredRecords(d, targets.get(key)!)));
+      items.push(view(d, requiredRecords(d, targets.get(key)!), deps.clock.now()));
     }
     return { items, nextCursor: found.nextCursor };
   });
@@ -269,7 +289,7 @@ export async function verifyDomain(
     };
   });
   await sendCheckNow(deps, domain, since);
-  return view(domain, requiredRecords(domain, target));
+  return view(domain, requiredRecords(domain, target), deps.clock.now());
 }
 
 /**

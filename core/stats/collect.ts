@@ -5,6 +5,7 @@ import { allNodes } from '../releases/replicas.ts';
 import type {
   AlertTarget,
   BackupHealth,
+  CertificateExpiry,
   Clock,
   ContainerInfo,
   ContainerRuntime,
@@ -19,7 +20,14 @@ import type {
   UsageSink,
   UsageSnapshot,
 } from '../ports.ts';
-import type { AuditEvent, DataService, DataServiceBackup, NodeRecord, Page } from '../models.ts';
+import type {
+  AuditEvent,
+  DataService,
+  DataServiceBackup,
+  Domain,
+  NodeRecord,
+  Page,
+} from '../models.ts';
 import type { EventPublisher } from '../webhooks/events.ts';
 import { RestartHistory } from './crash-loop.ts';
 import { cpuRatioBetween, parseNodeProbe, planNodeProbe, type CpuCounters } from './node-probe.ts';
@@ -82,6 +90,7 @@ export class UsageCollector {
   readonly #nodes = new Map<string, NodeState>();
   readonly #restarts = new RestartHistory(crashLoopWindowSeconds * 1000);
   readonly #backupCache = new Map<string, { at: number; health: BackupHealth[] }>();
+  readonly #certificateCache = new Map<string, { at: number; expiries: CertificateExpiry[] }>();
   /** Containers reported as looping in this episode (cleared when they calm down). */
   readonly #looping = new Set<string>();
 
@@ -105,9 +114,11 @@ export class UsageCollector {
     const replicas: Measured[] = [];
     const nodes: NodeUsage[] = [];
     const backups: BackupHealth[] = [];
+    const certificates: CertificateExpiry[] = [];
     const seen = new Set<string>();
     for (const orgId of [...orgs].sort()) {
       backups.push(...(await this.#backups(orgId)));
+      certificates.push(...(await this.#certificates(orgId)));
       // A lost node is not asked: the node checks own it, and a hung engine would hold
       // every collection up until its calls time out.
       const orgNodes = (await d.store.withOrg(orgId, (repos) => allNodes(repos))).filter(
@@ -140,6 +151,7 @@ export class UsageCollector {
       replicas: replicas.map(({ containerId: _c, releaseId: _r, ...r }) => r),
       nodes,
       backups,
+      certificates,
     };
     await d.sink.publish(snapshot);
     await this.#reportCrashLoops(replicas, thresholds);
@@ -245,6 +257,47 @@ export class UsageCollector {
       });
     this.#backupCache.set(orgId, { at: now, health });
     return health;
+  }
+
+  /**
+   * Each active custom domain's certificate expiry as the domain worker last read it (it
+   * reads the served certificate on activation and on every periodic check), from the store
+   * at most once a minute per org: expiries move only on renewal.
+   */
+  async #certificates(orgId: string): Promise<CertificateExpiry[]> {
+    const d = this.#deps;
+    const now = d.clock.now().getTime();
+    const cached = this.#certificateCache.get(orgId);
+    if (cached && now - cached.at < 60_000) return cached.expiries;
+    const expiries = await d.store
+      .withOrg(orgId, async (repos) => {
+        const out: CertificateExpiry[] = [];
+        let cursor: string | null = null;
+        for (let page = 0; page < 10; page++) {
+          const { items, nextCursor }: Page<Domain> = await repos.domains.list({
+            limit: 200,
+            cursor,
+          });
+          for (const x of items)
+            if (x.status === 'active' && x.certNotAfter !== null)
+              out.push({
+                orgId,
+                serviceId: x.serviceId,
+                environmentId: x.environmentId,
+                hostname: x.hostname,
+                notAfter: x.certNotAfter,
+              });
+          if (!nextCursor) break;
+          cursor = nextCursor;
+        }
+        return out;
+      })
+      .catch((e: Error) => {
+        d.logger.warn({ orgId, err: e.message }, 'usage: certificates could not be read');
+        return cached?.expiries ?? [];
+      });
+    this.#certificateCache.set(orgId, { at: now, expiries });
+    return expiries;
   }
 
   /** The node's figures: probed when due, else the last probe's (disk and memory move slowly). */

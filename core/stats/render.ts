@@ -7,7 +7,9 @@ const q = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').repla
 /**
  * A usage snapshot as Prometheus text: per replica (org, service, environment, replica,
  * node) its CPU seconds, memory and restarts; per node (org, node) its CPU, memory and
- * disk ratios; per data service (org, data_service) its failed backups or drills in a row.
+ * disk ratios; per data service (org, data_service) its failed backups or drills in a row;
+ * per active custom domain (org, service, environment, domain) its certificate's expiry in
+ * Unix seconds.
  * A figure that was not measured is left out, never written as 0. The CPU
  * counter is the container's own, so it resets with a new container, which `rate()` reads
  * as a counter reset.
@@ -21,10 +23,19 @@ export function renderUsage(snapshot: UsageSnapshot): string {
     [metricNames.nodeMemory, 'gauge', []],
     [metricNames.nodeDisk, 'gauge', []],
     [metricNames.backupFailures, 'gauge', []],
+    [metricNames.certExpiry, 'gauge', []],
   ];
-  const [cpu, memory, restarts, nodeCpu, nodeMemory, nodeDisk, backups] = families.map(
-    (f) => f[2],
-  ) as [string[], string[], string[], string[], string[], string[], string[]];
+  const [cpu, memory, restarts, nodeCpu, nodeMemory, nodeDisk, backups, certificates] =
+    families.map((f) => f[2]) as [
+      string[],
+      string[],
+      string[],
+      string[],
+      string[],
+      string[],
+      string[],
+      string[],
+    ];
   for (const r of snapshot.replicas) {
     const l = `{org=${q(r.orgId)},service=${q(r.serviceId)},environment=${q(r.environmentId)},replica=${q(r.replica)},node=${q(r.nodeId)}}`;
     if (r.cpuSeconds !== null) cpu.push(`${metricNames.replicaCpu}${l} ${r.cpuSeconds}`);
@@ -41,6 +52,10 @@ export function renderUsage(snapshot: UsageSnapshot): string {
   for (const b of snapshot.backups ?? [])
     backups.push(
       `${metricNames.backupFailures}{org=${q(b.orgId)},data_service=${q(b.dataServiceId)}} ${b.failuresInARow}`,
+    );
+  for (const c of snapshot.certificates ?? [])
+    certificates.push(
+      `${metricNames.certExpiry}{org=${q(c.orgId)},service=${q(c.serviceId)},environment=${q(c.environmentId)},domain=${q(c.hostname)}} ${Date.parse(c.notAfter) / 1000}`,
     );
   const out: string[] = [];
   for (const [name, type, lines] of families) {

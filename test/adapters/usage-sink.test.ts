@@ -13,7 +13,13 @@ import {
 } from '../contracts/usage-sink.case.ts';
 
 function readPrometheus(text: string): UsageRead {
-  const out: UsageRead = { serviceMemory: {}, serviceRestarts: {}, nodes: {}, backups: {} };
+  const out: UsageRead = {
+    serviceMemory: {},
+    serviceRestarts: {},
+    nodes: {},
+    backups: {},
+    certificateDaysLeft: {},
+  };
   for (const line of text.split('\n')) {
     const m = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
     if (!m) continue;
@@ -28,6 +34,10 @@ function readPrometheus(text: string): UsageRead {
     if (m[1] === 'selfdevop_replica_restarts_total') add(out.serviceRestarts);
     if (m[1] === 'selfdevop_backup_failures_in_a_row')
       out.backups[`${labels.org}/${labels.data_service}`] = v;
+    // As the cert_expiring rule reads it: (expiry − now) / 86400, now being the scrape's time.
+    if (m[1] === 'selfdevop_certificate_expiry_timestamp_seconds')
+      out.certificateDaysLeft[`${labels.org}/${labels.service}/${labels.domain}`] =
+        (v - Date.parse(usageSnapshot.at) / 1000) / 86400;
     const ratio = {
       selfdevop_node_cpu_ratio: 'cpu',
       selfdevop_node_memory_used_ratio: 'memory',
@@ -39,7 +49,13 @@ function readPrometheus(text: string): UsageRead {
 }
 
 function readEmf(lines: string[]): UsageRead {
-  const out: UsageRead = { serviceMemory: {}, serviceRestarts: {}, nodes: {}, backups: {} };
+  const out: UsageRead = {
+    serviceMemory: {},
+    serviceRestarts: {},
+    nodes: {},
+    backups: {},
+    certificateDaysLeft: {},
+  };
   const docs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   const newest = Math.max(...docs.map((d) => (d._aws as { Timestamp: number }).Timestamp));
   for (const d of docs) {
@@ -61,6 +77,7 @@ function readEmf(lines: string[]): UsageRead {
         if (Name === 'MemoryBytes') out.serviceMemory[key] = v;
         if (Name === 'Restarts') out.serviceRestarts[key] = v;
         if (Name === 'BackupFailuresInARow') out.backups[key] = v;
+        if (Name === 'CertificateDaysLeft') out.certificateDaysLeft[key] = v;
         const ratio = {
           NodeCpuRatio: 'cpu',
           NodeMemoryUsedRatio: 'memory',

@@ -94,6 +94,8 @@ const domain = (s: Service, environmentId: string, id: string, o: Partial<Domain
   lastError: null,
   checkedAt: null,
   createdAt: at(2),
+  certNotAfter: null,
+  certIssuer: null,
   ...o,
 });
 

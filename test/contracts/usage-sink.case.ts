@@ -11,6 +11,8 @@ export interface UsageRead {
   nodes: Record<string, { cpu?: number; memory?: number; disk?: number }>;
   /** Failed backups or drills in a row by `org/data service`. */
   backups: Record<string, number>;
+  /** Days left on each active domain's certificate at the snapshot's time, by `org/service/domain`. */
+  certificateDaysLeft: Record<string, number>;
 }
 
 export const usageSnapshot: UsageSnapshot = {
@@ -58,6 +60,22 @@ export const usageSnapshot: UsageSnapshot = {
     { orgId: 'org_a', dataServiceId: 'dsv_cache', failuresInARow: 0 },
     { orgId: 'org_b', dataServiceId: 'dsv_db', failuresInARow: 2 },
   ],
+  certificates: [
+    {
+      orgId: 'org_a',
+      serviceId: 'svc_web',
+      environmentId: 'env_prod',
+      hostname: 'shop.example.test',
+      notAfter: '2026-12-11T22:00:00.000Z',
+    },
+    {
+      orgId: 'org_b',
+      serviceId: 'svc_api',
+      environmentId: 'env_prod',
+      hostname: 'api.example.test',
+      notAfter: '2027-01-01T10:00:00.000Z',
+    },
+  ],
 };
 
 /**
@@ -92,6 +110,15 @@ export function runUsageSinkContract(make: () => { sink: UsageSink; read(): Usag
     const { sink, read } = make();
     await sink.publish(usageSnapshot);
     expect(read().backups).toEqual({ 'org_a/dsv_cache': 0, 'org_b/dsv_db': 2 });
+  });
+
+  it('exports each active domain’s certificate expiry, under its own org and service', async () => {
+    const { sink, read } = make();
+    await sink.publish(usageSnapshot);
+    expect(read().certificateDaysLeft).toEqual({
+      'org_a/svc_web/shop.example.test': 9.5,
+      'org_b/svc_api/api.example.test': 30,
+    });
   });
 
   it('exports nothing of a replica that is gone in the next snapshot', async () => {

@@ -17,6 +17,8 @@ export const domainsTable = table<Domain>('domains', [
   'lastError',
   'checkedAt',
   'createdAt',
+  'certNotAfter',
+  'certIssuer',
 ]);
 
 export const pgDomainRepo = (t: TenantSql): DomainRepo => ({

@@ -29,6 +29,7 @@ export type Service = Omit<ServiceRecord, 'sealedGitCredential'> & {
 export type Release = ReleaseRecord & { steps?: Step[] };
 export type Domain = Omit<DomainRecord, 'verificationToken'> & {
   records: { type: string; name: string; value: string }[];
+  certDaysLeft: number | null;
 };
 
 /** Statuses a release does not leave. */

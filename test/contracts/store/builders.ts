@@ -182,6 +182,8 @@ export const aDomain = (
   lastError: null,
   checkedAt: null,
   createdAt: at(),
+  certNotAfter: null,
+  certIssuer: null,
   ...o,
 });
 export const anApiKey = (orgId: string, o: Partial<ApiKeyWithHash> = {}): ApiKeyWithHash => ({

@@ -251,6 +251,59 @@ describe('custom domains: use cases and worker (all ports in memory)', () => {
     ]);
   });
 
+  it('keeps the served certificate’s expiry: stored on activation, moved by a renewal, kept when the edge serves none', async () => {
+    await h.serve();
+    h.point(await h.domain(d.id));
+    h.edge.issue('shop.example.com');
+    await h.runDue();
+    let got = await h.domain(d.id);
+    expect(got).toMatchObject({
+      status: 'active',
+      certNotAfter: '2026-04-01T00:00:00.000Z',
+      certIssuer: 'Pebble Intermediate CA',
+    });
+    // The clock is at 2026-01-01: 90 days left, as the API shows it.
+    expect((await getDomain(h.deps, viewer, d.id)).certDaysLeft).toBe(90);
+
+    // The edge renewed it: the periodic check reads the new expiry, with an audit row.
+    h.edge.certs.set('shop.example.com', {
+      status: 'active',
+      issuer: 'Pebble Intermediate CA',
+      notAfter: '2026-06-30T00:00:00.000Z',
+      detail: null,
+    });
+    await h.next();
+    got = await h.domain(d.id);
+    expect(got).toMatchObject({ certNotAfter: '2026-06-30T00:00:00.000Z', lastError: null });
+    const renewed = await h.repos((r) =>
+      r.audit.list({ limit: 1 }, { action: 'domain.cert_renewed' }),
+    );
+    expect(renewed.items[0]!.data).toMatchObject({
+      notAfter: '2026-06-30T00:00:00.000Z',
+      previousNotAfter: '2026-04-01T00:00:00.000Z',
+    });
+
+    // The edge lost it: the expiry stays (the alert keeps counting toward it), lastError says why.
+    h.edge.certs.delete('shop.example.com');
+    await h.next();
+    got = await h.domain(d.id);
+    expect(got).toMatchObject({
+      status: 'active',
+      certNotAfter: '2026-06-30T00:00:00.000Z',
+      lastError: 'certificate check: no certificate for shop.example.com',
+    });
+    // Served again: the error clears without a renewal row.
+    h.edge.certs.set('shop.example.com', {
+      status: 'active',
+      issuer: 'Pebble Intermediate CA',
+      notAfter: '2026-06-30T00:00:00.000Z',
+      detail: null,
+    });
+    await h.next();
+    expect(await h.domain(d.id)).toMatchObject({ lastError: null });
+    expect((await actions(h)).filter((a) => a === 'domain.cert_renewed')).toHaveLength(1);
+  });
+
   it('accepts an A record to the edge address instead of a CNAME', async () => {
     await h.serve();
     const domain = await h.domain(d.id);

@@ -8,6 +8,12 @@ import { MemoryStore } from '../../../adapters/store/memory.ts';
 import { MemoryKeyVault } from '../../../adapters/vault/memory.ts';
 import { UsageCollector } from '../../../core/stats/collect.ts';
 import { aNode, anOrg } from '../releases/builders.ts';
+import {
+  aDomain,
+  aProject,
+  aService,
+  anEnvironment,
+} from '../../contracts/store/builders.ts';
 
 describe('the usage collector', () => {
   it('measures the nodes of every org that has one, routed services or not, and never asks a lost node', async () => {
@@ -45,5 +51,56 @@ describe('the usage collector', () => {
     const asked = new Set(runtime.calls.map((c) => c.dockerHost));
     expect(asked.has('tcp://10.0.0.1:2376')).toBe(true);
     expect(asked.has('tcp://10.0.0.2:2376')).toBe(false);
+  });
+
+  it('hands the sink each active domain’s certificate expiry from the store, and no other domain’s', async () => {
+    const store = new MemoryStore();
+    await store.withOrg('org_000001', async (r) => {
+      await r.orgs.insert(anOrg({ id: 'org_000001' }));
+      await r.nodes.insert(aNode({ id: 'node_000001', orgId: 'org_000001' }));
+      await r.projects.insert(aProject('org_000001', { id: 'prj_1' }));
+      await r.environments.insert(anEnvironment('org_000001', 'prj_1', { id: 'env_1' }));
+      await r.services.insert(aService('org_000001', 'prj_1', { id: 'svc_1' }));
+      await r.domains.insert(
+        aDomain('org_000001', 'svc_1', 'env_1', {
+          hostname: 'shop.example.test',
+          status: 'active',
+          certNotAfter: '2027-01-01T00:00:00.000Z',
+          certIssuer: 'Pebble Intermediate CA',
+        }),
+      );
+      // Not active (a failed one keeps its last expiry) or never certified: not exported.
+      await r.domains.insert(
+        aDomain('org_000001', 'svc_1', 'env_1', {
+          hostname: 'gone.example.test',
+          status: 'failed',
+          certNotAfter: '2027-01-01T00:00:00.000Z',
+        }),
+      );
+      await r.domains.insert(
+        aDomain('org_000001', 'svc_1', 'env_1', { hostname: 'new.example.test' }),
+      );
+    });
+    const sink = new MemoryUsageSink();
+    const collector = new UsageCollector({
+      store,
+      runtime: new MemoryRuntime(),
+      vault: new MemoryKeyVault(),
+      clock: new ManualClock(),
+      ids: new SequenceIds(),
+      logger: new MemoryLogger(),
+      sink,
+      config: { nodeProbeImage: 'selfdevop/debian:bookworm', nodeProbeEverySeconds: 60 },
+    });
+    const snapshot = await collector.collect();
+    expect(snapshot.certificates).toEqual([
+      {
+        orgId: 'org_000001',
+        serviceId: 'svc_1',
+        environmentId: 'env_1',
+        hostname: 'shop.example.test',
+        notAfter: '2027-01-01T00:00:00.000Z',
+      },
+    ]);
   });
 });

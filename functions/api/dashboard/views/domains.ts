@@ -14,6 +14,24 @@ const words: Record<string, string> = {
   active: 'active (HTTPS)',
 };
 
+/**
+ * When the served certificate runs out. Within the `cert_expiring` rule's default 14 days
+ * it is a warning with the runbook, since a renewal that has not happened by then is stuck.
+ */
+function certificate(d: Domain): Html | string {
+  if (!d.certNotAfter || d.certDaysLeft === null) return '';
+  const days = d.certDaysLeft;
+  const left = days < 0 ? 'expired' : `${days} day${days === 1 ? '' : 's'} left`;
+  const line = html`Certificate expires <time datetime="${d.certNotAfter}">${d.certNotAfter}</time>
+    (${left})${d.certIssuer ? html`, issued by ${d.certIssuer}` : ''}.`;
+  return days < 14
+    ? html`<div class="alert error" role="alert" data-cert-days-left="${days}">
+        <strong>${line}</strong> The edge renews certificates well before this; see
+        <code>docs/runbooks/cert-not-issuing.md</code>.
+      </div>`
+    : html`<p data-cert-days-left="${days}">${line}</p>`;
+}
+
 /** The live part of a domain page: progress, last error, the records to create. */
 function status(d: Domain): Html {
   const settled = d.status === 'active' || d.status === 'failed';
@@ -37,6 +55,7 @@ function status(d: Domain): Html {
       )}
     </ol>
     ${d.lastError ? html`<div class="alert error" role="alert"><strong>Last error:</strong> ${d.lastError}</div>` : ''}
+    ${certificate(d)}
     ${
       d.status === 'active'
         ? html`<p>

@@ -626,6 +626,11 @@ export interface UsageSnapshot {
   backups?: BackupHealth[];
   /** Absent where the collection read no certificates. */
   certificates?: CertificateExpiry[];
+  /**
+   * Messages waiting per worker queue (self-hosted: pg-boss); absent in the cloud, where SQS
+   * publishes its own `ApproximateNumberOfMessagesVisible`.
+   */
+  queues?: { queue: string; depth: number }[];
 }
 
 /**

@@ -2,7 +2,8 @@ import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 
 /**
- * The worker's own scrape endpoint (`GET /metrics`) for the usage it collects: the Compose
+ * The worker's own scrape endpoint (`GET /metrics`) for the usage it collects and its own
+ * process metrics (node checks, job durations): the Compose
  * worker serves no other HTTP, and the usage series name every org's services and nodes,
  * so with a token configured (ALERT_RECEIVER_TOKEN, Prometheus's one credential toward
  * selfdevop) only a bearer of it is answered.
@@ -11,7 +12,7 @@ export async function serveUsageMetrics(options: {
   host: string;
   port: number;
   token?: string;
-  render: () => string;
+  render: () => string | Promise<string>;
 }): Promise<{ address: string; close(): Promise<void> }> {
   const expected = options.token ? Buffer.from(`Bearer ${options.token}`) : null;
   const server = http.createServer((req, res) => {
@@ -28,8 +29,17 @@ export async function serveUsageMetrics(options: {
         return;
       }
     }
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-    res.end(options.render());
+    Promise.resolve()
+      .then(options.render)
+      .then(
+        (text) => {
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+          res.end(text);
+        },
+        (e: Error) => {
+          res.writeHead(500, { 'content-type': 'text/plain' }).end(`${e.message}\n`);
+        },
+      );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -7,8 +7,14 @@
 import path from 'node:path';
 import { PrometheusMetricsQuery } from '../metrics-query/prometheus.ts';
 import type { DomainConfig } from '../../core/domains/deps.ts';
-import type { Logger, RouteCatalog } from '../../core/ports.ts';
-import { edgeRebuildJob, scheduledJobs, workerHandlers } from '../../core/queues.ts';
+import type { EventQueue, Logger, MessageHandler, RouteCatalog } from '../../core/ports.ts';
+import {
+  edgeRebuildJob,
+  scheduledJobs,
+  workerHandlers,
+  workerQueueNames,
+} from '../../core/queues.ts';
+import { metricNames } from '../../core/alerts/rules.ts';
 import type { ReleaseConfig, ReleaseDeps } from '../../core/releases/deps.ts';
 import { wireSystem, type ApiDeps } from '../../core/system.ts';
 import { NodeBackupCodec } from '../backup/node-codec.ts';
@@ -211,6 +217,9 @@ export async function fromSelfhost(
   // pg_dump needs the owner's (superuser's) login: forced row-level security hides every
   // tenant's rows from the API's own.
   const controlBackupUrl = config.CONTROL_BACKUP_DATABASE_URL ?? config.MIGRATE_DATABASE_URL;
+  // One registry per process: the API serves it at /metrics, the worker at STATS_LISTEN
+  // beside the usage (the node checks' gauges and the job durations are set in the worker).
+  const metrics = new PrometheusMetrics();
   const system = wireSystem(
     {
       store,
@@ -244,7 +253,7 @@ export async function fromSelfhost(
       clock,
       ids: new RandomIds(),
       logger,
-      metrics: new PrometheusMetrics(),
+      metrics,
       metricsQuery: new PrometheusMetricsQuery(config.PROMETHEUS_URL),
       keyHasher: nodeKeyHasher,
       ...(controlBackupUrl
@@ -317,7 +326,9 @@ export async function fromSelfhost(
       const concurrency = overrides.workerConcurrency ?? 4;
       const stops: (() => Promise<void>)[] = [];
       for (const [queue, handler] of Object.entries(workerHandlers(workerSystem))) {
-        stops.push(await queues.queue.consume(queue, handler, { concurrency }));
+        stops.push(
+          await queues.queue.consume(queue, timed(metrics, queue, handler), { concurrency }),
+        );
       }
       // pg-boss sends each job to a queue named after it; one at a time, so runs never overlap.
       const jobs = scheduledJobs(workerSystem);
@@ -339,7 +350,12 @@ export async function fromSelfhost(
             'rebuilding the edge from the database failed; the schedule retries',
           ),
         );
-      stops.push(await startUsageCollection(config, system.release, logger));
+      stops.push(
+        await startUsageCollection(config, system.release, logger, {
+          metrics,
+          queue: queues.queue,
+        }),
+      );
       // Every node's engine, every NODE_CHECK_SECONDS, in the process that runs the workers:
       // a timer rather than pg-boss's cron, whose finest step is a minute.
       stops.push(system.nodeChecks.start());
@@ -371,6 +387,7 @@ async function startUsageCollection(
   config: SelfhostConfig,
   release: ReleaseDeps,
   logger: Logger,
+  own: { metrics: PrometheusMetrics; queue: EventQueue },
 ): Promise<() => Promise<void>> {
   const everyMs = config.STATS_INTERVAL_SECONDS * 1000;
   if (everyMs === 0) return async () => undefined;
@@ -381,13 +398,16 @@ async function startUsageCollection(
       nodeProbeImage: config.NODE_PROBE_IMAGE,
       nodeProbeEverySeconds: config.NODE_PROBE_SECONDS,
     }),
+    { queue: own.queue, names: workerQueueNames },
   );
   // A taken address costs Prometheus the figures, not the workers their start: the
   // collector still runs (crash loops are still reported) and the error says what to change.
   const endpoint = await serveUsageMetrics({
     ...splitHostPort(config.STATS_LISTEN),
     ...(config.ALERT_RECEIVER_TOKEN ? { token: config.ALERT_RECEIVER_TOKEN } : {}),
-    render: () => sink.render(),
+    // The usage, then this process's own registry: the node checks' gauges and the job
+    // durations live in the worker, which the Compose stack's Prometheus scrapes here only.
+    render: async () => sink.render() + (await own.metrics.render()).body,
   }).catch((e: Error) => {
     logger.error(
       { err: e.message, listen: config.STATS_LISTEN },
@@ -409,6 +429,25 @@ async function startUsageCollection(
     clearInterval(timer);
     await running;
     await endpoint?.close();
+  };
+}
+
+/** A queue's handler, timed into `selfdevop_job_duration_seconds{queue, outcome}`. */
+function timed(
+  metrics: PrometheusMetrics,
+  queue: string,
+  handler: MessageHandler<never>,
+): MessageHandler<never> {
+  const name = metricNames.jobDuration.replace(/^selfdevop_/, '');
+  return async (message) => {
+    const started = performance.now();
+    let outcome = 'failed';
+    try {
+      await handler(message);
+      outcome = 'ok';
+    } finally {
+      metrics.observe(name, (performance.now() - started) / 1000, { queue, outcome });
+    }
   };
 }
 

@@ -152,6 +152,10 @@ export const metricNames = {
   certExpiry: 'selfdevop_certificate_expiry_timestamp_seconds',
   /** Per data service: org, data_service. */
   backupFailures: 'selfdevop_backup_failures_in_a_row',
+  /** Messages waiting per worker queue (the worker's usage endpoint, self-hosted): queue. */
+  queueDepth: 'selfdevop_queue_depth',
+  /** How long each queue message's handler took (the worker's Metrics): queue, outcome, le. */
+  jobDuration: 'selfdevop_job_duration_seconds',
   /** The effective threshold of each per-service rule: org, service, rule. */
   threshold: 'selfdevop_alert_threshold',
 } as const;

@@ -10,6 +10,7 @@ import type {
   ContainerInfo,
   ContainerRuntime,
   DockerTarget,
+  EventQueue,
   IdGenerator,
   KeyVault,
   Logger,
@@ -56,6 +57,8 @@ export interface UsageDeps {
   events?: EventPublisher;
   sink: UsageSink;
   config: UsageConfig;
+  /** Queues whose waiting messages are measured with each collection (self-hosted only). */
+  queueDepths?: { queue: Pick<EventQueue, 'depth'>; names: readonly string[] };
 }
 
 /** The audit actor of what the collector reports. */
@@ -152,6 +155,7 @@ export class UsageCollector {
       nodes,
       backups,
       certificates,
+      ...(d.queueDepths ? { queues: await this.#queueDepths(d.queueDepths) } : {}),
     };
     await d.sink.publish(snapshot);
     await this.#reportCrashLoops(replicas, thresholds);
@@ -257,6 +261,24 @@ export class UsageCollector {
       });
     this.#backupCache.set(orgId, { at: now, health });
     return health;
+  }
+
+  /** Messages waiting per queue; a queue that cannot be asked is left out, never 0. */
+  async #queueDepths(q: NonNullable<UsageDeps['queueDepths']>) {
+    const depth = q.queue.depth?.bind(q.queue);
+    if (!depth) return [];
+    const out = await Promise.all(
+      q.names.map((name) =>
+        depth(name).then(
+          (n) => ({ queue: name, depth: n }),
+          (e: Error) => {
+            this.#deps.logger.debug({ queue: name, err: e.message }, 'usage: queue depth unread');
+            return null;
+          },
+        ),
+      ),
+    );
+    return out.filter((x): x is { queue: string; depth: number } => x !== null);
   }
 
   /**
@@ -472,6 +494,7 @@ export function usageDepsOf(
   release: Pick<UsageDeps, 'store' | 'runtime' | 'vault' | 'clock' | 'ids' | 'logger' | 'events'>,
   sink: UsageSink,
   config: UsageConfig,
+  queueDepths?: UsageDeps['queueDepths'],
 ): UsageDeps {
   return {
     store: release.store,
@@ -483,5 +506,6 @@ export function usageDepsOf(
     ...(release.events ? { events: release.events } : {}),
     sink,
     config,
+    ...(queueDepths ? { queueDepths } : {}),
   };
 }

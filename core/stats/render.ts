@@ -9,7 +9,7 @@ const q = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').repla
  * node) its CPU seconds, memory and restarts; per node (org, node) its CPU, memory and
  * disk ratios; per data service (org, data_service) its failed backups or drills in a row;
  * per active custom domain (org, service, environment, domain) its certificate's expiry in
- * Unix seconds.
+ * Unix seconds; per worker queue (queue) the messages waiting.
  * A figure that was not measured is left out, never written as 0. The CPU
  * counter is the container's own, so it resets with a new container, which `rate()` reads
  * as a counter reset.
@@ -24,9 +24,11 @@ export function renderUsage(snapshot: UsageSnapshot): string {
     [metricNames.nodeDisk, 'gauge', []],
     [metricNames.backupFailures, 'gauge', []],
     [metricNames.certExpiry, 'gauge', []],
+    [metricNames.queueDepth, 'gauge', []],
   ];
-  const [cpu, memory, restarts, nodeCpu, nodeMemory, nodeDisk, backups, certificates] =
+  const [cpu, memory, restarts, nodeCpu, nodeMemory, nodeDisk, backups, certificates, queues] =
     families.map((f) => f[2]) as [
+      string[],
       string[],
       string[],
       string[],
@@ -57,6 +59,8 @@ export function renderUsage(snapshot: UsageSnapshot): string {
     certificates.push(
       `${metricNames.certExpiry}{org=${q(c.orgId)},service=${q(c.serviceId)},environment=${q(c.environmentId)},domain=${q(c.hostname)}} ${Date.parse(c.notAfter) / 1000}`,
     );
+  for (const x of snapshot.queues ?? [])
+    queues.push(`${metricNames.queueDepth}{queue=${q(x.queue)}} ${x.depth}`);
   const out: string[] = [];
   for (const [name, type, lines] of families) {
     if (lines.length === 0) continue;

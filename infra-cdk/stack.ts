@@ -29,6 +29,7 @@ import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Trigger } from 'aws-cdk-lib/triggers';
 import type { Construct } from 'constructs';
+import { cloudWatchAlarms } from '../core/alerts/cloudwatch-alarms.ts';
 import { scheduledJobsQueue, workerQueueNames } from '../core/queues.ts';
 import { dashboardCallbackPath, dashboardSignedOutPath } from '../core/system.ts';
 
@@ -57,6 +58,11 @@ export interface SelfdevopStackProps extends StackProps {
    * unique within the region; the `selfdevop:authDomainPrefix` context value unless set.
    */
   authDomainPrefix?: string;
+  /**
+   * The namespace the worker's usage collector writes (its `METRICS_NAMESPACE`), which the
+   * alert rules' alarms read; `selfdevop/apps` (the config's default) unless set.
+   */
+  metricsNamespace?: string;
   /** Where the dashboard is served (an https origin); the HTTP API's own URL unless set. */
   dashboardUrl?: string;
   /**
@@ -103,6 +109,7 @@ export class SelfdevopStack extends Stack {
   constructor(scope: Construct, id: string, props: SelfdevopStackProps) {
     super(scope, id, props);
     const prefix = props.namePrefix ?? 'selfdevop-';
+    const metricsNamespace = props.metricsNamespace ?? 'selfdevop/apps';
 
     // ------------------------------------------------------------ keys, network, database
     const key = new kms.Key(this, 'Key', {
@@ -330,6 +337,8 @@ export class SelfdevopStack extends Stack {
       SES_CONFIGURATION_SET: mailConfig.configurationSetName,
       EDGE_DOMAIN: props.edgeDomain,
       CADDY_ADMIN_URL: props.caddyAdminUrl,
+      // Where the usage collector writes and the charts and the alert rules' alarms read.
+      METRICS_NAMESPACE: metricsNamespace,
       MIGRATIONS_DIR: '/var/task/migrations',
       ...(props.edgeIpv4?.length ? { EDGE_IPV4: props.edgeIpv4.join(',') } : {}),
       ...(props.dnsServers?.length ? { DNS_SERVERS: props.dnsServers.join(',') } : {}),
@@ -571,6 +580,36 @@ export class SelfdevopStack extends Stack {
         1,
         `the ${name} function failed`,
       );
+    }
+
+    // The alert rules (core/alerts/rules.ts), as Prometheus evaluates them self-hosted: one
+    // Metrics Insights alarm per rule, each org's node, domain or data service a contributor.
+    const comparisons = {
+      GreaterThanOrEqualToThreshold:
+        cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      GreaterThanThreshold: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      LessThanThreshold: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    } as const;
+    for (const plan of cloudWatchAlarms({
+      usage: metricsNamespace,
+      control: 'selfdevop',
+    })) {
+      const a = new cloudwatch.Alarm(this, `alert-${plan.rule}`, {
+        alarmName: `${prefix}alert-${plan.rule}`,
+        metric: new cloudwatch.MathExpression({
+          expression: plan.query,
+          usingMetrics: {},
+          period: Duration.seconds(plan.periodSeconds),
+          label: plan.rule,
+        }),
+        threshold: plan.threshold,
+        evaluationPeriods: plan.evaluationPeriods,
+        comparisonOperator: comparisons[plan.comparison],
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: plan.description,
+      });
+      a.addAlarmAction(new SnsAction(topic));
+      a.addOkAction(new SnsAction(topic));
     }
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint });

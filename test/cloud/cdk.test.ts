@@ -22,6 +22,8 @@ import {
   type LambdaName,
 } from '../../infra-cdk/stack.ts';
 import { scheduledJobs, type WorkerSystem } from '../../core/queues.ts';
+import { cloudAlarmGaps, cloudWatchAlarms } from '../../core/alerts/cloudwatch-alarms.ts';
+import { alertRules } from '../../core/alerts/rules.ts';
 import { sqsWorkerHandlers } from '../../functions/lambda/worker-handler.ts';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 
@@ -501,6 +503,75 @@ describe('cloud stack', () => {
       Protocol: 'email',
       Endpoint: 'ops@example.com',
     });
+  });
+
+  it('alarms on every alert rule the core defines (the same thresholds Prometheus uses), each to the alarms topic', () => {
+    const plans = cloudWatchAlarms({ usage: 'selfdevop/apps', control: 'selfdevop' });
+    // Every rule has an alarm or a stated reason, never both, never neither.
+    for (const r of alertRules) {
+      const hasAlarm = plans.some((p) => p.rule === r.id);
+      expect(hasAlarm !== (r.id in cloudAlarmGaps), `${r.id}: an alarm or a gap`).toBe(true);
+    }
+    const ruleAlarms = resources('AWS::CloudWatch::Alarm').filter((a) =>
+      String(a.Properties.AlarmName ?? '').startsWith('selfdevop-alert-'),
+    );
+    expect(ruleAlarms.map((a) => a.Properties.AlarmName).sort()).toEqual(
+      plans.map((p) => `selfdevop-alert-${p.rule}`).sort(),
+    );
+    const topics = Object.keys(template.findResources('AWS::SNS::Topic'));
+    expect(topics).toHaveLength(1);
+    for (const plan of plans) {
+      const rule = alertRules.find((r) => r.id === plan.rule)!;
+      const alarm = ruleAlarms.find(
+        (a) => a.Properties.AlarmName === `selfdevop-alert-${plan.rule}`,
+      )!;
+      expect(alarm.Properties, plan.rule).toMatchObject({
+        ComparisonOperator: plan.comparison,
+        Threshold: plan.threshold,
+        EvaluationPeriods: plan.evaluationPeriods,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: topics[0] }],
+        OKActions: [{ Ref: topics[0] }],
+        Metrics: [
+          {
+            Id: expect.any(String),
+            Expression: plan.query,
+            Period: plan.periodSeconds,
+            ReturnData: true,
+          },
+        ],
+      });
+      expect(alarm.Properties.AlarmDescription).toContain(`docs/runbooks/${rule.runbook}.md`);
+    }
+  });
+
+  it('alarms on a certificate expiring within the rule’s 14 days, per org, service and domain, from the namespace the functions write', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'selfdevop-alert-cert_expiring',
+      ComparisonOperator: 'LessThanThreshold',
+      Threshold: 14,
+      Metrics: [
+        Match.objectLike({
+          Expression:
+            'SELECT MIN(CertificateDaysLeft) FROM SCHEMA("selfdevop/apps", Org, Service, Domain) GROUP BY Org, Service, Domain ORDER BY MIN() ASC',
+        }),
+      ],
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'selfdevop-alert-disk_full',
+      ComparisonOperator: 'GreaterThanThreshold',
+      Threshold: 0.85,
+      EvaluationPeriods: 5,
+    });
+    for (const fn of resources('AWS::Lambda::Function').filter(
+      (f) =>
+        (f.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables
+          ?.EDGE_DOMAIN,
+    ))
+      expect(
+        (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables
+          .METRICS_NAMESPACE,
+      ).toBe('selfdevop/apps');
   });
 
   it('has a queue for every queue the worker consumes, and no other', () => {

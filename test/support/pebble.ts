@@ -192,6 +192,8 @@ export async function startPebble(options: {
   httpPort: number;
   tlsPort?: number;
   host?: string;
+  /** How long the certificates it issues are valid (pebble's default: about five years). */
+  certificateValiditySeconds?: number;
 }): Promise<TestPebble> {
   const host = options.host ?? '127.0.0.1';
   const dir = await mkdtemp(join(tmpdir(), 'sdo-pebble-'));
@@ -226,6 +228,9 @@ export async function startPebble(options: {
       tlsPort: options.tlsPort ?? (await freePort()),
       ocspResponderURL: '',
       externalAccountBindingRequired: false,
+      ...(options.certificateValiditySeconds
+        ? { certificateValidityPeriod: options.certificateValiditySeconds }
+        : {}),
     },
   };
   const configFile = join(dir, 'pebble.json');

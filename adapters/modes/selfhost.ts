@@ -394,11 +394,15 @@ async function startUsageCollection(
   // Three intervals without a collection and the figures are no longer served as current.
   const sink = new PrometheusUsageSink({ maxAgeMs: everyMs * 3 });
   const collector = new UsageCollector(
-    usageDepsOf(release, sink, {
-      nodeProbeImage: config.NODE_PROBE_IMAGE,
-      nodeProbeEverySeconds: config.NODE_PROBE_SECONDS,
-    }),
-    { queue: own.queue, names: workerQueueNames },
+    usageDepsOf(
+      release,
+      sink,
+      {
+        nodeProbeImage: config.NODE_PROBE_IMAGE,
+        nodeProbeEverySeconds: config.NODE_PROBE_SECONDS,
+      },
+      { queue: own.queue, names: workerQueueNames },
+    ),
   );
   // A taken address costs Prometheus the figures, not the workers their start: the
   // collector still runs (crash loops are still reported) and the error says what to change.

@@ -96,6 +96,14 @@ describe('PrometheusUsageSink', () => {
     return { sink, read: () => readPrometheus(sink.render()) };
   });
 
+  it('serves each queue’s waiting messages', () => {
+    const sink = new PrometheusUsageSink({ maxAgeMs: 60_000 });
+    sink.publish({ ...usageSnapshot, queues: [{ queue: 'domain-checks', depth: 3 }] });
+    expect(sink.render()).toContain(
+      '# TYPE selfdevop_queue_depth gauge\nselfdevop_queue_depth{queue="domain-checks"} 3\n',
+    );
+  });
+
   it('serves nothing once the newest snapshot is older than its limit', () => {
     let now = 0;
     const sink = new PrometheusUsageSink({ maxAgeMs: 45_000, now: () => now });

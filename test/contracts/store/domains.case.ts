@@ -15,6 +15,8 @@ export function domainCases(): void {
           dnsStatus: 'verified',
           checkedAt: at(8),
           lastError: null,
+          certNotAfter: at(90),
+          certIssuer: 'Pebble Intermediate CA',
         }),
       );
       const updated = {
@@ -22,6 +24,8 @@ export function domainCases(): void {
         status: 'dns_verified' as const,
         dnsStatus: 'verified' as const,
         checkedAt: at(8),
+        certNotAfter: at(90),
+        certIssuer: 'Pebble Intermediate CA',
       };
       expect(await inA((r) => r.domains.get(d.id))).toEqual(updated);
       expect(

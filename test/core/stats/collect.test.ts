@@ -3,6 +3,7 @@ import { ManualClock } from '../../../adapters/clock/manual.ts';
 import { SequenceIds } from '../../../adapters/ids/sequence.ts';
 import { MemoryLogger } from '../../../adapters/logger/memory.ts';
 import { MemoryUsageSink } from '../../../adapters/metrics/usage-memory.ts';
+import { MemoryQueue } from '../../../adapters/queue/memory.ts';
 import { MemoryRuntime } from '../../../adapters/runtime/memory.ts';
 import { MemoryStore } from '../../../adapters/store/memory.ts';
 import { MemoryKeyVault } from '../../../adapters/vault/memory.ts';
@@ -101,6 +102,28 @@ describe('the usage collector', () => {
         hostname: 'shop.example.test',
         notAfter: '2027-01-01T00:00:00.000Z',
       },
+    ]);
+  });
+
+  it('measures the messages waiting in each queue it is given, and leaves out one it cannot ask', async () => {
+    const queue = new MemoryQueue();
+    await queue.send('domain-checks', { n: 1 });
+    await queue.send('domain-checks', { n: 2 });
+    const collector = new UsageCollector({
+      store: new MemoryStore(),
+      runtime: new MemoryRuntime(),
+      vault: new MemoryKeyVault(),
+      clock: new ManualClock(),
+      ids: new SequenceIds(),
+      logger: new MemoryLogger(),
+      sink: new MemoryUsageSink(),
+      config: { nodeProbeImage: 'selfdevop/debian:bookworm', nodeProbeEverySeconds: 60 },
+      // 'bad name!' is refused by the queue: left out, never reported as 0.
+      queueDepths: { queue, names: ['domain-checks', 'release-steps', 'bad name!'] },
+    });
+    expect((await collector.collect()).queues).toEqual([
+      { queue: 'domain-checks', depth: 2 },
+      { queue: 'release-steps', depth: 0 },
     ]);
   });
 });

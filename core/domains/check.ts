@@ -315,14 +315,14 @@ const certCheckError = 'certificate check: ';
 async function refreshCertificate(r: Run): Promise<void> {
   const { edge } = r.deps;
   if (!edge.certificate) return;
-  const cert: EdgeCertificate = await edge.certificate(r.domain.hostname).catch(
-    (e: unknown): EdgeCertificate => ({
+  const cert: EdgeCertificate = await edge
+    .certificate(r.domain.hostname)
+    .catch((e: unknown): EdgeCertificate => ({
       status: 'missing',
       issuer: null,
       notAfter: null,
       detail: `reading it failed: ${errorText(e)}`,
-    }),
-  );
+    }));
   if (cert.status !== 'active' || cert.notAfter === null) {
     if (r.domain.dnsStatus === 'verified')
       await save(r, { lastError: `${certCheckError}${cert.detail ?? 'none served'}` });

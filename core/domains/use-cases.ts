@@ -207,11 +207,7 @@ export async function createDomain(
     return { domain, target: targetOf(deps, service, environment) };
   });
   await sendCheckNow(deps, created.domain, created.domain.createdAt);
-  return view(
-    created.domain,
-    requiredRecords(created.domain, created.target),
-    deps.clock.now(),
-  );
+  return view(created.domain, requiredRecords(created.domain, created.target), deps.clock.now());
 }
 
 export async function getDomain(

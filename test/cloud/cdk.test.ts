@@ -510,7 +510,7 @@ describe('cloud stack', () => {
     // Every rule has an alarm or a stated reason, never both, never neither.
     for (const r of alertRules) {
       const hasAlarm = plans.some((p) => p.rule === r.id);
-      expect(hasAlarm !== (r.id in cloudAlarmGaps), `${r.id}: an alarm or a gap`).toBe(true);
+      expect(hasAlarm !== r.id in cloudAlarmGaps, `${r.id}: an alarm or a gap`).toBe(true);
     }
     const ruleAlarms = resources('AWS::CloudWatch::Alarm').filter((a) =>
       String(a.Properties.AlarmName ?? '').startsWith('selfdevop-alert-'),

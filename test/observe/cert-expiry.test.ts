@@ -251,13 +251,17 @@ describe.skipIf(!ready)('certificate expiry: stored, shown, exported, alerted', 
 
   it('exports it from the worker’s endpoint with the queue depths, node checks and job durations', async () => {
     // The collector reads certificates from the store at most once a minute per org.
-    const text = await until('the certificate in the worker’s exposition', async () => {
-      const r = await fetch(`http://${statsAddress}/metrics`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
-      const t = await r.text();
-      return t.includes('selfdevop_certificate_expiry_timestamp_seconds{') ? t : null;
-    }, 90_000);
+    const text = await until(
+      'the certificate in the worker’s exposition',
+      async () => {
+        const r = await fetch(`http://${statsAddress}/metrics`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        const t = await r.text();
+        return t.includes('selfdevop_certificate_expiry_timestamp_seconds{') ? t : null;
+      },
+      90_000,
+    );
     expect(text).toContain(
       `selfdevop_certificate_expiry_timestamp_seconds{org="${orgId}",service="${serviceId}",`,
     );

@@ -9,12 +9,7 @@ import { MemoryStore } from '../../../adapters/store/memory.ts';
 import { MemoryKeyVault } from '../../../adapters/vault/memory.ts';
 import { UsageCollector } from '../../../core/stats/collect.ts';
 import { aNode, anOrg } from '../releases/builders.ts';
-import {
-  aDomain,
-  aProject,
-  aService,
-  anEnvironment,
-} from '../../contracts/store/builders.ts';
+import { aDomain, aProject, aService, anEnvironment } from '../../contracts/store/builders.ts';
 
 describe('the usage collector', () => {
   it('measures the nodes of every org that has one, routed services or not, and never asks a lost node', async () => {

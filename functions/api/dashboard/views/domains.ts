@@ -22,7 +22,8 @@ function certificate(d: Domain): Html | string {
   if (!d.certNotAfter || d.certDaysLeft === null) return '';
   const days = d.certDaysLeft;
   const left = days < 0 ? 'expired' : `${days} day${days === 1 ? '' : 's'} left`;
-  const line = html`Certificate expires <time datetime="${d.certNotAfter}">${d.certNotAfter}</time>
+  const line = html`Certificate expires
+    <time datetime="${d.certNotAfter}">${d.certNotAfter}</time>
     (${left})${d.certIssuer ? html`, issued by ${d.certIssuer}` : ''}.`;
   return days < 14
     ? html`<div class="alert error" role="alert" data-cert-days-left="${days}">

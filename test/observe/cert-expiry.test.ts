@@ -235,7 +235,9 @@ describe.skipIf(!ready)('certificate expiry: stored, shown, exported, alerted', 
     expect(page.status).toBe(200);
     const html = await page.text();
     expect(html).toMatch(/<div class="alert error" role="alert" data-cert-days-left="9">/);
-    expect(html).toContain(`Certificate expires <time datetime="${served.notAfter}">`);
+    expect(html.replace(/\s+/g, ' ')).toContain(
+      `Certificate expires <time datetime="${served.notAfter}">`,
+    );
     expect(html).toContain('docs/runbooks/cert-not-issuing.md');
 
     const env = { SELFDEVOP_URL: api.url, SELFDEVOP_TOKEN: session };

@@ -948,6 +948,19 @@ export interface UpstreamRegistry {
   remove(label: string): Promise<void>;
 }
 
+/**
+ * What the edge's DNS server mirrors in memory, so answering Caddy costs no database round
+ * trip: every route at once, and a word after each write from any process.
+ */
+export interface UpstreamFeed {
+  all(): Promise<Map<string, string[]>>;
+  /**
+   * `onChange(label)` once a write to `label` is visible to `get`; `onChange(null)` when
+   * writes may have been missed (the first subscribe, a reconnect): reload everything.
+   */
+  watch(onChange: (label: string | null) => void): Promise<{ close(): Promise<void> }>;
+}
+
 export interface DnsResolver {
   /** TXT records at name, each joined from its chunks; [] when there are none. */
   txt(name: string): Promise<string[]>;

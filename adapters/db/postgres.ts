@@ -40,6 +40,16 @@ export interface TransactionOptions {
  */
 export interface Database extends SqlClient {
   transaction<T>(fn: (tx: SqlClient) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /**
+   * LISTEN on `channel` on a connection of its own (never one of the pool's), subscribing
+   * again after it drops; `onReconnect` runs after every subscribe, the first included, so a
+   * listener reloads what it may have missed.
+   */
+  listen(
+    channel: string,
+    onNotification: (payload: string) => void,
+    onReconnect: () => void,
+  ): Promise<{ close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -221,14 +231,15 @@ export function fromDatabaseUrl(url: string, options: PoolOptions = {}): Databas
   // An idle client whose server went away emits 'error'; without a listener that would
   // crash the process. The pool drops the client and opens a fresh one on next use.
   pool.on('error', (error) => options.onIdleError?.(error));
-  return fromPool(pool, pool.options.max ?? 10);
+  return fromPool(pool, pool.options.max ?? 10, url);
 }
 
 const swallow = (): void => undefined;
 
-function fromPool(pool: pg.Pool, maxClients: number): Database {
+function fromPool(pool: pg.Pool, maxClients: number, url: string): Database {
   let closed = false;
   const guarded = new WeakSet<pg.PoolClient>();
+  const listeners = new Set<{ close(): Promise<void> }>();
 
   interface Lease {
     client: pg.PoolClient;
@@ -427,9 +438,21 @@ function fromPool(pool: pg.Pool, maxClients: number): Database {
       return result;
     },
 
+    async listen(channel, onNotification, onReconnect) {
+      const listener = await listenOn(url, channel, onNotification, onReconnect);
+      listeners.add(listener);
+      return {
+        close: async () => {
+          listeners.delete(listener);
+          await listener.close();
+        },
+      };
+    },
+
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
+      await Promise.all([...listeners].map((l) => l.close()));
       await pool.end();
     },
   };
@@ -513,7 +536,12 @@ async function listenOn(
   let client: pg.Client | null = null;
   let retry: ReturnType<typeof setTimeout> | undefined;
   const subscribe = async (): Promise<void> => {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+    // keepAlive: a connection that silently died (a partition) errors instead of going quiet.
+    const c = new pg.Client({
+      connectionString: url,
+      connectionTimeoutMillis: 5000,
+      keepAlive: true,
+    });
     c.on('notification', (n) => {
       if (n.channel === channel) onNotification(n.payload ?? '');
     });

@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import type { Logger, UpstreamRegistry } from '../../core/ports.ts';
+import type { Logger, UpstreamFeed, UpstreamRegistry } from '../../core/ports.ts';
 import { hostOfTarget, labelOfSrvName } from '../../core/edge/caddy-route.ts';
 
 /**
@@ -8,8 +8,15 @@ import { hostOfTarget, labelOfSrvName } from '../../core/edge/caddy-route.ts';
  * `SRV _<label>._tcp.<zone>` with a route's upstreams from the registry, and `A` for the
  * SRV targets (`ip-10-0-0-5.<zone>` → 10.0.0.5; other names are looked up as the host
  * would). Caddy asks it every refresh interval, so a switch is a registry write, not a
- * proxy reload. Answers are cached for `cacheMs` so a busy edge costs one query per route
- * per interval.
+ * proxy reload.
+ *
+ * A registry that offers a feed (PostgreSQL's, through LISTEN/NOTIFY) is mirrored in memory:
+ * every route loaded at start and again after each reconnect and every `resyncMs`, and a
+ * route read again when its write is announced, so an answer costs no database round trip
+ * (with 200 services, a cached read still paid one per route per `cacheMs`, and its p99
+ * followed the pool's queue during deploys). Until the mirror is loaded, and for a route it
+ * does not hold (created a moment ago, its word still on the way), the registry is read,
+ * its answer cached for `cacheMs`.
  */
 export interface UpstreamDnsServer {
   /** host:port the server is bound to (the port is real even when 0 was asked for). */
@@ -64,19 +71,27 @@ function srvRecord(target: string, port: number): Buffer {
 }
 
 export async function startUpstreamDns(options: {
-  registry: UpstreamRegistry;
+  registry: UpstreamRegistry & Partial<UpstreamFeed>;
   zone: string;
   host: string;
   port: number;
   cacheMs?: number;
+  /**
+   * How often the mirror is reloaded whole, a backstop should a word be lost with a
+   * connection that died quietly; 10 s unless set (one small read of every route).
+   */
+  resyncMs?: number;
   logger?: Logger;
 }): Promise<UpstreamDnsServer> {
   const zone = options.zone.toLowerCase();
   const cacheMs = options.cacheMs ?? 200;
   const cache = new Map<string, { upstreams: string[] | null; until: number }>();
+  const mirror = options.registry.watch ? await mirrorOf(options.registry, options) : null;
   const socket = dgram.createSocket(options.host.includes(':') ? 'udp6' : 'udp4');
 
   async function upstreamsOf(label: string): Promise<string[] | null> {
+    const mirrored = mirror?.get(label);
+    if (mirrored) return mirrored;
     const hit = cache.get(label);
     if (hit && hit.until > Date.now()) return hit.upstreams;
     const upstreams = await options.registry.get(label);
@@ -143,19 +158,106 @@ export async function startUpstreamDns(options: {
       },
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(options.port, options.host, () => {
-      socket.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(options.port, options.host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    await mirror?.close();
+    throw e;
+  }
   socket.on('error', (e) => options.logger?.error({ err: e.message }, 'edge DNS socket error'));
   const bound = socket.address();
   return {
     address: `${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`,
-    invalidate: (label) => void cache.delete(label),
-    close: () => new Promise<void>((r) => socket.close(() => r())),
+    invalidate: (label) => {
+      cache.delete(label);
+      mirror?.refresh(label);
+    },
+    close: async () => {
+      await mirror?.close();
+      await new Promise<void>((r) => socket.close(() => r()));
+    },
+  };
+}
+
+interface Mirror {
+  /** A route's upstreams as last heard; undefined when not loaded yet or not held. */
+  get(label: string): string[] | undefined;
+  refresh(label: string): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Every route's upstreams in memory. A route's read that started before a newer one for it
+ * (or before a whole reload that saw it) is dropped when it lands late, so the mirror never
+ * goes back to an older write.
+ */
+async function mirrorOf(
+  registry: UpstreamRegistry & Partial<UpstreamFeed>,
+  options: { resyncMs?: number; logger?: Logger },
+): Promise<Mirror> {
+  const routes = new Map<string, string[]>();
+  let loaded = false;
+  /** Bumped when a read of the route starts; a read applies only if still the latest. */
+  const reads = new Map<string, number>();
+  let generation = 0;
+  let reloading = 0;
+  const warn = (e: unknown, what: string) =>
+    options.logger?.warn({ err: e instanceof Error ? e.message : String(e) }, what);
+
+  const refresh = (label: string): void => {
+    const mine = ++generation;
+    reads.set(label, mine);
+    registry.get(label).then(
+      (upstreams) => {
+        if (reads.get(label) !== mine) return;
+        if (upstreams) routes.set(label, upstreams);
+        else routes.delete(label);
+      },
+      (e: unknown) => {
+        // Not served stale: the route falls back to reading the registry until it answers.
+        if (reads.get(label) === mine) routes.delete(label);
+        warn(e, 'edge DNS could not read a changed route');
+      },
+    );
+  };
+
+  const reload = (): Promise<void> => {
+    const started = ++generation;
+    const mine = ++reloading;
+    return registry.all!().then(
+      (all) => {
+        if (mine !== reloading) return;
+        // A route read after this reload began holds a newer answer than the reload's.
+        const newer = (label: string) => (reads.get(label) ?? 0) > started;
+        for (const label of [...routes.keys()])
+          if (!all.has(label) && !newer(label)) routes.delete(label);
+        for (const [label, upstreams] of all) if (!newer(label)) routes.set(label, upstreams);
+        loaded = true;
+      },
+      (e: unknown) => warn(e, 'edge DNS could not load the routes; reading them one by one'),
+    );
+  };
+
+  const watcher = await registry.watch!((label) => {
+    if (label === null) void reload();
+    else refresh(label);
+  });
+  await reload();
+  const timer = setInterval(() => void reload(), options.resyncMs ?? 10_000);
+  timer.unref();
+  return {
+    get: (label) => (loaded ? routes.get(label) : undefined),
+    refresh,
+    close: async () => {
+      clearInterval(timer);
+      await watcher.close();
+    },
   };
 }
 

@@ -1,14 +1,18 @@
-import type { UpstreamRegistry } from '../../core/ports.ts';
-import type { SqlClient } from '../db/postgres.ts';
+import type { UpstreamFeed, UpstreamRegistry } from '../../core/ports.ts';
+import type { Database, SqlClient } from '../db/postgres.ts';
+
+/** The channel migrations/0042's trigger notifies with a route's label after each write. */
+const channel = 'edge_upstreams';
 
 /**
  * Upstreams in PostgreSQL, so every process sees the same answer: the API writes one when
- * it rolls back, the worker when it deploys, and the DNS server (in the worker) reads.
+ * it rolls back, the worker when it deploys, and the DNS server (in the worker) reads a
+ * mirror of them it keeps fresh through `watch`.
  */
-export class PostgresUpstreamRegistry implements UpstreamRegistry {
-  private readonly db: SqlClient;
+export class PostgresUpstreamRegistry implements UpstreamRegistry, UpstreamFeed {
+  private readonly db: SqlClient & Partial<Pick<Database, 'listen'>>;
 
-  constructor(db: SqlClient) {
+  constructor(db: SqlClient & Partial<Pick<Database, 'listen'>>) {
     this.db = db;
   }
 
@@ -30,5 +34,21 @@ export class PostgresUpstreamRegistry implements UpstreamRegistry {
 
   async remove(label: string): Promise<void> {
     await this.db.query('delete from edge_upstreams where label = $1', [label]);
+  }
+
+  async all(): Promise<Map<string, string[]>> {
+    const r = await this.db.query<{ label: string; upstreams: string[] }>(
+      'select label, upstreams from edge_upstreams',
+    );
+    return new Map(r.rows.map((row) => [row.label, row.upstreams]));
+  }
+
+  async watch(onChange: (label: string | null) => void): Promise<{ close(): Promise<void> }> {
+    if (!this.db.listen) throw new Error('this database client cannot LISTEN (a pool can)');
+    return this.db.listen(
+      channel,
+      (label) => onChange(label),
+      () => onChange(null),
+    );
   }
 }

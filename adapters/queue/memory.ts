@@ -163,6 +163,11 @@ export class MemoryQueue implements EventQueue {
           attempt: message.attempts,
         });
         message.state = 'done';
+        // Forgotten once handled (its idempotency key stays): a long-lived queue would
+        // otherwise hold every payload it ever carried and scan them on each delivery.
+        const list = this.messages.get(consumer.queue);
+        const at = list?.indexOf(message) ?? -1;
+        if (at >= 0) list!.splice(at, 1);
       } catch {
         if (message.attempts >= message.maxAttempts) {
           message.state = 'dead';

@@ -14,7 +14,7 @@ import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
 import { startUpstreamDns, type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
 import { PostgresUpstreamRegistry } from '../../adapters/edge/upstreams-postgres.ts';
 import { RandomIds } from '../../adapters/ids/random.ts';
-import { MemoryLogger } from '../../adapters/logger/memory.ts';
+import { fromPino } from '../../adapters/logger/pino.ts';
 import { HttpHealthProbe } from '../../adapters/probe/http.ts';
 import { MemoryQueue } from '../../adapters/queue/memory.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
@@ -105,7 +105,9 @@ export async function startScaleEnv(): Promise<ScaleEnv> {
       probe: new HttpHealthProbe(),
       clock: new SystemClock(),
       ids: new RandomIds(),
-      logger: new MemoryLogger(),
+      // An install's logger, writing nowhere: a MemoryLogger keeps every line, which the
+      // control-plane memory figure would count though no install holds them.
+      logger: fromPino({ destination: { write: () => undefined } }),
       config: { edgeDomain, migrationTimeoutMs: 20_000, maxStepAttempts: 3 },
     };
     const environment = anEnvironment({ orgId, projectId: 'prj_000001' });

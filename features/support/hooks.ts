@@ -38,6 +38,10 @@ AfterAll({ timeout: 300_000 }, async function () {
     const list = ids.stdout.split('\n').filter(Boolean);
     if (list.length > 0) await run('docker', ['rm', '-f', '-v', ...list]);
   }
+  for (const cleanup of suite.cleanups.splice(0).reverse())
+    await cleanup().catch((e: unknown) =>
+      process.stderr.write(`acceptance: clean-up: ${String(e)}\n`),
+    );
   for (const volume of suite.dataVolumes) await run('docker', ['volume', 'rm', '-f', volume]);
   for (const network of suite.dataNetworks) await run('docker', ['network', 'rm', network]);
 });

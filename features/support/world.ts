@@ -26,6 +26,8 @@ export const suite: {
   /** Data services' named volumes and project networks, removed at the end (containers go by their org label). */
   dataVolumes: Set<string>;
   dataNetworks: Set<string>;
+  /** What steps started outside the stack (a git server, built images), undone at the end. */
+  cleanups: (() => Promise<unknown>)[];
   runId: string;
 } = {
   primary: null,
@@ -37,6 +39,7 @@ export const suite: {
   orgIds: new Set(),
   dataVolumes: new Set(),
   dataNetworks: new Set(),
+  cleanups: [],
   runId: Math.random().toString(36).slice(2, 8),
 };
 

@@ -57,9 +57,13 @@ describe('the edge DNS server', () => {
     }
   });
 
-  it('serves a change at once when the cache for it is dropped', async () => {
+  it('serves a change at once when the cache for it is dropped (a registry without a feed)', async () => {
     const cached = await startUpstreamDns({
-      registry,
+      registry: {
+        set: registry.set.bind(registry),
+        get: registry.get.bind(registry),
+        remove: registry.remove.bind(registry),
+      },
       zone,
       host: '127.0.0.1',
       port: 0,
@@ -76,6 +80,124 @@ describe('the edge DNS server', () => {
       expect((await r.resolveSrv(`_sdo-cached._tcp.${zone}`))[0]!.port).toBe(2000);
     } finally {
       await cached.close();
+    }
+  });
+});
+
+describe('the edge DNS server over a registry with a feed', () => {
+  /** Counts the registry's reads, so a test can tell a mirrored answer from a read. */
+  class CountingRegistry extends MemoryUpstreamRegistry {
+    gets = 0;
+    alls = 0;
+    override async get(label: string) {
+      this.gets++;
+      return super.get(label);
+    }
+    override async all() {
+      this.alls++;
+      return super.all();
+    }
+  }
+  const srv = (label: string) => `_${label}._tcp.${zone}`;
+  const ports = async (r: Resolver, label: string) =>
+    (await r.resolveSrv(srv(label))).map((x) => x.port).sort();
+  const eventually = async (check: () => Promise<boolean>) => {
+    for (let i = 0; i < 100 && !(await check()); i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+  };
+
+  it('answers from its mirror without reading the registry, and follows each write', async () => {
+    const registry = new CountingRegistry();
+    await registry.set('sdo-a', ['127.0.0.1:1001', '127.0.0.1:1002']);
+    // A long answer cache: only the feed can make a write show.
+    const dns = await startUpstreamDns({
+      registry,
+      zone,
+      host: '127.0.0.1',
+      port: 0,
+      cacheMs: 60_000,
+    });
+    const r = new Resolver({ timeout: 1_000, tries: 1 });
+    r.setServers([dns.address]);
+    try {
+      await eventually(async () => registry.alls > 0);
+      const before = registry.gets;
+      for (let i = 0; i < 20; i++) expect(await ports(r, 'sdo-a')).toEqual([1001, 1002]);
+      expect(registry.gets).toBe(before);
+      await registry.set('sdo-a', ['127.0.0.1:2001']);
+      await eventually(async () => (await ports(r, 'sdo-a'))[0] === 2001);
+      expect(await ports(r, 'sdo-a')).toEqual([2001]);
+      await registry.remove('sdo-a');
+      await eventually(() =>
+        r.resolveSrv(srv('sdo-a')).then(
+          () => false,
+          () => true,
+        ),
+      );
+      await expect(r.resolveSrv(srv('sdo-a'))).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    } finally {
+      await dns.close();
+    }
+  });
+
+  it('reads the registry for a route its mirror does not hold yet', async () => {
+    const registry = new CountingRegistry();
+    // A feed whose words never come: the route must still be served, from a read.
+    const deaf = Object.assign(Object.create(registry) as CountingRegistry, {
+      watch: async (onChange: (label: string | null) => void) => {
+        queueMicrotask(() => onChange(null));
+        return { close: async () => undefined };
+      },
+    });
+    const dns = await startUpstreamDns({
+      registry: deaf,
+      zone,
+      host: '127.0.0.1',
+      port: 0,
+      cacheMs: 0,
+    });
+    const r = new Resolver({ timeout: 1_000, tries: 1 });
+    r.setServers([dns.address]);
+    try {
+      await registry.set('sdo-new', ['127.0.0.1:3001']);
+      expect(await ports(r, 'sdo-new')).toEqual([3001]);
+      expect(deaf.gets).toBeGreaterThan(0);
+    } finally {
+      await dns.close();
+    }
+  });
+
+  it('reloads every route after the feed says writes may have been missed', async () => {
+    const registry = new CountingRegistry();
+    let say: (label: string | null) => void = () => undefined;
+    const lossy = Object.assign(Object.create(registry) as CountingRegistry, {
+      watch: async (onChange: (label: string | null) => void) => {
+        say = onChange;
+        queueMicrotask(() => onChange(null));
+        return { close: async () => undefined };
+      },
+    });
+    await registry.set('sdo-r', ['127.0.0.1:4001']);
+    const dns = await startUpstreamDns({
+      registry: lossy,
+      zone,
+      host: '127.0.0.1',
+      port: 0,
+      cacheMs: 60_000,
+    });
+    const r = new Resolver({ timeout: 1_000, tries: 1 });
+    r.setServers([dns.address]);
+    try {
+      expect(await ports(r, 'sdo-r')).toEqual([4001]);
+      // Written while the feed was away: no word of it.
+      await registry.set('sdo-r', ['127.0.0.1:4002']);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await ports(r, 'sdo-r')).toEqual([4001]);
+      say(null);
+      await eventually(async () => (await ports(r, 'sdo-r'))[0] === 4002);
+      expect(await ports(r, 'sdo-r')).toEqual([4002]);
+    } finally {
+      await dns.close();
     }
   });
 });

@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { UpstreamRegistry } from '../../core/ports.ts';
+import type { UpstreamFeed, UpstreamRegistry } from '../../core/ports.ts';
 
 /** What every UpstreamRegistry does: remember, replace and forget a route's upstreams. */
-export function runUpstreamRegistryContract({ make }: { make: () => Promise<UpstreamRegistry> }) {
+export function runUpstreamRegistryContract({
+  make,
+}: {
+  make: () => Promise<UpstreamRegistry & UpstreamFeed>;
+}) {
   describe('UpstreamRegistry contract', () => {
     it('answers null for an unknown route', async () => {
       expect(await (await make()).get('r-unknown')).toBeNull();
@@ -19,6 +23,55 @@ export function runUpstreamRegistryContract({ make }: { make: () => Promise<Upst
       await r.remove('r-a');
       await r.remove('r-a');
       expect(await r.get('r-a')).toBeNull();
+    });
+
+    it('lists every route at once, for a mirror', async () => {
+      const r = await make();
+      await r.set('r-a', ['127.0.0.1:30001']);
+      await r.set('r-b', ['10.0.0.5:31000', '10.0.0.6:31000']);
+      expect(Object.fromEntries(await r.all())).toEqual({
+        'r-a': ['127.0.0.1:30001'],
+        'r-b': ['10.0.0.5:31000', '10.0.0.6:31000'],
+      });
+    });
+
+    it('says "reload" once subscribed, then names each written route once `get` sees the write', async () => {
+      const r = await make();
+      const heard: (string | null)[] = [];
+      const seen: (string[] | null)[] = [];
+      let wake: () => void = () => undefined;
+      const watcher = await r.watch((label) => {
+        heard.push(label);
+        if (label) void r.get(label).then((u) => seen.push(u));
+        wake();
+      });
+      const hear = async (count: number) => {
+        const deadline = Date.now() + 5_000;
+        while (heard.length < count && Date.now() < deadline)
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, 50);
+          });
+      };
+      try {
+        await hear(1);
+        expect(heard).toEqual([null]);
+        await r.set('r-w', ['127.0.0.1:30001']);
+        await hear(2);
+        await r.set('r-w', ['127.0.0.1:30002']);
+        await hear(3);
+        await r.remove('r-w');
+        await hear(4);
+        expect(heard).toEqual([null, 'r-w', 'r-w', 'r-w']);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        // What `get` answered when each word came: the write it named was already there.
+        expect(seen[0]).not.toBeNull();
+      } finally {
+        await watcher.close();
+      }
+      await r.set('r-after', ['127.0.0.1:1']);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(heard).toHaveLength(4);
     });
   });
 }

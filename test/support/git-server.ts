@@ -79,17 +79,21 @@ export interface TestGitServer {
   stop(): Promise<void>;
 }
 
-async function waitForPort(port: number, child: ChildProcess): Promise<void> {
+async function waitForPort(port: number, child: ChildProcess, host = '127.0.0.1'): Promise<void> {
   const end = Date.now() + 10_000;
-  while (!(await canConnect('127.0.0.1', port, 200))) {
+  while (!(await canConnect(host, port, 200))) {
     if (child.exitCode !== null || Date.now() > end)
-      throw new Error(`git server did not start on 127.0.0.1:${port}`);
+      throw new Error(`git server did not start on ${host}:${port}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-/** `git daemon` serving every repository under a new folder, anonymously, on a loopback port. */
-export async function startGitDaemon(): Promise<TestGitServer> {
+/**
+ * `git daemon` serving every repository under a new folder, anonymously, on a loopback port;
+ * or on `host`, an address of this machine containers reach (the acceptance stack's worker
+ * clones from its container through the Docker bridge's gateway).
+ */
+export async function startGitDaemon(host = '127.0.0.1'): Promise<TestGitServer> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'sdo-gitd-'));
   const port = await freePort();
   const child = spawn(
@@ -98,17 +102,17 @@ export async function startGitDaemon(): Promise<TestGitServer> {
       'daemon',
       '--export-all',
       `--base-path=${root}`,
-      '--listen=127.0.0.1',
+      `--listen=${host}`,
       `--port=${port}`,
       '--reuseaddr',
       root,
     ],
     { stdio: 'ignore' },
   );
-  await waitForPort(port, child);
+  await waitForPort(port, child, host);
   return {
     root,
-    url: (name) => `git://127.0.0.1:${port}/${name}.git`,
+    url: (name) => `git://${host}:${port}/${name}.git`,
     async stop() {
       child.kill('SIGTERM');
       await rm(root, { recursive: true, force: true });

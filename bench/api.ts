@@ -104,7 +104,8 @@ const cpuMicros = () => {
  * The floor: what the API's read costs the database and the driver alone. Each of
  * `connections` callers loops on one pooled connection: BEGIN, set the tenant, the page
  * query the store sends for `GET /api/projects?limit=20`, COMMIT — written at once and
- * answered in one round trip, as the store sends a read.
+ * answered in one round trip: the shape issue 11 names. (The store itself now sends the
+ * setting and the query alone, in the implicit transaction a protocol Sync ends.)
  */
 async function measureFloor(databaseUrl: string, orgId: string): Promise<Latency> {
   const { default: pg } = await import('pg');

@@ -26,8 +26,9 @@ export interface TransactionOptions {
    */
   settings?: Readonly<Record<string, string>>;
   /**
-   * While fn has only read, run each plain SELECT as its own pipelined BEGIN … COMMIT: one
-   * round trip instead of three. Only for fns whose SELECTs have no side effects (no
+   * While fn has only read, run each plain SELECT alone with the settings, in one implicit
+   * transaction ended by its Sync (`ReadWithSettings`): one round trip and two statements
+   * instead of BEGIN, the settings, the SELECT and COMMIT in turn. Only for fns whose SELECTs have no side effects (no
    * advisory locks, no sequences): under READ COMMITTED each statement takes its own
    * snapshot anyway, so such reads see what they would inside one transaction.
    */
@@ -151,19 +152,151 @@ function isReadOnlyText(text: string): boolean {
 // connection parse and plan it once and then only bind and execute.
 // pg copies every config it is given property by property, so a named statement's name and
 // text sit on a shared prototype and only its values are copied per call.
-const statements = new Map<string, Readonly<{ name: string; text: string }>>();
-function prepared(text: string, values?: readonly unknown[]): pg.QueryConfig | string {
-  if (!values || values.length === 0) return text;
-  if (text.includes(';')) return { text, values: values as unknown[] };
+type Statement = Readonly<{ name: string; text: string }>;
+const statements = new Map<string, Statement>();
+/** The name text is prepared under; none for several statements, or once the bound is reached. */
+function statementFor(text: string): Statement | undefined {
+  if (text.includes(';')) return undefined;
   let statement = statements.get(text);
-  if (!statement) {
-    if (statements.size >= 2000) return { text, values: values as unknown[] };
+  if (!statement && statements.size < 2000) {
     statement = { name: `sdo_${statements.size}`, text };
     statements.set(text, statement);
   }
+  return statement;
+}
+function prepared(text: string, values?: readonly unknown[]): pg.QueryConfig | string {
+  if (!values || values.length === 0) return text;
+  const statement = statementFor(text);
+  if (!statement) return { text, values: values as unknown[] };
   const config = Object.create(statement) as pg.QueryConfig;
   config.values = values as unknown[];
   return config;
+}
+
+/** Sets one of a transaction's settings (TransactionOptions.settings), local to it. */
+const settingText = 'select set_config($1, $2, true)';
+
+/** The parts of pg's Connection a read sent alone writes to (pg-protocol's frontend messages). */
+interface WireConnection {
+  parsedStatements: Record<string, string | undefined>;
+  submittedNamedStatements: Record<string, string | undefined>;
+  parse(message: { text: string; name?: string }): void;
+  bind(message: { portal: string; statement?: string; values: unknown[] }): void;
+  describe(message: { type: 'P'; name: string }): void;
+  execute(message: { portal: string }): void;
+  sync(): void;
+}
+
+/** pg's Query as it is driven by the client (its handlers are not in pg's types). */
+interface QueryInternals {
+  name?: string;
+  text: string;
+  values?: unknown[];
+  handleDataRow(message: unknown): void;
+  handleCommandComplete(message: unknown, connection: WireConnection): void;
+  handleError(error: Error, connection: WireConnection): void;
+}
+
+const prepareValue = (pg as unknown as { utils: { prepareValue(value: unknown): unknown } }).utils
+  .prepareValue;
+
+const isParsed = (c: WireConnection, name: string | undefined): boolean =>
+  name !== undefined &&
+  (c.parsedStatements[name] !== undefined || c.submittedNamedStatements[name] !== undefined);
+
+/**
+ * A read that runs alone with the transaction's settings: each `set_config(…, true)`, then
+ * the statement, then one Sync. PostgreSQL runs the messages up to a Sync as one implicit
+ * transaction, so the settings hold for the statement and end with it, as they would
+ * between BEGIN and COMMIT — which, as statements of their own, cost the server two more
+ * commands and the client two more queries and answers per read. Values are mapped before
+ * anything is written, so a value pg cannot send fails the read without touching the wire.
+ *
+ * A subclass of pg's Query, which the pipelining client accepts; while the settings are
+ * answered it carries their statement's name and text, because the client files a parse
+ * (and forgets a failed one) under the name and text of the query it is answering.
+ */
+class ReadWithSettings extends pg.Query {
+  private settingsLeft = 0;
+  private readonly settings: unknown[][];
+  private readonly setting: { name?: string; text: string };
+  private readonly statement: { name?: string; text: string };
+
+  constructor(
+    settings: readonly (readonly unknown[])[],
+    text: string,
+    values?: readonly unknown[],
+  ) {
+    const named = statementFor(text);
+    // queryMode: pg's own (untyped) switch to the extended protocol, so prepare() is what runs.
+    super({
+      text,
+      values: (values ?? []).map((v) => prepareValue(v)),
+      ...(named ? { name: named.name } : {}),
+      queryMode: 'extended',
+    } as pg.QueryConfig);
+    this.settings = settings.map((pair) => pair.map((v) => prepareValue(v)));
+    this.setting = statementFor(settingText) ?? { text: settingText };
+    this.statement = named ?? { text };
+  }
+
+  // Called by Query#submit with the socket corked: every message leaves in one write.
+  prepare(connection: WireConnection): void {
+    const self = this as unknown as QueryInternals;
+    const setting = this.setting;
+    for (const values of this.settings) {
+      if (!isParsed(connection, setting.name)) {
+        connection.parse(setting);
+        if (setting.name) connection.submittedNamedStatements[setting.name] = setting.text;
+      }
+      connection.bind({ portal: '', statement: setting.name, values });
+      connection.execute({ portal: '' });
+    }
+    const { name } = this.statement;
+    if (!isParsed(connection, name)) {
+      connection.parse(this.statement);
+      if (name) connection.submittedNamedStatements[name] = this.statement.text;
+    }
+    connection.bind({ portal: '', statement: name, values: self.values ?? [] });
+    connection.describe({ type: 'P', name: '' });
+    connection.execute({ portal: '' });
+    connection.sync();
+    this.settingsLeft = this.settings.length;
+    if (this.settingsLeft > 0) this.answering(setting);
+  }
+
+  private answering(statement: { name?: string; text: string }): void {
+    const self = this as unknown as QueryInternals;
+    self.name = statement.name;
+    self.text = statement.text;
+  }
+
+  handleDataRow(message: unknown): void {
+    // set_config's own row: nothing to keep.
+    if (this.settingsLeft === 0)
+      (pg.Query.prototype as unknown as QueryInternals).handleDataRow.call(this, message);
+  }
+
+  handleCommandComplete(message: unknown, connection: WireConnection): void {
+    if (this.settingsLeft === 0) {
+      (pg.Query.prototype as unknown as QueryInternals).handleCommandComplete.call(
+        this,
+        message,
+        connection,
+      );
+      return;
+    }
+    if (--this.settingsLeft === 0) this.answering(this.statement);
+  }
+
+  handleError(error: Error, connection: WireConnection): void {
+    // PostgreSQL skipped what followed the failure: a parse it never answered must be sent again.
+    for (const name of [this.setting.name, this.statement.name]) {
+      if (name !== undefined && connection.parsedStatements[name] === undefined)
+        delete connection.submittedNamedStatements[name];
+    }
+    (pg.Query.prototype as unknown as QueryInternals).handleError.call(this, error, connection);
+  }
 }
 
 const timestamptzOid = 1184;
@@ -326,6 +459,36 @@ function fromPool(pool: pg.Pool, maxClients: number, url: string): Database {
     });
   }
 
+  /** A read before any write: its settings and itself in one implicit transaction, one write. */
+  function readAlone<R>(
+    client: pg.PoolClient,
+    settings: readonly (readonly unknown[])[],
+    text: string,
+    values?: readonly unknown[],
+  ): Promise<SqlResult<R>> {
+    // Several statements in one text cannot be prepared: they go as BEGIN, …, COMMIT.
+    if (text.includes(';')) {
+      const sent: (string | pg.QueryConfig)[] = ['begin'];
+      for (const pair of settings) sent.push(prepared(settingText, pair));
+      sent.push(prepared(text, values), 'commit');
+      return corked(client, () => pipeline<R>(client, sent, settings.length + 1));
+    }
+    return new Promise((resolve, reject) => {
+      let read: ReadWithSettings;
+      try {
+        read = new ReadWithSettings(settings, text, values);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      client.query(
+        read as unknown as pg.QueryConfig,
+        (error: Error | null, result: pg.QueryResult) =>
+          error ? reject(error) : resolve(toSqlResult<R>(result)),
+      );
+    });
+  }
+
   const db: Database = {
     // A single statement is its own transaction: one round trip. A connection that died
     // while idle fails it before it ran, so a read is retried on the next connection; a
@@ -379,12 +542,11 @@ function fromPool(pool: pg.Pool, maxClients: number, url: string): Database {
           const opens = !inTransaction && !(options.readsAlone && isReadOnlyText(text));
           try {
             if (inTransaction) return await run<R>(client, text, values);
-            if (opens) state.open = true;
+            if (!opens) return await readAlone<R>(client, settings, text, values);
+            state.open = true;
             const statements: (string | pg.QueryConfig)[] = ['begin'];
-            for (const [name, value] of settings)
-              statements.push(prepared('select set_config($1, $2, true)', [name, value]));
+            for (const pair of settings) statements.push(prepared(settingText, pair));
             statements.push(prepared(text, values));
-            if (!opens) statements.push('commit');
             return await corked(client, () => pipeline<R>(client, statements, settings.length + 1));
           } catch (e) {
             if (inTransaction || attempt > maxClients || !isConnectionError(e)) throw e;

@@ -145,6 +145,81 @@ describe('fromDatabaseUrl', () => {
     });
   });
 
+  it('runs a read alone with its settings in one transaction that they do not outlive', async () => {
+    // One connection, so each read reuses the session of the one before it.
+    await using(fromDatabaseUrl(testDb.url, { max: 1 }), async (db) => {
+      const setting = () =>
+        db.transaction(
+          async (tx) => {
+            const seen = await tx.query<{ org: string; open: boolean }>(
+              `select current_setting('app.org_id', true) as org,
+                      txid_current_if_assigned() is not null as open`,
+            );
+            return seen.rows[0];
+          },
+          { settings: { 'app.org_id': 'org_a' }, readsAlone: true },
+        );
+      // The setting (local to a transaction) holds for the read, which writes nothing.
+      expect(await setting()).toEqual({ org: 'org_a', open: false });
+      const after = await db.query<{ org: string | null }>(
+        `select nullif(current_setting('app.org_id', true), '') as org`,
+      );
+      expect(after.rows).toEqual([{ org: null }]);
+      // Two reads alone: each carries the setting, and values of every type go through.
+      const both = await db.transaction(
+        (tx) =>
+          Promise.all([
+            tx.query<{ org: string; n: number }>(
+              `select current_setting('app.org_id', true) as org, $1::int as n`,
+              [1],
+            ),
+            tx.query<{ org: string; t: string }>(
+              `select current_setting('app.org_id', true) as org, $1::timestamptz as t`,
+              [new Date('2026-01-02T03:04:05.678Z')],
+            ),
+          ]),
+        { settings: { 'app.org_id': 'org_b' }, readsAlone: true },
+      );
+      expect(both.map((r) => r.rows[0])).toEqual([
+        { org: 'org_b', n: 1 },
+        { org: 'org_b', t: '2026-01-02T03:04:05.678Z' },
+      ]);
+    });
+  });
+
+  it('keeps the connection usable after a read alone fails in its setting or its statement', async () => {
+    await using(fromDatabaseUrl(testDb.url, { max: 1 }), async (db) => {
+      const read = (text: string, settings: Record<string, string>) =>
+        db.transaction((tx) => tx.query<{ n: number }>(text, [2]), {
+          settings,
+          readsAlone: true,
+        });
+      const ok = { 'app.org_id': 'org_a' };
+      // A statement PostgreSQL refuses to parse, first time and again (it is not taken as prepared).
+      for (let i = 0; i < 2; i++)
+        await expect(read('select $1::int as n from no_such_table', ok)).rejects.toMatchObject({
+          code: '42P01',
+        });
+      // A setting PostgreSQL refuses: the statement after it is skipped, and not taken as prepared.
+      const fresh = 'select $1::int + 1 as n';
+      await expect(read(fresh, { 'no such name': 'x' })).rejects.toMatchObject({
+        code: '42704',
+      });
+      expect((await read(fresh, ok)).rows).toEqual([{ n: 3 }]);
+      expect((await read('select $1::int as n', ok)).rows).toEqual([{ n: 2 }]);
+      // A value the driver cannot send fails the read before anything is written.
+      const circular: Record<string, unknown> = {};
+      circular.self = circular;
+      await expect(
+        db.transaction((tx) => tx.query('select $1::jsonb as j', [circular]), {
+          settings: ok,
+          readsAlone: true,
+        }),
+      ).rejects.toThrow();
+      expect((await read('select $1::int as n', ok)).rows).toEqual([{ n: 2 }]);
+    });
+  });
+
   it('turns an unreachable server into Unavailable(database), and leaves SQL errors alone', async () => {
     await using(fromDatabaseUrl(nowhere, { connectTimeoutMs: 2000 }), async (db) => {
       const e = await db.query('select 1').catch((err: unknown) => err);

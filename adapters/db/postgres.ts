@@ -299,6 +299,25 @@ class ReadWithSettings extends pg.Query {
   }
 }
 
+/**
+ * A tenant read as the store sends it (each setting, then the statement, one Sync), on a
+ * client of the caller's: bench:api's database floor sends exactly these messages, without
+ * HTTP, so its ratio measures what the API adds and nothing else.
+ */
+export function readWithSettings(
+  client: pg.ClientBase,
+  settings: readonly (readonly [string, string])[],
+  text: string,
+  values?: readonly unknown[],
+): Promise<pg.QueryResult> {
+  return new Promise((resolve, reject) => {
+    client.query(
+      new ReadWithSettings(settings, text, values) as unknown as pg.QueryConfig,
+      (error: Error | null, result: pg.QueryResult) => (error ? reject(error) : resolve(result)),
+    );
+  });
+}
+
 const timestamptzOid = 1184;
 const defaultTimestamptz = pg.types.getTypeParser(timestamptzOid, 'text');
 // PostgreSQL's ISO output of a UTC timestamptz, years 1000 to 9999: what Date would round-trip.

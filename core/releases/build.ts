@@ -6,8 +6,10 @@ import { GitPathNotFound, SourceTooLarge } from '../builds/errors.ts';
 import { buildLabels, buildSecretContext, buildTag } from '../builds/git-source.ts';
 import {
   generatedDockerfileName,
+  nodeConfigFiles,
   nodeLockfiles,
   planNodeBuild,
+  type NodeBuildInput,
   type NodeLockfile,
 } from '../builds/node-plan.ts';
 import { appendLog, viaDocker, type StepContext } from './context.ts';
@@ -184,8 +186,18 @@ async function buildWithSlot(
           false,
         );
       const lockfiles: NodeLockfile[] = [];
-      for (const l of nodeLockfiles)
-        if ((await viaGit(() => tree.read(l))) !== null) lockfiles.push(l);
+      const files: NonNullable<NodeBuildInput['files']> = {};
+      for (const l of nodeLockfiles) {
+        const text = await viaGit(() => tree.read(l));
+        if (text === null) continue;
+        lockfiles.push(l);
+        // Its head tells yarn classic from berry.
+        if (l === 'yarn.lock') files[l] = text.slice(0, 4096);
+      }
+      for (const f of nodeConfigFiles) {
+        const text = await viaGit(() => tree.read(f));
+        if (text !== null) files[f] = text;
+      }
       let plan;
       try {
         plan = planNodeBuild({
@@ -193,6 +205,7 @@ async function buildWithSlot(
           dockerfile: git.dockerfile,
           packageJson,
           lockfiles,
+          files,
           baseImage: limits.nodeImage,
         });
       } catch (e) {

@@ -171,7 +171,7 @@ async function buildWithSlot(
   }
   const context = git.subdir || '.';
   await appendLog(c, `fetching ${git.url} at ${sha}`);
-  const tree = await viaGit(() => source.fetch(remote, sha, git.subdir));
+  const tree = await viaGit(() => source.fetch(remote, sha, git.subdir, c.signal));
   let archive: AsyncIterable<Uint8Array>;
   let dockerfile = git.dockerfile;
   try {
@@ -261,6 +261,7 @@ async function buildWithSlot(
             memoryMb: limits.memoryMb,
             cpus: limits.cpus,
             timeoutMs: limits.timeoutMs,
+            ...(c.signal ? { signal: c.signal } : {}),
             ...(Object.keys(secrets).length > 0 ? { secrets } : {}),
           },
           (line) => output.push(line),

@@ -421,6 +421,10 @@ export class MemoryRuntime implements ContainerRuntime {
 
   /** Moves that ran, in order, with the size they report (1 MiB each). */
   readonly moves: { from: string; to: string; image: string }[] = [];
+  /** Set: moves run until their signal aborts (a large image on a slow link). */
+  holdMoves = false;
+  /** Moves in progress now (held ones, waiting for their signal). */
+  movesRunning = 0;
 
   async moveImage(
     from: DockerTarget,
@@ -432,6 +436,19 @@ export class MemoryRuntime implements ContainerRuntime {
     const reason = this.unreachable.get(to.dockerHost);
     if (reason !== undefined) throw new Unavailable('docker', `${to.dockerHost}: ${reason}`);
     if (options.signal?.aborted) throw new Error(`moving image ${image} was cancelled`);
+    if (this.holdMoves) {
+      const signal = options.signal;
+      if (!signal) throw new Error('a held move needs a signal');
+      this.movesRunning++;
+      try {
+        await new Promise<void>((resolve) =>
+          signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
+      } finally {
+        this.movesRunning--;
+      }
+      throw new Error(`moving image ${image} was cancelled`);
+    }
     const found = this.imageOn(from.dockerHost, image);
     if (!found) throw new Error(`image ${image} is not on ${from.dockerHost}: nothing to move`);
     this.builtOn.get(found.name)?.add(to.dockerHost);

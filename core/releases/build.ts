@@ -90,6 +90,8 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
   const moved = await imageFromAnotherNode(c, tag, sha, { node: c.node, target });
   if (moved) return moved;
   if (!runtime.build) throw new StepFailed('this worker cannot build images', false);
+  // Cancelled while it looked for the image elsewhere: no slot is taken, nothing is built.
+  c.signal?.throwIfAborted();
   const limits = { ...defaultBuildLimits, ...c.deps.config.build };
   // At most `perNode` builds on one engine at once: a build that gets no slot waits for its
   // turn with the step re-queued (it holds no worker meanwhile), saying for whom it waits.

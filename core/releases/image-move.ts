@@ -111,7 +111,8 @@ export async function imageFromAnotherNode(
       try {
         return await moveBuiltImage(c, image, { node, target }, to);
       } catch (e) {
-        if (!(e instanceof StepFailed)) throw e;
+        // Cancelled: no other holder is tried and nothing is rebuilt.
+        if (!(e instanceof StepFailed) || c.signal?.aborted) throw e;
         await appendLog(c, `moving image ${image} from node ${node.name} failed: ${e.message}`);
       }
     }

@@ -200,6 +200,36 @@ describe('a release built from git', () => {
     );
   });
 
+  it("stops an image move to a replica's node at once when its release is cancelled, and removes what started", async () => {
+    const { h } = await harness();
+    h.deps.config.cancelPollMs = 10;
+    await h.repos((r) =>
+      r.nodes.insert(
+        aNode({ id: 'node_000002', name: 'node-2', dockerHost: 'tcp://10.0.0.2:2376' }),
+      ),
+    );
+    await h.repos((r) => r.services.update(h.service.id, { replicas: 2, maxSurge: 2 }));
+    h.runtime.holdMoves = true;
+    const r = await createRelease(h.deps, deployer, { serviceId: h.service.id });
+    const draining = h.drain();
+    for (let i = 0; i < 500 && h.runtime.movesRunning === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(h.runtime.movesRunning).toBe(1);
+    await cancelRelease(h.deps, deployer, { releaseId: r.id });
+    await draining;
+    expect(h.runtime.movesRunning).toBe(0);
+    expect(h.runtime.moves).toEqual([]);
+    const log = await logOf(h, r.id);
+    expect(log).toContain(
+      `step start_candidate stopped at once: cancelled by user ${deployer.actorId}`,
+    );
+    expect(log.filter((l) => l.startsWith('release failed'))).toEqual([]);
+    expect(log).toContain('cancelled: what its steps had started is undone');
+    // The replica that started on the release's own node is gone with the clean-up.
+    for (const host of [dockerHost, 'tcp://10.0.0.2:2376'])
+      expect(await h.runtime.list({ dockerHost: host }, { 'selfdevop.release': r.id })).toEqual([]);
+  });
+
   it('reuses the image of a sha the node has, and a rollback to a retired built release rebuilds it from its sha when the node lost it', async () => {
     const { h } = await harness();
     const first = await deployRef(h, 'main');

@@ -232,6 +232,19 @@ async function main(): Promise<void> {
     const coldOverRaw = coldPushMs - (rawColdMs + rawDeployMs);
     const warmOverRaw = warmPushMs - (rawWarmMs + rawDeployMs);
 
+    // Where a warm build step spends its time: the gaps between its log lines (each line is
+    // written when its phase starts), the largest first.
+    const phases = async (id: string) => {
+      const lines = await s.logs(id);
+      const gaps: { ms: number; after: string }[] = [];
+      for (let i = 1; i < lines.length; i++)
+        gaps.push({
+          ms: Date.parse(lines[i]!.at) - Date.parse(lines[i - 1]!.at),
+          after: lines[i - 1]!.line.slice(0, 80),
+        });
+      return gaps.sort((a, b) => b.ms - a.ms).slice(0, 6);
+    };
+    const warmPhases = await phases(warm.id);
     const coldBuildMs = stepMs(coldRelease, 'build');
     const warmBuildMs = stepMs(warmRelease, 'build');
     const ratio = round(warmBuildMs / coldBuildMs, 3);
@@ -245,6 +258,7 @@ async function main(): Promise<void> {
         warmBuildStepMs: warmBuildMs,
         coldPushToServingMs: coldPushMs,
         warmPushToServingMs: warmPushMs,
+        warmReleaseLongestGaps: warmPhases,
       },
       raw: {
         coldBuildMs: rawColdMs,

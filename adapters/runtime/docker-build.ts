@@ -74,6 +74,8 @@ export async function runBuild(
   }, spec.timeoutMs);
   const cancel = () => abort.abort();
   spec.signal?.addEventListener('abort', cancel, { once: true });
+  // A signal aborted before the call never fires its event: nothing is sent at all.
+  if (spec.signal?.aborted) abort.abort();
 
   // Lines are gathered while a chunk is parsed and handed on after it, awaiting each.
   const pending: string[] = [];

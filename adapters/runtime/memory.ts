@@ -51,6 +51,11 @@ export interface BuildPlan {
   error?: string;
   /** Never finishes: ends by its timeout. */
   hang?: boolean;
+  /**
+   * Runs until its signal aborts (a long build on a real engine), whatever the clock says;
+   * `building` resolves once it started.
+   */
+  untilAborted?: boolean;
   /** How the built image behaves; default a healthy web app. */
   image?: MemoryImage;
 }
@@ -177,6 +182,8 @@ export class MemoryRuntime implements ContainerRuntime {
   private nextPort: number;
   private nextId = 0;
   private buildPlan: BuildPlan = {};
+  /** Builds in progress now (`untilAborted` ones, waiting for their signal). */
+  buildsRunning = 0;
   /** Builds asked for, in order (without their context), with the context's size in bytes. */
   readonly builds: (Omit<BuildSpec, 'context' | 'signal'> & { contextBytes: number })[] = [];
 
@@ -368,8 +375,27 @@ export class MemoryRuntime implements ContainerRuntime {
     this.builds.push({ ...rest, contextBytes });
     const plan = this.buildPlan;
     for (const line of plan.lines ?? [`[1/1] building ${spec.tag}`]) await onLine(line);
+    const cancelled = { imageId: null, error: 'the build was cancelled', timedOut: false };
+    if (spec.signal?.aborted) return cancelled;
+    if (plan.untilAborted) {
+      if (!spec.signal) throw new Error('a build that runs until aborted needs a signal');
+      this.buildsRunning++;
+      try {
+        await new Promise<void>((resolve) =>
+          spec.signal!.addEventListener('abort', () => resolve(), { once: true }),
+        );
+      } finally {
+        this.buildsRunning--;
+      }
+      return cancelled;
+    }
     if (plan.hang) {
-      await this.clock.sleep(spec.timeoutMs, spec.signal);
+      try {
+        await this.clock.sleep(spec.timeoutMs, spec.signal);
+      } catch (e) {
+        if (spec.signal?.aborted) return cancelled;
+        throw e;
+      }
       return { imageId: null, error: 'the build timed out', timedOut: true };
     }
     if (plan.error !== undefined) return { imageId: null, error: plan.error, timedOut: false };
@@ -395,6 +421,10 @@ export class MemoryRuntime implements ContainerRuntime {
 
   /** Moves that ran, in order, with the size they report (1 MiB each). */
   readonly moves: { from: string; to: string; image: string }[] = [];
+  /** Set: moves run until their signal aborts (a large image on a slow link). */
+  holdMoves = false;
+  /** Moves in progress now (held ones, waiting for their signal). */
+  movesRunning = 0;
 
   async moveImage(
     from: DockerTarget,
@@ -406,6 +436,19 @@ export class MemoryRuntime implements ContainerRuntime {
     const reason = this.unreachable.get(to.dockerHost);
     if (reason !== undefined) throw new Unavailable('docker', `${to.dockerHost}: ${reason}`);
     if (options.signal?.aborted) throw new Error(`moving image ${image} was cancelled`);
+    if (this.holdMoves) {
+      const signal = options.signal;
+      if (!signal) throw new Error('a held move needs a signal');
+      this.movesRunning++;
+      try {
+        await new Promise<void>((resolve) =>
+          signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
+      } finally {
+        this.movesRunning--;
+      }
+      throw new Error(`moving image ${image} was cancelled`);
+    }
     const found = this.imageOn(from.dockerHost, image);
     if (!found) throw new Error(`image ${image} is not on ${from.dockerHost}: nothing to move`);
     this.builtOn.get(found.name)?.add(to.dockerHost);

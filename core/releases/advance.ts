@@ -14,6 +14,8 @@ import {
 import { startWantedPush } from './coalesce.ts';
 import { isStepFailed } from './errors.ts';
 import { failRelease, undoCancelled } from './fail.ts';
+import { isCancellable } from './cancel.ts';
+import { watchCancel } from './cancel-watch.ts';
 import { OrgSlots } from './slots.ts';
 import { reshapeRelease } from './reshape.ts';
 import { isInFlight } from './state-machine.ts';
@@ -133,9 +135,15 @@ async function cleanUpCancelled(
 }
 
 async function runStep(c: StepContext, step: StepRunner): Promise<void> {
+  // A release that may still be cancelled is watched while its step runs: a cancel then
+  // stops the build or image move in progress instead of waiting for it to end.
+  const watch = isCancellable(c.release.status) ? watchCancel(c) : null;
+  if (watch) c.signal = watch.signal;
   try {
     await step(c);
   } catch (e) {
+    watch?.stop();
+    if (watch?.signal.aborted) return stoppedByCancel(c, watch.reason());
     if (!isStepFailed(e)) throw e;
     const max = c.deps.config.maxStepAttempts;
     if (e.transient && c.attempt < max) {
@@ -145,7 +153,20 @@ async function runStep(c: StepContext, step: StepRunner): Promise<void> {
       throw e;
     }
     await failRelease(c, e.message);
+  } finally {
+    watch?.stop();
   }
+}
+
+/**
+ * A step a cancel stopped: the release is already failed with the canceller's reason, and its
+ * clean-up (queued behind this step) undoes the rest; the step only records where it stopped.
+ */
+async function stoppedByCancel(c: StepContext, reason: string | null): Promise<void> {
+  const why = reason ?? 'the release was cancelled';
+  const step = c.currentStep;
+  if (step) await endStep(c, step, `stopped: ${why}`);
+  await appendLog(c, `${step ? `step ${step.name}` : 'the step'} stopped at once: ${why}`);
 }
 
 async function resendRetire(deps: ReleaseDeps, release: Release): Promise<void> {

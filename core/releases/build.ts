@@ -6,8 +6,10 @@ import { GitPathNotFound, SourceTooLarge } from '../builds/errors.ts';
 import { buildLabels, buildSecretContext, buildTag } from '../builds/git-source.ts';
 import {
   generatedDockerfileName,
+  nodeConfigFiles,
   nodeLockfiles,
   planNodeBuild,
+  type NodeBuildInput,
   type NodeLockfile,
 } from '../builds/node-plan.ts';
 import { appendLog, viaDocker, type StepContext } from './context.ts';
@@ -88,6 +90,8 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
   const moved = await imageFromAnotherNode(c, tag, sha, { node: c.node, target });
   if (moved) return moved;
   if (!runtime.build) throw new StepFailed('this worker cannot build images', false);
+  // Cancelled while it looked for the image elsewhere: no slot is taken, nothing is built.
+  c.signal?.throwIfAborted();
   const limits = { ...defaultBuildLimits, ...c.deps.config.build };
   // At most `perNode` builds on one engine at once: a build that gets no slot waits for its
   // turn with the step re-queued (it holds no worker meanwhile), saying for whom it waits.
@@ -169,7 +173,7 @@ async function buildWithSlot(
   }
   const context = git.subdir || '.';
   await appendLog(c, `fetching ${git.url} at ${sha}`);
-  const tree = await viaGit(() => source.fetch(remote, sha, git.subdir));
+  const tree = await viaGit(() => source.fetch(remote, sha, git.subdir, c.signal));
   let archive: AsyncIterable<Uint8Array>;
   let dockerfile = git.dockerfile;
   try {
@@ -184,8 +188,18 @@ async function buildWithSlot(
           false,
         );
       const lockfiles: NodeLockfile[] = [];
-      for (const l of nodeLockfiles)
-        if ((await viaGit(() => tree.read(l))) !== null) lockfiles.push(l);
+      const files: NonNullable<NodeBuildInput['files']> = {};
+      for (const l of nodeLockfiles) {
+        const text = await viaGit(() => tree.read(l));
+        if (text === null) continue;
+        lockfiles.push(l);
+        // Its head tells yarn classic from berry.
+        if (l === 'yarn.lock') files[l] = text.slice(0, 4096);
+      }
+      for (const f of nodeConfigFiles) {
+        const text = await viaGit(() => tree.read(f));
+        if (text !== null) files[f] = text;
+      }
       let plan;
       try {
         plan = planNodeBuild({
@@ -193,6 +207,7 @@ async function buildWithSlot(
           dockerfile: git.dockerfile,
           packageJson,
           lockfiles,
+          files,
           baseImage: limits.nodeImage,
         });
       } catch (e) {
@@ -248,6 +263,7 @@ async function buildWithSlot(
             memoryMb: limits.memoryMb,
             cpus: limits.cpus,
             timeoutMs: limits.timeoutMs,
+            ...(c.signal ? { signal: c.signal } : {}),
             ...(Object.keys(secrets).length > 0 ? { secrets } : {}),
           },
           (line) => output.push(line),

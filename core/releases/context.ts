@@ -43,6 +43,11 @@ export interface StepContext {
   seen: string | undefined;
   /** The project network its containers join, set by `containerEnv` when a data service is linked. */
   network?: string;
+  /**
+   * Aborts when the release is cancelled while the step runs (`watchCancel`): builds, source
+   * fetches and image moves take it and stop at once.
+   */
+  signal?: AbortSignal;
 }
 
 /** Loads what a release's steps need; NotFound when its service, environment or node is gone. */

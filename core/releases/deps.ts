@@ -99,6 +99,11 @@ export interface ReleaseConfig {
   maxStepsPerOrg?: number;
   /** A release still `queued` with no step after this long lost its first message (default 60). */
   joblessAfterSeconds?: number;
+  /**
+   * How often a running step reads its release to notice a cancel and abort its build or
+   * image move (default 1000 ms, `defaultCancelPollMs`).
+   */
+  cancelPollMs?: number;
   /** Limits of an image build from git (defaults: `defaultBuildLimits`). */
   build?: Partial<BuildLimits>;
   /**

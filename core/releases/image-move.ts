@@ -32,7 +32,10 @@ export async function moveBuiltImage(
   await appendLog(c, `moving image ${image} from node ${from.node.name} to node ${to.node.name}`);
   const started = c.deps.clock.now().getTime();
   const moved = await viaDocker(() =>
-    runtime.moveImage!(from.target, to.target, image, { timeoutMs }),
+    runtime.moveImage!(from.target, to.target, image, {
+      timeoutMs,
+      ...(c.signal ? { signal: c.signal } : {}),
+    }),
   );
   const seconds = ((c.deps.clock.now().getTime() - started) / 1000).toFixed(1);
   await appendLog(
@@ -108,7 +111,8 @@ export async function imageFromAnotherNode(
       try {
         return await moveBuiltImage(c, image, { node, target }, to);
       } catch (e) {
-        if (!(e instanceof StepFailed)) throw e;
+        // Cancelled: no other holder is tried and nothing is rebuilt.
+        if (!(e instanceof StepFailed) || c.signal?.aborted) throw e;
         await appendLog(c, `moving image ${image} from node ${node.name} failed: ${e.message}`);
       }
     }

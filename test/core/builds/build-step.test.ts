@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { MemorySource } from '../../../adapters/source/memory.ts';
 import { gitCredentialContext } from '../../../core/builds/git-source.ts';
 import type { GitSource } from '../../../core/models.ts';
-import { createRelease, rollbackRelease } from '../../../core/releases/engine.ts';
+import { cancelRelease, createRelease, rollbackRelease } from '../../../core/releases/engine.ts';
 import { aNode } from '../releases/builders.ts';
 import { deployer, dockerHost, orgId, setup, type Harness } from '../releases/harness.ts';
 
@@ -154,6 +154,80 @@ describe('a release built from git', () => {
     expect(await logOf(h, bad.id)).toEqual(expect.arrayContaining(['npm ERR! 1 failing']));
     const route = await h.edge.get(`sdo-${h.service.id}-env_000001`);
     expect(route?.upstreams).toEqual([good.upstream]);
+  });
+
+  it('stops a build in progress at once when its release is cancelled, and frees its node slot', async () => {
+    const { h } = await harness();
+    h.deps.config.cancelPollMs = 10;
+    h.deps.config.build = { perNode: 1 };
+    h.runtime.setBuild({ untilAborted: true });
+    const r = await createRelease(h.deps, deployer, { serviceId: h.service.id });
+    const draining = h.drain();
+    for (let i = 0; i < 500 && h.runtime.buildsRunning === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(h.runtime.buildsRunning).toBe(1);
+    // The step's own move (queued → building) is no cancel: several polls later it still runs.
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(h.runtime.buildsRunning).toBe(1);
+    const cancelled = await cancelRelease(h.deps, deployer, { releaseId: r.id });
+    expect(cancelled.status).toBe('failed');
+    // The build ends with the cancel, not after it: drain returns (the build never would).
+    await draining;
+    expect(h.runtime.buildsRunning).toBe(0);
+    const log = await logOf(h, r.id);
+    expect(log).toContain(`step build stopped at once: cancelled by user ${deployer.actorId}`);
+    expect(log).toContain('cancelled: what its steps had started is undone');
+    expect(log.filter((l) => l.startsWith('release failed'))).toEqual([]);
+    const done = await h.release(r.id);
+    expect(done).toMatchObject({
+      status: 'failed',
+      error: `cancelled by user ${deployer.actorId}`,
+    });
+    const step = await h.repos(async (x) =>
+      (await x.releaseSteps.list(r.id)).find((s) => s.name === 'build'),
+    );
+    expect(step).toMatchObject({
+      status: 'failed',
+      error: `stopped: cancelled by user ${deployer.actorId}`,
+    });
+    // The node's only slot is free: the next build goes straight in.
+    h.runtime.setBuild({});
+    const next = await createRelease(h.deps, deployer, { serviceId: h.service.id });
+    await h.drain();
+    expect((await h.release(next.id)).status).toBe('completed');
+    expect((await logOf(h, next.id)).some((l) => l.startsWith('waiting for a build slot'))).toBe(
+      false,
+    );
+  });
+
+  it("stops an image move to a replica's node at once when its release is cancelled, and removes what started", async () => {
+    const { h } = await harness();
+    h.deps.config.cancelPollMs = 10;
+    await h.repos((r) =>
+      r.nodes.insert(
+        aNode({ id: 'node_000002', name: 'node-2', dockerHost: 'tcp://10.0.0.2:2376' }),
+      ),
+    );
+    await h.repos((r) => r.services.update(h.service.id, { replicas: 2, maxSurge: 2 }));
+    h.runtime.holdMoves = true;
+    const r = await createRelease(h.deps, deployer, { serviceId: h.service.id });
+    const draining = h.drain();
+    for (let i = 0; i < 500 && h.runtime.movesRunning === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(h.runtime.movesRunning).toBe(1);
+    await cancelRelease(h.deps, deployer, { releaseId: r.id });
+    await draining;
+    expect(h.runtime.movesRunning).toBe(0);
+    expect(h.runtime.moves).toEqual([]);
+    const log = await logOf(h, r.id);
+    expect(log).toContain(
+      `step start_candidate stopped at once: cancelled by user ${deployer.actorId}`,
+    );
+    expect(log.filter((l) => l.startsWith('release failed'))).toEqual([]);
+    expect(log).toContain('cancelled: what its steps had started is undone');
+    // The replica that started on the release's own node is gone with the clean-up.
+    for (const host of [dockerHost, 'tcp://10.0.0.2:2376'])
+      expect(await h.runtime.list({ dockerHost: host }, { 'selfdevop.release': r.id })).toEqual([]);
   });
 
   it('reuses the image of a sha the node has, and a rollback to a retired built release rebuilds it from its sha when the node lost it', async () => {

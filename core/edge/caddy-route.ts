@@ -493,3 +493,44 @@ export function restoreRoutes(
     ? null
     : { routes: next, restored };
 }
+
+/** An upstream address as Caddy reports it, as the host:port selfdevop routes to. */
+function upstreamOfCaddyAddress(address: string, zone: string | undefined): string {
+  // A network prefix (`tcp/`) is not part of what selfdevop routes to.
+  const bare = address.includes('/') ? address.slice(address.lastIndexOf('/') + 1) : address;
+  const i = bare.lastIndexOf(':');
+  if (i <= 0) return bare;
+  let host = bare.slice(0, i).replace(/\.$/, '');
+  const port = bare.slice(i + 1);
+  if (zone !== undefined) {
+    const z = zone.toLowerCase().replace(/\.$/, '');
+    const lower = host.toLowerCase();
+    if (lower.endsWith(`.${z}`)) host = hostOfTarget(lower, z) ?? host.slice(0, -(z.length + 1));
+  }
+  return `${host}:${port}`;
+}
+
+/**
+ * Requests in flight to each of `upstreams` (host:port) from Caddy's admin answer to
+ * `GET /reverse_proxy/upstreams` (`[{address, num_requests, fails}]`); an upstream Caddy does
+ * not list counts 0. With dynamic upstreams (`zone`) Caddy names an upstream by its SRV
+ * target (`ip-10-0-0-5.<zone>.:port`), which is read back to host:port; Caddy may list one
+ * address twice (its in-flight table and its dynamic hosts), so the larger count wins.
+ * Throws when the answer is not that list (an edge too old to report it).
+ */
+export function inFlightFromCaddy(
+  json: unknown,
+  upstreams: readonly string[],
+  zone?: string,
+): Record<string, number> {
+  if (!Array.isArray(json))
+    throw new Error(`caddy's /reverse_proxy/upstreams is not a list: ${JSON.stringify(json)}`);
+  const out: Record<string, number> = Object.fromEntries(upstreams.map((u) => [u, 0]));
+  for (const entry of json) {
+    if (!isRecord(entry) || typeof entry.address !== 'string') continue;
+    const count = typeof entry.num_requests === 'number' ? entry.num_requests : 0;
+    const upstream = upstreamOfCaddyAddress(entry.address, zone);
+    if (Object.hasOwn(out, upstream)) out[upstream] = Math.max(out[upstream]!, count);
+  }
+  return out;
+}

@@ -8,6 +8,17 @@ import type { RouteSpec } from '../ports.ts';
 /** The cookie Caddy sets to pin a client to one upstream of a sticky route. */
 export const stickyCookieName = 'sdo_sticky';
 
+/**
+ * How long Caddy keeps trying replicas for one request whose connection to an upstream
+ * could not be made. Only a failed dial is retried for every method (the request never
+ * reached the app, so it cannot run twice); Caddy retries a request the app saw only for
+ * GET. Why: an app whose accept queue overflows under a burst drops SYNs, and the dial
+ * times out (busybox httpd listens with a backlog of 9: bench:scale's scale-up saw
+ * "dial tcp …: i/o timeout" 502s on the one replica while the engine started the new
+ * ones); past Caddy's 3 s dial timeout the request gets a second dial instead of a 502.
+ */
+export const dialRetryDuration = '5s';
+
 /** How long an upstream that failed requests is skipped (passive health checking). */
 export const defaultFailDuration = '10s';
 export const defaultMaxFails = 3;
@@ -29,7 +40,7 @@ export interface CaddyReverseProxy {
   };
   transport?: { protocol: 'http'; resolver: { addresses: string[] } };
   stream_close_delay?: string;
-  load_balancing: { selection_policy: CaddySelectionPolicy };
+  load_balancing: { selection_policy: CaddySelectionPolicy; try_duration?: string };
   health_checks?: { passive: { fail_duration: string; max_fails: number } };
   /** The request id goes back to the client with the app's answer. */
   headers?: { response: { set: Record<string, string[]> } };
@@ -279,6 +290,7 @@ export function caddyRouteFromSpec(spec: RouteSpec, dynamic?: DynamicUpstreamsPl
               : {}),
           }
         : { policy: spec.loadBalancing ?? 'round_robin' },
+      try_duration: dialRetryDuration,
     },
     headers: {
       response: { set: { [requestIdHeader]: [`{http.request.header.${requestIdHeader}}`] } },

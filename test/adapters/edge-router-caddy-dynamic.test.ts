@@ -130,6 +130,42 @@ describe.skipIf(!(await available('caddy')))(
       }
     });
 
+    it('gives a request whose dial failed to another upstream instead of answering 502', async () => {
+      await caddy.reset();
+      const edge = router();
+      const host = 'retry.example.test';
+      // One upstream refuses every connection (a replica gone or not accepting).
+      await edge.put(
+        aRouteSpec({
+          id: 'sdo-retry',
+          hosts: [host],
+          upstreams: [`127.0.0.1:${closedPort}`, upstreams[0]!.dial],
+        }),
+      );
+      const statuses: number[] = [];
+      for (let i = 0; i < 20; i++)
+        statuses.push(
+          await new Promise<number>((resolve, reject) =>
+            http
+              .get(
+                {
+                  host: '127.0.0.1',
+                  port: caddy.httpPort,
+                  path: '/',
+                  headers: { host },
+                  agent: false,
+                },
+                (res) => {
+                  res.resume();
+                  res.on('end', () => resolve(res.statusCode ?? 0));
+                },
+              )
+              .on('error', reject),
+          ),
+        );
+      expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    });
+
     it('stores a route that names its upstreams by DNS, and keeps it when they change', async () => {
       await caddy.reset();
       const edge = router();

@@ -46,7 +46,7 @@ describe('caddyRouteFromSpec', () => {
         {
           handler: 'reverse_proxy',
           upstreams: [{ dial: '10.0.0.5:32768' }],
-          load_balancing: { selection_policy: { policy: 'round_robin' } },
+          load_balancing: { selection_policy: { policy: 'round_robin' }, try_duration: '5s' },
           stream_close_delay: '600s',
           headers: {
             response: { set: { 'X-Request-Id': ['{http.request.header.X-Request-Id}'] } },
@@ -72,7 +72,10 @@ describe('caddyRouteFromSpec', () => {
         {
           handler: 'reverse_proxy',
           upstreams: [{ dial: '10.0.0.5:1' }, { dial: '10.0.0.6:2' }],
-          load_balancing: { selection_policy: { policy: 'cookie', name: 'sdo_sticky' } },
+          load_balancing: {
+            selection_policy: { policy: 'cookie', name: 'sdo_sticky' },
+            try_duration: '5s',
+          },
           stream_close_delay: '3s',
           health_checks: { passive: { fail_duration: '10s', max_fails: 3 } },
           headers: {

@@ -895,6 +895,14 @@ export interface EdgeRouter {
    * undo a deploy or a domain change that raced the read it was planned from.
    */
   restore?(routes: RouteSpec[]): Promise<EdgeRestored>;
+  /**
+   * Optional (draining replicas): how many requests the edge has sent to each of
+   * `upstreams` (host:port) and not yet seen answered; an upstream it knows nothing of
+   * counts 0. Read only once the edge can no longer pick an upstream an earlier put dropped
+   * (a dynamic-upstream refresh and the edge DNS cache after it), so a leaving replica with
+   * 0 here may be stopped without cutting a request.
+   */
+  inFlight?(upstreams: readonly string[]): Promise<Record<string, number>>;
 }
 
 /** What restore put back: route ids, and `<host> on <route id>` for hosts. */

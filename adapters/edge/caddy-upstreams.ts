@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import { Unavailable } from '../../core/errors.ts';
+import { defaultUpstreamDnsCacheMs } from './upstream-dns.ts';
 import type { RouteSpec, UpstreamRegistry } from '../../core/ports.ts';
 import {
   hostOfTarget,
@@ -17,7 +18,11 @@ import {
   type DynamicUpstreamsPlan,
 } from '../../core/edge/caddy-route.ts';
 
-export type DynamicUpstreams = DynamicUpstreamsPlan & { registry: UpstreamRegistry };
+export type DynamicUpstreams = DynamicUpstreamsPlan & {
+  registry: UpstreamRegistry;
+  /** How long the DNS server Caddy asks reuses a registry answer (its `cacheMs`; 200 unless set). */
+  dnsCacheMs?: number;
+};
 
 /** A registry write reaches every DNS server's answer within this long, or the switch fails. */
 const dnsPropagationTimeoutMs = 5_000;
@@ -34,6 +39,8 @@ function hostOfSrvTarget(target: string, zone: string): string {
 export class CaddyUpstreams {
   readonly plan: DynamicUpstreams;
   #dns: Resolver | undefined;
+  /** Until then Caddy may still pick an upstream that the last publish dropped. */
+  #quietAt = 0;
 
   constructor(plan: DynamicUpstreams) {
     this.plan = plan;
@@ -97,6 +104,11 @@ export class CaddyUpstreams {
     const previous = await Promise.all(routes.map((r) => registry.get(upstreamLabel(r.id))));
     try {
       for (const route of routes) await this.#publish(route);
+      // Caddy's cached answer is at most one refresh old, and the answer it gets may come
+      // from the DNS server's cache (this process's check saw the new one, but another
+      // server process may not have yet): past both, no request picks a dropped upstream.
+      const cacheMs = this.plan.dnsCacheMs ?? defaultUpstreamDnsCacheMs;
+      this.#quietAt = Math.max(this.#quietAt, Date.now() + this.plan.refreshMs + cacheMs + 50);
     } catch (e) {
       await Promise.all(
         routes.map((r, i) => {
@@ -109,6 +121,15 @@ export class CaddyUpstreams {
       );
       throw e;
     }
+  }
+
+  /**
+   * Resolves once no request can still pick an upstream an earlier publish of this process
+   * dropped (a refresh and the DNS cache after it), so Caddy's in-flight counts are final.
+   */
+  async quiet(): Promise<void> {
+    const wait = this.#quietAt - Date.now();
+    if (wait > 0) await sleep(wait);
   }
 
   /** Caddy's cached answer (kept across reloads) is at most one refresh old after this. */

@@ -17,6 +17,7 @@ import {
   type DynamicUpstreamsPlan,
   caddyRouteFromSpec,
   caddyServer,
+  inFlightFromCaddy,
   mergeRoutes,
   restoreRoutes,
   routeInsertIndex,
@@ -248,6 +249,18 @@ export class CaddyEdgeRouter implements EdgeRouter {
       });
       await this.#dynamic?.remove(id);
     });
+  }
+
+  /**
+   * Caddy's own count of requests in flight per upstream (`GET /reverse_proxy/upstreams`,
+   * which lists dynamic upstreams by their SRV target), read once no request can still pick
+   * an upstream a put of this router dropped.
+   */
+  async inFlight(upstreams: readonly string[]): Promise<Record<string, number>> {
+    await this.#dynamic?.quiet();
+    const res = await this.admin.request('GET', '/reverse_proxy/upstreams');
+    this.admin.expect('GET /reverse_proxy/upstreams', res, 200);
+    return inFlightFromCaddy(JSON.parse(res.body), upstreams, this.#dynamic?.plan.zone);
   }
 
   async list(): Promise<RouteSpec[]> {

@@ -13,7 +13,10 @@ export class MemoryEdgeRouter implements EdgeRouter {
   readonly changes: EdgeChange[] = [];
   /** Configuration loads: one per put/remove that changed something, one per putMany. */
   loads = 0;
+  /** How many times inFlight was read. */
+  inFlightReads = 0;
   readonly #routes = new Map<string, RouteSpec>();
+  readonly #inFlight = new Map<string, number[]>();
   readonly #failures: Error[] = [];
   #unreachable: boolean;
 
@@ -64,6 +67,24 @@ export class MemoryEdgeRouter implements EdgeRouter {
     if (!this.#routes.delete(id)) return;
     this.changes.push({ op: 'remove', id });
     this.loads += 1;
+  }
+
+  /** Requests in flight per upstream, as a test sets them (`setInFlight`); 0 when unset. */
+  async inFlight(upstreams: readonly string[]): Promise<Record<string, number>> {
+    this.#check();
+    this.inFlightReads += 1;
+    const out: Record<string, number> = {};
+    for (const u of upstreams) {
+      const next = this.#inFlight.get(u);
+      // A list plays one count per read, the last one staying: a request that ends later.
+      out[u] = Array.isArray(next) ? (next.length > 1 ? next.shift()! : (next[0] ?? 0)) : 0;
+    }
+    return out;
+  }
+
+  /** What inFlight answers for `upstream`: one count per read, the last repeated. */
+  setInFlight(upstream: string, counts: number | number[]): void {
+    this.#inFlight.set(upstream, Array.isArray(counts) ? [...counts] : [counts]);
   }
 
   async list(): Promise<RouteSpec[]> {

@@ -70,6 +70,9 @@ function srvRecord(target: string, port: number): Buffer {
   return Buffer.concat([fixed, encodeName(target)]);
 }
 
+/** How long the server reuses a registry answer unless told otherwise (`cacheMs`). */
+export const defaultUpstreamDnsCacheMs = 200;
+
 export async function startUpstreamDns(options: {
   registry: UpstreamRegistry & Partial<UpstreamFeed>;
   zone: string;
@@ -84,7 +87,7 @@ export async function startUpstreamDns(options: {
   logger?: Logger;
 }): Promise<UpstreamDnsServer> {
   const zone = options.zone.toLowerCase();
-  const cacheMs = options.cacheMs ?? 200;
+  const cacheMs = options.cacheMs ?? defaultUpstreamDnsCacheMs;
   const cache = new Map<string, { upstreams: string[] | null; until: number }>();
   const mirror = options.registry.watch ? await mirrorOf(options.registry, options) : null;
   const socket = dgram.createSocket(options.host.includes(':') ? 'udp6' : 'udp4');

@@ -142,7 +142,6 @@ export async function startScaleEnv(): Promise<ScaleEnv> {
       role: 'deployer',
     };
     let n = 0;
-    let seen = '';
     const env: ScaleEnv = {
       deps,
       caddy,
@@ -180,13 +179,8 @@ export async function startScaleEnv(): Promise<ScaleEnv> {
         }
       },
       edgeErrors() {
-        const all = caddy.stderr();
-        // The log is kept to its newest 256 KiB: when it rolled over, read all of it.
-        const fresh = all.startsWith(seen) ? all.slice(seen.length) : all;
-        seen = all;
         const out: Record<string, number> = {};
-        for (const line of fresh.split('\n')) {
-          if (!line.includes('"level":"error"')) continue;
+        for (const line of caddy.takeErrors()) {
           try {
             const l = JSON.parse(line) as { msg?: string; error?: string };
             const key = `${l.msg ?? ''}: ${l.error ?? ''}`.replace(/:\d{2,5}\b/g, ':<port>');

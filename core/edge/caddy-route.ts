@@ -8,6 +8,17 @@ import type { RouteSpec } from '../ports.ts';
 /** The cookie Caddy sets to pin a client to one upstream of a sticky route. */
 export const stickyCookieName = 'sdo_sticky';
 
+/**
+ * How long Caddy keeps trying replicas for one request whose connection to an upstream
+ * could not be made. Only a failed dial is retried for every method (the request never
+ * reached the app, so it cannot run twice); Caddy retries a request the app saw only for
+ * GET. Why: an app whose accept queue overflows under a burst drops SYNs, and the dial
+ * times out (busybox httpd listens with a backlog of 9: bench:scale's scale-up saw
+ * "dial tcp …: i/o timeout" 502s on the one replica while the engine started the new
+ * ones); past Caddy's 3 s dial timeout the request gets a second dial instead of a 502.
+ */
+export const dialRetryDuration = '5s';
+
 /** How long an upstream that failed requests is skipped (passive health checking). */
 export const defaultFailDuration = '10s';
 export const defaultMaxFails = 3;
@@ -29,7 +40,7 @@ export interface CaddyReverseProxy {
   };
   transport?: { protocol: 'http'; resolver: { addresses: string[] } };
   stream_close_delay?: string;
-  load_balancing: { selection_policy: CaddySelectionPolicy };
+  load_balancing: { selection_policy: CaddySelectionPolicy; try_duration?: string };
   health_checks?: { passive: { fail_duration: string; max_fails: number } };
   /** The request id goes back to the client with the app's answer. */
   headers?: { response: { set: Record<string, string[]> } };
@@ -279,6 +290,7 @@ export function caddyRouteFromSpec(spec: RouteSpec, dynamic?: DynamicUpstreamsPl
               : {}),
           }
         : { policy: spec.loadBalancing ?? 'round_robin' },
+      try_duration: dialRetryDuration,
     },
     headers: {
       response: { set: { [requestIdHeader]: [`{http.request.header.${requestIdHeader}}`] } },
@@ -492,4 +504,45 @@ export function restoreRoutes(
   return restored.routes.length === 0 && restored.hosts.length === 0
     ? null
     : { routes: next, restored };
+}
+
+/** An upstream address as Caddy reports it, as the host:port selfdevop routes to. */
+function upstreamOfCaddyAddress(address: string, zone: string | undefined): string {
+  // A network prefix (`tcp/`) is not part of what selfdevop routes to.
+  const bare = address.includes('/') ? address.slice(address.lastIndexOf('/') + 1) : address;
+  const i = bare.lastIndexOf(':');
+  if (i <= 0) return bare;
+  let host = bare.slice(0, i).replace(/\.$/, '');
+  const port = bare.slice(i + 1);
+  if (zone !== undefined) {
+    const z = zone.toLowerCase().replace(/\.$/, '');
+    const lower = host.toLowerCase();
+    if (lower.endsWith(`.${z}`)) host = hostOfTarget(lower, z) ?? host.slice(0, -(z.length + 1));
+  }
+  return `${host}:${port}`;
+}
+
+/**
+ * Requests in flight to each of `upstreams` (host:port) from Caddy's admin answer to
+ * `GET /reverse_proxy/upstreams` (`[{address, num_requests, fails}]`); an upstream Caddy does
+ * not list counts 0. With dynamic upstreams (`zone`) Caddy names an upstream by its SRV
+ * target (`ip-10-0-0-5.<zone>.:port`), which is read back to host:port; Caddy may list one
+ * address twice (its in-flight table and its dynamic hosts), so the larger count wins.
+ * Throws when the answer is not that list (an edge too old to report it).
+ */
+export function inFlightFromCaddy(
+  json: unknown,
+  upstreams: readonly string[],
+  zone?: string,
+): Record<string, number> {
+  if (!Array.isArray(json))
+    throw new Error(`caddy's /reverse_proxy/upstreams is not a list: ${JSON.stringify(json)}`);
+  const out: Record<string, number> = Object.fromEntries(upstreams.map((u) => [u, 0]));
+  for (const entry of json) {
+    if (!isRecord(entry) || typeof entry.address !== 'string') continue;
+    const count = typeof entry.num_requests === 'number' ? entry.num_requests : 0;
+    const upstream = upstreamOfCaddyAddress(entry.address, zone);
+    if (Object.hasOwn(out, upstream)) out[upstream] = Math.max(out[upstream]!, count);
+  }
+  return out;
 }

@@ -30,6 +30,7 @@ import {
   type ReshapePending,
 } from './deps.ts';
 import { liveReleaseStatuses } from '../edge/live-routes.ts';
+import { awaitEdgeDrained, describeDrain } from './edge-drain.ts';
 import { isStepFailed, StepFailed } from './errors.ts';
 import { waitUntilHealthy } from './health.ts';
 import type { Resources } from './placement.ts';
@@ -322,6 +323,15 @@ async function finishReshape(c: StepContext, reason: string, state: ReshapePendi
   const from = keep.length + leaving.length;
   const next = [...keep, ...state.started];
   await switchEdge(c, next);
+  // Out of the edge now; each is stopped once the edge finished what it had sent it.
+  // A lost node's replica is not waited for: its engine does not answer, it is left as is.
+  const draining: string[] = [];
+  for (const r of leaving) {
+    const node = await nodeById(c, r.nodeId).catch(() => null);
+    if (r.upstream && node?.reachability !== 'lost') draining.push(r.upstream);
+  }
+  const drained = await awaitEdgeDrained(c.deps, draining, c.service.drainSeconds);
+  if (leaving.length > 0) await appendLog(c, describeDrain(drained, c.service.drainSeconds));
   for (const r of leaving) {
     const name = replicaContainerName(c.release, r.index);
     try {

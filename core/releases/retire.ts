@@ -1,7 +1,8 @@
 import type { MessageHandler } from '../ports.ts';
 import { openTarget, type ReleaseDeps, type ReleaseRetireMessage } from './deps.ts';
 import { containerName, replicaContainerName } from './plan.ts';
-import { replicasOf } from './replicas.ts';
+import { awaitEdgeDrained, describeDrain } from './edge-drain.ts';
+import { replicasOf, upstreamsOf } from './replicas.ts';
 
 export interface RetireResult {
   retired: boolean;
@@ -33,6 +34,9 @@ export async function retireRelease(
   const { release, serving, service, node } = loaded;
   if (serving?.id === release.id) return { retired: false, skipped: 'serving' };
   const grace = service?.drainSeconds ?? 0;
+  // With a short warm window (0 for workers and `warmSeconds: 0`) the switch was a moment
+  // ago: the edge may still be answering requests it sent this release before it.
+  const drained = await awaitEdgeDrained(deps, upstreamsOf(release), grace);
   const names: string[] = [];
   for (const r of replicasOf(release)) {
     const on =
@@ -69,7 +73,7 @@ export async function retireRelease(
       {
         at,
         stream: 'system',
-        line: `container ${name} stopped (grace ${grace} s) and removed: release ${serving?.id ?? '(none)'} serves now`,
+        line: `container ${name} stopped (grace ${grace} s) and removed: release ${serving?.id ?? '(none)'} serves now; ${describeDrain(drained, grace)}`,
       },
     ]);
   });

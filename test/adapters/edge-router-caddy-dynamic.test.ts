@@ -75,6 +75,97 @@ describe.skipIf(!(await available('caddy')))(
         }),
     });
 
+    it("counts a request in flight to a dynamic upstream by Caddy's own count, and none once answered", async () => {
+      await caddy.reset();
+      const edge = router();
+      // An upstream that holds its answer until told.
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((r) => (release = r));
+      const slow = http.createServer((_req, res) => void held.then(() => res.end('slow')));
+      await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+      const dial = `127.0.0.1:${(slow.address() as AddressInfo).port}`;
+      try {
+        const host = 'inflight.example.test';
+        await edge.put(aRouteSpec({ id: 'sdo-inflight', hosts: [host], upstreams: [dial] }));
+        const answered = new Promise<number>((resolve, reject) =>
+          http
+            .get(
+              {
+                host: '127.0.0.1',
+                port: caddy.httpPort,
+                path: '/',
+                headers: { host },
+                agent: false,
+              },
+              (res) => {
+                res.resume();
+                res.on('end', () => resolve(res.statusCode ?? 0));
+              },
+            )
+            .on('error', reject),
+        );
+        const other = upstreams[0]!.dial;
+        let counts: Record<string, number> = {};
+        for (let i = 0; i < 50; i++) {
+          counts = await edge.inFlight([dial, other]);
+          if (counts[dial] === 1) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(counts).toEqual({ [dial]: 1, [other]: 0 });
+        // Switched away, the request it already has still counts: this is what a drain waits on.
+        await edge.put(aRouteSpec({ id: 'sdo-inflight', hosts: [host], upstreams: [other] }));
+        expect((await edge.inFlight([dial]))[dial]).toBe(1);
+        release();
+        expect(await answered).toBe(200);
+        for (let i = 0; i < 50; i++) {
+          counts = await edge.inFlight([dial]);
+          if (counts[dial] === 0) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect(counts).toEqual({ [dial]: 0 });
+      } finally {
+        release();
+        slow.closeAllConnections();
+        await new Promise<void>((resolve) => slow.close(() => resolve()));
+      }
+    });
+
+    it('gives a request whose dial failed to another upstream instead of answering 502', async () => {
+      await caddy.reset();
+      const edge = router();
+      const host = 'retry.example.test';
+      // One upstream refuses every connection (a replica gone or not accepting).
+      await edge.put(
+        aRouteSpec({
+          id: 'sdo-retry',
+          hosts: [host],
+          upstreams: [`127.0.0.1:${closedPort}`, upstreams[0]!.dial],
+        }),
+      );
+      const statuses: number[] = [];
+      for (let i = 0; i < 20; i++)
+        statuses.push(
+          await new Promise<number>((resolve, reject) =>
+            http
+              .get(
+                {
+                  host: '127.0.0.1',
+                  port: caddy.httpPort,
+                  path: '/',
+                  headers: { host },
+                  agent: false,
+                },
+                (res) => {
+                  res.resume();
+                  res.on('end', () => resolve(res.statusCode ?? 0));
+                },
+              )
+              .on('error', reject),
+          ),
+        );
+      expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    });
+
     it('stores a route that names its upstreams by DNS, and keeps it when they change', async () => {
       await caddy.reset();
       const edge = router();

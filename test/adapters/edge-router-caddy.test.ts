@@ -119,7 +119,7 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter (real Caddy 2.11)'
         {
           handler: 'reverse_proxy',
           upstreams: [{ dial: '127.0.0.1:30001' }],
-          load_balancing: { selection_policy: { policy: 'round_robin' } },
+          load_balancing: { selection_policy: { policy: 'round_robin' }, try_duration: '5s' },
           stream_close_delay: '600s',
           headers: {
             response: { set: { 'X-Request-Id': ['{http.request.header.X-Request-Id}'] } },

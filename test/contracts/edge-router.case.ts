@@ -33,6 +33,17 @@ export interface EdgeRouterContract {
 /** The behaviour every EdgeRouter shares, run against each implementation. */
 export function runEdgeRouterContract({ make, makeUnreachable }: EdgeRouterContract): void {
   describe('EdgeRouter contract', () => {
+    it('counts no request in flight to an upstream it never sent one (inFlight, when offered)', async () => {
+      const edge = await make();
+      if (!edge.inFlight) return;
+      await edge.put(aRouteSpec({ upstreams: ['127.0.0.1:30001', '127.0.0.1:30002'] }));
+      expect(await edge.inFlight(['127.0.0.1:30001', '127.0.0.1:30002'])).toStrictEqual({
+        '127.0.0.1:30001': 0,
+        '127.0.0.1:30002': 0,
+      });
+      expect(await edge.inFlight([])).toStrictEqual({});
+    });
+
     it('answers ping', async () => {
       await expect((await make()).ping()).resolves.toBeUndefined();
     });

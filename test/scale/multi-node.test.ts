@@ -287,6 +287,113 @@ describe.skipIf(!ready)('replicas on three real engines behind a real Caddy', ()
     expect(two.seen.size).toBe(2);
   });
 
+  /**
+   * Concurrent load until `stop()`: keep-alive loops and loops opening a connection per
+   * request, bounded in count and time. Every answer that is not a 200 is kept, with when.
+   */
+  function concurrentLoad(o: { keepAlive: number; fresh: number; maxSeconds: number }) {
+    const t0 = Date.now();
+    const failures: string[] = [];
+    let ok = 0;
+    let running = true;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: o.keepAlive });
+    const once = (keepAlive: boolean) =>
+      new Promise<void>((resolve) => {
+        const req = http.get(
+          {
+            host: '127.0.0.1',
+            port: caddy.httpPort,
+            path: '/env/HOSTNAME',
+            headers: { host },
+            agent: keepAlive ? agent : false,
+            timeout: 10_000,
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => {
+              if (res.statusCode === 200) ok++;
+              else failures.push(`${Date.now() - t0} ms: ${res.statusCode}`);
+              resolve();
+            });
+          },
+        );
+        req.on('timeout', () => req.destroy(new Error('timed out')));
+        req.on('error', (e) => {
+          failures.push(`${Date.now() - t0} ms: ${e.message}`);
+          resolve();
+        });
+      });
+    const loops = [
+      ...Array.from({ length: o.keepAlive }, () => true),
+      ...Array.from({ length: o.fresh }, () => false),
+    ].map(async (keepAlive) => {
+      for (let i = 0; running && i < 20_000 && Date.now() - t0 < o.maxSeconds * 1000; i++)
+        await once(keepAlive);
+    });
+    return {
+      async stop() {
+        running = false;
+        await Promise.all(loops);
+        agent.destroy();
+        return { ok, failures };
+      },
+    };
+  }
+
+  it('answers every request under concurrent load across switches, a scale-up and a scale-down: a leaving replica stops only once the edge is done with it', async () => {
+    const serving = async () =>
+      (await deps.store.withOrg(orgId, (x) =>
+        x.releases.latest(serviceId, 'env_000001', ['completed']),
+      ))!;
+    // No warm window: each replaced set is retired right after its switch, with requests
+    // the edge sent it just before still in flight (the app dies on SIGTERM, cutting them).
+    await deps.store.withOrg(orgId, (x) =>
+      x.services.update(serviceId, { warmSeconds: 0, drainSeconds: 5 }),
+    );
+    const load = concurrentLoad({ keepAlive: 6, fresh: 4, maxSeconds: 150 });
+    try {
+      for (const image of [
+        'selfdevop-test/app:v2',
+        'selfdevop-test/app:v1',
+        'selfdevop-test/app:v2',
+      ]) {
+        const { id } = await createRelease(deps, deployer, { serviceId, image });
+        expect((await settle(id)).status).toBe('completed');
+      }
+      // Let the last retirement finish under load too (bounded: 20 s).
+      for (let i = 0; i < 200; i++) {
+        const docker = new DockerRuntime();
+        const lists = await Promise.all(
+          sockets.map((s) =>
+            docker.list({ dockerHost: `unix://${s}` }, { 'selfdevop.service': serviceId }),
+          ),
+        );
+        if (lists.flat().filter((c) => c.state === 'running').length === 3) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await scaleService(deps, deployer, serviceId, { replicas: 5 }, null);
+      for (let i = 0; i < 300 && (await serving()).replicaSet!.replicas.length !== 5; i++)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      await scaleService(deps, deployer, serviceId, { replicas: 2 }, null);
+      for (let i = 0; i < 300 && (await serving()).replicaSet!.replicas.length !== 2; i++)
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await serving()).replicaSet!.replicas).toHaveLength(2);
+    } finally {
+      const result = await load.stop();
+      await deps.store.withOrg(orgId, (x) =>
+        x.services.update(serviceId, { warmSeconds: 0, drainSeconds: 1 }),
+      );
+      expect(result.failures).toEqual([]);
+      expect(result.ok).toBeGreaterThan(200);
+    }
+    const logs = (
+      await deps.store.withOrg(orgId, async (x) =>
+        x.releaseLogs.list((await serving()).id, 0, 1000),
+      )
+    ).map((l) => l.line);
+    expect(logs.some((l) => /^edge finished its requests in \d+ ms$/.test(l))).toBe(true);
+  }, 180_000);
+
   it('drains a node: its replicas move, the edge follows, then they stop', async () => {
     const serving = async () =>
       (await deps.store.withOrg(orgId, (x) =>

@@ -17,6 +17,11 @@ export interface TestCaddy {
   serverName: string;
   /** Caddy's stderr so far (its own log and the access log), the newest 256 KiB. */
   stderr(): string;
+  /**
+   * Caddy's error-level log lines since the last call (at most the newest 2,000), kept apart
+   * from the access log, which under load rolls them out of `stderr()` within a second.
+   */
+  takeErrors(): string[];
   /** Loads the base config again: no routes, as just started. */
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -70,9 +75,15 @@ export async function startCaddy(
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
+  let partial = '';
+  let errors: string[] = [];
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (c: string) => {
     stderr = (stderr + c).slice(-256 * 1024);
+    const lines = (partial + c).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (line.includes('"level":"error"')) errors.push(line);
+    if (errors.length > 2000) errors = errors.slice(-2000);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let running = true;
@@ -114,6 +125,7 @@ export async function startCaddy(
     httpPort,
     serverName,
     stderr: () => stderr,
+    takeErrors: () => errors.splice(0),
     reset: () => admin.load(config),
     stop,
   };

@@ -33,7 +33,7 @@ export async function releaseDepsBehindCaddy(
     edge: new CaddyEdgeRouter({
       adminUrl: caddy.adminUrl,
       server: caddy.serverName,
-      dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100 },
+      dynamicUpstreams: { registry, zone, resolver: dns.address, refreshMs: 100, dnsCacheMs: 50 },
     }),
     queue: new MemoryQueue({ retryDelaySeconds: 0, pollIntervalMs: 5 }),
     vault: new MemoryKeyVault(),

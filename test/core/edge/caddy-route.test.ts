@@ -24,6 +24,7 @@ import {
   routeInsertIndex,
   routeRank,
   routeSpecFromCaddy,
+  inFlightFromCaddy,
 } from '../../../core/edge/caddy-route.ts';
 
 const aRoute = (over: Partial<RouteSpec> = {}): RouteSpec => ({
@@ -45,7 +46,7 @@ describe('caddyRouteFromSpec', () => {
         {
           handler: 'reverse_proxy',
           upstreams: [{ dial: '10.0.0.5:32768' }],
-          load_balancing: { selection_policy: { policy: 'round_robin' } },
+          load_balancing: { selection_policy: { policy: 'round_robin' }, try_duration: '5s' },
           stream_close_delay: '600s',
           headers: {
             response: { set: { 'X-Request-Id': ['{http.request.header.X-Request-Id}'] } },
@@ -71,7 +72,10 @@ describe('caddyRouteFromSpec', () => {
         {
           handler: 'reverse_proxy',
           upstreams: [{ dial: '10.0.0.5:1' }, { dial: '10.0.0.6:2' }],
-          load_balancing: { selection_policy: { policy: 'cookie', name: 'sdo_sticky' } },
+          load_balancing: {
+            selection_policy: { policy: 'cookie', name: 'sdo_sticky' },
+            try_duration: '5s',
+          },
           stream_close_delay: '3s',
           health_checks: { passive: { fail_duration: '10s', max_fails: 3 } },
           headers: {
@@ -360,5 +364,30 @@ describe('restoreRoutes', () => {
     expect(restoreRoutes([], [web], dynamic)?.routes).toStrictEqual([
       caddyRouteFromSpec(web, dynamic),
     ]);
+  });
+});
+
+describe('inFlightFromCaddy', () => {
+  it("reads Caddy's upstream list back to host:port, dynamic SRV targets included, the larger of two listings winning", () => {
+    const answer = [
+      { address: '10.0.0.5:32768', num_requests: 2, fails: 0 },
+      // The in-flight table and the dynamic hosts both list a dynamic upstream.
+      { address: 'ip-10-0-0-6.upstreams.selfdevop.internal.:32769', num_requests: 3, fails: 0 },
+      { address: 'ip-10-0-0-6.upstreams.selfdevop.internal.:32769', num_requests: 1, fails: 0 },
+      { address: 'app.upstreams.selfdevop.internal:8080', num_requests: 4, fails: 0 },
+      { address: '10.0.0.9:1', num_requests: 7, fails: 0 },
+      { nonsense: true },
+    ];
+    expect(
+      inFlightFromCaddy(
+        answer,
+        ['10.0.0.5:32768', '10.0.0.6:32769', 'app:8080', '10.0.0.7:80'],
+        'upstreams.selfdevop.internal',
+      ),
+    ).toStrictEqual({ '10.0.0.5:32768': 2, '10.0.0.6:32769': 3, 'app:8080': 4, '10.0.0.7:80': 0 });
+  });
+
+  it('refuses an answer that is not a list (an edge too old to report it)', () => {
+    expect(() => inFlightFromCaddy({ error: 'not found' }, ['10.0.0.5:1'])).toThrow(/not a list/);
   });
 });

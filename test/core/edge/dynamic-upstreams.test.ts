@@ -69,7 +69,7 @@ describe('a route with dynamic upstreams', () => {
             resolver: { addresses: ['udp/127.0.0.1:5354'] },
           },
           transport: { protocol: 'http', resolver: { addresses: ['udp/127.0.0.1:5354'] } },
-          load_balancing: { selection_policy: { policy: 'round_robin' } },
+          load_balancing: { selection_policy: { policy: 'round_robin' }, try_duration: '5s' },
           stream_close_delay: '300s',
           headers: {
             response: { set: { 'X-Request-Id': ['{http.request.header.X-Request-Id}'] } },

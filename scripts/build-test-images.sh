@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
       esac
       shift
       ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "build-test-images: unknown argument $1" >&2; exit 2 ;;
   esac
   shift

@@ -154,6 +154,8 @@ export async function createDataService(
       sealedPassword,
       removeVolume: false,
       backupSchedule,
+      pendingSealedPassword: null,
+      passwordRotatedAt: null,
       createdAt: now,
       updatedAt: now,
     };

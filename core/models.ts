@@ -565,6 +565,13 @@ export interface DataService {
   backupSchedule: string;
   /** How many backups retention keeps; null (or absent) keeps the default 14/8/6. */
   backupRetention?: BackupRetention | null;
+  /**
+   * A rotation in progress: the new password, sealed like `sealedPassword`, set before the
+   * engine is touched so a redelivered rotation can tell which one the server takes.
+   */
+  pendingSealedPassword?: string | null;
+  /** When the current password became current by a rotation (null: never rotated). */
+  passwordRotatedAt?: string | null;
   createdAt: string;
   updatedAt: string;
 }

@@ -250,6 +250,12 @@ export interface ObjectStore {
   ): Promise<{ bytes: number }>;
   /** The object as a stream of chunks, read as the caller consumes it; null when missing. */
   getStream(key: string): Promise<AsyncIterable<Uint8Array> | null>;
+  /**
+   * Optional: removes what a `putStream` of `key` left when its process died mid-write (a
+   * temporary file, an unfinished multipart upload); answers how many pieces it removed.
+   * Only for a write known to be dead: a live one would lose its partial object.
+   */
+  discardPartial?(key: string): Promise<number>;
 }
 
 export interface KeyVault {
@@ -1069,6 +1075,20 @@ export interface ReleaseLookup {
   buildNodes?(limit: number): Promise<{ orgId: string; nodeId: string }[]>;
 }
 
+/** Backups and drills left `running` by a worker that died, looked up across orgs (the backup sweep). */
+export interface BackupLookup {
+  /**
+   * Backups `running` since before `before` (by `startedAt`), and completed backups whose
+   * drill is `running` since before it (by `drilledAt`); ids only, at most `limit` (≤ 1000).
+   */
+  stuckBackups(
+    before: string,
+    limit: number,
+  ): Promise<
+    { orgId: string; dataServiceId: string; backupId: string; kind: 'backup' | 'drill' }[]
+  >;
+}
+
 export interface ListFilter {
   projectId?: string;
   serviceId?: string;
@@ -1545,6 +1565,8 @@ export interface Store {
   domainLookup: DomainLookup;
   authGuards: AuthGuardRepo;
   releaseLookup: ReleaseLookup;
+  /** Optional: stuck backups across orgs, for the backup sweep (both stores have it). */
+  backupLookup?: BackupLookup;
   /** Optional: per-engine build slots (both stores have it). */
   buildSlots?: BuildSlots;
   nodeLookup: NodeLookup;

@@ -11,6 +11,7 @@ import { buildPruneCron, buildPruneSchedule, pruneBuildImages } from './builds/p
 import { jobRunsQueue } from './jobs/deps.ts';
 import { handleJobRun } from './jobs/run.ts';
 import { handleDataServiceWork } from './data-services/work.ts';
+import { backupSweepCron, backupSweepSchedule, sweepStuckBackups } from './data-services/sweep.ts';
 import { handleDomainCheck } from './domains/check.ts';
 import { handleServiceRemoval, serviceRemovalsQueue } from './services/removal.ts';
 import { domainChecksQueue, type DomainDeps } from './domains/deps.ts';
@@ -169,6 +170,14 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
             },
             'build images pruned',
           );
+      },
+    },
+    {
+      // A backup a dead worker left `running` would never count as failed (nor alert).
+      name: backupSweepSchedule,
+      cron: backupSweepCron,
+      run: async () => {
+        await sweepStuckBackups(system.release);
       },
     },
     {

@@ -511,6 +511,15 @@ export class SelfdevopStack extends Stack {
         new LambdaFunction(schedule, { retryAttempts: 0, maxEventAge: Duration.minutes(1) }),
       ],
     });
+    new events.Rule(this, 'BackupSweepRule', {
+      ruleName: `${prefix}backup-sweep`,
+      description:
+        'fails data-service backups and drills a dead worker left running (and removes their partial objects), every five minutes, through the scheduled-jobs queue',
+      schedule: events.Schedule.rate(Duration.minutes(5)),
+      targets: [
+        new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(5) }),
+      ],
+    });
     new events.Rule(this, 'ReleaseSweepRule', {
       ruleName: `${prefix}release-sweep`,
       description:

@@ -7,11 +7,14 @@
 #   selfdevop/node-build:24       node:24 + npm, yarn classic, yarn berry (yarn-berry) and pnpm (npm registry
 #                                 tarballs, selfhost/images/package-managers.sh): the base of zero-config
 #                                 Node.js builds (BUILD_NODE_IMAGE)
+#   selfdevop/control-base:24     the Debian base + postgresql-client-15 (pg_dump, pg_restore, psql of
+#                                 the stack's server major, for control-plane backups) + Node 24
 #   selfdevop/postgres:15         the Debian base + postgresql-15 + an initdb-on-first-start entrypoint
 #   selfdevop/caddy:2.11          the Debian base + the Caddy 2.11 binary
 #   selfdevop/prometheus:2.42     the Debian base + Debian's prometheus (2.42) + selfdevop's config and rules
 #   selfdevop/alertmanager:0.25   the Debian base + Debian's prometheus-alertmanager (0.25) + its config
-#   selfdevop/selfdevop:VERSION   the control plane (selfhost/Dockerfile): esbuild bundles + migrations
+#   selfdevop/selfdevop:VERSION   the control plane (selfhost/Dockerfile) on control-base: esbuild
+#                                 bundles + migrations
 # With --data, only the images of app data services (issue "data services"):
 #   selfdevop/postgres:15         (as above; a data service's PostgreSQL runs the same image)
 #   selfdevop/redis:7             the Debian base + redis-server 7.0 + a config-from-env entrypoint
@@ -19,8 +22,9 @@
 # A tag that exists and carries its inputs' hash (label selfdevop.inputs) is skipped, so a
 # second run takes a few seconds; --force rebuilds everything.
 #
-# Usage: selfhost/build-images.sh [--force] [--data] [--version V] [--migrations-overlay DIR] [--save FILE]
+# Usage: selfhost/build-images.sh [--force] [--data | --control] [--version V] [--migrations-overlay DIR] [--save FILE]
 #   --data                  build the data-service images only (postgres, redis, mariadb)
+#   --control               build the control plane's image only (and its base)
 #   --version V             tag the app image selfdevop/selfdevop:V (default: package.json's version)
 #   --migrations-overlay D  copy D/*.sql over migrations/ in the app image (upgrade drills)
 #   --save FILE             also write every image to FILE (docker save | gzip) for air-gapped hosts
@@ -28,7 +32,7 @@
 #      SELFDEVOP_PM_CACHE (yarn's and pnpm's tarballs, kept between runs)
 set -euo pipefail
 
-force=0 data=0 version="" overlay="" save=""
+force=0 data=0 control=0 version="" overlay="" save=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --force) force=1 ;;
@@ -36,7 +40,8 @@ while [ $# -gt 0 ]; do
     --migrations-overlay) overlay=${2:?--migrations-overlay needs a directory}; shift ;;
     --save) save=${2:?--save needs a file}; shift ;;
     --data) data=1 ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    --control) control=1 ;;
+    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "build-images: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -79,6 +84,9 @@ debian_recipe="bookworm minbase $mirror ca-certificates,git,openssh-client recip
 debian_hash=$(echo "$debian_recipe" | hash_str)
 node_hash=$( (echo "$debian_hash"; sha256sum "$node_bin" "$here/images/node.Dockerfile") | hash_str)
 postgres_recipe="postgresql-15 recipe-3"
+# The client tools' major must be the stack's server's (postgres_recipe): pg_dump refuses a
+# newer server, and pg_restore an archive from a newer pg_dump.
+control_base_hash=$( (echo "$debian_hash postgresql-client-15 recipe-1"; sha256sum "$node_bin") | hash_str)
 postgres_hash=$( (echo "$debian_hash $postgres_recipe"; sha256sum "$here"/images/postgres/*) | hash_str)
 redis_hash=$( (echo "$debian_hash redis-server recipe-1"; sha256sum "$here"/images/redis/*) | hash_str)
 mariadb_hash=$( (echo "$debian_hash mariadb-server recipe-1"; sha256sum "$here"/images/mariadb/*) | hash_str)
@@ -169,6 +177,23 @@ build_node_build() {
   cp -R "$npm_dir" "$ctx/npm"
   vendor_package_managers "$ctx" || die "yarn and pnpm could not be fetched for $tag"
   build_ctx "$here/images/node-build.Dockerfile" "$ctx" $tag "$hash"
+  built+=("$tag")
+}
+
+# The control plane's base: Node 24 and PostgreSQL 15's client tools, which the worker runs
+# for control-plane backups, drills and restores (adapters/control-database/pg-tools.ts).
+# Installed into a Debian tree like the data images: containers reach no package mirror.
+build_control_base() {
+  local tag=selfdevop/control-base:24 dir="$tmp/control-base"
+  if is_current $tag "$control_base_hash"; then skipped+=("$tag"); return; fi
+  note "installing postgresql-client-15 into the Debian tree"
+  debian_tree_with "$dir" postgresql-client-15
+  install -m 0755 "$node_bin" "$dir/usr/local/bin/node"
+  # The version's own binaries first: /usr/bin/pg_dump is Debian's wrapper, a perl script.
+  import_dir "$dir" $tag "$control_base_hash" \
+    'ENV LANG=C.UTF-8 PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    'CMD ["node"]'
+  rm -rf "$dir"
   built+=("$tag")
 }
 
@@ -323,9 +348,9 @@ build_app() {
   printf '{"name":"selfdevop","version":"%s","type":"module","private":true}\n' "$version" >"$ctx/package.json"
   cp "$here/Dockerfile" "$ctx/Dockerfile"
   local hash
-  hash=$( (echo "$node_hash $version"; cd "$ctx" && find . -type f | LC_ALL=C sort | xargs sha256sum) | hash_str)
+  hash=$( (echo "$control_base_hash $version"; cd "$ctx" && find . -type f | LC_ALL=C sort | xargs sha256sum) | hash_str)
   if is_current "$tag" "$hash"; then skipped+=("$tag"); return; fi
-  build_ctx "$ctx/Dockerfile" "$ctx" "$tag" "$hash" NODE_BASE=selfdevop/node:24
+  build_ctx "$ctx/Dockerfile" "$ctx" "$tag" "$hash" NODE_BASE=selfdevop/control-base:24
   built+=("$tag")
 }
 
@@ -333,10 +358,14 @@ if [ $data = 1 ]; then
   build_postgres
   build_redis
   build_mariadb
+elif [ $control = 1 ]; then
+  build_control_base
+  build_app
 else
   build_debian
   build_node
   build_node_build
+  build_control_base
   build_postgres
   build_caddy
   build_prometheus
@@ -353,4 +382,4 @@ if [ -n "$save" ]; then
 fi
 
 echo "build-images: built ${#built[@]} (${built[*]:-none}), skipped ${#skipped[@]} up to date, in $(($(date +%s) - started))s"
-docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^selfdevop/(debian|node|postgres|caddy|prometheus|alertmanager|selfdevop|redis|mariadb):' | sed 's/^/  /' || true
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^selfdevop/(debian|node|control-base|postgres|caddy|prometheus|alertmanager|selfdevop|redis|mariadb):' | sed 's/^/  /' || true

@@ -250,7 +250,12 @@ export async function fromCloud(
       // Nor build from its own network.
       allowPrivateGitHosts: false,
       allowLoopbackGitHosts: overrides.gitFromLoopback ?? false,
-      release: { build: buildLimitsOf(config) },
+      release: {
+        build: buildLimitsOf(config),
+        // A backup runs inside one worker invocation: past its limit the function is gone,
+        // and the backup sweep fails what it left running.
+        backupTimeoutMs: config.JOB_MAX_TIMEOUT_SECONDS * 1000,
+      },
       allowLoopbackWebhooks: overrides.webhooksToLoopback ?? false,
       // Tenants' nodes at public addresses only (the VPC is the platform's); operators by
       // configuration alone, since no cloud account is an install's first.

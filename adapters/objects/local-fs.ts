@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInput } from '../../core/errors.ts';
@@ -7,6 +7,10 @@ import { assertObjectKey, assertObjectPrefix, bodyBytes, compareKeys } from './o
 
 const fileMode = 0o600;
 const dirMode = 0o700;
+
+/** A temporary file's prefix for one key: a hash, so no key's characters reach a file name. */
+const partialTag = (key: string): string =>
+  createHash('sha256').update(key).digest('hex').slice(0, 24);
 
 function errorCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
@@ -117,7 +121,8 @@ export class LocalFsObjectStore implements ObjectStore {
     assertObjectKey(key);
     const target = this.pathOf(key);
     await mkdir(this.tmpDir, { recursive: true, mode: dirMode });
-    const tmp = path.join(this.tmpDir, `${randomBytes(12).toString('hex')}.tmp`);
+    // Named after its key, so a write whose process died can be found (discardPartial).
+    const tmp = path.join(this.tmpDir, `${partialTag(key)}-${randomBytes(12).toString('hex')}.tmp`);
     const file = await open(tmp, 'wx', fileMode);
     let bytes = 0;
     try {
@@ -137,6 +142,20 @@ export class LocalFsObjectStore implements ObjectStore {
       throw e;
     }
     return { bytes };
+  }
+
+  async discardPartial(key: string): Promise<number> {
+    assertObjectKey(key);
+    let names: string[];
+    try {
+      names = await readdir(this.tmpDir);
+    } catch (e) {
+      if (errorCode(e) === 'ENOENT') return 0;
+      throw e;
+    }
+    const mine = names.filter((n) => n.startsWith(`${partialTag(key)}-`) && n.endsWith('.tmp'));
+    for (const n of mine) await rm(path.join(this.tmpDir, n), { force: true });
+    return mine.length;
   }
 
   async getStream(key: string): Promise<AsyncIterable<Uint8Array> | null> {

@@ -256,6 +256,27 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /** Aborts the key's unfinished multipart uploads (a worker that died mid-upload leaves parts billed). */
+  async discardPartial(key: string): Promise<number> {
+    assertObjectKey(key);
+    const { s3, client } = await this.sdk();
+    const out = await this.call(key, () =>
+      client.send(new s3.ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: key })),
+    );
+    const mine = (out.Uploads ?? []).filter((u) => u.Key === key && u.UploadId);
+    for (const u of mine)
+      await this.call(key, () =>
+        client.send(
+          new s3.AbortMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: u.UploadId,
+          }),
+        ),
+      );
+    return mine.length;
+  }
+
   async getStream(key: string): Promise<AsyncIterable<Uint8Array> | null> {
     assertObjectKey(key);
     const { s3, client } = await this.sdk();

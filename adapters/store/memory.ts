@@ -25,6 +25,7 @@ import type {
   OrgRepos,
   NodeLookup,
   ReleaseLookup,
+  BackupLookup,
   BuildSlots,
   Store,
 } from '../../core/ports.ts';
@@ -54,6 +55,7 @@ import { memoryServiceRepo } from './memory/services.ts';
 import { emptyTables, type Tables } from './memory/tables.ts';
 import { TenantView } from './memory/tenant.ts';
 import {
+  memoryBackupLookup,
   memoryDataServiceBackupRepo,
   memoryDataServiceLinkRepo,
   memoryDataServiceRepo,
@@ -118,6 +120,7 @@ export class MemoryStore implements Store {
   readonly domainLookup: DomainLookup;
   readonly authGuards: AuthGuardRepo = memoryAuthGuardRepo();
   readonly releaseLookup: ReleaseLookup;
+  readonly backupLookup: BackupLookup;
   readonly buildSlots: BuildSlots;
   readonly nodeLookup: NodeLookup;
   readonly edgeRebuilds: EdgeRebuildLog = memoryEdgeRebuildLog();
@@ -135,6 +138,7 @@ export class MemoryStore implements Store {
     this.domainLookup = memoryDomainLookup(this.tables);
     this.nodeLookup = memoryNodeLookup(this.tables);
     this.releaseLookup = memoryReleaseLookup(this.tables);
+    this.backupLookup = memoryBackupLookup(this.tables);
     this.buildSlots = memoryBuildSlots(this.tables);
     this.inviteLookup = memoryInviteLookup(this.tables);
     this.pushHookLookup = memoryPushHookLookup(this.tables);

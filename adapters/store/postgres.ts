@@ -17,6 +17,7 @@ import type {
   OrgRepos,
   NodeLookup,
   ReleaseLookup,
+  BackupLookup,
   BuildSlots,
   Store,
 } from '../../core/ports.ts';
@@ -25,6 +26,7 @@ import { pgApiKeyRepo } from './postgres/api-keys.ts';
 import { pgAuditRepo } from './postgres/audit.ts';
 import { pgAuthGuardRepo } from './postgres/auth-guards.ts';
 import {
+  pgBackupLookup,
   pgDataServiceBackupRepo,
   pgDataServiceLinkRepo,
   pgDataServiceRepo,
@@ -287,6 +289,7 @@ export class PostgresStore implements Store {
   readonly domainLookup: DomainLookup;
   readonly authGuards: AuthGuardRepo;
   readonly releaseLookup: ReleaseLookup;
+  readonly backupLookup: BackupLookup;
   readonly buildSlots: BuildSlots;
   readonly nodeLookup: NodeLookup;
   readonly edgeRebuilds: EdgeRebuildLog;
@@ -305,6 +308,7 @@ export class PostgresStore implements Store {
     this.authGuards = pgAuthGuardRepo(db);
     this.nodeLookup = pgNodeLookup(db);
     this.releaseLookup = pgReleaseLookup(db);
+    this.backupLookup = pgBackupLookup(db);
     this.buildSlots = pgBuildSlots(db);
     this.edgeRebuilds = pgEdgeRebuildLog(db);
     this.controlBackups = pgControlBackupRepo(db);

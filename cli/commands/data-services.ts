@@ -20,6 +20,8 @@ interface DataService {
   volume: string;
   settings: Record<string, unknown>;
   createdAt: string;
+  rotating?: boolean;
+  passwordRotatedAt?: string | null;
   links?: Link[];
 }
 
@@ -72,6 +74,7 @@ const usage = `Usage:
   selfdevop data-services link ID --service NAME|ID [--project NAME|ID] [--env NAME]
   selfdevop data-services unlink ID LINK_ID
   selfdevop data-services rm ID --confirm NAME [--remove-volume]
+  selfdevop data-services rotate-password ID [--wait]
   selfdevop data-services backup ID [--wait] [--json]
   selfdevop data-services backups ID [--json]
   selfdevop data-services drills ID [--json]
@@ -89,6 +92,10 @@ policy (noeviction) and persistence (rdb) are always set explicitly.
 link hands its URL to a service as --env (REDIS_URL or DATABASE_URL by default) from
 the service's next release on. rm needs the name again; the data volume is kept unless
 --remove-volume (then the data is gone for good). A linked data service is not removed.
+rotate-password gives it a new generated password: set in the engine and checked first (a
+failure keeps the old one working), then linked services are redeployed with the new URL
+and the old password stops working (Redis: once those redeploys end). --wait waits for the
+outcome (exit 1 when the rotation failed).
 backup takes a backup now (dumped next to the server, compressed, encrypted, checksummed,
 manifest last); a restore drill into a container with no network follows and checks the
 row counts (or key count). --wait waits for the drill (exit 1 unless it passed). Scheduled
@@ -198,6 +205,8 @@ async function run(ctx: CommandContext): Promise<number> {
         `  ${ds.engine} ${ds.version} at ${ds.host}:${ds.port}, node ${ds.nodeId}, volume ${ds.volume}`,
       );
       if (Object.keys(ds.settings).length) ctx.o.out(`  settings: ${JSON.stringify(ds.settings)}`);
+      if (ds.rotating) ctx.o.out('  password: rotating');
+      else if (ds.passwordRotatedAt) ctx.o.out(`  password: rotated ${ds.passwordRotatedAt}`);
       for (const l of ds.links ?? [])
         ctx.o.out(`  linked: ${l.serviceId} as ${l.envName} (${l.id})`);
       return 0;
@@ -235,6 +244,42 @@ async function run(ctx: CommandContext): Promise<number> {
           : `removing data service ${arg}; its data volume is kept on the node`,
       );
       return 0;
+    }
+    case 'rotate-password': {
+      if (!arg) throw new CliError('data-services rotate-password needs the ID', 2);
+      await api.call('POST', `${path(arg)}/rotate-password`);
+      if (!values.wait) {
+        ctx.o.out(
+          `rotating the password of ${arg}; linked services are redeployed with the new one`,
+        );
+        return 0;
+      }
+      // Bounded: setting and checking the password takes seconds; two minutes is generous.
+      for (let i = 0; i < 120; i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        const ds = await api.call<DataService>('GET', path(arg));
+        if (ds.rotating) continue;
+        const q = new URLSearchParams({ targetId: arg, limit: '20' });
+        const events = await api.call<{
+          items: { action: string; data: Record<string, unknown> }[];
+        }>('GET', `/api/audit-events?${q}`);
+        const last = events.items.find(
+          (e) =>
+            e.action === 'data_service.password_rotated' ||
+            e.action === 'data_service.rotation_failed',
+        );
+        if (last?.action === 'data_service.rotation_failed') {
+          ctx.o.err(`rotation failed: ${String(last.data.reason)}; the old password still works`);
+          return 1;
+        }
+        const releases = (last?.data.releases as string[] | undefined) ?? [];
+        ctx.o.out(
+          `password rotated${releases.length ? `; redeploying: ${releases.join(', ')}` : ''}`,
+        );
+        return 0;
+      }
+      ctx.o.err('the rotation is still running; see data-services show');
+      return 1;
     }
     case 'backup': {
       if (!arg) throw new CliError('data-services backup needs the ID', 2);
@@ -372,7 +417,7 @@ async function run(ctx: CommandContext): Promise<number> {
     }
     default:
       throw new CliError(
-        `unknown data-services command ${sub}: use list, create, show, link, unlink, rm, backup, backups, drills, schedule, restore or download`,
+        `unknown data-services command ${sub}: use list, create, show, link, unlink, rm, rotate-password, backup, backups, drills, schedule, restore or download`,
         2,
       );
   }
@@ -381,7 +426,7 @@ async function run(ctx: CommandContext): Promise<number> {
 export const dataServices: Command = {
   name: 'data-services',
   summary:
-    'Redis, MariaDB and PostgreSQL for a project: list, create, show, link, unlink, rm, backup, backups, drills, restore',
+    'Redis, MariaDB and PostgreSQL for a project: list, create, show, link, unlink, rm, rotate-password, backup, backups, drills, restore',
   help: usage,
   run,
 };

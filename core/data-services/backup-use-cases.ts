@@ -270,6 +270,8 @@ export async function restoreBackup(
       error: null,
       sealedPassword: await deps.vault.seal(password, dataServiceSecretContext(p.orgId, newId)),
       removeVolume: false,
+      pendingSealedPassword: null,
+      passwordRotatedAt: null,
       createdAt: now,
       updatedAt: now,
     };

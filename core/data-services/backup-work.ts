@@ -27,6 +27,7 @@ import {
   type DrillApp,
 } from './drill-app.ts';
 import { dataContainerName, dataServiceSecretContext, planDataContainer } from './plan.ts';
+import { defaultBackupTimeoutMs } from './sweep.ts';
 
 /**
  * The worker's side of backups, drills and restores (queue `data-service-work`, both modes).
@@ -46,7 +47,7 @@ function needs(deps: DataServiceDeps): Needs {
   return deps as Needs;
 }
 
-const timeoutOf = (deps: DataServiceDeps) => deps.config.backupTimeoutMs ?? 2 * 60 * 60_000;
+const timeoutOf = (deps: DataServiceDeps) => deps.config.backupTimeoutMs ?? defaultBackupTimeoutMs;
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 async function targetOf(deps: DataServiceDeps, ds: DataService): Promise<DockerTarget> {

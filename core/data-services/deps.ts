@@ -22,11 +22,15 @@ export interface DataServiceWorkMessage {
    * `backup` takes the backup `backupId` names (made by the API in `running`), or, from a
    * schedule, a new one; `drill` restores `backupId` into a container with no network and
    * checks it; `restore` restores `backupId` into `targetId` (a new data service, or the
-   * same one: in place, after a backup of its current state).
+   * same one: in place, after a backup of its current state). `rotate` sets the pending
+   * password in the engine and redeploys linked apps; `rotate-finish` retires Redis's old one.
    */
-  op: 'provision' | 'delete' | 'backup' | 'drill' | 'restore';
+  op: 'provision' | 'delete' | 'backup' | 'drill' | 'restore' | 'rotate' | 'rotate-finish';
   backupId?: string;
   targetId?: string;
+  /** `rotate-finish` (Redis): the redeploys it waits for, and the checks it has left. */
+  releaseIds?: string[];
+  attemptsLeft?: number;
   trigger?: 'schedule' | 'manual';
 }
 

@@ -34,7 +34,12 @@ import {
 type Deps = CoreDeps & { queue: EventQueue };
 
 /** A data service as the API shows it: where it lives, never its password. */
-export type DataServiceView = Omit<DataService, 'sealedPassword' | 'removeVolume'> & {
+export type DataServiceView = Omit<
+  DataService,
+  'sealedPassword' | 'removeVolume' | 'pendingSealedPassword'
+> & {
+  /** A password rotation is under way (the worker sets, checks, then redeploys linked apps). */
+  rotating: boolean;
   /** Its host name on the project network (only the project's app containers reach it). */
   host: string;
   port: number;
@@ -47,9 +52,12 @@ const enginePorts: Record<DataEngine, number> = { redis: 6379, mariadb: 3306, po
 export const dataServiceView = ({
   sealedPassword: _s,
   removeVolume: _r,
+  pendingSealedPassword: pending,
   ...d
 }: DataService): DataServiceView => ({
   ...d,
+  passwordRotatedAt: d.passwordRotatedAt ?? null,
+  rotating: Boolean(pending),
   host: dataContainerName(d),
   port: enginePorts[d.engine],
   volume: dataVolumeName(d),
@@ -146,6 +154,8 @@ export async function createDataService(
       sealedPassword,
       removeVolume: false,
       backupSchedule,
+      pendingSealedPassword: null,
+      passwordRotatedAt: null,
       createdAt: now,
       updatedAt: now,
     };

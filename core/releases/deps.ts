@@ -84,6 +84,12 @@ export interface ReleaseConfig {
   jobRetryBaseSeconds?: number;
   /** Data services: readiness checks (one a second) before a new server counts as failed. */
   dataReadyAttempts?: number;
+  /**
+   * Data services: how long one dump, drill or restore may run (2 hours unless set; the cloud
+   * sets one worker invocation's limit). A backup `running` past it plus a grace period was
+   * left by a dead worker, and the `backup-sweep` job fails it.
+   */
+  backupTimeoutMs?: number;
   /** Default hosts live under it: `<service>-<env>-<id6>.<edgeDomain>`. */
   edgeDomain: string;
   /** A migration running longer is killed and the release fails. */

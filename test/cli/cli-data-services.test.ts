@@ -126,7 +126,26 @@ describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
     const noTarget = await cli(['data-services', 'restore', ds.id, '--backup', backupId]);
     expect(noTarget.code).toBe(2);
     expect(noTarget.stderr).toContain('--target new|in_place');
+    const noId = await cli(['data-services', 'rotate-password']);
+    expect(noId.code).toBe(2);
+    expect(noId.stderr).toContain('rotate-password needs the ID');
     expect(show.stdout).not.toMatch(/password/i);
+    // A password rotation, waited for; the linked service has no release to redeploy yet.
+    const rotated = await cli(['data-services', 'rotate-password', ds.id, '--wait']);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(rotated.stdout).toBe('password rotated\n');
+    const shown = await cli(['data-services', 'show', ds.id]);
+    expect(shown.stdout).toMatch(/ {2}password: rotated \d{4}-/);
+    // Redis retires the old password by recreating its server: let that end before removal.
+    for (let i = 0; i < 60; i++) {
+      const r = await api.request(
+        'GET',
+        `/api/audit-events?action=data_service.old_password_retired&targetId=${ds.id}`,
+        { token: env.SELFDEVOP_TOKEN!, headers: { 'x-org-id': orgId } },
+      );
+      if (r.body.items?.length > 0) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
     const linked = await cli(['data-services', 'rm', ds.id, '--confirm', 'cache']);
     expect(linked.code).toBe(1);
     expect(linked.stderr).toContain('unlink them first');

@@ -8,6 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dataServiceSecretContext } from '../../core/data-services/plan.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { chromiumAvailable, launchChromium } from './browser.ts';
 
@@ -20,6 +21,8 @@ describe.skipIf(!ready)('data services in the dashboard', () => {
   let context: BrowserContext;
   let page: Page;
   let token: string;
+  let orgId: string;
+  const orgOf = () => orgId;
 
   const text = async (l: Locator) => ((await l.textContent()) ?? '').replace(/\s+/g, ' ').trim();
 
@@ -37,6 +40,7 @@ describe.skipIf(!ready)('data services in the dashboard', () => {
     await page.getByRole('heading', { name: 'Projects' }).waitFor();
     token = (await context.cookies(api.url)).find((c) => c.name === 'sdo_session')!.value;
     const project = await api.request('POST', '/api/projects', { token, body: { name: 'shop' } });
+    orgId = project.body.orgId;
     const svc = await api.request('POST', '/api/services', {
       token,
       body: {
@@ -78,7 +82,19 @@ describe.skipIf(!ready)('data services in the dashboard', () => {
       .waitFor();
     expect(await text(page.getByRole('heading', { level: 1 }))).toBe('cache provisioning');
     expect(await text(page.locator('dl.facts'))).toContain('128 MB, allkeys-lru, aof');
-    expect(await page.content()).not.toMatch(/password/i);
+    // The password is never on the page: only whether and when it was rotated.
+    const id = page.url().split('/').pop()!;
+    const row0 = await api.system.release.store.withOrg(orgOf(), (r) => r.dataServices.get(id));
+    const secret = await api.system.release.vault.open(
+      row0!.sealedPassword,
+      dataServiceSecretContext(orgOf(), id),
+    );
+    expect(await page.content()).not.toContain(secret);
+    expect(await text(page.locator('dl.facts'))).toContain(
+      'Password generated at creation, never rotated',
+    );
+    // Still provisioning: nothing to rotate yet.
+    expect(await page.getByRole('button', { name: 'Rotate password' }).isDisabled()).toBe(true);
     const unlabelled = await page.evaluate(() =>
       [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
         .filter((el) => !(el as HTMLInputElement).labels?.length && !el.getAttribute('aria-label'))
@@ -130,5 +146,40 @@ describe.skipIf(!ready)('data services in the dashboard', () => {
     expect(await text(page.getByRole('alert'))).toBe('data_service cache already exists');
     const unknown = await page.goto(`${api.url}/dashboard/data-services/dat_nope`);
     expect(unknown?.status()).toBe(404);
+  }, 60_000);
+
+  it('rotates the password from the data service page; a second rotation while one runs is refused', async () => {
+    const created = await api.request('POST', '/api/data-services', {
+      token,
+      headers: { 'x-org-id': orgId },
+      body: {
+        projectId: (await api.request('GET', '/api/projects', { token })).body.items[0].id,
+        name: 'orders',
+        engine: 'postgres',
+      },
+    });
+    expect(created.status, created.text).toBe(202);
+    const id = created.body.id as string;
+    // No worker here: the server is taken as ready so the page offers the rotation.
+    await api.system.release.store.withOrg(orgId, (r) =>
+      r.dataServices.update(id, { status: 'ready' }),
+    );
+    await page.goto(`${api.url}/dashboard/data-services/${id}`);
+    await page.getByRole('button', { name: 'Rotate password' }).click();
+    await page.getByRole('status').filter({ hasText: 'Rotating the password' }).waitFor();
+    expect(await text(page.locator('dl.facts'))).toContain('Password rotating…');
+    expect(await page.getByRole('button', { name: 'Rotate password' }).isDisabled()).toBe(true);
+    const again = await api.request('POST', `/api/data-services/${id}/rotate-password`, {
+      token,
+      headers: { 'x-org-id': orgId },
+    });
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatchObject({ code: 'rotation_in_progress' });
+    const audit = await api.request(
+      'GET',
+      `/api/audit-events?action=data_service.rotation_requested&targetId=${id}`,
+      { token, headers: { 'x-org-id': orgId } },
+    );
+    expect(audit.body.items).toHaveLength(1);
   }, 60_000);
 });

@@ -1,11 +1,13 @@
 import { NotFound } from '../../../core/errors.ts';
 import type { DataService, DataServiceBackup, DataServiceLink } from '../../../core/models.ts';
 import type {
+  BackupLookup,
   DataServiceBackupRepo,
   DataServiceLinkRepo,
   DataServiceRepo,
 } from '../../../core/ports.ts';
 import { byIdAsc, clone } from './overlay.ts';
+import type { Tables } from './tables.ts';
 import type { TenantView } from './tenant.ts';
 
 export const memoryDataServiceRepo = (t: TenantView): DataServiceRepo => ({
@@ -65,5 +67,36 @@ export const memoryDataServiceBackupRepo = (t: TenantView): DataServiceBackupRep
     if (!t.getOwn('dataServiceBackups', id)) return false;
     t.view.delete('dataServiceBackups', id);
     return true;
+  },
+});
+
+/** As the PostgreSQL function selfdevop_stuck_backups. */
+export const memoryBackupLookup = (tables: Tables): BackupLookup => ({
+  stuckBackups: async (before, limit) => {
+    const cutoff = Date.parse(before);
+    const rows = [...tables.dataServiceBackups.values()];
+    const older = (at: unknown) => typeof at === 'string' && Date.parse(at) < cutoff;
+    return [
+      ...rows
+        .filter((b) => b.status === 'running' && older(b.startedAt))
+        .map((b) => ({ b, kind: 'backup' as const })),
+      ...rows
+        .filter(
+          (b) => b.status === 'completed' && b.drillStatus === 'running' && older(b.drilledAt),
+        )
+        .map((b) => ({ b, kind: 'drill' as const })),
+    ]
+      .sort(
+        (x, y) =>
+          String(x.b.orgId).localeCompare(String(y.b.orgId)) ||
+          String(x.b.id).localeCompare(String(y.b.id)),
+      )
+      .slice(0, Math.min(Math.max(limit, 0), 1000))
+      .map(({ b, kind }) => ({
+        orgId: String(b.orgId),
+        dataServiceId: String(b.dataServiceId),
+        backupId: String(b.id),
+        kind,
+      }));
   },
 });

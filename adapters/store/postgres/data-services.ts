@@ -1,9 +1,11 @@
 import type { DataService, DataServiceBackup, DataServiceLink } from '../../../core/models.ts';
 import type {
+  BackupLookup,
   DataServiceBackupRepo,
   DataServiceLinkRepo,
   DataServiceRepo,
 } from '../../../core/ports.ts';
+import type { SqlClient } from '../../db/postgres.ts';
 import { eq, table } from './sql.ts';
 import type { TenantSql } from './tenant.ts';
 
@@ -22,6 +24,8 @@ export const dataServicesTable = table<DataService>('data_services', [
   'removeVolume',
   'backupSchedule',
   'backupRetention',
+  'pendingSealedPassword',
+  'passwordRotatedAt',
   'createdAt',
   'updatedAt',
 ]);
@@ -103,4 +107,20 @@ export const pgDataServiceBackupRepo = (t: TenantSql): DataServiceBackupRepo => 
     await t.updateById(dataServiceBackupsTable, 'data_service_backup', id, patch);
   },
   delete: (id) => t.deleteWhere(dataServiceBackupsTable, [eq('id', id), t.org()]),
+});
+
+/** No org is known to the backup sweep, so it reads through a security-definer function (migration 0037). */
+export const pgBackupLookup = (db: SqlClient): BackupLookup => ({
+  stuckBackups: async (before, limit) => {
+    const r = await db.query(
+      'select org_id, data_service_id, backup_id, kind from selfdevop_stuck_backups($1, $2)',
+      [before, limit],
+    );
+    return r.rows.map((row) => ({
+      orgId: String(row.org_id),
+      dataServiceId: String(row.data_service_id),
+      backupId: String(row.backup_id),
+      kind: row.kind === 'drill' ? ('drill' as const) : ('backup' as const),
+    }));
+  },
 });

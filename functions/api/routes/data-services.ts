@@ -17,6 +17,7 @@ import {
   setBackupRetention,
   setBackupSchedule,
 } from '../../../core/data-services/backup-use-cases.ts';
+import { rotateDataServicePassword } from '../../../core/data-services/rotation.ts';
 import { route } from '../route.ts';
 
 const byProject = s.pageQuery.extend({ projectId: s.id.optional() });
@@ -101,6 +102,18 @@ export const dataServiceRoutes = [
     status: 204,
     handle: ({ deps, principal, params, ctx }) =>
       unlinkDataService(deps, principal, params.id!, params.linkId!, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/data-services/{id}/rotate-password',
+    summary:
+      'Rotate the password (202): a new one is generated and sealed, set in the engine and checked (a failure keeps the old one), then linked services are redeployed with the new URL; the old one stops working (Redis: once those redeploys end)',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    status: 202,
+    handle: ({ deps, principal, params, ctx }) =>
+      rotateDataServicePassword(deps, principal, params.id!, ctx),
   }),
   route({
     method: 'post',

@@ -262,6 +262,8 @@ export const aDataService = (
   removeVolume: false,
   backupSchedule: '0 3 * * *',
   backupRetention: null,
+  pendingSealedPassword: null,
+  passwordRotatedAt: null,
   createdAt: at(),
   updatedAt: at(),
   ...o,

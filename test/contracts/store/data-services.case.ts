@@ -12,6 +12,41 @@ import { store, a, b, inA } from './context.ts';
 
 export function dataServiceCases(): void {
   describe('data services', () => {
+    it('finds backups and drills left running past a time, across orgs, ids only', async () => {
+      const node = aNode(a.orgId);
+      const d = aDataService(a.orgId, a.projectId, node.id);
+      const old = '2020-01-01T00:00:00.000Z';
+      const stuck = aDataServiceBackup(a.orgId, d.id, { startedAt: old });
+      const young = aDataServiceBackup(a.orgId, d.id, { startedAt: '2020-01-01T02:00:00.000Z' });
+      const done = aDataServiceBackup(a.orgId, d.id, {
+        startedAt: old,
+        status: 'failed',
+        finishedAt: old,
+      });
+      const drilling = aDataServiceBackup(a.orgId, d.id, {
+        startedAt: old,
+        status: 'completed',
+        finishedAt: old,
+        drillStatus: 'running',
+        drilledAt: old,
+      });
+      await inA(async (r) => {
+        await r.nodes.insert(node);
+        await r.dataServices.insert(d);
+        for (const x of [stuck, young, done, drilling]) await r.dataServiceBackups.insert(x);
+      });
+      const found = await store.backupLookup!.stuckBackups('2020-01-01T01:00:00.000Z', 100);
+      const mine = found.filter((f) => f.dataServiceId === d.id);
+      expect(mine.sort((x, y) => x.backupId.localeCompare(y.backupId))).toEqual(
+        [
+          { orgId: a.orgId, dataServiceId: d.id, backupId: stuck.id, kind: 'backup' },
+          { orgId: a.orgId, dataServiceId: d.id, backupId: drilling.id, kind: 'drill' },
+        ].sort((x, y) => x.backupId.localeCompare(y.backupId)),
+      );
+      expect(await store.backupLookup!.stuckBackups('2020-01-01T01:00:00.000Z', 0)).toEqual([]);
+      await inA((r) => r.dataServices.delete(d.id));
+    });
+
     it('keeps backups per data service, oldest first, updates them and drops them with it', async () => {
       const node = aNode(a.orgId);
       const d = aDataService(a.orgId, a.projectId, node.id);

@@ -20,6 +20,8 @@ interface DataService {
   volume: string;
   network: string;
   createdAt: string;
+  rotating?: boolean;
+  passwordRotatedAt?: string | null;
   links?: Link[];
 }
 
@@ -230,9 +232,33 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
                   </dd>`
               : ''
           }
+          <dt>Password</dt>
+          <dd>
+            ${
+              d.rotating
+                ? 'rotating…'
+                : d.passwordRotatedAt
+                  ? html`rotated
+                      <time datetime="${d.passwordRotatedAt}">${d.passwordRotatedAt}</time>`
+                  : 'generated at creation, never rotated'
+            }
+          </dd>
           <dt>Id</dt>
           <dd class="mono">${d.id}</dd>
         </dl>
+        <form
+          method="post"
+          action="/dashboard/data-services/${d.id}/rotate-password"
+          class="inline"
+        >
+          <button type="submit" ${d.rotating || d.status !== 'ready' ? 'disabled' : ''}>
+            Rotate password
+          </button>
+          <span class="hint">
+            Set in the engine and checked first (a failure keeps the old one); linked services are
+            then redeployed with the new URL and the old password stops working.
+          </span>
+        </form>
         <h2>Linked services</h2>
         <p class="hint">
           The connection URL arrives in a linked service's containers from its next release on.
@@ -484,6 +510,20 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
       const id = param(c, 'id');
       await s.api.post(`/api/data-services/${encodeURIComponent(id)}/backups`, {});
       flash(c, 'notice', 'Backing up: a restore drill follows once it is stored.');
+      return `/dashboard/data-services/${id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/data-services/:id/rotate-password',
+    action(fetchApi, '/dashboard/data-services', async (c, s) => {
+      const id = param(c, 'id');
+      await s.api.post(`/api/data-services/${encodeURIComponent(id)}/rotate-password`, {});
+      flash(
+        c,
+        'notice',
+        'Rotating the password: linked services are redeployed with the new one once it answers.',
+      );
       return `/dashboard/data-services/${id}`;
     }),
   );

@@ -236,7 +236,8 @@ export class SwarmRuntime {
 
   /**
    * Scales the service to 0: its task gets `graceSeconds` to stop (the release's drain),
-   * the service stays so `start` can bring it back (a failed replace strategy).
+   * the service stays so `start` can bring it back (a failed replace strategy). Waits
+   * (at most the grace and 30 s) until no task runs on a member that can still stop it.
    */
   async stop(target: DockerTarget, name: string, graceSeconds: number): Promise<void> {
     const service = await this.serviceOrNull(target, name);
@@ -247,8 +248,16 @@ export class SwarmRuntime {
     await this.setReplicas(target, service, 0);
     const deadline = Date.now() + (graceSeconds + 30) * 1000;
     while (Date.now() < deadline) {
-      const tasks = await this.tasksOf(target, service.ID);
-      if (!tasks.some((t) => t.Status?.State === 'running')) return;
+      const running = (await this.tasksOf(target, service.ID)).filter(
+        (t) => t.Status?.State === 'running',
+      );
+      if (running.length === 0) return;
+      // A member that is not ready (down, unknown, disconnected) reports nothing until it
+      // returns, so the manager keeps its task `running` however long it is gone; Swarm
+      // stops the task when the member comes back (its desired state is shutdown now).
+      // Waiting for it would stall the retire of a whole set on one lost member.
+      const ready = await this.readyMembers(target);
+      if (running.every((t) => !t.NodeID || !ready.has(t.NodeID))) return;
       await delay(this.pollMs);
     }
   }
@@ -393,6 +402,12 @@ export class SwarmRuntime {
       restarts: Math.max(0, tasks.length - 1),
       ports,
     };
+  }
+
+  /** The ids of the members the manager sees `ready` (their agents report to it). */
+  private async readyMembers(target: DockerTarget): Promise<Set<string>> {
+    const nodes = (await this.call(target, (d) => d.listNodes())) as SwarmNode[];
+    return new Set(nodes.filter((n) => n.Status?.State === 'ready').map((n) => n.ID));
   }
 
   private async memberAddress(target: DockerTarget, nodeId: string): Promise<string | null> {

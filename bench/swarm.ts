@@ -77,6 +77,9 @@ for (const name of only) {
   const started = performance.now();
   process.stderr.write(`bench:swarm: ${name}…\n`);
   try {
+    // Each scenario starts on a whole Swarm (a loss before it booted its member again).
+    const unwhole = await swarmHealthy(120_000);
+    if (unwhole) throw new Error(`the Swarm is not whole before ${name}: ${unwhole}`);
     const r = await scenarios[name]!();
     detail[name] = { ...r.detail, scenarioMs: Math.round(performance.now() - started) };
     Object.assign(goals, r.goals);

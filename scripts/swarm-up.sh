@@ -62,5 +62,23 @@ for i in "$@"; do
   log "node$i: joined as a manager"
 done
 
+# A member is `Ready` only once its agent registered with the leader's dispatcher, a moment
+# after its join (longer on a loaded machine); the suites start right after this script and
+# place tasks on every member, so wait for each named node (bounded, 60 s) and fail naming
+# the ones that are not ready rather than leave a suite to find out.
+members=("$mgr" "$@")
+not_ready() {
+  local listed i
+  listed=$(dk "$mgr" node ls --format '{{.Hostname}} {{.Status}} {{.Availability}}' 2>/dev/null || true)
+  for i in "${members[@]}"; do
+    grep -qx "sdo-node$i Ready Active" <<<"$listed" || printf 'node%s ' "$i"
+  done
+}
+for _ in $(seq 1 120); do
+  [[ -z $(not_ready) ]] && break
+  sleep 0.5
+done
 dk "$mgr" node ls >&2
+waiting=$(not_ready)
+[[ -z $waiting ]] || { log "not ready after 60 s: $waiting"; exit 1; }
 sock_of "$mgr"

@@ -36,6 +36,8 @@ export interface SwarmRuntimeOptions {
   pollMs?: number;
   /** A task Swarm cannot place for this long fails the start with Swarm's reason; default 3000 ms. */
   unplacedGraceMs?: number;
+  /** How long `remove` waits for a stopped service's ended tasks to be reaped; default 30 000 ms. */
+  reapWaitMs?: number;
   /** Connection options shared with the standalone runtime (connect timeout, ssh agent). */
   connection?: DockerRuntimeOptions;
 }
@@ -146,6 +148,7 @@ export class SwarmRuntime {
   private readonly taskStartTimeoutMs: number;
   private readonly pollMs: number;
   private readonly unplacedGraceMs: number;
+  private readonly reapWaitMs: number;
   private readonly options: SwarmRuntimeOptions;
 
   constructor(options: SwarmRuntimeOptions = {}) {
@@ -153,6 +156,7 @@ export class SwarmRuntime {
     this.taskStartTimeoutMs = options.taskStartTimeoutMs ?? 60_000;
     this.pollMs = options.pollMs ?? 250;
     this.unplacedGraceMs = options.unplacedGraceMs ?? 3000;
+    this.reapWaitMs = options.reapWaitMs ?? 30_000;
   }
 
   /** The engine answers and is a manager of an active Swarm. */
@@ -236,7 +240,8 @@ export class SwarmRuntime {
 
   /**
    * Scales the service to 0: its task gets `graceSeconds` to stop (the release's drain),
-   * the service stays so `start` can bring it back (a failed replace strategy).
+   * the service stays so `start` can bring it back (a failed replace strategy). Waits
+   * (at most the grace and 30 s) until no task runs on a member that can still stop it.
    */
   async stop(target: DockerTarget, name: string, graceSeconds: number): Promise<void> {
     const service = await this.serviceOrNull(target, name);
@@ -247,15 +252,45 @@ export class SwarmRuntime {
     await this.setReplicas(target, service, 0);
     const deadline = Date.now() + (graceSeconds + 30) * 1000;
     while (Date.now() < deadline) {
-      const tasks = await this.tasksOf(target, service.ID);
-      if (!tasks.some((t) => t.Status?.State === 'running')) return;
+      const running = (await this.tasksOf(target, service.ID)).filter(
+        (t) => t.Status?.State === 'running',
+      );
+      if (running.length === 0) return;
+      // A member that is not ready (down, unknown, disconnected) reports nothing until it
+      // returns, so the manager keeps its task `running` however long it is gone; Swarm
+      // stops the task when the member comes back (its desired state is shutdown now).
+      // Waiting for it would stall the retire of a whole set on one lost member.
+      const ready = await this.readyMembers(target);
+      if (running.every((t) => !t.NodeID || !ready.has(t.NodeID))) return;
       await delay(this.pollMs);
     }
   }
 
+  /**
+   * Deletes the service. Not while Swarm's task reaper is deleting its stopped tasks: the
+   * leader of Engine 20.10 then crashes (swarmkit's SetServiceTasksRemove dereferences a
+   * task the reaper deleted between its read and its write: a nil pointer panic, seen here
+   * right after a stop, and the member stays down with every task it ran). A stopped
+   * (scaled to 0) service's tasks are reaped once they end, so it is removed once none is
+   * left that a ready member still runs or the reaper has yet to take (bounded); a task
+   * still running on a lost member is not reaped, and a live service's tasks neither.
+   */
   async remove(target: DockerTarget, name: string): Promise<void> {
     const service = await this.serviceOrNull(target, name);
     if (!service) return;
+    if ((service.Spec.Mode?.Replicated?.Replicas ?? 1) === 0) {
+      const deadline = Date.now() + this.reapWaitMs;
+      while (Date.now() < deadline) {
+        const tasks = await this.tasksOf(target, service.ID);
+        if (tasks.length === 0) break;
+        const ready = await this.readyMembers(target);
+        const settled = tasks.every(
+          (t) => t.Status?.State === 'running' && (!t.NodeID || !ready.has(t.NodeID)),
+        );
+        if (settled) break;
+        await delay(this.pollMs);
+      }
+    }
     try {
       await this.call(target, (d) => d.getService(service.ID).remove());
     } catch (e) {
@@ -393,6 +428,12 @@ export class SwarmRuntime {
       restarts: Math.max(0, tasks.length - 1),
       ports,
     };
+  }
+
+  /** The ids of the members the manager sees `ready` (their agents report to it). */
+  private async readyMembers(target: DockerTarget): Promise<Set<string>> {
+    const nodes = (await this.call(target, (d) => d.listNodes())) as SwarmNode[];
+    return new Set(nodes.filter((n) => n.Status?.State === 'ready').map((n) => n.ID));
   }
 
   private async memberAddress(target: DockerTarget, nodeId: string): Promise<string | null> {

@@ -1,4 +1,4 @@
-import type { MessageHandler } from '../ports.ts';
+import type { DockerTarget, MessageHandler } from '../ports.ts';
 import { openTarget, type ReleaseDeps, type ReleaseRetireMessage } from './deps.ts';
 import { containerName, replicaContainerName } from './plan.ts';
 import { awaitEdgeDrained, describeDrain } from './edge-drain.ts';
@@ -37,20 +37,32 @@ export async function retireRelease(
   // With a short warm window (0 for workers and `warmSeconds: 0`) the switch was a moment
   // ago: the edge may still be answering requests it sent this release before it.
   const drained = await awaitEdgeDrained(deps, upstreamsOf(release), grace);
-  const names: string[] = [];
+  const replicas: { name: string; target: DockerTarget }[] = [];
   for (const r of replicasOf(release)) {
     const on =
       r.nodeId === node.id
         ? node
         : await deps.store.withOrg(message.orgId, (repos) => repos.nodes.get(r.nodeId));
     if (!on) continue;
-    const name = replicaContainerName(release, r.index);
     // Credentials that do not open throw here, and the queue retries: rotating them fixes it.
-    const target = await openTarget(deps, on);
-    await deps.runtime.stop(target, name, grace);
-    await deps.runtime.remove(target, name);
-    names.push(name);
+    replicas.push({
+      name: replicaContainerName(release, r.index),
+      target: await openTarget(deps, on),
+    });
   }
+  // Every replica drains and goes on its own: a stop waits up to its grace (longer on a slow
+  // node), and one replica's wait must not hold back the others' removal. A replica whose
+  // stop failed is not removed (its drain did not happen); the first failure is rethrown,
+  // so the queue retries, and stopping or removing what is already gone is a no-op.
+  const outcomes = await Promise.allSettled(
+    replicas.map(async (r) => {
+      await deps.runtime.stop(r.target, r.name, grace);
+      await deps.runtime.remove(r.target, r.name);
+    }),
+  );
+  const failure = outcomes.find((o) => o.status === 'rejected');
+  if (failure) throw failure.reason;
+  const names = replicas.map((r) => r.name);
   const name = names.join(', ') || containerName(release);
   const at = deps.clock.now().toISOString();
   await deps.store.withOrg(message.orgId, async (repos) => {

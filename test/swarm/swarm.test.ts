@@ -6,9 +6,12 @@
  * mesh (this kernel has no IPVS): the edge reaches each task at its member's host-mode
  * port. Bounded loops, no timing asserts.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
@@ -34,6 +37,59 @@ import { releaseDepsBehindCaddy } from '../support/edge-release.ts';
 const manager = '/run/sdo-node7/docker.sock';
 const memberAddresses = ['10.213.0.17', '10.213.0.18', '10.213.0.19'];
 const target = { dockerHost: `unix://${manager}`, swarm: true };
+const script = fileURLToPath(new URL('../../../shared/ci/multi-node.sh', import.meta.url));
+const multiNode = (...args: string[]) =>
+  promisify(execFile)('bash', [script, ...args], { timeout: 60_000 });
+
+interface MemberNode {
+  ID: string;
+  Description?: { Hostname?: string };
+  Spec?: { Availability?: string; Labels?: Record<string, string> };
+  Status?: { State?: string; Message?: string; Addr?: string };
+  ManagerStatus?: { Leader?: boolean; Reachability?: string };
+}
+
+/**
+ * Each member as the manager sees it, for failure messages: a member that is not ready
+ * (missed heartbeats under load, a leader change) explains a stalled stop or a placement
+ * no member takes, and the next CI failure says so.
+ */
+async function memberStates(docker: Docker): Promise<string> {
+  try {
+    const nodes = (await docker.listNodes()) as MemberNode[];
+    return nodes
+      .map(
+        (n) =>
+          `${n.Description?.Hostname ?? n.ID} ${n.Status?.State ?? '?'}/${n.Spec?.Availability ?? '?'}` +
+          ` ${n.ManagerStatus?.Leader ? 'leader' : (n.ManagerStatus?.Reachability ?? 'worker')}` +
+          (n.Status?.Message ? ` (${n.Status.Message})` : ''),
+      )
+      .sort()
+      .join('; ');
+  } catch (e) {
+    return `members unreadable: ${(e as Error).message}`;
+  }
+}
+
+/**
+ * Waits (bounded) until all three members are ready and active: a member that missed its
+ * heartbeats on a loaded machine is back within seconds, and the spread and placement
+ * tests need every member. Throws with the members' states when they do not come back.
+ */
+async function allMembersReady(docker: Docker, deadlineMs = 90_000): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const nodes = ((await docker.listNodes().catch(() => [])) as MemberNode[]).filter(
+      (n) => n.Status?.State === 'ready' && n.Spec?.Availability === 'active',
+    );
+    if (nodes.length === 3) return;
+    if (Date.now() > end)
+      throw new Error(
+        `the Swarm's members are not all ready after ${deadlineMs} ms: ${await memberStates(docker)}`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
 
 /** Why the Swarm is not usable here, or null when three managers answer and are ready. */
 async function swarmAbsence(): Promise<string | null> {
@@ -87,6 +143,7 @@ describe.skipIf(!ready)(
     let stops: (() => Promise<void>)[] = [];
 
     beforeAll(async () => {
+      await allMembersReady(docker);
       caddy = await startCaddy();
       ({ deps, dns } = await releaseDepsBehindCaddy(caddy, {
         runtime: withSwarm(new DockerRuntime(), new SwarmRuntime()),
@@ -168,6 +225,29 @@ describe.skipIf(!ready)(
       return { seen, failed, sent };
     }
 
+    /** Each service's tasks (state, desired state, member), for failure messages. */
+    async function tasksSaid(serviceIds: string[]): Promise<string> {
+      const nodes = (await docker.listNodes().catch(() => [])) as MemberNode[];
+      const hostOf = (id?: string) =>
+        nodes.find((n) => n.ID === id)?.Description?.Hostname ?? id ?? 'unplaced';
+      const said: string[] = [];
+      for (const service of serviceIds) {
+        const tasks = (await docker
+          .listTasks({ filters: { service: [service] } })
+          .catch(() => [])) as {
+          ServiceID: string;
+          NodeID?: string;
+          DesiredState?: string;
+          Status?: { State?: string; Err?: string };
+        }[];
+        for (const t of tasks.filter((x) => x.ServiceID === service))
+          said.push(
+            `${service.slice(0, 8)} ${t.Status?.State}->${t.DesiredState} on ${hostOf(t.NodeID)}${t.Status?.Err ? ` (${t.Status.Err})` : ''}`,
+          );
+      }
+      return said.join(', ') || 'no tasks';
+    }
+
     /** The Swarm services of one release, as the manager has them. */
     const servicesOf = async (releaseId: string) =>
       docker.listServices({ filters: { label: [`selfdevop.release=${releaseId}`] } });
@@ -186,6 +266,7 @@ describe.skipIf(!ready)(
     });
 
     it('deploys three replicas as Swarm services with dnsrr and host-mode ports, no mesh', async () => {
+      await allMembersReady(docker);
       const { id } = await createRelease(deps, deployer, {
         serviceId,
         image: 'selfdevop-test/app:v1',
@@ -197,7 +278,10 @@ describe.skipIf(!ready)(
       // Every task at a member's address, never at a VIP or the ingress mesh.
       for (const u of upstreams) expect(memberAddresses).toContain(u.split(':')[0]);
       // Swarm spreads the one-task services by each member's active tasks: one per member.
-      expect(new Set(upstreams.map((u) => u.split(':')[0])).size).toBe(3);
+      expect(
+        new Set(upstreams.map((u) => u.split(':')[0])).size,
+        `${upstreams.join(', ')}; members: ${await memberStates(docker)}`,
+      ).toBe(3);
       const services = (await servicesOf(id)) as unknown as {
         Spec: {
           Mode: { Replicated: { Replicas: number } };
@@ -241,7 +325,11 @@ describe.skipIf(!ready)(
       // Warm for 2 s, then removed from the cluster.
       for (let i = 0; i < 200 && (await servicesOf(v1.id)).length > 0; i++)
         await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(await servicesOf(v1.id)).toEqual([]);
+      const left = await servicesOf(v1.id);
+      expect(
+        left.map((s) => s.Spec?.Name),
+        `v1 services left: ${await tasksSaid(left.map((s) => s.ID))}; members: ${await memberStates(docker)}`,
+      ).toEqual([]);
     });
 
     it('rolls back to v1 with every request answered', async () => {
@@ -286,6 +374,7 @@ describe.skipIf(!ready)(
     });
 
     it("places tasks by the service's placement labels as Swarm constraints, and fails a placement no member takes", async () => {
+      await allMembersReady(docker);
       const member = (await docker.listNodes()).find(
         (n: { Description?: { Hostname?: string } }) => n.Description?.Hostname === 'sdo-node8',
       ) as { ID: string; Version: { Index: number }; Spec: { Labels?: Record<string, string> } };
@@ -312,7 +401,9 @@ describe.skipIf(!ready)(
           image: 'selfdevop-test/app:v1',
         });
         const done = await settle(id);
-        expect(done.status, done.error ?? '').toBe('completed');
+        expect(done.status, `${done.error ?? ''}; members: ${await memberStates(docker)}`).toBe(
+          'completed',
+        );
         expect(done.replicaSet!.replicas.map((r) => r.upstream!.split(':')[0])).toEqual([
           '10.213.0.18',
           '10.213.0.18',
@@ -339,6 +430,76 @@ describe.skipIf(!ready)(
         await docker
           .getNode(member.ID)
           .update({ version: now.Version.Index, ...now.Spec, Labels: labels });
+      }
+    });
+
+    it('stops a service whose member is lost without waiting for its task, and the member stops it once it is back', async () => {
+      await allMembersReady(docker);
+      // Neither the manager this suite talks to nor the leader: the cluster keeps answering.
+      const lost = ((await docker.listNodes()) as (MemberNode & { Version: { Index: number } })[])
+        .filter((n) => n.Description?.Hostname !== 'sdo-node7' && !n.ManagerStatus?.Leader)
+        .sort((a, b) => (a.Description!.Hostname! < b.Description!.Hostname! ? -1 : 1))[0]!;
+      const index = lost.Description!.Hostname!.replace('sdo-node', '');
+      const swarm = new SwarmRuntime();
+      const name = `sdo-${serviceId}-lost`;
+      const labelled = async (labels: Record<string, string>) => {
+        const now = (await docker.getNode(lost.ID).inspect()) as typeof lost;
+        const { 'sdo-test-lost': _mark, ...rest } = now.Spec?.Labels ?? {};
+        await docker
+          .getNode(lost.ID)
+          .update({ version: now.Version.Index, ...now.Spec, Labels: { ...rest, ...labels } });
+      };
+      let frozen = false;
+      try {
+        await labelled({ 'sdo-test-lost': 'yes' });
+        const info = await swarm.start(target, {
+          name,
+          image: 'selfdevop-test/app:v1',
+          env: {},
+          labels: { 'selfdevop.service': serviceId },
+          restartPolicy: 'unless-stopped',
+          placementLabels: { 'sdo-test-lost': 'yes' },
+        });
+        expect(info.state).toBe('running');
+        // The member hangs (cgroup freezer): no heartbeat, so the manager marks it down.
+        frozen = true;
+        await multiNode('freeze', index);
+        for (let i = 0; i < 120; i++) {
+          const node = (await docker.getNode(lost.ID).inspect()) as MemberNode;
+          if (node.Status?.State !== 'ready') break;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        expect(await memberStates(docker)).toMatch(new RegExp(`sdo-node${index} (down|unknown)`));
+        // A grace the member will never honour while it is frozen: before the fix, stop waited
+        // grace + 30 s for the task to leave running, and the member is thawed long before.
+        const stopped = swarm.stop(target, name, 60).then(() => 'returned' as const);
+        const outcome = await Promise.race([
+          stopped,
+          new Promise<'still waiting'>((resolve) =>
+            setTimeout(() => resolve('still waiting'), 45_000),
+          ),
+        ]);
+        const service = (await docker.getService(name).inspect()) as { ID: string };
+        const said = await tasksSaid([service.ID]);
+        expect(outcome, `${said}; members: ${await memberStates(docker)}`).toBe('returned');
+        // The manager still has the task running on the lost member: stop did not wait for it.
+        expect(said).toContain(`running->shutdown on sdo-node${index}`);
+        await multiNode('thaw', index);
+        frozen = false;
+        await allMembersReady(docker);
+        // Back, the member reports and stops the task its desired state says is shut down.
+        let after = '';
+        for (let i = 0; i < 120; i++) {
+          after = await tasksSaid([service.ID]);
+          if (!after.includes('running->')) break;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        expect(after).not.toContain('running->');
+      } finally {
+        if (frozen) await multiNode('thaw', index);
+        await allMembersReady(docker);
+        await swarm.remove(target, name).catch(() => undefined);
+        await labelled({});
       }
     });
   },

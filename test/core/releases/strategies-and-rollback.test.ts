@@ -14,7 +14,7 @@ import {
   rollbackRelease,
   type ReleaseRollbackMessage,
 } from '../../../core/releases/engine.ts';
-import { containerName } from '../../../core/releases/plan.ts';
+import { containerName, replicaContainerName } from '../../../core/releases/plan.ts';
 import { deployer, dockerHost, setup, type Harness } from './harness.ts';
 
 const routeId = 'sdo-svc_0abc12-env_000001';
@@ -236,6 +236,30 @@ describe('retirement', () => {
       skipped: 'serving',
     });
     expect(running(h)).toEqual([containerName(v1)]);
+  });
+
+  it("drains every replica at once: one replica's stop that does not return holds back no other removal", async () => {
+    const h = await setup({ replicas: 3, maxSurge: 3, drainSeconds: 5 });
+    const v1 = await h.deploy('shop/web:1');
+    expect((await h.deploy('shop/web:2')).status).toBe('completed');
+    const names = [0, 1, 2].map((i) => replicaContainerName(v1, i));
+    expect(names.every((n) => running(h).includes(n))).toBe(true);
+    // The first replica's member stopped answering (a lost Swarm member, a hung engine).
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const stop = h.runtime.stop.bind(h.runtime);
+    h.runtime.stop = async (t, name, grace) => {
+      if (name === names[0]) await held;
+      return stop(t, name, grace);
+    };
+    const retiring = retireRelease(h.deps, { orgId: 'org_000001', releaseId: v1.id });
+    const present = () => h.runtime.containers(dockerHost).map((c) => c.spec.name);
+    for (let i = 0; i < 100 && names.slice(1).some((n) => present().includes(n)); i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(present().filter((n) => names.includes(n))).toEqual([names[0]]);
+    release();
+    expect(await retiring).toEqual({ retired: true, skipped: null });
+    expect(present().filter((n) => names.includes(n))).toEqual([]);
   });
 
   it('rethrows an unreachable Docker so the queue retries', async () => {

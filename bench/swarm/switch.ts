@@ -1,0 +1,115 @@
+/**
+ * swarmSwitch: 3 replicas (one-task Swarm services) on the 3-member Swarm, `switches`
+ * blue/green deploys (v1 ↔ v2) under the issue's load through Caddy (bench/scale's load
+ * child: ≥ 1,000 req/s keep-alive plus 50 new connections/s). The overhead of a deploy is
+ * its time to completed minus the tasks' own start-to-healthy, measured apart in the same
+ * run: three services started at once through SwarmRuntime.start (create, Swarm places,
+ * task running, host port read back) until each answers its first 2xx.
+ */
+import { HttpHealthProbe } from '../../adapters/probe/http.ts';
+import { median } from '../support/stats.ts';
+import { type ScenarioResult, sleep } from '../scale/goal.ts';
+import { failedOf, startLoad } from '../scale/load-client.ts';
+import type { SwarmEnv } from './env.ts';
+
+/** Three tasks started at once, until each answers: the set's own start-to-healthy, in ms. */
+async function ownStartToHealthy(env: SwarmEnv, image: string, sample: number): Promise<number> {
+  const probe = new HttpHealthProbe();
+  const names = [0, 1, 2].map((i) => `sdo-bench-own-${process.pid}-${sample}-${i}`);
+  const t0 = performance.now();
+  try {
+    await Promise.all(
+      names.map(async (name) => {
+        const info = await env.swarm.start(env.target, {
+          name,
+          image,
+          env: { PORT: '8080' },
+          labels: { 'selfdevop.bench': 'swarm' },
+          containerPort: 8080,
+          restartPolicy: 'unless-stopped',
+        });
+        if (!info.published) throw new Error(`${name} publishes no port`);
+        for (let n = 0; n < 3000; n++) {
+          if ((await probe.check(`http://${info.published}/health`, 500)).ok) return;
+          await sleep(10);
+        }
+        throw new Error(`${name} not healthy`);
+      }),
+    );
+    return performance.now() - t0;
+  } finally {
+    await Promise.all(names.map((n) => env.swarm.remove(env.target, n).catch(() => undefined)));
+  }
+}
+
+export async function swarmSwitch(
+  env: SwarmEnv,
+  o: { switches: number; ownSamples: number },
+): Promise<ScenarioResult> {
+  const svc = await env.addService('switch');
+  const first = await env.deploy(svc.id, 'selfdevop-test/app:v1');
+  if (first.status !== 'completed') throw new Error(`first deploy ${first.status}: ${first.error}`);
+  const own: number[] = [];
+  for (let i = 0; i < o.ownSamples; i++)
+    own.push(await ownStartToHealthy(env, 'selfdevop-test/app:v2', i));
+  const ownMedian = median(own);
+  const load = await startLoad({
+    port: env.caddy.httpPort,
+    hosts: [svc.host],
+    path: '/env/HOSTNAME',
+    capSeconds: 60 + o.switches * 40,
+  });
+  const deployMs: number[] = [];
+  const failedDeploys: string[] = [];
+  try {
+    for (let i = 0; i < o.switches; i++) {
+      const image = i % 2 === 0 ? 'selfdevop-test/app:v2' : 'selfdevop-test/app:v1';
+      const t0 = performance.now();
+      const r = await env.deploy(svc.id, image);
+      deployMs.push(Math.round(performance.now() - t0));
+      if (r.status !== 'completed') failedDeploys.push(`${r.id}: ${r.error}`);
+      process.stderr.write(
+        `bench:swarm: switch ${i + 1}/${o.switches} ${r.status} ${deployMs.at(-1)} ms\n`,
+      );
+      await sleep(1000);
+    }
+  } catch (e) {
+    await load.stop().catch(() => undefined);
+    throw e;
+  }
+  const result = await load.stop();
+  const overhead = deployMs.map((d) => d - ownMedian);
+  const overheadMedian = Math.round(median(overhead));
+  const connectionErrors =
+    result.keepAlive.connectionErrors + result.newConnections.connectionErrors;
+  const non2xx = result.keepAlive.non2xx + result.newConnections.non2xx;
+  return {
+    detail: {
+      switches: o.switches,
+      failedDeploys,
+      deployMs: { median: median(deployMs), max: Math.max(...deployMs) },
+      ownStartToHealthyMs: { samples: own.map(Math.round), median: Math.round(ownMedian) },
+      overheadMs: { median: overheadMedian, max: Math.round(Math.max(...overhead)) },
+      load: result,
+      failed: failedOf(result),
+    },
+    goals: {
+      swarmSwitchNon2xx: { goal: '0', got: non2xx, met: non2xx === 0 },
+      swarmSwitchConnectionErrors: {
+        goal: '0',
+        got: connectionErrors,
+        met: connectionErrors === 0,
+      },
+      swarmOverheadMedianMs: {
+        goal: '<= 1000',
+        got: overheadMedian,
+        met: failedDeploys.length === 0 && overheadMedian <= 1000,
+      },
+      swarmSwitchReqPerSec: {
+        goal: '>= 1000 keep-alive + 50 new connections/s',
+        got: result.keepAlive.reqPerSec,
+        met: result.keepAlive.reqPerSec >= 1000 && result.newConnections.perSec >= 50,
+      },
+    },
+  };
+}

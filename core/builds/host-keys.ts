@@ -114,7 +114,7 @@ export class GitHostKeyChanged extends CoreError {
     super(
       'invalid',
       'git_host_key_changed',
-      `the SSH host key of ${host} changed: pinned ${pinned.join(', ') || '(none)'}, the server presented ${presented ?? 'a key of another type'}; nothing was fetched. If the server's key was rotated, set the service's git.knownHosts to its new key (or null to pin the next one seen)`,
+      `the SSH host key of ${host} changed: pinned ${pinned.join(', ') || '(none)'}, the server presented ${presented ?? 'a key no pinned line names for this host'}; nothing was fetched. If the server's key was rotated, set the service's git.knownHosts to its new key (or null to pin the next one seen)`,
       { field: 'git.knownHosts', host, pinned, presented },
     );
   }

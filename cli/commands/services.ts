@@ -381,7 +381,7 @@ Examples:
       );
       if (updated.git) {
         for (const line of hostKeyLines(updated)) ctx.o.out(line);
-        ctx.o.out(pollLine(updated));
+        if (updated.git.pollIntervalSeconds || values['no-poll']) ctx.o.out(pollLine(updated));
       }
       return 0;
     }

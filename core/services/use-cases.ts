@@ -149,12 +149,7 @@ export async function createService(
       },
     });
     const envs = await repos.environments.list({ limit: 200 }, { projectId: service.projectId });
-    const poll = service.git ? await repos.gitPolls.get(id) : null;
-    const { serviceId: _id, ...gitPoll } = poll ?? { serviceId: id };
-    return {
-      ...(await withHosts(deps, service, envs.items)),
-      gitPoll: poll ? (gitPoll as Omit<GitPoll, 'serviceId'>) : null,
-    };
+    return withHosts(deps, service, envs.items);
   });
 }
 
@@ -523,7 +518,13 @@ export async function getService(
     const service = await repos.services.get(id);
     if (!service) throw new NotFound('service', id);
     const envs = await repos.environments.list({ limit: 200 }, { projectId: service.projectId });
-    return withHosts(deps, service, envs.items);
+    const poll = service.git ? await repos.gitPolls.get(id) : null;
+    let gitPoll: ServiceView['gitPoll'] = null;
+    if (poll) {
+      const { serviceId: _serviceId, ...seen } = poll;
+      gitPoll = seen;
+    }
+    return { ...(await withHosts(deps, service, envs.items)), gitPoll };
   });
 }
 

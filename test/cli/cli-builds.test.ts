@@ -252,7 +252,9 @@ services:
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/git\.url: .*file:\/\/ is refused/);
     expect((await cli(['services', 'git'])).code).toBe(2);
+  }, 60_000);
 
+  it('polls the followed branch and pins SSH host keys through services git, showing both', async () => {
     // Polling and pinned host keys: set, shown (with fingerprints), bad values named, cleared.
     const hostKeyLine =
       'git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPeh9cZ4g/6yNZX/HvDBe2LW8BI/Zi2R+gCwr+C2wewc';
@@ -284,5 +286,5 @@ services:
     expect(cleared.code, cleared.stderr).toBe(0);
     expect(cleared.stdout).toContain('polling: off');
     expect(cleared.stdout).toContain('host key: not pinned yet');
-  }, 90_000);
+  }, 120_000);
 });

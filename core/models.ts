@@ -129,6 +129,17 @@ export interface GitSource {
   dockerfile: string;
   /** `--build-arg`s: plain values (they stay in the image's history; never secrets). */
   buildArgs: Record<string, string>;
+  /**
+   * An ssh repository's pinned host keys (OpenSSH known_hosts lines): given by a person, or
+   * pinned from the first successful contact; enforced on every fetch. Null (or absent)
+   * until then, and for other transports.
+   */
+  knownHosts?: string | null;
+  /**
+   * Poll the followed branch every this many seconds (for hosts that cannot send push
+   * webhooks); null (or absent) = off.
+   */
+  pollIntervalSeconds?: number | null;
 }
 
 /** How a private repository is reached: an HTTPS token, or an SSH deploy key the platform made. */

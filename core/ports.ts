@@ -378,6 +378,16 @@ export type GitCredential = { token: string } | { privateKey: string };
 export interface GitRemote {
   url: string;
   credential: GitCredential | null;
+  /**
+   * For ssh: the server's pinned host keys (OpenSSH known_hosts lines), enforced strictly;
+   * null or absent takes the key the server presents (trust on first use).
+   */
+  knownHosts?: string | null;
+  /**
+   * Set by the source when a contact without `knownHosts` succeeded over ssh: the
+   * known_hosts lines of the key the server presented, for the caller to pin.
+   */
+  learnedHostKeys?: string;
 }
 
 /** A tree of one commit as a tar stream; `close` removes what the fetch left on disk. */
@@ -1162,6 +1172,43 @@ export interface PushHookRepo {
   putBackWanted(hookId: string, sha: string): Promise<void>;
 }
 
+/** What the polls of a service's followed branch saw (migration 0036). */
+export interface GitPoll {
+  serviceId: string;
+  /** When the last poll ran (it may have failed: see `error`). */
+  polledAt: string | null;
+  /** The head the last successful poll found. */
+  sha: string | null;
+  /** Why the last poll failed; null when it succeeded. */
+  error: string | null;
+  /** The release the newest head a poll found started, if it started one. */
+  releaseId: string | null;
+}
+
+export interface GitPollRepo {
+  get(serviceId: string): Promise<GitPoll | null>;
+  /** Records a poll's outcome (creating the row); `sha` and `releaseId` left out keep theirs. */
+  record(
+    serviceId: string,
+    outcome: { polledAt: string; error: string | null; sha?: string; releaseId?: string },
+  ): Promise<void>;
+  /** The commit a poll wants deployed once the release in flight ends (no push hook to hold it). */
+  want(serviceId: string, sha: string): Promise<void>;
+  /** Takes (clears and answers) the commit a poll wants; one caller wins it. */
+  takeWanted(serviceId: string): Promise<string | null>;
+  /** Puts a taken commit back, unless a newer one is wanted by now. */
+  putBackWanted(serviceId: string, sha: string): Promise<void>;
+}
+
+/** The `git-poll` job's look-up across orgs: the services whose poll is due, ids only. */
+export interface GitPollLookup {
+  /**
+   * Services with a poll interval never polled, or polled at least their interval before
+   * `now`, longest waiting first, at most `limit` (≤ 1000).
+   */
+  duePolls(now: string, limit: number): Promise<{ orgId: string; serviceId: string }[]>;
+}
+
 /** The one look-up of a push hook before its org is known: by the id in its URL. */
 export interface PushHookLookup {
   findPushHook(id: string): Promise<PushHook | null>;
@@ -1499,6 +1546,7 @@ export interface OrgRepos {
   heldNotifications: HeldNotificationRepo;
   notificationDeliveries: NotificationDeliveryRepo;
   pushHooks: PushHookRepo;
+  gitPolls: GitPollRepo;
   dataServices: DataServiceRepo;
   dataServiceLinks: DataServiceLinkRepo;
   registries: RegistryRepo;
@@ -1576,6 +1624,8 @@ export interface Store {
   controlBackups?: ControlBackupRepo;
   inviteLookup: InviteLookup;
   pushHookLookup: PushHookLookup;
+  /** Optional: the services whose branch poll is due (both stores have it). */
+  gitPollLookup?: GitPollLookup;
   /** Live service environments and their thresholds across orgs (alerting). */
   alertTargetLookup?: AlertTargetLookup;
   ping(): Promise<void>;

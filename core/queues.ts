@@ -8,6 +8,7 @@ import { dataServiceWorkQueue } from './data-services/deps.ts';
 import { controlBackupWorkQueue, type ControlBackupDeps } from './control-backups/deps.ts';
 import { handleControlBackupWork } from './control-backups/work.ts';
 import { buildPruneCron, buildPruneSchedule, pruneBuildImages } from './builds/prune.ts';
+import { gitPollCron, gitPollSchedule, pollGitSources } from './builds/poll.ts';
 import { jobRunsQueue } from './jobs/deps.ts';
 import { handleJobRun } from './jobs/run.ts';
 import { handleDataServiceWork } from './data-services/work.ts';
@@ -178,6 +179,21 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
       cron: backupSweepCron,
       run: async () => {
         await sweepStuckBackups(system.release);
+      },
+    },
+    {
+      // Services whose git host cannot send push webhooks: their followed branch, polled.
+      name: gitPollSchedule,
+      cron: gitPollCron,
+      run: async () => {
+        const polled = await pollGitSources(system.release);
+        const deployed = polled.filter((o) => o.status === 'deploying' || o.status === 'queued');
+        const failed = polled.filter((o) => o.status === 'failed');
+        if (deployed.length > 0 || failed.length > 0)
+          system.logger.info(
+            { polled: polled.length, deploying: deployed.length, failed: failed.length },
+            'git branches polled',
+          );
       },
     },
     {

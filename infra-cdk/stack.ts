@@ -502,6 +502,16 @@ export class SelfdevopStack extends Stack {
         new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(30) }),
       ],
     });
+    new events.Rule(this, 'GitPollRule', {
+      ruleName: `${prefix}git-poll`,
+      description:
+        'polls the followed branch of services with a poll interval (git hosts without push webhooks) and deploys a moved head, every minute, through the scheduled-jobs queue',
+      schedule: events.Schedule.rate(Duration.minutes(1)),
+      // A poll that could not start within its minute is superseded by the next one.
+      targets: [
+        new LambdaFunction(schedule, { retryAttempts: 1, maxEventAge: Duration.minutes(1) }),
+      ],
+    });
     new events.Rule(this, 'NodeCheckRule', {
       ruleName: `${prefix}node-check`,
       description:

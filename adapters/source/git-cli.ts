@@ -7,10 +7,11 @@
  */
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { isFullSha } from '../../core/builds/git-source.ts';
+import { gitHost, isFullSha, isSshUrl, sshAuthority } from '../../core/builds/git-source.ts';
+import { GitHostKeyChanged, hostKeys } from '../../core/builds/host-keys.ts';
 import {
   BuildsUnavailable,
   GitAccessDenied,
@@ -63,6 +64,7 @@ export class GitCliSource implements SourceRepository {
         this.options.resolveTimeoutMs ?? 30_000,
       );
       if (run.timedOut || run.code !== 0) throw failure(remote, run);
+      await learnHostKeys(remote, dir);
       const refs = new Map<string, string>();
       for (const line of run.stdout.split('\n')) {
         const [sha, name] = line.trim().split(/\s+/);
@@ -131,6 +133,7 @@ export class GitCliSource implements SourceRepository {
           throw new GitRefNotFound(sha, remote.url);
         throw failure(remote, fetch);
       }
+      await learnHostKeys(remote, dir);
       if (
         subdir &&
         (await this.git(['-C', repo, 'cat-file', '-e', `${sha}:${subdir}`], env, 30_000)).code !== 0
@@ -191,6 +194,10 @@ export class GitCliSource implements SourceRepository {
     };
     const credential = remote.credential;
     const knownHosts = path.join(dir, 'known_hosts');
+    // A pinned server must present a pinned key; an unpinned one is taken on first use and
+    // its key handed back (learnedHostKeys) for the caller to pin.
+    const pinned = remote.knownHosts?.trim() ? remote.knownHosts.trim() : null;
+    if (pinned) await writeFile(knownHosts, `${pinned}\n`, { mode: 0o600 });
     const ssh = [
       'ssh',
       '-F',
@@ -199,11 +206,16 @@ export class GitCliSource implements SourceRepository {
       'BatchMode=yes',
       '-o',
       'ConnectTimeout=15',
-      // Step 1 of builds does not pin the git server's host key yet: the first key seen is taken.
       '-o',
-      'StrictHostKeyChecking=accept-new',
+      `StrictHostKeyChecking=${pinned ? 'yes' : 'accept-new'}`,
       '-o',
       `UserKnownHostsFile=${knownHosts}`,
+      '-o',
+      'GlobalKnownHostsFile=/dev/null',
+      '-o',
+      'UpdateHostKeys=no',
+      '-o',
+      'HashKnownHosts=no',
     ];
     if (credential && 'privateKey' in credential) {
       const keyFile = path.join(dir, 'deploy-key');
@@ -351,9 +363,42 @@ function detail(run: Run): string {
   return text.slice(-maxDetail) || `git exited with code ${run.code}`;
 }
 
+/**
+ * After a contact that took the server's key on first use: the known_hosts lines ssh wrote,
+ * handed back on the remote for the caller to pin. Nothing for other transports.
+ */
+async function learnHostKeys(remote: GitRemote, dir: string): Promise<void> {
+  if (remote.knownHosts?.trim() || !isSshUrl(remote.url)) return;
+  const text = await readFile(path.join(dir, 'known_hosts'), 'utf8').catch(() => '');
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  if (lines.length > 0) remote.learnedHostKeys = lines.join('\n');
+}
+
+/** ssh's words for a host key that is not the pinned one, as the error naming both fingerprints. */
+function hostKeyFailure(remote: GitRemote, stderr: string): Error | null {
+  if (
+    !/host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|no \S+ host key is known/i.test(
+      stderr,
+    )
+  )
+    return null;
+  const presented = /key sent by the remote host is\s*(SHA256:[A-Za-z0-9+/]+)/.exec(stderr)?.[1];
+  const authority = sshAuthority(remote.url) ?? gitHost(remote.url) ?? remote.url;
+  return new GitHostKeyChanged(
+    authority.replace(/:22$/, ''),
+    hostKeys(remote.knownHosts).map((k) => `${k.type} ${k.fingerprint}`),
+    presented ?? null,
+  );
+}
+
 /** What a failed ls-remote or fetch says, as the error that states it. */
 function failure(remote: GitRemote, run: Run): Error {
   if (run.timedOut) return new GitUnreachable(remote.url, 'no answer in time');
+  const changed = hostKeyFailure(remote, run.stderr);
+  if (changed) return changed;
   const text = detail(run);
   if (
     /authentication failed|could not read (username|password)|terminal prompts disabled|permission denied \(publickey|HTTP (401|403)|access denied|invalid credentials|HTTP Basic: Access denied/i.test(

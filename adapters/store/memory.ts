@@ -21,6 +21,7 @@ import type {
   IdentityRepo,
   InviteLookup,
   PushHookLookup,
+  GitPollLookup,
   AlertTargetLookup,
   OrgRepos,
   NodeLookup,
@@ -39,6 +40,7 @@ import { memoryEnvironmentRepo } from './memory/environments.ts';
 import { memoryIdentityRepo } from './memory/identity.ts';
 import { memoryInviteLookup, memoryInviteRepo } from './memory/invites.ts';
 import { memoryPushHookLookup, memoryPushHookRepo } from './memory/push-hooks.ts';
+import { memoryGitPollLookup, memoryGitPollRepo } from './memory/git-polls.ts';
 import { memoryAlertTargetLookup, memoryAlertThresholdRepo } from './memory/alert-thresholds.ts';
 import { memoryNodeLookup, memoryNodeRepo } from './memory/nodes.ts';
 import { memoryMembershipRepo, memoryOrgRepo } from './memory/orgs.ts';
@@ -103,6 +105,7 @@ export function memoryOrgRepos(t: TenantView): OrgRepos {
     heldNotifications: memoryHeldNotificationRepo(t),
     notificationDeliveries: memoryNotificationDeliveryRepo(t),
     pushHooks: memoryPushHookRepo(t),
+    gitPolls: memoryGitPollRepo(t),
     dataServices: memoryDataServiceRepo(t),
     dataServiceLinks: memoryDataServiceLinkRepo(t),
     registries: memoryRegistryRepo(t),
@@ -127,6 +130,7 @@ export class MemoryStore implements Store {
   readonly controlBackups: ControlBackupRepo = memoryControlBackupRepo();
   readonly inviteLookup: InviteLookup;
   readonly pushHookLookup: PushHookLookup;
+  readonly gitPollLookup: GitPollLookup;
   readonly alertTargetLookup: AlertTargetLookup;
   private readonly tables: Tables = emptyTables();
   private readonly inTransaction = new AsyncLocalStorage<true>();
@@ -142,6 +146,7 @@ export class MemoryStore implements Store {
     this.buildSlots = memoryBuildSlots(this.tables);
     this.inviteLookup = memoryInviteLookup(this.tables);
     this.pushHookLookup = memoryPushHookLookup(this.tables);
+    this.gitPollLookup = memoryGitPollLookup(this.tables);
     this.alertTargetLookup = memoryAlertTargetLookup(this.tables);
   }
 

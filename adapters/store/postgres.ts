@@ -13,6 +13,7 @@ import type {
   IdentityRepo,
   InviteLookup,
   PushHookLookup,
+  GitPollLookup,
   AlertTargetLookup,
   OrgRepos,
   NodeLookup,
@@ -38,6 +39,7 @@ import { pgEnvironmentRepo } from './postgres/environments.ts';
 import { pgIdentityRepo } from './postgres/identity.ts';
 import { pgInviteLookup, pgInviteRepo } from './postgres/invites.ts';
 import { pgPushHookLookup, pgPushHookRepo } from './postgres/push-hooks.ts';
+import { pgGitPollLookup, pgGitPollRepo } from './postgres/git-polls.ts';
 import { pgAlertTargetLookup, pgAlertThresholdRepo } from './postgres/alert-thresholds.ts';
 import { pgNodeLookup, pgNodeRepo } from './postgres/nodes.ts';
 import { pgMembershipRepo, pgOrgRepo } from './postgres/orgs.ts';
@@ -88,6 +90,7 @@ class PgOrgRepos implements OrgRepos {
   private _webhooks: OrgRepos['webhooks'] | undefined = undefined;
   private _webhookDeliveries: OrgRepos['webhookDeliveries'] | undefined = undefined;
   private _pushHooks: OrgRepos['pushHooks'] | undefined = undefined;
+  private _gitPolls: OrgRepos['gitPolls'] | undefined = undefined;
   private _notificationChannels: OrgRepos['notificationChannels'] | undefined = undefined;
   private _heldNotifications: OrgRepos['heldNotifications'] | undefined = undefined;
   private _notificationDeliveries: OrgRepos['notificationDeliveries'] | undefined = undefined;
@@ -231,6 +234,12 @@ class PgOrgRepos implements OrgRepos {
   set pushHooks(repo: OrgRepos['pushHooks']) {
     this._pushHooks = repo;
   }
+  get gitPolls(): OrgRepos['gitPolls'] {
+    return (this._gitPolls ??= pgGitPollRepo(this.t));
+  }
+  set gitPolls(repo: OrgRepos['gitPolls']) {
+    this._gitPolls = repo;
+  }
   get dataServices(): OrgRepos['dataServices'] {
     return (this._dataServices ??= pgDataServiceRepo(this.t));
   }
@@ -296,6 +305,7 @@ export class PostgresStore implements Store {
   readonly controlBackups: ControlBackupRepo;
   readonly inviteLookup: InviteLookup;
   readonly pushHookLookup: PushHookLookup;
+  readonly gitPollLookup: GitPollLookup;
   readonly alertTargetLookup: AlertTargetLookup;
   private readonly db: Database;
   private readonly ownsDb: boolean;
@@ -314,6 +324,7 @@ export class PostgresStore implements Store {
     this.controlBackups = pgControlBackupRepo(db);
     this.inviteLookup = pgInviteLookup(db);
     this.pushHookLookup = pgPushHookLookup(db);
+    this.gitPollLookup = pgGitPollLookup(db);
     this.alertTargetLookup = pgAlertTargetLookup(db);
   }
 

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { printMetrics, rangeOf, type MetricsAnswer } from '../metrics.ts';
 import { client, parse, readSecret, type Command } from '../command.ts';
 import { ApiError } from '../client.ts';
@@ -41,6 +42,73 @@ function numberOf(flag: string, v: string | undefined, decimal = false): number 
 const gitOf = (s: Service) =>
   s.git ? `${s.git.url}#${s.git.ref}${s.git.subdir ? `:${s.git.subdir}` : ''}` : null;
 
+/** The service as the API shows one: with its git server's pinned keys and its last poll. */
+type GitService = Service & {
+  gitHostKeys?: { hosts: string; type: string; fingerprint: string }[];
+  gitPoll?: {
+    polledAt: string | null;
+    sha: string | null;
+    error: string | null;
+    releaseId: string | null;
+  } | null;
+};
+
+/** `--known-hosts FILE` (or `-`, stdin) as text; undefined when not given. */
+async function knownHostsOf(
+  ctx: Parameters<Command['run']>[0],
+  file: string | undefined,
+): Promise<string | undefined> {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text =
+      file === '-' ? await readSecret(ctx, 'known_hosts lines: ') : await readFile(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`--known-hosts ${file}: ${(e as Error).message}`, 2);
+  }
+  if (!text.trim()) throw new CliError(`--known-hosts ${file}: no host key lines in it`, 2);
+  return text;
+}
+
+function hostKeyLines(s: GitService): string[] {
+  const keys = s.gitHostKeys ?? [];
+  if (keys.length === 0)
+    return /^ssh:\/\/|^[^/:]+@[^/:]+:/.test(s.git?.url ?? '')
+      ? ['host key: not pinned yet (the next contact pins the key the server presents)']
+      : [];
+  return keys.map((k) => `host key: ${k.hosts} ${k.type} ${k.fingerprint}`);
+}
+
+function pollLine(s: GitService): string {
+  const every = s.git?.pollIntervalSeconds;
+  const poll = s.gitPoll;
+  const last = poll?.polledAt
+    ? `; last polled ${poll.polledAt}${poll.sha ? `, head ${poll.sha}` : ''}${poll.releaseId ? `, release ${poll.releaseId}` : ''}${poll.error ? `, failed: ${poll.error}` : ''}`
+    : every
+      ? '; not polled yet'
+      : '';
+  return `polling: ${every ? `every ${every} s` : 'off'}${last}`;
+}
+
+/** `services git NAME` without changes: the source, its host keys and its last poll. */
+function showGit(ctx: Parameters<Command['run']>[0], s: GitService, asJson?: boolean): number {
+  if (asJson)
+    return (
+      json(ctx.o, { git: s.git, gitHostKeys: s.gitHostKeys ?? [], gitPoll: s.gitPoll ?? null }),
+      0
+    );
+  if (!s.git) {
+    ctx.o.out(`service ${s.name} has no git source`);
+    return 0;
+  }
+  ctx.o.out(
+    `service ${s.name} builds from ${gitOf(s)} (${s.git.dockerfile}); credential: ${s.gitCredentialKind ?? 'none'}`,
+  );
+  for (const line of hostKeyLines(s)) ctx.o.out(line);
+  ctx.o.out(pollLine(s));
+  return 0;
+}
+
 export const services: Command = {
   name: 'services',
   summary:
@@ -55,8 +123,10 @@ export const services: Command = {
        selfdevop services delete NAME|ID --confirm NAME [--project NAME|ID]
        selfdevop services health NAME|ID [--environment NAME] [--project NAME|ID] [--json]
        selfdevop services metrics NAME|ID [--range 1h|1d|1w] [--environment NAME] [--json]
-       selfdevop services git NAME|ID --url URL [--ref REF] [--subdir DIR] [--dockerfile FILE]
+       selfdevop services git NAME|ID [--url URL] [--ref REF] [--subdir DIR] [--dockerfile FILE]
                               [--build-arg KEY=value]… [--token-stdin | --no-token]
+                              [--known-hosts FILE | --no-known-hosts]
+                              [--poll SECONDS | --no-poll] [--json]
        selfdevop services git NAME|ID --remove
        selfdevop services build-secret NAME|ID SECRET_ID [--remove]
        selfdevop services deploy-key NAME|ID
@@ -75,7 +145,16 @@ git sets where the service is built from: the repository (https://…, ssh://…
 user@host:path), the branch or tag deploys follow (default main), the build context's
 sub-directory and the Dockerfile in it. --token-stdin reads an HTTPS access token from
 stdin (or asks for it, not echoed); it is sealed and never shown again. --no-token drops
-the stored credential. deploy-key makes an SSH deploy key for an ssh:// repository and
+the stored credential. --url defaults to the source's current URL. Without any change,
+git shows the source: its pinned SSH host keys with their SHA256 fingerprints and the
+last poll of its branch.
+An ssh repository's host key is pinned on first contact (trust on first use) and every
+later fetch requires it: a changed key fails the release naming both fingerprints.
+--known-hosts FILE pins the keys in FILE instead (OpenSSH known_hosts lines, as
+ssh-keyscan prints them; - reads stdin); --no-known-hosts forgets the pin, so the next
+contact pins the key the server presents then (after a real key rotation).
+--poll SECONDS polls the followed branch that often (at least 60) and deploys a new head
+as a push would, for git hosts that cannot send push webhooks; --no-poll stops it. deploy-key makes an SSH deploy key for an ssh:// repository and
 prints its public half: add it to the repository as a read-only deploy key.
 build-secret reads a build-time secret's value from stdin (or asks for it, not echoed)
 and seals it; the service's builds offer it to RUN --mount=type=secret,id=SECRET_ID (never
@@ -100,6 +179,8 @@ Examples:
   selfdevop services metrics web --range 1d
   echo "$GITEA_TOKEN" | selfdevop services git web --url https://git.example.com/shop/web.git --token-stdin
   selfdevop services git api --url git@git.example.com:shop/mono.git --subdir api
+  ssh-keyscan -t ed25519 git.example.com | selfdevop services git api --known-hosts -
+  selfdevop services git web --poll 300
   echo "$NPM_TOKEN" | selfdevop services build-secret web npm_token
   selfdevop services deploy-key api
   selfdevop services push-hook web --rotate`,
@@ -116,6 +197,10 @@ Examples:
       'build-arg': { type: 'string', multiple: true },
       'token-stdin': { type: 'boolean' },
       'no-token': { type: 'boolean' },
+      'known-hosts': { type: 'string' },
+      'no-known-hosts': { type: 'boolean' },
+      poll: { type: 'string' },
+      'no-poll': { type: 'boolean' },
       remove: { type: 'boolean' },
       rotate: { type: 'boolean' },
       name: { type: 'string' },
@@ -230,27 +315,61 @@ Examples:
     }
     if (sub === 'git') {
       if (!name) throw new CliError('services git needs the service NAME or ID', 2);
-      if (!values.remove && !values.url)
-        throw new CliError('services git needs --url (or --remove)', 2);
       if (values['token-stdin'] && values['no-token'])
         throw new CliError('give --token-stdin or --no-token, not both', 2);
+      if (values['known-hosts'] !== undefined && values['no-known-hosts'])
+        throw new CliError('give --known-hosts or --no-known-hosts, not both', 2);
+      if (values.poll !== undefined && values['no-poll'])
+        throw new CliError('give --poll or --no-poll, not both', 2);
+      if (values['known-hosts'] === '-' && values['token-stdin'])
+        throw new CliError('--known-hosts - and --token-stdin both read stdin: give a file', 2);
+      const changes = [
+        'url',
+        'ref',
+        'subdir',
+        'dockerfile',
+        'build-arg',
+        'token-stdin',
+        'no-token',
+        'known-hosts',
+        'no-known-hosts',
+        'poll',
+        'no-poll',
+        'remove',
+      ] as const;
       const api = await client(ctx.env);
       const service = await resolveService(api, name, values.project);
+      if (!changes.some((k) => values[k] !== undefined)) return showGit(ctx, service, values.json);
+      const url = values.url ?? service.git?.url;
+      if (!values.remove && !url)
+        throw new CliError(`service ${service.name} has no git source: give --url`, 2);
       let git: Record<string, unknown> | null = null;
       if (!values.remove) {
         const token = values['token-stdin']
-          ? await readSecret(ctx, `access token for ${values.url}: `)
+          ? await readSecret(ctx, `access token for ${url}: `)
           : undefined;
         if (values['token-stdin'] && !token)
           throw new CliError('the token read from stdin is empty', 2);
         const args = buildArgsOf(values['build-arg']);
+        const knownHosts = await knownHostsOf(ctx, values['known-hosts']);
+        const poll = numberOf('poll', values.poll);
         git = {
-          url: values.url,
+          url,
           ...(values.ref !== undefined ? { ref: values.ref } : {}),
           ...(values.subdir !== undefined ? { subdir: values.subdir } : {}),
           ...(values.dockerfile !== undefined ? { dockerfile: values.dockerfile } : {}),
           ...(args ? { buildArgs: args } : {}),
           ...(token ? { token } : values['no-token'] ? { token: null } : {}),
+          ...(knownHosts !== undefined
+            ? { knownHosts }
+            : values['no-known-hosts']
+              ? { knownHosts: null }
+              : {}),
+          ...(poll !== undefined
+            ? { pollIntervalSeconds: poll }
+            : values['no-poll']
+              ? { pollIntervalSeconds: null }
+              : {}),
         };
       }
       const updated = await api.call<Service>('PATCH', `/api/services/${service.id}`, { git });
@@ -260,6 +379,10 @@ Examples:
           ? `service ${updated.name} builds from ${gitOf(updated)} (${updated.git.dockerfile}); credential: ${updated.gitCredentialKind ?? 'none'}`
           : `service ${updated.name} has no git source any more`,
       );
+      if (updated.git) {
+        for (const line of hostKeyLines(updated)) ctx.o.out(line);
+        if (updated.git.pollIntervalSeconds || values['no-poll']) ctx.o.out(pollLine(updated));
+      }
       return 0;
     }
     if (sub === 'deploy-key') {

@@ -4,6 +4,7 @@
  */
 import * as z from 'zod';
 import type { Release, Service } from '../models.ts';
+import { hostKeys, knownHostsInput, type HostKey } from './host-keys.ts';
 
 // Control characters and whitespace never belong in a URL, ref or path, and a leading dash
 // would be read by git as an option (`--upload-pack=…`).
@@ -105,6 +106,9 @@ export const buildArgs = z
   )
   .refine((m) => Object.keys(m).length <= 50, 'at most 50 build args');
 
+/** The shortest poll interval: a git host is not asked for its heads more than once a minute. */
+export const minPollIntervalSeconds = 60;
+
 /** `git` in `POST /api/services` and `PATCH /api/services/{id}`. */
 export const gitSourceInput = z.strictObject({
   url: gitUrl,
@@ -112,6 +116,19 @@ export const gitSourceInput = z.strictObject({
   subdir: repoPath.optional(),
   dockerfile: repoPath.refine((v) => v !== '', 'must name a file').optional(),
   buildArgs: buildArgs.optional(),
+  /**
+   * An ssh repository's host keys (OpenSSH known_hosts lines, as `ssh-keyscan` prints
+   * them); null forgets the pin, so the next contact pins what the server presents.
+   */
+  knownHosts: knownHostsInput.nullable().optional(),
+  /** Poll the followed branch every N seconds (60 to 86400); null turns polling off. */
+  pollIntervalSeconds: z
+    .number()
+    .int('must be a whole number of seconds')
+    .min(minPollIntervalSeconds, `must be at least ${minPollIntervalSeconds} (a minute)`)
+    .max(86_400, 'must be at most 86400 (a day)')
+    .nullable()
+    .optional(),
   /**
    * Write-only: an HTTPS access token (GitHub, GitLab, Gitea), sent as HTTP basic auth;
    * null removes the credential. Absent keeps the one the service has.
@@ -187,14 +204,43 @@ export function buildLabels(
   };
 }
 
-/** A service as the API shows it: sealed values never leave the store; build secrets by id. */
+/**
+ * A service as the API shows it: sealed values never leave the store; build secrets by id;
+ * the pinned SSH host keys of its git server with their fingerprints.
+ */
 export type PublicService = Omit<Service, 'sealedGitCredential' | 'sealedBuildSecrets'> & {
   buildSecrets: string[];
+  gitHostKeys: HostKey[];
 };
 
 export function publicService<S extends Service>(
   service: S,
-): Omit<S, 'sealedGitCredential' | 'sealedBuildSecrets'> & { buildSecrets: string[] } {
+): Omit<S, 'sealedGitCredential' | 'sealedBuildSecrets'> & {
+  buildSecrets: string[];
+  gitHostKeys: HostKey[];
+} {
   const { sealedGitCredential: _sealed, sealedBuildSecrets, ...rest } = service;
-  return { ...rest, buildSecrets: Object.keys(sealedBuildSecrets ?? {}).sort() };
+  return {
+    ...rest,
+    buildSecrets: Object.keys(sealedBuildSecrets ?? {}).sort(),
+    gitHostKeys: hostKeys(service.git?.knownHosts),
+  };
+}
+
+/**
+ * Where an ssh URL connects, `host:port` (scp-like URLs use 22): a pinned key belongs to
+ * that, so a source moved to another server forgets it. Null for other transports.
+ */
+export function sshAuthority(url: string): string | null {
+  if (!isSshUrl(url)) return null;
+  if (url.startsWith('ssh://')) {
+    try {
+      const u = new URL(url);
+      return `${u.hostname.toLowerCase()}:${u.port || '22'}`;
+    } catch {
+      return null;
+    }
+  }
+  const host = gitHost(url);
+  return host ? `${host}:22` : null;
 }

@@ -1,6 +1,6 @@
 import { isCoreError } from '../errors.ts';
 import type { BuildSlotAnswer, DockerTarget } from '../ports.ts';
-import { openGitRemote } from '../builds/credentials.ts';
+import { openGitRemote, pinLearnedHostKeys } from '../builds/credentials.ts';
 import { contextFilter, parseDockerIgnore } from '../builds/dockerignore.ts';
 import { GitPathNotFound, SourceTooLarge } from '../builds/errors.ts';
 import { buildLabels, buildSecretContext, buildTag } from '../builds/git-source.ts';
@@ -65,6 +65,7 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
     const ref = c.release.gitRef ?? git.ref;
     await appendLog(c, `resolving ${ref} of ${git.url}`);
     const resolved = await viaGit(() => source.resolveRef(remote, ref));
+    await pinHostKeys(c, remote);
     sha = resolved;
     const image = buildTag(c.service, resolved);
     await c.deps.store.withOrg(c.release.orgId, (repos) =>
@@ -112,6 +113,19 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
   } finally {
     await slots?.free(c.release.id, c.release.orgId);
   }
+}
+
+/** A first contact's host key becomes the service's pin, and the log says which key. */
+async function pinHostKeys(
+  c: StepContext,
+  remote: Awaited<ReturnType<typeof openGitRemote>>,
+): Promise<void> {
+  const pinned = await pinLearnedHostKeys(c.deps, c.release.orgId, c.service.id, remote);
+  if (pinned.length > 0)
+    await appendLog(
+      c,
+      `pinned the git server's SSH host key on first use: ${pinned.join(', ')} (a different key will fail later fetches)`,
+    );
 }
 
 /** A build's lease outlives its timeout by this much before another build may take its slot. */
@@ -174,6 +188,7 @@ async function buildWithSlot(
   const context = git.subdir || '.';
   await appendLog(c, `fetching ${git.url} at ${sha}`);
   const tree = await viaGit(() => source.fetch(remote, sha, git.subdir, c.signal));
+  await pinHostKeys(c, remote);
   let archive: AsyncIterable<Uint8Array>;
   let dockerfile = git.dockerfile;
   try {

@@ -14,6 +14,33 @@ export const pushPrincipal = (orgId: string, hookId: string): Principal => ({
   role: 'deployer',
 });
 
+/** The actor of a poll of the followed branch (a service with polling on and no push hook). */
+export const pollPrincipal = (orgId: string, serviceId: string): Principal => ({
+  actorType: 'api_key',
+  actorId: `git_poll:${serviceId}`,
+  userId: null,
+  orgId,
+  role: 'deployer',
+});
+
+/**
+ * The commit the service wants deployed next, taken: the push hook's slot (which polls of a
+ * service with a hook share, so pushes and polls coalesce together), else the slot polls of
+ * a service without a hook keep.
+ */
+async function takeWanted(
+  deps: ReleaseDeps,
+  orgId: string,
+  serviceId: string,
+): Promise<{ hookId: string | null; sha: string } | null> {
+  return deps.store.withOrg(orgId, async (r) => {
+    const pushed = await r.pushHooks.takeWanted(serviceId);
+    if (pushed) return pushed;
+    const polled = await r.gitPolls.takeWanted(serviceId);
+    return polled ? { hookId: null, sha: polled } : null;
+  });
+}
+
 /**
  * Starts the commit the service's pushes want, if any, so that pushes in quick succession
  * deploy the latest rather than racing: each push records its sha as the one wanted
@@ -31,12 +58,12 @@ export async function startWantedPush(
 ): Promise<Release | null> {
   // Bounded: each turn is a release that ended between our try and our putting back.
   for (let turn = 0; turn < 5; turn++) {
-    const wanted = await deps.store.withOrg(orgId, (r) => r.pushHooks.takeWanted(serviceId));
+    const wanted = await takeWanted(deps, orgId, serviceId);
     if (!wanted) return null;
     try {
       return await createRelease(
         deps,
-        pushPrincipal(orgId, wanted.hookId),
+        wanted.hookId ? pushPrincipal(orgId, wanted.hookId) : pollPrincipal(orgId, serviceId),
         { serviceId, gitRef: wanted.sha },
         ctx,
       );
@@ -45,7 +72,8 @@ export async function startWantedPush(
       const inFlightId = (e.details as { releaseId: string }).releaseId;
       const still = await deps.store.withOrg(orgId, async (r) => {
         // Put back only if no newer push took its place: the newer one wins.
-        await r.pushHooks.putBackWanted(wanted.hookId, wanted.sha);
+        if (wanted.hookId) await r.pushHooks.putBackWanted(wanted.hookId, wanted.sha);
+        else await r.gitPolls.putBackWanted(serviceId, wanted.sha);
         const release = await r.releases.get(inFlightId);
         return release !== null && isInFlight(release.status);
       });

@@ -5,7 +5,7 @@ import type { OrgRepos } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import { id, imageRef, slugName } from '../schemas.ts';
 import { buildRepository, buildTag, gitRefName, isFullSha } from '../builds/git-source.ts';
-import { openGitRemote } from '../builds/credentials.ts';
+import { openGitRemote, pinLearnedHostKeys } from '../builds/credentials.ts';
 import { requireOrg, type Principal, type RequestContext } from '../deps.ts';
 import { appendEvent, deployJobIdOf, failUnstarted } from './context.ts';
 import { sendStep, type ReleaseDeps } from './deps.ts';
@@ -223,7 +223,10 @@ async function resolveEarly(
   if (!deps.source) return null;
   const remote = await openGitRemote(deps.vault, service);
   try {
-    return await deps.source.resolveRef(remote, ref);
+    const sha = await deps.source.resolveRef(remote, ref);
+    // First contact with an ssh server: its key becomes the pin every build then requires.
+    await pinLearnedHostKeys(deps, service.orgId, service.id, remote);
+    return sha;
   } catch (e) {
     if (isCoreError(e) && e.kind === 'unavailable') return null;
     throw e;

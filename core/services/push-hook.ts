@@ -1,3 +1,4 @@
+import { isDeployingOrServing, newestProductionRelease } from '../builds/poll.ts';
 import { readPush, type HeaderReader } from '../builds/push.ts';
 import { CoreError, NotFound, TooManyAttempts } from '../errors.ts';
 import type { Release } from '../models.ts';
@@ -166,6 +167,13 @@ export async function receivePush(
         reason: `delivery ${verdict.deliveryId} was received before; nothing to deploy again`,
       };
   }
+  // A poll (or an earlier push) of this commit got there first: deployed once, not twice.
+  const newest = await newestProductionRelease(release, service);
+  if (newest && isDeployingOrServing(newest, verdict.sha))
+    return {
+      status: 'ignored',
+      reason: `commit ${verdict.sha} is already ${newest.status === 'completed' ? 'deployed' : 'deploying'} (release ${newest.id}); nothing to deploy again`,
+    };
   let started: Release | null;
   try {
     // Recorded first, then started: a push while a release is in flight waits for its end,

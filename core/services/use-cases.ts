@@ -19,11 +19,13 @@ import {
   gitHost,
   isSshUrl,
   publicService,
+  sshAuthority,
   type GitSourceInput,
   type PublicService,
 } from '../builds/git-source.ts';
 import { BuildsUnavailable } from '../builds/errors.ts';
-import type { EventQueue, OrgRepos } from '../ports.ts';
+import { hostKeys } from '../builds/host-keys.ts';
+import type { EventQueue, GitPoll, OrgRepos } from '../ports.ts';
 import { projectPairs, removalUnits, sendRemoval } from './removal.ts';
 import {
   recordAudit,
@@ -55,6 +57,11 @@ export const defaultWarmSeconds = 600;
 export interface ServiceView extends PublicService {
   /** The default host per environment; none for a worker (it has no route). */
   hosts: { environment: string; host: string }[];
+  /**
+   * What the polls of the followed branch saw (GET of one service; null before the first
+   * poll or without a git source).
+   */
+  gitPoll?: Omit<GitPoll, 'serviceId'> | null;
 }
 
 /** A worker's gate unless it says otherwise: up for 10 s without a restart. */
@@ -188,12 +195,30 @@ function gitSourceOf(deps: CoreDeps, input: GitSourceInput, previous: GitSource 
       { field: 'git.url' },
     );
   }
+  const ssh = sshAuthority(input.url);
+  if (input.knownHosts && !ssh)
+    throw new InvalidInput(
+      'git.knownHosts: only an ssh repository has host keys (this URL is not ssh:// nor user@host:path)',
+      { field: 'git.knownHosts' },
+    );
+  // A pin belongs to the server it was taken from: a source moved elsewhere forgets it.
+  const samePlace = previous !== null && ssh !== null && sshAuthority(previous.url) === ssh;
   return {
     url: input.url,
     ref: input.ref ?? previous?.ref ?? defaultGitRef,
     subdir: input.subdir ?? previous?.subdir ?? '',
     dockerfile: input.dockerfile ?? previous?.dockerfile ?? defaultDockerfile,
     buildArgs: input.buildArgs ?? previous?.buildArgs ?? {},
+    knownHosts:
+      input.knownHosts !== undefined
+        ? input.knownHosts
+        : samePlace
+          ? (previous.knownHosts ?? null)
+          : null,
+    pollIntervalSeconds:
+      input.pollIntervalSeconds !== undefined
+        ? input.pollIntervalSeconds
+        : (previous?.pollIntervalSeconds ?? null),
   };
 }
 
@@ -205,6 +230,8 @@ const auditedGit = (git: GitSource, credential: Service['gitCredentialKind']) =>
   dockerfile: git.dockerfile,
   buildArgNames: Object.keys(git.buildArgs),
   credential,
+  hostKeys: hostKeys(git.knownHosts).map((k) => k.fingerprint),
+  pollIntervalSeconds: git.pollIntervalSeconds ?? null,
 });
 
 async function sealToken(
@@ -491,7 +518,13 @@ export async function getService(
     const service = await repos.services.get(id);
     if (!service) throw new NotFound('service', id);
     const envs = await repos.environments.list({ limit: 200 }, { projectId: service.projectId });
-    return withHosts(deps, service, envs.items);
+    const poll = service.git ? await repos.gitPolls.get(id) : null;
+    let gitPoll: ServiceView['gitPoll'] = null;
+    if (poll) {
+      const { serviceId: _serviceId, ...seen } = poll;
+      gitPoll = seen;
+    }
+    return { ...(await withHosts(deps, service, envs.items)), gitPoll };
   });
 }
 

@@ -772,6 +772,9 @@ export function runApiSuite(
 
     describe('git sources', () => {
       let projectId: string;
+      // An ed25519 key ssh-keygen made, and the fingerprint `ssh-keygen -lf` printed for it.
+      const hostKeyLine =
+        '[git.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPeh9cZ4g/6yNZX/HvDBe2LW8BI/Zi2R+gCwr+C2wewc';
 
       beforeAll(async () => {
         const res = await req('POST', '/api/projects', { token: a.token, body: { name: 'built' } });
@@ -802,6 +805,8 @@ export function runApiSuite(
           subdir: 'services/api',
           dockerfile: 'Dockerfile',
           buildArgs: { NODE_ENV: 'production' },
+          knownHosts: null,
+          pollIntervalSeconds: null,
         });
         expect(res.body.gitCredentialKind).toBe('token');
         expect(res.body.image).toMatch(/^api-[0-9a-z]{1,6}$/);
@@ -891,6 +896,45 @@ export function runApiSuite(
         expect(noRef.body.error.message).toMatch(/^gitRef: the service has no git source/);
       });
 
+      it('pins the SSH host keys given, shows their fingerprints, forgets them when the server moves, and sets the poll interval', async () => {
+        const res = await service('pinned', {
+          git: {
+            url: 'ssh://git@git.example.com:2222/shop/pinned.git',
+            knownHosts: `# ssh-keyscan -p 2222 git.example.com\n${hostKeyLine}\n`,
+            pollIntervalSeconds: 120,
+          },
+        });
+        expect(res.status, res.text).toBe(201);
+        expect(res.body.git).toMatchObject({ knownHosts: hostKeyLine, pollIntervalSeconds: 120 });
+        expect(res.body.gitHostKeys).toEqual([
+          {
+            hosts: '[git.example.com]:2222',
+            type: 'ssh-ed25519',
+            fingerprint: 'SHA256:uux2rzujDeovjh6R8QNzx0k16wYDVFNTwRCUd9t7/dQ',
+          },
+        ]);
+        const got = await req('GET', `/api/services/${res.body.id}`, { token: a.token });
+        expect(got.body).toMatchObject({ gitPoll: null, gitHostKeys: res.body.gitHostKeys });
+        // Another path on the same server keeps the pin; another server forgets it.
+        const samePlace = await req('PATCH', `/api/services/${res.body.id}`, {
+          token: a.token,
+          body: { git: { url: 'ssh://git@git.example.com:2222/shop/other.git' } },
+        });
+        expect(samePlace.body.git).toMatchObject({
+          knownHosts: hostKeyLine,
+          pollIntervalSeconds: 120,
+        });
+        const moved = await req('PATCH', `/api/services/${res.body.id}`, {
+          token: a.token,
+          body: {
+            git: { url: 'ssh://git@git2.example.com/shop/other.git', pollIntervalSeconds: null },
+          },
+        });
+        expect(moved.status, moved.text).toBe(200);
+        expect(moved.body.git).toMatchObject({ knownHosts: null, pollIntervalSeconds: null });
+        expect(moved.body.gitHostKeys).toEqual([]);
+      });
+
       it('refuses bad git input with a 400 naming the field', async () => {
         const cases: [Record<string, unknown>, RegExp][] = [
           [{}, /^image: is required unless the service has a git source/],
@@ -911,6 +955,22 @@ export function runApiSuite(
           [
             { git: { url: 'http://git.example.com/r.git', token: 'x' } },
             /^git\.token: a token is sent only over https/,
+          ],
+          [
+            { git: { url: 'https://example.com/r.git', pollIntervalSeconds: 30 } },
+            /^git\.pollIntervalSeconds: must be at least 60/,
+          ],
+          [
+            { git: { url: 'https://example.com/r.git', pollIntervalSeconds: '60' } },
+            /^git\.pollIntervalSeconds: /,
+          ],
+          [
+            { git: { url: 'https://example.com/r.git', knownHosts: hostKeyLine } },
+            /^git\.knownHosts: only an ssh repository has host keys/,
+          ],
+          [
+            { git: { url: 'git@git.example.com:r.git', knownHosts: 'not a key' } },
+            /^git\.knownHosts: line 1: /,
           ],
         ];
         for (const [extra, message] of cases) {

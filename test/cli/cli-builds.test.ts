@@ -251,6 +251,48 @@ services:
     const bad = await cli(['services', 'git', 'web', '--url', 'file:///etc']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/git\.url: .*file:\/\/ is refused/);
-    expect((await cli(['services', 'git', 'web'])).code).toBe(2);
-  }, 60_000);
+    expect((await cli(['services', 'git'])).code).toBe(2);
+  }, 120_000);
+
+  it('polls the followed branch and pins SSH host keys through services git, showing both', async () => {
+    // Polling and pinned host keys: set, shown (with fingerprints), bad values named, cleared.
+    const hostKeyLine =
+      'git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPeh9cZ4g/6yNZX/HvDBe2LW8BI/Zi2R+gCwr+C2wewc';
+    const fingerprint = 'SHA256:uux2rzujDeovjh6R8QNzx0k16wYDVFNTwRCUd9t7/dQ';
+    // A loopback port nobody listens on: the workers' git-poll job may run meanwhile, and
+    // must reach nothing off this machine.
+    const url = 'ssh://git@127.0.0.1:1/shop/web.git';
+    const polled = await cli(['services', 'git', 'web', '--url', url, '--poll', '300']);
+    expect(polled.code, polled.stderr).toBe(0);
+    expect(polled.stdout).toContain('polling: every 300 s; not polled yet');
+    expect(polled.stdout).toContain(
+      'host key: not pinned yet (the next contact pins the key the server presents)',
+    );
+    const tooOften = await cli(['services', 'git', 'web', '--poll', '30']);
+    expect(tooOften.code).not.toBe(0);
+    expect(tooOften.stderr).toMatch(/git\.pollIntervalSeconds: must be at least 60/);
+    const pinned = await cli(['services', 'git', 'web', '--known-hosts', '-'], `${hostKeyLine}\n`);
+    expect(pinned.code, pinned.stderr).toBe(0);
+    expect(pinned.stdout).toContain(`host key: git.example.com ssh-ed25519 ${fingerprint}`);
+    const badKeys = await cli(['services', 'git', 'web', '--known-hosts', '-'], 'nonsense here\n');
+    expect(badKeys.code).not.toBe(0);
+    expect(badKeys.stderr).toMatch(/git\.knownHosts: line 1: /);
+    const shown = await cli(['services', 'git', 'web']);
+    expect(shown.code, shown.stderr).toBe(0);
+    const lines = shown.stdout.trim().split('\n');
+    expect(lines.slice(0, 2)).toEqual([
+      `service web builds from ${url}#release:web (Dockerfile); credential: deploy_key`,
+      `host key: git.example.com ssh-ed25519 ${fingerprint}`,
+    ]);
+    // Not polled yet, or polled by the workers' job and refused (nobody listens there).
+    expect(lines[2]).toMatch(
+      /^polling: every 300 s; (not polled yet|last polled \S+, failed: .*refused)/,
+    );
+    expect(lines).toHaveLength(3);
+    expect((await cli(['services', 'git', 'web', '--poll', '60', '--no-poll'])).code).toBe(2);
+    const cleared = await cli(['services', 'git', 'web', '--no-poll', '--no-known-hosts']);
+    expect(cleared.code, cleared.stderr).toBe(0);
+    expect(cleared.stdout).toContain('polling: off');
+    expect(cleared.stdout).toContain('host key: not pinned yet');
+  }, 120_000);
 });

@@ -24,6 +24,7 @@ import { orgCases } from './store/orgs.case.ts';
 import { paginationCases } from './store/pagination.case.ts';
 import { projectCases } from './store/projects.case.ts';
 import { pushHookCases } from './store/push-hooks.case.ts';
+import { gitPollCases } from './store/git-polls.case.ts';
 import { releaseCases } from './store/releases.case.ts';
 import { secretCases } from './store/secrets.case.ts';
 import { transactionCases } from './store/transactions.case.ts';
@@ -59,6 +60,7 @@ export function runStoreContract({ make }: StoreFixture): void {
     domainCases();
     webhookCases();
     pushHookCases();
+    gitPollCases();
     dataServiceCases();
     jobCases();
     deleteCases();

@@ -5,6 +5,7 @@
  * commit on the release page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pollGitSources } from '../../core/builds/poll.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { makeRepo, startGitDaemon, type TestGitServer } from '../support/git-server.ts';
 
@@ -192,5 +193,78 @@ describe('dashboard: services built from git', () => {
     expect(release).toMatch(
       new RegExp(`data-git-sha>\\s*${sha}\\s*<span class="hint">\\(main\\)</span>`),
     );
+  });
+
+  it('pins SSH host keys and sets the poll interval from the git source form, and shows what the last poll saw', async () => {
+    const projects = await page('/dashboard');
+    const projectId = /\/dashboard\/projects\/(prj_[0-9a-z]+)/.exec(projects)![1]!;
+    const created = await post(`/dashboard/projects/${projectId}/services`, {
+      name: 'polled',
+      image: '',
+      gitUrl: daemon.url('site'),
+      containerPort: '8080',
+      healthcheckPath: '/health',
+    });
+    const servicePath = created.headers.get('location')!;
+    const serviceId = servicePath.split('/').at(-1)!;
+    const form = (extra: Record<string, string>) =>
+      post(`/dashboard/services/${serviceId}/git`, {
+        ref: 'main',
+        subdir: '',
+        dockerfile: 'Dockerfile',
+        buildArgs: '',
+        ...extra,
+      });
+    // An ed25519 key ssh-keygen made, and the fingerprint `ssh-keygen -lf` printed for it.
+    const hostKeyLine =
+      'git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPeh9cZ4g/6yNZX/HvDBe2LW8BI/Zi2R+gCwr+C2wewc';
+    const pinned = await form({
+      url: 'git@git.example.com:polled.git',
+      knownHosts: hostKeyLine,
+      pollIntervalSeconds: '120',
+    });
+    expect(pinned.status).toBe(303);
+    let html = await page(servicePath);
+    expect(html).toMatch(
+      /<dd data-host-keys>\s*<div><code>git\.example\.com ssh-ed25519 SHA256:uux2rzujDeovjh6R8QNzx0k16wYDVFNTwRCUd9t7\/dQ<\/code><\/div>/,
+    );
+    expect(html).toMatch(
+      /<dd data-git-poll>\s*every 120 s\s*<div class="hint">not polled yet<\/div>/,
+    );
+    expect(html).toContain('value="120"');
+    expect(html).toContain('name="forgetHostKeys"');
+    const tooOften = await form({
+      url: 'git@git.example.com:polled.git',
+      pollIntervalSeconds: '30',
+    });
+    expect(decodeURIComponent(flashOf(tooOften))).toMatch(
+      /git\.pollIntervalSeconds: must be at least 60/,
+    );
+    const badKey = await form({ url: 'git@git.example.com:polled.git', knownHosts: 'no key' });
+    expect(decodeURIComponent(flashOf(badKey))).toMatch(/git\.knownHosts: line 1: /);
+    const forgot = await form({
+      url: 'git@git.example.com:polled.git',
+      pollIntervalSeconds: '120',
+      forgetHostKeys: '1',
+    });
+    expect(forgot.status).toBe(303);
+    expect(await page(servicePath)).toMatch(
+      /<dd data-host-keys>\s*not pinned yet: the first contact pins the key the server presents/,
+    );
+
+    // Back to the daemon's repository, polled: the worker's job deploys its head.
+    await form({ url: daemon.url('site'), pollIntervalSeconds: '60' });
+    const outcomes = await pollGitSources(api.system.release);
+    const outcome = outcomes.find((o) => o.serviceId === serviceId);
+    expect(outcome).toMatchObject({ status: 'deploying', sha });
+    html = await page(servicePath);
+    expect(html).toMatch(
+      new RegExp(
+        `<dd data-git-poll>\\s*every 60 s\\s*<div class="hint">\\s*last polled [0-9T:.-]+Z, head <code>${sha}</code>\\s*, release\\s*<a href="/dashboard/releases/rel_`,
+      ),
+    );
+    // A source change waits for the release the poll started (no worker runs it here).
+    const off = await form({ url: daemon.url('site'), pollIntervalSeconds: '' });
+    expect(decodeURIComponent(flashOf(off))).toMatch(/in flight/);
   });
 });

@@ -68,6 +68,7 @@ async function fillEveryTable(store: PostgresStore, t: Tenant): Promise<void> {
       createdAt: at(),
     });
     await r.pushHooks.claimDelivery(push.id, 'delivery-1', at());
+    await r.gitPolls.record(t.serviceId, { polledAt: at(), error: null, sha: 'a'.repeat(40) });
     const channel = `nc_${t.orgId}`;
     await r.notificationChannels.insert({
       id: channel,
@@ -205,6 +206,7 @@ describe('row-level security', () => {
         'webhook_deliveries',
         'push_hooks',
         'push_deliveries',
+        'git_polls',
         'notification_channels',
         'notification_held',
         'notification_deliveries',
@@ -436,6 +438,8 @@ describe('row-level security', () => {
       'selfdevop_domain_by_hostname',
       // Custom domains' sweep (migrations/0002_domain_sweep.sql).
       'selfdevop_domains_to_check',
+      // The git-poll job's due services, ids only (migrations/0036_git_polls.sql).
+      'selfdevop_git_polls_due',
       // Accepting an invite, by its token's hash (migrations/0011_teams.sql).
       'selfdevop_invite_by_token_hash',
       // The sweep of releases whose first step was lost (migrations/0009_release_sweep.sql).

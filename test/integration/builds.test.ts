@@ -181,6 +181,8 @@ describe.skipIf(!ready)('building a service from git and deploying it', () => {
       subdir: 'app',
       dockerfile: 'Dockerfile',
       buildArgs: { GREETING: 'hello-from-build-arg' },
+      knownHosts: null,
+      pollIntervalSeconds: null,
     });
 
     const queued = await deploy(web.id);

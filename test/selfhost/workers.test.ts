@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { domainSweepCron, domainSweepSchedule } from '../../core/domains/sweep.ts';
 import { edgeRebuildJob, workerQueueNames } from '../../core/queues.ts';
 import { buildPruneCron, buildPruneSchedule } from '../../core/builds/prune.ts';
+import { gitPollCron, gitPollSchedule } from '../../core/builds/poll.ts';
 import { releaseSweepCron, releaseSweepSchedule } from '../../core/releases/sweep.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { aNode, anOrg } from '../contracts/store/builders.ts';
@@ -34,6 +35,7 @@ describe('self-hosted workers', () => {
         { name: buildPruneSchedule, cron: buildPruneCron },
         { name: domainSweepSchedule, cron: domainSweepCron },
         { name: edgeRebuildJob, cron: '* * * * *' },
+        { name: gitPollSchedule, cron: gitPollCron },
         { name: releaseSweepSchedule, cron: releaseSweepCron },
       ];
       expect(queues.sort()).toEqual([...workerQueueNames, ...jobs.map((j) => j.name)].sort());

@@ -30,6 +30,7 @@ export function deleteServiceRows(t: TenantView, serviceId: string): boolean {
   drop(t, 'dataServiceLinks', ofIt);
   for (const hook of drop(t, 'pushHooks', ofIt))
     drop(t, 'pushDeliveries', (r) => r.hookId === hook.id);
+  drop(t, 'gitPolls', ofIt);
   t.view.delete('services', serviceId);
   return true;
 }

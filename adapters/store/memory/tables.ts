@@ -32,6 +32,7 @@ export const tableNames = [
   'notificationDeliveries',
   'pushHooks',
   'pushDeliveries',
+  'gitPolls',
   'dataServices',
   'dataServiceLinks',
   'registries',
@@ -114,6 +115,15 @@ export const rules: Record<TableName, TableRules> = {
     tenant: true,
     unique: [],
     foreign: [{ what: 'push_hook', field: 'hookId', table: 'pushHooks' }],
+  },
+  gitPolls: {
+    sqlName: 'git_polls',
+    what: 'git_poll',
+    key: (r) => `${r.orgId}|${r.serviceId}`,
+    keyNames: 'serviceId',
+    tenant: true,
+    unique: [],
+    foreign: [{ what: 'service', field: 'serviceId', table: 'services' }],
   },
   orgs: { sqlName: 'orgs', what: 'org', key: byId, unique: [], foreign: [], tenant: false },
   users: {

@@ -86,6 +86,9 @@ export class KillableStore implements Store {
   get pushHookLookup() {
     return this.inner.pushHookLookup;
   }
+  get gitPollLookup() {
+    return this.inner.gitPollLookup;
+  }
   withOrg<T>(orgId: string, fn: (repos: OrgRepos) => Promise<T>): Promise<T> {
     return this.inner.withOrg(orgId, (repos) => {
       const wrapped = Object.create(repos) as OrgRepos & { releases: OrgRepos['releases'] };

@@ -362,7 +362,58 @@ function pushHookSection(svc: Service, hook: PushHookShown | null): Html {
   </section>`;
 }
 
-function gitSource(svc: Service): Html {
+type GitView = Service & {
+  gitHostKeys?: { hosts: string; type: string; fingerprint: string }[];
+  gitPoll?: {
+    polledAt: string | null;
+    sha: string | null;
+    error: string | null;
+    releaseId: string | null;
+  } | null;
+};
+
+/** The git server's pinned SSH host keys with their fingerprints (ssh repositories only). */
+function hostKeyFacts(svc: GitView): Html {
+  const keys = svc.gitHostKeys ?? [];
+  const ssh = /^ssh:\/\/|^[^/:]+@[^/:]+:/.test(svc.git?.url ?? '');
+  if (!ssh && keys.length === 0) return html``;
+  return html`<dt>SSH host key</dt>
+    <dd data-host-keys>
+      ${
+        keys.length === 0
+          ? html`not pinned yet: the first contact pins the key the server presents`
+          : keys.map((k) => html`<div><code>${k.hosts} ${k.type} ${k.fingerprint}</code></div>`)
+      }
+    </dd>`;
+}
+
+/** How the branch is polled, and what the last poll saw. */
+function pollFacts(svc: GitView): Html {
+  const every = svc.git?.pollIntervalSeconds;
+  const poll = svc.gitPoll;
+  return html`<dt>Polling</dt>
+    <dd data-git-poll>
+      ${every ? `every ${every} s` : 'off (push webhooks or deploys by hand)'}
+      ${
+        poll?.polledAt
+          ? html`<div class="hint">
+              last polled ${poll.polledAt}${poll.sha ? html`, head <code>${poll.sha}</code>` : ''}
+              ${
+                poll.releaseId
+                  ? html`, release
+                      <a href="/dashboard/releases/${poll.releaseId}">${poll.releaseId}</a>`
+                  : ''
+              }
+              ${poll.error ? html`<div class="error" data-git-poll-error>${poll.error}</div>` : ''}
+            </div>`
+          : every
+            ? html`<div class="hint">not polled yet</div>`
+            : ''
+      }
+    </dd>`;
+}
+
+function gitSource(svc: GitView): Html {
   const git = svc.git;
   const args = git
     ? Object.entries(git.buildArgs)
@@ -392,6 +443,7 @@ function gitSource(svc: Service): Html {
             <dd data-build-secrets>
               ${buildSecrets.length > 0 ? buildSecrets.join(', ') : 'none'}
             </dd>
+            ${hostKeyFacts(svc)} ${pollFacts(svc)}
             ${
               svc.gitPublicKey
                 ? html`<dt>Deploy key</dt>
@@ -448,6 +500,34 @@ function gitSource(svc: Service): Html {
           ><input id="git-token" name="token" type="password" autocomplete="new-password" />
         </div>
       </div>
+      <div class="row">
+        <div>
+          <label for="git-poll"
+            >Poll the branch every <span class="hint">seconds, at least 60; empty: off</span></label
+          ><input
+            id="git-poll"
+            name="pollIntervalSeconds"
+            inputmode="numeric"
+            value="${git?.pollIntervalSeconds ?? ''}"
+          />
+        </div>
+      </div>
+      <label for="git-known-hosts"
+        >SSH host keys
+        <span class="hint"
+          >ssh repositories: known_hosts lines to pin (ssh-keyscan prints them); empty keeps the
+          pinned ones, or pins the key seen on first contact</span
+        ></label
+      >
+      <textarea id="git-known-hosts" name="knownHosts"></textarea>
+      ${
+        git?.knownHosts
+          ? html`<label
+              ><input type="checkbox" name="forgetHostKeys" value="1" /> Forget the pinned host key
+              (the next contact pins the key the server presents then)</label
+            >`
+          : ''
+      }
       <label for="git-args"
         >Build args
         <span class="hint"
@@ -510,6 +590,13 @@ function gitSource(svc: Service): Html {
           </form>`
         : ''
     }`;
+}
+
+/** The poll field: empty turns polling off; anything not a number goes to the API as typed, which names the problem. */
+function pollOf(value: string | undefined): number | string | null {
+  if (value === undefined || value.trim() === '') return null;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : value;
 }
 
 /** `KEY=value` lines as a map; blank lines are skipped. */
@@ -1033,6 +1120,12 @@ export function registerServices(app: Hono, fetchApi: ApiFetch): void {
           dockerfile: field(form, 'dockerfile') || 'Dockerfile',
           buildArgs: parseArgs(typeof form.buildArgs === 'string' ? form.buildArgs : ''),
           ...(token ? { token } : field(form, 'dropCredential') ? { token: null } : {}),
+          pollIntervalSeconds: pollOf(field(form, 'pollIntervalSeconds')),
+          ...(field(form, 'knownHosts')
+            ? { knownHosts: field(form, 'knownHosts') }
+            : field(form, 'forgetHostKeys')
+              ? { knownHosts: null }
+              : {}),
         },
       });
       flash(c, 'notice', 'Git source saved; it applies from the next deploy.');

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { domainSweepCron, domainSweepSchedule } from '../../core/domains/sweep.ts';
 import { edgeRebuildJob, workerQueueNames } from '../../core/queues.ts';
 import { buildPruneCron, buildPruneSchedule } from '../../core/builds/prune.ts';
+import { backupSweepCron, backupSweepSchedule } from '../../core/data-services/sweep.ts';
 import { gitPollCron, gitPollSchedule } from '../../core/builds/poll.ts';
 import { releaseSweepCron, releaseSweepSchedule } from '../../core/releases/sweep.ts';
 import { startSelfhostApi } from '../support/api.ts';
@@ -32,6 +33,7 @@ describe('self-hosted workers', () => {
       // Written out, not derived from scheduledJobs(): a job the composition fails to wire
       // (edge-rebuild without the route catalog, issue 11) must fail here.
       const jobs = [
+        { name: backupSweepSchedule, cron: backupSweepCron },
         { name: buildPruneSchedule, cron: buildPruneCron },
         { name: domainSweepSchedule, cron: domainSweepCron },
         { name: edgeRebuildJob, cron: '* * * * *' },

@@ -350,6 +350,14 @@ describe.skipIf(!ready)('replicas on three real engines behind a real Caddy', ()
     await deps.store.withOrg(orgId, (x) =>
       x.services.update(serviceId, { warmSeconds: 0, drainSeconds: 5 }),
     );
+    // drainSeconds is in the route (stream_close_delay), so the next deploy reloads Caddy,
+    // and a reload resets the keep-alive connections it finds mid-request: that deploy goes
+    // before the load, which measures the leaving replicas, not a route change.
+    const first = await createRelease(deps, deployer, {
+      serviceId,
+      image: 'selfdevop-test/app:v1',
+    });
+    expect((await settle(first.id)).status).toBe('completed');
     const load = concurrentLoad({ keepAlive: 6, fresh: 4, maxSeconds: 150 });
     try {
       for (const image of [

@@ -6,6 +6,17 @@ import type { UpstreamRegistry } from '../../core/ports.ts';
 
 const zone = 'upstreams.selfdevop.internal';
 
+/** An edge DNS server on a loopback port over `registry`, and a resolver that asks only it. */
+async function serve(
+  registry: Parameters<typeof startUpstreamDns>[0]['registry'],
+  cacheMs: number,
+) {
+  const dns = await startUpstreamDns({ registry, zone, host: '127.0.0.1', port: 0, cacheMs });
+  const r = new Resolver({ timeout: 1_000, tries: 1 });
+  r.setServers([dns.address]);
+  return { dns, r };
+}
+
 describe('the edge DNS server', () => {
   const registry = new MemoryUpstreamRegistry();
   let failing = false;
@@ -58,19 +69,12 @@ describe('the edge DNS server', () => {
   });
 
   it('serves a change at once when the cache for it is dropped (a registry without a feed)', async () => {
-    const cached = await startUpstreamDns({
-      registry: {
-        set: registry.set.bind(registry),
-        get: registry.get.bind(registry),
-        remove: registry.remove.bind(registry),
-      },
-      zone,
-      host: '127.0.0.1',
-      port: 0,
-      cacheMs: 60_000,
-    });
-    const r = new Resolver({ timeout: 1_000, tries: 1 });
-    r.setServers([cached.address]);
+    const featureless = {
+      set: registry.set.bind(registry),
+      get: registry.get.bind(registry),
+      remove: registry.remove.bind(registry),
+    };
+    const { dns: cached, r } = await serve(featureless, 60_000);
     try {
       await registry.set('sdo-cached', ['127.0.0.1:1000']);
       expect((await r.resolveSrv(`_sdo-cached._tcp.${zone}`))[0]!.port).toBe(1000);
@@ -110,15 +114,7 @@ describe('the edge DNS server over a registry with a feed', () => {
     const registry = new CountingRegistry();
     await registry.set('sdo-a', ['127.0.0.1:1001', '127.0.0.1:1002']);
     // A long answer cache: only the feed can make a write show.
-    const dns = await startUpstreamDns({
-      registry,
-      zone,
-      host: '127.0.0.1',
-      port: 0,
-      cacheMs: 60_000,
-    });
-    const r = new Resolver({ timeout: 1_000, tries: 1 });
-    r.setServers([dns.address]);
+    const { dns, r } = await serve(registry, 60_000);
     try {
       await eventually(async () => registry.alls > 0);
       const before = registry.gets;
@@ -149,15 +145,7 @@ describe('the edge DNS server over a registry with a feed', () => {
         return { close: async () => undefined };
       },
     });
-    const dns = await startUpstreamDns({
-      registry: deaf,
-      zone,
-      host: '127.0.0.1',
-      port: 0,
-      cacheMs: 0,
-    });
-    const r = new Resolver({ timeout: 1_000, tries: 1 });
-    r.setServers([dns.address]);
+    const { dns, r } = await serve(deaf, 0);
     try {
       await registry.set('sdo-new', ['127.0.0.1:3001']);
       expect(await ports(r, 'sdo-new')).toEqual([3001]);
@@ -178,15 +166,7 @@ describe('the edge DNS server over a registry with a feed', () => {
       },
     });
     await registry.set('sdo-r', ['127.0.0.1:4001']);
-    const dns = await startUpstreamDns({
-      registry: lossy,
-      zone,
-      host: '127.0.0.1',
-      port: 0,
-      cacheMs: 60_000,
-    });
-    const r = new Resolver({ timeout: 1_000, tries: 1 });
-    r.setServers([dns.address]);
+    const { dns, r } = await serve(lossy, 60_000);
     try {
       expect(await ports(r, 'sdo-r')).toEqual([4001]);
       // Written while the feed was away: no word of it.

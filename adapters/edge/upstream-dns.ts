@@ -247,11 +247,14 @@ async function mirrorOf(
     );
   };
 
+  // The feed says "reload" once subscribed: that first load is awaited, not repeated.
+  let firstLoad: Promise<void> | undefined;
   const watcher = await registry.watch!((label) => {
-    if (label === null) void reload();
-    else refresh(label);
+    if (label !== null) refresh(label);
+    else if (firstLoad) void reload();
+    else firstLoad = reload();
   });
-  await reload();
+  await (firstLoad ?? (firstLoad = reload()));
   const timer = setInterval(() => void reload(), options.resyncMs ?? 10_000);
   timer.unref();
   return {

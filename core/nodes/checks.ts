@@ -36,6 +36,7 @@ import {
   type NodeCheckPolicy,
 } from './reachability.ts';
 import { planNodeLoss, planNodeReturn, type LossStep } from './node-loss.ts';
+import { SwarmTaskFollower } from './swarm-tasks.ts';
 
 /** The audit actor of what the node checks do. */
 export const nodeChecksActor = { actorType: 'system', actorId: 'node-checks' } as const;
@@ -73,10 +74,13 @@ export class NodeChecker {
   private readonly pending = new Map<string, Promise<unknown>>();
   /** Losses and returns being handled: off the round, whose pace they must not set. */
   private readonly handling = new Set<Promise<void>>();
+  /** A Swarm's manager answers for its members: their tasks are followed each round. */
+  private readonly swarmTasks: SwarmTaskFollower;
 
   constructor(deps: NodeCheckDeps) {
     this.deps = deps;
     this.policy = { ...defaultNodeCheckPolicy, ...deps.policy };
+    this.swarmTasks = new SwarmTaskFollower(deps.release);
   }
 
   /** One round over every org's nodes; an org that fails is logged, the others go on. */
@@ -135,6 +139,10 @@ export class NodeChecker {
           'node return not handled',
         );
       }
+      // A member of a Swarm dies without its manager missing a check: its tasks are
+      // followed (probed, and read for where Swarm runs them now) beside the round.
+      if (node.kind === 'swarm' && outcome.answered && change === null)
+        this.detach(this.swarmTasks.follow(updated), orgId, node.id, 'swarm tasks not followed');
       out.push({ orgId, nodeId: node.id, answered: outcome.answered, change });
     }
     return out;

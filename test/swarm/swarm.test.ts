@@ -26,7 +26,8 @@ import {
   releaseStepsQueue,
   type ReleaseDeps,
 } from '../../core/releases/engine.ts';
-import { defaultHosts } from '../../core/releases/plan.ts';
+import { NodeChecker } from '../../core/nodes/checks.ts';
+import { defaultHosts, routeId } from '../../core/releases/plan.ts';
 import { rollbackRelease } from '../../core/releases/rollback.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { available, isCi } from '../support/services.ts';
@@ -40,6 +41,9 @@ const target = { dockerHost: `unix://${manager}`, swarm: true };
 const script = fileURLToPath(new URL('../../../shared/ci/multi-node.sh', import.meta.url));
 const multiNode = (...args: string[]) =>
   promisify(execFile)('bash', [script, ...args], { timeout: 60_000 });
+/** A member's power back (a cold boot of its engine; slower than a thaw on a loaded machine). */
+const powerOn = (index: string) =>
+  promisify(execFile)('bash', [script, 'start', index], { timeout: 180_000 });
 
 interface MemberNode {
   ID: string;
@@ -502,5 +506,117 @@ describe.skipIf(!ready)(
         await labelled({});
       }
     });
+    it("follows Swarm's tasks when a member loses power: its task leaves the edge, and Swarm's replacement joins once it answers", async () => {
+      await allMembersReady(docker);
+      const lost = ((await docker.listNodes()) as MemberNode[]).filter(
+        (n) => n.Description?.Hostname !== 'sdo-node7' && !n.ManagerStatus?.Leader,
+      )[0]!;
+      const index = lost.Description!.Hostname!.replace('sdo-node', '');
+      const lostAddress = `10.213.0.${10 + Number(index)}`;
+      const followed = aService({
+        id: `${serviceId}n`,
+        name: 'followed',
+        image: 'selfdevop-test/app:v1',
+        replicas: 3,
+        maxSurge: 3,
+        health: { intervalMs: 200, timeoutMs: 1000, successes: 2, deadlineMs: 15_000 },
+        warmSeconds: 0,
+        drainSeconds: 1,
+      });
+      const followedHost = defaultHosts({
+        service: followed,
+        environment: anEnvironment(),
+        edgeDomain: 'apps.example.test',
+      })[0]!;
+      await deps.store.withOrg(orgId, (r) => r.services.insert(followed));
+      const edgeSet = async () =>
+        (await deps.edge.get(routeId(followed.id, 'env_000001')))?.upstreams ?? [];
+      // The worker's node checks, as an install runs them (a round a second).
+      const checker = new NodeChecker({
+        release: deps,
+        policy: { intervalMs: 1000, timeoutMs: 1000, missesToLose: 2 },
+      });
+      let stopChecks: (() => Promise<void>) | undefined;
+      let killed = false;
+      try {
+        const { id } = await createRelease(deps, deployer, {
+          serviceId: followed.id,
+          image: 'selfdevop-test/app:v1',
+        });
+        const v = await settle(id);
+        expect(v.status, v.error ?? '').toBe('completed');
+        const onLost = v.replicaSet!.replicas.filter((r) =>
+          r.upstream!.startsWith(`${lostAddress}:`),
+        );
+        const services = (await servicesOf(id)).map((s: { ID: string }) => s.ID);
+        expect(
+          onLost.length,
+          `no task on sdo-node${index}: ${await tasksSaid(services)}`,
+        ).toBeGreaterThan(0);
+        const lostUpstreams = onLost.map((r) => r.upstream!);
+        stopChecks = checker.start();
+        killed = true;
+        await multiNode('kill', index);
+        // Out of the edge long before the manager sees the member down (heartbeats: ~15 s).
+        let edge: string[] = [];
+        for (let i = 0; i < 300; i++) {
+          edge = await edgeSet();
+          if (!edge.some((u) => lostUpstreams.includes(u))) break;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        expect(
+          edge.filter((u) => lostUpstreams.includes(u)),
+          `members: ${await memberStates(docker)}`,
+        ).toEqual([]);
+        expect(edge.length).toBe(3 - onLost.length);
+        // Swarm reschedules the lost tasks; each joins once it answers at its new address.
+        let now = v;
+        for (let i = 0; i < 240; i++) {
+          now = await release(id);
+          edge = await edgeSet();
+          const ups = now.replicaSet!.replicas.map((r) => r.upstream!);
+          if (!ups.some((u) => u.startsWith(`${lostAddress}:`)) && edge.length === 3) break;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        const ups = now.replicaSet!.replicas.map((r) => r.upstream!);
+        expect(
+          ups.filter((u) => u.startsWith(`${lostAddress}:`)),
+          `${await tasksSaid(services)}; members: ${await memberStates(docker)}`,
+        ).toEqual([]);
+        expect([...edge].sort()).toEqual([...ups].sort());
+        expect(now.replicaSet!.replicas.every((r) => r.health === 'healthy')).toBe(true);
+        // Every request through the edge answers, from the three replicas.
+        const answered = new Set<string>();
+        for (let i = 0; i < 60; i++) {
+          const r = await get(caddy.httpPort, followedHost, '/env/HOSTNAME');
+          expect(r.status, r.body).toBe(200);
+          answered.add(r.body);
+        }
+        expect(answered.size).toBe(3);
+        // What happened is on the release's log and in the audit trail.
+        const lines = (await deps.store.withOrg(orgId, (r) => r.releaseLogs.list(id))).map(
+          (l) => l.line,
+        );
+        for (const r of onLost) {
+          expect(lines).toContain(
+            `swarm task of replica ${r.index} does not answer: left the edge`,
+          );
+          expect(lines.some((l) => l.startsWith(`swarm runs replica ${r.index} at `))).toBe(true);
+        }
+        const audit = await deps.store.withOrg(orgId, (r) =>
+          r.audit.list({ limit: 50 }, { action: 'edge.tasks_changed' }),
+        );
+        expect(audit.items.filter((a) => a.targetId === id).length).toBeGreaterThanOrEqual(2);
+      } finally {
+        await stopChecks?.();
+        if (killed) await powerOn(index);
+        await allMembersReady(docker, 180_000);
+        const swarm = new SwarmRuntime();
+        for (const s of await swarm
+          .list(target, { 'selfdevop.service': followed.id })
+          .catch(() => []))
+          await swarm.remove(target, s.name).catch(() => undefined);
+      }
+    }, 420_000);
   },
 );

@@ -378,10 +378,20 @@ export class SwarmRuntime {
     );
   }
 
-  /** The service's newest task (running first), if any. */
+  /**
+   * The service's current task: the newest running one Swarm wants running, then any
+   * running one, then the newest. A dead member's task stays `running` in the manager's
+   * view (its desired state shut down once the member is seen down) while Swarm runs its
+   * replacement elsewhere, and the replacement is where the replica is now.
+   */
   private async currentTask(target: DockerTarget, serviceId: string): Promise<SwarmTask | null> {
     const tasks = await this.tasksOf(target, serviceId);
-    return tasks.find((t) => t.Status?.State === 'running') ?? tasks[0] ?? null;
+    return (
+      tasks.find((t) => t.Status?.State === 'running' && t.DesiredState === 'running') ??
+      tasks.find((t) => t.Status?.State === 'running') ??
+      tasks[0] ??
+      null
+    );
   }
 
   /** The service's tasks, newest first. */
@@ -531,7 +541,8 @@ export class SwarmRuntime {
     } catch (e) {
       const code = (e as { code?: unknown }).code;
       if (typeof code === 'string' && connectionCodes.has(code))
-        throw new Unavailable('swarm manager', `${target.dockerHost}: ${code}`);
+        // The engine runtime's words (`docker_unavailable`): one error for both kinds of node.
+        throw new Unavailable('docker', `${target.dockerHost}: ${code}`);
       throw e;
     }
   }

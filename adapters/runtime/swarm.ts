@@ -18,6 +18,8 @@ import { CoreError, Unavailable } from '../../core/errors.ts';
 import type {
   ClusterMember,
   ContainerInfo,
+  ContainerLogLine,
+  ContainerLogOptions,
   ContainerRuntime,
   ContainerSpec,
   DockerTarget,
@@ -26,6 +28,8 @@ import type {
 import { containerLogRotation } from '../../core/releases/plan.ts';
 import { onFirstUse } from '../on-first-use.ts';
 import { fromDockerTarget, type DockerRuntimeOptions } from './docker.ts';
+import { dockerLogLines, engineTimestamp } from './docker-logs.ts';
+import { ContainerNotFound, ImageNotFound } from './errors.ts';
 
 const loadDockerode = onFirstUse(() => import('dockerode').then((m) => m.default));
 
@@ -214,11 +218,29 @@ export class SwarmRuntime {
       }
       service = await this.serviceOrNull(target, spec.name);
       if (!service) throw new SwarmTaskFailed(spec.name, 'created, then not found');
-    } else if ((service.Spec.Mode?.Replicated?.Replicas ?? 1) === 0) {
+    }
+    let earlier = new Set<string>();
+    if ((service.Spec.Mode?.Replicated?.Replicas ?? 1) === 0) {
+      earlier = new Set((await this.tasksOf(target, service.ID)).map((t) => t.ID));
       await this.setReplicas(target, service, 1);
     }
-    const task = await this.runningTask(target, service);
+    let task: SwarmTask;
+    try {
+      task = await this.runningTask(target, service, earlier);
+    } catch (e) {
+      // Nothing of it ran: leave no service behind, as an engine leaves no container.
+      if (e instanceof ImageNotFound) await this.discard(target, service);
+      throw e;
+    }
     return this.infoOf(target, service, task);
+  }
+
+  /** Scaled to 0, then removed once Swarm's reaper is done with its tasks (see remove). */
+  private async discard(target: DockerTarget, service: SwarmService): Promise<void> {
+    const fresh = await this.serviceOrNull(target, service.ID);
+    if (fresh && (fresh.Spec.Mode?.Replicated?.Replicas ?? 1) !== 0)
+      await this.setReplicas(target, fresh, 0).catch(() => undefined);
+    await this.remove(target, service.ID).catch(() => undefined);
   }
 
   async inspect(target: DockerTarget, name: string): Promise<ContainerInfo | null> {
@@ -233,9 +255,11 @@ export class SwarmRuntime {
         filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) },
       }),
     )) as unknown as SwarmService[];
-    return Promise.all(
+    const infos = await Promise.all(
       services.map(async (s) => this.infoOf(target, s, await this.currentTask(target, s.ID))),
     );
+    // By name, as an engine's list is.
+    return infos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /**
@@ -326,22 +350,138 @@ export class SwarmRuntime {
         await delay(this.pollMs);
       }
       const ended = task && endedStates.has(task.Status?.State ?? '');
-      const output = await this.serviceLogs(target, id);
+      const err = task?.Status?.Err ?? '';
+      if (ended && missingImage(err)) throw new ImageNotFound(spec.image, err);
+      let output = (await this.serviceLogs(target, id)).replace(/\n$/, '');
+      const unstartable =
+        ended && /starting container failed/.test(err) ? unstartableExitCode(err) : null;
+      // What the engine said when it could not run the command is the output, as `docker run` shows it.
+      if (unstartable !== null) output = output ? `${output}\n${err}` : err;
       for (const line of output.split('\n')) if (line.length > 0) await onLine?.(line);
       if (!ended) return { exitCode: null, timedOut: true, output };
+      if (unstartable !== null) return { exitCode: unstartable, timedOut: false, output };
       const code = task!.Status?.ContainerStatus?.ExitCode;
       if (code === undefined && task!.Status?.State !== 'complete')
-        throw new SwarmTaskFailed(spec.name, task!.Status?.Err ?? task!.Status?.State ?? 'failed');
+        throw new SwarmTaskFailed(spec.name, err || (task!.Status?.State ?? 'failed'));
       return { exitCode: code ?? 0, timedOut: false, output };
     } finally {
       await this.remove(target, spec.name).catch(() => undefined);
     }
   }
 
+  /**
+   * The replica's output, every task of its service (a restart or a reschedule is a new
+   * task), as the manager collects it from the members (`GET /services/{id}/logs`, the
+   * same frames and timestamps as a container's). A task on a member that is gone has no
+   * stored output to give until it returns.
+   */
+  async *logs(
+    target: DockerTarget,
+    name: string,
+    options: ContainerLogOptions,
+  ): AsyncGenerator<ContainerLogLine> {
+    const { signal } = options;
+    if (signal.aborted) return;
+    const service = await this.serviceOrNull(target, name);
+    if (!service) throw new ContainerNotFound(name);
+    const query: Record<string, string | number | boolean> = {
+      stdout: true,
+      stderr: true,
+      timestamps: true,
+      follow: options.follow,
+    };
+    if (options.since) query.since = engineTimestamp(options.since);
+    if (options.tail !== undefined) query.tail = options.tail;
+    const stream = await this.call(
+      target,
+      (docker) =>
+        new Promise<NodeJS.ReadableStream>((resolve, reject) =>
+          docker.modem.dial(
+            {
+              path: `/services/${encodeURIComponent(service.ID)}/logs?`,
+              method: 'GET',
+              options: query,
+              isStream: true,
+              abortSignal: signal,
+              statusCodes: { 200: true, 404: 'no such service', 500: 'server error' },
+            },
+            (err: unknown, data: unknown) =>
+              err ? reject(err) : resolve(data as NodeJS.ReadableStream),
+          ),
+        ),
+    ).catch((e: unknown) => {
+      if (signal.aborted) return null;
+      if ((e as { statusCode?: number }).statusCode === 404) throw new ContainerNotFound(name);
+      throw e;
+    });
+    if (!stream) return;
+    const readable = stream as NodeJS.ReadableStream & { destroy?: () => void };
+    const abort = () => readable.destroy?.();
+    signal.addEventListener('abort', abort, { once: true });
+    // Service logs have no `until`: the lines after it are dropped here.
+    const until = !options.follow && options.until ? options.until : null;
+    try {
+      for await (const line of dockerLogLines(
+        readable as AsyncIterable<Buffer>,
+        false,
+        options.filter,
+      )) {
+        if (until && line.time > until) continue;
+        yield line;
+      }
+    } catch (e) {
+      if (!signal.aborted) throw e;
+    } finally {
+      signal.removeEventListener('abort', abort);
+      readable.destroy?.();
+    }
+  }
+
+  /**
+   * Follows the replica's output until `signal` aborts or its task ends: a service's log
+   * stream stays open after its task stopped (the service is still there), so the task is
+   * read every `pollMs` and the follow ends once none runs.
+   */
+  async followLogs(
+    target: DockerTarget,
+    name: string,
+    onLine: (line: string, stream: 'stdout' | 'stderr') => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (signal.aborted) return;
+    const service = await this.serviceOrNull(target, name);
+    if (!service) throw new ContainerNotFound(name);
+    const own = new AbortController();
+    const stop = () => own.abort();
+    signal.addEventListener('abort', stop, { once: true });
+    const watch = (async () => {
+      while (!own.signal.aborted) {
+        await delay(this.pollMs);
+        const task = await this.currentTask(target, service.ID).catch(() => undefined);
+        if (task !== undefined && task?.Status?.State !== 'running') own.abort();
+      }
+    })();
+    try {
+      for await (const line of this.logs(target, name, {
+        follow: true,
+        signal: own.signal,
+      }))
+        onLine(line.text, line.stream);
+    } finally {
+      signal.removeEventListener('abort', stop);
+      own.abort();
+      await watch;
+    }
+  }
+
   // ------------------------------------------------------------------ internals
 
   /** A task running, or Swarm's reason why none does (unschedulable, failing to start). */
-  private async runningTask(target: DockerTarget, service: SwarmService): Promise<SwarmTask> {
+  private async runningTask(
+    target: DockerTarget,
+    service: SwarmService,
+    earlier: ReadonlySet<string> = new Set(),
+  ): Promise<SwarmTask> {
     const deadline = Date.now() + this.taskStartTimeoutMs;
     let last = 'no task yet';
     let unplacedSince: number | null = null;
@@ -351,6 +491,33 @@ export class SwarmRuntime {
         (t) => t.Status?.State === 'running' && t.DesiredState === 'running',
       );
       if (running) return running;
+      const newest = tasks[0];
+      // Not restarted (restart policy none): a task that ran and ended is the answer, as a
+      // container that exited at once is; one that never started is a failure.
+      const noRestart =
+        (service.Spec.TaskTemplate as { RestartPolicy?: { Condition?: string } } | undefined)
+          ?.RestartPolicy?.Condition === 'none';
+      const image = String(
+        (service.Spec.TaskTemplate as { ContainerSpec?: { Image?: string } } | undefined)
+          ?.ContainerSpec?.Image ?? service.Spec.Name,
+      );
+      // A member without the image rejects its task, and Swarm may place the next one on a
+      // member that has it: the image is missing once the task is not restarted, or after
+      // three rejections (below).
+      // The task of this start: not one a stopped service kept from before. Swarm shuts a
+      // task down once it ended, restarted or not, so the newest of this start is it.
+      const wanted = tasks.find((t) => !earlier.has(t.ID));
+      const wantedErr = wanted?.Status?.Err ?? '';
+      if (noRestart && wanted?.Status?.State === 'rejected' && missingImage(wantedErr))
+        throw new ImageNotFound(image, wantedErr);
+      if (noRestart && wanted && endedStates.has(wanted.Status?.State ?? '')) {
+        if (wanted.Status?.ContainerStatus?.ContainerID && wanted.Status.State !== 'rejected')
+          return wanted;
+        throw new SwarmTaskFailed(
+          service.Spec.Name ?? service.ID,
+          `its task did not start: ${wantedErr || wanted.Status?.State}`,
+        );
+      }
       // Swarm keeps a task no member may take pending for ever (its constraints, or its
       // reservations, fit nowhere): a deploy says so instead of waiting out the deadline.
       const unplaced = tasks[0]?.Status?.State === 'pending' && tasks[0].Status.Err;
@@ -362,12 +529,13 @@ export class SwarmRuntime {
         );
       const failed = tasks.filter((t) => ['failed', 'rejected'].includes(t.Status?.State ?? ''));
       // Swarm restarts a failing task for ever; three failures is an answer.
+      if (failed.length >= 3 && missingImage(failed[0]!.Status?.Err ?? ''))
+        throw new ImageNotFound(image, failed[0]!.Status!.Err!);
       if (failed.length >= 3)
         throw new SwarmTaskFailed(
           service.Spec.Name ?? service.ID,
           `its task failed ${failed.length} times: ${failed[0]!.Status?.Err ?? failed[0]!.Status?.State}`,
         );
-      const newest = tasks[0];
       if (newest)
         last = `task ${newest.Status?.State ?? 'unknown'}${newest.Status?.Err ? `: ${newest.Status.Err}` : newest.Status?.Message ? ` (${newest.Status.Message})` : ''}`;
       await delay(this.pollMs);
@@ -558,6 +726,22 @@ const connectionCodes = new Set([
   'EPIPE',
 ]);
 
+/** A task error saying its image is on no member and cannot be pulled. */
+const missingImage = (err: string) =>
+  /No such image|pull access denied|manifest unknown|repository does not exist|not found: manifest/i.test(
+    err,
+  );
+
+/**
+ * A task whose command cannot be executed fails as `docker run` reports it (127 not
+ * found, 126 not executable): the one-off failing, not the cluster.
+ */
+function unstartableExitCode(err: string): number | null {
+  if (!/\bexec: /.test(err) && !/executable file not found|no such file or directory/.test(err))
+    return null;
+  return /permission denied/.test(err) ? 126 : 127;
+}
+
 /** The Engine's multiplexed log frames (8-byte header, then the payload) as text. */
 function demux(raw: Buffer): string {
   let out = '';
@@ -568,12 +752,6 @@ function demux(raw: Buffer): string {
     at += 8 + size;
   }
   return at === 0 ? raw.toString('utf8') : out;
-}
-
-/** An iterable that fails when read, as an engine that cannot read a log does. */
-// eslint-disable-next-line require-yield
-async function* refusedLines(e: Error): AsyncGenerator<never> {
-  throw e;
 }
 
 function delay(ms: number): Promise<void> {
@@ -621,13 +799,13 @@ export function withSwarm(engine: ContainerRuntime, swarm: SwarmRuntime): Contai
   if (engine.removeVolume)
     runtime.removeVolume = (t, name) =>
       t.swarm ? unsupported('volumes')() : engine.removeVolume!(t, name);
+  // A replica's logs are its service's: every task's, wherever Swarm ran it.
   if (engine.logs)
-    runtime.logs = (t, name, o) =>
-      t.swarm ? refusedLines(new NotOnSwarm('reading logs of a task')) : engine.logs!(t, name, o);
+    runtime.logs = (t, name, o) => (t.swarm ? swarm.logs(t, name, o) : engine.logs!(t, name, o));
   if (engine.followLogs)
     runtime.followLogs = (t, name, onLine, signal) =>
       t.swarm
-        ? unsupported('following logs of a task')()
+        ? swarm.followLogs(t, name, onLine, signal)
         : engine.followLogs!(t, name, onLine, signal);
   // Measured per container: a task's usage would be read on its member, not the manager.
   if (engine.usage)

@@ -22,6 +22,16 @@ export interface ContainerRuntimeHarness {
   /** Unique container names for this run. */
   name(what: string): string;
   cleanup(): Promise<void>;
+  /**
+   * Where a started container's port is published (a regexp source): the requested
+   * `publishIp` on an engine (default `127.0.0.1`); a Swarm publishes on the address
+   * of the member running the task.
+   */
+  publishedHost?: string;
+  /** What a container id looks like; default hex (an engine's), a Swarm's is base 36. */
+  idPattern?: RegExp;
+  /** Merged into every spec the suite starts (a Swarm pins its tasks to a member). */
+  specDefaults?: Partial<ContainerSpec>;
 }
 
 export interface ContainerRuntimeContractOptions {
@@ -61,7 +71,15 @@ export function runContainerRuntimeContract({
     containerPort: 8080,
     publishIp: '127.0.0.1',
     restartPolicy: 'no',
+    ...h.specDefaults,
     ...patch,
+  });
+  const hostRe = () => h.publishedHost ?? '127\\.0\\.0\\.1';
+  const publishedRe = () => new RegExp(`^${hostRe()}:\\d+$`);
+  const bindingOf = (published: string) => ({
+    containerPort: 8080,
+    hostIp: published.split(':')[0],
+    hostPort: published.split(':')[1],
   });
   const answer = (published: string, path: string, status = 200) =>
     eventually(
@@ -172,15 +190,11 @@ export function runContainerRuntimeContract({
       const s = spec('serve');
       const info = await h.runtime.start(h.target, s);
       expect(info).toMatchObject({ name: s.name, state: 'running' });
-      expect(info.id).toMatch(/^[0-9a-f]{12,64}$/);
-      expect(info.published).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(info.id).toMatch(h.idPattern ?? /^[0-9a-f]{12,64}$/);
+      expect(info.published).toMatch(publishedRe());
       // Every binding as the engine reports it, for the core to judge: the requested port on
       // the requested address, at the same host port as `published`.
-      expect(info.ports).toContainEqual({
-        containerPort: 8080,
-        hostIp: '127.0.0.1',
-        hostPort: info.published!.split(':')[1],
-      });
+      expect(info.ports).toContainEqual(bindingOf(info.published!));
       expect(info.ports!.every((p) => p.containerPort === 8080)).toBe(true);
       const again = await h.runtime.inspect(h.target, s.name);
       expect(again?.ports).toEqual(info.ports);
@@ -220,7 +234,7 @@ export function runContainerRuntimeContract({
       await h.runtime.stop(h.target, s.name, 5);
       const again = await h.runtime.start(h.target, s);
       expect(again).toMatchObject({ id: first.id, state: 'running' });
-      expect(again.published).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(again.published).toMatch(publishedRe());
       await answer(again.published!, '/health');
     });
 
@@ -244,12 +258,8 @@ export function runContainerRuntimeContract({
       expect(green[0]?.published).toBeNull();
       expect(green[0]?.ports).toEqual([]);
       const blue = await h.runtime.list(h.target, { ...h.labels, 'selfdevop.role': 'list-blue' });
-      expect(blue[0]?.published).toMatch(/^127\.0\.0\.1:\d+$/);
-      expect(blue[0]?.ports).toContainEqual({
-        containerPort: 8080,
-        hostIp: '127.0.0.1',
-        hostPort: blue[0]!.published!.split(':')[1],
-      });
+      expect(blue[0]?.published).toMatch(publishedRe());
+      expect(blue[0]?.ports).toContainEqual(bindingOf(blue[0]!.published!));
     });
 
     it('stops a container: it shows exited, unpublished, and stopping again is fine', async () => {

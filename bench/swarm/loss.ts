@@ -17,6 +17,7 @@
  */
 import http from 'node:http';
 import Docker from 'dockerode';
+import { NodeChecker } from '../../core/nodes/checks.ts';
 import { createRelease } from '../../core/releases/engine.ts';
 import { routeId } from '../../core/releases/plan.ts';
 import { deployer } from '../../test/core/releases/harness.ts';
@@ -81,6 +82,11 @@ export async function nodeLoss(): Promise<{
   const env = await startSwarmEnv(via);
   const docker = new Docker({ socketPath: socketOf(via) });
   let killed = false;
+  // The worker's node checks, a round a second: they follow the Swarm's tasks.
+  const stopChecks = new NodeChecker({
+    release: env.deps,
+    policy: { intervalMs: 1000, timeoutMs: 1000, missesToLose: 2 },
+  }).start();
   try {
     const svc = await env.addService('node-loss', { warmSeconds: 0 });
     const v1 = await env.deploy(svc.id, 'selfdevop-test/app:v1');
@@ -175,7 +181,7 @@ export async function nodeLoss(): Promise<{
         restoredMs: round(restoredMs),
         note:
           edgeDroppedMs === null
-            ? 'the edge kept the lost task: selfdevop does not follow Swarm task events yet (issue 17, later step)'
+            ? 'the edge kept the lost task: the task following did not act'
             : undefined,
       },
       goals: {
@@ -195,6 +201,7 @@ export async function nodeLoss(): Promise<{
       },
     };
   } finally {
+    await stopChecks().catch(() => undefined);
     if (killed) await multiNode('start', String(victim)).catch(() => undefined);
     await env.close();
   }

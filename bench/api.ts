@@ -7,16 +7,28 @@
  * whose `goals` map says what was met; ratios are what compare across machines.
  *
  * Bounded: each run lasts BENCH_SECONDS (default 10) at 50 connections, loopback only,
- * after BENCH_WARMUP_SECONDS (default 2) of the same load that is not measured, so each of
- * the three is compared hot (JIT, prepared statements, pooled connections).
+ * after BENCH_WARMUP_REQUESTS (default 20,000) requests of the same load that are not
+ * measured, so each of the three is compared hot (JIT, prepared statements, pooled
+ * connections). The warm-up is a count, the same for all three, not a time: V8 optimises
+ * a function after it has run so many times, not after so many seconds, and a warm-up of
+ * 2 s on a loaded machine served a few thousand requests, so the API (whose path is long)
+ * was measured partly unoptimised while the floor (short, and warm sooner) was not.
+ *
+ * Besides req/s, which follow whatever else the machine runs, it prints CPU per request:
+ * user and system microseconds of the process under test (asked over IPC), and of the
+ * PostgreSQL backends serving it (from /proc, when PostgreSQL runs on this host). Those
+ * say where a request's cost is, whatever the load; the `loadAverage` says how loaded
+ * the machine was. BENCH_PROFILE_DIR writes a CPU profile of the API's measured run alone.
  */
 import autocannon from 'autocannon';
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
-const warmupSeconds = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
+const warmupRequests = Number(process.env.BENCH_WARMUP_REQUESTS ?? 20_000);
 const connections = 50;
 const self = fileURLToPath(import.meta.url);
 
@@ -40,7 +52,6 @@ async function serveBare(): Promise<Ready> {
 async function serveAuthed(): Promise<Ready> {
   const { randomBytes } = await import('node:crypto');
   const { mkdtemp } = await import('node:fs/promises');
-  const path = await import('node:path');
   const { createTestDatabase } = await import('../test/support/db.ts');
   const { migrate } = await import('../adapters/db/migrator.ts');
   const { ensureKeyFile } = await import('../adapters/vault/aes-file.ts');
@@ -92,13 +103,80 @@ async function serveAuthed(): Promise<Ready> {
   return { port: served.port, token: key.key, databaseUrl: db.url, orgId: s.org.id };
 }
 
-/** cpuUsPerReq: CPU time (user + system) of the process under test per request. */
-type Latency = { reqPerSec: number; p99Ms: number; p50Ms: number; cpuUsPerReq: number };
+/** CPU time per request, in microseconds: user, system and their sum. */
+type Cpu = { user: number; system: number; total: number };
 
-const cpuMicros = () => {
-  const { user, system } = process.cpuUsage();
-  return user + system;
+/**
+ * cpu: of the process under test; db: of the PostgreSQL backends serving it (null when
+ * they cannot be read: PostgreSQL on another host, or no /proc).
+ */
+type Latency = {
+  reqPerSec: number;
+  p99Ms: number;
+  p50Ms: number;
+  cpu: Cpu;
+  db: Cpu | null;
+  /** Of the HTTP client (autocannon, in this process); none for the floor, which has none. */
+  client?: Cpu;
 };
+
+const cpuPerRequest = (
+  a: { user: number; system: number },
+  b: { user: number; system: number },
+  requests: number,
+): Cpu => {
+  const per = (n: number) => Math.round(n / requests);
+  return {
+    user: per(b.user - a.user),
+    system: per(b.system - a.system),
+    total: per(b.user - a.user + b.system - a.system),
+  };
+};
+
+/**
+ * The CPU time, in microseconds, of the client backends connected to the bench's database:
+ * what PostgreSQL spends on the requests, read from /proc/<pid>/stat (utime and stime, in
+ * clock ticks). Null when a backend's stat cannot be read (PostgreSQL elsewhere).
+ */
+async function databaseCpu(databaseUrl: string): Promise<{ user: number; system: number } | null> {
+  const { readFile } = await import('node:fs/promises');
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>(
+      `select pid from pg_stat_activity
+        where datname = current_database() and backend_type = 'client backend' and pid <> pg_backend_pid()`,
+    );
+    let user = 0;
+    let system = 0;
+    for (const { pid } of rows) {
+      let stat: string;
+      try {
+        stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      } catch {
+        return null;
+      }
+      // Fields after the command's closing parenthesis; utime and stime are the 14th and 15th.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      user += Number(fields[11]);
+      system += Number(fields[12]);
+    }
+    const microsPerTick = 1e6 / clockTicks;
+    return { user: user * microsPerTick, system: system * microsPerTick };
+  } finally {
+    await client.end();
+  }
+}
+
+// The kernel's clock tick, in which /proc reports CPU time (100 on Linux almost always).
+const clockTicks = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
 
 /**
  * The floor: what the API's read costs the database and the driver alone. Each of
@@ -133,23 +211,28 @@ async function measureFloor(databaseUrl: string, orgId: string): Promise<Latency
     }
   };
   if ((await read()) === 0) throw new Error('floor: the tenant sees none of its projects');
-  const run = async (forSeconds: number, samples: number[] | null) => {
-    const end = performance.now() + forSeconds * 1000;
-    await Promise.all(
-      Array.from({ length: connections }, async () => {
-        while (performance.now() < end) {
-          const t0 = performance.now();
-          await read();
-          samples?.push(performance.now() - t0);
-        }
-      }),
-    );
-  };
-  await run(warmupSeconds, null);
+  // Warm-up: the same count of reads as the API gets requests, spread over the callers.
+  let warmupLeft = warmupRequests;
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (warmupLeft-- > 0) await read();
+    }),
+  );
   const samples: number[] = [];
-  const cpu0 = cpuMicros();
-  await run(seconds, samples);
-  const cpuUs = cpuMicros() - cpu0;
+  const end = performance.now() + seconds * 1000;
+  const cpu0 = process.cpuUsage();
+  const db0 = await databaseCpu(databaseUrl);
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        await read();
+        samples.push(performance.now() - t0);
+      }
+    }),
+  );
+  const cpu1 = process.cpuUsage();
+  const db1 = await databaseCpu(databaseUrl);
   await pool.end();
   samples.sort((a, b) => a - b);
   const at = (p: number) =>
@@ -158,7 +241,8 @@ async function measureFloor(databaseUrl: string, orgId: string): Promise<Latency
     reqPerSec: samples.length / seconds,
     p99Ms: at(0.99),
     p50Ms: at(0.5),
-    cpuUsPerReq: Math.round(cpuUs / samples.length),
+    cpu: cpuPerRequest(cpu0, cpu1, samples.length),
+    db: db0 && db1 ? cpuPerRequest(db0, db1, samples.length) : null,
   };
 }
 
@@ -173,39 +257,62 @@ function startFloor(databaseUrl: string, orgId: string): Promise<Latency> {
 }
 
 function startServer(kind: 'bare' | 'authed'): Promise<{ child: ChildProcess; ready: Ready }> {
-  const child = fork(self, ['--serve', kind], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: process.env.BENCH_PROFILE_DIR
-      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
-      : [],
-  });
+  const child = fork(self, ['--serve', kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     child.once('message', (ready) => resolve({ child, ready: ready as Ready }));
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
 }
 
-/** The server's CPU time so far, asked over IPC: what it costs, whatever else the machine runs. */
-function serverCpu(child: ChildProcess): Promise<number> {
+/** Asks the server something over IPC and waits for its answer. */
+function ask<T>(child: ChildProcess, what: 'cpu' | 'profile-start' | 'profile-stop'): Promise<T> {
   return new Promise((resolve) => {
-    child.once('message', (m) => resolve((m as { cpuMicros: number }).cpuMicros));
-    child.send('cpu');
+    child.once('message', (m) => resolve(m as T));
+    child.send(what);
   });
 }
 
-async function load(child: ChildProcess, url: string, headers: Record<string, string>) {
-  if (warmupSeconds > 0) await autocannon({ url, connections, duration: warmupSeconds, headers });
+/** The server's CPU time so far, asked over IPC: what it costs, whatever else the machine runs. */
+const serverCpu = (child: ChildProcess) => ask<{ user: number; system: number }>(child, 'cpu');
+
+async function load(
+  kind: 'bare' | 'authed',
+  child: ChildProcess,
+  url: string,
+  headers: Record<string, string>,
+  databaseUrl?: string,
+): Promise<Latency> {
+  if (warmupRequests > 0) {
+    const warm = await autocannon({ url, connections, amount: warmupRequests, headers });
+    if (warm.non2xx > 0 || warm.errors > 0)
+      throw new Error(`${url}: ${warm.non2xx} non-2xx and ${warm.errors} errors while warming up`);
+  }
+  const profiling = Boolean(process.env.BENCH_PROFILE_DIR);
+  if (profiling) await ask(child, 'profile-start');
   const cpu0 = await serverCpu(child);
+  const db0 = databaseUrl ? await databaseCpu(databaseUrl) : null;
+  const client0 = process.cpuUsage();
   const result = await autocannon({ url, connections, duration: seconds, headers });
-  const cpuUs = (await serverCpu(child)) - cpu0;
+  const client1 = process.cpuUsage();
+  const cpu1 = await serverCpu(child);
+  const db1 = databaseUrl ? await databaseCpu(databaseUrl) : null;
+  if (profiling) {
+    const file = path.join(process.env.BENCH_PROFILE_DIR!, `api-${kind}-${Date.now()}.cpuprofile`);
+    const profile = await ask<object>(child, 'profile-stop');
+    await writeFile(file, JSON.stringify(profile));
+    process.stderr.write(`CPU profile of the measured ${kind} run: ${file}\n`);
+  }
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${url}: ${result.non2xx} non-2xx and ${result.errors} errors under load`);
   }
+  const requests = result.requests.total;
   return {
     reqPerSec: result.requests.average,
     p99Ms: result.latency.p99,
     p50Ms: result.latency.p50,
-    cpuUsPerReq: Math.round(cpuUs / result.requests.total),
+    cpu: cpuPerRequest(cpu0, cpu1, requests),
+    db: db0 && db1 ? cpuPerRequest(db0, db1, requests) : null,
+    client: cpuPerRequest(client0, client1, requests),
   };
 }
 
@@ -218,15 +325,19 @@ async function stop(child: ChildProcess) {
 
 async function main() {
   const bare = await startServer('bare');
-  const bareResult = await load(bare.child, `http://127.0.0.1:${bare.ready.port}/`, {});
+  const bareResult = await load('bare', bare.child, `http://127.0.0.1:${bare.ready.port}/`, {});
   await stop(bare.child);
 
   const authed = await startServer('authed');
   const floor = await startFloor(authed.ready.databaseUrl!, authed.ready.orgId!);
-  const path = `/api/projects?limit=${pageLimit}`;
-  const authedResult = await load(authed.child, `http://127.0.0.1:${authed.ready.port}${path}`, {
-    authorization: `Bearer ${authed.ready.token}`,
-  });
+  const authedPath = `/api/projects?limit=${pageLimit}`;
+  const authedResult = await load(
+    'authed',
+    authed.child,
+    `http://127.0.0.1:${authed.ready.port}${authedPath}`,
+    { authorization: `Bearer ${authed.ready.token}` },
+    authed.ready.databaseUrl,
+  );
   await stop(authed.child);
 
   const round = (n: number) => Math.round(n * 1000) / 1000;
@@ -235,22 +346,30 @@ async function main() {
     bench: 'api',
     connections,
     seconds,
-    warmupSeconds,
+    warmupRequests,
     dbPoolMax,
-    authedPath: `GET ${path} (API key, RLS, ${pageLimit} rows)`,
+    authedPath: `GET ${authedPath} (API key, RLS, ${pageLimit} rows)`,
     authedReqPerSec: Math.round(authedResult.reqPerSec),
     authedP50Ms: authedResult.p50Ms,
     authedP99Ms: authedResult.p99Ms,
-    authedServerCpuUsPerReq: authedResult.cpuUsPerReq,
+    authedServerCpuUsPerReq: authedResult.cpu,
+    authedDbCpuUsPerReq: authedResult.db,
+    // The HTTP client shares the machine's cores with the API and PostgreSQL; the floor has
+    // no HTTP client, so on a machine of few cores this alone bounds the ratio below 1.
+    authedClientCpuUsPerReq: authedResult.client,
     floorPath:
       "pg alone: set_config(app.org_id) and the same page query in the implicit transaction one Sync ends (the store's wire shape), one round trip",
     floorReqPerSec: Math.round(floor.reqPerSec),
     floorP50Ms: floor.p50Ms,
     floorP99Ms: floor.p99Ms,
-    floorCpuUsPerReq: floor.cpuUsPerReq,
+    floorCpuUsPerReq: floor.cpu,
+    floorDbCpuUsPerReq: floor.db,
     bareReqPerSec: Math.round(bareResult.reqPerSec),
     bareP99Ms: bareResult.p99Ms,
-    bareServerCpuUsPerReq: bareResult.cpuUsPerReq,
+    bareServerCpuUsPerReq: bareResult.cpu,
+    // What the API's process spends beyond the driver's work (the floor's process) and
+    // Node's HTTP serving (bare Hono): routing, auth, the store, logging, metrics, JSON.
+    authedOwnCpuUsPerReq: authedResult.cpu.total - floor.cpu.total - bareResult.cpu.total,
     // The machine's load while this ran: on a shared machine req/s follow it, CPU per request less so.
     loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
     authedVsBareRatio: round(authedResult.reqPerSec / bareResult.reqPerSec),
@@ -269,8 +388,22 @@ if (process.argv[2] === '--floor') {
   const kind = process.argv[3];
   const ready = kind === 'bare' ? await serveBare() : await serveAuthed();
   process.send!(ready);
+  const { Session } = await import('node:inspector/promises');
+  const inspector = new Session();
   process.on('message', (m) => {
-    if (m === 'cpu') process.send!({ cpuMicros: cpuMicros() });
+    if (m === 'cpu') process.send!(process.cpuUsage());
+    else if (m === 'profile-start') {
+      inspector.connect();
+      void inspector
+        .post('Profiler.enable')
+        .then(() => inspector.post('Profiler.start'))
+        .then(() => process.send!('started'));
+    } else if (m === 'profile-stop') {
+      void inspector.post('Profiler.stop').then(({ profile }) => {
+        inspector.disconnect();
+        process.send!(profile);
+      });
+    }
   });
   if (kind === 'bare') process.on('disconnect', () => process.exit(0));
 } else {

@@ -1392,6 +1392,8 @@ export interface NotificationDeliveryRepo {
   append(d: NotificationDelivery, keep: number): Promise<void>;
   /** A channel's recorded attempts, oldest first. */
   list(channelId: string, page: PageRequest): Promise<Page<NotificationDelivery>>;
+  /** When the channel last delivered a message of events (tests aside), or null. */
+  lastDeliveredAt(channelId: string): Promise<string | null>;
 }
 
 /** An org's registry credentials, one per server. */

@@ -32,6 +32,7 @@ import type {
   ResolveImageOptions,
 } from '../../core/ports.ts';
 import { SshDockerAgent } from './docker-ssh.ts';
+import { getOverHttp10 } from './docker-http10.ts';
 import { dockerLogLines, engineTimestamp } from './docker-logs.ts';
 import { containerLogRotation } from '../../core/releases/plan.ts';
 import { runBuild, type BuildClient, type Builder } from './docker-build.ts';
@@ -720,9 +721,20 @@ export class DockerRuntime implements ContainerRuntime {
       if (options.since) query.since = engineTimestamp(options.since);
       if (options.until && !options.follow) query.until = engineTimestamp(options.until);
       if (options.tail !== undefined) query.tail = options.tail;
+      // A local engine is read as HTTP/1.0 (unchunked: a fraction of the CPU per line).
+      const socketPath = (docker.modem as { socketPath?: unknown }).socketPath;
+      if (typeof socketPath === 'string' && socketPath !== '') {
+        const search = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
+        const path = `/containers/${encodeURIComponent(info.Id)}/logs?${search}`;
+        const stream = await getOverHttp10(socketPath, path, signal).catch((e: unknown) => {
+          if (statusOf(e) === 404) throw new ContainerNotFound(nameOrId);
+          throw e;
+        });
+        return { stream, tty: info.Config?.Tty === true };
+      }
       // dockerode's container.logs() reads the whole answer into one Buffer unless it
       // follows; dialled directly with isStream, a million stored lines stream instead.
-      const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
+      const stream = await new Promise<AsyncIterable<Buffer>>((resolve, reject) =>
         docker.modem.dial(
           {
             path: `/containers/${encodeURIComponent(info.Id)}/logs?`,
@@ -733,7 +745,7 @@ export class DockerRuntime implements ContainerRuntime {
             statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
           },
           (err: unknown, data: unknown) =>
-            err ? reject(err) : resolve(data as NodeJS.ReadableStream),
+            err ? reject(err) : resolve(data as AsyncIterable<Buffer>),
         ),
       ).catch((e: unknown) => {
         if (statusOf(e) === 404) throw new ContainerNotFound(nameOrId);
@@ -745,16 +757,18 @@ export class DockerRuntime implements ContainerRuntime {
       throw e;
     });
     if (!opened) return;
-    const readable = opened.stream as NodeJS.ReadableStream & { destroy?: () => void };
+    const readable = opened.stream as AsyncIterable<Buffer> & { destroy?: () => void };
     const abort = () => readable.destroy?.();
     signal.addEventListener('abort', abort, { once: true });
     try {
-      yield* dockerLogLines(readable as AsyncIterable<Buffer>, opened.tty, options.filter);
+      yield* dockerLogLines(readable, opened.tty, options.filter);
     } catch (e) {
       if (!signal.aborted) throw e;
     } finally {
       signal.removeEventListener('abort', abort);
       readable.destroy?.();
+      // The HTTP/1.0 read's generator closes its socket when returned.
+      if (!readable.destroy) await (readable as AsyncGenerator<Buffer>).return?.(undefined);
     }
   }
 

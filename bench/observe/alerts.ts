@@ -14,26 +14,30 @@
  * - groupedMessagesPerChannel: messages each channel got for the storm of three alerts, read
  *   after a quiet period past the grouping window (goal = 1, the larger of the two).
  *
- * What differs from the Compose stack, and why the rule is still the shipped one: the rule
- * file is `prometheusRuleGroups()` (core/alerts/rules.ts), the same expression, threshold
- * series, labels and runbook, with only `http_5xx_spike`'s `for` shortened (60 s → `forSeconds`
- * below): `for` is how long Prometheus waits before it believes the condition, a fixed wait
- * added to any pipeline, and 60 s alone exceeds the 45 s goal. Scrape and evaluation run every
- * 2 s (15 s shipped), Alertmanager's `group_wait` is 2 s (10 s shipped) with the shipped route
- * and grouping, and each channel's own grouping window (a per-channel setting, 60 s by
- * default) is `groupWindowSeconds` below. The detail says what each costs with the shipped values.
+ * The configuration is the shipped one, nothing shortened: the rules file is
+ * `prometheusRuleGroups()` (what selfhost/images/prometheus/selfdevop.rules.json holds), the
+ * Prometheus configuration is `prometheusConfig()` with the Compose stack's intervals and
+ * loopback addresses (Caddy every 5 s, evaluation every 5 s), the Alertmanager configuration
+ * is selfhost/images/alertmanager/alertmanager.yml with only the receiver's address and the
+ * token file substituted, and the channels are created with their default grouping (first
+ * message after `firstMessageWaitSeconds`, follow-ups once per `groupWindowSeconds`).
  *
  * Loopback only; the load is bounded in count and time; everything started is stopped, also on failure.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { alertRules, prometheusRuleGroups } from '../../core/alerts/rules.ts';
+import { parse } from 'yaml';
+import { composePrometheusTargets, prometheusConfig } from '../../core/alerts/prometheus-config.ts';
+import { prometheusRuleGroups } from '../../core/alerts/rules.ts';
+import { firstMessageWaitSeconds } from '../../core/notification-channels/notify.ts';
+import { defaultGroupWindowSeconds } from '../../core/notification-channels/use-cases.ts';
 import { aRelease } from '../../test/contracts/store/builders.ts';
 import { startSelfhostApi } from '../../test/support/api.ts';
-import { startCaddy } from '../../test/support/caddy.ts';
+import { freePort, startCaddy } from '../../test/support/caddy.ts';
 import { startAlertmanager, startPrometheus } from '../../test/support/prometheus.ts';
 import { available, services as components } from '../../test/support/services.ts';
 import { startSmtpServer } from '../../test/support/smtp.ts';
@@ -41,23 +45,16 @@ import { round } from '../support/stats.ts';
 
 const services = 3;
 const fixFor = (name: 'prometheus' | 'caddy'): string => components[name].fix;
-const forSeconds = 10;
-const intervalSeconds = 2;
-const groupWaitSeconds = 2;
-const groupWindowSeconds = 10;
-/** After the first message, how long no second one may come (past the channel's window). */
-const quietSeconds = groupWindowSeconds + 20;
+const shippedAlertmanagerFile = new URL(
+  '../../selfhost/images/alertmanager/alertmanager.yml',
+  import.meta.url,
+);
+/** After the first message, how long no second one may come: past the channel's follow-up window. */
+const quietSeconds = defaultGroupWindowSeconds + 15;
 /** The whole wait for both messages; past it the figure is "not reached". */
 const budgetSeconds = 180;
 /** The load through Caddy: at most this many requests, and never past the budget. */
-const maxRequests = 40_000;
-
-const shipped = {
-  forSeconds: alertRules.find((r) => r.id === 'http_5xx_spike')!.forSeconds,
-  scrapeAndEvaluationSeconds: 15,
-  groupWaitSeconds: 10,
-  channelGroupWindowSeconds: 60,
-};
+const maxRequests = 60_000;
 
 /** What Slack's incoming webhooks accept: JSON with a `text`, and optional mrkdwn section blocks. */
 function isSlackPayload(body: unknown): boolean {
@@ -185,61 +182,42 @@ export async function alertToNotification(log: (line: string) => void): Promise<
     ]) {
       const channel = await api.request('POST', '/api/notification-channels', {
         token,
-        body: { ...body, events: ['alert.firing'], groupWindowSeconds },
+        body: { ...body, events: ['alert.firing'] },
       });
       if (channel.status !== 201) throw new Error(`channel: ${channel.status} ${channel.text}`);
     }
 
-    const rules = prometheusRuleGroups();
-    for (const r of rules.groups[0]!.rules)
-      if (r.alert === 'http_5xx_spike') r.for = `${forSeconds}s`;
-    const alertmanager = await startAlertmanager(
-      JSON.stringify({
-        route: {
-          receiver: 'selfdevop',
-          group_by: ['alertname', 'org', 'service', 'node'],
-          group_wait: `${groupWaitSeconds}s`,
-          group_interval: '1m',
-          repeat_interval: '4h',
-        },
-        receivers: [
-          {
-            name: 'selfdevop',
-            webhook_configs: [
-              {
-                url: `${api.url}/api/alerts/alertmanager`,
-                send_resolved: true,
-                http_config: { authorization: { credentials: receiverToken } },
-              },
-            ],
-          },
-        ],
-      }),
-    );
+    // The shipped Alertmanager file, its Compose addresses swapped for this run's.
+    const tokenDir = await mkdtemp(join(tmpdir(), 'sdo-bench-am-'));
+    stops.push(() => rm(tokenDir, { recursive: true, force: true }));
+    const tokenFile = join(tokenDir, 'token');
+    await writeFile(tokenFile, receiverToken, { mode: 0o600 });
+    const shippedAm = await readFile(shippedAlertmanagerFile, 'utf8');
+    const amConfig = shippedAm
+      .replace('http://api:3000/', `${api.url}/`)
+      .replace('/alertmanager/.alert-receiver-token', tokenFile);
+    if (!amConfig.includes(api.url) || !amConfig.includes(tokenFile))
+      throw new Error(
+        'the shipped alertmanager.yml no longer names http://api:3000/ and its token file',
+      );
+    const amRoute = (parse(amConfig) as { route: { group_wait: string } }).route;
+    const alertmanager = await startAlertmanager(amConfig);
     stops.push(() => alertmanager.stop());
+    const rules = prometheusRuleGroups();
+    const rule5xx = rules.groups[0]!.rules.find((r) => r.alert === 'http_5xx_spike')!;
     await writeFile(join(prometheus.dir, 'selfdevop.rules.json'), JSON.stringify(rules));
-    await writeFile(
-      join(prometheus.dir, 'prometheus.yml'),
-      JSON.stringify({
-        global: {
-          scrape_interval: `${intervalSeconds}s`,
-          evaluation_interval: `${intervalSeconds}s`,
-        },
-        rule_files: ['selfdevop.rules.json'],
-        alerting: {
-          alertmanagers: [{ static_configs: [{ targets: [new URL(alertmanager.url).host] }] }],
-        },
-        scrape_configs: [
-          { job_name: 'caddy', static_configs: [{ targets: [new URL(caddy.adminUrl).host] }] },
-          {
-            job_name: 'selfdevop-alert-targets',
-            metrics_path: '/metrics/alert-targets',
-            authorization: { credentials: receiverToken },
-            static_configs: [{ targets: [new URL(api.url).host] }],
-          },
-        ],
-      }),
-    );
+    await writeFile(join(prometheus.dir, 'token'), receiverToken);
+    const promConfig = prometheusConfig({
+      ...composePrometheusTargets,
+      caddy: new URL(caddy.adminUrl).host,
+      api: new URL(api.url).host,
+      // No worker runs here: its job scrapes a closed loopback port, as a stack whose worker is down.
+      worker: `127.0.0.1:${await freePort()}`,
+      alertmanager: new URL(alertmanager.url).host,
+      tokenFile: 'token',
+      ruleFile: 'selfdevop.rules.json',
+    });
+    await writeFile(join(prometheus.dir, 'prometheus.yml'), JSON.stringify(promConfig));
     await prometheus.reload();
 
     // The load: a few requests in flight across the hosts, bounded in count and time.
@@ -353,23 +331,17 @@ export async function alertToNotification(log: (line: string) => void): Promise<
         alertFiringEvents: firingEvents,
         slackHeadline: lastText.split('\n')[0],
         traffic,
-        config: {
-          forSeconds,
-          scrapeAndEvaluationSeconds: intervalSeconds,
-          groupWaitSeconds,
-          channelGroupWindowSeconds: groupWindowSeconds,
+        shipped: {
+          http5xxRule: { expr: rule5xx.expr, for: rule5xx.for },
+          scrapeSeconds: {
+            caddy: composePrometheusTargets.alertIntervalSeconds,
+            others: composePrometheusTargets.intervalSeconds,
+          },
+          evaluationInterval: promConfig.global.evaluation_interval,
+          alertmanagerGroupWait: amRoute.group_wait,
+          channelFirstMessageWaitSeconds: firstMessageWaitSeconds,
+          channelGroupWindowSeconds: defaultGroupWindowSeconds,
         },
-        shipped,
-        // The same pipeline with the shipped waits: each wait above replaced by its shipped value
-        // (scrape and evaluation at worst a whole interval each).
-        shippedWaitsAddUpToSeconds:
-          shipped.forSeconds -
-          forSeconds +
-          2 * (shipped.scrapeAndEvaluationSeconds - intervalSeconds) +
-          shipped.groupWaitSeconds -
-          groupWaitSeconds +
-          shipped.channelGroupWindowSeconds -
-          groupWindowSeconds,
       },
     };
   } finally {

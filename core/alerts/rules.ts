@@ -39,13 +39,15 @@ export const alertRules: readonly AlertRule[] = [
   {
     id: 'http_5xx_spike',
     title: '5xx responses spiking',
-    thresholdMeaning: 'share of responses that are 5xx over 5 minutes',
+    thresholdMeaning: 'share of responses that are 5xx over 1 minute',
     unit: 'ratio',
     defaultThreshold: 0.05,
     min: 0.001,
     max: 1,
     perService: true,
-    forSeconds: 60,
+    // With the 1-minute window, three evaluations in a row (Caddy scraped every 5 s): a
+    // failing app pages within ~45 s, a blip that clears within 15 s does not.
+    forSeconds: 15,
     severity: 'critical',
     runbook: 'app-down',
   },
@@ -172,7 +174,9 @@ export function promqlOf(rule: AlertRule): string {
   const d = `${metricNames.httpDuration}`;
   switch (rule.id) {
     case 'http_5xx_spike':
-      return `(${byService(`rate(${d}_count{code=~"5.."}[5m])`)} / ${byService(`rate(${d}_count[5m])`)}) > ${thresholdOf(rule.id)}`;
+      // One minute, not five: over 5 minutes an app answering only 500s needs 15 s just to
+      // reach a 5 % share, and its share stays high for minutes after it recovers.
+      return `(${byService(`rate(${d}_count{code=~"5.."}[1m])`)} / ${byService(`rate(${d}_count[1m])`)}) > ${thresholdOf(rule.id)}`;
     case 'latency_p95':
       return `histogram_quantile(0.95, sum by (org, service, environment, le) (rate(${d}_bucket[5m]) * on (host) group_left (org, service, environment) ${metricNames.serviceHost})) > ${thresholdOf(rule.id)}`;
     case 'crash_loop':

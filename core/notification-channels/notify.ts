@@ -50,6 +50,32 @@ export const channelUrlContext = (orgId: string, channelId: string) =>
 export const maxEventsPerMessage = 500;
 /** Attempts kept per channel, as for webhooks. */
 export const keptNotificationDeliveries = 100;
+/**
+ * How long a quiet channel waits before its first message: long enough to gather the events
+ * of one storm that arrive together (Alertmanager posts a storm's alerts within a second),
+ * short enough that the page comes fast. A channel that delivered within its
+ * `groupWindowSeconds` waits for that window instead, so a long storm is one message now and
+ * at most one more per window (Alertmanager's group_wait and group_interval, per channel).
+ */
+export const firstMessageWaitSeconds = 5;
+/**
+ * A storm still arriving when its message is due (an event held this recently) is waited
+ * for a little longer, until it pauses or the window since its first event closes, so a
+ * storm spread over a few seconds is still one message.
+ */
+export const stormSettleSeconds = 2;
+
+/** Seconds until a channel's next message: the first wait, or the rest of its window. */
+export function flushDelaySeconds(
+  groupWindowSeconds: number,
+  lastDeliveredAt: string | null,
+  now: Date,
+): number {
+  const first = Math.min(groupWindowSeconds, firstMessageWaitSeconds);
+  if (lastDeliveredAt === null) return first;
+  const rest = groupWindowSeconds - (now.getTime() - Date.parse(lastDeliveredAt)) / 1000;
+  return Math.max(first, Math.ceil(rest));
+}
 
 /** The runbook (docs/runbooks/<name>.md) for each event that needs someone to act. */
 export const runbookOf: Record<string, string | undefined> = {
@@ -184,8 +210,9 @@ export async function holdForChannels(
   message: WebhookEventMessage,
 ): Promise<number> {
   const { orgId, event, auditTarget } = message;
-  const heldAt = deps.clock.now().toISOString();
-  const flushes: { channel: NotificationChannel; key: string }[] = [];
+  const now = deps.clock.now();
+  const heldAt = now.toISOString();
+  const flushes: { channel: NotificationChannel; key: string; delay: number }[] = [];
   const subscribed = await deps.store.withOrg(orgId, async (repos) => {
     const channels = (await repos.notificationChannels.list()).filter((c) =>
       c.events.includes(event.type),
@@ -202,14 +229,16 @@ export async function holdForChannels(
         data: { ...event.data, targetType: auditTarget.targetType, targetId: auditTarget.targetId },
         heldAt,
       });
-      if (fresh && opens) flushes.push({ channel: c, key: `${c.id}:${id}` });
       // A retried fan-out may have held the event and failed before asking for its flush.
-      if (!fresh) flushes.push({ channel: c, key: `${c.id}:retry:${event.id}` });
+      const key = fresh && opens ? `${c.id}:${id}` : !fresh ? `${c.id}:retry:${event.id}` : null;
+      if (key === null) continue;
+      const last = await repos.notificationDeliveries.lastDeliveredAt(c.id);
+      flushes.push({ channel: c, key, delay: flushDelaySeconds(c.groupWindowSeconds, last, now) });
     }
     return channels.length;
   });
-  for (const { channel, key } of flushes)
-    await scheduleFlush(deps, { orgId, channelId: channel.id }, key, channel.groupWindowSeconds);
+  for (const { channel, key, delay } of flushes)
+    await scheduleFlush(deps, { orgId, channelId: channel.id }, key, delay);
   return subscribed;
 }
 
@@ -305,6 +334,11 @@ export async function flushChannel(
   });
   if (!found || found.held.length === 0) return { sent: 0, delivered: false };
   const { channel, held } = found;
+  const wait = settleSeconds(channel, held, deps.clock.now());
+  if (wait > 0) {
+    await scheduleFlush(deps, message, `${channelId}:settle:${held.at(-1)!.id}`, wait);
+    return { sent: 0, delivered: false };
+  }
   const rendered = renderMessage(held, deps.config.publicUrl);
   const res = await sendToChannel(deps, channel, rendered);
   await recordNotificationDelivery(deps, orgId, {
@@ -347,6 +381,20 @@ export async function flushChannel(
   }
   deps.logger.warn({ ...log, error: res.error }, 'notification not sent; the queue retries it');
   throw new Error(`notification channel ${channelId}: ${res.error}`);
+}
+
+/** Seconds to wait before sending `held`: 0 unless a storm is still arriving within its window. */
+export function settleSeconds(
+  channel: Pick<NotificationChannel, 'groupWindowSeconds'>,
+  held: Pick<HeldNotification, 'heldAt'>[],
+  now: Date,
+): number {
+  if (held.length === 0 || held.length >= maxEventsPerMessage) return 0;
+  const windowLeft =
+    (Date.parse(held[0]!.heldAt) + channel.groupWindowSeconds * 1000 - now.getTime()) / 1000;
+  const sinceNewest = (now.getTime() - Date.parse(held.at(-1)!.heldAt)) / 1000;
+  if (windowLeft <= 0 || sinceNewest >= stormSettleSeconds) return 0;
+  return Math.ceil(Math.min(stormSettleSeconds, windowLeft));
 }
 
 export const handleNotificationFlush =

@@ -33,6 +33,13 @@ export const defaultLogTail = 200;
  * bounded whatever a search matches, and the engines stop reading at once.
  */
 export const maxLogLimit = 5_000;
+/**
+ * Events each replica's read may run ahead of the merge. The merge takes the earliest line,
+ * so without a buffer only the replica holding it reads on and the others' engines wait
+ * (their sockets full); with it, every engine decodes at once. Bounded: at most this many
+ * lines (each ≤ 8 KiB) per replica are held.
+ */
+export const readAheadEvents = 256;
 /** A node that does not answer its container list in this long is skipped (and said). */
 const listTimeoutMs = 5_000;
 /** While following, containers are listed again this often, so a new release's appear. */
@@ -274,23 +281,53 @@ export async function* readLogs(
   // The search goes to the engines' adapters, which skip a line that cannot match while it
   // is still bytes; the lines they answer are tested again here (one test per match).
   const engineTail = matcher ? undefined : options.tail;
-  // Every replica is read at once (each stream is opened before the first line is pulled),
-  // so the engines decode their logs in parallel while the merge takes the earliest line.
+  // Every replica is read at once, each running ahead of the merge into a bounded buffer, so
+  // the engines decode their logs in parallel while the merge takes the earliest line. The
+  // history's own signal ends the engines' reads as soon as the page is full.
+  const reading = new AbortController();
+  const stop = () => reading.abort();
+  signal.addEventListener('abort', stop, { once: true });
   const history = mergeByTime(
     replicas.map((r) =>
-      tagged(
-        r,
-        runtime.logs!(r.target, r.id, {
-          since: options.since,
-          until,
-          tail: engineTail,
-          ...(filter ? { filter } : {}),
-          follow: false,
-          signal,
-        }),
+      readAhead(
+        tagged(
+          r,
+          runtime.logs!(r.target, r.id, {
+            since: options.since,
+            until,
+            tail: engineTail,
+            ...(filter ? { filter } : {}),
+            follow: false,
+            signal: reading.signal,
+          }),
+        ),
+        readAheadEvents,
+        reading,
       ),
     ),
   );
+  try {
+    yield* pastLines(history, options, matcher);
+  } finally {
+    signal.removeEventListener('abort', stop);
+    reading.abort();
+    // Ends the merge (and the read-aheads) when the caller left early.
+    await history.return(undefined);
+  }
+  if (!options.follow || signal.aborted) return;
+  yield* followLive(runtime, findReplicas, replicas, nanoTime(cut, 1), filter, {
+    clock,
+    signal,
+    rescanMs: rescanMs ?? followRescanMs,
+  });
+}
+
+/** The past of a read: a page of a range, or the newest `tail` lines. */
+async function* pastLines(
+  history: AsyncGenerator<AppLogEvent>,
+  options: ReadOptions,
+  matcher: ((text: string) => boolean) | null,
+): AsyncGenerator<AppLogEvent> {
   if (options.tail === undefined) {
     let left = options.limit ?? Infinity;
     let last: AppLogLine | null = null;
@@ -315,12 +352,67 @@ export async function* readLogs(
     }
     yield* kept.drain();
   } else for await (const e of history) void e; // tail=0: nothing of the past
-  if (!options.follow || signal.aborted) return;
-  yield* followLive(runtime, findReplicas, replicas, nanoTime(cut, 1), filter, {
-    clock,
-    signal,
-    rescanMs: rescanMs ?? followRescanMs,
-  });
+}
+
+/**
+ * Pulls `source` ahead of its consumer into a buffer of at most `max` items, so a slow
+ * consumer of one source does not stall the others' producers. When the consumer leaves
+ * early, `stop` is aborted (it ends a pull still waiting on an engine) before the source is
+ * closed. A failure of the source is thrown to the consumer after what came before it.
+ */
+export async function* readAhead<T>(
+  source: AsyncIterable<T>,
+  max: number,
+  stop: AbortController,
+): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  const buffer: T[] = [];
+  let ended = false;
+  let failure: { error: unknown } | null = null;
+  let leaving = false;
+  let wakeConsumer: (() => void) | null = null;
+  let wakeProducer: (() => void) | null = null;
+  const wake = (w: (() => void) | null) => w?.();
+  const pump = (async () => {
+    try {
+      while (!leaving) {
+        if (buffer.length >= max) {
+          await new Promise<void>((r) => (wakeProducer = r));
+          continue;
+        }
+        const r = await it.next();
+        if (r.done) break;
+        buffer.push(r.value);
+        wake(wakeConsumer);
+      }
+    } catch (error) {
+      failure = { error };
+    } finally {
+      ended = true;
+      wake(wakeConsumer);
+    }
+  })();
+  try {
+    for (;;) {
+      if (buffer.length > 0) {
+        const item = buffer.shift()!;
+        wake(wakeProducer);
+        yield item;
+        continue;
+      }
+      if (ended) {
+        if (failure) throw (failure as { error: unknown }).error;
+        return;
+      }
+      await new Promise<void>((r) => (wakeConsumer = r));
+    }
+  } finally {
+    leaving = true;
+    wake(wakeProducer);
+    if (!ended) stop.abort();
+    await pump;
+    await it.return?.(undefined);
+  }
 }
 
 /** A replica's lines as events, its failures as a notice (one replica gone is not the read's end). */

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { composePrometheusTargets, prometheusConfig } from '../../core/alerts/prometheus-config.ts';
 import { prometheusRuleGroups } from '../../core/alerts/rules.ts';
+import { firstMessageWaitSeconds } from '../../core/notification-channels/notify.ts';
 import { promtoolBin } from '../support/prometheus.ts';
 import { available } from '../support/services.ts';
 
@@ -36,6 +37,64 @@ describe('the shipped Prometheus configuration (selfhost/images/prometheus/prome
     ]);
     for (const j of jobs.filter((x) => x.job_name.match(/alert-targets|worker/)))
       expect(j.authorization).toEqual({ credentials_file: '/prometheus/.alert-receiver-token' });
+  });
+});
+
+const shippedAlertmanager = new URL(
+  '../../selfhost/images/alertmanager/alertmanager.yml',
+  import.meta.url,
+);
+const seconds = (d: string) => {
+  const m = /^(\d+)s$/.exec(d);
+  if (!m) throw new Error(`not a duration in seconds: ${d}`);
+  return Number(m[1]);
+};
+
+describe('the shipped alert path adds up to at most 45 s (issue 16: alertToNotificationSeconds)', () => {
+  it('two scrapes of Caddy, an evaluation, the 5xx rule’s for, group_wait and the channel’s first wait', async () => {
+    const prom = prometheusConfig(composePrometheusTargets);
+    const caddy = prom.scrape_configs.find((j) => j.job_name === 'caddy')!;
+    const am = parse(await readFile(shippedAlertmanager, 'utf8')) as {
+      route: { group_wait: string; group_by: string[] };
+    };
+    const rule = prometheusRuleGroups().groups[0]!.rules.find((r) => r.alert === 'http_5xx_spike')!;
+    // A rate needs two samples of the new 5xx series, then the next evaluation sees it.
+    const worst =
+      2 * seconds(caddy.scrape_interval ?? prom.global.scrape_interval) +
+      seconds(prom.global.evaluation_interval) +
+      seconds(rule.for) +
+      seconds(am.route.group_wait) +
+      firstMessageWaitSeconds;
+    expect(worst).toBeLessThanOrEqual(40); // 5 s left for the receiver, the queue and the send
+    // The rule reacts within its window: a 1-minute rate, not 5.
+    expect(rule.expr).toContain('[1m]');
+    expect(am.route.group_by).toContain('service');
+  });
+});
+
+describe.skipIf(!(await available('prometheus')))('amtool check-config', () => {
+  it('accepts the shipped Alertmanager file with its token file in place', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sdo-amcfg-'));
+    try {
+      const tokenFile = join(dir, 'token');
+      await writeFile(tokenFile, 'secret');
+      const config = join(dir, 'alertmanager.yml');
+      await writeFile(
+        config,
+        (await readFile(shippedAlertmanager, 'utf8')).replace(
+          '/alertmanager/.alert-receiver-token',
+          tokenFile,
+        ),
+      );
+      const { stdout } = await run('/usr/bin/amtool', ['check-config', config]);
+      expect(stdout).toContain('SUCCESS');
+      await writeFile(config, 'route: {group_wait: soon}\n');
+      await expect(run('/usr/bin/amtool', ['check-config', config])).rejects.toMatchObject({
+        stdout: expect.stringContaining('FAILED: not a valid duration string: "soon"'),
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

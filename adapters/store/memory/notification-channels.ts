@@ -67,4 +67,13 @@ export const memoryNotificationDeliveryRepo = (t: TenantView): NotificationDeliv
       t.mine('notificationDeliveries').filter((r) => r.channelId === channelId),
       page,
     ),
+  lastDeliveredAt: async (channelId) => {
+    const sent = t
+      .mine('notificationDeliveries')
+      .filter(
+        (r) => r.channelId === channelId && r.delivered && r.eventType !== 'notification.test',
+      )
+      .sort(byIdAsc);
+    return sent.length ? String(sent[sent.length - 1]!.createdAt) : null;
+  },
 });

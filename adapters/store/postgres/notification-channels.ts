@@ -83,6 +83,11 @@ export const pruneNotificationDeliveriesSql = `delete from notification_deliveri
     select id from notification_deliveries where org_id = $1 and channel_id = $2
     order by id desc offset $3 limit 1)`;
 
+/** Ids sort by time, so the newest delivered message is the highest id among them. */
+const lastDeliveredSql = `${selectSql(notificationDeliveriesTable)}
+  where org_id = $1 and channel_id = $2 and delivered and event_type <> 'notification.test'
+  order by id desc limit 1`;
+
 export const pgNotificationDeliveryRepo = (t: TenantSql): NotificationDeliveryRepo => ({
   async append(d, keep) {
     await t.insert(notificationDeliveriesTable, d);
@@ -90,4 +95,8 @@ export const pgNotificationDeliveryRepo = (t: TenantSql): NotificationDeliveryRe
   },
   list: (channelId, page) =>
     t.page(notificationDeliveriesTable, [eq('channel_id', channelId)], page),
+  async lastDeliveredAt(channelId) {
+    const r = await t.tx.query(lastDeliveredSql, [t.orgId, channelId]);
+    return r.rows[0] ? fromRow(notificationDeliveriesTable, r.rows[0]).createdAt : null;
+  },
 });

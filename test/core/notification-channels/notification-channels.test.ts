@@ -22,10 +22,13 @@ import type { OrgPrincipal } from '../../../core/deps.ts';
 import { Forbidden, InvalidInput, NotFound } from '../../../core/errors.ts';
 import type { AuditEvent } from '../../../core/models.ts';
 import {
+  firstMessageWaitSeconds,
   flushChannel,
+  flushDelaySeconds,
   maxEventsPerMessage,
   notificationFlushesQueue,
   renderMessage,
+  settleSeconds,
 } from '../../../core/notification-channels/notify.ts';
 import {
   createNotificationChannel,
@@ -267,6 +270,87 @@ describe('notification channels', () => {
     expect(await queue.depth(notificationFlushesQueue)).toBe(2);
   });
 
+  it('sends a quiet channel its first message after a short wait, and follow-ups once per window', async () => {
+    const delays: number[] = [];
+    const send = queue.send.bind(queue);
+    queue.send = (q, payload, options) => {
+      if (q === notificationFlushesQueue) delays.push(options?.delaySeconds ?? 0);
+      return send(q, payload, options);
+    };
+    const ch = await createNotificationChannel(
+      system.api,
+      admin,
+      { kind: 'email', name: 'ops', address: 'ops@example.com' },
+      ctx,
+    );
+    expect(ch.groupWindowSeconds).toBe(60);
+    // A test message is not a message of events: the channel is still quiet.
+    await testNotificationChannel(system.api, admin, ch.id, ctx);
+    await failed(1);
+    expect(delays).toEqual([firstMessageWaitSeconds]);
+    clock.advance(firstMessageWaitSeconds * 1000);
+    await flushChannel(system.notifications, { orgId: 'org_a', channelId: ch.id }, 1);
+    // 20 s after that message the storm goes on: the next one closes the window it opened.
+    clock.advance(20_000);
+    await failed(2);
+    await failed(3);
+    expect(delays).toEqual([firstMessageWaitSeconds, 40]);
+    clock.advance(40_000);
+    await flushChannel(system.notifications, { orgId: 'org_a', channelId: ch.id }, 1);
+    expect(mailer.sent.slice(-2).map((m) => m.subject)).toEqual([
+      '[selfdevop] Release failed',
+      '[selfdevop] 2 × Release failed',
+    ]);
+    // A window after the last message the channel is quiet again.
+    clock.advance(61_000);
+    await failed(4);
+    expect(delays).toEqual([firstMessageWaitSeconds, 40, firstMessageWaitSeconds]);
+  });
+
+  it('waits for a storm still arriving when its first message is due, up to the window', async () => {
+    const ch = await createNotificationChannel(
+      system.api,
+      admin,
+      { kind: 'email', name: 'ops', address: 'ops@example.com', groupWindowSeconds: 10 },
+      ctx,
+    );
+    const flush = () => flushChannel(system.notifications, { orgId: 'org_a', channelId: ch.id }, 1);
+    await failed(1);
+    clock.advance(4_500);
+    await failed(2);
+    clock.advance(500);
+    // Due, but the storm came 0.5 s ago: the message waits for it to pause.
+    expect(await flush()).toEqual({ sent: 0, delivered: false });
+    expect(await queue.depth(notificationFlushesQueue)).toBe(2);
+    clock.advance(1_000);
+    await failed(3);
+    clock.advance(2_000);
+    expect(await flush()).toEqual({ sent: 3, delivered: true });
+    // A storm that never pauses is still sent when the window since its first event closes.
+    clock.advance(60_000);
+    for (let k = 4; k < 14; k++) {
+      await failed(k);
+      clock.advance(1_000);
+    }
+    expect(await flush()).toEqual({ sent: 10, delivered: true });
+    expect(mailer.sent.map((m) => m.subject)).toEqual([
+      '[selfdevop] 3 × Release failed',
+      '[selfdevop] 10 × Release failed',
+    ]);
+    expect(settleSeconds({ groupWindowSeconds: 10 }, [], new Date())).toBe(0);
+  });
+
+  it('waits no longer than the channel asks: a window of 0 sends each event alone at once', () => {
+    const now = new Date('2027-01-15T12:00:00Z');
+    expect(flushDelaySeconds(0, null, now)).toBe(0);
+    expect(flushDelaySeconds(0, '2027-01-15T11:59:59Z', now)).toBe(0);
+    expect(flushDelaySeconds(3, null, now)).toBe(3);
+    expect(flushDelaySeconds(60, null, now)).toBe(firstMessageWaitSeconds);
+    expect(flushDelaySeconds(60, '2027-01-15T11:59:30Z', now)).toBe(30);
+    expect(flushDelaySeconds(60, '2027-01-15T11:59:58Z', now)).toBe(58);
+    expect(flushDelaySeconds(60, '2027-01-15T11:58:00Z', now)).toBe(firstMessageWaitSeconds);
+  });
+
   it('does not hold an event twice when its fan-out is retried', async () => {
     const ch = await createNotificationChannel(
       system.api,
@@ -284,6 +368,7 @@ describe('notification channels', () => {
       },
       2,
     );
+    clock.advance(firstMessageWaitSeconds * 1000);
     await flushChannel(system.notifications, { orgId: 'org_a', channelId: ch.id }, 1);
     expect(mailer.sent[0]!.subject).toBe('[selfdevop] Release failed');
   });
@@ -296,6 +381,7 @@ describe('notification channels', () => {
       ctx,
     );
     await failed(1);
+    clock.advance(firstMessageWaitSeconds * 1000);
     http.respond = () => 500;
     const flush = { orgId: 'org_a', channelId: ch.id };
     await expect(flushChannel(system.notifications, flush, 1)).rejects.toThrow(/HTTP 500/);

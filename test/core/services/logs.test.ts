@@ -16,7 +16,9 @@ import { isCoreError } from '../../../core/errors.ts';
 import type { Clock, ContainerRuntime, ContainerSpec } from '../../../core/ports.ts';
 import {
   afterTime,
+  mergeByTime,
   openServiceLogs,
+  readAhead,
   serviceLogsQuery,
   type AppLogEvent,
 } from '../../../core/services/logs.ts';
@@ -289,5 +291,112 @@ describe('app logs', () => {
   it('counts one nanosecond on, across a second', () => {
     expect(afterTime('2026-01-01T00:00:01.000000009Z')).toBe('2026-01-01T00:00:01.000000010Z');
     expect(afterTime('2026-01-01T00:00:01.999999999Z')).toBe('2026-01-01T00:00:02.000000000Z');
+  });
+});
+
+describe('readAhead (each replica read on while the merge holds another one’s line)', () => {
+  /** A source that counts what was pulled from it and can fail after `failAt` items. */
+  const counting = (n: number, failAt = Infinity) => {
+    const seen = { pulled: 0, closed: false };
+    async function* gen() {
+      try {
+        for (let k = 0; k < n; k++) {
+          if (k === failAt) throw new Error('engine went away');
+          seen.pulled++;
+          yield k;
+        }
+      } finally {
+        seen.closed = true;
+      }
+    }
+    return { seen, source: gen() };
+  };
+  const settle = () => new Promise((r) => setTimeout(r, 20));
+
+  it('pulls up to its bound before anyone asks, and on as the consumer takes', async () => {
+    const { seen, source } = counting(100);
+    const it = readAhead(source, 8, new AbortController())[Symbol.asyncIterator]();
+    const first = await it.next();
+    expect(first.value).toBe(0);
+    await settle();
+    // Bounded: the item given out, the buffer full, one pull that waits for room.
+    expect(seen.pulled).toBeGreaterThanOrEqual(8);
+    expect(seen.pulled).toBeLessThanOrEqual(10);
+    const rest: number[] = [];
+    for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value);
+    expect(rest).toEqual(Array.from({ length: 99 }, (_, k) => k + 1));
+    expect(seen.closed).toBe(true);
+  });
+
+  it('gives the items before a failure, then the failure', async () => {
+    const { source } = counting(10, 3);
+    const got: number[] = [];
+    await expect(
+      (async () => {
+        for await (const v of readAhead(source, 4, new AbortController())) got.push(v);
+      })(),
+    ).rejects.toThrow('engine went away');
+    expect(got).toEqual([0, 1, 2]);
+  });
+
+  it('aborts the read still waiting and closes the source when the consumer leaves early', async () => {
+    const stop = new AbortController();
+    let closed = false;
+    async function* slow() {
+      try {
+        yield 1;
+        // An engine with nothing more to say yet: only the abort ends this wait.
+        await new Promise<void>((r) => stop.signal.addEventListener('abort', () => r()));
+        yield 2;
+      } finally {
+        closed = true;
+      }
+    }
+    for await (const v of readAhead(slow(), 4, stop)) {
+      expect(v).toBe(1);
+      break;
+    }
+    expect(stop.signal.aborted).toBe(true);
+    expect(closed).toBe(true);
+  });
+
+  it('lets every replica’s engine read on while the merge holds one line of each', async () => {
+    const pulled = [0, 0, 0];
+    const engine = (offset: number) =>
+      (async function* () {
+        for (let k = 0; k < 40; k++) {
+          pulled[offset]!++;
+          yield {
+            type: 'line' as const,
+            line: {
+              time: `2026-01-01T00:00:00.${String(k * 3 + offset).padStart(9, '0')}Z`,
+              replica: `r${offset}`,
+              node: 'n',
+              stream: 'stdout' as const,
+              text: String(k),
+            },
+          };
+        }
+      })();
+    const merged = (ahead: boolean) =>
+      mergeByTime(
+        [0, 1, 2].map((o) => (ahead ? readAhead(engine(o), 16, new AbortController()) : engine(o))),
+      )[Symbol.asyncIterator]();
+    // Without read-ahead, the merge pulls a source only when its held line is taken.
+    let m = merged(false);
+    await m.next();
+    await settle();
+    expect(pulled).toEqual([1, 1, 1]);
+    await m.return(undefined);
+    pulled.fill(0);
+    m = merged(true);
+    expect(((await m.next()).value as AppLogEvent & { type: 'line' }).line.text).toBe('0');
+    await settle();
+    for (const n of pulled) expect(n).toBeGreaterThanOrEqual(16);
+    const texts: string[] = [];
+    for (let r = await m.next(); !r.done; r = await m.next())
+      if (r.value.type === 'line') texts.push(`${r.value.line.replica}:${r.value.line.text}`);
+    expect(texts).toHaveLength(119);
+    expect(texts.slice(0, 4)).toEqual(['r1:0', 'r2:0', 'r0:1', 'r1:1']);
   });
 });

@@ -40,14 +40,15 @@ const unitFiles = globSync(unit, { cwd: import.meta.dirname }).filter(
  * Forks for the integration files. They mostly wait (on PostgreSQL, Docker, Caddy, builds,
  * health checks), so they run better with more forks than cores: vitest's default is one
  * fork fewer than the cores, which on CI's two cores ran every file one after another.
- * `vitest run --maxWorkers N` still overrides it.
+ * Three, not more: on two cores, more made load-sensitive files fail beside the others
+ * (those now run alone, test/support/exclusive.ts). `vitest run --maxWorkers N` overrides it.
  */
-const integrationWorkers = 4;
+const integrationWorkers = 3;
 
 // Integration suites talk to real PostgreSQL, Docker and Caddy; each test file gets its
 // own database, so files run in parallel but a file's tests stay in order. The few files
-// that change shared state others read hold a lock for their whole file
-// (test/support/exclusive.ts).
+// that change shared state others read, or that must not share the machine, hold a lock
+// for their whole file (test/support/exclusive.ts).
 export default defineConfig({
   test: {
     testTimeout: 30_000,

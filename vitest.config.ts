@@ -36,15 +36,28 @@ const unitFiles = globSync(unit, { cwd: import.meta.dirname }).filter(
   (file) => !coreIntegration.includes(file),
 );
 
+/**
+ * Forks for the integration files. They mostly wait (on PostgreSQL, Docker, Caddy, builds,
+ * health checks), so they run better with more forks than cores: vitest's default is one
+ * fork fewer than the cores, which on CI's two cores ran every file one after another.
+ * Three, not more: on two cores, more made load-sensitive files fail beside the others
+ * (those now run alone, test/support/exclusive.ts). `vitest run --maxWorkers N` overrides it.
+ */
+const integrationWorkers = 3;
+
 // Integration suites talk to real PostgreSQL, Docker and Caddy; each test file gets its
-// own database, so files run in parallel but a file's tests stay in order.
+// own database, so files run in parallel but a file's tests stay in order. The few files
+// that change shared state others read, or that must not share the machine, hold a lock
+// for their whole file (test/support/exclusive.ts).
 export default defineConfig({
   test: {
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: 'forks',
     projects: [
-      { extends: true, test: { name: 'unit', include: unitFiles } },
+      // vitest runs projects of different maxWorkers in separate groups: the quick unit
+      // files first, then the integration files.
+      { extends: true, test: { name: 'unit', include: unitFiles, sequence: { groupOrder: 0 } } },
       {
         extends: true,
         test: {
@@ -52,6 +65,9 @@ export default defineConfig({
           include: ['test/**/*.test.ts'],
           exclude: ['**/node_modules/**', ...unitFiles],
           globalSetup: ['test/support/global-setup.ts'],
+          setupFiles: ['test/support/exclusive.ts'],
+          maxWorkers: integrationWorkers,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

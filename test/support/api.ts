@@ -7,7 +7,7 @@ import { migrate } from '../../adapters/db/migrator.ts';
 import { ensureKeyFile } from '../../adapters/vault/aes-file.ts';
 import { serveApi } from '../../functions/selfhost/server.ts';
 import type { ApiHarness } from '../api/api.case.ts';
-import { createTestDatabase } from './db.ts';
+import { createMigratedTestDatabase } from './db.ts';
 import { fromSelfhostSettings, type SelfhostTestSettings } from './selfhost-config.ts';
 import { httpRequester } from './http.ts';
 
@@ -21,8 +21,9 @@ export async function startSelfhostApi(
   ApiHarness & { url: string; databaseUrl: string; system: SelfhostSystem; objectsDir: string }
 > {
   const { workers, ...settings } = overrides;
-  const db = overrides.databaseUrl ? null : await createTestDatabase('api');
+  const db = overrides.databaseUrl ? null : await createMigratedTestDatabase('api');
   const databaseUrl = overrides.databaseUrl ?? db!.url;
+  // A no-op on the copy of the migrated template; a given database may be behind.
   await migrate(databaseUrl);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-api-'));
   const encryptionKeyFile = path.join(dir, 'encryption.key');

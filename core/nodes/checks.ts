@@ -19,6 +19,7 @@ import type { DockerTarget, Metrics, OrgRepos } from '../ports.ts';
 import { recordAudit } from '../deps.ts';
 import { metricNames } from '../alerts/rules.ts';
 import { upstreamOf } from './address.ts';
+import { retryUnplaced } from './unplaced.ts';
 import { openTarget, type ReleaseDeps } from '../releases/deps.ts';
 import { defaultHosts, planRoute, replicaContainerName, routeId } from '../releases/plan.ts';
 import { planReshape, sendReshape } from '../releases/reshape.ts';
@@ -36,7 +37,6 @@ import {
   type NodeCheckPolicy,
 } from './reachability.ts';
 import { planNodeLoss, planNodeReturn, type LossStep } from './node-loss.ts';
-import { retryUnplaced } from './unplaced.ts';
 
 /** The audit actor of what the node checks do. */
 export const nodeChecksActor = { actorType: 'system', actorId: 'node-checks' } as const;

@@ -208,8 +208,18 @@ export async function deleteNode(
     });
     return { node, writtenOff };
   });
-  // Written-off replicas are restored on the nodes that take them (a reshape each).
+  // Written-off replicas are restored on the nodes that take them (a reshape each). The node
+  // is gone either way: a retry that cannot be queued is logged, and the next node change
+  // (or a scale) tries again.
   const replacing =
-    writtenOff.length > 0 ? await retryUnplaced(deps, p.orgId, `node ${node.name} deleted`) : [];
+    writtenOff.length === 0
+      ? []
+      : await retryUnplaced(deps, p.orgId, `node ${node.name} deleted`).catch((e: unknown) => {
+          deps.logger.warn(
+            { orgId: p.orgId, nodeId: id, err: e instanceof Error ? e.message : String(e) },
+            'written-off replicas were not queued for replacement',
+          );
+          return [];
+        });
   return { writtenOff, replacing };
 }

@@ -123,7 +123,15 @@ export async function createNode(
   });
   // New capacity: services short of their replicas (nowhere to place them before) get them
   // now; the reshape places them wherever they fit best, health-gated as ever.
-  if (deps.release) await retryUnplaced(deps.release, p.orgId, `node ${node.name} registered`);
+  // The node is registered either way: a retry that cannot be queued is logged, and the next
+  // node change (or a scale) tries again.
+  if (deps.release)
+    await retryUnplaced(deps.release, p.orgId, `node ${node.name} registered`).catch((e: unknown) =>
+      deps.logger.warn(
+        { orgId: p.orgId, nodeId: node.id, err: e instanceof Error ? e.message : String(e) },
+        'replicas that found no place were not retried on the new node',
+      ),
+    );
   return nodeView(node);
 }
 

@@ -195,6 +195,31 @@ describe('replicas that found no place', () => {
       { requestId: 'req_1' } as never,
     );
     expect(h.queue.of(releaseStepsQueue).length).toBe(sent + 1);
+    // A queue that refuses the retry does not undo a registration: it is logged.
+    const refusing = {
+      ...h.deps,
+      queue: Object.assign(Object.create(h.queue) as typeof h.queue, {
+        send: () => Promise.reject(new Error('queue down')),
+      }),
+    };
+    await createNode(
+      { ...core, release: refusing } as unknown as CoreDeps & { release: typeof h.deps },
+      admin,
+      { name: 'node-4', dockerHost: 'unix:///n4.sock', address: '127.0.0.4' },
+      { requestId: 'req_2' } as never,
+    );
+    expect(h.logger.entries).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        err: 'queue down',
+        msg: 'replicas that found no place were not retried on the new node',
+      }),
+    );
+    // node-4 takes nothing, so the reshape queued for node-3 places there, as it would have.
+    await h.repos(async (r) => {
+      const n4 = (await r.nodes.list({ limit: 10 })).items.find((n) => n.name === 'node-4')!;
+      await r.nodes.setDrainMode(n4.id, true);
+    });
     await h.drain();
     const nodes = await h.repos(async (r) => (await r.nodes.list({ limit: 10 })).items);
     const third = nodes.find((n) => n.name === 'node-3')!;

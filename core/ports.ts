@@ -1287,6 +1287,12 @@ export interface NodeRepo {
    * false for the other, and for a node that is gone.
    */
   recordCheck(id: string, from: NodeReachability, patch: NodeCheckRecord): Promise<boolean>;
+  /**
+   * Forgets the node and its sealed credentials; false when it is not the org's. Releases
+   * that ran on it keep their history but no longer name it (`nodeId` null); its data
+   * services must be gone first (the core refuses before).
+   */
+  delete(id: string): Promise<boolean>;
 }
 
 /** What a node check writes on the node (core/nodes/reachability.ts decides it). */

@@ -507,6 +507,14 @@ export const serviceMetricsQuery = z.object({
 });
 export const nodeMetricsQuery = z.object({ range: z.enum(['1h', '1d', '1w']).default('1h') });
 
+/** `DELETE /api/nodes/{id}`: `force=true` writes off a lost node's replicas (they live on elsewhere). */
+export const deleteNodeQuery = z.object({
+  force: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+});
+
 export const alertRulesQuery = z.object({ serviceId: id.optional() });
 export const setAlertThresholdInput = z.strictObject({
   serviceId: id,

@@ -119,6 +119,9 @@ export const nodes: Command = {
   selfdevop nodes update NAME|ID [--name NEW] [--label KEY=value]… [--no-labels] [--address ADDRESS]
   selfdevop nodes drain NAME|ID      its replicas move to other nodes; it takes no new ones
   selfdevop nodes undrain NAME|ID    it takes new replicas again
+  selfdevop nodes rm NAME|ID [--force]   forget a drained or empty node (its containers are
+                                     not touched); --force for a lost one whose services
+                                     serve on other nodes (its replicas are written off)
   selfdevop nodes metrics NAME|ID [--range 1h|1d|1w] [--json]
 
 --label KEY=VALUE (repeatable) on add: services with placement labels run only on nodes
@@ -154,6 +157,7 @@ changes its address (judged as at registration; releases started from now on use
       label: { type: 'string', multiple: true },
       'no-labels': { type: 'boolean' },
       swarm: { type: 'boolean' },
+      force: { type: 'boolean' },
       ...credentialFlags,
     });
     if (sub0(positionals) === 'drain' || sub0(positionals) === 'undrain') {
@@ -177,6 +181,17 @@ changes its address (judged as at registration; releases started from now on use
       return 0;
     }
     const [sub = 'list', name] = positionals;
+    if (sub === 'rm' || sub === 'delete') {
+      if (!name) throw new CliError(`nodes ${sub} needs NAME or ID`, 2);
+      const api = await client(ctx.env);
+      const node = (await api.all<NodeRecord>('/api/nodes')).find(
+        (n) => n.name === name || n.id === name,
+      );
+      if (!node) throw new CliError(`node ${name} not found`);
+      await api.call('DELETE', `/api/nodes/${node.id}${values.force ? '?force=true' : ''}`);
+      ctx.o.out(`deleted node ${node.name}`);
+      return 0;
+    }
     if (sub === 'add') {
       if (!name || !values['docker-host'] || !values.address) {
         throw new CliError('nodes add needs NAME, --docker-host and --address', 2);
@@ -287,7 +302,7 @@ changes its address (judged as at registration; releases started from now on use
     }
     if (sub !== 'list')
       throw new CliError(
-        `unknown nodes command ${sub}: use list, add, rotate, update, drain, undrain, metrics or cluster`,
+        `unknown nodes command ${sub}: use list, add, rotate, update, drain, undrain, rm, metrics or cluster`,
         2,
       );
     const api = await client(ctx.env);

@@ -279,15 +279,17 @@ export function caddyRouteFromSpec(spec: RouteSpec, dynamic?: DynamicUpstreamsPl
         }
       : { upstreams: spec.upstreams.map((dial) => ({ dial })) }),
     load_balancing: {
-      // A sticky client without the cookie yet (or whose upstream left) is placed by the
-      // route's balancing policy, then pinned by the cookie Caddy sets.
+      // A sticky client without the cookie yet, or whose pinned upstream left the set (a
+      // replica removed, drained or lost), is placed by the cookie policy's `fallback` and
+      // pinned again by the new cookie Caddy sets with that answer. Caddy's fallback is
+      // `random` unless set (CookieHashSelection.Provision in
+      // modules/caddyhttp/reverseproxy/selectionpolicies.go), so it is always set: to the
+      // route's own balancing, which keeps new sessions spread as without stickiness.
       selection_policy: spec.sticky
         ? {
             policy: 'cookie',
             name: stickyCookieName,
-            ...(spec.loadBalancing === 'least_conn'
-              ? { fallback: { policy: 'least_conn' as const } }
-              : {}),
+            fallback: { policy: spec.loadBalancing ?? 'round_robin' },
           }
         : { policy: spec.loadBalancing ?? 'round_robin' },
       try_duration: dialRetryDuration,

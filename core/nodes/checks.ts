@@ -19,6 +19,7 @@ import type { DockerTarget, Metrics, OrgRepos } from '../ports.ts';
 import { recordAudit } from '../deps.ts';
 import { metricNames } from '../alerts/rules.ts';
 import { upstreamOf } from './address.ts';
+import { retryUnplaced } from './unplaced.ts';
 import { openTarget, type ReleaseDeps } from '../releases/deps.ts';
 import { defaultHosts, planRoute, replicaContainerName, routeId } from '../releases/plan.ts';
 import { planReshape, sendReshape } from '../releases/reshape.ts';
@@ -352,7 +353,8 @@ export async function handleNodeLost(deps: ReleaseDeps, node: NodeRecord): Promi
       outcome = { ...s, action: 'replacing', edgeUpdated: edgeUpdated[i]! };
     } catch (e) {
       if (!isCoreError(e)) throw e;
-      // No loop: nothing is retried until a node changes (returns, or another is added).
+      // No loop: nothing is retried until a node changes (core/nodes/unplaced.ts: registered,
+      // undrained, or answering again).
       outcome = { ...s, action: 'unplaceable', reason: e.message, edgeUpdated: edgeUpdated[i]! };
     }
     outcomes.push(outcome);
@@ -400,6 +402,8 @@ export interface ReturnOutcome {
   kept: string[];
   /** Serving releases whose replicas on this node serve again. */
   rejoined: string[];
+  /** Releases still short of their count (unplaced while nodes were lost), now being restored. */
+  replacing: string[];
   errors: string[];
 }
 
@@ -413,7 +417,7 @@ export async function handleNodeRecovered(
   node: NodeRecord,
   lostSince: string | null,
 ): Promise<ReturnOutcome> {
-  const out: ReturnOutcome = { removed: [], kept: [], rejoined: [], errors: [] };
+  const out: ReturnOutcome = { removed: [], kept: [], rejoined: [], replacing: [], errors: [] };
   const target: DockerTarget = await openTarget(deps, node);
   const { active, nodes } = await deps.store.withOrg(node.orgId, async (repos) => ({
     active: await activeReleases(repos),
@@ -466,6 +470,13 @@ export async function handleNodeRecovered(
       out.errors.push(`${releaseId}: ${messageOf(e)}`);
     }
   }
+  try {
+    // Capacity is back: replicas that found no place while it was lost are placed now (on
+    // this node or another), not at the next deploy.
+    out.replacing = await retryUnplaced(deps, node.orgId, `node ${node.name} answers again`);
+  } catch (e) {
+    out.errors.push(`replacing unplaced replicas: ${messageOf(e)}`);
+  }
   await deps.store.withOrg(node.orgId, async (repos) => {
     for (const c of out.removed)
       await repos.releaseLogs.append(c.releaseId, [
@@ -486,6 +497,7 @@ export async function handleNodeRecovered(
         removed: out.removed,
         kept: out.kept,
         rejoined: out.rejoined,
+        replacing: out.replacing,
         ...(out.errors.length ? { errors: out.errors } : {}),
       },
     });

@@ -4,7 +4,7 @@
  * to, then stopped there (a reshape message per serving release, core/releases/reshape.ts).
  */
 import { CoreError, NotFound } from '../errors.ts';
-import type { NodeRecord, Release } from '../models.ts';
+import type { NodeRecord } from '../models.ts';
 import { assertCan } from '../roles.ts';
 import { recordAudit, requireOrg, type Principal, type RequestContext } from '../deps.ts';
 import type { ReleaseDeps } from '../releases/deps.ts';
@@ -18,6 +18,9 @@ import {
 } from '../releases/replicas.ts';
 import { eligibleNodes } from '../releases/placement.ts';
 import { nodeView, type NodeView } from './use-cases.ts';
+import { replaceUnplaced, shortReleases } from './unplaced.ts';
+
+export { shortReleases } from './unplaced.ts';
 
 /** Draining would leave no node to place replicas on. */
 export class LastEligibleNode extends CoreError {
@@ -109,29 +112,6 @@ export async function undrainNode(
   });
   // Capacity appeared: releases that could not be placed (a node lost with nowhere to go)
   // get their missing replicas now; a reshape that still does not fit says so in its log.
-  for (const { live, service } of short)
-    await sendReshape(deps, live, {
-      replicas: service.replicas,
-      avoid: [],
-      reason: `undrain ${node.name}: replacing replicas that could not be placed`,
-    });
+  await replaceUnplaced(deps, short, `undrain ${node.name}`);
   return nodeView({ ...node, drainMode: false });
-}
-
-/**
- * Serving releases with fewer replicas on nodes that answer than their service asks for,
- * and no release in flight (pure): those whose missing replicas found no place before.
- */
-export function shortReleases<S extends { replicas: number }, R extends Release>(
-  active: readonly { service: S; live: R | null; inFlight: R | null }[],
-  nodes: readonly NodeRecord[],
-): { service: S; live: R }[] {
-  const lost = new Set(nodes.filter((n) => n.reachability === 'lost').map((n) => n.id));
-  const out: { service: S; live: R }[] = [];
-  for (const { service, live, inFlight } of active) {
-    if (live?.status !== 'completed' || inFlight) continue;
-    const answering = replicasOf(live).filter((r) => r.health !== 'stopped' && !lost.has(r.nodeId));
-    if (answering.length < service.replicas) out.push({ service, live });
-  }
-  return out;
 }

@@ -12,6 +12,8 @@ import {
 import { isOperator } from '../auth/use-cases.ts';
 import { assertCredentialsFit, sealNodeCredentials } from './credentials.ts';
 import { hostRefusal, nodeAddressProblems, type AddressPolicy } from './address.ts';
+import type { ReleaseDeps } from '../releases/deps.ts';
+import { retryUnplaced } from './unplaced.ts';
 
 /** What the API shows of a node: credentials are write-only, so only whether each is set. */
 export type NodeView = Omit<NodeRecord, 'sealedTls' | 'sealedSsh'> & {
@@ -69,7 +71,8 @@ const kindsOf = (input: { tls?: unknown; ssh?: unknown }) =>
   (['tls', 'ssh'] as const).filter((k) => input[k] !== undefined);
 
 export async function createNode(
-  deps: CoreDeps,
+  /** With `release`, replicas that found no place are retried on the new node at once. */
+  deps: CoreDeps & { release?: Pick<ReleaseDeps, 'store' | 'queue' | 'config' | 'ids'> },
   principal: Principal,
   input: CreateNodeInput,
   ctx: RequestContext,
@@ -118,6 +121,17 @@ export async function createNode(
       },
     });
   });
+  // New capacity: services short of their replicas (nowhere to place them before) get them
+  // now; the reshape places them wherever they fit best, health-gated as ever.
+  // The node is registered either way: a retry that cannot be queued is logged, and the next
+  // node change (or a scale) tries again.
+  if (deps.release)
+    await retryUnplaced(deps.release, p.orgId, `node ${node.name} registered`).catch((e: unknown) =>
+      deps.logger.warn(
+        { orgId: p.orgId, nodeId: node.id, err: e instanceof Error ? e.message : String(e) },
+        'replicas that found no place were not retried on the new node',
+      ),
+    );
   return nodeView(node);
 }
 

@@ -104,6 +104,7 @@ const titles: Record<string, string> = {
   'alert.resolved': 'Alert resolved',
   'node.lost': 'Node lost',
   'node.recovered': 'Node answers again',
+  'node.deleted': 'Node deleted',
   'notification.test': 'Test notification',
 };
 
@@ -119,6 +120,8 @@ export function dashboardPathOf(h: Pick<HeldNotification, 'eventType' | 'data'>)
     return `/dashboard/services/${encodeURIComponent(d.serviceId)}`;
   if (h.eventType.startsWith('alert.') && typeof d.nodeId === 'string')
     return `/dashboard/nodes/${encodeURIComponent(d.nodeId)}`;
+  // A deleted node has no page left: its list does.
+  if (h.eventType === 'node.deleted') return '/dashboard/nodes';
   if (h.eventType.startsWith('node.') && typeof d.nodeId === 'string')
     return `/dashboard/nodes/${encodeURIComponent(d.nodeId)}`;
   if (h.eventType.startsWith('domain.') && typeof d.serviceId === 'string')

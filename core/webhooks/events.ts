@@ -30,6 +30,7 @@ export const webhookEventTypes = [
   'replica.crash_looping',
   'node.lost',
   'node.recovered',
+  'node.deleted',
 ] as const;
 export type WebhookEventType = (typeof webhookEventTypes)[number];
 

@@ -166,6 +166,72 @@ describe.skipIf(!(await available('caddy')))(
       expect(statuses.filter((s) => s !== 200)).toEqual([]);
     });
 
+    it('moves a sticky client to a remaining upstream once its own leaves the SRV answer, with no error', async () => {
+      await caddy.reset();
+      const edge = router();
+      const host = 'sticky.example.test';
+      const get = (cookie?: string) =>
+        new Promise<{ status: number; body: string; cookie: string | undefined }>(
+          (resolve, reject) =>
+            http
+              .get(
+                {
+                  host: '127.0.0.1',
+                  port: caddy.httpPort,
+                  path: '/',
+                  headers: { host, ...(cookie ? { cookie } : {}) },
+                  agent: false,
+                },
+                (res) => {
+                  let body = '';
+                  res.setEncoding('utf8');
+                  res.on('data', (c: string) => (body += c));
+                  res.on('end', () =>
+                    resolve({
+                      status: res.statusCode ?? 0,
+                      body,
+                      cookie: (res.headers['set-cookie'] ?? [])
+                        .map((c) => c.split(';')[0]!)
+                        .find((c) => c.startsWith('sdo_sticky=')),
+                    }),
+                  );
+                },
+              )
+              .on('error', reject),
+        );
+      const both = upstreams.map((u) => u.dial);
+      await edge.put(
+        aRouteSpec({ id: 'sdo-sticky', hosts: [host], upstreams: both, sticky: true }),
+      );
+      const first = await get();
+      expect(first.status).toBe(200);
+      const cookie = first.cookie!;
+      expect(cookie).toBeDefined();
+      const leaving = upstreams[first.body === 'A' ? 0 : 1]!;
+      await edge.put(
+        aRouteSpec({
+          id: 'sdo-sticky',
+          hosts: [host],
+          upstreams: both.filter((d) => d !== leaving.dial),
+          sticky: true,
+        }),
+      );
+      // Until Caddy's next SRV refresh the old answer holds; every request answers 200.
+      const seen: { status: number; body: string; cookie: string | undefined }[] = [];
+      const deadline = Date.now() + 5_000;
+      while (Date.now() < deadline) {
+        const r = await get(cookie);
+        seen.push(r);
+        if (r.body !== first.body) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(seen.filter((r) => r.status !== 200)).toEqual([]);
+      const moved = seen[seen.length - 1]!;
+      expect(moved.body).toBe(first.body === 'A' ? 'B' : 'A');
+      expect(moved.cookie).toBeDefined();
+      for (let i = 0; i < 3; i++) expect((await get(moved.cookie)).body).toBe(moved.body);
+    });
+
     it('stores a route that names its upstreams by DNS, and keeps it when they change', async () => {
       await caddy.reset();
       const edge = router();

@@ -59,7 +59,7 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter (real Caddy 2.11)'
   beforeAll(async () => {
     caddy = await startCaddy();
     closedPort = await freePort();
-    upstreams.push(await namedUpstream('A'), await namedUpstream('B'));
+    upstreams.push(await namedUpstream('A'), await namedUpstream('B'), await namedUpstream('C'));
   });
 
   afterAll(async () => {
@@ -177,6 +177,57 @@ describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter (real Caddy 2.11)'
     for (let i = 0; i < 8; i += 1)
       bodies.add((await getThroughEdge(caddy.httpPort, 'x.example.test', cookie)).body);
     expect(bodies.size).toBe(1);
+  });
+
+  it("places new sticky clients by the route's balancing, not Caddy's random default", async () => {
+    await caddy.reset();
+    const dials = upstreams.map((u) => u.dial);
+    await router().put(
+      aRouteSpec({ id: 'svc_x', hosts: ['x.example.test'], upstreams: dials, sticky: true }),
+    );
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 9; i += 1) {
+      const r = await getThroughEdge(caddy.httpPort, 'x.example.test');
+      expect(r.status).toBe(200);
+      counts[r.body] = (counts[r.body] ?? 0) + 1;
+    }
+    // Round robin gives each of three exactly three of nine; random would only by luck (~9 %).
+    expect(counts).toStrictEqual({ A: 3, B: 3, C: 3 });
+  });
+
+  it('moves a sticky client whose replica left to another one, without an error, and pins it there', async () => {
+    await caddy.reset();
+    const edge = router();
+    const dials = upstreams.map((u) => u.dial);
+    await edge.put(
+      aRouteSpec({ id: 'svc_x', hosts: ['x.example.test'], upstreams: dials, sticky: true }),
+    );
+    const stickyOf = (r: { setCookie: string[] }) =>
+      r.setCookie.map((c) => c.split(';')[0]).find((c) => c?.startsWith('sdo_sticky='));
+    const first = await getThroughEdge(caddy.httpPort, 'x.example.test');
+    const cookie = stickyOf(first)!;
+    expect(cookie).toBeDefined();
+    const pinned = upstreams.find((_, i) => 'ABC'[i] === first.body)!;
+    // The pinned replica is removed (a scale down, a drain): the route lists the others.
+    await edge.put(
+      aRouteSpec({
+        id: 'svc_x',
+        hosts: ['x.example.test'],
+        upstreams: dials.filter((d) => d !== pinned.dial),
+        sticky: true,
+      }),
+    );
+    const moved = await getThroughEdge(caddy.httpPort, 'x.example.test', cookie);
+    expect(moved.status).toBe(200);
+    expect(['A', 'B', 'C'].filter((n) => n !== first.body)).toContain(moved.body);
+    const repinned = stickyOf(moved);
+    expect(repinned).toBeDefined();
+    expect(repinned).not.toBe(cookie);
+    for (let i = 0; i < 5; i += 1)
+      expect(await getThroughEdge(caddy.httpPort, 'x.example.test', repinned)).toMatchObject({
+        status: 200,
+        body: moved.body,
+      });
   });
 
   it('keeps a catch-all route that was there last, and leaves it out of list()', async () => {

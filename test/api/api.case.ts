@@ -1948,6 +1948,89 @@ export function runApiSuite(
         const got = await req('GET', `/api/nodes/${nodeId}`, { token: a.token });
         expect(got.body).toMatchObject({ name: 'change-node-2', address: '127.0.0.1' });
       });
+
+      it('deletes a node only once nothing is placed on it, naming what holds it', async () => {
+        const node = await req('POST', '/api/nodes', {
+          token: a.token,
+          body: {
+            name: 'rm-node',
+            dockerHost: 'unix:///var/run/docker.sock',
+            address: '127.0.0.1',
+            labels: { pool: 'rm' },
+          },
+        });
+        expect(node.status, node.text).toBe(201);
+        const id = node.body.id as string;
+        // Only this node carries the label: the release in flight is placed on it.
+        const svc = await req('POST', '/api/services', {
+          token: a.token,
+          body: { ...base, projectId, name: 'pinned', placement: { labels: { pool: 'rm' } } },
+        });
+        expect(svc.status, svc.text).toBe(201);
+        const release = await req('POST', '/api/releases', {
+          token: keys.deployer,
+          body: { serviceId: svc.body.id, image: base.image },
+        });
+        expect(release.status, release.text).toBe(202);
+        const held = await req('DELETE', `/api/nodes/${id}`, { token: a.token });
+        expect(held.status, held.text).toBe(409);
+        expect(held.body.error.code).toBe('node_holds_replicas');
+        expect(held.body.error.message).toBe(
+          `node rm-node holds replicas of pinned (release in flight ${release.body.id}, replica 0): drain it first (POST /api/nodes/{id}/drain), then delete it`,
+        );
+        const forced = await req('DELETE', `/api/nodes/${id}?force=true`, { token: a.token });
+        expect(forced.status, forced.text).toBe(409);
+        expect(forced.body.error.message).toContain('force only removes a lost node');
+        const cases: [string, string, number][] = [
+          [`/api/nodes/${id}?force=yes`, a.token, 400],
+          [`/api/nodes/${id}`, keys.deployer!, 403],
+          [`/api/nodes/${id}`, b.token, 404],
+          ['/api/nodes/node_nosuch', a.token, 404],
+        ];
+        for (const [path, token, status] of cases)
+          expect((await req('DELETE', path, { token })).status, path).toBe(status);
+        expect((await req('GET', `/api/nodes/${id}`, { token: a.token })).status).toBe(200);
+        await req('POST', `/api/releases/${release.body.id}/cancel`, { token: a.token });
+        const gone = await req('DELETE', `/api/nodes/${id}`, { token: a.token });
+        expect(gone.status, gone.text).toBe(204);
+        expect((await req('GET', `/api/nodes/${id}`, { token: a.token })).status).toBe(404);
+        expect((await req('DELETE', `/api/nodes/${id}`, { token: a.token })).status).toBe(404);
+        // The cancelled release keeps its history without the node.
+        const old = await req('GET', `/api/releases/${release.body.id}`, { token: a.token });
+        expect(old.body).toMatchObject({ status: 'failed', nodeId: null });
+        const audit = await req('GET', `/api/audit-events?action=node.deleted&limit=10`, {
+          token: a.token,
+        });
+        expect(audit.body.items).toEqual([
+          expect.objectContaining({
+            targetId: id,
+            data: expect.objectContaining({ name: 'rm-node', force: false, writtenOff: [] }),
+          }),
+        ]);
+
+        // A data service keeps its volume on its node: that holds the node too.
+        const other = await req('POST', '/api/nodes', {
+          token: a.token,
+          body: {
+            name: 'ds-node',
+            dockerHost: 'unix:///var/run/docker.sock',
+            address: '127.0.0.1',
+          },
+        });
+        expect(other.status, other.text).toBe(201);
+        const cache = await req('POST', '/api/data-services', {
+          token: a.token,
+          body: { projectId, name: 'rm-cache', engine: 'redis', nodeId: other.body.id },
+        });
+        expect(cache.status, cache.text).toBe(202);
+        const data = await req('DELETE', `/api/nodes/${other.body.id}`, { token: a.token });
+        expect(data.status, data.text).toBe(409);
+        expect(data.body.error).toMatchObject({
+          code: 'node_holds_data_services',
+          message:
+            'node ds-node holds the data service rm-cache (their data volumes are on it): delete it first',
+        });
+      });
     });
 
     describe('bad bodies', () => {

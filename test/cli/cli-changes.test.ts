@@ -219,5 +219,21 @@ describe('the selfdevop CLI for changing services, environments, projects and no
     const refused = await cli(['nodes', 'update', 'local', '--address', '169.254.169.254']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('address');
+
+    const spare = await api.request('POST', '/api/nodes', {
+      token: owner,
+      body: { name: 'spare', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
+    });
+    expect(spare.status, spare.text).toBe(201);
+    const removed = await cli(['nodes', 'rm', 'spare']);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout.trim()).toBe('deleted node spare');
+    expect((await api.request('GET', `/api/nodes/${spare.body.id}`, { token: owner })).status).toBe(
+      404,
+    );
+    const again = await cli(['nodes', 'rm', 'spare']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('node spare not found');
+    expect((await cli(['nodes', 'rm'])).code).toBe(2);
   }, 60_000);
 });

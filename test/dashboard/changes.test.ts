@@ -179,6 +179,16 @@ describe.skipIf(!ready)(
       );
       await page.goto(`${api.url}/dashboard/nodes`);
       expect(await text(page.locator('tbody tr', { hasText: 'local' }))).toMatch(/lost since/);
+      // A lost node that holds nothing goes, after the browser's confirmation.
+      await page.goto(nodePage);
+      expect(await text(page.locator('#delete-node + p'))).toContain('The node is lost');
+      const asked = page.waitForEvent('dialog');
+      await page.getByRole('button', { name: 'Delete node' }).click();
+      expect((await asked).message()).toBe(
+        'Delete node local? selfdevop forgets it; its containers are not touched.',
+      );
+      await notice('Node deleted.');
+      expect((await api.request('GET', `/api/nodes/${node.body.id}`, { token })).status).toBe(404);
 
       await page.goto(projectUrl);
       await page.getByLabel('Project name').fill('store');

@@ -20,6 +20,7 @@ import {
 } from '../../core/releases/engine.ts';
 import { defaultHosts, routeId } from '../../core/releases/plan.ts';
 import { drainNode } from '../../core/nodes/drain.ts';
+import { deleteNode } from '../../core/nodes/delete.ts';
 import { rollbackRelease } from '../../core/releases/rollback.ts';
 import { retireRelease } from '../../core/releases/retire.ts';
 import { rebuildEdgeRoutes } from '../../core/edge/live-routes.ts';
@@ -409,6 +410,11 @@ describe.skipIf(!ready)('replicas on three real engines behind a real Caddy', ()
       ))!;
     await scaleService(deps, deployer, serviceId, { replicas: 3 }, null);
     await load(async () => (await serving()).replicaSet!.replicas.length === 3);
+    // Not while it serves: the 409 names the replica.
+    await expect(deleteNode(deps, admin, 'node_000001', {}, null)).rejects.toMatchObject({
+      code: 'node_holds_replicas',
+      message: expect.stringContaining('drain it first'),
+    });
     const drained = await drainNode(deps, admin, 'node_000001', null);
     expect(drained.moving).toHaveLength(1);
     const during = await load(
@@ -421,5 +427,11 @@ describe.skipIf(!ready)('replicas on three real engines behind a real Caddy', ()
     );
     expect(left.filter((c) => c.state === 'running')).toEqual([]);
     expect((await serving()).replicaSet!.replicas).toHaveLength(3);
+
+    // Emptied, it can be forgotten; the edge keeps serving the three elsewhere.
+    await deleteNode(deps, admin, 'node_000001', {}, null);
+    expect(await deps.store.withOrg(orgId, (x) => x.nodes.get('node_000001'))).toBeNull();
+    const after = await load(async () => true, 30);
+    expect(after).toMatchObject({ failed: 0, sent: 10 });
   });
 });

@@ -19,6 +19,18 @@ export const memoryNodeRepo = (t: TenantView): NodeRepo => ({
   },
   recordCheck: async (id, from, patch) =>
     t.patch('nodes', id, patch, ['id', 'orgId'], (row) => row.reachability === from),
+  delete: async (id) => {
+    if (!t.getOwn('nodes', id)) return false;
+    // As the PostgreSQL adapter: old releases no longer name it; a data service's key holds.
+    if (t.mine('dataServices').some((r) => r.nodeId === id))
+      throw new Error(
+        'update or delete on table "nodes" violates foreign key constraint "data_services_node_fkey" on table "data_services"',
+      );
+    for (const r of t.mine('releases').filter((x) => x.nodeId === id))
+      t.patch('releases', String(r.id), { nodeId: null }, ['id', 'orgId']);
+    t.view.delete('nodes', id);
+    return true;
+  },
 });
 
 /** As the PostgreSQL function selfdevop_node_orgs. */

@@ -42,6 +42,14 @@ export const pgNodeRepo = (t: TenantSql): NodeRepo => ({
     const r = await t.tx.query(q!.text, q!.values);
     return r.rowCount > 0;
   },
+  delete: async (id) => {
+    // Old releases keep their history; the foreign key forbids naming a node that is gone.
+    await t.tx.query('update releases set node_id = null where org_id = $1 and node_id = $2', [
+      t.orgId,
+      id,
+    ]);
+    return t.deleteWhere(nodesTable, [eq('id', id), t.org()]);
+  },
 });
 
 /** No org is known to the node checks, so they start from a security-definer function (migration 0027). */

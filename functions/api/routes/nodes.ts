@@ -4,6 +4,7 @@ import { createNode, getNode, listNodes, updateNode } from '../../../core/nodes/
 import { route } from '../route.ts';
 import { drainNode, undrainNode } from '../../../core/nodes/drain.ts';
 import { getNodeCluster } from '../../../core/nodes/cluster.ts';
+import { deleteNode } from '../../../core/nodes/delete.ts';
 
 export const nodeRoutes = [
   route({
@@ -51,6 +52,20 @@ export const nodeRoutes = [
     status: 200,
     handle: ({ deps, principal, params, body, ctx }) =>
       updateNode(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'delete',
+    path: '/api/nodes/{id}',
+    summary:
+      'Forget a node (its containers are not touched). 409 node_holds_replicas (naming each service, release and replica) while replicas are placed on it: drain it first; a lost node is deleted with force=true once every service it held serves on another node (its replicas there are written off and restored elsewhere). 409 node_holds_data_services while a data service lives on it',
+    tag: 'nodes',
+    auth: true,
+    permission: 'manage-nodes',
+    query: s.deleteNodeQuery,
+    status: 204,
+    handle: async ({ deps, principal, params, query, ctx }) => {
+      await deleteNode(deps.release, principal, params.id!, query, ctx);
+    },
   }),
   route({
     method: 'post',

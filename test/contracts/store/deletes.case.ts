@@ -142,5 +142,24 @@ export function deleteCases(): void {
       expect(await inA((r) => r.environments.get(prod.id))).toBeNull();
       expect(await inA((r) => r.nodes.get(node.id))).not.toBeNull();
     });
+    it("deletes a node: releases that ran on it keep their history, a data service holds it, another org's is not found", async () => {
+      const { p, web, prod, node, releases } = await aProjectWithHistory();
+      const ds = aDataService(a.orgId, p.id, node.id);
+      await inA((r) => r.dataServices.insert(ds));
+      await expect(inA((r) => r.nodes.delete(node.id))).rejects.toThrow();
+      expect(await inA((r) => r.nodes.get(node.id))).not.toBeNull();
+      await inA((r) => r.dataServices.delete(ds.id));
+      await expect(store.withOrg(b.orgId, (r) => r.nodes.delete(node.id))).resolves.toBe(false);
+      expect(await inA((r) => r.nodes.get(node.id))).not.toBeNull();
+      expect(await inA((r) => r.nodes.delete(node.id))).toBe(true);
+      expect(await inA((r) => r.nodes.get(node.id))).toBeNull();
+      expect(await inA((r) => r.nodes.delete(node.id))).toBe(false);
+      const kept = await inA((r) =>
+        r.releases.list({ limit: 100 }, { serviceId: web.id, environmentId: prod.id }),
+      );
+      expect(kept.items.map((x) => [x.id, x.nodeId]).sort()).toEqual(
+        releases.slice(0, 2).map((id) => [id, null]),
+      );
+    });
   });
 }

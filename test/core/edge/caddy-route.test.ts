@@ -73,7 +73,13 @@ describe('caddyRouteFromSpec', () => {
           handler: 'reverse_proxy',
           upstreams: [{ dial: '10.0.0.5:1' }, { dial: '10.0.0.6:2' }],
           load_balancing: {
-            selection_policy: { policy: 'cookie', name: 'sdo_sticky' },
+            // Caddy's own fallback is random: a client whose replica left must be placed
+            // by the route's balancing.
+            selection_policy: {
+              policy: 'cookie',
+              name: 'sdo_sticky',
+              fallback: { policy: 'round_robin' },
+            },
             try_duration: '5s',
           },
           stream_close_delay: '3s',
@@ -105,6 +111,7 @@ describe('routeSpecFromCaddy', () => {
   it.each([
     aRoute(),
     aRoute({ sticky: true, upstreams: ['[::1]:8080', '127.0.0.1:9000'], drainSeconds: 0 }),
+    aRoute({ sticky: true, loadBalancing: 'least_conn' }),
     aRoute({ hosts: ['*.apps.example.com', 'x.example'], drainSeconds: 86400 }),
   ])('round-trips %o', (spec) => {
     expect(routeSpecFromCaddy(caddyRouteFromSpec(spec))).toStrictEqual(spec);

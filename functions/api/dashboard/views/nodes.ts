@@ -248,6 +248,26 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
           </p>
           <p><button type="submit">${n.drainMode ? 'Undrain' : 'Drain node'}</button></p>
         </form>
+        <form
+          method="post"
+          action="/dashboard/nodes/${n.id}/delete"
+          class="card"
+          aria-labelledby="delete-node"
+          data-confirm="Delete node ${n.name}? selfdevop forgets it; its containers are not touched."
+        >
+          <h2 id="delete-node">Delete</h2>
+          <p class="hint">
+            ${
+              n.reachability === 'lost'
+                ? 'The node is lost. Deleting it writes off the replicas it still holds; each of its services must serve on another node, where they are restored.'
+                : 'Only a node that holds no replica goes: drain it first. Its containers are not touched; a data service on it must be deleted first.'
+            }
+          </p>
+          ${
+            n.reachability === 'lost' ? html`<input type="hidden" name="force" value="true" />` : ''
+          }
+          <p><button type="submit" class="danger">Delete node</button></p>
+        </form>
         ${cluster ? clusterSection(cluster) : ''}
         ${chartsSection(metrics, nodeCharts, (r) => `/dashboard/nodes/${n.id}?range=${r}`)}
         ${
@@ -292,6 +312,17 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
       }),
     );
   }
+
+  app.post(
+    '/dashboard/nodes/:id/delete',
+    action(fetchApi, '/dashboard/nodes', async (c, s, form) => {
+      const id = param(c, 'id');
+      const force = field(form, 'force') === 'true' ? '?force=true' : '';
+      await s.api.call('DELETE', `/api/nodes/${encodeURIComponent(id)}${force}`);
+      flash(c, 'notice', 'Node deleted.');
+      return '/dashboard/nodes';
+    }),
+  );
 
   app.post(
     '/dashboard/nodes/:id/settings',

@@ -22,6 +22,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import { DockerRuntime } from '../adapters/runtime/docker.ts';
@@ -78,6 +79,27 @@ COPY src /app/src
 CMD ["node", "/app/src/server.js"]
 `;
 
+/**
+ * CPU this process (the control plane, and the bench's own polling) and the children it
+ * waited for (git) have used, in ms: a load-independent figure beside the wall-clock ones,
+ * which on a shared 2-core machine follow its load more than the code.
+ */
+async function cpuNow(): Promise<{ self: number; children: number }> {
+  const stat = await readFile('/proc/self/stat', 'utf8').catch(() => '');
+  // Fields after the command's closing parenthesis; cutime and cstime are the 16th and 17th.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[13]) + Number(f[14]);
+  const u = process.cpuUsage();
+  return { self: (u.user + u.system) / 1000, children: Number.isFinite(ticks) ? ticks * 10 : NaN };
+}
+const cpuSince = async (from: { self: number; children: number }) => {
+  const now = await cpuNow();
+  return {
+    selfMs: round(now.self - from.self, 0),
+    gitAndOtherChildrenMs: now.children - from.children,
+  };
+};
+
 const stepMs = (r: ReleaseWire, name: string) => {
   const s = r.steps.find((x) => x.name === name);
   return s?.finishedAt ? Date.parse(s.finishedAt) - Date.parse(s.startedAt) : NaN;
@@ -115,12 +137,13 @@ async function main(): Promise<void> {
       drainSeconds: 1,
     });
     const deployRef = async (gitRef: string) => {
+      const cpu = await cpuNow();
       const t0 = Date.now();
       const res = await s.req('POST', '/api/releases', { body: { serviceId: svc.id, gitRef } });
       const tResp = Date.now();
       if (res.status !== 202)
         throw new Error(`deploy of ${gitRef} answered ${res.status}: ${res.text}`);
-      return { id: res.body.id as string, t0, tResp };
+      return { id: res.body.id as string, t0, tResp, cpu };
     };
     // The cold and warm deploys arrive as pushes, signed as GitHub signs them.
     const made = await s.req('POST', `/api/services/${svc.id}/push-hook`);
@@ -130,6 +153,7 @@ async function main(): Promise<void> {
     const pushRef = async (sha: string) => {
       const body = JSON.stringify({ ref: 'refs/heads/main', before: '0'.repeat(40), after: sha });
       const sig = createHmac('sha256', hook.secret).update(body).digest('hex');
+      const cpu = await cpuNow();
       const t0 = Date.now();
       const res = await s.req('POST', hook.path, {
         token: undefined,
@@ -143,7 +167,7 @@ async function main(): Promise<void> {
       const tResp = Date.now();
       if (res.status !== 202 || res.body.status !== 'deploying')
         throw new Error(`push of ${sha} answered ${res.status}: ${res.text}`);
-      return { id: res.body.releaseId as string, t0, tResp };
+      return { id: res.body.releaseId as string, t0, tResp, cpu };
     };
     const serves = async (version: string, t0: number) => {
       const end = Date.now() + 60_000;
@@ -171,6 +195,7 @@ async function main(): Promise<void> {
     if (coldRelease.status !== 'completed')
       throw new Error(`cold release ${coldRelease.status}: ${coldRelease.error}`);
     const coldPushMs = await serves('v1', cold.t0);
+    const coldCpu = await cpuSince(cold.cpu);
 
     log('warm build of v2 (one source file changed)');
     const warm = await pushRef(v2);
@@ -178,10 +203,12 @@ async function main(): Promise<void> {
     if (warmRelease.status !== 'completed')
       throw new Error(`warm release ${warmRelease.status}: ${warmRelease.error}`);
     const warmPushMs = await serves('v2', warm.t0);
+    const warmCpu = await cpuSince(warm.cpu);
 
     log('rollback to v1 by sha (image on the node)');
     const back = await deployRef(v1);
     const rollbackMs = await serves('v1', back.t0);
+    const rollbackCpu = await cpuSince(back.cpu);
     const backRelease = await s.settle(back.id, 60_000);
     const reused = (await s.logs(back.id)).some((l) => l.line.includes('reused, nothing built'));
 
@@ -311,6 +338,7 @@ async function main(): Promise<void> {
         coldTimelineMs: await timeline(cold.id, cold, coldPushMs),
         warmTimelineMs: await timeline(warm.id, warm, warmPushMs),
         rollbackTimelineMs: await timeline(back.id, back, rollbackMs),
+        cpuUntilServedMs: { cold: coldCpu, warm: warmCpu, rollback: rollbackCpu },
       },
       raw: {
         coldBuildMs: rawColdMs,

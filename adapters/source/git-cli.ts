@@ -55,7 +55,10 @@ const maxDetail = 400;
 export class GitCliSource implements SourceRepository {
   private readonly options: GitCliOptions;
   /** Per mirror: the fetch in progress (fetches into one repository take turns) and its readers. */
-  private readonly mirrors = new Map<string, { turn: Promise<unknown>; readers: number }>();
+  private readonly mirrors = new Map<
+    string,
+    { turn: Promise<unknown>; readers: number; overCap: boolean }
+  >();
 
   constructor(options: GitCliOptions = {}) {
     this.options = options;
@@ -239,20 +242,29 @@ export class GitCliSource implements SourceRepository {
       .digest('hex')
       .slice(0, 32);
     let entry = this.mirrors.get(key);
-    if (!entry) this.mirrors.set(key, (entry = { turn: Promise.resolve(), readers: 0 }));
+    if (!entry)
+      this.mirrors.set(key, (entry = { turn: Promise.resolve(), readers: 0, overCap: false }));
     entry.readers++;
     let released = false;
     const done = () => {
       if (released) return;
       released = true;
       entry.readers--;
+      // Weighed once its reader is done, in the background: the next fetch drops it if over.
+      void this.inTurn(key, async () => {
+        const repo = this.mirrorPath(key);
+        if (await exists(repo))
+          entry.overCap = (await this.objectBytes(repo, env)) > this.mirrorCap();
+      }).catch(() => undefined);
     };
     try {
       await this.inTurn(key, async () => {
         const repo = this.mirrorPath(key);
         if (await exists(repo)) {
-          // Only this build reads it: the one moment a mirror over its cap may be dropped.
-          if (entry.readers > 1 || (await this.objectBytes(repo, env)) <= this.mirrorCap()) return;
+          // Weighed after an earlier fetch (off the build's clock); dropped only while no
+          // other build here reads it.
+          if (!entry.overCap || entry.readers > 1) return;
+          entry.overCap = false;
           await rm(repo, { recursive: true, force: true });
         }
         // Made beside it and renamed into place: nobody sees a half-made repository.
@@ -291,7 +303,12 @@ export class GitCliSource implements SourceRepository {
 
   /** The bytes of a repository's objects, loose and packed, from `git count-objects`. */
   private async objectBytes(repo: string, env: NodeJS.ProcessEnv): Promise<number> {
-    const run = await this.git(['-C', repo, 'count-objects', '-v'], env, 30_000);
+    // Its own environment: the fetch's (HOME in its temporary directory) may be gone by now.
+    const run = await this.git(
+      ['-C', repo, 'count-objects', '-v'],
+      { PATH: env.PATH, HOME: this.options.mirrorDir!, GIT_CONFIG_NOSYSTEM: '1', LC_ALL: 'C' },
+      30_000,
+    );
     if (run.code !== 0) return Infinity;
     const kib = (name: string) =>
       Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(run.stdout)?.[1] ?? 0);

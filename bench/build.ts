@@ -22,6 +22,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import { DockerRuntime } from '../adapters/runtime/docker.ts';
@@ -36,8 +37,13 @@ const budgetMs = Number(process.env.BENCH_BUDGET_SECONDS ?? 300) * 1000;
 const nonce = `${process.pid}-${Date.now()}`;
 const log = (line: string) => process.stderr.write(`bench:build ${line}\n`);
 
-/** ~0.6 MB of vendored JavaScript: the dependency layer a rebuild should not redo. */
-function vendored(): Record<string, string> {
+/**
+ * ~0.6 MB of vendored JavaScript: the dependency layer a rebuild should not redo. Each
+ * package names the run, so a cold build copies and installs them for real: BuildKit's
+ * cache keys COPY by content and outlives a run, so packages equal to an earlier run's
+ * were CACHED in the "cold" build and only the install step ran.
+ */
+function vendored(run: string): Record<string, string> {
   const files: Record<string, string> = {};
   for (let p = 0; p < 40; p++) {
     const body = Array.from(
@@ -48,6 +54,7 @@ function vendored(): Record<string, string> {
     files[`node_modules/dep${p}/package.json`] = JSON.stringify({
       name: `dep${p}`,
       version: '1.0.0',
+      vendoredFor: run,
     });
   }
   return files;
@@ -72,6 +79,27 @@ COPY src /app/src
 CMD ["node", "/app/src/server.js"]
 `;
 
+/**
+ * CPU this process (the control plane, and the bench's own polling) and the children it
+ * waited for (git) have used, in ms: a load-independent figure beside the wall-clock ones,
+ * which on a shared 2-core machine follow its load more than the code.
+ */
+async function cpuNow(): Promise<{ self: number; children: number }> {
+  const stat = await readFile('/proc/self/stat', 'utf8').catch(() => '');
+  // Fields after the command's closing parenthesis; cutime and cstime are the 16th and 17th.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[13]) + Number(f[14]);
+  const u = process.cpuUsage();
+  return { self: (u.user + u.system) / 1000, children: Number.isFinite(ticks) ? ticks * 10 : NaN };
+}
+const cpuSince = async (from: { self: number; children: number }) => {
+  const now = await cpuNow();
+  return {
+    selfMs: round(now.self - from.self, 0),
+    gitAndOtherChildrenMs: now.children - from.children,
+  };
+};
+
 const stepMs = (r: ReleaseWire, name: string) => {
   const s = r.steps.find((x) => x.name === name);
   return s?.finishedAt ? Date.parse(s.finishedAt) - Date.parse(s.startedAt) : NaN;
@@ -88,7 +116,10 @@ async function main(): Promise<void> {
   try {
     daemon = await startGitDaemon();
     const repo = await makeRepo(daemon.root, 'bench-app');
-    const base = { 'package.json': '{"name":"bench-app","private":true}\n', ...vendored() };
+    const base = {
+      'package.json': '{"name":"bench-app","private":true}\n',
+      ...vendored(nonce),
+    };
     const v1 = await repo.commit({
       ...base,
       Dockerfile: dockerfile(nonce),
@@ -106,11 +137,13 @@ async function main(): Promise<void> {
       drainSeconds: 1,
     });
     const deployRef = async (gitRef: string) => {
+      const cpu = await cpuNow();
       const t0 = Date.now();
       const res = await s.req('POST', '/api/releases', { body: { serviceId: svc.id, gitRef } });
+      const tResp = Date.now();
       if (res.status !== 202)
         throw new Error(`deploy of ${gitRef} answered ${res.status}: ${res.text}`);
-      return { id: res.body.id as string, t0 };
+      return { id: res.body.id as string, t0, tResp, cpu };
     };
     // The cold and warm deploys arrive as pushes, signed as GitHub signs them.
     const made = await s.req('POST', `/api/services/${svc.id}/push-hook`);
@@ -120,6 +153,7 @@ async function main(): Promise<void> {
     const pushRef = async (sha: string) => {
       const body = JSON.stringify({ ref: 'refs/heads/main', before: '0'.repeat(40), after: sha });
       const sig = createHmac('sha256', hook.secret).update(body).digest('hex');
+      const cpu = await cpuNow();
       const t0 = Date.now();
       const res = await s.req('POST', hook.path, {
         token: undefined,
@@ -130,9 +164,10 @@ async function main(): Promise<void> {
           'x-hub-signature-256': `sha256=${sig}`,
         },
       });
+      const tResp = Date.now();
       if (res.status !== 202 || res.body.status !== 'deploying')
         throw new Error(`push of ${sha} answered ${res.status}: ${res.text}`);
-      return { id: res.body.releaseId as string, t0 };
+      return { id: res.body.releaseId as string, t0, tResp, cpu };
     };
     const serves = async (version: string, t0: number) => {
       const end = Date.now() + 60_000;
@@ -160,6 +195,7 @@ async function main(): Promise<void> {
     if (coldRelease.status !== 'completed')
       throw new Error(`cold release ${coldRelease.status}: ${coldRelease.error}`);
     const coldPushMs = await serves('v1', cold.t0);
+    const coldCpu = await cpuSince(cold.cpu);
 
     log('warm build of v2 (one source file changed)');
     const warm = await pushRef(v2);
@@ -167,17 +203,21 @@ async function main(): Promise<void> {
     if (warmRelease.status !== 'completed')
       throw new Error(`warm release ${warmRelease.status}: ${warmRelease.error}`);
     const warmPushMs = await serves('v2', warm.t0);
+    const warmCpu = await cpuSince(warm.cpu);
 
     log('rollback to v1 by sha (image on the node)');
     const back = await deployRef(v1);
     const rollbackMs = await serves('v1', back.t0);
+    const rollbackCpu = await cpuSince(back.cpu);
     const backRelease = await s.settle(back.id, 60_000);
     const reused = (await s.logs(back.id)).some((l) => l.line.includes('reused, nothing built'));
 
     // The raw baseline: the same Dockerfile through the Engine API, same builder, fresh
-    // nonce for the cold build so its cache state matches the platform's cold one.
+    // nonce (in the Dockerfile and the packages) for the cold build so its cache state
+    // matches the platform's cold one.
     log('raw builds through the Engine API');
     const raw = await repo.commit({
+      ...vendored(`${nonce}-raw`),
       Dockerfile: dockerfile(`${nonce}-raw`),
       'src/server.js': server('raw1'),
     });
@@ -245,6 +285,41 @@ async function main(): Promise<void> {
       return gaps.sort((a, b) => b.ms - a.ms).slice(0, 6);
     };
     const warmPhases = await phases(warm.id);
+    // Where a push's time goes, in ms from the webhook POST: its answer, each step's start
+    // and end (each step is one queue message, so a gap between steps is the queue's hop),
+    // and the moment Caddy served the new version.
+    const timeline = async (
+      id: string,
+      push: { t0: number; tResp: number },
+      servedMs: number,
+    ): Promise<Record<string, number>> => {
+      const r = await s.getRelease(id);
+      const at = (iso: string | null) => (iso ? Date.parse(iso) - push.t0 : NaN);
+      const points: Record<string, number> = {
+        webhookAnswered: push.tResp - push.t0,
+        releaseCreated: at(r.createdAt),
+      };
+      for (const step of [...r.steps].sort((a, b) => a.startedAt.localeCompare(b.startedAt))) {
+        points[`${step.name}:start`] = at(step.startedAt);
+        points[`${step.name}:end`] = at(step.finishedAt);
+      }
+      for (const l of await s.logs(id)) {
+        const key = /^(fetching|build context|building|built|started|healthy|traffic)/.exec(l.line);
+        if (key && !(`log:${key[1]}` in points)) points[`log:${key[1]}`] = at(l.at);
+      }
+      // The queue's part: when each step message was sent and when a worker took it.
+      for (const [i, j] of (await s.stepJobs([id])).entries()) {
+        points[`job${i}:${j.status}:sent`] = j.createdOn - push.t0;
+        if (j.startedOn !== null) points[`job${i}:${j.status}:taken`] = j.startedOn - push.t0;
+      }
+      points.served = servedMs;
+      return points;
+    };
+    // Whether each instruction of the warm build was taken from the cache.
+    const instructions = (await s.logs(warm.id))
+      .map((l) => l.line)
+      .filter((l) => /^(CACHED )?\[\d+\/\d+\]/.test(l))
+      .map((l) => l.slice(0, 60));
     const coldBuildMs = stepMs(coldRelease, 'build');
     const warmBuildMs = stepMs(warmRelease, 'build');
     const ratio = round(warmBuildMs / coldBuildMs, 3);
@@ -259,6 +334,11 @@ async function main(): Promise<void> {
         coldPushToServingMs: coldPushMs,
         warmPushToServingMs: warmPushMs,
         warmReleaseLongestGaps: warmPhases,
+        warmBuildInstructions: instructions,
+        coldTimelineMs: await timeline(cold.id, cold, coldPushMs),
+        warmTimelineMs: await timeline(warm.id, warm, warmPushMs),
+        rollbackTimelineMs: await timeline(back.id, back, rollbackMs),
+        cpuUntilServedMs: { cold: coldCpu, warm: warmCpu, rollback: rollbackCpu },
       },
       raw: {
         coldBuildMs: rawColdMs,

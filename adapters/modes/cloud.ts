@@ -3,6 +3,8 @@
  * Cognito, EventBridge Scheduler) beside the same PostgreSQL store the self-hosted mode
  * uses (RDS here). Plain TypeScript, no decisions: each Lambda builds it once per container.
  */
+import os from 'node:os';
+import path from 'node:path';
 import { CloudWatchMetricsQuery } from '../metrics-query/cloudwatch.ts';
 import type { DomainDeps } from '../../core/domains/deps.ts';
 import type {
@@ -224,7 +226,15 @@ export async function fromCloud(
       hostedSignIn,
       // Deploy keys are made anywhere; refs are read where `git` is (the worker's image):
       // the API function, without it, leaves resolving to the build step.
-      source: overrides.source ?? new GitCliSource({ gitBin: config.GIT_BIN }),
+      // A warm worker function keeps its /tmp: fetched commits stay there for the next build,
+      // capped well inside the function's 512 MB of /tmp.
+      source:
+        overrides.source ??
+        new GitCliSource({
+          gitBin: config.GIT_BIN,
+          mirrorDir: path.join(os.tmpdir(), 'selfdevop-git-mirrors'),
+          mirrorMaxBytes: 128 * 1024 * 1024,
+        }),
       mailer,
       keyHasher: nodeKeyHasher,
       metricsQuery:

@@ -240,7 +240,12 @@ export async function fromSelfhost(
         new DockerRuntime({ sshAgent: config.SSH_AUTH_SOCK, builder: config.BUILD_BUILDER }),
         new SwarmRuntime({ connection: { sshAgent: config.SSH_AUTH_SOCK } }),
       ),
-      source: new GitCliSource({ gitBin: config.GIT_BIN }),
+      // Fetched commits stay under DATA_DIR between builds and restarts: the next push's
+      // fetch transfers only what changed.
+      source: new GitCliSource({
+        gitBin: config.GIT_BIN,
+        mirrorDir: path.join(config.DATA_DIR, 'git-mirrors'),
+      }),
       edge,
       probe: new HttpHealthProbe(),
       dns: new NodeDnsResolver({ servers: config.DNS_SERVERS?.split(',') }),

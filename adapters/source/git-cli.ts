@@ -6,8 +6,8 @@
  * read those), never in a URL (git prints URLs), never in a log.
  */
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gitHost, isFullSha, isSshUrl, sshAuthority } from '../../core/builds/git-source.ts';
@@ -31,6 +31,15 @@ export interface GitCliOptions {
   fetchTimeoutMs?: number;
   /** Where fetches make their temporary directories; the OS's unless set. */
   tmpDir?: string;
+  /**
+   * Where fetched commits stay between builds: one bare repository per remote and
+   * credential, so the next commit's fetch transfers only the objects that changed (an
+   * application-code push sends a few blobs, not the vendored dependencies again). Unset:
+   * every fetch starts from an empty repository.
+   */
+  mirrorDir?: string;
+  /** A mirror whose objects outgrow this is started afresh; default 512 MiB. */
+  mirrorMaxBytes?: number;
 }
 
 interface Run {
@@ -45,6 +54,11 @@ const maxDetail = 400;
 
 export class GitCliSource implements SourceRepository {
   private readonly options: GitCliOptions;
+  /** Per mirror: the fetch in progress (fetches into one repository take turns) and its readers. */
+  private readonly mirrors = new Map<
+    string,
+    { turn: Promise<unknown>; readers: number; overCap: boolean }
+  >();
 
   constructor(options: GitCliOptions = {}) {
     this.options = options;
@@ -111,19 +125,68 @@ export class GitCliSource implements SourceRepository {
     signal?: AbortSignal,
   ): Promise<SourceTree> {
     const dir = await this.tempDir();
-    const close = () => rm(dir, { recursive: true, force: true });
+    let mirror: { key: string; done: () => void } | null = null;
+    const close = async () => {
+      mirror?.done();
+      mirror = null;
+      await rm(dir, { recursive: true, force: true });
+    };
     try {
       const env = await this.env(remote, dir);
-      const repo = path.join(dir, 'repo.git');
-      const init = await this.git(['init', '-q', '--bare', repo], env, 30_000);
-      if (init.code !== 0) throw new Error(`git init failed: ${detail(init)}`);
       // Only the one commit, without history or tags: a build needs its tree and nothing else.
-      const fetch = await this.git(
-        ['-C', repo, 'fetch', '-q', '--depth', '1', '--no-tags', '--', remote.url, sha],
-        env,
-        this.options.fetchTimeoutMs ?? 600_000,
-        signal,
-      );
+      const fetchInto = (repo: string) =>
+        this.git(
+          [
+            '-C',
+            repo,
+            // No gc or maintenance after the fetch: it would run on a build's clock.
+            '-c',
+            'gc.auto=0',
+            '-c',
+            'maintenance.auto=false',
+            'fetch',
+            '-q',
+            '--depth',
+            '1',
+            '--no-tags',
+            '--',
+            remote.url,
+            sha,
+          ],
+          env,
+          this.options.fetchTimeoutMs ?? 600_000,
+          signal,
+        );
+      let repo = '';
+      let fetch: Run | null = null;
+      if (this.options.mirrorDir) {
+        mirror = await this.openMirror(remote, env);
+        repo = this.mirrorPath(mirror.key);
+        const key = mirror.key;
+        const locked = (run: Run) =>
+          run.code !== 0 && /\.lock'?: File exists|unable to (create|lock)/i.test(run.stderr);
+        fetch = await this.inTurn(key, async () => {
+          const run = await fetchInto(repo);
+          // A fetch killed mid-write (a cancel, a timeout) leaves its lock files behind, as a
+          // fetch of another process holds them: a mirror no other build here reads is
+          // dropped and made again next time, so a stale lock never sticks.
+          if ((run.timedOut || locked(run)) && this.mirrors.get(key)!.readers === 1)
+            await rm(repo, { recursive: true, force: true });
+          return run;
+        });
+        // Locked by another process: this fetch starts from empty instead.
+        if (locked(fetch)) {
+          mirror.done();
+          mirror = null;
+          fetch = null;
+        }
+      }
+      if (fetch === null) {
+        repo = path.join(dir, 'repo.git');
+        const init = await this.git(['init', '-q', '--bare', repo], env, 30_000);
+        if (init.code !== 0) throw new Error(`git init failed: ${detail(init)}`);
+        fetch = await fetchInto(repo);
+      }
       if (fetch.timedOut || fetch.code !== 0) {
         if (
           /not our ref|unadvertised object|couldn't find remote ref|no such remote ref/i.test(
@@ -158,6 +221,98 @@ export class GitCliSource implements SourceRepository {
       await close();
       throw e;
     }
+  }
+
+  /**
+   * The mirror of a remote, made on first use, counted as read until `done`. Keyed by the
+   * URL and the credential: a service never reads objects another credential fetched.
+   * A mirror grown past its cap is removed when no build reads it, and made again.
+   */
+  private async openMirror(
+    remote: GitRemote,
+    env: NodeJS.ProcessEnv,
+  ): Promise<{ key: string; done: () => void }> {
+    const credential = remote.credential
+      ? 'token' in remote.credential
+        ? `token:${remote.credential.token}`
+        : `key:${remote.credential.privateKey}`
+      : '';
+    const key = createHash('sha256')
+      .update(`${remote.url}\0${credential}`)
+      .digest('hex')
+      .slice(0, 32);
+    let entry = this.mirrors.get(key);
+    if (!entry)
+      this.mirrors.set(key, (entry = { turn: Promise.resolve(), readers: 0, overCap: false }));
+    entry.readers++;
+    let released = false;
+    const done = () => {
+      if (released) return;
+      released = true;
+      entry.readers--;
+      // Weighed once its reader is done, in the background: the next fetch drops it if over.
+      void this.inTurn(key, async () => {
+        const repo = this.mirrorPath(key);
+        if (await exists(repo))
+          entry.overCap = (await this.objectBytes(repo, env)) > this.mirrorCap();
+      }).catch(() => undefined);
+    };
+    try {
+      await this.inTurn(key, async () => {
+        const repo = this.mirrorPath(key);
+        if (await exists(repo)) {
+          // Weighed after an earlier fetch (off the build's clock); dropped only while no
+          // other build here reads it.
+          if (!entry.overCap || entry.readers > 1) return;
+          entry.overCap = false;
+          await rm(repo, { recursive: true, force: true });
+        }
+        // Made beside it and renamed into place: nobody sees a half-made repository.
+        await mkdir(this.options.mirrorDir!, { recursive: true, mode: 0o700 });
+        const fresh = `${repo}.${randomBytes(4).toString('hex')}.new`;
+        const init = await this.git(['init', '-q', '--bare', fresh], env, 30_000);
+        if (init.code !== 0) throw new Error(`git init failed: ${detail(init)}`);
+        await rename(fresh, repo).catch(async (e: NodeJS.ErrnoException) => {
+          await rm(fresh, { recursive: true, force: true });
+          // Another process made it first: theirs serves.
+          if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
+        });
+      });
+    } catch (e) {
+      done();
+      throw e;
+    }
+    return { key, done };
+  }
+
+  private mirrorPath(key: string): string {
+    return path.join(this.options.mirrorDir!, `${key}.git`);
+  }
+
+  private mirrorCap(): number {
+    return this.options.mirrorMaxBytes ?? 512 * 1024 * 1024;
+  }
+
+  /** Runs `fn` after every earlier turn on the mirror `key` (in this process) has ended. */
+  private inTurn<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const entry = this.mirrors.get(key)!;
+    const mine = entry.turn.then(fn, fn);
+    entry.turn = mine.catch(() => undefined);
+    return mine;
+  }
+
+  /** The bytes of a repository's objects, loose and packed, from `git count-objects`. */
+  private async objectBytes(repo: string, env: NodeJS.ProcessEnv): Promise<number> {
+    // Its own environment: the fetch's (HOME in its temporary directory) may be gone by now.
+    const run = await this.git(
+      ['-C', repo, 'count-objects', '-v'],
+      { PATH: env.PATH, HOME: this.options.mirrorDir!, GIT_CONFIG_NOSYSTEM: '1', LC_ALL: 'C' },
+      30_000,
+    );
+    if (run.code !== 0) return Infinity;
+    const kib = (name: string) =>
+      Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(run.stdout)?.[1] ?? 0);
+    return (kib('size') + kib('size-pack') + kib('size-garbage')) * 1024;
   }
 
   async generateDeployKey(comment: string): Promise<{ privateKey: string; publicKey: string }> {
@@ -353,6 +508,12 @@ export class GitCliSource implements SourceRepository {
     }
   }
 }
+
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 function detail(run: Run): string {
   const text = run.stderr

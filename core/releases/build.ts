@@ -194,6 +194,10 @@ async function buildWithSlot(
   try {
     const where = git.subdir ? `${git.subdir}/` : '';
     const extra: Record<string, string> = {};
+    // Each read is a git process of its own, and none waits for another: started together.
+    const ignoreRead = viaGit(() => tree.read('.dockerignore'));
+    // Awaited below; a step that fails before then must not leave it unhandled.
+    ignoreRead.catch(() => undefined);
     if ((await viaGit(() => tree.read(git.dockerfile))) === null) {
       // No Dockerfile: a Node.js app (package.json and a lockfile) gets one written for it.
       const packageJson = await viaGit(() => tree.read('package.json'));
@@ -204,17 +208,21 @@ async function buildWithSlot(
         );
       const lockfiles: NodeLockfile[] = [];
       const files: NonNullable<NodeBuildInput['files']> = {};
-      for (const l of nodeLockfiles) {
-        const text = await viaGit(() => tree.read(l));
-        if (text === null) continue;
+      const [lockTexts, configTexts] = await Promise.all([
+        Promise.all(nodeLockfiles.map((l) => viaGit(() => tree.read(l)))),
+        Promise.all(nodeConfigFiles.map((f) => viaGit(() => tree.read(f)))),
+      ]);
+      nodeLockfiles.forEach((l, i) => {
+        const text = lockTexts[i];
+        if (text === null || text === undefined) return;
         lockfiles.push(l);
         // Its head tells yarn classic from berry.
         if (l === 'yarn.lock') files[l] = text.slice(0, 4096);
-      }
-      for (const f of nodeConfigFiles) {
-        const text = await viaGit(() => tree.read(f));
-        if (text !== null) files[f] = text;
-      }
+      });
+      nodeConfigFiles.forEach((f, i) => {
+        const text = configTexts[i];
+        if (text !== null && text !== undefined) files[f] = text;
+      });
       let plan;
       try {
         plan = planNodeBuild({
@@ -236,7 +244,7 @@ async function buildWithSlot(
     }
     // What the docker CLI does before it sends a context: `.dockerignore` leaves files out
     // (the Dockerfile and .dockerignore itself are always sent).
-    const ignoreText = await viaGit(() => tree.read('.dockerignore'));
+    const ignoreText = await ignoreRead;
     const exclude = contextFilter(parseDockerIgnore(ignoreText), [git.dockerfile, '.dockerignore']);
     // Weighed before anything is sent: a repository over the cap fails at once, by its
     // listed sizes, without its content being read.

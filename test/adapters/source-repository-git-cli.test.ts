@@ -3,7 +3,7 @@
  * git http-backend (behind a token) for a private one.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -49,26 +49,140 @@ async function files(archive: SourceArchive): Promise<Record<string, string>> {
   return out;
 }
 
+const harness = (source: GitCliSource) => async () => ({
+  source,
+  files,
+  async publicRepo() {
+    const repo = await makeRepo(daemon.root, `public-${++n}`);
+    const main = await repo.commit(contractFiles);
+    await repo.tag('v1', main);
+    const feature = await repo.commit({ 'new.txt': 'x' }, 'feature');
+    return { url: daemon.url(`public-${n}`), main, feature };
+  },
+  async privateRepo() {
+    const repo = await makeRepo(httpGit.root, `private-${++n}`);
+    const main = await repo.commit(contractFiles);
+    return { url: httpGit.url(`private-${n}`), token, main };
+  },
+  async unreachableUrl() {
+    return `git://127.0.0.1:${await freePort()}/nothing.git`;
+  },
+});
+
+runSourceRepositoryContract({ make: harness(new GitCliSource()) });
+
+// The same contract with fetched commits kept in mirrors between fetches.
+let mirrorRoot = '';
 runSourceRepositoryContract({
-  make: async () => ({
-    source: new GitCliSource(),
-    files,
-    async publicRepo() {
-      const repo = await makeRepo(daemon.root, `public-${++n}`);
-      const main = await repo.commit(contractFiles);
-      await repo.tag('v1', main);
-      const feature = await repo.commit({ 'new.txt': 'x' }, 'feature');
-      return { url: daemon.url(`public-${n}`), main, feature };
-    },
-    async privateRepo() {
-      const repo = await makeRepo(httpGit.root, `private-${++n}`);
-      const main = await repo.commit(contractFiles);
-      return { url: httpGit.url(`private-${n}`), token, main };
-    },
-    async unreachableUrl() {
-      return `git://127.0.0.1:${await freePort()}/nothing.git`;
-    },
-  }),
+  make: async () => {
+    mirrorRoot ||= await mkdtemp(path.join(os.tmpdir(), 'sdo-mirrors-'));
+    return harness(new GitCliSource({ mirrorDir: mirrorRoot }))();
+  },
+});
+afterAll(() => (mirrorRoot ? rm(mirrorRoot, { recursive: true, force: true }) : undefined));
+
+describe('GitCliSource with a mirror directory', () => {
+  /** Objects in a bare repository, loose and packed. */
+  const objects = async (repo: string) => {
+    const { stdout } = await run('git', ['-C', repo, 'count-objects', '-v']);
+    const n = (k: string) => Number(new RegExp(`^${k}: (\\d+)$`, 'm').exec(stdout)?.[1] ?? 0);
+    return n('count') + n('in-pack');
+  };
+  const vendoredFiles = () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 30; i++) files[`node_modules/dep${i}/index.js`] = `exports.n = ${i};\n`;
+    return files;
+  };
+  const read = async (source: GitCliSource, url: string, sha: string) => {
+    const tree = await source.fetch({ url, credential: null }, sha, '');
+    try {
+      return await files({ stream: tree.archive(), close: () => tree.close() });
+    } finally {
+      await tree.close();
+    }
+  };
+
+  it('fetches only what changed into the mirror, and still serves every commit it holds whole', async () => {
+    const mirrorDir = await mkdtemp(path.join(os.tmpdir(), 'sdo-mirror-'));
+    const source = new GitCliSource({ mirrorDir });
+    const repo = await makeRepo(daemon.root, 'mirrored');
+    const url = daemon.url('mirrored');
+    const c1 = await repo.commit({ ...vendoredFiles(), 'src/app.js': 'v1' });
+    const c2 = await repo.commit({ 'src/app.js': 'v2' });
+    expect((await read(source, url, c1))['src/app.js']).toBe('v1');
+    const [mirror] = await readdir(mirrorDir);
+    expect(mirror).toMatch(/^[0-9a-f]{32}\.git$/);
+    const before = await objects(path.join(mirrorDir, mirror!));
+    // 30 blobs, their 31 trees, src's tree, the root and the commit.
+    expect(before).toBeGreaterThan(60);
+    const second = await read(source, url, c2);
+    expect(second['src/app.js']).toBe('v2');
+    expect(Object.keys(second)).toHaveLength(31);
+    // The second commit brought its commit, root tree, src tree and one blob: nothing vendored again.
+    expect((await objects(path.join(mirrorDir, mirror!))) - before).toBeLessThanOrEqual(4);
+    expect((await read(source, url, c1))['src/app.js']).toBe('v1');
+    expect(await readdir(mirrorDir)).toEqual([mirror]);
+    await rm(mirrorDir, { recursive: true, force: true });
+  });
+
+  it('asks the server every time: a wrong token is refused although the commit is in a mirror, and each credential has its own', async () => {
+    const mirrorDir = await mkdtemp(path.join(os.tmpdir(), 'sdo-mirror-'));
+    const source = new GitCliSource({ mirrorDir });
+    const repo = await makeRepo(httpGit.root, 'mirrored-private');
+    const main = await repo.commit(contractFiles);
+    const url = httpGit.url('mirrored-private');
+    const tree = await source.fetch({ url, credential: { token } }, main, '');
+    await tree.close();
+    await expect(
+      source.fetch({ url, credential: { token: 'wrong-token' } }, main, ''),
+    ).rejects.toMatchObject({ code: 'git_access_denied' });
+    await expect(source.fetch({ url, credential: null }, main, '')).rejects.toMatchObject({
+      code: 'git_access_denied',
+    });
+    expect((await readdir(mirrorDir)).filter((d) => d.endsWith('.git'))).toHaveLength(3);
+    await rm(mirrorDir, { recursive: true, force: true });
+  });
+
+  it('takes turns for fetches into one mirror, and a lock left by a killed fetch costs one fetch from empty, not every later one', async () => {
+    const mirrorDir = await mkdtemp(path.join(os.tmpdir(), 'sdo-mirror-'));
+    const source = new GitCliSource({ mirrorDir });
+    const repo = await makeRepo(daemon.root, 'mirrored-turns');
+    const url = daemon.url('mirrored-turns');
+    const shas: string[] = [];
+    for (let i = 0; i < 4; i++) shas.push(await repo.commit({ 'v.txt': `v${i}` }));
+    const all = await Promise.all(shas.map((sha) => read(source, url, sha)));
+    expect(all.map((f) => f['v.txt'])).toEqual(['v0', 'v1', 'v2', 'v3']);
+
+    const [mirror] = await readdir(mirrorDir);
+    // What a fetch killed mid-write leaves (git removes it on a clean exit only).
+    await writeFile(path.join(mirrorDir, mirror!, 'shallow.lock'), '');
+    const next = await repo.commit({ 'v.txt': 'v4' });
+    expect((await read(source, url, next))['v.txt']).toBe('v4');
+    // The stale mirror was dropped; the next fetch makes it again and fills it.
+    const after = await repo.commit({ 'v.txt': 'v5' });
+    expect((await read(source, url, after))['v.txt']).toBe('v5');
+    expect(await readdir(mirrorDir)).toEqual([mirror]);
+    expect(await readdirSafe(path.join(mirrorDir, mirror!))).not.toContain('shallow.lock');
+    expect(await objects(path.join(mirrorDir, mirror!))).toBeGreaterThan(0);
+    await rm(mirrorDir, { recursive: true, force: true });
+  });
+
+  it('starts a mirror over its cap afresh', async () => {
+    const mirrorDir = await mkdtemp(path.join(os.tmpdir(), 'sdo-mirror-'));
+    const source = new GitCliSource({ mirrorDir, mirrorMaxBytes: 1 });
+    const repo = await makeRepo(daemon.root, 'mirrored-cap');
+    const url = daemon.url('mirrored-cap');
+    const c1 = await repo.commit({ ...vendoredFiles(), 'a.txt': 'one' });
+    const c2 = await repo.commit({ 'a.txt': 'two' });
+    expect((await read(source, url, c1))['a.txt']).toBe('one');
+    const [mirror] = await readdir(mirrorDir);
+    expect((await read(source, url, c2))['a.txt']).toBe('two');
+    // Made again before the second fetch: it holds the second commit whole and not the first.
+    const repoDir = path.join(mirrorDir, mirror!);
+    await expect(run('git', ['-C', repoDir, 'cat-file', '-e', c2])).resolves.toBeDefined();
+    await expect(run('git', ['-C', repoDir, 'cat-file', '-e', c1])).rejects.toThrow();
+    await rm(mirrorDir, { recursive: true, force: true });
+  });
 });
 
 describe('GitCliSource', () => {

@@ -5,9 +5,11 @@
  * offline base image, deployed by the self-hosted control plane's workers and reached
  * through a real Caddy. Then the mistakes a person makes, each named.
  */
+import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiHarness } from '../api/api.case.ts';
 import { startSelfhostApi } from '../support/api.ts';
@@ -28,6 +30,7 @@ import type { Requester } from '../support/http.ts';
 import { available } from '../support/services.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
 
+const run = promisify(execFile);
 const ready = (await available('docker')) && (await available('caddy'));
 
 // BuildKit's cache outlives a run: each run's Dockerfiles differ, so their steps really run.
@@ -225,6 +228,57 @@ describe.skipIf(!ready)('building a service from git and deploying it', () => {
     expect(r4.gitSha).toBe(second);
     expect(await viaCaddy(web.host)).toEqual({ status: 200, body: 'two' });
   }, 180_000);
+
+  it('a commit that changes only application code reuses the dependency layers: the install step is CACHED and its layer shared, whatever the commit time or release', async () => {
+    // An install stand-in (no network here): it reads the vendored dependencies, which are
+    // copied before the application code, as a repository's Dockerfile is meant to.
+    const dockerfile = [
+      'FROM selfdevop-test/busybox:base',
+      `ENV TEST_RUN=${runId}-cache`,
+      'COPY deps /deps',
+      'RUN echo "installing $(cat /deps/* | wc -c) bytes of dependencies" && cat /deps/* > /installed',
+      'COPY www /www',
+      'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]',
+      '',
+    ].join('\n');
+    const cached = await makeRepo(daemon.root, 'cached');
+    await cached.commit({
+      Dockerfile: dockerfile,
+      'deps/a.js': 'exports.a = 1;\n'.repeat(200),
+      'deps/b.js': 'exports.b = 2;\n'.repeat(200),
+      'www/version': 'c1\n',
+      'www/health': 'ok\n',
+    });
+    const svc = await createService('cached', { url: daemon.url('cached') });
+    const r1 = await deployed(svc.id);
+    expect(r1.status, r1.error).toBe('completed');
+    const log1 = await logOf(r1.id);
+    expect(log1).toContainEqual(expect.stringMatching(/^\[3\/4\] RUN echo "installing/));
+    expect(log1).toContain('installing 6000 bytes of dependencies');
+
+    // A later commit (git archive stamps every file with its commit's time, so every mtime
+    // differs), another release id in the image's labels: only www/version changed.
+    await new Promise((r) => setTimeout(r, 1100));
+    await cached.commit({ 'www/version': 'c2\n' });
+    const r2 = await deployed(svc.id);
+    expect(r2.status, r2.error).toBe('completed');
+    expect(await viaCaddy(svc.host)).toEqual({ status: 200, body: 'c2' });
+    const log2 = await logOf(r2.id);
+    expect(log2).toContainEqual(expect.stringMatching(/^CACHED \[2\/4\] COPY deps \/deps/));
+    expect(log2).toContainEqual(expect.stringMatching(/^CACHED \[3\/4\] RUN echo "installing/));
+    expect(log2).not.toContain('installing 6000 bytes of dependencies');
+    expect(log2).toContainEqual(expect.stringMatching(/^\[4\/4\] COPY www \/www/));
+    // The same layers below the application's: the install layer itself is reused.
+    const layers = async (image: string) =>
+      JSON.parse(
+        (await run('docker', ['image', 'inspect', '--format', '{{json .RootFS.Layers}}', image]))
+          .stdout,
+      ) as string[];
+    const [l1, l2] = [await layers(r1.imageDigest), await layers(r2.imageDigest)];
+    expect(l2.length).toBe(l1.length);
+    expect(l2.slice(0, -1)).toEqual(l1.slice(0, -1));
+    expect(l2.at(-1)).not.toBe(l1.at(-1));
+  }, 120_000);
 
   it('push-to-deploy: a signed GitHub push deploys the pushed commit; pushes in quick succession deploy the latest, not each in turn', async () => {
     const pushed = await makeRepo(daemon.root, 'pushed');

@@ -769,7 +769,8 @@ export interface ContainerRuntime {
   /**
    * Optional (backups): runs a one-off with `stdin` streamed in (then closed) and its stdout
    * handed out as bytes, never buffered whole on either side; killed after timeoutMs, then
-   * removed (with its anonymous volumes).
+   * removed (with its anonymous volumes). A `stdin` that throws kills the one-off (it never
+   * sees a truncated input end as if whole) and `result` rejects with that error.
    */
   runPiped?(
     target: DockerTarget,

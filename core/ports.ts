@@ -305,11 +305,13 @@ export interface BackupCodec {
   ): { output: AsyncIterable<Uint8Array>; totals(): CodedTotals };
   /**
    * The reverse; throws (from the output's iteration) when the tag does not verify, so a
-   * flipped byte never restores silently.
+   * flipped byte never restores silently. With `decompress: false` the output is the
+   * decrypted gzip stream (out = gzip totals): the receiver gunzips it.
    */
   decode(
     input: AsyncIterable<Uint8Array>,
     dataKey: string,
+    options?: { decompress?: boolean },
   ): { output: AsyncIterable<Uint8Array>; totals(): CodedTotals };
   /**
    * Opens a data key sealed by *another* self-hosted install's vault, given that install's

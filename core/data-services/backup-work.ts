@@ -288,7 +288,12 @@ async function manifestOf(deps: Needs, row: DataServiceBackup): Promise<BackupMa
  * Reads the stored object once to check its SHA-256 against the manifest before a byte of it
  * is restored anywhere; answers the dump's decoded stream (a second read) and its totals.
  */
-async function verifiedDump(deps: Needs, row: DataServiceBackup, manifest: BackupManifest) {
+async function verifiedDump(
+  deps: Needs,
+  row: DataServiceBackup,
+  manifest: BackupManifest,
+  options: { decompress?: boolean } = {},
+) {
   const first = await deps.objects.getStream(row.objectKey);
   if (!first) throw new Error(`backup ${row.id}: the dump is missing from the object store`);
   const { sha256: hash, bytes } = await deps.backupCodec.sha256(first);
@@ -298,7 +303,7 @@ async function verifiedDump(deps: Needs, row: DataServiceBackup, manifest: Backu
     );
   const again = await deps.objects.getStream(row.objectKey);
   if (!again) throw new Error(`backup ${row.id}: the dump vanished from the object store`);
-  return deps.backupCodec.decode(again, await keyOf(deps, row));
+  return deps.backupCodec.decode(again, await keyOf(deps, row), options);
 }
 
 /**
@@ -366,7 +371,11 @@ function verifiedStdin(
   since: () => number,
 ) {
   const holder: { decoded: Decoded | null } = { decoded: null };
-  const verifying = verifiedDump(deps, row, manifest).then((decoded) => {
+  // Format 2 names the gzip stream's checksum and the dump's length: the container gunzips
+  // and counts (a sixth of the bytes through the engine's attach stream). Format 1 names
+  // the dump's own SHA-256, so it is decompressed and hashed here as before.
+  const gzipped = manifest.format !== 1;
+  const verifying = verifiedDump(deps, row, manifest, { decompress: !gzipped }).then((decoded) => {
     phases.verifyMs = since();
     return decoded;
   });
@@ -378,9 +387,15 @@ function verifiedStdin(
   }
   return {
     stdin: stdin(),
-    totals(): CodedTotals {
-      if (!holder.decoded) throw new Error('the drill never read the backup');
-      return holder.decoded.totals();
+    gzipped,
+    /** Why what the container received is not the manifest's dump, or null. */
+    mismatch(containerOutput: string): string | null {
+      if (!holder.decoded) return 'the drill never read the backup';
+      const totals = holder.decoded.totals();
+      if (!gzipped) return decodedMismatch(manifest, totals);
+      const rawBytes = parseCounts(containerOutput).rawBytes;
+      if (rawBytes === null) return "the drill container did not report the dump's length";
+      return decodedMismatch(manifest, { ...totals, outBytes: rawBytes });
     },
   };
 }
@@ -419,7 +434,8 @@ export async function handleDrill(
     t = now();
     const input = verifiedStdin(d, row, manifest, phases, () => now() - t);
     if (apps.length === 0) {
-      const run = await deps.runtime.runPiped!(target, planDrill(ds, drillPassword, row.id), {
+      const spec = planDrill(ds, drillPassword, row.id, undefined, { gzipped: input.gzipped });
+      const run = await deps.runtime.runPiped!(target, spec, {
         timeoutMs: timeoutOf(deps),
         stdin: input.stdin,
       });
@@ -433,7 +449,7 @@ export async function handleDrill(
         throw new Error(
           `the restore into the drill container ${result.timedOut ? 'timed out' : `exited with ${result.exitCode}`}: ${lastLines(result.output) || 'no output'}`,
         );
-      const mismatch = decodedMismatch(manifest, input.totals());
+      const mismatch = input.mismatch(out);
       if (mismatch) throw new Error(mismatch);
       failure = compareWithManifest(manifest, parseCounts(out));
     } else {
@@ -507,7 +523,7 @@ async function drillWithApps(
   ds: DataService,
   row: DataServiceBackup,
   manifest: BackupManifest,
-  input: { stdin: AsyncIterable<Uint8Array>; totals(): CodedTotals },
+  input: ReturnType<typeof verifiedStdin>,
   drillPassword: string,
   apps: DrillApp[],
   phases: DrillPhases,
@@ -515,7 +531,8 @@ async function drillWithApps(
 ): Promise<string | null> {
   const now = () => deps.clock.now().getTime();
   const network = drillNetworkName(row.id);
-  const run = await deps.runtime.runPiped!(target, planDrill(ds, drillPassword, row.id, network), {
+  const spec = planDrill(ds, drillPassword, row.id, network, { gzipped: input.gzipped });
+  const run = await deps.runtime.runPiped!(target, spec, {
     timeoutMs: timeoutOf(deps),
     stdin: input.stdin,
   });
@@ -529,7 +546,7 @@ async function drillWithApps(
         `the restore into the drill container ${result.timedOut ? 'timed out' : `exited with ${result.exitCode}`}: ${lastLines(result.output) || 'no output'}`,
       );
     }
-    const mismatch = decodedMismatch(manifest, input.totals());
+    const mismatch = input.mismatch(out.text);
     if (mismatch) return mismatch;
     const counted = compareWithManifest(manifest, parseCounts(out.text));
     if (counted) return counted;

@@ -238,8 +238,13 @@ export function planDrill(
   drillPassword: string,
   backupId: string,
   network?: string,
+  options: { gzipped?: boolean } = {},
 ): ContainerSpec {
   const host = '127.0.0.1';
+  // gzipped: stdin is the decrypted gzip stream, gunzipped here beside the server (as the
+  // dump was gzipped beside it), its length counted through a FIFO like the dump's and
+  // printed as `rawbytes` for the worker to hold against the manifest.
+  const input = options.gzipped ? 'gunzip | tee /tmp/raw' : 'cat';
   const wait = (probe: string) =>
     [
       'i=0',
@@ -265,7 +270,9 @@ export function planDrill(
         `mariadbd --datadir=/var/lib/mysql --bind-address=0.0.0.0 --port=3306 --init-file=/tmp/init.sql ${drillServerFlags.mariadb} >/tmp/server.log 2>&1 &`,
         wait(`mariadb -h ${host} -u ${db} ${db} -e 'select 1'`),
         phase('ready'),
-        `mariadb -h ${host} -u ${db} ${db}`,
+        options.gzipped
+          ? `${input} | mariadb -h ${host} -u ${db} ${db}`
+          : `mariadb -h ${host} -u ${db} ${db}`,
         phase('restored'),
         countScript('mariadb', host),
       ].join('\n'),
@@ -276,7 +283,7 @@ export function planDrill(
         `/usr/local/bin/selfdevop-postgres ${drillServerFlags.postgres} >/tmp/server.log 2>&1 &`,
         wait(`psql -h ${host} -U ${db} -d ${db} -c 'select 1'`),
         phase('ready'),
-        `pg_restore -h ${host} -U ${db} -d ${db} --no-owner --exit-on-error`,
+        `${options.gzipped ? `${input} | ` : ''}pg_restore -h ${host} -U ${db} -d ${db} --no-owner --exit-on-error`,
         phase('restored'),
         countScript('postgres', host),
       ].join('\n'),
@@ -290,7 +297,7 @@ export function planDrill(
       },
       script: [
         // Redis loads the snapshot at start: the file first, then the server.
-        'cat >/data/dump.rdb',
+        `${input} >/data/dump.rdb`,
         '/usr/local/bin/selfdevop-redis >/tmp/server.log 2>&1 &',
         wait(`[ "$(redis-cli -h ${host} ping)" = PONG ]`),
         phase('ready'),
@@ -300,7 +307,19 @@ export function planDrill(
     },
   };
   const chosen = scripts[d.engine];
-  const script = ['t0=$(date +%s%3N)', chosen.script, phase('counted')].join('\n');
+  const script = [
+    't0=$(date +%s%3N)',
+    ...(options.gzipped
+      ? ['mkfifo /tmp/raw', 'wc -c </tmp/raw >/tmp/raw-bytes &', 'counter=$!']
+      : []),
+    chosen.script,
+    ...(options.gzipped
+      ? ['wait $counter', `printf 'rawbytes\\t%s\\n' "$(cat /tmp/raw-bytes)"`]
+      : []),
+    phase('counted'),
+  ].join('\n');
+  // pipefail (bash): a gunzip that fails (a bad CRC-32) fails the drill, whatever the client says.
+  const shell = options.gzipped ? ['bash', '-o', 'pipefail', '-ec'] : ['sh', '-ec'];
   const spec = {
     name: drillServerName(d, backupId),
     image: imageOf(d),
@@ -308,13 +327,13 @@ export function planDrill(
     labels: labels(d, 'data-drill'),
     restartPolicy: 'no' as const,
   };
-  if (!network) return { ...spec, noNetwork: true, entrypoint: ['sh', '-ec', script] };
+  if (!network) return { ...spec, noNetwork: true, entrypoint: [...shell, script] };
   return {
     ...spec,
     network,
     internalNetwork: true,
     // `wait`: the server (started in the background above) keeps the drill's copy up.
-    entrypoint: ['sh', '-ec', `${script}\nprintf 'drill\\tready\\n'\nwait`],
+    entrypoint: [...shell, `${script}\nprintf 'drill\\tready\\n'\nwait`],
   };
 }
 

@@ -272,6 +272,26 @@ describe('backup plans', () => {
     ).toEqual({ ready: 1200, restored: 9000 });
   });
 
+  it('gunzips a format-2 dump in the drill container and reports its length, under pipefail', () => {
+    for (const engine of ['mariadb', 'postgres', 'redis'] as const) {
+      const version = { mariadb: '10.11', postgres: '15', redis: '7' }[engine];
+      const e = planDrill({ ...ds, engine, version }, 'drillpw', 'bak_1', undefined, {
+        gzipped: true,
+      }).entrypoint!;
+      expect(e.slice(0, 4)).toEqual(['bash', '-o', 'pipefail', '-ec']);
+      const lines = e[4]!.split('\n');
+      expect(lines.some((l) => l.startsWith('gunzip | tee /tmp/raw'))).toBe(true);
+      expect(lines).toContain('wc -c </tmp/raw >/tmp/raw-bytes &');
+      expect(lines.findIndex((l) => l.startsWith("printf 'rawbytes"))).toBeGreaterThan(
+        lines.findIndex((l) => l.startsWith('gunzip')),
+      );
+    }
+    // Without it (format 1, decompressed by the worker), the dump arrives as it is.
+    const plain = planDrill(ds, 'drillpw', 'bak_1').entrypoint!;
+    expect(plain.slice(0, 2)).toEqual(['sh', '-ec']);
+    expect(plain[2]).not.toContain('gunzip');
+  });
+
   it("initialises a MariaDB drill server once, durability off, with the drill's own user", () => {
     const script = planDrill(ds, 'drillpw', 'bak_1').entrypoint![2]!;
     // One server start (the image's entrypoint starts, stops and starts again).

@@ -11,7 +11,8 @@
  * 2. backupMemoryMb: peak RSS of this process (the control plane runs in it) during the
  *    backup, above its RSS just before.
  * 3. drillRtoVsBackupRatio: the drill's RTO (restored into a container with no network and
- *    checked) ÷ the backup's time.
+ *    checked) ÷ the backup's time; `drill.phases` says where it went (manifest, SHA-256 pass,
+ *    container start, server ready, restore, counts, teardown).
  * 4. crossReplicaBroadcast: a Socket.IO app of 3 sticky replicas linked to one Redis data
  *    service, behind a real Caddy: every broadcast from a client on one replica reaches the
  *    clients on every replica, over WebSocket and long-polling (bench/support/cross-replica.ts).
@@ -201,6 +202,14 @@ async function backupPart(
     await sleep(1000);
   }
   if (backup?.status !== 'completed') throw new Error(`backup failed: ${backup?.error}`);
+  // Where the drill's time went (the worker records it with drill.passed / drill.failed).
+  const drillEvent = (
+    await req(
+      'GET',
+      `/api/audit-events?action=drill.${backup.drillStatus === 'passed' ? 'passed' : 'failed'}&targetId=${ds.id}`,
+      h,
+    )
+  ).body.items?.at(-1);
   const ratio = round(backupMs / rawMs);
   const rto = backup.drillRtoMs as number | null;
   const rtoRatio = rto === null ? null : round(rto / backupMs);
@@ -215,7 +224,12 @@ async function backupPart(
         mbPerSecond: round(backup.rawBytes / 1048576 / (backupMs / 1000)),
         tables: backup.tables,
       },
-      drill: { status: backup.drillStatus, error: backup.drillError, rtoMs: rto },
+      drill: {
+        status: backup.drillStatus,
+        error: backup.drillError,
+        rtoMs: rto,
+        phases: drillEvent?.data?.phases ?? null,
+      },
       memory: { idleRssMb: round(idleRss / 1048576, 1), growthMb: memoryMb },
     },
     goals: {

@@ -305,11 +305,13 @@ export interface BackupCodec {
   ): { output: AsyncIterable<Uint8Array>; totals(): CodedTotals };
   /**
    * The reverse; throws (from the output's iteration) when the tag does not verify, so a
-   * flipped byte never restores silently.
+   * flipped byte never restores silently. With `decompress: false` the output is the
+   * decrypted gzip stream (out = gzip totals): the receiver gunzips it.
    */
   decode(
     input: AsyncIterable<Uint8Array>,
     dataKey: string,
+    options?: { decompress?: boolean },
   ): { output: AsyncIterable<Uint8Array>; totals(): CodedTotals };
   /**
    * Opens a data key sealed by *another* self-hosted install's vault, given that install's
@@ -769,7 +771,8 @@ export interface ContainerRuntime {
   /**
    * Optional (backups): runs a one-off with `stdin` streamed in (then closed) and its stdout
    * handed out as bytes, never buffered whole on either side; killed after timeoutMs, then
-   * removed (with its anonymous volumes).
+   * removed (with its anonymous volumes). A `stdin` that throws kills the one-off (it never
+   * sees a truncated input end as if whole) and `result` rejects with that error.
    */
   runPiped?(
     target: DockerTarget,

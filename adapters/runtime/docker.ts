@@ -599,9 +599,17 @@ export class DockerRuntime implements ContainerRuntime {
       if (options.stdin) {
         const input = options.stdin;
         fed = (async () => {
-          for await (const chunk of input) {
-            if (!attached.write(chunk))
-              await new Promise<void>((resolve) => attached.once('drain', () => resolve()));
+          try {
+            for await (const chunk of input) {
+              if (!attached.write(chunk))
+                await new Promise<void>((resolve) => attached.once('drain', () => resolve()));
+            }
+          } catch (e) {
+            // A failing input (a backup that does not verify) kills the one-off: closing its
+            // stdin instead would hand it a truncated dump as if it were whole, and leaving
+            // it open would keep it waiting until its timeout.
+            await container.kill().catch(() => undefined);
+            throw e;
           }
           attached.end();
         })();

@@ -9,6 +9,7 @@ import {
   compareWithManifest,
   dumpTools,
   parseCounts,
+  parseDrillPhases,
   planDrill,
   planDump,
   planRestore,
@@ -287,7 +288,12 @@ async function manifestOf(deps: Needs, row: DataServiceBackup): Promise<BackupMa
  * Reads the stored object once to check its SHA-256 against the manifest before a byte of it
  * is restored anywhere; answers the dump's decoded stream (a second read) and its totals.
  */
-async function verifiedDump(deps: Needs, row: DataServiceBackup, manifest: BackupManifest) {
+async function verifiedDump(
+  deps: Needs,
+  row: DataServiceBackup,
+  manifest: BackupManifest,
+  options: { decompress?: boolean } = {},
+) {
   const first = await deps.objects.getStream(row.objectKey);
   if (!first) throw new Error(`backup ${row.id}: the dump is missing from the object store`);
   const { sha256: hash, bytes } = await deps.backupCodec.sha256(first);
@@ -297,7 +303,7 @@ async function verifiedDump(deps: Needs, row: DataServiceBackup, manifest: Backu
     );
   const again = await deps.objects.getStream(row.objectKey);
   if (!again) throw new Error(`backup ${row.id}: the dump vanished from the object store`);
-  return deps.backupCodec.decode(again, await keyOf(deps, row));
+  return deps.backupCodec.decode(again, await keyOf(deps, row), options);
 }
 
 /**
@@ -331,6 +337,69 @@ async function keyOf(deps: Needs, row: DataServiceBackup): Promise<string> {
   }
 }
 
+/**
+ * Where a drill's time went, in ms (recorded in `drill.passed` / `drill.failed` as `phases`):
+ * reading the manifest; the object's SHA-256 pass (it overlaps the container's start and its
+ * server's initialisation); creating and starting the container; inside it, until its
+ * server answered (`ready`), the restore, the counts; the linked apps' health checks; and
+ * removing what the drill started. Absent: not reached.
+ */
+export interface DrillPhases {
+  manifestMs?: number;
+  verifyMs?: number;
+  startMs?: number;
+  readyMs?: number;
+  restoreMs?: number;
+  countMs?: number;
+  appsMs?: number;
+  teardownMs?: number;
+}
+
+type Decoded = { output: AsyncIterable<Uint8Array>; totals(): CodedTotals };
+
+/**
+ * The drill's stdin: the dump decoded, but only once the stored object's SHA-256 matched
+ * the manifest. The container is started meanwhile (its server initialises while the object
+ * is read); a backup that does not verify throws from here before a byte of it is written,
+ * and the runtime kills the container.
+ */
+function verifiedStdin(
+  deps: Needs,
+  row: DataServiceBackup,
+  manifest: BackupManifest,
+  phases: DrillPhases,
+  since: () => number,
+) {
+  const holder: { decoded: Decoded | null } = { decoded: null };
+  // Format 2 names the gzip stream's checksum and the dump's length: the container gunzips
+  // and counts (a sixth of the bytes through the engine's attach stream). Format 1 names
+  // the dump's own SHA-256, so it is decompressed and hashed here as before.
+  const gzipped = manifest.format !== 1;
+  const verifying = verifiedDump(deps, row, manifest, { decompress: !gzipped }).then((decoded) => {
+    phases.verifyMs = since();
+    return decoded;
+  });
+  // Awaited by the stdin below once the container reads it; never left unhandled meanwhile.
+  verifying.catch(() => undefined);
+  async function* stdin(): AsyncGenerator<Uint8Array> {
+    holder.decoded = await verifying;
+    yield* holder.decoded.output;
+  }
+  return {
+    stdin: stdin(),
+    gzipped,
+    /** Why what the container received is not the manifest's dump, or null. */
+    mismatch(containerOutput: string): string | null {
+      if (!holder.decoded) return 'the drill never read the backup';
+      const totals = holder.decoded.totals();
+      if (!gzipped) return decodedMismatch(manifest, totals);
+      const rawBytes = parseCounts(containerOutput).rawBytes;
+      if (rawBytes === null) return "the drill container did not report the dump's length";
+      return decodedMismatch(manifest, { ...totals, outBytes: rawBytes });
+    },
+  };
+}
+
 /** Runs the `drill` message: restore into a container with no network, compare, record. */
 export async function handleDrill(
   deps: DataServiceDeps,
@@ -351,30 +420,51 @@ export async function handleDrill(
   let failure: string | null = null;
   let manifest: BackupManifest | null = null;
   let appNames: string[] = [];
+  const phases: DrillPhases = {};
+  const now = () => deps.clock.now().getTime();
   try {
     const d = needs(deps);
+    let t = now();
     manifest = await manifestOf(d, row);
-    const decoded = await verifiedDump(d, row, manifest);
+    phases.manifestMs = now() - t;
     const target = await targetOf(deps, ds);
     const drillPassword = deps.ids.newSecret(18).replace(/[^A-Za-z0-9]/g, 'x');
     const apps = await drillApps(deps.store, ds);
     appNames = apps.map((a) => a.service.name);
+    t = now();
+    const input = verifiedStdin(d, row, manifest, phases, () => now() - t);
     if (apps.length === 0) {
-      const run = await deps.runtime.runPiped!(target, planDrill(ds, drillPassword, row.id), {
+      const spec = planDrill(ds, drillPassword, row.id, undefined, { gzipped: input.gzipped });
+      const run = await deps.runtime.runPiped!(target, spec, {
         timeoutMs: timeoutOf(deps),
-        stdin: decoded.output,
+        stdin: input.stdin,
       });
+      phases.startMs = now() - t;
       const out = await collectText(run.stdout);
+      t = now();
       const result = await run.result;
+      phases.teardownMs = now() - t;
+      Object.assign(phases, inContainer(out));
       if (result.exitCode !== 0)
         throw new Error(
           `the restore into the drill container ${result.timedOut ? 'timed out' : `exited with ${result.exitCode}`}: ${lastLines(result.output) || 'no output'}`,
         );
-      const mismatch = decodedMismatch(manifest, decoded.totals());
+      const mismatch = input.mismatch(out);
       if (mismatch) throw new Error(mismatch);
       failure = compareWithManifest(manifest, parseCounts(out));
     } else {
-      failure = await drillWithApps(d, target, ds, row, manifest, decoded, drillPassword, apps);
+      failure = await drillWithApps(
+        d,
+        target,
+        ds,
+        row,
+        manifest,
+        input,
+        drillPassword,
+        apps,
+        phases,
+        t,
+      );
     }
   } catch (e) {
     failure = messageOf(e);
@@ -400,6 +490,7 @@ export async function handleDrill(
         rpoMs,
         // The linked apps the drill started against the restored copy (none: data only).
         apps: appNames,
+        phases,
         ...(failure ? { reason: failure } : {}),
       },
     });
@@ -409,6 +500,16 @@ export async function handleDrill(
   await applyRetention(deps, ds).catch((e: unknown) =>
     deps.logger.warn({ dataServiceId: ds.id, err: messageOf(e) }, 'retention did not run'),
   );
+}
+
+/** The container's own phases (ms since its script began) as durations of each step. */
+function inContainer(out: string): DrillPhases {
+  const p = parseDrillPhases(out);
+  const phases: DrillPhases = {};
+  if (p.ready !== undefined) phases.readyMs = p.ready;
+  if (p.ready !== undefined && p.restored !== undefined) phases.restoreMs = p.restored - p.ready;
+  if (p.restored !== undefined && p.counted !== undefined) phases.countMs = p.counted - p.restored;
+  return phases;
 }
 
 /**
@@ -422,29 +523,41 @@ async function drillWithApps(
   ds: DataService,
   row: DataServiceBackup,
   manifest: BackupManifest,
-  decoded: { output: AsyncIterable<Uint8Array>; totals(): CodedTotals },
+  input: ReturnType<typeof verifiedStdin>,
   drillPassword: string,
   apps: DrillApp[],
+  phases: DrillPhases,
+  since: number,
 ): Promise<string | null> {
+  const now = () => deps.clock.now().getTime();
   const network = drillNetworkName(row.id);
-  const run = await deps.runtime.runPiped!(target, planDrill(ds, drillPassword, row.id, network), {
+  const spec = planDrill(ds, drillPassword, row.id, network, { gzipped: input.gzipped });
+  const run = await deps.runtime.runPiped!(target, spec, {
     timeoutMs: timeoutOf(deps),
-    stdin: decoded.output,
+    stdin: input.stdin,
   });
+  phases.startMs = now() - since;
   try {
     const out = await textUntil(run.stdout, 'drill\tready');
+    Object.assign(phases, inContainer(out.text));
     if (!out.ready) {
       const result = await run.result;
       throw new Error(
         `the restore into the drill container ${result.timedOut ? 'timed out' : `exited with ${result.exitCode}`}: ${lastLines(result.output) || 'no output'}`,
       );
     }
-    const mismatch = decodedMismatch(manifest, decoded.totals());
+    const mismatch = input.mismatch(out.text);
     if (mismatch) return mismatch;
     const counted = compareWithManifest(manifest, parseCounts(out.text));
     if (counted) return counted;
-    return await checkLinkedApps(deps, target, ds, apps, drillPassword, row.id);
+    const t = now();
+    try {
+      return await checkLinkedApps(deps, target, ds, apps, drillPassword, row.id);
+    } finally {
+      phases.appsMs = now() - t;
+    }
   } finally {
+    const t = now();
     await deps.runtime.remove(target, drillServerName(ds, row.id)).catch(() => undefined);
     await run.result.catch(() => undefined);
     await deps.runtime
@@ -452,6 +565,7 @@ async function drillWithApps(
       .catch((e: unknown) =>
         deps.logger.warn({ network, err: messageOf(e) }, 'the drill network was not removed'),
       );
+    phases.teardownMs = now() - t;
   }
 }
 

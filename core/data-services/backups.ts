@@ -199,46 +199,81 @@ export function parseCounts(output: string): {
   return { tables, keys, serverVersion, rawBytes };
 }
 
-/** What a drill's server runs with: its copy is thrown away, so durability is not paid for. */
+/**
+ * What a drill's server runs with: its copy is thrown away, so durability is not paid for.
+ * MariaDB: no doublewrite, no flush at commit, no fsync at all (`nosync`), no binary log.
+ */
 export const drillServerFlags = {
   mariadb:
-    '--innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --skip-log-bin --innodb-buffer-pool-size=256M',
+    '--innodb-flush-log-at-trx-commit=0 --innodb-doublewrite=0 --innodb-flush-method=nosync --skip-log-bin --innodb-buffer-pool-size=256M --skip-name-resolve',
   postgres: '-c fsync=off -c synchronous_commit=off -c full_page_writes=off',
 } as const;
+
+/** The steps a drill container reports on stdout (`phase<TAB>name<TAB>ms since it began`). */
+export type DrillPhase = 'ready' | 'restored' | 'counted';
+
+/** The phases a drill printed, in ms since its script began (missing: not reached). */
+export function parseDrillPhases(output: string): Partial<Record<DrillPhase, number>> {
+  const out: Partial<Record<DrillPhase, number>> = {};
+  for (const line of output.split('\n')) {
+    const [kind, name = '', ms = ''] = line.replace(/\r$/, '').split('\t');
+    if (kind === 'phase' && /^(ready|restored|counted)$/.test(name) && /^\d+$/.test(ms))
+      out[name as DrillPhase] = Number(ms);
+  }
+  return out;
+}
 
 /**
  * The restore drill: one container with NO network (loopback only) from the same image. It
  * starts a fresh server on an empty data directory, restores the dump from stdin into it and
- * prints the same counts as the backup did, for the worker to compare with the manifest.
- * With `network` (linked apps will start against the copy), it joins that network, the
- * drill's own and internal, instead of none; after the counts it prints `drill<TAB>ready`
- * and keeps serving until the worker removes it.
+ * prints the same counts as the backup did, for the worker to compare with the manifest,
+ * and when each step ended (`phase` lines, for the RTO's breakdown). With `network` (linked
+ * apps will start against the copy), it joins that network, the drill's own and internal,
+ * instead of none; after the counts it prints `drill<TAB>ready` and keeps serving until the
+ * worker removes it. The worker may start it before the backup has been verified: the
+ * server initialises meanwhile, and stdin is only read once it is ready.
  */
 export function planDrill(
   d: DataService,
   drillPassword: string,
   backupId: string,
   network?: string,
+  options: { gzipped?: boolean } = {},
 ): ContainerSpec {
   const host = '127.0.0.1';
+  // gzipped: stdin is the decrypted gzip stream, gunzipped here beside the server (as the
+  // dump was gzipped beside it), its length counted through a FIFO like the dump's and
+  // printed as `rawbytes` for the worker to hold against the manifest.
+  const input = options.gzipped ? 'gunzip | tee /tmp/raw' : 'cat';
   const wait = (probe: string) =>
     [
       'i=0',
       `until ${probe} >/dev/null 2>&1; do`,
-      '  i=$((i+1)); [ $i -lt 600 ] || { echo "the drill server did not start:" >&2; tail -n 5 /tmp/server.log >&2; exit 1; }',
-      '  sleep 0.2',
+      // 50 ms: a drill's RTO counts every wasted poll, and the probe is cheap.
+      '  i=$((i+1)); [ $i -lt 2400 ] || { echo "the drill server did not start:" >&2; tail -n 5 /tmp/server.log >&2; exit 1; }',
+      '  sleep 0.05',
       'done',
     ].join('\n');
+  const phase = (name: DrillPhase) =>
+    `printf 'phase\\t${name}\\t%s\\n' "$(( $(date +%s%3N) - t0 ))"`;
   const scripts: Record<DataService['engine'], { env: Record<string, string>; script: string }> = {
     mariadb: {
       env: { MARIADB_DATABASE: db, MARIADB_USER: db, MARIADB_PASSWORD: drillPassword },
       script: [
-        // Without MYSQL_PWD: the entrypoint's own root client (no password, socket) reads it too.
-        // A throwaway copy: no durability to pay for (no doublewrite, no flush at each
-        // commit, no binary log), so the restore runs at the speed of the inserts.
-        `env -u MYSQL_PWD /usr/local/bin/selfdevop-mariadb ${drillServerFlags.mariadb} >/tmp/server.log 2>&1 &`,
+        // The image's entrypoint initialises with a server of its own, stopped and started
+        // again (and polls it each second): the drill initialises the same way but starts
+        // its server once, creating the database and user from an init file before it
+        // accepts a connection. The password is the drill's own, alphanumeric.
+        'mariadb-install-db --datadir=/var/lib/mysql --auth-root-authentication-method=normal --skip-test-db >/dev/null',
+        `printf '%s\\n' "CREATE DATABASE \\\`${db}\\\`;" "CREATE USER '${db}'@'%' IDENTIFIED BY '$MARIADB_PASSWORD';" "GRANT ALL PRIVILEGES ON \\\`${db}\\\`.* TO '${db}'@'%';" "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket;" >/tmp/init.sql`,
+        // A throwaway copy: no durability to pay for, so the restore runs at the speed of the inserts.
+        `mariadbd --datadir=/var/lib/mysql --bind-address=0.0.0.0 --port=3306 --init-file=/tmp/init.sql ${drillServerFlags.mariadb} >/tmp/server.log 2>&1 &`,
         wait(`mariadb -h ${host} -u ${db} ${db} -e 'select 1'`),
-        `mariadb -h ${host} -u ${db} ${db}`,
+        phase('ready'),
+        options.gzipped
+          ? `${input} | mariadb -h ${host} -u ${db} ${db}`
+          : `mariadb -h ${host} -u ${db} ${db}`,
+        phase('restored'),
         countScript('mariadb', host),
       ].join('\n'),
     },
@@ -247,7 +282,9 @@ export function planDrill(
       script: [
         `/usr/local/bin/selfdevop-postgres ${drillServerFlags.postgres} >/tmp/server.log 2>&1 &`,
         wait(`psql -h ${host} -U ${db} -d ${db} -c 'select 1'`),
-        `pg_restore -h ${host} -U ${db} -d ${db} --no-owner --exit-on-error`,
+        phase('ready'),
+        `${options.gzipped ? `${input} | ` : ''}pg_restore -h ${host} -U ${db} -d ${db} --no-owner --exit-on-error`,
+        phase('restored'),
         countScript('postgres', host),
       ].join('\n'),
     },
@@ -260,14 +297,29 @@ export function planDrill(
       },
       script: [
         // Redis loads the snapshot at start: the file first, then the server.
-        'cat >/data/dump.rdb',
+        `${input} >/data/dump.rdb`,
         '/usr/local/bin/selfdevop-redis >/tmp/server.log 2>&1 &',
         wait(`[ "$(redis-cli -h ${host} ping)" = PONG ]`),
+        phase('ready'),
+        phase('restored'),
         countScript('redis', host),
       ].join('\n'),
     },
   };
   const chosen = scripts[d.engine];
+  const script = [
+    't0=$(date +%s%3N)',
+    ...(options.gzipped
+      ? ['mkfifo /tmp/raw', 'wc -c </tmp/raw >/tmp/raw-bytes &', 'counter=$!']
+      : []),
+    chosen.script,
+    ...(options.gzipped
+      ? ['wait $counter', `printf 'rawbytes\\t%s\\n' "$(cat /tmp/raw-bytes)"`]
+      : []),
+    phase('counted'),
+  ].join('\n');
+  // pipefail (bash): a gunzip that fails (a bad CRC-32) fails the drill, whatever the client says.
+  const shell = options.gzipped ? ['bash', '-o', 'pipefail', '-ec'] : ['sh', '-ec'];
   const spec = {
     name: drillServerName(d, backupId),
     image: imageOf(d),
@@ -275,13 +327,13 @@ export function planDrill(
     labels: labels(d, 'data-drill'),
     restartPolicy: 'no' as const,
   };
-  if (!network) return { ...spec, noNetwork: true, entrypoint: ['sh', '-ec', chosen.script] };
+  if (!network) return { ...spec, noNetwork: true, entrypoint: [...shell, script] };
   return {
     ...spec,
     network,
     internalNetwork: true,
     // `wait`: the server (started in the background above) keeps the drill's copy up.
-    entrypoint: ['sh', '-ec', `${chosen.script}\nprintf 'drill\\tready\\n'\nwait`],
+    entrypoint: [...shell, `${script}\nprintf 'drill\\tready\\n'\nwait`],
   };
 }
 

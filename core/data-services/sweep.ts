@@ -69,7 +69,19 @@ async function failStuck(
     if (row.status !== 'running') return false;
     // The partial dump first: a row marked failed with its object still there would leak it.
     if (deps.objects) {
-      await deps.objects.discardPartial?.(row.objectKey);
+      // Some S3-compatible stores cannot list multipart uploads (s3rver answers NotImplemented):
+      // that must not leave the row `running` for ever. The deletes below still throw when
+      // the store is unreachable, so such a row waits for the next sweep as before.
+      await deps.objects.discardPartial?.(row.objectKey).catch((e: unknown) =>
+        deps.logger.warn(
+          {
+            backupId: row.id,
+            key: row.objectKey,
+            err: e instanceof Error ? e.message : String(e),
+          },
+          "the stuck backup's unfinished upload could not be discarded; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes its parts",
+        ),
+      );
       await deps.objects.delete(row.manifestKey);
       await deps.objects.delete(row.objectKey);
     }

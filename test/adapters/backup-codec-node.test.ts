@@ -73,6 +73,26 @@ describe('NodeBackupCodec', () => {
     });
   });
 
+  it('decrypts without decompressing when asked: out is the gzip stream the node made', async () => {
+    const key = codec.newDataKey();
+    const gz = gzipSync(await all(chunks(500_000, 65_536)));
+    const enc = codec.encode(once(gz), key, { compressed: true });
+    const stored = await all(enc.output);
+    const dec = codec.decode(once(stored), key, { decompress: false });
+    const out = await all(dec.output);
+    expect(out.equals(gz)).toBe(true);
+    const t = dec.totals();
+    expect(t.gzipSha256).toBe(createHash('sha256').update(gz).digest('hex'));
+    expect(t.gzipBytes).toBe(gz.length);
+    expect(t.outBytes).toBe(gz.length);
+    // A flipped byte still fails at the tag, left compressed or not.
+    const bad = Buffer.from(stored);
+    bad[bad.length >> 1]! ^= 1;
+    await expect(all(codec.decode(once(bad), key, { decompress: false }).output)).rejects.toThrow(
+      /authentication tag/,
+    );
+  });
+
   it('fails the read of a gzip stream whose content was damaged before encryption (CRC-32)', async () => {
     const key = codec.newDataKey();
     const gz = gzipSync(await all(chunks(200_000, 4096)));

@@ -421,6 +421,32 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
     expect(result.output).toContain('migrate migrate-ok: done');
   });
 
+  it('kills a piped one-off whose stdin fails, never closing it as if the input were whole', async () => {
+    async function* input(): AsyncGenerator<Uint8Array> {
+      yield new TextEncoder().encode('first\n');
+      await new Promise((r) => setTimeout(r, 300));
+      throw new Error('the backup does not verify');
+    }
+    const started = Date.now();
+    const piped = await runtime.runPiped(
+      dockerTarget,
+      spec('bad-stdin', {
+        containerPort: undefined,
+        entrypoint: ['/bin/sh', '-c', 'cat; echo "saw the end of stdin"'],
+      }),
+      { timeoutMs: 60_000, stdin: input() },
+    );
+    const chunks: Uint8Array[] = [];
+    for await (const c of piped.stdout) chunks.push(c);
+    await expect(piped.result).rejects.toThrow('the backup does not verify');
+    const out = Buffer.concat(chunks).toString();
+    expect(out).toContain('first');
+    expect(out).not.toContain('saw the end of stdin');
+    // Killed at once, not left waiting on an open stdin until its timeout.
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(await runtime.inspect(dockerTarget, run.name('bad-stdin'))).toBeNull();
+  });
+
   it('reports a slow app unhealthy first and healthy after about 3 s', async () => {
     const info = await runtime.start(dockerTarget, spec('slow', { image: testImages.slow }));
     const started = Date.now();

@@ -222,7 +222,12 @@ describe.skipIf(!ready)('data service backups and drills on Docker', () => {
 
     const drills = await req('GET', `/api/data-services/${db.id}/drills`, h());
     expect(drills.body.items[0]).toMatchObject({ backupId: b.id, status: 'passed', error: null });
-    await waitAudit('drill.passed', db.id);
+    const passed = await waitAudit('drill.passed', db.id);
+    // Where the RTO went: each step the drill reached, from the worker and the container.
+    const phases = passed.at(-1).data.phases;
+    for (const step of ['manifestMs', 'verifyMs', 'startMs', 'readyMs', 'restoreMs', 'countMs'])
+      expect(phases[step], step).toBeGreaterThanOrEqual(0);
+    expect(phases.readyMs).toBeGreaterThan(0);
     await waitAudit('backup.completed', db.id);
   }, 300_000);
 

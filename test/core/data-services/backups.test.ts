@@ -5,6 +5,7 @@ import {
   checkBackupSchedule,
   compareWithManifest,
   parseCounts,
+  parseDrillPhases,
   planDrill,
   planDump,
 } from '../../../core/data-services/backups.ts';
@@ -250,5 +251,55 @@ describe('backup plans', () => {
       expect(spec.volumes).toBeUndefined();
       expect(spec.labels['selfdevop.role']).toBe('data-drill');
     }
+  });
+
+  it('reports when each step of a drill ended, for the RTO breakdown', () => {
+    for (const engine of ['mariadb', 'postgres', 'redis'] as const) {
+      const version = { mariadb: '10.11', postgres: '15', redis: '7' }[engine];
+      const script = planDrill({ ...ds, engine, version }, 'drillpw', 'bak_1').entrypoint![2]!;
+      const lines = script.split('\n');
+      expect(lines[0]).toBe('t0=$(date +%s%3N)');
+      const order = ['ready', 'restored', 'counted'].map((p) =>
+        lines.findIndex((l) => l.startsWith(`printf 'phase\\t${p}\\t`)),
+      );
+      expect(order.every((i) => i > 0)).toBe(true);
+      expect([...order].sort((a, b) => a - b)).toEqual(order);
+    }
+    expect(
+      parseDrillPhases(
+        'phase\tready\t1200\nversion\t10.11\nphase\trestored\t9000\r\nphase\tbogus\t1\nphase\tcounted\tx\n',
+      ),
+    ).toEqual({ ready: 1200, restored: 9000 });
+  });
+
+  it('gunzips a format-2 dump in the drill container and reports its length, under pipefail', () => {
+    for (const engine of ['mariadb', 'postgres', 'redis'] as const) {
+      const version = { mariadb: '10.11', postgres: '15', redis: '7' }[engine];
+      const e = planDrill({ ...ds, engine, version }, 'drillpw', 'bak_1', undefined, {
+        gzipped: true,
+      }).entrypoint!;
+      expect(e.slice(0, 4)).toEqual(['bash', '-o', 'pipefail', '-ec']);
+      const lines = e[4]!.split('\n');
+      expect(lines.some((l) => l.startsWith('gunzip | tee /tmp/raw'))).toBe(true);
+      expect(lines).toContain('wc -c </tmp/raw >/tmp/raw-bytes &');
+      expect(lines.findIndex((l) => l.startsWith("printf 'rawbytes"))).toBeGreaterThan(
+        lines.findIndex((l) => l.startsWith('gunzip')),
+      );
+    }
+    // Without it (format 1, decompressed by the worker), the dump arrives as it is.
+    const plain = planDrill(ds, 'drillpw', 'bak_1').entrypoint!;
+    expect(plain.slice(0, 2)).toEqual(['sh', '-ec']);
+    expect(plain[2]).not.toContain('gunzip');
+  });
+
+  it("initialises a MariaDB drill server once, durability off, with the drill's own user", () => {
+    const script = planDrill(ds, 'drillpw', 'bak_1').entrypoint![2]!;
+    // One server start (the image's entrypoint starts, stops and starts again).
+    expect(script.match(/mariadbd /g)).toHaveLength(1);
+    expect(script).toContain('--init-file=/tmp/init.sql');
+    expect(script).toContain("CREATE USER 'app'@'%' IDENTIFIED BY '$MARIADB_PASSWORD'");
+    for (const flag of ['--innodb-flush-method=nosync', '--skip-log-bin', '--innodb-doublewrite=0'])
+      expect(script).toContain(flag);
+    expect(planDrill(ds, 'drillpw', 'bak_1').env.MARIADB_PASSWORD).toBe('drillpw');
   });
 });

@@ -543,6 +543,10 @@ export const createDataServiceInput = z.strictObject({
   persistence: z.enum(redisPersistenceModes).optional(),
   /** Five-field UTC cron of scheduled backups, at most hourly; nightly (`0 3 * * *`) unless set. */
   backupSchedule: z.string().min(9).max(100).optional(),
+  /** MariaDB/PostgreSQL: a server that holds other data services' databases (never linked itself). */
+  shareable: z.boolean().optional(),
+  /** One database and user on this shareable server (same project) instead of a container. */
+  sharedServerId: id.optional(),
 });
 export const backupScheduleInput = z.strictObject({
   cron: z.string().min(9).max(100),

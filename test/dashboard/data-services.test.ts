@@ -142,7 +142,7 @@ describe.skipIf(!ready)('data services in the dashboard', () => {
     await page.goto(`${api.url}/dashboard/data-services`);
     await page.getByLabel(/^Name/).fill('main');
     await page.getByLabel('Engine').selectOption('mariadb');
-    await page.getByLabel(/^Shareable server/).check();
+    await page.getByRole('checkbox', { name: /Shareable server/ }).check();
     await page.getByRole('button', { name: 'Create' }).click();
     await page
       .getByRole('status')

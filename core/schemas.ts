@@ -559,6 +559,8 @@ export const restoreBackupInput = z.strictObject({
   confirm: z.string().max(100).optional(),
   /** New: the new data service's name (default `<name>-restored-<suffix>`). */
   name: slugName.optional(),
+  /** New, from a database on a shared server: into a server of its own instead of beside it. */
+  dedicated: z.boolean().optional(),
 });
 /** Retention: the newest backup of each of the last N days, ISO weeks and months (14/8/6 by default). */
 export const backupRetentionInput = z.strictObject({

@@ -86,7 +86,7 @@ const usage = `Usage:
   selfdevop data-services schedule ID CRON
   selfdevop data-services retention ID [--daily N] [--weekly N] [--monthly N]
   selfdevop data-services restore ID --backup BACKUP_ID --target new|in_place
-        [--confirm NAME] [--name NEW_NAME]
+        [--confirm NAME] [--name NEW_NAME] [--dedicated]
   selfdevop data-services download ID BACKUP_ID --out FILE
 
 create starts a Redis 7, MariaDB 10.11 or PostgreSQL 15 server for a project on a node
@@ -99,6 +99,8 @@ policy (noeviction) and persistence (rdb) are always set explicitly.
 own on that server (same project; its engine unless --engine says otherwise), with its own
 password, links, backups and drills, for the price of no extra container. Redis is never
 shared. rm of a shared one drops its database and user (--remove-volume) or only its login.
+restore --target new --dedicated restores a shared one's backup into a server of its own
+(then link it, unlink the shared one and rm it once the copy is checked).
 link hands its URL to a service as --env (REDIS_URL or DATABASE_URL by default) from
 the service's next release on. rm needs the name again; the data volume is kept unless
 --remove-volume (then the data is gone for good). A linked data service is not removed.
@@ -141,6 +143,7 @@ async function run(ctx: CommandContext): Promise<number> {
     eviction: { type: 'string' },
     persistence: { type: 'string' },
     shareable: { type: 'boolean' },
+    dedicated: { type: 'boolean' },
     'shared-server': { type: 'string' },
     service: { type: 'string' },
     env: { type: 'string' },
@@ -426,6 +429,7 @@ async function run(ctx: CommandContext): Promise<number> {
         target: values.target,
         ...(values.confirm ? { confirm: values.confirm } : {}),
         ...(values.name ? { name: values.name } : {}),
+        ...(values.dedicated ? { dedicated: true } : {}),
       });
       if (values.json) return (json(ctx.o, r), 0);
       ctx.o.out(

@@ -252,6 +252,39 @@ describe.skipIf(!ready)('shared data servers on Docker', () => {
       expect(backup).toMatchObject({ status: 'completed', drillStatus: 'passed' });
       expect(backup.tables).toEqual(engine === 'mariadb' ? { items: 3 } : { 'public.items': 3 });
 
+      // That backup restores into a server of its own: the first half of moving A out.
+      const inPlace = await req(
+        'POST',
+        `/api/data-services/${a.id}/restore`,
+        h({ backupId: backup.id, target: 'in_place', confirm: a.name, dedicated: true }),
+      );
+      expect(inPlace.status).toBe(400);
+      expect(inPlace.body.error.message).toMatch(/^dedicated: applies to target new/);
+      const moved = await req(
+        'POST',
+        `/api/data-services/${a.id}/restore`,
+        h({ backupId: backup.id, target: 'new', dedicated: true, name: `${engine}-a-own` }),
+      );
+      expect(moved.status, moved.text).toBe(202);
+      expect(moved.body.dataService).toMatchObject({ mode: 'dedicated', sharedServerId: null });
+      volumes.add(moved.body.dataService.volume);
+      const copyId = moved.body.dataService.id;
+      for (let i = 0; i < 200; i++) {
+        const r = await req(
+          'GET',
+          `/api/audit-events?action=data_service.restored&targetId=${copyId}`,
+          h(),
+        );
+        if (r.body.items.length > 0) break;
+        await sleep(500);
+      }
+      const copy = (await req('GET', `/api/data-services/${copyId}`, h())).body as View;
+      expect(copy.status, copy.error ?? '').toBe('ready');
+      expect(copy.host).not.toBe(server.host);
+      const urlCopy = await urlOf(copyId, `${engine}-web-copy`);
+      expect(urlCopy.hostname).toBe(copy.host);
+      expect((await sql(engine, urlCopy, 'select count(*) from items')).output.trim()).toBe('3');
+
       // The server cannot go while it holds databases.
       const early = await req(
         'DELETE',

@@ -440,7 +440,23 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
                                     <button type="submit" class="secondary">
                                       Restore to a new service
                                     </button>
-                                  </form>`
+                                  </form>
+                                  ${
+                                    d.mode === 'shared'
+                                      ? html`<form
+                                          method="post"
+                                          action="/dashboard/data-services/${d.id}/restore"
+                                          class="inline"
+                                        >
+                                          <input type="hidden" name="backupId" value="${b.id}" />
+                                          <input type="hidden" name="target" value="new" />
+                                          <input type="hidden" name="dedicated" value="1" />
+                                          <button type="submit" class="secondary">
+                                            Restore to a dedicated server
+                                          </button>
+                                        </form>`
+                                      : ''
+                                  }`
                               : ''
                           }
                         </td>
@@ -583,7 +599,12 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
       const confirm = field(form, 'confirm');
       const r = await s.api.post<{ dataService: { id: string; name: string } }>(
         `/api/data-services/${encodeURIComponent(id)}/restore`,
-        { backupId: field(form, 'backupId'), target, ...(confirm ? { confirm } : {}) },
+        {
+          backupId: field(form, 'backupId'),
+          target,
+          ...(confirm ? { confirm } : {}),
+          ...(target === 'new' && field(form, 'dedicated') ? { dedicated: true } : {}),
+        },
       );
       flash(
         c,

@@ -583,6 +583,16 @@ export interface DataService {
   pendingSealedPassword?: string | null;
   /** When the current password became current by a rotation (null: never rotated). */
   passwordRotatedAt?: string | null;
+  /**
+   * A MariaDB or PostgreSQL server that holds other data services' databases (one database
+   * and user each). Never linked itself: its user administers every database on it.
+   */
+  shareable?: boolean;
+  /**
+   * Set: this data service is one database and user on that shareable server (same project,
+   * engine and node), not a container of its own. Null or absent: dedicated.
+   */
+  sharedServerId?: string | null;
   createdAt: string;
   updatedAt: string;
 }

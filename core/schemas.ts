@@ -551,6 +551,10 @@ export const createDataServiceInput = z.strictObject({
   persistence: z.enum(redisPersistenceModes).optional(),
   /** Five-field UTC cron of scheduled backups, at most hourly; nightly (`0 3 * * *`) unless set. */
   backupSchedule: z.string().min(9).max(100).optional(),
+  /** MariaDB/PostgreSQL: a server that holds other data services' databases (never linked itself). */
+  shareable: z.boolean().optional(),
+  /** One database and user on this shareable server (same project) instead of a container. */
+  sharedServerId: id.optional(),
 });
 export const backupScheduleInput = z.strictObject({
   cron: z.string().min(9).max(100),
@@ -563,6 +567,8 @@ export const restoreBackupInput = z.strictObject({
   confirm: z.string().max(100).optional(),
   /** New: the new data service's name (default `<name>-restored-<suffix>`). */
   name: slugName.optional(),
+  /** New, from a database on a shared server: into a server of its own instead of beside it. */
+  dedicated: z.boolean().optional(),
 });
 /** Retention: the newest backup of each of the last N days, ISO weeks and months (14/8/6 by default). */
 export const backupRetentionInput = z.strictObject({

@@ -22,6 +22,10 @@ interface DataService {
   createdAt: string;
   rotating?: boolean;
   passwordRotatedAt?: string | null;
+  mode?: 'dedicated' | 'shared';
+  shareable?: boolean;
+  sharedServerId?: string | null;
+  database?: string | null;
   links?: Link[];
 }
 
@@ -69,7 +73,8 @@ const usage = `Usage:
   selfdevop data-services [list] [--project NAME|ID] [--json]
   selfdevop data-services create NAME --project NAME|ID --engine redis|mariadb|postgres
         [--version V] [--node ID] [--maxmemory-mb N] [--eviction POLICY]
-        [--persistence none|rdb|aof] [--wait] [--json]
+        [--persistence none|rdb|aof] [--shareable] [--wait] [--json]
+  selfdevop data-services create NAME --project NAME|ID --shared-server ID [--wait] [--json]
   selfdevop data-services show ID [--json]
   selfdevop data-services link ID --service NAME|ID [--project NAME|ID] [--env NAME]
   selfdevop data-services unlink ID LINK_ID
@@ -81,7 +86,7 @@ const usage = `Usage:
   selfdevop data-services schedule ID CRON
   selfdevop data-services retention ID [--daily N] [--weekly N] [--monthly N]
   selfdevop data-services restore ID --backup BACKUP_ID --target new|in_place
-        [--confirm NAME] [--name NEW_NAME]
+        [--confirm NAME] [--name NEW_NAME] [--dedicated]
   selfdevop data-services download ID BACKUP_ID --out FILE
 
 create starts a Redis 7, MariaDB 10.11 or PostgreSQL 15 server for a project on a node
@@ -89,6 +94,13 @@ create starts a Redis 7, MariaDB 10.11 or PostgreSQL 15 server for a project on 
 from the project's app containers; the password is generated and never shown. --wait
 polls until it is ready (exit 1 when it failed). Redis's memory limit (256 MB), eviction
 policy (noeviction) and persistence (rdb) are always set explicitly.
+--shareable makes a MariaDB or PostgreSQL server that holds other data services' databases
+(it is never linked itself); --shared-server ID then makes one database and user of its
+own on that server (same project; its engine unless --engine says otherwise), with its own
+password, links, backups and drills, for the price of no extra container. Redis is never
+shared. rm of a shared one drops its database and user (--remove-volume) or only its login.
+restore --target new --dedicated restores a shared one's backup into a server of its own
+(then link it, unlink the shared one and rm it once the copy is checked).
 link hands its URL to a service as --env (REDIS_URL or DATABASE_URL by default) from
 the service's next release on. rm needs the name again; the data volume is kept unless
 --remove-volume (then the data is gone for good). A linked data service is not removed.
@@ -107,9 +119,19 @@ backs up the current state first. download writes the decrypted dump to --out.
 
 Example:
   selfdevop data-services create cache --project shop --engine redis --maxmemory-mb 512 --wait
+  selfdevop data-services create main --project shop --engine mariadb --shareable --wait
+  selfdevop data-services create shop-db --project shop --shared-server dat_01… --wait
   selfdevop data-services link dat_01… --service web`;
 
 const path = (id: string) => `/api/data-services/${encodeURIComponent(id)}`;
+
+/** How it is hosted, when not simply a server of its own. */
+const modeText = (ds: DataService): string =>
+  ds.mode === 'shared'
+    ? `, database ${ds.database} on shared server ${ds.sharedServerId}`
+    : ds.shareable
+      ? ', shareable server'
+      : '';
 
 async function run(ctx: CommandContext): Promise<number> {
   const { values, positionals } = parse(ctx.args, {
@@ -120,6 +142,9 @@ async function run(ctx: CommandContext): Promise<number> {
     'maxmemory-mb': { type: 'string' },
     eviction: { type: 'string' },
     persistence: { type: 'string' },
+    shareable: { type: 'boolean' },
+    dedicated: { type: 'boolean' },
+    'shared-server': { type: 'string' },
     service: { type: 'string' },
     env: { type: 'string' },
     confirm: { type: 'string' },
@@ -164,20 +189,26 @@ async function run(ctx: CommandContext): Promise<number> {
     case 'create': {
       if (!arg) throw new CliError('data-services create needs a NAME', 2);
       if (!values.project) throw new CliError('data-services create needs --project', 2);
-      if (!values.engine)
+      const sharedServer = values['shared-server'];
+      if (!values.engine && !sharedServer)
         throw new CliError('data-services create needs --engine redis|mariadb|postgres', 2);
       const p = await findProject(api, values.project);
       if (!p) throw new CliError(`project ${values.project} not found`);
+      // A database on a shared server is of the server's engine: no need to say it twice.
+      const engine =
+        values.engine ?? (await api.call<DataService>('GET', path(sharedServer!))).engine;
       const maxmemory = values['maxmemory-mb'];
       let ds = await api.call<DataService>('POST', '/api/data-services', {
         projectId: p.id,
         name: arg,
-        engine: values.engine,
+        engine,
         ...(values.version ? { version: values.version } : {}),
         ...(values.node ? { nodeId: values.node } : {}),
         ...(maxmemory !== undefined ? { maxmemoryMb: Number(maxmemory) } : {}),
         ...(values.eviction ? { evictionPolicy: values.eviction } : {}),
         ...(values.persistence ? { persistence: values.persistence } : {}),
+        ...(values.shareable ? { shareable: true } : {}),
+        ...(sharedServer ? { sharedServerId: sharedServer } : {}),
       });
       if (values.wait) {
         // Bounded: a server that needs longer than 5 minutes has failed for the user anyway.
@@ -188,7 +219,7 @@ async function run(ctx: CommandContext): Promise<number> {
       }
       if (values.json) return (json(ctx.o, ds), ds.status === 'failed' ? 1 : 0);
       ctx.o.out(
-        `data service ${ds.name} (${ds.id}): ${ds.status}, ${ds.engine} ${ds.version} at ${ds.host}:${ds.port} on node ${ds.nodeId}`,
+        `data service ${ds.name} (${ds.id}): ${ds.status}, ${ds.engine} ${ds.version} at ${ds.host}:${ds.port} on node ${ds.nodeId}${modeText(ds)}`,
       );
       if (ds.status === 'failed') {
         ctx.o.err(`failed: ${ds.error ?? 'no reason given'}`);
@@ -202,7 +233,7 @@ async function run(ctx: CommandContext): Promise<number> {
       if (values.json) return (json(ctx.o, ds), 0);
       ctx.o.out(`${ds.name} (${ds.id}): ${ds.status}${ds.error ? ` (${ds.error})` : ''}`);
       ctx.o.out(
-        `  ${ds.engine} ${ds.version} at ${ds.host}:${ds.port}, node ${ds.nodeId}, volume ${ds.volume}`,
+        `  ${ds.engine} ${ds.version} at ${ds.host}:${ds.port}, node ${ds.nodeId}, volume ${ds.volume}${modeText(ds)}`,
       );
       if (Object.keys(ds.settings).length) ctx.o.out(`  settings: ${JSON.stringify(ds.settings)}`);
       if (ds.rotating) ctx.o.out('  password: rotating');
@@ -398,6 +429,7 @@ async function run(ctx: CommandContext): Promise<number> {
         target: values.target,
         ...(values.confirm ? { confirm: values.confirm } : {}),
         ...(values.name ? { name: values.name } : {}),
+        ...(values.dedicated ? { dedicated: true } : {}),
       });
       if (values.json) return (json(ctx.o, r), 0);
       ctx.o.out(

@@ -229,6 +229,7 @@ export async function restoreBackup(
     target: 'new' | 'in_place';
     confirm?: string | undefined;
     name?: string | undefined;
+    dedicated?: boolean | undefined;
   },
   ctx: RequestContext,
 ): Promise<{ backupId: string; target: 'new' | 'in_place'; dataService: DataServiceView }> {
@@ -257,6 +258,10 @@ export async function restoreBackup(
       `confirm: type the data service's name (${ds.name}) to overwrite its data with backup ${backup.id}; its current state is backed up first`,
       { field: 'confirm' },
     );
+  if (input.dedicated && input.target !== 'new')
+    throw new InvalidInput('dedicated: applies to target new (a new server of its own)', {
+      field: 'dedicated',
+    });
   let target = ds;
   if (input.target === 'new') {
     const newId = deps.ids.newId('dat');
@@ -272,6 +277,9 @@ export async function restoreBackup(
       removeVolume: false,
       pendingSealedPassword: null,
       passwordRotatedAt: null,
+      // A database on a shared server restores beside it on the same server, or (`dedicated`,
+      // the first half of moving it out) into a server of its own.
+      sharedServerId: input.dedicated ? null : (ds.sharedServerId ?? null),
       createdAt: now,
       updatedAt: now,
     };
@@ -282,7 +290,12 @@ export async function restoreBackup(
       action: 'data_service.restore_requested',
       targetType: 'data_service',
       targetId: target.id,
-      data: { backupId: backup.id, from: ds.id, target: input.target },
+      data: {
+        backupId: backup.id,
+        from: ds.id,
+        target: input.target,
+        ...(input.target === 'new' ? { mode: target.sharedServerId ? 'shared' : 'dedicated' } : {}),
+      },
     });
   });
   await send(

@@ -16,6 +16,7 @@ import type { ContainerSpec } from '../ports.ts';
 import { drillServerName } from './drill-app.ts';
 import {
   dataContainerName,
+  dataEndpoint,
   dataEngineImages,
   dataServiceLabels,
   dataVolumeName,
@@ -81,9 +82,11 @@ const labels = (d: DataService, role: string) => ({
  * pipefail makes a failing dump fail the one-off, never a short gzip that exits 0.
  */
 export function planDump(d: DataService, password: string, backupId: string): ContainerSpec {
-  const host = dataContainerName(d);
+  // On a shared server: only this data service's database, as its own user.
+  const at = dataEndpoint(d);
+  const host = at.host;
   const base = {
-    name: `${host}-dump-${backupId.toLowerCase()}`,
+    name: `${dataContainerName(d)}-dump-${backupId.toLowerCase()}`,
     image: imageOf(d),
     labels: labels(d, 'data-backup'),
     restartPolicy: 'no' as const,
@@ -96,7 +99,7 @@ export function planDump(d: DataService, password: string, backupId: string): Co
     '-ec',
     [
       `{
-${countScript(d.engine, host)}
+${countScript(d.engine, host, at)}
 } >&2`,
       'mkfifo /tmp/raw',
       'wc -c </tmp/raw >/tmp/raw-bytes &',
@@ -111,7 +114,7 @@ ${countScript(d.engine, host)}
       ...base,
       env: { MYSQL_PWD: password },
       entrypoint: compressed([
-        `mariadb-dump -h ${host} -u ${db} --single-transaction --routines --triggers --events --hex-blob ${db}`,
+        `mariadb-dump -h ${host} -u ${at.user} --single-transaction --routines --triggers --events --hex-blob ${at.database}`,
       ]),
     };
   if (d.engine === 'postgres')
@@ -119,7 +122,7 @@ ${countScript(d.engine, host)}
       ...base,
       env: { PGPASSWORD: password },
       // -Z0: gzip compresses once, after it; pg_dump's own zlib as well would only cost time.
-      entrypoint: compressed([`pg_dump -h ${host} -U ${db} -d ${db} -Fc -Z0`]),
+      entrypoint: compressed([`pg_dump -h ${host} -U ${at.user} -d ${at.database} -Fc -Z0`]),
     };
   // Redis: BGSAVE, wait until LASTSAVE moves, then the snapshot file from the data volume
   // (mounted read-only here). The one-off runs as the image's redis user, who owns it.
@@ -147,18 +150,22 @@ ${countScript(d.engine, host)}
  * and `version<TAB>v` lines: by a client over the network for a live server (in the dump
  * one-off, before the dump), or over loopback inside a drill container.
  */
-function countScript(engine: DataService['engine'], host: string): string {
+function countScript(
+  engine: DataService['engine'],
+  host: string,
+  { user, database }: { user: string; database: string } = { user: db, database: db },
+): string {
   if (engine === 'mariadb')
     return [
-      `q() { mariadb -h ${host} -u ${db} ${db} -N -B -e "$1"; }`,
+      `q() { mariadb -h ${host} -u ${user} ${database} -N -B -e "$1"; }`,
       `printf 'version\\t%s\\n' "$(q 'select version()')"`,
-      `q "select table_name from information_schema.tables where table_schema='${db}' and table_type='BASE TABLE' order by 1" | while read -r t; do`,
+      `q "select table_name from information_schema.tables where table_schema='${database}' and table_type='BASE TABLE' order by 1" | while read -r t; do`,
       `  printf 'table\\t%s\\t%s\\n' "$t" "$(q "select count(*) from \\\`$t\\\`")"`,
       'done',
     ].join('\n');
   if (engine === 'postgres')
     return [
-      `q() { psql -h ${host} -U ${db} -d ${db} -At -F '\t' -v ON_ERROR_STOP=1 -c "$1"; }`,
+      `q() { psql -h ${host} -U ${user} -d ${database} -At -F '\t' -v ON_ERROR_STOP=1 -c "$1"; }`,
       `printf 'version\\t%s\\n' "$(q 'show server_version')"`,
       `q "select 'table', table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_type = 'BASE TABLE' order by 2"`,
     ].join('\n');
@@ -343,9 +350,9 @@ export function planDrill(
  * into its data volume, AOF files removed so the snapshot is what loads.
  */
 export function planRestore(d: DataService, password: string, backupId: string): ContainerSpec {
-  const host = dataContainerName(d);
+  const { host, user, database } = dataEndpoint(d);
   const base = {
-    name: `${host}-restore-${backupId.toLowerCase()}`,
+    name: `${dataContainerName(d)}-restore-${backupId.toLowerCase()}`,
     image: imageOf(d),
     labels: labels(d, 'data-restore'),
     restartPolicy: 'no' as const,
@@ -355,7 +362,7 @@ export function planRestore(d: DataService, password: string, backupId: string):
       ...base,
       env: { MYSQL_PWD: password },
       network: projectNetworkName(d.projectId),
-      entrypoint: ['mariadb', '-h', host, '-u', db, db],
+      entrypoint: ['mariadb', '-h', host, '-u', user, database],
     };
   if (d.engine === 'postgres')
     return {
@@ -367,9 +374,9 @@ export function planRestore(d: DataService, password: string, backupId: string):
         '-h',
         host,
         '-U',
-        db,
+        user,
         '-d',
-        db,
+        database,
         '--clean',
         '--if-exists',
         '--no-owner',

@@ -49,8 +49,29 @@ export const dataContainerName = (d: Pick<DataService, 'id'>): string =>
 export const dataVolumeName = (d: Pick<DataService, 'id'>): string =>
   `${dataContainerName(d)}-data`;
 
-/** The database and user inside MariaDB and PostgreSQL: one per data service, named `app`. */
+/**
+ * The database and user inside a dedicated MariaDB or PostgreSQL server (and a shareable
+ * server's own administering user): named `app`.
+ */
 const dbName = 'app';
+
+/** Where a data service's data is reached: a server's container, a database and a user. */
+export interface DataEndpoint {
+  host: string;
+  database: string;
+  user: string;
+}
+
+/**
+ * A dedicated data service is its own server, database and user `app`; one on a shared
+ * server is the database and user named after its id on that server's container. Both
+ * names fit MariaDB's 64/80 and PostgreSQL's 63 characters, and need no quoting.
+ */
+export function dataEndpoint(d: Pick<DataService, 'id' | 'sharedServerId'>): DataEndpoint {
+  if (!d.sharedServerId) return { host: dataContainerName(d), database: dbName, user: dbName };
+  const name = `sdo_${d.id.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`.slice(0, 60);
+  return { host: dataContainerName({ id: d.sharedServerId }), database: name, user: name };
+}
 
 export const dataServiceSecretContext = (orgId: string, id: string): string =>
   `${orgId}:data-service:${id}`;
@@ -87,6 +108,93 @@ export function planDataContainer(d: DataService, password: string): ContainerSp
     restartPolicy: 'unless-stopped',
     network: projectNetworkName(d.projectId),
     volumes: [`${dataVolumeName(d)}:${dataPaths[d.engine]}`],
+    ...(d.shareable && d.engine === 'mariadb' ? { entrypoint: shareableMariadbEntrypoint } : {}),
+  };
+}
+
+/**
+ * A shareable MariaDB server's user `app` creates the databases and users of the apps it
+ * holds. The image grants it its own database only and keeps root on the container's unix
+ * socket, so the server starts with an init file (run by mariadbd itself at every start,
+ * after the image's first-start initialisation made `app`) granting it the rest. PostgreSQL's
+ * `app` already has CREATEROLE and gives itself CREATEDB (`planSharedDatabase`).
+ */
+const shareableMariadbEntrypoint = [
+  'sh',
+  '-c',
+  [
+    `echo "GRANT ALL PRIVILEGES ON *.* TO '${dbName}'@'%' WITH GRANT OPTION;" >/tmp/sdo-shareable.sql`,
+    'exec /usr/local/bin/selfdevop-mariadb --init-file=/tmp/sdo-shareable.sql',
+  ].join('\n'),
+];
+
+/**
+ * A one-off on the project network that, as the shareable server's `app`, makes (`create`)
+ * or removes a data service's database and user on it. `create` is idempotent (a redelivered
+ * message sets the same password again) and revokes PUBLIC's access so no other app's user
+ * connects to it. `drop` removes both; `disable` keeps the database (the delete's
+ * `volume=keep`) and takes the user's login away. Passwords arrive in env, never on a
+ * command line; the names are the endpoint's (`sdo_` + the id: no quoting needed).
+ */
+export function planSharedDatabase(
+  server: DataService,
+  d: Pick<DataService, 'id' | 'sharedServerId'>,
+  serverPassword: string,
+  action: 'create' | 'drop' | 'disable',
+  password = '',
+): ContainerSpec {
+  const at = dataEndpoint(d);
+  const host = dataContainerName(server);
+  const image = dataEngineImages[server.engine].versions[server.version];
+  if (!image) throw new Error(`no image for ${server.engine} ${server.version}`);
+  const sql =
+    server.engine === 'mariadb'
+      ? {
+          create: [
+            'CREATE DATABASE IF NOT EXISTS $U;',
+            "CREATE USER IF NOT EXISTS '$U'@'%' IDENTIFIED BY '$DB_PASSWORD';",
+            "ALTER USER '$U'@'%' IDENTIFIED BY '$DB_PASSWORD';",
+            "GRANT ALL PRIVILEGES ON $U.* TO '$U'@'%';",
+          ],
+          drop: ['DROP DATABASE IF EXISTS $U;', "DROP USER IF EXISTS '$U'@'%';"],
+          disable: ["DROP USER IF EXISTS '$U'@'%';"],
+        }[action]
+      : {
+          create: [
+            `ALTER ROLE ${dbName} CREATEDB;`,
+            "SELECT format('CREATE ROLE %I', :'u') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'u') \\gexec",
+            "SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', :'u', :'pw') \\gexec",
+            `SELECT format('GRANT %I TO ${dbName}', :'u') \\gexec`,
+            "SELECT format('CREATE DATABASE %I OWNER %I', :'u', :'u') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'u') \\gexec",
+            "SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'u') \\gexec",
+            `REVOKE ALL ON DATABASE ${dbName} FROM PUBLIC;`,
+          ],
+          drop: [
+            "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'u') \\gexec",
+            "SELECT format('DROP ROLE %I', :'u') WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'u') \\gexec",
+          ],
+          disable: [
+            "SELECT format('ALTER ROLE %I NOLOGIN PASSWORD NULL', :'u') WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'u') \\gexec",
+          ],
+        }[action];
+  const client =
+    server.engine === 'mariadb'
+      ? `mariadb -h ${host} -u ${dbName} <<SQL`
+      : `psql -h ${host} -U ${dbName} -d ${dbName} -v ON_ERROR_STOP=1 -q -v u="$U" -v pw="$DB_PASSWORD" <<'SQL'`;
+  return {
+    name: `${host}-db-${action}-${dataContainerName(d).slice('sdo-data-'.length)}`,
+    image,
+    env: {
+      U: at.user,
+      DB_PASSWORD: password,
+      ...(server.engine === 'mariadb'
+        ? { MYSQL_PWD: serverPassword }
+        : { PGPASSWORD: serverPassword }),
+    },
+    labels: { ...dataServiceLabels(server), 'selfdevop.role': 'data-admin' },
+    entrypoint: ['sh', '-ec', [client, ...sql, 'SQL'].join('\n')],
+    restartPolicy: 'no',
+    network: projectNetworkName(server.projectId),
   };
 }
 
@@ -95,7 +203,7 @@ export function planDataContainer(d: DataService, password: string): ContainerSp
  * authenticated query: proves the server is up, the password right and the network joined.
  */
 export function planReadinessCheck(d: DataService, password: string): ContainerSpec {
-  const host = dataContainerName(d);
+  const { host, user, database } = dataEndpoint(d);
   const base = planDataContainer(d, password);
   const probe: Record<DataEngine, { entrypoint: string[]; env: Record<string, string> }> = {
     redis: {
@@ -104,16 +212,16 @@ export function planReadinessCheck(d: DataService, password: string): ContainerS
       env: { REDISCLI_AUTH: password },
     },
     mariadb: {
-      entrypoint: ['mariadb', '-h', host, '-u', dbName, dbName, '-e', 'select 1'],
+      entrypoint: ['mariadb', '-h', host, '-u', user, database, '-e', 'select 1'],
       env: { MYSQL_PWD: password },
     },
     postgres: {
-      entrypoint: ['psql', '-h', host, '-U', dbName, '-d', dbName, '-c', 'select 1'],
+      entrypoint: ['psql', '-h', host, '-U', user, '-d', database, '-c', 'select 1'],
       env: { PGPASSWORD: password },
     },
   };
   return {
-    name: `${host}-ready`,
+    name: `${dataContainerName(d)}-ready`,
     image: base.image,
     env: probe[d.engine].env,
     labels: { ...dataServiceLabels(d), 'selfdevop.role': 'data-check' },
@@ -128,12 +236,15 @@ export function planReadinessCheck(d: DataService, password: string): ContainerS
  * `host`, a drill's restored copy on the drill's own network).
  */
 export function connectionUrl(
-  d: Pick<DataService, 'id' | 'engine'>,
+  d: Pick<DataService, 'id' | 'engine' | 'sharedServerId'>,
   password: string,
-  host = dataContainerName(d),
+  host?: string,
 ): string {
   const pw = encodeURIComponent(password);
-  if (d.engine === 'redis') return `redis://:${pw}@${host}:${ports.redis}/0`;
-  if (d.engine === 'mariadb') return `mysql://${dbName}:${pw}@${host}:${ports.mariadb}/${dbName}`;
-  return `postgres://${dbName}:${pw}@${host}:${ports.postgres}/${dbName}`;
+  // A drill's copy (`host` given) is a fresh server of its own: database and user `app`.
+  const at = host ? { host, database: dbName, user: dbName } : dataEndpoint(d);
+  if (d.engine === 'redis') return `redis://:${pw}@${at.host}:${ports.redis}/0`;
+  if (d.engine === 'mariadb')
+    return `mysql://${at.user}:${pw}@${at.host}:${ports.mariadb}/${at.database}`;
+  return `postgres://${at.user}:${pw}@${at.host}:${ports.postgres}/${at.database}`;
 }

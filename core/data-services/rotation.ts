@@ -20,6 +20,7 @@ import {
 } from './deps.ts';
 import {
   dataContainerName,
+  dataEndpoint,
   dataServiceLabels,
   dataServiceSecretContext,
   planDataContainer,
@@ -114,15 +115,16 @@ export function planPasswordChange(
   next: string,
   mode: 'add' | 'only' = 'add',
 ): ContainerSpec {
-  const host = dataContainerName(d);
+  // On a shared server the data service's own user changes its own password.
+  const { host, user, database } = dataEndpoint(d);
   const base = planReadinessCheck(d, current);
   const scripts: Record<DataEngine, { sh: string; env: Record<string, string> }> = {
     postgres: {
-      sh: `printf "ALTER USER app PASSWORD '%s';\\n" "$NEXT_PASSWORD" | psql -h ${host} -U app -d app -v ON_ERROR_STOP=1 -q`,
+      sh: `printf "ALTER USER ${user} PASSWORD '%s';\\n" "$NEXT_PASSWORD" | psql -h ${host} -U ${user} -d ${database} -v ON_ERROR_STOP=1 -q`,
       env: { PGPASSWORD: current },
     },
     mariadb: {
-      sh: `printf "SET PASSWORD = PASSWORD('%s');\\n" "$NEXT_PASSWORD" | mariadb -h ${host} -u app app`,
+      sh: `printf "SET PASSWORD = PASSWORD('%s');\\n" "$NEXT_PASSWORD" | mariadb -h ${host} -u ${user} ${database}`,
       env: { MYSQL_PWD: current },
     },
     // `>p` adds a password, so both answer; `resetpass >p` leaves only p.

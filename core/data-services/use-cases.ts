@@ -22,7 +22,7 @@ import {
 import { checkBackupSchedule, defaultBackupSchedule } from './backups.ts';
 import { dataServiceWorkQueue, type DataServiceWorkMessage } from './deps.ts';
 import {
-  dataContainerName,
+  dataEndpoint,
   dataEngineImages,
   dataServiceSecretContext,
   dataVolumeName,
@@ -45,6 +45,13 @@ export type DataServiceView = Omit<
   port: number;
   volume: string;
   network: string;
+  /** `shared`: a database and user on `sharedServerId`; `dedicated`: a server of its own. */
+  mode: 'dedicated' | 'shared';
+  shareable: boolean;
+  sharedServerId: string | null;
+  /** The database and user a link's URL names (`app` on a dedicated server). */
+  database: string | null;
+  user: string | null;
 };
 
 const enginePorts: Record<DataEngine, number> = { redis: 6379, mariadb: 3306, postgres: 5432 };
@@ -54,15 +61,24 @@ export const dataServiceView = ({
   removeVolume: _r,
   pendingSealedPassword: pending,
   ...d
-}: DataService): DataServiceView => ({
-  ...d,
-  passwordRotatedAt: d.passwordRotatedAt ?? null,
-  rotating: Boolean(pending),
-  host: dataContainerName(d),
-  port: enginePorts[d.engine],
-  volume: dataVolumeName(d),
-  network: projectNetworkName(d.projectId),
-});
+}: DataService): DataServiceView => {
+  const at = dataEndpoint(d);
+  return {
+    ...d,
+    passwordRotatedAt: d.passwordRotatedAt ?? null,
+    rotating: Boolean(pending),
+    host: at.host,
+    port: enginePorts[d.engine],
+    // A database on a shared server lives in that server's volume.
+    volume: dataVolumeName({ id: d.sharedServerId ?? d.id }),
+    network: projectNetworkName(d.projectId),
+    mode: d.sharedServerId ? 'shared' : 'dedicated',
+    shareable: d.shareable ?? false,
+    sharedServerId: d.sharedServerId ?? null,
+    database: d.engine === 'redis' ? null : at.database,
+    user: d.engine === 'redis' ? null : at.user,
+  };
+};
 
 export interface CreateDataServiceInput {
   projectId: string;
@@ -74,6 +90,65 @@ export interface CreateDataServiceInput {
   evictionPolicy?: DataServiceSettings['evictionPolicy'] | undefined;
   persistence?: DataServiceSettings['persistence'] | undefined;
   backupSchedule?: string | undefined;
+  shareable?: boolean | undefined;
+  sharedServerId?: string | undefined;
+}
+
+/**
+ * Checks a shared data service's server: a shareable MariaDB or PostgreSQL data service of
+ * the same project (its network is the only one the apps reach it on), ready, of the engine
+ * asked for. Redis is refused: its only isolation between apps would be ACL users on one
+ * keyspace, and a Socket.IO fan-out of one app would take the memory of all of them.
+ */
+function checkSharedServer(
+  input: CreateDataServiceInput,
+  server: DataService | null,
+): asserts server is DataService {
+  const field = 'sharedServerId';
+  if (input.engine === 'redis')
+    throw new InvalidInput(
+      `${field}: redis is never shared (no databases or users to isolate apps by); create a dedicated one`,
+      { field },
+    );
+  if (input.shareable)
+    throw new InvalidInput(`shareable: a database on a shared server cannot hold others`, {
+      field: 'shareable',
+    });
+  if (!server) throw new NotFound('data_service', input.sharedServerId!);
+  if (!server.shareable)
+    throw new InvalidInput(
+      `${field}: data service ${server.name} is not a shareable server (create one with shareable: true)`,
+      { field },
+    );
+  if (server.projectId !== input.projectId)
+    throw new InvalidInput(
+      `${field}: data service ${server.name} is in another project; a shared server serves only its own project's apps`,
+      { field },
+    );
+  if (server.engine !== input.engine)
+    throw new InvalidInput(
+      `engine: ${server.name} is a ${server.engine} server, not ${input.engine}`,
+      {
+        field: 'engine',
+      },
+    );
+  if (input.version !== undefined && input.version !== server.version)
+    throw new InvalidInput(`version: ${server.name} runs ${server.engine} ${server.version}`, {
+      field: 'version',
+    });
+  if (input.nodeId !== undefined && input.nodeId !== server.nodeId)
+    throw new InvalidInput(
+      `nodeId: a shared database lives on its server's node (${server.nodeId})`,
+      {
+        field: 'nodeId',
+      },
+    );
+  if (server.status !== 'ready')
+    throw new CoreError(
+      'conflict',
+      'data_service_not_ready',
+      `shared server ${server.name} is ${server.status}; wait until it is ready`,
+    );
 }
 
 /** Where a data service goes: the node asked for, else a `role=data` node, else any undrained one. */
@@ -126,6 +201,11 @@ export async function createDataService(
       `version: ${input.engine} ${version} is not available; available: ${Object.keys(engine.versions).join(', ')}`,
       { field: 'version', available: Object.keys(engine.versions) },
     );
+  if (input.shareable && input.engine === 'redis')
+    throw new InvalidInput(
+      'shareable: redis is never shared (no databases or users to isolate apps by); each app gets its own',
+      { field: 'shareable' },
+    );
   const settings = settingsOf(input);
   const backupSchedule =
     input.backupSchedule === undefined
@@ -139,14 +219,20 @@ export async function createDataService(
   const ds = await deps.store.withOrg(p.orgId, async (repos) => {
     const project = await repos.projects.get(input.projectId);
     if (!project) throw new NotFound('project', input.projectId);
-    const node = await placeOn(repos, input.nodeId);
+    let server: DataService | null = null;
+    if (input.sharedServerId) {
+      server = await repos.dataServices.get(input.sharedServerId);
+      checkSharedServer(input, server);
+    }
+    const node = server ? await repos.nodes.get(server.nodeId) : await placeOn(repos, input.nodeId);
+    if (!node) throw new NotFound('node', server!.nodeId);
     const row: DataService = {
       id,
       orgId: p.orgId,
       projectId: project.id,
       name: input.name,
       engine: input.engine,
-      version,
+      version: server?.version ?? version,
       nodeId: node.id,
       status: 'provisioning',
       error: null,
@@ -156,6 +242,8 @@ export async function createDataService(
       backupSchedule,
       pendingSealedPassword: null,
       passwordRotatedAt: null,
+      shareable: input.shareable ?? false,
+      sharedServerId: server?.id ?? null,
       createdAt: now,
       updatedAt: now,
     };
@@ -164,7 +252,16 @@ export async function createDataService(
       action: 'data_service.created',
       targetType: 'data_service',
       targetId: id,
-      data: { projectId: project.id, name: row.name, engine: row.engine, version, nodeId: node.id },
+      data: {
+        projectId: project.id,
+        name: row.name,
+        engine: row.engine,
+        version: row.version,
+        nodeId: node.id,
+        mode: server ? 'shared' : 'dedicated',
+        ...(row.shareable ? { shareable: true } : {}),
+        ...(server ? { sharedServerId: server.id, database: dataEndpoint(row).database } : {}),
+      },
     });
     return row;
   });
@@ -250,6 +347,20 @@ export async function deleteDataService(
         `confirm: type the data service's name (${ds.name}) to delete it; volume=${query.volume} ${query.volume === 'remove' ? 'deletes its data for good' : 'keeps its data volume on the node'}`,
         { field: 'confirm' },
       );
+    if (ds.shareable) {
+      const held = (
+        await repos.dataServices.list({ limit: 200 }, { projectId: ds.projectId })
+      ).items
+        .filter((o) => o.sharedServerId === id)
+        .map((o) => o.name);
+      if (held.length > 0)
+        throw new CoreError(
+          'conflict',
+          'data_service_has_databases',
+          `shared server ${ds.name} holds ${held.length} database(s) (${held.join(', ')}): delete or move them first`,
+          { databases: held },
+        );
+    }
     const links = await repos.dataServiceLinks.list({ dataServiceId: id });
     if (links.length > 0)
       throw new CoreError(
@@ -304,6 +415,12 @@ export async function linkDataService(
         'conflict',
         'data_service_deleting',
         `data service ${ds.name} is being deleted`,
+      );
+    if (ds.shareable)
+      throw new CoreError(
+        'conflict',
+        'data_service_shareable',
+        `data service ${ds.name} is a shared server: its user administers every database on it; create a data service on it (sharedServerId: ${ds.id}) and link that`,
       );
     const link: DataServiceLink = {
       id: deps.ids.newId('dsl'),

@@ -13,7 +13,9 @@ import {
 } from './deps.ts';
 import {
   dataContainerName,
+  dataEndpoint,
   dataServiceSecretContext,
+  planSharedDatabase,
   dataVolumeName,
   planDataContainer,
   planReadinessCheck,
@@ -80,6 +82,46 @@ export async function registerBackupSchedule(
     );
 }
 
+/** The shareable server a shared data service's database lives on, and its admin password. */
+export async function sharedServerOf(
+  deps: Pick<DataServiceDeps, 'store' | 'vault'>,
+  ds: DataService,
+): Promise<{ server: DataService; password: string }> {
+  const server = await deps.store.withOrg(ds.orgId, (repos) =>
+    repos.dataServices.get(ds.sharedServerId!),
+  );
+  if (!server) throw new Error(`shared server ${ds.sharedServerId} is gone`);
+  const password = await deps.vault.open(
+    server.sealedPassword,
+    dataServiceSecretContext(server.orgId, server.id),
+  );
+  return { server, password };
+}
+
+/** Runs one admin statement batch on a shared server; a failure throws with its last line. */
+async function runSharedAdmin(
+  deps: DataServiceDeps,
+  target: Awaited<ReturnType<typeof openNodeTarget>>,
+  ds: DataService,
+  action: 'create' | 'drop' | 'disable',
+  password?: string,
+): Promise<void> {
+  const { server, password: serverPassword } = await sharedServerOf(deps, ds);
+  const r = await deps.runtime.runOnce(
+    target,
+    planSharedDatabase(server, ds, serverPassword, action, password),
+    60_000,
+  );
+  if (r.exitCode !== 0) {
+    let last = r.output.trim().split('\n').pop() ?? '';
+    for (const secret of [serverPassword, password ?? ''])
+      if (secret) last = last.replaceAll(secret, '***');
+    throw new Error(
+      `${action} of database ${dataEndpoint(ds).database} on ${server.name} failed: ${last || `exit ${r.exitCode}`}`,
+    );
+  }
+}
+
 async function startServer(deps: DataServiceDeps, ds: DataService): Promise<void> {
   const node = await deps.store.withOrg(ds.orgId, (repos) => repos.nodes.get(ds.nodeId));
   if (!node) return finish(deps, ds, 'provisioning', 'failed', `node ${ds.nodeId} is gone`);
@@ -88,14 +130,20 @@ async function startServer(deps: DataServiceDeps, ds: DataService): Promise<void
     ds.sealedPassword,
     dataServiceSecretContext(ds.orgId, ds.id),
   );
-  const info = await deps.runtime.start(target, planDataContainer(ds, password));
+  // On a shared server: its database and user, made by the server's admin; the readiness
+  // check below then logs in as the new user, so a wrong grant fails here, not in an app.
+  const info = ds.sharedServerId
+    ? await runSharedAdmin(deps, target, ds, 'create', password).then(() =>
+        deps.runtime.inspect(target, dataEndpoint(ds).host),
+      )
+    : await deps.runtime.start(target, planDataContainer(ds, password));
   const attempts = deps.config.dataReadyAttempts ?? 90;
   let last = '';
   for (let i = 0; i < attempts; i++) {
     const check = await deps.runtime.runOnce(target, planReadinessCheck(ds, password), 15_000);
     if (check.exitCode === 0) return finish(deps, ds, 'provisioning', 'ready', null);
     last = (check.output.trim().split('\n').pop() ?? '').replaceAll(password, '***');
-    const now = await deps.runtime.inspect(target, info.id);
+    const now = info && (await deps.runtime.inspect(target, info.id));
     if (now && now.state !== 'running' && now.state !== 'restarting')
       return finish(deps, ds, 'provisioning', 'failed', `the server container is ${now.state}`);
     await deps.clock.sleep(1000);
@@ -111,7 +159,13 @@ async function startServer(deps: DataServiceDeps, ds: DataService): Promise<void
 
 async function remove(deps: DataServiceDeps, ds: DataService): Promise<void> {
   const node = await deps.store.withOrg(ds.orgId, (repos) => repos.nodes.get(ds.nodeId));
-  if (node) {
+  if (node && ds.sharedServerId) {
+    // Only its database and user go (`volume=remove`), or only its login (`keep`): the
+    // server and the other apps' databases on it are untouched.
+    const target = await openNodeTarget(deps.vault, node);
+    await runSharedAdmin(deps, target, ds, ds.removeVolume ? 'drop' : 'disable');
+    await deps.scheduler?.unschedule(backupScheduleName(ds.id)).catch(() => undefined);
+  } else if (node) {
     const target = await openNodeTarget(deps.vault, node);
     await deps.runtime.remove(target, dataContainerName(ds));
     await deps.scheduler?.unschedule(backupScheduleName(ds.id)).catch(() => undefined);
@@ -130,7 +184,13 @@ async function remove(deps: DataServiceDeps, ds: DataService): Promise<void> {
       data: {
         name: ds.name,
         volume: ds.removeVolume ? 'removed' : 'kept',
-        volumeName: dataVolumeName(ds),
+        ...(ds.sharedServerId
+          ? {
+              sharedServerId: ds.sharedServerId,
+              database: dataEndpoint(ds).database,
+              databaseDropped: ds.removeVolume,
+            }
+          : { volumeName: dataVolumeName(ds) }),
       },
     });
   });

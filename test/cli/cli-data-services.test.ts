@@ -24,7 +24,7 @@ describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
   let env: Record<string, string>;
   let orgId: string;
   let serviceId: string;
-  const cleanup: { volume?: string; network?: string } = {};
+  const cleanup: { volume?: string; network?: string; serverVolume?: string } = {};
 
   const cli = (args: string[]) => runCli(args, { cwd: dir, env, timeoutMs: 120_000 });
 
@@ -64,6 +64,8 @@ describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
     await api?.close();
     if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
     if (cleanup.volume) await docker('volume', 'rm', '-f', cleanup.volume).catch(() => undefined);
+    if (cleanup.serverVolume)
+      await docker('volume', 'rm', '-f', cleanup.serverVolume).catch(() => undefined);
     if (cleanup.network) await docker('network', 'rm', cleanup.network).catch(() => undefined);
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -160,6 +162,68 @@ describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
     ]);
     expect(removed.code, removed.stderr).toBe(0);
     expect(removed.stdout).toBe(`removing data service ${ds.id} and its data volume\n`);
+  }, 240_000);
+
+  it('creates a shareable MariaDB and a database on it (engine taken from the server), shows and removes it', async () => {
+    const server = await cli([
+      'data-services',
+      'create',
+      'main',
+      '--project',
+      'shop',
+      '--engine',
+      'mariadb',
+      '--shareable',
+      '--wait',
+    ]);
+    expect(server.code, server.stderr).toBe(0);
+    expect(server.stdout).toMatch(
+      /^data service main \((dat_\w+)\): ready, mariadb 10\.11 .*, shareable server\n$/,
+    );
+    const serverId = /\((dat_\w+)\)/.exec(server.stdout)![1]!;
+    const db = await cli([
+      'data-services',
+      'create',
+      'shop-db',
+      '--project',
+      'shop',
+      '--shared-server',
+      serverId,
+      '--wait',
+      '--json',
+    ]);
+    expect(db.code, db.stderr).toBe(0);
+    const shared = JSON.parse(db.stdout);
+    expect(shared).toMatchObject({ status: 'ready', engine: 'mariadb', mode: 'shared' });
+    const show = await cli(['data-services', 'show', shared.id]);
+    expect(show.stdout).toContain(`database ${shared.database} on shared server ${serverId}`);
+    const redis = await cli([
+      'data-services',
+      'create',
+      'r',
+      '--project',
+      'shop',
+      '--engine',
+      'redis',
+      '--shareable',
+    ]);
+    expect(redis.code).toBe(1);
+    expect(redis.stderr).toContain('shareable: redis is never shared');
+    const busy = await cli(['data-services', 'rm', serverId, '--confirm', 'main']);
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toContain('holds 1 database(s) (shop-db)');
+    const removed = await cli([
+      'data-services',
+      'rm',
+      shared.id,
+      '--confirm',
+      'shop-db',
+      '--remove-volume',
+    ]);
+    expect(removed.code, removed.stderr).toBe(0);
+    cleanup.serverVolume = JSON.parse(
+      (await cli(['data-services', 'show', serverId, '--json'])).stdout,
+    ).volume;
   }, 240_000);
 
   it('names bad input: unknown engine or version, a wrong confirmation, missing flags', async () => {

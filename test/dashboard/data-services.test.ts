@@ -138,6 +138,45 @@ describe.skipIf(!ready)('data services in the dashboard', () => {
     );
   }, 60_000);
 
+  it('creates a shareable server, then a database on it chosen from the list of ready ones', async () => {
+    await page.goto(`${api.url}/dashboard/data-services`);
+    await page.getByLabel(/^Name/).fill('main');
+    await page.getByLabel('Engine').selectOption('mariadb');
+    await page.getByRole('checkbox', { name: /Shareable server/ }).check();
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'Data service main is being created.' })
+      .waitFor();
+    expect(await text(page.locator('dl.facts'))).toContain(
+      "Hosting shareable server: holds other data services' databases",
+    );
+    const serverId = page.url().split('/').pop()!;
+    // No worker runs here: only a ready server is offered, so make it ready as the worker would.
+    await page.goto(`${api.url}/dashboard/data-services`);
+    expect(
+      await page.getByLabel('Or a database on a shared server').locator('option').count(),
+    ).toBe(1);
+    await api.system.release.store.withOrg(orgOf(), (r) =>
+      r.dataServices.update(serverId, { status: 'ready' }),
+    );
+    await page.goto(`${api.url}/dashboard/data-services`);
+    await page.getByLabel(/^Name/).fill('shop-db');
+    // The engine field is left at Redis: a database on a shared server takes the server's.
+    await page
+      .getByLabel('Or a database on a shared server')
+      .selectOption({ label: 'main (mariadb 10.11)' });
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: 'Data service shop-db is being created.' })
+      .waitFor();
+    const facts = await text(page.locator('dl.facts'));
+    expect(facts).toContain('mariadb 10.11');
+    expect(facts).toMatch(new RegExp(`Hosting database sdo_dat_\\w+ on shared server ${serverId}`));
+    expect(facts).toContain(`sdo-data-${serverId.toLowerCase()}:3306`);
+  }, 60_000);
+
   it('shows a clear error for a clashing name and a 404 for an unknown data service', async () => {
     await page.goto(`${api.url}/dashboard/data-services`);
     await page.getByLabel(/^Name/).fill('cache');

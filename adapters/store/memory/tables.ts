@@ -342,6 +342,7 @@ export const rules: Record<TableName, TableRules> = {
     foreign: [
       { what: 'project', field: 'projectId', table: 'projects' },
       { what: 'node', field: 'nodeId', table: 'nodes' },
+      { what: 'data_service', field: 'sharedServerId', table: 'dataServices' },
     ],
   },
   dataServiceLinks: {

@@ -64,6 +64,7 @@ const foreignKeys: Record<string, [what: string, key: string]> = {
   webhook_deliveries_webhook_fkey: ['webhook', 'webhookId'],
   data_services_project_fkey: ['project', 'projectId'],
   data_services_node_fkey: ['node', 'nodeId'],
+  data_services_shared_server_fkey: ['data_service', 'sharedServerId'],
   data_service_links_data_service_fkey: ['data_service', 'dataServiceId'],
   data_service_links_service_fkey: ['service', 'serviceId'],
   jobs_service_fkey: ['service', 'serviceId'],

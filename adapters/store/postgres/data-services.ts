@@ -26,6 +26,8 @@ export const dataServicesTable = table<DataService>('data_services', [
   'backupRetention',
   'pendingSealedPassword',
   'passwordRotatedAt',
+  'shareable',
+  'sharedServerId',
   'createdAt',
   'updatedAt',
 ]);
@@ -40,7 +42,8 @@ export const dataServiceLinksTable = table<DataServiceLink>('data_service_links'
 ]);
 
 export const pgDataServiceRepo = (t: TenantSql): DataServiceRepo => ({
-  insert: (d) => t.insert(dataServicesTable, d),
+  // The column is not null: a row made before shared servers existed reads back false.
+  insert: (d) => t.insert(dataServicesTable, { ...d, shareable: d.shareable ?? false }),
   get: (id) => t.one(dataServicesTable, [eq('id', id), t.org()]),
   list: (page, filter) =>
     t.page(dataServicesTable, t.filterConditions(filter, { project: 'direct' }), page),

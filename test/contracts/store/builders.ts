@@ -264,6 +264,8 @@ export const aDataService = (
   backupRetention: null,
   pendingSealedPassword: null,
   passwordRotatedAt: null,
+  shareable: false,
+  sharedServerId: null,
   createdAt: at(),
   updatedAt: at(),
   ...o,

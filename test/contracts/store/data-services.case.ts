@@ -47,6 +47,42 @@ export function dataServiceCases(): void {
       await inA((r) => r.dataServices.delete(d.id));
     });
 
+    it('keeps a database on a shared server with its server, which must exist in the same org', async () => {
+      const node = aNode(a.orgId);
+      const server = aDataService(a.orgId, a.projectId, node.id, {
+        engine: 'mariadb',
+        version: '10.11',
+        shareable: true,
+      });
+      const onIt = aDataService(a.orgId, a.projectId, node.id, {
+        engine: 'mariadb',
+        version: '10.11',
+        sharedServerId: server.id,
+      });
+      await inA(async (r) => {
+        await r.nodes.insert(node);
+        await r.dataServices.insert(server);
+        await r.dataServices.insert(onIt);
+      });
+      expect(await inA((r) => r.dataServices.get(onIt.id))).toMatchObject({
+        shareable: false,
+        sharedServerId: server.id,
+      });
+      expect(await inA((r) => r.dataServices.get(server.id))).toMatchObject({ shareable: true });
+      await rejectsWith(
+        inA((r) =>
+          r.dataServices.insert(
+            aDataService(a.orgId, a.projectId, node.id, { sharedServerId: 'dat_missing' }),
+          ),
+        ),
+        'data_service_not_found',
+      );
+      await inA(async (r) => {
+        await r.dataServices.delete(onIt.id);
+        await r.dataServices.delete(server.id);
+      });
+    });
+
     it('keeps backups per data service, oldest first, updates them and drops them with it', async () => {
       const node = aNode(a.orgId);
       const d = aDataService(a.orgId, a.projectId, node.id);

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   connectionUrl,
+  dataEndpoint,
   planDataContainer,
   planReadinessCheck,
+  planSharedDatabase,
   projectNetworkName,
 } from '../../../core/data-services/plan.ts';
 import type { DataService } from '../../../core/models.ts';
@@ -110,5 +112,103 @@ describe('connectionUrl', () => {
       'postgres://app:pw@sdo-data-dat_000001:5432/app',
     );
     expect(projectNetworkName('PRJ_01ABC')).toBe('sdo-net-prj_01abc');
+  });
+});
+
+describe('shared servers', () => {
+  const server = aDataService({ id: 'dat_srv', engine: 'mariadb', version: '10.11', settings: {} });
+  const onServer = aDataService({
+    id: 'dat_01AB',
+    engine: 'mariadb',
+    version: '10.11',
+    settings: {},
+    sharedServerId: 'dat_srv',
+  });
+
+  it('reaches a shared data service as its own user and database on the server container', () => {
+    expect(dataEndpoint(onServer)).toEqual({
+      host: 'sdo-data-dat_srv',
+      database: 'sdo_dat_01ab',
+      user: 'sdo_dat_01ab',
+    });
+    expect(dataEndpoint(server)).toEqual({
+      host: 'sdo-data-dat_srv',
+      database: 'app',
+      user: 'app',
+    });
+    expect(connectionUrl(onServer, 'pw')).toBe(
+      'mysql://sdo_dat_01ab:pw@sdo-data-dat_srv:3306/sdo_dat_01ab',
+    );
+    expect(connectionUrl({ ...onServer, engine: 'postgres' }, 'pw')).toBe(
+      'postgres://sdo_dat_01ab:pw@sdo-data-dat_srv:5432/sdo_dat_01ab',
+    );
+    // A drill's copy is a fresh server of its own: user and database `app` there.
+    expect(connectionUrl(onServer, 'pw', 'drill-host')).toBe('mysql://app:pw@drill-host:3306/app');
+    const check = planReadinessCheck(onServer, 'pw');
+    expect(check.entrypoint).toEqual([
+      'mariadb',
+      '-h',
+      'sdo-data-dat_srv',
+      '-u',
+      'sdo_dat_01ab',
+      'sdo_dat_01ab',
+      '-e',
+      'select 1',
+    ]);
+    expect(check.name).toBe('sdo-data-dat_01ab-ready');
+  });
+
+  it('starts a shareable MariaDB with an init file granting its admin the other databases', () => {
+    const plain = planDataContainer(server, 'pw');
+    expect(plain.entrypoint).toBeUndefined();
+    const shareable = planDataContainer({ ...server, shareable: true }, 'pw');
+    expect(shareable.entrypoint).toEqual([
+      'sh',
+      '-c',
+      `echo "GRANT ALL PRIVILEGES ON *.* TO 'app'@'%' WITH GRANT OPTION;" >/tmp/sdo-shareable.sql\nexec /usr/local/bin/selfdevop-mariadb --init-file=/tmp/sdo-shareable.sql`,
+    ]);
+    // PostgreSQL's app already has CREATEROLE: nothing changes there.
+    expect(
+      planDataContainer({ ...server, engine: 'postgres', version: '15', shareable: true }, 'pw')
+        .entrypoint,
+    ).toBeUndefined();
+  });
+
+  it("creates and drops the database as the server's admin, passwords in env only", () => {
+    const create = planSharedDatabase(server, onServer, 'admin-pw', 'create', 'tenant-pw');
+    expect(create).toMatchObject({
+      name: 'sdo-data-dat_srv-db-create-dat_01ab',
+      image: 'selfdevop/mariadb:10.11',
+      env: { U: 'sdo_dat_01ab', DB_PASSWORD: 'tenant-pw', MYSQL_PWD: 'admin-pw' },
+      network: 'sdo-net-prj_000001',
+      restartPolicy: 'no',
+    });
+    expect(create.entrypoint).toEqual([
+      'sh',
+      '-ec',
+      [
+        'mariadb -h sdo-data-dat_srv -u app <<SQL',
+        'CREATE DATABASE IF NOT EXISTS $U;',
+        "CREATE USER IF NOT EXISTS '$U'@'%' IDENTIFIED BY '$DB_PASSWORD';",
+        "ALTER USER '$U'@'%' IDENTIFIED BY '$DB_PASSWORD';",
+        "GRANT ALL PRIVILEGES ON $U.* TO '$U'@'%';",
+        'SQL',
+      ].join('\n'),
+    ]);
+    expect(JSON.stringify(create.entrypoint)).not.toContain('pw');
+    const pg = { ...server, engine: 'postgres' as const, version: '15' };
+    const drop = planSharedDatabase(pg, onServer, 'admin-pw', 'drop');
+    expect(drop.env).toEqual({ U: 'sdo_dat_01ab', DB_PASSWORD: '', PGPASSWORD: 'admin-pw' });
+    expect(drop.entrypoint![2]).toBe(
+      [
+        `psql -h sdo-data-dat_srv -U app -d app -v ON_ERROR_STOP=1 -q -v u="$U" -v pw="$DB_PASSWORD" <<'SQL'`,
+        "SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'u') \\gexec",
+        "SELECT format('DROP ROLE %I', :'u') WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'u') \\gexec",
+        'SQL',
+      ].join('\n'),
+    );
+    expect(planSharedDatabase(server, onServer, 'a', 'disable').entrypoint![2]).toContain(
+      "DROP USER IF EXISTS '$U'@'%';",
+    );
   });
 });

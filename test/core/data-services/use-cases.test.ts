@@ -9,12 +9,16 @@ import { MemoryLogger } from '../../../adapters/logger/memory.ts';
 import { MemoryStore } from '../../../adapters/store/memory.ts';
 import { MemoryKeyVault } from '../../../adapters/vault/memory.ts';
 import { dataServiceSecretContext } from '../../../core/data-services/plan.ts';
-import { createDataService } from '../../../core/data-services/use-cases.ts';
+import {
+  createDataService,
+  deleteDataService,
+  linkDataService,
+} from '../../../core/data-services/use-cases.ts';
 import { listBackups, setBackupRetention } from '../../../core/data-services/backup-use-cases.ts';
 import type { Principal } from '../../../core/deps.ts';
 import type { NodeRecord, Role } from '../../../core/models.ts';
 import type { EventQueue, SendOptions } from '../../../core/ports.ts';
-import { aNode, aProject, anOrg } from '../../contracts/store/builders.ts';
+import { aNode, aProject, aService, anOrg } from '../../contracts/store/builders.ts';
 
 const ctx = { requestId: null, ip: null };
 let store: MemoryStore;
@@ -181,5 +185,126 @@ describe('setBackupRetention', () => {
     await expect(
       setBackupRetention(deps, as('owner'), 'dat_nope', { daily: 3 }, ctx),
     ).rejects.toMatchObject({ code: 'data_service_not_found' });
+  });
+});
+
+describe('shared servers', () => {
+  /** A shareable server made ready (the worker's part is the integration test's). */
+  async function readyServer(engine: 'mariadb' | 'postgres' | 'redis', name = 'main') {
+    await addNodes({ name: `n-${name}` });
+    const s = await createDataService(
+      deps,
+      as('owner'),
+      { projectId, name, engine, ...(engine === 'redis' ? {} : { shareable: true }) },
+      ctx,
+    );
+    await store.withOrg(orgId, (r) => r.dataServices.update(s.id, { status: 'ready' }));
+    return s;
+  }
+
+  it('makes a database and user on the server: its node, version and host, its own sealed password', async () => {
+    const server = await readyServer('mariadb');
+    expect(server).toMatchObject({ shareable: true, mode: 'dedicated', database: 'app' });
+    const db = await createDataService(
+      deps,
+      as('deployer'),
+      { projectId, name: 'shop-db', engine: 'mariadb', sharedServerId: server.id },
+      ctx,
+    );
+    expect(db).toMatchObject({
+      mode: 'shared',
+      sharedServerId: server.id,
+      shareable: false,
+      nodeId: server.nodeId,
+      version: server.version,
+      host: server.host,
+      volume: server.volume,
+      status: 'provisioning',
+    });
+    expect(db.database).toBe(`sdo_${db.id.toLowerCase()}`);
+    expect(db.user).toBe(db.database);
+    const [row, srv] = await store.withOrg(orgId, (r) =>
+      Promise.all([r.dataServices.get(db.id), r.dataServices.get(server.id)]),
+    );
+    expect(row!.sealedPassword).not.toBe(srv!.sealedPassword);
+    expect(await vault.open(row!.sealedPassword, dataServiceSecretContext(orgId, db.id))).toMatch(
+      /^[A-Za-z0-9]{10,}$/,
+    );
+    expect(sent.at(-1)?.payload).toEqual({ orgId, dataServiceId: db.id, op: 'provision' });
+  });
+
+  it('refuses shared Redis, non-shareable or unready servers, other projects and mismatches, with the field named', async () => {
+    const server = await readyServer('postgres');
+    const plainRedis = await readyServer('redis', 'cache');
+    const other = aProject(orgId, { name: 'blog' });
+    await store.withOrg(orgId, (r) => r.projects.insert(other));
+    const attempt = (input: Record<string, unknown>) =>
+      createDataService(
+        deps,
+        as('owner'),
+        { projectId, name: 'x', engine: 'postgres', ...input } as never,
+        ctx,
+      );
+    await expect(attempt({ engine: 'redis', shareable: true })).rejects.toMatchObject({
+      kind: 'invalid',
+      details: { field: 'shareable' },
+    });
+    await expect(attempt({ engine: 'redis', sharedServerId: plainRedis.id })).rejects.toMatchObject(
+      { kind: 'invalid', details: { field: 'sharedServerId' } },
+    );
+    await expect(
+      attempt({ sharedServerId: plainRedis.id, engine: 'mariadb' }),
+    ).rejects.toMatchObject({ kind: 'invalid', details: { field: 'sharedServerId' } });
+    await expect(attempt({ sharedServerId: server.id, engine: 'mariadb' })).rejects.toMatchObject({
+      kind: 'invalid',
+      details: { field: 'engine' },
+    });
+    await expect(attempt({ sharedServerId: server.id, version: '16' })).rejects.toMatchObject({
+      kind: 'invalid',
+    });
+    await expect(attempt({ sharedServerId: server.id, shareable: true })).rejects.toMatchObject({
+      kind: 'invalid',
+      details: { field: 'shareable' },
+    });
+    await expect(attempt({ sharedServerId: server.id, projectId: other.id })).rejects.toMatchObject(
+      { kind: 'invalid', details: { field: 'sharedServerId' } },
+    );
+    await expect(attempt({ sharedServerId: 'dat_nope' })).rejects.toMatchObject({
+      code: 'data_service_not_found',
+    });
+    await store.withOrg(orgId, (r) => r.dataServices.update(server.id, { status: 'provisioning' }));
+    await expect(attempt({ sharedServerId: server.id })).rejects.toMatchObject({
+      code: 'data_service_not_ready',
+    });
+  });
+
+  it('never links the server itself, and keeps it while it holds databases', async () => {
+    const server = await readyServer('mariadb');
+    const db = await createDataService(
+      deps,
+      as('owner'),
+      { projectId, name: 'shop-db', engine: 'mariadb', sharedServerId: server.id },
+      ctx,
+    );
+    const service = aService(orgId, projectId);
+    await store.withOrg(orgId, (r) => r.services.insert(service));
+    await expect(
+      linkDataService(deps, as('owner'), server.id, { serviceId: service.id }, ctx),
+    ).rejects.toMatchObject({ code: 'data_service_shareable' });
+    await expect(
+      linkDataService(deps, as('owner'), db.id, { serviceId: service.id }, ctx),
+    ).resolves.toMatchObject({ envName: 'DATABASE_URL' });
+    await expect(
+      deleteDataService(
+        deps,
+        as('owner'),
+        server.id,
+        { confirm: server.name, volume: 'remove' },
+        ctx,
+      ),
+    ).rejects.toMatchObject({
+      code: 'data_service_has_databases',
+      details: { databases: ['shop-db'] },
+    });
   });
 });

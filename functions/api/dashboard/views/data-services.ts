@@ -22,6 +22,10 @@ interface DataService {
   createdAt: string;
   rotating?: boolean;
   passwordRotatedAt?: string | null;
+  mode?: 'dedicated' | 'shared';
+  shareable?: boolean;
+  sharedServerId?: string | null;
+  database?: string | null;
   links?: Link[];
 }
 
@@ -69,7 +73,7 @@ const field = (form: Record<string, unknown>, name: string): string | undefined 
   return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
 };
 
-function createForm(projects: Named[]) {
+function createForm(projects: Named[], servers: DataService[]) {
   return html`<form
     method="post"
     action="/dashboard/data-services"
@@ -95,6 +99,24 @@ function createForm(projects: Named[]) {
         <option value="postgres">PostgreSQL 15</option>
       </select>
     </div>
+    <fieldset>
+      <legend>Shared or dedicated (MariaDB, PostgreSQL)</legend>
+      <label
+        ><input type="checkbox" name="shareable" value="1" /> Shareable server: holds other data
+        services' databases (never linked itself)</label
+      >
+      <label for="ds-server">Or a database on a shared server</label>
+      <select id="ds-server" name="sharedServerId">
+        <option value="">no: a server of its own</option>
+        ${servers.map(
+          (s) => html`<option value="${s.id}">${s.name} (${s.engine} ${s.version})</option>`,
+        )}
+      </select>
+      <p class="hint">
+        A database on a shared server gets its own user and password, links, backups and drills, in
+        the same project, for no extra container. Redis is never shared.
+      </p>
+    </fieldset>
     <fieldset>
       <legend>Redis only</legend>
       <label for="ds-maxmemory">Memory limit (MB)</label>
@@ -127,12 +149,19 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
     let status = 200;
     if (c.req.method === 'POST') {
       const form = (await c.req.parseBody()) as Record<string, unknown>;
-      const engine = field(form, 'engine');
+      const sharedServerId = field(form, 'sharedServerId');
       const maxmemory = field(form, 'maxmemoryMb');
+      // A database on a shared server is of the server's engine, whatever the engine field says.
+      const engine = sharedServerId
+        ? (await s.api.get<DataService>(`/api/data-services/${encodeURIComponent(sharedServerId)}`))
+            .engine
+        : field(form, 'engine');
       const body = {
         projectId: field(form, 'projectId'),
         name: field(form, 'name'),
         engine,
+        ...(field(form, 'shareable') ? { shareable: true } : {}),
+        ...(sharedServerId ? { sharedServerId } : {}),
         ...(engine === 'redis' && maxmemory ? { maxmemoryMb: Number(maxmemory) } : {}),
         ...(engine === 'redis' && field(form, 'evictionPolicy')
           ? { evictionPolicy: field(form, 'evictionPolicy') }
@@ -187,7 +216,14 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
               </tbody>
             </table>`
       }
-      ${projects.length ? createForm(projects) : html`<p>Create a project first.</p>`}`;
+      ${
+        projects.length
+          ? createForm(
+              projects,
+              items.filter((d) => d.shareable && d.status === 'ready'),
+            )
+          : html`<p>Create a project first.</p>`
+      }`;
     return render(c, s, { title: 'Data services', section: 'data' }, body, status);
   });
   app.get('/dashboard/data-services', listPage);
@@ -221,6 +257,17 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
           <dd class="mono">${d.host}:${d.port}</dd>
           <dt>Node</dt>
           <dd class="mono">${d.nodeId}</dd>
+          <dt>Hosting</dt>
+          <dd>
+            ${
+              d.mode === 'shared'
+                ? html`database <span class="mono">${d.database}</span> on shared server
+                    <a href="/dashboard/data-services/${d.sharedServerId}">${d.sharedServerId}</a>`
+                : d.shareable
+                  ? "shareable server: holds other data services' databases"
+                  : 'dedicated: a server of its own'
+            }
+          </dd>
           <dt>Data volume</dt>
           <dd class="mono">${d.volume}</dd>
           ${
@@ -393,7 +440,23 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
                                     <button type="submit" class="secondary">
                                       Restore to a new service
                                     </button>
-                                  </form>`
+                                  </form>
+                                  ${
+                                    d.mode === 'shared'
+                                      ? html`<form
+                                          method="post"
+                                          action="/dashboard/data-services/${d.id}/restore"
+                                          class="inline"
+                                        >
+                                          <input type="hidden" name="backupId" value="${b.id}" />
+                                          <input type="hidden" name="target" value="new" />
+                                          <input type="hidden" name="dedicated" value="1" />
+                                          <button type="submit" class="secondary">
+                                            Restore to a dedicated server
+                                          </button>
+                                        </form>`
+                                      : ''
+                                  }`
                               : ''
                           }
                         </td>
@@ -536,7 +599,12 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
       const confirm = field(form, 'confirm');
       const r = await s.api.post<{ dataService: { id: string; name: string } }>(
         `/api/data-services/${encodeURIComponent(id)}/restore`,
-        { backupId: field(form, 'backupId'), target, ...(confirm ? { confirm } : {}) },
+        {
+          backupId: field(form, 'backupId'),
+          target,
+          ...(confirm ? { confirm } : {}),
+          ...(target === 'new' && field(form, 'dedicated') ? { dedicated: true } : {}),
+        },
       );
       flash(
         c,

@@ -117,9 +117,12 @@ async function startCluster(cpus: string): Promise<{ adminUrl: string; stop(): P
   ]);
   // pg_ctl's postmaster keeps taskset's affinity, and each backend the postmaster's.
   execFileSync('taskset', ['-c', cpus, cmd, ...args], { stdio: 'ignore' });
+  let stopped = false;
   return {
     adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
     stop: async () => {
+      if (stopped) return;
+      stopped = true;
       execFileSync(...as('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']), {
         stdio: 'ignore',
       });
@@ -472,6 +475,9 @@ async function main() {
     );
   }
   const cluster = pinning ? await startCluster(pinning.sut) : null;
+  // Interrupted, the cluster would outlive the bench: stop it, then leave as signalled.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => void cluster?.stop().finally(() => process.exit(130)));
   try {
     await run(pinning, unpinned, cluster ? { TEST_DATABASE_ADMIN_URL: cluster.adminUrl } : {});
   } finally {

@@ -37,8 +37,8 @@
  */
 import autocannon from 'autocannon';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { chown, mkdtemp, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,6 +117,8 @@ async function startCluster(cpus: string): Promise<{ adminUrl: string; stop(): P
   ]);
   // pg_ctl's postmaster keeps taskset's affinity, and each backend the postmaster's.
   execFileSync('taskset', ['-c', cpus, cmd, ...args], { stdio: 'ignore' });
+  // Synchronous to the end, so a second caller (the interrupt's, then run's finally) finds
+  // it done: an await here let the process exit on run's error with the directory left.
   let stopped = false;
   return {
     adminUrl: `postgres://postgres@127.0.0.1:${port}/postgres`,
@@ -126,7 +128,7 @@ async function startCluster(cpus: string): Promise<{ adminUrl: string; stop(): P
       execFileSync(...as('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']), {
         stdio: 'ignore',
       });
-      await rm(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -195,13 +195,11 @@ export async function authenticate(
     );
   if (token.startsWith(apiKeyPrefix)) {
     const hash = keyHasherOf(deps).sha256Hex(token);
-    let key = deps.apiKeyCache?.get(hash) ?? null;
-    if (!key) {
-      const generation = deps.apiKeyCache?.generation ?? 0;
-      key = await deps.store.identity.findApiKeyByHash(hash);
-      // Only valid keys are remembered: an unknown key always asks the database.
-      if (key && !key.revokedAt) deps.apiKeyCache?.setIfUnchanged(hash, key, generation);
-    }
+    const find = () => deps.store.identity.findApiKeyByHash(hash);
+    // Only valid keys are remembered: an unknown or revoked key always asks the database.
+    const key = deps.apiKeyCache
+      ? await deps.apiKeyCache.getOrLoad(hash, find, (k) => !k.revokedAt)
+      : await find();
     if (!key) throw new Unauthenticated('API key is not valid');
     if (key.revokedAt) throw new Unauthenticated('API key has been revoked');
     if (requestedOrgId && requestedOrgId !== key.orgId) throw new NotFound('org', requestedOrgId);

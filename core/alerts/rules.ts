@@ -30,6 +30,11 @@ export interface AlertRule {
   perService: boolean;
   /** How long the condition must hold before the alert fires. */
   forSeconds: number;
+  /**
+   * The least evidence a rule needs, whatever its threshold: a share of a handful of
+   * responses says nothing, so a ratio rule also wants this many events in its window.
+   */
+  floor?: { events: number; meaning: string };
   severity: 'critical' | 'warning';
   /** docs/runbooks/<runbook>.md */
   runbook: string;
@@ -39,7 +44,7 @@ export const alertRules: readonly AlertRule[] = [
   {
     id: 'http_5xx_spike',
     title: '5xx responses spiking',
-    thresholdMeaning: 'share of responses that are 5xx over 1 minute',
+    thresholdMeaning: 'share of responses that are 5xx over 1 minute (and at least 5 of them)',
     unit: 'ratio',
     defaultThreshold: 0.05,
     min: 0.001,
@@ -48,6 +53,10 @@ export const alertRules: readonly AlertRule[] = [
     // With the 1-minute window, three evaluations in a row (Caddy scraped every 5 s): a
     // failing app pages within ~45 s, a blip that clears within 15 s does not.
     forSeconds: 15,
+    // One 500 in a quiet minute is a 100 % share: without a floor it pages someone at 3 a.m.
+    // Five in the minute is still met within one scrape by an app failing under any real
+    // traffic, and by an app down outright that is asked more than every 12 s.
+    floor: { events: 5, meaning: '5xx responses within the minute' },
     severity: 'critical',
     runbook: 'app-down',
   },
@@ -176,7 +185,8 @@ export function promqlOf(rule: AlertRule): string {
     case 'http_5xx_spike':
       // One minute, not five: over 5 minutes an app answering only 500s needs 15 s just to
       // reach a 5 % share, and its share stays high for minutes after it recovers.
-      return `(${byService(`rate(${d}_count{code=~"5.."}[1m])`)} / ${byService(`rate(${d}_count[1m])`)}) > ${thresholdOf(rule.id)}`;
+      // `and` keeps the share as the alert's value; the floor only gates it.
+      return `((${byService(`rate(${d}_count{code=~"5.."}[1m])`)} / ${byService(`rate(${d}_count[1m])`)}) > ${thresholdOf(rule.id)}) and on (org, service, environment) ${byService(`increase(${d}_count{code=~"5.."}[1m])`)} >= ${rule.floor?.events ?? 1}`;
     case 'latency_p95':
       return `histogram_quantile(0.95, sum by (org, service, environment, le) (rate(${d}_bucket[5m]) * on (host) group_left (org, service, environment) ${metricNames.serviceHost})) > ${thresholdOf(rule.id)}`;
     case 'crash_loop':

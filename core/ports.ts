@@ -608,6 +608,12 @@ export interface ReplicaUsage {
   memoryBytes: number | null;
   /** Times the engine restarted the container under its restart policy. */
   restarts: number;
+  /**
+   * Restarts within the crash-loop window (15 minutes), as far as this collector's history
+   * saw them: what a CloudWatch alarm compares, since it cannot take a running total's
+   * increase. Absent where the history is not kept.
+   */
+  restartsInWindow?: number;
 }
 
 /** One node's figures, as ratios of the host's capacity; null when not measured. */

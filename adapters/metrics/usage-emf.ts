@@ -4,7 +4,9 @@ import type { UsageSink, UsageSnapshot } from '../../core/ports.ts';
  * Usage as CloudWatch Embedded Metric Format lines on the worker function's output, under
  * the namespace the charts read (adapters/metrics-query/cloudwatch.ts): per service
  * environment `CpuCores` and `MemoryBytes` summed over its replicas (what the chart draws,
- * as Prometheus's `sum` does) and `Restarts`, dimensions Org/Service/Environment; per node
+ * as Prometheus's `sum` does), `Restarts`, and `RestartsInWindow` (the most any one of its
+ * replicas restarted within the crash-loop window: the crash_loop alarm's figure),
+ * dimensions Org/Service/Environment; per node
  * `NodeCpuRatio`, `NodeMemoryUsedRatio`, `NodeDiskUsedRatio`, dimensions Org/Node; per
  * data service `BackupFailuresInARow`, dimensions Org/DataService; per active custom domain
  * `CertificateDaysLeft`, dimensions Org/Service/Domain. Each
@@ -32,6 +34,7 @@ export class EmfUsageSink implements UsageSink {
         cpu: number | null;
         memory: number | null;
         restarts: number;
+        restartsInWindow: number | null;
         replicas: Record<string, unknown>[];
       }
     >();
@@ -46,6 +49,7 @@ export class EmfUsageSink implements UsageSink {
           cpu: null,
           memory: null,
           restarts: 0,
+          restartsInWindow: null,
           replicas: [],
         };
         services.set(key, s);
@@ -53,6 +57,9 @@ export class EmfUsageSink implements UsageSink {
       if (r.cpuCores !== null) s.cpu = (s.cpu ?? 0) + r.cpuCores;
       if (r.memoryBytes !== null) s.memory = (s.memory ?? 0) + r.memoryBytes;
       s.restarts += r.restarts;
+      // The most, not the sum: crash_loop's threshold is one replica's restarts.
+      if (r.restartsInWindow !== undefined)
+        s.restartsInWindow = Math.max(s.restartsInWindow ?? 0, r.restartsInWindow);
       s.replicas.push({
         replica: r.replica,
         node: r.nodeId,
@@ -79,6 +86,10 @@ export class EmfUsageSink implements UsageSink {
       }
       line.Restarts = s.restarts;
       metrics.push({ Name: 'Restarts', Unit: 'Count' });
+      if (s.restartsInWindow !== null) {
+        line.RestartsInWindow = s.restartsInWindow;
+        metrics.push({ Name: 'RestartsInWindow', Unit: 'Count' });
+      }
       this.#emit(line, ['Org', 'Service', 'Environment'], metrics, timestamp);
     }
     for (const n of snapshot.nodes) {

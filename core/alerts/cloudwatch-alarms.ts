@@ -33,11 +33,9 @@ export interface CloudWatchNamespaces {
 /** Why a rule has no CloudWatch alarm yet; a test holds every rule to an alarm or a reason. */
 export const cloudAlarmGaps: Partial<Record<AlertRuleId, string>> = {
   http_5xx_spike:
-    'the cloud has no publisher of the edge’s request series yet, and a Metrics Insights alarm cannot divide 5xx by all responses per contributor',
+    'the cloud has no publisher of the edge’s request series yet (nothing writes Requests or Responses5xx), and a Metrics Insights alarm cannot divide 5xx by all responses per contributor nor hold the rule’s floor of 5xx alongside the share; the publisher would have to write the share itself, already floored (0 below 5 errors in the minute), per Org/Service/Environment',
   latency_p95:
     'the cloud has no publisher of the edge’s latency yet, and Metrics Insights has no percentile function',
-  crash_loop:
-    'Restarts is a running total and a Metrics Insights alarm cannot take its increase; the usage collector reports replica.crash_looping to the channels in both modes',
 };
 
 const q = (s: string) => `"${s}"`;
@@ -78,9 +76,18 @@ function queryOf(
         threshold: 1,
         periodSeconds: 60,
       };
+    case 'crash_loop':
+      // The collector's own count within the 15-minute window (a running total's increase
+      // is beyond Metrics Insights), the most any replica of the environment restarted.
+      // Each collection writes it, so one period of a minute holds the newest figure.
+      return {
+        query: `SELECT MAX(RestartsInWindow) FROM SCHEMA(${q(ns.usage)}, Org, Service, Environment) GROUP BY Org, Service, Environment ORDER BY MAX() DESC`,
+        comparison: 'GreaterThanOrEqualToThreshold',
+        threshold: rule.defaultThreshold,
+        periodSeconds: 60,
+      };
     case 'http_5xx_spike':
     case 'latency_p95':
-    case 'crash_loop':
       return null;
   }
 }

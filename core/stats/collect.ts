@@ -149,6 +149,11 @@ export class UsageCollector {
     this.#restarts.keepOnly(seen);
     for (const id of this.#cpu.keys()) if (!seen.has(id)) this.#cpu.delete(id);
     for (const id of this.#looping) if (!seen.has(id)) this.#looping.delete(id);
+    // Once per collection, before the sink: the cloud's crash_loop alarm reads this figure,
+    // and the crash-loop report below reads the same one.
+    const now = d.clock.now().getTime();
+    for (const r of replicas)
+      r.restartsInWindow = this.#restarts.observe(r.containerId, r.restarts, now);
     const snapshot: UsageSnapshot = {
       at: d.clock.now().toISOString(),
       replicas: replicas.map(({ containerId: _c, releaseId: _r, ...r }) => r),
@@ -389,7 +394,7 @@ export class UsageCollector {
     const d = this.#deps;
     const now = d.clock.now().getTime();
     for (const r of replicas) {
-      const rose = this.#restarts.observe(r.containerId, r.restarts, now);
+      const rose = r.restartsInWindow ?? 0;
       const threshold = thresholds.get(r.serviceId) ?? crashLoopDefault();
       if (rose < threshold) {
         this.#looping.delete(r.containerId);

@@ -155,4 +155,26 @@ describe('EmfUsageSink', () => {
       },
     });
   });
+
+  it('writes the most any replica restarted within the crash-loop window, the figure the crash_loop alarm reads, only when the collector counted it', () => {
+    const lines: string[] = [];
+    new EmfUsageSink({
+      namespace: 'ns',
+      destination: { write: (l) => void lines.push(l.trim()) },
+    }).publish({
+      ...usageSnapshot,
+      replicas: usageSnapshot.replicas.map((r, i) => ({
+        ...r,
+        restartsInWindow: [1, 3, 0][i] ?? 0,
+      })),
+    });
+    const docs = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const web = docs.find((d) => d.Service === 'svc_web')!;
+    expect(web.RestartsInWindow).toBe(3); // the most, not the sum (1 + 3)
+    expect(JSON.stringify(web._aws)).toContain('{"Name":"RestartsInWindow","Unit":"Count"}');
+    // Unchanged without the figure (the other test's snapshot has none): no metric of 0.
+    const plain: string[] = [];
+    new EmfUsageSink({ destination: { write: (l) => void plain.push(l) } }).publish(usageSnapshot);
+    expect(plain.join('')).not.toContain('RestartsInWindow');
+  });
 });

@@ -574,6 +574,25 @@ describe('cloud stack', () => {
       ).toBe('selfdevop/apps');
   });
 
+  it('alarms on a replica restarting 3 times within 15 minutes, per org, service and environment, from the collector’s windowed count', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'selfdevop-alert-crash_loop',
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      Threshold: 3,
+      EvaluationPeriods: 1,
+      Metrics: [
+        Match.objectLike({
+          Expression:
+            'SELECT MAX(RestartsInWindow) FROM SCHEMA("selfdevop/apps", Org, Service, Environment) GROUP BY Org, Service, Environment ORDER BY MAX() DESC',
+          Period: 60,
+        }),
+      ],
+    });
+    // The 5xx and p95 rules still have none, each with its reason (no edge publisher).
+    expect(Object.keys(cloudAlarmGaps).sort()).toEqual(['http_5xx_spike', 'latency_p95']);
+    expect(cloudAlarmGaps.http_5xx_spike).toContain('floor');
+  });
+
   it('has a queue for every queue the worker consumes, and no other', () => {
     // The handlers are closures over the engines: building them touches no port.
     const handlers = sqsWorkerHandlers({} as WorkerSystem);

@@ -121,4 +121,66 @@ describe('the usage collector', () => {
       { queue: 'release-steps', depth: 0 },
     ]);
   });
+  it('hands the sink each replica’s restarts within the crash-loop window (the cloud alarm’s figure), counted once per collection', async () => {
+    const store = new MemoryStore();
+    // The engine's restart count of each container, as inspect answers it.
+    const restarts = new Map<string, number>();
+    const runtime = new (class extends MemoryRuntime {
+      override async inspect(...a: Parameters<MemoryRuntime['inspect']>) {
+        const info = await super.inspect(...a);
+        return info && { ...info, restarts: restarts.get(info.id) ?? 0 };
+      }
+    })();
+    runtime.addImage('acme/web:1');
+    await store.withOrg('org_000001', async (r) => {
+      await r.orgs.insert(anOrg({ id: 'org_000001' }));
+      await r.nodes.insert(
+        aNode({ id: 'node_000001', orgId: 'org_000001', dockerHost: 'tcp://10.0.0.1:2376' }),
+      );
+    });
+    const target = { dockerHost: 'tcp://10.0.0.1:2376' } as Parameters<MemoryRuntime['start']>[0];
+    const labels = {
+      'selfdevop.org': 'org_000001',
+      'selfdevop.role': 'web',
+      'selfdevop.service': 'svc_web',
+      'selfdevop.environment': 'env_prod',
+      'selfdevop.release': 'rel_1',
+    };
+    const c = await runtime.start(target, {
+      name: 'web-1',
+      image: 'acme/web:1',
+      env: {},
+      labels,
+      restartPolicy: 'unless-stopped',
+    });
+    const clock = new ManualClock();
+    const sink = new MemoryUsageSink();
+    const collector = new UsageCollector({
+      store,
+      runtime,
+      vault: new MemoryKeyVault(),
+      clock,
+      ids: new SequenceIds(),
+      logger: new MemoryLogger(),
+      sink,
+      config: { nodeProbeImage: 'selfdevop/debian:bookworm', nodeProbeEverySeconds: 60 },
+    });
+    const windowOf = async () => {
+      const snap = await collector.collect();
+      return snap.replicas.find((r) => r.serviceId === 'svc_web')?.restartsInWindow;
+    };
+    restarts.set(c.id, 7);
+    expect(await windowOf()).toBe(0); // first sight: the 7 are from before
+    clock.advance(60_000);
+    restarts.set(c.id, 9);
+    expect(await windowOf()).toBe(2);
+    clock.advance(60_000);
+    restarts.set(c.id, 10);
+    expect(await windowOf()).toBe(3);
+    // The snapshot the sink got is the one collect answered.
+    expect(sink.snapshots.at(-1)?.replicas[0]?.restartsInWindow).toBe(3);
+    // Past the 15-minute window the early restarts no longer count.
+    clock.advance(15 * 60_000);
+    expect(await windowOf()).toBe(0);
+  });
 });

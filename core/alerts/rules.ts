@@ -34,7 +34,7 @@ export interface AlertRule {
    * The least evidence a rule needs, whatever its threshold: a share of a handful of
    * responses says nothing, so a ratio rule also wants this many events in its window.
    */
-  floor?: { events: number; meaning: string };
+  floor?: { events: number };
   severity: 'critical' | 'warning';
   /** docs/runbooks/<runbook>.md */
   runbook: string;
@@ -56,7 +56,7 @@ export const alertRules: readonly AlertRule[] = [
     // One 500 in a quiet minute is a 100 % share: without a floor it pages someone at 3 a.m.
     // Five in the minute is still met within one scrape by an app failing under any real
     // traffic, and by an app down outright that is asked more than every 12 s.
-    floor: { events: 5, meaning: '5xx responses within the minute' },
+    floor: { events: 5 },
     severity: 'critical',
     runbook: 'app-down',
   },

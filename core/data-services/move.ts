@@ -37,6 +37,9 @@ import { deleteDataService, dataServiceView, type DataServiceView } from './use-
 
 type Deps = CoreDeps & { queue: EventQueue };
 
+/** Two backup timeouts (a dump and a restore) and an hour for the rest. */
+const staleMoveMs = 5 * 60 * 60 * 1000;
+
 const conflict = (code: string, message: string) => new CoreError('conflict', code, message);
 
 /** Asks for the move (202): the worker runs the steps in order on the data service's group. */
@@ -70,7 +73,12 @@ export async function requestMove(
         'data_service_not_ready',
         `data service ${ds.name} is ${ds.status}; it can be moved once it is ready`,
       );
-    if (ds.move?.status === 'moving')
+    // A move is sent once (never redelivered): one older than the longest backup and
+    // restore can take died with its worker, and may be asked again.
+    if (
+      ds.move?.status === 'moving' &&
+      Date.parse(moving.at) - Date.parse(ds.move.at) < staleMoveMs
+    )
       throw conflict(
         'move_in_progress',
         `data service ${ds.name} is already moving to a dedicated server (step ${ds.move.step})`,
@@ -122,6 +130,24 @@ export async function confirmMove(
       ds.move?.status === 'moving'
         ? `data service ${ds.name} is still moving (step ${ds.move.step}): confirm once it has moved`
         : `data service ${ds.name} has no finished move to confirm`,
+    );
+  // The switch is health-gated: a redeploy that has not completed leaves its old containers
+  // serving on this copy, so it is not dropped under them.
+  // One that failed counts as done once a later release of its service completed.
+  const pending = await deps.store.withOrg(p.orgId, async (repos) => {
+    const out = [];
+    for (const id of ds.move!.releaseIds) {
+      const r = await repos.releases.get(id);
+      if (!r || r.status === 'completed') continue;
+      const later = await repos.releases.latest(r.serviceId, r.environmentId, ['completed']);
+      if (!later || later.createdAt <= r.createdAt) out.push(r);
+    }
+    return out;
+  });
+  if (pending.length > 0)
+    throw conflict(
+      'move_releases_not_completed',
+      `the redeploys of the move have not all completed (${pending.map((r) => `${r.id}: ${r.status}`).join(', ')}): their old containers may still use this copy; deploy them again, then confirm`,
     );
   // The usual delete (refused while anything is linked to this copy); the database and user
   // go with it, the shared server stays.
@@ -204,7 +230,7 @@ export async function handleMove(
         data: { backupId: backup.id, from: ds.id, target: 'new', mode: 'dedicated', move: true },
       });
     });
-    await save({ targetId: t.id });
+    await save({ targetId: t.id, at: deps.clock.now().toISOString() });
     await steps.restore(deps, ds, backup.id, t);
     await save({ step: 'relink' });
     await relink(deps, ds, links, t.id);

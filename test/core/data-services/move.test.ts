@@ -27,7 +27,9 @@ import {
   aDataServiceLink,
   aNode,
   aProject,
+  aRelease,
   aService,
+  anEnvironment,
   anOrg,
 } from '../../contracts/store/builders.ts';
 
@@ -40,6 +42,7 @@ let server: DataService;
 let shared: DataService;
 let dedicated: DataService;
 let serviceIds: string[];
+let projectId: string;
 
 const owner = (): Principal => ({
   actorType: 'user',
@@ -103,6 +106,7 @@ beforeEach(async () => {
   const org = anOrg();
   orgId = org.id;
   const project = aProject(orgId);
+  projectId = project.id;
   const node = aNode(orgId);
   const mariadb = {
     engine: 'mariadb' as const,
@@ -180,8 +184,21 @@ describe('requestMove', () => {
     expect(await refused(requestMove(deps, owner(), shared.id, ctx))).toBe(
       'conflict:move_unconfirmed',
     );
-    expect(await refused(requestMove(deps, owner(), 'dat_nope', ctx))).toBe('not_found:data_service_not_found');
+    expect(await refused(requestMove(deps, owner(), 'dat_nope', ctx))).toBe(
+      'not_found:data_service_not_found',
+    );
     expect(sent).toHaveLength(1);
+  });
+
+  it('accepts a new move when one has been moving for over five hours (its worker died)', async () => {
+    await requestMove(deps, owner(), shared.id, ctx);
+    (deps.clock as ManualClock).advance(4 * 60 * 60 * 1000);
+    expect(await refused(requestMove(deps, owner(), shared.id, ctx))).toBe(
+      'conflict:move_in_progress',
+    );
+    (deps.clock as ManualClock).advance(2 * 60 * 60 * 1000);
+    expect((await requestMove(deps, owner(), shared.id, ctx)).move?.status).toBe('moving');
+    expect(sent).toHaveLength(2);
   });
 
   it('refuses a shared database that is not ready, and viewers', async () => {
@@ -281,6 +298,34 @@ describe('confirmMove', () => {
     const view = await confirmMove(deps, owner(), shared.id, ctx);
     expect(view.status).toBe('deleting');
     expect(sent.at(-1)!.payload).toEqual({ orgId, dataServiceId: shared.id, op: 'delete' });
+  });
+
+  it('refuses while a redeploy of the move has not completed (its old containers use the shared copy)', async () => {
+    await requestMove(deps, owner(), shared.id, ctx);
+    await run(steps([]));
+    const env = anEnvironment(orgId, projectId);
+    await store.withOrg(orgId, async (r) => {
+      await r.environments.insert(env);
+      await r.releases.insert(
+        aRelease(orgId, serviceIds[0]!, env.id, { id: 'rel_0', status: 'failed' }),
+      );
+      await r.releases.insert(
+        aRelease(orgId, serviceIds[1]!, env.id, { id: 'rel_1', status: 'completed' }),
+      );
+    });
+    const why = await confirmMove(deps, owner(), shared.id, ctx).catch((e: Error) => e.message);
+    expect(why).toMatch(/have not all completed \(rel_0: failed\)/);
+    // Deployed again and healthy: the shared copy is no longer served from.
+    await store.withOrg(orgId, (r) =>
+      r.releases.insert(
+        aRelease(orgId, serviceIds[0]!, env.id, {
+          id: 'rel_0b',
+          status: 'completed',
+          createdAt: '2099-01-01T00:00:00.000Z',
+        }),
+      ),
+    );
+    expect((await confirmMove(deps, owner(), shared.id, ctx)).status).toBe('deleting');
   });
 
   it('refuses while something was linked to the shared copy again', async () => {

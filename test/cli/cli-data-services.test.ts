@@ -1,7 +1,8 @@
 /**
  * `selfdevop data-services`: the real CLI process against the self-hosted API with its
  * workers, which start a real Redis on the real Docker Engine. Create (waiting until
- * ready), list, show, link to a service, unlink, remove; and bad input named clearly.
+ * ready), list, show, link to a service, unlink, remove, move a shared database to a
+ * dedicated server; and bad input named clearly.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -171,7 +172,7 @@ describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
     expect(removed.stdout).toBe(`removing data service ${ds.id} and its data volume\n`);
   }, 240_000);
 
-  it('creates a shareable MariaDB and a database on it (engine taken from the server), shows and removes it', async () => {
+  it('creates a shareable MariaDB and a database on it (engine taken from the server), moves it to a dedicated server and confirms', async () => {
     const server = await cli([
       'data-services',
       'create',

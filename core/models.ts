@@ -593,8 +593,25 @@ export interface DataService {
    * engine and node), not a container of its own. Null or absent: dedicated.
    */
   sharedServerId?: string | null;
+  /** Moving this shared database to a dedicated server of its own (null or absent: never asked). */
+  move?: DataServiceMove | null;
   createdAt: string;
   updatedAt: string;
+}
+
+/**
+ * A move from a shared server to a dedicated one: `moving` while the worker backs up,
+ * restores, re-links and redeploys; `moved` once the links point at `targetId` (this copy
+ * stays, unlinked, until confirmed); `failed` says at which `step` (this copy still linked).
+ */
+export interface DataServiceMove {
+  status: 'moving' | 'moved' | 'failed';
+  targetId: string | null;
+  backupId: string | null;
+  step: 'backup' | 'restore' | 'relink' | 'redeploy' | null;
+  error: string | null;
+  releaseIds: string[];
+  at: string;
 }
 
 export const backupTriggers = ['schedule', 'manual', 'pre_restore'] as const;

@@ -27,6 +27,12 @@ interface DataService {
   sharedServerId?: string | null;
   database?: string | null;
   links?: Link[];
+  move?: {
+    status: 'moving' | 'moved' | 'failed';
+    targetId: string | null;
+    step: string | null;
+    error: string | null;
+  } | null;
 }
 
 interface Backup {
@@ -88,6 +94,8 @@ const usage = `Usage:
   selfdevop data-services restore ID --backup BACKUP_ID --target new|in_place
         [--confirm NAME] [--name NEW_NAME] [--dedicated]
   selfdevop data-services download ID BACKUP_ID --out FILE
+  selfdevop data-services move-to-dedicated ID|NAME [--project NAME|ID] [--wait]
+  selfdevop data-services confirm-move ID|NAME [--project NAME|ID]
 
 create starts a Redis 7, MariaDB 10.11 or PostgreSQL 15 server for a project on a node
 (one labelled role=data when there is one), its data on a named volume, reachable only
@@ -101,6 +109,11 @@ password, links, backups and drills, for the price of no extra container. Redis 
 shared. rm of a shared one drops its database and user (--remove-volume) or only its login.
 restore --target new --dedicated restores a shared one's backup into a server of its own
 (then link it, unlink the shared one and rm it once the copy is checked).
+move-to-dedicated does all of that as one action: a fresh backup of a database on a shared
+server, restored into a new dedicated data service, every link moved to it under the same
+env name, the linked services redeployed (health-gated). The shared copy stays, unlinked,
+until confirm-move deletes it. A failure leaves the shared copy linked and names the step;
+--wait waits for the outcome (exit 1 when the move failed).
 link hands its URL to a service as --env (REDIS_URL or DATABASE_URL by default) from
 the service's next release on. rm needs the name again; the data volume is kept unless
 --remove-volume (then the data is gone for good). A linked data service is not removed.
@@ -122,6 +135,28 @@ Example:
   selfdevop data-services create main --project shop --engine mariadb --shareable --wait
   selfdevop data-services create shop-db --project shop --shared-server dat_01… --wait
   selfdevop data-services link dat_01… --service web`;
+
+/** A data service's id from its id or its name (unique within a project; --project narrows). */
+async function dataServiceId(
+  api: Awaited<ReturnType<typeof client>>,
+  arg: string,
+  project: string | undefined,
+): Promise<string> {
+  if (/^dat_/.test(arg)) return arg;
+  let query = '';
+  if (project) {
+    const p = await findProject(api, project);
+    if (!p) throw new CliError(`project ${project} not found`);
+    query = `?projectId=${p.id}`;
+  }
+  const found = (await api.all<DataService>(`/api/data-services${query}`)).filter(
+    (d) => d.name === arg,
+  );
+  if (found.length === 0) throw new CliError(`data service ${arg} not found`);
+  if (found.length > 1)
+    throw new CliError(`${found.length} data services are named ${arg}: give --project or the ID`);
+  return found[0]!.id;
+}
 
 const path = (id: string) => `/api/data-services/${encodeURIComponent(id)}`;
 
@@ -238,6 +273,10 @@ async function run(ctx: CommandContext): Promise<number> {
       if (Object.keys(ds.settings).length) ctx.o.out(`  settings: ${JSON.stringify(ds.settings)}`);
       if (ds.rotating) ctx.o.out('  password: rotating');
       else if (ds.passwordRotatedAt) ctx.o.out(`  password: rotated ${ds.passwordRotatedAt}`);
+      if (ds.move)
+        ctx.o.out(
+          `  move to dedicated: ${ds.move.status}${ds.move.status === 'moving' ? ` (step ${ds.move.step})` : ''}${ds.move.targetId ? `, to ${ds.move.targetId}` : ''}${ds.move.error ? ` (${ds.move.error})` : ''}`,
+        );
       for (const l of ds.links ?? [])
         ctx.o.out(`  linked: ${l.serviceId} as ${l.envName} (${l.id})`);
       return 0;
@@ -274,6 +313,42 @@ async function run(ctx: CommandContext): Promise<number> {
           ? `removing data service ${arg} and its data volume`
           : `removing data service ${arg}; its data volume is kept on the node`,
       );
+      return 0;
+    }
+    case 'move-to-dedicated': {
+      if (!arg) throw new CliError('data-services move-to-dedicated needs the ID or NAME', 2);
+      const id = await dataServiceId(api, arg, values.project);
+      await api.call('POST', `${path(id)}/move-to-dedicated`);
+      if (!values.wait) {
+        ctx.o.out(
+          `moving ${arg} to a dedicated server: backup, restore, re-link, redeploy (show ${id} for progress)`,
+        );
+        return 0;
+      }
+      // Bounded: a backup and a restore of a large database take a while; one hour at most.
+      for (let i = 0; i < 1800; i++) {
+        await new Promise((r) => setTimeout(r, 2000));
+        const ds = await api.call<DataService>('GET', path(id));
+        if (ds.move?.status === 'moving') continue;
+        if (ds.move?.status === 'moved') {
+          ctx.o.out(
+            `moved ${ds.name} to dedicated data service ${ds.move.targetId}; the shared copy is kept, unlinked: selfdevop data-services confirm-move ${id} drops it`,
+          );
+          return 0;
+        }
+        ctx.o.err(`move of ${ds.name} failed: ${ds.move?.error ?? 'no reason recorded'}`);
+        ctx.o.err('the shared copy is still linked and serving');
+        return 1;
+      }
+      throw new CliError(
+        `move of ${arg} still running after an hour; see data-services show ${id}`,
+      );
+    }
+    case 'confirm-move': {
+      if (!arg) throw new CliError('data-services confirm-move needs the ID or NAME', 2);
+      const id = await dataServiceId(api, arg, values.project);
+      await api.call('POST', `${path(id)}/confirm-move`);
+      ctx.o.out(`removing the shared copy ${arg} (its database and user); the move is done`);
       return 0;
     }
     case 'rotate-password': {
@@ -449,7 +524,7 @@ async function run(ctx: CommandContext): Promise<number> {
     }
     default:
       throw new CliError(
-        `unknown data-services command ${sub}: use list, create, show, link, unlink, rm, rotate-password, backup, backups, drills, schedule, restore or download`,
+        `unknown data-services command ${sub}: use list, create, show, link, unlink, rm, rotate-password, backup, backups, drills, schedule, restore, download, move-to-dedicated or confirm-move`,
         2,
       );
   }

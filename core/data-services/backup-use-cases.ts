@@ -262,28 +262,13 @@ export async function restoreBackup(
     throw new InvalidInput('dedicated: applies to target new (a new server of its own)', {
       field: 'dedicated',
     });
-  let target = ds;
-  if (input.target === 'new') {
-    const newId = deps.ids.newId('dat');
-    const password = deps.ids.newSecret(24).replace(/[^A-Za-z0-9]/g, 'x');
-    const now = deps.clock.now().toISOString();
-    target = {
-      ...ds,
-      id: newId,
-      name: input.name ?? `${ds.name}-restored-${backup.id.slice(-6).toLowerCase()}`,
-      status: 'provisioning',
-      error: null,
-      sealedPassword: await deps.vault.seal(password, dataServiceSecretContext(p.orgId, newId)),
-      removeVolume: false,
-      pendingSealedPassword: null,
-      passwordRotatedAt: null,
-      // A database on a shared server restores beside it on the same server, or (`dedicated`,
-      // the first half of moving it out) into a server of its own.
-      sharedServerId: input.dedicated ? null : (ds.sharedServerId ?? null),
-      createdAt: now,
-      updatedAt: now,
-    };
-  }
+  const target =
+    input.target === 'new'
+      ? await newRestoreTarget(deps, ds, {
+          name: input.name ?? `${ds.name}-restored-${backup.id.slice(-6).toLowerCase()}`,
+          dedicated: input.dedicated ?? false,
+        })
+      : ds;
   await deps.store.withOrg(p.orgId, async (repos) => {
     if (input.target === 'new') await repos.dataServices.insert(target);
     await recordAudit(deps, repos, p, ctx, {
@@ -310,6 +295,37 @@ export async function restoreBackup(
     `${backup.id}:restore:${target.id}:${deps.ids.newId('rst')}`,
   );
   return { backupId: backup.id, target: input.target, dataService: dataServiceView(target) };
+}
+
+/**
+ * The record of a new data service a backup of `ds` restores into (provisioned by the
+ * restore): same engine, version, node and settings, its own id and sealed password. A
+ * database on a shared server restores beside it on the same server, or (`dedicated`, what
+ * moving it out does) into a server of its own.
+ */
+export async function newRestoreTarget(
+  deps: Pick<CoreDeps, 'ids' | 'clock' | 'vault'>,
+  ds: DataService,
+  opts: { name: string; dedicated: boolean },
+): Promise<DataService> {
+  const newId = deps.ids.newId('dat');
+  const password = deps.ids.newSecret(24).replace(/[^A-Za-z0-9]/g, 'x');
+  const now = deps.clock.now().toISOString();
+  return {
+    ...ds,
+    id: newId,
+    name: opts.name,
+    status: 'provisioning',
+    error: null,
+    sealedPassword: await deps.vault.seal(password, dataServiceSecretContext(ds.orgId, newId)),
+    removeVolume: false,
+    pendingSealedPassword: null,
+    passwordRotatedAt: null,
+    sharedServerId: opts.dedicated ? null : (ds.sharedServerId ?? null),
+    move: null,
+    createdAt: now,
+    updatedAt: now,
+  };
 }
 
 const extensions: Record<DataService['engine'], string> = {

@@ -142,6 +142,25 @@ export async function handleBackup(
   await sendDrill(deps, ds, row.id);
 }
 
+/**
+ * A backup taken by the worker itself (what a move starts with): recorded like any other,
+ * its failure recorded as `backup.failed` and thrown. Returns the completed row.
+ */
+export async function backupNow(
+  deps: DataServiceDeps,
+  ds: DataService,
+): Promise<DataServiceBackup> {
+  const d = needs(deps);
+  const row = await newBackupRow(d, ds, 'manual');
+  await deps.store.withOrg(ds.orgId, (r) => r.dataServiceBackups.insert(row));
+  try {
+    return await takeBackup(d, ds, row);
+  } catch (e) {
+    await backupFailed(deps, ds, row, messageOf(e));
+    throw e;
+  }
+}
+
 async function sendDrill(deps: DataServiceDeps, ds: DataService, backupId: string) {
   const message: DataServiceWorkMessage = {
     orgId: ds.orgId,
@@ -250,7 +269,7 @@ export async function takeBackup(
   return { ...row, ...patch };
 }
 
-async function backupFailed(
+export async function backupFailed(
   deps: DataServiceDeps,
   ds: DataService,
   row: DataServiceBackup,

@@ -24,8 +24,9 @@ export interface DataServiceWorkMessage {
    * checks it; `restore` restores `backupId` into `targetId` (a new data service, or the
    * same one: in place, after a backup of its current state). `rotate` sets the pending
    * password in the engine and redeploys linked apps; `rotate-finish` retires Redis's old one.
+   * `move` moves a shared database to a dedicated server (backup, restore, re-link, redeploy).
    */
-  op: 'provision' | 'delete' | 'backup' | 'drill' | 'restore' | 'rotate' | 'rotate-finish';
+  op: 'provision' | 'delete' | 'backup' | 'drill' | 'restore' | 'rotate' | 'rotate-finish' | 'move';
   backupId?: string;
   targetId?: string;
   /** `rotate-finish` (Redis): the redeploys it waits for, and the checks it has left. */

@@ -292,10 +292,11 @@ const canDeploy = (deps: DataServiceDeps): deps is DataServiceDeps & ReleaseDeps
  * with a release in flight is left to it (its next step reads the new URL if it has not
  * started its candidate yet) and named in `skipped`.
  */
-async function redeployLinked(
+export async function redeployLinked(
   deps: DataServiceDeps,
   ds: DataService,
   serviceIds: string[],
+  reason = `password rotation of data service ${ds.name}`,
 ): Promise<{ releases: { releaseId: string; serviceId: string }[]; skipped: string[] }> {
   const releases: { releaseId: string; serviceId: string }[] = [];
   const skipped: string[] = [];
@@ -333,7 +334,7 @@ async function redeployLinked(
             },
             dataWorkerActor,
             null,
-            { reason: `password rotation of data service ${ds.name}` },
+            { reason },
           ),
         );
         await queueRelease(deps, release);

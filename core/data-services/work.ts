@@ -3,6 +3,7 @@ import type { DataService } from '../models.ts';
 import type { MessageHandler } from '../ports.ts';
 import { recordAudit } from '../deps.ts';
 import { handleBackup, handleDrill, handleRestore } from './backup-work.ts';
+import { handleMove } from './move.ts';
 import { handleRotation } from './rotation.ts';
 import {
   backupScheduleName,
@@ -40,6 +41,8 @@ export function handleDataServiceWork(
     if (op === 'restore') return handleRestore(deps, ds, message.payload, provision);
     // Rotations record their own failures and put the engine back; never retried blindly.
     if (op === 'rotate' || op === 'rotate-finish') return handleRotation(deps, ds, message.payload);
+    // A move records which step failed and leaves the shared copy linked; never retried.
+    if (op === 'move') return handleMove(deps, ds, provision);
     try {
       if (op === 'provision' && ds.status === 'provisioning') await provision(deps, ds);
       if (op === 'delete' && ds.status === 'deleting') await remove(deps, ds);

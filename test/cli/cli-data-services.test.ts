@@ -1,7 +1,8 @@
 /**
  * `selfdevop data-services`: the real CLI process against the self-hosted API with its
  * workers, which start a real Redis on the real Docker Engine. Create (waiting until
- * ready), list, show, link to a service, unlink, remove; and bad input named clearly.
+ * ready), list, show, link to a service, unlink, remove, move a shared database to a
+ * dedicated server; and bad input named clearly.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -24,7 +25,12 @@ describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
   let env: Record<string, string>;
   let orgId: string;
   let serviceId: string;
-  const cleanup: { volume?: string; network?: string; serverVolume?: string } = {};
+  const cleanup: {
+    volume?: string;
+    network?: string;
+    serverVolume?: string;
+    movedVolume?: string;
+  } = {};
 
   const cli = (args: string[]) => runCli(args, { cwd: dir, env, timeoutMs: 120_000 });
 
@@ -66,6 +72,8 @@ describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
     if (cleanup.volume) await docker('volume', 'rm', '-f', cleanup.volume).catch(() => undefined);
     if (cleanup.serverVolume)
       await docker('volume', 'rm', '-f', cleanup.serverVolume).catch(() => undefined);
+    if (cleanup.movedVolume)
+      await docker('volume', 'rm', '-f', cleanup.movedVolume).catch(() => undefined);
     if (cleanup.network) await docker('network', 'rm', cleanup.network).catch(() => undefined);
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -164,7 +172,7 @@ describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
     expect(removed.stdout).toBe(`removing data service ${ds.id} and its data volume\n`);
   }, 240_000);
 
-  it('creates a shareable MariaDB and a database on it (engine taken from the server), shows and removes it', async () => {
+  it('creates a shareable MariaDB and a database on it (engine taken from the server), moves it to a dedicated server and confirms', async () => {
     const server = await cli([
       'data-services',
       'create',
@@ -212,19 +220,29 @@ describe.skipIf(!ready)('the selfdevop CLI for data services', () => {
     const busy = await cli(['data-services', 'rm', serverId, '--confirm', 'main']);
     expect(busy.code).toBe(1);
     expect(busy.stderr).toContain('holds 1 database(s) (shop-db)');
-    const removed = await cli([
-      'data-services',
-      'rm',
-      shared.id,
-      '--confirm',
-      'shop-db',
-      '--remove-volume',
-    ]);
-    expect(removed.code, removed.stderr).toBe(0);
+    // Moved out as one action (the real backup, restore and re-link against real MariaDB),
+    // then confirmed: the shared copy goes, the dedicated one stays.
+    const moved = await cli(['data-services', 'move-to-dedicated', 'shop-db', '--wait']);
+    expect(moved.code, moved.stderr).toBe(0);
+    const target = /dedicated data service (dat_\w+)/.exec(moved.stdout)?.[1];
+    expect(target, moved.stdout).toBeDefined();
+    const own = JSON.parse((await cli(['data-services', 'show', target!, '--json'])).stdout);
+    expect(own).toMatchObject({ status: 'ready', mode: 'dedicated', engine: 'mariadb' });
+    cleanup.movedVolume = own.volume;
+    const twice = await cli(['data-services', 'move-to-dedicated', shared.id]);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toContain('confirm-move drops this copy');
+    const notShared = await cli(['data-services', 'move-to-dedicated', target!]);
+    expect(notShared.code).toBe(1);
+    expect(notShared.stderr).toContain('is already dedicated');
+    const confirmed = await cli(['data-services', 'confirm-move', 'shop-db']);
+    expect(confirmed.code, confirmed.stderr).toBe(0);
+    expect(confirmed.stdout).toContain('removing the shared copy shop-db');
+    await cli(['data-services', 'rm', target!, '--confirm', own.name, '--remove-volume']);
     cleanup.serverVolume = JSON.parse(
       (await cli(['data-services', 'show', serverId, '--json'])).stdout,
     ).volume;
-  }, 240_000);
+  }, 480_000);
 
   it('names bad input: unknown engine or version, a wrong confirmation, missing flags', async () => {
     const engine = await cli([

@@ -177,6 +177,53 @@ describe.skipIf(!ready)('data services in the dashboard', () => {
     expect(facts).toContain(`sdo-data-${serverId.toLowerCase()}:3306`);
   }, 60_000);
 
+  it('moves the shared database to a dedicated server from its page, then confirms the move', async () => {
+    const h = { token, headers: { 'x-org-id': orgId } };
+    const all = (await api.request('GET', '/api/data-services', h)).body.items as {
+      id: string;
+      name: string;
+    }[];
+    const db = all.find((d) => d.name === 'shop-db')!;
+    const server = all.find((d) => d.name === 'main')!;
+    // No worker here: the database is taken as ready, as the worker would leave it.
+    await api.system.release.store.withOrg(orgOf(), (r) =>
+      r.dataServices.update(db.id, { status: 'ready' }),
+    );
+    await page.goto(`${api.url}/dashboard/data-services/${server.id}`);
+    expect(await page.getByRole('button', { name: 'Move to dedicated server' }).count()).toBe(0);
+    await page.goto(`${api.url}/dashboard/data-services/${db.id}`);
+    await page.getByRole('button', { name: 'Move to dedicated server' }).click();
+    await page.getByRole('status').filter({ hasText: 'Moving to a dedicated server' }).waitFor();
+    expect(await text(page.locator('main'))).toContain('Moving: step backup');
+    expect(await page.getByRole('button', { name: 'Move to dedicated server' }).count()).toBe(0);
+    const again = await api.request('POST', `/api/data-services/${db.id}/move-to-dedicated`, h);
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatchObject({ code: 'move_in_progress' });
+    const dedicated = await api.request(
+      'POST',
+      `/api/data-services/${server.id}/move-to-dedicated`,
+      h,
+    );
+    expect(dedicated.status).toBe(409);
+    expect(dedicated.body.error).toMatchObject({ code: 'data_service_not_shared' });
+    const early = await api.request('POST', `/api/data-services/${db.id}/confirm-move`, h);
+    expect(early.status).toBe(409);
+    expect(early.body.error).toMatchObject({ code: 'move_not_done' });
+    // The worker's outcome (its steps are the integration and unit tests'): moved.
+    await api.system.release.store.withOrg(orgOf(), async (r) => {
+      const row = await r.dataServices.get(db.id);
+      await r.dataServices.update(db.id, {
+        move: { ...row!.move!, status: 'moved', step: null, targetId: server.id },
+      });
+    });
+    await page.goto(`${api.url}/dashboard/data-services/${db.id}`);
+    expect(await text(page.locator('main'))).toContain(`Moved to ${server.id}`);
+    await page.getByRole('button', { name: 'Confirm move' }).click();
+    await page.getByRole('status').filter({ hasText: 'Move confirmed' }).waitFor();
+    const after = await api.request('GET', `/api/data-services/${db.id}`, h);
+    expect(after.body.status).toBe('deleting');
+  }, 60_000);
+
   it('shows a clear error for a clashing name and a 404 for an unknown data service', async () => {
     await page.goto(`${api.url}/dashboard/data-services`);
     await page.getByLabel(/^Name/).fill('cache');

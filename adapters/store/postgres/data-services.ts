@@ -28,6 +28,7 @@ export const dataServicesTable = table<DataService>('data_services', [
   'passwordRotatedAt',
   'shareable',
   'sharedServerId',
+  'move',
   'createdAt',
   'updatedAt',
 ]);

@@ -17,6 +17,7 @@ import {
   setBackupRetention,
   setBackupSchedule,
 } from '../../../core/data-services/backup-use-cases.ts';
+import { confirmMove, requestMove } from '../../../core/data-services/move.ts';
 import { rotateDataServicePassword } from '../../../core/data-services/rotation.ts';
 import { route } from '../route.ts';
 
@@ -114,6 +115,28 @@ export const dataServiceRoutes = [
     status: 202,
     handle: ({ deps, principal, params, ctx }) =>
       rotateDataServicePassword(deps, principal, params.id!, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/data-services/{id}/move-to-dedicated',
+    summary:
+      'Move a database on a shared server to a dedicated one (202): a fresh backup, restored into a new dedicated data service, every link moved to it under the same env name, linked services redeployed (health-gated); the shared copy stays, unlinked, until confirm-move. A failure leaves the shared copy linked and `move.step` names the step',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    status: 202,
+    handle: ({ deps, principal, params, ctx }) => requestMove(deps, principal, params.id!, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/data-services/{id}/confirm-move',
+    summary:
+      'Confirm a finished move (202): the shared copy (now unlinked) is deleted with its database and user; the shared server stays',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    status: 202,
+    handle: ({ deps, principal, params, ctx }) => confirmMove(deps, principal, params.id!, ctx),
   }),
   route({
     method: 'post',

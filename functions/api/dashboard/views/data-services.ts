@@ -27,6 +27,12 @@ interface DataService {
   sharedServerId?: string | null;
   database?: string | null;
   links?: Link[];
+  move?: {
+    status: 'moving' | 'moved' | 'failed';
+    targetId: string | null;
+    step: string | null;
+    error: string | null;
+  } | null;
 }
 
 interface Link {
@@ -72,6 +78,54 @@ const field = (form: Record<string, unknown>, name: string): string | undefined 
   const v = form[name];
   return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
 };
+
+/**
+ * A database on a shared server: one button moves it to a server of its own; once moved, the
+ * shared copy (unlinked) waits for a confirmation before it is dropped.
+ */
+function moveSection(d: DataService) {
+  const m = d.move;
+  return html`<h2>Move to a dedicated server</h2>
+    ${
+      m?.status === 'moving'
+        ? html`<p>Moving: step ${m.step}…</p>`
+        : m?.status === 'moved'
+          ? html`<p>
+                Moved to
+                <a href="/dashboard/data-services/${m.targetId}">${m.targetId}</a>; its links now
+                point there. This shared copy is kept, unlinked, until you confirm.
+              </p>
+              <form
+                method="post"
+                action="/dashboard/data-services/${d.id}/confirm-move"
+                class="inline"
+              >
+                <button type="submit">Confirm move</button>
+                <span class="hint">Drops this shared copy (its database and user).</span>
+              </form>`
+          : html`${
+                m?.status === 'failed'
+                  ? html`<p role="alert">
+                      ${m.error} The shared copy is still linked and serving.
+                    </p>`
+                  : ''
+              }
+              <form
+                method="post"
+                action="/dashboard/data-services/${d.id}/move-to-dedicated"
+                class="inline"
+              >
+                <button type="submit" ${d.status !== 'ready' ? 'disabled' : ''}>
+                  Move to dedicated server
+                </button>
+                <span class="hint">
+                  A fresh backup is restored into a new server of its own, the links move to it
+                  under the same names and linked services are redeployed; this copy stays until you
+                  confirm.
+                </span>
+              </form>`
+    }`;
+}
 
 function createForm(projects: Named[], servers: DataService[]) {
   return html`<form
@@ -306,6 +360,7 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
             then redeployed with the new URL and the old password stops working.
           </span>
         </form>
+        ${d.mode === 'shared' ? moveSection(d) : ''}
         <h2>Linked services</h2>
         <p class="hint">
           The connection URL arrives in a linked service's containers from its next release on.
@@ -574,6 +629,30 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
       await s.api.post(`/api/data-services/${encodeURIComponent(id)}/backups`, {});
       flash(c, 'notice', 'Backing up: a restore drill follows once it is stored.');
       return `/dashboard/data-services/${id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/data-services/:id/move-to-dedicated',
+    action(fetchApi, '/dashboard/data-services', async (c, s) => {
+      const id = param(c, 'id');
+      await s.api.post(`/api/data-services/${encodeURIComponent(id)}/move-to-dedicated`, {});
+      flash(
+        c,
+        'notice',
+        'Moving to a dedicated server: backup, restore, re-link, redeploy. The shared copy stays until you confirm.',
+      );
+      return `/dashboard/data-services/${id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/data-services/:id/confirm-move',
+    action(fetchApi, '/dashboard/data-services', async (c, s) => {
+      const id = param(c, 'id');
+      await s.api.post(`/api/data-services/${encodeURIComponent(id)}/confirm-move`, {});
+      flash(c, 'notice', 'Move confirmed: the shared copy is being removed.');
+      return '/dashboard/data-services';
     }),
   );
 

@@ -1,0 +1,343 @@
+/**
+ * Moving a shared database to a dedicated server, on the in-memory store, vault and queue:
+ * what the API refuses, the worker's sequence (backup → restore → re-link → redeploy) and
+ * that a failure at each step leaves the shared copy linked and names the step. The steps
+ * that need Docker (dump, restore, releases) are replaced here; the integration test runs them.
+ */
+import { beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../adapters/clock/manual.ts';
+import { SequenceIds } from '../../../adapters/ids/sequence.ts';
+import { MemoryLogger } from '../../../adapters/logger/memory.ts';
+import { MemoryStore } from '../../../adapters/store/memory.ts';
+import { MemoryKeyVault } from '../../../adapters/vault/memory.ts';
+import type { DataServiceDeps } from '../../../core/data-services/deps.ts';
+import {
+  confirmMove,
+  handleMove,
+  requestMove,
+  type MoveSteps,
+} from '../../../core/data-services/move.ts';
+import { dataServiceSecretContext } from '../../../core/data-services/plan.ts';
+import type { Principal } from '../../../core/deps.ts';
+import { isCoreError } from '../../../core/errors.ts';
+import type { DataService } from '../../../core/models.ts';
+import type { EventQueue, SendOptions } from '../../../core/ports.ts';
+import {
+  aDataService,
+  aDataServiceLink,
+  aNode,
+  aProject,
+  aRelease,
+  aService,
+  anEnvironment,
+  anOrg,
+} from '../../contracts/store/builders.ts';
+
+const ctx = { requestId: null, ip: null };
+let store: MemoryStore;
+let sent: { queue: string; payload: unknown; options?: SendOptions | undefined }[];
+let deps: Parameters<typeof requestMove>[0] & DataServiceDeps;
+let orgId: string;
+let server: DataService;
+let shared: DataService;
+let dedicated: DataService;
+let serviceIds: string[];
+let projectId: string;
+
+const owner = (): Principal => ({
+  actorType: 'user',
+  actorId: 'usr_1',
+  userId: 'usr_1',
+  orgId,
+  role: 'owner',
+});
+
+const noProvision = async () => undefined;
+
+/** Steps that succeed, recording the order they ran in; `fail` makes one throw. */
+function steps(order: string[], fail?: 'backup' | 'restore' | 'redeploy'): MoveSteps {
+  const step = (name: string) => {
+    order.push(name);
+    if (fail === name.split(':')[0]) throw new Error(`${fail} broke`);
+  };
+  return {
+    backup: async () => (step('backup'), { id: 'bak_1' }),
+    restore: async (_d, _ds, backupId, target) => {
+      step(`restore:${backupId}`);
+      await store.withOrg(orgId, (r) => r.dataServices.update(target.id, { status: 'ready' }));
+    },
+    redeploy: async (_d, target, ids) => {
+      // What the new containers would read: the links already name the new data service.
+      const linked = await store.withOrg(orgId, (r) =>
+        r.dataServiceLinks.list({ dataServiceId: target.id }),
+      );
+      step(`redeploy:${ids.length}:${linked.length}`);
+      return {
+        releases: ids.map((serviceId, i) => ({ serviceId, releaseId: `rel_${i}` })),
+        skipped: [],
+      };
+    },
+  };
+}
+
+const links = (dataServiceId: string) =>
+  store.withOrg(orgId, (r) => r.dataServiceLinks.list({ dataServiceId }));
+const get = (id: string) => store.withOrg(orgId, (r) => r.dataServices.get(id));
+const audits = (action: string) =>
+  store.withOrg(orgId, async (r) => (await r.audit.list({ limit: 50 }, { action })).items);
+
+async function run(s: MoveSteps): Promise<DataService> {
+  await handleMove(deps, (await get(shared.id))!, noProvision, s);
+  return (await get(shared.id))!;
+}
+
+beforeEach(async () => {
+  store = new MemoryStore();
+  const vault = new MemoryKeyVault();
+  sent = [];
+  const queue: EventQueue = {
+    send: async (queue, payload, options) => {
+      sent.push({ queue, payload, options });
+      return `m${sent.length}`;
+    },
+    consume: async () => async () => undefined,
+    ping: async () => undefined,
+  };
+  const org = anOrg();
+  orgId = org.id;
+  const project = aProject(orgId);
+  projectId = project.id;
+  const node = aNode(orgId);
+  const mariadb = {
+    engine: 'mariadb' as const,
+    version: '10.11',
+    status: 'ready' as const,
+    settings: {},
+  };
+  server = aDataService(orgId, project.id, node.id, { ...mariadb, name: 'main', shareable: true });
+  shared = aDataService(orgId, project.id, node.id, {
+    ...mariadb,
+    name: 'shop-db',
+    sharedServerId: server.id,
+  });
+  shared.sealedPassword = await vault.seal('pw', dataServiceSecretContext(orgId, shared.id));
+  dedicated = aDataService(orgId, project.id, node.id, { ...mariadb, name: 'own' });
+  const services = [aService(orgId, project.id), aService(orgId, project.id)];
+  serviceIds = services.map((s) => s.id);
+  await store.withOrg(orgId, async (r) => {
+    await r.orgs.insert(org);
+    await r.projects.insert(project);
+    await r.nodes.insert(node);
+    for (const s of services) await r.services.insert(s);
+    for (const d of [server, shared, dedicated]) await r.dataServices.insert(d);
+    await r.dataServiceLinks.insert(
+      aDataServiceLink(orgId, shared.id, services[0]!.id, { envName: 'DATABASE_URL' }),
+    );
+    await r.dataServiceLinks.insert(
+      aDataServiceLink(orgId, shared.id, services[1]!.id, { envName: 'SHOP_DB' }),
+    );
+  });
+  deps = {
+    store,
+    vault,
+    queue,
+    ids: new SequenceIds(),
+    clock: new ManualClock(),
+    logger: new MemoryLogger(),
+    runtime: {},
+    config: { maxStepAttempts: 3 },
+  } as unknown as typeof deps;
+});
+
+async function refused(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (isCoreError(e)) return `${e.kind}:${e.code}`;
+    throw e;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('requestMove', () => {
+  it('marks the shared database moving, queues one move not redelivered, and audits', async () => {
+    const view = await requestMove(deps, owner(), shared.id, ctx);
+    expect(view.move).toMatchObject({ status: 'moving', step: 'backup', targetId: null });
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.payload).toEqual({ orgId, dataServiceId: shared.id, op: 'move' });
+    expect(sent[0]!.options).toMatchObject({ group: shared.id, maxAttempts: 1 });
+    expect(await audits('data_service.move_requested')).toHaveLength(1);
+  });
+
+  it('refuses a dedicated service, the shared server, a move in progress or unconfirmed, and an unknown id', async () => {
+    expect(await refused(requestMove(deps, owner(), dedicated.id, ctx))).toBe(
+      'conflict:data_service_not_shared',
+    );
+    expect(await refused(requestMove(deps, owner(), server.id, ctx))).toBe(
+      'conflict:data_service_not_shared',
+    );
+    await requestMove(deps, owner(), shared.id, ctx);
+    expect(await refused(requestMove(deps, owner(), shared.id, ctx))).toBe(
+      'conflict:move_in_progress',
+    );
+    await run(steps([]));
+    expect(await refused(requestMove(deps, owner(), shared.id, ctx))).toBe(
+      'conflict:move_unconfirmed',
+    );
+    expect(await refused(requestMove(deps, owner(), 'dat_nope', ctx))).toBe(
+      'not_found:data_service_not_found',
+    );
+    expect(sent).toHaveLength(1);
+  });
+
+  it('accepts a new move when one has been moving for over five hours (its worker died)', async () => {
+    await requestMove(deps, owner(), shared.id, ctx);
+    (deps.clock as ManualClock).advance(4 * 60 * 60 * 1000);
+    expect(await refused(requestMove(deps, owner(), shared.id, ctx))).toBe(
+      'conflict:move_in_progress',
+    );
+    (deps.clock as ManualClock).advance(2 * 60 * 60 * 1000);
+    expect((await requestMove(deps, owner(), shared.id, ctx)).move?.status).toBe('moving');
+    expect(sent).toHaveLength(2);
+  });
+
+  it('refuses a shared database that is not ready, and viewers', async () => {
+    await store.withOrg(orgId, (r) => r.dataServices.update(shared.id, { status: 'provisioning' }));
+    expect(await refused(requestMove(deps, owner(), shared.id, ctx))).toBe(
+      'conflict:data_service_not_ready',
+    );
+    expect(
+      await refused(requestMove(deps, { ...owner(), role: 'viewer' }, shared.id, ctx)),
+    ).toMatch(/^forbidden:/);
+  });
+});
+
+describe('handleMove', () => {
+  it('backs up, restores into a new dedicated service, re-links under the same names, then redeploys', async () => {
+    await requestMove(deps, owner(), shared.id, ctx);
+    const order: string[] = [];
+    const after = await run(steps(order));
+    // Both links already point at the new one when the redeploy starts.
+    expect(order).toEqual(['backup', 'restore:bak_1', 'redeploy:2:2']);
+    expect(after.move).toMatchObject({
+      status: 'moved',
+      backupId: 'bak_1',
+      error: null,
+      releaseIds: ['rel_0', 'rel_1'],
+    });
+    const target = (await get(after.move!.targetId!))!;
+    expect(target).toMatchObject({
+      sharedServerId: null,
+      engine: 'mariadb',
+      status: 'ready',
+      name: 'shop-db-dedicated',
+    });
+    expect(target.sealedPassword).not.toBe(shared.sealedPassword);
+    expect(await links(shared.id)).toEqual([]);
+    const moved = await links(target.id);
+    expect(moved.map((l) => [l.serviceId, l.envName]).sort()).toEqual(
+      [
+        [serviceIds[0], 'DATABASE_URL'],
+        [serviceIds[1], 'SHOP_DB'],
+      ].sort(),
+    );
+    // The shared copy is kept (ready, unlinked) until confirmed.
+    expect(after.status).toBe('ready');
+    const [audit] = await audits('data_service.moved');
+    expect(audit!.data).toMatchObject({ to: target.id, backupId: 'bak_1' });
+  });
+
+  for (const step of ['backup', 'restore', 'redeploy'] as const)
+    it(`a failure at ${step} leaves the shared copy linked, and says so`, async () => {
+      await requestMove(deps, owner(), shared.id, ctx);
+      const after = await run(steps([], step));
+      expect(after.move).toMatchObject({ status: 'failed', step });
+      expect(after.move!.error).toMatch(new RegExp(`^move failed at step ${step}: ${step} broke`));
+      expect((await links(shared.id)).map((l) => l.envName).sort()).toEqual([
+        'DATABASE_URL',
+        'SHOP_DB',
+      ]);
+      if (after.move!.targetId) expect(await links(after.move!.targetId)).toEqual([]);
+      const [audit] = await audits('data_service.move_failed');
+      expect(audit!.data).toMatchObject({ step, sharedCopy: 'still linked and serving' });
+      // A failed move may be asked again.
+      await requestMove(deps, owner(), shared.id, ctx);
+    });
+
+  it('a restore that leaves the new service unready fails at restore (real steps check it)', async () => {
+    await requestMove(deps, owner(), shared.id, ctx);
+    const s = steps([]);
+    const after = await run({
+      ...s,
+      restore: async () => {
+        throw new Error('the new data service is failed');
+      },
+    });
+    expect(after.move).toMatchObject({ status: 'failed', step: 'restore' });
+    expect(after.move!.targetId).not.toBeNull();
+  });
+
+  it('does nothing for a move that is not in progress (done, failed, never asked)', async () => {
+    const order: string[] = [];
+    await run(steps(order));
+    expect(order).toEqual([]);
+    expect((await get(shared.id))!.move ?? null).toBeNull();
+  });
+});
+
+describe('confirmMove', () => {
+  it('deletes the unlinked shared copy once moved, and refuses before', async () => {
+    expect(await refused(confirmMove(deps, owner(), shared.id, ctx))).toBe(
+      'conflict:move_not_done',
+    );
+    await requestMove(deps, owner(), shared.id, ctx);
+    expect(await refused(confirmMove(deps, owner(), shared.id, ctx))).toBe(
+      'conflict:move_not_done',
+    );
+    await run(steps([]));
+    const view = await confirmMove(deps, owner(), shared.id, ctx);
+    expect(view.status).toBe('deleting');
+    expect(sent.at(-1)!.payload).toEqual({ orgId, dataServiceId: shared.id, op: 'delete' });
+  });
+
+  it('refuses while a redeploy of the move has not completed (its old containers use the shared copy)', async () => {
+    await requestMove(deps, owner(), shared.id, ctx);
+    await run(steps([]));
+    const env = anEnvironment(orgId, projectId);
+    await store.withOrg(orgId, async (r) => {
+      await r.environments.insert(env);
+      await r.releases.insert(
+        aRelease(orgId, serviceIds[0]!, env.id, { id: 'rel_0', status: 'failed' }),
+      );
+      await r.releases.insert(
+        aRelease(orgId, serviceIds[1]!, env.id, { id: 'rel_1', status: 'completed' }),
+      );
+    });
+    const why = await confirmMove(deps, owner(), shared.id, ctx).catch((e: Error) => e.message);
+    expect(why).toMatch(/have not all completed \(rel_0: failed\)/);
+    // Deployed again and healthy: the shared copy is no longer served from.
+    await store.withOrg(orgId, (r) =>
+      r.releases.insert(
+        aRelease(orgId, serviceIds[0]!, env.id, {
+          id: 'rel_0b',
+          status: 'completed',
+          createdAt: '2099-01-01T00:00:00.000Z',
+        }),
+      ),
+    );
+    expect((await confirmMove(deps, owner(), shared.id, ctx)).status).toBe('deleting');
+  });
+
+  it('refuses while something was linked to the shared copy again', async () => {
+    await requestMove(deps, owner(), shared.id, ctx);
+    await run(steps([]));
+    await store.withOrg(orgId, (r) =>
+      r.dataServiceLinks.insert(
+        aDataServiceLink(orgId, shared.id, serviceIds[0]!, { envName: 'OLD' }),
+      ),
+    );
+    expect(await refused(confirmMove(deps, owner(), shared.id, ctx))).toBe(
+      'conflict:data_service_linked',
+    );
+  });
+});

@@ -38,16 +38,23 @@ export function runUpstreamRegistryContract({
     it('says "reload" once subscribed, then names each written route once `get` sees the write', async () => {
       const r = await make();
       const heard: (string | null)[] = [];
-      const seen: (string[] | null)[] = [];
+      // What `get` answered when each word came, by the word's position: each write waits
+      // for the answer to the word before it, so an answer shows the state that word named.
+      const seen: (string[] | null | undefined)[] = [];
       let wake: () => void = () => undefined;
       const watcher = await r.watch((label) => {
-        heard.push(label);
-        if (label) void r.get(label).then((u) => seen.push(u));
+        const at = heard.push(label) - 1;
+        if (label)
+          void r.get(label).then((u) => {
+            seen[at] = u;
+            wake();
+          });
         wake();
       });
+      const answered = () => heard.every((label, at) => label === null || seen[at] !== undefined);
       const hear = async (count: number) => {
         const deadline = Date.now() + 5_000;
-        while (heard.length < count && Date.now() < deadline)
+        while ((heard.length < count || !answered()) && Date.now() < deadline)
           await new Promise<void>((resolve) => {
             wake = resolve;
             setTimeout(resolve, 50);
@@ -63,9 +70,8 @@ export function runUpstreamRegistryContract({
         await r.remove('r-w');
         await hear(4);
         expect(heard).toEqual([null, 'r-w', 'r-w', 'r-w']);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        // What `get` answered when each word came: the write it named was already there.
-        expect(seen[0]).not.toBeNull();
+        // The write each word named was already there when the word came.
+        expect(seen.slice(1)).toEqual([['127.0.0.1:30001'], ['127.0.0.1:30002'], null]);
       } finally {
         await watcher.close();
       }

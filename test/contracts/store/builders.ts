@@ -266,6 +266,7 @@ export const aDataService = (
   passwordRotatedAt: null,
   shareable: false,
   sharedServerId: null,
+  move: null,
   createdAt: at(),
   updatedAt: at(),
   ...o,

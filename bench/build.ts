@@ -8,7 +8,8 @@
  *    a cold build (fresh dependency layers); the same ratio built directly through the
  *    Engine API (same builder, same cache state) is reported beside it.
  * 2. rollbackToEarlierShaMs: POST /api/releases {gitRef: <earlier sha>} → Caddy serves it,
- *    its image still on the node (no build step runs; the log says "reused").
+ *    its image still on the node (no build step runs; the log says "reused") and its
+ *    release still warm with the same configuration, so its container is taken over.
  * 3. controlPlaneBuildMemoryMb: peak RSS of this process (the control plane runs in it)
  *    during a cold build, above its idle RSS just before.
  * 4. warm/coldPushToServingOverRawMs: the cold and warm deploys are pushes: a push webhook
@@ -210,7 +211,10 @@ async function main(): Promise<void> {
     const rollbackMs = await serves('v1', back.t0);
     const rollbackCpu = await cpuSince(back.cpu);
     const backRelease = await s.settle(back.id, 60_000);
-    const reused = (await s.logs(back.id)).some((l) => l.line.includes('reused, nothing built'));
+    const backLog = await s.logs(back.id);
+    const reused = backLog.some((l) => l.line.includes('reused, nothing built'));
+    // Whether v1's still-warm container was taken over (same configuration) or a new one started.
+    const warmTakenOver = backLog.some((l) => l.line.startsWith('reusing the warm containers'));
 
     // The raw baseline: the same Dockerfile through the Engine API, same builder, fresh
     // nonce (in the Dockerfile and the packages) for the cold build so its cache state
@@ -234,12 +238,24 @@ async function main(): Promise<void> {
         },
       );
       const t0 = Date.now();
+      // The engine's own timeline: when the context was read to its end (uploaded), and
+      // when each output line (a BuildKit vertex starting, a step's output) arrived.
+      const marks: Record<string, number> = {};
+      const lines: string[] = [];
+      async function* timed(source: AsyncIterable<Uint8Array>) {
+        let bytes = 0;
+        for await (const chunk of source) {
+          bytes += chunk.length;
+          yield chunk;
+        }
+        marks[`contextSent (${Math.round(bytes / 1024)} KiB)`] = Date.now() - t0;
+      }
       try {
         const result = await runtime.build(
           { dockerHost },
           {
             tag: `bench-raw-${nonce}:${sha}`,
-            context: archive.stream,
+            context: timed(archive.stream),
             dockerfile: 'Dockerfile',
             buildArgs: {},
             labels: { 'selfdevop.org': s.orgId },
@@ -247,14 +263,19 @@ async function main(): Promise<void> {
             cpus: null,
             timeoutMs: 120_000,
           },
-          () => undefined,
+          (line) => {
+            if (lines.length < 40) lines.push(`${Date.now() - t0} ${line.slice(0, 70)}`);
+          },
         );
         if (result.error) throw new Error(`raw build failed: ${result.error}`);
-        return Date.now() - t0;
+        const ms = Date.now() - t0;
+        timelines.push({ ...marks, lines, end: ms });
+        return ms;
       } finally {
         await archive.close();
       }
     };
+    const timelines: Record<string, unknown>[] = [];
     const rawColdMs = await rawBuild(raw);
     const rawWarmMs = await rawBuild(raw2);
     // A plain image deploy of the raw build's result: the deploy half of the baseline.
@@ -344,9 +365,17 @@ async function main(): Promise<void> {
         coldBuildMs: rawColdMs,
         warmBuildMs: rawWarmMs,
         rebuildVsColdRatio: round(rawWarmMs / rawColdMs, 3),
+        // ms from the build request: the context's upload done, each output line, the end.
+        coldBuildTimelineMs: timelines[0],
+        warmBuildTimelineMs: timelines[1],
         imageDeployToServingMs: rawDeployMs,
       },
-      rollback: { ms: rollbackMs, status: backRelease.status, reusedImage: reused },
+      rollback: {
+        ms: rollbackMs,
+        status: backRelease.status,
+        reusedImage: reused,
+        warmContainersTakenOver: warmTakenOver,
+      },
       memory: {
         idleRssMb: round(idleRss / 1024 / 1024, 1),
         peakRssMb: round(peakRss / 1024 / 1024, 1),

@@ -796,6 +796,12 @@ export interface ContainerRuntime {
     spec: BuildSpec,
     onLine: (line: string) => void | Promise<void>,
   ): Promise<BuildResult>;
+  /**
+   * Optional (warm reuse): renames a container (`POST /containers/{id}/rename`), running or
+   * not, so a release can take over a warm release's container under its own name. Throws
+   * when the name is taken or the container is gone. Absent on a Swarm (a service keeps its name).
+   */
+  rename?(target: DockerTarget, nameOrId: string, newName: string): Promise<void>;
   /** Optional (builds): the id of an image the engine already has, or null; never pulls. */
   localImage?(target: DockerTarget, image: string): Promise<string | null>;
   /**

@@ -684,6 +684,14 @@ export class DockerRuntime implements ContainerRuntime {
     });
   }
 
+  async rename(target: DockerTarget, nameOrId: string, newName: string): Promise<void> {
+    await this.call(target, `rename ${nameOrId} to ${newName}`, (docker) =>
+      docker
+        .getContainer(nameOrId)
+        .rename({ name: newName, abortSignal: this.deadline() } as { name: string }),
+    );
+  }
+
   async remove(target: DockerTarget, nameOrId: string): Promise<void> {
     await this.call(target, `remove ${nameOrId}`, (docker) =>
       this.removeTolerant(docker, nameOrId),

@@ -127,6 +127,7 @@ export type RuntimeMethod =
   | 'list'
   | 'stop'
   | 'remove'
+  | 'rename'
   | 'removeVolume'
   | 'removeNetwork'
   | 'followLogs'
@@ -635,6 +636,14 @@ export class MemoryRuntime implements ContainerRuntime {
     if (!c) return;
     this.exit(c, c.exitCode ?? 137);
     this.node(target.dockerHost).delete(c.id);
+  }
+
+  async rename(target: DockerTarget, nameOrId: string, newName: string): Promise<void> {
+    this.enter('rename', target, `${nameOrId} ${newName}`);
+    const c = this.mustFind(target.dockerHost, nameOrId);
+    if (this.find(target.dockerHost, newName))
+      throw new Error(`Conflict. The container name "/${newName}" is already in use`);
+    c.spec = { ...c.spec, name: newName };
   }
 
   /** Volumes are not modelled here; removing one is a no-op, as for a missing one. */

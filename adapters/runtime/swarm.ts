@@ -790,6 +790,10 @@ export function withSwarm(engine: ContainerRuntime, swarm: SwarmRuntime): Contai
       t.swarm ? unsupported('an engine size')() : engine.capacity!.call(engine, t);
   if (engine.build) runtime.build = (t, spec, onLine) => engine.build!(onManager(t), spec, onLine);
   if (engine.localImage) runtime.localImage = (t, image) => engine.localImage!(onManager(t), image);
+  // A Swarm service keeps the name it was created with: a warm reuse starts fresh there.
+  if (engine.rename)
+    runtime.rename = (t, name, newName) =>
+      t.swarm ? unsupported('renaming a service')() : engine.rename!(t, name, newName);
   if (engine.runPiped)
     runtime.runPiped = (t, spec, o) =>
       t.swarm ? unsupported('a streamed one-off (backups)')() : engine.runPiped!(t, spec, o);

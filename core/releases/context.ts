@@ -15,6 +15,7 @@ import { upstreamOf, UntrustedBinding } from '../nodes/address.ts';
 import { StepFailed } from './errors.ts';
 import { openTarget, workerActor, type ReleaseDeps } from './deps.ts';
 import { assertTransition } from './state-machine.ts';
+import { configurationHash, secretVersion } from './warm-reuse.ts';
 
 /** Everything one step of one release works with, loaded once per message. */
 export interface StepContext {
@@ -48,6 +49,11 @@ export interface StepContext {
    * fetches and image moves take it and stop at once.
    */
   signal?: AbortSignal;
+  /**
+   * The hash of what the release's containers run with (`core/releases/warm-reuse.ts`), set
+   * by `containerEnv`: carried by each container as a label, compared by a warm reuse.
+   */
+  configurationHash?: string;
 }
 
 /** Loads what a release's steps need; NotFound when its service, environment or node is gone. */
@@ -320,7 +326,9 @@ export async function containerEnv(c: StepContext): Promise<Record<string, strin
     repos.secrets.list(serviceId, environmentId),
   );
   const env: Record<string, string> = { ...c.service.env };
+  const secretVersions: Record<string, string> = {};
   for (const s of secrets) {
+    secretVersions[s.name] = secretVersion(s.sealed);
     let value: string;
     try {
       value = await c.deps.vault.open(s.sealed, `${orgId}:${serviceId}:${environmentId}:${s.name}`);
@@ -342,6 +350,21 @@ export async function containerEnv(c: StepContext): Promise<Record<string, strin
   }
   for (const pw of linked.passwords) if (!c.secretValues.includes(pw)) c.secretValues.push(pw);
   if (linked.network) c.network = linked.network;
+  c.configurationHash = configurationHash({
+    image: c.release.imageDigest ?? c.release.image,
+    kind: c.service.kind,
+    env: { ...c.service.env },
+    secretVersions,
+    linked: linked.env,
+    network: linked.network,
+    containerPort: c.service.containerPort,
+    memoryMb: c.service.memoryMb,
+    cpus: c.service.cpus,
+    healthcheckPath: c.service.healthcheckPath,
+    health: c.service.health,
+    workerHealth: c.service.workerHealth,
+    placementLabels: c.service.placement?.labels ?? {},
+  });
   return env;
 }
 

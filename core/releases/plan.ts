@@ -1,5 +1,6 @@
 import type { ContainerSpec, LogRotation, RouteSpec } from '../ports.ts';
 import type { Environment, NodeRecord, Release, Service } from '../models.ts';
+import { configurationLabel } from './warm-reuse.ts';
 
 /**
  * The release engine's plans: container specs and routes as data. The runtime and edge
@@ -86,6 +87,11 @@ export interface CandidateInput {
   network?: string;
   /** Which replica (0 when absent). */
   index?: number;
+  /**
+   * The configuration hash (`core/releases/warm-reuse.ts`), carried as a label so a later
+   * redeploy of the same image can tell the container runs what it would start.
+   */
+  configurationHash?: string;
 }
 
 /** The image a release runs: the resolved digest once known, so a redeploy is exact. */
@@ -102,7 +108,12 @@ export function planCandidate({
   env,
   network,
   index = 0,
+  configurationHash,
 }: CandidateInput): ContainerSpec {
+  const labels = (role: 'web' | 'worker') => ({
+    ...releaseLabels(release, role),
+    ...(configurationHash ? { [configurationLabel]: configurationHash } : {}),
+  });
   const base = {
     ...(network ? { network } : {}),
     name: replicaContainerName(
@@ -116,7 +127,7 @@ export function planCandidate({
     return {
       ...base,
       env,
-      labels: releaseLabels(release, 'worker'),
+      labels: labels('worker'),
       memoryMb: service.memoryMb,
       cpus: service.cpus,
       restartPolicy: 'unless-stopped',
@@ -126,7 +137,7 @@ export function planCandidate({
     ...base,
     // PORT comes last: the edge reaches the app on containerPort, whatever env says.
     env: { ...env, PORT: String(service.containerPort) },
-    labels: releaseLabels(release, 'web'),
+    labels: labels('web'),
     containerPort: service.containerPort,
     publishIp: node.address,
     memoryMb: service.memoryMb,

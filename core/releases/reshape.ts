@@ -288,6 +288,7 @@ async function startReplica(c: StepContext, replica: Replica): Promise<void> {
     env,
     index: replica.index,
     ...(c.network ? { network: c.network } : {}),
+    ...(c.configurationHash ? { configurationHash: c.configurationHash } : {}),
   });
   const info = await viaDocker(() => c.deps.runtime.start(target, spec));
   replica.containerId = info.id;

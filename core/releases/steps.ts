@@ -1,4 +1,4 @@
-import type { NodeRecord, ReleaseStep, Service } from '../models.ts';
+import type { NodeRecord, ReleaseStep, Replica, Service } from '../models.ts';
 import type { DockerTarget } from '../ports.ts';
 import { refreshesOnDeploy, registryOf } from '../registries/image-ref.ts';
 import { pullAuthFor } from '../registries/use-cases.ts';
@@ -33,6 +33,7 @@ import {
   routeId,
 } from './plan.ts';
 import { replicasOf } from './replicas.ts';
+import { takeOverWarmRelease } from './warm-takeover.ts';
 
 /**
  * The steps of a release, one per queue message (Kamal commands/app/*.rb style: one
@@ -172,11 +173,35 @@ async function imageOnReplicaNode(
 /**
  * artifact_ready → candidate_started: every replica's container runs beside the old set,
  * on the node placement chose, `maxSurge` starting at once. A replica already started (a
- * redelivered step) is found by its name.
+ * redelivered step) is found by its name. A still-warm earlier release of the same image
+ * and configuration hands over its containers instead (`takeOverWarmRelease`).
  */
 export const startCandidate: StepRunner = async (c) => {
   const step = await beginStep(c, 'start_candidate');
   const env = await containerEnv(c);
+  const planned = replicasOf(c.release).map((r) => ({ ...r }));
+  const reused = await takeOverWarmRelease(c, planned);
+  const replicas = reused ?? planned;
+  if (!reused) await startReplicas(c, env, replicas);
+  await endStep(c, step);
+  const first = replicas[0]!;
+  if (
+    await move(c, 'candidate_started', {
+      containerId: first.containerId,
+      upstream: first.upstream,
+      replicaSet: { replicas },
+    })
+  ) {
+    await sendStep(c.deps, c.release, 'candidate_started');
+  }
+};
+
+/** Starts every replica's container (`replicas` updated in place), `maxSurge` at once. */
+async function startReplicas(
+  c: StepContext,
+  env: Record<string, string>,
+  replicas: Replica[],
+): Promise<void> {
   if (c.service.strategy === 'replace' && c.previous) {
     // Replace frees the old containers' resources first; they are only stopped, so a failed
     // release can start them again as they were.
@@ -187,7 +212,6 @@ export const startCandidate: StepRunner = async (c) => {
       await viaDocker(() => c.deps.runtime.stop(previousTarget, old, c.service.drainSeconds));
     }
   }
-  const replicas = replicasOf(c.release).map((r) => ({ ...r }));
   const surge = Math.max(1, c.service.maxSurge ?? 1);
   for (let at = 0; at < replicas.length; at += surge) {
     await Promise.all(
@@ -201,6 +225,7 @@ export const startCandidate: StepRunner = async (c) => {
           env,
           index: replica.index,
           ...(c.network ? { network: c.network } : {}),
+          ...(c.configurationHash ? { configurationHash: c.configurationHash } : {}),
         });
         const target = await nodeTarget(c, node);
         await imageOnReplicaNode(c, node, target);
@@ -233,18 +258,7 @@ export const startCandidate: StepRunner = async (c) => {
       }),
     );
   }
-  await endStep(c, step);
-  const first = replicas[0]!;
-  if (
-    await move(c, 'candidate_started', {
-      containerId: first.containerId,
-      upstream: first.upstream,
-      replicaSet: { replicas },
-    })
-  ) {
-    await sendStep(c.deps, c.release, 'candidate_started');
-  }
-};
+}
 
 /** candidate_started|migrating → health_validating: the migrate command ran and exited 0. */
 export const migrate: StepRunner = async (c) => {

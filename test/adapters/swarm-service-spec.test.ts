@@ -78,6 +78,7 @@ const portMethods: Record<keyof ContainerRuntime, true> = {
   list: true,
   stop: true,
   remove: true,
+  rename: true,
   exec: true,
   removeVolume: true,
   logs: true,

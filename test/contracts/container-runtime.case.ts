@@ -286,6 +286,34 @@ export function runContainerRuntimeContract({
       await h.runtime.stop(h.target, s.name, 1);
     });
 
+    it('renames a running container: it keeps running and answering under the new name only; a taken name or a missing container is refused', async () => {
+      const s = spec('rename');
+      if (h.target.swarm) {
+        // A Swarm service keeps the name it was made with: refused, so a warm reuse starts fresh.
+        await expect(h.runtime.rename!(h.target, s.name, h.name('renamed'))).rejects.toThrow(
+          'renaming a service is not supported on a Swarm target',
+        );
+        return;
+      }
+      const info = await h.runtime.start(h.target, s);
+      await answer(info.published!, '/health');
+      const renamed = h.name('renamed');
+      await h.runtime.rename!(h.target, s.name, renamed);
+      expect(await h.runtime.inspect(h.target, s.name)).toBeNull();
+      expect(await h.runtime.inspect(h.target, renamed)).toMatchObject({
+        id: info.id,
+        name: renamed,
+        state: 'running',
+        labels: expect.objectContaining(s.labels),
+      });
+      expect((await h.httpGet(info.published!, '/health'))?.status).toBe(200);
+      const other = await h.runtime.start(h.target, spec('rename-other'));
+      await expect(h.runtime.rename!(h.target, other.id, renamed)).rejects.toThrow();
+      await expect(h.runtime.rename!(h.target, h.name('ghost'), h.name('x'))).rejects.toThrow();
+      expect((await h.runtime.inspect(h.target, other.id))?.name).toBe(other.name);
+      await h.runtime.remove(h.target, renamed);
+    });
+
     it('inspects a container that never existed as null', async () => {
       expect(await h.runtime.inspect(h.target, h.name('never'))).toBeNull();
     });

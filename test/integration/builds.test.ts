@@ -219,6 +219,16 @@ describe.skipIf(!ready)('building a service from git and deploying it', () => {
     const log3 = await logOf(r3.id);
     expect(log3).toContain(`image ${r1.image} is already on node local: reused, nothing built`);
     expect(log3.some((l) => l.includes('greeting is'))).toBe(false);
+    // r1 is still warm (its window is 600 s) with the same configuration: its container
+    // serves again under r3, none started.
+    expect(log3).toContainEqual(
+      expect.stringMatching(new RegExp(`^reusing the warm containers of release ${r1.id} `)),
+    );
+    expect(r3.containerId).toMatch(/^[0-9a-f]{64}$/);
+    expect(r3.containerId).toBe(r1.containerId);
+    expect(await logOf(r1.id)).toContain(
+      `containers taken over by release ${r3.id} (same image, same configuration): this release runs nothing any more`,
+    );
     expect(await viaCaddy(web.host)).toEqual({ status: 200, body: 'one' });
 
     // A tag names its commit too (an annotated tag's peeled commit).
@@ -226,7 +236,22 @@ describe.skipIf(!ready)('building a service from git and deploying it', () => {
     const r4 = await deployed(web.id, { gitRef: 'v2.0.0' });
     expect(r4.status, r4.error).toBe('completed');
     expect(r4.gitSha).toBe(second);
+    expect(r4.containerId).toBe(r2.containerId);
     expect(await viaCaddy(web.host)).toEqual({ status: 200, body: 'two' });
+
+    // A changed environment: the warm copy of the first commit no longer fits, so it starts anew.
+    const patched = await req('PATCH', `/api/services/${web.id}`, {
+      token: auth,
+      body: { env: { GREETING: 'changed' } },
+    });
+    expect(patched.status, patched.text).toBe(200);
+    const r5 = await deployed(web.id, { gitRef: first });
+    expect(r5.status, r5.error).toBe('completed');
+    expect(r5.containerId).not.toBe(r3.containerId);
+    expect(await logOf(r5.id)).toContain(
+      `release ${r3.id} is still warm with this image, but new containers start: the configuration changed since release ${r3.id} started (environment, secrets, linked data services, port, resources or health check)`,
+    );
+    expect(await viaCaddy(web.host)).toEqual({ status: 200, body: 'one' });
   }, 180_000);
 
   it('a commit that changes only application code reuses the dependency layers: the install step is CACHED and its layer shared, whatever the commit time or release', async () => {

@@ -21,7 +21,7 @@ import {
   rollbackRelease,
   type ReleaseDeps,
 } from '../../../core/releases/engine.ts';
-import { defaultHosts } from '../../../core/releases/plan.ts';
+import { containerName, defaultHosts } from '../../../core/releases/plan.ts';
 import { startCaddy, type TestCaddy } from '../../support/caddy.ts';
 import { dockerTarget, ensureTestImages, removeContainersByLabel } from '../../support/docker.ts';
 import { available } from '../../support/services.ts';
@@ -179,5 +179,40 @@ describe.skipIf(!ready)('a release on a real Docker Engine behind a real Caddy',
       status: 200,
       body: 'selfdevop-test app v1\n',
     });
+  });
+
+  it("redeploys a still-warm release's image by taking over its container (renamed, health-checked, switched), not starting one", async () => {
+    const v1 = (await deps.store.withOrg(orgId, (x) =>
+      x.releases.latest(serviceId, 'env_000001', ['completed']),
+    ))!;
+    const v1Container = (await deps.runtime.inspect(dockerTarget, containerName(v1)))!;
+    expect(v1Container.labels['selfdevop.config']).toMatch(/^v1:[0-9a-f]{64}$/);
+    // v2's image again: nothing of it is warm in the serving chain, so it starts fresh.
+    const again2 = await deploy('selfdevop-test/app:v2');
+    expect(again2.status).toBe('completed');
+    const runningNow = async () =>
+      (await deps.runtime.list(dockerTarget, labels))
+        .filter((c) => c.state === 'running')
+        .map((c) => c.id)
+        .sort();
+    const before = await runningNow();
+
+    const again1 = await deploy('selfdevop-test/app:v1');
+    expect(again1).toMatchObject({ status: 'completed', containerId: v1Container.id });
+    expect(await viaEdge(caddy.httpPort, host)).toEqual({
+      status: 200,
+      body: 'selfdevop-test app v1\n',
+    });
+    // The same containers run: v1's now under again1's name, none started.
+    expect(await runningNow()).toEqual(before);
+    expect(await deps.runtime.inspect(dockerTarget, containerName(v1))).toBeNull();
+    expect((await deps.runtime.inspect(dockerTarget, containerName(again1)))?.id).toBe(
+      v1Container.id,
+    );
+    const lines = (await listReleaseLogs(deps, deployer, again1.id)).map((l) => l.line);
+    expect(lines).toContainEqual(
+      expect.stringMatching(new RegExp(`^reusing the warm containers of release ${v1.id} `)),
+    );
+    expect(lines).toContainEqual(expect.stringMatching(/^healthy after \d+ probes$/));
   });
 });

@@ -196,8 +196,17 @@ async function buildWithSlot(
     const extra: Record<string, string> = {};
     // Each read is a git process of its own, and none waits for another: started together.
     const ignoreRead = viaGit(() => tree.read('.dockerignore'));
+    // What the docker CLI does before it sends a context: `.dockerignore` leaves files out
+    // (the Dockerfile and .dockerignore itself are always sent). Weighed before anything is
+    // sent: a repository over the cap fails at once, by its listed sizes, without its
+    // content being read. The weighing needs only .dockerignore, so it runs while the
+    // Dockerfile is read (and a zero-config plan made): one git process fewer in a row.
+    const weighing = ignoreRead.then(async (text) => {
+      const exclude = contextFilter(parseDockerIgnore(text), [git.dockerfile, '.dockerignore']);
+      return { ignoreText: text, exclude, weight: await viaGit(() => tree.size(exclude)) };
+    });
     // Awaited below; a step that fails before then must not leave it unhandled.
-    ignoreRead.catch(() => undefined);
+    weighing.catch(() => undefined);
     if ((await viaGit(() => tree.read(git.dockerfile))) === null) {
       // No Dockerfile: a Node.js app (package.json and a lockfile) gets one written for it.
       const packageJson = await viaGit(() => tree.read('package.json'));
@@ -242,13 +251,7 @@ async function buildWithSlot(
       for (const line of plan.dockerfile.split('\n').filter((l) => l && !l.startsWith('#')))
         await appendLog(c, `  ${line}`);
     }
-    // What the docker CLI does before it sends a context: `.dockerignore` leaves files out
-    // (the Dockerfile and .dockerignore itself are always sent).
-    const ignoreText = await ignoreRead;
-    const exclude = contextFilter(parseDockerIgnore(ignoreText), [git.dockerfile, '.dockerignore']);
-    // Weighed before anything is sent: a repository over the cap fails at once, by its
-    // listed sizes, without its content being read.
-    const weight = await viaGit(() => tree.size(exclude));
+    const { ignoreText, exclude, weight } = await weighing;
     if (weight.bytes > limits.maxSourceBytes)
       throw new StepFailed(
         new SourceTooLarge(weight.bytes, limits.maxSourceBytes, true).message,

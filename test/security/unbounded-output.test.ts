@@ -126,6 +126,13 @@ describe.skipIf(!ready)('hole 8: a flooding migration is bounded', () => {
       'select count(*)::int as n, max(length(line))::int as longest from release_logs where release_id = $1',
       [created.body.id],
     );
+    // The transactions that wrote this release's log lines: each row's xmin names the one that
+    // inserted it (lines are never deleted). Counted per row, not in a wall-clock window, so
+    // the figure does not grow with the machine's load (polling and pg-boss commit meanwhile).
+    const writers = await db.query(
+      'select count(distinct xmin::text)::int as n from release_logs where release_id = $1',
+      [created.body.id],
+    );
     const markers = await db.query(
       `select case when length(line) > 160 then left(line, 20) || ' … ' || right(line, 60) else line end as line
          from release_logs where release_id = $1 and (line like '%dropped%' or line like '%cut%') order by seq`,
@@ -135,6 +142,7 @@ describe.skipIf(!ready)('hole 8: a flooding migration is bounded', () => {
     const figures = {
       migrateStepMs: migrateMs,
       transactionsCommitted: transactions,
+      logWriteTransactions: writers.rows[0].n,
       logLinesStored: stored.rows[0].n,
       longestStoredLine: stored.rows[0].longest,
       rssBeforeMb: Math.round(rssBefore / 2 ** 20),
@@ -158,8 +166,11 @@ describe.skipIf(!ready)('hole 8: a flooding migration is bounded', () => {
       [created.body.id],
     );
     expect(last.rows[0].line).toBe('flood: done');
-    // Batched writes: a few transactions per second, not one per line.
-    expect(figures.transactionsCommitted).toBeLessThan(2_000);
+    // Batched writes: one transaction per batch of lines, not one per line (10,000 lines
+    // stored would be 10,000 transactions). Every transaction in the database during the
+    // step (printed above) includes the test's own polling, so it is not the bound.
+    expect(figures.logWriteTransactions).toBeGreaterThan(0);
+    expect(figures.logWriteTransactions).toBeLessThan(figures.logLinesStored / 20);
     // The 30 MB line never sits in memory whole. How long the step held its slot and how
     // /health answered meanwhile are printed above for the closing note, not asserted:
     // wall-clock bounds belong to benchmarks.

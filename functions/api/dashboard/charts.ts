@@ -1,7 +1,7 @@
 import { html, raw } from 'hono/html';
 import type { Html } from './layout.ts';
 
-/** GET /api/services/{id}/metrics and /api/nodes/{id}/metrics, as the pages read them. */
+/** GET /api/{services,nodes,projects}/{id}/metrics, as the pages read them. */
 export type MetricsAnswer =
   | {
       available: true;
@@ -188,8 +188,19 @@ export const serviceCharts: ChartSpec[] = [
   { title: 'Requests per second', keys: ['requests'] },
   { title: 'Latency (p50, p95)', keys: ['latency_p50', 'latency_p95'] },
   { title: 'Errors per second (4xx, 5xx)', keys: ['errors_4xx', 'errors_5xx'] },
+  { title: 'Open connections (WebSockets)', keys: ['connections'] },
   { title: 'CPU', keys: ['cpu'] },
   { title: 'Memory', keys: ['memory'] },
+];
+
+/** A project's: every environment of every one of its services together. */
+export const projectCharts: ChartSpec[] = [
+  { title: 'Requests per second', keys: ['requests'] },
+  { title: '5xx responses per second', keys: ['errors_5xx'] },
+  { title: 'Latency (p95)', keys: ['latency_p95'] },
+  { title: 'Open connections (WebSockets)', keys: ['connections'] },
+  { title: 'CPU (all replicas)', keys: ['cpu'] },
+  { title: 'Memory (all replicas)', keys: ['memory'] },
 ];
 
 export const nodeCharts: ChartSpec[] = [

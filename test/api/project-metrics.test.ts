@@ -234,6 +234,26 @@ describe.skipIf(!ready)('project metrics (API, PostgreSQL, real Prometheus)', ()
     expect(m).not.toHaveProperty('series');
   });
 
+  it('renders the project page: six charts with the range switch, or exactly what to install', async () => {
+    const page = (h: Api, range: string) =>
+      h.request('GET', `/dashboard/projects/${projectA}?range=${range}`, {
+        headers: { cookie: `sdo_session=${tokenA}` },
+      });
+    const drawn = await page(api, '1w');
+    expect(drawn.status).toBe(200);
+    expect(drawn.text.match(/<figure class="chart"/g)).toHaveLength(6);
+    expect(drawn.text).toContain('data-chart="connections"');
+    expect(drawn.text).toMatch(/aria-current="page"\s*>Last week</);
+    expect(drawn.text).not.toContain('metrics-unavailable');
+    const bareOne = await page(bare, '1h');
+    expect(bareOne.status).toBe(200);
+    expect(bareOne.text).toContain('id="metrics-unavailable"');
+    expect(bareOne.text).toContain('apt-get install prometheus prometheus-alertmanager');
+    expect(bareOne.text).not.toContain('<figure class="chart"');
+    expect(bareOne.text).not.toMatch(/<svg\s+role="img"/);
+    expect(drawn.text).toMatch(/<svg\s+role="img"/);
+  });
+
   it('prints the same through the CLI, and what to install (exit 1) without a Prometheus', async () => {
     const ok = await cli(['projects', 'metrics', 'shop', '--range', '1h'], {
       SELFDEVOP_URL: api.url,

@@ -42,10 +42,19 @@ export function formatValue(v: number, unit: string): string {
       return `${n(v * 100, 1)} %`;
     case 'cores':
       return `${n(v)} cores`;
+    case 'connections':
+      return n(v);
     default:
       return `${n(v)} ${unit}`;
   }
 }
+
+/**
+ * The y axis's top label: 46 px wide, so the rate and core units (named by the caption and
+ * the legend) are left out rather than cut off.
+ */
+const axisValue = (v: number, unit: string) =>
+  unit === 'req/s' || unit === 'cores' ? formatValue(v, '').trim() : formatValue(v, unit);
 
 const clock = (t: number, range: string) => {
   const d = new Date(t * 1000).toISOString();
@@ -120,7 +129,7 @@ export function chart(answer: Extract<MetricsAnswer, { available: true }>, spec:
         stroke="#8c959f"
       />
       <text x="${pad.left - 4}" y="${pad.top + 8}" text-anchor="end" font-size="9" fill="#57606a">
-        ${formatValue(top, unit)}
+        ${axisValue(top, unit)}
       </text>
       <text
         x="${pad.left - 4}"

@@ -74,7 +74,9 @@ export interface Metrics {
 
 /**
  * The series a chart can ask for; each adapter knows how its backend measures them.
- * `connections` is the edge's open proxied connections: WebSockets, and requests in flight.
+ * `connections` is the edge's open proxied connections: WebSockets, and requests in flight;
+ * `restarts` the most restarts of any one replica within the crash-loop window (15 min), the
+ * figure the crash_loop alert compares.
  */
 export const serviceSeriesKeys = [
   'requests',
@@ -85,6 +87,7 @@ export const serviceSeriesKeys = [
   'connections',
   'cpu',
   'memory',
+  'restarts',
 ] as const;
 export type ServiceSeriesKey = (typeof serviceSeriesKeys)[number];
 export const nodeSeriesKeys = ['cpu', 'memory', 'disk'] as const;

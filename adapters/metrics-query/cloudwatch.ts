@@ -35,6 +35,8 @@ const serviceMetrics: Record<ServiceSeriesKey, MetricSpec> = {
   connections: { name: 'OpenConnections', stat: 'Average' },
   cpu: { name: 'CpuCores', stat: 'Average' },
   memory: { name: 'MemoryBytes', stat: 'Average' },
+  // Published by the usage collector as the busiest replica's restarts in the window.
+  restarts: { name: 'RestartsInWindow', stat: 'Maximum' },
 };
 const nodeMetrics: Record<NodeSeriesKey, MetricSpec> = {
   cpu: { name: 'NodeCpuRatio', stat: 'Average' },

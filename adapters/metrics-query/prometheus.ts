@@ -1,5 +1,6 @@
 import { metricNames } from '../../core/alerts/rules.ts';
 import { Unavailable } from '../../core/errors.ts';
+import { crashLoopWindowSeconds } from '../../core/stats/collect.ts';
 import type {
   MetricsQuery,
   Series,
@@ -68,6 +69,9 @@ export function promqlFor(key: SeriesKey, scope: SeriesScope, rateWindow: string
       return `sum(rate(${metricNames.replicaCpu}{${own}}[${rateWindow}]))`;
     case 'memory':
       return `sum(${metricNames.replicaMemory}{${own}})`;
+    case 'restarts':
+      // The crash_loop rule's own figure: the busiest replica's restarts in its window.
+      return `max(increase(${metricNames.replicaRestarts}{${own}}[${crashLoopWindowSeconds}s]))`;
     default:
       return null;
   }

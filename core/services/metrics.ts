@@ -22,7 +22,10 @@ export const rangeWindows: Record<MetricsRange, { seconds: number; stepSeconds: 
 
 export const seriesInfo: Record<
   SeriesKey,
-  { title: string; unit: 'req/s' | 'seconds' | 'cores' | 'bytes' | 'ratio' | 'connections' }
+  {
+    title: string;
+    unit: 'req/s' | 'seconds' | 'cores' | 'bytes' | 'ratio' | 'connections' | 'restarts';
+  }
 > = {
   requests: { title: 'Requests', unit: 'req/s' },
   errors_4xx: { title: '4xx responses', unit: 'req/s' },
@@ -32,6 +35,7 @@ export const seriesInfo: Record<
   cpu: { title: 'CPU', unit: 'cores' },
   memory: { title: 'Memory', unit: 'bytes' },
   connections: { title: 'Open connections', unit: 'connections' },
+  restarts: { title: 'Restarts in 15 min', unit: 'restarts' },
   disk: { title: 'Disk used', unit: 'ratio' },
 };
 
@@ -97,7 +101,7 @@ export async function readSeries(
   }
 }
 
-/** Request rate, latency, errors, open connections, CPU and memory of one service environment. */
+/** Request rate, latency, errors, open connections, CPU, memory and restarts of one service environment. */
 export async function getServiceMetrics(
   deps: CoreDeps,
   principal: Principal,

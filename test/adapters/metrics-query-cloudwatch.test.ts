@@ -27,6 +27,7 @@ function datapointsOf(f: MetricsFixture): Datapoint[] {
       add('CpuCores', { Average: s.cpuCores });
       add('MemoryBytes', { Average: s.memoryBytes });
       add('OpenConnections', { Average: s.connections });
+      add('RestartsInWindow', { Maximum: s.restartsIn15m });
     }
     for (const node of f.nodes) {
       const dimensions = { Org: node.orgId, Node: node.nodeId };

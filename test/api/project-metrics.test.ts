@@ -125,6 +125,7 @@ describe.skipIf(!ready)('project metrics (API, PostgreSQL, real Prometheus)', ()
       cpuCores: n / 10,
       memoryBytes: n * 1024 * 1024,
       connections: n,
+      restartsIn15m: 0,
     });
     loads = [
       load(a.orgId, projectA, web, 'production', envs.production!, 8),

@@ -24,6 +24,8 @@ export interface ServiceLoad {
   memoryBytes: number;
   /** Proxied connections open at every sample (WebSockets). */
   connections: number;
+  /** Restarts of its one replica in every 15 minutes, at an even pace. */
+  restartsIn15m: number;
 }
 
 export interface NodeLoad {
@@ -67,6 +69,7 @@ export const metricsFixture: MetricsFixture = {
       cpuCores: 0.5,
       memoryBytes: 64 * 1024 * 1024,
       connections: 5,
+      restartsIn15m: 3,
     },
     {
       orgId: 'org_b',
@@ -81,6 +84,7 @@ export const metricsFixture: MetricsFixture = {
       cpuCores: 1.5,
       memoryBytes: 256 * 1024 * 1024,
       connections: 7,
+      restartsIn15m: 0,
     },
     // A second service of org_a's project: the project's series add it to svc_a's.
     {
@@ -96,6 +100,7 @@ export const metricsFixture: MetricsFixture = {
       cpuCores: 0.25,
       memoryBytes: 32 * 1024 * 1024,
       connections: 3,
+      restartsIn15m: 6,
     },
   ],
   nodes: [{ orgId: 'org_a', nodeId: 'node_a', cpu: 0.25, memory: 0.5, disk: 0.9 }],
@@ -181,6 +186,13 @@ export function runMetricsQueryContract({ make }: MetricsQueryFixture): void {
       );
       expect(mid(m.get('cpu')!)).toBeCloseTo(a.cpuCores, 1);
       expect(mid(m.get('memory')!)).toBe(a.memoryBytes);
+    });
+
+    it("reads restarts as the busiest replica's within 15 minutes", async () => {
+      const m = byKey(
+        await query.series({ scope: serviceScope(a), keys: ['restarts'], ...window }),
+      );
+      expect(mid(m.get('restarts')!)).toBeCloseTo(a.restartsIn15m, 0);
     });
 
     it("never reads another org's series: the same service id under another org is empty", async () => {

@@ -63,6 +63,13 @@ export function openMetricsOf(f: MetricsFixture): string {
       lines.push(
         `selfdevop_replica_cpu_seconds_total${labels(own(s))} ${s.cpuCores * (t - f.from)} ${t}`,
       );
+  // Restarts at an even pace: `restartsIn15m` in every 15 minutes.
+  lines.push('# TYPE selfdevop_replica_restarts counter');
+  for (const s of f.services)
+    for (const t of times)
+      lines.push(
+        `selfdevop_replica_restarts_total${labels(own(s))} ${(s.restartsIn15m / 900) * (t - f.from)} ${t}`,
+      );
   lines.push('# TYPE selfdevop_replica_memory_bytes gauge');
   for (const s of f.services)
     for (const t of times)

@@ -50,11 +50,13 @@ export function formatValue(v: number, unit: string): string {
 }
 
 /**
- * The y axis's top label: 46 px wide, so the rate and core units (named by the caption and
+ * The y axis's top label: 46 px wide, so the rate, core and restart units (named by the caption and
  * the legend) are left out rather than cut off.
  */
 const axisValue = (v: number, unit: string) =>
-  unit === 'req/s' || unit === 'cores' ? formatValue(v, '').trim() : formatValue(v, unit);
+  unit === 'req/s' || unit === 'cores' || unit === 'restarts'
+    ? formatValue(v, '').trim()
+    : formatValue(v, unit);
 
 const clock = (t: number, range: string) => {
   const d = new Date(t * 1000).toISOString();
@@ -200,6 +202,7 @@ export const serviceCharts: ChartSpec[] = [
   { title: 'Open connections (WebSockets)', keys: ['connections'] },
   { title: 'CPU', keys: ['cpu'] },
   { title: 'Memory', keys: ['memory'] },
+  { title: 'Restarts in 15 min (busiest replica)', keys: ['restarts'] },
 ];
 
 /** A project's: every environment of every one of its services together. */

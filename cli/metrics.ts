@@ -2,7 +2,7 @@ import { CliError } from './config.ts';
 import type { Output } from './output.ts';
 import { table } from './output.ts';
 
-/** GET /api/services/{id}/metrics and /api/nodes/{id}/metrics. */
+/** GET /api/services/{id}/metrics, /api/nodes/{id}/metrics and /api/projects/{id}/metrics. */
 export type MetricsAnswer =
   | {
       available: true;

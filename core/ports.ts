@@ -72,19 +72,41 @@ export interface Metrics {
   gauge(name: string, value: number, labels?: Record<string, string>): void;
 }
 
-/** The series a chart can ask for; each adapter knows how its backend measures them. */
+/**
+ * The series a chart can ask for; each adapter knows how its backend measures them.
+ * `connections` is the edge's open proxied connections: WebSockets, and requests in flight;
+ * `restarts` the most restarts of any one replica within the crash-loop window (15 min), the
+ * figure the crash_loop alert compares.
+ */
 export const serviceSeriesKeys = [
   'requests',
   'errors_4xx',
   'errors_5xx',
   'latency_p50',
   'latency_p95',
+  'connections',
   'cpu',
   'memory',
+  'restarts',
 ] as const;
 export type ServiceSeriesKey = (typeof serviceSeriesKeys)[number];
 export const nodeSeriesKeys = ['cpu', 'memory', 'disk'] as const;
 export type NodeSeriesKey = (typeof nodeSeriesKeys)[number];
+/**
+ * A project's series: its services' environments together. Rates, connections, CPU and
+ * memory are sums; latency is the project's own p95 where the backend keeps the histogram
+ * (Prometheus), else the slowest member's (CloudWatch cannot merge percentiles).
+ */
+export const projectSeriesKeys = [
+  'requests',
+  'errors_5xx',
+  'latency_p95',
+  'connections',
+  'cpu',
+  'memory',
+] as const;
+export type ProjectSeriesKey = (typeof projectSeriesKeys)[number];
+export type SeriesKey = ServiceSeriesKey | NodeSeriesKey | ProjectSeriesKey;
 
 /**
  * What one chart reads: a service environment (its edge hosts, for the edge's per-host
@@ -92,11 +114,22 @@ export type NodeSeriesKey = (typeof nodeSeriesKeys)[number];
  */
 export type SeriesScope =
   | { kind: 'service'; orgId: string; serviceId: string; environmentId: string; hosts: string[] }
-  | { kind: 'node'; orgId: string; nodeId: string };
+  | { kind: 'node'; orgId: string; nodeId: string }
+  /**
+   * A project: each of its service environments (the label set stays bounded by them: the
+   * answer is one summed series per key) and every edge host they answer on.
+   */
+  | {
+      kind: 'project';
+      orgId: string;
+      projectId: string;
+      members: { serviceId: string; environmentId: string }[];
+      hosts: string[];
+    };
 
 export interface SeriesRequest {
   scope: SeriesScope;
-  keys: readonly (ServiceSeriesKey | NodeSeriesKey)[];
+  keys: readonly SeriesKey[];
   start: Date;
   end: Date;
   stepSeconds: number;
@@ -104,13 +137,14 @@ export interface SeriesRequest {
 
 /** `[unix seconds, value]` points, oldest first; a series with no data has none. */
 export interface Series {
-  key: ServiceSeriesKey | NodeSeriesKey;
+  key: SeriesKey;
   points: [number, number][];
 }
 
 /**
  * Reads time series (Prometheus self-hosted, CloudWatch in the cloud). Request rates are
- * per second, latencies in seconds, CPU in cores, memory in bytes, node shares 0..1.
+ * per second, latencies in seconds, CPU in cores, memory in bytes, node shares 0..1,
+ * connections a count.
  * Failures throw `Unavailable` naming the backend; a backend without data answers [].
  */
 export interface MetricsQuery {

@@ -506,6 +506,7 @@ export const serviceMetricsQuery = z.object({
   range: z.enum(['1h', '1d', '1w']).default('1h'),
 });
 export const nodeMetricsQuery = z.object({ range: z.enum(['1h', '1d', '1w']).default('1h') });
+export const projectMetricsQuery = nodeMetricsQuery;
 
 /** `DELETE /api/nodes/{id}`: `force=true` writes off a lost node's replicas (they live on elsewhere). */
 export const deleteNodeQuery = z.object({

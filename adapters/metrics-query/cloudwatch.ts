@@ -7,11 +7,18 @@ import { Unavailable } from '../../core/errors.ts';
 import type {
   MetricsQuery,
   NodeSeriesKey,
+  ProjectSeriesKey,
   Series,
   SeriesRequest,
   SeriesScope,
   ServiceSeriesKey,
 } from '../../core/ports.ts';
+
+interface MetricSpec {
+  name: string;
+  stat: string;
+  perSecond?: true;
+}
 
 /**
  * How each series is kept in CloudWatch: a metric of the namespace, the statistic read, and
@@ -19,22 +26,47 @@ import type {
  * and replica usage are published per org, service and environment; node usage per org and
  * node, so the dimensions alone keep one org from reading another's.
  */
-const serviceMetrics: Record<ServiceSeriesKey, { name: string; stat: string; perSecond?: true }> = {
+const serviceMetrics: Record<ServiceSeriesKey, MetricSpec> = {
   requests: { name: 'Requests', stat: 'Sum', perSecond: true },
   errors_4xx: { name: 'Responses4xx', stat: 'Sum', perSecond: true },
   errors_5xx: { name: 'Responses5xx', stat: 'Sum', perSecond: true },
   latency_p50: { name: 'LatencySeconds', stat: 'p50' },
   latency_p95: { name: 'LatencySeconds', stat: 'p95' },
+  connections: { name: 'OpenConnections', stat: 'Average' },
   cpu: { name: 'CpuCores', stat: 'Average' },
   memory: { name: 'MemoryBytes', stat: 'Average' },
+  // Published by the usage collector as the busiest replica's restarts in the window.
+  restarts: { name: 'RestartsInWindow', stat: 'Maximum' },
 };
-const nodeMetrics: Record<NodeSeriesKey, { name: string; stat: string }> = {
+const nodeMetrics: Record<NodeSeriesKey, MetricSpec> = {
   cpu: { name: 'NodeCpuRatio', stat: 'Average' },
   memory: { name: 'NodeMemoryUsedRatio', stat: 'Average' },
   disk: { name: 'NodeDiskUsedRatio', stat: 'Maximum' },
 };
+/**
+ * A project is read as metric math over its service environments' own metrics: no Project
+ * dimension exists (the publishers know a replica's service and environment, not its
+ * project, and a project's services move in and out of it), and SEARCH finds only metrics
+ * with data in the last two weeks and caps what it matches, where core already knows every
+ * member. So each member is one MetricStat and the chart one `SUM` of them, except latency:
+ * percentiles do not add and CloudWatch cannot merge them, so it is the slowest member's
+ * (`MAX`), an upper bound of the project's own p95.
+ */
+const projectMetrics: Record<ProjectSeriesKey, MetricSpec & { combine: 'SUM' | 'MAX' }> = {
+  requests: { ...serviceMetrics.requests, combine: 'SUM' },
+  errors_5xx: { ...serviceMetrics.errors_5xx, combine: 'SUM' },
+  latency_p95: { ...serviceMetrics.latency_p95, combine: 'MAX' },
+  connections: { ...serviceMetrics.connections, combine: 'SUM' },
+  cpu: { ...serviceMetrics.cpu, combine: 'SUM' },
+  memory: { ...serviceMetrics.memory, combine: 'SUM' },
+};
 
-function dimensionsOf(scope: SeriesScope) {
+/** GetMetricData takes at most 500 queries in one call. */
+const maxQueriesPerCall = 500;
+
+type Dimensions = { Name: string; Value: string }[];
+
+function dimensionsOf(scope: Exclude<SeriesScope, { kind: 'project' }>): Dimensions {
   return scope.kind === 'service'
     ? [
         { Name: 'Org', Value: scope.orgId },
@@ -47,7 +79,7 @@ function dimensionsOf(scope: SeriesScope) {
       ];
 }
 
-/** Reads the same series from CloudWatch (GetMetricData, one call for all of them). */
+/** Reads the same series from CloudWatch (GetMetricData: one call unless a project needs more). */
 export class CloudWatchMetricsQuery implements MetricsQuery {
   readonly source = 'CloudWatch';
   readonly #client: CloudWatchClient;
@@ -59,33 +91,80 @@ export class CloudWatchMetricsQuery implements MetricsQuery {
     this.#namespace = options.namespace ?? 'selfdevop/apps';
   }
 
+  #stat(m: MetricSpec, dimensions: Dimensions, period: number) {
+    return {
+      Metric: { Namespace: this.#namespace, MetricName: m.name, Dimensions: dimensions },
+      Period: period,
+      Stat: m.stat,
+    };
+  }
+
   async series(request: SeriesRequest): Promise<Series[]> {
     const { scope, stepSeconds } = request;
-    const queries: MetricDataQuery[] = [];
+    // Each key's queries, kept together in one call: the one the chart reads is `q<i>`.
+    const groups: MetricDataQuery[][] = [];
     const perSecond = new Set<string>();
     request.keys.forEach((key, i) => {
+      const id = `q${i}`;
+      if (scope.kind === 'project') {
+        const m = projectMetrics[key as ProjectSeriesKey];
+        if (!m || scope.members.length === 0) return;
+        if (scope.members.length + 1 > maxQueriesPerCall)
+          throw new Unavailable(
+            'metrics',
+            `CloudWatch reads at most ${maxQueriesPerCall - 1} service environments in one chart; this project has ${scope.members.length}`,
+          );
+        if (m.perSecond) perSecond.add(id);
+        const members: MetricDataQuery[] = scope.members.map((member, j) => ({
+          Id: `m${i}_${j}`,
+          ReturnData: false,
+          MetricStat: this.#stat(
+            m,
+            dimensionsOf({ kind: 'service', orgId: scope.orgId, hosts: [], ...member }),
+            stepSeconds,
+          ),
+        }));
+        groups.push([
+          ...members,
+          {
+            Id: id,
+            ReturnData: true,
+            Expression: `${m.combine}([${members.map((q) => q.Id).join(', ')}])`,
+          },
+        ]);
+        return;
+      }
       const m =
         scope.kind === 'service'
           ? serviceMetrics[key as ServiceSeriesKey]
           : nodeMetrics[key as NodeSeriesKey];
       if (!m) return;
-      const id = `q${i}`;
-      if ('perSecond' in m && m.perSecond) perSecond.add(id);
-      queries.push({
-        Id: id,
-        ReturnData: true,
-        MetricStat: {
-          Metric: {
-            Namespace: this.#namespace,
-            MetricName: m.name,
-            Dimensions: dimensionsOf(scope),
-          },
-          Period: stepSeconds,
-          Stat: m.stat,
-        },
-      });
+      if (m.perSecond) perSecond.add(id);
+      groups.push([
+        { Id: id, ReturnData: true, MetricStat: this.#stat(m, dimensionsOf(scope), stepSeconds) },
+      ]);
     });
+    const calls: MetricDataQuery[][] = [];
+    for (const g of groups) {
+      const last = calls.at(-1);
+      if (last && last.length + g.length <= maxQueriesPerCall) last.push(...g);
+      else calls.push([...g]);
+    }
     const points = new Map<string, [number, number][]>();
+    for (const queries of calls) await this.#read(queries, request, perSecond, points);
+    return request.keys.map((key, i) => ({
+      key,
+      points: (points.get(`q${i}`) ?? []).sort((a, b) => a[0] - b[0]),
+    }));
+  }
+
+  async #read(
+    queries: MetricDataQuery[],
+    request: SeriesRequest,
+    perSecond: Set<string>,
+    points: Map<string, [number, number][]>,
+  ): Promise<void> {
+    const { stepSeconds } = request;
     let token: string | undefined;
     // One page holds 100,800 points; a week at an hour's step is 168 per series, so a loop
     // of more than a few pages would be a bug: bounded at 10.
@@ -117,9 +196,5 @@ export class CloudWatchMetricsQuery implements MetricsQuery {
       token = out.NextToken;
       if (!token) break;
     }
-    return request.keys.map((key, i) => ({
-      key,
-      points: (points.get(`q${i}`) ?? []).sort((a, b) => a[0] - b[0]),
-    }));
   }
 }

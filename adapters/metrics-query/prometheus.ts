@@ -1,65 +1,77 @@
 import { metricNames } from '../../core/alerts/rules.ts';
 import { Unavailable } from '../../core/errors.ts';
+import { crashLoopWindowSeconds } from '../../core/stats/collect.ts';
 import type {
   MetricsQuery,
-  NodeSeriesKey,
   Series,
+  SeriesKey,
   SeriesRequest,
   SeriesScope,
-  ServiceSeriesKey,
 } from '../../core/ports.ts';
 
 /** A PromQL string literal: label values are ids and host names, quoted anyway. */
 const lit = (v: string) => JSON.stringify(v);
-const hostRegex = (hosts: string[]) =>
-  lit(hosts.map((h) => h.replace(/[\\.^$|?*+()[\]{}]/g, '\\$&')).join('|'));
+const escape = (v: string) => v.replace(/[\\.^$|?*+()[\]{}]/g, '\\$&');
+const hostRegex = (hosts: string[]) => lit(hosts.map(escape).join('|'));
+const anyOf = (values: string[]) => lit([...new Set(values)].map(escape).join('|'));
 
 /**
  * The PromQL of one series. The edge's series are Caddy's own, per host (`per_host`), read
- * for the hosts the service environment answers on; a replica's and a node's come from the
- * worker's collector, labelled by org so one org never reads another's.
+ * for the hosts the service environment (or every environment of the project) answers on; a
+ * replica's and a node's come from the worker's collector, labelled by org so one org never
+ * reads another's. Every query is one `sum`/`max`: one series whatever the project's size.
  */
-export function promqlFor(
-  key: ServiceSeriesKey | NodeSeriesKey,
-  scope: SeriesScope,
-  rateWindow: string,
-): string | null {
+export function promqlFor(key: SeriesKey, scope: SeriesScope, rateWindow: string): string | null {
   const d = metricNames.httpDuration;
-  if (scope.kind === 'service') {
-    const hosts = scope.hosts.length > 0 ? scope.hosts : ['-'];
-    const edge = `host=~${hostRegex(hosts)}`;
-    const own = `org=${lit(scope.orgId)},service=${lit(scope.serviceId)},environment=${lit(scope.environmentId)}`;
-    const count = (code?: string) =>
-      `sum(rate(${d}_count{${edge}${code ? `,code=~${lit(code)}` : ''}}[${rateWindow}]))`;
-    const quantile = (q: number) =>
-      `histogram_quantile(${q}, sum by (le) (rate(${d}_bucket{${edge}}[${rateWindow}])))`;
+  if (scope.kind === 'node') {
+    const node = `org=${lit(scope.orgId)},node=${lit(scope.nodeId)}`;
     switch (key) {
-      case 'requests':
-        return count();
-      case 'errors_4xx':
-        return count('4..');
-      case 'errors_5xx':
-        return count('5..');
-      case 'latency_p50':
-        return quantile(0.5);
-      case 'latency_p95':
-        return quantile(0.95);
       case 'cpu':
-        return `sum(rate(${metricNames.replicaCpu}{${own}}[${rateWindow}]))`;
+        return `max(${metricNames.nodeCpu}{${node}})`;
       case 'memory':
-        return `sum(${metricNames.replicaMemory}{${own}})`;
+        return `max(${metricNames.nodeMemory}{${node}})`;
+      case 'disk':
+        return `max(${metricNames.nodeDisk}{${node}})`;
       default:
         return null;
     }
   }
-  const node = `org=${lit(scope.orgId)},node=${lit(scope.nodeId)}`;
+  // A project without services (or hosts) matches nothing rather than everything.
+  const hosts = scope.hosts.length > 0 ? scope.hosts : ['-'];
+  const edge = `host=~${hostRegex(hosts)}`;
+  const own =
+    scope.kind === 'service'
+      ? `org=${lit(scope.orgId)},service=${lit(scope.serviceId)},environment=${lit(scope.environmentId)}`
+      : scope.members.length > 0
+        ? `org=${lit(scope.orgId)},service=~${anyOf(scope.members.map((m) => m.serviceId))},environment=~${anyOf(scope.members.map((m) => m.environmentId))}`
+        : `org=${lit(scope.orgId)},service="-"`;
+  const count = (code?: string) =>
+    `sum(rate(${d}_count{${edge}${code ? `,code=~${lit(code)}` : ''}}[${rateWindow}]))`;
+  const quantile = (q: number) =>
+    `histogram_quantile(${q}, sum by (le) (rate(${d}_bucket{${edge}}[${rateWindow}])))`;
   switch (key) {
+    case 'requests':
+      return count();
+    case 'errors_4xx':
+      return count('4..');
+    case 'errors_5xx':
+      return count('5..');
+    case 'latency_p50':
+      return quantile(0.5);
+    case 'latency_p95':
+      return quantile(0.95);
+    case 'connections':
+      // Caddy's in-flight gauge: a proxied WebSocket stays in flight while it is open. Caddy
+      // counts a request once, under the route's first handler (the request-id subroute, or
+      // reverse_proxy on older routes), so a plain sum does not count it twice.
+      return `sum(${metricNames.inFlight}{${edge}})`;
     case 'cpu':
-      return `max(${metricNames.nodeCpu}{${node}})`;
+      return `sum(rate(${metricNames.replicaCpu}{${own}}[${rateWindow}]))`;
     case 'memory':
-      return `max(${metricNames.nodeMemory}{${node}})`;
-    case 'disk':
-      return `max(${metricNames.nodeDisk}{${node}})`;
+      return `sum(${metricNames.replicaMemory}{${own}})`;
+    case 'restarts':
+      // The crash_loop rule's own figure: the busiest replica's restarts in its window.
+      return `max(increase(${metricNames.replicaRestarts}{${own}}[${crashLoopWindowSeconds}s]))`;
     default:
       return null;
   }

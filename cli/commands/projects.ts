@@ -1,5 +1,6 @@
 import { client, parse, type Command, type CommandContext } from '../command.ts';
 import { CliError } from '../config.ts';
+import { printMetrics, rangeOf, type MetricsAnswer } from '../metrics.ts';
 import { json, table } from '../output.ts';
 import { findProject, type Project } from '../resolve.ts';
 
@@ -9,20 +10,26 @@ const usage = `Usage:
   selfdevop projects show NAME|ID [--json]
   selfdevop projects update NAME|ID --name NEW [--json]
   selfdevop projects delete NAME|ID --confirm NAME
+  selfdevop projects metrics NAME|ID [--range 1h|1d|1w] [--json]
 
 A project groups services and their environments; create starts it with production.
 Names are DNS labels (lowercase letters, digits, hyphens). delete removes every environment
 and service of the project (its data services must be deleted first); --confirm repeats
-its name.
+its name. metrics shows the request and 5xx rates, p95 latency, open connections, CPU and
+memory of all the project's services and environments together over the last hour (day,
+week) with a sparkline each; it exits 1 when no metrics backend answers and says what to
+install.
 
-Example:
-  selfdevop projects create shop`;
+Examples:
+  selfdevop projects create shop
+  selfdevop projects metrics shop --range 1d`;
 
 async function run(ctx: CommandContext): Promise<number> {
   const { values, positionals } = parse(ctx.args, {
     json: { type: 'boolean' },
     name: { type: 'string' },
     confirm: { type: 'string' },
+    range: { type: 'string' },
   });
   const [sub = 'list', name] = positionals;
   switch (sub) {
@@ -91,9 +98,22 @@ async function run(ctx: CommandContext): Promise<number> {
       ctx.o.out(`deleted project ${p.name}; its routes and containers are being removed`);
       return 0;
     }
+    case 'metrics': {
+      if (!name) throw new CliError('projects metrics needs NAME or ID', 2);
+      const range = rangeOf(values.range);
+      const api = await client(ctx.env);
+      const p = await findProject(api, name);
+      if (!p) throw new CliError(`project ${name} not found`);
+      const m = await api.call<MetricsAnswer>(
+        'GET',
+        `/api/projects/${p.id}/metrics?range=${range}`,
+      );
+      if (values.json) return (json(ctx.o, m), m.available ? 0 : 1);
+      return printMetrics(ctx.o, m);
+    }
     default:
       throw new CliError(
-        `unknown projects command ${sub}: use list, create, show, update or delete`,
+        `unknown projects command ${sub}: use list, create, show, update, delete or metrics`,
         2,
       );
   }
@@ -101,7 +121,7 @@ async function run(ctx: CommandContext): Promise<number> {
 
 export const projects: Command = {
   name: 'projects',
-  summary: 'Projects: list, create, show (with their environments), rename, delete',
+  summary: 'Projects: list, create, show (with their environments), rename, delete, metrics',
   help: usage,
   run,
 };

@@ -137,9 +137,9 @@ its health check) and, apart from it, how the last deploy ended: an app still se
 previous release after a failed deploy is healthy, and its last deploy failed. It exits 1
 when the app is not healthy.
 
-metrics shows request rate, p50/p95 latency, 4xx/5xx rates, CPU and memory over the last
-hour (day, week) with a sparkline each; it exits 1 when no metrics backend answers and
-says what to install.
+metrics shows request rate, p50/p95 latency, 4xx/5xx rates, open connections, CPU,
+memory and restarts (busiest replica, 15 min) over the last hour (day, week) with a
+sparkline each; it exits 1 when no metrics backend answers and says what to install.
 
 git sets where the service is built from: the repository (https://…, ssh://… or
 user@host:path), the branch or tag deploys follow (default main), the build context's

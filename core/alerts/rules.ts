@@ -147,6 +147,8 @@ export const alertRuleById = (id: string): AlertRule | undefined =>
 export const metricNames = {
   /** Caddy's, per host (`metrics.per_host`): labels server, handler, host, code, method, le. */
   httpDuration: 'caddy_http_request_duration_seconds',
+  /** Caddy's requests being served, per host and handler (a WebSocket for as long as it is open). */
+  inFlight: 'caddy_http_requests_in_flight',
   /** 1 per host a live route serves: org, service, environment, host. */
   serviceHost: 'selfdevop_service_host',
   /** Per replica: org, service, environment, replica. */

@@ -3,10 +3,9 @@ import { defaultHosts } from '../releases/plan.ts';
 import {
   nodeSeriesKeys,
   serviceSeriesKeys,
-  type NodeSeriesKey,
   type Series,
+  type SeriesKey,
   type SeriesScope,
-  type ServiceSeriesKey,
 } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import { requireOrg, type CoreDeps, type Principal } from '../deps.ts';
@@ -22,8 +21,11 @@ export const rangeWindows: Record<MetricsRange, { seconds: number; stepSeconds: 
 };
 
 export const seriesInfo: Record<
-  ServiceSeriesKey | NodeSeriesKey,
-  { title: string; unit: 'req/s' | 'seconds' | 'cores' | 'bytes' | 'ratio' }
+  SeriesKey,
+  {
+    title: string;
+    unit: 'req/s' | 'seconds' | 'cores' | 'bytes' | 'ratio' | 'connections' | 'restarts';
+  }
 > = {
   requests: { title: 'Requests', unit: 'req/s' },
   errors_4xx: { title: '4xx responses', unit: 'req/s' },
@@ -32,6 +34,8 @@ export const seriesInfo: Record<
   latency_p95: { title: 'Latency p95', unit: 'seconds' },
   cpu: { title: 'CPU', unit: 'cores' },
   memory: { title: 'Memory', unit: 'bytes' },
+  connections: { title: 'Open connections', unit: 'connections' },
+  restarts: { title: 'Restarts in 15 min', unit: 'restarts' },
   disk: { title: 'Disk used', unit: 'ratio' },
 };
 
@@ -61,10 +65,11 @@ export function windowOf(range: MetricsRange, now: Date): { start: Date; end: Da
   return { start: new Date((end - seconds) * 1000), end: new Date(end * 1000), step: stepSeconds };
 }
 
-async function read(
+/** Reads one scope's series over a range, or says why there are none (never throws Unavailable). */
+export async function readSeries(
   deps: CoreDeps,
   scope: SeriesScope,
-  keys: readonly (ServiceSeriesKey | NodeSeriesKey)[],
+  keys: readonly SeriesKey[],
   range: MetricsRange,
 ): Promise<MetricsAnswer> {
   const q = deps.metricsQuery;
@@ -96,7 +101,7 @@ async function read(
   }
 }
 
-/** Request rate, latency, errors, CPU and memory of one service environment. */
+/** Request rate, latency, errors, open connections, CPU, memory and restarts of one service environment. */
 export async function getServiceMetrics(
   deps: CoreDeps,
   principal: Principal,
@@ -126,7 +131,7 @@ export async function getServiceMetrics(
       hosts,
     };
   });
-  const answer = await read(deps, scope, serviceSeriesKeys, query.range);
+  const answer = await readSeries(deps, scope, serviceSeriesKeys, query.range);
   return { serviceId, environment: query.environment, ...answer };
 }
 
@@ -142,7 +147,7 @@ export async function getNodeMetrics(
   await deps.store.withOrg(p.orgId, async (repos) => {
     if (!(await repos.nodes.get(nodeId))) throw new NotFound('node', nodeId);
   });
-  const answer = await read(
+  const answer = await readSeries(
     deps,
     { kind: 'node', orgId: p.orgId, nodeId },
     nodeSeriesKeys,

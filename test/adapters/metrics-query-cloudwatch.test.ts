@@ -26,6 +26,8 @@ function datapointsOf(f: MetricsFixture): Datapoint[] {
       add('LatencySeconds', { p50: s.latencySeconds, p95: s.latencySeconds });
       add('CpuCores', { Average: s.cpuCores });
       add('MemoryBytes', { Average: s.memoryBytes });
+      add('OpenConnections', { Average: s.connections });
+      add('RestartsInWindow', { Maximum: s.restartsIn15m });
     }
     for (const node of f.nodes) {
       const dimensions = { Org: node.orgId, Node: node.nodeId };
@@ -94,6 +96,65 @@ describe('CloudWatchMetricsQuery', () => {
       { Name: 'Service', Value: 'svc_a' },
       { Name: 'Environment', Value: 'env_a' },
     ]);
+  });
+
+  it("reads a project as SUM (MAX for latency) over its members' metrics, returning only those", async () => {
+    const { client, mock } = fakeCloudWatch(datapointsOf(metricsFixture));
+    const members = [
+      { serviceId: 'svc_a', environmentId: 'env_a' },
+      { serviceId: 'svc_c', environmentId: 'env_c' },
+    ];
+    const series = await new CloudWatchMetricsQuery({ client }).series({
+      scope: { kind: 'project', orgId: 'org_a', projectId: 'prj_a', members, hosts: [] },
+      keys: ['requests', 'latency_p95'],
+      ...window,
+    });
+    const calls = mock.commandCalls(GetMetricDataCommand);
+    expect(calls).toHaveLength(1);
+    const queries = calls[0]!.args[0].input.MetricDataQueries!;
+    expect(queries.filter((q) => q.ReturnData).map((q) => [q.Id, q.Expression])).toEqual([
+      ['q0', 'SUM([m0_0, m0_1])'],
+      ['q1', 'MAX([m1_0, m1_1])'],
+    ]);
+    expect(
+      queries.filter((q) => q.Id!.startsWith('m0_')).map((q) => q.MetricStat!.Metric!.Dimensions),
+    ).toEqual(
+      members.map((m) => [
+        { Name: 'Org', Value: 'org_a' },
+        { Name: 'Service', Value: m.serviceId },
+        { Name: 'Environment', Value: m.environmentId },
+      ]),
+    );
+    expect(series.map((s) => s.key)).toEqual(['requests', 'latency_p95']);
+  });
+
+  it('splits a large project over several calls of at most 500 queries, each key whole', async () => {
+    const { client, mock } = fakeCloudWatch(datapointsOf(metricsFixture));
+    // 300 members: each key is 301 queries, so two keys cannot share a call.
+    const members = Array.from({ length: 300 }, (_, i) => ({
+      serviceId: i === 0 ? 'svc_a' : `svc_${i}`,
+      environmentId: i === 0 ? 'env_a' : `env_${i}`,
+    }));
+    const [cpu, memory] = await new CloudWatchMetricsQuery({ client }).series({
+      scope: { kind: 'project', orgId: 'org_a', projectId: 'prj_a', members, hosts: [] },
+      keys: ['cpu', 'memory'],
+      ...window,
+    });
+    const calls = mock.commandCalls(GetMetricDataCommand);
+    expect(calls.map((c) => c.args[0].input.MetricDataQueries!.length)).toEqual([301, 301]);
+    expect(cpu!.points.length).toBeGreaterThan(10);
+    expect(memory!.points[0]![1]).toBe(64 * 1024 * 1024);
+    const tooMany = Array.from({ length: 500 }, (_, i) => ({
+      serviceId: `svc_${i}`,
+      environmentId: `env_${i}`,
+    }));
+    await expect(
+      new CloudWatchMetricsQuery({ client }).series({
+        scope: { kind: 'project', orgId: 'org_a', projectId: 'p', members: tooMany, hosts: [] },
+        keys: ['cpu'],
+        ...window,
+      }),
+    ).rejects.toThrow(/at most 499 service environments/);
   });
 
   it('follows NextToken until every page is read', async () => {

@@ -23,7 +23,9 @@ function twinOf(f: MetricsFixture): MemoryMetricsQuery {
       .record(scope, 'latency_p50', at(s.latencySeconds))
       .record(scope, 'latency_p95', at(s.latencySeconds))
       .record(scope, 'cpu', at(s.cpuCores))
-      .record(scope, 'memory', at(s.memoryBytes));
+      .record(scope, 'memory', at(s.memoryBytes))
+      .record(scope, 'connections', at(s.connections))
+      .record(scope, 'restarts', at(s.restartsIn15m));
   }
   for (const n of f.nodes) {
     const scope = { kind: 'node' as const, orgId: n.orgId, nodeId: n.nodeId };

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   nodeSeriesKeys,
+  projectSeriesKeys,
   serviceSeriesKeys,
   type MetricsQuery,
   type Series,
@@ -10,6 +11,7 @@ import {
 /** One service environment's steady traffic and usage over the fixture's window. */
 export interface ServiceLoad {
   orgId: string;
+  projectId: string;
   serviceId: string;
   environmentId: string;
   host: string;
@@ -20,6 +22,10 @@ export interface ServiceLoad {
   latencySeconds: number;
   cpuCores: number;
   memoryBytes: number;
+  /** Proxied connections open at every sample (WebSockets). */
+  connections: number;
+  /** Restarts of its one replica in every 15 minutes, at an even pace. */
+  restartsIn15m: number;
 }
 
 export interface NodeLoad {
@@ -52,6 +58,7 @@ export const metricsFixture: MetricsFixture = {
   services: [
     {
       orgId: 'org_a',
+      projectId: 'prj_a',
       serviceId: 'svc_a',
       environmentId: 'env_a',
       host: 'web-production-aaaaaa.apps.example.com',
@@ -61,9 +68,12 @@ export const metricsFixture: MetricsFixture = {
       latencySeconds: 0.2,
       cpuCores: 0.5,
       memoryBytes: 64 * 1024 * 1024,
+      connections: 5,
+      restartsIn15m: 3,
     },
     {
       orgId: 'org_b',
+      projectId: 'prj_b',
       serviceId: 'svc_b',
       environmentId: 'env_b',
       host: 'api-production-bbbbbb.apps.example.com',
@@ -73,6 +83,24 @@ export const metricsFixture: MetricsFixture = {
       latencySeconds: 2,
       cpuCores: 1.5,
       memoryBytes: 256 * 1024 * 1024,
+      connections: 7,
+      restartsIn15m: 0,
+    },
+    // A second service of org_a's project: the project's series add it to svc_a's.
+    {
+      orgId: 'org_a',
+      projectId: 'prj_a',
+      serviceId: 'svc_c',
+      environmentId: 'env_c',
+      host: 'worker-staging-cccccc.apps.example.com',
+      requestsPerSecond: 4,
+      share4xx: 0,
+      share5xx: 0.25,
+      latencySeconds: 0.2,
+      cpuCores: 0.25,
+      memoryBytes: 32 * 1024 * 1024,
+      connections: 3,
+      restartsIn15m: 6,
     },
   ],
   nodes: [{ orgId: 'org_a', nodeId: 'node_a', cpu: 0.25, memory: 0.5, disk: 0.9 }],
@@ -160,6 +188,13 @@ export function runMetricsQueryContract({ make }: MetricsQueryFixture): void {
       expect(mid(m.get('memory')!)).toBe(a.memoryBytes);
     });
 
+    it("reads restarts as the busiest replica's within 15 minutes", async () => {
+      const m = byKey(
+        await query.series({ scope: serviceScope(a), keys: ['restarts'], ...window }),
+      );
+      expect(mid(m.get('restarts')!)).toBeCloseTo(a.restartsIn15m, 0);
+    });
+
     it("never reads another org's series: the same service id under another org is empty", async () => {
       const m = byKey(
         await query.series({
@@ -188,6 +223,71 @@ export function runMetricsQueryContract({ make }: MetricsQueryFixture): void {
       expect(mid(m.get('cpu')!)).toBeCloseTo(n.cpu, 2);
       expect(mid(m.get('memory')!)).toBeCloseTo(n.memory, 2);
       expect(mid(m.get('disk')!)).toBeCloseTo(n.disk, 2);
+    });
+
+    const projectScope = (orgId: string, projectId: string): SeriesScope => {
+      const members = f.services.filter((s) => s.orgId === orgId && s.projectId === projectId);
+      return {
+        kind: 'project',
+        orgId,
+        projectId,
+        members: members.map((s) => ({ serviceId: s.serviceId, environmentId: s.environmentId })),
+        hosts: members.map((s) => s.host),
+      };
+    };
+
+    it("adds up a project's service environments: rates, connections, CPU and memory", async () => {
+      const members = f.services.filter((s) => s.projectId === 'prj_a');
+      expect(members).toHaveLength(2);
+      const sum = (v: (s: ServiceLoad) => number) => members.reduce((n, s) => n + v(s), 0);
+      const series = await query.series({
+        scope: projectScope('org_a', 'prj_a'),
+        keys: projectSeriesKeys,
+        ...window,
+      });
+      expect(series.map((s) => s.key)).toEqual([...projectSeriesKeys]);
+      const m = byKey(series);
+      for (const key of projectSeriesKeys) expect(m.get(key)!.length, key).toBeGreaterThan(10);
+      expect(mid(m.get('requests')!)).toBeCloseTo(
+        sum((s) => s.requestsPerSecond),
+        0,
+      );
+      expect(mid(m.get('errors_5xx')!)).toBeCloseTo(
+        sum((s) => s.requestsPerSecond * s.share5xx),
+        0,
+      );
+      expect(mid(m.get('connections')!)).toBe(sum((s) => s.connections));
+      expect(mid(m.get('cpu')!)).toBeCloseTo(
+        sum((s) => s.cpuCores),
+        1,
+      );
+      expect(mid(m.get('memory')!)).toBe(sum((s) => s.memoryBytes));
+      // Both members answer within (0.1, 0.25]: so does the project, merged or slowest.
+      const p95 = mid(m.get('latency_p95')!)!;
+      expect(p95).toBeGreaterThan(0.1);
+      expect(p95).toBeLessThanOrEqual(0.25);
+    });
+
+    it("never reads another org's services into a project, and a project without services is empty", async () => {
+      const foreign = byKey(
+        await query.series({
+          scope: { ...projectScope('org_a', 'prj_a'), orgId: 'org_b' },
+          keys: ['cpu', 'memory'],
+          ...window,
+        }),
+      );
+      expect(foreign.get('cpu')).toEqual([]);
+      expect(foreign.get('memory')).toEqual([]);
+      const own = byKey(
+        await query.series({ scope: projectScope('org_b', 'prj_b'), keys: ['memory'], ...window }),
+      );
+      expect(mid(own.get('memory')!)).toBe(b.memoryBytes);
+      const none = await query.series({
+        scope: { kind: 'project', orgId: 'org_a', projectId: 'prj_x', members: [], hosts: [] },
+        keys: projectSeriesKeys,
+        ...window,
+      });
+      expect(none.map((s) => s.points)).toEqual(projectSeriesKeys.map(() => []));
     });
 
     it('answers empty series (not an error) for a service nobody measured, or a window with no data', async () => {

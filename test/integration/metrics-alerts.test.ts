@@ -5,13 +5,15 @@
  * 0.25 posting to selfdevop's receiver, and the API with its workers delivering the
  * `alert.firing` event to an e-mail channel on a real SMTP server. Then the service's
  * metrics endpoint reads the same traffic back from Prometheus, and Chromium draws it on
- * the service page (a screenshot lands in test-results/screenshots).
+ * the service page; the project's endpoint sums it with two WebSockets held open through
+ * Caddy, and Chromium draws that on the project page, switching range (screenshots land in
+ * test-results/screenshots).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SelfhostSystem } from '../../adapters/modes/selfhost.ts';
 import { prometheusRuleGroups } from '../../core/alerts/rules.ts';
@@ -52,12 +54,22 @@ describe.skipIf(!ready)('metrics and alerts (Caddy, Prometheus, Alertmanager, SM
   let alertmanager: TestAlertmanager;
   let token: string;
   let serviceId: string;
+  let projectId: string;
   let host: string;
+  const sockets: Socket[] = [];
   let stopTraffic = false;
   let traffic: Promise<number> = Promise.resolve(0);
 
   beforeAll(async () => {
     app = http.createServer((_req, res) => res.writeHead(500).end('boom'));
+    // A WebSocket handshake answered and the socket held open (no frames are needed for
+    // Caddy to count the connection in flight while it lasts).
+    app.on('upgrade', (_req, socket: Socket) => {
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+      );
+      sockets.push(socket);
+    });
     await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
     const appPort = (app.address() as AddressInfo).port;
     caddy = await startCaddy();
@@ -77,6 +89,7 @@ describe.skipIf(!ready)('metrics and alerts (Caddy, Prometheus, Alertmanager, SM
     token = s.body.token;
     const orgId = s.body.org.id as string;
     const project = await api.request('POST', '/api/projects', { token, body: { name: 'shop' } });
+    projectId = project.body.id;
     const svc = await api.request('POST', '/api/services', {
       token,
       body: {
@@ -190,6 +203,7 @@ describe.skipIf(!ready)('metrics and alerts (Caddy, Prometheus, Alertmanager, SM
   afterAll(async () => {
     stopTraffic = true;
     await traffic;
+    for (const s of sockets) s.destroy();
     await prometheus?.stop();
     await alertmanager?.stop();
     await api?.close();
@@ -270,6 +284,103 @@ describe.skipIf(!ready)('metrics and alerts (Caddy, Prometheus, Alertmanager, SM
       expect(errors.text).toMatch(/5xx[^:]*: [0-9.]+ /);
       await mkdir(shots, { recursive: true });
       await page.screenshot({ path: join(shots, 'service-charts.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
+  }, 120_000);
+
+  it('sums the project: its requests and 5xx, and the WebSockets open through Caddy', async () => {
+    // Two WebSockets through the edge, held open until the suite ends.
+    for (let i = 0; i < 2; i++)
+      await new Promise<void>((resolve, reject) => {
+        http
+          .request({
+            host: '127.0.0.1',
+            port: caddy.httpPort,
+            path: '/socket',
+            headers: { host, connection: 'Upgrade', upgrade: 'websocket' },
+          })
+          .on('upgrade', (_res, socket) => {
+            sockets.push(socket);
+            resolve();
+          })
+          .on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)))
+          .on('error', reject)
+          .end();
+      });
+    // A burst of its own (the background loop may have ended by now): 100 requests, 500s.
+    for (let i = 0; i < 100; i++)
+      await new Promise<void>((resolve) =>
+        http
+          .get({ host: '127.0.0.1', port: caddy.httpPort, path: '/', headers: { host } }, (res) =>
+            res.resume().on('end', resolve),
+          )
+          .on('error', () => resolve()),
+      );
+    const m = await waitFor('two open connections in the project series', async () => {
+      const r = await api.request('GET', `/api/projects/${projectId}/metrics?range=1h`, { token });
+      const latest = (k: string) =>
+        r.body.series?.find((s: { key: string }) => s.key === k)?.points.at(-1)?.[1] ?? 0;
+      return r.body.available && latest('connections') >= 2 && latest('requests') > 0
+        ? r.body
+        : null;
+    });
+    expect(m).toMatchObject({ projectId, services: 1, environments: 1, stepSeconds: 60 });
+    const last = (k: string) =>
+      (m.series.find((s: { key: string }) => s.key === k).points as [number, number][]).at(-1)![1];
+    expect(last('requests')).toBeGreaterThan(0);
+    expect(last('errors_5xx')).toBeCloseTo(last('requests'), 5);
+    // The two sockets, and at most the one request of the traffic loop in flight.
+    expect(last('connections')).toBeGreaterThanOrEqual(2);
+    expect(last('connections')).toBeLessThanOrEqual(3);
+  }, 120_000);
+
+  it('draws the project charts in Chromium and switches range, never a broken chart', async () => {
+    const browser = await launchChromium();
+    try {
+      await browser.context.addCookies([{ name: 'sdo_session', value: token, url: api.url }]);
+      const page = await browser.context.newPage();
+      page.setDefaultTimeout(20_000);
+      const answer = await page.goto(`${api.url}/dashboard/projects/${projectId}`);
+      expect(answer?.status()).toBe(200);
+      await page.getByRole('heading', { name: 'Metrics' }).waitFor();
+      expect(await page.locator('#metrics-unavailable').count()).toBe(0);
+      const figures = page.locator('figure.chart');
+      expect(
+        await figures.evaluateAll((fs) => fs.map((f) => f.getAttribute('data-chart'))),
+      ).toEqual(['requests', 'errors_5xx', 'latency_p95', 'connections', 'cpu', 'memory']);
+      for (const chart of ['requests', 'errors_5xx', 'connections']) {
+        const figure = page.locator(`figure[data-chart="${chart}"]`);
+        expect(await figure.locator('polyline').count(), chart).toBe(1);
+        expect(await figure.locator('circle').count(), chart).toBe(1);
+      }
+      const open = (
+        (await page.locator('figure[data-chart="connections"]').textContent()) ?? ''
+      ).replace(/\s+/g, ' ');
+      expect(open).toMatch(/Open connections: [23]\b/);
+      // No replica runs (the collector has nothing to report): said, not drawn as zero.
+      expect(await page.locator('figure[data-chart="cpu"]').textContent()).toContain('no data');
+      expect(await page.getByRole('link', { name: 'Last hour' }).getAttribute('aria-current')).toBe(
+        'page',
+      );
+      await mkdir(shots, { recursive: true });
+      await page.screenshot({ path: join(shots, 'project-charts.png'), fullPage: true });
+      await page.getByRole('link', { name: 'Last day' }).click();
+      await page.waitForURL(/range=1d/);
+      expect(await page.getByRole('link', { name: 'Last day' }).getAttribute('aria-current')).toBe(
+        'page',
+      );
+      // A day's points fall every 10 minutes on the clock: the traffic of the last minutes
+      // may not have reached one yet, so each chart draws a line or says so, never breaks.
+      expect(await page.locator('#metrics-unavailable').count()).toBe(0);
+      expect(await page.locator('figure.chart').count()).toBe(6);
+      const day = page.locator('figure[data-chart="requests"]');
+      expect(
+        (await day.locator('polyline').count()) +
+          (await day.getByText('no data in this window').count()),
+      ).toBe(1);
+      expect(await page.locator('.hint', { hasText: 'one point every 10 min' }).count()).toBe(1);
+      await page.screenshot({ path: join(shots, 'project-charts-day.png'), fullPage: true });
     } finally {
       await browser.close();
     }

@@ -1,7 +1,7 @@
 import { html, raw } from 'hono/html';
 import type { Html } from './layout.ts';
 
-/** GET /api/services/{id}/metrics and /api/nodes/{id}/metrics, as the pages read them. */
+/** GET /api/{services,nodes,projects}/{id}/metrics, as the pages read them. */
 export type MetricsAnswer =
   | {
       available: true;
@@ -42,10 +42,21 @@ export function formatValue(v: number, unit: string): string {
       return `${n(v * 100, 1)} %`;
     case 'cores':
       return `${n(v)} cores`;
+    case 'connections':
+      return n(v);
     default:
       return `${n(v)} ${unit}`;
   }
 }
+
+/**
+ * The y axis's top label: 46 px wide, so the rate, core and restart units (named by the caption and
+ * the legend) are left out rather than cut off.
+ */
+const axisValue = (v: number, unit: string) =>
+  unit === 'req/s' || unit === 'cores' || unit === 'restarts'
+    ? formatValue(v, '').trim()
+    : formatValue(v, unit);
 
 const clock = (t: number, range: string) => {
   const d = new Date(t * 1000).toISOString();
@@ -120,7 +131,7 @@ export function chart(answer: Extract<MetricsAnswer, { available: true }>, spec:
         stroke="#8c959f"
       />
       <text x="${pad.left - 4}" y="${pad.top + 8}" text-anchor="end" font-size="9" fill="#57606a">
-        ${formatValue(top, unit)}
+        ${axisValue(top, unit)}
       </text>
       <text
         x="${pad.left - 4}"
@@ -188,8 +199,20 @@ export const serviceCharts: ChartSpec[] = [
   { title: 'Requests per second', keys: ['requests'] },
   { title: 'Latency (p50, p95)', keys: ['latency_p50', 'latency_p95'] },
   { title: 'Errors per second (4xx, 5xx)', keys: ['errors_4xx', 'errors_5xx'] },
+  { title: 'Open connections (WebSockets)', keys: ['connections'] },
   { title: 'CPU', keys: ['cpu'] },
   { title: 'Memory', keys: ['memory'] },
+  { title: 'Restarts in 15 min (busiest replica)', keys: ['restarts'] },
+];
+
+/** A project's: every environment of every one of its services together. */
+export const projectCharts: ChartSpec[] = [
+  { title: 'Requests per second', keys: ['requests'] },
+  { title: '5xx responses per second', keys: ['errors_5xx'] },
+  { title: 'Latency (p95)', keys: ['latency_p95'] },
+  { title: 'Open connections (WebSockets)', keys: ['connections'] },
+  { title: 'CPU (all replicas)', keys: ['cpu'] },
+  { title: 'Memory (all replicas)', keys: ['memory'] },
 ];
 
 export const nodeCharts: ChartSpec[] = [

@@ -6,6 +6,7 @@ import {
   listProjects,
   updateProject,
 } from '../../../core/projects/use-cases.ts';
+import { getProjectMetrics } from '../../../core/projects/metrics.ts';
 import { route } from '../route.ts';
 
 export const projectRoutes = [
@@ -40,6 +41,19 @@ export const projectRoutes = [
     permission: 'read',
     status: 200,
     handle: ({ deps, principal, params }) => getProject(deps, principal, params.id!),
+  }),
+  route({
+    method: 'get',
+    path: '/api/projects/{id}/metrics',
+    summary:
+      "Request and 5xx rates, p95 latency, open connections, CPU and memory of all the project's service environments together over the last hour, day or week (range=1h|1d|1w); without a metrics backend, what to install",
+    tag: 'projects',
+    auth: true,
+    permission: 'read',
+    query: s.projectMetricsQuery,
+    status: 200,
+    handle: ({ deps, principal, params, query }) =>
+      getProjectMetrics(deps, principal, params.id!, query),
   }),
   route({
     method: 'patch',

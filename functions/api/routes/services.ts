@@ -294,7 +294,7 @@ export const serviceRoutes = [
     method: 'get',
     path: '/api/services/{id}/metrics',
     summary:
-      'Request rate, p50/p95 latency, 4xx/5xx rates, CPU and memory of one environment over the last hour, day or week (range=1h|1d|1w); without a metrics backend, what to install',
+      'Request rate, p50/p95 latency, 4xx/5xx rates, open connections (WebSockets), CPU, memory and the busiest replica’s restarts in 15 min of one environment over the last hour, day or week (range=1h|1d|1w); without a metrics backend, what to install',
     tag: 'services',
     auth: true,
     permission: 'read',

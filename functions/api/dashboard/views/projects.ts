@@ -1,6 +1,7 @@
 import type { Hono } from 'hono';
 import { html } from 'hono/html';
-import type { ApiFetch, DashboardApi } from '../api.ts';
+import { ApiFailure, type ApiFetch, type DashboardApi } from '../api.ts';
+import { chartsSection, projectCharts, type MetricsAnswer } from '../charts.ts';
 import { action, view, viewWithoutOrg } from '../handler.ts';
 import { badge, when, type Html } from '../layout.ts';
 import { field, flash, render, param, safeNext } from '../session.ts';
@@ -229,9 +230,20 @@ export function registerProjects(app: Hono, fetchApi: ApiFetch): void {
     '/dashboard/projects/:id',
     view(fetchApi, async (c, s) => {
       const id = param(c, 'id');
-      const [project, services] = await Promise.all([
+      const range = ['1h', '1d', '1w'].includes(c.req.query('range') ?? '')
+        ? c.req.query('range')!
+        : '1h';
+      const [project, services, metrics] = await Promise.all([
         s.api.get<Project>(`/api/projects/${encodeURIComponent(id)}`),
         s.api.all<Service>(`/api/services?projectId=${encodeURIComponent(id)}`),
+        // Never a broken chart: without a backend the answer says what to install; an older
+        // control plane without the endpoint says so.
+        s.api
+          .get<MetricsAnswer>(`/api/projects/${encodeURIComponent(id)}/metrics?range=${range}`)
+          .catch((e: unknown) => {
+            if (e instanceof ApiFailure && e.code === 'route_not_found') return null;
+            throw e;
+          }),
       ]);
       const envs = project.environments ?? [];
       const production = envs.find((e) => e.name === 'production') ?? envs[0];
@@ -282,6 +294,11 @@ export function registerProjects(app: Hono, fetchApi: ApiFetch): void {
                 </tbody>
               </table>`
         }
+        ${chartsSection(
+          metrics,
+          projectCharts,
+          (r) => `/dashboard/projects/${project.id}?range=${r}`,
+        )}
         ${serviceForm(project.id)} ${environmentsSection(project, services)}
         <form
           method="post"

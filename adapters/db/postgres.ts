@@ -240,6 +240,11 @@ class ReadWithSettings extends pg.Query {
     this.statement = named ?? { text };
   }
 
+  /** The prepared statements it uses, for `canFollow`. */
+  statementNames(): (string | undefined)[] {
+    return [this.setting.name, this.statement.name];
+  }
+
   // Called by Query#submit with the socket corked: every message leaves in one write.
   prepare(connection: WireConnection): void {
     const self = this as unknown as QueryInternals;
@@ -388,6 +393,9 @@ export function fromDatabaseUrl(url: string, options: PoolOptions = {}): Databas
 
 const swallow = (): void => undefined;
 
+/** How many reads sent alone share one connection at most before another is taken. */
+const readsPerConnection = 8;
+
 function fromPool(pool: pg.Pool, maxClients: number, url: string): Database {
   let closed = false;
   const guarded = new WeakSet<pg.PoolClient>();
@@ -508,6 +516,117 @@ function fromPool(pool: pg.Pool, maxClients: number, url: string): Database {
     });
   }
 
+  /**
+   * A pooled connection shared by reads sent alone (`ReadWithSettings`): each is its own
+   * implicit transaction ended by its own Sync, so PostgreSQL isolates them — the settings
+   * of one end before the next begins, and an error skips only to its own Sync. Reads of
+   * several requests then go out on one connection without each checking it out of the
+   * pool and back (which cost more than the driver's own work for the read), and its
+   * backend answers them back to back. A connection leaves the pool while it has reads in
+   * flight and goes back when the last is answered.
+   */
+  interface Reader {
+    lease: Promise<Lease>;
+    /** Once the pool has handed the connection over. */
+    leased?: Lease;
+    inFlight: number;
+    /** Its connection failed: it takes no more reads and is destroyed once they are answered. */
+    failed?: unknown;
+  }
+  const readers: Reader[] = [];
+
+  /**
+   * Whether a read needing these prepared statements may follow the reads already sent on
+   * the connection: each is parsed there, or not yet sent at all (then this read parses
+   * it). A parse another read sent and PostgreSQL has not answered could still be skipped
+   * by that read's failure, and this read would then fail for another's error.
+   */
+  const canFollow = (lease: Lease, names: readonly (string | undefined)[]): boolean => {
+    const connection = (lease.client as unknown as { connection: WireConnection }).connection;
+    return names.every(
+      (name) =>
+        name === undefined ||
+        connection.parsedStatements[name] !== undefined ||
+        connection.submittedNamedStatements[name] === undefined,
+    );
+  };
+
+  /** The least busy reader this read may follow, or null: a new one is needed. */
+  function pickReader(names: readonly (string | undefined)[]): Reader | null {
+    let best: Reader | null = null;
+    for (const r of readers) {
+      if (
+        r.failed === undefined &&
+        r.inFlight < readsPerConnection &&
+        (!best || r.inFlight < best.inFlight) &&
+        // While anyone waits for a connection, the readers that have one take no more
+        // reads: they drain, and the pool hands their connections to the waiters in turn.
+        (r.leased === undefined || (pool.waitingCount === 0 && canFollow(r.leased, names)))
+      )
+        best = r;
+    }
+    return best;
+  }
+
+  function newReader(): Reader {
+    const reader: Reader = { lease: checkout(), inFlight: 0 };
+    reader.lease.then(
+      (lease) => (reader.leased = lease),
+      (e: unknown) => (reader.failed = e),
+    );
+    readers.push(reader);
+    return reader;
+  }
+
+  function leave(reader: Reader): void {
+    if (--reader.inFlight > 0) return;
+    readers.splice(readers.indexOf(reader), 1);
+    reader.leased?.release(reader.failed);
+  }
+
+  /** A read sent alone on a shared reader; retried on another when its connection failed. */
+  async function readShared<R>(
+    settings: readonly (readonly unknown[])[],
+    text: string,
+    values?: readonly unknown[],
+  ): Promise<SqlResult<R>> {
+    for (let attempt = 1; ;) {
+      // Values are mapped here, so one pg cannot send fails before any connection is taken.
+      const read = new ReadWithSettings(settings, text, values);
+      const names = read.statementNames();
+      const reader = pickReader(names) ?? newReader();
+      reader.inFlight++;
+      let lease: Lease;
+      try {
+        lease = reader.leased ?? (await reader.lease);
+      } catch (e) {
+        leave(reader);
+        throw e;
+      }
+      // Checked again once the connection is in hand (it may have been on its way), and the
+      // read sent at once after: no other read can send a parse in between.
+      if (!canFollow(lease, names)) {
+        leave(reader);
+        continue;
+      }
+      try {
+        return await new Promise<SqlResult<R>>((resolve, reject) => {
+          lease.client.query(
+            read as unknown as pg.QueryConfig,
+            (error: Error | null, result: pg.QueryResult) =>
+              error ? reject(error) : resolve(toSqlResult<R>(result)),
+          );
+        });
+      } catch (e) {
+        if (!isConnectionError(e)) throw e;
+        reader.failed ??= e;
+        if (attempt++ > maxClients) throw e;
+      } finally {
+        leave(reader);
+      }
+    }
+  }
+
   const db: Database = {
     // A single statement is its own transaction: one round trip. A connection that died
     // while idle fails it before it ran, so a read is retried on the next connection; a
@@ -533,11 +652,12 @@ function fromPool(pool: pg.Pool, maxClients: number, url: string): Database {
     ): Promise<T> {
       const settings = Object.entries(options.settings ?? {});
       // `open`: BEGIN has been sent for the real transaction; no retry after that.
-      // Checked out up front, so an unreachable server fails even a fn that sends nothing.
-      const first = await checkout();
-      const state: { lease: Promise<Lease> | null; open: boolean } = {
-        lease: Promise.resolve(first),
+      // Checked out up front, so an unreachable server fails even a fn that sends nothing;
+      // with readsAlone, not before fn sends more than a plain read (reads share readers).
+      const state: { lease: Promise<Lease> | null; open: boolean; ownConnection: boolean } = {
+        lease: options.readsAlone ? null : Promise.resolve(await checkout()),
         open: false,
+        ownConnection: false,
       };
 
       /**
@@ -546,6 +666,16 @@ function fromPool(pool: pg.Pool, maxClients: number, url: string): Database {
        * it, so it is tried again on the next connection; once open, the failure is final.
        */
       async function send<R>(text: string, values?: readonly unknown[]): Promise<SqlResult<R>> {
+        // Decided when fn sends it: once fn has sent anything but a plain read, every later
+        // statement follows it on the transaction's own connection, in order.
+        if (
+          options.readsAlone &&
+          !state.ownConnection &&
+          isReadOnlyText(text) &&
+          !text.includes(';')
+        )
+          return readShared<R>(settings, text, values);
+        state.ownConnection = true;
         for (let attempt = 1; ; attempt++) {
           const current = (state.lease ??= checkout());
           let client: pg.PoolClient;

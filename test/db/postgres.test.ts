@@ -220,6 +220,79 @@ describe('fromDatabaseUrl', () => {
     });
   });
 
+  it('shares a connection among concurrent reads alone, each with only its own setting', async () => {
+    // One connection: every read of every caller goes out on it while others are in flight.
+    await using(fromDatabaseUrl(testDb.url, { max: 1 }), async (db) => {
+      const read = (org: string, n: number) =>
+        db.transaction(
+          (tx) =>
+            tx.query<{ org: string; n: number; open: boolean }>(
+              `select current_setting('app.org_id', true) as org, $1::int as n,
+                      txid_current_if_assigned() is not null as open`,
+              [n],
+            ),
+          { settings: { 'app.org_id': org }, readsAlone: true },
+        );
+      const orgs = Array.from({ length: 40 }, (_, i) => `org_${i % 3}`);
+      const seen = await Promise.all(orgs.map((org, i) => read(org, i)));
+      expect(seen.map((r) => r.rows[0])).toEqual(orgs.map((org, n) => ({ org, n, open: false })));
+      const after = await db.query<{ org: string | null }>(
+        `select nullif(current_setting('app.org_id', true), '') as org`,
+      );
+      expect(after.rows).toEqual([{ org: null }]);
+    });
+  });
+
+  it('fails only the read that failed among reads sharing a connection', async () => {
+    await using(fromDatabaseUrl(testDb.url, { max: 1 }), async (db) => {
+      const read = (text: string, settings: Record<string, string>, n: number) =>
+        db
+          .transaction((tx) => tx.query<{ n: number }>(text, [n]), { settings, readsAlone: true })
+          .then((r) => r.rows[0]?.n);
+      const ok = { 'app.org_id': 'org_a' };
+      // A fresh statement whose first parse goes with a setting PostgreSQL refuses: the reads
+      // sent with it must not count on that parse, which PostgreSQL skips.
+      const fresh = `select $1::int * 10 as n -- ${Date.now()}`;
+      const settled = await Promise.allSettled([
+        read(fresh, { 'no such name': 'x' }, 1),
+        read(fresh, ok, 2),
+        read('select 1 / ($1::int - 3) as n', ok, 3),
+        read(fresh, ok, 4),
+        read('select $1::int as n from no_such_table', ok, 5),
+        read('select $1::int as n', ok, 6),
+      ]);
+      expect(
+        settled.map((s) =>
+          s.status === 'fulfilled' ? s.value : (s.reason as { code?: string }).code,
+        ),
+      ).toEqual(['42704', 20, '22012', 40, '42P01', 6]);
+    });
+  });
+
+  it('lets a transaction waiting for a connection in while reads alone keep coming', async () => {
+    await using(fromDatabaseUrl(testDb.url, { appRole: null, max: 1 }), async (db) => {
+      await db.query('create table if not exists starve_probe (n int)');
+      const until = Date.now() + 3000;
+      let reads = 0;
+      // Bounded: four callers reading back to back for at most 3 s.
+      const readers = Array.from({ length: 4 }, async () => {
+        while (Date.now() < until) {
+          await db.transaction((tx) => tx.query('select $1::int as n', [1]), {
+            readsAlone: true,
+          });
+          reads++;
+        }
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      const started = Date.now();
+      await db.transaction((tx) => tx.query('insert into starve_probe values (1)'));
+      const waited = Date.now() - started;
+      await Promise.all(readers);
+      expect(reads).toBeGreaterThan(0);
+      expect(waited).toBeLessThan(1500);
+    });
+  });
+
   it('turns an unreachable server into Unavailable(database), and leaves SQL errors alone', async () => {
     await using(fromDatabaseUrl(nowhere, { connectTimeoutMs: 2000 }), async (db) => {
       const e = await db.query('select 1').catch((err: unknown) => err);
@@ -306,6 +379,24 @@ describe('PostgresStore when the server goes away', () => {
         await new Promise((r) => setTimeout(r, 20));
       expect(idleErrors.length).toBeGreaterThanOrEqual(1);
       expect(isConnectionError(idleErrors[0])).toBe(true);
+      expect((await db.query('select 1 as ok')).rows).toEqual([{ ok: 1 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('sends the reads alone of a connection that dies again on another', async () => {
+    const db = fromDatabaseUrl(testDb.url, { max: 2 });
+    try {
+      const reads = Array.from({ length: 6 }, (_, n) =>
+        db.transaction(
+          (tx) => tx.query<{ n: number }>('select $1::int as n, pg_sleep(0.3) as slept', [n]),
+          { readsAlone: true },
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await terminateOthers()).toBeGreaterThanOrEqual(1);
+      expect((await Promise.all(reads)).map((r) => r.rows[0]?.n)).toEqual([0, 1, 2, 3, 4, 5]);
       expect((await db.query('select 1 as ok')).rows).toEqual([{ ok: 1 }]);
     } finally {
       await db.close();

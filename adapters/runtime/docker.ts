@@ -35,7 +35,7 @@ import type {
 import { SshDockerAgent } from './docker-ssh.ts';
 import { getOverHttp10 } from './docker-http10.ts';
 import { dockerLogLines, engineTimestamp, maxLogLineBytes } from './docker-logs.ts';
-import { isoToNanos, logScanEnv, logScanScript } from './docker-log-scan.ts';
+import { isoToNanos, logScanDone, logScanEnv, logScanScript } from './docker-log-scan.ts';
 import { afterTime } from '../../core/services/logs.ts';
 import { containerLogRotation } from '../../core/releases/plan.ts';
 import { runBuild, type BuildClient, type Builder } from './docker-build.ts';
@@ -829,9 +829,17 @@ export class DockerRuntime implements ContainerRuntime {
         if (signal.aborted) return { complete: true };
         return fallBack(`it could not run (${messageOf(e)})`);
       }
+      // The output's last bytes: the scanner's `logScanDone` frame when it scanned everything.
+      let tail = Buffer.alloc(0);
+      const output = async function* (chunks: AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
+          tail = Buffer.concat([tail, chunk]).subarray(-logScanDone.length);
+          yield chunk;
+        }
+      };
       try {
         for await (const line of dockerLogLines(
-          run.stdout as AsyncIterable<Buffer>,
+          output(run.stdout as AsyncIterable<Buffer>),
           false,
           options.filter,
         )) {
@@ -845,16 +853,17 @@ export class DockerRuntime implements ContainerRuntime {
         return fallBack(`its output broke off (${messageOf(e)})`, last);
       }
       finished = true;
+      // Whole: answered without waiting for the one-off's exit and removal (runPiped's).
+      if (tail.equals(logScanDone)) return { complete: true, ...(last ? { last } : {}) };
       const result = await run.result.catch((e: unknown) => e as Error);
       if (signal.aborted) return { complete: true };
       if (result instanceof Error) return fallBack(messageOf(result), last);
       if (result.timedOut) return fallBack('it timed out', last);
-      if (result.exitCode !== 0)
-        return fallBack(
-          `it exited with ${result.exitCode}${result.output ? `: ${result.output.slice(-300)}` : ''}`,
-          last,
-        );
-      return { complete: true, ...(last ? { last } : {}) };
+      // Without its last frame the answer may lack lines, whatever the exit code says.
+      return fallBack(
+        `it exited with ${result.exitCode} before its last frame${result.output ? `: ${result.output.slice(-300)}` : ''}`,
+        last,
+      );
     } finally {
       signal.removeEventListener('abort', abort);
       // Left early (a full page): the scanner is killed, and removed by runPiped.

@@ -88,6 +88,12 @@ export interface DockerRuntimeOptions {
    * the reader), and a reader that leaves kills it at once.
    */
   logScanTimeoutMs?: number;
+  /**
+   * A search reads through the Engine API for this long first (a small log is done before a
+   * scanner could start), then hands the rest to the scanner; default 500 ms, 0: the
+   * scanner at once.
+   */
+  logScanAfterMs?: number;
   /** Where a search that falls back to the engine read says why. */
   logger?: Logger;
 }
@@ -752,10 +758,34 @@ export class DockerRuntime implements ContainerRuntime {
       yield* this.engineLogs(target, nameOrId, options);
       return;
     }
-    const scan = yield* this.scannedLogs(target, nameOrId, options, literal, image);
+    // A small log is read through the engine before a container could even start; a read
+    // still going after the budget is cut and the scanner goes on after its last line.
+    const budgetMs = this.options.logScanAfterMs ?? 500;
+    let since = options.since;
+    if (budgetMs > 0) {
+      const first = new AbortController();
+      const abort = () => first.abort();
+      options.signal.addEventListener('abort', abort, { once: true });
+      const timer = setTimeout(abort, budgetMs);
+      try {
+        for await (const line of this.engineLogs(target, nameOrId, {
+          ...options,
+          signal: first.signal,
+        })) {
+          since = afterTime(line.time);
+          yield line;
+        }
+      } finally {
+        clearTimeout(timer);
+        options.signal.removeEventListener('abort', abort);
+      }
+      if (!first.signal.aborted || options.signal.aborted) return;
+    }
+    const rest = { ...options, ...(since ? { since } : {}) };
+    const scan = yield* this.scannedLogs(target, nameOrId, rest, literal, image);
     if (scan.complete || options.signal.aborted) return;
     yield* this.engineLogs(target, nameOrId, {
-      ...options,
+      ...rest,
       ...(scan.last ? { since: afterTime(scan.last) } : {}),
     });
   }

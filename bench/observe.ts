@@ -73,7 +73,13 @@ const viewer: OrgPrincipal = {
 /** The log search over 3 real replicas (benchmark item 2), with the engine's own raw read beside it. */
 async function logSearch() {
   await ensureTestImages();
-  const runtime = new DockerRuntime();
+  // The search's scanner runs in LOG_SCAN_IMAGE (selfdevop/node:24 unless set; empty: the
+  // Engine API read alone, the figure before the scanner).
+  const runtime = new DockerRuntime({
+    ...(process.env.LOG_SCAN_IMAGE !== undefined
+      ? { logScanImage: process.env.LOG_SCAN_IMAGE }
+      : {}),
+  });
   const target = { dockerHost: 'unix:///var/run/docker.sock' };
   const store = new MemoryStore();
   const { serviceId, envId } = await store.withOrg(orgId, async (r) => {

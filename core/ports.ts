@@ -817,7 +817,12 @@ export interface ContainerRuntime {
   runPiped?(
     target: DockerTarget,
     spec: ContainerSpec,
-    options: { timeoutMs: number; stdin?: AsyncIterable<Uint8Array> },
+    options: {
+      timeoutMs: number;
+      stdin?: AsyncIterable<Uint8Array>;
+      /** Aborted: the one-off is killed (its reader left), and `result` says how it ended. */
+      signal?: AbortSignal;
+    },
   ): Promise<PipedRun>;
   /** Optional (restore drills): removes a network (its containers gone first); absent: done. */
   removeNetwork?(target: DockerTarget, name: string): Promise<void>;

@@ -15,6 +15,8 @@
 #   selfdevop/alertmanager:0.25   the Debian base + Debian's prometheus-alertmanager (0.25) + its config
 #   selfdevop/selfdevop:VERSION   the control plane (selfhost/Dockerfile) on control-base: esbuild
 #                                 bundles + migrations
+# With --node, only the Debian base and selfdevop/node:24 (the runtime of the app-logs search's
+# scanner, LOG_SCAN_IMAGE, which must be on every node).
 # With --data, only the images of app data services (issue "data services"):
 #   selfdevop/postgres:15         (as above; a data service's PostgreSQL runs the same image)
 #   selfdevop/redis:7             the Debian base + redis-server 7.0 + a config-from-env entrypoint
@@ -22,8 +24,9 @@
 # A tag that exists and carries its inputs' hash (label selfdevop.inputs) is skipped, so a
 # second run takes a few seconds; --force rebuilds everything.
 #
-# Usage: selfhost/build-images.sh [--force] [--data | --control] [--version V] [--migrations-overlay DIR] [--save FILE]
+# Usage: selfhost/build-images.sh [--force] [--data | --control | --node] [--version V] [--migrations-overlay DIR] [--save FILE]
 #   --data                  build the data-service images only (postgres, redis, mariadb)
+#   --node                  build the Debian base and selfdevop/node:24 only
 #   --control               build the control plane's image only (and its base)
 #   --version V             tag the app image selfdevop/selfdevop:V (default: package.json's version)
 #   --migrations-overlay D  copy D/*.sql over migrations/ in the app image (upgrade drills)
@@ -32,7 +35,7 @@
 #      SELFDEVOP_PM_CACHE (yarn's and pnpm's tarballs, kept between runs)
 set -euo pipefail
 
-force=0 data=0 control=0 version="" overlay="" save=""
+force=0 data=0 control=0 node=0 version="" overlay="" save=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --force) force=1 ;;
@@ -41,7 +44,8 @@ while [ $# -gt 0 ]; do
     --save) save=${2:?--save needs a file}; shift ;;
     --data) data=1 ;;
     --control) control=1 ;;
-    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+    --node) node=1 ;;
+    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "build-images: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -358,6 +362,9 @@ if [ $data = 1 ]; then
   build_postgres
   build_redis
   build_mariadb
+elif [ $node = 1 ]; then
+  build_debian
+  build_node
 elif [ $control = 1 ]; then
   build_control_base
   build_app

@@ -224,6 +224,11 @@ const schema = z.object({
    * grep and df); it must be on every node, it is never pulled.
    */
   NODE_PROBE_IMAGE: z.string().min(1).max(255).default('selfdevop/debian:bookworm'),
+  /**
+   * The image an app-logs search's scanner runs in on each node (any image with `node` on its
+   * PATH; never pulled). Empty: searches read through the Engine API (slower, same answer).
+   */
+  LOG_SCAN_IMAGE: z.string().max(255).default('selfdevop/node:24'),
   /** A node is probed at most this often (each probe is a one-off container on it). */
   NODE_PROBE_SECONDS: z.coerce.number().int().min(15).max(3_600).default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

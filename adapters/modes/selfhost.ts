@@ -237,7 +237,12 @@ export async function fromSelfhost(
       }),
       // Engines and Swarm clusters (nodes of kind swarm) alike.
       runtime: withSwarm(
-        new DockerRuntime({ sshAgent: config.SSH_AUTH_SOCK, builder: config.BUILD_BUILDER }),
+        new DockerRuntime({
+          sshAgent: config.SSH_AUTH_SOCK,
+          builder: config.BUILD_BUILDER,
+          logScanImage: config.LOG_SCAN_IMAGE,
+          logger: logger.child({ component: 'runtime' }),
+        }),
         new SwarmRuntime({ connection: { sshAgent: config.SSH_AUTH_SOCK } }),
       ),
       // Fetched commits stay under DATA_DIR between builds and restarts: the next push's

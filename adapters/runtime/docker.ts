@@ -25,6 +25,7 @@ import type {
   ContainerUsage,
   DockerTarget,
   ImageSummary,
+  Logger,
   MovedImage,
   OneOffResult,
   PipedRun,
@@ -33,7 +34,9 @@ import type {
 } from '../../core/ports.ts';
 import { SshDockerAgent } from './docker-ssh.ts';
 import { getOverHttp10 } from './docker-http10.ts';
-import { dockerLogLines, engineTimestamp } from './docker-logs.ts';
+import { dockerLogLines, engineTimestamp, maxLogLineBytes } from './docker-logs.ts';
+import { isoToNanos, logScanDone, logScanEnv, logScanScript } from './docker-log-scan.ts';
+import { afterTime } from '../../core/services/logs.ts';
 import { containerLogRotation } from '../../core/releases/plan.ts';
 import { runBuild, type BuildClient, type Builder } from './docker-build.ts';
 import { serveBuildSession, sessionMethods } from './buildkit-session.ts';
@@ -73,6 +76,26 @@ export interface DockerRuntimeOptions {
   pullTimeoutMs?: number;
   /** Which builder builds images from git: `buildkit` (default) or `legacy`. */
   builder?: Builder;
+  /**
+   * The image a log search's scanner runs in, on the replica's own engine (any image with
+   * `node` on its PATH; never pulled); default `selfdevop/node:24`. Empty: every search reads
+   * through the Engine API.
+   */
+  logScanImage?: string;
+  /**
+   * A scanner that does not finish in this long is killed and the engine read takes over
+   * after its last line; default 600 000 ms. Its reader's pace counts (its writes wait for
+   * the reader), and a reader that leaves kills it at once.
+   */
+  logScanTimeoutMs?: number;
+  /**
+   * A search reads through the Engine API for this long first (a small log is done before a
+   * scanner could start), then hands the rest to the scanner; default 500 ms, 0: the
+   * scanner at once.
+   */
+  logScanAfterMs?: number;
+  /** Where a search that falls back to the engine read says why. */
+  logger?: Logger;
 }
 
 // dockerode (with ssh2 and grpc-js) is most of a bundle that includes it, and many processes
@@ -83,6 +106,7 @@ const defaultConnectTimeoutMs = 5000;
 const defaultMaxClients = 64;
 const defaultMaxOutputBytes = 64 * 1024;
 const defaultPublishIp = '127.0.0.1';
+const defaultLogScanImage = 'selfdevop/node:24';
 const containerStates = new Set<ContainerInfo['state']>([
   'created',
   'running',
@@ -558,7 +582,7 @@ export class DockerRuntime implements ContainerRuntime {
   async runPiped(
     target: DockerTarget,
     spec: ContainerSpec,
-    options: { timeoutMs: number; stdin?: AsyncIterable<Uint8Array> },
+    options: { timeoutMs: number; stdin?: AsyncIterable<Uint8Array>; signal?: AbortSignal },
   ): Promise<PipedRun> {
     return this.call(target, `run ${spec.name}`, async (docker) => {
       await this.removeTolerant(docker, spec.name);
@@ -619,6 +643,10 @@ export class DockerRuntime implements ContainerRuntime {
         const timedOut = new Promise<'timeout'>((resolve) => {
           timer = setTimeout(() => resolve('timeout'), options.timeoutMs);
         });
+        // The reader left: the one-off is killed rather than left blocked on its stdout.
+        const kill = () => void container.kill().catch(() => undefined);
+        if (options.signal?.aborted) kill();
+        options.signal?.addEventListener('abort', kill, { once: true });
         try {
           const fedError = fed.then(
             () => null,
@@ -642,6 +670,7 @@ export class DockerRuntime implements ContainerRuntime {
           return { exitCode: outcome.StatusCode, timedOut: false, output: stderr.toString() };
         } finally {
           clearTimeout(timer);
+          options.signal?.removeEventListener('abort', kill);
           await cleanup();
         }
       })();
@@ -718,7 +747,180 @@ export class DockerRuntime implements ContainerRuntime {
     });
   }
 
+  /**
+   * A container's stored lines. A search with a literal over a past range (no `follow`, no
+   * `tail`) of a container logging with the uncompressed `local` driver runs the log scanner
+   * beside the files, on the container's own engine (`docker-log-scan.ts`), which answers only
+   * the lines holding the literal; everything else, and a scan that cannot run or finish,
+   * reads through the Engine API (a scan that failed midway resumes there after its last line).
+   */
   async *logs(
+    target: DockerTarget,
+    nameOrId: string,
+    options: ContainerLogOptions,
+  ): AsyncGenerator<ContainerLogLine> {
+    if (options.signal.aborted) return;
+    const literal = scannableLiteral(options);
+    const image = this.options.logScanImage ?? defaultLogScanImage;
+    if (!literal || !image) {
+      yield* this.engineLogs(target, nameOrId, options);
+      return;
+    }
+    // A small log is read through the engine before a container could even start; a read
+    // still going after the budget is cut and the scanner goes on after its last line.
+    const budgetMs = this.options.logScanAfterMs ?? 500;
+    let since = options.since;
+    if (budgetMs > 0) {
+      const first = new AbortController();
+      const abort = () => first.abort();
+      options.signal.addEventListener('abort', abort, { once: true });
+      const timer = setTimeout(abort, budgetMs);
+      try {
+        for await (const line of this.engineLogs(target, nameOrId, {
+          ...options,
+          signal: first.signal,
+        })) {
+          since = afterTime(line.time);
+          yield line;
+        }
+      } finally {
+        clearTimeout(timer);
+        options.signal.removeEventListener('abort', abort);
+      }
+      if (!first.signal.aborted || options.signal.aborted) return;
+    }
+    const rest = { ...options, ...(since ? { since } : {}) };
+    const scan = yield* this.scannedLogs(target, nameOrId, rest, literal, image);
+    if (scan.complete || options.signal.aborted) return;
+    yield* this.engineLogs(target, nameOrId, {
+      ...rest,
+      ...(scan.last ? { since: afterTime(scan.last) } : {}),
+    });
+  }
+
+  /**
+   * The scanner's answer, and whether it is the whole answer. Not whole (the engine read
+   * follows): the container does not log with the uncompressed `local` driver, the scanner
+   * cannot run (its image is not on the node, the engine refuses the bind) or did not finish
+   * (timeout, exit code); `last` is the time of the last line answered before that.
+   */
+  private async *scannedLogs(
+    target: DockerTarget,
+    nameOrId: string,
+    options: ContainerLogOptions,
+    literal: Buffer,
+    image: string,
+  ): AsyncGenerator<ContainerLogLine, { complete: boolean; last?: string }> {
+    const { signal } = options;
+    const fallBack = (why: string, last?: string) => {
+      const logger = this.options.logger;
+      const message = `log search of ${nameOrId} reads through the Engine API instead of its scanner: ${why}`;
+      if (logger)
+        logger.warn({ dockerHost: target.dockerHost, container: nameOrId, image }, message);
+      else process.stderr.write(`${message}\n`);
+      return { complete: false, ...(last ? { last } : {}) };
+    };
+    const plan = await this.call(target, `logs of ${nameOrId}`, async (docker) => {
+      const info = await this.inspectOrNull(docker, nameOrId);
+      if (!info) throw new ContainerNotFound(nameOrId);
+      const log = info.HostConfig?.LogConfig as
+        { Type?: string; Config?: Record<string, string> } | undefined;
+      // Another driver, or compressed rotations: the engine knows how to read those.
+      if (log?.Type !== 'local' || log.Config?.compress !== 'false' || info.Config?.Tty)
+        return null;
+      const root = await this.dataRoot(docker);
+      return { id: info.Id, dir: `${root}/containers/${info.Id}/local-logs` };
+    });
+    if (!plan) return { complete: false };
+    const stop = new AbortController();
+    const abort = () => stop.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    let last: string | undefined;
+    let finished = false;
+    try {
+      let run: PipedRun;
+      try {
+        run = await this.runPiped(
+          target,
+          {
+            name: `sdo-logscan-${plan.id.slice(0, 12)}-${randomUUID().slice(0, 8)}`,
+            image,
+            env: logScanEnv({
+              literal,
+              sinceNanos: options.since ? isoToNanos(options.since) : 0n,
+              ...(options.until ? { untilNanos: isoToNanos(options.until) } : {}),
+              maxLineBytes: maxLogLineBytes + 1,
+            }),
+            labels: { 'selfdevop.log-scan': plan.id },
+            cmd: ['node', '-e', logScanScript],
+            binds: [`${plan.dir}:/logs:ro`],
+            noNetwork: true,
+            memoryMb: 128,
+            cpus: 1,
+            restartPolicy: 'no',
+            // Its own output is only the matches, already bounded by the reader.
+            logRotation: { maxSizeMb: 1, maxFiles: 1 },
+          },
+          { timeoutMs: this.options.logScanTimeoutMs ?? 600_000, signal: stop.signal },
+        );
+      } catch (e) {
+        if (signal.aborted) return { complete: true };
+        return fallBack(`it could not run (${messageOf(e)})`);
+      }
+      // The output's last bytes: the scanner's `logScanDone` frame when it scanned everything.
+      let tail = Buffer.alloc(0);
+      const output = async function* (chunks: AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
+          tail = Buffer.concat([tail, chunk]).subarray(-logScanDone.length);
+          yield chunk;
+        }
+      };
+      try {
+        for await (const line of dockerLogLines(
+          output(run.stdout as AsyncIterable<Buffer>),
+          false,
+          options.filter,
+        )) {
+          last = line.time;
+          yield line;
+        }
+      } catch (e) {
+        if (signal.aborted) return { complete: true };
+        stop.abort();
+        await run.result.catch(() => undefined);
+        return fallBack(`its output broke off (${messageOf(e)})`, last);
+      }
+      finished = true;
+      // Whole: answered without waiting for the one-off's exit and removal (runPiped's).
+      if (tail.equals(logScanDone)) return { complete: true, ...(last ? { last } : {}) };
+      const result = await run.result.catch((e: unknown) => e as Error);
+      if (signal.aborted) return { complete: true };
+      if (result instanceof Error) return fallBack(messageOf(result), last);
+      if (result.timedOut) return fallBack('it timed out', last);
+      // Without its last frame the answer may lack lines, whatever the exit code says.
+      return fallBack(
+        `it exited with ${result.exitCode} before its last frame${result.output ? `: ${result.output.slice(-300)}` : ''}`,
+        last,
+      );
+    } finally {
+      signal.removeEventListener('abort', abort);
+      // Left early (a full page): the scanner is killed, and removed by runPiped.
+      if (!finished) stop.abort();
+    }
+  }
+
+  /** The engine's data-root (`DockerRootDir`), asked once per client. */
+  private async dataRoot(docker: Docker): Promise<string> {
+    const known = dataRoots.get(docker);
+    if (known) return known;
+    const info = (await docker.info()) as { DockerRootDir?: string };
+    const root = info.DockerRootDir || '/var/lib/docker';
+    dataRoots.set(docker, root);
+    return root;
+  }
+
+  /** The Engine API's read of a container's log (`GET /containers/{id}/logs`). */
+  private async *engineLogs(
     target: DockerTarget,
     nameOrId: string,
     options: ContainerLogOptions,
@@ -1176,6 +1378,21 @@ export class DockerRuntime implements ContainerRuntime {
 }
 
 // ------------------------------------------------------------------ helpers
+
+/** Each engine client's data-root, once asked (it changes only with the engine's restart). */
+const dataRoots = new WeakMap<Docker, string>();
+
+/**
+ * The literal a scanner may look for, as bytes: a past read (no follow, no tail) with a
+ * filter that names one. Not one holding `…` or U+FFFD: a line's text gains those where its
+ * bytes do not (a cut, an invalid byte), so only `test` can judge it (as `dockerLogLines`).
+ */
+function scannableLiteral(options: ContainerLogOptions): Buffer | null {
+  const literal = options.filter?.literal;
+  if (options.follow || options.tail !== undefined || !literal) return null;
+  if (/[\u2026\uFFFD]/.test(literal)) return null;
+  return Buffer.from(literal, 'utf8');
+}
 
 /**
  * The argument for dockerode's createContainer with only the name in the query string.

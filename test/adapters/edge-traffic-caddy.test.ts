@@ -203,6 +203,37 @@ describe('histogram quantiles and rounds (Prometheus semantics)', () => {
     expect(histogramQuantile(0.95, [])).toBeNull();
   });
 
+  it('reads Caddy’s text exactly: whole label names, escapes, +Inf, other servers and families left out', () => {
+    const f = 'caddy_http_request_duration_seconds';
+    const text = [
+      '# TYPE caddy_http_request_duration_seconds histogram',
+      `${f}_bucket{code="500",handler="subroute",host="A.test",method="GET",server="selfdevop",le="0.1"} 2`,
+      `${f}_bucket{code="500",handler="subroute",host="A.test",method="GET",server="selfdevop",le="+Inf"} 3`,
+      `${f}_count{code="500",handler="subroute",host="A.test",method="GET",server="selfdevop"} 3`,
+      `${f}_sum{code="500",handler="subroute",host="A.test",method="GET",server="selfdevop"} 9.5`,
+      `${f}_count{code="404",handler="subroute",host="a.test",method="POST",server="selfdevop"} 4`,
+      `${f}_count{code="200",handler="subroute",host="a.test",method="GET",server="selfdevop"} 10`,
+      // A label whose name ends in "host" is not the host; an escaped value is read whole.
+      `${f}_count{code="200",handler="subroute",host="q\\"x.test",method="GET",server="selfdevop",xhost="a.test"} 1`,
+      `${f}_count{code="500",handler="subroute",host="a.test",method="GET",server="admin"} 50`,
+      `caddy_http_request_size_bytes_count{code="500",handler="subroute",host="a.test",method="GET",server="selfdevop"} 70`,
+    ].join('\n');
+    const hosts = caddyTrafficFromMetrics(text, 'selfdevop');
+    expect(hosts).toEqual([
+      {
+        host: 'a.test',
+        requests: 17,
+        responses4xx: 4,
+        responses5xx: 3,
+        buckets: [
+          { le: 0.1, count: 2 },
+          { le: Infinity, count: 3 },
+        ],
+      },
+      { host: 'q"x.test', requests: 1, responses4xx: 0, responses5xx: 0, buckets: [] },
+    ]);
+  });
+
   it('takes a restarted edge’s totals, and a host first seen after a reading, as what happened since', () => {
     const history = new EdgeTrafficHistory();
     const c = (requests: number, e5: number) => ({

@@ -42,6 +42,7 @@ import { ensureTestImages } from '../test/support/docker.ts';
 import { round } from './support/stats.ts';
 import { alertToNotification } from './observe/alerts.ts';
 import { collectionOverhead } from './observe/collection.ts';
+import { edgeTrafficCost } from './observe/edge-traffic.ts';
 
 const run = promisify(execFile);
 const totalLines = Number(process.env.BENCH_LOG_LINES ?? 60_000);
@@ -49,10 +50,12 @@ const replicas = 3;
 const nonce = `${process.pid}-${Date.now()}`;
 const log = (line: string) => process.stderr.write(`bench:observe ${line}\n`);
 const goals = { logSearchMs: 2_000, logSearchMemoryMb: 30 };
-/** Which parts run (`BENCH_OBSERVE_PARTS=logs,alerts,collection`, all unless set): one part is quicker to repeat. */
-const parts = new Set((process.env.BENCH_OBSERVE_PARTS ?? 'logs,alerts,collection').split(','));
-if ([...parts].some((p) => !['logs', 'alerts', 'collection'].includes(p))) {
-  process.stderr.write('BENCH_OBSERVE_PARTS names parts among logs, alerts, collection\n');
+/** Which parts run (`BENCH_OBSERVE_PARTS=logs,alerts,collection,edge`, all unless set): one part is quicker to repeat. */
+const parts = new Set(
+  (process.env.BENCH_OBSERVE_PARTS ?? 'logs,alerts,collection,edge').split(','),
+);
+if ([...parts].some((p) => !['logs', 'alerts', 'collection', 'edge'].includes(p))) {
+  process.stderr.write('BENCH_OBSERVE_PARTS names parts among logs, alerts, collection, edge\n');
   process.exit(2);
 }
 
@@ -258,15 +261,17 @@ async function main() {
   const alerts = parts.has('alerts') ? await alertToNotification(log) : null;
   if (alerts) log(`alerts: ${JSON.stringify(alerts)}`);
   const collection = parts.has('collection') ? await collectionOverhead(log) : null;
+  const edge = parts.has('edge') ? await edgeTrafficCost(log) : null;
   process.stdout.write(
     `${JSON.stringify(
       {
         ...(collection ? { collection: collection.detail } : {}),
+        ...(edge ? { edge: edge.detail } : {}),
         ...logs?.detail,
         loadAverage: os.loadavg().map((l) => round(l, 1)),
         cores: os.cpus().length,
         ...(alerts ? { alerts: alerts.detail } : {}),
-        goals: { ...alerts?.goals, ...logs?.goals, ...collection?.goals },
+        goals: { ...alerts?.goals, ...logs?.goals, ...collection?.goals, ...edge?.goals },
       },
       null,
       2,

@@ -675,6 +675,34 @@ export interface CertificateExpiry {
   notAfter: string;
 }
 
+/**
+ * A service environment's edge traffic since the previous collection (the round), and the
+ * alert rules' figures over each rule's own window. Only hosts of live service
+ * environments count, so the series stay bounded by them.
+ */
+export interface ServiceTraffic {
+  orgId: string;
+  serviceId: string;
+  environmentId: string;
+  /** The round's length, in seconds. */
+  seconds: number;
+  requests: number;
+  responses4xx: number;
+  responses5xx: number;
+  /** Quantiles of the round's response times (Caddy's buckets, interpolated); null without requests. */
+  latencyP50Seconds: number | null;
+  latencyP95Seconds: number | null;
+  /**
+   * Each per-service edge rule's figure over its window divided by the service's threshold
+   * for it, so above 1 is past the threshold; 0 where a floor is not met; absent without
+   * requests in the window. One alarm per rule then honours every service's own threshold.
+   */
+  ofThreshold: { http_5xx_spike?: number; latency_p95?: number };
+  /** The same figures before the division: the 5xx share and the p95, over each rule's window. */
+  http5xxShare: number | null;
+  latencyP95WindowSeconds: number | null;
+}
+
 /** Everything one collection measured, per org, and what the store says of backups and certificates. */
 export interface UsageSnapshot {
   at: string;
@@ -684,6 +712,12 @@ export interface UsageSnapshot {
   backups?: BackupHealth[];
   /** Absent where the collection read no certificates. */
   certificates?: CertificateExpiry[];
+  /**
+   * The edge's figures per service environment, from the edge's counters between
+   * collections; absent where the collection does not read the edge (self-hosted, where
+   * Prometheus scrapes Caddy itself).
+   */
+  traffic?: ServiceTraffic[];
   /**
    * Messages waiting per worker queue (self-hosted: pg-boss); absent in the cloud, where SQS
    * publishes its own `ApproximateNumberOfMessagesVisible`.
@@ -973,6 +1007,28 @@ export interface EdgeRouter {
    * 0 here may be stopped without cutting a request.
    */
   inFlight?(upstreams: readonly string[]): Promise<Record<string, number>>;
+  /**
+   * Optional (the cloud's edge figures): the edge's request counters per host since it
+   * started, as one reading. Self-hosted, Prometheus scrapes the same counters itself.
+   */
+  traffic?(): Promise<EdgeHostCounters[]>;
+}
+
+/**
+ * One host's requests as the edge counted them since it started (running totals, summed
+ * over handlers, methods and codes): what a rate or a quantile over a window is taken from.
+ */
+export interface EdgeHostCounters {
+  /** Lower case, as the edge labels it. */
+  host: string;
+  requests: number;
+  responses4xx: number;
+  responses5xx: number;
+  /**
+   * The duration histogram, cumulative: `count` requests took at most `le` seconds; in
+   * ascending `le`, the last one `Infinity` (equal to `requests`).
+   */
+  buckets: { le: number; count: number }[];
 }
 
 /** What restore put back: route ids, and `<host> on <route id>` for hosts. */

@@ -11,7 +11,13 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { InvalidInput, Unavailable } from '../../core/errors.ts';
-import type { EdgeCertificate, EdgeRestored, EdgeRouter, RouteSpec } from '../../core/ports.ts';
+import type {
+  EdgeCertificate,
+  EdgeHostCounters,
+  EdgeRestored,
+  EdgeRouter,
+  RouteSpec,
+} from '../../core/ports.ts';
 import {
   assertRouteSpec,
   type DynamicUpstreamsPlan,
@@ -25,6 +31,7 @@ import {
 } from '../../core/edge/caddy-route.ts';
 import { CaddyAdmin, CaddyRejected } from './caddy-admin.ts';
 import { readEdgeCertificate } from './caddy-certificate.ts';
+import { caddyTrafficFromMetrics } from './caddy-traffic.ts';
 import { reconcileControl, type ControlSettings } from './caddy-control.ts';
 import { CaddyUpstreams, type DynamicUpstreams } from './caddy-upstreams.ts';
 
@@ -261,6 +268,13 @@ export class CaddyEdgeRouter implements EdgeRouter {
     const res = await this.admin.request('GET', '/reverse_proxy/upstreams');
     this.admin.expect('GET /reverse_proxy/upstreams', res, 200);
     return inFlightFromCaddy(JSON.parse(res.body), upstreams, this.#dynamic?.plan.zone);
+  }
+
+  /** Caddy's per-host request counters of this server, from the admin API's `/metrics`. */
+  async traffic(): Promise<EdgeHostCounters[]> {
+    const res = await this.admin.request('GET', '/metrics');
+    this.admin.expect('GET /metrics', res, 200);
+    return caddyTrafficFromMetrics(res.body, this.#server);
   }
 
   async list(): Promise<RouteSpec[]> {

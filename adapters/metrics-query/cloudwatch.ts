@@ -22,7 +22,8 @@ interface MetricSpec {
 
 /**
  * How each series is kept in CloudWatch: a metric of the namespace, the statistic read, and
- * whether the sum over a period is divided by the period (a count per second). Edge traffic
+ * whether the sum over a period is divided by the period (a count per second); the usage
+ * collector writes them (adapters/metrics/usage-emf.ts). Edge traffic
  * and replica usage are published per org, service and environment; node usage per org and
  * node, so the dimensions alone keep one org from reading another's.
  */
@@ -30,8 +31,10 @@ const serviceMetrics: Record<ServiceSeriesKey, MetricSpec> = {
   requests: { name: 'Requests', stat: 'Sum', perSecond: true },
   errors_4xx: { name: 'Responses4xx', stat: 'Sum', perSecond: true },
   errors_5xx: { name: 'Responses5xx', stat: 'Sum', perSecond: true },
-  latency_p50: { name: 'LatencySeconds', stat: 'p50' },
-  latency_p95: { name: 'LatencySeconds', stat: 'p95' },
+  // The collector writes each minute's quantiles from Caddy's buckets (CloudWatch never
+  // sees the histogram): a step of a minute shows them as they were, a longer step their mean.
+  latency_p50: { name: 'LatencyP50Seconds', stat: 'Average' },
+  latency_p95: { name: 'LatencyP95Seconds', stat: 'Average' },
   connections: { name: 'OpenConnections', stat: 'Average' },
   cpu: { name: 'CpuCores', stat: 'Average' },
   memory: { name: 'MemoryBytes', stat: 'Average' },

@@ -1,3 +1,4 @@
+import { edgeRuleMetrics } from '../../core/alerts/cloudwatch-alarms.ts';
 import type { UsageSink, UsageSnapshot } from '../../core/ports.ts';
 
 /**
@@ -9,7 +10,11 @@ import type { UsageSink, UsageSnapshot } from '../../core/ports.ts';
  * dimensions Org/Service/Environment; per node
  * `NodeCpuRatio`, `NodeMemoryUsedRatio`, `NodeDiskUsedRatio`, dimensions Org/Node; per
  * data service `BackupFailuresInARow`, dimensions Org/DataService; per active custom domain
- * `CertificateDaysLeft`, dimensions Org/Service/Domain. Each
+ * `CertificateDaysLeft`, dimensions Org/Service/Domain; per service environment the edge's
+ * `Requests`, `Responses4xx`, `Responses5xx` of the round, `LatencyP50Seconds` and
+ * `LatencyP95Seconds` of the round, and the 5xx and p95 alarms' figures
+ * (`Http5xxShareOfThreshold`, `LatencyP95OfThreshold`: each rule's figure over its window
+ * divided by the service's threshold), dimensions Org/Service/Environment. Each
  * replica's own figures ride along as a plain property (searchable in Logs Insights, not a
  * metric billed of its own), so the dimensions stay bounded by services and nodes.
  */
@@ -112,6 +117,7 @@ export class EmfUsageSink implements UsageSink {
         [{ Name: 'BackupFailuresInARow', Unit: 'Count' }],
         timestamp,
       );
+    this.#traffic(snapshot, timestamp);
     // Days, not a timestamp: an alarm compares a metric with a constant and cannot subtract now.
     for (const c of snapshot.certificates ?? [])
       this.#emit(
@@ -127,6 +133,39 @@ export class EmfUsageSink implements UsageSink {
         [{ Name: 'CertificateDaysLeft', Unit: 'None' }],
         timestamp,
       );
+  }
+
+  #traffic(snapshot: UsageSnapshot, timestamp: number): void {
+    for (const t of snapshot.traffic ?? []) {
+      const line: Record<string, unknown> = {
+        Org: t.orgId,
+        Service: t.serviceId,
+        Environment: t.environmentId,
+        roundSeconds: t.seconds,
+        Requests: t.requests,
+        Responses4xx: t.responses4xx,
+        Responses5xx: t.responses5xx,
+      };
+      const metrics = [
+        { Name: 'Requests', Unit: 'Count' },
+        { Name: 'Responses4xx', Unit: 'Count' },
+        { Name: 'Responses5xx', Unit: 'Count' },
+      ];
+      const add = (name: string, unit: string, v: number | null | undefined) => {
+        // Without requests there is no share and no quantile: a gap, never 0.
+        if (v === null || v === undefined) return;
+        line[name] = v;
+        metrics.push({ Name: name, Unit: unit });
+      };
+      add('LatencyP50Seconds', 'Seconds', t.latencyP50Seconds);
+      add('LatencyP95Seconds', 'Seconds', t.latencyP95Seconds);
+      for (const [rule, name] of Object.entries(edgeRuleMetrics))
+        add(name, 'None', t.ofThreshold[rule as keyof typeof edgeRuleMetrics]);
+      // Beside the alarms' figures, what they were made of (searchable, not billed).
+      line.http5xxShare = t.http5xxShare;
+      line.latencyP95WindowSeconds = t.latencyP95WindowSeconds;
+      this.#emit(line, ['Org', 'Service', 'Environment'], metrics, timestamp);
+    }
   }
 
   #emit(

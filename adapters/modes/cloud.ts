@@ -289,6 +289,10 @@ export async function fromCloud(
           }),
           // A probe per minute at most: the job runs once a minute.
           { nodeProbeImage: config.NODE_PROBE_IMAGE, nodeProbeEverySeconds: 60 },
+          undefined,
+          // The edge's requests, 5xx and p95 per service: nothing else in the cloud sees
+          // Caddy's histograms, and the 5xx and p95 alarms read these figures.
+          { edge: release.edge, edgeDomain: config.EDGE_DOMAIN },
         ),
       )
     : null;

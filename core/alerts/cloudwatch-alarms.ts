@@ -7,8 +7,11 @@ import { alertRules, type AlertRule, type AlertRuleId } from './rules.ts';
  * Insights query with GROUP BY, so every org's node, domain or data service is a contributor
  * of its own, and one alarm covers tenants that sign up after the stack was deployed.
  *
- * CloudWatch compares each series with one constant: these alarms use the rule's default
- * threshold (a service's own threshold is applied self-hosted, where Prometheus joins it).
+ * CloudWatch compares each series with one constant. The node, certificate, backup and
+ * crash-loop alarms use the rule's default threshold (a service's own is applied
+ * self-hosted, where Prometheus joins it, and by the collector's crash-loop event). The
+ * edge rules' alarms read a figure the collector already divided by the service's own
+ * threshold (`edgeRuleMetrics`), so one alarm at 1 honours every service's override.
  */
 export interface CloudWatchAlarmPlan {
   rule: AlertRuleId;
@@ -30,13 +33,23 @@ export interface CloudWatchNamespaces {
   control: string;
 }
 
+/**
+ * The edge rules' figures the usage collector writes per service environment (EMF,
+ * Org/Service/Environment), each over its rule's window and divided by the service's
+ * threshold. The division and the 5xx floor happen there, not in the alarm: an alarm takes
+ * one Metrics Insights query, and metric math cannot pair two queries' results contributor
+ * by contributor (5xx by requests, share beside count), nor take a percentile of a
+ * histogram CloudWatch never saw. So the collector computes the share over the rule's
+ * minute, writes 0 while the errors in it are below `floor.events`, and the p95 over the
+ * rule's 5 minutes from Caddy's bucket deltas.
+ */
+export const edgeRuleMetrics = {
+  http_5xx_spike: 'Http5xxShareOfThreshold',
+  latency_p95: 'LatencyP95OfThreshold',
+} as const satisfies Partial<Record<AlertRuleId, string>>;
+
 /** Why a rule has no CloudWatch alarm yet; a test holds every rule to an alarm or a reason. */
-export const cloudAlarmGaps: Partial<Record<AlertRuleId, string>> = {
-  http_5xx_spike:
-    'the cloud has no publisher of the edge’s request series yet (nothing writes Requests or Responses5xx), and a Metrics Insights alarm cannot divide 5xx by all responses per contributor nor hold the rule’s floor of 5xx alongside the share; the publisher would have to write the share itself, already floored (0 below 5 errors in the minute), per Org/Service/Environment',
-  latency_p95:
-    'the cloud has no publisher of the edge’s latency yet, and Metrics Insights has no percentile function',
-};
+export const cloudAlarmGaps: Partial<Record<AlertRuleId, string>> = {};
 
 const q = (s: string) => `"${s}"`;
 
@@ -88,7 +101,14 @@ function queryOf(
       };
     case 'http_5xx_spike':
     case 'latency_p95':
-      return null;
+      // Above 1 is past the service's own threshold (and, for 5xx, the floor is met).
+      return {
+        query: `SELECT MAX(${edgeRuleMetrics[rule.id]}) FROM SCHEMA(${q(ns.usage)}, Org, Service, Environment) GROUP BY Org, Service, Environment ORDER BY MAX() DESC`,
+        comparison: 'GreaterThanThreshold',
+        threshold: 1,
+        // Written each minute; the window is the collector's, so one period is one figure.
+        periodSeconds: 60,
+      };
   }
 }
 
@@ -104,7 +124,11 @@ export function cloudWatchAlarms(ns: CloudWatchNamespaces): CloudWatchAlarmPlan[
       rule: rule.id,
       ...plan,
       evaluationPeriods: Math.max(1, Math.ceil(holdSeconds / plan.periodSeconds)),
-      description: `${rule.title} (${rule.thresholdMeaning}; default threshold ${rule.defaultThreshold}). Runbook: docs/runbooks/${rule.runbook}.md`,
+      description: `${rule.title} (${rule.thresholdMeaning}; ${
+        rule.id in edgeRuleMetrics
+          ? `as a share of the service's own threshold, default ${rule.defaultThreshold}; 1 is the threshold`
+          : `default threshold ${rule.defaultThreshold}`
+      }). Runbook: docs/runbooks/${rule.runbook}.md`,
     });
   }
   return out;

@@ -35,6 +35,11 @@ export interface AlertRule {
    * responses says nothing, so a ratio rule also wants this many events in its window.
    */
   floor?: { events: number };
+  /**
+   * The span the rule reads its series over (PromQL's range; the cloud collector sums its
+   * rounds over the same span), for the rules that read a rate, an increase or a quantile.
+   */
+  windowSeconds?: number;
   severity: 'critical' | 'warning';
   /** docs/runbooks/<runbook>.md */
   runbook: string;
@@ -57,6 +62,7 @@ export const alertRules: readonly AlertRule[] = [
     // Five in the minute is still met within one scrape by an app failing under any real
     // traffic, and by an app down outright that is asked more than every 12 s.
     floor: { events: 5 },
+    windowSeconds: 60,
     severity: 'critical',
     runbook: 'app-down',
   },
@@ -70,6 +76,7 @@ export const alertRules: readonly AlertRule[] = [
     max: 120,
     perService: true,
     forSeconds: 300,
+    windowSeconds: 300,
     severity: 'warning',
     runbook: 'app-down',
   },
@@ -83,6 +90,7 @@ export const alertRules: readonly AlertRule[] = [
     max: 100,
     perService: true,
     forSeconds: 0,
+    windowSeconds: 900,
     severity: 'critical',
     runbook: 'app-down',
   },
@@ -180,19 +188,26 @@ const byService = (expr: string) =>
 const thresholdOf = (rule: AlertRuleId) =>
   `on (org, service) group_left ${metricNames.threshold}{rule="${rule}"}`;
 
+/** A rule's window as a PromQL range: whole minutes as `Nm`, else seconds. */
+const rangeOf = (rule: AlertRule) => {
+  const s = rule.windowSeconds ?? 60;
+  return s % 60 === 0 ? `${s / 60}m` : `${s}s`;
+};
+
 /** The PromQL of each rule, comparing against the exported thresholds or the default. */
 export function promqlOf(rule: AlertRule): string {
   const d = `${metricNames.httpDuration}`;
+  const w = rangeOf(rule);
   switch (rule.id) {
     case 'http_5xx_spike':
       // One minute, not five: over 5 minutes an app answering only 500s needs 15 s just to
       // reach a 5 % share, and its share stays high for minutes after it recovers.
       // `and` keeps the share as the alert's value; the floor only gates it.
-      return `((${byService(`rate(${d}_count{code=~"5.."}[1m])`)} / ${byService(`rate(${d}_count[1m])`)}) > ${thresholdOf(rule.id)}) and on (org, service, environment) ${byService(`increase(${d}_count{code=~"5.."}[1m])`)} >= ${rule.floor?.events ?? 1}`;
+      return `((${byService(`rate(${d}_count{code=~"5.."}[${w}])`)} / ${byService(`rate(${d}_count[${w}])`)}) > ${thresholdOf(rule.id)}) and on (org, service, environment) ${byService(`increase(${d}_count{code=~"5.."}[${w}])`)} >= ${rule.floor?.events ?? 1}`;
     case 'latency_p95':
-      return `histogram_quantile(0.95, sum by (org, service, environment, le) (rate(${d}_bucket[5m]) * on (host) group_left (org, service, environment) ${metricNames.serviceHost})) > ${thresholdOf(rule.id)}`;
+      return `histogram_quantile(0.95, sum by (org, service, environment, le) (rate(${d}_bucket[${w}]) * on (host) group_left (org, service, environment) ${metricNames.serviceHost})) > ${thresholdOf(rule.id)}`;
     case 'crash_loop':
-      return `increase(${metricNames.replicaRestarts}[15m]) >= ${thresholdOf(rule.id)}`;
+      return `increase(${metricNames.replicaRestarts}[${w}]) >= ${thresholdOf(rule.id)}`;
     case 'node_unreachable':
       return `time() - ${metricNames.nodeLastSeen} > ${rule.defaultThreshold}`;
     case 'disk_full':

@@ -1,5 +1,6 @@
 import { alertRuleById } from '../alerts/rules.ts';
 import { recordAudit } from '../deps.ts';
+import { defaultHosts } from '../releases/plan.ts';
 import { openNodeTarget } from '../nodes/credentials.ts';
 import { allNodes } from '../releases/replicas.ts';
 import type {
@@ -10,6 +11,7 @@ import type {
   ContainerInfo,
   ContainerRuntime,
   DockerTarget,
+  EdgeRouter,
   EventQueue,
   IdGenerator,
   KeyVault,
@@ -17,6 +19,7 @@ import type {
   NodeUsage,
   OrgRepos,
   ReplicaUsage,
+  ServiceTraffic,
   Store,
   UsageSink,
   UsageSnapshot,
@@ -31,6 +34,7 @@ import type {
 } from '../models.ts';
 import type { EventPublisher } from '../webhooks/events.ts';
 import { RestartHistory } from './crash-loop.ts';
+import { EdgeTrafficHistory, serviceTraffic } from './edge-traffic.ts';
 import { cpuRatioBetween, parseNodeProbe, planNodeProbe, type CpuCounters } from './node-probe.ts';
 
 export interface UsageConfig {
@@ -57,6 +61,11 @@ export interface UsageDeps {
   events?: EventPublisher;
   sink: UsageSink;
   config: UsageConfig;
+  /**
+   * The edge whose per-host counters are read with each collection, and the domain of the
+   * default hosts (the cloud only: self-hosted, Prometheus scrapes Caddy itself).
+   */
+  edgeTraffic?: { edge: Pick<EdgeRouter, 'traffic'>; edgeDomain: string };
   /** Queues whose waiting messages are measured with each collection (self-hosted only). */
   queueDepths?: { queue: Pick<EventQueue, 'depth'>; names: readonly string[] };
 }
@@ -66,7 +75,7 @@ export const usageActor = { actorType: 'system', actorId: 'usage-collector' } as
 /** The event of a replica whose restarts reached its service's crash-loop threshold. */
 export const crashLoopingEvent = 'replica.crash_looping';
 /** The crash-loop rule's window: restarts counted within it (its `thresholdMeaning`). */
-export const crashLoopWindowSeconds = 15 * 60;
+export const crashLoopWindowSeconds = alertRuleById('crash_loop')!.windowSeconds!;
 /** The roles of a service's replicas (a migration one-off is not a replica). */
 const replicaRoles = new Set(['web', 'worker']);
 
@@ -96,6 +105,9 @@ export class UsageCollector {
   readonly #certificateCache = new Map<string, { at: number; expiries: CertificateExpiry[] }>();
   /** Containers reported as looping in this episode (cleared when they calm down). */
   readonly #looping = new Set<string>();
+  readonly #edge = new EdgeTrafficHistory();
+  /** The last failure to read the edge, logged once until it changes. */
+  #edgeFailure: string | null = null;
 
   constructor(deps: UsageDeps) {
     this.#deps = deps;
@@ -154,12 +166,14 @@ export class UsageCollector {
     const now = d.clock.now().getTime();
     for (const r of replicas)
       r.restartsInWindow = this.#restarts.observe(r.containerId, r.restarts, now);
+    const traffic = d.edgeTraffic ? await this.#traffic(d.edgeTraffic, targets) : undefined;
     const snapshot: UsageSnapshot = {
       at: d.clock.now().toISOString(),
       replicas: replicas.map(({ containerId: _c, releaseId: _r, ...r }) => r),
       nodes,
       backups,
       certificates,
+      ...(traffic ? { traffic } : {}),
       ...(d.queueDepths ? { queues: await this.#queueDepths(d.queueDepths) } : {}),
     };
     await d.sink.publish(snapshot);
@@ -266,6 +280,49 @@ export class UsageCollector {
       });
     this.#backupCache.set(orgId, { at: now, health });
     return health;
+  }
+
+  /**
+   * The edge's figures per live service environment: one read of the edge's counters per
+   * collection, deltas against the previous one. An edge that cannot be read leaves the
+   * figures out (a gap, never 0) and the next read a round spanning the gap.
+   */
+  async #traffic(
+    e: NonNullable<UsageDeps['edgeTraffic']>,
+    targets: readonly AlertTarget[],
+  ): Promise<ServiceTraffic[] | undefined> {
+    if (!e.edge.traffic) return undefined;
+    try {
+      const counters = await e.edge.traffic();
+      this.#edgeFailure = null;
+      this.#edge.observe(counters, this.#deps.clock.now().getTime());
+    } catch (err) {
+      const failure = (err as Error).message;
+      if (this.#edgeFailure !== failure)
+        this.#deps.logger.warn(
+          { err: failure },
+          'usage: the edge’s request counters could not be read',
+        );
+      this.#edgeFailure = failure;
+      return undefined;
+    }
+    return serviceTraffic(
+      this.#edge,
+      targets.map((t) => ({
+        orgId: t.orgId,
+        serviceId: t.serviceId,
+        environmentId: t.environmentId,
+        hosts: [
+          ...defaultHosts({
+            service: { id: t.serviceId, name: t.serviceName },
+            environment: { name: t.environmentName },
+            edgeDomain: e.edgeDomain,
+          }),
+          ...t.customHosts,
+        ],
+        thresholds: t.thresholds,
+      })),
+    );
   }
 
   /** Messages waiting per queue; a queue that cannot be asked is left out, never 0. */
@@ -500,6 +557,7 @@ export function usageDepsOf(
   sink: UsageSink,
   config: UsageConfig,
   queueDepths?: UsageDeps['queueDepths'],
+  edgeTraffic?: UsageDeps['edgeTraffic'],
 ): UsageDeps {
   return {
     store: release.store,
@@ -512,5 +570,6 @@ export function usageDepsOf(
     sink,
     config,
     ...(queueDepths ? { queueDepths } : {}),
+    ...(edgeTraffic ? { edgeTraffic } : {}),
   };
 }

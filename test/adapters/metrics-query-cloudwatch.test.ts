@@ -23,7 +23,8 @@ function datapointsOf(f: MetricsFixture): Datapoint[] {
       add('Requests', { Sum: n });
       add('Responses4xx', { Sum: n * s.share4xx });
       add('Responses5xx', { Sum: n * s.share5xx });
-      add('LatencySeconds', { p50: s.latencySeconds, p95: s.latencySeconds });
+      add('LatencyP50Seconds', { Average: s.latencySeconds });
+      add('LatencyP95Seconds', { Average: s.latencySeconds });
       add('CpuCores', { Average: s.cpuCores });
       add('MemoryBytes', { Average: s.memoryBytes });
       add('OpenConnections', { Average: s.connections });
@@ -89,7 +90,7 @@ describe('CloudWatchMetricsQuery', () => {
       ]),
     ).toEqual([
       ['Requests', 'Sum', 60],
-      ['LatencySeconds', 'p95', 60],
+      ['LatencyP95Seconds', 'Average', 60],
     ]);
     expect(queries[0]!.MetricStat!.Metric!.Dimensions).toEqual([
       { Name: 'Org', Value: 'org_a' },

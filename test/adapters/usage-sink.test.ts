@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { EmfUsageSink } from '../../adapters/metrics/usage-emf.ts';
 import { PrometheusUsageSink } from '../../adapters/metrics/usage-prometheus.ts';
+import { cloudWatchAlarms, edgeRuleMetrics } from '../../core/alerts/cloudwatch-alarms.ts';
+import type { ServiceTraffic } from '../../core/ports.ts';
 import {
   runUsageSinkContract,
   usageSnapshot,
@@ -176,5 +178,111 @@ describe('EmfUsageSink', () => {
     const plain: string[] = [];
     new EmfUsageSink({ destination: { write: (l) => void plain.push(l) } }).publish(usageSnapshot);
     expect(plain.join('')).not.toContain('RestartsInWindow');
+  });
+
+  /** Each metric CloudWatch would take from the lines: `Name` → dimensions key → value, and its dimension names. */
+  function metricsOf(lines: string[]) {
+    const out = new Map<string, { dims: string[]; values: Map<string, number>; unit: string }>();
+    for (const l of lines) {
+      const d = JSON.parse(l) as Record<string, unknown>;
+      const aws = d._aws as {
+        CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string; Unit: string }[] }[];
+      };
+      for (const directive of aws.CloudWatchMetrics) {
+        const dims = directive.Dimensions[0]!;
+        for (const m of directive.Metrics) {
+          // EMF takes a declared metric only when the line holds a number under its name.
+          expect(typeof d[m.Name], m.Name).toBe('number');
+          let entry = out.get(m.Name);
+          if (!entry) out.set(m.Name, (entry = { dims, values: new Map(), unit: m.Unit }));
+          expect(entry.dims).toEqual(dims);
+          entry.values.set(dims.map((k) => d[k]).join('/'), d[m.Name] as number);
+        }
+      }
+    }
+    return out;
+  }
+
+  const traffic: ServiceTraffic[] = [
+    {
+      orgId: 'org_a',
+      serviceId: 'svc_web',
+      environmentId: 'env_prod',
+      seconds: 60,
+      requests: 58,
+      responses4xx: 3,
+      responses5xx: 10,
+      latencyP50Seconds: 0.004,
+      latencyP95Seconds: 0.41,
+      ofThreshold: { http_5xx_spike: 3.45, latency_p95: 0.41 },
+      http5xxShare: 0.1724,
+      latencyP95WindowSeconds: 0.41,
+    },
+    {
+      // No requests in the round (nor in the windows): counts of 0, no share, no quantile.
+      orgId: 'org_b',
+      serviceId: 'svc_api',
+      environmentId: 'env_prod',
+      seconds: 60,
+      requests: 0,
+      responses4xx: 0,
+      responses5xx: 0,
+      latencyP50Seconds: null,
+      latencyP95Seconds: null,
+      ofThreshold: {},
+      http5xxShare: null,
+      latencyP95WindowSeconds: null,
+    },
+  ];
+
+  it('writes the edge’s figures per service environment under the names and dimensions the 5xx and p95 alarms query, and the charts read', () => {
+    const lines: string[] = [];
+    new EmfUsageSink({ destination: { write: (l) => void lines.push(l.trim()) } }).publish({
+      ...usageSnapshot,
+      replicas: [],
+      nodes: [],
+      backups: [],
+      certificates: [],
+      traffic,
+    });
+    const metrics = metricsOf(lines);
+    // The alarms' own query, read back: SELECT MAX(<metric>) FROM SCHEMA("ns", <dims>).
+    for (const plan of cloudWatchAlarms({ usage: 'selfdevop/apps', control: 'selfdevop' }).filter(
+      (p) => p.rule in edgeRuleMetrics,
+    )) {
+      const [, name, dims] = /^SELECT MAX\((\w+)\) FROM SCHEMA\("selfdevop\/apps", ([^)]*)\)/.exec(
+        plan.query,
+      )!;
+      expect(name).toBe(edgeRuleMetrics[plan.rule as keyof typeof edgeRuleMetrics]);
+      const m = metrics.get(name!)!;
+      expect(m.dims, plan.rule).toEqual(dims!.split(', '));
+      // Only the service with requests has the figure; the quiet one is a gap, not a 0.
+      expect([...m.values.keys()], plan.rule).toEqual(['org_a/svc_web/env_prod']);
+    }
+    expect(metrics.get('Http5xxShareOfThreshold')!.values.get('org_a/svc_web/env_prod')).toBe(3.45);
+    expect(metrics.get('LatencyP95OfThreshold')!.values.get('org_a/svc_web/env_prod')).toBe(0.41);
+    // The charts' series (adapters/metrics-query/cloudwatch.ts): counts of the round, summed
+    // per step by CloudWatch, and the round's quantiles.
+    expect(metrics.get('Requests')!).toMatchObject({ unit: 'Count' });
+    expect(Object.fromEntries(metrics.get('Requests')!.values)).toEqual({
+      'org_a/svc_web/env_prod': 58,
+      'org_b/svc_api/env_prod': 0,
+    });
+    expect(metrics.get('Responses5xx')!.values.get('org_a/svc_web/env_prod')).toBe(10);
+    expect(metrics.get('Responses4xx')!.values.get('org_a/svc_web/env_prod')).toBe(3);
+    expect(metrics.get('LatencyP95Seconds')!).toMatchObject({ unit: 'Seconds' });
+    expect([...metrics.get('LatencyP95Seconds')!.values.entries()]).toEqual([
+      ['org_a/svc_web/env_prod', 0.41],
+    ]);
+    expect(metrics.get('LatencyP50Seconds')!.values.get('org_a/svc_web/env_prod')).toBe(0.004);
+    // Bounded: no dimension but Org/Service/Environment, whatever the hosts or paths.
+    for (const [name, m] of metrics)
+      expect(m.dims, name).toEqual(['Org', 'Service', 'Environment']);
+  });
+
+  it('writes no edge line where the collection did not read the edge', () => {
+    const lines: string[] = [];
+    new EmfUsageSink({ destination: { write: (l) => void lines.push(l) } }).publish(usageSnapshot);
+    expect(lines.join('')).not.toMatch(/Requests|OfThreshold/);
   });
 });

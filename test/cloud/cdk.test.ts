@@ -588,9 +588,33 @@ describe('cloud stack', () => {
         }),
       ],
     });
-    // The 5xx and p95 rules still have none, each with its reason (no edge publisher).
-    expect(Object.keys(cloudAlarmGaps).sort()).toEqual(['http_5xx_spike', 'latency_p95']);
-    expect(cloudAlarmGaps.http_5xx_spike).toContain('floor');
+    // Every rule has its alarm now: the collector publishes the edge's figures.
+    expect(cloudAlarmGaps).toEqual({});
+  });
+
+  it('alarms on the 5xx share and the p95 per org, service and environment, from the collector’s figures over each service’s own threshold', () => {
+    for (const [rule, metric, periods] of [
+      ['http_5xx_spike', 'Http5xxShareOfThreshold', 1],
+      ['latency_p95', 'LatencyP95OfThreshold', 5],
+    ] as const) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: `selfdevop-alert-${rule}`,
+        // 1 is the service's threshold (its override, else the rule's default): the figure
+        // is divided by it before it is written, so one alarm holds every service to its own.
+        ComparisonOperator: 'GreaterThanThreshold',
+        Threshold: 1,
+        EvaluationPeriods: periods,
+        TreatMissingData: 'notBreaching',
+        Metrics: [
+          Match.objectLike({
+            Expression: `SELECT MAX(${metric}) FROM SCHEMA("selfdevop/apps", Org, Service, Environment) GROUP BY Org, Service, Environment ORDER BY MAX() DESC`,
+            Period: 60,
+          }),
+        ],
+      });
+    }
+    // The rules' forSeconds: 15 s of a one-minute figure is one period, 300 s five.
+    expect(alertRules.find((r) => r.id === 'latency_p95')!.forSeconds).toBe(300);
   });
 
   it('has a queue for every queue the worker consumes, and no other', () => {

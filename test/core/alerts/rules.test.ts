@@ -6,6 +6,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { checkThreshold } from '../../../core/alerts/use-cases.ts';
+import {
+  cloudAlarmGaps,
+  cloudWatchAlarms,
+  edgeRuleMetrics,
+} from '../../../core/alerts/cloudwatch-alarms.ts';
 import { alertRules, prometheusRuleGroups } from '../../../core/alerts/rules.ts';
 import { InvalidInput } from '../../../core/errors.ts';
 import { available } from '../../support/services.ts';
@@ -30,6 +35,38 @@ describe('the alert rules (one definition)', () => {
     expect(groups.groups[0]!.rules.map((r) => [r.alert, r.labels])).toEqual(
       alertRules.map((r) => [r.id, { rule: r.id, severity: r.severity }]),
     );
+  });
+
+  it('gives every rule both a Prometheus rule and a CloudWatch alarm, or a stated reason why the cloud has none', () => {
+    const prometheus = prometheusRuleGroups().groups[0]!.rules.map((r) => r.alert);
+    const cloud = cloudWatchAlarms({ usage: 'selfdevop/apps', control: 'selfdevop' });
+    for (const r of alertRules) {
+      expect(prometheus, r.id).toContain(r.id);
+      const alarms = cloud.filter((a) => a.rule === r.id);
+      const reason = cloudAlarmGaps[r.id];
+      // Exactly one of the two, and a reason worth reading.
+      expect(alarms.length + (reason ? 1 : 0), r.id).toBe(1);
+      if (reason) expect(reason.length, r.id).toBeGreaterThan(40);
+    }
+    // Today every rule has its alarm.
+    expect(cloud.map((a) => a.rule)).toEqual(alertRules.map((r) => r.id));
+  });
+
+  it('reads the edge rules over the same window and floor in both modes (PromQL ranges, the collector’s windows)', () => {
+    const exprs = Object.fromEntries(
+      prometheusRuleGroups().groups[0]!.rules.map((r) => [r.alert, r.expr]),
+    );
+    const fiveXx = alertRules.find((r) => r.id === 'http_5xx_spike')!;
+    const p95 = alertRules.find((r) => r.id === 'latency_p95')!;
+    expect(fiveXx.windowSeconds).toBe(60);
+    expect(exprs.http_5xx_spike).toContain('[1m]');
+    expect(exprs.http_5xx_spike).not.toMatch(/\[(?!1m\])\w+\]/);
+    expect(exprs.http_5xx_spike).toMatch(new RegExp(`>= ${fiveXx.floor!.events}$`));
+    expect(p95.windowSeconds).toBe(300);
+    expect(exprs.latency_p95).toContain('[5m]');
+    // Both edge rules are per service, so their cloud figure is divided by the service's threshold.
+    for (const id of Object.keys(edgeRuleMetrics))
+      expect(alertRules.find((r) => r.id === id)!.perService, id).toBe(true);
   });
 
   it('keeps label sets bounded: no rule groups by a per-request label', () => {

@@ -183,4 +183,74 @@ describe('the usage collector', () => {
     clock.advance(15 * 60_000);
     expect(await windowOf()).toBe(0);
   });
+
+  it('reads the edge each collection and hands the sink each live service environment’s traffic by its default and custom hosts, with its own thresholds; an unreadable edge is a gap', async () => {
+    const store = new MemoryStore();
+    const target = {
+      orgId: 'org_000001',
+      serviceId: 'svc_000123',
+      serviceName: 'web',
+      environmentId: 'env_000001',
+      environmentName: 'production',
+      customHosts: ['shop.example.test'],
+      thresholds: { http_5xx_spike: 0.5 },
+    };
+    // The live targets as selfdevop_alert_targets() answers them (its own tests cover the join).
+    Object.defineProperty(store, 'alertTargetLookup', {
+      value: { alertTargets: async () => [target] },
+    });
+    const counters = (requests: number, e5: number) => ({
+      requests,
+      responses4xx: 0,
+      responses5xx: e5,
+      buckets: [
+        { le: 0.1, count: requests },
+        { le: Infinity, count: requests },
+      ],
+    });
+    let reading: unknown = [];
+    const edge = {
+      traffic: async () => {
+        if (reading instanceof Error) throw reading;
+        return reading as (ReturnType<typeof counters> & { host: string })[];
+      },
+    };
+    const clock = new ManualClock();
+    const logger = new MemoryLogger();
+    const collector = new UsageCollector({
+      store,
+      runtime: new MemoryRuntime(),
+      vault: new MemoryKeyVault(),
+      clock,
+      ids: new SequenceIds(),
+      logger,
+      sink: new MemoryUsageSink(),
+      config: { nodeProbeImage: 'selfdevop/debian:bookworm', nodeProbeEverySeconds: 60 },
+      edgeTraffic: { edge, edgeDomain: 'Apps.Example.' },
+    });
+    reading = [{ host: 'web-production-000123.apps.example', ...counters(100, 0) }];
+    expect((await collector.collect()).traffic).toEqual([]); // the baseline
+    clock.advance(60_000);
+    reading = [
+      { host: 'web-production-000123.apps.example', ...counters(150, 10) },
+      { host: 'shop.example.test', ...counters(50, 10) },
+      { host: 'other-production-999999.apps.example', ...counters(500, 500) },
+    ];
+    const [t] = (await collector.collect()).traffic!;
+    expect(t).toMatchObject({
+      orgId: 'org_000001',
+      serviceId: 'svc_000123',
+      environmentId: 'env_000001',
+      requests: 100,
+      responses5xx: 20,
+      http5xxShare: 0.2,
+    });
+    // 20 % against the service's own 50 %: under it.
+    expect(t!.ofThreshold.http_5xx_spike).toBeCloseTo(0.4, 10);
+    clock.advance(60_000);
+    reading = new Error('connect ECONNREFUSED 10.0.0.10:2019');
+    const snap = await collector.collect();
+    expect(snap.traffic).toBeUndefined();
+    expect(logger.entries.filter((e) => String(e.err).includes('ECONNREFUSED'))).toHaveLength(1);
+  });
 });

@@ -630,6 +630,8 @@ export interface DataServiceMove {
   error: string | null;
   releaseIds: string[];
   at: string;
+  /** Written every minute by the worker running the move: a move whose beat stopped died with it. */
+  heartbeatAt?: string | null;
 }
 
 export const backupTriggers = [

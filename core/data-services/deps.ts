@@ -68,6 +68,8 @@ export interface DataServiceDeps {
     dataReadyAttempts?: number;
     /** How long one dump, drill or restore may run; 2 hours unless set. */
     backupTimeoutMs?: number;
+    /** How often a running move writes its heartbeat; a minute unless set. */
+    moveHeartbeatMs?: number;
   };
 }
 

@@ -149,6 +149,33 @@ export class ApiClient {
     return res.body as unknown as AsyncIterable<Uint8Array>;
   }
 
+  /**
+   * PUTs a body as a stream (a backup object of any size, never read whole) and answers the
+   * JSON reply. Not retried: the stream is spent by the first try.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async upload<T = any>(path: string, body: AsyncIterable<Uint8Array>): Promise<T> {
+    const it = body[Symbol.asyncIterator]();
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const next = await it.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+    });
+    const res = await fetch(this.config.url + path, {
+      method: 'PUT',
+      headers: this.headers({
+        accept: 'application/json',
+        'content-type': 'application/octet-stream',
+      }),
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    if (!res.ok) await this.fail(res);
+    return (await res.json()) as T;
+  }
+
   /** Server-sent events of `path`, parsed, until the server closes the stream. */
   async *events(path: string): AsyncGenerator<SseEvent> {
     const res = await this.send('GET', path, undefined, 'text/event-stream');

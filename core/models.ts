@@ -595,8 +595,26 @@ export interface DataService {
   sharedServerId?: string | null;
   /** Moving this shared database to a dedicated server of its own (null or absent: never asked). */
   move?: DataServiceMove | null;
+  /** The newest in-place upgrade to a newer minor (null or absent: never asked). */
+  upgrade?: DataServiceUpgrade | null;
   createdAt: string;
   updatedAt: string;
+}
+
+/**
+ * An in-place minor upgrade: `upgrading` while the worker backs up, swaps the container to
+ * the new image on the same volume and checks it; `upgraded`; or `failed` at `step`, with
+ * `rolledBack` saying the old image serves the same volume again.
+ */
+export interface DataServiceUpgrade {
+  status: 'upgrading' | 'upgraded' | 'failed';
+  from: string;
+  to: string;
+  step: 'backup' | 'swap' | 'check' | null;
+  backupId: string | null;
+  error: string | null;
+  rolledBack: boolean;
+  at: string;
 }
 
 /**
@@ -612,9 +630,17 @@ export interface DataServiceMove {
   error: string | null;
   releaseIds: string[];
   at: string;
+  /** Written every minute by the worker running the move: a move whose beat stopped died with it. */
+  heartbeatAt?: string | null;
 }
 
-export const backupTriggers = ['schedule', 'manual', 'pre_restore'] as const;
+export const backupTriggers = [
+  'schedule',
+  'manual',
+  'pre_restore',
+  'import',
+  'pre_upgrade',
+] as const;
 export const backupStatuses = ['running', 'completed', 'failed'] as const;
 export const drillStatuses = ['running', 'passed', 'failed'] as const;
 
@@ -656,6 +682,8 @@ export interface BackupManifest {
   keys: number | null;
   /** When the data was read (the backup's RPO is measured from here). */
   takenAt: string;
+  /** Set on a backup imported from another install: which backup of which data service it was there. */
+  importedFrom?: { backupId: string; dataServiceId: string; exportedAt: string };
 }
 
 export interface DataServiceBackup {

@@ -353,6 +353,13 @@ export interface BackupCodec {
    * installs. Throws when the key is malformed or is not the one that sealed it.
    */
   openSealedWith?(sealed: string, context: string, vaultKey: string): string;
+  /**
+   * A data key wrapped under a passphrase (a memory-hard KDF, then an AEAD with `context`
+   * as associated data): how a backup leaves this install for one with another vault.
+   */
+  wrapKey?(dataKey: string, passphrase: string, context: string): string;
+  /** The reverse; throws when the passphrase or the context is not the one it was wrapped with. */
+  unwrapKey?(wrapped: string, passphrase: string, context: string): string;
 }
 
 /**

@@ -571,6 +571,47 @@ export const restoreBackupInput = z.strictObject({
   /** New, from a database on a shared server: into a server of its own instead of beside it. */
   dedicated: z.boolean().optional(),
 });
+/** A passphrase that wraps an exported backup's data key (what another install needs to open it). */
+const backupPassphrase = z
+  .string()
+  .min(12, 'passphrase: at least 12 characters')
+  .max(1024, 'passphrase: at most 1024 characters');
+/** A newer minor of the data service's release line (`10.11.9`, `15.8`). */
+export const upgradeDataServiceInput = z.strictObject({
+  version: z.string().regex(/^\d+(\.\d+){0,2}$/, 'version: digits and dots (15.8, 10.11.9)'),
+});
+export const exportBackupInput = z.strictObject({ passphrase: backupPassphrase });
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 in hex');
+/** What an export holds: the manifest (without this install's sealed key) and the wrapped key. */
+export const backupExportBundle = z.strictObject({
+  kind: z.literal('selfdevop-data-backup'),
+  format: z.literal(1),
+  wrappedKey: z.string().min(10).max(1000),
+  exportedAt: z.string().max(40),
+  manifest: z.strictObject({
+    format: z.union([z.literal(1), z.literal(2)]),
+    backupId: id,
+    dataServiceId: id,
+    engine: z.enum(['redis', 'mariadb', 'postgres']),
+    serverVersion: z.string().max(200),
+    tool: z.string().max(200),
+    encoding: z.literal('gzip+aes-256-gcm'),
+    rawBytes: z.number().int().min(0),
+    storedBytes: z.number().int().min(28),
+    sha256: sha256Hex,
+    rawSha256: sha256Hex.nullable(),
+    gzipSha256: sha256Hex.optional(),
+    gzipBytes: z.number().int().min(0).optional(),
+    tables: z.record(z.string().max(200), z.number().int().min(0)),
+    keys: z.number().int().min(0).nullable(),
+    takenAt: z.string().max(40),
+  }),
+});
+export const importBackupInput = z.strictObject({
+  /** The JSON an export answered (`backups export` writes it beside the object). */
+  bundle: backupExportBundle,
+  passphrase: backupPassphrase,
+});
 /** Retention: the newest backup of each of the last N days, ISO weeks and months (14/8/6 by default). */
 export const backupRetentionInput = z.strictObject({
   daily: z.number().int().min(0).max(3650).optional(),

@@ -7,7 +7,8 @@
 import { AskGate } from './domains/ask-gate.ts';
 import { defaultDomainConfig, type DomainConfig, type DomainDeps } from './domains/deps.ts';
 import { NegativeCachingResolver } from './domains/dns-cache.ts';
-import type { ApiKey } from './models.ts';
+import type { ApiKey, DataEngine } from './models.ts';
+import { addDataImages } from './data-services/plan.ts';
 import type {
   AuthProvider,
   BackupCodec,
@@ -125,6 +126,8 @@ export interface SystemConfig {
   alertReceiverToken?: string;
   maxBodyBytes: number;
   version: string;
+  /** Data-service images beyond this build's own (`DATA_IMAGES`): newer minors to upgrade to. */
+  dataImages?: { engine: DataEngine; version: string; image: string }[];
   /**
    * Failed logins allowed per account from one source per 15 minutes, and login attempts
    * per source per minute.
@@ -185,6 +188,7 @@ export interface System {
  */
 export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
   const { store, queue, vault, clock, ids, logger } = ports;
+  addDataImages(config.dataImages ?? []);
   const backupPorts = {
     ...(ports.objects ? { objects: ports.objects } : {}),
     ...(ports.backupCodec ? { backupCodec: ports.backupCodec } : {}),

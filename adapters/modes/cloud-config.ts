@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { buildSettings } from './build-settings.ts';
-import { emailList } from './config.ts';
+import { dataImageList, emailList } from './config.ts';
 
 const region = z
   .string()
@@ -141,6 +141,7 @@ const schema = z
      * is one. Cognito has verified each address before it signs anyone in.
      */
     OPERATOR_EMAILS: emailList.optional(),
+    DATA_IMAGES: dataImageList.optional(),
     EDGE_DOMAIN: z
       .string()
       .regex(

@@ -252,6 +252,7 @@ export async function fromCloud(
       domains: { changesPerOrgPerHour: config.DOMAIN_CHANGES_PER_HOUR },
       signupMode: config.SIGNUP_MODE,
       publicUrl: config.DASHBOARD_URL,
+      ...(config.DATA_IMAGES ? { dataImages: config.DATA_IMAGES } : {}),
       maxBodyBytes: config.MAX_BODY_BYTES,
       version: config.VERSION,
       loginLimits: { perAccount: 10, perIp: 100 },

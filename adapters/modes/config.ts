@@ -44,6 +44,31 @@ export const emailList = z.string().transform((v, ctx) => {
   return list;
 });
 
+/**
+ * `engine:version=image,…`: data-service images the operator built beyond this build's own
+ * (a newer minor of an engine line, for `upgrade`). Checked when the process starts.
+ */
+export const dataImageList = z.string().transform((v, ctx) => {
+  const list = v
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)
+    .map((e) => /^(redis|mariadb|postgres):(\d+(?:\.\d+){0,2})=([\w./:@-]+)$/.exec(e));
+  if (list.length === 0 || list.some((m) => !m)) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'must be engine:version=image entries separated by commas (postgres:15.8=selfdevop/postgres:15.8)',
+    });
+    return z.NEVER;
+  }
+  return list.map((m) => ({
+    engine: m![1] as 'redis' | 'mariadb' | 'postgres',
+    version: m![2]!,
+    image: m![3]!,
+  }));
+});
+
 const hostPort = z.string().regex(/^.+:\d{1,5}$/, 'must be host:port');
 
 /**
@@ -117,6 +142,7 @@ const schema = z.object({
    * Refused with open signup: anyone could sign up as a listed address not yet taken.
    */
   OPERATOR_EMAILS: emailList.optional(),
+  DATA_IMAGES: dataImageList.optional(),
   EDGE_DOMAIN: domainName.default('localhost'),
   /** A Caddy you run yourself. Absent: `npm start` runs its own (CADDY_BIN, else a CADDY_IMAGE container). */
   CADDY_ADMIN_URL: url(['http:']).optional(),

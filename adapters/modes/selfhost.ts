@@ -280,6 +280,7 @@ export async function fromSelfhost(
       edgeIpv4: config.EDGE_IPV4?.split(',') ?? [],
       signupMode: config.SIGNUP_MODE,
       publicUrl: publicUrlOf(config),
+      ...(config.DATA_IMAGES ? { dataImages: config.DATA_IMAGES } : {}),
       ...(config.ALERT_RECEIVER_TOKEN ? { alertReceiverToken: config.ALERT_RECEIVER_TOKEN } : {}),
       maxBodyBytes: config.MAX_BODY_BYTES,
       version: options.version,

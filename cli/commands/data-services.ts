@@ -1,4 +1,5 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { client, parse, type Command, type CommandContext } from '../command.ts';
@@ -27,6 +28,14 @@ interface DataService {
   sharedServerId?: string | null;
   database?: string | null;
   links?: Link[];
+  upgrade?: {
+    status: 'upgrading' | 'upgraded' | 'failed';
+    from: string;
+    to: string;
+    step: string | null;
+    error: string | null;
+    rolledBack: boolean;
+  } | null;
   move?: {
     status: 'moving' | 'moved' | 'failed';
     targetId: string | null;
@@ -94,6 +103,9 @@ const usage = `Usage:
   selfdevop data-services restore ID --backup BACKUP_ID --target new|in_place
         [--confirm NAME] [--name NEW_NAME] [--dedicated]
   selfdevop data-services download ID BACKUP_ID --out FILE
+  selfdevop data-services upgrade ID --version V [--wait] [--json]
+  selfdevop data-services export ID BACKUP_ID --out PREFIX [--passphrase-file FILE]
+  selfdevop data-services import ID --from PREFIX [--passphrase-file FILE] [--wait] [--json]
   selfdevop data-services move-to-dedicated ID|NAME [--project NAME|ID] [--wait]
   selfdevop data-services confirm-move ID|NAME [--project NAME|ID]
 
@@ -129,6 +141,16 @@ keeps the newest backup of each of the last N days, weeks and months (14/8/6 unl
 changed), and always the newest whose drill passed. restore
 --target new makes a new data service from the backup; in_place needs --confirm NAME and
 backs up the current state first. download writes the decrypted dump to --out.
+upgrade moves the server to a newer minor of its release line in place: a backup first,
+then the new image on the same volume, checked; a failure rolls back to the old image
+(--wait waits, exit 1 unless upgraded). Another release line (PostgreSQL 15 → 16) is
+refused: restore a backup into a new data service of that version instead.
+export takes a backup to another install: PREFIX.json (its manifest and its data key
+wrapped under your passphrase) and PREFIX.gz.enc (the object, still encrypted). On the
+other install, import ID --from PREFIX uploads both into data service ID (same engine):
+its vault reseals the key, the object streams up and a drill runs (--wait waits for it,
+exit 1 unless it passed); then restore it like any backup. The passphrase (at least 12
+characters) is read from --passphrase-file or SELFDEVOP_BACKUP_PASSPHRASE, never argv.
 
 Example:
   selfdevop data-services create cache --project shop --engine redis --maxmemory-mb 512 --wait
@@ -160,6 +182,22 @@ async function dataServiceId(
 
 const path = (id: string) => `/api/data-services/${encodeURIComponent(id)}`;
 
+/** A backup's passphrase from a file or the environment: never from argv (ps, history). */
+async function passphraseOf(
+  file: string | undefined,
+  env: Record<string, string | undefined>,
+): Promise<string> {
+  const value = file
+    ? (await readFile(file, 'utf8')).replace(/\r?\n$/, '')
+    : env.SELFDEVOP_BACKUP_PASSPHRASE;
+  if (!value)
+    throw new CliError(
+      'a backup passphrase is needed: --passphrase-file FILE or SELFDEVOP_BACKUP_PASSPHRASE',
+      2,
+    );
+  return value;
+}
+
 /** How it is hosted, when not simply a server of its own. */
 const modeText = (ds: DataService): string =>
   ds.mode === 'shared'
@@ -190,6 +228,8 @@ async function run(ctx: CommandContext): Promise<number> {
     target: { type: 'string' },
     name: { type: 'string' },
     out: { type: 'string' },
+    from: { type: 'string' },
+    'passphrase-file': { type: 'string' },
     daily: { type: 'string' },
     weekly: { type: 'string' },
     monthly: { type: 'string' },
@@ -276,6 +316,10 @@ async function run(ctx: CommandContext): Promise<number> {
       if (ds.move)
         ctx.o.out(
           `  move to dedicated: ${ds.move.status}${ds.move.status === 'moving' ? ` (step ${ds.move.step})` : ''}${ds.move.targetId ? `, to ${ds.move.targetId}` : ''}${ds.move.error ? ` (${ds.move.error})` : ''}`,
+        );
+      if (ds.upgrade)
+        ctx.o.out(
+          `  upgrade ${ds.upgrade.from} → ${ds.upgrade.to}: ${ds.upgrade.status}${ds.upgrade.step ? ` (step ${ds.upgrade.step})` : ''}${ds.upgrade.error ? ` (${ds.upgrade.error})` : ''}${ds.upgrade.rolledBack ? ', rolled back' : ''}`,
         );
       for (const l of ds.links ?? [])
         ctx.o.out(`  linked: ${l.serviceId} as ${l.envName} (${l.id})`);
@@ -522,9 +566,86 @@ async function run(ctx: CommandContext): Promise<number> {
       ctx.o.out(`wrote ${values.out}`);
       return 0;
     }
+    case 'upgrade': {
+      if (!arg) throw new CliError('data-services upgrade needs the ID', 2);
+      if (!values.version) throw new CliError('data-services upgrade needs --version V', 2);
+      let d = await api.call<DataService>('POST', `${path(arg)}/upgrade`, {
+        version: values.version,
+      });
+      if (values.wait) {
+        // Bounded: a backup, a swap and a check; one hour at most.
+        for (let i = 0; i < 1800 && d.upgrade?.status === 'upgrading'; i++) {
+          await new Promise((r) => setTimeout(r, 2000));
+          d = await api.call<DataService>('GET', path(d.id));
+        }
+      }
+      if (values.json) json(ctx.o, d);
+      else {
+        const u = d.upgrade!;
+        ctx.o.out(
+          u.status === 'upgrading'
+            ? `upgrading ${d.name} ${u.from} → ${u.to}: backup, swap, check (show ${d.id} for progress)`
+            : u.status === 'upgraded'
+              ? `upgraded ${d.name} ${u.from} → ${u.to}`
+              : `upgrade of ${d.name} to ${u.to} failed at ${u.step}: ${u.error}${u.rolledBack ? ` (rolled back: ${u.from} serves the same data)` : ''}`,
+        );
+      }
+      return values.wait && d.upgrade?.status !== 'upgraded' ? 1 : 0;
+    }
+    case 'export': {
+      if (!arg || !arg2) throw new CliError('data-services export needs the ID and BACKUP_ID', 2);
+      if (!values.out) throw new CliError('data-services export needs --out PREFIX', 2);
+      const passphrase = await passphraseOf(values['passphrase-file'], ctx.env);
+      const base = `${path(arg)}/backups/${encodeURIComponent(arg2)}`;
+      const bundle = await api.call('POST', `${base}/export`, { passphrase });
+      await writeFile(`${values.out}.json`, JSON.stringify(bundle, null, 2) + '\n', {
+        mode: 0o600,
+      });
+      const body = await api.download(`${base}/object`);
+      await pipeline(
+        Readable.from(body),
+        createWriteStream(`${values.out}.gz.enc`, { mode: 0o600 }),
+      );
+      ctx.o.out(`wrote ${values.out}.json and ${values.out}.gz.enc`);
+      return 0;
+    }
+    case 'import': {
+      if (!arg) throw new CliError('data-services import needs the ID', 2);
+      if (!values.from) throw new CliError('data-services import needs --from PREFIX', 2);
+      const passphrase = await passphraseOf(values['passphrase-file'], ctx.env);
+      let bundle: unknown;
+      try {
+        bundle = JSON.parse(await readFile(`${values.from}.json`, 'utf8'));
+      } catch (e) {
+        throw new CliError(`cannot read ${values.from}.json: ${(e as Error).message}`, 2);
+      }
+      const started = await api.call<{ backup: Backup; uploadPath: string }>(
+        'POST',
+        `${path(arg)}/backups/import`,
+        { bundle, passphrase },
+      );
+      let b = await api.upload<Backup>(
+        started.uploadPath,
+        createReadStream(`${values.from}.gz.enc`, { highWaterMark: 256 * 1024 }),
+      );
+      if (values.wait) {
+        // Bounded: a drill of a large backup takes a while; one hour at most.
+        for (let i = 0; i < 1800 && b.drillStatus !== 'passed' && b.drillStatus !== 'failed'; i++) {
+          await new Promise((r) => setTimeout(r, 2000));
+          const list = await api.call<{ items: Backup[] }>('GET', `${path(arg)}/backups`);
+          b = list.items.find((x) => x.id === b.id) ?? b;
+        }
+      }
+      if (values.json) json(ctx.o, b);
+      else
+        ctx.o.out(
+          `imported backup ${b.id}: ${b.status}${b.drillStatus ? `, drill ${b.drillStatus}` : ', drill queued'}${b.drillError ? ` (${b.drillError})` : ''}`,
+        );
+      return values.wait && b.drillStatus !== 'passed' ? 1 : 0;
+    }
     default:
       throw new CliError(
-        `unknown data-services command ${sub}: use list, create, show, link, unlink, rm, rotate-password, backup, backups, drills, schedule, restore, download, move-to-dedicated or confirm-move`,
+        `unknown data-services command ${sub}: use list, create, show, link, unlink, rm, rotate-password, backup, backups, drills, schedule, restore, download, upgrade, export, import, move-to-dedicated or confirm-move`,
         2,
       );
   }

@@ -149,19 +149,29 @@ export async function handleBackup(
 export async function backupNow(
   deps: DataServiceDeps,
   ds: DataService,
+  trigger: DataServiceBackup['trigger'] = 'manual',
 ): Promise<DataServiceBackup> {
   const d = needs(deps);
-  const row = await newBackupRow(d, ds, 'manual');
+  const row = await newBackupRow(d, ds, trigger);
   await deps.store.withOrg(ds.orgId, (r) => r.dataServiceBackups.insert(row));
+  let done: DataServiceBackup;
   try {
-    return await takeBackup(d, ds, row);
+    done = await takeBackup(d, ds, row);
   } catch (e) {
     await backupFailed(deps, ds, row, messageOf(e));
     throw e;
   }
+  // Proven like any other backup (an upgrade's safety copy most of all).
+  if (trigger === 'pre_upgrade') await sendDrill(deps, ds, done.id);
+  return done;
 }
 
-async function sendDrill(deps: DataServiceDeps, ds: DataService, backupId: string) {
+/** Queues the drill of a stored backup (after a backup, or an import's upload). */
+export async function sendDrill(
+  deps: Pick<DataServiceDeps, 'queue'>,
+  ds: Pick<DataService, 'orgId' | 'id'>,
+  backupId: string,
+) {
   const message: DataServiceWorkMessage = {
     orgId: ds.orgId,
     dataServiceId: ds.id,

@@ -25,8 +25,18 @@ export interface DataServiceWorkMessage {
    * same one: in place, after a backup of its current state). `rotate` sets the pending
    * password in the engine and redeploys linked apps; `rotate-finish` retires Redis's old one.
    * `move` moves a shared database to a dedicated server (backup, restore, re-link, redeploy).
+   * `upgrade` backs up, then swaps the server to the newer minor its record names.
    */
-  op: 'provision' | 'delete' | 'backup' | 'drill' | 'restore' | 'rotate' | 'rotate-finish' | 'move';
+  op:
+    | 'provision'
+    | 'delete'
+    | 'backup'
+    | 'drill'
+    | 'restore'
+    | 'rotate'
+    | 'rotate-finish'
+    | 'move'
+    | 'upgrade';
   backupId?: string;
   targetId?: string;
   /** `rotate-finish` (Redis): the redeploys it waits for, and the checks it has left. */
@@ -58,6 +68,8 @@ export interface DataServiceDeps {
     dataReadyAttempts?: number;
     /** How long one dump, drill or restore may run; 2 hours unless set. */
     backupTimeoutMs?: number;
+    /** How often a running move writes its heartbeat; a minute unless set. */
+    moveHeartbeatMs?: number;
   };
 }
 

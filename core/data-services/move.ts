@@ -37,8 +37,21 @@ import { deleteDataService, dataServiceView, type DataServiceView } from './use-
 
 type Deps = CoreDeps & { queue: EventQueue };
 
-/** Two backup timeouts (a dump and a restore) and an hour for the rest. */
+/**
+ * A move the worker never started (no heartbeat yet: still queued, or its worker died before
+ * the first beat): two backup timeouts (a dump and a restore) and an hour for the rest.
+ */
 const staleMoveMs = 5 * 60 * 60 * 1000;
+/** How often the worker running a move writes `move.heartbeatAt`. */
+export const moveHeartbeatMs = 60_000;
+/** A move whose heartbeat is older than five beats died with its worker: it may be asked again. */
+export const staleHeartbeatMs = 5 * moveHeartbeatMs;
+
+/** Whether a `moving` move is still alive at `now` (its heartbeat, else its start). */
+export function moveAlive(move: DataServiceMove, now: string): boolean {
+  if (move.heartbeatAt) return Date.parse(now) - Date.parse(move.heartbeatAt) < staleHeartbeatMs;
+  return Date.parse(now) - Date.parse(move.at) < staleMoveMs;
+}
 
 const conflict = (code: string, message: string) => new CoreError('conflict', code, message);
 
@@ -73,12 +86,10 @@ export async function requestMove(
         'data_service_not_ready',
         `data service ${ds.name} is ${ds.status}; it can be moved once it is ready`,
       );
-    // A move is sent once (never redelivered): one older than the longest backup and
-    // restore can take died with its worker, and may be asked again.
-    if (
-      ds.move?.status === 'moving' &&
-      Date.parse(moving.at) - Date.parse(ds.move.at) < staleMoveMs
-    )
+    // A move is sent once (never redelivered): one whose worker stopped beating (or that
+    // never started, after the longest a backup and a restore can take) died with its
+    // worker, and may be asked again.
+    if (ds.move?.status === 'moving' && moveAlive(ds.move, moving.at))
       throw conflict(
         'move_in_progress',
         `data service ${ds.name} is already moving to a dedicated server (step ${ds.move.step})`,
@@ -93,7 +104,14 @@ export async function requestMove(
       action: 'data_service.move_requested',
       targetType: 'data_service',
       targetId: id,
-      data: { name: ds.name, from: ds.sharedServerId },
+      data: {
+        name: ds.name,
+        from: ds.sharedServerId,
+        // What the dead move left (a half-made dedicated copy to check and delete).
+        ...(ds.move?.status === 'moving'
+          ? { replacesStale: { step: ds.move.step, targetId: ds.move.targetId } }
+          : {}),
+      },
     });
     return { ...ds, move: moving };
   });
@@ -200,12 +218,45 @@ export async function handleMove(
   const move = ds.move;
   if (move?.status !== 'moving') return; // done, failed or never asked
   const state: DataServiceMove = { ...move };
+  // One write at a time, in order: a heartbeat never lands after (and undoes) a later step.
+  let writes: Promise<void> = Promise.resolve();
+  const write = () => {
+    const snapshot = { ...state };
+    writes = writes
+      .catch(() => undefined)
+      .then(() =>
+        deps.store.withOrg(ds.orgId, (r) => r.dataServices.update(ds.id, { move: snapshot })),
+      );
+    return writes;
+  };
   const save = (patch: Partial<DataServiceMove>) => {
     Object.assign(state, patch);
-    return deps.store.withOrg(ds.orgId, (r) =>
-      r.dataServices.update(ds.id, { move: { ...state } }),
+    return write();
+  };
+  const beat = () => {
+    if (state.status !== 'moving') return;
+    state.heartbeatAt = deps.clock.now().toISOString();
+    write().catch((e: unknown) =>
+      deps.logger.warn({ dataServiceId: ds.id, err: messageOf(e) }, 'move heartbeat failed'),
     );
   };
+  state.heartbeatAt = deps.clock.now().toISOString();
+  const heartbeat = setInterval(beat, deps.config.moveHeartbeatMs ?? moveHeartbeatMs);
+  try {
+    await runMove(deps, ds, steps, state, save);
+  } finally {
+    clearInterval(heartbeat);
+    await writes.catch(() => undefined);
+  }
+}
+
+async function runMove(
+  deps: DataServiceDeps,
+  ds: DataService,
+  steps: MoveSteps,
+  state: DataServiceMove,
+  save: (patch: Partial<DataServiceMove>) => Promise<void>,
+): Promise<void> {
   const links = await deps.store.withOrg(ds.orgId, (r) =>
     r.dataServiceLinks.list({ dataServiceId: ds.id }),
   );

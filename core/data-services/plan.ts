@@ -17,6 +17,39 @@ export const dataEngineImages: Record<
   postgres: { versions: { '15': 'selfdevop/postgres:15' }, defaultVersion: '15' },
 };
 
+/**
+ * Adds images the operator built (`DATA_IMAGES`: a newer minor of a line this build ships),
+ * so data services can be created at or upgraded to them. The catalog is the process's
+ * one list; adding the same entry again changes nothing.
+ */
+export function addDataImages(
+  list: readonly { engine: DataEngine; version: string; image: string }[],
+): void {
+  for (const { engine, version, image } of list) dataEngineImages[engine].versions[version] = image;
+}
+
+/**
+ * The engine's release line a version belongs to: what an in-place upgrade may not leave.
+ * MariaDB's lines are `major.minor` (10.11.x are its minors); PostgreSQL's and Redis's the
+ * first number (15.x, 7.x). Across a line the data files change format (PostgreSQL needs
+ * pg_upgrade or a dump), so that is a restore into a new service, never a swap.
+ */
+export function releaseLine(engine: DataEngine, version: string): string {
+  const parts = version.split('.');
+  return engine === 'mariadb' ? parts.slice(0, 2).join('.') : parts[0]!;
+}
+
+/** Compares dotted versions numerically (a missing part is 0): negative when a < b. */
+export function compareVersions(a: string, b: string): number {
+  const x = a.split('.').map(Number);
+  const y = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
 /** What a link's env var is called unless the caller names it. */
 export const defaultLinkEnvName: Record<DataEngine, string> = {
   redis: 'REDIS_URL',

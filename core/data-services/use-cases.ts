@@ -66,6 +66,7 @@ export const dataServiceView = ({
   return {
     ...d,
     passwordRotatedAt: d.passwordRotatedAt ?? null,
+    upgrade: d.upgrade ?? null,
     rotating: Boolean(pending),
     host: at.host,
     port: enginePorts[d.engine],

@@ -4,6 +4,7 @@ import type { MessageHandler } from '../ports.ts';
 import { recordAudit } from '../deps.ts';
 import { handleBackup, handleDrill, handleRestore } from './backup-work.ts';
 import { handleMove } from './move.ts';
+import { handleUpgrade } from './upgrade.ts';
 import { handleRotation } from './rotation.ts';
 import {
   backupScheduleName,
@@ -43,6 +44,8 @@ export function handleDataServiceWork(
     if (op === 'rotate' || op === 'rotate-finish') return handleRotation(deps, ds, message.payload);
     // A move records which step failed and leaves the shared copy linked; never retried.
     if (op === 'move') return handleMove(deps, ds, provision);
+    // An upgrade records the step that failed and rolls back; never retried.
+    if (op === 'upgrade') return handleUpgrade(deps, ds);
     try {
       if (op === 'provision' && ds.status === 'provisioning') await provision(deps, ds);
       if (op === 'delete' && ds.status === 'deleting') await remove(deps, ds);

@@ -199,8 +199,19 @@ export function createApiApp(
       ),
   });
   // Reads carry no body; skipping them keeps Node from building a full Request per GET.
+  // Routes that stream their body (backup objects of any size) are the only exception.
+  const streamed = routes
+    .filter((r) => r.streamsBody)
+    .map((r) => ({
+      method: r.method.toUpperCase(),
+      path: new RegExp(`^${r.path.replace(/\{\w+\}/g, '[^/]+')}$`),
+    }));
   app.use('/api/*', (c, next) =>
-    c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next),
+    c.req.method === 'GET' ||
+    c.req.method === 'HEAD' ||
+    streamed.some((r) => r.method === c.req.method && r.path.test(c.req.path))
+      ? next()
+      : limitBody(c, next),
   );
 
   app.onError((err, c) =>

@@ -84,7 +84,16 @@ export function openApiDocument(routes: RouteDef[], version: string) {
               content: { 'application/json': { schema: jsonSchema(r.body) } },
             },
           }
-        : {}),
+        : r.streamsBody
+          ? {
+              requestBody: {
+                required: true,
+                content: {
+                  'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+                },
+              },
+            }
+          : {}),
       responses,
     };
   }
@@ -132,7 +141,7 @@ fetch('/openapi.json').then(r => r.json()).then(doc => {
     '<h2>' + esc(tag) + '</h2>' + ops.map(({ path, method, op }) =>
       '<details><summary><span class="m ' + method + '">' + method + '</span> <code>' + esc(path) + '</code> — ' + esc(op.summary) + '</summary>' +
       (op.parameters ? '<p>Parameters</p><pre>' + esc(JSON.stringify(op.parameters, null, 2)) + '</pre>' : '') +
-      (op.requestBody ? '<p>Body</p><pre>' + esc(JSON.stringify(op.requestBody.content['application/json'].schema, null, 2)) + '</pre>' : '') +
+      (op.requestBody ? '<p>Body</p><pre>' + esc(JSON.stringify(Object.values(op.requestBody.content)[0].schema, null, 2)) + '</pre>' : '') +
       '<p>Responses: ' + Object.keys(op.responses).map(esc).join(', ') + '</p></details>').join('')).join('');
 });
 </script></body></html>`;

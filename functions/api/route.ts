@@ -37,6 +37,11 @@ export interface RouteDef<B = unknown, Q = unknown> {
    */
   permission: Permission | 'signed-in' | 'anyone' | 'operator';
   body?: z.ZodType<B>;
+  /**
+   * The handler reads the raw body as a stream (a backup object): the request-size limit does
+   * not apply, and the body is never buffered.
+   */
+  streamsBody?: true;
   query?: z.ZodType<Q>;
   /** Success status: 200, 201, 202 or 204. */
   status: 200 | 201 | 202 | 204;

@@ -118,4 +118,22 @@ describe('NodeBackupCodec', () => {
     expect(Buffer.from(a, 'base64')).toHaveLength(32);
     expect(codec.newDataKey()).not.toBe(a);
   });
+
+  it('wraps a data key under a passphrase: opens with it and its context only, and refuses a crafted cost', () => {
+    const key = codec.newDataKey();
+    const wrapped = codec.wrapKey(key, 'correct horse battery staple', 'ctx-a');
+    expect(wrapped).toMatch(/^v1\.scrypt\.32768\.8\.1\./);
+    expect(wrapped).not.toContain(key);
+    expect(codec.unwrapKey(wrapped, 'correct horse battery staple', 'ctx-a')).toBe(key);
+    // A second wrap of the same key differs (fresh salt and IV).
+    expect(codec.wrapKey(key, 'correct horse battery staple', 'ctx-a')).not.toBe(wrapped);
+    expect(() => codec.unwrapKey(wrapped, 'correct horse battery stapLe', 'ctx-a')).toThrow(
+      /unable to authenticate|auth/i,
+    );
+    expect(() => codec.unwrapKey(wrapped, 'correct horse battery staple', 'ctx-b')).toThrow();
+    const parts = wrapped.split('.');
+    parts[2] = String(2 ** 24);
+    expect(() => codec.unwrapKey(parts.join('.'), 'x', 'ctx-a')).toThrow(/v1\.scrypt/);
+    expect(() => codec.unwrapKey('garbage', 'x', 'ctx-a')).toThrow(/v1\.scrypt/);
+  });
 });

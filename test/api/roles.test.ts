@@ -132,6 +132,37 @@ const bodies: Record<string, () => unknown> = {
   'patch /api/control-backups/settings': () => ({ schedule: '0 2 * * *' }),
   'post /api/control-backups/restore': () => ({ backupId: missing.id, database: 'sdo_nothing' }),
   'post /api/data-services/{id}/restore': () => ({ backupId: 'bak_0nothing', target: 'new' }),
+  'post /api/data-services/{id}/upgrade': () => ({ version: '15.99' }),
+  'post /api/data-services/{id}/backups/{backupId}/export': () => ({
+    passphrase: 'twelve chars or more',
+  }),
+  'post /api/data-services/{id}/backups/import': () => ({
+    passphrase: 'twelve chars or more',
+    bundle: {
+      kind: 'selfdevop-data-backup',
+      format: 1,
+      wrappedKey: 'v1.scrypt.nothing',
+      exportedAt: '2026-01-01T00:00:00.000Z',
+      manifest: {
+        format: 2,
+        backupId: 'bak_0nothing',
+        dataServiceId: 'dat_0nothing',
+        engine: 'redis',
+        serverVersion: '7.0.15',
+        tool: 'redis BGSAVE + dump.rdb | gzip -6',
+        encoding: 'gzip+aes-256-gcm',
+        rawBytes: 1,
+        storedBytes: 29,
+        sha256: '0'.repeat(64),
+        rawSha256: null,
+        tables: {},
+        keys: 0,
+        takenAt: '2026-01-01T00:00:00.000Z',
+      },
+    },
+  }),
+  // Streamed as it is (octet-stream): any bytes do, the data service is missing.
+  'put /api/data-services/{id}/backups/{backupId}/object': () => 'not a backup',
 };
 
 let counter = 0;

@@ -4,11 +4,13 @@
  * `provisioning`: this is about the pages and forms (create, link, unlink, delete with its
  * confirmation), not the containers (test/integration/data-services.test.ts has those).
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dataServiceSecretContext } from '../../core/data-services/plan.ts';
+import { newBackupRow } from '../../core/data-services/backup-work.ts';
+import { addDataImages, dataServiceSecretContext } from '../../core/data-services/plan.ts';
+import type { BackupManifest } from '../../core/models.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { chromiumAvailable, launchChromium } from './browser.ts';
 
@@ -267,5 +269,144 @@ describe.skipIf(!ready)('data services in the dashboard', () => {
       { token, headers: { 'x-org-id': orgId } },
     );
     expect(audit.body.items).toHaveLength(1);
+  }, 60_000);
+
+  it('exports a backup (the JSON and the encrypted object), imports it back and streams the object up', async () => {
+    // No worker here: a ready Redis with one completed backup, stored as the worker would.
+    const created = await api.request('POST', '/api/data-services', {
+      token,
+      body: {
+        projectId: (await api.request('GET', '/api/projects', { token })).body.items[0].id,
+        name: 'sessions',
+        engine: 'redis',
+      },
+    });
+    expect(created.status, created.text).toBe(202);
+    const id = created.body.id as string;
+    const sys = api.system.release;
+    await sys.store.withOrg(orgOf(), (r) => r.dataServices.update(id, { status: 'ready' }));
+    const row = await newBackupRow(
+      { ...sys, backupCodec: sys.backupCodec! },
+      { orgId: orgOf(), id },
+      'manual',
+    );
+    const key = await sys.vault.open(row.sealedDataKey, `${orgOf()}:backup:${row.id}`);
+    const coded = sys.backupCodec!.encode(
+      (async function* () {
+        yield new TextEncoder().encode('REDIS0011 a dump of the dashboard test');
+      })(),
+      key,
+    );
+    await sys.objects!.putStream(row.objectKey, coded.output);
+    const t = coded.totals();
+    const manifest: BackupManifest = {
+      format: 1,
+      backupId: row.id,
+      dataServiceId: id,
+      engine: 'redis',
+      serverVersion: '7.0.15',
+      tool: 'redis BGSAVE + dump.rdb',
+      encoding: 'gzip+aes-256-gcm',
+      sealedDataKey: row.sealedDataKey,
+      objectKey: row.objectKey,
+      rawBytes: t.inBytes,
+      storedBytes: t.outBytes,
+      sha256: t.outSha256,
+      rawSha256: t.inSha256,
+      tables: {},
+      keys: 0,
+      takenAt: row.startedAt,
+    };
+    await sys.objects!.put(row.manifestKey, JSON.stringify(manifest));
+    await sys.store.withOrg(orgOf(), (r) =>
+      r.dataServiceBackups.insert({
+        ...row,
+        status: 'completed',
+        manifest,
+        sha256: t.outSha256,
+        storedBytes: t.outBytes,
+        rawBytes: t.inBytes,
+      }),
+    );
+
+    await page.goto(`${api.url}/dashboard/data-services/${id}`);
+    const backupRow = page.getByRole('row').filter({ hasText: 'manual' });
+    await backupRow
+      .getByLabel(`Passphrase for the export of ${row.id}`)
+      .fill('dashboard passphrase');
+    const [bundleFile] = await Promise.all([
+      page.waitForEvent('download'),
+      backupRow.getByRole('button', { name: 'Export' }).click(),
+    ]);
+    expect(bundleFile.suggestedFilename()).toBe(`${row.id}.json`);
+    const bundle = JSON.parse(await readFile((await bundleFile.path())!, 'utf8'));
+    expect(bundle).toMatchObject({ kind: 'selfdevop-data-backup', manifest: { backupId: row.id } });
+    const [objectFile] = await Promise.all([
+      page.waitForEvent('download'),
+      backupRow.getByRole('link', { name: 'Encrypted object' }).click(),
+    ]);
+    const objectPath = (await objectFile.path())!;
+    expect((await readFile(objectPath)).byteLength).toBe(t.outBytes);
+
+    // A wrong passphrase is named on the page.
+    await page.getByLabel('Export (.json)').setInputFiles((await bundleFile.path())!);
+    await page.getByLabel('Passphrase', { exact: true }).fill('not the passphrase');
+    await page.getByRole('button', { name: 'Import', exact: true }).click();
+    expect(await text(page.getByRole('alert'))).toContain(
+      "passphrase: it does not open this backup's key",
+    );
+    await page.getByLabel('Export (.json)').setInputFiles((await bundleFile.path())!);
+    await page.getByLabel('Passphrase', { exact: true }).fill('dashboard passphrase');
+    await page.getByRole('button', { name: 'Import', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'now upload its encrypted object' }).waitFor();
+    const importRow = page.getByRole('row').filter({ hasText: 'import' });
+    await importRow.getByLabel('Encrypted object').setInputFiles(objectPath);
+    await importRow.getByRole('button', { name: 'Upload' }).click();
+    // app.js posts the file as the body, then reloads: the import is stored, its drill queued.
+    await page
+      .getByRole('row')
+      .filter({ hasText: 'import' })
+      .getByRole('link', { name: 'Download' })
+      .waitFor();
+    const list = await api.request('GET', `/api/data-services/${id}/backups`, {
+      token,
+      headers: { 'x-org-id': orgOf() },
+    });
+    const imported = list.body.items.find((b: { trigger: string }) => b.trigger === 'import');
+    expect(imported).toMatchObject({
+      status: 'completed',
+      storedBytes: t.outBytes,
+      sha256: t.outSha256,
+    });
+  }, 60_000);
+
+  it('asks for a minor upgrade from the page; another release line is refused with the reason', async () => {
+    const created = await api.request('POST', '/api/data-services', {
+      token,
+      body: {
+        projectId: (await api.request('GET', '/api/projects', { token })).body.items[0].id,
+        name: 'ledger',
+        engine: 'postgres',
+      },
+    });
+    const id = created.body.id as string;
+    await api.system.release.store.withOrg(orgOf(), (r) =>
+      r.dataServices.update(id, { status: 'ready' }),
+    );
+    await page.goto(`${api.url}/dashboard/data-services/${id}`);
+    await page.getByLabel('Newer minor of postgres 15').fill('16');
+    await page.getByRole('button', { name: 'Upgrade', exact: true }).click();
+    expect(await text(page.getByRole('alert'))).toContain('changes the release line (15 → 16)');
+    // The catalog gains a newer minor, as DATA_IMAGES would add it (no worker runs here).
+    addDataImages([{ engine: 'postgres', version: '15.99', image: 'selfdevop/postgres:15' }]);
+    await page.getByLabel('Newer minor of postgres 15').fill('15.99');
+    await page.getByRole('button', { name: 'Upgrade', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'Upgrading: a backup first' }).waitFor();
+    expect(await text(page.getByRole('status').filter({ hasText: '15 → 15.99' }))).toContain(
+      'upgrading (step backup)',
+    );
+    expect(await page.getByRole('button', { name: 'Upgrade', exact: true }).isDisabled()).toBe(
+      true,
+    );
   }, 60_000);
 });

@@ -91,6 +91,19 @@ describe('configuration from the environment', () => {
     );
   });
 
+  it('reads DATA_IMAGES as engine:version=image entries, and names a bad one', () => {
+    expect(
+      fromEnv({ DATA_IMAGES: 'postgres:15.8=registry.local/pg:15.8, mariadb:10.11.9=m:10.11.9' })
+        .DATA_IMAGES,
+    ).toEqual([
+      { engine: 'postgres', version: '15.8', image: 'registry.local/pg:15.8' },
+      { engine: 'mariadb', version: '10.11.9', image: 'm:10.11.9' },
+    ]);
+    expect(() => fromEnv({ DATA_IMAGES: 'mongo:7=mongo:7' })).toThrow(
+      /DATA_IMAGES: must be engine:version=image entries/,
+    );
+  });
+
   it('reads the worker and healthcheck settings with their compose defaults', () => {
     expect(fromEnv({})).toMatchObject({
       CONTROL_UPSTREAM: 'api:3000',

@@ -42,6 +42,8 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   alertReceiverToken?: string;
   /** OBJECTS_DIR: where backups are stored (a test's temporary folder). */
   objectsDir?: string;
+  /** DATA_IMAGES: data-service images beyond the build's own (`engine:version=image,…`). */
+  dataImages?: string;
   /** CONTROL_BACKUP_DATABASE_URL: the superuser's URL pg_dump backs the control plane up with. */
   controlBackupDatabaseUrl?: string;
   maxBodyBytes: number;
@@ -82,6 +84,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     prometheusUrl,
     alertReceiverToken,
     objectsDir,
+    dataImages,
     controlBackupDatabaseUrl,
     maxBodyBytes,
     dbPoolMax,
@@ -116,6 +119,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     PROMETHEUS_URL: prometheusUrl,
     ALERT_RECEIVER_TOKEN: alertReceiverToken,
     OBJECTS_DIR: objectsDir,
+    DATA_IMAGES: dataImages,
     CONTROL_BACKUP_DATABASE_URL: controlBackupDatabaseUrl,
     MAX_BODY_BYTES: String(maxBodyBytes),
     DB_POOL_MAX: String(dbPoolMax),

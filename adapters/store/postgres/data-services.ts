@@ -29,6 +29,7 @@ export const dataServicesTable = table<DataService>('data_services', [
   'shareable',
   'sharedServerId',
   'move',
+  'upgrade',
   'createdAt',
   'updatedAt',
 ]);

@@ -45,22 +45,30 @@ export class DashboardApi {
   raw(
     method: string,
     path: string,
-    init: { body?: unknown; headers?: Record<string, string>; org?: string | null } = {},
+    init: {
+      body?: unknown;
+      /** A body passed on as a stream (a backup object), never read here. */
+      stream?: ReadableStream<Uint8Array> | null;
+      headers?: Record<string, string>;
+      org?: string | null;
+    } = {},
   ) {
     const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     const org = init.org === null ? undefined : (init.org ?? this.orgId);
     if (org) headers['x-org-id'] = org;
     if (init.body !== undefined) headers['content-type'] = 'application/json';
+    if (init.stream) headers['content-type'] = 'application/octet-stream';
     // The login rate limiter keys on the caller's address; behind a trusted proxy it reads this.
     const forwarded = this.c.req.header('x-forwarded-for');
     if (forwarded) headers['x-forwarded-for'] = forwarded;
     const request = new Request(new URL(path, this.c.req.url), {
       method,
       headers,
-      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      body: init.stream ?? (init.body === undefined ? undefined : JSON.stringify(init.body)),
       signal: this.c.req.raw.signal,
-    });
+      ...(init.stream ? { duplex: 'half' } : {}),
+    } as RequestInit);
     // The same env (Node's incoming socket, the Lambda event) so the API sees the real caller.
     return this.fetchApi(request, this.c.env);
   }

@@ -75,6 +75,19 @@ export const js = `
     if (msg && !window.confirm(msg)) e.preventDefault();
   });
 
+  // A backup object goes up as the request body itself (the browser streams the file).
+  document.addEventListener('submit', function (e) {
+    var f = e.target;
+    if (!f.hasAttribute || !f.hasAttribute('data-stream-upload') || e.defaultPrevented) return;
+    e.preventDefault();
+    var file = f.querySelector('input[type=file]').files[0];
+    if (!file) return;
+    var button = f.querySelector('button'); button.disabled = true; say('Uploading');
+    fetch(f.action, { method: 'POST', body: file, credentials: 'same-origin', headers: { 'content-type': 'application/octet-stream' } })
+      .then(function (r) { return r.json().then(function (b) { if (!r.ok) throw new Error((b.error && b.error.message) || r.status); }); })
+      .then(function () { location.reload(); }, function (x) { button.disabled = false; say('Upload failed: ' + x.message); alert('Upload failed: ' + x.message); });
+  });
+
   var orgSelect = document.getElementById('org-switch');
   if (orgSelect) orgSelect.addEventListener('change', function () { orgSelect.form.submit(); });
 

@@ -17,7 +17,14 @@ import {
   setBackupRetention,
   setBackupSchedule,
 } from '../../../core/data-services/backup-use-cases.ts';
+import {
+  backupObject,
+  exportBackup,
+  importBackup,
+  uploadBackupObject,
+} from '../../../core/data-services/backup-transfer.ts';
 import { confirmMove, requestMove } from '../../../core/data-services/move.ts';
+import { requestUpgrade } from '../../../core/data-services/upgrade.ts';
 import { rotateDataServicePassword } from '../../../core/data-services/rotation.ts';
 import { route } from '../route.ts';
 
@@ -232,6 +239,90 @@ export const dataServiceRoutes = [
         },
       });
     },
+  }),
+  route({
+    method: 'post',
+    path: '/api/data-services/{id}/upgrade',
+    summary:
+      'Upgrade the server to a newer minor of its release line in place (202): a backup first, then the new image on the same volume, checked; a failure rolls back to the old image. Another release line is a 400',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    body: s.upgradeDataServiceInput,
+    status: 202,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      requestUpgrade(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/data-services/{id}/backups/{backupId}/export',
+    summary:
+      'Export a completed backup for another install: its manifest and its data key wrapped under your passphrase (the object itself: GET …/object)',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    body: s.exportBackupInput,
+    status: 200,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      exportBackup(deps, principal, params.id!, params.backupId!, body, ctx),
+  }),
+  route({
+    method: 'get',
+    path: '/api/data-services/{id}/backups/{backupId}/object',
+    summary:
+      'The stored backup object as it is (still encrypted under its data key): what another install imports with the export',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    status: 200,
+    handle: async ({ deps, principal, params }) => {
+      const { filename, bytes, body } = await backupObject(
+        deps,
+        principal,
+        params.id!,
+        params.backupId!,
+      );
+      return new Response(streamOf(body), {
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': String(bytes),
+          'content-disposition': `attachment; filename="${filename}"`,
+        },
+      });
+    },
+  }),
+  route({
+    method: 'post',
+    path: '/api/data-services/{id}/backups/import',
+    summary:
+      "Import another install's backup into this data service (same engine): the export's JSON and its passphrase; then PUT the object to uploadPath",
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    body: s.importBackupInput,
+    status: 201,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      importBackup(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'put',
+    path: '/api/data-services/{id}/backups/{backupId}/object',
+    summary:
+      "An import's object (application/octet-stream, streamed into the store); 202, then its drill runs",
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    streamsBody: true,
+    status: 202,
+    handle: ({ deps, principal, params, request, ctx }) =>
+      uploadBackupObject(
+        deps,
+        principal,
+        params.id!,
+        params.backupId!,
+        request.body as AsyncIterable<Uint8Array> | null,
+        ctx,
+      ),
   }),
 ];
 

@@ -201,6 +201,39 @@ describe('requestMove', () => {
     expect(sent).toHaveLength(2);
   });
 
+  it('accepts a new move five minutes after the running one stopped beating (its worker died)', async () => {
+    await requestMove(deps, owner(), shared.id, ctx);
+    const clock = deps.clock as ManualClock;
+    const moving = (await get(shared.id))!.move!;
+    // The worker beat once, then died.
+    await store.withOrg(orgId, (r) =>
+      r.dataServices.update(shared.id, {
+        move: {
+          ...moving,
+          step: 'restore',
+          targetId: 'dat_half',
+          heartbeatAt: clock.now().toISOString(),
+        },
+      }),
+    );
+    clock.advance(4 * 60 * 1000);
+    expect(await refused(requestMove(deps, owner(), shared.id, ctx))).toBe(
+      'conflict:move_in_progress',
+    );
+    clock.advance(61 * 1000);
+    expect((await requestMove(deps, owner(), shared.id, ctx)).move).toMatchObject({
+      status: 'moving',
+      step: 'backup',
+      targetId: null,
+    });
+    expect(sent).toHaveLength(2);
+    // The audit names what the dead move left behind.
+    const requested = await audits('data_service.move_requested');
+    expect(requested.map((a) => a.data)).toContainEqual(
+      expect.objectContaining({ replacesStale: { step: 'restore', targetId: 'dat_half' } }),
+    );
+  });
+
   it('refuses a shared database that is not ready, and viewers', async () => {
     await store.withOrg(orgId, (r) => r.dataServices.update(shared.id, { status: 'provisioning' }));
     expect(await refused(requestMove(deps, owner(), shared.id, ctx))).toBe(
@@ -213,6 +246,36 @@ describe('requestMove', () => {
 });
 
 describe('handleMove', () => {
+  it('beats while a step runs, so a live move is never taken for a dead one', async () => {
+    await requestMove(deps, owner(), shared.id, ctx);
+    deps.config.moveHeartbeatMs = 5;
+    const clock = deps.clock as ManualClock;
+    const beats: (string | null | undefined)[] = [];
+    const slow = steps([]);
+    const after = await run({
+      ...slow,
+      backup: async (d, ds) => {
+        // A long dump: ten minutes pass while it runs.
+        for (let i = 0; i < 10; i++) {
+          clock.advance(60_000);
+          await new Promise((r) => setTimeout(r, 20));
+          beats.push((await get(shared.id))!.move!.heartbeatAt);
+          // Meanwhile another request sees a live move.
+          if (i === 9)
+            expect(await refused(requestMove(deps, owner(), shared.id, ctx))).toBe(
+              'conflict:move_in_progress',
+            );
+        }
+        return slow.backup(d, ds);
+      },
+    });
+    expect(after.move?.status).toBe('moved');
+    // Each beat wrote the clock's time of that minute, and never undid the step.
+    expect(beats.at(-1)).toBe(clock.now().toISOString());
+    expect(new Set(beats).size).toBeGreaterThanOrEqual(8);
+    expect(sent).toHaveLength(1);
+  });
+
   it('backs up, restores into a new dedicated service, re-links under the same names, then redeploys', async () => {
     await requestMove(deps, owner(), shared.id, ctx);
     const order: string[] = [];

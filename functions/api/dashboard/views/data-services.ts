@@ -27,6 +27,14 @@ interface DataService {
   sharedServerId?: string | null;
   database?: string | null;
   links?: Link[];
+  upgrade?: {
+    status: 'upgrading' | 'upgraded' | 'failed';
+    from: string;
+    to: string;
+    step: string | null;
+    error: string | null;
+    rolledBack: boolean;
+  } | null;
   move?: {
     status: 'moving' | 'moved' | 'failed';
     targetId: string | null;
@@ -57,6 +65,35 @@ interface Backup {
   drillRpoMs: number | null;
   drilledAt: string | null;
 }
+
+/** A minor upgrade in place: its state, and the form asking for one. */
+const upgradeSection = (d: DataService) =>
+  html`<h2>Upgrade</h2>
+    ${
+      d.upgrade
+        ? html`<p role="status">
+            ${d.upgrade.from} → ${d.upgrade.to}:
+            ${badge(d.upgrade.status === 'upgraded' ? 'active' : d.upgrade.status)}
+            ${d.upgrade.step && d.upgrade.status !== 'upgraded' ? html`(step ${d.upgrade.step})` : ''}
+            ${d.upgrade.error ? html`<span class="error">${d.upgrade.error}</span>` : ''}
+            ${d.upgrade.rolledBack ? html`rolled back: ${d.upgrade.from} serves the same data` : ''}
+          </p>`
+        : ''
+    }
+    <form method="post" action="/dashboard/data-services/${d.id}/upgrade" class="inline">
+      <label for="upgrade-version">Newer minor of ${d.engine} ${d.version}</label>
+      <input id="upgrade-version" name="version" required pattern="[0-9]+(.[0-9]+){0,2}" />
+      <button
+        type="submit"
+        ${d.status !== 'ready' || d.upgrade?.status === 'upgrading' ? 'disabled' : ''}
+      >
+        Upgrade
+      </button>
+      <span class="hint">
+        A backup first, then the new image on the same volume, checked; a failure rolls back to the
+        old image. Another release line needs a restore into a new data service.
+      </span>
+    </form>`;
 
 const mib = (n: number | null) => (n === null ? '–' : `${(n / 1048576).toFixed(2)} MiB`);
 const secs = (ms: number | null) => (ms === null ? '–' : `${(ms / 1000).toFixed(1)} s`);
@@ -360,7 +397,7 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
             then redeployed with the new URL and the old password stops working.
           </span>
         </form>
-        ${d.mode === 'shared' ? moveSection(d) : ''}
+        ${d.mode === 'shared' ? moveSection(d) : upgradeSection(d)}
         <h2>Linked services</h2>
         <p class="hint">
           The connection URL arrives in a linked service's containers from its next release on.
@@ -485,6 +522,30 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
                                     download
                                     >Download</a
                                   >
+                                  <a
+                                    href="/dashboard/data-services/${d.id}/backups/${b.id}/object"
+                                    download
+                                    >Encrypted object</a
+                                  >
+                                  <form
+                                    method="post"
+                                    action="/dashboard/data-services/${d.id}/backups/${b.id}/export"
+                                    class="inline"
+                                  >
+                                    <label for="export-${b.id}" class="visually-hidden"
+                                      >Passphrase for the export of ${b.id}</label
+                                    >
+                                    <input
+                                      id="export-${b.id}"
+                                      name="passphrase"
+                                      type="password"
+                                      minlength="12"
+                                      required
+                                      placeholder="passphrase (12+)"
+                                      autocomplete="new-password"
+                                    />
+                                    <button type="submit" class="secondary">Export</button>
+                                  </form>
                                   <form
                                     method="post"
                                     action="/dashboard/data-services/${d.id}/restore"
@@ -512,7 +573,18 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
                                         </form>`
                                       : ''
                                   }`
-                              : ''
+                              : b.trigger === 'import' && b.status === 'running'
+                                ? html`<form
+                                    method="post"
+                                    action="/dashboard/data-services/${d.id}/backups/${b.id}/object"
+                                    class="inline"
+                                    data-stream-upload
+                                  >
+                                    <label for="object-${b.id}">Encrypted object</label>
+                                    <input id="object-${b.id}" name="object" type="file" required />
+                                    <button type="submit">Upload</button>
+                                  </form>`
+                                : ''
                           }
                         </td>
                       </tr>`,
@@ -522,6 +594,36 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
         }
         <form method="post" action="/dashboard/data-services/${d.id}/backups" class="inline">
           <button type="submit">Back up now</button>
+        </form>
+        <form
+          method="post"
+          action="/dashboard/data-services/${d.id}/backups/import"
+          enctype="multipart/form-data"
+          class="card"
+        >
+          <h3>Import a backup from another install</h3>
+          <p class="hint">
+            The export's <code>.json</code> and its passphrase; this install reseals the key with
+            its own vault. Then upload the encrypted object on the backup's row; a drill follows.
+          </p>
+          <label for="import-bundle">Export (.json)</label>
+          <input
+            id="import-bundle"
+            name="bundle"
+            type="file"
+            accept=".json,application/json"
+            required
+          />
+          <label for="import-passphrase">Passphrase</label>
+          <input
+            id="import-passphrase"
+            name="passphrase"
+            type="password"
+            minlength="12"
+            required
+            autocomplete="off"
+          />
+          <button type="submit">Import</button>
         </form>
         <h2>Restore drills</h2>
         <p class="hint">
@@ -622,6 +724,87 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
     });
   });
 
+  // The object as it is, for another install: the same cookie-authenticated proxy.
+  app.get('/dashboard/data-services/:id/backups/:backupId/object', async (c: Context) => {
+    const api = new DashboardApi(c, fetchApi);
+    const res = await api.raw(
+      'GET',
+      `/api/data-services/${encodeURIComponent(param(c, 'id'))}/backups/${encodeURIComponent(param(c, 'backupId'))}/object`,
+      { headers: { accept: 'application/octet-stream' } },
+    );
+    return new Response(res.body, {
+      status: res.status,
+      headers: {
+        'content-type': res.headers.get('content-type') ?? 'text/plain',
+        ...(res.headers.get('content-disposition')
+          ? { 'content-disposition': res.headers.get('content-disposition')! }
+          : {}),
+        'cache-control': 'no-store',
+      },
+    });
+  });
+
+  // The export's JSON as a file to save beside the object.
+  app.post('/dashboard/data-services/:id/backups/:backupId/export', async (c: Context) => {
+    const id = param(c, 'id');
+    const backupId = param(c, 'backupId');
+    const form = (await c.req.parseBody()) as Record<string, unknown>;
+    const api = new DashboardApi(c, fetchApi);
+    try {
+      const bundle = await api.call(
+        'POST',
+        `/api/data-services/${encodeURIComponent(id)}/backups/${encodeURIComponent(backupId)}/export`,
+        { passphrase: field(form, 'passphrase') ?? '' },
+      );
+      return new Response(JSON.stringify(bundle, null, 2) + '\n', {
+        headers: {
+          'content-type': 'application/json',
+          'content-disposition': `attachment; filename="${backupId}.json"`,
+          'cache-control': 'no-store',
+        },
+      });
+    } catch (e) {
+      if (!(e instanceof ApiFailure)) throw e;
+      flash(c, 'error', e.message);
+      return c.redirect(`/dashboard/data-services/${id}`, 303);
+    }
+  });
+
+  app.post(
+    '/dashboard/data-services/:id/backups/import',
+    action(fetchApi, '/dashboard/data-services', async (c, s, form) => {
+      const id = param(c, 'id');
+      const file = form.bundle;
+      let bundle: unknown;
+      try {
+        bundle = JSON.parse(typeof file === 'string' ? file : await (file as File).text());
+      } catch {
+        flash(c, 'error', 'bundle: the export file is not JSON');
+        return `/dashboard/data-services/${id}`;
+      }
+      const r = await s.api.post<{ backup: { id: string } }>(
+        `/api/data-services/${encodeURIComponent(id)}/backups/import`,
+        { bundle, passphrase: field(form, 'passphrase') ?? '' },
+      );
+      flash(c, 'notice', `Import ${r.backup.id} opened: now upload its encrypted object.`);
+      return `/dashboard/data-services/${id}`;
+    }),
+  );
+
+  // The object streams through (app.js posts the file as the body): never parsed or buffered.
+  app.post('/dashboard/data-services/:id/backups/:backupId/object', async (c: Context) => {
+    const api = new DashboardApi(c, fetchApi);
+    const res = await api.raw(
+      'PUT',
+      `/api/data-services/${encodeURIComponent(param(c, 'id'))}/backups/${encodeURIComponent(param(c, 'backupId'))}/object`,
+      { stream: c.req.raw.body },
+    );
+    return new Response(res.body, {
+      status: res.status,
+      headers: { 'content-type': res.headers.get('content-type') ?? 'application/json' },
+    });
+  });
+
   app.post(
     '/dashboard/data-services/:id/backups',
     action(fetchApi, '/dashboard/data-services', async (c, s) => {
@@ -653,6 +836,18 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
       await s.api.post(`/api/data-services/${encodeURIComponent(id)}/confirm-move`, {});
       flash(c, 'notice', 'Move confirmed: the shared copy is being removed.');
       return '/dashboard/data-services';
+    }),
+  );
+
+  app.post(
+    '/dashboard/data-services/:id/upgrade',
+    action(fetchApi, '/dashboard/data-services', async (c, s, form) => {
+      const id = param(c, 'id');
+      await s.api.post(`/api/data-services/${encodeURIComponent(id)}/upgrade`, {
+        version: field(form, 'version'),
+      });
+      flash(c, 'notice', 'Upgrading: a backup first, then the new image, checked.');
+      return `/dashboard/data-services/${id}`;
     }),
   );
 

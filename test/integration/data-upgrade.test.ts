@@ -1,0 +1,254 @@
+/**
+ * Minor upgrades in place, for real: a PostgreSQL data service on the local Docker Engine,
+ * upgraded to a "newer minor" image on the same volume after a backup. The machine ships
+ * one image per engine version, so the newer minor is a second local tag of the same image
+ * (`DATA_IMAGES` adds it to the catalog): the mechanics (backup first, swap on the same
+ * volume, check, roll back) are real, the version pair is not. A broken "minor" (an image
+ * whose server exits at once) rolls back to the old image with the data intact; another
+ * release line is refused with the reason.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import type { BackupView } from '../../core/data-services/backup-use-cases.ts';
+import { startSelfhostApi } from '../support/api.ts';
+import {
+  dockerTarget,
+  ensureDataImages,
+  removeContainersByLabel,
+  testRun,
+} from '../support/docker.ts';
+import type { Requester } from '../support/http.ts';
+import { available } from '../support/services.ts';
+
+const ready = await available('docker');
+const exec = promisify(execFile);
+const docker = (...args: string[]) =>
+  exec('docker', args, { timeout: 120_000 }).then((r) => r.stdout.trim());
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// Tags of this test's own: the shared selfdevop/* tags are never changed.
+const newer = 'sdo-test-data-upgrade/postgres:15.99';
+const broken = 'sdo-test-data-upgrade/postgres:15.98';
+
+describe.skipIf(!ready)('minor upgrades of a data service, with a backup first', () => {
+  const run = testRun(import.meta.url);
+  const runtime = new DockerRuntime();
+  let api: Awaited<ReturnType<typeof startSelfhostApi>>;
+  let req: Requester;
+  let token: string;
+  let orgId: string;
+  const cleanup = { volumes: new Set<string>(), networks: new Set<string>() };
+  const h = () => ({ token, headers: { 'x-org-id': orgId } });
+
+  beforeAll(async () => {
+    await ensureDataImages();
+    await docker('tag', 'selfdevop/postgres:15', newer);
+    // A "minor" whose server exits at once: what a bad image does to an upgrade.
+    await exec(
+      'sh',
+      [
+        '-c',
+        `printf 'FROM selfdevop/postgres:15\\nENTRYPOINT ["sh","-c","echo this image is broken >&2; exit 3"]\\n' | docker build -q -t ${broken} -`,
+      ],
+      { timeout: 120_000, env: { ...process.env, DOCKER_BUILDKIT: '0' } },
+    );
+    api = await startSelfhostApi({
+      workers: true,
+      release: { maxStepAttempts: 2, dataReadyAttempts: 90 },
+      dataImages: `postgres:15.99=${newer},postgres:15.98=${broken}`,
+    });
+    req = api.request;
+    const s = await req('POST', '/api/auth/local/signup', {
+      body: { email: 'upgrades@example.com', password: 'correct horse battery' },
+    });
+    token = s.body.token;
+    orgId = s.body.org.id;
+    const node = await req('POST', '/api/nodes', {
+      token,
+      body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
+    });
+    expect(node.status, node.text).toBe(201);
+  }, 900_000);
+
+  afterAll(async () => {
+    await api?.close();
+    if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
+    await removeContainersByLabel(run.labels);
+    for (const v of cleanup.volumes) await docker('volume', 'rm', '-f', v).catch(() => undefined);
+    for (const n of cleanup.networks) await docker('network', 'rm', n).catch(() => undefined);
+    await docker('rmi', newer, broken).catch(() => undefined);
+  });
+
+  type Ds = {
+    id: string;
+    host: string;
+    network: string;
+    status: string;
+    version: string;
+    error: string | null;
+    upgrade: {
+      status: string;
+      from: string;
+      to: string;
+      step: string | null;
+      error: string | null;
+      rolledBack: boolean;
+      backupId: string | null;
+    } | null;
+  };
+
+  /** Polls the data service until `done` (bounded: 300 polls). */
+  async function poll(id: string, done: (d: Ds) => boolean): Promise<Ds> {
+    for (let i = 0; i < 300; i++) {
+      const r = await req('GET', `/api/data-services/${id}`, h());
+      cleanup.volumes.add(r.body.volume);
+      cleanup.networks.add(r.body.network);
+      if (done(r.body)) return r.body;
+      await sleep(500);
+    }
+    throw new Error(`data service ${id} did not settle`);
+  }
+
+  async function psql(ds: Ds, sql: string) {
+    const env = await docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', ds.host);
+    const password = env
+      .split('\n')
+      .find((l) => l.startsWith('POSTGRES_PASSWORD='))!
+      .slice('POSTGRES_PASSWORD='.length);
+    const r = await runtime.runOnce(
+      dockerTarget,
+      {
+        name: run.name('psql'),
+        image: 'selfdevop/postgres:15',
+        env: { PGPASSWORD: password },
+        labels: run.labels,
+        entrypoint: [
+          'sh',
+          '-ec',
+          `psql -h ${ds.host} -U app -d app -At -v ON_ERROR_STOP=1 -c "${sql}"`,
+        ],
+        restartPolicy: 'no',
+        network: ds.network,
+      },
+      60_000,
+    );
+    expect(r.exitCode, r.output).toBe(0);
+    return r.output.trim();
+  }
+
+  const imageOf = (ds: Ds) => docker('inspect', '-f', '{{.Config.Image}}', ds.host);
+  const fingerprint = (ds: Ds) =>
+    psql(ds, "select count(*), md5(string_agg(id::text || note, ',' order by id)) from notes");
+
+  let ds: Ds;
+  let before: string;
+
+  it('refuses another release line, an unknown or older version, with the reason', async () => {
+    const res = await req('POST', '/api/data-services', {
+      ...h(),
+      body: {
+        projectId: (await req('POST', '/api/projects', { token, body: { name: 'shop' } })).body.id,
+        name: 'ledger',
+        engine: 'postgres',
+      },
+    });
+    expect(res.status, res.text).toBe(202);
+    ds = await poll(res.body.id, (d) => d.status !== 'provisioning');
+    expect(ds.status, ds.error ?? '').toBe('ready');
+    await psql(
+      ds,
+      "create table notes (id serial primary key, note text); insert into notes (note) select 'note-' || g from generate_series(1, 3000) g",
+    );
+    before = await fingerprint(ds);
+    expect(before).toMatch(/^3000\|[0-9a-f]{32}$/);
+
+    const major = await req('POST', `/api/data-services/${ds.id}/upgrade`, {
+      ...h(),
+      body: { version: '16' },
+    });
+    expect(major.status).toBe(400);
+    expect(major.body.error.message).toContain('changes the release line (15 → 16)');
+    const unknown = await req('POST', `/api/data-services/${ds.id}/upgrade`, {
+      ...h(),
+      body: { version: '15.50' },
+    });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error.message).toContain('postgres 15.50 is not available');
+    const same = await req('POST', `/api/data-services/${ds.id}/upgrade`, {
+      ...h(),
+      body: { version: '15' },
+    });
+    expect(same.status).toBe(400);
+    expect(same.body.error.message).toContain('is not newer than 15');
+    const junk = await req('POST', `/api/data-services/${ds.id}/upgrade`, {
+      ...h(),
+      body: { version: 'latest' },
+    });
+    expect(junk.status).toBe(400);
+    const missing = await req('POST', '/api/data-services/dat_0nothing/upgrade', {
+      ...h(),
+      body: { version: '15.99' },
+    });
+    expect(missing.status).toBe(404);
+  }, 300_000);
+
+  it('rolls back to the old image, data intact, when the new one does not come up', async () => {
+    const res = await req('POST', `/api/data-services/${ds.id}/upgrade`, {
+      ...h(),
+      body: { version: '15.98' },
+    });
+    expect(res.status, res.text).toBe(202);
+    expect(res.body.upgrade).toMatchObject({ status: 'upgrading', from: '15', to: '15.98' });
+    const again = await req('POST', `/api/data-services/${ds.id}/upgrade`, {
+      ...h(),
+      body: { version: '15.99' },
+    });
+    expect(again.status).toBe(409);
+    expect(again.text).toContain('upgrade_in_progress');
+    const done = await poll(ds.id, (d) => d.upgrade?.status !== 'upgrading');
+    expect(done.upgrade).toMatchObject({
+      status: 'failed',
+      step: 'check',
+      rolledBack: true,
+    });
+    expect(done.upgrade!.error).toMatch(/15\.98 server container is (exited|restarting|dead)/);
+    expect(done).toMatchObject({ status: 'ready', version: '15' });
+    expect(await imageOf(done)).toBe('selfdevop/postgres:15');
+    expect(await fingerprint(done)).toBe(before);
+  }, 600_000);
+
+  it('backs up first, then swaps to the newer minor on the same volume and checks it', async () => {
+    const res = await req('POST', `/api/data-services/${ds.id}/upgrade`, {
+      ...h(),
+      body: { version: '15.99' },
+    });
+    expect(res.status, res.text).toBe(202);
+    const done = await poll(ds.id, (d) => d.upgrade?.status !== 'upgrading');
+    expect(done.upgrade, JSON.stringify(done.upgrade)).toMatchObject({
+      status: 'upgraded',
+      from: '15',
+      to: '15.99',
+      error: null,
+    });
+    expect(done.version).toBe('15.99');
+    expect(await imageOf(done)).toBe(newer);
+    expect(await fingerprint(done)).toBe(before);
+    // The backup it took first is recorded (trigger pre_upgrade) and proven by its drill.
+    let b: BackupView | undefined;
+    for (let i = 0; i < 200; i++) {
+      const list = await req('GET', `/api/data-services/${ds.id}/backups`, h());
+      b = list.body.items.find((x: BackupView) => x.id === done.upgrade!.backupId);
+      if (b?.drillStatus === 'passed' || b?.drillStatus === 'failed') break;
+      await sleep(500);
+    }
+    expect(b).toMatchObject({ trigger: 'pre_upgrade', status: 'completed', drillStatus: 'passed' });
+    expect(b!.tables).toEqual({ 'public.notes': 3000 });
+    const audit = await req(
+      'GET',
+      `/api/audit-events?action=data_service.upgraded&targetId=${ds.id}`,
+      h(),
+    );
+    expect(audit.body.items[0].data).toMatchObject({ from: '15', to: '15.99' });
+  }, 600_000);
+});

@@ -286,10 +286,16 @@ describe.skipIf(absent !== null)(
           'sdo-node9': 'active',
         });
         // Each is in the audit trail.
-        const audit = await api.request('GET', '/api/audit?limit=50', { token: session });
-        const actions = (audit.body.items as { action: string }[]).map((a) => a.action);
-        expect(actions.filter((a) => a === 'node.member_drained')).toHaveLength(2);
-        expect(actions.filter((a) => a === 'node.member_undrained')).toHaveLength(2);
+        for (const [action, count] of [
+          ['node.member_drained', 2],
+          ['node.member_undrained', 2],
+        ] as const) {
+          const audit = await api.request('GET', `/api/audit-events?action=${action}`, {
+            token: session,
+          });
+          expect(audit.status, audit.text).toBe(200);
+          expect(audit.body.items, action).toHaveLength(count);
+        }
       } finally {
         for (const m of ['sdo-node7', 'sdo-node8', 'sdo-node9'])
           await api.request('POST', `/api/nodes/${swarmId}/cluster/members/${m}/undrain`, {

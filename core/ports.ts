@@ -836,6 +836,15 @@ export interface ContainerRuntime {
   /** Optional (a Swarm target): the cluster's members, their roles, availability and labels. */
   clusterMembers?(target: DockerTarget): Promise<ClusterMember[]>;
   /**
+   * Optional (a Swarm target): sets a member's availability (by id or hostname) as Swarm's
+   * `docker node update --availability` does, and answers the member as it is then.
+   */
+  setMemberAvailability?(
+    target: DockerTarget,
+    member: string,
+    availability: ClusterMember['availability'],
+  ): Promise<ClusterMember>;
+  /**
    * Optional (placement): the engine's CPUs and memory (`docker info` NCPU, MemTotal). A
    * runtime without it, or one that cannot answer, leaves the node's capacity unknown.
    */

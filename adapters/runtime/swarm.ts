@@ -13,8 +13,8 @@
  * other than migrations run on the manager's own engine.
  */
 import type Docker from 'dockerode';
-import { createHash } from 'node:crypto';
-import { CoreError, Unavailable } from '../../core/errors.ts';
+import { createHash, randomBytes } from 'node:crypto';
+import { CoreError, NotFound, Unavailable } from '../../core/errors.ts';
 import type {
   ClusterMember,
   ContainerInfo,
@@ -75,6 +75,7 @@ interface SwarmService {
 
 interface SwarmNode {
   ID: string;
+  Version?: { Index?: number };
   Description?: { Hostname?: string; Engine?: { EngineVersion?: string } };
   Spec?: { Role?: string; Availability?: string; Labels?: Record<string, string> };
   Status?: { State?: string; Addr?: string };
@@ -85,19 +86,84 @@ interface SwarmNode {
 const endedStates = new Set(['complete', 'failed', 'shutdown', 'rejected', 'orphaned', 'remove']);
 const unscheduledStates = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing']);
 
+/** The label naming the service a sealed-environment secret belongs to. */
+const envOfLabel = 'selfdevop.env-of';
+
+/** Where a task finds its sealed environment (`/run/secrets/<this>`). */
+export const envSecretFile = 'selfdevop-env';
+
+/**
+ * The environment of a task, sealed in a Swarm secret instead of the service spec: the
+ * secret's id and name, and the command the task would have run (the image's entrypoint and
+ * command, or the spec's), which the shim runs with the environment added.
+ */
+export interface SealedEnv {
+  secretId: string;
+  secretName: string;
+  argv: string[];
+}
+
+/** `'…'` for a POSIX shell: nothing in it is expanded. */
+const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * The sealed environment file (pure): sourced by the shim's `sh`, it replaces the shell by
+ * `env`, which adds every variable (names a shell could not export too) and execs the
+ * command, so the app is PID 1 with the environment a container's `Env` would have given it.
+ */
+export function envScript(env: Record<string, string>): string {
+  const pairs = Object.entries(env).map(([k, v]) => shellQuote(`${k}=${v}`));
+  return `exec env ${pairs.join(' ')}${pairs.length ? ' ' : ''}"$@"\n`;
+}
+
+/**
+ * A Swarm secret's name for a service's environment: `<service>-env-<nonce>`, at most 64
+ * characters. Each start makes its own (two deliveries of one step never share one).
+ */
+export function envSecretName(service: string, nonce: string): string {
+  const base =
+    service.length <= 50
+      ? service
+      : `${service.slice(0, 37)}-${createHash('sha256').update(service).digest('hex').slice(0, 12)}`;
+  return `${base}-env-${nonce}`;
+}
+
 /** The Swarm service spec for a release's container; pure, so plans can be checked without a cluster. */
-export function serviceSpec(spec: ContainerSpec, oneOff = false): Record<string, unknown> {
+export function serviceSpec(
+  spec: ContainerSpec,
+  oneOff = false,
+  sealed?: SealedEnv,
+): Record<string, unknown> {
   const rotation = spec.logRotation ?? containerLogRotation;
   const limits: Record<string, number> = {};
   if (spec.memoryMb) limits.MemoryBytes = spec.memoryMb * 1024 * 1024;
   if (spec.cpus) limits.NanoCPUs = Math.round(spec.cpus * 1e9);
   const containerSpec: Record<string, unknown> = {
     Image: spec.image,
-    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Env: sealed ? [] : Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
     Labels: { ...spec.labels },
   };
-  if (spec.entrypoint) containerSpec.Command = [...spec.entrypoint];
-  if (spec.cmd) containerSpec[spec.entrypoint ? 'Args' : 'Command'] = [...spec.cmd];
+  if (sealed) {
+    // The values live in the secret (encrypted in the managers' Raft log, on a tmpfs in the
+    // task); the spec, which `docker service inspect` shows, only names it.
+    containerSpec.Command = [
+      '/bin/sh',
+      '-c',
+      `. /run/secrets/${envSecretFile}`,
+      'sh',
+      ...sealed.argv,
+    ];
+    containerSpec.Secrets = [
+      {
+        File: { Name: envSecretFile, UID: '0', GID: '0', Mode: 0o444 },
+        SecretID: sealed.secretId,
+        SecretName: sealed.secretName,
+      },
+    ];
+  } else {
+    if (spec.entrypoint) containerSpec.Command = [...spec.entrypoint];
+    if (spec.cmd) containerSpec[spec.entrypoint ? 'Args' : 'Command'] = [...spec.cmd];
+  }
   if (spec.user) containerSpec.User = spec.user;
   const port = oneOff ? undefined : spec.containerPort;
   return {
@@ -201,6 +267,52 @@ export class SwarmRuntime {
   }
 
   /**
+   * Sets a member's availability (`docker node update --availability`): `drain` makes Swarm
+   * stop its tasks and run them on other members, `pause` keeps them but places none there,
+   * `active` takes tasks again. `member` is its id or hostname. The node's spec is written
+   * against the version read, so a concurrent change (labels) is read again, not undone.
+   */
+  async setAvailability(
+    target: DockerTarget,
+    member: string,
+    availability: ClusterMember['availability'],
+  ): Promise<ClusterMember> {
+    for (let attempt = 0; ; attempt++) {
+      const node = await this.memberOrNull(target, member);
+      if (!node) throw new NotFound('cluster_member', member);
+      if (node.Spec?.Availability === availability) break;
+      try {
+        await this.call(target, (d) =>
+          d.getNode(node.ID).update({
+            version: node.Version?.Index ?? 0,
+            ...node.Spec,
+            Availability: availability,
+          }),
+        );
+        break;
+      } catch (e) {
+        // `update out of sequence`: another writer changed the node since the read.
+        if (attempt >= 4 || !/out of sequence/i.test((e as Error).message)) throw e;
+      }
+    }
+    const node = (await this.memberOrNull(target, member))!;
+    return (await this.members(target)).find((m) => m.id === node.ID)!;
+  }
+
+  /** A member by id or hostname; null when the manager knows none. */
+  private async memberOrNull(target: DockerTarget, member: string): Promise<SwarmNode | null> {
+    try {
+      return (await this.call(target, (d) => d.getNode(member).inspect())) as SwarmNode;
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code !== 404 && code !== 400) throw e;
+    }
+    // The API takes ids (and names on most engines): a hostname is looked up in the list.
+    const nodes = (await this.call(target, (d) => d.listNodes())) as SwarmNode[];
+    return nodes.find((n) => n.ID === member || n.Description?.Hostname === member) ?? null;
+  }
+
+  /**
    * The service of `spec.name` with its one task running, created when absent (a retried
    * step finds its first attempt's), started again when it was stopped (scaled to 0).
    */
@@ -209,11 +321,13 @@ export class SwarmRuntime {
     if (!service) {
       if (spec.network) await this.ensureOverlay(target, spec.network);
       const image = await this.pinnedImage(target, spec.image);
-      const body = serviceSpec({ ...spec, image });
+      const sealed = await this.sealEnv(target, spec);
+      const body = serviceSpec({ ...spec, image }, false, sealed ?? undefined);
       try {
         await this.call(target, (d) => d.createService(body as Docker.CreateServiceOptions));
       } catch (e) {
-        // Two deliveries of one step: the other one created it.
+        // Two deliveries of one step: the other one created it (with its own secret: ours goes).
+        if (sealed) await this.removeSecret(target, sealed.secretId).catch(() => undefined);
         if ((e as { statusCode?: number }).statusCode !== 409) throw e;
       }
       service = await this.serviceOrNull(target, spec.name);
@@ -320,6 +434,59 @@ export class SwarmRuntime {
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode !== 404) throw e;
     }
+    // The sealed environment goes with its service (and so with the release's services),
+    // with any a start left when it died before its service was made.
+    const left = (await this.call(target, (d) =>
+      d.listSecrets({ filters: { label: [`${envOfLabel}=${service.Spec.Name ?? name}`] } }),
+    ).catch(() => [])) as { ID: string }[];
+    for (const id of new Set([...secretsOf(service), ...left.map((x) => x.ID)]))
+      await this.removeSecret(target, id);
+  }
+
+  /**
+   * A Swarm secret holding `spec.env` as the shim's script, or null without env. The
+   * command is the spec's or else the image's (inspected on the manager, where the image
+   * was resolved), since the shim replaces the entrypoint. A secret of that name left by a
+   * start that died before its service was created is replaced.
+   */
+  private async sealEnv(target: DockerTarget, spec: ContainerSpec): Promise<SealedEnv | null> {
+    if (Object.keys(spec.env).length === 0) return null;
+    let argv: string[];
+    if (spec.entrypoint) argv = [...spec.entrypoint, ...(spec.cmd ?? [])];
+    else {
+      const config = await this.call(target, (d) => d.getImage(spec.image).inspect())
+        .then(
+          (i) => (i as { Config?: { Entrypoint?: string[] | null; Cmd?: string[] | null } }).Config,
+        )
+        .catch((e: unknown) => {
+          if ((e as { statusCode?: number }).statusCode === 404)
+            throw new ImageNotFound(
+              spec.image,
+              `not on the manager, which reads its command to seal the environment`,
+            );
+          throw e;
+        });
+      argv = [...(config?.Entrypoint ?? []), ...(spec.cmd ?? config?.Cmd ?? [])];
+    }
+    const name = envSecretName(spec.name, randomBytes(4).toString('hex'));
+    const created = (await this.call(target, (d) =>
+      d.createSecret({
+        Name: name,
+        Labels: { ...spec.labels, [envOfLabel]: spec.name },
+        Data: Buffer.from(envScript(spec.env)).toString('base64'),
+      }),
+    )) as { id?: string; ID?: string };
+    return { secretId: (created.id ?? created.ID)!, secretName: name, argv };
+  }
+
+  /** Deletes a secret; one in use (another service still names it) or gone is left be. */
+  private async removeSecret(target: DockerTarget, idOrName: string): Promise<void> {
+    try {
+      await this.call(target, (d) => d.getSecret(idOrName).remove());
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code !== 404 && code !== 400 && code !== 409) throw e;
+    }
   }
 
   /**
@@ -336,9 +503,15 @@ export class SwarmRuntime {
     await this.remove(target, spec.name);
     if (spec.network) await this.ensureOverlay(target, spec.network);
     const image = await this.pinnedImage(target, spec.image);
+    const sealed = await this.sealEnv(target, spec);
     const created = (await this.call(target, (d) =>
-      d.createService(serviceSpec({ ...spec, image }, true) as Docker.CreateServiceOptions),
-    )) as { id?: string; ID?: string };
+      d.createService(
+        serviceSpec({ ...spec, image }, true, sealed ?? undefined) as Docker.CreateServiceOptions,
+      ),
+    ).catch(async (e: unknown) => {
+      if (sealed) await this.removeSecret(target, sealed.secretId).catch(() => undefined);
+      throw e;
+    })) as { id?: string; ID?: string };
     const id = created.id ?? created.ID;
     if (!id) throw new SwarmTaskFailed(spec.name, 'the manager answered no service id');
     try {
@@ -754,6 +927,14 @@ function demux(raw: Buffer): string {
   return at === 0 ? raw.toString('utf8') : out;
 }
 
+/** The secrets a service's tasks are given (its sealed environment). */
+function secretsOf(service: SwarmService): string[] {
+  const refs =
+    (service.Spec.TaskTemplate as { ContainerSpec?: { Secrets?: { SecretID?: string }[] } })
+      ?.ContainerSpec?.Secrets ?? [];
+  return refs.map((r) => r.SecretID).filter((id): id is string => typeof id === 'string');
+}
+
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -783,6 +964,10 @@ export function withSwarm(engine: ContainerRuntime, swarm: SwarmRuntime): Contai
     remove: (t, name) => (t.swarm ? swarm.remove(t, name) : engine.remove(t, name)),
     clusterMembers: (t) =>
       t.swarm ? swarm.members(t) : Promise.reject(new NotOnSwarm('listing members of an engine')),
+    setMemberAvailability: (t, member, availability) =>
+      t.swarm
+        ? swarm.setAvailability(t, member, availability)
+        : Promise.reject(new NotOnSwarm('draining a member of an engine')),
   };
   // A Swarm schedules by its own accounting: the placement asks no engine size of it.
   if (engine.capacity)

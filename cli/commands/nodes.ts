@@ -99,6 +99,13 @@ interface ClusterAnswer {
   }[];
 }
 
+/** The answer of a member's drain or undrain. */
+interface MemberAnswer {
+  member: { hostname: string; availability: string };
+  leaving: { releaseId: string; replicas: number[] }[];
+  kept: { releaseId: string; replicas: number[] }[];
+}
+
 const labelText = (labels: Record<string, string>) =>
   Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
@@ -119,6 +126,10 @@ export const nodes: Command = {
   selfdevop nodes update NAME|ID [--name NEW] [--label KEY=value]… [--no-labels] [--address ADDRESS]
   selfdevop nodes drain NAME|ID      its replicas move to other nodes; it takes no new ones
   selfdevop nodes undrain NAME|ID    it takes new replicas again
+  selfdevop nodes drain NAME|ID --member HOSTNAME|ID     Swarm's drain of one member of a
+                                     Swarm node: its tasks leave the edge, then Swarm runs
+                                     them on other members (each joins once healthy)
+  selfdevop nodes undrain NAME|ID --member HOSTNAME|ID   the member takes tasks again
   selfdevop nodes rm NAME|ID [--force]   forget a drained or empty node (its containers are
                                      not touched); --force for a lost one whose services
                                      serve on other nodes (its replicas are written off)
@@ -158,6 +169,7 @@ changes its address (judged as at registration; releases started from now on use
       'no-labels': { type: 'boolean' },
       swarm: { type: 'boolean' },
       force: { type: 'boolean' },
+      member: { type: 'string' },
       ...credentialFlags,
     });
     if (sub0(positionals) === 'drain' || sub0(positionals) === 'undrain') {
@@ -168,6 +180,26 @@ changes its address (judged as at registration; releases started from now on use
         (n) => n.name === target || n.id === target,
       );
       if (!node) throw new CliError(`node ${target} not found`);
+      if (values.member !== undefined) {
+        const m = await api.call<MemberAnswer>(
+          'POST',
+          `/api/nodes/${node.id}/cluster/members/${encodeURIComponent(values.member)}/${verb}`,
+        );
+        if (values.json) return (json(ctx.o, m), 0);
+        if (verb === 'undrain') {
+          ctx.o.out(`member ${m.member.hostname} of swarm ${node.name} takes tasks again`);
+          return 0;
+        }
+        const count = (l: MemberAnswer['leaving']) => l.reduce((n, x) => n + x.replicas.length, 0);
+        ctx.o.out(
+          `draining member ${m.member.hostname} of swarm ${node.name} (availability ${m.member.availability}): ${count(m.leaving)} replica(s) left the edge, Swarm runs them on other members`,
+        );
+        if (m.kept.length > 0)
+          ctx.o.out(
+            `${count(m.kept)} replica(s) were their release's only ones serving and stay in the edge until Swarm's replacement answers: ${m.kept.map((k) => k.releaseId).join(', ')}`,
+          );
+        return 0;
+      }
       const r = await api.call<{ moving?: { releaseId: string; replicas: number }[] }>(
         'POST',
         `/api/nodes/${node.id}/${verb}`,

@@ -4,10 +4,22 @@
  * Swarm is the source of truth for its members; selfdevop keeps no copy that could go stale.
  */
 import { CoreError, NotFound } from '../errors.ts';
-import type { ClusterMember, ContainerRuntime, KeyVault } from '../ports.ts';
+import type { NodeRecord } from '../models.ts';
+import type { ClusterMember, ContainerRuntime, DockerTarget, KeyVault } from '../ports.ts';
 import { assertCan } from '../roles.ts';
-import { requireOrg, type CoreDeps, type Principal } from '../deps.ts';
+import {
+  recordAudit,
+  requireOrg,
+  type CoreDeps,
+  type Principal,
+  type RequestContext,
+} from '../deps.ts';
+import { openTarget, type ReleaseDeps } from '../releases/deps.ts';
+import { awaitEdgeDrained } from '../releases/edge-drain.ts';
+import { routeId } from '../releases/plan.ts';
+import { activeReleases, replicasOf } from '../releases/replicas.ts';
 import { openNodeTarget } from './credentials.ts';
+import { hostOf, SwarmTaskFollower } from './swarm-tasks.ts';
 
 export interface NodeCluster {
   nodeId: string;
@@ -64,4 +76,172 @@ export async function getNodeCluster(
       members: [],
     };
   }
+}
+
+/** Draining the member would leave the Swarm no member that takes tasks. */
+export class LastAvailableMember extends CoreError {
+  constructor(node: string, member: string) {
+    super(
+      'conflict',
+      'last_available_member',
+      `member ${member} is the last member of swarm ${node} that is active and ready: Swarm would have nowhere to run its tasks (undrain or add another member first)`,
+      { member },
+    );
+  }
+}
+
+/** This process reaches no engine, so it cannot change a member (the cloud API). */
+export class ClusterUnreachableHere extends CoreError {
+  constructor(node: string) {
+    super(
+      'conflict',
+      'cluster_unreachable_here',
+      `this process reaches no Docker Engine, so it cannot change the members of swarm ${node} (the cloud API; use docker node update on a manager)`,
+    );
+  }
+}
+
+export interface MemberDrain {
+  nodeId: string;
+  member: ClusterMember;
+  /** Replicas whose task ran on the member and left the edge before Swarm stopped them. */
+  leaving: { releaseId: string; serviceId: string; replicas: number[] }[];
+  /**
+   * Replicas that had no other replica to serve in their stead, so the edge kept them:
+   * Swarm stops a drained task before it starts its replacement, so these are briefly out.
+   */
+  kept: { releaseId: string; serviceId: string; replicas: number[] }[];
+}
+
+type SwarmNodeContext = {
+  node: NodeRecord;
+  target: DockerTarget;
+  runtime: ContainerRuntime &
+    Required<Pick<ContainerRuntime, 'clusterMembers' | 'setMemberAvailability'>>;
+  members: ClusterMember[];
+  member: ClusterMember;
+};
+
+async function swarmMember(
+  deps: ReleaseDeps,
+  orgId: string,
+  id: string,
+  member: string,
+): Promise<SwarmNodeContext> {
+  const node = await deps.store.withOrg(orgId, (repos) => repos.nodes.get(id));
+  if (!node) throw new NotFound('node', id);
+  if (node.kind !== 'swarm') throw new NodeNotSwarm(node.name);
+  const runtime = deps.runtime;
+  if (!runtime.clusterMembers || !runtime.setMemberAvailability)
+    throw new ClusterUnreachableHere(node.name);
+  const target = await openTarget(deps, node);
+  const members = await runtime.clusterMembers(target);
+  const found = members.find((m) => m.id === member || m.hostname === member);
+  if (!found) throw new NotFound('cluster_member', member);
+  return { node, target, runtime: runtime as SwarmNodeContext['runtime'], members, member: found };
+}
+
+/**
+ * Swarm's drain of one member, started from selfdevop (`POST
+ * /api/nodes/{id}/cluster/members/{member}/drain`). Swarm stops a drained member's task
+ * before it starts the replacement elsewhere, and the app stops on that SIGTERM, so its
+ * traffic leaves first: the member is paused (no new task lands there, its tasks keep
+ * running), a round of the task following takes its tasks out of the edge (not a replica
+ * that is its release's only one serving: the edge is never emptied), the edge finishes
+ * what it had sent them, and only then the member is drained. Swarm's replacements join
+ * the edge as the node checks follow the tasks: each once it answers its health path.
+ */
+export async function drainClusterMember(
+  deps: ReleaseDeps,
+  principal: Principal,
+  id: string,
+  memberRef: string,
+  ctx: RequestContext | null,
+): Promise<MemberDrain> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-nodes');
+  const { node, target, runtime, members, member } = await swarmMember(
+    deps,
+    p.orgId,
+    id,
+    memberRef,
+  );
+  if (member.availability === 'drain') return { nodeId: id, member, leaving: [], kept: [] };
+  const others = members.filter(
+    (m) => m.id !== member.id && m.availability === 'active' && m.state === 'ready',
+  );
+  if (others.length === 0) throw new LastAvailableMember(node.name, member.hostname);
+  await runtime.setMemberAvailability(target, member.id, 'pause');
+  await new SwarmTaskFollower(deps).follow(node);
+  const active = await deps.store.withOrg(p.orgId, activeReleases);
+  const leaving: MemberDrain['leaving'] = [];
+  const kept: MemberDrain['kept'] = [];
+  const draining: string[] = [];
+  let grace = 0;
+  for (const { service, live } of active) {
+    if (live?.status !== 'completed') continue;
+    const here = replicasOf(live).filter(
+      (r) =>
+        r.nodeId === node.id &&
+        r.health !== 'stopped' &&
+        r.upstream !== null &&
+        hostOf(r.upstream) === member.address,
+    );
+    if (here.length === 0) continue;
+    const edge = (await deps.edge.get(routeId(service.id, live.environmentId)))?.upstreams ?? [];
+    const out = here.filter((r) => !edge.includes(r.upstream!));
+    const stay = here.filter((r) => edge.includes(r.upstream!));
+    if (out.length > 0)
+      leaving.push({
+        releaseId: live.id,
+        serviceId: service.id,
+        replicas: out.map((r) => r.index),
+      });
+    if (stay.length > 0)
+      kept.push({ releaseId: live.id, serviceId: service.id, replicas: stay.map((r) => r.index) });
+    draining.push(...out.map((r) => r.upstream!));
+    grace = Math.max(grace, service.drainSeconds);
+  }
+  // What the edge already sent them is answered before Swarm stops them.
+  await awaitEdgeDrained(deps, draining, grace);
+  const drained = await runtime.setMemberAvailability(target, member.id, 'drain');
+  await deps.store.withOrg(p.orgId, (repos) =>
+    recordAudit(deps, repos, p, ctx, {
+      action: 'node.member_drained',
+      targetType: 'node',
+      targetId: node.id,
+      data: {
+        name: node.name,
+        member: member.hostname,
+        memberId: member.id,
+        leaving: leaving.map((l) => l.releaseId),
+        kept: kept.map((k) => k.releaseId),
+      },
+    }),
+  );
+  return { nodeId: id, member: drained, leaving, kept };
+}
+
+/** The member takes tasks again (`active`); Swarm moves nothing back by itself. */
+export async function undrainClusterMember(
+  deps: ReleaseDeps,
+  principal: Principal,
+  id: string,
+  memberRef: string,
+  ctx: RequestContext | null,
+): Promise<{ nodeId: string; member: ClusterMember }> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-nodes');
+  const { node, target, runtime, member } = await swarmMember(deps, p.orgId, id, memberRef);
+  const active = await runtime.setMemberAvailability(target, member.id, 'active');
+  if (member.availability !== 'active')
+    await deps.store.withOrg(p.orgId, (repos) =>
+      recordAudit(deps, repos, p, ctx, {
+        action: 'node.member_undrained',
+        targetType: 'node',
+        targetId: node.id,
+        data: { name: node.name, member: member.hostname, memberId: member.id },
+      }),
+    );
+  return { nodeId: id, member: active };
 }

@@ -99,6 +99,10 @@ export interface SwarmTasksOptions {
   probeTimeoutMs?: number;
 }
 
+/** The host of an upstream (`10.0.0.7:31000`, `[fd00::7]:31000`). */
+export const hostOf = (upstream: string) =>
+  upstream.slice(0, upstream.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Follows the tasks of one org's Swarm node for a round; one round per node at a time. */
@@ -151,6 +155,24 @@ export class SwarmTaskFollower {
     return out;
   }
 
+  /**
+   * The addresses of the members being emptied (availability `drain`, or `pause`: the first
+   * step of selfdevop's drain, and a member that takes no new task is on its way out): their
+   * tasks leave the edge, and a task Swarm runs there is not followed to.
+   */
+  private async leavingAddresses(
+    target: Awaited<ReturnType<typeof openTarget>>,
+  ): Promise<Set<string>> {
+    if (!this.deps.runtime.clusterMembers) return new Set();
+    try {
+      const members = await this.deps.runtime.clusterMembers(target);
+      return new Set(members.filter((m) => m.availability !== 'active').map((m) => m.address));
+    } catch {
+      // The manager did not answer this read: the probes decide alone, as before.
+      return new Set();
+    }
+  }
+
   private async followRelease(
     node: NodeRecord,
     target: Awaited<ReturnType<typeof openTarget>>,
@@ -192,6 +214,19 @@ export class SwarmTaskFollower {
     );
     const route = routeId(service.id, live.environmentId);
     const existing = await deps.edge.get(route);
+    // Read after the edge: a drain pauses its member before it takes the member's tasks out
+    // of the edge, so a round that saw the edge without them also sees the member leaving,
+    // and does not put them back (a round that read the edge earlier writes nothing).
+    const leaving = await this.leavingAddresses(target);
+    const drained = new Set<number>();
+    for (const s of sightings) {
+      const r = mine.find((x) => x.index === s.index)!;
+      if (leaving.has(hostOf(r.upstream!))) {
+        s.answered = false;
+        drained.add(s.index);
+      }
+      if (s.movedTo && leaving.has(hostOf(s.movedTo))) s.movedTo = null;
+    }
     const plan = planSwarmEdge(live, sightings, existing?.upstreams ?? []);
     if (!plan) return null;
     const written = await deps.store.withOrg(node.orgId, async (repos) => {
@@ -213,7 +248,11 @@ export class SwarmTaskFollower {
       await deps.edge.put(planRoute({ service, environment, upstreams: plan.edge, hosts }));
       const at = deps.clock.now().toISOString();
       const lines = [
-        ...plan.left.map((i) => `swarm task of replica ${i} does not answer: left the edge`),
+        ...plan.left.map((i) =>
+          drained.has(i)
+            ? `swarm member of replica ${i} is draining: left the edge`
+            : `swarm task of replica ${i} does not answer: left the edge`,
+        ),
         ...plan.moved.map(
           (m) => `swarm runs replica ${m.index} at ${m.to} now (was ${m.from}): joined the edge`,
         ),

@@ -1,7 +1,13 @@
 /** The Swarm service a release's container becomes: pure, compared by exact equality. */
 import { describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
-import { SwarmRuntime, serviceSpec, withSwarm } from '../../adapters/runtime/swarm.ts';
+import {
+  SwarmRuntime,
+  envScript,
+  envSecretName,
+  serviceSpec,
+  withSwarm,
+} from '../../adapters/runtime/swarm.ts';
 import type { ContainerRuntime, ContainerSpec } from '../../core/ports.ts';
 
 const spec: ContainerSpec = {
@@ -57,10 +63,56 @@ describe('serviceSpec', () => {
   });
 });
 
+describe('a sealed environment', () => {
+  it('names the secret in the spec, runs the shim with the command, and holds no value', () => {
+    const sealed = serviceSpec(spec, false, {
+      secretId: 'sec1',
+      secretName: 'sdo-svc_1-env_1-rel_1-r1-env-0a1b2c3d',
+      argv: ['/bin/app', '--port', '8080'],
+    });
+    const container = (sealed.TaskTemplate as { ContainerSpec: Record<string, unknown> })
+      .ContainerSpec;
+    expect(container.Env).toEqual([]);
+    expect(container.Command).toEqual([
+      '/bin/sh',
+      '-c',
+      '. /run/secrets/selfdevop-env',
+      'sh',
+      '/bin/app',
+      '--port',
+      '8080',
+    ]);
+    expect(container.Args).toBeUndefined();
+    expect(container.Secrets).toEqual([
+      {
+        File: { Name: 'selfdevop-env', UID: '0', GID: '0', Mode: 0o444 },
+        SecretID: 'sec1',
+        SecretName: 'sdo-svc_1-env_1-rel_1-r1-env-0a1b2c3d',
+      },
+    ]);
+    expect(JSON.stringify(sealed)).not.toContain('PORT=8080');
+  });
+
+  it('quotes every value for the shell, so nothing in it is expanded', () => {
+    expect(envScript({ A: "it's $HOME `x`", 'dotted.name': 'a=b' })).toBe(
+      `exec env 'A=it'\\''s $HOME \`x\`' 'dotted.name=a=b' "$@"\n`,
+    );
+    expect(envScript({})).toBe('exec env "$@"\n');
+  });
+
+  it("keeps secret names within Swarm's 64 characters", () => {
+    expect(envSecretName('sdo-a-r1', 'ff00ff00')).toBe('sdo-a-r1-env-ff00ff00');
+    const long = envSecretName('x'.repeat(80), 'ff00ff00');
+    expect(long.length).toBeLessThanOrEqual(64);
+    expect(long).not.toBe(envSecretName(`${'x'.repeat(79)}y`, 'ff00ff00'));
+  });
+});
+
 /** Every method of the port: adding one to ContainerRuntime without listing it here fails the typecheck. */
 const portMethods: Record<keyof ContainerRuntime, true> = {
   ping: true,
   clusterMembers: true,
+  setMemberAvailability: true,
   capacity: true,
   usage: true,
   runPiped: true,

@@ -194,5 +194,135 @@ describe.skipIf(absent !== null)(
       expect(html).toContain('<h2 id="cluster">Swarm members</h2>');
       for (const member of ['sdo-node7', 'sdo-node8', 'sdo-node9']) expect(html).toContain(member);
     });
+
+    it('drains and undrains members through Swarm from the API, the CLI and the dashboard, and refuses the last available member with a 409', async () => {
+      const env = { SELFDEVOP_URL: api.url, SELFDEVOP_TOKEN: session };
+      const availability = async () =>
+        Object.fromEntries(
+          (
+            (await api.request('GET', `/api/nodes/${swarmId}/cluster`, { token: session })).body
+              .members as { hostname: string; availability: string }[]
+          ).map((m) => [m.hostname, m.availability]),
+        );
+      try {
+        // API, by hostname.
+        const drained = await api.request(
+          'POST',
+          `/api/nodes/${swarmId}/cluster/members/sdo-node8/drain`,
+          { token: session },
+        );
+        expect(drained.status, drained.text).toBe(202);
+        expect(drained.body.member.hostname).toBe('sdo-node8');
+        expect(drained.body.member.availability).toBe('drain');
+        expect(drained.body.leaving).toEqual([]);
+        expect(await availability()).toEqual({
+          'sdo-node7': 'active',
+          'sdo-node8': 'drain',
+          'sdo-node9': 'active',
+        });
+        // CLI, by hostname too.
+        const cli = await runCli(['nodes', 'drain', 'swarm-7-9', '--member', 'sdo-node9'], {
+          cwd: dir,
+          env,
+        });
+        expect(cli.code, cli.stderr).toBe(0);
+        expect(cli.stdout).toContain(
+          'draining member sdo-node9 of swarm swarm-7-9 (availability drain)',
+        );
+        // The last member that takes tasks: a clear 409, through the API and the CLI.
+        const last = await api.request(
+          'POST',
+          `/api/nodes/${swarmId}/cluster/members/sdo-node7/drain`,
+          { token: session },
+        );
+        expect(last.status, last.text).toBe(409);
+        expect(last.body.error.code).toBe('last_available_member');
+        expect(last.body.error.message).toContain(
+          'sdo-node7 is the last member of swarm swarm-7-9',
+        );
+        const lastCli = await runCli(['nodes', 'drain', 'swarm-7-9', '--member', 'sdo-node7'], {
+          cwd: dir,
+          env,
+        });
+        expect(lastCli.code).not.toBe(0);
+        expect(lastCli.stderr).toContain('is the last member of swarm swarm-7-9');
+        expect((await availability())['sdo-node7']).toBe('active');
+        // The dashboard shows each member's availability and offers the other action.
+        const page = await (
+          await fetch(`${api.url}/dashboard/nodes/${swarmId}`, { headers: { cookie } })
+        ).text();
+        const memberId = (
+          (await api.request('GET', `/api/nodes/${swarmId}/cluster`, { token: session })).body
+            .members as { id: string; hostname: string }[]
+        ).find((m) => m.hostname === 'sdo-node9')!.id;
+        expect(page).toContain(`action="/dashboard/nodes/${swarmId}/members/${memberId}/undrain"`);
+        expect(page).toContain('Undrain sdo-node9');
+        expect(page).toContain('Drain sdo-node7');
+        // Undrain from the dashboard (a form post), then from the CLI.
+        const posted = await fetch(
+          `${api.url}/dashboard/nodes/${swarmId}/members/${memberId}/undrain`,
+          {
+            method: 'POST',
+            headers: {
+              cookie,
+              origin: api.url,
+              'content-type': 'application/x-www-form-urlencoded',
+            },
+            body: '',
+            redirect: 'manual',
+          },
+        );
+        expect(posted.status).toBe(303);
+        expect((await availability())['sdo-node9']).toBe('active');
+        const undrained = await runCli(['nodes', 'undrain', 'swarm-7-9', '--member', 'sdo-node8'], {
+          cwd: dir,
+          env,
+        });
+        expect(undrained.code, undrained.stderr).toBe(0);
+        expect(undrained.stdout).toContain('member sdo-node8 of swarm swarm-7-9 takes tasks again');
+        expect(await availability()).toEqual({
+          'sdo-node7': 'active',
+          'sdo-node8': 'active',
+          'sdo-node9': 'active',
+        });
+        // Each is in the audit trail.
+        for (const [action, count] of [
+          ['node.member_drained', 2],
+          ['node.member_undrained', 2],
+        ] as const) {
+          const audit = await api.request('GET', `/api/audit-events?action=${action}`, {
+            token: session,
+          });
+          expect(audit.status, audit.text).toBe(200);
+          expect(audit.body.items, action).toHaveLength(count);
+        }
+      } finally {
+        for (const m of ['sdo-node7', 'sdo-node8', 'sdo-node9'])
+          await api.request('POST', `/api/nodes/${swarmId}/cluster/members/${m}/undrain`, {
+            token: session,
+          });
+      }
+    });
+
+    it('answers a member it does not know with a 404, and an engine with node_not_swarm', async () => {
+      const unknown = await api.request(
+        'POST',
+        `/api/nodes/${swarmId}/cluster/members/no-such-member/drain`,
+        { token: session },
+      );
+      expect(unknown.status, unknown.text).toBe(404);
+      expect(unknown.body.error.code).toBe('cluster_member_not_found');
+      expect(unknown.body.error.message).toContain('no-such-member');
+      const engine = (await api.request('GET', '/api/nodes', { token: session })).body.items.find(
+        (n: { name: string }) => n.name === 'local',
+      );
+      const notSwarm = await api.request(
+        'POST',
+        `/api/nodes/${engine.id}/cluster/members/sdo-node8/drain`,
+        { token: session },
+      );
+      expect(notSwarm.status).toBe(409);
+      expect(notSwarm.body.error.code).toBe('node_not_swarm');
+    });
   },
 );

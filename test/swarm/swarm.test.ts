@@ -27,12 +27,16 @@ import {
   type ReleaseDeps,
 } from '../../core/releases/engine.ts';
 import { NodeChecker } from '../../core/nodes/checks.ts';
+import { drainClusterMember, undrainClusterMember } from '../../core/nodes/cluster.ts';
 import { defaultHosts, routeId } from '../../core/releases/plan.ts';
 import { rollbackRelease } from '../../core/releases/rollback.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { available, isCi } from '../support/services.ts';
 import { aNode, aProject, aService, anEnvironment, anOrg } from '../core/releases/builders.ts';
 import { deployer, orgId } from '../core/releases/harness.ts';
+
+/** An admin of the test org: drains members (manage-nodes). */
+const admin = { ...deployer, role: 'admin' as const };
 import { releaseDepsBehindCaddy } from '../support/edge-release.ts';
 
 const manager = '/run/sdo-node7/docker.sock';
@@ -618,5 +622,200 @@ describe.skipIf(!ready)(
           await swarm.remove(target, s.name).catch(() => undefined);
       }
     }, 420_000);
+
+    it('seals the environment in a Swarm secret: the service spec holds no value, the app sees every one, and the secret goes with the service', async () => {
+      await allMembersReady(docker);
+      const swarm = new SwarmRuntime();
+      const name = `sdo-${serviceId}-sealed`;
+      const secretValue = `s3cr'et "${randomBytes(6).toString('hex')}" $HOME`;
+      try {
+        const info = await swarm.start(target, {
+          name,
+          image: 'selfdevop-test/app:v1',
+          env: { DATABASE_URL: secretValue, GREETING: 'hello', 'dotted.name': 'x' },
+          labels: { 'selfdevop.service': serviceId },
+          containerPort: 8080,
+          restartPolicy: 'unless-stopped',
+        });
+        expect(info.state).toBe('running');
+        const inspected = JSON.stringify(await docker.getService(name).inspect());
+        expect(inspected).not.toContain(secretValue);
+        expect(inspected).not.toContain('DATABASE_URL');
+        expect(inspected).not.toContain('hello');
+        const spec = (
+          (await docker.getService(name).inspect()) as {
+            Spec: {
+              TaskTemplate: {
+                ContainerSpec: { Env?: string[]; Secrets: { SecretName: string }[] };
+              };
+            };
+          }
+        ).Spec.TaskTemplate.ContainerSpec;
+        expect(spec.Env ?? []).toEqual([]);
+        expect(spec.Secrets).toHaveLength(1);
+        const secretName = spec.Secrets[0]!.SecretName;
+        // The image's own env and command still apply (APP_VERSION, /bin/app).
+        const at = info.published!.split(':');
+        const ask = async (path: string) => {
+          const r = await new Promise<{ status: number; body: string }>((resolve) => {
+            const req = http.get(
+              { host: at[0], port: Number(at[1]), path, agent: false, timeout: 5000 },
+              (res) => {
+                let body = '';
+                res.setEncoding('utf8');
+                res.on('data', (c: string) => (body += c));
+                res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+              },
+            );
+            req.on('error', (e) => resolve({ status: 0, body: e.message }));
+          });
+          return r;
+        };
+        let answer = { status: 0, body: '' };
+        for (let i = 0; i < 100 && answer.status !== 200; i++) {
+          answer = await ask('/env/DATABASE_URL');
+          if (answer.status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        expect(answer).toEqual({ status: 200, body: secretValue });
+        expect((await ask('/env/GREETING')).body).toBe('hello');
+        expect((await ask('/env/APP_VERSION')).body).toBe('v1');
+        expect(
+          (await docker.listSecrets({ filters: { name: [secretName] } })).map(
+            (x: { Spec?: { Name?: string } }) => x.Spec?.Name,
+          ),
+        ).toEqual([secretName]);
+        await swarm.stop(target, name, 1);
+        await swarm.remove(target, name);
+        expect(await docker.listSecrets({ filters: { name: [secretName] } })).toEqual([]);
+      } finally {
+        await swarm.remove(target, name).catch(() => undefined);
+      }
+    });
+
+    it("drains a member through Swarm from selfdevop under load: its tasks leave the edge first, Swarm's replacements join once healthy, no request fails", async () => {
+      await allMembersReady(docker);
+      const drainedService = aService({
+        id: `${serviceId}d`,
+        name: 'drained',
+        image: 'selfdevop-test/app:v1',
+        replicas: 3,
+        maxSurge: 3,
+        health: { intervalMs: 200, timeoutMs: 1000, successes: 2, deadlineMs: 15_000 },
+        warmSeconds: 0,
+        drainSeconds: 2,
+      });
+      const drainedHost = defaultHosts({
+        service: drainedService,
+        environment: anEnvironment(),
+        edgeDomain: 'apps.example.test',
+      })[0]!;
+      await deps.store.withOrg(orgId, (r) => r.services.insert(drainedService));
+      const edgeSet = async () =>
+        (await deps.edge.get(routeId(drainedService.id, 'env_000001')))?.upstreams ?? [];
+      // The worker's node checks (and so the task following), a round a second.
+      const checker = new NodeChecker({
+        release: deps,
+        policy: { intervalMs: 1000, timeoutMs: 1000, missesToLose: 2 },
+      });
+      let stopChecks: (() => Promise<void>) | undefined;
+      let drainedMember: string | null = null;
+      try {
+        const { id } = await createRelease(deps, deployer, {
+          serviceId: drainedService.id,
+          image: 'selfdevop-test/app:v1',
+        });
+        const v = await settle(id);
+        expect(v.status, v.error ?? '').toBe('completed');
+        const services = (await servicesOf(id)).map((x: { ID: string }) => x.ID);
+        // A member holding one of its tasks (Swarm's spread depends on what earlier tests
+        // left), the manager this suite talks to last.
+        const hosts = v.replicaSet!.replicas.map((r) => r.upstream!.split(':')[0]!);
+        const memberAddress =
+          ['10.213.0.19', '10.213.0.18', '10.213.0.17'].find((a) => hosts.includes(a)) ?? '';
+        const member = `sdo-node${Number(memberAddress.split('.')[3]) - 10}`;
+        const onMember = v.replicaSet!.replicas.filter((r) =>
+          r.upstream!.startsWith(`${memberAddress}:`),
+        );
+        expect(onMember.length, `tasks: ${await tasksSaid(services)}`).toBeGreaterThan(0);
+        drainedMember = member;
+        stopChecks = checker.start();
+        let draining: Promise<Awaited<ReturnType<typeof drainClusterMember>>> | null = null;
+        let settledAt = 0;
+        const during = await (async () => {
+          const seen = new Map<string, number>();
+          let failed = 0;
+          let sent = 0;
+          while (sent < 4000) {
+            const r = await get(caddy.httpPort, drainedHost, '/env/HOSTNAME');
+            sent++;
+            if (r.status === 200) seen.set(r.body, (seen.get(r.body) ?? 0) + 1);
+            else {
+              failed++;
+              console.warn(`failed request: ${r.status} ${r.body.slice(0, 200)}`);
+            }
+            // Some load first, then the drain, then until Swarm's replacements serve.
+            if (sent === 50)
+              draining = drainClusterMember(deps, admin, 'node_swarm1', member, null);
+            if (sent % 10 === 0 && draining && !settledAt) {
+              const now = await release(id);
+              const edge = await edgeSet();
+              const ups = now.replicaSet!.replicas.map((x) => x.upstream!);
+              if (
+                edge.length === 3 &&
+                !ups.some((u) => u.startsWith(`${memberAddress}:`)) &&
+                [...edge].sort().join() === [...ups].sort().join()
+              )
+                settledAt = sent;
+            }
+            // A little more load once the edge holds Swarm's replacements.
+            if (settledAt && sent >= settledAt + 100) break;
+          }
+          return { seen, failed, sent };
+        })();
+        const drained = await draining!;
+        expect(drained.member.availability).toBe('drain');
+        expect(drained.leaving.map((l) => l.releaseId)).toContain(id);
+        expect(drained.kept).toEqual([]);
+        expect(
+          settledAt,
+          `${await tasksSaid(services)}; members: ${await memberStates(docker)}; edge ${(await edgeSet()).join(', ')}`,
+        ).toBeGreaterThan(0);
+        expect(during.failed).toBe(0);
+        expect(await memberStates(docker)).toContain(`${member} ready/drain`);
+        // Swarm itself moved the tasks: none of the release's services runs on the member.
+        expect(await tasksSaid(services)).not.toMatch(new RegExp(`running->running on ${member}`));
+        const now = await release(id);
+        expect(now.replicaSet!.replicas.every((r) => r.health === 'healthy')).toBe(true);
+        const lines = (await deps.store.withOrg(orgId, (r) => r.releaseLogs.list(id))).map(
+          (l) => l.line,
+        );
+        for (const r of onMember) {
+          expect(lines).toContain(`swarm member of replica ${r.index} is draining: left the edge`);
+          expect(lines.some((l) => l.startsWith(`swarm runs replica ${r.index} at `))).toBe(true);
+        }
+        const audit = await deps.store.withOrg(orgId, (r) =>
+          r.audit.list({ limit: 50 }, { action: 'node.member_drained' }),
+        );
+        expect(audit.items.map((a) => a.data?.member)).toContain(member);
+        // Undrain: the member takes tasks again; nothing moves back by itself.
+        const back = await undrainClusterMember(deps, admin, 'node_swarm1', member, null);
+        expect(back.member.availability).toBe('active');
+        expect((await release(id)).replicaSet!.replicas.map((r) => r.upstream)).toEqual(
+          now.replicaSet!.replicas.map((r) => r.upstream),
+        );
+      } finally {
+        await stopChecks?.();
+        if (drainedMember)
+          await undrainClusterMember(deps, admin, 'node_swarm1', drainedMember, null).catch(
+            () => undefined,
+          );
+        await allMembersReady(docker);
+        const swarm = new SwarmRuntime();
+        for (const x of await swarm
+          .list(target, { 'selfdevop.service': drainedService.id })
+          .catch(() => []))
+          await swarm.remove(target, x.name).catch(() => undefined);
+      }
+    }, 300_000);
   },
 );

@@ -3,7 +3,11 @@ import * as s from '../../../core/schemas.ts';
 import { createNode, getNode, listNodes, updateNode } from '../../../core/nodes/use-cases.ts';
 import { route } from '../route.ts';
 import { drainNode, undrainNode } from '../../../core/nodes/drain.ts';
-import { getNodeCluster } from '../../../core/nodes/cluster.ts';
+import {
+  drainClusterMember,
+  getNodeCluster,
+  undrainClusterMember,
+} from '../../../core/nodes/cluster.ts';
 import { deleteNode } from '../../../core/nodes/delete.ts';
 
 export const nodeRoutes = [
@@ -113,5 +117,29 @@ export const nodeRoutes = [
     permission: 'read',
     status: 200,
     handle: ({ deps, principal, params }) => getNodeCluster(deps, principal, params.id!),
+  }),
+  route({
+    method: 'post',
+    path: '/api/nodes/{id}/cluster/members/{member}/drain',
+    summary:
+      "Swarm's drain of one member of a Swarm node (member: its id or hostname): its tasks leave the edge, the edge finishes their requests, then Swarm's availability is set to drain and Swarm runs them on other members; each joins the edge once it answers its health path (202; leaving and kept name the replicas; 409 last_available_member when no other member is active and ready, node_not_swarm for an engine)",
+    tag: 'nodes',
+    auth: true,
+    permission: 'manage-nodes',
+    status: 202,
+    handle: ({ deps, principal, params, ctx }) =>
+      drainClusterMember(deps.release, principal, params.id!, params.member!, ctx),
+  }),
+  route({
+    method: 'post',
+    path: '/api/nodes/{id}/cluster/members/{member}/undrain',
+    summary:
+      "Sets a Swarm member's availability back to active: it takes new tasks again (Swarm moves nothing back by itself)",
+    tag: 'nodes',
+    auth: true,
+    permission: 'manage-nodes',
+    status: 200,
+    handle: ({ deps, principal, params, ctx }) =>
+      undrainClusterMember(deps.release, principal, params.id!, params.member!, ctx),
   }),
 ];

@@ -313,6 +313,33 @@ export function registerNodes(app: Hono, fetchApi: ApiFetch): void {
     );
   }
 
+  for (const verb of ['drain', 'undrain'] as const) {
+    app.post(
+      `/dashboard/nodes/:id/members/:member/${verb}`,
+      action(fetchApi, '/dashboard/nodes', async (c, s) => {
+        const id = param(c, 'id');
+        const r = await s.api.post<{
+          member: { hostname: string };
+          leaving?: { replicas: number[] }[];
+          kept?: { replicas: number[] }[];
+        }>(
+          `/api/nodes/${encodeURIComponent(id)}/cluster/members/${encodeURIComponent(param(c, 'member'))}/${verb}`,
+          {},
+        );
+        const count = (l?: { replicas: number[] }[]) =>
+          (l ?? []).reduce((n, x) => n + x.replicas.length, 0);
+        flash(
+          c,
+          'notice',
+          verb === 'drain'
+            ? `Draining member ${r.member.hostname}: ${count(r.leaving)} replica(s) left the edge; Swarm runs them on other members, each joins once it answers.${count(r.kept) ? ` ${count(r.kept)} replica(s) were their release's only ones serving and stay until their replacement answers.` : ''}`
+            : `Member ${r.member.hostname} takes tasks again.`,
+        );
+        return `/dashboard/nodes/${id}#cluster`;
+      }),
+    );
+  }
+
   app.post(
     '/dashboard/nodes/:id/delete',
     action(fetchApi, '/dashboard/nodes', async (c, s, form) => {
@@ -375,7 +402,8 @@ function clusterSection(cluster: NodeCluster) {
         ? html`<p class="empty">${cluster.reason}</p>`
         : html`<p class="hint">
               Read live from the manager. A service's placement labels are Swarm constraints on
-              these members' labels.
+              these members' labels. Draining a member is Swarm's drain: its tasks leave the edge
+              first, then Swarm runs them on other members, each joining once it answers.
             </p>
             <table>
               <thead>
@@ -386,6 +414,7 @@ function clusterSection(cluster: NodeCluster) {
                   <th scope="col">Availability</th>
                   <th scope="col">State</th>
                   <th scope="col">Labels</th>
+                  <th scope="col">Drain</th>
                 </tr>
               </thead>
               <tbody>
@@ -399,6 +428,21 @@ function clusterSection(cluster: NodeCluster) {
                       <td>${badge(m.state)}</td>
                       <td>
                         ${Object.entries(m.labels).map(([k, v]) => html`<code>${k}=${v}</code> `)}
+                      </td>
+                      <td>
+                        <form
+                          method="post"
+                          action="/dashboard/nodes/${cluster.nodeId}/members/${m.id}/${m.availability === 'active' ? 'drain' : 'undrain'}"
+                          data-confirm="${
+                            m.availability === 'active'
+                              ? `Drain ${m.hostname}? Its tasks leave the edge, then Swarm runs them on other members.`
+                              : `Undrain ${m.hostname}? It takes new tasks again.`
+                          }"
+                        >
+                          <button type="submit" class="secondary">
+                            ${m.availability === 'active' ? `Drain ${m.hostname}` : `Undrain ${m.hostname}`}
+                          </button>
+                        </form>
                       </td>
                     </tr>`,
                 )}

@@ -1452,6 +1452,11 @@ export interface ReleaseRepo {
     environmentId: string,
     statuses: ReleaseStatus[],
   ): Promise<Release | null>;
+  /**
+   * `latest` for every service environment of the org at once (those with such a release),
+   * in no particular order: one read where placement and node checks made one per service.
+   */
+  latestOfEach(statuses: ReleaseStatus[]): Promise<Release[]>;
 }
 
 export interface ReleaseStepRepo {

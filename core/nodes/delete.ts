@@ -2,14 +2,16 @@
  * Removing a node (`DELETE /api/nodes/{id}`): selfdevop forgets it. Only a node that serves
  * nothing goes: an empty or fully drained one, or, with `force`, a lost one whose replicas
  * live on elsewhere (the loss replaced them, or will once a node takes them). Deleting a node
- * never stops a container, so nothing that serves may still be placed on it.
+ * never stops a container, so nothing that serves may still be placed on it; what selfdevop
+ * left stopped there (old releases, the warm previous one, failed attempts) is removed once
+ * the node is forgotten, since nothing would ever reach those containers again.
  */
 import { CoreError, NotFound } from '../errors.ts';
 import type { DataService, NodeRecord, Release, Replica } from '../models.ts';
 import type { OrgRepos } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import { recordAudit, requireOrg, type Principal, type RequestContext } from '../deps.ts';
-import type { ReleaseDeps } from '../releases/deps.ts';
+import { openTarget, type ReleaseDeps } from '../releases/deps.ts';
 import { activeReleases, allNodes, replicasOf } from '../releases/replicas.ts';
 import { retryUnplaced } from './unplaced.ts';
 
@@ -111,6 +113,55 @@ export interface DeleteNodeResult {
   writtenOff: { releaseId: string; serviceId: string; replicas: number[] }[];
   /** Releases short of their count afterwards, queued to be restored elsewhere. */
   replacing: string[];
+  /** The org's stopped containers removed from the node's engine (see removeLeftovers). */
+  containers: LeftoverCleanup;
+}
+
+export interface LeftoverCleanup {
+  removed: string[];
+  /** Running containers of the org, left alone (a delete never stops one). */
+  kept: string[];
+  /** A container that could not be removed, or the engine not answering, with why. */
+  errors: string[];
+  /** Why nothing was tried (a Swarm node: its tasks belong to the cluster's services). */
+  skipped?: string;
+}
+
+const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/**
+ * Removes the org's containers that are not running from a deleted node's engine: best
+ * effort, since the node is gone whatever the engine says (a lost one usually does not
+ * answer at all). Only containers labelled with the org are touched, and never a running
+ * one: the checks above left none that serve, and a running one is someone's work.
+ */
+export async function removeLeftovers(
+  deps: Pick<ReleaseDeps, 'runtime' | 'vault'>,
+  node: NodeRecord,
+): Promise<LeftoverCleanup> {
+  const out: LeftoverCleanup = { removed: [], kept: [], errors: [] };
+  if (node.kind === 'swarm') return { ...out, skipped: 'a Swarm node: its tasks are the services' };
+  try {
+    const target = await openTarget(deps, node);
+    const containers = await deps.runtime.list(target, { 'selfdevop.org': node.orgId });
+    for (const c of containers) {
+      const name = c.name.replace(/^\//, '');
+      if (c.state === 'running' || c.state === 'restarting' || c.state === 'paused') {
+        out.kept.push(name);
+        continue;
+      }
+      try {
+        await deps.runtime.remove(target, c.id);
+        out.removed.push(name);
+      } catch (e) {
+        out.errors.push(`${name}: ${messageOf(e)}`);
+      }
+    }
+  } catch (e) {
+    // A lost engine fails at once (its socket is gone) or at the runtime's request timeout.
+    out.errors.push(`the engine did not answer: ${messageOf(e)}`);
+  }
+  return out;
 }
 
 export async function deleteNode(
@@ -208,6 +259,28 @@ export async function deleteNode(
     });
     return { node, writtenOff };
   });
+  const containers = await removeLeftovers(deps, node);
+  if (containers.removed.length > 0 || containers.errors.length > 0)
+    await deps.store
+      .withOrg(p.orgId, (repos) =>
+        recordAudit(deps, repos, p, ctx, {
+          action: 'node.containers_removed',
+          targetType: 'node',
+          targetId: id,
+          data: { nodeId: id, name: node.name, reachability: node.reachability, ...containers },
+        }),
+      )
+      .catch((e: unknown) =>
+        deps.logger.warn(
+          { orgId: p.orgId, nodeId: id, err: messageOf(e) },
+          'node clean-up not audited',
+        ),
+      );
+  if (containers.errors.length > 0)
+    deps.logger.warn(
+      { orgId: p.orgId, nodeId: id, reachability: node.reachability, errors: containers.errors },
+      'deleted node: stopped containers left on its engine',
+    );
   // Written-off replicas are restored on the nodes that take them (a reshape each). The node
   // is gone either way: a retry that cannot be queued is logged, and the next node change
   // (or a scale) tries again.
@@ -221,5 +294,5 @@ export async function deleteNode(
           );
           return [];
         });
-  return { writtenOff, replacing };
+  return { writtenOff, replacing, containers };
 }

@@ -27,6 +27,9 @@ import { adminUrl } from './db.ts';
  */
 export const exclusiveResources: readonly { prefix: string; resource: string }[] = [
   { prefix: 'test/swarm/', resource: 'swarm-7-9' },
+  // Both kill and boot engines of the node-loss range (4–6).
+  { prefix: 'test/scale/node-loss.test.ts', resource: 'nodes-4-6' },
+  { prefix: 'test/scale/node-delete.test.ts', resource: 'nodes-4-6' },
 ];
 
 /**

@@ -34,6 +34,21 @@ export const memoryReleaseRepo = (t: TenantView): ReleaseRepo => ({
         r.environmentId === environmentId &&
         statuses.includes(r.status as ReleaseStatus),
     ),
+  latestOfEach: async (statuses) => {
+    const matches = (r: Row) => statuses.includes(r.status as ReleaseStatus);
+    const pairs = new Set(
+      t
+        .mine('releases')
+        .filter(matches)
+        .map((r) => `${String(r.serviceId)} ${String(r.environmentId)}`),
+    );
+    return [...pairs].map((pair) => {
+      const [serviceId, environmentId] = pair.split(' ');
+      return t.newestWhere(
+        (r) => r.serviceId === serviceId && r.environmentId === environmentId && matches(r),
+      )!;
+    });
+  },
 });
 
 export const memoryReleaseStepRepo = (t: TenantView): ReleaseStepRepo => ({

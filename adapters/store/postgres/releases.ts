@@ -135,6 +135,14 @@ export function pgReleaseRepo(t: TenantSql): ReleaseRepo {
       );
       return r.rows[0] ? fromRow(releasesTable, r.rows[0]) : null;
     },
+    latestOfEach: async (statuses) => {
+      // Descending on every column, so releases_org_service_env_idx is read backwards.
+      const r = await t.tx.query(
+        `select distinct on (service_id, environment_id) ${selectSql(releasesTable).replace(/^select /, '')} where org_id = $1 and status = any($2::text[]) order by service_id desc, environment_id desc, id desc`,
+        [t.orgId, statuses],
+      );
+      return r.rows.map((row) => fromRow(releasesTable, row));
+    },
   };
   return repo;
 }

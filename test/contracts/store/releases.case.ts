@@ -285,6 +285,22 @@ export function releaseCases(): void {
         await inA((r) => r.releases.latest(a.serviceId, a.environmentId, ['queued'])),
       ).toBeNull();
       expect(await inA((r) => r.releases.inFlight(a.serviceId, a.environmentId))).toBeNull();
+      // The same question for every service environment at once, the org's only (other
+      // tests of this file leave releases of their own in both orgs).
+      const each = await inA((r) => r.releases.latestOfEach(['completed']));
+      const ofPair = (xs: Release[], serviceId: string) =>
+        xs.filter((x) => x.serviceId === serviceId && x.environmentId === a.environmentId);
+      expect(ofPair(each, a.serviceId)).toEqual([await inA((r) => r.releases.get(r3.id))]);
+      expect(ofPair(each, s2.id).map((x) => x.id)).toEqual([other.id]);
+      expect(each.every((x) => x.orgId === a.orgId && x.status === 'completed')).toBe(true);
+      expect(
+        ofPair(await inA((r) => r.releases.latestOfEach(['rolled_back', 'failed'])), a.serviceId),
+      ).toMatchObject([{ id: r2.id }]);
+      expect(ofPair(await inA((r) => r.releases.latestOfEach(['queued'])), a.serviceId)).toEqual(
+        [],
+      );
+      const inB = await store.withOrg(b.orgId, (r) => r.releases.latestOfEach(['completed']));
+      expect(inB.every((x) => x.orgId === b.orgId)).toBe(true);
       const bySvc = await inA((r) => r.releases.list({ limit: 10 }, { serviceId: a.serviceId }));
       expect(bySvc.items.map((x) => x.id)).toEqual([r1.id, r2.id, r3.id]);
       const byProject = await inA((r) =>

@@ -75,10 +75,13 @@ describe('deleting a node', () => {
       message: expect.stringContaining('its drain is still moving them'),
     });
     await h.drain();
+    // The drain's retirements removed what it stopped: nothing left for the delete.
     expect(await deleteNode(h.deps, admin, 'node_000002', {}, null)).toEqual({
       writtenOff: [],
       replacing: [],
+      containers: { removed: [], kept: [], errors: [] },
     });
+    expect(await audit(h, 'node.containers_removed')).toEqual([]);
     expect(await node(h, 'node_000002')).toBeNull();
     expect((await serving(h, v1.id)).map((r) => r.nodeId).sort()).toEqual([
       'node_000001',
@@ -132,7 +135,16 @@ describe('deleting a node', () => {
     expect(result).toEqual({
       writtenOff: [{ releaseId: v1.id, serviceId: h.service.id, replicas: [1] }],
       replacing: [v1.id],
+      // Best effort on a lost engine: it does not answer, and the delete goes on, saying so.
+      containers: {
+        removed: [],
+        kept: [],
+        errors: [expect.stringMatching(/^the engine did not answer: .*ECONNREFUSED/)],
+      },
     });
+    expect(await audit(h, 'node.containers_removed')).toMatchObject([
+      { targetId: 'node_000002', data: { reachability: 'lost', errors: result.containers.errors } },
+    ]);
     expect(await node(h, 'node_000002')).toBeNull();
     await h.drain();
     // The reshape also moves the replica off node-1, which still drains.

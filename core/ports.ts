@@ -699,6 +699,8 @@ export interface ServiceTraffic {
   /** Quantiles of the round's response times (Caddy's buckets, interpolated); null without requests. */
   latencyP50Seconds: number | null;
   latencyP95Seconds: number | null;
+  /** Requests (and WebSockets) open through the edge at the round's reading, over its hosts. */
+  openConnections: number;
   /**
    * Each per-service edge rule's figure over its window divided by the service's threshold
    * for it, so above 1 is past the threshold; 0 where a floor is not met; absent without
@@ -1045,6 +1047,11 @@ export interface EdgeHostCounters {
    * ascending `le`, the last one `Infinity` (equal to `requests`).
    */
   buckets: { le: number; count: number }[];
+  /**
+   * Requests in flight now, a proxied WebSocket among them for as long as it stays open: a
+   * gauge, the reading's own value, never a running total (no delta is taken of it).
+   */
+  openConnections: number;
 }
 
 /** What restore put back: route ids, and `<host> on <route id>` for hosts. */

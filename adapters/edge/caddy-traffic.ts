@@ -7,9 +7,12 @@ import type { EdgeHostCounters } from '../../core/ports.ts';
  * Summed over handlers, methods and codes, as the Prometheus rules sum them: Caddy 2.11
  * counts each request once, under its route's first handler (`handler="subroute"`, the
  * request id, for the edge's routes), with the status the client got; the test against a
- * real Caddy holds the sum to the requests sent.
+ * real Caddy holds the sum to the requests sent. The in-flight gauge is read the same way,
+ * summed over handlers (a request is in flight under its route's first handler only, a
+ * proxied WebSocket for as long as it stays open): the host's open connections now.
  */
 const family = 'caddy_http_request_duration_seconds';
+const inFlight = 'caddy_http_requests_in_flight';
 
 /** `a="x",b="y"` → {a: 'x', b: 'y'}, with the format's escapes (\\, \", \n). */
 export function parseLabels(text: string): Record<string, string> {
@@ -53,6 +56,7 @@ export function caddyTrafficFromMetrics(text: string, server: string): EdgeHostC
         responses4xx: 0,
         responses5xx: 0,
         buckets: [],
+        openConnections: 0,
         le: new Map(),
       };
       hosts.set(name, h);
@@ -91,6 +95,25 @@ export function caddyTrafficFromMetrics(text: string, server: string): EdgeHostC
       const le = raw === '+Inf' ? Infinity : Number(raw);
       if (raw !== undefined && !Number.isNaN(le)) h.le.set(le, (h.le.get(le) ?? 0) + value);
     }
+  }
+  // A few lines per host (one per handler): read apart, after the histograms' tens of MB.
+  const gauge = `\n${inFlight}{`;
+  for (let at = text.startsWith(`${inFlight}{`) ? -1 : text.indexOf(gauge); at !== -1;) {
+    const start = at + 1;
+    const end = text.indexOf('\n', start);
+    const line = end === -1 ? text.slice(start) : text.slice(start, end);
+    at = end === -1 ? -1 : text.indexOf(gauge, end);
+    const close = line.lastIndexOf('}');
+    if (close < 0 || labelOf(line, 'server') !== server) continue;
+    const host = labelOf(line, 'host');
+    const value = Number(
+      line
+        .slice(close + 1)
+        .trim()
+        .split(' ')[0],
+    );
+    // A host whose first request is still in flight has no histogram yet: it is seen here.
+    if (host && Number.isFinite(value)) hostOf(host.toLowerCase()).openConnections += value;
   }
   return [...hosts.values()].map(({ le, ...h }) => ({
     ...h,

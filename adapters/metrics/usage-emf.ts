@@ -12,7 +12,8 @@ import type { UsageSink, UsageSnapshot } from '../../core/ports.ts';
  * data service `BackupFailuresInARow`, dimensions Org/DataService; per active custom domain
  * `CertificateDaysLeft`, dimensions Org/Service/Domain; per service environment the edge's
  * `Requests`, `Responses4xx`, `Responses5xx` of the round, `LatencyP50Seconds` and
- * `LatencyP95Seconds` of the round, and the 5xx and p95 alarms' figures
+ * `LatencyP95Seconds` of the round, `OpenConnections` at its reading (a gauge: a quiet
+ * service has 0, not a gap), and the 5xx and p95 alarms' figures
  * (`Http5xxShareOfThreshold`, `LatencyP95OfThreshold`: each rule's figure over its window
  * divided by the service's threshold), dimensions Org/Service/Environment. Each
  * replica's own figures ride along as a plain property (searchable in Logs Insights, not a
@@ -145,11 +146,13 @@ export class EmfUsageSink implements UsageSink {
         Requests: t.requests,
         Responses4xx: t.responses4xx,
         Responses5xx: t.responses5xx,
+        OpenConnections: t.openConnections,
       };
       const metrics = [
         { Name: 'Requests', Unit: 'Count' },
         { Name: 'Responses4xx', Unit: 'Count' },
         { Name: 'Responses5xx', Unit: 'Count' },
+        { Name: 'OpenConnections', Unit: 'Count' },
       ];
       const add = (name: string, unit: string, v: number | null | undefined) => {
         // Without requests there is no share and no quantile: a gap, never 0.

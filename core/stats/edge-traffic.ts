@@ -154,6 +154,17 @@ export class EdgeTrafficHistory {
     }
     return { seconds: (newest.toMs - fromMs) / 1000, hosts };
   }
+
+  /**
+   * The connections open through the given hosts at the newest reading (a gauge: its value
+   * then, not a sum over rounds); a host absent from it has none.
+   */
+  openConnections(hosts: readonly string[]): number {
+    let open = 0;
+    for (const h of new Set(hosts.map((x) => x.toLowerCase())))
+      open += this.#last?.hosts.get(h)?.openConnections ?? 0;
+    return open;
+  }
 }
 
 /** The summed delta of a service environment's hosts; null when none of them was seen. */
@@ -169,9 +180,10 @@ function sumOf(hosts: readonly string[], deltas: Map<string, HostDelta>): HostDe
 }
 
 /**
- * Each service environment's traffic in the newest round, and the edge rules' figures over
- * their windows against the service's thresholds: the 5xx share (0 below the rule's floor
- * of errors per window, scaled to the window when the rounds span more or less) and the p95.
+ * Each service environment's traffic in the newest round, the connections open at its end,
+ * and the edge rules' figures over their windows against the service's thresholds: the 5xx
+ * share (0 below the rule's floor of errors per window, scaled to the window when the rounds
+ * span more or less) and the p95.
  */
 export function serviceTraffic(
   history: EdgeTrafficHistory,
@@ -211,6 +223,7 @@ export function serviceTraffic(
       responses5xx: now.responses5xx,
       latencyP50Seconds: histogramQuantile(0.5, now.buckets),
       latencyP95Seconds: histogramQuantile(0.95, now.buckets),
+      openConnections: history.openConnections(t.hosts),
       ofThreshold,
       http5xxShare,
       latencyP95WindowSeconds,

@@ -199,7 +199,7 @@ describe('the usage collector', () => {
     Object.defineProperty(store, 'alertTargetLookup', {
       value: { alertTargets: async () => [target] },
     });
-    const counters = (requests: number, e5: number) => ({
+    const counters = (requests: number, e5: number, openConnections = 0) => ({
       requests,
       responses4xx: 0,
       responses5xx: e5,
@@ -207,6 +207,7 @@ describe('the usage collector', () => {
         { le: 0.1, count: requests },
         { le: Infinity, count: requests },
       ],
+      openConnections,
     });
     let reading: unknown = [];
     const edge = {
@@ -232,9 +233,9 @@ describe('the usage collector', () => {
     expect((await collector.collect()).traffic).toEqual([]); // the baseline
     clock.advance(60_000);
     reading = [
-      { host: 'web-production-000123.apps.example', ...counters(150, 10) },
-      { host: 'shop.example.test', ...counters(50, 10) },
-      { host: 'other-production-999999.apps.example', ...counters(500, 500) },
+      { host: 'web-production-000123.apps.example', ...counters(150, 10, 2) },
+      { host: 'shop.example.test', ...counters(50, 10, 1) },
+      { host: 'other-production-999999.apps.example', ...counters(500, 500, 40) },
     ];
     const [t] = (await collector.collect()).traffic!;
     expect(t).toMatchObject({
@@ -244,6 +245,8 @@ describe('the usage collector', () => {
       requests: 100,
       responses5xx: 20,
       http5xxShare: 0.2,
+      // Its default and custom hosts' gauges now; not the other service's.
+      openConnections: 3,
     });
     // 20 % against the service's own 50 %: under it.
     expect(t!.ofThreshold.http_5xx_spike).toBeCloseTo(0.4, 10);

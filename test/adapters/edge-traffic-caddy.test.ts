@@ -5,7 +5,7 @@
  * service's threshold, and the p95 from the buckets, as the collector does each round.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
 import { caddyTrafficFromMetrics } from '../../adapters/edge/caddy-traffic.ts';
@@ -20,21 +20,62 @@ import { available } from '../support/services.ts';
 
 const ready = await available('caddy');
 
-/** An app: `/fail` answers 500, `/missing` 404, `/slow` after 300 ms, anything else 200. */
-async function app(): Promise<{ dial: string; close: () => Promise<void> }> {
+/**
+ * An app: `/fail` answers 500, `/missing` 404, `/slow` after 300 ms, `/hold` once `release()`
+ * is called, a WebSocket handshake with 101 and the socket held open until `release()`,
+ * anything else 200.
+ */
+async function app(): Promise<{
+  dial: string;
+  held: () => number;
+  release: () => void;
+  close: () => Promise<void>;
+}> {
+  const holding: (() => void)[] = [];
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/fail') res.statusCode = 500;
     if (path === '/missing') res.statusCode = 404;
     if (path === '/slow') setTimeout(() => res.end('slow'), 300);
+    else if (path === '/hold') holding.push(() => res.end('held'));
     else res.end('ok');
+  });
+  // No frames are needed: Caddy counts the proxied socket in flight for as long as it is open.
+  server.on('upgrade', (_req, socket: Socket) => {
+    socket.write(
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+    );
+    holding.push(() => socket.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     dial: `127.0.0.1:${port}`,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    held: () => holding.length,
+    release: () => holding.splice(0).forEach((end) => end()),
+    close: () => {
+      holding.splice(0).forEach((end) => end());
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
   };
+}
+
+/** A WebSocket opened through the edge to `host`: the client's socket once upgraded. */
+function openWebSocket(port: number, host: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    http
+      .request({
+        host: '127.0.0.1',
+        port,
+        path: '/socket',
+        headers: { Host: host, Connection: 'Upgrade', Upgrade: 'websocket' },
+        agent: false,
+      })
+      .on('upgrade', (_res, socket: Socket) => resolve(socket))
+      .on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)))
+      .on('error', reject)
+      .end();
+  });
 }
 
 function get(port: number, host: string, path: string): Promise<number> {
@@ -172,6 +213,53 @@ describe.skipIf(!ready)('edge traffic from a real Caddy', () => {
     expect(failing!.ofThreshold.http_5xx_spike).toBe(1 / 0.05);
   }, 60_000);
 
+  it('counts a WebSocket and a slow request open through the edge once per host, and none once they end', async () => {
+    const history = new EdgeTrafficHistory();
+    const t0 = Date.parse('2026-12-03T13:00:00Z');
+    const open = (hosts: Awaited<ReturnType<CaddyEdgeRouter['traffic']>>) =>
+      Object.fromEntries(hosts.map((h) => [h.host, h.openConnections]));
+    // Every host served once, so each has its series (Caddy has none before a first request).
+    for (const h of ['web-prod-b12345.apps.test', 'shop.example.test', 'api-prod-c12345.apps.test'])
+      expect(await get(caddy.httpPort, h, '/')).toBe(200);
+    history.observe(await edge.traffic(), t0);
+
+    // One WebSocket on the web service's default host, one request held on its custom host.
+    const ws = await openWebSocket(caddy.httpPort, 'web-prod-b12345.apps.test');
+    const slow = get(caddy.httpPort, 'shop.example.test', '/hold');
+    for (let i = 0; i < 100 && upstream.held() < 2; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(upstream.held()).toBe(2);
+    const during = await edge.traffic();
+    expect(open(during)).toEqual({
+      'web-prod-b12345.apps.test': 1,
+      'shop.example.test': 1,
+      'api-prod-c12345.apps.test': 0,
+    });
+    history.observe(during, t0 + 60_000);
+    const [w, a] = serviceTraffic(history, [web, api]);
+    // The environment's hosts summed; the other org's service has none open.
+    expect(w).toMatchObject({ serviceId: 'svc_web', openConnections: 2 });
+    expect(a).toMatchObject({ serviceId: 'svc_api', openConnections: 0 });
+
+    upstream.release();
+    expect(await slow).toBe(200);
+    ws.destroy();
+    // Caddy lowers the gauge once the proxied socket's copy loop returns: read until it has.
+    let after = await edge.traffic();
+    for (let i = 0; i < 100 && Object.values(open(after)).some((n) => n !== 0); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await edge.traffic();
+    }
+    expect(open(after)).toEqual({
+      'web-prod-b12345.apps.test': 0,
+      'shop.example.test': 0,
+      'api-prod-c12345.apps.test': 0,
+    });
+    // A gauge, not a total: the next round reads 0, not −2 nor the 2 of the round before.
+    history.observe(after, t0 + 120_000);
+    expect(serviceTraffic(history, [web])[0]).toMatchObject({ openConnections: 0 });
+  }, 30_000);
+
   it('reads only the selfdevop server’s counters, and a host Caddy never served is no series', async () => {
     const res = await edge.admin.request('GET', '/metrics');
     expect(res.status).toBe(200);
@@ -180,6 +268,10 @@ describe.skipIf(!ready)('edge traffic from a real Caddy', () => {
     expect(res.body).toMatch(/caddy_http_request_duration_seconds_count\{[^}]*handler="subroute"/);
     expect(res.body).not.toMatch(
       /caddy_http_request_duration_seconds_count\{[^}]*handler="reverse_proxy"/,
+    );
+    // The in-flight gauge is per host too (`per_host`), under the selfdevop server.
+    expect(res.body).toMatch(
+      /caddy_http_requests_in_flight\{[^}]*host="shop\.example\.test"[^}]*server="selfdevop"/,
     );
     expect(caddyTrafficFromMetrics(res.body, 'another-server')).toEqual([]);
     const hosts = (await edge.traffic()).map((h) => h.host);
@@ -217,6 +309,15 @@ describe('histogram quantiles and rounds (Prometheus semantics)', () => {
       `${f}_count{code="200",handler="subroute",host="q\\"x.test",method="GET",server="selfdevop",xhost="a.test"} 1`,
       `${f}_count{code="500",handler="subroute",host="a.test",method="GET",server="admin"} 50`,
       `caddy_http_request_size_bytes_count{code="500",handler="subroute",host="a.test",method="GET",server="selfdevop"} 70`,
+      // The gauge, summed over handlers; another server's is left out; a host whose first
+      // request is still in flight has no histogram yet but is seen.
+      '# TYPE caddy_http_requests_in_flight gauge',
+      `caddy_http_requests_in_flight{handler="subroute",host="A.test",server="selfdevop"} 2`,
+      `caddy_http_requests_in_flight{handler="reverse_proxy",host="a.test",server="selfdevop"} 1`,
+      `caddy_http_requests_in_flight{handler="subroute",host="a.test",server="admin"} 40`,
+      `caddy_http_requests_in_flight{handler="subroute",host="q\\"x.test",server="selfdevop"} 0`,
+      `caddy_http_requests_in_flight{handler="subroute",host="new.test",server="selfdevop"} 1`,
+      `caddy_http_requests_in_flight_total{handler="subroute",host="a.test",server="selfdevop"} 9`,
     ].join('\n');
     const hosts = caddyTrafficFromMetrics(text, 'selfdevop');
     expect(hosts).toEqual([
@@ -229,8 +330,24 @@ describe('histogram quantiles and rounds (Prometheus semantics)', () => {
           { le: 0.1, count: 2 },
           { le: Infinity, count: 3 },
         ],
+        openConnections: 3,
       },
-      { host: 'q"x.test', requests: 1, responses4xx: 0, responses5xx: 0, buckets: [] },
+      {
+        host: 'q"x.test',
+        requests: 1,
+        responses4xx: 0,
+        responses5xx: 0,
+        buckets: [],
+        openConnections: 0,
+      },
+      {
+        host: 'new.test',
+        requests: 0,
+        responses4xx: 0,
+        responses5xx: 0,
+        buckets: [],
+        openConnections: 1,
+      },
     ]);
   });
 
@@ -242,6 +359,7 @@ describe('histogram quantiles and rounds (Prometheus semantics)', () => {
       responses4xx: 0,
       responses5xx: e5,
       buckets: b([0.1, requests], [Infinity, requests]),
+      openConnections: 0,
     });
     const target: TrafficTarget = {
       orgId: 'o',
@@ -275,6 +393,7 @@ describe('histogram quantiles and rounds (Prometheus semantics)', () => {
         responses4xx: 0,
         responses5xx: e5,
         buckets: b([0.1, requests], [Infinity, requests]),
+        openConnections: 0,
       },
     ];
     const target: TrafficTarget = {
@@ -293,5 +412,36 @@ describe('histogram quantiles and rounds (Prometheus semantics)', () => {
     const [t] = serviceTraffic(history, [target]);
     expect(t!.seconds).toBe(60);
     expect(t!.requests).toBe(10);
+  });
+
+  it('takes open connections as the newest reading’s gauge, summed over an environment’s own hosts', () => {
+    const history = new EdgeTrafficHistory();
+    const c = (host: string, requests: number, openConnections: number) => ({
+      host,
+      requests,
+      responses4xx: 0,
+      responses5xx: 0,
+      buckets: b([0.1, requests], [Infinity, requests]),
+      openConnections,
+    });
+    const target: TrafficTarget = {
+      orgId: 'o',
+      serviceId: 's',
+      environmentId: 'e',
+      // A host listed twice, in another case, counts once.
+      hosts: ['a.test', 'B.test', 'b.test', 'gone.test'],
+      thresholds: {},
+    };
+    const other: TrafficTarget = { ...target, environmentId: 'staging', hosts: ['c.test'] };
+    history.observe([c('a.test', 10, 7), c('b.test', 0, 1), c('c.test', 5, 100)], 0);
+    history.observe([c('a.test', 20, 3), c('b.test', 0, 2), c('c.test', 5, 100)], 60_000);
+    const [t, o] = serviceTraffic(history, [target, other]);
+    // 3 + 2 now: not the 7 and 1 of the reading before, nor a delta (−4 + 1), nor c's 100.
+    expect(t).toMatchObject({ requests: 10, openConnections: 5 });
+    // No request in the round, and still its connections open (a long-lived WebSocket).
+    expect(o).toMatchObject({ requests: 0, openConnections: 100 });
+    // A restarted edge: the gauge is simply what it reads.
+    history.observe([c('a.test', 1, 1)], 120_000);
+    expect(serviceTraffic(history, [target])[0]).toMatchObject({ requests: 1, openConnections: 1 });
   });
 });

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { EmfUsageSink } from '../../adapters/metrics/usage-emf.ts';
 import { PrometheusUsageSink } from '../../adapters/metrics/usage-prometheus.ts';
+import { CloudWatchMetricsQuery } from '../../adapters/metrics-query/cloudwatch.ts';
 import { cloudWatchAlarms, edgeRuleMetrics } from '../../core/alerts/cloudwatch-alarms.ts';
 import type { ServiceTraffic } from '../../core/ports.ts';
 import {
@@ -13,6 +14,7 @@ import {
   usageSnapshot,
   type UsageRead,
 } from '../contracts/usage-sink.case.ts';
+import { fakeCloudWatch, type Datapoint } from '../cloud/fakes/cloudwatch.ts';
 
 function readPrometheus(text: string): UsageRead {
   const out: UsageRead = {
@@ -214,6 +216,7 @@ describe('EmfUsageSink', () => {
       responses5xx: 10,
       latencyP50Seconds: 0.004,
       latencyP95Seconds: 0.41,
+      openConnections: 4,
       ofThreshold: { http_5xx_spike: 3.45, latency_p95: 0.41 },
       http5xxShare: 0.1724,
       latencyP95WindowSeconds: 0.41,
@@ -229,6 +232,7 @@ describe('EmfUsageSink', () => {
       responses5xx: 0,
       latencyP50Seconds: null,
       latencyP95Seconds: null,
+      openConnections: 2,
       ofThreshold: {},
       http5xxShare: null,
       latencyP95WindowSeconds: null,
@@ -275,9 +279,67 @@ describe('EmfUsageSink', () => {
       ['org_a/svc_web/env_prod', 0.41],
     ]);
     expect(metrics.get('LatencyP50Seconds')!.values.get('org_a/svc_web/env_prod')).toBe(0.004);
+    // The open-connections chart: a gauge per environment, even one without requests (a
+    // WebSocket open through a quiet round), Unit Count.
+    expect(metrics.get('OpenConnections')!).toMatchObject({ unit: 'Count' });
+    expect(Object.fromEntries(metrics.get('OpenConnections')!.values)).toEqual({
+      'org_a/svc_web/env_prod': 4,
+      'org_b/svc_api/env_prod': 2,
+    });
     // Bounded: no dimension but Org/Service/Environment, whatever the hosts or paths.
     for (const [name, m] of metrics)
       expect(m.dims, name).toEqual(['Org', 'Service', 'Environment']);
+  });
+
+  it('publishes OpenConnections where the service page’s open-connections chart reads it', async () => {
+    const lines: string[] = [];
+    const snapshot = { ...usageSnapshot, replicas: [], nodes: [], traffic };
+    new EmfUsageSink({ destination: { write: (l) => void lines.push(l.trim()) } }).publish(
+      snapshot,
+    );
+    // What CloudWatch stores from the lines: each metric's minute, under its dimensions.
+    const points: Datapoint[] = [];
+    for (const l of lines) {
+      const d = JSON.parse(l) as Record<string, unknown>;
+      const aws = d._aws as {
+        Timestamp: number;
+        CloudWatchMetrics: {
+          Namespace: string;
+          Dimensions: string[][];
+          Metrics: { Name: string }[];
+        }[];
+      };
+      for (const c of aws.CloudWatchMetrics)
+        for (const m of c.Metrics) {
+          const v = d[m.Name] as number;
+          points.push({
+            namespace: c.Namespace,
+            name: m.Name,
+            dimensions: Object.fromEntries(c.Dimensions[0]!.map((k) => [k, String(d[k])])),
+            t: Math.floor(aws.Timestamp / 60_000) * 60,
+            stats: { Sum: v, Average: v, Maximum: v, SampleCount: 1 },
+          });
+        }
+    }
+    const at = Date.parse(snapshot.at);
+    const minute = Math.floor(at / 60_000) * 60;
+    const query = new CloudWatchMetricsQuery({ client: fakeCloudWatch(points).client });
+    const read = async (serviceId: string) =>
+      query.series({
+        scope: {
+          kind: 'service',
+          orgId: serviceId === 'svc_web' ? 'org_a' : 'org_b',
+          serviceId,
+          environmentId: 'env_prod',
+          hosts: [],
+        },
+        keys: ['connections'],
+        start: new Date((minute - 300) * 1000),
+        end: new Date((minute + 60) * 1000),
+        stepSeconds: 60,
+      });
+    expect(await read('svc_web')).toEqual([{ key: 'connections', points: [[minute, 4]] }]);
+    expect(await read('svc_api')).toEqual([{ key: 'connections', points: [[minute, 2]] }]);
   });
 
   it('writes no edge line where the collection did not read the edge', () => {

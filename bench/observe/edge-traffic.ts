@@ -18,7 +18,13 @@ import {
 import { startCaddy } from '../../test/support/caddy.ts';
 import { round } from '../support/stats.ts';
 
-export const edgeTrafficGoals = { edgeRoundCpuMs: 200 };
+/**
+ * The issue's bound on collection (`collectionCpuPctOfCore`: ≤ 3 % of one core) applied to the
+ * cloud's edge read: its CPU per round over the round's interval (a minute, the usage-collect
+ * schedule).
+ */
+export const edgeTrafficGoals = { edgeCollectionCpuPctOfCore: 3 };
+const roundIntervalMs = 60_000;
 
 function get(port: number, host: string, path: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -109,10 +115,10 @@ export async function edgeTrafficCost(
         cpuMsMax: max,
       },
       goals: {
-        edgeRoundCpuMs: {
-          goal: `<= ${edgeTrafficGoals.edgeRoundCpuMs} (median, ${services} service environments)`,
-          got: median,
-          met: median <= edgeTrafficGoals.edgeRoundCpuMs,
+        edgeCollectionCpuPctOfCore: {
+          goal: `<= ${edgeTrafficGoals.edgeCollectionCpuPctOfCore} (median round's CPU over its minute, ${services} service environments)`,
+          got: round((median / roundIntervalMs) * 100, 2),
+          met: (median / roundIntervalMs) * 100 <= edgeTrafficGoals.edgeCollectionCpuPctOfCore,
         },
       },
     };

@@ -160,7 +160,7 @@ type ToSocket =
   | { close: true };
 type FromSocket =
   | { bound: { address: string; port: number } }
-  | { bindError: string; code?: string }
+  | { bindError: string; code?: string; syscall?: string; address?: string; port?: number }
   | { ask: number; msg: Uint8Array }
   | { socketError: string }
   | { closed: true };
@@ -211,8 +211,16 @@ function socketThread(
       if (to && m.buf) socket.send(m.buf, to.port, to.address);
     } else if ('close' in m) socket.close(() => port.postMessage({ closed: true }));
   });
-  socket.once('error', (e: NodeJS.ErrnoException) =>
-    port.postMessage({ bindError: e.message, code: e.code }),
+  // The OS error's fields, not only its text: start-up names the taken port and the
+  // variable from them (`functions/selfhost/start-errors.ts`).
+  socket.once('error', (e: NodeJS.ErrnoException & { address?: string; port?: number }) =>
+    port.postMessage({
+      bindError: e.message,
+      code: e.code,
+      syscall: e.syscall,
+      address: e.address,
+      port: e.port,
+    }),
   );
   socket.bind(data.port, data.host, () => {
     socket.removeAllListeners('error');
@@ -309,8 +317,10 @@ export async function startUpstreamDns(options: {
   const bound = new Promise<{ address: string; port: number }>((resolve, reject) => {
     worker.on('message', (m: FromSocket) => {
       if ('bound' in m) resolve(m.bound);
-      else if ('bindError' in m) reject(Object.assign(new Error(m.bindError), { code: m.code }));
-      else if ('socketError' in m)
+      else if ('bindError' in m) {
+        const { bindError, ...fields } = m;
+        reject(Object.assign(new Error(bindError), fields));
+      } else if ('socketError' in m)
         options.logger?.error({ err: m.socketError }, 'edge DNS socket error');
       else if ('closed' in m) closed?.();
       else if ('ask' in m) {

@@ -704,45 +704,26 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
     }),
   );
 
-  // A link cannot send a bearer token: the cookie authenticates this proxy of the API's stream.
-  app.get('/dashboard/data-services/:id/backups/:backupId/download', async (c: Context) => {
-    const api = new DashboardApi(c, fetchApi);
-    const res = await api.raw(
-      'GET',
-      `/api/data-services/${encodeURIComponent(param(c, 'id'))}/backups/${encodeURIComponent(param(c, 'backupId'))}/download`,
-      { headers: { accept: 'application/octet-stream' } },
-    );
-    return new Response(res.body, {
-      status: res.status,
-      headers: {
-        'content-type': res.headers.get('content-type') ?? 'text/plain',
-        ...(res.headers.get('content-disposition')
-          ? { 'content-disposition': res.headers.get('content-disposition')! }
-          : {}),
-        'cache-control': 'no-store',
-      },
+  // A link cannot send a bearer token: the cookie authenticates this proxy of the API's
+  // stream — the download (decrypted), and the object as it is, for another install.
+  for (const file of ['download', 'object'] as const)
+    app.get(`/dashboard/data-services/:id/backups/:backupId/${file}`, async (c: Context) => {
+      const api = new DashboardApi(c, fetchApi);
+      const res = await api.raw(
+        'GET',
+        `/api/data-services/${encodeURIComponent(param(c, 'id'))}/backups/${encodeURIComponent(param(c, 'backupId'))}/${file}`,
+        { headers: { accept: 'application/octet-stream' } },
+      );
+      const disposition = res.headers.get('content-disposition');
+      return new Response(res.body, {
+        status: res.status,
+        headers: {
+          'content-type': res.headers.get('content-type') ?? 'text/plain',
+          ...(disposition ? { 'content-disposition': disposition } : {}),
+          'cache-control': 'no-store',
+        },
+      });
     });
-  });
-
-  // The object as it is, for another install: the same cookie-authenticated proxy.
-  app.get('/dashboard/data-services/:id/backups/:backupId/object', async (c: Context) => {
-    const api = new DashboardApi(c, fetchApi);
-    const res = await api.raw(
-      'GET',
-      `/api/data-services/${encodeURIComponent(param(c, 'id'))}/backups/${encodeURIComponent(param(c, 'backupId'))}/object`,
-      { headers: { accept: 'application/octet-stream' } },
-    );
-    return new Response(res.body, {
-      status: res.status,
-      headers: {
-        'content-type': res.headers.get('content-type') ?? 'text/plain',
-        ...(res.headers.get('content-disposition')
-          ? { 'content-disposition': res.headers.get('content-disposition')! }
-          : {}),
-        'cache-control': 'no-store',
-      },
-    });
-  });
 
   // The export's JSON as a file to save beside the object.
   app.post('/dashboard/data-services/:id/backups/:backupId/export', async (c: Context) => {

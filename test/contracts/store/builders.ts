@@ -267,6 +267,7 @@ export const aDataService = (
   shareable: false,
   sharedServerId: null,
   move: null,
+  upgrade: null,
   createdAt: at(),
   updatedAt: at(),
   ...o,

@@ -1,6 +1,5 @@
-import type dgram from 'node:dgram';
+import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import { Worker } from 'node:worker_threads';
 import type { Logger, UpstreamFeed, UpstreamRegistry } from '../../core/ports.ts';
 import { hostOfTarget, labelOfSrvName } from '../../core/edge/caddy-route.ts';
 
@@ -18,15 +17,6 @@ import { hostOfTarget, labelOfSrvName } from '../../core/edge/caddy-route.ts';
  * followed the pool's queue during deploys). Until the mirror is loaded, and for a route it
  * does not hold (created a moment ago, its word still on the way), the registry is read,
  * its answer cached for `cacheMs`.
- *
- * The socket lives on a worker thread of its own, holding a copy of the mirror: it answers
- * every mirrored route and every `ip-…` target there, so an answer never waits for the
- * process's main event loop, which during a mass deploy is busy with the release engine's
- * steps, health probes and pool callbacks (bench:scale's upstream DNS p99 was 42 ms with
- * every answer already in memory). Only what memory cannot answer (a route not mirrored,
- * an `A` for a host name) goes to the main thread, which reads the registry as before.
- * The worker's copy trails the mirror by one message; a switch never relies on it, since
- * it asks this server until the new set is answered.
  */
 export interface UpstreamDnsServer {
   /** host:port the server is bound to (the port is real even when 0 was asked for). */
@@ -36,29 +26,17 @@ export interface UpstreamDnsServer {
   close(): Promise<void>;
 }
 
-/*
- * The wire format. These are function declarations that reference only each other, their
- * arguments and globals, because the worker thread runs their source text (the bcrypt pool's
- * way, adapters/auth/bcrypt-pool.ts: an evaluated worker needs no TypeScript loader and
- * survives the esbuild bundle, where a worker file beside this one would not exist).
- */
+const TYPE_A = 1;
+const TYPE_SRV = 33;
+const CLASS_IN = 1;
 
-/** The question of a query: its name (lower case), type and where the question ends. */
-function questionOf(msg: Buffer): { name: string; qtype: number; end: number } | null {
-  if (msg.length < 12) return null;
+function readName(msg: Buffer, offset: number): { name: string; end: number } {
   const labels: string[] = [];
-  let off = 12;
+  let off = offset;
   for (let guard = 0; guard < 128; guard++) {
     const len = msg[off];
     if (len === undefined) throw new Error('truncated name');
-    if (len === 0) {
-      if (off + 5 > msg.length) throw new Error('truncated question');
-      return {
-        name: labels.join('.').toLowerCase(),
-        qtype: msg.readUInt16BE(off + 1),
-        end: off + 5,
-      };
-    }
+    if (len === 0) return { name: labels.join('.').toLowerCase(), end: off + 1 };
     if ((len & 0xc0) !== 0) throw new Error('compressed question names are not expected');
     labels.push(msg.toString('latin1', off + 1, off + 1 + len));
     off += 1 + len;
@@ -74,172 +52,23 @@ function encodeName(name: string): Buffer {
   ]);
 }
 
-/** One resource record for the question's name (type 1 = A, 33 = SRV; class IN). */
-function answerRecord(type: number, ttl: number, rdata: Buffer): Buffer {
+function answer(type: number, ttl: number, rdata: Buffer): Buffer {
   const head = Buffer.alloc(10);
   head.writeUInt16BE(type, 0);
-  head.writeUInt16BE(1, 2);
+  head.writeUInt16BE(CLASS_IN, 2);
   head.writeUInt32BE(ttl, 4);
   head.writeUInt16BE(rdata.length, 8);
   // 0xc00c points back at the question's name.
   return Buffer.concat([Buffer.from([0xc0, 0x0c]), head, rdata]);
 }
 
-/** SRV records for `upstreams` (host:port); IPs become `ip-10-0-0-5.<zone>` targets. */
-function srvAnswers(upstreams: readonly string[], zone: string): Buffer[] {
-  return upstreams.map((u) => {
-    const i = u.lastIndexOf(':');
-    const host = u.slice(0, i);
-    const target = /^\d+\.\d+\.\d+\.\d+$/.test(host)
-      ? `ip-${host.replace(/\./g, '-')}.${zone}`
-      : `${host}.${zone}`;
-    const fixed = Buffer.alloc(6);
-    fixed.writeUInt16BE(10, 0); // priority
-    fixed.writeUInt16BE(10, 2); // weight
-    fixed.writeUInt16BE(Number(u.slice(i + 1)), 4);
-    return answerRecord(33, 1, Buffer.concat([fixed, encodeName(target)]));
-  });
+function srvRecord(target: string, port: number): Buffer {
+  const fixed = Buffer.alloc(6);
+  fixed.writeUInt16BE(10, 0); // priority
+  fixed.writeUInt16BE(10, 2); // weight
+  fixed.writeUInt16BE(port, 4);
+  return Buffer.concat([fixed, encodeName(target)]);
 }
-
-function aAnswer(address: string): Buffer {
-  return answerRecord(1, 60, Buffer.from(address.split('.').map(Number)));
-}
-
-/** The reply to `msg` (its question ends at `end`): authoritative, with `answers` or `rcode`. */
-function replyOf(msg: Buffer, end: number, answers: readonly Buffer[], rcode: number): Buffer {
-  const header = Buffer.alloc(12);
-  header.writeUInt16BE(msg.readUInt16BE(0), 0);
-  header.writeUInt16BE(0x8400 | rcode, 2); // response, authoritative
-  header.writeUInt16BE(1, 4);
-  header.writeUInt16BE(answers.length, 6);
-  return Buffer.concat([header, msg.subarray(12, end), ...answers]);
-}
-
-/**
- * The reply memory alone gives: an SRV for a route in `routes`, an `A` for an `ip-…` target,
- * REFUSED for another zone; null when the main thread must answer (a route not held, a host
- * name to look up). `routes` is null until the mirror is loaded. The names' functions come
- * as an argument: a test runner's module transform rewrites references to imports.
- */
-function replyFromMemory(
-  msg: Buffer,
-  zone: string,
-  routes: ReadonlyMap<string, readonly string[]> | null,
-  names: { labelOfSrvName: typeof labelOfSrvName; hostOfTarget: typeof hostOfTarget },
-): Buffer | null {
-  const q = questionOf(msg);
-  if (!q) return null;
-  if (q.qtype === 33) {
-    const label = names.labelOfSrvName(q.name, zone);
-    const upstreams = label !== null ? routes?.get(label) : undefined;
-    return upstreams ? replyOf(msg, q.end, srvAnswers(upstreams, zone), 0) : null;
-  }
-  if (q.qtype === 1 && q.name.endsWith(`.${zone}`)) {
-    const ip = names.hostOfTarget(q.name, zone);
-    return ip ? replyOf(msg, q.end, [aAnswer(ip)], 0) : null;
-  }
-  return q.name.endsWith(zone) ? null : replyOf(msg, q.end, [], 5); // REFUSED: not our zone
-}
-
-/** SERVFAIL for `msg`: Caddy then keeps its last good upstreams (grace_period). */
-function servfailOf(msg: Buffer): Buffer | null {
-  if (msg.length < 12) return null;
-  const fail = Buffer.from(msg);
-  fail.writeUInt16BE(0x8402, 2);
-  fail.writeUInt16BE(0, 6);
-  fail.writeUInt16BE(0, 8);
-  fail.writeUInt16BE(0, 10);
-  return fail;
-}
-
-/** Messages between the main thread and the socket's thread. */
-type ToSocket =
-  | { routes: [string, string[]][] }
-  | { set: string; upstreams: string[] | null }
-  | { reply: number; buf: Uint8Array | null }
-  | { close: true };
-type FromSocket =
-  | { bound: { address: string; port: number } }
-  | { bindError: string; code?: string; syscall?: string; address?: string; port?: number }
-  | { ask: number; msg: Uint8Array }
-  | { socketError: string }
-  | { closed: true };
-
-/**
- * The socket thread's body. It runs from its source text, so it reaches the wire functions
- * through `h` and Node through `require`, never through this module's imports.
- */
-function socketThread(
-  h: {
-    replyFromMemory: typeof replyFromMemory;
-    names: Parameters<typeof replyFromMemory>[3];
-  },
-  data: { zone: string; host: string; port: number },
-  port: {
-    on(event: 'message', cb: (m: ToSocket) => void): void;
-    postMessage(m: FromSocket): void;
-  },
-  dgramOf: typeof dgram,
-): void {
-  let routes: Map<string, string[]> | null = null;
-  const asked = new Map<number, { port: number; address: string }>();
-  let nextAsk = 0;
-  const socket = dgramOf.createSocket(data.host.includes(':') ? 'udp6' : 'udp4');
-  socket.on('message', (msg, rinfo) => {
-    let reply: Buffer | null;
-    try {
-      reply = h.replyFromMemory(msg, data.zone, routes, h.names);
-    } catch {
-      return; // not a question this server can read: dropped, as the main thread did
-    }
-    if (reply) {
-      socket.send(reply, rinfo.port, rinfo.address);
-      return;
-    }
-    const id = ++nextAsk;
-    asked.set(id, { port: rinfo.port, address: rinfo.address });
-    port.postMessage({ ask: id, msg });
-  });
-  port.on('message', (m) => {
-    if ('routes' in m) routes = new Map(m.routes);
-    else if ('set' in m) {
-      if (m.upstreams) routes?.set(m.set, m.upstreams);
-      else routes?.delete(m.set);
-    } else if ('reply' in m) {
-      const to = asked.get(m.reply);
-      asked.delete(m.reply);
-      if (to && m.buf) socket.send(m.buf, to.port, to.address);
-    } else if ('close' in m) socket.close(() => port.postMessage({ closed: true }));
-  });
-  // The OS error's fields, not only its text: start-up names the taken port and the
-  // variable from them (`functions/selfhost/start-errors.ts`).
-  socket.once('error', (e: NodeJS.ErrnoException & { address?: string; port?: number }) =>
-    port.postMessage({
-      bindError: e.message,
-      code: e.code,
-      syscall: e.syscall,
-      address: e.address,
-      port: e.port,
-    }),
-  );
-  socket.bind(data.port, data.host, () => {
-    socket.removeAllListeners('error');
-    socket.on('error', (e) => port.postMessage({ socketError: e.message }));
-    const a = socket.address();
-    port.postMessage({ bound: { address: a.address, port: a.port } });
-  });
-}
-
-const socketThreadSource = `
-const { parentPort, workerData } = require('node:worker_threads');
-${[questionOf, encodeName, answerRecord, srvAnswers, aAnswer, replyOf, labelOfSrvName, hostOfTarget, replyFromMemory].map((f) => f.toString()).join('\n')}
-(${socketThread.toString()})(
-  {
-    replyFromMemory: ${replyFromMemory.name},
-    names: { labelOfSrvName: ${labelOfSrvName.name}, hostOfTarget: ${hostOfTarget.name} },
-  },
-  workerData, parentPort, require('node:dgram'));
-`;
 
 /** How long the server reuses a registry answer unless told otherwise (`cacheMs`). */
 export const defaultUpstreamDnsCacheMs = 200;
@@ -260,25 +89,8 @@ export async function startUpstreamDns(options: {
   const zone = options.zone.toLowerCase();
   const cacheMs = options.cacheMs ?? defaultUpstreamDnsCacheMs;
   const cache = new Map<string, { upstreams: string[] | null; until: number }>();
-  const worker = new Worker(socketThreadSource, {
-    eval: true,
-    workerData: { zone, host: options.host, port: options.port },
-  });
-  const tell = (m: ToSocket) => worker.postMessage(m);
-  let mirror: Mirror | null = null;
-  try {
-    mirror = options.registry.watch
-      ? await mirrorOf(options.registry, {
-          ...options,
-          // The socket's copy follows every change of the mirror, in order.
-          onLoad: (routes) => tell({ routes: [...routes] }),
-          onChange: (label, upstreams) => tell({ set: label, upstreams }),
-        })
-      : null;
-  } catch (e) {
-    await worker.terminate();
-    throw e;
-  }
+  const mirror = options.registry.watch ? await mirrorOf(options.registry, options) : null;
+  const socket = dgram.createSocket(options.host.includes(':') ? 'udp6' : 'udp4');
 
   async function upstreamsOf(label: string): Promise<string[] | null> {
     const mirrored = mirror?.get(label);
@@ -290,84 +102,88 @@ export async function startUpstreamDns(options: {
     return upstreams;
   }
 
-  /** What the socket's thread could not answer from memory. */
   async function respond(msg: Buffer): Promise<Buffer | null> {
-    const q = questionOf(msg);
-    if (!q) return null;
-    if (q.qtype === 33 && labelOfSrvName(q.name, zone)) {
-      const upstreams = await upstreamsOf(labelOfSrvName(q.name, zone)!);
-      // NXDOMAIN: no such route
-      return upstreams === null
-        ? replyOf(msg, q.end, [], 3)
-        : replyOf(msg, q.end, srvAnswers(upstreams, zone), 0);
-    }
-    if (q.qtype === 1 && q.name.endsWith(`.${zone}`)) {
+    if (msg.length < 12) return null;
+    const id = msg.readUInt16BE(0);
+    const { name, end } = readName(msg, 12);
+    const qtype = msg.readUInt16BE(end);
+    const question = msg.subarray(12, end + 4);
+    const answers: Buffer[] = [];
+    let rcode = 0;
+    if (qtype === TYPE_SRV && labelOfSrvName(name, zone)) {
+      const upstreams = await upstreamsOf(labelOfSrvName(name, zone)!);
+      if (upstreams === null) rcode = 3; // NXDOMAIN: no such route
+      for (const u of upstreams ?? []) {
+        const i = u.lastIndexOf(':');
+        answers.push(
+          answer(TYPE_SRV, 1, srvRecord(targetOf(u.slice(0, i), zone), Number(u.slice(i + 1)))),
+        );
+      }
+    } else if (qtype === TYPE_A && name.endsWith(`.${zone}`)) {
+      const ip = hostOfTarget(name, zone);
       const address =
-        hostOfTarget(q.name, zone) ??
-        (await lookup(q.name.slice(0, -(zone.length + 1)), { family: 4 }).then(
+        ip ??
+        (await lookup(name.slice(0, -(zone.length + 1)), { family: 4 }).then(
           (r) => r.address,
           () => null,
         ));
-      return address ? replyOf(msg, q.end, [aAnswer(address)], 0) : replyOf(msg, q.end, [], 3);
+      if (address) answers.push(answer(TYPE_A, 60, Buffer.from(address.split('.').map(Number))));
+      else rcode = 3;
+    } else if (!name.endsWith(zone)) {
+      rcode = 5; // REFUSED: not our zone
     }
-    return replyOf(msg, q.end, [], q.name.endsWith(zone) ? 0 : 5); // REFUSED: not our zone
+    const header = Buffer.alloc(12);
+    header.writeUInt16BE(id, 0);
+    header.writeUInt16BE(0x8400 | rcode, 2); // response, authoritative
+    header.writeUInt16BE(1, 4);
+    header.writeUInt16BE(answers.length, 6);
+    return Buffer.concat([header, question, ...answers]);
   }
 
-  let closed: (() => void) | null = null;
-  const bound = new Promise<{ address: string; port: number }>((resolve, reject) => {
-    worker.on('message', (m: FromSocket) => {
-      if ('bound' in m) resolve(m.bound);
-      else if ('bindError' in m) {
-        const { bindError, ...fields } = m;
-        reject(Object.assign(new Error(bindError), fields));
-      } else if ('socketError' in m)
-        options.logger?.error({ err: m.socketError }, 'edge DNS socket error');
-      else if ('closed' in m) closed?.();
-      else if ('ask' in m) {
-        const msg = Buffer.from(m.msg);
-        respond(msg).then(
-          (reply) => tell({ reply: m.ask, buf: reply }),
-          (e: unknown) => {
-            // A registry that cannot answer must not look like "no such route".
-            options.logger?.warn(
-              { err: e instanceof Error ? e.message : String(e) },
-              'edge DNS could not answer',
-            );
-            tell({ reply: m.ask, buf: servfailOf(msg) });
-          },
+  socket.on('message', (msg, rinfo) => {
+    respond(msg).then(
+      (reply) => {
+        if (reply) socket.send(reply, rinfo.port, rinfo.address);
+      },
+      (e: unknown) => {
+        // A registry that cannot answer must not look like "no such route": SERVFAIL makes
+        // Caddy keep its last good upstreams (grace_period) instead of dropping the route.
+        options.logger?.warn(
+          { err: e instanceof Error ? e.message : String(e) },
+          'edge DNS could not answer',
         );
-      }
-    });
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`edge DNS thread exited (${code})`)));
+        if (msg.length >= 12) {
+          const fail = Buffer.from(msg.subarray(0, 12));
+          fail.writeUInt16BE(0x8402, 2);
+          fail.writeUInt16BE(0, 6);
+          socket.send(Buffer.concat([fail, msg.subarray(12)]), rinfo.port, rinfo.address);
+        }
+      },
+    );
   });
-  let address: { address: string; port: number };
   try {
-    address = await bound;
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(options.port, options.host, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
   } catch (e) {
     await mirror?.close();
-    await worker.terminate();
     throw e;
   }
-  // A thread that dies later is an outage of the edge's DNS: Caddy keeps its last answers
-  // for the grace period, and the error says why.
-  worker.on('error', (e) => options.logger?.error({ err: e.message }, 'edge DNS thread failed'));
-  worker.removeAllListeners('exit');
+  socket.on('error', (e) => options.logger?.error({ err: e.message }, 'edge DNS socket error'));
+  const bound = socket.address();
   return {
-    address: `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`,
+    address: `${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`,
     invalidate: (label) => {
       cache.delete(label);
       mirror?.refresh(label);
     },
     close: async () => {
       await mirror?.close();
-      await new Promise<void>((resolve) => {
-        closed = resolve;
-        tell({ close: true });
-        // A thread that cannot say so (stuck, gone) is ended anyway.
-        setTimeout(resolve, 1_000).unref();
-      });
-      await worker.terminate();
+      await new Promise<void>((r) => socket.close(() => r()));
     },
   };
 }
@@ -386,14 +202,7 @@ interface Mirror {
  */
 async function mirrorOf(
   registry: UpstreamRegistry & Partial<UpstreamFeed>,
-  options: {
-    resyncMs?: number;
-    logger?: Logger;
-    /** Every route, after each whole load. */
-    onLoad(routes: ReadonlyMap<string, string[]>): void;
-    /** One route changed (null: no longer held). */
-    onChange(label: string, upstreams: string[] | null): void;
-  },
+  options: { resyncMs?: number; logger?: Logger },
 ): Promise<Mirror> {
   const routes = new Map<string, string[]>();
   let loaded = false;
@@ -412,14 +221,10 @@ async function mirrorOf(
         if (reads.get(label) !== mine) return;
         if (upstreams) routes.set(label, upstreams);
         else routes.delete(label);
-        options.onChange(label, upstreams);
       },
       (e: unknown) => {
         // Not served stale: the route falls back to reading the registry until it answers.
-        if (reads.get(label) === mine) {
-          routes.delete(label);
-          options.onChange(label, null);
-        }
+        if (reads.get(label) === mine) routes.delete(label);
         warn(e, 'edge DNS could not read a changed route');
       },
     );
@@ -437,7 +242,6 @@ async function mirrorOf(
           if (!all.has(label) && !newer(label)) routes.delete(label);
         for (const [label, upstreams] of all) if (!newer(label)) routes.set(label, upstreams);
         loaded = true;
-        options.onLoad(routes);
       },
       (e: unknown) => warn(e, 'edge DNS could not load the routes; reading them one by one'),
     );
@@ -461,4 +265,11 @@ async function mirrorOf(
       await watcher.close();
     },
   };
+}
+
+/** The SRV target for an upstream host: IPs are encoded in the name, hostnames kept under the zone. */
+function targetOf(host: string, zone: string): string {
+  return /^\d+\.\d+\.\d+\.\d+$/.test(host)
+    ? `ip-${host.replace(/\./g, '-')}.${zone}`
+    : `${host}.${zone}`;
 }

@@ -40,6 +40,11 @@ const { values } = parseArgs({
     only: { type: 'string' },
   },
 });
+for (const flag of ['connections', 'floor-seconds'] as const)
+  if (!/^[1-9]\d{0,3}$/.test(values[flag])) {
+    console.error(`--${flag} takes a whole number from 1 to 9999, not '${values[flag]}'`);
+    process.exit(2);
+  }
 // Keep-alive connections of every scenario's load (the issue names the rate, not these).
 issueLoad.connections = Number(values.connections);
 if (!nodeSockets.every((s) => existsSync(s))) {

@@ -1,5 +1,6 @@
 /**
- * npm run bench:scale [-- --switches 20 --services 200 --only replicaSwitch,drain]
+ * npm run bench:scale [-- --switches 20 --services 200 --only replicaSwitch,drain
+ *                        --floor-seconds 10 --connections 50]
  *
  * Replicas on three real Docker Engines (../shared/ci/multi-node.sh nodes 1–3, with
  * selfdevop-test/app:v1 and :v2 in MN_IMAGES) behind a real Caddy with dynamic upstreams,
@@ -21,6 +22,7 @@ import { parseArgs } from 'node:util';
 import { drain } from './scale/drain.ts';
 import { nodeSockets, startScaleEnv } from './scale/env.ts';
 import type { Goal, ScenarioResult } from './scale/goal.ts';
+import { issueLoad } from './scale/load-client.ts';
 import { manyServices } from './scale/many-services.ts';
 import { nodeLossScenario } from './scale/node-loss.ts';
 import { replicaSwitch } from './scale/replica-switch.ts';
@@ -30,12 +32,21 @@ const { values } = parseArgs({
   options: {
     switches: { type: 'string', default: '20' },
     'window-ms': { type: 'string', default: '1500' },
+    'floor-seconds': { type: 'string', default: '10' },
+    connections: { type: 'string', default: String(issueLoad.connections) },
     services: { type: 'string', default: '200' },
     samples: { type: 'string', default: '5' },
     'dns-queries': { type: 'string', default: '2000' },
     only: { type: 'string' },
   },
 });
+for (const flag of ['connections', 'floor-seconds'] as const)
+  if (!/^[1-9]\d{0,3}$/.test(values[flag])) {
+    console.error(`--${flag} takes a whole number from 1 to 9999, not '${values[flag]}'`);
+    process.exit(2);
+  }
+// Keep-alive connections of every scenario's load (the issue names the rate, not these).
+issueLoad.connections = Number(values.connections);
 if (!nodeSockets.every((s) => existsSync(s))) {
   console.error(
     'bench:scale needs ../shared/ci/multi-node.sh up (nodes 1–3, MN_IMAGES with the app images)',
@@ -51,6 +62,7 @@ const scenarios: Record<
     replicaSwitch(env, {
       switches: Number(values.switches),
       windowMs: Number(values['window-ms']),
+      floorSeconds: Number(values['floor-seconds']),
     }),
   drain: (env) => drain(env, { deadlineMs: 120_000 }),
   // Nodes 4–6, with its own Caddy: it kills one of them, so never the shared 1–3.

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import type { LoadOptions, LoadResult } from './load.ts';
 
 export interface Load {
+  /** The load child's process id, for its CPU time. */
+  pid: number | undefined;
   /** 2xx per `host body` since the previous window (or since the start). */
   window(): Promise<Record<string, number>>;
   stop(): Promise<LoadResult>;
@@ -47,6 +49,7 @@ export async function startLoad(
     });
   await next('ready', () => undefined);
   return {
+    pid: child.pid,
     window() {
       const got = next('window', (m) => m.counts ?? {});
       child.send({ type: 'window' });

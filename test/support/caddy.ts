@@ -15,6 +15,8 @@ export interface TestCaddy {
   /** Plain-HTTP port of the `selfdevop` server, on 127.0.0.1. */
   httpPort: number;
   serverName: string;
+  /** Caddy's process id (bench:scale reads its CPU time from /proc). */
+  pid: number | undefined;
   /** Caddy's stderr so far (its own log and the access log), the newest 256 KiB. */
   stderr(): string;
   /**
@@ -124,6 +126,7 @@ export async function startCaddy(
     admin,
     httpPort,
     serverName,
+    pid: child.pid,
     stderr: () => stderr,
     takeErrors: () => errors.splice(0),
     reset: () => admin.load(config),

@@ -408,7 +408,7 @@ export class SwarmRuntime {
     }
     const [info] = await Promise.all([
       this.infoOf(target, service, task),
-      isPinned(service) ? this.unpin(target, service.ID) : undefined,
+      isPinned(service) ? this.unpin(target, service) : undefined,
     ]);
     return info;
   }
@@ -453,10 +453,13 @@ export class SwarmRuntime {
    * IsTaskDirtyPlacementConstraintsOnly). Written against the version read, read again on a
    * concurrent change.
    */
-  private async unpin(target: DockerTarget, id: string): Promise<void> {
+  private async unpin(target: DockerTarget, read: SwarmService): Promise<void> {
+    // The service as read when the start began first (one call less on a deploy's path).
+    let service: SwarmService | null = read;
     for (let attempt = 0; ; attempt++) {
-      const service = await this.serviceOrNull(target, id);
+      if (attempt > 0) service = await this.serviceOrNull(target, read.ID);
       if (!service || !isPinned(service)) return;
+      const { ID: id, Version: version } = service;
       const template = service.Spec.TaskTemplate as {
         Placement?: { Constraints?: string[] };
       };
@@ -474,7 +477,7 @@ export class SwarmRuntime {
       };
       try {
         await this.call(target, (d) =>
-          d.getService(service.ID).update({ ...spec, version: service.Version?.Index ?? 0 }),
+          d.getService(id).update({ ...spec, version: version?.Index ?? 0 }),
         );
         return;
       } catch (e) {
@@ -832,7 +835,7 @@ export class SwarmRuntime {
       if (unplaced && pinned) {
         // The spread's member cannot take it (its reservations, or it left): the spread is a
         // preference, so the pin goes and Swarm places the task where it can.
-        await this.unpin(target, service.ID);
+        await this.unpin(target, service);
         pinned = false;
         await delay(this.pollMs);
         continue;

@@ -527,6 +527,8 @@ describe.skipIf(!ready)(
         }
         for (const s of await swarm.list(target, { 'selfdevop.service': spread.id }))
           await swarm.remove(target, s.name);
+        // Its release no longer serves anything: a later drain must not find it on a member.
+        await deps.store.withOrg(orgId, (r) => r.services.delete(spread.id));
       }
     });
 

@@ -549,6 +549,13 @@ export interface ContainerSpec {
    * labels become Swarm constraints; a standalone engine was chosen by them already).
    */
   placementLabels?: Record<string, string>;
+  /**
+   * Which replica of its release (the `selfdevop.release` label) this container is, on a
+   * Swarm target: the runtime places a release's replicas on different members where it
+   * can, so one member's loss never takes them all (issue 14's spread). An engine was
+   * chosen by selfdevop's placement already and ignores it.
+   */
+  replicaIndex?: number;
 }
 
 /** One member of a Swarm cluster as its manager reports it (`ContainerRuntime.clusterMembers`). */

@@ -54,6 +54,7 @@ interface SwarmTask {
   Slot?: number;
   CreatedAt?: string;
   DesiredState?: string;
+  Spec?: { ContainerSpec?: { Labels?: Record<string, string> } };
   Status?: {
     State?: string;
     Err?: string;
@@ -128,11 +129,55 @@ export function envSecretName(service: string, nonce: string): string {
   return `${base}-env-${nonce}`;
 }
 
+/** The constraint pinning a replica's first task to the member the spread chose for it. */
+const spreadPinPrefix = 'node.id==';
+
+/** A member as the spread reads it. */
+export interface SpreadMember {
+  id: string;
+  ready: boolean;
+  active: boolean;
+  labels: Record<string, string>;
+}
+
+/**
+ * The member a release's replica `index` starts on (pure), or null when fewer than two
+ * members may take it. Swarm places each one-task service on its own, on the member with the
+ * fewest tasks overall, so a release's replicas can all land on one member (seen in CI: 2 on
+ * one, 1 on another, none on the third); a placement preference would not help, since Swarm
+ * spreads only the tasks of one service. So the eligible members (ready, active, carrying the
+ * placement labels) are ordered least loaded first (the tasks Swarm wants running; the
+ * release's own are not counted, so every replica of one start, read at any moment of it,
+ * sees the same order), ties by id, and replica i takes the i-th, round robin: N replicas on
+ * min(N, members) members.
+ */
+export function spreadMember(
+  members: SpreadMember[],
+  tasks: { nodeId?: string; release?: string }[],
+  release: string,
+  index: number,
+  placementLabels: Record<string, string> = {},
+): string | null {
+  const eligible = members.filter(
+    (m) =>
+      m.ready && m.active && Object.entries(placementLabels).every(([k, v]) => m.labels[k] === v),
+  );
+  if (eligible.length < 2) return null;
+  const load = new Map<string, number>();
+  for (const t of tasks)
+    if (t.nodeId && t.release !== release) load.set(t.nodeId, (load.get(t.nodeId) ?? 0) + 1);
+  const order = eligible
+    .map((m) => m.id)
+    .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || (a < b ? -1 : a > b ? 1 : 0));
+  return order[index % order.length]!;
+}
+
 /** The Swarm service spec for a release's container; pure, so plans can be checked without a cluster. */
 export function serviceSpec(
   spec: ContainerSpec,
   oneOff = false,
   sealed?: SealedEnv,
+  pin?: string,
 ): Record<string, unknown> {
   const rotation = spec.logRotation ?? containerLogRotation;
   const limits: Record<string, number> = {};
@@ -178,9 +223,11 @@ export function serviceSpec(
         ? { Condition: 'none' }
         : { Condition: spec.restartPolicy === 'no' ? 'none' : 'any', Delay: 1_000_000_000 },
       Placement: {
-        Constraints: Object.entries(spec.placementLabels ?? {}).map(
-          ([k, v]) => `node.labels.${k}==${v}`,
-        ),
+        Constraints: [
+          ...Object.entries(spec.placementLabels ?? {}).map(([k, v]) => `node.labels.${k}==${v}`),
+          // The spread's member, for the first task only: dropped once it runs (unpin).
+          ...(pin ? [`${spreadPinPrefix}${pin}`] : []),
+        ],
       },
       LogDriver: {
         Name: 'json-file',
@@ -320,9 +367,22 @@ export class SwarmRuntime {
     let service = await this.serviceOrNull(target, spec.name);
     if (!service) {
       if (spec.network) await this.ensureOverlay(target, spec.network);
-      const image = await this.pinnedImage(target, spec.image);
-      const sealed = await this.sealEnv(target, spec);
-      const body = serviceSpec({ ...spec, image }, false, sealed ?? undefined);
+      // Independent reads and the secret, at once (a deploy's time is mostly these calls).
+      const [imageOf, sealedOf, pinOf] = await Promise.allSettled([
+        this.pinnedImage(target, spec.image),
+        this.sealEnv(target, spec),
+        this.spreadPin(target, spec),
+      ]);
+      const failed = [imageOf, sealedOf, pinOf].find((r) => r.status === 'rejected');
+      if (failed) {
+        if (sealedOf.status === 'fulfilled' && sealedOf.value)
+          await this.removeSecret(target, sealedOf.value.secretId).catch(() => undefined);
+        throw (failed as PromiseRejectedResult).reason;
+      }
+      const image = (imageOf as PromiseFulfilledResult<string>).value;
+      const sealed = (sealedOf as PromiseFulfilledResult<SealedEnv | null>).value;
+      const pin = (pinOf as PromiseFulfilledResult<string | null>).value;
+      const body = serviceSpec({ ...spec, image }, false, sealed ?? undefined, pin ?? undefined);
       try {
         await this.call(target, (d) => d.createService(body as Docker.CreateServiceOptions));
       } catch (e) {
@@ -346,7 +406,84 @@ export class SwarmRuntime {
       if (e instanceof ImageNotFound) await this.discard(target, service);
       throw e;
     }
-    return this.infoOf(target, service, task);
+    const [info] = await Promise.all([
+      this.infoOf(target, service, task),
+      isPinned(service) ? this.unpin(target, service) : undefined,
+    ]);
+    return info;
+  }
+
+  /**
+   * The member this replica's first task goes to (`spreadMember`), or null: not a replica
+   * of a release, or fewer than two members to spread over.
+   */
+  private async spreadPin(target: DockerTarget, spec: ContainerSpec): Promise<string | null> {
+    const release = spec.labels['selfdevop.release'];
+    if (spec.replicaIndex === undefined || !release) return null;
+    const [nodes, tasks] = await Promise.all([
+      this.call(target, (d) => d.listNodes()) as Promise<SwarmNode[]>,
+      this.call(target, (d) =>
+        d.listTasks({ filters: { 'desired-state': ['running'] } }),
+      ) as Promise<SwarmTask[]>,
+    ]);
+    return spreadMember(
+      nodes.map((n) => ({
+        id: n.ID,
+        ready: n.Status?.State === 'ready',
+        active: (n.Spec?.Availability ?? 'active') === 'active',
+        labels: n.Spec?.Labels ?? {},
+      })),
+      tasks.map((t) => ({
+        ...(t.NodeID ? { nodeId: t.NodeID } : {}),
+        ...(t.Spec?.ContainerSpec?.Labels?.['selfdevop.release']
+          ? { release: t.Spec.ContainerSpec.Labels['selfdevop.release'] }
+          : {}),
+      })),
+      release,
+      spec.replicaIndex,
+      spec.placementLabels,
+    );
+  }
+
+  /**
+   * Drops the spread's pin from the service, so Swarm may run the task anywhere the
+   * placement labels allow when its member is lost (a pin kept would leave the replacement
+   * unplaceable once that member is gone). The running task stays: Swarm leaves a task be
+   * when only the constraints changed and its member still matches them (swarmkit's
+   * IsTaskDirtyPlacementConstraintsOnly). Written against the version read, read again on a
+   * concurrent change.
+   */
+  private async unpin(target: DockerTarget, read: SwarmService): Promise<void> {
+    // The service as read when the start began first (one call less on a deploy's path).
+    let service: SwarmService | null = read;
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) service = await this.serviceOrNull(target, read.ID);
+      if (!service || !isPinned(service)) return;
+      const { ID: id, Version: version } = service;
+      const template = service.Spec.TaskTemplate as {
+        Placement?: { Constraints?: string[] };
+      };
+      const spec = {
+        ...service.Spec,
+        TaskTemplate: {
+          ...template,
+          Placement: {
+            ...template.Placement,
+            Constraints: (template.Placement?.Constraints ?? []).filter(
+              (c) => !c.startsWith(spreadPinPrefix),
+            ),
+          },
+        },
+      };
+      try {
+        await this.call(target, (d) =>
+          d.getService(id).update({ ...spec, version: version?.Index ?? 0 }),
+        );
+        return;
+      } catch (e) {
+        if (attempt >= 4 || !/out of sequence/i.test((e as Error).message)) throw e;
+      }
+    }
   }
 
   /** Scaled to 0, then removed once Swarm's reaper is done with its tasks (see remove). */
@@ -658,6 +795,7 @@ export class SwarmRuntime {
     const deadline = Date.now() + this.taskStartTimeoutMs;
     let last = 'no task yet';
     let unplacedSince: number | null = null;
+    let pinned = isPinned(service);
     while (Date.now() < deadline) {
       const tasks = await this.tasksOf(target, service.ID);
       const running = tasks.find(
@@ -694,6 +832,14 @@ export class SwarmRuntime {
       // Swarm keeps a task no member may take pending for ever (its constraints, or its
       // reservations, fit nowhere): a deploy says so instead of waiting out the deadline.
       const unplaced = tasks[0]?.Status?.State === 'pending' && tasks[0].Status.Err;
+      if (unplaced && pinned) {
+        // The spread's member cannot take it (its reservations, or it left): the spread is a
+        // preference, so the pin goes and Swarm places the task where it can.
+        await this.unpin(target, service);
+        pinned = false;
+        await delay(this.pollMs);
+        continue;
+      }
       unplacedSince = unplaced ? (unplacedSince ?? Date.now()) : null;
       if (unplaced && Date.now() - unplacedSince! >= this.unplacedGraceMs)
         throw new SwarmTaskFailed(
@@ -925,6 +1071,14 @@ function demux(raw: Buffer): string {
     at += 8 + size;
   }
   return at === 0 ? raw.toString('utf8') : out;
+}
+
+/** The service still carries the spread's pin (its first task has not run yet). */
+function isPinned(service: SwarmService): boolean {
+  const constraints =
+    (service.Spec.TaskTemplate as { Placement?: { Constraints?: string[] } } | undefined)?.Placement
+      ?.Constraints ?? [];
+  return constraints.some((c) => c.startsWith(spreadPinPrefix));
 }
 
 /** The secrets a service's tasks are given (its sealed environment). */

@@ -10,7 +10,30 @@ import { HttpHealthProbe } from '../../adapters/probe/http.ts';
 import { median } from '../support/stats.ts';
 import { type ScenarioResult, sleep } from '../scale/goal.ts';
 import { failedOf, startLoad } from '../scale/load-client.ts';
+import { orgId } from '../../test/core/releases/harness.ts';
 import type { SwarmEnv } from './env.ts';
+
+/**
+ * Where a deploy's time went, from its step rows: each step's own time, and the time
+ * between steps (queue hops and moves), in ms. The profile behind the overhead figure.
+ */
+async function stepTimes(env: SwarmEnv, releaseId: string): Promise<Record<string, number>> {
+  const steps = await env.deps.store.withOrg(orgId, (r) => r.releaseSteps.list(releaseId));
+  const release = await env.release(releaseId);
+  const at = (iso: string) => Date.parse(iso);
+  const out: Record<string, number> = {};
+  let last = at(release.createdAt);
+  let between = 0;
+  for (const s of [...steps].sort((a, b) => at(a.startedAt) - at(b.startedAt))) {
+    between += Math.max(0, at(s.startedAt) - last);
+    const end = s.finishedAt ? at(s.finishedAt) : at(s.startedAt);
+    out[s.name] = (out[s.name] ?? 0) + end - at(s.startedAt);
+    last = Math.max(last, end);
+  }
+  out.betweenSteps = between;
+  if (release.finishedAt) out.afterLastStep = Math.max(0, at(release.finishedAt) - last);
+  return out;
+}
 
 /** Three tasks started at once, until each answers: the set's own start-to-healthy, in ms. */
 async function ownStartToHealthy(env: SwarmEnv, image: string, sample: number): Promise<number> {
@@ -61,6 +84,7 @@ export async function swarmSwitch(
   });
   const deployMs: number[] = [];
   const failedDeploys: string[] = [];
+  const profiles: Record<string, number>[] = [];
   try {
     for (let i = 0; i < o.switches; i++) {
       const image = i % 2 === 0 ? 'selfdevop-test/app:v2' : 'selfdevop-test/app:v1';
@@ -68,6 +92,7 @@ export async function swarmSwitch(
       const r = await env.deploy(svc.id, image);
       deployMs.push(Math.round(performance.now() - t0));
       if (r.status !== 'completed') failedDeploys.push(`${r.id}: ${r.error}`);
+      else profiles.push(await stepTimes(env, r.id));
       process.stderr.write(
         `bench:swarm: switch ${i + 1}/${o.switches} ${r.status} ${deployMs.at(-1)} ms\n`,
       );
@@ -88,6 +113,13 @@ export async function swarmSwitch(
       switches: o.switches,
       failedDeploys,
       deployMs: { median: median(deployMs), max: Math.max(...deployMs) },
+      // Each step's median time and the median time between steps, for the overhead.
+      stepMedianMs: Object.fromEntries(
+        [...new Set(profiles.flatMap((p) => Object.keys(p)))].map((k) => [
+          k,
+          Math.round(median(profiles.map((p) => p[k] ?? 0))),
+        ]),
+      ),
       ownStartToHealthyMs: { samples: own.map(Math.round), median: Math.round(ownMedian) },
       overheadMs: { median: overheadMedian, max: Math.round(Math.max(...overhead)) },
       load: result,

@@ -131,7 +131,7 @@ export function planCandidate({
       memoryMb: service.memoryMb,
       cpus: service.cpus,
       restartPolicy: 'unless-stopped',
-      ...swarmPlacement(service, node),
+      ...swarmPlacement(service, node, index),
     };
   return {
     ...base,
@@ -143,18 +143,28 @@ export function planCandidate({
     memoryMb: service.memoryMb,
     cpus: service.cpus,
     restartPolicy: 'unless-stopped',
-    ...swarmPlacement(service, node),
+    ...swarmPlacement(service, node, index),
   };
 }
 
-/** On a Swarm the service's placement labels go with the spec, as Swarm constraints. */
+/**
+ * On a Swarm the service's placement labels go with the spec, as Swarm constraints, and the
+ * replica's index, so the runtime spreads the release's replicas over members (Swarm places
+ * each one-task service alone and would not).
+ */
 const swarmPlacement = (
   service: Pick<Service, 'placement'>,
   node: Partial<Pick<NodeRecord, 'kind'>>,
-): Pick<ContainerSpec, 'placementLabels'> =>
-  node.kind === 'swarm' && Object.keys(service.placement?.labels ?? {}).length > 0
-    ? { placementLabels: { ...service.placement!.labels } }
-    : {};
+  index: number,
+): Pick<ContainerSpec, 'placementLabels' | 'replicaIndex'> =>
+  node.kind !== 'swarm'
+    ? {}
+    : {
+        ...(Object.keys(service.placement?.labels ?? {}).length > 0
+          ? { placementLabels: { ...service.placement!.labels } }
+          : {}),
+        replicaIndex: index,
+      };
 
 /** The one-off container that runs `service.migrateCommand` with the new image and env. */
 export function planMigration({

@@ -2,7 +2,7 @@ import type { NodeRecord, ReleaseStep, Replica, Service } from '../models.ts';
 import type { DockerTarget } from '../ports.ts';
 import { refreshesOnDeploy, registryOf } from '../registries/image-ref.ts';
 import { pullAuthFor } from '../registries/use-cases.ts';
-import { describeProbe, waitUntilHealthy } from './health.ts';
+import { describeProbe, waitUntilHealthy, type HealthOutcome } from './health.ts';
 import { buildFromGit } from './build.ts';
 import { moveBuiltImage } from './image-move.ts';
 import {
@@ -347,54 +347,78 @@ export const validateAndSwitch: StepRunner = async (c) => {
       `probing GET ${path} at ${replicas.map((r) => r.upstream).join(', ')}: ${policy.successes} consecutive successes within ${policy.deadlineMs} ms`,
     );
   }
-  let lastSeen = c.seen ?? '';
-  // Every replica passes its own gate, one after another, against the one deadline.
-  for (const replica of replicas) {
-    if (replica.health === 'healthy') continue;
-    const upstream = replica.upstream!;
-    const outcome = await waitUntilHealthy({
-      probe: c.deps.probe,
-      clock: c.deps.clock,
-      url: `http://${upstream}${path}`,
-      policy,
-      deadlineAt: Date.parse(health.startedAt) + policy.deadlineMs,
-      sliceMs: c.deps.config.healthSliceMs ?? defaultReleaseConfig.healthSliceMs,
-      // Only changes are logged, so a long wait does not flood the release log.
-      onAttempt: async (a) => {
-        const seen = describeProbe(a);
-        if (seen === lastSeen) return;
-        lastSeen = seen;
+  // Every replica passes its own gate, all at once against the one deadline: they started
+  // together, so probing them one after another only added an interval per replica to each
+  // deploy (the Swarm bench's overhead). Only changes are logged, per replica.
+  const seenOf = new Map<number, string>();
+  const stop = new AbortController();
+  const gates = await Promise.allSettled(
+    replicas.map(async (replica) => {
+      if (replica.health === 'healthy') return null;
+      const upstream = replica.upstream!;
+      const outcome = await waitUntilHealthy({
+        probe: c.deps.probe,
+        clock: c.deps.clock,
+        url: `http://${upstream}${path}`,
+        policy,
+        signal: stop.signal,
+        deadlineAt: Date.parse(health.startedAt) + policy.deadlineMs,
+        sliceMs: c.deps.config.healthSliceMs ?? defaultReleaseConfig.healthSliceMs,
+        onAttempt: async (a) => {
+          const seen = describeProbe(a);
+          if (seen === (seenOf.get(replica.index) ?? c.seen ?? '')) return;
+          seenOf.set(replica.index, seen);
+          await appendLog(
+            c,
+            `probe ${a.attempt}${replicas.length > 1 ? ` of replica ${replica.index}` : ''}: GET ${path} → ${seen}`,
+          );
+        },
+      }).catch((e: unknown) => {
+        // One gate that cannot go on ends the others: the step fails (or is retried) as one.
+        stop.abort();
+        throw e;
+      });
+      if (outcome.healthy) {
+        replica.health = 'healthy';
+        await c.deps.store.withOrg(c.release.orgId, (repos) =>
+          repos.releases.update(c.release.id, { replicaSet: { replicas } }),
+        );
+        c.release = { ...c.release, replicaSet: { replicas } };
         await appendLog(
           c,
-          `probe ${a.attempt}${replicas.length > 1 ? ` of replica ${replica.index}` : ''}: GET ${path} → ${seen}`,
+          `healthy after ${outcome.attempts} probes${replicas.length > 1 ? ` (replica ${replica.index} at ${upstream})` : ''}`,
         );
-      },
+      }
+      return { replica, outcome };
+    }),
+  );
+  const thrown = gates.find((g) => g.status === 'rejected');
+  if (thrown) throw (thrown as PromiseRejectedResult).reason;
+  const ended = gates
+    .map(
+      (g) =>
+        (g as PromiseFulfilledResult<{ replica: Replica; outcome: HealthOutcome } | null>).value,
+    )
+    .filter((g) => g !== null);
+  // The first replica (by index) that did not pass names the failure, as before.
+  const unhealthy = ended.find((g) => !g.outcome.healthy && !g.outcome.pending);
+  if (unhealthy) {
+    throw new StepFailed(
+      `health check did not pass within ${policy.deadlineMs} ms: GET ${path}${replicas.length > 1 ? ` at ${unhealthy.replica.upstream}` : ''} → ${unhealthy.outcome.lastError}`,
+      false,
+    );
+  }
+  const pending = ended.find((g) => g.outcome.pending);
+  if (pending) {
+    // The row stays `running`: the next slice finds it, and its deadline; the replicas
+    // found healthy in this one are skipped there.
+    c.currentStep = null;
+    await sendStep(c.deps, c.release, 'health_validating', {
+      hop: c.hop + 1,
+      delaySeconds: Math.max(1, Math.ceil(policy.intervalMs / 1000)),
+      seen: seenOf.get(pending.replica.index) ?? c.seen ?? '',
     });
-    if (outcome.pending) {
-      // The row stays `running`: the next slice finds it, and its deadline.
-      c.currentStep = null;
-      await sendStep(c.deps, c.release, 'health_validating', {
-        hop: c.hop + 1,
-        delaySeconds: Math.max(1, Math.ceil(policy.intervalMs / 1000)),
-        seen: lastSeen,
-      });
-      return;
-    }
-    if (!outcome.healthy) {
-      throw new StepFailed(
-        `health check did not pass within ${policy.deadlineMs} ms: GET ${path}${replicas.length > 1 ? ` at ${upstream}` : ''} → ${outcome.lastError}`,
-        false,
-      );
-    }
-    replica.health = 'healthy';
-    await c.deps.store.withOrg(c.release.orgId, (repos) =>
-      repos.releases.update(c.release.id, { replicaSet: { replicas } }),
-    );
-    c.release = { ...c.release, replicaSet: { replicas } };
-    await appendLog(
-      c,
-      `healthy after ${outcome.attempts} probes${replicas.length > 1 ? ` (replica ${replica.index} at ${upstream})` : ''}`,
-    );
+    return;
   }
   await endStep(c, health);
 

@@ -6,6 +6,7 @@ import {
   envScript,
   envSecretName,
   serviceSpec,
+  spreadMember,
   withSwarm,
 } from '../../adapters/runtime/swarm.ts';
 import type { ContainerRuntime, ContainerSpec } from '../../core/ports.ts';
@@ -136,6 +137,61 @@ const portMethods: Record<keyof ContainerRuntime, true> = {
   logs: true,
   followLogs: true,
 };
+
+describe('spreading a release over members', () => {
+  const member = (id: string, o: Partial<{ ready: boolean; active: boolean }> = {}) => ({
+    id,
+    ready: o.ready ?? true,
+    active: o.active ?? true,
+    labels: id === 'c' ? { zone: 'b' } : { zone: 'a' },
+  });
+  const three = [member('b'), member('a'), member('c')];
+
+  it('gives each replica its own member even when one member carries more tasks', () => {
+    // Swarm alone would put all three on the least loaded member, a.
+    const tasks = [
+      ...Array.from({ length: 4 }, () => ({ nodeId: 'b' })),
+      ...Array.from({ length: 2 }, () => ({ nodeId: 'c' })),
+    ];
+    const placed = [0, 1, 2].map((i) => spreadMember(three, tasks, 'rel_1', i));
+    expect(placed).toEqual(['a', 'c', 'b']);
+  });
+
+  it("does not count the release's own tasks, so every replica of one start sees the same order", () => {
+    const before = [{ nodeId: 'b' }, { nodeId: 'c' }, { nodeId: 'c' }];
+    // Replicas 0 and 1 already run when replica 2 reads the tasks.
+    const during = [
+      ...before,
+      { nodeId: 'a', release: 'rel_1' },
+      { nodeId: 'b', release: 'rel_1' },
+    ];
+    expect([0, 1, 2].map((i) => spreadMember(three, before, 'rel_1', i))).toEqual(['a', 'b', 'c']);
+    expect(spreadMember(three, during, 'rel_1', 2)).toBe('c');
+  });
+
+  it('takes only members that are ready, active and carry the placement labels; round robin past them', () => {
+    const members = [member('a'), member('b', { active: false }), member('c'), member('d')];
+    expect([0, 1, 2].map((i) => spreadMember(members, [], 'rel_1', i))).toEqual(['a', 'c', 'd']);
+    const zoneA = [member('a'), member('b'), member('c'), member('d', { ready: false })];
+    expect([0, 1, 2].map((i) => spreadMember(zoneA, [], 'rel_1', i, { zone: 'a' }))).toEqual([
+      'a',
+      'b',
+      'a',
+    ]);
+  });
+
+  it('pins nothing when fewer than two members may take the replica', () => {
+    expect(spreadMember([member('a'), member('b', { ready: false })], [], 'rel_1', 1)).toBeNull();
+    expect(spreadMember(three, [], 'rel_1', 0, { zone: 'b' })).toBeNull();
+  });
+
+  it("adds the chosen member to the service's constraints, beside the placement labels", () => {
+    const placement = (pin?: string) =>
+      (serviceSpec(spec, false, undefined, pin).TaskTemplate as { Placement: unknown }).Placement;
+    expect(placement('m1')).toEqual({ Constraints: ['node.labels.zone==a', 'node.id==m1'] });
+    expect(placement()).toEqual({ Constraints: ['node.labels.zone==a'] });
+  });
+});
 
 describe('withSwarm', () => {
   it('offers every capability of the engine it wraps (a missing one silently turns a feature off: image moves, usage, pruning)', () => {

@@ -285,7 +285,7 @@ describe.skipIf(!ready)(
       expect(upstreams).toHaveLength(3);
       // Every task at a member's address, never at a VIP or the ingress mesh.
       for (const u of upstreams) expect(memberAddresses).toContain(u.split(':')[0]);
-      // Swarm spreads the one-task services by each member's active tasks: one per member.
+      // selfdevop spreads the release's one-task services: one per member.
       expect(
         new Set(upstreams.map((u) => u.split(':')[0])).size,
         `${upstreams.join(', ')}; members: ${await memberStates(docker)}`,
@@ -438,6 +438,97 @@ describe.skipIf(!ready)(
         await docker
           .getNode(member.ID)
           .update({ version: now.Version.Index, ...now.Spec, Labels: labels });
+      }
+    });
+
+    it('spreads a release of three replicas over the three members even when the others carry more tasks, then leaves Swarm free to move them', async () => {
+      await allMembersReady(docker);
+      const nodes = (await docker.listNodes()) as MemberNode[];
+      const idOf = (hostname: string) =>
+        nodes.find((n) => n.Description?.Hostname === hostname)!.ID;
+      const running = (await docker.listTasks({
+        filters: { 'desired-state': ['running'] },
+      })) as { NodeID?: string }[];
+      const load = (hostname: string) => running.filter((t) => t.NodeID === idOf(hostname)).length;
+      // Fillers on node7 and node9 until each carries 3 tasks more than any member did, so
+      // Swarm on its own (the fewest tasks overall) would put all three replicas on node8.
+      const most = Math.max(...['sdo-node7', 'sdo-node8', 'sdo-node9'].map(load));
+      const fillers = ['sdo-node7', 'sdo-node9'].map((hostname) => ({
+        name: `sdo-${serviceId}-filler-${hostname.slice(-1)}`,
+        hostname,
+        tasks: most + 3 - load(hostname),
+      }));
+      const spread = aService({
+        id: `${serviceId}s`,
+        name: 'spread',
+        image: 'selfdevop-test/app:v1',
+        replicas: 3,
+        maxSurge: 3,
+        health: { intervalMs: 200, timeoutMs: 1000, successes: 2, deadlineMs: 15_000 },
+        warmSeconds: 0,
+        drainSeconds: 1,
+      });
+      await deps.store.withOrg(orgId, (r) => r.services.insert(spread));
+      try {
+        for (const f of fillers)
+          await docker.createService({
+            Name: f.name,
+            Labels: { 'selfdevop.test': serviceId },
+            TaskTemplate: {
+              ContainerSpec: { Image: 'selfdevop-test/app:v1' },
+              Placement: { Constraints: [`node.hostname==${f.hostname}`] },
+            },
+            Mode: { Replicated: { Replicas: f.tasks } },
+          });
+        const wanted = fillers.reduce((n, f) => n + f.tasks, 0);
+        let up = 0;
+        for (let i = 0; i < 120 && up < wanted; i++) {
+          const tasks = (await docker.listTasks({
+            filters: { 'desired-state': ['running'] },
+          })) as { ServiceID: string; Status?: { State?: string } }[];
+          const fillerIds = await Promise.all(
+            fillers.map(
+              async (f) => ((await docker.getService(f.name).inspect()) as { ID: string }).ID,
+            ),
+          );
+          up = tasks.filter(
+            (t) => fillerIds.includes(t.ServiceID) && t.Status?.State === 'running',
+          ).length;
+          if (up < wanted) await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        expect(up, `fillers running; members: ${await memberStates(docker)}`).toBe(wanted);
+        const { id } = await createRelease(deps, deployer, {
+          serviceId: spread.id,
+          image: 'selfdevop-test/app:v1',
+        });
+        const done = await settle(id);
+        expect(done.status, done.error ?? '').toBe('completed');
+        const services = (await servicesOf(id)) as unknown as {
+          ID: string;
+          Spec: { TaskTemplate: { Placement?: { Constraints?: string[] } } };
+        }[];
+        const addresses = done.replicaSet!.replicas.map((r) => r.upstream!.split(':')[0]);
+        expect(
+          [...addresses].sort(),
+          `${await tasksSaid(services.map((s) => s.ID))}; members: ${await memberStates(docker)}`,
+        ).toEqual(memberAddresses);
+        for (const s of services) {
+          // The pin went once the task ran, so Swarm may reschedule it anywhere after a loss…
+          expect(s.Spec.TaskTemplate.Placement?.Constraints ?? []).toEqual([]);
+          // …and dropping it left the running task be (no second task).
+          expect(await tasksSaid([s.ID])).toMatch(/^\S+ running->running on sdo-node\d$/);
+        }
+      } finally {
+        const swarm = new SwarmRuntime();
+        // Stopped, then removed once Swarm's reaper is done (SwarmRuntime.remove says why).
+        for (const f of fillers) {
+          await swarm.stop(target, f.name, 0).catch(() => undefined);
+          await swarm.remove(target, f.name).catch(() => undefined);
+        }
+        for (const s of await swarm.list(target, { 'selfdevop.service': spread.id }))
+          await swarm.remove(target, s.name);
+        // Its release no longer serves anything: a later drain must not find it on a member.
+        await deps.store.withOrg(orgId, (r) => r.services.delete(spread.id));
       }
     });
 

@@ -66,6 +66,24 @@ describe('planCandidate', () => {
     expect(on('engine')).toBeUndefined();
   });
 
+  it('tells a Swarm which replica of its release a container is, so the runtime spreads them', () => {
+    const on = (kind: 'engine' | 'swarm', index?: number) =>
+      planCandidate({
+        service: aService(),
+        environment: anEnvironment(),
+        release: aRelease(),
+        node: aNode({ kind }),
+        env: {},
+        ...(index === undefined ? {} : { index }),
+      });
+    expect(on('swarm', 2).replicaIndex).toBe(2);
+    expect(on('swarm').replicaIndex).toBe(0);
+    // No placement labels on the service: no constraint, only the index.
+    expect(on('swarm', 1).placementLabels).toBeUndefined();
+    // An engine was chosen by selfdevop's placement already.
+    expect(on('engine', 2).replicaIndex).toBeUndefined();
+  });
+
   it('makes ids docker-safe and lowercase', () => {
     expect(containerName({ serviceId: 'Svc_AB', environmentId: 'env:1', id: 'Rel/X' })).toBe(
       'sdo-svc_ab-env-1-rel-x',

@@ -63,6 +63,17 @@ describe('replicas across nodes', () => {
     expect(h.edge.changes.filter((c) => c.op === 'put')).toHaveLength(1);
   });
 
+  it("gates the replicas at once: each one's probes begin before any replica has passed", async () => {
+    const h = await threeNodes();
+    const v1 = await h.deploy('shop/web:1');
+    expect(v1.status).toBe('completed');
+    const upstreams = v1.replicaSet!.replicas.map((r) => `http://${r.upstream}/health`);
+    // One after another, replica 0 took both its probes before replica 1 was asked.
+    const first = h.probe.calls.slice(0, 3).map((c) => c.url);
+    expect([...first].sort()).toEqual([...upstreams].sort());
+    expect(h.probe.calls.filter((c) => upstreams.includes(c.url))).toHaveLength(6);
+  });
+
   it('removes every candidate when one fails its gate, and leaves the old set serving', async () => {
     const h = await threeNodes();
     const v1 = await h.deploy('shop/web:1');

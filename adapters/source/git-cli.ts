@@ -233,6 +233,11 @@ export class GitCliSource implements SourceRepository {
       )
         throw new GitPathNotFound('sub-directory', subdir, sha);
       const treeish = subdir ? `${sha}:${subdir}` : sha;
+      // What the last weighing listed, for a checkout with the same filter: one git process less.
+      let listed: {
+        exclude: ((path: string) => boolean) | undefined;
+        records: TreeRecord[];
+      } | null = null;
       return {
         read: async (file) => {
           // `cat-file blob` fails for a directory or a missing path alike: both are "no file".
@@ -243,9 +248,18 @@ export class GitCliSource implements SourceRepository {
           );
           return run.code === 0 ? run.stdout : null;
         },
-        size: (exclude) => this.treeSize(repo, treeish, env, exclude),
+        size: async (exclude) => {
+          const records: TreeRecord[] = [];
+          const weight = await this.treeSize(repo, treeish, env, exclude, (r) => records.push(r));
+          listed = { exclude, records };
+          return weight;
+        },
         archive: (options = {}) => filterTar(this.tar(repo, treeish, env, signal), options),
-        checkout: (options = {}) => this.checkout(repo, treeish, env, dir, options),
+        checkout: (options = {}) => {
+          const last = listed;
+          const records = last && last.exclude === options.exclude ? last.records : null;
+          return this.checkout(repo, treeish, env, dir, options, records);
+        },
         close,
       };
     } catch (e) {
@@ -465,9 +479,8 @@ export class GitCliSource implements SourceRepository {
 
   /**
    * The tree written to `<dir>/context` for a build whose context is served as files: the
-   * kept paths listed by `git ls-tree`, written by `git checkout-index` through an index of
-   * the fetch's own (the mirror's is never touched, so builds of one mirror do not meet),
-   * then given the modes `git archive` gives (0664, 0775: its default umask 0002, so both
+   * kept paths listed by `git ls-tree` (the weighing's listing when it used the same filter),
+   * written by one `git checkout <tree> -- <paths>`, then given the modes `git archive` gives (0664, 0775: its default umask 0002, so both
    * paths build the same image) and content-derived mtimes (see `contentTime`).
    */
   private async checkout(
@@ -480,13 +493,15 @@ export class GitCliSource implements SourceRepository {
       extra?: Record<string, string>;
       maxBytes?: number;
     },
+    listed: TreeRecord[] | null,
   ): Promise<string> {
     const out = path.join(dir, 'context');
     await mkdir(out, { mode: 0o775 });
     const files: { mode: string; id: string; path: string }[] = [];
     const submodules: string[] = [];
     let bytes = 0;
-    for await (const { mode, type, id, size, path: file } of this.treeRecords(repo, treeish, env)) {
+    const records = listed ?? this.treeRecords(repo, treeish, env);
+    for await (const { mode, type, id, size, path: file } of records) {
       if (options.exclude?.(file) || options.extra?.[file] !== undefined) continue;
       // A submodule is an empty directory in `git archive`'s tar too.
       if (type === 'commit') submodules.push(file);
@@ -496,16 +511,29 @@ export class GitCliSource implements SourceRepository {
       if (options.maxBytes !== undefined && bytes > options.maxBytes)
         throw new SourceTooLarge(bytes, options.maxBytes);
     }
-    const checkoutEnv = { ...env, GIT_INDEX_FILE: path.join(dir, 'context.index') };
-    const read = await this.git(['--git-dir', repo, 'read-tree', treeish], checkoutEnv, 60_000);
-    if (read.code !== 0) throw new Error(`git read-tree failed: ${detail(read)}`);
+    // One process: `checkout <tree> -- <paths>` with the kept paths as literal pathspecs, into
+    // an index of the fetch's own (the mirror's is never touched, so builds do not meet).
+    const checkoutEnv = {
+      ...env,
+      GIT_INDEX_FILE: path.join(dir, 'context.index'),
+      GIT_LITERAL_PATHSPECS: '1',
+    };
     if (files.length > 0) {
       const write = await this.gitWithInput(
-        ['--git-dir', repo, '--work-tree', out, 'checkout-index', '-z', '--stdin'],
+        [
+          '--git-dir',
+          repo,
+          '--work-tree',
+          out,
+          'checkout',
+          treeish,
+          '--pathspec-from-file=-',
+          '--pathspec-file-nul',
+        ],
         checkoutEnv,
         files.map((f) => `${f.path}\0`).join(''),
       );
-      if (write.code !== 0) throw new Error(`git checkout-index failed: ${detail(write)}`);
+      if (write.code !== 0) throw new Error(`git checkout failed: ${detail(write)}`);
     }
     for (const sub of submodules) await mkdir(path.join(out, sub), { recursive: true });
     for (const [file, text] of Object.entries(options.extra ?? {})) {
@@ -542,7 +570,7 @@ export class GitCliSource implements SourceRepository {
     repo: string,
     treeish: string,
     env: NodeJS.ProcessEnv,
-  ): AsyncGenerator<{ mode: string; type: string; id: string; size: string; path: string }> {
+  ): AsyncGenerator<TreeRecord> {
     const child = spawn(
       this.options.gitBin ?? 'git',
       ['-C', repo, 'ls-tree', '-r', '-l', '-z', '--full-tree', treeish],
@@ -607,6 +635,7 @@ export class GitCliSource implements SourceRepository {
     treeish: string,
     env: NodeJS.ProcessEnv,
     exclude?: (path: string) => boolean,
+    keep?: (record: TreeRecord) => void,
   ): Promise<{ bytes: number; files: number }> {
     const child = spawn(
       this.options.gitBin ?? 'git',
@@ -627,10 +656,11 @@ export class GitCliSource implements SourceRepository {
       for (const record of records) {
         // `<mode> <type> <object> <size>\t<path>`; a submodule's size is `-`.
         const tab = record.indexOf('\t');
-        const [, type, , size] = record.slice(0, tab).split(/ +/);
-        if (type !== 'blob') continue;
+        const [mode = '', type = '', id = '', size = ''] = record.slice(0, tab).split(/ +/);
         const file = record.slice(tab + 1);
         if (exclude?.(file)) continue;
+        keep?.({ mode, type, id, size, path: file });
+        if (type !== 'blob') continue;
         bytes += Number(size) || 0;
         files++;
       }
@@ -672,6 +702,15 @@ export class GitCliSource implements SourceRepository {
       if (child.exitCode === null) kill();
     }
   }
+}
+
+/** One line of `git ls-tree -r -l`: mode, type (blob, commit), object id, size, path. */
+interface TreeRecord {
+  mode: string;
+  type: string;
+  id: string;
+  size: string;
+  path: string;
 }
 
 const exists = (p: string) =>

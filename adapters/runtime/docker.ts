@@ -1779,13 +1779,6 @@ function sessionBuildClient(
     async buildImage(context, options) {
       if (options.version !== '2') return docker.buildImage(context, options);
       const id = randomUUID();
-      const dirs: Record<string, string> = {};
-      if (files) {
-        // The Dockerfile is read from the same directory: `dockerfile` names its path in it.
-        const dir = await files.open();
-        dirs.context = dir;
-        dirs.dockerfile = dir;
-      }
       let socket: Duplex;
       try {
         socket = (await dial({
@@ -1806,10 +1799,28 @@ function sessionBuildClient(
         })) as Duplex;
       } catch (e) {
         const status = (e as { statusCode?: unknown }).statusCode;
-        if ((status === 404 || status === 400) && Object.keys(secrets).length === 0) {
+        if (status === 404 || status === 400) {
+          if (Object.keys(secrets).length > 0)
+            throw new Error(
+              `the engine has no BuildKit session (POST /session answered ${status}), and build secrets need one`,
+              { cause: e },
+            );
           return docker.buildImage(context, { ...options, version: '1' });
         }
         throw e;
+      }
+      // Made once the engine took the session (no checkout for an engine that cannot use it).
+      const dirs: Record<string, string> = {};
+      if (files) {
+        try {
+          const dir = await files.open();
+          // The Dockerfile is read from the same directory: `dockerfile` names its path in it.
+          dirs.context = dir;
+          dirs.dockerfile = dir;
+        } catch (e) {
+          socket.destroy();
+          throw e;
+        }
       }
       const open = serveBuildSession(socket, secrets, dirs);
       session = open;

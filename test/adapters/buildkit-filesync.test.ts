@@ -161,3 +161,74 @@ describe('the sender', () => {
     ).rejects.toThrow(/disk full/);
   });
 });
+
+describe('an engine without BuildKit sessions', () => {
+  /** A fake Engine API on a unix socket: no `/session`, a legacy build answered from the tar. */
+  async function fakeEngine() {
+    const { createServer } = await import('node:http');
+    const socket = path.join(root, `engine-${Date.now()}.sock`);
+    const builds: { query: URLSearchParams; body: Buffer }[] = [];
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://engine');
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (url.pathname.endsWith('/session')) {
+          res.writeHead(404, { 'content-type': 'application/json' });
+          return res.end('{"message":"page not found"}');
+        }
+        if (url.pathname.endsWith('/build')) {
+          builds.push({ query: url.searchParams, body: Buffer.concat(chunks) });
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.write('{"stream":"Step 1/1 : FROM scratch\\n"}\n');
+          return res.end('{"aux":{"ID":"sha256:feed"}}\n');
+        }
+        res.writeHead(404).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    return { socket, builds, close: () => new Promise((r) => server.close(r)) };
+  }
+
+  const spec = (secrets?: Record<string, string>) => ({
+    tag: 'fake:1',
+    context: (async function* () {
+      yield Buffer.from('the tar');
+    })(),
+    files: {
+      open: async () => {
+        throw new Error('no checkout is made for an engine that cannot take files');
+      },
+      key: 'k',
+    },
+    dockerfile: 'Dockerfile',
+    buildArgs: {},
+    labels: {},
+    memoryMb: null,
+    cpus: null,
+    timeoutMs: 10_000,
+    ...(secrets ? { secrets } : {}),
+  });
+
+  it('uploads the tar to the legacy builder, and refuses when build secrets need the session', async () => {
+    const { DockerRuntime } = await import('../../adapters/runtime/docker.ts');
+    const engine = await fakeEngine();
+    try {
+      const runtime = new DockerRuntime();
+      const target = { dockerHost: `unix://${engine.socket}` };
+      // spec()'s `open` throws: no checkout is made for this engine.
+      const result = await runtime.build(target, spec(), () => undefined);
+      expect(result).toMatchObject({ imageId: 'sha256:feed', error: null });
+      expect(result.transfer).toBeUndefined();
+      expect(engine.builds).toHaveLength(1);
+      expect(engine.builds[0]!.query.get('version')).toBe('1');
+      expect(engine.builds[0]!.query.get('remote')).toBeNull();
+      expect(engine.builds[0]!.body.toString()).toBe('the tar');
+      await expect(runtime.build(target, spec({ TOKEN: 'x' }), () => undefined)).rejects.toThrow(
+        /no BuildKit session \(POST \/session answered 404\), and build secrets need one/,
+      );
+    } finally {
+      await engine.close();
+    }
+  });
+});

@@ -6,7 +6,8 @@
  *
  * 1. rebuildVsColdRatio: the build step of a commit that changed one source file ÷ that of
  *    a cold build (fresh dependency layers); the same ratio built directly through the
- *    Engine API (same builder, same cache state) is reported beside it.
+ *    Engine API (same builder, same cache state) is reported beside it, with the context
+ *    uploaded as a tar and sent as files over the BuildKit session (what the platform does).
  * 2. rollbackToEarlierShaMs: POST /api/releases {gitRef: <earlier sha>} → Caddy serves it,
  *    its image still on the node (no build step runs; the log says "reused") and its
  *    release still warm with the same configuration, so its container is taken over.
@@ -278,6 +279,41 @@ async function main(): Promise<void> {
     const timelines: Record<string, unknown>[] = [];
     const rawColdMs = await rawBuild(raw);
     const rawWarmMs = await rawBuild(raw2);
+    // The same pair through the Engine API with the context as files over the session (what
+    // the platform sends now), fresh content so its cold build is cold too, one session key.
+    const rawFs = await repo.commit({
+      ...vendored(`${nonce}-rawfs`),
+      Dockerfile: dockerfile(`${nonce}-rawfs`),
+      'src/server.js': server('rawfs1'),
+    });
+    const rawFs2 = await repo.commit({ 'src/server.js': server('rawfs2') });
+    const fileSyncBuild = async (sha: string) => {
+      const tree = await source.fetch({ url: daemon!.url('bench-app'), credential: null }, sha, '');
+      const t0 = Date.now();
+      try {
+        const result = await runtime.build(
+          { dockerHost },
+          {
+            tag: `bench-raw-${nonce}:fs-${sha}`,
+            context: tree.archive(),
+            files: { open: () => tree.checkout!(), key: `bench-raw-fs-${nonce}` },
+            dockerfile: 'Dockerfile',
+            buildArgs: {},
+            labels: { 'selfdevop.org': s.orgId },
+            memoryMb: null,
+            cpus: null,
+            timeoutMs: 120_000,
+          },
+          () => undefined,
+        );
+        if (result.error) throw new Error(`raw file-sync build failed: ${result.error}`);
+        return { ms: Date.now() - t0, transfer: result.transfer };
+      } finally {
+        await tree.close();
+      }
+    };
+    const fsCold = await fileSyncBuild(rawFs);
+    const fsWarm = await fileSyncBuild(rawFs2);
     // A plain image deploy of the raw build's result: the deploy half of the baseline.
     const rawDeploy = async (sha: string, version: string) => {
       const t0 = Date.now();
@@ -325,7 +361,10 @@ async function main(): Promise<void> {
         points[`${step.name}:end`] = at(step.finishedAt);
       }
       for (const l of await s.logs(id)) {
-        const key = /^(fetching|build context|building|built|started|healthy|traffic)/.exec(l.line);
+        const key =
+          /^(fetching|build context over|build context|building|built|started|healthy|traffic)/.exec(
+            l.line,
+          );
         if (key && !(`log:${key[1]}` in points)) points[`log:${key[1]}`] = at(l.at);
       }
       // The queue's part: when each step message was sent and when a worker took it.
@@ -356,6 +395,9 @@ async function main(): Promise<void> {
         warmPushToServingMs: warmPushMs,
         warmReleaseLongestGaps: warmPhases,
         warmBuildInstructions: instructions,
+        warmContextSent: (await s.logs(warm.id))
+          .map((l) => l.line)
+          .find((l) => l.startsWith('build context over the BuildKit session')),
         coldTimelineMs: await timeline(cold.id, cold, coldPushMs),
         warmTimelineMs: await timeline(warm.id, warm, warmPushMs),
         rollbackTimelineMs: await timeline(back.id, back, rollbackMs),
@@ -369,6 +411,14 @@ async function main(): Promise<void> {
         coldBuildTimelineMs: timelines[0],
         warmBuildTimelineMs: timelines[1],
         imageDeployToServingMs: rawDeployMs,
+        // The context as files over the session (checkout included), the same pair of builds.
+        fileSync: {
+          coldBuildMs: fsCold.ms,
+          warmBuildMs: fsWarm.ms,
+          rebuildVsColdRatio: round(fsWarm.ms / fsCold.ms, 3),
+          coldTransfer: fsCold.transfer && { ...fsCold.transfer, paths: undefined },
+          warmTransfer: fsWarm.transfer,
+        },
       },
       rollback: {
         ms: rollbackMs,

@@ -459,6 +459,16 @@ export interface SourceTree {
     extra?: Record<string, string>;
     maxBytes?: number;
   }): AsyncIterable<Uint8Array>;
+  /**
+   * The same files as `archive` written to a directory (removed by `close`), each file's
+   * mtime derived from its content so an unchanged file has the same stat in every checkout
+   * (what BuildKit's file sync compares); fails once more than `maxBytes` would be written.
+   */
+  checkout?(options?: {
+    exclude?: (path: string) => boolean;
+    extra?: Record<string, string>;
+    maxBytes?: number;
+  }): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -767,8 +777,19 @@ export interface OneOffResult {
 export interface BuildSpec {
   /** `repository:tag` the image gets. */
   tag: string;
-  /** The build context as a tar stream, read as the engine takes it (never held whole). */
+  /**
+   * The build context as a tar stream, read as the engine takes it (never held whole). Not
+   * read at all when the context goes as `files` instead.
+   */
   context: AsyncIterable<Uint8Array>;
+  /**
+   * The same context as a directory on the machine that runs the build step, for a BuildKit
+   * engine: served over the build's session with BuildKit's file sync, so the engine asks
+   * only for files whose stat (mode, size, mtime) differ from its copy of an earlier build
+   * with the same `key`. `open` makes the directory on first call (only when used); the
+   * legacy builder, and an engine without sessions, read `context` instead.
+   */
+  files?: { open(): Promise<string>; key: string };
   /** The Dockerfile's path inside the context. */
   dockerfile: string;
   buildArgs: Record<string, string>;
@@ -796,6 +817,11 @@ export interface BuildResult {
   imageId: string | null;
   error: string | null;
   timedOut: boolean;
+  /**
+   * When the context went as `files`: the entries offered, the files the engine asked for
+   * (paths, the first 100) and their bytes, over every local the builder read.
+   */
+  transfer?: { entries: number; requested: number; paths: string[]; bytes: number };
 }
 
 /** One image as an engine lists it (ContainerRuntime.listImages). */

@@ -3,8 +3,10 @@
  * engine's builder calls back over it (gRPC over h2c) for what the client holds. Served
  * here: build-time secrets (`moby.buildkit.secrets.v1.Secrets/GetSecret`, what `RUN
  * --mount=type=secret,id=…` reads) and registry credentials (`moby.filesync.v1.Auth/
- * Credentials`, none: images come from the node). dockerode's own session serves only the
- * latter, so builds open this one instead. The only file that imports @grpc/grpc-js.
+ * Credentials`, none: images come from the node) and, when the build's context is a
+ * directory here, the context itself (`moby.filesync.v1.FileSync/DiffCopy`, whose packets
+ * and walk are buildkit-filesync.ts). dockerode's own session serves only registry
+ * credentials, so builds open this one instead. The only file that imports @grpc/grpc-js.
  *
  * Why a session and not a build arg or a file in the context: a secret sent as a build
  * arg stays in the image's history, one in the context can be copied into a layer; a
@@ -13,6 +15,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Duplex } from 'node:stream';
+import {
+  decodePacket,
+  encodePacket,
+  sendDiffCopy,
+  type Packet,
+  type SyncReport,
+} from './buildkit-filesync.ts';
 
 /** The gRPC methods this session answers; the engine is told them when the session opens. */
 export const sessionMethods = [
@@ -20,6 +29,8 @@ export const sessionMethods = [
   '/moby.buildkit.secrets.v1.Secrets/GetSecret',
   '/grpc.health.v1.Health/Check',
 ];
+/** Offered only by a session that serves a context directory (the engine then asks for it). */
+export const fileSyncMethod = '/moby.filesync.v1.FileSync/DiffCopy';
 
 // ---------------------------------------------------------------- protobuf, the two messages
 
@@ -108,10 +119,90 @@ const healthService = {
   ),
 };
 
+/**
+ * DiffCopy's messages are `fsutil.types.Packet`s (the proto names BytesMessage; BuildKit
+ * sends packets on it), in both directions.
+ */
+const fileSyncService = {
+  DiffCopy: {
+    path: fileSyncMethod,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: encodePacket,
+    requestDeserialize: decodePacket,
+    responseSerialize: encodePacket,
+    responseDeserialize: decodePacket,
+  } satisfies grpc.MethodDefinition<Packet, Packet>,
+};
+
 export interface BuildSession {
   close(): void;
   /** The secret ids the builder asked for, in order (for the log: ids, never values). */
   readonly asked: string[];
+  /** One report per DiffCopy the builder ran (each local: `context`, `dockerfile`, …). */
+  readonly synced: SyncReport[];
+}
+
+/** Directories the session serves by the names the builder asks for (`context`, `dockerfile`). */
+export type SessionDirs = Record<string, string>;
+
+/**
+ * A duplex call's packets as an async iterable that leaves the call open when the reader
+ * stops (a Readable's own iterator destroys the stream on `break`, which would reset it
+ * before the FIN and the OK status go out).
+ */
+function reader(call: grpc.ServerDuplexStream<Packet, Packet>): AsyncIterable<Packet> {
+  const queue: Packet[] = [];
+  let ended = false;
+  let failed: Error | null = null;
+  let wake: (() => void) | null = null;
+  const poke = () => {
+    wake?.();
+    wake = null;
+  };
+  call.on('data', (p: Packet) => {
+    queue.push(p);
+    poke();
+  });
+  call.on('end', () => {
+    ended = true;
+    poke();
+  });
+  call.on('close', () => {
+    ended = true;
+    poke();
+  });
+  call.on('error', (e: Error) => {
+    failed = e;
+    poke();
+  });
+  return {
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        if (queue.length > 0) yield queue.shift()!;
+        else if (failed) throw failed;
+        else if (ended) return;
+        else await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+  };
+}
+
+/** A duplex call's writes, waiting for its buffer to drain: a large file is never held whole. */
+function writer(call: grpc.ServerDuplexStream<Packet, Packet>) {
+  return (p: Packet) =>
+    new Promise<void>((resolve, reject) => {
+      if (call.destroyed) return reject(new Error('the builder closed the file sync'));
+      if (call.write(p)) return resolve();
+      const done = () => {
+        call.off('drain', done);
+        call.off('close', done);
+        if (call.destroyed) reject(new Error('the builder closed the file sync'));
+        else resolve();
+      };
+      call.on('drain', done);
+      call.on('close', done);
+    });
 }
 
 /**
@@ -119,9 +210,49 @@ export interface BuildSession {
  * `secrets` maps a secret id to its value; an id not in it answers NOT_FOUND, which a
  * `required` mount turns into a failed step naming the id.
  */
-export function serveBuildSession(socket: Duplex, secrets: Record<string, string>): BuildSession {
+export function serveBuildSession(
+  socket: Duplex,
+  secrets: Record<string, string>,
+  dirs: SessionDirs = {},
+): BuildSession {
   const server = new grpc.Server();
   const asked: string[] = [];
+  const synced: SyncReport[] = [];
+  server.addService(fileSyncService as unknown as grpc.ServiceDefinition, {
+    DiffCopy: (call: grpc.ServerDuplexStream<Packet, Packet>) => {
+      // Go sends a list as repeated header fields; Node's HTTP/2 joins them with ", ".
+      const values = (key: string) =>
+        call.metadata
+          .get(key)
+          .flatMap((v) => v.toString().split(','))
+          .map((v) => v.trim())
+          .filter((v) => v !== '');
+      const name = values('dir-name')[0] ?? '';
+      const root = Object.hasOwn(dirs, name) ? dirs[name] : undefined;
+      if (root === undefined) {
+        call.emit('error', {
+          code: grpc.status.NOT_FOUND,
+          details: `no directory ${name} in this build's session`,
+        });
+        return;
+      }
+      sendDiffCopy({ incoming: reader(call), send: writer(call) }, root, name, {
+        includePatterns: values('include-patterns'),
+        excludePatterns: values('exclude-patterns'),
+        followPaths: values('followpaths'),
+      }).then(
+        (report) => {
+          synced.push(report);
+          call.end();
+        },
+        (e: unknown) =>
+          call.emit('error', {
+            code: grpc.status.UNKNOWN,
+            details: e instanceof Error ? e.message : String(e),
+          }),
+      );
+    },
+  });
   server.addService(secretsService as unknown as grpc.ServiceDefinition, {
     GetSecret: (
       call: grpc.ServerUnaryCall<{ value: string }, Buffer>,
@@ -146,6 +277,7 @@ export function serveBuildSession(socket: Duplex, secrets: Record<string, string
   let closed = false;
   return {
     asked,
+    synced,
     close() {
       if (closed) return;
       closed = true;

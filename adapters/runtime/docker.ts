@@ -39,7 +39,7 @@ import { isoToNanos, logScanDone, logScanEnv, logScanScript } from './docker-log
 import { afterTime } from '../../core/services/logs.ts';
 import { containerLogRotation } from '../../core/releases/plan.ts';
 import { runBuild, type BuildClient, type Builder } from './docker-build.ts';
-import { serveBuildSession, sessionMethods } from './buildkit-session.ts';
+import { fileSyncMethod, serveBuildSession, sessionMethods } from './buildkit-session.ts';
 import { ContainerNotFound, ImageNotFound, ImageRefreshFailed } from './errors.ts';
 import { DemuxedLines, LineSplitter, OutputTail } from './output-tail.ts';
 import { onFirstUse } from '../on-first-use.ts';
@@ -317,15 +317,18 @@ export class DockerRuntime implements ContainerRuntime {
     spec: BuildSpec,
     onLine: (line: string) => void | Promise<void>,
   ): Promise<BuildResult> {
-    return this.call(target, `build ${spec.tag}`, (docker) =>
-      runBuild(
-        sessionBuildClient(docker, spec.secrets ?? {}),
+    return this.call(target, `build ${spec.tag}`, async (docker) => {
+      const client = sessionBuildClient(docker, spec.secrets ?? {}, spec.files);
+      const result = await runBuild(
+        client,
         spec,
         this.options.builder ?? 'buildkit',
         onLine,
         this.options.maxLineLength,
-      ),
-    );
+      );
+      const transfer = client.transfer();
+      return transfer ? { ...result, transfer } : result;
+    });
   }
 
   async localImage(target: DockerTarget, image: string): Promise<string | null> {
@@ -1742,51 +1745,112 @@ interface ModemDial {
  * which serves registry credentials only. The session opens first (`POST /session`,
  * hijacked to h2c), then `POST /build?session=<id>`; it closes when the build's output ends
  * or fails. The legacy builder has no session: dockerode's own call.
+ *
+ * With `files`, the context is not uploaded: the build asks for `remote=client-session`, and
+ * BuildKit's Dockerfile frontend reads the `context` and `dockerfile` locals from the session
+ * (file sync), as docker buildx does; the session's shared key is `files.key`, under which
+ * the engine keeps its copy of the context between builds, so the next build of the same
+ * source is sent only what changed. An engine that answers no `/session` (before API 1.39,
+ * so no BuildKit either) builds the tar with the legacy builder, unless secrets need the session.
  */
-function sessionBuildClient(docker: Docker, secrets: Record<string, string>): BuildClient {
+function sessionBuildClient(
+  docker: Docker,
+  secrets: Record<string, string>,
+  files?: BuildSpec['files'],
+): BuildClient & { transfer(): BuildResult['transfer'] } {
   const modem = (docker as unknown as { modem: ModemDial }).modem;
   const dial = (options: Record<string, unknown>) =>
     new Promise<unknown>((resolve, reject) =>
       modem.dial(options, (err, data) => (err ? reject(err) : resolve(data))),
     );
+  let session: ReturnType<typeof serveBuildSession> | null = null;
   return {
+    transfer() {
+      if (!files || !session) return undefined;
+      const synced = session.synced;
+      const paths = synced.flatMap((r) => r.requested);
+      return {
+        entries: synced.reduce((n, r) => n + r.entries, 0),
+        requested: paths.length,
+        paths: paths.slice(0, 100),
+        bytes: synced.reduce((n, r) => n + r.bytes, 0),
+      };
+    },
     async buildImage(context, options) {
       if (options.version !== '2') return docker.buildImage(context, options);
       const id = randomUUID();
-      const socket = (await dial({
-        method: 'POST',
-        path: '/session',
-        hijack: true,
-        headers: {
-          Upgrade: 'h2c',
-          'X-Docker-Expose-Session-Uuid': id,
-          'X-Docker-Expose-Session-Name': 'selfdevop',
-          'X-Docker-Expose-Session-Sharedkey': '',
-          'X-Docker-Expose-Session-Grpc-Method': sessionMethods,
-        },
-        statusCodes: { 101: true, 200: true, 500: 'server error' },
-      })) as Duplex;
-      const session = serveBuildSession(socket, secrets);
+      let socket: Duplex;
+      try {
+        socket = (await dial({
+          method: 'POST',
+          path: '/session',
+          hijack: true,
+          headers: {
+            Upgrade: 'h2c',
+            'X-Docker-Expose-Session-Uuid': id,
+            'X-Docker-Expose-Session-Name': 'selfdevop',
+            // BuildKit finds its copy of a local by name, hint and this key: one per source.
+            'X-Docker-Expose-Session-Sharedkey': files ? sharedKey(files.key) : '',
+            'X-Docker-Expose-Session-Grpc-Method': files
+              ? [...sessionMethods, fileSyncMethod]
+              : sessionMethods,
+          },
+          statusCodes: { 101: true, 200: true, 500: 'server error' },
+        })) as Duplex;
+      } catch (e) {
+        const status = (e as { statusCode?: unknown }).statusCode;
+        if (status === 404 || status === 400) {
+          if (Object.keys(secrets).length > 0)
+            throw new Error(
+              `the engine has no BuildKit session (POST /session answered ${status}), and build secrets need one`,
+              { cause: e },
+            );
+          return docker.buildImage(context, { ...options, version: '1' });
+        }
+        throw e;
+      }
+      // Made once the engine took the session (no checkout for an engine that cannot use it).
+      const dirs: Record<string, string> = {};
+      if (files) {
+        try {
+          const dir = await files.open();
+          // The Dockerfile is read from the same directory: `dockerfile` names its path in it.
+          dirs.context = dir;
+          dirs.dockerfile = dir;
+        } catch (e) {
+          socket.destroy();
+          throw e;
+        }
+      }
+      const open = serveBuildSession(socket, secrets, dirs);
+      session = open;
       const { abortSignal, ...query } = options;
       try {
         const response = (await dial({
           path: '/build?',
           method: 'POST',
-          file: context,
-          options: { ...query, session: id },
+          // The context travels over the session: the request's body is empty (without a
+          // `file`, docker-modem would send the query again as a JSON body).
+          file: files ? Buffer.alloc(0) : context,
+          options: files
+            ? { ...query, session: id, remote: 'client-session' }
+            : { ...query, session: id },
           abortSignal,
           isStream: true,
           statusCodes: { 200: true, 500: 'server error' },
         })) as NodeJS.ReadableStream;
-        const done = () => session.close();
+        const done = () => open.close();
         response.once('end', done);
         response.once('close', done);
         response.once('error', done);
         return response;
       } catch (e) {
-        session.close();
+        open.close();
         throw e;
       }
     },
   };
 }
+
+/** A session key the engine takes in a header: the source's key, hashed to hex. */
+const sharedKey = (key: string) => createHash('sha256').update(key).digest('hex').slice(0, 32);

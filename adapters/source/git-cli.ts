@@ -7,7 +7,18 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lutimes,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rename,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gitHost, isFullSha, isSshUrl, sshAuthority } from '../../core/builds/git-source.ts';
@@ -18,9 +29,28 @@ import {
   GitPathNotFound,
   GitRefNotFound,
   GitUnreachable,
+  SourceTooLarge,
 } from '../../core/builds/errors.ts';
 import type { GitRemote, SourceArchive, SourceRepository, SourceTree } from '../../core/ports.ts';
 import { filterTar } from './tar-filter.ts';
+
+/**
+ * Every file of a checkout gets an mtime made from its content's hash, and every directory
+ * one fixed time. BuildKit's file sync asks the client only for files whose stat (mode,
+ * size, mtime) differs from its copy of the last build; a fresh checkout writes every file
+ * "now", which would make every file look changed, and git keeps no per-file times (a
+ * shallow fetch has no history to take a commit time from). A time from the blob id is the
+ * same for the same content in every checkout, on any worker, after a restart; a changed
+ * file gets another one (48 bits of the id: a collision also needs the same size). The
+ * times lie between 2000 and 2009, never in the future for tools in the build.
+ */
+const checkoutEpochSeconds = 946_684_800;
+function contentTime(hexId: string): number {
+  const bits = BigInt(`0x${hexId.slice(0, 12)}`);
+  const seconds = Number(bits >> 20n) & 0x0fff_ffff;
+  const micros = Number(bits & 0xf_ffffn) % 1_000_000;
+  return checkoutEpochSeconds + seconds + micros / 1_000_000;
+}
 
 export interface GitCliOptions {
   /** The git binary; `git` on PATH unless set. */
@@ -203,6 +233,11 @@ export class GitCliSource implements SourceRepository {
       )
         throw new GitPathNotFound('sub-directory', subdir, sha);
       const treeish = subdir ? `${sha}:${subdir}` : sha;
+      // What the last weighing listed, for a checkout with the same filter: one git process less.
+      let listed: {
+        exclude: ((path: string) => boolean) | undefined;
+        records: TreeRecord[];
+      } | null = null;
       return {
         read: async (file) => {
           // `cat-file blob` fails for a directory or a missing path alike: both are "no file".
@@ -213,8 +248,18 @@ export class GitCliSource implements SourceRepository {
           );
           return run.code === 0 ? run.stdout : null;
         },
-        size: (exclude) => this.treeSize(repo, treeish, env, exclude),
+        size: async (exclude) => {
+          const records: TreeRecord[] = [];
+          const weight = await this.treeSize(repo, treeish, env, exclude, (r) => records.push(r));
+          listed = { exclude, records };
+          return weight;
+        },
         archive: (options = {}) => filterTar(this.tar(repo, treeish, env, signal), options),
+        checkout: (options = {}) => {
+          const last = listed;
+          const records = last && last.exclude === options.exclude ? last.records : null;
+          return this.checkout(repo, treeish, env, dir, options, records);
+        },
         close,
       };
     } catch (e) {
@@ -433,6 +478,154 @@ export class GitCliSource implements SourceRepository {
   }
 
   /**
+   * The tree written to `<dir>/context` for a build whose context is served as files: the
+   * kept paths listed by `git ls-tree` (the weighing's listing when it used the same filter),
+   * written by one `git checkout <tree> -- <paths>`, then given the modes `git archive` gives (0664, 0775: its default umask 0002, so both
+   * paths build the same image) and content-derived mtimes (see `contentTime`).
+   */
+  private async checkout(
+    repo: string,
+    treeish: string,
+    env: NodeJS.ProcessEnv,
+    dir: string,
+    options: {
+      exclude?: (path: string) => boolean;
+      extra?: Record<string, string>;
+      maxBytes?: number;
+    },
+    listed: TreeRecord[] | null,
+  ): Promise<string> {
+    const out = path.join(dir, 'context');
+    await mkdir(out, { mode: 0o775 });
+    const files: { mode: string; id: string; path: string }[] = [];
+    const submodules: string[] = [];
+    let bytes = 0;
+    const records = listed ?? this.treeRecords(repo, treeish, env);
+    for await (const { mode, type, id, size, path: file } of records) {
+      if (options.exclude?.(file) || options.extra?.[file] !== undefined) continue;
+      // A submodule is an empty directory in `git archive`'s tar too.
+      if (type === 'commit') submodules.push(file);
+      if (type !== 'blob') continue;
+      files.push({ mode, id, path: file });
+      bytes += Number(size) || 0;
+      if (options.maxBytes !== undefined && bytes > options.maxBytes)
+        throw new SourceTooLarge(bytes, options.maxBytes);
+    }
+    // One process: `checkout <tree> -- <paths>` with the kept paths as literal pathspecs, into
+    // an index of the fetch's own (the mirror's is never touched, so builds do not meet).
+    const checkoutEnv = {
+      ...env,
+      GIT_INDEX_FILE: path.join(dir, 'context.index'),
+      GIT_LITERAL_PATHSPECS: '1',
+    };
+    if (files.length > 0) {
+      const write = await this.gitWithInput(
+        [
+          '--git-dir',
+          repo,
+          '--work-tree',
+          out,
+          'checkout',
+          treeish,
+          '--pathspec-from-file=-',
+          '--pathspec-file-nul',
+        ],
+        checkoutEnv,
+        files.map((f) => `${f.path}\0`).join(''),
+      );
+      if (write.code !== 0) throw new Error(`git checkout failed: ${detail(write)}`);
+    }
+    for (const sub of submodules) await mkdir(path.join(out, sub), { recursive: true });
+    for (const [file, text] of Object.entries(options.extra ?? {})) {
+      await mkdir(path.dirname(path.join(out, file)), { recursive: true });
+      await writeFile(path.join(out, file), text);
+      const id = createHash('sha1').update(text).digest('hex');
+      files.push({ mode: '100644', id, path: file });
+    }
+    // A few at a time: thousands of files are thousands of syscalls, not thousands at once.
+    for (let i = 0; i < files.length; i += 64)
+      await Promise.all(
+        files.slice(i, i + 64).map(async (f) => {
+          const abs = path.join(out, f.path);
+          const t = contentTime(f.id);
+          if (f.mode === '120000') return lutimes(abs, t, t);
+          await chmod(abs, f.mode === '100755' ? 0o775 : 0o664);
+          await utimes(abs, t, t);
+        }),
+      );
+    // Directories last (writing files moved their times), deepest first.
+    const dirs = new Set<string>();
+    for (const f of [...files.map((x) => x.path), ...submodules.map((x) => `${x}/.`)])
+      for (let d = path.posix.dirname(f); d !== '.'; d = path.posix.dirname(d)) dirs.add(d);
+    for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
+      const abs = path.join(out, d);
+      await chmod(abs, 0o775);
+      await utimes(abs, checkoutEpochSeconds, checkoutEpochSeconds);
+    }
+    return out;
+  }
+
+  /** `git ls-tree -r -l -z` of a tree, record by record as it streams (a tree may list millions). */
+  private async *treeRecords(
+    repo: string,
+    treeish: string,
+    env: NodeJS.ProcessEnv,
+  ): AsyncGenerator<TreeRecord> {
+    const child = spawn(
+      this.options.gitBin ?? 'git',
+      ['-C', repo, 'ls-tree', '-r', '-l', '-z', '--full-tree', treeish],
+      { env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      stderr = (stderr + c).slice(-4096);
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    let rest = '';
+    try {
+      for await (const chunk of child.stdout.setEncoding('utf8') as AsyncIterable<string>) {
+        const records = (rest + chunk).split('\0');
+        rest = records.pop() ?? '';
+        for (const record of records) {
+          const tab = record.indexOf('\t');
+          if (tab === -1) continue;
+          const [mode = '', type = '', id = '', size = ''] = record.slice(0, tab).split(/ +/);
+          yield { mode, type, id, size, path: record.slice(tab + 1) };
+        }
+      }
+      if ((await exited) !== 0)
+        throw new Error(`git ls-tree failed: ${stderr.trim().slice(-maxDetail)}`);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }
+
+  /** A git command fed `input` on its stdin. */
+  private gitWithInput(args: string[], env: NodeJS.ProcessEnv, input: string): Promise<Run> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.options.gitBin ?? 'git', args, {
+        env,
+        stdio: ['pipe', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (c: string) => {
+        stderr = (stderr + c).slice(-8 * 1024);
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
+      child.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      child.once('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout: '', stderr, timedOut: false });
+      });
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(input);
+    });
+  }
+
+  /**
    * The files of a tree with their sizes, read from `git ls-tree -l` as it streams (a tree
    * may list millions of paths): only blob sizes, no content, so a 2 GB repository is
    * weighed without being read.
@@ -442,6 +635,7 @@ export class GitCliSource implements SourceRepository {
     treeish: string,
     env: NodeJS.ProcessEnv,
     exclude?: (path: string) => boolean,
+    keep?: (record: TreeRecord) => void,
   ): Promise<{ bytes: number; files: number }> {
     const child = spawn(
       this.options.gitBin ?? 'git',
@@ -462,10 +656,11 @@ export class GitCliSource implements SourceRepository {
       for (const record of records) {
         // `<mode> <type> <object> <size>\t<path>`; a submodule's size is `-`.
         const tab = record.indexOf('\t');
-        const [, type, , size] = record.slice(0, tab).split(/ +/);
-        if (type !== 'blob') continue;
+        const [mode = '', type = '', id = '', size = ''] = record.slice(0, tab).split(/ +/);
         const file = record.slice(tab + 1);
         if (exclude?.(file)) continue;
+        keep?.({ mode, type, id, size, path: file });
+        if (type !== 'blob') continue;
         bytes += Number(size) || 0;
         files++;
       }
@@ -507,6 +702,15 @@ export class GitCliSource implements SourceRepository {
       if (child.exitCode === null) kill();
     }
   }
+}
+
+/** One line of `git ls-tree -r -l`: mode, type (blob, commit), object id, size, path. */
+interface TreeRecord {
+  mode: string;
+  type: string;
+  id: string;
+  size: string;
+  path: string;
 }
 
 const exists = (p: string) =>

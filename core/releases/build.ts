@@ -190,6 +190,8 @@ async function buildWithSlot(
   const tree = await viaGit(() => source.fetch(remote, sha, git.subdir, c.signal));
   await pinHostKeys(c, remote);
   let archive: AsyncIterable<Uint8Array>;
+  let filterOf: ((path: string) => boolean) | undefined;
+  let extraFiles: Record<string, string> = {};
   let dockerfile = git.dockerfile;
   try {
     const where = git.subdir ? `${git.subdir}/` : '';
@@ -262,6 +264,8 @@ async function buildWithSlot(
       `build context: ${weight.files} files, ${Math.ceil(weight.bytes / 1024)} KiB${ignoreText !== null ? ' (after .dockerignore)' : ''}`,
     );
     archive = tree.archive({ exclude, extra, maxBytes: limits.maxSourceBytes });
+    filterOf = exclude;
+    extraFiles = extra;
   } catch (e) {
     await tree.close();
     throw e;
@@ -269,6 +273,28 @@ async function buildWithSlot(
   // A context that fails while the engine reads it (over the cap, git archive dying) reaches
   // the engine as a cut tar; its own error is the one worth reporting.
   let streamError: unknown = null;
+  // The same context as files, for a BuildKit engine (file sync over the session): written
+  // only if the engine takes it, and keyed per service and sub-directory, so the engine's
+  // copy of the last build of this source is what the next one is compared with (never
+  // another service's, whatever the org: the copy decides which files are not sent).
+  const checkout = tree.checkout?.bind(tree);
+  const files = checkout
+    ? {
+        key: `selfdevop:${c.service.id}:${git.subdir}`,
+        open: async () => {
+          try {
+            return await checkout({
+              exclude: filterOf,
+              extra: extraFiles,
+              maxBytes: limits.maxSourceBytes,
+            });
+          } catch (e) {
+            streamError = e;
+            throw e;
+          }
+        },
+      }
+    : undefined;
   const output = new CommandOutputLog(c, 'stdout');
   let result;
   try {
@@ -283,6 +309,7 @@ async function buildWithSlot(
           {
             tag,
             context: watched(archive, (e) => (streamError = e)),
+            ...(files ? { files } : {}),
             dockerfile,
             buildArgs: git.buildArgs,
             labels: buildLabels(c.release, sha),
@@ -312,6 +339,13 @@ async function buildWithSlot(
     );
   if (result.error !== null || result.imageId === null)
     throw new StepFailed(`build failed: ${result.error ?? 'the engine named no image'}`, false);
+  if (result.transfer) {
+    const t = result.transfer;
+    await appendLog(
+      c,
+      `build context over the BuildKit session: ${t.requested} of ${t.entries} entries sent (${Math.ceil(t.bytes / 1024)} KiB), the rest unchanged since the last build`,
+    );
+  }
   await appendLog(c, `built ${tag} (${result.imageId})`);
   return result.imageId;
 }

@@ -3,7 +3,7 @@
  * git http-backend (behind a token) for a private one.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -182,6 +182,123 @@ describe('GitCliSource with a mirror directory', () => {
     await expect(run('git', ['-C', repoDir, 'cat-file', '-e', c2])).resolves.toBeDefined();
     await expect(run('git', ['-C', repoDir, 'cat-file', '-e', c1])).rejects.toThrow();
     await rm(mirrorDir, { recursive: true, force: true });
+  });
+});
+
+describe('GitCliSource checkout (a build context served as files)', () => {
+  /** Every entry of a directory: type, mode, size, mtime in ns, and content or link target. */
+  const snapshot = async (dir: string) => {
+    const out: Record<string, string> = {};
+    const walk = async (rel: string): Promise<void> => {
+      for (const name of (await readdir(path.join(dir, rel))).sort()) {
+        const p = rel ? `${rel}/${name}` : name;
+        const st = await lstat(path.join(dir, p), { bigint: true });
+        const what = st.isSymbolicLink()
+          ? `link ${await readlink(path.join(dir, p))}`
+          : st.isDirectory()
+            ? 'dir'
+            : `file ${(Number(st.mode) & 0o777).toString(8)} ${await readFile(path.join(dir, p), 'utf8')}`;
+        out[p] = `${what} @${st.mtimeNs}`;
+        if (st.isDirectory()) await walk(p);
+      }
+    };
+    await walk('');
+    return out;
+  };
+
+  it('writes the files archive() streams, with the same modes, and keeps the stat of unchanged files across commits', async () => {
+    const mirrorDir = await mkdtemp(path.join(os.tmpdir(), 'sdo-mirror-'));
+    const source = new GitCliSource({ mirrorDir });
+    const repo = await makeRepo(daemon.root, `checkout-${++n}`);
+    const url = daemon.url(`checkout-${n}`);
+    const c1 = await repo.commit({
+      'app/Dockerfile': 'FROM x\n',
+      'app/src/a.js': 'a1',
+      'app/src/b.js': 'b',
+      'app/ignored/big.bin': 'zzz',
+      'app/run.sh': '#!/bin/sh\n',
+      'outside.txt': 'not under app',
+    });
+    const work = path.join(os.tmpdir(), `sdo-work-exec-${n}`);
+    await rm(work, { recursive: true, force: true });
+    await run('git', ['clone', '-q', repo.bare, work]);
+    const gitIn = (...args: string[]) =>
+      run('git', ['-C', work, '-c', 'user.email=t@t', '-c', 'user.name=t', ...args]);
+    await run('chmod', ['755', path.join(work, 'app/run.sh')]);
+    await run('ln', ['-s', 'src/a.js', path.join(work, 'app/link.js')]);
+    await gitIn('add', '-A');
+    await gitIn('commit', '-qm', 'exec bit and link');
+    await gitIn('push', '-q', 'origin', 'main');
+    const c2 = (await gitIn('rev-parse', 'HEAD')).stdout.trim();
+    await writeFile(path.join(work, 'app/src/a.js'), 'a2');
+    await gitIn('commit', '-qam', 'a changed');
+    await gitIn('push', '-q', 'origin', 'main');
+    const c3 = (await gitIn('rev-parse', 'HEAD')).stdout.trim();
+    await rm(work, { recursive: true, force: true });
+    expect(c1).not.toBe(c2);
+
+    const exclude = (p: string) => p.startsWith('ignored');
+    const checkout = async (sha: string, weighFirst = false) => {
+      const tree = await source.fetch({ url, credential: null }, sha, 'app');
+      try {
+        // As the build step does: weighed first, the checkout then reuses that listing.
+        if (weighFirst) expect((await tree.size(exclude)).files).toBe(5);
+        const dir = await tree.checkout!({ exclude, extra: { 'gen.Dockerfile': 'FROM gen\n' } });
+        const snap = await snapshot(dir);
+        const archived = await files({
+          stream: tree.archive({ exclude, extra: { 'gen.Dockerfile': 'FROM gen\n' } }),
+          close: async () => undefined,
+        });
+        return { snap, archived, dir };
+      } finally {
+        await tree.close();
+      }
+    };
+    const first = await checkout(c2);
+    // The same files as the archive, content and all.
+    const filesOf = (snap: Record<string, string>) =>
+      Object.keys(snap)
+        .filter((p) => snap[p]!.startsWith('file'))
+        .sort();
+    expect(filesOf(first.snap)).toEqual(
+      Object.keys(first.archived)
+        .filter((p) => p !== 'link.js')
+        .sort(),
+    );
+    expect(first.snap['run.sh']).toMatch(/^file 775 #!\/bin\/sh/);
+    expect(first.snap['src/a.js']).toMatch(/^file 664 a1 @/);
+    expect(first.snap['link.js']).toMatch(/^link src\/a\.js @/);
+    expect(first.snap['gen.Dockerfile']).toMatch(/^file 664 FROM gen/);
+    expect(first.snap['ignored']).toBeUndefined();
+    expect(first.snap['outside.txt']).toBeUndefined();
+    // Gone with the tree.
+    await expect(lstat(first.dir)).rejects.toThrow();
+
+    // Another checkout of the same commit: every stat the same, mtimes included.
+    expect((await checkout(c2, true)).snap).toEqual(first.snap);
+    // The next commit changed a.js alone: only its stat differs.
+    const next = await checkout(c3);
+    const changed = Object.keys(next.snap).filter((p) => next.snap[p] !== first.snap[p]);
+    expect(changed).toEqual(['src/a.js']);
+    // A content-derived time, in the past.
+    const ns = BigInt(/@(\d+)$/.exec(next.snap['src/a.js']!)![1]!);
+    expect(ns).toBeLessThan(BigInt(Date.now()) * 1_000_000n);
+    await rm(mirrorDir, { recursive: true, force: true });
+  });
+
+  it('fails a checkout over the size cap, naming the cap', async () => {
+    const repo = await makeRepo(daemon.root, `checkout-cap-${++n}`);
+    const sha = await repo.commit({ Dockerfile: 'FROM x\n', 'data.bin': 'x'.repeat(5000) });
+    const tree = await new GitCliSource().fetch(
+      { url: daemon.url(`checkout-cap-${n}`), credential: null },
+      sha,
+      '',
+    );
+    try {
+      await expect(tree.checkout!({ maxBytes: 1000 })).rejects.toThrow(/over the cap/);
+    } finally {
+      await tree.close();
+    }
   });
 });
 

@@ -312,6 +312,8 @@ export interface DirectTransfers {
   ): Promise<string>;
   /** The stored object's size; null when nothing is there. */
   size(key: string): Promise<number | null>;
+  /** The origin its URLs point at: what a page must be allowed to connect to (CSP). */
+  origin(): Promise<string>;
 }
 
 export interface KeyVault {

@@ -92,6 +92,10 @@ export class S3ObjectStore implements ObjectStore {
       this.direct = {
         url: (key, method, o) => this.presigned(key, method, o),
         size: (key) => this.size(key),
+        // Where the SDK's endpoint resolution puts this bucket (virtual-hosted on AWS, the
+        // endpoint itself path-style): read off a URL, as clients will see it.
+        origin: () =>
+          this.presigned('origin', 'GET', { expiresSeconds: 1 }).then((u) => new URL(u).origin),
       };
   }
 

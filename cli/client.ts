@@ -1,3 +1,7 @@
+import { createReadStream } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { pipeline } from 'node:stream/promises';
 import { CliError, type CliConfig } from './config.ts';
 import type { Page } from '../core/models.ts';
 
@@ -48,6 +52,7 @@ export class ApiClient {
     path: string,
     body?: unknown,
     accept = 'application/json',
+    redirect: RequestRedirect = 'follow',
   ): Promise<Response> {
     const headers = this.headers({
       accept,
@@ -58,6 +63,7 @@ export class ApiClient {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
+        redirect,
         // Streams (live events, app logs) last as long as the reader wants them.
         signal: accept === 'application/json' ? AbortSignal.timeout(60_000) : null,
       });
@@ -143,8 +149,18 @@ export class ApiClient {
 
   /** A download's bytes as they arrive (a backup's dump), never held whole. */
   async download(path: string): Promise<AsyncIterable<Uint8Array>> {
-    const res = await this.send('GET', path, undefined, 'application/octet-stream');
-    if (!res.ok) return this.fail(res);
+    const answer = await this.send('GET', path, undefined, 'application/octet-stream', 'manual');
+    // The cloud answers a backup's object with a 303 to the store's short-lived URL, which
+    // is fetched as it is: this API's token and org never go to the store.
+    const location = answer.status === 303 ? answer.headers.get('location') : null;
+    const res = location ? await fetch(location) : answer;
+    if (!res.ok) {
+      if (location)
+        throw new CliError(
+          `the object store answered ${res.status} ${res.statusText} for the download`.trim(),
+        );
+      return this.fail(res);
+    }
     if (!res.body) return (async function* () {})();
     return res.body as unknown as AsyncIterable<Uint8Array>;
   }
@@ -207,5 +223,42 @@ export class ApiClient {
         yield event;
       }
     }
+  }
+}
+
+/**
+ * PUTs a file to a presigned URL of the object store (a cloud import's object), streamed
+ * with its exact Content-Length (the URL's signature covers it) and the headers the API
+ * named; no credential of this API goes with it. Answers once the store said 2xx.
+ */
+export async function putToStore(
+  url: string,
+  headers: Record<string, string>,
+  file: string,
+): Promise<void> {
+  const target = new URL(url);
+  const request = (target.protocol === 'https:' ? https : http).request(target, {
+    method: 'PUT',
+    headers,
+  });
+  const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
+    request.once('response', resolve);
+    request.once('error', reject);
+  });
+  try {
+    await pipeline(createReadStream(file, { highWaterMark: 256 * 1024 }), request);
+    const res = await answered;
+    let body = '';
+    res.setEncoding('utf8');
+    for await (const chunk of res) if (body.length < 2000) body += chunk as string;
+    if ((res.statusCode ?? 0) >= 300)
+      throw new CliError(
+        `the object store refused the upload: ${res.statusCode} ${/<Message>([^<]*)</.exec(body)?.[1] ?? body.slice(0, 200)}`.trim(),
+      );
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError(
+      `cannot upload to the object store at ${target.host}: ${(e as Error).message}`,
+    );
   }
 }

@@ -290,6 +290,30 @@ export interface ObjectStore {
    * Only for a write known to be dead: a live one would lose its partial object.
    */
   discardPartial?(key: string): Promise<number>;
+  /**
+   * Optional: clients move an object directly to and from the store, past the control plane.
+   * The cloud edition's API cannot carry a backup (API Gateway takes 10 MB in, Lambda answers
+   * 6 MB out), so its store hands out short-lived URLs instead; a store without it (local
+   * files, or an S3-compatible store a client may not reach) has the API carry the bytes.
+   */
+  direct?: DirectTransfers;
+}
+
+/** Short-lived URLs to one object, and what a client's direct write left there. */
+export interface DirectTransfers {
+  /**
+   * A URL that GETs the object (as an attachment named `filename`), or PUTs exactly `bytes`
+   * bytes to it (a longer or shorter body is refused by the store), for `expiresSeconds`.
+   */
+  url(
+    key: string,
+    method: 'GET' | 'PUT',
+    options: { expiresSeconds: number; bytes?: number; filename?: string },
+  ): Promise<string>;
+  /** The stored object's size; null when nothing is there. */
+  size(key: string): Promise<number | null>;
+  /** The origin its URLs point at: what a page must be allowed to connect to (CSP). */
+  origin(): Promise<string>;
 }
 
 export interface KeyVault {

@@ -246,6 +246,14 @@ export class SelfdevopStack extends Stack {
       );
     // The HTTP API is made further down; its URL is read when the template is written.
     const dashboardUrl = props.dashboardUrl ?? Lazy.string({ produce: () => this.api.apiEndpoint });
+    // A backup's object moves between the browser and the bucket through presigned URLs (the
+    // API cannot carry it): the dashboard's page PUTs an import's object and nothing else.
+    bucket.addCorsRule({
+      allowedOrigins: [dashboardUrl],
+      allowedMethods: [s3.HttpMethods.PUT],
+      allowedHeaders: ['content-type'],
+      maxAge: 600,
+    });
     const client = userPool.addClient('Dashboard', {
       authFlows: { userSrp: true },
       generateSecret: false,

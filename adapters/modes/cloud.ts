@@ -173,6 +173,10 @@ export async function fromCloud(
     bucket: config.OBJECTS_BUCKET,
     kmsKeyId: config.OBJECTS_KMS_KEY_ID,
     client: aws,
+    // API Gateway takes 10 MB in and Lambda answers 6 MB out: a backup's object moves between
+    // the client and S3 through presigned URLs (signed with the function's role, so one works
+    // until the earlier of its own expiry and the role session's).
+    directTransfers: true,
   });
   const mailer = new SesMailer({
     from: config.MAIL_FROM,

@@ -119,6 +119,12 @@ const schema = z.object({
   /** Keys for the S3-compatible store; the AWS SDK's usual chain (AWS_*) when absent. */
   OBJECTS_S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   OBJECTS_S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  /**
+   * A backup's object moves between clients (CLI, browser) and the bucket through presigned
+   * URLs instead of through this API: for a bucket clients reach, behind a proxy whose body
+   * limit a backup exceeds. The cloud edition always does this (its API cannot carry one).
+   */
+  OBJECTS_S3_DIRECT: bool.default(false),
   EMBEDDED_PG_PORT: port.default(54329),
   /** Absent: generated once into DATA_DIR/secrets/jwt-secret (0600) and reused after. */
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),

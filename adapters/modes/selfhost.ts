@@ -200,8 +200,15 @@ export async function fromSelfhost(
         bucket: config.OBJECTS_S3_BUCKET,
         client: {
           region: config.OBJECTS_S3_REGION,
+          // An S3-compatible store (MinIO, Garage, R2…) may predate the SDK's default
+          // checksums on every request: sent and checked only where the API requires them.
           ...(config.OBJECTS_S3_ENDPOINT
-            ? { endpoint: config.OBJECTS_S3_ENDPOINT, forcePathStyle: true }
+            ? {
+                endpoint: config.OBJECTS_S3_ENDPOINT,
+                forcePathStyle: true,
+                requestChecksumCalculation: 'WHEN_REQUIRED' as const,
+                responseChecksumValidation: 'WHEN_REQUIRED' as const,
+              }
             : {}),
           ...(config.OBJECTS_S3_ACCESS_KEY_ID && config.OBJECTS_S3_SECRET_ACCESS_KEY
             ? {
@@ -212,6 +219,7 @@ export async function fromSelfhost(
               }
             : {}),
         },
+        directTransfers: config.OBJECTS_S3_DIRECT,
       })
     : new LocalFsObjectStore(config.OBJECTS_DIR ?? path.join(config.DATA_DIR, 'objects'));
   // pg_dump needs the owner's (superuser's) login: forced row-level security hides every

@@ -1,6 +1,6 @@
 /**
  * Cloud ObjectStore on Amazon S3 (artifacts, backups, logs). The only file that imports
- * @aws-sdk/client-s3, and only when first used: the API's cold start would otherwise parse
+ * @aws-sdk/client-s3 (and its presigner), and only when first used: the API's cold start would otherwise parse
  * the SDK for requests that never touch S3. Keys follow the same rules as every other
  * store (object-key.ts), so a key accepted in tests or self-hosted is accepted here and
  * nothing can escape a prefix.
@@ -8,7 +8,7 @@
 import type * as S3Sdk from '@aws-sdk/client-s3';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { Unavailable } from '../../core/errors.ts';
-import type { ObjectStore } from '../../core/ports.ts';
+import type { DirectTransfers, ObjectStore } from '../../core/ports.ts';
 import { assertObjectKey, assertObjectPrefix, bodyBytes, compareKeys } from './object-key.ts';
 import { exportsOf, onFirstUse } from '../on-first-use.ts';
 
@@ -31,6 +31,11 @@ export interface S3ObjectStoreOptions {
    * (S3's smallest part but the last). The one part in memory is the stream's whole cost.
    */
   partBytes?: number;
+  /**
+   * Hand clients short-lived presigned URLs to read and write objects themselves (the cloud
+   * edition: its API cannot carry a backup). Off for a store the API's clients may not reach.
+   */
+  directTransfers?: boolean;
 }
 
 // S3's rules for bucket names: 3–63 lowercase letters, digits, dots and hyphens.
@@ -52,6 +57,7 @@ type S3SdkExports = Omit<typeof S3Sdk, 'default'>;
 const loadSdk: () => Promise<S3SdkExports> = onFirstUse(() =>
   import('@aws-sdk/client-s3').then(exportsOf),
 );
+const loadPresigner = onFirstUse(() => import('@aws-sdk/s3-request-presigner').then(exportsOf));
 
 function isS3Client(c: S3ObjectStoreOptions['client']): c is S3Client {
   return typeof (c as S3Client | undefined)?.send === 'function';
@@ -68,6 +74,7 @@ export class S3ObjectStore implements ObjectStore {
   private readonly pageSize: number;
   private readonly maxPages: number;
   private readonly partBytes: number;
+  readonly direct?: DirectTransfers;
 
   constructor(options: S3ObjectStoreOptions) {
     if (typeof options.bucket !== 'string' || !bucketName.test(options.bucket)) {
@@ -81,6 +88,75 @@ export class S3ObjectStore implements ObjectStore {
     this.pageSize = options.pageSize ?? 1000;
     this.maxPages = options.maxPages ?? 1000;
     this.partBytes = Math.max(options.partBytes ?? 8 * 1024 * 1024, 5 * 1024 * 1024);
+    if (options.directTransfers)
+      this.direct = {
+        url: (key, method, o) => this.presigned(key, method, o),
+        size: (key) => this.size(key),
+        // Where the SDK's endpoint resolution puts this bucket (virtual-hosted on AWS, the
+        // endpoint itself path-style): read off a URL, as clients will see it.
+        origin: () =>
+          this.presigned('origin', 'GET', { expiresSeconds: 1 }).then((u) => new URL(u).origin),
+      };
+  }
+
+  /**
+   * A presigned GET or PUT (signature v4 in the query). A PUT signs its Content-Length, so
+   * S3 refuses a body of any other size; it names the KMS key as every write here does.
+   */
+  private async presigned(
+    key: string,
+    method: 'GET' | 'PUT',
+    options: { expiresSeconds: number; bytes?: number; filename?: string },
+  ): Promise<string> {
+    assertObjectKey(key);
+    const { s3, client } = await this.sdk();
+    const { getSignedUrl } = await loadPresigner();
+    const expiresIn = options.expiresSeconds;
+    if (method === 'GET') {
+      const disposition = options.filename
+        ? `attachment; filename="${options.filename.replace(/["\\\r\n]/g, '_')}"`
+        : undefined;
+      const get = new s3.GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ...(disposition ? { ResponseContentDisposition: disposition } : {}),
+      });
+      return this.call(key, () => getSignedUrl(client, get, { expiresIn }));
+    }
+    const put = new s3.PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ...(options.bytes === undefined ? {} : { ContentLength: options.bytes }),
+      ContentType: 'application/octet-stream',
+      ...(this.kmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: this.kmsKeyId } : {}),
+    });
+    // The SDK's default checksums would sign a CRC32 of the empty body the URL is made with,
+    // and S3 would refuse the real upload against it: a presigned write carries none.
+    put.middlewareStack.add(
+      (next) => (args) => {
+        const headers = (args.request as { headers?: Record<string, string> }).headers ?? {};
+        for (const name of Object.keys(headers))
+          if (name.startsWith('x-amz-checksum-') || name === 'x-amz-sdk-checksum-algorithm')
+            delete headers[name];
+        return next(args);
+      },
+      { step: 'build', priority: 'low', name: 'sdoPresignedNoChecksum' },
+    );
+    return this.call(key, () =>
+      getSignedUrl(client, put, { expiresIn, signableHeaders: new Set(['content-length']) }),
+    );
+  }
+
+  private async size(key: string): Promise<number | null> {
+    assertObjectKey(key);
+    const { s3, client } = await this.sdk();
+    try {
+      const out = await client.send(new s3.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return out.ContentLength ?? 0;
+    } catch (e) {
+      if (isMissing(e)) return null;
+      throw this.failure(key, e);
+    }
   }
 
   async put(

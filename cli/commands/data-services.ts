@@ -1,7 +1,8 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { putToStore } from '../client.ts';
 import { client, parse, type Command, type CommandContext } from '../command.ts';
 import { CliError } from '../config.ts';
 import { json, table } from '../output.ts';
@@ -619,15 +620,27 @@ async function run(ctx: CommandContext): Promise<number> {
       } catch (e) {
         throw new CliError(`cannot read ${values.from}.json: ${(e as Error).message}`, 2);
       }
-      const started = await api.call<{ backup: Backup; uploadPath: string }>(
-        'POST',
-        `${path(arg)}/backups/import`,
-        { bundle, passphrase },
-      );
-      let b = await api.upload<Backup>(
-        started.uploadPath,
-        createReadStream(`${values.from}.gz.enc`, { highWaterMark: 256 * 1024 }),
-      );
+      const object = `${values.from}.gz.enc`;
+      try {
+        await access(object);
+      } catch (e) {
+        throw new CliError(`cannot read ${object}: ${(e as Error).message}`, 2);
+      }
+      const started = await api.call<{
+        backup: Backup;
+        uploadPath: string;
+        upload?: { url: string; headers: Record<string, string>; completePath: string };
+      }>('POST', `${path(arg)}/backups/import`, { bundle, passphrase });
+      let b: Backup;
+      if (started.upload) {
+        // The cloud: the object goes to the store itself, then the API checks and drills it.
+        await putToStore(started.upload.url, started.upload.headers, object);
+        b = await api.call<Backup>('POST', started.upload.completePath);
+      } else
+        b = await api.upload<Backup>(
+          started.uploadPath,
+          createReadStream(object, { highWaterMark: 256 * 1024 }),
+        );
       if (values.wait) {
         // Bounded: a drill of a large backup takes a while; one hour at most.
         for (let i = 0; i < 1800 && b.drillStatus !== 'passed' && b.drillStatus !== 'failed'; i++) {

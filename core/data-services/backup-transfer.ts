@@ -6,6 +6,7 @@ import {
   recordAudit,
   requireOrg,
   type CoreDeps,
+  type OrgPrincipal,
   type Principal,
   type RequestContext,
 } from '../deps.ts';
@@ -135,22 +136,71 @@ export async function backupObject(
   principal: Principal,
   id: string,
   backupId: string,
-): Promise<{ filename: string; bytes: number; body: AsyncIterable<Uint8Array> }> {
+): Promise<
+  { filename: string; bytes: number } & (
+    { body: AsyncIterable<Uint8Array> } | { url: string; expiresSeconds: number }
+  )
+> {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-resources');
   transferCodec(deps);
   const { ds, backup } = await completedBackup(deps, p.orgId, id, backupId);
+  const filename = `${ds.name}-${backup.id}.gz.enc`;
+  const direct = deps.objects!.direct;
+  if (direct) {
+    // Past the API: the store serves the bytes (the cloud's API cannot carry them).
+    if ((await direct.size(backup.objectKey)) === null) throw backupMissing(backupId);
+    return {
+      filename,
+      bytes: backup.manifest.storedBytes,
+      url: await direct.url(backup.objectKey, 'GET', {
+        expiresSeconds: downloadUrlSeconds,
+        filename,
+      }),
+      expiresSeconds: downloadUrlSeconds,
+    };
+  }
   const body = await deps.objects!.getStream(backup.objectKey);
-  if (!body)
-    throw new CoreError(
-      'conflict',
-      'backup_missing',
-      `backup ${backupId}'s dump is missing from the object store`,
-    );
+  if (!body) throw backupMissing(backupId);
+  return { filename, bytes: backup.manifest.storedBytes, body };
+}
+
+const backupMissing = (backupId: string) =>
+  new CoreError(
+    'conflict',
+    'backup_missing',
+    `backup ${backupId}'s dump is missing from the object store`,
+  );
+
+/** How long a direct download's URL works: long enough to start it, too short to share. */
+const downloadUrlSeconds = 15 * 60;
+/** How long a direct upload's URL works: a large object over a slow link, started within it. */
+const uploadUrlSeconds = 60 * 60;
+
+/** Where a client PUTs an import's object itself, when the store takes it directly. */
+export interface DirectUpload {
+  method: 'PUT';
+  url: string;
+  /** Headers the PUT must carry as they are (the URL's signature covers them). */
+  headers: Record<string, string>;
+  expiresAt: string;
+  /** POSTed once the PUT answered 200: the API checks the object and queues its drill. */
+  completePath: string;
+}
+
+async function directUpload(
+  deps: Deps,
+  direct: NonNullable<ObjectStore['direct']>,
+  row: Pick<DataServiceBackup, 'id' | 'dataServiceId' | 'objectKey'>,
+  bytes: number,
+): Promise<DirectUpload> {
+  const url = await direct.url(row.objectKey, 'PUT', { expiresSeconds: uploadUrlSeconds, bytes });
   return {
-    filename: `${ds.name}-${backup.id}.gz.enc`,
-    bytes: backup.manifest.storedBytes,
-    body,
+    method: 'PUT',
+    url,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes) },
+    expiresAt: new Date(deps.clock.now().getTime() + uploadUrlSeconds * 1000).toISOString(),
+    completePath: `/api/data-services/${row.dataServiceId}/backups/${row.id}/object/complete`,
   };
 }
 
@@ -166,7 +216,7 @@ export async function importBackup(
   id: string,
   input: { bundle: BackupExport; passphrase: string },
   ctx: RequestContext,
-): Promise<{ backup: BackupView; uploadPath: string }> {
+): Promise<{ backup: BackupView; uploadPath: string; upload?: DirectUpload }> {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-resources');
   const codec = transferCodec(deps);
@@ -239,9 +289,12 @@ export async function importBackup(
       data: { name: ds.name, backupId, from: manifest.importedFrom },
     });
   });
+  const direct = deps.objects!.direct;
   return {
     backup: backupView(row),
     uploadPath: `/api/data-services/${ds.id}/backups/${backupId}/object`,
+    // Where the API cannot carry the object (the cloud), the client PUTs it to the store.
+    ...(direct ? { upload: await directUpload(deps, direct, row, m.storedBytes) } : {}),
   };
 }
 
@@ -277,20 +330,8 @@ export async function uploadBackupObject(
   assertCan(p.role, 'manage-resources');
   transferCodec(deps);
   const objects = deps.objects!;
-  const { ds, row } = await deps.store.withOrg(p.orgId, async (r) => ({
-    ds: await r.dataServices.get(id),
-    row: await r.dataServiceBackups.get(backupId),
-  }));
-  if (!ds) throw new NotFound('data_service', id);
-  if (!row || row.dataServiceId !== id) throw new NotFound('backup', backupId);
-  if (row.trigger !== 'import' || row.status !== 'running' || !row.manifest)
-    throw new CoreError(
-      'conflict',
-      'backup_not_awaiting_object',
-      `backup ${backupId} is ${row.status === 'running' ? 'being taken here' : row.status}; only an import waiting for its object takes one`,
-    );
+  const { ds, row, manifest } = await awaitingImport(deps, p.orgId, id, backupId);
   if (!body) throw new InvalidInput('body: the backup object (application/octet-stream)');
-  const manifest = row.manifest;
   const seen = { bytes: 0 };
   try {
     await objects.putStream(row.objectKey, bounded(body, manifest.storedBytes, seen), {
@@ -311,7 +352,106 @@ export async function uploadBackupObject(
       { field: 'body' },
     );
   }
-  await objects.put(row.manifestKey, JSON.stringify(manifest, null, 2), {
+  return finishImport(deps, p, ds, row, manifest, seen.bytes, ctx);
+}
+
+/** A backup row of an import that waits for its object, with its data service. */
+async function awaitingImport(
+  deps: Deps,
+  orgId: string,
+  id: string,
+  backupId: string,
+): Promise<{ ds: DataService; row: DataServiceBackup; manifest: BackupManifest }> {
+  const { ds, row } = await deps.store.withOrg(orgId, async (r) => ({
+    ds: await r.dataServices.get(id),
+    row: await r.dataServiceBackups.get(backupId),
+  }));
+  if (!ds) throw new NotFound('data_service', id);
+  if (!row || row.dataServiceId !== id) throw new NotFound('backup', backupId);
+  if (row.trigger !== 'import' || row.status !== 'running' || !row.manifest)
+    throw new CoreError(
+      'conflict',
+      'backup_not_awaiting_object',
+      `backup ${backupId} is ${row.status === 'running' ? 'being taken here' : row.status}; only an import waiting for its object takes one`,
+    );
+  return { ds, row, manifest: row.manifest };
+}
+
+/**
+ * A direct upload's end (`POST …/object/complete`): the client PUT the object to the store
+ * through `DirectUpload.url`. The store signed its size, so a shorter or longer object never
+ * landed; what is there is checked again here (nothing, or another size, is a 400 naming
+ * it and nothing stays), then it goes on as an upload through the API does: manifest last,
+ * `completed`, drill queued, the drill checking the SHA-256 before a byte is restored.
+ */
+export async function completeBackupUpload(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  backupId: string,
+  ctx: RequestContext,
+): Promise<BackupView> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-resources');
+  transferCodec(deps);
+  const direct = deps.objects!.direct;
+  if (!direct)
+    throw new CoreError(
+      'conflict',
+      'no_direct_upload',
+      `this install's object store takes no direct upload: PUT the object to /api/data-services/${id}/backups/${backupId}/object`,
+    );
+  const { ds, row, manifest } = await awaitingImport(deps, p.orgId, id, backupId);
+  const bytes = await direct.size(row.objectKey);
+  if (bytes === null)
+    throw new InvalidInput(
+      `backupId: backup ${backupId}'s object is not in the store: PUT it to the upload URL first (a fresh one: POST …/object/upload-url)`,
+      { field: 'backupId' },
+    );
+  if (bytes !== manifest.storedBytes) {
+    await deps.objects!.delete(row.objectKey).catch(() => undefined);
+    throw new InvalidInput(
+      `body: the object has ${bytes} bytes, the manifest says ${manifest.storedBytes}; send the whole object again`,
+      { field: 'body' },
+    );
+  }
+  return finishImport(deps, p, ds, row, manifest, bytes, ctx);
+}
+
+/** A fresh direct upload for an import that still waits for its object (a URL expired). */
+export async function backupUploadUrl(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  backupId: string,
+): Promise<DirectUpload> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-resources');
+  transferCodec(deps);
+  const direct = deps.objects!.direct;
+  if (!direct)
+    throw new CoreError(
+      'conflict',
+      'no_direct_upload',
+      `this install's object store takes no direct upload: PUT the object to /api/data-services/${id}/backups/${backupId}/object`,
+    );
+  const { row, manifest } = await awaitingImport(deps, p.orgId, id, backupId);
+  return directUpload(deps, direct, row, manifest.storedBytes);
+}
+
+/** The object is stored whole: manifest last, the row `completed`, audited, drill queued. */
+async function finishImport(
+  deps: Deps,
+  p: OrgPrincipal,
+  ds: DataService,
+  row: DataServiceBackup,
+  manifest: BackupManifest,
+  bytes: number,
+  ctx: RequestContext,
+): Promise<BackupView> {
+  const id = ds.id;
+  const backupId = row.id;
+  await deps.objects!.put(row.manifestKey, JSON.stringify(manifest, null, 2), {
     contentType: 'application/json',
   });
   const patch = {
@@ -327,7 +467,7 @@ export async function uploadBackupObject(
       action: 'backup.imported',
       targetType: 'data_service',
       targetId: id,
-      data: { name: ds.name, backupId, bytes: seen.bytes, from: manifest.importedFrom ?? null },
+      data: { name: ds.name, backupId, bytes, from: manifest.importedFrom ?? null },
     });
   });
   await sendDrill(deps, ds, row.id);

@@ -342,6 +342,9 @@ export function createApiApp(
           dashboardApp((request, env) => app.fetch(request, env), {
             hostedSignIn: deps.hostedSignIn,
             logger: deps.logger.child({ component: 'dashboard' }),
+            ...(deps.objects?.direct
+              ? { directUploadOrigin: deps.objects.direct.origin.bind(deps.objects.direct) }
+              : {}),
           }),
         );
         mounted.notFound(routeNotFound);

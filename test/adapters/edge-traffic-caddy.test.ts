@@ -282,6 +282,23 @@ describe.skipIf(!ready)('edge traffic from a real Caddy', () => {
 
 describe('histogram quantiles and rounds (Prometheus semantics)', () => {
   const b = (...pairs: [number, number][]) => pairs.map(([le, count]) => ({ le, count }));
+  /** One host's counters, every request under 100 ms; no connection open. */
+  const counts = (requests: number, responses5xx: number, host = 'a.test') => ({
+    host,
+    requests,
+    responses4xx: 0,
+    responses5xx,
+    buckets: b([0.1, requests], [Infinity, requests]),
+    openConnections: 0,
+  });
+  /** The environment serving a.test, with the shipped thresholds. */
+  const aTarget: TrafficTarget = {
+    orgId: 'o',
+    serviceId: 's',
+    environmentId: 'e',
+    hosts: ['a.test'],
+    thresholds: {},
+  };
 
   it('interpolates within the bucket the rank falls in, as histogram_quantile does', () => {
     // 100 requests: 50 ≤ 0.1 s, 40 in (0.1, 0.5], 10 in (0.5, 1].
@@ -353,21 +370,8 @@ describe('histogram quantiles and rounds (Prometheus semantics)', () => {
 
   it('takes a restarted edge’s totals, and a host first seen after a reading, as what happened since', () => {
     const history = new EdgeTrafficHistory();
-    const c = (requests: number, e5: number) => ({
-      host: 'a.test',
-      requests,
-      responses4xx: 0,
-      responses5xx: e5,
-      buckets: b([0.1, requests], [Infinity, requests]),
-      openConnections: 0,
-    });
-    const target: TrafficTarget = {
-      orgId: 'o',
-      serviceId: 's',
-      environmentId: 'e',
-      hosts: ['a.test'],
-      thresholds: {},
-    };
+    const c = counts;
+    const target = aTarget;
     history.observe([c(1000, 10)], 0);
     // A first reading (a cold start) is a baseline: its totals may span hours.
     expect(serviceTraffic(history, [target])).toEqual([]);
@@ -386,23 +390,8 @@ describe('histogram quantiles and rounds (Prometheus semantics)', () => {
 
   it('scales the floor to the rule’s minute when a round spans more (a missed collection)', () => {
     const history = new EdgeTrafficHistory();
-    const c = (requests: number, e5: number) => [
-      {
-        host: 'a.test',
-        requests,
-        responses4xx: 0,
-        responses5xx: e5,
-        buckets: b([0.1, requests], [Infinity, requests]),
-        openConnections: 0,
-      },
-    ];
-    const target: TrafficTarget = {
-      orgId: 'o',
-      serviceId: 's',
-      environmentId: 'e',
-      hosts: ['a.test'],
-      thresholds: {},
-    };
+    const c = (requests: number, e5: number) => [counts(requests, e5)];
+    const target = aTarget;
     history.observe(c(0, 0), 0);
     // 8 errors over two minutes is 4 a minute: under the floor.
     history.observe(c(8, 8), 120_000);
@@ -417,21 +406,11 @@ describe('histogram quantiles and rounds (Prometheus semantics)', () => {
   it('takes open connections as the newest reading’s gauge, summed over an environment’s own hosts', () => {
     const history = new EdgeTrafficHistory();
     const c = (host: string, requests: number, openConnections: number) => ({
-      host,
-      requests,
-      responses4xx: 0,
-      responses5xx: 0,
-      buckets: b([0.1, requests], [Infinity, requests]),
+      ...counts(requests, 0, host),
       openConnections,
     });
-    const target: TrafficTarget = {
-      orgId: 'o',
-      serviceId: 's',
-      environmentId: 'e',
-      // A host listed twice, in another case, counts once.
-      hosts: ['a.test', 'B.test', 'b.test', 'gone.test'],
-      thresholds: {},
-    };
+    // A host listed twice, in another case, counts once.
+    const target = { ...aTarget, hosts: ['a.test', 'B.test', 'b.test', 'gone.test'] };
     const other: TrafficTarget = { ...target, environmentId: 'staging', hosts: ['c.test'] };
     history.observe([c('a.test', 10, 7), c('b.test', 0, 1), c('c.test', 5, 100)], 0);
     history.observe([c('a.test', 20, 3), c('b.test', 0, 2), c('c.test', 5, 100)], 60_000);

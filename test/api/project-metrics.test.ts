@@ -5,11 +5,11 @@
  * a range it does not know a 400, and without any Prometheus what to install; then the
  * CLI's `projects metrics`, the real process, against both.
  */
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MetricsFixture, ServiceLoad } from '../contracts/metrics-query.case.ts';
 import { startSelfhostApi } from '../support/api.ts';
+import { runCli } from '../support/cli.ts';
 import { freePort } from '../support/caddy.ts';
 import { openMetricsOf } from '../support/openmetrics.ts';
 import { startPrometheus, type TestPrometheus } from '../support/prometheus.ts';
@@ -27,27 +27,8 @@ type Answer = {
   series: { key: string; unit: string; points: [number, number][] }[];
 };
 
-const cliMain = join(import.meta.dirname, '..', '..', 'cli', 'main.ts');
-
-/** The CLI as a user runs it, bounded at a minute. */
-function cli(args: string[], env: Record<string, string>) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [cliMain, ...args], {
-      env: { ...process.env, XDG_CONFIG_HOME: '/nonexistent', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
+/** The CLI as a user runs it, bounded at a minute, with no config file. */
+const cli = (args: string[], env: Record<string, string>) => runCli(args, { cwd: tmpdir(), env });
 
 const ready = await available('prometheus');
 if (!ready && process.env.CI === 'true') throw new Error('this test needs Prometheus under CI');

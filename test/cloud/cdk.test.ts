@@ -415,6 +415,19 @@ describe('cloud stack', () => {
         dashboardUrl: 'https://console.example.com',
       }),
     );
+    // The dashboard PUTs an import's object to its presigned URL: only from its own origin.
+    console.hasResourceProperties('AWS::S3::Bucket', {
+      CorsConfiguration: {
+        CorsRules: [
+          {
+            AllowedOrigins: ['https://console.example.com'],
+            AllowedMethods: ['PUT'],
+            AllowedHeaders: ['content-type'],
+            MaxAge: 600,
+          },
+        ],
+      },
+    });
     console.hasResourceProperties('AWS::Cognito::UserPoolClient', {
       CallbackURLs: ['https://console.example.com/dashboard/auth/callback'],
       LogoutURLs: ['https://console.example.com/dashboard/signed-out'],

@@ -33,7 +33,10 @@ export interface LocalS3 {
  * A real S3 protocol peer: s3rver on a loopback port, storing objects in a temporary
  * folder that stop() removes. s3rver accepts the fixed S3RVER key pair.
  */
-export async function startS3rver(buckets: string[] = ['selfdevop-test']): Promise<LocalS3> {
+export async function startS3rver(
+  buckets: string[] = ['selfdevop-test'],
+  options: { corsOrigin?: string } = {},
+): Promise<LocalS3> {
   const S3rver = require('s3rver') as S3rverConstructor;
   const directory = await mkdtemp(path.join(os.tmpdir(), 'sdo-s3rver-'));
   const server = new S3rver({
@@ -43,7 +46,11 @@ export async function startS3rver(buckets: string[] = ['selfdevop-test']): Promi
     directory,
     // Path-style requests only: the endpoint is an IP, not a wildcard host name.
     vhostBuckets: false,
-    configureBuckets: buckets.map((name) => ({ name })),
+    // A browser PUTs to a presigned URL from the dashboard's origin (the cloud's bucket CORS).
+    configureBuckets: buckets.map((name) => ({
+      name,
+      configs: options.corsOrigin ? [corsXml(options.corsOrigin)] : [],
+    })),
   });
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
@@ -65,3 +72,8 @@ export async function startS3rver(buckets: string[] = ['selfdevop-test']): Promi
     },
   };
 }
+
+const corsXml = (origin: string) =>
+  Buffer.from(
+    `<CORSConfiguration><CORSRule><AllowedOrigin>${origin}</AllowedOrigin><AllowedMethod>PUT</AllowedMethod><AllowedMethod>GET</AllowedMethod><AllowedHeader>content-type</AllowedHeader><MaxAgeSeconds>600</MaxAgeSeconds></CORSRule></CORSConfiguration>`,
+  );

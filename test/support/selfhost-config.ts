@@ -42,6 +42,14 @@ export interface SelfhostTestSettings extends Omit<SelfhostOverrides, 'edgeDns'>
   alertReceiverToken?: string;
   /** OBJECTS_DIR: where backups are stored (a test's temporary folder). */
   objectsDir?: string;
+  /** OBJECTS_S3_*: an S3-compatible store instead (a test's s3rver), direct or not. */
+  objectsS3?: {
+    bucket: string;
+    endpoint: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+    direct?: boolean;
+  };
   /** DATA_IMAGES: data-service images beyond the build's own (`engine:version=image,…`). */
   dataImages?: string;
   /** CONTROL_BACKUP_DATABASE_URL: the superuser's URL pg_dump backs the control plane up with. */
@@ -84,6 +92,7 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     prometheusUrl,
     alertReceiverToken,
     objectsDir,
+    objectsS3,
     dataImages,
     controlBackupDatabaseUrl,
     maxBodyBytes,
@@ -119,6 +128,11 @@ export function selfhostConfigOf(settings: SelfhostTestSettings): {
     PROMETHEUS_URL: prometheusUrl,
     ALERT_RECEIVER_TOKEN: alertReceiverToken,
     OBJECTS_DIR: objectsDir,
+    OBJECTS_S3_BUCKET: objectsS3?.bucket,
+    OBJECTS_S3_ENDPOINT: objectsS3?.endpoint,
+    OBJECTS_S3_ACCESS_KEY_ID: objectsS3?.accessKeyId,
+    OBJECTS_S3_SECRET_ACCESS_KEY: objectsS3?.secretAccessKey,
+    OBJECTS_S3_DIRECT: objectsS3 ? String(objectsS3.direct ?? false) : undefined,
     DATA_IMAGES: dataImages,
     CONTROL_BACKUP_DATABASE_URL: controlBackupDatabaseUrl,
     MAX_BODY_BYTES: String(maxBodyBytes),

@@ -30,13 +30,13 @@ import { registerJobs } from './views/jobs.ts';
  * Scripts and styles only from /dashboard/assets; no framing, forms post only to us (and,
  * with a hosted sign-in, log out there: browsers apply form-action to the redirect too).
  */
-const contentSecurityPolicy = (formTargets: string[]) =>
+const contentSecurityPolicy = (formTargets: string[], connectTargets: string[]) =>
   [
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self'",
     "img-src 'self' data:",
-    "connect-src 'self'",
+    ["connect-src 'self'", ...connectTargets].join(' '),
     ["form-action 'self'", ...formTargets].join(' '),
     "frame-ancestors 'none'",
     "base-uri 'none'",
@@ -51,13 +51,32 @@ const contentSecurityPolicy = (formTargets: string[]) =>
  */
 export function dashboardApp(
   fetchApi: ApiFetch,
-  options: { hostedSignIn?: HostedSignIn; logger: Logger },
+  options: {
+    hostedSignIn?: HostedSignIn;
+    logger: Logger;
+    /**
+     * The object store's origin where it takes uploads from the browser itself (the cloud):
+     * app.js PUTs an import's object there, so the page may connect to it.
+     */
+    directUploadOrigin?: () => Promise<string>;
+  },
 ): Hono {
   const app = new Hono();
   const logoutPath = logoutPathOf(options.hostedSignIn);
-  const csp = contentSecurityPolicy(
-    options.hostedSignIn ? [new URL(options.hostedSignIn.logoutUrl()).origin] : [],
-  );
+  const formTargets = options.hostedSignIn
+    ? [new URL(options.hostedSignIn.logoutUrl()).origin]
+    : [];
+  // Read once, on the first page: the store's origin does not change while this runs.
+  let csp: Promise<string> | undefined;
+  const policy = () =>
+    (csp ??= (options.directUploadOrigin?.() ?? Promise.resolve(null)).then(
+      (origin) => contentSecurityPolicy(formTargets, origin ? [origin] : []),
+      (e: unknown) => {
+        options.logger.warn({ err: e }, 'the object store origin is unknown: uploads stay here');
+        csp = undefined;
+        return contentSecurityPolicy(formTargets, []);
+      },
+    ));
 
   app.use('/dashboard/*', async (c: Context, next: Next) => {
     // Cookies are SameSite=Strict already; refusing cross-origin form posts outright also
@@ -81,7 +100,7 @@ export function dashboardApp(
     }
     c.set(logoutPathVariable, logoutPath);
     await next();
-    c.header('Content-Security-Policy', csp);
+    c.header('Content-Security-Policy', await policy());
     c.header('X-Content-Type-Options', 'nosniff');
     c.header('Referrer-Policy', 'same-origin');
     c.header('X-Frame-Options', 'DENY');

@@ -75,7 +75,9 @@ export const js = `
     if (msg && !window.confirm(msg)) e.preventDefault();
   });
 
-  // A backup object goes up as the request body itself (the browser streams the file).
+  // A backup object goes up as the request body itself (the browser streams the file):
+  // straight to the object store where it hands out an upload URL (the cloud, whose API
+  // cannot carry it), else through this dashboard to the API.
   document.addEventListener('submit', function (e) {
     var f = e.target;
     if (!f.hasAttribute || !f.hasAttribute('data-stream-upload') || e.defaultPrevented) return;
@@ -83,8 +85,13 @@ export const js = `
     var file = f.querySelector('input[type=file]').files[0];
     if (!file) return;
     var button = f.querySelector('button'); button.disabled = true; say('Uploading');
-    fetch(f.action, { method: 'POST', body: file, credentials: 'same-origin', headers: { 'content-type': 'application/octet-stream' } })
-      .then(function (r) { return r.json().then(function (b) { if (!r.ok) throw new Error((b.error && b.error.message) || r.status); }); })
+    var answer = function (r) { return r.json().then(function (b) { if (!r.ok) { var x = new Error((b.error && b.error.message) || r.status); x.code = b.error && b.error.code; throw x; } return b; }); };
+    var post = function (url, body) { return fetch(url, { method: 'POST', body: body, credentials: 'same-origin', headers: { 'content-type': 'application/octet-stream' } }).then(answer); };
+    post(f.action + '/upload-url')
+      .then(function (up) {
+        return fetch(up.url, { method: 'PUT', body: file, headers: { 'content-type': up.headers['content-type'] } })
+          .then(function (r) { if (!r.ok) throw new Error('the object store answered ' + r.status); return post(f.action + '/complete'); });
+      }, function (x) { if (x.code !== 'no_direct_upload') throw x; return post(f.action, file); })
       .then(function () { location.reload(); }, function (x) { button.disabled = false; say('Upload failed: ' + x.message); alert('Upload failed: ' + x.message); });
   });
 

@@ -21,6 +21,8 @@ import {
   backupObject,
   exportBackup,
   importBackup,
+  backupUploadUrl,
+  completeBackupUpload,
   uploadBackupObject,
 } from '../../../core/data-services/backup-transfer.ts';
 import { confirmMove, requestMove } from '../../../core/data-services/move.ts';
@@ -270,19 +272,20 @@ export const dataServiceRoutes = [
     method: 'get',
     path: '/api/data-services/{id}/backups/{backupId}/object',
     summary:
-      'The stored backup object as it is (still encrypted under its data key): what another install imports with the export',
+      'The stored backup object as it is (still encrypted under its data key): what another install imports with the export. Where the object store serves it directly (the cloud), a 303 to a short-lived URL',
     tag: 'data-services',
     auth: true,
     permission: 'manage-resources',
     status: 200,
     handle: async ({ deps, principal, params }) => {
-      const { filename, bytes, body } = await backupObject(
-        deps,
-        principal,
-        params.id!,
-        params.backupId!,
-      );
-      return new Response(streamOf(body), {
+      const object = await backupObject(deps, principal, params.id!, params.backupId!);
+      const { filename, bytes } = object;
+      if ('url' in object)
+        return new Response(null, {
+          status: 303,
+          headers: { location: object.url, 'cache-control': 'no-store' },
+        });
+      return new Response(streamOf(object.body), {
         headers: {
           'content-type': 'application/octet-stream',
           'content-length': String(bytes),
@@ -295,7 +298,7 @@ export const dataServiceRoutes = [
     method: 'post',
     path: '/api/data-services/{id}/backups/import',
     summary:
-      "Import another install's backup into this data service (same engine): the export's JSON and its passphrase; then PUT the object to uploadPath",
+      "Import another install's backup into this data service (same engine): the export's JSON and its passphrase; then PUT the object to uploadPath, or, where `upload` is answered (the cloud), PUT it to upload.url and POST upload.completePath",
     tag: 'data-services',
     auth: true,
     permission: 'manage-resources',
@@ -323,6 +326,30 @@ export const dataServiceRoutes = [
         request.body as AsyncIterable<Uint8Array> | null,
         ctx,
       ),
+  }),
+  route({
+    method: 'post',
+    path: '/api/data-services/{id}/backups/{backupId}/object/upload-url',
+    summary:
+      'A fresh direct upload (URL, headers, completePath) for an import still waiting for its object, where the object store takes it directly (the cloud); 409 elsewhere',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    status: 200,
+    handle: ({ deps, principal, params }) =>
+      backupUploadUrl(deps, principal, params.id!, params.backupId!),
+  }),
+  route({
+    method: 'post',
+    path: '/api/data-services/{id}/backups/{backupId}/object/complete',
+    summary:
+      'The end of a direct upload: the object is in the store; its size is checked, then its manifest is written and its drill runs (202)',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    status: 202,
+    handle: ({ deps, principal, params, ctx }) =>
+      completeBackupUpload(deps, principal, params.id!, params.backupId!, ctx),
   }),
 ];
 

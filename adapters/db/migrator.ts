@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { openSession, type SqlClient } from './postgres.ts';
+import { openSession, type SqlClient, type SqlSession } from './postgres.ts';
 
 export const defaultMigrationsDir = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
@@ -31,6 +31,58 @@ export class MigrationsOutOfStep extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'MigrationsOutOfStep';
+  }
+}
+
+/**
+ * Another session held the migrations lock for longer than the migrate step would wait:
+ * another selfdevop migrating the same database, or a session of one that is stuck.
+ */
+export class MigrationsLocked extends Error {
+  /** The holder's backend pid, when PostgreSQL shows it. */
+  readonly holderPid: number | null;
+  constructor(waitedMs: number, holderPid: number | null) {
+    super(
+      `another session (${holderPid === null ? 'pid not visible' : `PostgreSQL pid ${holderPid}`}) held the migrations lock for more than ${Math.round(waitedMs / 1000)} s`,
+    );
+    this.name = 'MigrationsLocked';
+    this.holderPid = holderPid;
+  }
+}
+
+/** Who holds the migrations lock (an advisory lock on one bigint: classid high, objid low). */
+async function lockHolder(session: SqlSession): Promise<number | null> {
+  const r = await session
+    .query<{ pid: number }>(
+      `select pid from pg_locks
+        where locktype = 'advisory' and granted and objsubid = 1
+          and classid::bigint = ($1::bigint >> 32) and objid::bigint = ($1::bigint & 4294967295)`,
+      [lockKey],
+    )
+    .catch(() => ({ rows: [] as { pid: number }[] }));
+  return r.rows[0]?.pid ?? null;
+}
+
+/**
+ * Takes the migrations lock, waiting at most `waitMs`: a session that keeps it (another
+ * selfdevop migrating, a stuck one) fails the start naming it instead of blocking it forever
+ * as `pg_advisory_lock` did. `onWait` hears the holder once, when the first try fails.
+ */
+async function takeLock(
+  session: SqlSession,
+  waitMs: number,
+  onWait?: (holderPid: number | null) => void,
+): Promise<void> {
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    const r = await session.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [
+      lockKey,
+    ]);
+    if (r.rows[0]?.ok) return;
+    if (attempt === 0) onWait?.(await lockHolder(session));
+    if (Date.now() - started >= waitMs)
+      throw new MigrationsLocked(Date.now() - started, await lockHolder(session));
+    await new Promise((resolve) => setTimeout(resolve, Math.min(250, waitMs)));
   }
 }
 
@@ -174,12 +226,18 @@ async function readApplied(db: SqlClient): Promise<AppliedMigration[] | null> {
  */
 export async function migrate(
   url: string,
-  options: { dir?: string } = {},
+  options: {
+    dir?: string;
+    /** How long another session may keep the migrations lock before this fails; 120 s. */
+    lockWaitMs?: number;
+    /** Told once when the lock is held by another session (its pid, when visible). */
+    onLockWait?: (holderPid: number | null) => void;
+  } = {},
 ): Promise<AppliedMigration[]> {
   const code = loadMigrations(options.dir);
   const session = await openSession(url);
   try {
-    await session.query('select pg_advisory_lock($1)', [lockKey]);
+    await takeLock(session, options.lockWaitMs ?? 120_000, options.onLockWait);
     try {
       // Only when missing: CREATE TABLE IF NOT EXISTS still needs the right to create in
       // the schema, which a role that merely checks an up-to-date database has not.

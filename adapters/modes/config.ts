@@ -190,6 +190,11 @@ const schema = z.object({
    * rebuilt from the database; it also does so at start.
    */
   EDGE_REBUILD_SECONDS: z.coerce.number().int().min(5).max(86_400).default(60),
+  /**
+   * How long each wait of a self-hosted start may take (the embedded PostgreSQL's recovery,
+   * the migrations lock, Caddy, the edge DNS, pg-boss) before start-up fails naming it.
+   */
+  START_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3_600).default(120),
   /** Custom domains an org may add or remove per hour (each change reloads the shared edge). */
   DOMAIN_CHANGES_PER_HOUR: z.coerce
     .number()

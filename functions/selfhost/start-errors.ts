@@ -107,3 +107,55 @@ export function messageOf(e: unknown): string {
   if (e === undefined || e === null) return 'failed without saying why';
   return String(e);
 }
+
+/**
+ * Runs one start-up step that waits on something outside the process, and never waits
+ * silently: past `quietMs` (3 s) it says what it waits for through `say`, again every
+ * `everyMs` (15 s) with the time so far, and at `timeoutMs` it fails with a StartupError
+ * naming the wait, its likely `cause` and the `fix` (the variable or file to change). The step
+ * itself is not cancelled: start-up exits on the failure and stops what it started.
+ */
+export async function waitingFor<T>(
+  what: string,
+  options: {
+    timeoutMs: number;
+    cause: string;
+    fix: string;
+    say: (line: string) => void;
+    quietMs?: number;
+    everyMs?: number;
+  },
+  run: () => Promise<T>,
+): Promise<T> {
+  const started = Date.now();
+  const seconds = () => Math.round((Date.now() - started) / 1000);
+  let ticker: NodeJS.Timeout | undefined;
+  const first = setTimeout(() => {
+    options.say(`waiting for ${what} (up to ${options.timeoutMs / 1000} s)`);
+    ticker = setInterval(
+      () => options.say(`still waiting for ${what} (${seconds()} s so far)`),
+      options.everyMs ?? 15_000,
+    );
+  }, options.quietMs ?? 3_000);
+  let expire: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    expire = setTimeout(
+      () =>
+        reject(
+          new StartupError(
+            `${what} did not finish within ${options.timeoutMs / 1000} s (START_TIMEOUT_SECONDS)`,
+            options.cause,
+            options.fix,
+          ),
+        ),
+      options.timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([run(), expired]);
+  } finally {
+    clearTimeout(first);
+    clearInterval(ticker);
+    clearTimeout(expire);
+  }
+}

@@ -11,13 +11,21 @@ import {
   EmbeddedPostgresFailed,
   startEmbeddedPostgres,
 } from '../../adapters/db/embedded-postgres.ts';
-import { migrate } from '../../adapters/db/migrator.ts';
+import { migrate, MigrationsLocked } from '../../adapters/db/migrator.ts';
+import { UpstreamDnsStartFailed } from '../../adapters/edge/upstream-dns.ts';
 import { loginUrl, provisionLoginRoles, type LoginRole } from '../../adapters/db/roles.ts';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
 import { ensureKeyFile } from '../../adapters/vault/aes-file.ts';
 import { startOwnEdge } from './own-edge.ts';
 import { ensureSecretFile } from './secrets.ts';
-import { explained, isBindError, messageOf, osReason, StartupError } from './start-errors.ts';
+import {
+  explained,
+  isBindError,
+  messageOf,
+  osReason,
+  StartupError,
+  waitingFor,
+} from './start-errors.ts';
 import { serveApi } from './server.ts';
 import { version } from './version.ts';
 import type { Logger } from '../../core/ports.ts';
@@ -60,6 +68,9 @@ async function resolveSecrets(config: Config) {
 const stops: (() => Promise<void>)[] = [];
 let logger: Logger | undefined;
 let stopping = false;
+
+/** A start-up wait said on the terminal (the logger comes later, with the system). */
+const say = (line: string) => process.stderr.write(`selfdevop: ${line}\n`);
 
 // Installed before anything starts: a Ctrl-C during start-up, or just after the banner,
 // still stops what is running instead of leaving PostgreSQL or Caddy behind.
@@ -106,12 +117,27 @@ async function startDatabase(
     (await ensureSecretFile(path.join(secrets.secretsDir, name), 24)).value;
   const password = await secret('postgres-password');
   const what = 'the embedded PostgreSQL did not start';
-  const embedded = await startEmbeddedPostgres({
-    dataDir: secrets.dataDir,
-    port: config.EMBEDDED_PG_PORT,
-    password,
-    database: 'selfdevop',
-  }).catch((e: unknown) => {
+  const databaseDir = path.join(secrets.dataDir, 'postgres');
+  const startTimeoutMs = config.START_TIMEOUT_SECONDS * 1000;
+  const embedded = await waitingFor(
+    `the embedded PostgreSQL under ${databaseDir} (a crash recovery after a killed run takes longer)`,
+    {
+      // Its own bound stops the server first and says what it printed; this one only speaks.
+      timeoutMs: startTimeoutMs + 10_000,
+      cause: 'PostgreSQL neither started nor failed',
+      fix: `See ${databaseDir}'s log lines above; raise START_TIMEOUT_SECONDS if it was still recovering.`,
+      say,
+    },
+    () =>
+      startEmbeddedPostgres({
+        dataDir: secrets.dataDir,
+        port: config.EMBEDDED_PG_PORT,
+        password,
+        database: 'selfdevop',
+        startTimeoutMs,
+      }),
+  ).catch((e: unknown) => {
+    if (e instanceof StartupError) throw e;
     if (!(e instanceof EmbeddedPostgresFailed)) throw new StartupError(what, messageOf(e));
     if (e.reason === 'port-in-use') {
       throw new StartupError(
@@ -124,7 +150,14 @@ async function startDatabase(
       throw new StartupError(
         what,
         e.message,
-        'Stop the other selfdevop, or set DATA_DIR to another directory for this one.',
+        'Stop the other selfdevop, or set DATA_DIR to another directory for this one. If no selfdevop runs on it, a killed one left that PostgreSQL running: stop it (kill <pid>) and start again.',
+      );
+    }
+    if (e.reason === 'timeout') {
+      throw new StartupError(
+        what,
+        e.message,
+        `Raise START_TIMEOUT_SECONDS (now ${config.START_TIMEOUT_SECONDS}) if it was still recovering, or look into ${databaseDir}.`,
       );
     }
     throw new StartupError(what, e.message);
@@ -153,39 +186,90 @@ async function main() {
   const secrets = await resolveSecrets(config);
   const logins = await startDatabase(config, secrets);
   const databaseUrl = logins.databaseUrl;
-  const applied = await explained(
-    `cannot use the database at ${databaseTarget(logins.migrateUrl)}`,
-    config.DATABASE_URL
-      ? 'Check DATABASE_URL (host, port, user, password, database), or unset it to use the embedded PostgreSQL under DATA_DIR.'
-      : 'The embedded PostgreSQL stopped answering; see DATA_DIR/postgres.',
-    async () => {
-      const done = await migrate(logins.migrateUrl);
-      await provisionLoginRoles(logins.migrateUrl, logins.passwords);
-      return done;
+  const timeoutMs = config.START_TIMEOUT_SECONDS * 1000;
+  const databaseFix = config.DATABASE_URL
+    ? 'Check DATABASE_URL (host, port, user, password, database), or unset it to use the embedded PostgreSQL under DATA_DIR.'
+    : 'The embedded PostgreSQL stopped answering; see DATA_DIR/postgres.';
+  const applied = await waitingFor(
+    `the migrations of the database at ${databaseTarget(logins.migrateUrl)}`,
+    {
+      timeoutMs: timeoutMs + 10_000,
+      cause: 'the database stopped answering',
+      fix: databaseFix,
+      say,
     },
+    () =>
+      explained(
+        `cannot use the database at ${databaseTarget(logins.migrateUrl)}`,
+        databaseFix,
+        async () => {
+          const done = await migrate(logins.migrateUrl, {
+            lockWaitMs: timeoutMs,
+            onLockWait: (pid) =>
+              say(
+                `waiting for the migrations lock, held by ${pid === null ? 'another session' : `PostgreSQL pid ${pid}`} (another selfdevop migrating this database?), up to ${config.START_TIMEOUT_SECONDS} s`,
+              ),
+          }).catch((e: unknown) => {
+            if (!(e instanceof MigrationsLocked)) throw e;
+            throw new StartupError(
+              'the database could not be migrated',
+              e.message,
+              `Stop the other selfdevop migrating ${databaseTarget(logins.migrateUrl)}${e.holderPid === null ? '' : `, or end that session (select pg_terminate_backend(${e.holderPid}))`}; raise START_TIMEOUT_SECONDS if its migrations only take longer.`,
+            );
+          });
+          await provisionLoginRoles(logins.migrateUrl, logins.passwords);
+          return done;
+        },
+      ),
   );
 
   // Without CADDY_ADMIN_URL selfdevop runs its own Caddy; with it, the one named is used as it is.
   const edge = config.CADDY_ADMIN_URL
     ? null
-    : await startOwnEdge(config, secrets.dataDir, config.PORT);
+    : await waitingFor(
+        `the edge (Caddy, admin API at ${config.CADDY_ADMIN_LISTEN})`,
+        {
+          timeoutMs,
+          cause: 'Caddy neither served its config nor failed',
+          fix: `See ${path.join(secrets.dataDir, 'caddy')}; set CADDY_BIN to another Caddy, or CADDY_ADMIN_URL to one already running.`,
+          say,
+        },
+        () => startOwnEdge(config, secrets.dataDir, config.PORT),
+      );
   if (edge) stops.unshift(edge.stop);
 
   // The process running workers serves the edge's DNS; an API alone only points Caddy at it.
-  const system = await fromSelfhost(
+  const system = await waitingFor(
+    `the control plane's connections (its database pool${config.RUN_WORKERS ? ", the edge's upstream DNS on " + config.EDGE_DNS_LISTEN : ''})`,
     {
-      ...config,
-      DATABASE_URL: databaseUrl,
-      QUEUE_DATABASE_URL: logins.queueUrl,
-      // The owner's login backs up the control plane (the embedded one is a superuser).
-      CONTROL_BACKUP_DATABASE_URL: config.CONTROL_BACKUP_DATABASE_URL ?? logins.migrateUrl,
-      JWT_SECRET: secrets.jwtSecret,
-      ENCRYPTION_KEY_FILE: secrets.encryptionKeyFile,
-      CADDY_ADMIN_URL: edge?.adminUrl ?? config.CADDY_ADMIN_URL,
-      EDGE_TLS_ADDRESS: edge?.tlsAddress ?? config.EDGE_TLS_ADDRESS,
+      timeoutMs,
+      cause: 'the database or the edge DNS neither answered nor failed',
+      fix: `${databaseFix} Set EDGE_DNS_LISTEN to a free address if its thread cannot bind.`,
+      say,
     },
-    { role: config.RUN_WORKERS ? 'all' : 'api', version },
+    () =>
+      fromSelfhost(
+        {
+          ...config,
+          DATABASE_URL: databaseUrl,
+          QUEUE_DATABASE_URL: logins.queueUrl,
+          // The owner's login backs up the control plane (the embedded one is a superuser).
+          CONTROL_BACKUP_DATABASE_URL: config.CONTROL_BACKUP_DATABASE_URL ?? logins.migrateUrl,
+          JWT_SECRET: secrets.jwtSecret,
+          ENCRYPTION_KEY_FILE: secrets.encryptionKeyFile,
+          CADDY_ADMIN_URL: edge?.adminUrl ?? config.CADDY_ADMIN_URL,
+          EDGE_TLS_ADDRESS: edge?.tlsAddress ?? config.EDGE_TLS_ADDRESS,
+        },
+        { role: config.RUN_WORKERS ? 'all' : 'api', version },
+      ),
   ).catch((e: unknown) => {
+    if (e instanceof StartupError) throw e;
+    if (e instanceof UpstreamDnsStartFailed)
+      throw new StartupError(
+        `the edge's upstream DNS did not start on ${config.EDGE_DNS_LISTEN}`,
+        e.message,
+        'Set EDGE_DNS_LISTEN to another host:port, or EDGE_UPSTREAMS=static to run without it.',
+      );
     // The upstream DNS server is the one thing fromSelfhost binds.
     if (!isBindError(e))
       throw new StartupError('the control plane did not start', osReason(e) ?? messageOf(e));
@@ -198,7 +282,19 @@ async function main() {
   });
   stops.unshift(system.close);
   logger = system.logger;
-  if (config.RUN_WORKERS) await system.startWorkers();
+  if (config.RUN_WORKERS)
+    await waitingFor(
+      'the queues (pg-boss) to start',
+      {
+        timeoutMs,
+        cause: "pg-boss's schema check or its first queries did not finish",
+        fix: config.QUEUE_DATABASE_URL
+          ? 'Check QUEUE_DATABASE_URL, and that no other session holds locks on its schema.'
+          : databaseFix,
+        say,
+      },
+      () => system.startWorkers(),
+    );
   const served = await explained(
     `the API could not listen on ${config.HOST}:${config.PORT}`,
     `Set PORT to a free port (e.g. PORT=${config.PORT + 1}), or HOST to an address of this machine.`,

@@ -12,6 +12,8 @@ import { ConfigError, fromEnv, requireSettings } from '../../adapters/modes/conf
 import { checkMigrations } from '../../adapters/db/migrator.ts';
 import { openSession, type SqlSession } from '../../adapters/db/postgres.ts';
 import { fromSelfhost } from '../../adapters/modes/selfhost.ts';
+import { UpstreamDnsStartFailed } from '../../adapters/edge/upstream-dns.ts';
+import { StartupError, waitingFor } from './start-errors.ts';
 import { version } from './version.ts';
 
 const heartbeatEveryMs = 5_000;
@@ -25,10 +27,26 @@ async function main() {
   const databaseUrl = config.DATABASE_URL;
   const heartbeatFile = config.WORKER_HEARTBEAT_FILE;
   const domain = config.SELFDEVOP_DOMAIN;
+  // Every wait of the start is said and bounded: a worker that never writes its heartbeat
+  // must say what it waits for (the DNS thread's lost "bound" left it silent before).
+  const timeoutMs = config.START_TIMEOUT_SECONDS * 1000;
+  const say = (line: string) => process.stderr.write(`selfdevop worker: ${line}\n`);
 
   // The migrate job runs first; a worker of another version must not touch the data.
-  let session: SqlSession | null = await openSession(databaseUrl);
-  const { pending } = await checkMigrations(session);
+  let session: SqlSession | null = null;
+  const { pending } = await waitingFor(
+    'the database (DATABASE_URL) to answer the migrations check',
+    {
+      timeoutMs,
+      cause: 'PostgreSQL did not answer',
+      fix: 'Check DATABASE_URL and that PostgreSQL runs.',
+      say,
+    },
+    async () => {
+      session = await openSession(databaseUrl);
+      return checkMigrations(session);
+    },
+  );
   if (pending.length > 0) {
     throw new Error(
       `the database lacks migrations ${pending.map((m) => m.version).join(', ')}; run the migrate job first`,
@@ -36,7 +54,23 @@ async function main() {
   }
 
   // This process serves the edge's upstream DNS; Caddy reaches it at EDGE_DNS_ADDRESS.
-  const system = await fromSelfhost(config, { role: 'worker', version });
+  const system = await waitingFor(
+    `the control plane's connections and the edge's upstream DNS on ${config.EDGE_DNS_LISTEN}`,
+    {
+      timeoutMs,
+      cause: 'the database pool or the DNS thread neither answered nor failed',
+      fix: 'Check DATABASE_URL; set EDGE_DNS_LISTEN to a free address if the DNS cannot bind.',
+      say,
+    },
+    () => fromSelfhost(config, { role: 'worker', version }),
+  ).catch((e: unknown) => {
+    if (!(e instanceof UpstreamDnsStartFailed) && !isBind(e)) throw e;
+    throw new StartupError(
+      `the edge's upstream DNS did not start on EDGE_DNS_LISTEN=${config.EDGE_DNS_LISTEN}`,
+      e instanceof Error ? e.message : String(e),
+      'Set EDGE_DNS_LISTEN to a free host:port (and EDGE_DNS_ADDRESS to where Caddy reaches it).',
+    );
+  });
   const log = system.logger.child({ component: 'worker' });
   // A Caddy that lost its config (autosave gone, config reset) is put back from the
   // database by the `edge-rebuild` job (core/queues.ts), which in this process also puts
@@ -45,7 +79,16 @@ async function main() {
   // EDGE_REBUILD_SECONDS, and once before the queues start. Runs are idempotent (If-Match,
   // adds only), so overlapping ones cost a read.
   const rebuildEdge = () => system.rebuildEdge();
-  await rebuildEdge();
+  await waitingFor(
+    `the edge's routes to be put back (Caddy at CADDY_ADMIN_URL=${config.CADDY_ADMIN_URL ?? ''})`,
+    {
+      timeoutMs,
+      cause: "Caddy's admin API or the database did not answer",
+      fix: 'Check CADDY_ADMIN_URL and that Caddy runs.',
+      say,
+    },
+    rebuildEdge,
+  );
   const rebuildTimer = setInterval(
     () =>
       void rebuildEdge().catch((e: Error) =>
@@ -53,7 +96,16 @@ async function main() {
       ),
     config.EDGE_REBUILD_SECONDS * 1000,
   );
-  const stopWorkers = await system.startWorkers();
+  const stopWorkers = await waitingFor(
+    'the queues (pg-boss) to start',
+    {
+      timeoutMs,
+      cause: "pg-boss's schema check or its first queries did not finish",
+      fix: 'Check QUEUE_DATABASE_URL, and that no other session holds locks on its schema.',
+      say,
+    },
+    () => system.startWorkers(),
+  );
   log.info(
     { version, edgeDomain: config.EDGE_DOMAIN, controlDomain: domain ?? null },
     'selfdevop worker is up',
@@ -94,8 +146,13 @@ async function main() {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
+/** An address the DNS could not bind (in use, not this machine's, privileged). */
+const isBind = (e: unknown) => (e as { syscall?: string } | null)?.syscall === 'bind';
+
 main().catch((e: unknown) => {
   if (e instanceof ConfigError) process.stderr.write(`selfdevop worker: ${e.message}\n`);
+  else if (e instanceof StartupError)
+    process.stderr.write(`selfdevop worker failed to start: ${e.message}\n`);
   else
     process.stderr.write(
       `selfdevop worker failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,

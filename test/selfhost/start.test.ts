@@ -3,6 +3,7 @@
  * stop it with a message that says what is wrong, before it serves anything.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { copyFile, cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -46,8 +47,14 @@ interface Running {
 }
 
 /** Starts selfdevop and resolves once it says it is running (or rejects with what it said). */
-function startUntilUp(env: Record<string, string>, timeoutMs = 90_000): Promise<Running> {
+function startUntilUp(
+  env: Record<string, string>,
+  timeoutMs = 90_000,
+  options: { detached?: boolean } = {},
+): Promise<Running> {
   const child = spawn(process.execPath, [entry], {
+    // Detached: a process group of its own, which a test can kill whole (node, PostgreSQL, Caddy).
+    detached: options.detached ?? false,
     env: {
       ...process.env,
       MODE: 'selfhost',
@@ -152,6 +159,35 @@ describe('starting selfdevop', () => {
     expect(r.stderr).toContain('Check DATABASE_URL');
     expect(r.stderr).not.toContain('undefined');
   });
+
+  it('says it waits for the migrations lock, and fails within its bound naming the session that holds it', async () => {
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      // The lock a selfdevop migrating this database holds (adapters/db/migrator.ts).
+      await holder.query('select pg_advisory_lock(7402115931)');
+      const { rows } = await holder.query<{ pid: number }>('select pg_backend_pid() as pid');
+      const started = Date.now();
+      const r = await runStart({
+        DATABASE_URL: db.url,
+        DATA_DIR: `/tmp/sdo-start-test-lock-${process.pid}`,
+        START_TIMEOUT_SECONDS: '4',
+      });
+      expect(Date.now() - started).toBeLessThan(25_000);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(
+        `selfdevop: waiting for the migrations lock, held by PostgreSQL pid ${rows[0]!.pid}`,
+      );
+      expect(r.stderr).toContain(
+        `the database could not be migrated: another session (PostgreSQL pid ${rows[0]!.pid}) held the migrations lock for more than 4 s`,
+      );
+      expect(r.stderr).toContain(`select pg_terminate_backend(${rows[0]!.pid})`);
+      expect(r.stderr).toContain('START_TIMEOUT_SECONDS');
+    } finally {
+      await holder.end();
+      await rm(`/tmp/sdo-start-test-lock-${process.pid}`, { recursive: true, force: true });
+    }
+  }, 40_000);
 
   it('names DATA_DIR when it cannot be created', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sdo-start-'));
@@ -402,6 +438,32 @@ describe.skipIf(!withEdge)(
         ),
       ).toBe('gone');
     }, 90_000);
+
+    it('starts again, within a bound, on the DATA_DIR of a run killed with its whole process tree', async () => {
+      const other = await mkdtemp(join(tmpdir(), 'sdo-start-'));
+      // The embedded PostgreSQL (no DATABASE_URL) and its own Caddy, as `npm start` alone.
+      const own = { DATA_DIR: other, CADDY_BIN: caddyBin, ...(await freePorts()) };
+      try {
+        const killed = await startUntilUp(own, 90_000, { detached: true });
+        const gone = new Promise((r) => killed.child.once('exit', r));
+        // kill -9 of the process group: node, its PostgreSQL and its Caddy, none cleaning up.
+        process.kill(-killed.child.pid!, 'SIGKILL');
+        await gone;
+        // What the killed run left: PostgreSQL's lock file and Caddy's pid file.
+        expect(existsSync(join(other, 'postgres', 'postmaster.pid'))).toBe(true);
+        const started = Date.now();
+        const again = await startUntilUp(own, 60_000);
+        try {
+          expect(Date.now() - started).toBeLessThan(60_000);
+          const res = await httpRequester(`http://127.0.0.1:${own.PORT}`)('GET', '/health');
+          expect(res.status).toBe(200);
+        } finally {
+          expect(await again.stop()).toBe(0);
+        }
+      } finally {
+        await rm(other, { recursive: true, force: true });
+      }
+    }, 180_000);
 
     it('with no Caddy to run, serves the API and says what to install', async () => {
       const other = await mkdtemp(join(tmpdir(), 'sdo-start-'));

@@ -23,7 +23,7 @@ import {
 import type { DataService, DataServiceBackup } from '../../core/models.ts';
 import { scheduledJobs, type WorkerSystem } from '../../core/queues.ts';
 import { backupFailuresInARow } from '../../core/stats/collect.ts';
-import { aDataServiceLink, aService } from '../contracts/store/builders.ts';
+import { aDataServiceLink, aDataServiceMove, aService } from '../contracts/store/builders.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import type { Requester } from '../support/http.ts';
 
@@ -245,16 +245,12 @@ describe('the backup sweep fails backups a dead worker left running (real Postgr
         aDataServiceLink(orgId, half.id, service.id, { envName: 'DATABASE_URL' }),
       );
       await r.dataServices.update(shared.id, {
-        move: {
-          status: 'moving',
+        move: aDataServiceMove({
           targetId: half.id,
-          backupId: null,
           step: 'redeploy',
-          error: null,
-          releaseIds: [],
           at: ago(staleHeartbeatMs + 120_000),
           heartbeatAt: lastBeat,
-        },
+        }),
       });
     });
     // A live move on another database of the same server is left alone.
@@ -263,16 +259,7 @@ describe('the backup sweep fails backups a dead worker left running (real Postgr
       id: 'dat_sweeplive',
       name: 'blog-db',
       sharedServerId: server.id,
-      move: {
-        status: 'moving',
-        targetId: null,
-        backupId: null,
-        step: 'backup',
-        error: null,
-        releaseIds: [],
-        at: ago(60_000),
-        heartbeatAt: ago(30_000),
-      },
+      move: aDataServiceMove({ at: ago(60_000), heartbeatAt: ago(30_000) }),
     };
     await d.store.withOrg(orgId, (r) => r.dataServices.insert(live));
 

@@ -4,6 +4,7 @@ import {
   aDataService,
   aDataServiceBackup,
   aDataServiceLink,
+  aDataServiceMove,
   aNode,
   aService,
   rejectsWith,
@@ -50,16 +51,7 @@ export function dataServiceCases(): void {
 
     it('finds moves whose worker stopped beating (or never started), across orgs, ids only', async () => {
       const node = aNode(a.orgId);
-      const move = (o: Partial<DataServiceMove>): DataServiceMove => ({
-        status: 'moving',
-        targetId: null,
-        backupId: null,
-        step: 'backup',
-        error: null,
-        releaseIds: [],
-        at: '2020-01-01T00:00:00.000Z',
-        ...o,
-      });
+      const move = aDataServiceMove;
       const ds = (m: DataServiceMove | null) =>
         aDataService(a.orgId, a.projectId, node.id, { move: m });
       const silent = ds(move({ heartbeatAt: '2020-01-01T00:50:00.000Z' }));
@@ -103,15 +95,7 @@ export function dataServiceCases(): void {
 
     it('sets a move only while it is still the one expected (compare-and-set)', async () => {
       const node = aNode(a.orgId);
-      const first: DataServiceMove = {
-        status: 'moving',
-        targetId: null,
-        backupId: null,
-        step: 'backup',
-        error: null,
-        releaseIds: [],
-        at: '2020-01-01T00:00:00.000Z',
-      };
+      const first = aDataServiceMove();
       const d = aDataService(a.orgId, a.projectId, node.id, { move: null });
       await inA(async (r) => {
         await r.nodes.insert(node);

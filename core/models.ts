@@ -615,6 +615,8 @@ export interface DataServiceUpgrade {
   error: string | null;
   rolledBack: boolean;
   at: string;
+  /** What the upgraded server reported itself to be (`SHOW server_version`, …), once upgraded. */
+  serverVersion?: string | null;
 }
 
 /**

@@ -10,6 +10,7 @@ import type {
   DataService,
   DataServiceBackup,
   DataServiceLink,
+  DataServiceMove,
   DeployJob,
   Domain,
   Environment,
@@ -1287,6 +1288,16 @@ export interface BackupLookup {
   ): Promise<
     { orgId: string; dataServiceId: string; backupId: string; kind: 'backup' | 'drill' }[]
   >;
+  /**
+   * Data services whose move is `moving` with a heartbeat older than `beatBefore`, or with no
+   * heartbeat and started (`move.at`) before `startBefore`: moves whose worker died. Ids only,
+   * at most `limit` (≤ 1000); the sweep re-reads each in its org and decides with `moveAlive`.
+   */
+  staleMoves(
+    beatBefore: string,
+    startBefore: string,
+    limit: number,
+  ): Promise<{ orgId: string; dataServiceId: string }[]>;
 }
 
 export interface ListFilter {
@@ -1613,6 +1624,16 @@ export interface DataServiceRepo {
   get(id: string): Promise<DataService | null>;
   list(page: PageRequest, filter?: ListFilter): Promise<Page<DataService>>;
   update(id: string, patch: Partial<Omit<DataService, 'id' | 'orgId'>>): Promise<void>;
+  /**
+   * Compare-and-set of the move (issue 15): writes `next` only if the stored move still equals
+   * `expected` (as JSON: key order and absent vs undefined keys do not matter), so a worker
+   * and the sweep that fails its stale move never undo each other. False when it differed.
+   */
+  setMove(
+    id: string,
+    expected: DataServiceMove | null,
+    next: DataServiceMove | null,
+  ): Promise<boolean>;
   /** Its links go with it. */
   delete(id: string): Promise<boolean>;
 }

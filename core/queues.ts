@@ -12,7 +12,12 @@ import { gitPollCron, gitPollSchedule, pollGitSources } from './builds/poll.ts';
 import { jobRunsQueue } from './jobs/deps.ts';
 import { handleJobRun } from './jobs/run.ts';
 import { handleDataServiceWork } from './data-services/work.ts';
-import { backupSweepCron, backupSweepSchedule, sweepStuckBackups } from './data-services/sweep.ts';
+import {
+  backupSweepCron,
+  backupSweepSchedule,
+  sweepStaleMoves,
+  sweepStuckBackups,
+} from './data-services/sweep.ts';
 import { handleDomainCheck } from './domains/check.ts';
 import { handleServiceRemoval, serviceRemovalsQueue } from './services/removal.ts';
 import { domainChecksQueue, type DomainDeps } from './domains/deps.ts';
@@ -174,11 +179,13 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
       },
     },
     {
-      // A backup a dead worker left `running` would never count as failed (nor alert).
+      // A backup a dead worker left `running` would never count as failed (nor alert); a
+      // move it left `moving` would keep its links and half-made server until asked again.
       name: backupSweepSchedule,
       cron: backupSweepCron,
       run: async () => {
         await sweepStuckBackups(system.release);
+        await sweepStaleMoves(system.release);
       },
     },
     {

@@ -1,6 +1,6 @@
 import { CoreError, NotFound, isCoreError } from '../errors.ts';
 import type { DataService, DataServiceMove } from '../models.ts';
-import type { EventQueue } from '../ports.ts';
+import type { EventQueue, OrgRepos } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import {
   recordAudit,
@@ -41,7 +41,7 @@ type Deps = CoreDeps & { queue: EventQueue };
  * A move the worker never started (no heartbeat yet: still queued, or its worker died before
  * the first beat): two backup timeouts (a dump and a restore) and an hour for the rest.
  */
-const staleMoveMs = 5 * 60 * 60 * 1000;
+export const staleMoveMs = 5 * 60 * 60 * 1000;
 /** How often the worker running a move writes `move.heartbeatAt`. */
 export const moveHeartbeatMs = 60_000;
 /** A move whose heartbeat is older than five beats died with its worker: it may be asked again. */
@@ -208,6 +208,18 @@ export function realMoveSteps(
   };
 }
 
+/** Thrown by a write of a worker whose move is no longer its own (the sweep failed it, or a new one replaced it). */
+class MoveTaken extends Error {
+  constructor() {
+    super("the move is no longer this worker's: the sweep failed it or a new move replaced it");
+  }
+}
+
+type Save = (
+  patch: Partial<DataServiceMove>,
+  inSameTransaction?: (repos: OrgRepos) => Promise<void>,
+) => Promise<void>;
+
 /** Runs the `move` message on the shared database `ds`. */
 export async function handleMove(
   deps: DataServiceDeps,
@@ -218,32 +230,44 @@ export async function handleMove(
   const move = ds.move;
   if (move?.status !== 'moving') return; // done, failed or never asked
   const state: DataServiceMove = { ...move };
+  // Every write is a compare-and-set against the move this worker last wrote: once the sweep
+  // has failed it (no beat for five minutes) or a new move replaced it, nothing here undoes that.
+  let written: DataServiceMove = move;
+  let taken = false;
   // One write at a time, in order: a heartbeat never lands after (and undoes) a later step.
+  // Each snapshot is taken when its turn comes, so it carries every step saved before it.
   let writes: Promise<void> = Promise.resolve();
-  const write = () => {
-    const snapshot = { ...state };
+  const write = (
+    patch: Partial<DataServiceMove>,
+    inSameTransaction?: (repos: OrgRepos) => Promise<void>,
+  ) => {
     writes = writes
       .catch(() => undefined)
-      .then(() =>
-        deps.store.withOrg(ds.orgId, (r) => r.dataServices.update(ds.id, { move: snapshot })),
-      );
+      .then(async () => {
+        if (taken) throw new MoveTaken();
+        const next = { ...state, ...patch };
+        await deps.store.withOrg(ds.orgId, async (r) => {
+          if (!(await r.dataServices.setMove(ds.id, written, next))) {
+            taken = true;
+            throw new MoveTaken();
+          }
+          await inSameTransaction?.(r);
+        });
+        written = next;
+        Object.assign(state, patch);
+      });
     return writes;
   };
-  const save = (patch: Partial<DataServiceMove>) => {
-    Object.assign(state, patch);
-    return write();
-  };
   const beat = () => {
-    if (state.status !== 'moving') return;
-    state.heartbeatAt = deps.clock.now().toISOString();
-    write().catch((e: unknown) =>
+    if (state.status !== 'moving' || taken) return;
+    write({ heartbeatAt: deps.clock.now().toISOString() }).catch((e: unknown) =>
       deps.logger.warn({ dataServiceId: ds.id, err: messageOf(e) }, 'move heartbeat failed'),
     );
   };
-  state.heartbeatAt = deps.clock.now().toISOString();
+  beat();
   const heartbeat = setInterval(beat, deps.config.moveHeartbeatMs ?? moveHeartbeatMs);
   try {
-    await runMove(deps, ds, steps, state, save);
+    await runMove(deps, ds, steps, state, write, () => taken);
   } finally {
     clearInterval(heartbeat);
     await writes.catch(() => undefined);
@@ -255,7 +279,8 @@ async function runMove(
   ds: DataService,
   steps: MoveSteps,
   state: DataServiceMove,
-  save: (patch: Partial<DataServiceMove>) => Promise<void>,
+  save: Save,
+  isTaken: () => boolean,
 ): Promise<void> {
   const links = await deps.store.withOrg(ds.orgId, (r) =>
     r.dataServiceLinks.list({ dataServiceId: ds.id }),
@@ -272,7 +297,9 @@ async function runMove(
       dedicated: true,
     });
     const t = target;
-    await deps.store.withOrg(ds.orgId, async (repos) => {
+    // The target is recorded in the same transaction that inserts it: a sweep that fails
+    // this move later always knows which half-made server to remove.
+    await save({ targetId: t.id, at: deps.clock.now().toISOString() }, async (repos) => {
       await repos.dataServices.insert(t);
       await recordAudit(deps, repos, dataWorkerActor, null, {
         action: 'data_service.restore_requested',
@@ -281,12 +308,13 @@ async function runMove(
         data: { backupId: backup.id, from: ds.id, target: 'new', mode: 'dedicated', move: true },
       });
     });
-    await save({ targetId: t.id, at: deps.clock.now().toISOString() });
     await steps.restore(deps, ds, backup.id, t);
-    await save({ step: 'relink' });
-    await relink(deps, ds, links, t.id);
+    // `at` marks when the links start naming the new server: a release created from then on
+    // reads its URL (the sweep's test of whether apps may already write to it).
+    await save({ step: 'relink', at: deps.clock.now().toISOString() });
+    // The links move in the transaction that records the next step, or not at all.
+    await save({ step: 'redeploy' }, (repos) => relinkIn(repos, ds, links, t.id));
     relinked = true;
-    await save({ step: 'redeploy' });
     const serviceIds = [...new Set(links.map((l) => l.serviceId))];
     const redeployed = await steps.redeploy(
       deps,
@@ -318,11 +346,25 @@ async function runMove(
     );
   } catch (e) {
     const step = state.step;
+    if (isTaken() || e instanceof MoveTaken) {
+      // The sweep (or a new move) owns it now and has put the links where they belong.
+      deps.logger.error(
+        { dataServiceId: ds.id, step, err: messageOf(e) },
+        'move stopped: it was failed by the sweep or replaced while this worker ran it',
+      );
+      return;
+    }
     const reason = `move failed at step ${step}: ${messageOf(e)}`;
     deps.logger.error({ dataServiceId: ds.id, step, reason }, 'move to dedicated failed');
-    // The shared copy must stay linked and serving: links that moved come back.
-    if (relinked && target) await relink(deps, ds, links, ds.id).catch(() => undefined);
-    await save({ status: 'failed', error: reason, at: deps.clock.now().toISOString() });
+    // The shared copy must stay linked and serving: links that moved come back, in the
+    // transaction that records the failure.
+    await save(
+      { status: 'failed', error: reason, at: deps.clock.now().toISOString() },
+      relinked && target ? (repos) => relinkIn(repos, ds, links, ds.id) : undefined,
+    ).catch((err: unknown) =>
+      deps.logger.error({ dataServiceId: ds.id, err: messageOf(err) }, 'move failure not saved'),
+    );
+    if (isTaken()) return;
     await deps.store.withOrg(ds.orgId, (repos) =>
       recordAudit(deps, repos, dataWorkerActor, null, {
         action: 'data_service.move_failed',
@@ -340,26 +382,24 @@ async function runMove(
   }
 }
 
-/** Points each of `links` (the shared copy's, as they were) at `to`, in one transaction. */
-async function relink(
-  deps: DataServiceDeps,
+/** Points each of `links` (the shared copy's, as they were) at `to`, inside the caller's transaction. */
+export async function relinkIn(
+  repos: OrgRepos,
   ds: DataService,
   links: { id: string; serviceId: string; envName: string; createdAt: string }[],
   to: string,
 ): Promise<void> {
-  await deps.store.withOrg(ds.orgId, async (repos) => {
-    const now = await repos.dataServiceLinks.list({});
-    for (const l of links) {
-      const current = now.find((n) => n.serviceId === l.serviceId && n.envName === l.envName);
-      if (current) await repos.dataServiceLinks.delete(current.id);
-      await repos.dataServiceLinks.insert({
-        id: current?.id ?? l.id,
-        orgId: ds.orgId,
-        dataServiceId: to,
-        serviceId: l.serviceId,
-        envName: l.envName,
-        createdAt: l.createdAt,
-      });
-    }
-  });
+  const now = await repos.dataServiceLinks.list({});
+  for (const l of links) {
+    const current = now.find((n) => n.serviceId === l.serviceId && n.envName === l.envName);
+    if (current) await repos.dataServiceLinks.delete(current.id);
+    await repos.dataServiceLinks.insert({
+      id: current?.id ?? l.id,
+      orgId: ds.orgId,
+      dataServiceId: to,
+      serviceId: l.serviceId,
+      envName: l.envName,
+      createdAt: l.createdAt,
+    });
+  }
 }

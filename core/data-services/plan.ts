@@ -265,6 +265,48 @@ export function planReadinessCheck(d: DataService, password: string): ContainerS
 }
 
 /**
+ * A one-off that asks the running server its own version (an upgrade's proof that the new
+ * image is what serves): PostgreSQL `SHOW server_version`, MariaDB `SELECT VERSION()`, Redis
+ * `INFO server` (its `redis_version` line). Same image, network and credentials as the
+ * readiness check; `serverVersionOf` reads the answer.
+ */
+export function planVersionQuery(d: DataService, password: string): ContainerSpec {
+  const { host, user, database } = dataEndpoint(d);
+  const check = planReadinessCheck(d, password);
+  const entrypoint: Record<DataEngine, string[]> = {
+    redis: ['redis-cli', '-h', host, '-p', '6379', 'INFO', 'server'],
+    mariadb: ['mariadb', '-h', host, '-u', user, database, '-N', '-B', '-e', 'SELECT VERSION()'],
+    postgres: ['psql', '-h', host, '-U', user, '-d', database, '-At', '-c', 'SHOW server_version'],
+  };
+  return {
+    ...check,
+    name: `${dataContainerName(d)}-version`,
+    labels: { ...check.labels, 'selfdevop.role': 'data-version' },
+    entrypoint: entrypoint[d.engine],
+  };
+}
+
+/**
+ * The dotted version in a version query's output (`15.14 (Debian 15.14-0+deb12u1)` → `15.14`,
+ * `10.11.14-MariaDB-0+deb12u2` → `10.11.14`, `redis_version:7.0.15` → `7.0.15`); null when
+ * the output holds none.
+ */
+export function serverVersionOf(engine: DataEngine, output: string): string | null {
+  const line = engine === 'redis' ? /^redis_version:(\d+(?:\.\d+)*)/m : /^\s*(\d+(?:\.\d+)+)/m;
+  return line.exec(output)?.[1] ?? null;
+}
+
+/**
+ * Whether a server reporting `reported` runs `version` as the catalog names it: every part
+ * the catalog gives must match (`15` is any 15.x, `10.11.14` only 10.11.14, `15.99` not 15.14).
+ */
+export function versionMatches(version: string, reported: string): boolean {
+  const want = version.split('.');
+  const got = reported.split('.');
+  return want.every((part, i) => got[i] !== undefined && Number(got[i]) === Number(part));
+}
+
+/**
  * The URL a link hands to app containers; reachable only on the project network (or, with
  * `host`, a drill's restored copy on the drill's own network).
  */

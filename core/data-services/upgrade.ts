@@ -24,7 +24,10 @@ import {
   dataServiceSecretContext,
   planDataContainer,
   planReadinessCheck,
+  planVersionQuery,
   releaseLine,
+  serverVersionOf,
+  versionMatches,
 } from './plan.ts';
 import { dataServiceView, type DataServiceView } from './use-cases.ts';
 
@@ -34,7 +37,9 @@ import { dataServiceView, type DataServiceView } from './use-cases.ts';
  *    its failure stops everything before the server is touched;
  * 2. `swap`: the container is removed and started again from the new image on the same
  *    volume, same name, network and password (apps reconnect; nothing is redeployed);
- * 3. `check`: the new server must answer an authenticated query within the readiness budget.
+ * 3. `check`: the new server must answer an authenticated query within the readiness budget,
+ *    then report the version it is upgraded to (PostgreSQL `SHOW server_version`, MariaDB
+ *    `SELECT VERSION()`, Redis `INFO server`); another version fails the check.
  * A failure at 2 or 3 removes the new container and starts the old image again on the
  * volume (`rolledBack`); the record keeps the old version. Across a release line the data
  * files change format, so that is refused (400): restore a backup into a new service.
@@ -151,6 +156,7 @@ export async function handleUpgrade(deps: DataServiceDeps, ds: DataService): Pro
   let step: NonNullable<DataServiceUpgrade['step']> = 'backup';
   let target: DockerTarget | null = null;
   let password = '';
+  let serverVersion = '';
   try {
     const backup = await backupNow(deps, ds, 'pre_upgrade');
     await record({ backupId: backup.id, step: 'swap' });
@@ -163,6 +169,9 @@ export async function handleUpgrade(deps: DataServiceDeps, ds: DataService): Pro
     await record({ step: 'check' });
     step = 'check';
     await waitReady(deps, target, { ...ds, version: u.to }, password);
+    // Answering is not enough: the server must be the version the record will name (an
+    // image catalogued under the wrong version would otherwise be recorded as upgraded).
+    serverVersion = await verifyVersion(deps, target, { ...ds, version: u.to }, password);
   } catch (e) {
     const reason = messageOf(e).replaceAll(password || '\0', '***');
     let rolledBack = false;
@@ -205,7 +214,7 @@ export async function handleUpgrade(deps: DataServiceDeps, ds: DataService): Pro
   await deps.store.withOrg(ds.orgId, async (repos) => {
     await repos.dataServices.update(ds.id, {
       version: u.to,
-      upgrade: { ...u, status: 'upgraded', step: null, error: null },
+      upgrade: { ...u, status: 'upgraded', step: null, error: null, serverVersion },
       updatedAt: now,
     });
     // The databases on a shareable server run on it: their version is the server's.
@@ -227,7 +236,7 @@ export async function handleUpgrade(deps: DataServiceDeps, ds: DataService): Pro
       action: 'data_service.upgraded',
       targetType: 'data_service',
       targetId: ds.id,
-      data: { name: ds.name, from: u.from, to: u.to, backupId: u.backupId },
+      data: { name: ds.name, from: u.from, to: u.to, backupId: u.backupId, serverVersion },
     });
   });
 }
@@ -243,6 +252,27 @@ async function swap(
   await deps.runtime.stop(target, dataContainerName(ds), 30).catch(() => undefined);
   await deps.runtime.remove(target, dataContainerName(ds));
   await deps.runtime.start(target, planDataContainer(ds, password));
+}
+
+/** The version the running server reports, which must be `ds.version` (see `versionMatches`). */
+async function verifyVersion(
+  deps: DataServiceDeps,
+  target: DockerTarget,
+  ds: DataService,
+  password: string,
+): Promise<string> {
+  const r = await deps.runtime.runOnce(target, planVersionQuery(ds, password), 15_000);
+  const out = r.output.replaceAll(password || '\0', '***');
+  const reported = r.exitCode === 0 ? serverVersionOf(ds.engine, out) : null;
+  if (!reported)
+    throw new Error(
+      `the ${ds.engine} server did not say its version after the swap (exit ${r.exitCode}): ${out.trim().split('\n').pop() || 'no output'}`,
+    );
+  if (!versionMatches(ds.version, reported))
+    throw new Error(
+      `the server reports ${ds.engine} ${reported} after the swap, not ${ds.version}: image ${dataEngineImages[ds.engine].versions[ds.version] ?? '?'} is not the version it is catalogued as`,
+    );
+  return reported;
 }
 
 /** An authenticated query must answer (one check a second, the readiness budget). */

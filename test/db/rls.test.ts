@@ -452,6 +452,9 @@ describe('row-level security', () => {
       'selfdevop_org_users',
       // A push webhook, by the id in its URL (migrations/0018_push_hooks.sql).
       'selfdevop_push_hook',
+      // Moves whose worker stopped beating, ids only, for the backup-sweep job
+      // (migrations/0053_stale_moves.sql).
+      'selfdevop_stale_moves',
       // Backups and drills a dead worker left running, ids only, for the backup-sweep job
       // (migrations/0037_data_rotation_sweep.sql).
       'selfdevop_stuck_backups',

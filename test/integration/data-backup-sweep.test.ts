@@ -6,12 +6,14 @@
  * the row is `failed` with its reason, the partial object is gone, `backup.failed` is in the
  * audit trail (what webhooks, notifications and the failures-in-a-row alert read) and never
  * a success; a row still inside its bound, and one that finished meanwhile, are untouched.
+ * The same job fails a move whose worker stopped beating (links back, half-made server removed).
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalFsObjectStore } from '../../adapters/objects/local-fs.ts';
 import { newBackupRow } from '../../core/data-services/backup-work.ts';
+import { staleHeartbeatMs } from '../../core/data-services/move.ts';
 import { dataServiceSecretContext } from '../../core/data-services/plan.ts';
 import {
   backupSweepSchedule,
@@ -21,6 +23,7 @@ import {
 import type { DataService, DataServiceBackup } from '../../core/models.ts';
 import { scheduledJobs, type WorkerSystem } from '../../core/queues.ts';
 import { backupFailuresInARow } from '../../core/stats/collect.ts';
+import { aDataServiceLink, aDataServiceMove, aService } from '../contracts/store/builders.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import type { Requester } from '../support/http.ts';
 
@@ -215,5 +218,90 @@ describe('the backup sweep fails backups a dead worker left running (real Postgr
       r.dataServiceBackups.get(row.id),
     );
     expect(b?.status).toBe('completed');
+  });
+
+  it('fails a move whose worker stopped beating: links back on the shared copy, the half-made server removed, move_failed audited', async () => {
+    const d = api.system.release;
+    const server: DataService = { ...ds, id: 'dat_sweepsrv', name: 'main', shareable: true };
+    const shared: DataService = {
+      ...ds,
+      id: 'dat_sweepdb',
+      name: 'shop-db',
+      sharedServerId: server.id,
+    };
+    const half: DataService = {
+      ...ds,
+      id: 'dat_sweephalf',
+      name: 'shop-db-dedicated',
+      status: 'ready',
+    };
+    const service = aService(orgId, ds.projectId);
+    const lastBeat = ago(staleHeartbeatMs + 60_000);
+    await d.store.withOrg(orgId, async (r) => {
+      await r.services.insert(service);
+      for (const x of [server, shared, half]) await r.dataServices.insert(x);
+      // The dead worker had re-linked (step redeploy) and queued no release.
+      await r.dataServiceLinks.insert(
+        aDataServiceLink(orgId, half.id, service.id, { envName: 'DATABASE_URL' }),
+      );
+      await r.dataServices.update(shared.id, {
+        move: aDataServiceMove({
+          targetId: half.id,
+          step: 'redeploy',
+          at: ago(staleHeartbeatMs + 120_000),
+          heartbeatAt: lastBeat,
+        }),
+      });
+    });
+    // A live move on another database of the same server is left alone.
+    const live: DataService = {
+      ...ds,
+      id: 'dat_sweeplive',
+      name: 'blog-db',
+      sharedServerId: server.id,
+      move: aDataServiceMove({ at: ago(60_000), heartbeatAt: ago(30_000) }),
+    };
+    await d.store.withOrg(orgId, (r) => r.dataServices.insert(live));
+
+    await sweep();
+
+    const got = await req('GET', `/api/data-services/${shared.id}`, h());
+    expect(got.status, got.text).toBe(200);
+    expect(got.body.move).toMatchObject({ status: 'failed', step: 'redeploy' });
+    expect(got.body.move.error).toBe(
+      `move failed at step redeploy: worker stopped (no heartbeat since ${lastBeat}); marked failed by the sweep`,
+    );
+    expect(
+      got.body.links.map((l: { serviceId: string; envName: string }) => [l.serviceId, l.envName]),
+    ).toEqual([[service.id, 'DATABASE_URL']]);
+    const removed = await d.store.withOrg(orgId, (r) => r.dataServices.get(half.id));
+    expect(removed).toMatchObject({ status: 'deleting', removeVolume: true });
+    expect(
+      await d.store.withOrg(orgId, (r) => r.dataServiceLinks.list({ dataServiceId: half.id })),
+    ).toEqual([]);
+    const audit = await req(
+      'GET',
+      `/api/audit-events?action=data_service.move_failed&targetId=${shared.id}`,
+      h(),
+    );
+    expect(audit.body.items).toHaveLength(1);
+    expect(audit.body.items[0].data).toMatchObject({
+      step: 'redeploy',
+      swept: true,
+      removed: { id: half.id, name: 'shop-db-dedicated' },
+      linksRestored: ['DATABASE_URL'],
+    });
+    expect((await d.store.withOrg(orgId, (r) => r.dataServices.get(live.id)))!.move!.status).toBe(
+      'moving',
+    );
+
+    // Settled once.
+    await sweep();
+    const again = await req(
+      'GET',
+      `/api/audit-events?action=data_service.move_failed&targetId=${shared.id}`,
+      h(),
+    );
+    expect(again.body.items).toHaveLength(1);
   });
 });

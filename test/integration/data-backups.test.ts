@@ -6,72 +6,39 @@
  * its drill loudly; an unreachable object store fails the backup with its reason; restores
  * into a new service and in place bring the rows back.
  */
-import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore } from '../../adapters/objects/s3.ts';
-import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { handleDataServiceWork } from '../../core/data-services/work.ts';
 import type { DataServiceWorkMessage } from '../../core/data-services/deps.ts';
 import type { BackupView } from '../../core/data-services/backup-use-cases.ts';
-import { startSelfhostApi } from '../support/api.ts';
-import {
-  dockerTarget,
-  ensureDataImages,
-  removeContainersByLabel,
-  testRun,
-} from '../support/docker.ts';
-import type { Requester } from '../support/http.ts';
+import { containerEnv, sleep, useDataSuite, type DataSuite } from '../support/data-services.ts';
 import { startS3rver, type LocalS3 } from '../support/s3rver.ts';
 import { available } from '../support/services.ts';
 
 const ready = await available('docker');
-const docker = (...args: string[]) =>
-  promisify(execFile)('docker', args, { timeout: 30_000 }).then((r) => r.stdout.trim());
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!ready)('data service backups and drills on Docker', () => {
-  const run = testRun(import.meta.url);
-  const runtime = new DockerRuntime();
-  let api: Awaited<ReturnType<typeof startSelfhostApi>>;
-  let req: Requester;
+  let s3: LocalS3;
+  const s = useDataSuite(import.meta.url, {
+    email: 'backups@example.com',
+    before: async () => {
+      s3 = await startS3rver(['backups']);
+    },
+  });
+  let api: DataSuite['api'];
+  let req: DataSuite['request'];
   let token: string;
   let orgId: string;
-  let projectId: string;
-  let s3: LocalS3;
-  const volumes: string[] = [];
-  const networks = new Set<string>();
-  const h = () => ({ token, headers: { 'x-org-id': orgId } });
+  const h = () => s.h();
+  beforeAll(() => void ({ api, request: req, token, orgId } = s));
+  afterAll(async () => {
+    await s3?.stop();
+  });
 
-  async function createData(body: Record<string, unknown>) {
-    const res = await req('POST', '/api/data-services', { ...h(), body: { projectId, ...body } });
-    expect(res.status, res.text).toBe(202);
-    volumes.push(res.body.volume);
-    networks.add(res.body.network);
-    return settle(res.body.id);
-  }
-
-  /** Polls until the data service leaves `provisioning` (bounded: 150 polls). */
-  async function settle(id: string) {
-    for (let i = 0; i < 150; i++) {
-      const r = await req('GET', `/api/data-services/${id}`, h());
-      if (r.body.status !== 'provisioning') {
-        volumes.push(r.body.volume);
-        return r.body as {
-          id: string;
-          host: string;
-          network: string;
-          name: string;
-          status: string;
-          error: string | null;
-        };
-      }
-      await sleep(400);
-    }
-    throw new Error(`data service ${id} still provisioning`);
-  }
+  const createData = (body: Record<string, unknown>) => s.create(body);
+  const settle = (id: string) => s.settle(id);
 
   /** Polls the backups until `done` says so (bounded: 200 polls). */
   async function waitBackup(id: string, backupId: string, done: (b: BackupView) => boolean) {
@@ -99,29 +66,13 @@ describe.skipIf(!ready)('data service backups and drills on Docker', () => {
     throw new Error(`no ${action} for ${targetId}`);
   }
 
-  const envOf = async (host: string, name: string) =>
-    (await docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', host))
-      .split('\n')
-      .find((l) => l.startsWith(`${name}=`))!
-      .slice(name.length + 1);
+  const envOf = containerEnv;
 
-  /** A one-off client from a data image on the project network. */
+  /** A one-off client from a data image on the project network; it must exit 0. */
   async function client(image: string, network: string, env: Record<string, string>, sh: string) {
-    const r = await runtime.runOnce(
-      dockerTarget,
-      {
-        name: run.name('client'),
-        image,
-        env,
-        labels: run.labels,
-        entrypoint: ['sh', '-ec', sh],
-        restartPolicy: 'no',
-        network,
-      },
-      60_000,
-    );
+    const r = await s.client(image, network, env, sh);
     expect(r.exitCode, r.output).toBe(0);
-    return r.output.trim();
+    return r.output;
   }
 
   const mariadb = async (ds: { host: string; network: string }, sql: string) =>
@@ -135,36 +86,6 @@ describe.skipIf(!ready)('data service backups and drills on Docker', () => {
   /** Runs one data-service-work message in this process with other ports (the object store). */
   const work = (m: DataServiceWorkMessage, objects: S3ObjectStore) =>
     handleDataServiceWork({ ...api.system.release, objects })({ id: 'm', attempt: 1, payload: m });
-
-  beforeAll(async () => {
-    await ensureDataImages();
-    s3 = await startS3rver(['backups']);
-    api = await startSelfhostApi({
-      workers: true,
-      release: { maxStepAttempts: 2, dataReadyAttempts: 90 },
-    });
-    req = api.request;
-    const s = await req('POST', '/api/auth/local/signup', {
-      body: { email: 'backups@example.com', password: 'correct horse battery' },
-    });
-    token = s.body.token;
-    orgId = s.body.org.id;
-    projectId = (await req('POST', '/api/projects', { token, body: { name: 'shop' } })).body.id;
-    const node = await req('POST', '/api/nodes', {
-      token,
-      body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
-    });
-    expect(node.status, node.text).toBe(201);
-  }, 900_000);
-
-  afterAll(async () => {
-    await api?.close();
-    await s3?.stop();
-    if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
-    await removeContainersByLabel(run.labels);
-    for (const v of new Set(volumes)) await docker('volume', 'rm', '-f', v).catch(() => undefined);
-    for (const n of networks) await docker('network', 'rm', n).catch(() => undefined);
-  });
 
   let db: Awaited<ReturnType<typeof createData>>;
   let firstBackup: BackupView;

@@ -4,82 +4,27 @@
  * client on the project network connects with the old and with the new password. A rotation
  * that fails midway (the server stopped) keeps the old password working and says why.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { dataServiceSecretContext } from '../../core/data-services/plan.ts';
-import { startSelfhostApi } from '../support/api.ts';
-import {
-  dockerTarget,
-  ensureDataImages,
-  removeContainersByLabel,
-  testRun,
-} from '../support/docker.ts';
-import type { Requester } from '../support/http.ts';
+import { docker, sleep, useDataSuite, type DataSuite } from '../support/data-services.ts';
 import { available } from '../support/services.ts';
 
 const ready = await available('docker');
-const docker = (...args: string[]) =>
-  promisify(execFile)('docker', args, { timeout: 60_000 }).then((r) => r.stdout.trim());
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Ds = { id: string; host: string; network: string; name: string; engine: string };
 
 describe.skipIf(!ready)('data service password rotation on Docker', () => {
-  const run = testRun(import.meta.url);
-  const runtime = new DockerRuntime();
-  let api: Awaited<ReturnType<typeof startSelfhostApi>>;
-  let req: Requester;
-  let token: string;
+  const s = useDataSuite(import.meta.url, { email: 'rotation@example.com' });
+  let api: DataSuite['api'];
+  let req: DataSuite['request'];
   let orgId: string;
-  let projectId: string;
-  const volumes: string[] = [];
-  const networks = new Set<string>();
-  const h = () => ({ token, headers: { 'x-org-id': orgId } });
-
-  beforeAll(async () => {
-    await ensureDataImages();
-    api = await startSelfhostApi({
-      workers: true,
-      release: { maxStepAttempts: 2, dataReadyAttempts: 90 },
-    });
-    req = api.request;
-    const s = await req('POST', '/api/auth/local/signup', {
-      body: { email: 'rotation@example.com', password: 'correct horse battery' },
-    });
-    token = s.body.token;
-    orgId = s.body.org.id;
-    projectId = (await req('POST', '/api/projects', { token, body: { name: 'shop' } })).body.id;
-    const node = await req('POST', '/api/nodes', {
-      token,
-      body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
-    });
-    expect(node.status, node.text).toBe(201);
-  }, 900_000);
-
-  afterAll(async () => {
-    await api?.close();
-    if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
-    await removeContainersByLabel(run.labels);
-    for (const v of new Set(volumes)) await docker('volume', 'rm', '-f', v).catch(() => undefined);
-    for (const n of networks) await docker('network', 'rm', n).catch(() => undefined);
-  });
+  const h = () => s.h();
+  beforeAll(() => void ({ api, request: req, orgId } = s));
 
   async function createData(body: Record<string, unknown>): Promise<Ds> {
-    const res = await req('POST', '/api/data-services', { ...h(), body: { projectId, ...body } });
-    expect(res.status, res.text).toBe(202);
-    volumes.push(res.body.volume);
-    networks.add(res.body.network);
-    for (let i = 0; i < 200; i++) {
-      const r = await req('GET', `/api/data-services/${res.body.id}`, h());
-      if (r.body.status !== 'provisioning') {
-        expect(r.body.status, r.body.error ?? '').toBe('ready');
-        return r.body as Ds;
-      }
-      await sleep(500);
-    }
-    throw new Error(`data service ${res.body.id} still provisioning`);
+    const d = await s.create(body);
+    expect(d.status, d.error ?? '').toBe('ready');
+    return d as unknown as Ds;
   }
 
   /** The password on record now (what links hand to apps), opened from the vault. */
@@ -108,20 +53,8 @@ describe.skipIf(!ready)('data service password rotation on Docker', () => {
       },
     };
     const c = clients[ds.engine]!;
-    const r = await runtime.runOnce(
-      dockerTarget,
-      {
-        name: run.name('client'),
-        image: c.image,
-        env: c.env,
-        labels: run.labels,
-        entrypoint: ['sh', '-c', c.sh],
-        restartPolicy: 'no',
-        network: ds.network,
-      },
-      60_000,
-    );
-    return { ok: r.exitCode === 0, output: r.output.trim() };
+    const r = await s.client(c.image, ds.network, c.env, c.sh, { errexit: false });
+    return { ok: r.exitCode === 0, output: r.output };
   }
 
   /** Polls the audit trail until an event of one of `actions` for `targetId` appears (bounded). */

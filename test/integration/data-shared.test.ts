@@ -4,25 +4,13 @@
  * an app, cannot read the other app's database, is backed up alone (dump of its database
  * only) and drilled, and deleting it drops only its database and user.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { linkedDataEnv } from '../../core/data-services/links.ts';
-import { startSelfhostApi } from '../support/api.ts';
-import {
-  dockerTarget,
-  ensureDataImages,
-  removeContainersByLabel,
-  testRun,
-} from '../support/docker.ts';
-import type { Requester } from '../support/http.ts';
+import { sleep, useDataSuite, type DataSuite } from '../support/data-services.ts';
+import { dockerTarget } from '../support/docker.ts';
 import { available } from '../support/services.ts';
 
 const ready = await available('docker');
-const docker = (...args: string[]) =>
-  promisify(execFile)('docker', args, { timeout: 30_000 }).then((r) => r.stdout.trim());
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type View = {
   id: string;
@@ -39,30 +27,25 @@ type View = {
 };
 
 describe.skipIf(!ready)('shared data servers on Docker', () => {
-  const run = testRun(import.meta.url);
-  const runtime = new DockerRuntime();
-  let api: Awaited<ReturnType<typeof startSelfhostApi>>;
-  let req: Requester;
-  let token: string;
+  const s = useDataSuite(import.meta.url, {
+    email: 'shared@example.com',
+    settings: {
+      release: { maxStepAttempts: 2, migrationTimeoutMs: 20_000, dataReadyAttempts: 60 },
+    },
+  });
+  let api: DataSuite['api'];
+  let req: DataSuite['request'];
   let orgId: string;
   let projectId: string;
   let otherProjectId: string;
-  const volumes = new Set<string>();
-  const networks = new Set<string>();
-  const h = (body?: unknown) => ({ token, headers: { 'x-org-id': orgId }, body });
+  const h = (body?: unknown) => s.h(body);
+  beforeAll(async () => {
+    ({ api, request: req, orgId, projectId } = s);
+    otherProjectId = (await req('POST', '/api/projects', h({ name: 'blog' }))).body.id;
+  });
 
-  async function create(body: Record<string, unknown>): Promise<View> {
-    const res = await req('POST', '/api/data-services', h({ projectId, ...body }));
-    expect(res.status, res.text).toBe(202);
-    volumes.add(res.body.volume);
-    networks.add(res.body.network);
-    for (let i = 0; i < 150; i++) {
-      const r = await req('GET', `/api/data-services/${res.body.id}`, h());
-      if (r.body.status !== 'provisioning') return r.body;
-      await sleep(400);
-    }
-    throw new Error(`data service ${res.body.id} still provisioning`);
-  }
+  const create = (body: Record<string, unknown>): Promise<View> =>
+    s.create(body) as unknown as Promise<View>;
 
   async function service(name: string): Promise<string> {
     const svc = await req(
@@ -100,23 +83,17 @@ describe.skipIf(!ready)('shared data servers on Docker', () => {
       engine === 'mariadb'
         ? `mariadb -h ${url.hostname} -u ${url.username} -N -B ${db} -e "$Q"`
         : `psql -h ${url.hostname} -U ${url.username} -d ${db} -At -v ON_ERROR_STOP=1 -c "$Q"`;
-    return runtime.runOnce(
-      dockerTarget,
+    return s.client(
+      engine === 'mariadb' ? 'selfdevop/mariadb:10.11' : 'selfdevop/postgres:15',
+      [...s.cleanup.networks][0]!,
       {
-        name: run.name('sql'),
-        image: engine === 'mariadb' ? 'selfdevop/mariadb:10.11' : 'selfdevop/postgres:15',
-        env: {
-          Q: query,
-          ...(engine === 'mariadb'
-            ? { MYSQL_PWD: decodeURIComponent(url.password) }
-            : { PGPASSWORD: decodeURIComponent(url.password) }),
-        },
-        labels: run.labels,
-        entrypoint: ['sh', '-c', cmd],
-        restartPolicy: 'no',
-        network: [...networks][0]!,
+        Q: query,
+        ...(engine === 'mariadb'
+          ? { MYSQL_PWD: decodeURIComponent(url.password) }
+          : { PGPASSWORD: decodeURIComponent(url.password) }),
       },
-      30_000,
+      cmd,
+      { errexit: false },
     );
   }
 
@@ -129,36 +106,6 @@ describe.skipIf(!ready)('shared data servers on Docker', () => {
     }
     throw new Error(`backup ${backupId} did not settle`);
   }
-
-  beforeAll(async () => {
-    await ensureDataImages();
-    api = await startSelfhostApi({
-      workers: true,
-      release: { maxStepAttempts: 2, migrationTimeoutMs: 20_000, dataReadyAttempts: 60 },
-    });
-    req = api.request;
-    const s = await req('POST', '/api/auth/local/signup', {
-      body: { email: 'shared@example.com', password: 'correct horse battery' },
-    });
-    token = s.body.token;
-    orgId = s.body.org.id;
-    projectId = (await req('POST', '/api/projects', h({ name: 'shop' }))).body.id;
-    otherProjectId = (await req('POST', '/api/projects', h({ name: 'blog' }))).body.id;
-    const node = await req(
-      'POST',
-      '/api/nodes',
-      h({ name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' }),
-    );
-    expect(node.status, node.text).toBe(201);
-  }, 900_000);
-
-  afterAll(async () => {
-    await api?.close();
-    if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
-    await removeContainersByLabel(run.labels);
-    for (const v of volumes) await docker('volume', 'rm', '-f', v).catch(() => undefined);
-    for (const n of networks) await docker('network', 'rm', n).catch(() => undefined);
-  });
 
   it('refuses what cannot be shared with a 4xx naming the field', async () => {
     const redis = await req(
@@ -207,7 +154,7 @@ describe.skipIf(!ready)('shared data servers on Docker', () => {
       }
       expect(a.database).not.toBe(b.database);
       // No container of their own: the server's is the only one.
-      expect(await runtime.inspect(dockerTarget, `sdo-data-${a.id.toLowerCase()}`)).toBeNull();
+      expect(await s.runtime.inspect(dockerTarget, `sdo-data-${a.id.toLowerCase()}`)).toBeNull();
 
       const serverLink = await req(
         'POST',
@@ -267,7 +214,7 @@ describe.skipIf(!ready)('shared data servers on Docker', () => {
       );
       expect(moved.status, moved.text).toBe(202);
       expect(moved.body.dataService).toMatchObject({ mode: 'dedicated', sharedServerId: null });
-      volumes.add(moved.body.dataService.volume);
+      s.cleanup.saw(moved.body.dataService);
       const copyId = moved.body.dataService.id;
       for (let i = 0; i < 200; i++) {
         const r = await req(
@@ -322,7 +269,7 @@ describe.skipIf(!ready)('shared data servers on Docker', () => {
         database: b.database,
         databaseDropped: true,
       });
-      expect((await runtime.inspect(dockerTarget, server.host))?.state).toBe('running');
+      expect((await s.runtime.inspect(dockerTarget, server.host))?.state).toBe('running');
     }, 400_000);
   }
 });

@@ -1,11 +1,14 @@
 /**
- * Minor upgrades in place, for real: a PostgreSQL data service on the local Docker Engine,
- * upgraded to a "newer minor" image on the same volume after a backup. The machine ships
- * one image per engine version, so the newer minor is a second local tag of the same image
- * (`DATA_IMAGES` adds it to the catalog): the mechanics (backup first, swap on the same
- * volume, check, roll back) are real, the version pair is not. A broken "minor" (an image
- * whose server exits at once) rolls back to the old image with the data intact; another
- * release line is refused with the reason.
+ * Minor upgrades in place, for real: PostgreSQL, MariaDB and Redis data services on the local
+ * Docker Engine, upgraded on the same volume after a backup. The machine ships one image per
+ * release line (`selfdevop/postgres:15`, created as version `15`), so the "newer minor" is a
+ * second local tag of the same image catalogued (`DATA_IMAGES`) under the exact version its
+ * server runs, read from the image itself (`postgres --version`: 15 → 15.18): the upgrade
+ * then verifies, as it does for any image, that the swapped server reports that version. The
+ * same image catalogued as 15.99 is what a mislabelled image looks like: the check fails
+ * naming both versions and the old image comes back. A broken "minor" (an image whose server
+ * exits at once) rolls back to the old image with the data intact; another release line is
+ * refused with the reason.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -28,8 +31,21 @@ const docker = (...args: string[]) =>
   exec('docker', args, { timeout: 120_000 }).then((r) => r.stdout.trim());
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Tags of this test's own: the shared selfdevop/* tags are never changed.
-const newer = 'sdo-test-data-upgrade/postgres:15.99';
+const mislabelled = 'sdo-test-data-upgrade/postgres:15.99';
 const broken = 'sdo-test-data-upgrade/postgres:15.98';
+/** The exact version an image's server binary says it is (`15.18`, `10.11.18`, `7.0.15`). */
+async function versionIn(image: string, binary: string): Promise<string> {
+  const out = await docker('run', '--rm', '--entrypoint', binary, image, '--version');
+  const v = /(?:v=|Ver |\) )(\d+\.\d+(?:\.\d+)?)/.exec(out)?.[1];
+  if (!v) throw new Error(`no version in ${image}'s ${binary} --version: ${out}`);
+  return v;
+}
+/** Each engine's real minor: a tag of the shipped image under the version it runs. */
+const minors = {
+  postgres: { image: 'selfdevop/postgres:15', binary: 'postgres', version: '', tag: '' },
+  mariadb: { image: 'selfdevop/mariadb:10.11', binary: 'mariadbd', version: '', tag: '' },
+  redis: { image: 'selfdevop/redis:7', binary: 'redis-server', version: '', tag: '' },
+};
 
 describe.skipIf(!ready)('minor upgrades of a data service, with a backup first', () => {
   const run = testRun(import.meta.url);
@@ -43,7 +59,12 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
 
   beforeAll(async () => {
     await ensureDataImages();
-    await docker('tag', 'selfdevop/postgres:15', newer);
+    for (const [engine, m] of Object.entries(minors)) {
+      m.version = await versionIn(m.image, m.binary);
+      m.tag = `sdo-test-data-upgrade/${engine}:${m.version}`;
+      await docker('tag', m.image, m.tag);
+    }
+    await docker('tag', 'selfdevop/postgres:15', mislabelled);
     // A "minor" whose server exits at once: what a bad image does to an upgrade.
     await exec(
       'sh',
@@ -56,7 +77,11 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
     api = await startSelfhostApi({
       workers: true,
       release: { maxStepAttempts: 2, dataReadyAttempts: 90 },
-      dataImages: `postgres:15.99=${newer},postgres:15.98=${broken}`,
+      dataImages: [
+        `postgres:15.99=${mislabelled}`,
+        `postgres:15.98=${broken}`,
+        ...Object.entries(minors).map(([engine, m]) => `${engine}:${m.version}=${m.tag}`),
+      ].join(','),
     });
     req = api.request;
     const s = await req('POST', '/api/auth/local/signup', {
@@ -77,7 +102,9 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
     await removeContainersByLabel(run.labels);
     for (const v of cleanup.volumes) await docker('volume', 'rm', '-f', v).catch(() => undefined);
     for (const n of cleanup.networks) await docker('network', 'rm', n).catch(() => undefined);
-    await docker('rmi', newer, broken).catch(() => undefined);
+    await docker('rmi', mislabelled, broken, ...Object.values(minors).map((m) => m.tag)).catch(
+      () => undefined,
+    );
   });
 
   type Ds = {
@@ -95,6 +122,7 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
       error: string | null;
       rolledBack: boolean;
       backupId: string | null;
+      serverVersion?: string | null;
     } | null;
   };
 
@@ -110,24 +138,21 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
     throw new Error(`data service ${id} did not settle`);
   }
 
-  async function psql(ds: Ds, sql: string) {
+  /** Runs `command` in a client one-off of `image` next to the server, its password in `$PW`. */
+  async function client(ds: Ds, image: string, passwordVar: string, command: string) {
     const env = await docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', ds.host);
     const password = env
       .split('\n')
-      .find((l) => l.startsWith('POSTGRES_PASSWORD='))!
-      .slice('POSTGRES_PASSWORD='.length);
+      .find((l) => l.startsWith(`${passwordVar}=`))!
+      .slice(passwordVar.length + 1);
     const r = await runtime.runOnce(
       dockerTarget,
       {
-        name: run.name('psql'),
-        image: 'selfdevop/postgres:15',
-        env: { PGPASSWORD: password },
+        name: run.name('client'),
+        image,
+        env: { PW: password },
         labels: run.labels,
-        entrypoint: [
-          'sh',
-          '-ec',
-          `psql -h ${ds.host} -U app -d app -At -v ON_ERROR_STOP=1 -c "${sql}"`,
-        ],
+        entrypoint: ['sh', '-ec', command],
         restartPolicy: 'no',
         network: ds.network,
       },
@@ -136,6 +161,14 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
     expect(r.exitCode, r.output).toBe(0);
     return r.output.trim();
   }
+
+  const psql = (ds: Ds, sql: string) =>
+    client(
+      ds,
+      'selfdevop/postgres:15',
+      'POSTGRES_PASSWORD',
+      `PGPASSWORD="$PW" psql -h ${ds.host} -U app -d app -At -v ON_ERROR_STOP=1 -c "${sql}"`,
+    );
 
   const imageOf = (ds: Ds) => docker('inspect', '-f', '{{.Config.Image}}', ds.host);
   const fingerprint = (ds: Ds) =>
@@ -218,21 +251,49 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
     expect(await fingerprint(done)).toBe(before);
   }, 600_000);
 
-  it('backs up first, then swaps to the newer minor on the same volume and checks it', async () => {
+  it('rolls back when the swapped server reports another version than the catalog names, naming both', async () => {
     const res = await req('POST', `/api/data-services/${ds.id}/upgrade`, {
       ...h(),
       body: { version: '15.99' },
     });
     expect(res.status, res.text).toBe(202);
     const done = await poll(ds.id, (d) => d.upgrade?.status !== 'upgrading');
+    expect(done.upgrade).toMatchObject({ status: 'failed', step: 'check', rolledBack: true });
+    expect(done.upgrade!.error).toBe(
+      `the server reports postgres ${minors.postgres.version} after the swap, not 15.99: image ${mislabelled} is not the version it is catalogued as`,
+    );
+    expect(done).toMatchObject({ status: 'ready', version: '15' });
+    expect(await imageOf(done)).toBe('selfdevop/postgres:15');
+    expect(await fingerprint(done)).toBe(before);
+    const audit = await req(
+      'GET',
+      `/api/audit-events?action=data_service.upgrade_failed&targetId=${ds.id}`,
+      h(),
+    );
+    const failed = (audit.body.items as { data: Record<string, unknown> }[]).find(
+      (e) => e.data.to === '15.99',
+    );
+    expect(failed?.data).toMatchObject({ step: 'check', rolledBack: true });
+    expect(failed?.data.reason).toBe(done.upgrade!.error);
+  }, 600_000);
+
+  it('backs up first, then swaps to the newer minor on the same volume, checks it and its version', async () => {
+    const to = minors.postgres.version;
+    const res = await req('POST', `/api/data-services/${ds.id}/upgrade`, {
+      ...h(),
+      body: { version: to },
+    });
+    expect(res.status, res.text).toBe(202);
+    const done = await poll(ds.id, (d) => d.upgrade?.status !== 'upgrading');
     expect(done.upgrade, JSON.stringify(done.upgrade)).toMatchObject({
       status: 'upgraded',
       from: '15',
-      to: '15.99',
+      to,
       error: null,
+      serverVersion: to,
     });
-    expect(done.version).toBe('15.99');
-    expect(await imageOf(done)).toBe(newer);
+    expect(done.version).toBe(to);
+    expect(await imageOf(done)).toBe(minors.postgres.tag);
     expect(await fingerprint(done)).toBe(before);
     // The backup it took first is recorded (trigger pre_upgrade) and proven by its drill.
     let b: BackupView | undefined;
@@ -249,6 +310,77 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
       `/api/audit-events?action=data_service.upgraded&targetId=${ds.id}`,
       h(),
     );
-    expect(audit.body.items[0].data).toMatchObject({ from: '15', to: '15.99' });
+    expect(audit.body.items[0].data).toMatchObject({ from: '15', to, serverVersion: to });
   }, 600_000);
+
+  it('upgrades MariaDB and Redis too, each verified by the version its server reports', async () => {
+    const projectId = (await req('POST', '/api/projects', { token, body: { name: 'more' } })).body
+      .id;
+    const engines = [
+      {
+        engine: 'mariadb' as const,
+        from: '10.11',
+        write: (d: Ds) =>
+          client(
+            d,
+            'selfdevop/mariadb:10.11',
+            'MARIADB_PASSWORD',
+            `MYSQL_PWD="$PW" mariadb -h ${d.host} -u app app -N -B -e "create table if not exists t (id int primary key); insert into t values (1), (2), (3);"`,
+          ),
+        read: (d: Ds) =>
+          client(
+            d,
+            'selfdevop/mariadb:10.11',
+            'MARIADB_PASSWORD',
+            `MYSQL_PWD="$PW" mariadb -h ${d.host} -u app app -N -B -e "select count(*) from t"`,
+          ),
+        expected: '3',
+      },
+      {
+        engine: 'redis' as const,
+        from: '7',
+        write: (d: Ds) =>
+          client(
+            d,
+            'selfdevop/redis:7',
+            'REDIS_PASSWORD',
+            `REDISCLI_AUTH="$PW" redis-cli -h ${d.host} set kept yes && REDISCLI_AUTH="$PW" redis-cli -h ${d.host} save`,
+          ),
+        read: (d: Ds) =>
+          client(
+            d,
+            'selfdevop/redis:7',
+            'REDIS_PASSWORD',
+            `REDISCLI_AUTH="$PW" redis-cli -h ${d.host} get kept`,
+          ),
+        expected: 'yes',
+      },
+    ];
+    for (const e of engines) {
+      const res = await req('POST', '/api/data-services', {
+        ...h(),
+        body: { projectId, name: `${e.engine}-up`, engine: e.engine },
+      });
+      expect(res.status, res.text).toBe(202);
+      const created = await poll(res.body.id, (d) => d.status !== 'provisioning');
+      expect(created.status, created.error ?? '').toBe('ready');
+      await e.write(created);
+      const to = minors[e.engine].version;
+      const up = await req('POST', `/api/data-services/${created.id}/upgrade`, {
+        ...h(),
+        body: { version: to },
+      });
+      expect(up.status, up.text).toBe(202);
+      const done = await poll(created.id, (d) => d.upgrade?.status !== 'upgrading');
+      expect(done.upgrade, `${e.engine}: ${JSON.stringify(done.upgrade)}`).toMatchObject({
+        status: 'upgraded',
+        from: e.from,
+        to,
+        serverVersion: to,
+      });
+      expect(done.version).toBe(to);
+      expect(await imageOf(done)).toBe(minors[e.engine].tag);
+      expect(await e.read(done)).toBe(e.expected);
+    }
+  }, 900_000);
 });

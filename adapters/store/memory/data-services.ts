@@ -1,5 +1,10 @@
 import { NotFound } from '../../../core/errors.ts';
-import type { DataService, DataServiceBackup, DataServiceLink } from '../../../core/models.ts';
+import type {
+  DataService,
+  DataServiceBackup,
+  DataServiceLink,
+  DataServiceMove,
+} from '../../../core/models.ts';
 import type {
   BackupLookup,
   DataServiceBackupRepo,
@@ -19,6 +24,13 @@ export const memoryDataServiceRepo = (t: TenantView): DataServiceRepo => ({
     if (!t.patch('dataServices', id, patch, ['id', 'orgId']))
       throw new NotFound('data_service', id);
   },
+  // As the SQL `move is not distinct from $expected::jsonb`: equal as JSON.
+  setMove: async (id, expected, next) => {
+    const now = t.getOwn<DataService>('dataServices', id);
+    if (!now || canonical(now.move ?? null) !== canonical(expected)) return false;
+    t.patch('dataServices', id, { move: next }, ['id', 'orgId']);
+    return true;
+  },
   delete: async (id) => {
     if (!t.getOwn('dataServices', id)) return false;
     t.view.delete('dataServices', id);
@@ -30,6 +42,15 @@ export const memoryDataServiceRepo = (t: TenantView): DataServiceRepo => ({
     return true;
   },
 });
+
+/** JSON with sorted keys and undefined dropped, as jsonb compares. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b)))
+      : x,
+  );
+}
 
 export const memoryDataServiceLinkRepo = (t: TenantView): DataServiceLinkRepo => ({
   insert: async (l) => t.insert('dataServiceLinks', l),
@@ -98,5 +119,23 @@ export const memoryBackupLookup = (tables: Tables): BackupLookup => ({
         backupId: String(b.id),
         kind,
       }));
+  },
+  // As the PostgreSQL function selfdevop_stale_moves.
+  staleMoves: async (beatBefore, startBefore, limit) => {
+    const older = (at: unknown, cutoff: string) =>
+      typeof at === 'string' && Date.parse(at) < Date.parse(cutoff);
+    return [...tables.dataServices.values()]
+      .filter((d) => {
+        const m = d.move as DataServiceMove | null | undefined;
+        if (m?.status !== 'moving') return false;
+        return m.heartbeatAt ? older(m.heartbeatAt, beatBefore) : older(m.at, startBefore);
+      })
+      .sort(
+        (x, y) =>
+          String(x.orgId).localeCompare(String(y.orgId)) ||
+          String(x.id).localeCompare(String(y.id)),
+      )
+      .slice(0, Math.min(Math.max(limit, 0), 1000))
+      .map((d) => ({ orgId: String(d.orgId), dataServiceId: String(d.id) }));
   },
 });

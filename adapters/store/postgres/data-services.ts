@@ -52,6 +52,21 @@ export const pgDataServiceRepo = (t: TenantSql): DataServiceRepo => ({
   update: async (id, patch) => {
     await t.updateById(dataServicesTable, 'data_service', id, patch);
   },
+  // One statement: the row lock orders a worker's write and the sweep's, and the loser's
+  // condition is evaluated again against the winner's row (READ COMMITTED), so it misses.
+  setMove: async (id, expected, next) => {
+    const r = await t.tx.query(
+      `update data_services set move = $1::jsonb
+        where id = $2 and org_id = $3 and move is not distinct from $4::jsonb`,
+      [
+        next === null ? null : JSON.stringify(next),
+        id,
+        t.orgId,
+        expected === null ? null : JSON.stringify(expected),
+      ],
+    );
+    return (r.rowCount ?? 0) > 0;
+  },
   delete: (id) => t.deleteWhere(dataServicesTable, [eq('id', id), t.org()]),
 });
 
@@ -114,7 +129,7 @@ export const pgDataServiceBackupRepo = (t: TenantSql): DataServiceBackupRepo => 
   delete: (id) => t.deleteWhere(dataServiceBackupsTable, [eq('id', id), t.org()]),
 });
 
-/** No org is known to the backup sweep, so it reads through a security-definer function (migration 0037). */
+/** No org is known to the backup sweep, so it reads through security-definer functions (migrations 0037, 0053). */
 export const pgBackupLookup = (db: SqlClient): BackupLookup => ({
   stuckBackups: async (before, limit) => {
     const r = await db.query(
@@ -126,6 +141,16 @@ export const pgBackupLookup = (db: SqlClient): BackupLookup => ({
       dataServiceId: String(row.data_service_id),
       backupId: String(row.backup_id),
       kind: row.kind === 'drill' ? ('drill' as const) : ('backup' as const),
+    }));
+  },
+  staleMoves: async (beatBefore, startBefore, limit) => {
+    const r = await db.query(
+      'select org_id, data_service_id from selfdevop_stale_moves($1, $2, $3)',
+      [beatBefore, startBefore, limit],
+    );
+    return r.rows.map((row) => ({
+      orgId: String(row.org_id),
+      dataServiceId: String(row.data_service_id),
     }));
   },
 });

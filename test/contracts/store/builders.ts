@@ -21,6 +21,7 @@ import type {
   WebhookDelivery,
   DataService,
   DataServiceLink,
+  DataServiceMove,
   Job,
   JobRun,
   DataServiceBackup,
@@ -239,6 +240,18 @@ export const aWebhookDelivery = (
   createdAt: at(),
   ...o,
 });
+/** A move to a dedicated server, `moving` at its first step unless said otherwise. */
+export const aDataServiceMove = (o: Partial<DataServiceMove> = {}): DataServiceMove => ({
+  status: 'moving',
+  targetId: null,
+  backupId: null,
+  step: 'backup',
+  error: null,
+  releaseIds: [],
+  at: '2020-01-01T00:00:00.000Z',
+  ...o,
+});
+
 export const aDataService = (
   orgId: string,
   projectId: string,

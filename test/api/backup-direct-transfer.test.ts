@@ -7,21 +7,20 @@
  * checks what landed (nothing, or another size, is a 400 naming it and nothing stays), and an
  * install whose store takes no direct upload says so (409).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backupKeyContext, backupKeys } from '../../core/data-services/backups.ts';
+import { backupKeys } from '../../core/data-services/backups.ts';
 import type { BackupExport } from '../../core/data-services/backup-transfer.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
+import { seedCompletedBackup } from '../support/data-services.ts';
 import { startS3rver, type LocalS3 } from '../support/s3rver.ts';
-import { aDataService, aDataServiceBackup, aNode } from '../contracts/store/builders.ts';
 
 type Api = Awaited<ReturnType<typeof startSelfhostApi>>;
 const passphrase = 'a long shared passphrase, typed twice';
-const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 describe('backup objects moved directly between clients and the object store', () => {
   let s3: LocalS3;
@@ -40,54 +39,7 @@ describe('backup objects moved directly between clients and the object store', (
       token: auth.token,
       body: { name: 'shop' },
     });
-    const node = aNode(auth.orgId);
-    const ds = aDataService(auth.orgId, project.body.id, node.id, {
-      engine: 'mariadb',
-      version: '10.11',
-      status: 'ready',
-      settings: {},
-    });
-    const backup = aDataServiceBackup(auth.orgId, ds.id, { status: 'completed' });
-    const dataKey = randomBytes(32).toString('base64');
-    const sealedDataKey = await api.system.vault.seal(
-      dataKey,
-      backupKeyContext(auth.orgId, backup.id),
-    );
-    const manifest = {
-      format: 2 as const,
-      backupId: backup.id,
-      dataServiceId: ds.id,
-      engine: 'mariadb' as const,
-      serverVersion: '10.11.6-MariaDB',
-      tool: 'mariadb-dump --single-transaction',
-      encoding: 'gzip+aes-256-gcm' as const,
-      sealedDataKey,
-      objectKey: backup.objectKey,
-      rawBytes: object.length * 4,
-      storedBytes: object.length,
-      sha256: sha256Hex(object),
-      rawSha256: null,
-      gzipSha256: sha256Hex(object.subarray(12)),
-      gzipBytes: object.length - 28,
-      tables: { orders: 3 },
-      keys: null,
-      takenAt: new Date().toISOString(),
-    };
-    await api.system.api.store.withOrg(auth.orgId, async (r) => {
-      await r.nodes.insert(node);
-      await r.dataServices.insert(ds);
-      await r.dataServiceBackups.insert({
-        ...backup,
-        sealedDataKey,
-        manifest,
-        storedBytes: object.length,
-        rawBytes: manifest.rawBytes,
-        sha256: manifest.sha256,
-        finishedAt: new Date().toISOString(),
-      });
-    });
-    await api.system.release.objects!.put(backup.objectKey, object);
-    return { dataServiceId: ds.id, backupId: backup.id };
+    return seedCompletedBackup(api, { orgId: auth.orgId, projectId: project.body.id }, object);
   }
 
   async function signup(api: Api, email: string) {

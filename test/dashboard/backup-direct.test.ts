@@ -5,20 +5,18 @@
  * fetched from the store through the API's 303, and an import's object goes from the browser
  * straight to the store's upload URL, then the page completes it.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backupKeyContext } from '../../core/data-services/backups.ts';
 import { startSelfhostApi } from '../support/api.ts';
+import { seedCompletedBackup } from '../support/data-services.ts';
 import { startS3rver, type LocalS3 } from '../support/s3rver.ts';
-import { aDataService, aDataServiceBackup, aNode } from '../contracts/store/builders.ts';
 import { chromiumAvailable, launchChromium } from './browser.ts';
 
 const ready = chromiumAvailable();
-const sha256Hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 describe.skipIf(!ready)('backup objects past the API, in the dashboard', () => {
   let s3: LocalS3;
@@ -54,53 +52,11 @@ describe.skipIf(!ready)('backup objects past the API, in the dashboard', () => {
     const project = await api.request('POST', '/api/projects', { token, body: { name: 'shop' } });
     orgId = project.body.orgId;
     // No worker here: a ready MariaDB with one completed backup, its object in the bucket.
-    const node = aNode(orgId);
-    const ds = aDataService(orgId, project.body.id, node.id, {
-      name: 'orders',
-      engine: 'mariadb',
-      version: '10.11',
-      status: 'ready',
-      settings: {},
-    });
-    const backup = aDataServiceBackup(orgId, ds.id, { status: 'completed' });
-    const sealedDataKey = await api.system.vault.seal(
-      randomBytes(32).toString('base64'),
-      backupKeyContext(orgId, backup.id),
-    );
-    const manifest = {
-      format: 2 as const,
-      backupId: backup.id,
-      dataServiceId: ds.id,
-      engine: 'mariadb' as const,
-      serverVersion: '10.11.6-MariaDB',
-      tool: 'mariadb-dump --single-transaction',
-      encoding: 'gzip+aes-256-gcm' as const,
-      sealedDataKey,
-      objectKey: backup.objectKey,
-      rawBytes: object.length * 4,
-      storedBytes: object.length,
-      sha256: sha256Hex(object),
-      rawSha256: null,
-      tables: { orders: 3 },
-      keys: null,
-      takenAt: new Date().toISOString(),
-    };
-    await api.system.api.store.withOrg(orgId, async (r) => {
-      await r.nodes.insert(node);
-      await r.dataServices.insert(ds);
-      await r.dataServiceBackups.insert({
-        ...backup,
-        sealedDataKey,
-        manifest,
-        storedBytes: object.length,
-        rawBytes: manifest.rawBytes,
-        sha256: manifest.sha256,
-        finishedAt: new Date().toISOString(),
-      });
-    });
-    await api.system.release.objects!.put(backup.objectKey, object);
-    dataServiceId = ds.id;
-    backupId = backup.id;
+    ({ dataServiceId, backupId } = await seedCompletedBackup(
+      api,
+      { orgId, projectId: project.body.id },
+      object,
+    ));
   }, 120_000);
   afterAll(async () => {
     await browser?.close();

@@ -7,9 +7,13 @@
  * @example const s = useDataSuite(import.meta.url, { email: 'rotation@example.com' });
  */
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import { backupKeyContext } from '../../core/data-services/backups.ts';
+import type { BackupManifest } from '../../core/models.ts';
+import { aDataService, aDataServiceBackup, aNode } from '../contracts/store/builders.ts';
 import { startSelfhostApi } from './api.ts';
 import { dockerTarget, ensureDataImages, removeContainersByLabel, testRun } from './docker.ts';
 import type { Requester } from './http.ts';
@@ -207,4 +211,64 @@ export function useDataSuite(
     await cleanup.run();
   });
   return suite;
+}
+
+/**
+ * A ready MariaDB data service (on a node row only: no container) with one completed manual
+ * backup whose stored object is `object`, as the worker would leave it: for suites about
+ * what happens to a backup after it is taken (export, import, transfers), with no worker.
+ */
+export async function seedCompletedBackup(
+  api: Api,
+  auth: { orgId: string; projectId: string },
+  object: Uint8Array,
+  name = 'orders',
+): Promise<{ dataServiceId: string; backupId: string }> {
+  const node = aNode(auth.orgId);
+  const ds = aDataService(auth.orgId, auth.projectId, node.id, {
+    name,
+    engine: 'mariadb',
+    version: '10.11',
+    status: 'ready',
+    settings: {},
+  });
+  const backup = aDataServiceBackup(auth.orgId, ds.id, { status: 'completed' });
+  const sealedDataKey = await api.system.vault.seal(
+    randomBytes(32).toString('base64'),
+    backupKeyContext(auth.orgId, backup.id),
+  );
+  const sha256 = createHash('sha256').update(object).digest('hex');
+  const manifest: BackupManifest = {
+    format: 2,
+    backupId: backup.id,
+    dataServiceId: ds.id,
+    engine: 'mariadb',
+    serverVersion: '10.11.6-MariaDB',
+    tool: 'mariadb-dump --single-transaction',
+    encoding: 'gzip+aes-256-gcm',
+    sealedDataKey,
+    objectKey: backup.objectKey,
+    rawBytes: object.length * 4,
+    storedBytes: object.length,
+    sha256,
+    rawSha256: null,
+    tables: { orders: 3 },
+    keys: null,
+    takenAt: new Date().toISOString(),
+  };
+  await api.system.api.store.withOrg(auth.orgId, async (r) => {
+    await r.nodes.insert(node);
+    await r.dataServices.insert(ds);
+    await r.dataServiceBackups.insert({
+      ...backup,
+      sealedDataKey,
+      manifest,
+      storedBytes: object.length,
+      rawBytes: manifest.rawBytes,
+      sha256,
+      finishedAt: new Date().toISOString(),
+    });
+  });
+  await api.system.release.objects!.put(backup.objectKey, object);
+  return { dataServiceId: ds.id, backupId: backup.id };
 }

@@ -157,6 +157,21 @@ describe('backup objects moved directly between clients and the object store', (
     expect(late.status).toBe(409);
   });
 
+  it("never hands another org a URL to this org's objects (404)", async () => {
+    const other = await signup(direct, 'stranger@example.com');
+    const auth = { token: other.token };
+    const object = await fetch(`${direct.url}${base()}/${backupId}/object`, {
+      headers: { authorization: `Bearer ${other.token}` },
+      redirect: 'manual',
+    });
+    expect(object.status).toBe(404);
+    for (const tail of ['object/upload-url', 'object/complete']) {
+      const r = await direct.request('POST', `${base()}/${backupId}/${tail}`, auth);
+      expect(r.status).toBe(404);
+      expect(JSON.stringify(r.body)).not.toContain('X-Amz-Signature');
+    }
+  });
+
   it('is a 409 naming the upload path on an install whose store takes no direct upload', async () => {
     const auth = await signup(local, 'ops@local.example.com');
     const seeded = await seed(local, auth);

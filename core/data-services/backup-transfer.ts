@@ -391,16 +391,7 @@ export async function completeBackupUpload(
   backupId: string,
   ctx: RequestContext,
 ): Promise<BackupView> {
-  const p = requireOrg(principal);
-  assertCan(p.role, 'manage-resources');
-  transferCodec(deps);
-  const direct = deps.objects!.direct;
-  if (!direct)
-    throw new CoreError(
-      'conflict',
-      'no_direct_upload',
-      `this install's object store takes no direct upload: PUT the object to /api/data-services/${id}/backups/${backupId}/object`,
-    );
+  const { p, direct } = directCaller(deps, principal, id, backupId);
   const { ds, row, manifest } = await awaitingImport(deps, p.orgId, id, backupId);
   const bytes = await direct.size(row.objectKey);
   if (bytes === null)
@@ -418,13 +409,8 @@ export async function completeBackupUpload(
   return finishImport(deps, p, ds, row, manifest, bytes, ctx);
 }
 
-/** A fresh direct upload for an import that still waits for its object (a URL expired). */
-export async function backupUploadUrl(
-  deps: Deps,
-  principal: Principal,
-  id: string,
-  backupId: string,
-): Promise<DirectUpload> {
+/** The caller and the store's direct transfers, or a 409 naming the PUT route to use instead. */
+function directCaller(deps: Deps, principal: Principal, id: string, backupId: string) {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-resources');
   transferCodec(deps);
@@ -435,6 +421,17 @@ export async function backupUploadUrl(
       'no_direct_upload',
       `this install's object store takes no direct upload: PUT the object to /api/data-services/${id}/backups/${backupId}/object`,
     );
+  return { p, direct };
+}
+
+/** A fresh direct upload for an import that still waits for its object (a URL expired). */
+export async function backupUploadUrl(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  backupId: string,
+): Promise<DirectUpload> {
+  const { p, direct } = directCaller(deps, principal, id, backupId);
   const { row, manifest } = await awaitingImport(deps, p.orgId, id, backupId);
   return directUpload(deps, direct, row, manifest.storedBytes);
 }

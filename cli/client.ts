@@ -1,9 +1,13 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import http from 'node:http';
 import https from 'node:https';
 import { pipeline } from 'node:stream/promises';
 import { CliError, type CliConfig } from './config.ts';
 import type { Page } from '../core/models.ts';
+import type { DirectDownload } from '../core/data-services/backup-transfer.ts';
+import { NodeBackupCodec } from '../adapters/backup/node-codec.ts';
 
 /** A failed API call: the API's own message, and its code for callers that branch on it. */
 export class ApiError extends CliError {
@@ -260,5 +264,45 @@ export async function putToStore(
     throw new CliError(
       `cannot upload to the object store at ${target.host}: ${(e as Error).message}`,
     );
+  }
+}
+
+/**
+ * A backup's dump from the object store itself (`POST …/download-url`): fetched without
+ * this API's credentials, decrypted and gunzipped as it arrives (the install's own codec),
+ * written to `out` only once the stored object's SHA-256 and the GCM tag both check out: a
+ * partial or tampered download never stands under the name asked for.
+ */
+export async function decryptFromStore(d: DirectDownload, out: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(d.url);
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string } }).cause;
+    throw new CliError(
+      `cannot reach the object store for the download: ${cause?.code ?? (e as Error).message}`,
+    );
+  }
+  if (!res.ok || !res.body)
+    throw new CliError(
+      `the object store answered ${res.status} ${res.statusText} for the download`.trim(),
+    );
+  const partial = `${out}.part`;
+  const decoded = new NodeBackupCodec().decode(
+    res.body as unknown as AsyncIterable<Uint8Array>,
+    d.dataKey,
+  );
+  try {
+    await pipeline(Readable.from(decoded.output), createWriteStream(partial, { mode: 0o600 }));
+    const totals = decoded.totals();
+    if (totals.inBytes !== d.storedBytes || totals.inSha256 !== d.sha256)
+      throw new CliError(
+        `the downloaded backup does not match its manifest (${totals.inBytes} bytes, SHA-256 ${totals.inSha256}; expected ${d.storedBytes} bytes, ${d.sha256})`,
+      );
+    await rename(partial, out);
+  } catch (e) {
+    await rm(partial, { force: true });
+    if (e instanceof CliError) throw e;
+    throw new CliError(`the download failed: ${(e as Error).message}`);
   }
 }

@@ -73,6 +73,11 @@ export interface ApiDeps extends CoreDeps {
   api: {
     /** Largest request body accepted, in bytes. */
     maxBodyBytes: number;
+    /**
+     * Largest response body this API can answer, where one is bounded (the cloud: Lambda
+     * answers 6 MB, base64-encoded by API Gateway); streamed without bound when absent.
+     */
+    maxResponseBytes?: number;
     /** Version string shown in /health and the OpenAPI document. */
     version: string;
   };
@@ -125,6 +130,8 @@ export interface SystemConfig {
   /** What Prometheus and Alertmanager present to selfdevop (alert targets, the receiver). */
   alertReceiverToken?: string;
   maxBodyBytes: number;
+  /** Largest response body the API can answer (the cloud's Lambda); unbounded when absent. */
+  maxResponseBytes?: number;
   version: string;
   /** Data-service images beyond this build's own (`DATA_IMAGES`): newer minors to upgrade to. */
   dataImages?: { engine: DataEngine; version: string; image: string }[];
@@ -365,7 +372,11 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
       operatorEmails: (config.nodes?.operatorEmails ?? []).map((e) => e.toLowerCase()),
       tenantPrivateNodes: config.nodes?.tenantPrivateNodes ?? false,
     },
-    api: { maxBodyBytes: config.maxBodyBytes, version: config.version },
+    api: {
+      maxBodyBytes: config.maxBodyBytes,
+      ...(config.maxResponseBytes ? { maxResponseBytes: config.maxResponseBytes } : {}),
+      version: config.version,
+    },
     ...(ports.hostedSignIn ? { hostedSignIn: ports.hostedSignIn } : {}),
     ...(ports.scheduler
       ? {

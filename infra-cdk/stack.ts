@@ -247,10 +247,11 @@ export class SelfdevopStack extends Stack {
     // The HTTP API is made further down; its URL is read when the template is written.
     const dashboardUrl = props.dashboardUrl ?? Lazy.string({ produce: () => this.api.apiEndpoint });
     // A backup's object moves between the browser and the bucket through presigned URLs (the
-    // API cannot carry it): the dashboard's page PUTs an import's object and nothing else.
+    // API cannot carry it): the dashboard's page PUTs an import's object, and GETs a backup
+    // to decrypt it in the page (`…/download-url`); nothing else, from nowhere else.
     bucket.addCorsRule({
       allowedOrigins: [dashboardUrl],
-      allowedMethods: [s3.HttpMethods.PUT],
+      allowedMethods: [s3.HttpMethods.PUT, s3.HttpMethods.GET],
       allowedHeaders: ['content-type'],
       maxAge: 600,
     });

@@ -258,6 +258,9 @@ export async function fromCloud(
       publicUrl: config.DASHBOARD_URL,
       ...(config.DATA_IMAGES ? { dataImages: config.DATA_IMAGES } : {}),
       maxBodyBytes: config.MAX_BODY_BYTES,
+      // Lambda answers at most 6 MB, and API Gateway base64-encodes a binary body (4/3):
+      // 4 MiB of dump leaves room for the encoding and the headers.
+      maxResponseBytes: 4 * 1024 * 1024,
       version: config.VERSION,
       loginLimits: { perAccount: 10, perIp: 100 },
       // A SaaS must not let tenants make it call into its own network (SSRF).

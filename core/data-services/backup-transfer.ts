@@ -10,7 +10,7 @@ import {
   type Principal,
   type RequestContext,
 } from '../deps.ts';
-import { backupView, type BackupView } from './backup-use-cases.ts';
+import { backupView, extensions, type BackupView } from './backup-use-cases.ts';
 import { sendDrill } from './backup-work.ts';
 import { backupKeyContext, backupKeys } from './backups.ts';
 
@@ -100,11 +100,7 @@ export async function exportBackup(
   try {
     dataKey = await deps.vault.open(backup.sealedDataKey, backupKeyContext(p.orgId, backup.id));
   } catch {
-    throw new CoreError(
-      'conflict',
-      'backup_key_missing',
-      `backup ${backup.id}'s data key does not open with this install's vault key`,
-    );
+    throw keyMissing(backup.id);
   }
   const {
     sealedDataKey: _sealed,
@@ -164,6 +160,92 @@ export async function backupObject(
   if (!body) throw backupMissing(backupId);
   return { filename, bytes: backup.manifest.storedBytes, body };
 }
+
+/**
+ * What a client needs to download a backup's dump past the API (the cloud's, which answers
+ * at most 6 MB): a short-lived URL to the stored object, and the data key that opens it.
+ * The client checks the object's SHA-256, decrypts (AES-256-GCM: the 12-byte IV first, the
+ * 16-byte tag last) and gunzips, which is what `GET …/download` does for it elsewhere.
+ */
+export interface DirectDownload {
+  method: 'GET';
+  url: string;
+  expiresAt: string;
+  /** The decrypted dump's file name (`.sql`, `.pgdump` or `.rdb`), as `…/download` names it. */
+  filename: string;
+  encoding: BackupManifest['encoding'];
+  /**
+   * This backup's own data key (base64, 32 bytes). Handing it out gives nothing the caller
+   * could not download decrypted anyway: it opens this one object, and no other backup's.
+   */
+  dataKey: string;
+  storedBytes: number;
+  /** SHA-256 (hex) of the stored object: a client compares it before it trusts the dump. */
+  sha256: string;
+  rawBytes: number;
+}
+
+/**
+ * A direct download of a completed backup's dump (`POST …/download-url`), where the store
+ * serves objects itself; a 409 `no_direct_download` naming `GET …/download` elsewhere.
+ * Audited as `backup.downloaded`, as the streamed download is.
+ */
+export async function backupDownloadUrl(
+  deps: Deps,
+  principal: Principal,
+  id: string,
+  backupId: string,
+  ctx: RequestContext,
+): Promise<DirectDownload> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-resources');
+  transferCodec(deps);
+  const direct = deps.objects!.direct;
+  if (!direct)
+    throw new CoreError(
+      'conflict',
+      'no_direct_download',
+      `this install's object store serves no direct download: GET /api/data-services/${id}/backups/${backupId}/download streams the dump`,
+    );
+  const { ds, backup } = await completedBackup(deps, p.orgId, id, backupId);
+  if ((await direct.size(backup.objectKey)) === null) throw backupMissing(backupId);
+  let dataKey: string;
+  try {
+    dataKey = await deps.vault.open(backup.sealedDataKey, backupKeyContext(p.orgId, backup.id));
+  } catch {
+    throw keyMissing(backup.id);
+  }
+  await deps.store.withOrg(p.orgId, (repos) =>
+    recordAudit(deps, repos, p, ctx, {
+      action: 'backup.downloaded',
+      targetType: 'data_service',
+      targetId: id,
+      data: { name: ds.name, backupId: backup.id, direct: true },
+    }),
+  );
+  const m = backup.manifest;
+  return {
+    method: 'GET',
+    url: await direct.url(backup.objectKey, 'GET', {
+      expiresSeconds: downloadUrlSeconds,
+      filename: `${ds.name}-${backup.id}.gz.enc`,
+    }),
+    expiresAt: new Date(deps.clock.now().getTime() + downloadUrlSeconds * 1000).toISOString(),
+    filename: `${ds.name}-${backup.id}.${extensions[ds.engine]}`,
+    encoding: m.encoding,
+    dataKey,
+    storedBytes: m.storedBytes,
+    sha256: m.sha256,
+    rawBytes: m.rawBytes,
+  };
+}
+
+const keyMissing = (backupId: string) =>
+  new CoreError(
+    'conflict',
+    'backup_key_missing',
+    `backup ${backupId}'s data key does not open with this install's vault key`,
+  );
 
 const backupMissing = (backupId: string) =>
   new CoreError(

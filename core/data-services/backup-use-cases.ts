@@ -328,7 +328,7 @@ export async function newRestoreTarget(
   };
 }
 
-const extensions: Record<DataService['engine'], string> = {
+export const extensions: Record<DataService['engine'], string> = {
   mariadb: 'sql',
   postgres: 'pgdump',
   redis: 'rdb',
@@ -344,6 +344,8 @@ export async function downloadBackup(
   principal: Principal,
   id: string,
   backupId: string,
+  ctx: RequestContext,
+  options: { maxResponseBytes?: number } = {},
 ): Promise<{ filename: string; body: AsyncIterable<Uint8Array> }> {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-resources');
@@ -359,6 +361,18 @@ export async function downloadBackup(
     throw new InvalidInput(`backup ${backupId} is ${backup.status}: nothing to download`, {
       field: 'backupId',
     });
+  // An API that answers a bounded body (the cloud's Lambda) would cut the stream midway; a
+  // clear refusal, naming what does carry it, beats a truncated file or a gateway's 502.
+  const max = options.maxResponseBytes;
+  if (max !== undefined && backup.manifest.rawBytes > max)
+    throw new CoreError(
+      'conflict',
+      'download_too_large',
+      `backup ${backupId}'s dump is ${backup.manifest.rawBytes} bytes and this API answers at most ${max}: ` +
+        (objects.direct
+          ? `POST /api/data-services/${id}/backups/${backupId}/download-url gives the store's URL and the data key, and the CLI (data-services download) and the dashboard decrypt as they download`
+          : 'restore it into a new data service, or export it'),
+    );
   const first = await objects.getStream(backup.objectKey);
   if (!first)
     throw new CoreError(
@@ -386,6 +400,15 @@ export async function downloadBackup(
   const again = await objects.getStream(backup.objectKey);
   if (!again)
     throw new CoreError('conflict', 'backup_missing', `backup ${backupId}'s dump vanished`);
+  // A dump of a tenant's data leaving the platform: who took it is worth a line.
+  await deps.store.withOrg(p.orgId, (repos) =>
+    recordAudit(deps, repos, p, ctx, {
+      action: 'backup.downloaded',
+      targetType: 'data_service',
+      targetId: id,
+      data: { name: ds.name, backupId: backup.id, direct: false },
+    }),
+  );
   return {
     filename: `${ds.name}-${backup.id}.${extensions[ds.engine]}`,
     body: codec.decode(again, key).output,

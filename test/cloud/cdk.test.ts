@@ -415,13 +415,14 @@ describe('cloud stack', () => {
         dashboardUrl: 'https://console.example.com',
       }),
     );
-    // The dashboard PUTs an import's object to its presigned URL: only from its own origin.
+    // The dashboard PUTs an import's object to its presigned URL, and GETs a backup to
+    // decrypt in the page: only from its own origin.
     console.hasResourceProperties('AWS::S3::Bucket', {
       CorsConfiguration: {
         CorsRules: [
           {
             AllowedOrigins: ['https://console.example.com'],
-            AllowedMethods: ['PUT'],
+            AllowedMethods: ['PUT', 'GET'],
             AllowedHeaders: ['content-type'],
             MaxAge: 600,
           },

@@ -3,7 +3,8 @@
  * self-hosted API with OBJECTS_S3_DIRECT and a real S3 peer, s3rver, whose bucket allows the
  * dashboard's origin as the cloud's CORS rule does), in Chromium: "Encrypted object" is
  * fetched from the store through the API's 303, and an import's object goes from the browser
- * straight to the store's upload URL, then the page completes it.
+ * straight to the store's upload URL, then the page completes it; "Download" takes the dump
+ * from the store and decrypts it in the page (`POST …/download-url`).
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodeBackupCodec } from '../../adapters/backup/node-codec.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { seedCompletedBackup } from '../support/data-services.ts';
 import { startS3rver, type LocalS3 } from '../support/s3rver.ts';
@@ -119,5 +121,47 @@ describe.skipIf(!ready)('backup objects past the API, in the dashboard', () => {
     const imported = list.body.items.find((b: { trigger: string }) => b.trigger === 'import');
     expect(imported).toMatchObject({ status: 'completed', storedBytes: object.length });
     await rm(objectPath, { force: true });
+  }, 90_000);
+
+  it('downloads a dump from the store and decrypts it in the browser, past the API', async () => {
+    // A real encoded dump (the cloud's API could not carry it: more than 4 MiB decompressed).
+    const rows = Array.from({ length: 120_000 }, (_, i) => `INSERT INTO ledger VALUES (${i});\n`);
+    const dump = Buffer.from(rows.join(''));
+    const dataKey = randomBytes(32).toString('base64');
+    const encoded = new NodeBackupCodec().encode(
+      (async function* () {
+        yield dump;
+      })(),
+      dataKey,
+    );
+    const chunks: Buffer[] = [];
+    for await (const c of encoded.output) chunks.push(Buffer.from(c));
+    const project = await api.request('POST', '/api/projects', { token, body: { name: 'books' } });
+    const ledger = await seedCompletedBackup(
+      api,
+      { orgId, projectId: project.body.id },
+      Buffer.concat(chunks),
+      'ledger',
+      { dataKey, rawBytes: dump.length },
+    );
+    const requests: string[] = [];
+    page.on('request', (r) => void requests.push(`${r.method()} ${r.url()}`));
+    await page.goto(`${api.url}/dashboard/data-services/${ledger.dataServiceId}`);
+    const [file] = await Promise.all([
+      page.waitForEvent('download'),
+      page
+        .getByRole('row')
+        .filter({ hasText: 'manual' })
+        .getByRole('link', { name: 'Download', exact: true })
+        .click(),
+    ]);
+    expect(file.suggestedFilename()).toBe(`ledger-${ledger.backupId}.sql`);
+    const saved = path.join(os.tmpdir(), `sdo-direct-ui-${ledger.backupId}.sql`);
+    await file.saveAs(saved);
+    expect((await readFile(saved)).equals(dump)).toBe(true);
+    await rm(saved, { force: true });
+    // The object came from the bucket; the API's streamed download was never asked.
+    expect(requests.some((r) => r.startsWith(`GET ${s3.endpoint}/direct/backups/`))).toBe(true);
+    expect(requests.filter((r) => r.endsWith('/download'))).toEqual([]);
   }, 90_000);
 });

@@ -223,6 +223,8 @@ export async function seedCompletedBackup(
   auth: { orgId: string; projectId: string },
   object: Uint8Array,
   name = 'orders',
+  /** The data key `object` is encrypted under, and the dump's size, for a real encoded object. */
+  coded: { dataKey?: string; rawBytes?: number } = {},
 ): Promise<{ dataServiceId: string; backupId: string }> {
   const node = aNode(auth.orgId);
   const ds = aDataService(auth.orgId, auth.projectId, node.id, {
@@ -234,7 +236,7 @@ export async function seedCompletedBackup(
   });
   const backup = aDataServiceBackup(auth.orgId, ds.id, { status: 'completed' });
   const sealedDataKey = await api.system.vault.seal(
-    randomBytes(32).toString('base64'),
+    coded.dataKey ?? randomBytes(32).toString('base64'),
     backupKeyContext(auth.orgId, backup.id),
   );
   const sha256 = createHash('sha256').update(object).digest('hex');
@@ -248,7 +250,7 @@ export async function seedCompletedBackup(
     encoding: 'gzip+aes-256-gcm',
     sealedDataKey,
     objectKey: backup.objectKey,
-    rawBytes: object.length * 4,
+    rawBytes: coded.rawBytes ?? object.length * 4,
     storedBytes: object.length,
     sha256,
     rawSha256: null,

@@ -46,7 +46,7 @@ export async function startS3rver(
     directory,
     // Path-style requests only: the endpoint is an IP, not a wildcard host name.
     vhostBuckets: false,
-    // A browser PUTs to a presigned URL from the dashboard's origin (the cloud's bucket CORS).
+    // A browser PUTs and GETs presigned URLs from the dashboard's origin (the cloud's bucket CORS).
     configureBuckets: buckets.map((name) => ({
       name,
       configs: options.corsOrigin ? [corsXml(options.corsOrigin)] : [],

@@ -95,6 +95,40 @@ export const js = `
       .then(function () { location.reload(); }, function (x) { button.disabled = false; say('Upload failed: ' + x.message); alert('Upload failed: ' + x.message); });
   });
 
+  // A backup's dump: where the store serves it (the cloud, whose API answers 6 MB at most),
+  // it comes from there and is checked (SHA-256), decrypted (AES-256-GCM: IV first, tag
+  // last) and gunzipped here; else the link's own streamed download through the API.
+  document.addEventListener('click', function (e) {
+    var a = e.target.closest && e.target.closest('a[data-direct-download]');
+    if (!a || !window.crypto || !crypto.subtle || typeof DecompressionStream === 'undefined') return;
+    e.preventDefault();
+    say('Downloading');
+    fetch(a.getAttribute('href') + '-url', { method: 'POST', credentials: 'same-origin', headers: { accept: 'application/json' } })
+      .then(function (r) { return r.json().then(function (b) { if (!r.ok) { var x = new Error((b.error && b.error.message) || r.status); x.code = b.error && b.error.code; throw x; } return b; }); })
+      .then(function (d) {
+        return fetch(d.url).then(function (r) { if (!r.ok) throw new Error('the object store answered ' + r.status); return r.arrayBuffer(); })
+          .then(function (stored) {
+            return crypto.subtle.digest('SHA-256', stored).then(function (h) {
+              var hex = Array.prototype.map.call(new Uint8Array(h), function (x) { return ('0' + x.toString(16)).slice(-2); }).join('');
+              if (stored.byteLength !== d.storedBytes || hex !== d.sha256) throw new Error('the backup does not match its manifest (SHA-256)');
+              var raw = Uint8Array.from(atob(d.dataKey), function (c) { return c.charCodeAt(0); });
+              return crypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['decrypt']).then(function (key) {
+                return crypto.subtle.decrypt({ name: 'AES-GCM', iv: stored.slice(0, 12) }, key, stored.slice(12));
+              });
+            });
+          })
+          .then(function (gzipped) { return new Response(new Blob([gzipped]).stream().pipeThrough(new DecompressionStream('gzip'))).blob(); })
+          .then(function (dump) {
+            var link = document.createElement('a');
+            link.href = URL.createObjectURL(dump); link.download = d.filename; link.hidden = true;
+            document.body.appendChild(link); link.click(); link.remove();
+            setTimeout(function () { URL.revokeObjectURL(link.href); }, 60000);
+            say('Downloaded ' + d.filename);
+          });
+      }, function (x) { if (x.code !== 'no_direct_download') throw x; location.href = a.getAttribute('href'); })
+      .catch(function (x) { say('Download failed: ' + x.message); alert('Download failed: ' + x.message); });
+  });
+
   var orgSelect = document.getElementById('org-switch');
   if (orgSelect) orgSelect.addEventListener('change', function () { orgSelect.form.submit(); });
 

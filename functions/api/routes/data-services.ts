@@ -22,6 +22,7 @@ import {
   exportBackup,
   importBackup,
   backupUploadUrl,
+  backupDownloadUrl,
   completeBackupUpload,
   uploadBackupObject,
 } from '../../../core/data-services/backup-transfer.ts';
@@ -227,12 +228,16 @@ export const dataServiceRoutes = [
     auth: true,
     permission: 'manage-resources',
     status: 200,
-    handle: async ({ deps, principal, params }) => {
+    handle: async ({ deps, principal, params, ctx }) => {
       const { filename, body } = await downloadBackup(
         deps,
         principal,
         params.id!,
         params.backupId!,
+        ctx,
+        deps.api.maxResponseBytes === undefined
+          ? {}
+          : { maxResponseBytes: deps.api.maxResponseBytes },
       );
       return new Response(streamOf(body), {
         headers: {
@@ -241,6 +246,18 @@ export const dataServiceRoutes = [
         },
       });
     },
+  }),
+  route({
+    method: 'post',
+    path: '/api/data-services/{id}/backups/{backupId}/download-url',
+    summary:
+      "Where the object store serves backups itself (the cloud, whose API answers at most 6 MB): a 15-minute URL to the stored object, its SHA-256 and this backup's data key, for a client that checks, decrypts (AES-256-GCM, IV first, tag last) and gunzips as it downloads; 409 no_direct_download elsewhere (GET …/download streams it)",
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    status: 200,
+    handle: ({ deps, principal, params, ctx }) =>
+      backupDownloadUrl(deps, principal, params.id!, params.backupId!, ctx),
   }),
   route({
     method: 'post',

@@ -520,6 +520,7 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
                               ? html`<a
                                     href="/dashboard/data-services/${d.id}/backups/${b.id}/download"
                                     download
+                                    data-direct-download
                                     >Download</a
                                   >
                                   <a
@@ -806,6 +807,24 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
         });
       },
     );
+
+  // Where the store serves the object itself (the cloud, whose API answers 6 MB at most),
+  // app.js takes the URL and the data key from here, then checks, decrypts and gunzips in
+  // the browser; a 409 `no_direct_download` sends it to the streamed download instead.
+  app.post('/dashboard/data-services/:id/backups/:backupId/download-url', async (c: Context) => {
+    const api = new DashboardApi(c, fetchApi);
+    const res = await api.raw(
+      'POST',
+      `/api/data-services/${encodeURIComponent(param(c, 'id'))}/backups/${encodeURIComponent(param(c, 'backupId'))}/download-url`,
+    );
+    return new Response(res.body, {
+      status: res.status,
+      headers: {
+        'content-type': res.headers.get('content-type') ?? 'application/json',
+        'cache-control': 'no-store',
+      },
+    });
+  });
 
   app.post(
     '/dashboard/data-services/:id/backups',

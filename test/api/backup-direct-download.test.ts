@@ -181,6 +181,12 @@ describe("a backup's dump downloaded from the object store and decrypted by the 
     });
     expect(ok.code, ok.stderr).toBe(0);
     expect((await readFile(out)).equals(dumps[1]!.dump)).toBe(true);
+    const audit = await local.request('GET', '/api/audit-events?action=backup.downloaded', {
+      token,
+    });
+    expect(audit.body.items).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ backupId, direct: false }) }),
+    ]);
   });
 
   it('an API with a bounded answer (the cloud) refuses a larger dump by name and streams a smaller one', async () => {

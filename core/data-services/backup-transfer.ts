@@ -197,16 +197,16 @@ export async function backupDownloadUrl(
   backupId: string,
   ctx: RequestContext,
 ): Promise<DirectDownload> {
-  const p = requireOrg(principal);
-  assertCan(p.role, 'manage-resources');
-  transferCodec(deps);
-  const direct = deps.objects!.direct;
-  if (!direct)
-    throw new CoreError(
-      'conflict',
-      'no_direct_download',
-      `this install's object store serves no direct download: GET /api/data-services/${id}/backups/${backupId}/download streams the dump`,
-    );
+  const { p, direct } = directCaller(
+    deps,
+    principal,
+    () =>
+      new CoreError(
+        'conflict',
+        'no_direct_download',
+        `this install's object store serves no direct download: GET /api/data-services/${id}/backups/${backupId}/download streams the dump`,
+      ),
+  );
   const { ds, backup } = await completedBackup(deps, p.orgId, id, backupId);
   if ((await direct.size(backup.objectKey)) === null) throw backupMissing(backupId);
   let dataKey: string;
@@ -473,7 +473,7 @@ export async function completeBackupUpload(
   backupId: string,
   ctx: RequestContext,
 ): Promise<BackupView> {
-  const { p, direct } = directCaller(deps, principal, id, backupId);
+  const { p, direct } = directCaller(deps, principal, noDirectUpload(id, backupId));
   const { ds, row, manifest } = await awaitingImport(deps, p.orgId, id, backupId);
   const bytes = await direct.size(row.objectKey);
   if (bytes === null)
@@ -491,20 +491,22 @@ export async function completeBackupUpload(
   return finishImport(deps, p, ds, row, manifest, bytes, ctx);
 }
 
-/** The caller and the store's direct transfers, or a 409 naming the PUT route to use instead. */
-function directCaller(deps: Deps, principal: Principal, id: string, backupId: string) {
+/** The caller and the store's direct transfers, or `refusal` (a 409 naming the route instead). */
+function directCaller(deps: Deps, principal: Principal, refusal: () => CoreError) {
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-resources');
   transferCodec(deps);
   const direct = deps.objects!.direct;
-  if (!direct)
-    throw new CoreError(
-      'conflict',
-      'no_direct_upload',
-      `this install's object store takes no direct upload: PUT the object to /api/data-services/${id}/backups/${backupId}/object`,
-    );
+  if (!direct) throw refusal();
   return { p, direct };
 }
+
+const noDirectUpload = (id: string, backupId: string) => () =>
+  new CoreError(
+    'conflict',
+    'no_direct_upload',
+    `this install's object store takes no direct upload: PUT the object to /api/data-services/${id}/backups/${backupId}/object`,
+  );
 
 /** A fresh direct upload for an import that still waits for its object (a URL expired). */
 export async function backupUploadUrl(
@@ -513,7 +515,7 @@ export async function backupUploadUrl(
   id: string,
   backupId: string,
 ): Promise<DirectUpload> {
-  const { p, direct } = directCaller(deps, principal, id, backupId);
+  const { p, direct } = directCaller(deps, principal, noDirectUpload(id, backupId));
   const { row, manifest } = await awaitingImport(deps, p.orgId, id, backupId);
   return directUpload(deps, direct, row, manifest.storedBytes);
 }

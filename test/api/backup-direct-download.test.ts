@@ -12,37 +12,24 @@ import { access, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeBackupCodec } from '../../adapters/backup/node-codec.ts';
 import type { DirectDownload } from '../../core/data-services/backup-transfer.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
-import { seedCompletedBackup } from '../support/data-services.ts';
+import { encodedBackup, seedCompletedBackup } from '../support/data-services.ts';
 import { startS3rver, type LocalS3 } from '../support/s3rver.ts';
 
 type Api = Awaited<ReturnType<typeof startSelfhostApi>>;
 
 /** A dump of `bytes` bytes (SQL-like text, so gzip has something to do), encoded as a backup is. */
-async function encodedDump(bytes: number) {
-  const line = (i: number) =>
-    `INSERT INTO orders VALUES (${i},'${randomBytes(24).toString('hex')}');\n`;
+function encodedDump(bytes: number) {
   const parts: string[] = [];
   let size = 0;
   for (let i = 0; size < bytes; i++) {
-    const l = line(i);
-    parts.push(l);
-    size += l.length;
+    const line = `INSERT INTO orders VALUES (${i},'${randomBytes(24).toString('hex')}');\n`;
+    parts.push(line);
+    size += line.length;
   }
-  const dump = Buffer.from(parts.join(''));
-  const dataKey = randomBytes(32).toString('base64');
-  const encoded = new NodeBackupCodec().encode(
-    (async function* () {
-      yield dump;
-    })(),
-    dataKey,
-  );
-  const chunks: Buffer[] = [];
-  for await (const c of encoded.output) chunks.push(Buffer.from(c));
-  return { dump, dataKey, object: Buffer.concat(chunks) };
+  return encodedBackup(Buffer.from(parts.join('')));
 }
 
 describe("a backup's dump downloaded from the object store and decrypted by the client", () => {
@@ -79,15 +66,8 @@ describe("a backup's dump downloaded from the object store and decrypted by the 
 
   beforeAll(async () => {
     s3 = await startS3rver(['direct', 'proxied']);
-    const s3Settings = (bucket: string, isDirect: boolean) => ({
-      bucket,
-      endpoint: s3.endpoint,
-      accessKeyId: 'S3RVER',
-      secretAccessKey: 'S3RVER',
-      direct: isDirect,
-    });
-    direct = await startSelfhostApi({ objectsS3: s3Settings('direct', true) });
-    local = await startSelfhostApi({ objectsS3: s3Settings('proxied', false) });
+    direct = await startSelfhostApi({ objectsS3: s3.objectsS3('direct', true) });
+    local = await startSelfhostApi({ objectsS3: s3.objectsS3('proxied', false) });
     // Past the cloud API's 4 MiB bound once decompressed; small enough to stay quick.
     dumps.push(await encodedDump(6 * 1024 * 1024), await encodedDump(200_000));
     dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-direct-download-'));

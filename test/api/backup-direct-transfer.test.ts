@@ -51,15 +51,8 @@ describe('backup objects moved directly between clients and the object store', (
 
   beforeAll(async () => {
     s3 = await startS3rver(['direct', 'proxied']);
-    const s3Settings = (bucket: string, isDirect: boolean) => ({
-      bucket,
-      endpoint: s3.endpoint,
-      accessKeyId: 'S3RVER',
-      secretAccessKey: 'S3RVER',
-      direct: isDirect,
-    });
-    direct = await startSelfhostApi({ objectsS3: s3Settings('direct', true) });
-    local = await startSelfhostApi({ objectsS3: s3Settings('proxied', false) });
+    direct = await startSelfhostApi({ objectsS3: s3.objectsS3('direct', true) });
+    local = await startSelfhostApi({ objectsS3: s3.objectsS3('proxied', false) });
     ({ token, orgId } = await signup(direct, 'ops@example.com'));
     ({ dataServiceId, backupId } = await seed(direct, { token, orgId }));
     dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-direct-'));

@@ -12,9 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NodeBackupCodec } from '../../adapters/backup/node-codec.ts';
 import { startSelfhostApi } from '../support/api.ts';
-import { seedCompletedBackup } from '../support/data-services.ts';
+import { encodedBackup, seedCompletedBackup } from '../support/data-services.ts';
 import { startS3rver, type LocalS3 } from '../support/s3rver.ts';
 import { chromiumAvailable, launchChromium } from './browser.ts';
 
@@ -33,15 +32,7 @@ describe.skipIf(!ready)('backup objects past the API, in the dashboard', () => {
 
   beforeAll(async () => {
     s3 = await startS3rver(['direct'], { corsOrigin: 'http://127.0.0.1:*' });
-    api = await startSelfhostApi({
-      objectsS3: {
-        bucket: 'direct',
-        endpoint: s3.endpoint,
-        accessKeyId: 'S3RVER',
-        secretAccessKey: 'S3RVER',
-        direct: true,
-      },
-    });
+    api = await startSelfhostApi({ objectsS3: s3.objectsS3('direct', true) });
     browser = await launchChromium();
     page = await browser.context.newPage();
     page.setDefaultTimeout(20_000);
@@ -126,21 +117,12 @@ describe.skipIf(!ready)('backup objects past the API, in the dashboard', () => {
   it('downloads a dump from the store and decrypts it in the browser, past the API', async () => {
     // A real encoded dump (the cloud's API could not carry it: more than 4 MiB decompressed).
     const rows = Array.from({ length: 120_000 }, (_, i) => `INSERT INTO ledger VALUES (${i});\n`);
-    const dump = Buffer.from(rows.join(''));
-    const dataKey = randomBytes(32).toString('base64');
-    const encoded = new NodeBackupCodec().encode(
-      (async function* () {
-        yield dump;
-      })(),
-      dataKey,
-    );
-    const chunks: Buffer[] = [];
-    for await (const c of encoded.output) chunks.push(Buffer.from(c));
+    const { dump, dataKey, object: encoded } = await encodedBackup(Buffer.from(rows.join('')));
     const project = await api.request('POST', '/api/projects', { token, body: { name: 'books' } });
     const ledger = await seedCompletedBackup(
       api,
       { orgId, projectId: project.body.id },
-      Buffer.concat(chunks),
+      encoded,
       'ledger',
       { dataKey, rawBytes: dump.length },
     );

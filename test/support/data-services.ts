@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect } from 'vitest';
+import { NodeBackupCodec } from '../../adapters/backup/node-codec.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { backupKeyContext } from '../../core/data-services/backups.ts';
 import type { BackupManifest } from '../../core/models.ts';
@@ -273,4 +274,23 @@ export async function seedCompletedBackup(
   });
   await api.system.release.objects!.put(backup.objectKey, object);
   return { dataServiceId: ds.id, backupId: backup.id };
+}
+
+/**
+ * `dump` encoded as a backup's object is (gzip, then AES-256-GCM under a fresh data key), for
+ * seeding a completed backup a client can really download and decrypt.
+ */
+export async function encodedBackup(
+  dump: Buffer,
+): Promise<{ dump: Buffer; dataKey: string; object: Buffer }> {
+  const dataKey = randomBytes(32).toString('base64');
+  const encoded = new NodeBackupCodec().encode(
+    (async function* () {
+      yield dump;
+    })(),
+    dataKey,
+  );
+  const chunks: Buffer[] = [];
+  for await (const c of encoded.output) chunks.push(Buffer.from(c));
+  return { dump, dataKey, object: Buffer.concat(chunks) };
 }

@@ -26,6 +26,17 @@ export interface LocalS3 {
   };
   /** Buckets created at start. */
   buckets: string[];
+  /** An install's `objectsS3` settings for one of its buckets; `direct` hands clients URLs. */
+  objectsS3(
+    bucket: string,
+    direct: boolean,
+  ): {
+    bucket: string;
+    endpoint: string;
+    accessKeyId: string;
+    secretAccessKey: string;
+    direct: boolean;
+  };
   stop(): Promise<void>;
 }
 
@@ -57,6 +68,13 @@ export async function startS3rver(
   return {
     endpoint,
     buckets,
+    objectsS3: (bucket, direct) => ({
+      bucket,
+      endpoint,
+      accessKeyId: 'S3RVER',
+      secretAccessKey: 'S3RVER',
+      direct,
+    }),
     clientConfig: {
       endpoint,
       region: 'us-east-1',

@@ -395,6 +395,9 @@ export class SelfdevopStack extends Stack {
       }),
     };
     const { api, worker, schedule, migrate } = this.functions;
+    // The API reaches no engine: it invokes the worker to read and change Swarm members.
+    api.addEnvironment('WORKER_FUNCTION_NAME', worker.functionName);
+    worker.grantInvoke(api);
     if (props.gitLayerArn)
       worker.addLayers(
         lambda.LayerVersion.fromLayerVersionArn(this, 'git-layer', props.gitLayerArn),

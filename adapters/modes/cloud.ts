@@ -51,6 +51,7 @@ import { HttpHealthProbe } from '../probe/http.ts';
 import { PostgresIdempotencyLedger } from '../queue/idempotency-postgres.ts';
 import { SqsQueue, type IdempotencyLedger } from '../queue/sqs.ts';
 import { NoEngineRuntime } from '../runtime/none.ts';
+import { LambdaSwarmMembers } from '../swarm-members/lambda.ts';
 import { EventBridgeScheduler } from '../scheduler/eventbridge.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { PostgresRouteCatalog } from '../edge/route-catalog-postgres.ts';
@@ -197,8 +198,15 @@ export async function fromCloud(
     callbackUrl: `${config.DASHBOARD_URL}${dashboardCallbackPath}`,
     signedOutUrl: `${config.DASHBOARD_URL}${dashboardSignedOutPath}`,
   });
+  // The API reaches no manager: it asks the worker function, which does. The worker itself
+  // (a runtime given) reads and changes members in-process.
+  const swarmMembers =
+    !overrides.runtime && config.WORKER_FUNCTION_NAME
+      ? new LambdaSwarmMembers({ functionName: config.WORKER_FUNCTION_NAME, client: aws })
+      : null;
   const system = wireSystem(
     {
+      ...(swarmMembers ? { swarmMembers } : {}),
       store,
       queue,
       vault,
@@ -339,6 +347,7 @@ export async function fromCloud(
       await Promise.all([
         queue.destroy(),
         scheduler.destroy(),
+        swarmMembers?.destroy(),
         vault.destroy(),
         objects.destroy(),
         mailer.destroy(),

@@ -23,6 +23,7 @@ const sdkOwners = {
   pino: ['adapters/logger/pino.ts'],
   '@aws-sdk/client-cloudwatch': ['adapters/metrics-query/cloudwatch.ts'],
   '@aws-sdk/client-kms': ['adapters/vault/kms.ts'],
+  '@aws-sdk/client-lambda': ['adapters/swarm-members/lambda.ts'],
   '@aws-sdk/client-s3': ['adapters/objects/s3.ts'],
   '@aws-sdk/client-scheduler': ['adapters/scheduler/eventbridge.ts'],
   '@aws-sdk/client-sesv2': ['adapters/mail/ses.ts'],

@@ -139,6 +139,18 @@ function events(): Record<LambdaName | 'hello' | 'fetchHello', unknown> {
       detail: {},
     },
     migrate: {},
+    // The node checks' session: no node is registered, so a few rounds and it answers.
+    'node-checks': {
+      version: '0',
+      id: randomUUID(),
+      'detail-type': 'Scheduled Event',
+      source: 'aws.events',
+      account: '111122223333',
+      time: now.toISOString(),
+      region: 'eu-west-1',
+      resources: ['arn:aws:events:eu-west-1:111122223333:rule/selfdevop-node-check'],
+      detail: {},
+    },
     'cognito-tokens': {
       version: '1',
       triggerSource: 'TokenGeneration_Authentication',

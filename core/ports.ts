@@ -44,6 +44,7 @@ import type {
   ControlBackup,
   ControlBackupSettings,
 } from './models.ts';
+import type { Principal, RequestContext } from './deps.ts';
 
 // ---------------------------------------------------------------- time, ids, logs
 
@@ -606,6 +607,56 @@ export interface ClusterMember {
   state: string;
   labels: Record<string, string>;
   engineVersion: string | null;
+}
+
+/** A Swarm node's cluster (`GET /api/nodes/{id}/cluster`), read live from its manager. */
+export interface NodeCluster {
+  nodeId: string;
+  /** False when the manager did not answer; `reason` then says why. */
+  available: boolean;
+  reason: string | null;
+  members: ClusterMember[];
+}
+
+/** Replicas of one release, named by index (a member's drain). */
+export interface ReleaseReplicas {
+  releaseId: string;
+  serviceId: string;
+  replicas: number[];
+}
+
+/** What a member's drain did (`POST …/cluster/members/{member}/drain`). */
+export interface MemberDrain {
+  nodeId: string;
+  member: ClusterMember;
+  /** Replicas whose task ran on the member and left the edge before Swarm stopped them. */
+  leaving: ReleaseReplicas[];
+  /**
+   * Replicas that had no other replica to serve in their stead, so the edge kept them:
+   * Swarm stops a drained task before it starts its replacement, so these are briefly out.
+   */
+  kept: ReleaseReplicas[];
+}
+
+/** One call on a Swarm node's members, as the API received it (who, which node, which member). */
+export interface SwarmMembersCall {
+  principal: Principal;
+  nodeId: string;
+  /** The member's id or hostname; ignored by `read`. */
+  member: string;
+  ctx: RequestContext | null;
+}
+
+/**
+ * Reads and changes a Swarm's members in a process that reaches its manager (issue 17).
+ * Self-hosted, the API's own process does: the use cases run in-process
+ * (core/nodes/cluster.ts `swarmMembersHere`). The cloud API reaches no engine: its adapter
+ * hands the call to the worker function and answers what the worker answered, errors alike.
+ */
+export interface SwarmMembers {
+  read(call: SwarmMembersCall): Promise<NodeCluster>;
+  drain(call: SwarmMembersCall): Promise<MemberDrain>;
+  undrain(call: SwarmMembersCall): Promise<{ nodeId: string; member: ClusterMember }>;
 }
 
 /** Log rotation (the engine's `local` driver): at most `maxFiles` files of `maxSizeMb` each per container. */

@@ -24,7 +24,6 @@ import { domainChecksQueue, type DomainDeps } from './domains/deps.ts';
 import { domainSweepCron, domainSweepSchedule, sweepDomains } from './domains/sweep.ts';
 import { rebuildEdgeRoutes } from './edge/live-routes.ts';
 import type { Logger, MessageHandler, RouteCatalog } from './ports.ts';
-import type { NodeChecker } from './nodes/checks.ts';
 import { releaseRetireQueue, releaseStepsQueue, type ReleaseDeps } from './releases/deps.ts';
 import { releaseSweepCron, releaseSweepSchedule, sweepJoblessReleases } from './releases/sweep.ts';
 import {
@@ -103,18 +102,10 @@ export interface WorkerSystem {
    * every minute); the self-hosted worker runs its collector on its own finer timer.
    */
   collectUsage?(): Promise<void>;
-  /**
-   * The node checks as a scheduled job (the cloud: EventBridge fires once a minute, so one
-   * invocation runs `rounds` rounds); absent where a timer runs them (self-hosted workers).
-   */
-  scheduledNodeChecks?: { checker: NodeChecker; rounds: number };
 }
 
 /** The job that measures every replica and node (cloud; core/stats/collect.ts). */
 export const usageCollectJob = 'usage-collect';
-
-/** The job that checks every node's engine where no timer does (the cloud's schedule). */
-export const nodeCheckJob = 'node-check';
 
 /** The job that rebuilds lost edge routes from the database, every minute. */
 export const edgeRebuildJob = 'edge-rebuild';
@@ -247,13 +238,6 @@ export function scheduledJobs(system: WorkerSystem): ScheduledJob[] {
   }
   const collectUsage = system.collectUsage?.bind(system);
   if (collectUsage) jobs.push({ name: usageCollectJob, cron: '* * * * *', run: collectUsage });
-  const nodeChecks = system.scheduledNodeChecks;
-  if (nodeChecks)
-    jobs.push({
-      name: nodeCheckJob,
-      cron: '* * * * *',
-      run: () => nodeChecks.checker.rounds(nodeChecks.rounds),
-    });
   const maintenance = system.maintenance?.bind(system);
   if (maintenance) jobs.push({ name: 'maintenance', cron: '0 * * * *', run: maintenance });
   return jobs;

@@ -15,6 +15,7 @@ import type {
   Clock,
   ContainerRuntime,
   ControlDatabase,
+  SwarmMembers,
   DnsResolver,
   EdgeRouter,
   EventQueue,
@@ -70,6 +71,11 @@ export interface ApiDeps extends CoreDeps {
   jobs?: JobsSetup;
   /** The control plane's own backups (operators only); a 409 says why where they cannot run. */
   controlBackups?: ControlBackupDeps;
+  /**
+   * Where a Swarm's members are read and changed: this process unless set (the cloud API
+   * sets the worker function, the one that reaches the managers).
+   */
+  swarmMembers?: SwarmMembers;
   api: {
     /** Largest request body accepted, in bytes. */
     maxBodyBytes: number;
@@ -117,6 +123,8 @@ export interface SystemPorts {
   metricsQuery?: MetricsQuery;
   /** The control plane's own database for its backups (self-hosted: the PostgreSQL client tools). */
   controlDatabase?: ControlDatabase;
+  /** Reads and changes Swarm members where this process reaches no manager (the cloud API). */
+  swarmMembers?: SwarmMembers;
 }
 
 /** The mode-neutral settings, read from each mode's validated configuration. */
@@ -289,6 +297,7 @@ export function wireSystem(ports: SystemPorts, config: SystemConfig): System {
   };
   const api: ApiDeps = {
     controlBackups,
+    ...(ports.swarmMembers ? { swarmMembers: ports.swarmMembers } : {}),
     store,
     auth: ports.auth,
     vault,

@@ -11,7 +11,14 @@ import { fileURLToPath } from 'node:url';
 import { build, type Metafile, type Plugin } from 'esbuild';
 
 export const repoRoot = fileURLToPath(new URL('../', import.meta.url));
-export const lambdaNames = ['api', 'worker', 'schedule', 'migrate', 'cognito-tokens'] as const;
+export const lambdaNames = [
+  'api',
+  'worker',
+  'schedule',
+  'migrate',
+  'cognito-tokens',
+  'node-checks',
+] as const;
 export type LambdaName = (typeof lambdaNames)[number];
 
 // Under dist/, which git and eslint already ignore.

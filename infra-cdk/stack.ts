@@ -33,7 +33,8 @@ import { cloudWatchAlarms } from '../core/alerts/cloudwatch-alarms.ts';
 import { scheduledJobsQueue, workerQueueNames } from '../core/queues.ts';
 import { dashboardCallbackPath, dashboardSignedOutPath } from '../core/system.ts';
 
-export type LambdaName = 'api' | 'worker' | 'schedule' | 'migrate' | 'cognito-tokens';
+export type LambdaName =
+  'api' | 'worker' | 'schedule' | 'migrate' | 'cognito-tokens' | 'node-checks';
 
 export interface SelfdevopStackProps extends StackProps {
   /** The bundled asset folder of each function (index.mjs inside). */
@@ -100,6 +101,13 @@ export const cloudQueues = [...workerQueueNames, scheduledJobsQueue] as const;
 /** The worker's time limit; queue visibility is six times it, as AWS advises for SQS sources. */
 export const workerTimeoutSeconds = 120;
 export const maxReceiveCount = 10;
+
+/**
+ * The node-checks function's time limit. Fired once a minute, with a Swarm node it runs
+ * rounds until `cloudNodeCheckSession.marginMs` (15 s) before this limit, so each session
+ * lasts about the minute and the next one takes over (adapters/modes/cloud.ts weighs the cost).
+ */
+export const nodeChecksTimeoutSeconds = 75;
 
 export class SelfdevopStack extends Stack {
   readonly api: HttpApi;
@@ -388,6 +396,8 @@ export class SelfdevopStack extends Stack {
         API_DATABASE_SECRET_ARN: apiDbSecret.secretArn,
         MIGRATIONS_DIR: environment.MIGRATIONS_DIR ?? '',
       }),
+      // Reaches the tenants' engines as the worker does (the same NAT address).
+      'node-checks': make('node-checks', Duration.seconds(nodeChecksTimeoutSeconds), 512),
       // Only the database: the user pool's ids in its environment would make the stack circular.
       'cognito-tokens': make('cognito-tokens', Duration.seconds(5), 512, {
         NODE_EXTRA_CA_CERTS: environment.NODE_EXTRA_CA_CERTS ?? '',
@@ -395,6 +405,10 @@ export class SelfdevopStack extends Stack {
       }),
     };
     const { api, worker, schedule, migrate } = this.functions;
+    const nodeChecks = this.functions['node-checks'];
+    // The API reaches no engine: it invokes the worker to read and change Swarm members.
+    api.addEnvironment('WORKER_FUNCTION_NAME', worker.functionName);
+    worker.grantInvoke(api);
     if (props.gitLayerArn)
       worker.addLayers(
         lambda.LayerVersion.fromLayerVersionArn(this, 'git-layer', props.gitLayerArn),
@@ -402,10 +416,10 @@ export class SelfdevopStack extends Stack {
     const tokens = this.functions['cognito-tokens'];
     // Before each sign-in's tokens are issued, the selfdevop user for the Cognito subject is made.
     userPool.addTrigger(cognito.UserPoolOperation.PRE_TOKEN_GENERATION, tokens);
-    const all = [api, worker, schedule, migrate, tokens];
+    const all = [api, worker, schedule, migrate, tokens, nodeChecks];
     for (const fn of all) apiDbSecret.grantRead(fn);
     db.secret?.grantRead(migrate);
-    for (const fn of [api, worker, schedule]) {
+    for (const fn of [api, worker, schedule, nodeChecks]) {
       key.grantEncryptDecrypt(fn);
       for (const q of queues) {
         q.main.grantSendMessages(fn);
@@ -524,10 +538,11 @@ export class SelfdevopStack extends Stack {
     new events.Rule(this, 'NodeCheckRule', {
       ruleName: `${prefix}node-check`,
       description:
-        "checks every node's engine (several rounds per invocation); a lost node's replicas leave the edge and are replaced",
+        "checks every node's engine (a session of rounds 1 s apart per invocation; all minute with a Swarm node, to follow its tasks); a lost node's replicas leave the edge and are replaced",
       schedule: events.Schedule.rate(Duration.minutes(1)),
+      // Straight to the node-checks function: its session reads the invocation's remaining time.
       targets: [
-        new LambdaFunction(schedule, { retryAttempts: 0, maxEventAge: Duration.minutes(1) }),
+        new LambdaFunction(nodeChecks, { retryAttempts: 0, maxEventAge: Duration.minutes(1) }),
       ],
     });
     new events.Rule(this, 'BackupSweepRule', {

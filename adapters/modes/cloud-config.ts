@@ -186,6 +186,17 @@ const schema = z
       .string()
       .regex(/^[\w.-]*$/, 'may contain only letters, digits, ., - and _')
       .default('selfdevop-'),
+    /**
+     * The worker function (name or ARN): the API invokes it to read and change Swarm
+     * members, since only the worker reaches the managers. Without it the API says it cannot.
+     */
+    WORKER_FUNCTION_NAME: z
+      .string()
+      .regex(
+        /^(arn:[\w-]+:lambda:[\w-]+:\d{12}:function:)?[\w-]{1,64}(:[\w$-]+)?$/,
+        'must be a Lambda function name or ARN',
+      )
+      .optional(),
     MAX_BODY_BYTES: z.coerce
       .number()
       .int()

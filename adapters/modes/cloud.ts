@@ -40,7 +40,7 @@ import { nodeKeyHasher } from '../hash/node-crypto.ts';
 import { EmfMetrics } from '../metrics/cloudwatch-emf.ts';
 import { EmfUsageSink } from '../metrics/usage-emf.ts';
 import { UsageCollector, usageDepsOf } from '../../core/stats/collect.ts';
-import type { NodeChecker } from '../../core/nodes/checks.ts';
+import type { NodeChecker, NodeCheckSession } from '../../core/nodes/checks.ts';
 import { S3ObjectStore } from '../objects/s3.ts';
 
 /** Why the cloud edition keeps no control-plane backups of its own; the API answers it. */
@@ -51,6 +51,7 @@ import { HttpHealthProbe } from '../probe/http.ts';
 import { PostgresIdempotencyLedger } from '../queue/idempotency-postgres.ts';
 import { SqsQueue, type IdempotencyLedger } from '../queue/sqs.ts';
 import { NoEngineRuntime } from '../runtime/none.ts';
+import { LambdaSwarmMembers } from '../swarm-members/lambda.ts';
 import { EventBridgeScheduler } from '../scheduler/eventbridge.ts';
 import { PostgresStore } from '../store/postgres.ts';
 import { PostgresRouteCatalog } from '../edge/route-catalog-postgres.ts';
@@ -85,18 +86,31 @@ export interface CloudSystem {
   collectUsage?(): Promise<void>;
   /** Every route the edge must serve: the `edge-rebuild` job puts back what Caddy lost. */
   routeCatalog: RouteCatalog;
-  /** The node checks, run by the `node-check` schedule (see `cloudNodeCheckRounds`). */
-  scheduledNodeChecks: { checker: NodeChecker; rounds: number };
+  /** The node checks, run by the node-checks function's sessions (`cloudNodeCheckSession`). */
+  nodeChecks: NodeChecker;
   close(): Promise<void>;
 }
 
 /**
- * Rounds of node checks per `node-check` invocation. EventBridge fires at most once a
- * minute, so one invocation checks several times (1 s apart, the default policy) to count
- * misses in a row itself: a node lost just after an invocation is acted on about a minute
- * and two seconds later. Checking the whole minute would keep a worker function busy all the time.
+ * One minute's session of node checks (the node-checks function, fired by EventBridge once a
+ * minute, its timeout `nodeChecksTimeoutSeconds` in infra-cdk/stack.ts), rounds 1 s apart:
+ *
+ * - without a Swarm node, 5 rounds: enough misses in a row to lose an engine, which is then
+ *   acted on about a minute and two seconds after it died. Checking all minute would keep a
+ *   function busy all the time for a few seconds less.
+ * - with one, rounds until 15 s before the function's timeout (~60 rounds): a Swarm's
+ *   dead task is seen only by the rounds' task following (core/nodes/swarm-tasks.ts), so the
+ *   cloud follows tasks every second as self-hosted does, and drops a dead task from the
+ *   edge within ~2 s instead of within a minute. The cost: a function busy all the time,
+ *   512 MB on ARM for ~60 s of every minute, about 43,000 GB-s a day (~$0.58 a day, ~$17 a
+ *   month at $0.0000133/GB-s), paid only while some org has a Swarm node. The margin
+ *   covers a last round's pings (5 s for SSH) and the loss or return it set off.
  */
-export const cloudNodeCheckRounds = 5;
+export const cloudNodeCheckSession: NodeCheckSession = {
+  rounds: 5,
+  maxRounds: 120,
+  marginMs: 15_000,
+};
 
 /** An idempotency ledger, with retention when it has one (prune is an optional capability). */
 export type CloudLedger = IdempotencyLedger & { prune?(days: number): Promise<number> };
@@ -197,8 +211,15 @@ export async function fromCloud(
     callbackUrl: `${config.DASHBOARD_URL}${dashboardCallbackPath}`,
     signedOutUrl: `${config.DASHBOARD_URL}${dashboardSignedOutPath}`,
   });
+  // The API reaches no manager: it asks the worker function, which does. The worker itself
+  // (a runtime given) reads and changes members in-process.
+  const swarmMembers =
+    !overrides.runtime && config.WORKER_FUNCTION_NAME
+      ? new LambdaSwarmMembers({ functionName: config.WORKER_FUNCTION_NAME, client: aws })
+      : null;
   const system = wireSystem(
     {
+      ...(swarmMembers ? { swarmMembers } : {}),
       store,
       queue,
       vault,
@@ -323,7 +344,7 @@ export async function fromCloud(
           },
         }
       : {}),
-    scheduledNodeChecks: { checker: system.nodeChecks, rounds: cloudNodeCheckRounds },
+    nodeChecks: system.nodeChecks,
     async maintenance() {
       if (!ledger.prune) return;
       const forgotten = await ledger.prune(config.IDEMPOTENCY_RETENTION_DAYS);
@@ -339,6 +360,7 @@ export async function fromCloud(
       await Promise.all([
         queue.destroy(),
         scheduler.destroy(),
+        swarmMembers?.destroy(),
         vault.destroy(),
         objects.destroy(),
         mailer.destroy(),

@@ -9,8 +9,8 @@
  * - recovered: the containers of replicas replaced meanwhile are removed (never served
  *   twice), the ones still wanted are kept and join the edge again; `node.recovered`.
  *
- * Run by the self-hosted workers on a timer and by the cloud's worker function from an
- * EventBridge schedule; the compare-and-set on the node (`recordCheck`) makes one checker
+ * Run by the self-hosted workers on a timer and by the cloud's node-checks function from an
+ * EventBridge schedule (`NodeChecker.session`); the compare-and-set on the node (`recordCheck`) makes one checker
  * act on a change when several run.
  */
 import { isCoreError } from '../errors.ts';
@@ -49,10 +49,22 @@ export interface NodeCheckDeps {
   policy?: Partial<NodeCheckPolicy>;
 }
 
+/** How long a scheduled session of rounds runs (`NodeChecker.session`). */
+export interface NodeCheckSession {
+  /** Rounds when no org has a Swarm node: enough to count misses in a row. */
+  rounds: number;
+  /** Rounds at most with a Swarm node; the remaining time ends a session before. */
+  maxRounds: number;
+  /** The invocation's time kept for the last round and what it set off. */
+  marginMs: number;
+}
+
 /** One node's result in a round, for logs and tests. */
 export interface NodeCheckResult {
   orgId: string;
   nodeId: string;
+  /** A Swarm's tasks are followed each round too: a session keeps rounds coming for them. */
+  kind: NodeRecord['kind'];
   answered: boolean;
   change: 'lost' | 'recovered' | null;
 }
@@ -144,7 +156,7 @@ export class NodeChecker {
       // followed (probed, and read for where Swarm runs them now) beside the round.
       if (node.kind === 'swarm' && outcome.answered && change === null)
         this.detach(this.swarmTasks.follow(updated), orgId, node.id, 'swarm tasks not followed');
-      out.push({ orgId, nodeId: node.id, answered: outcome.answered, change });
+      out.push({ orgId, nodeId: node.id, kind: node.kind, answered: outcome.answered, change });
     }
     return out;
   }
@@ -202,13 +214,41 @@ export class NodeChecker {
     };
   }
 
-  /** `rounds` rounds `intervalMs` apart: one scheduled invocation of the cloud's worker. */
-  async rounds(rounds: number): Promise<void> {
-    for (let i = 0; i < rounds; i++) {
-      if (i > 0) await new Promise((resolve) => setTimeout(resolve, this.policy.intervalMs));
-      await this.round();
+  /**
+   * One scheduled invocation's rounds where no timer runs them (the cloud's node-checks
+   * function, fired once a minute), `intervalMs` apart. Engines alone need only
+   * `session.rounds` of them: enough misses in a row to lose a node. A Swarm needs more: its
+   * dead tasks are seen only by the rounds' task following (swarm-tasks.ts), so while any
+   * org has a Swarm node the rounds go on until the invocation's remaining time falls below
+   * `session.marginMs`, the time a last round and the losses and returns it started take
+   * to finish. Sessions then follow each other minute after minute, and the cloud drops a
+   * dead task within seconds as self-hosted does; when two overlap, the node's
+   * compare-and-set and the following's (`recordCheck`, the edge and release read again
+   * before a write) leave one checker to act on each change.
+   */
+  async session(
+    remainingMs: () => number,
+    session: NodeCheckSession,
+  ): Promise<{ rounds: number; swarm: boolean }> {
+    const { clock, logger } = this.deps.release;
+    let rounds = 0;
+    let swarm = false;
+    for (;;) {
+      const began = clock.now().getTime();
+      const results = await this.round().catch((e: unknown) => {
+        logger.warn({ err: messageOf(e) }, 'node check round failed');
+        return [] as NodeCheckResult[];
+      });
+      rounds++;
+      swarm ||= results.some((r) => r.kind === 'swarm');
+      if (rounds >= (swarm ? session.maxRounds : session.rounds)) break;
+      const wait = Math.max(0, this.policy.intervalMs - (clock.now().getTime() - began));
+      // The next round must start, and end with its handling, before the margin is reached.
+      if (remainingMs() - wait < session.marginMs) break;
+      await new Promise((resolve) => setTimeout(resolve, wait));
     }
     await this.settled();
+    return { rounds, swarm };
   }
 
   private async ping(node: NodeRecord): Promise<NodeCheckOutcome> {

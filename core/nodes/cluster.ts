@@ -3,31 +3,25 @@
  * their roles, availability, state and labels, read live from the registered manager.
  * Swarm is the source of truth for its members; selfdevop keeps no copy that could go stale.
  */
-import { CoreError, NotFound } from '../errors.ts';
+import { CoreError, isCoreError, NotFound } from '../errors.ts';
 import type { NodeRecord } from '../models.ts';
-import type { ClusterMember, ContainerRuntime, DockerTarget, KeyVault } from '../ports.ts';
+import type {
+  ClusterMember,
+  ContainerRuntime,
+  DockerTarget,
+  MemberDrain,
+  NodeCluster,
+  Store,
+  SwarmMembers,
+} from '../ports.ts';
 import { assertCan } from '../roles.ts';
-import {
-  recordAudit,
-  requireOrg,
-  type CoreDeps,
-  type Principal,
-  type RequestContext,
-} from '../deps.ts';
+import { recordAudit, requireOrg, type Principal, type RequestContext } from '../deps.ts';
 import { openTarget, type ReleaseDeps } from '../releases/deps.ts';
 import { awaitEdgeDrained } from '../releases/edge-drain.ts';
 import { routeId } from '../releases/plan.ts';
 import { activeReleases, replicasOf } from '../releases/replicas.ts';
 import { openNodeTarget } from './credentials.ts';
 import { hostOf, SwarmTaskFollower } from './swarm-tasks.ts';
-
-export interface NodeCluster {
-  nodeId: string;
-  /** False when the manager did not answer; `reason` then says why. */
-  available: boolean;
-  reason: string | null;
-  members: ClusterMember[];
-}
 
 /** Only a node of kind swarm has members. */
 export class NodeNotSwarm extends CoreError {
@@ -40,8 +34,10 @@ export class NodeNotSwarm extends CoreError {
   }
 }
 
+export type { MemberDrain, NodeCluster } from '../ports.ts';
+
 export async function getNodeCluster(
-  deps: CoreDeps & { release: { runtime: ContainerRuntime; vault: KeyVault } },
+  deps: ReleaseDeps,
   principal: Principal,
   id: string,
 ): Promise<NodeCluster> {
@@ -50,7 +46,7 @@ export async function getNodeCluster(
   const node = await deps.store.withOrg(p.orgId, (repos) => repos.nodes.get(id));
   if (!node) throw new NotFound('node', id);
   if (node.kind !== 'swarm') throw new NodeNotSwarm(node.name);
-  const runtime = deps.release.runtime;
+  const runtime = deps.runtime;
   if (!runtime.clusterMembers)
     return {
       nodeId: id,
@@ -60,7 +56,7 @@ export async function getNodeCluster(
       members: [],
     };
   try {
-    const target = await openNodeTarget(deps.release.vault, node);
+    const target = await openNodeTarget(deps.vault, node);
     return {
       nodeId: id,
       available: true,
@@ -101,16 +97,16 @@ export class ClusterUnreachableHere extends CoreError {
   }
 }
 
-export interface MemberDrain {
-  nodeId: string;
-  member: ClusterMember;
-  /** Replicas whose task ran on the member and left the edge before Swarm stopped them. */
-  leaving: { releaseId: string; serviceId: string; replicas: number[] }[];
-  /**
-   * Replicas that had no other replica to serve in their stead, so the edge kept them:
-   * Swarm stops a drained task before it starts its replacement, so these are briefly out.
-   */
-  kept: { releaseId: string; serviceId: string; replicas: number[] }[];
+/** The manager did not answer the read of its members: nothing was changed. */
+export class ManagerUnreachable extends CoreError {
+  constructor(node: NodeRecord, cause: string) {
+    super(
+      'conflict',
+      'swarm_manager_unreachable',
+      `the manager of swarm ${node.name} at ${node.dockerHost} did not answer, so no member was changed: ${cause} (start it, or register another manager of the swarm)`,
+      { node: node.id },
+    );
+  }
 }
 
 type SwarmNodeContext = {
@@ -135,7 +131,14 @@ async function swarmMember(
   if (!runtime.clusterMembers || !runtime.setMemberAvailability)
     throw new ClusterUnreachableHere(node.name);
   const target = await openTarget(deps, node);
-  const members = await runtime.clusterMembers(target);
+  let members: ClusterMember[];
+  try {
+    members = await runtime.clusterMembers(target);
+  } catch (e) {
+    // Nothing changed, and the caller can do nothing here but wait or fix the manager.
+    if (isCoreError(e) && e.kind === 'unavailable') throw new ManagerUnreachable(node, e.message);
+    throw e;
+  }
   const found = members.find((m) => m.id === member || m.hostname === member);
   if (!found) throw new NotFound('cluster_member', member);
   return { node, target, runtime: runtime as SwarmNodeContext['runtime'], members, member: found };
@@ -244,4 +247,77 @@ export async function undrainClusterMember(
       }),
     );
   return { nodeId: id, member: active };
+}
+
+/**
+ * The use cases as the SwarmMembers port, for a process that reaches the manager: the
+ * self-hosted API, and the cloud's worker function answering the cloud API's calls.
+ */
+export function swarmMembersHere(deps: ReleaseDeps): SwarmMembers {
+  return {
+    read: (c) => getNodeCluster(deps, c.principal, c.nodeId),
+    drain: (c) => drainClusterMember(deps, c.principal, c.nodeId, c.member, c.ctx),
+    undrain: (c) => undrainClusterMember(deps, c.principal, c.nodeId, c.member, c.ctx),
+  };
+}
+
+/** What the API's entry points need: the store for their own checks, and where calls go. */
+export interface ClusterApiDeps {
+  store: Store;
+  release: ReleaseDeps;
+  /** Where the members are read and changed; in this process (`swarmMembersHere`) unless set. */
+  swarmMembers?: SwarmMembers;
+}
+
+/**
+ * The checks that need no manager, made where the request arrived: a caller who may not,
+ * an unknown node or an engine is answered at once, never handed to another process.
+ */
+async function swarmNodeFor(
+  store: Store,
+  principal: Principal,
+  id: string,
+  permission: 'read' | 'manage-nodes',
+): Promise<void> {
+  const p = requireOrg(principal);
+  assertCan(p.role, permission);
+  const node = await store.withOrg(p.orgId, (repos) => repos.nodes.get(id));
+  if (!node) throw new NotFound('node', id);
+  if (node.kind !== 'swarm') throw new NodeNotSwarm(node.name);
+}
+
+const membersOf = (deps: ClusterApiDeps) => deps.swarmMembers ?? swarmMembersHere(deps.release);
+
+/** `GET /api/nodes/{id}/cluster`, wherever the manager is reached from. */
+export async function readNodeCluster(
+  deps: ClusterApiDeps,
+  principal: Principal,
+  id: string,
+): Promise<NodeCluster> {
+  await swarmNodeFor(deps.store, principal, id, 'read');
+  return membersOf(deps).read({ principal, nodeId: id, member: '', ctx: null });
+}
+
+/** `POST …/cluster/members/{member}/drain`, wherever the manager is reached from. */
+export async function requestMemberDrain(
+  deps: ClusterApiDeps,
+  principal: Principal,
+  id: string,
+  member: string,
+  ctx: RequestContext | null,
+): Promise<MemberDrain> {
+  await swarmNodeFor(deps.store, principal, id, 'manage-nodes');
+  return membersOf(deps).drain({ principal, nodeId: id, member, ctx });
+}
+
+/** `POST …/cluster/members/{member}/undrain`, wherever the manager is reached from. */
+export async function requestMemberUndrain(
+  deps: ClusterApiDeps,
+  principal: Principal,
+  id: string,
+  member: string,
+  ctx: RequestContext | null,
+): Promise<{ nodeId: string; member: ClusterMember }> {
+  await swarmNodeFor(deps.store, principal, id, 'manage-nodes');
+  return membersOf(deps).undrain({ principal, nodeId: id, member, ctx });
 }

@@ -1,5 +1,11 @@
 import type { SqsBatchResponse, SqsQueue } from '../../adapters/queue/sqs.ts';
-import type { Logger, MessageHandler } from '../../core/ports.ts';
+import {
+  answerSwarmMembers,
+  isSwarmMembersInvocation,
+  type SwarmMembersAnswer,
+  type SwarmMembersInvocation,
+} from '../../adapters/swarm-members/wire.ts';
+import type { Logger, MessageHandler, SwarmMembers } from '../../core/ports.ts';
 import {
   handleScheduledJob,
   scheduledJobs,
@@ -14,23 +20,37 @@ export interface WorkerDeps {
   /** One handler per logical queue this worker consumes. */
   handlers: Record<string, MessageHandler<never>>;
   logger: Logger;
+  /**
+   * Answers the cloud API's Swarm member calls (a direct invocation, adapters/swarm-members):
+   * the use cases in-process, since this function reaches the managers.
+   */
+  swarmMembers?: SwarmMembers;
 }
 
 /**
  * The worker Lambda: SQS invokes it with a batch from one queue (an event source mapping
  * per queue, with ReportBatchItemFailures). FIFO batches keep their order and report the
  * first failure and all after it; batches from a delay queue are relayed into their FIFO
- * queue when due.
+ * queue when due. The API also invokes it directly with a Swarm member call, answered in
+ * the invocation.
  */
-export function createWorkerHandler(deps: WorkerDeps) {
+export interface WorkerHandler {
+  (event: SwarmMembersInvocation): Promise<SwarmMembersAnswer>;
+  (event: unknown): Promise<SqsBatchResponse>;
+}
+
+export function createWorkerHandler(deps: WorkerDeps): WorkerHandler {
   const byPhysical = new Map<string, { queue: string; kind: 'main' | 'delay' }>();
   for (const queue of Object.keys(deps.handlers)) {
     const names = deps.queue.physicalNames(queue);
     byPhysical.set(names.main, { queue, kind: 'main' });
     byPhysical.set(names.delay, { queue, kind: 'delay' });
   }
-  return async (event: unknown): Promise<SqsBatchResponse> => {
-    if (!isSqsEvent(event)) throw new Error('the worker handles SQS events only');
+  const handler = async (event: unknown): Promise<SqsBatchResponse | SwarmMembersAnswer> => {
+    if (deps.swarmMembers && isSwarmMembersInvocation(event))
+      return answerSwarmMembers(deps.swarmMembers, event);
+    if (!isSqsEvent(event))
+      throw new Error('the worker handles SQS events and Swarm member calls only');
     const first = event.Records[0];
     if (!first) return { batchItemFailures: [] };
     const physical = nameOfArn(first.eventSourceARN ?? '');
@@ -47,6 +67,7 @@ export function createWorkerHandler(deps: WorkerDeps) {
     const handler = deps.handlers[target.queue] as MessageHandler<unknown>;
     return deps.queue.handleBatch(target.queue, event.Records, handler);
   };
+  return handler as WorkerHandler;
 }
 
 /**

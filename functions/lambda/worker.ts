@@ -3,6 +3,7 @@ import { fromCloud } from '../../adapters/modes/cloud.ts';
 import { fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { SwarmRuntime, withSwarm } from '../../adapters/runtime/swarm.ts';
+import { swarmMembersHere } from '../../core/nodes/cluster.ts';
 import { createWorkerHandler, sqsWorkerHandlers } from './worker-handler.ts';
 
 // The one function that talks to the tenants' Docker engines.
@@ -16,4 +17,5 @@ export const handler = createWorkerHandler({
   queue: system.queue,
   handlers: sqsWorkerHandlers(system),
   logger: system.logger,
+  swarmMembers: swarmMembersHere(system.release),
 });

@@ -11,13 +11,14 @@ import { pathToFileURL } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleEntry, bundleLambdas } from '../../infra-cdk/bundle.ts';
+import { bundleEntry, bundleLambdas, lambdaNames } from '../../infra-cdk/bundle.ts';
 import { toProxyEventV2 } from './lambda-requester.ts';
 import {
   SelfdevopStack,
   cloudQueues,
   maxReceiveCount,
   workerTimeoutSeconds,
+  nodeChecksTimeoutSeconds,
   cloudBuildTimeoutSeconds,
   type LambdaName,
 } from '../../infra-cdk/stack.ts';
@@ -25,6 +26,7 @@ import { scheduledJobs, type WorkerSystem } from '../../core/queues.ts';
 import { cloudAlarmGaps, cloudWatchAlarms } from '../../core/alerts/cloudwatch-alarms.ts';
 import { alertRules } from '../../core/alerts/rules.ts';
 import { sqsWorkerHandlers } from '../../functions/lambda/worker-handler.ts';
+import { cloudNodeCheckSession } from '../../adapters/modes/cloud.ts';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 
 /** The settings the stack gives each function, with local stand-ins (nothing is called at start). */
@@ -56,7 +58,7 @@ const resources = (type: string) => Object.values(template.findResources(type)) 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'sdo-cdk-'));
   const code = {} as Record<LambdaName, string>;
-  for (const name of ['api', 'worker', 'schedule', 'migrate', 'cognito-tokens'] as const) {
+  for (const name of lambdaNames) {
     code[name] = path.join(dir, name);
     await import('node:fs/promises').then((fs) => fs.mkdir(code[name], { recursive: true }));
     await writeFile(
@@ -158,12 +160,12 @@ describe('cloud stack', () => {
     });
   });
 
-  it('has five nodejs24.x functions in the private subnets; the API, worker and schedule ones with the cloud configuration', () => {
+  it('has six nodejs24.x functions in the private subnets; the API, worker, schedule and node-checks ones with the cloud configuration', () => {
     // The trigger adds a provider function of its own; ours are the index.handler ones.
     const ours = resources('AWS::Lambda::Function').filter(
       (f) => f.Properties.Handler === 'index.handler',
     );
-    expect(ours).toHaveLength(5);
+    expect(ours).toHaveLength(6);
     // The extension layer brings its own settings (PARAMETERS_SECRETS_EXTENSION_*, SECRETS_MANAGER_*, SSM_*).
     const variables = (f: Resource) =>
       Object.keys((f.Properties.Environment as { Variables: object }).Variables)
@@ -245,6 +247,7 @@ describe('cloud stack', () => {
       5,
       29,
       30,
+      nodeChecksTimeoutSeconds,
       workerTimeoutSeconds,
       600,
     ]);
@@ -489,7 +492,7 @@ describe('cloud stack', () => {
     template.hasResourceProperties('AWS::SES::ConfigurationSet', { Name: 'selfdevop-mail' });
   });
 
-  it('alarms on dead-letter depth, API 5xx and every function’s errors, to an SNS topic', () => {
+  it('alarms on dead-letter depth, API 5xx and every function’s errors (six functions), to an SNS topic', () => {
     const alarms = resources('AWS::CloudWatch::Alarm');
     const dlqAlarms = alarms.filter(
       (a) => a.Properties.MetricName === 'ApproximateNumberOfMessagesVisible',
@@ -512,7 +515,7 @@ describe('cloud stack', () => {
       alarms.filter(
         (a) => a.Properties.Namespace === 'AWS/Lambda' && a.Properties.MetricName === 'Errors',
       ),
-    ).toHaveLength(5);
+    ).toHaveLength(6);
     template.hasResourceProperties('AWS::SNS::Subscription', {
       Protocol: 'email',
       Endpoint: 'ops@example.com',
@@ -643,12 +646,60 @@ describe('cloud stack', () => {
       // The cloud's worker function measures usage on a schedule (adapters/modes/cloud.ts).
       collectUsage: async () => undefined,
       routeCatalog: { liveRoutes: async () => [] },
-      scheduledNodeChecks: { checker: {}, rounds: 5 },
     } as unknown as WorkerSystem).map((j) => `selfdevop-${j.name}`);
     const rules = Object.values(template.findResources('AWS::Events::Rule')).map(
       (r) => (r as { Properties: { Name?: string } }).Properties.Name,
     );
-    expect(rules.filter((n) => n !== undefined).sort()).toEqual(jobs.sort());
+    // Besides the jobs, the node checks' rule, which fires the node-checks function itself.
+    expect(rules.filter((n) => n !== undefined).sort()).toEqual(
+      [...jobs, 'selfdevop-node-check'].sort(),
+    );
+  });
+
+  it('fires the node-checks function every minute, with a timeout its session ends inside', () => {
+    const fn = stack.functions['node-checks'].node.defaultChild as CfnFunction;
+    const id = stack.getLogicalId(fn);
+    const rules = template.findResources('AWS::Events::Rule', {
+      Properties: { Name: 'selfdevop-node-check' },
+    });
+    const [rule] = Object.values(rules) as {
+      Properties: { ScheduleExpression: string; Targets: { Arn: unknown }[] };
+    }[];
+    expect(rule!.Properties.ScheduleExpression).toBe('rate(1 minute)');
+    expect(JSON.stringify(rule!.Properties.Targets[0]!.Arn)).toContain(id);
+    const props = (template.toJSON() as { Resources: Record<string, Resource> }).Resources[id]!
+      .Properties;
+    expect(props.Timeout).toBe(nodeChecksTimeoutSeconds);
+    // A session ends a margin before the timeout, about when the next minute's begins: the
+    // rounds go on all minute with a Swarm node, without two sessions running long together.
+    const sessionSeconds = nodeChecksTimeoutSeconds - cloudNodeCheckSession.marginMs / 1000;
+    expect(sessionSeconds).toBeGreaterThanOrEqual(55);
+    expect(sessionSeconds).toBeLessThanOrEqual(65);
+    expect(cloudNodeCheckSession.maxRounds).toBeGreaterThanOrEqual(sessionSeconds);
+  });
+
+  it('lets the API invoke the worker, named in its WORKER_FUNCTION_NAME, for Swarm member calls', () => {
+    const api = stack.functions.api.node.defaultChild as CfnFunction;
+    const worker = stack.getLogicalId(stack.functions.worker.node.defaultChild as CfnFunction);
+    const apiProps = (template.toJSON() as { Resources: Record<string, Resource> }).Resources[
+      stack.getLogicalId(api)
+    ]!.Properties as {
+      Environment: { Variables: Record<string, unknown> };
+      Role: { 'Fn::GetAtt': string[] };
+    };
+    expect(JSON.stringify(apiProps.Environment.Variables.WORKER_FUNCTION_NAME)).toContain(worker);
+    const policies = Object.values(resources('AWS::IAM::Policy')).filter((p) =>
+      JSON.stringify(p.Properties.Roles).includes(apiProps.Role['Fn::GetAtt'][0]!),
+    );
+    const invoke = policies
+      .flatMap(
+        (p) =>
+          (p.Properties.PolicyDocument as { Statement: { Action: unknown; Resource: unknown }[] })
+            .Statement,
+      )
+      .filter((st) => JSON.stringify(st.Action).includes('lambda:InvokeFunction'));
+    expect(invoke.length).toBeGreaterThan(0);
+    expect(JSON.stringify(invoke.map((st) => st.Resource))).toContain(worker);
   });
 
   it('gives the domain and webhook queues a FIFO queue, a FIFO dead-letter queue and a worker mapping', () => {
@@ -791,7 +842,14 @@ describe('function bundles', () => {
   it('bundles each function into one ESM file that starts and answers, with the migrations beside the migrate bundle', async () => {
     const out = path.join(dir, 'bundles');
     const dirs = await bundleLambdas(out);
-    for (const name of ['api', 'worker', 'schedule', 'migrate', 'cognito-tokens'] as const) {
+    for (const name of [
+      'api',
+      'worker',
+      'schedule',
+      'migrate',
+      'cognito-tokens',
+      'node-checks',
+    ] as const) {
       const code = await readFile(path.join(dirs[name], 'index.mjs'), 'utf8');
       expect(code.length).toBeGreaterThan(1000);
       expect(code).toMatch(/export\s*\{[^}]*handler/);

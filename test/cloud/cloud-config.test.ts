@@ -12,6 +12,8 @@ import {
   databaseUrlFromSecret,
   readSecretFromExtension,
 } from '../../adapters/modes/cloud-secrets.ts';
+import { MemoryRuntime } from '../../adapters/runtime/memory.ts';
+import { LambdaSwarmMembers } from '../../adapters/swarm-members/lambda.ts';
 import { createApiHandler } from '../../functions/lambda/api-handler.ts';
 import { runMigrations } from '../../functions/lambda/migrate.ts';
 import { adminUrl, createTestDatabase, withLoginRolesLock } from '../support/db.ts';
@@ -372,6 +374,32 @@ describe('migrate Lambda and the cloud composition root', () => {
       expect(lines.join('\n')).toContain('idempotency keys past retention forgotten');
     } finally {
       await system.close();
+    }
+  });
+
+  it('hands Swarm member calls to the worker function named, and the worker answers them itself', async () => {
+    const api = await fromCloud(
+      fromCloudEnv({ ...env, DATABASE_URL: db.url, WORKER_FUNCTION_NAME: 'selfdevop-worker' }),
+      { logDestination: { write: () => undefined } },
+    );
+    // The worker (a runtime given) reaches the managers: no hand-off, the use cases run there.
+    const worker = await fromCloud(
+      fromCloudEnv({ ...env, DATABASE_URL: db.url, WORKER_FUNCTION_NAME: 'selfdevop-worker' }),
+      { logDestination: { write: () => undefined }, runtime: new MemoryRuntime() },
+    );
+    // Without the name, the API says it reaches no engine (core/nodes/cluster.ts).
+    const alone = await fromCloud(fromCloudEnv({ ...env, DATABASE_URL: db.url }), {
+      logDestination: { write: () => undefined },
+    });
+    try {
+      expect(api.api.swarmMembers).toBeInstanceOf(LambdaSwarmMembers);
+      expect(worker.api.swarmMembers).toBeUndefined();
+      expect(alone.api.swarmMembers).toBeUndefined();
+      expect(() =>
+        fromCloudEnv({ ...env, DATABASE_URL: db.url, WORKER_FUNCTION_NAME: 'not a name' }),
+      ).toThrow('WORKER_FUNCTION_NAME: must be a Lambda function name or ARN');
+    } finally {
+      await Promise.all([api.close(), worker.close(), alone.close()]);
     }
   });
 

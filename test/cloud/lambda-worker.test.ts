@@ -114,7 +114,7 @@ describe('worker Lambda', () => {
     expect((await handler(event)).batchItemFailures).toHaveLength(1);
     expect(JSON.stringify(logger.entries)).toContain('no handler for this queue');
     await expect(handler({ version: '2.0', rawPath: '/' })).rejects.toThrow(
-      'the worker handles SQS events only',
+      'the worker handles SQS events and Swarm member calls only',
     );
     expect(await handler({ Records: [] })).toEqual({ batchItemFailures: [] });
     fake.mock.restore();

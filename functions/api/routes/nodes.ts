@@ -4,9 +4,9 @@ import { createNode, getNode, listNodes, updateNode } from '../../../core/nodes/
 import { route } from '../route.ts';
 import { drainNode, undrainNode } from '../../../core/nodes/drain.ts';
 import {
-  drainClusterMember,
-  getNodeCluster,
-  undrainClusterMember,
+  readNodeCluster,
+  requestMemberDrain,
+  requestMemberUndrain,
 } from '../../../core/nodes/cluster.ts';
 import { deleteNode } from '../../../core/nodes/delete.ts';
 
@@ -111,35 +111,35 @@ export const nodeRoutes = [
     method: 'get',
     path: '/api/nodes/{id}/cluster',
     summary:
-      "A Swarm node's cluster, read live from its manager: each member's hostname, address, role (manager/worker, leader), availability (active/pause/drain), state and labels; available: false with the reason when the manager does not answer; 409 node_not_swarm for an engine",
+      "A Swarm node's cluster, read live from its manager: each member's hostname, address, role (manager/worker, leader), availability (active/pause/drain), state and labels; available: false with the reason when the manager does not answer; 409 node_not_swarm for an engine. The cloud API reads it through the worker function, which reaches the manager",
     tag: 'nodes',
     auth: true,
     permission: 'read',
     status: 200,
-    handle: ({ deps, principal, params }) => getNodeCluster(deps, principal, params.id!),
+    handle: ({ deps, principal, params }) => readNodeCluster(deps, principal, params.id!),
   }),
   route({
     method: 'post',
     path: '/api/nodes/{id}/cluster/members/{member}/drain',
     summary:
-      "Swarm's drain of one member of a Swarm node (member: its id or hostname): its tasks leave the edge, the edge finishes their requests, then Swarm's availability is set to drain and Swarm runs them on other members; each joins the edge once it answers its health path (202; leaving and kept name the replicas; 409 last_available_member when no other member is active and ready, node_not_swarm for an engine)",
+      "Swarm's drain of one member of a Swarm node (member: its id or hostname): its tasks leave the edge, the edge finishes their requests, then Swarm's availability is set to drain and Swarm runs them on other members; each joins the edge once it answers its health path (202; leaving and kept name the replicas; 404 cluster_member_not_found; 409 last_available_member when no other member is active and ready, swarm_manager_unreachable when the manager does not answer (nothing changed), node_not_swarm for an engine). The cloud API hands it to the worker function and answers alike; 503 swarm_worker_unavailable when the worker has not answered within 25 s (the drain goes on there)",
     tag: 'nodes',
     auth: true,
     permission: 'manage-nodes',
     status: 202,
     handle: ({ deps, principal, params, ctx }) =>
-      drainClusterMember(deps.release, principal, params.id!, params.member!, ctx),
+      requestMemberDrain(deps, principal, params.id!, params.member!, ctx),
   }),
   route({
     method: 'post',
     path: '/api/nodes/{id}/cluster/members/{member}/undrain',
     summary:
-      "Sets a Swarm member's availability back to active: it takes new tasks again (Swarm moves nothing back by itself)",
+      "Sets a Swarm member's availability back to active: it takes new tasks again (Swarm moves nothing back by itself); 404 cluster_member_not_found, 409 swarm_manager_unreachable, node_not_swarm for an engine; in the cloud, through the worker function",
     tag: 'nodes',
     auth: true,
     permission: 'manage-nodes',
     status: 200,
     handle: ({ deps, principal, params, ctx }) =>
-      undrainClusterMember(deps.release, principal, params.id!, params.member!, ctx),
+      requestMemberUndrain(deps, principal, params.id!, params.member!, ctx),
   }),
 ];

@@ -296,7 +296,7 @@ async function main(): Promise<void> {
           {
             tag: `bench-raw-${nonce}:fs-${sha}`,
             context: tree.archive(),
-            files: { open: () => tree.checkout!(), key: `bench-raw-fs-${nonce}` },
+            files: { open: async () => (await tree.checkout!()).dir, key: `bench-raw-fs-${nonce}` },
             dockerfile: 'Dockerfile',
             buildArgs: {},
             labels: { 'selfdevop.org': s.orgId },

@@ -243,7 +243,10 @@ describe('GitCliSource checkout (a build context served as files)', () => {
       try {
         // As the build step does: weighed first, the checkout then reuses that listing.
         if (weighFirst) expect((await tree.size(exclude)).files).toBe(5);
-        const dir = await tree.checkout!({ exclude, extra: { 'gen.Dockerfile': 'FROM gen\n' } });
+        const { dir } = await tree.checkout!({
+          exclude,
+          extra: { 'gen.Dockerfile': 'FROM gen\n' },
+        });
         const snap = await snapshot(dir);
         const archived = await files({
           stream: tree.archive({ exclude, extra: { 'gen.Dockerfile': 'FROM gen\n' } }),

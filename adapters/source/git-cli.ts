@@ -95,6 +95,9 @@ interface Run {
   timedOut: boolean;
 }
 
+/** The ref a mirror keeps its last fetched commit under (see `fetchInto`). */
+const mirrorRef = 'refs/selfdevop/last-fetched';
+
 /** The most of a command's stderr an error message carries. */
 const maxDetail = 400;
 
@@ -194,7 +197,11 @@ export class GitCliSource implements SourceRepository {
     try {
       const env = await this.env(remote, dir);
       // Only the one commit, without history or tags: a build needs its tree and nothing else.
-      const fetchInto = (repo: string) =>
+      // Into a mirror, the commit is kept under a ref: the next fetch offers it to the server
+      // as a "have", so only the objects that changed are sent (a repository without refs
+      // offers none, and the server sends the whole tree again: every vendored file, each
+      // written as a loose object by unpack-objects on the build's clock).
+      const fetchInto = (repo: string, keep: boolean) =>
         this.git(
           [
             '-C',
@@ -211,7 +218,7 @@ export class GitCliSource implements SourceRepository {
             '--no-tags',
             '--',
             remote.url,
-            sha,
+            keep ? `+${sha}:${mirrorRef}` : sha,
           ],
           env,
           this.options.fetchTimeoutMs ?? 600_000,
@@ -226,7 +233,7 @@ export class GitCliSource implements SourceRepository {
         const locked = (run: Run) =>
           run.code !== 0 && /\.lock'?: File exists|unable to (create|lock)/i.test(run.stderr);
         fetch = await this.inTurn(key, async () => {
-          const run = await fetchInto(repo);
+          const run = await fetchInto(repo, true);
           // A fetch killed mid-write (a cancel, a timeout) leaves its lock files behind, as a
           // fetch of another process holds them: a mirror no other build here reads is
           // dropped and made again next time, so a stale lock never sticks.
@@ -245,7 +252,7 @@ export class GitCliSource implements SourceRepository {
         repo = path.join(dir, 'repo.git');
         const init = await this.git(['init', '-q', '--bare', repo], env, 30_000);
         if (init.code !== 0) throw new Error(`git init failed: ${detail(init)}`);
-        fetch = await fetchInto(repo);
+        fetch = await fetchInto(repo, false);
       }
       if (fetch.timedOut || fetch.code !== 0) {
         if (

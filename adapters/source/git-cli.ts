@@ -652,8 +652,8 @@ export class GitCliSource implements SourceRepository {
           await utimes(abs, t, t);
         }),
       );
-    // Directories last (writing files moved their times), deepest first: every directory of
-    // a fresh tree, else those holding something written or removed.
+    // Directories last (writing files moved their times): every directory of a fresh tree,
+    // else those holding something written or removed.
     const touched = new Set<string>();
     for (const file of previous ? [...written, ...remove] : [...entries.keys()]) {
       // A submodule's directory is one of the tree's too.
@@ -661,11 +661,16 @@ export class GitCliSource implements SourceRepository {
       for (let d = path.posix.dirname(file); d !== '.'; d = path.posix.dirname(d))
         if (dirs.has(d)) touched.add(d);
     }
-    for (const d of [...touched].sort((a, b) => b.length - a.length)) {
-      const abs = path.join(out, d);
-      await chmod(abs, 0o775);
-      await utimes(abs, checkoutEpochSeconds, checkoutEpochSeconds);
-    }
+    // A few side by side: a directory's mode and times are not its parent's content.
+    const dirList = [...touched];
+    for (let i = 0; i < dirList.length; i += 64)
+      await Promise.all(
+        dirList.slice(i, i + 64).map(async (d) => {
+          const abs = path.join(out, d);
+          await chmod(abs, 0o775);
+          await utimes(abs, checkoutEpochSeconds, checkoutEpochSeconds);
+        }),
+      );
     await held?.commit(entries, bytes);
     return {
       dir: out,

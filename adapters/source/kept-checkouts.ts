@@ -10,7 +10,6 @@
 import { createHash } from 'node:crypto';
 import {
   mkdir,
-  open,
   readdir,
   readFile,
   rename,
@@ -39,6 +38,8 @@ export interface HeldCheckout {
 }
 
 const manifestVersion = 1;
+/** A lock this old is stale whatever process it names: far beyond a build's timeout. */
+const staleLockMs = 6 * 60 * 60 * 1000;
 const hashOf = (s: string, n: number) => createHash('sha256').update(s).digest('hex').slice(0, n);
 
 export class KeptCheckouts {
@@ -70,7 +71,6 @@ export class KeptCheckouts {
     this.held.add(base);
     this.forgotten.delete(this.ownerDir(owner));
     try {
-      await mkdir(base, { recursive: true, mode: 0o700 });
       if (!(await this.lock(base))) {
         this.held.delete(base);
         return null;
@@ -93,9 +93,12 @@ export class KeptCheckouts {
       }
     };
     try {
-      await this.evict(base, bytes);
       const tree = path.join(base, 'tree');
-      let manifest = await readManifest(path.join(base, 'manifest.json'));
+      // Side by side: eviction never touches this checkout, and each waits on the disk.
+      let [manifest] = await Promise.all([
+        readManifest(path.join(base, 'manifest.json')),
+        this.evict(base, bytes),
+      ]);
       if (manifest === null) {
         // New, or cut off mid-write: whatever is there is unknown, so it goes.
         await rm(tree, { recursive: true, force: true });
@@ -108,12 +111,13 @@ export class KeptCheckouts {
         begin: () => rm(path.join(base, 'manifest.json'), { force: true }),
         commit: async (next, total) => {
           const file = path.join(base, 'manifest.json');
-          await writeFile(
-            `${file}.new`,
-            JSON.stringify({ version: manifestVersion, entries: [...next] }),
-          );
-          await rename(`${file}.new`, file);
-          await writeFile(path.join(base, 'size'), String(total));
+          await Promise.all([
+            writeFile(
+              `${file}.new`,
+              JSON.stringify({ version: manifestVersion, entries: [...next] }),
+            ).then(() => rename(`${file}.new`, file)),
+            writeFile(path.join(base, 'size'), String(total)),
+          ]);
         },
         release,
       };
@@ -135,22 +139,33 @@ export class KeptCheckouts {
 
   /**
    * A lock file naming this process, taken with O_EXCL. One left by a process that is gone
-   * (killed mid-build) is stale and taken over; one of a live process is its build's.
+   * (killed mid-build) is stale and taken over; one of a live process is its build's, unless
+   * it is older than any build runs: after a restart in a new container, another process may
+   * have the pid the lock names.
    */
   private async lock(base: string): Promise<boolean> {
     const file = path.join(base, 'lock');
+    let made = false;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        const handle = await open(file, 'wx', 0o600);
-        await handle.writeFile(String(process.pid));
-        await handle.close();
+        // One call: on a loaded host each round trip to the disk's thread pool costs.
+        await writeFile(file, String(process.pid), { flag: 'wx', mode: 0o600 });
         return true;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        // The checkout's first build: its directory is made, and the lock tried again.
+        if (code === 'ENOENT' && !made) {
+          made = true;
+          await mkdir(base, { recursive: true, mode: 0o700 });
+          attempt--;
+          continue;
+        }
+        if (code !== 'EEXIST') throw e;
       }
       const pid = Number(await readFile(file, 'utf8').catch(() => ''));
+      const age = Date.now() - ((await stat(file).catch(() => null))?.mtimeMs ?? 0);
       // This process holds nothing there (`held` said so): its own lock is a leftover too.
-      if (pid > 0 && pid !== process.pid && alive(pid)) return false;
+      if (pid > 0 && pid !== process.pid && alive(pid) && age < staleLockMs) return false;
       await rm(file, { force: true });
     }
     return false;

@@ -9,7 +9,7 @@
  * The cloud worker uses the same source with its /tmp as the directory (adapters/modes/cloud.ts).
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -232,6 +232,18 @@ describe.skipIf(!ready)('builds: the checkout kept per service, updated in place
     const touched = await build(source, url, v2);
     expect(touched.checkout).toMatchObject({ kept: true, written: 2 });
     expect(await imageFiles(touched.tag)).toContain(`./b.txt=b ${runId}`);
+
+    // A lock of another live process: that build's; this one gets a checkout of its own.
+    await writeFile(path.join(base, 'lock'), String(process.ppid));
+    const v2b = await repo.commit({ 'b.txt': `b2 ${runId}` });
+    const aside = await build(source, url, v2b);
+    expect(aside.checkout.kept).toBe(false);
+    expect(await imageFiles(aside.tag)).toContain(`./b.txt=b2 ${runId}`);
+    // Unless older than any build runs (a pid reused after a restart in a new container).
+    const longAgo = new Date(Date.now() - 7 * 3600_000);
+    await utimes(path.join(base, 'lock'), longAgo, longAgo);
+    const taken = await build(source, url, v2b);
+    expect(taken.checkout).toMatchObject({ kept: true, written: 1 });
 
     // Killed mid-checkout: its manifest is gone (removed before any write), a stray
     // half-written file is there, and its lock names a process that no longer runs.

@@ -296,7 +296,7 @@ async function main(): Promise<void> {
           {
             tag: `bench-raw-${nonce}:fs-${sha}`,
             context: tree.archive(),
-            files: { open: () => tree.checkout!(), key: `bench-raw-fs-${nonce}` },
+            files: { open: async () => (await tree.checkout!()).dir, key: `bench-raw-fs-${nonce}` },
             dockerfile: 'Dockerfile',
             buildArgs: {},
             labels: { 'selfdevop.org': s.orgId },
@@ -400,6 +400,16 @@ async function main(): Promise<void> {
           .find((l) => l.startsWith('build context over the BuildKit session')),
         coldTimelineMs: await timeline(cold.id, cold, coldPushMs),
         warmTimelineMs: await timeline(warm.id, warm, warmPushMs),
+        // Every line of the warm build step, in ms from the push: where the step's time goes.
+        warmBuildLogMs: (await s.logs(warm.id))
+          .filter((l) => {
+            const at = Date.parse(l.at);
+            const step = warmRelease.steps.find((x) => x.name === 'build');
+            return step?.finishedAt
+              ? at >= Date.parse(step.startedAt) && at <= Date.parse(step.finishedAt)
+              : false;
+          })
+          .map((l) => `${Date.parse(l.at) - warm.t0} ${l.line.slice(0, 90)}`),
         rollbackTimelineMs: await timeline(back.id, back, rollbackMs),
         cpuUntilServedMs: { cold: coldCpu, warm: warmCpu, rollback: rollbackCpu },
       },

@@ -486,16 +486,32 @@ export interface SourceTree {
     maxBytes?: number;
   }): AsyncIterable<Uint8Array>;
   /**
-   * The same files as `archive` written to a directory (removed by `close`), each file's
-   * mtime derived from its content so an unchanged file has the same stat in every checkout
-   * (what BuildKit's file sync compares); fails once more than `maxBytes` would be written.
+   * The same files as `archive` written to a directory, each file's mtime derived from its
+   * content so an unchanged file has the same stat in every checkout (what BuildKit's file
+   * sync compares); fails once more than `maxBytes` would be written. With `keep`, the
+   * source may keep that directory for the next checkout with the same `keep` and update it
+   * in place (only changed paths written), held for this tree until `close`; otherwise (or
+   * while another tree holds it) the directory is this tree's own, removed by `close`.
    */
   checkout?(options?: {
     exclude?: (path: string) => boolean;
     extra?: Record<string, string>;
     maxBytes?: number;
-  }): Promise<string>;
+    keep?: { owner: string; name: string };
+  }): Promise<SourceCheckout>;
   close(): Promise<void>;
+}
+
+/** A checkout written for a build: where, and how much of it was written this time. */
+export interface SourceCheckout {
+  dir: string;
+  /** Entries (files, links, submodule directories) the checkout holds. */
+  entries: number;
+  /** Entries written (or rewritten) by this checkout, and those removed from a kept one. */
+  written: number;
+  removed: number;
+  /** Whether this was a kept checkout updated in place. */
+  kept: boolean;
 }
 
 /**
@@ -521,6 +537,8 @@ export interface SourceRepository {
    * the sub-directory is not in it).
    */
   fetch(remote: GitRemote, sha: string, subdir: string, signal?: AbortSignal): Promise<SourceTree>;
+  /** Removes the checkouts kept under `owner` (a deleted service's); a no-op without any. */
+  forgetCheckouts?(owner: string): Promise<void>;
   /** A new ed25519 key pair: the OpenSSH private key and its public line. */
   generateDeployKey(comment: string): Promise<{ privateKey: string; publicKey: string }>;
 }

@@ -259,6 +259,9 @@ export async function fromCloud(
           gitBin: config.GIT_BIN,
           mirrorDir: path.join(os.tmpdir(), 'selfdevop-git-mirrors'),
           mirrorMaxBytes: 128 * 1024 * 1024,
+          // Build checkouts beside them, under their own cap: 256 MiB of the 512 in all.
+          checkoutDir: path.join(os.tmpdir(), 'selfdevop-git-checkouts'),
+          checkoutMaxBytes: 128 * 1024 * 1024,
         }),
       mailer,
       keyHasher: nodeKeyHasher,

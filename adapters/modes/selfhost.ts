@@ -254,10 +254,12 @@ export async function fromSelfhost(
         new SwarmRuntime({ connection: { sshAgent: config.SSH_AUTH_SOCK } }),
       ),
       // Fetched commits stay under DATA_DIR between builds and restarts: the next push's
-      // fetch transfers only what changed.
+      // fetch transfers only what changed; each service's build checkout stays there too,
+      // so a rebuild rewrites only the files that changed.
       source: new GitCliSource({
         gitBin: config.GIT_BIN,
         mirrorDir: path.join(config.DATA_DIR, 'git-mirrors'),
+        checkoutDir: path.join(config.DATA_DIR, 'git-checkouts'),
       }),
       edge,
       probe: new HttpHealthProbe(),

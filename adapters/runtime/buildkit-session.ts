@@ -144,7 +144,8 @@ export interface BuildSession {
 }
 
 /** Directories the session serves by the names the builder asks for (`context`, `dockerfile`). */
-export type SessionDirs = Record<string, string>;
+/** A local's directory by name; a promise while it is still being written (awaited on request). */
+export type SessionDirs = Record<string, string | Promise<string>>;
 
 /**
  * A duplex call's packets as an async iterable that leaves the call open when the reader
@@ -236,21 +237,25 @@ export function serveBuildSession(
         });
         return;
       }
-      sendDiffCopy({ incoming: reader(call), send: writer(call) }, root, name, {
-        includePatterns: values('include-patterns'),
-        excludePatterns: values('exclude-patterns'),
-        followPaths: values('followpaths'),
-      }).then(
-        (report) => {
-          synced.push(report);
-          call.end();
-        },
-        (e: unknown) =>
-          call.emit('error', {
-            code: grpc.status.UNKNOWN,
-            details: e instanceof Error ? e.message : String(e),
+      Promise.resolve(root)
+        .then((dir) =>
+          sendDiffCopy({ incoming: reader(call), send: writer(call) }, dir, name, {
+            includePatterns: values('include-patterns'),
+            excludePatterns: values('exclude-patterns'),
+            followPaths: values('followpaths'),
           }),
-      );
+        )
+        .then(
+          (report) => {
+            synced.push(report);
+            call.end();
+          },
+          (e: unknown) =>
+            call.emit('error', {
+              code: grpc.status.UNKNOWN,
+              details: e instanceof Error ? e.message : String(e),
+            }),
+        );
     },
   });
   server.addService(secretsService as unknown as grpc.ServiceDefinition, {

@@ -39,7 +39,12 @@ import { isoToNanos, logScanDone, logScanEnv, logScanScript } from './docker-log
 import { afterTime } from '../../core/services/logs.ts';
 import { containerLogRotation } from '../../core/releases/plan.ts';
 import { runBuild, type BuildClient, type Builder } from './docker-build.ts';
-import { fileSyncMethod, serveBuildSession, sessionMethods } from './buildkit-session.ts';
+import {
+  fileSyncMethod,
+  serveBuildSession,
+  sessionMethods,
+  type SessionDirs,
+} from './buildkit-session.ts';
 import { ContainerNotFound, ImageNotFound, ImageRefreshFailed } from './errors.ts';
 import { DemuxedLines, LineSplitter, OutputTail } from './output-tail.ts';
 import { onFirstUse } from '../on-first-use.ts';
@@ -319,13 +324,20 @@ export class DockerRuntime implements ContainerRuntime {
   ): Promise<BuildResult> {
     return this.call(target, `build ${spec.tag}`, async (docker) => {
       const client = sessionBuildClient(docker, spec.secrets ?? {}, spec.files);
-      const result = await runBuild(
-        client,
-        spec,
-        this.options.builder ?? 'buildkit',
-        onLine,
-        this.options.maxLineLength,
-      );
+      let result;
+      try {
+        result = await runBuild(
+          client,
+          spec,
+          this.options.builder ?? 'buildkit',
+          onLine,
+          this.options.maxLineLength,
+        );
+      } finally {
+        // A checkout still being written (a build that failed before it asked) is waited
+        // for: its tree is closed after this, and must not be while it is written.
+        await client.settled();
+      }
       const transfer = client.transfer();
       return transfer ? { ...result, transfer } : result;
     });
@@ -1757,14 +1769,16 @@ function sessionBuildClient(
   docker: Docker,
   secrets: Record<string, string>,
   files?: BuildSpec['files'],
-): BuildClient & { transfer(): BuildResult['transfer'] } {
+): BuildClient & { transfer(): BuildResult['transfer']; settled(): Promise<void> } {
   const modem = (docker as unknown as { modem: ModemDial }).modem;
   const dial = (options: Record<string, unknown>) =>
     new Promise<unknown>((resolve, reject) =>
       modem.dial(options, (err, data) => (err ? reject(err) : resolve(data))),
     );
   let session: ReturnType<typeof serveBuildSession> | null = null;
+  let checkout: Promise<void> = Promise.resolve();
   return {
+    settled: () => checkout,
     transfer() {
       if (!files || !session) return undefined;
       const synced = session.synced;
@@ -1809,18 +1823,19 @@ function sessionBuildClient(
         }
         throw e;
       }
-      // Made once the engine took the session (no checkout for an engine that cannot use it).
-      const dirs: Record<string, string> = {};
+      // Made once the engine took the session (no checkout for an engine that cannot use it),
+      // while the build request goes out and the frontend starts: BuildKit asks for the
+      // files only after that, and a request that comes first waits for the checkout.
+      const dirs: SessionDirs = {};
       if (files) {
-        try {
-          const dir = await files.open();
-          // The Dockerfile is read from the same directory: `dockerfile` names its path in it.
-          dirs.context = dir;
-          dirs.dockerfile = dir;
-        } catch (e) {
-          socket.destroy();
-          throw e;
-        }
+        const dir = files.open();
+        checkout = dir.then(
+          () => undefined,
+          () => undefined,
+        );
+        // The Dockerfile is read from the same directory: `dockerfile` names its path in it.
+        dirs.context = dir;
+        dirs.dockerfile = dir;
       }
       const open = serveBuildSession(socket, secrets, dirs);
       session = open;

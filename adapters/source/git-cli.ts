@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
   chmod,
+  lstat,
   lutimes,
   mkdir,
   mkdtemp,
@@ -31,7 +32,14 @@ import {
   GitUnreachable,
   SourceTooLarge,
 } from '../../core/builds/errors.ts';
-import type { GitRemote, SourceArchive, SourceRepository, SourceTree } from '../../core/ports.ts';
+import type {
+  GitRemote,
+  SourceArchive,
+  SourceCheckout,
+  SourceRepository,
+  SourceTree,
+} from '../../core/ports.ts';
+import { KeptCheckouts, type HeldCheckout, type Manifest } from './kept-checkouts.ts';
 import { filterTar } from './tar-filter.ts';
 
 /**
@@ -70,6 +78,14 @@ export interface GitCliOptions {
   mirrorDir?: string;
   /** A mirror whose objects outgrow this is started afresh; default 512 MiB. */
   mirrorMaxBytes?: number;
+  /**
+   * Where checkouts for BuildKit's file sync stay between builds, one per service and
+   * sub-directory, updated in place to the next commit (only changed files written, so the
+   * others keep the stat BuildKit compares). Unset: every checkout is written afresh.
+   */
+  checkoutDir?: string;
+  /** The kept checkouts' total size; the least recently used go first. Default 1 GiB. */
+  checkoutMaxBytes?: number;
 }
 
 interface Run {
@@ -78,6 +94,9 @@ interface Run {
   stderr: string;
   timedOut: boolean;
 }
+
+/** The ref a mirror keeps its last fetched commit under (see `fetchInto`). */
+const mirrorRef = 'refs/selfdevop/last-fetched';
 
 /** The most of a command's stderr an error message carries. */
 const maxDetail = 400;
@@ -90,8 +109,17 @@ export class GitCliSource implements SourceRepository {
     { turn: Promise<unknown>; readers: number; overCap: boolean }
   >();
 
+  private readonly kept: KeptCheckouts | null;
+
   constructor(options: GitCliOptions = {}) {
     this.options = options;
+    this.kept = options.checkoutDir
+      ? new KeptCheckouts(options.checkoutDir, options.checkoutMaxBytes ?? 1024 * 1024 * 1024)
+      : null;
+  }
+
+  async forgetCheckouts(owner: string): Promise<void> {
+    await this.kept?.forget(owner);
   }
 
   async resolveRef(remote: GitRemote, ref: string): Promise<string> {
@@ -156,15 +184,24 @@ export class GitCliSource implements SourceRepository {
   ): Promise<SourceTree> {
     const dir = await this.tempDir();
     let mirror: { key: string; done: () => void } | null = null;
+    // The kept checkout this tree wrote into, held until the tree is closed.
+    let held: HeldCheckout | null = null;
     const close = async () => {
       mirror?.done();
       mirror = null;
+      const h = held;
+      held = null;
+      await h?.release();
       await rm(dir, { recursive: true, force: true });
     };
     try {
       const env = await this.env(remote, dir);
       // Only the one commit, without history or tags: a build needs its tree and nothing else.
-      const fetchInto = (repo: string) =>
+      // Into a mirror, the commit is kept under a ref: the next fetch offers it to the server
+      // as a "have", so only the objects that changed are sent (a repository without refs
+      // offers none, and the server sends the whole tree again: every vendored file, each
+      // written as a loose object by unpack-objects on the build's clock).
+      const fetchInto = (repo: string, keep: boolean) =>
         this.git(
           [
             '-C',
@@ -181,7 +218,7 @@ export class GitCliSource implements SourceRepository {
             '--no-tags',
             '--',
             remote.url,
-            sha,
+            keep ? `+${sha}:${mirrorRef}` : sha,
           ],
           env,
           this.options.fetchTimeoutMs ?? 600_000,
@@ -196,7 +233,7 @@ export class GitCliSource implements SourceRepository {
         const locked = (run: Run) =>
           run.code !== 0 && /\.lock'?: File exists|unable to (create|lock)/i.test(run.stderr);
         fetch = await this.inTurn(key, async () => {
-          const run = await fetchInto(repo);
+          const run = await fetchInto(repo, true);
           // A fetch killed mid-write (a cancel, a timeout) leaves its lock files behind, as a
           // fetch of another process holds them: a mirror no other build here reads is
           // dropped and made again next time, so a stale lock never sticks.
@@ -215,7 +252,7 @@ export class GitCliSource implements SourceRepository {
         repo = path.join(dir, 'repo.git');
         const init = await this.git(['init', '-q', '--bare', repo], env, 30_000);
         if (init.code !== 0) throw new Error(`git init failed: ${detail(init)}`);
-        fetch = await fetchInto(repo);
+        fetch = await fetchInto(repo, false);
       }
       if (fetch.timedOut || fetch.code !== 0) {
         if (
@@ -258,7 +295,7 @@ export class GitCliSource implements SourceRepository {
         checkout: (options = {}) => {
           const last = listed;
           const records = last && last.exclude === options.exclude ? last.records : null;
-          return this.checkout(repo, treeish, env, dir, options, records);
+          return this.checkout(repo, treeish, env, dir, options, records, (h) => (held = h));
         },
         close,
       };
@@ -478,10 +515,13 @@ export class GitCliSource implements SourceRepository {
   }
 
   /**
-   * The tree written to `<dir>/context` for a build whose context is served as files: the
-   * kept paths listed by `git ls-tree` (the weighing's listing when it used the same filter),
-   * written by one `git checkout <tree> -- <paths>`, then given the modes `git archive` gives (0664, 0775: its default umask 0002, so both
-   * paths build the same image) and content-derived mtimes (see `contentTime`).
+   * The tree written for a build whose context is served as files: the kept paths listed by
+   * `git ls-tree` (the weighing's listing when it used the same filter), written by one
+   * `git checkout <tree> -- <paths>`, then given the modes `git archive` gives (0664, 0775:
+   * its default umask 0002, so both paths build the same image) and content-derived mtimes
+   * (see `contentTime`). Into a kept checkout (`keep`, when free and under the cap) only what
+   * differs from its manifest is written and what left the tree removed, so an unchanged file
+   * keeps its stat without a write; else into `<dir>/context`, fresh.
    */
   private async checkout(
     repo: string,
@@ -492,34 +532,89 @@ export class GitCliSource implements SourceRepository {
       exclude?: (path: string) => boolean;
       extra?: Record<string, string>;
       maxBytes?: number;
+      keep?: { owner: string; name: string };
     },
     listed: TreeRecord[] | null,
-  ): Promise<string> {
-    const out = path.join(dir, 'context');
-    await mkdir(out, { mode: 0o775 });
-    const files: { mode: string; id: string; path: string }[] = [];
-    const submodules: string[] = [];
+    hold: (held: HeldCheckout) => void,
+  ): Promise<SourceCheckout> {
+    const entries: Manifest = new Map();
     let bytes = 0;
     const records = listed ?? this.treeRecords(repo, treeish, env);
     for await (const { mode, type, id, size, path: file } of records) {
       if (options.exclude?.(file) || options.extra?.[file] !== undefined) continue;
       // A submodule is an empty directory in `git archive`'s tar too.
-      if (type === 'commit') submodules.push(file);
-      if (type !== 'blob') continue;
-      files.push({ mode, id, path: file });
-      bytes += Number(size) || 0;
+      if (type !== 'blob' && type !== 'commit') continue;
+      const n = Number(size) || 0;
+      entries.set(file, { mode, id, size: n });
+      bytes += n;
       if (options.maxBytes !== undefined && bytes > options.maxBytes)
         throw new SourceTooLarge(bytes, options.maxBytes);
     }
-    // One process: `checkout <tree> -- <paths>` with the kept paths as literal pathspecs, into
-    // an index of the fetch's own (the mirror's is never touched, so builds do not meet).
-    const checkoutEnv = {
-      ...env,
-      GIT_INDEX_FILE: path.join(dir, 'context.index'),
-      GIT_LITERAL_PATHSPECS: '1',
-    };
-    if (files.length > 0) {
-      const write = await this.gitWithInput(
+    const extras = new Set<string>();
+    for (const [file, text] of Object.entries(options.extra ?? {})) {
+      const id = createHash('sha1').update(text).digest('hex');
+      entries.set(file, { mode: '100644', id, size: Buffer.byteLength(text) });
+      extras.add(file);
+      bytes += Buffer.byteLength(text);
+    }
+    const held =
+      options.keep && this.kept
+        ? await this.kept.hold(options.keep.owner, options.keep.name, bytes)
+        : null;
+    let out: string;
+    if (held) {
+      hold(held);
+      out = held.tree;
+    } else {
+      out = path.join(dir, 'context');
+      await mkdir(out, { mode: 0o775 });
+    }
+    const previous = held?.manifest ?? null;
+    // What must be (re)written: new or changed entries, and kept ones whose stat is not the
+    // one written (a file touched since): BuildKit would otherwise take the wrong content.
+    const write = new Set<string>();
+    const remove: string[] = [];
+    if (previous) {
+      for (const [file, old] of previous) {
+        const now = entries.get(file);
+        if (!now || now.mode !== old.mode || now.id !== old.id) remove.push(file);
+      }
+      const same = [...entries].filter(([file, e]) => {
+        const old = previous.get(file);
+        return old && old.mode === e.mode && old.id === e.id;
+      });
+      for (let i = 0; i < same.length; i += 64)
+        await Promise.all(
+          same.slice(i, i + 64).map(async ([file, e]) => {
+            if (!(await intact(path.join(out, file), e))) write.add(file);
+          }),
+        );
+      for (const file of entries.keys()) if (!previous.has(file)) write.add(file);
+      for (const file of remove) if (entries.has(file)) write.add(file);
+    } else for (const file of entries.keys()) write.add(file);
+    if (previous && write.size === 0 && remove.length === 0) {
+      await held!.commit(entries, bytes);
+      return { dir: out, entries: entries.size, written: 0, removed: 0, kept: true };
+    }
+    await held?.begin();
+    // Gone or changed paths first (a file may have become a directory or a link), then
+    // directories they leave empty that the new tree does not hold.
+    const dirs = new Set<string>();
+    for (const file of entries.keys())
+      for (let d = path.posix.dirname(file); d !== '.'; d = path.posix.dirname(d)) dirs.add(d);
+    const emptied = new Set<string>();
+    for (const file of [...remove, ...write]) {
+      await rm(path.join(out, file), { recursive: true, force: true });
+      for (let d = path.posix.dirname(file); d !== '.'; d = path.posix.dirname(d))
+        if (!dirs.has(d)) emptied.add(d);
+    }
+    for (const d of [...emptied].sort((a, b) => b.length - a.length))
+      await rm(path.join(out, d), { recursive: true, force: true });
+    // One process: `checkout <tree> -- <paths>` with the paths as literal pathspecs, into an
+    // index of the fetch's own (the mirror's is never touched, so builds do not meet).
+    const blobs = [...write].filter((f) => !extras.has(f) && entries.get(f)!.mode !== '160000');
+    if (blobs.length > 0) {
+      const run = await this.gitWithInput(
         [
           '--git-dir',
           repo,
@@ -530,39 +625,60 @@ export class GitCliSource implements SourceRepository {
           '--pathspec-from-file=-',
           '--pathspec-file-nul',
         ],
-        checkoutEnv,
-        files.map((f) => `${f.path}\0`).join(''),
+        { ...env, GIT_INDEX_FILE: path.join(dir, 'context.index'), GIT_LITERAL_PATHSPECS: '1' },
+        blobs.map((f) => `${f}\0`).join(''),
       );
-      if (write.code !== 0) throw new Error(`git checkout failed: ${detail(write)}`);
+      if (run.code !== 0) throw new Error(`git checkout failed: ${detail(run)}`);
     }
-    for (const sub of submodules) await mkdir(path.join(out, sub), { recursive: true });
-    for (const [file, text] of Object.entries(options.extra ?? {})) {
-      await mkdir(path.dirname(path.join(out, file)), { recursive: true });
-      await writeFile(path.join(out, file), text);
-      const id = createHash('sha1').update(text).digest('hex');
-      files.push({ mode: '100644', id, path: file });
+    const written = [...write];
+    for (const file of written) {
+      const e = entries.get(file)!;
+      if (e.mode === '160000') await mkdir(path.join(out, file), { recursive: true });
+      else if (extras.has(file)) {
+        await mkdir(path.dirname(path.join(out, file)), { recursive: true });
+        await writeFile(path.join(out, file), options.extra![file]!);
+      }
     }
     // A few at a time: thousands of files are thousands of syscalls, not thousands at once.
-    for (let i = 0; i < files.length; i += 64)
+    for (let i = 0; i < written.length; i += 64)
       await Promise.all(
-        files.slice(i, i + 64).map(async (f) => {
-          const abs = path.join(out, f.path);
-          const t = contentTime(f.id);
-          if (f.mode === '120000') return lutimes(abs, t, t);
-          await chmod(abs, f.mode === '100755' ? 0o775 : 0o664);
+        written.slice(i, i + 64).map(async (file) => {
+          const e = entries.get(file)!;
+          if (e.mode === '160000') return;
+          const abs = path.join(out, file);
+          const t = contentTime(e.id);
+          if (e.mode === '120000') return lutimes(abs, t, t);
+          await chmod(abs, e.mode === '100755' ? 0o775 : 0o664);
           await utimes(abs, t, t);
         }),
       );
-    // Directories last (writing files moved their times), deepest first.
-    const dirs = new Set<string>();
-    for (const f of [...files.map((x) => x.path), ...submodules.map((x) => `${x}/.`)])
-      for (let d = path.posix.dirname(f); d !== '.'; d = path.posix.dirname(d)) dirs.add(d);
-    for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
-      const abs = path.join(out, d);
-      await chmod(abs, 0o775);
-      await utimes(abs, checkoutEpochSeconds, checkoutEpochSeconds);
+    // Directories last (writing files moved their times): every directory of a fresh tree,
+    // else those holding something written or removed.
+    const touched = new Set<string>();
+    for (const file of previous ? [...written, ...remove] : [...entries.keys()]) {
+      // A submodule's directory is one of the tree's too.
+      if (entries.get(file)?.mode === '160000') touched.add(file);
+      for (let d = path.posix.dirname(file); d !== '.'; d = path.posix.dirname(d))
+        if (dirs.has(d)) touched.add(d);
     }
-    return out;
+    // A few side by side: a directory's mode and times are not its parent's content.
+    const dirList = [...touched];
+    for (let i = 0; i < dirList.length; i += 64)
+      await Promise.all(
+        dirList.slice(i, i + 64).map(async (d) => {
+          const abs = path.join(out, d);
+          await chmod(abs, 0o775);
+          await utimes(abs, checkoutEpochSeconds, checkoutEpochSeconds);
+        }),
+      );
+    await held?.commit(entries, bytes);
+    return {
+      dir: out,
+      entries: entries.size,
+      written: written.length,
+      removed: remove.filter((f) => !entries.has(f)).length,
+      kept: held !== null,
+    };
   }
 
   /** `git ls-tree -r -l -z` of a tree, record by record as it streams (a tree may list millions). */
@@ -702,6 +818,24 @@ export class GitCliSource implements SourceRepository {
       if (child.exitCode === null) kill();
     }
   }
+}
+
+/**
+ * Whether a kept entry is on disk as a checkout wrote it: the same type, and for a file the
+ * same size and content-derived mtime (what BuildKit compares), so a file changed since by
+ * anything else is written again rather than trusted.
+ */
+async function intact(
+  abs: string,
+  e: { mode: string; id: string; size: number },
+): Promise<boolean> {
+  const st = await lstat(abs).catch(() => null);
+  if (!st) return false;
+  if (e.mode === '160000') return st.isDirectory();
+  const timeOk = Math.abs(st.mtimeMs - contentTime(e.id) * 1000) < 1;
+  if (e.mode === '120000') return st.isSymbolicLink() && timeOk;
+  const perm = e.mode === '100755' ? 0o775 : 0o664;
+  return st.isFile() && st.size === e.size && (st.mode & 0o777) === perm && timeOk;
 }
 
 /** One line of `git ls-tree -r -l`: mode, type (blob, commit), object id, size, path. */

@@ -1,5 +1,5 @@
 import { isCoreError } from '../errors.ts';
-import type { BuildSlotAnswer, DockerTarget } from '../ports.ts';
+import type { BuildSlotAnswer, DockerTarget, SourceCheckout } from '../ports.ts';
 import { openGitRemote, pinLearnedHostKeys } from '../builds/credentials.ts';
 import { contextFilter, parseDockerIgnore } from '../builds/dockerignore.ts';
 import { GitPathNotFound, SourceTooLarge } from '../builds/errors.ts';
@@ -277,17 +277,24 @@ async function buildWithSlot(
   // only if the engine takes it, and keyed per service and sub-directory, so the engine's
   // copy of the last build of this source is what the next one is compared with (never
   // another service's, whatever the org: the copy decides which files are not sent).
+  // The checkout itself is kept by the source under the same key, updated in place, so
+  // an unchanged file is not even rewritten.
   const checkout = tree.checkout?.bind(tree);
+  let written: (SourceCheckout & { ms: number }) | null = null;
   const files = checkout
     ? {
         key: `selfdevop:${c.service.id}:${git.subdir}`,
         open: async () => {
+          const t0 = Date.now();
           try {
-            return await checkout({
+            const made = await checkout({
               exclude: filterOf,
               extra: extraFiles,
               maxBytes: limits.maxSourceBytes,
+              keep: { owner: c.service.id, name: git.subdir },
             });
+            written = { ...made, ms: Date.now() - t0 };
+            return made.dir;
           } catch (e) {
             streamError = e;
             throw e;
@@ -341,9 +348,13 @@ async function buildWithSlot(
     throw new StepFailed(`build failed: ${result.error ?? 'the engine named no image'}`, false);
   if (result.transfer) {
     const t = result.transfer;
+    const w = written as (SourceCheckout & { ms: number }) | null;
+    const disk = w
+      ? `; checkout ${w.kept ? `kept, updated in place: ${w.written} of ${w.entries} written, ${w.removed} removed` : `written afresh: ${w.entries} entries`} in ${w.ms} ms`
+      : '';
     await appendLog(
       c,
-      `build context over the BuildKit session: ${t.requested} of ${t.entries} entries sent (${Math.ceil(t.bytes / 1024)} KiB), the rest unchanged since the last build`,
+      `build context over the BuildKit session: ${t.requested} of ${t.entries} entries sent (${Math.ceil(t.bytes / 1024)} KiB), the rest unchanged since the last build${disk}`,
     );
   }
   await appendLog(c, `built ${tag} (${result.imageId})`);

@@ -119,7 +119,7 @@ async function targetGone(repos: OrgRepos, target: RemovalMessage['target']): Pr
 export function handleServiceRemoval(
   deps: Pick<
     ReleaseDeps,
-    'store' | 'runtime' | 'edge' | 'vault' | 'logger' | 'clock' | 'ids' | 'events'
+    'store' | 'runtime' | 'edge' | 'vault' | 'logger' | 'clock' | 'ids' | 'events' | 'source'
   >,
 ): MessageHandler<RemovalMessage> {
   return async (message) => {
@@ -134,6 +134,10 @@ export function handleServiceRemoval(
     }
     const removed: string[] = [];
     try {
+      // The build checkouts this worker kept for the service (in the cloud, a worker's /tmp
+      // that another worker may also hold: those go by their cap, least recently used).
+      for (const serviceId of new Set(units.map((u) => u.serviceId)))
+        await deps.source?.forgetCheckouts?.(serviceId);
       for (const unit of units) {
         await deps.edge.remove(routeId(unit.serviceId, unit.environmentId));
         for (const nodeId of unit.nodeIds) {

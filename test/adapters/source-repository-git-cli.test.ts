@@ -104,13 +104,23 @@ describe('GitCliSource with a mirror directory', () => {
 
   it('fetches only what changed into the mirror, and still serves every commit it holds whole', async () => {
     const mirrorDir = await mkdtemp(path.join(os.tmpdir(), 'sdo-mirror-'));
-    const source = new GitCliSource({ mirrorDir });
+    // git, tracing what each fetch received: `--pack_header=<version>,<objects>`.
+    const trace = path.join(mirrorDir, 'trace.txt');
+    const gitBin = path.join(mirrorDir, 'git-traced');
+    await writeFile(gitBin, `#!/bin/sh\nGIT_TRACE2_PERF=${trace} exec git "$@"\n`, { mode: 0o755 });
+    const received = async () => {
+      const text = await readFile(trace, 'utf8').catch(() => '');
+      await rm(trace, { force: true });
+      return [...text.matchAll(/pack_header=\d+,(\d+)/g)].map((m) => Number(m[1]));
+    };
+    const source = new GitCliSource({ mirrorDir, gitBin });
     const repo = await makeRepo(daemon.root, 'mirrored');
     const url = daemon.url('mirrored');
     const c1 = await repo.commit({ ...vendoredFiles(), 'src/app.js': 'v1' });
     const c2 = await repo.commit({ 'src/app.js': 'v2' });
     expect((await read(source, url, c1))['src/app.js']).toBe('v1');
-    const [mirror] = await readdir(mirrorDir);
+    expect((await received()).some((n) => n > 60)).toBe(true);
+    const [mirror] = (await readdir(mirrorDir)).filter((d) => d.endsWith('.git'));
     expect(mirror).toMatch(/^[0-9a-f]{32}\.git$/);
     const before = await objects(path.join(mirrorDir, mirror!));
     // 30 blobs, their 31 trees, src's tree, the root and the commit.
@@ -120,8 +130,12 @@ describe('GitCliSource with a mirror directory', () => {
     expect(Object.keys(second)).toHaveLength(31);
     // The second commit brought its commit, root tree, src tree and one blob: nothing vendored again.
     expect((await objects(path.join(mirrorDir, mirror!))) - before).toBeLessThanOrEqual(4);
+    // And only those crossed the wire: the mirror offered the commit it had as a "have".
+    const sent = await received();
+    expect(sent.length).toBeGreaterThan(0);
+    expect(Math.max(...sent)).toBeLessThanOrEqual(4);
     expect((await read(source, url, c1))['src/app.js']).toBe('v1');
-    expect(await readdir(mirrorDir)).toEqual([mirror]);
+    expect((await readdir(mirrorDir)).filter((d) => d.endsWith('.git'))).toEqual([mirror]);
     await rm(mirrorDir, { recursive: true, force: true });
   });
 
@@ -243,7 +257,10 @@ describe('GitCliSource checkout (a build context served as files)', () => {
       try {
         // As the build step does: weighed first, the checkout then reuses that listing.
         if (weighFirst) expect((await tree.size(exclude)).files).toBe(5);
-        const dir = await tree.checkout!({ exclude, extra: { 'gen.Dockerfile': 'FROM gen\n' } });
+        const { dir } = await tree.checkout!({
+          exclude,
+          extra: { 'gen.Dockerfile': 'FROM gen\n' },
+        });
         const snap = await snapshot(dir);
         const archived = await files({
           stream: tree.archive({ exclude, extra: { 'gen.Dockerfile': 'FROM gen\n' } }),

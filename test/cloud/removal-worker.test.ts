@@ -2,10 +2,14 @@
  * Deleting a service in cloud mode: the API use case of the cloud system (fromCloud)
  * deletes the rows and queues the removal on SQS (faked at the SDK boundary); the worker
  * Lambda handler, fed the SQS events as the event source mapping would, takes the route
- * off the real Caddy and the containers off the real Docker Engine. The same handler
+ * off the real Caddy, the containers off the real Docker Engine and the service's kept build
+ * checkout out of the worker's /tmp. The same handler
  * table as self-hosted pg-boss (core/queues.ts, `service-removals`).
  */
 import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../adapters/db/migrator.ts';
@@ -13,6 +17,7 @@ import { MemoryLogger } from '../../adapters/logger/memory.ts';
 import { fromCloud, type CloudSystem } from '../../adapters/modes/cloud.ts';
 import { fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import { GitCliSource } from '../../adapters/source/git-cli.ts';
 import type { Principal } from '../../core/deps.ts';
 import { createNode } from '../../core/nodes/use-cases.ts';
 import { createOrg } from '../../core/orgs/use-cases.ts';
@@ -23,6 +28,7 @@ import { createWorkerHandler, sqsWorkerHandlers } from '../../functions/lambda/w
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { createTestDatabase } from '../support/db.ts';
 import { dockerTarget, ensureTestImages, removeContainersByLabel } from '../support/docker.ts';
+import { makeRepo, startGitDaemon } from '../support/git-server.ts';
 import { available } from '../support/services.ts';
 import { fakeKmsForEveryClient } from './fakes/kms.ts';
 import { FakeSqs } from './fakes/sqs.ts';
@@ -171,6 +177,23 @@ describe.skipIf(!ready)('deleting a service in cloud mode', () => {
       });
       expect(await cloud.release.edge.get(route)).not.toBeNull();
 
+      // A build checkout the worker kept for the service, where the cloud worker keeps them
+      // (its /tmp, adapters/modes/cloud.ts), made as a build step makes it.
+      const git = await startGitDaemon();
+      let kept: string;
+      try {
+        const repo = await makeRepo(git.root, 'removal');
+        const sha = await repo.commit({ Dockerfile: 'FROM scratch\n' });
+        const tree = await new GitCliSource({
+          checkoutDir: path.join(os.tmpdir(), 'selfdevop-git-checkouts'),
+        }).fetch({ url: git.url('removal'), credential: null }, sha, '');
+        kept = (await tree.checkout!({ keep: { owner: svc.id, name: '' } })).dir;
+        await tree.close();
+      } finally {
+        await git.stop();
+      }
+      await stat(path.join(kept, 'Dockerfile'));
+
       await deleteService(api, owner, svc.id, 'web', ctx);
       expect(await api.store.withOrg(org.id, (r) => r.services.get(svc.id))).toBeNull();
 
@@ -186,6 +209,7 @@ describe.skipIf(!ready)('deleting a service in cloud mode', () => {
       }
       expect(await runtime.list(dockerTarget, labels)).toEqual([]);
       expect(await cloud.release.edge.get(route)).toBeNull();
+      await expect(stat(kept)).rejects.toThrow();
       const audit = await api.store.withOrg(org.id, (r) =>
         r.audit.list({ limit: 50 }, { targetId: svc.id }),
       );

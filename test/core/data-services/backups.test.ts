@@ -4,10 +4,12 @@ import {
   backupsToDelete,
   checkBackupSchedule,
   compareWithManifest,
+  drillServerFlags,
   parseCounts,
   parseDrillPhases,
   planDrill,
   planDump,
+  planRestore,
 } from '../../../core/data-services/backups.ts';
 import { InvalidInput } from '../../../core/errors.ts';
 import type { DataService, DataServiceBackup } from '../../../core/models.ts';
@@ -294,12 +296,35 @@ describe('backup plans', () => {
 
   it("initialises a MariaDB drill server once, durability off, with the drill's own user", () => {
     const script = planDrill(ds, 'drillpw', 'bak_1').entrypoint![2]!;
-    // One server start (the image's entrypoint starts, stops and starts again).
-    expect(script.match(/mariadbd /g)).toHaveLength(1);
+    // One server start (the image's entrypoint starts, stops and starts again), after a
+    // bootstrap that serves nothing.
+    expect(script.match(/mariadbd /g)).toHaveLength(2);
+    expect(script.match(/mariadbd --bootstrap /g)).toHaveLength(1);
     expect(script).toContain('--init-file=/tmp/init.sql');
     expect(script).toContain("CREATE USER 'app'@'%' IDENTIFIED BY '$MARIADB_PASSWORD'");
     for (const flag of ['--innodb-flush-method=nosync', '--skip-log-bin', '--innodb-doublewrite=0'])
       expect(script).toContain(flag);
     expect(planDrill(ds, 'drillpw', 'bak_1').env.MARIADB_PASSWORD).toBe('drillpw');
+  });
+
+  it('bootstraps the MariaDB drill server with the system tables only, durability off there too', () => {
+    const lines = planDrill(ds, 'drillpw', 'bak_1').entrypoint![2]!.split('\n');
+    const boot = lines.find((l) => l.startsWith('mariadbd --bootstrap '))!;
+    const serve = lines.find((l) => l.startsWith('mariadbd --datadir'))!;
+    // The bootstrap writes the system tables with the server's own throwaway flags.
+    for (const flag of drillServerFlags.mariadb.split(' ')) {
+      expect(boot).toContain(flag);
+      expect(serve).toContain(flag);
+    }
+    // Its script: the system tables of mariadb-install-db, without HELP and the sys schema.
+    const script = lines.find((l) => l.includes('>/tmp/bootstrap.sql'))!;
+    for (const f of ['mysql_system_tables', 'mysql_performance_tables', 'mysql_system_tables_data'])
+      expect(script).toContain(`/usr/share/mysql/${f}.sql`);
+    expect(script).not.toMatch(/fill_help_tables|mysql_sys_schema/);
+    expect(lines.indexOf(script)).toBeLessThan(lines.indexOf(boot));
+    expect(lines.indexOf(boot)).toBeLessThan(lines.indexOf(serve));
+    expect(lines.some((l) => l.includes('mariadb-install-db'))).toBe(false);
+    // A real restore goes into the serving server: a client only, no server flags.
+    expect(planRestore(ds, 'pw', 'bak_1').entrypoint!.join(' ')).not.toMatch(/nosync|innodb/);
   });
 });

@@ -1,9 +1,10 @@
 /**
  * npm run bench:scale [-- --switches 20 --services 200 --only replicaSwitch,drain
- *                        --floor-seconds 10 --connections 50]
+ *                        --floor-seconds 10 --connections 50 --app keepalive|busybox]
  *
  * Replicas on three real Docker Engines (../shared/ci/multi-node.sh nodes 1–3, with
- * selfdevop-test/app:v1 and :v2 in MN_IMAGES) behind a real Caddy with dynamic upstreams,
+ * selfdevop-test/app:v1 and :v2 in MN_IMAGES; the app under load, selfdevop-test/app-ka by
+ * default (`--app busybox`: app:v1/v2), is copied to them when missing) behind a real Caddy with dynamic upstreams,
  * driven by the release engine in this process over a fresh PostgreSQL database
  * (bench/scale/env.ts). Load comes from a child process (bench/scale/load.ts): ≥ 1,000
  * req/s keep-alive plus 50 new connections/s, to loopback only, bounded in time.
@@ -20,7 +21,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { drain } from './scale/drain.ts';
-import { nodeSockets, startScaleEnv } from './scale/env.ts';
+import { benchApps, isBenchApp, nodeSockets, startScaleEnv } from './scale/env.ts';
 import type { Goal, ScenarioResult } from './scale/goal.ts';
 import { issueLoad } from './scale/load-client.ts';
 import { manyServices } from './scale/many-services.ts';
@@ -38,8 +39,14 @@ const { values } = parseArgs({
     samples: { type: 'string', default: '5' },
     'dns-queries': { type: 'string', default: '2000' },
     only: { type: 'string' },
+    app: { type: 'string', default: 'keepalive' },
   },
 });
+if (!isBenchApp(values.app)) {
+  console.error(`--app takes ${Object.keys(benchApps).join(' or ')}, not '${values.app}'`);
+  process.exit(2);
+}
+const app = values.app;
 for (const flag of ['connections', 'floor-seconds'] as const)
   if (!/^[1-9]\d{0,3}$/.test(values[flag])) {
     console.error(`--${flag} takes a whole number from 1 to 9999, not '${values[flag]}'`);
@@ -86,7 +93,7 @@ if (unknown.length > 0) {
 }
 
 const loadBefore = os.loadavg().map((x) => Math.round(x * 100) / 100);
-const env = await startScaleEnv();
+const env = await startScaleEnv({ app });
 // Whatever happens, the containers, Caddy and the database go: a signal or a hang included.
 let closing: Promise<void> | null = null;
 const closeOnce = () => (closing ??= env.close());
@@ -116,6 +123,7 @@ console.log(
   JSON.stringify({
     bench: 'scale',
     nodes: 3,
+    app: env.app,
     cpus: os.cpus().length,
     loadAverage: { before: loadBefore, after: os.loadavg().map((x) => Math.round(x * 100) / 100) },
     totalMs: Math.round(performance.now() - t0),

@@ -29,7 +29,7 @@ export async function replicaSwitch(
     maxSurge: 3,
     warmSeconds: defaultWarmSeconds,
   });
-  const first = await env.deploy(svc.id, 'selfdevop-test/app:v1');
+  const first = await env.deploy(svc.id, env.app.v1);
   if (first.status !== 'completed') throw new Error(`first deploy ${first.status}: ${first.error}`);
   env.edgeErrors();
   const load = await startLoad({
@@ -44,7 +44,7 @@ export async function replicaSwitch(
   const failedDeploys: string[] = [];
   try {
     for (let i = 0; i < o.switches; i++) {
-      const image = i % 2 === 0 ? 'selfdevop-test/app:v2' : 'selfdevop-test/app:v1';
+      const image = i % 2 === 0 ? env.app.v2 : env.app.v1;
       const t0 = performance.now();
       const r = await env.deploy(svc.id, image);
       deployMs.push(Math.round(performance.now() - t0));

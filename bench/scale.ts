@@ -1,13 +1,15 @@
 /**
  * npm run bench:scale [-- --switches 20 --services 200 --only replicaSwitch,drain
- *                        --floor-seconds 10 --connections 50 --app keepalive|busybox]
+ *                        --floor-seconds 10 --connections 50 --rate 1100
+ *                        --app keepalive|busybox]
  *
  * Replicas on three real Docker Engines (../shared/ci/multi-node.sh nodes 1–3, with
- * selfdevop-test/app:v1 and :v2 in MN_IMAGES; the app under load, selfdevop-test/app-ka by
- * default (`--app busybox`: app:v1/v2), is copied to them when missing) behind a real Caddy with dynamic upstreams,
- * driven by the release engine in this process over a fresh PostgreSQL database
- * (bench/scale/env.ts). Load comes from a child process (bench/scale/load.ts): ≥ 1,000
- * req/s keep-alive plus 50 new connections/s, to loopback only, bounded in time.
+ * selfdevop-test/app:v1 and :v2 in MN_IMAGES; the app under load, selfdevop-test/app-ka
+ * unless `--app busybox`, is copied to them when missing) behind a real Caddy with dynamic
+ * upstreams, driven by the release engine in this process over a fresh PostgreSQL database
+ * (bench/scale/env.ts). Load comes from a child process (bench/scale/load.ts): 1,100 req/s
+ * keep-alive offered (goal: ≥ 1,000 served) plus 50 new connections/s, to loopback only,
+ * bounded in time.
  * Scenarios, one module each under bench/scale/:
  *  - replicaSwitch: 3 replicas on 3 nodes, N blue/green deploys under load.
  *  - drain: node 1, holding replicas of 3 services, drained under load.
@@ -38,6 +40,7 @@ const { values } = parseArgs({
     'window-ms': { type: 'string', default: '1500' },
     'floor-seconds': { type: 'string', default: '10' },
     connections: { type: 'string', default: String(issueLoad.connections) },
+    rate: { type: 'string', default: String(issueLoad.rate) },
     services: { type: 'string', default: '200' },
     samples: { type: 'string', default: '5' },
     'dns-queries': { type: 'string', default: '2000' },
@@ -50,13 +53,14 @@ if (!isBenchApp(values.app)) {
   process.exit(2);
 }
 const app = values.app;
-for (const flag of ['connections', 'floor-seconds'] as const)
+for (const flag of ['connections', 'floor-seconds', 'rate'] as const)
   if (!/^[1-9]\d{0,3}$/.test(values[flag])) {
     console.error(`--${flag} takes a whole number from 1 to 9999, not '${values[flag]}'`);
     process.exit(2);
   }
 // Keep-alive connections of every scenario's load (the issue names the rate, not these).
 issueLoad.connections = Number(values.connections);
+issueLoad.rate = Number(values.rate);
 if (!nodeSockets.every((s) => existsSync(s))) {
   console.error(
     'bench:scale needs ../shared/ci/multi-node.sh up (nodes 1–3, MN_IMAGES with the app images)',

@@ -13,7 +13,7 @@ import { median } from '../support/stats.ts';
 import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
 import { replicasOf } from '../../core/releases/replicas.ts';
 import { cpuMeter, type CpuShares } from './cpu.ts';
-import { failedOf, spreadPct, startLoad } from './load-client.ts';
+import { failedOf, issueLoad, spreadPct, startLoad } from './load-client.ts';
 
 const nodeCgroups = ['sdo-node1', 'sdo-node2', 'sdo-node3'];
 
@@ -73,6 +73,7 @@ export async function replicaSwitch(
   return {
     detail: {
       switches: o.switches,
+      offeredReqPerSec: issueLoad.rate,
       failedDeploys,
       deployMs: { median: median(deployMs), max: Math.max(...deployMs) },
       spreadPctPerSwitch: spreads.map(round1),

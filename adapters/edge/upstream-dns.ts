@@ -33,6 +33,8 @@ export interface UpstreamDnsServer {
   address: string;
   /** Drops cached answers for a label, so this process serves a fresh write at once. */
   invalidate(label: string): void;
+  /** The socket thread's V8 heap (bytes), or null while no thread runs: its share of the RSS. */
+  threadHeap(): Promise<{ used: number; total: number; physical: number } | null>;
   close(): Promise<void>;
 }
 
@@ -486,6 +488,12 @@ export async function startUpstreamDns(options: {
     invalidate: (label) => {
       cache.delete(label);
       mirror?.refresh(label);
+    },
+    threadHeap: async () => {
+      const h = await thread?.worker.getHeapStatistics().catch(() => null);
+      return h
+        ? { used: h.used_heap_size, total: h.total_heap_size, physical: h.total_physical_size }
+        : null;
     },
     close: async () => {
       closing = true;

@@ -16,7 +16,7 @@ export async function drain(env: ScaleEnv, o: { deadlineMs: number }): Promise<S
   for (const name of ['drain-a', 'drain-b', 'drain-c'])
     services.push(await env.addService(name, { replicas: 3, maxSurge: 3 }));
   for (const s of services) {
-    const r = await env.deploy(s.id, 'selfdevop-test/app:v1');
+    const r = await env.deploy(s.id, env.app.v1);
     if (r.status !== 'completed') throw new Error(`deploy of ${s.id} ${r.status}: ${r.error}`);
   }
   const node = nodeIds[0]!;

@@ -5,6 +5,12 @@
  * ../shared/ci/multi-node.sh (nodes 1–3 only). Queue consumers run with the self-hosted
  * worker's concurrency (4). close() removes every container of the bench's own org on the
  * three engines, Caddy, the DNS server and the database.
+ *
+ * The app under load (`app`) is selfdevop-test/app-ka unless asked otherwise: it keeps its
+ * connections open, as real apps do. busybox httpd (selfdevop-test/app) closes every one, so
+ * each proxied request was a new upstream connection, a fork in the container and a DNS
+ * question for the SRV target: bench:scale then measured that app, not the edge (190–262
+ * req/s, under a static-upstream floor of 226–271, with Caddy alone at 935).
  */
 import { randomBytes } from 'node:crypto';
 import { SystemClock } from '../../adapters/clock/system.ts';
@@ -33,6 +39,8 @@ import {
 import { defaultHosts } from '../../core/releases/plan.ts';
 import { startCaddy, type TestCaddy } from '../../test/support/caddy.ts';
 import { createTestDatabase } from '../../test/support/db.ts';
+// The engine the test images are built on: a node that lacks one gets it from there.
+import { dockerTarget } from '../../test/support/docker.ts';
 import {
   aNode,
   aProject,
@@ -47,10 +55,20 @@ export const edgeDomain = 'apps.example.test';
 export const environmentId = 'env_000001';
 export const zone = 'upstreams.selfdevop.internal';
 
+/** The two versions a scenario switches between, per test app (test-images/README.md). */
+export const benchApps = {
+  keepalive: { v1: 'selfdevop-test/app-ka:v1', v2: 'selfdevop-test/app-ka:v2' },
+  busybox: { v1: 'selfdevop-test/app:v1', v2: 'selfdevop-test/app:v2' },
+} as const;
+export type BenchApp = keyof typeof benchApps;
+export const isBenchApp = (name: string): name is BenchApp => name in benchApps;
+
 export interface ScaleEnv {
   deps: ReleaseDeps;
   caddy: TestCaddy;
   dns: UpstreamDnsServer;
+  /** The images of the app the load scenarios deploy, on every node. */
+  app: { v1: string; v2: string };
   orgId: string;
   deployer: Principal;
   admin: Principal;
@@ -70,7 +88,7 @@ export interface ScaleEnv {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function startScaleEnv(): Promise<ScaleEnv> {
+export async function startScaleEnv(o: { app: BenchApp }): Promise<ScaleEnv> {
   const cleanups: (() => Promise<unknown>)[] = [];
   const close = async () => {
     for (const c of cleanups.splice(0).reverse())
@@ -92,6 +110,8 @@ export async function startScaleEnv(): Promise<ScaleEnv> {
     const orgId = `org_bench${randomBytes(4).toString('hex')}`;
     const runtime = new DockerRuntime();
     cleanups.push(() => removeOrgContainers(runtime, orgId));
+    const app = benchApps[o.app];
+    await placeImages(runtime, [app.v1, app.v2]);
     const deps: ReleaseDeps = {
       store,
       runtime,
@@ -146,6 +166,7 @@ export async function startScaleEnv(): Promise<ScaleEnv> {
       deps,
       caddy,
       dns,
+      app,
       orgId,
       deployer,
       admin: { ...deployer, role: 'admin' },
@@ -199,6 +220,26 @@ export async function startScaleEnv(): Promise<ScaleEnv> {
   } catch (e) {
     await close();
     throw e;
+  }
+}
+
+/**
+ * Copies each image a node 1–3 lacks from the host engine (multi-node.sh loads only the
+ * MN_IMAGES it was started with, once per state directory), as the release engine moves
+ * built images between nodes; the host engine must have them (scripts/build-test-images.sh).
+ */
+async function placeImages(runtime: DockerRuntime, images: string[]): Promise<void> {
+  for (const image of images) {
+    if (!(await runtime.localImage(dockerTarget, image)))
+      throw new Error(`${image} is not on the host engine: run scripts/build-test-images.sh`);
+    await Promise.all(
+      nodeSockets.map(async (s) => {
+        const node = { dockerHost: `unix://${s}` };
+        if (await runtime.localImage(node, image)) return;
+        process.stderr.write(`bench:scale: copying ${image} to ${s}\n`);
+        await runtime.moveImage(dockerTarget, node, image, { timeoutMs: 120_000 });
+      }),
+    );
   }
 }
 

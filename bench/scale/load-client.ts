@@ -11,8 +11,13 @@ export interface Load {
   stop(): Promise<LoadResult>;
 }
 
-/** The issue's load: ≥ 1,000 req/s keep-alive plus 50 new connections/s through Caddy. */
-export const issueLoad = { connections: 50, rate: 1000, newPerSecond: 50 };
+/**
+ * The issue's load: ≥ 1,000 req/s keep-alive plus 50 new connections/s through Caddy. The
+ * keep-alive rate offered is 10 % above the goal: autocannon paces each connection and never
+ * sends the requests a stalled one missed, so an offer of exactly 1,000 can only end below it
+ * (985 over 20 switches with 0 failed, against 1,005 on the static floor, same run).
+ */
+export const issueLoad = { connections: 50, rate: 1100, newPerSecond: 50 };
 
 export async function startLoad(
   o: Omit<LoadOptions, 'connections' | 'rate' | 'newPerSecond'> &

@@ -8,6 +8,8 @@
  * Control-plane memory: this process's RSS (release engine, DNS server, pools) with all of
  * them serving; the load generator is another process and is not running here.
  */
+import { readFileSync } from 'node:fs';
+import v8 from 'node:v8';
 import { srvNameOf, upstreamLabel } from '../../core/edge/caddy-route.ts';
 import { createRelease } from '../../core/releases/create.ts';
 import { routeId } from '../../core/releases/plan.ts';
@@ -122,6 +124,7 @@ export async function manyServices(
   (globalThis as { gc?: () => void }).gc?.();
   const memory = process.memoryUsage();
   const rssMb = Math.round(memory.rss / 1048576);
+  const dnsThread = await env.dns.threadHeap();
 
   const aloneP95 = percentile(aloneMs, 95);
   const manyP95 = percentile(withManyMs, 95);
@@ -174,6 +177,24 @@ export async function manyServices(
       memory: {
         rssMb,
         heapUsedMb: Math.round(memory.heapUsed / 1048576),
+        heapTotalMb: Math.round(memory.heapTotal / 1048576),
+        externalMb: Math.round(memory.external / 1048576),
+        arrayBuffersMb: Math.round(memory.arrayBuffers / 1048576),
+        // Where the rest is: anonymous memory (heaps, malloc arenas, WebAssembly) or files.
+        ...statusMb(['VmRSS', 'RssAnon', 'RssFile', 'VmHWM']),
+        threads: statusMb(['Threads']).Threads,
+        // The main isolate's spaces, committed: a young generation grown under the mass deploy
+        // stays committed after it.
+        heapSpacesMb: Object.fromEntries(
+          v8
+            .getHeapSpaceStatistics()
+            .filter((x) => x.space_size > 0)
+            .map((x) => [x.space_name, Math.round(x.space_size / 1048576)]),
+        ),
+        dnsThreadHeapMb: dnsThread && {
+          used: Math.round(dnsThread.used / 1048576),
+          total: Math.round(dnsThread.total / 1048576),
+        },
         gcBeforeReading: typeof (globalThis as { gc?: unknown }).gc === 'function',
       },
     },
@@ -201,4 +222,15 @@ export async function manyServices(
       },
     },
   };
+}
+
+/** Fields of /proc/self/status: kB ones in MB, counts as they are. */
+function statusMb(fields: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of readFileSync('/proc/self/status', 'utf8').split('\n')) {
+    const m = /^(\w+):\s+(\d+)( kB)?/.exec(line);
+    if (m && fields.includes(m[1]!))
+      out[m[1]!] = m[3] ? Math.round(Number(m[2]) / 1024) : Number(m[2]);
+  }
+  return out;
 }

@@ -13,7 +13,7 @@ import { median } from '../support/stats.ts';
 import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
 import { replicasOf } from '../../core/releases/replicas.ts';
 import { cpuMeter, type CpuShares } from './cpu.ts';
-import { failedOf, spreadPct, startLoad } from './load-client.ts';
+import { failedOf, issueLoad, spreadPct, startLoad } from './load-client.ts';
 
 const nodeCgroups = ['sdo-node1', 'sdo-node2', 'sdo-node3'];
 
@@ -29,7 +29,7 @@ export async function replicaSwitch(
     maxSurge: 3,
     warmSeconds: defaultWarmSeconds,
   });
-  const first = await env.deploy(svc.id, 'selfdevop-test/app:v1');
+  const first = await env.deploy(svc.id, env.app.v1);
   if (first.status !== 'completed') throw new Error(`first deploy ${first.status}: ${first.error}`);
   env.edgeErrors();
   const load = await startLoad({
@@ -44,7 +44,7 @@ export async function replicaSwitch(
   const failedDeploys: string[] = [];
   try {
     for (let i = 0; i < o.switches; i++) {
-      const image = i % 2 === 0 ? 'selfdevop-test/app:v2' : 'selfdevop-test/app:v1';
+      const image = i % 2 === 0 ? env.app.v2 : env.app.v1;
       const t0 = performance.now();
       const r = await env.deploy(svc.id, image);
       deployMs.push(Math.round(performance.now() - t0));
@@ -73,6 +73,7 @@ export async function replicaSwitch(
   return {
     detail: {
       switches: o.switches,
+      offeredReqPerSec: issueLoad.rate,
       failedDeploys,
       deployMs: { median: median(deployMs), max: Math.max(...deployMs) },
       spreadPctPerSwitch: spreads.map(round1),

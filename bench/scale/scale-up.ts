@@ -14,7 +14,7 @@ export async function scaleUp(env: ScaleEnv, o: { deadlineMs: number }): Promise
   const maxSurge = 3;
   const to = 10;
   const svc = await env.addService('scale', { replicas: 1, maxSurge });
-  const first = await env.deploy(svc.id, 'selfdevop-test/app:v1');
+  const first = await env.deploy(svc.id, env.app.v1);
   if (first.status !== 'completed') throw new Error(`deploy ${first.status}: ${first.error}`);
   const serving = async () =>
     replicasOf((await env.serving(svc.id))!).filter((r) => r.health === 'healthy').length;

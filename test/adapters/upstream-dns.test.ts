@@ -420,4 +420,23 @@ describe("the edge DNS server's socket thread", () => {
     });
     again.close();
   });
+
+  it("reports its thread's own heap while it runs, and none once closed", async () => {
+    const { workers, spawnThread } = watched();
+    const dns = await startUpstreamDns({
+      registry: new MemoryUpstreamRegistry(),
+      zone,
+      host: '127.0.0.1',
+      port: 0,
+      spawnThread,
+    });
+    const heap = await dns.threadHeap();
+    // The thread's isolate, not this one: the same figures as its Worker's own statistics.
+    const own = await workers[0]!.getHeapStatistics();
+    expect(heap!.used).toBeGreaterThan(0);
+    expect(heap!.total).toBeGreaterThanOrEqual(heap!.used);
+    expect(Math.abs(heap!.total - own.total_heap_size)).toBeLessThanOrEqual(1_048_576);
+    await dns.close();
+    expect(await dns.threadHeap()).toBeNull();
+  });
 });

@@ -31,6 +31,9 @@ export const testImages = {
   migrateFail: 'selfdevop-test/app:migrate-fail',
   ws: 'selfdevop-test/ws:v1',
   wsV2: 'selfdevop-test/ws:v2',
+  /** app:v1's contract on node:http, keeping connections open (bench:scale's app under load). */
+  appKa: 'selfdevop-test/app-ka:v1',
+  appKaV2: 'selfdevop-test/app-ka:v2',
   /** app:v1 with /bin/migrate-flood: 100,000 lines, then one 30 MB line. */
   flood: 'selfdevop-test/flood:v1',
   /** Socket.IO with the Redis adapter on REDIS_URL (ensureSocketioImage builds it alone). */
@@ -82,6 +85,28 @@ export function ensureSocketioImage(): Promise<void> {
     },
   );
   return socketioBuilt;
+}
+
+let appKaBuilt: Promise<void> | undefined;
+
+/**
+ * Builds only `selfdevop-test/app-ka:v1` and `:v2` (`--only app-ka`), once per test process,
+ * so a suite that needs just them never rebuilds the images other suites are running.
+ */
+export function ensureAppKaImage(): Promise<void> {
+  appKaBuilt ??= promisify(execFile)(
+    'bash',
+    [join(repoRoot, 'scripts/build-test-images.sh'), '--only', 'app-ka'],
+    { timeout: 120_000 },
+  ).then(
+    () => undefined,
+    (e: { stderr?: string; message: string }) => {
+      throw new Error(
+        `scripts/build-test-images.sh --only app-ka failed: ${e.stderr || e.message}`,
+      );
+    },
+  );
+  return appKaBuilt;
 }
 
 let dataBuilt: Promise<void> | undefined;

@@ -9,6 +9,10 @@
  * slows Swarm's own start of a task about twofold on this machine (the tasks and the load
  * share its two cores), so a baseline taken before the load counted that slowdown as
  * selfdevop's overhead; the samples taken before the load are still reported, beside it.
+ * Each deploy and each sample starts once the release the deploy before replaced has
+ * retired (its warm window, then its services stopped and removed) and the sample before
+ * has left the members: neither is timed while the Swarm is still busy with the other's
+ * leftovers, and each deploy is measured as a deploy on its own is.
  */
 import Docker from 'dockerode';
 import { HttpHealthProbe } from '../../adapters/probe/http.ts';
@@ -66,6 +70,7 @@ async function ownStartToHealthy(env: SwarmEnv, image: string, sample: string): 
     ]),
   );
   const names = [0, 1, 2].map((i) => `sdo-bench-own-${process.pid}-${sample}-${i}`);
+  const ids: string[] = [];
   const t0 = performance.now();
   try {
     await Promise.all(
@@ -81,6 +86,7 @@ async function ownStartToHealthy(env: SwarmEnv, image: string, sample: string): 
         const { id } = (await docker.createService(spec as Docker.CreateServiceOptions)) as {
           id: string;
         };
+        ids.push(id);
         let published: string | null = null;
         for (let n = 0; n < 6000 && !published; n++) {
           const tasks = (await docker.listTasks({ filters: { service: [id] } })) as OwnTask[];
@@ -103,7 +109,23 @@ async function ownStartToHealthy(env: SwarmEnv, image: string, sample: string): 
     return performance.now() - t0;
   } finally {
     await Promise.all(names.map((n) => env.swarm.remove(env.target, n).catch(() => undefined)));
+    // Until their tasks have stopped on the members (bounded), so the next deploy does not
+    // share the members with them.
+    await until(async () => {
+      const tasks = (await docker.listTasks()) as OwnTask[];
+      return !tasks.some((t) => ids.includes(t.ServiceID));
+    }, 30_000);
   }
+}
+
+/** Polls `done` every 100 ms until it answers true or `ms` pass; the time waited, or null. */
+async function until(done: () => Promise<boolean>, ms: number): Promise<number | null> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    if (await done().catch(() => false)) return Math.round(performance.now() - t0);
+    await sleep(100);
+  }
+  return null;
 }
 
 /** The image id of `tag` on the manager: what the build step resolves and the deploys run. */
@@ -136,6 +158,8 @@ export async function swarmSwitch(
   const deployMs: number[] = [];
   const failedDeploys: string[] = [];
   const profiles: Record<string, number>[] = [];
+  const manager = new Docker({ socketPath: env.target.dockerHost.replace(/^unix:\/\//, '') });
+  const retireWaitMs: (number | null)[] = [];
   try {
     for (let i = 0; i < o.switches; i++) {
       const version = i % 2 === 0 ? 'v2' : 'v1';
@@ -144,11 +168,26 @@ export async function swarmSwitch(
       deployMs.push(Math.round(performance.now() - t0));
       if (r.status !== 'completed') failedDeploys.push(`${r.id}: ${r.error}`);
       else profiles.push(await stepTimes(env, r.id));
+      // The release it replaced retires after its warm window: wait for it (bounded).
+      const replaced = r.previousReleaseId;
+      retireWaitMs.push(
+        replaced
+          ? await until(
+              async () =>
+                (
+                  await manager.listServices({
+                    filters: { label: [`selfdevop.release=${replaced}`] },
+                  })
+                ).length === 0,
+              90_000,
+            )
+          : 0,
+      );
       await sleep(500);
       // The tasks' own start-to-healthy under the same load, between two deploys.
       own.push(await ownStartToHealthy(env, ids[version], `load${i}`));
       process.stderr.write(
-        `bench:swarm: switch ${i + 1}/${o.switches} ${r.status} ${deployMs.at(-1)} ms, own ${Math.round(own.at(-1)!)} ms\n`,
+        `bench:swarm: switch ${i + 1}/${o.switches} ${r.status} ${deployMs.at(-1)} ms, own ${Math.round(own.at(-1)!)} ms, retire waited ${retireWaitMs.at(-1)} ms\n`,
       );
       await sleep(500);
     }
@@ -168,7 +207,9 @@ export async function swarmSwitch(
     detail: {
       switches: o.switches,
       failedDeploys,
-      deployMs: { median: median(deployMs), max: Math.max(...deployMs) },
+      deployMs: { median: median(deployMs), max: Math.max(...deployMs), samples: deployMs },
+      // After each deploy, the wait for the release it replaced to retire (null: not within 90 s).
+      retireWaitMs,
       // Each step's median time and the median time between steps, for the overhead.
       stepMedianMs: Object.fromEntries(
         [...new Set(profiles.flatMap((p) => Object.keys(p)))].map((k) => [

@@ -1153,6 +1153,13 @@ export class SwarmRuntime {
       if (typeof code === 'string' && connectionCodes.has(code))
         // The engine runtime's words (`docker_unavailable`): one error for both kinds of node.
         throw new Unavailable('docker', `${target.dockerHost}: ${code}`);
+      if (leaderless(e))
+        // Transient too: a step is retried (and a leader election here takes ~20 s) instead
+        // of failing the release on the first call the cluster could not commit.
+        throw new Unavailable(
+          'docker',
+          `${target.dockerHost}: the Swarm has no leader to answer (${String((e as Error).message).trim()})`,
+        );
       throw e;
     }
   }
@@ -1167,6 +1174,20 @@ const connectionCodes = new Set([
   'ETIMEDOUT',
   'EPIPE',
 ]);
+
+/**
+ * A manager's answer while the Swarm has no leader it can reach (the leader was lost, one is
+ * being elected): 503 "does not have a leader", or 500 with the Raft call's gRPC status
+ * `DeadlineExceeded` or `Unavailable`.
+ */
+function leaderless(e: unknown): boolean {
+  const { statusCode, message } = e as { statusCode?: number; message?: string };
+  if (statusCode === 503) return true;
+  return (
+    statusCode === 500 &&
+    /does not have a leader|rpc error: code = (DeadlineExceeded|Unavailable)\b/.test(message ?? '')
+  );
+}
 
 /** A task error saying its image is on no member and cannot be pulled. */
 const missingImage = (err: string) =>

@@ -164,3 +164,42 @@ describe('SwarmRuntime.start and the spread', () => {
     await expect(m.runtime.start(target, replica(0))).rejects.toThrow(/manager gone/);
   });
 });
+
+describe('SwarmRuntime while the Swarm has no leader', () => {
+  const answering = (error: { statusCode: number; message: string }) => {
+    const runtime = new SwarmRuntime();
+    (runtime as unknown as { client: () => Promise<unknown> }).client = async () => ({
+      listNodes: async () => {
+        throw Object.assign(new Error(error.message), { statusCode: error.statusCode });
+      },
+    });
+    return runtime;
+  };
+
+  it.each([
+    {
+      statusCode: 500,
+      message:
+        '(HTTP code 500) server error - rpc error: code = DeadlineExceeded desc = context deadline exceeded ',
+    },
+    {
+      statusCode: 503,
+      message:
+        "(HTTP code 503) unexpected - The swarm does not have a leader. It's possible that too few managers are online.",
+    },
+    { statusCode: 500, message: 'rpc error: code = Unavailable desc = transport is closing' },
+  ])('answers $statusCode "$message" as unavailable, so the step is retried', async (error) => {
+    await expect(answering(error).members(target)).rejects.toMatchObject({
+      kind: 'unavailable',
+      code: 'docker_unavailable',
+    });
+  });
+
+  it('leaves any other server error as it is', async () => {
+    const e = await answering({ statusCode: 500, message: 'rpc error: code = Unknown desc = boom' })
+      .members(target)
+      .catch((x: unknown) => x);
+    expect(e).not.toMatchObject({ kind: 'unavailable' });
+    expect((e as Error).message).toContain('boom');
+  });
+});

@@ -6,7 +6,9 @@
  * release engine in this process (bench/swarm/env.ts). Scenarios:
  *  - swarmSwitch: 3 replicas, N blue/green deploys under ≥ 1,000 req/s keep-alive plus 50
  *    new connections/s (bench/scale's load child, loopback only, bounded in time); deploy
- *    overhead beyond the tasks' own start-to-healthy, measured in the same run.
+ *    overhead beyond the tasks' own start-to-healthy, measured in the same run under the
+ *    same load (one sample after each deploy; `--own-samples` more before the load, shown
+ *    for comparison).
  *  - nodeLoss: a member loses power under load: survivors-only and restored times, against
  *    Swarm's own rescheduling time.
  *  - leaderLoss: the leader loses power during a deploy: the release completes or fails

@@ -36,8 +36,15 @@ const loadDockerode = onFirstUse(() => import('dockerode').then((m) => m.default
 export interface SwarmRuntimeOptions {
   /** How long `start` waits for a service's task to run; default 60 000 ms. */
   taskStartTimeoutMs?: number;
-  /** How often tasks are read while waiting; default 250 ms. */
+  /** How often tasks are read while waiting for a stop, a removal or a followed log; default 250 ms. */
   pollMs?: number;
+  /**
+   * How often tasks are read while a deploy waits for one to run (a replica, a migration);
+   * default 50 ms. The start waits on Swarm for a second or more, and every poll interval
+   * adds half of itself to it on average (a 250 ms poll cost the Swarm bench ~125 ms per
+   * replica, ~190 for the slowest of three), for one cheap read of one service's tasks.
+   */
+  startPollMs?: number;
   /** A task Swarm cannot place for this long fails the start with Swarm's reason; default 3000 ms. */
   unplacedGraceMs?: number;
   /** How long `remove` waits for a stopped service's ended tasks to be reaped; default 30 000 ms. */
@@ -131,6 +138,28 @@ export function envSecretName(service: string, nonce: string): string {
 
 /** The constraint pinning a replica's first task to the member the spread chose for it. */
 const spreadPinPrefix = 'node.id==';
+
+/**
+ * How long one read of the members and their tasks serves the spread of a release's
+ * replicas: the replicas of one start (a `maxSurge` batch) read within milliseconds of each
+ * other, a later batch or a retried step a little later. Older reads are read again.
+ */
+const spreadReadMs = 5000;
+
+/** The spread's member for a replica, and the members as read for it. */
+interface SpreadPin {
+  member: string;
+  members: SwarmNode[];
+}
+
+/**
+ * A start's pin: still on the service (`kept`), or being dropped (`dropping`, answering
+ * the error the update ended with, or null).
+ */
+interface PinState {
+  kept: boolean;
+  dropping: Promise<unknown> | null;
+}
 
 /** A member as the spread reads it. */
 export interface SpreadMember {
@@ -262,8 +291,14 @@ export class NotOnSwarm extends CoreError {
 
 export class SwarmRuntime {
   private readonly clients = new Map<string, Docker>();
+  /** The spread's reads, per manager and release, until they expire (`spreadRead`). */
+  private readonly spreadReads = new Map<
+    string,
+    { until: number; read: Promise<{ nodes: SwarmNode[]; tasks: SwarmTask[] }> }
+  >();
   private readonly taskStartTimeoutMs: number;
   private readonly pollMs: number;
+  private readonly startPollMs: number;
   private readonly unplacedGraceMs: number;
   private readonly reapWaitMs: number;
   private readonly options: SwarmRuntimeOptions;
@@ -272,6 +307,7 @@ export class SwarmRuntime {
     this.options = options;
     this.taskStartTimeoutMs = options.taskStartTimeoutMs ?? 60_000;
     this.pollMs = options.pollMs ?? 250;
+    this.startPollMs = options.startPollMs ?? 50;
     this.unplacedGraceMs = options.unplacedGraceMs ?? 3000;
     this.reapWaitMs = options.reapWaitMs ?? 30_000;
   }
@@ -365,6 +401,8 @@ export class SwarmRuntime {
    */
   async start(target: DockerTarget, spec: ContainerSpec): Promise<ContainerInfo> {
     let service = await this.serviceOrNull(target, spec.name);
+    // The members as the spread read them, when it did: where the task runs is read there.
+    let members: SwarmNode[] | undefined;
     if (!service) {
       if (spec.network) await this.ensureOverlay(target, spec.network);
       // Independent reads and the secret, at once (a deploy's time is mostly these calls).
@@ -381,16 +419,25 @@ export class SwarmRuntime {
       }
       const image = (imageOf as PromiseFulfilledResult<string>).value;
       const sealed = (sealedOf as PromiseFulfilledResult<SealedEnv | null>).value;
-      const pin = (pinOf as PromiseFulfilledResult<string | null>).value;
-      const body = serviceSpec({ ...spec, image }, false, sealed ?? undefined, pin ?? undefined);
+      const pin = (pinOf as PromiseFulfilledResult<SpreadPin | null>).value;
+      members = pin?.members;
+      const body = serviceSpec({ ...spec, image }, false, sealed ?? undefined, pin?.member);
+      let created: { id?: string; ID?: string } | null = null;
       try {
-        await this.call(target, (d) => d.createService(body as Docker.CreateServiceOptions));
+        created = (await this.call(target, (d) =>
+          d.createService(body as Docker.CreateServiceOptions),
+        )) as { id?: string; ID?: string };
       } catch (e) {
         // Two deliveries of one step: the other one created it (with its own secret: ours goes).
         if (sealed) await this.removeSecret(target, sealed.secretId).catch(() => undefined);
         if ((e as { statusCode?: number }).statusCode !== 409) throw e;
       }
-      service = await this.serviceOrNull(target, spec.name);
+      const id = created?.id ?? created?.ID;
+      // The spec just written is the service as far as a start reads it (one call less on a
+      // deploy's path); what writes to it later reads its version first.
+      service = id
+        ? { ID: id, Spec: body as SwarmService['Spec'] }
+        : await this.serviceOrNull(target, spec.name);
       if (!service) throw new SwarmTaskFailed(spec.name, 'created, then not found');
     }
     let earlier = new Set<string>();
@@ -398,35 +445,30 @@ export class SwarmRuntime {
       earlier = new Set((await this.tasksOf(target, service.ID)).map((t) => t.ID));
       await this.setReplicas(target, service, 1);
     }
-    let task: SwarmTask;
+    let run: { task: SwarmTask; tasks: SwarmTask[] };
     try {
-      task = await this.runningTask(target, service, earlier);
+      run = await this.runningTask(target, service, earlier);
     } catch (e) {
       // Nothing of it ran: leave no service behind, as an engine leaves no container.
       if (e instanceof ImageNotFound) await this.discard(target, service);
       throw e;
     }
-    const [info] = await Promise.all([
-      this.infoOf(target, service, task),
-      isPinned(service) ? this.unpin(target, service) : undefined,
-    ]);
-    return info;
+    const address = members?.find((n) => n.ID === run.task.NodeID)?.Status?.Addr;
+    return this.infoOf(target, service, run.task, {
+      tasks: run.tasks,
+      ...(address ? { address } : {}),
+    });
   }
 
   /**
    * The member this replica's first task goes to (`spreadMember`), or null: not a replica
-   * of a release, or fewer than two members to spread over.
+   * of a release, or fewer than two members to spread over. With the members it read.
    */
-  private async spreadPin(target: DockerTarget, spec: ContainerSpec): Promise<string | null> {
+  private async spreadPin(target: DockerTarget, spec: ContainerSpec): Promise<SpreadPin | null> {
     const release = spec.labels['selfdevop.release'];
     if (spec.replicaIndex === undefined || !release) return null;
-    const [nodes, tasks] = await Promise.all([
-      this.call(target, (d) => d.listNodes()) as Promise<SwarmNode[]>,
-      this.call(target, (d) =>
-        d.listTasks({ filters: { 'desired-state': ['running'] } }),
-      ) as Promise<SwarmTask[]>,
-    ]);
-    return spreadMember(
+    const { nodes, tasks } = await this.spreadRead(target, release);
+    const member = spreadMember(
       nodes.map((n) => ({
         id: n.ID,
         ready: n.Status?.State === 'ready',
@@ -443,6 +485,37 @@ export class SwarmRuntime {
       spec.replicaIndex,
       spec.placementLabels,
     );
+    return member ? { member, members: nodes } : null;
+  }
+
+  /**
+   * The members and the tasks Swarm wants running, read once for the replicas of one
+   * release that start together (and shared for `spreadReadMs`): each replica reading them
+   * itself cost two reads of the whole cluster per replica. Sharing changes no choice, since
+   * `spreadMember` leaves the release's own tasks out of the order. A failed read is not
+   * kept: the next replica, or the step's retry, reads again.
+   */
+  private spreadRead(
+    target: DockerTarget,
+    release: string,
+  ): Promise<{ nodes: SwarmNode[]; tasks: SwarmTask[] }> {
+    const now = Date.now();
+    for (const [k, v] of this.spreadReads) if (v.until <= now) this.spreadReads.delete(k);
+    const key = `${target.dockerHost}\n${release}`;
+    const kept = this.spreadReads.get(key);
+    if (kept) return kept.read;
+    const read = Promise.all([
+      this.call(target, (d) => d.listNodes()) as Promise<SwarmNode[]>,
+      this.call(target, (d) =>
+        d.listTasks({ filters: { 'desired-state': ['running'] } }),
+      ) as Promise<SwarmTask[]>,
+    ]).then(([nodes, tasks]) => ({ nodes, tasks }));
+    const entry = { until: now + spreadReadMs, read };
+    this.spreadReads.set(key, entry);
+    read.catch(() => {
+      if (this.spreadReads.get(key) === entry) this.spreadReads.delete(key);
+    });
+    return read;
   }
 
   /**
@@ -450,14 +523,14 @@ export class SwarmRuntime {
    * placement labels allow when its member is lost (a pin kept would leave the replacement
    * unplaceable once that member is gone). The running task stays: Swarm leaves a task be
    * when only the constraints changed and its member still matches them (swarmkit's
-   * IsTaskDirtyPlacementConstraintsOnly). Written against the version read, read again on a
-   * concurrent change.
+   * IsTaskDirtyPlacementConstraintsOnly) once the task has a member: a task still pending
+   * would be replaced. Written against the version read (Swarm moves it after a create, when
+   * it allocates the endpoint, so a version from before is mostly out of sequence), read
+   * again on a concurrent change.
    */
-  private async unpin(target: DockerTarget, read: SwarmService): Promise<void> {
-    // The service as read when the start began first (one call less on a deploy's path).
-    let service: SwarmService | null = read;
+  private async unpin(target: DockerTarget, serviceId: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      if (attempt > 0) service = await this.serviceOrNull(target, read.ID);
+      const service = await this.serviceOrNull(target, serviceId);
       if (!service || !isPinned(service)) return;
       const { ID: id, Version: version } = service;
       const template = service.Spec.TaskTemplate as {
@@ -657,7 +730,7 @@ export class SwarmRuntime {
       while (Date.now() < deadline) {
         task = (await this.tasksOf(target, id))[0];
         if (task && endedStates.has(task.Status?.State ?? '')) break;
-        await delay(this.pollMs);
+        await delay(this.startPollMs);
       }
       const ended = task && endedStates.has(task.Status?.State ?? '');
       const err = task?.Status?.Err ?? '';
@@ -786,22 +859,55 @@ export class SwarmRuntime {
 
   // ------------------------------------------------------------------ internals
 
-  /** A task running, or Swarm's reason why none does (unschedulable, failing to start). */
+  /**
+   * A task running (with the service's tasks as read then), or Swarm's reason why none
+   * does (unschedulable, failing to start). A pinned service (the spread) loses its pin as
+   * soon as Swarm gave its task a member, while the task starts there: the update then
+   * costs the start nothing, and the start never returns with the pin in place.
+   */
   private async runningTask(
     target: DockerTarget,
     service: SwarmService,
     earlier: ReadonlySet<string> = new Set(),
-  ): Promise<SwarmTask> {
+  ): Promise<{ task: SwarmTask; tasks: SwarmTask[] }> {
+    const pin: PinState = { kept: isPinned(service), dropping: null };
+    try {
+      const run = await this.waitRunning(target, service, earlier, pin);
+      // Seen running before it was seen placed: the pin goes now.
+      if (pin.kept) pin.dropping = this.unpinQuietly(target, service.ID);
+      const failed = await pin.dropping;
+      if (failed) throw failed;
+      return run;
+    } catch (e) {
+      // Not left racing with what the caller does next (a discard writes the same service).
+      await pin.dropping;
+      throw e;
+    }
+  }
+
+  /** `unpin`, answering the error it ended with, or null (never rejects: it runs unawaited). */
+  private unpinQuietly(target: DockerTarget, serviceId: string): Promise<unknown> {
+    return this.unpin(target, serviceId).then(
+      () => null,
+      (e: unknown) => e,
+    );
+  }
+
+  private async waitRunning(
+    target: DockerTarget,
+    service: SwarmService,
+    earlier: ReadonlySet<string>,
+    pin: PinState,
+  ): Promise<{ task: SwarmTask; tasks: SwarmTask[] }> {
     const deadline = Date.now() + this.taskStartTimeoutMs;
     let last = 'no task yet';
     let unplacedSince: number | null = null;
-    let pinned = isPinned(service);
     while (Date.now() < deadline) {
       const tasks = await this.tasksOf(target, service.ID);
       const running = tasks.find(
         (t) => t.Status?.State === 'running' && t.DesiredState === 'running',
       );
-      if (running) return running;
+      if (running) return { task: running, tasks };
       const newest = tasks[0];
       // Not restarted (restart policy none): a task that ran and ended is the answer, as a
       // container that exited at once is; one that never started is a failure.
@@ -819,11 +925,21 @@ export class SwarmRuntime {
       // task down once it ended, restarted or not, so the newest of this start is it.
       const wanted = tasks.find((t) => !earlier.has(t.ID));
       const wantedErr = wanted?.Status?.Err ?? '';
+      if (
+        pin.kept &&
+        wanted?.NodeID &&
+        wanted.DesiredState === 'running' &&
+        !endedStates.has(wanted.Status?.State ?? '')
+      ) {
+        // Swarm gave the task its member: the pin goes while the task starts there.
+        pin.kept = false;
+        pin.dropping = this.unpinQuietly(target, service.ID);
+      }
       if (noRestart && wanted?.Status?.State === 'rejected' && missingImage(wantedErr))
         throw new ImageNotFound(image, wantedErr);
       if (noRestart && wanted && endedStates.has(wanted.Status?.State ?? '')) {
         if (wanted.Status?.ContainerStatus?.ContainerID && wanted.Status.State !== 'rejected')
-          return wanted;
+          return { task: wanted, tasks };
         throw new SwarmTaskFailed(
           service.Spec.Name ?? service.ID,
           `its task did not start: ${wantedErr || wanted.Status?.State}`,
@@ -832,12 +948,12 @@ export class SwarmRuntime {
       // Swarm keeps a task no member may take pending for ever (its constraints, or its
       // reservations, fit nowhere): a deploy says so instead of waiting out the deadline.
       const unplaced = tasks[0]?.Status?.State === 'pending' && tasks[0].Status.Err;
-      if (unplaced && pinned) {
+      if (unplaced && pin.kept) {
         // The spread's member cannot take it (its reservations, or it left): the spread is a
         // preference, so the pin goes and Swarm places the task where it can.
-        await this.unpin(target, service);
-        pinned = false;
-        await delay(this.pollMs);
+        await this.unpin(target, service.ID);
+        pin.kept = false;
+        await delay(this.startPollMs);
         continue;
       }
       unplacedSince = unplaced ? (unplacedSince ?? Date.now()) : null;
@@ -857,7 +973,7 @@ export class SwarmRuntime {
         );
       if (newest)
         last = `task ${newest.Status?.State ?? 'unknown'}${newest.Status?.Err ? `: ${newest.Status.Err}` : newest.Status?.Message ? ` (${newest.Status.Message})` : ''}`;
-      await delay(this.pollMs);
+      await delay(this.startPollMs);
     }
     throw new SwarmTaskFailed(
       service.Spec.Name ?? service.ID,
@@ -892,13 +1008,21 @@ export class SwarmRuntime {
       .sort((a, b) => ((a.CreatedAt ?? '') < (b.CreatedAt ?? '') ? 1 : -1));
   }
 
+  /**
+   * What the port says of a replica's service. `known` is what the caller read just now
+   * (the service's tasks, the task's member address), not read again.
+   */
   private async infoOf(
     target: DockerTarget,
     service: SwarmService,
     task: SwarmTask | null,
+    known: { tasks?: SwarmTask[]; address?: string } = {},
   ): Promise<ContainerInfo> {
     const state = task?.Status?.State ?? '';
-    const address = task?.NodeID ? await this.memberAddress(target, task.NodeID) : null;
+    const [address, tasks] = await Promise.all([
+      known.address ?? (task?.NodeID ? this.memberAddress(target, task.NodeID) : null),
+      known.tasks ?? this.tasksOf(target, service.ID),
+    ]);
     // A task that is not running publishes nothing, whatever its last port status says.
     const ports = (state === 'running' ? (task?.Status?.PortStatus?.Ports ?? []) : [])
       .filter((p) => p.TargetPort && p.PublishedPort)
@@ -907,7 +1031,6 @@ export class SwarmRuntime {
         hostIp: address ?? '',
         hostPort: String(p.PublishedPort),
       }));
-    const tasks = await this.tasksOf(target, service.ID);
     return {
       id: service.ID,
       name: service.Spec.Name ?? service.ID,
@@ -1030,6 +1153,13 @@ export class SwarmRuntime {
       if (typeof code === 'string' && connectionCodes.has(code))
         // The engine runtime's words (`docker_unavailable`): one error for both kinds of node.
         throw new Unavailable('docker', `${target.dockerHost}: ${code}`);
+      if (leaderless(e))
+        // Transient too: a step is retried (and a leader election here takes ~20 s) instead
+        // of failing the release on the first call the cluster could not commit.
+        throw new Unavailable(
+          'docker',
+          `${target.dockerHost}: the Swarm has no leader to answer (${String((e as Error).message).trim()})`,
+        );
       throw e;
     }
   }
@@ -1044,6 +1174,20 @@ const connectionCodes = new Set([
   'ETIMEDOUT',
   'EPIPE',
 ]);
+
+/**
+ * A manager's answer while the Swarm has no leader it can reach (the leader was lost, one is
+ * being elected): 503 "does not have a leader", or 500 with the Raft call's gRPC status
+ * `DeadlineExceeded` or `Unavailable`.
+ */
+function leaderless(e: unknown): boolean {
+  const { statusCode, message } = e as { statusCode?: number; message?: string };
+  if (statusCode === 503) return true;
+  return (
+    statusCode === 500 &&
+    /does not have a leader|rpc error: code = (DeadlineExceeded|Unavailable)\b/.test(message ?? '')
+  );
+}
 
 /** A task error saying its image is on no member and cannot be pulled. */
 const missingImage = (err: string) =>

@@ -7,145 +7,62 @@
  * and restores it with the very same table checksums. A wrong passphrase is a 400 naming it,
  * a tampered object fails its drill loudly, and another org never sees the backup (404).
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackupView } from '../../core/data-services/backup-use-cases.ts';
 import type { BackupExport } from '../../core/data-services/backup-transfer.ts';
-import { DockerRuntime } from '../../adapters/runtime/docker.ts';
-import { startSelfhostApi } from '../support/api.ts';
 import {
-  dockerTarget,
-  ensureDataImages,
-  removeContainersByLabel,
-  testRun,
-} from '../support/docker.ts';
+  containerEnv,
+  createDataService,
+  settleDataService,
+  useDataSuite,
+  waitForAudit,
+  waitForBackup,
+  type DataInstall,
+} from '../support/data-services.ts';
 import { available } from '../support/services.ts';
 
 const ready = await available('docker');
-const docker = (...args: string[]) =>
-  promisify(execFile)('docker', args, { timeout: 30_000 }).then((r) => r.stdout.trim());
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const passphrase = 'a long shared passphrase, typed twice';
 
-type Install = Awaited<ReturnType<typeof startSelfhostApi>> & {
-  token: string;
-  orgId: string;
-  projectId: string;
-};
-
 describe.skipIf(!ready)('a data-service backup moved to another install', () => {
-  const run = testRun(import.meta.url);
-  const runtime = new DockerRuntime();
-  const volumes = new Set<string>();
-  const networks = new Set<string>();
-  const orgs: string[] = [];
-  let a: Install;
-  let b: Install;
+  const s = useDataSuite(import.meta.url, { email: 'install-a@example.com' });
+  let a: DataInstall;
+  let b: DataInstall;
+  beforeAll(async () => {
+    a = s;
+    b = await s.addInstall('install-b@example.com');
+  }, 900_000);
 
-  const h = (i: Install) => ({ token: i.token, headers: { 'x-org-id': i.orgId } });
+  const h = (i: DataInstall) => i.h();
 
-  async function install(email: string): Promise<Install> {
-    const api = await startSelfhostApi({
-      workers: true,
-      release: { maxStepAttempts: 2, dataReadyAttempts: 90 },
-    });
-    const s = await api.request('POST', '/api/auth/local/signup', {
-      body: { email, password: 'correct horse battery' },
-    });
-    const token = s.body.token;
-    orgs.push(s.body.org.id);
-    const project = await api.request('POST', '/api/projects', { token, body: { name: 'shop' } });
-    const node = await api.request('POST', '/api/nodes', {
-      token,
-      body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
-    });
-    expect(node.status, node.text).toBe(201);
-    return Object.assign(api, { token, orgId: s.body.org.id, projectId: project.body.id });
-  }
-
-  /** Creates a data service and polls until it leaves `provisioning` (bounded: 150 polls). */
-  async function createData(i: Install, name: string) {
-    const res = await i.request('POST', '/api/data-services', {
-      ...h(i),
-      body: { projectId: i.projectId, name, engine: 'mariadb' },
-    });
-    expect(res.status, res.text).toBe(202);
-    return settle(i, res.body.id);
-  }
-
-  async function settle(i: Install, id: string) {
-    for (let n = 0; n < 150; n++) {
-      const r = await i.request('GET', `/api/data-services/${id}`, h(i));
-      volumes.add(r.body.volume);
-      networks.add(r.body.network);
-      if (r.body.status !== 'provisioning')
-        return r.body as { id: string; host: string; network: string; status: string };
-      await sleep(400);
-    }
-    throw new Error(`data service ${id} still provisioning`);
-  }
-
-  /** Polls a backup until `done` says so (bounded: 200 polls). */
-  async function waitBackup(
-    i: Install,
-    id: string,
-    backupId: string,
-    done: (x: BackupView) => boolean,
-  ) {
-    for (let n = 0; n < 200; n++) {
-      const r = await i.request('GET', `/api/data-services/${id}/backups`, h(i));
-      expect(r.status, r.text).toBe(200);
-      const found = r.body.items.find((x: BackupView) => x.id === backupId);
-      if (found && done(found)) return found as BackupView;
-      await sleep(500);
-    }
-    throw new Error(`backup ${backupId} did not settle`);
-  }
-
-  async function waitAudit(i: Install, action: string, targetId: string) {
-    for (let n = 0; n < 200; n++) {
-      const r = await i.request(
-        'GET',
-        `/api/audit-events?action=${action}&targetId=${targetId}&limit=200`,
-        h(i),
-      );
-      if (r.body.items?.length) return r.body.items;
-      await sleep(500);
-    }
-    throw new Error(`no ${action} for ${targetId}`);
-  }
+  /** Creates a MariaDB data service and polls until it leaves `provisioning`. */
+  const createData = (i: DataInstall, name: string) =>
+    createDataService(i, s.cleanup, { name, engine: 'mariadb' });
 
   /** A SQL statement from a one-off client on the data service's project network. */
   async function sql(ds: { host: string; network: string }, statement: string) {
-    const password = (
-      await docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', ds.host)
-    )
-      .split('\n')
-      .find((l) => l.startsWith('MARIADB_PASSWORD='))!
-      .slice('MARIADB_PASSWORD='.length);
-    const r = await runtime.runOnce(
-      dockerTarget,
-      {
-        name: run.name('client'),
-        image: 'selfdevop/mariadb:10.11',
-        env: { MYSQL_PWD: password },
-        labels: run.labels,
-        entrypoint: ['sh', '-ec', `mariadb -h ${ds.host} -u app app -N -B -e "${statement}"`],
-        restartPolicy: 'no',
-        network: ds.network,
-      },
-      60_000,
+    const password = await containerEnv(ds.host, 'MARIADB_PASSWORD');
+    const r = await s.client(
+      'selfdevop/mariadb:10.11',
+      ds.network,
+      { MYSQL_PWD: password },
+      `mariadb -h ${ds.host} -u app app -N -B -e "${statement}"`,
     );
     expect(r.exitCode, r.output).toBe(0);
-    return r.output.trim();
+    return r.output;
   }
 
   const checksums = (ds: { host: string; network: string }) =>
     sql(ds, 'checksum table items, tags extended');
 
   /** PUTs bytes as a stream (chunked: no length known up front), as the CLI does. */
-  function upload(i: Install, path: string, bytes: Uint8Array, token = i.token, orgId = i.orgId) {
+  function upload(
+    i: DataInstall,
+    path: string,
+    bytes: Uint8Array,
+    token = i.token,
+    orgId = i.orgId,
+  ) {
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
         for (let at = 0; at < bytes.length; at += 4096)
@@ -153,7 +70,7 @@ describe.skipIf(!ready)('a data-service backup moved to another install', () => 
         controller.close();
       },
     });
-    return fetch(`${i.url}${path}`, {
+    return fetch(`${i.api.url}${path}`, {
       method: 'PUT',
       headers: {
         authorization: `Bearer ${token}`,
@@ -164,21 +81,6 @@ describe.skipIf(!ready)('a data-service backup moved to another install', () => 
       duplex: 'half',
     } as RequestInit);
   }
-
-  beforeAll(async () => {
-    await ensureDataImages();
-    a = await install('install-a@example.com');
-    b = await install('install-b@example.com');
-  }, 900_000);
-
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-    for (const orgId of orgs) await removeContainersByLabel({ 'selfdevop.org': orgId });
-    await removeContainersByLabel(run.labels);
-    for (const v of volumes) if (v) await docker('volume', 'rm', '-f', v).catch(() => undefined);
-    for (const n of networks) if (n) await docker('network', 'rm', n).catch(() => undefined);
-  });
 
   let source: Awaited<ReturnType<typeof createData>>;
   let target: Awaited<ReturnType<typeof createData>>;
@@ -196,7 +98,7 @@ describe.skipIf(!ready)('a data-service backup moved to another install', () => 
     );
     const res = await a.request('POST', `/api/data-services/${source.id}/backups`, h(a));
     expect(res.status, res.text).toBe(202);
-    const made = await waitBackup(
+    const made = await waitForBackup<BackupView>(
       a,
       source.id,
       res.body.id,
@@ -239,9 +141,12 @@ describe.skipIf(!ready)('a data-service backup moved to another install', () => 
     expect(JSON.stringify(bundle)).not.toContain('sealedDataKey');
     expect(bundle.wrappedKey).toMatch(/^v1\.scrypt\./);
 
-    const res2 = await fetch(`${a.url}/api/data-services/${source.id}/backups/${made.id}/object`, {
-      headers: { authorization: `Bearer ${a.token}`, 'x-org-id': a.orgId },
-    });
+    const res2 = await fetch(
+      `${a.api.url}/api/data-services/${source.id}/backups/${made.id}/object`,
+      {
+        headers: { authorization: `Bearer ${a.token}`, 'x-org-id': a.orgId },
+      },
+    );
     expect(res2.status).toBe(200);
     object = new Uint8Array(await res2.arrayBuffer());
     expect(object.byteLength).toBe(made.storedBytes);
@@ -296,7 +201,7 @@ describe.skipIf(!ready)('a data-service backup moved to another install', () => 
 
     const put = await upload(b, res.body.uploadPath, object);
     expect(put.status, await put.clone().text()).toBe(202);
-    imported = await waitBackup(
+    imported = await waitForBackup<BackupView>(
       b,
       target.id,
       res.body.backup.id,
@@ -320,8 +225,8 @@ describe.skipIf(!ready)('a data-service backup moved to another install', () => 
     });
     expect(restore.status, restore.text).toBe(202);
     const copyId = restore.body.dataService.id;
-    await waitAudit(b, 'data_service.restored', copyId);
-    const copy = await settle(b, copyId);
+    await waitForAudit(b, 'data_service.restored', copyId);
+    const copy = await settleDataService(b, s.cleanup, copyId, (d) => d.status !== 'provisioning');
     expect(copy.status).toBe('ready');
     const want = await checksums(source);
     expect(want).toMatch(/app\.items\t\d+/);
@@ -339,7 +244,7 @@ describe.skipIf(!ready)('a data-service backup moved to another install', () => 
     tampered[Math.floor(tampered.length / 2)]! ^= 0x01;
     const put = await upload(b, res.body.uploadPath, tampered);
     expect(put.status).toBe(202);
-    const x = await waitBackup(
+    const x = await waitForBackup<BackupView>(
       b,
       target.id,
       res.body.backup.id,
@@ -347,8 +252,8 @@ describe.skipIf(!ready)('a data-service backup moved to another install', () => 
     );
     expect(x.drillStatus).toBe('failed');
     expect(x.drillError).toMatch(/is corrupted: the stored dump's SHA-256/);
-    const events = await waitAudit(b, 'drill.failed', target.id);
-    expect(events.at(-1).data).toMatchObject({ backupId: x.id, reason: x.drillError });
+    const events = await waitForAudit(b, 'drill.failed', target.id);
+    expect(events.at(-1)!.data).toMatchObject({ backupId: x.id, reason: x.drillError });
   }, 300_000);
 
   it("answers 404 to another org's backup ids on every transfer route", async () => {

@@ -8,35 +8,22 @@
  * and its container reaches that server; the shared copy keeps serving its URL (apps on the
  * old release) until `confirm-move`, which drops it.
  */
-import { execFile } from 'node:child_process';
 import http from 'node:http';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerRuntime } from '../../adapters/runtime/docker.ts';
-import { startSelfhostApi } from '../support/api.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import {
-  dockerTarget,
-  ensureDataImages,
-  ensureTestImages,
-  removeContainersByLabel,
-  testRun,
-} from '../support/docker.ts';
-import type { Requester } from '../support/http.ts';
+  docker,
+  sleep,
+  useDataSuite,
+  type DataSuite,
+  type DataView,
+} from '../support/data-services.ts';
+import { ensureTestImages } from '../support/docker.ts';
 import { available } from '../support/services.ts';
 
 const ready = (await available('docker')) && (await available('caddy'));
-const docker = (...args: string[]) =>
-  promisify(execFile)('docker', args, { timeout: 60_000 }).then((r) => r.stdout.trim());
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type View = {
-  id: string;
-  status: string;
-  error: string | null;
-  host: string;
-  network: string;
-  volume: string;
+type View = DataView & {
   mode: string;
   sharedServerId: string | null;
   links?: unknown[];
@@ -47,25 +34,32 @@ type View = {
     releaseIds: string[];
     error: string | null;
   } | null;
-  /** The answer's status when the data service is gone. */
-  gone?: number;
 };
 type ReleaseView = { id: string; status: string; error: string | null; containerId: string };
 
 describe.skipIf(!ready)(
   'move to a dedicated server with a linked app (real MariaDB, releases, Caddy)',
   () => {
-    const run = testRun(import.meta.url);
-    const runtime = new DockerRuntime();
     let caddy: TestCaddy;
-    let api: Awaited<ReturnType<typeof startSelfhostApi>>;
-    let req: Requester;
-    let token: string;
-    let orgId: string;
+    const s = useDataSuite(import.meta.url, {
+      email: 'move@example.com',
+      before: async () => {
+        await ensureTestImages();
+        caddy = await startCaddy();
+      },
+      settings: () => ({
+        caddyAdminUrl: caddy.adminUrl,
+        caddyServer: caddy.serverName,
+        release: { maxStepAttempts: 2, migrationTimeoutMs: 20_000, dataReadyAttempts: 60 },
+      }),
+      after: async () => {
+        await caddy?.stop();
+      },
+    });
+    let req: DataSuite['request'];
     let projectId: string;
-    const volumes = new Set<string>();
-    const networks = new Set<string>();
-    const h = (body?: unknown) => ({ token, headers: { 'x-org-id': orgId }, body });
+    const h = (body?: unknown) => s.h(body);
+    beforeAll(() => void ({ request: req, projectId } = s));
 
     /** GET through the edge, as a visitor of the app's host. */
     const viaCaddy = (host: string, path: string) =>
@@ -83,19 +77,8 @@ describe.skipIf(!ready)(
       });
 
     /** Polls the data service until `done` (bounded: 400 polls). */
-    async function poll(id: string, done: (d: View) => boolean): Promise<View> {
-      for (let i = 0; i < 400; i++) {
-        const r = await req('GET', `/api/data-services/${id}`, h());
-        if (r.status === 200) {
-          volumes.add(r.body.volume);
-          networks.add(r.body.network);
-        }
-        const view = (r.status === 200 ? r.body : { gone: r.status }) as View;
-        if (done(view)) return view;
-        await sleep(500);
-      }
-      throw new Error(`data service ${id} did not settle`);
-    }
+    const poll = (id: string, done: (d: View) => boolean) =>
+      s.settle(id, done as (d: DataView) => boolean) as Promise<View>;
 
     async function waitRelease(id: string): Promise<ReleaseView> {
       let r = { status: 'unknown' } as ReleaseView;
@@ -110,63 +93,18 @@ describe.skipIf(!ready)(
     /** Runs SQL with exactly what a `mysql://` URL names, on the project network. */
     function sql(url: string, query: string) {
       const u = new URL(url);
-      return runtime.runOnce(
-        dockerTarget,
-        {
-          name: run.name('sql'),
-          image: 'selfdevop/mariadb:10.11',
-          env: { Q: query, MYSQL_PWD: decodeURIComponent(u.password) },
-          labels: run.labels,
-          entrypoint: [
-            'sh',
-            '-c',
-            `mariadb -h ${u.hostname} -P ${u.port} -u ${u.username} -N -B ${u.pathname.slice(1)} -e "$Q"`,
-          ],
-          restartPolicy: 'no',
-          network: [...networks][0]!,
-        },
-        30_000,
+      return s.client(
+        'selfdevop/mariadb:10.11',
+        [...s.cleanup.networks][0]!,
+        { Q: query, MYSQL_PWD: decodeURIComponent(u.password) },
+        `mariadb -h ${u.hostname} -P ${u.port} -u ${u.username} -N -B ${u.pathname.slice(1)} -e "$Q"`,
+        { errexit: false },
       );
     }
 
-    beforeAll(async () => {
-      await Promise.all([ensureTestImages(), ensureDataImages()]);
-      caddy = await startCaddy();
-      api = await startSelfhostApi({
-        workers: true,
-        caddyAdminUrl: caddy.adminUrl,
-        caddyServer: caddy.serverName,
-        release: { maxStepAttempts: 2, migrationTimeoutMs: 20_000, dataReadyAttempts: 60 },
-      });
-      req = api.request;
-      const s = await req('POST', '/api/auth/local/signup', {
-        body: { email: 'move@example.com', password: 'correct horse battery' },
-      });
-      token = s.body.token;
-      orgId = s.body.org.id;
-      projectId = (await req('POST', '/api/projects', h({ name: 'shop' }))).body.id;
-      const node = await req(
-        'POST',
-        '/api/nodes',
-        h({ name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' }),
-      );
-      expect(node.status, node.text).toBe(201);
-    }, 900_000);
-
-    afterAll(async () => {
-      await api?.close();
-      await caddy?.stop();
-      if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
-      await removeContainersByLabel(run.labels);
-      for (const v of volumes) await docker('volume', 'rm', '-f', v).catch(() => undefined);
-      for (const n of networks) await docker('network', 'rm', n).catch(() => undefined);
-    });
-
     it('redeploys the app onto the dedicated copy; the shared copy serves until confirmed', async () => {
       const create = async (body: Record<string, unknown>) => {
-        const res = await req('POST', '/api/data-services', h({ projectId, ...body }));
-        expect(res.status, res.text).toBe(202);
-        const d = await poll(res.body.id, (x) => x.status !== 'provisioning');
+        const d = (await s.create(body)) as View;
         expect(d.status, d.error ?? '').toBe('ready');
         return d;
       };
@@ -267,7 +205,7 @@ describe.skipIf(!ready)(
 
       const confirmed = await req('POST', `/api/data-services/${shared.id}/confirm-move`, h());
       expect(confirmed.status, confirmed.text).toBe(202);
-      await poll(shared.id, (d) => d.gone === 404);
+      await poll(shared.id, (d) => d.answered === 404);
       // The shared copy's database and user are dropped; the server and the app's copy stay.
       const dropped = await sql(sharedUrl, 'select 1');
       expect(dropped.exitCode).not.toBe(0);

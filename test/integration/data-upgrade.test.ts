@@ -12,24 +12,21 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerRuntime } from '../../adapters/runtime/docker.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackupView } from '../../core/data-services/backup-use-cases.ts';
-import { startSelfhostApi } from '../support/api.ts';
 import {
-  dockerTarget,
-  ensureDataImages,
-  removeContainersByLabel,
-  testRun,
-} from '../support/docker.ts';
-import type { Requester } from '../support/http.ts';
+  containerEnv,
+  docker,
+  useDataSuite,
+  waitForBackup,
+  type DataSuite,
+  type DataView,
+} from '../support/data-services.ts';
+import { ensureDataImages } from '../support/docker.ts';
 import { available } from '../support/services.ts';
 
 const ready = await available('docker');
 const exec = promisify(execFile);
-const docker = (...args: string[]) =>
-  exec('docker', args, { timeout: 120_000 }).then((r) => r.stdout.trim());
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Tags of this test's own: the shared selfdevop/* tags are never changed.
 const mislabelled = 'sdo-test-data-upgrade/postgres:15.99';
 const broken = 'sdo-test-data-upgrade/postgres:15.98';
@@ -48,72 +45,45 @@ const minors = {
 };
 
 describe.skipIf(!ready)('minor upgrades of a data service, with a backup first', () => {
-  const run = testRun(import.meta.url);
-  const runtime = new DockerRuntime();
-  let api: Awaited<ReturnType<typeof startSelfhostApi>>;
-  let req: Requester;
-  let token: string;
-  let orgId: string;
-  const cleanup = { volumes: new Set<string>(), networks: new Set<string>() };
-  const h = () => ({ token, headers: { 'x-org-id': orgId } });
-
-  beforeAll(async () => {
-    await ensureDataImages();
-    for (const [engine, m] of Object.entries(minors)) {
-      m.version = await versionIn(m.image, m.binary);
-      m.tag = `sdo-test-data-upgrade/${engine}:${m.version}`;
-      await docker('tag', m.image, m.tag);
-    }
-    await docker('tag', 'selfdevop/postgres:15', mislabelled);
-    // A "minor" whose server exits at once: what a bad image does to an upgrade.
-    await exec(
-      'sh',
-      [
-        '-c',
-        `printf 'FROM selfdevop/postgres:15\\nENTRYPOINT ["sh","-c","echo this image is broken >&2; exit 3"]\\n' | docker build -q -t ${broken} -`,
-      ],
-      { timeout: 120_000, env: { ...process.env, DOCKER_BUILDKIT: '0' } },
-    );
-    api = await startSelfhostApi({
-      workers: true,
-      release: { maxStepAttempts: 2, dataReadyAttempts: 90 },
+  const s = useDataSuite(import.meta.url, {
+    email: 'upgrades@example.com',
+    before: async () => {
+      await ensureDataImages();
+      for (const [engine, m] of Object.entries(minors)) {
+        m.version = await versionIn(m.image, m.binary);
+        m.tag = `sdo-test-data-upgrade/${engine}:${m.version}`;
+        await docker('tag', m.image, m.tag);
+      }
+      await docker('tag', 'selfdevop/postgres:15', mislabelled);
+      // A "minor" whose server exits at once: what a bad image does to an upgrade.
+      await exec(
+        'sh',
+        [
+          '-c',
+          `printf 'FROM selfdevop/postgres:15\\nENTRYPOINT ["sh","-c","echo this image is broken >&2; exit 3"]\\n' | docker build -q -t ${broken} -`,
+        ],
+        { timeout: 120_000, env: { ...process.env, DOCKER_BUILDKIT: '0' } },
+      );
+    },
+    settings: () => ({
       dataImages: [
         `postgres:15.99=${mislabelled}`,
         `postgres:15.98=${broken}`,
         ...Object.entries(minors).map(([engine, m]) => `${engine}:${m.version}=${m.tag}`),
       ].join(','),
-    });
-    req = api.request;
-    const s = await req('POST', '/api/auth/local/signup', {
-      body: { email: 'upgrades@example.com', password: 'correct horse battery' },
-    });
-    token = s.body.token;
-    orgId = s.body.org.id;
-    const node = await req('POST', '/api/nodes', {
-      token,
-      body: { name: 'local', dockerHost: 'unix:///var/run/docker.sock', address: '127.0.0.1' },
-    });
-    expect(node.status, node.text).toBe(201);
-  }, 900_000);
-
-  afterAll(async () => {
-    await api?.close();
-    if (orgId) await removeContainersByLabel({ 'selfdevop.org': orgId });
-    await removeContainersByLabel(run.labels);
-    for (const v of cleanup.volumes) await docker('volume', 'rm', '-f', v).catch(() => undefined);
-    for (const n of cleanup.networks) await docker('network', 'rm', n).catch(() => undefined);
-    await docker('rmi', mislabelled, broken, ...Object.values(minors).map((m) => m.tag)).catch(
-      () => undefined,
-    );
+    }),
+    after: async () => {
+      await docker('rmi', mislabelled, broken, ...Object.values(minors).map((m) => m.tag)).catch(
+        () => undefined,
+      );
+    },
   });
+  let req: DataSuite['request'];
+  let token: string;
+  const h = () => s.h();
+  beforeAll(() => void ({ request: req, token } = s));
 
-  type Ds = {
-    id: string;
-    host: string;
-    network: string;
-    status: string;
-    version: string;
-    error: string | null;
+  type Ds = DataView & {
     upgrade: {
       status: string;
       from: string;
@@ -126,40 +96,16 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
     } | null;
   };
 
-  /** Polls the data service until `done` (bounded: 300 polls). */
-  async function poll(id: string, done: (d: Ds) => boolean): Promise<Ds> {
-    for (let i = 0; i < 300; i++) {
-      const r = await req('GET', `/api/data-services/${id}`, h());
-      cleanup.volumes.add(r.body.volume);
-      cleanup.networks.add(r.body.network);
-      if (done(r.body)) return r.body;
-      await sleep(500);
-    }
-    throw new Error(`data service ${id} did not settle`);
-  }
+  /** Polls the data service until `done` (bounded: 400 polls). */
+  const poll = (id: string, done: (d: Ds) => boolean) =>
+    s.settle(id, done as (d: DataView) => boolean) as Promise<Ds>;
 
   /** Runs `command` in a client one-off of `image` next to the server, its password in `$PW`. */
   async function client(ds: Ds, image: string, passwordVar: string, command: string) {
-    const env = await docker('inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', ds.host);
-    const password = env
-      .split('\n')
-      .find((l) => l.startsWith(`${passwordVar}=`))!
-      .slice(passwordVar.length + 1);
-    const r = await runtime.runOnce(
-      dockerTarget,
-      {
-        name: run.name('client'),
-        image,
-        env: { PW: password },
-        labels: run.labels,
-        entrypoint: ['sh', '-ec', command],
-        restartPolicy: 'no',
-        network: ds.network,
-      },
-      60_000,
-    );
+    const password = await containerEnv(ds.host, passwordVar);
+    const r = await s.client(image, ds.network, { PW: password }, command);
     expect(r.exitCode, r.output).toBe(0);
-    return r.output.trim();
+    return r.output;
   }
 
   const psql = (ds: Ds, sql: string) =>
@@ -178,16 +124,7 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
   let before: string;
 
   it('refuses another release line, an unknown or older version, with the reason', async () => {
-    const res = await req('POST', '/api/data-services', {
-      ...h(),
-      body: {
-        projectId: (await req('POST', '/api/projects', { token, body: { name: 'shop' } })).body.id,
-        name: 'ledger',
-        engine: 'postgres',
-      },
-    });
-    expect(res.status, res.text).toBe(202);
-    ds = await poll(res.body.id, (d) => d.status !== 'provisioning');
+    ds = (await s.create({ name: 'ledger', engine: 'postgres' })) as Ds;
     expect(ds.status, ds.error ?? '').toBe('ready');
     await psql(
       ds,
@@ -296,15 +233,14 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
     expect(await imageOf(done)).toBe(minors.postgres.tag);
     expect(await fingerprint(done)).toBe(before);
     // The backup it took first is recorded (trigger pre_upgrade) and proven by its drill.
-    let b: BackupView | undefined;
-    for (let i = 0; i < 200; i++) {
-      const list = await req('GET', `/api/data-services/${ds.id}/backups`, h());
-      b = list.body.items.find((x: BackupView) => x.id === done.upgrade!.backupId);
-      if (b?.drillStatus === 'passed' || b?.drillStatus === 'failed') break;
-      await sleep(500);
-    }
+    const b = await waitForBackup<BackupView>(
+      s,
+      ds.id,
+      done.upgrade!.backupId!,
+      (x) => x.drillStatus === 'passed' || x.drillStatus === 'failed',
+    );
     expect(b).toMatchObject({ trigger: 'pre_upgrade', status: 'completed', drillStatus: 'passed' });
-    expect(b!.tables).toEqual({ 'public.notes': 3000 });
+    expect(b.tables).toEqual({ 'public.notes': 3000 });
     const audit = await req(
       'GET',
       `/api/audit-events?action=data_service.upgraded&targetId=${ds.id}`,
@@ -357,12 +293,11 @@ describe.skipIf(!ready)('minor upgrades of a data service, with a backup first',
       },
     ];
     for (const e of engines) {
-      const res = await req('POST', '/api/data-services', {
-        ...h(),
-        body: { projectId, name: `${e.engine}-up`, engine: e.engine },
-      });
-      expect(res.status, res.text).toBe(202);
-      const created = await poll(res.body.id, (d) => d.status !== 'provisioning');
+      const created = (await s.create({
+        projectId,
+        name: `${e.engine}-up`,
+        engine: e.engine,
+      })) as Ds;
       expect(created.status, created.error ?? '').toBe('ready');
       await e.write(created);
       const to = minors[e.engine].version;

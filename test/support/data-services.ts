@@ -38,6 +38,8 @@ export type DataView = {
   host: string;
   network: string;
   volume: string;
+  /** The answer's HTTP status when it is not 200 (a deleted data service answers 404). */
+  answered?: number;
 } & Record<string, unknown>;
 
 /** One install: the API with its workers, an org (signed up as `email`), its project and node. */
@@ -137,10 +139,47 @@ export async function settleDataService(
   for (let n = 0; n < 400; n++) {
     const r = await i.request('GET', `/api/data-services/${id}`, i.h());
     cleanup.saw(r.body);
-    if (done(r.body)) return r.body as DataView;
+    const view = (r.status === 200 ? r.body : { ...r.body, answered: r.status }) as DataView;
+    if (done(view)) return view;
     await sleep(500);
   }
   throw new Error(`data service ${id} did not settle`);
+}
+
+/** Polls a data service's backups until the one `backupId` satisfies `done` (bounded: 200 polls). */
+export async function waitForBackup<B extends { id: string }>(
+  i: DataInstall,
+  dataServiceId: string,
+  backupId: string,
+  done: (b: B) => boolean,
+): Promise<B> {
+  for (let n = 0; n < 200; n++) {
+    const r = await i.request('GET', `/api/data-services/${dataServiceId}/backups`, i.h());
+    expect(r.status, r.text).toBe(200);
+    const found = (r.body.items as B[]).find((x) => x.id === backupId);
+    if (found && done(found)) return found;
+    await sleep(500);
+  }
+  throw new Error(`backup ${backupId} did not settle`);
+}
+
+/** Polls the audit trail until more than `after` events of `action` for `targetId` (bounded). */
+export async function waitForAudit(
+  i: DataInstall,
+  action: string,
+  targetId: string,
+  after = 0,
+): Promise<{ data: Record<string, unknown> }[]> {
+  for (let n = 0; n < 200; n++) {
+    const r = await i.request(
+      'GET',
+      `/api/audit-events?action=${action}&targetId=${targetId}&limit=200`,
+      i.h(),
+    );
+    if (r.body.items?.length > after) return r.body.items;
+    await sleep(500);
+  }
+  throw new Error(`no ${action} for ${targetId}`);
 }
 
 /** The value of `name` in a server container's environment (its generated password). */
@@ -156,6 +195,11 @@ export interface DataSuite extends DataInstall {
   run: ReturnType<typeof testRun>;
   runtime: DockerRuntime;
   cleanup: DataCleanup;
+  /**
+   * Starts one more install (its own database, vault and object store) signed up as `email`;
+   * its org's containers join the clean-up and it is closed with the suite's.
+   */
+  addInstall(email: string, settings?: ApiSettings): Promise<DataInstall>;
   create(body: Record<string, unknown>): Promise<DataView>;
   settle(id: string, done?: (d: DataView) => boolean): Promise<DataView>;
   /**
@@ -173,16 +217,30 @@ export interface DataSuite extends DataInstall {
 
 /**
  * Registers the suite's beforeAll (an install signed up as `email`) and afterAll (close, then
- * clean up); the returned object is filled in before the first test runs.
+ * clean up); the returned object is filled in before the first test runs. `settings` may be
+ * a function when they depend on what `before` made (a Caddy's address, image tags); `after`
+ * runs last, once the suite's containers are gone (so images they used can be untagged).
  */
 export function useDataSuite(
   fileUrl: string,
-  options: { email: string; settings?: ApiSettings; before?: () => Promise<void> },
+  options: {
+    email: string;
+    settings?: ApiSettings | (() => ApiSettings);
+    before?: () => Promise<void>;
+    after?: () => Promise<void>;
+  },
 ): DataSuite {
   const run = testRun(fileUrl);
   const runtime = new DockerRuntime();
   const cleanup = new DataCleanup(run.labels);
   const suite = { run, runtime, cleanup } as DataSuite;
+  const more: DataInstall[] = [];
+  suite.addInstall = async (email, settings) => {
+    const i = await startDataInstall(email, settings);
+    more.push(i);
+    cleanup.orgIds.add(i.orgId);
+    return i;
+  };
   suite.create = (body) => createDataService(suite, cleanup, body);
   suite.settle = (id, done = (d) => d.status !== 'provisioning') =>
     settleDataService(suite, cleanup, id, done);
@@ -204,12 +262,16 @@ export function useDataSuite(
   };
   beforeAll(async () => {
     await options.before?.();
-    Object.assign(suite, await startDataInstall(options.email, options.settings));
+    const { settings } = options;
+    const resolved = typeof settings === 'function' ? settings() : settings;
+    Object.assign(suite, await startDataInstall(options.email, resolved));
     cleanup.orgIds.add(suite.orgId);
   }, 900_000);
   afterAll(async () => {
     await suite.api?.close();
+    for (const i of more) await i.api.close();
     await cleanup.run();
+    await options.after?.();
   });
   return suite;
 }

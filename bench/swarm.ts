@@ -1,5 +1,5 @@
 /**
- * npm run bench:swarm [-- --switches 20 --only swarmSwitch,nodeLoss,leaderLoss]
+ * npm run bench:swarm [-- --switches 20 --only swarmSwitch,nodeLoss,leaderLoss --app keepalive]
  *
  * selfdevop on the three-manager Swarm of scripts/swarm-up.sh 7 8 9 (multi-node.sh nodes
  * 7-9, with the app images) behind a real Caddy with dynamic upstreams, driven by the
@@ -13,6 +13,8 @@
  *    Swarm's own rescheduling time.
  *  - leaderLoss: the leader loses power during a deploy: the release completes or fails
  *    cleanly.
+ * The app is selfdevop-test/app-ka (keep-alive, as real apps are) unless `--app busybox`
+ * asks for the connection-per-request app; both versions are copied to members that lack them.
  * The loss scenarios boot the member again and check the Swarm is whole (three ready
  * members, one cluster) before going on. Last output line: one JSON object with a `goals`
  * map of {goal, got, met}, with the load average before and after (a shared machine).
@@ -21,6 +23,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Goal, ScenarioResult } from './scale/goal.ts';
+import { benchApps, isBenchApp } from './scale/env.ts';
 import { members, socketOf, startSwarmEnv, swarmHealthy } from './swarm/env.ts';
 import { leaderLoss, nodeLoss } from './swarm/loss.ts';
 import { swarmSwitch } from './swarm/switch.ts';
@@ -30,8 +33,16 @@ const { values } = parseArgs({
     switches: { type: 'string', default: '20' },
     'own-samples': { type: 'string', default: '3' },
     only: { type: 'string' },
+    app: { type: 'string', default: 'keepalive' },
   },
 });
+if (!isBenchApp(values.app)) {
+  console.error(
+    `bench:swarm: --app takes ${Object.keys(benchApps).join(' or ')}, not ${values.app}`,
+  );
+  process.exit(2);
+}
+const app = values.app;
 if (!members.every((i) => existsSync(socketOf(i)))) {
   console.error(
     'bench:swarm needs multi-node.sh up 9 (MN_IMAGES with the app images), then scripts/swarm-up.sh 7 8 9',
@@ -49,7 +60,7 @@ if (unwell) {
 const scenarios: Record<string, () => Promise<ScenarioResult>> = {
   swarmSwitch: async () => {
     // selfdevop talks to node 7, as an install registers one manager.
-    const env = await startSwarmEnv(7);
+    const env = await startSwarmEnv(7, app);
     try {
       return await swarmSwitch(env, {
         switches: Number(values.switches),
@@ -59,8 +70,8 @@ const scenarios: Record<string, () => Promise<ScenarioResult>> = {
       await env.close();
     }
   },
-  nodeLoss,
-  leaderLoss,
+  nodeLoss: () => nodeLoss(app),
+  leaderLoss: () => leaderLoss(app),
 };
 const only = values.only?.split(',') ?? Object.keys(scenarios);
 const unknown = only.filter((n) => !(n in scenarios));

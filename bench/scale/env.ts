@@ -224,19 +224,23 @@ export async function startScaleEnv(o: { app: BenchApp }): Promise<ScaleEnv> {
 }
 
 /**
- * Copies each image a node 1–3 lacks from the host engine (multi-node.sh loads only the
+ * Copies each image a node (1–3 unless `sockets` says) lacks from the host engine (multi-node.sh loads only the
  * MN_IMAGES it was started with, once per state directory), as the release engine moves
  * built images between nodes; the host engine must have them (scripts/build-test-images.sh).
  */
-async function placeImages(runtime: DockerRuntime, images: string[]): Promise<void> {
+export async function placeImages(
+  runtime: DockerRuntime,
+  images: string[],
+  sockets: readonly string[] = nodeSockets,
+): Promise<void> {
   for (const image of images) {
     if (!(await runtime.localImage(dockerTarget, image)))
       throw new Error(`${image} is not on the host engine: run scripts/build-test-images.sh`);
     await Promise.all(
-      nodeSockets.map(async (s) => {
+      sockets.map(async (s) => {
         const node = { dockerHost: `unix://${s}` };
         if (await runtime.localImage(node, image)) return;
-        process.stderr.write(`bench:scale: copying ${image} to ${s}\n`);
+        process.stderr.write(`bench: copying ${image} to ${s}\n`);
         await runtime.moveImage(dockerTarget, node, image, { timeoutMs: 120_000 });
       }),
     );

@@ -37,6 +37,7 @@ import {
 import { deployer, orgId } from '../../test/core/releases/harness.ts';
 import { releaseDepsBehindCaddy } from '../../test/support/edge-release.ts';
 import { sleep } from '../scale/goal.ts';
+import { benchApps, placeImages, type BenchApp } from '../scale/env.ts';
 
 export const members = [7, 8, 9];
 export const socketOf = (i: number): string => `/run/sdo-node${i}/docker.sock`;
@@ -108,7 +109,9 @@ export interface SwarmEnv {
   dns: UpstreamDnsServer;
   target: DockerTarget;
   swarm: SwarmRuntime;
-  /** A web service of selfdevop-test/app with 3 replicas on the Swarm, and its edge host. */
+  /** The two versions of the app the scenarios deploy (bench/scale/env.ts benchApps). */
+  app: { v1: string; v2: string };
+  /** A web service of the bench's app with 3 replicas on the Swarm, and its edge host. */
   addService(name: string, o?: Partial<Service>): Promise<{ id: string; host: string }>;
   /** createRelease, then its status until completed or failed (bounded). */
   deploy(serviceId: string, image: string, deadlineMs?: number): Promise<Release>;
@@ -116,7 +119,14 @@ export interface SwarmEnv {
   close(): Promise<void>;
 }
 
-export async function startSwarmEnv(via: number): Promise<SwarmEnv> {
+export async function startSwarmEnv(
+  via: number,
+  appName: BenchApp = 'keepalive',
+): Promise<SwarmEnv> {
+  const app = benchApps[appName];
+  // Every member may run a task: each needs both versions (multi-node.sh loads only the
+  // MN_IMAGES it started with).
+  await placeImages(new DockerRuntime(), [app.v1, app.v2], members.map(socketOf));
   const caddy = await startCaddy();
   const swarm = new SwarmRuntime();
   const { deps, dns } = await releaseDepsBehindCaddy(caddy, {
@@ -154,11 +164,12 @@ export async function startSwarmEnv(via: number): Promise<SwarmEnv> {
     dns,
     target,
     swarm,
+    app,
     async addService(name, o = {}) {
       const service = aService({
         id: `svc_sw${randomBytes(4).toString('hex')}`,
         name,
-        image: 'selfdevop-test/app:v1',
+        image: app.v1,
         env: {},
         memoryMb: null,
         cpus: null,

@@ -23,6 +23,7 @@ import { routeId } from '../../core/releases/plan.ts';
 import { deployer } from '../../test/core/releases/harness.ts';
 import type { Goal } from '../scale/goal.ts';
 import { sleep } from '../scale/goal.ts';
+import type { BenchApp } from '../scale/env.ts';
 import { memberView, multiNode, socketOf, startSwarmEnv, swarmHealthy } from './env.ts';
 
 function get(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
@@ -74,12 +75,12 @@ async function whole(): Promise<void> {
   if (why) throw new Error(`the Swarm is not whole after the loss: ${why}`);
 }
 
-export async function nodeLoss(): Promise<{
+export async function nodeLoss(app: BenchApp = 'keepalive'): Promise<{
   detail: Record<string, unknown>;
   goals: Record<string, Goal>;
 }> {
   const { via, victim } = await roles(false);
-  const env = await startSwarmEnv(via);
+  const env = await startSwarmEnv(via, app);
   const docker = new Docker({ socketPath: socketOf(via) });
   let killed = false;
   // The worker's node checks, a round a second: they follow the Swarm's tasks.
@@ -89,7 +90,7 @@ export async function nodeLoss(): Promise<{
   }).start();
   try {
     const svc = await env.addService('node-loss', { warmSeconds: 0 });
-    const v1 = await env.deploy(svc.id, 'selfdevop-test/app:v1');
+    const v1 = await env.deploy(svc.id, env.app.v1);
     if (v1.status !== 'completed') throw new Error(`deploy: ${v1.status} ${v1.error}`);
     const victimId = (await memberView(via)).find((m) => m.index === victim)!.id;
     const onVictim = v1.replicaSet!.replicas.filter((r) =>
@@ -207,12 +208,12 @@ export async function nodeLoss(): Promise<{
   }
 }
 
-export async function leaderLoss(): Promise<{
+export async function leaderLoss(app: BenchApp = 'keepalive'): Promise<{
   detail: Record<string, unknown>;
   goals: Record<string, Goal>;
 }> {
   const { via, victim } = await roles(true);
-  const env = await startSwarmEnv(via);
+  const env = await startSwarmEnv(via, app);
   let killed = false;
   // The worker's node checks, a round a second, as in nodeLoss: the leader is a member too,
   // and the serving set's task on it leaves the edge only because they follow the tasks.
@@ -222,11 +223,11 @@ export async function leaderLoss(): Promise<{
   }).start();
   try {
     const svc = await env.addService('leader-loss', { warmSeconds: 0 });
-    const v1 = await env.deploy(svc.id, 'selfdevop-test/app:v1');
+    const v1 = await env.deploy(svc.id, env.app.v1);
     if (v1.status !== 'completed') throw new Error(`deploy: ${v1.status} ${v1.error}`);
     const { id } = await createRelease(env.deps, deployer, {
       serviceId: svc.id,
-      image: 'selfdevop-test/app:v2',
+      image: env.app.v2,
     });
     // The leader goes while the candidate starts.
     await until(

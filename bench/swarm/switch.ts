@@ -139,11 +139,11 @@ export async function swarmSwitch(
   o: { switches: number; ownSamples: number },
 ): Promise<ScenarioResult> {
   const svc = await env.addService('switch');
-  const first = await env.deploy(svc.id, 'selfdevop-test/app:v1');
+  const first = await env.deploy(svc.id, env.app.v1);
   if (first.status !== 'completed') throw new Error(`first deploy ${first.status}: ${first.error}`);
   const ids = {
-    v1: await imageIdOf(env, 'selfdevop-test/app:v1'),
-    v2: await imageIdOf(env, 'selfdevop-test/app:v2'),
+    v1: await imageIdOf(env, env.app.v1),
+    v2: await imageIdOf(env, env.app.v2),
   };
   const idle: number[] = [];
   for (let i = 0; i < o.ownSamples; i++)
@@ -164,7 +164,7 @@ export async function swarmSwitch(
     for (let i = 0; i < o.switches; i++) {
       const version = i % 2 === 0 ? 'v2' : 'v1';
       const t0 = performance.now();
-      const r = await env.deploy(svc.id, `selfdevop-test/app:${version}`);
+      const r = await env.deploy(svc.id, env.app[version]);
       deployMs.push(Math.round(performance.now() - t0));
       if (r.status !== 'completed') failedDeploys.push(`${r.id}: ${r.error}`);
       else profiles.push(await stepTimes(env, r.id));

@@ -95,7 +95,7 @@ export class KeptCheckouts {
     try {
       const tree = path.join(base, 'tree');
       // Side by side: eviction never touches this checkout, and each waits on the disk.
-      let [manifest] = await Promise.all([
+      const [manifest] = await Promise.all([
         readManifest(path.join(base, 'manifest.json')),
         this.evict(base, bytes),
       ]);
@@ -103,7 +103,6 @@ export class KeptCheckouts {
         // New, or cut off mid-write: whatever is there is unknown, so it goes.
         await rm(tree, { recursive: true, force: true });
         await mkdir(tree, { mode: 0o775 });
-        manifest = null;
       }
       return {
         tree,

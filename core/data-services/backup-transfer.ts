@@ -10,7 +10,14 @@ import {
   type Principal,
   type RequestContext,
 } from '../deps.ts';
-import { backupView, extensions, type BackupView } from './backup-use-cases.ts';
+import {
+  auditDownload,
+  backupMissing,
+  backupView,
+  extensions,
+  openDataKey,
+  type BackupView,
+} from './backup-use-cases.ts';
 import { sendDrill } from './backup-work.ts';
 import { backupKeyContext, backupKeys } from './backups.ts';
 
@@ -96,12 +103,7 @@ export async function exportBackup(
   assertCan(p.role, 'manage-resources');
   const codec = transferCodec(deps);
   const { ds, backup } = await completedBackup(deps, p.orgId, id, backupId);
-  let dataKey: string;
-  try {
-    dataKey = await deps.vault.open(backup.sealedDataKey, backupKeyContext(p.orgId, backup.id));
-  } catch {
-    throw keyMissing(backup.id);
-  }
+  const dataKey = await openDataKey(deps, p.orgId, backup);
   const {
     sealedDataKey: _sealed,
     objectKey: _key,
@@ -209,20 +211,8 @@ export async function backupDownloadUrl(
   );
   const { ds, backup } = await completedBackup(deps, p.orgId, id, backupId);
   if ((await direct.size(backup.objectKey)) === null) throw backupMissing(backupId);
-  let dataKey: string;
-  try {
-    dataKey = await deps.vault.open(backup.sealedDataKey, backupKeyContext(p.orgId, backup.id));
-  } catch {
-    throw keyMissing(backup.id);
-  }
-  await deps.store.withOrg(p.orgId, (repos) =>
-    recordAudit(deps, repos, p, ctx, {
-      action: 'backup.downloaded',
-      targetType: 'data_service',
-      targetId: id,
-      data: { name: ds.name, backupId: backup.id, direct: true },
-    }),
-  );
+  const dataKey = await openDataKey(deps, p.orgId, backup);
+  await auditDownload(deps, p, ctx, ds, backup.id, true);
   const m = backup.manifest;
   return {
     method: 'GET',
@@ -239,20 +229,6 @@ export async function backupDownloadUrl(
     rawBytes: m.rawBytes,
   };
 }
-
-const keyMissing = (backupId: string) =>
-  new CoreError(
-    'conflict',
-    'backup_key_missing',
-    `backup ${backupId}'s data key does not open with this install's vault key`,
-  );
-
-const backupMissing = (backupId: string) =>
-  new CoreError(
-    'conflict',
-    'backup_missing',
-    `backup ${backupId}'s dump is missing from the object store`,
-  );
 
 /** How long a direct download's URL works: long enough to start it, too short to share. */
 const downloadUrlSeconds = 15 * 60;

@@ -6,6 +6,7 @@ import {
   recordAudit,
   requireOrg,
   type CoreDeps,
+  type OrgPrincipal,
   type Principal,
   type RequestContext,
 } from '../deps.ts';
@@ -374,12 +375,7 @@ export async function downloadBackup(
           : 'restore it into a new data service, or export it'),
     );
   const first = await objects.getStream(backup.objectKey);
-  if (!first)
-    throw new CoreError(
-      'conflict',
-      'backup_missing',
-      `backup ${backupId}'s dump is missing from the object store`,
-    );
+  if (!first) throw backupMissing(backupId);
   const seen = await codec.sha256(first);
   if (seen.sha256 !== backup.manifest.sha256)
     throw new CoreError(
@@ -387,30 +383,60 @@ export async function downloadBackup(
       'backup_corrupted',
       `backup ${backupId} is corrupted: its SHA-256 does not match its manifest`,
     );
-  let key: string;
-  try {
-    key = await deps.vault.open(backup.sealedDataKey, backupKeyContext(p.orgId, backup.id));
-  } catch {
-    throw new CoreError(
-      'conflict',
-      'backup_key_missing',
-      `backup ${backupId}'s data key does not open with this install's vault key`,
-    );
-  }
+  const key = await openDataKey(deps, p.orgId, backup);
   const again = await objects.getStream(backup.objectKey);
   if (!again)
     throw new CoreError('conflict', 'backup_missing', `backup ${backupId}'s dump vanished`);
-  // A dump of a tenant's data leaving the platform: who took it is worth a line.
-  await deps.store.withOrg(p.orgId, (repos) =>
-    recordAudit(deps, repos, p, ctx, {
-      action: 'backup.downloaded',
-      targetType: 'data_service',
-      targetId: id,
-      data: { name: ds.name, backupId: backup.id, direct: false },
-    }),
-  );
+  await auditDownload(deps, p, ctx, ds, backup.id, false);
   return {
     filename: `${ds.name}-${backup.id}.${extensions[ds.engine]}`,
     body: codec.decode(again, key).output,
   };
+}
+
+/** The object of a backup whose row says it is stored is not in the store: a 409. */
+export const backupMissing = (backupId: string) =>
+  new CoreError(
+    'conflict',
+    'backup_missing',
+    `backup ${backupId}'s dump is missing from the object store`,
+  );
+
+/** A completed backup's data key, opened by this install's vault; a 409 where it does not open. */
+export async function openDataKey(
+  deps: Pick<Deps, 'vault'>,
+  orgId: string,
+  backup: Pick<DataServiceBackup, 'id' | 'sealedDataKey'>,
+): Promise<string> {
+  try {
+    return await deps.vault.open(backup.sealedDataKey, backupKeyContext(orgId, backup.id));
+  } catch {
+    throw new CoreError(
+      'conflict',
+      'backup_key_missing',
+      `backup ${backup.id}'s data key does not open with this install's vault key`,
+    );
+  }
+}
+
+/**
+ * A dump of a tenant's data leaving the platform, streamed or handed to the client with its
+ * key (`direct`): who took it is worth a line.
+ */
+export function auditDownload(
+  deps: Deps,
+  p: OrgPrincipal,
+  ctx: RequestContext,
+  ds: Pick<DataService, 'id' | 'name'>,
+  backupId: string,
+  direct: boolean,
+): Promise<void> {
+  return deps.store.withOrg(p.orgId, (repos) =>
+    recordAudit(deps, repos, p, ctx, {
+      action: 'backup.downloaded',
+      targetType: 'data_service',
+      targetId: ds.id,
+      data: { name: ds.name, backupId, direct },
+    }),
+  );
 }

@@ -36,8 +36,14 @@ RUN cd /ctx && find . | sort | while read -r f; do \\
     done > /listing
 `;
 
-/** A tar of `dir` as the worker would send it: .dockerignore applied, owners 0:0. */
-function tarOfDir(dir: string, exclude: string[]): AsyncIterable<Uint8Array> {
+/**
+ * A tar of `dir` as the worker would send it: .dockerignore applied, owners 0:0. Spawned on
+ * the first read, as the source's own `git archive` is: a tar spawned earlier can finish
+ * into the pipe before the build reads it (a small context fits in the pipe and the
+ * stream's buffer), and Node then resumes the exited child's unread stdout and drops it,
+ * which sent an empty context ("the Dockerfile cannot be empty").
+ */
+async function* tarOfDir(dir: string, exclude: string[]): AsyncGenerator<Uint8Array> {
   const child = spawn(
     'tar',
     [
@@ -54,7 +60,10 @@ function tarOfDir(dir: string, exclude: string[]): AsyncIterable<Uint8Array> {
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  return child.stdout as AsyncIterable<Uint8Array>;
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+  for await (const chunk of child.stdout) yield chunk as Uint8Array;
+  const code = await exited;
+  if (code !== 0) throw new Error(`tar of ${dir} exited ${code}`);
 }
 
 describe.skipIf(!hasDocker)('build contexts over BuildKit file sync', () => {

@@ -134,7 +134,15 @@ const importBoundaries = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.selfdevop/**', 'dist/**', 'infra-cdk/cdk.out/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      '.selfdevop/**',
+      'dist/**',
+      'infra-cdk/cdk.out/**',
+      'bench/scale/.bundle.mjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

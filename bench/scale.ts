@@ -18,7 +18,8 @@
  *  - nodeLoss: nodes 4–6, one killed under load: survivors-only and restored times.
  * Last output line: one JSON object with a `goals` map of {goal, got, met}; the load
  * average before and after is in it, since this machine is shared.
- * Run as `MALLOC_ARENA_MAX=2 node --expose-gc --max-semi-space-size=4` (package.json): the
+ * `npm run bench:scale` runs it bundled (bench/scale/run-bundled.ts), as an install runs the
+ * control plane, with `MALLOC_ARENA_MAX=2 node --expose-gc --max-semi-space-size=4`: the
  * control plane's V8 flag and malloc arenas in the install image (selfhost/Dockerfile), and a
  * full GC before the memory figure is read, which without --expose-gc was silently skipped.
  */

@@ -175,6 +175,8 @@ export async function manyServices(
         },
       },
       memory: {
+        // What ran: the esbuild bundle (npm run bench:scale), as an install runs, or the sources.
+        runtime: process.env.SELFDEVOP_BENCH_RUNTIME ?? 'typescript sources',
         rssMb,
         heapUsedMb: Math.round(memory.heapUsed / 1048576),
         heapTotalMb: Math.round(memory.heapTotal / 1048576),

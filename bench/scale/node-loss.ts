@@ -296,7 +296,9 @@ export async function nodeLossScenario(
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+// Run alone (`node bench/scale/node-loss.ts`); never from bench/scale.ts's bundle, whose
+// import.meta.url is the bundle's own.
+if (process.argv[1]?.endsWith('node-loss.ts')) {
   const { detail, goals } = await nodeLossScenario();
   console.log(JSON.stringify({ bench: 'scale', nodeLoss: detail, goals }));
 }

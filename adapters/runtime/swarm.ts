@@ -136,6 +136,26 @@ export function envSecretName(service: string, nonce: string): string {
   return `${base}-env-${nonce}`;
 }
 
+/** Swarm refuses a service name longer than this (a DNS label). */
+const maxServiceName = 63;
+
+/** On a service whose name was shortened: the container name its caller knows it by. */
+const nameLabel = 'selfdevop.name';
+
+/**
+ * A service's name for a container name: the same when Swarm takes it; a longer one (a
+ * release's container name from real ids is ~96 characters) keeps its first 50 characters
+ * and a hash of the whole, so every call with that container name finds the one service.
+ */
+export function swarmServiceName(name: string): string {
+  if (name.length <= maxServiceName) return name;
+  return `${name.slice(0, 50)}-${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
+}
+
+/** The container name the service stands for (its label when its own name was shortened). */
+const containerNameOf = (service: SwarmService): string =>
+  service.Spec.Labels?.[nameLabel] ?? service.Spec.Name ?? service.ID;
+
 /** The constraint pinning a replica's first task to the member the spread chose for it. */
 const spreadPinPrefix = 'node.id==';
 
@@ -240,9 +260,10 @@ export function serviceSpec(
   }
   if (spec.user) containerSpec.User = spec.user;
   const port = oneOff ? undefined : spec.containerPort;
+  const name = swarmServiceName(spec.name);
   return {
-    Name: spec.name,
-    Labels: { ...spec.labels },
+    Name: name,
+    Labels: { ...spec.labels, ...(name === spec.name ? {} : { [nameLabel]: spec.name }) },
     TaskTemplate: {
       ContainerSpec: containerSpec,
       // Limits and reservations alike, so Swarm places a task only where it fits.
@@ -647,7 +668,7 @@ export class SwarmRuntime {
     // The sealed environment goes with its service (and so with the release's services),
     // with any a start left when it died before its service was made.
     const left = (await this.call(target, (d) =>
-      d.listSecrets({ filters: { label: [`${envOfLabel}=${service.Spec.Name ?? name}`] } }),
+      d.listSecrets({ filters: { label: [`${envOfLabel}=${containerNameOf(service)}`] } }),
     ).catch(() => [])) as { ID: string }[];
     for (const id of new Set([...secretsOf(service), ...left.map((x) => x.ID)]))
       await this.removeSecret(target, id);
@@ -1033,7 +1054,7 @@ export class SwarmRuntime {
       }));
     return {
       id: service.ID,
-      name: service.Spec.Name ?? service.ID,
+      name: containerNameOf(service),
       state:
         state === 'running'
           ? 'running'
@@ -1042,7 +1063,9 @@ export class SwarmRuntime {
             : state === 'rejected'
               ? 'dead'
               : 'exited',
-      labels: { ...(service.Spec.Labels ?? {}) },
+      labels: Object.fromEntries(
+        Object.entries(service.Spec.Labels ?? {}).filter(([k]) => k !== nameLabel),
+      ),
       published: ports[0] ? `${ports[0].hostIp}:${ports[0].hostPort}` : null,
       // Every task Swarm started beyond the first is a restart (or a reschedule).
       restarts: Math.max(0, tasks.length - 1),
@@ -1067,7 +1090,9 @@ export class SwarmRuntime {
 
   private async serviceOrNull(target: DockerTarget, name: string): Promise<SwarmService | null> {
     try {
-      return (await this.call(target, (d) => d.getService(name).inspect())) as SwarmService;
+      return (await this.call(target, (d) =>
+        d.getService(swarmServiceName(name)).inspect(),
+      )) as SwarmService;
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode === 404) return null;
       throw e;

@@ -20,6 +20,7 @@ const unit = [
   'test/adapters/object-store-local-fs.test.ts',
   'test/adapters/scheduler-eventbridge.test.ts',
   'test/adapters/swarm-service-spec.test.ts',
+  'test/adapters/swarm-pinned.test.ts',
   'test/cli/manifest.test.ts',
   'test/cloud/lambda-worker.test.ts',
   'test/selfhost/config.test.ts',

@@ -553,6 +553,15 @@ export interface DockerTarget {
    * services there (a node of kind `swarm`).
    */
   swarm?: boolean;
+  /**
+   * What runs here stays on one engine for its whole life: a data service's server, the
+   * volume it writes and every one-off that reads that volume (backups, restores, drills).
+   * On an engine node nothing changes; on a Swarm cluster the containers are plain ones on
+   * the registered manager's own engine, never Swarm services (Swarm would reschedule a
+   * task onto a member without the volume: an empty database), and the project network they
+   * join is the cluster's attachable overlay, so the apps' tasks on every member reach them.
+   */
+  pinned?: boolean;
   /** PEM client material for tcp:// (mutual TLS; the engine's certificate must chain to `ca`). */
   tls?: { ca: string; cert: string; key: string };
   /**

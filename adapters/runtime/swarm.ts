@@ -136,6 +136,26 @@ export function envSecretName(service: string, nonce: string): string {
   return `${base}-env-${nonce}`;
 }
 
+/** Swarm refuses a service name longer than this (a DNS label). */
+const maxServiceName = 63;
+
+/** On a service whose name was shortened: the container name its caller knows it by. */
+const nameLabel = 'selfdevop.name';
+
+/**
+ * A service's name for a container name: the same when Swarm takes it; a longer one (a
+ * release's container name from real ids is ~96 characters) keeps its first 50 characters
+ * and a hash of the whole, so every call with that container name finds the one service.
+ */
+export function swarmServiceName(name: string): string {
+  if (name.length <= maxServiceName) return name;
+  return `${name.slice(0, 50)}-${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
+}
+
+/** The container name the service stands for (its label when its own name was shortened). */
+const containerNameOf = (service: SwarmService): string =>
+  service.Spec.Labels?.[nameLabel] ?? service.Spec.Name ?? service.ID;
+
 /** The constraint pinning a replica's first task to the member the spread chose for it. */
 const spreadPinPrefix = 'node.id==';
 
@@ -240,9 +260,10 @@ export function serviceSpec(
   }
   if (spec.user) containerSpec.User = spec.user;
   const port = oneOff ? undefined : spec.containerPort;
+  const name = swarmServiceName(spec.name);
   return {
-    Name: spec.name,
-    Labels: { ...spec.labels },
+    Name: name,
+    Labels: { ...spec.labels, ...(name === spec.name ? {} : { [nameLabel]: spec.name }) },
     TaskTemplate: {
       ContainerSpec: containerSpec,
       // Limits and reservations alike, so Swarm places a task only where it fits.
@@ -647,7 +668,7 @@ export class SwarmRuntime {
     // The sealed environment goes with its service (and so with the release's services),
     // with any a start left when it died before its service was made.
     const left = (await this.call(target, (d) =>
-      d.listSecrets({ filters: { label: [`${envOfLabel}=${service.Spec.Name ?? name}`] } }),
+      d.listSecrets({ filters: { label: [`${envOfLabel}=${containerNameOf(service)}`] } }),
     ).catch(() => [])) as { ID: string }[];
     for (const id of new Set([...secretsOf(service), ...left.map((x) => x.ID)]))
       await this.removeSecret(target, id);
@@ -1033,7 +1054,7 @@ export class SwarmRuntime {
       }));
     return {
       id: service.ID,
-      name: service.Spec.Name ?? service.ID,
+      name: containerNameOf(service),
       state:
         state === 'running'
           ? 'running'
@@ -1042,7 +1063,9 @@ export class SwarmRuntime {
             : state === 'rejected'
               ? 'dead'
               : 'exited',
-      labels: { ...(service.Spec.Labels ?? {}) },
+      labels: Object.fromEntries(
+        Object.entries(service.Spec.Labels ?? {}).filter(([k]) => k !== nameLabel),
+      ),
       published: ports[0] ? `${ports[0].hostIp}:${ports[0].hostPort}` : null,
       // Every task Swarm started beyond the first is a restart (or a reschedule).
       restarts: Math.max(0, tasks.length - 1),
@@ -1067,7 +1090,9 @@ export class SwarmRuntime {
 
   private async serviceOrNull(target: DockerTarget, name: string): Promise<SwarmService | null> {
     try {
-      return (await this.call(target, (d) => d.getService(name).inspect())) as SwarmService;
+      return (await this.call(target, (d) =>
+        d.getService(swarmServiceName(name)).inspect(),
+      )) as SwarmService;
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode === 404) return null;
       throw e;
@@ -1102,12 +1127,29 @@ export class SwarmRuntime {
     }
   }
 
-  /** The project's network, as an attachable overlay across the cluster. */
-  private async ensureOverlay(target: DockerTarget, name: string): Promise<void> {
+  /**
+   * The project's network as the overlay its services join, for a container pinned to the
+   * manager's engine (a data service): refused when a network of that name there is not an
+   * overlay, since a local bridge would hold the container where no task reaches it.
+   */
+  async ensureProjectNetwork(target: DockerTarget, name: string): Promise<void> {
+    const driver = await this.ensureOverlay(target, name);
+    if (driver !== 'overlay')
+      throw new CoreError(
+        'conflict',
+        'project_network_not_overlay',
+        `network ${name} on the Swarm manager ${target.dockerHost} is a ${driver} network, not the cluster's overlay: the project's tasks on other members could not reach a container on it; remove it (docker network rm ${name}) and try again`,
+        { network: name, driver },
+      );
+  }
+
+  /** The project's network, as an attachable overlay across the cluster; answers its driver. */
+  private async ensureOverlay(target: DockerTarget, name: string): Promise<string> {
     const existing = (await this.call(target, (d) =>
       d.listNetworks({ filters: { name: [name] } }),
     )) as { Name: string; Driver: string }[];
-    if (existing.some((n) => n.Name === name)) return;
+    const found = existing.find((n) => n.Name === name);
+    if (found) return found.Driver;
     try {
       await this.call(target, (d) =>
         d.createNetwork({ Name: name, Driver: 'overlay', Attachable: true, CheckDuplicate: true }),
@@ -1115,6 +1157,7 @@ export class SwarmRuntime {
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode !== 409) throw e;
     }
+    return 'overlay';
   }
 
   /** A finished service's output (stdout and stderr), demultiplexed. */
@@ -1240,7 +1283,9 @@ function delay(ms: number): Promise<void> {
 /**
  * One ContainerRuntime for both kinds of node: a target of a swarm node goes to the Swarm
  * runtime, every other to the standalone engine runtime. Images and builds of a Swarm
- * target run on its manager's engine.
+ * target run on its manager's engine, and so does everything of a pinned Swarm target
+ * (`DockerTarget.pinned`: a data service): plain containers and volumes on that engine,
+ * attached to the project's attachable overlay so the apps' tasks on any member reach them.
  *
  * @example const runtime = withSwarm(new DockerRuntime(), new SwarmRuntime());
  */
@@ -1250,16 +1295,38 @@ export function withSwarm(engine: ContainerRuntime, swarm: SwarmRuntime): Contai
     const { swarm: _cluster, ...rest } = t;
     return rest;
   };
+  /** Swarm services: a cluster's target, unless pinned to the manager's engine. */
+  const tasks = (t: DockerTarget): boolean => t.swarm === true && t.pinned !== true;
+  /** The engine a call that is not Swarm's goes to (the manager's, for a pinned cluster). */
+  const one = (t: DockerTarget): DockerTarget => (t.swarm ? onManager(t) : t);
+  /**
+   * A pinned container on a cluster joins the project network only as the overlay the
+   * services join too: created as that first, else the engine would make a local bridge of
+   * the same name, which no task on another member reaches. A drill's own internal network
+   * stays a bridge on the manager (only the drill's containers, all there, join it).
+   */
+  const overlayFirst = async (t: DockerTarget, spec: ContainerSpec): Promise<void> => {
+    if (t.swarm && spec.network && !spec.internalNetwork && !spec.noNetwork && !spec.hostNetwork)
+      await swarm.ensureProjectNetwork(onManager(t), spec.network);
+  };
   const runtime: ContainerRuntime = {
-    ping: (t) => (t.swarm ? swarm.ping(t) : engine.ping(t)),
+    ping: (t) => (tasks(t) ? swarm.ping(t) : engine.ping(one(t))),
     resolveImage: (t, image, o) => engine.resolveImage(onManager(t), image, o),
-    start: (t, spec) => (t.swarm ? swarm.start(t, spec) : engine.start(t, spec)),
-    runOnce: (t, spec, ms, onLine) =>
-      t.swarm ? swarm.runOnce(t, spec, ms, onLine) : engine.runOnce(t, spec, ms, onLine),
-    inspect: (t, name) => (t.swarm ? swarm.inspect(t, name) : engine.inspect(t, name)),
-    list: (t, labels) => (t.swarm ? swarm.list(t, labels) : engine.list(t, labels)),
-    stop: (t, name, grace) => (t.swarm ? swarm.stop(t, name, grace) : engine.stop(t, name, grace)),
-    remove: (t, name) => (t.swarm ? swarm.remove(t, name) : engine.remove(t, name)),
+    start: async (t, spec) => {
+      if (tasks(t)) return swarm.start(t, spec);
+      await overlayFirst(t, spec);
+      return engine.start(one(t), spec);
+    },
+    runOnce: async (t, spec, ms, onLine) => {
+      if (tasks(t)) return swarm.runOnce(t, spec, ms, onLine);
+      await overlayFirst(t, spec);
+      return engine.runOnce(one(t), spec, ms, onLine);
+    },
+    inspect: (t, name) => (tasks(t) ? swarm.inspect(t, name) : engine.inspect(one(t), name)),
+    list: (t, labels) => (tasks(t) ? swarm.list(t, labels) : engine.list(one(t), labels)),
+    stop: (t, name, grace) =>
+      tasks(t) ? swarm.stop(t, name, grace) : engine.stop(one(t), name, grace),
+    remove: (t, name) => (tasks(t) ? swarm.remove(t, name) : engine.remove(one(t), name)),
     clusterMembers: (t) =>
       t.swarm ? swarm.members(t) : Promise.reject(new NotOnSwarm('listing members of an engine')),
     setMemberAvailability: (t, member, availability) =>
@@ -1276,28 +1343,34 @@ export function withSwarm(engine: ContainerRuntime, swarm: SwarmRuntime): Contai
   // A Swarm service keeps the name it was created with: a warm reuse starts fresh there.
   if (engine.rename)
     runtime.rename = (t, name, newName) =>
-      t.swarm ? unsupported('renaming a service')() : engine.rename!(t, name, newName);
+      tasks(t) ? unsupported('renaming a service')() : engine.rename!(one(t), name, newName);
+  // Backups, restores and drills are pinned (they read the data volume on the manager);
+  // a one-off of a Swarm service's own is not streamed yet.
   if (engine.runPiped)
-    runtime.runPiped = (t, spec, o) =>
-      t.swarm ? unsupported('a streamed one-off (backups)')() : engine.runPiped!(t, spec, o);
+    runtime.runPiped = async (t, spec, o) => {
+      if (tasks(t)) return unsupported('a streamed one-off of a Swarm service')();
+      await overlayFirst(t, spec);
+      return engine.runPiped!(one(t), spec, o);
+    };
   if (engine.exec)
     runtime.exec = (t, name, cmd, ms) =>
-      t.swarm ? unsupported('exec in a task')() : engine.exec!(t, name, cmd, ms);
+      tasks(t) ? unsupported('exec in a task')() : engine.exec!(one(t), name, cmd, ms);
   if (engine.removeVolume)
     runtime.removeVolume = (t, name) =>
-      t.swarm ? unsupported('volumes')() : engine.removeVolume!(t, name);
+      tasks(t) ? unsupported('volumes of Swarm services')() : engine.removeVolume!(one(t), name);
   // A replica's logs are its service's: every task's, wherever Swarm ran it.
   if (engine.logs)
-    runtime.logs = (t, name, o) => (t.swarm ? swarm.logs(t, name, o) : engine.logs!(t, name, o));
+    runtime.logs = (t, name, o) =>
+      tasks(t) ? swarm.logs(t, name, o) : engine.logs!(one(t), name, o);
   if (engine.followLogs)
     runtime.followLogs = (t, name, onLine, signal) =>
-      t.swarm
+      tasks(t)
         ? swarm.followLogs(t, name, onLine, signal)
-        : engine.followLogs!(t, name, onLine, signal);
+        : engine.followLogs!(one(t), name, onLine, signal);
   // Measured per container: a task's usage would be read on its member, not the manager.
   if (engine.usage)
     runtime.usage = (t, name) =>
-      t.swarm ? unsupported('usage of a task')() : engine.usage!(t, name);
+      tasks(t) ? unsupported('usage of a task')() : engine.usage!(one(t), name);
   // Images live on the manager's own engine (builds, moves and pruning act there).
   if (engine.moveImage)
     runtime.moveImage = (from, to, image, o) =>

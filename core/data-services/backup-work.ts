@@ -1,6 +1,6 @@
 import { recordAudit } from '../deps.ts';
 import type { BackupManifest, DataService, DataServiceBackup } from '../models.ts';
-import { openNodeTarget } from '../nodes/credentials.ts';
+import { openPinnedNodeTarget } from '../nodes/credentials.ts';
 import type { CodedTotals, DockerTarget, PipedRun } from '../ports.ts';
 import {
   backupKeyContext,
@@ -54,7 +54,7 @@ const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 async function targetOf(deps: DataServiceDeps, ds: DataService): Promise<DockerTarget> {
   const node = await deps.store.withOrg(ds.orgId, (repos) => repos.nodes.get(ds.nodeId));
   if (!node) throw new Error(`node ${ds.nodeId} is gone`);
-  return openNodeTarget(deps.vault, node);
+  return openPinnedNodeTarget(deps.vault, node);
 }
 
 const passwordOf = (deps: DataServiceDeps, ds: DataService) =>

@@ -1,6 +1,6 @@
 import { CoreError, NotFound, isCoreError } from '../errors.ts';
 import type { DataEngine, DataService } from '../models.ts';
-import { openNodeTarget } from '../nodes/credentials.ts';
+import { openPinnedNodeTarget } from '../nodes/credentials.ts';
 import type { ContainerSpec, DockerTarget, EventQueue } from '../ports.ts';
 import type { ReleaseDeps } from '../releases/deps.ts';
 import { insertRelease, queueRelease } from '../releases/create.ts';
@@ -197,7 +197,7 @@ export async function handleRotation(
   try {
     const node = await deps.store.withOrg(ds.orgId, (r) => r.nodes.get(ds.nodeId));
     if (!node) throw new Error(`node ${ds.nodeId} is gone`);
-    target = await openNodeTarget(deps.vault, node);
+    target = await openPinnedNodeTarget(deps.vault, node);
     if (ds.status !== 'ready') throw new Error(`the data service is ${ds.status}, not ready`);
     try {
       await change(deps, target, ds, old, next);
@@ -391,7 +391,7 @@ async function finishRedis(
   }
   const node = await deps.store.withOrg(ds.orgId, (r) => r.nodes.get(ds.nodeId));
   if (!node) return;
-  const target = await openNodeTarget(deps.vault, node);
+  const target = await openPinnedNodeTarget(deps.vault, node);
   const password = await deps.vault.open(
     ds.sealedPassword,
     dataServiceSecretContext(ds.orgId, ds.id),

@@ -1,6 +1,6 @@
 import { CoreError, InvalidInput, NotFound } from '../errors.ts';
 import type { DataService, DataServiceUpgrade } from '../models.ts';
-import { openNodeTarget } from '../nodes/credentials.ts';
+import { openPinnedNodeTarget } from '../nodes/credentials.ts';
 import type { DockerTarget, EventQueue } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import {
@@ -163,7 +163,7 @@ export async function handleUpgrade(deps: DataServiceDeps, ds: DataService): Pro
     step = 'swap';
     const node = await deps.store.withOrg(ds.orgId, (repos) => repos.nodes.get(ds.nodeId));
     if (!node) throw new Error(`node ${ds.nodeId} is gone`);
-    target = await openNodeTarget(deps.vault, node);
+    target = await openPinnedNodeTarget(deps.vault, node);
     password = await deps.vault.open(ds.sealedPassword, dataServiceSecretContext(ds.orgId, ds.id));
     await swap(deps, target, { ...ds, version: u.to }, password);
     await record({ step: 'check' });

@@ -1,4 +1,4 @@
-import { openNodeTarget } from '../nodes/credentials.ts';
+import { openPinnedNodeTarget } from '../nodes/credentials.ts';
 import type { DataService } from '../models.ts';
 import type { MessageHandler } from '../ports.ts';
 import { recordAudit } from '../deps.ts';
@@ -107,7 +107,7 @@ export async function sharedServerOf(
 /** Runs one admin statement batch on a shared server; a failure throws with its last line. */
 async function runSharedAdmin(
   deps: DataServiceDeps,
-  target: Awaited<ReturnType<typeof openNodeTarget>>,
+  target: Awaited<ReturnType<typeof openPinnedNodeTarget>>,
   ds: DataService,
   action: 'create' | 'drop' | 'disable',
   password?: string,
@@ -131,7 +131,7 @@ async function runSharedAdmin(
 async function startServer(deps: DataServiceDeps, ds: DataService): Promise<void> {
   const node = await deps.store.withOrg(ds.orgId, (repos) => repos.nodes.get(ds.nodeId));
   if (!node) return finish(deps, ds, 'provisioning', 'failed', `node ${ds.nodeId} is gone`);
-  const target = await openNodeTarget(deps.vault, node);
+  const target = await openPinnedNodeTarget(deps.vault, node);
   const password = await deps.vault.open(
     ds.sealedPassword,
     dataServiceSecretContext(ds.orgId, ds.id),
@@ -168,11 +168,11 @@ async function remove(deps: DataServiceDeps, ds: DataService): Promise<void> {
   if (node && ds.sharedServerId) {
     // Only its database and user go (`volume=remove`), or only its login (`keep`): the
     // server and the other apps' databases on it are untouched.
-    const target = await openNodeTarget(deps.vault, node);
+    const target = await openPinnedNodeTarget(deps.vault, node);
     await runSharedAdmin(deps, target, ds, ds.removeVolume ? 'drop' : 'disable');
     await deps.scheduler?.unschedule(backupScheduleName(ds.id)).catch(() => undefined);
   } else if (node) {
-    const target = await openNodeTarget(deps.vault, node);
+    const target = await openPinnedNodeTarget(deps.vault, node);
     await deps.runtime.remove(target, dataContainerName(ds));
     await deps.scheduler?.unschedule(backupScheduleName(ds.id)).catch(() => undefined);
     if (ds.removeVolume) {

@@ -151,3 +151,15 @@ export async function openNodeTarget(vault: KeyVault, node: NodeRecord): Promise
   }
   return target;
 }
+
+/**
+ * The node's target for work that must never move between machines (`DockerTarget.pinned`):
+ * a data service, its volume and the one-offs that read it. A Swarm cluster's is its
+ * registered manager's own engine, the one selfdevop talks to.
+ */
+export async function openPinnedNodeTarget(
+  vault: KeyVault,
+  node: NodeRecord,
+): Promise<DockerTarget> {
+  return { ...(await openNodeTarget(vault, node)), pinned: true };
+}

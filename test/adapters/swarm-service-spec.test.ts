@@ -7,6 +7,7 @@ import {
   envSecretName,
   serviceSpec,
   spreadMember,
+  swarmServiceName,
   withSwarm,
 } from '../../adapters/runtime/swarm.ts';
 import type { ContainerRuntime, ContainerSpec } from '../../core/ports.ts';
@@ -49,6 +50,18 @@ describe('serviceSpec', () => {
         Ports: [{ Protocol: 'tcp', TargetPort: 8080, PublishMode: 'host' }],
       },
     });
+  });
+
+  it("names a release's long container name (real ids: ~96 characters) within Swarm's 63, keeping it in a label", () => {
+    const name =
+      'sdo-svc_01kbn9d2c7m1v0k3w8x5z2q4r6-env_01kbn9d2c7m1v0k3w8x5z2q4r7-rel_01kbn9d2c7m1v0k3w8x5z2q4r8-r1';
+    const long = serviceSpec({ ...spec, name });
+    expect((long.Name as string).length).toBe(63);
+    expect(long.Name).toBe(swarmServiceName(name));
+    expect(long.Labels).toEqual({ 'selfdevop.release': 'rel_1', 'selfdevop.name': name });
+    // Two replicas that differ only past the kept prefix still get two services.
+    expect(swarmServiceName(name)).not.toBe(swarmServiceName(`${name.slice(0, -1)}2`));
+    expect(swarmServiceName(spec.name)).toBe(spec.name);
   });
 
   it('runs a one-off (a migration) as a job of one task that Swarm never restarts, publishing nothing', () => {

@@ -167,14 +167,19 @@ export async function afterBackup(
     await sendDrill(deps, ds, row.id);
     return decision;
   }
-  await deps.store.withOrg(ds.orgId, (repos) =>
-    recordAudit(deps, repos, dataWorkerActor, null, {
-      action: 'drill.skipped',
-      targetType: 'data_service',
-      targetId: ds.id,
-      data: { name: ds.name, backupId: row.id, reason: decision.reason },
-    }),
-  );
+  // Not thrown: a redelivered scheduled message would take another backup for an audit row.
+  await deps.store
+    .withOrg(ds.orgId, (repos) =>
+      recordAudit(deps, repos, dataWorkerActor, null, {
+        action: 'drill.skipped',
+        targetType: 'data_service',
+        targetId: ds.id,
+        data: { name: ds.name, backupId: row.id, reason: decision.reason },
+      }),
+    )
+    .catch((e: unknown) =>
+      deps.logger.warn({ dataServiceId: ds.id, err: messageOf(e) }, 'drill.skipped not audited'),
+    );
   deps.logger.info(
     { dataServiceId: ds.id, backupId: row.id, reason: decision.reason },
     'drill skipped',

@@ -252,9 +252,7 @@ export function dataServiceCases(): void {
         ...old,
         drillSchedule: 'weekly',
       });
-      expect((await inA((r) => r.dataServices.get(weekly.id)))?.drillSchedule).toBe(
-        'every_backup',
-      );
+      expect((await inA((r) => r.dataServices.get(weekly.id)))?.drillSchedule).toBe('every_backup');
       await inA(async (r) => {
         await r.dataServices.delete(old.id);
         await r.dataServices.delete(weekly.id);

@@ -577,6 +577,12 @@ export interface DataService {
   /** How many backups retention keeps; null (or absent) keeps the default 14/8/6. */
   backupRetention?: BackupRetention | null;
   /**
+   * Which completed backups are drilled: `every_backup` (absent reads so), or `weekly`: a
+   * backup only when no drill passed (or is running) within the last 7 days or the newest
+   * drill failed (`drillDecision`).
+   */
+  drillSchedule?: DrillSchedule;
+  /**
    * A rotation in progress: the new password, sealed like `sealedPassword`, set before the
    * engine is touched so a redelivered rotation can tell which one the server takes.
    */
@@ -712,6 +718,10 @@ export interface DataServiceBackup {
   drillRpoMs: number | null;
   drilledAt: string | null;
 }
+
+/** How often a data service's backups are restore-drilled (`drillDecision`). */
+export const drillSchedules = ['every_backup', 'weekly'] as const;
+export type DrillSchedule = (typeof drillSchedules)[number];
 
 /** How many backups retention keeps: the newest of each of the last N days, ISO weeks, months. */
 export interface BackupRetention {

@@ -5,6 +5,7 @@
 import * as z from 'zod';
 import {
   dataEngines,
+  drillSchedules,
   loadBalancingPolicies,
   maxReplicas,
   nodeKinds,
@@ -552,6 +553,8 @@ export const createDataServiceInput = z.strictObject({
   persistence: z.enum(redisPersistenceModes).optional(),
   /** Five-field UTC cron of scheduled backups, at most hourly; nightly (`0 3 * * *`) unless set. */
   backupSchedule: z.string().min(9).max(100).optional(),
+  /** Which backups are restore-drilled: every one (default) or `weekly` (drillDecision). */
+  drillSchedule: z.enum(drillSchedules).optional(),
   /** MariaDB/PostgreSQL: a server that holds other data services' databases (never linked itself). */
   shareable: z.boolean().optional(),
   /** One database and user on this shareable server (same project) instead of a container. */
@@ -559,6 +562,10 @@ export const createDataServiceInput = z.strictObject({
 });
 export const backupScheduleInput = z.strictObject({
   cron: z.string().min(9).max(100),
+});
+/** `every_backup`: each completed backup is drilled; `weekly`: one a week, and after a failure. */
+export const drillScheduleInput = z.strictObject({
+  drillSchedule: z.enum(drillSchedules),
 });
 export const restoreBackupInput = z.strictObject({
   backupId: id,

@@ -22,6 +22,8 @@ interface DataService {
   port: number;
   volume: string;
   settings: Record<string, unknown>;
+  backupSchedule: string;
+  drillSchedule: string;
   createdAt: string;
   rotating?: boolean;
   passwordRotatedAt?: string | null;
@@ -90,7 +92,8 @@ const usage = `Usage:
   selfdevop data-services [list] [--project NAME|ID] [--json]
   selfdevop data-services create NAME --project NAME|ID --engine redis|mariadb|postgres
         [--version V] [--node ID] [--maxmemory-mb N] [--eviction POLICY]
-        [--persistence none|rdb|aof] [--shareable] [--wait] [--json]
+        [--persistence none|rdb|aof] [--shareable] [--drill-schedule every_backup|weekly]
+        [--wait] [--json]
   selfdevop data-services create NAME --project NAME|ID --shared-server ID [--wait] [--json]
   selfdevop data-services show ID [--json]
   selfdevop data-services link ID --service NAME|ID [--project NAME|ID] [--env NAME]
@@ -101,6 +104,7 @@ const usage = `Usage:
   selfdevop data-services backups ID [--json]
   selfdevop data-services drills ID [--json]
   selfdevop data-services schedule ID CRON
+  selfdevop data-services drill-schedule ID [every_backup|weekly]
   selfdevop data-services retention ID [--daily N] [--weekly N] [--monthly N]
   selfdevop data-services restore ID --backup BACKUP_ID --target new|in_place
         [--confirm NAME] [--name NEW_NAME] [--dedicated]
@@ -138,7 +142,11 @@ outcome (exit 1 when the rotation failed).
 backup takes a backup now (dumped next to the server, compressed, encrypted, checksummed,
 manifest last); a restore drill into a container with no network follows and checks the
 row counts (or key count). --wait waits for the drill (exit 1 unless it passed). Scheduled
-backups run nightly (schedule changes the five-field UTC cron, at most hourly). retention
+backups run nightly (schedule changes the five-field UTC cron, at most hourly).
+drill-schedule weekly (or create --drill-schedule weekly) drills a scheduled backup only
+when no backup of the last 7 days has a drill that passed (or is running), and always the
+next one after a failed drill; a backup asked for with backup is always drilled; without a
+value it shows the current one (every_backup by default). retention
 keeps the newest backup of each of the last N days, weeks and months (14/8/6 unless
 changed), and always the newest whose drill passed. restore
 --target new makes a new data service from the backup; in_place needs --confirm NAME and
@@ -232,6 +240,7 @@ async function run(ctx: CommandContext): Promise<number> {
     out: { type: 'string' },
     from: { type: 'string' },
     'passphrase-file': { type: 'string' },
+    'drill-schedule': { type: 'string' },
     daily: { type: 'string' },
     weekly: { type: 'string' },
     monthly: { type: 'string' },
@@ -286,6 +295,8 @@ async function run(ctx: CommandContext): Promise<number> {
         ...(values.persistence ? { persistence: values.persistence } : {}),
         ...(values.shareable ? { shareable: true } : {}),
         ...(sharedServer ? { sharedServerId: sharedServer } : {}),
+        // Sent as typed: the API names the field and the values it takes.
+        ...(values['drill-schedule'] ? { drillSchedule: values['drill-schedule'] } : {}),
       });
       if (values.wait) {
         // Bounded: a server that needs longer than 5 minutes has failed for the user anyway.
@@ -313,6 +324,7 @@ async function run(ctx: CommandContext): Promise<number> {
         `  ${ds.engine} ${ds.version} at ${ds.host}:${ds.port}, node ${ds.nodeId}, volume ${ds.volume}${modeText(ds)}`,
       );
       if (Object.keys(ds.settings).length) ctx.o.out(`  settings: ${JSON.stringify(ds.settings)}`);
+      ctx.o.out(`  backups: ${ds.backupSchedule} (UTC), drills: ${ds.drillSchedule}`);
       if (ds.rotating) ctx.o.out('  password: rotating');
       else if (ds.passwordRotatedAt) ctx.o.out(`  password: rotated ${ds.passwordRotatedAt}`);
       if (ds.move)
@@ -454,12 +466,13 @@ async function run(ctx: CommandContext): Promise<number> {
     }
     case 'backups': {
       if (!arg) throw new CliError('data-services backups needs the ID', 2);
-      const list = await api.call<{ items: Backup[]; backupSchedule: string }>(
-        'GET',
-        `${path(arg)}/backups`,
-      );
+      const list = await api.call<{
+        items: Backup[];
+        backupSchedule: string;
+        drillSchedule: string;
+      }>('GET', `${path(arg)}/backups`);
       if (values.json) return (json(ctx.o, list), 0);
-      ctx.o.out(`schedule: ${list.backupSchedule} (UTC)`);
+      ctx.o.out(`schedule: ${list.backupSchedule} (UTC), drills: ${list.drillSchedule}`);
       table(
         ctx.o,
         ['ID', 'STARTED', 'TRIGGER', 'STATUS', 'SIZE', 'DRILL', 'CONTENTS'],
@@ -497,7 +510,7 @@ async function run(ctx: CommandContext): Promise<number> {
           secs(d.rpoMs),
           d.error ?? '',
         ]),
-        'no drills yet: each backup is drilled once it is stored',
+        'no drills yet: a backup is drilled once it is stored (see drill-schedule)',
       );
       return list.items[0]?.status === 'failed' ? 1 : 0;
     }
@@ -507,6 +520,21 @@ async function run(ctx: CommandContext): Promise<number> {
         cron: arg2,
       });
       ctx.o.out(`backups run at ${r.backupSchedule} (UTC)`);
+      return 0;
+    }
+    case 'drill-schedule': {
+      if (!arg) throw new CliError('data-services drill-schedule needs the ID', 2);
+      const r = arg2
+        ? await api.call<{ drillSchedule: string }>('PUT', `${path(arg)}/drill-schedule`, {
+            drillSchedule: arg2,
+          })
+        : await api.call<{ drillSchedule: string }>('GET', `${path(arg)}/backups`);
+      if (values.json) return (json(ctx.o, { drillSchedule: r.drillSchedule }), 0);
+      ctx.o.out(
+        r.drillSchedule === 'weekly'
+          ? 'drills: weekly (a scheduled backup when none of the last 7 days passed one, and after a failed drill; backups asked for are always drilled)'
+          : 'drills: every_backup (each backup is drilled once it is stored)',
+      );
       return 0;
     }
     case 'retention': {
@@ -671,7 +699,7 @@ async function run(ctx: CommandContext): Promise<number> {
     }
     default:
       throw new CliError(
-        `unknown data-services command ${sub}: use list, create, show, link, unlink, rm, rotate-password, backup, backups, drills, schedule, restore, download, upgrade, export, import, move-to-dedicated or confirm-move`,
+        `unknown data-services command ${sub}: use list, create, show, link, unlink, rm, rotate-password, backup, backups, drills, schedule, drill-schedule, retention, restore, download, upgrade, export, import, move-to-dedicated or confirm-move`,
         2,
       );
   }

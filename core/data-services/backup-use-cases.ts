@@ -1,5 +1,5 @@
 import { CoreError, InvalidInput, NotFound, Unavailable } from '../errors.ts';
-import type { BackupRetention, DataService, DataServiceBackup } from '../models.ts';
+import type { BackupRetention, DataService, DataServiceBackup, DrillSchedule } from '../models.ts';
 import type { BackupCodec, EventQueue, ObjectStore, Scheduler } from '../ports.ts';
 import { assertCan } from '../roles.ts';
 import {
@@ -14,7 +14,9 @@ import { newBackupRow } from './backup-work.ts';
 import {
   backupKeyContext,
   checkBackupSchedule,
+  checkDrillSchedule,
   checkRetention,
+  defaultDrillSchedule,
   defaultRetention,
 } from './backups.ts';
 import { dataServiceWorkQueue, type DataServiceWorkMessage } from './deps.ts';
@@ -111,7 +113,12 @@ export async function listBackups(
   deps: CoreDeps,
   principal: Principal,
   id: string,
-): Promise<{ items: BackupView[]; backupSchedule: string; backupRetention: BackupRetention }> {
+): Promise<{
+  items: BackupView[];
+  backupSchedule: string;
+  backupRetention: BackupRetention;
+  drillSchedule: DrillSchedule;
+}> {
   const p = requireOrg(principal);
   assertCan(p.role, 'read');
   return deps.store.withOrg(p.orgId, async (repos) => {
@@ -122,6 +129,7 @@ export async function listBackups(
       items: rows.reverse().map(backupView),
       backupSchedule: ds.backupSchedule,
       backupRetention: ds.backupRetention ?? { ...defaultRetention },
+      drillSchedule: ds.drillSchedule ?? defaultDrillSchedule,
     };
   });
 }
@@ -181,6 +189,39 @@ export async function setBackupSchedule(
   });
   if (ds.status === 'ready') await registerBackupSchedule(deps, ds);
   return { backupSchedule: cron };
+}
+
+/**
+ * Changes which backups are restore-drilled: every one, or `weekly` (one a week, the next
+ * backup after a failed drill, and every backup a person asks for; `drillDecision`). Read
+ * by the worker when a backup completes, so nothing is scheduled: both modes alike.
+ */
+export async function setDrillSchedule(
+  deps: CoreDeps,
+  principal: Principal,
+  id: string,
+  input: { drillSchedule: unknown },
+  ctx: RequestContext,
+): Promise<{ drillSchedule: DrillSchedule }> {
+  const p = requireOrg(principal);
+  assertCan(p.role, 'manage-resources');
+  const to = checkDrillSchedule(input.drillSchedule);
+  return deps.store.withOrg(p.orgId, async (repos) => {
+    const ds = await repos.dataServices.get(id);
+    if (!ds) throw new NotFound('data_service', id);
+    const from = ds.drillSchedule ?? defaultDrillSchedule;
+    await repos.dataServices.update(id, {
+      drillSchedule: to,
+      updatedAt: deps.clock.now().toISOString(),
+    });
+    await recordAudit(deps, repos, p, ctx, {
+      action: 'drill.schedule_changed',
+      targetType: 'data_service',
+      targetId: id,
+      data: { name: ds.name, from, to },
+    });
+    return { drillSchedule: to };
+  });
 }
 
 /**

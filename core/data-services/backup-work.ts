@@ -7,7 +7,9 @@ import {
   backupKeys,
   backupsToDelete,
   compareWithManifest,
+  drillDecision,
   dumpTools,
+  type DrillDecision,
   parseCounts,
   parseDrillPhases,
   planDrill,
@@ -139,7 +141,53 @@ export async function handleBackup(
     else deps.logger.error({ dataServiceId: ds.id, err: messageOf(e) }, 'backup failed');
     return;
   }
-  await sendDrill(deps, ds, row.id);
+  await afterBackup(deps, ds, row);
+}
+
+/**
+ * After a backup the worker took on a schedule or on demand: its drill queued, unless the
+ * data service drills `weekly` and one is not due (`drillDecision`). A skipped drill is in
+ * the audit trail (`drill.skipped`, with why and when the next is due), and retention runs
+ * now, as it otherwise does after each drill and would wait a week.
+ */
+export async function afterBackup(
+  deps: DataServiceDeps,
+  ds: DataService,
+  row: Pick<DataServiceBackup, 'id' | 'trigger' | 'startedAt'>,
+): Promise<DrillDecision> {
+  let decision: DrillDecision;
+  try {
+    const history = await deps.store.withOrg(ds.orgId, (r) => r.dataServiceBackups.list(ds.id));
+    decision = drillDecision(ds.drillSchedule, row, history);
+  } catch (e) {
+    // Never a silent skip: a history that cannot be read is no proof of a recent drill.
+    decision = { drill: true, reason: `the drill history was not readable: ${messageOf(e)}` };
+  }
+  if (decision.drill) {
+    await sendDrill(deps, ds, row.id);
+    return decision;
+  }
+  // Not thrown: a redelivered scheduled message would take another backup for an audit row.
+  await deps.store
+    .withOrg(ds.orgId, (repos) =>
+      recordAudit(deps, repos, dataWorkerActor, null, {
+        action: 'drill.skipped',
+        targetType: 'data_service',
+        targetId: ds.id,
+        data: { name: ds.name, backupId: row.id, reason: decision.reason },
+      }),
+    )
+    .catch((e: unknown) =>
+      deps.logger.warn({ dataServiceId: ds.id, err: messageOf(e) }, 'drill.skipped not audited'),
+    );
+  deps.logger.info(
+    { dataServiceId: ds.id, backupId: row.id, reason: decision.reason },
+    'drill skipped',
+  );
+  await applyRetention(deps, ds).catch((e: unknown) =>
+    deps.logger.warn({ dataServiceId: ds.id, err: messageOf(e) }, 'retention did not run'),
+  );
+  return decision;
 }
 
 /**

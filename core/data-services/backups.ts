@@ -11,7 +11,9 @@ import type {
   ControlBackup,
   DataService,
   DataServiceBackup,
+  DrillSchedule,
 } from '../models.ts';
+import { drillSchedules } from '../models.ts';
 import type { ContainerSpec } from '../ports.ts';
 import { drillServerName } from './drill-app.ts';
 import {
@@ -57,6 +59,92 @@ export function checkBackupSchedule(cron: string): string {
       { field: 'backupSchedule' },
     );
   return text;
+}
+
+/** Every backup is drilled unless a data service says `weekly` (what every one did before). */
+export const defaultDrillSchedule: DrillSchedule = 'every_backup';
+
+/** How long a drill covers the backups after it under `weekly`. */
+export const weeklyDrillMs = 7 * 24 * 3_600_000;
+
+/**
+ * The slack on that week. Backups fire at most hourly, and a nightly one seven days after the
+ * drilled one starts a few seconds earlier or later in the day: without slack a weekly drill
+ * would slip to the next night every other week and drift a day at a time.
+ */
+export const weeklyDrillSlackMs = 3_600_000;
+
+/** A drill schedule, checked: `every_backup` or `weekly`; anything else names the field. */
+export function checkDrillSchedule(value: unknown, field = 'drillSchedule'): DrillSchedule {
+  if (typeof value === 'string' && (drillSchedules as readonly string[]).includes(value))
+    return value as DrillSchedule;
+  throw new InvalidInput(
+    `${field}: must be ${drillSchedules.map((d) => JSON.stringify(d)).join(' or ')}, got ${JSON.stringify(value)}`,
+    { field },
+  );
+}
+
+export interface DrillDecision {
+  drill: boolean;
+  /** Why, in words (the audit's `drill.skipped` carries it, and the worker's log). */
+  reason: string;
+}
+
+type DrillHistory = Pick<
+  DataServiceBackup,
+  'id' | 'status' | 'startedAt' | 'drillStatus' | 'drilledAt'
+>;
+
+/**
+ * Whether a backup that just completed is drilled. `every_backup`: always. `weekly`: a backup
+ * a person asked for is always drilled (they wait on it: `backup --wait`); a scheduled one
+ * is drilled unless a backup started less than a week (less the slack) before it has a drill
+ * that passed or is running. Measured between backups' starts, not from the drill's time: a
+ * drill proves the data of its backup, so a data service that took no backup for a week is
+ * never covered by an old one re-proved, and its next backup is drilled. The newest drill
+ * having failed always drills (a failure is retried on the next backup, not a week later).
+ * A drill still queued (no status yet) covers nothing, so at worst two are drilled.
+ */
+export function drillDecision(
+  schedule: DrillSchedule | undefined,
+  backup: Pick<DataServiceBackup, 'id' | 'trigger' | 'startedAt'>,
+  history: DrillHistory[],
+): DrillDecision {
+  if ((schedule ?? defaultDrillSchedule) === 'every_backup')
+    return { drill: true, reason: 'every backup is drilled' };
+  if (backup.trigger !== 'schedule')
+    return { drill: true, reason: `a ${backup.trigger} backup is always drilled` };
+  const others = history.filter((b) => b.id !== backup.id);
+  const newest = others
+    .filter((b) => b.drillStatus !== null && b.drilledAt !== null)
+    .sort((a, b) => (a.drilledAt! < b.drilledAt! ? 1 : a.drilledAt! > b.drilledAt! ? -1 : 0))[0];
+  if (newest?.drillStatus === 'failed')
+    return {
+      drill: true,
+      reason: `the newest drill (of backup ${newest.id}) failed: this backup is drilled rather than a week later`,
+    };
+  const at = Date.parse(backup.startedAt);
+  const cover = others
+    .filter(
+      (b) =>
+        b.status === 'completed' &&
+        (b.drillStatus === 'passed' || b.drillStatus === 'running') &&
+        at - Date.parse(b.startedAt) < weeklyDrillMs - weeklyDrillSlackMs,
+    )
+    .sort((a, b) => (a.startedAt < b.startedAt ? 1 : a.startedAt > b.startedAt ? -1 : 0))[0];
+  if (cover) {
+    const due = new Date(Date.parse(cover.startedAt) + weeklyDrillMs - weeklyDrillSlackMs);
+    return {
+      drill: false,
+      reason: `weekly drills: the drill of backup ${cover.id} (started ${cover.startedAt}) ${cover.drillStatus === 'passed' ? 'passed' : 'is running'}; the next drill is of the first backup started from ${due.toISOString()}`,
+    };
+  }
+  return {
+    drill: true,
+    reason: newest
+      ? 'weekly drills: no backup started in the last 7 days has a drill that passed'
+      : 'weekly drills: no backup has been drilled yet',
+  };
 }
 
 const db = 'app';

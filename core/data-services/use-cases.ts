@@ -6,6 +6,7 @@ import type {
   DataService,
   DataServiceLink,
   DataServiceSettings,
+  DrillSchedule,
   NodeRecord,
   Page,
   PageRequest,
@@ -19,7 +20,12 @@ import {
   type Principal,
   type RequestContext,
 } from '../deps.ts';
-import { checkBackupSchedule, defaultBackupSchedule } from './backups.ts';
+import {
+  checkBackupSchedule,
+  checkDrillSchedule,
+  defaultBackupSchedule,
+  defaultDrillSchedule,
+} from './backups.ts';
 import { dataServiceWorkQueue, type DataServiceWorkMessage } from './deps.ts';
 import {
   dataEndpoint,
@@ -36,8 +42,10 @@ type Deps = CoreDeps & { queue: EventQueue };
 /** A data service as the API shows it: where it lives, never its password. */
 export type DataServiceView = Omit<
   DataService,
-  'sealedPassword' | 'removeVolume' | 'pendingSealedPassword'
+  'sealedPassword' | 'removeVolume' | 'pendingSealedPassword' | 'drillSchedule'
 > & {
+  /** Which of its backups are restore-drilled (`every_backup` unless set). */
+  drillSchedule: DrillSchedule;
   /** A password rotation is under way (the worker sets, checks, then redeploys linked apps). */
   rotating: boolean;
   /** Its host name on the project network (only the project's app containers reach it). */
@@ -67,6 +75,7 @@ export const dataServiceView = ({
     ...d,
     passwordRotatedAt: d.passwordRotatedAt ?? null,
     upgrade: d.upgrade ?? null,
+    drillSchedule: d.drillSchedule ?? defaultDrillSchedule,
     rotating: Boolean(pending),
     host: at.host,
     port: enginePorts[d.engine],
@@ -91,6 +100,7 @@ export interface CreateDataServiceInput {
   evictionPolicy?: DataServiceSettings['evictionPolicy'] | undefined;
   persistence?: DataServiceSettings['persistence'] | undefined;
   backupSchedule?: string | undefined;
+  drillSchedule?: DrillSchedule | undefined;
   shareable?: boolean | undefined;
   sharedServerId?: string | undefined;
 }
@@ -212,6 +222,10 @@ export async function createDataService(
     input.backupSchedule === undefined
       ? defaultBackupSchedule
       : checkBackupSchedule(input.backupSchedule);
+  const drillSchedule =
+    input.drillSchedule === undefined
+      ? defaultDrillSchedule
+      : checkDrillSchedule(input.drillSchedule);
   const id = deps.ids.newId('dat');
   // Hex-like and URL-safe: it goes into connection URLs and the engines' init SQL unquoted.
   const password = deps.ids.newSecret(24).replace(/[^A-Za-z0-9]/g, 'x');
@@ -241,6 +255,7 @@ export async function createDataService(
       sealedPassword,
       removeVolume: false,
       backupSchedule,
+      drillSchedule,
       pendingSealedPassword: null,
       passwordRotatedAt: null,
       shareable: input.shareable ?? false,

@@ -129,6 +129,7 @@ const bodies: Record<string, () => unknown> = {
   'post /api/alerts/alertmanager': () => ({ status: 'firing', alerts: [] }),
   'put /api/data-services/{id}/backup-schedule': () => ({ cron: '0 3 * * *' }),
   'put /api/data-services/{id}/backup-retention': () => ({ daily: 14 }),
+  'put /api/data-services/{id}/drill-schedule': () => ({ drillSchedule: 'weekly' }),
   'patch /api/control-backups/settings': () => ({ schedule: '0 2 * * *' }),
   'post /api/control-backups/restore': () => ({ backupId: missing.id, database: 'sdo_nothing' }),
   'post /api/data-services/{id}/restore': () => ({ backupId: 'bak_0nothing', target: 'new' }),

@@ -271,6 +271,85 @@ describe.skipIf(!ready)('data services in the dashboard', () => {
     expect(audit.body.items).toHaveLength(1);
   }, 60_000);
 
+  it('shows the drill schedule and changes it beside retention; the newest passed drill is named', async () => {
+    const created = await api.request('POST', '/api/data-services', {
+      token,
+      headers: { 'x-org-id': orgId },
+      body: {
+        projectId: (await api.request('GET', '/api/projects', { token })).body.items[0].id,
+        name: 'payments',
+        engine: 'mariadb',
+      },
+    });
+    expect(created.status, created.text).toBe(202);
+    const id = created.body.id as string;
+    const drillsOf = async () =>
+      (
+        await api.request('GET', `/api/data-services/${id}`, {
+          token,
+          headers: { 'x-org-id': orgId },
+        })
+      ).body.drillSchedule;
+    await page.goto(`${api.url}/dashboard/data-services/${id}`);
+    const select = page.getByLabel('Restore drills');
+    expect(await select.inputValue()).toBe('every_backup');
+    expect(await text(page.locator('#drill-policy'))).toMatch(
+      /^After every backup: each one is drilled once it is stored\./,
+    );
+    expect(await text(page.locator('#drill-proven'))).toBe('No backup has passed a drill yet.');
+
+    // A backup the worker drilled (no worker here: the row as it leaves it).
+    const sys = api.system.release;
+    const row = await newBackupRow(
+      { ...sys, backupCodec: sys.backupCodec! },
+      { orgId, id },
+      'schedule',
+    );
+    await sys.store.withOrg(orgId, (r) =>
+      r.dataServiceBackups.insert({
+        ...row,
+        status: 'completed',
+        finishedAt: row.startedAt,
+        drillStatus: 'passed',
+        drilledAt: row.startedAt,
+      }),
+    );
+
+    await select.selectOption('weekly');
+    await page.getByRole('button', { name: 'Save drills' }).click();
+    await page.getByRole('status').filter({ hasText: 'Drills are weekly' }).waitFor();
+    expect(await drillsOf()).toBe('weekly');
+    expect(await page.getByLabel('Restore drills').inputValue()).toBe('weekly');
+    expect(await text(page.locator('#drill-policy'))).toMatch(
+      /^Weekly: a scheduled backup is drilled when no backup of the last 7 days has a drill that passed, and the next one after a failed drill;/,
+    );
+    expect(await text(page.locator('#drill-proven'))).toMatch(
+      new RegExp(`^Newest passed drill: backup ${row.id} taken `),
+    );
+    // The drill schedule sits in the same form group as retention: both labelled forms.
+    expect(await page.getByRole('form', { name: 'Retention' }).count()).toBe(1);
+    expect(await page.getByRole('form', { name: 'Drill schedule' }).count()).toBe(1);
+    await page.screenshot({ path: join(shots, 'data-service-drills.png'), fullPage: true });
+
+    // A value the API does not take (a tampered form): the reason names the field, nothing changes.
+    await page.evaluate(() => {
+      const o = document.querySelector<HTMLOptionElement>(
+        '#drill-schedule option[value="every_backup"]',
+      )!;
+      o.value = 'monthly';
+    });
+    await page.getByLabel('Restore drills').selectOption('monthly');
+    await page.getByRole('button', { name: 'Save drills' }).click();
+    await page.getByRole('alert').filter({ hasText: 'drillSchedule' }).waitFor();
+    expect(await drillsOf()).toBe('weekly');
+
+    await page.goto(`${api.url}/dashboard/data-services/${id}`);
+    await page.getByLabel('Restore drills').selectOption('every_backup');
+    await page.getByRole('button', { name: 'Save drills' }).click();
+    await page.getByRole('status').filter({ hasText: 'Every backup is drilled' }).waitFor();
+    expect(await drillsOf()).toBe('every_backup');
+  }, 60_000);
+
   it('exports a backup (the JSON and the encrypted object), imports it back and streams the object up', async () => {
     // No worker here: a ready Redis with one completed backup, stored as the worker would.
     const created = await api.request('POST', '/api/data-services', {

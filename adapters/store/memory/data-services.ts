@@ -16,7 +16,9 @@ import type { Tables } from './tables.ts';
 import type { TenantView } from './tenant.ts';
 
 export const memoryDataServiceRepo = (t: TenantView): DataServiceRepo => ({
-  insert: async (d) => t.insert('dataServices', d),
+  // As the SQL column's default: a row without a drill schedule drills every backup.
+  insert: async (d) =>
+    t.insert('dataServices', { ...d, drillSchedule: d.drillSchedule ?? 'every_backup' }),
   get: async (id) => t.getOwn<DataService>('dataServices', id),
   list: async (page, filter) =>
     t.page<DataService>('dataServices', t.filtered('dataServices', filter, 'direct'), page),

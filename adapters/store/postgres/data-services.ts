@@ -24,6 +24,7 @@ export const dataServicesTable = table<DataService>('data_services', [
   'removeVolume',
   'backupSchedule',
   'backupRetention',
+  'drillSchedule',
   'pendingSealedPassword',
   'passwordRotatedAt',
   'shareable',
@@ -44,8 +45,14 @@ export const dataServiceLinksTable = table<DataServiceLink>('data_service_links'
 ]);
 
 export const pgDataServiceRepo = (t: TenantSql): DataServiceRepo => ({
-  // The column is not null: a row made before shared servers existed reads back false.
-  insert: (d) => t.insert(dataServicesTable, { ...d, shareable: d.shareable ?? false }),
+  // The columns are not null: a row made before shared servers (weekly drills) existed reads
+  // back false (every_backup).
+  insert: (d) =>
+    t.insert(dataServicesTable, {
+      ...d,
+      shareable: d.shareable ?? false,
+      drillSchedule: d.drillSchedule ?? 'every_backup',
+    }),
   get: (id) => t.one(dataServicesTable, [eq('id', id), t.org()]),
   list: (page, filter) =>
     t.page(dataServicesTable, t.filterConditions(filter, { project: 'direct' }), page),

@@ -16,6 +16,7 @@ import {
   restoreBackup,
   setBackupRetention,
   setBackupSchedule,
+  setDrillSchedule,
 } from '../../../core/data-services/backup-use-cases.ts';
 import {
   backupObject,
@@ -194,6 +195,19 @@ export const dataServiceRoutes = [
     status: 200,
     handle: ({ deps, principal, params, body, ctx }) =>
       setBackupRetention(deps, principal, params.id!, body, ctx),
+  }),
+  route({
+    method: 'put',
+    path: '/api/data-services/{id}/drill-schedule',
+    summary:
+      'Which backups are restore-drilled: every_backup (default), or weekly: a scheduled backup only when no backup of the last 7 days has a drill that passed, and always after a failed drill; a backup asked for now is always drilled',
+    tag: 'data-services',
+    auth: true,
+    permission: 'manage-resources',
+    body: s.drillScheduleInput,
+    status: 200,
+    handle: ({ deps, principal, params, body, ctx }) =>
+      setDrillSchedule(deps, principal, params.id!, body, ctx),
   }),
   route({
     method: 'get',

@@ -275,6 +275,7 @@ export const aDataService = (
   removeVolume: false,
   backupSchedule: '0 3 * * *',
   backupRetention: null,
+  drillSchedule: 'every_backup',
   pendingSealedPassword: null,
   passwordRotatedAt: null,
   shareable: false,

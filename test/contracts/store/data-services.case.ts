@@ -234,6 +234,31 @@ export function dataServiceCases(): void {
       expect(await inA((r) => r.dataServices.get(d.id))).toBeNull();
     });
 
+    it('keeps a drill schedule: every_backup when none is given, weekly once set', async () => {
+      const node = aNode(a.orgId);
+      const { drillSchedule: _d, ...old } = aDataService(a.orgId, a.projectId, node.id);
+      const weekly = aDataService(a.orgId, a.projectId, node.id, { drillSchedule: 'weekly' });
+      await inA(async (r) => {
+        await r.nodes.insert(node);
+        await r.dataServices.insert(old);
+        await r.dataServices.insert(weekly);
+      });
+      // A row written before weekly drills existed reads as it behaved: every backup drilled.
+      expect((await inA((r) => r.dataServices.get(old.id)))?.drillSchedule).toBe('every_backup');
+      expect((await inA((r) => r.dataServices.get(weekly.id)))?.drillSchedule).toBe('weekly');
+      await inA((r) => r.dataServices.update(old.id, { drillSchedule: 'weekly' }));
+      await inA((r) => r.dataServices.update(weekly.id, { drillSchedule: 'every_backup' }));
+      expect(await inA((r) => r.dataServices.get(old.id))).toEqual({
+        ...old,
+        drillSchedule: 'weekly',
+      });
+      expect((await inA((r) => r.dataServices.get(weekly.id)))?.drillSchedule).toBe('every_backup');
+      await inA(async (r) => {
+        await r.dataServices.delete(old.id);
+        await r.dataServices.delete(weekly.id);
+      });
+    });
+
     it('refuses a second data service of one name in a project, and an unknown project or node', async () => {
       const node = aNode(a.orgId);
       const d = aDataService(a.orgId, a.projectId, node.id, { name: 'cache' });

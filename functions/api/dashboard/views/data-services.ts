@@ -335,9 +335,13 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
         items: Backup[];
         backupSchedule: string;
         backupRetention: { daily: number; weekly: number; monthly: number };
+        drillSchedule: 'every_backup' | 'weekly';
       }>(`/api/data-services/${encodeURIComponent(d.id)}/backups`);
       const keep = backups.backupRetention;
       const drilled = backups.items.filter((b) => b.drillStatus !== null);
+      const weekly = backups.drillSchedule === 'weekly';
+      // The newest backup proven restorable: its age is what a weekly schedule is judged by.
+      const proven = backups.items.find((b) => b.drillStatus === 'passed');
       const body = html`<p><a href="/dashboard/data-services">Data services</a> ›</p>
         <h1>${d.name} ${badge(d.status === 'ready' ? 'active' : d.status)}</h1>
         ${d.error ? html`<p class="error" role="alert">${d.error}</p>` : ''}
@@ -476,6 +480,19 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
           <input id="keep-monthly" name="monthly" type="number" min="0" value="${keep.monthly}" />
           months, and always the newest whose drill passed.
           <button type="submit" class="secondary">Save retention</button>
+        </form>
+        <form
+          method="post"
+          action="/dashboard/data-services/${d.id}/drill-schedule"
+          class="inline"
+          aria-label="Drill schedule"
+        >
+          <label for="drill-schedule">Restore drills</label>
+          <select id="drill-schedule" name="drillSchedule">
+            <option value="every_backup" ${weekly ? '' : 'selected'}>after every backup</option>
+            <option value="weekly" ${weekly ? 'selected' : ''}>weekly</option>
+          </select>
+          <button type="submit" class="secondary">Save drills</button>
         </form>
         ${
           backups.items.length === 0
@@ -627,9 +644,24 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
           <button type="submit">Import</button>
         </form>
         <h2>Restore drills</h2>
-        <p class="hint">
-          After each backup it is restored into a container with no network and checked against its
+        <p class="hint" id="drill-policy">
+          ${
+            weekly
+              ? html`<strong>Weekly:</strong> a scheduled backup is drilled when no backup of the
+                  last 7 days has a drill that passed, and the next one after a failed drill; a
+                  backup taken with “Back up now” is always drilled.`
+              : html`<strong>After every backup:</strong> each one is drilled once it is stored.`
+          }
+          A drill restores the backup into a container with no network and checks it against its
           manifest. RTO: time to restored and checked; RPO: age of the data.
+        </p>
+        <p id="drill-proven">
+          ${
+            proven
+              ? html`Newest passed drill: backup <span class="mono">${proven.id}</span> taken
+                  ${when(proven.startedAt)}.`
+              : 'No backup has passed a drill yet.'
+          }
         </p>
         ${
           drilled.length === 0
@@ -941,6 +973,27 @@ export function registerDataServices(app: Hono, fetchApi: ApiFetch): void {
         body,
       );
       flash(c, 'notice', 'Retention saved: it applies after the next drill.');
+      return `/dashboard/data-services/${id}`;
+    }),
+  );
+
+  app.post(
+    '/dashboard/data-services/:id/drill-schedule',
+    action(fetchApi, '/dashboard/data-services', async (c, s, form) => {
+      const id = param(c, 'id');
+      // Sent as chosen: the API answers a clear 400 for anything but its two values.
+      const r = await s.api.call<{ drillSchedule: string }>(
+        'PUT',
+        `/api/data-services/${encodeURIComponent(id)}/drill-schedule`,
+        { drillSchedule: field(form, 'drillSchedule') ?? '' },
+      );
+      flash(
+        c,
+        'notice',
+        r.drillSchedule === 'weekly'
+          ? 'Drills are weekly: the next scheduled backup is drilled unless one of the last 7 days passed.'
+          : 'Every backup is drilled from the next one on.',
+      );
       return `/dashboard/data-services/${id}`;
     }),
   );

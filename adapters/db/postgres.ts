@@ -228,13 +228,14 @@ class ReadWithSettings extends pg.Query {
     values?: readonly unknown[],
   ) {
     const named = statementFor(text);
-    // queryMode: pg's own (untyped) switch to the extended protocol, so prepare() is what runs.
-    super({
-      text,
-      values: (values ?? []).map((v) => prepareValue(v)),
-      ...(named ? { name: named.name } : {}),
-      queryMode: 'extended',
-    } as pg.QueryConfig);
+    // Built from the text alone, the rest set after: pg copies a config object through its
+    // property descriptors (cloneQueryConfig), which cost more than everything else here.
+    super(text);
+    const self = this as unknown as QueryInternals & { queryMode?: string };
+    self.values = (values ?? []).map((v) => prepareValue(v));
+    if (named) self.name = named.name;
+    // pg's own (untyped) switch to the extended protocol, so prepare() is what runs.
+    self.queryMode = 'extended';
     this.settings = settings.map((pair) => pair.map((v) => prepareValue(v)));
     this.setting = statementFor(settingText) ?? { text: settingText };
     this.statement = named ?? { text };

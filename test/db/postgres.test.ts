@@ -256,7 +256,7 @@ describe('fromDatabaseUrl', () => {
       await read(0); // the connection exists and has parsed both statements
       // Every write to PostgreSQL's port while the six reads go out (pg writes a corked
       // socket's messages with _writev, a single one with _write).
-      const port = Number(new URL(testDb.url).port);
+      const port = Number(new URL(testDb.url).port || 5432);
       let writes = 0;
       const proto = net.Socket.prototype as unknown as Record<
         '_write' | '_writev',

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Unavailable } from '../../core/errors.ts';
 import { migrate } from '../../adapters/db/migrator.ts';
@@ -240,6 +241,39 @@ describe('fromDatabaseUrl', () => {
         `select nullif(current_setting('app.org_id', true), '') as org`,
       );
       expect(after.rows).toEqual([{ org: null }]);
+    });
+  });
+
+  it('sends the reads alone of one turn on a shared connection in one write', async () => {
+    await using(fromDatabaseUrl(testDb.url, { max: 1 }), async (db) => {
+      const read = (n: number) =>
+        db
+          .transaction((tx) => tx.query<{ n: number }>('select $1::int as n', [n]), {
+            settings: { 'app.org_id': 'org_a' },
+            readsAlone: true,
+          })
+          .then((r) => r.rows[0]?.n);
+      await read(0); // the connection exists and has parsed both statements
+      // Every write to PostgreSQL's port while the six reads go out (pg writes a corked
+      // socket's messages with _writev, a single one with _write).
+      const port = Number(new URL(testDb.url).port || 5432);
+      let writes = 0;
+      const proto = net.Socket.prototype as unknown as Record<
+        '_write' | '_writev',
+        (this: net.Socket, ...args: unknown[]) => unknown
+      >;
+      const original = { _write: proto._write, _writev: proto._writev };
+      for (const name of ['_write', '_writev'] as const)
+        proto[name] = function (this: net.Socket, ...args: unknown[]) {
+          if (this.remotePort === port) writes++;
+          return original[name].apply(this, args);
+        };
+      try {
+        expect(await Promise.all([1, 2, 3, 4, 5, 6].map(read))).toEqual([1, 2, 3, 4, 5, 6]);
+      } finally {
+        Object.assign(proto, original);
+      }
+      expect(writes).toBe(1);
     });
   });
 

@@ -226,6 +226,8 @@ export async function deploySocketioApp(
     image: string;
     replicas: number;
     onCreated?: (redis: SocketioDeployment['redis']) => void;
+    /** Fields of the web service that differ from this test's defaults (health, warmSeconds…). */
+    service?: Record<string, unknown>;
   },
 ): Promise<SocketioDeployment> {
   const created = await req('POST', '/api/data-services', {
@@ -253,6 +255,7 @@ export async function deploySocketioApp(
       replicas: input.replicas,
       sticky: true,
       health: { intervalMs: 200, successes: 2, deadlineMs: 30_000, timeoutMs: 2_000 },
+      ...input.service,
     },
   });
   expectStatus('creating the web service', svc, 201);

@@ -10,7 +10,6 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -35,41 +34,23 @@ import { defaultHosts } from '../../core/releases/plan.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
 import { ensureTestImages } from '../support/docker.ts';
 import { releaseDepsBehindCaddy } from '../support/edge-release.ts';
-import { available, isCi } from '../support/services.ts';
+import { available } from '../support/services.ts';
+import {
+  allMembersReady,
+  cluster as target,
+  copyImage,
+  dk,
+  managerHost,
+  managerSocket as manager,
+  memberEngines,
+  swarmReady,
+} from '../support/swarm.ts';
 import { aNode, aProject, aService, anEnvironment, anOrg } from '../core/releases/builders.ts';
 import { deployer, orgId } from '../core/releases/harness.ts';
 
 const exec = promisify(execFile);
-const manager = '/run/sdo-node7/docker.sock';
-const memberHosts = [7, 8, 9].map((i) => `unix:///run/sdo-node${i}/docker.sock`);
-const memberAddresses = ['10.213.0.17', '10.213.0.18', '10.213.0.19'];
-const target = { dockerHost: `unix://${manager}`, swarm: true };
-/** The docker CLI against one engine (the host's when `host` is null). */
-const dk = (host: string | null, ...args: string[]) =>
-  exec('docker', host ? ['-H', host, ...args] : args, { timeout: 300_000 }).then((r) =>
-    r.stdout.trim(),
-  );
-
-/** Why the Swarm is not usable here, or null when three managers answer and are ready. */
-async function swarmAbsence(): Promise<string | null> {
-  if (!existsSync(manager)) return `no engine at ${manager}`;
-  try {
-    const members = await new SwarmRuntime().members(target);
-    const ready = members.filter(
-      (m) => m.role === 'manager' && m.state === 'ready' && memberAddresses.includes(m.address),
-    );
-    return ready.length === 3 ? null : `${ready.length} of 3 managers ready`;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-const absent = await swarmAbsence();
-if (absent) {
-  const why = `the Swarm on nodes 7-9 is not up (${absent}): run ../shared/ci/multi-node.sh up 9 with MN_IMAGES, then bash scripts/swarm-up.sh 7 8 9`;
-  if (isCi) throw new Error(`CI must not skip: ${why}`);
-  console.warn(`\n*** SKIPPING the Swarm no-shell suite: ${why} ***\n`);
-}
-const ready = !absent && (await available('caddy'));
+const memberHosts = Object.values(memberEngines);
+const ready = (await swarmReady('the Swarm no-shell suite')) && (await available('caddy'));
 
 /** One tag, built from the same inputs each run: the members keep it between runs. */
 const noShellImage = 'selfdevop-test/noshell:v1';
@@ -99,19 +80,6 @@ async function buildNoShellImage(): Promise<void> {
   } finally {
     await rm(ctx, { recursive: true, force: true });
   }
-}
-
-/**
- * Copies `image` from the host engine to `host` unless it has that very image already (no
- * registry here: a member runs only what it holds).
- */
-async function copyImage(image: string, host: string): Promise<void> {
-  const want = await dk(null, 'image', 'inspect', '-f', '{{.Id}}', image);
-  const have = await dk(host, 'image', 'inspect', '-f', '{{.Id}}', image).catch(() => '');
-  if (have === want) return;
-  await exec('sh', ['-c', 'docker save "$1" | docker -H "$2" load -q', 'sh', image, host], {
-    timeout: 600_000,
-  });
 }
 
 /**
@@ -197,6 +165,7 @@ describe.skipIf(!ready)(
     let stops: (() => Promise<void>)[] = [];
 
     beforeAll(async () => {
+      await allMembersReady();
       await ensureTestImages();
       await buildNoShellImage();
       // Every member may run a task: each holds both images (the release names them by id).
@@ -219,7 +188,7 @@ describe.skipIf(!ready)(
             id: 'node_swarm1',
             name: 'swarm-7-9',
             kind: 'swarm',
-            dockerHost: `unix://${manager}`,
+            dockerHost: managerHost,
             address: '10.213.0.17',
           }),
         );
@@ -284,7 +253,7 @@ describe.skipIf(!ready)(
       // The look into the image left no container behind on the manager's engine.
       expect(
         await dk(
-          `unix://${manager}`,
+          managerHost,
           'ps',
           '-aq',
           '--filter',

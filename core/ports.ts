@@ -744,6 +744,13 @@ export interface ContainerInfo {
    * only where `upstreamOf` (core/nodes/address.ts) accepts one of these.
    */
   ports?: PublishedPort[];
+  /**
+   * What the runtime could not do as the spec asked, and the user should hear (`start`
+   * only): each is written to the release's log. A Swarm target sets one when the image has
+   * no shell to read its environment from a secret, so the environment is in the service's
+   * spec in clear text.
+   */
+  warnings?: string[];
 }
 
 /** A container's usage as its engine measures it (cgroup figures). */
@@ -874,6 +881,8 @@ export interface OneOffResult {
   exitCode: number | null;
   timedOut: boolean;
   output: string;
+  /** As `ContainerInfo.warnings`: written to the release's log. */
+  warnings?: string[];
 }
 
 /** One image build on an engine, from a build context streamed in as a tar archive. */

@@ -111,6 +111,65 @@ export interface SealedEnv {
   argv: string[];
 }
 
+/**
+ * On a service whose environment is in its spec in clear text (the image cannot read it from
+ * a secret): why, as `envInSpecReason` said it. Read back by a start that found the service.
+ */
+const envInSpecLabel = 'selfdevop.env-in-spec';
+
+/** Labels selfdevop keeps on a service for itself, never answered as the container's. */
+const ownLabels = new Set([envInSpecLabel]);
+
+/**
+ * What an image holds of what the sealed environment's shim runs: `/bin/sh`, and `env` in a
+ * directory of its `PATH` (the shim's `exec env` looks there).
+ */
+export interface ImageShell {
+  sh: boolean;
+  env: boolean;
+}
+
+/** The `PATH` a container gets from the engine when its image sets none. */
+export const defaultContainerPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Where the shim's `env` may be, for an image's `Env` (pure): each absolute `PATH` entry's `env`. */
+export function envCandidates(imageEnv: readonly string[] = []): string[] {
+  const path =
+    imageEnv.find((e) => e.startsWith('PATH='))?.slice('PATH='.length) ?? defaultContainerPath;
+  const dirs = path.split(':').filter((d) => d.startsWith('/'));
+  return [...new Set(dirs.map((d) => `${d.replace(/\/+$/, '')}/env`))];
+}
+
+/**
+ * Why an image's environment cannot be sealed (pure), or null when it can: the shim needs
+ * `/bin/sh` to read the secret and `env` to add the variables. Without them Swarm has no
+ * other way to hand a task its environment than the spec's `Env` (a secret is a file: an app
+ * would have to read it itself), so that is where it goes, and the user is told.
+ */
+export function envInSpecReason(shell: ImageShell): string | null {
+  if (shell.sh && shell.env) return null;
+  const missing = [!shell.sh && '/bin/sh', !shell.env && 'env'].filter(Boolean).join(' nor ');
+  return `the image has no ${missing}`;
+}
+
+/** The warning a start answers for a service whose environment is in its spec (pure). */
+export function envInSpecWarning(reason: string): string {
+  return `the environment is in the Swarm service's spec in clear text (docker service inspect shows it), not in a Swarm secret: ${reason}, which reading it from the secret needs (add a shell to the image to keep it sealed)`;
+}
+
+/** How a start hands a task its environment: sealed, or in the spec (`inSpecBecause`), or none. */
+interface EnvDelivery {
+  sealed: SealedEnv | null;
+  inSpecBecause?: string;
+}
+
+/** An image as the manager's engine answers its inspect (the fields read here). */
+interface ImageInspect {
+  Id?: string;
+  RepoDigests?: string[];
+  Config?: { Entrypoint?: string[] | null; Cmd?: string[] | null; Env?: string[] | null };
+}
+
 /** `'…'` for a POSIX shell: nothing in it is expanded. */
 const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
@@ -221,12 +280,17 @@ export function spreadMember(
   return order[index % order.length]!;
 }
 
-/** The Swarm service spec for a release's container; pure, so plans can be checked without a cluster. */
+/**
+ * The Swarm service spec for a release's container; pure, so plans can be checked without a
+ * cluster. Without `sealed`, the environment is the spec's `Env`: `envInSpec` says why (the
+ * image has no shell), kept in a label of the service.
+ */
 export function serviceSpec(
   spec: ContainerSpec,
   oneOff = false,
   sealed?: SealedEnv,
   pin?: string,
+  envInSpec?: string,
 ): Record<string, unknown> {
   const rotation = spec.logRotation ?? containerLogRotation;
   const limits: Record<string, number> = {};
@@ -263,7 +327,11 @@ export function serviceSpec(
   const name = swarmServiceName(spec.name);
   return {
     Name: name,
-    Labels: { ...spec.labels, ...(name === spec.name ? {} : { [nameLabel]: spec.name }) },
+    Labels: {
+      ...spec.labels,
+      ...(name === spec.name ? {} : { [nameLabel]: spec.name }),
+      ...(!sealed && envInSpec ? { [envInSpecLabel]: envInSpec } : {}),
+    },
     TaskTemplate: {
       ContainerSpec: containerSpec,
       // Limits and reservations alike, so Swarm places a task only where it fits.
@@ -312,6 +380,12 @@ export class NotOnSwarm extends CoreError {
 
 export class SwarmRuntime {
   private readonly clients = new Map<string, Docker>();
+  /**
+   * What each image (by id: content-addressed, so one answer holds on every manager) holds
+   * of the shim's needs, probed once: a deploy's later starts of that image pay nothing.
+   * A failed probe is not kept. Bounded: the oldest goes when a 257th image comes.
+   */
+  private readonly shells = new Map<string, Promise<ImageShell>>();
   /** The spread's reads, per manager and release, until they expire (`spreadRead`). */
   private readonly spreadReads = new Map<
     string,
@@ -427,22 +501,29 @@ export class SwarmRuntime {
     if (!service) {
       if (spec.network) await this.ensureOverlay(target, spec.network);
       // Independent reads and the secret, at once (a deploy's time is mostly these calls).
-      const [imageOf, sealedOf, pinOf] = await Promise.allSettled([
-        this.pinnedImage(target, spec.image),
-        this.sealEnv(target, spec),
+      const inspect = this.imageInspectOnce(target, spec.image);
+      const [imageOf, envOf, pinOf] = await Promise.allSettled([
+        this.pinnedImage(target, spec.image, inspect),
+        this.deliverEnv(target, spec, inspect),
         this.spreadPin(target, spec),
       ]);
-      const failed = [imageOf, sealedOf, pinOf].find((r) => r.status === 'rejected');
+      const failed = [imageOf, envOf, pinOf].find((r) => r.status === 'rejected');
       if (failed) {
-        if (sealedOf.status === 'fulfilled' && sealedOf.value)
-          await this.removeSecret(target, sealedOf.value.secretId).catch(() => undefined);
+        if (envOf.status === 'fulfilled' && envOf.value.sealed)
+          await this.removeSecret(target, envOf.value.sealed.secretId).catch(() => undefined);
         throw (failed as PromiseRejectedResult).reason;
       }
       const image = (imageOf as PromiseFulfilledResult<string>).value;
-      const sealed = (sealedOf as PromiseFulfilledResult<SealedEnv | null>).value;
+      const { sealed, inSpecBecause } = (envOf as PromiseFulfilledResult<EnvDelivery>).value;
       const pin = (pinOf as PromiseFulfilledResult<SpreadPin | null>).value;
       members = pin?.members;
-      const body = serviceSpec({ ...spec, image }, false, sealed ?? undefined, pin?.member);
+      const body = serviceSpec(
+        { ...spec, image },
+        false,
+        sealed ?? undefined,
+        pin?.member,
+        inSpecBecause,
+      );
       let created: { id?: string; ID?: string } | null = null;
       try {
         created = (await this.call(target, (d) =>
@@ -475,10 +556,13 @@ export class SwarmRuntime {
       throw e;
     }
     const address = members?.find((n) => n.ID === run.task.NodeID)?.Status?.Addr;
-    return this.infoOf(target, service, run.task, {
+    const info = await this.infoOf(target, service, run.task, {
       tasks: run.tasks,
       ...(address ? { address } : {}),
     });
+    // Said on every start of it, a retried one too (the label is on the service).
+    const inSpec = service.Spec.Labels?.[envInSpecLabel];
+    return inSpec ? { ...info, warnings: [envInSpecWarning(inSpec)] } : info;
   }
 
   /**
@@ -675,28 +759,32 @@ export class SwarmRuntime {
   }
 
   /**
-   * A Swarm secret holding `spec.env` as the shim's script, or null without env. The
-   * command is the spec's or else the image's (inspected on the manager, where the image
-   * was resolved), since the shim replaces the entrypoint. A secret of that name left by a
-   * start that died before its service was created is replaced.
+   * How a task gets `spec.env`: nothing to deliver without env; else a Swarm secret holding
+   * it as the shim's script when the image can run the shim (`imageShell`), else the spec's
+   * `Env`, with the reason. The shim's command is the spec's or else the image's (inspected
+   * on the manager, where the image was resolved), since the shim replaces the entrypoint.
    */
-  private async sealEnv(target: DockerTarget, spec: ContainerSpec): Promise<SealedEnv | null> {
-    if (Object.keys(spec.env).length === 0) return null;
+  private async deliverEnv(
+    target: DockerTarget,
+    spec: ContainerSpec,
+    inspect: () => Promise<ImageInspect>,
+  ): Promise<EnvDelivery> {
+    if (Object.keys(spec.env).length === 0) return { sealed: null };
+    const imageMissing = (e: unknown) => {
+      if ((e as { statusCode?: number }).statusCode === 404)
+        throw new ImageNotFound(
+          spec.image,
+          `not on the manager, which reads it to seal the environment`,
+        );
+      throw e;
+    };
+    const shell = await this.imageShell(target, spec.image, inspect).catch(imageMissing);
+    const reason = envInSpecReason(shell);
+    if (reason) return { sealed: null, inSpecBecause: reason };
     let argv: string[];
     if (spec.entrypoint) argv = [...spec.entrypoint, ...(spec.cmd ?? [])];
     else {
-      const config = await this.call(target, (d) => d.getImage(spec.image).inspect())
-        .then(
-          (i) => (i as { Config?: { Entrypoint?: string[] | null; Cmd?: string[] | null } }).Config,
-        )
-        .catch((e: unknown) => {
-          if ((e as { statusCode?: number }).statusCode === 404)
-            throw new ImageNotFound(
-              spec.image,
-              `not on the manager, which reads its command to seal the environment`,
-            );
-          throw e;
-        });
+      const config = (await inspect().catch(imageMissing)).Config;
       argv = [...(config?.Entrypoint ?? []), ...(spec.cmd ?? config?.Cmd ?? [])];
     }
     const name = envSecretName(spec.name, randomBytes(4).toString('hex'));
@@ -707,7 +795,82 @@ export class SwarmRuntime {
         Data: Buffer.from(envScript(spec.env)).toString('base64'),
       }),
     )) as { id?: string; ID?: string };
-    return { secretId: (created.id ?? created.ID)!, secretName: name, argv };
+    return { sealed: { secretId: (created.id ?? created.ID)!, secretName: name, argv } };
+  }
+
+  /**
+   * Whether `image` (on the manager) has `/bin/sh` and an `env` on its `PATH`, from the
+   * answers kept per image id. An id (`sha256:…`, what a release starts) is its own key, so
+   * a known image costs no call; a name is inspected for its id first (a tag moves).
+   */
+  private imageShell(
+    target: DockerTarget,
+    image: string,
+    inspect: () => Promise<ImageInspect>,
+  ): Promise<ImageShell> {
+    const known = image.startsWith('sha256:') ? this.shells.get(image) : undefined;
+    if (known) return known;
+    return inspect().then((info) => {
+      const id = info.Id ?? image;
+      let probe = this.shells.get(id);
+      if (!probe) {
+        probe = this.probeShell(target, image, envCandidates(info.Config?.Env ?? []));
+        if (this.shells.size >= 256) this.shells.delete(this.shells.keys().next().value!);
+        this.shells.set(id, probe);
+        probe.catch(() => {
+          if (this.shells.get(id) === probe) this.shells.delete(id);
+        });
+      }
+      return probe;
+    });
+  }
+
+  /**
+   * Looks into the image without running it: a container of it is created on the manager's
+   * engine (never started: the command given is never run, so an image without any command
+   * can be created too), each path asked with `HEAD /containers/{id}/archive` (404: absent),
+   * then the container goes with any anonymous volume of the image.
+   */
+  private async probeShell(
+    target: DockerTarget,
+    image: string,
+    envPaths: string[],
+  ): Promise<ImageShell> {
+    const container = await this.call(target, (d) =>
+      d.createContainer({
+        Image: image,
+        Entrypoint: ['/selfdevop-shell-probe'],
+        Cmd: [],
+        NetworkDisabled: true,
+        Labels: { 'selfdevop.probe': 'shell' },
+      }),
+    );
+    const has = (path: string) =>
+      this.call(target, (d) => d.getContainer(container.id).infoArchive({ path })).then(
+        (stream: unknown) => {
+          (stream as { destroy?: () => void } | null)?.destroy?.();
+          return true;
+        },
+        (e: unknown) => {
+          if ((e as { statusCode?: number }).statusCode === 404) return false;
+          throw e;
+        },
+      );
+    try {
+      const [sh, ...envs] = await Promise.all(['/bin/sh', ...envPaths].map(has));
+      return { sh: sh!, env: envs.some(Boolean) };
+    } finally {
+      await this.call(target, (d) =>
+        d.getContainer(container.id).remove({ force: true, v: true }),
+      ).catch(() => undefined);
+    }
+  }
+
+  /** One inspect of `image` on the manager, shared by what a start reads of it. */
+  private imageInspectOnce(target: DockerTarget, image: string): () => Promise<ImageInspect> {
+    let read: Promise<ImageInspect> | undefined;
+    return () =>
+      (read ??= this.call(target, (d) => d.getImage(image).inspect()) as Promise<ImageInspect>);
   }
 
   /** Deletes a secret; one in use (another service still names it) or gone is left be. */
@@ -733,11 +896,19 @@ export class SwarmRuntime {
   ): Promise<OneOffResult> {
     await this.remove(target, spec.name);
     if (spec.network) await this.ensureOverlay(target, spec.network);
-    const image = await this.pinnedImage(target, spec.image);
-    const sealed = await this.sealEnv(target, spec);
+    const inspect = this.imageInspectOnce(target, spec.image);
+    const image = await this.pinnedImage(target, spec.image, inspect);
+    const { sealed, inSpecBecause } = await this.deliverEnv(target, spec, inspect);
+    const warnings = inSpecBecause ? { warnings: [envInSpecWarning(inSpecBecause)] } : {};
     const created = (await this.call(target, (d) =>
       d.createService(
-        serviceSpec({ ...spec, image }, true, sealed ?? undefined) as Docker.CreateServiceOptions,
+        serviceSpec(
+          { ...spec, image },
+          true,
+          sealed ?? undefined,
+          undefined,
+          inSpecBecause,
+        ) as Docker.CreateServiceOptions,
       ),
     ).catch(async (e: unknown) => {
       if (sealed) await this.removeSecret(target, sealed.secretId).catch(() => undefined);
@@ -762,12 +933,13 @@ export class SwarmRuntime {
       // What the engine said when it could not run the command is the output, as `docker run` shows it.
       if (unstartable !== null) output = output ? `${output}\n${err}` : err;
       for (const line of output.split('\n')) if (line.length > 0) await onLine?.(line);
-      if (!ended) return { exitCode: null, timedOut: true, output };
-      if (unstartable !== null) return { exitCode: unstartable, timedOut: false, output };
+      if (!ended) return { exitCode: null, timedOut: true, output, ...warnings };
+      if (unstartable !== null)
+        return { exitCode: unstartable, timedOut: false, output, ...warnings };
       const code = task!.Status?.ContainerStatus?.ExitCode;
       if (code === undefined && task!.Status?.State !== 'complete')
         throw new SwarmTaskFailed(spec.name, err || (task!.Status?.State ?? 'failed'));
-      return { exitCode: code ?? 0, timedOut: false, output };
+      return { exitCode: code ?? 0, timedOut: false, output, ...warnings };
     } finally {
       await this.remove(target, spec.name).catch(() => undefined);
     }
@@ -1064,7 +1236,9 @@ export class SwarmRuntime {
               ? 'dead'
               : 'exited',
       labels: Object.fromEntries(
-        Object.entries(service.Spec.Labels ?? {}).filter(([k]) => k !== nameLabel),
+        Object.entries(service.Spec.Labels ?? {}).filter(
+          ([k]) => k !== nameLabel && !ownLabels.has(k),
+        ),
       ),
       published: ports[0] ? `${ports[0].hostIp}:${ports[0].hostPort}` : null,
       // Every task Swarm started beyond the first is a restart (or a reschedule).
@@ -1115,12 +1289,14 @@ export class SwarmRuntime {
    * that image came from a registry its repo digest is used instead, so every member pulls
    * the very same image. A local-only image must already be on every member.
    */
-  private async pinnedImage(target: DockerTarget, image: string): Promise<string> {
+  private async pinnedImage(
+    target: DockerTarget,
+    image: string,
+    inspect: () => Promise<ImageInspect>,
+  ): Promise<string> {
     if (!image.startsWith('sha256:')) return image;
     try {
-      const info = (await this.call(target, (d) => d.getImage(image).inspect())) as {
-        RepoDigests?: string[];
-      };
+      const info = await inspect();
       return info.RepoDigests?.[0] ?? image;
     } catch {
       return image;

@@ -294,6 +294,10 @@ async function startReplica(c: StepContext, replica: Replica): Promise<void> {
   replica.containerId = info.id;
   replica.upstream = upstreamAt(c, node, info);
   replica.health = 'starting';
+  await appendLog(
+    c,
+    (info.warnings ?? []).map((w) => `warning: replica ${replica.index}: ${w}`),
+  );
 }
 
 async function resendReshape(

@@ -213,6 +213,8 @@ async function startReplicas(
     }
   }
   const surge = Math.max(1, c.service.maxSurge ?? 1);
+  // Said once for the release, however many replicas the runtime said it of.
+  const warnings = new Set<string>();
   for (let at = 0; at < replicas.length; at += surge) {
     await Promise.all(
       replicas.slice(at, at + surge).map(async (replica) => {
@@ -230,6 +232,7 @@ async function startReplicas(
         const target = await nodeTarget(c, node);
         await imageOnReplicaNode(c, node, target);
         const info = await viaDocker(() => c.deps.runtime.start(target, spec));
+        for (const w of info.warnings ?? []) warnings.add(w);
         if (info.state !== 'running')
           throw new StepFailed(
             `candidate container ${info.name} is ${info.state} right after start`,
@@ -258,6 +261,10 @@ async function startReplicas(
       }),
     );
   }
+  await appendLog(
+    c,
+    [...warnings].map((w) => `warning: ${w}`),
+  );
 }
 
 /** candidate_started|migrating → health_validating: the migrate command ran and exited 0. */
@@ -298,6 +305,10 @@ export const migrate: StepRunner = async (c) => {
   } finally {
     await output.close();
   }
+  await appendLog(
+    c,
+    (result.warnings ?? []).map((w) => `warning: ${w}`),
+  );
   if (result.timedOut) throw new StepFailed(`migration timed out after ${timeoutMs} ms`, false);
   if (result.exitCode !== 0)
     throw new StepFailed(`migration exited with code ${result.exitCode ?? 'unknown'}`, false);

@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import {
   SwarmRuntime,
+  envCandidates,
+  envInSpecReason,
+  envInSpecWarning,
   envScript,
   envSecretName,
   serviceSpec,
@@ -119,6 +122,62 @@ describe('a sealed environment', () => {
     const long = envSecretName('x'.repeat(80), 'ff00ff00');
     expect(long.length).toBeLessThanOrEqual(64);
     expect(long).not.toBe(envSecretName(`${'x'.repeat(79)}y`, 'ff00ff00'));
+  });
+});
+
+describe('an image without a shell', () => {
+  it("is found out by what the shim runs: /bin/sh, and env in a directory of the image's PATH", () => {
+    expect(envInSpecReason({ sh: true, env: true })).toBeNull();
+    expect(envInSpecReason({ sh: false, env: true })).toBe('the image has no /bin/sh');
+    expect(envInSpecReason({ sh: true, env: false })).toBe('the image has no env');
+    expect(envInSpecReason({ sh: false, env: false })).toBe('the image has no /bin/sh nor env');
+    expect(envCandidates(['HOME=/', 'PATH=/app/bin:/usr/bin/:relative:/usr/bin'])).toEqual([
+      '/app/bin/env',
+      '/usr/bin/env',
+    ]);
+    // No PATH of its own (FROM scratch): the engine's default is what the shim would search.
+    expect(envCandidates([])).toEqual([
+      '/usr/local/sbin/env',
+      '/usr/local/bin/env',
+      '/usr/sbin/env',
+      '/usr/bin/env',
+      '/sbin/env',
+      '/bin/env',
+    ]);
+  });
+
+  it("puts the environment in the spec's Env, runs the image's own command, and says why in a label", () => {
+    const because = envInSpecReason({ sh: false, env: false })!;
+    const plain = serviceSpec(
+      { ...spec, entrypoint: ['/app'], cmd: ['httpd', '-f'] },
+      false,
+      undefined,
+      undefined,
+      because,
+    );
+    expect(plain.Labels).toEqual({
+      'selfdevop.release': 'rel_1',
+      'selfdevop.env-in-spec': 'the image has no /bin/sh nor env',
+    });
+    expect((plain.TaskTemplate as { ContainerSpec: unknown }).ContainerSpec).toEqual({
+      Image: 'sha256:abc',
+      Env: ['PORT=8080'],
+      Labels: { 'selfdevop.release': 'rel_1' },
+      Command: ['/app'],
+      Args: ['httpd', '-f'],
+    });
+    // A sealed environment never carries the label, whatever else is passed.
+    const sealed = serviceSpec(
+      spec,
+      false,
+      { secretId: 's', secretName: 'n', argv: ['/bin/app'] },
+      undefined,
+      because,
+    );
+    expect(sealed.Labels).toEqual({ 'selfdevop.release': 'rel_1' });
+    expect(envInSpecWarning(because)).toBe(
+      "the environment is in the Swarm service's spec in clear text (docker service inspect shows it), not in a Swarm secret: the image has no /bin/sh nor env, which reading it from the secret needs (add a shell to the image to keep it sealed)",
+    );
   });
 });
 

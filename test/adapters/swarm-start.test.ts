@@ -5,7 +5,7 @@
  * one proves the order of the calls, which timing on a real cluster cannot.
  */
 import { describe, expect, it } from 'vitest';
-import { SwarmRuntime } from '../../adapters/runtime/swarm.ts';
+import { SwarmRuntime, envInSpecWarning } from '../../adapters/runtime/swarm.ts';
 import type { ContainerSpec } from '../../core/ports.ts';
 
 /** A task's states as the manager answers them, one per read of the service's tasks. */
@@ -20,8 +20,15 @@ interface FakeService {
   } & Record<string, unknown>;
 }
 
-/** A three-member manager; each service's one task goes through `script`. */
-function fakeManager(script: Script, o: { failUpdate?: string } = {}) {
+/**
+ * A three-member manager; each service's one task goes through `script`. The images hold
+ * `files` (for the shell probe: busybox's /bin/sh and /bin/env by default).
+ */
+function fakeManager(
+  script: Script,
+  o: { failUpdate?: string; files?: string[]; probeFails?: boolean } = {},
+) {
+  const files = new Set(o.files ?? ['/bin/sh', '/bin/env']);
   const nodes = ['n1', 'n2', 'n3'].map((id, i) => ({
     ID: id,
     Spec: { Role: 'manager', Availability: 'active', Labels: {} },
@@ -48,10 +55,35 @@ function fakeManager(script: Script, o: { failUpdate?: string } = {}) {
         return nodes.find((n) => n.ID === id);
       },
     }),
-    getImage: () => ({
-      inspect: async () => ({ Id: 'sha256:abc', RepoDigests: [], Config: { Cmd: ['httpd'] } }),
+    getImage: (image: string) => ({
+      inspect: async () => {
+        calls.push('inspectImage');
+        return {
+          Id: image.startsWith('sha256:') ? image : 'sha256:abc',
+          RepoDigests: [],
+          Config: { Cmd: ['httpd'], Env: ['PATH=/usr/bin:/bin'] },
+        };
+      },
     }),
-    createSecret: async () => ({ id: `sec${services.size}` }),
+    createContainer: async (opts: { Image: string }) => {
+      calls.push(`createContainer ${opts.Image}`);
+      if (o.probeFails) throw Object.assign(new Error('engine busy'), { statusCode: 500 });
+      return { id: `probe${calls.length}` };
+    },
+    getContainer: (id: string) => ({
+      infoArchive: async ({ path }: { path: string }) => {
+        calls.push(`head ${path}`);
+        if (!files.has(path)) throw Object.assign(new Error('not found'), { statusCode: 404 });
+        return null;
+      },
+      remove: async () => {
+        calls.push(`removeContainer ${id}`);
+      },
+    }),
+    createSecret: async () => {
+      calls.push('createSecret');
+      return { id: `sec${services.size}` };
+    },
     createService: async (body: FakeService['Spec']) => {
       const id = `svc${services.size + 1}`;
       services.set(id, { ID: id, Version: { Index: 11 }, Spec: body });
@@ -162,6 +194,62 @@ describe('SwarmRuntime.start and the spread', () => {
   it('fails the start when the pin cannot be dropped, so a retry drops it', async () => {
     const m = fakeManager(['assigned', 'running'], { failUpdate: 'rpc error: manager gone' });
     await expect(m.runtime.start(target, replica(0))).rejects.toThrow(/manager gone/);
+  });
+});
+
+describe('SwarmRuntime.start and an image without a shell', () => {
+  const specOf = (s: FakeService) =>
+    (s.Spec.TaskTemplate as { ContainerSpec: Record<string, unknown> }).ContainerSpec;
+
+  it("looks into an image once for a release's replicas and the next release's, and seals the environment", async () => {
+    const m = fakeManager(['running']);
+    await Promise.all([0, 1, 2].map((i) => m.runtime.start(target, replica(i))));
+    await m.runtime.start(target, replica(0, 'rel_2'));
+    expect(m.calls.filter((c) => c.startsWith('createContainer'))).toEqual([
+      'createContainer sha256:abc',
+    ]);
+    // /bin/sh, and env in each directory of the image's PATH.
+    expect(m.calls.filter((c) => c.startsWith('head')).sort()).toEqual([
+      'head /bin/env',
+      'head /bin/sh',
+      'head /usr/bin/env',
+    ]);
+    expect(m.calls.filter((c) => c.startsWith('removeContainer'))).toHaveLength(1);
+    expect(m.calls.filter((c) => c === 'createSecret')).toHaveLength(4);
+    for (const s of m.services.values()) {
+      expect(specOf(s).Env).toEqual([]);
+      expect(specOf(s).Secrets).toHaveLength(1);
+    }
+  });
+
+  it("puts the environment in the spec of an image without /bin/sh, says so on the start's answer, and makes no secret", async () => {
+    const m = fakeManager(['running'], { files: ['/app', '/bin/env'] });
+    const info = await m.runtime.start(target, replica(0));
+    expect(info.warnings).toEqual([envInSpecWarning('the image has no /bin/sh')]);
+    expect(info.labels).toEqual({ 'selfdevop.release': 'rel_1' });
+    const [service] = [...m.services.values()];
+    expect(specOf(service!)).toMatchObject({ Env: ['PORT=8080'] });
+    expect(specOf(service!).Secrets).toBeUndefined();
+    expect(specOf(service!).Command).toBeUndefined();
+    expect(m.calls).not.toContain('createSecret');
+    expect(m.calls.filter((c) => c.startsWith('removeContainer'))).toHaveLength(1);
+    // A retried start finds the service and says it again.
+    expect((await m.runtime.start(target, replica(0))).warnings).toEqual(info.warnings);
+  });
+
+  it('looks into no image when there is no environment to deliver', async () => {
+    const m = fakeManager(['running'], { files: [] });
+    const info = await m.runtime.start(target, { ...replica(0), env: {} });
+    expect(info.warnings).toBeUndefined();
+    expect(m.calls.filter((c) => c.startsWith('createContainer'))).toEqual([]);
+  });
+
+  it('fails the start when the image cannot be looked into, and looks again on the retry', async () => {
+    const m = fakeManager(['running'], { probeFails: true });
+    await expect(m.runtime.start(target, replica(0))).rejects.toThrow(/engine busy/);
+    await expect(m.runtime.start(target, replica(0))).rejects.toThrow(/engine busy/);
+    expect(m.calls.filter((c) => c.startsWith('createContainer'))).toHaveLength(2);
+    expect(m.services.size).toBe(0);
   });
 });
 

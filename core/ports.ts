@@ -619,6 +619,29 @@ export interface ContainerSpec {
    * chosen by selfdevop's placement already and ignores it.
    */
   replicaIndex?: number;
+  /**
+   * A command the runtime itself runs inside the container to judge its health (a worker's
+   * `workerHealth.command`), for a target where selfdevop cannot exec into the container: a
+   * Swarm task runs on a member's engine, and selfdevop holds credentials only for the
+   * manager. The Swarm runtime makes it the task's health check, so Swarm starts the task
+   * only once it passed and replaces a task whose check keeps failing. Set on a Swarm target
+   * only; an engine ignores it (selfdevop runs the command there by exec, once, in the gate).
+   */
+  healthCommand?: HealthCommand;
+}
+
+/** A health check the runtime runs in the container (`ContainerSpec.healthCommand`). */
+export interface HealthCommand {
+  /** The argv, run without a shell by the runtime (a worker's command is `sh -c …`). */
+  command: string[];
+  /** Between two runs; the first run is one interval after the start. */
+  intervalMs: number;
+  /** One run longer than this counts as failed. */
+  timeoutMs: number;
+  /** Consecutive failures after the start period that make the container unhealthy. */
+  retries: number;
+  /** Failures within this time after the start do not count (a success still counts). */
+  startPeriodMs: number;
 }
 
 /** One member of a Swarm cluster as its manager reports it (`ContainerRuntime.clusterMembers`). */
@@ -751,6 +774,13 @@ export interface ContainerInfo {
    * spec in clear text.
    */
   warnings?: string[];
+  /**
+   * How the runtime's last run of it ended, in the engine's words, when the runtime knows
+   * (the newest task Swarm replaced: `task failed: task: non-zero exit (137): dockerexec:
+   * unhealthy container` when its health check failed, `task complete, exit code 0` when
+   * the app exited on Swarm's stop): what a restart count alone cannot say.
+   */
+  lastFailure?: string;
 }
 
 /** A container's usage as its engine measures it (cgroup figures). */

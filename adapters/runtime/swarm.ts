@@ -323,6 +323,7 @@ export function serviceSpec(
     if (spec.cmd) containerSpec[spec.entrypoint ? 'Args' : 'Command'] = [...spec.cmd];
   }
   if (spec.user) containerSpec.User = spec.user;
+  if (spec.healthCommand && !oneOff) containerSpec.Healthcheck = healthCheck(spec, sealed);
   const port = oneOff ? undefined : spec.containerPort;
   const name = swarmServiceName(spec.name);
   return {
@@ -362,6 +363,40 @@ export function serviceSpec(
       ...(port ? { Ports: [{ Protocol: 'tcp', TargetPort: port, PublishMode: 'host' }] } : {}),
     },
   };
+}
+
+/**
+ * The task's health check (Docker's `HealthConfig`, durations in ns) for a spec's health
+ * command. Swarm holds the task `starting` until it passes once (swarmkit's container
+ * controller waits for the `healthy` event before it reports the task running) and fails
+ * the task when it fails `Retries` times in a row after the start period (`unhealthy`:
+ * the container is stopped; the task fails with "unhealthy container" when the app exits
+ * non-zero, and is `complete` with no error when it exits 0 on that stop); the restart
+ * policy then starts a new one. Docker's key is `Healthcheck` (it reads any case, and
+ * answers this one). With a sealed environment the check runs through the same
+ * shim as the app (Docker runs it by exec, with the spec's empty `Env`), so it sees what the
+ * app sees.
+ */
+function healthCheck(spec: ContainerSpec, sealed?: SealedEnv): Record<string, unknown> {
+  const h = spec.healthCommand!;
+  const ns = (ms: number) => Math.round(ms * 1e6);
+  return {
+    Test: [
+      'CMD',
+      ...(sealed ? ['/bin/sh', '-c', `. /run/secrets/${envSecretFile}`, 'sh'] : []),
+      ...h.command,
+    ],
+    Interval: ns(h.intervalMs),
+    Timeout: ns(h.timeoutMs),
+    Retries: h.retries,
+    StartPeriod: ns(h.startPeriodMs),
+  };
+}
+
+/** How an ended task ended, in Swarm's words: its state, its error or else its exit code. */
+function endedTask(t: SwarmTask): string {
+  const code = t.Status?.ContainerStatus?.ExitCode;
+  return `task ${t.Status?.State ?? 'unknown'}${t.Status?.Err ? `: ${t.Status.Err}` : code !== undefined ? `, exit code ${code}` : ''}`;
 }
 
 /** A service whose task could not run, with Swarm's reason. */
@@ -1092,7 +1127,30 @@ export class SwarmRuntime {
     earlier: ReadonlySet<string>,
     pin: PinState,
   ): Promise<{ task: SwarmTask; tasks: SwarmTask[] }> {
-    const deadline = Date.now() + this.taskStartTimeoutMs;
+    const check = (
+      service.Spec.TaskTemplate as
+        | {
+            ContainerSpec?: {
+              Healthcheck?: {
+                Test?: string[];
+                Interval?: number;
+                Timeout?: number;
+                Retries?: number;
+                StartPeriod?: number;
+              };
+            };
+          }
+        | undefined
+    )?.ContainerSpec?.Healthcheck;
+    // A task with a health check runs only once it passed: the check's own time (its start
+    // period, then a run per interval until it fails for good) comes on top of the start's.
+    const checkMs = check
+      ? ((check.StartPeriod ?? 0) +
+          ((check.Retries ?? 3) + 1) * ((check.Interval ?? 0) + (check.Timeout ?? 0))) /
+        1e6
+      : 0;
+    const timeoutMs = this.taskStartTimeoutMs + checkMs;
+    const deadline = Date.now() + timeoutMs;
     let last = 'no task yet';
     let unplacedSince: number | null = null;
     while (Date.now() < deadline) {
@@ -1138,6 +1196,21 @@ export class SwarmRuntime {
           `its task did not start: ${wantedErr || wanted.Status?.State}`,
         );
       }
+      // With a health check, a task of this start that ended before one ran did not pass
+      // it: swarmkit stops a task whose check fails `Retries` times after the start period
+      // and, if the app then exits 0 (as on a SIGTERM it handles), reports the task
+      // `complete` with no error; only a non-zero exit says "unhealthy container". Swarm
+      // would only start another to fail the same way: the first is the answer.
+      const ended = check
+        ? tasks.find(
+            (t) => !earlier.has(t.ID) && ['complete', 'failed'].includes(t.Status?.State ?? ''),
+          )
+        : undefined;
+      if (ended)
+        throw new SwarmTaskFailed(
+          service.Spec.Name ?? service.ID,
+          `its health check \`${check?.Test?.at(-1) ?? '?'}\` did not pass: Swarm ended the task before it ran (${endedTask(ended)}; Swarm stops a task whose check fails ${check?.Retries ?? 3} times in a row after its start period)`,
+        );
       // Swarm keeps a task no member may take pending for ever (its constraints, or its
       // reservations, fit nowhere): a deploy says so instead of waiting out the deadline.
       const unplaced = tasks[0]?.Status?.State === 'pending' && tasks[0].Status.Err;
@@ -1170,7 +1243,7 @@ export class SwarmRuntime {
     }
     throw new SwarmTaskFailed(
       service.Spec.Name ?? service.ID,
-      `no task running after ${this.taskStartTimeoutMs} ms: ${last}`,
+      `no task running after ${Math.round(timeoutMs)} ms: ${last}`,
     );
   }
 
@@ -1216,6 +1289,15 @@ export class SwarmRuntime {
       known.address ?? (task?.NodeID ? this.memberAddress(target, task.NodeID) : null),
       known.tasks ?? this.tasksOf(target, service.ID),
     ]);
+    // The newest task that ended while Swarm wanted its service running (it replaced it):
+    // failed or rejected with an error, or complete (exit 0, as after the stop Swarm sends a
+    // task whose health check keeps failing, when the app handles it).
+    const failedTask =
+      (service.Spec.Mode?.Replicated?.Replicas ?? 0) > 0
+        ? tasks.find(
+            (t) => t !== task && ['failed', 'rejected', 'complete'].includes(t.Status?.State ?? ''),
+          )
+        : undefined;
     // A task that is not running publishes nothing, whatever its last port status says.
     const ports = (state === 'running' ? (task?.Status?.PortStatus?.Ports ?? []) : [])
       .filter((p) => p.TargetPort && p.PublishedPort)
@@ -1244,6 +1326,7 @@ export class SwarmRuntime {
       // Every task Swarm started beyond the first is a restart (or a reschedule).
       restarts: Math.max(0, tasks.length - 1),
       ports,
+      ...(failedTask ? { lastFailure: endedTask(failedTask) } : {}),
     };
   }
 

@@ -1,4 +1,4 @@
-import type { ContainerSpec, LogRotation, RouteSpec } from '../ports.ts';
+import type { ContainerSpec, HealthCommand, LogRotation, RouteSpec } from '../ports.ts';
 import type { Environment, NodeRecord, Release, Service } from '../models.ts';
 import { configurationLabel } from './warm-reuse.ts';
 
@@ -132,6 +132,7 @@ export function planCandidate({
       cpus: service.cpus,
       restartPolicy: 'unless-stopped',
       ...swarmPlacement(service, node, index),
+      ...swarmWorkerHealth(service, node),
     };
   return {
     ...base,
@@ -165,6 +166,54 @@ const swarmPlacement = (
           : {}),
         replicaIndex: index,
       };
+
+/**
+ * On a Swarm a worker's health command goes with the spec, as the task's own health check:
+ * selfdevop cannot exec into a task (it runs on a member's engine; selfdevop holds
+ * credentials only for the manager), and Swarm then starts the task only once the check
+ * passed and replaces a task whose check keeps failing. An engine gets none: the gate runs
+ * the command there by exec, once.
+ */
+const swarmWorkerHealth = (
+  service: Pick<Service, 'workerHealth' | 'health'>,
+  node: Partial<Pick<NodeRecord, 'kind'>>,
+): Pick<ContainerSpec, 'healthCommand'> => {
+  const check = node.kind === 'swarm' ? workerHealthCheck(service) : null;
+  return check ? { healthCommand: check } : {};
+};
+
+/**
+ * The shortest interval of a worker's health check: it runs for the task's whole life (a
+ * shell started in the container each time), not once as the gate's exec does, so a web
+ * probe's 100 ms would cost the member a process ten times a second for nothing. A second
+ * also bounds what the first run adds to a deploy (it comes one interval after the start).
+ */
+export const workerHealthCheckMinIntervalMs = 1000;
+
+/** Consecutive failures after the start period that make the task unhealthy (Docker's default). */
+export const workerHealthCheckRetries = 3;
+
+/**
+ * A worker's health command as the runtime's health check (pure), or null without one.
+ * Failures within its first `stableSeconds` do not count (the gate on an engine runs the
+ * command only after them, so a worker may still be connecting then); a success ends that
+ * period at once, so a healthy worker starts after one interval. The timeout is at least
+ * 5 s (a shell command in a busy container, where the web probe's is tuned for one HTTP
+ * request) and at most the 30 s the gate's exec allows.
+ */
+export function workerHealthCheck(
+  service: Pick<Service, 'workerHealth' | 'health'>,
+): HealthCommand | null {
+  const wh = service.workerHealth;
+  if (!wh?.command) return null;
+  return {
+    command: ['sh', '-c', wh.command],
+    intervalMs: Math.max(workerHealthCheckMinIntervalMs, service.health.intervalMs),
+    timeoutMs: Math.min(30_000, Math.max(5_000, service.health.timeoutMs)),
+    retries: workerHealthCheckRetries,
+    startPeriodMs: wh.stableSeconds * 1000,
+  };
+}
 
 /** The one-off container that runs `service.migrateCommand` with the new image and env. */
 export function planMigration({
@@ -255,13 +304,20 @@ export function releasePlan(
 
 /**
  * A worker's health gate as data: how long it must stay up with its engine restart count
- * unchanged, how often to look, and the command (as `sh -c`) that must exit 0 when set.
+ * unchanged, how often to look, the command (as `sh -c`) that must exit 0 when set, and who
+ * runs it: selfdevop by exec once the worker is stable, or on a Swarm (`onSwarm`) the task's
+ * own health check (`workerHealthCheck`), which had passed when Swarm reported the task
+ * running, and which Swarm keeps running.
  */
-export function planWorkerGate(service: Pick<Service, 'workerHealth' | 'health'>): {
+export function planWorkerGate(
+  service: Pick<Service, 'workerHealth' | 'health'>,
+  onSwarm = false,
+): {
   stableMs: number;
   pollMs: number;
   deadlineMs: number;
   command: string[] | null;
+  commandRunBy: 'exec' | 'swarm_health_check';
 } {
   const wh = service.workerHealth ?? { stableSeconds: 10, command: null };
   const stableMs = wh.stableSeconds * 1000;
@@ -271,5 +327,6 @@ export function planWorkerGate(service: Pick<Service, 'workerHealth' | 'health'>
     // Long enough to see it stable once after a slow start, bounded by the service's deadline.
     deadlineMs: Math.max(service.health.deadlineMs, stableMs * 2),
     command: wh.command ? ['sh', '-c', wh.command] : null,
+    commandRunBy: onSwarm ? 'swarm_health_check' : 'exec',
   };
 }

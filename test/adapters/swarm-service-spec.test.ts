@@ -80,6 +80,51 @@ describe('serviceSpec', () => {
   });
 });
 
+describe("a worker's health command as the task's health check", () => {
+  const worker: ContainerSpec = {
+    ...spec,
+    containerPort: undefined,
+    healthCommand: {
+      command: ['sh', '-c', 'test -f /tmp/ready'],
+      intervalMs: 1000,
+      timeoutMs: 5000,
+      retries: 3,
+      startPeriodMs: 10_000,
+    },
+  };
+  const checkOf = (s: Record<string, unknown>) =>
+    (s.TaskTemplate as { ContainerSpec: { Healthcheck?: unknown } }).ContainerSpec.Healthcheck;
+
+  it('is the Healthcheck of the container spec, durations in ns, the command run without a shell of its own', () => {
+    expect(checkOf(serviceSpec(worker))).toEqual({
+      Test: ['CMD', 'sh', '-c', 'test -f /tmp/ready'],
+      Interval: 1_000_000_000,
+      Timeout: 5_000_000_000,
+      Retries: 3,
+      StartPeriod: 10_000_000_000,
+    });
+  });
+
+  it("runs through the sealed environment's shim, so the command sees the app's variables", () => {
+    const sealed = { secretId: 's1', secretName: 'x-env-1', argv: ['node', 'worker.js'] };
+    expect((checkOf(serviceSpec(worker, false, sealed)) as { Test: string[] }).Test).toEqual([
+      'CMD',
+      '/bin/sh',
+      '-c',
+      '. /run/secrets/selfdevop-env',
+      'sh',
+      'sh',
+      '-c',
+      'test -f /tmp/ready',
+    ]);
+  });
+
+  it('is absent without a health command, and from a one-off', () => {
+    expect(checkOf(serviceSpec(spec))).toBeUndefined();
+    expect(checkOf(serviceSpec(worker, true))).toBeUndefined();
+  });
+});
+
 describe('a sealed environment', () => {
   it('names the secret in the spec, runs the shim with the command, and holds no value', () => {
     const sealed = serviceSpec(spec, false, {

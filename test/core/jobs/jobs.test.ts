@@ -373,6 +373,69 @@ describe('worker services', () => {
     );
   });
 
+  it("on a Swarm, runs no exec: the command is the task's health check, which had passed once the task ran", async () => {
+    const h = await setup(
+      {
+        ...workerFields,
+        workerHealth: { stableSeconds: 1, command: './healthy' },
+      },
+      {},
+      { node: { kind: 'swarm' } },
+    );
+    const v1 = await h.deploy('shop/web:1');
+    expect(v1.status, v1.error ?? '').toBe('completed');
+    // selfdevop cannot exec into a task on a member's engine: it never tried.
+    expect(h.runtime.calls.filter((c) => c.method === 'exec')).toEqual([]);
+    const started = h.runtime.containers(dockerHostOf()).find((c) => c.spec.name.endsWith(v1.id));
+    expect(started?.spec.healthCommand).toEqual({
+      command: ['sh', '-c', './healthy'],
+      intervalMs: 1000,
+      timeoutMs: 5000,
+      retries: 3,
+      startPeriodMs: 1000,
+    });
+    const logs = (await h.repos((r) => r.releaseLogs.list(v1.id))).map((l) => l.line);
+    expect(logs).toContain(
+      "health command `./healthy` is the Swarm task's health check: it passed",
+    );
+  });
+
+  it("on a Swarm, a task Swarm keeps replacing fails the gate with the task's error", async () => {
+    const h = await setup(
+      {
+        ...workerFields,
+        workerHealth: { stableSeconds: 3, command: './healthy' },
+      },
+      {},
+      { node: { kind: 'swarm' } },
+    );
+    // Swarm's restarts as the Swarm runtime reports them: one more each look, with the
+    // failed task's error (its health check failed after it had passed once).
+    const inspect = h.runtime.inspect.bind(h.runtime);
+    let looks = 0;
+    h.runtime.inspect = async (target, name) => {
+      const info = await inspect(target, name);
+      const restarts = looks++;
+      return info && restarts > 0
+        ? {
+            ...info,
+            restarts,
+            lastFailure: 'task: non-zero exit (137): dockerexec: unhealthy container',
+          }
+        : info;
+    };
+    const v1 = await h.deploy('shop/web:1');
+    expect(v1.status).toBe('failed');
+    expect(v1.error).toBe(
+      'worker is crash-looping: the engine restarted it 3 times while it was checked: task: non-zero exit (137): dockerexec: unhealthy container',
+    );
+    const logs = (await h.repos((r) => r.releaseLogs.list(v1.id))).map((l) => l.line);
+    expect(logs).toContain(
+      'worker restarted (1 restarts): task: non-zero exit (137): dockerexec: unhealthy container',
+    );
+    expect(h.runtime.calls.filter((c) => c.method === 'exec')).toEqual([]);
+  });
+
   it('refuses a port, a route or a domain for a worker, and worker health for a web service', async () => {
     const refused = createServiceInput.safeParse({
       projectId: 'prj_1',

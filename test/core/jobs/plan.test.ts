@@ -78,10 +78,88 @@ describe('plans of workers and jobs', () => {
       pollMs: 1000,
       deadlineMs: 30_000,
       command: ['sh', '-c', 'test -f /tmp/ready'],
+      commandRunBy: 'exec',
     });
     expect(
       planWorkerGate(aService({ workerHealth: { stableSeconds: 60, command: null } })),
-    ).toEqual({ stableMs: 60_000, pollMs: 1000, deadlineMs: 120_000, command: null });
+    ).toEqual({
+      stableMs: 60_000,
+      pollMs: 1000,
+      deadlineMs: 120_000,
+      command: null,
+      commandRunBy: 'exec',
+    });
+  });
+
+  it("a worker's gate on a Swarm: the command is the task's health check, not an exec", () => {
+    expect(planWorkerGate(worker, true)).toEqual({
+      stableMs: 5000,
+      pollMs: 1000,
+      deadlineMs: 30_000,
+      command: ['sh', '-c', 'test -f /tmp/ready'],
+      commandRunBy: 'swarm_health_check',
+    });
+  });
+
+  it("a worker's container on a Swarm carries its command as the task's health check", () => {
+    const release = aRelease({ imageDigest: 'sha256:abc' });
+    const spec = planCandidate({
+      service: worker,
+      environment: anEnvironment(),
+      release,
+      node: aNode({ kind: 'swarm' }),
+      env: { QUEUE: 'emails' },
+    });
+    expect(spec.healthCommand).toEqual({
+      command: ['sh', '-c', 'test -f /tmp/ready'],
+      // The service's 1 s probe interval; failures within stableSeconds do not count.
+      intervalMs: 1000,
+      timeoutMs: 5000,
+      retries: 3,
+      startPeriodMs: 5000,
+    });
+    expect(spec.replicaIndex).toBe(0);
+  });
+
+  it("a worker's health check runs at most once a second, and waits 5 to 30 s for the command", () => {
+    const node = aNode({ kind: 'swarm' });
+    const of = (health: Partial<ReturnType<typeof aService>['health']>) =>
+      planCandidate({
+        service: aService({
+          ...worker,
+          health: { ...worker.health, ...health },
+        }),
+        environment: anEnvironment(),
+        release: aRelease(),
+        node,
+        env: {},
+      }).healthCommand;
+    expect([of({ intervalMs: 100 })?.intervalMs, of({ intervalMs: 4000 })?.intervalMs]).toEqual([
+      1000, 4000,
+    ]);
+    expect([
+      of({ timeoutMs: 500 })?.timeoutMs,
+      of({ timeoutMs: 12_000 })?.timeoutMs,
+      of({ timeoutMs: 60_000 })?.timeoutMs,
+    ]).toEqual([5000, 12_000, 30_000]);
+  });
+
+  it('no health check in the spec without a command, for a web service, or on an engine', () => {
+    const plan = (service: ReturnType<typeof aService>, kind: 'engine' | 'swarm') =>
+      planCandidate({
+        service,
+        environment: anEnvironment(),
+        release: aRelease(),
+        node: aNode({ kind }),
+        env: {},
+      }).healthCommand;
+    expect(
+      plan(aService({ ...worker, workerHealth: { stableSeconds: 5, command: null } }), 'swarm'),
+    ).toBeUndefined();
+    // A web service keeps selfdevop's own HTTP probes (ARCHITECTURE.md: why no Swarm check).
+    expect(plan(aService(), 'swarm')).toBeUndefined();
+    // An engine: the gate execs the command.
+    expect(plan(worker, 'engine')).toBeUndefined();
   });
 
   it("a job's run is a one-off of the serving release's image with the service's env", () => {

@@ -7,7 +7,7 @@ import { MemoryQueue } from '../../../adapters/queue/memory.ts';
 import { MemoryRuntime } from '../../../adapters/runtime/memory.ts';
 import { MemoryStore } from '../../../adapters/store/memory.ts';
 import { MemoryKeyVault } from '../../../adapters/vault/memory.ts';
-import type { Release, ReleaseStatus, Service } from '../../../core/models.ts';
+import type { NodeRecord, Release, ReleaseStatus, Service } from '../../../core/models.ts';
 import type { EventQueue, OrgRepos, SendOptions, Store } from '../../../core/ports.ts';
 import {
   advanceRelease,
@@ -174,7 +174,7 @@ export interface Harness {
 export async function setup(
   service: Partial<Service> = {},
   config: Partial<ReleaseDeps['config']> = {},
-  ports: { store?: Store } = {},
+  ports: { store?: Store; node?: Partial<NodeRecord> } = {},
 ): Promise<Harness> {
   const clock = new ManualClock('2026-01-01T00:00:00.000Z');
   const store = new KillableStore(ports.store ?? new MemoryStore());
@@ -208,7 +208,7 @@ export async function setup(
     await r.projects.insert(aProject());
     await r.environments.insert(anEnvironment());
     await r.services.insert(svc);
-    await r.nodes.insert(aNode({ dockerHost }));
+    await r.nodes.insert(aNode({ dockerHost, ...ports.node }));
   });
 
   const h: Harness = {

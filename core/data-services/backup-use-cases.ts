@@ -161,6 +161,38 @@ export async function listDrills(
   });
 }
 
+/**
+ * One backup setting of a data service, changed by a person: the row read in the org (404
+ * when absent), `next` given it to say the value before and after, the row updated with its
+ * time and the change audited as `action`. The caller has checked the role and the input.
+ */
+async function changeBackupSetting<
+  K extends 'backupSchedule' | 'backupRetention' | 'drillSchedule',
+>(
+  deps: CoreDeps,
+  p: OrgPrincipal,
+  id: string,
+  ctx: RequestContext,
+  action: string,
+  key: K,
+  next: (ds: DataService) => { from: unknown; to: DataService[K] },
+): Promise<DataService> {
+  return deps.store.withOrg(p.orgId, async (repos) => {
+    const ds = await repos.dataServices.get(id);
+    if (!ds) throw new NotFound('data_service', id);
+    const { from, to } = next(ds);
+    const patch = { [key]: to } as Pick<DataService, K>;
+    await repos.dataServices.update(id, { ...patch, updatedAt: deps.clock.now().toISOString() });
+    await recordAudit(deps, repos, p, ctx, {
+      action,
+      targetType: 'data_service',
+      targetId: id,
+      data: { name: ds.name, from, to },
+    });
+    return { ...ds, ...patch };
+  });
+}
+
 /** Changes when scheduled backups run (five-field UTC cron, at most hourly). */
 export async function setBackupSchedule(
   deps: Deps,
@@ -172,21 +204,15 @@ export async function setBackupSchedule(
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-resources');
   const cron = checkBackupSchedule(input.cron);
-  const ds = await deps.store.withOrg(p.orgId, async (repos) => {
-    const ds = await repos.dataServices.get(id);
-    if (!ds) throw new NotFound('data_service', id);
-    await repos.dataServices.update(id, {
-      backupSchedule: cron,
-      updatedAt: deps.clock.now().toISOString(),
-    });
-    await recordAudit(deps, repos, p, ctx, {
-      action: 'backup.schedule_changed',
-      targetType: 'data_service',
-      targetId: id,
-      data: { name: ds.name, from: ds.backupSchedule, to: cron },
-    });
-    return { ...ds, backupSchedule: cron };
-  });
+  const ds = await changeBackupSetting(
+    deps,
+    p,
+    id,
+    ctx,
+    'backup.schedule_changed',
+    'backupSchedule',
+    (ds) => ({ from: ds.backupSchedule, to: cron }),
+  );
   if (ds.status === 'ready') await registerBackupSchedule(deps, ds);
   return { backupSchedule: cron };
 }
@@ -206,22 +232,11 @@ export async function setDrillSchedule(
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-resources');
   const to = checkDrillSchedule(input.drillSchedule);
-  return deps.store.withOrg(p.orgId, async (repos) => {
-    const ds = await repos.dataServices.get(id);
-    if (!ds) throw new NotFound('data_service', id);
-    const from = ds.drillSchedule ?? defaultDrillSchedule;
-    await repos.dataServices.update(id, {
-      drillSchedule: to,
-      updatedAt: deps.clock.now().toISOString(),
-    });
-    await recordAudit(deps, repos, p, ctx, {
-      action: 'drill.schedule_changed',
-      targetType: 'data_service',
-      targetId: id,
-      data: { name: ds.name, from, to },
-    });
-    return { drillSchedule: to };
-  });
+  await changeBackupSetting(deps, p, id, ctx, 'drill.schedule_changed', 'drillSchedule', (ds) => ({
+    from: ds.drillSchedule ?? defaultDrillSchedule,
+    to,
+  }));
+  return { drillSchedule: to };
 }
 
 /**
@@ -238,23 +253,19 @@ export async function setBackupRetention(
   const p = requireOrg(principal);
   assertCan(p.role, 'manage-resources');
   checkRetention(input, 'backupRetention');
-  return deps.store.withOrg(p.orgId, async (repos) => {
-    const ds = await repos.dataServices.get(id);
-    if (!ds) throw new NotFound('data_service', id);
-    const from = ds.backupRetention ?? { ...defaultRetention };
-    const to = checkRetention({ ...from, ...input }, 'backupRetention');
-    await repos.dataServices.update(id, {
-      backupRetention: to,
-      updatedAt: deps.clock.now().toISOString(),
-    });
-    await recordAudit(deps, repos, p, ctx, {
-      action: 'backup.retention_changed',
-      targetType: 'data_service',
-      targetId: id,
-      data: { name: ds.name, from, to },
-    });
-    return { backupRetention: to };
-  });
+  const ds = await changeBackupSetting(
+    deps,
+    p,
+    id,
+    ctx,
+    'backup.retention_changed',
+    'backupRetention',
+    (ds) => {
+      const from = ds.backupRetention ?? { ...defaultRetention };
+      return { from, to: checkRetention({ ...from, ...input }, 'backupRetention') };
+    },
+  );
+  return { backupRetention: ds.backupRetention! };
 }
 
 /**

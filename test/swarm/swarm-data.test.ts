@@ -10,62 +10,33 @@
  * the data service with `volume=remove` removes its container and volume there.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
-import { SwarmRuntime } from '../../adapters/runtime/swarm.ts';
 import type { BackupView } from '../../core/data-services/backup-use-cases.ts';
 import { drillNetworkName } from '../../core/data-services/drill-app.ts';
-import type { DockerTarget } from '../../core/ports.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { startCaddy, type TestCaddy } from '../support/caddy.ts';
-import { ensureDataImages, ensureTestImages, removeContainersByLabel } from '../support/docker.ts';
+import { ensureDataImages, ensureTestImages } from '../support/docker.ts';
 import type { Requester } from '../support/http.ts';
-import { available, isCi } from '../support/services.ts';
+import { available } from '../support/services.ts';
+import {
+  copyImage,
+  dk,
+  managerEngine,
+  managerHost,
+  memberEngines,
+  removeOrgFromSwarm,
+  swarmReady,
+} from '../support/swarm.ts';
 
 const exec = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const manager = '/run/sdo-node7/docker.sock';
-const managerHost = `unix://${manager}`;
-const memberHosts = [7, 8, 9].map((i) => `unix:///run/sdo-node${i}/docker.sock`);
-const memberAddresses = ['10.213.0.17', '10.213.0.18', '10.213.0.19'];
-/** The manager's own engine, as the tests read it (no Swarm routing). */
-const managerEngine: DockerTarget = { dockerHost: managerHost };
-const cluster: DockerTarget = { dockerHost: managerHost, swarm: true };
-/** The docker CLI against one engine (the host's when `host` is null). */
-const dk = (host: string | null, ...args: string[]) =>
-  exec('docker', host ? ['-H', host, ...args] : args, { timeout: 300_000 }).then((r) =>
-    r.stdout.trim(),
-  );
-
-/** Why the Swarm is not usable here, or null when three managers answer and are ready. */
-async function swarmAbsence(): Promise<string | null> {
-  if (!existsSync(manager)) return `no engine at ${manager}`;
-  try {
-    const members = await new SwarmRuntime().members(cluster);
-    const ready = members.filter(
-      (m) =>
-        m.role === 'manager' &&
-        m.state === 'ready' &&
-        m.availability === 'active' &&
-        memberAddresses.includes(m.address),
-    );
-    return ready.length === 3 ? null : `${ready.length} of 3 managers ready and active`;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-const absent = await swarmAbsence();
-if (absent) {
-  const why = `the Swarm on nodes 7-9 is not up (${absent}): run ../shared/ci/multi-node.sh up 9, then bash scripts/swarm-up.sh 7 8 9`;
-  if (isCi) throw new Error(`CI must not skip: ${why}`);
-  console.warn(`\n*** SKIPPING the Swarm data-service suite: ${why} ***\n`);
-}
-const ready = !absent && (await available('caddy'));
+const memberHosts = Object.values(memberEngines);
+const ready = (await swarmReady('the Swarm data-service suite')) && (await available('caddy'));
 
 /**
  * The app: GET /health answers 200 only when REDIS_URL's server holds `swarm-marker` =
@@ -99,19 +70,6 @@ process.on('SIGTERM', () => process.exit(0));
 `;
 /** One tag, built from the same inputs each run: the members keep it between runs. */
 const appImage = 'selfdevop-test/swarm-data-app:v1';
-
-/**
- * Copies `image` from the host engine to `host` unless it has that very image already (no
- * registry here: a member runs only what it holds).
- */
-async function copyImage(image: string, host: string): Promise<void> {
-  const want = await dk(null, 'image', 'inspect', '-f', '{{.Id}}', image);
-  const have = await dk(host, 'image', 'inspect', '-f', '{{.Id}}', image).catch(() => '');
-  if (have === want) return;
-  await exec('sh', ['-c', 'docker save "$1" | docker -H "$2" load -q', 'sh', image, host], {
-    timeout: 600_000,
-  });
-}
 
 describe.skipIf(!ready)(
   'a data service on a Swarm target: on the manager, reached from every member',
@@ -208,24 +166,10 @@ describe.skipIf(!ready)(
       await api?.close();
       await caddy?.stop();
       if (!orgId) return;
-      const swarm = new SwarmRuntime();
-      for (const s of await swarm.list(cluster, { 'selfdevop.org': orgId }).catch(() => []))
-        await swarm.remove(cluster, s.name).catch(() => undefined);
-      await removeContainersByLabel({ 'selfdevop.org': orgId }, managerEngine).catch(
-        () => undefined,
-      );
-      if (redis) {
-        await dk(managerHost, 'volume', 'rm', '-f', redis.volume).catch(() => undefined);
-        // The overlay goes once no task is attached any more (their removal takes a moment).
-        for (let i = 0; i < 30; i++) {
-          const ok = await dk(managerHost, 'network', 'rm', redis.network).then(
-            () => true,
-            (e: Error) => /not found|No such network/i.test(e.message),
-          );
-          if (ok) break;
-          await sleep(1000);
-        }
-      }
+      await removeOrgFromSwarm(orgId, {
+        volumes: redis ? [redis.volume] : [],
+        networks: redis ? [redis.network] : [],
+      });
     });
 
     it('runs Redis on the manager, links it to Swarm tasks on other members, backs it up and drills it', async () => {

@@ -287,11 +287,18 @@ export function spreadMember(
  */
 export function serviceSpec(
   spec: ContainerSpec,
-  oneOff = false,
-  sealed?: SealedEnv,
-  pin?: string,
-  envInSpec?: string,
+  o: {
+    /** A one-off (a migration): run once as a job, no port, no health check. */
+    oneOff?: boolean;
+    /** The environment sealed in a secret, run through the shim. */
+    sealed?: SealedEnv | null;
+    /** The member the spread chose for the first task. */
+    pin?: string;
+    /** Why the environment is in the spec (an image without the shim's needs). */
+    envInSpec?: string;
+  } = {},
 ): Record<string, unknown> {
+  const { oneOff = false, sealed, pin, envInSpec } = o;
   const rotation = spec.logRotation ?? containerLogRotation;
   const limits: Record<string, number> = {};
   if (spec.memoryMb) limits.MemoryBytes = spec.memoryMb * 1024 * 1024;
@@ -377,7 +384,7 @@ export function serviceSpec(
  * shim as the app (Docker runs it by exec, with the spec's empty `Env`), so it sees what the
  * app sees.
  */
-function healthCheck(spec: ContainerSpec, sealed?: SealedEnv): Record<string, unknown> {
+function healthCheck(spec: ContainerSpec, sealed?: SealedEnv | null): Record<string, unknown> {
   const h = spec.healthCommand!;
   const ns = (ms: number) => Math.round(ms * 1e6);
   return {
@@ -554,10 +561,7 @@ export class SwarmRuntime {
       members = pin?.members;
       const body = serviceSpec(
         { ...spec, image },
-        false,
-        sealed ?? undefined,
-        pin?.member,
-        inSpecBecause,
+        { sealed, pin: pin?.member, envInSpec: inSpecBecause },
       );
       let created: { id?: string; ID?: string } | null = null;
       try {
@@ -939,10 +943,7 @@ export class SwarmRuntime {
       d.createService(
         serviceSpec(
           { ...spec, image },
-          true,
-          sealed ?? undefined,
-          undefined,
-          inSpecBecause,
+          { oneOff: true, sealed, envInSpec: inSpecBecause },
         ) as Docker.CreateServiceOptions,
       ),
     ).catch(async (e: unknown) => {

@@ -68,7 +68,10 @@ describe('serviceSpec', () => {
   });
 
   it('runs a one-off (a migration) as a job of one task that Swarm never restarts, publishing nothing', () => {
-    const job = serviceSpec({ ...spec, cmd: ['sh', '-c', 'migrate'], restartPolicy: 'no' }, true);
+    const job = serviceSpec(
+      { ...spec, cmd: ['sh', '-c', 'migrate'], restartPolicy: 'no' },
+      { oneOff: true },
+    );
     expect(job.Mode).toEqual({ ReplicatedJob: { MaxConcurrent: 1, TotalCompletions: 1 } });
     expect(job.EndpointSpec).toEqual({ Mode: 'dnsrr' });
     expect((job.TaskTemplate as { RestartPolicy: unknown }).RestartPolicy).toEqual({
@@ -107,7 +110,7 @@ describe("a worker's health command as the task's health check", () => {
 
   it("runs through the sealed environment's shim, so the command sees the app's variables", () => {
     const sealed = { secretId: 's1', secretName: 'x-env-1', argv: ['node', 'worker.js'] };
-    expect((checkOf(serviceSpec(worker, false, sealed)) as { Test: string[] }).Test).toEqual([
+    expect((checkOf(serviceSpec(worker, { sealed })) as { Test: string[] }).Test).toEqual([
       'CMD',
       '/bin/sh',
       '-c',
@@ -121,16 +124,18 @@ describe("a worker's health command as the task's health check", () => {
 
   it('is absent without a health command, and from a one-off', () => {
     expect(checkOf(serviceSpec(spec))).toBeUndefined();
-    expect(checkOf(serviceSpec(worker, true))).toBeUndefined();
+    expect(checkOf(serviceSpec(worker, { oneOff: true }))).toBeUndefined();
   });
 });
 
 describe('a sealed environment', () => {
   it('names the secret in the spec, runs the shim with the command, and holds no value', () => {
-    const sealed = serviceSpec(spec, false, {
-      secretId: 'sec1',
-      secretName: 'sdo-svc_1-env_1-rel_1-r1-env-0a1b2c3d',
-      argv: ['/bin/app', '--port', '8080'],
+    const sealed = serviceSpec(spec, {
+      sealed: {
+        secretId: 'sec1',
+        secretName: 'sdo-svc_1-env_1-rel_1-r1-env-0a1b2c3d',
+        argv: ['/bin/app', '--port', '8080'],
+      },
     });
     const container = (sealed.TaskTemplate as { ContainerSpec: Record<string, unknown> })
       .ContainerSpec;
@@ -195,10 +200,7 @@ describe('an image without a shell', () => {
     const because = envInSpecReason({ sh: false, env: false })!;
     const plain = serviceSpec(
       { ...spec, entrypoint: ['/app'], cmd: ['httpd', '-f'] },
-      false,
-      undefined,
-      undefined,
-      because,
+      { envInSpec: because },
     );
     expect(plain.Labels).toEqual({
       'selfdevop.release': 'rel_1',
@@ -212,13 +214,10 @@ describe('an image without a shell', () => {
       Args: ['httpd', '-f'],
     });
     // A sealed environment never carries the label, whatever else is passed.
-    const sealed = serviceSpec(
-      spec,
-      false,
-      { secretId: 's', secretName: 'n', argv: ['/bin/app'] },
-      undefined,
-      because,
-    );
+    const sealed = serviceSpec(spec, {
+      sealed: { secretId: 's', secretName: 'n', argv: ['/bin/app'] },
+      envInSpec: because,
+    });
     expect(sealed.Labels).toEqual({ 'selfdevop.release': 'rel_1' });
     expect(envInSpecWarning(because)).toBe(
       "the environment is in the Swarm service's spec in clear text (docker service inspect shows it), not in a Swarm secret: the image has no /bin/sh nor env, which reading it from the secret needs (add a shell to the image to keep it sealed)",
@@ -304,7 +303,7 @@ describe('spreading a release over members', () => {
 
   it("adds the chosen member to the service's constraints, beside the placement labels", () => {
     const placement = (pin?: string) =>
-      (serviceSpec(spec, false, undefined, pin).TaskTemplate as { Placement: unknown }).Placement;
+      (serviceSpec(spec, { pin }).TaskTemplate as { Placement: unknown }).Placement;
     expect(placement('m1')).toEqual({ Constraints: ['node.labels.zone==a', 'node.id==m1'] });
     expect(placement()).toEqual({ Constraints: ['node.labels.zone==a'] });
   });

@@ -23,10 +23,13 @@ import { adminUrl } from './db.ts';
 /**
  * Which shared resource a file mutates, by path prefix (relative to the repo root).
  * The Swarm on nodes 7-9 is one cluster: test/swarm/swarm.test.ts freezes a member and
- * relabels members, which test/swarm/swarm-cluster.test.ts lists and reads.
+ * relabels members, which test/swarm/swarm-cluster.test.ts lists and reads; the runtime
+ * contract on it runs one-offs whose logs Swarm cannot read while a member is frozen (CI
+ * saw "node … is not available"), so it takes the Swarm's lock too.
  */
 export const exclusiveResources: readonly { prefix: string; resource: string }[] = [
   { prefix: 'test/swarm/', resource: 'swarm-7-9' },
+  { prefix: 'test/adapters/container-runtime-swarm.test.ts', resource: 'swarm-7-9' },
   // Both kill and boot engines of the node-loss range (4–6).
   { prefix: 'test/scale/node-loss.test.ts', resource: 'nodes-4-6' },
   { prefix: 'test/scale/node-delete.test.ts', resource: 'nodes-4-6' },

@@ -24,6 +24,7 @@ const unit = [
   'test/cli/manifest.test.ts',
   'test/cloud/lambda-worker.test.ts',
   'test/selfhost/config.test.ts',
+  'test/selfhost/install-runtime.test.ts',
 ];
 /** Core suites that drive the engine against a real PostgreSQL, or Docker and Caddy. */
 const coreIntegration = [

@@ -34,6 +34,12 @@
  * default /usr/lib/postgresql/15/bin) or two CPUs, or with BENCH_PIN=0, it runs unpinned on
  * the machine's PostgreSQL (TEST_DATABASE_ADMIN_URL) and says so loudly, in stderr and in
  * the JSON's `pinning`.
+ *
+ * The runtime. The server, the floor and bare Hono run with the install image's V8 flags and
+ * malloc arenas (bench/support/install-runtime.ts; the JSON's `runtime`), as bench:scale
+ * does. The p99 is mostly GC: with Node's default young generation on this host the server
+ * paused 11–20 ms per scavenge to copy what 50 requests in flight held; with the image's
+ * 4 MB semi-space, about 1 ms (ARCHITECTURE.md, "The API's tail latency").
  */
 import autocannon from 'autocannon';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
@@ -43,6 +49,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { installRuntime } from './support/install-runtime.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const warmupRequests = Number(process.env.BENCH_WARMUP_REQUESTS ?? 20_000);
@@ -133,18 +140,24 @@ async function startCluster(cpus: string): Promise<{ adminUrl: string; stop(): P
   };
 }
 
-/** A child running this file with `args`, pinned to the system under test's CPUs if any. */
+// The system under test runs as an install runs the control plane (its V8 flags and malloc
+// arenas); this process, the load generator, keeps Node's defaults.
+const runtime = installRuntime();
+
+/**
+ * A child running this file with `args`, with the install's runtime, pinned to the system
+ * under test's CPUs if any. The floor and bare Hono run the same way as the API, so the
+ * ratios compare code, not runtime settings.
+ */
 function forkChild(args: string[], pinning: Pinning | null, env: NodeJS.ProcessEnv): ChildProcess {
+  const execArgv = [...process.execArgv, ...runtime.nodeFlags];
   return fork(self, args, {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...runtime.env, ...env },
     // taskset sets the affinity and execs node, which inherits the IPC channel's descriptor.
     ...(pinning
-      ? {
-          execPath: 'taskset',
-          execArgv: ['-c', pinning.sut, process.execPath, ...process.execArgv],
-        }
-      : {}),
+      ? { execPath: 'taskset', execArgv: ['-c', pinning.sut, process.execPath, ...execArgv] }
+      : { execArgv }),
   });
 }
 
@@ -517,6 +530,8 @@ async function run(pinning: Pinning | null, unpinned: string | null, env: NodeJS
     pinning: pinning
       ? { ...pinning, postgres: 'own cluster, pinned with the system under test' }
       : { unpinned, postgres: "the machine's, unpinned" },
+    // The install's runtime (selfhost/Dockerfile), given to the server, the floor and bare Hono.
+    runtime,
     authedPath: `GET ${authedPath} (API key, RLS, ${pageLimit} rows)`,
     authedReqPerSec: Math.round(authedResult.reqPerSec),
     authedP50Ms: authedResult.p50Ms,

@@ -19,8 +19,8 @@
  * Last output line: one JSON object with a `goals` map of {goal, got, met}; the load
  * average before and after is in it, since this machine is shared.
  * `npm run bench:scale` runs it bundled (bench/scale/run-bundled.ts), as an install runs the
- * control plane, with `MALLOC_ARENA_MAX=2 node --expose-gc --max-semi-space-size=4`: the
- * control plane's V8 flag and malloc arenas in the install image (selfhost/Dockerfile), and a
+ * control plane, with the install image's V8 flags and malloc arenas (selfhost/Dockerfile's
+ * NODE_OPTIONS and MALLOC_ARENA_MAX, bench/support/install-runtime.ts) and --expose-gc: a
  * full GC before the memory figure is read, which without --expose-gc was silently skipped.
  */
 import { existsSync } from 'node:fs';

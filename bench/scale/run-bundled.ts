@@ -12,6 +12,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { installRuntime } from '../support/install-runtime.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const bundle = fileURLToPath(new URL('./.bundle.mjs', import.meta.url));
@@ -42,10 +43,17 @@ if (built.error || built.status !== 0) {
   );
   process.exit(1);
 }
+// The install's V8 flags and malloc arenas (selfhost/Dockerfile), and --expose-gc for a full
+// collection before the memory figure is read.
+const runtime = installRuntime();
 const child = spawn(
   process.execPath,
-  ['--expose-gc', '--max-semi-space-size=4', bundle, ...process.argv.slice(2)],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, SELFDEVOP_BENCH_RUNTIME: 'bundle' } },
+  ['--expose-gc', ...runtime.nodeFlags, bundle, ...process.argv.slice(2)],
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, ...runtime.env, SELFDEVOP_BENCH_RUNTIME: 'bundle' },
+  },
 );
 const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
 process.on('SIGINT', forward('SIGINT'));

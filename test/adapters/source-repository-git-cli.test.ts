@@ -81,6 +81,15 @@ runSourceRepositoryContract({
 });
 afterAll(() => (mirrorRoot ? rm(mirrorRoot, { recursive: true, force: true }) : undefined));
 
+/**
+ * Removes a test's mirror directory. A mirror is weighed in the background once its
+ * reader is done (`git count-objects`, through the traced git of the first test, whose
+ * trace file is in that directory), so a removal can meet a file written meanwhile
+ * (ENOTEMPTY): retried, as `rm` offers.
+ */
+const removeMirrors = (dir: string) =>
+  rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+
 describe('GitCliSource with a mirror directory', () => {
   /** Objects in a bare repository, loose and packed. */
   const objects = async (repo: string) => {
@@ -136,7 +145,7 @@ describe('GitCliSource with a mirror directory', () => {
     expect(Math.max(...sent)).toBeLessThanOrEqual(4);
     expect((await read(source, url, c1))['src/app.js']).toBe('v1');
     expect((await readdir(mirrorDir)).filter((d) => d.endsWith('.git'))).toEqual([mirror]);
-    await rm(mirrorDir, { recursive: true, force: true });
+    await removeMirrors(mirrorDir);
   });
 
   it('asks the server every time: a wrong token is refused although the commit is in a mirror, and each credential has its own', async () => {
@@ -154,7 +163,7 @@ describe('GitCliSource with a mirror directory', () => {
       code: 'git_access_denied',
     });
     expect((await readdir(mirrorDir)).filter((d) => d.endsWith('.git'))).toHaveLength(3);
-    await rm(mirrorDir, { recursive: true, force: true });
+    await removeMirrors(mirrorDir);
   });
 
   it('takes turns for fetches into one mirror, and a lock left by a killed fetch costs one fetch from empty, not every later one', async () => {
@@ -178,7 +187,7 @@ describe('GitCliSource with a mirror directory', () => {
     expect(await readdir(mirrorDir)).toEqual([mirror]);
     expect(await readdirSafe(path.join(mirrorDir, mirror!))).not.toContain('shallow.lock');
     expect(await objects(path.join(mirrorDir, mirror!))).toBeGreaterThan(0);
-    await rm(mirrorDir, { recursive: true, force: true });
+    await removeMirrors(mirrorDir);
   });
 
   it('starts a mirror over its cap afresh', async () => {
@@ -195,7 +204,7 @@ describe('GitCliSource with a mirror directory', () => {
     const repoDir = path.join(mirrorDir, mirror!);
     await expect(run('git', ['-C', repoDir, 'cat-file', '-e', c2])).resolves.toBeDefined();
     await expect(run('git', ['-C', repoDir, 'cat-file', '-e', c1])).rejects.toThrow();
-    await rm(mirrorDir, { recursive: true, force: true });
+    await removeMirrors(mirrorDir);
   });
 });
 
@@ -300,7 +309,7 @@ describe('GitCliSource checkout (a build context served as files)', () => {
     // A content-derived time, in the past.
     const ns = BigInt(/@(\d+)$/.exec(next.snap['src/a.js']!)![1]!);
     expect(ns).toBeLessThan(BigInt(Date.now()) * 1_000_000n);
-    await rm(mirrorDir, { recursive: true, force: true });
+    await removeMirrors(mirrorDir);
   });
 
   it('fails a checkout over the size cap, naming the cap', async () => {

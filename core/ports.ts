@@ -473,6 +473,8 @@ export interface SourceArchive {
 export interface SourceTree {
   /** A file under the sub-directory as text (at most 1 MiB read), or null when it is absent. */
   read(path: string): Promise<string | null>;
+  /** Whether a file (or symlink) is at `path` under the sub-directory, its content unread. */
+  has?(path: string): Promise<boolean>;
   /** The total size and count of the files under the sub-directory that `exclude` keeps. */
   size(exclude?: (path: string) => boolean): Promise<{ bytes: number; files: number }>;
   /**
@@ -537,6 +539,11 @@ export interface SourceRepository {
    * the sub-directory is not in it).
    */
   fetch(remote: GitRemote, sha: string, subdir: string, signal?: AbortSignal): Promise<SourceTree>;
+  /**
+   * Whether the trees `fetch` opens offer `checkout`: a build whose context goes as files
+   * may then be sent to the engine while its source is still being fetched.
+   */
+  readonly checksOut?: boolean;
   /** Removes the checkouts kept under `owner` (a deleted service's); a no-op without any. */
   forgetCheckouts?(owner: string): Promise<void>;
   /** A new ed25519 key pair: the OpenSSH private key and its public line. */

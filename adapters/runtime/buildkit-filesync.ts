@@ -279,44 +279,59 @@ export async function walkContext(root: string, filter: SyncFilter): Promise<Wal
 
   const visit = async (dirRel: string, included: boolean): Promise<WalkEntry[]> => {
     const names = (await readdir(path.join(root, dirRel))).sort(byteOrder);
+    // A few entries at a time, side by side (a directory's walk too), put back in walk order:
+    // one stat after another put a disk round trip per entry in a row on the build's clock
+    // (16–45 ms for bench:build's 125 entries on a loaded host), thousands at once would
+    // flood the thread pool.
     const out: WalkEntry[] = [];
-    for (const name of names) {
-      const rel = dirRel ? `${dirRel}/${name}` : name;
-      const abs = path.join(root, rel);
-      const st = await lstat(abs, { bigint: true });
-      const mode = goMode(st);
-      if (mode === null) continue;
-      const isDir = (mode & GoMode.dir) !== 0;
-      let inc = included;
-      let partial = false;
-      if (useIncludes && !included) {
-        const m = includeMatch(includes, rel);
-        if (m === 'none') continue;
-        inc = m === 'full';
-        partial = m === 'partial';
-        if (partial && !isDir) continue;
-      }
-      const excluded = ignore?.excludes(rel) ?? false;
-      // An excluded directory is entered only when a `!` pattern may keep something in it.
-      if (excluded && (!isDir || !ignore!.hasExceptions)) continue;
-      const stat: FileStat = {
-        path: rel,
-        mode,
-        uid: 0,
-        gid: 0,
-        size: isDir ? 0n : st.size,
-        modTime: st.mtimeNs,
-        linkname: mode & GoMode.symlink ? await readlink(abs) : '',
-      };
-      if (isDir) {
-        const below = await visit(rel, inc);
-        if (below.length > 0 || (!excluded && !partial)) out.push({ stat, abs: null }, ...below);
-      } else out.push({ stat, abs: mode & GoMode.symlink ? null : abs });
+    for (let i = 0; i < names.length; i += walkBatch) {
+      const parts = await Promise.all(
+        names.slice(i, i + walkBatch).map((n) => entry(dirRel, n, included)),
+      );
+      for (const part of parts) out.push(...part);
     }
+    return out;
+  };
+  const entry = async (dirRel: string, name: string, included: boolean): Promise<WalkEntry[]> => {
+    const out: WalkEntry[] = [];
+    const rel = dirRel ? `${dirRel}/${name}` : name;
+    const abs = path.join(root, rel);
+    const st = await lstat(abs, { bigint: true });
+    const mode = goMode(st);
+    if (mode === null) return out;
+    const isDir = (mode & GoMode.dir) !== 0;
+    let inc = included;
+    let partial = false;
+    if (useIncludes && !included) {
+      const m = includeMatch(includes, rel);
+      if (m === 'none') return out;
+      inc = m === 'full';
+      partial = m === 'partial';
+      if (partial && !isDir) return out;
+    }
+    const excluded = ignore?.excludes(rel) ?? false;
+    // An excluded directory is entered only when a `!` pattern may keep something in it.
+    if (excluded && (!isDir || !ignore!.hasExceptions)) return out;
+    const stat: FileStat = {
+      path: rel,
+      mode,
+      uid: 0,
+      gid: 0,
+      size: isDir ? 0n : st.size,
+      modTime: st.mtimeNs,
+      linkname: mode & GoMode.symlink ? await readlink(abs) : '',
+    };
+    if (isDir) {
+      const below = await visit(rel, inc);
+      if (below.length > 0 || (!excluded && !partial)) out.push({ stat, abs: null }, ...below);
+    } else out.push({ stat, abs: mode & GoMode.symlink ? null : abs });
     return out;
   };
   return visit('', !useIncludes);
 }
+
+/** Entries of one directory stat'ed side by side in a walk. */
+const walkBatch = 64;
 
 // ---------------------------------------------------------------- the sender
 

@@ -110,6 +110,8 @@ export class GitCliSource implements SourceRepository {
   >();
 
   private readonly kept: KeptCheckouts | null;
+  /** Every tree offers `checkout`. */
+  readonly checksOut = true;
 
   constructor(options: GitCliOptions = {}) {
     this.options = options;
@@ -270,13 +272,38 @@ export class GitCliSource implements SourceRepository {
       )
         throw new GitPathNotFound('sub-directory', subdir, sha);
       const treeish = subdir ? `${sha}:${subdir}` : sha;
-      // What the last weighing listed, for a checkout with the same filter: one git process less.
+      // The tree's listing, made once (one `git ls-tree`) on first need: which files are there
+      // (a missing one is read without a git process), their sizes (the weighing) and the
+      // checkout's paths. A build's reads, weighing and checkout used to be a process each.
+      let listing: Promise<Map<string, TreeRecord>> | null = null;
+      const list = () =>
+        (listing ??= (async () => {
+          const all = new Map<string, TreeRecord>();
+          for await (const r of this.treeRecords(repo, treeish, env)) all.set(r.path, r);
+          return all;
+        })());
+      // A path as ls-tree prints it; another spelling (`./Dockerfile`) is left to git.
+      const listable = (file: string) =>
+        file !== '' && !file.startsWith('/') && path.posix.normalize(file) === file;
+      // What the last weighing kept, for a checkout with the same filter.
       let listed: {
         exclude: ((path: string) => boolean) | undefined;
         records: TreeRecord[];
       } | null = null;
       return {
+        has: async (file) => {
+          if (!listable(file)) {
+            const run = await this.git(
+              ['-C', repo, 'cat-file', '-t', `${sha}:${subdir ? `${subdir}/` : ''}${file}`],
+              env,
+              30_000,
+            );
+            return run.code === 0 && run.stdout.trim() === 'blob';
+          }
+          return (await list()).get(file)?.type === 'blob';
+        },
         read: async (file) => {
+          if (listable(file) && (await list()).get(file)?.type !== 'blob') return null;
           // `cat-file blob` fails for a directory or a missing path alike: both are "no file".
           const run = await this.git(
             ['-C', repo, 'cat-file', 'blob', `${sha}:${subdir ? `${subdir}/` : ''}${file}`],
@@ -286,10 +313,19 @@ export class GitCliSource implements SourceRepository {
           return run.code === 0 ? run.stdout : null;
         },
         size: async (exclude) => {
+          // Only blob sizes, no content: a 2 GB repository is weighed without being read.
           const records: TreeRecord[] = [];
-          const weight = await this.treeSize(repo, treeish, env, exclude, (r) => records.push(r));
+          let bytes = 0;
+          let files = 0;
+          for (const r of (await list()).values()) {
+            if (exclude?.(r.path)) continue;
+            records.push(r);
+            if (r.type !== 'blob') continue;
+            bytes += Number(r.size) || 0;
+            files++;
+          }
           listed = { exclude, records };
-          return weight;
+          return { bytes, files };
         },
         archive: (options = {}) => filterTar(this.tar(repo, treeish, env, signal), options),
         checkout: (options = {}) => {
@@ -739,51 +775,6 @@ export class GitCliSource implements SourceRepository {
       child.stdin.on('error', () => undefined);
       child.stdin.end(input);
     });
-  }
-
-  /**
-   * The files of a tree with their sizes, read from `git ls-tree -l` as it streams (a tree
-   * may list millions of paths): only blob sizes, no content, so a 2 GB repository is
-   * weighed without being read.
-   */
-  private async treeSize(
-    repo: string,
-    treeish: string,
-    env: NodeJS.ProcessEnv,
-    exclude?: (path: string) => boolean,
-    keep?: (record: TreeRecord) => void,
-  ): Promise<{ bytes: number; files: number }> {
-    const child = spawn(
-      this.options.gitBin ?? 'git',
-      ['-C', repo, 'ls-tree', '-r', '-l', '-z', '--full-tree', treeish],
-      { env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => {
-      stderr = (stderr + c).slice(-4096);
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
-    let bytes = 0;
-    let files = 0;
-    let rest = '';
-    for await (const chunk of child.stdout.setEncoding('utf8') as AsyncIterable<string>) {
-      const records = (rest + chunk).split('\0');
-      rest = records.pop() ?? '';
-      for (const record of records) {
-        // `<mode> <type> <object> <size>\t<path>`; a submodule's size is `-`.
-        const tab = record.indexOf('\t');
-        const [mode = '', type = '', id = '', size = ''] = record.slice(0, tab).split(/ +/);
-        const file = record.slice(tab + 1);
-        if (exclude?.(file)) continue;
-        keep?.({ mode, type, id, size, path: file });
-        if (type !== 'blob') continue;
-        bytes += Number(size) || 0;
-        files++;
-      }
-    }
-    if ((await exited) !== 0)
-      throw new Error(`git ls-tree failed: ${stderr.trim().slice(-maxDetail)}`);
-    return { bytes, files };
   }
 
   /** `git archive` of a tree as it is read; a failing archive ends the stream with its error. */

@@ -48,6 +48,15 @@ export class KeptCheckouts {
   /** Checkouts this process holds (by directory), and owners to remove once released. */
   private readonly held = new Set<string>();
   private readonly forgotten = new Set<string>();
+  /**
+   * Each kept checkout's size as the last walk of the directory found it, kept up to date
+   * with this process's own commits and removals; null until the first walk. A build's
+   * checkout walks the directory again only when these say the cap may be passed: walking
+   * every service's checkout (a few disk round trips each) on every build put the walk on
+   * the build's clock, growing with the number of services. Another process sharing the
+   * directory may have added some meanwhile: the walk before any eviction counts those.
+   */
+  private known: Map<string, number> | null = null;
 
   constructor(root: string, maxBytes: number) {
     this.root = root;
@@ -89,6 +98,7 @@ export class KeptCheckouts {
         ![...this.held].some((h) => h.startsWith(`${ownerDir}/`))
       ) {
         this.forgotten.delete(ownerDir);
+        this.unknow(ownerDir);
         await rm(ownerDir, { recursive: true, force: true });
       }
     };
@@ -117,6 +127,7 @@ export class KeptCheckouts {
             ).then(() => rename(`${file}.new`, file)),
             writeFile(path.join(base, 'size'), String(total)),
           ]);
+          this.known?.set(base, total);
         },
         release,
       };
@@ -133,7 +144,14 @@ export class KeptCheckouts {
       this.forgotten.add(dir);
       return;
     }
+    this.unknow(dir);
     await rm(dir, { recursive: true, force: true });
+  }
+
+  /** Forgets the sizes of an owner's checkouts (removed). */
+  private unknow(ownerDir: string): void {
+    for (const dir of this.known?.keys() ?? [])
+      if (dir.startsWith(`${ownerDir}/`)) this.known!.delete(dir);
   }
 
   /**
@@ -175,33 +193,50 @@ export class KeptCheckouts {
    * more fit under the cap. Sizes are the ones recorded at each checkout's last commit.
    */
   private async evict(keep: string, bytes: number): Promise<void> {
-    const kept: { dir: string; bytes: number; usedMs: number; locked: boolean }[] = [];
-    for (const owner of await readdir(this.root).catch(() => [] as string[])) {
-      const ownerDir = path.join(this.root, owner);
-      for (const name of await readdir(ownerDir).catch(() => [] as string[])) {
-        const dir = path.join(ownerDir, name);
-        if (dir === keep) continue;
+    // Marks this one as the most recently used.
+    const now = new Date();
+    const used = utimes(path.join(keep, 'size'), now, now).catch(() => undefined);
+    if (this.known) {
+      let others = 0;
+      for (const [dir, n] of this.known) if (dir !== keep) others += n;
+      if (bytes + others <= this.maxBytes) return used;
+    }
+    // Walked side by side: each checkout is a few disk round trips of its own.
+    const owners = await readdir(this.root).catch(() => [] as string[]);
+    const dirs = (
+      await Promise.all(
+        owners.map(async (owner) => {
+          const ownerDir = path.join(this.root, owner);
+          const names = await readdir(ownerDir).catch(() => [] as string[]);
+          return names.map((name) => path.join(ownerDir, name));
+        }),
+      )
+    ).flat();
+    const kept = await Promise.all(
+      dirs.map(async (dir) => {
         const size = await stat(path.join(dir, 'size')).catch(() => null);
-        const recorded = size ? Number(await readFile(path.join(dir, 'size'), 'utf8')) : 0;
+        const recorded = size
+          ? Number(await readFile(path.join(dir, 'size'), 'utf8').catch(() => '0'))
+          : 0;
         const locked = this.held.has(dir) || (await exists(path.join(dir, 'lock')));
-        kept.push({
+        return {
           dir,
           bytes: Number.isFinite(recorded) ? recorded : 0,
           usedMs: size?.mtimeMs ?? 0,
           locked,
-        });
-      }
-    }
-    // Marks this one as the most recently used.
-    const own = path.join(keep, 'size');
-    const now = new Date();
-    await utimes(own, now, now).catch(() => undefined);
-    let total = bytes + kept.reduce((n, k) => n + k.bytes, 0);
-    for (const k of kept.sort((a, b) => a.usedMs - b.usedMs)) {
+        };
+      }),
+    );
+    await used;
+    this.known = new Map(kept.map((k) => [k.dir, k.bytes]));
+    const others = kept.filter((k) => k.dir !== keep);
+    let total = bytes + others.reduce((n, k) => n + k.bytes, 0);
+    for (const k of others.sort((a, b) => a.usedMs - b.usedMs)) {
       if (total <= this.maxBytes) break;
       if (k.locked) continue;
       await rm(k.dir, { recursive: true, force: true });
       await rmdir(path.dirname(k.dir)).catch(() => undefined);
+      this.known.delete(k.dir);
       total -= k.bytes;
     }
   }

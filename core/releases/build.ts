@@ -1,5 +1,12 @@
 import { isCoreError } from '../errors.ts';
-import type { BuildSlotAnswer, DockerTarget, SourceCheckout } from '../ports.ts';
+import type {
+  BuildResult,
+  BuildSlotAnswer,
+  BuildSpec,
+  DockerTarget,
+  SourceCheckout,
+  SourceTree,
+} from '../ports.ts';
 import { openGitRemote, pinLearnedHostKeys } from '../builds/credentials.ts';
 import { contextFilter, parseDockerIgnore } from '../builds/dockerignore.ts';
 import { GitPathNotFound, SourceTooLarge } from '../builds/errors.ts';
@@ -108,10 +115,12 @@ export async function buildFromGit(c: StepContext, target: DockerTarget): Promis
       return null;
     }
   }
+  let freed: Promise<void> | undefined;
+  const free = () => (freed ??= slots?.free(c.release.id, c.release.orgId) ?? Promise.resolve());
   try {
-    return await buildWithSlot(c, target, { git, source, remote, sha, tag, limits });
+    return await buildWithSlot(c, target, { git, source, remote, sha, tag, limits, free });
   } finally {
-    await slots?.free(c.release.id, c.release.orgId);
+    await free();
   }
 }
 
@@ -162,6 +171,8 @@ async function buildWithSlot(
     sha: string;
     tag: string;
     limits: BuildLimits;
+    /** Lets the build's slot go (once the engine's build has ended). */
+    free: () => Promise<void>;
   },
 ): Promise<string> {
   const { git, source, remote, sha, tag, limits } = x;
@@ -186,17 +197,173 @@ async function buildWithSlot(
     if (!c.secretValues.includes(secrets[id]!)) c.secretValues.push(secrets[id]!);
   }
   const context = git.subdir || '.';
-  await appendLog(c, `fetching ${git.url} at ${sha}`);
-  const tree = await viaGit(() => source.fetch(remote, sha, git.subdir, c.signal));
-  await pinHostKeys(c, remote);
-  let archive: AsyncIterable<Uint8Array>;
-  let filterOf: ((path: string) => boolean) | undefined;
-  let extraFiles: Record<string, string> = {};
-  let dockerfile = git.dockerfile;
+  const { dockerfile: wanted } = git;
+  const base: Omit<BuildSpec, 'context' | 'files' | 'dockerfile'> = {
+    tag,
+    buildArgs: git.buildArgs,
+    labels: buildLabels(c.release, sha),
+    memoryMb: limits.memoryMb,
+    cpus: limits.cpus,
+    timeoutMs: limits.timeoutMs,
+    ...(Object.keys(secrets).length > 0 ? { secrets } : {}),
+  };
+  const where = {
+    key: `selfdevop:${c.service.id}:${git.subdir}`,
+    owner: c.service.id,
+    name: git.subdir,
+  };
+  // The line is written while git runs: nothing waits on it but the lines after it.
+  const fetching = appendLog(c, `fetching ${git.url} at ${sha}`);
+  const fetched = fetchSource(c, { git, source, remote, sha, limits }, fetching);
+  // Awaited below; a step that fails before then must not leave them unhandled.
+  fetching.catch(() => undefined);
+  fetched.catch(() => undefined);
+  const output = new CommandOutputLog(c, 'stdout');
+  // A source that writes checkouts sends its context as files, which the engine asks for
+  // only once its frontend has started: the build request goes out now, so the engine's
+  // own start-up (its session, its solver, the frontend: 50–250 ms) runs while git fetches.
+  // It names the repository's Dockerfile; a commit without one (zero-config) drops it and
+  // builds again naming the Dockerfile written for it.
+  let early = source.checksOut
+    ? startEarly(
+        c,
+        target,
+        { ...base, dockerfile: wanted },
+        contextOf(fetched, wanted, limits, where),
+        output,
+      )
+    : null;
+  let f: FetchedSource;
   try {
+    f = await fetched;
+  } catch (e) {
+    await early?.drop();
+    throw e;
+  }
+  let closed: Promise<void> | null = null;
+  const close = () => (closed ??= f.tree.close());
+  let parts: SourceParts | null = null;
+  let result: BuildResult;
+  try {
+    if (early && f.dockerfile !== wanted) {
+      await early.drop();
+      early = null;
+    }
+    await appendLog(c, [
+      ...f.lines,
+      `building ${tag} on node ${c.node.name} from ${context}/${f.dockerfile} (timeout ${Math.round(limits.timeoutMs / 1000)} s, memory ${limits.memoryMb ?? 'unlimited'} MB, cpus ${limits.cpus ?? 'unlimited'})${Object.keys(secrets).length > 0 ? `, build secrets: ${Object.keys(secrets).sort().join(', ')}` : ''}`,
+    ]);
+    let running: Promise<BuildResult>;
+    if (early) {
+      parts = early.parts;
+      running = early.go();
+    } else {
+      const made = contextOf(Promise.resolve(f), f.dockerfile, limits, where);
+      parts = made;
+      running = viaDocker(() =>
+        runtime.build!(
+          target,
+          {
+            ...base,
+            dockerfile: f.dockerfile,
+            context: made.context,
+            ...(f.tree.checkout ? { files: made.files } : {}),
+            ...(c.signal ? { signal: c.signal } : {}),
+          },
+          (line) => output.push(line),
+        ),
+      );
+    }
+    try {
+      result = await running;
+    } catch (e) {
+      await output.close();
+      throw e;
+    }
+  } catch (e) {
+    // Not let into the log (a line before it failed), or failed: it is ended either way.
+    await early?.drop();
+    await close();
+    const streamError = parts?.streamError() ?? null;
+    if (streamError !== null) throw new StepFailed(messageOf(streamError), false, streamError);
+    throw e;
+  }
+  // The engine's build has ended: its slot, the tree (its temporary directory, the kept
+  // checkout's lock) and the last lines are let go together, none waiting for another.
+  const freeing = x.free();
+  // Awaited below, and again by the caller; a failure before then must not go unhandled.
+  freeing.catch(() => undefined);
+  void close().catch(() => undefined);
+  const streamError = parts!.streamError();
+  if (streamError !== null) {
+    await Promise.all([output.close(), closed]);
+    throw new StepFailed(messageOf(streamError), false, streamError);
+  }
+  if (result.timedOut || result.error !== null || result.imageId === null) {
+    await Promise.all([output.close(), closed]);
+    if (result.timedOut)
+      throw new StepFailed(
+        `build timed out after ${Math.round(limits.timeoutMs / 1000)} s and was cancelled`,
+        false,
+      );
+    throw new StepFailed(`build failed: ${result.error ?? 'the engine named no image'}`, false);
+  }
+  const lines: string[] = [];
+  if (result.transfer) {
+    const t = result.transfer;
+    const w = parts!.written();
+    const disk = w
+      ? `; checkout ${w.kept ? `kept, updated in place: ${w.written} of ${w.entries} written, ${w.removed} removed` : `written afresh: ${w.entries} entries`} in ${w.ms} ms`
+      : '';
+    lines.push(
+      `build context over the BuildKit session: ${t.requested} of ${t.entries} entries sent (${Math.ceil(t.bytes / 1024)} KiB), the rest unchanged since the last build${disk}`,
+    );
+  }
+  lines.push(`built ${tag} (${result.imageId})`);
+  // After the build's own output, in the same transaction.
+  await Promise.all([closed, output.close(lines), freeing]);
+  return result.imageId;
+}
+
+/** A fetched commit, read: what the build sends, and what the log says of it first. */
+interface FetchedSource {
+  tree: SourceTree;
+  /** The repository's Dockerfile, or the name of the one written for a zero-config build. */
+  dockerfile: string;
+  exclude: (path: string) => boolean;
+  /** Files added to the context (path → text): a generated Dockerfile. */
+  extra: Record<string, string>;
+  /** The zero-config plan, if any, and the context's size. */
+  lines: string[];
+}
+
+/**
+ * Fetches the commit and reads what the build needs of it: `.dockerignore`, whether the
+ * Dockerfile is there (else a zero-config plan), the context's size against the cap. The
+ * tree is closed if anything fails. `logged` is the fetch's own log line, written meanwhile.
+ */
+async function fetchSource(
+  c: StepContext,
+  x: {
+    git: NonNullable<StepContext['service']['git']>;
+    source: NonNullable<StepContext['deps']['source']>;
+    remote: Awaited<ReturnType<typeof openGitRemote>>;
+    sha: string;
+    limits: BuildLimits;
+  },
+  logged: Promise<void>,
+): Promise<FetchedSource> {
+  const { git, source, remote, sha, limits } = x;
+  const tree = await viaGit(() => source.fetch(remote, sha, git.subdir, c.signal));
+  try {
+    await logged;
+    await pinHostKeys(c, remote);
     const where = git.subdir ? `${git.subdir}/` : '';
     const extra: Record<string, string> = {};
-    // Each read is a git process of its own, and none waits for another: started together.
+    const lines: string[] = [];
+    let dockerfile = git.dockerfile;
+    // Started together: none waits for another (a source that lists the tree answers the
+    // Dockerfile's presence, an absent .dockerignore and the weighing from one listing).
     const ignoreRead = viaGit(() => tree.read('.dockerignore'));
     // What the docker CLI does before it sends a context: `.dockerignore` leaves files out
     // (the Dockerfile and .dockerignore itself are always sent). Weighed before anything is
@@ -209,7 +376,10 @@ async function buildWithSlot(
     });
     // Awaited below; a step that fails before then must not leave it unhandled.
     weighing.catch(() => undefined);
-    if ((await viaGit(() => tree.read(git.dockerfile))) === null) {
+    const hasDockerfile = tree.has
+      ? await viaGit(() => tree.has!(git.dockerfile))
+      : (await viaGit(() => tree.read(git.dockerfile))) !== null;
+    if (!hasDockerfile) {
       // No Dockerfile: a Node.js app (package.json and a lockfile) gets one written for it.
       const packageJson = await viaGit(() => tree.read('package.json'));
       if (packageJson === null)
@@ -249,9 +419,13 @@ async function buildWithSlot(
       }
       dockerfile = generatedDockerfileName;
       extra[dockerfile] = plan.dockerfile;
-      await appendLog(c, plan.summary);
-      for (const line of plan.dockerfile.split('\n').filter((l) => l && !l.startsWith('#')))
-        await appendLog(c, `  ${line}`);
+      lines.push(
+        plan.summary,
+        ...plan.dockerfile
+          .split('\n')
+          .filter((l) => l && !l.startsWith('#'))
+          .map((l) => `  ${l}`),
+      );
     }
     const { ignoreText, exclude, weight } = await weighing;
     if (weight.bytes > limits.maxSourceBytes)
@@ -259,120 +433,138 @@ async function buildWithSlot(
         new SourceTooLarge(weight.bytes, limits.maxSourceBytes, true).message,
         false,
       );
-    await appendLog(
-      c,
+    lines.push(
       `build context: ${weight.files} files, ${Math.ceil(weight.bytes / 1024)} KiB${ignoreText !== null ? ' (after .dockerignore)' : ''}`,
     );
-    archive = tree.archive({ exclude, extra, maxBytes: limits.maxSourceBytes });
-    filterOf = exclude;
-    extraFiles = extra;
+    return { tree, dockerfile, exclude, extra, lines };
   } catch (e) {
     await tree.close();
     throw e;
   }
-  // A context that fails while the engine reads it (over the cap, git archive dying) reaches
-  // the engine as a cut tar; its own error is the one worth reporting.
+}
+
+/** A build's context from a source being fetched: as a tar and as files, made only when read. */
+interface SourceParts {
+  context: AsyncIterable<Uint8Array>;
+  files: NonNullable<BuildSpec['files']>;
+  /** A failure while the context was made or sent (over the cap, git dying), else null. */
+  streamError(): unknown;
+  /** The checkout the engine was served, when it was. */
+  written(): (SourceCheckout & { ms: number }) | null;
+}
+
+/**
+ * The context of the build of `fetched` that names `dockerfile`: the tar (for the legacy
+ * builder and engines without sessions) and the checkout (BuildKit's file sync), each made
+ * only if the runtime reads it, once the source is fetched. The checkout is kept per
+ * service and sub-directory, the same key as the session's, so the engine's copy of the
+ * last build of this source is what the next one is compared with (never another
+ * service's, whatever the org: the copy decides which files are not sent), and an
+ * unchanged file is not even rewritten. A source that turned out to need another
+ * Dockerfile (zero-config) gives neither: that build is dropped.
+ */
+function contextOf(
+  fetched: Promise<FetchedSource>,
+  dockerfile: string,
+  limits: BuildLimits,
+  where: { key: string; owner: string; name: string },
+): SourceParts {
   let streamError: unknown = null;
-  // The same context as files, for a BuildKit engine (file sync over the session): written
-  // only if the engine takes it, and keyed per service and sub-directory, so the engine's
-  // copy of the last build of this source is what the next one is compared with (never
-  // another service's, whatever the org: the copy decides which files are not sent).
-  // The checkout itself is kept by the source under the same key, updated in place, so
-  // an unchanged file is not even rewritten.
-  const checkout = tree.checkout?.bind(tree);
   let written: (SourceCheckout & { ms: number }) | null = null;
-  const files = checkout
-    ? {
-        key: `selfdevop:${c.service.id}:${git.subdir}`,
-        open: async () => {
-          const t0 = Date.now();
-          try {
-            const made = await checkout({
-              exclude: filterOf,
-              extra: extraFiles,
-              maxBytes: limits.maxSourceBytes,
-              keep: { owner: c.service.id, name: git.subdir },
-            });
-            written = { ...made, ms: Date.now() - t0 };
-            return made.dir;
-          } catch (e) {
-            streamError = e;
-            throw e;
-          }
-        },
-      }
-    : undefined;
-  const output = new CommandOutputLog(c, 'stdout');
-  let result;
-  try {
-    await appendLog(
-      c,
-      `building ${tag} on node ${c.node.name} from ${context}/${dockerfile} (timeout ${Math.round(limits.timeoutMs / 1000)} s, memory ${limits.memoryMb ?? 'unlimited'} MB, cpus ${limits.cpus ?? 'unlimited'})${Object.keys(secrets).length > 0 ? `, build secrets: ${Object.keys(secrets).sort().join(', ')}` : ''}`,
-    );
+  const fitting = async () => {
+    const f = await fetched;
+    if (f.dockerfile !== dockerfile)
+      throw new Error(`the build names ${dockerfile}, the source needs ${f.dockerfile}`);
+    return f;
+  };
+  async function* context(): AsyncGenerator<Uint8Array> {
+    const f = await fitting();
     try {
-      result = await viaDocker(() =>
-        runtime.build!(
-          target,
-          {
-            tag,
-            context: watched(archive, (e) => (streamError = e)),
-            ...(files ? { files } : {}),
-            dockerfile,
-            buildArgs: git.buildArgs,
-            labels: buildLabels(c.release, sha),
-            memoryMb: limits.memoryMb,
-            cpus: limits.cpus,
-            timeoutMs: limits.timeoutMs,
-            ...(c.signal ? { signal: c.signal } : {}),
-            ...(Object.keys(secrets).length > 0 ? { secrets } : {}),
-          },
-          (line) => output.push(line),
-        ),
-      );
-    } finally {
-      await output.close();
+      yield* f.tree.archive({
+        exclude: f.exclude,
+        extra: f.extra,
+        maxBytes: limits.maxSourceBytes,
+      });
+    } catch (e) {
+      // A context that fails while the engine reads it (over the cap, git archive dying)
+      // reaches the engine as a cut tar; its own error is the one worth reporting.
+      streamError = e;
+      throw e;
     }
-  } catch (e) {
-    if (streamError !== null) throw new StepFailed(messageOf(streamError), false, streamError);
-    throw e;
-  } finally {
-    await tree.close();
   }
-  if (streamError !== null) throw new StepFailed(messageOf(streamError), false, streamError);
-  if (result.timedOut)
-    throw new StepFailed(
-      `build timed out after ${Math.round(limits.timeoutMs / 1000)} s and was cancelled`,
-      false,
-    );
-  if (result.error !== null || result.imageId === null)
-    throw new StepFailed(`build failed: ${result.error ?? 'the engine named no image'}`, false);
-  if (result.transfer) {
-    const t = result.transfer;
-    const w = written as (SourceCheckout & { ms: number }) | null;
-    const disk = w
-      ? `; checkout ${w.kept ? `kept, updated in place: ${w.written} of ${w.entries} written, ${w.removed} removed` : `written afresh: ${w.entries} entries`} in ${w.ms} ms`
-      : '';
-    await appendLog(
-      c,
-      `build context over the BuildKit session: ${t.requested} of ${t.entries} entries sent (${Math.ceil(t.bytes / 1024)} KiB), the rest unchanged since the last build${disk}`,
-    );
-  }
-  await appendLog(c, `built ${tag} (${result.imageId})`);
-  return result.imageId;
+  return {
+    context: context(),
+    files: {
+      key: where.key,
+      open: async () => {
+        const f = await fitting();
+        if (!f.tree.checkout) throw new Error('this source writes no checkouts');
+        const t0 = Date.now();
+        try {
+          const made = await f.tree.checkout({
+            exclude: f.exclude,
+            extra: f.extra,
+            maxBytes: limits.maxSourceBytes,
+            keep: { owner: where.owner, name: where.name },
+          });
+          written = { ...made, ms: Date.now() - t0 };
+          return made.dir;
+        } catch (e) {
+          streamError = e;
+          throw e;
+        }
+      },
+    },
+    streamError: () => streamError,
+    written: () => written,
+  };
+}
+
+/**
+ * A build sent before its source is fetched. Its output waits until `go` (the lines before
+ * it written, so the log reads in order); `drop` cancels it, its output unwritten, and
+ * waits for its end.
+ */
+interface EarlyBuild {
+  parts: SourceParts;
+  go(): Promise<BuildResult>;
+  drop(): Promise<void>;
+}
+
+function startEarly(
+  c: StepContext,
+  target: DockerTarget,
+  spec: Omit<BuildSpec, 'context' | 'files' | 'signal'>,
+  parts: SourceParts,
+  output: CommandOutputLog,
+): EarlyBuild {
+  const abort = new AbortController();
+  const signal = c.signal ? AbortSignal.any([c.signal, abort.signal]) : abort.signal;
+  let open!: (keep: boolean) => void;
+  const gate = new Promise<boolean>((resolve) => (open = resolve));
+  const result = viaDocker(() =>
+    c.deps.runtime.build!(
+      target,
+      { ...spec, context: parts.context, files: parts.files, signal },
+      async (line) => {
+        if (await gate) return output.push(line);
+      },
+    ),
+  );
+  result.catch(() => undefined);
+  return {
+    parts,
+    go: () => {
+      open(true);
+      return result;
+    },
+    drop: async () => {
+      open(false);
+      abort.abort();
+      await result.catch(() => undefined);
+    },
+  };
 }
 
 const messageOf = (e: unknown) =>
   `the build context could not be sent: ${e instanceof Error ? e.message : String(e)}`;
-
-/** The same stream, its failure noted before it is passed on. */
-async function* watched(
-  stream: AsyncIterable<Uint8Array>,
-  onError: (e: unknown) => void,
-): AsyncGenerator<Uint8Array> {
-  try {
-    yield* stream;
-  } catch (e) {
-    onError(e);
-    throw e;
-  }
-}

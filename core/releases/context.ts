@@ -120,16 +120,19 @@ export function maskSecrets(line: string, secretValues: string[]): string {
   return out;
 }
 
-/** Appends lines to the release log (secret values masked). */
+/**
+ * Appends lines to the release log (secret values masked), in one transaction; a line given
+ * with its own stream keeps it, the others are `stream`'s.
+ */
 export async function appendLog(
   c: StepContext,
-  lines: string | string[],
+  lines: string | (string | { line: string; stream: ReleaseLogLine['stream'] })[],
   stream: ReleaseLogLine['stream'] = 'system',
 ): Promise<void> {
-  const list = (Array.isArray(lines) ? lines : [lines]).map((line) => ({
+  const list = (Array.isArray(lines) ? lines : [lines]).map((l) => ({
     at: now(c),
-    stream,
-    line: maskSecrets(line, c.secretValues),
+    stream: typeof l === 'string' ? stream : l.stream,
+    line: maskSecrets(typeof l === 'string' ? l : l.line, c.secretValues),
   }));
   if (list.length === 0) return;
   await c.deps.store.withOrg(c.release.orgId, (repos) =>

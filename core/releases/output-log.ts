@@ -87,8 +87,11 @@ export class CommandOutputLog {
     return undefined;
   }
 
-  /** Writes what is left: the head's last batch, the note of what was dropped, the tail. */
-  async close(): Promise<void> {
+  /**
+   * Writes what is left: the head's last batch, the note of what was dropped, the tail; and
+   * `after`, system lines that follow the command's output, in the same transaction.
+   */
+  async close(after: string[] = []): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.dropped > 0) {
@@ -98,19 +101,29 @@ export class CommandOutputLog {
     }
     this.batch.push(...this.tail);
     this.tail = [];
-    await this.flush();
+    await this.flush(after);
     if (this.failure !== null) throw this.failure;
   }
 
-  private flush(): Promise<void> {
-    if (this.batch.length === 0) return this.writing;
+  private flush(after: string[] = []): Promise<void> {
+    if (this.batch.length === 0 && after.length === 0) return this.writing;
     const lines = this.batch;
     this.batch = [];
     this.writing = this.writing.then(async () => {
       if (this.failure !== null) return;
       try {
-        for (let i = 0; i < lines.length; i += this.limits.batchLines)
-          await appendLog(this.c, lines.slice(i, i + this.limits.batchLines), this.stream);
+        const size = this.limits.batchLines;
+        for (let i = 0; i < lines.length || (i === 0 && after.length > 0); i += size) {
+          const last = i + size >= lines.length;
+          await appendLog(
+            this.c,
+            [
+              ...lines.slice(i, i + size),
+              ...(last ? after.map((line) => ({ line, stream: 'system' as const })) : []),
+            ],
+            this.stream,
+          );
+        }
       } catch (e) {
         // The command goes on; the step reports the failed write when it closes the log.
         this.failure = e;

@@ -384,3 +384,101 @@ describe('what a build sends', () => {
     );
   });
 });
+
+describe('a build sent while its source is fetched', () => {
+  /**
+   * The memory source as one that writes checkouts: the build goes to the engine before the
+   * fetch ends. Each fetch waits for `release()`; `events` says in which order things came.
+   */
+  function gated(commits: Record<string, Record<string, string>>) {
+    const inner = new MemorySource().addRepository(url, {
+      refs: { main: sha('c') },
+      commits,
+    });
+    const events: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    // A build step that never sends early still gets its source, later.
+    setTimeout(release, 300);
+    const source = Object.assign(Object.create(inner) as MemorySource, {
+      checksOut: true,
+      async fetch(...args: Parameters<MemorySource['fetch']>) {
+        events.push('fetch started');
+        await gate;
+        try {
+          return await inner.fetch(...args);
+        } finally {
+          events.push('fetched');
+        }
+      },
+    });
+    return { source, inner, events, release };
+  }
+
+  async function run(commit: Record<string, string>) {
+    const { h } = await harness();
+    const g = gated({ [sha('c')]: commit });
+    h.deps.source = g.source;
+    const build = h.runtime.build.bind(h.runtime);
+    h.runtime.build = (target, spec, onLine) => {
+      g.events.push(`build sent naming ${spec.dockerfile}`);
+      // Released once the engine has the request: the fetch ends after it.
+      setTimeout(g.release, 20);
+      return build(target, spec, onLine);
+    };
+    const r = await deployRef(h, 'main');
+    return { h, r, events: g.events, inner: g.inner, log: await logOf(h, r.id) };
+  }
+
+  it('sends the build before the fetch ends, and logs in order: the fetch, the context, the build, its output', async () => {
+    const { h, r, events, inner, log } = await run({
+      'app/Dockerfile': 'FROM x\n',
+      'app/index.js': 'ok\n',
+    });
+    expect(r.status, r.error ?? '').toBe('completed');
+    expect(events).toEqual(['fetch started', 'build sent naming Dockerfile', 'fetched']);
+    expect(h.runtime.builds.map((b) => [b.tag, b.dockerfile])).toEqual([
+      [`web-0abc12:${sha('c')}`, 'Dockerfile'],
+    ]);
+    expect(h.runtime.builds[0]!.contextBytes).toBeGreaterThan(0);
+    const at = (prefix: string) => log.findIndex((l) => l.startsWith(prefix));
+    expect(at('fetching ')).toBeGreaterThanOrEqual(0);
+    expect(at('build context: 2 files')).toBeGreaterThan(at('fetching '));
+    expect(at('building ')).toBeGreaterThan(at('build context: '));
+    expect(at('[1/1] building ')).toBeGreaterThan(at('building '));
+    expect(at('built ')).toBeGreaterThan(at('[1/1] building '));
+    expect(inner.open).toBe(0);
+  });
+
+  it('drops the build sent for a commit without a Dockerfile and builds once with the one written for it', async () => {
+    const { h, r, events, inner, log } = await run({
+      'app/package.json': '{"scripts":{"start":"node server.js"}}',
+      'app/package-lock.json': '{}',
+      'app/server.js': '',
+    });
+    expect(r.status, r.error ?? '').toBe('completed');
+    expect(events).toEqual([
+      'fetch started',
+      'build sent naming Dockerfile',
+      'fetched',
+      'build sent naming .selfdevop.Dockerfile',
+    ]);
+    expect(h.runtime.builds.map((b) => b.dockerfile)).toEqual(['.selfdevop.Dockerfile']);
+    expect(log.filter((l) => l.startsWith('building '))).toEqual([
+      `building web-0abc12:${sha('c')} on node node-1 from app/.selfdevop.Dockerfile (timeout 900 s, memory 2048 MB, cpus 2)`,
+    ]);
+    expect(log.filter((l) => l.startsWith('[1/1] building '))).toHaveLength(1);
+    expect(inner.open).toBe(0);
+  });
+
+  it('ends the build sent when the fetch fails, with the fetch named and nothing built', async () => {
+    const { h, r, events } = await run({ 'app/index.html': 'hi' });
+    expect(r.status).toBe('failed');
+    expect(r.error).toBe(
+      `Dockerfile app/Dockerfile is not in commit ${sha('c')}, and there is no app/package.json for a zero-config Node.js build`,
+    );
+    expect(events).toEqual(['fetch started', 'build sent naming Dockerfile', 'fetched']);
+    expect(h.runtime.builds).toEqual([]);
+    expect(h.runtime.buildsRunning).toBe(0);
+  });
+});

@@ -239,9 +239,11 @@ async function backupPart(
       memory: {
         idleRssMb: round(idleRss / 1048576, 1),
         growthMb: memoryMb,
-        // At the RSS peak, above idle: the V8 heap, and the memory outside it that Buffers hold.
+        // At the RSS peak, above idle: the V8 heap (used, committed) and the memory outside it
+        // that Buffers hold (none near the growth: memory freed earlier that malloc kept).
         atPeakMb: {
           heapUsed: round((atPeak.heapUsed - idle.heapUsed) / 1048576, 1),
+          heapTotal: round((atPeak.heapTotal - idle.heapTotal) / 1048576, 1),
           external: round((atPeak.external - idle.external) / 1048576, 1),
           arrayBuffers: round((atPeak.arrayBuffers - idle.arrayBuffers) / 1048576, 1),
         },

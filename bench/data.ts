@@ -180,9 +180,15 @@ async function backupPart(
   log('backup through selfdevop');
   const handle = handleDataServiceWork(api.system.release);
   global.gc?.();
-  const idleRss = process.memoryUsage().rss;
+  // Where the peak sits (V8 heap, or Buffers' external memory), for the detail below.
+  const idle = process.memoryUsage();
+  const idleRss = idle.rss;
   let peakRss = idleRss;
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 10);
+  let atPeak = idle;
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    if (m.rss > peakRss) [peakRss, atPeak] = [m.rss, m];
+  }, 10);
   const backupStart = performance.now();
   await handle({
     id: 'bench',
@@ -230,7 +236,18 @@ async function backupPart(
         rtoMs: rto,
         phases: drillEvent?.data?.phases ?? null,
       },
-      memory: { idleRssMb: round(idleRss / 1048576, 1), growthMb: memoryMb },
+      memory: {
+        idleRssMb: round(idleRss / 1048576, 1),
+        growthMb: memoryMb,
+        // At the RSS peak, above idle: the V8 heap (used, committed) and the memory outside it
+        // that Buffers hold (none near the growth: memory freed earlier that malloc kept).
+        atPeakMb: {
+          heapUsed: round((atPeak.heapUsed - idle.heapUsed) / 1048576, 1),
+          heapTotal: round((atPeak.heapTotal - idle.heapTotal) / 1048576, 1),
+          external: round((atPeak.external - idle.external) / 1048576, 1),
+          arrayBuffers: round((atPeak.arrayBuffers - idle.arrayBuffers) / 1048576, 1),
+        },
+      },
     },
     goals: {
       backupVsRawDumpRatio: { goal: '<= 1.25', got: ratio, met: ratio <= 1.25 },

@@ -1609,7 +1609,13 @@ class ByteDemux extends Writable {
       at += n;
     }
     if (stdoutParts.length === 0) return callback();
-    if (this.out.write(Buffer.concat(stdoutParts))) return callback();
+    // The parts are views of the chunk (the HTTP parser's own copy), passed on as they are:
+    // Buffer.concat copied every chunk again, one of the three allocations a backup's bytes
+    // cost the control plane (with the parser's and the cipher's), each held until V8
+    // collects external memory, which it does late.
+    let open = true;
+    for (const part of stdoutParts) open = this.out.write(part);
+    if (open) return callback();
     this.out.once('drain', () => callback());
   }
 

@@ -245,7 +245,8 @@ export async function takeBackup(
   const target = await targetOf(deps, ds);
   const password = await passwordOf(deps, ds);
   const dataKey = await deps.vault.open(row.sealedDataKey, backupKeyContext(ds.orgId, row.id));
-  // The one-off counts first, then dumps: the data is read from here on.
+  // The data is read from here on (MariaDB's rows are counted from the dump itself,
+  // PostgreSQL's rows and Redis' keys just before it).
   const takenAt = deps.clock.now().toISOString();
   const run = await deps.runtime.runPiped!(target, planDump(ds, password, row.id), {
     timeoutMs: timeoutOf(deps),
@@ -266,7 +267,7 @@ export async function takeBackup(
   const { output } = await run.result;
   const counts = parseCounts(output);
   if (!counts.serverVersion || counts.rawBytes === null) {
-    // The count's lines come first on stderr; a tail that lost them cannot vouch for the dump.
+    // The version comes first on stderr; a tail that lost it cannot vouch for the counts.
     await deps.objects.delete(row.objectKey).catch(() => undefined);
     throw new Error(
       `the dump one-off did not report ${counts.serverVersion ? "the dump's size" : 'the server version and counts'}: ${lastLines(output).replaceAll(password, '***') || 'no output'}`,

@@ -5,6 +5,7 @@ import {
   checkBackupSchedule,
   compareWithManifest,
   drillServerFlags,
+  mariadbRowCounter,
   parseCounts,
   parseDrillPhases,
   planDrill,
@@ -184,7 +185,7 @@ describe('backup plans', () => {
     });
   });
 
-  it('dumps MariaDB with --single-transaction, counted first and gzipped on the node, from a client on the project network, password in env', () => {
+  it('dumps MariaDB with --single-transaction, gzipped on the node and its rows counted from the dump itself, from a client on the project network, password in env', () => {
     expect(planDump(ds, 'pw', 'bak_1')).toEqual({
       name: 'sdo-data-dat_1-dump-bak_1',
       image: 'selfdevop/mariadb:10.11',
@@ -204,20 +205,38 @@ describe('backup plans', () => {
         '-ec',
         [
           '{',
-          'q() { mariadb -h sdo-data-dat_1 -u app app -N -B -e "$1"; }',
-          "printf 'version\\t%s\\n' \"$(q 'select version()')\"",
-          "q \"select table_name from information_schema.tables where table_schema='app' and table_type='BASE TABLE' order by 1\" | while read -r t; do",
-          '  printf \'table\\t%s\\t%s\\n\' "$t" "$(q "select count(*) from \\`$t\\`")"',
-          'done',
+          "printf 'version\\t%s\\n' \"$(mariadb -h sdo-data-dat_1 -u app app -N -B -e 'select version()')\"",
           '} >&2',
-          'mkfifo /tmp/raw',
+          'mkfifo /tmp/raw /tmp/rows',
           'wc -c </tmp/raw >/tmp/raw-bytes &',
-          'mariadb-dump -h sdo-data-dat_1 -u app --single-transaction --routines --triggers --events --hex-blob app | tee /tmp/raw | gzip -6',
-          'wait $!',
+          'sizer=$!',
+          `${mariadbRowCounter} </tmp/rows >/tmp/row-counts &`,
+          'counter=$!',
+          'mariadb-dump -h sdo-data-dat_1 -u app --single-transaction --routines --triggers --events --hex-blob app | tee /tmp/raw /tmp/rows | gzip -6',
+          'wait $sizer',
           'printf \'rawbytes\\t%s\\n\' "$(cat /tmp/raw-bytes)" >&2',
+          'wait $counter',
+          'cat /tmp/row-counts >&2',
         ].join('\n'),
       ],
     });
+  });
+
+  it('counts rows in PostgreSQL and keys in Redis before their dump, and sizes every dump through a FIFO', () => {
+    for (const engine of ['postgres', 'redis'] as const) {
+      const lines = planDump(
+        { ...ds, engine, version: engine === 'redis' ? '7' : '15' },
+        'pw',
+        'bak_1',
+      ).entrypoint![4]!.split('\n');
+      expect(lines[0]).toBe('{');
+      expect(lines.indexOf('} >&2')).toBeLessThan(lines.indexOf('mkfifo /tmp/raw'));
+      expect(lines.join('\n')).toContain(engine === 'redis' ? "printf 'keys" : 'count(*)');
+      expect(lines.slice(-2)).toEqual([
+        'wait $sizer',
+        'printf \'rawbytes\\t%s\\n\' "$(cat /tmp/raw-bytes)" >&2',
+      ]);
+    }
   });
 
   it("gzips every engine's dump on the node with pipefail, so a failed dump fails the one-off", () => {

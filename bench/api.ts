@@ -35,11 +35,12 @@
  * the machine's PostgreSQL (TEST_DATABASE_ADMIN_URL) and says so loudly, in stderr and in
  * the JSON's `pinning`.
  *
- * The runtime. The server, the floor and bare Hono run with the install image's V8 flags and
- * malloc arenas (bench/support/install-runtime.ts; the JSON's `runtime`), as bench:scale
- * does. The p99 is mostly GC: with Node's default young generation on this host the server
- * paused 11–20 ms per scavenge to copy what 50 requests in flight held; with the image's
- * 4 MB semi-space, about 1 ms (ARCHITECTURE.md, "The API's tail latency").
+ * The runtime. The server, the floor and bare Hono run with the V8 flags and malloc arenas
+ * an install gives its API (the image's, with the stack's `api` service's NODE_OPTIONS:
+ * bench/support/install-runtime.ts; the JSON's `runtime`), as bench:scale runs the worker's.
+ * The p99 is mostly GC: with Node's default young generation on this host the server paused
+ * 11–20 ms per scavenge to copy what 50 requests in flight held; with the API's 8 MB
+ * semi-space, about 2 ms (ARCHITECTURE.md, "The tail: the young generation").
  */
 import autocannon from 'autocannon';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
@@ -140,9 +141,9 @@ async function startCluster(cpus: string): Promise<{ adminUrl: string; stop(): P
   };
 }
 
-// The system under test runs as an install runs the control plane (its V8 flags and malloc
-// arenas); this process, the load generator, keeps Node's defaults.
-const runtime = installRuntime();
+// The system under test runs as an install runs the API (its V8 flags and malloc arenas);
+// this process, the load generator, keeps Node's defaults.
+const runtime = installRuntime('api');
 
 /**
  * A child running this file with `args`, with the install's runtime, pinned to the system
@@ -530,7 +531,7 @@ async function run(pinning: Pinning | null, unpinned: string | null, env: NodeJS
     pinning: pinning
       ? { ...pinning, postgres: 'own cluster, pinned with the system under test' }
       : { unpinned, postgres: "the machine's, unpinned" },
-    // The install's runtime (selfhost/Dockerfile), given to the server, the floor and bare Hono.
+    // The install's API runtime (selfhost/), given to the server, the floor and bare Hono.
     runtime,
     authedPath: `GET ${authedPath} (API key, RLS, ${pageLimit} rows)`,
     authedReqPerSec: Math.round(authedResult.reqPerSec),

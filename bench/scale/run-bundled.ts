@@ -45,7 +45,7 @@ if (built.error || built.status !== 0) {
 }
 // The install's V8 flags and malloc arenas (selfhost/Dockerfile), and --expose-gc for a full
 // collection before the memory figure is read.
-const runtime = installRuntime();
+const runtime = installRuntime('worker');
 const child = spawn(
   process.execPath,
   ['--expose-gc', ...runtime.nodeFlags, bundle, ...process.argv.slice(2)],

@@ -1,28 +1,53 @@
 /**
- * The Node runtime an install gives the control plane: the V8 flags and environment of
- * selfhost/Dockerfile's `ENV NODE_OPTIONS=… MALLOC_ARENA_MAX=…` line, read from that line so
- * a benchmark runs the control plane as an install runs it, and a change to the image
- * reaches the benchmarks without a second copy to keep in step.
+ * The Node runtime an install gives a control-plane process: the V8 flags and environment of
+ * selfhost/Dockerfile's `ENV NODE_OPTIONS=… MALLOC_ARENA_MAX=…` line, overridden by what
+ * selfhost/docker-compose.yml sets for the process's service (`api` or `worker`). Read from
+ * those files so a benchmark runs the control plane as an install runs it, and a change to
+ * the image or the stack reaches the benchmarks without a second copy to keep in step.
  *
  * Why it matters: V8 sizes the young generation from the heap limit (a 16 MB semi-space on a
- * 24 GB host) where the image sets 4 MB, and the two behave differently under load. With the
- * larger one, bench:api's server scavenged 48 MB every ~80 ms, copying the ~7 MB that 50
- * requests in flight held, in pauses of 11–20 ms that every request in flight waited out
- * (its p99); with the image's 4 MB, pauses of about 1 ms (`--trace-gc-nvp`, ARCHITECTURE.md).
+ * 24 GB host) where the image sets 4 MB (the worker's memory) and the stack gives the API
+ * 8 MB (its tail latency), and they behave differently under load. With the default, bench:api's
+ * server scavenged 48 MB every ~80 ms, copying the ~7 MB that 50 requests in flight held, in
+ * pauses of 11–20 ms that every request in flight waited out (its p99); ARCHITECTURE.md,
+ * "The tail: the young generation".
  */
 import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 
-const dockerfile = new URL('../../selfhost/Dockerfile', import.meta.url);
+const dockerfileUrl = new URL('../../selfhost/Dockerfile', import.meta.url);
+const composeUrl = new URL('../../selfhost/docker-compose.yml', import.meta.url);
 
 export type InstallRuntime = { nodeFlags: string[]; env: Record<string, string> };
+export type InstallRole = 'api' | 'worker';
 
-/** Parses the Dockerfile's `ENV NODE_OPTIONS=…` line; throws naming the file if it has none. */
-export function installRuntime(text = readFileSync(dockerfile, 'utf8')): InstallRuntime {
-  const line = text.split('\n').find((l) => /^ENV\s+NODE_OPTIONS=/.test(l));
-  if (!line) throw new Error(`no 'ENV NODE_OPTIONS=' line in ${dockerfile.pathname}`);
-  const env: Record<string, string> = {};
+/**
+ * The runtime of `role`'s service. The image's line names the variables that make the
+ * runtime; the service's `environment` may override each. Throws naming the file when the
+ * image sets no NODE_OPTIONS or the stack has no such service.
+ */
+export function installRuntime(
+  role: InstallRole,
+  files: { dockerfile: string; compose: string } = {
+    dockerfile: readFileSync(dockerfileUrl, 'utf8'),
+    compose: readFileSync(composeUrl, 'utf8'),
+  },
+): InstallRuntime {
+  const line = files.dockerfile.split('\n').find((l) => /^ENV\s+NODE_OPTIONS=/.test(l));
+  if (!line) throw new Error(`no 'ENV NODE_OPTIONS=' line in ${dockerfileUrl.pathname}`);
+  const image: Record<string, string> = {};
   for (const m of line.slice('ENV'.length).matchAll(/(\w+)=(?:"([^"]*)"|(\S+))/g))
-    env[m[1]!] = m[2] ?? m[3]!;
+    image[m[1]!] = m[2] ?? m[3]!;
+  const service = (
+    parse(files.compose, { merge: true }) as {
+      services?: Record<string, { environment?: Record<string, unknown> }>;
+    }
+  ).services?.[role];
+  if (!service) throw new Error(`no '${role}' service in ${composeUrl.pathname}`);
+  const overrides = service.environment ?? {};
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(image))
+    env[name] = typeof overrides[name] === 'string' ? (overrides[name] as string) : value;
   const { NODE_OPTIONS: options = '', ...rest } = env;
   return { nodeFlags: options.split(/\s+/).filter(Boolean), env: rest };
 }

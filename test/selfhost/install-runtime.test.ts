@@ -2,23 +2,49 @@ import { describe, expect, it } from 'vitest';
 import { installRuntime } from '../../bench/support/install-runtime.ts';
 
 describe('the install runtime the benchmarks run the control plane with', () => {
-  it("is the install image's NODE_OPTIONS and malloc arenas", () => {
-    const runtime = installRuntime();
-    expect(runtime.nodeFlags).toContain('--max-semi-space-size=4');
-    expect(runtime.env).toEqual({ MALLOC_ARENA_MAX: '2' });
+  it("is the image's malloc arenas, with the API's young generation from the stack and the worker's from the image", () => {
+    expect(installRuntime('api')).toEqual({
+      nodeFlags: ['--max-semi-space-size=8'],
+      env: { MALLOC_ARENA_MAX: '2' },
+    });
+    expect(installRuntime('worker')).toEqual({
+      nodeFlags: ['--max-semi-space-size=4'],
+      env: { MALLOC_ARENA_MAX: '2' },
+    });
   });
 
-  it('reads quoted options as several flags, and the other variables of the line', () => {
-    const text = 'FROM x\nENV NODE_OPTIONS="--a=1 --b" MALLOC_ARENA_MAX=2 OTHER=y\nENV PORT=3000\n';
-    expect(installRuntime(text)).toEqual({
+  const dockerfile =
+    'FROM x\nENV NODE_OPTIONS="--a=1 --b" MALLOC_ARENA_MAX=2 OTHER=y\nENV PORT=3000\n';
+  const compose = [
+    'x-env: &env',
+    '  MALLOC_ARENA_MAX: "4"',
+    'services:',
+    '  api:',
+    '    environment:',
+    '      <<: *env',
+    '      NODE_OPTIONS: --c',
+    '      PORT: "1"',
+    '  worker:',
+    '    image: x',
+  ].join('\n');
+
+  it("takes a service's overrides, merged keys included, only for the image line's variables", () => {
+    expect(installRuntime('api', { dockerfile, compose })).toEqual({
+      nodeFlags: ['--c'],
+      env: { MALLOC_ARENA_MAX: '4', OTHER: 'y' },
+    });
+    expect(installRuntime('worker', { dockerfile, compose })).toEqual({
       nodeFlags: ['--a=1', '--b'],
       env: { MALLOC_ARENA_MAX: '2', OTHER: 'y' },
     });
   });
 
-  it('names the file when the image sets no NODE_OPTIONS', () => {
-    expect(() => installRuntime('FROM x\nENV PORT=3000\n')).toThrow(
+  it('names the file when the image sets no NODE_OPTIONS or the stack lacks the service', () => {
+    expect(() => installRuntime('api', { dockerfile: 'FROM x\n', compose })).toThrow(
       /no 'ENV NODE_OPTIONS=' line in .*selfhost\/Dockerfile/,
+    );
+    expect(() => installRuntime('api', { dockerfile, compose: 'services: {}\n' })).toThrow(
+      /no 'api' service in .*selfhost\/docker-compose\.yml/,
     );
   });
 });

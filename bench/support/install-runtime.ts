@@ -12,6 +12,7 @@
  * pauses of 11–20 ms that every request in flight waited out (its p99); ARCHITECTURE.md,
  * "The tail: the young generation".
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 
@@ -51,3 +52,33 @@ export function installRuntime(
   const { NODE_OPTIONS: options = '', ...rest } = env;
   return { nodeFlags: options.split(/\s+/).filter(Boolean), env: rest };
 }
+
+/** The variable that says a process already runs with a role's install runtime. */
+const marker = 'SELFDEVOP_INSTALL_RUNTIME';
+
+/**
+ * For a benchmark whose own process is the control plane (its memory is a goal): runs this
+ * script again, once, with `role`'s install runtime, unless it already runs with it.
+ * Resolves true in the parent once the child has exited (whose exit code the parent takes),
+ * false in the child, which goes on with the benchmark.
+ */
+export async function relaunchWithInstallRuntime(role: InstallRole): Promise<boolean> {
+  if (process.env[marker] === role) return false;
+  const runtime = installRuntime(role);
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, ...runtime.nodeFlags, process.argv[1]!, ...process.argv.slice(2)],
+    { stdio: 'inherit', env: { ...process.env, ...runtime.env, [marker]: role } },
+  );
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+  process.exitCode = await new Promise<number>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))),
+  );
+  return true;
+}
+
+/** The install runtime this process runs with, if a relaunch gave it one. */
+export const currentInstallRuntime = (): (InstallRuntime & { role: InstallRole }) | null => {
+  const role = process.env[marker];
+  return role === 'api' || role === 'worker' ? { role, ...installRuntime(role) } : null;
+};

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { installRuntime } from '../../bench/support/install-runtime.ts';
+import {
+  currentInstallRuntime,
+  installRuntime,
+  relaunchWithInstallRuntime,
+} from '../../bench/support/install-runtime.ts';
 
 describe('the install runtime the benchmarks run the control plane with', () => {
   it("is the image's malloc arenas, with the API's young generation from the stack and the worker's from the image", () => {
@@ -46,5 +50,19 @@ describe('the install runtime the benchmarks run the control plane with', () => 
     expect(() => installRuntime('api', { dockerfile, compose: 'services: {}\n' })).toThrow(
       /no 'api' service in .*selfhost\/docker-compose\.yml/,
     );
+  });
+
+  it('relaunches nothing in a process that already runs with the role, and says which it is', async () => {
+    const before = process.env.SELFDEVOP_INSTALL_RUNTIME;
+    try {
+      delete process.env.SELFDEVOP_INSTALL_RUNTIME;
+      expect(currentInstallRuntime()).toBeNull();
+      process.env.SELFDEVOP_INSTALL_RUNTIME = 'worker';
+      await expect(relaunchWithInstallRuntime('worker')).resolves.toBe(false);
+      expect(currentInstallRuntime()).toEqual({ role: 'worker', ...installRuntime('worker') });
+    } finally {
+      if (before === undefined) delete process.env.SELFDEVOP_INSTALL_RUNTIME;
+      else process.env.SELFDEVOP_INSTALL_RUNTIME = before;
+    }
   });
 });

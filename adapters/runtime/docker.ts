@@ -620,7 +620,11 @@ export class DockerRuntime implements ContainerRuntime {
         hijack: Boolean(options.stdin),
       })) as NodeJS.ReadWriteStream;
       // Piped, so a stdout nobody reads pauses the socket and the engine holds the dump back.
-      const demux = new ByteDemux(stdout, (text) => stderr.push(text.replace(/\n$/, '')));
+      // stderr is a stream of bytes, not of lines: the engine frames each write of the
+      // process, and a process writing unbuffered (mawk's /dev/stderr) or a long output
+      // split between two of the engine's chunks makes a frame of part of a line.
+      const errLines = new LineSplitter((line) => stderr.push(line));
+      const demux = new ByteDemux(stdout, (bytes) => errLines.write(bytes));
       attached.pipe(demux);
       const ended = new Promise<void>((resolve) => {
         demux.once('finish', () => resolve());
@@ -676,6 +680,7 @@ export class DockerRuntime implements ContainerRuntime {
               if (statusOf(e) !== 404 && statusOf(e) !== 409) throw e;
             });
           await Promise.race([ended, delay(5000)]);
+          errLines.end();
           if (!stdout.writableEnded) stdout.end();
           const feedFailure = await Promise.race([fedError, delay(100).then(() => null)]);
           (attached as unknown as { destroy?: () => void }).destroy?.();
@@ -1573,15 +1578,16 @@ function sink(splitter: LineSplitter): Writable {
 
 /**
  * Splits the engine's multiplexed attach stream (8-byte frame headers): stdout bytes go to
- * `out` with its backpressure (the callback waits for drain), stderr text to `onErr`.
+ * `out` with its backpressure (the callback waits for drain), stderr bytes to `onErr` as
+ * they come (a frame's end is no line's end).
  */
 class ByteDemux extends Writable {
   private header = Buffer.alloc(0);
   private remaining = 0;
   private current = 1;
   private readonly out: PassThrough;
-  private readonly onErr: (text: string) => void;
-  constructor(out: PassThrough, onErr: (text: string) => void) {
+  private readonly onErr: (bytes: Uint8Array) => void;
+  constructor(out: PassThrough, onErr: (bytes: Uint8Array) => void) {
     super();
     this.out = out;
     this.onErr = onErr;
@@ -1603,7 +1609,7 @@ class ByteDemux extends Writable {
       }
       const n = Math.min(this.remaining, chunk.length - at);
       const part = chunk.subarray(at, at + n);
-      if (this.current === 2) this.onErr(part.toString('utf8'));
+      if (this.current === 2) this.onErr(part);
       else stdoutParts.push(part);
       this.remaining -= n;
       at += n;

@@ -447,6 +447,28 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
     expect(await runtime.inspect(dockerTarget, run.name('bad-stdin'))).toBeNull();
   });
 
+  it("keeps a piped one-off's stderr lines whole when the process writes them in pieces", async () => {
+    // Each write is a frame of the engine's stream; a frame's end is no line's end.
+    const piped = await runtime.runPiped(
+      dockerTarget,
+      spec('stderr-pieces', {
+        containerPort: undefined,
+        entrypoint: [
+          '/bin/sh',
+          '-c',
+          'printf "the d" >&2; sleep 0.2; printf "ump is\\nwhole" >&2; sleep 0.2; printf "; ok" >&2; echo out',
+        ],
+      }),
+      { timeoutMs: 60_000 },
+    );
+    const chunks: Uint8Array[] = [];
+    for await (const c of piped.stdout) chunks.push(c);
+    const result = await piped.result;
+    expect(result.exitCode).toBe(0);
+    expect(result.output).toBe('the dump is\nwhole; ok');
+    expect(Buffer.concat(chunks).toString()).toBe('out\n');
+  });
+
   it('reports a slow app unhealthy first and healthy after about 3 s', async () => {
     const info = await runtime.start(dockerTarget, spec('slow', { image: testImages.slow }));
     const started = Date.now();

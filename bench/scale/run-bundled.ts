@@ -10,9 +10,9 @@
  * against `import.meta.url` (the migrations, the load child, multi-node.sh, the repository
  * root) resolves as it does from the sources. `node bench/scale.ts` still runs the sources.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { installRuntime } from '../support/install-runtime.ts';
+import { runWithInstallRuntime } from '../support/install-runtime.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const bundle = fileURLToPath(new URL('./.bundle.mjs', import.meta.url));
@@ -45,17 +45,8 @@ if (built.error || built.status !== 0) {
 }
 // The install's V8 flags and malloc arenas (selfhost/Dockerfile), and --expose-gc for a full
 // collection before the memory figure is read.
-const runtime = installRuntime('worker');
-const child = spawn(
-  process.execPath,
-  ['--expose-gc', ...runtime.nodeFlags, bundle, ...process.argv.slice(2)],
-  {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, ...runtime.env, SELFDEVOP_BENCH_RUNTIME: 'bundle' },
-  },
-);
-const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
-process.on('SIGINT', forward('SIGINT'));
-process.on('SIGTERM', forward('SIGTERM'));
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+process.exitCode = await runWithInstallRuntime('worker', [bundle, ...process.argv.slice(2)], {
+  flags: ['--expose-gc'],
+  cwd: root,
+  env: { SELFDEVOP_BENCH_RUNTIME: 'bundle' },
+});

@@ -57,6 +57,28 @@ export function installRuntime(
 const marker = 'SELFDEVOP_INSTALL_RUNTIME';
 
 /**
+ * Runs `args` (a script and its arguments) in a Node child with `role`'s install runtime,
+ * `flags` before the install's; this process's SIGINT and SIGTERM are passed on. Resolves
+ * with the child's exit code (1 for a child killed by a signal).
+ */
+export function runWithInstallRuntime(
+  role: InstallRole,
+  args: string[],
+  options: { flags?: string[]; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<number> {
+  const runtime = installRuntime(role);
+  const child = spawn(process.execPath, [...(options.flags ?? []), ...runtime.nodeFlags, ...args], {
+    stdio: 'inherit',
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+    env: { ...process.env, ...runtime.env, ...options.env },
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+  return new Promise((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))),
+  );
+}
+
+/**
  * For a benchmark whose own process is the control plane (its memory is a goal): runs this
  * script again, once, with `role`'s install runtime, unless it already runs with it.
  * Resolves true in the parent once the child has exited (whose exit code the parent takes),
@@ -64,16 +86,10 @@ const marker = 'SELFDEVOP_INSTALL_RUNTIME';
  */
 export async function relaunchWithInstallRuntime(role: InstallRole): Promise<boolean> {
   if (process.env[marker] === role) return false;
-  const runtime = installRuntime(role);
-  const child = spawn(
-    process.execPath,
-    [...process.execArgv, ...runtime.nodeFlags, process.argv[1]!, ...process.argv.slice(2)],
-    { stdio: 'inherit', env: { ...process.env, ...runtime.env, [marker]: role } },
-  );
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
-  process.exitCode = await new Promise<number>((resolve) =>
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))),
-  );
+  process.exitCode = await runWithInstallRuntime(role, process.argv.slice(1), {
+    flags: process.execArgv,
+    env: { [marker]: role },
+  });
   return true;
 }
 

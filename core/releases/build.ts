@@ -161,16 +161,20 @@ async function waitForSlot(
   });
 }
 
+/** What a build from git reads its source with: the service's git settings, the commit. */
+interface SourceJob {
+  git: NonNullable<StepContext['service']['git']>;
+  source: NonNullable<StepContext['deps']['source']>;
+  remote: Awaited<ReturnType<typeof openGitRemote>>;
+  sha: string;
+  limits: BuildLimits;
+}
+
 async function buildWithSlot(
   c: StepContext,
   target: DockerTarget,
-  x: {
-    git: NonNullable<StepContext['service']['git']>;
-    source: NonNullable<StepContext['deps']['source']>;
-    remote: Awaited<ReturnType<typeof openGitRemote>>;
-    sha: string;
+  x: SourceJob & {
     tag: string;
-    limits: BuildLimits;
     /** Lets the build's slot go (once the engine's build has ended). */
     free: () => Promise<void>;
   },
@@ -344,13 +348,7 @@ interface FetchedSource {
  */
 async function fetchSource(
   c: StepContext,
-  x: {
-    git: NonNullable<StepContext['service']['git']>;
-    source: NonNullable<StepContext['deps']['source']>;
-    remote: Awaited<ReturnType<typeof openGitRemote>>;
-    sha: string;
-    limits: BuildLimits;
-  },
+  x: SourceJob,
   logged: Promise<void>,
 ): Promise<FetchedSource> {
   const { git, source, remote, sha, limits } = x;

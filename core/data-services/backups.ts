@@ -212,8 +212,8 @@ export const mariadbRowCounter = [
  * `wc -c` (the dump's size for the manifest; a copy, not a second pass of hashing), or for
  * MariaDB to `mariadbRowCounter`, which counts its rows per table and its bytes. What the
  * drill checks goes to stderr: the server version first; MariaDB's counts after the dump;
- * PostgreSQL's rows and Redis' keys queried before the dump. bash's pipefail makes a failing dump fail the one-off, never
- * a short gzip that exits 0.
+ * PostgreSQL's rows and Redis' keys queried before the dump. bash's pipefail makes a failing
+ * dump fail the one-off, never a short gzip that exits 0.
  */
 export function planDump(d: DataService, password: string, backupId: string): ContainerSpec {
   // On a shared server: only this data service's database, as its own user.

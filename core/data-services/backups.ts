@@ -171,11 +171,15 @@ const labels = (d: DataService, role: string) => ({
  * line registers it (an empty table counts 0). Trigger, routine and event bodies (between
  * `DELIMITER ;;` and `DELIMITER ;`) are free text and are skipped. A line inside an INSERT
  * that is not one row (another format) stops it with exit 1: the dump then fails loudly
- * (its tee loses its reader), never a manifest with wrong counts. mawk: a sixth of the CPU
- * of gawk on this, and no locale to mind. Prints `table<TAB>name<TAB>rows` lines.
+ * (its tee loses its reader), never a manifest with wrong counts. It counts the dump's bytes
+ * as well (mawk's length is in bytes), where a `wc -c` on a third FIFO read every byte once
+ * more: mariadb-dump ends every line with a newline, its last too, and a dump cut short fails
+ * its pipe. mawk: a sixth of the CPU of gawk on this, and no locale to mind. Prints
+ * `table<TAB>name<TAB>rows` lines and a `rawbytes<TAB>n` line.
  */
 export const mariadbRowCounter = [
   "mawk '",
+  '{ bytes += length($0) + 1 }',
   '$0 == "DELIMITER ;;" { body = 1; next }',
   'body { if ($0 == "DELIMITER ;") body = 0; next }',
   'ins {',
@@ -195,6 +199,7 @@ export const mariadbRowCounter = [
   '}',
   'END {',
   '  if (bad) { printf "the dump is not one row per line (line %d): its rows were not counted\\n", bad > "/dev/stderr"; exit 1 }',
+  '  printf "rawbytes\\t%.0f\\n", bytes',
   '  for (t in rows) printf "table\\t%s\\t%.0f\\n", t, rows[t]',
   "}'",
 ].join('\n');
@@ -204,11 +209,11 @@ export const mariadbRowCounter = [
  * compressed by `gzip -6` right there on the node, beside the dump, as
  * `mariadb-dump | gzip` would run: the control plane then only encrypts, hashes and stores
  * a quarter of the bytes (measured in ARCHITECTURE.md). A FIFO tees the uncompressed bytes to
- * `wc -c` (the dump's size for the manifest; a copy, not a second pass of hashing). What the
- * drill checks goes to stderr: the server version first; MariaDB's rows per table after the
- * dump, counted from it by a second FIFO (`mariadbRowCounter`); PostgreSQL's rows and Redis'
- * keys queried before the dump. bash's pipefail makes a failing dump fail the one-off, never
- * a short gzip that exits 0.
+ * `wc -c` (the dump's size for the manifest; a copy, not a second pass of hashing), or for
+ * MariaDB to `mariadbRowCounter`, which counts its rows per table and its bytes. What the
+ * drill checks goes to stderr: the server version first; MariaDB's counts after the dump;
+ * PostgreSQL's rows and Redis' keys queried before the dump. bash's pipefail makes a failing
+ * dump fail the one-off, never a short gzip that exits 0.
  */
 export function planDump(d: DataService, password: string, backupId: string): ContainerSpec {
   // On a shared server: only this data service's database, as its own user.
@@ -230,20 +235,16 @@ export function planDump(d: DataService, password: string, backupId: string): Co
       `{
 ${before}
 } >&2`,
-      ...(rowCounter
-        ? [
-            'mkfifo /tmp/raw /tmp/rows',
-            'wc -c </tmp/raw >/tmp/raw-bytes &',
-            'sizer=$!',
-            `${rowCounter} </tmp/rows >/tmp/row-counts &`,
-            'counter=$!',
-          ]
-        : ['mkfifo /tmp/raw', 'wc -c </tmp/raw >/tmp/raw-bytes &', 'sizer=$!']),
+      'mkfifo /tmp/raw',
+      // The row counter counts the bytes too; without one, `wc -c` does.
+      `${rowCounter ?? 'wc -c'} </tmp/raw >/tmp/raw-counts &`,
+      'counter=$!',
       ...producer.slice(0, -1),
-      `${producer.at(-1)!} | tee /tmp/raw${rowCounter ? ' /tmp/rows' : ''} | gzip -6`,
-      'wait $sizer',
-      `printf 'rawbytes\\t%s\\n' "$(cat /tmp/raw-bytes)" >&2`,
-      ...(rowCounter ? ['wait $counter', 'cat /tmp/row-counts >&2'] : []),
+      `${producer.at(-1)!} | tee /tmp/raw | gzip -6`,
+      'wait $counter',
+      rowCounter
+        ? 'cat /tmp/raw-counts >&2'
+        : `printf 'rawbytes\\t%s\\n' "$(cat /tmp/raw-counts)" >&2`,
     ].join('\n'),
   ];
   if (d.engine === 'mariadb')

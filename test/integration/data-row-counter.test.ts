@@ -2,7 +2,7 @@
  * The MariaDB backup's row counter (`mariadbRowCounter`) in the data image's own mawk, on
  * dumps written by hand in mariadb-dump's layouts: the one-row-per-line layout of 10.11 it
  * counts exactly (values that read like rows or statements, routine bodies, names with
- * backticks, empty tables), and the one-line layout of other versions it refuses with exit 1
+ * backticks, empty tables) and sizes in bytes, and the one-line layout of other versions it refuses with exit 1
  * and a reason, so such a backup fails rather than carry wrong counts. Real dumps are counted
  * in data-drill-server.test.ts.
  */
@@ -31,7 +31,8 @@ const layout1011 = [
   "(2,'),(\\\\'),",
   "(3,'DELIMITER ;;\\nDELIMITER ;\\n');",
   'INSERT INTO `odd``name, here` VALUES',
-  "(4,'\\r\\n);');",
+  // Multi-byte characters: the dump's size is counted in bytes.
+  "(4,'\\r\\n);é€😀');",
   'UNLOCK TABLES;',
   'CREATE TABLE `nothing` (',
   '  `id` int(11) DEFAULT NULL',
@@ -95,6 +96,8 @@ describe.skipIf(!ready)("the MariaDB row counter, in the data image's mawk", () 
     const r = await count(layout1011);
     expect(r.exitCode, r.err).toBe(0);
     expect(parseCounts(r.out).tables).toEqual({ 'odd`name, here': 4, nothing: 0 });
+    // The dump's size for the manifest (a drill holds the restored bytes against it).
+    expect(parseCounts(r.out).rawBytes).toBe(Buffer.byteLength(layout1011));
   }, 120_000);
 
   it('refuses a dump in another layout, saying so, rather than count it wrong', async () => {

@@ -222,7 +222,7 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
     ).toBe(`${64 * 1024 * 1024} 250000000 unless-stopped`);
   });
 
-  it('rotates the log of every container it starts (local driver, max-size and max-file)', async () => {
+  it('rotates the log of every container it starts but piped one-offs (local driver, max-size and max-file)', async () => {
     const s = spec('rotated');
     await runtime.start(dockerTarget, s);
     expect(await dockerInspect(s.name, '{{json .HostConfig.LogConfig}}')).toBe(
@@ -445,6 +445,21 @@ describe.skipIf(!hasDocker)('DockerRuntime on a real engine', () => {
     // Killed at once, not left waiting on an open stdin until its timeout.
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(await runtime.inspect(dockerTarget, run.name('bad-stdin'))).toBeNull();
+  });
+
+  it("gives a piped one-off's output to its reader only, never to the engine's log", async () => {
+    const s = spec('piped-unlogged', {
+      containerPort: undefined,
+      entrypoint: ['/bin/sh', '-c', 'echo "a row of the dump"; echo "why" >&2; sleep 2'],
+    });
+    const piped = await runtime.runPiped(dockerTarget, s, { timeoutMs: 60_000 });
+    // While it runs: no log driver, so no copy of what it streams on the node's disk.
+    expect(await dockerInspect(s.name, '{{.HostConfig.LogConfig.Type}}')).toBe('none');
+    const chunks: Uint8Array[] = [];
+    for await (const c of piped.stdout) chunks.push(c);
+    const result = await piped.result;
+    expect(Buffer.concat(chunks).toString()).toBe('a row of the dump\n');
+    expect(result).toMatchObject({ exitCode: 0, output: 'why' });
   });
 
   it("keeps a piped one-off's stderr lines whole when the process writes them in pieces", async () => {

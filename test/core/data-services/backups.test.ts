@@ -318,7 +318,12 @@ describe('backup plans', () => {
     expect(script.match(/mariadbd --bootstrap /g)).toHaveLength(1);
     expect(script).toContain('--init-file=/tmp/init.sql');
     expect(script).toContain("CREATE USER 'app'@'%' IDENTIFIED BY '$MARIADB_PASSWORD'");
-    for (const flag of ['--innodb-flush-method=nosync', '--skip-log-bin', '--innodb-doublewrite=0'])
+    for (const flag of [
+      '--innodb-flush-method=nosync',
+      '--debug-no-sync',
+      '--skip-log-bin',
+      '--innodb-doublewrite=0',
+    ])
       expect(script).toContain(flag);
     expect(planDrill(ds, 'drillpw', 'bak_1').env.MARIADB_PASSWORD).toBe('drillpw');
   });

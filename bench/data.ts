@@ -3,7 +3,8 @@
  * the self-hosted control plane, for real (its workers, the local Docker Engine, the local
  * object store). Rows of ~200 bytes: 100,000 by default, `--rows 1000000` for the issue's
  * ~200 MB. Measured in one run of `--rounds` rounds (3 by default), each a raw dump and a
- * backup (their order alternating) and the backup's drill; the goals take the median round:
+ * backup (their order alternating) and the backup's drill; each ratio goal takes the median
+ * of the rounds' ratios:
  *
  * 1. backupVsRawDumpRatio: the backup (one one-off that counts, then `mariadb-dump | gzip -6`
  *    on the node; AES-256-GCM, SHA-256 and the store in the control plane; the manifest) ÷
@@ -275,7 +276,7 @@ async function backupPart(
 
   // One backup and one raw dump per round, their order alternating (a round's first run
   // meets a server still settling from the fill or the last drill); each ratio is the
-  // round's own, and the goals take the median round. One pair alone moved the ratio by
+  // round's own, and each ratio goal takes their median. One pair alone moved the ratio by
   // ±0.15 between runs of the same code on these two shared cores.
   type Round = { raw: Awaited<ReturnType<typeof rawDump>> } & Awaited<
     ReturnType<typeof backupAndDrill>
@@ -317,7 +318,7 @@ async function backupPart(
         memoryMb: r.memory.growthMb,
         controlPlaneCpuMs: r.backup.controlPlaneCpuMs,
       })),
-      // The median round, whole.
+      // The round of the median backup ratio, whole.
       rawDump: chosen.raw,
       backup: chosen.backup,
       drill: chosen.drill,

@@ -26,7 +26,7 @@
  * volumes and network, Caddy and the database are removed at the end, also on failure.
  */
 import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { DockerRuntime } from '../adapters/runtime/docker.ts';
 import { handleDataServiceWork } from '../core/data-services/work.ts';
 import { startSelfhostApi } from '../test/support/api.ts';
@@ -41,14 +41,19 @@ import {
 import type { Requester } from '../test/support/http.ts';
 import { measureCrossReplicaBroadcast } from './support/cross-replica.ts';
 import { currentInstallRuntime, relaunchWithInstallRuntime } from './support/install-runtime.ts';
+import { median } from './support/stats.ts';
 
 const run = promisify(execFile);
-const rowsArg = process.argv.indexOf('--rows');
-const rows = rowsArg > 0 ? Number(process.argv[rowsArg + 1]) : 100_000;
+const { values } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '100000' },
+    rounds: { type: 'string', default: '3' },
+  },
+});
+const rows = Number(values.rows);
 if (!Number.isInteger(rows) || rows < 1 || rows > 5_000_000)
   throw new Error('--rows must be an integer from 1 to 5,000,000');
-const roundsArg = process.argv.indexOf('--rounds');
-const rounds = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 3;
+const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 9 || rounds % 2 === 0)
   throw new Error('--rounds must be an odd integer from 1 to 9 (the median is one round)');
 const only = process.env.BENCH_ONLY;
@@ -299,7 +304,6 @@ async function backupPart(
         taken.drill.status === 'passed' && rto !== null ? round(rto / taken.backup.ms) : null,
     });
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const ratio = median(list.map((r) => r.ratio));
   const drillRatios = list.map((r) => r.drillRatio);
   // A drill that failed fails the goal, whatever the others did.

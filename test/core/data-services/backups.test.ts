@@ -8,6 +8,7 @@ import {
   mariadbRowCounter,
   parseCounts,
   parseDrillPhases,
+  mariadbRestoreSplitter,
   planDrill,
   planDump,
   planRestore,
@@ -274,7 +275,7 @@ describe('backup plans', () => {
   it('reports when each step of a drill ended, for the RTO breakdown', () => {
     for (const engine of ['mariadb', 'postgres', 'redis'] as const) {
       const version = { mariadb: '10.11', postgres: '15', redis: '7' }[engine];
-      const script = planDrill({ ...ds, engine, version }, 'drillpw', 'bak_1').entrypoint![2]!;
+      const script = planDrill({ ...ds, engine, version }, 'drillpw', 'bak_1').entrypoint!.at(-1)!;
       const lines = script.split('\n');
       expect(lines[0]).toBe('t0=$(date +%s%3N)');
       const order = ['ready', 'restored', 'counted'].map((p) =>
@@ -304,14 +305,38 @@ describe('backup plans', () => {
         lines.findIndex((l) => l.startsWith('gunzip')),
       );
     }
-    // Without it (format 1, decompressed by the worker), the dump arrives as it is.
-    const plain = planDrill(ds, 'drillpw', 'bak_1').entrypoint!;
-    expect(plain.slice(0, 2)).toEqual(['sh', '-ec']);
-    expect(plain[2]).not.toContain('gunzip');
+    // Without it (format 1, decompressed by the worker), the dump arrives as it is: under
+    // sh, but for MariaDB, whose restore is a pipeline of its own (the splitter), pipefail.
+    const plain = planDrill({ ...ds, engine: 'postgres', version: '15' }, 'drillpw', 'bak_1');
+    expect(plain.entrypoint!.slice(0, 2)).toEqual(['sh', '-ec']);
+    expect(plain.entrypoint![2]).not.toContain('gunzip');
+    const sql = planDrill(ds, 'drillpw', 'bak_1').entrypoint!;
+    expect(sql.slice(0, 4)).toEqual(['bash', '-o', 'pipefail', '-ec']);
+    expect(sql[4]).not.toContain('gunzip');
+  });
+
+  it('restores a MariaDB drill over two clients fed by the splitter, and waits for both', () => {
+    for (const gzipped of [false, true]) {
+      const e = planDrill(ds, 'drillpw', 'bak_1', undefined, { gzipped }).entrypoint!;
+      const lines = e[4]!.split('\n');
+      const feed = lines.findIndex((l) => l.includes(mariadbRestoreSplitter.split('\n')[0]!));
+      expect(feed).toBeGreaterThan(0);
+      expect(lines[feed]!.startsWith(gzipped ? 'gunzip | tee /tmp/raw | mawk' : 'mawk')).toBe(true);
+      for (const c of ['a', 'b']) {
+        const client = lines.findIndex((l) => l.includes(`</tmp/${c} 1<>/tmp/${c}-out &`));
+        expect(client).toBeGreaterThan(0);
+        expect(client).toBeLessThan(feed);
+        // Its exit status is the drill's: a failed client fails it.
+        expect(lines.indexOf(`wait $${c}`)).toBeGreaterThan(feed);
+        expect(lines.indexOf(`wait $${c}`)).toBeLessThan(
+          lines.findIndex((l) => l.startsWith("printf 'phase\\trestored")),
+        );
+      }
+    }
   });
 
   it("initialises a MariaDB drill server once, durability off, with the drill's own user", () => {
-    const script = planDrill(ds, 'drillpw', 'bak_1').entrypoint![2]!;
+    const script = planDrill(ds, 'drillpw', 'bak_1').entrypoint!.at(-1)!;
     // One server start (the image's entrypoint starts, stops and starts again), after a
     // bootstrap that serves nothing.
     expect(script.match(/mariadbd /g)).toHaveLength(2);
@@ -329,7 +354,7 @@ describe('backup plans', () => {
   });
 
   it('bootstraps the MariaDB drill server with the system tables only, durability off there too', () => {
-    const lines = planDrill(ds, 'drillpw', 'bak_1').entrypoint![2]!.split('\n');
+    const lines = planDrill(ds, 'drillpw', 'bak_1').entrypoint!.at(-1)!.split('\n');
     const boot = lines.find((l) => l.startsWith('mariadbd --bootstrap '))!;
     const serve = lines.find((l) => l.startsWith('mariadbd --datadir'))!;
     // The bootstrap writes the system tables with the server's own throwaway flags.

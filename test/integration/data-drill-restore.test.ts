@@ -13,9 +13,9 @@ import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { parseCounts, parseDrillPhases, planDrill } from '../../core/data-services/backups.ts';
 import { aDataService } from '../contracts/store/builders.ts';
 import {
-  dockerTarget,
   ensureDataImages,
   removeContainersByLabel,
+  runPipedToEnd,
   testRun,
 } from '../support/docker.ts';
 import { available } from '../support/services.ts';
@@ -95,23 +95,14 @@ describe.skipIf(!ready)("the MariaDB drill's restore over two connections", () =
   afterAll(() => removeContainersByLabel(run.labels));
 
   let n = 0;
-  const drill = async (dump: string) => {
+  const drill = (dump: string) => {
     const plan = planDrill(ds, 'drillpw1', `bak_split${n++}`);
-    const piped = await runtime.runPiped!(
-      dockerTarget,
-      { ...plan, name: run.name(`drill${n}`), labels: { ...plan.labels, ...run.labels } },
-      {
-        timeoutMs: 120_000,
-        stdin: (async function* () {
-          yield new TextEncoder().encode(dump);
-        })(),
-      },
-    );
-    let out = '';
-    const decoder = new TextDecoder();
-    for await (const chunk of piped.stdout) out += decoder.decode(chunk, { stream: true });
-    const result = await piped.result;
-    return { exitCode: result.exitCode, out, err: result.output };
+    const spec = {
+      ...plan,
+      name: run.name(`drill${n}`),
+      labels: { ...plan.labels, ...run.labels },
+    };
+    return runPipedToEnd(runtime, spec, dump, 120_000);
   };
 
   it('restores every row once, tables before their rows, the trigger after them', async () => {

@@ -253,7 +253,8 @@ export const restoreBuffer = [
  * connection, in the dump's order, only when both have finished what came before it: `sync`
  * asks each for a marker and waits until it is back. So a table exists before its rows
  * arrive, and a trigger is created after its table's rows, as a serial restore would have it.
- * The session settings (`SET` lines: the character set, time zone, checks) go to both.
+ * The session settings (`SET` lines: the character set, time zone, checks) go to both, and
+ * so does the dump's sandbox line (no client commands on either connection).
  * `LOCK TABLES` is dropped: the second connection could not insert under the first one's
  * lock, and nothing else uses the drill's server. A client that fails ends its FIFO: the
  * splitter dies of SIGPIPE or reports it at the next `sync`, and the drill fails with the
@@ -288,7 +289,9 @@ export const mariadbRestoreSplitter = [
   '}',
   'run { sync(); run = 0 }',
   '/^(LOCK|UNLOCK) TABLES/ { next }',
-  '/^(\\/\\*M?![0-9]+ )?(SET|USE) / { print > B }',
+  // Both: the settings, and the sandbox line (10.11.8's dumps: no client commands, such as
+  // `\\!` for a shell, in what follows), which binds only the client that reads it.
+  '/^(\\/\\*M?![0-9]+ )?(SET|USE) |^\\/\\*M!999999\\\\- / { print > B }',
   '{ print > A }',
   "' 5<>/tmp/a-out 6<>/tmp/b-out",
 ].join('\n');

@@ -3,7 +3,8 @@
  * `planDrill`), in the data image with its real server and clients, on dumps written by hand
  * in mariadb-dump 10.11's layout: rows shared out between the connections land exactly once,
  * a table exists before its rows arrive, a trigger is created only after every row of its
- * table (a restore that fired it would add rows), and a dump without rows restores. A client
+ * table (a restore that fired it would add rows), the dump's session settings and sandbox
+ * mode bind both connections, and a dump without rows restores. A client
  * that fails, on either connection and at any point, fails the drill with its error, never a
  * hang and never a pass. Real dumps, every column type included, are restored exactly in
  * data-drill-server.test.ts.
@@ -13,9 +14,9 @@ import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { parseCounts, parseDrillPhases, planDrill } from '../../core/data-services/backups.ts';
 import { aDataService } from '../contracts/store/builders.ts';
 import {
-  dockerTarget,
   ensureDataImages,
   removeContainersByLabel,
+  runPipedToEnd,
   testRun,
 } from '../support/docker.ts';
 import { available } from '../support/services.ts';
@@ -95,23 +96,14 @@ describe.skipIf(!ready)("the MariaDB drill's restore over two connections", () =
   afterAll(() => removeContainersByLabel(run.labels));
 
   let n = 0;
-  const drill = async (dump: string) => {
+  const drill = (dump: string) => {
     const plan = planDrill(ds, 'drillpw1', `bak_split${n++}`);
-    const piped = await runtime.runPiped!(
-      dockerTarget,
-      { ...plan, name: run.name(`drill${n}`), labels: { ...plan.labels, ...run.labels } },
-      {
-        timeoutMs: 120_000,
-        stdin: (async function* () {
-          yield new TextEncoder().encode(dump);
-        })(),
-      },
-    );
-    let out = '';
-    const decoder = new TextDecoder();
-    for await (const chunk of piped.stdout) out += decoder.decode(chunk, { stream: true });
-    const result = await piped.result;
-    return { exitCode: result.exitCode, out, err: result.output };
+    const spec = {
+      ...plan,
+      name: run.name(`drill${n}`),
+      labels: { ...plan.labels, ...run.labels },
+    };
+    return runPipedToEnd(runtime, spec, dump, 120_000);
   };
 
   it('restores every row once, tables before their rows, the trigger after them', async () => {
@@ -149,6 +141,24 @@ describe.skipIf(!ready)("the MariaDB drill's restore over two connections", () =
       expect(r.err).toContain("Duplicate entry '5'");
       expect(parseDrillPhases(r.out).restored).toBeUndefined();
     }, 180_000);
+
+  it("keeps the dump's sandbox mode on both connections: no client command runs", async () => {
+    // The second statement (the second connection's) carries `\!`, the client's shell
+    // command; the header's sandbox line must bind that client too.
+    const dump = [
+      ...header,
+      ...table('t'),
+      ...inserts('t', 1, 5, 5),
+      'INSERT INTO `t` VALUES',
+      "(6,'six'),",
+      '\\! touch /tmp/pwned',
+      "(7,'seven');",
+      '',
+    ];
+    const r = await drill(dump.join('\n'));
+    expect(r.exitCode).not.toBe(0);
+    expect(r.err).toMatch(/sandbox/i);
+  }, 180_000);
 
   it("fails with the server's error when the first connection fails while the other waits on it", async () => {
     // The CREATE fails; the splitter is then waiting for the first connection before the rows.

@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
 import { mariadbRowCounter, parseCounts } from '../../core/data-services/backups.ts';
 import {
-  dockerTarget,
   ensureDataImages,
   removeContainersByLabel,
+  runPipedToEnd,
   testRun,
 } from '../support/docker.ts';
 import { available } from '../support/services.ts';
@@ -66,9 +66,9 @@ describe.skipIf(!ready)("the MariaDB row counter, in the data image's mawk", () 
   beforeAll(() => ensureDataImages(), 900_000);
   afterAll(() => removeContainersByLabel(run.labels));
 
-  const count = async (dump: string) => {
-    const piped = await runtime.runPiped!(
-      dockerTarget,
+  const count = (dump: string) =>
+    runPipedToEnd(
+      runtime,
       {
         name: run.name('count'),
         image: 'selfdevop/mariadb:10.11',
@@ -78,19 +78,8 @@ describe.skipIf(!ready)("the MariaDB row counter, in the data image's mawk", () 
         noNetwork: true,
         entrypoint: ['bash', '-ec', mariadbRowCounter],
       },
-      {
-        timeoutMs: 60_000,
-        stdin: (async function* () {
-          yield new TextEncoder().encode(dump);
-        })(),
-      },
+      dump,
     );
-    let out = '';
-    const decoder = new TextDecoder();
-    for await (const chunk of piped.stdout) out += decoder.decode(chunk, { stream: true });
-    const result = await piped.result;
-    return { exitCode: result.exitCode, out, err: result.output };
-  };
 
   it('counts one row per line inside INSERTs, every created table, nothing in routine bodies', async () => {
     const r = await count(layout1011);

@@ -5,7 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DockerRuntime } from '../../adapters/runtime/docker.ts';
-import type { DockerTarget } from '../../core/ports.ts';
+import type { ContainerSpec, DockerTarget } from '../../core/ports.ts';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -153,6 +153,29 @@ export function testRun(fileUrl: string): {
     labels: { [testLabelKey]: id },
     name: (what) => `sdo-test-${id}-${what}-${++n}`,
   };
+}
+
+/**
+ * Runs a one-off on the test engine with `input` as its whole stdin and reads its stdout to
+ * the end: its exit code, stdout and the tail of its stderr.
+ */
+export async function runPipedToEnd(
+  runtime: DockerRuntime,
+  spec: ContainerSpec,
+  input: string,
+  timeoutMs = 60_000,
+): Promise<{ exitCode: number | null; out: string; err: string }> {
+  const piped = await runtime.runPiped!(dockerTarget, spec, {
+    timeoutMs,
+    stdin: (async function* () {
+      yield new TextEncoder().encode(input);
+    })(),
+  });
+  let out = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of piped.stdout) out += decoder.decode(chunk, { stream: true });
+  const result = await piped.result;
+  return { exitCode: result.exitCode, out, err: result.output };
 }
 
 /** Force-removes every container carrying all these labels on the test engine. */

@@ -211,9 +211,9 @@ export const mariadbRowCounter = [
  * to one client, starved the other: two connections restored 1M rows no faster than one
  * (8.0–8.9 s against 7.1–8.6 s), each server thread busy a third of the time; with it,
  * 4.4–5.5 s. Perl's, for select(2) and non-blocking writes (no modules but Fcntl; the image
- * has perl-base), as the shell has neither. Whatever it holds goes out as soon as the reader takes it, a marker of
- * a few bytes included (a buffer that writes whole blocks would hold it back for good). It
- * dies of SIGPIPE when its reader ends, as `cat` would.
+ * has perl-base), as the shell has neither. Whatever it holds goes out as soon as the reader
+ * takes it, a marker of a few bytes included (a buffer that writes whole blocks would hold it
+ * back for good). It dies of SIGPIPE when it writes to a reader that ended, as `cat` would.
  */
 export const restoreBuffer = [
   "perl -e 'use Fcntl;",

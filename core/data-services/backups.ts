@@ -244,7 +244,7 @@ export const restoreBuffer = [
  * read by a client each through a `restoreBuffer`; their answers come back on `/tmp/a-out`
  * and `/tmp/b-out`). One client and one server thread take turns: the client reads and scans
  * a statement (~1 MB of rows) while the server waits, then waits while the server parses and
- * inserts it, so the server thread was busy ~70% of the time and the other core idle, and the
+ * inserts it, so the server thread was busy ~74% of the time and the other core idle, and the
  * drill took twice the backup. Two connections take turns with each other instead. Only the
  * INSERT statements of a table are shared out, one statement each in turn (a statement is
  * its `INSERT INTO` line and its row lines, the last ending `);`, as `mariadbRowCounter`
@@ -273,10 +273,8 @@ export const mariadbRestoreSplitter = [
   '  if (r > 0 && line == "drill-sync") return',
   '  printf "the drill restore stopped: the client reading %s ended early\\n", to > "/dev/stderr"; exit 1',
   '}',
-  'function sync() {',
-  '  print "SELECT \\047drill-sync\\047;" > A; fflush(A); print "SELECT \\047drill-sync\\047;" > B; fflush(B)',
-  '  drained(A); drained(B)',
-  '}',
+  'function ask(to) { print "SELECT \\047drill-sync\\047;" > to; fflush(to) }',
+  'function sync() { ask(A); ask(B); drained(A); drained(B) }',
   // Both opened now: a client waits for its FIFO to have a writer, and a dump without rows
   // would otherwise never open the second one.
   'BEGIN { printf "" > A; printf "" > B }',
@@ -549,8 +547,9 @@ export function planDrill(
         // `drill-exit` as soon as the client ends: the buffer, a process substitution, is
         // not waited for (it would wait for the splitter, which waits for that line).
         'mkfifo /tmp/a /tmp/b /tmp/a-out /tmp/b-out',
+        `buffer() { ${restoreBuffer}; }`,
         ...['a', 'b'].flatMap((c) => [
-          `{ s=0; mariadb -h ${host} -u ${db} ${db} -n -N -B < <(${restoreBuffer}) || s=$?; echo drill-exit; exit $s; } </tmp/${c} 1<>/tmp/${c}-out &`,
+          `{ s=0; mariadb -h ${host} -u ${db} ${db} -n -N -B < <(buffer) || s=$?; echo drill-exit; exit $s; } </tmp/${c} 1<>/tmp/${c}-out &`,
           `${c}=$!`,
         ]),
         `${options.gzipped ? `${input} | ` : ''}${mariadbRestoreSplitter}`,

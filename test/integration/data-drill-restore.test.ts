@@ -4,9 +4,9 @@
  * in mariadb-dump 10.11's layout: rows shared out between the connections land exactly once,
  * a table exists before its rows arrive, a trigger is created only after every row of its
  * table (a restore that fired it would add rows), the dump's session settings and sandbox
- * mode bind both connections, and a dump without rows restores. A client
- * that fails, on either connection and at any point, fails the drill with its error, never a
- * hang and never a pass. Real dumps, every column type included, are restored exactly in
+ * mode bind both connections, and a dump without rows restores. A client that fails, on
+ * either connection and at any point, fails the drill with its error, never a hang and never
+ * a pass. Real dumps, every column type included, are restored exactly in
  * data-drill-server.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

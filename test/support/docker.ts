@@ -174,6 +174,7 @@ export async function runPipedToEnd(
   let out = '';
   const decoder = new TextDecoder();
   for await (const chunk of piped.stdout) out += decoder.decode(chunk, { stream: true });
+  out += decoder.decode();
   const result = await piped.result;
   return { exitCode: result.exitCode, out, err: result.output };
 }

@@ -279,7 +279,14 @@ describe.skipIf(!ready)('replicas on three real engines behind a real Caddy', ()
     const up = await load(async () => (await serving()).replicaSet!.replicas.length === 6);
     expect(up.failed).toBe(0);
     expect((await serving()).id).toBe(live.id);
-    const six = await load(async () => true, 60);
+    // The release says 6 once the edge was told; Caddy reads the new answer within a refresh
+    // and the DNS cache. Then 60 requests, not 10: Caddy re-reads the SRV answer every 100 ms
+    // and Go shuffles records of equal weight, so 10 round-robin picks over two orders of six
+    // can miss one (CI saw 5 of 6 that way).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    let n = 0;
+    const six = await load(async () => ++n >= 6, 60);
+    expect(six.failed).toBe(0);
     expect(six.seen.size).toBe(6);
     await scaleService(deps, deployer, serviceId, { replicas: 2 }, null);
     const down = await load(async () => (await serving()).replicaSet!.replicas.length === 2);

@@ -17,6 +17,10 @@
  *    checked) ÷ the backup's time; `drill.phases` says where it went (manifest, SHA-256 pass,
  *    container start, server ready, restore, counts, teardown). A drill that failed in any
  *    round fails the goal.
+ *    After the rounds, the last round's backup is restored into a new data service through
+ *    the API, as a user would (detail `restoreToNew`, no goal): the restore's own time (the
+ *    worker's `restoreMs`, over two connections like the drill's), the time from the request
+ *    to its end (the new server's start included), and the rows it holds after.
  * 4. crossReplicaBroadcast: a Socket.IO app of 3 sticky replicas linked to one Redis data
  *    service, behind a real Caddy: every broadcast from a client on one replica reaches the
  *    clients on every replica, over WebSocket and long-polling (bench/support/cross-replica.ts).
@@ -159,19 +163,21 @@ async function backupPart(
     ds = (await req('GET', `/api/data-services/${ds.id}`, h)).body;
   }
   if (ds.status !== 'ready') throw new Error(`the data service is ${ds.status}: ${ds.error}`);
-  const password = (
-    await run('docker', ['inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', ds.host])
-  ).stdout
-    .split('\n')
-    .find((l) => l.startsWith('MARIADB_PASSWORD='))!
-    .slice('MARIADB_PASSWORD='.length);
-  const client = (sh: string, timeoutMs = 1_800_000) =>
+  const passwordOf = async (host: string) =>
+    (
+      await run('docker', ['inspect', '-f', '{{range .Config.Env}}{{println .}}{{end}}', host])
+    ).stdout
+      .split('\n')
+      .find((l) => l.startsWith('MARIADB_PASSWORD='))!
+      .slice('MARIADB_PASSWORD='.length);
+  const password = await passwordOf(ds.host);
+  const client = (sh: string, timeoutMs = 1_800_000, pw = password) =>
     runtime.runOnce(
       dockerTarget,
       {
         name: `${ds.host}-bench-client`,
         image: 'selfdevop/mariadb:10.11',
-        env: { MYSQL_PWD: password },
+        env: { MYSQL_PWD: pw },
         labels: { 'selfdevop.org': orgId },
         entrypoint: ['sh', '-ec', sh],
         restartPolicy: 'no',
@@ -250,6 +256,7 @@ async function backupPart(
     const rto = backup.drillRtoMs as number | null;
     return {
       backup: {
+        id: backup.id,
         ms: Math.round(ms),
         rawBytes: backup.rawBytes as number,
         storedBytes: backup.storedBytes as number,
@@ -277,6 +284,47 @@ async function backupPart(
         },
       },
     };
+  };
+
+  /** Restores `backupId` into a new data service through the API; its rows counted after. */
+  const restoreIntoNew = async (backupId: string) => {
+    log("restoring the last round's backup into a new data service");
+    const t0 = performance.now();
+    const res = await req('POST', `/api/data-services/${ds.id}/restore`, {
+      ...h,
+      body: { backupId, target: 'new', name: 'bench-restored' },
+    });
+    if (res.status !== 202) throw new Error(`restore refused: ${res.status} ${res.text}`);
+    const copy = res.body.dataService as { id: string; host: string; network: string };
+    remember({
+      volume: (res.body.dataService as { volume: string }).volume,
+      network: copy.network,
+    });
+    let done: { action: string; data: { restoreMs?: number; reason?: string } } | undefined;
+    for (let i = 0; i < 1800 && !done; i++) {
+      await sleep(500);
+      done = (
+        await req('GET', `/api/audit-events?targetId=${copy.id}&limit=50`, h)
+      ).body.items.find((e: { action: string }) =>
+        ['data_service.restored', 'data_service.restore_failed'].includes(e.action),
+      );
+    }
+    const totalMs = Math.round(performance.now() - t0);
+    if (done?.action !== 'data_service.restored')
+      throw new Error(
+        `the restore into a new data service failed: ${done?.data.reason ?? 'no end in 15 min'}`,
+      );
+    const counted = await client(
+      `mariadb -h ${copy.host} -u app app -N -B -e "select count(*) from t"`,
+      600_000,
+      await passwordOf(copy.host),
+    );
+    if (counted.exitCode !== 0)
+      throw new Error(`counting the restored rows failed: ${counted.output}`);
+    const restoredRows = Number(counted.output.trim().split('\n').pop());
+    if (restoredRows !== rows)
+      throw new Error(`the restore holds ${restoredRows} rows, not ${rows}`);
+    return { restoreMs: done.data.restoreMs ?? null, totalMs, rows: restoredRows };
   };
 
   // One backup and one raw dump per round, their order alternating (a round's first run
@@ -310,6 +358,8 @@ async function backupPart(
   const drillRatio = drillRatios.includes(null) ? null : median(drillRatios as number[]);
   const memoryMb = Math.max(...list.map((r) => r.memory.growthMb));
   const chosen = list.find((r) => r.ratio === ratio)!;
+  // The last round's: retention keeps one scheduled backup a day, the newest.
+  const restoreToNew = await restoreIntoNew(list.at(-1)!.backup.id);
   return {
     detail: {
       rows,
@@ -327,6 +377,7 @@ async function backupPart(
       backup: chosen.backup,
       drill: chosen.drill,
       memory: chosen.memory,
+      restoreToNew,
     },
     goals: {
       backupVsRawDumpRatio: { goal: '<= 1.25', got: ratio, met: ratio <= 1.25 },

@@ -404,6 +404,22 @@ export function decodedMismatch(
   return null;
 }
 
+/**
+ * `decodedMismatch` for what a container received: when it gunzipped the stream itself
+ * (`gunzipped`, its output), the dump's length is the `rawbytes` it printed.
+ */
+function receivedMismatch(
+  manifest: BackupManifest,
+  totals: CodedTotals,
+  gunzipped: string | null,
+  what: 'drill' | 'restore',
+): string | null {
+  if (gunzipped === null) return decodedMismatch(manifest, totals);
+  const rawBytes = parseCounts(gunzipped).rawBytes;
+  if (rawBytes === null) return `the ${what} container did not report the dump's length`;
+  return decodedMismatch(manifest, { ...totals, outBytes: rawBytes });
+}
+
 async function keyOf(deps: Needs, row: DataServiceBackup): Promise<string> {
   try {
     return await deps.vault.open(row.sealedDataKey, backupKeyContext(row.orgId, row.id));
@@ -469,11 +485,12 @@ function verifiedStdin(
     /** Why what the container received is not the manifest's dump, or null. */
     mismatch(containerOutput: string): string | null {
       if (!holder.decoded) return 'the drill never read the backup';
-      const totals = holder.decoded.totals();
-      if (!gzipped) return decodedMismatch(manifest, totals);
-      const rawBytes = parseCounts(containerOutput).rawBytes;
-      if (rawBytes === null) return "the drill container did not report the dump's length";
-      return decodedMismatch(manifest, { ...totals, outBytes: rawBytes });
+      return receivedMismatch(
+        manifest,
+        holder.decoded.totals(),
+        gzipped ? containerOutput : null,
+        'drill',
+      );
     },
   };
 }
@@ -721,7 +738,11 @@ export async function handleRestore(
         );
       }
     }
-    await restoreInto(d, target, row, manifest);
+    // The restore alone (not the new server's start, nor the in-place safety backup): what
+    // a drill's `restore` phase predicts, kept with the event for the RTO a restore really had.
+    const restoreStarted = deps.clock.now().getTime();
+    await restoreInto(d, target, row, manifest, { fresh: !inPlace });
+    const restoreMs = deps.clock.now().getTime() - restoreStarted;
     await deps.store.withOrg(source.orgId, async (repos) => {
       await repos.dataServices.update(target!.id, {
         error: null,
@@ -731,7 +752,7 @@ export async function handleRestore(
         action: 'data_service.restored',
         targetType: 'data_service',
         targetId: target!.id,
-        data: { backupId: row.id, from: source.id, inPlace },
+        data: { backupId: row.id, from: source.id, inPlace, restoreMs },
       });
     });
   } catch (e) {
@@ -758,23 +779,30 @@ async function restoreInto(
   target: DataService,
   row: DataServiceBackup,
   manifest: BackupManifest,
+  options: { fresh: boolean },
 ): Promise<void> {
   const docker = await targetOf(deps, target);
   const password = await passwordOf(deps, target);
-  const decoded = await verifiedDump(deps, row, manifest);
+  // Format 2: the gzip stream, gunzipped and counted beside the server (`planRestore`).
+  const gzipped = manifest.format !== 1;
+  const decoded = await verifiedDump(deps, row, manifest, { decompress: !gzipped });
   if (target.engine === 'redis') await deps.runtime.stop(docker, dataContainerName(target), 10);
   try {
-    const run = await deps.runtime.runPiped!(docker, planRestore(target, password, row.id), {
-      timeoutMs: timeoutOf(deps),
-      stdin: decoded.output,
-    });
-    await collectText(run.stdout, 4096);
+    const run = await deps.runtime.runPiped!(
+      docker,
+      planRestore(target, password, row.id, { ...options, gzipped }),
+      {
+        timeoutMs: timeoutOf(deps),
+        stdin: decoded.output,
+      },
+    );
+    const out = await collectText(run.stdout, 4096);
     const result = await run.result;
     if (result.exitCode !== 0)
       throw new Error(
         `the restore ${result.timedOut ? 'timed out' : `exited with ${result.exitCode}`}: ${lastLines(result.output).replaceAll(password, '***')}`,
       );
-    const mismatch = decodedMismatch(manifest, decoded.totals());
+    const mismatch = receivedMismatch(manifest, decoded.totals(), gzipped ? out : null, 'restore');
     if (mismatch) throw new Error(mismatch);
   } finally {
     if (target.engine === 'redis')

@@ -104,6 +104,13 @@ describe.skipIf(!ready)('data service backups and drills on Docker', () => {
       db,
       "create table items (id int primary key auto_increment, label varchar(64)); create table tags (v int); insert into tags values (1), (2), (3); insert into items (label) select concat('selfdevop-marker-', seq) from seq_1_to_1000",
     );
+    // Rows enough for three INSERT statements of ~1 MB (a restore into a new data service
+    // shares them out between two connections), and a trigger that fires on their table:
+    // restored after its rows, it adds none.
+    await mariadb(
+      db,
+      "create table events (id int primary key, payload varchar(64)); insert into events select seq, concat(repeat('e', 40), seq) from seq_1_to_60000; create table fired (id int); create trigger events_ai after insert on events for each row insert into fired values (new.id)",
+    );
     const res = await req('POST', `/api/data-services/${db.id}/backups`, h());
     expect(res.status, res.text).toBe(202);
     expect(res.body).toMatchObject({ status: 'running', trigger: 'manual' });
@@ -118,7 +125,7 @@ describe.skipIf(!ready)('data service backups and drills on Docker', () => {
     expect(b).toMatchObject({
       status: 'completed',
       drillStatus: 'passed',
-      tables: { items: 1000, tags: 3 },
+      tables: { items: 1000, tags: 3, events: 60000, fired: 0 },
       keys: null,
     });
     expect(b.serverVersion).toMatch(/^10\.11/);
@@ -235,6 +242,13 @@ describe.skipIf(!ready)('data service backups and drills on Docker', () => {
     expect(await mariadb(copy, 'select count(*), max(label) from items')).toBe(
       '1000\tselfdevop-marker-999',
     );
+    // Its rows over two connections, each once; the trigger back, created after them.
+    expect(
+      await mariadb(copy, 'select count(*), count(distinct id), sum(id), max(payload) from events'),
+    ).toBe(`60000\t60000\t1800030000\t${'e'.repeat(40)}9999`);
+    expect(await mariadb(copy, 'select count(*) from fired')).toBe('0');
+    await mariadb(copy, "insert into events values (60001, 'after')");
+    expect(await mariadb(copy, 'select id from fired')).toBe('60001');
   }, 300_000);
 
   it('restores in place after the name is typed, backing up the current state first', async () => {
@@ -319,8 +333,17 @@ describe.skipIf(!ready)('data service backups and drills on Docker', () => {
     await store.destroy();
   }, 300_000);
 
+  let pg: Awaited<ReturnType<typeof createData>>;
+  const psql = async (sql: string) =>
+    client(
+      'selfdevop/postgres:15',
+      pg.network,
+      { PGPASSWORD: await envOf(pg.host, 'POSTGRES_PASSWORD') },
+      `psql -h ${pg.host} -U app -d app -v ON_ERROR_STOP=1 -At -c "${sql}"`,
+    );
+
   it('backs up PostgreSQL with pg_dump -Fc and drills it', async () => {
-    const pg = await createData({ name: 'ledger', engine: 'postgres' });
+    pg = await createData({ name: 'ledger', engine: 'postgres' });
     expect(pg.status, pg.error ?? '').toBe('ready');
     await client(
       'selfdevop/postgres:15',
@@ -342,6 +365,13 @@ describe.skipIf(!ready)('data service backups and drills on Docker', () => {
   }, 300_000);
 
   let cache: Awaited<ReturnType<typeof createData>>;
+  const redisCli = async (args: string) =>
+    client(
+      'selfdevop/redis:7',
+      cache.network,
+      { REDISCLI_AUTH: await envOf(cache.host, 'REDIS_PASSWORD') },
+      `redis-cli -h ${cache.host} ${args}`,
+    );
 
   it('backs up Redis with BGSAVE and its RDB file, and the drill counts the keys', async () => {
     cache = await createData({ name: 'cache', engine: 'redis', persistence: 'none' });
@@ -408,5 +438,43 @@ describe.skipIf(!ready)('data service backups and drills on Docker', () => {
         events.body.items.map((e: { data: { backupId: string } }) => e.data.backupId),
       ).not.toContain(b.id);
     }
+  }, 300_000);
+
+  // Each engine's gzip stream is gunzipped and counted in the restore's container, beside
+  // the server; MariaDB's in-place and new-service restores are above.
+  it('restores PostgreSQL and Redis in place: the rows and keys of the backup back', async () => {
+    await psql('delete from entries where id > 5; insert into entries (amount) values (-1)');
+    expect(await psql('select count(*), sum(amount) from entries')).toBe('6|14');
+    await redisCli('del k2');
+    await redisCli('set k1 changed');
+    await redisCli('set extra 1');
+    for (const [ds, name] of [
+      [pg, 'ledger'],
+      [cache, 'cache'],
+    ] as const) {
+      // The newest: retention may have let an older one of the same day go.
+      const backup = (await req('GET', `/api/data-services/${ds.id}/backups`, h())).body.items.find(
+        (b: BackupView) => b.status === 'completed',
+      );
+      expect(backup).toMatchObject(
+        name === 'ledger' ? { tables: { 'public.entries': 500 } } : { keys: 50 },
+      );
+      const before = (
+        await req('GET', `/api/audit-events?action=data_service.restored&targetId=${ds.id}`, h())
+      ).body.items.length;
+      const res = await req('POST', `/api/data-services/${ds.id}/restore`, {
+        ...h(),
+        body: { backupId: backup.id, target: 'in_place', confirm: name },
+      });
+      expect(res.status, res.text).toBe(202);
+      const done = (await waitAudit('data_service.restored', ds.id, before)).at(-1).data;
+      expect(done).toMatchObject({ backupId: backup.id, inPlace: true });
+      expect(done.restoreMs).toBeGreaterThan(0);
+      expect((await settle(ds.id)).error).toBeNull();
+    }
+    expect(await psql('select count(*), sum(amount) from entries')).toBe('500|125250');
+    expect((await redisCli('dbsize')).trim()).toBe('50');
+    expect((await redisCli('mget k1 k2')).trim().split('\n')).toEqual(['v1', 'v2']);
+    expect((await redisCli('exists extra')).trim()).toBe('0');
   }, 300_000);
 });

@@ -335,6 +335,75 @@ describe('backup plans', () => {
     }
   });
 
+  it('restores MariaDB into a fresh data service over the two connections, in place with one client that keeps LOCK TABLES', () => {
+    const fresh = planRestore(ds, 'S3cretPass', 'bak_1', { fresh: true });
+    const inPlace = planRestore(ds, 'S3cretPass', 'bak_1');
+    expect(fresh.entrypoint!.slice(0, 4)).toEqual(['bash', '-o', 'pipefail', '-ec']);
+    const lines = fresh.entrypoint![4]!.split('\n');
+    // stdin is the dump: the splitter reads it, and the restore ends with both clients.
+    const feed = lines.findIndex((l) => l.includes(mariadbRestoreSplitter.split('\n')[0]!));
+    expect(lines[feed]!.startsWith('mawk')).toBe(true);
+    for (const c of ['a', 'b']) {
+      const client = lines.find((l) => l.includes(`</tmp/${c} 1<>/tmp/${c}-out &`))!;
+      expect(client).toContain('mariadb -h sdo-data-dat_1 -u app app -n -N -B');
+      expect(lines.indexOf(`wait $${c}`)).toBeGreaterThan(feed);
+    }
+    expect(lines.at(-1)).toBe('wait $b');
+    // The same client on the same network as in place, the password in env only.
+    expect(fresh.env).toEqual({ MYSQL_PWD: 'S3cretPass' });
+    expect(fresh.network).toBe(inPlace.network);
+    expect(fresh.entrypoint!.join(' ')).not.toContain('S3cretPass');
+    expect(inPlace.entrypoint).toEqual(['mariadb', '-h', 'sdo-data-dat_1', '-u', 'app', 'app']);
+    // PostgreSQL and Redis restore the same way either way.
+    for (const engine of ['postgres', 'redis'] as const) {
+      const other = { ...ds, engine, version: engine === 'redis' ? '7' : '15' };
+      expect(planRestore(other, 'pw', 'bak_1', { fresh: true })).toEqual(
+        planRestore(other, 'pw', 'bak_1'),
+      );
+    }
+  });
+
+  it("restores a format-2 backup's gzip stream: gunzipped and counted beside the server, its length the one line on stdout", () => {
+    const pg = { ...ds, engine: 'postgres' as const, version: '15' };
+    const redis = { ...ds, engine: 'redis' as const, version: '7' };
+    const cases = [
+      [planRestore(ds, 'pw', 'bak_1', { gzipped: true }), 'gunzip | tee /tmp/raw | mariadb -h'],
+      [planRestore(pg, 'pw', 'bak_1', { gzipped: true }), 'gunzip | tee /tmp/raw | pg_restore -h'],
+      [
+        planRestore(redis, 'pw', 'bak_1', { gzipped: true }),
+        'gunzip | tee /tmp/raw >/data/dump.rdb.restoring',
+      ],
+      [
+        planRestore(ds, 'pw', 'bak_1', { gzipped: true, fresh: true }),
+        'gunzip | tee /tmp/raw | mawk',
+      ],
+    ] as const;
+    for (const [spec, feed] of cases) {
+      expect(spec.entrypoint!.slice(0, 4)).toEqual(['bash', '-o', 'pipefail', '-ec']);
+      const lines = spec.entrypoint![4]!.split('\n');
+      expect(lines.slice(0, 3)).toEqual([
+        'mkfifo /tmp/raw',
+        'wc -c </tmp/raw >/tmp/raw-bytes &',
+        'counter=$!',
+      ]);
+      const at = lines.findIndex((l) => l.startsWith(feed));
+      expect(at, feed).toBeGreaterThan(2);
+      // A client's own output goes to stderr: stdout is for the length alone.
+      if (feed.endsWith('-h')) expect(lines[at]!.endsWith(' >&2')).toBe(true);
+      expect(lines.slice(-2)).toEqual([
+        'wait $counter',
+        `printf 'rawbytes\\t%s\\n' "$(cat /tmp/raw-bytes)"`,
+      ]);
+    }
+    // Redis swaps the file in only after it was written whole.
+    const redisLines = cases[2][0].entrypoint![4]!.split('\n');
+    expect(
+      redisLines.indexOf(
+        'rm -rf /data/appendonlydir && mv /data/dump.rdb.restoring /data/dump.rdb',
+      ),
+    ).toBe(4);
+  });
+
   it("initialises a MariaDB drill server once, durability off, with the drill's own user", () => {
     const script = planDrill(ds, 'drillpw', 'bak_1').entrypoint!.at(-1)!;
     // One server start (the image's entrypoint starts, stops and starts again), after a

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { NodeBackupCodec } from '../../adapters/backup/node-codec.ts';
+import { coalesced, NodeBackupCodec } from '../../adapters/backup/node-codec.ts';
 
 const codec = new NodeBackupCodec();
 
@@ -111,6 +111,33 @@ describe('NodeBackupCodec', () => {
     );
     await expect(all(codec.decode(once(stored), codec.newDataKey()).output)).rejects.toThrow();
     await expect(all(codec.decode(once(stored.subarray(0, 20)), key).output)).rejects.toThrow();
+  });
+
+  it("joins the engine's small frames into chunks of at least 256 KB before it hashes and encrypts them", async () => {
+    const raw = await all(chunks(1_000_000, 4096));
+    const sizes: number[] = [];
+    const joined: Buffer[] = [];
+    for await (const c of coalesced(once(raw))) {
+      sizes.push(c.byteLength);
+      joined.push(Buffer.from(c));
+    }
+    expect(Buffer.concat(joined).equals(raw)).toBe(true);
+    expect(sizes.slice(0, -1).every((n) => n >= 256 * 1024)).toBe(true);
+    expect(sizes.length).toBe(4);
+    // A chunk already as large passes as it is; nothing comes of nothing.
+    const big = Buffer.alloc(300_000, 1);
+    const out: Uint8Array[] = [];
+    for await (const c of coalesced(
+      (async function* () {
+        yield big;
+      })(),
+    ))
+      out.push(c);
+    expect(out).toEqual([big]);
+    expect(out[0]).toBe(big);
+    const none: Uint8Array[] = [];
+    for await (const c of coalesced((async function* () {})())) none.push(c);
+    expect(none).toEqual([]);
   });
 
   it('makes a fresh 256-bit key each time', () => {

@@ -244,22 +244,22 @@ export const restoreBuffer = [
  * a client each through a `restoreBuffer`; their answers come back on `/tmp/a-out` and
  * `/tmp/b-out`), as `mariadbTwoConnectionRestore` sets them up. One client and one server
  * thread take turns: the client reads and scans a statement (~1 MB of rows) while the server
- * waits, then waits while the server parses and inserts it, so the server thread was busy
- * ~74% of the time and the other core idle, and the drill took twice the backup. Two
- * connections take turns with each other instead. Only the INSERT statements of a table are
- * shared out, one statement each in turn (a statement is its `INSERT INTO` line and its row
- * lines, the last ending `);`, as `mariadbRowCounter` reads them); rows carry every column, so their order between the two does not change what
- * the table holds. Everything else (DDL, triggers, routines, views) runs on the first
- * connection, in the dump's order, only when both have finished what came before it: `sync`
- * asks each for a marker and waits until it is back. So a table exists before its rows
- * arrive, and a trigger is created after its table's rows, as a serial restore would have it.
- * The session settings (`SET` lines: the character set, time zone, checks) go to both, and
- * so does the dump's sandbox line (no client commands on either connection).
- * `LOCK TABLES` is dropped: the second connection could not insert under the first one's
- * lock, and nothing else uses the database (a drill's server, or a new data service's before
- * its restore ended: nothing is linked to it yet). A client that fails ends its FIFO: the
- * splitter dies of SIGPIPE or reports it at the next `sync`, and the restore fails with the
- * client's error.
+ * waits, then waits while the server parses and inserts it, so the server thread was busy ~74%
+ * of the time and the other core idle, and the drill took twice the backup. Two connections
+ * take turns with each other instead. Only the INSERT statements of a table are shared out,
+ * one statement each in turn (a statement is its `INSERT INTO` line and its row lines, the
+ * last ending `);`, as `mariadbRowCounter` reads them); rows carry every column, so their
+ * order between the two does not change what the table holds. Everything else (DDL, triggers,
+ * routines, views) runs on the first connection, in the dump's order, only when both have
+ * finished what came before it: `sync` asks each for a marker and waits until it is back. So a
+ * table exists before its rows arrive, and a trigger is created after its table's rows, as a
+ * serial restore would have it. The session settings (`SET` lines: the character set, time
+ * zone, checks) go to both, and so does the dump's sandbox line (no client commands on either
+ * connection). `LOCK TABLES` is dropped: the second connection could not insert under the
+ * first one's lock, and nothing else uses the database (a drill's server, or a new data
+ * service's before its restore ended: nothing is linked to it yet). A client that fails ends
+ * its FIFO: the splitter dies of SIGPIPE or reports it at the next `sync`, and the restore
+ * fails with the client's error.
  */
 export const mariadbRestoreSplitter = [
   "mawk -v A=/tmp/a -v B=/tmp/b '",

@@ -22,7 +22,7 @@ import { CaddyEdgeRouter } from '../adapters/edge/caddy.ts';
 import type { Domain } from '../core/models.ts';
 import type { RouteSpec } from '../core/ports.ts';
 import { startSelfhostApi } from '../test/support/api.ts';
-import { freePort } from '../test/support/caddy.ts';
+import { freePort } from '../test/support/ports.ts';
 import { ensureTestImages, removeContainersByLabel } from '../test/support/docker.ts';
 import { startChallTestSrv, startPebble, startTlsCaddy } from '../test/support/pebble.ts';
 import { median, percentile, round } from './support/stats.ts';

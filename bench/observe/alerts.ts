@@ -37,7 +37,8 @@ import { firstMessageWaitSeconds } from '../../core/notification-channels/notify
 import { defaultGroupWindowSeconds } from '../../core/notification-channels/use-cases.ts';
 import { aRelease } from '../../test/contracts/store/builders.ts';
 import { startSelfhostApi } from '../../test/support/api.ts';
-import { freePort, startCaddy } from '../../test/support/caddy.ts';
+import { startCaddy } from '../../test/support/caddy.ts';
+import { freePort } from '../../test/support/ports.ts';
 import { startAlertmanager, startPrometheus } from '../../test/support/prometheus.ts';
 import { available, services as components } from '../../test/support/services.ts';
 import { startSmtpServer } from '../../test/support/smtp.ts';

@@ -10,7 +10,8 @@ import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
 import { controlRoute } from '../../core/edge/caddy-control.ts';
 import { caddyBaseConfig } from '../../core/edge/caddy-route.ts';
 import { aRouteSpec } from '../contracts/edge-router.case.ts';
-import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 import { available } from '../support/services.ts';
 
 describe.skipIf(!(await available('caddy')))('CaddyEdgeRouter.reconcileControl', () => {

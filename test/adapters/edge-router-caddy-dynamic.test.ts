@@ -11,7 +11,8 @@ import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
 import { startUpstreamDns, type UpstreamDnsServer } from '../../adapters/edge/upstream-dns.ts';
 import { MemoryUpstreamRegistry } from '../../adapters/edge/upstreams-memory.ts';
 import { aRouteSpec, runEdgeRouterContract } from '../contracts/edge-router.case.ts';
-import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 import { available } from '../support/services.ts';
 
 const zone = 'sdo.internal';

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaddyEdgeRouter, CaddyRejected } from '../../adapters/edge/caddy.ts';
 import { caddyRouteFromSpec } from '../../core/edge/caddy-route.ts';
 import { aRouteSpec, runEdgeRouterContract } from '../contracts/edge-router.case.ts';
-import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 import { available } from '../support/services.ts';
 
 /** A loopback HTTP server that answers every request with its own name. */

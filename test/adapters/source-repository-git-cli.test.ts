@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GitCliSource } from '../../adapters/source/git-cli.ts';
 import type { SourceArchive } from '../../core/ports.ts';
-import { freePort } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 import {
   makeRepo,
   startGitDaemon,

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSelfhostApi } from '../support/api.ts';
-import { freePort } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 
 const receiverToken = 'r'.repeat(40);
 

@@ -4,24 +4,13 @@
  * an embedded PostgreSQL of this test's own, so stopping it disturbs no other suite.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres } from '../../adapters/db/embedded-postgres.ts';
 import { startSelfhostApi } from '../support/api.ts';
+import { freePort } from '../support/ports.ts';
 import type { ApiHarness } from './api.case.ts';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.once('error', reject);
-  });
-}
 
 describe('PostgreSQL restarting under the running API', () => {
   let dir: string;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MetricsFixture, ServiceLoad } from '../contracts/metrics-query.case.ts';
 import { startSelfhostApi } from '../support/api.ts';
 import { runCli } from '../support/cli.ts';
-import { freePort } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 import { openMetricsOf } from '../support/openmetrics.ts';
 import { startPrometheus, type TestPrometheus } from '../support/prometheus.ts';
 import { available } from '../support/services.ts';

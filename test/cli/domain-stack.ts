@@ -1,6 +1,6 @@
 import https from 'node:https';
 import { startSelfhostApi } from '../support/api.ts';
-import { freePort } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 import {
   startChallTestSrv,
   startPebble,

@@ -3,8 +3,6 @@
  * served on a loopback port, against a local JWKS and fake hosted UI, with Cognito's pre
  * token generation trigger wired in as Cognito would call it.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { migrate } from '../../adapters/db/migrator.ts';
 import { MemoryLogger } from '../../adapters/logger/memory.ts';
 import { fromCloudEnv } from '../../adapters/modes/cloud-config.ts';
@@ -13,17 +11,10 @@ import { createPreTokenHandler } from '../../functions/lambda/cognito-tokens-han
 import { serveApi } from '../../functions/selfhost/server.ts';
 import { createTestDatabase } from '../support/db.ts';
 import { startJwks, type LocalJwks } from '../support/jwks.ts';
+import { freePort } from '../support/ports.ts';
 import { startFakeHostedUi, type FakeHostedUi } from './fakes/cognito-hosted-ui.ts';
 
 export const hostedClientId = 'dashboardclient1';
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
 
 export interface CloudDashboard {
   /** The dashboard's origin (DASHBOARD_URL). */

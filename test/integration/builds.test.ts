@@ -13,7 +13,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiHarness } from '../api/api.case.ts';
 import { startSelfhostApi } from '../support/api.ts';
-import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 import {
   ensureTestImages,
   removeContainersByLabel,

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
 import { changeRouteHosts } from '../../core/domains/route-hosts.ts';
 import type { RouteSpec } from '../../core/ports.ts';
-import { freePort, startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { startCaddy, type TestCaddy } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 import { available } from '../support/services.ts';
 
 const route = (o: Partial<RouteSpec> = {}): RouteSpec => ({

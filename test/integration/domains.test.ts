@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaddyEdgeRouter } from '../../adapters/edge/caddy.ts';
 import { routeId } from '../../core/releases/plan.ts';
 import { startSelfhostApi } from '../support/api.ts';
-import { freePort } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 import { ensureTestImages, removeContainersByLabel } from '../support/docker.ts';
 import type { Requester } from '../support/http.ts';
 import {

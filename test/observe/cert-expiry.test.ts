@@ -21,7 +21,7 @@ import { prometheusRuleGroups } from '../../core/alerts/rules.ts';
 import { routeId } from '../../core/releases/plan.ts';
 import { aRelease } from '../contracts/store/builders.ts';
 import { startSelfhostApi } from '../support/api.ts';
-import { freePort } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 import { runCli } from '../support/cli.ts';
 import { dockerTarget } from '../support/docker.ts';
 import {

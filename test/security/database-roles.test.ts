@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { caddyBin, freePort } from '../support/caddy.ts';
+import { caddyBin } from '../support/caddy.ts';
+import { freePort } from '../support/ports.ts';
 import { httpRequester, type Requester } from '../support/http.ts';
 
 const entry = fileURLToPath(new URL('../../functions/selfhost/start.ts', import.meta.url));

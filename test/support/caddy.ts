@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaddyAdmin } from '../../adapters/edge/caddy-admin.ts';
 import { caddyBaseConfig } from '../../core/edge/caddy-route.ts';
+import { freePort } from './ports.ts';
 
 export const caddyBin = process.env.CADDY_BIN ?? '/usr/local/bin/caddy';
 
@@ -27,18 +27,6 @@ export interface TestCaddy {
   /** Loads the base config again: no routes, as just started. */
   reset(): Promise<void>;
   stop(): Promise<void>;
-}
-
-/** A loopback port nobody listens on right now (closed again before it is returned). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /**

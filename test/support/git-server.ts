@@ -10,7 +10,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './caddy.ts';
+import { freePort } from './ports.ts';
 import { canConnect } from './services.ts';
 
 const run = promisify(execFile);

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { caddyBaseConfig } from '../../core/edge/caddy-route.ts';
 import { CaddyAdmin } from '../../adapters/edge/caddy-admin.ts';
-import { caddyBin, freePort } from './caddy.ts';
+import { caddyBin } from './caddy.ts';
+import { freePort } from './ports.ts';
 import { canConnect, isCi } from './services.ts';
 
 export const pebbleBin = process.env.PEBBLE_BIN ?? '/usr/bin/pebble';

@@ -9,7 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './caddy.ts';
+import { freePort } from './ports.ts';
 import { canConnect, registryBin } from './services.ts';
 
 const exec = promisify(execFile);

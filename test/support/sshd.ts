@@ -3,7 +3,7 @@ import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/pro
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from './caddy.ts';
+import { freePort } from './ports.ts';
 import { canConnect } from './services.ts';
 
 const run = promisify(execFile);

@@ -24,8 +24,10 @@ export type InstallRole = 'api' | 'worker';
 
 /**
  * The runtime of `role`'s service. The image's line names the variables that make the
- * runtime; the service's `environment` may override each. Throws naming the file when the
- * image sets no NODE_OPTIONS or the stack has no such service.
+ * runtime; the service's `environment` may override each. V8 flags Node refuses in
+ * NODE_OPTIONS sit on the service's `command`, between `node` and the script: they come
+ * after NODE_OPTIONS's, as on Node's command line. Throws naming the file when the image
+ * sets no NODE_OPTIONS or the stack has no such service.
  */
 export function installRuntime(
   role: InstallRole,
@@ -41,7 +43,7 @@ export function installRuntime(
     image[m[1]!] = m[2] ?? m[3]!;
   const service = (
     parse(files.compose, { merge: true }) as {
-      services?: Record<string, { environment?: Record<string, unknown> }>;
+      services?: Record<string, { environment?: Record<string, unknown>; command?: unknown }>;
     }
   ).services?.[role];
   if (!service) throw new Error(`no '${role}' service in ${composeUrl.pathname}`);
@@ -50,7 +52,13 @@ export function installRuntime(
   for (const [name, value] of Object.entries(image))
     env[name] = typeof overrides[name] === 'string' ? (overrides[name] as string) : value;
   const { NODE_OPTIONS: options = '', ...rest } = env;
-  return { nodeFlags: options.split(/\s+/).filter(Boolean), env: rest };
+  const command = Array.isArray(service.command) ? service.command.map(String) : [];
+  const commandFlags: string[] = [];
+  for (const arg of command[0] === 'node' ? command.slice(1) : []) {
+    if (!arg.startsWith('--')) break;
+    commandFlags.push(arg);
+  }
+  return { nodeFlags: [...options.split(/\s+/).filter(Boolean), ...commandFlags], env: rest };
 }
 
 /** The variable that says a process already runs with a role's install runtime. */

@@ -12,7 +12,11 @@ describe('the install runtime the benchmarks run the control plane with', () => 
       env: { MALLOC_ARENA_MAX: '2' },
     });
     expect(installRuntime('worker')).toEqual({
-      nodeFlags: ['--max-semi-space-size=4'],
+      nodeFlags: [
+        '--max-semi-space-size=2',
+        '--incremental-marking-soft-trigger=70',
+        '--incremental-marking-hard-trigger=90',
+      ],
       env: { MALLOC_ARENA_MAX: '2' },
     });
   });
@@ -41,6 +45,27 @@ describe('the install runtime the benchmarks run the control plane with', () => 
       nodeFlags: ['--a=1', '--b'],
       env: { MALLOC_ARENA_MAX: '2', OTHER: 'y' },
     });
+  });
+
+  it("appends the flags on the service's command, before its script, to NODE_OPTIONS's", () => {
+    const withCommand = [
+      'services:',
+      '  worker:',
+      "    command: ['node', '--x=1', '--y', 'worker.mjs', '--not-a-node-flag']",
+      '  api:',
+      "    command: ['sh', '-c', '--z']",
+    ].join('\n');
+    expect(installRuntime('worker', { dockerfile, compose: withCommand }).nodeFlags).toEqual([
+      '--a=1',
+      '--b',
+      '--x=1',
+      '--y',
+    ]);
+    // Not Node's command line: nothing on it is a Node flag.
+    expect(installRuntime('api', { dockerfile, compose: withCommand }).nodeFlags).toEqual([
+      '--a=1',
+      '--b',
+    ]);
   });
 
   it('names the file when the image sets no NODE_OPTIONS or the stack lacks the service', () => {

@@ -12,8 +12,8 @@ import net from 'node:net';
  * meant to refuse). So these come from below the kernel's ephemeral range, where the kernel
  * never picks, and each vitest fork (VITEST_POOL_ID, unique among the forks running at once)
  * has a block of its own. Within its block a file starts at a random place, so the file
- * after it in the same fork does not get the ports of one still stopping; and a port that
- * something on the machine listens on is skipped.
+ * after it in the same fork is unlikely to get the ports of one still stopping; and a port
+ * that something on the machine listens on is skipped.
  */
 const FIRST = 20_000;
 const BLOCK = 1_500;

@@ -46,10 +46,10 @@ import autocannon from 'autocannon';
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { chown, mkdtemp, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../test/support/ports.ts';
 import { installRuntime } from './support/install-runtime.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -76,16 +76,6 @@ function whyUnpinned(): string | null {
   }
   return null;
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 
 /**
  * A PostgreSQL cluster of the bench's own, its postmaster (hence every backend it forks)
